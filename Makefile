@@ -1,0 +1,41 @@
+# Makefile — Aspen's front door. Every target installs missing Debian packages (as root; otherwise
+# prints the apt-get line), configures with CMake and builds.
+#   make console   the operations console on the default SQLite database
+#   make demo      an echo job and a data-processing job, with logs and timings
+#   make test      all tests (cmocka under ASan+UBSan, KVM tests included, tmux console tests)
+#   make bench     benchmarks printing JSON, beside the KVM floor of this machine
+BUILD ?= build
+SANBUILD ?= build-san
+JOBS ?= $(shell nproc)
+
+.PHONY: all setup build console demo test bench clean
+
+all: build
+
+setup:
+	@bash scripts/setup.sh
+
+build: setup
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS)
+
+console: build
+	@bash scripts/setup.sh --need-kvm
+	@./$(BUILD)/aspen console
+
+demo: build
+	@bash scripts/setup.sh --need-kvm
+	@./$(BUILD)/aspen demo
+
+test: build
+	@bash scripts/setup.sh --need-kvm
+	@cmake -S . -B $(SANBUILD) -DCMAKE_BUILD_TYPE=Sanitize >/dev/null
+	@cmake --build $(SANBUILD) -j $(JOBS)
+	@cd $(SANBUILD) && ASPEN_BUILD=$(abspath $(BUILD)) ctest --output-on-failure -j 2
+
+bench: build
+	@bash scripts/setup.sh --need-kvm
+	@bash bench/run.sh $(BUILD)
+
+clean:
+	rm -rf $(BUILD) $(SANBUILD) target

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# scripts/setup.sh — make sure the Debian packages Aspen builds and tests with are installed.
+# As root, installs what is missing with apt-get; otherwise prints the apt-get line to run and fails.
+# Also checks /dev/kvm, which every VM needs: without it the tests fail instead of skipping.
+set -euo pipefail
+
+PKGS=(build-essential cmake pkg-config libuv1-dev libjansson-dev libsqlite3-dev libncurses-dev
+      libcmocka-dev tmux sqlite3 musl-tools)
+
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if ((${#missing[@]})); then
+  if [[ $(id -u) -eq 0 ]]; then
+    echo "setup: installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y --no-install-recommends "${missing[@]}" >/dev/null 2>&1 ||
+      { apt-get update >/dev/null && apt-get install -y --no-install-recommends "${missing[@]}"; }
+  else
+    echo "setup: missing Debian packages: ${missing[*]}" >&2
+    echo "setup: run: sudo apt-get install -y ${missing[*]}" >&2
+    exit 1
+  fi
+fi
+
+if [[ "${1:-}" == "--need-kvm" ]]; then
+  if [[ ! -e /dev/kvm ]]; then
+    echo "setup: KVM not available: /dev/kvm does not exist." >&2
+    echo "setup: load the modules (sudo modprobe kvm; sudo modprobe kvm_intel or kvm_amd) and enable virtualization in the BIOS." >&2
+    exit 1
+  fi
+  if [[ ! -r /dev/kvm || ! -w /dev/kvm ]]; then
+    echo "setup: KVM not available: no permission to open /dev/kvm." >&2
+    echo "setup: add yourself to the kvm group (sudo usermod -aG kvm \$USER) and log in again." >&2
+    exit 1
+  fi
+fi

@@ -45,11 +45,13 @@ struct aspen_abi_note {
 #define ASPEN_USER_MAX 0x40000000ull /* 1 GiB */
 #define ASPEN_IMAGE_BASE 0x400000ull
 
-/* ---- Ports (outl %eax to the port). Only CALL and EXIT are open to CPL 3 in the TSS I/O bitmap;
- * any other port is a #GP reported as a fault. ---------------------------------------------------- */
+/* ---- Ports (outl %eax to the port). A 32-bit OUT to port P is checked against I/O-bitmap bits
+ * P..P+3, so the two guest ports sit 4 apart: the TSS I/O bitmap opens 0xA0-0xA7 to CPL 3 and
+ * nothing else (any other port is a #GP, reported as a fault). An OUT inside that window that is not
+ * a 4-byte write to CALL or EXIT ends the run as an illegal host call. ------------------------------ */
 #define ASPEN_PORT_CALL 0xA0u  /* data: the host function number (same as call_fn) */
-#define ASPEN_PORT_EXIT 0xA1u  /* data: ASPEN_EXIT_READY or ASPEN_EXIT_DONE */
-#define ASPEN_PORT_FAULT 0xA2u /* the host's ring-0 fault stub only */
+#define ASPEN_PORT_EXIT 0xA4u  /* data: ASPEN_EXIT_READY or ASPEN_EXIT_DONE */
+#define ASPEN_PORT_FAULT 0xA8u /* the host's ring-0 fault stub only: closed to CPL 3 */
 
 #define ASPEN_EXIT_READY 1u /* start-up finished: snapshot point */
 #define ASPEN_EXIT_DONE 2u  /* job finished: status, output and message are in the call block */

@@ -1,0 +1,203 @@
+/* vm/aspen_vm.h — the micro-VM monitor's public API.
+ *
+ * Runs a static x86-64 guest (built with guests/sdk or to the contract in vm/abi.h) in its own KVM
+ * VM: one vCPU in long mode, guest code at CPL 3, guest memory exactly the configured size, host
+ * calls through I/O ports with every guest pointer checked. Knows nothing of jobs, SQLite or curses.
+ *
+ *   aspen_vm_image  a validated, immutable ELF image; shared read-only by every VM that runs it.
+ *   aspen_vm_host   the registry of host functions a guest may call (hl_println, hl_get_time, ...).
+ *   aspen_vm        one VM: created from an image, started up once, then runs jobs from a snapshot.
+ *
+ * Conventions: functions return 0 or a negative ASPEN_VM_E* code and fill an aspen_vm_error with a
+ * message a user can act on. Images and hosts may be shared between threads; one aspen_vm is used by
+ * one thread at a time, except aspen_vm_interrupt(), which any thread may call at any time.
+ */
+#ifndef ASPEN_VM_H
+#define ASPEN_VM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- Errors ------------------------------------------------------------------------------------ */
+enum {
+    ASPEN_VM_OK = 0,
+    ASPEN_VM_EKVM = -1,      /* KVM not available, or a KVM call failed */
+    ASPEN_VM_EIMAGE = -2,    /* the binary was rejected (message says why) */
+    ASPEN_VM_EINVAL = -3,    /* bad argument or configuration */
+    ASPEN_VM_ENOMEM = -4,    /* host memory */
+    ASPEN_VM_EIO = -5,       /* reading a file */
+    ASPEN_VM_ESTARTUP = -6,  /* the guest failed before reaching its ready point */
+    ASPEN_VM_EREGISTRY = -7, /* host-function registry misuse */
+};
+
+typedef struct aspen_vm_error {
+    int code;
+    char msg[512];
+} aspen_vm_error;
+
+/* Largest binary accepted, in the seed's words: "Binary too large: X bytes (max: 52428800 bytes)". */
+#define ASPEN_VM_MAX_BINARY 52428800u
+
+/* ---- Images ------------------------------------------------------------------------------------ */
+typedef struct aspen_vm_image aspen_vm_image;
+
+int aspen_vm_image_load_file(const char *path, aspen_vm_image **out, aspen_vm_error *err);
+/* name is used in messages (may be NULL); bytes are copied. */
+int aspen_vm_image_load_mem(const void *bytes, size_t len, const char *name, aspen_vm_image **out,
+                            aspen_vm_error *err);
+aspen_vm_image *aspen_vm_image_retain(aspen_vm_image *img);
+void aspen_vm_image_release(aspen_vm_image *img);
+const char *aspen_vm_image_name(const aspen_vm_image *img);
+size_t aspen_vm_image_file_size(const aspen_vm_image *img);
+/* Bytes of guest memory the image itself occupies (its pages). */
+size_t aspen_vm_image_mem_size(const aspen_vm_image *img);
+
+/* ---- Host functions ---------------------------------------------------------------------------- */
+typedef struct aspen_vm_host aspen_vm_host;
+typedef struct aspen_vm_call aspen_vm_call;
+
+/* A host function: read arguments with aspen_vm_call_arg, guest memory only through the checked
+ * accessors below; set the guest-visible result with aspen_vm_call_return. Return 0, or
+ * aspen_vm_call_illegal(...) to end the run with an "illegal host call" error. */
+typedef int (*aspen_vm_hostfn)(aspen_vm_call *call, void *user);
+
+/* Log lines from hl_println: one callback per line, without the newline, control bytes replaced. */
+typedef void (*aspen_vm_log_fn)(void *user, const char *line, size_t len);
+
+/* A registry holding the built-ins hl_println, hl_get_time and hl_get_time_ns. */
+aspen_vm_host *aspen_vm_host_new(void);
+void aspen_vm_host_free(aspen_vm_host *host);
+/* Register before the first VM is created with this host. signature is free text for audits,
+ * e.g. "(u64 a, u64 b) -> u64". Names: [A-Za-z0-9_], at most ASPEN_MAX_NAME-1 bytes, unique. */
+int aspen_vm_host_register(aspen_vm_host *host, const char *name, const char *signature,
+                           aspen_vm_hostfn fn, void *user, aspen_vm_error *err);
+size_t aspen_vm_host_count(const aspen_vm_host *host);
+/* Entry i (0..count-1): its guest-visible number, name and signature. */
+int aspen_vm_host_entry(const aspen_vm_host *host, size_t i, uint32_t *number, const char **name,
+                        const char **signature);
+
+uint64_t aspen_vm_call_arg(const aspen_vm_call *call, unsigned i);
+void aspen_vm_call_return(aspen_vm_call *call, int64_t value);
+/* Copy len bytes from guest address gva: fails (and makes the call illegal) unless the whole range
+ * is mapped guest memory. */
+int aspen_vm_call_read(aspen_vm_call *call, uint64_t gva, uint64_t len, void *dst);
+/* Copy into guest memory: the range must be mapped and writable by the guest. */
+int aspen_vm_call_write(aspen_vm_call *call, uint64_t gva, const void *src, uint64_t len);
+/* Mark the call illegal with a message (printf-style); returns a negative value to return. */
+int aspen_vm_call_illegal(aspen_vm_call *call, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Send a log line to the run's log callback (as hl_println does). */
+void aspen_vm_call_log(aspen_vm_call *call, const char *line, size_t len);
+
+/* ---- VMs --------------------------------------------------------------------------------------- */
+typedef struct aspen_vm aspen_vm;
+
+typedef struct aspen_vm_config {
+    size_t memory_bytes;  /* all guest memory; default 1 MiB; 64 KiB .. 1 GiB */
+    size_t stack_bytes;   /* default 64 KiB */
+    uint32_t timeout_ms;  /* default deadline per run; default 1000 */
+    size_t max_output;    /* default 16 MiB (and never more than guest memory) */
+    bool warm;            /* snapshot after start-up so runs can be repeated; default true */
+} aspen_vm_config;
+
+void aspen_vm_config_default(aspen_vm_config *cfg);
+/* Parse "1M", "512K", "256MiB", "1048576" into bytes; 0 on success. */
+int aspen_vm_parse_size(const char *s, size_t *out);
+
+/* Create the VM and run the guest's start-up to its ready point. host may be NULL (built-ins only). */
+int aspen_vm_create(aspen_vm_image *img, const aspen_vm_config *cfg, aspen_vm_host *host,
+                    aspen_vm **out, aspen_vm_error *err);
+void aspen_vm_destroy(aspen_vm *vm);
+
+typedef enum aspen_vm_outcome {
+    ASPEN_VM_SUCCESS = 0,
+    ASPEN_VM_JOB_ERROR,       /* the handler reported failure: message */
+    ASPEN_VM_PANIC,           /* the guest panicked: message */
+    ASPEN_VM_FAULT,           /* CPU exception in guest code: fault.* */
+    ASPEN_VM_ILLEGAL_CALL,    /* a host call broke the rules (bad pointer, unknown function) */
+    ASPEN_VM_OUTPUT_TOO_LARGE,
+    ASPEN_VM_INPUT_TOO_LARGE, /* input does not fit in guest memory */
+    ASPEN_VM_TIMEOUT,
+    ASPEN_VM_CANCELLED,
+    ASPEN_VM_CRASHED,         /* the VM stopped in a way the guest cannot cause on purpose */
+} aspen_vm_outcome;
+
+const char *aspen_vm_outcome_name(aspen_vm_outcome o); /* "success", "timeout", ... */
+
+typedef struct aspen_vm_fault {
+    uint32_t vector;     /* exception number: 14 = #PF, 13 = #GP, 0 = #DE, 6 = #UD, ... */
+    uint64_t error_code;
+    uint64_t rip;        /* guest instruction address */
+    uint64_t address;    /* #PF: the address touched (CR2) */
+    uint64_t rsp;
+} aspen_vm_fault;
+
+typedef struct aspen_vm_run_stats {
+    uint64_t wall_ns;       /* from entering the guest to the result, restore excluded */
+    uint64_t restore_ns;    /* putting the VM back to its snapshot afterwards */
+    uint32_t exits;         /* VM exits to user space */
+    uint32_t host_calls;
+    uint32_t pages_dirtied; /* pages restored after the run */
+    uint64_t bytes_in;
+    uint64_t bytes_out;
+    uint32_t log_lines;
+} aspen_vm_run_stats;
+
+typedef struct aspen_vm_result {
+    aspen_vm_outcome outcome;
+    uint8_t *output;   /* malloc'd, NUL-terminated for convenience (not counted); free with _result_free */
+    size_t output_len;
+    char message[1024]; /* empty on success; otherwise what happened, for a user */
+    aspen_vm_fault fault;
+    aspen_vm_run_stats stats;
+} aspen_vm_result;
+
+typedef struct aspen_vm_run_opts {
+    const void *input;
+    size_t input_len;
+    uint32_t timeout_ms;    /* 0 = the VM's configured default */
+    aspen_vm_log_fn on_log; /* may be NULL */
+    void *log_user;
+    /* Optional cancel flag owned by the caller: when *cancel is non-zero (read atomically) the run
+     * stops, also if it was set before the run began. Set it, then call aspen_vm_interrupt(). */
+    const int *cancel;
+} aspen_vm_run_opts;
+
+/* Run one job from the ready snapshot. Returns 0 when the job ran (res->outcome tells how it ended,
+ * the VM is restored and ready for the next run), or a negative code when the VM itself is unusable
+ * (err says why; destroy it). A non-warm VM runs once; a second run is ASPEN_VM_EINVAL. */
+int aspen_vm_run(aspen_vm *vm, const aspen_vm_run_opts *opts, aspen_vm_result *res,
+                 aspen_vm_error *err);
+void aspen_vm_result_free(aspen_vm_result *res);
+
+/* Stop the run in progress on vm within milliseconds (outcome ASPEN_VM_CANCELLED), even a guest
+ * spinning without host calls. Safe from any thread. With no run in progress it does nothing: to
+ * cancel a run that may be about to start, use aspen_vm_run_opts.cancel. */
+void aspen_vm_interrupt(aspen_vm *vm);
+/* False once the VM crashed (ASPEN_VM_CRASHED) or failed: destroy it and create another. */
+bool aspen_vm_usable(const aspen_vm *vm);
+
+typedef struct aspen_vm_stats {
+    size_t memory_bytes;       /* configured guest memory */
+    size_t memory_touched;     /* guest pages backed by host memory now */
+    size_t host_overhead;      /* host memory beyond guest memory: snapshot, page tables, ... */
+    uint64_t cold_start_ns;    /* create to ready */
+    uint64_t runs;
+    uint32_t last_pages_dirtied;
+} aspen_vm_stats;
+
+void aspen_vm_get_stats(const aspen_vm *vm, aspen_vm_stats *st);
+const aspen_vm_image *aspen_vm_get_image(const aspen_vm *vm);
+
+/* Is KVM usable here? 0, or ASPEN_VM_EKVM with the seed's "KVM not available" and the fix. */
+int aspen_vm_check_kvm(aspen_vm_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* ASPEN_VM_H */

@@ -1,0 +1,193 @@
+/* cli/cmd_run.c — `aspen run GUEST`: run one job in a fresh micro-VM, straight on vm/.
+ *
+ * Guest output goes to stdout, guest log lines to stderr prefixed with the guest's name, and the
+ * exit status says how it went: 0 success, 1 the job failed (one `error: …` line), 2 usage.
+ */
+#include "aspen_vm.h"
+#include "cli.h"
+
+#include <getopt.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: aspen run GUEST [--payload JSON | --input FILE] [--timeout MS] "
+               "[--memory SIZE] [--json]\n"
+               "  GUEST      a path, or a name in target/guest-binaries/ (e.g. echo-worker)\n"
+               "  --payload  the job's input: JSON text, checked before the run\n"
+               "  --input    the job's input: raw bytes from FILE ('-' for stdin)\n"
+               "  --timeout  deadline in milliseconds (default 1000)\n"
+               "  --memory   guest memory, e.g. 1M, 512K, 64MiB (default 1M)\n"
+               "  --json     print one JSON object with outcome, output, error and stats\n");
+}
+
+struct log_ctx {
+    const char *name;
+    json_t *lines; /* --json: collected instead of printed */
+};
+
+static void on_log(void *user, const char *line, size_t len)
+{
+    struct log_ctx *c = user;
+    if (c->lines)
+        json_array_append_new(c->lines, json_stringn(line, len));
+    else
+        fprintf(stderr, "[%s] %.*s\n", c->name, (int)len, line);
+}
+
+int cmd_run(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"payload", required_argument, 0, 'p'}, {"input", required_argument, 0, 'i'},
+        {"timeout", required_argument, 0, 't'}, {"memory", required_argument, 0, 'm'},
+        {"json", no_argument, 0, 'j'},          {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0},
+    };
+    const char *payload = NULL, *input_file = NULL;
+    bool as_json = false;
+    aspen_vm_config cfg;
+    aspen_vm_config_default(&cfg);
+    cfg.warm = false; /* one job: no snapshot needed */
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "p:i:t:m:jh", opts, NULL)) != -1) {
+        switch (c) {
+        case 'p': payload = optarg; break;
+        case 'i': input_file = optarg; break;
+        case 't': {
+            char *end;
+            long v = strtol(optarg, &end, 10);
+            if (*end || v <= 0 || v > 86400000) {
+                fprintf(stderr, "error: --timeout wants milliseconds between 1 and 86400000, "
+                                "not '%s'\n", optarg);
+                return 2;
+            }
+            cfg.timeout_ms = (uint32_t)v;
+            break;
+        }
+        case 'm':
+            if (aspen_vm_parse_size(optarg, &cfg.memory_bytes) != 0) {
+                fprintf(stderr, "error: --memory wants a size like 1M, 512K or 64MiB, not '%s'\n",
+                        optarg);
+                return 2;
+            }
+            break;
+        case 'j': as_json = true; break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (optind != argc - 1 || (payload && input_file)) {
+        usage(stderr);
+        return 2;
+    }
+    const char *guest = argv[optind];
+    char path[4096], msg[1024];
+    if (cli_resolve_guest(guest, path, sizeof path, msg, sizeof msg) != 0) {
+        fprintf(stderr, "error: %s\n", msg);
+        return 1;
+    }
+    uint8_t *input = NULL;
+    size_t input_len = 0;
+    if (payload) {
+        if (cli_check_json(payload, strlen(payload), msg, sizeof msg) != 0) {
+            fprintf(stderr, "error: invalid JSON payload at %s\n", msg);
+            return 1;
+        }
+        input_len = strlen(payload);
+        input = (uint8_t *)strdup(payload);
+    } else if (input_file) {
+        input = cli_read_file(strcmp(input_file, "-") == 0 ? "/dev/stdin" : input_file,
+                              1u << 30, &input_len, msg, sizeof msg);
+        if (!input) {
+            fprintf(stderr, "error: %s\n", msg);
+            return 1;
+        }
+    }
+
+    int rc = 1;
+    aspen_vm_error err = {0};
+    aspen_vm_image *img = NULL;
+    aspen_vm *vm = NULL;
+    aspen_vm_result res;
+    memset(&res, 0, sizeof res);
+    struct log_ctx lc = {.name = guest, .lines = as_json ? json_array() : NULL};
+    const char *slash = strrchr(guest, '/');
+    if (slash && slash[1])
+        lc.name = slash + 1;
+
+    double t0 = cli_now_us();
+    if (aspen_vm_image_load_file(path, &img, &err) != 0 ||
+        aspen_vm_create(img, &cfg, NULL, &vm, &err) != 0)
+        goto fail_report;
+    double t1 = cli_now_us();
+    aspen_vm_run_opts ro = {.input = input, .input_len = input_len, .on_log = on_log,
+                            .log_user = &lc};
+    if (aspen_vm_run(vm, &ro, &res, &err) != 0)
+        goto fail_report;
+    double t2 = cli_now_us();
+
+    if (as_json) {
+        json_t *o = json_pack("{s:s, s:s, s:o}", "guest", lc.name, "outcome",
+                              aspen_vm_outcome_name(res.outcome), "logs", lc.lines);
+        lc.lines = NULL;
+        if (res.outcome == ASPEN_VM_SUCCESS)
+            json_object_set_new(o, "output", json_stringn((const char *)res.output,
+                                                          res.output_len));
+        else
+            json_object_set_new(o, "error", json_string(res.message));
+        aspen_vm_stats st;
+        aspen_vm_get_stats(vm, &st);
+        json_object_set_new(
+            o, "stats",
+            json_pack("{s:f, s:f, s:f, s:i, s:i, s:i, s:I, s:I, s:I, s:I}", "cold_start_us",
+                      st.cold_start_ns / 1e3, "run_us", res.stats.wall_ns / 1e3, "total_us",
+                      t2 - t0, "exits", (int)res.stats.exits, "host_calls",
+                      (int)res.stats.host_calls, "log_lines", (int)res.stats.log_lines,
+                      "bytes_in", (json_int_t)res.stats.bytes_in, "bytes_out",
+                      (json_int_t)res.stats.bytes_out, "memory_bytes",
+                      (json_int_t)st.memory_bytes, "memory_touched",
+                      (json_int_t)st.memory_touched));
+        char *s = json_dumps(o, JSON_COMPACT);
+        if (s)
+            puts(s);
+        free(s);
+        json_decref(o);
+    } else if (res.outcome == ASPEN_VM_SUCCESS) {
+        fwrite(res.output, 1, res.output_len, stdout);
+        if (res.output_len == 0 || res.output[res.output_len - 1] != '\n')
+            putchar('\n');
+        if (isatty(STDERR_FILENO))
+            fprintf(stderr, "[aspen] %s: success in %.0f us (VM start %.0f us), %u exits, %u "
+                            "host calls\n",
+                    lc.name, t2 - t1, t1 - t0, res.stats.exits, res.stats.host_calls);
+    } else {
+        fprintf(stderr, "error: %s\n", res.message);
+    }
+    rc = res.outcome == ASPEN_VM_SUCCESS ? 0 : 1;
+    goto done;
+
+fail_report:
+    if (as_json) {
+        json_t *o = json_pack("{s:s, s:s, s:s}", "guest", lc.name, "outcome", "error", "error",
+                              err.msg);
+        char *s = json_dumps(o, JSON_COMPACT);
+        if (s)
+            puts(s);
+        free(s);
+        json_decref(o);
+    } else {
+        fprintf(stderr, "error: %s\n", err.msg);
+    }
+done:
+    aspen_vm_result_free(&res);
+    aspen_vm_destroy(vm);
+    aspen_vm_image_release(img);
+    json_decref(lc.lines);
+    free(input);
+    return rc;
+}

@@ -112,4 +112,15 @@ struct aspen_abi_block {
     int64_t call_ret;
 };
 
+/* The layout is part of the contract (docs/ABI.md lists these offsets for other languages). */
+_Static_assert(sizeof(struct aspen_abi_note) == 16, "note descriptor layout");
+_Static_assert(__builtin_offsetof(struct aspen_abi_block, input_ptr) == 48, "call block layout");
+_Static_assert(__builtin_offsetof(struct aspen_abi_block, status) == 64, "call block layout");
+_Static_assert(__builtin_offsetof(struct aspen_abi_block, output_ptr) == 72, "call block layout");
+_Static_assert(__builtin_offsetof(struct aspen_abi_block, message_ptr) == 88, "call block layout");
+_Static_assert(__builtin_offsetof(struct aspen_abi_block, call_fn) == 104, "call block layout");
+_Static_assert(__builtin_offsetof(struct aspen_abi_block, call_args) == 112, "call block layout");
+_Static_assert(__builtin_offsetof(struct aspen_abi_block, call_ret) == 160, "call block layout");
+_Static_assert(sizeof(struct aspen_abi_block) == 168, "call block layout");
+
 #endif /* ASPEN_VM_ABI_H */

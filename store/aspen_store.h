@@ -1,0 +1,425 @@
+/* aspen_store.h — the one public header of store/, Aspen's durable SQLite job store.
+ *
+ * The store keeps jobs, their attempts and logs, guest binaries by content hash, engine leases and
+ * queue settings in one SQLite database in WAL mode, so that several processes (the console, a
+ * headless worker, `aspen submit` from another terminal) share the same truth. It knows nothing of
+ * VMs: the engine (engine/) claims jobs, runs them and hands results back here in group commits.
+ *
+ * Conventions
+ * - Every function that can fail returns 0 or a negative ASPEN_STORE_E* code and, when `err` is not
+ *   NULL, fills it with the code and a message that says what happened and what to do.
+ * - Time is never read inside the store's logic: every function that needs "now" takes `now_ms`
+ *   (unix milliseconds; aspen_store_now_ms() gives the wall clock). Tests pass their own clock.
+ * - Priority: a HIGHER number is MORE urgent. Claim order is priority descending, then run_at
+ *   ascending (oldest due first), then id ascending.
+ * - Thread-safety: an aspen_store handle is one SQLite connection and must be used by one thread
+ *   at a time. Open one handle per thread (open the same path N times); handles on one database,
+ *   in one process or many, are safe together (WAL, busy timeout, BEGIN IMMEDIATE for writes).
+ *   The pure functions (state names, transition table, SHA-256, backoff, filter parsing) are
+ *   thread-safe.
+ * - Memory returned through out-parameters is owned by the caller and freed with the matching
+ *   _free or _clear function named next to it.
+ */
+#ifndef ASPEN_STORE_H
+#define ASPEN_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- errors ------------------------------------------------------------------------------------ */
+
+enum {
+    ASPEN_STORE_OK = 0,
+    ASPEN_STORE_EINVAL = -1,    /* a bad argument (NULL/empty type, bad tags JSON, ...) */
+    ASPEN_STORE_ENOTFOUND = -2, /* no such job / binary / engine */
+    ASPEN_STORE_ESTATE = -3,    /* illegal state transition (e.g. cancel a succeeded job) */
+    ASPEN_STORE_EBUSY = -4,     /* database locked by another connection beyond the busy timeout */
+    ASPEN_STORE_ECORRUPT = -5,  /* not a database, not Aspen's, or malformed: file left untouched */
+    ASPEN_STORE_EFULL = -6,     /* disk (or the database's size limit) full: transaction rolled back */
+    ASPEN_STORE_ENEWER = -7,    /* database schema newer than this program */
+    ASPEN_STORE_ENODIR = -8,    /* the database's directory does not exist */
+    ASPEN_STORE_EPERM = -9,     /* permission denied / read-only file or directory */
+    ASPEN_STORE_ENOMEM = -10,   /* out of memory */
+    ASPEN_STORE_EIO = -11,      /* an I/O error or another SQLite failure */
+    ASPEN_STORE_ELEASE = -12,   /* this engine's lease is gone: its jobs were recovered by another */
+    ASPEN_STORE_ETOOBIG = -13,  /* a binary larger than ASPEN_STORE_MAX_BINARY */
+};
+
+typedef struct aspen_store_error {
+    int code;      /* the same negative code the function returned; 0 when fine */
+    char msg[512]; /* a human message: what happened and what to do */
+} aspen_store_error;
+
+/* The seed's limit: "Binary too large: X bytes (max: 52428800 bytes)". */
+#define ASPEN_STORE_MAX_BINARY 52428800u
+#define ASPEN_STORE_SCHEMA_VERSION 1
+
+/* ---- states and the transition table ---------------------------------------------------------- */
+
+typedef enum aspen_store_state {
+    ASPEN_STORE_QUEUED = 0,    /* due; waiting to be claimed */
+    ASPEN_STORE_SCHEDULED = 1, /* run_at in the future (delayed submit or retry backoff) */
+    ASPEN_STORE_RUNNING = 2,   /* claimed by an engine (owner) */
+    ASPEN_STORE_SUCCEEDED = 3,
+    ASPEN_STORE_FAILED = 4,    /* out of attempts (or failed without retry) */
+    ASPEN_STORE_CANCELLED = 5, /* stopped on purpose */
+    ASPEN_STORE_STATE_COUNT = 6,
+    ASPEN_STORE_STATE_NEW = -1 /* "no row yet": the from-state of a submit */
+} aspen_store_state;
+
+const char *aspen_store_state_name(aspen_store_state state); /* "queued", ...; "new"; "?" */
+int aspen_store_state_parse(const char *name, aspen_store_state *out); /* 0 or EINVAL */
+/* The transition table, the single source of truth (also installed as a trigger in the database). */
+bool aspen_store_transition_allowed(aspen_store_state from, aspen_store_state to);
+/* 0 if allowed; ESTATE with "job 42 is succeeded: it cannot become cancelled (...)" otherwise. */
+int aspen_store_check_transition(int64_t job_id, aspen_store_state from, aspen_store_state to,
+                                 aspen_store_error *err);
+bool aspen_store_state_is_final(aspen_store_state state); /* succeeded, failed, cancelled */
+
+/* ---- opening ------------------------------------------------------------------------------------ */
+
+typedef struct aspen_store aspen_store;
+
+typedef struct aspen_store_options {
+    int busy_timeout_ms; /* 0 → 5000: how long a write waits for another process's lock */
+    int log_cap;         /* 0 → 1000 lines kept per job, then one truncation marker line */
+    bool read_only;      /* open without writing anything (no create, no migration) */
+    bool no_create;      /* fail with ENOTFOUND if the file does not exist */
+} aspen_store_options;
+
+/* Opens (creating if needed) and migrates the database at `path` (":memory:" for a private one).
+ * Errors: ENODIR, EPERM, ECORRUPT (never overwritten), ENEWER, EBUSY, EFULL, EIO. */
+int aspen_store_open(const char *path, const aspen_store_options *opts, aspen_store **out,
+                     aspen_store_error *err);
+void aspen_store_close(aspen_store *s); /* NULL is fine */
+const char *aspen_store_path(const aspen_store *s);
+int64_t aspen_store_now_ms(void); /* wall clock, unix ms */
+/* PRAGMA quick_check: 0, or ECORRUPT naming the first problem. O(database size). */
+int aspen_store_check(aspen_store *s, aspen_store_error *err);
+
+/* ---- binaries (content-addressed) --------------------------------------------------------------- */
+
+typedef struct aspen_store_binary {
+    char sha256[65];
+    char *name;
+    void *bytes;
+    size_t size;
+    int64_t created_at_ms;
+} aspen_store_binary;
+
+/* Stores bytes once by SHA-256 (INSERT OR IGNORE); writes the hex hash to sha256_out. */
+int aspen_store_put_binary(aspen_store *s, const void *bytes, size_t size, const char *name,
+                           int64_t now_ms, char sha256_out[65], aspen_store_error *err);
+int aspen_store_get_binary(aspen_store *s, const char *sha256, aspen_store_binary *out,
+                           aspen_store_error *err);
+void aspen_store_binary_clear(aspen_store_binary *b);
+
+/* ---- submit ------------------------------------------------------------------------------------- */
+
+typedef struct aspen_store_job_spec {
+    const char *type;          /* required, non-empty: "vm_execute", "echo", ... */
+    const char *binary_sha256; /* a binary already stored, or NULL */
+    const void *binary;        /* or bytes to store with the job (hashed, stored once) */
+    size_t binary_size;
+    const char *binary_name;   /* shown to people; NULL allowed */
+    const char *payload;       /* JSON text (validated by the engine); NULL → "{}" */
+    int priority;              /* higher = more urgent; default 0 */
+    int64_t run_at_ms;         /* 0 or <= now → queued; later → scheduled */
+    int max_attempts;          /* 0 → 3 */
+    int64_t timeout_ms;        /* 0 → 30000 */
+    int64_t memory_bytes;      /* 0 → engine default (stored as 0) */
+    bool isolation;            /* run in a micro-VM whatever the type */
+    const char *tags;          /* JSON array of strings; NULL → "[]" */
+    const char *source_dir;    /* guest source directory for build-from-source jobs, or NULL */
+} aspen_store_job_spec;
+
+int aspen_store_submit(aspen_store *s, const aspen_store_job_spec *spec, int64_t now_ms,
+                       int64_t *id_out, aspen_store_error *err);
+/* N jobs in one transaction: all or none. ids_out (may be NULL) receives n ids. */
+int aspen_store_submit_batch(aspen_store *s, const aspen_store_job_spec *specs, size_t n,
+                             int64_t now_ms, int64_t *ids_out, aspen_store_error *err);
+
+/* ---- jobs as read back -------------------------------------------------------------------------- */
+
+typedef struct aspen_store_job {
+    int64_t id;
+    char *type;
+    char *binary_sha256; /* NULL when none */
+    char *binary_name;   /* NULL when none */
+    char *payload;
+    aspen_store_state state;
+    int priority;
+    int64_t run_at_ms;
+    int attempts; /* attempts started so far (a claimed job: the number of this attempt) */
+    int max_attempts;
+    int64_t timeout_ms;
+    int64_t memory_bytes;
+    bool isolation;
+    char *tags; /* JSON array text */
+    int64_t created_at_ms, started_at_ms, finished_at_ms; /* 0 when not yet */
+    void *result; /* output of the last attempt that produced one; NUL-terminated extra byte */
+    size_t result_size;
+    char *error; /* last error, NULL when none */
+    int64_t rerun_of; /* 0 when not a rerun */
+    int64_t owner;    /* engine id while running, else 0 */
+    bool cancel_requested;
+    char *source_dir;
+    int log_count;       /* log lines stored (truncation marker included) */
+    int64_t log_dropped; /* lines not kept because of the per-job cap */
+} aspen_store_job;
+
+void aspen_store_job_clear(aspen_store_job *job);
+void aspen_store_jobs_free(aspen_store_job *jobs, size_t n);
+
+/* ---- claim -------------------------------------------------------------------------------------- */
+
+/* Claims up to `max` due jobs for `engine_id` in one transaction: scheduled jobs whose run_at has
+ * come are promoted to queued, then one UPDATE … RETURNING takes the head of the queue (priority
+ * desc, run_at, id) to running with attempts+1. If the queue is paused, claims nothing and sets
+ * *paused (may be NULL). *jobs is NULL when *n is 0. */
+int aspen_store_claim(aspen_store *s, int64_t engine_id, size_t max, int64_t now_ms,
+                      aspen_store_job **jobs, size_t *n, bool *paused, aspen_store_error *err);
+
+/* Hands a running job back without counting the attempt (graceful shutdown): running → queued. */
+int aspen_store_release(aspen_store *s, int64_t engine_id, int64_t job_id, int64_t now_ms,
+                        aspen_store_error *err);
+
+/* ---- complete (group commit) -------------------------------------------------------------------- */
+
+typedef enum aspen_store_outcome {
+    ASPEN_STORE_OUTCOME_SUCCESS = 0,
+    ASPEN_STORE_OUTCOME_FAILURE = 1,
+    ASPEN_STORE_OUTCOME_TIMEOUT = 2,
+    ASPEN_STORE_OUTCOME_CANCELLED = 3,
+} aspen_store_outcome;
+
+typedef struct aspen_store_attempt_stats {
+    int64_t started_at_ms, finished_at_ms; /* 0 → the job's started_at / now_ms */
+    int64_t wall_us;
+    uint64_t exits, host_calls, pages_dirtied, bytes_in, bytes_out;
+} aspen_store_attempt_stats;
+
+typedef struct aspen_store_log_line {
+    int64_t job_id;  /* for aspen_store_append_logs; ignored inside a completion */
+    int attempt;     /* likewise; 0 → the job's current attempt */
+    int64_t time_ms;
+    const char *line;
+} aspen_store_log_line;
+
+typedef struct aspen_store_completion {
+    int64_t job_id;
+    aspen_store_outcome outcome;
+    aspen_store_attempt_stats stats;
+    const void *output; /* result bytes, may be NULL */
+    size_t output_size;
+    const char *error;  /* for failure/timeout/cancelled; NULL → a default message */
+    const aspen_store_log_line *logs;
+    size_t n_logs;
+    /* Failure or timeout: > 0 asks for a retry at that time (see aspen_store_backoff_ms). The store
+     * retries only if attempts < max_attempts and no cancel was requested; else the job fails. */
+    int64_t retry_at_ms;
+} aspen_store_completion;
+
+/* Writes n completions by `engine_id` in ONE transaction: job state, attempt row, logs. A
+ * completion that no longer applies (job recovered by someone else after a lost lease, already
+ * final, not running) does not abort the others: its status[i] is ESTATE/ENOTFOUND/ELEASE and
+ * nothing is written for it. status may be NULL. Returns 0 when the transaction committed. If
+ * final_states is not NULL, final_states[i] receives each job's new state. */
+int aspen_store_complete(aspen_store *s, int64_t engine_id, const aspen_store_completion *c,
+                         size_t n, int64_t now_ms, int *status, aspen_store_state *final_states,
+                         aspen_store_error *err);
+
+/* Appends log lines (each names its job and attempt) in one transaction, honouring the per-job cap:
+ * for live logs while a job runs. */
+int aspen_store_append_logs(aspen_store *s, const aspen_store_log_line *lines, size_t n,
+                            aspen_store_error *err);
+
+/* Exponential backoff with jitter for attempt n (1-based: the attempt that just failed):
+ * base * 2^(n-1), capped at cap_ms, then spread uniformly by ±jitter (0..1, e.g. 0.2 = ±20%)
+ * using `random` (any 64 random bits). Never below 0, never above cap_ms * (1 + jitter). */
+int64_t aspen_store_backoff_ms(int attempt, int64_t base_ms, int64_t cap_ms, double jitter,
+                               uint64_t random);
+
+/* ---- engines, leases, recovery ------------------------------------------------------------------ */
+
+typedef struct aspen_store_engine_info {
+    int64_t id;
+    int64_t pid;
+    char host[128];
+    int64_t started_at_ms, lease_until_ms;
+    int64_t running; /* jobs it owns now */
+} aspen_store_engine_info;
+
+/* Registers a new engine (ids are never reused) holding a lease until now + lease_ms. */
+int aspen_store_engine_register(aspen_store *s, int64_t pid, const char *host, int64_t lease_ms,
+                                int64_t now_ms, int64_t *engine_id, aspen_store_error *err);
+/* Extends the lease to now + lease_ms. ELEASE if the engine row is gone (another process recovered
+ * its jobs after the lease expired): the engine must stop working on the jobs it holds. */
+int aspen_store_engine_renew(aspen_store *s, int64_t engine_id, int64_t lease_ms, int64_t now_ms,
+                             aspen_store_error *err);
+/* Leaves cleanly: releases its running jobs (attempt not counted) and deletes the engine row. */
+int aspen_store_engine_unregister(aspen_store *s, int64_t engine_id, int64_t now_ms,
+                                  int64_t *released, aspen_store_error *err);
+int aspen_store_engines(aspen_store *s, aspen_store_engine_info **out, size_t *n,
+                        aspen_store_error *err);
+void aspen_store_engines_free(aspen_store_engine_info *engines);
+
+typedef struct aspen_store_recovery {
+    int64_t requeued;  /* lost attempts that go again (queued) */
+    int64_t failed;    /* lost attempts that were the last ones (failed) */
+    int64_t cancelled; /* lost attempts of jobs a user had asked to cancel */
+    int64_t engines_removed;
+} aspen_store_recovery;
+
+/* Finds running jobs whose owner's lease expired before now_ms (or whose owner row is gone),
+ * records the lost attempt (outcome "recovered", recovered=1) and puts them back to queued (or
+ * failed when out of attempts, or cancelled when a cancel was pending); then deletes the expired
+ * engine rows. Never touches a job whose engine's lease is alive. One transaction. */
+int aspen_store_recover(aspen_store *s, int64_t now_ms, aspen_store_recovery *report,
+                        aspen_store_error *err);
+
+/* Running jobs of `engine_id` with cancel_requested set: the engine stops their VMs. */
+int aspen_store_cancel_requests(aspen_store *s, int64_t engine_id, int64_t **ids, size_t *n,
+                                aspen_store_error *err);
+
+/* ---- operator actions --------------------------------------------------------------------------- */
+
+typedef enum aspen_store_cancel_result {
+    ASPEN_STORE_CANCEL_DONE = 0,      /* was queued/scheduled: now cancelled */
+    ASPEN_STORE_CANCEL_REQUESTED = 1, /* running: cancel_requested set; its engine stops it */
+} aspen_store_cancel_result;
+
+/* Cancel: queued/scheduled → cancelled; running → cancel requested (*result tells which, and the
+ * distinction matters: the job is still in flight); final → ESTATE. */
+int aspen_store_cancel(aspen_store *s, int64_t id, int64_t now_ms,
+                       aspen_store_cancel_result *result, aspen_store_error *err);
+/* A new queued job with the same spec and rerun_of = id (any state of the original). */
+int aspen_store_rerun(aspen_store *s, int64_t id, int64_t now_ms, int64_t *new_id,
+                      aspen_store_error *err);
+/* failed → queued, with one more attempt allowed if it was out of them. */
+int aspen_store_retry(aspen_store *s, int64_t id, int64_t now_ms, aspen_store_error *err);
+struct aspen_store_filter; /* defined with the queries below */
+
+/* Bulk actions on everything matching a filter (one transaction; the filter's limit/offset are
+ * ignored). retry_failed: every matching failed job → queued. cancel_matching: every matching
+ * queued/scheduled job → cancelled, every running one → cancel requested. */
+int aspen_store_retry_failed(aspen_store *s, const struct aspen_store_filter *filter, int64_t now_ms,
+                             int64_t *retried, aspen_store_error *err);
+int aspen_store_cancel_matching(aspen_store *s, const struct aspen_store_filter *filter,
+                                int64_t now_ms, int64_t *cancelled, int64_t *requested,
+                                aspen_store_error *err);
+/* Deletes a final job with its attempts and logs (ESTATE for queued/scheduled/running jobs). */
+int aspen_store_delete(aspen_store *s, int64_t id, aspen_store_error *err);
+
+int aspen_store_set_paused(aspen_store *s, bool paused, aspen_store_error *err);
+int aspen_store_paused(aspen_store *s, bool *paused, aspen_store_error *err);
+int aspen_store_setting_set(aspen_store *s, const char *key, const char *value,
+                            aspen_store_error *err); /* value NULL deletes */
+/* *value is malloc'd (free()), NULL when unset. */
+int aspen_store_setting_get(aspen_store *s, const char *key, char **value,
+                            aspen_store_error *err);
+
+/* ---- queries ------------------------------------------------------------------------------------ */
+
+#define ASPEN_STORE_FILTER_MAX_FIELDS 4
+
+typedef enum aspen_store_order {
+    ASPEN_STORE_ORDER_NEWEST = 0, /* id descending (default) */
+    ASPEN_STORE_ORDER_OLDEST = 1, /* id ascending */
+    ASPEN_STORE_ORDER_QUEUE = 2,  /* claim order: priority desc, run_at, id */
+} aspen_store_order;
+
+typedef struct aspen_store_filter {
+    unsigned states;         /* bit (1u << state) per wanted state; 0 = any */
+    const char *type;        /* exact, or NULL */
+    const char *binary_name; /* exact, or NULL */
+    const char *tag;         /* the job's tags contain it, or NULL */
+    struct {
+        const char *path;  /* a payload field: "user" or "user.name" or "$.user" */
+        const char *value; /* compared as text: 5, "5" and true→"1" */
+    } fields[ASPEN_STORE_FILTER_MAX_FIELDS];
+    size_t n_fields;
+    int64_t id; /* one job, or 0 */
+    int64_t rerun_of; /* reruns of a job, or 0 */
+    int64_t limit;    /* 0 → 100; < 0 → no limit */
+    int64_t offset;
+    aspen_store_order order;
+} aspen_store_filter;
+
+/* Parses the filter language of the CLI and console: space-separated terms
+ *   state:failed,running  type:vm_execute  binary:echo-worker  tag:urgent  id:42  rerun-of:7
+ *   payload.user:alice  payload.user.name:"Alice B"  order:newest|oldest|queue
+ * Strings in *out point into buf (copied there). Unknown term → EINVAL naming it. */
+int aspen_store_filter_parse(const char *text, aspen_store_filter *out, char *buf, size_t bufsize,
+                             aspen_store_error *err);
+
+int aspen_store_get(aspen_store *s, int64_t id, aspen_store_job *out, aspen_store_error *err);
+int aspen_store_list(aspen_store *s, const aspen_store_filter *filter, aspen_store_job **jobs,
+                     size_t *n, aspen_store_error *err);
+int aspen_store_count(aspen_store *s, const aspen_store_filter *filter, int64_t *count,
+                      aspen_store_error *err); /* limit/offset ignored */
+/* Counts per state, indexed by aspen_store_state. */
+int aspen_store_counts(aspen_store *s, int64_t counts[ASPEN_STORE_STATE_COUNT],
+                       aspen_store_error *err);
+/* Age of the oldest job waiting while due (queued, or scheduled with run_at <= now): now − its
+ * run_at, in ms; 0 when nothing waits. */
+int aspen_store_oldest_waiting(aspen_store *s, int64_t now_ms, int64_t *age_ms,
+                               aspen_store_error *err);
+
+typedef struct aspen_store_attempt {
+    int64_t job_id;
+    int number;
+    int64_t engine_id;
+    int64_t started_at_ms, finished_at_ms;
+    int64_t wall_us;
+    uint64_t exits, host_calls, pages_dirtied, bytes_in, bytes_out;
+    char outcome[16]; /* succeeded, failed, timeout, cancelled, recovered */
+    char *error;
+    bool recovered;
+} aspen_store_attempt;
+
+int aspen_store_attempts(aspen_store *s, int64_t job_id, aspen_store_attempt **out, size_t *n,
+                         aspen_store_error *err);
+void aspen_store_attempts_free(aspen_store_attempt *a, size_t n);
+
+typedef struct aspen_store_log {
+    int64_t seq; /* 1, 2, ... per job */
+    int attempt;
+    int64_t time_ms;
+    char *line;
+    bool marker; /* the truncation marker line */
+} aspen_store_log;
+
+/* Log lines of a job with seq > after_seq, oldest first, at most `limit` (0 → all). For
+ * `aspen logs --follow`: remember the last seq and ask again when the data version changes. */
+int aspen_store_logs(aspen_store *s, int64_t job_id, int64_t after_seq, size_t limit,
+                     aspen_store_log **out, size_t *n, aspen_store_error *err);
+void aspen_store_logs_free(aspen_store_log *l, size_t n);
+
+/* PRAGMA data_version: changes when ANOTHER connection commits to the database (not this handle's
+ * own writes). Poll it (e.g. every 250 ms) to notice other processes' changes cheaply. */
+int aspen_store_data_version(aspen_store *s, uint64_t *version, aspen_store_error *err);
+
+/* ---- SHA-256 ------------------------------------------------------------------------------------ */
+
+typedef struct aspen_store_sha256_ctx {
+    uint32_t h[8];
+    uint64_t length; /* bytes hashed so far */
+    uint8_t block[64];
+    size_t used;
+} aspen_store_sha256_ctx;
+
+void aspen_store_sha256_init(aspen_store_sha256_ctx *c);
+void aspen_store_sha256_update(aspen_store_sha256_ctx *c, const void *data, size_t size);
+void aspen_store_sha256_final(aspen_store_sha256_ctx *c, uint8_t digest[32]);
+void aspen_store_sha256_hex(const void *data, size_t size, char hex[65]);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,1024 @@
+/* jobs.c — the write side of the job store: binaries by content hash, submit (single and batch),
+ * claim in batches, group-commit completion with attempts and logs, release, cancel, rerun, retry,
+ * delete, and the backoff helper.
+ *
+ * Every per-job state change goes through job_write, which checks the transition table (state.c)
+ * and writes WHERE state = the state it read, inside a BEGIN IMMEDIATE transaction. The bulk claim
+ * and promotion statements encode the table's edges in their WHERE clauses; the database's guard
+ * triggers refuse anything else. */
+#include "store_internal.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DEFAULT_MAX_ATTEMPTS 3
+#define DEFAULT_TIMEOUT_MS 30000
+
+static int stmt_failed(aspen_store *s, aspen_store_error *err)
+{
+    (void)s;
+    return err && err->code ? err->code : ASPEN_STORE_EIO;
+}
+
+static void bind_opt_int(sqlite3_stmt *st, int i, int64_t v)
+{
+    if (v)
+        sqlite3_bind_int64(st, i, v);
+    else
+        sqlite3_bind_null(st, i);
+}
+
+static bool is_sha256_hex(const char *h)
+{
+    if (!h || strlen(h) != 64)
+        return false;
+    for (int i = 0; i < 64; i++)
+        if (!((h[i] >= '0' && h[i] <= '9') || (h[i] >= 'a' && h[i] <= 'f')))
+            return false;
+    return true;
+}
+
+/* ---- the transition writer ---------------------------------------------------------------------- */
+
+int job_read(aspen_store *s, int64_t id, struct job_row *row, aspen_store_error *err)
+{
+    sqlite3_stmt *st = store_stmt(s, ST_JOB_READ, err);
+    if (!st)
+        return stmt_failed(s, err);
+    sqlite3_bind_int64(st, 1, id);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_DONE) {
+        sqlite3_reset(st);
+        return store_err(err, ASPEN_STORE_ENOTFOUND, "no job %lld in %s: check the id (aspen jobs)",
+                         (long long)id, s->path);
+    }
+    if (rc != SQLITE_ROW) {
+        int code = store_sqlite_err(s, err, rc, "reading a job");
+        sqlite3_reset(st);
+        return code;
+    }
+    memset(row, 0, sizeof *row);
+    row->id = id;
+    row->state = (aspen_store_state)state_from_text(sqlite3_column_text(st, 0));
+    row->run_at = sqlite3_column_int64(st, 1);
+    row->attempts = sqlite3_column_int(st, 2);
+    row->max_attempts = sqlite3_column_int(st, 3);
+    row->started_at = sqlite3_column_int64(st, 4);
+    row->finished_at = sqlite3_column_int64(st, 5);
+    row->owner = sqlite3_column_int64(st, 6);
+    row->cancel_requested = sqlite3_column_int(st, 7) != 0;
+    row->log_count = sqlite3_column_int(st, 8);
+    row->log_dropped = sqlite3_column_int64(st, 9);
+    sqlite3_reset(st);
+    return 0;
+}
+
+int job_write(aspen_store *s, const struct job_row *before, const struct job_row *after,
+              aspen_store_error *err)
+{
+    if (before->state != after->state || !after->field_update) {
+        int code = aspen_store_check_transition(before->id, before->state, after->state, err);
+        if (code)
+            return code;
+    }
+    sqlite3_stmt *st = store_stmt(s, ST_JOB_WRITE, err);
+    if (!st)
+        return stmt_failed(s, err);
+    sqlite3_bind_int64(st, 1, before->id);
+    sqlite3_bind_text(st, 2, aspen_store_state_name(after->state), -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, after->run_at);
+    sqlite3_bind_int(st, 4, after->attempts);
+    sqlite3_bind_int(st, 5, after->max_attempts);
+    bind_opt_int(st, 6, after->started_at);
+    bind_opt_int(st, 7, after->finished_at);
+    bind_opt_int(st, 8, after->owner);
+    sqlite3_bind_int(st, 9, after->cancel_requested);
+    sqlite3_bind_int(st, 10, after->log_count);
+    sqlite3_bind_int64(st, 11, after->log_dropped);
+    sqlite3_bind_int(st, 12, after->set_error);
+    if (after->error)
+        sqlite3_bind_text(st, 13, after->error, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 14, after->set_result);
+    if (after->result)
+        sqlite3_bind_blob64(st, 15, after->result, after->result_size, SQLITE_STATIC);
+    sqlite3_bind_text(st, 16, aspen_store_state_name(before->state), -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    int code = 0;
+    if (rc != SQLITE_DONE)
+        code = store_sqlite_err(s, err, rc, "writing a job's state");
+    else if (sqlite3_changes(s->db) != 1)
+        code = store_err(err, ASPEN_STORE_ESTATE,
+                         "job %lld changed state while being updated (expected %s): try again",
+                         (long long)before->id, aspen_store_state_name(before->state));
+    sqlite3_reset(st);
+    return code;
+}
+
+/* ---- binaries ------------------------------------------------------------------------------------ */
+
+static int binary_insert(aspen_store *s, const char *sha, const void *bytes, size_t size,
+                         const char *name, int64_t now_ms, aspen_store_error *err)
+{
+    sqlite3_stmt *st = store_stmt(s, ST_BINARY_INSERT, err);
+    if (!st)
+        return stmt_failed(s, err);
+    sqlite3_bind_text(st, 1, sha, 64, SQLITE_STATIC);
+    if (name)
+        sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, (int64_t)size);
+    sqlite3_bind_blob64(st, 4, size ? bytes : "", size, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 5, now_ms);
+    int rc = sqlite3_step(st);
+    int code = rc == SQLITE_DONE ? 0 : store_sqlite_err(s, err, rc, "storing a binary");
+    sqlite3_reset(st);
+    return code;
+}
+
+static int binary_exists(aspen_store *s, const char *sha, aspen_store_error *err)
+{
+    sqlite3_stmt *st = store_stmt(s, ST_BINARY_EXISTS, err);
+    if (!st)
+        return stmt_failed(s, err);
+    sqlite3_bind_text(st, 1, sha, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st), code = 0;
+    if (rc == SQLITE_DONE)
+        code = store_err(err, ASPEN_STORE_ENOTFOUND,
+                         "binary %.16s… is not stored in %s: store it first (aspen_store_put_binary) "
+                         "or submit the job with the binary's bytes",
+                         sha, s->path);
+    else if (rc != SQLITE_ROW)
+        code = store_sqlite_err(s, err, rc, "looking up a binary");
+    sqlite3_reset(st);
+    return code;
+}
+
+static int check_binary_size(size_t size, aspen_store_error *err)
+{
+    if (size > ASPEN_STORE_MAX_BINARY)
+        return store_err(err, ASPEN_STORE_ETOOBIG,
+                         "Binary too large: %zu bytes (max: %u bytes): strip symbols, build with "
+                         "-Os, or split the work",
+                         size, ASPEN_STORE_MAX_BINARY);
+    return 0;
+}
+
+int aspen_store_put_binary(aspen_store *s, const void *bytes, size_t size, const char *name,
+                           int64_t now_ms, char sha256_out[65], aspen_store_error *err)
+{
+    if (!bytes && size)
+        return store_err(err, ASPEN_STORE_EINVAL, "binary bytes are NULL");
+    int code = check_binary_size(size, err);
+    if (code)
+        return code;
+    char sha[65];
+    aspen_store_sha256_hex(bytes ? bytes : "", size, sha);
+    code = tx_begin(s, err);
+    if (code)
+        return code;
+    code = binary_insert(s, sha, bytes, size, name, now_ms, err);
+    if (code)
+        goto rollback;
+    code = tx_commit(s, "storing a binary", err);
+    if (code)
+        return code;
+    if (sha256_out)
+        memcpy(sha256_out, sha, 65);
+    return 0;
+rollback:
+    tx_rollback(s);
+    return code;
+}
+
+int aspen_store_get_binary(aspen_store *s, const char *sha256, aspen_store_binary *out,
+                           aspen_store_error *err)
+{
+    memset(out, 0, sizeof *out);
+    if (!is_sha256_hex(sha256))
+        return store_err(err, ASPEN_STORE_EINVAL,
+                         "'%.80s' is not a SHA-256 (64 lowercase hex digits)", sha256 ? sha256 : "");
+    sqlite3_stmt *st = store_stmt(s, ST_BINARY_GET, err);
+    if (!st)
+        return stmt_failed(s, err);
+    sqlite3_bind_text(st, 1, sha256, 64, SQLITE_STATIC);
+    int rc = sqlite3_step(st), code = 0;
+    if (rc == SQLITE_ROW) {
+        memcpy(out->sha256, sha256, 65);
+        const char *name = (const char *)sqlite3_column_text(st, 0);
+        size_t n = (size_t)sqlite3_column_bytes(st, 2);
+        const void *b = sqlite3_column_blob(st, 2);
+        out->name = name ? store_strdup(name) : NULL;
+        out->bytes = malloc(n ? n : 1);
+        out->size = n;
+        out->created_at_ms = sqlite3_column_int64(st, 3);
+        if (!out->bytes || (name && !out->name)) {
+            aspen_store_binary_clear(out);
+            code = store_err(err, ASPEN_STORE_ENOMEM, "out of memory reading a binary");
+        } else if (n) {
+            memcpy(out->bytes, b, n);
+        }
+    } else if (rc == SQLITE_DONE) {
+        code = store_err(err, ASPEN_STORE_ENOTFOUND, "binary %.16s… is not stored in %s", sha256,
+                         s->path);
+    } else {
+        code = store_sqlite_err(s, err, rc, "reading a binary");
+    }
+    sqlite3_reset(st);
+    return code;
+}
+
+void aspen_store_binary_clear(aspen_store_binary *b)
+{
+    if (!b)
+        return;
+    free(b->name);
+    free(b->bytes);
+    memset(b, 0, sizeof *b);
+}
+
+/* ---- submit -------------------------------------------------------------------------------------- */
+
+/* Remembers the last binary hashed/verified in a batch, so N jobs of one binary hash it once. */
+struct binary_memo {
+    const void *bytes;
+    size_t size;
+    char sha[65];
+    bool valid;
+};
+
+static int insert_job(aspen_store *s, const aspen_store_job_spec *j, size_t index, size_t n,
+                      int64_t now_ms, struct binary_memo *memo, int64_t *id,
+                      aspen_store_error *err)
+{
+    char where[48] = "";
+    if (n > 1)
+        snprintf(where, sizeof where, "job %zu of the batch: ", index + 1);
+    if (!j->type || !*j->type)
+        return store_err(err, ASPEN_STORE_EINVAL,
+                         "%sjob type is missing: give a type such as vm_execute", where);
+    if (j->max_attempts < 0 || j->timeout_ms < 0 || j->memory_bytes < 0)
+        return store_err(err, ASPEN_STORE_EINVAL,
+                         "%smax attempts, timeout and memory must not be negative", where);
+    const char *sha = NULL;
+    int code = 0;
+    if (j->binary) {
+        code = check_binary_size(j->binary_size, err);
+        if (code)
+            return code;
+        if (!memo->valid || memo->bytes != j->binary || memo->size != j->binary_size) {
+            aspen_store_sha256_hex(j->binary, j->binary_size, memo->sha);
+            code = binary_insert(s, memo->sha, j->binary, j->binary_size, j->binary_name, now_ms,
+                                 err);
+            if (code)
+                return code;
+            memo->bytes = j->binary;
+            memo->size = j->binary_size;
+            memo->valid = true;
+        }
+        sha = memo->sha;
+        if (j->binary_sha256 && strcmp(j->binary_sha256, sha) != 0)
+            return store_err(err, ASPEN_STORE_EINVAL,
+                             "%sthe binary's bytes hash to %.16s…, not the given %.16s…", where,
+                             sha, j->binary_sha256);
+    } else if (j->binary_sha256) {
+        if (!is_sha256_hex(j->binary_sha256))
+            return store_err(err, ASPEN_STORE_EINVAL,
+                             "%s'%.80s' is not a SHA-256 (64 lowercase hex digits)", where,
+                             j->binary_sha256);
+        if (!memo->valid || memo->bytes || strcmp(memo->sha, j->binary_sha256) != 0) {
+            code = binary_exists(s, j->binary_sha256, err);
+            if (code)
+                return code;
+            memcpy(memo->sha, j->binary_sha256, 65);
+            memo->bytes = NULL;
+            memo->size = 0;
+            memo->valid = true;
+        }
+        sha = j->binary_sha256;
+    }
+    int64_t run_at = j->run_at_ms > 0 ? j->run_at_ms : now_ms;
+    aspen_store_state state = run_at > now_ms ? ASPEN_STORE_SCHEDULED : ASPEN_STORE_QUEUED;
+    code = aspen_store_check_transition(0, ASPEN_STORE_STATE_NEW, state, err);
+    if (code)
+        return code;
+
+    sqlite3_stmt *st = store_stmt(s, ST_JOB_INSERT, err);
+    if (!st)
+        return stmt_failed(s, err);
+    sqlite3_bind_text(st, 1, j->type, -1, SQLITE_STATIC);
+    if (sha)
+        sqlite3_bind_text(st, 2, sha, 64, SQLITE_STATIC);
+    if (j->binary_name)
+        sqlite3_bind_text(st, 3, j->binary_name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, j->payload ? j->payload : "{}", -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, aspen_store_state_name(state), -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 6, j->priority);
+    sqlite3_bind_int64(st, 7, run_at);
+    sqlite3_bind_int(st, 8, j->max_attempts ? j->max_attempts : DEFAULT_MAX_ATTEMPTS);
+    sqlite3_bind_int64(st, 9, j->timeout_ms ? j->timeout_ms : DEFAULT_TIMEOUT_MS);
+    sqlite3_bind_int64(st, 10, j->memory_bytes);
+    sqlite3_bind_int(st, 11, j->isolation);
+    sqlite3_bind_text(st, 12, j->tags ? j->tags : "[]", -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 13, now_ms);
+    if (j->source_dir)
+        sqlite3_bind_text(st, 14, j->source_dir, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    if (rc != SQLITE_DONE) {
+        char what[96];
+        snprintf(what, sizeof what, "%ssubmitting a job", where);
+        code = store_sqlite_err(s, err, rc, what);
+    } else if (id) {
+        *id = sqlite3_last_insert_rowid(s->db);
+    }
+    sqlite3_reset(st);
+    return code;
+}
+
+int aspen_store_submit_batch(aspen_store *s, const aspen_store_job_spec *specs, size_t n,
+                             int64_t now_ms, int64_t *ids_out, aspen_store_error *err)
+{
+    if (!specs && n)
+        return store_err(err, ASPEN_STORE_EINVAL, "no jobs given (specs is NULL)");
+    int code = tx_begin(s, err);
+    if (code)
+        return code;
+    struct binary_memo memo = {0};
+    for (size_t i = 0; i < n; i++) {
+        code = insert_job(s, &specs[i], i, n, now_ms, &memo, ids_out ? &ids_out[i] : NULL, err);
+        if (code)
+            goto rollback;
+    }
+    return tx_commit(s, "committing submitted jobs", err);
+rollback:
+    tx_rollback(s);
+    return code;
+}
+
+int aspen_store_submit(aspen_store *s, const aspen_store_job_spec *spec, int64_t now_ms,
+                       int64_t *id_out, aspen_store_error *err)
+{
+    if (!spec)
+        return store_err(err, ASPEN_STORE_EINVAL, "no job given (spec is NULL)");
+    return aspen_store_submit_batch(s, spec, 1, now_ms, id_out, err);
+}
+
+/* ---- claim --------------------------------------------------------------------------------------- */
+
+/* ELEASE unless engine_id holds a live lease at now_ms. */
+static int check_lease(aspen_store *s, int64_t engine_id, int64_t now_ms, aspen_store_error *err)
+{
+    sqlite3_stmt *st = store_stmt(s, ST_ENGINE_LEASE, err);
+    if (!st)
+        return stmt_failed(s, err);
+    sqlite3_bind_int64(st, 1, engine_id);
+    int rc = sqlite3_step(st), code = 0;
+    if (rc == SQLITE_ROW) {
+        int64_t until = sqlite3_column_int64(st, 0);
+        if (until < now_ms)
+            code = store_err(err, ASPEN_STORE_ELEASE,
+                             "engine %lld's lease expired %lld ms ago: renew it "
+                             "(aspen_store_engine_renew) before claiming or completing jobs",
+                             (long long)engine_id, (long long)(now_ms - until));
+    } else if (rc == SQLITE_DONE) {
+        code = store_err(err, ASPEN_STORE_ELEASE,
+                         "engine %lld is not registered (or its lease expired and its jobs were "
+                         "recovered by another process): register again and drop the jobs it held",
+                         (long long)engine_id);
+    } else {
+        code = store_sqlite_err(s, err, rc, "checking an engine's lease");
+    }
+    sqlite3_reset(st);
+    return code;
+}
+
+static int queue_paused(aspen_store *s, bool *paused, aspen_store_error *err)
+{
+    sqlite3_stmt *st = store_stmt(s, ST_PAUSED, err);
+    if (!st)
+        return stmt_failed(s, err);
+    int rc = sqlite3_step(st), code = 0;
+    *paused = false;
+    if (rc == SQLITE_ROW) {
+        const char *v = (const char *)sqlite3_column_text(st, 0);
+        *paused = v && strcmp(v, "0") != 0;
+    } else if (rc != SQLITE_DONE) {
+        code = store_sqlite_err(s, err, rc, "reading the pause flag");
+    }
+    sqlite3_reset(st);
+    return code;
+}
+
+static int claim_order(const void *a, const void *b)
+{
+    const aspen_store_job *x = a, *y = b;
+    if (x->priority != y->priority)
+        return x->priority > y->priority ? -1 : 1;
+    if (x->run_at_ms != y->run_at_ms)
+        return x->run_at_ms < y->run_at_ms ? -1 : 1;
+    return x->id < y->id ? -1 : x->id > y->id;
+}
+
+int aspen_store_claim(aspen_store *s, int64_t engine_id, size_t max, int64_t now_ms,
+                      aspen_store_job **jobs, size_t *n, bool *paused, aspen_store_error *err)
+{
+    *jobs = NULL;
+    *n = 0;
+    if (paused)
+        *paused = false;
+    if (max == 0)
+        return 0;
+    aspen_store_job *out = calloc(max, sizeof *out);
+    if (!out)
+        return store_err(err, ASPEN_STORE_ENOMEM, "out of memory claiming %zu jobs", max);
+    size_t got = 0;
+    bool is_paused = false;
+    int code = tx_begin(s, err);
+    if (code)
+        goto free_out;
+    code = check_lease(s, engine_id, now_ms, err);
+    if (code)
+        goto rollback;
+    code = queue_paused(s, &is_paused, err);
+    if (code)
+        goto rollback;
+    if (is_paused)
+        goto rollback; /* nothing to write */
+
+    sqlite3_stmt *st = store_stmt(s, ST_PROMOTE_DUE, err);
+    if (!st) {
+        code = stmt_failed(s, err);
+        goto rollback;
+    }
+    sqlite3_bind_int64(st, 1, now_ms);
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE) {
+        code = store_sqlite_err(s, err, rc, "promoting due scheduled jobs");
+        goto rollback;
+    }
+
+    st = store_stmt(s, ST_CLAIM, err);
+    if (!st) {
+        code = stmt_failed(s, err);
+        goto rollback;
+    }
+    sqlite3_bind_int64(st, 1, engine_id);
+    sqlite3_bind_int64(st, 2, now_ms);
+    sqlite3_bind_int64(st, 3, (int64_t)max);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW && got < max) {
+        code = job_from_row(st, &out[got], err);
+        if (code) {
+            sqlite3_reset(st);
+            goto free_claimed;
+        }
+        got++;
+    }
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+        code = store_sqlite_err(s, err, rc, "claiming jobs");
+        sqlite3_reset(st);
+        goto free_claimed;
+    }
+    sqlite3_reset(st);
+    code = tx_commit(s, "committing claimed jobs", err);
+    if (code)
+        goto free_claimed_committed;
+    qsort(out, got, sizeof *out, claim_order);
+    if (got == 0) {
+        free(out);
+        out = NULL;
+    }
+    *jobs = out;
+    *n = got;
+    return 0;
+
+free_claimed:
+    tx_rollback(s);
+free_claimed_committed:
+    aspen_store_jobs_free(out, got);
+    return code;
+rollback:
+    tx_rollback(s);
+free_out:
+    free(out);
+    if (paused)
+        *paused = is_paused;
+    return code;
+}
+
+/* ---- logs ---------------------------------------------------------------------------------------- */
+
+int logs_insert(aspen_store *s, struct job_row *row, int attempt, const aspen_store_log_line *lines,
+                size_t n, aspen_store_error *err)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (row->log_count > s->log_cap) { /* cap reached and marker written */
+            row->log_dropped++;
+            continue;
+        }
+        char marker[160];
+        const char *text = lines[i].line ? lines[i].line : "";
+        if (row->log_count == s->log_cap) {
+            snprintf(marker, sizeof marker,
+                     "[aspen] log truncated: this job wrote more than %d lines; later lines are "
+                     "not kept",
+                     s->log_cap);
+            text = marker;
+            row->log_dropped++;
+        }
+        sqlite3_stmt *st = store_stmt(s, ST_LOG_INSERT, err);
+        if (!st)
+            return stmt_failed(s, err);
+        sqlite3_bind_int64(st, 1, row->id);
+        sqlite3_bind_int64(st, 2, row->log_count + 1);
+        sqlite3_bind_int(st, 3, attempt);
+        sqlite3_bind_int64(st, 4, lines[i].time_ms);
+        sqlite3_bind_text(st, 5, text, -1, SQLITE_STATIC);
+        int rc = sqlite3_step(st);
+        sqlite3_reset(st);
+        if (rc != SQLITE_DONE)
+            return store_sqlite_err(s, err, rc, "writing log lines");
+        row->log_count++;
+    }
+    return 0;
+}
+
+int aspen_store_append_logs(aspen_store *s, const aspen_store_log_line *lines, size_t n,
+                            aspen_store_error *err)
+{
+    if (!lines && n)
+        return store_err(err, ASPEN_STORE_EINVAL, "no log lines given");
+    int code = tx_begin(s, err);
+    if (code)
+        return code;
+    /* Consecutive lines of one job are inserted together, then its counters written once. */
+    for (size_t i = 0; i < n;) {
+        size_t k = i + 1;
+        while (k < n && lines[k].job_id == lines[i].job_id && lines[k].attempt == lines[i].attempt)
+            k++;
+        struct job_row row;
+        code = job_read(s, lines[i].job_id, &row, err);
+        if (code)
+            goto rollback;
+        code = logs_insert(s, &row, lines[i].attempt ? lines[i].attempt : row.attempts, &lines[i],
+                           k - i, err);
+        if (code)
+            goto rollback;
+        sqlite3_stmt *st = store_stmt(s, ST_JOB_LOGCOUNT_WRITE, err);
+        if (!st) {
+            code = stmt_failed(s, err);
+            goto rollback;
+        }
+        sqlite3_bind_int64(st, 1, row.id);
+        sqlite3_bind_int(st, 2, row.log_count);
+        sqlite3_bind_int64(st, 3, row.log_dropped);
+        int rc = sqlite3_step(st);
+        sqlite3_reset(st);
+        if (rc != SQLITE_DONE) {
+            code = store_sqlite_err(s, err, rc, "counting log lines");
+            goto rollback;
+        }
+        i = k;
+    }
+    return tx_commit(s, "committing log lines", err);
+rollback:
+    tx_rollback(s);
+    return code;
+}
+
+/* ---- complete (group commit) --------------------------------------------------------------------- */
+
+static const char *const outcome_names[] = {"succeeded", "failed", "timeout", "cancelled"};
+
+int store_insert_attempt(aspen_store *s, int64_t job, int number, int64_t engine,
+                          int64_t started, int64_t finished, const aspen_store_attempt_stats *stats,
+                          const char *outcome, const char *error, bool recovered,
+                          aspen_store_error *err)
+{
+    sqlite3_stmt *st = store_stmt(s, ST_ATTEMPT_INSERT, err);
+    if (!st)
+        return stmt_failed(s, err);
+    sqlite3_bind_int64(st, 1, job);
+    sqlite3_bind_int(st, 2, number);
+    bind_opt_int(st, 3, engine);
+    bind_opt_int(st, 4, started);
+    bind_opt_int(st, 5, finished);
+    static const aspen_store_attempt_stats zero;
+    if (!stats)
+        stats = &zero;
+    sqlite3_bind_int64(st, 6, stats->wall_us);
+    sqlite3_bind_int64(st, 7, (int64_t)stats->exits);
+    sqlite3_bind_int64(st, 8, (int64_t)stats->host_calls);
+    sqlite3_bind_int64(st, 9, (int64_t)stats->pages_dirtied);
+    sqlite3_bind_int64(st, 10, (int64_t)stats->bytes_in);
+    sqlite3_bind_int64(st, 11, (int64_t)stats->bytes_out);
+    sqlite3_bind_text(st, 12, outcome, -1, SQLITE_STATIC);
+    if (error)
+        sqlite3_bind_text(st, 13, error, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 14, recovered);
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? 0 : store_sqlite_err(s, err, rc, "writing an attempt");
+}
+
+/* Decides where a finished attempt sends its job; the transition itself is checked by job_write. */
+static void decide_completion(const struct job_row *before, const aspen_store_completion *c,
+                              int64_t now_ms, struct job_row *after)
+{
+    *after = *before;
+    after->owner = 0;
+    after->set_result = true;
+    after->result = c->output;
+    after->result_size = c->output_size;
+    after->set_error = true;
+    after->error = c->error;
+    bool retry = (c->outcome == ASPEN_STORE_OUTCOME_FAILURE ||
+                  c->outcome == ASPEN_STORE_OUTCOME_TIMEOUT) &&
+                 c->retry_at_ms > 0 && before->attempts < before->max_attempts &&
+                 !before->cancel_requested;
+    if (c->outcome == ASPEN_STORE_OUTCOME_SUCCESS) {
+        after->state = ASPEN_STORE_SUCCEEDED;
+        after->error = NULL;
+    } else if (retry) {
+        after->state = c->retry_at_ms > now_ms ? ASPEN_STORE_SCHEDULED : ASPEN_STORE_QUEUED;
+        after->run_at = c->retry_at_ms;
+        after->finished_at = 0;
+    } else if (c->outcome == ASPEN_STORE_OUTCOME_CANCELLED || before->cancel_requested) {
+        after->state = ASPEN_STORE_CANCELLED;
+    } else {
+        after->state = ASPEN_STORE_FAILED;
+    }
+    if (aspen_store_state_is_final(after->state)) {
+        after->finished_at = now_ms;
+        after->cancel_requested = false;
+    }
+}
+
+static const char *default_error(const aspen_store_completion *c, const struct job_row *before,
+                                 char *buf, size_t size)
+{
+    if (c->error || c->outcome == ASPEN_STORE_OUTCOME_SUCCESS)
+        return c->error;
+    switch (c->outcome) {
+    case ASPEN_STORE_OUTCOME_TIMEOUT:
+        snprintf(buf, size, "timed out (attempt %d)", before->attempts);
+        break;
+    case ASPEN_STORE_OUTCOME_CANCELLED:
+        snprintf(buf, size, "cancelled while running (attempt %d)", before->attempts);
+        break;
+    default:
+        snprintf(buf, size, "failed (attempt %d)", before->attempts);
+        break;
+    }
+    return buf;
+}
+
+/* One completion inside the group transaction. Returns 0, a per-item refusal (ESTATE, ENOTFOUND,
+ * ELEASE: nothing written for it), or another negative code that aborts the whole batch. */
+static int complete_one(aspen_store *s, int64_t engine_id, const aspen_store_completion *c,
+                        int64_t now_ms, aspen_store_state *final_state, aspen_store_error *err)
+{
+    struct job_row before, after;
+    int code = job_read(s, c->job_id, &before, err);
+    if (code)
+        return code;
+    if (before.state != ASPEN_STORE_RUNNING)
+        return store_err(err, ASPEN_STORE_ESTATE,
+                         "job %lld is %s, not running: its result was not recorded (recovered "
+                         "after a lost lease, or completed twice?)",
+                         (long long)c->job_id, aspen_store_state_name(before.state));
+    if (before.owner != engine_id)
+        return store_err(err, ASPEN_STORE_ELEASE,
+                         "job %lld is now held by engine %lld, not engine %lld: this engine's lease "
+                         "lapsed and the job was recovered; its result was not recorded",
+                         (long long)c->job_id, (long long)before.owner, (long long)engine_id);
+    if ((unsigned)c->outcome > ASPEN_STORE_OUTCOME_CANCELLED)
+        return store_err(err, ASPEN_STORE_EINVAL, "job %lld: unknown outcome %d",
+                         (long long)c->job_id, (int)c->outcome);
+    char errbuf[96];
+    aspen_store_completion cc = *c;
+    cc.error = default_error(c, &before, errbuf, sizeof errbuf);
+    decide_completion(&before, &cc, now_ms, &after);
+    code = aspen_store_check_transition(c->job_id, before.state, after.state, err);
+    if (code)
+        return code;
+
+    code = store_insert_attempt(s, c->job_id, before.attempts, engine_id,
+                          c->stats.started_at_ms ? c->stats.started_at_ms : before.started_at,
+                          c->stats.finished_at_ms ? c->stats.finished_at_ms : now_ms, &c->stats,
+                          outcome_names[c->outcome], cc.error, false, err);
+    if (code)
+        return code;
+    code = logs_insert(s, &after, before.attempts, c->logs, c->n_logs, err);
+    if (code)
+        return code;
+    code = job_write(s, &before, &after, err);
+    if (code)
+        return code;
+    if (final_state)
+        *final_state = after.state;
+    return 0;
+}
+
+int aspen_store_complete(aspen_store *s, int64_t engine_id, const aspen_store_completion *c,
+                         size_t n, int64_t now_ms, int *status, aspen_store_state *final_states,
+                         aspen_store_error *err)
+{
+    if (!c && n)
+        return store_err(err, ASPEN_STORE_EINVAL, "no completions given");
+    int code = tx_begin(s, err);
+    if (code)
+        return code;
+    size_t refused = 0;
+    aspen_store_error item_err = {0};
+    for (size_t i = 0; i < n; i++) {
+        aspen_store_state fs = ASPEN_STORE_RUNNING;
+        code = complete_one(s, engine_id, &c[i], now_ms, &fs, &item_err);
+        if (status)
+            status[i] = code;
+        if (final_states)
+            final_states[i] = fs;
+        if (code == ASPEN_STORE_ESTATE || code == ASPEN_STORE_ENOTFOUND ||
+            code == ASPEN_STORE_ELEASE || code == ASPEN_STORE_EINVAL) {
+            refused++;
+            if (err && refused == 1)
+                *err = item_err; /* the first refusal, for the log; the call still succeeds */
+            continue;
+        }
+        if (code) {
+            if (err)
+                *err = item_err;
+            goto rollback;
+        }
+    }
+    code = tx_commit(s, "committing finished jobs", err);
+    if (code)
+        return code;
+    if (refused == 0 && err)
+        err->code = 0, err->msg[0] = '\0';
+    else if (err)
+        err->code = 0; /* the message stays for the caller's log; the batch committed */
+    return 0;
+rollback:
+    tx_rollback(s);
+    return code;
+}
+
+/* ---- release, cancel, rerun, retry, delete ------------------------------------------------------- */
+
+static int release_one(aspen_store *s, int64_t engine_id, int64_t job_id, aspen_store_error *err)
+{
+    struct job_row before, after;
+    int code = job_read(s, job_id, &before, err);
+    if (code)
+        return code;
+    if (before.state == ASPEN_STORE_RUNNING && before.owner != engine_id)
+        return store_err(err, ASPEN_STORE_ELEASE, "job %lld is held by engine %lld, not %lld",
+                         (long long)job_id, (long long)before.owner, (long long)engine_id);
+    after = before;
+    after.state = ASPEN_STORE_QUEUED;
+    after.owner = 0;
+    /* The attempt was interrupted on purpose, not used up: give it back. */
+    after.attempts = before.attempts > 0 ? before.attempts - 1 : 0;
+    return job_write(s, &before, &after, err);
+}
+
+int aspen_store_release(aspen_store *s, int64_t engine_id, int64_t job_id, int64_t now_ms,
+                        aspen_store_error *err)
+{
+    (void)now_ms;
+    int code = tx_begin(s, err);
+    if (code)
+        return code;
+    code = release_one(s, engine_id, job_id, err);
+    if (code)
+        goto rollback;
+    return tx_commit(s, "releasing a job", err);
+rollback:
+    tx_rollback(s);
+    return code;
+}
+
+/* Releases every running job of an engine (used by unregister). */
+int store_release_all(aspen_store *s, int64_t engine_id, int64_t *released, aspen_store_error *err)
+{
+    int64_t *ids = NULL;
+    size_t n = 0, cap = 0;
+    sqlite3_stmt *st = store_stmt(s, ST_RUNNING_OF_ENGINE, err);
+    if (!st)
+        return stmt_failed(s, err);
+    sqlite3_bind_int64(st, 1, engine_id);
+    int rc, code = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (n == cap) {
+            cap = cap ? cap * 2 : 16;
+            int64_t *grown = realloc(ids, cap * sizeof *ids);
+            if (!grown) {
+                code = store_err(err, ASPEN_STORE_ENOMEM, "out of memory releasing jobs");
+                goto free_ids;
+            }
+            ids = grown;
+        }
+        ids[n++] = sqlite3_column_int64(st, 0);
+    }
+    if (rc != SQLITE_DONE) {
+        code = store_sqlite_err(s, err, rc, "listing an engine's jobs");
+        goto free_ids;
+    }
+    sqlite3_reset(st);
+    for (size_t i = 0; i < n; i++) {
+        code = release_one(s, engine_id, ids[i], err);
+        if (code)
+            goto free_ids;
+    }
+    if (released)
+        *released = (int64_t)n;
+free_ids:
+    sqlite3_reset(st);
+    free(ids);
+    return code;
+}
+
+static int cancel_one(aspen_store *s, int64_t id, int64_t now_ms, aspen_store_cancel_result *result,
+                      aspen_store_error *err)
+{
+    struct job_row before, after;
+    int code = job_read(s, id, &before, err);
+    if (code)
+        return code;
+    after = before;
+    if (before.state == ASPEN_STORE_RUNNING) {
+        /* In flight: its engine sees the flag and stops the VM; it stays running until then. */
+        after.cancel_requested = true;
+        after.field_update = true;
+        code = job_write(s, &before, &after, err);
+        if (!code && result)
+            *result = ASPEN_STORE_CANCEL_REQUESTED;
+        return code;
+    }
+    after.state = ASPEN_STORE_CANCELLED;
+    after.finished_at = now_ms;
+    after.set_error = true;
+    after.error = "cancelled before it ran";
+    code = job_write(s, &before, &after, err);
+    if (!code && result)
+        *result = ASPEN_STORE_CANCEL_DONE;
+    return code;
+}
+
+int aspen_store_cancel(aspen_store *s, int64_t id, int64_t now_ms,
+                       aspen_store_cancel_result *result, aspen_store_error *err)
+{
+    int code = tx_begin(s, err);
+    if (code)
+        return code;
+    code = cancel_one(s, id, now_ms, result, err);
+    if (code)
+        goto rollback;
+    return tx_commit(s, "cancelling a job", err);
+rollback:
+    tx_rollback(s);
+    return code;
+}
+
+int aspen_store_rerun(aspen_store *s, int64_t id, int64_t now_ms, int64_t *new_id,
+                      aspen_store_error *err)
+{
+    int code = aspen_store_check_transition(0, ASPEN_STORE_STATE_NEW, ASPEN_STORE_QUEUED, err);
+    if (code)
+        return code;
+    code = tx_begin(s, err);
+    if (code)
+        return code;
+    sqlite3_stmt *st = store_stmt(s, ST_RERUN, err);
+    if (!st) {
+        code = stmt_failed(s, err);
+        goto rollback;
+    }
+    sqlite3_bind_int64(st, 1, id);
+    sqlite3_bind_int64(st, 2, now_ms);
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE) {
+        code = store_sqlite_err(s, err, rc, "rerunning a job");
+        goto rollback;
+    }
+    if (sqlite3_changes(s->db) != 1) {
+        code = store_err(err, ASPEN_STORE_ENOTFOUND, "no job %lld to rerun in %s", (long long)id,
+                         s->path);
+        goto rollback;
+    }
+    if (new_id)
+        *new_id = sqlite3_last_insert_rowid(s->db);
+    return tx_commit(s, "committing a rerun", err);
+rollback:
+    tx_rollback(s);
+    return code;
+}
+
+static int retry_one(aspen_store *s, int64_t id, int64_t now_ms, aspen_store_error *err)
+{
+    struct job_row before, after;
+    int code = job_read(s, id, &before, err);
+    if (code)
+        return code;
+    after = before;
+    after.state = ASPEN_STORE_QUEUED;
+    after.run_at = now_ms;
+    after.finished_at = 0;
+    after.owner = 0;
+    after.cancel_requested = false;
+    if (after.max_attempts <= after.attempts)
+        after.max_attempts = after.attempts + 1; /* one more try, visibly */
+    return job_write(s, &before, &after, err);
+}
+
+int aspen_store_retry(aspen_store *s, int64_t id, int64_t now_ms, aspen_store_error *err)
+{
+    int code = tx_begin(s, err);
+    if (code)
+        return code;
+    code = retry_one(s, id, now_ms, err);
+    if (code)
+        goto rollback;
+    return tx_commit(s, "retrying a job", err);
+rollback:
+    tx_rollback(s);
+    return code;
+}
+
+int aspen_store_delete(aspen_store *s, int64_t id, aspen_store_error *err)
+{
+    int code = tx_begin(s, err);
+    if (code)
+        return code;
+    struct job_row row;
+    code = job_read(s, id, &row, err);
+    if (code)
+        goto rollback;
+    if (!aspen_store_state_is_final(row.state)) {
+        code = store_err(err, ASPEN_STORE_ESTATE,
+                         "job %lld is %s: only finished jobs can be deleted; cancel it first",
+                         (long long)id, aspen_store_state_name(row.state));
+        goto rollback;
+    }
+    static const enum stmt_id steps[] = {ST_DELETE_LOGS, ST_DELETE_ATTEMPTS, ST_DELETE_JOB};
+    for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
+        sqlite3_stmt *st = store_stmt(s, steps[i], err);
+        if (!st) {
+            code = stmt_failed(s, err);
+            goto rollback;
+        }
+        sqlite3_bind_int64(st, 1, id);
+        int rc = sqlite3_step(st);
+        sqlite3_reset(st);
+        if (rc != SQLITE_DONE) {
+            code = store_sqlite_err(s, err, rc, "deleting a job");
+            goto rollback;
+        }
+    }
+    return tx_commit(s, "deleting a job", err);
+rollback:
+    tx_rollback(s);
+    return code;
+}
+
+/* Used by query.c's filtered bulk actions, inside their transaction. */
+int store_cancel_one(aspen_store *s, int64_t id, int64_t now_ms, aspen_store_cancel_result *result,
+                     aspen_store_error *err)
+{
+    return cancel_one(s, id, now_ms, result, err);
+}
+int store_retry_one(aspen_store *s, int64_t id, int64_t now_ms, aspen_store_error *err)
+{
+    return retry_one(s, id, now_ms, err);
+}
+
+/* ---- backoff ------------------------------------------------------------------------------------- */
+
+int64_t aspen_store_backoff_ms(int attempt, int64_t base_ms, int64_t cap_ms, double jitter,
+                               uint64_t random)
+{
+    if (attempt < 1)
+        attempt = 1;
+    if (base_ms < 0)
+        base_ms = 0;
+    if (cap_ms < base_ms)
+        cap_ms = base_ms;
+    if (!(jitter >= 0))
+        jitter = 0; /* also catches NaN */
+    if (jitter > 1)
+        jitter = 1;
+    /* base * 2^(n-1) without overflow: stop doubling once past the cap. */
+    int64_t d = base_ms;
+    for (int i = 1; i < attempt && d < cap_ms; i++)
+        d = d > cap_ms / 2 ? cap_ms : d * 2;
+    if (d > cap_ms)
+        d = cap_ms;
+    /* Uniform in [-1, 1) from the top 53 bits of random. */
+    double u = (double)(random >> 11) * (1.0 / 9007199254740992.0) * 2.0 - 1.0;
+    double v = (double)d * (1.0 + jitter * u);
+    if (v < 0)
+        v = 0;
+    return (int64_t)llround(v);
+}

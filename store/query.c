@@ -1,0 +1,760 @@
+/* query.c — the read side for the CLI and the console: one job, filtered lists and counts, counts
+ * per state, the age of the oldest waiting job, attempts, log tails, and the filter language
+ * (`state:failed tag:x payload.user:alice`). Also the filtered bulk actions (retry every failed job
+ * that matches, cancel everything that matches), which reuse the filter's SQL.
+ *
+ * Filters become one parameterised SELECT; payload fields go through json_extract, tags through
+ * json_each. Values are always bound, never pasted into SQL. */
+#include "store_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- rows into structs ------------------------------------------------------------------------- */
+
+static char *col_dup(sqlite3_stmt *st, int i, bool *oom)
+{
+    const unsigned char *t = sqlite3_column_text(st, i);
+    if (!t)
+        return NULL;
+    char *copy = store_strdup((const char *)t);
+    if (!copy)
+        *oom = true;
+    return copy;
+}
+
+int job_from_row(sqlite3_stmt *st, aspen_store_job *job, aspen_store_error *err)
+{
+    bool oom = false;
+    memset(job, 0, sizeof *job);
+    job->id = sqlite3_column_int64(st, 0);
+    job->type = col_dup(st, 1, &oom);
+    job->binary_sha256 = col_dup(st, 2, &oom);
+    job->binary_name = col_dup(st, 3, &oom);
+    job->payload = col_dup(st, 4, &oom);
+    job->state = (aspen_store_state)state_from_text(sqlite3_column_text(st, 5));
+    job->priority = sqlite3_column_int(st, 6);
+    job->run_at_ms = sqlite3_column_int64(st, 7);
+    job->attempts = sqlite3_column_int(st, 8);
+    job->max_attempts = sqlite3_column_int(st, 9);
+    job->timeout_ms = sqlite3_column_int64(st, 10);
+    job->memory_bytes = sqlite3_column_int64(st, 11);
+    job->isolation = sqlite3_column_int(st, 12) != 0;
+    job->tags = col_dup(st, 13, &oom);
+    job->created_at_ms = sqlite3_column_int64(st, 14);
+    job->started_at_ms = sqlite3_column_int64(st, 15);
+    job->finished_at_ms = sqlite3_column_int64(st, 16);
+    if (sqlite3_column_type(st, 17) != SQLITE_NULL) {
+        const void *b = sqlite3_column_blob(st, 17);
+        size_t n = (size_t)sqlite3_column_bytes(st, 17);
+        job->result = malloc(n + 1); /* + NUL so text output can be printed as is */
+        if (job->result) {
+            if (n)
+                memcpy(job->result, b, n);
+            ((char *)job->result)[n] = '\0';
+            job->result_size = n;
+        } else {
+            oom = true;
+        }
+    }
+    job->error = col_dup(st, 18, &oom);
+    job->rerun_of = sqlite3_column_int64(st, 19);
+    job->owner = sqlite3_column_int64(st, 20);
+    job->cancel_requested = sqlite3_column_int(st, 21) != 0;
+    job->source_dir = col_dup(st, 22, &oom);
+    job->log_count = sqlite3_column_int(st, 23);
+    job->log_dropped = sqlite3_column_int64(st, 24);
+    if (oom) {
+        aspen_store_job_clear(job);
+        return store_err(err, ASPEN_STORE_ENOMEM, "out of memory reading a job");
+    }
+    return 0;
+}
+
+void aspen_store_job_clear(aspen_store_job *job)
+{
+    if (!job)
+        return;
+    free(job->type);
+    free(job->binary_sha256);
+    free(job->binary_name);
+    free(job->payload);
+    free(job->tags);
+    free(job->result);
+    free(job->error);
+    free(job->source_dir);
+    memset(job, 0, sizeof *job);
+}
+
+void aspen_store_jobs_free(aspen_store_job *jobs, size_t n)
+{
+    for (size_t i = 0; jobs && i < n; i++)
+        aspen_store_job_clear(&jobs[i]);
+    free(jobs);
+}
+
+int aspen_store_get(aspen_store *s, int64_t id, aspen_store_job *out, aspen_store_error *err)
+{
+    memset(out, 0, sizeof *out);
+    sqlite3_stmt *st = store_stmt(s, ST_JOB_GET, err);
+    if (!st)
+        return err ? err->code : ASPEN_STORE_EIO;
+    sqlite3_bind_int64(st, 1, id);
+    int rc = sqlite3_step(st), code;
+    if (rc == SQLITE_ROW)
+        code = job_from_row(st, out, err);
+    else if (rc == SQLITE_DONE)
+        code = store_err(err, ASPEN_STORE_ENOTFOUND, "no job %lld in %s: check the id (aspen jobs)",
+                         (long long)id, s->path);
+    else
+        code = store_sqlite_err(s, err, rc, "reading a job");
+    sqlite3_reset(st);
+    return code;
+}
+
+/* ---- filtered queries ---------------------------------------------------------------------------- */
+
+#define MAX_BINDS 16
+
+struct query {
+    char sql[2048];
+    size_t len;
+    int nbind;
+    struct {
+        bool is_int;
+        int64_t i;
+        const char *t;
+    } bind[MAX_BINDS];
+    char paths[ASPEN_STORE_FILTER_MAX_FIELDS][256];
+};
+
+static void q_add(struct query *q, const char *fmt, const char *arg)
+{
+    q->len += (size_t)snprintf(q->sql + q->len, sizeof q->sql - q->len, fmt, arg);
+    if (q->len >= sizeof q->sql)
+        q->len = sizeof q->sql - 1;
+}
+
+static void q_text(struct query *q, const char *t)
+{
+    if (q->nbind < MAX_BINDS) {
+        q->bind[q->nbind].is_int = false;
+        q->bind[q->nbind++].t = t;
+    }
+}
+
+static void q_int(struct query *q, int64_t v)
+{
+    if (q->nbind < MAX_BINDS) {
+        q->bind[q->nbind].is_int = true;
+        q->bind[q->nbind++].i = v;
+    }
+}
+
+/* Appends " WHERE …" for the filter; `states` overrides filter->states (after intersecting). */
+static int q_where(struct query *q, const aspen_store_filter *f, unsigned states,
+                   aspen_store_error *err)
+{
+    const char *glue = " WHERE ";
+    if (states && states != (1u << ASPEN_STORE_STATE_COUNT) - 1) {
+        q_add(q, "%sstate IN (", glue);
+        bool first = true;
+        for (int i = 0; i < ASPEN_STORE_STATE_COUNT; i++)
+            if (states & (1u << i)) {
+                q_add(q, first ? "'%s'" : ", '%s'", aspen_store_state_name((aspen_store_state)i));
+                first = false;
+            }
+        q_add(q, "%s)", "");
+        glue = " AND ";
+    }
+    if (!f)
+        return 0;
+    if (f->id) {
+        q_add(q, "%sid = ?", glue);
+        q_int(q, f->id);
+        glue = " AND ";
+    }
+    if (f->type) {
+        q_add(q, "%stype = ?", glue);
+        q_text(q, f->type);
+        glue = " AND ";
+    }
+    if (f->binary_name) {
+        q_add(q, "%sbinary_name = ?", glue);
+        q_text(q, f->binary_name);
+        glue = " AND ";
+    }
+    if (f->tag) {
+        q_add(q, "%sEXISTS (SELECT 1 FROM json_each(jobs.tags) WHERE json_each.value = ?)", glue);
+        q_text(q, f->tag);
+        glue = " AND ";
+    }
+    if (f->rerun_of) {
+        q_add(q, "%srerun_of = ?", glue);
+        q_int(q, f->rerun_of);
+        glue = " AND ";
+    }
+    if (f->n_fields > ASPEN_STORE_FILTER_MAX_FIELDS)
+        return store_err(err, ASPEN_STORE_EINVAL, "at most %d payload fields per filter",
+                         ASPEN_STORE_FILTER_MAX_FIELDS);
+    for (size_t i = 0; i < f->n_fields; i++) {
+        const char *p = f->fields[i].path, *v = f->fields[i].value;
+        if (!p || !*p || !v)
+            return store_err(err, ASPEN_STORE_EINVAL, "payload field %zu has no path or value",
+                             i + 1);
+        snprintf(q->paths[i], sizeof q->paths[i], "%s%s", p[0] == '$' ? "" : "$.", p);
+        if (strcmp(v, "true") == 0)
+            v = "1";
+        else if (strcmp(v, "false") == 0)
+            v = "0";
+        q_add(q, "%sCAST(json_extract(payload, ?) AS TEXT) = ?", glue);
+        q_text(q, q->paths[i]);
+        q_text(q, v);
+        glue = " AND ";
+    }
+    if (q->nbind >= MAX_BINDS || q->len >= sizeof q->sql - 1)
+        return store_err(err, ASPEN_STORE_EINVAL, "filter too complex");
+    return 0;
+}
+
+static int q_prepare(aspen_store *s, struct query *q, sqlite3_stmt **st, aspen_store_error *err)
+{
+    int rc = sqlite3_prepare_v2(s->db, q->sql, -1, st, NULL);
+    if (rc != SQLITE_OK)
+        return store_sqlite_err(s, err, rc, "preparing a job query");
+    for (int i = 0; i < q->nbind; i++) {
+        if (q->bind[i].is_int)
+            sqlite3_bind_int64(*st, i + 1, q->bind[i].i);
+        else
+            sqlite3_bind_text(*st, i + 1, q->bind[i].t, -1, SQLITE_STATIC);
+    }
+    return 0;
+}
+
+/* A step failure of a filtered query: a bad JSON path is the user's, the rest the database's. */
+static int q_step_err(aspen_store *s, int rc, aspen_store_error *err)
+{
+    if ((rc & 0xff) == SQLITE_ERROR && strstr(sqlite3_errmsg(s->db), "JSON path"))
+        return store_err(err, ASPEN_STORE_EINVAL,
+                         "bad payload field path (%s): write it like payload.user or "
+                         "payload.items[0].name",
+                         sqlite3_errmsg(s->db));
+    return store_sqlite_err(s, err, rc, "listing jobs");
+}
+
+int aspen_store_list(aspen_store *s, const aspen_store_filter *filter, aspen_store_job **jobs,
+                     size_t *n, aspen_store_error *err)
+{
+    *jobs = NULL;
+    *n = 0;
+    struct query q = {0};
+    q_add(&q, "SELECT %s FROM jobs", JOB_COLUMNS);
+    int code = q_where(&q, filter, filter ? filter->states : 0, err);
+    if (code)
+        return code;
+    aspen_store_order order = filter ? filter->order : ASPEN_STORE_ORDER_NEWEST;
+    q_add(&q, " ORDER BY %s",
+          order == ASPEN_STORE_ORDER_OLDEST  ? "id"
+          : order == ASPEN_STORE_ORDER_QUEUE ? "priority DESC, run_at, id"
+                                             : "id DESC");
+    int64_t limit = filter && filter->limit ? filter->limit : 100;
+    q_add(&q, " LIMIT ? OFFSET ?%s", "");
+    q_int(&q, limit);
+    q_int(&q, filter && filter->offset > 0 ? filter->offset : 0);
+
+    sqlite3_stmt *st = NULL;
+    code = q_prepare(s, &q, &st, err);
+    if (code)
+        return code;
+    aspen_store_job *list = NULL;
+    size_t count = 0, cap = 0;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (count == cap) {
+            cap = cap ? cap * 2 : 32;
+            aspen_store_job *grown = realloc(list, cap * sizeof *list);
+            if (!grown) {
+                code = store_err(err, ASPEN_STORE_ENOMEM, "out of memory listing jobs");
+                goto free_list;
+            }
+            list = grown;
+        }
+        code = job_from_row(st, &list[count], err);
+        if (code)
+            goto free_list;
+        count++;
+    }
+    if (rc != SQLITE_DONE) {
+        code = q_step_err(s, rc, err);
+        goto free_list;
+    }
+    sqlite3_finalize(st);
+    *jobs = list;
+    *n = count;
+    return 0;
+free_list:
+    sqlite3_finalize(st);
+    aspen_store_jobs_free(list, count);
+    return code;
+}
+
+int aspen_store_count(aspen_store *s, const aspen_store_filter *filter, int64_t *count,
+                      aspen_store_error *err)
+{
+    *count = 0;
+    struct query q = {0};
+    q_add(&q, "SELECT count(*) FROM jobs%s", "");
+    int code = q_where(&q, filter, filter ? filter->states : 0, err);
+    if (code)
+        return code;
+    sqlite3_stmt *st = NULL;
+    code = q_prepare(s, &q, &st, err);
+    if (code)
+        return code;
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        *count = sqlite3_column_int64(st, 0);
+    else
+        code = q_step_err(s, rc, err);
+    sqlite3_finalize(st);
+    return code;
+}
+
+/* Ids matching filter restricted to `states`, in id order. */
+static int matching_ids(aspen_store *s, const aspen_store_filter *f, unsigned states, int64_t **ids,
+                        size_t *n, aspen_store_error *err)
+{
+    *ids = NULL;
+    *n = 0;
+    if (!states)
+        return 0;
+    struct query q = {0};
+    q_add(&q, "SELECT id FROM jobs%s", "");
+    int code = q_where(&q, f, states, err);
+    if (code)
+        return code;
+    q_add(&q, " ORDER BY id%s", "");
+    sqlite3_stmt *st = NULL;
+    code = q_prepare(s, &q, &st, err);
+    if (code)
+        return code;
+    size_t cap = 0;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (*n == cap) {
+            cap = cap ? cap * 2 : 64;
+            int64_t *grown = realloc(*ids, cap * sizeof **ids);
+            if (!grown) {
+                code = store_err(err, ASPEN_STORE_ENOMEM, "out of memory selecting jobs");
+                goto free_ids;
+            }
+            *ids = grown;
+        }
+        (*ids)[(*n)++] = sqlite3_column_int64(st, 0);
+    }
+    if (rc != SQLITE_DONE) {
+        code = q_step_err(s, rc, err);
+        goto free_ids;
+    }
+    sqlite3_finalize(st);
+    return 0;
+free_ids:
+    sqlite3_finalize(st);
+    free(*ids);
+    *ids = NULL;
+    *n = 0;
+    return code;
+}
+
+static unsigned restrict_states(const aspen_store_filter *f, unsigned allowed)
+{
+    return f && f->states ? f->states & allowed : allowed;
+}
+
+int aspen_store_retry_failed(aspen_store *s, const aspen_store_filter *filter, int64_t now_ms,
+                             int64_t *retried, aspen_store_error *err)
+{
+    if (retried)
+        *retried = 0;
+    int64_t *ids = NULL;
+    size_t n = 0;
+    int code = tx_begin(s, err);
+    if (code)
+        return code;
+    code = matching_ids(s, filter, restrict_states(filter, 1u << ASPEN_STORE_FAILED), &ids, &n, err);
+    if (code)
+        goto rollback;
+    for (size_t i = 0; i < n; i++) {
+        code = store_retry_one(s, ids[i], now_ms, err);
+        if (code)
+            goto free_ids;
+    }
+    free(ids);
+    code = tx_commit(s, "retrying failed jobs", err);
+    if (!code && retried)
+        *retried = (int64_t)n;
+    return code;
+free_ids:
+    free(ids);
+rollback:
+    tx_rollback(s);
+    return code;
+}
+
+int aspen_store_cancel_matching(aspen_store *s, const aspen_store_filter *filter, int64_t now_ms,
+                                int64_t *cancelled, int64_t *requested, aspen_store_error *err)
+{
+    int64_t done = 0, asked = 0;
+    int64_t *ids = NULL;
+    size_t n = 0;
+    unsigned live = 1u << ASPEN_STORE_QUEUED | 1u << ASPEN_STORE_SCHEDULED | 1u << ASPEN_STORE_RUNNING;
+    int code = tx_begin(s, err);
+    if (code)
+        return code;
+    code = matching_ids(s, filter, restrict_states(filter, live), &ids, &n, err);
+    if (code)
+        goto rollback;
+    for (size_t i = 0; i < n; i++) {
+        aspen_store_cancel_result r = ASPEN_STORE_CANCEL_DONE;
+        code = store_cancel_one(s, ids[i], now_ms, &r, err);
+        if (code)
+            goto free_ids;
+        if (r == ASPEN_STORE_CANCEL_DONE)
+            done++;
+        else
+            asked++;
+    }
+    free(ids);
+    code = tx_commit(s, "cancelling jobs", err);
+    if (!code) {
+        if (cancelled)
+            *cancelled = done;
+        if (requested)
+            *requested = asked;
+    }
+    return code;
+free_ids:
+    free(ids);
+rollback:
+    tx_rollback(s);
+    return code;
+}
+
+/* ---- counters ------------------------------------------------------------------------------------ */
+
+int aspen_store_counts(aspen_store *s, int64_t counts[ASPEN_STORE_STATE_COUNT],
+                       aspen_store_error *err)
+{
+    memset(counts, 0, sizeof(int64_t) * ASPEN_STORE_STATE_COUNT);
+    sqlite3_stmt *st = store_stmt(s, ST_COUNTS, err);
+    if (!st)
+        return err ? err->code : ASPEN_STORE_EIO;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        int state = state_from_text(sqlite3_column_text(st, 0));
+        if (state >= 0)
+            counts[state] = sqlite3_column_int64(st, 1);
+    }
+    int code = rc == SQLITE_DONE ? 0 : store_sqlite_err(s, err, rc, "counting jobs");
+    sqlite3_reset(st);
+    return code;
+}
+
+static int min_of(aspen_store *s, enum stmt_id id, int64_t now_ms, int64_t *out, bool *found,
+                  aspen_store_error *err)
+{
+    *found = false;
+    sqlite3_stmt *st = store_stmt(s, id, err);
+    if (!st)
+        return err ? err->code : ASPEN_STORE_EIO;
+    if (id == ST_OLDEST_DUE)
+        sqlite3_bind_int64(st, 1, now_ms);
+    int rc = sqlite3_step(st), code = 0;
+    if (rc == SQLITE_ROW) {
+        if (sqlite3_column_type(st, 0) != SQLITE_NULL) {
+            *out = sqlite3_column_int64(st, 0);
+            *found = true;
+        }
+    } else {
+        code = store_sqlite_err(s, err, rc, "finding the oldest waiting job");
+    }
+    sqlite3_reset(st);
+    return code;
+}
+
+int aspen_store_oldest_waiting(aspen_store *s, int64_t now_ms, int64_t *age_ms,
+                               aspen_store_error *err)
+{
+    *age_ms = 0;
+    int64_t a = 0, b = 0;
+    bool fa = false, fb = false;
+    int code = min_of(s, ST_OLDEST_QUEUED, now_ms, &a, &fa, err);
+    if (!code)
+        code = min_of(s, ST_OLDEST_DUE, now_ms, &b, &fb, err);
+    if (code)
+        return code;
+    if (fa || fb) {
+        int64_t oldest = fa && fb ? (a < b ? a : b) : fa ? a : b;
+        *age_ms = now_ms > oldest ? now_ms - oldest : 0;
+    }
+    return 0;
+}
+
+/* ---- attempts and logs --------------------------------------------------------------------------- */
+
+int aspen_store_attempts(aspen_store *s, int64_t job_id, aspen_store_attempt **out, size_t *n,
+                         aspen_store_error *err)
+{
+    *out = NULL;
+    *n = 0;
+    sqlite3_stmt *st = store_stmt(s, ST_ATTEMPTS_GET, err);
+    if (!st)
+        return err ? err->code : ASPEN_STORE_EIO;
+    sqlite3_bind_int64(st, 1, job_id);
+    aspen_store_attempt *list = NULL;
+    size_t count = 0, cap = 0;
+    int rc, code = 0;
+    bool oom = false;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (count == cap) {
+            cap = cap ? cap * 2 : 4;
+            aspen_store_attempt *grown = realloc(list, cap * sizeof *list);
+            if (!grown) {
+                oom = true;
+                break;
+            }
+            list = grown;
+        }
+        aspen_store_attempt *a = &list[count++];
+        memset(a, 0, sizeof *a);
+        a->job_id = sqlite3_column_int64(st, 0);
+        a->number = sqlite3_column_int(st, 1);
+        a->engine_id = sqlite3_column_int64(st, 2);
+        a->started_at_ms = sqlite3_column_int64(st, 3);
+        a->finished_at_ms = sqlite3_column_int64(st, 4);
+        a->wall_us = sqlite3_column_int64(st, 5);
+        a->exits = (uint64_t)sqlite3_column_int64(st, 6);
+        a->host_calls = (uint64_t)sqlite3_column_int64(st, 7);
+        a->pages_dirtied = (uint64_t)sqlite3_column_int64(st, 8);
+        a->bytes_in = (uint64_t)sqlite3_column_int64(st, 9);
+        a->bytes_out = (uint64_t)sqlite3_column_int64(st, 10);
+        snprintf(a->outcome, sizeof a->outcome, "%s", (const char *)sqlite3_column_text(st, 11));
+        a->error = col_dup(st, 12, &oom);
+        a->recovered = sqlite3_column_int(st, 13) != 0;
+        if (oom)
+            break;
+    }
+    if (oom)
+        code = store_err(err, ASPEN_STORE_ENOMEM, "out of memory reading attempts");
+    else if (rc != SQLITE_DONE)
+        code = store_sqlite_err(s, err, rc, "reading attempts");
+    sqlite3_reset(st);
+    if (code) {
+        aspen_store_attempts_free(list, count);
+        return code;
+    }
+    *out = list;
+    *n = count;
+    return 0;
+}
+
+void aspen_store_attempts_free(aspen_store_attempt *a, size_t n)
+{
+    for (size_t i = 0; a && i < n; i++)
+        free(a[i].error);
+    free(a);
+}
+
+int aspen_store_logs(aspen_store *s, int64_t job_id, int64_t after_seq, size_t limit,
+                     aspen_store_log **out, size_t *n, aspen_store_error *err)
+{
+    *out = NULL;
+    *n = 0;
+    sqlite3_stmt *st = store_stmt(s, ST_LOGS_GET, err);
+    if (!st)
+        return err ? err->code : ASPEN_STORE_EIO;
+    sqlite3_bind_int64(st, 1, job_id);
+    sqlite3_bind_int64(st, 2, after_seq);
+    sqlite3_bind_int64(st, 3, limit ? (int64_t)limit : -1);
+    aspen_store_log *list = NULL;
+    size_t count = 0, cap = 0;
+    int rc, code = 0;
+    bool oom = false;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (count == cap) {
+            cap = cap ? cap * 2 : 16;
+            aspen_store_log *grown = realloc(list, cap * sizeof *list);
+            if (!grown) {
+                oom = true;
+                break;
+            }
+            list = grown;
+        }
+        aspen_store_log *l = &list[count++];
+        memset(l, 0, sizeof *l);
+        l->seq = sqlite3_column_int64(st, 0);
+        l->attempt = sqlite3_column_int(st, 1);
+        l->time_ms = sqlite3_column_int64(st, 2);
+        l->line = col_dup(st, 3, &oom);
+        l->marker = l->seq == (int64_t)s->log_cap + 1;
+        if (oom)
+            break;
+    }
+    if (oom)
+        code = store_err(err, ASPEN_STORE_ENOMEM, "out of memory reading logs");
+    else if (rc != SQLITE_DONE)
+        code = store_sqlite_err(s, err, rc, "reading logs");
+    sqlite3_reset(st);
+    if (code) {
+        aspen_store_logs_free(list, count);
+        return code;
+    }
+    *out = list;
+    *n = count;
+    return 0;
+}
+
+void aspen_store_logs_free(aspen_store_log *l, size_t n)
+{
+    for (size_t i = 0; l && i < n; i++)
+        free(l[i].line);
+    free(l);
+}
+
+/* ---- the filter language ------------------------------------------------------------------------- */
+
+static const char filter_help[] =
+    "use state:S[,S…] type:T binary:NAME tag:T id:N rerun-of:N payload.FIELD:VALUE "
+    "order:newest|oldest|queue";
+
+static bool path_ok(const char *p)
+{
+    if (!*p)
+        return false;
+    for (; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              *p == '_' || *p == '-' || *p == '.' || *p == '[' || *p == ']' || *p == '$'))
+            return false;
+    return true;
+}
+
+static bool parse_i64(const char *v, int64_t *out)
+{
+    char *end = NULL;
+    long long x = strtoll(v, &end, 10);
+    if (!*v || *end || x <= 0)
+        return false;
+    *out = x;
+    return true;
+}
+
+int aspen_store_filter_parse(const char *text, aspen_store_filter *out, char *buf, size_t bufsize,
+                             aspen_store_error *err)
+{
+    memset(out, 0, sizeof *out);
+    size_t used = 0;
+    const char *p = text ? text : "";
+    while (*p) {
+        while (*p == ' ' || *p == '\t')
+            p++;
+        if (!*p)
+            break;
+        /* key up to ':' */
+        const char *key = p;
+        while (*p && *p != ':' && *p != ' ' && *p != '\t')
+            p++;
+        size_t keylen = (size_t)(p - key);
+        if (*p != ':')
+            return store_err(err, ASPEN_STORE_EINVAL, "filter term '%.*s' has no ':': %s",
+                             (int)keylen, key, filter_help);
+        p++;
+        /* value: "quoted" or up to whitespace; copied into buf */
+        char *val = buf + used;
+        bool quoted = *p == '"';
+        if (quoted)
+            p++;
+        while (*p && (quoted ? *p != '"' : (*p != ' ' && *p != '\t'))) {
+            if (quoted && *p == '\\' && p[1])
+                p++;
+            if (used + 1 >= bufsize)
+                return store_err(err, ASPEN_STORE_EINVAL, "filter too long");
+            buf[used++] = *p++;
+        }
+        if (quoted) {
+            if (*p != '"')
+                return store_err(err, ASPEN_STORE_EINVAL, "filter: unterminated quote after %.*s:",
+                                 (int)keylen, key);
+            p++;
+        }
+        if (used + 1 >= bufsize)
+            return store_err(err, ASPEN_STORE_EINVAL, "filter too long");
+        buf[used++] = '\0';
+        if (!*val)
+            return store_err(err, ASPEN_STORE_EINVAL, "filter term '%.*s:' has no value",
+                             (int)keylen, key);
+
+#define KEY(k) (keylen == sizeof(k) - 1 && strncmp(key, k, keylen) == 0)
+        if (KEY("state")) {
+            for (char *s = val; s && *s;) {
+                char *comma = strchr(s, ',');
+                if (comma)
+                    *comma = '\0';
+                aspen_store_state st;
+                if (aspen_store_state_parse(s, &st) != 0)
+                    return store_err(err, ASPEN_STORE_EINVAL,
+                                     "unknown state '%s': use queued, scheduled, running, "
+                                     "succeeded, failed or cancelled",
+                                     s);
+                out->states |= 1u << st;
+                s = comma ? comma + 1 : NULL;
+            }
+        } else if (KEY("type")) {
+            out->type = val;
+        } else if (KEY("binary")) {
+            out->binary_name = val;
+        } else if (KEY("tag")) {
+            out->tag = val;
+        } else if (KEY("id") || KEY("rerun-of")) {
+            int64_t v;
+            if (!parse_i64(val, &v))
+                return store_err(err, ASPEN_STORE_EINVAL, "'%.*s:%s' needs a positive job id",
+                                 (int)keylen, key, val);
+            if (KEY("id"))
+                out->id = v;
+            else
+                out->rerun_of = v;
+        } else if (KEY("order")) {
+            if (strcmp(val, "newest") == 0)
+                out->order = ASPEN_STORE_ORDER_NEWEST;
+            else if (strcmp(val, "oldest") == 0)
+                out->order = ASPEN_STORE_ORDER_OLDEST;
+            else if (strcmp(val, "queue") == 0)
+                out->order = ASPEN_STORE_ORDER_QUEUE;
+            else
+                return store_err(err, ASPEN_STORE_EINVAL,
+                                 "unknown order '%s': use newest, oldest or queue", val);
+        } else if (keylen > 8 && strncmp(key, "payload.", 8) == 0) {
+            if (out->n_fields == ASPEN_STORE_FILTER_MAX_FIELDS)
+                return store_err(err, ASPEN_STORE_EINVAL, "at most %d payload.FIELD terms",
+                                 ASPEN_STORE_FILTER_MAX_FIELDS);
+            if (used + keylen - 8 + 1 > bufsize)
+                return store_err(err, ASPEN_STORE_EINVAL, "filter too long");
+            char *path = buf + used;
+            memcpy(path, key + 8, keylen - 8);
+            path[keylen - 8] = '\0';
+            used += keylen - 8 + 1;
+            if (!path_ok(path))
+                return store_err(err, ASPEN_STORE_EINVAL,
+                                 "bad payload field '%s': use letters, digits, _ - . and [n]", path);
+            out->fields[out->n_fields].path = path;
+            out->fields[out->n_fields].value = val;
+            out->n_fields++;
+        } else {
+            return store_err(err, ASPEN_STORE_EINVAL, "unknown filter term '%.*s': %s", (int)keylen,
+                             key, filter_help);
+        }
+#undef KEY
+    }
+    return 0;
+}

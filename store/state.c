@@ -1,0 +1,140 @@
+/* state.c — job states and THE transition table.
+ *
+ * Every change of a job's state is checked here: per-job writes call aspen_store_check_transition
+ * through job_write (jobs.c), and the two bulk statements (promotion of due scheduled jobs and the
+ * claim) select exactly the from-states this table allows. As a backstop the same table is
+ * installed in the database as triggers (state_guard_sql), so no write path — ours, a future bug,
+ * or someone with the sqlite3 shell — can move a job along an edge that is not here. */
+#include "store_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const state_names[ASPEN_STORE_STATE_COUNT] = {
+    [ASPEN_STORE_QUEUED] = "queued",       [ASPEN_STORE_SCHEDULED] = "scheduled",
+    [ASPEN_STORE_RUNNING] = "running",     [ASPEN_STORE_SUCCEEDED] = "succeeded",
+    [ASPEN_STORE_FAILED] = "failed",       [ASPEN_STORE_CANCELLED] = "cancelled",
+};
+
+/* Rows: from; columns: to. Why each edge exists:
+ *   new → queued | scheduled         submit (run_at now or later)
+ *   queued → running                 claim
+ *   queued → cancelled               cancel before it ran
+ *   scheduled → queued               its run_at came (promotion, inside the claim transaction)
+ *   scheduled → cancelled            cancel before it ran
+ *   running → succeeded              completion
+ *   running → failed                 completion out of attempts / no retry; recovery of a last try
+ *   running → scheduled              completion with retry backoff
+ *   running → queued                 retry due at once; recovery of a lost attempt; release
+ *   running → cancelled              cancelled while running (the engine stopped it)
+ *   failed → queued                  an operator's retry
+ * succeeded and cancelled are final; a rerun is a new job. */
+static const bool table[ASPEN_STORE_STATE_COUNT][ASPEN_STORE_STATE_COUNT] = {
+    [ASPEN_STORE_QUEUED] = {[ASPEN_STORE_RUNNING] = true, [ASPEN_STORE_CANCELLED] = true},
+    [ASPEN_STORE_SCHEDULED] = {[ASPEN_STORE_QUEUED] = true, [ASPEN_STORE_CANCELLED] = true},
+    [ASPEN_STORE_RUNNING] = {[ASPEN_STORE_SUCCEEDED] = true,
+                             [ASPEN_STORE_FAILED] = true,
+                             [ASPEN_STORE_SCHEDULED] = true,
+                             [ASPEN_STORE_QUEUED] = true,
+                             [ASPEN_STORE_CANCELLED] = true},
+    [ASPEN_STORE_FAILED] = {[ASPEN_STORE_QUEUED] = true},
+};
+
+static bool valid_state(int s) { return s >= 0 && s < ASPEN_STORE_STATE_COUNT; }
+
+const char *aspen_store_state_name(aspen_store_state state)
+{
+    if (state == ASPEN_STORE_STATE_NEW)
+        return "new";
+    return valid_state(state) ? state_names[state] : "?";
+}
+
+int aspen_store_state_parse(const char *name, aspen_store_state *out)
+{
+    for (int i = 0; name && i < ASPEN_STORE_STATE_COUNT; i++)
+        if (strcmp(name, state_names[i]) == 0) {
+            *out = (aspen_store_state)i;
+            return 0;
+        }
+    return ASPEN_STORE_EINVAL;
+}
+
+int state_from_text(const unsigned char *text)
+{
+    if (!text)
+        return -1;
+    /* The first two letters tell the states apart; compare fully anyway. */
+    for (int i = 0; i < ASPEN_STORE_STATE_COUNT; i++)
+        if (strcmp((const char *)text, state_names[i]) == 0)
+            return i;
+    return -1;
+}
+
+bool aspen_store_transition_allowed(aspen_store_state from, aspen_store_state to)
+{
+    if (!valid_state(to))
+        return false;
+    if (from == ASPEN_STORE_STATE_NEW)
+        return to == ASPEN_STORE_QUEUED || to == ASPEN_STORE_SCHEDULED;
+    if (!valid_state(from))
+        return false;
+    return table[from][to];
+}
+
+bool aspen_store_state_is_final(aspen_store_state state)
+{
+    return state == ASPEN_STORE_SUCCEEDED || state == ASPEN_STORE_FAILED ||
+           state == ASPEN_STORE_CANCELLED;
+}
+
+int aspen_store_check_transition(int64_t job_id, aspen_store_state from, aspen_store_state to,
+                                 aspen_store_error *err)
+{
+    if (aspen_store_transition_allowed(from, to))
+        return 0;
+    char allowed[128] = "";
+    size_t len = 0;
+    for (int t = 0; t < ASPEN_STORE_STATE_COUNT; t++)
+        if (aspen_store_transition_allowed(from, (aspen_store_state)t))
+            len += (size_t)snprintf(allowed + len, sizeof allowed - len, "%s%s", len ? ", " : "",
+                                    state_names[t]);
+    return store_err(err, ASPEN_STORE_ESTATE,
+                     "job %lld is %s: it cannot become %s (from %s it can only become: %s)",
+                     (long long)job_id, aspen_store_state_name(from), aspen_store_state_name(to),
+                     aspen_store_state_name(from), len ? allowed : "nothing, it is final");
+}
+
+char *state_guard_sql(void)
+{
+    size_t cap = 4096, len = 0;
+    char *sql = malloc(cap);
+    if (!sql)
+        return NULL;
+    len += (size_t)snprintf(sql + len, cap - len,
+                            "CREATE TRIGGER jobs_state_guard BEFORE UPDATE OF state ON jobs "
+                            "WHEN OLD.state <> NEW.state AND OLD.state || '>' || NEW.state NOT IN (");
+    bool first = true;
+    for (int f = 0; f < ASPEN_STORE_STATE_COUNT; f++)
+        for (int t = 0; t < ASPEN_STORE_STATE_COUNT; t++)
+            if (table[f][t]) {
+                len += (size_t)snprintf(sql + len, cap - len, "%s'%s>%s'", first ? "" : ",",
+                                        state_names[f], state_names[t]);
+                first = false;
+            }
+    len += (size_t)snprintf(sql + len, cap - len,
+                            ") BEGIN SELECT RAISE(ABORT, 'aspen: illegal job state transition'); "
+                            "END;\n"
+                            "CREATE TRIGGER jobs_initial_state_guard BEFORE INSERT ON jobs "
+                            "WHEN NEW.state NOT IN (");
+    first = true;
+    for (int t = 0; t < ASPEN_STORE_STATE_COUNT; t++)
+        if (aspen_store_transition_allowed(ASPEN_STORE_STATE_NEW, (aspen_store_state)t)) {
+            len += (size_t)snprintf(sql + len, cap - len, "%s'%s'", first ? "" : ",",
+                                    state_names[t]);
+            first = false;
+        }
+    snprintf(sql + len, cap - len,
+             ") BEGIN SELECT RAISE(ABORT, 'aspen: illegal job state transition'); END;");
+    return sql;
+}

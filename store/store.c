@@ -1,0 +1,711 @@
+/* store.c — opening an Aspen database: checks before SQLite touches anything, pragmas, schema
+ * migrations (PRAGMA user_version), the prepared-statement cache, transactions, and the mapping of
+ * SQLite failures to messages a user can act on (locked, corrupt, full, read-only, newer schema).
+ *
+ * Rule: a file that is not an Aspen database, or a corrupt one, is never written: the first thing
+ * read is the header (application_id, user_version), and nothing is written before it checks out. */
+#include "store_internal.h"
+
+#include <errno.h>
+#include <libgen.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define ASPEN_APPLICATION_ID 0x4173706e /* "Aspn" in the database header */
+
+static const char *const stmt_sql[ST_COUNT] = {
+    [ST_BEGIN_IMMEDIATE] = "BEGIN IMMEDIATE",
+    [ST_BEGIN_DEFERRED] = "BEGIN",
+    [ST_COMMIT] = "COMMIT",
+    [ST_ROLLBACK] = "ROLLBACK",
+    [ST_JOB_INSERT] =
+        "INSERT INTO jobs (type, binary_sha256, binary_name, payload, state, priority, run_at,"
+        " max_attempts, timeout_ms, memory_bytes, isolation, tags, created_at, source_dir)"
+        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+    [ST_BINARY_INSERT] = "INSERT OR IGNORE INTO binaries (sha256, name, size, bytes, created_at)"
+                         " VALUES (?1, ?2, ?3, ?4, ?5)",
+    [ST_BINARY_EXISTS] = "SELECT 1 FROM binaries WHERE sha256 = ?1",
+    [ST_BINARY_GET] = "SELECT name, size, bytes, created_at FROM binaries WHERE sha256 = ?1",
+    [ST_PAUSED] = "SELECT value FROM settings WHERE key = 'queue.paused'",
+    [ST_ENGINE_LEASE] = "SELECT lease_until FROM engines WHERE id = ?1",
+    /* scheduled → queued for every job whose time has come (index jobs_due). */
+    [ST_PROMOTE_DUE] = "UPDATE jobs SET state = 'queued' WHERE state = 'scheduled' AND run_at <= ?1",
+    /* queued → running for the head of the queue (index jobs_queue), in one statement. */
+    [ST_CLAIM] = "UPDATE jobs SET state = 'running', owner = ?1, attempts = attempts + 1,"
+                 " started_at = ?2, cancel_requested = 0"
+                 " WHERE id IN (SELECT id FROM jobs WHERE state = 'queued'"
+                 " ORDER BY priority DESC, run_at, id LIMIT ?3)"
+                 " RETURNING " JOB_COLUMNS,
+    [ST_JOB_READ] = "SELECT state, run_at, attempts, max_attempts, started_at, finished_at, owner,"
+                    " cancel_requested, log_count, log_dropped FROM jobs WHERE id = ?1",
+    [ST_JOB_WRITE] = "UPDATE jobs SET state = ?2, run_at = ?3, attempts = ?4, max_attempts = ?5,"
+                     " started_at = ?6, finished_at = ?7, owner = ?8, cancel_requested = ?9,"
+                     " log_count = ?10, log_dropped = ?11,"
+                     " error = CASE WHEN ?12 THEN ?13 ELSE error END,"
+                     " result = CASE WHEN ?14 THEN ?15 ELSE result END"
+                     " WHERE id = ?1 AND state = ?16",
+    [ST_JOB_LOGCOUNT_WRITE] = "UPDATE jobs SET log_count = ?2, log_dropped = ?3 WHERE id = ?1",
+    [ST_ATTEMPT_INSERT] =
+        "INSERT OR REPLACE INTO attempts (job, number, engine, started_at, finished_at, wall_us,"
+        " exits, host_calls, pages_dirtied, bytes_in, bytes_out, outcome, error, recovered)"
+        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+    [ST_LOG_INSERT] = "INSERT INTO logs (job, seq, attempt, time_ms, line) VALUES (?1, ?2, ?3, ?4, ?5)",
+    [ST_JOB_GET] = "SELECT " JOB_COLUMNS " FROM jobs WHERE id = ?1",
+    [ST_ATTEMPTS_GET] = "SELECT job, number, engine, started_at, finished_at, wall_us, exits,"
+                        " host_calls, pages_dirtied, bytes_in, bytes_out, outcome, error, recovered"
+                        " FROM attempts WHERE job = ?1 ORDER BY number",
+    [ST_LOGS_GET] = "SELECT seq, attempt, time_ms, line FROM logs WHERE job = ?1 AND seq > ?2"
+                    " ORDER BY seq LIMIT ?3",
+    [ST_COUNTS] = "SELECT state, count(*) FROM jobs GROUP BY state",
+    [ST_OLDEST_QUEUED] = "SELECT min(run_at) FROM jobs WHERE state = 'queued'",
+    [ST_OLDEST_DUE] = "SELECT min(run_at) FROM jobs WHERE state = 'scheduled' AND run_at <= ?1",
+    [ST_DATA_VERSION] = "PRAGMA data_version",
+    [ST_SETTING_GET] = "SELECT value FROM settings WHERE key = ?1",
+    [ST_SETTING_SET] = "INSERT INTO settings (key, value) VALUES (?1, ?2)"
+                       " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+    [ST_SETTING_DEL] = "DELETE FROM settings WHERE key = ?1",
+    [ST_ENGINE_INSERT] = "INSERT INTO engines (pid, host, started_at, lease_until)"
+                         " VALUES (?1, ?2, ?3, ?4)",
+    [ST_ENGINE_RENEW] = "UPDATE engines SET lease_until = ?2 WHERE id = ?1",
+    [ST_ENGINE_GET] = "SELECT pid, host, lease_until FROM engines WHERE id = ?1",
+    [ST_ENGINE_DELETE] = "DELETE FROM engines WHERE id = ?1",
+    [ST_ENGINES_LIST] = "SELECT e.id, e.pid, e.host, e.started_at, e.lease_until,"
+                        " (SELECT count(*) FROM jobs j WHERE j.state = 'running' AND j.owner = e.id)"
+                        " FROM engines e ORDER BY e.id",
+    [ST_ENGINES_EXPIRED_DELETE] = "DELETE FROM engines WHERE lease_until < ?1",
+    /* Running jobs whose owner holds no live lease (expired, or the row is gone). */
+    [ST_ORPHANS] = "SELECT j.id, j.owner FROM jobs j WHERE j.state = 'running' AND NOT EXISTS"
+                   " (SELECT 1 FROM engines e WHERE e.id = j.owner AND e.lease_until >= ?1)"
+                   " ORDER BY j.id",
+    [ST_RUNNING_OF_ENGINE] = "SELECT id FROM jobs WHERE state = 'running' AND owner = ?1 ORDER BY id",
+    [ST_CANCEL_REQUESTS] = "SELECT id FROM jobs WHERE state = 'running' AND owner = ?1"
+                           " AND cancel_requested = 1 ORDER BY id",
+    [ST_RERUN] = "INSERT INTO jobs (type, binary_sha256, binary_name, payload, state, priority,"
+                 " run_at, max_attempts, timeout_ms, memory_bytes, isolation, tags, created_at,"
+                 " source_dir, rerun_of)"
+                 " SELECT type, binary_sha256, binary_name, payload, 'queued', priority, ?2,"
+                 " max_attempts, timeout_ms, memory_bytes, isolation, tags, ?2, source_dir, id"
+                 " FROM jobs WHERE id = ?1",
+    [ST_DELETE_LOGS] = "DELETE FROM logs WHERE job = ?1",
+    [ST_DELETE_ATTEMPTS] = "DELETE FROM attempts WHERE job = ?1",
+    [ST_DELETE_JOB] = "DELETE FROM jobs WHERE id = ?1",
+};
+
+/* Schema version 1. Why the indexes look like this:
+ * - jobs_queue covers only queued jobs, in claim order: the claim reads its head, so a million
+ *   finished (or far-future scheduled) jobs never slow it down.
+ * - jobs_due covers only scheduled jobs by run_at: promotion reads the due prefix.
+ * - jobs_running covers only running jobs by owner: recovery and cancel polling.
+ * - jobs_state serves per-state listing (newest first via the implicit rowid) and counts. */
+static const char schema_v1[] =
+    "CREATE TABLE binaries ("
+    "  sha256 TEXT PRIMARY KEY CHECK (length(sha256) = 64),"
+    "  name TEXT,"
+    "  size INTEGER NOT NULL,"
+    "  bytes BLOB NOT NULL,"
+    "  created_at INTEGER NOT NULL);"
+    "CREATE TABLE jobs ("
+    "  id INTEGER PRIMARY KEY,"
+    "  type TEXT NOT NULL CONSTRAINT type_nonempty CHECK (length(type) > 0),"
+    "  binary_sha256 TEXT REFERENCES binaries (sha256),"
+    "  binary_name TEXT,"
+    "  payload TEXT NOT NULL DEFAULT '{}' CONSTRAINT payload_json CHECK (json_valid(payload)),"
+    "  state TEXT NOT NULL CHECK (state IN"
+    "    ('queued', 'scheduled', 'running', 'succeeded', 'failed', 'cancelled')),"
+    "  priority INTEGER NOT NULL DEFAULT 0,"
+    "  run_at INTEGER NOT NULL,"
+    "  attempts INTEGER NOT NULL DEFAULT 0,"
+    "  max_attempts INTEGER NOT NULL DEFAULT 3 CHECK (max_attempts >= 1),"
+    "  timeout_ms INTEGER NOT NULL DEFAULT 30000,"
+    "  memory_bytes INTEGER NOT NULL DEFAULT 0,"
+    "  isolation INTEGER NOT NULL DEFAULT 0,"
+    "  tags TEXT NOT NULL DEFAULT '[]'"
+    "    CONSTRAINT tags_array CHECK (json_valid(tags) AND json_type(tags) = 'array'),"
+    "  created_at INTEGER NOT NULL,"
+    "  started_at INTEGER,"
+    "  finished_at INTEGER,"
+    "  result BLOB,"
+    "  error TEXT,"
+    "  rerun_of INTEGER,"
+    "  owner INTEGER,"
+    "  cancel_requested INTEGER NOT NULL DEFAULT 0,"
+    "  source_dir TEXT,"
+    "  log_count INTEGER NOT NULL DEFAULT 0,"
+    "  log_dropped INTEGER NOT NULL DEFAULT 0);"
+    "CREATE INDEX jobs_queue ON jobs (priority DESC, run_at, id) WHERE state = 'queued';"
+    "CREATE INDEX jobs_due ON jobs (run_at) WHERE state = 'scheduled';"
+    "CREATE INDEX jobs_running ON jobs (owner) WHERE state = 'running';"
+    "CREATE INDEX jobs_state ON jobs (state);"
+    "CREATE INDEX jobs_rerun ON jobs (rerun_of) WHERE rerun_of IS NOT NULL;"
+    "CREATE TABLE attempts ("
+    "  job INTEGER NOT NULL,"
+    "  number INTEGER NOT NULL,"
+    "  engine INTEGER,"
+    "  started_at INTEGER,"
+    "  finished_at INTEGER,"
+    "  wall_us INTEGER NOT NULL DEFAULT 0,"
+    "  exits INTEGER NOT NULL DEFAULT 0,"
+    "  host_calls INTEGER NOT NULL DEFAULT 0,"
+    "  pages_dirtied INTEGER NOT NULL DEFAULT 0,"
+    "  bytes_in INTEGER NOT NULL DEFAULT 0,"
+    "  bytes_out INTEGER NOT NULL DEFAULT 0,"
+    "  outcome TEXT NOT NULL CHECK (outcome IN"
+    "    ('succeeded', 'failed', 'timeout', 'cancelled', 'recovered')),"
+    "  error TEXT,"
+    "  recovered INTEGER NOT NULL DEFAULT 0,"
+    "  PRIMARY KEY (job, number)) WITHOUT ROWID;"
+    "CREATE TABLE logs ("
+    "  job INTEGER NOT NULL,"
+    "  seq INTEGER NOT NULL,"
+    "  attempt INTEGER NOT NULL,"
+    "  time_ms INTEGER NOT NULL,"
+    "  line TEXT NOT NULL,"
+    "  PRIMARY KEY (job, seq)) WITHOUT ROWID;"
+    "CREATE TABLE engines ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT," /* never reused: a zombie cannot renew a new id */
+    "  pid INTEGER NOT NULL,"
+    "  host TEXT NOT NULL,"
+    "  started_at INTEGER NOT NULL,"
+    "  lease_until INTEGER NOT NULL);"
+    "CREATE TABLE settings ("
+    "  key TEXT PRIMARY KEY,"
+    "  value TEXT NOT NULL) WITHOUT ROWID;";
+
+static int migrate_v1(aspen_store *s, aspen_store_error *err)
+{
+    int rc = sqlite3_exec(s->db, schema_v1, NULL, NULL, NULL);
+    if (rc != SQLITE_OK)
+        return store_sqlite_err(s, err, rc, "creating the schema (version 1)");
+    char *guard = state_guard_sql();
+    if (!guard)
+        return store_err(err, ASPEN_STORE_ENOMEM, "out of memory creating the schema");
+    rc = sqlite3_exec(s->db, guard, NULL, NULL, NULL);
+    free(guard);
+    if (rc != SQLITE_OK)
+        return store_sqlite_err(s, err, rc, "creating the state-transition triggers");
+    return 0;
+}
+
+/* migrations[v] takes a database at version v to v + 1. */
+static int (*const migrations[ASPEN_STORE_SCHEMA_VERSION])(aspen_store *, aspen_store_error *) = {
+    migrate_v1,
+};
+
+const char *store_stmt_sql(enum stmt_id id) { return stmt_sql[id]; }
+
+/* ---- errors ------------------------------------------------------------------------------------ */
+
+int store_err(aspen_store_error *err, int code, const char *fmt, ...)
+{
+    if (err) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+        va_end(ap);
+        err->code = code;
+    }
+    return code;
+}
+
+int store_sqlite_err(aspen_store *s, aspen_store_error *err, int rc, const char *what)
+{
+    const char *path = s && s->path ? s->path : "(database)";
+    const char *emsg = s && s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc);
+    int sys = s && s->db ? sqlite3_system_errno(s->db) : 0;
+    switch (rc & 0xff) {
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+        return store_err(err, ASPEN_STORE_EBUSY,
+                         "database %s is locked: another connection kept it busy for more than "
+                         "%d ms while %s. Nothing was written; try again, and if it persists find "
+                         "the process holding it (fuser %s)",
+                         path, s ? s->busy_timeout_ms : 0, what, path);
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB:
+        return store_err(err, ASPEN_STORE_ECORRUPT,
+                         "database %s is corrupt or not a database (SQLite: %s) while %s. It was "
+                         "left untouched: restore it from a backup, or move it aside (mv %s %s.bad) "
+                         "and let aspen create a new one",
+                         path, emsg, what, path, path);
+    case SQLITE_FULL:
+        return store_err(err, ASPEN_STORE_EFULL,
+                         "disk full while %s in %s (SQLite: %s): the transaction was rolled back "
+                         "and everything committed before is intact. Free space on the disk that "
+                         "holds the database and try again",
+                         what, path, emsg);
+    case SQLITE_READONLY:
+    case SQLITE_PERM:
+    case SQLITE_AUTH:
+        return store_err(err, ASPEN_STORE_EPERM,
+                         "cannot write database %s while %s (SQLite: %s): check the permissions "
+                         "of the file, of %s-wal and %s-shm, and of its directory",
+                         path, what, emsg, path, path);
+    case SQLITE_CANTOPEN:
+        return store_err(err, sys == EACCES || sys == EPERM ? ASPEN_STORE_EPERM : ASPEN_STORE_EIO,
+                         "cannot open database %s while %s (SQLite: %s%s%s): check the path and "
+                         "the permissions of the file and its directory, or pass --db",
+                         path, what, emsg, sys ? ", " : "", sys ? strerror(sys) : "");
+    case SQLITE_NOMEM:
+        return store_err(err, ASPEN_STORE_ENOMEM, "out of memory while %s", what);
+    case SQLITE_TOOBIG:
+        return store_err(err, ASPEN_STORE_ETOOBIG, "value too large while %s (SQLite: %s)", what,
+                         emsg);
+    case SQLITE_CONSTRAINT:
+        if (strstr(emsg, "illegal job state transition"))
+            return store_err(err, ASPEN_STORE_ESTATE,
+                             "the database refused an illegal job state transition while %s", what);
+        if (strstr(emsg, "tags_array"))
+            return store_err(err, ASPEN_STORE_EINVAL,
+                             "tags must be a JSON array of strings like [\"a\",\"b\"] (while %s)",
+                             what);
+        if (strstr(emsg, "payload_json"))
+            return store_err(err, ASPEN_STORE_EINVAL,
+                             "payload is not valid JSON (while %s): fix it, e.g. {\"key\":\"value\"}",
+                             what);
+        if (strstr(emsg, "type_nonempty"))
+            return store_err(err, ASPEN_STORE_EINVAL, "job type must not be empty (while %s)",
+                             what);
+        return store_err(err, ASPEN_STORE_EINVAL, "the database refused a value while %s: %s",
+                         what, emsg);
+    case SQLITE_IOERR:
+        if (sys == ENOSPC || sys == EDQUOT)
+            return store_err(err, ASPEN_STORE_EFULL,
+                             "disk full while %s in %s (%s): the transaction was rolled back and "
+                             "everything committed before is intact. Free space and try again",
+                             what, path, strerror(sys));
+        if (sys == EACCES || sys == EPERM || sys == EROFS)
+            return store_err(err, ASPEN_STORE_EPERM,
+                             "cannot write database %s while %s (%s): check its permissions", path,
+                             what, strerror(sys));
+        return store_err(err, ASPEN_STORE_EIO,
+                         "I/O error on database %s while %s (SQLite: %s%s%s): check the disk "
+                         "(dmesg); the last committed state is intact",
+                         path, what, emsg, sys ? ", " : "", sys ? strerror(sys) : "");
+    default:
+        return store_err(err, ASPEN_STORE_EIO, "SQLite failed on %s while %s: %s (code %d)", path,
+                         what, emsg, rc);
+    }
+}
+
+/* ---- statements and transactions ---------------------------------------------------------------- */
+
+sqlite3_stmt *store_stmt(aspen_store *s, enum stmt_id id, aspen_store_error *err)
+{
+    sqlite3_stmt *st = s->st[id];
+    if (st) {
+        sqlite3_reset(st);
+        sqlite3_clear_bindings(st);
+        return st;
+    }
+    int rc = sqlite3_prepare_v3(s->db, stmt_sql[id], -1, SQLITE_PREPARE_PERSISTENT, &st, NULL);
+    if (rc != SQLITE_OK) {
+        store_sqlite_err(s, err, rc, "preparing a statement");
+        return NULL;
+    }
+    s->st[id] = st;
+    return st;
+}
+
+static int run_simple(aspen_store *s, enum stmt_id id, const char *what, aspen_store_error *err)
+{
+    sqlite3_stmt *st = store_stmt(s, id, err);
+    if (!st)
+        return err ? err->code : ASPEN_STORE_EIO;
+    int rc = sqlite3_step(st);
+    if (rc != SQLITE_DONE) {
+        int code = store_sqlite_err(s, err, rc, what);
+        sqlite3_reset(st);
+        return code;
+    }
+    sqlite3_reset(st);
+    return 0;
+}
+
+int tx_begin(aspen_store *s, aspen_store_error *err)
+{
+    if (s->read_only)
+        return store_err(err, ASPEN_STORE_EPERM,
+                         "database %s was opened read-only: open it without read-only to change it",
+                         s->path);
+    return run_simple(s, ST_BEGIN_IMMEDIATE, "starting a write transaction", err);
+}
+
+int tx_begin_read(aspen_store *s, aspen_store_error *err)
+{
+    return run_simple(s, ST_BEGIN_DEFERRED, "starting a read transaction", err);
+}
+
+int tx_commit(aspen_store *s, const char *what, aspen_store_error *err)
+{
+    int code = run_simple(s, ST_COMMIT, what, err);
+    if (code)
+        tx_rollback(s);
+    return code;
+}
+
+void tx_rollback(aspen_store *s)
+{
+    if (!sqlite3_get_autocommit(s->db))
+        run_simple(s, ST_ROLLBACK, "rolling back", NULL);
+}
+
+char *store_strdup(const char *str)
+{
+    if (!str)
+        return NULL;
+    size_t n = strlen(str) + 1;
+    char *copy = malloc(n);
+    if (copy)
+        memcpy(copy, str, n);
+    return copy;
+}
+
+int64_t aspen_store_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- open --------------------------------------------------------------------------------------- */
+
+/* One integer from a pragma or query; rc-mapped error on failure. */
+static int query_int(aspen_store *s, const char *sql, int64_t *out, const char *what,
+                     aspen_store_error *err)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+            *out = sqlite3_column_int64(st, 0);
+            rc = SQLITE_OK;
+        }
+    }
+    int code = rc == SQLITE_OK ? 0 : store_sqlite_err(s, err, rc, what);
+    sqlite3_finalize(st);
+    return code;
+}
+
+/* Checks made before SQLite opens anything, so the user hears about the directory or the file's
+ * permissions rather than a bare "unable to open database file". */
+static int check_path(const char *path, const aspen_store_options *o, aspen_store_error *err)
+{
+    if (!path || !*path)
+        return store_err(err, ASPEN_STORE_EINVAL, "no database path given: pass --db PATH");
+    if (strcmp(path, ":memory:") == 0 || strncmp(path, "file:", 5) == 0)
+        return 0;
+    char *copy = store_strdup(path);
+    if (!copy)
+        return store_err(err, ASPEN_STORE_ENOMEM, "out of memory");
+    const char *dir = dirname(copy);
+    struct stat st;
+    int code = 0;
+    if (stat(dir, &st) != 0) {
+        code = store_err(err, ASPEN_STORE_ENODIR,
+                         "database directory %s does not exist: create it (mkdir -p %s) or pass "
+                         "--db with another path",
+                         dir, dir);
+        goto free_copy;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        code = store_err(err, ASPEN_STORE_ENODIR,
+                         "%s is not a directory, so database %s cannot live there: pass --db "
+                         "with another path",
+                         dir, path);
+        goto free_copy;
+    }
+    if (stat(path, &st) != 0) {
+        if (o->read_only || o->no_create) {
+            code = store_err(err, ASPEN_STORE_ENOTFOUND,
+                             "database %s does not exist: check the path or pass --db", path);
+            goto free_copy;
+        }
+        if (access(dir, W_OK | X_OK) != 0) {
+            code = store_err(err, ASPEN_STORE_EPERM,
+                             "cannot create database %s: no write permission in directory %s: "
+                             "fix its permissions or pass --db with another path",
+                             path, dir);
+            goto free_copy;
+        }
+        goto free_copy;
+    }
+    if (S_ISDIR(st.st_mode)) {
+        code = store_err(err, ASPEN_STORE_EINVAL,
+                         "%s is a directory, not a database file: pass --db DIR/aspen.db", path);
+        goto free_copy;
+    }
+    if (access(path, o->read_only ? R_OK : R_OK | W_OK) != 0) {
+        code = store_err(err, ASPEN_STORE_EPERM,
+                         "cannot %s database %s: permission denied (mode %04o, owner uid %u; you "
+                         "are uid %u): fix its permissions (chmod u+rw %s) or pass --db",
+                         o->read_only ? "read" : "read and write", path,
+                         (unsigned)(st.st_mode & 07777), (unsigned)st.st_uid, (unsigned)geteuid(),
+                         path);
+        goto free_copy;
+    }
+    if (!o->read_only && access(dir, W_OK | X_OK) != 0) {
+        code = store_err(err, ASPEN_STORE_EPERM,
+                         "cannot write in directory %s, where SQLite keeps %s-wal and %s-shm "
+                         "beside the database: fix its permissions or pass --db",
+                         dir, path, path);
+        goto free_copy;
+    }
+free_copy:
+    free(copy);
+    return code;
+}
+
+/* Reads the header and refuses anything that is not an Aspen database we understand. */
+static int check_header(aspen_store *s, int64_t *version, aspen_store_error *err)
+{
+    int64_t app = 0, objects = 0;
+    int code = query_int(s, "PRAGMA application_id", &app, "reading the database header", err);
+    if (code)
+        return code;
+    code = query_int(s, "PRAGMA user_version", version, "reading the schema version", err);
+    if (code)
+        return code;
+    if (app != 0 && app != ASPEN_APPLICATION_ID)
+        return store_err(err, ASPEN_STORE_ECORRUPT,
+                         "%s is an SQLite database of another program (application_id 0x%08llx), "
+                         "not an Aspen database. It was left untouched: pass --db with another "
+                         "path",
+                         s->path, (unsigned long long)app);
+    if (app == 0) {
+        code = query_int(s, "SELECT count(*) FROM sqlite_master", &objects,
+                         "reading the database schema", err);
+        if (code)
+            return code;
+        if (objects > 0 || *version != 0)
+            return store_err(err, ASPEN_STORE_ECORRUPT,
+                             "%s is an SQLite database but not an Aspen one (it has %lld schema "
+                             "objects and no Aspen header). It was left untouched: pass --db "
+                             "with another path",
+                             s->path, (long long)objects);
+    }
+    if (*version > ASPEN_STORE_SCHEMA_VERSION)
+        return store_err(err, ASPEN_STORE_ENEWER,
+                         "database schema version %lld is newer than this aspen (%d): upgrade "
+                         "aspen, or use the aspen that wrote %s",
+                         (long long)*version, ASPEN_STORE_SCHEMA_VERSION, s->path);
+    return 0;
+}
+
+static int migrate(aspen_store *s, aspen_store_error *err)
+{
+    int code = tx_begin(s, err);
+    if (code)
+        return code;
+    /* Read again under the write lock: another process may have migrated meanwhile. */
+    int64_t version = 0;
+    code = check_header(s, &version, err);
+    if (code)
+        goto rollback;
+    for (int64_t v = version; v < ASPEN_STORE_SCHEMA_VERSION; v++) {
+        code = migrations[v](s, err);
+        if (code)
+            goto rollback;
+    }
+    if (version < ASPEN_STORE_SCHEMA_VERSION) {
+        char sql[96];
+        snprintf(sql, sizeof sql, "PRAGMA user_version = %d; PRAGMA application_id = %d",
+                 ASPEN_STORE_SCHEMA_VERSION, ASPEN_APPLICATION_ID);
+        int rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
+        if (rc != SQLITE_OK) {
+            code = store_sqlite_err(s, err, rc, "recording the schema version");
+            goto rollback;
+        }
+    }
+    return tx_commit(s, "committing the schema", err);
+rollback:
+    tx_rollback(s);
+    return code;
+}
+
+int aspen_store_open(const char *path, const aspen_store_options *opts, aspen_store **out,
+                     aspen_store_error *err)
+{
+    aspen_store_options o = opts ? *opts : (aspen_store_options){0};
+    if (!out)
+        return store_err(err, ASPEN_STORE_EINVAL, "aspen_store_open: out is NULL");
+    *out = NULL;
+    if (err)
+        err->code = 0, err->msg[0] = '\0';
+    int code = check_path(path, &o, err);
+    if (code)
+        return code;
+
+    aspen_store *s = calloc(1, sizeof *s);
+    if (!s)
+        return store_err(err, ASPEN_STORE_ENOMEM, "out of memory opening %s", path);
+    s->path = store_strdup(path);
+    s->log_cap = o.log_cap > 0 ? o.log_cap : 1000;
+    s->busy_timeout_ms = o.busy_timeout_ms > 0 ? o.busy_timeout_ms : 5000;
+    s->read_only = o.read_only;
+    if (!s->path) {
+        code = store_err(err, ASPEN_STORE_ENOMEM, "out of memory opening %s", path);
+        goto free_handle;
+    }
+
+    int flags = (o.read_only ? SQLITE_OPEN_READONLY
+                             : SQLITE_OPEN_READWRITE | (o.no_create ? 0 : SQLITE_OPEN_CREATE)) |
+                SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_URI;
+    int rc = sqlite3_open_v2(path, &s->db, flags, NULL);
+    if (rc != SQLITE_OK) {
+        code = store_sqlite_err(s, err, rc, "opening it");
+        goto close_db;
+    }
+    sqlite3_extended_result_codes(s->db, 1);
+    sqlite3_busy_timeout(s->db, s->busy_timeout_ms);
+
+    int64_t version = 0;
+    code = check_header(s, &version, err);
+    if (code)
+        goto close_db;
+
+    if (o.read_only) {
+        if (version < ASPEN_STORE_SCHEMA_VERSION) {
+            code = store_err(err, ASPEN_STORE_EINVAL,
+                             "database %s has schema version %lld, older than this aspen (%d): "
+                             "open it once writable so it can be upgraded",
+                             path, (long long)version, ASPEN_STORE_SCHEMA_VERSION);
+            goto close_db;
+        }
+    } else {
+        /* WAL: readers never block the writer and the writer never blocks readers. NORMAL
+         * synchronous is durable across process crashes (only an OS crash can lose the last
+         * commits, never corrupt the file). */
+        rc = sqlite3_exec(s->db,
+                          "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;"
+                          " PRAGMA foreign_keys = OFF; PRAGMA cache_size = -16384;"
+                          " PRAGMA temp_store = MEMORY",
+                          NULL, NULL, NULL);
+        if (rc != SQLITE_OK) {
+            code = store_sqlite_err(s, err, rc, "setting up WAL mode");
+            goto close_db;
+        }
+        if (version < ASPEN_STORE_SCHEMA_VERSION) {
+            code = migrate(s, err);
+            if (code)
+                goto close_db;
+        }
+    }
+    *out = s;
+    return 0;
+
+close_db:
+    sqlite3_close_v2(s->db);
+free_handle:
+    free(s->path);
+    free(s);
+    return code;
+}
+
+void aspen_store_close(aspen_store *s)
+{
+    if (!s)
+        return;
+    for (int i = 0; i < ST_COUNT; i++)
+        sqlite3_finalize(s->st[i]);
+    sqlite3_close_v2(s->db);
+    free(s->path);
+    free(s);
+}
+
+const char *aspen_store_path(const aspen_store *s) { return s ? s->path : NULL; }
+
+int aspen_store_check(aspen_store *s, aspen_store_error *err)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(s->db, "PRAGMA quick_check", -1, &st, NULL);
+    if (rc != SQLITE_OK)
+        return store_sqlite_err(s, err, rc, "checking the database");
+    int code = 0;
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        const char *r = (const char *)sqlite3_column_text(st, 0);
+        if (!r || strcmp(r, "ok") != 0)
+            code = store_err(err, ASPEN_STORE_ECORRUPT,
+                             "database %s is corrupt: %s. Restore it from a backup, or move it "
+                             "aside (mv %s %s.bad) and let aspen create a new one",
+                             s->path, r ? r : "?", s->path, s->path);
+    } else if (rc != SQLITE_DONE) {
+        code = store_sqlite_err(s, err, rc, "checking the database");
+    }
+    sqlite3_finalize(st);
+    return code;
+}
+
+/* ---- settings and change detection -------------------------------------------------------------- */
+
+int aspen_store_setting_set(aspen_store *s, const char *key, const char *value,
+                            aspen_store_error *err)
+{
+    if (!key || !*key)
+        return store_err(err, ASPEN_STORE_EINVAL, "setting key must not be empty");
+    sqlite3_stmt *st = store_stmt(s, value ? ST_SETTING_SET : ST_SETTING_DEL, err);
+    if (!st)
+        return err ? err->code : ASPEN_STORE_EIO;
+    if (s->read_only)
+        return tx_begin(s, err); /* the read-only message */
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+    if (value)
+        sqlite3_bind_text(st, 2, value, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    int code = rc == SQLITE_DONE ? 0 : store_sqlite_err(s, err, rc, "writing a setting");
+    sqlite3_reset(st);
+    return code;
+}
+
+int aspen_store_setting_get(aspen_store *s, const char *key, char **value, aspen_store_error *err)
+{
+    *value = NULL;
+    sqlite3_stmt *st = store_stmt(s, ST_SETTING_GET, err);
+    if (!st)
+        return err ? err->code : ASPEN_STORE_EIO;
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st), code = 0;
+    if (rc == SQLITE_ROW) {
+        *value = store_strdup((const char *)sqlite3_column_text(st, 0));
+        if (!*value)
+            code = store_err(err, ASPEN_STORE_ENOMEM, "out of memory reading a setting");
+    } else if (rc != SQLITE_DONE) {
+        code = store_sqlite_err(s, err, rc, "reading a setting");
+    }
+    sqlite3_reset(st);
+    return code;
+}
+
+int aspen_store_set_paused(aspen_store *s, bool paused, aspen_store_error *err)
+{
+    return aspen_store_setting_set(s, "queue.paused", paused ? "1" : "0", err);
+}
+
+int aspen_store_paused(aspen_store *s, bool *paused, aspen_store_error *err)
+{
+    char *v = NULL;
+    int code = aspen_store_setting_get(s, "queue.paused", &v, err);
+    *paused = !code && v && strcmp(v, "0") != 0;
+    free(v);
+    return code;
+}
+
+int aspen_store_data_version(aspen_store *s, uint64_t *version, aspen_store_error *err)
+{
+    sqlite3_stmt *st = store_stmt(s, ST_DATA_VERSION, err);
+    if (!st)
+        return err ? err->code : ASPEN_STORE_EIO;
+    int rc = sqlite3_step(st), code = 0;
+    if (rc == SQLITE_ROW)
+        *version = (uint64_t)sqlite3_column_int64(st, 0);
+    else
+        code = store_sqlite_err(s, err, rc, "reading the data version");
+    sqlite3_reset(st);
+    return code;
+}

@@ -1203,8 +1203,22 @@ static void read_message(aspen_vm *vm, aspen_vm_result *res, const char *prefix,
             msg[i] = '?';
     }
     msg[take] = '\0';
-    snprintf(res->message, sizeof res->message, "%s%s%s", prefix, take ? msg : "(no message)",
-             cut ? "…" : "");
+    /* The guest's message may be longer than the result's; keep its head and mark the cut. */
+    size_t cap = sizeof res->message, n = strlen(prefix);
+    memcpy(res->message, prefix, n);
+    const char *body = take ? msg : "(no message)";
+    size_t blen = strlen(body), room = cap - n - sizeof "…";
+    if (blen > room) {
+        blen = room;
+        cut = true;
+    }
+    memcpy(res->message + n, body, blen);
+    n += blen;
+    if (cut) {
+        memcpy(res->message + n, "…", sizeof "…" - 1);
+        n += sizeof "…" - 1;
+    }
+    res->message[n] = '\0';
 }
 
 static void finish_done(aspen_vm *vm, aspen_vm_result *res)

@@ -336,6 +336,13 @@ int aspen_vm_image_load_mem(const void *bytes, size_t len, const char *name, asp
         munmap(ro, img->ro_size);
         /* Nobody may change the shared code from now on. */
         fcntl(img->ro_fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL);
+        void *view = mmap(NULL, img->ro_size, PROT_READ, MAP_SHARED, img->ro_fd, 0);
+        if (view == MAP_FAILED) {
+            vm_set_error(err, ASPEN_VM_ENOMEM, "cannot map the shared image of %s: %s", name,
+                         strerror(errno));
+            goto fail_free_image;
+        }
+        img->ro_map = view;
     }
     *out = img;
     return 0;
@@ -415,6 +422,8 @@ void aspen_vm_image_release(aspen_vm_image *img)
         return;
     for (int i = 0; i < img->nseg; i++)
         free(img->seg[i].data);
+    if (img->ro_map)
+        munmap((void *)img->ro_map, img->ro_size);
     if (img->ro_fd >= 0)
         close(img->ro_fd);
     free(img);

@@ -94,10 +94,13 @@ struct aspen_vm {
     struct kvm_run *run;
     size_t run_size;
 
+    uint8_t *arena; /* one mapping: system region, [code copy,] hot, cold */
+    size_t arena_size;
     uint8_t *sys;
     size_t sys_size;
     uint64_t pt_next; /* next free page-table page (offset in sys) */
-    uint8_t *code;
+    uint8_t *code;    /* warm: the image's shared memfd mapped read-only; one-shot: in the arena */
+    bool code_shared;
     uint8_t *umem; /* hot then cold */
     size_t hot_size, cold_size;
     uint64_t gpa_code, gpa_hot, gpa_cold;
@@ -116,7 +119,6 @@ struct aspen_vm {
     size_t bitmap_words;
 
     struct kvm_sregs sregs;
-    struct kvm_fpu fpu;
     bool need_sregs;
     bool used;   /* a non-warm VM has run its job */
     bool broken; /* crashed: unusable */
@@ -138,7 +140,10 @@ static pthread_mutex_t g_kvm_lock = PTHREAD_MUTEX_INITIALIZER;
 static int g_kvm = -1;
 static int g_run_size;
 static bool g_readonly_mem;
-static bool g_sync_regs; /* KVM_CAP_SYNC_REGS: registers through the run page */
+static bool g_sync_regs;  /* KVM_CAP_SYNC_REGS: registers through the run page */
+static bool g_sync_sregs; /* ... and segment/control registers too */
+static struct kvm_sregs g_sregs_template; /* a fresh vCPU's sregs, read once per process */
+static bool g_have_template;
 
 static uint64_t now_ns(void)
 {
@@ -190,7 +195,9 @@ static int kvm_open(aspen_vm_error *err)
         return ASPEN_VM_EKVM;
     }
     g_readonly_mem = ioctl(fd, KVM_CHECK_EXTENSION, KVM_CAP_READONLY_MEM) > 0;
-    g_sync_regs = (ioctl(fd, KVM_CHECK_EXTENSION, KVM_CAP_SYNC_REGS) & KVM_SYNC_X86_REGS) != 0;
+    int sync = ioctl(fd, KVM_CHECK_EXTENSION, KVM_CAP_SYNC_REGS);
+    g_sync_regs = sync > 0 && (sync & KVM_SYNC_X86_REGS);
+    g_sync_sregs = sync > 0 && (sync & KVM_SYNC_X86_SREGS);
     g_run_size = run_size;
     g_kvm = fd;
     pthread_mutex_unlock(&g_kvm_lock);
@@ -956,31 +963,40 @@ int aspen_vm_create(aspen_vm_image *img, const aspen_vm_config *cfg_in, aspen_vm
     int nparts = img->nseg + 5;
     pt_pages += (size_t)nparts * 6 + cfg.memory_bytes / (2u << 20) + 2;
     vm->sys_size = SYS_PT_OFF + pt_pages * PAGE;
-    vm->gpa_code = (GPA_SYS + vm->sys_size + (2u << 20)) & ~((2ull << 20) - 1);
-    vm->gpa_hot = (vm->gpa_code + img->ro_size + (2u << 20)) & ~((2ull << 20) - 1);
-    vm->gpa_cold = vm->gpa_hot + vm->hot_size;
-
-    vm->sys = mmap(NULL, vm->sys_size, PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    vm->umem = mmap(NULL, vm->hot_size + vm->cold_size, PROT_READ | PROT_WRITE,
-                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (vm->sys == MAP_FAILED || vm->umem == MAP_FAILED) {
+    /* One host mapping for everything private to this VM; guest-physical addresses follow it, so
+     * a one-shot VM needs a single memory slot (each slot costs ~20 µs to register here). A warm
+     * VM maps the image's shared code instead of copying it, and dirty-logs its cold part. */
+    vm->code_shared = vm->warm;
+    size_t code_copy = vm->code_shared ? 0 : img->ro_size;
+    vm->arena_size = vm->sys_size + code_copy + vm->hot_size + vm->cold_size;
+    vm->arena = mmap(NULL, vm->arena_size, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (vm->arena == MAP_FAILED) {
+        vm->arena = NULL;
         vm_set_error(err, ASPEN_VM_ENOMEM, "cannot map %zu bytes of guest memory: %s",
                      cfg.memory_bytes, strerror(errno));
         rc = ASPEN_VM_ENOMEM;
         goto fail_destroy;
     }
-    if (g_readonly_mem) {
-        vm->code = mmap(NULL, img->ro_size, PROT_READ, MAP_SHARED, img->ro_fd, 0);
-    } else { /* no read-only slots: a private copy of the code */
-        vm->code = mmap(NULL, img->ro_size, PROT_READ | PROT_WRITE, MAP_PRIVATE, img->ro_fd, 0);
-    }
-    if (vm->code == MAP_FAILED) {
-        vm->code = NULL;
-        vm_set_error(err, ASPEN_VM_ENOMEM, "cannot map the image of %s: %s", img->name,
-                     strerror(errno));
-        rc = ASPEN_VM_ENOMEM;
-        goto fail_destroy;
+    vm->sys = vm->arena;
+    vm->umem = vm->arena + vm->sys_size + code_copy;
+    vm->gpa_hot = GPA_SYS + vm->sys_size + code_copy;
+    vm->gpa_cold = vm->gpa_hot + vm->hot_size;
+    if (!vm->code_shared) {
+        vm->code = vm->arena + vm->sys_size;
+        vm->gpa_code = GPA_SYS + vm->sys_size;
+        memcpy(vm->code, img->ro_map, img->ro_size);
+    } else {
+        vm->gpa_code = (GPA_SYS + vm->arena_size + (2u << 20)) & ~((2ull << 20) - 1);
+        vm->code = mmap(NULL, img->ro_size, g_readonly_mem ? PROT_READ : PROT_READ | PROT_WRITE,
+                        g_readonly_mem ? MAP_SHARED : MAP_PRIVATE, img->ro_fd, 0);
+        if (vm->code == MAP_FAILED) {
+            vm->code = NULL;
+            vm_set_error(err, ASPEN_VM_ENOMEM, "cannot map the image of %s: %s", img->name,
+                         strerror(errno));
+            rc = ASPEN_VM_ENOMEM;
+            goto fail_destroy;
+        }
     }
 
     /* Regions: image segments, stack (cold bottom, hot top), call block, heap (hot head). */
@@ -1047,13 +1063,15 @@ int aspen_vm_create(aspen_vm_image *img, const aspen_vm_config *cfg_in, aspen_vm
                      errno == ENOMEM || errno == EMFILE ? " (too many VMs or open files?)" : "");
         goto fail_destroy;
     }
-    if ((rc = set_slot(vm, 0, GPA_SYS, vm->sys, vm->sys_size, 0, err)) ||
-        (rc = set_slot(vm, 1, vm->gpa_code, vm->code, img->ro_size,
-                       g_readonly_mem ? KVM_MEM_READONLY : 0, err)) ||
-        (rc = set_slot(vm, 2, vm->gpa_hot, vm->umem, vm->hot_size, 0, err)) ||
-        (vm->cold_size &&
-         (rc = set_slot(vm, 3, vm->gpa_cold, vm->umem + vm->hot_size, vm->cold_size,
-                        vm->warm ? KVM_MEM_LOG_DIRTY_PAGES : 0, err))))
+    if (!vm->warm)
+        rc = set_slot(vm, 0, GPA_SYS, vm->arena, vm->arena_size, 0, err);
+    else if (!(rc = set_slot(vm, 0, GPA_SYS, vm->arena, vm->sys_size + vm->hot_size, 0, err)) &&
+             !(rc = set_slot(vm, 1, vm->gpa_code, vm->code, img->ro_size,
+                             g_readonly_mem ? KVM_MEM_READONLY : 0, err)) &&
+             vm->cold_size)
+        rc = set_slot(vm, 3, vm->gpa_cold, vm->umem + vm->hot_size, vm->cold_size,
+                      KVM_MEM_LOG_DIRTY_PAGES, err);
+    if (rc)
         goto fail_destroy;
     rc = ASPEN_VM_EKVM;
     vm->cpufd = ioctl(vm->vmfd, KVM_CREATE_VCPU, 0);
@@ -1068,14 +1086,17 @@ int aspen_vm_create(aspen_vm_image *img, const aspen_vm_config *cfg_in, aspen_vm
         vm_set_error(err, ASPEN_VM_EKVM, "cannot map the vCPU run page: %s", strerror(errno));
         goto fail_destroy;
     }
-    if (ioctl(vm->cpufd, KVM_GET_SREGS, &vm->sregs) != 0) {
+    /* Every fresh vCPU starts with the same special registers: read them once per process. */
+    pthread_mutex_lock(&g_kvm_lock);
+    if (!g_have_template && ioctl(vm->cpufd, KVM_GET_SREGS, &g_sregs_template) == 0)
+        g_have_template = true;
+    vm->sregs = g_sregs_template;
+    pthread_mutex_unlock(&g_kvm_lock);
+    if (!g_have_template) {
         vm_set_error(err, ASPEN_VM_EKVM, "KVM_GET_SREGS failed: %s", strerror(errno));
         goto fail_destroy;
     }
     init_sregs(vm, &vm->sregs);
-    memset(&vm->fpu, 0, sizeof vm->fpu);
-    vm->fpu.fcw = 0x37f;
-    vm->fpu.mxcsr = 0x1f80;
     if (vm->cold_size && vm->warm) {
         vm->bitmap_words = (vm->cold_size / PAGE + 63) / 64;
         vm->bitmap = calloc(vm->bitmap_words, 8);
@@ -1105,10 +1126,16 @@ static int startup(aspen_vm *vm, aspen_vm_error *err)
     int rc = thread_prepare(err);
     if (rc)
         return rc;
+    /* A fresh vCPU's FPU is in its reset state already; registers and special registers go in
+     * through the run page when KVM can take them there (two ioctls fewer per cold start). */
     struct kvm_regs regs;
     set_run_regs(&regs, vm->img->entry, vm->stack_hi, vm->block_gva, 0, 0);
-    if (ioctl(vm->cpufd, KVM_SET_SREGS, &vm->sregs) != 0 ||
-        ioctl(vm->cpufd, KVM_SET_REGS, &regs) != 0 || ioctl(vm->cpufd, KVM_SET_FPU, &vm->fpu) != 0) {
+    if (g_sync_regs && g_sync_sregs) {
+        vm->run->s.regs.regs = regs;
+        vm->run->s.regs.sregs = vm->sregs;
+        vm->run->kvm_dirty_regs = KVM_SYNC_X86_REGS | KVM_SYNC_X86_SREGS;
+    } else if (ioctl(vm->cpufd, KVM_SET_SREGS, &vm->sregs) != 0 ||
+               ioctl(vm->cpufd, KVM_SET_REGS, &regs) != 0) {
         vm_set_error(err, ASPEN_VM_EKVM, "cannot set the vCPU's initial state: %s",
                      strerror(errno));
         return ASPEN_VM_EKVM;
@@ -1149,11 +1176,9 @@ void aspen_vm_destroy(aspen_vm *vm)
         close(vm->cpufd);
     if (vm->vmfd >= 0)
         close(vm->vmfd);
-    if (vm->sys && vm->sys != MAP_FAILED)
-        munmap(vm->sys, vm->sys_size);
-    if (vm->umem && vm->umem != MAP_FAILED)
-        munmap(vm->umem, vm->hot_size + vm->cold_size);
-    if (vm->code)
+    if (vm->arena)
+        munmap(vm->arena, vm->arena_size);
+    if (vm->code && vm->code_shared)
         munmap(vm->code, vm->img->ro_size);
     for (size_t i = 0; i < vm->ncold_snap; i++)
         free(vm->cold_snap[i].data);
@@ -1322,11 +1347,14 @@ int aspen_vm_run(aspen_vm *vm, const aspen_vm_run_opts *opts, aspen_vm_result *r
 
     /* Registers go in through the run page (KVM_CAP_SYNC_REGS: no ioctl); the trampoline scrubs
      * x87/SSE state and jumps to execute (rcx). sregs only change after a fault in ring 0. */
-    if (vm->need_sregs && ioctl(vm->cpufd, KVM_SET_SREGS, &vm->sregs) != 0) {
+    bool sregs_via_run = vm->need_sregs && g_sync_regs && g_sync_sregs;
+    if (vm->need_sregs && !sregs_via_run && ioctl(vm->cpufd, KVM_SET_SREGS, &vm->sregs) != 0) {
         vm_set_error(err, ASPEN_VM_EKVM, "cannot reset the vCPU: %s", strerror(errno));
         vm->broken = true;
         return ASPEN_VM_EKVM;
     }
+    if (sregs_via_run)
+        vm->run->s.regs.sregs = vm->sregs;
     vm->need_sregs = false;
     struct kvm_regs *regs = &vm->run->s.regs.regs, local;
     if (!g_sync_regs)
@@ -1334,7 +1362,7 @@ int aspen_vm_run(aspen_vm *vm, const aspen_vm_run_opts *opts, aspen_vm_result *r
     set_run_regs(regs, SYS_GVA + SYS_TRAMP_OFF, vm->stack_hi - 8, vm->block_gva, in_gva, in_len);
     regs->rcx = vm->img->execute;
     if (g_sync_regs) {
-        vm->run->kvm_dirty_regs = KVM_SYNC_X86_REGS;
+        vm->run->kvm_dirty_regs = KVM_SYNC_X86_REGS | (sregs_via_run ? KVM_SYNC_X86_SREGS : 0);
     } else if (ioctl(vm->cpufd, KVM_SET_REGS, regs) != 0) {
         vm_set_error(err, ASPEN_VM_EKVM, "cannot reset the vCPU: %s", strerror(errno));
         vm->broken = true;

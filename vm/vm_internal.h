@@ -41,6 +41,7 @@ struct aspen_vm_image {
     struct image_seg seg[IMAGE_MAX_SEGS]; /* sorted by gva */
     uint64_t lo, hi;                      /* page-aligned span of all segments */
     int ro_fd;                            /* memfd with every read-only segment, back to back */
+    const uint8_t *ro_map;                /* a read-only view of it (copied by one-shot VMs) */
     size_t ro_size;
     size_t rw_size;
 };

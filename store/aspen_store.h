@@ -389,7 +389,7 @@ void aspen_store_attempts_free(aspen_store_attempt *a, size_t n);
 
 typedef struct aspen_store_log {
     int64_t seq; /* 1, 2, ... per job */
-    int attempt;
+    int attempt;  /* 0 for the truncation marker */
     int64_t time_ms;
     char *line;
     bool marker; /* the truncation marker line */

@@ -531,7 +531,7 @@ int logs_insert(aspen_store *s, struct job_row *row, int attempt, const aspen_st
             return stmt_failed(s, err);
         sqlite3_bind_int64(st, 1, row->id);
         sqlite3_bind_int64(st, 2, row->log_count + 1);
-        sqlite3_bind_int(st, 3, attempt);
+        sqlite3_bind_int(st, 3, text == marker ? 0 : attempt); /* attempt 0 marks the marker */
         sqlite3_bind_int64(st, 4, lines[i].time_ms);
         sqlite3_bind_text(st, 5, text, -1, SQLITE_STATIC);
         int rc = sqlite3_step(st);

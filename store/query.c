@@ -597,7 +597,7 @@ int aspen_store_logs(aspen_store *s, int64_t job_id, int64_t after_seq, size_t l
         l->attempt = sqlite3_column_int(st, 1);
         l->time_ms = sqlite3_column_int64(st, 2);
         l->line = col_dup(st, 3, &oom);
-        l->marker = l->seq == (int64_t)s->log_cap + 1;
+        l->marker = l->attempt == 0; /* real lines belong to attempt 1 or later */
         if (oom)
             break;
     }

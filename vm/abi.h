@@ -37,7 +37,7 @@ struct aspen_abi_note {
 
 /* ---- Guest virtual address space. --------------------------------------------------------------
  * Loadable segments must lie in [ASPEN_USER_MIN, ASPEN_USER_MAX). The host places, after the image
- * (page aligned, a guard page between each): the stack, the call block page, then the heap up to
+ * (page aligned, a 64 KiB unmapped guard gap first): the stack, the call block page, then the heap up to
  * the end of guest memory. Exact addresses are reported in the call block. Everything else,
  * including page 0, is unmapped. The SDK links images at ASPEN_IMAGE_BASE. */
 #define ASPEN_PAGE_SIZE 4096u
@@ -87,7 +87,7 @@ struct aspen_abi_block {
     uint32_t magic;       /* ASPEN_BLOCK_MAGIC */
     uint32_t abi_version; /* ASPEN_ABI_VERSION */
     uint64_t mem_size;    /* guest memory in bytes (the whole configured size) */
-    uint64_t stack_low;   /* lowest stack address (a guard page lies below) */
+    uint64_t stack_low;   /* lowest stack address (an unmapped 64 KiB guard gap lies below) */
     uint64_t stack_high;  /* one past the highest stack address */
     uint64_t heap_start;  /* first heap byte */
     uint64_t heap_end;    /* one past the last byte of guest memory */

@@ -6,7 +6,7 @@
  *     On this project's nested KVM, ring-0 guest code is emulated (~1 µs/instruction), so ring 0 is
  *     used only by the fault stub (vm/stub.S), never on a job's normal path.
  *   - Guest memory is exactly cfg.memory_bytes of user pages: the image (code R+X, rodata R, data
- *     R+W no-exec), the stack (a guard page below it), the call block page, and the heap. Page 0 and
+ *     R+W no-exec), the stack (a 64 KiB unmapped guard gap below it), the call block page, and the heap. Page 0 and
  *     everything else are unmapped. A separate "system" region (GDT, IDT, TSS with the I/O bitmap,
  *     fault stub, ring-0 stack, page tables) is supervisor-only, outside that budget.
  *   - Physically, the guest's pages are grouped by how they are restored between jobs, and mapped to
@@ -69,6 +69,9 @@
 #define STACK_HOT (16u * 1024u)
 #define HEAP_HOT (16u * 1024u)
 #define MESSAGE_MAX 4096u
+/* Unmapped gap below the stack: wide enough that a large stack frame cannot jump over it into the
+ * image's data (virtual space only; it costs no memory). */
+#define STACK_GUARD (64u * 1024u)
 
 extern const uint8_t aspen_stub_start[], aspen_stub_end[], aspen_tramp_start[], aspen_tramp_end[];
 
@@ -749,8 +752,8 @@ static void describe_fault(aspen_vm *vm, aspen_vm_result *res)
         const char *why;
         if (a < ASPEN_USER_MIN)
             why = "a null pointer dereference (nothing is mapped below 0x10000)";
-        else if (a >= vm->stack_lo - PAGE && a < vm->stack_lo)
-            why = "stack overflow (it hit the guard page below the stack)";
+        else if (a >= vm->stack_lo - STACK_GUARD && a < vm->stack_lo)
+            why = "stack overflow (it ran into the guard gap below the stack)";
         else if (!(ec & 1))
             why = "the address is not mapped in guest memory";
         else if (ec & 16)
@@ -943,9 +946,9 @@ int aspen_vm_create(aspen_vm_image *img, const aspen_vm_config *cfg_in, aspen_vm
     pthread_mutex_init(&vm->kick_lock, NULL);
     rc = ASPEN_VM_EKVM;
 
-    /* Virtual layout: image, guard page, stack, call block, heap to the end of guest memory. */
+    /* Virtual layout: image, guard gap, stack, call block, heap to the end of guest memory. */
     uint64_t heap_bytes = cfg.memory_bytes - image_mem - cfg.stack_bytes - PAGE;
-    vm->stack_lo = img->hi + PAGE;
+    vm->stack_lo = img->hi + STACK_GUARD;
     vm->stack_hi = vm->stack_lo + cfg.stack_bytes;
     vm->block_gva = vm->stack_hi;
     vm->heap_start = vm->block_gva + PAGE;

@@ -1,4 +1,4 @@
-/* cli/cli.h — shared helpers of the `aspen` program's subcommands (cli/*.c). */
+/* cli/cli.h — shared helpers of the `aspen` program's subcommands (the cli/cmd_*.c files). */
 #ifndef ASPEN_CLI_H
 #define ASPEN_CLI_H
 

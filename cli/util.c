@@ -30,7 +30,7 @@ static bool is_file(const char *p)
 
 const char *cli_guest_dir(void)
 {
-    static char dir[PATH_MAX];
+    static char dir[PATH_MAX + 64];
     const char *env = getenv("ASPEN_GUEST_DIR");
     if (env && *env && is_dir(env))
         return env;
@@ -49,7 +49,7 @@ const char *cli_guest_dir(void)
                 return dir;
         }
     }
-    snprintf(dir, sizeof dir, "%s/target/guest-binaries", ASPEN_SOURCE_DIR);
+    snprintf(dir, sizeof dir, "%.*s/target/guest-binaries", PATH_MAX, ASPEN_SOURCE_DIR);
     return is_dir(dir) ? dir : NULL;
 }
 

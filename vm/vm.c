@@ -844,15 +844,38 @@ fail_nomem:
     return ASPEN_VM_ENOMEM;
 }
 
-static void restore_cold_page(aspen_vm *vm, uint32_t idx)
+/* Long runs of pages that go back to zero are handed back to the kernel instead of cleared: an idle
+ * pooled VM then holds no memory for what a big job touched (KVM refaults them as zero pages). */
+#define ZERO_RUN_RELEASE 16u
+
+struct zero_run {
+    uint32_t start, len;
+};
+
+static void zero_run_flush(aspen_vm *vm, struct zero_run *z)
+{
+    if (!z->len)
+        return;
+    uint8_t *p = vm->umem + vm->hot_size + (uint64_t)z->start * PAGE;
+    if (z->len < ZERO_RUN_RELEASE || madvise(p, (size_t)z->len * PAGE, MADV_DONTNEED) != 0)
+        memset(p, 0, (size_t)z->len * PAGE);
+    z->len = 0;
+}
+
+static void restore_cold_page(aspen_vm *vm, uint32_t idx, struct zero_run *z)
 {
     uint8_t *pg = vm->umem + vm->hot_size + (uint64_t)idx * PAGE;
     struct snap_page key = {idx, NULL};
     struct snap_page *s = bsearch(&key, vm->cold_snap, vm->ncold_snap, sizeof key, snap_cmp);
-    if (s)
+    if (s) {
+        zero_run_flush(vm, z);
         memcpy(pg, s->data, PAGE);
-    else
-        memset(pg, 0, PAGE);
+    } else if (z->len && z->start + z->len == idx) {
+        z->len++;
+    } else {
+        zero_run_flush(vm, z);
+        *z = (struct zero_run){idx, 1};
+    }
 }
 
 /* Put guest memory back to the snapshot: the hot slot wholesale, the cold slot page by page as
@@ -864,16 +887,19 @@ static int restore(aspen_vm *vm, uint64_t in_gva, uint64_t in_len, uint32_t *dir
     if (vm->cold_size) {
         if (get_dirty(vm) != 0)
             return -1;
+        struct zero_run z = {0, 0};
         for (size_t w = 0; w < vm->bitmap_words; w++)
             for (uint64_t bits = vm->bitmap[w]; bits; bits &= bits - 1) {
-                restore_cold_page(vm, (uint32_t)(w * 64 + (unsigned)__builtin_ctzll(bits)));
+                restore_cold_page(vm, (uint32_t)(w * 64 + (unsigned)__builtin_ctzll(bits)), &z);
                 n++;
             }
         for (uint64_t g = PAGE_DOWN(in_gva); in_len && g < in_gva + in_len; g += PAGE) {
             const struct region *r = region_of(vm, g);
             if (r && r->slot == 3)
-                restore_cold_page(vm, (uint32_t)((r->gpa - vm->gpa_cold + (g - r->gva)) / PAGE));
+                restore_cold_page(vm, (uint32_t)((r->gpa - vm->gpa_cold + (g - r->gva)) / PAGE),
+                                  &z);
         }
+        zero_run_flush(vm, &z);
     }
     *dirtied = n;
     return 0;

@@ -325,11 +325,13 @@ static void test_memory_limit(void **state)
     assert_true(r.stats.pages_dirtied >= 32); /* the touched heap was restored page by page */
     aspen_vm_result_free(&r);
     expect(vm, "4096", ASPEN_VM_JOB_ERROR, NULL); /* 4 MiB cannot fit in 1 MiB */
-    expect(vm, "256", ASPEN_VM_SUCCESS, NULL);    /* and the VM is fine afterwards */
+    expect(vm, "512", ASPEN_VM_SUCCESS, NULL);    /* and the VM is fine afterwards */
     aspen_vm_stats st;
     aspen_vm_get_stats(vm, &st);
     assert_int_equal(st.memory_bytes, 1u << 20);
-    assert_true(st.memory_touched <= st.memory_bytes);
+    /* the 512 KiB the job touched went back to the kernel: an idle VM keeps little resident */
+    if (st.memory_touched >= 256u * 1024u)
+        fail_msg("idle VM still holds %zu KiB after a big job", st.memory_touched >> 10);
     assert_true(st.cold_start_ns > 0);
     aspen_vm_destroy(vm);
 

@@ -1,0 +1,164 @@
+#!/usr/bin/env bash
+# scripts/build-guest.sh — build an Aspen guest binary from C sources (as the seed's script did for
+# Rust guests). The result is the static ELF the VM monitor (vm/) loads: see docs/ABI.md.
+#
+#   scripts/build-guest.sh NAME             guests/NAME/*.c  ->  target/guest-binaries/NAME
+#   scripts/build-guest.sh PATH [-o OUT]    PATH/*.c         ->  OUT (default target/guest-binaries/$(basename PATH))
+#
+# Options: -o OUT (output file), -q (quiet: no summary line), -h (help).
+# Environment:
+#   ASPEN_GUEST_DEBUG=1     keep symbols and add -g (default: strip the binary)
+#   ASPEN_GUEST_WERROR=1    treat warnings as errors (the project's own guests are built this way)
+#   ASPEN_GUEST_OPT=-O2     optimisation level (default -Os: small images load and share best)
+#   ASPEN_GUEST_CFLAGS=...  extra compiler flags, e.g. -DNDEBUG
+#   CC=gcc                  the compiler (system gcc; musl-gcc is not needed: the SDK is the libc)
+# A guest directory may hold a file guest.flags with extra compiler flags for its own sources only
+# (e.g. -O2 for a compute-bound guest); the SDK is always built with the default flags.
+#
+# The SDK (guests/sdk) is compiled once per flag set into target/guest-build/ and reused; it is
+# rebuilt when any of its sources, vm/abi.h or this script changes. Every guest links its own
+# sources first, then the SDK, then libgcc (for compiler helpers).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+SDK="$ROOT/guests/sdk"
+BUILD_ROOT="${ASPEN_GUEST_BUILD_DIR:-$ROOT/target/guest-build}"
+OUT_DIR_DEFAULT="$ROOT/target/guest-binaries"
+
+die() { echo "build-guest: error: $*" >&2; exit 1; }
+
+usage() {
+  sed -n '2,26p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+}
+
+out=""
+quiet=0
+target=""
+while (($#)); do
+  case "$1" in
+    -o) [[ $# -ge 2 ]] || die "-o needs a file name"; out="$2"; shift 2 ;;
+    -o*) out="${1#-o}"; shift ;;
+    -q) quiet=1; shift ;;
+    -h|--help) usage; exit 0 ;;
+    -*) die "unknown option '$1' (see $0 -h)" ;;
+    *) [[ -z "$target" ]] || die "one guest at a time (got '$target' and '$1')"; target="$1"; shift ;;
+  esac
+done
+[[ -n "$target" ]] || { usage >&2; exit 2; }
+
+# ---- Which guest ---------------------------------------------------------------------------------
+if [[ "$target" != */* && -d "$ROOT/guests/$target" ]]; then
+  [[ "$target" != "sdk" ]] || die "guests/sdk is the SDK, not a guest"
+  src_dir="$ROOT/guests/$target"
+  name="$target"
+elif [[ -d "$target" ]]; then
+  src_dir="$(cd "$target" && pwd)"
+  name="$(basename "$src_dir")"
+else
+  known=$(cd "$ROOT/guests" 2>/dev/null && for d in */; do d="${d%/}"; [[ "$d" == sdk ]] || printf '%s ' "$d"; done)
+  die "unknown guest '$target': there is no directory guests/$target nor a directory at that path (guests here: ${known:-none})"
+fi
+[[ -n "$out" ]] || out="$OUT_DIR_DEFAULT/$name"
+
+shopt -s nullglob
+sources=("$src_dir"/*.c "$src_dir"/*.S)
+shopt -u nullglob
+((${#sources[@]})) || die "no C sources (*.c) in $src_dir"
+GUEST_FLAGS=()
+if [[ -f "$src_dir/guest.flags" ]]; then
+  # shellcheck disable=SC2207
+  GUEST_FLAGS=($(grep -v '^[[:space:]]*#' "$src_dir/guest.flags"))
+fi
+
+# ---- Toolchain -----------------------------------------------------------------------------------
+CC="${CC:-gcc}"
+command -v "$CC" >/dev/null 2>&1 ||
+  die "the C compiler '$CC' was not found: install it with 'sudo apt-get install gcc' (Debian package gcc, or build-essential)"
+command -v ar >/dev/null 2>&1 ||
+  die "'ar' was not found: install it with 'sudo apt-get install binutils'"
+GCC_INC="$("$CC" -print-file-name=include)"
+[[ -f "$GCC_INC/stddef.h" ]] ||
+  die "$CC has no freestanding headers (stddef.h) in '$GCC_INC': is it a complete gcc? (sudo apt-get install gcc)"
+[[ "$("$CC" -dumpmachine)" == x86_64-* ]] ||
+  die "$CC targets $("$CC" -dumpmachine); Aspen guests are x86-64: use an x86_64 gcc"
+
+OPT="${ASPEN_GUEST_OPT:--Os}"
+CFLAGS=(-std=gnu17 -ffreestanding -nostdlib -nostdinc -isystem "$GCC_INC" -I "$SDK/include"
+        -march=x86-64 -mtune=generic "$OPT"
+        -fno-pie -fno-pic -fno-plt -fno-common -fno-stack-protector -fcf-protection=none
+        -fno-asynchronous-unwind-tables -fno-unwind-tables -fno-math-errno
+        -fno-tree-loop-distribute-patterns -ffunction-sections -fdata-sections
+        -Wall -Wextra)
+if [[ "${ASPEN_GUEST_DEBUG:-0}" == 1 ]]; then
+  CFLAGS+=(-g)
+fi
+if [[ "${ASPEN_GUEST_WERROR:-0}" == 1 ]]; then
+  CFLAGS+=(-Werror)
+fi
+# shellcheck disable=SC2206
+EXTRA=(${ASPEN_GUEST_CFLAGS:-})
+LDFLAGS=(-static -no-pie -nostdlib -Wl,--gc-sections -Wl,--build-id=none -Wl,-z,noexecstack
+         -Wl,-z,max-page-size=4096 -Wl,-z,common-page-size=4096 -Wl,-T,"$SDK/aspen.ld"
+         -Wl,-u,_start -Wl,-u,execute)
+[[ "${ASPEN_GUEST_DEBUG:-0}" == 1 ]] || LDFLAGS+=(-s)
+
+# ---- The SDK, compiled once per flag set ---------------------------------------------------------
+flags_id=$(printf '%s\n' "$CC" "${CFLAGS[@]}" "${EXTRA[@]}" | cksum | cut -d' ' -f1)
+sdk_build="$BUILD_ROOT/sdk-$flags_id"
+sdk_lib="$sdk_build/libaspen-sdk.a"
+mkdir -p "$sdk_build" "$(dirname "$out")"
+
+sdk_stale() {
+  [[ -f "$sdk_lib" ]] || return 0
+  local newer
+  newer=$(find "$SDK" "$ROOT/vm/abi.h" "${BASH_SOURCE[0]}" -newer "$sdk_lib" -type f -print -quit 2>/dev/null)
+  [[ -n "$newer" ]]
+}
+
+build_sdk() {
+  local tmp objs=() f o
+  tmp=$(mktemp -d "$sdk_build/tmp.XXXXXX")
+  for f in "$SDK"/src/*.c "$SDK"/src/*.S; do
+    o="$tmp/$(basename "${f%.*}").o"
+    "$CC" "${CFLAGS[@]}" -Werror "${EXTRA[@]}" -c "$f" -o "$o" ||
+      { rm -rf "$tmp"; die "compiling the SDK failed ($f): see the compiler's message above"; }
+    objs+=("$o")
+  done
+  rm -f "$tmp/lib.a"
+  ar rcs "$tmp/lib.a" "${objs[@]}"
+  mv -f "$tmp/lib.a" "$sdk_lib"
+  rm -rf "$tmp"
+}
+
+if sdk_stale; then
+  if command -v flock >/dev/null 2>&1; then
+    exec 9>"$sdk_build/.lock"
+    flock 9
+    ! sdk_stale || build_sdk # another build may have done it while we waited
+    flock -u 9
+    exec 9>&-
+  else
+    build_sdk
+  fi
+fi
+
+# ---- The guest -----------------------------------------------------------------------------------
+tmp_out="$out.tmp.$$"
+trap 'rm -f "$tmp_out" "$tmp_out.log"' EXIT
+if ! "$CC" "${CFLAGS[@]}" "${EXTRA[@]}" "${GUEST_FLAGS[@]}" -I "$src_dir" "${sources[@]}" "$sdk_lib" -lgcc \
+       "${LDFLAGS[@]}" -o "$tmp_out" 2>"$tmp_out.log"; then
+  cat "$tmp_out.log" >&2
+  if grep -q "aspen_guest_handler" "$tmp_out.log"; then
+    echo "build-guest: hint: define the job handler with ASPEN_JOB_HANDLER(fn) or ASPEN_JSON_HANDLER(fn) (see guests/sdk/include/aspen.h)" >&2
+  fi
+  die "building $name failed: see the compiler's message above"
+fi
+# Warnings still go to the user.
+[[ ! -s "$tmp_out.log" ]] || cat "$tmp_out.log" >&2
+mv -f "$tmp_out" "$out"
+
+if ((!quiet)); then
+  size=$(stat -c %s "$out")
+  rel="${out#"$ROOT"/}"
+  echo "built $rel ($size bytes)"
+fi

@@ -253,6 +253,8 @@ int cmd_bench(int argc, char **argv)
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
+    if (argc > 1 && strcmp(argv[1], "engine") == 0) /* its own options: cli/bench_engine.c */
+        return bench_engine(argc - 1, argv + 1);
     bool as_json = false;
     int iters = 2000, c;
     optind = 1;

@@ -11,7 +11,16 @@ static const struct {
 } cmds[] = {
     {"run", cmd_run, "run one job in a fresh micro-VM: aspen run GUEST --payload JSON"},
     {"demo", cmd_demo, "an echo job and a data-processing job, with logs and timings"},
-    {"bench", cmd_bench, "benchmarks printing JSON: aspen bench vm [--json]"},
+    {"bench", cmd_bench, "benchmarks printing JSON: aspen bench vm|engine [--json]"},
+    {"submit", cmd_submit, "queue a job: aspen submit GUEST --payload JSON (prints its id)"},
+    {"jobs", cmd_jobs, "list jobs: aspen jobs [--state S] [--filter F] [--json]"},
+    {"show", cmd_show, "one job with its attempts: aspen show ID [--json]"},
+    {"logs", cmd_logs, "a job's log lines: aspen logs ID [--follow]"},
+    {"cancel", cmd_cancel, "cancel a queued job, or stop a running one: aspen cancel ID"},
+    {"rerun", cmd_rerun, "run a job again as a new job: aspen rerun ID"},
+    {"pause", cmd_pause, "pause the queue for every worker on the database"},
+    {"resume", cmd_resume, "resume the queue"},
+    {"worker", cmd_worker, "run jobs: aspen worker [--workers N] [--until-idle]"},
 };
 
 static void usage(FILE *f)

@@ -1,0 +1,130 @@
+/* cli/cmd_worker.c — `aspen worker`: a headless engine on the database.
+ *
+ * Runs N worker threads until SIGINT/SIGTERM (graceful: stop claiming, let running jobs finish
+ * within the grace period, release the rest, flush, unregister), or with --until-idle until nothing
+ * is queued, scheduled or running. Prints one line per finished job (unless --quiet) and engine
+ * messages (recovery, lost lease) on stderr.
+ */
+#include "cli.h"
+
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static void on_event(const aspen_engine_event *ev, void *user)
+{
+    bool quiet = *(bool *)user;
+    if (ev->type == ASPEN_ENGINE_EV_ENGINE) {
+        fprintf(stderr, "aspen worker: %s\n", ev->message);
+        return;
+    }
+    if (quiet || ev->type != ASPEN_ENGINE_EV_JOB_STATE || ev->outcome < 0)
+        return;
+    /* flockfile keeps lines whole when several engine threads print */
+    flockfile(stdout);
+    printf("job %lld %s (attempt %d, %s)%s%s\n", (long long)ev->job_id,
+           aspen_store_state_name(ev->state), ev->attempt, ev->job_type ? ev->job_type : "",
+           ev->message ? ": " : "", ev->message ? ev->message : "");
+    fflush(stdout);
+    funlockfile(stdout);
+}
+
+int cmd_worker(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"workers", required_argument, 0, 'w'}, {"until-idle", no_argument, 0, 'u'},
+        {"quiet", no_argument, 0, 'q'},         {"grace", required_argument, 0, 'g'},
+        {"db", required_argument, 0, 'D'},      {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0},
+    };
+    const char *db = NULL;
+    int workers = 2, grace = -1, c;
+    bool until_idle = false, quiet = false;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "w:uqg:D:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'w':
+            workers = atoi(optarg);
+            if (workers < 1 || workers > ASPEN_ENGINE_MAX_WORKERS) {
+                fprintf(stderr, "error: --workers wants 1..%d\n", ASPEN_ENGINE_MAX_WORKERS);
+                return 2;
+            }
+            break;
+        case 'u': until_idle = true; break;
+        case 'q': quiet = true; break;
+        case 'g': grace = atoi(optarg); break;
+        case 'D': db = optarg; break;
+        case 'h':
+        default:
+            fprintf(c == 'h' ? stdout : stderr,
+                    "usage: aspen worker [--workers N] [--until-idle] [--quiet] [--grace MS] "
+                    "[--db PATH]\n");
+            return c == 'h' ? 0 : 2;
+        }
+    }
+    if (optind != argc) {
+        fprintf(stderr, "usage: aspen worker [--workers N] [--until-idle] [--quiet] [--db PATH]\n");
+        return 2;
+    }
+    /* Engine threads inherit this mask: only the main thread takes SIGINT/SIGTERM. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+
+    aspen_engine *eng;
+    if (cli_open_engine(db, workers, &eng))
+        return 1;
+    aspen_engine_subscribe(eng, ASPEN_ENGINE_EV_JOB_STATE | ASPEN_ENGINE_EV_ENGINE, on_event,
+                           &quiet);
+    aspen_engine_error err = {0};
+    if (aspen_engine_start(eng, &err) != 0) {
+        fprintf(stderr, "error: %s\n", err.msg);
+        aspen_engine_close(eng);
+        return 1;
+    }
+    fprintf(stderr, "aspen worker: engine %lld on %s with %d workers%s\n",
+            (long long)aspen_engine_id(eng), aspen_engine_db_path(eng), workers,
+            until_idle ? " (until idle)" : " (Ctrl-C to stop)");
+    int rc = 0;
+    for (;;) {
+        struct timespec ts = {0, 100 * 1000000L};
+        int sig = sigtimedwait(&set, NULL, &ts);
+        if (sig == SIGINT || sig == SIGTERM) {
+            fprintf(stderr, "aspen worker: stopping (letting running jobs finish)\n");
+            break;
+        }
+        if (until_idle) {
+            int w = aspen_engine_wait_idle(eng, 0, true, &err);
+            if (w == 0)
+                break;
+            if (w < 0) {
+                fprintf(stderr, "error: %s\n", err.msg);
+                rc = 1;
+                break;
+            }
+        }
+    }
+    aspen_engine_snapshot *snap = calloc(1, sizeof *snap);
+    if (aspen_engine_stop(eng, grace, &err) != 0) {
+        fprintf(stderr, "error: %s\n", err.msg);
+        rc = 1;
+    }
+    if (snap && aspen_engine_snapshot_get(eng, snap, &err) == 0)
+        fprintf(stderr,
+                "aspen worker: done: %llu finished (%llu succeeded, %llu failed, %llu retried, "
+                "%llu cancelled), warm-VM hit rate %.1f%%\n",
+                (unsigned long long)snap->throughput.finished,
+                (unsigned long long)snap->throughput.succeeded,
+                (unsigned long long)snap->throughput.failed,
+                (unsigned long long)snap->throughput.retried,
+                (unsigned long long)snap->throughput.cancelled,
+                snap->throughput.pool_hit_rate * 100.0);
+    free(snap);
+    aspen_engine_close(eng);
+    return rc;
+}

@@ -1,0 +1,367 @@
+/* engine/api.c — the engine's calls for programs: submit (with JSON and binary checks), cancel,
+ * rerun, retry, pause, and the queries, all on the engine's API connection (`api_store`, one
+ * SQLite handle shared under api_mu by whatever threads call in).
+ *
+ * Submit turns an aspen_engine_job_spec into the store's spec: the payload is parsed with jansson
+ * (refused with its line, column and position), a guest named or given by path is read once per
+ * call and stored by content hash, tags become a JSON array, a source directory is made absolute
+ * (the worker that builds it may run elsewhere in the file system).
+ */
+#include "engine_internal.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+int aspen_engine_check_payload(const char *json, aspen_engine_error *err)
+{
+    json_error_t je;
+    json_t *j = json_loads(json ? json : "{}", JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &je);
+    if (!j)
+        return eng_err(err, ASPEN_ENGINE_EPAYLOAD,
+                       "invalid JSON payload: line %d, column %d, position %d: %s", je.line,
+                       je.column, je.position, je.text);
+    json_decref(j);
+    return 0;
+}
+
+static const char *base_name(const char *p)
+{
+    const char *s = strrchr(p, '/');
+    while (s && s[1] == '\0' && s > p) { /* trailing slash: "dir/" */
+        const char *q = s - 1;
+        while (q > p && *q != '/')
+            q--;
+        return *q == '/' ? q + 1 : q;
+    }
+    return s ? s + 1 : p;
+}
+
+/* GUEST → a file: a path if it has a slash or exists, else NAME in the guest directory. */
+static int resolve_guest(aspen_engine *eng, const char *guest, char *out, size_t cap,
+                         aspen_engine_error *err)
+{
+    struct stat st;
+    if (strchr(guest, '/') || stat(guest, &st) == 0) {
+        if (stat(guest, &st) != 0 || !S_ISREG(st.st_mode))
+            return eng_err(err, ASPEN_ENGINE_EBINARY, "guest binary %s not found (%s)", guest,
+                           strerror(errno ? errno : ENOENT));
+        snprintf(out, cap, "%s", guest);
+        return 0;
+    }
+    snprintf(out, cap, "%s/%s", eng->guest_dir, guest);
+    if (stat(out, &st) == 0 && S_ISREG(st.st_mode))
+        return 0;
+    return eng_err(err, ASPEN_ENGINE_EBINARY,
+                   "no guest named %s in %s: build it with scripts/build-guest.sh, or give a path",
+                   guest, eng->guest_dir);
+}
+
+static int read_binary(const char *path, void **bytes, size_t *size, aspen_engine_error *err)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return eng_err(err, ASPEN_ENGINE_EBINARY, "cannot open guest binary %s: %s", path,
+                       strerror(errno));
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0) {
+        fclose(f);
+        return eng_err(err, ASPEN_ENGINE_EBINARY, "cannot stat %s", path);
+    }
+    if ((uint64_t)st.st_size > ASPEN_STORE_MAX_BINARY) {
+        fclose(f);
+        return eng_err(err, ASPEN_ENGINE_EBINARY, "Binary too large: %lld bytes (max: %u bytes)",
+                       (long long)st.st_size, ASPEN_STORE_MAX_BINARY);
+    }
+    *size = (size_t)st.st_size;
+    *bytes = malloc(*size ? *size : 1);
+    if (!*bytes) {
+        fclose(f);
+        return eng_err(err, ASPEN_ENGINE_ENOMEM, "out of memory reading %s", path);
+    }
+    if (fread(*bytes, 1, *size, f) != *size) {
+        fclose(f);
+        free(*bytes);
+        return eng_err(err, ASPEN_ENGINE_EBINARY, "cannot read %s", path);
+    }
+    fclose(f);
+    return 0;
+}
+
+/* What one converted spec owns until the store has written it. */
+struct owned {
+    char sha[65];
+    char *tags;
+    char *source;
+    char name[256];
+};
+
+/* Stores the binary of `guest` (caller holds api_mu) and fills sha. */
+static int store_guest(aspen_engine *eng, const char *guest, char sha[65], char *name,
+                       size_t namecap, aspen_engine_error *err)
+{
+    char path[PATH_MAX];
+    int rc = resolve_guest(eng, guest, path, sizeof path, err);
+    if (rc)
+        return rc;
+    void *bytes = NULL;
+    size_t size = 0;
+    if ((rc = read_binary(path, &bytes, &size, err)) != 0)
+        return rc;
+    if (!name[0])
+        snprintf(name, namecap, "%s", base_name(guest));
+    aspen_store_error se = {0};
+    rc = aspen_store_put_binary(eng->api_store, bytes, size, name, aspen_store_now_ms(), sha, &se);
+    free(bytes);
+    return rc ? eng_store_err(err, &se, "storing the guest binary") : 0;
+}
+
+static int convert(aspen_engine *eng, const aspen_engine_job_spec *in, size_t index,
+                   aspen_store_job_spec *out, struct owned *own, const aspen_engine_job_spec *prev,
+                   const struct owned *prev_own, aspen_engine_error *err)
+{
+    int rc = aspen_engine_check_payload(in->payload, err);
+    if (rc) {
+        if (index) {
+            char m[sizeof err->msg];
+            snprintf(m, sizeof m, "job %zu of the batch: %s", index + 1, err->msg);
+            snprintf(err->msg, sizeof err->msg, "%s", m);
+        }
+        return rc;
+    }
+    int sources = (in->binary != NULL) + (in->guest != NULL) + (in->binary_sha256 != NULL) +
+                  (in->source_dir != NULL);
+    if (sources > 1)
+        return eng_err(err, ASPEN_ENGINE_EINVAL,
+                       "give the guest one way only: bytes, a name or path, a sha256, or a "
+                       "source directory");
+    memset(out, 0, sizeof *out);
+    if (in->binary_name)
+        snprintf(own->name, sizeof own->name, "%s", in->binary_name);
+    if (in->guest) {
+        if (prev && prev->guest && strcmp(prev->guest, in->guest) == 0) {
+            memcpy(own->sha, prev_own->sha, sizeof own->sha); /* same file as the job before */
+            if (!own->name[0])
+                snprintf(own->name, sizeof own->name, "%s", prev_own->name);
+        } else if ((rc = store_guest(eng, in->guest, own->sha, own->name, sizeof own->name,
+                                     err)) != 0) {
+            return rc;
+        }
+        out->binary_sha256 = own->sha;
+    } else if (in->binary) {
+        if (in->binary_size > ASPEN_STORE_MAX_BINARY)
+            return eng_err(err, ASPEN_ENGINE_EBINARY,
+                           "Binary too large: %zu bytes (max: %u bytes)", in->binary_size,
+                           ASPEN_STORE_MAX_BINARY);
+        out->binary = in->binary;
+        out->binary_size = in->binary_size;
+    } else if (in->binary_sha256) {
+        out->binary_sha256 = in->binary_sha256;
+    } else if (in->source_dir) {
+        char real[PATH_MAX];
+        struct stat st;
+        if (!realpath(in->source_dir, real) || stat(real, &st) != 0 || !S_ISDIR(st.st_mode))
+            return eng_err(err, ASPEN_ENGINE_EBINARY,
+                           "guest source directory %s not found (it must be a directory with the "
+                           "guest's sources)",
+                           in->source_dir);
+        own->source = strdup(real);
+        if (!own->source)
+            return eng_err(err, ASPEN_ENGINE_ENOMEM, "out of memory");
+        out->source_dir = own->source;
+        if (!own->name[0])
+            snprintf(own->name, sizeof own->name, "%s", base_name(real));
+    }
+    out->binary_name = own->name[0] ? own->name : NULL;
+    out->type = in->type ? in->type : (sources ? "vm_execute" : NULL);
+    if (!out->type || !*out->type)
+        return eng_err(err, ASPEN_ENGINE_EINVAL,
+                       "a job needs a type, or a guest binary to run (type vm_execute)");
+    bool vm = in->isolation || strcmp(out->type, "vm_execute") == 0;
+    for (size_t i = 0; i < in->n_tags; i++)
+        if (in->tags[i] && strcmp(in->tags[i], "requires_isolation") == 0)
+            vm = true;
+    if (vm && !sources)
+        return eng_err(err, ASPEN_ENGINE_EBINARY,
+                       "this job runs in a micro-VM (type vm_execute, isolation or the tag "
+                       "requires_isolation) but names no guest binary or source directory");
+    if (in->n_tags) {
+        json_t *arr = json_array();
+        for (size_t i = 0; arr && i < in->n_tags; i++)
+            json_array_append_new(arr, json_string(in->tags[i] ? in->tags[i] : ""));
+        own->tags = arr ? json_dumps(arr, JSON_COMPACT) : NULL;
+        json_decref(arr);
+        if (!own->tags)
+            return eng_err(err, ASPEN_ENGINE_EINVAL, "tags must be UTF-8 text");
+        out->tags = own->tags;
+    }
+    out->payload = in->payload ? in->payload : "{}";
+    out->priority = in->priority;
+    out->run_at_ms = in->run_at_ms;
+    out->max_attempts = in->max_attempts;
+    out->timeout_ms = in->timeout_ms;
+    out->memory_bytes = in->memory_bytes;
+    out->isolation = in->isolation;
+    return 0;
+}
+
+int aspen_engine_submit_batch(aspen_engine *eng, const aspen_engine_job_spec *specs, size_t n,
+                              int64_t *ids_out, aspen_engine_error *err)
+{
+    if (!specs || n == 0)
+        return eng_err(err, ASPEN_ENGINE_EINVAL, "no jobs given");
+    aspen_store_job_spec *ss = calloc(n, sizeof *ss);
+    struct owned *own = calloc(n, sizeof *own);
+    int rc = 0;
+    if (!ss || !own) {
+        rc = eng_err(err, ASPEN_ENGINE_ENOMEM, "out of memory submitting %zu jobs", n);
+        goto free_arrays;
+    }
+    pthread_mutex_lock(&eng->api_mu);
+    for (size_t i = 0; i < n && rc == 0; i++)
+        rc = convert(eng, &specs[i], i, &ss[i], &own[i], i ? &specs[i - 1] : NULL,
+                     i ? &own[i - 1] : NULL, err);
+    if (rc == 0) {
+        aspen_store_error se = {0};
+        if (aspen_store_submit_batch(eng->api_store, ss, n, aspen_store_now_ms(), ids_out, &se))
+            rc = eng_store_err(err, &se, "submitting");
+    }
+    pthread_mutex_unlock(&eng->api_mu);
+    if (rc == 0)
+        eng_wake(eng);
+free_arrays:
+    for (size_t i = 0; own && i < n; i++) {
+        free(own[i].tags);
+        free(own[i].source);
+    }
+    free(own);
+    free(ss);
+    return rc;
+}
+
+int aspen_engine_submit(aspen_engine *eng, const aspen_engine_job_spec *spec, int64_t *id_out,
+                        aspen_engine_error *err)
+{
+    return aspen_engine_submit_batch(eng, spec, 1, id_out, err);
+}
+
+/* ---- operator actions --------------------------------------------------------------------------- */
+
+int aspen_engine_cancel(aspen_engine *eng, int64_t id, bool *requested, aspen_engine_error *err)
+{
+    aspen_store_cancel_result r = ASPEN_STORE_CANCEL_DONE;
+    aspen_store_error se = {0};
+    pthread_mutex_lock(&eng->api_mu);
+    int rc = aspen_store_cancel(eng->api_store, id, aspen_store_now_ms(), &r, &se);
+    pthread_mutex_unlock(&eng->api_mu);
+    if (rc)
+        return eng_store_err(err, &se, NULL);
+    if (requested)
+        *requested = r == ASPEN_STORE_CANCEL_REQUESTED;
+    if (r == ASPEN_STORE_CANCEL_REQUESTED)
+        eng_cancel_local(eng, id); /* ours? stop it now rather than at the next poll */
+    return 0;
+}
+
+int aspen_engine_rerun(aspen_engine *eng, int64_t id, int64_t *new_id, aspen_engine_error *err)
+{
+    aspen_store_error se = {0};
+    pthread_mutex_lock(&eng->api_mu);
+    int rc = aspen_store_rerun(eng->api_store, id, aspen_store_now_ms(), new_id, &se);
+    pthread_mutex_unlock(&eng->api_mu);
+    if (rc)
+        return eng_store_err(err, &se, NULL);
+    eng_wake(eng);
+    return 0;
+}
+
+int aspen_engine_retry(aspen_engine *eng, int64_t id, aspen_engine_error *err)
+{
+    aspen_store_error se = {0};
+    pthread_mutex_lock(&eng->api_mu);
+    int rc = aspen_store_retry(eng->api_store, id, aspen_store_now_ms(), &se);
+    pthread_mutex_unlock(&eng->api_mu);
+    if (rc)
+        return eng_store_err(err, &se, NULL);
+    eng_wake(eng);
+    return 0;
+}
+
+int aspen_engine_set_paused(aspen_engine *eng, bool paused, aspen_engine_error *err)
+{
+    aspen_store_error se = {0};
+    pthread_mutex_lock(&eng->api_mu);
+    int rc = aspen_store_set_paused(eng->api_store, paused, &se);
+    pthread_mutex_unlock(&eng->api_mu);
+    if (rc)
+        return eng_store_err(err, &se, NULL);
+    eng_wake(eng);
+    return 0;
+}
+
+int aspen_engine_paused(aspen_engine *eng, bool *paused, aspen_engine_error *err)
+{
+    aspen_store_error se = {0};
+    pthread_mutex_lock(&eng->api_mu);
+    int rc = aspen_store_paused(eng->api_store, paused, &se);
+    pthread_mutex_unlock(&eng->api_mu);
+    return rc ? eng_store_err(err, &se, NULL) : 0;
+}
+
+/* ---- queries ------------------------------------------------------------------------------------ */
+
+#define API_CALL(expr, what)                                                                       \
+    do {                                                                                           \
+        aspen_store_error se = {0};                                                                \
+        pthread_mutex_lock(&eng->api_mu);                                                          \
+        int rc_ = (expr);                                                                          \
+        pthread_mutex_unlock(&eng->api_mu);                                                        \
+        return rc_ ? eng_store_err(err, &se, what) : 0;                                            \
+    } while (0)
+
+int aspen_engine_get(aspen_engine *eng, int64_t id, aspen_store_job *out, aspen_engine_error *err)
+{
+    API_CALL(aspen_store_get(eng->api_store, id, out, &se), NULL);
+}
+
+int aspen_engine_list(aspen_engine *eng, const aspen_store_filter *filter, aspen_store_job **jobs,
+                      size_t *n, aspen_engine_error *err)
+{
+    API_CALL(aspen_store_list(eng->api_store, filter, jobs, n, &se), "listing jobs");
+}
+
+int aspen_engine_attempts(aspen_engine *eng, int64_t id, aspen_store_attempt **out, size_t *n,
+                          aspen_engine_error *err)
+{
+    API_CALL(aspen_store_attempts(eng->api_store, id, out, n, &se), "reading attempts");
+}
+
+int aspen_engine_logs(aspen_engine *eng, int64_t id, int64_t after_seq, size_t limit,
+                      aspen_store_log **out, size_t *n, aspen_engine_error *err)
+{
+    API_CALL(aspen_store_logs(eng->api_store, id, after_seq, limit, out, n, &se), "reading logs");
+}
+
+int aspen_engine_counts(aspen_engine *eng, int64_t counts[ASPEN_STORE_STATE_COUNT],
+                        aspen_engine_error *err)
+{
+    API_CALL(aspen_store_counts(eng->api_store, counts, &se), "counting jobs");
+}
+
+int aspen_engine_data_version(aspen_engine *eng, uint64_t *version, aspen_engine_error *err)
+{
+    API_CALL(aspen_store_data_version(eng->api_store, version, &se), NULL);
+}
+
+int aspen_engine_build(aspen_engine *eng, const char *source_dir, char *path_out, size_t cap,
+                       bool *cached, aspen_engine_error *err)
+{
+    char *log = NULL;
+    int rc = eng_build(eng, source_dir, path_out, cap, cached, &log, err);
+    free(log);
+    return rc;
+}

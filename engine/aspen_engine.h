@@ -1,0 +1,301 @@
+/* engine/aspen_engine.h — the one public header of engine/, Aspen's job engine.
+ *
+ * The engine turns the store (store/aspen_store.h: durable jobs in SQLite) and the micro-VM monitor
+ * (vm/aspen_vm.h) into a working job system:
+ *   - job specs: guest binary by bytes, name (target/guest-binaries/NAME) or path, or a guest source
+ *     directory built once with the SDK and cached by the hash of its sources; payload JSON checked
+ *     with jansson at submit (refused with its line, column and position);
+ *   - a worker pool: one dispatcher thread claims due jobs in batches into an in-memory queue, N
+ *     worker threads run them, one committer thread writes results, attempt stats and log lines back
+ *     in group commits;
+ *   - routing by job type: jobs of type "vm_execute", tagged "requires_isolation" or with isolation
+ *     on run in micro-VMs; every other type runs in an in-process C handler registered by name
+ *     (built in: "echo", "checksum", "sleep");
+ *   - a warm VM pool per binary (sha256 + guest memory size) bounded by a memory budget, least
+ *     recently used out first; images cached by sha256 and shared by the VMs that run them;
+ *   - timeouts through the VM deadline; cancel of queued jobs (store) and of running ones (the VM is
+ *     interrupted at once); rerun; pause/resume (a store setting every process sees); retries with
+ *     exponential backoff and jitter (the store decides whether attempts remain);
+ *   - a lease renewed every second and crash recovery at start and periodically;
+ *   - events for subscribers (job states, log lines, VM stats, throughput, pool) and a snapshot for
+ *     UIs that poll.
+ *
+ * An engine opened with workers = 0 is a client: submit, cancel, rerun, queries and pause work, and
+ * nothing is claimed (what `aspen submit` and the other CLI subcommands use).
+ *
+ * Conventions: functions return 0 or a negative ASPEN_ENGINE_E* code and fill an aspen_engine_error
+ * with a message a user can act on. All functions are thread-safe unless said otherwise. Job rows,
+ * filters, states and outcomes are the store's types (aspen_store.h), read back as the store keeps
+ * them.
+ */
+#ifndef ASPEN_ENGINE_H
+#define ASPEN_ENGINE_H
+
+#include "aspen_store.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- errors ------------------------------------------------------------------------------------ */
+enum {
+    ASPEN_ENGINE_OK = 0,
+    ASPEN_ENGINE_EINVAL = -1,    /* bad argument or configuration */
+    ASPEN_ENGINE_EPAYLOAD = -2,  /* the payload is not valid JSON (message has line/column/pos) */
+    ASPEN_ENGINE_EBINARY = -3,   /* guest binary missing, unreadable or too large */
+    ASPEN_ENGINE_ESTORE = -4,    /* the store refused; store_code tells which store error */
+    ASPEN_ENGINE_ENOTFOUND = -5, /* no such job */
+    ASPEN_ENGINE_ESTATE = -6,    /* the job's state does not allow it (cancel a finished job) */
+    ASPEN_ENGINE_ENOMEM = -7,
+    ASPEN_ENGINE_ETHREAD = -8,   /* could not start a thread */
+    ASPEN_ENGINE_EKVM = -9,      /* KVM not available (workers that run VMs need it) */
+    ASPEN_ENGINE_EBUILD = -10,   /* building a guest from source failed */
+};
+
+typedef struct aspen_engine_error {
+    int code;
+    int store_code; /* the store's code when code == ASPEN_ENGINE_ESTORE (or ENOTFOUND/ESTATE) */
+    char msg[1024];
+} aspen_engine_error;
+
+/* ---- configuration ----------------------------------------------------------------------------- */
+typedef struct aspen_engine_config {
+    const char *db_path;        /* required: the store's database file */
+    int workers;                /* worker threads; 0 = client only (no claiming); default via _default: 2 */
+    size_t vm_memory_budget;    /* guest memory of all warm VMs together; default 256 MiB */
+    size_t default_memory;      /* guest memory of a job that asks for none; default 1 MiB */
+    size_t claim_batch;         /* jobs claimed per transaction; default 256 */
+    int commit_interval_ms;     /* longest a finished job waits for its group commit; default 2 */
+    size_t commit_batch;        /* commit as soon as this many finished; default 512 */
+    int cancel_poll_ms;         /* how often the store's cancel requests are read; default 50 */
+    int idle_poll_ms;           /* how often an idle engine checks the database's data version
+                                   for new work; default 10 (a claim only when it changed, or
+                                   every second for scheduled jobs falling due) */
+    int64_t lease_ms;           /* default 5000 */
+    int renew_ms;               /* default 1000 */
+    int recover_ms;             /* recovery pass period; default 5000 (also run at start) */
+    int64_t backoff_base_ms;    /* retry backoff: base * 2^(attempt-1); default 1000 */
+    int64_t backoff_cap_ms;     /* default 60000 */
+    double backoff_jitter;      /* default 0.2 (±20%) */
+    int shutdown_grace_ms;      /* running jobs may finish within this at stop; default 5000 */
+    const char *guest_dir;      /* where guest names are looked up; NULL → $ASPEN_GUEST_DIR, then
+                                   the source tree's target/guest-binaries */
+    const char *build_script;   /* NULL → $ASPEN_BUILD_GUEST, then scripts/build-guest.sh of the tree */
+    const char *cache_dir;      /* build cache; NULL → DIR_OF_DB/build-cache */
+    bool no_builtin_handlers;   /* do not register echo/checksum/sleep */
+    bool no_live_logs;          /* do not emit log events while a guest runs (benchmarks) */
+} aspen_engine_config;
+
+void aspen_engine_config_default(aspen_engine_config *cfg);
+
+/* ---- lifecycle --------------------------------------------------------------------------------- */
+typedef struct aspen_engine aspen_engine;
+
+/* Opens the store, registers handlers. Threads start with aspen_engine_start. */
+int aspen_engine_open(const aspen_engine_config *cfg, aspen_engine **out, aspen_engine_error *err);
+/* Registers the engine (lease), runs recovery, starts dispatcher, committer and workers.
+ * A client engine (workers = 0) needs no start. */
+int aspen_engine_start(aspen_engine *eng, aspen_engine_error *err);
+/* Graceful stop: stop claiming, give running jobs grace_ms (< 0 → the configured grace) to finish,
+ * then interrupt the rest and release them to the queue unconsumed, flush completions, hand back
+ * claimed jobs that never started, unregister. Idempotent. */
+int aspen_engine_stop(aspen_engine *eng, int grace_ms, aspen_engine_error *err);
+/* Stops (if running) and frees. NULL is fine. */
+void aspen_engine_close(aspen_engine *eng);
+/* The store's engine id (0 before start or for a client). */
+int64_t aspen_engine_id(const aspen_engine *eng);
+const char *aspen_engine_db_path(const aspen_engine *eng);
+
+/* Blocks until nothing is due or running in the whole database (queued, due scheduled and running
+ * all zero) and every completion of this engine is flushed, or timeout_ms passes (< 0: forever).
+ * Returns 0 when idle, 1 on timeout. Jobs scheduled for later do not count unless
+ * include_scheduled. */
+int aspen_engine_wait_idle(aspen_engine *eng, int timeout_ms, bool include_scheduled,
+                           aspen_engine_error *err);
+
+/* ---- job specs and submit ---------------------------------------------------------------------- */
+typedef struct aspen_engine_job_spec {
+    const char *type;         /* NULL → "vm_execute" when a guest is given, else required */
+    /* the guest: exactly one of bytes, guest (a name in the guest dir, or a path), sha256 of a stored
+     * binary, or source_dir (built from source when the job runs) — or none for non-VM types */
+    const void *binary;
+    size_t binary_size;
+    const char *guest;
+    const char *binary_sha256;
+    const char *source_dir;
+    const char *binary_name;  /* shown to people; default: the guest name or source dir's name */
+    const char *payload;      /* JSON text; NULL → "{}" */
+    int priority;             /* higher runs first */
+    int64_t run_at_ms;        /* 0 → now */
+    int max_attempts;         /* 0 → 3 */
+    int64_t timeout_ms;       /* 0 → 30000; enforced by the VM deadline */
+    int64_t memory_bytes;     /* guest memory; 0 → the engine's default */
+    bool isolation;           /* run in a micro-VM whatever the type */
+    const char *const *tags;  /* n_tags strings */
+    size_t n_tags;
+} aspen_engine_job_spec;
+
+/* Validates (payload JSON, binary present and under 50 MiB, source dir exists), stores the binary
+ * once by content hash, writes the job. *id_out gets its id. */
+int aspen_engine_submit(aspen_engine *eng, const aspen_engine_job_spec *spec, int64_t *id_out,
+                        aspen_engine_error *err);
+/* n jobs in one transaction: all or none. ids_out may be NULL. */
+int aspen_engine_submit_batch(aspen_engine *eng, const aspen_engine_job_spec *specs, size_t n,
+                              int64_t *ids_out, aspen_engine_error *err);
+/* JSON check used by submit: 0, or EPAYLOAD with "invalid JSON payload: line L, column C,
+ * position P: reason". */
+int aspen_engine_check_payload(const char *json, aspen_engine_error *err);
+
+/* ---- operator actions -------------------------------------------------------------------------- */
+/* Queued/scheduled → cancelled at once; running → cancel requested, and if this engine runs it the VM
+ * is stopped now (another process's engine notices within its cancel poll, ~50 ms). *requested
+ * (may be NULL) tells the second case. */
+int aspen_engine_cancel(aspen_engine *eng, int64_t id, bool *requested, aspen_engine_error *err);
+/* A new queued job with the original's spec, linked by rerun_of. */
+int aspen_engine_rerun(aspen_engine *eng, int64_t id, int64_t *new_id, aspen_engine_error *err);
+/* failed → queued with one more attempt. */
+int aspen_engine_retry(aspen_engine *eng, int64_t id, aspen_engine_error *err);
+/* Pause/resume claiming in every process on this database. */
+int aspen_engine_set_paused(aspen_engine *eng, bool paused, aspen_engine_error *err);
+int aspen_engine_paused(aspen_engine *eng, bool *paused, aspen_engine_error *err);
+
+/* ---- queries (the store's rows; free with aspen_store_job_clear / _jobs_free / ...) ------------- */
+int aspen_engine_get(aspen_engine *eng, int64_t id, aspen_store_job *out, aspen_engine_error *err);
+int aspen_engine_list(aspen_engine *eng, const aspen_store_filter *filter, aspen_store_job **jobs,
+                      size_t *n, aspen_engine_error *err);
+int aspen_engine_attempts(aspen_engine *eng, int64_t id, aspen_store_attempt **out, size_t *n,
+                          aspen_engine_error *err);
+int aspen_engine_logs(aspen_engine *eng, int64_t id, int64_t after_seq, size_t limit,
+                      aspen_store_log **out, size_t *n, aspen_engine_error *err);
+int aspen_engine_counts(aspen_engine *eng, int64_t counts[ASPEN_STORE_STATE_COUNT],
+                        aspen_engine_error *err);
+/* Changes when another connection (another process, or this engine's own threads) commits. */
+int aspen_engine_data_version(aspen_engine *eng, uint64_t *version, aspen_engine_error *err);
+
+/* ---- handlers ---------------------------------------------------------------------------------- */
+/* What a handler sees of the job it runs. */
+typedef struct aspen_engine_ctx aspen_engine_ctx;
+
+const aspen_store_job *aspen_engine_ctx_job(const aspen_engine_ctx *ctx);
+/* A log line (stored with the attempt, and an event for subscribers). */
+void aspen_engine_ctx_log(aspen_engine_ctx *ctx, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* The job's result bytes (copied). */
+int aspen_engine_ctx_set_output(aspen_engine_ctx *ctx, const void *bytes, size_t len);
+/* True once the job was cancelled, timed out, or the engine is stopping: return promptly. */
+bool aspen_engine_ctx_should_stop(const aspen_engine_ctx *ctx);
+/* Milliseconds left before the job's timeout (never negative). */
+int64_t aspen_engine_ctx_remaining_ms(const aspen_engine_ctx *ctx);
+
+/* Handler return: how the attempt ended. A failure is retried with backoff while attempts remain
+ * unless ctx_fail said permanent. */
+typedef enum aspen_engine_handler_result {
+    ASPEN_ENGINE_HANDLER_OK = 0,
+    ASPEN_ENGINE_HANDLER_FAILED = 1,
+} aspen_engine_handler_result;
+
+/* Record the failure message; permanent = do not retry. Returns ASPEN_ENGINE_HANDLER_FAILED. */
+int aspen_engine_ctx_fail(aspen_engine_ctx *ctx, bool permanent, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+typedef int (*aspen_engine_handler_fn)(aspen_engine_ctx *ctx, void *user);
+
+/* Registers fn for jobs of `type` (before start). "vm_execute" is the micro-VM executor and is
+ * always present; registering it again replaces it. EINVAL for a duplicate other name. */
+int aspen_engine_register_handler(aspen_engine *eng, const char *type, aspen_engine_handler_fn fn,
+                                  void *user, aspen_engine_error *err);
+/* True when jobs of this row run in a micro-VM (type vm_execute, tag requires_isolation,
+ * isolation on). */
+bool aspen_engine_job_needs_vm(const aspen_store_job *job);
+
+/* ---- events ------------------------------------------------------------------------------------ */
+typedef enum aspen_engine_event_type {
+    ASPEN_ENGINE_EV_JOB_STATE = 1u << 0, /* job_id, attempt, state (new), outcome, message */
+    ASPEN_ENGINE_EV_LOG = 1u << 1,       /* job_id, attempt, worker, line */
+    ASPEN_ENGINE_EV_VM = 1u << 2,        /* worker status after a run: worker, vm */
+    ASPEN_ENGINE_EV_THROUGHPUT = 1u << 3, /* about every second: throughput, pool */
+    ASPEN_ENGINE_EV_ENGINE = 1u << 4,    /* engine messages: lease lost, recovery, store errors */
+    ASPEN_ENGINE_EV_ALL = 0x1f,
+} aspen_engine_event_type;
+
+typedef struct aspen_engine_worker_status {
+    int index;
+    char state[16];      /* "idle", "running", "building", "stopped" */
+    int64_t job_id;      /* running job, or 0 */
+    char job_type[32];
+    char guest[64];      /* binary name of the running or last job */
+    size_t memory_configured, memory_touched;
+    uint32_t pages_dirtied; /* last run */
+    uint64_t cold_start_ns; /* of the VM used last */
+    uint64_t last_run_ns;
+    uint32_t exits, host_calls; /* last run */
+    uint64_t jobs_done;
+    bool last_was_cold;   /* the last job needed a new VM */
+} aspen_engine_worker_status;
+
+typedef struct aspen_engine_throughput {
+    uint64_t claimed, finished, succeeded, failed, retried, cancelled, timeouts;
+    double jobs_per_s;        /* finished per second over the last ~1 s */
+    uint64_t commits;         /* group commits so far */
+    size_t queue_depth;       /* claimed, waiting for a worker */
+    size_t pool_vms;          /* warm VMs (idle + in use) */
+    size_t pool_bytes;        /* their guest memory */
+    size_t pool_budget;
+    uint64_t pool_hits, pool_misses, pool_evictions;
+    double pool_hit_rate;     /* hits / (hits + misses), 0..1 */
+    size_t images;            /* images cached by sha256 */
+    uint64_t builds, build_cache_hits;
+} aspen_engine_throughput;
+
+typedef struct aspen_engine_event {
+    aspen_engine_event_type type;
+    int64_t job_id;
+    int attempt;
+    int worker;                   /* -1 when none */
+    aspen_store_state state;      /* EV_JOB_STATE: the new state */
+    int outcome;                  /* EV_JOB_STATE after a run: aspen_store_outcome, else -1 */
+    const char *job_type;         /* may be NULL */
+    const char *message;          /* EV_LOG: the line; JOB_STATE: error; ENGINE: the text */
+    const aspen_engine_worker_status *vm;     /* EV_VM */
+    const aspen_engine_throughput *throughput; /* EV_THROUGHPUT */
+} aspen_engine_event;
+
+/* Called from engine threads (several at once): copy what you keep, return quickly, never call
+ * back into the engine from it. */
+typedef void (*aspen_engine_event_fn)(const aspen_engine_event *ev, void *user);
+
+/* Returns a subscription id (> 0) or a negative code. mask: ASPEN_ENGINE_EV_* bits. */
+int aspen_engine_subscribe(aspen_engine *eng, unsigned mask, aspen_engine_event_fn fn, void *user);
+/* After it returns, fn is not running and will not be called again. */
+void aspen_engine_unsubscribe(aspen_engine *eng, int id);
+
+/* ---- snapshot for UIs that poll ---------------------------------------------------------------- */
+#define ASPEN_ENGINE_MAX_WORKERS 64
+
+typedef struct aspen_engine_snapshot {
+    int64_t counts[ASPEN_STORE_STATE_COUNT]; /* whole database, by state */
+    int64_t oldest_waiting_ms;
+    bool paused;
+    int64_t engine_id;
+    int n_workers;
+    aspen_engine_worker_status workers[ASPEN_ENGINE_MAX_WORKERS];
+    aspen_engine_throughput throughput;
+} aspen_engine_snapshot;
+
+int aspen_engine_snapshot_get(aspen_engine *eng, aspen_engine_snapshot *out,
+                              aspen_engine_error *err);
+
+/* ---- build from source ------------------------------------------------------------------------- */
+/* Builds (or finds in the cache) the guest in source_dir; path_out gets the binary's path. *cached
+ * (may be NULL) tells whether the cache answered. EBUILD carries the compiler's message. */
+int aspen_engine_build(aspen_engine *eng, const char *source_dir, char *path_out, size_t cap,
+                       bool *cached, aspen_engine_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* ASPEN_ENGINE_H */

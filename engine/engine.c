@@ -1,0 +1,1063 @@
+/* engine/engine.c — the engine's life and its two service threads.
+ *
+ * Open/start/stop/close, the event fan-out to subscribers, the snapshot, and:
+ *   dispatcher  registers the engine (lease), runs recovery at start and every recover_ms, renews the
+ *               lease every renew_ms, claims due jobs in batches into the ready queue whenever it runs
+ *               low, polls the store's cancel requests every cancel_poll_ms and stops those VMs, and
+ *               samples throughput once a second for subscribers;
+ *   committer   collects finished attempts from the workers and writes them in ONE
+ *               aspen_store_complete call every commit_interval_ms or commit_batch jobs, then tells
+ *               subscribers the jobs' new states (after the commit: what they see is durable).
+ * Workers are in worker.c, the warm VM pool in vmpool.c.
+ */
+#include "engine_internal.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef ASPEN_SOURCE_DIR
+#define ASPEN_SOURCE_DIR "."
+#endif
+
+/* ---- small helpers ------------------------------------------------------------------------------ */
+
+int64_t eng_mono_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+int eng_err(aspen_engine_error *err, int code, const char *fmt, ...)
+{
+    if (err) {
+        err->code = code;
+        err->store_code = 0;
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+        va_end(ap);
+    }
+    return code;
+}
+
+/* Maps a store error to the engine's codes, keeping the store's message. */
+int eng_store_err(aspen_engine_error *err, const aspen_store_error *se, const char *what)
+{
+    int code = se->code == ASPEN_STORE_ENOTFOUND ? ASPEN_ENGINE_ENOTFOUND
+               : se->code == ASPEN_STORE_ESTATE  ? ASPEN_ENGINE_ESTATE
+               : se->code == ASPEN_STORE_EINVAL  ? ASPEN_ENGINE_EINVAL
+                                                 : ASPEN_ENGINE_ESTORE;
+    if (err) {
+        err->code = code;
+        err->store_code = se->code;
+        if (what)
+            snprintf(err->msg, sizeof err->msg, "%s: %s", what, se->msg);
+        else
+            snprintf(err->msg, sizeof err->msg, "%s", se->msg);
+    }
+    return code;
+}
+
+void eng_done_free(struct eng_done *d)
+{
+    if (!d)
+        return;
+    free(d->output);
+    free(d->error);
+    for (size_t i = 0; i < d->n_logs; i++)
+        free(d->logs[i].line);
+    free(d->logs);
+    free(d);
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec t = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&t, &t) == -1 && errno == EINTR) {
+    }
+}
+
+static void abs_deadline(struct timespec *ts, int ms)
+{
+    clock_gettime(CLOCK_MONOTONIC, ts);
+    ts->tv_sec += ms / 1000;
+    ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts->tv_nsec >= 1000000000L) {
+        ts->tv_sec++;
+        ts->tv_nsec -= 1000000000L;
+    }
+}
+
+static void cond_init_mono(pthread_cond_t *c)
+{
+    pthread_condattr_t a;
+    pthread_condattr_init(&a);
+    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+    pthread_cond_init(c, &a);
+    pthread_condattr_destroy(&a);
+}
+
+static bool is_dir(const char *p)
+{
+    return access(p, F_OK) == 0 && access(p, X_OK) == 0;
+}
+
+/* ---- configuration ------------------------------------------------------------------------------ */
+
+void aspen_engine_config_default(aspen_engine_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->workers = 2;
+    cfg->vm_memory_budget = 256u << 20;
+    cfg->default_memory = 1u << 20;
+    cfg->claim_batch = 256;
+    cfg->commit_interval_ms = 2;
+    cfg->commit_batch = 512;
+    cfg->cancel_poll_ms = 50;
+    cfg->idle_poll_ms = 10;
+    cfg->lease_ms = 5000;
+    cfg->renew_ms = 1000;
+    cfg->recover_ms = 5000;
+    cfg->backoff_base_ms = 1000;
+    cfg->backoff_cap_ms = 60000;
+    cfg->backoff_jitter = 0.2;
+    cfg->shutdown_grace_ms = 5000;
+}
+
+/* Zero fields take their defaults, so callers may fill only what they care about. */
+static void config_fill(aspen_engine_config *c)
+{
+    aspen_engine_config d;
+    aspen_engine_config_default(&d);
+    if (c->workers < 0)
+        c->workers = 0;
+    if (c->workers > ASPEN_ENGINE_MAX_WORKERS)
+        c->workers = ASPEN_ENGINE_MAX_WORKERS;
+#define DEF(f) if (!c->f) c->f = d.f
+    DEF(vm_memory_budget);
+    DEF(default_memory);
+    DEF(claim_batch);
+    DEF(commit_interval_ms);
+    DEF(commit_batch);
+    DEF(cancel_poll_ms);
+    DEF(idle_poll_ms);
+    DEF(lease_ms);
+    DEF(renew_ms);
+    DEF(recover_ms);
+    DEF(backoff_base_ms);
+    DEF(backoff_cap_ms);
+    DEF(shutdown_grace_ms);
+#undef DEF
+    if (c->backoff_jitter < 0 || c->backoff_jitter > 1)
+        c->backoff_jitter = d.backoff_jitter;
+}
+
+static void pick_paths(aspen_engine *eng)
+{
+    const aspen_engine_config *c = &eng->cfg;
+    const char *env;
+    if (c->guest_dir)
+        snprintf(eng->guest_dir, sizeof eng->guest_dir, "%s", c->guest_dir);
+    else if ((env = getenv("ASPEN_GUEST_DIR")) && *env)
+        snprintf(eng->guest_dir, sizeof eng->guest_dir, "%s", env);
+    else if (is_dir("target/guest-binaries"))
+        snprintf(eng->guest_dir, sizeof eng->guest_dir, "target/guest-binaries");
+    else
+        snprintf(eng->guest_dir, sizeof eng->guest_dir, "%s/target/guest-binaries",
+                 ASPEN_SOURCE_DIR);
+
+    if (c->build_script)
+        snprintf(eng->build_script, sizeof eng->build_script, "%s", c->build_script);
+    else if ((env = getenv("ASPEN_BUILD_GUEST")) && *env)
+        snprintf(eng->build_script, sizeof eng->build_script, "%s", env);
+    else
+        snprintf(eng->build_script, sizeof eng->build_script, "%s/scripts/build-guest.sh",
+                 ASPEN_SOURCE_DIR);
+
+    if (c->cache_dir) {
+        snprintf(eng->cache_dir, sizeof eng->cache_dir, "%s", c->cache_dir);
+    } else {
+        const char *slash = strrchr(eng->db_path, '/');
+        if (slash)
+            snprintf(eng->cache_dir, sizeof eng->cache_dir, "%.*s/build-cache",
+                     (int)(slash - eng->db_path), eng->db_path);
+        else
+            snprintf(eng->cache_dir, sizeof eng->cache_dir, "build-cache");
+    }
+}
+
+/* ---- open / close ------------------------------------------------------------------------------- */
+
+int aspen_engine_open(const aspen_engine_config *cfg, aspen_engine **out, aspen_engine_error *err)
+{
+    *out = NULL;
+    if (!cfg || !cfg->db_path || !*cfg->db_path)
+        return eng_err(err, ASPEN_ENGINE_EINVAL, "no database path given");
+    aspen_engine *eng = calloc(1, sizeof *eng);
+    if (!eng)
+        return eng_err(err, ASPEN_ENGINE_ENOMEM, "out of memory creating the engine");
+    eng->cfg = *cfg;
+    config_fill(&eng->cfg);
+    snprintf(eng->db_path, sizeof eng->db_path, "%s", cfg->db_path);
+    eng->cfg.db_path = eng->db_path;
+    pick_paths(eng);
+    eng->cfg.guest_dir = eng->cfg.build_script = eng->cfg.cache_dir = NULL;
+
+    pthread_mutex_init(&eng->api_mu, NULL);
+    pthread_rwlock_init(&eng->sub_lock, NULL);
+    pthread_mutex_init(&eng->q_mu, NULL);
+    cond_init_mono(&eng->q_nonempty);
+    cond_init_mono(&eng->q_low);
+    pthread_mutex_init(&eng->d_mu, NULL);
+    cond_init_mono(&eng->d_cond);
+    cond_init_mono(&eng->d_flushed);
+    eng->d_tail = &eng->d_head;
+    pthread_mutex_init(&eng->build_mu, NULL);
+    vm_pool_init(&eng->pool, eng->cfg.vm_memory_budget);
+    eng->next_sub_id = 1;
+
+    int code;
+    aspen_store_error se = {0};
+    if (aspen_store_open(eng->db_path, NULL, &eng->api_store, &se) != 0) {
+        code = eng_store_err(err, &se, NULL);
+        goto free_engine;
+    }
+    eng->host = aspen_vm_host_new();
+    if (!eng->host) {
+        code = eng_err(err, ASPEN_ENGINE_ENOMEM, "out of memory creating the host-call registry");
+        goto close_store;
+    }
+    if ((code = eng_register_builtins(eng, !eng->cfg.no_builtin_handlers, err)) != 0)
+        goto free_host;
+    *out = eng;
+    return 0;
+
+free_host:
+    aspen_vm_host_free(eng->host);
+close_store:
+    aspen_store_close(eng->api_store);
+free_engine:
+    vm_pool_destroy(&eng->pool);
+    free(eng);
+    return code;
+}
+
+int64_t aspen_engine_id(const aspen_engine *eng)
+{
+    return atomic_load(&((aspen_engine *)eng)->engine_id);
+}
+
+const char *aspen_engine_db_path(const aspen_engine *eng) { return eng->db_path; }
+
+void aspen_engine_close(aspen_engine *eng)
+{
+    if (!eng)
+        return;
+    aspen_engine_stop(eng, -1, NULL);
+    vm_pool_destroy(&eng->pool);
+    aspen_vm_host_free(eng->host);
+    aspen_store_close(eng->api_store);
+    free(eng->subs);
+    free(eng->q);
+    free(eng->workers);
+    pthread_mutex_destroy(&eng->api_mu);
+    pthread_rwlock_destroy(&eng->sub_lock);
+    pthread_mutex_destroy(&eng->q_mu);
+    pthread_cond_destroy(&eng->q_nonempty);
+    pthread_cond_destroy(&eng->q_low);
+    pthread_mutex_destroy(&eng->d_mu);
+    pthread_cond_destroy(&eng->d_cond);
+    pthread_cond_destroy(&eng->d_flushed);
+    pthread_mutex_destroy(&eng->build_mu);
+    free(eng);
+}
+
+/* ---- events ------------------------------------------------------------------------------------- */
+
+void eng_emit(aspen_engine *eng, const aspen_engine_event *ev)
+{
+    if (!eng_wants(eng, ev->type))
+        return;
+    pthread_rwlock_rdlock(&eng->sub_lock);
+    for (size_t i = 0; i < eng->n_subs; i++)
+        if (eng->subs[i].mask & ev->type)
+            eng->subs[i].fn(ev, eng->subs[i].user);
+    pthread_rwlock_unlock(&eng->sub_lock);
+}
+
+static void engine_message(aspen_engine *eng, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void engine_message(aspen_engine *eng, const char *fmt, ...)
+{
+    if (!eng_wants(eng, ASPEN_ENGINE_EV_ENGINE))
+        return;
+    char buf[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    aspen_engine_event ev = {.type = ASPEN_ENGINE_EV_ENGINE, .worker = -1, .outcome = -1,
+                             .message = buf};
+    eng_emit(eng, &ev);
+}
+
+int aspen_engine_subscribe(aspen_engine *eng, unsigned mask, aspen_engine_event_fn fn, void *user)
+{
+    if (!fn || !mask)
+        return ASPEN_ENGINE_EINVAL;
+    pthread_rwlock_wrlock(&eng->sub_lock);
+    struct eng_sub *n = realloc(eng->subs, (eng->n_subs + 1) * sizeof *n);
+    if (!n) {
+        pthread_rwlock_unlock(&eng->sub_lock);
+        return ASPEN_ENGINE_ENOMEM;
+    }
+    eng->subs = n;
+    int id = eng->next_sub_id++;
+    eng->subs[eng->n_subs++] = (struct eng_sub){id, mask, fn, user};
+    unsigned all = 0;
+    for (size_t i = 0; i < eng->n_subs; i++)
+        all |= eng->subs[i].mask;
+    atomic_store(&eng->sub_mask, all);
+    pthread_rwlock_unlock(&eng->sub_lock);
+    return id;
+}
+
+void aspen_engine_unsubscribe(aspen_engine *eng, int id)
+{
+    pthread_rwlock_wrlock(&eng->sub_lock);
+    unsigned all = 0;
+    for (size_t i = 0; i < eng->n_subs;) {
+        if (eng->subs[i].id == id) {
+            memmove(&eng->subs[i], &eng->subs[i + 1], (eng->n_subs - i - 1) * sizeof eng->subs[0]);
+            eng->n_subs--;
+            continue;
+        }
+        all |= eng->subs[i].mask;
+        i++;
+    }
+    atomic_store(&eng->sub_mask, all);
+    pthread_rwlock_unlock(&eng->sub_lock);
+}
+
+/* ---- the ready queue ---------------------------------------------------------------------------- */
+
+static int queue_push_many(aspen_engine *eng, aspen_store_job *jobs, size_t n, int64_t engine_id)
+{
+    pthread_mutex_lock(&eng->q_mu);
+    if (eng->q_len + n > eng->q_cap) {
+        size_t cap = eng->q_cap ? eng->q_cap : 1024;
+        while (cap < eng->q_len + n)
+            cap *= 2;
+        struct eng_job **nq = malloc(cap * sizeof *nq);
+        if (!nq) {
+            pthread_mutex_unlock(&eng->q_mu);
+            return -1;
+        }
+        for (size_t i = 0; i < eng->q_len; i++)
+            nq[i] = eng->q[(eng->q_head + i) % eng->q_cap];
+        free(eng->q);
+        eng->q = nq;
+        eng->q_cap = cap;
+        eng->q_head = 0;
+    }
+    size_t pushed = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct eng_job *j = malloc(sizeof *j);
+        if (!j)
+            break;
+        j->row = jobs[i];
+        memset(&jobs[i], 0, sizeof jobs[i]);
+        j->engine_id = engine_id;
+        atomic_init(&j->cancel, CANCEL_NONE);
+        eng->q[(eng->q_head + eng->q_len) % eng->q_cap] = j;
+        eng->q_len++;
+        pushed++;
+    }
+    if (pushed == 1)
+        pthread_cond_signal(&eng->q_nonempty);
+    else if (pushed)
+        pthread_cond_broadcast(&eng->q_nonempty);
+    pthread_mutex_unlock(&eng->q_mu);
+    return pushed == n ? 0 : -1;
+}
+
+/* Takes every job still waiting in the queue (to release them at shutdown or drop them after a lost
+ * lease). Returns a malloc'd array (or NULL) and its length. */
+static struct eng_job **queue_take_all(aspen_engine *eng, size_t *n)
+{
+    pthread_mutex_lock(&eng->q_mu);
+    struct eng_job **all = eng->q_len ? malloc(eng->q_len * sizeof *all) : NULL;
+    *n = 0;
+    if (all) {
+        for (size_t i = 0; i < eng->q_len; i++)
+            all[i] = eng->q[(eng->q_head + i) % eng->q_cap];
+        *n = eng->q_len;
+        eng->q_len = 0;
+        eng->q_head = 0;
+    }
+    pthread_mutex_unlock(&eng->q_mu);
+    return all;
+}
+
+static void job_free(struct eng_job *j)
+{
+    aspen_store_job_clear(&j->row);
+    free(j);
+}
+
+/* ---- cancel: find the job wherever it is in this process and stop it ---------------------------- */
+
+/* Returns true if the job was found waiting in the queue or running in a worker. */
+static bool cancel_local(aspen_engine *eng, int64_t id)
+{
+    bool found = false;
+    pthread_mutex_lock(&eng->q_mu);
+    for (size_t i = 0; i < eng->q_len; i++) {
+        struct eng_job *j = eng->q[(eng->q_head + i) % eng->q_cap];
+        if (j->row.id == id) {
+            atomic_store(&j->cancel, CANCEL_USER);
+            found = true;
+        }
+    }
+    pthread_mutex_unlock(&eng->q_mu);
+    for (int i = 0; i < eng->n_workers; i++) {
+        struct eng_worker *w = &eng->workers[i];
+        pthread_mutex_lock(&w->mu);
+        if (w->cur_job_id == id) {
+            __atomic_store_n(&w->cancel, CANCEL_USER, __ATOMIC_SEQ_CST);
+            if (w->cur_vm)
+                aspen_vm_interrupt(w->cur_vm);
+            found = true;
+        }
+        pthread_mutex_unlock(&w->mu);
+    }
+    return found;
+}
+
+void eng_worker_interrupt(struct eng_worker *w, int reason)
+{
+    pthread_mutex_lock(&w->mu);
+    if (w->cur_job_id) {
+        __atomic_store_n(&w->cancel, reason, __ATOMIC_SEQ_CST);
+        if (w->cur_vm)
+            aspen_vm_interrupt(w->cur_vm);
+    }
+    pthread_mutex_unlock(&w->mu);
+}
+
+/* ---- dispatcher --------------------------------------------------------------------------------- */
+
+static void sample_throughput(aspen_engine *eng, int64_t now)
+{
+    uint64_t fin = atomic_load(&eng->c_finished);
+    if (eng->last_sample_ms) {
+        int64_t dt = now - eng->last_sample_ms;
+        if (dt > 0)
+            eng->jobs_per_s = (double)(fin - eng->last_finished_sample) * 1000.0 / (double)dt;
+    }
+    eng->last_sample_ms = now;
+    eng->last_finished_sample = fin;
+    if (eng_wants(eng, ASPEN_ENGINE_EV_THROUGHPUT)) {
+        aspen_engine_snapshot *snap = calloc(1, sizeof *snap);
+        if (!snap)
+            return;
+        aspen_engine_throughput *t = &snap->throughput;
+        t->claimed = atomic_load(&eng->c_claimed);
+        t->finished = fin;
+        t->succeeded = atomic_load(&eng->c_succeeded);
+        t->failed = atomic_load(&eng->c_failed);
+        t->retried = atomic_load(&eng->c_retried);
+        t->cancelled = atomic_load(&eng->c_cancelled);
+        t->timeouts = atomic_load(&eng->c_timeouts);
+        t->commits = atomic_load(&eng->c_commits);
+        t->jobs_per_s = eng->jobs_per_s;
+        pthread_mutex_lock(&eng->q_mu);
+        t->queue_depth = eng->q_len;
+        pthread_mutex_unlock(&eng->q_mu);
+        vm_pool_stats(&eng->pool, t);
+        t->builds = atomic_load(&eng->builds);
+        t->build_cache_hits = atomic_load(&eng->build_hits);
+        aspen_engine_event ev = {.type = ASPEN_ENGINE_EV_THROUGHPUT, .worker = -1, .outcome = -1,
+                                 .throughput = t};
+        eng_emit(eng, &ev);
+        free(snap);
+    }
+}
+
+/* The lease is gone: another process recovered our jobs. Stop them here (their results would be
+ * refused), drop what waits, and come back under a new engine id. */
+static void lease_lost(aspen_engine *eng, const char *why)
+{
+    engine_message(eng, "engine %lld lost its lease (%s): dropping its jobs and registering again",
+                   (long long)atomic_load(&eng->engine_id), why);
+    size_t n;
+    struct eng_job **all = queue_take_all(eng, &n);
+    for (size_t i = 0; i < n; i++)
+        job_free(all[i]);
+    free(all);
+    for (int i = 0; i < eng->n_workers; i++)
+        eng_worker_interrupt(&eng->workers[i], CANCEL_LEASE);
+    int64_t id = 0;
+    aspen_store_error se = {0};
+    char host[128] = "";
+    gethostname(host, sizeof host - 1);
+    if (aspen_store_engine_register(eng->disp_store, getpid(), host, eng->cfg.lease_ms,
+                                    aspen_store_now_ms(), &id, &se) == 0)
+        atomic_store(&eng->engine_id, id);
+    else
+        engine_message(eng, "registering again failed: %s", se.msg);
+}
+
+static void apply_cancel_requests(aspen_engine *eng)
+{
+    int64_t *ids = NULL;
+    size_t n = 0;
+    aspen_store_error se = {0};
+    if (aspen_store_cancel_requests(eng->disp_store, atomic_load(&eng->engine_id), &ids, &n, &se))
+        return;
+    for (size_t i = 0; i < n; i++)
+        cancel_local(eng, ids[i]);
+    free(ids);
+}
+
+static size_t queue_len(aspen_engine *eng)
+{
+    pthread_mutex_lock(&eng->q_mu);
+    size_t n = eng->q_len;
+    pthread_mutex_unlock(&eng->q_mu);
+    return n;
+}
+
+static void *dispatcher_main(void *arg)
+{
+    aspen_engine *eng = arg;
+    const aspen_engine_config *c = &eng->cfg;
+    int64_t now = eng_mono_ms();
+    int64_t next_renew = now + c->renew_ms, next_recover = now + c->recover_ms,
+            next_cancel = now + c->cancel_poll_ms, next_sample = now + 1000, next_claim = now;
+    uint64_t last_version = 0;
+    bool have_version = false, more = true;
+    size_t low = c->claim_batch / 2 ? c->claim_batch / 2 : 1;
+    aspen_store_error se = {0};
+
+    while (!atomic_load(&eng->stopping)) {
+        now = eng_mono_ms();
+        if (now >= next_renew) {
+            next_renew = now + c->renew_ms;
+            int rc = aspen_store_engine_renew(eng->disp_store, atomic_load(&eng->engine_id),
+                                              c->lease_ms, aspen_store_now_ms(), &se);
+            if (rc == ASPEN_STORE_ELEASE)
+                lease_lost(eng, se.msg);
+            else if (rc)
+                engine_message(eng, "renewing the lease failed (will retry): %s", se.msg);
+        }
+        if (now >= next_recover) {
+            next_recover = now + c->recover_ms;
+            aspen_store_recovery rep = {0};
+            if (aspen_store_recover(eng->disp_store, aspen_store_now_ms(), &rep, &se) == 0 &&
+                (rep.requeued || rep.failed || rep.cancelled))
+                engine_message(eng,
+                               "recovery: %lld jobs of dead engines requeued, %lld failed (out of "
+                               "attempts), %lld cancelled",
+                               (long long)rep.requeued, (long long)rep.failed,
+                               (long long)rep.cancelled);
+        }
+        if (now >= next_cancel) {
+            next_cancel = now + c->cancel_poll_ms;
+            apply_cancel_requests(eng);
+        }
+        if (now >= next_sample) {
+            next_sample = now + 1000;
+            sample_throughput(eng, now);
+        }
+
+        /* Claim when the queue runs low; when idle, only if someone committed something (data
+         * version) or a local submit woke us, and at least every second (scheduled jobs fall due). */
+        size_t qlen = queue_len(eng);
+        bool woken = atomic_exchange(&eng->wake_dispatcher, 0) != 0;
+        if (qlen < low && !more) {
+            uint64_t v = 0;
+            if (aspen_store_data_version(eng->disp_store, &v, &se) == 0) {
+                if (!have_version || v != last_version || woken)
+                    more = true;
+                last_version = v;
+                have_version = true;
+            }
+            if (now >= next_claim)
+                more = true;
+        }
+        if (qlen < low && (more || woken)) {
+            aspen_store_job *jobs = NULL;
+            size_t n = 0;
+            bool paused = false;
+            size_t want = c->claim_batch * 2 - qlen;
+            int rc = aspen_store_claim(eng->disp_store, atomic_load(&eng->engine_id), want,
+                                       aspen_store_now_ms(), &jobs, &n, &paused, &se);
+            next_claim = now + 1000;
+            if (rc == ASPEN_STORE_ELEASE) {
+                lease_lost(eng, se.msg);
+            } else if (rc) {
+                engine_message(eng, "claiming jobs failed (will retry): %s", se.msg);
+                more = false;
+            } else {
+                more = n == want; /* a full batch: there may be more right away */
+                if (n) {
+                    atomic_fetch_add(&eng->c_claimed, n);
+                    if (eng_wants(eng, ASPEN_ENGINE_EV_JOB_STATE))
+                        for (size_t i = 0; i < n; i++) {
+                            aspen_engine_event ev = {
+                                .type = ASPEN_ENGINE_EV_JOB_STATE, .job_id = jobs[i].id,
+                                .attempt = jobs[i].attempts, .worker = -1,
+                                .state = ASPEN_STORE_RUNNING, .outcome = -1,
+                                .job_type = jobs[i].type};
+                            eng_emit(eng, &ev);
+                        }
+                    if (queue_push_many(eng, jobs, n, atomic_load(&eng->engine_id)) != 0)
+                        engine_message(eng, "out of memory queueing claimed jobs: recovery will "
+                                            "requeue them when this engine stops");
+                    aspen_store_jobs_free(jobs, n);
+                    continue;
+                }
+                aspen_store_jobs_free(jobs, n);
+            }
+        }
+
+        /* Sleep until the queue runs low, a local event, or the next timer. */
+        int64_t next = next_cancel;
+        if (next_renew < next)
+            next = next_renew;
+        int64_t wait = next - eng_mono_ms();
+        if (!more && wait > c->idle_poll_ms)
+            wait = c->idle_poll_ms;
+        if (wait > 0) {
+            struct timespec ts;
+            abs_deadline(&ts, (int)wait);
+            pthread_mutex_lock(&eng->q_mu);
+            while (!atomic_load(&eng->stopping) && !atomic_load(&eng->wake_dispatcher) &&
+                   (eng->q_len >= low || !more)) {
+                if (pthread_cond_timedwait(&eng->q_low, &eng->q_mu, &ts) == ETIMEDOUT)
+                    break;
+            }
+            pthread_mutex_unlock(&eng->q_mu);
+        }
+    }
+    return NULL;
+}
+
+/* ---- committer ---------------------------------------------------------------------------------- */
+
+static void count_final(aspen_engine *eng, const struct eng_done *d, aspen_store_state st)
+{
+    switch (st) {
+    case ASPEN_STORE_SUCCEEDED: atomic_fetch_add(&eng->c_succeeded, 1); break;
+    case ASPEN_STORE_FAILED: atomic_fetch_add(&eng->c_failed, 1); break;
+    case ASPEN_STORE_CANCELLED: atomic_fetch_add(&eng->c_cancelled, 1); break;
+    case ASPEN_STORE_QUEUED:
+    case ASPEN_STORE_SCHEDULED: atomic_fetch_add(&eng->c_retried, 1); break;
+    default: break;
+    }
+    if (d->outcome == ASPEN_STORE_OUTCOME_TIMEOUT)
+        atomic_fetch_add(&eng->c_timeouts, 1);
+}
+
+struct commit_buf {
+    aspen_store_completion *c;
+    struct eng_done **d;
+    int *status;
+    aspen_store_state *states;
+    aspen_store_log_line *logs;
+    size_t cap, cap_logs;
+};
+
+static int commit_buf_fit(struct commit_buf *b, size_t n, size_t n_logs)
+{
+    if (n > b->cap) {
+        size_t cap = n * 2;
+        void *c = realloc(b->c, cap * sizeof *b->c), *d = NULL, *s = NULL, *st = NULL;
+        if (c)
+            b->c = c;
+        d = realloc(b->d, cap * sizeof *b->d);
+        if (d)
+            b->d = d;
+        s = realloc(b->status, cap * sizeof *b->status);
+        if (s)
+            b->status = s;
+        st = realloc(b->states, cap * sizeof *b->states);
+        if (st)
+            b->states = st;
+        if (!c || !d || !s || !st)
+            return -1;
+        b->cap = cap;
+    }
+    if (n_logs > b->cap_logs) {
+        void *l = realloc(b->logs, n_logs * 2 * sizeof *b->logs);
+        if (!l)
+            return -1;
+        b->logs = l;
+        b->cap_logs = n_logs * 2;
+    }
+    return 0;
+}
+
+/* Writes one group of completions (those of the current engine id) and releases the handed-back
+ * jobs. Returns 0, or a store error code after which the group is kept and tried again. */
+static int commit_group(aspen_engine *eng, struct eng_done *list, struct commit_buf *b)
+{
+    int64_t engine_id = atomic_load(&eng->engine_id);
+    size_t n = 0, n_logs = 0;
+    for (struct eng_done *d = list; d; d = d->next)
+        if (!d->release && d->engine_id == engine_id) {
+            n++;
+            n_logs += d->n_logs;
+        }
+    if (commit_buf_fit(b, n, n_logs) != 0)
+        return ASPEN_STORE_ENOMEM;
+    size_t i = 0, li = 0;
+    for (struct eng_done *d = list; d; d = d->next) {
+        if (d->release || d->engine_id != engine_id)
+            continue;
+        aspen_store_log_line *lg = b->logs + li;
+        for (size_t k = 0; k < d->n_logs; k++)
+            b->logs[li++] = (aspen_store_log_line){.time_ms = d->logs[k].time_ms,
+                                                   .line = d->logs[k].line};
+        b->c[i] = (aspen_store_completion){
+            .job_id = d->job_id, .outcome = d->outcome, .stats = d->stats,
+            .output = d->output, .output_size = d->output_len, .error = d->error,
+            .logs = d->n_logs ? lg : NULL, .n_logs = d->n_logs, .retry_at_ms = d->retry_at_ms};
+        b->d[i++] = d;
+    }
+    aspen_store_error se = {0};
+    if (n) {
+        int rc = aspen_store_complete(eng->commit_store, engine_id, b->c, n, aspen_store_now_ms(),
+                                      b->status, b->states, &se);
+        if (rc) {
+            engine_message(eng, "writing %zu finished jobs failed (will retry): %s", n, se.msg);
+            return rc;
+        }
+        atomic_fetch_add(&eng->c_commits, 1);
+        atomic_fetch_add(&eng->c_finished, n);
+        bool tell = eng_wants(eng, ASPEN_ENGINE_EV_JOB_STATE);
+        for (size_t k = 0; k < n; k++) {
+            if (b->status[k] != 0)
+                continue;
+            count_final(eng, b->d[k], b->states[k]);
+            if (tell) {
+                aspen_engine_event ev = {
+                    .type = ASPEN_ENGINE_EV_JOB_STATE, .job_id = b->d[k]->job_id,
+                    .attempt = b->d[k]->attempt, .worker = -1, .state = b->states[k],
+                    .outcome = (int)b->d[k]->outcome, .job_type = b->d[k]->type,
+                    .message = b->d[k]->error};
+                eng_emit(eng, &ev);
+            }
+        }
+    }
+    for (struct eng_done *d = list; d; d = d->next) {
+        if (!d->release || d->engine_id != engine_id)
+            continue;
+        if (aspen_store_release(eng->commit_store, engine_id, d->job_id, aspen_store_now_ms(),
+                                &se) == 0) {
+            aspen_engine_event ev = {.type = ASPEN_ENGINE_EV_JOB_STATE, .job_id = d->job_id,
+                                     .attempt = d->attempt, .worker = -1,
+                                     .state = ASPEN_STORE_QUEUED, .outcome = -1,
+                                     .job_type = d->type, .message = "released at shutdown"};
+            eng_emit(eng, &ev);
+        }
+    }
+    return 0;
+}
+
+static void *committer_main(void *arg)
+{
+    aspen_engine *eng = arg;
+    struct commit_buf b = {0};
+    pthread_mutex_lock(&eng->d_mu);
+    for (;;) {
+        while (!eng->d_head && !eng->d_stop)
+            pthread_cond_wait(&eng->d_cond, &eng->d_mu);
+        if (!eng->d_head && eng->d_stop)
+            break;
+        /* Group: wait a little for more unless the batch is already big. */
+        if (eng->d_len < eng->cfg.commit_batch && !eng->d_stop) {
+            struct timespec ts;
+            abs_deadline(&ts, eng->cfg.commit_interval_ms);
+            while (eng->d_len < eng->cfg.commit_batch && !eng->d_stop)
+                if (pthread_cond_timedwait(&eng->d_cond, &eng->d_mu, &ts) == ETIMEDOUT)
+                    break;
+        }
+        struct eng_done *list = eng->d_head;
+        size_t len = eng->d_len;
+        eng->d_head = NULL;
+        eng->d_tail = &eng->d_head;
+        eng->d_len = 0;
+        pthread_mutex_unlock(&eng->d_mu);
+
+        int rc, tries = 0;
+        while ((rc = commit_group(eng, list, &b)) != 0 && tries++ < 50)
+            sleep_ms(tries < 10 ? 10 : 100);
+        while (list) {
+            struct eng_done *next = list->next;
+            eng_done_free(list);
+            list = next;
+        }
+        pthread_mutex_lock(&eng->d_mu);
+        eng->d_committed += len;
+        pthread_cond_broadcast(&eng->d_flushed);
+    }
+    pthread_mutex_unlock(&eng->d_mu);
+    free(b.c);
+    free(b.d);
+    free(b.status);
+    free(b.states);
+    free(b.logs);
+    return NULL;
+}
+
+/* ---- start / stop ------------------------------------------------------------------------------- */
+
+int aspen_engine_start(aspen_engine *eng, aspen_engine_error *err)
+{
+    if (eng->started)
+        return eng_err(err, ASPEN_ENGINE_EINVAL, "the engine is already started");
+    if (eng->cfg.workers == 0)
+        return 0; /* a client: nothing to run */
+    int code;
+    aspen_store_error se = {0};
+    aspen_vm_error ve = {0};
+    if (aspen_vm_check_kvm(&ve) != 0)
+        return eng_err(err, ASPEN_ENGINE_EKVM, "%s", ve.msg);
+    if (aspen_store_open(eng->db_path, NULL, &eng->disp_store, &se) != 0)
+        return eng_store_err(err, &se, "opening the dispatcher's connection");
+    if (aspen_store_open(eng->db_path, NULL, &eng->commit_store, &se) != 0) {
+        code = eng_store_err(err, &se, "opening the committer's connection");
+        goto close_disp;
+    }
+    int64_t now = aspen_store_now_ms();
+    aspen_store_recovery rep = {0};
+    if (aspen_store_recover(eng->disp_store, now, &rep, &se) != 0) {
+        code = eng_store_err(err, &se, "recovering jobs of dead engines");
+        goto close_commit;
+    }
+    char host[128] = "";
+    gethostname(host, sizeof host - 1);
+    int64_t id = 0;
+    if (aspen_store_engine_register(eng->disp_store, getpid(), host, eng->cfg.lease_ms, now, &id,
+                                    &se) != 0) {
+        code = eng_store_err(err, &se, "registering the engine");
+        goto close_commit;
+    }
+    atomic_store(&eng->engine_id, id);
+
+    eng->n_workers = eng->cfg.workers;
+    eng->workers = calloc((size_t)eng->n_workers, sizeof *eng->workers);
+    if (!eng->workers) {
+        code = eng_err(err, ASPEN_ENGINE_ENOMEM, "out of memory for workers");
+        goto unregister;
+    }
+    for (int i = 0; i < eng->n_workers; i++) {
+        struct eng_worker *w = &eng->workers[i];
+        w->eng = eng;
+        w->index = i;
+        w->rng = 0x9e3779b97f4a7c15ull * (uint64_t)(i + 1) ^ (uint64_t)now ^ (uint64_t)getpid();
+        pthread_mutex_init(&w->mu, NULL);
+        w->st.index = i;
+        snprintf(w->st.state, sizeof w->st.state, "idle");
+    }
+    eng->started = true;
+    if (pthread_create(&eng->committer_th, NULL, committer_main, eng) != 0) {
+        code = eng_err(err, ASPEN_ENGINE_ETHREAD, "cannot start the committer thread");
+        goto stop_threads;
+    }
+    eng->committer_started = true;
+    for (int i = 0; i < eng->n_workers; i++) {
+        if (pthread_create(&eng->workers[i].th, NULL, eng_worker_main, &eng->workers[i]) != 0) {
+            code = eng_err(err, ASPEN_ENGINE_ETHREAD, "cannot start worker thread %d", i);
+            goto stop_threads;
+        }
+        eng->workers[i].started = true;
+    }
+    if (pthread_create(&eng->dispatcher_th, NULL, dispatcher_main, eng) != 0) {
+        code = eng_err(err, ASPEN_ENGINE_ETHREAD, "cannot start the dispatcher thread");
+        goto stop_threads;
+    }
+    eng->dispatcher_started = true;
+    if (rep.requeued || rep.failed || rep.cancelled)
+        engine_message(eng, "recovery at start: %lld requeued, %lld failed, %lld cancelled",
+                       (long long)rep.requeued, (long long)rep.failed, (long long)rep.cancelled);
+    return 0;
+
+stop_threads:
+    aspen_engine_stop(eng, 0, NULL); /* joins what started, unregisters, closes connections */
+    return code;
+unregister:
+    aspen_store_engine_unregister(eng->disp_store, id, aspen_store_now_ms(), NULL, NULL);
+    atomic_store(&eng->engine_id, 0);
+close_commit:
+    aspen_store_close(eng->commit_store);
+    eng->commit_store = NULL;
+close_disp:
+    aspen_store_close(eng->disp_store);
+    eng->disp_store = NULL;
+    return code;
+}
+
+int aspen_engine_stop(aspen_engine *eng, int grace_ms, aspen_engine_error *err)
+{
+    if (!eng->started || eng->stopped)
+        return 0;
+    eng->stopped = true;
+    if (grace_ms < 0)
+        grace_ms = eng->cfg.shutdown_grace_ms;
+    atomic_store(&eng->stopping, 1);
+    pthread_mutex_lock(&eng->q_mu);
+    pthread_cond_broadcast(&eng->q_low);
+    pthread_mutex_unlock(&eng->q_mu);
+    if (eng->dispatcher_started)
+        pthread_join(eng->dispatcher_th, NULL);
+
+    /* Jobs claimed but not started go back to the queue at once, attempt not counted. */
+    size_t n;
+    struct eng_job **all = queue_take_all(eng, &n);
+    int64_t engine_id = atomic_load(&eng->engine_id);
+    for (size_t i = 0; i < n; i++) {
+        if (all[i]->engine_id == engine_id)
+            aspen_store_release(eng->disp_store, engine_id, all[i]->row.id, aspen_store_now_ms(),
+                                NULL);
+        job_free(all[i]);
+    }
+    free(all);
+    pthread_mutex_lock(&eng->q_mu);
+    eng->q_closed = true;
+    pthread_cond_broadcast(&eng->q_nonempty);
+    pthread_mutex_unlock(&eng->q_mu);
+
+    /* Running jobs get the grace period, then their VMs are stopped and the jobs released. */
+    int64_t until = eng_mono_ms() + grace_ms;
+    while (atomic_load(&eng->running_jobs) > 0 && eng_mono_ms() < until)
+        sleep_ms(5);
+    for (int i = 0; i < eng->n_workers; i++)
+        eng_worker_interrupt(&eng->workers[i], CANCEL_SHUTDOWN);
+    for (int i = 0; i < eng->n_workers; i++)
+        if (eng->workers[i].started)
+            pthread_join(eng->workers[i].th, NULL);
+
+    /* Flush every completion, then leave. */
+    if (eng->committer_started) {
+        pthread_mutex_lock(&eng->d_mu);
+        eng->d_stop = true;
+        pthread_cond_broadcast(&eng->d_cond);
+        pthread_mutex_unlock(&eng->d_mu);
+        pthread_join(eng->committer_th, NULL);
+    }
+    int code = 0;
+    aspen_store_error se = {0};
+    int64_t released = 0;
+    if (engine_id && aspen_store_engine_unregister(eng->disp_store, engine_id,
+                                                   aspen_store_now_ms(), &released, &se) != 0 &&
+        se.code != ASPEN_STORE_ENOTFOUND)
+        code = eng_store_err(err, &se, "unregistering the engine");
+    atomic_store(&eng->engine_id, 0);
+    for (int i = 0; i < eng->n_workers; i++) {
+        struct eng_worker *w = &eng->workers[i];
+        if (w->sticky)
+            vm_pool_release(&eng->pool, w->sticky);
+        w->sticky = NULL;
+        aspen_store_close(w->store);
+        w->store = NULL;
+        pthread_mutex_destroy(&w->mu);
+    }
+    aspen_store_close(eng->disp_store);
+    aspen_store_close(eng->commit_store);
+    eng->disp_store = eng->commit_store = NULL;
+    return code;
+}
+
+/* ---- waiting, snapshot -------------------------------------------------------------------------- */
+
+int aspen_engine_wait_idle(aspen_engine *eng, int timeout_ms, bool include_scheduled,
+                           aspen_engine_error *err)
+{
+    int64_t until = timeout_ms < 0 ? INT64_MAX : eng_mono_ms() + timeout_ms;
+    for (;;) {
+        int64_t counts[ASPEN_STORE_STATE_COUNT];
+        int rc = aspen_engine_counts(eng, counts, err);
+        if (rc)
+            return rc;
+        int64_t busy = counts[ASPEN_STORE_QUEUED] + counts[ASPEN_STORE_RUNNING] +
+                       (include_scheduled ? counts[ASPEN_STORE_SCHEDULED] : 0);
+        pthread_mutex_lock(&eng->d_mu);
+        bool flushed = eng->d_committed == eng->d_enqueued;
+        pthread_mutex_unlock(&eng->d_mu);
+        if (busy == 0 && flushed)
+            return 0;
+        if (eng_mono_ms() >= until)
+            return 1;
+        sleep_ms(10);
+    }
+}
+
+int aspen_engine_snapshot_get(aspen_engine *eng, aspen_engine_snapshot *out,
+                              aspen_engine_error *err)
+{
+    memset(out, 0, sizeof *out);
+    aspen_store_error se = {0};
+    int rc = 0;
+    pthread_mutex_lock(&eng->api_mu);
+    if (aspen_store_counts(eng->api_store, out->counts, &se) != 0 ||
+        aspen_store_oldest_waiting(eng->api_store, aspen_store_now_ms(), &out->oldest_waiting_ms,
+                                   &se) != 0 ||
+        aspen_store_paused(eng->api_store, &out->paused, &se) != 0)
+        rc = eng_store_err(err, &se, "reading the queue's state");
+    pthread_mutex_unlock(&eng->api_mu);
+    out->engine_id = atomic_load(&eng->engine_id);
+    out->n_workers = eng->started ? eng->n_workers : 0;
+    for (int i = 0; i < out->n_workers; i++) {
+        struct eng_worker *w = &eng->workers[i];
+        if (eng->stopped) {
+            out->workers[i] = w->st;
+            continue;
+        }
+        pthread_mutex_lock(&w->mu);
+        out->workers[i] = w->st;
+        pthread_mutex_unlock(&w->mu);
+    }
+    aspen_engine_throughput *t = &out->throughput;
+    t->claimed = atomic_load(&eng->c_claimed);
+    t->finished = atomic_load(&eng->c_finished);
+    t->succeeded = atomic_load(&eng->c_succeeded);
+    t->failed = atomic_load(&eng->c_failed);
+    t->retried = atomic_load(&eng->c_retried);
+    t->cancelled = atomic_load(&eng->c_cancelled);
+    t->timeouts = atomic_load(&eng->c_timeouts);
+    t->commits = atomic_load(&eng->c_commits);
+    t->jobs_per_s = eng->jobs_per_s;
+    t->queue_depth = queue_len(eng);
+    vm_pool_stats(&eng->pool, t);
+    t->builds = atomic_load(&eng->builds);
+    t->build_cache_hits = atomic_load(&eng->build_hits);
+    return rc;
+}
+
+/* ---- cancel through this engine (used by api.c) ------------------------------------------------- */
+
+void eng_cancel_local(aspen_engine *eng, int64_t id)
+{
+    if (eng->started && !eng->stopped)
+        cancel_local(eng, id);
+}
+
+void eng_wake(aspen_engine *eng)
+{
+    if (!eng->started || eng->stopped)
+        return;
+    atomic_store(&eng->wake_dispatcher, 1);
+    pthread_mutex_lock(&eng->q_mu);
+    pthread_cond_broadcast(&eng->q_low);
+    pthread_mutex_unlock(&eng->q_mu);
+}

@@ -1,0 +1,213 @@
+/* engine/engine_internal.h — what the engine's source files share and nobody else sees: the engine
+ * struct, the in-flight job and completion records, the worker, the warm VM pool and the build cache.
+ *
+ * Threads (see engine.c): one dispatcher (claims, lease, recovery, cancel polling), N workers (run
+ * jobs), one committer (group commits). Each thread that touches SQLite has its own store handle;
+ * API calls from outside share `api_store` under `api_mu`.
+ */
+#ifndef ASPEN_ENGINE_INTERNAL_H
+#define ASPEN_ENGINE_INTERNAL_H
+
+#include "aspen_engine.h"
+#include "aspen_vm.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#define ENG_MAX_HANDLERS 32
+
+/* Why a worker's cancel flag was raised. */
+enum { CANCEL_NONE = 0, CANCEL_USER = 1, CANCEL_SHUTDOWN = 2, CANCEL_LEASE = 3 };
+
+/* A claimed job waiting for (or held by) a worker. */
+struct eng_job {
+    aspen_store_job row;
+    int64_t engine_id;  /* the engine id that claimed it (changes after a lost lease) */
+    atomic_int cancel;  /* CANCEL_* seen while it waited in the queue */
+};
+
+struct eng_log {
+    int64_t time_ms;
+    char *line;
+};
+
+/* A finished attempt on its way to the committer (or a job to hand back, release = true). */
+struct eng_done {
+    struct eng_done *next;
+    int64_t job_id, engine_id;
+    int attempt;
+    bool release; /* shutdown: give the job back without counting the attempt */
+    aspen_store_outcome outcome;
+    int64_t retry_at_ms;
+    aspen_store_attempt_stats stats;
+    uint8_t *output;
+    size_t output_len;
+    char *error;
+    struct eng_log *logs;
+    size_t n_logs, cap_logs;
+    char type[32];
+};
+
+struct vm_slot {
+    struct vm_slot *prev, *next; /* the pool's list of all VMs */
+    aspen_vm *vm;
+    aspen_vm_image *img;
+    char sha[65];
+    size_t mem;
+    uint64_t last_used;
+    bool in_use;
+};
+
+struct vm_image_entry {
+    char sha[65];
+    aspen_vm_image *img;
+};
+
+struct vm_pool {
+    pthread_mutex_t mu;
+    struct vm_slot *head; /* all VMs */
+    size_t total_bytes, budget, n_vms;
+    uint64_t tick;
+    atomic_ulong hits, misses, evictions;
+    struct vm_image_entry *images;
+    size_t n_images, cap_images;
+};
+
+struct aspen_engine_ctx {
+    aspen_engine *eng;
+    struct eng_worker *w;
+    const aspen_store_job *job;
+    struct eng_done *done;
+    int64_t deadline_mono_ms;
+    bool permanent;
+    bool timed_out; /* the VM's deadline fired */
+};
+
+struct eng_worker {
+    aspen_engine *eng;
+    int index;
+    pthread_t th;
+    bool started;
+    aspen_store *store; /* opened on first need (binary fetch) */
+    pthread_mutex_t mu; /* guards cur_job_id, cur_vm and st against cancel/snapshot */
+    int64_t cur_job_id;
+    aspen_vm *cur_vm;
+    int cancel; /* CANCEL_*; read by the VM through run_opts.cancel */
+    aspen_engine_worker_status st;
+    struct vm_slot *sticky; /* the warm VM this worker holds between jobs */
+    uint64_t rng;
+};
+
+struct eng_handler {
+    char type[32];
+    aspen_engine_handler_fn fn;
+    void *user;
+};
+
+struct eng_sub {
+    int id;
+    unsigned mask;
+    aspen_engine_event_fn fn;
+    void *user;
+};
+
+struct aspen_engine {
+    aspen_engine_config cfg;
+    char db_path[4096];
+    char guest_dir[4096];
+    char build_script[4096];
+    char cache_dir[4096];
+
+    pthread_mutex_t api_mu;
+    aspen_store *api_store;
+
+    struct eng_handler handlers[ENG_MAX_HANDLERS];
+    size_t n_handlers;
+
+    /* subscribers */
+    pthread_rwlock_t sub_lock;
+    struct eng_sub *subs;
+    size_t n_subs;
+    int next_sub_id;
+    atomic_uint sub_mask;
+
+    /* lifecycle */
+    bool started, stopped;
+    atomic_int stopping;      /* no more claims */
+    atomic_llong engine_id;
+    pthread_t dispatcher_th, committer_th;
+    bool dispatcher_started, committer_started;
+    aspen_store *disp_store, *commit_store;
+
+    /* ready queue: claimed jobs waiting for a worker */
+    pthread_mutex_t q_mu;
+    pthread_cond_t q_nonempty, q_low;
+    struct eng_job **q;
+    size_t q_cap, q_head, q_len;
+    bool q_closed; /* workers exit once the queue is empty */
+    atomic_int running_jobs; /* jobs inside workers now */
+    atomic_int wake_dispatcher; /* a local submit or cancel happened */
+
+    /* completions */
+    pthread_mutex_t d_mu;
+    pthread_cond_t d_cond, d_flushed;
+    struct eng_done *d_head, **d_tail;
+    size_t d_len;
+    bool d_stop;
+    uint64_t d_enqueued, d_committed; /* for wait_idle: all handed over were committed */
+
+    struct eng_worker *workers;
+    int n_workers;
+
+    struct vm_pool pool;
+    aspen_vm_host *host;
+
+    /* build cache */
+    pthread_mutex_t build_mu;
+    atomic_ulong builds, build_hits;
+
+    /* counters */
+    atomic_ulong c_claimed, c_finished, c_succeeded, c_failed, c_retried, c_cancelled, c_timeouts,
+        c_commits;
+    double jobs_per_s; /* written by the dispatcher */
+    uint64_t last_finished_sample;
+    int64_t last_sample_ms;
+};
+
+/* engine.c */
+void eng_emit(aspen_engine *eng, const aspen_engine_event *ev);
+static inline bool eng_wants(aspen_engine *eng, unsigned type)
+{
+    return (atomic_load_explicit(&eng->sub_mask, memory_order_relaxed) & type) != 0;
+}
+int64_t eng_mono_ms(void);
+int eng_store_err(aspen_engine_error *err, const aspen_store_error *se, const char *what);
+int eng_err(aspen_engine_error *err, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void eng_done_free(struct eng_done *d);
+
+/* worker.c */
+void *eng_worker_main(void *arg);
+void eng_worker_interrupt(struct eng_worker *w, int reason);
+const struct eng_handler *eng_find_handler(aspen_engine *eng, const char *type);
+
+/* vmpool.c */
+void vm_pool_init(struct vm_pool *p, size_t budget);
+void vm_pool_destroy(struct vm_pool *p);
+/* A VM for (sha, mem): an idle warm one, or a new one (image fetched through `store` if needed). */
+int vm_pool_acquire(struct vm_pool *p, aspen_engine *eng, aspen_store *store, const char *sha,
+                    const char *name, size_t mem, struct vm_slot **out, bool *cold,
+                    char *msg, size_t msgcap, bool *permanent);
+void vm_pool_release(struct vm_pool *p, struct vm_slot *slot);
+void vm_pool_stats(struct vm_pool *p, aspen_engine_throughput *t);
+
+/* handlers.c */
+int eng_register_builtins(aspen_engine *eng, bool all, aspen_engine_error *err);
+void eng_cancel_local(aspen_engine *eng, int64_t id);
+void eng_wake(aspen_engine *eng);
+
+/* build.c */
+int eng_build(aspen_engine *eng, const char *source_dir, char *path_out, size_t cap, bool *cached,
+              char **log_out, aspen_engine_error *err);
+
+#endif

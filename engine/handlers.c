@@ -1,0 +1,109 @@
+/* engine/handlers.c — the handler registry and the built-in in-process handlers.
+ *
+ * Job types that do not need isolation run as plain C functions in a worker thread. The built-ins
+ * make routing real and visible (in tests, the CLI and the console):
+ *   echo      the payload back as the result, one log line
+ *   checksum  {"sha256": "<hex of the payload text>", "bytes": N}
+ *   sleep     payload {"ms": N}: waits N ms in small steps, stopping early on cancel or timeout
+ *             ({"fail": true} makes it fail, for retry tests)
+ * In-process handlers cannot be stopped by force like a VM: they are asked to (ctx_should_stop).
+ */
+#include "engine_internal.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+int eng_vm_execute(aspen_engine_ctx *ctx, void *user);
+
+int aspen_engine_register_handler(aspen_engine *eng, const char *type, aspen_engine_handler_fn fn,
+                                  void *user, aspen_engine_error *err)
+{
+    if (!type || !*type || strlen(type) >= sizeof eng->handlers[0].type || !fn)
+        return eng_err(err, ASPEN_ENGINE_EINVAL,
+                       "a handler needs a type name (1..31 characters) and a function");
+    if (eng->started)
+        return eng_err(err, ASPEN_ENGINE_EINVAL, "register handlers before starting the engine");
+    for (size_t i = 0; i < eng->n_handlers; i++)
+        if (strcmp(eng->handlers[i].type, type) == 0) {
+            if (strcmp(type, "vm_execute") != 0)
+                return eng_err(err, ASPEN_ENGINE_EINVAL,
+                               "a handler for job type '%s' is already registered", type);
+            eng->handlers[i].fn = fn;
+            eng->handlers[i].user = user;
+            return 0;
+        }
+    if (eng->n_handlers == ENG_MAX_HANDLERS)
+        return eng_err(err, ASPEN_ENGINE_EINVAL, "too many handlers (max %d)", ENG_MAX_HANDLERS);
+    struct eng_handler *h = &eng->handlers[eng->n_handlers++];
+    snprintf(h->type, sizeof h->type, "%s", type);
+    h->fn = fn;
+    h->user = user;
+    return 0;
+}
+
+static int h_echo(aspen_engine_ctx *ctx, void *user)
+{
+    (void)user;
+    const aspen_store_job *job = aspen_engine_ctx_job(ctx);
+    size_t len = job->payload ? strlen(job->payload) : 0;
+    aspen_engine_ctx_log(ctx, "echo: %zu bytes, in-process (no VM)", len);
+    return aspen_engine_ctx_set_output(ctx, job->payload ? job->payload : "", len) == 0
+               ? ASPEN_ENGINE_HANDLER_OK
+               : aspen_engine_ctx_fail(ctx, false, "out of memory");
+}
+
+static int h_checksum(aspen_engine_ctx *ctx, void *user)
+{
+    (void)user;
+    const aspen_store_job *job = aspen_engine_ctx_job(ctx);
+    const char *p = job->payload ? job->payload : "";
+    char hex[65], out[128];
+    aspen_store_sha256_hex(p, strlen(p), hex);
+    int n = snprintf(out, sizeof out, "{\"sha256\":\"%s\",\"bytes\":%zu}", hex, strlen(p));
+    return aspen_engine_ctx_set_output(ctx, out, (size_t)n) == 0
+               ? ASPEN_ENGINE_HANDLER_OK
+               : aspen_engine_ctx_fail(ctx, false, "out of memory");
+}
+
+static int h_sleep(aspen_engine_ctx *ctx, void *user)
+{
+    (void)user;
+    const aspen_store_job *job = aspen_engine_ctx_job(ctx);
+    json_error_t je;
+    json_t *j = json_loads(job->payload ? job->payload : "{}", JSON_DECODE_ANY, &je);
+    json_int_t ms = 0;
+    bool fail = false;
+    if (json_is_object(j)) {
+        ms = json_integer_value(json_object_get(j, "ms"));
+        fail = json_is_true(json_object_get(j, "fail"));
+    }
+    json_decref(j);
+    aspen_engine_ctx_log(ctx, "sleep: %lld ms", (long long)ms);
+    struct timespec step = {0, 5 * 1000000L};
+    for (json_int_t waited = 0; waited < ms; waited += 5) {
+        if (aspen_engine_ctx_should_stop(ctx))
+            return aspen_engine_ctx_fail(ctx, false, "stopped after %lld ms", (long long)waited);
+        nanosleep(&step, NULL);
+    }
+    if (fail)
+        return aspen_engine_ctx_fail(ctx, false, "failed on purpose (payload \"fail\": true)");
+    char out[64];
+    int n = snprintf(out, sizeof out, "{\"slept_ms\":%lld}", (long long)ms);
+    return aspen_engine_ctx_set_output(ctx, out, (size_t)n) == 0
+               ? ASPEN_ENGINE_HANDLER_OK
+               : aspen_engine_ctx_fail(ctx, false, "out of memory");
+}
+
+int eng_register_builtins(aspen_engine *eng, bool all, aspen_engine_error *err)
+{
+    int rc;
+    if ((rc = aspen_engine_register_handler(eng, "vm_execute", eng_vm_execute, NULL, err)) || !all)
+        return rc;
+    if ((rc = aspen_engine_register_handler(eng, "echo", h_echo, NULL, err)) ||
+        (rc = aspen_engine_register_handler(eng, "checksum", h_checksum, NULL, err)) ||
+        (rc = aspen_engine_register_handler(eng, "sleep", h_sleep, NULL, err)))
+        return rc;
+    return 0;
+}

@@ -1,0 +1,444 @@
+/* engine/worker.c — a worker thread: takes claimed jobs from the ready queue, routes each to the
+ * micro-VM executor or to an in-process handler by its type, and hands the finished attempt to the
+ * committer.
+ *
+ * Routing: type "vm_execute", the tag "requires_isolation", or isolation on → the handler registered
+ * as "vm_execute" (the built-in VM executor below unless replaced); any other type → the handler
+ * registered for it, or a permanent failure naming the missing handler.
+ *
+ * The VM executor keeps the warm VM it used last (`sticky`): the next job of the same binary and
+ * memory size runs on it with no lock taken; otherwise the VM goes back to the pool (vmpool.c) and
+ * another is taken or created. Cancel and stop reach a running VM through w->cancel (the VM's
+ * run_opts.cancel) and aspen_vm_interrupt, both under w->mu so the VM cannot be destroyed meanwhile.
+ */
+#include "engine_internal.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- the handler context ------------------------------------------------------------------------ */
+
+const aspen_store_job *aspen_engine_ctx_job(const aspen_engine_ctx *ctx) { return ctx->job; }
+
+static void add_log(aspen_engine_ctx *ctx, const char *line, size_t len)
+{
+    struct eng_done *d = ctx->done;
+    if (d->n_logs == d->cap_logs) {
+        size_t cap = d->cap_logs ? d->cap_logs * 2 : 4;
+        struct eng_log *n = realloc(d->logs, cap * sizeof *n);
+        if (!n)
+            return;
+        d->logs = n;
+        d->cap_logs = cap;
+    }
+    char *copy = malloc(len + 1);
+    if (!copy)
+        return;
+    memcpy(copy, line, len);
+    copy[len] = '\0';
+    d->logs[d->n_logs++] = (struct eng_log){aspen_store_now_ms(), copy};
+    aspen_engine *eng = ctx->eng;
+    if (!eng->cfg.no_live_logs && eng_wants(eng, ASPEN_ENGINE_EV_LOG)) {
+        aspen_engine_event ev = {.type = ASPEN_ENGINE_EV_LOG, .job_id = ctx->job->id,
+                                 .attempt = ctx->job->attempts, .worker = ctx->w->index,
+                                 .outcome = -1, .job_type = ctx->job->type, .message = copy};
+        eng_emit(eng, &ev);
+    }
+}
+
+void aspen_engine_ctx_log(aspen_engine_ctx *ctx, const char *fmt, ...)
+{
+    char buf[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    add_log(ctx, buf, (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1);
+}
+
+int aspen_engine_ctx_set_output(aspen_engine_ctx *ctx, const void *bytes, size_t len)
+{
+    uint8_t *copy = malloc(len + 1);
+    if (!copy)
+        return ASPEN_ENGINE_ENOMEM;
+    if (len)
+        memcpy(copy, bytes, len);
+    copy[len] = '\0';
+    free(ctx->done->output);
+    ctx->done->output = copy;
+    ctx->done->output_len = len;
+    return 0;
+}
+
+bool aspen_engine_ctx_should_stop(const aspen_engine_ctx *ctx)
+{
+    return __atomic_load_n(&ctx->w->cancel, __ATOMIC_RELAXED) != CANCEL_NONE ||
+           eng_mono_ms() >= ctx->deadline_mono_ms;
+}
+
+int64_t aspen_engine_ctx_remaining_ms(const aspen_engine_ctx *ctx)
+{
+    int64_t left = ctx->deadline_mono_ms - eng_mono_ms();
+    return left > 0 ? left : 0;
+}
+
+int aspen_engine_ctx_fail(aspen_engine_ctx *ctx, bool permanent, const char *fmt, ...)
+{
+    char buf[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    free(ctx->done->error);
+    ctx->done->error = strdup(buf);
+    ctx->permanent = permanent;
+    return ASPEN_ENGINE_HANDLER_FAILED;
+}
+
+/* ---- routing ------------------------------------------------------------------------------------ */
+
+bool aspen_engine_job_needs_vm(const aspen_store_job *job)
+{
+    if (job->isolation || (job->type && strcmp(job->type, "vm_execute") == 0))
+        return true;
+    /* tags is a JSON array of strings: look for the exact string element */
+    return job->tags && strstr(job->tags, "\"requires_isolation\"") != NULL;
+}
+
+const struct eng_handler *eng_find_handler(aspen_engine *eng, const char *type)
+{
+    for (size_t i = 0; i < eng->n_handlers; i++)
+        if (strcmp(eng->handlers[i].type, type) == 0)
+            return &eng->handlers[i];
+    return NULL;
+}
+
+/* ---- the VM executor ---------------------------------------------------------------------------- */
+
+static void on_vm_log(void *user, const char *line, size_t len) { add_log(user, line, len); }
+
+static void set_status(struct eng_worker *w, const char *state, const aspen_store_job *job)
+{
+    pthread_mutex_lock(&w->mu);
+    snprintf(w->st.state, sizeof w->st.state, "%s", state);
+    pthread_mutex_unlock(&w->mu);
+    (void)job;
+}
+
+/* The built-in "vm_execute" handler. */
+int eng_vm_execute(aspen_engine_ctx *ctx, void *user);
+int eng_vm_execute(aspen_engine_ctx *ctx, void *user)
+{
+    (void)user;
+    aspen_engine *eng = ctx->eng;
+    struct eng_worker *w = ctx->w;
+    const aspen_store_job *job = ctx->job;
+    char msg[1024];
+    char sha[65] = "";
+    const char *name = job->binary_name ? job->binary_name : "guest";
+
+    if (job->binary_sha256) {
+        snprintf(sha, sizeof sha, "%s", job->binary_sha256);
+    } else if (job->source_dir) {
+        /* Build from source (cached by the hash of the sources), then load by path. */
+        char path[4096];
+        bool cached = false;
+        char *log = NULL;
+        aspen_engine_error e = {0};
+        set_status(w, "building", job);
+        int rc = eng_build(eng, job->source_dir, path, sizeof path, &cached, &log, &e);
+        set_status(w, "running", job);
+        if (log && *log && !cached)
+            aspen_engine_ctx_log(ctx, "[aspen] build of %s: %.3800s", job->source_dir, log);
+        free(log);
+        if (rc)
+            return aspen_engine_ctx_fail(ctx, true, "%s", e.msg);
+        aspen_engine_ctx_log(ctx, "[aspen] guest built from %s (%s)", job->source_dir,
+                             cached ? "cached" : "fresh build");
+        /* The built binary is stored like any other so its image is cached by sha256. */
+        if (!w->store) {
+            aspen_store_error se = {0};
+            if (aspen_store_open(eng->db_path, NULL, &w->store, &se) != 0)
+                return aspen_engine_ctx_fail(ctx, false, "opening the store: %s", se.msg);
+        }
+        FILE *f = fopen(path, "rb");
+        if (!f)
+            return aspen_engine_ctx_fail(ctx, false, "cannot open the built guest %s", path);
+        fseek(f, 0, SEEK_END);
+        long sz = ftell(f);
+        fseek(f, 0, SEEK_SET);
+        void *bytes = sz > 0 ? malloc((size_t)sz) : NULL;
+        bool ok = bytes && fread(bytes, 1, (size_t)sz, f) == (size_t)sz;
+        fclose(f);
+        aspen_store_error se = {0};
+        if (!ok || aspen_store_put_binary(w->store, bytes, (size_t)sz, name, aspen_store_now_ms(),
+                                          sha, &se) != 0) {
+            free(bytes);
+            return aspen_engine_ctx_fail(ctx, false, "storing the built guest %s: %s", path,
+                                         ok ? se.msg : "cannot read it");
+        }
+        free(bytes);
+    } else {
+        return aspen_engine_ctx_fail(ctx, true,
+                                     "job %lld runs in a micro-VM but names no guest binary or "
+                                     "source directory",
+                                     (long long)job->id);
+    }
+
+    size_t mem = job->memory_bytes > 0 ? (size_t)job->memory_bytes : eng->cfg.default_memory;
+    struct vm_slot *slot = w->sticky;
+    bool cold = false;
+    if (slot && (slot->mem != mem || strcmp(slot->sha, sha) != 0)) {
+        vm_pool_release(&eng->pool, slot);
+        slot = w->sticky = NULL;
+    }
+    if (slot) {
+        atomic_fetch_add_explicit(&eng->pool.hits, 1, memory_order_relaxed);
+    } else {
+        bool permanent = false;
+        if (!w->store) {
+            aspen_store_error se = {0};
+            if (aspen_store_open(eng->db_path, NULL, &w->store, &se) != 0)
+                return aspen_engine_ctx_fail(ctx, false, "opening the store: %s", se.msg);
+        }
+        if (vm_pool_acquire(&eng->pool, eng, w->store, sha, name, mem, &slot, &cold, msg,
+                            sizeof msg, &permanent) != 0)
+            return aspen_engine_ctx_fail(ctx, permanent, "%s", msg);
+        w->sticky = slot;
+    }
+
+    int64_t t = job->timeout_ms > 0 ? job->timeout_ms : 30000;
+    aspen_vm_run_opts ro = {
+        .input = job->payload,
+        .input_len = job->payload ? strlen(job->payload) : 0,
+        .timeout_ms = t > UINT32_MAX ? UINT32_MAX : (uint32_t)t,
+        .on_log = on_vm_log,
+        .log_user = ctx,
+        .cancel = &w->cancel,
+    };
+    pthread_mutex_lock(&w->mu);
+    w->cur_vm = slot->vm;
+    snprintf(w->st.guest, sizeof w->st.guest, "%s", name);
+    pthread_mutex_unlock(&w->mu);
+
+    aspen_vm_result res;
+    aspen_vm_error ve = {0};
+    int rc = aspen_vm_run(slot->vm, &ro, &res, &ve);
+
+    pthread_mutex_lock(&w->mu);
+    w->cur_vm = NULL;
+    aspen_vm_stats vs;
+    aspen_vm_get_stats(slot->vm, &vs);
+    w->st.memory_configured = vs.memory_bytes;
+    w->st.memory_touched = vs.memory_touched;
+    w->st.cold_start_ns = vs.cold_start_ns;
+    w->st.last_was_cold = cold;
+    if (rc == 0) {
+        w->st.pages_dirtied = res.stats.pages_dirtied;
+        w->st.last_run_ns = res.stats.wall_ns;
+        w->st.exits = res.stats.exits;
+        w->st.host_calls = res.stats.host_calls;
+    }
+    pthread_mutex_unlock(&w->mu);
+
+    if (rc != 0 || !aspen_vm_usable(slot->vm)) {
+        /* The VM is gone: destroy it; the job may go again on a fresh one. */
+        w->sticky = NULL;
+        vm_pool_release(&eng->pool, slot);
+        if (rc != 0)
+            return aspen_engine_ctx_fail(ctx, false, "the micro-VM failed: %s", ve.msg);
+    }
+
+    struct eng_done *d = ctx->done;
+    d->stats.wall_us = (int64_t)(res.stats.wall_ns / 1000);
+    d->stats.exits = res.stats.exits;
+    d->stats.host_calls = res.stats.host_calls;
+    d->stats.pages_dirtied = res.stats.pages_dirtied;
+    d->stats.bytes_in = res.stats.bytes_in;
+    d->stats.bytes_out = res.stats.bytes_out;
+    int result;
+    switch (res.outcome) {
+    case ASPEN_VM_SUCCESS:
+        d->output = res.output; /* take ownership */
+        d->output_len = res.output_len;
+        res.output = NULL;
+        result = ASPEN_ENGINE_HANDLER_OK;
+        break;
+    case ASPEN_VM_TIMEOUT:
+        ctx->timed_out = true;
+        /* fall through */
+    case ASPEN_VM_CANCELLED:
+        free(d->error);
+        d->error = strdup(res.message[0] ? res.message : aspen_vm_outcome_name(res.outcome));
+        result = ASPEN_ENGINE_HANDLER_FAILED; /* the caller tells timeout and cancel apart */
+        break;
+    case ASPEN_VM_INPUT_TOO_LARGE:
+        result = aspen_engine_ctx_fail(ctx, true, "%s", res.message);
+        break;
+    default:
+        result = aspen_engine_ctx_fail(ctx, false, "%s: %s", aspen_vm_outcome_name(res.outcome),
+                                       res.message);
+        break;
+    }
+    aspen_vm_result_free(&res);
+    return result;
+}
+
+/* ---- the worker loop ---------------------------------------------------------------------------- */
+
+static struct eng_job *queue_pop(aspen_engine *eng)
+{
+    pthread_mutex_lock(&eng->q_mu);
+    while (eng->q_len == 0 && !eng->q_closed)
+        pthread_cond_wait(&eng->q_nonempty, &eng->q_mu);
+    struct eng_job *j = NULL;
+    if (eng->q_len) {
+        j = eng->q[eng->q_head];
+        eng->q_head = (eng->q_head + 1) % eng->q_cap;
+        eng->q_len--;
+        atomic_fetch_add(&eng->running_jobs, 1);
+        size_t low = eng->cfg.claim_batch / 2;
+        if (eng->q_len < low || eng->q_len == 0)
+            pthread_cond_signal(&eng->q_low);
+    }
+    pthread_mutex_unlock(&eng->q_mu);
+    return j;
+}
+
+static void hand_over(aspen_engine *eng, struct eng_done *d)
+{
+    pthread_mutex_lock(&eng->d_mu);
+    *eng->d_tail = d;
+    eng->d_tail = &d->next;
+    eng->d_len++;
+    eng->d_enqueued++;
+    if (eng->d_len == 1 || eng->d_len >= eng->cfg.commit_batch)
+        pthread_cond_signal(&eng->d_cond);
+    pthread_mutex_unlock(&eng->d_mu);
+}
+
+static uint64_t next_random(struct eng_worker *w)
+{
+    uint64_t x = w->rng;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return w->rng = x;
+}
+
+static void run_one(struct eng_worker *w, struct eng_job *j)
+{
+    aspen_engine *eng = w->eng;
+    aspen_store_job *job = &j->row;
+    struct eng_done *d = calloc(1, sizeof *d);
+    if (!d) {
+        /* Nothing to report with: leave the job running; recovery requeues it after we stop. */
+        atomic_fetch_sub(&eng->running_jobs, 1);
+        return;
+    }
+    d->job_id = job->id;
+    d->engine_id = j->engine_id;
+    d->attempt = job->attempts;
+    snprintf(d->type, sizeof d->type, "%s", job->type ? job->type : "");
+    int64_t started = aspen_store_now_ms();
+
+    pthread_mutex_lock(&w->mu);
+    w->cur_job_id = job->id;
+    __atomic_store_n(&w->cancel, atomic_load(&j->cancel), __ATOMIC_SEQ_CST);
+    snprintf(w->st.state, sizeof w->st.state, "running");
+    w->st.job_id = job->id;
+    snprintf(w->st.job_type, sizeof w->st.job_type, "%s", d->type);
+    pthread_mutex_unlock(&w->mu);
+
+    aspen_engine_ctx ctx = {.eng = eng, .w = w, .job = job, .done = d,
+                            .deadline_mono_ms = eng_mono_ms() +
+                                                (job->timeout_ms > 0 ? job->timeout_ms : 30000)};
+    int result;
+    bool in_vm = aspen_engine_job_needs_vm(job);
+    const struct eng_handler *h = eng_find_handler(eng, in_vm ? "vm_execute" : job->type);
+    if (__atomic_load_n(&w->cancel, __ATOMIC_SEQ_CST) != CANCEL_NONE)
+        result = ASPEN_ENGINE_HANDLER_FAILED; /* cancelled while it waited in the queue */
+    else if (!h)
+        result = aspen_engine_ctx_fail(&ctx, true,
+                                       "no handler registered for job type '%s' in this worker "
+                                       "(register one with aspen_engine_register_handler)",
+                                       job->type);
+    else
+        result = h->fn(&ctx, h->user);
+
+    pthread_mutex_lock(&w->mu);
+    int reason = w->cancel;
+    w->cur_job_id = 0;
+    w->cancel = CANCEL_NONE;
+    snprintf(w->st.state, sizeof w->st.state, "idle");
+    w->st.job_id = 0;
+    w->st.jobs_done++;
+    pthread_mutex_unlock(&w->mu);
+
+    d->stats.started_at_ms = started;
+    d->stats.finished_at_ms = aspen_store_now_ms();
+    if (!d->stats.wall_us)
+        d->stats.wall_us = (d->stats.finished_at_ms - started) * 1000;
+    if (result == ASPEN_ENGINE_HANDLER_OK && reason == CANCEL_NONE) {
+        d->outcome = ASPEN_STORE_OUTCOME_SUCCESS;
+    } else if (reason == CANCEL_USER) {
+        d->outcome = ASPEN_STORE_OUTCOME_CANCELLED;
+        free(d->error);
+        d->error = strdup("cancelled by request");
+    } else if (reason == CANCEL_SHUTDOWN) {
+        d->release = true; /* goes back to the queue, attempt not counted */
+    } else if (reason == CANCEL_LEASE) {
+        eng_done_free(d); /* another engine owns it now */
+        d = NULL;
+    } else {
+        bool timed_out = ctx.timed_out || (!in_vm && eng_mono_ms() >= ctx.deadline_mono_ms);
+        d->outcome = timed_out ? ASPEN_STORE_OUTCOME_TIMEOUT : ASPEN_STORE_OUTCOME_FAILURE;
+        if (timed_out && (!d->error || !strstr(d->error, "timed out"))) {
+            free(d->error);
+            char buf[128];
+            snprintf(buf, sizeof buf, "timed out after %lld ms", (long long)job->timeout_ms);
+            d->error = strdup(buf);
+        }
+        if (!ctx.permanent)
+            d->retry_at_ms = d->stats.finished_at_ms +
+                             aspen_store_backoff_ms(job->attempts, eng->cfg.backoff_base_ms,
+                                                    eng->cfg.backoff_cap_ms,
+                                                    eng->cfg.backoff_jitter, next_random(w));
+        if (d->retry_at_ms <= 0 && !ctx.permanent)
+            d->retry_at_ms = d->stats.finished_at_ms + 1;
+    }
+    if (d) {
+        if (eng_wants(eng, ASPEN_ENGINE_EV_VM)) {
+            aspen_engine_worker_status st;
+            pthread_mutex_lock(&w->mu);
+            st = w->st;
+            pthread_mutex_unlock(&w->mu);
+            aspen_engine_event ev = {.type = ASPEN_ENGINE_EV_VM, .job_id = job->id,
+                                     .attempt = job->attempts, .worker = w->index, .outcome = -1,
+                                     .job_type = d->type, .vm = &st};
+            eng_emit(eng, &ev);
+        }
+        hand_over(eng, d);
+    }
+    atomic_fetch_sub(&eng->running_jobs, 1);
+}
+
+void *eng_worker_main(void *arg)
+{
+    struct eng_worker *w = arg;
+    aspen_engine *eng = w->eng;
+    struct eng_job *j;
+    while ((j = queue_pop(eng)) != NULL) {
+        run_one(w, j);
+        aspen_store_job_clear(&j->row);
+        free(j);
+    }
+    pthread_mutex_lock(&w->mu);
+    snprintf(w->st.state, sizeof w->st.state, "stopped");
+    pthread_mutex_unlock(&w->mu);
+    return NULL;
+}

@@ -4,8 +4,8 @@
  *
  * Every per-job state change goes through job_write, which checks the transition table (state.c)
  * and writes WHERE state = the state it read, inside a BEGIN IMMEDIATE transaction. The bulk claim
- * and promotion statements encode the table's edges in their WHERE clauses; the database's guard
- * triggers refuse anything else. */
+ * and promotion statements encode the table's edges in their WHERE clauses. Every path also tells
+ * counts_note how many jobs moved between which states, for the job_counts table. */
 #include "store_internal.h"
 
 #include <math.h>
@@ -112,6 +112,8 @@ int job_write(aspen_store *s, const struct job_row *before, const struct job_row
         code = store_err(err, ASPEN_STORE_ESTATE,
                          "job %lld changed state while being updated (expected %s): try again",
                          (long long)before->id, aspen_store_state_name(before->state));
+    else if (before->state != after->state)
+        counts_note(s, before->state, after->state, 1);
     sqlite3_reset(st);
     return code;
 }
@@ -328,8 +330,10 @@ static int insert_job(aspen_store *s, const aspen_store_job_spec *j, size_t inde
         char what[96];
         snprintf(what, sizeof what, "%ssubmitting a job", where);
         code = store_sqlite_err(s, err, rc, what);
-    } else if (id) {
-        *id = sqlite3_last_insert_rowid(s->db);
+    } else {
+        counts_note(s, ASPEN_STORE_STATE_NEW, state, 1);
+        if (id)
+            *id = sqlite3_last_insert_rowid(s->db);
     }
     sqlite3_reset(st);
     return code;
@@ -457,6 +461,7 @@ int aspen_store_claim(aspen_store *s, int64_t engine_id, size_t max, int64_t now
         code = store_sqlite_err(s, err, rc, "promoting due scheduled jobs");
         goto rollback;
     }
+    counts_note(s, ASPEN_STORE_SCHEDULED, ASPEN_STORE_QUEUED, sqlite3_changes(s->db));
 
     st = store_stmt(s, ST_CLAIM, err);
     if (!st) {
@@ -480,6 +485,7 @@ int aspen_store_claim(aspen_store *s, int64_t engine_id, size_t max, int64_t now
         goto free_claimed;
     }
     sqlite3_reset(st);
+    counts_note(s, ASPEN_STORE_QUEUED, ASPEN_STORE_RUNNING, (int64_t)got);
     code = tx_commit(s, "committing claimed jobs", err);
     if (code)
         goto free_claimed_committed;
@@ -908,6 +914,7 @@ int aspen_store_rerun(aspen_store *s, int64_t id, int64_t now_ms, int64_t *new_i
                          s->path);
         goto rollback;
     }
+    counts_note(s, ASPEN_STORE_STATE_NEW, ASPEN_STORE_QUEUED, 1);
     if (new_id)
         *new_id = sqlite3_last_insert_rowid(s->db);
     return tx_commit(s, "committing a rerun", err);
@@ -977,6 +984,7 @@ int aspen_store_delete(aspen_store *s, int64_t id, aspen_store_error *err)
             goto rollback;
         }
     }
+    counts_note(s, row.state, ASPEN_STORE_STATE_NEW, 1);
     return tx_commit(s, "deleting a job", err);
 rollback:
     tx_rollback(s);

@@ -2,9 +2,9 @@
  *
  * Every change of a job's state is checked here: per-job writes call aspen_store_check_transition
  * through job_write (jobs.c), and the two bulk statements (promotion of due scheduled jobs and the
- * claim) select exactly the from-states this table allows. As a backstop the same table is
- * installed in the database as triggers (state_guard_sql), so no write path — ours, a future bug,
- * or someone with the sqlite3 shell — can move a job along an edge that is not here. */
+ * claim) select exactly the from-states this table allows (tests/store/test_store_state.c holds them
+ * to it). The table used to be installed as SQL triggers too, as a backstop;
+ * they cost a third of the write path (a trigger program runs per row) and were dropped. */
 #include "store_internal.h"
 
 #include <stdio.h>
@@ -103,38 +103,4 @@ int aspen_store_check_transition(int64_t job_id, aspen_store_state from, aspen_s
                      "job %lld is %s: it cannot become %s (from %s it can only become: %s)",
                      (long long)job_id, aspen_store_state_name(from), aspen_store_state_name(to),
                      aspen_store_state_name(from), len ? allowed : "nothing, it is final");
-}
-
-char *state_guard_sql(void)
-{
-    size_t cap = 4096, len = 0;
-    char *sql = malloc(cap);
-    if (!sql)
-        return NULL;
-    len += (size_t)snprintf(sql + len, cap - len,
-                            "CREATE TRIGGER jobs_state_guard BEFORE UPDATE OF state ON jobs "
-                            "WHEN OLD.state <> NEW.state AND OLD.state || '>' || NEW.state NOT IN (");
-    bool first = true;
-    for (int f = 0; f < ASPEN_STORE_STATE_COUNT; f++)
-        for (int t = 0; t < ASPEN_STORE_STATE_COUNT; t++)
-            if (table[f][t]) {
-                len += (size_t)snprintf(sql + len, cap - len, "%s'%s>%s'", first ? "" : ",",
-                                        state_names[f], state_names[t]);
-                first = false;
-            }
-    len += (size_t)snprintf(sql + len, cap - len,
-                            ") BEGIN SELECT RAISE(ABORT, 'aspen: illegal job state transition'); "
-                            "END;\n"
-                            "CREATE TRIGGER jobs_initial_state_guard BEFORE INSERT ON jobs "
-                            "WHEN NEW.state NOT IN (");
-    first = true;
-    for (int t = 0; t < ASPEN_STORE_STATE_COUNT; t++)
-        if (aspen_store_transition_allowed(ASPEN_STORE_STATE_NEW, (aspen_store_state)t)) {
-            len += (size_t)snprintf(sql + len, cap - len, "%s'%s'", first ? "" : ",",
-                                    state_names[t]);
-            first = false;
-        }
-    snprintf(sql + len, cap - len,
-             ") BEGIN SELECT RAISE(ABORT, 'aspen: illegal job state transition'); END;");
-    return sql;
 }

@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <libgen.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,11 +35,12 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_PAUSED] = "SELECT value FROM settings WHERE key = 'queue.paused'",
     [ST_ENGINE_LEASE] = "SELECT lease_until FROM engines WHERE id = ?1",
     /* scheduled → queued for every job whose time has come (index jobs_due). */
-    [ST_PROMOTE_DUE] = "UPDATE jobs SET state = 'queued' WHERE state = 'scheduled' AND run_at <= ?1",
+    [ST_PROMOTE_DUE] = "UPDATE jobs INDEXED BY jobs_due SET state = 'queued'"
+                       " WHERE state = 'scheduled' AND run_at <= ?1",
     /* queued → running for the head of the queue (index jobs_queue), in one statement. */
     [ST_CLAIM] = "UPDATE jobs SET state = 'running', owner = ?1, attempts = attempts + 1,"
                  " started_at = ?2, cancel_requested = 0"
-                 " WHERE id IN (SELECT id FROM jobs WHERE state = 'queued'"
+                 " WHERE id IN (SELECT id FROM jobs INDEXED BY jobs_queue WHERE state = 'queued'"
                  " ORDER BY priority DESC, run_at, id LIMIT ?3)"
                  " RETURNING " JOB_COLUMNS,
     [ST_JOB_READ] = "SELECT state, run_at, attempts, max_attempts, started_at, finished_at, owner,"
@@ -51,7 +53,7 @@ static const char *const stmt_sql[ST_COUNT] = {
                      " WHERE id = ?1 AND state = ?16",
     [ST_JOB_LOGCOUNT_WRITE] = "UPDATE jobs SET log_count = ?2, log_dropped = ?3 WHERE id = ?1",
     [ST_ATTEMPT_INSERT] =
-        "INSERT OR REPLACE INTO attempts (job, number, engine, started_at, finished_at, wall_us,"
+        "INSERT INTO attempts (job, number, engine, started_at, finished_at, wall_us,"
         " exits, host_calls, pages_dirtied, bytes_in, bytes_out, outcome, error, recovered)"
         " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
     [ST_LOG_INSERT] = "INSERT INTO logs (job, seq, attempt, time_ms, line) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -61,9 +63,11 @@ static const char *const stmt_sql[ST_COUNT] = {
                         " FROM attempts WHERE job = ?1 ORDER BY number",
     [ST_LOGS_GET] = "SELECT seq, attempt, time_ms, line FROM logs WHERE job = ?1 AND seq > ?2"
                     " ORDER BY seq LIMIT ?3",
-    [ST_COUNTS] = "SELECT state, count(*) FROM jobs GROUP BY state",
-    [ST_OLDEST_QUEUED] = "SELECT min(run_at) FROM jobs WHERE state = 'queued'",
-    [ST_OLDEST_DUE] = "SELECT min(run_at) FROM jobs WHERE state = 'scheduled' AND run_at <= ?1",
+    [ST_COUNTS] = "SELECT state, n FROM job_counts",
+    [ST_COUNTS_ADD] = "UPDATE job_counts SET n = n + ?2 WHERE state = ?1",
+    [ST_OLDEST_QUEUED] = "SELECT min(run_at) FROM jobs INDEXED BY jobs_queue WHERE state = 'queued'",
+    [ST_OLDEST_DUE] = "SELECT min(run_at) FROM jobs INDEXED BY jobs_due"
+                       " WHERE state = 'scheduled' AND run_at <= ?1",
     [ST_DATA_VERSION] = "PRAGMA data_version",
     [ST_SETTING_GET] = "SELECT value FROM settings WHERE key = ?1",
     [ST_SETTING_SET] = "INSERT INTO settings (key, value) VALUES (?1, ?2)"
@@ -75,16 +79,19 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_ENGINE_GET] = "SELECT pid, host, lease_until FROM engines WHERE id = ?1",
     [ST_ENGINE_DELETE] = "DELETE FROM engines WHERE id = ?1",
     [ST_ENGINES_LIST] = "SELECT e.id, e.pid, e.host, e.started_at, e.lease_until,"
-                        " (SELECT count(*) FROM jobs j WHERE j.state = 'running' AND j.owner = e.id)"
+                        " (SELECT count(*) FROM jobs j INDEXED BY jobs_running"
+                        " WHERE j.state = 'running' AND j.owner = e.id)"
                         " FROM engines e ORDER BY e.id",
     [ST_ENGINES_EXPIRED_DELETE] = "DELETE FROM engines WHERE lease_until < ?1",
     /* Running jobs whose owner holds no live lease (expired, or the row is gone). */
-    [ST_ORPHANS] = "SELECT j.id, j.owner FROM jobs j WHERE j.state = 'running' AND NOT EXISTS"
+    [ST_ORPHANS] = "SELECT j.id, j.owner FROM jobs j INDEXED BY jobs_running"
+                   " WHERE j.state = 'running' AND NOT EXISTS"
                    " (SELECT 1 FROM engines e WHERE e.id = j.owner AND e.lease_until >= ?1)"
                    " ORDER BY j.id",
-    [ST_RUNNING_OF_ENGINE] = "SELECT id FROM jobs WHERE state = 'running' AND owner = ?1 ORDER BY id",
-    [ST_CANCEL_REQUESTS] = "SELECT id FROM jobs WHERE state = 'running' AND owner = ?1"
-                           " AND cancel_requested = 1 ORDER BY id",
+    [ST_RUNNING_OF_ENGINE] = "SELECT id FROM jobs INDEXED BY jobs_running"
+                              " WHERE state = 'running' AND owner = ?1 ORDER BY id",
+    [ST_CANCEL_REQUESTS] = "SELECT id FROM jobs INDEXED BY jobs_running WHERE state = 'running'"
+                           " AND owner = ?1 AND cancel_requested = 1 ORDER BY id",
     [ST_RERUN] = "INSERT INTO jobs (type, binary_sha256, binary_name, payload, state, priority,"
                  " run_at, max_attempts, timeout_ms, memory_bytes, isolation, tags, created_at,"
                  " source_dir, rerun_of)"
@@ -101,7 +108,10 @@ static const char *const stmt_sql[ST_COUNT] = {
  *   finished (or far-future scheduled) jobs never slow it down.
  * - jobs_due covers only scheduled jobs by run_at: promotion reads the due prefix.
  * - jobs_running covers only running jobs by owner: recovery and cancel polling.
- * - jobs_state serves per-state listing (newest first via the implicit rowid) and counts. */
+ * - jobs_failed / jobs_cancelled list the problem states fast among a million succeeded jobs.
+ * - There is deliberately no index on state for all rows: it would be rewritten on every
+ *   transition. Counts per state live in job_counts, adjusted once per write transaction from the
+ *   transitions the store made (see counts_flush). */
 static const char schema_v1[] =
     "CREATE TABLE binaries ("
     "  sha256 TEXT PRIMARY KEY CHECK (length(sha256) = 64),"
@@ -115,8 +125,7 @@ static const char schema_v1[] =
     "  binary_sha256 TEXT REFERENCES binaries (sha256),"
     "  binary_name TEXT,"
     "  payload TEXT NOT NULL DEFAULT '{}' CONSTRAINT payload_json CHECK (json_valid(payload)),"
-    "  state TEXT NOT NULL CHECK (state IN"
-    "    ('queued', 'scheduled', 'running', 'succeeded', 'failed', 'cancelled')),"
+    "  state TEXT NOT NULL," /* its values and moves are guarded by the triggers (state.c) */
     "  priority INTEGER NOT NULL DEFAULT 0,"
     "  run_at INTEGER NOT NULL,"
     "  attempts INTEGER NOT NULL DEFAULT 0,"
@@ -140,7 +149,8 @@ static const char schema_v1[] =
     "CREATE INDEX jobs_queue ON jobs (priority DESC, run_at, id) WHERE state = 'queued';"
     "CREATE INDEX jobs_due ON jobs (run_at) WHERE state = 'scheduled';"
     "CREATE INDEX jobs_running ON jobs (owner) WHERE state = 'running';"
-    "CREATE INDEX jobs_state ON jobs (state);"
+    "CREATE INDEX jobs_failed ON jobs (state) WHERE state = 'failed';"
+    "CREATE INDEX jobs_cancelled ON jobs (state) WHERE state = 'cancelled';"
     "CREATE INDEX jobs_rerun ON jobs (rerun_of) WHERE rerun_of IS NOT NULL;"
     "CREATE TABLE attempts ("
     "  job INTEGER NOT NULL,"
@@ -154,8 +164,8 @@ static const char schema_v1[] =
     "  pages_dirtied INTEGER NOT NULL DEFAULT 0,"
     "  bytes_in INTEGER NOT NULL DEFAULT 0,"
     "  bytes_out INTEGER NOT NULL DEFAULT 0,"
-    "  outcome TEXT NOT NULL CHECK (outcome IN"
-    "    ('succeeded', 'failed', 'timeout', 'cancelled', 'recovered')),"
+    "  outcome TEXT NOT NULL CHECK"
+    "    (instr(',succeeded,failed,timeout,cancelled,recovered,', ',' || outcome || ',') > 0),"
     "  error TEXT,"
     "  recovered INTEGER NOT NULL DEFAULT 0,"
     "  PRIMARY KEY (job, number)) WITHOUT ROWID;"
@@ -172,6 +182,11 @@ static const char schema_v1[] =
     "  host TEXT NOT NULL,"
     "  started_at INTEGER NOT NULL,"
     "  lease_until INTEGER NOT NULL);"
+    "CREATE TABLE job_counts ("
+    "  state TEXT PRIMARY KEY,"
+    "  n INTEGER NOT NULL) WITHOUT ROWID;"
+    "INSERT INTO job_counts (state, n) VALUES ('queued', 0), ('scheduled', 0), ('running', 0),"
+    "  ('succeeded', 0), ('failed', 0), ('cancelled', 0);"
     "CREATE TABLE settings ("
     "  key TEXT PRIMARY KEY,"
     "  value TEXT NOT NULL) WITHOUT ROWID;";
@@ -181,13 +196,6 @@ static int migrate_v1(aspen_store *s, aspen_store_error *err)
     int rc = sqlite3_exec(s->db, schema_v1, NULL, NULL, NULL);
     if (rc != SQLITE_OK)
         return store_sqlite_err(s, err, rc, "creating the schema (version 1)");
-    char *guard = state_guard_sql();
-    if (!guard)
-        return store_err(err, ASPEN_STORE_ENOMEM, "out of memory creating the schema");
-    rc = sqlite3_exec(s->db, guard, NULL, NULL, NULL);
-    free(guard);
-    if (rc != SQLITE_OK)
-        return store_sqlite_err(s, err, rc, "creating the state-transition triggers");
     return 0;
 }
 
@@ -326,8 +334,37 @@ static int run_simple(aspen_store *s, enum stmt_id id, const char *what, aspen_s
     return 0;
 }
 
+void counts_note(aspen_store *s, aspen_store_state from, aspen_store_state to, int64_t n)
+{
+    if (from >= 0 && from < ASPEN_STORE_STATE_COUNT)
+        s->count_delta[from] -= n;
+    if (to >= 0 && to < ASPEN_STORE_STATE_COUNT)
+        s->count_delta[to] += n;
+}
+
+/* Writes the transaction's net state changes into job_counts (at most six small updates). */
+static int counts_flush(aspen_store *s, aspen_store_error *err)
+{
+    for (int i = 0; i < ASPEN_STORE_STATE_COUNT; i++) {
+        if (!s->count_delta[i])
+            continue;
+        sqlite3_stmt *st = store_stmt(s, ST_COUNTS_ADD, err);
+        if (!st)
+            return err ? err->code : ASPEN_STORE_EIO;
+        sqlite3_bind_text(st, 1, aspen_store_state_name((aspen_store_state)i), -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, s->count_delta[i]);
+        int rc = sqlite3_step(st);
+        sqlite3_reset(st);
+        if (rc != SQLITE_DONE)
+            return store_sqlite_err(s, err, rc, "updating job counts");
+    }
+    memset(s->count_delta, 0, sizeof s->count_delta);
+    return 0;
+}
+
 int tx_begin(aspen_store *s, aspen_store_error *err)
 {
+    memset(s->count_delta, 0, sizeof s->count_delta);
     if (s->read_only)
         return store_err(err, ASPEN_STORE_EPERM,
                          "database %s was opened read-only: open it without read-only to change it",
@@ -342,7 +379,12 @@ int tx_begin_read(aspen_store *s, aspen_store_error *err)
 
 int tx_commit(aspen_store *s, const char *what, aspen_store_error *err)
 {
-    int code = run_simple(s, ST_COMMIT, what, err);
+    int code = counts_flush(s, err);
+    if (code) {
+        tx_rollback(s);
+        return code;
+    }
+    code = run_simple(s, ST_COMMIT, what, err);
     if (code)
         tx_rollback(s);
     return code;
@@ -350,6 +392,7 @@ int tx_commit(aspen_store *s, const char *what, aspen_store_error *err)
 
 void tx_rollback(aspen_store *s)
 {
+    memset(s->count_delta, 0, sizeof s->count_delta);
     if (!sqlite3_get_autocommit(s->db))
         run_simple(s, ST_ROLLBACK, "rolling back", NULL);
 }
@@ -528,9 +571,16 @@ rollback:
     return code;
 }
 
+/* SQLite keeps global malloc statistics behind a mutex by default: a lock per allocation on the
+ * hot path that we never read. Turn it off once per process, before SQLite initialises (if some
+ * other code initialised it already, the call is refused and nothing changes). */
+static void sqlite_global_setup(void) { (void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0); }
+
 int aspen_store_open(const char *path, const aspen_store_options *opts, aspen_store **out,
                      aspen_store_error *err)
 {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, sqlite_global_setup);
     aspen_store_options o = opts ? *opts : (aspen_store_options){0};
     if (!out)
         return store_err(err, ASPEN_STORE_EINVAL, "aspen_store_open: out is NULL");

@@ -31,6 +31,7 @@ enum stmt_id {
     ST_ATTEMPTS_GET,
     ST_LOGS_GET,
     ST_COUNTS,
+    ST_COUNTS_ADD,
     ST_OLDEST_QUEUED,
     ST_OLDEST_DUE,
     ST_DATA_VERSION,
@@ -60,6 +61,8 @@ struct aspen_store {
     int busy_timeout_ms;
     bool read_only;
     sqlite3_stmt *st[ST_COUNT];
+    /* Net change of jobs per state in the open write transaction; flushed by tx_commit. */
+    int64_t count_delta[ASPEN_STORE_STATE_COUNT];
 };
 
 /* The jobs columns read back into an aspen_store_job, in this order (see job_from_row). */
@@ -86,6 +89,10 @@ int tx_begin(aspen_store *s, aspen_store_error *err);          /* BEGIN IMMEDIAT
 int tx_begin_read(aspen_store *s, aspen_store_error *err);     /* BEGIN (deferred) */
 int tx_commit(aspen_store *s, const char *what, aspen_store_error *err);
 void tx_rollback(aspen_store *s);
+
+/* Records that n jobs moved from → to (ASPEN_STORE_STATE_NEW for a new job, or to NEW for a
+ * deleted one) in the open write transaction, for job_counts. */
+void counts_note(aspen_store *s, aspen_store_state from, aspen_store_state to, int64_t n);
 
 /* Text of a state column → enum (-1 when unknown). */
 int state_from_text(const unsigned char *text);
@@ -125,7 +132,7 @@ int job_write(aspen_store *s, const struct job_row *before, const struct job_row
 int logs_insert(aspen_store *s, struct job_row *row, int attempt, const aspen_store_log_line *lines,
                 size_t n, aspen_store_error *err);
 
-/* Writes one attempts row (INSERT OR REPLACE on (job, number)). stats may be NULL. */
+/* Writes one attempts row (numbers never repeat: release gives its number back unused). */
 int store_insert_attempt(aspen_store *s, int64_t job, int number, int64_t engine, int64_t started,
                          int64_t finished, const aspen_store_attempt_stats *stats,
                          const char *outcome, const char *error, bool recovered,
@@ -139,9 +146,6 @@ int store_release_all(aspen_store *s, int64_t engine_id, int64_t *released, aspe
 
 /* Fills job from the current row of stmt, JOB_COLUMNS starting at column 0. ENOMEM on failure. */
 int job_from_row(sqlite3_stmt *st, aspen_store_job *job, aspen_store_error *err);
-
-/* SQL of the state-guard triggers, generated from the transition table (state.c). malloc'd. */
-char *state_guard_sql(void);
 
 char *store_strdup(const char *s);
 

@@ -1,10 +1,13 @@
 /* test_store_state.c — the job state machine: every pair of states against the table, the error
  * message of an illegal move, the API refusing illegal moves (cancel a finished job, retry a
- * succeeded one, complete a job that is not running, ...), and the database's guard triggers
- * refusing an illegal UPDATE made behind the store's back. */
+ * succeeded one, complete a job that is not running, ...), the bulk claim/promotion statements
+ * against the table, and a random walk of every operation from two engines in which each observed
+ * change of state must be an edge of the table and the kept counts must match a recount. */
 #include "helpers.h"
 
 #include <sqlite3.h>
+
+#include "store_internal.h"
 
 static const aspen_store_state Q = ASPEN_STORE_QUEUED, SC = ASPEN_STORE_SCHEDULED,
                                R = ASPEN_STORE_RUNNING, OK = ASPEN_STORE_SUCCEEDED,
@@ -175,31 +178,142 @@ static void test_illegal_edges_through_api(void **state)
     assert_non_null(strstr(e.msg, "no job 999999"));
 }
 
-/* The triggers refuse illegal moves made with plain SQL by another connection. */
-static void test_guard_trigger(void **state)
+/* The two bulk statements encode the table: claim takes exactly the states that may become
+ * running, promotion moves scheduled to queued. */
+static void test_bulk_statements_match_table(void **state)
+{
+    (void)state;
+    const char *claim = store_stmt_sql(ST_CLAIM);
+    const char *promote = store_stmt_sql(ST_PROMOTE_DUE);
+    assert_non_null(strstr(claim, "SET state = 'running'"));
+    assert_non_null(strstr(claim, "WHERE state = 'queued'"));
+    for (int f = 0; f < ASPEN_STORE_STATE_COUNT; f++)
+        assert_int_equal(aspen_store_transition_allowed((aspen_store_state)f, R), f == Q);
+    assert_non_null(strstr(promote, "SET state = 'queued'"));
+    assert_non_null(strstr(promote, "WHERE state = 'scheduled'"));
+    assert_true(aspen_store_transition_allowed(SC, Q));
+}
+
+/* Random operations from two engines; after each, every job's state change must be an edge of the
+ * table, and the per-state counts kept by the store must equal a full recount. */
+static uint64_t rng = 0x9e3779b97f4a7c15ULL;
+static unsigned rnd(unsigned n)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return (unsigned)(rng % n);
+}
+
+static size_t snapshot(sqlite3 *db, int64_t *ids, int *states, size_t cap)
+{
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT id, state FROM jobs ORDER BY id", -1, &st, NULL), SQLITE_OK);
+    size_t n = 0;
+    while (sqlite3_step(st) == SQLITE_ROW && n < cap) {
+        ids[n] = sqlite3_column_int64(st, 0);
+        aspen_store_state x;
+        assert_int_equal(aspen_store_state_parse((const char *)sqlite3_column_text(st, 1), &x), 0);
+        states[n++] = x;
+    }
+    sqlite3_finalize(st);
+    return n;
+}
+
+static void test_random_walk(void **state)
 {
     struct fixture *f = *state;
-    int64_t id = submit_job(f->s, "t", 0, 0, 1, T0);
+    aspen_store *s = f->s;
+    aspen_store_error e = {0};
     sqlite3 *db = NULL;
     assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
-    char sql[128];
-    snprintf(sql, sizeof sql, "UPDATE jobs SET state = 'succeeded' WHERE id = %lld", (long long)id);
-    char *msg = NULL;
-    assert_int_not_equal(sqlite3_exec(db, sql, NULL, NULL, &msg), SQLITE_OK);
-    assert_non_null(strstr(msg, "illegal job state transition"));
-    sqlite3_free(msg);
-    msg = NULL;
-    assert_int_not_equal(sqlite3_exec(db,
-                                      "INSERT INTO jobs (type, state, run_at, created_at)"
-                                      " VALUES ('t', 'running', 0, 0)",
-                                      NULL, NULL, &msg),
-                         SQLITE_OK);
-    sqlite3_free(msg);
-    /* A legal one passes. */
-    snprintf(sql, sizeof sql, "UPDATE jobs SET state = 'cancelled' WHERE id = %lld", (long long)id);
-    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    enum { CAP = 4096 };
+    static int64_t ids_a[CAP], ids_b[CAP];
+    static int st_a[CAP], st_b[CAP];
+    size_t na = 0;
+    int64_t now = T0, e2 = 0;
+    assert_int_equal(aspen_store_engine_register(s, 2, "other", 3000, now, &e2, &e), 0);
+    for (int step = 0; step < 1500; step++) {
+        now += rnd(400);
+        aspen_store_engine_renew(s, f->engine, 5000, now, NULL);
+        if (rnd(4))
+            aspen_store_engine_renew(s, e2, 3000, now, NULL); /* e2 sometimes lapses */
+        int64_t any = na ? ids_a[rnd((unsigned)na)] : 1;
+        aspen_store_cancel_result cr;
+        switch (rnd(10)) {
+        case 0:
+        case 1:
+            submit_job(s, "t", (int)rnd(3), rnd(2) ? 0 : now + rnd(3000), 1 + (int)rnd(3), now);
+            break;
+        case 2:
+        case 3: {
+            aspen_store_job *jobs = NULL;
+            size_t n = 0;
+            aspen_store_claim(s, rnd(2) ? f->engine : e2, 1 + rnd(4), now, &jobs, &n, NULL, NULL);
+            aspen_store_jobs_free(jobs, n);
+            break;
+        }
+        case 4:
+        case 5: {
+            aspen_store_completion c = {.job_id = any,
+                                        .outcome = (aspen_store_outcome)rnd(4),
+                                        .retry_at_ms = rnd(2) ? now + rnd(1000) : 0};
+            aspen_store_complete(s, rnd(2) ? f->engine : e2, &c, 1, now, NULL, NULL, NULL);
+            break;
+        }
+        case 6:
+            aspen_store_cancel(s, any, now, &cr, NULL);
+            break;
+        case 7:
+            if (rnd(2))
+                aspen_store_retry(s, any, now, NULL);
+            else
+                aspen_store_rerun(s, any, now, NULL, NULL);
+            break;
+        case 8:
+            aspen_store_recover(s, now, NULL, NULL);
+            break;
+        case 9:
+            if (rnd(2))
+                aspen_store_delete(s, any, NULL);
+            else
+                aspen_store_release(s, rnd(2) ? f->engine : e2, any, now, NULL);
+            break;
+        }
+        size_t nb = snapshot(db, ids_b, st_b, CAP);
+        for (size_t i = 0, j = 0; i < na && j < nb;) {
+            if (ids_a[i] < ids_b[j]) {
+                i++; /* deleted */
+            } else if (ids_a[i] > ids_b[j]) {
+                j++; /* new: checked below */
+            } else {
+                /* A claim promotes a due scheduled job and runs it in one transaction. */
+                bool via_queued = st_a[i] == SC && st_b[j] == R;
+                if (st_a[i] != st_b[j] && !via_queued &&
+                    !aspen_store_transition_allowed((aspen_store_state)st_a[i], (aspen_store_state)st_b[j]))
+                    fail_msg("step %d: job %lld went %s -> %s", step, (long long)ids_a[i],
+                             aspen_store_state_name((aspen_store_state)st_a[i]),
+                             aspen_store_state_name((aspen_store_state)st_b[j]));
+                i++, j++;
+            }
+        }
+        int64_t counts[ASPEN_STORE_STATE_COUNT], real[ASPEN_STORE_STATE_COUNT] = {0};
+        for (size_t j = 0; j < nb; j++)
+            real[st_b[j]]++;
+        assert_int_equal(aspen_store_counts(s, counts, &e), 0);
+        if (memcmp(counts, real, sizeof real) != 0)
+            fail_msg("step %d: counts drifted (queued %lld vs %lld)", step, (long long)counts[0],
+                     (long long)real[0]);
+        memcpy(ids_a, ids_b, nb * sizeof *ids_a);
+        memcpy(st_a, st_b, nb * sizeof *st_a);
+        na = nb;
+    }
+    int64_t counts[ASPEN_STORE_STATE_COUNT];
+    assert_int_equal(aspen_store_counts(s, counts, &e), 0);
+    int64_t final = counts[ASPEN_STORE_SUCCEEDED] + counts[ASPEN_STORE_FAILED] + counts[ASPEN_STORE_CANCELLED];
+    assert_true(final > 50); /* the walk reached the final states, not only the start */
+    assert_int_equal(aspen_store_check(s, &e), 0);
     sqlite3_close(db);
-    assert_int_equal(state_of(f->s, id), C);
 }
 
 int main(void)
@@ -209,7 +323,8 @@ int main(void)
         cmocka_unit_test(test_message_and_names),
         cmocka_unit_test_setup_teardown(test_legal_edges_through_api, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_illegal_edges_through_api, fx_setup, fx_teardown),
-        cmocka_unit_test_setup_teardown(test_guard_trigger, fx_setup, fx_teardown),
+        cmocka_unit_test(test_bulk_statements_match_table),
+        cmocka_unit_test_setup_teardown(test_random_walk, fx_setup, fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

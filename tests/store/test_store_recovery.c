@@ -1,0 +1,277 @@
+/* test_store_recovery.c — leases and crash recovery, and several connections on one database:
+ * a job owned by an engine whose lease expired is requeued with its attempt counted (or failed on
+ * its last attempt, or cancelled if a cancel was pending), one owned by a live engine is never
+ * touched; a recovered engine learns it lost its lease; two handles share the queue (one submits,
+ * the other claims); data_version moves when another connection writes; a second process claims
+ * concurrently without any job claimed twice. */
+#include "helpers.h"
+
+#include <sqlite3.h>
+#include <sys/wait.h>
+
+static void test_recover_expired_not_live(void **state)
+{
+    struct fixture *f = *state;
+    aspen_store *s = f->s;
+    aspen_store_error e = {0};
+    int64_t dead = 0, live = 0;
+    assert_int_equal(aspen_store_engine_register(s, 111, "hostA", 5000, T0, &dead, &e), 0);
+    assert_int_equal(aspen_store_engine_register(s, 222, "hostB", 5000, T0, &live, &e), 0);
+    int64_t a = submit_job(s, "t", 3, 0, 3, T0); /* claimed by dead, will be requeued */
+    int64_t b = submit_job(s, "t", 2, 0, 1, T0); /* claimed by dead, last attempt: failed */
+    int64_t c = submit_job(s, "t", 1, 0, 3, T0); /* claimed by live: untouched */
+    int64_t d = submit_job(s, "t", 0, 0, 3, T0); /* claimed by dead, cancel pending: cancelled */
+    int64_t ids[4];
+    assert_int_equal(claim_ids(s, dead, 2, T0, ids), 2);
+    assert_int_equal(ids[0], a);
+    assert_int_equal(ids[1], b);
+    assert_int_equal(claim_ids(s, live, 1, T0, ids), 1);
+    assert_int_equal(ids[0], c);
+    assert_int_equal(claim_ids(s, dead, 1, T0, ids), 1);
+    assert_int_equal(ids[0], d);
+    aspen_store_cancel_result cr;
+    assert_int_equal(aspen_store_cancel(s, d, T0, &cr, &e), 0);
+    assert_int_equal(cr, ASPEN_STORE_CANCEL_REQUESTED);
+
+    /* Within the lease nothing is recovered, whatever the age of the jobs. */
+    aspen_store_recovery r = {0};
+    assert_int_equal(aspen_store_recover(s, T0 + 5000, &r, &e), 0);
+    assert_int_equal(r.requeued + r.failed + r.cancelled, 0);
+
+    /* The live engine renews; the dead one does not. */
+    assert_int_equal(aspen_store_engine_renew(s, live, 5000, T0 + 4000, &e), 0);
+    assert_int_equal(aspen_store_engine_renew(s, f->engine, 60000, T0 + 4000, &e), 0);
+    assert_int_equal(aspen_store_recover(s, T0 + 6000, &r, &e), 0);
+    assert_int_equal(r.requeued, 1);
+    assert_int_equal(r.failed, 1);
+    assert_int_equal(r.cancelled, 1);
+    assert_int_equal(r.engines_removed, 1);
+    assert_int_equal(state_of(s, a), ASPEN_STORE_QUEUED);
+    assert_int_equal(state_of(s, b), ASPEN_STORE_FAILED);
+    assert_int_equal(state_of(s, c), ASPEN_STORE_RUNNING);
+    assert_int_equal(state_of(s, d), ASPEN_STORE_CANCELLED);
+
+    aspen_store_job j;
+    assert_int_equal(aspen_store_get(s, a, &j, &e), 0);
+    assert_int_equal(j.attempts, 1); /* counted */
+    assert_int_equal(j.owner, 0);
+    assert_non_null(strstr(j.error, "pid 111 on hostA"));
+    aspen_store_job_clear(&j);
+    aspen_store_attempt *at = NULL;
+    size_t n = 0;
+    assert_int_equal(aspen_store_attempts(s, a, &at, &n, &e), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(at[0].outcome, "recovered");
+    assert_true(at[0].recovered);
+    assert_int_equal(at[0].engine_id, dead);
+    assert_int_equal(at[0].started_at_ms, T0);
+    assert_int_equal(at[0].finished_at_ms, T0 + 6000);
+    aspen_store_attempts_free(at, n);
+    assert_int_equal(aspen_store_get(s, b, &j, &e), 0);
+    assert_non_null(strstr(j.error, "out of attempts"));
+    assert_int_equal(j.finished_at_ms, T0 + 6000);
+    aspen_store_job_clear(&j);
+
+    /* The dead engine comes back: its lease is gone, its late result is refused. */
+    assert_int_equal(aspen_store_engine_renew(s, dead, 5000, T0 + 7000, &e), ASPEN_STORE_ELEASE);
+    assert_non_null(strstr(e.msg, "lease is gone"));
+    assert_int_equal(complete_one(s, dead, a, ASPEN_STORE_OUTCOME_SUCCESS, 0, T0 + 7000), ASPEN_STORE_ESTATE);
+    /* The requeued job runs again as attempt 2, by someone alive. */
+    assert_int_equal(claim_ids(s, f->engine, 10, T0 + 7000, ids), 1);
+    assert_int_equal(ids[0], a);
+    assert_int_equal(complete_one(s, f->engine, a, ASPEN_STORE_OUTCOME_SUCCESS, 0, T0 + 7001), 0);
+    assert_int_equal(aspen_store_attempts(s, a, &at, &n, &e), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(at[1].number, 2);
+    assert_string_equal(at[1].outcome, "succeeded");
+    aspen_store_attempts_free(at, n);
+
+    /* A clean exit hands running jobs back without counting an attempt. */
+    int64_t g = submit_job(s, "t", 0, 0, 3, T0);
+    assert_int_equal(claim_ids(s, live, 1, T0 + 7000, NULL), 1);
+    int64_t released = 0;
+    assert_int_equal(aspen_store_engine_unregister(s, live, T0 + 7000, &released, &e), 0);
+    assert_int_equal(released, 2); /* c and g go back without an attempt counted */
+    assert_int_equal(state_of(s, c), ASPEN_STORE_QUEUED);
+    assert_int_equal(aspen_store_get(s, g, &j, &e), 0);
+    assert_int_equal(j.attempts, 0);
+    aspen_store_job_clear(&j);
+
+    aspen_store_engine_info *engines = NULL;
+    assert_int_equal(aspen_store_engines(s, &engines, &n, &e), 0);
+    assert_int_equal(n, 1); /* only the fixture's engine is left */
+    assert_int_equal(engines[0].id, f->engine);
+    assert_int_equal(engines[0].running, 0);
+    aspen_store_engines_free(engines);
+
+    /* A running job whose owner row vanished (deleted by hand) is recovered at once. */
+    int64_t ghost = 0;
+    assert_int_equal(aspen_store_engine_register(s, 333, "hostC", 60000, T0 + 7000, &ghost, &e), 0);
+    assert_int_equal(claim_ids(s, ghost, 1, T0 + 7000, ids), 1);
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    char sql[96];
+    snprintf(sql, sizeof sql, "DELETE FROM engines WHERE id = %lld", (long long)ghost);
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    assert_int_equal(aspen_store_recover(s, T0 + 7001, &r, &e), 0);
+    assert_int_equal(r.requeued, 1);
+    assert_int_equal(state_of(s, ids[0]), ASPEN_STORE_QUEUED);
+    assert_int_equal(aspen_store_get(s, ids[0], &j, &e), 0);
+    assert_non_null(strstr(j.error, "is gone"));
+    aspen_store_job_clear(&j);
+}
+
+static void test_engine_ids_not_reused(void **state)
+{
+    struct fixture *f = *state;
+    aspen_store_error e = {0};
+    int64_t a = 0, b = 0;
+    assert_int_equal(aspen_store_engine_register(f->s, 1, "h", 1000, T0, &a, &e), 0);
+    assert_int_equal(aspen_store_recover(f->s, T0 + 60000, NULL, &e), 0); /* removes a (and f's) */
+    assert_int_equal(aspen_store_engine_register(f->s, 1, "h", 1000, T0 + 60000, &b, &e), 0);
+    assert_true(b > a);
+    assert_int_equal(aspen_store_engine_register(f->s, 1, "h", 0, T0, &b, &e), ASPEN_STORE_EINVAL);
+}
+
+static void test_two_handles(void **state)
+{
+    struct fixture *f = *state;
+    aspen_store_error e = {0};
+    aspen_store *other = open_or_fail(f->path, NULL);
+    uint64_t v0 = 0, v1 = 0, v2 = 0;
+    assert_int_equal(aspen_store_data_version(f->s, &v0, &e), 0);
+    /* "aspen submit" in another terminal. */
+    int64_t id = submit_job(other, "from-other", 0, 0, 3, T0);
+    assert_int_equal(aspen_store_data_version(f->s, &v1, &e), 0);
+    assert_true(v1 != v0);
+    /* Our own writes do not move our data_version; they move the other's. */
+    uint64_t o0 = 0, o1 = 0;
+    assert_int_equal(aspen_store_data_version(other, &o0, &e), 0);
+    int64_t ids[2];
+    assert_int_equal(claim_ids(f->s, f->engine, 2, T0, ids), 1);
+    assert_int_equal(ids[0], id);
+    assert_int_equal(aspen_store_data_version(f->s, &v2, &e), 0);
+    assert_true(v2 == v1);
+    assert_int_equal(aspen_store_data_version(other, &o1, &e), 0);
+    assert_true(o1 != o0);
+    /* The other sees the claim, cancels it; we see the request. */
+    aspen_store_cancel_result cr;
+    assert_int_equal(aspen_store_cancel(other, id, T0, &cr, &e), 0);
+    assert_int_equal(cr, ASPEN_STORE_CANCEL_REQUESTED);
+    int64_t *req = NULL;
+    size_t n = 0;
+    assert_int_equal(aspen_store_cancel_requests(f->s, f->engine, &req, &n, &e), 0);
+    assert_int_equal(n, 1);
+    free(req);
+    /* Pause from the other process stops our claims. */
+    assert_int_equal(aspen_store_set_paused(other, true, &e), 0);
+    submit_job(other, "x", 0, 0, 3, T0);
+    aspen_store_job *jobs = NULL;
+    bool paused = false;
+    assert_int_equal(aspen_store_claim(f->s, f->engine, 5, T0, &jobs, &n, &paused, &e), 0);
+    assert_true(paused);
+    assert_int_equal(n, 0);
+    aspen_store_close(other);
+}
+
+/* A writer holding the lock longer than the busy timeout: EBUSY with advice, nothing lost. */
+static void test_locked(void **state)
+{
+    struct fixture *f = *state;
+    aspen_store_error e = {0};
+    aspen_store_options quick = {.busy_timeout_ms = 100};
+    aspen_store *other = open_or_fail(f->path, &quick);
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+    aspen_store_job_spec spec = {.type = "t"};
+    assert_int_equal(aspen_store_submit(other, &spec, T0, NULL, &e), ASPEN_STORE_EBUSY);
+    assert_non_null(strstr(e.msg, "is locked"));
+    assert_non_null(strstr(e.msg, "100 ms"));
+    /* Readers are not blocked by the writer (WAL). */
+    int64_t counts[ASPEN_STORE_STATE_COUNT];
+    assert_int_equal(aspen_store_counts(other, counts, &e), 0);
+    assert_int_equal(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(aspen_store_submit(other, &spec, T0, NULL, &e), 0);
+    sqlite3_close(db);
+    aspen_store_close(other);
+}
+
+/* Two processes claim from one queue at once: every job is claimed exactly once. */
+static void test_two_processes_claim(void **state)
+{
+    struct fixture *f = *state;
+    aspen_store_error e = {0};
+    enum { JOBS = 2000 };
+    static aspen_store_job_spec specs[JOBS];
+    for (int i = 0; i < JOBS; i++)
+        specs[i] = (aspen_store_job_spec){.type = "t"};
+    assert_int_equal(aspen_store_submit_batch(f->s, specs, JOBS, T0, NULL, &e), 0);
+    pid_t kids[2];
+    for (int k = 0; k < 2; k++) {
+        kids[k] = fork();
+        assert_true(kids[k] >= 0);
+        if (kids[k] == 0) {
+            aspen_store *s = NULL;
+            aspen_store_error ce = {0};
+            if (aspen_store_open(f->path, NULL, &s, &ce) != 0)
+                _exit(10);
+            int64_t me = 0;
+            if (aspen_store_engine_register(s, getpid(), "kid", 60000, T0, &me, &ce) != 0)
+                _exit(11);
+            for (;;) {
+                aspen_store_job *jobs = NULL;
+                size_t n = 0;
+                if (aspen_store_claim(s, me, 7, T0, &jobs, &n, NULL, &ce) != 0)
+                    _exit(12);
+                if (n == 0)
+                    break;
+                aspen_store_completion c[7];
+                for (size_t i = 0; i < n; i++)
+                    c[i] = (aspen_store_completion){.job_id = jobs[i].id,
+                                                    .outcome = ASPEN_STORE_OUTCOME_SUCCESS};
+                int status[7];
+                if (aspen_store_complete(s, me, c, n, T0, status, NULL, &ce) != 0)
+                    _exit(13);
+                for (size_t i = 0; i < n; i++)
+                    if (status[i] != 0)
+                        _exit(14);
+                aspen_store_jobs_free(jobs, n);
+            }
+            aspen_store_close(s);
+            _exit(0);
+        }
+    }
+    for (int k = 0; k < 2; k++) {
+        int st = 0;
+        assert_int_equal(waitpid(kids[k], &st, 0), kids[k]);
+        assert_true(WIFEXITED(st));
+        assert_int_equal(WEXITSTATUS(st), 0);
+    }
+    int64_t counts[ASPEN_STORE_STATE_COUNT];
+    assert_int_equal(aspen_store_counts(f->s, counts, &e), 0);
+    assert_int_equal(counts[ASPEN_STORE_SUCCEEDED], JOBS);
+    /* Exactly one attempt per job: nobody ran a job twice. */
+    aspen_store_filter all = {.limit = -1};
+    aspen_store_job *jobs = NULL;
+    size_t n = 0;
+    assert_int_equal(aspen_store_list(f->s, &all, &jobs, &n, &e), 0);
+    assert_int_equal(n, JOBS);
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(jobs[i].attempts, 1);
+    aspen_store_jobs_free(jobs, n);
+}
+
+int main(void)
+{
+#define T(fn) cmocka_unit_test_setup_teardown(fn, fx_setup, fx_teardown)
+    const struct CMUnitTest tests[] = {
+        T(test_recover_expired_not_live),
+        T(test_engine_ids_not_reused),
+        T(test_two_handles),
+        T(test_locked),
+        T(test_two_processes_claim),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -95,6 +95,7 @@ struct eng_worker {
     int cancel; /* CANCEL_*; read by the VM through run_opts.cancel */
     aspen_engine_worker_status st;
     struct vm_slot *sticky; /* the warm VM this worker holds between jobs */
+    int64_t stats_ms;       /* when the VM's memory figures were last read */
     uint64_t rng;
 };
 

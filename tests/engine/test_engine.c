@@ -1,0 +1,676 @@
+/* tests/engine/test_engine.c — the job engine through its public API, with real micro-VMs (KVM is
+ * required: these fail, never skip, without it).
+ *
+ * Covered: submit checks (invalid JSON with its position, missing binary, VM job without a guest),
+ * the state machine of a VM job end to end (result, logs, attempt stats), routing to an in-process
+ * handler and back into a VM by tag, retry with backoff until out of attempts, timeout of a spinning
+ * guest, cancel of a queued job and of a running one (through this engine, and through another
+ * connection noticed by polling), rerun, pause/resume, events, graceful shutdown releasing a running
+ * job, a corrupt database file, and build from source with a stand-in build script (cache hit and
+ * a failing build's message).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "aspen_engine.h"
+
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define QUIET TEST_GUESTS "/quiet-echo"
+#define SPIN TEST_GUESTS "/spin"
+#define ECHO GUEST_DIR "/echo-worker"
+
+static char g_dir[256], g_db[300];
+
+static int64_t now_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec t = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&t, NULL);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    snprintf(g_dir, sizeof g_dir, "/tmp/aspen-engine-test-XXXXXX");
+    if (!mkdtemp(g_dir))
+        return -1;
+    snprintf(g_db, sizeof g_db, "%s/t.db", g_dir);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static aspen_engine *open_eng(int workers, void (*tweak)(aspen_engine_config *))
+{
+    aspen_engine_config cfg;
+    aspen_engine_config_default(&cfg);
+    cfg.db_path = g_db;
+    cfg.workers = workers;
+    cfg.backoff_base_ms = 20;
+    cfg.backoff_cap_ms = 100;
+    cfg.guest_dir = GUEST_DIR;
+    if (tweak)
+        tweak(&cfg);
+    aspen_engine *eng = NULL;
+    aspen_engine_error err = {0};
+    int rc = aspen_engine_open(&cfg, &eng, &err);
+    if (rc)
+        fprintf(stderr, "open: %s\n", err.msg);
+    assert_int_equal(rc, 0);
+    return eng;
+}
+
+static void start(aspen_engine *eng)
+{
+    aspen_engine_error err = {0};
+    int rc = aspen_engine_start(eng, &err);
+    if (rc)
+        fprintf(stderr, "start: %s\n", err.msg);
+    assert_int_equal(rc, 0);
+}
+
+static int64_t submit(aspen_engine *eng, const aspen_engine_job_spec *spec)
+{
+    int64_t id = 0;
+    aspen_engine_error err = {0};
+    int rc = aspen_engine_submit(eng, spec, &id, &err);
+    if (rc)
+        fprintf(stderr, "submit: %s\n", err.msg);
+    assert_int_equal(rc, 0);
+    assert_true(id > 0);
+    return id;
+}
+
+static aspen_store_state state_of(aspen_engine *eng, int64_t id)
+{
+    aspen_store_job j = {0};
+    aspen_engine_error err = {0};
+    assert_int_equal(aspen_engine_get(eng, id, &j, &err), 0);
+    aspen_store_state s = j.state;
+    aspen_store_job_clear(&j);
+    return s;
+}
+
+/* Polls until the job is in `want`; returns the ms it took, or fails the test after timeout_ms. */
+static int64_t wait_state(aspen_engine *eng, int64_t id, aspen_store_state want, int timeout_ms)
+{
+    int64_t t0 = now_ms();
+    for (;;) {
+        aspen_store_state s = state_of(eng, id);
+        if (s == want)
+            return now_ms() - t0;
+        if (now_ms() - t0 > timeout_ms) {
+            fprintf(stderr, "job %lld is %s, waited for %s\n", (long long)id,
+                    aspen_store_state_name(s), aspen_store_state_name(want));
+            fail();
+        }
+        sleep_ms(2);
+    }
+}
+
+static void wait_idle(aspen_engine *eng)
+{
+    aspen_engine_error err = {0};
+    assert_int_equal(aspen_engine_wait_idle(eng, 30000, true, &err), 0);
+}
+
+/* ---- submit checks ------------------------------------------------------------------------------ */
+
+static void test_invalid_payload(void **state)
+{
+    (void)state;
+    aspen_engine *eng = open_eng(0, NULL);
+    aspen_engine_job_spec s = {.guest = QUIET, .payload = "{\"a\": 1,\n \"b\": }"};
+    int64_t id = 0;
+    aspen_engine_error err = {0};
+    assert_int_equal(aspen_engine_submit(eng, &s, &id, &err), ASPEN_ENGINE_EPAYLOAD);
+    assert_non_null(strstr(err.msg, "line 2"));
+    assert_non_null(strstr(err.msg, "column"));
+    assert_non_null(strstr(err.msg, "position"));
+    int64_t counts[ASPEN_STORE_STATE_COUNT];
+    assert_int_equal(aspen_engine_counts(eng, counts, &err), 0);
+    assert_int_equal(counts[ASPEN_STORE_QUEUED], 0); /* nothing written */
+    aspen_engine_close(eng);
+}
+
+static void test_missing_binary(void **state)
+{
+    (void)state;
+    aspen_engine *eng = open_eng(0, NULL);
+    aspen_engine_error err = {0};
+    int64_t id;
+    aspen_engine_job_spec s = {.guest = "no-such-guest", .payload = "{}"};
+    assert_int_equal(aspen_engine_submit(eng, &s, &id, &err), ASPEN_ENGINE_EBINARY);
+    assert_non_null(strstr(err.msg, "no-such-guest"));
+    aspen_engine_job_spec p = {.guest = "/nonexistent/guest"};
+    assert_int_equal(aspen_engine_submit(eng, &p, &id, &err), ASPEN_ENGINE_EBINARY);
+    aspen_engine_job_spec v = {.type = "vm_execute"};
+    assert_int_equal(aspen_engine_submit(eng, &v, &id, &err), ASPEN_ENGINE_EBINARY);
+    const char *tags[] = {"requires_isolation"};
+    aspen_engine_job_spec t = {.type = "echo", .tags = tags, .n_tags = 1};
+    assert_int_equal(aspen_engine_submit(eng, &t, &id, &err), ASPEN_ENGINE_EBINARY);
+    /* a stored binary that vanished: the job fails at run time, permanently */
+    aspen_engine_job_spec h = {.binary_sha256 = "0000000000000000000000000000000000000000000000"
+                                                "000000000000000000",
+                               .max_attempts = 3};
+    int rc = aspen_engine_submit(eng, &h, &id, &err);
+    if (rc == 0) {
+        aspen_engine_close(eng);
+        eng = open_eng(1, NULL);
+        start(eng);
+        wait_state(eng, id, ASPEN_STORE_FAILED, 10000);
+        aspen_store_job j = {0};
+        assert_int_equal(aspen_engine_get(eng, id, &j, &err), 0);
+        assert_int_equal(j.attempts, 1); /* not retried: it cannot get better */
+        assert_non_null(strstr(j.error, "not in the store"));
+        aspen_store_job_clear(&j);
+    } else {
+        assert_true(rc < 0); /* the store may refuse an unknown hash at submit: fine too */
+    }
+    aspen_engine_close(eng);
+}
+
+static void test_corrupt_database(void **state)
+{
+    (void)state;
+    FILE *f = fopen(g_db, "wb");
+    assert_non_null(f);
+    for (int i = 0; i < 4096; i++)
+        fputc((i * 7) & 0xff, f);
+    fclose(f);
+    aspen_engine_config cfg;
+    aspen_engine_config_default(&cfg);
+    cfg.db_path = g_db;
+    aspen_engine *eng = NULL;
+    aspen_engine_error err = {0};
+    assert_int_equal(aspen_engine_open(&cfg, &eng, &err), ASPEN_ENGINE_ESTORE);
+    assert_int_equal(err.store_code, ASPEN_STORE_ECORRUPT);
+    assert_null(eng);
+    struct stat st;
+    assert_int_equal(stat(g_db, &st), 0);
+    assert_int_equal(st.st_size, 4096); /* left untouched */
+}
+
+/* ---- running jobs ------------------------------------------------------------------------------- */
+
+static void test_vm_job_lifecycle(void **state)
+{
+    (void)state;
+    aspen_engine *eng = open_eng(2, NULL);
+    aspen_engine_job_spec s = {.guest = ECHO, .payload = "{\"message\":\"hi\"}"};
+    int64_t id = submit(eng, &s);
+    assert_int_equal(state_of(eng, id), ASPEN_STORE_QUEUED);
+    start(eng);
+    wait_idle(eng);
+    aspen_store_job j = {0};
+    aspen_engine_error err = {0};
+    assert_int_equal(aspen_engine_get(eng, id, &j, &err), 0);
+    assert_int_equal(j.state, ASPEN_STORE_SUCCEEDED);
+    assert_int_equal(j.attempts, 1);
+    assert_non_null(j.result);
+    assert_non_null(strstr((const char *)j.result, "hi"));
+    assert_true(j.log_count >= 1);
+    assert_string_equal(j.type, "vm_execute");
+    aspen_store_job_clear(&j);
+    aspen_store_attempt *a = NULL;
+    size_t n = 0;
+    assert_int_equal(aspen_engine_attempts(eng, id, &a, &n, &err), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(a[0].outcome, "succeeded");
+    assert_true(a[0].exits >= 1);
+    aspen_store_attempts_free(a, n);
+    aspen_engine_close(eng);
+}
+
+static void test_many_jobs_warm_pool(void **state)
+{
+    (void)state;
+    aspen_engine *eng = open_eng(2, NULL);
+    enum { N = 500 };
+    aspen_engine_job_spec *specs = calloc(N, sizeof *specs);
+    for (int i = 0; i < N; i++)
+        specs[i] = (aspen_engine_job_spec){.guest = QUIET, .payload = "[1,2,3]"};
+    int64_t ids[N];
+    aspen_engine_error err = {0};
+    assert_int_equal(aspen_engine_submit_batch(eng, specs, N, ids, &err), 0);
+    free(specs);
+    start(eng);
+    wait_idle(eng);
+    int64_t counts[ASPEN_STORE_STATE_COUNT];
+    assert_int_equal(aspen_engine_counts(eng, counts, &err), 0);
+    assert_int_equal(counts[ASPEN_STORE_SUCCEEDED], N);
+    aspen_engine_snapshot *snap = calloc(1, sizeof *snap);
+    assert_int_equal(aspen_engine_snapshot_get(eng, snap, &err), 0);
+    assert_true(snap->throughput.pool_misses <= 2); /* one cold VM per worker at most */
+    assert_true(snap->throughput.pool_hit_rate > 0.99);
+    assert_int_equal(snap->throughput.succeeded, N);
+    assert_int_equal(snap->n_workers, 2);
+    free(snap);
+    aspen_engine_close(eng);
+}
+
+static void test_routing(void **state)
+{
+    (void)state;
+    aspen_engine *eng = open_eng(1, NULL);
+    aspen_engine_job_spec e = {.type = "echo", .payload = "{\"x\":1}"};
+    int64_t in_proc = submit(eng, &e);
+    aspen_engine_job_spec c = {.type = "checksum", .payload = "\"abc\""};
+    int64_t sum = submit(eng, &c);
+    const char *tags[] = {"requires_isolation"};
+    aspen_engine_job_spec t = {.type = "echo", .guest = QUIET, .payload = "{\"vm\":true}",
+                               .tags = tags, .n_tags = 1};
+    int64_t tagged = submit(eng, &t);
+    aspen_engine_job_spec iso = {.type = "echo", .guest = QUIET, .payload = "{\"iso\":1}",
+                                 .isolation = true};
+    int64_t isolated = submit(eng, &iso);
+    aspen_engine_job_spec u = {.type = "unknown-type"};
+    int64_t unknown = submit(eng, &u);
+    start(eng);
+    wait_idle(eng);
+    aspen_engine_error err = {0};
+    aspen_store_attempt *a = NULL;
+    size_t n = 0;
+    /* in-process: no VM exits */
+    assert_int_equal(aspen_engine_attempts(eng, in_proc, &a, &n, &err), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(a[0].outcome, "succeeded");
+    assert_int_equal(a[0].exits, 0);
+    aspen_store_attempts_free(a, n);
+    /* in a VM because of the tag / the isolation flag */
+    for (int k = 0; k < 2; k++) {
+        assert_int_equal(aspen_engine_attempts(eng, k ? isolated : tagged, &a, &n, &err), 0);
+        assert_int_equal(n, 1);
+        assert_string_equal(a[0].outcome, "succeeded");
+        assert_true(a[0].exits >= 1);
+        aspen_store_attempts_free(a, n);
+    }
+    aspen_store_job j = {0};
+    assert_int_equal(aspen_engine_get(eng, sum, &j, &err), 0);
+    /* sha256 of the 5 bytes "abc" with their quotes */
+    char hex[65];
+    aspen_store_sha256_hex("\"abc\"", 5, hex);
+    assert_non_null(strstr((const char *)j.result, hex));
+    assert_int_equal(j.state, ASPEN_STORE_SUCCEEDED);
+    aspen_store_job_clear(&j);
+    assert_int_equal(aspen_engine_get(eng, unknown, &j, &err), 0);
+    assert_int_equal(j.state, ASPEN_STORE_FAILED);
+    assert_int_equal(j.attempts, 1);
+    assert_non_null(strstr(j.error, "no handler"));
+    aspen_store_job_clear(&j);
+    aspen_engine_close(eng);
+}
+
+static void test_retry_backoff(void **state)
+{
+    (void)state;
+    aspen_engine *eng = open_eng(1, NULL);
+    aspen_engine_job_spec s = {.type = "sleep", .payload = "{\"ms\":1,\"fail\":true}",
+                               .max_attempts = 3};
+    int64_t id = submit(eng, &s);
+    start(eng);
+    wait_state(eng, id, ASPEN_STORE_FAILED, 10000);
+    aspen_engine_error err = {0};
+    aspen_store_attempt *a = NULL;
+    size_t n = 0;
+    assert_int_equal(aspen_engine_attempts(eng, id, &a, &n, &err), 0);
+    assert_int_equal(n, 3);
+    for (size_t i = 0; i < n; i++) {
+        assert_string_equal(a[i].outcome, "failed");
+        assert_non_null(strstr(a[i].error, "on purpose"));
+    }
+    /* backoff: attempt 2 began at least ~base*(1-jitter) after attempt 1 ended */
+    assert_true(a[1].started_at_ms - a[0].finished_at_ms >= 15);
+    assert_true(a[2].started_at_ms - a[1].finished_at_ms >= 30);
+    aspen_store_attempts_free(a, n);
+    aspen_engine_close(eng);
+}
+
+static void slow_backoff(aspen_engine_config *c)
+{
+    c->backoff_base_ms = 60000;
+    c->backoff_cap_ms = 60000;
+}
+
+static void test_retry_is_scheduled(void **state)
+{
+    (void)state;
+    aspen_engine *eng = open_eng(1, slow_backoff);
+    aspen_engine_job_spec s = {.type = "sleep", .payload = "{\"fail\":true}", .max_attempts = 2};
+    int64_t id = submit(eng, &s);
+    start(eng);
+    wait_state(eng, id, ASPEN_STORE_SCHEDULED, 10000);
+    aspen_store_job j = {0};
+    aspen_engine_error err = {0};
+    assert_int_equal(aspen_engine_get(eng, id, &j, &err), 0);
+    assert_int_equal(j.attempts, 1);
+    assert_true(j.run_at_ms > aspen_store_now_ms() + 30000); /* 60 s ± 20% away */
+    aspen_store_job_clear(&j);
+    aspen_engine_close(eng);
+}
+
+static void test_timeout(void **state)
+{
+    (void)state;
+    aspen_engine *eng = open_eng(1, NULL);
+    aspen_engine_job_spec s = {.guest = SPIN, .timeout_ms = 150, .max_attempts = 1};
+    int64_t id = submit(eng, &s);
+    int64_t t0 = now_ms();
+    start(eng);
+    wait_state(eng, id, ASPEN_STORE_FAILED, 10000);
+    assert_true(now_ms() - t0 < 3000);
+    aspen_engine_error err = {0};
+    aspen_store_attempt *a = NULL;
+    size_t n = 0;
+    assert_int_equal(aspen_engine_attempts(eng, id, &a, &n, &err), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(a[0].outcome, "timeout");
+    assert_true(a[0].wall_us >= 100000);
+    aspen_store_attempts_free(a, n);
+    /* the worker's VM is fine afterwards: a normal job runs */
+    aspen_engine_job_spec q = {.guest = QUIET, .payload = "1"};
+    int64_t ok = submit(eng, &q);
+    wait_state(eng, ok, ASPEN_STORE_SUCCEEDED, 10000);
+    aspen_engine_close(eng);
+}
+
+static void test_cancel_queued(void **state)
+{
+    (void)state;
+    aspen_engine *eng = open_eng(1, NULL);
+    aspen_engine_job_spec s = {.guest = QUIET, .payload = "{}"};
+    int64_t id = submit(eng, &s);
+    bool requested = true;
+    aspen_engine_error err = {0};
+    assert_int_equal(aspen_engine_cancel(eng, id, &requested, &err), 0);
+    assert_false(requested);
+    assert_int_equal(state_of(eng, id), ASPEN_STORE_CANCELLED);
+    start(eng);
+    wait_idle(eng);
+    aspen_store_job j = {0};
+    assert_int_equal(aspen_engine_get(eng, id, &j, &err), 0);
+    assert_int_equal(j.state, ASPEN_STORE_CANCELLED);
+    assert_int_equal(j.attempts, 0); /* never ran */
+    aspen_store_job_clear(&j);
+    /* a final job cannot be cancelled */
+    assert_int_equal(aspen_engine_cancel(eng, id, NULL, &err), ASPEN_ENGINE_ESTATE);
+    assert_int_equal(aspen_engine_cancel(eng, 999999, NULL, &err), ASPEN_ENGINE_ENOTFOUND);
+    aspen_engine_close(eng);
+}
+
+static void test_cancel_running(void **state)
+{
+    (void)state;
+    aspen_engine *eng = open_eng(1, NULL);
+    aspen_engine_job_spec s = {.guest = SPIN, .timeout_ms = 60000, .max_attempts = 3};
+    int64_t id = submit(eng, &s);
+    start(eng);
+    wait_state(eng, id, ASPEN_STORE_RUNNING, 10000);
+    sleep_ms(100); /* let it spin in the guest */
+    bool requested = false;
+    aspen_engine_error err = {0};
+    int64_t t0 = now_ms();
+    assert_int_equal(aspen_engine_cancel(eng, id, &requested, &err), 0);
+    assert_true(requested);
+    wait_state(eng, id, ASPEN_STORE_CANCELLED, 5000);
+    int64_t took = now_ms() - t0;
+    fprintf(stderr, "cancel of a spinning guest through the engine: %lld ms\n", (long long)took);
+    assert_true(took < 500);
+    aspen_store_attempt *a = NULL;
+    size_t n = 0;
+    assert_int_equal(aspen_engine_attempts(eng, id, &a, &n, &err), 0);
+    assert_int_equal(n, 1); /* not retried */
+    assert_string_equal(a[0].outcome, "cancelled");
+    aspen_store_attempts_free(a, n);
+
+    /* cancelled from another connection (as another process would): noticed by polling */
+    int64_t id2 = submit(eng, &s);
+    wait_state(eng, id2, ASPEN_STORE_RUNNING, 10000);
+    aspen_engine *other = open_eng(0, NULL);
+    t0 = now_ms();
+    assert_int_equal(aspen_engine_cancel(other, id2, &requested, &err), 0);
+    assert_true(requested);
+    wait_state(other, id2, ASPEN_STORE_CANCELLED, 5000);
+    took = now_ms() - t0;
+    fprintf(stderr, "cancel of a spinning guest from another connection: %lld ms\n",
+            (long long)took);
+    assert_true(took < 1000);
+    aspen_engine_close(other);
+    aspen_engine_close(eng);
+}
+
+static void test_rerun(void **state)
+{
+    (void)state;
+    aspen_engine *eng = open_eng(1, NULL);
+    aspen_engine_job_spec s = {.guest = QUIET, .payload = "{\"n\":7}", .priority = 3};
+    int64_t id = submit(eng, &s);
+    start(eng);
+    wait_state(eng, id, ASPEN_STORE_SUCCEEDED, 10000);
+    int64_t again = 0;
+    aspen_engine_error err = {0};
+    assert_int_equal(aspen_engine_rerun(eng, id, &again, &err), 0);
+    assert_true(again > id);
+    wait_state(eng, again, ASPEN_STORE_SUCCEEDED, 10000);
+    aspen_store_job j = {0};
+    assert_int_equal(aspen_engine_get(eng, again, &j, &err), 0);
+    assert_int_equal(j.rerun_of, id);
+    assert_int_equal(j.priority, 3);
+    assert_string_equal(j.payload, "{\"n\":7}");
+    assert_string_equal((const char *)j.result, "{\"n\":7}");
+    aspen_store_job_clear(&j);
+    assert_int_equal(aspen_engine_rerun(eng, 424242, &again, &err), ASPEN_ENGINE_ENOTFOUND);
+    aspen_engine_close(eng);
+}
+
+static void test_pause_resume(void **state)
+{
+    (void)state;
+    aspen_engine *eng = open_eng(1, NULL);
+    aspen_engine_error err = {0};
+    assert_int_equal(aspen_engine_set_paused(eng, true, &err), 0);
+    start(eng);
+    aspen_engine_job_spec s = {.guest = QUIET, .payload = "{}"};
+    int64_t id = submit(eng, &s);
+    sleep_ms(300);
+    assert_int_equal(state_of(eng, id), ASPEN_STORE_QUEUED);
+    /* resumed by another connection: this engine notices */
+    aspen_engine *other = open_eng(0, NULL);
+    assert_int_equal(aspen_engine_set_paused(other, false, &err), 0);
+    aspen_engine_close(other);
+    int64_t took = wait_state(eng, id, ASPEN_STORE_SUCCEEDED, 5000);
+    assert_true(took < 1500);
+    aspen_engine_close(eng);
+}
+
+struct seen {
+    atomic_int running, succeeded, logs, vm, other;
+    char line[128];
+};
+
+static void on_event(const aspen_engine_event *ev, void *user)
+{
+    struct seen *s = user;
+    switch (ev->type) {
+    case ASPEN_ENGINE_EV_JOB_STATE:
+        if (ev->state == ASPEN_STORE_RUNNING)
+            atomic_fetch_add(&s->running, 1);
+        else if (ev->state == ASPEN_STORE_SUCCEEDED)
+            atomic_fetch_add(&s->succeeded, 1);
+        break;
+    case ASPEN_ENGINE_EV_LOG:
+        if (atomic_fetch_add(&s->logs, 1) == 0)
+            snprintf(s->line, sizeof s->line, "%s", ev->message);
+        break;
+    case ASPEN_ENGINE_EV_VM:
+        assert_non_null(ev->vm);
+        if (ev->vm->memory_configured > 0)
+            atomic_fetch_add(&s->vm, 1);
+        break;
+    default: atomic_fetch_add(&s->other, 1); break;
+    }
+}
+
+static void test_events(void **state)
+{
+    (void)state;
+    aspen_engine *eng = open_eng(2, NULL);
+    struct seen s = {0};
+    int sub = aspen_engine_subscribe(eng, ASPEN_ENGINE_EV_ALL, on_event, &s);
+    assert_true(sub > 0);
+    start(eng);
+    aspen_engine_job_spec e = {.guest = ECHO, .payload = "{\"message\":\"events\"}"};
+    for (int i = 0; i < 5; i++)
+        submit(eng, &e);
+    wait_idle(eng);
+    aspen_engine_unsubscribe(eng, sub);
+    assert_int_equal(atomic_load(&s.running), 5);
+    assert_int_equal(atomic_load(&s.succeeded), 5);
+    assert_true(atomic_load(&s.logs) >= 5);
+    assert_true(atomic_load(&s.vm) >= 5);
+    assert_true(strlen(s.line) > 0);
+    aspen_engine_close(eng);
+}
+
+static void test_shutdown_releases_running(void **state)
+{
+    (void)state;
+    aspen_engine *eng = open_eng(1, NULL);
+    aspen_engine_job_spec s = {.guest = SPIN, .timeout_ms = 60000};
+    int64_t id = submit(eng, &s);
+    start(eng);
+    wait_state(eng, id, ASPEN_STORE_RUNNING, 10000);
+    aspen_engine_error err = {0};
+    int64_t t0 = now_ms();
+    assert_int_equal(aspen_engine_stop(eng, 100, &err), 0);
+    assert_true(now_ms() - t0 < 2000);
+    aspen_store_job j = {0};
+    assert_int_equal(aspen_engine_get(eng, id, &j, &err), 0);
+    assert_int_equal(j.state, ASPEN_STORE_QUEUED); /* handed back, will run again */
+    assert_int_equal(j.owner, 0);
+    aspen_store_job_clear(&j);
+    aspen_engine_close(eng);
+}
+
+/* ---- build from source -------------------------------------------------------------------------- */
+
+static char g_script[400], g_src[400], g_cache[400];
+
+static void fake_build(aspen_engine_config *c)
+{
+    c->build_script = g_script;
+    c->cache_dir = g_cache;
+}
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static void test_build_from_source(void **state)
+{
+    (void)state;
+    /* a stand-in for scripts/build-guest.sh: "compiles" by copying the quiet-echo guest, and fails
+     * like a compiler when the source says so */
+    snprintf(g_script, sizeof g_script, "%s/build.sh", g_dir);
+    snprintf(g_src, sizeof g_src, "%s/src", g_dir);
+    snprintf(g_cache, sizeof g_cache, "%s/cache", g_dir);
+    char text[1024];
+    snprintf(text, sizeof text,
+             "#!/bin/bash\n"
+             "src=$1; out=$3\n"
+             "if grep -q BROKEN \"$src/main.c\"; then\n"
+             "  echo \"$src/main.c:3:5: error: expected ';' before '}' token\" >&2; exit 1; fi\n"
+             "sleep 0.2; cp '%s' \"$out\"; echo built\n",
+             QUIET);
+    write_file(g_script, text);
+    mkdir(g_src, 0755);
+    snprintf(text, sizeof text, "%s/main.c", g_src);
+    write_file(text, "int main(void) { return 0; }\n");
+
+    aspen_engine *eng = open_eng(1, fake_build);
+    aspen_engine_job_spec s = {.source_dir = g_src, .payload = "{\"built\":1}"};
+    int64_t first = submit(eng, &s);
+    start(eng);
+    wait_state(eng, first, ASPEN_STORE_SUCCEEDED, 20000);
+    /* cached: the build script is not run again, and the lookup is fast */
+    char path[512];
+    bool cached = false;
+    aspen_engine_error err = {0};
+    struct timespec a, b;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    assert_int_equal(aspen_engine_build(eng, g_src, path, sizeof path, &cached, &err), 0);
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    double ms = (double)(b.tv_sec - a.tv_sec) * 1e3 + (double)(b.tv_nsec - a.tv_nsec) / 1e6;
+    fprintf(stderr, "cached build lookup: %.3f ms\n", ms);
+    assert_true(cached);
+    assert_true(ms < 2.0);
+    int64_t second = submit(eng, &s);
+    wait_state(eng, second, ASPEN_STORE_SUCCEEDED, 10000);
+    aspen_engine_snapshot *snap = calloc(1, sizeof *snap);
+    assert_int_equal(aspen_engine_snapshot_get(eng, snap, &err), 0);
+    assert_int_equal(snap->throughput.builds, 1);
+    assert_true(snap->throughput.build_cache_hits >= 2);
+    free(snap);
+
+    /* a broken source: the job fails once, with the compiler's message */
+    snprintf(text, sizeof text, "%s/main.c", g_src);
+    write_file(text, "int main(void) {\n  return 0\n  BROKEN }\n");
+    int64_t broken = submit(eng, &s);
+    wait_state(eng, broken, ASPEN_STORE_FAILED, 10000);
+    aspen_store_job j = {0};
+    assert_int_equal(aspen_engine_get(eng, broken, &j, &err), 0);
+    assert_int_equal(j.attempts, 1);
+    assert_non_null(strstr(j.error, "expected ';'"));
+    aspen_store_job_clear(&j);
+    aspen_engine_close(eng);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_invalid_payload, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_missing_binary, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_corrupt_database, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_vm_job_lifecycle, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_many_jobs_warm_pool, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_routing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_retry_backoff, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_retry_is_scheduled, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_timeout, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cancel_queued, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cancel_running, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rerun, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pause_resume, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_events, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_shutdown_releases_running, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_build_from_source, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -449,6 +449,13 @@ static int check_path(const char *path, const aspen_store_options *o, aspen_stor
     const char *dir = dirname(copy);
     struct stat st;
     int code = 0;
+    if (stat(dir, &st) != 0 && errno != ENOENT && errno != ENOTDIR) {
+        code = store_err(err, ASPEN_STORE_EPERM,
+                         "cannot reach database directory %s: %s: fix the permissions of the "
+                         "directories on its path or pass --db with another path",
+                         dir, strerror(errno));
+        goto free_copy;
+    }
     if (stat(dir, &st) != 0) {
         code = store_err(err, ASPEN_STORE_ENODIR,
                          "database directory %s does not exist: create it (mkdir -p %s) or pass "
@@ -461,6 +468,13 @@ static int check_path(const char *path, const aspen_store_options *o, aspen_stor
                          "%s is not a directory, so database %s cannot live there: pass --db "
                          "with another path",
                          dir, path);
+        goto free_copy;
+    }
+    if (stat(path, &st) != 0 && errno != ENOENT) {
+        code = store_err(err, ASPEN_STORE_EPERM,
+                         "cannot reach database %s: %s: fix the permissions of directory %s "
+                         "(it must be searchable) or pass --db with another path",
+                         path, strerror(errno), dir);
         goto free_copy;
     }
     if (stat(path, &st) != 0) {

@@ -87,7 +87,7 @@ int bench_engine(int argc, char **argv)
         fprintf(stderr, "error: %s\n", msg);
         return 1;
     }
-    char tmpdir[PATH_MAX] = "", dbpath[PATH_MAX];
+    char tmpdir[PATH_MAX] = "", dbpath[PATH_MAX + 16];
     if (db) {
         snprintf(dbpath, sizeof dbpath, "%s", db);
     } else {
@@ -234,7 +234,7 @@ int bench_engine(int argc, char **argv)
 done:
     aspen_engine_close(eng);
     if (tmpdir[0]) {
-        char p[PATH_MAX + 16];
+        char p[PATH_MAX + 32];
         const char *sfx[] = {"", "-wal", "-shm"};
         for (int i = 0; i < 3; i++) {
             snprintf(p, sizeof p, "%s%s", dbpath, sfx[i]);

@@ -28,7 +28,8 @@ OUT_DIR_DEFAULT="$ROOT/target/guest-binaries"
 die() { echo "build-guest: error: $*" >&2; exit 1; }
 
 usage() {
-  sed -n '2,26p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+  # The header comment, without the '# ' (it ends at the first line that is not a comment).
+  awk 'NR > 1 { if (!/^#/) exit; sub(/^# ?/, ""); print }' "${BASH_SOURCE[0]}"
 }
 
 out=""
@@ -55,7 +56,11 @@ elif [[ -d "$target" ]]; then
   src_dir="$(cd "$target" && pwd)"
   name="$(basename "$src_dir")"
 else
-  known=$(cd "$ROOT/guests" 2>/dev/null && for d in */; do d="${d%/}"; [[ "$d" == sdk ]] || printf '%s ' "$d"; done)
+  known=""
+  for d in "$ROOT"/guests/*/; do
+    d="$(basename "$d")"
+    [[ "$d" == sdk ]] || known+="${known:+, }$d"
+  done
   die "unknown guest '$target': there is no directory guests/$target nor a directory at that path (guests here: ${known:-none})"
 fi
 [[ -n "$out" ]] || out="$OUT_DIR_DEFAULT/$name"

@@ -72,7 +72,7 @@ extern "C" {
 typedef struct aspen_buf {
     uint8_t *data; /* NULL until the first append */
     size_t len;
-    size_t cap;
+    size_t cap;  /* 0 with data != NULL: a view of memory the buffer does not own */
     bool failed; /* an append ran out of memory */
 } aspen_buf;
 
@@ -88,6 +88,10 @@ int aspen_buf_vappendf(aspen_buf *b, const char *fmt, va_list ap) ASPEN_PRINTF(2
 char *aspen_buf_cstr(aspen_buf *b);
 void aspen_buf_reset(aspen_buf *b); /* len = 0, keeps the memory */
 void aspen_buf_free(aspen_buf *b);  /* back to ASPEN_BUF_INIT */
+/* Zero-copy: make b refer to len bytes at data (e.g. part of the job's input) instead of owning a
+ * copy. The bytes must stay valid and unchanged until the job ends; a later append copies them
+ * into a buffer of b's own first. Replaces b's contents (freeing what it owned). */
+void aspen_buf_view(aspen_buf *b, const void *data, size_t len);
 
 /* ================================================================================================
  * JSON (RFC 8259)

@@ -1,4 +1,6 @@
 /* buf.c — aspen_buf, the growable byte buffer of aspen.h: handler output, JSON writing, log lines.
+ * A buffer can also be a view of memory it does not own (cap == 0, data != NULL), which lets a
+ * handler return part of its input without copying it.
  *
  * Growth doubles the capacity (amortised O(1) appends) with overflow-checked arithmetic; a failed
  * allocation leaves the contents intact and sets `failed`, so callers may append many times and
@@ -18,6 +20,18 @@ int aspen_buf_reserve(aspen_buf *b, size_t extra)
     }
     if (need <= b->cap)
         return 0;
+    if (b->cap == 0 && b->data) {
+        /* A view (aspen_buf_view): take a copy of our own before growing. */
+        uint8_t *own = malloc(need);
+        if (!own) {
+            b->failed = true;
+            return -1;
+        }
+        memcpy(own, b->data, b->len);
+        b->data = own;
+        b->cap = need;
+        return 0;
+    }
     size_t cap = b->cap ? b->cap : 64;
     while (cap < need) {
         if (cap > SIZE_MAX / 2) {
@@ -67,7 +81,7 @@ int aspen_buf_vappendf(aspen_buf *b, const char *fmt, va_list ap)
     va_list ap2;
     va_copy(ap2, ap);
     /* Try in the room there is; if it does not fit, grow exactly and format again. */
-    size_t room = b->cap - b->len;
+    size_t room = b->cap > b->len ? b->cap - b->len : 0; /* 0 for a view: copied on reserve */
     int n = vsnprintf(room ? (char *)b->data + b->len : NULL, room, fmt, ap);
     if (n < 0) {
         va_end(ap2);
@@ -105,9 +119,17 @@ char *aspen_buf_cstr(aspen_buf *b)
 
 void aspen_buf_reset(aspen_buf *b) { b->len = 0; }
 
+void aspen_buf_view(aspen_buf *b, const void *data, size_t len)
+{
+    aspen_buf_free(b);
+    b->data = (uint8_t *)data;
+    b->len = data ? len : 0;
+}
+
 void aspen_buf_free(aspen_buf *b)
 {
-    free(b->data);
+    if (b->cap)
+        free(b->data);
     b->data = NULL;
     b->len = b->cap = 0;
     b->failed = false;

@@ -123,6 +123,7 @@ void aspen_panic(const char *fmt, ...)
     exit_done();
 }
 
+#if !defined(ASPEN_SDK_NATIVE)
 void aspen__fatal(const char *fmt, ...)
 {
     va_list ap;
@@ -133,6 +134,7 @@ void aspen__fatal(const char *fmt, ...)
         aspen__finish(ASPEN_STATUS_PANIC, NULL, 0);
     exit_done();
 }
+#endif
 
 void aspen__assert_fail(const char *expr, const char *file, int line, const char *func)
 {

@@ -56,8 +56,12 @@ void aspen__finish(uint32_t status, const void *out, size_t out_len);
 void aspen__set_message(bool force, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* ---- Misc. ----------------------------------------------------------------------------------- */
-/* The guest runtime's panic (runtime.c) or, natively, abort(). Used when the heap finds itself
- * corrupted (double free, wild pointer): continuing would only hide the bug. */
+/* The guest runtime's panic (runtime.c) or, natively, native/native_sys.c's hook-or-abort. Used
+ * when the heap finds itself corrupted (double free, wild pointer): continuing would only hide the
+ * bug. */
+#if defined(ASPEN_SDK_NATIVE)
+#define aspen__fatal aspen__native_fatal
+#endif
 __attribute__((noreturn, format(printf, 1, 2))) void aspen__fatal(const char *fmt, ...);
 
 #endif

@@ -84,10 +84,9 @@ static const char *const stmt_sql[ST_COUNT] = {
                         " FROM engines e ORDER BY e.id",
     [ST_ENGINES_EXPIRED_DELETE] = "DELETE FROM engines WHERE lease_until < ?1",
     /* Running jobs whose owner holds no live lease (expired, or the row is gone). */
-    [ST_ORPHANS] = "SELECT j.id, j.owner FROM jobs j INDEXED BY jobs_running"
-                   " WHERE j.state = 'running' AND NOT EXISTS"
-                   " (SELECT 1 FROM engines e WHERE e.id = j.owner AND e.lease_until >= ?1)"
-                   " ORDER BY j.id",
+    [ST_ORPHANS] = "SELECT id, owner FROM jobs INDEXED BY jobs_running"
+                   " WHERE state = 'running' AND NOT EXISTS"
+                   " (SELECT 1 FROM engines e WHERE e.id = jobs.owner AND e.lease_until >= ?1)",
     [ST_RUNNING_OF_ENGINE] = "SELECT id FROM jobs INDEXED BY jobs_running"
                               " WHERE state = 'running' AND owner = ?1 ORDER BY id",
     [ST_CANCEL_REQUESTS] = "SELECT id FROM jobs INDEXED BY jobs_running WHERE state = 'running'"

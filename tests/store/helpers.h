@@ -41,7 +41,7 @@ static inline aspen_store *open_or_fail(const char *path, const aspen_store_opti
     return s;
 }
 
-static int fx_setup(void **state)
+static inline int fx_setup(void **state)
 {
     struct fixture *f = calloc(1, sizeof *f);
     const char *tmp = getenv("TMPDIR");
@@ -57,7 +57,7 @@ static int fx_setup(void **state)
     return 0;
 }
 
-static int fx_teardown(void **state)
+static inline int fx_teardown(void **state)
 {
     struct fixture *f = *state;
     aspen_store_close(f->s);

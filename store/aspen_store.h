@@ -228,8 +228,9 @@ typedef struct aspen_store_completion {
 /* Writes n completions by `engine_id` in ONE transaction: job state, attempt row, logs. A
  * completion that no longer applies (job recovered by someone else after a lost lease, already
  * final, not running) does not abort the others: its status[i] is ESTATE/ENOTFOUND/ELEASE and
- * nothing is written for it. status may be NULL. Returns 0 when the transaction committed. If
- * final_states is not NULL, final_states[i] receives each job's new state. */
+ * nothing is written for it. status may be NULL. Returns 0 when the transaction committed (err->msg
+ * then still describes the first refused item, if any, for the log). If final_states is not NULL,
+ * final_states[i] receives each job's new state (its unchanged state when refused). */
 int aspen_store_complete(aspen_store *s, int64_t engine_id, const aspen_store_completion *c,
                          size_t n, int64_t now_ms, int *status, aspen_store_state *final_states,
                          aspen_store_error *err);

@@ -688,6 +688,8 @@ static int complete_one(aspen_store *s, int64_t engine_id, const aspen_store_com
     int code = job_read(s, c->job_id, &before, err);
     if (code)
         return code;
+    if (final_state)
+        *final_state = before.state; /* what it stays if refused */
     if (before.state != ASPEN_STORE_RUNNING)
         return store_err(err, ASPEN_STORE_ESTATE,
                          "job %lld is %s, not running: its result was not recorded (recovered "

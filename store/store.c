@@ -647,7 +647,7 @@ int aspen_store_open(const char *path, const aspen_store_options *opts, aspen_st
         rc = sqlite3_exec(s->db,
                           "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;"
                           " PRAGMA foreign_keys = OFF; PRAGMA cache_size = -16384;"
-                          " PRAGMA temp_store = MEMORY",
+                          " PRAGMA temp_store = MEMORY; PRAGMA journal_size_limit = 67108864",
                           NULL, NULL, NULL);
         if (rc != SQLITE_OK) {
             code = store_sqlite_err(s, err, rc, "setting up WAL mode");

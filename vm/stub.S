@@ -66,6 +66,9 @@ aspen_stub_start:
 
     .balign 16
 common:
+    /* rcx first: after a `syscall` it holds the address of the next instruction, which is how the
+     * host recognises one (nested KVM jumps to LSTAR instead of raising #UD when SCE is off) */
+    movq %rcx, FAULT_BLOCK + 56
     /* stack: vector, error code, rip, cs, rflags, rsp, ss */
     popq %rax
     movq %rax, FAULT_BLOCK + 0

@@ -746,6 +746,19 @@ static void describe_fault(aspen_vm *vm, aspen_vm_result *res)
     f->address = f->vector == 14 ? fb[6] : 0;
     bool from_user = (fb[3] & 3) == 3;
     char detail[512] = "";
+    /* `syscall` with EFER.SCE clear: bare-metal KVM raises #UD on the instruction (insn_hint names
+     * it); nested kvm_pvm jumps to LSTAR (0) at CPL 3 instead, leaving the return address in rcx. */
+    uint8_t sc[2];
+    if (f->vector == 14 && f->rip == 0 && fb[7] >= 2 && vm_guest_copy_out(vm, fb[7] - 2, 2, sc) == 0 &&
+        sc[0] == 0x0f && sc[1] == 0x05) {
+        f->rip = fb[7] - 2;
+        f->vector = 6;
+        f->address = 0;
+        snprintf(res->message, sizeof res->message, "guest CPU fault: invalid opcode (#UD) at rip "
+                 "0x%llx%s",
+                 (unsigned long long)f->rip, insn_hint(vm, f->rip, 6));
+        return;
+    }
     if (f->vector == 14) {
         uint64_t a = f->address, ec = f->error_code;
         const char *what = (ec & 16) ? "executing" : (ec & 2) ? "writing" : "reading";
@@ -936,9 +949,9 @@ int aspen_vm_create(aspen_vm_image *img, const aspen_vm_config *cfg_in, aspen_vm
     }
     cfg.memory_bytes = PAGE_UP(cfg.memory_bytes);
     cfg.stack_bytes = PAGE_UP(cfg.stack_bytes);
-    if (cfg.stack_bytes < (16u << 10) || cfg.stack_bytes > cfg.memory_bytes / 2) {
-        vm_set_error(err, ASPEN_VM_EINVAL, "stack must be between 16 KiB and half of guest "
-                     "memory (got %zu bytes)", cfg.stack_bytes);
+    if (cfg.stack_bytes < (16u << 10) || cfg.stack_bytes > (256u << 20)) {
+        vm_set_error(err, ASPEN_VM_EINVAL, "stack must be between 16 KiB and 256 MiB (got %zu "
+                     "bytes)", cfg.stack_bytes);
         return ASPEN_VM_EINVAL;
     }
     size_t image_mem = img->ro_size + img->rw_size;

@@ -99,8 +99,12 @@ int aspen_store_open(const char *path, const aspen_store_options *opts, aspen_st
 void aspen_store_close(aspen_store *s); /* NULL is fine */
 const char *aspen_store_path(const aspen_store *s);
 int64_t aspen_store_now_ms(void); /* wall clock, unix ms */
-/* PRAGMA quick_check: 0, or ECORRUPT naming the first problem. O(database size). */
+/* PRAGMA quick_check, and the kept per-state counts against a recount: 0, or ECORRUPT naming the
+ * first problem (EIO "counts drifted" when only the counts are off: run aspen_store_recount).
+ * O(database size). */
 int aspen_store_check(aspen_store *s, aspen_store_error *err);
+/* Rebuilds the per-state counts from the jobs table (after rows were changed by hand). O(jobs). */
+int aspen_store_recount(aspen_store *s, aspen_store_error *err);
 
 /* ---- binaries (content-addressed) --------------------------------------------------------------- */
 
@@ -316,6 +320,12 @@ int aspen_store_cancel_matching(aspen_store *s, const struct aspen_store_filter 
                                 aspen_store_error *err);
 /* Deletes a final job with its attempts and logs (ESTATE for queued/scheduled/running jobs). */
 int aspen_store_delete(aspen_store *s, int64_t id, aspen_store_error *err);
+
+/* Retention: deletes final jobs (succeeded, failed, cancelled) that finished before
+ * finished_before_ms, with their attempts and logs, in one transaction. O(table): maintenance, not
+ * the hot path. Binaries stay (other jobs may reference them). */
+int aspen_store_purge(aspen_store *s, int64_t finished_before_ms, int64_t *deleted,
+                      aspen_store_error *err);
 
 int aspen_store_set_paused(aspen_store *s, bool paused, aspen_store_error *err);
 int aspen_store_paused(aspen_store *s, bool *paused, aspen_store_error *err);

@@ -993,6 +993,70 @@ rollback:
     return code;
 }
 
+int aspen_store_purge(aspen_store *s, int64_t finished_before_ms, int64_t *deleted,
+                      aspen_store_error *err)
+{
+    static const char *const final_states = "('succeeded', 'failed', 'cancelled')";
+    int64_t total = 0;
+    if (deleted)
+        *deleted = 0;
+    int code = tx_begin(s, err);
+    if (code)
+        return code;
+    /* Count what goes, per state, for job_counts; then logs, attempts, jobs. */
+    char sql[320];
+    snprintf(sql, sizeof sql,
+             "SELECT state, count(*) FROM jobs WHERE state IN %s AND finished_at < ?1 GROUP BY state",
+             final_states);
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
+    if (rc != SQLITE_OK) {
+        code = store_sqlite_err(s, err, rc, "purging old jobs");
+        goto rollback;
+    }
+    sqlite3_bind_int64(st, 1, finished_before_ms);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        int state = state_from_text(sqlite3_column_text(st, 0));
+        int64_t n = sqlite3_column_int64(st, 1);
+        if (state >= 0)
+            counts_note(s, (aspen_store_state)state, ASPEN_STORE_STATE_NEW, n);
+        total += n;
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) {
+        code = store_sqlite_err(s, err, rc, "purging old jobs");
+        goto rollback;
+    }
+    static const char *const tables[] = {"logs", "attempts"};
+    for (int pass = 0; pass < 3; pass++) {
+        if (pass < 2)
+            snprintf(sql, sizeof sql,
+                     "DELETE FROM %s WHERE job IN (SELECT id FROM jobs WHERE state IN %s"
+                     " AND finished_at < ?1)",
+                     tables[pass], final_states);
+        else
+            snprintf(sql, sizeof sql, "DELETE FROM jobs WHERE state IN %s AND finished_at < ?1",
+                     final_states);
+        rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
+        if (rc == SQLITE_OK) {
+            sqlite3_bind_int64(st, 1, finished_before_ms);
+            rc = sqlite3_step(st);
+            sqlite3_finalize(st);
+        }
+        if (rc != SQLITE_DONE && rc != SQLITE_OK) {
+            code = store_sqlite_err(s, err, rc, "purging old jobs");
+            goto rollback;
+        }
+    }
+    code = tx_commit(s, "purging old jobs", err);
+    if (!code && deleted)
+        *deleted = total;
+    return code;
+rollback:
+    tx_rollback(s);
+    return code;
+}
+
 /* Used by query.c's filtered bulk actions, inside their transaction. */
 int store_cancel_one(aspen_store *s, int64_t id, int64_t now_ms, aspen_store_cancel_result *result,
                      aspen_store_error *err)

@@ -683,7 +683,7 @@ void aspen_store_close(aspen_store *s)
 
 const char *aspen_store_path(const aspen_store *s) { return s ? s->path : NULL; }
 
-int aspen_store_check(aspen_store *s, aspen_store_error *err)
+static int quick_check(aspen_store *s, aspen_store_error *err)
 {
     sqlite3_stmt *st = NULL;
     int rc = sqlite3_prepare_v2(s->db, "PRAGMA quick_check", -1, &st, NULL);
@@ -702,6 +702,72 @@ int aspen_store_check(aspen_store *s, aspen_store_error *err)
         code = store_sqlite_err(s, err, rc, "checking the database");
     }
     sqlite3_finalize(st);
+    return code;
+}
+
+/* The real counts per state (full scan), into real[]. */
+static int recount_into(aspen_store *s, int64_t real[ASPEN_STORE_STATE_COUNT],
+                        aspen_store_error *err)
+{
+    memset(real, 0, sizeof(int64_t) * ASPEN_STORE_STATE_COUNT);
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(s->db, "SELECT state, count(*) FROM jobs GROUP BY state", -1, &st,
+                                NULL);
+    if (rc != SQLITE_OK)
+        return store_sqlite_err(s, err, rc, "counting jobs");
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        int state = state_from_text(sqlite3_column_text(st, 0));
+        if (state >= 0)
+            real[state] = sqlite3_column_int64(st, 1);
+    }
+    int code = rc == SQLITE_DONE ? 0 : store_sqlite_err(s, err, rc, "counting jobs");
+    sqlite3_finalize(st);
+    return code;
+}
+
+int aspen_store_check(aspen_store *s, aspen_store_error *err)
+{
+    int code = quick_check(s, err);
+    if (code)
+        return code;
+    int64_t kept[ASPEN_STORE_STATE_COUNT], real[ASPEN_STORE_STATE_COUNT];
+    code = aspen_store_counts(s, kept, err);
+    if (!code)
+        code = recount_into(s, real, err);
+    if (code)
+        return code;
+    for (int i = 0; i < ASPEN_STORE_STATE_COUNT; i++)
+        if (kept[i] != real[i])
+            return store_err(err, ASPEN_STORE_EIO,
+                             "job counts drifted in %s (%s: kept %lld, actual %lld), probably after "
+                             "rows were changed by hand: run aspen_store_recount",
+                             s->path, aspen_store_state_name((aspen_store_state)i),
+                             (long long)kept[i], (long long)real[i]);
+    return 0;
+}
+
+int aspen_store_recount(aspen_store *s, aspen_store_error *err)
+{
+    int64_t real[ASPEN_STORE_STATE_COUNT];
+    int code = tx_begin(s, err);
+    if (code)
+        return code;
+    code = recount_into(s, real, err);
+    if (code)
+        goto rollback;
+    for (int i = 0; i < ASPEN_STORE_STATE_COUNT; i++) {
+        char sql[96];
+        snprintf(sql, sizeof sql, "UPDATE job_counts SET n = %lld WHERE state = '%s'",
+                 (long long)real[i], aspen_store_state_name((aspen_store_state)i));
+        int rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
+        if (rc != SQLITE_OK) {
+            code = store_sqlite_err(s, err, rc, "rewriting job counts");
+            goto rollback;
+        }
+    }
+    return tx_commit(s, "rewriting job counts", err);
+rollback:
+    tx_rollback(s);
     return code;
 }
 

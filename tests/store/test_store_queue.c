@@ -1,9 +1,11 @@
 /* test_store_queue.c — the queue end to end with an injected clock: submit validation, binaries by
  * content hash, claim order (priority, run_at, id), batch claim, group commit with attempts and
  * logs, retry with backoff through scheduled, cancel of queued and running jobs, rerun, retry of
- * failed jobs by filter, pause, the log cap and its marker, listing with filters, counts and the
- * oldest waiting job. */
+ * failed jobs by filter, purge and recount, pause, the log cap and its marker, listing with
+ * filters, counts and the oldest waiting job. */
 #include "helpers.h"
+
+#include <sqlite3.h>
 
 static void test_submit_validation(void **state)
 {
@@ -481,6 +483,55 @@ static void test_rerun_and_retry_failed(void **state)
     free(at);
 }
 
+static void test_purge_and_recount(void **state)
+{
+    struct fixture *f = *state;
+    aspen_store_error e = {0};
+    int64_t old_ok = submit_job(f->s, "t", 0, 0, 1, T0);
+    int64_t old_bad = submit_job(f->s, "t", 0, 0, 1, T0);
+    int64_t recent = submit_job(f->s, "t", 0, 0, 1, T0);
+    int64_t waiting = submit_job(f->s, "t", -1, 0, 1, T0);
+    assert_int_equal(claim_ids(f->s, f->engine, 3, T0, NULL), 3);
+    aspen_store_log_line l = {.line = "x"};
+    aspen_store_completion c[3] = {
+        {.job_id = old_ok, .outcome = ASPEN_STORE_OUTCOME_SUCCESS, .logs = &l, .n_logs = 1},
+        {.job_id = old_bad, .outcome = ASPEN_STORE_OUTCOME_FAILURE},
+    };
+    assert_int_equal(aspen_store_complete(f->s, f->engine, c, 2, T0 + 10, NULL, NULL, &e), 0);
+    c[0].job_id = recent;
+    assert_int_equal(aspen_store_complete(f->s, f->engine, c, 1, T0 + 1000, NULL, NULL, &e), 0);
+    int64_t deleted = 0;
+    assert_int_equal(aspen_store_purge(f->s, T0 + 500, &deleted, &e), 0);
+    assert_int_equal(deleted, 2);
+    aspen_store_job j;
+    assert_int_equal(aspen_store_get(f->s, old_ok, &j, &e), ASPEN_STORE_ENOTFOUND);
+    assert_int_equal(aspen_store_get(f->s, recent, &j, &e), 0);
+    aspen_store_job_clear(&j);
+    assert_int_equal(state_of(f->s, waiting), ASPEN_STORE_QUEUED);
+    aspen_store_log *logs = NULL;
+    size_t n = 9;
+    assert_int_equal(aspen_store_logs(f->s, old_ok, 0, 0, &logs, &n, &e), 0);
+    assert_int_equal(n, 0);
+    free(logs);
+    int64_t counts[ASPEN_STORE_STATE_COUNT];
+    assert_int_equal(aspen_store_counts(f->s, counts, &e), 0);
+    assert_int_equal(counts[ASPEN_STORE_SUCCEEDED], 1);
+    assert_int_equal(counts[ASPEN_STORE_FAILED], 0);
+    assert_int_equal(aspen_store_check(f->s, &e), 0);
+
+    /* Rows changed behind the store's back: the check notices, recount repairs. */
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "DELETE FROM jobs WHERE state = 'queued'", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    assert_int_equal(aspen_store_check(f->s, &e), ASPEN_STORE_EIO);
+    assert_non_null(strstr(e.msg, "counts drifted"));
+    assert_int_equal(aspen_store_recount(f->s, &e), 0);
+    assert_int_equal(aspen_store_check(f->s, &e), 0);
+    assert_int_equal(aspen_store_counts(f->s, counts, &e), 0);
+    assert_int_equal(counts[ASPEN_STORE_QUEUED], 0);
+}
+
 static void test_pause(void **state)
 {
     struct fixture *f = *state;
@@ -678,6 +729,7 @@ int main(void)
         cmocka_unit_test(test_backoff_helper),
         T(test_cancel),
         T(test_rerun_and_retry_failed),
+        T(test_purge_and_recount),
         T(test_pause),
         T(test_log_cap),
         T(test_list_filters_counts),

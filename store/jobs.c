@@ -432,7 +432,10 @@ int aspen_store_claim(aspen_store *s, int64_t engine_id, size_t max, int64_t now
         *paused = false;
     if (max == 0)
         return 0;
-    aspen_store_job *out = calloc(max, sizeof *out);
+    if (max > 100000)
+        max = 100000; /* one transaction's worth; the caller asks again */
+    size_t cap = max < 256 ? max : 256; /* grown as rows come: max may be far above the queue */
+    aspen_store_job *out = calloc(cap, sizeof *out);
     if (!out)
         return store_err(err, ASPEN_STORE_ENOMEM, "out of memory claiming %zu jobs", max);
     size_t got = 0;
@@ -472,6 +475,17 @@ int aspen_store_claim(aspen_store *s, int64_t engine_id, size_t max, int64_t now
     sqlite3_bind_int64(st, 2, now_ms);
     sqlite3_bind_int64(st, 3, (int64_t)max);
     while ((rc = sqlite3_step(st)) == SQLITE_ROW && got < max) {
+        if (got == cap) {
+            size_t grown_cap = cap * 2 < max ? cap * 2 : max;
+            aspen_store_job *grown = realloc(out, grown_cap * sizeof *out);
+            if (!grown) {
+                code = store_err(err, ASPEN_STORE_ENOMEM, "out of memory claiming jobs");
+                sqlite3_reset(st);
+                goto free_claimed;
+            }
+            out = grown;
+            cap = grown_cap;
+        }
         code = job_from_row(st, &out[got], err);
         if (code) {
             sqlite3_reset(st);

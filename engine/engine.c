@@ -214,7 +214,8 @@ int aspen_engine_open(const aspen_engine_config *cfg, aspen_engine **out, aspen_
     pthread_rwlock_init(&eng->sub_lock, NULL);
     pthread_mutex_init(&eng->q_mu, NULL);
     cond_init_mono(&eng->q_nonempty);
-    cond_init_mono(&eng->q_low);
+    pthread_mutex_init(&eng->h_mu, NULL);
+    cond_init_mono(&eng->h_cond);
     pthread_mutex_init(&eng->d_mu, NULL);
     cond_init_mono(&eng->d_cond);
     cond_init_mono(&eng->d_flushed);
@@ -271,7 +272,8 @@ void aspen_engine_close(aspen_engine *eng)
     pthread_rwlock_destroy(&eng->sub_lock);
     pthread_mutex_destroy(&eng->q_mu);
     pthread_cond_destroy(&eng->q_nonempty);
-    pthread_cond_destroy(&eng->q_low);
+    pthread_mutex_destroy(&eng->h_mu);
+    pthread_cond_destroy(&eng->h_cond);
     pthread_mutex_destroy(&eng->d_mu);
     pthread_cond_destroy(&eng->d_cond);
     pthread_cond_destroy(&eng->d_flushed);
@@ -538,13 +540,11 @@ static size_t queue_len(aspen_engine *eng)
 static void *dispatcher_main(void *arg)
 {
     aspen_engine *eng = arg;
+    pthread_setname_np(pthread_self(), "aspen-dispatch");
     const aspen_engine_config *c = &eng->cfg;
     int64_t now = eng_mono_ms();
     int64_t next_renew = now + c->renew_ms, next_recover = now + c->recover_ms,
-            next_cancel = now + c->cancel_poll_ms, next_sample = now + 1000, next_claim = now;
-    uint64_t last_version = 0;
-    bool have_version = false, more = true;
-    size_t low = c->claim_batch / 2 ? c->claim_batch / 2 : 1;
+            next_cancel = now + c->cancel_poll_ms, next_sample = now + 1000;
     aspen_store_error se = {0};
 
     while (!atomic_load(&eng->stopping)) {
@@ -577,79 +577,27 @@ static void *dispatcher_main(void *arg)
             next_sample = now + 1000;
             sample_throughput(eng, now);
         }
-
-        /* Claim when the queue runs low; when idle, only if someone committed something (data
-         * version) or a local submit woke us, and at least every second (scheduled jobs fall due). */
-        size_t qlen = queue_len(eng);
-        bool woken = atomic_exchange(&eng->wake_dispatcher, 0) != 0;
-        if (qlen < low && !more) {
-            uint64_t v = 0;
-            if (aspen_store_data_version(eng->disp_store, &v, &se) == 0) {
-                if (!have_version || v != last_version || woken)
-                    more = true;
-                last_version = v;
-                have_version = true;
-            }
-            if (now >= next_claim)
-                more = true;
-        }
-        if (qlen < low && (more || woken)) {
-            aspen_store_job *jobs = NULL;
-            size_t n = 0;
-            bool paused = false;
-            size_t want = c->claim_batch * 2 - qlen;
-            int rc = aspen_store_claim(eng->disp_store, atomic_load(&eng->engine_id), want,
-                                       aspen_store_now_ms(), &jobs, &n, &paused, &se);
-            next_claim = now + 1000;
-            if (rc == ASPEN_STORE_ELEASE) {
-                lease_lost(eng, se.msg);
-            } else if (rc) {
-                engine_message(eng, "claiming jobs failed (will retry): %s", se.msg);
-                more = false;
-            } else {
-                more = n == want; /* a full batch: there may be more right away */
-                if (n) {
-                    atomic_fetch_add(&eng->c_claimed, n);
-                    if (eng_wants(eng, ASPEN_ENGINE_EV_JOB_STATE))
-                        for (size_t i = 0; i < n; i++) {
-                            aspen_engine_event ev = {
-                                .type = ASPEN_ENGINE_EV_JOB_STATE, .job_id = jobs[i].id,
-                                .attempt = jobs[i].attempts, .worker = -1,
-                                .state = ASPEN_STORE_RUNNING, .outcome = -1,
-                                .job_type = jobs[i].type};
-                            eng_emit(eng, &ev);
-                        }
-                    if (queue_push_many(eng, jobs, n, atomic_load(&eng->engine_id)) != 0)
-                        engine_message(eng, "out of memory queueing claimed jobs: recovery will "
-                                            "requeue them when this engine stops");
-                    aspen_store_jobs_free(jobs, n);
-                    continue;
-                }
-                aspen_store_jobs_free(jobs, n);
-            }
-        }
-
-        /* Sleep until the queue runs low, a local event, or the next timer. */
-        int64_t next = next_cancel;
-        if (next_renew < next)
-            next = next_renew;
+        int64_t next = next_cancel < next_renew ? next_cancel : next_renew;
         int64_t wait = next - eng_mono_ms();
-        if (!more && wait > c->idle_poll_ms)
-            wait = c->idle_poll_ms;
         if (wait > 0) {
             struct timespec ts;
             abs_deadline(&ts, (int)wait);
-            pthread_mutex_lock(&eng->q_mu);
-            while (!atomic_load(&eng->stopping) && !atomic_load(&eng->wake_dispatcher) &&
-                   (eng->q_len >= low || !more)) {
-                if (pthread_cond_timedwait(&eng->q_low, &eng->q_mu, &ts) == ETIMEDOUT)
+            pthread_mutex_lock(&eng->h_mu);
+            while (!atomic_load(&eng->stopping))
+                if (pthread_cond_timedwait(&eng->h_cond, &eng->h_mu, &ts) == ETIMEDOUT)
                     break;
-            }
-            pthread_mutex_unlock(&eng->q_mu);
+            pthread_mutex_unlock(&eng->h_mu);
         }
     }
     return NULL;
 }
+
+struct claim_state {
+    size_t low;
+    bool more, have_version;
+    uint64_t last_version;
+    int64_t last_version_check, next_claim;
+};
 
 /* ---- committer ---------------------------------------------------------------------------------- */
 
@@ -773,23 +721,108 @@ static int commit_group(aspen_engine *eng, struct eng_done *list, struct commit_
     return 0;
 }
 
+/* Claims due jobs into the ready queue when it runs low. When the last claim was not full, only if
+ * someone committed something (data version), a local submit woke us, or a second passed
+ * (scheduled jobs fall due). Returns true if it claimed anything. */
+static bool claim_more(aspen_engine *eng, struct claim_state *cs)
+{
+    const aspen_engine_config *c = &eng->cfg;
+    aspen_store_error se = {0};
+    int64_t now = eng_mono_ms();
+    size_t qlen = queue_len(eng);
+    if (qlen >= cs->low)
+        return false;
+    bool woken = atomic_exchange(&eng->wake_dispatcher, 0) != 0;
+    if (!cs->more) {
+        uint64_t v = 0;
+        if (now - cs->last_version_check >= c->idle_poll_ms || woken) {
+            cs->last_version_check = now;
+            if (aspen_store_data_version(eng->commit_store, &v, &se) == 0) {
+                if (!cs->have_version || v != cs->last_version)
+                    cs->more = true;
+                cs->last_version = v;
+                cs->have_version = true;
+            }
+        }
+        if (now >= cs->next_claim || woken)
+            cs->more = true;
+    }
+    if (!cs->more)
+        return false;
+    atomic_store(&eng->claiming, 1);
+    if (atomic_load(&eng->stopping)) {
+        atomic_store(&eng->claiming, 0);
+        return false;
+    }
+    aspen_store_job *jobs = NULL;
+    size_t n = 0;
+    bool paused = false;
+    size_t want = c->claim_batch * 2 - qlen;
+    int rc = aspen_store_claim(eng->commit_store, atomic_load(&eng->engine_id), want,
+                               aspen_store_now_ms(), &jobs, &n, &paused, &se);
+    cs->next_claim = now + 1000;
+    if (rc) {
+        /* ELEASE: the dispatcher's renew notices within a second and handles it */
+        if (rc != ASPEN_STORE_ELEASE)
+            engine_message(eng, "claiming jobs failed (will retry): %s", se.msg);
+        cs->more = false;
+    } else {
+        cs->more = n == want; /* a full batch: there may be more right away */
+        if (n) {
+            atomic_fetch_add(&eng->c_claimed, n);
+            if (eng_wants(eng, ASPEN_ENGINE_EV_JOB_STATE))
+                for (size_t i = 0; i < n; i++) {
+                    aspen_engine_event ev = {.type = ASPEN_ENGINE_EV_JOB_STATE,
+                                             .job_id = jobs[i].id, .attempt = jobs[i].attempts,
+                                             .worker = -1, .state = ASPEN_STORE_RUNNING,
+                                             .outcome = -1, .job_type = jobs[i].type};
+                    eng_emit(eng, &ev);
+                }
+            if (queue_push_many(eng, jobs, n, atomic_load(&eng->engine_id)) != 0)
+                engine_message(eng, "out of memory queueing claimed jobs: recovery will "
+                                    "requeue them when this engine stops");
+        }
+    }
+    aspen_store_jobs_free(jobs, n);
+    atomic_store(&eng->claiming, 0);
+    return n > 0;
+}
+
+/* The store thread: the engine's only writer of claims and completions, so the two never wait on
+ * each other's SQLite write lock (a busy wait there starved the workers). */
 static void *committer_main(void *arg)
 {
     aspen_engine *eng = arg;
+    pthread_setname_np(pthread_self(), "aspen-store");
     struct commit_buf b = {0};
-    pthread_mutex_lock(&eng->d_mu);
+    struct claim_state cs = {.low = eng->cfg.claim_batch, .more = true};
     for (;;) {
-        while (!eng->d_head && !eng->d_stop)
-            pthread_cond_wait(&eng->d_cond, &eng->d_mu);
-        if (!eng->d_head && eng->d_stop)
-            break;
-        /* Group: wait a little for more unless the batch is already big. */
-        if (eng->d_len < eng->cfg.commit_batch && !eng->d_stop) {
+        if (!atomic_load(&eng->stopping))
+            claim_more(eng, &cs);
+
+        pthread_mutex_lock(&eng->d_mu);
+        /* Wait for completions, a low queue, or the idle poll. */
+        if (!eng->d_head && !eng->d_stop) {
             struct timespec ts;
-            abs_deadline(&ts, eng->cfg.commit_interval_ms);
-            while (eng->d_len < eng->cfg.commit_batch && !eng->d_stop)
+            abs_deadline(&ts, eng->cfg.idle_poll_ms);
+            while (!eng->d_head && !eng->d_stop && !atomic_load(&eng->need_claim))
                 if (pthread_cond_timedwait(&eng->d_cond, &eng->d_mu, &ts) == ETIMEDOUT)
                     break;
+        }
+        /* Group: wait a little for more unless the batch is big or the workers need jobs. */
+        if (eng->d_head && eng->d_len < eng->cfg.commit_batch && !eng->d_stop &&
+            !atomic_load(&eng->need_claim)) {
+            struct timespec ts;
+            abs_deadline(&ts, eng->cfg.commit_interval_ms);
+            while (eng->d_len < eng->cfg.commit_batch && !eng->d_stop &&
+                   !atomic_load(&eng->need_claim))
+                if (pthread_cond_timedwait(&eng->d_cond, &eng->d_mu, &ts) == ETIMEDOUT)
+                    break;
+        }
+        atomic_store(&eng->need_claim, 0);
+        if (!eng->d_head && eng->d_stop) {
+            pthread_mutex_unlock(&eng->d_mu);
+            break;
         }
         struct eng_done *list = eng->d_head;
         size_t len = eng->d_len;
@@ -797,7 +830,12 @@ static void *committer_main(void *arg)
         eng->d_tail = &eng->d_head;
         eng->d_len = 0;
         pthread_mutex_unlock(&eng->d_mu);
+        if (!list)
+            continue;
 
+        /* claim first when the workers are about to run dry: the commit can wait 1 ms */
+        if (!atomic_load(&eng->stopping))
+            claim_more(eng, &cs);
         int rc, tries = 0;
         while ((rc = commit_group(eng, list, &b)) != 0 && tries++ < 50)
             sleep_ms(tries < 10 ? 10 : 100);
@@ -809,8 +847,8 @@ static void *committer_main(void *arg)
         pthread_mutex_lock(&eng->d_mu);
         eng->d_committed += len;
         pthread_cond_broadcast(&eng->d_flushed);
+        pthread_mutex_unlock(&eng->d_mu);
     }
-    pthread_mutex_unlock(&eng->d_mu);
     free(b.c);
     free(b.d);
     free(b.status);
@@ -915,11 +953,13 @@ int aspen_engine_stop(aspen_engine *eng, int grace_ms, aspen_engine_error *err)
     if (grace_ms < 0)
         grace_ms = eng->cfg.shutdown_grace_ms;
     atomic_store(&eng->stopping, 1);
-    pthread_mutex_lock(&eng->q_mu);
-    pthread_cond_broadcast(&eng->q_low);
-    pthread_mutex_unlock(&eng->q_mu);
+    pthread_mutex_lock(&eng->h_mu);
+    pthread_cond_broadcast(&eng->h_cond);
+    pthread_mutex_unlock(&eng->h_mu);
     if (eng->dispatcher_started)
         pthread_join(eng->dispatcher_th, NULL);
+    while (atomic_load(&eng->claiming)) /* a claim in flight lands in the queue, then stops */
+        sleep_ms(1);
 
     /* Jobs claimed but not started go back to the queue at once, attempt not counted. */
     size_t n;
@@ -1057,7 +1097,8 @@ void eng_wake(aspen_engine *eng)
     if (!eng->started || eng->stopped)
         return;
     atomic_store(&eng->wake_dispatcher, 1);
-    pthread_mutex_lock(&eng->q_mu);
-    pthread_cond_broadcast(&eng->q_low);
-    pthread_mutex_unlock(&eng->q_mu);
+    atomic_store(&eng->need_claim, 1);
+    pthread_mutex_lock(&eng->d_mu);
+    pthread_cond_signal(&eng->d_cond);
+    pthread_mutex_unlock(&eng->d_mu);
 }

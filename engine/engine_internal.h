@@ -142,7 +142,13 @@ struct aspen_engine {
 
     /* ready queue: claimed jobs waiting for a worker */
     pthread_mutex_t q_mu;
-    pthread_cond_t q_nonempty, q_low;
+    pthread_cond_t q_nonempty;
+    atomic_int need_claim; /* the queue ran low: the store thread should claim now */
+    atomic_int claiming;   /* the store thread is inside a claim */
+
+    /* the dispatcher (housekeeping) sleeps here */
+    pthread_mutex_t h_mu;
+    pthread_cond_t h_cond;
     struct eng_job **q;
     size_t q_cap, q_head, q_len;
     bool q_closed; /* workers exit once the queue is empty */

@@ -18,6 +18,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* strlcpy-like copy: the per-job status strings are copied on every job, and snprintf's format
+ * parsing showed in profiles. */
+static void copy_str(char *dst, size_t cap, const char *src)
+{
+    size_t n = src ? strnlen(src, cap - 1) : 0;
+    if (n)
+        memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
 /* ---- the handler context ------------------------------------------------------------------------ */
 
 const aspen_store_job *aspen_engine_ctx_job(const aspen_engine_ctx *ctx) { return ctx->job; }
@@ -124,7 +134,7 @@ static void on_vm_log(void *user, const char *line, size_t len) { add_log(user, 
 static void set_status(struct eng_worker *w, const char *state, const aspen_store_job *job)
 {
     pthread_mutex_lock(&w->mu);
-    snprintf(w->st.state, sizeof w->st.state, "%s", state);
+    copy_str(w->st.state, sizeof w->st.state, state);
     pthread_mutex_unlock(&w->mu);
     (void)job;
 }
@@ -142,7 +152,7 @@ int eng_vm_execute(aspen_engine_ctx *ctx, void *user)
     const char *name = job->binary_name ? job->binary_name : "guest";
 
     if (job->binary_sha256) {
-        snprintf(sha, sizeof sha, "%s", job->binary_sha256);
+        copy_str(sha, sizeof sha, job->binary_sha256);
     } else if (job->source_dir) {
         /* Build from source (cached by the hash of the sources), then load by path. */
         char path[4096];
@@ -222,7 +232,7 @@ int eng_vm_execute(aspen_engine_ctx *ctx, void *user)
     };
     pthread_mutex_lock(&w->mu);
     w->cur_vm = slot->vm;
-    snprintf(w->st.guest, sizeof w->st.guest, "%s", name);
+    copy_str(w->st.guest, sizeof w->st.guest, name);
     pthread_mutex_unlock(&w->mu);
 
     aspen_vm_result res;
@@ -307,11 +317,15 @@ static struct eng_job *queue_pop(aspen_engine *eng)
         eng->q_head = (eng->q_head + 1) % eng->q_cap;
         eng->q_len--;
         atomic_fetch_add(&eng->running_jobs, 1);
-        size_t low = eng->cfg.claim_batch / 2;
-        if (eng->q_len < low || eng->q_len == 0)
-            pthread_cond_signal(&eng->q_low);
     }
+    /* Crossing the low-water mark (or running dry): tell the store thread to claim now. */
+    bool low = j && (eng->q_len + 1 == eng->cfg.claim_batch || eng->q_len == 0);
     pthread_mutex_unlock(&eng->q_mu);
+    if (low && !atomic_exchange(&eng->need_claim, 1)) {
+        pthread_mutex_lock(&eng->d_mu);
+        pthread_cond_signal(&eng->d_cond);
+        pthread_mutex_unlock(&eng->d_mu);
+    }
     return j;
 }
 
@@ -349,15 +363,15 @@ static void run_one(struct eng_worker *w, struct eng_job *j)
     d->job_id = job->id;
     d->engine_id = j->engine_id;
     d->attempt = job->attempts;
-    snprintf(d->type, sizeof d->type, "%s", job->type ? job->type : "");
+    copy_str(d->type, sizeof d->type, job->type);
     int64_t started = aspen_store_now_ms();
 
     pthread_mutex_lock(&w->mu);
     w->cur_job_id = job->id;
     __atomic_store_n(&w->cancel, atomic_load(&j->cancel), __ATOMIC_SEQ_CST);
-    snprintf(w->st.state, sizeof w->st.state, "running");
+    copy_str(w->st.state, sizeof w->st.state, "running");
     w->st.job_id = job->id;
-    snprintf(w->st.job_type, sizeof w->st.job_type, "%s", d->type);
+    copy_str(w->st.job_type, sizeof w->st.job_type, d->type);
     pthread_mutex_unlock(&w->mu);
 
     aspen_engine_ctx ctx = {.eng = eng, .w = w, .job = job, .done = d,
@@ -380,7 +394,7 @@ static void run_one(struct eng_worker *w, struct eng_job *j)
     int reason = w->cancel;
     w->cur_job_id = 0;
     w->cancel = CANCEL_NONE;
-    snprintf(w->st.state, sizeof w->st.state, "idle");
+    copy_str(w->st.state, sizeof w->st.state, "idle");
     w->st.job_id = 0;
     w->st.jobs_done++;
     pthread_mutex_unlock(&w->mu);
@@ -437,6 +451,9 @@ void *eng_worker_main(void *arg)
 {
     struct eng_worker *w = arg;
     aspen_engine *eng = w->eng;
+    char name[16];
+    snprintf(name, sizeof name, "aspen-worker%d", w->index);
+    pthread_setname_np(pthread_self(), name);
     struct eng_job *j;
     while ((j = queue_pop(eng)) != NULL) {
         run_one(w, j);

@@ -294,21 +294,23 @@ static void test_permission_denied(void **state)
     assert_int_equal(chmod(f->dir, 0711), 0);
     assert_int_equal(chmod(f->path, 0), 0);
     assert_int_equal(open_code_as(who, f->path, NULL, msg, sizeof msg), ASPEN_STORE_EPERM);
-    assert_non_null(strstr(msg, "permission denied"));
-    assert_non_null(strstr(msg, "chmod"));
+    assert_non_null(strcasestr(msg, "permission denied"));
+    assert_non_null(strstr(msg, "--db"));
     /* A directory we may not enter. */
     assert_int_equal(chmod(f->path, 0644), 0);
     assert_int_equal(chmod(f->dir, 0700), 0);
     if (geteuid() == 0) {
         assert_int_equal(open_code_as(who, f->path, NULL, msg, sizeof msg), ASPEN_STORE_EPERM);
         assert_non_null(strstr(msg, "cannot reach database"));
+        assert_non_null(strcasestr(msg, "permission denied"));
     }
     /* A directory we may not write in (SQLite needs -wal and -shm beside the file). */
     if (geteuid() == 0) {
         assert_int_equal(chmod(f->dir, 0755), 0);
         assert_int_equal(chmod(f->path, 0666), 0);
         assert_int_equal(open_code_as(who, f->path, NULL, msg, sizeof msg), ASPEN_STORE_EPERM);
-        assert_non_null(strstr(msg, "cannot write in directory"));
+        /* (If TMPDIR's parents are closed to nobody, the open fails earlier, as "cannot reach".) */
+        assert_true(strstr(msg, "cannot write in directory") || strstr(msg, "cannot reach"));
     }
     assert_int_equal(chmod(f->dir, 0700), 0);
     assert_int_equal(chmod(f->path, 0600), 0);

@@ -1,73 +1,160 @@
-/* cli/cmd_demo.c — `aspen demo`, the seed's vm_job_demo: an echo job and a data-processing job in
- * micro-VMs, with their log lines and timings (a cold VM for the first job of each guest, then a
- * warm run from its snapshot to show what reuse buys). */
-#include "aspen_vm.h"
+/* cli/cmd_demo.c — `aspen demo`, the seed's vm_job_demo, through the engine and the store:
+ *   1. an echo job and a data-processing job, each in a micro-VM (guest code at CPL 3, no kernel);
+ *   2. the seed's "Nix build + execute": a job naming guests/echo-worker as a SOURCE directory,
+ *      built once with the SDK and cached by the hash of its sources (seconds the first time,
+ *      milliseconds after: run the demo twice);
+ *   3. an in-process "checksum" job, to show routing by job type;
+ *   4. the echo job rerun, on the now-warm VM.
+ * Jobs go into the database every other subcommand uses (see `aspen jobs` afterwards); log lines
+ * are printed as the guests write them, results and per-attempt stats once each job is stored.
+ */
 #include "cli.h"
 
+#include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
-static void on_log(void *user, const char *line, size_t len)
+#ifndef ASPEN_SOURCE_DIR
+#define ASPEN_SOURCE_DIR "."
+#endif
+
+static void on_event(const aspen_engine_event *ev, void *user)
 {
-    printf("    log  [%s] %.*s\n", (const char *)user, (int)len, line);
+    (void)user;
+    flockfile(stdout);
+    if (ev->type == ASPEN_ENGINE_EV_LOG)
+        printf("    log  [job %lld] %s\n", (long long)ev->job_id, ev->message);
+    else if (ev->type == ASPEN_ENGINE_EV_ENGINE)
+        printf("    engine: %s\n", ev->message);
+    fflush(stdout);
+    funlockfile(stdout);
 }
 
-static int demo_job(const char *guest, const char *payload)
+static void report(aspen_engine *eng, int64_t id, const char *title)
 {
-    char path[4096], msg[1024];
-    aspen_vm_error err = {0};
-    aspen_vm_image *img = NULL;
-    aspen_vm *vm = NULL;
-    int rc = 1;
-    printf("\n== %s\n    payload %s\n", guest, payload);
-    if (cli_resolve_guest(guest, path, sizeof path, msg, sizeof msg) != 0) {
-        fprintf(stderr, "error: %s\n", msg);
-        return 1;
+    aspen_store_job j = {0};
+    aspen_store_attempt *a = NULL;
+    size_t n = 0;
+    aspen_engine_error err = {0};
+    printf("\n== job %lld: %s\n", (long long)id, title);
+    if (aspen_engine_get(eng, id, &j, &err) != 0 || aspen_engine_attempts(eng, id, &a, &n, &err)) {
+        printf("    error: %s\n", err.msg);
+        aspen_store_job_clear(&j);
+        return;
     }
-    double a = cli_now_us();
-    if (aspen_vm_image_load_file(path, &img, &err) != 0 ||
-        aspen_vm_create(img, NULL, NULL, &vm, &err) != 0) {
-        fprintf(stderr, "error: %s\n", err.msg);
-        goto done;
-    }
-    double b = cli_now_us();
-    for (int i = 0; i < 2; i++) {
-        aspen_vm_result r;
-        aspen_vm_run_opts ro = {.input = payload, .input_len = strlen(payload),
-                                .on_log = i == 0 ? on_log : NULL, .log_user = (void *)guest};
-        double c = cli_now_us();
-        if (aspen_vm_run(vm, &ro, &r, &err) != 0) {
-            fprintf(stderr, "error: %s\n", err.msg);
-            goto done;
-        }
-        double d = cli_now_us();
-        if (i == 0) {
-            if (r.outcome == ASPEN_VM_SUCCESS)
-                printf("    out  %.*s\n", (int)r.output_len, (const char *)r.output);
-            else
-                printf("    err  %s\n", r.message);
-            printf("    time image+VM start-up %.0f us, job %.0f us (%u exits, %u host calls, "
-                   "%u pages restored)\n",
-                   b - a, d - c, r.stats.exits, r.stats.host_calls, r.stats.pages_dirtied);
-        } else {
-            printf("    time same job again on the warm VM: %.0f us\n", d - c);
-        }
-        rc = r.outcome == ASPEN_VM_SUCCESS ? 0 : 1;
-        aspen_vm_result_free(&r);
-    }
-done:
-    aspen_vm_destroy(vm);
-    aspen_vm_image_release(img);
-    return rc;
+    printf("    %s, type %s%s, payload %.100s%s\n", aspen_store_state_name(j.state), j.type,
+           aspen_engine_job_needs_vm(&j) ? " (micro-VM)" : " (in-process handler)", j.payload,
+           strlen(j.payload) > 100 ? "..." : "");
+    if (j.result)
+        printf("    out  %.*s\n", (int)(j.result_size > 400 ? 400 : j.result_size),
+               (const char *)j.result);
+    if (j.error)
+        printf("    err  %s\n", j.error);
+    for (size_t i = 0; i < n; i++)
+        printf("    attempt %d: %s in %lld us (run), %llu exits, %llu host calls, %llu pages "
+               "restored; %lld ms from start to stored\n",
+               a[i].number, a[i].outcome, (long long)a[i].wall_us,
+               (unsigned long long)a[i].exits, (unsigned long long)a[i].host_calls,
+               (unsigned long long)a[i].pages_dirtied,
+               (long long)(j.finished_at_ms - a[i].started_at_ms));
+    aspen_store_attempts_free(a, n);
+    aspen_store_job_clear(&j);
 }
 
 int cmd_demo(int argc, char **argv)
 {
-    printf("Aspen demo: jobs in KVM micro-VMs (guest code at CPL 3, no kernel, 1 MiB of memory)\n");
-    int rc = demo_job("echo-worker", "{\"message\":\"Hello\"}");
-    rc |= demo_job("data-processor",
-                   "{\"records\":[{\"name\":\"  Alice  Smith\",\"age\":30,\"city\":\"paris\"},"
+    static const struct option opts[] = {
+        {"db", required_argument, 0, 'D'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    const char *db = NULL;
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "D:h", opts, NULL)) != -1) {
+        if (c == 'D') {
+            db = optarg;
+            continue;
+        }
+        fprintf(c == 'h' ? stdout : stderr, "usage: aspen demo [--db PATH]\n");
+        return c == 'h' ? 0 : 2;
+    }
+    aspen_engine *eng;
+    if (cli_open_engine(db, 2, &eng))
+        return 1;
+    printf("Aspen demo: jobs in KVM micro-VMs (guest code at CPL 3, no kernel, 1 MiB of memory),\n"
+           "through the job engine and its SQLite store %s\n", aspen_engine_db_path(eng));
+    aspen_engine_subscribe(eng, ASPEN_ENGINE_EV_LOG | ASPEN_ENGINE_EV_ENGINE, on_event, NULL);
+
+    int rc = 1;
+    aspen_engine_error err = {0};
+    int64_t echo = 0, data = 0, built = 0, sum = 0, again = 0;
+    aspen_engine_job_spec e = {.guest = "echo-worker", .payload = "{\"message\":\"Hello\"}"};
+    aspen_engine_job_spec d = {
+        .guest = "data-processor",
+        .payload = "{\"records\":[{\"name\":\"  Alice  Smith\",\"age\":30,\"city\":\"paris\"},"
                    "{\"name\":\"bob\",\"age\":25,\"city\":\"Paris \"},"
-                   "{\"name\":\"Carol\",\"age\":41,\"city\":\"Berlin\"}]}");
+                   "{\"name\":\"Carol\",\"age\":41,\"city\":\"Berlin\"}]}"};
+    char src[PATH_MAX];
+    snprintf(src, sizeof src, "%s/guests/echo-worker", ASPEN_SOURCE_DIR);
+    struct stat st;
+    bool have_src = stat(src, &st) == 0 && S_ISDIR(st.st_mode);
+    aspen_engine_job_spec b = {.source_dir = src, .payload = "{\"message\":\"built from source\"}",
+                               .timeout_ms = 5000};
+    aspen_engine_job_spec k = {.type = "checksum", .payload = "{\"message\":\"Hello\"}"};
+    if (aspen_engine_submit(eng, &e, &echo, &err) || aspen_engine_submit(eng, &d, &data, &err) ||
+        aspen_engine_submit(eng, &k, &sum, &err) ||
+        (have_src && aspen_engine_submit(eng, &b, &built, &err))) {
+        fprintf(stderr, "error: %s\n", err.msg);
+        goto done;
+    }
+    printf("submitted jobs %lld (echo-worker), %lld (data-processor), %lld (checksum, "
+           "in-process)%s\n",
+           (long long)echo, (long long)data, (long long)sum,
+           have_src ? ", and one built from guests/echo-worker's sources" : "");
+    if (!have_src)
+        printf("(no guests/echo-worker source directory next to this program: build-from-source "
+               "step skipped)\n");
+    double t0 = cli_now_us();
+    if (aspen_engine_start(eng, &err) != 0) {
+        fprintf(stderr, "error: %s\n", err.msg);
+        goto done;
+    }
+    if (aspen_engine_wait_idle(eng, 300000, false, &err) != 0) {
+        fprintf(stderr, "error: the demo's jobs did not finish: %s\n", err.msg);
+        goto done;
+    }
+    double t1 = cli_now_us();
+    report(eng, echo, "echo-worker (first job: cold VM start included in its time)");
+    report(eng, data, "data-processor");
+    report(eng, sum, "checksum, an in-process C handler (no VM)");
+    if (built) {
+        report(eng, built, "echo-worker built from source");
+        char path[PATH_MAX];
+        bool cached = false;
+        double a = cli_now_us();
+        if (aspen_engine_build(eng, src, path, sizeof path, &cached, &err) == 0)
+            printf("    build cache: %s; looking it up again took %.2f ms (cached: %s)\n", path,
+                   (cli_now_us() - a) / 1000.0, cached ? "yes" : "no");
+    }
+    printf("\nall jobs done in %.1f ms (engine start, cold VMs%s included)\n", (t1 - t0) / 1000.0,
+           built ? " and the build" : "");
+
+    if (aspen_engine_rerun(eng, echo, &again, &err) != 0 ||
+        aspen_engine_wait_idle(eng, 30000, false, &err) != 0) {
+        fprintf(stderr, "error: %s\n", err.msg);
+        goto done;
+    }
+    report(eng, again, "the echo job rerun: a warm VM restored from its snapshot");
+    aspen_engine_snapshot *snap = calloc(1, sizeof *snap);
+    if (snap && aspen_engine_snapshot_get(eng, snap, &err) == 0)
+        printf("\nwarm VM pool: %zu VMs, %zu KiB guest memory, hit rate %.0f%%; see the jobs with "
+               "`aspen jobs`, one with `aspen show ID`\n",
+               snap->throughput.pool_vms, snap->throughput.pool_bytes / 1024,
+               snap->throughput.pool_hit_rate * 100);
+    free(snap);
+    rc = 0;
+done:
+    aspen_engine_close(eng);
     return rc;
 }

@@ -74,6 +74,34 @@ static int hash_tree(aspen_store_sha256_ctx *c, const char *dir, const char *rel
     return rc;
 }
 
+/* The SDK and the ABI header change rarely and are larger than a guest: they enter the key by
+ * their names, sizes and modification times (stat only), which keeps a cached lookup well under
+ * 2 ms while any edit to them still forces a rebuild. */
+static void hash_tree_meta(aspen_store_sha256_ctx *c, const char *dir, int depth)
+{
+    if (depth > 16)
+        return;
+    struct dirent **ents = NULL;
+    int n = scandir(dir, &ents, skip_entry, alphasort);
+    if (n < 0)
+        return;
+    for (int i = 0; i < n; i++) {
+        char path[PATH_MAX];
+        snprintf(path, sizeof path, "%s/%s", dir, ents[i]->d_name);
+        struct stat st;
+        if (stat(path, &st) == 0) {
+            int64_t meta[4] = {(int64_t)st.st_size, (int64_t)st.st_mtim.tv_sec,
+                               (int64_t)st.st_mtim.tv_nsec, (int64_t)st.st_ino};
+            aspen_store_sha256_update(c, ents[i]->d_name, strlen(ents[i]->d_name) + 1);
+            aspen_store_sha256_update(c, meta, sizeof meta);
+            if (S_ISDIR(st.st_mode))
+                hash_tree_meta(c, path, depth + 1);
+        }
+        free(ents[i]);
+    }
+    free(ents);
+}
+
 static int hash_file(aspen_store_sha256_ctx *c, const char *path)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -251,7 +279,14 @@ int eng_build(aspen_engine *eng, const char *source_dir, char *path_out, size_t 
     if (slash) {
         snprintf(slash, sizeof sdk - (size_t)(slash - sdk), "/../guests/sdk");
         aspen_store_sha256_update(&c, "SDK", 4);
-        hash_tree(&c, sdk, "", 0); /* absent SDK: the script finds its own */
+        hash_tree_meta(&c, sdk, 0); /* absent SDK: the script finds its own */
+        snprintf(slash, sizeof sdk - (size_t)(slash - sdk), "/../vm/abi.h");
+        struct stat ab;
+        if (stat(sdk, &ab) == 0) {
+            int64_t meta[3] = {(int64_t)ab.st_size, (int64_t)ab.st_mtim.tv_sec,
+                               (int64_t)ab.st_mtim.tv_nsec};
+            aspen_store_sha256_update(&c, meta, sizeof meta);
+        }
     }
     aspen_store_sha256_update(&c, "SCRIPT", 7);
     hash_file(&c, eng->build_script);

@@ -162,8 +162,12 @@ int eng_vm_execute(aspen_engine_ctx *ctx, void *user)
         set_status(w, "building", job);
         int rc = eng_build(eng, job->source_dir, path, sizeof path, &cached, &log, &e);
         set_status(w, "running", job);
-        if (log && *log && !cached)
+        if (log && *log && !cached) {
+            size_t n = strlen(log);
+            while (n && (log[n - 1] == '\n' || log[n - 1] == '\r'))
+                log[--n] = '\0';
             aspen_engine_ctx_log(ctx, "[aspen] build of %s: %.3800s", job->source_dir, log);
+        }
         free(log);
         if (rc)
             return aspen_engine_ctx_fail(ctx, true, "%s", e.msg);

@@ -23,7 +23,7 @@ typedef struct { long quot, rem; } ldiv_t;
 void *malloc(size_t size) ASPEN_LIBC_MALLOC;
 void *calloc(size_t n, size_t size) ASPEN_LIBC_MALLOC;
 /* realloc(p, 0) frees p and returns NULL (as glibc does). On failure p is left untouched. */
-void *realloc(void *p, size_t size) __attribute__((warn_unused_result));
+void *realloc(void *p, size_t size) __attribute__((__warn_unused_result__));
 /* alignment: a power of two; any size (C17's multiple-of-alignment rule is not enforced). */
 void *aligned_alloc(size_t alignment, size_t size) ASPEN_LIBC_MALLOC;
 void free(void *p);

@@ -84,9 +84,10 @@
 #endif
 
 #if defined(__GNUC__)
-#define ASPEN_LIBC_PRINTF(fmt, args) __attribute__((format(printf, fmt, args)))
-#define ASPEN_LIBC_NORETURN __attribute__((noreturn))
-#define ASPEN_LIBC_MALLOC __attribute__((malloc, warn_unused_result))
+#define ASPEN_LIBC_PRINTF(fmt, args) __attribute__((__format__(__printf__, fmt, args)))
+#define ASPEN_LIBC_NORETURN __attribute__((__noreturn__))
+#define ASPEN_LIBC_MALLOC __attribute__((__malloc__, __warn_unused_result__))
+/* (Attribute names are spelled __x__ so the native renames above cannot touch them.) */
 #else
 #define ASPEN_LIBC_PRINTF(fmt, args)
 #define ASPEN_LIBC_NORETURN

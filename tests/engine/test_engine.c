@@ -575,6 +575,38 @@ static void test_shutdown_releases_running(void **state)
     aspen_engine_close(eng);
 }
 
+static void small_budget(aspen_engine_config *c)
+{
+    c->vm_memory_budget = 2u << 20; /* two 1 MiB VMs */
+}
+
+static void test_pool_budget_lru(void **state)
+{
+    (void)state;
+    aspen_engine *eng = open_eng(1, small_budget);
+    const char *guests[] = {QUIET, ECHO, GUEST_DIR "/data-processor"};
+    int64_t last = 0;
+    for (int round = 0; round < 3; round++)
+        for (int g = 0; g < 3; g++) {
+            aspen_engine_job_spec s = {.guest = guests[g], .payload = "{\"records\":[{\"a\":1}]}"};
+            last = submit(eng, &s);
+        }
+    start(eng);
+    wait_idle(eng);
+    assert_int_equal(state_of(eng, last), ASPEN_STORE_SUCCEEDED);
+    aspen_engine_snapshot *snap = calloc(1, sizeof *snap);
+    aspen_engine_error err = {0};
+    assert_int_equal(aspen_engine_snapshot_get(eng, snap, &err), 0);
+    /* three binaries cycling through room for two: every switch is a miss and evicts the LRU */
+    assert_true(snap->throughput.pool_evictions >= 5);
+    assert_true(snap->throughput.pool_bytes <= (2u << 20));
+    assert_true(snap->throughput.pool_vms <= 2);
+    assert_int_equal(snap->throughput.images, 3); /* images stay cached by sha256 */
+    assert_int_equal(snap->counts[ASPEN_STORE_SUCCEEDED], 9);
+    free(snap);
+    aspen_engine_close(eng);
+}
+
 /* ---- build from source -------------------------------------------------------------------------- */
 
 static char g_script[400], g_src[400], g_cache[400];
@@ -670,6 +702,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_pause_resume, setup, teardown),
         cmocka_unit_test_setup_teardown(test_events, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shutdown_releases_running, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pool_budget_lru, setup, teardown),
         cmocka_unit_test_setup_teardown(test_build_from_source, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -215,6 +215,7 @@ static pthread_once_t g_sig_once = PTHREAD_ONCE_INIT;
 static pthread_key_t g_timer_key;
 static __thread struct kvm_run *volatile t_run; /* the run page this thread is executing */
 static __thread timer_t *t_timer;
+static __thread uint64_t t_armed; /* when this thread's timer fires (0: not armed) */
 
 static void kick_handler(int sig, siginfo_t *si, void *uc)
 {
@@ -275,13 +276,19 @@ static void timer_arm(uint64_t deadline_ns)
     its.it_value.tv_sec = (time_t)(deadline_ns / 1000000000ull);
     its.it_value.tv_nsec = (long)(deadline_ns % 1000000000ull);
     timer_settime(*t_timer, TIMER_ABSTIME, &its, NULL);
+    t_armed = deadline_ns;
 }
 
-static void timer_disarm(void)
+/* The timer stays armed between runs: arming and disarming it around every run would cost two
+ * syscalls (~1 µs here). A run re-arms only when the pending expiry would come too late for its
+ * deadline or has already passed; an expiry that comes early (a previous run's deadline) kicks
+ * the vCPU once, and the run loop re-arms for the real deadline and goes on. Runs shorter than
+ * their timeout thus cost no timer syscall at all, and an idle thread sees at most one stray
+ * signal per timeout period (SA_RESTART makes it harmless). */
+static void timer_ensure(uint64_t now, uint64_t deadline_ns)
 {
-    struct itimerspec its;
-    memset(&its, 0, sizeof its);
-    timer_settime(*t_timer, 0, &its, NULL);
+    if (t_armed == 0 || t_armed <= now || t_armed > deadline_ns)
+        timer_arm(deadline_ns);
 }
 
 void aspen_vm_interrupt(aspen_vm *vm)
@@ -604,9 +611,11 @@ static enum ev run_loop(aspen_vm *vm, struct run_ctx *c)
             if (atomic_load(&vm->interrupt_req) ||
                 (c->cancel && __atomic_load_n(c->cancel, __ATOMIC_SEQ_CST)))
                 return EV_CANCEL;
-            if (now_ns() >= c->deadline)
+            uint64_t now = now_ns();
+            if (now >= c->deadline)
                 return EV_TIMEOUT;
-            continue; /* a stale or foreign signal */
+            timer_ensure(now, c->deadline); /* an early expiry, or a foreign signal */
+            continue;
         }
         res->stats.exits++;
         switch (vm->run->exit_reason) {
@@ -683,9 +692,8 @@ static enum ev run_guarded(aspen_vm *vm, struct run_ctx *c)
     if (c->cancel && __atomic_load_n(c->cancel, __ATOMIC_SEQ_CST)) {
         ev = EV_CANCEL;
     } else {
-        timer_arm(c->deadline);
+        timer_ensure(now_ns(), c->deadline);
         ev = run_loop(vm, c);
-        timer_disarm();
     }
     t_run = NULL;
     pthread_mutex_lock(&vm->kick_lock);

@@ -504,7 +504,7 @@ int cmd_cancel(int argc, char **argv)
         return 1;
     }
     if (requested)
-        printf("job %lld is running: cancel requested, its worker stops the VM within ~50 ms\n",
+        printf("job %lld is running: cancel requested; its worker stops it at once (a VM) or within ~50 ms from another process\n",
                (long long)id);
     else
         printf("job %lld cancelled\n", (long long)id);

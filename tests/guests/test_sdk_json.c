@@ -186,7 +186,9 @@ static void test_limits(void **state)
     /* mixed objects and arrays count alike */
     aspen_json_limits lim = {.max_depth = 3};
     aspen_json_error err;
-    assert_non_null(aspen_json_parse_limits("{\"a\":[{}]}", 10, &lim, &err));
+    aspen_json *three = aspen_json_parse_limits("{\"a\":[{}]}", 10, &lim, &err);
+    assert_non_null(three);
+    aspen_json_free(three);
     assert_null(aspen_json_parse_limits("{\"a\":[{\"b\":[]}]}", 16, &lim, &err));
     assert_int_equal(err.offset, 11);
     /* input size */

@@ -198,11 +198,11 @@ int hl_vprintln(const char *fmt, va_list ap)
     } else if ((size_t)n < sizeof line) {
         r = hl_print(line, (size_t)n);
     } else {
-        char *big = malloc((size_t)n + 1);
-        if (big) {
-            vsnprintf(big, (size_t)n + 1, fmt, ap2);
-            r = hl_print(big, (size_t)n);
-            free(big);
+        char *long_line = malloc((size_t)n + 1);
+        if (long_line) {
+            vsnprintf(long_line, (size_t)n + 1, fmt, ap2);
+            r = hl_print(long_line, (size_t)n);
+            free(long_line);
         } else {
             r = hl_print(line, sizeof line - 1);
         }

@@ -405,6 +405,38 @@ static void test_ten_thousand_warm_runs(void **state)
     aspen_vm_destroy(vm);
 }
 
+/* A job that dirties more pages than the dirty ring holds (64 MiB = 16384 pages against a ring of
+ * at most 4096 entries): the ring is harvested mid-run, and every page still comes back. */
+static void test_many_dirty_pages(void **state)
+{
+    aspen_vm_config cfg;
+    aspen_vm_config_default(&cfg);
+    cfg.memory_bytes = 256u << 20;
+    cfg.timeout_ms = 20000;
+    aspen_vm *vm = vm_of("test-hog", &cfg);
+    for (int i = 0; i < 2; i++) {
+        aspen_vm_result r;
+        assert_int_equal(run(vm, "65536", 0, &r, NULL), ASPEN_VM_SUCCESS);
+        /* 64 MiB is 16384 pages, less the 4 heap pages of the memcpy-restored hot slot */
+        assert_true(r.stats.pages_dirtied >= 16380);
+        aspen_vm_result_free(&r);
+    }
+    aspen_vm_stats st;
+    aspen_vm_get_stats(vm, &st);
+    if (st.memory_touched >= 1u << 20)
+        fail_msg("idle 256 MiB VM holds %zu KiB after restoring 64 MiB", st.memory_touched >> 10);
+    aspen_vm_destroy(vm);
+    vm = vm_of("test-stateful", &cfg);
+    aspen_vm_result a, b;
+    assert_int_equal(run(vm, "x", 0, &a, NULL), ASPEN_VM_SUCCESS);
+    assert_int_equal(run(vm, "x", 0, &b, NULL), ASPEN_VM_SUCCESS);
+    assert_int_equal(a.output_len, b.output_len);
+    assert_memory_equal(a.output, b.output, a.output_len);
+    aspen_vm_result_free(&a);
+    aspen_vm_result_free(&b);
+    aspen_vm_destroy(vm);
+}
+
 static void test_one_shot_vm(void **state)
 {
     aspen_vm_config cfg;
@@ -440,6 +472,7 @@ int main(void)
         cmocka_unit_test(test_memory_limit),
         cmocka_unit_test(test_output_and_input_limits),
         cmocka_unit_test(test_ten_thousand_warm_runs),
+        cmocka_unit_test(test_many_dirty_pages),
         cmocka_unit_test(test_one_shot_vm),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -139,6 +139,11 @@ int bench_engine(int argc, char **argv)
     cfg.db_path = dbpath;
     cfg.workers = workers;
     cfg.no_live_logs = true;
+    /* tuning knobs for experiments: claim batch and commit batch */
+    if (getenv("ASPEN_BENCH_CLAIM"))
+        cfg.claim_batch = (size_t)atoi(getenv("ASPEN_BENCH_CLAIM"));
+    if (getenv("ASPEN_BENCH_COMMIT"))
+        cfg.commit_batch = (size_t)atoi(getenv("ASPEN_BENCH_COMMIT"));
     if (aspen_engine_open(&cfg, &eng, &err) != 0) {
         fprintf(stderr, "error: %s\n", err.msg);
         goto done;

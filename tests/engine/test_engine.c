@@ -607,6 +607,39 @@ static void test_pool_budget_lru(void **state)
     aspen_engine_close(eng);
 }
 
+/* Another process decides this engine is dead (recovery with a clock 10 minutes ahead): the engine
+ * notices at its next renewal, drops the job it held, registers again, and runs the requeued job
+ * under its new id. The job is recorded once as recovered and once as succeeded. */
+static void test_lease_lost(void **state)
+{
+    (void)state;
+    aspen_engine *eng = open_eng(1, NULL);
+    aspen_engine_job_spec s = {.type = "sleep", .payload = "{\"ms\":1500}", .max_attempts = 3};
+    int64_t id = submit(eng, &s);
+    start(eng);
+    wait_state(eng, id, ASPEN_STORE_RUNNING, 5000);
+    int64_t first_engine = aspen_engine_id(eng);
+    aspen_store *other = NULL;
+    aspen_store_error se = {0};
+    assert_int_equal(aspen_store_open(g_db, NULL, &other, &se), 0);
+    aspen_store_recovery rep = {0};
+    assert_int_equal(aspen_store_recover(other, aspen_store_now_ms() + 600000, &rep, &se), 0);
+    assert_int_equal(rep.requeued, 1);
+    aspen_store_close(other);
+    wait_state(eng, id, ASPEN_STORE_SUCCEEDED, 15000);
+    assert_true(aspen_engine_id(eng) != first_engine);
+    aspen_engine_error err = {0};
+    aspen_store_attempt *a = NULL;
+    size_t n = 0;
+    assert_int_equal(aspen_engine_attempts(eng, id, &a, &n, &err), 0);
+    assert_int_equal(n, 2);
+    assert_string_equal(a[0].outcome, "recovered");
+    assert_string_equal(a[1].outcome, "succeeded");
+    assert_int_equal(a[1].engine_id, aspen_engine_id(eng));
+    aspen_store_attempts_free(a, n);
+    aspen_engine_close(eng);
+}
+
 /* ---- build from source -------------------------------------------------------------------------- */
 
 static char g_script[400], g_src[400], g_cache[400];
@@ -703,6 +736,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_events, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shutdown_releases_running, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pool_budget_lru, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lease_lost, setup, teardown),
         cmocka_unit_test_setup_teardown(test_build_from_source, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

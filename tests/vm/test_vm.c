@@ -141,6 +141,61 @@ static int add_fn(aspen_vm_call *call, void *user)
     return 0;
 }
 
+/* An extra host function that reads guest memory must go through the checked accessors: this one
+ * treats its arguments as (ptr, len) and returns the sum of those bytes. */
+static int sum_bytes_fn(aspen_vm_call *call, void *user)
+{
+    uint8_t buf[64];
+    uint64_t len = aspen_vm_call_arg(call, 1);
+    if (len > sizeof buf)
+        return aspen_vm_call_illegal(call, "sum_bytes: at most %zu bytes", sizeof buf);
+    if (aspen_vm_call_read(call, aspen_vm_call_arg(call, 0), len, buf) != 0)
+        return -1;
+    int64_t sum = 0;
+    for (uint64_t i = 0; i < len; i++)
+        sum += buf[i];
+    aspen_vm_call_return(call, sum);
+    return 0;
+}
+
+static void test_extra_host_function(void **state)
+{
+    aspen_vm_host *h = aspen_vm_host_new();
+    aspen_vm_error err = {0};
+    assert_int_equal(aspen_vm_host_register(h, "add", "(u64 a, u64 b) -> u64", add_fn, NULL, &err),
+                     0);
+    assert_int_equal(aspen_vm_host_register(h, "sum_bytes", "(ptr, len) -> u64", sum_bytes_fn,
+                                            NULL, &err),
+                     0);
+    aspen_vm_image *img = image("test-hostcalls");
+    aspen_vm *vm = NULL;
+    assert_int_equal(aspen_vm_create(img, NULL, h, &vm, &err), 0);
+    aspen_vm_image_release(img);
+    aspen_vm_result r;
+    assert_int_equal(run(vm, "call:add:40:2", 0, &r, NULL), ASPEN_VM_SUCCESS);
+    assert_string_equal((char *)r.output, "42");
+    assert_int_equal(r.stats.host_calls, 2); /* the lookup, then the call */
+    aspen_vm_result_free(&r);
+    assert_int_equal(run(vm, "call:nope:1:2", 0, &r, NULL), ASPEN_VM_SUCCESS);
+    assert_string_equal((char *)r.output, "ENOENT");
+    aspen_vm_result_free(&r);
+    /* a guest pointer the host function reads: the guest's own code at its base is readable,
+     * address 0 is not — the read is refused and the call is illegal */
+    assert_int_equal(run(vm, "call:sum_bytes:4194304:4", 0, &r, NULL), ASPEN_VM_SUCCESS);
+    aspen_vm_result_free(&r);
+    expect(vm, "call:sum_bytes:0:4", ASPEN_VM_ILLEGAL_CALL, "outside guest memory");
+    expect(vm, "call:sum_bytes:4194304:100", ASPEN_VM_ILLEGAL_CALL, "at most 64 bytes");
+    /* the finer clock */
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    assert_int_equal(run(vm, "ns", 0, &r, NULL), ASPEN_VM_SUCCESS);
+    long long ns = atoll((char *)r.output), host = (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+    assert_true(ns >= host && ns < host + 5000000000LL);
+    aspen_vm_result_free(&r);
+    aspen_vm_destroy(vm);
+    aspen_vm_host_free(h);
+}
+
 static void test_registry(void **state)
 {
     aspen_vm_host *h = aspen_vm_host_new();
@@ -463,6 +518,7 @@ int main(void)
         cmocka_unit_test(test_get_time),
         cmocka_unit_test(test_data_processor),
         cmocka_unit_test(test_registry),
+        cmocka_unit_test(test_extra_host_function),
         cmocka_unit_test(test_hostile_calls),
         cmocka_unit_test(test_timeout_stops_spin),
         cmocka_unit_test(test_interrupt_from_thread),

@@ -64,6 +64,23 @@ static int warm_runs(aspen_vm *vm, const char *input, size_t n, double *t)
     return 0;
 }
 
+/* Create a warm VM of img, time n runs of input on it, destroy it; summarize into *out if given. */
+static int measure(aspen_vm_image *img, const aspen_vm_config *cfg, const char *input, size_t n,
+                   double *t, struct dist *out)
+{
+    aspen_vm *vm = NULL;
+    aspen_vm_error err = {0};
+    if (aspen_vm_create(img, cfg, NULL, &vm, &err) != 0) {
+        fprintf(stderr, "error: %s\n", err.msg);
+        return -1;
+    }
+    int rc = warm_runs(vm, input, n, t);
+    aspen_vm_destroy(vm);
+    if (rc == 0 && out)
+        *out = summarize(t, n);
+    return rc;
+}
+
 static size_t rss_bytes(void)
 {
     FILE *f = fopen("/proc/self/statm", "r");
@@ -109,40 +126,21 @@ static int bench_vm(int iters, bool as_json)
     struct dist cold = summarize(t, ncold);
 
     /* warm: quiet echo, one exit per job */
-    if (aspen_vm_create(quiet, &cfg, NULL, &vm, &err) != 0) {
-        fprintf(stderr, "error: %s\n", err.msg);
+    struct dist warm, hostcall, echo_d, data_d;
+    if (measure(quiet, &cfg, "{\"message\":\"Hello\"}", n, t, &warm))
         goto done;
-    }
-    if (warm_runs(vm, "{\"message\":\"Hello\"}", n, t))
-        goto done;
-    struct dist warm = summarize(t, n);
-    aspen_vm_destroy(vm);
-    vm = NULL;
 
     /* one host call: (run with 100 calls - warm run) / 100 */
-    if (aspen_vm_create(calls, &cfg, NULL, &vm, &err) != 0) {
-        fprintf(stderr, "error: %s\n", err.msg);
-        goto done;
-    }
     size_t nh = n / 4 < 50 ? 50 : n / 4;
-    if (warm_runs(vm, "100", nh, t))
+    if (measure(calls, &cfg, "100", nh, t, NULL))
         goto done;
     for (size_t i = 0; i < nh; i++)
         t[i] = (t[i] - warm.p50) / 100.0;
-    struct dist hostcall = summarize(t, nh);
-    aspen_vm_destroy(vm);
-    vm = NULL;
+    hostcall = summarize(t, nh);
 
     /* the seed's guests */
-    if (aspen_vm_create(echo, &cfg, NULL, &vm, &err) != 0) {
-        fprintf(stderr, "error: %s\n", err.msg);
+    if (measure(echo, &cfg, "{\"message\":\"Hello\"}", n, t, &echo_d))
         goto done;
-    }
-    if (warm_runs(vm, "{\"message\":\"Hello\"}", n, t))
-        goto done;
-    struct dist echo_d = summarize(t, n);
-    aspen_vm_destroy(vm);
-    vm = NULL;
 
     char payload[4096];
     size_t off = (size_t)snprintf(payload, sizeof payload, "{\"records\":[");
@@ -152,16 +150,9 @@ static int bench_vm(int iters, bool as_json)
                                 "\"score\":%d.5}",
                                 i ? "," : "", i, 20 + i, i % 2 ? "Paris" : "  berlin", i * 3);
     snprintf(payload + off, sizeof payload - off, "]}");
-    if (aspen_vm_create(data, &cfg, NULL, &vm, &err) != 0) {
-        fprintf(stderr, "error: %s\n", err.msg);
-        goto done;
-    }
     size_t nd = n / 4 < 50 ? 50 : n / 4;
-    if (warm_runs(vm, payload, nd, t))
+    if (measure(data, &cfg, payload, nd, t, &data_d))
         goto done;
-    struct dist data_d = summarize(t, nd);
-    aspen_vm_destroy(vm);
-    vm = NULL;
 
     /* compute: same kernel, guest vs native; best of 5 each to damp noise */
     const uint64_t k = 100000000ull;

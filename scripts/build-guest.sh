@@ -160,6 +160,15 @@ if ! "$CC" "${CFLAGS[@]}" "${EXTRA[@]}" "${GUEST_FLAGS[@]}" -I "$src_dir" "${sou
 fi
 # Warnings still go to the user.
 [[ ! -s "$tmp_out.log" ]] || cat "$tmp_out.log" >&2
+# A guest has no thread pointer (fs/gs base 0): code that reads %fs or %gs (a stack protector
+# re-enabled by ASPEN_GUEST_CFLAGS, TLS in hand-written assembly) would fault on every job.
+if command -v objdump >/dev/null 2>&1; then
+  tls=$(objdump -d --no-show-raw-insn "$tmp_out" | grep -m3 -E '%[fg]s:' || true)
+  if [[ -n "$tls" ]]; then
+    echo "$tls" >&2
+    die "$name reads the %fs/%gs segment (thread-local storage or a stack protector), which guests do not have: build without -fstack-protector and __thread"
+  fi
+fi
 mv -f "$tmp_out" "$out"
 
 if ((!quiet)); then

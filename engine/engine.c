@@ -462,7 +462,8 @@ static void sample_throughput(aspen_engine *eng, int64_t now)
     if (eng->last_sample_ms) {
         int64_t dt = now - eng->last_sample_ms;
         if (dt > 0)
-            eng->jobs_per_s = (double)(fin - eng->last_finished_sample) * 1000.0 / (double)dt;
+            atomic_store(&eng->jobs_per_s,
+                         (double)(fin - eng->last_finished_sample) * 1000.0 / (double)dt);
     }
     eng->last_sample_ms = now;
     eng->last_finished_sample = fin;
@@ -479,7 +480,7 @@ static void sample_throughput(aspen_engine *eng, int64_t now)
         t->cancelled = atomic_load(&eng->c_cancelled);
         t->timeouts = atomic_load(&eng->c_timeouts);
         t->commits = atomic_load(&eng->c_commits);
-        t->jobs_per_s = eng->jobs_per_s;
+        t->jobs_per_s = atomic_load(&eng->jobs_per_s);
         pthread_mutex_lock(&eng->q_mu);
         t->queue_depth = eng->q_len;
         pthread_mutex_unlock(&eng->q_mu);
@@ -1076,7 +1077,7 @@ int aspen_engine_snapshot_get(aspen_engine *eng, aspen_engine_snapshot *out,
     t->cancelled = atomic_load(&eng->c_cancelled);
     t->timeouts = atomic_load(&eng->c_timeouts);
     t->commits = atomic_load(&eng->c_commits);
-    t->jobs_per_s = eng->jobs_per_s;
+    t->jobs_per_s = atomic_load(&eng->jobs_per_s);
     t->queue_depth = queue_len(eng);
     vm_pool_stats(&eng->pool, t);
     t->builds = atomic_load(&eng->builds);

@@ -176,7 +176,7 @@ struct aspen_engine {
     /* counters */
     atomic_ulong c_claimed, c_finished, c_succeeded, c_failed, c_retried, c_cancelled, c_timeouts,
         c_commits;
-    double jobs_per_s; /* written by the dispatcher */
+    _Atomic double jobs_per_s; /* written by the dispatcher, read by snapshots */
     uint64_t last_finished_sample;
     int64_t last_sample_ms;
 };

@@ -347,9 +347,13 @@ int cmd_show(int argc, char **argv)
         if (j.source_dir)
             printf("  source      %s (built when it runs)\n", j.source_dir);
         printf("  payload     %s\n", j.payload);
-        printf("  attempts    %d of %d   priority %d   timeout %lld ms   memory %lld\n",
-               j.attempts, j.max_attempts, j.priority, (long long)j.timeout_ms,
-               (long long)j.memory_bytes);
+        char mem[32];
+        if (j.memory_bytes > 0)
+            snprintf(mem, sizeof mem, "%lld KiB", (long long)(j.memory_bytes >> 10));
+        else
+            snprintf(mem, sizeof mem, "default (1 MiB)");
+        printf("  attempts    %d of %d   priority %d   timeout %lld ms   memory %s\n",
+               j.attempts, j.max_attempts, j.priority, (long long)j.timeout_ms, mem);
         printf("  tags        %s%s\n", j.tags, j.isolation ? "   isolation on" : "");
         cli_format_time(j.created_at_ms, t1, sizeof t1);
         cli_format_time(j.started_at_ms, t2, sizeof t2);

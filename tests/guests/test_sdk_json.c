@@ -290,6 +290,48 @@ static void test_builders(void **state)
     aspen_json_free(NULL);
 }
 
+static void test_big_objects(void **state)
+{
+    /* Objects past 16 members are indexed: lookups, duplicates and replacement must behave
+     * exactly as in small ones. */
+    char doc[32768];
+    size_t n = 0;
+    doc[n++] = '{';
+    for (int i = 0; i < 1000; i++)
+        n += (size_t)snprintf(doc + n, sizeof doc - n, "%s\"k%d\":%d", i ? "," : "", i % 700, i);
+    doc[n++] = '}';
+    doc[n] = '\0';
+    aspen_json *v = parse(doc);
+    assert_int_equal(aspen_json_len(v), 1000);
+    for (int k = 0; k < 700; k++) {
+        char key[16];
+        snprintf(key, sizeof key, "k%d", k);
+        int64_t want = k < 300 ? k + 700 : k; /* keys 0..299 repeat: the last one wins */
+        assert_int_equal(aspen_json_as_int(aspen_json_get(v, key), -1), want);
+    }
+    assert_null(aspen_json_get(v, "k700"));
+    assert_int_equal(aspen_json_set_int(v, "k5", -5), 0);
+    assert_int_equal(aspen_json_len(v), 1000);
+    assert_int_equal(aspen_json_as_int(aspen_json_get(v, "k5"), 0), -5);
+    assert_int_equal(aspen_json_as_int(aspen_json_at(v, 705), 0), -5); /* the last k5 changed */
+    assert_int_equal(aspen_json_as_int(aspen_json_at(v, 5), 0), 5);
+    aspen_json *c = aspen_json_clone(v);
+    assert_true(aspen_json_equal(v, c));
+    aspen_json_free(c);
+    aspen_json_free(v);
+    /* built up one member at a time, with lookups all along */
+    aspen_json *o = aspen_json_new_object();
+    for (int i = 0; i < 5000; i++) {
+        char key[16];
+        snprintf(key, sizeof key, "key-%d", i);
+        assert_int_equal(aspen_json_set_int(o, key, i), 0);
+        assert_int_equal(aspen_json_as_int(aspen_json_get(o, key), -1), i);
+        assert_int_equal(aspen_json_as_int(aspen_json_get(o, "key-0"), -1), 0);
+    }
+    assert_int_equal(aspen_json_len(o), 5000);
+    aspen_json_free(o);
+}
+
 /* ---- the writer --------------------------------------------------------------------------------- */
 static void test_writer(void **state)
 {
@@ -538,6 +580,7 @@ int main(void)
         cmocka_unit_test(test_limits),
         cmocka_unit_test(test_tree_api),
         cmocka_unit_test(test_builders),
+        cmocka_unit_test(test_big_objects),
         cmocka_unit_test(test_writer),
         cmocka_unit_test(test_out_of_memory),
         cmocka_unit_test(test_random_vs_jansson),

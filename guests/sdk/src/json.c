@@ -7,8 +7,8 @@
  * that fit also keep an exact int64 so ids and counts survive the round trip unchanged.
  *
  * The tree is plain heap nodes: arrays are vectors of node pointers, objects vectors of
- * (key, value) members in input order. Lookup is a linear scan, which beats hashing for the small
- * objects jobs pass around.
+ * (key, value) members in input order. Lookup scans small objects (the common case, where that
+ * beats hashing) and uses a hash index in objects with more than 16 members.
  */
 #include <aspen.h>
 #include <errno.h>
@@ -24,10 +24,14 @@ typedef struct member {
     aspen_json *val;
 } member;
 
+/* 32 bytes, so a node is one 48-byte heap chunk: parsed trees are mostly nodes, and every page a
+ * job touches costs a page fault and a restore. */
 struct aspen_json {
     uint8_t type;
     bool b;
     bool is_int;
+    uint8_t idx_bits; /* objects with a hash index: it has 1 << idx_bits slots */
+    uint32_t cap;     /* arrays and objects: allocated elements */
     union {
         struct {
             double d;
@@ -39,14 +43,16 @@ struct aspen_json {
         } str;
         struct {
             aspen_json **items;
-            size_t len, cap;
+            size_t len;
         } arr;
         struct {
             member *m;
-            size_t len, cap;
+            size_t len;
         } obj;
     } u;
+    uint32_t *idx; /* objects: member positions + 1 by key hash (0 = empty); big objects only */
 };
+_Static_assert(sizeof(struct aspen_json) == 32, "keep nodes small");
 
 /* ================================================================================================
  * UTF-8
@@ -118,9 +124,9 @@ static size_t utf8_encode(uint32_t cp, char *out)
 
 static aspen_json *new_node(uint8_t type)
 {
-    aspen_json *v = calloc(1, sizeof *v);
+    aspen_json *v = malloc(sizeof *v);
     if (v)
-        v->type = type;
+        *v = (aspen_json){.type = type}; /* plain stores: cheaper than calloc's memset call */
     return v;
 }
 
@@ -201,6 +207,7 @@ void aspen_json_free(aspen_json *v)
             aspen_json_free(v->u.obj.m[i].val);
         }
         free(v->u.obj.m);
+        free(v->idx);
         break;
     default:
         break;
@@ -209,11 +216,13 @@ void aspen_json_free(aspen_json *v)
 }
 
 /* Grow a vector of `size`-byte elements to hold one more. */
-static int grow(void **vec, size_t *cap, size_t len, size_t size)
+static int grow(void **vec, uint32_t *cap, size_t len, size_t size)
 {
     if (len < *cap)
         return 0;
-    size_t ncap = *cap ? *cap * 2 : 4;
+    if (*cap >= UINT32_MAX / 2)
+        return -1;
+    uint32_t ncap = *cap ? *cap * 2 : 4;
     if (ncap > SIZE_MAX / size)
         return -1;
     void *p = realloc(*vec, ncap * size);
@@ -227,7 +236,7 @@ static int grow(void **vec, size_t *cap, size_t len, size_t size)
 int aspen_json_append(aspen_json *arr, aspen_json *val)
 {
     if (!arr || !val || arr->type != ASPEN_JSON_ARRAY ||
-        grow((void **)&arr->u.arr.items, &arr->u.arr.cap, arr->u.arr.len, sizeof(aspen_json *))) {
+        grow((void **)&arr->u.arr.items, &arr->cap, arr->u.arr.len, sizeof(aspen_json *))) {
         aspen_json_free(val);
         return -1;
     }
@@ -235,24 +244,88 @@ int aspen_json_append(aspen_json *arr, aspen_json *val)
     return 0;
 }
 
+/* Objects with more than INDEX_MIN members get a hash index (open addressing, load <= 1/2), so
+ * lookups and inserts stay O(1) however many members there are; small objects, the common case,
+ * are scanned, which is faster for them and costs no memory. The index maps a key to the position
+ * of its last member, which is the one aspen_json_get returns. Losing the index to an allocation
+ * failure only makes lookups slower, never wrong. */
+#define INDEX_MIN 16
+
+static uint64_t key_hash(const char *k, size_t n)
+{
+    uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a */
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (uint8_t)k[i]) * 0x100000001b3ull;
+    return h;
+}
+
+static bool key_eq(const member *m, const char *key, size_t klen)
+{
+    return m->klen == klen && (klen == 0 || memcmp(m->key, key, klen) == 0);
+}
+
+/* Point the index slot for member `pos`'s key at pos (a later duplicate replaces an earlier one). */
+static void index_put(uint32_t *idx, size_t cap, const member *ms, size_t pos)
+{
+    const member *m = &ms[pos];
+    for (size_t h = key_hash(m->key, m->klen) & (cap - 1);; h = (h + 1) & (cap - 1)) {
+        if (!idx[h] || key_eq(&ms[idx[h] - 1], m->key, m->klen)) {
+            idx[h] = (uint32_t)(pos + 1);
+            return;
+        }
+    }
+}
+
+static void index_update(aspen_json *obj)
+{
+    size_t len = obj->u.obj.len;
+    if (len <= INDEX_MIN)
+        return;
+    size_t have = obj->idx ? (size_t)1 << obj->idx_bits : 0;
+    if (obj->idx && len * 2 <= have) {
+        index_put(obj->idx, have, obj->u.obj.m, len - 1);
+        return;
+    }
+    unsigned bits = 6;
+    while (((size_t)1 << bits) < len * 4)
+        bits++;
+    size_t cap = (size_t)1 << bits;
+    uint32_t *idx = calloc(cap, sizeof *idx);
+    free(obj->idx);
+    obj->idx = idx;
+    obj->idx_bits = (uint8_t)bits;
+    if (idx)
+        for (size_t i = 0; i < len; i++)
+            index_put(idx, cap, obj->u.obj.m, i);
+}
+
 static member *find_member(const aspen_json *obj, const char *key, size_t klen)
 {
     if (!obj || obj->type != ASPEN_JSON_OBJECT || (!key && klen))
         return NULL;
-    for (size_t i = obj->u.obj.len; i-- > 0;) {
-        member *m = &obj->u.obj.m[i];
-        if (m->klen == klen && (klen == 0 || memcmp(m->key, key, klen) == 0))
-            return m;
+    if (obj->idx) {
+        size_t cap = (size_t)1 << obj->idx_bits;
+        for (size_t h = key_hash(key, klen) & (cap - 1);; h = (h + 1) & (cap - 1)) {
+            uint32_t e = obj->idx[h];
+            if (!e)
+                return NULL;
+            if (key_eq(&obj->u.obj.m[e - 1], key, klen))
+                return &obj->u.obj.m[e - 1];
+        }
     }
+    for (size_t i = obj->u.obj.len; i-- > 0;)
+        if (key_eq(&obj->u.obj.m[i], key, klen))
+            return &obj->u.obj.m[i];
     return NULL;
 }
 
 /* Append a member without looking for an existing one (the parser keeps duplicates). */
 static int add_member(aspen_json *obj, char *key, size_t klen, aspen_json *val)
 {
-    if (grow((void **)&obj->u.obj.m, &obj->u.obj.cap, obj->u.obj.len, sizeof(member)))
+    if (grow((void **)&obj->u.obj.m, &obj->cap, obj->u.obj.len, sizeof(member)))
         return -1;
     obj->u.obj.m[obj->u.obj.len++] = (member){key, klen, val};
+    index_update(obj);
     return 0;
 }
 

@@ -97,11 +97,14 @@ CFLAGS=(-std=gnu17 -ffreestanding -nostdlib -nostdinc -isystem "$GCC_INC" -I "$S
 if [[ "${ASPEN_GUEST_DEBUG:-0}" == 1 ]]; then
   CFLAGS+=(-g)
 fi
+# -Werror applies to the guest's own sources (the SDK always builds with it), so it does not
+# need an SDK build of its own.
 if [[ "${ASPEN_GUEST_WERROR:-0}" == 1 ]]; then
-  CFLAGS+=(-Werror)
+  GUEST_FLAGS+=(-Werror)
 fi
 # shellcheck disable=SC2206
 EXTRA=(${ASPEN_GUEST_CFLAGS:-})
+# shellcheck disable=SC2054 # the commas belong to -Wl options
 LDFLAGS=(-static -no-pie -nostdlib -Wl,--gc-sections -Wl,--build-id=none -Wl,-z,noexecstack
          -Wl,-z,max-page-size=4096 -Wl,-z,common-page-size=4096 -Wl,-T,"$SDK/aspen.ld"
          -Wl,-u,_start -Wl,-u,execute)

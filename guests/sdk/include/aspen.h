@@ -230,14 +230,16 @@ size_t aspen_json_number_text(double d, char buf[32]);
  * JSON handler — aspen_json *fn(const aspen_json *payload, aspen_job_ctx *ctx):
  *   The input is parsed first; input that is not JSON fails the job with the parser's message
  *   ("input is not valid JSON: ... at line 1, column 7 (byte 6)") before fn runs. Return a value
- *   for success (the SDK writes it as compact JSON and frees it), or `return aspen_fail(ctx,
- *   "bad input: ...")` (which returns NULL) for failure. NULL without aspen_fail means the heap
- *   ran out ("out of memory"). The payload is freed by the SDK; do not keep pointers into it in
- *   the result (aspen_json_clone what you reuse).
+ *   for success (the SDK writes it as compact JSON), or `return aspen_fail(ctx, "bad input: ...")`
+ *   (which returns NULL) for failure. NULL without aspen_fail means the heap ran out ("out of
+ *   memory"). Nothing needs freeing: the payload, the result and everything else the job
+ *   allocated vanish when the VM is reset for the next job. To put parts of the payload into the
+ *   result, aspen_json_clone them (the result must be a tree of its own).
  *
  * Optional: ASPEN_INIT(fn) runs `void fn(void)` once at start-up, before the snapshot: work done
  * there (tables, parsed configuration, heap allocations) is inherited by every job for free. It
- * may call hl_* functions and may panic.
+ * may call host functions and may panic (the VM then fails to start); log lines written there
+ * belong to no job, and a host may not show them.
  *
  * Either way the status, output and message go to the host with one exit; nothing runs after. */
 

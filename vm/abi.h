@@ -78,6 +78,7 @@ struct aspen_abi_note {
 /* Limits the host enforces on host-call arguments. */
 #define ASPEN_MAX_LOG_LINE 16384u /* longer hl_println lines are cut and marked "…[truncated]" */
 #define ASPEN_MAX_NAME 128u       /* host function names */
+#define ASPEN_MAX_MESSAGE 4096u   /* error and panic messages: longer ones are cut and marked "…" */
 
 #define ASPEN_BLOCK_MAGIC 0x4e505341u /* "ASPN" */
 

@@ -68,7 +68,7 @@
 #define HOT_IMAGE_MAX (64u * 1024u) /* writable image pages restored by memcpy up to this size */
 #define STACK_HOT (16u * 1024u)
 #define HEAP_HOT (16u * 1024u)
-#define MESSAGE_MAX 4096u
+#define MESSAGE_MAX ASPEN_MAX_MESSAGE
 /* Unmapped gap below the stack: wide enough that a large stack frame cannot jump over it into the
  * image's data (virtual space only; it costs no memory). */
 #define STACK_GUARD (64u * 1024u)
@@ -1269,6 +1269,8 @@ fail_destroy:
     return rc;
 }
 
+static void finish_done(aspen_vm *vm, aspen_vm_result *res);
+
 /* Enter _start and run it to its ready point; snapshot there if warm. */
 static int startup(aspen_vm *vm, aspen_vm_error *err)
 {
@@ -1304,8 +1306,14 @@ static int startup(aspen_vm *vm, aspen_vm_error *err)
         if (ev == EV_TIMEOUT)
             snprintf(res.message, sizeof res.message, "it did not reach its ready point within "
                      "%u ms", vm->cfg.timeout_ms);
-        else if (ev == EV_DONE)
-            snprintf(res.message, sizeof res.message, "it finished a job before signalling ready");
+        else if (ev == EV_DONE) {
+            /* e.g. a panic in the guest's init function: say what the guest said */
+            finish_done(vm, &res);
+            if (res.outcome == ASPEN_VM_SUCCESS)
+                snprintf(res.message, sizeof res.message,
+                         "it finished a job before signalling ready");
+            aspen_vm_result_free(&res);
+        }
         vm_set_error(err, ev == EV_ERROR ? ASPEN_VM_EKVM : ASPEN_VM_ESTARTUP,
                      "guest %s failed during start-up: %s", vm->img->name, res.message);
         return err ? err->code : ASPEN_VM_ESTARTUP;

@@ -343,6 +343,18 @@ static void test_faults(void **state)
     aspen_vm_destroy(vm);
 }
 
+static void test_startup_panic(void **state)
+{
+    aspen_vm_image *img = image("test-init-panic");
+    aspen_vm *vm = NULL;
+    aspen_vm_error err = {0};
+    assert_int_equal(aspen_vm_create(img, NULL, NULL, &vm, &err), ASPEN_VM_ESTARTUP);
+    assert_null(vm);
+    assert_non_null(strstr(err.msg, "failed during start-up: guest panicked: config missing: "
+                                    "API_KEY"));
+    aspen_vm_image_release(img);
+}
+
 static void test_panic_and_failure(void **state)
 {
     aspen_vm *vm = vm_of("test-panic", NULL);
@@ -524,6 +536,7 @@ int main(void)
         cmocka_unit_test(test_interrupt_from_thread),
         cmocka_unit_test(test_faults),
         cmocka_unit_test(test_panic_and_failure),
+        cmocka_unit_test(test_startup_panic),
         cmocka_unit_test(test_snapshot_isolation),
         cmocka_unit_test(test_memory_limit),
         cmocka_unit_test(test_output_and_input_limits),

@@ -106,7 +106,7 @@ typedef struct aspen_vm_config {
 } aspen_vm_config;
 
 void aspen_vm_config_default(aspen_vm_config *cfg);
-/* Parse "1M", "512K", "256MiB", "1048576" into bytes; 0 on success. */
+/* Parse "1M", "512K", "256MiB", "1048576" into bytes (not 0); 0 on success, -1 otherwise. */
 int aspen_vm_parse_size(const char *s, size_t *out);
 
 /* Create the VM and run the guest's start-up to its ready point. host may be NULL (built-ins only). */

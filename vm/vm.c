@@ -525,7 +525,7 @@ int aspen_vm_parse_size(const char *s, size_t *out)
         end++;
     else if (mul == 1 && (*end == 'b' || *end == 'B'))
         end++;
-    if (*end != '\0' || __builtin_mul_overflow(v, mul, &v) || v > SIZE_MAX)
+    if (*end != '\0' || v == 0 || __builtin_mul_overflow(v, mul, &v) || v > SIZE_MAX)
         return -1;
     *out = (size_t)v;
     return 0;

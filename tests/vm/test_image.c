@@ -284,6 +284,26 @@ static void test_fuzz_mutations(void **state)
     }
 }
 
+static void test_parse_size(void **state)
+{
+    size_t v = 0;
+    assert_int_equal(aspen_vm_parse_size("1M", &v), 0);
+    assert_int_equal(v, 1u << 20);
+    assert_int_equal(aspen_vm_parse_size("512K", &v), 0);
+    assert_int_equal(v, 512u << 10);
+    assert_int_equal(aspen_vm_parse_size("256MiB", &v), 0);
+    assert_int_equal(v, 256u << 20);
+    assert_int_equal(aspen_vm_parse_size("1g", &v), 0);
+    assert_int_equal(v, 1u << 30);
+    assert_int_equal(aspen_vm_parse_size("4096", &v), 0);
+    assert_int_equal(v, 4096);
+    static const char *bad[] = {"", "0", "-1", "1X", "M", "1MB2", "99999999999999999999",
+                                "18446744073709551615K"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        if (aspen_vm_parse_size(bad[i], &v) == 0)
+            fail_msg("\"%s\" parsed as %zu", bad[i], v);
+}
+
 int main(void)
 {
     load_good();
@@ -297,6 +317,7 @@ int main(void)
         cmocka_unit_test(test_too_large),
         cmocka_unit_test(test_file_errors),
         cmocka_unit_test(test_fuzz_mutations),
+        cmocka_unit_test(test_parse_size),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     free(g_good);

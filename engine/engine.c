@@ -217,6 +217,8 @@ int aspen_engine_open(const aspen_engine_config *cfg, aspen_engine **out, aspen_
     pthread_mutex_init(&eng->h_mu, NULL);
     cond_init_mono(&eng->h_cond);
     pthread_mutex_init(&eng->d_mu, NULL);
+    pthread_mutex_init(&eng->live_mu, NULL);
+    eng->live_tail = &eng->live_head;
     cond_init_mono(&eng->d_cond);
     cond_init_mono(&eng->d_flushed);
     eng->d_tail = &eng->d_head;
@@ -275,6 +277,12 @@ void aspen_engine_close(aspen_engine *eng)
     pthread_mutex_destroy(&eng->h_mu);
     pthread_cond_destroy(&eng->h_cond);
     pthread_mutex_destroy(&eng->d_mu);
+    for (struct eng_live *l = eng->live_head, *next; l; l = next) {
+        next = l->next;
+        free(l->line);
+        free(l);
+    }
+    pthread_mutex_destroy(&eng->live_mu);
     pthread_cond_destroy(&eng->d_cond);
     pthread_cond_destroy(&eng->d_flushed);
     pthread_mutex_destroy(&eng->build_mu);
@@ -538,6 +546,84 @@ static size_t queue_len(aspen_engine *eng)
     return n;
 }
 
+/* Log lines of jobs that have run longer than LIVE_LOG_AFTER_MS go to the store now rather than
+ * with the job's completion: short jobs keep their lines in the group commit (no extra writes on
+ * the fast path), long ones become visible to `aspen logs --follow` in other processes within
+ * about LIVE_LOG_AFTER_MS. Lines are taken under the worker's lock and handed to the store thread,
+ * which writes them before the completions it picked up at the same time. */
+#define LIVE_LOG_AFTER_MS 200
+
+static void flush_live_logs(aspen_engine *eng, int64_t now)
+{
+    bool any = false;
+    for (int i = 0; i < eng->n_workers; i++) {
+        struct eng_worker *w = &eng->workers[i];
+        struct eng_live *head = NULL, **tail = &head;
+        pthread_mutex_lock(&w->mu);
+        struct eng_done *d = w->cur_done;
+        if (d && now - w->cur_started_mono >= LIVE_LOG_AFTER_MS) {
+            for (; d->n_flushed < d->n_logs; d->n_flushed++) {
+                struct eng_live *l = malloc(sizeof *l);
+                char *line = l ? strdup(d->logs[d->n_flushed].line) : NULL;
+                if (!line) {
+                    free(l);
+                    break; /* out of memory: the rest goes with the completion */
+                }
+                *l = (struct eng_live){NULL, d->job_id, d->attempt,
+                                       d->logs[d->n_flushed].time_ms, line};
+                *tail = l;
+                tail = &l->next;
+            }
+        }
+        /* Still under the worker's lock: the job's completion can only be queued after these
+         * lines are, so the store thread never writes its later lines first. */
+        if (head) {
+            pthread_mutex_lock(&eng->live_mu);
+            *eng->live_tail = head;
+            eng->live_tail = tail;
+            pthread_mutex_unlock(&eng->live_mu);
+            any = true;
+        }
+        pthread_mutex_unlock(&w->mu);
+    }
+    if (!any)
+        return;
+    pthread_mutex_lock(&eng->d_mu);
+    pthread_cond_signal(&eng->d_cond);
+    pthread_mutex_unlock(&eng->d_mu);
+}
+
+/* The store thread's half: write whatever live lines are waiting, in one transaction. */
+static void write_live_logs(aspen_engine *eng)
+{
+    pthread_mutex_lock(&eng->live_mu);
+    struct eng_live *list = eng->live_head;
+    eng->live_head = NULL;
+    eng->live_tail = &eng->live_head;
+    pthread_mutex_unlock(&eng->live_mu);
+    size_t n = 0;
+    for (struct eng_live *l = list; l; l = l->next)
+        n++;
+    if (!n)
+        return;
+    aspen_store_log_line *lines = calloc(n, sizeof *lines);
+    if (lines) {
+        size_t i = 0;
+        for (struct eng_live *l = list; l; l = l->next)
+            lines[i++] = (aspen_store_log_line){.job_id = l->job_id, .attempt = l->attempt,
+                                                .time_ms = l->time_ms, .line = l->line};
+        aspen_store_error se = {0};
+        if (aspen_store_append_logs(eng->commit_store, lines, n, &se) != 0)
+            engine_message(eng, "writing %zu live log lines failed: %s", n, se.msg);
+        free(lines);
+    }
+    for (struct eng_live *l = list, *next; l; l = next) {
+        next = l->next;
+        free(l->line);
+        free(l);
+    }
+}
+
 static void *dispatcher_main(void *arg)
 {
     aspen_engine *eng = arg;
@@ -545,7 +631,8 @@ static void *dispatcher_main(void *arg)
     const aspen_engine_config *c = &eng->cfg;
     int64_t now = eng_mono_ms();
     int64_t next_renew = now + c->renew_ms, next_recover = now + c->recover_ms,
-            next_cancel = now + c->cancel_poll_ms, next_sample = now + 1000;
+            next_cancel = now + c->cancel_poll_ms, next_sample = now + 1000,
+            next_live = now + LIVE_LOG_AFTER_MS;
     aspen_store_error se = {0};
 
     while (!atomic_load(&eng->stopping)) {
@@ -578,7 +665,13 @@ static void *dispatcher_main(void *arg)
             next_sample = now + 1000;
             sample_throughput(eng, now);
         }
+        if (now >= next_live) {
+            next_live = now + LIVE_LOG_AFTER_MS;
+            flush_live_logs(eng, now);
+        }
         int64_t next = next_cancel < next_renew ? next_cancel : next_renew;
+        if (next_live < next)
+            next = next_live;
         int64_t wait = next - eng_mono_ms();
         if (wait > 0) {
             struct timespec ts;
@@ -664,7 +757,7 @@ static int commit_group(aspen_engine *eng, struct eng_done *list, struct commit_
     for (struct eng_done *d = list; d; d = d->next)
         if (!d->release && d->engine_id == engine_id) {
             n++;
-            n_logs += d->n_logs;
+            n_logs += d->n_logs - d->n_flushed;
         }
     if (commit_buf_fit(b, n, n_logs) != 0)
         return ASPEN_STORE_ENOMEM;
@@ -673,13 +766,14 @@ static int commit_group(aspen_engine *eng, struct eng_done *list, struct commit_
         if (d->release || d->engine_id != engine_id)
             continue;
         aspen_store_log_line *lg = b->logs + li;
-        for (size_t k = 0; k < d->n_logs; k++)
+        size_t nl = d->n_logs - d->n_flushed; /* the rest went to the store live */
+        for (size_t k = d->n_flushed; k < d->n_logs; k++)
             b->logs[li++] = (aspen_store_log_line){.time_ms = d->logs[k].time_ms,
                                                    .line = d->logs[k].line};
         b->c[i] = (aspen_store_completion){
             .job_id = d->job_id, .outcome = d->outcome, .stats = d->stats,
             .output = d->output, .output_size = d->output_len, .error = d->error,
-            .logs = d->n_logs ? lg : NULL, .n_logs = d->n_logs, .retry_at_ms = d->retry_at_ms};
+            .logs = nl ? lg : NULL, .n_logs = nl, .retry_at_ms = d->retry_at_ms};
         b->d[i++] = d;
     }
     aspen_store_error se = {0};
@@ -831,6 +925,9 @@ static void *committer_main(void *arg)
         eng->d_tail = &eng->d_head;
         eng->d_len = 0;
         pthread_mutex_unlock(&eng->d_mu);
+        /* live lines first: any of them belongs to a job whose completion, if it is in `list`,
+         * was queued after them */
+        write_live_logs(eng);
         if (!list)
             continue;
 

@@ -45,7 +45,18 @@ struct eng_done {
     char *error;
     struct eng_log *logs;
     size_t n_logs, cap_logs;
+    size_t n_flushed; /* logs[0..n_flushed) already went to the store live (long jobs) */
     char type[32];
+};
+
+/* A log line of a job still running, on its way to the store ahead of the job's completion, so
+ * `aspen logs --follow` in another process sees a long job's lines as they are printed. */
+struct eng_live {
+    struct eng_live *next;
+    int64_t job_id;
+    int attempt;
+    int64_t time_ms;
+    char *line;
 };
 
 struct vm_slot {
@@ -92,6 +103,8 @@ struct eng_worker {
     pthread_mutex_t mu; /* guards cur_job_id, cur_vm and st against cancel/snapshot */
     int64_t cur_job_id;
     aspen_vm *cur_vm;
+    struct eng_done *cur_done; /* the running job's results so far (its logs), under mu */
+    int64_t cur_started_mono;
     int cancel; /* CANCEL_*; read by the VM through run_opts.cancel */
     aspen_engine_worker_status st;
     struct vm_slot *sticky; /* the warm VM this worker holds between jobs */
@@ -162,6 +175,10 @@ struct aspen_engine {
     size_t d_len;
     bool d_stop;
     uint64_t d_enqueued, d_committed; /* for wait_idle: all handed over were committed */
+
+    /* live log lines of long-running jobs, written by the store thread before completions */
+    pthread_mutex_t live_mu;
+    struct eng_live *live_head, **live_tail;
 
     struct eng_worker *workers;
     int n_workers;

@@ -35,20 +35,26 @@ const aspen_store_job *aspen_engine_ctx_job(const aspen_engine_ctx *ctx) { retur
 static void add_log(aspen_engine_ctx *ctx, const char *line, size_t len)
 {
     struct eng_done *d = ctx->done;
-    if (d->n_logs == d->cap_logs) {
-        size_t cap = d->cap_logs ? d->cap_logs * 2 : 4;
-        struct eng_log *n = realloc(d->logs, cap * sizeof *n);
-        if (!n)
-            return;
-        d->logs = n;
-        d->cap_logs = cap;
-    }
     char *copy = malloc(len + 1);
     if (!copy)
         return;
     memcpy(copy, line, len);
     copy[len] = '\0';
+    /* under the worker's lock: the dispatcher flushes a long job's lines live (eng_flush_live) */
+    pthread_mutex_lock(&ctx->w->mu);
+    if (d->n_logs == d->cap_logs) {
+        size_t cap = d->cap_logs ? d->cap_logs * 2 : 4;
+        struct eng_log *n = realloc(d->logs, cap * sizeof *n);
+        if (!n) {
+            pthread_mutex_unlock(&ctx->w->mu);
+            free(copy);
+            return;
+        }
+        d->logs = n;
+        d->cap_logs = cap;
+    }
     d->logs[d->n_logs++] = (struct eng_log){aspen_store_now_ms(), copy};
+    pthread_mutex_unlock(&ctx->w->mu);
     aspen_engine *eng = ctx->eng;
     if (!eng->cfg.no_live_logs && eng_wants(eng, ASPEN_ENGINE_EV_LOG)) {
         aspen_engine_event ev = {.type = ASPEN_ENGINE_EV_LOG, .job_id = ctx->job->id,
@@ -372,6 +378,8 @@ static void run_one(struct eng_worker *w, struct eng_job *j)
 
     pthread_mutex_lock(&w->mu);
     w->cur_job_id = job->id;
+    w->cur_done = d;
+    w->cur_started_mono = eng_mono_ms();
     __atomic_store_n(&w->cancel, atomic_load(&j->cancel), __ATOMIC_SEQ_CST);
     copy_str(w->st.state, sizeof w->st.state, "running");
     w->st.job_id = job->id;
@@ -397,6 +405,7 @@ static void run_one(struct eng_worker *w, struct eng_job *j)
     pthread_mutex_lock(&w->mu);
     int reason = w->cancel;
     w->cur_job_id = 0;
+    w->cur_done = NULL;
     w->cancel = CANCEL_NONE;
     copy_str(w->st.state, sizeof w->st.state, "idle");
     w->st.job_id = 0;

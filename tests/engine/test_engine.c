@@ -462,6 +462,44 @@ static void test_cancel_running(void **state)
     aspen_engine_close(eng);
 }
 
+/* A long job's log lines reach the store while it runs (another process's `aspen logs --follow`
+ * sees them), and are not written a second time when it ends. */
+static void test_live_logs(void **state)
+{
+    (void)state;
+    aspen_engine *eng = open_eng(1, NULL);
+    aspen_engine_job_spec s = {.guest = GUEST_DIR "/test-spin", .payload = "{\"log\":true}",
+                               .timeout_ms = 60000, .max_attempts = 1};
+    int64_t id = submit(eng, &s);
+    start(eng);
+    wait_state(eng, id, ASPEN_STORE_RUNNING, 10000);
+    aspen_engine *other = open_eng(0, NULL);
+    aspen_engine_error err = {0};
+    aspen_store_log *logs = NULL;
+    size_t n = 0;
+    int64_t t0 = now_ms();
+    while (n == 0 && now_ms() - t0 < 3000) {
+        sleep_ms(50);
+        assert_int_equal(aspen_engine_logs(other, id, 0, 0, &logs, &n, &err), 0);
+        if (n == 0)
+            aspen_store_logs_free(logs, n);
+    }
+    fprintf(stderr, "live log line visible to another connection after %lld ms\n",
+            (long long)(now_ms() - t0));
+    assert_int_equal(n, 1);
+    assert_string_equal(logs[0].line, "spinning now");
+    assert_int_equal(state_of(other, id), ASPEN_STORE_RUNNING); /* still running */
+    aspen_store_logs_free(logs, n);
+    bool requested = false;
+    assert_int_equal(aspen_engine_cancel(eng, id, &requested, &err), 0);
+    wait_state(eng, id, ASPEN_STORE_CANCELLED, 5000);
+    assert_int_equal(aspen_engine_logs(other, id, 0, 0, &logs, &n, &err), 0);
+    assert_int_equal(n, 1); /* written once, not again with the completion */
+    aspen_store_logs_free(logs, n);
+    aspen_engine_close(other);
+    aspen_engine_close(eng);
+}
+
 static void test_rerun(void **state)
 {
     (void)state;
@@ -731,6 +769,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancel_queued, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancel_running, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_live_logs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rerun, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pause_resume, setup, teardown),
         cmocka_unit_test_setup_teardown(test_events, setup, teardown),

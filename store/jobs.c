@@ -832,15 +832,12 @@ int store_release_all(aspen_store *s, int64_t engine_id, int64_t *released, aspe
     sqlite3_bind_int64(st, 1, engine_id);
     int rc, code = 0;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (n == cap) {
-            cap = cap ? cap * 2 : 16;
-            int64_t *grown = realloc(ids, cap * sizeof *ids);
-            if (!grown) {
-                code = store_err(err, ASPEN_STORE_ENOMEM, "out of memory releasing jobs");
-                goto free_ids;
-            }
-            ids = grown;
+        int64_t *grown = store_grow(ids, &cap, n, sizeof *ids);
+        if (!grown) {
+            code = store_err(err, ASPEN_STORE_ENOMEM, "out of memory releasing jobs");
+            goto free_ids;
         }
+        ids = grown;
         ids[n++] = sqlite3_column_int64(st, 0);
     }
     if (rc != SQLITE_DONE) {

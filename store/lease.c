@@ -110,15 +110,12 @@ int aspen_store_engines(aspen_store *s, aspen_store_engine_info **out, size_t *n
     size_t count = 0, cap = 0;
     int rc, code = 0;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (count == cap) {
-            cap = cap ? cap * 2 : 8;
-            aspen_store_engine_info *grown = realloc(list, cap * sizeof *list);
-            if (!grown) {
-                code = store_err(err, ASPEN_STORE_ENOMEM, "out of memory listing engines");
-                goto free_list;
-            }
-            list = grown;
+        aspen_store_engine_info *grown = store_grow(list, &cap, count, sizeof *list);
+        if (!grown) {
+            code = store_err(err, ASPEN_STORE_ENOMEM, "out of memory listing engines");
+            goto free_list;
         }
+        list = grown;
         aspen_store_engine_info *e = &list[count++];
         memset(e, 0, sizeof *e);
         e->id = sqlite3_column_int64(st, 0);
@@ -307,15 +304,12 @@ int aspen_store_cancel_requests(aspen_store *s, int64_t engine_id, int64_t **ids
     size_t cap = 0;
     int rc, code = 0;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (*n == cap) {
-            cap = cap ? cap * 2 : 8;
-            int64_t *grown = realloc(*ids, cap * sizeof **ids);
-            if (!grown) {
-                code = store_err(err, ASPEN_STORE_ENOMEM, "out of memory reading cancel requests");
-                goto free_ids;
-            }
-            *ids = grown;
+        int64_t *grown = store_grow(*ids, &cap, *n, sizeof **ids);
+        if (!grown) {
+            code = store_err(err, ASPEN_STORE_ENOMEM, "out of memory reading cancel requests");
+            goto free_ids;
         }
+        *ids = grown;
         (*ids)[(*n)++] = sqlite3_column_int64(st, 0);
     }
     if (rc != SQLITE_DONE) {

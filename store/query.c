@@ -271,15 +271,12 @@ int aspen_store_list(aspen_store *s, const aspen_store_filter *filter, aspen_sto
     size_t count = 0, cap = 0;
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (count == cap) {
-            cap = cap ? cap * 2 : 32;
-            aspen_store_job *grown = realloc(list, cap * sizeof *list);
-            if (!grown) {
-                code = store_err(err, ASPEN_STORE_ENOMEM, "out of memory listing jobs");
-                goto free_list;
-            }
-            list = grown;
+        aspen_store_job *grown = store_grow(list, &cap, count, sizeof *list);
+        if (!grown) {
+            code = store_err(err, ASPEN_STORE_ENOMEM, "out of memory listing jobs");
+            goto free_list;
         }
+        list = grown;
         code = job_from_row(st, &list[count], err);
         if (code)
             goto free_list;
@@ -342,15 +339,12 @@ static int matching_ids(aspen_store *s, const aspen_store_filter *f, unsigned st
     size_t cap = 0;
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (*n == cap) {
-            cap = cap ? cap * 2 : 64;
-            int64_t *grown = realloc(*ids, cap * sizeof **ids);
-            if (!grown) {
-                code = store_err(err, ASPEN_STORE_ENOMEM, "out of memory selecting jobs");
-                goto free_ids;
-            }
-            *ids = grown;
+        int64_t *grown = store_grow(*ids, &cap, *n, sizeof **ids);
+        if (!grown) {
+            code = store_err(err, ASPEN_STORE_ENOMEM, "out of memory selecting jobs");
+            goto free_ids;
         }
+        *ids = grown;
         (*ids)[(*n)++] = sqlite3_column_int64(st, 0);
     }
     if (rc != SQLITE_DONE) {
@@ -517,15 +511,12 @@ int aspen_store_attempts(aspen_store *s, int64_t job_id, aspen_store_attempt **o
     int rc, code = 0;
     bool oom = false;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (count == cap) {
-            cap = cap ? cap * 2 : 4;
-            aspen_store_attempt *grown = realloc(list, cap * sizeof *list);
-            if (!grown) {
-                oom = true;
-                break;
-            }
-            list = grown;
+        aspen_store_attempt *grown = store_grow(list, &cap, count, sizeof *list);
+        if (!grown) {
+            oom = true;
+            break;
         }
+        list = grown;
         aspen_store_attempt *a = &list[count++];
         memset(a, 0, sizeof *a);
         a->job_id = sqlite3_column_int64(st, 0);
@@ -582,15 +573,12 @@ int aspen_store_logs(aspen_store *s, int64_t job_id, int64_t after_seq, size_t l
     int rc, code = 0;
     bool oom = false;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (count == cap) {
-            cap = cap ? cap * 2 : 16;
-            aspen_store_log *grown = realloc(list, cap * sizeof *list);
-            if (!grown) {
-                oom = true;
-                break;
-            }
-            list = grown;
+        aspen_store_log *grown = store_grow(list, &cap, count, sizeof *list);
+        if (!grown) {
+            oom = true;
+            break;
         }
+        list = grown;
         aspen_store_log *l = &list[count++];
         memset(l, 0, sizeof *l);
         l->seq = sqlite3_column_int64(st, 0);

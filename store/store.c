@@ -838,3 +838,16 @@ int aspen_store_data_version(aspen_store *s, uint64_t *version, aspen_store_erro
     sqlite3_reset(st);
     return code;
 }
+
+void *store_grow(void *arr, size_t *cap, size_t count, size_t elem)
+{
+    if (count < *cap)
+        return arr;
+    size_t want = *cap ? *cap * 2 : 16, bytes;
+    if (want < *cap || __builtin_mul_overflow(want, elem, &bytes))
+        return NULL;
+    void *grown = realloc(arr, bytes);
+    if (grown)
+        *cap = want;
+    return grown;
+}

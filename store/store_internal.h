@@ -149,4 +149,9 @@ int job_from_row(sqlite3_stmt *st, aspen_store_job *job, aspen_store_error *err)
 
 char *store_strdup(const char *s);
 
+/* Room for one more element in a growing array of `count` elements of `elem` bytes with capacity
+ * *cap (doubling from 16): returns the array, moved if it had to grow, or NULL (the old array
+ * still valid and owned by the caller) when memory ran out. */
+void *store_grow(void *arr, size_t *cap, size_t count, size_t elem);
+
 #endif

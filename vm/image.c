@@ -145,16 +145,27 @@ int aspen_vm_image_load_mem(const void *bytes, size_t len, const char *name, asp
              eh.e_machine);
     if (eh.e_type == ET_REL)
         FAIL("%s is an object file, not an executable: link it (scripts/build-guest.sh does)", name);
-    if (eh.e_type == ET_DYN)
-        FAIL("%s is position-independent or a shared library (ET_DYN): link it statically as a "
-             "fixed-address executable (-static -no-pie; the SDK's scripts/build-guest.sh does)",
-             name);
-    if (eh.e_type != ET_EXEC)
+    if (eh.e_type != ET_EXEC && eh.e_type != ET_DYN)
         FAIL("%s is not an executable (ELF type %u)", name, eh.e_type);
     if (eh.e_phentsize != sizeof(Elf64_Phdr) || eh.e_phnum == 0 || eh.e_phnum > 64 ||
         !in_file(eh.e_phoff, (uint64_t)eh.e_phnum * sizeof(Elf64_Phdr), n))
         FAIL("%s has a malformed program header table (offset %llu, %u entries of %u bytes)", name,
              (unsigned long long)eh.e_phoff, eh.e_phnum, eh.e_phentsize);
+    if (eh.e_type == ET_DYN) {
+        /* Most ET_DYN files people try are ordinary dynamically linked programs: say that. */
+        for (unsigned i = 0; i < eh.e_phnum; i++) {
+            Elf64_Phdr ph;
+            memcpy(&ph, f + eh.e_phoff + (uint64_t)i * sizeof ph, sizeof ph);
+            if (ph.p_type == PT_INTERP || ph.p_type == PT_DYNAMIC)
+                FAIL("%s is dynamically linked (it needs a program interpreter and relocations "
+                     "Aspen does not apply): link it statically (-static, e.g. musl-gcc or the "
+                     "SDK's scripts/build-guest.sh)",
+                     name);
+        }
+        FAIL("%s is position-independent (ET_DYN): link it statically as a fixed-address "
+             "executable (-static -no-pie; the SDK's scripts/build-guest.sh does)",
+             name);
+    }
 
     struct aspen_abi_note note;
     int have_note = 0;

@@ -103,7 +103,12 @@ static void test_wrong_class_endian_machine_type(void **state)
     free(b);
     b = copy();
     eh(b)->e_type = ET_DYN;
-    expect_reject(b, g_len, "link it statically");
+    expect_reject(b, g_len, "position-independent");
+    free(b);
+    b = copy(); /* a dynamically linked PIE: the interpreter is what to talk about */
+    eh(b)->e_type = ET_DYN;
+    ph(b, find_ph(b, PT_NOTE, 0))->p_type = PT_INTERP;
+    expect_reject(b, g_len, "dynamically linked");
     free(b);
     b = copy();
     eh(b)->e_type = ET_REL;

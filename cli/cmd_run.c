@@ -120,6 +120,8 @@ int cmd_run(int argc, char **argv)
     if (slash && slash[1])
         lc.name = slash + 1;
 
+    cfg.startup_log = on_log; /* lines from the guest's init, too */
+    cfg.startup_log_user = &lc;
     double t0 = cli_now_us();
     if (aspen_vm_image_load_file(path, &img, &err) != 0 ||
         aspen_vm_create(img, &cfg, NULL, &vm, &err) != 0)

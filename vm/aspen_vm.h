@@ -103,6 +103,8 @@ typedef struct aspen_vm_config {
     uint32_t timeout_ms;  /* default deadline per run; default 1000 */
     size_t max_output;    /* default 16 MiB (and never more than guest memory) */
     bool warm;            /* snapshot after start-up so runs can be repeated; default true */
+    aspen_vm_log_fn startup_log; /* lines the guest prints during start-up (ASPEN_INIT); may be NULL */
+    void *startup_log_user;
 } aspen_vm_config;
 
 void aspen_vm_config_default(aspen_vm_config *cfg);

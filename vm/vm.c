@@ -1294,7 +1294,8 @@ static int startup(aspen_vm *vm, aspen_vm_error *err)
     aspen_vm_result res;
     memset(&res, 0, sizeof res);
     struct run_ctx c = {.deadline = now_ns() + (uint64_t)vm->cfg.timeout_ms * 1000000ull,
-                        .res = &res, .startup = true};
+                        .res = &res, .startup = true, .on_log = vm->cfg.startup_log,
+                        .log_user = vm->cfg.startup_log_user};
     enum ev ev = run_guarded(vm, &c);
     switch (ev) {
     case EV_READY:

@@ -348,7 +348,14 @@ static void test_startup_panic(void **state)
     aspen_vm_image *img = image("test-init-panic");
     aspen_vm *vm = NULL;
     aspen_vm_error err = {0};
-    assert_int_equal(aspen_vm_create(img, NULL, NULL, &vm, &err), ASPEN_VM_ESTARTUP);
+    struct logs logs = {0};
+    aspen_vm_config cfg;
+    aspen_vm_config_default(&cfg);
+    cfg.startup_log = collect;
+    cfg.startup_log_user = &logs;
+    assert_int_equal(aspen_vm_create(img, &cfg, NULL, &vm, &err), ASPEN_VM_ESTARTUP);
+    assert_int_equal(logs.n, 1);
+    assert_string_equal(logs.last, "init: reading config");
     assert_null(vm);
     assert_non_null(strstr(err.msg, "failed during start-up: guest panicked: config missing: "
                                     "API_KEY"));

@@ -220,8 +220,8 @@ void vm_pool_init(struct vm_pool *p, size_t budget);
 void vm_pool_destroy(struct vm_pool *p);
 /* A VM for (sha, mem): an idle warm one, or a new one (image fetched through `store` if needed). */
 int vm_pool_acquire(struct vm_pool *p, aspen_engine *eng, aspen_store *store, const char *sha,
-                    const char *name, size_t mem, struct vm_slot **out, bool *cold,
-                    char *msg, size_t msgcap, bool *permanent);
+                    const char *name, size_t mem, aspen_vm_log_fn startup_log, void *log_user,
+                    struct vm_slot **out, bool *cold, char *msg, size_t msgcap, bool *permanent);
 void vm_pool_release(struct vm_pool *p, struct vm_slot *slot);
 void vm_pool_stats(struct vm_pool *p, aspen_engine_throughput *t);
 

@@ -148,8 +148,8 @@ static aspen_vm_image *get_image(struct vm_pool *p, aspen_store *store, const ch
 }
 
 int vm_pool_acquire(struct vm_pool *p, aspen_engine *eng, aspen_store *store, const char *sha,
-                    const char *name, size_t mem, struct vm_slot **out, bool *cold, char *msg,
-                    size_t msgcap, bool *permanent)
+                    const char *name, size_t mem, aspen_vm_log_fn startup_log, void *log_user,
+                    struct vm_slot **out, bool *cold, char *msg, size_t msgcap, bool *permanent)
 {
     *out = NULL;
     *cold = false;
@@ -197,6 +197,8 @@ int vm_pool_acquire(struct vm_pool *p, aspen_engine *eng, aspen_store *store, co
     aspen_vm_config_default(&cfg);
     cfg.memory_bytes = mem;
     cfg.warm = true;
+    cfg.startup_log = startup_log; /* the guest's init lines go to the job that started it */
+    cfg.startup_log_user = log_user;
     aspen_vm_error ve = {0};
     if (aspen_vm_create(s->img, &cfg, eng->host, &s->vm, &ve) != 0) {
         *permanent = ve.code == ASPEN_VM_EINVAL || ve.code == ASPEN_VM_ESTARTUP ||

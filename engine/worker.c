@@ -225,8 +225,8 @@ int eng_vm_execute(aspen_engine_ctx *ctx, void *user)
             if (aspen_store_open(eng->db_path, NULL, &w->store, &se) != 0)
                 return aspen_engine_ctx_fail(ctx, false, "opening the store: %s", se.msg);
         }
-        if (vm_pool_acquire(&eng->pool, eng, w->store, sha, name, mem, &slot, &cold, msg,
-                            sizeof msg, &permanent) != 0)
+        if (vm_pool_acquire(&eng->pool, eng, w->store, sha, name, mem, on_vm_log, ctx, &slot,
+                            &cold, msg, sizeof msg, &permanent) != 0)
             return aspen_engine_ctx_fail(ctx, permanent, "%s", msg);
         w->sticky = slot;
     }

@@ -31,6 +31,7 @@ int cli_open_engine(const char *db, int workers, aspen_engine **out);
 int cli_parse_id(const char *s, int64_t *id);
 void cli_format_time(int64_t ms, char *out, size_t cap);
 
+int cmd_console(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_demo(int argc, char **argv);

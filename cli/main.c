@@ -9,6 +9,7 @@ static const struct {
     int (*fn)(int, char **);
     const char *help;
 } cmds[] = {
+    {"console", cmd_console, "the operations console: live jobs, VMs and logs (? for keys)"},
     {"run", cmd_run, "run one job in a fresh micro-VM: aspen run GUEST --payload JSON"},
     {"demo", cmd_demo, "an echo job and a data-processing job, with logs and timings"},
     {"bench", cmd_bench, "benchmarks printing JSON: aspen bench vm|engine [--json]"},

@@ -1,0 +1,1545 @@
+/* tui/app.c — the console's engine room: the libuv loop on the UI thread, input, engine events and
+ * the work it hands to libuv's thread pool.
+ *
+ * Threads and who does what (see FACTS §5):
+ *   - the UI thread runs the loop: stdin through uv_poll_t drained with getch() in nodelay mode,
+ *     SIGWINCH/SIGINT/SIGTERM/SIGHUP through uv_signal_t, a 1 s tick, and curses — only here;
+ *   - engine threads call on_event(): it copies what it needs into a queue under a mutex and calls
+ *     uv_async_send (calls coalesce), nothing else;
+ *   - every database read or write (snapshot, job window, detail, logs, submit, cancel, rerun,
+ *     retry, pause) is a uv_queue_work item; results come back in the after-work callback on the UI
+ *     thread. So the UI never waits on SQLite or a VM.
+ * Engine and pool threads are created with the terminal signals blocked, so SIGWINCH never
+ * interrupts a vCPU. A fatal signal restores the terminal before the process dies.
+ */
+#include "app.h"
+
+#include <curses.h>
+#include <errno.h>
+#include <langinfo.h>
+#include <locale.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+
+long tui_jobs_total(const tui_app *a);
+
+double tui_mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+void tui_set_status(tui_app *a, bool error, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(a->status, sizeof a->status, fmt, ap);
+    va_end(ap);
+    a->status_error = error;
+    a->status_until_ms = (uint64_t)aspen_store_now_ms() + (error ? 8000 : 5000);
+}
+
+/* ---- fatal signals: put the terminal back, then die as intended --------------------------------- */
+
+static struct termios saved_termios;
+static bool have_termios;
+
+static void fatal_handler(int sig)
+{
+    static const char reset[] = "\033[0m\033[?25h\033[?1049l\r\n";
+    ssize_t r = write(STDOUT_FILENO, reset, sizeof reset - 1);
+    (void)r;
+    if (have_termios)
+        tcsetattr(STDIN_FILENO, TCSANOW, &saved_termios);
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+static void install_fatal_handlers(void)
+{
+    static const int sigs[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, SIGQUIT};
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = fatal_handler;
+        sigemptyset(&sa.sa_mask);
+        sa.sa_flags = SA_RESETHAND | SA_NODEFER;
+        sigaction(sigs[i], &sa, NULL);
+    }
+}
+
+/* ---- timing records (benchmarks) --------------------------------------------------------------- */
+
+static void record(tui_app *a, double *arr, size_t *n, double v)
+{
+    if (arr && *n < a->cap_lat)
+        arr[(*n)++] = v;
+}
+
+static int cmp_d(const void *x, const void *y)
+{
+    double a = *(const double *)x, b = *(const double *)y;
+    return (a > b) - (a < b);
+}
+
+static void write_series(FILE *f, const char *name, double *v, size_t n, bool last)
+{
+    qsort(v, n, sizeof *v, cmp_d);
+    double med = n ? v[n / 2] : 0, p95 = n ? v[(size_t)((double)(n - 1) * 0.95)] : 0;
+    double max = n ? v[n - 1] : 0;
+    fprintf(f, "  \"%s\": {\"n\": %zu, \"median_ms\": %.3f, \"p95_ms\": %.3f, \"max_ms\": %.3f}%s\n",
+            name, n, med, p95, max, last ? "" : ",");
+}
+
+static void write_stats(tui_app *a)
+{
+    const char *path = a->opts.stats_path;
+    if (!path || !*path)
+        return;
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return;
+    fprintf(f, "{\n");
+    write_series(f, "frame", a->draw_ms, a->n_draw, false);
+    write_series(f, "key_to_screen", a->lat_key, a->n_lat_key, false);
+    write_series(f, "cursor_redraw", a->lat_cursor, a->n_lat_cursor, false);
+    write_series(f, "filter_to_screen", a->lat_filter, a->n_lat_filter, true);
+    fprintf(f, "}\n");
+    fclose(f);
+}
+
+/* ---- drawing, rate limited -------------------------------------------------------------------- */
+
+static void draw_now(tui_app *a)
+{
+    if (a->quitting)
+        return;
+    uv_timer_stop(&a->draw_timer);
+    tui_draw(a);
+    if (a->key_at_ms > 0) {
+        double d = a->last_draw_ms - a->key_at_ms;
+        record(a, a->lat_key, &a->n_lat_key, d);
+        if (a->pending_cursor_lat)
+            record(a, a->lat_cursor, &a->n_lat_cursor, d);
+        a->key_at_ms = 0;
+        a->pending_cursor_lat = false;
+    }
+}
+
+static void on_draw_timer(uv_timer_t *t) { draw_now(t->data); }
+
+/* Draws at once unless a frame went out in the last 15 ms; then a bit later (one frame). */
+static void request_draw(tui_app *a)
+{
+    double since = tui_mono_ms() - a->last_draw_ms;
+    if (since >= 15) {
+        draw_now(a);
+        return;
+    }
+    if (!uv_is_active((uv_handle_t *)&a->draw_timer))
+        uv_timer_start(&a->draw_timer, on_draw_timer, (uint64_t)(16 - since), 0);
+}
+
+/* ---- refresh: snapshot + job window + detail + logs, on the thread pool ------------------------ */
+
+typedef struct fetch_req {
+    uv_work_t w;
+    tui_app *a;
+    uint64_t gen;
+    char filter_text[512];
+    int64_t offset, limit;
+    bool reverse;
+    int64_t detail_id, logs_job, logs_after;
+    /* out */
+    aspen_engine_snapshot snap;
+    int snap_rc;
+    aspen_store_job *jobs;
+    size_t n_jobs;
+    int list_rc;
+    char msg[1024];
+    aspen_store_job detail;
+    aspen_store_attempt *att;
+    size_t n_att;
+    aspen_store_log *dlogs;
+    size_t n_dlogs;
+    bool detail_ok;
+    aspen_store_log *logs;
+    size_t n_logs;
+    double recent[256];
+    size_t n_recent;
+} fetch_req;
+
+static void fetch_work(uv_work_t *w)
+{
+    fetch_req *r = w->data;
+    aspen_engine *eng = r->a->eng;
+    aspen_engine_error err = {0};
+    r->snap_rc = aspen_engine_snapshot_get(eng, &r->snap, &err);
+    aspen_store_filter f;
+    char buf[2048];
+    if (tui_filter_parse(r->filter_text, &f, buf, sizeof buf, r->msg, sizeof r->msg) != 0) {
+        r->list_rc = -1;
+    } else {
+        f.limit = r->limit;
+        f.offset = r->offset;
+        if (f.order == ASPEN_STORE_ORDER_NEWEST && r->reverse)
+            f.order = ASPEN_STORE_ORDER_OLDEST;
+        r->list_rc = aspen_engine_list(eng, &f, &r->jobs, &r->n_jobs, &err);
+        if (r->list_rc)
+            snprintf(r->msg, sizeof r->msg, "%s", err.msg);
+    }
+    /* recent run times for p50/p95: the newest finished jobs */
+    aspen_store_filter rf = {0};
+    rf.states = (1u << ASPEN_STORE_SUCCEEDED) | (1u << ASPEN_STORE_FAILED);
+    rf.limit = 256;
+    aspen_store_job *recent = NULL;
+    size_t n_recent = 0;
+    if (aspen_engine_list(eng, &rf, &recent, &n_recent, &err) == 0) {
+        for (size_t i = 0; i < n_recent; i++)
+            if (recent[i].started_at_ms > 0 && recent[i].finished_at_ms >= recent[i].started_at_ms)
+                r->recent[r->n_recent++] = (double)(recent[i].finished_at_ms - recent[i].started_at_ms);
+        aspen_store_jobs_free(recent, n_recent);
+    }
+    if (r->detail_id) {
+        r->detail_ok = aspen_engine_get(eng, r->detail_id, &r->detail, &err) == 0;
+        if (r->detail_ok) {
+            aspen_engine_attempts(eng, r->detail_id, &r->att, &r->n_att, &err);
+            aspen_engine_logs(eng, r->detail_id, 0, 1000, &r->dlogs, &r->n_dlogs, &err);
+        } else {
+            snprintf(r->msg, sizeof r->msg, "%s", err.msg);
+        }
+    }
+    if (r->logs_job)
+        aspen_engine_logs(eng, r->logs_job, r->logs_after, 2000, &r->logs, &r->n_logs, &err);
+}
+
+static void start_fetch(tui_app *a);
+
+static void cursor_follow_id(tui_app *a)
+{
+    /* keep the cursor on the same job when rows shift (new jobs on top) */
+    if (!a->cursor_id || a->cursor == 0)
+        return;
+    for (size_t i = 0; i < a->n_rows; i++)
+        if (a->rows[i].id == a->cursor_id) {
+            a->cursor = a->win_offset + (long)i;
+            return;
+        }
+}
+
+static void fetch_done(uv_work_t *w, int status)
+{
+    fetch_req *r = w->data;
+    tui_app *a = r->a;
+    a->fetch_busy = false;
+    if (status == 0 && !a->quitting) {
+        if (r->snap_rc == 0) {
+            a->snap = r->snap;
+            a->have_snap = true;
+        }
+        if (r->gen == a->fetch_gen) {
+            if (r->list_rc == 0) {
+                tui_row *rows = r->n_jobs ? calloc(r->n_jobs, sizeof *rows) : NULL;
+                size_t n = 0;
+                for (size_t i = 0; rows && i < r->n_jobs; i++)
+                    tui_row_from_job(&r->jobs[i], &rows[n++]);
+                if (a->sort_col != TUI_SORT_ID)
+                    tui_sort_rows(rows, n, a->sort_col, a->sort_reverse, aspen_store_now_ms());
+                free(a->rows);
+                a->rows = rows;
+                a->n_rows = n;
+                a->win_offset = (long)r->offset;
+                a->has_more = (int64_t)r->n_jobs == r->limit;
+                a->rows_loaded = true;
+                cursor_follow_id(a);
+            } else {
+                tui_set_status(a, true, "filter: %s", r->msg);
+            }
+            if (a->filter_applied_at > 0 && r->gen == a->filter_gen) {
+                a->key_at_ms = 0;
+                draw_now(a);
+                record(a, a->lat_filter, &a->n_lat_filter, a->last_draw_ms - a->filter_applied_at);
+                a->filter_applied_at = 0;
+            }
+        }
+        if (r->n_recent) {
+            a->n_recent = r->n_recent;
+            a->p50_ms = tui_percentile(r->recent, r->n_recent, 50);
+            a->p95_ms = tui_percentile(r->recent, r->n_recent, 95);
+        }
+        if (r->detail_id && r->detail_id == a->detail_id && a->mode == TUI_MODE_DETAIL) {
+            tui_text_free(&a->detail);
+            if (r->detail_ok)
+                tui_detail_build(&a->detail, &r->detail, r->att, r->n_att, r->dlogs, r->n_dlogs,
+                                 aspen_store_now_ms());
+            else
+                tui_text_add(&a->detail, "%s", r->msg);
+            a->detail_loaded = true;
+        }
+        if (r->logs_job && r->logs_job == a->logs_job) {
+            for (size_t i = 0; i < r->n_logs; i++) {
+                tui_logbuf_push(&a->logs_one, r->logs_job, r->logs[i].attempt, r->logs[i].time_ms,
+                                r->logs[i].seq, r->logs[i].line);
+                if (r->logs[i].seq > a->logs_after_seq)
+                    a->logs_after_seq = r->logs[i].seq;
+            }
+        }
+    }
+    aspen_store_jobs_free(r->jobs, r->n_jobs);
+    aspen_store_job_clear(&r->detail);
+    aspen_store_attempts_free(r->att, r->n_att);
+    aspen_store_logs_free(r->dlogs, r->n_dlogs);
+    aspen_store_logs_free(r->logs, r->n_logs);
+    free(r);
+    if (a->quitting)
+        return;
+    request_draw(a);
+    if (a->fetch_again)
+        start_fetch(a);
+}
+
+static void start_fetch(tui_app *a)
+{
+    if (a->quitting)
+        return;
+    if (a->fetch_busy) {
+        a->fetch_again = true;
+        return;
+    }
+    fetch_req *r = calloc(1, sizeof *r);
+    if (!r)
+        return;
+    a->fetch_again = false;
+    r->a = a;
+    r->w.data = r;
+    r->gen = a->fetch_gen;
+    snprintf(r->filter_text, sizeof r->filter_text, "%s", a->filter_text);
+    /* the window: around the cursor, kept when the cursor is well inside it */
+    long off = a->win_offset;
+    if (!a->rows_loaded || a->cursor < off + 50 || a->cursor >= off + TUI_WINDOW - 50)
+        off = a->cursor - TUI_WINDOW / 2;
+    if (off < 0 || a->cursor < TUI_WINDOW / 2)
+        off = 0;
+    r->offset = off;
+    r->limit = TUI_WINDOW;
+    r->reverse = a->order_reverse;
+    r->detail_id = a->mode == TUI_MODE_DETAIL ? a->detail_id : 0;
+    r->logs_job = a->logs_job;
+    r->logs_after = a->logs_after_seq;
+    a->last_refresh_ms = (uint64_t)tui_mono_ms();
+    a->fetch_busy = true;
+    if (uv_queue_work(a->loop, &r->w, fetch_work, fetch_done) != 0) {
+        a->fetch_busy = false;
+        free(r);
+    }
+}
+
+static void on_refresh_timer(uv_timer_t *t) { start_fetch(t->data); }
+
+/* Soon, not at once: many events in a burst make one refresh (at most one every 200 ms). */
+static void refresh_soon(tui_app *a)
+{
+    uint64_t since = (uint64_t)tui_mono_ms() - a->last_refresh_ms;
+    if (since >= 200) {
+        start_fetch(a);
+        return;
+    }
+    if (!uv_is_active((uv_handle_t *)&a->refresh_timer))
+        uv_timer_start(&a->refresh_timer, on_refresh_timer, 200 - since, 0);
+}
+
+/* Re-reads the window when the cursor left (or nears the edge of) the loaded rows. */
+static void ensure_window(tui_app *a)
+{
+    long lo = a->win_offset, hi = a->win_offset + (long)a->n_rows;
+    bool near_lo = lo > 0 && a->cursor < lo + 50;
+    bool near_hi = a->has_more && a->cursor >= hi - 50;
+    if (a->cursor < lo || a->cursor >= hi || near_lo || near_hi)
+        start_fetch(a);
+}
+
+/* ---- actions on the thread pool ------------------------------------------------------------------ */
+
+enum { ACT_SUBMIT, ACT_CANCEL, ACT_RERUN, ACT_RETRY_FAILED, ACT_PAUSE };
+
+typedef struct act_req {
+    uv_work_t w;
+    tui_app *a;
+    int kind;
+    int64_t *ids;
+    size_t n;
+    char filter_text[512];
+    bool pause;
+    /* submit */
+    char guest[256], payload[4096], tags_json[1024];
+    bool handler;
+    int64_t timeout_ms;
+    int priority, attempts, count;
+    /* out */
+    int rc, done, requested, failed;
+    int64_t first_id, last_id;
+    char msg[1024];
+} act_req;
+
+static void act_work(uv_work_t *w)
+{
+    act_req *r = w->data;
+    aspen_engine *eng = r->a->eng;
+    aspen_engine_error err = {0};
+    switch (r->kind) {
+    case ACT_SUBMIT: {
+        aspen_engine_job_spec *specs = calloc((size_t)r->count, sizeof *specs);
+        int64_t *ids = calloc((size_t)r->count, sizeof *ids);
+        char *tagbuf = strdup(r->tags_json);
+        const char *tags[16];
+        size_t n_tags = 0;
+        for (char *save = NULL, *t = strtok_r(tagbuf, ", ", &save); t && n_tags < 16;
+             t = strtok_r(NULL, ", ", &save))
+            tags[n_tags++] = t;
+        if (!specs || !ids || !tagbuf) {
+            r->rc = -1;
+            snprintf(r->msg, sizeof r->msg, "out of memory");
+        } else {
+            for (int i = 0; i < r->count; i++) {
+                if (r->handler)
+                    specs[i].type = r->guest;
+                else
+                    specs[i].guest = r->guest;
+                specs[i].payload = r->payload;
+                specs[i].timeout_ms = r->timeout_ms;
+                specs[i].priority = r->priority;
+                specs[i].max_attempts = r->attempts;
+                specs[i].tags = tags;
+                specs[i].n_tags = n_tags;
+            }
+            r->rc = aspen_engine_submit_batch(eng, specs, (size_t)r->count, ids, &err);
+            if (r->rc == 0) {
+                r->first_id = ids[0];
+                r->last_id = ids[r->count - 1];
+            } else {
+                snprintf(r->msg, sizeof r->msg, "%s", err.msg);
+            }
+        }
+        free(specs);
+        free(ids);
+        free(tagbuf);
+        break;
+    }
+    case ACT_CANCEL:
+        for (size_t i = 0; i < r->n; i++) {
+            bool requested = false;
+            if (aspen_engine_cancel(eng, r->ids[i], &requested, &err) == 0) {
+                r->done++;
+                r->requested += requested;
+            } else {
+                r->failed++;
+                snprintf(r->msg, sizeof r->msg, "%s", err.msg);
+            }
+        }
+        break;
+    case ACT_RERUN:
+        for (size_t i = 0; i < r->n; i++) {
+            int64_t nid;
+            if (aspen_engine_rerun(eng, r->ids[i], &nid, &err) == 0) {
+                if (!r->first_id)
+                    r->first_id = nid;
+                r->last_id = nid;
+                r->done++;
+            } else {
+                r->failed++;
+                snprintf(r->msg, sizeof r->msg, "%s", err.msg);
+            }
+        }
+        break;
+    case ACT_RETRY_FAILED: {
+        /* every failed job the filter matches, a thousand at a time */
+        aspen_store_filter f;
+        char buf[2048];
+        if (tui_filter_parse(r->filter_text, &f, buf, sizeof buf, r->msg, sizeof r->msg) != 0) {
+            r->rc = -1;
+            break;
+        }
+        if (f.states && !(f.states & (1u << ASPEN_STORE_FAILED)))
+            break; /* the filter excludes failed jobs: nothing to retry */
+        f.states = 1u << ASPEN_STORE_FAILED;
+        f.limit = 1000;
+        f.offset = 0;
+        f.order = ASPEN_STORE_ORDER_OLDEST;
+        for (;;) {
+            aspen_store_job *jobs = NULL;
+            size_t n = 0;
+            if (aspen_engine_list(eng, &f, &jobs, &n, &err) != 0) {
+                r->rc = -1;
+                snprintf(r->msg, sizeof r->msg, "%s", err.msg);
+                break;
+            }
+            int before = r->failed;
+            for (size_t i = 0; i < n; i++) {
+                if (aspen_engine_retry(eng, jobs[i].id, &err) == 0)
+                    r->done++;
+                else {
+                    r->failed++;
+                    snprintf(r->msg, sizeof r->msg, "%s", err.msg);
+                }
+            }
+            aspen_store_jobs_free(jobs, n);
+            if (n < 1000)
+                break;
+            f.offset = r->failed; /* jobs that stayed failed are still in the list */
+            if (r->failed - before == (int)n)
+                break;
+        }
+        break;
+    }
+    case ACT_PAUSE:
+        r->rc = aspen_engine_set_paused(eng, r->pause, &err);
+        if (r->rc)
+            snprintf(r->msg, sizeof r->msg, "%s", err.msg);
+        break;
+    default: break;
+    }
+}
+
+static void act_done(uv_work_t *w, int status)
+{
+    act_req *r = w->data;
+    tui_app *a = r->a;
+    if (status == 0 && !a->quitting) {
+        switch (r->kind) {
+        case ACT_SUBMIT:
+            if (r->rc)
+                tui_set_status(a, true, "submit refused: %s", r->msg);
+            else if (r->count == 1)
+                tui_set_status(a, false, "submitted job %lld (%s)", (long long)r->first_id, r->guest);
+            else
+                tui_set_status(a, false, "submitted %d jobs: %lld..%lld (%s)", r->count,
+                               (long long)r->first_id, (long long)r->last_id, r->guest);
+            break;
+        case ACT_CANCEL:
+            if (r->failed)
+                tui_set_status(a, true, "cancelled %d, %d refused: %s", r->done, r->failed, r->msg);
+            else
+                tui_set_status(a, false, "cancelled %d job%s%s", r->done, r->done == 1 ? "" : "s",
+                               r->requested ? " (running ones are being stopped)" : "");
+            break;
+        case ACT_RERUN:
+            if (r->failed)
+                tui_set_status(a, true, "rerun: %d queued, %d refused: %s", r->done, r->failed, r->msg);
+            else if (r->done == 1)
+                tui_set_status(a, false, "rerun queued as job %lld", (long long)r->first_id);
+            else
+                tui_set_status(a, false, "rerun %d jobs as %lld..%lld", r->done,
+                               (long long)r->first_id, (long long)r->last_id);
+            break;
+        case ACT_RETRY_FAILED:
+            if (r->rc || r->failed)
+                tui_set_status(a, true, "retried %d, %d refused: %s", r->done, r->failed, r->msg);
+            else
+                tui_set_status(a, false, "retried %d failed job%s", r->done, r->done == 1 ? "" : "s");
+            break;
+        case ACT_PAUSE:
+            if (r->rc)
+                tui_set_status(a, true, "%s", r->msg);
+            else
+                tui_set_status(a, false, "queue %s", r->pause ? "paused: running jobs finish, nothing new starts"
+                                                              : "resumed");
+            break;
+        default: break;
+        }
+        start_fetch(a);
+        request_draw(a);
+    }
+    free(r->ids);
+    free(r);
+}
+
+static void run_action(tui_app *a, act_req *r)
+{
+    r->a = a;
+    r->w.data = r;
+    if (uv_queue_work(a->loop, &r->w, act_work, act_done) != 0) {
+        free(r->ids);
+        free(r);
+    }
+}
+
+/* ---- engine events (engine threads) -------------------------------------------------------------- */
+
+static void on_event(const aspen_engine_event *ev, void *user)
+{
+    tui_app *a = user;
+    pthread_mutex_lock(&a->evq_mu);
+    switch (ev->type) {
+    case ASPEN_ENGINE_EV_LOG:
+    case ASPEN_ENGINE_EV_ENGINE:
+        if (a->evq_n >= 20000) {
+            a->evq_dropped++;
+            break;
+        }
+        if (a->evq_n == a->evq_cap) {
+            size_t nc = a->evq_cap ? a->evq_cap * 2 : 256;
+            tui_log_entry *p = realloc(a->evq_logs, nc * sizeof *p);
+            if (!p) {
+                a->evq_dropped++;
+                break;
+            }
+            a->evq_logs = p;
+            a->evq_cap = nc;
+        }
+        tui_log_entry *e = &a->evq_logs[a->evq_n];
+        e->line = strdup(ev->message ? ev->message : "");
+        if (!e->line)
+            break;
+        e->job_id = ev->type == ASPEN_ENGINE_EV_LOG ? ev->job_id : 0;
+        e->attempt = ev->attempt;
+        e->time_ms = aspen_store_now_ms();
+        e->seq = 0;
+        a->evq_n++;
+        if (ev->type == ASPEN_ENGINE_EV_ENGINE)
+            snprintf(a->evq_engine_msg, sizeof a->evq_engine_msg, "%s", ev->message ? ev->message : "");
+        break;
+    case ASPEN_ENGINE_EV_JOB_STATE:
+        a->evq_jobs_changed = true;
+        break;
+    case ASPEN_ENGINE_EV_THROUGHPUT:
+        if (ev->throughput) {
+            a->evq_tp = *ev->throughput;
+            a->evq_have_tp = true;
+        }
+        break;
+    default: break;
+    }
+    pthread_mutex_unlock(&a->evq_mu);
+    uv_async_send(&a->async);
+}
+
+static void on_async(uv_async_t *h)
+{
+    tui_app *a = h->data;
+    pthread_mutex_lock(&a->evq_mu);
+    tui_log_entry *logs = a->evq_logs;
+    size_t n = a->evq_n;
+    a->evq_logs = NULL;
+    a->evq_n = a->evq_cap = 0;
+    bool changed = a->evq_jobs_changed;
+    a->evq_jobs_changed = false;
+    char engine_msg[256];
+    snprintf(engine_msg, sizeof engine_msg, "%s", a->evq_engine_msg);
+    a->evq_engine_msg[0] = '\0';
+    if (a->evq_have_tp) {
+        a->snap.throughput = a->evq_tp;
+        a->evq_have_tp = false;
+    }
+    pthread_mutex_unlock(&a->evq_mu);
+    bool one_job = false;
+    for (size_t i = 0; i < n; i++) {
+        tui_logbuf_push(&a->logs_all, logs[i].job_id, logs[i].attempt, logs[i].time_ms, 0,
+                        logs[i].line);
+        if (a->logs_job && logs[i].job_id == a->logs_job)
+            one_job = true;
+        free(logs[i].line);
+    }
+    free(logs);
+    if (engine_msg[0])
+        tui_set_status(a, true, "engine: %s", engine_msg);
+    if (changed || one_job)
+        refresh_soon(a);
+    if (n || changed || engine_msg[0])
+        request_draw(a);
+}
+
+/* ---- the 1 s tick: throughput sample, refresh, ages move ---------------------------------------- */
+
+static void on_tick(uv_timer_t *t)
+{
+    tui_app *a = t->data;
+    if (a->have_snap) {
+        int64_t final = a->snap.counts[ASPEN_STORE_SUCCEEDED] + a->snap.counts[ASPEN_STORE_FAILED] +
+                        a->snap.counts[ASPEN_STORE_CANCELLED];
+        int64_t now = (int64_t)tui_mono_ms();
+        if (a->last_final_ms) {
+            double dt = (double)(now - a->last_final_ms) / 1000.0;
+            double rate = dt > 0 ? (double)(final - a->last_final_total) / dt : 0;
+            if (rate < 0)
+                rate = 0;
+            /* this engine's own rate is fresher than the counts when it is the only runner */
+            if (a->snap.throughput.jobs_per_s > rate)
+                rate = a->snap.throughput.jobs_per_s;
+            a->jobs_per_s = rate;
+            if (a->n_spark == TUI_SPARK) {
+                memmove(a->spark, a->spark + 1, (TUI_SPARK - 1) * sizeof a->spark[0]);
+                a->n_spark--;
+            }
+            a->spark[a->n_spark++] = rate;
+        }
+        a->last_final_total = final;
+        a->last_final_ms = now;
+    }
+    start_fetch(a);
+    request_draw(a);
+}
+
+/* ---- quitting ------------------------------------------------------------------------------------ */
+
+static void begin_quit(tui_app *a);
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+    tui_app *a = s->data;
+    if (signum == SIGWINCH) {
+        struct winsize ws;
+        if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_row > 0 && ws.ws_col > 0)
+            resizeterm(ws.ws_row, ws.ws_col);
+        else {
+            endwin();
+            refresh();
+        }
+        draw_now(a);
+        return;
+    }
+    begin_quit(a);
+}
+
+/* ---- input --------------------------------------------------------------------------------------- */
+
+static int map_key(int ch)
+{
+    switch (ch) {
+    case KEY_UP: return TUI_KEY_UP;
+    case KEY_DOWN: return TUI_KEY_DOWN;
+    case KEY_LEFT: return TUI_KEY_LEFT;
+    case KEY_RIGHT: return TUI_KEY_RIGHT;
+    case KEY_PPAGE: return TUI_KEY_PGUP;
+    case KEY_NPAGE: return TUI_KEY_PGDN;
+    case KEY_HOME: return TUI_KEY_HOME;
+    case KEY_END: return TUI_KEY_END;
+    case KEY_ENTER: case '\n': case '\r': return TUI_KEY_ENTER;
+    case 27: return TUI_KEY_ESC;
+    case '\t': return TUI_KEY_TAB;
+    case KEY_BTAB: return TUI_KEY_BTAB;
+    case KEY_BACKSPACE: case 127: case 8: return TUI_KEY_BACKSPACE;
+    case KEY_DC: return TUI_KEY_DELETE;
+    case 19: return TUI_KEY_CTRL_S;
+    case 21: return TUI_KEY_CTRL_U;
+    case KEY_RESIZE: return TUI_KEY_RESIZE;
+    default: return ch;
+    }
+}
+
+static const tui_row *selected_row(const tui_app *a)
+{
+    long local = a->cursor - a->win_offset;
+    if (local < 0 || local >= (long)a->n_rows)
+        return NULL;
+    return &a->rows[local];
+}
+
+/* The ids an action applies to: the marked jobs, else the selected one (the detail's job in detail). */
+static int64_t *target_ids(tui_app *a, size_t *n)
+{
+    if (a->mode != TUI_MODE_DETAIL && a->marks.n) {
+        int64_t *ids = malloc(a->marks.n * sizeof *ids);
+        if (!ids)
+            return NULL;
+        memcpy(ids, a->marks.ids, a->marks.n * sizeof *ids);
+        *n = a->marks.n;
+        return ids;
+    }
+    int64_t id = 0;
+    if (a->mode == TUI_MODE_DETAIL)
+        id = a->detail_id;
+    else if (selected_row(a))
+        id = selected_row(a)->id;
+    if (!id)
+        return NULL;
+    int64_t *ids = malloc(sizeof *ids);
+    if (ids) {
+        ids[0] = id;
+        *n = 1;
+    }
+    return ids;
+}
+
+static void apply_filter(tui_app *a, const char *text)
+{
+    aspen_store_filter f;
+    char buf[2048], msg[512];
+    if (tui_filter_parse(text, &f, buf, sizeof buf, msg, sizeof msg) != 0) {
+        tui_set_status(a, true, "filter: %s", msg);
+        return;
+    }
+    snprintf(a->filter_text, sizeof a->filter_text, "%s", text);
+    tui_filter_parse(a->filter_text, &a->filter, a->filter_buf, sizeof a->filter_buf, msg, sizeof msg);
+    a->fetch_gen++;
+    a->filter_gen = a->fetch_gen;
+    a->filter_applied_at = a->key_at_ms > 0 ? a->key_at_ms : tui_mono_ms();
+    a->cursor = a->top = 0;
+    a->cursor_id = 0;
+    a->win_offset = 0;
+    a->n_rows = 0;
+    a->has_more = false;
+    a->rows_loaded = false;
+    a->fetch_again = false;
+    if (a->fetch_busy)
+        a->fetch_again = true;
+    else
+        start_fetch(a);
+}
+
+static void open_detail(tui_app *a, int64_t id)
+{
+    if (!id)
+        return;
+    a->mode = TUI_MODE_DETAIL;
+    a->detail_id = id;
+    a->detail_top = 0;
+    a->detail_loaded = false;
+    tui_text_free(&a->detail);
+    if (a->fetch_busy)
+        a->fetch_again = true;
+    else
+        start_fetch(a);
+}
+
+static void show_logs_of(tui_app *a, int64_t id)
+{
+    a->mode = TUI_MODE_MAIN;
+    a->pane = TUI_PANE_LOGS;
+    a->follow = true;
+    a->search_hit = -1;
+    if (a->logs_job != id) {
+        a->logs_job = id;
+        a->logs_after_seq = 0;
+        tui_logbuf_clear(&a->logs_one);
+    }
+    start_fetch(a);
+}
+
+static void form_check(tui_app *a);
+
+static void open_form(tui_app *a)
+{
+    a->mode = TUI_MODE_SUBMIT;
+    a->field = TUI_F_GUEST;
+    tui_line_set(&a->f[TUI_F_GUEST], "");
+    if (!a->payload_touched && a->n_guests)
+        tui_line_set(&a->f[TUI_F_PAYLOAD], tui_guest_example_payload(a->guests[a->guest_sel].name));
+    form_check(a);
+}
+
+static void form_check(tui_app *a)
+{
+    aspen_engine_error err = {0};
+    if (aspen_engine_check_payload(a->f[TUI_F_PAYLOAD].buf, &err) != 0) {
+        snprintf(a->form_msg, sizeof a->form_msg, "payload: %s", err.msg);
+        a->form_ok = false;
+    } else {
+        snprintf(a->form_msg, sizeof a->form_msg, "payload is valid JSON");
+        a->form_ok = true;
+    }
+}
+
+static bool parse_num(const char *s, long long lo, long long hi, long long *out)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    while (*end == ' ')
+        end++;
+    if (!*s || *end || errno || v < lo || v > hi)
+        return false;
+    *out = v;
+    return true;
+}
+
+static void form_submit(tui_app *a)
+{
+    form_check(a);
+    if (!a->form_ok) {
+        a->field = TUI_F_PAYLOAD;
+        return;
+    }
+    if (!a->n_guests) {
+        snprintf(a->form_msg, sizeof a->form_msg, "no guest to run: build them with make build");
+        a->form_ok = false;
+        return;
+    }
+    static const struct {
+        int field;
+        const char *name;
+        long long lo, hi;
+    } nums[] = {{TUI_F_TIMEOUT, "timeout (seconds)", 1, 86400},
+                {TUI_F_PRIORITY, "priority", -1000000, 1000000},
+                {TUI_F_ATTEMPTS, "attempts", 1, 100},
+                {TUI_F_COUNT, "count", 1, 100000}};
+    long long v[4];
+    for (int i = 0; i < 4; i++)
+        if (!parse_num(a->f[nums[i].field].buf, nums[i].lo, nums[i].hi, &v[i])) {
+            snprintf(a->form_msg, sizeof a->form_msg, "%s: want a whole number from %lld to %lld",
+                     nums[i].name, nums[i].lo, nums[i].hi);
+            a->form_ok = false;
+            a->field = nums[i].field;
+            return;
+        }
+    act_req *r = calloc(1, sizeof *r);
+    if (!r)
+        return;
+    r->kind = ACT_SUBMIT;
+    const tui_guest *g = &a->guests[a->guest_sel];
+    snprintf(r->guest, sizeof r->guest, "%s", g->name);
+    r->handler = g->handler;
+    snprintf(r->payload, sizeof r->payload, "%s", a->f[TUI_F_PAYLOAD].buf);
+    snprintf(r->tags_json, sizeof r->tags_json, "%s", a->f[TUI_F_TAGS].buf);
+    r->timeout_ms = v[0] * 1000;
+    r->priority = (int)v[1];
+    r->attempts = (int)v[2];
+    r->count = (int)v[3];
+    a->mode = TUI_MODE_MAIN;
+    a->pane = TUI_PANE_JOBS;
+    tui_set_status(a, false, "submitting %d job%s...", r->count, r->count == 1 ? "" : "s");
+    run_action(a, r);
+}
+
+static void form_pick_guest(tui_app *a, int dir)
+{
+    if (!a->n_guests)
+        return;
+    const char *before = a->guests[a->guest_sel].name;
+    a->guest_sel = (a->guest_sel + a->n_guests + (size_t)(dir > 0 ? 1 : a->n_guests - 1)) % a->n_guests;
+    if (!a->payload_touched || strcmp(a->f[TUI_F_PAYLOAD].buf, tui_guest_example_payload(before)) == 0) {
+        tui_line_set(&a->f[TUI_F_PAYLOAD], tui_guest_example_payload(a->guests[a->guest_sel].name));
+        a->payload_touched = false;
+    }
+}
+
+static void form_key(tui_app *a, int key)
+{
+    switch (key) {
+    case TUI_KEY_ESC: a->mode = TUI_MODE_MAIN; return;
+    case TUI_KEY_CTRL_S: form_submit(a); return;
+    case TUI_KEY_TAB: case TUI_KEY_DOWN:
+        a->field = (a->field + 1) % TUI_F_N;
+        return;
+    case TUI_KEY_BTAB: case TUI_KEY_UP:
+        a->field = (a->field + TUI_F_N - 1) % TUI_F_N;
+        return;
+    case TUI_KEY_ENTER:
+        if (a->field == TUI_F_SUBMIT)
+            form_submit(a);
+        else
+            a->field++;
+        return;
+    default: break;
+    }
+    if (a->field == TUI_F_GUEST) {
+        if (key == TUI_KEY_LEFT || key == TUI_KEY_RIGHT || key == ' ') {
+            form_pick_guest(a, key == TUI_KEY_LEFT ? -1 : 1);
+            tui_line_set(&a->f[TUI_F_GUEST], "");
+            return;
+        }
+        /* type to find: the first guest whose name contains what was typed */
+        if (tui_line_key(&a->f[TUI_F_GUEST], key) && a->f[TUI_F_GUEST].len) {
+            for (size_t i = 0; i < a->n_guests; i++)
+                if (strstr(a->guests[i].name, a->f[TUI_F_GUEST].buf)) {
+                    const char *before = a->guests[a->guest_sel].name;
+                    a->guest_sel = i;
+                    if (!a->payload_touched || strcmp(a->f[TUI_F_PAYLOAD].buf, tui_guest_example_payload(before)) == 0) {
+                        tui_line_set(&a->f[TUI_F_PAYLOAD], tui_guest_example_payload(a->guests[i].name));
+                        a->payload_touched = false;
+                    }
+                    break;
+                }
+        }
+        return;
+    }
+    if (a->field == TUI_F_SUBMIT)
+        return;
+    if (tui_line_key(&a->f[a->field], key) && a->field == TUI_F_PAYLOAD) {
+        a->payload_touched = true;
+        form_check(a);
+    }
+}
+
+static void confirm_ask(tui_app *a, tui_confirm_kind kind, int64_t *ids, size_t n, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+static void confirm_ask(tui_app *a, tui_confirm_kind kind, int64_t *ids, size_t n, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(a->confirm_text, sizeof a->confirm_text, fmt, ap);
+    va_end(ap);
+    free(a->confirm_ids);
+    a->confirm_ids = ids;
+    a->confirm_n = n;
+    a->confirm_kind = kind;
+    a->mode = TUI_MODE_CONFIRM;
+}
+
+static tui_mode confirm_return_mode; /* where to go back after the dialog */
+
+static void confirm_key(tui_app *a, int key)
+{
+    if (key == 'y' || key == 'Y') {
+        act_req *r = calloc(1, sizeof *r);
+        if (r) {
+            r->kind = a->confirm_kind == TUI_CONFIRM_CANCEL ? ACT_CANCEL : ACT_RETRY_FAILED;
+            r->ids = a->confirm_ids;
+            r->n = a->confirm_n;
+            a->confirm_ids = NULL;
+            snprintf(r->filter_text, sizeof r->filter_text, "%s", a->filter_text);
+            if (r->kind == ACT_CANCEL && a->marks.n && confirm_return_mode != TUI_MODE_DETAIL)
+                tui_marks_clear(&a->marks);
+            run_action(a, r);
+        }
+        a->mode = confirm_return_mode;
+    } else if (key == 'n' || key == 'N' || key == TUI_KEY_ESC || key == 'q') {
+        free(a->confirm_ids);
+        a->confirm_ids = NULL;
+        a->mode = confirm_return_mode;
+    }
+}
+
+static void do_action(tui_app *a, tui_action act, int64_t arg, const char *text);
+
+static void prompt_key(tui_app *a, int key)
+{
+    if (key == TUI_KEY_ESC) {
+        if (a->prompt_kind == TUI_PROMPT_FILTER && a->filter_text[0])
+            apply_filter(a, ""); /* esc in the filter prompt clears the filter */
+        a->mode = TUI_MODE_MAIN;
+        return;
+    }
+    if (key == TUI_KEY_ENTER) {
+        a->mode = TUI_MODE_MAIN;
+        if (a->prompt_kind == TUI_PROMPT_FILTER) {
+            apply_filter(a, a->prompt.buf);
+        } else if (a->prompt_kind == TUI_PROMPT_SEARCH) {
+            snprintf(a->search, sizeof a->search, "%s", a->prompt.buf);
+            a->search_hit = (long)tui_logs_current(a)->n;
+            do_action(a, TUI_A_SEARCH_NEXT, 0, NULL);
+        } else {
+            tui_action act;
+            int64_t arg;
+            const char *text;
+            char msg[256];
+            if (tui_command_parse(a->prompt.buf, &act, &arg, &text, msg, sizeof msg) != 0)
+                tui_set_status(a, true, "%s", msg);
+            else
+                do_action(a, act, arg, text);
+        }
+        return;
+    }
+    tui_line_key(&a->prompt, key);
+}
+
+static void open_prompt(tui_app *a, tui_prompt_kind kind, const char *initial)
+{
+    a->mode = TUI_MODE_PROMPT;
+    a->prompt_kind = kind;
+    tui_line_set(&a->prompt, initial);
+}
+
+static void move_cursor(tui_app *a, long delta, bool absolute)
+{
+    long total = tui_jobs_total(a);
+    a->cursor = absolute ? delta : a->cursor + delta;
+    tui_scroll(&a->cursor, &a->top, total, a->lay.body_h - 1);
+    const tui_row *r = selected_row(a);
+    a->cursor_id = r ? r->id : 0;
+    a->pending_cursor_lat = true;
+    ensure_window(a);
+}
+
+static void logs_scroll(tui_app *a, long delta)
+{
+    tui_logbuf *b = tui_logs_current(a);
+    long n = (long)b->n;
+    if (a->follow)
+        a->log_top = a->log_first_shown;
+    a->follow = false;
+    a->log_top += delta;
+    if (a->log_top < 0)
+        a->log_top = 0;
+    /* back at the bottom: follow again */
+    if (delta > 0 && a->log_top + a->log_shown >= n) {
+        a->follow = true;
+    }
+    if (a->log_top > n - 1)
+        a->log_top = n > 0 ? n - 1 : 0;
+}
+
+static void do_action(tui_app *a, tui_action act, int64_t arg, const char *text)
+{
+    long page = a->lay.body_h > 3 ? a->lay.body_h - 2 : 1;
+    bool in_text = a->mode == TUI_MODE_DETAIL || a->mode == TUI_MODE_HELP;
+    long *text_top = a->mode == TUI_MODE_DETAIL ? &a->detail_top : &a->help_top;
+    switch (act) {
+    case TUI_A_UP: case TUI_A_DOWN: case TUI_A_PGUP: case TUI_A_PGDN: case TUI_A_TOP: case TUI_A_BOTTOM: {
+        long d = act == TUI_A_UP ? -1 : act == TUI_A_DOWN ? 1 : act == TUI_A_PGUP ? -page : page;
+        if (in_text) {
+            if (act == TUI_A_TOP)
+                *text_top = 0;
+            else if (act == TUI_A_BOTTOM)
+                *text_top = 1L << 30;
+            else
+                *text_top += d;
+            if (*text_top < 0)
+                *text_top = 0;
+        } else if (a->pane == TUI_PANE_JOBS) {
+            if (act == TUI_A_TOP)
+                move_cursor(a, 0, true);
+            else if (act == TUI_A_BOTTOM)
+                move_cursor(a, tui_jobs_total(a) - 1, true);
+            else
+                move_cursor(a, d, false);
+        } else if (a->pane == TUI_PANE_LOGS) {
+            if (act == TUI_A_BOTTOM)
+                a->follow = true;
+            else if (act == TUI_A_TOP) {
+                a->follow = false;
+                a->log_top = 0;
+            } else
+                logs_scroll(a, d);
+        }
+        break;
+    }
+    case TUI_A_OPEN:
+        if (arg)
+            open_detail(a, arg);
+        else if (a->pane == TUI_PANE_JOBS && selected_row(a))
+            open_detail(a, selected_row(a)->id);
+        else if (a->pane == TUI_PANE_LOGS) {
+            tui_logbuf *b = tui_logs_current(a);
+            long i = a->search_hit >= 0 && a->search_hit < (long)b->n ? a->search_hit
+                     : a->follow ? (long)b->n - 1 : a->log_top;
+            const tui_log_entry *e = i >= 0 ? tui_logbuf_get(b, (size_t)i) : NULL;
+            if (e && e->job_id)
+                open_detail(a, e->job_id);
+        } else if (a->pane == TUI_PANE_VMS) {
+            for (int i = 0; i < a->snap.n_workers; i++)
+                if (a->snap.workers[i].job_id) {
+                    open_detail(a, a->snap.workers[i].job_id);
+                    break;
+                }
+        }
+        break;
+    case TUI_A_BACK:
+        if (a->mode != TUI_MODE_MAIN) {
+            a->mode = TUI_MODE_MAIN;
+        } else if (a->pane == TUI_PANE_LOGS && a->logs_job) {
+            a->logs_job = 0; /* back from one job's logs to all */
+        } else if (a->pane == TUI_PANE_JOBS && a->marks.n) {
+            tui_marks_clear(&a->marks);
+        } else {
+            begin_quit(a);
+        }
+        break;
+    case TUI_A_QUIT: begin_quit(a); break;
+    case TUI_A_NEXT_PANE: case TUI_A_PREV_PANE:
+        a->mode = TUI_MODE_MAIN;
+        a->pane = (tui_pane)((a->pane + (act == TUI_A_NEXT_PANE ? 1 : TUI_PANE_COUNT - 1)) % TUI_PANE_COUNT);
+        break;
+    case TUI_A_PANE_JOBS: a->mode = TUI_MODE_MAIN; a->pane = TUI_PANE_JOBS; break;
+    case TUI_A_PANE_VMS: a->mode = TUI_MODE_MAIN; a->pane = TUI_PANE_VMS; break;
+    case TUI_A_PANE_LOGS:
+        a->mode = TUI_MODE_MAIN;
+        a->pane = TUI_PANE_LOGS;
+        if (text) /* :logs with no id: all jobs */
+            a->logs_job = 0;
+        break;
+    case TUI_A_FILTER:
+        if (text) {
+            apply_filter(a, text);
+            a->pane = TUI_PANE_JOBS;
+        } else if (a->pane == TUI_PANE_LOGS)
+            open_prompt(a, TUI_PROMPT_SEARCH, a->search);
+        else {
+            a->pane = TUI_PANE_JOBS;
+            open_prompt(a, TUI_PROMPT_FILTER, a->filter_text);
+        }
+        break;
+    case TUI_A_HELP:
+        a->mode = TUI_MODE_HELP;
+        a->help_top = 0;
+        break;
+    case TUI_A_SUBMIT: open_form(a); break;
+    case TUI_A_CANCEL: {
+        size_t n = 0;
+        int64_t *ids = target_ids(a, &n);
+        if (!ids) {
+            tui_set_status(a, true, "no job selected");
+            break;
+        }
+        confirm_return_mode = a->mode;
+        if (n == 1)
+            confirm_ask(a, TUI_CONFIRM_CANCEL, ids, n, "Cancel job %lld?", (long long)ids[0]);
+        else
+            confirm_ask(a, TUI_CONFIRM_CANCEL, ids, n, "Cancel %zu marked jobs?", n);
+        break;
+    }
+    case TUI_A_RERUN: {
+        act_req *r = calloc(1, sizeof *r);
+        if (!r)
+            break;
+        r->kind = ACT_RERUN;
+        r->ids = target_ids(a, &r->n);
+        if (!r->ids) {
+            free(r);
+            tui_set_status(a, true, "no job selected");
+            break;
+        }
+        if (a->mode != TUI_MODE_DETAIL)
+            tui_marks_clear(&a->marks);
+        run_action(a, r);
+        break;
+    }
+    case TUI_A_RETRY_FAILED: {
+        long failed = (long)a->snap.counts[ASPEN_STORE_FAILED];
+        confirm_return_mode = a->mode == TUI_MODE_PROMPT ? TUI_MODE_MAIN : a->mode;
+        confirm_ask(a, TUI_CONFIRM_RETRY_FAILED, NULL, 0,
+                    "Retry every failed job matching '%s' (%ld failed in all)?",
+                    a->filter_text[0] ? a->filter_text : "(no filter)", failed);
+        break;
+    }
+    case TUI_A_PAUSE: {
+        act_req *r = calloc(1, sizeof *r);
+        if (!r)
+            break;
+        r->kind = ACT_PAUSE;
+        r->pause = arg == 1 ? true : arg == 2 ? false : !a->snap.paused; /* :pause, :resume, p */
+        run_action(a, r);
+        break;
+    }
+    case TUI_A_MARK:
+        if (a->pane == TUI_PANE_JOBS && selected_row(a)) {
+            tui_marks_toggle(&a->marks, selected_row(a)->id);
+            move_cursor(a, 1, false);
+        }
+        break;
+    case TUI_A_MARK_CLEAR: tui_marks_clear(&a->marks); break;
+    case TUI_A_FOLLOW:
+        if (a->pane != TUI_PANE_LOGS) {
+            a->pane = TUI_PANE_LOGS;
+            a->follow = true;
+        } else {
+            a->follow = !a->follow;
+            if (!a->follow)
+                a->log_top = a->log_first_shown;
+        }
+        a->search_hit = a->follow ? -1 : a->search_hit;
+        break;
+    case TUI_A_COMMAND: open_prompt(a, TUI_PROMPT_COMMAND, ""); break;
+    case TUI_A_SORT_NEXT:
+        if (text && *text) {
+            int found = -1;
+            for (int s = 0; s < TUI_SORT_COUNT; s++)
+                if (strcmp(tui_sort_name((tui_sort)s), text) == 0)
+                    found = s;
+            if (found < 0) {
+                tui_set_status(a, true, "sort by: id state guest priority attempts age duration");
+                break;
+            }
+            a->sort_col = (tui_sort)found;
+        } else {
+            a->sort_col = (tui_sort)((a->sort_col + 1) % TUI_SORT_COUNT);
+        }
+        a->sort_reverse = false;
+        if (a->sort_col == TUI_SORT_ID)
+            start_fetch(a);
+        else
+            tui_sort_rows(a->rows, a->n_rows, a->sort_col, a->sort_reverse, aspen_store_now_ms());
+        tui_set_status(a, false, "sorted by %s%s", tui_sort_name(a->sort_col),
+                       a->sort_col == TUI_SORT_ID ? "" : " (the loaded rows around the cursor)");
+        break;
+    case TUI_A_SORT_REVERSE:
+        if (a->sort_col == TUI_SORT_ID) {
+            a->order_reverse = !a->order_reverse;
+            a->fetch_gen++;
+            a->cursor = a->top = 0;
+            a->n_rows = 0;
+            a->rows_loaded = false;
+            start_fetch(a);
+        } else {
+            a->sort_reverse = !a->sort_reverse;
+            tui_sort_rows(a->rows, a->n_rows, a->sort_col, a->sort_reverse, aspen_store_now_ms());
+        }
+        break;
+    case TUI_A_LOGS_OF_JOB:
+        if (arg)
+            show_logs_of(a, arg);
+        else if (a->mode == TUI_MODE_DETAIL)
+            show_logs_of(a, a->detail_id);
+        else if (a->pane == TUI_PANE_JOBS && selected_row(a))
+            show_logs_of(a, selected_row(a)->id);
+        break;
+    case TUI_A_LOGS_ALL: a->logs_job = 0; a->follow = true; break;
+    case TUI_A_WRAP: a->wrap = !a->wrap; break;
+    case TUI_A_TIMESTAMPS: a->timestamps = !a->timestamps; break;
+    case TUI_A_SEARCH_NEXT: case TUI_A_SEARCH_PREV: {
+        if (!a->search[0]) {
+            open_prompt(a, TUI_PROMPT_SEARCH, "");
+            break;
+        }
+        tui_logbuf *b = tui_logs_current(a);
+        long from = a->search_hit >= 0 ? a->search_hit : (long)b->n;
+        /* n: the next older match (the tail is where one starts); N: newer */
+        long hit = tui_logbuf_search(b, from, act == TUI_A_SEARCH_NEXT ? -1 : 1, a->search);
+        if (hit < 0) {
+            tui_set_status(a, true, "'%s': no %s match", a->search,
+                           act == TUI_A_SEARCH_NEXT ? "older" : "newer");
+            break;
+        }
+        a->search_hit = hit;
+        a->follow = false;
+        a->log_top = hit - (a->lay.body_h - 1) / 2;
+        if (a->log_top < 0)
+            a->log_top = 0;
+        break;
+    }
+    case TUI_A_REFRESH:
+        clearok(curscr, TRUE);
+        start_fetch(a);
+        break;
+    default: break;
+    }
+}
+
+static void handle_key(tui_app *a, int key)
+{
+    if (key == TUI_KEY_RESIZE)
+        return;
+    if (key == 3) { /* ^C: raw mode reads it as a key */
+        begin_quit(a);
+        return;
+    }
+    switch (a->mode) {
+    case TUI_MODE_SUBMIT: form_key(a, key); return;
+    case TUI_MODE_PROMPT: prompt_key(a, key); return;
+    case TUI_MODE_CONFIRM: confirm_key(a, key); return;
+    default: break;
+    }
+    if (a->lay.too_small && (key == 'q' || key == 'Q' || key == TUI_KEY_ESC)) {
+        begin_quit(a);
+        return;
+    }
+    tui_action act = tui_key_action(key, a->pane);
+    /* in detail, l opens the job's logs */
+    do_action(a, act, 0, NULL);
+}
+
+static void on_stdin(uv_poll_t *p, int status, int events)
+{
+    tui_app *a = p->data;
+    if (status < 0) {
+        begin_quit(a);
+        return;
+    }
+    int ch;
+    bool any = false;
+    while (!a->quitting && (ch = getch()) != ERR) {
+        if (!any)
+            a->key_at_ms = tui_mono_ms();
+        any = true;
+        handle_key(a, map_key(ch));
+    }
+    if (any && !a->quitting)
+        draw_now(a);
+    (void)events;
+}
+
+/* ---- start and stop ------------------------------------------------------------------------------ */
+
+static int sub_id;
+
+static void close_cb(uv_handle_t *h) { (void)h; }
+
+static void begin_quit(tui_app *a)
+{
+    if (a->quitting)
+        return;
+    /* say what happens while the engine stops */
+    int running = 0;
+    for (int i = 0; i < a->snap.n_workers; i++)
+        if (strcmp(a->snap.workers[i].state, "running") == 0)
+            running++;
+    erase();
+    mvprintw(LINES / 2, 2, "Stopping: %d running job%s may finish within %.1f s, the rest go back "
+                           "to the queue...", running, running == 1 ? "" : "s",
+             a->opts.stop_grace_ms / 1000.0);
+    wnoutrefresh(stdscr);
+    doupdate();
+    a->quitting = true;
+    aspen_engine_unsubscribe(a->eng, sub_id);
+    uv_poll_stop(&a->stdin_poll);
+    uv_close((uv_handle_t *)&a->stdin_poll, close_cb);
+    uv_close((uv_handle_t *)&a->sig_winch, close_cb);
+    uv_close((uv_handle_t *)&a->sig_int, close_cb);
+    uv_close((uv_handle_t *)&a->sig_term, close_cb);
+    uv_close((uv_handle_t *)&a->sig_hup, close_cb);
+    uv_close((uv_handle_t *)&a->async, close_cb);
+    uv_close((uv_handle_t *)&a->tick, close_cb);
+    uv_close((uv_handle_t *)&a->refresh_timer, close_cb);
+    uv_close((uv_handle_t *)&a->draw_timer, close_cb);
+}
+
+static void noop_work(uv_work_t *w) { (void)w; }
+static void noop_done(uv_work_t *w, int s) { (void)w; (void)s; }
+
+static void load_guests(tui_app *a)
+{
+    char *names[TUI_MAX_GUESTS];
+    size_t n = tui_guest_list(a->opts.guest_dir, names, TUI_MAX_GUESTS - 3);
+    for (size_t i = 0; i < n; i++)
+        a->guests[a->n_guests++] = (tui_guest){names[i], false};
+    static const char *handlers[] = {"echo", "sleep", "checksum"};
+    for (size_t i = 0; i < 3; i++)
+        a->guests[a->n_guests++] = (tui_guest){strdup(handlers[i]), true};
+}
+
+int aspen_tui_run(aspen_engine *eng, const aspen_tui_options *opts, aspen_engine_error *err)
+{
+    if (!isatty(STDIN_FILENO) || !isatty(STDOUT_FILENO)) {
+        snprintf(err->msg, sizeof err->msg,
+                 "the console needs a terminal (stdin and stdout are not both a tty); "
+                 "use aspen jobs / aspen worker from scripts");
+        err->code = ASPEN_ENGINE_EINVAL;
+        return ASPEN_ENGINE_EINVAL;
+    }
+    tui_app *a = calloc(1, sizeof *a);
+    if (!a) {
+        err->code = ASPEN_ENGINE_ENOMEM;
+        snprintf(err->msg, sizeof err->msg, "out of memory");
+        return ASPEN_ENGINE_ENOMEM;
+    }
+    a->eng = eng;
+    if (opts)
+        a->opts = *opts;
+    if (a->opts.stop_grace_ms <= 0)
+        a->opts.stop_grace_ms = 3000;
+    if (!a->opts.stats_path)
+        a->opts.stats_path = getenv("ASPEN_TUI_STATS");
+    a->cap_lat = a->opts.stats_path && *a->opts.stats_path ? 200000 : 0;
+    if (a->cap_lat) {
+        a->lat_key = calloc(a->cap_lat, sizeof(double));
+        a->lat_cursor = calloc(a->cap_lat, sizeof(double));
+        a->lat_filter = calloc(a->cap_lat, sizeof(double));
+        a->draw_ms = calloc(a->cap_lat, sizeof(double));
+    }
+    pthread_mutex_init(&a->evq_mu, NULL);
+    tui_logbuf_init(&a->logs_all, 5000);
+    tui_logbuf_init(&a->logs_one, 5000);
+    a->follow = true;
+    a->search_hit = -1;
+    tui_help_build(&a->help);
+    load_guests(a);
+    tui_line_set(&a->f[TUI_F_TIMEOUT], "30");
+    tui_line_set(&a->f[TUI_F_PRIORITY], "0");
+    tui_line_set(&a->f[TUI_F_ATTEMPTS], "3");
+    tui_line_set(&a->f[TUI_F_COUNT], "1");
+    tui_line_set(&a->f[TUI_F_TAGS], "");
+    tui_filter_parse("", &a->filter, a->filter_buf, sizeof a->filter_buf, a->status, sizeof a->status);
+
+    a->loop = calloc(1, sizeof *a->loop);
+    uv_loop_init(a->loop);
+
+    /* Engine threads and libuv's pool threads inherit this mask: terminal signals only ever reach
+     * the UI thread (libuv's signal pipe), never a vCPU in KVM_RUN. */
+    sigset_t ui_sigs, old;
+    sigemptyset(&ui_sigs);
+    int blocked[] = {SIGWINCH, SIGINT, SIGTERM, SIGHUP, SIGTSTP, SIGCONT, SIGQUIT};
+    for (size_t i = 0; i < sizeof blocked / sizeof blocked[0]; i++)
+        sigaddset(&ui_sigs, blocked[i]);
+    pthread_sigmask(SIG_BLOCK, &ui_sigs, &old);
+    sub_id = aspen_engine_subscribe(eng, ASPEN_ENGINE_EV_ALL, on_event, a);
+    int rc = aspen_engine_start(eng, err);
+    uv_work_t warm = {0};
+    uv_queue_work(a->loop, &warm, noop_work, noop_done); /* starts the pool threads now */
+    uv_run(a->loop, UV_RUN_DEFAULT);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0) {
+        aspen_engine_unsubscribe(eng, sub_id);
+        uv_loop_close(a->loop);
+        free(a->loop);
+        goto free_app;
+    }
+
+    setlocale(LC_ALL, "");
+    a->utf8 = strcmp(nl_langinfo(CODESET), "UTF-8") == 0;
+    have_termios = tcgetattr(STDIN_FILENO, &saved_termios) == 0;
+    set_escdelay(25);
+    initscr();
+    install_fatal_handlers();
+    raw(); /* ^S reaches the form (no XON/XOFF); ^C is read as a key and quits */
+    noecho();
+    nonl();
+    keypad(stdscr, TRUE);
+    nodelay(stdscr, TRUE);
+    curs_set(0);
+    tui_draw_init(a);
+
+    uv_poll_init(a->loop, &a->stdin_poll, STDIN_FILENO);
+    a->stdin_poll.data = a;
+    uv_poll_start(&a->stdin_poll, UV_READABLE, on_stdin);
+    uv_signal_t *sigs[] = {&a->sig_winch, &a->sig_int, &a->sig_term, &a->sig_hup};
+    int signums[] = {SIGWINCH, SIGINT, SIGTERM, SIGHUP};
+    for (int i = 0; i < 4; i++) {
+        uv_signal_init(a->loop, sigs[i]);
+        sigs[i]->data = a;
+        uv_signal_start(sigs[i], on_signal, signums[i]);
+    }
+    uv_async_init(a->loop, &a->async, on_async);
+    a->async.data = a;
+    uv_timer_init(a->loop, &a->tick);
+    a->tick.data = a;
+    uv_timer_init(a->loop, &a->refresh_timer);
+    a->refresh_timer.data = a;
+    uv_timer_init(a->loop, &a->draw_timer);
+    a->draw_timer.data = a;
+    uv_timer_start(&a->tick, on_tick, 1000, 1000);
+
+    tui_draw(a);
+    start_fetch(a);
+    uv_run(a->loop, UV_RUN_DEFAULT); /* until begin_quit closed the handles and work drained */
+
+    aspen_engine_error serr = {0};
+    if (aspen_engine_stop(eng, a->opts.stop_grace_ms, &serr) != 0) {
+        *err = serr;
+        rc = serr.code ? serr.code : ASPEN_ENGINE_EINVAL;
+    }
+    endwin();
+    signal(SIGSEGV, SIG_DFL);
+    signal(SIGABRT, SIG_DFL);
+    uv_loop_close(a->loop);
+    free(a->loop);
+    write_stats(a);
+    /* events that arrived after the last drain */
+    for (size_t i = 0; i < a->evq_n; i++)
+        free(a->evq_logs[i].line);
+    free(a->evq_logs);
+
+free_app:
+    tui_logbuf_free(&a->logs_all);
+    tui_logbuf_free(&a->logs_one);
+    tui_text_free(&a->help);
+    tui_text_free(&a->detail);
+    tui_marks_free(&a->marks);
+    for (size_t i = 0; i < a->n_guests; i++)
+        free(a->guests[i].name);
+    free(a->rows);
+    free(a->confirm_ids);
+    free(a->lat_key);
+    free(a->lat_cursor);
+    free(a->lat_filter);
+    free(a->draw_ms);
+    pthread_mutex_destroy(&a->evq_mu);
+    free(a);
+    return rc;
+}

@@ -1,0 +1,950 @@
+/* tui/view.c — the console's view models (see view.h): pure functions over plain data, no curses,
+ * no database. app.c feeds them rows and events and draws what they return; tests/tui/test_view.c
+ * checks them.
+ */
+#include "view.h"
+
+#include <ctype.h>
+#include <dirent.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+/* ---- formatting ------------------------------------------------------------------------------- */
+
+void tui_fmt_ms(int64_t ms, char *out, size_t cap)
+{
+    if (ms < 0) {
+        snprintf(out, cap, "-");
+        return;
+    }
+    int64_t s = ms / 1000;
+    if (ms < 1000)
+        snprintf(out, cap, "%lldms", (long long)ms);
+    else if (ms < 10000)
+        snprintf(out, cap, "%lld.%llds", (long long)s, (long long)(ms % 1000 / 100));
+    else if (s < 60)
+        snprintf(out, cap, "%llds", (long long)s);
+    else if (s < 3600)
+        snprintf(out, cap, "%lldm%02llds", (long long)(s / 60), (long long)(s % 60));
+    else if (s < 86400)
+        snprintf(out, cap, "%lldh%02lldm", (long long)(s / 3600), (long long)(s % 3600 / 60));
+    else
+        snprintf(out, cap, "%lldd%02lldh", (long long)(s / 86400), (long long)(s % 86400 / 3600));
+}
+
+void tui_fmt_us(int64_t us, char *out, size_t cap)
+{
+    if (us < 0)
+        snprintf(out, cap, "-");
+    else if (us < 1000)
+        snprintf(out, cap, "%lldus", (long long)us);
+    else if (us < 10000)
+        snprintf(out, cap, "%lld.%lldms", (long long)(us / 1000), (long long)(us % 1000 / 100));
+    else
+        tui_fmt_ms(us / 1000, out, cap);
+}
+
+void tui_fmt_size(uint64_t bytes, char *out, size_t cap)
+{
+    static const char units[] = "KMGT";
+    if (bytes < 1024) {
+        snprintf(out, cap, "%lluB", (unsigned long long)bytes);
+        return;
+    }
+    double v = (double)bytes;
+    int u = -1;
+    while (v >= 1024.0 && u < 3) {
+        v /= 1024.0;
+        u++;
+    }
+    snprintf(out, cap, v < 10.0 ? "%.1f%c" : "%.0f%c", v, units[u]);
+}
+
+void tui_fmt_count(int64_t n, char *out, size_t cap)
+{
+    if (n < 10000 && n > -10000)
+        snprintf(out, cap, "%lld", (long long)n);
+    else if (n < 1000000)
+        snprintf(out, cap, "%.1fk", (double)n / 1e3);
+    else
+        snprintf(out, cap, "%.1fM", (double)n / 1e6);
+}
+
+void tui_fmt_clock(int64_t ms, char *out, size_t cap)
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    localtime_r(&t, &tm);
+    snprintf(out, cap, "%02d:%02d:%02d.%03d", tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
+}
+
+size_t tui_sparkline(const double *v, size_t n, size_t width, bool utf8, char *out, size_t cap)
+{
+    static const char *blocks[] = {"\xe2\x96\x81", "\xe2\x96\x82", "\xe2\x96\x83", "\xe2\x96\x84",
+                                   "\xe2\x96\x85", "\xe2\x96\x86", "\xe2\x96\x87", "\xe2\x96\x88"};
+    static const char ascii[] = " .:-=+*#";
+    size_t first = n > width ? n - width : 0, w = 0;
+    double max = 0;
+    for (size_t i = first; i < n; i++)
+        if (v[i] > max)
+            max = v[i];
+    if (cap)
+        out[0] = '\0';
+    for (size_t i = first; i < n; i++) {
+        int level = max > 0 ? (int)(v[i] / max * 7.0 + 0.5) : 0;
+        if (level < 0)
+            level = 0;
+        if (level > 7)
+            level = 7;
+        if (!utf8 && v[i] > 0 && level == 0)
+            level = 1; /* something happened: not a blank */
+        const char *s = utf8 ? blocks[level] : (char[2]){ascii[level], 0};
+        size_t len = strlen(s);
+        if (w + len + 1 > cap)
+            break;
+        memcpy(out + w, s, len);
+        w += len;
+        out[w] = '\0';
+    }
+    return w;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+double tui_percentile(double *v, size_t n, double p)
+{
+    if (n == 0)
+        return 0;
+    qsort(v, n, sizeof *v, cmp_double);
+    double rank = p / 100.0 * (double)(n - 1);
+    size_t lo = (size_t)rank;
+    if (lo + 1 >= n)
+        return v[n - 1];
+    double frac = rank - (double)lo;
+    return v[lo] + (v[lo + 1] - v[lo]) * frac;
+}
+
+/* ---- job rows --------------------------------------------------------------------------------- */
+
+static void copy_trunc(char *dst, size_t cap, const char *src)
+{
+    if (!src) {
+        dst[0] = '\0';
+        return;
+    }
+    size_t i = 0;
+    for (; src[i] && i + 1 < cap; i++)
+        dst[i] = (src[i] == '\n' || src[i] == '\r' || src[i] == '\t') ? ' ' : src[i];
+    dst[i] = '\0';
+}
+
+void tui_row_from_job(const aspen_store_job *job, tui_row *row)
+{
+    memset(row, 0, sizeof *row);
+    row->id = job->id;
+    copy_trunc(row->type, sizeof row->type, job->type);
+    copy_trunc(row->guest, sizeof row->guest, job->binary_name ? job->binary_name : "-");
+    row->state = job->state;
+    row->attempts = job->attempts;
+    row->max_attempts = job->max_attempts;
+    row->priority = job->priority;
+    row->created_ms = job->created_at_ms;
+    row->started_ms = job->started_at_ms;
+    row->finished_ms = job->finished_at_ms;
+    row->run_at_ms = job->run_at_ms;
+    copy_trunc(row->error, sizeof row->error, job->error);
+}
+
+int64_t tui_row_duration_ms(const tui_row *row, int64_t now_ms)
+{
+    if (row->started_ms <= 0)
+        return -1;
+    if (row->state == ASPEN_STORE_RUNNING)
+        return now_ms > row->started_ms ? now_ms - row->started_ms : 0;
+    if (row->finished_ms >= row->started_ms)
+        return row->finished_ms - row->started_ms;
+    return -1;
+}
+
+const char *tui_sort_name(tui_sort s)
+{
+    static const char *names[] = {"id", "state", "guest", "priority", "attempts", "age", "duration"};
+    return s < TUI_SORT_COUNT ? names[s] : "?";
+}
+
+/* qsort is not stable; the id tie-break makes the order total, which is as good. */
+static struct {
+    tui_sort col;
+    bool reverse;
+    int64_t now;
+} sort_ctx;
+
+static int cmp_row(const void *a, const void *b)
+{
+    const tui_row *x = a, *y = b;
+    int c = 0;
+    switch (sort_ctx.col) {
+    case TUI_SORT_STATE: c = (int)x->state - (int)y->state; break;
+    case TUI_SORT_GUEST: c = strcmp(x->guest, y->guest); break;
+    case TUI_SORT_PRIORITY: c = (y->priority > x->priority) - (y->priority < x->priority); break;
+    case TUI_SORT_ATTEMPTS: c = (y->attempts > x->attempts) - (y->attempts < x->attempts); break;
+    case TUI_SORT_AGE: /* oldest first */
+        c = (x->created_ms > y->created_ms) - (x->created_ms < y->created_ms);
+        break;
+    case TUI_SORT_DURATION: { /* longest first */
+        int64_t dx = tui_row_duration_ms(x, sort_ctx.now), dy = tui_row_duration_ms(y, sort_ctx.now);
+        c = (dy > dx) - (dy < dx);
+        break;
+    }
+    default: break;
+    }
+    if (c == 0)
+        c = (y->id > x->id) - (y->id < x->id);
+    return sort_ctx.reverse ? -c : c;
+}
+
+void tui_sort_rows(tui_row *rows, size_t n, tui_sort col, bool reverse, int64_t now_ms)
+{
+    sort_ctx.col = col;
+    sort_ctx.reverse = reverse;
+    sort_ctx.now = now_ms;
+    if (n > 1)
+        qsort(rows, n, sizeof *rows, cmp_row);
+}
+
+static size_t marks_find(const tui_marks *m, int64_t id, bool *found)
+{
+    size_t lo = 0, hi = m->n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (m->ids[mid] < id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    *found = lo < m->n && m->ids[lo] == id;
+    return lo;
+}
+
+bool tui_marks_has(const tui_marks *m, int64_t id)
+{
+    bool found;
+    marks_find(m, id, &found);
+    return found;
+}
+
+void tui_marks_toggle(tui_marks *m, int64_t id)
+{
+    bool found;
+    size_t at = marks_find(m, id, &found);
+    if (found) {
+        memmove(m->ids + at, m->ids + at + 1, (m->n - at - 1) * sizeof *m->ids);
+        m->n--;
+        return;
+    }
+    if (m->n == m->cap) {
+        size_t nc = m->cap ? m->cap * 2 : 16;
+        int64_t *p = realloc(m->ids, nc * sizeof *p);
+        if (!p)
+            return;
+        m->ids = p;
+        m->cap = nc;
+    }
+    memmove(m->ids + at + 1, m->ids + at, (m->n - at) * sizeof *m->ids);
+    m->ids[at] = id;
+    m->n++;
+}
+
+void tui_marks_clear(tui_marks *m) { m->n = 0; }
+
+void tui_marks_free(tui_marks *m)
+{
+    free(m->ids);
+    memset(m, 0, sizeof *m);
+}
+
+int tui_filter_parse(const char *text, aspen_store_filter *out, char *buf, size_t bufsize,
+                     char *msg, size_t msgcap)
+{
+    /* Expand shorthands into the store's language, then let the store parse it. */
+    char expanded[2048];
+    size_t w = 0;
+    const char *p = text ? text : "";
+    expanded[0] = '\0';
+    while (*p) {
+        while (*p == ' ')
+            p++;
+        if (!*p)
+            break;
+        const char *start = p;
+        bool quoted = false;
+        while (*p && (quoted || *p != ' ')) {
+            if (*p == '"')
+                quoted = !quoted;
+            p++;
+        }
+        size_t len = (size_t)(p - start);
+        char term[512];
+        if (len >= sizeof term) {
+            snprintf(msg, msgcap, "filter term too long (%zu characters)", len);
+            return -1;
+        }
+        memcpy(term, start, len);
+        term[len] = '\0';
+        char piece[600];
+        aspen_store_state st;
+        char *end;
+        const char *num = term[0] == '#' ? term + 1 : term;
+        long long id = strtoll(num, &end, 10);
+        if (strncmp(term, "guest:", 6) == 0)
+            snprintf(piece, sizeof piece, "binary:%s", term + 6);
+        else if (strchr(term, ':'))
+            snprintf(piece, sizeof piece, "%s", term);
+        else if (aspen_store_state_parse(term, &st) == 0)
+            snprintf(piece, sizeof piece, "state:%s", term);
+        else if (*num && !*end && id > 0)
+            snprintf(piece, sizeof piece, "id:%lld", id);
+        else
+            snprintf(piece, sizeof piece, "binary:%s", term);
+        int n = snprintf(expanded + w, sizeof expanded - w, "%s%s", w ? " " : "", piece);
+        if (n < 0 || (size_t)n >= sizeof expanded - w) {
+            snprintf(msg, msgcap, "filter too long");
+            return -1;
+        }
+        w += (size_t)n;
+    }
+    aspen_store_error se = {0};
+    if (aspen_store_filter_parse(expanded, out, buf, bufsize, &se) != 0) {
+        snprintf(msg, msgcap, "%s", se.msg);
+        return -1;
+    }
+    return 0;
+}
+
+bool tui_filter_states_only(const aspen_store_filter *f)
+{
+    return !f->type && !f->binary_name && !f->tag && f->n_fields == 0 && f->id == 0 &&
+           f->rerun_of == 0;
+}
+
+void tui_scroll(long *cursor, long *top, long n, long height)
+{
+    if (height < 1)
+        height = 1;
+    if (*cursor >= n)
+        *cursor = n - 1;
+    if (*cursor < 0)
+        *cursor = 0;
+    if (*cursor < *top)
+        *top = *cursor;
+    if (*cursor >= *top + height)
+        *top = *cursor - height + 1;
+    if (*top > n - height)
+        *top = n - height;
+    if (*top < 0)
+        *top = 0;
+}
+
+/* ---- keys and actions ------------------------------------------------------------------------- */
+
+const char *tui_pane_name(tui_pane p)
+{
+    static const char *names[] = {"Jobs", "VMs", "Logs"};
+    return p < TUI_PANE_COUNT ? names[p] : "?";
+}
+
+tui_action tui_key_action(int key, tui_pane pane)
+{
+    switch (key) {
+    case TUI_KEY_UP: case 'k': return TUI_A_UP;
+    case TUI_KEY_DOWN: case 'j': return TUI_A_DOWN;
+    case 'g': case TUI_KEY_HOME: return TUI_A_TOP;
+    case 'G': case TUI_KEY_END: return TUI_A_BOTTOM;
+    case TUI_KEY_PGUP: case 2 /* ^B */: return TUI_A_PGUP;
+    case TUI_KEY_PGDN: case 6 /* ^F */: return TUI_A_PGDN;
+    case TUI_KEY_ENTER: return TUI_A_OPEN;
+    case TUI_KEY_ESC: case 'q': return TUI_A_BACK;
+    case 'Q': return TUI_A_QUIT;
+    case TUI_KEY_TAB: return TUI_A_NEXT_PANE;
+    case TUI_KEY_BTAB: return TUI_A_PREV_PANE;
+    case '1': return TUI_A_PANE_JOBS;
+    case '2': return TUI_A_PANE_VMS;
+    case '3': return TUI_A_PANE_LOGS;
+    case '/': return TUI_A_FILTER;
+    case '?': case 'h': return TUI_A_HELP;
+    case 's': return TUI_A_SUBMIT;
+    case 'c': return TUI_A_CANCEL;
+    case 'r': return TUI_A_RERUN;
+    case 'R': return TUI_A_RETRY_FAILED;
+    case 'p': return TUI_A_PAUSE;
+    case ' ': return TUI_A_MARK;
+    case 'x': return TUI_A_MARK_CLEAR;
+    case 'f': return TUI_A_FOLLOW;
+    case ':': return TUI_A_COMMAND;
+    case 'o': return TUI_A_SORT_NEXT;
+    case 'O': return TUI_A_SORT_REVERSE;
+    case 'l': return TUI_A_LOGS_OF_JOB;
+    case 12 /* ^L */: return TUI_A_REFRESH;
+    default: break;
+    }
+    if (pane == TUI_PANE_LOGS) {
+        switch (key) {
+        case 'a': return TUI_A_LOGS_ALL;
+        case 'w': return TUI_A_WRAP;
+        case 't': return TUI_A_TIMESTAMPS;
+        case 'n': return TUI_A_SEARCH_NEXT;
+        case 'N': return TUI_A_SEARCH_PREV;
+        default: break;
+        }
+    }
+    return TUI_A_NONE;
+}
+
+int tui_command_parse(const char *cmd, tui_action *action, int64_t *arg, const char **text,
+                      char *msg, size_t msgcap)
+{
+    static const struct {
+        const char *name;
+        tui_action a;
+    } words[] = {
+        {"q", TUI_A_QUIT},        {"quit", TUI_A_QUIT},       {"help", TUI_A_HELP},
+        {"submit", TUI_A_SUBMIT}, {"pause", TUI_A_PAUSE},     {"resume", TUI_A_PAUSE},
+        {"jobs", TUI_A_PANE_JOBS}, {"vms", TUI_A_PANE_VMS},   {"logs", TUI_A_PANE_LOGS},
+        {"job", TUI_A_OPEN},      {"filter", TUI_A_FILTER},   {"sort", TUI_A_SORT_NEXT},
+        {"wrap", TUI_A_WRAP},     {"ts", TUI_A_TIMESTAMPS},   {"follow", TUI_A_FOLLOW},
+        {"retry-failed", TUI_A_RETRY_FAILED}, {"clear", TUI_A_MARK_CLEAR},
+        {"cancel", TUI_A_CANCEL}, {"rerun", TUI_A_RERUN},
+    };
+    *action = TUI_A_NONE;
+    *arg = 0;
+    *text = NULL;
+    while (*cmd == ' ' || *cmd == ':')
+        cmd++;
+    size_t len = strcspn(cmd, " ");
+    const char *rest = cmd + len;
+    while (*rest == ' ')
+        rest++;
+    for (size_t i = 0; i < sizeof words / sizeof words[0]; i++) {
+        if (strlen(words[i].name) != len || strncmp(words[i].name, cmd, len) != 0)
+            continue;
+        *action = words[i].a;
+        if (*action == TUI_A_OPEN || *action == TUI_A_PANE_LOGS) {
+            if (*rest) {
+                char *end;
+                long long id = strtoll(rest[0] == '#' ? rest + 1 : rest, &end, 10);
+                if (id <= 0 || *end) {
+                    snprintf(msg, msgcap, "'%s' is not a job id", rest);
+                    return -1;
+                }
+                *arg = id;
+                if (*action == TUI_A_PANE_LOGS)
+                    *action = TUI_A_LOGS_OF_JOB;
+            } else if (*action == TUI_A_OPEN) {
+                snprintf(msg, msgcap, ":job wants an id, e.g. :job 42");
+                return -1;
+            }
+        } else if (*action == TUI_A_FILTER || *action == TUI_A_SORT_NEXT) {
+            *text = rest;
+        } else if (*rest) {
+            snprintf(msg, msgcap, ":%.*s takes no argument", (int)len, cmd);
+            return -1;
+        }
+        if (*action == TUI_A_PAUSE)
+            *arg = cmd[0] == 'r' ? 2 : 1; /* pause → 1, resume → 2 */
+        return 0;
+    }
+    snprintf(msg, msgcap, "unknown command ':%.*s' (try :help)", (int)len, cmd);
+    return -1;
+}
+
+/* ---- layout ----------------------------------------------------------------------------------- */
+
+void tui_layout_compute(int cols, int rows, tui_pane pane, tui_layout *l)
+{
+    memset(l, 0, sizeof *l);
+    l->cols = cols;
+    l->rows = rows;
+    l->too_small = cols < 60 || rows < 12;
+    l->header_y = 0;
+    l->header_h = 3;
+    l->tabs_y = 3;
+    l->body_y = 4;
+    l->foot_y = rows - 1;
+    int avail = rows - l->body_y - 1;
+    if (avail < 1)
+        avail = 1;
+    l->body_h = avail;
+    /* Tall screens: the live log tail under the jobs table (a third of the space). */
+    if (pane == TUI_PANE_JOBS && rows >= 36) {
+        l->split_h = avail / 3;
+        l->body_h = avail - l->split_h;
+        l->split_y = l->body_y + l->body_h;
+    }
+}
+
+const char *tui_col_title(int col)
+{
+    static const char *t[] = {" ", "ID", "TYPE", "GUEST", "STATE", "ATT", "PRI", "AGE", "DUR",
+                              "ERROR"};
+    return col >= 0 && col < TUI_COL_N ? t[col] : "";
+}
+
+int tui_job_columns(int width, int which[TUI_COL_N], int widths[TUI_COL_N])
+{
+    /* Columns by importance; the least important go first when narrow. */
+    static const int base_w[TUI_COL_N] = {1, 8, 10, 16, 9, 5, 4, 6, 7, 0};
+    static const int drop_order[] = {TUI_COL_TYPE, TUI_COL_PRIO, TUI_COL_AGE};
+    bool on[TUI_COL_N];
+    for (int i = 0; i < TUI_COL_N; i++) {
+        on[i] = true;
+        widths[i] = base_w[i];
+    }
+    if (width >= 110) {
+        widths[TUI_COL_TYPE] = 12;
+        widths[TUI_COL_GUEST] = 18;
+    }
+    int used;
+    for (size_t d = 0;; d++) {
+        used = 0;
+        for (int i = 0; i < TUI_COL_N; i++)
+            if (on[i] && i != TUI_COL_ERROR)
+                used += widths[i] + 1;
+        if (width - used >= 12 || d >= sizeof drop_order / sizeof drop_order[0])
+            break;
+        on[drop_order[d]] = false;
+    }
+    widths[TUI_COL_ERROR] = width - used > 0 ? width - used : 0;
+    int n = 0;
+    for (int i = 0; i < TUI_COL_N; i++)
+        if (on[i] && (i != TUI_COL_ERROR || widths[i] > 0))
+            which[n++] = i;
+    return n;
+}
+
+/* ---- the log ring ----------------------------------------------------------------------------- */
+
+void tui_logbuf_init(tui_logbuf *b, size_t cap)
+{
+    memset(b, 0, sizeof *b);
+    b->e = calloc(cap ? cap : 1, sizeof *b->e);
+    b->cap = b->e ? (cap ? cap : 1) : 0;
+}
+
+void tui_logbuf_clear(tui_logbuf *b)
+{
+    for (size_t i = 0; i < b->n; i++)
+        free(b->e[(b->start + i) % b->cap].line);
+    b->start = b->n = 0;
+    b->dropped = 0;
+}
+
+void tui_logbuf_free(tui_logbuf *b)
+{
+    if (b->e)
+        tui_logbuf_clear(b);
+    free(b->e);
+    memset(b, 0, sizeof *b);
+}
+
+void tui_logbuf_push(tui_logbuf *b, int64_t job_id, int attempt, int64_t time_ms, int64_t seq,
+                     const char *line)
+{
+    if (!b->cap)
+        return;
+    size_t len = strcspn(line ? line : "", "\n");
+    char *copy = malloc(len + 1);
+    if (!copy)
+        return;
+    memcpy(copy, line ? line : "", len);
+    copy[len] = '\0';
+    for (size_t i = 0; i < len; i++)
+        if (copy[i] == '\t' || copy[i] == '\r')
+            copy[i] = ' ';
+    tui_log_entry *e;
+    if (b->n == b->cap) {
+        e = &b->e[b->start];
+        free(e->line);
+        b->start = (b->start + 1) % b->cap;
+        b->dropped++;
+    } else {
+        e = &b->e[(b->start + b->n) % b->cap];
+        b->n++;
+    }
+    e->job_id = job_id;
+    e->attempt = attempt;
+    e->time_ms = time_ms;
+    e->seq = seq;
+    e->line = copy;
+}
+
+const tui_log_entry *tui_logbuf_get(const tui_logbuf *b, size_t i)
+{
+    return i < b->n ? &b->e[(b->start + i) % b->cap] : NULL;
+}
+
+long tui_logbuf_search(const tui_logbuf *b, long from, int dir, const char *needle)
+{
+    if (!needle || !*needle || b->n == 0)
+        return -1;
+    for (long i = from + (dir > 0 ? 1 : -1); i >= 0 && i < (long)b->n; i += dir > 0 ? 1 : -1)
+        if (strcasestr(tui_logbuf_get(b, (size_t)i)->line, needle))
+            return i;
+    return -1;
+}
+
+int tui_wrap_rows(size_t len, int width, bool wrap)
+{
+    if (!wrap || width <= 0 || len <= (size_t)width)
+        return 1;
+    return (int)((len + (size_t)width - 1) / (size_t)width);
+}
+
+void tui_log_format(const tui_log_entry *e, bool timestamps, bool show_job, char *out, size_t cap)
+{
+    char ts[32] = "", job[32] = "";
+    if (timestamps) {
+        tui_fmt_clock(e->time_ms, ts, sizeof ts);
+        strcat(ts, " ");
+    }
+    if (show_job && e->job_id > 0)
+        snprintf(job, sizeof job, "[job %lld] ", (long long)e->job_id);
+    else if (show_job)
+        snprintf(job, sizeof job, "[engine] ");
+    snprintf(out, cap, "%s%s%s", ts, job, e->line);
+}
+
+/* ---- one-line text editor ------------------------------------------------------------------------ */
+
+void tui_line_set(tui_line *l, const char *text)
+{
+    snprintf(l->buf, sizeof l->buf, "%s", text ? text : "");
+    l->len = strlen(l->buf);
+    l->cur = l->len;
+}
+
+bool tui_line_key(tui_line *l, int key)
+{
+    switch (key) {
+    case TUI_KEY_LEFT:
+        if (l->cur > 0)
+            l->cur--;
+        return true;
+    case TUI_KEY_RIGHT:
+        if (l->cur < l->len)
+            l->cur++;
+        return true;
+    case TUI_KEY_HOME: case 1 /* ^A */:
+        l->cur = 0;
+        return true;
+    case TUI_KEY_END: case 5 /* ^E */:
+        l->cur = l->len;
+        return true;
+    case TUI_KEY_BACKSPACE:
+        if (l->cur == 0)
+            return true;
+        memmove(l->buf + l->cur - 1, l->buf + l->cur, l->len - l->cur + 1);
+        l->cur--;
+        l->len--;
+        return true;
+    case TUI_KEY_DELETE: case 4 /* ^D */:
+        if (l->cur == l->len)
+            return true;
+        memmove(l->buf + l->cur, l->buf + l->cur + 1, l->len - l->cur);
+        l->len--;
+        return true;
+    case TUI_KEY_CTRL_U:
+        memmove(l->buf, l->buf + l->cur, l->len - l->cur + 1);
+        l->len -= l->cur;
+        l->cur = 0;
+        return true;
+    default:
+        break;
+    }
+    if (key >= 0x20 && key < 0x7f) {
+        if (l->len + 1 >= sizeof l->buf)
+            return true;
+        memmove(l->buf + l->cur + 1, l->buf + l->cur, l->len - l->cur + 1);
+        l->buf[l->cur++] = (char)key;
+        l->len++;
+        return true;
+    }
+    return false;
+}
+
+size_t tui_line_scroll(const tui_line *l, int width)
+{
+    if (width <= 1 || l->cur < (size_t)width)
+        return 0;
+    return l->cur - (size_t)width + 1;
+}
+
+/* ---- text blocks -------------------------------------------------------------------------------- */
+
+static void text_push(tui_text *t, char *s)
+{
+    if (!s)
+        return;
+    if (t->n == t->cap) {
+        size_t nc = t->cap ? t->cap * 2 : 64;
+        char **p = realloc(t->lines, nc * sizeof *p);
+        if (!p) {
+            free(s);
+            return;
+        }
+        t->lines = p;
+        t->cap = nc;
+    }
+    t->lines[t->n++] = s;
+}
+
+void tui_text_add(tui_text *t, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *s = NULL;
+    if (vasprintf(&s, fmt, ap) < 0)
+        s = NULL;
+    va_end(ap);
+    text_push(t, s);
+}
+
+void tui_text_add_block(tui_text *t, const char *indent, const char *s, size_t len)
+{
+    size_t i = 0;
+    while (i < len) {
+        size_t j = i;
+        while (j < len && s[j] != '\n')
+            j++;
+        char *line = NULL;
+        if (asprintf(&line, "%s%.*s", indent, (int)(j - i), s + i) < 0)
+            line = NULL;
+        if (line)
+            for (char *c = line; *c; c++)
+                if (*c == '\t' || *c == '\r' || (unsigned char)*c < 0x20)
+                    *c = ' ';
+        text_push(t, line);
+        i = j + 1;
+    }
+}
+
+void tui_text_free(tui_text *t)
+{
+    for (size_t i = 0; i < t->n; i++)
+        free(t->lines[i]);
+    free(t->lines);
+    memset(t, 0, sizeof *t);
+}
+
+char *tui_json_pretty(const char *text)
+{
+    json_error_t e;
+    json_t *v = json_loads(text ? text : "", JSON_DECODE_ANY, &e);
+    if (!v)
+        return strdup(text ? text : "");
+    char *s = json_dumps(v, JSON_INDENT(2) | JSON_ENCODE_ANY | JSON_PRESERVE_ORDER);
+    json_decref(v);
+    return s ? s : strdup(text);
+}
+
+static bool printable_text(const void *p, size_t n)
+{
+    const unsigned char *c = p;
+    for (size_t i = 0; i < n; i++)
+        if (c[i] < 0x20 && c[i] != '\n' && c[i] != '\t' && c[i] != '\r')
+            return false;
+    return true;
+}
+
+void tui_detail_build(tui_text *t, const aspen_store_job *j, const aspen_store_attempt *att,
+                      size_t n_att, const aspen_store_log *logs, size_t n_logs, int64_t now_ms)
+{
+    char a[32], b[32], c[32];
+    tui_text_add(t, "Job %lld  %s  (%s)", (long long)j->id, aspen_store_state_name(j->state),
+                 aspen_engine_job_needs_vm(j) ? "micro-VM" : "in-process handler");
+    tui_text_add(t, "%s", "");
+    tui_text_add(t, "Spec");
+    tui_text_add(t, "  type        %s", j->type ? j->type : "-");
+    tui_text_add(t, "  guest       %s%s%.12s", j->binary_name ? j->binary_name : "-",
+                 j->binary_sha256 ? "  sha256 " : "", j->binary_sha256 ? j->binary_sha256 : "");
+    if (j->source_dir)
+        tui_text_add(t, "  source      %s", j->source_dir);
+    tui_text_add(t, "  priority    %d", j->priority);
+    tui_text_add(t, "  attempts    %d of %d", j->attempts, j->max_attempts);
+    tui_fmt_ms(j->timeout_ms, a, sizeof a);
+    tui_text_add(t, "  timeout     %s", a);
+    tui_fmt_size((uint64_t)j->memory_bytes, b, sizeof b);
+    tui_text_add(t, "  memory      %s", j->memory_bytes ? b : "default");
+    tui_text_add(t, "  tags        %s", j->tags ? j->tags : "[]");
+    if (j->rerun_of)
+        tui_text_add(t, "  rerun of    job %lld", (long long)j->rerun_of);
+    tui_fmt_ms(now_ms - j->created_at_ms, a, sizeof a);
+    tui_text_add(t, "  created     %s ago", a);
+    if (j->state == ASPEN_STORE_SCHEDULED) {
+        tui_fmt_ms(j->run_at_ms - now_ms, a, sizeof a);
+        tui_text_add(t, "  next run    in %s", a);
+    }
+    if (j->started_at_ms) {
+        tui_fmt_ms(now_ms - j->started_at_ms, a, sizeof a);
+        tui_text_add(t, "  started     %s ago", a);
+    }
+    if (j->finished_at_ms && j->started_at_ms) {
+        tui_fmt_ms(j->finished_at_ms - j->started_at_ms, a, sizeof a);
+        tui_text_add(t, "  ran for     %s", a);
+    }
+    if (j->cancel_requested)
+        tui_text_add(t, "  cancel      requested");
+    tui_text_add(t, "%s", "");
+    tui_text_add(t, "Payload");
+    char *pretty = tui_json_pretty(j->payload);
+    if (pretty) {
+        tui_text_add_block(t, "  ", pretty, strlen(pretty));
+        free(pretty);
+    }
+    tui_text_add(t, "%s", "");
+    tui_text_add(t, "Output (%zu bytes)", j->result_size);
+    if (j->result && j->result_size) {
+        size_t n = j->result_size > 16384 ? 16384 : j->result_size;
+        if (printable_text(j->result, n)) {
+            char *p = tui_json_pretty((const char *)j->result);
+            const char *s = p ? p : (const char *)j->result;
+            tui_text_add_block(t, "  ", s, p ? strlen(p) : n);
+            free(p);
+        } else {
+            tui_text_add(t, "  (binary output)");
+        }
+    } else {
+        tui_text_add(t, "  -");
+    }
+    tui_text_add(t, "%s", "");
+    tui_text_add(t, "Error");
+    if (j->error)
+        tui_text_add_block(t, "  ", j->error, strlen(j->error));
+    else
+        tui_text_add(t, "  -");
+    tui_text_add(t, "%s", "");
+    tui_text_add(t, "Attempts (%zu)", n_att);
+    for (size_t i = 0; i < n_att; i++) {
+        const aspen_store_attempt *x = &att[i];
+        char when[32];
+        tui_fmt_clock(x->started_at_ms, when, sizeof when);
+        tui_fmt_us(x->wall_us, a, sizeof a);
+        tui_fmt_ms(x->finished_at_ms > x->started_at_ms ? x->finished_at_ms - x->started_at_ms : -1,
+                   c, sizeof c);
+        tui_fmt_size(x->pages_dirtied * 4096u, b, sizeof b);
+        tui_text_add(t, "  #%d %-10s at %s  run %s (stored after %s)  exits %llu  host calls %llu  "
+                        "dirtied %s  in %lluB out %lluB%s",
+                     x->number, x->outcome, when, a, c, (unsigned long long)x->exits,
+                     (unsigned long long)x->host_calls, b, (unsigned long long)x->bytes_in,
+                     (unsigned long long)x->bytes_out, x->recovered ? "  (recovered)" : "");
+        if (x->error)
+            tui_text_add(t, "     %.*s", (int)strcspn(x->error, "\n"), x->error);
+    }
+    if (n_att == 0)
+        tui_text_add(t, "  none yet");
+    tui_text_add(t, "%s", "");
+    tui_text_add(t, "Logs (%zu lines%s)", n_logs, j->log_dropped ? ", some dropped by the cap" : "");
+    for (size_t i = 0; i < n_logs; i++) {
+        char when[32];
+        tui_fmt_clock(logs[i].time_ms, when, sizeof when);
+        tui_text_add(t, "  %s #%d %s", when, logs[i].attempt, logs[i].line ? logs[i].line : "");
+    }
+}
+
+void tui_help_build(tui_text *t)
+{
+    static const char *lines[] = {
+        "Aspen console - keys",
+        "",
+        "Everywhere",
+        "  tab / shift-tab   next / previous pane (1 Jobs, 2 VMs, 3 Logs)",
+        "  up/down  j/k      move          g / G       first / last",
+        "  PgUp / PgDn       page          enter       job detail",
+        "  esc / q           back (q on the main screen quits; Q quits anywhere)",
+        "  ?                 this help     :           command line (:help lists)",
+        "  s                 submit a job (guest, payload JSON, timeout, priority, attempts, count)",
+        "  p                 pause / resume the queue (every worker on this database)",
+        "",
+        "Jobs",
+        "  /                 filter: state:failed guest:NAME tag:T payload.user:alice",
+        "                    (bare words: a state, a job id, or a guest name)",
+        "  space / x         mark the row / clear marks (c and r act on every marked job)",
+        "  c                 cancel (asks first)       r   rerun as a new job",
+        "  R                 retry every failed job matching the filter (asks first)",
+        "  o / O             sort column / reverse     l   logs of the selected job",
+        "",
+        "Logs",
+        "  f                 follow (scrolling up stops it; G or f resumes)",
+        "  /  n / N          search, next / previous match",
+        "  w / t             wrap / timestamps         a   all jobs again",
+        "",
+        "Commands",
+        "  :q  :job ID  :logs ID  :logs  :filter TEXT  :sort COLUMN  :pause  :resume",
+        "  :retry-failed  :wrap  :ts  :follow  :clear  :submit  :help",
+        "",
+        "States: queued (waiting), scheduled (later / backoff), running, succeeded, failed (out",
+        "of attempts), cancelled (stopped on purpose). Quitting lets running jobs finish for a",
+        "few seconds, then hands the rest back to the queue.",
+    };
+    for (size_t i = 0; i < sizeof lines / sizeof lines[0]; i++)
+        tui_text_add(t, "%s", lines[i]);
+}
+
+/* ---- guests ----------------------------------------------------------------------------------- */
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+size_t tui_guest_list(const char *dir, char **names, size_t max)
+{
+    size_t n = 0;
+    DIR *d = dir ? opendir(dir) : NULL;
+    if (!d)
+        return 0;
+    struct dirent *de;
+    while ((de = readdir(d)) && n < max) {
+        if (de->d_name[0] == '.')
+            continue;
+        char path[4096];
+        struct stat st;
+        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+        if (stat(path, &st) != 0 || !S_ISREG(st.st_mode))
+            continue;
+        names[n] = strdup(de->d_name);
+        if (names[n])
+            n++;
+    }
+    closedir(d);
+    qsort(names, n, sizeof *names, cmp_str);
+    /* the seed's guests first */
+    static const char *seed[] = {"data-processor", "echo-worker"};
+    for (size_t s = 0; s < 2; s++)
+        for (size_t i = 0; i < n; i++)
+            if (strcmp(names[i], seed[s]) == 0) {
+                char *keep = names[i];
+                memmove(names + 1, names, i * sizeof *names);
+                names[0] = keep;
+                break;
+            }
+    return n;
+}
+
+const char *tui_guest_example_payload(const char *guest)
+{
+    if (guest && strcmp(guest, "echo-worker") == 0)
+        return "{\"message\": \"hello from the console\"}";
+    if (guest && strcmp(guest, "data-processor") == 0)
+        return "{\"records\": [{\"city\": \"paris\", \"age\": 31}, {\"city\": \"oslo\", \"age\": "
+               "45}, {\"city\": \"paris\", \"age\": 27}]}";
+    return "{}";
+}

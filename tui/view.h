@@ -1,0 +1,209 @@
+/* tui/view.h — the console's view models: everything the screen shows that can be computed without a
+ * terminal. Formatting of durations, ages and sizes; the sparkline; job rows copied out of the
+ * store's rows, sorted and marked; key → action mapping per pane; layout math; the log ring with
+ * search and wrap; a one-line text editor; job-detail text. No curses here (tui/app.c draws), so
+ * tests/tui/test_view.c checks all of it with cmocka.
+ */
+#ifndef ASPEN_TUI_VIEW_H
+#define ASPEN_TUI_VIEW_H
+
+#include "aspen_engine.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- formatting ------------------------------------------------------------------------------- */
+/* "0ms" "850ms" "1.2s" "12s" "3m05s" "2h03m" "4d02h"; negative → "-". */
+void tui_fmt_ms(int64_t ms, char *out, size_t cap);
+/* run times from microseconds: "85us" "1.3ms" "12ms" then as tui_fmt_ms */
+void tui_fmt_us(int64_t us, char *out, size_t cap);
+/* "512B" "4.0K" "1.0M" "2.5G" */
+void tui_fmt_size(uint64_t bytes, char *out, size_t cap);
+/* "999" "12.3k" "1.2M" */
+void tui_fmt_count(int64_t n, char *out, size_t cap);
+/* HH:MM:SS.mmm in local time */
+void tui_fmt_clock(int64_t ms, char *out, size_t cap);
+
+/* The sparkline of the last `width` values (older ones dropped), scaled to the largest shown.
+ * utf8: block characters ▁..█ (3 bytes each); else " .:-=+*#". Returns bytes written. */
+size_t tui_sparkline(const double *v, size_t n, size_t width, bool utf8, char *out, size_t cap);
+
+/* The p-th percentile (0..100) of n values (sorted in place); 0 when n == 0. */
+double tui_percentile(double *v, size_t n, double p);
+
+/* ---- job rows --------------------------------------------------------------------------------- */
+typedef struct tui_row {
+    int64_t id;
+    char type[24];
+    char guest[40];
+    aspen_store_state state;
+    int attempts, max_attempts, priority;
+    int64_t created_ms, started_ms, finished_ms, run_at_ms;
+    char error[120]; /* the head of the error, one line */
+} tui_row;
+
+void tui_row_from_job(const aspen_store_job *job, tui_row *row);
+/* Run time of a row: finished − started, now − started while running, −1 when not started. */
+int64_t tui_row_duration_ms(const tui_row *row, int64_t now_ms);
+
+typedef enum tui_sort {
+    TUI_SORT_ID = 0, /* the store's order (newest first, or oldest first when reversed) */
+    TUI_SORT_STATE,
+    TUI_SORT_GUEST,
+    TUI_SORT_PRIORITY,
+    TUI_SORT_ATTEMPTS,
+    TUI_SORT_AGE,
+    TUI_SORT_DURATION,
+    TUI_SORT_COUNT
+} tui_sort;
+const char *tui_sort_name(tui_sort s);
+/* Stable sort of the loaded rows by a column; id breaks ties (newest first). */
+void tui_sort_rows(tui_row *rows, size_t n, tui_sort col, bool reverse, int64_t now_ms);
+
+/* Marked job ids: a sorted set. */
+typedef struct tui_marks {
+    int64_t *ids;
+    size_t n, cap;
+} tui_marks;
+bool tui_marks_has(const tui_marks *m, int64_t id);
+void tui_marks_toggle(tui_marks *m, int64_t id);
+void tui_marks_clear(tui_marks *m);
+void tui_marks_free(tui_marks *m);
+
+/* The console's filter line: the store's language (state:failed tag:x payload.user:alice ...) with
+ * shorthands for bare words: a state name → state:NAME, a number → id:N, "#N" → id:N, anything else
+ * → binary:WORD. Strings in *out point into buf. 0, or -1 with a message. */
+int tui_filter_parse(const char *text, aspen_store_filter *out, char *buf, size_t bufsize,
+                     char *msg, size_t msgcap);
+/* True when the filter selects by state only (then counts by state give the total). */
+bool tui_filter_states_only(const aspen_store_filter *f);
+
+/* Keeps a cursor inside [0, n) and the first shown row such that the cursor is visible. */
+void tui_scroll(long *cursor, long *top, long n, long height);
+
+/* ---- keys and actions ------------------------------------------------------------------------- */
+/* Keys as the view sees them (app.c maps curses codes onto these; printable keys are themselves). */
+enum {
+    TUI_KEY_UP = 0x1000, TUI_KEY_DOWN, TUI_KEY_LEFT, TUI_KEY_RIGHT, TUI_KEY_PGUP, TUI_KEY_PGDN,
+    TUI_KEY_HOME, TUI_KEY_END, TUI_KEY_ENTER, TUI_KEY_ESC, TUI_KEY_TAB, TUI_KEY_BTAB,
+    TUI_KEY_BACKSPACE, TUI_KEY_DELETE, TUI_KEY_CTRL_S, TUI_KEY_CTRL_U, TUI_KEY_RESIZE,
+};
+
+typedef enum tui_pane { TUI_PANE_JOBS = 0, TUI_PANE_VMS, TUI_PANE_LOGS, TUI_PANE_COUNT } tui_pane;
+const char *tui_pane_name(tui_pane p);
+
+typedef enum tui_action {
+    TUI_A_NONE = 0,
+    TUI_A_UP, TUI_A_DOWN, TUI_A_TOP, TUI_A_BOTTOM, TUI_A_PGUP, TUI_A_PGDN,
+    TUI_A_OPEN,      /* enter: job detail */
+    TUI_A_BACK,      /* esc / q: close the overlay, or quit at the top */
+    TUI_A_QUIT,      /* Q, or :q */
+    TUI_A_NEXT_PANE, TUI_A_PREV_PANE, TUI_A_PANE_JOBS, TUI_A_PANE_VMS, TUI_A_PANE_LOGS,
+    TUI_A_FILTER,    /* / (jobs: the filter line; logs: search) */
+    TUI_A_HELP, TUI_A_SUBMIT, TUI_A_CANCEL, TUI_A_RERUN, TUI_A_RETRY_FAILED, TUI_A_PAUSE,
+    TUI_A_MARK, TUI_A_MARK_CLEAR, TUI_A_FOLLOW, TUI_A_COMMAND,
+    TUI_A_SORT_NEXT, TUI_A_SORT_REVERSE,
+    TUI_A_LOGS_OF_JOB, /* l: the logs pane on the selected job */
+    TUI_A_LOGS_ALL,    /* a in the logs pane: all jobs again */
+    TUI_A_WRAP, TUI_A_TIMESTAMPS, TUI_A_SEARCH_NEXT, TUI_A_SEARCH_PREV,
+    TUI_A_REFRESH,
+} tui_action;
+
+tui_action tui_key_action(int key, tui_pane pane);
+
+/* The `:` command line: "q", "quit", "help", "submit", "pause", "resume", "jobs", "vms", "logs",
+ * "logs ID", "job ID", "filter TEXT", "sort COLUMN", "wrap", "ts", "follow", "retry-failed",
+ * "clear". Fills *action and *arg (an id, for "job ID"/"logs ID"; 1 for pause, 2 for resume;
+ * else 0) and *text (what follows
+ * "filter"/"sort", pointing into cmd). 0, or -1 with a message. */
+int tui_command_parse(const char *cmd, tui_action *action, int64_t *arg, const char **text,
+                      char *msg, size_t msgcap);
+
+/* ---- layout ----------------------------------------------------------------------------------- */
+typedef struct tui_layout {
+    int cols, rows;
+    int header_y, header_h; /* title + counts + rates */
+    int tabs_y;             /* pane tabs and the filter */
+    int body_y, body_h;     /* the current pane */
+    int split_y, split_h;   /* logs under the jobs table on tall screens (0 when none) */
+    int foot_y;             /* key hints / prompt / message */
+    bool too_small;
+} tui_layout;
+void tui_layout_compute(int cols, int rows, tui_pane pane, tui_layout *l);
+
+/* Job table columns that fit a width: fills which[] with column ids in order, returns how many;
+ * the error column takes what is left (*error_w). */
+enum { TUI_COL_MARK, TUI_COL_ID, TUI_COL_TYPE, TUI_COL_GUEST, TUI_COL_STATE, TUI_COL_ATTEMPTS,
+       TUI_COL_PRIO, TUI_COL_AGE, TUI_COL_DUR, TUI_COL_ERROR, TUI_COL_N };
+int tui_job_columns(int width, int which[TUI_COL_N], int widths[TUI_COL_N]);
+const char *tui_col_title(int col);
+
+/* ---- the log ring ----------------------------------------------------------------------------- */
+typedef struct tui_log_entry {
+    int64_t job_id;
+    int attempt;
+    int64_t time_ms;
+    int64_t seq; /* store seq when read from the store, else 0 */
+    char *line;
+} tui_log_entry;
+
+typedef struct tui_logbuf {
+    tui_log_entry *e;
+    size_t cap, start, n; /* ring */
+    uint64_t dropped;     /* pushed out of the ring */
+} tui_logbuf;
+void tui_logbuf_init(tui_logbuf *b, size_t cap);
+void tui_logbuf_free(tui_logbuf *b);
+void tui_logbuf_clear(tui_logbuf *b);
+/* Copies line (and cuts it at the first newline). */
+void tui_logbuf_push(tui_logbuf *b, int64_t job_id, int attempt, int64_t time_ms, int64_t seq,
+                     const char *line);
+const tui_log_entry *tui_logbuf_get(const tui_logbuf *b, size_t i); /* 0 = oldest */
+/* Index of the next (dir > 0) or previous entry from `from` (exclusive) whose line contains needle
+ * (case-insensitive), or -1. */
+long tui_logbuf_search(const tui_logbuf *b, long from, int dir, const char *needle);
+/* Screen rows a line of len characters takes at width (1 unless wrapping). */
+int tui_wrap_rows(size_t len, int width, bool wrap);
+/* The text of a log entry as shown: "[job N] line", or with "HH:MM:SS.mmm " in front. */
+void tui_log_format(const tui_log_entry *e, bool timestamps, bool show_job, char *out, size_t cap);
+
+/* ---- one-line text editor ------------------------------------------------------------------------ */
+typedef struct tui_line {
+    char buf[4096];
+    size_t len, cur;
+} tui_line;
+void tui_line_set(tui_line *l, const char *text);
+/* Applies a key: printable inserts, backspace/delete/left/right/home/end/ctrl-u edit.
+ * Returns true when the key was used. */
+bool tui_line_key(tui_line *l, int key);
+/* First column to show so the cursor stays visible in width columns. */
+size_t tui_line_scroll(const tui_line *l, int width);
+
+/* ---- text blocks (job detail, help) ------------------------------------------------------------ */
+typedef struct tui_text {
+    char **lines;
+    size_t n, cap;
+} tui_text;
+void tui_text_add(tui_text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Adds a multi-line string, each line prefixed by indent. */
+void tui_text_add_block(tui_text *t, const char *indent, const char *s, size_t len);
+void tui_text_free(tui_text *t);
+
+/* Pretty JSON with two-space indent (jansson), or the text as given when it is not JSON. malloc'd. */
+char *tui_json_pretty(const char *text);
+
+/* The job detail: spec, payload indented, output, error, attempts with timings and stats, logs. */
+void tui_detail_build(tui_text *t, const aspen_store_job *job, const aspen_store_attempt *att,
+                      size_t n_att, const aspen_store_log *logs, size_t n_logs, int64_t now_ms);
+/* The help screen. */
+void tui_help_build(tui_text *t);
+
+/* ---- guests for the submit form ------------------------------------------------------------------ */
+/* Names of the guest binaries in dir (regular files), seed guests (echo-worker, data-processor)
+ * first, then the others sorted. Returns how many (at most max); names are malloc'd. */
+size_t tui_guest_list(const char *dir, char **names, size_t max);
+/* A starting payload for a guest: the seed's examples for echo-worker and data-processor. */
+const char *tui_guest_example_payload(const char *guest);
+
+#endif

@@ -1,5 +1,6 @@
 # Makefile — Aspen's front door. Every target installs missing Debian packages (as root; otherwise
 # prints the apt-get line), configures with CMake and builds.
+#   make console   the operations console: submit the seed's guests, watch jobs, VMs and logs live
 #   make demo      an echo job and a data-processing job, with logs and timings
 #   make test      all tests (cmocka under ASan+UBSan, KVM tests included, tmux console tests)
 #   make bench     benchmarks printing JSON, beside the KVM floor of this machine
@@ -7,7 +8,7 @@ BUILD ?= build
 SANBUILD ?= build-san
 JOBS ?= $(shell nproc)
 
-.PHONY: all setup build demo test bench clean
+.PHONY: all setup build console demo test bench clean
 
 all: build
 
@@ -17,6 +18,10 @@ setup:
 build: setup
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 	@cmake --build $(BUILD) -j $(JOBS)
+
+console: build
+	@bash scripts/setup.sh --need-kvm
+	@./$(BUILD)/aspen console
 
 demo: build
 	@bash scripts/setup.sh --need-kvm

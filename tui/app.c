@@ -1132,13 +1132,14 @@ static void do_action(tui_app *a, tui_action act, int64_t arg, const char *text)
         }
         break;
     case TUI_A_BACK:
+    case TUI_A_CLOSE:
         if (a->mode != TUI_MODE_MAIN) {
             a->mode = TUI_MODE_MAIN;
         } else if (a->pane == TUI_PANE_LOGS && a->logs_job) {
             a->logs_job = 0; /* back from one job's logs to all */
         } else if (a->pane == TUI_PANE_JOBS && a->marks.n) {
             tui_marks_clear(&a->marks);
-        } else {
+        } else if (act == TUI_A_BACK) {
             begin_quit(a);
         }
         break;

@@ -372,7 +372,8 @@ tui_action tui_key_action(int key, tui_pane pane)
     case TUI_KEY_PGUP: case 2 /* ^B */: return TUI_A_PGUP;
     case TUI_KEY_PGDN: case 6 /* ^F */: return TUI_A_PGDN;
     case TUI_KEY_ENTER: return TUI_A_OPEN;
-    case TUI_KEY_ESC: case 'q': return TUI_A_BACK;
+    case TUI_KEY_ESC: return TUI_A_CLOSE;
+    case 'q': return TUI_A_BACK;
     case 'Q': return TUI_A_QUIT;
     case TUI_KEY_TAB: return TUI_A_NEXT_PANE;
     case TUI_KEY_BTAB: return TUI_A_PREV_PANE;
@@ -868,7 +869,7 @@ void tui_help_build(tui_text *t)
         "  tab / shift-tab   next / previous pane (1 Jobs, 2 VMs, 3 Logs)",
         "  up/down  j/k      move          g / G       first / last",
         "  PgUp / PgDn       page          enter       job detail",
-        "  esc / q           back (q on the main screen quits; Q quits anywhere)",
+        "  esc / q           back (q on the main screen quits; Q or ctrl-c quits anywhere)",
         "  ?                 this help     :           command line (:help lists)",
         "  s                 submit a job (guest, payload JSON, timeout, priority, attempts, count)",
         "  p                 pause / resume the queue (every worker on this database)",

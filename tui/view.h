@@ -97,7 +97,8 @@ typedef enum tui_action {
     TUI_A_NONE = 0,
     TUI_A_UP, TUI_A_DOWN, TUI_A_TOP, TUI_A_BOTTOM, TUI_A_PGUP, TUI_A_PGDN,
     TUI_A_OPEN,      /* enter: job detail */
-    TUI_A_BACK,      /* esc / q: close the overlay, or quit at the top */
+    TUI_A_BACK,      /* q: close the overlay, or quit at the top */
+    TUI_A_CLOSE,     /* esc: close the overlay / marks / one job's logs; never quits */
     TUI_A_QUIT,      /* Q, or :q */
     TUI_A_NEXT_PANE, TUI_A_PREV_PANE, TUI_A_PANE_JOBS, TUI_A_PANE_VMS, TUI_A_PANE_LOGS,
     TUI_A_FILTER,    /* / (jobs: the filter line; logs: search) */

@@ -1,0 +1,548 @@
+/* tests/tui/test_view.c — cmocka tests of the console's view models (tui/view.c): formatting,
+ * sparkline, percentiles, rows and sorting, marks, the filter line, scrolling, keys and commands,
+ * layout and columns at 80x24 and larger, the log ring (wrap, search, format), the line editor,
+ * JSON pretty-printing, job detail and the guest list. No terminal, no database.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "view.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static void test_fmt_ms(void **st)
+{
+    (void)st;
+    char b[32];
+    tui_fmt_ms(-1, b, sizeof b);
+    assert_string_equal(b, "-");
+    tui_fmt_ms(0, b, sizeof b);
+    assert_string_equal(b, "0ms");
+    tui_fmt_ms(850, b, sizeof b);
+    assert_string_equal(b, "850ms");
+    tui_fmt_ms(1250, b, sizeof b);
+    assert_string_equal(b, "1.2s");
+    tui_fmt_ms(12000, b, sizeof b);
+    assert_string_equal(b, "12s");
+    tui_fmt_ms(185000, b, sizeof b);
+    assert_string_equal(b, "3m05s");
+    tui_fmt_ms((2 * 3600 + 3 * 60) * 1000LL, b, sizeof b);
+    assert_string_equal(b, "2h03m");
+    tui_fmt_ms((4 * 86400 + 2 * 3600) * 1000LL, b, sizeof b);
+    assert_string_equal(b, "4d02h");
+}
+
+static void test_fmt_us_size_count(void **st)
+{
+    (void)st;
+    char b[32];
+    tui_fmt_us(85, b, sizeof b);
+    assert_string_equal(b, "85us");
+    tui_fmt_us(1300, b, sizeof b);
+    assert_string_equal(b, "1.3ms");
+    tui_fmt_us(12000, b, sizeof b);
+    assert_string_equal(b, "12ms");
+    tui_fmt_size(512, b, sizeof b);
+    assert_string_equal(b, "512B");
+    tui_fmt_size(4096, b, sizeof b);
+    assert_string_equal(b, "4.0K");
+    tui_fmt_size(1 << 20, b, sizeof b);
+    assert_string_equal(b, "1.0M");
+    tui_fmt_size(256u << 20, b, sizeof b);
+    assert_string_equal(b, "256M");
+    tui_fmt_size(5ULL << 30, b, sizeof b);
+    assert_string_equal(b, "5.0G");
+    tui_fmt_count(999, b, sizeof b);
+    assert_string_equal(b, "999");
+    tui_fmt_count(12345, b, sizeof b);
+    assert_string_equal(b, "12.3k");
+    tui_fmt_count(1000000, b, sizeof b);
+    assert_string_equal(b, "1.0M");
+}
+
+static void test_sparkline(void **st)
+{
+    (void)st;
+    char b[256];
+    double v[] = {0, 1, 2, 4, 8};
+    size_t n = tui_sparkline(v, 5, 10, false, b, sizeof b);
+    assert_int_equal(n, 5);
+    assert_string_equal(b, " .:=#"); /* scaled to the max; small non-zero never blank */
+    n = tui_sparkline(v, 5, 3, false, b, sizeof b);
+    assert_string_equal(b, ":=#"); /* the newest 3, scaled to what is shown */
+    n = tui_sparkline(v, 5, 2, true, b, sizeof b);
+    assert_int_equal(n, 6); /* two 3-byte blocks */
+    assert_string_equal(b, "\xe2\x96\x85\xe2\x96\x88"); /* half of the max: level 4 of 0..7 */
+    double zeros[3] = {0, 0, 0};
+    tui_sparkline(zeros, 3, 3, false, b, sizeof b);
+    assert_string_equal(b, "   ");
+    /* a small buffer is never overrun */
+    char tiny[4];
+    tui_sparkline(v, 5, 5, true, tiny, sizeof tiny);
+    assert_int_equal(strlen(tiny), 3);
+}
+
+static void test_percentile(void **st)
+{
+    (void)st;
+    double v[] = {5, 1, 4, 2, 3};
+    assert_true(tui_percentile(v, 5, 50) == 3.0);
+    assert_true(tui_percentile(v, 5, 100) == 5.0);
+    assert_true(tui_percentile(v, 5, 0) == 1.0);
+    double w[] = {10, 20};
+    assert_true(tui_percentile(w, 2, 50) == 15.0);
+    assert_true(tui_percentile(NULL, 0, 95) == 0.0);
+}
+
+static tui_row mkrow(int64_t id, aspen_store_state s, const char *guest, int prio, int64_t created,
+                     int64_t started, int64_t finished)
+{
+    tui_row r = {0};
+    r.id = id;
+    r.state = s;
+    snprintf(r.guest, sizeof r.guest, "%s", guest);
+    r.priority = prio;
+    r.created_ms = created;
+    r.started_ms = started;
+    r.finished_ms = finished;
+    return r;
+}
+
+static void test_row_from_job_and_duration(void **st)
+{
+    (void)st;
+    aspen_store_job j = {0};
+    j.id = 7;
+    j.type = "vm_execute";
+    j.binary_name = "echo-worker";
+    j.state = ASPEN_STORE_FAILED;
+    j.attempts = 3;
+    j.max_attempts = 3;
+    j.error = "guest panicked:\nline two";
+    j.started_at_ms = 1000;
+    j.finished_at_ms = 1500;
+    tui_row r;
+    tui_row_from_job(&j, &r);
+    assert_int_equal(r.id, 7);
+    assert_string_equal(r.guest, "echo-worker");
+    assert_string_equal(r.error, "guest panicked: line two"); /* one line */
+    assert_int_equal(tui_row_duration_ms(&r, 9999), 500);
+    r.state = ASPEN_STORE_RUNNING;
+    assert_int_equal(tui_row_duration_ms(&r, 1700), 700);
+    r.started_ms = 0;
+    assert_int_equal(tui_row_duration_ms(&r, 1700), -1);
+    j.binary_name = NULL;
+    tui_row_from_job(&j, &r);
+    assert_string_equal(r.guest, "-");
+}
+
+static void test_sort_rows(void **st)
+{
+    (void)st;
+    tui_row rows[4] = {
+        mkrow(1, ASPEN_STORE_SUCCEEDED, "b", 0, 100, 110, 120),
+        mkrow(2, ASPEN_STORE_FAILED, "a", 5, 200, 210, 300),
+        mkrow(3, ASPEN_STORE_QUEUED, "c", 9, 300, 0, 0),
+        mkrow(4, ASPEN_STORE_RUNNING, "a", 0, 400, 410, 0),
+    };
+    tui_sort_rows(rows, 4, TUI_SORT_ID, false, 1000);
+    assert_int_equal(rows[0].id, 4); /* newest first */
+    tui_sort_rows(rows, 4, TUI_SORT_STATE, false, 1000);
+    assert_int_equal(rows[0].id, 3); /* queued < running < succeeded < failed */
+    assert_int_equal(rows[1].id, 4);
+    assert_int_equal(rows[3].id, 2);
+    tui_sort_rows(rows, 4, TUI_SORT_GUEST, false, 1000);
+    assert_int_equal(rows[0].id, 4); /* "a" ties: newest first */
+    assert_int_equal(rows[1].id, 2);
+    tui_sort_rows(rows, 4, TUI_SORT_PRIORITY, false, 1000);
+    assert_int_equal(rows[0].id, 3); /* most urgent first */
+    tui_sort_rows(rows, 4, TUI_SORT_DURATION, false, 1000);
+    assert_int_equal(rows[0].id, 4); /* running 590 ms */
+    assert_int_equal(rows[1].id, 2);
+    assert_int_equal(rows[3].id, 3); /* not started */
+    tui_sort_rows(rows, 4, TUI_SORT_AGE, true, 1000);
+    assert_int_equal(rows[0].id, 4);
+    assert_string_equal(tui_sort_name(TUI_SORT_DURATION), "duration");
+}
+
+static void test_marks(void **st)
+{
+    (void)st;
+    tui_marks m = {0};
+    for (int64_t id = 40; id > 0; id -= 2)
+        tui_marks_toggle(&m, id);
+    assert_int_equal(m.n, 20);
+    for (size_t i = 1; i < m.n; i++)
+        assert_true(m.ids[i - 1] < m.ids[i]);
+    assert_true(tui_marks_has(&m, 20));
+    assert_false(tui_marks_has(&m, 21));
+    tui_marks_toggle(&m, 20);
+    assert_false(tui_marks_has(&m, 20));
+    assert_int_equal(m.n, 19);
+    tui_marks_clear(&m);
+    assert_int_equal(m.n, 0);
+    assert_false(tui_marks_has(&m, 2));
+    tui_marks_free(&m);
+}
+
+static void test_filter_parse(void **st)
+{
+    (void)st;
+    aspen_store_filter f;
+    char buf[2048], msg[512];
+    assert_int_equal(tui_filter_parse("", &f, buf, sizeof buf, msg, sizeof msg), 0);
+    assert_int_equal(f.states, 0);
+    assert_true(tui_filter_states_only(&f));
+    assert_int_equal(tui_filter_parse("failed running", &f, buf, sizeof buf, msg, sizeof msg), 0);
+    assert_int_equal(f.states, (1u << ASPEN_STORE_FAILED) | (1u << ASPEN_STORE_RUNNING));
+    assert_true(tui_filter_states_only(&f));
+    assert_int_equal(tui_filter_parse("echo-worker tag:urgent payload.user:alice", &f, buf,
+                                      sizeof buf, msg, sizeof msg), 0);
+    assert_string_equal(f.binary_name, "echo-worker");
+    assert_string_equal(f.tag, "urgent");
+    assert_int_equal(f.n_fields, 1);
+    assert_string_equal(f.fields[0].value, "alice");
+    assert_false(tui_filter_states_only(&f));
+    assert_int_equal(tui_filter_parse("#42", &f, buf, sizeof buf, msg, sizeof msg), 0);
+    assert_int_equal(f.id, 42);
+    assert_int_equal(tui_filter_parse("17", &f, buf, sizeof buf, msg, sizeof msg), 0);
+    assert_int_equal(f.id, 17);
+    assert_int_equal(tui_filter_parse("guest:data-processor state:failed", &f, buf, sizeof buf,
+                                      msg, sizeof msg), 0);
+    assert_string_equal(f.binary_name, "data-processor");
+    assert_int_equal(f.states, 1u << ASPEN_STORE_FAILED);
+    assert_int_equal(tui_filter_parse("payload.user.name:\"Alice B\"", &f, buf, sizeof buf, msg,
+                                      sizeof msg), 0);
+    assert_string_equal(f.fields[0].value, "Alice B");
+    assert_int_equal(tui_filter_parse("bogus:1", &f, buf, sizeof buf, msg, sizeof msg), -1);
+    assert_non_null(strstr(msg, "bogus"));
+    assert_int_equal(tui_filter_parse("state:nope", &f, buf, sizeof buf, msg, sizeof msg), -1);
+}
+
+static void test_scroll(void **st)
+{
+    (void)st;
+    long cur = 0, top = 0;
+    tui_scroll(&cur, &top, 100, 10);
+    assert_int_equal(cur, 0);
+    assert_int_equal(top, 0);
+    cur = 15;
+    tui_scroll(&cur, &top, 100, 10);
+    assert_int_equal(top, 6); /* cursor on the last row shown */
+    cur = 3;
+    tui_scroll(&cur, &top, 100, 10);
+    assert_int_equal(top, 3);
+    cur = 500;
+    tui_scroll(&cur, &top, 100, 10);
+    assert_int_equal(cur, 99);
+    assert_int_equal(top, 90);
+    cur = 5;
+    top = 50;
+    tui_scroll(&cur, &top, 8, 10); /* fewer rows than the screen */
+    assert_int_equal(top, 0);
+    cur = 3;
+    tui_scroll(&cur, &top, 0, 10);
+    assert_int_equal(cur, 0);
+    assert_int_equal(top, 0);
+}
+
+static void test_keys(void **st)
+{
+    (void)st;
+    assert_int_equal(tui_key_action('j', TUI_PANE_JOBS), TUI_A_DOWN);
+    assert_int_equal(tui_key_action(TUI_KEY_DOWN, TUI_PANE_JOBS), TUI_A_DOWN);
+    assert_int_equal(tui_key_action('k', TUI_PANE_LOGS), TUI_A_UP);
+    assert_int_equal(tui_key_action('g', TUI_PANE_JOBS), TUI_A_TOP);
+    assert_int_equal(tui_key_action('G', TUI_PANE_JOBS), TUI_A_BOTTOM);
+    assert_int_equal(tui_key_action(TUI_KEY_PGDN, TUI_PANE_JOBS), TUI_A_PGDN);
+    assert_int_equal(tui_key_action(TUI_KEY_ENTER, TUI_PANE_JOBS), TUI_A_OPEN);
+    assert_int_equal(tui_key_action(TUI_KEY_ESC, TUI_PANE_JOBS), TUI_A_CLOSE);
+    assert_int_equal(tui_key_action('q', TUI_PANE_JOBS), TUI_A_BACK);
+    assert_int_equal(tui_key_action(TUI_KEY_TAB, TUI_PANE_JOBS), TUI_A_NEXT_PANE);
+    assert_int_equal(tui_key_action('/', TUI_PANE_JOBS), TUI_A_FILTER);
+    assert_int_equal(tui_key_action('?', TUI_PANE_VMS), TUI_A_HELP);
+    assert_int_equal(tui_key_action('s', TUI_PANE_JOBS), TUI_A_SUBMIT);
+    assert_int_equal(tui_key_action('c', TUI_PANE_JOBS), TUI_A_CANCEL);
+    assert_int_equal(tui_key_action('r', TUI_PANE_JOBS), TUI_A_RERUN);
+    assert_int_equal(tui_key_action('R', TUI_PANE_JOBS), TUI_A_RETRY_FAILED);
+    assert_int_equal(tui_key_action('p', TUI_PANE_JOBS), TUI_A_PAUSE);
+    assert_int_equal(tui_key_action(' ', TUI_PANE_JOBS), TUI_A_MARK);
+    assert_int_equal(tui_key_action('f', TUI_PANE_JOBS), TUI_A_FOLLOW);
+    assert_int_equal(tui_key_action(':', TUI_PANE_JOBS), TUI_A_COMMAND);
+    /* logs-only keys */
+    assert_int_equal(tui_key_action('w', TUI_PANE_LOGS), TUI_A_WRAP);
+    assert_int_equal(tui_key_action('w', TUI_PANE_JOBS), TUI_A_NONE);
+    assert_int_equal(tui_key_action('n', TUI_PANE_LOGS), TUI_A_SEARCH_NEXT);
+    assert_int_equal(tui_key_action('t', TUI_PANE_LOGS), TUI_A_TIMESTAMPS);
+    assert_int_equal(tui_key_action('z', TUI_PANE_JOBS), TUI_A_NONE);
+}
+
+static void test_commands(void **st)
+{
+    (void)st;
+    tui_action a;
+    int64_t arg;
+    const char *text;
+    char msg[256];
+    assert_int_equal(tui_command_parse("q", &a, &arg, &text, msg, sizeof msg), 0);
+    assert_int_equal(a, TUI_A_QUIT);
+    assert_int_equal(tui_command_parse(":job 42", &a, &arg, &text, msg, sizeof msg), 0);
+    assert_int_equal(a, TUI_A_OPEN);
+    assert_int_equal(arg, 42);
+    assert_int_equal(tui_command_parse("logs 7", &a, &arg, &text, msg, sizeof msg), 0);
+    assert_int_equal(a, TUI_A_LOGS_OF_JOB);
+    assert_int_equal(arg, 7);
+    assert_int_equal(tui_command_parse("logs", &a, &arg, &text, msg, sizeof msg), 0);
+    assert_int_equal(a, TUI_A_PANE_LOGS);
+    assert_int_equal(tui_command_parse("filter state:failed tag:x", &a, &arg, &text, msg, sizeof msg), 0);
+    assert_int_equal(a, TUI_A_FILTER);
+    assert_string_equal(text, "state:failed tag:x");
+    assert_int_equal(tui_command_parse("pause", &a, &arg, &text, msg, sizeof msg), 0);
+    assert_int_equal(arg, 1);
+    assert_int_equal(tui_command_parse("resume", &a, &arg, &text, msg, sizeof msg), 0);
+    assert_int_equal(a, TUI_A_PAUSE);
+    assert_int_equal(arg, 2);
+    assert_int_equal(tui_command_parse("job", &a, &arg, &text, msg, sizeof msg), -1);
+    assert_int_equal(tui_command_parse("job abc", &a, &arg, &text, msg, sizeof msg), -1);
+    assert_int_equal(tui_command_parse("frobnicate", &a, &arg, &text, msg, sizeof msg), -1);
+    assert_non_null(strstr(msg, "frobnicate"));
+    assert_int_equal(tui_command_parse("quit now", &a, &arg, &text, msg, sizeof msg), -1);
+}
+
+static void test_layout(void **st)
+{
+    (void)st;
+    tui_layout l;
+    tui_layout_compute(80, 24, TUI_PANE_JOBS, &l);
+    assert_false(l.too_small);
+    assert_int_equal(l.body_y, 4);
+    assert_int_equal(l.foot_y, 23);
+    assert_int_equal(l.split_h, 0); /* no log split at 24 rows */
+    assert_int_equal(l.body_y + l.body_h, l.foot_y);
+    tui_layout_compute(120, 40, TUI_PANE_JOBS, &l);
+    assert_true(l.split_h > 0);
+    assert_int_equal(l.split_y + l.split_h, l.foot_y);
+    tui_layout_compute(120, 40, TUI_PANE_LOGS, &l);
+    assert_int_equal(l.split_h, 0);
+    tui_layout_compute(40, 10, TUI_PANE_JOBS, &l);
+    assert_true(l.too_small);
+}
+
+static void test_columns(void **st)
+{
+    (void)st;
+    int which[TUI_COL_N], widths[TUI_COL_N];
+    for (int width = 60; width <= 200; width += 7) {
+        int n = tui_job_columns(width, which, widths);
+        int total = 0;
+        bool has_state = false;
+        for (int i = 0; i < n; i++) {
+            total += widths[which[i]] + (which[i] == TUI_COL_ERROR ? 0 : 1);
+            has_state |= which[i] == TUI_COL_STATE;
+        }
+        assert_true(total <= width);
+        assert_true(has_state);
+    }
+    int n = tui_job_columns(80, which, widths);
+    bool has_type = false;
+    for (int i = 0; i < n; i++)
+        has_type |= which[i] == TUI_COL_TYPE;
+    assert_false(has_type); /* dropped first when narrow */
+    assert_int_equal(which[n - 1], TUI_COL_ERROR);
+    n = tui_job_columns(120, which, widths);
+    has_type = false;
+    for (int i = 0; i < n; i++)
+        has_type |= which[i] == TUI_COL_TYPE;
+    assert_true(has_type);
+}
+
+static void test_logbuf(void **st)
+{
+    (void)st;
+    tui_logbuf b;
+    tui_logbuf_init(&b, 4);
+    for (int i = 1; i <= 6; i++) {
+        char line[32];
+        snprintf(line, sizeof line, "line %d%s", i, i == 5 ? " Needle\nsecond" : "");
+        tui_logbuf_push(&b, i, 1, 1000 * i, 0, line);
+    }
+    assert_int_equal(b.n, 4);
+    assert_int_equal(b.dropped, 2);
+    assert_string_equal(tui_logbuf_get(&b, 0)->line, "line 3");
+    assert_string_equal(tui_logbuf_get(&b, 2)->line, "line 5 Needle"); /* cut at the newline */
+    assert_null(tui_logbuf_get(&b, 4));
+    assert_int_equal(tui_logbuf_search(&b, 4, -1, "needle"), 2);
+    assert_int_equal(tui_logbuf_search(&b, 2, -1, "needle"), -1);
+    assert_int_equal(tui_logbuf_search(&b, -1, 1, "LINE 4"), 1);
+    assert_int_equal(tui_logbuf_search(&b, 0, 1, ""), -1);
+    char out[128];
+    tui_log_format(tui_logbuf_get(&b, 0), false, true, out, sizeof out);
+    assert_string_equal(out, "[job 3] line 3");
+    tui_log_format(tui_logbuf_get(&b, 0), false, false, out, sizeof out);
+    assert_string_equal(out, "line 3");
+    tui_log_format(tui_logbuf_get(&b, 0), true, true, out, sizeof out);
+    assert_non_null(strstr(out, "[job 3] line 3"));
+    assert_int_equal(out[2], ':'); /* HH:MM:SS.mmm in front */
+    tui_logbuf_push(&b, 0, 0, 0, 0, "engine said");
+    tui_log_format(tui_logbuf_get(&b, 3), false, true, out, sizeof out);
+    assert_string_equal(out, "[engine] engine said");
+    tui_logbuf_clear(&b);
+    assert_int_equal(b.n, 0);
+    tui_logbuf_free(&b);
+
+    assert_int_equal(tui_wrap_rows(10, 80, true), 1);
+    assert_int_equal(tui_wrap_rows(81, 80, true), 2);
+    assert_int_equal(tui_wrap_rows(160, 80, true), 2);
+    assert_int_equal(tui_wrap_rows(500, 80, false), 1);
+}
+
+static void test_line_editor(void **st)
+{
+    (void)st;
+    tui_line l;
+    tui_line_set(&l, "helo");
+    assert_int_equal(l.cur, 4);
+    tui_line_key(&l, TUI_KEY_LEFT);
+    tui_line_key(&l, 'l');
+    assert_string_equal(l.buf, "hello");
+    tui_line_key(&l, TUI_KEY_HOME);
+    tui_line_key(&l, TUI_KEY_DELETE);
+    assert_string_equal(l.buf, "ello");
+    tui_line_key(&l, TUI_KEY_END);
+    tui_line_key(&l, TUI_KEY_BACKSPACE);
+    assert_string_equal(l.buf, "ell");
+    tui_line_key(&l, TUI_KEY_LEFT);
+    tui_line_key(&l, TUI_KEY_CTRL_U);
+    assert_string_equal(l.buf, "l");
+    assert_int_equal(l.cur, 0);
+    tui_line_key(&l, TUI_KEY_BACKSPACE); /* at the start: nothing */
+    assert_string_equal(l.buf, "l");
+    assert_false(tui_line_key(&l, TUI_KEY_TAB));
+    tui_line_set(&l, "0123456789abcdef");
+    assert_int_equal(tui_line_scroll(&l, 10), 7);
+    tui_line_key(&l, TUI_KEY_HOME);
+    assert_int_equal(tui_line_scroll(&l, 10), 0);
+}
+
+static void test_json_and_detail(void **st)
+{
+    (void)st;
+    char *p = tui_json_pretty("{\"user\":{\"name\":\"alice\"},\"n\":[1,2]}");
+    assert_non_null(strstr(p, "{\n  \"user\": {\n    \"name\": \"alice\"\n  },"));
+    free(p);
+    p = tui_json_pretty("not json");
+    assert_string_equal(p, "not json");
+    free(p);
+
+    aspen_store_job j = {0};
+    j.id = 9;
+    j.type = "vm_execute";
+    j.binary_name = "echo-worker";
+    j.payload = "{\"message\":\"hi\"}";
+    j.state = ASPEN_STORE_FAILED;
+    j.attempts = 2;
+    j.max_attempts = 2;
+    j.timeout_ms = 30000;
+    j.tags = "[\"urgent\"]";
+    j.error = "guest panicked at main.c:3";
+    j.result = "Echo: hi";
+    j.result_size = 8;
+    j.created_at_ms = 1000;
+    j.started_at_ms = 2000;
+    j.finished_at_ms = 2500;
+    aspen_store_attempt att[2] = {0};
+    att[0].number = 1;
+    snprintf(att[0].outcome, sizeof att[0].outcome, "timeout");
+    att[0].wall_us = 1500;
+    att[0].exits = 3;
+    att[0].error = "timed out after 30s";
+    att[1].number = 2;
+    snprintf(att[1].outcome, sizeof att[1].outcome, "failed");
+    aspen_store_log logs[1] = {{.seq = 1, .attempt = 1, .time_ms = 2100, .line = "hello"}};
+    tui_text t = {0};
+    tui_detail_build(&t, &j, att, 2, logs, 1, 5000);
+    bool payload = false, output = false, error = false, a1 = false, a2 = false, log = false,
+         tags = false;
+    for (size_t i = 0; i < t.n; i++) {
+        payload |= strstr(t.lines[i], "  \"message\": \"hi\"") != NULL;
+        output |= strstr(t.lines[i], "Echo: hi") != NULL;
+        error |= strstr(t.lines[i], "guest panicked at main.c:3") != NULL;
+        a1 |= strstr(t.lines[i], "#1 timeout") != NULL && strstr(t.lines[i], "run 1.5ms") != NULL;
+        a2 |= strstr(t.lines[i], "#2 failed") != NULL;
+        log |= strstr(t.lines[i], "#1 hello") != NULL;
+        tags |= strstr(t.lines[i], "[\"urgent\"]") != NULL;
+    }
+    assert_true(payload && output && error && a1 && a2 && log && tags);
+    assert_string_equal(t.lines[0], "Job 9  failed  (micro-VM)");
+    tui_text_free(&t);
+
+    tui_help_build(&t);
+    assert_true(t.n > 10);
+    tui_text_free(&t);
+}
+
+static void test_guest_list(void **st)
+{
+    (void)st;
+    char dir[] = "/tmp/aspen-tui-guests.XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    const char *files[] = {"zeta", "echo-worker", "alpha", "data-processor"};
+    char path[256];
+    for (size_t i = 0; i < 4; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, files[i]);
+        FILE *f = fopen(path, "w");
+        assert_non_null(f);
+        fclose(f);
+    }
+    snprintf(path, sizeof path, "%s/subdir", dir);
+    mkdir(path, 0755);
+    char *names[16];
+    size_t n = tui_guest_list(dir, names, 16);
+    assert_int_equal(n, 4);
+    assert_string_equal(names[0], "echo-worker");
+    assert_string_equal(names[1], "data-processor");
+    assert_string_equal(names[2], "alpha");
+    assert_string_equal(names[3], "zeta");
+    for (size_t i = 0; i < n; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        unlink(path);
+        free(names[i]);
+    }
+    snprintf(path, sizeof path, "%s/subdir", dir);
+    rmdir(path);
+    rmdir(dir);
+    assert_int_equal(tui_guest_list("/nonexistent/dir", names, 16), 0);
+    assert_non_null(strstr(tui_guest_example_payload("data-processor"), "records"));
+    assert_string_equal(tui_guest_example_payload("anything"), "{}");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_fmt_ms),
+        cmocka_unit_test(test_fmt_us_size_count),
+        cmocka_unit_test(test_sparkline),
+        cmocka_unit_test(test_percentile),
+        cmocka_unit_test(test_row_from_job_and_duration),
+        cmocka_unit_test(test_sort_rows),
+        cmocka_unit_test(test_marks),
+        cmocka_unit_test(test_filter_parse),
+        cmocka_unit_test(test_scroll),
+        cmocka_unit_test(test_keys),
+        cmocka_unit_test(test_commands),
+        cmocka_unit_test(test_layout),
+        cmocka_unit_test(test_columns),
+        cmocka_unit_test(test_logbuf),
+        cmocka_unit_test(test_line_editor),
+        cmocka_unit_test(test_json_and_detail),
+        cmocka_unit_test(test_guest_list),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -288,6 +288,10 @@ typedef struct aspen_engine_snapshot {
 
 int aspen_engine_snapshot_get(aspen_engine *eng, aspen_engine_snapshot *out,
                               aspen_engine_error *err);
+/* The snapshot's in-memory half only — workers and throughput, never the database (counts,
+ * oldest_waiting_ms and paused are left 0): for a UI thread, or one that reads the store's half
+ * through another engine handle so that it never queues behind this one's queries. */
+void aspen_engine_snapshot_live(aspen_engine *eng, aspen_engine_snapshot *out);
 
 /* ---- build from source ------------------------------------------------------------------------- */
 /* Builds (or finds in the cache) the guest in source_dir; path_out gets the binary's path. *cached

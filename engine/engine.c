@@ -1143,7 +1143,7 @@ int aspen_engine_wait_idle(aspen_engine *eng, int timeout_ms, bool include_sched
 int aspen_engine_snapshot_get(aspen_engine *eng, aspen_engine_snapshot *out,
                               aspen_engine_error *err)
 {
-    memset(out, 0, sizeof *out);
+    aspen_engine_snapshot_live(eng, out);
     aspen_store_error se = {0};
     int rc = 0;
     pthread_mutex_lock(&eng->api_mu);
@@ -1153,6 +1153,12 @@ int aspen_engine_snapshot_get(aspen_engine *eng, aspen_engine_snapshot *out,
         aspen_store_paused(eng->api_store, &out->paused, &se) != 0)
         rc = eng_store_err(err, &se, "reading the queue's state");
     pthread_mutex_unlock(&eng->api_mu);
+    return rc;
+}
+
+void aspen_engine_snapshot_live(aspen_engine *eng, aspen_engine_snapshot *out)
+{
+    memset(out, 0, sizeof *out);
     out->engine_id = atomic_load(&eng->engine_id);
     out->n_workers = eng->started ? eng->n_workers : 0;
     for (int i = 0; i < out->n_workers; i++) {
@@ -1179,7 +1185,6 @@ int aspen_engine_snapshot_get(aspen_engine *eng, aspen_engine_snapshot *out,
     vm_pool_stats(&eng->pool, t);
     t->builds = atomic_load(&eng->builds);
     t->build_cache_hits = atomic_load(&eng->build_hits);
-    return rc;
 }
 
 /* ---- cancel through this engine (used by api.c) ------------------------------------------------- */

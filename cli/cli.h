@@ -41,6 +41,7 @@ int cmd_show(int argc, char **argv);
 int cmd_logs(int argc, char **argv);
 int cmd_cancel(int argc, char **argv);
 int cmd_rerun(int argc, char **argv);
+int cmd_retry(int argc, char **argv);
 int cmd_pause(int argc, char **argv);
 int cmd_resume(int argc, char **argv);
 int cmd_worker(int argc, char **argv);

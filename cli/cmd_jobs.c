@@ -1,6 +1,7 @@
 /* cli/cmd_jobs.c — the job subcommands on the store, through a client engine (no workers):
  *   aspen submit GUEST --payload JSON [...]   prints the new job's id
  *   aspen jobs [--state S] [--filter F] [--limit N] [--json]
+ *   aspen retry ID | --failed [--filter F]
  *   aspen show ID [--json]        the job, its attempts, its result and error
  *   aspen logs ID [--follow]      log lines; --follow waits for more until the job is final
  *   aspen cancel ID | rerun ID | pause | resume
@@ -533,6 +534,70 @@ int cmd_rerun(int argc, char **argv)
         return 1;
     }
     printf("%lld\n", (long long)new_id);
+    return 0;
+}
+
+/* aspen retry ID: a failed job back to the queue (one more attempt if it was out of them);
+ * aspen retry --failed [--filter F]: every failed job matching F, in one transaction. */
+int cmd_retry(int argc, char **argv)
+{
+    static const struct option opts[] = {{"failed", no_argument, 0, 'a'},
+                                         {"filter", required_argument, 0, 'f'},
+                                         {"help", no_argument, 0, 'h'},
+                                         DB_OPT,
+                                         {0, 0, 0, 0}};
+    const char *db = NULL, *filter = NULL;
+    bool all = false;
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "af:hD:", opts, NULL)) != -1) {
+        switch (c) {
+        case 'a': all = true; break;
+        case 'f': filter = optarg; break;
+        case 'D': db = optarg; break;
+        case 'h':
+        default:
+            fprintf(c == 'h' ? stdout : stderr,
+                    "usage: aspen retry ID [--db PATH]\n"
+                    "       aspen retry --failed [--filter 'type:T payload.user:alice ...'] "
+                    "[--db PATH]\n");
+            return c == 'h' ? 0 : 2;
+        }
+    }
+    char *end = NULL;
+    long long id = 0;
+    if (!all && optind == argc - 1)
+        id = strtoll(argv[optind], &end, 10);
+    bool usage_ok = all ? optind == argc : (end && !*end && id > 0 && !filter);
+    if (!usage_ok) {
+        fprintf(stderr, "usage: aspen retry ID | aspen retry --failed [--filter F] [--db PATH]\n");
+        return 2;
+    }
+    aspen_store_filter f;
+    char buf[2048];
+    if (all) {
+        aspen_store_error se = {0};
+        if (aspen_store_filter_parse(filter ? filter : "", &f, buf, sizeof buf, &se) != 0) {
+            fprintf(stderr, "error: %s\n", se.msg);
+            return 2;
+        }
+    }
+    aspen_engine *eng;
+    if (cli_open_engine(db, 0, &eng))
+        return 1;
+    aspen_engine_error err = {0};
+    int64_t retried = 0;
+    int rc = all ? aspen_engine_retry_failed(eng, &f, &retried, &err)
+                 : aspen_engine_retry(eng, (int64_t)id, &err);
+    aspen_engine_close(eng);
+    if (rc) {
+        fprintf(stderr, "error: %s\n", err.msg);
+        return 1;
+    }
+    if (all)
+        printf("%lld failed job%s queued again\n", (long long)retried, retried == 1 ? "" : "s");
+    else
+        printf("job %lld queued again\n", id);
     return 0;
 }
 

@@ -19,6 +19,7 @@ static const struct {
     {"logs", cmd_logs, "a job's log lines: aspen logs ID [--follow]"},
     {"cancel", cmd_cancel, "cancel a queued job, or stop a running one: aspen cancel ID"},
     {"rerun", cmd_rerun, "run a job again as a new job: aspen rerun ID"},
+    {"retry", cmd_retry, "failed jobs back to the queue: aspen retry ID | --failed [--filter F]"},
     {"pause", cmd_pause, "pause the queue for every worker on the database"},
     {"resume", cmd_resume, "resume the queue"},
     {"worker", cmd_worker, "run jobs: aspen worker [--workers N] [--until-idle]"},

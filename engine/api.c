@@ -291,6 +291,23 @@ int aspen_engine_retry(aspen_engine *eng, int64_t id, aspen_engine_error *err)
     return 0;
 }
 
+int aspen_engine_retry_failed(aspen_engine *eng, const aspen_store_filter *filter,
+                              int64_t *retried, aspen_engine_error *err)
+{
+    aspen_store_error se = {0};
+    int64_t n = 0;
+    pthread_mutex_lock(&eng->api_mu);
+    int rc = aspen_store_retry_failed(eng->api_store, filter, aspen_store_now_ms(), &n, &se);
+    pthread_mutex_unlock(&eng->api_mu);
+    if (rc)
+        return eng_store_err(err, &se, NULL);
+    if (retried)
+        *retried = n;
+    if (n)
+        eng_wake(eng);
+    return 0;
+}
+
 int aspen_engine_set_paused(aspen_engine *eng, bool paused, aspen_engine_error *err)
 {
     aspen_store_error se = {0};

@@ -159,6 +159,10 @@ int aspen_engine_cancel(aspen_engine *eng, int64_t id, bool *requested, aspen_en
 int aspen_engine_rerun(aspen_engine *eng, int64_t id, int64_t *new_id, aspen_engine_error *err);
 /* failed → queued with one more attempt. */
 int aspen_engine_retry(aspen_engine *eng, int64_t id, aspen_engine_error *err);
+/* Every failed job matching filter (NULL: all) back to queued, in one transaction; *retried (may
+ * be NULL) says how many. The filter's limit and offset are ignored. */
+int aspen_engine_retry_failed(aspen_engine *eng, const aspen_store_filter *filter,
+                              int64_t *retried, aspen_engine_error *err);
 /* Pause/resume claiming in every process on this database. */
 int aspen_engine_set_paused(aspen_engine *eng, bool paused, aspen_engine_error *err);
 int aspen_engine_paused(aspen_engine *eng, bool *paused, aspen_engine_error *err);

@@ -553,7 +553,7 @@ static void act_work(uv_work_t *w)
         }
         break;
     case ACT_RETRY_FAILED: {
-        /* every failed job the filter matches, a thousand at a time */
+        /* every failed job the filter matches, in one transaction */
         aspen_store_filter f;
         char buf[2048];
         if (tui_filter_parse(r->filter_text, &f, buf, sizeof buf, r->msg, sizeof r->msg) != 0) {
@@ -562,34 +562,12 @@ static void act_work(uv_work_t *w)
         }
         if (f.states && !(f.states & (1u << ASPEN_STORE_FAILED)))
             break; /* the filter excludes failed jobs: nothing to retry */
-        f.states = 1u << ASPEN_STORE_FAILED;
-        f.limit = 1000;
-        f.offset = 0;
-        f.order = ASPEN_STORE_ORDER_OLDEST;
-        for (;;) {
-            aspen_store_job *jobs = NULL;
-            size_t n = 0;
-            if (aspen_engine_list(eng, &f, &jobs, &n, &err) != 0) {
-                r->rc = -1;
-                snprintf(r->msg, sizeof r->msg, "%s", err.msg);
-                break;
-            }
-            int before = r->failed;
-            for (size_t i = 0; i < n; i++) {
-                if (aspen_engine_retry(eng, jobs[i].id, &err) == 0)
-                    r->done++;
-                else {
-                    r->failed++;
-                    snprintf(r->msg, sizeof r->msg, "%s", err.msg);
-                }
-            }
-            aspen_store_jobs_free(jobs, n);
-            if (n < 1000)
-                break;
-            f.offset = r->failed; /* jobs that stayed failed are still in the list */
-            if (r->failed - before == (int)n)
-                break;
+        int64_t retried = 0;
+        if (aspen_engine_retry_failed(eng, &f, &retried, &err) != 0) {
+            r->rc = -1;
+            snprintf(r->msg, sizeof r->msg, "%s", err.msg);
         }
+        r->done = (int)retried;
         break;
     }
     case ACT_PAUSE:

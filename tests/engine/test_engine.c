@@ -470,6 +470,36 @@ static void test_live_logs(void **state)
     aspen_engine_close(eng);
 }
 
+/* Retry every failed job a filter matches, in one call: only the matching failed jobs go back. */
+static void test_retry_failed_by_filter(void **state)
+{
+    (void)state;
+    aspen_engine *eng = open_eng(1, NULL);
+    static const char *const tag_a[] = {"batch-a"}, *const tag_b[] = {"batch-b"};
+    aspen_engine_job_spec a = {.guest = GUEST_DIR "/test-fail", .payload = "{}", .max_attempts = 1,
+                               .tags = tag_a, .n_tags = 1};
+    aspen_engine_job_spec b = a;
+    b.tags = tag_b;
+    int64_t ida = submit(eng, &a), idb = submit(eng, &b);
+    start(eng);
+    wait_state(eng, ida, ASPEN_STORE_FAILED, 10000);
+    wait_state(eng, idb, ASPEN_STORE_FAILED, 10000);
+    assert_int_equal(aspen_engine_set_paused(eng, true, &(aspen_engine_error){0}), 0);
+    aspen_store_filter f;
+    char buf[256];
+    aspen_store_error se = {0};
+    assert_int_equal(aspen_store_filter_parse("tag:batch-b", &f, buf, sizeof buf, &se), 0);
+    int64_t retried = -1;
+    aspen_engine_error err = {0};
+    assert_int_equal(aspen_engine_retry_failed(eng, &f, &retried, &err), 0);
+    assert_int_equal(retried, 1);
+    assert_int_equal(state_of(eng, idb), ASPEN_STORE_QUEUED);
+    assert_int_equal(state_of(eng, ida), ASPEN_STORE_FAILED);
+    assert_int_equal(aspen_engine_retry_failed(eng, NULL, &retried, &err), 0);
+    assert_int_equal(retried, 1); /* the other one; the queued one is not failed any more */
+    aspen_engine_close(eng);
+}
+
 static void test_rerun(void **state)
 {
     (void)state;
@@ -740,6 +770,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_cancel_queued, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancel_running, setup, teardown),
         cmocka_unit_test_setup_teardown(test_live_logs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_retry_failed_by_filter, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rerun, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pause_resume, setup, teardown),
         cmocka_unit_test_setup_teardown(test_events, setup, teardown),

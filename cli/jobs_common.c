@@ -14,21 +14,6 @@
 #include <sys/stat.h>
 #include <time.h>
 
-static int mkdir_p(const char *path)
-{
-    char tmp[PATH_MAX];
-    snprintf(tmp, sizeof tmp, "%s", path);
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
-            return -1;
-        *p = '/';
-    }
-    return mkdir(tmp, 0755) != 0 && errno != EEXIST ? -1 : 0;
-}
-
 int cli_db_path(const char *given, char *out, size_t cap)
 {
     if (given && *given) {
@@ -51,7 +36,7 @@ int cli_db_path(const char *given, char *out, size_t cap)
                         "use --db PATH or set ASPEN_DB\n");
         return -1;
     }
-    if (mkdir_p(dir) != 0) {
+    if (aspen_engine_mkdirs(dir) != 0) {
         fprintf(stderr, "error: cannot create the data directory %s: %s (use --db PATH)\n", dir,
                 strerror(errno));
         return -1;

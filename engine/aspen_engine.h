@@ -297,6 +297,9 @@ int aspen_engine_snapshot_get(aspen_engine *eng, aspen_engine_snapshot *out,
  * through another engine handle so that it never queues behind this one's queries. */
 void aspen_engine_snapshot_live(aspen_engine *eng, aspen_engine_snapshot *out);
 
+/* Create a directory and any missing parents (mkdir -p, mode 0755): 0, or -1 with errno. */
+int aspen_engine_mkdirs(const char *path);
+
 /* ---- build from source ------------------------------------------------------------------------- */
 /* Builds (or finds in the cache) the guest in source_dir; path_out gets the binary's path. *cached
  * (may be NULL) tells whether the cache answered. EBUILD carries the compiler's message. */

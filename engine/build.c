@@ -115,7 +115,7 @@ static int hash_file(aspen_store_sha256_ctx *c, const char *path)
     return k < 0 ? -1 : 0;
 }
 
-static int mkdir_p(const char *path)
+int aspen_engine_mkdirs(const char *path)
 {
     char tmp[PATH_MAX];
     snprintf(tmp, sizeof tmp, "%s", path);
@@ -318,7 +318,7 @@ int eng_build(aspen_engine *eng, const char *source_dir, char *path_out, size_t 
         snprintf(path_out, cap, "%s", final_bin);
         goto unlock;
     }
-    if (mkdir_p(eng->cache_dir) != 0) {
+    if (aspen_engine_mkdirs(eng->cache_dir) != 0) {
         code = eng_err(err, ASPEN_ENGINE_EBUILD, "cannot create the build cache %s: %s",
                        eng->cache_dir, strerror(errno));
         goto unlock;

@@ -26,8 +26,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#define QUIET TEST_GUESTS "/quiet-echo"
-#define SPIN TEST_GUESTS "/spin"
+#define QUIET GUEST_DIR "/test-quiet-echo"
+#define SPIN GUEST_DIR "/test-spin"
 #define ECHO GUEST_DIR "/echo-worker"
 
 #define TEST_TMP_PREFIX "aspen-engine-test"

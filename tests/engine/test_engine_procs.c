@@ -27,7 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define QUIET TEST_GUESTS "/quiet-echo"
+#define QUIET GUEST_DIR "/test-quiet-echo"
 
 #define TEST_TMP_PREFIX "aspen-engine-procs"
 #include "test_support.h"

@@ -500,6 +500,32 @@ static void test_retry_failed_by_filter(void **state)
     aspen_engine_close(eng);
 }
 
+/* A guest that fails during start-up: the job fails for good with the guest's own message, and
+ * what the guest printed before failing is in the job's logs. */
+static void test_startup_failure_logged(void **state)
+{
+    (void)state;
+    aspen_engine *eng = open_eng(1, NULL);
+    aspen_engine_job_spec s = {.guest = GUEST_DIR "/test-init-panic", .payload = "{}",
+                               .max_attempts = 3};
+    int64_t id = submit(eng, &s);
+    start(eng);
+    wait_state(eng, id, ASPEN_STORE_FAILED, 10000);
+    aspen_engine_error err = {0};
+    aspen_store_job j;
+    assert_int_equal(aspen_engine_get(eng, id, &j, &err), 0);
+    assert_int_equal(j.attempts, 1); /* a start-up failure is permanent: no retry */
+    assert_non_null(strstr(j.error, "guest panicked: config missing: API_KEY"));
+    aspen_store_job_clear(&j);
+    aspen_store_log *logs = NULL;
+    size_t n = 0;
+    assert_int_equal(aspen_engine_logs(eng, id, 0, 0, &logs, &n, &err), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(logs[0].line, "init: reading config");
+    aspen_store_logs_free(logs, n);
+    aspen_engine_close(eng);
+}
+
 static void test_rerun(void **state)
 {
     (void)state;
@@ -771,6 +797,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_cancel_running, setup, teardown),
         cmocka_unit_test_setup_teardown(test_live_logs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retry_failed_by_filter, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_startup_failure_logged, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rerun, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pause_resume, setup, teardown),
         cmocka_unit_test_setup_teardown(test_events, setup, teardown),

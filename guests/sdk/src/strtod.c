@@ -237,6 +237,25 @@ static bool match_word(const char *p, const char *w, const char **end)
     return true;
 }
 
+/* The exponent after 'e' or 'p' at p (the letter itself excluded): an optional sign and digits.
+ * Returns the end of the digits with *value = the exponent (digits stop counting once it reaches
+ * cap: a bigger one means the same overflow or underflow), or NULL when no digit follows, which
+ * leaves the letter out of the number. */
+static const char *parse_exponent(const char *p, long cap, long *value)
+{
+    bool neg = false;
+    if (*p == '+' || *p == '-')
+        neg = *p++ == '-';
+    if (!isdigit((unsigned char)*p))
+        return NULL;
+    long e = 0;
+    for (; isdigit((unsigned char)*p); p++)
+        if (e < cap)
+            e = e * 10 + (*p - '0');
+    *value = neg ? -e : e;
+    return p;
+}
+
 static double parse_hex(const char *p, const char **end, bool *range_err)
 {
     uint64_t mant = 0;
@@ -271,19 +290,11 @@ static double parse_hex(const char *p, const char **end, bool *range_err)
     if (!any)
         return -1.0; /* caller checks *end */
     *end = p;
-    if (*p == 'p' || *p == 'P') {
-        const char *q = p + 1;
-        bool neg = false;
-        if (*q == '+' || *q == '-')
-            neg = *q++ == '-';
-        if (isdigit((unsigned char)*q)) {
-            long e = 0;
-            for (; isdigit((unsigned char)*q); q++)
-                if (e < 100000)
-                    e = e * 10 + (*q - '0');
-            bits_exp += (int)(neg ? -e : e);
-            *end = q;
-        }
+    long e;
+    const char *q;
+    if ((*p == 'p' || *p == 'P') && (q = parse_exponent(p + 1, 100000, &e)) != NULL) {
+        bits_exp += (int)e;
+        *end = q;
     }
     *range_err = false;
     if (mant == 0)
@@ -353,24 +364,16 @@ double strtod(const char *restrict s, char **restrict endp)
         if (any) {
             x.e10 += dropped_int;
             end = p;
-            if (*p == 'e' || *p == 'E') {
-                const char *q = p + 1;
-                bool eneg = false;
-                if (*q == '+' || *q == '-')
-                    eneg = *q++ == '-';
-                if (isdigit((unsigned char)*q)) {
-                    long e = 0;
-                    for (; isdigit((unsigned char)*q); q++)
-                        if (e < 100000000)
-                            e = e * 10 + (*q - '0');
-                    long total = (long)x.e10 + (eneg ? -e : e);
-                    if (total > 100000000)
-                        total = 100000000;
-                    if (total < -100000000)
-                        total = -100000000;
-                    x.e10 = (int)total;
-                    end = q;
-                }
+            long e;
+            const char *q;
+            if ((*p == 'e' || *p == 'E') && (q = parse_exponent(p + 1, 100000000, &e)) != NULL) {
+                long total = (long)x.e10 + e;
+                if (total > 100000000)
+                    total = 100000000;
+                if (total < -100000000)
+                    total = -100000000;
+                x.e10 = (int)total;
+                end = q;
             }
             /* Trailing zeros carry no information: drop them into the exponent. */
             while (x.n > 0 && x.d[x.n - 1] == 0 && !x.sticky) {

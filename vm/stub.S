@@ -8,12 +8,10 @@
  * instruction), which is fine for an error path of ~30 instructions and never on a job's normal path.
  *
  * The host copies [aspen_stub_start, aspen_stub_end) to SYS_GVA + SYS_STUB_OFF; entry for vector v
- * is at offset 16*v, and [aspen_tramp_start, aspen_tramp_end) to SYS_GVA + SYS_TRAMP_OFF. Addresses
- * below must match vm.c's system-region layout.
+ * is at offset 16*v, and [aspen_tramp_start, aspen_tramp_end) to SYS_GVA + SYS_TRAMP_OFF. The
+ * layout comes from vm/x86.h, which the C side reads too.
  */
-#define SYS_GVA 0xffffffff80000000
-#define FAULT_BLOCK (SYS_GVA + 0x2000)
-#define PORT_FAULT 0xa8
+#include "x86.h"
 
     .section .rodata.aspen_stub, "a"
     .balign 16
@@ -68,24 +66,24 @@ aspen_stub_start:
 common:
     /* rcx first: after a `syscall` it holds the address of the next instruction, which is how the
      * host recognises one (nested KVM jumps to LSTAR instead of raising #UD when SCE is off) */
-    movq %rcx, FAULT_BLOCK + 56
+    movq %rcx, SYS_FAULT_BLOCK + FB_RCX
     /* stack: vector, error code, rip, cs, rflags, rsp, ss */
     popq %rax
-    movq %rax, FAULT_BLOCK + 0
+    movq %rax, SYS_FAULT_BLOCK + FB_VECTOR
     popq %rax
-    movq %rax, FAULT_BLOCK + 8
+    movq %rax, SYS_FAULT_BLOCK + FB_ERROR
     popq %rax
-    movq %rax, FAULT_BLOCK + 16
+    movq %rax, SYS_FAULT_BLOCK + FB_RIP
     popq %rax
-    movq %rax, FAULT_BLOCK + 24
+    movq %rax, SYS_FAULT_BLOCK + FB_CS
     popq %rax
-    movq %rax, FAULT_BLOCK + 32
+    movq %rax, SYS_FAULT_BLOCK + FB_RFLAGS
     popq %rax
-    movq %rax, FAULT_BLOCK + 40
+    movq %rax, SYS_FAULT_BLOCK + FB_RSP
     movq %cr2, %rax
-    movq %rax, FAULT_BLOCK + 48
+    movq %rax, SYS_FAULT_BLOCK + FB_CR2
     movl $1, %eax
-    outl %eax, $PORT_FAULT
+    outl %eax, $SYS_PORT_FAULT
 1:  hlt
     jmp 1b
 aspen_stub_end:

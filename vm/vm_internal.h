@@ -1,13 +1,26 @@
-/* vm/vm_internal.h — structures shared by the monitor's source files (image.c, host.c, vm.c).
- * Not installed, not included outside vm/. */
+/* vm/vm_internal.h — structures shared by the monitor's source files. Not included outside vm/.
+ *
+ * The monitor is split by concern, after the shape of Solo5's hvt tender:
+ *   image.c     ELF loading and validation            host.c      host-function registry, built-ins
+ *   kvm.c       the KVM device, VM and vCPU setup     cpu.c       page tables, GDT/IDT/TSS, sregs
+ *   vm.c        create/destroy, memory layout, guest memory access, stats
+ *   run.c       start-up and job runs: the run loop and its exits, results
+ *   hostcall.c  host-call dispatch                     deadline.c  timers and interrupts (kicks)
+ *   snapshot.c  dirty tracking, snapshot, restore     fault.c     fault reports
+ *   stub.S      guest code carried by the host: the ring-0 fault stub and the job trampoline
+ *   x86.h       CPU bits and the system-region layout, shared by the C and the assembly */
 #ifndef ASPEN_VM_INTERNAL_H
 #define ASPEN_VM_INTERNAL_H
 
 #include "abi.h"
 #include "aspen_vm.h"
+#include "x86.h"
 
+#include <linux/kvm.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <time.h>
 
 #define PAGE ((uint64_t)ASPEN_PAGE_SIZE)
 #define PAGE_DOWN(x) ((uint64_t)(x) & ~(PAGE - 1))
@@ -75,9 +88,151 @@ struct aspen_vm_call {
     uint32_t *log_lines;
 };
 
-/* vm.c: guest memory access with every address checked. want_w asks for guest-writable pages. */
+/* ---- One VM ------------------------------------------------------------------------------------ */
+_Static_assert(SYS_PORT_FAULT == ASPEN_PORT_FAULT, "vm/x86.h and vm/abi.h agree on the fault port");
+
+#define GPA_SYS 0x100000ull /* guest-physical address of the system region (slot 0) */
+
+#define HOT_IMAGE_MAX (64u * 1024u) /* writable image pages restored by memcpy up to this size */
+#define STACK_HOT (16u * 1024u)
+#define HEAP_HOT (16u * 1024u)
+#define MESSAGE_MAX ASPEN_MAX_MESSAGE
+/* Unmapped gap below the stack: wide enough that a large stack frame cannot jump over it into the
+ * image's data (virtual space only; it costs no memory). */
+#define STACK_GUARD (64u * 1024u)
+
+extern const uint8_t aspen_stub_start[], aspen_stub_end[], aspen_tramp_start[], aspen_tramp_end[];
+
+/* A guest-virtual range and where it lives: host address, guest-physical address, memory slot. */
+struct region {
+    uint64_t gva, len;
+    uint8_t *host;
+    uint64_t gpa;
+    uint32_t prot;
+    int slot; /* 1 code, 2 hot, 3 cold */
+};
+#define MAX_REGIONS (IMAGE_MAX_SEGS + 8)
+
+struct snap_page {
+    uint32_t idx; /* page index in the cold slot */
+    uint8_t *data;
+};
+
+struct aspen_vm {
+    aspen_vm_image *img;
+    aspen_vm_host *host;
+    aspen_vm_config cfg;
+    int vmfd, cpufd;
+    struct kvm_run *run;
+    size_t run_size;
+
+    uint8_t *arena; /* one mapping: system region, [code copy,] hot, cold */
+    size_t arena_size;
+    uint8_t *sys;
+    size_t sys_size;
+    uint64_t pt_next; /* next free page-table page (offset in sys) */
+    uint8_t *code;    /* warm: the image's shared memfd mapped read-only; one-shot: in the arena */
+    bool code_shared;
+    uint8_t *umem; /* hot then cold */
+    size_t hot_size, cold_size;
+    uint64_t gpa_code, gpa_hot, gpa_cold;
+
+    struct region reg[MAX_REGIONS];
+    int nreg;
+    uint64_t stack_lo, stack_hi, block_gva, heap_start, heap_end;
+    struct aspen_abi_block *blk;
+
+    /* snapshot */
+    bool warm;
+    uint8_t *hot_snap;
+    struct snap_page *cold_snap;
+    size_t ncold_snap;
+    uint64_t *bitmap; /* dirty-bitmap fallback */
+    size_t bitmap_words;
+    struct kvm_dirty_gfn *ring; /* dirty ring, when KVM offers it */
+    uint32_t ring_n, ring_fetch;
+    uint32_t *dirty; /* cold pages dirtied and not yet restored */
+    size_t ndirty, dirty_cap;
+
+    struct kvm_sregs sregs;
+    bool need_sregs;
+    bool used;   /* a non-warm VM has run its job */
+    bool broken; /* crashed: unusable */
+
+    /* interrupt */
+    pthread_mutex_t kick_lock;
+    bool running;
+    pthread_t thread;
+    atomic_int interrupt_req;
+
+    /* stats */
+    uint64_t cold_start_ns;
+    uint64_t runs;
+    uint32_t last_dirty;
+};
+
+static inline uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* kvm.c: what this process's KVM offers, filled once by vm_kvm_open. */
+struct vm_kvm {
+    int fd;
+    int run_size;
+    bool readonly_mem;
+    bool sync_regs;  /* KVM_CAP_SYNC_REGS: registers through the run page */
+    bool sync_sregs; /* ... and segment/control registers too */
+    int ring_max;    /* KVM_CAP_DIRTY_LOG_RING: largest ring in bytes, or 0 */
+};
+extern struct vm_kvm vm_kvm;
+int vm_kvm_open(aspen_vm_error *err);
+/* The VM, its memory slots and its vCPU, for a VM whose memory is laid out (vm.c). */
+int vm_kvm_setup(aspen_vm *vm, aspen_vm_error *err);
+
+/* cpu.c: the system region, page tables and the vCPU's registers. */
+void vm_build_system(aspen_vm *vm);
+int vm_map_page(aspen_vm *vm, uint64_t gva, uint64_t gpa, uint64_t flags);
+void vm_init_sregs(aspen_vm *vm, struct kvm_sregs *sr);
+void vm_set_run_regs(struct kvm_regs *r, uint64_t rip, uint64_t rsp, uint64_t rdi, uint64_t rsi,
+                     uint64_t rdx);
+
+/* vm.c: guest memory access with every address checked. */
+const struct region *vm_region_of(const aspen_vm *vm, uint64_t gva);
 int vm_guest_copy_out(const aspen_vm *vm, uint64_t gva, uint64_t len, void *dst);
 int vm_guest_copy_in(aspen_vm *vm, uint64_t gva, const void *src, uint64_t len);
+
+/* run.c */
+enum ev { EV_READY, EV_DONE, EV_FAULT, EV_ILLEGAL, EV_TIMEOUT, EV_CANCEL, EV_CRASH, EV_ERROR };
+
+struct run_ctx {
+    uint64_t deadline;
+    const int *cancel;
+    aspen_vm_result *res;
+    aspen_vm_log_fn on_log;
+    void *log_user;
+    bool startup;
+};
+/* Enter _start and run it to its ready point; snapshot there if warm. */
+int vm_startup(aspen_vm *vm, aspen_vm_error *err);
+
+/* hostcall.c: one host call (function fn, arguments in the call block); -1 when illegal. */
+int vm_hostcall(aspen_vm *vm, uint32_t fn, struct run_ctx *c);
+
+/* deadline.c: per-thread deadline timer and the kick signal that stops KVM_RUN. */
+int vm_thread_prepare(aspen_vm_error *err);
+void vm_timer_ensure(uint64_t now, uint64_t deadline_ns);
+void vm_kick_target(struct kvm_run *run); /* the run page a kick on this thread stops; NULL: none */
+
+/* snapshot.c */
+int vm_take_snapshot(aspen_vm *vm, aspen_vm_error *err);
+int vm_restore(aspen_vm *vm, uint64_t in_gva, uint64_t in_len, uint32_t *dirtied);
+int vm_ring_harvest(aspen_vm *vm);
+
+/* fault.c: fill res->fault and res->message from the fault block. */
+void vm_describe_fault(aspen_vm *vm, aspen_vm_result *res);
 
 /* host.c */
 const struct host_entry *host_find(const aspen_vm_host *host, uint32_t number);

@@ -185,11 +185,15 @@ int aspen_engine_data_version(aspen_engine *eng, uint64_t *version, aspen_engine
 typedef struct aspen_engine_ctx aspen_engine_ctx;
 
 const aspen_store_job *aspen_engine_ctx_job(const aspen_engine_ctx *ctx);
-/* A log line (stored with the attempt, and an event for subscribers). */
+/* A log line (stored with the attempt, and an event for subscribers). At most 4095 bytes; past
+ * the store's per-job cap lines are only counted (the job's log_dropped), never kept. */
 void aspen_engine_ctx_log(aspen_engine_ctx *ctx, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
-/* The job's result bytes (copied). */
+/* The job's result bytes (copied). More than ASPEN_ENGINE_MAX_OUTPUT bytes: EINVAL, and the
+ * attempt fails (permanently) with a message saying so, whatever the handler returns. */
 int aspen_engine_ctx_set_output(aspen_engine_ctx *ctx, const void *bytes, size_t len);
+/* Largest result of an in-process handler: the VM's own default output limit (16 MiB). */
+#define ASPEN_ENGINE_MAX_OUTPUT (16u << 20)
 /* True once the job was cancelled, timed out, or the engine is stopping: return promptly. */
 bool aspen_engine_ctx_should_stop(const aspen_engine_ctx *ctx);
 /* Milliseconds left before the job's timeout (never negative). */

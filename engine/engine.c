@@ -549,8 +549,10 @@ static size_t queue_len(aspen_engine *eng)
 /* Log lines of jobs that have run longer than LIVE_LOG_AFTER_MS go to the store now rather than
  * with the job's completion: short jobs keep their lines in the group commit (no extra writes on
  * the fast path), long ones become visible to `aspen logs --follow` in other processes within
- * about LIVE_LOG_AFTER_MS. Lines are taken under the worker's lock and handed to the store thread,
- * which writes them before the completions it picked up at the same time. */
+ * about LIVE_LOG_AFTER_MS. A job whose buffer fills (ENG_LOG_BUF_LINES / ENG_LOG_BUF_BYTES) sends
+ * it the same way at once, from its worker (worker.c). Lines are moved, not copied, under the
+ * worker's lock to the store thread, which writes them before the completions it picked up at the
+ * same time and then lets the worker queue more. */
 #define LIVE_LOG_AFTER_MS 200
 
 static void flush_live_logs(aspen_engine *eng, int64_t now)
@@ -558,39 +560,32 @@ static void flush_live_logs(aspen_engine *eng, int64_t now)
     bool any = false;
     for (int i = 0; i < eng->n_workers; i++) {
         struct eng_worker *w = &eng->workers[i];
-        struct eng_live *head = NULL, **tail = &head;
         pthread_mutex_lock(&w->mu);
         struct eng_done *d = w->cur_done;
-        if (d && now - w->cur_started_mono >= LIVE_LOG_AFTER_MS) {
-            for (; d->n_flushed < d->n_logs; d->n_flushed++) {
-                struct eng_live *l = malloc(sizeof *l);
-                char *line = l ? strdup(d->logs[d->n_flushed].line) : NULL;
-                if (!line) {
-                    free(l);
-                    break; /* out of memory: the rest goes with the completion */
-                }
-                *l = (struct eng_live){NULL, d->job_id, d->attempt,
-                                       d->logs[d->n_flushed].time_ms, line};
-                *tail = l;
-                tail = &l->next;
-            }
-        }
         /* Still under the worker's lock: the job's completion can only be queued after these
          * lines are, so the store thread never writes its later lines first. */
-        if (head) {
-            pthread_mutex_lock(&eng->live_mu);
-            *eng->live_tail = head;
-            eng->live_tail = tail;
-            pthread_mutex_unlock(&eng->live_mu);
+        if (d && now - w->cur_started_mono >= LIVE_LOG_AFTER_MS &&
+            (d->n_logs || d->log_dropped) &&
+            w->live_bytes + d->log_bytes <= ENG_LOG_LIVE_BYTES) { /* else its worker sends them */
+            eng_logs_to_live(eng, w, d, true); /* out of memory: the rest goes later */
             any = true;
         }
         pthread_mutex_unlock(&w->mu);
     }
-    if (!any)
+    if (any)
+        eng_signal_store(eng);
+}
+
+/* Gives the workers back the room their written lines took, so a job waiting to log goes on. */
+static void release_live_bytes(aspen_engine *eng, int worker, size_t bytes)
+{
+    if (worker < 0 || worker >= eng->n_workers || !bytes)
         return;
-    pthread_mutex_lock(&eng->d_mu);
-    pthread_cond_signal(&eng->d_cond);
-    pthread_mutex_unlock(&eng->d_mu);
+    struct eng_worker *w = &eng->workers[worker];
+    pthread_mutex_lock(&w->mu);
+    w->live_bytes -= bytes < w->live_bytes ? bytes : w->live_bytes;
+    pthread_cond_broadcast(&w->live_cond);
+    pthread_mutex_unlock(&w->mu);
 }
 
 /* The store thread's half: write whatever live lines are waiting, in one transaction. */
@@ -611,17 +606,29 @@ static void write_live_logs(aspen_engine *eng)
         size_t i = 0;
         for (struct eng_live *l = list; l; l = l->next)
             lines[i++] = (aspen_store_log_line){.job_id = l->job_id, .attempt = l->attempt,
-                                                .time_ms = l->time_ms, .line = l->line};
+                                                .time_ms = l->time_ms, .line = l->line,
+                                                .dropped = l->dropped};
         aspen_store_error se = {0};
         if (aspen_store_append_logs(eng->commit_store, lines, n, &se) != 0)
             engine_message(eng, "writing %zu live log lines failed: %s", n, se.msg);
         free(lines);
+    } else {
+        engine_message(eng, "out of memory writing %zu live log lines: they are lost", n);
     }
+    int worker = -1;
+    size_t bytes = 0;
     for (struct eng_live *l = list, *next; l; l = next) {
         next = l->next;
+        if (l->worker != worker) {
+            release_live_bytes(eng, worker, bytes);
+            worker = l->worker;
+            bytes = 0;
+        }
+        bytes += l->bytes;
         free(l->line);
         free(l);
     }
+    release_live_bytes(eng, worker, bytes);
 }
 
 static void *dispatcher_main(void *arg)
@@ -1002,6 +1009,7 @@ int aspen_engine_start(aspen_engine *eng, aspen_engine_error *err)
         w->index = i;
         w->rng = 0x9e3779b97f4a7c15ull * (uint64_t)(i + 1) ^ (uint64_t)now ^ (uint64_t)getpid();
         pthread_mutex_init(&w->mu, NULL);
+        pthread_cond_init(&w->live_cond, NULL);
         w->st.index = i;
         snprintf(w->st.state, sizeof w->st.state, "idle");
     }
@@ -1109,6 +1117,7 @@ int aspen_engine_stop(aspen_engine *eng, int grace_ms, aspen_engine_error *err)
         aspen_store_close(w->store);
         w->store = NULL;
         pthread_mutex_destroy(&w->mu);
+        pthread_cond_destroy(&w->live_cond);
     }
     aspen_store_close(eng->disp_store);
     aspen_store_close(eng->commit_store);

@@ -29,6 +29,7 @@ struct eng_job {
 struct eng_log {
     int64_t time_ms;
     char *line;
+    size_t bytes; /* what the line costs in memory (strlen + 1) */
 };
 
 /* A finished attempt on its way to the committer (or a job to hand back, release = true). */
@@ -43,11 +44,24 @@ struct eng_done {
     uint8_t *output;
     size_t output_len;
     char *error;
+    /* The job's log lines not yet handed to the store thread: at most ENG_LOG_BUF_LINES lines and
+     * about ENG_LOG_BUF_BYTES bytes (worker.c). Lines handed over live leave this buffer. */
     struct eng_log *logs;
     size_t n_logs, cap_logs;
-    size_t n_flushed; /* logs[0..n_flushed) already went to the store live (long jobs) */
+    size_t n_flushed; /* always 0: lines sent live are moved out of logs[], not kept */
+    size_t log_bytes; /* bytes of the lines in logs[] */
+    int64_t log_room;    /* lines the store will still keep for this job (its cap, marker slot
+                            included); past it lines are counted, not kept */
+    int64_t log_dropped; /* lines counted but not kept, not yet reported to the store */
     char type[32];
 };
+
+/* Bounds of one job's log buffer in a worker (lines waiting for the store thread), and of the
+ * lines one worker may have queued to the store thread at once. A job printing faster than the
+ * store writes is slowed down (its worker waits), never buffered without bound. */
+#define ENG_LOG_BUF_LINES 512
+#define ENG_LOG_BUF_BYTES (1u << 20)
+#define ENG_LOG_LIVE_BYTES (2u << 20)
 
 /* A log line of a job still running, on its way to the store ahead of the job's completion, so
  * `aspen logs --follow` in another process sees a long job's lines as they are printed. */
@@ -56,7 +70,10 @@ struct eng_live {
     int64_t job_id;
     int attempt;
     int64_t time_ms;
-    char *line;
+    char *line;      /* NULL: only a count of dropped lines */
+    int64_t dropped; /* lines of this job counted but not kept (aspen_store_log_line.dropped) */
+    int worker;      /* whose live_bytes this line counts in */
+    size_t bytes;
 };
 
 struct vm_slot {
@@ -92,6 +109,7 @@ struct aspen_engine_ctx {
     int64_t deadline_mono_ms;
     bool permanent;
     bool timed_out; /* the VM's deadline fired */
+    bool output_refused; /* set_output got more than ASPEN_ENGINE_MAX_OUTPUT: the attempt fails */
 };
 
 struct eng_worker {
@@ -110,6 +128,8 @@ struct eng_worker {
     struct vm_slot *sticky; /* the warm VM this worker holds between jobs */
     int64_t stats_ms;       /* when the VM's memory figures were last read */
     uint64_t rng;
+    size_t live_bytes;          /* bytes of this worker's lines queued to the store thread (mu) */
+    pthread_cond_t live_cond;   /* signalled when the store thread wrote some of them (mu) */
 };
 
 struct eng_handler {
@@ -213,6 +233,12 @@ void eng_done_free(struct eng_done *d);
 /* worker.c */
 void *eng_worker_main(void *arg);
 void eng_worker_interrupt(struct eng_worker *w, int reason);
+/* Moves the job's buffered log lines (and, if with_count, its count of dropped lines) to the
+ * store thread's live list, in order. Caller holds w->mu and signals the store thread after. */
+bool eng_logs_to_live(aspen_engine *eng, struct eng_worker *w, struct eng_done *d,
+                      bool with_count);
+/* Wakes the store thread to write live lines (call without holding a worker's lock). */
+void eng_signal_store(aspen_engine *eng);
 const struct eng_handler *eng_find_handler(aspen_engine *eng, const char *type);
 
 /* vmpool.c */

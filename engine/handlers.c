@@ -43,15 +43,25 @@ int aspen_engine_register_handler(aspen_engine *eng, const char *type, aspen_eng
     return 0;
 }
 
+/* The result, or the attempt's failure: out of memory is retried, a result over the limit is not
+ * (set_output recorded why). */
+static int reply(aspen_engine_ctx *ctx, const void *bytes, size_t len)
+{
+    int rc = aspen_engine_ctx_set_output(ctx, bytes, len);
+    if (rc == 0)
+        return ASPEN_ENGINE_HANDLER_OK;
+    if (rc == ASPEN_ENGINE_ENOMEM)
+        return aspen_engine_ctx_fail(ctx, false, "out of memory for a %zu-byte result", len);
+    return ASPEN_ENGINE_HANDLER_FAILED;
+}
+
 static int h_echo(aspen_engine_ctx *ctx, void *user)
 {
     (void)user;
     const aspen_store_job *job = aspen_engine_ctx_job(ctx);
     size_t len = job->payload ? strlen(job->payload) : 0;
     aspen_engine_ctx_log(ctx, "echo: %zu bytes, in-process (no VM)", len);
-    return aspen_engine_ctx_set_output(ctx, job->payload ? job->payload : "", len) == 0
-               ? ASPEN_ENGINE_HANDLER_OK
-               : aspen_engine_ctx_fail(ctx, false, "out of memory");
+    return reply(ctx, job->payload ? job->payload : "", len);
 }
 
 static int h_checksum(aspen_engine_ctx *ctx, void *user)
@@ -62,9 +72,7 @@ static int h_checksum(aspen_engine_ctx *ctx, void *user)
     char hex[65], out[128];
     aspen_store_sha256_hex(p, strlen(p), hex);
     int n = snprintf(out, sizeof out, "{\"sha256\":\"%s\",\"bytes\":%zu}", hex, strlen(p));
-    return aspen_engine_ctx_set_output(ctx, out, (size_t)n) == 0
-               ? ASPEN_ENGINE_HANDLER_OK
-               : aspen_engine_ctx_fail(ctx, false, "out of memory");
+    return reply(ctx, out, (size_t)n);
 }
 
 static int h_sleep(aspen_engine_ctx *ctx, void *user)
@@ -91,9 +99,7 @@ static int h_sleep(aspen_engine_ctx *ctx, void *user)
         return aspen_engine_ctx_fail(ctx, false, "failed on purpose (payload \"fail\": true)");
     char out[64];
     int n = snprintf(out, sizeof out, "{\"slept_ms\":%lld}", (long long)ms);
-    return aspen_engine_ctx_set_output(ctx, out, (size_t)n) == 0
-               ? ASPEN_ENGINE_HANDLER_OK
-               : aspen_engine_ctx_fail(ctx, false, "out of memory");
+    return reply(ctx, out, (size_t)n);
 }
 
 int eng_register_builtins(aspen_engine *eng, bool all, aspen_engine_error *err)

@@ -10,6 +10,11 @@
  * memory size runs on it with no lock taken; otherwise the VM goes back to the pool (vmpool.c) and
  * another is taken or created. Cancel and stop reach a running VM through w->cancel (the VM's
  * run_opts.cancel) and aspen_vm_interrupt, both under w->mu so the VM cannot be destroyed meanwhile.
+ *
+ * A job's log lines (the guest's hl_println, a handler's ctx_log) wait in a bounded buffer in its
+ * eng_done and stream to the store thread (engine.c's live path) when it fills or the job runs long;
+ * past the store's per-job cap they are counted, never copied, so what a job prints costs the
+ * worker a fixed amount of memory however much it prints (issue 7).
  */
 #include "engine_internal.h"
 
@@ -17,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* strlcpy-like copy: the per-job status strings are copied on every job, and snprintf's format
  * parsing showed in profiles. */
@@ -32,36 +38,173 @@ static void copy_str(char *dst, size_t cap, const char *src)
 
 const aspen_store_job *aspen_engine_ctx_job(const aspen_engine_ctx *ctx) { return ctx->job; }
 
+/* ---- the job's log lines: a bounded buffer streamed to the store ------------------------------ */
+
+void eng_signal_store(aspen_engine *eng)
+{
+    pthread_mutex_lock(&eng->d_mu);
+    pthread_cond_signal(&eng->d_cond);
+    pthread_mutex_unlock(&eng->d_mu);
+}
+
+bool eng_logs_to_live(aspen_engine *eng, struct eng_worker *w, struct eng_done *d,
+                      bool with_count)
+{
+    struct eng_live *head = NULL, **tail = &head;
+    size_t k = 0, bytes = 0;
+    bool ok = true;
+    for (; k < d->n_logs; k++) {
+        struct eng_live *l = malloc(sizeof *l);
+        if (!l) {
+            ok = false;
+            break;
+        }
+        /* the line itself changes hands: no copy */
+        *l = (struct eng_live){.job_id = d->job_id, .attempt = d->attempt,
+                               .time_ms = d->logs[k].time_ms, .line = d->logs[k].line,
+                               .worker = w->index, .bytes = d->logs[k].bytes};
+        bytes += d->logs[k].bytes;
+        *tail = l;
+        tail = &l->next;
+    }
+    if (k < d->n_logs)
+        memmove(d->logs, d->logs + k, (d->n_logs - k) * sizeof *d->logs);
+    d->n_logs -= k;
+    d->log_bytes -= bytes;
+    if (ok && with_count && d->log_dropped > 0) {
+        struct eng_live *l = malloc(sizeof *l);
+        if (l) {
+            *l = (struct eng_live){.job_id = d->job_id, .attempt = d->attempt,
+                                   .time_ms = aspen_store_now_ms(), .dropped = d->log_dropped,
+                                   .worker = w->index};
+            d->log_dropped = 0;
+            *tail = l;
+            tail = &l->next;
+        } else {
+            ok = false;
+        }
+    }
+    if (head) {
+        w->live_bytes += bytes;
+        pthread_mutex_lock(&eng->live_mu);
+        *eng->live_tail = head;
+        eng->live_tail = tail;
+        pthread_mutex_unlock(&eng->live_mu);
+    }
+    return ok;
+}
+
+static bool must_stop(const aspen_engine_ctx *ctx)
+{
+    return __atomic_load_n(&ctx->w->cancel, __ATOMIC_RELAXED) != CANCEL_NONE ||
+           eng_mono_ms() >= ctx->deadline_mono_ms;
+}
+
+/* Makes room in the job's buffer for a line of `need` bytes (caller holds w->mu): a full buffer
+ * goes to the store thread; if this worker already has as much queued there as it may, the job
+ * waits for the store to catch up — a guest printing faster than SQLite writes is slowed down, not
+ * buffered. False (the line is dropped, and counted) only when the job must stop meanwhile or
+ * memory ran out. *signal tells the caller to wake the store thread. */
+static bool make_room(aspen_engine_ctx *ctx, size_t need, bool *signal)
+{
+    struct eng_worker *w = ctx->w;
+    struct eng_done *d = ctx->done;
+    while (d->n_logs > 0 &&
+           (d->n_logs >= ENG_LOG_BUF_LINES || d->log_bytes + need > ENG_LOG_BUF_BYTES)) {
+        if (w->live_bytes + d->log_bytes <= ENG_LOG_LIVE_BYTES) {
+            if (!eng_logs_to_live(ctx->eng, w, d, false))
+                return false; /* out of memory */
+            *signal = true;
+            continue;
+        }
+        if (must_stop(ctx))
+            return false;
+        if (*signal) { /* never wait for a store thread nobody woke */
+            pthread_mutex_unlock(&w->mu);
+            eng_signal_store(ctx->eng);
+            pthread_mutex_lock(&w->mu);
+            *signal = false;
+            continue;
+        }
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 20 * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&w->live_cond, &w->mu, &ts);
+    }
+    return true;
+}
+
 static void add_log(aspen_engine_ctx *ctx, const char *line, size_t len)
 {
     struct eng_done *d = ctx->done;
-    char *copy = malloc(len + 1);
-    if (!copy)
-        return;
-    memcpy(copy, line, len);
-    copy[len] = '\0';
-    /* under the worker's lock: the dispatcher flushes a long job's lines live (eng_flush_live) */
-    pthread_mutex_lock(&ctx->w->mu);
-    if (d->n_logs == d->cap_logs) {
-        size_t cap = d->cap_logs ? d->cap_logs * 2 : 4;
-        struct eng_log *n = realloc(d->logs, cap * sizeof *n);
-        if (!n) {
-            pthread_mutex_unlock(&ctx->w->mu);
-            free(copy);
-            return;
-        }
-        d->logs = n;
-        d->cap_logs = cap;
-    }
-    d->logs[d->n_logs++] = (struct eng_log){aspen_store_now_ms(), copy};
-    pthread_mutex_unlock(&ctx->w->mu);
+    struct eng_worker *w = ctx->w;
     aspen_engine *eng = ctx->eng;
-    if (!eng->cfg.no_live_logs && eng_wants(eng, ASPEN_ENGINE_EV_LOG)) {
-        aspen_engine_event ev = {.type = ASPEN_ENGINE_EV_LOG, .job_id = ctx->job->id,
-                                 .attempt = ctx->job->attempts, .worker = ctx->w->index,
-                                 .outcome = -1, .job_type = ctx->job->type, .message = copy};
-        eng_emit(eng, &ev);
+    /* Past the store's cap a line is only counted: it is never copied or kept. */
+    pthread_mutex_lock(&w->mu);
+    if (d->log_room <= 0) {
+        d->log_dropped++;
+        pthread_mutex_unlock(&w->mu);
+        return;
     }
+    /* The store writes its truncation marker in place of the first line past the cap: that line
+     * is sent empty (its text would be thrown away). */
+    bool marker = d->log_room == 1;
+    d->log_room--;
+    pthread_mutex_unlock(&w->mu);
+    if (marker)
+        len = 0;
+    char *copy = malloc(len + 1);
+    if (!copy) {
+        pthread_mutex_lock(&w->mu);
+        d->log_dropped++;
+        pthread_mutex_unlock(&w->mu);
+        return;
+    }
+    if (len)
+        memcpy(copy, line, len);
+    copy[len] = '\0';
+    if (!eng->cfg.no_live_logs && eng_wants(eng, ASPEN_ENGINE_EV_LOG)) {
+        char note[160];
+        if (marker)
+            snprintf(note, sizeof note,
+                     "[aspen] log truncated: this job wrote more than %d lines; later lines are "
+                     "not kept",
+                     aspen_store_log_cap(eng->commit_store));
+        aspen_engine_event ev = {.type = ASPEN_ENGINE_EV_LOG, .job_id = ctx->job->id,
+                                 .attempt = ctx->job->attempts, .worker = w->index,
+                                 .outcome = -1, .job_type = ctx->job->type,
+                                 .message = marker ? note : copy};
+        eng_emit(eng, &ev); /* before it is queued: the store thread may free it once it is */
+    }
+    bool signal = false;
+    pthread_mutex_lock(&w->mu);
+    bool ok = make_room(ctx, len + 1, &signal);
+    if (ok && d->n_logs == d->cap_logs) {
+        size_t cap = d->cap_logs ? d->cap_logs * 2 : 4;
+        if (cap > ENG_LOG_BUF_LINES)
+            cap = ENG_LOG_BUF_LINES;
+        struct eng_log *n = cap > d->cap_logs ? realloc(d->logs, cap * sizeof *n) : NULL;
+        if (n) {
+            d->logs = n;
+            d->cap_logs = cap;
+        } else {
+            ok = false;
+        }
+    }
+    if (ok) {
+        d->logs[d->n_logs++] = (struct eng_log){aspen_store_now_ms(), copy, len + 1};
+        d->log_bytes += len + 1;
+    } else {
+        d->log_dropped++;
+        free(copy);
+    }
+    pthread_mutex_unlock(&w->mu);
+    if (signal)
+        eng_signal_store(eng);
 }
 
 void aspen_engine_ctx_log(aspen_engine_ctx *ctx, const char *fmt, ...)
@@ -78,6 +221,14 @@ void aspen_engine_ctx_log(aspen_engine_ctx *ctx, const char *fmt, ...)
 
 int aspen_engine_ctx_set_output(aspen_engine_ctx *ctx, const void *bytes, size_t len)
 {
+    if (len > ASPEN_ENGINE_MAX_OUTPUT) {
+        aspen_engine_ctx_fail(ctx, true,
+                              "the handler's result of %zu bytes is larger than the %u-byte limit "
+                              "(ASPEN_ENGINE_MAX_OUTPUT): return less, or store it elsewhere",
+                              len, ASPEN_ENGINE_MAX_OUTPUT);
+        ctx->output_refused = true;
+        return ASPEN_ENGINE_EINVAL;
+    }
     uint8_t *copy = malloc(len + 1);
     if (!copy)
         return ASPEN_ENGINE_ENOMEM;
@@ -374,6 +525,11 @@ static void run_one(struct eng_worker *w, struct eng_job *j)
     d->engine_id = j->engine_id;
     d->attempt = job->attempts;
     copy_str(d->type, sizeof d->type, job->type);
+    /* The store keeps `cap` lines per job over all its attempts, then one marker line. */
+    int cap = aspen_store_log_cap(eng->commit_store);
+    if (cap <= 0)
+        cap = 1000;
+    d->log_room = job->log_count <= cap ? (int64_t)cap + 1 - job->log_count : 0;
     int64_t started = aspen_store_now_ms();
 
     pthread_mutex_lock(&w->mu);
@@ -401,9 +557,15 @@ static void run_one(struct eng_worker *w, struct eng_job *j)
                                        job->type);
     else
         result = h->fn(&ctx, h->user);
+    if (ctx.output_refused) /* the handler may have ignored set_output's error */
+        result = ASPEN_ENGINE_HANDLER_FAILED;
 
     pthread_mutex_lock(&w->mu);
     int reason = w->cancel;
+    /* Lines past the cap were only counted: the count goes to the store like a live line, ahead
+     * of the completion (which carries the lines still buffered). */
+    bool count_sent = reason != CANCEL_LEASE && d->log_dropped > 0 &&
+                      eng_logs_to_live(eng, w, d, true);
     w->cur_job_id = 0;
     w->cur_done = NULL;
     w->cancel = CANCEL_NONE;
@@ -411,6 +573,8 @@ static void run_one(struct eng_worker *w, struct eng_job *j)
     w->st.job_id = 0;
     w->st.jobs_done++;
     pthread_mutex_unlock(&w->mu);
+    if (count_sent)
+        eng_signal_store(eng);
 
     d->stats.started_at_ms = started;
     d->stats.finished_at_ms = aspen_store_now_ms();

@@ -98,6 +98,9 @@ int aspen_store_open(const char *path, const aspen_store_options *opts, aspen_st
                      aspen_store_error *err);
 void aspen_store_close(aspen_store *s); /* NULL is fine */
 const char *aspen_store_path(const aspen_store *s);
+/* Log lines kept per job by this handle (aspen_store_options.log_cap, default 1000), not counting
+ * the truncation marker that replaces the first line past it. */
+int aspen_store_log_cap(const aspen_store *s);
 int64_t aspen_store_now_ms(void); /* wall clock, unix ms */
 /* PRAGMA quick_check, and the kept per-state counts against a recount: 0, or ECORRUPT naming the
  * first problem (EIO "counts drifted" when only the counts are off: run aspen_store_recount).
@@ -213,6 +216,9 @@ typedef struct aspen_store_log_line {
     int attempt;     /* likewise; 0 → the job's current attempt */
     int64_t time_ms;
     const char *line;
+    /* Lines the writer did not keep (past the per-job cap, or dropped by a full buffer): added to
+     * the job's log_dropped. An entry with line NULL and dropped > 0 carries only that count. */
+    int64_t dropped;
 } aspen_store_log_line;
 
 typedef struct aspen_store_completion {

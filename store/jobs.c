@@ -532,6 +532,13 @@ int logs_insert(aspen_store *s, struct job_row *row, int attempt, const aspen_st
                 size_t n, aspen_store_error *err)
 {
     for (size_t i = 0; i < n; i++) {
+        if (lines[i].dropped > 0) { /* counted by the writer, never sent */
+            row->log_dropped = lines[i].dropped > INT64_MAX - row->log_dropped
+                                   ? INT64_MAX
+                                   : row->log_dropped + lines[i].dropped;
+            if (!lines[i].line)
+                continue;
+        }
         if (row->log_count > s->log_cap) { /* cap reached and marker written */
             row->log_dropped++;
             continue;

@@ -711,6 +711,8 @@ void aspen_store_close(aspen_store *s)
 
 const char *aspen_store_path(const aspen_store *s) { return s ? s->path : NULL; }
 
+int aspen_store_log_cap(const aspen_store *s) { return s ? s->log_cap : 0; }
+
 static int quick_check(aspen_store *s, aspen_store_error *err)
 {
     sqlite3_stmt *st = NULL;

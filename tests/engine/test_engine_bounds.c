@@ -1,0 +1,384 @@
+/* tests/engine/test_engine_bounds.c — a worker's resources per job are bounded, and the engine's
+ * inputs are checked where they come in (issue 7, items 3 and 6). KVM is required: these fail,
+ * never skip, without it.
+ *
+ *   flood      test-flood prints 8,000 lines of 16 KiB (128 MiB) in a child `aspen worker`: its peak
+ *              RSS stays within 64 MiB of a worker that ran one tiny job, exactly the store's cap of
+ *              lines is kept (then its marker), and the dropped count is exact. Also 100,000 tiny
+ *              lines, a flood over two attempts (the cap spans attempts), the dropped count visible
+ *              while the job still runs, and cancel of a job blocked on a full log buffer.
+ *   handlers   an in-process handler's log lines and its result are capped the same way.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "aspen_engine.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define FLOOD ENGINE_GUEST_DIR "/test-flood"
+#define QUIET GUEST_DIR "/test-quiet-echo"
+
+#define TEST_TMP_PREFIX "aspen-engine-bounds"
+#include "test_support.h"
+
+enum { CAP = 1000 }; /* the store's default per-job cap (aspen_store_options.log_cap) */
+
+static aspen_engine *open_eng(int workers)
+{
+    aspen_engine_config cfg;
+    aspen_engine_config_default(&cfg);
+    cfg.db_path = g_db;
+    cfg.workers = workers;
+    cfg.backoff_base_ms = 10;
+    cfg.backoff_cap_ms = 20;
+    cfg.guest_dir = GUEST_DIR;
+    aspen_engine *eng = NULL;
+    aspen_engine_error err = {0};
+    int rc = aspen_engine_open(&cfg, &eng, &err);
+    if (rc)
+        fprintf(stderr, "open: %s\n", err.msg);
+    assert_int_equal(rc, 0);
+    return eng;
+}
+
+static void start(aspen_engine *eng)
+{
+    aspen_engine_error err = {0};
+    int rc = aspen_engine_start(eng, &err);
+    if (rc)
+        fprintf(stderr, "start: %s\n", err.msg);
+    assert_int_equal(rc, 0);
+}
+
+static int64_t submit(aspen_engine *eng, const aspen_engine_job_spec *spec)
+{
+    int64_t id = 0;
+    aspen_engine_error err = {0};
+    int rc = aspen_engine_submit(eng, spec, &id, &err);
+    if (rc)
+        fprintf(stderr, "submit: %s\n", err.msg);
+    assert_int_equal(rc, 0);
+    return id;
+}
+
+static void get(aspen_engine *eng, int64_t id, aspen_store_job *j)
+{
+    aspen_engine_error err = {0};
+    assert_int_equal(aspen_engine_get(eng, id, j, &err), 0);
+}
+
+static void wait_state(aspen_engine *eng, int64_t id, aspen_store_state want, int timeout_ms)
+{
+    int64_t t0 = now_ms();
+    for (;;) {
+        aspen_store_job j = {0};
+        get(eng, id, &j);
+        aspen_store_state s = j.state;
+        aspen_store_job_clear(&j);
+        if (s == want)
+            return;
+        if (now_ms() - t0 > timeout_ms) {
+            fprintf(stderr, "job %lld is %s, waited for %s\n", (long long)id,
+                    aspen_store_state_name(s), aspen_store_state_name(want));
+            fail();
+        }
+        sleep_ms(5);
+    }
+}
+
+/* {"printed": N} from test-flood's result. */
+static long long printed_of(const aspen_store_job *j)
+{
+    long long n = -1;
+    assert_non_null(j->result);
+    assert_int_equal(sscanf((const char *)j->result, "{\"printed\":%lld}", &n), 1);
+    return n;
+}
+
+/* The job's stored lines: exactly CAP real ones, numbered 0.. in order (again from 0 after every
+ * `per_attempt` lines when that is not 0) with their full length (unless 0), then the marker;
+ * log_dropped is every line printed past the cap. */
+static void check_capped(aspen_engine *eng, int64_t id, long long printed, size_t line_len,
+                         size_t per_attempt)
+{
+    aspen_store_job j = {0};
+    get(eng, id, &j);
+    fprintf(stderr, "job %lld: %lld lines printed, %d stored (marker included), %lld dropped\n",
+            (long long)id, printed, j.log_count, (long long)j.log_dropped);
+    assert_int_equal(j.log_count, CAP + 1);
+    assert_int_equal(j.log_dropped, printed - CAP);
+    aspen_store_job_clear(&j);
+    aspen_store_log *logs = NULL;
+    size_t n = 0;
+    aspen_engine_error err = {0};
+    assert_int_equal(aspen_engine_logs(eng, id, 0, 0, &logs, &n, &err), 0);
+    assert_int_equal(n, CAP + 1);
+    for (size_t k = 0; k < CAP; k++) {
+        assert_false(logs[k].marker);
+        long long num = -1;
+        assert_int_equal(sscanf(logs[k].line, "%lld", &num), 1);
+        assert_int_equal(num, (long long)(per_attempt ? k % per_attempt : k));
+        if (line_len)
+            assert_int_equal(strlen(logs[k].line), line_len);
+    }
+    assert_true(logs[CAP].marker);
+    assert_non_null(strstr(logs[CAP].line, "log truncated"));
+    aspen_store_logs_free(logs, n);
+}
+
+/* ---- a child `aspen worker` and its peak memory ------------------------------------------------- */
+
+/* The release build's CLI when $ASPEN_BUILD names it (make test does): its memory is what users
+ * get. Otherwise this build's, with ASan's quarantine off so freed memory is not counted. */
+static const char *worker_bin(bool *sanitized)
+{
+    static char path[4096];
+    const char *b = getenv("ASPEN_BUILD");
+    if (b && *b) {
+        snprintf(path, sizeof path, "%s/aspen", b);
+        if (access(path, X_OK) == 0) {
+            *sanitized = false;
+            return path;
+        }
+    }
+    *sanitized = true;
+    return ASPEN_BIN;
+}
+
+/* Runs `aspen worker --until-idle` on g_db; returns its peak RSS in KiB (ru_maxrss). */
+static long run_worker_child(void)
+{
+    bool sanitized;
+    const char *bin = worker_bin(&sanitized);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int null = open("/dev/null", O_WRONLY);
+        if (null >= 0)
+            dup2(null, 1);
+        if (sanitized)
+            setenv("ASAN_OPTIONS", "quarantine_size_mb=0:detect_leaks=0", 1);
+        execl(bin, bin, "worker", "--workers", "1", "--until-idle", "--quiet", "--db", g_db,
+              (char *)NULL);
+        _exit(127);
+    }
+    int status = 0;
+    struct rusage ru;
+    int64_t until = now_ms() + 120000;
+    for (;;) {
+        pid_t r = wait4(pid, &status, WNOHANG, &ru);
+        assert_true(r >= 0);
+        if (r == pid)
+            break;
+        if (now_ms() > until) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &status, 0);
+            fail_msg("aspen worker --until-idle did not finish in 120 s");
+        }
+        sleep_ms(10);
+    }
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    fprintf(stderr, "%s worker: peak RSS %ld KiB\n", sanitized ? "sanitized" : "release",
+            ru.ru_maxrss);
+    return ru.ru_maxrss;
+}
+
+/* ---- floods ------------------------------------------------------------------------------------- */
+
+static void test_flood_peak_memory(void **state)
+{
+    (void)state;
+    aspen_engine *eng = open_eng(0);
+    aspen_engine_job_spec q = {.guest = QUIET, .payload = "{}"};
+    submit(eng, &q);
+    long base = run_worker_child();
+
+    /* 8,000 lines of 16 KiB: 128 MiB, twice the bound, printed as fast as the guest can */
+    aspen_engine_job_spec f = {.guest = FLOOD, .payload = "{\"len\":16384,\"lines\":8000}",
+                               .timeout_ms = 120000, .max_attempts = 1};
+    int64_t id = submit(eng, &f);
+    long flood = run_worker_child();
+    fprintf(stderr, "peak RSS: %ld KiB for one tiny job, %ld KiB for the flood (+%ld KiB)\n", base,
+            flood, flood - base);
+    aspen_store_job j = {0};
+    get(eng, id, &j);
+    assert_int_equal(j.state, ASPEN_STORE_SUCCEEDED);
+    long long printed = printed_of(&j);
+    aspen_store_job_clear(&j);
+    assert_int_equal(printed, 8000);
+    check_capped(eng, id, printed, 16384, 0);
+    assert_true(flood - base < 64 * 1024);
+    aspen_engine_close(eng);
+}
+
+/* The same flood in this (sanitized) process: the buffer's hand-offs and waits under ASan. */
+static void test_flood_in_process(void **state)
+{
+    (void)state;
+    aspen_engine *eng = open_eng(1);
+    aspen_engine_job_spec big = {.guest = FLOOD, .payload = "{\"len\":16384,\"lines\":3000}",
+                                 .timeout_ms = 120000, .max_attempts = 1};
+    int64_t a = submit(eng, &big);
+    aspen_engine_job_spec tiny = {.guest = FLOOD, .payload = "{\"len\":8,\"lines\":100000}",
+                                  .timeout_ms = 120000, .max_attempts = 1};
+    int64_t b = submit(eng, &tiny);
+    start(eng);
+    wait_state(eng, a, ASPEN_STORE_SUCCEEDED, 120000);
+    wait_state(eng, b, ASPEN_STORE_SUCCEEDED, 120000);
+    aspen_store_job j = {0};
+    get(eng, a, &j);
+    check_capped(eng, a, printed_of(&j), 16384, 0);
+    aspen_store_job_clear(&j);
+    get(eng, b, &j);
+    assert_int_equal(printed_of(&j), 100000);
+    check_capped(eng, b, 100000, 8, 0);
+    aspen_store_job_clear(&j);
+    aspen_engine_close(eng);
+}
+
+/* The cap is per job: a second attempt fills what the first left, then only counts. */
+static void test_flood_cap_spans_attempts(void **state)
+{
+    (void)state;
+    aspen_engine *eng = open_eng(1);
+    aspen_engine_job_spec f = {.guest = FLOOD,
+                               .payload = "{\"len\":100,\"lines\":700,\"fail\":true}",
+                               .max_attempts = 2};
+    int64_t id = submit(eng, &f);
+    start(eng);
+    wait_state(eng, id, ASPEN_STORE_FAILED, 60000);
+    check_capped(eng, id, 1400, 100, 700);
+    aspen_store_log *logs = NULL;
+    size_t n = 0;
+    aspen_engine_error err = {0};
+    assert_int_equal(aspen_engine_logs(eng, id, 0, 0, &logs, &n, &err), 0);
+    assert_int_equal(logs[699].attempt, 1);
+    assert_int_equal(logs[700].attempt, 2);
+    char want[101];
+    memset(want, 'x', 100);
+    memcpy(want, "0 ", 2);
+    want[100] = '\0';
+    assert_string_equal(logs[700].line, want); /* the second attempt's first line */
+    aspen_store_logs_free(logs, n);
+    aspen_engine_close(eng);
+}
+
+/* A flood that never ends: its dropped count reaches the store while it runs, and a cancel stops
+ * it although its worker is waiting for the store to take its lines. */
+static void test_flood_live_count_and_cancel(void **state)
+{
+    (void)state;
+    aspen_engine *eng = open_eng(1);
+    aspen_engine_job_spec f = {.guest = FLOOD, .payload = "{\"len\":16384,\"ms\":120000}",
+                               .timeout_ms = 180000, .max_attempts = 1};
+    int64_t id = submit(eng, &f);
+    start(eng);
+    aspen_engine *other = open_eng(0);
+    int64_t t0 = now_ms();
+    aspen_store_job j = {0};
+    for (;;) {
+        get(other, id, &j);
+        if (j.log_dropped > 0)
+            break;
+        assert_true(now_ms() - t0 < 60000);
+        aspen_store_job_clear(&j);
+        sleep_ms(20);
+    }
+    fprintf(stderr, "while running: %d lines stored, %lld dropped, after %lld ms\n", j.log_count,
+            (long long)j.log_dropped, (long long)(now_ms() - t0));
+    assert_int_equal(j.state, ASPEN_STORE_RUNNING);
+    assert_int_equal(j.log_count, CAP + 1);
+    aspen_store_job_clear(&j);
+    aspen_engine_error err = {0};
+    int64_t t1 = now_ms();
+    assert_int_equal(aspen_engine_cancel(eng, id, NULL, &err), 0);
+    wait_state(eng, id, ASPEN_STORE_CANCELLED, 5000);
+    fprintf(stderr, "cancelled in %lld ms\n", (long long)(now_ms() - t1));
+    get(other, id, &j);
+    assert_int_equal(j.log_count, CAP + 1);
+    assert_true(j.log_dropped > 0);
+    aspen_store_job_clear(&j);
+    aspen_engine_close(other);
+    aspen_engine_close(eng);
+}
+
+/* ---- in-process handlers ------------------------------------------------------------------------ */
+
+static int h_chatty(aspen_engine_ctx *ctx, void *user)
+{
+    (void)user;
+    for (int i = 0; i < 5000; i++)
+        aspen_engine_ctx_log(ctx, "%d chatty line", i);
+    return aspen_engine_ctx_set_output(ctx, "{}", 2) == 0 ? ASPEN_ENGINE_HANDLER_OK
+                                                            : ASPEN_ENGINE_HANDLER_FAILED;
+}
+
+static atomic_int g_big_rc = 1; /* set_output's answer, checked on the test's thread */
+
+static int h_big(aspen_engine_ctx *ctx, void *user)
+{
+    bool ignore = user != NULL;
+    size_t n = (size_t)ASPEN_ENGINE_MAX_OUTPUT + 1;
+    char *b = calloc(1, n);
+    int rc = b ? aspen_engine_ctx_set_output(ctx, b, n) : ASPEN_ENGINE_ENOMEM;
+    free(b);
+    atomic_store(&g_big_rc, rc);
+    return ignore || rc == 0 ? ASPEN_ENGINE_HANDLER_OK : ASPEN_ENGINE_HANDLER_FAILED;
+}
+
+static void test_handler_bounds(void **state)
+{
+    (void)state;
+    aspen_engine *eng = open_eng(1);
+    aspen_engine_error err = {0};
+    assert_int_equal(aspen_engine_register_handler(eng, "chatty", h_chatty, NULL, &err), 0);
+    assert_int_equal(aspen_engine_register_handler(eng, "big", h_big, NULL, &err), 0);
+    assert_int_equal(aspen_engine_register_handler(eng, "big-ignoring", h_big, eng, &err), 0);
+    aspen_engine_job_spec c = {.type = "chatty"};
+    int64_t chatty = submit(eng, &c);
+    aspen_engine_job_spec b = {.type = "big", .max_attempts = 3};
+    int64_t big = submit(eng, &b);
+    aspen_engine_job_spec bi = {.type = "big-ignoring", .max_attempts = 3};
+    int64_t ignoring = submit(eng, &bi);
+    start(eng);
+    wait_state(eng, chatty, ASPEN_STORE_SUCCEEDED, 30000);
+    check_capped(eng, chatty, 5000, 0, 0);
+    int64_t ids[] = {big, ignoring};
+    for (int k = 0; k < 2; k++) {
+        wait_state(eng, ids[k], ASPEN_STORE_FAILED, 30000);
+        aspen_store_job j = {0};
+        get(eng, ids[k], &j);
+        assert_int_equal(j.attempts, 1); /* permanent: it would be as large again */
+        assert_non_null(strstr(j.error, "ASPEN_ENGINE_MAX_OUTPUT"));
+        assert_null(j.result);
+        aspen_store_job_clear(&j);
+    }
+    assert_int_equal(atomic_load(&g_big_rc), ASPEN_ENGINE_EINVAL);
+    aspen_engine_close(eng);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_flood_peak_memory, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_flood_in_process, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_flood_cap_spans_attempts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_flood_live_count_and_cancel, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_handler_bounds, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -5,7 +5,9 @@
  * Submit turns an aspen_engine_job_spec into the store's spec: the payload is parsed with jansson
  * (refused with its line, column and position), a guest named or given by path is read once per
  * call and stored by content hash, tags become a JSON array, a source directory is made absolute
- * (the worker that builds it may run elsewhere in the file system).
+ * (the worker that builds it may run elsewhere in the file system). What the job could never run
+ * with is refused here rather than failing later: a memory size the VM would refuse (its own limits,
+ * vm/aspen_vm.h, and the image's size), a tag that is not UTF-8.
  */
 #include "engine_internal.h"
 
@@ -98,11 +100,94 @@ struct owned {
     char *tags;
     char *source;
     char name[256];
+    size_t image_mem; /* the guest image's pages (for the memory check), 0 when not known */
 };
 
-/* Stores the binary of `guest` (caller holds api_mu) and fills sha. */
+/* The offset of the first byte of s that is not valid UTF-8 (overlong forms, surrogates and code
+ * points past U+10FFFF included, as jansson refuses them), or SIZE_MAX if it is all valid. */
+static size_t utf8_invalid_at(const char *str)
+{
+    const unsigned char *s = (const unsigned char *)str;
+    for (size_t i = 0; s[i];) {
+        unsigned c = s[i];
+        size_t n = c < 0x80 ? 1 : (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3
+                                 : (c & 0xf8) == 0xf0 ? 4 : 0;
+        if (n == 0)
+            return i;
+        uint32_t cp = n == 1 ? c : n == 2 ? (c & 0x1f) : n == 3 ? (c & 0x0f) : (c & 0x07);
+        for (size_t k = 1; k < n; k++) {
+            if ((s[i + k] & 0xc0) != 0x80) /* also stops at the NUL */
+                return i;
+            cp = (cp << 6) | (s[i + k] & 0x3f);
+        }
+        if ((n == 2 && cp < 0x80) || (n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) ||
+            cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+            return i;
+        i += n;
+    }
+    return SIZE_MAX;
+}
+
+/* s for an error message: printable ASCII as is, every other byte as \xNN (at most ~60 bytes). */
+static void escaped(const char *s, char *out, size_t cap)
+{
+    size_t o = 0;
+    for (const unsigned char *p = (const unsigned char *)s; *p && o + 8 < cap; p++) {
+        if (o > 60) {
+            o += (size_t)snprintf(out + o, cap - o, "...");
+            break;
+        }
+        if (*p >= 0x20 && *p < 0x7f && *p != '\\')
+            out[o++] = (char)*p;
+        else
+            o += (size_t)snprintf(out + o, cap - o, "\\x%02x", *p);
+    }
+    out[o < cap ? o : cap - 1] = '\0';
+}
+
+/* Pages the image in these bytes needs (aspen_vm_image_mem_size), or 0 when they do not load as an
+ * image (the run reports why, as it always has). */
+static size_t image_pages(const void *bytes, size_t size, const char *name)
+{
+    aspen_vm_image *img = NULL;
+    aspen_vm_error ve = {0};
+    if (aspen_vm_image_load_mem(bytes, size, name, &img, &ve) != 0)
+        return 0;
+    size_t mem = aspen_vm_image_mem_size(img);
+    aspen_vm_image_release(img);
+    return mem;
+}
+
+/* --memory against the VM's own limits (vm/aspen_vm.h), so a size the VM would refuse is refused
+ * now, with the VM's reason, not when the job runs. image_mem 0: only the range is known. */
+static int check_memory(int64_t mem, size_t image_mem, const char *name, aspen_engine_error *err)
+{
+    if (mem == 0)
+        return 0; /* the worker's default */
+    if (mem < (int64_t)ASPEN_VM_MIN_MEMORY || (uint64_t)mem > ASPEN_VM_MAX_MEMORY)
+        return eng_err(err, ASPEN_ENGINE_EINVAL,
+                       "guest memory must be between 64 KiB and 1 GiB (got %lld bytes): give a "
+                       "size like 1M (--memory)",
+                       (long long)mem);
+    if (!image_mem)
+        return 0;
+    aspen_vm_config cfg;
+    aspen_vm_config_default(&cfg);
+    uint64_t have = ((uint64_t)mem + 4095) & ~(uint64_t)4095;
+    uint64_t need = (uint64_t)image_mem + cfg.stack_bytes + ASPEN_VM_MEMORY_RESERVE;
+    if (have < need)
+        return eng_err(err, ASPEN_ENGINE_EINVAL,
+                       "guest memory of %llu KiB is too small for %s: its image takes %zu KiB and "
+                       "the stack %zu KiB; give it at least %llu KiB (--memory)",
+                       (unsigned long long)(have >> 10), name, image_mem >> 10,
+                       cfg.stack_bytes >> 10, (unsigned long long)((need + 1023) >> 10));
+    return 0;
+}
+
+/* Stores the binary of `guest` (caller holds api_mu) and fills sha; *image_mem (if not NULL) gets
+ * the image's pages. */
 static int store_guest(aspen_engine *eng, const char *guest, char sha[65], char *name,
-                       size_t namecap, aspen_engine_error *err)
+                       size_t namecap, size_t *image_mem, aspen_engine_error *err)
 {
     char path[PATH_MAX];
     int rc = resolve_guest(eng, guest, path, sizeof path, err);
@@ -114,6 +199,8 @@ static int store_guest(aspen_engine *eng, const char *guest, char sha[65], char 
         return rc;
     if (!name[0])
         snprintf(name, namecap, "%s", base_name(guest));
+    if (image_mem)
+        *image_mem = image_pages(bytes, size, name);
     aspen_store_error se = {0};
     rc = aspen_store_put_binary(eng->api_store, bytes, size, name, aspen_store_now_ms(), sha, &se);
     free(bytes);
@@ -143,12 +230,14 @@ static int convert(aspen_engine *eng, const aspen_engine_job_spec *in, size_t in
     if (in->binary_name)
         snprintf(own->name, sizeof own->name, "%s", in->binary_name);
     if (in->guest) {
-        if (prev && prev->guest && strcmp(prev->guest, in->guest) == 0) {
+        if (prev && prev->guest && strcmp(prev->guest, in->guest) == 0 &&
+            (!in->memory_bytes || prev_own->image_mem)) {
             memcpy(own->sha, prev_own->sha, sizeof own->sha); /* same file as the job before */
+            own->image_mem = prev_own->image_mem;
             if (!own->name[0])
                 snprintf(own->name, sizeof own->name, "%s", prev_own->name);
         } else if ((rc = store_guest(eng, in->guest, own->sha, own->name, sizeof own->name,
-                                     err)) != 0) {
+                                     in->memory_bytes ? &own->image_mem : NULL, err)) != 0) {
             return rc;
         }
         out->binary_sha256 = own->sha;
@@ -159,8 +248,20 @@ static int convert(aspen_engine *eng, const aspen_engine_job_spec *in, size_t in
                            ASPEN_STORE_MAX_BINARY);
         out->binary = in->binary;
         out->binary_size = in->binary_size;
+        if (in->memory_bytes)
+            own->image_mem = image_pages(in->binary, in->binary_size,
+                                         in->binary_name ? in->binary_name : "the guest");
     } else if (in->binary_sha256) {
         out->binary_sha256 = in->binary_sha256;
+        aspen_store_binary bin = {0};
+        if (in->memory_bytes && aspen_store_get_binary(eng->api_store, in->binary_sha256, &bin,
+                                                       NULL) == 0) {
+            if (!own->name[0] && bin.name)
+                snprintf(own->name, sizeof own->name, "%s", bin.name);
+            own->image_mem =
+                image_pages(bin.bytes, bin.size, own->name[0] ? own->name : "the guest");
+            aspen_store_binary_clear(&bin);
+        } /* not stored: the store's submit says so below */
     } else if (in->source_dir) {
         char real[PATH_MAX];
         struct stat st;
@@ -189,14 +290,31 @@ static int convert(aspen_engine *eng, const aspen_engine_job_spec *in, size_t in
         return eng_err(err, ASPEN_ENGINE_EBINARY,
                        "this job runs in a micro-VM (type vm_execute, isolation or the tag "
                        "requires_isolation) but names no guest binary or source directory");
+    if ((rc = check_memory(in->memory_bytes, own->image_mem,
+                           own->name[0] ? own->name : "the guest", err)) != 0)
+        return rc;
     if (in->n_tags) {
+        /* A tag that is not UTF-8 is refused, never dropped or mangled: tags are what filters and
+         * routing match exactly, so a changed tag would silently match nothing. */
+        for (size_t i = 0; i < in->n_tags; i++) {
+            size_t at = in->tags[i] ? utf8_invalid_at(in->tags[i]) : SIZE_MAX;
+            if (at != SIZE_MAX) {
+                char shown[128];
+                escaped(in->tags[i], shown, sizeof shown);
+                return eng_err(err, ASPEN_ENGINE_EINVAL,
+                               "tag %zu (\"%s\") is not valid UTF-8 (byte 0x%02x at offset %zu): "
+                               "tags must be UTF-8 text",
+                               i + 1, shown, (unsigned char)in->tags[i][at], at);
+            }
+        }
         json_t *arr = json_array();
-        for (size_t i = 0; arr && i < in->n_tags; i++)
-            json_array_append_new(arr, json_string(in->tags[i] ? in->tags[i] : ""));
-        own->tags = arr ? json_dumps(arr, JSON_COMPACT) : NULL;
+        bool ok = arr != NULL;
+        for (size_t i = 0; ok && i < in->n_tags; i++)
+            ok = json_array_append_new(arr, json_string(in->tags[i] ? in->tags[i] : "")) == 0;
+        own->tags = ok ? json_dumps(arr, JSON_COMPACT) : NULL;
         json_decref(arr);
         if (!own->tags)
-            return eng_err(err, ASPEN_ENGINE_EINVAL, "tags must be UTF-8 text");
+            return eng_err(err, ASPEN_ENGINE_ENOMEM, "out of memory for the job's tags");
         out->tags = own->tags;
     }
     out->payload = in->payload ? in->payload : "{}";

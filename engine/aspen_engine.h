@@ -217,7 +217,7 @@ typedef int (*aspen_engine_handler_fn)(aspen_engine_ctx *ctx, void *user);
 int aspen_engine_register_handler(aspen_engine *eng, const char *type, aspen_engine_handler_fn fn,
                                   void *user, aspen_engine_error *err);
 /* True when jobs of this row run in a micro-VM (type vm_execute, tag requires_isolation,
- * isolation on). */
+ * isolation on). The tag is one whole element of the tags array, parsed, not a substring. */
 bool aspen_engine_job_needs_vm(const aspen_store_job *job);
 
 /* ---- events ------------------------------------------------------------------------------------ */

@@ -1,11 +1,12 @@
 /* engine/vmpool.c — the warm VM pool and the image cache.
  *
  * Images are cached by the binary's sha256 and shared (retained) by every VM that runs them: a
- * binary is fetched from the store and validated once per process. VMs are keyed by (sha256, guest
- * memory size); a warm VM restores itself after each run, so an idle one is ready for the next job
- * of its key. The pool is bounded by a budget on guest memory: creating a VM that would pass it
- * evicts idle VMs, least recently used first. VMs in use are never evicted (at most one per worker),
- * so the pool may exceed its budget by the VMs workers hold at that moment.
+ * binary is fetched from the store, checked against its sha256 (a damaged copy is refused, never
+ * run) and validated once per process. VMs are keyed by (sha256, guest memory size); a warm VM
+ * restores itself after each run, so an idle one is ready for the next job of its key. The pool is
+ * bounded by a budget on guest memory: creating a VM that would pass it evicts idle VMs, least
+ * recently used first. VMs in use are never evicted (at most one per worker), so the pool may
+ * exceed its budget by the VMs workers hold at that moment.
  *
  * Workers keep the VM they used last and only come here when the binary changes, so the lock below
  * is off the path of a stream of jobs of one binary.
@@ -111,6 +112,20 @@ static aspen_vm_image *get_image(struct vm_pool *p, aspen_store *store, const ch
         *permanent = rc == ASPEN_STORE_ENOTFOUND;
         snprintf(msg, msgcap, "guest binary %s (%.12s…) is not in the store: %s", name, sha,
                  se.msg);
+        return NULL;
+    }
+    /* The bytes are checked against the hash they are stored under before they become code: a
+     * damaged database (or a hand edit) must not run something the submitter never sent. */
+    char actual[65];
+    aspen_store_sha256_hex(bin.bytes, bin.size, actual);
+    if (strcmp(actual, sha) != 0) {
+        *permanent = true;
+        snprintf(msg, msgcap,
+                 "stored binary %s does not match its sha256 %.16s… (its %zu bytes hash to "
+                 "%.16s…): the database's copy is damaged, so it was not run; resubmit the job "
+                 "with the guest file (that stores a good copy again)",
+                 bin.name ? bin.name : name, sha, bin.size, actual);
+        aspen_store_binary_clear(&bin);
         return NULL;
     }
     aspen_vm_image *img = NULL;

@@ -18,6 +18,8 @@
  */
 #include "engine_internal.h"
 
+#include <jansson.h>
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -268,12 +270,41 @@ int aspen_engine_ctx_fail(aspen_engine_ctx *ctx, bool permanent, const char *fmt
 
 /* ---- routing ------------------------------------------------------------------------------------ */
 
+/* Is one element of the tags array exactly the string "requires_isolation"? Tags are parsed, not
+ * searched as text: a tag `x","requires_isolation` must not route a job into a VM, and an escaped
+ * spelling of the real tag must. Text that names the tag but cannot be parsed routes into a VM
+ * (isolation is the safe side of a doubt). */
+static bool tags_require_isolation(const char *tags)
+{
+    static const char tag[] = "requires_isolation";
+    if (!tags || (!strstr(tags, tag) && !strchr(tags, '\\')))
+        return false; /* the common case, without a parse: the name cannot be in there */
+    json_error_t je;
+    json_t *arr = json_loads(tags, JSON_DECODE_ANY, &je);
+    if (!arr)
+        return true;
+    bool found = false;
+    if (json_is_array(arr)) {
+        size_t i;
+        json_t *v;
+        json_array_foreach(arr, i, v)
+        {
+            if (json_is_string(v) && json_string_length(v) == sizeof tag - 1 &&
+                memcmp(json_string_value(v), tag, sizeof tag - 1) == 0) {
+                found = true;
+                break;
+            }
+        }
+    }
+    json_decref(arr);
+    return found;
+}
+
 bool aspen_engine_job_needs_vm(const aspen_store_job *job)
 {
     if (job->isolation || (job->type && strcmp(job->type, "vm_execute") == 0))
         return true;
-    /* tags is a JSON array of strings: look for the exact string element */
-    return job->tags && strstr(job->tags, "\"requires_isolation\"") != NULL;
+    return tags_require_isolation(job->tags);
 }
 
 const struct eng_handler *eng_find_handler(aspen_engine *eng, const char *type)

@@ -134,6 +134,20 @@ static int binary_insert(aspen_store *s, const char *sha, const void *bytes, siz
     sqlite3_bind_int64(st, 5, now_ms);
     int rc = sqlite3_step(st);
     int code = rc == SQLITE_DONE ? 0 : store_sqlite_err(s, err, rc, "storing a binary");
+    bool existed = code == 0 && sqlite3_changes(s->db) == 0;
+    sqlite3_reset(st);
+    if (!existed)
+        return code;
+    /* Already stored under this hash: if that copy was damaged (the engine refuses to run it),
+     * these bytes, which do hash to it, replace it. */
+    st = store_stmt(s, ST_BINARY_REPAIR, err);
+    if (!st)
+        return stmt_failed(s, err);
+    sqlite3_bind_text(st, 1, sha, 64, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, (int64_t)size);
+    sqlite3_bind_blob64(st, 3, size ? bytes : "", size, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    code = rc == SQLITE_DONE ? 0 : store_sqlite_err(s, err, rc, "repairing a stored binary");
     sqlite3_reset(st);
     return code;
 }

@@ -32,6 +32,8 @@ static const char *const stmt_sql[ST_COUNT] = {
                          " VALUES (?1, ?2, ?3, ?4, ?5)",
     [ST_BINARY_EXISTS] = "SELECT 1 FROM binaries WHERE sha256 = ?1",
     [ST_BINARY_GET] = "SELECT name, size, bytes, created_at FROM binaries WHERE sha256 = ?1",
+    [ST_BINARY_REPAIR] = "UPDATE binaries SET size = ?2, bytes = ?3 WHERE sha256 = ?1"
+                         " AND (size != ?2 OR bytes IS NOT ?3)",
     [ST_PAUSED] = "SELECT value FROM settings WHERE key = 'queue.paused'",
     [ST_ENGINE_LEASE] = "SELECT lease_until FROM engines WHERE id = ?1",
     /* scheduled → queued for every job whose time has come (index jobs_due). */

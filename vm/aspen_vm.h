@@ -108,6 +108,13 @@ typedef struct aspen_vm_config {
 } aspen_vm_config;
 
 void aspen_vm_config_default(aspen_vm_config *cfg);
+/* The guest-memory sizes aspen_vm_create accepts, for callers that check a size before creating a
+ * VM (the engine, at submit): memory_bytes between ASPEN_VM_MIN_MEMORY and ASPEN_VM_MAX_MEMORY, and
+ * (rounded up to pages) at least the image's pages (aspen_vm_image_mem_size) + the stack +
+ * ASPEN_VM_MEMORY_RESERVE (the call block page and the smallest heap). */
+#define ASPEN_VM_MIN_MEMORY (64u << 10)
+#define ASPEN_VM_MAX_MEMORY (1ull << 30)
+#define ASPEN_VM_MEMORY_RESERVE (5u * 4096u)
 /* Parse "1M", "512K", "256MiB", "1048576" into bytes (not 0); 0 on success, -1 otherwise. */
 int aspen_vm_parse_size(const char *s, size_t *out);
 

@@ -8,6 +8,13 @@
  *              lines, a flood over two attempts (the cap spans attempts), the dropped count visible
  *              while the job still runs, and cancel of a job blocked on a full log buffer.
  *   handlers   an in-process handler's log lines and its result are capped the same way.
+ *   tags       a tag `x","requires_isolation` (and look-alikes) does not route a job into a VM.
+ *   sha256     a stored binary damaged in the SQLite file is refused when loaded, never run; a
+ *              resubmit of the guest file repairs it.
+ *   memory     --memory the VM would refuse (range, too small for image + stack) is refused at
+ *              submit, through the API and the CLI, with no job created; the boundary runs.
+ *   utf-8      a tag that is not UTF-8 is refused with a message (never dropped); a log line that
+ *              is not UTF-8 is stored byte for byte.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -17,10 +24,13 @@
 #include <cmocka.h>
 
 #include "aspen_engine.h"
+#include "aspen_vm.h"
 
 #include <fcntl.h>
+#include <jansson.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +40,7 @@
 
 #define FLOOD ENGINE_GUEST_DIR "/test-flood"
 #define QUIET GUEST_DIR "/test-quiet-echo"
+#define ECHO GUEST_DIR "/echo-worker"
 
 #define TEST_TMP_PREFIX "aspen-engine-bounds"
 #include "test_support.h"
@@ -97,6 +108,16 @@ static void wait_state(aspen_engine *eng, int64_t id, aspen_store_state want, in
         }
         sleep_ms(5);
     }
+}
+
+static int64_t total_jobs(aspen_engine *eng)
+{
+    int64_t c[ASPEN_STORE_STATE_COUNT], n = 0;
+    aspen_engine_error err = {0};
+    assert_int_equal(aspen_engine_counts(eng, c, &err), 0);
+    for (int i = 0; i < ASPEN_STORE_STATE_COUNT; i++)
+        n += c[i];
+    return n;
 }
 
 /* {"printed": N} from test-flood's result. */
@@ -371,6 +392,310 @@ static void test_handler_bounds(void **state)
     aspen_engine_close(eng);
 }
 
+/* ---- tags --------------------------------------------------------------------------------------- */
+
+static bool routed(const char *tags)
+{
+    aspen_store_job j = {.type = "echo", .tags = (char *)tags};
+    return aspen_engine_job_needs_vm(&j);
+}
+
+static void test_tags_exact_match(void **state)
+{
+    (void)state;
+    /* the row's text as the store holds it */
+    assert_true(routed("[\"requires_isolation\"]"));
+    assert_true(routed("[\"a\",\"requires_isolation\",\"b\"]"));
+    assert_true(routed("[\"requires\\u005fisolation\"]")); /* escaped, still the tag */
+    assert_false(routed("[\"x\\\",\\\"requires_isolation\"]"));
+    assert_false(routed("[\"\\\"requires_isolation\\\"\"]"));
+    assert_false(routed("[[\"requires_isolation\"]]"));
+    assert_false(routed("{\"requires_isolation\":true}"));
+    assert_false(routed("[\"requires_isolation \"]"));
+    assert_false(routed("[]"));
+    assert_false(routed(NULL));
+    assert_true(routed("[\"requires_isolation\"")); /* unparseable and naming it: isolate */
+
+    /* end to end: an in-process type with hostile tags runs in-process (no VM exits) */
+    aspen_engine *eng = open_eng(1);
+    const char *hostile[] = {"x\",\"requires_isolation", "\"requires_isolation\"",
+                             "requires_isolation ", " requires_isolation", "Requires_isolation",
+                             "requires_isolation\\", "requires_isolation\",\""};
+    enum { N = sizeof hostile / sizeof hostile[0] };
+    int64_t ids[N];
+    for (size_t i = 0; i < N; i++) {
+        const char *tags[] = {"urgent", hostile[i]};
+        aspen_engine_job_spec s = {.type = "echo", .payload = "{\"t\":1}", .tags = tags,
+                                   .n_tags = 2};
+        ids[i] = submit(eng, &s);
+    }
+    const char *real[] = {"urgent", "requires_isolation"};
+    aspen_engine_job_spec vm = {.type = "echo", .guest = QUIET, .payload = "{\"vm\":1}",
+                                .tags = real, .n_tags = 2};
+    int64_t in_vm = submit(eng, &vm);
+    start(eng);
+    aspen_engine_error err = {0};
+    assert_int_equal(aspen_engine_wait_idle(eng, 60000, true, &err), 0);
+    for (size_t i = 0; i < N; i++) {
+        aspen_store_job j = {0};
+        get(eng, ids[i], &j);
+        if (j.state != ASPEN_STORE_SUCCEEDED)
+            fprintf(stderr, "tag '%s': %s (%s)\n", hostile[i], aspen_store_state_name(j.state),
+                    j.error ? j.error : "");
+        assert_int_equal(j.state, ASPEN_STORE_SUCCEEDED);
+        assert_string_equal((const char *)j.result, "{\"t\":1}"); /* echo's own result */
+        aspen_store_job_clear(&j);
+        aspen_store_attempt *a = NULL;
+        size_t n = 0;
+        assert_int_equal(aspen_engine_attempts(eng, ids[i], &a, &n, &err), 0);
+        assert_int_equal(n, 1);
+        assert_int_equal(a[0].exits, 0);
+        aspen_store_attempts_free(a, n);
+    }
+    aspen_store_attempt *a = NULL;
+    size_t n = 0;
+    assert_int_equal(aspen_engine_attempts(eng, in_vm, &a, &n, &err), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(a[0].outcome, "succeeded");
+    assert_true(a[0].exits >= 1);
+    aspen_store_attempts_free(a, n);
+    aspen_engine_close(eng);
+}
+
+/* ---- stored binaries checked by hash ------------------------------------------------------------ */
+
+/* Flips one byte of every stored binary in the database file, as disk damage or a hand edit
+ * would. */
+static void damage_binaries(void)
+{
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(g_db, &db), SQLITE_OK);
+    sqlite3_stmt *sel = NULL, *upd = NULL;
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT sha256, bytes FROM binaries", -1, &sel, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, "UPDATE binaries SET bytes = ?2 WHERE sha256 = ?1",
+                                        -1, &upd, NULL),
+                     SQLITE_OK);
+    int damaged = 0;
+    while (sqlite3_step(sel) == SQLITE_ROW) {
+        int n = sqlite3_column_bytes(sel, 1);
+        assert_true(n > 0);
+        unsigned char *b = malloc((size_t)n);
+        memcpy(b, sqlite3_column_blob(sel, 1), (size_t)n);
+        b[n / 2] ^= 0x01;
+        sqlite3_bind_text(upd, 1, (const char *)sqlite3_column_text(sel, 0), -1, SQLITE_TRANSIENT);
+        sqlite3_bind_blob(upd, 2, b, n, SQLITE_TRANSIENT);
+        assert_int_equal(sqlite3_step(upd), SQLITE_DONE);
+        sqlite3_reset(upd);
+        free(b);
+        damaged++;
+    }
+    assert_int_equal(damaged, 1);
+    sqlite3_finalize(sel);
+    sqlite3_finalize(upd);
+    sqlite3_close(db);
+}
+
+static void test_binary_hash_checked(void **state)
+{
+    (void)state;
+    aspen_engine *eng = open_eng(0);
+    aspen_engine_job_spec s = {.guest = QUIET, .payload = "{\"n\":1}", .max_attempts = 3};
+    int64_t id = submit(eng, &s);
+    aspen_engine_close(eng);
+    damage_binaries();
+
+    eng = open_eng(1);
+    start(eng);
+    wait_state(eng, id, ASPEN_STORE_FAILED, 30000);
+    aspen_store_job j = {0};
+    get(eng, id, &j);
+    fprintf(stderr, "damaged binary: %s\n", j.error);
+    assert_int_equal(j.attempts, 1); /* permanent: the same bytes would be refused again */
+    assert_non_null(strstr(j.error, "stored binary test-quiet-echo does not match its sha256"));
+    assert_non_null(strstr(j.error, "resubmit"));
+    assert_null(j.result);
+    aspen_store_job_clear(&j);
+    aspen_engine_error err = {0};
+    aspen_store_attempt *a = NULL;
+    size_t n = 0;
+    assert_int_equal(aspen_engine_attempts(eng, id, &a, &n, &err), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(a[0].exits, 0); /* never entered a VM */
+    aspen_store_attempts_free(a, n);
+
+    /* as the message says: resubmitting the guest file stores a good copy again */
+    int64_t again = submit(eng, &s);
+    wait_state(eng, again, ASPEN_STORE_SUCCEEDED, 30000);
+    get(eng, again, &j);
+    assert_string_equal((const char *)j.result, "{\"n\":1}");
+    aspen_store_job_clear(&j);
+    aspen_engine_close(eng);
+}
+
+/* ---- --memory at submit ------------------------------------------------------------------------- */
+
+static int submit_err(aspen_engine *eng, const aspen_engine_job_spec *s, aspen_engine_error *err)
+{
+    int64_t id = 0;
+    memset(err, 0, sizeof *err);
+    return aspen_engine_submit(eng, s, &id, err);
+}
+
+/* Reads a whole small file into buf. */
+static void slurp(const char *path, char *buf, size_t cap)
+{
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    size_t n = fread(buf, 1, cap - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+}
+
+/* Runs the CLI with args, stderr to a file; returns its exit code and what it printed there. */
+static int run_cli(char *const argv[], char *errbuf, size_t cap)
+{
+    char errpath[400];
+    snprintf(errpath, sizeof errpath, "%s/stderr.txt", g_dir);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int fd = open(errpath, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        int null = open("/dev/null", O_WRONLY);
+        if (fd < 0 || null < 0)
+            _exit(126);
+        dup2(fd, 2);
+        dup2(null, 1);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    slurp(errpath, errbuf, cap);
+    return WEXITSTATUS(status);
+}
+
+static void test_memory_checked_at_submit(void **state)
+{
+    (void)state;
+    aspen_engine *eng = open_eng(1);
+    aspen_engine_error err;
+    aspen_engine_job_spec s = {.guest = ECHO, .payload = "{}", .memory_bytes = 1024};
+    assert_int_equal(submit_err(eng, &s, &err), ASPEN_ENGINE_EINVAL);
+    assert_non_null(strstr(err.msg, "between 64 KiB and 1 GiB (got 1024 bytes)"));
+    s.memory_bytes = (int64_t)ASPEN_VM_MIN_MEMORY - 1;
+    assert_int_equal(submit_err(eng, &s, &err), ASPEN_ENGINE_EINVAL);
+    s.memory_bytes = (int64_t)ASPEN_VM_MAX_MEMORY + 1;
+    assert_int_equal(submit_err(eng, &s, &err), ASPEN_ENGINE_EINVAL);
+    assert_non_null(strstr(err.msg, "between 64 KiB and 1 GiB"));
+    s.memory_bytes = -1;
+    assert_int_equal(submit_err(eng, &s, &err), ASPEN_ENGINE_EINVAL);
+
+    /* too small for the image and the stack: the VM's own rule, before the job exists */
+    aspen_vm_image *img = NULL;
+    aspen_vm_error ve = {0};
+    assert_int_equal(aspen_vm_image_load_file(ECHO, &img, &ve), 0);
+    aspen_vm_config cfg;
+    aspen_vm_config_default(&cfg);
+    size_t need = aspen_vm_image_mem_size(img) + cfg.stack_bytes + ASPEN_VM_MEMORY_RESERVE;
+    s.memory_bytes = (int64_t)need - 4096;
+    assert_int_equal(submit_err(eng, &s, &err), ASPEN_ENGINE_EINVAL);
+    fprintf(stderr, "%s\n", err.msg);
+    assert_non_null(strstr(err.msg, "too small for echo-worker"));
+    assert_non_null(strstr(err.msg, "give it at least"));
+    /* the same through the binary's bytes and through its sha256 */
+    FILE *f = fopen(ECHO, "rb");
+    assert_non_null(f);
+    static unsigned char bytes[1 << 20];
+    size_t nb = fread(bytes, 1, sizeof bytes, f);
+    fclose(f);
+    aspen_engine_job_spec by_bytes = {.binary = bytes, .binary_size = nb, .binary_name = "echo",
+                                      .payload = "{}", .memory_bytes = (int64_t)need - 4096};
+    assert_int_equal(submit_err(eng, &by_bytes, &err), ASPEN_ENGINE_EINVAL);
+    assert_non_null(strstr(err.msg, "too small"));
+    char sha[65];
+    aspen_store_sha256_hex(bytes, nb, sha);
+    aspen_engine_job_spec by_sha = {.binary_sha256 = sha, .payload = "{}",
+                                    .memory_bytes = (int64_t)need - 4096};
+    assert_int_equal(total_jobs(eng), 0);
+
+    /* exactly enough is accepted — and the VM agrees: it runs */
+    s.memory_bytes = (int64_t)need;
+    int64_t fits = submit(eng, &s);
+    assert_int_equal(submit_err(eng, &by_sha, &err), ASPEN_ENGINE_EINVAL); /* stored now */
+    assert_non_null(strstr(err.msg, "too small for echo-worker"));
+    start(eng);
+    wait_state(eng, fits, ASPEN_STORE_SUCCEEDED, 30000);
+    aspen_vm *vm = NULL;
+    cfg.memory_bytes = need - 4096;
+    assert_int_equal(aspen_vm_create(img, &cfg, NULL, &vm, &ve), ASPEN_VM_EINVAL);
+    aspen_vm_image_release(img);
+
+    /* the CLI: non-zero exit, the message, no job */
+    char out[2048];
+    char *cli[] = {ASPEN_BIN, "submit", ECHO, "--memory", "1K", "--db", g_db, NULL};
+    assert_int_equal(run_cli(cli, out, sizeof out), 1);
+    fprintf(stderr, "aspen submit --memory 1K: %s", out);
+    assert_non_null(strstr(out, "between 64 KiB and 1 GiB (got 1024 bytes)"));
+    char *cli2[] = {ASPEN_BIN, "submit", ECHO, "--memory", "64K", "--db", g_db, NULL};
+    assert_int_equal(run_cli(cli2, out, sizeof out), 1);
+    assert_non_null(strstr(out, "too small for echo-worker"));
+    assert_int_equal(total_jobs(eng), 1);
+    aspen_engine_close(eng);
+}
+
+/* ---- UTF-8 -------------------------------------------------------------------------------------- */
+
+static void test_non_utf8_tags_and_logs(void **state)
+{
+    (void)state;
+    aspen_engine *eng = open_eng(1);
+    aspen_engine_error err;
+    const char *bad[] = {"a\xff" "b", "\xc0\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80", "ok\xe2\x82"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        const char *tags[] = {"fine", bad[i]};
+        aspen_engine_job_spec s = {.type = "echo", .tags = tags, .n_tags = 2};
+        assert_int_equal(submit_err(eng, &s, &err), ASPEN_ENGINE_EINVAL);
+        assert_non_null(strstr(err.msg, "tag 2 (\""));
+        assert_non_null(strstr(err.msg, "is not valid UTF-8"));
+        assert_non_null(strstr(err.msg, "\\x")); /* the bytes shown escaped, not raw */
+    }
+    assert_int_equal(total_jobs(eng), 0); /* refused, never stored without the tag */
+    const char *good[] = {"h\xc3\xa9llo", "\xe2\x9c\x93", "\xf0\x9f\x98\x80"};
+    aspen_engine_job_spec g = {.type = "echo", .tags = good, .n_tags = 3};
+    int64_t id = submit(eng, &g);
+    aspen_store_job j = {0};
+    get(eng, id, &j);
+    json_error_t je;
+    json_t *arr = json_loads(j.tags, 0, &je);
+    assert_non_null(arr);
+    assert_int_equal(json_array_size(arr), 3);
+    for (size_t i = 0; i < 3; i++)
+        assert_string_equal(json_string_value(json_array_get(arr, i)), good[i]);
+    json_decref(arr);
+    aspen_store_job_clear(&j);
+
+    char out[2048];
+    char *cli[] = {ASPEN_BIN, "submit", "--type", "echo", "--tag", "x\xfe", "--db", g_db, NULL};
+    assert_int_equal(run_cli(cli, out, sizeof out), 1);
+    assert_non_null(strstr(out, "is not valid UTF-8"));
+    assert_int_equal(total_jobs(eng), 1);
+
+    /* a guest's log line that is not UTF-8 is kept byte for byte */
+    aspen_engine_job_spec f = {.guest = FLOOD, .payload = "{\"bad_utf8\":true}"};
+    int64_t fid = submit(eng, &f);
+    start(eng);
+    wait_state(eng, fid, ASPEN_STORE_SUCCEEDED, 30000);
+    aspen_store_log *logs = NULL;
+    size_t n = 0;
+    assert_int_equal(aspen_engine_logs(eng, fid, 0, 0, &logs, &n, &err), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(logs[0].line, "bad \xff\xfe utf8 \xc3\x28 end");
+    aspen_store_logs_free(logs, n);
+    aspen_engine_close(eng);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -379,6 +704,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_flood_cap_spans_attempts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_flood_live_count_and_cancel, setup, teardown),
         cmocka_unit_test_setup_teardown(test_handler_bounds, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tags_exact_match, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_binary_hash_checked, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_memory_checked_at_submit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_non_utf8_tags_and_logs, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -269,6 +269,7 @@ void aspen_engine_close(aspen_engine *eng)
     aspen_store_close(eng->api_store);
     free(eng->subs);
     free(eng->q);
+    free(eng->starts);
     free(eng->workers);
     pthread_mutex_destroy(&eng->api_mu);
     pthread_rwlock_destroy(&eng->sub_lock);
@@ -318,6 +319,36 @@ static void engine_message(aspen_engine *eng, const char *fmt, ...)
     eng_emit(eng, &ev);
 }
 
+static struct eng_job **queue_take_all(aspen_engine *eng, size_t *n);
+static void job_free(struct eng_job *j);
+
+/* A permanent store error: nothing this engine writes can succeed until a person acts. Stop
+ * claiming, drop what waits in the ready queue (its reservations lapse with the lease: never
+ * charged), and say why; wait_idle returns the message, so `aspen worker` exits with it. */
+static void engine_fatal(aspen_engine *eng, const char *what, const aspen_store_error *se)
+{
+    if (atomic_exchange(&eng->fatal_taken, 1))
+        return;
+    snprintf(eng->fatal_msg, sizeof eng->fatal_msg, "%s: %s", what, se->msg);
+    atomic_store(&eng->fatal, 1);
+    engine_message(eng, "stopping: %s", eng->fatal_msg);
+    size_t n;
+    struct eng_job **all = queue_take_all(eng, &n);
+    for (size_t i = 0; i < n; i++)
+        job_free(all[i]);
+    free(all);
+}
+
+/* Store failures of the service threads: permanent ones stop the engine, others are retried. */
+static bool store_failure(aspen_engine *eng, int rc, const char *what, const aspen_store_error *se)
+{
+    if (rc && rc != ASPEN_STORE_ELEASE && aspen_store_error_permanent(rc)) {
+        engine_fatal(eng, what, se);
+        return true;
+    }
+    return false;
+}
+
 int aspen_engine_subscribe(aspen_engine *eng, unsigned mask, aspen_engine_event_fn fn, void *user)
 {
     if (!fn || !mask)
@@ -360,6 +391,7 @@ void aspen_engine_unsubscribe(aspen_engine *eng, int id)
 
 static int queue_push_many(aspen_engine *eng, aspen_store_job *jobs, size_t n, int64_t engine_id)
 {
+    int64_t now = eng_mono_ms();
     pthread_mutex_lock(&eng->q_mu);
     if (eng->q_len + n > eng->q_cap) {
         size_t cap = eng->q_cap ? eng->q_cap : 1024;
@@ -384,7 +416,12 @@ static int queue_push_many(aspen_engine *eng, aspen_store_job *jobs, size_t n, i
             break;
         j->row = jobs[i];
         memset(&jobs[i], 0, sizeof jobs[i]);
+        /* As its worker will run it: the attempt it becomes once started (handlers read it). */
+        j->row.state = ASPEN_STORE_RUNNING;
+        j->row.attempts++;
+        j->row.owner = engine_id;
         j->engine_id = engine_id;
+        j->queued_mono = now;
         atomic_init(&j->cancel, CANCEL_NONE);
         eng->q[(eng->q_head + eng->q_len) % eng->q_cap] = j;
         eng->q_len++;
@@ -420,6 +457,57 @@ static void job_free(struct eng_job *j)
 {
     aspen_store_job_clear(&j->row);
     free(j);
+}
+
+/* Takes the jobs at the head of the queue that waited longer than max_wait_ms (prefetch that
+ * could not start in time: it goes back to the store for other engines). */
+static struct eng_job **queue_take_stale(aspen_engine *eng, int64_t now, int64_t max_wait_ms,
+                                         size_t *n)
+{
+    *n = 0;
+    pthread_mutex_lock(&eng->q_mu);
+    size_t k = 0;
+    while (k < eng->q_len && now - eng->q[(eng->q_head + k) % eng->q_cap]->queued_mono > max_wait_ms)
+        k++;
+    struct eng_job **out = k ? malloc(k * sizeof *out) : NULL;
+    if (out) {
+        for (size_t i = 0; i < k; i++)
+            out[i] = eng->q[(eng->q_head + i) % eng->q_cap];
+        eng->q_head = (eng->q_head + k) % eng->q_cap;
+        eng->q_len -= k;
+        *n = k;
+    }
+    pthread_mutex_unlock(&eng->q_mu);
+    return out;
+}
+
+void eng_job_started(aspen_engine *eng, struct eng_job *j, int64_t started_ms)
+{
+    j->row.started_at_ms = started_ms;
+    atomic_fetch_add_explicit(&eng->c_started, 1, memory_order_relaxed);
+    pthread_mutex_lock(&eng->d_mu);
+    if (eng->n_starts == eng->cap_starts) {
+        size_t cap = eng->cap_starts ? eng->cap_starts * 2 : 64;
+        struct eng_start *grown = realloc(eng->starts, cap * sizeof *grown);
+        if (grown) {
+            eng->starts = grown;
+            eng->cap_starts = cap;
+        }
+    }
+    /* Out of memory: no start mark; the completion still marks it (start and end in one write). */
+    if (eng->n_starts < eng->cap_starts) {
+        eng->starts[eng->n_starts++] = (struct eng_start){j->row.id, j->engine_id, started_ms};
+        if (eng->n_starts == 1 && !eng->d_head)
+            pthread_cond_signal(&eng->d_cond);
+    }
+    pthread_mutex_unlock(&eng->d_mu);
+    if (eng_wants(eng, ASPEN_ENGINE_EV_JOB_STATE)) {
+        aspen_engine_event ev = {.type = ASPEN_ENGINE_EV_JOB_STATE, .job_id = j->row.id,
+                                 .attempt = j->row.attempts, .worker = -1,
+                                 .state = ASPEN_STORE_RUNNING, .outcome = -1,
+                                 .job_type = j->row.type};
+        eng_emit(eng, &ev);
+    }
 }
 
 /* ---- cancel: find the job wherever it is in this process and stop it ---------------------------- */
@@ -650,14 +738,16 @@ static void *dispatcher_main(void *arg)
                                               c->lease_ms, aspen_store_now_ms(), &se);
             if (rc == ASPEN_STORE_ELEASE)
                 lease_lost(eng, se.msg);
-            else if (rc)
+            else if (rc && !store_failure(eng, rc, "renewing the engine's lease", &se))
                 engine_message(eng, "renewing the lease failed (will retry): %s", se.msg);
         }
         if (now >= next_recover) {
             next_recover = now + c->recover_ms;
             aspen_store_recovery rep = {0};
-            if (aspen_store_recover(eng->disp_store, aspen_store_now_ms(), &rep, &se) == 0 &&
-                (rep.requeued || rep.failed || rep.cancelled))
+            int rc = aspen_store_recover(eng->disp_store, aspen_store_now_ms(), &rep, &se);
+            if (rc)
+                store_failure(eng, rc, "recovering jobs of dead engines", &se);
+            else if (rep.requeued || rep.failed || rep.cancelled)
                 engine_message(eng,
                                "recovery: %lld jobs of dead engines requeued, %lld failed (out of "
                                "attempts), %lld cancelled",
@@ -693,11 +783,23 @@ static void *dispatcher_main(void *arg)
     return NULL;
 }
 
+/* Claim sizing. An engine reserves what it can start now — its idle workers — plus a prefetch of
+ * what its workers get through in PREFETCH_MS at the rate they have been starting jobs (so 73 µs
+ * jobs prefetch a couple of hundred, one-second jobs none), capped by claim_batch. Prefetched jobs
+ * that still wait after PREFETCH_MAX_WAIT_MS are given back, and prefetch pauses for a second. */
+#define PREFETCH_MS 25
+#define PREFETCH_MAX_WAIT_MS 200
+#define PREFETCH_HOLD_MS 1000
+
 struct claim_state {
-    size_t low;
     bool more, have_version;
     uint64_t last_version;
     int64_t last_version_check, next_claim;
+    /* start rate, for the prefetch */
+    int64_t rate_ms;
+    uint64_t rate_started;
+    double rate; /* jobs started per ms (smoothed) */
+    int64_t hold_until; /* no prefetch before this (mono ms): it went stale recently */
 };
 
 /* ---- committer ---------------------------------------------------------------------------------- */
@@ -755,28 +857,77 @@ static int commit_buf_fit(struct commit_buf *b, size_t n, size_t n_logs)
     return 0;
 }
 
-/* Writes one group of completions (those of the current engine id) and releases the handed-back
- * jobs. Returns 0, or a store error code after which the group is kept and tried again. */
-static int commit_group(aspen_engine *eng, struct eng_done *list, struct commit_buf *b)
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* A start mark the store refused: the job was cancelled or its reservation given back while it
+ * waited. Its result could not be recorded, so its worker stops it and drops the attempt. */
+static void start_refused(aspen_engine *eng, int64_t id, const char *why)
+{
+    for (int i = 0; i < eng->n_workers; i++) {
+        struct eng_worker *w = &eng->workers[i];
+        pthread_mutex_lock(&w->mu);
+        bool mine = w->cur_job_id == id;
+        pthread_mutex_unlock(&w->mu);
+        if (mine)
+            eng_worker_interrupt(w, CANCEL_LEASE);
+    }
+    engine_message(eng, "job %lld was not started after all: %s", (long long)id, why);
+}
+
+/* Writes one group: start marks of jobs whose completion is not in this group, the completions (a
+ * reserved job that started and finished within the group is marked started by its completion),
+ * all in one transaction; then releases the handed-back jobs. Only the current engine id's work
+ * is written (older ids' was recovered by others). Returns 0, or a store error code after which
+ * the group is kept and tried again. */
+static int commit_group(aspen_engine *eng, struct eng_done *list, const struct eng_start *starts,
+                        size_t n_starts, struct commit_buf *b)
 {
     int64_t engine_id = atomic_load(&eng->engine_id);
-    size_t n = 0, n_logs = 0;
-    for (struct eng_done *d = list; d; d = d->next)
+    size_t n = 0, n_logs = 0, n_done = 0;
+    for (struct eng_done *d = list; d; d = d->next) {
+        n_done++;
         if (!d->release && d->engine_id == engine_id) {
             n++;
             n_logs += d->n_logs - d->n_flushed;
         }
+    }
     if (commit_buf_fit(b, n, n_logs) != 0)
         return ASPEN_STORE_ENOMEM;
+    /* Jobs with a completion or release in this group: their start needs no separate mark. */
+    int64_t *done_ids = n_done ? malloc(n_done * sizeof *done_ids) : NULL;
+    aspen_store_start *marks = n_starts ? malloc(n_starts * sizeof *marks) : NULL;
+    int *mark_status = n_starts ? malloc(n_starts * sizeof *mark_status) : NULL;
+    if ((n_done && !done_ids) || (n_starts && (!marks || !mark_status))) {
+        free(done_ids);
+        free(marks);
+        free(mark_status);
+        return ASPEN_STORE_ENOMEM;
+    }
+    size_t k = 0;
+    for (struct eng_done *d = list; d; d = d->next)
+        done_ids[k++] = d->job_id;
+    if (n_done > 1)
+        qsort(done_ids, n_done, sizeof *done_ids, cmp_i64);
+    size_t n_marks = 0;
+    for (size_t i = 0; i < n_starts; i++)
+        if (starts[i].engine_id == engine_id &&
+            !(n_done && bsearch(&starts[i].job_id, done_ids, n_done, sizeof *done_ids, cmp_i64)))
+            marks[n_marks++] = (aspen_store_start){starts[i].job_id, starts[i].started_ms};
+    free(done_ids);
+
     size_t i = 0, li = 0;
     for (struct eng_done *d = list; d; d = d->next) {
         if (d->release || d->engine_id != engine_id)
             continue;
         aspen_store_log_line *lg = b->logs + li;
         size_t nl = d->n_logs - d->n_flushed; /* the rest went to the store live */
-        for (size_t k = d->n_flushed; k < d->n_logs; k++)
-            b->logs[li++] = (aspen_store_log_line){.time_ms = d->logs[k].time_ms,
-                                                   .line = d->logs[k].line};
+        for (size_t k2 = d->n_flushed; k2 < d->n_logs; k2++)
+            b->logs[li++] = (aspen_store_log_line){.time_ms = d->logs[k2].time_ms,
+                                                   .line = d->logs[k2].line};
         b->c[i] = (aspen_store_completion){
             .job_id = d->job_id, .outcome = d->outcome, .stats = d->stats,
             .output = d->output, .output_size = d->output_len, .error = d->error,
@@ -784,30 +935,48 @@ static int commit_group(aspen_engine *eng, struct eng_done *list, struct commit_
         b->d[i++] = d;
     }
     aspen_store_error se = {0};
-    if (n) {
-        int rc = aspen_store_complete(eng->commit_store, engine_id, b->c, n, aspen_store_now_ms(),
-                                      b->status, b->states, &se);
+    if (n || n_marks) {
+        int rc = aspen_store_commit(eng->commit_store, engine_id, marks, n_marks, mark_status,
+                                    b->c, n, aspen_store_now_ms(), b->status, b->states, &se);
         if (rc) {
-            engine_message(eng, "writing %zu finished jobs failed (will retry): %s", n, se.msg);
+            if (!store_failure(eng, rc, "writing finished jobs", &se)) {
+                if (!atomic_load(&eng->store_failing))
+                    engine_message(eng,
+                                   "writing %zu finished jobs and %zu starts failed: %s. They are "
+                                   "kept and written again with backoff; nothing is lost",
+                                   n, n_marks, se.msg);
+            }
+            free(marks);
+            free(mark_status);
             return rc;
         }
-        atomic_fetch_add(&eng->c_commits, 1);
-        atomic_fetch_add(&eng->c_finished, n);
+        for (size_t m = 0; m < n_marks; m++)
+            if (mark_status[m] != 0)
+                start_refused(eng, marks[m].job_id,
+                              mark_status[m] == ASPEN_STORE_ESTATE
+                                  ? "it was cancelled (or changed) in the store meanwhile"
+                                  : "its reservation was given back after a lost lease");
+        if (n) {
+            atomic_fetch_add(&eng->c_commits, 1);
+            atomic_fetch_add(&eng->c_finished, n);
+        }
         bool tell = eng_wants(eng, ASPEN_ENGINE_EV_JOB_STATE);
-        for (size_t k = 0; k < n; k++) {
-            if (b->status[k] != 0)
+        for (size_t k2 = 0; k2 < n; k2++) {
+            if (b->status[k2] != 0)
                 continue;
-            count_final(eng, b->d[k], b->states[k]);
+            count_final(eng, b->d[k2], b->states[k2]);
             if (tell) {
                 aspen_engine_event ev = {
-                    .type = ASPEN_ENGINE_EV_JOB_STATE, .job_id = b->d[k]->job_id,
-                    .attempt = b->d[k]->attempt, .worker = -1, .state = b->states[k],
-                    .outcome = (int)b->d[k]->outcome, .job_type = b->d[k]->type,
-                    .message = b->d[k]->error};
+                    .type = ASPEN_ENGINE_EV_JOB_STATE, .job_id = b->d[k2]->job_id,
+                    .attempt = b->d[k2]->attempt, .worker = -1, .state = b->states[k2],
+                    .outcome = (int)b->d[k2]->outcome, .job_type = b->d[k2]->type,
+                    .message = b->d[k2]->error};
                 eng_emit(eng, &ev);
             }
         }
     }
+    free(marks);
+    free(mark_status);
     for (struct eng_done *d = list; d; d = d->next) {
         if (!d->release || d->engine_id != engine_id)
             continue;
@@ -823,16 +992,68 @@ static int commit_group(aspen_engine *eng, struct eng_done *list, struct commit_
     return 0;
 }
 
-/* Claims due jobs into the ready queue when it runs low. When the last claim was not full, only if
- * someone committed something (data version), a local submit woke us, or a second passed
- * (scheduled jobs fall due). Returns true if it claimed anything. */
+/* The prefetch: what this engine's workers start in PREFETCH_MS at their recent rate. */
+static size_t prefetch_size(aspen_engine *eng, struct claim_state *cs, int64_t now)
+{
+    uint64_t started = atomic_load_explicit(&eng->c_started, memory_order_relaxed);
+    if (!cs->rate_ms) {
+        cs->rate_ms = now;
+        cs->rate_started = started;
+    } else if (now - cs->rate_ms >= 20) {
+        double inst = (double)(started - cs->rate_started) / (double)(now - cs->rate_ms);
+        cs->rate = cs->rate == 0 ? inst : 0.6 * cs->rate + 0.4 * inst;
+        cs->rate_ms = now;
+        cs->rate_started = started;
+    }
+    if (now < cs->hold_until)
+        return 0;
+    double p = cs->rate * PREFETCH_MS + 0.5;
+    size_t cap = eng->cfg.claim_batch * 2;
+    return p >= (double)cap ? cap : (size_t)p;
+}
+
+/* Gives back prefetched jobs that waited too long for a worker (all busy with long jobs), so that
+ * other engines can run them now, and holds the prefetch off for a while. */
+static void give_back_stale(aspen_engine *eng, struct claim_state *cs, int64_t now)
+{
+    size_t n = 0;
+    struct eng_job **old = queue_take_stale(eng, now, PREFETCH_MAX_WAIT_MS, &n);
+    if (!n)
+        return;
+    int64_t *ids = malloc(n * sizeof *ids);
+    int64_t engine_id = atomic_load(&eng->engine_id);
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (ids && old[i]->engine_id == engine_id)
+            ids[k++] = old[i]->row.id;
+        job_free(old[i]);
+    }
+    free(old);
+    aspen_store_error se = {0};
+    /* If this fails the reservations stay until this engine unregisters or its lease lapses. */
+    if (k && aspen_store_unclaim(eng->commit_store, engine_id, ids, k, &se) != 0)
+        store_failure(eng, se.code, "giving back prefetched jobs", &se);
+    free(ids);
+    cs->hold_until = now + PREFETCH_HOLD_MS;
+}
+
+/* Reserves due jobs for the ready queue: enough for the idle workers, plus the prefetch; refills
+ * when the queue would leave a worker idle or fell to half the prefetch. When the last claim was
+ * not full, only if someone committed something (data version), a local submit woke us, or a
+ * second passed (scheduled jobs fall due). Returns true if it claimed anything. */
 static bool claim_more(aspen_engine *eng, struct claim_state *cs)
 {
     const aspen_engine_config *c = &eng->cfg;
     aspen_store_error se = {0};
     int64_t now = eng_mono_ms();
+    if (atomic_load(&eng->fatal) || atomic_load(&eng->store_failing))
+        return false;
     size_t qlen = queue_len(eng);
-    if (qlen >= cs->low)
+    int running = atomic_load(&eng->running_jobs);
+    size_t idle = running < eng->n_workers ? (size_t)(eng->n_workers - running) : 0;
+    size_t prefetch = prefetch_size(eng, cs, now);
+    size_t target = idle + prefetch;
+    if (qlen >= target || (qlen >= idle && qlen > prefetch * 3 / 4))
         return false;
     bool woken = atomic_exchange(&eng->wake_dispatcher, 0) != 0;
     if (!cs->more) {
@@ -859,30 +1080,22 @@ static bool claim_more(aspen_engine *eng, struct claim_state *cs)
     aspen_store_job *jobs = NULL;
     size_t n = 0;
     bool paused = false;
-    size_t want = c->claim_batch * 2 - qlen;
+    size_t want = target - qlen;
     int rc = aspen_store_claim(eng->commit_store, atomic_load(&eng->engine_id), want,
                                aspen_store_now_ms(), &jobs, &n, &paused, &se);
     cs->next_claim = now + 1000;
     if (rc) {
         /* ELEASE: the dispatcher's renew notices within a second and handles it */
-        if (rc != ASPEN_STORE_ELEASE)
+        if (rc != ASPEN_STORE_ELEASE && !store_failure(eng, rc, "claiming jobs", &se))
             engine_message(eng, "claiming jobs failed (will retry): %s", se.msg);
         cs->more = false;
     } else {
         cs->more = n == want; /* a full batch: there may be more right away */
         if (n) {
             atomic_fetch_add(&eng->c_claimed, n);
-            if (eng_wants(eng, ASPEN_ENGINE_EV_JOB_STATE))
-                for (size_t i = 0; i < n; i++) {
-                    aspen_engine_event ev = {.type = ASPEN_ENGINE_EV_JOB_STATE,
-                                             .job_id = jobs[i].id, .attempt = jobs[i].attempts,
-                                             .worker = -1, .state = ASPEN_STORE_RUNNING,
-                                             .outcome = -1, .job_type = jobs[i].type};
-                    eng_emit(eng, &ev);
-                }
             if (queue_push_many(eng, jobs, n, atomic_load(&eng->engine_id)) != 0)
-                engine_message(eng, "out of memory queueing claimed jobs: recovery will "
-                                    "requeue them when this engine stops");
+                engine_message(eng, "out of memory queueing claimed jobs: their reservations "
+                                    "lapse when this engine stops");
         }
     }
     aspen_store_jobs_free(jobs, n);
@@ -890,70 +1103,163 @@ static bool claim_more(aspen_engine *eng, struct claim_state *cs)
     return n > 0;
 }
 
-/* The store thread: the engine's only writer of claims and completions, so the two never wait on
- * each other's SQLite write lock (a busy wait there starved the workers). */
+/* Backoff between attempts to write a group that failed (disk full, locked, I/O). */
+static int64_t commit_backoff_ms(int fails)
+{
+    int64_t d = 10;
+    for (int i = 1; i < fails && d < 1000; i++)
+        d *= 2;
+    return d < 1000 ? d : 1000;
+}
+
+/* The store thread: the engine's only writer of reservations, start marks and completions, so
+ * they never wait on each other's SQLite write lock (a busy wait there starved the workers).
+ * Completions and start marks are kept until a commit holding them succeeds: a failing store
+ * (disk full) is retried with backoff, claims wait meanwhile, and nothing is dropped unless the
+ * error is permanent (engine_fatal) or the engine stops while the store still fails. */
 static void *committer_main(void *arg)
 {
     aspen_engine *eng = arg;
     pthread_setname_np(pthread_self(), "aspen-store");
     struct commit_buf b = {0};
-    struct claim_state cs = {.low = eng->cfg.claim_batch, .more = true};
+    struct claim_state cs = {.more = true};
+    struct eng_done *pending = NULL, **ptail = &pending;
+    size_t plen = 0;
+    struct eng_start *starts = NULL;
+    size_t n_starts = 0, cap_starts = 0;
+    int fails = 0;
+    int64_t retry_at = 0, failing_since = 0, last_msg = 0;
     for (;;) {
-        if (!atomic_load(&eng->stopping))
+        int64_t now = eng_mono_ms();
+        if (!atomic_load(&eng->stopping) && !fails) {
+            give_back_stale(eng, &cs, now);
             claim_more(eng, &cs);
+        }
 
         pthread_mutex_lock(&eng->d_mu);
-        /* Wait for completions, a low queue, or the idle poll. */
-        if (!eng->d_head && !eng->d_stop) {
+        if (fails) {
+            /* Failing: wait out the backoff (stop and new work do not shorten it). */
             struct timespec ts;
-            abs_deadline(&ts, eng->cfg.idle_poll_ms);
-            while (!eng->d_head && !eng->d_stop && !atomic_load(&eng->need_claim))
-                if (pthread_cond_timedwait(&eng->d_cond, &eng->d_mu, &ts) == ETIMEDOUT)
-                    break;
-        }
-        /* Group: wait a little for more unless the batch is big or the workers need jobs. */
-        if (eng->d_head && eng->d_len < eng->cfg.commit_batch && !eng->d_stop &&
-            !atomic_load(&eng->need_claim)) {
-            struct timespec ts;
-            abs_deadline(&ts, eng->cfg.commit_interval_ms);
-            while (eng->d_len < eng->cfg.commit_batch && !eng->d_stop &&
-                   !atomic_load(&eng->need_claim))
-                if (pthread_cond_timedwait(&eng->d_cond, &eng->d_mu, &ts) == ETIMEDOUT)
-                    break;
+            int64_t left = retry_at - eng_mono_ms();
+            if (left > 0 && !eng->d_stop) {
+                abs_deadline(&ts, (int)left);
+                while (!eng->d_stop)
+                    if (pthread_cond_timedwait(&eng->d_cond, &eng->d_mu, &ts) == ETIMEDOUT)
+                        break;
+            }
+        } else {
+            /* Wait for completions, starts, a low queue, or the idle poll. */
+            if (!eng->d_head && !eng->n_starts && !pending && !eng->d_stop) {
+                struct timespec ts;
+                abs_deadline(&ts, eng->cfg.idle_poll_ms);
+                while (!eng->d_head && !eng->n_starts && !eng->d_stop &&
+                       !atomic_load(&eng->need_claim))
+                    if (pthread_cond_timedwait(&eng->d_cond, &eng->d_mu, &ts) == ETIMEDOUT)
+                        break;
+            }
+            /* Group: wait a little for more unless the batch is big or the workers need jobs. */
+            if ((eng->d_head || eng->n_starts) && eng->d_len < eng->cfg.commit_batch &&
+                !eng->d_stop && !atomic_load(&eng->need_claim)) {
+                struct timespec ts;
+                abs_deadline(&ts, eng->cfg.commit_interval_ms);
+                while (eng->d_len < eng->cfg.commit_batch && !eng->d_stop &&
+                       !atomic_load(&eng->need_claim))
+                    if (pthread_cond_timedwait(&eng->d_cond, &eng->d_mu, &ts) == ETIMEDOUT)
+                        break;
+            }
         }
         atomic_store(&eng->need_claim, 0);
-        if (!eng->d_head && eng->d_stop) {
+        bool stop = eng->d_stop;
+        if (!eng->d_head && !eng->n_starts && !pending && stop) {
             pthread_mutex_unlock(&eng->d_mu);
             break;
         }
-        struct eng_done *list = eng->d_head;
-        size_t len = eng->d_len;
-        eng->d_head = NULL;
-        eng->d_tail = &eng->d_head;
-        eng->d_len = 0;
+        /* Take what arrived: completions after the pending ones, starts after the pending ones
+         * (a job's start is always taken no later than its completion). */
+        if (eng->d_head) {
+            *ptail = eng->d_head;
+            ptail = eng->d_tail;
+            plen += eng->d_len;
+            eng->d_head = NULL;
+            eng->d_tail = &eng->d_head;
+            eng->d_len = 0;
+        }
+        if (eng->n_starts) {
+            if (n_starts + eng->n_starts > cap_starts) {
+                size_t cap = (n_starts + eng->n_starts) * 2;
+                struct eng_start *grown = realloc(starts, cap * sizeof *grown);
+                if (grown) {
+                    starts = grown;
+                    cap_starts = cap;
+                }
+            }
+            if (n_starts + eng->n_starts <= cap_starts) {
+                memcpy(starts + n_starts, eng->starts, eng->n_starts * sizeof *starts);
+                n_starts += eng->n_starts;
+            } /* else: out of memory; those jobs are marked started by their completions */
+            eng->n_starts = 0;
+        }
         pthread_mutex_unlock(&eng->d_mu);
         /* live lines first: any of them belongs to a job whose completion, if it is in `list`,
          * was queued after them */
         write_live_logs(eng);
-        if (!list)
+        if (!pending && !n_starts)
+            continue;
+        now = eng_mono_ms();
+        if (fails && now < retry_at && !stop)
             continue;
 
         /* claim first when the workers are about to run dry: the commit can wait 1 ms */
-        if (!atomic_load(&eng->stopping))
+        if (!atomic_load(&eng->stopping) && !fails)
             claim_more(eng, &cs);
-        int rc, tries = 0;
-        while ((rc = commit_group(eng, list, &b)) != 0 && tries++ < 50)
-            sleep_ms(tries < 10 ? 10 : 100);
-        while (list) {
-            struct eng_done *next = list->next;
-            eng_done_free(list);
-            list = next;
+        int rc = atomic_load(&eng->fatal) ? ASPEN_STORE_EIO
+                                          : commit_group(eng, pending, starts, n_starts, &b);
+        bool drop = rc == 0 || atomic_load(&eng->fatal);
+        if (rc && !drop) {
+            if (!fails++)
+                failing_since = last_msg = now;
+            atomic_store(&eng->store_failing, 1);
+            retry_at = now + commit_backoff_ms(fails);
+            if (now - last_msg >= 10000) {
+                last_msg = now;
+                engine_message(eng, "still cannot write %zu finished jobs after %lld s (retrying; "
+                                    "nothing is lost)",
+                               plen, (long long)((now - failing_since) / 1000));
+            }
+            if (stop && now - failing_since >= eng->cfg.shutdown_grace_ms) {
+                engine_message(eng, "stopping with %zu finished jobs unwritten: the store still "
+                                    "fails; those jobs stay running and are recovered once this "
+                                    "engine's lease lapses",
+                               plen);
+                drop = true;
+            }
+        } else if (rc == 0 && fails) {
+            engine_message(eng, "the store accepts writes again: %zu finished jobs written after "
+                                "%lld ms of failures",
+                           plen, (long long)(now - failing_since));
+            fails = 0;
+            atomic_store(&eng->store_failing, 0);
         }
+        if (!drop)
+            continue;
+        while (pending) {
+            struct eng_done *next = pending->next;
+            eng_done_free(pending);
+            pending = next;
+        }
+        ptail = &pending;
+        n_starts = 0;
         pthread_mutex_lock(&eng->d_mu);
-        eng->d_committed += len;
+        eng->d_committed += plen;
         pthread_cond_broadcast(&eng->d_flushed);
         pthread_mutex_unlock(&eng->d_mu);
+        plen = 0;
+        if (drop && rc) {
+            fails = 0;
+            atomic_store(&eng->store_failing, 0);
+        }
     }
+    free(starts);
     free(b.c);
     free(b.d);
     free(b.status);
@@ -1067,17 +1373,22 @@ int aspen_engine_stop(aspen_engine *eng, int grace_ms, aspen_engine_error *err)
     while (atomic_load(&eng->claiming)) /* a claim in flight lands in the queue, then stops */
         sleep_ms(1);
 
-    /* Jobs claimed but not started go back to the queue at once, attempt not counted. */
+    /* Jobs reserved but not started: their reservations go back at once (they never stopped
+     * being queued; nothing was charged). */
     size_t n;
     struct eng_job **all = queue_take_all(eng, &n);
     int64_t engine_id = atomic_load(&eng->engine_id);
+    int64_t *ids = n ? malloc(n * sizeof *ids) : NULL;
+    size_t n_ids = 0;
     for (size_t i = 0; i < n; i++) {
-        if (all[i]->engine_id == engine_id)
-            aspen_store_release(eng->disp_store, engine_id, all[i]->row.id, aspen_store_now_ms(),
-                                NULL);
+        if (ids && all[i]->engine_id == engine_id)
+            ids[n_ids++] = all[i]->row.id;
         job_free(all[i]);
     }
     free(all);
+    if (n_ids && !atomic_load(&eng->fatal))
+        aspen_store_unclaim(eng->disp_store, engine_id, ids, n_ids, NULL);
+    free(ids); /* (unregister below gives back whatever is left) */
     pthread_mutex_lock(&eng->q_mu);
     eng->q_closed = true;
     pthread_cond_broadcast(&eng->q_nonempty);
@@ -1132,6 +1443,8 @@ int aspen_engine_wait_idle(aspen_engine *eng, int timeout_ms, bool include_sched
 {
     int64_t until = timeout_ms < 0 ? INT64_MAX : eng_mono_ms() + timeout_ms;
     for (;;) {
+        if (atomic_load(&eng->fatal))
+            return eng_err(err, ASPEN_ENGINE_ESTORE, "the engine stopped: %s", eng->fatal_msg);
         int64_t counts[ASPEN_STORE_STATE_COUNT];
         int rc = aspen_engine_counts(eng, counts, err);
         if (rc)

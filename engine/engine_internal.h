@@ -1,8 +1,8 @@
 /* engine/engine_internal.h — what the engine's source files share and nobody else sees: the engine
  * struct, the in-flight job and completion records, the worker, the warm VM pool and the build cache.
  *
- * Threads (see engine.c): one dispatcher (claims, lease, recovery, cancel polling), N workers (run
- * jobs), one committer (group commits). Each thread that touches SQLite has its own store handle;
+ * Threads (see engine.c): one dispatcher (lease, recovery, cancel polling), N workers (run jobs),
+ * one store thread (reservations, start marks and group commits). Each thread that touches SQLite has its own store handle;
  * API calls from outside share `api_store` under `api_mu`.
  */
 #ifndef ASPEN_ENGINE_INTERNAL_H
@@ -19,11 +19,19 @@
 /* Why a worker's cancel flag was raised. */
 enum { CANCEL_NONE = 0, CANCEL_USER = 1, CANCEL_SHUTDOWN = 2, CANCEL_LEASE = 3 };
 
-/* A claimed job waiting for (or held by) a worker. */
+/* A reserved job waiting for (or held by) a worker. row is as the worker will run it: state
+ * running, attempts = the number of the attempt it becomes when started. */
 struct eng_job {
     aspen_store_job row;
-    int64_t engine_id;  /* the engine id that claimed it (changes after a lost lease) */
-    atomic_int cancel;  /* CANCEL_* seen while it waited in the queue */
+    int64_t engine_id;   /* the engine id that reserved it (changes after a lost lease) */
+    int64_t queued_mono; /* when it entered the ready queue: prefetch is time-bounded */
+    atomic_int cancel;   /* CANCEL_* seen while it waited in the queue */
+};
+
+/* A worker began a reserved job: the store thread marks it running (attempt charged) in its next
+ * group commit, or together with the job's completion if that is already there. */
+struct eng_start {
+    int64_t job_id, engine_id, started_ms;
 };
 
 struct eng_log {
@@ -195,6 +203,14 @@ struct aspen_engine {
     size_t d_len;
     bool d_stop;
     uint64_t d_enqueued, d_committed; /* for wait_idle: all handed over were committed */
+    struct eng_start *starts; /* started jobs not yet marked running in the store, under d_mu */
+    size_t n_starts, cap_starts;
+
+    /* A permanent store error (schema missing, read-only, corrupt, newer): the engine stops
+     * claiming and committing; wait_idle returns it. fatal_msg is written before fatal is set. */
+    atomic_int fatal, fatal_taken;
+    char fatal_msg[1024];
+    atomic_int store_failing; /* group commits fail for now (disk full, busy): claims wait */
 
     /* live log lines of long-running jobs, written by the store thread before completions */
     pthread_mutex_t live_mu;
@@ -211,7 +227,7 @@ struct aspen_engine {
     atomic_ulong builds, build_hits;
 
     /* counters */
-    atomic_ulong c_claimed, c_finished, c_succeeded, c_failed, c_retried, c_cancelled, c_timeouts,
+    atomic_ulong c_claimed, c_started, c_finished, c_succeeded, c_failed, c_retried, c_cancelled, c_timeouts,
         c_commits;
     _Atomic double jobs_per_s; /* written by the dispatcher, read by snapshots */
     uint64_t last_finished_sample;
@@ -229,6 +245,8 @@ int eng_store_err(aspen_engine_error *err, const aspen_store_error *se, const ch
 int eng_err(aspen_engine_error *err, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void eng_done_free(struct eng_done *d);
+/* Called by a worker as it begins a job taken from the ready queue (before its handler runs). */
+void eng_job_started(aspen_engine *eng, struct eng_job *j, int64_t started_ms);
 
 /* worker.c */
 void *eng_worker_main(void *arg);

@@ -562,6 +562,7 @@ static void run_one(struct eng_worker *w, struct eng_job *j)
         cap = 1000;
     d->log_room = job->log_count <= cap ? (int64_t)cap + 1 - job->log_count : 0;
     int64_t started = aspen_store_now_ms();
+    eng_job_started(eng, j, started); /* the attempt counts from here, not from the claim */
 
     pthread_mutex_lock(&w->mu);
     w->cur_job_id = job->id;

@@ -48,7 +48,13 @@ enum {
     ASPEN_STORE_EIO = -11,      /* an I/O error or another SQLite failure */
     ASPEN_STORE_ELEASE = -12,   /* this engine's lease is gone: its jobs were recovered by another */
     ASPEN_STORE_ETOOBIG = -13,  /* a binary larger than ASPEN_STORE_MAX_BINARY */
+    ASPEN_STORE_ESCHEMA = -14,  /* a table or column of Aspen's schema is missing: damaged database */
 };
+
+/* Whether an error will pass by itself (false: busy, disk full, I/O, out of memory — retry with
+ * backoff) or needs a person (true: corrupt or not a database, schema missing or newer, read-only
+ * or permission denied). An engine stops on a permanent error and says why. */
+bool aspen_store_error_permanent(int code);
 
 typedef struct aspen_store_error {
     int code;      /* the same negative code the function returned; 0 when fine */
@@ -57,14 +63,14 @@ typedef struct aspen_store_error {
 
 /* The seed's limit: "Binary too large: X bytes (max: 52428800 bytes)". */
 #define ASPEN_STORE_MAX_BINARY 52428800u
-#define ASPEN_STORE_SCHEMA_VERSION 2
+#define ASPEN_STORE_SCHEMA_VERSION 3
 
 /* ---- states and the transition table ---------------------------------------------------------- */
 
 typedef enum aspen_store_state {
-    ASPEN_STORE_QUEUED = 0,    /* due; waiting to be claimed */
+    ASPEN_STORE_QUEUED = 0,    /* due; waiting (perhaps reserved by an engine about to start it) */
     ASPEN_STORE_SCHEDULED = 1, /* run_at in the future (delayed submit or retry backoff) */
-    ASPEN_STORE_RUNNING = 2,   /* claimed by an engine (owner) */
+    ASPEN_STORE_RUNNING = 2,   /* started by an engine (owner): its attempt is charged */
     ASPEN_STORE_SUCCEEDED = 3,
     ASPEN_STORE_FAILED = 4,    /* out of attempts (or failed without retry) */
     ASPEN_STORE_CANCELLED = 5, /* stopped on purpose */
@@ -162,7 +168,7 @@ typedef struct aspen_store_job {
     aspen_store_state state;
     int priority;
     int64_t run_at_ms;
-    int attempts; /* attempts started so far (a claimed job: the number of this attempt) */
+    int attempts; /* attempts started so far (a running job: the number of this attempt) */
     int max_attempts;
     int64_t timeout_ms;
     int64_t memory_bytes;
@@ -183,16 +189,40 @@ typedef struct aspen_store_job {
 void aspen_store_job_clear(aspen_store_job *job);
 void aspen_store_jobs_free(aspen_store_job *jobs, size_t n);
 
-/* ---- claim -------------------------------------------------------------------------------------- */
+/* ---- claim: reserve, then start ----------------------------------------------------------------- */
 
-/* Claims up to `max` due jobs for `engine_id` in one transaction: scheduled jobs whose run_at has
- * come are promoted to queued, then one UPDATE … RETURNING takes the head of the queue (priority
- * desc, run_at, id) to running with attempts+1. If the queue is paused, claims nothing and sets
- * *paused (may be NULL). *jobs is NULL when *n is 0. */
+/* Reserves up to `max` due jobs for `engine_id` in one transaction: scheduled jobs whose run_at has
+ * come are promoted to queued, then the head of the queue (priority desc, run_at, id) that no
+ * engine has reserved gets a reservation (a row in the claims table). The jobs STAY QUEUED, their
+ * attempts uncharged and their rows untouched: to everyone else they are waiting, a cancel cancels
+ * them at once, and if the engine dies recovery drops its reservations without charging anything.
+ * A reserved job becomes running (attempts + 1, started_at) only when the engine starts it:
+ * aspen_store_start_jobs, or implicitly by aspen_store_complete when it started and finished within
+ * one group commit. The returned rows are as read (state queued, attempts so far), in claim order.
+ * If the queue is paused, reserves nothing and sets *paused (may be NULL). *jobs is NULL when *n
+ * is 0. Reserve only what can start now (free workers plus a short prefetch): a reserved job is
+ * invisible to other engines until it starts or is given back. */
 int aspen_store_claim(aspen_store *s, int64_t engine_id, size_t max, int64_t now_ms,
                       aspen_store_job **jobs, size_t *n, bool *paused, aspen_store_error *err);
 
-/* Hands a running job back without counting the attempt (graceful shutdown): running → queued. */
+/* Gives back reservations of `engine_id` (jobs it reserved and will not start): they are at once
+ * claimable by anyone. Ids not reserved by this engine are ignored. One transaction. */
+int aspen_store_unclaim(aspen_store *s, int64_t engine_id, const int64_t *ids, size_t n,
+                        aspen_store_error *err);
+
+typedef struct aspen_store_start {
+    int64_t job_id;
+    int64_t started_at_ms; /* when its worker really began it; 0 → now_ms */
+} aspen_store_start;
+
+/* Marks reserved jobs started in one transaction: queued + reserved by engine_id → running,
+ * attempts + 1, started_at, owner. A job no longer reserved by this engine (cancelled, or its
+ * reservation given back after a lost lease) is refused alone: status[i] ESTATE/ELEASE/ENOTFOUND. */
+int aspen_store_start_jobs(aspen_store *s, int64_t engine_id, const aspen_store_start *starts,
+                           size_t n, int64_t now_ms, int *status, aspen_store_error *err);
+
+/* Hands a job back without counting the attempt (graceful shutdown): running → queued; a reserved
+ * job not started yet just loses its reservation. */
 int aspen_store_release(aspen_store *s, int64_t engine_id, int64_t job_id, int64_t now_ms,
                         aspen_store_error *err);
 
@@ -235,8 +265,9 @@ typedef struct aspen_store_completion {
     int64_t retry_at_ms;
 } aspen_store_completion;
 
-/* Writes n completions by `engine_id` in ONE transaction: job state, attempt row, logs. A
- * completion that no longer applies (job recovered by someone else after a lost lease, already
+/* Writes n completions by `engine_id` in ONE transaction: job state, attempt row, logs. A job
+ * still queued and reserved by this engine is taken as started (stats.started_at_ms) and finished
+ * in the same write. A completion that no longer applies (job recovered by someone else after a lost lease, already
  * final, not running) does not abort the others: its status[i] is ESTATE/ENOTFOUND/ELEASE and
  * nothing is written for it. status may be NULL. Returns 0 when the transaction committed (err->msg
  * then still describes the first refused item, if any, for the log). If final_states is not NULL,
@@ -244,6 +275,13 @@ typedef struct aspen_store_completion {
 int aspen_store_complete(aspen_store *s, int64_t engine_id, const aspen_store_completion *c,
                          size_t n, int64_t now_ms, int *status, aspen_store_state *final_states,
                          aspen_store_error *err);
+
+/* The engine's group commit: start marks, then completions, in ONE transaction (either list may
+ * be empty). Per-item refusals as for aspen_store_start_jobs and aspen_store_complete. */
+int aspen_store_commit(aspen_store *s, int64_t engine_id, const aspen_store_start *starts,
+                       size_t n_starts, int *start_status, const aspen_store_completion *c,
+                       size_t n, int64_t now_ms, int *status, aspen_store_state *final_states,
+                       aspen_store_error *err);
 
 /* Appends log lines (each names its job and attempt) in one transaction, honouring the per-job cap:
  * for live logs while a job runs. */
@@ -273,7 +311,8 @@ int aspen_store_engine_register(aspen_store *s, int64_t pid, const char *host, i
  * its jobs after the lease expired): the engine must stop working on the jobs it holds. */
 int aspen_store_engine_renew(aspen_store *s, int64_t engine_id, int64_t lease_ms, int64_t now_ms,
                              aspen_store_error *err);
-/* Leaves cleanly: releases its running jobs (attempt not counted) and deletes the engine row. */
+/* Leaves cleanly: releases its running jobs (attempt not counted), gives back its reservations and
+ * deletes the engine row. */
 int aspen_store_engine_unregister(aspen_store *s, int64_t engine_id, int64_t now_ms,
                                   int64_t *released, aspen_store_error *err);
 int aspen_store_engines(aspen_store *s, aspen_store_engine_info **out, size_t *n,
@@ -285,12 +324,14 @@ typedef struct aspen_store_recovery {
     int64_t failed;    /* lost attempts that were the last ones (failed) */
     int64_t cancelled; /* lost attempts of jobs a user had asked to cancel */
     int64_t engines_removed;
+    int64_t unreserved; /* reservations of dead engines given back (never started: not charged) */
 } aspen_store_recovery;
 
 /* Finds running jobs whose owner's lease expired before now_ms (or whose owner row is gone),
  * records the lost attempt (outcome "recovered", recovered=1) and puts them back to queued (or
- * failed when out of attempts, or cancelled when a cancel was pending); then deletes the expired
- * engine rows. Never touches a job whose engine's lease is alive. One transaction. */
+ * failed when out of attempts, or cancelled when a cancel was pending); gives back the
+ * reservations of such engines (those jobs never started: nothing charged); then deletes the
+ * expired engine rows. Never touches a job whose engine's lease is alive. One transaction. */
 int aspen_store_recover(aspen_store *s, int64_t now_ms, aspen_store_recovery *report,
                         aspen_store_error *err);
 

@@ -78,12 +78,20 @@ int job_read(aspen_store *s, int64_t id, struct job_row *row, aspen_store_error 
 int job_write(aspen_store *s, const struct job_row *before, const struct job_row *after,
               aspen_store_error *err)
 {
-    if (before->state != after->state || !after->field_update) {
+    if (after->via_running) {
+        int code = aspen_store_check_transition(before->id, before->state, ASPEN_STORE_RUNNING, err);
+        if (!code)
+            code = aspen_store_check_transition(before->id, ASPEN_STORE_RUNNING, after->state, err);
+        if (code)
+            return code;
+    } else if (before->state != after->state || !after->field_update) {
         int code = aspen_store_check_transition(before->id, before->state, after->state, err);
         if (code)
             return code;
     }
-    sqlite3_stmt *st = store_stmt(s, ST_JOB_WRITE, err);
+    /* A write that changes neither error nor result names only the small columns. */
+    bool small = !after->set_error && !after->set_result;
+    sqlite3_stmt *st = store_stmt(s, small ? ST_JOB_WRITE_SMALL : ST_JOB_WRITE, err);
     if (!st)
         return stmt_failed(s, err);
     sqlite3_bind_int64(st, 1, before->id);
@@ -97,13 +105,17 @@ int job_write(aspen_store *s, const struct job_row *before, const struct job_row
     sqlite3_bind_int(st, 9, after->cancel_requested);
     sqlite3_bind_int(st, 10, after->log_count);
     sqlite3_bind_int64(st, 11, after->log_dropped);
-    sqlite3_bind_int(st, 12, after->set_error);
-    if (after->error)
-        sqlite3_bind_text(st, 13, after->error, -1, SQLITE_STATIC);
-    sqlite3_bind_int(st, 14, after->set_result);
-    if (after->result)
-        sqlite3_bind_blob64(st, 15, after->result, after->result_size, SQLITE_STATIC);
-    sqlite3_bind_text(st, 16, aspen_store_state_name(before->state), -1, SQLITE_STATIC);
+    if (small) {
+        sqlite3_bind_text(st, 12, aspen_store_state_name(before->state), -1, SQLITE_STATIC);
+    } else {
+        sqlite3_bind_int(st, 12, after->set_error);
+        if (after->error)
+            sqlite3_bind_text(st, 13, after->error, -1, SQLITE_STATIC);
+        sqlite3_bind_int(st, 14, after->set_result);
+        if (after->result)
+            sqlite3_bind_blob64(st, 15, after->result, after->result_size, SQLITE_STATIC);
+        sqlite3_bind_text(st, 16, aspen_store_state_name(before->state), -1, SQLITE_STATIC);
+    }
     int rc = sqlite3_step(st);
     int code = 0;
     if (rc != SQLITE_DONE)
@@ -116,6 +128,33 @@ int job_write(aspen_store *s, const struct job_row *before, const struct job_row
         counts_note(s, before->state, after->state, 1);
     sqlite3_reset(st);
     return code;
+}
+
+int claim_owner(aspen_store *s, int64_t job, int64_t *engine, aspen_store_error *err)
+{
+    *engine = 0;
+    sqlite3_stmt *st = store_stmt(s, ST_CLAIM_OWNER, err);
+    if (!st)
+        return stmt_failed(s, err);
+    sqlite3_bind_int64(st, 1, job);
+    int rc = sqlite3_step(st), code = 0;
+    if (rc == SQLITE_ROW)
+        *engine = sqlite3_column_int64(st, 0);
+    else if (rc != SQLITE_DONE)
+        code = store_sqlite_err(s, err, rc, "reading a job's reservation");
+    sqlite3_reset(st);
+    return code;
+}
+
+int claim_delete(aspen_store *s, int64_t job, aspen_store_error *err)
+{
+    sqlite3_stmt *st = store_stmt(s, ST_CLAIM_DELETE, err);
+    if (!st)
+        return stmt_failed(s, err);
+    sqlite3_bind_int64(st, 1, job);
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? 0 : store_sqlite_err(s, err, rc, "removing a job's reservation");
 }
 
 /* ---- binaries ------------------------------------------------------------------------------------ */
@@ -427,16 +466,6 @@ static int queue_paused(aspen_store *s, bool *paused, aspen_store_error *err)
     return code;
 }
 
-static int claim_order(const void *a, const void *b)
-{
-    const aspen_store_job *x = a, *y = b;
-    if (x->priority != y->priority)
-        return x->priority > y->priority ? -1 : 1;
-    if (x->run_at_ms != y->run_at_ms)
-        return x->run_at_ms < y->run_at_ms ? -1 : 1;
-    return x->id < y->id ? -1 : x->id > y->id;
-}
-
 int aspen_store_claim(aspen_store *s, int64_t engine_id, size_t max, int64_t now_ms,
                       aspen_store_job **jobs, size_t *n, bool *paused, aspen_store_error *err)
 {
@@ -480,14 +509,13 @@ int aspen_store_claim(aspen_store *s, int64_t engine_id, size_t max, int64_t now
     }
     counts_note(s, ASPEN_STORE_SCHEDULED, ASPEN_STORE_QUEUED, sqlite3_changes(s->db));
 
+    /* Read the head first, then reserve it: the reads come back in claim order. */
     st = store_stmt(s, ST_CLAIM, err);
     if (!st) {
         code = stmt_failed(s, err);
         goto rollback;
     }
-    sqlite3_bind_int64(st, 1, engine_id);
-    sqlite3_bind_int64(st, 2, now_ms);
-    sqlite3_bind_int64(st, 3, (int64_t)max);
+    sqlite3_bind_int64(st, 1, (int64_t)max);
     while ((rc = sqlite3_step(st)) == SQLITE_ROW && got < max) {
         if (got == cap) {
             size_t grown_cap = cap * 2 < max ? cap * 2 : max;
@@ -513,11 +541,25 @@ int aspen_store_claim(aspen_store *s, int64_t engine_id, size_t max, int64_t now
         goto free_claimed;
     }
     sqlite3_reset(st);
-    counts_note(s, ASPEN_STORE_QUEUED, ASPEN_STORE_RUNNING, (int64_t)got);
+    for (size_t i = 0; i < got; i++) {
+        st = store_stmt(s, ST_CLAIM_INSERT, err);
+        if (!st) {
+            code = stmt_failed(s, err);
+            goto free_claimed;
+        }
+        sqlite3_bind_int64(st, 1, out[i].id);
+        sqlite3_bind_int64(st, 2, engine_id);
+        sqlite3_bind_int64(st, 3, now_ms);
+        rc = sqlite3_step(st);
+        sqlite3_reset(st);
+        if (rc != SQLITE_DONE) {
+            code = store_sqlite_err(s, err, rc, "reserving claimed jobs");
+            goto free_claimed;
+        }
+    }
     code = tx_commit(s, "committing claimed jobs", err);
     if (code)
         goto free_claimed_committed;
-    qsort(out, got, sizeof *out, claim_order);
     if (got == 0) {
         free(out);
         out = NULL;
@@ -537,6 +579,28 @@ free_out:
     free(out);
     if (paused)
         *paused = is_paused;
+    return code;
+}
+
+int aspen_store_unclaim(aspen_store *s, int64_t engine_id, const int64_t *ids, size_t n,
+                        aspen_store_error *err)
+{
+    if (!ids && n)
+        return store_err(err, ASPEN_STORE_EINVAL, "no job ids given");
+    int code = tx_begin(s, err);
+    if (code)
+        return code;
+    for (size_t i = 0; i < n; i++) {
+        int64_t owner = 0;
+        code = claim_owner(s, ids[i], &owner, err);
+        if (!code && owner == engine_id)
+            code = claim_delete(s, ids[i], err);
+        if (code)
+            goto rollback;
+    }
+    return tx_commit(s, "giving back reserved jobs", err);
+rollback:
+    tx_rollback(s);
     return code;
 }
 
@@ -714,45 +778,129 @@ static const char *default_error(const aspen_store_completion *c, const struct j
     return buf;
 }
 
+/* Takes (deletes) engine_id's reservation of a queued job, the only way a job starts; ELEASE when
+ * it holds none. */
+static int check_reserved(aspen_store *s, int64_t engine_id, const struct job_row *before,
+                          aspen_store_error *err)
+{
+    return claim_take(s, engine_id, before->id, err);
+}
+
+int claim_take(aspen_store *s, int64_t engine_id, int64_t job, aspen_store_error *err)
+{
+    sqlite3_stmt *st = store_stmt(s, ST_CLAIM_TAKE, err);
+    if (!st)
+        return stmt_failed(s, err);
+    sqlite3_bind_int64(st, 1, job);
+    sqlite3_bind_int64(st, 2, engine_id);
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE)
+        return store_sqlite_err(s, err, rc, "taking a job's reservation");
+    if (sqlite3_changes(s->db) == 1)
+        return 0;
+    const struct job_row one = {.id = job}, *before = &one;
+    int64_t owner = 0;
+    int code = claim_owner(s, before->id, &owner, err);
+    if (code)
+        return code;
+    if (owner)
+        return store_err(err, ASPEN_STORE_ELEASE,
+                         "job %lld is reserved by engine %lld, not engine %lld: this engine's "
+                         "lease lapsed and its reservations were given back",
+                         (long long)before->id, (long long)owner, (long long)engine_id);
+    return store_err(err, ASPEN_STORE_ESTATE,
+                     "job %lld is queued, not running, and not reserved by engine %lld (never "
+                     "claimed, or its reservation was given back): it was not started",
+                     (long long)before->id, (long long)engine_id);
+}
+
+/* The row of a reserved job once started at started_ms by engine_id: running, one more attempt. */
+static void started_row(const struct job_row *before, int64_t engine_id, int64_t started_ms,
+                        struct job_row *out)
+{
+    *out = *before;
+    out->state = ASPEN_STORE_RUNNING;
+    out->attempts = before->attempts + 1;
+    out->started_at = started_ms;
+    out->finished_at = 0;
+    out->owner = engine_id;
+    out->cancel_requested = false;
+}
+
+/* One start mark inside the group transaction: queued + reserved by engine_id → running. */
+static int start_one(aspen_store *s, int64_t engine_id, const aspen_store_start *m,
+                     int64_t now_ms, aspen_store_error *err)
+{
+    struct job_row before, after;
+    int code = job_read(s, m->job_id, &before, err);
+    if (code)
+        return code;
+    if (before.state != ASPEN_STORE_QUEUED)
+        return store_err(err, ASPEN_STORE_ESTATE,
+                         "job %lld is %s, not queued: it was not started (cancelled or taken "
+                         "meanwhile?)",
+                         (long long)m->job_id, aspen_store_state_name(before.state));
+    code = check_reserved(s, engine_id, &before, err);
+    if (code)
+        return code;
+    started_row(&before, engine_id, m->started_at_ms ? m->started_at_ms : now_ms, &after);
+    return job_write(s, &before, &after, err);
+}
+
 /* One completion inside the group transaction. Returns 0, a per-item refusal (ESTATE, ENOTFOUND,
- * ELEASE: nothing written for it), or another negative code that aborts the whole batch. */
+ * ELEASE: nothing written for it), or another negative code that aborts the whole batch. A job
+ * still queued and reserved by this engine started and finished inside one group: its start is
+ * written here too (queued → running → final in one write, the attempt charged). */
 static int complete_one(aspen_store *s, int64_t engine_id, const aspen_store_completion *c,
                         int64_t now_ms, aspen_store_state *final_state, aspen_store_error *err)
 {
-    struct job_row before, after;
+    struct job_row before, running, after;
+    if ((unsigned)c->outcome > ASPEN_STORE_OUTCOME_CANCELLED)
+        return store_err(err, ASPEN_STORE_EINVAL, "job %lld: unknown outcome %d",
+                         (long long)c->job_id, (int)c->outcome);
     int code = job_read(s, c->job_id, &before, err);
     if (code)
         return code;
     if (final_state)
         *final_state = before.state; /* what it stays if refused */
-    if (before.state != ASPEN_STORE_RUNNING)
+    bool start_too = false;
+    if (before.state == ASPEN_STORE_QUEUED) {
+        code = check_reserved(s, engine_id, &before, err);
+        if (code)
+            return code;
+        started_row(&before, engine_id, c->stats.started_at_ms ? c->stats.started_at_ms : now_ms,
+                    &running);
+        start_too = true;
+    } else if (before.state != ASPEN_STORE_RUNNING) {
         return store_err(err, ASPEN_STORE_ESTATE,
                          "job %lld is %s, not running: its result was not recorded (recovered "
-                         "after a lost lease, or completed twice?)",
+                         "after a lost lease, cancelled, or completed twice?)",
                          (long long)c->job_id, aspen_store_state_name(before.state));
-    if (before.owner != engine_id)
+    } else if (before.owner != engine_id) {
         return store_err(err, ASPEN_STORE_ELEASE,
                          "job %lld is now held by engine %lld, not engine %lld: this engine's lease "
                          "lapsed and the job was recovered; its result was not recorded",
                          (long long)c->job_id, (long long)before.owner, (long long)engine_id);
-    if ((unsigned)c->outcome > ASPEN_STORE_OUTCOME_CANCELLED)
-        return store_err(err, ASPEN_STORE_EINVAL, "job %lld: unknown outcome %d",
-                         (long long)c->job_id, (int)c->outcome);
+    } else {
+        running = before;
+    }
     char errbuf[96];
     aspen_store_completion cc = *c;
-    cc.error = default_error(c, &before, errbuf, sizeof errbuf);
-    decide_completion(&before, &cc, now_ms, &after);
-    code = aspen_store_check_transition(c->job_id, before.state, after.state, err);
+    cc.error = default_error(c, &running, errbuf, sizeof errbuf);
+    decide_completion(&running, &cc, now_ms, &after);
+    after.via_running = start_too;
+    code = aspen_store_check_transition(c->job_id, running.state, after.state, err);
     if (code)
         return code;
 
-    code = store_insert_attempt(s, c->job_id, before.attempts, engine_id,
-                          c->stats.started_at_ms ? c->stats.started_at_ms : before.started_at,
+    code = store_insert_attempt(s, c->job_id, running.attempts, engine_id,
+                          c->stats.started_at_ms ? c->stats.started_at_ms : running.started_at,
                           c->stats.finished_at_ms ? c->stats.finished_at_ms : now_ms, &c->stats,
                           outcome_names[c->outcome], cc.error, false, err);
     if (code)
         return code;
-    code = logs_insert(s, &after, before.attempts, c->logs, c->n_logs, err);
+    code = logs_insert(s, &after, running.attempts, c->logs, c->n_logs, err);
     if (code)
         return code;
     code = job_write(s, &before, &after, err);
@@ -763,28 +911,30 @@ static int complete_one(aspen_store *s, int64_t engine_id, const aspen_store_com
     return 0;
 }
 
-int aspen_store_complete(aspen_store *s, int64_t engine_id, const aspen_store_completion *c,
-                         size_t n, int64_t now_ms, int *status, aspen_store_state *final_states,
-                         aspen_store_error *err)
+static bool item_refusal(int code)
 {
-    if (!c && n)
-        return store_err(err, ASPEN_STORE_EINVAL, "no completions given");
+    return code == ASPEN_STORE_ESTATE || code == ASPEN_STORE_ENOTFOUND ||
+           code == ASPEN_STORE_ELEASE || code == ASPEN_STORE_EINVAL;
+}
+
+int aspen_store_commit(aspen_store *s, int64_t engine_id, const aspen_store_start *starts,
+                       size_t n_starts, int *start_status, const aspen_store_completion *c,
+                       size_t n, int64_t now_ms, int *status, aspen_store_state *final_states,
+                       aspen_store_error *err)
+{
+    if ((!c && n) || (!starts && n_starts))
+        return store_err(err, ASPEN_STORE_EINVAL, "no completions or starts given");
     int code = tx_begin(s, err);
     if (code)
         return code;
     size_t refused = 0;
     aspen_store_error item_err = {0};
-    for (size_t i = 0; i < n; i++) {
-        aspen_store_state fs = ASPEN_STORE_RUNNING;
-        code = complete_one(s, engine_id, &c[i], now_ms, &fs, &item_err);
-        if (status)
-            status[i] = code;
-        if (final_states)
-            final_states[i] = fs;
-        if (code == ASPEN_STORE_ESTATE || code == ASPEN_STORE_ENOTFOUND ||
-            code == ASPEN_STORE_ELEASE || code == ASPEN_STORE_EINVAL) {
-            refused++;
-            if (err && refused == 1)
+    for (size_t i = 0; i < n_starts; i++) {
+        code = start_one(s, engine_id, &starts[i], now_ms, &item_err);
+        if (start_status)
+            start_status[i] = code;
+        if (item_refusal(code)) {
+            if (err && ++refused == 1)
                 *err = item_err; /* the first refusal, for the log; the call still succeeds */
             continue;
         }
@@ -794,7 +944,25 @@ int aspen_store_complete(aspen_store *s, int64_t engine_id, const aspen_store_co
             goto rollback;
         }
     }
-    code = tx_commit(s, "committing finished jobs", err);
+    for (size_t i = 0; i < n; i++) {
+        aspen_store_state fs = ASPEN_STORE_RUNNING;
+        code = complete_one(s, engine_id, &c[i], now_ms, &fs, &item_err);
+        if (status)
+            status[i] = code;
+        if (final_states)
+            final_states[i] = fs;
+        if (item_refusal(code)) {
+            if (err && ++refused == 1)
+                *err = item_err;
+            continue;
+        }
+        if (code) {
+            if (err)
+                *err = item_err;
+            goto rollback;
+        }
+    }
+    code = tx_commit(s, n ? "committing finished jobs" : "marking jobs started", err);
     if (code)
         return code;
     if (refused == 0 && err)
@@ -807,6 +975,20 @@ rollback:
     return code;
 }
 
+int aspen_store_start_jobs(aspen_store *s, int64_t engine_id, const aspen_store_start *starts,
+                           size_t n, int64_t now_ms, int *status, aspen_store_error *err)
+{
+    return aspen_store_commit(s, engine_id, starts, n, status, NULL, 0, now_ms, NULL, NULL, err);
+}
+
+int aspen_store_complete(aspen_store *s, int64_t engine_id, const aspen_store_completion *c,
+                         size_t n, int64_t now_ms, int *status, aspen_store_state *final_states,
+                         aspen_store_error *err)
+{
+    return aspen_store_commit(s, engine_id, NULL, 0, NULL, c, n, now_ms, status, final_states,
+                              err);
+}
+
 /* ---- release, cancel, rerun, retry, delete ------------------------------------------------------- */
 
 static int release_one(aspen_store *s, int64_t engine_id, int64_t job_id, aspen_store_error *err)
@@ -815,6 +997,19 @@ static int release_one(aspen_store *s, int64_t engine_id, int64_t job_id, aspen_
     int code = job_read(s, job_id, &before, err);
     if (code)
         return code;
+    if (before.state == ASPEN_STORE_QUEUED) {
+        /* Reserved but never started: give the reservation back; nothing was charged. */
+        int64_t owner = 0;
+        code = claim_owner(s, job_id, &owner, err);
+        if (code)
+            return code;
+        if (owner != engine_id)
+            return store_err(err, ASPEN_STORE_ESTATE,
+                             "job %lld is queued and not reserved by engine %lld: nothing to "
+                             "release",
+                             (long long)job_id, (long long)engine_id);
+        return claim_delete(s, job_id, err);
+    }
     if (before.state == ASPEN_STORE_RUNNING && before.owner != engine_id)
         return store_err(err, ASPEN_STORE_ELEASE, "job %lld is held by engine %lld, not %lld",
                          (long long)job_id, (long long)before.owner, (long long)engine_id);
@@ -901,6 +1096,10 @@ static int cancel_one(aspen_store *s, int64_t id, int64_t now_ms, aspen_store_ca
     after.set_error = true;
     after.error = "cancelled before it ran";
     code = job_write(s, &before, &after, err);
+    /* A job reserved by an engine but not started is still queued: the cancel wins, and the
+     * engine's start or completion of it is refused. */
+    if (!code && before.state == ASPEN_STORE_QUEUED)
+        code = claim_delete(s, id, err);
     if (!code && result)
         *result = ASPEN_STORE_CANCEL_DONE;
     return code;

@@ -1,7 +1,9 @@
 /* lease.c — engine leases and crash recovery.
  *
  * An engine registers (engines row, id never reused) and renews its lease, e.g. every second for
- * five. Jobs it claims carry its id as owner. If the process dies, its lease stops being renewed;
+ * five. Jobs it reserves (claims rows) and jobs it started (running, owner) carry its id. If the
+ * process dies, the reservations are simply deleted by recovery (those jobs never started: still
+ * queued, nothing charged). If the process dies, its lease stops being renewed;
  * the recovery pass — run by any process at start and now and then — finds running jobs whose
  * owner's lease has expired (or whose owner row is gone), counts the lost attempt (attempts row
  * with outcome "recovered"), and puts each job back to queued, or failed when that was its last
@@ -80,13 +82,25 @@ int aspen_store_engine_unregister(aspen_store *s, int64_t engine_id, int64_t now
     code = store_release_all(s, engine_id, released, err);
     if (code)
         goto rollback;
-    sqlite3_stmt *st = store_stmt(s, ST_ENGINE_DELETE, err);
+    sqlite3_stmt *st = store_stmt(s, ST_CLAIMS_OF_ENGINE_DELETE, err);
     if (!st) {
         code = err ? err->code : ASPEN_STORE_EIO;
         goto rollback;
     }
     sqlite3_bind_int64(st, 1, engine_id);
     int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE) {
+        code = store_sqlite_err(s, err, rc, "giving back an engine's reserved jobs");
+        goto rollback;
+    }
+    st = store_stmt(s, ST_ENGINE_DELETE, err);
+    if (!st) {
+        code = err ? err->code : ASPEN_STORE_EIO;
+        goto rollback;
+    }
+    sqlite3_bind_int64(st, 1, engine_id);
+    rc = sqlite3_step(st);
     sqlite3_reset(st);
     if (rc != SQLITE_DONE) {
         code = store_sqlite_err(s, err, rc, "unregistering an engine");
@@ -265,13 +279,28 @@ int aspen_store_recover(aspen_store *s, int64_t now_ms, aspen_store_recovery *re
         if (code)
             goto free_lists;
     }
-    sqlite3_stmt *st = store_stmt(s, ST_ENGINES_EXPIRED_DELETE, err);
+    /* Reservations of dead engines: those jobs never started, so they are simply queued again
+     * (they never stopped being queued) and no attempt is charged. */
+    sqlite3_stmt *st = store_stmt(s, ST_CLAIMS_ORPHANS_DELETE, err);
     if (!st) {
         code = err ? err->code : ASPEN_STORE_EIO;
         goto free_lists;
     }
     sqlite3_bind_int64(st, 1, now_ms);
     int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE) {
+        code = store_sqlite_err(s, err, rc, "giving back reservations of dead engines");
+        goto free_lists;
+    }
+    r.unreserved = sqlite3_changes(s->db);
+    st = store_stmt(s, ST_ENGINES_EXPIRED_DELETE, err);
+    if (!st) {
+        code = err ? err->code : ASPEN_STORE_EIO;
+        goto free_lists;
+    }
+    sqlite3_bind_int64(st, 1, now_ms);
+    rc = sqlite3_step(st);
     sqlite3_reset(st);
     if (rc != SQLITE_DONE) {
         code = store_sqlite_err(s, err, rc, "removing expired engines");

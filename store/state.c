@@ -1,10 +1,31 @@
 /* state.c — job states and THE transition table.
  *
  * Every change of a job's state is checked here: per-job writes call aspen_store_check_transition
- * through job_write (jobs.c), and the two bulk statements (promotion of due scheduled jobs and the
- * claim) select exactly the from-states this table allows (tests/store/test_store_state.c holds them
- * to it). The table used to be installed as SQL triggers too, as a backstop;
- * they cost a third of the write path (a trigger program runs per row) and were dropped. */
+ * through job_write (jobs.c), and the promotion of due scheduled jobs selects exactly the
+ * from-state this table allows (tests/store/test_store_state.c holds it to it). The table used to
+ * be installed as SQL triggers too, as a backstop; they cost a third of the write path (a trigger
+ * program runs per row) and were dropped.
+ *
+ *                 submit (run_at later)
+ *      (new) ───────────────────────────▶ scheduled ──cancel──▶ cancelled
+ *        │ submit (due)                     │ its time came        ▲
+ *        ▼                                  ▼                      │ cancel (also when reserved:
+ *      queued ◀─────────────────────────────┘ ─────────────────────┘  the reservation goes too)
+ *        │  ┆ claim = reservation: a claims row (engine, time); the job STAYS queued, attempts
+ *        │  ┆ unchanged. Given back by unclaim, release, unregister, or recovery of a dead engine
+ *        │  ┆ — never charged, because it never started.
+ *        │ start: a worker really began it (start mark, or inside the completion's group commit)
+ *        ▼        attempts + 1, started_at = the moment it began, owner = engine
+ *      running ──success──▶ succeeded
+ *        │──failure/timeout, attempts left──▶ scheduled (backoff) or queued (due now)
+ *        │──out of attempts / no retry / recovery of a last attempt──▶ failed ──retry──▶ queued
+ *        │──cancelled while running──▶ cancelled
+ *        └──release (shutdown, attempt given back) / recovery of a lost attempt──▶ queued
+ *
+ * A reservation is not a state: to every reader a reserved job is queued, and cancel, counts and
+ * listings treat it so. A job that starts and finishes within one group commit is written once,
+ * queued → final, checked as the two edges queued → running → final (job_row.via_running).
+ */
 #include "store_internal.h"
 
 #include <stdio.h>
@@ -19,7 +40,7 @@ static const char *const state_names[ASPEN_STORE_STATE_COUNT] = {
 
 /* Rows: from; columns: to. Why each edge exists:
  *   new → queued | scheduled         submit (run_at now or later)
- *   queued → running                 claim
+ *   queued → running                 start of a reserved job (a worker began it; attempt charged)
  *   queued → cancelled               cancel before it ran
  *   scheduled → queued               its run_at came (promotion, inside the claim transaction)
  *   scheduled → cancelled            cancel before it ran

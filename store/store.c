@@ -39,12 +39,20 @@ static const char *const stmt_sql[ST_COUNT] = {
     /* scheduled → queued for every job whose time has come (index jobs_due). */
     [ST_PROMOTE_DUE] = "UPDATE jobs INDEXED BY jobs_due SET state = 'queued'"
                        " WHERE state = 'scheduled' AND run_at <= ?1",
-    /* queued → running for the head of the queue (index jobs_queue), in one statement. */
-    [ST_CLAIM] = "UPDATE jobs SET state = 'running', owner = ?1, attempts = attempts + 1,"
-                 " started_at = ?2, cancel_requested = 0"
-                 " WHERE id IN (SELECT id FROM jobs INDEXED BY jobs_queue WHERE state = 'queued'"
-                 " ORDER BY priority DESC, run_at, id LIMIT ?3)"
-                 " RETURNING " JOB_COLUMNS,
+    /* The head of the queue (index jobs_queue) that nobody has reserved yet. The claims table holds
+     * at most a few prefetched jobs per live engine, so the NOT EXISTS steps over a handful. */
+    [ST_CLAIM] = "SELECT " JOB_COLUMNS " FROM jobs INDEXED BY jobs_queue WHERE state = 'queued'"
+                 " AND NOT EXISTS (SELECT 1 FROM claims c WHERE c.job = jobs.id)"
+                 " ORDER BY priority DESC, run_at, id LIMIT ?1",
+    [ST_CLAIM_INSERT] = "INSERT INTO claims (job, engine, claimed_at) VALUES (?1, ?2, ?3)",
+    [ST_CLAIM_OWNER] = "SELECT engine FROM claims WHERE job = ?1",
+    [ST_CLAIM_DELETE] = "DELETE FROM claims WHERE job = ?1",
+    [ST_CLAIM_TAKE] = "DELETE FROM claims WHERE job = ?1 AND engine = ?2",
+    [ST_CLAIMS_OF_ENGINE_DELETE] = "DELETE FROM claims WHERE engine = ?1",
+    /* Reservations of engines without a live lease: they go back to the queue uncharged. */
+    [ST_CLAIMS_ORPHANS_DELETE] = "DELETE FROM claims WHERE NOT EXISTS"
+                                 " (SELECT 1 FROM engines e WHERE e.id = claims.engine"
+                                 " AND e.lease_until >= ?1)",
     [ST_JOB_READ] = "SELECT state, run_at, attempts, max_attempts, started_at, finished_at, owner,"
                     " cancel_requested, log_count, log_dropped FROM jobs WHERE id = ?1",
     [ST_JOB_WRITE] = "UPDATE jobs SET state = ?2, run_at = ?3, attempts = ?4, max_attempts = ?5,"
@@ -53,6 +61,11 @@ static const char *const stmt_sql[ST_COUNT] = {
                      " error = CASE WHEN ?12 THEN ?13 ELSE error END,"
                      " result = CASE WHEN ?14 THEN ?15 ELSE result END"
                      " WHERE id = ?1 AND state = ?16",
+    /* The same without error and result: a start, a cancel request, a release. */
+    [ST_JOB_WRITE_SMALL] = "UPDATE jobs SET state = ?2, run_at = ?3, attempts = ?4,"
+                           " max_attempts = ?5, started_at = ?6, finished_at = ?7, owner = ?8,"
+                           " cancel_requested = ?9, log_count = ?10, log_dropped = ?11"
+                           " WHERE id = ?1 AND state = ?12",
     [ST_JOB_LOGCOUNT_WRITE] = "UPDATE jobs SET log_count = ?2, log_dropped = ?3 WHERE id = ?1",
     [ST_ATTEMPT_INSERT] =
         "INSERT INTO attempts (job, number, engine, started_at, finished_at, wall_us,"
@@ -227,10 +240,30 @@ static int migrate_v2(aspen_store *s, aspen_store_error *err)
     return 0;
 }
 
+/* Version 3: reservations. A claim no longer moves a job to running: it inserts a small row here
+ * (the job stays queued, no attempt charged, its own row untouched), and the job becomes running,
+ * with attempts + 1 and started_at, when a worker really starts it. Recovery deletes the rows of
+ * engines without a live lease: those jobs were never started, so nothing is charged. */
+static int migrate_v3(aspen_store *s, aspen_store_error *err)
+{
+    int rc = sqlite3_exec(s->db,
+                          "CREATE TABLE IF NOT EXISTS claims ("
+                          "  job INTEGER PRIMARY KEY,"
+                          "  engine INTEGER NOT NULL,"
+                          "  claimed_at INTEGER NOT NULL);",
+                          NULL, NULL, NULL);
+    if (rc != SQLITE_OK)
+        return store_sqlite_err(s, err, rc, "adding the claims table (version 3)");
+    /* A version-2 database may hold jobs a version-2 engine claimed into running: they stay
+     * running under that engine's lease and are recovered as before. */
+    return 0;
+}
+
 /* migrations[v] takes a database at version v to v + 1. */
 static int (*const migrations[ASPEN_STORE_SCHEMA_VERSION])(aspen_store *, aspen_store_error *) = {
     migrate_v1,
     migrate_v2,
+    migrate_v3,
 };
 
 const char *store_stmt_sql(enum stmt_id id) { return stmt_sql[id]; }
@@ -323,9 +356,49 @@ int store_sqlite_err(aspen_store *s, aspen_store_error *err, int rc, const char 
                          "I/O error on database %s while %s (SQLite: %s%s%s): check the disk "
                          "(dmesg); the last committed state is intact",
                          path, what, emsg, sys ? ", " : "", sys ? strerror(sys) : "");
+    case SQLITE_ERROR:
+        if (strstr(emsg, "no such table") || strstr(emsg, "no such column") ||
+            strstr(emsg, "no such index")) {
+            /* Someone changed the file under us: a newer aspen migrated it, or it was damaged. */
+            int64_t version = 0;
+            sqlite3_stmt *st = NULL;
+            if (s && s->db &&
+                sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK &&
+                sqlite3_step(st) == SQLITE_ROW)
+                version = sqlite3_column_int64(st, 0);
+            sqlite3_finalize(st);
+            if (version > ASPEN_STORE_SCHEMA_VERSION)
+                return store_err(err, ASPEN_STORE_ENEWER,
+                                 "database %s now has schema version %lld, newer than this aspen "
+                                 "(%d) (SQLite: %s while %s): upgrade aspen, or use the aspen that "
+                                 "wrote it",
+                                 path, (long long)version, ASPEN_STORE_SCHEMA_VERSION, emsg, what);
+            return store_err(err, ASPEN_STORE_ESCHEMA,
+                             "database %s is missing part of Aspen's schema (SQLite: %s) while %s: "
+                             "it was damaged or changed by another program. Restore it from a "
+                             "backup, or move it aside (mv %s %s.bad) and let aspen create a new "
+                             "one",
+                             path, emsg, what, path, path);
+        }
+        return store_err(err, ASPEN_STORE_EIO, "SQLite failed on %s while %s: %s (code %d)", path,
+                         what, emsg, rc);
     default:
         return store_err(err, ASPEN_STORE_EIO, "SQLite failed on %s while %s: %s (code %d)", path,
                          what, emsg, rc);
+    }
+}
+
+bool aspen_store_error_permanent(int code)
+{
+    switch (code) {
+    case ASPEN_STORE_ECORRUPT:
+    case ASPEN_STORE_ENEWER:
+    case ASPEN_STORE_EPERM:
+    case ASPEN_STORE_ESCHEMA:
+    case ASPEN_STORE_ENODIR:
+        return true;
+    default:
+        return false;
     }
 }
 

@@ -23,8 +23,15 @@ enum stmt_id {
     ST_ENGINE_LEASE,
     ST_PROMOTE_DUE,
     ST_CLAIM,
+    ST_CLAIM_INSERT,
+    ST_CLAIM_OWNER,
+    ST_CLAIM_DELETE,
+    ST_CLAIM_TAKE,
+    ST_CLAIMS_OF_ENGINE_DELETE,
+    ST_CLAIMS_ORPHANS_DELETE,
     ST_JOB_READ,
     ST_JOB_WRITE,
+    ST_JOB_WRITE_SMALL,
     ST_JOB_LOGCOUNT_WRITE,
     ST_ATTEMPT_INSERT,
     ST_LOG_INSERT,
@@ -112,6 +119,9 @@ struct job_row {
     /* Write-only: field_update marks a write that keeps the state (cancel_requested); every other
      * write must be an edge of the transition table, even to the same state. */
     bool field_update;
+    /* Write-only: a reserved (queued) job that started and finished within one group commit: the
+     * write is checked as queued → running → after.state, both edges of the table. */
+    bool via_running;
     /* Write-only: set_error/set_result replace the column (NULL pointer → SQL NULL). */
     bool set_error;
     const char *error;
@@ -127,6 +137,13 @@ int job_read(aspen_store *s, int64_t id, struct job_row *row, aspen_store_error 
  * after's fields WHERE id AND state = before.state. ESTATE if illegal or if the row moved. */
 int job_write(aspen_store *s, const struct job_row *before, const struct job_row *after,
               aspen_store_error *err);
+
+/* The engine holding a reservation (claims row) on a job, 0 when none. */
+int claim_owner(aspen_store *s, int64_t job, int64_t *engine, aspen_store_error *err);
+/* Deletes engine's reservation of a job; ELEASE (naming who holds it, if anyone) when it has none. */
+int claim_take(aspen_store *s, int64_t engine, int64_t job, aspen_store_error *err);
+/* Deletes a job's reservation, whoever holds it (no-op when none). */
+int claim_delete(aspen_store *s, int64_t job, aspen_store_error *err);
 
 /* Inserts log lines for one job, honouring the cap; updates row->log_count/log_dropped (the
  * caller writes them back). */

@@ -86,9 +86,10 @@ static inline int64_t submit_job(aspen_store *s, const char *type, int priority,
     return id;
 }
 
-/* Claims up to max jobs; returns how many, ids in claim order into ids (may be NULL). */
-static inline size_t claim_ids(aspen_store *s, int64_t engine, size_t max, int64_t now,
-                               int64_t *ids)
+/* Reserves up to max jobs (they stay queued); returns how many, ids in claim order into ids (may
+ * be NULL). */
+static inline size_t reserve_ids(aspen_store *s, int64_t engine, size_t max, int64_t now,
+                                 int64_t *ids)
 {
     aspen_store_job *jobs = NULL;
     size_t n = 0;
@@ -96,9 +97,38 @@ static inline size_t claim_ids(aspen_store *s, int64_t engine, size_t max, int64
     int rc = aspen_store_claim(s, engine, max, now, &jobs, &n, NULL, &e);
     if (rc != 0)
         fail_msg("claim: %d %s", rc, e.msg);
+    for (size_t i = 0; i < n; i++)
+        if (jobs[i].state != ASPEN_STORE_QUEUED)
+            fail_msg("claim returned job %lld %s, not queued", (long long)jobs[i].id,
+                     aspen_store_state_name(jobs[i].state));
     for (size_t i = 0; ids && i < n; i++)
         ids[i] = jobs[i].id;
     aspen_store_jobs_free(jobs, n);
+    return n;
+}
+
+/* Reserves up to max jobs and starts them at `now` (running, attempt charged), as an engine does
+ * when its workers begin them; returns how many, ids in claim order into ids (may be NULL). */
+static inline size_t claim_ids(aspen_store *s, int64_t engine, size_t max, int64_t now,
+                               int64_t *ids)
+{
+    int64_t got[512];
+    if (max > 512)
+        max = 512;
+    size_t n = reserve_ids(s, engine, max, now, got);
+    aspen_store_start marks[512];
+    int status[512];
+    for (size_t i = 0; i < n; i++)
+        marks[i] = (aspen_store_start){got[i], now};
+    aspen_store_error e = {0};
+    int rc = aspen_store_start_jobs(s, engine, marks, n, now, status, &e);
+    if (rc != 0)
+        fail_msg("start: %d %s", rc, e.msg);
+    for (size_t i = 0; i < n; i++)
+        if (status[i] != 0)
+            fail_msg("start of job %lld refused: %d %s", (long long)got[i], status[i], e.msg);
+    for (size_t i = 0; ids && i < n; i++)
+        ids[i] = got[i];
     return n;
 }
 

@@ -165,10 +165,12 @@ static void test_claim_fields_and_batches(void **state)
     assert_false(paused);
     assert_int_equal(n, 100);
     assert_int_equal(jobs[0].id, ids[0]);
-    assert_int_equal(jobs[0].state, ASPEN_STORE_RUNNING);
-    assert_int_equal(jobs[0].attempts, 1);
-    assert_int_equal(jobs[0].owner, f->engine);
-    assert_int_equal(jobs[0].started_at_ms, T0 + 5);
+    /* A claim reserves: the job stays queued, nothing charged, nothing started. */
+    assert_int_equal(jobs[0].state, ASPEN_STORE_QUEUED);
+    assert_int_equal(jobs[0].attempts, 0);
+    assert_int_equal(jobs[0].owner, 0);
+    assert_int_equal(jobs[0].started_at_ms, 0);
+    assert_int_equal(state_of(f->s, ids[0]), ASPEN_STORE_QUEUED);
     assert_int_equal(jobs[0].timeout_ms, 1234);
     assert_int_equal(jobs[0].memory_bytes, 1 << 20);
     assert_false(jobs[0].isolation);
@@ -180,13 +182,23 @@ static void test_claim_fields_and_batches(void **state)
     for (size_t i = 1; i < n; i++)
         assert_true(jobs[i].id > jobs[i - 1].id);
     aspen_store_jobs_free(jobs, n);
-    assert_int_equal(claim_ids(f->s, f->engine, 100, T0, NULL), 100);
+    /* Reserved jobs are skipped by later claims (this engine's and any other's). */
+    int64_t got[100];
+    assert_int_equal(claim_ids(f->s, f->engine, 100, T0, got), 100);
+    assert_int_equal(got[0], ids[100]);
     assert_int_equal(claim_ids(f->s, f->engine, 100, T0, NULL), 50);
     assert_int_equal(claim_ids(f->s, f->engine, 100, T0, NULL), 0);
     int64_t counts[ASPEN_STORE_STATE_COUNT];
     assert_int_equal(aspen_store_counts(f->s, counts, &e), 0);
-    assert_int_equal(counts[ASPEN_STORE_RUNNING], 250);
-    assert_int_equal(counts[ASPEN_STORE_QUEUED], 0);
+    assert_int_equal(counts[ASPEN_STORE_RUNNING], 150); /* started */
+    assert_int_equal(counts[ASPEN_STORE_QUEUED], 100);  /* reserved, not started */
+    aspen_store_job started;
+    assert_int_equal(aspen_store_get(f->s, ids[100], &started, &e), 0);
+    assert_int_equal(started.state, ASPEN_STORE_RUNNING);
+    assert_int_equal(started.attempts, 1);
+    assert_int_equal(started.owner, f->engine);
+    assert_int_equal(started.started_at_ms, T0);
+    aspen_store_job_clear(&started);
 
     /* Claiming needs a live lease. */
     assert_int_equal(aspen_store_claim(f->s, 12345, 1, T0, &jobs, &n, NULL, &e), ASPEN_STORE_ELEASE);

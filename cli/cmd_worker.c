@@ -3,7 +3,9 @@
  * Runs N worker threads until SIGINT/SIGTERM (graceful: stop claiming, let running jobs finish
  * within the grace period, release the rest, flush, unregister), or with --until-idle until nothing
  * is queued, scheduled or running. Prints one line per finished job (unless --quiet) and engine
- * messages (recovery, lost lease) on stderr.
+ * messages (recovery, lost lease, a store that cannot be written for now) on stderr. A permanent
+ * store error (a table missing, a newer schema, a read-only or corrupt file) ends it with the
+ * engine's message and exit status 1; transient ones (disk full, locked) are retried.
  */
 #include "cli.h"
 
@@ -98,16 +100,16 @@ int cmd_worker(int argc, char **argv)
             fprintf(stderr, "aspen worker: stopping (letting running jobs finish)\n");
             break;
         }
-        if (until_idle) {
-            int w = aspen_engine_wait_idle(eng, 0, true, &err);
-            if (w == 0)
-                break;
-            if (w < 0) {
-                fprintf(stderr, "error: %s\n", err.msg);
-                rc = 1;
-                break;
-            }
+        /* Also how a permanent store error (schema missing, read-only, corrupt) reaches us: the
+         * engine has stopped working and says why; retrying would never end. */
+        int w = aspen_engine_wait_idle(eng, 0, true, &err);
+        if (w < 0) {
+            fprintf(stderr, "error: %s\n", err.msg);
+            rc = 1;
+            break;
         }
+        if (until_idle && w == 0)
+            break;
     }
     aspen_engine_snapshot *snap = calloc(1, sizeof *snap);
     if (aspen_engine_stop(eng, grace, &err) != 0) {

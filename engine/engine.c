@@ -2,13 +2,41 @@
  *
  * Open/start/stop/close, the event fan-out to subscribers, the snapshot, and:
  *   dispatcher  registers the engine (lease), runs recovery at start and every recover_ms, renews the
- *               lease every renew_ms, claims due jobs in batches into the ready queue whenever it runs
- *               low, polls the store's cancel requests every cancel_poll_ms and stops those VMs, and
- *               samples throughput once a second for subscribers;
- *   committer   collects finished attempts from the workers and writes them in ONE
- *               aspen_store_complete call every commit_interval_ms or commit_batch jobs, then tells
- *               subscribers the jobs' new states (after the commit: what they see is durable).
+ *               lease every renew_ms, polls the store's cancel requests every cancel_poll_ms and
+ *               stops those VMs, flushes long jobs' log lines, and samples throughput once a second;
+ *   store thread (committer_main) reserves due jobs for the ready queue (claim_more), writes start
+ *               marks and finished attempts in ONE aspen_store_commit every commit_interval_ms or
+ *               commit_batch jobs, then tells subscribers the jobs' new states (after the commit:
+ *               what they see is durable).
  * Workers are in worker.c, the warm VM pool in vmpool.c.
+ *
+ * A job's life in one engine (store states in capitals; see store/state.c for the whole table):
+ *
+ *   QUEUED ──claim_more: reservation (claims row)──▶ ready queue (local, FIFO in claim order)
+ *     ▲          │ given back: unclaim after PREFETCH_MAX_WAIT_MS, at stop, on unregister;
+ *     │          │ dropped (the lease lapses, recovery gives it back) on a lost lease or a
+ *     │          │ permanent store error
+ *     │          ▼ a worker pops it: eng_job_started → start list (RUNNING event)
+ *     │        worker runs it ─────────────▶ start mark written by the next group commit
+ *     │          │                            (QUEUED → RUNNING, attempts + 1, started_at)
+ *     │          ▼ finished: eng_done → completion list
+ *     │        group commit: completion (with its start if not yet written: QUEUED → end in one
+ *     │          write) → SUCCEEDED | FAILED | CANCELLED | SCHEDULED/QUEUED (retry)
+ *     └── release at shutdown (RUNNING → QUEUED, attempt given back)
+ *
+ * Invariants:
+ *   - An attempt is charged (attempts + 1, an attempts row eventually) only for a job a worker
+ *     began; a job only reserved is QUEUED to every reader, and a kill -9 costs it nothing.
+ *   - The engine reserves idle workers plus a prefetch of what it starts in PREFETCH_MS at its
+ *     recent rate (≤ 2 × claim_batch): others' engines and higher priorities wait at most that.
+ *   - A job's start is handed to the store thread before its completion (same worker, same
+ *     d_mu), so a group never holds a completion whose start comes later.
+ *   - Completions and start marks stay in memory until a commit holding them succeeds: transient
+ *     store errors (disk full, locked, I/O) are retried with backoff and claims wait meanwhile;
+ *     nothing is dropped unless the error is permanent (engine_fatal: the engine stops claiming
+ *     and wait_idle returns the message) or the engine stops while the store still fails.
+ *   - Only the current engine id's work is written; after a lost lease the old id's jobs belong to
+ *     whoever recovered them, and their results are dropped here.
  */
 #include "engine_internal.h"
 
@@ -1215,6 +1243,12 @@ static void *committer_main(void *arg)
         int rc = atomic_load(&eng->fatal) ? ASPEN_STORE_EIO
                                           : commit_group(eng, pending, starts, n_starts, &b);
         bool drop = rc == 0 || atomic_load(&eng->fatal);
+        if (rc == ASPEN_STORE_EFULL) {
+            /* The log may be what fills the disk: copy it into the database and cut it back, so
+             * the retry has room as soon as anything is freed. */
+            aspen_store_error ce = {0};
+            aspen_store_checkpoint(eng->commit_store, &ce);
+        }
         if (rc && !drop) {
             if (!fails++)
                 failing_since = last_msg = now;

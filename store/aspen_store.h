@@ -459,6 +459,12 @@ int aspen_store_logs(aspen_store *s, int64_t job_id, int64_t after_seq, size_t l
                      aspen_store_log **out, size_t *n, aspen_store_error *err);
 void aspen_store_logs_free(aspen_store_log *l, size_t n);
 
+/* Copies the write-ahead log into the database and truncates it to nothing (SQLite's TRUNCATE
+ * checkpoint). After a disk-full error this gives back the room the log took (it grows to about
+ * 4 MB between automatic checkpoints), so that writing can resume once a little space is free.
+ * A reader still using the log leaves it partly copied: not an error. */
+int aspen_store_checkpoint(aspen_store *s, aspen_store_error *err);
+
 /* PRAGMA data_version: changes when ANOTHER connection commits to the database (not this handle's
  * own writes). Poll it (e.g. every 250 ms) to notice other processes' changes cheaply. */
 int aspen_store_data_version(aspen_store *s, uint64_t *version, aspen_store_error *err);

@@ -930,6 +930,20 @@ int aspen_store_paused(aspen_store *s, bool *paused, aspen_store_error *err)
     return code;
 }
 
+int aspen_store_checkpoint(aspen_store *s, aspen_store_error *err)
+{
+    if (s->read_only)
+        return 0;
+    int busy = 0, log = 0, done = 0;
+    int rc = sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, &log, &done);
+    if (rc == SQLITE_BUSY)
+        busy = 1; /* a reader still uses the log: what could be copied was copied */
+    else if (rc != SQLITE_OK)
+        return store_sqlite_err(s, err, rc, "checkpointing the write-ahead log");
+    (void)busy;
+    return 0;
+}
+
 int aspen_store_data_version(aspen_store *s, uint64_t *version, aspen_store_error *err)
 {
     sqlite3_stmt *st = store_stmt(s, ST_DATA_VERSION, err);

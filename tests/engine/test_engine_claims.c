@@ -1,0 +1,409 @@
+/* tests/engine/test_engine_claims.c — what people see of claims and store failures, through one
+ * engine in this process (the several-process cases are in test_engine_procs.c).
+ *
+ *   priority        a priority-100 job submitted behind 200 priority-0 jobs starts before almost
+ *                   all of them with 2 workers (the engine reserves only what it can start soon)
+ *   durations       a job's started_at is when its worker began it: the queue wait is not in its
+ *                   duration (finished_at − started_at), and the attempt row says the same
+ *   cancel          cancelling a queued job while every worker is busy cancels it at once (it was
+ *                   never running and is charged nothing)
+ *   schema missing  a permanent store error (a table dropped under a running engine) stops the
+ *                   engine with a message that wait_idle returns, instead of retrying for ever
+ *   disk full       a real 16 MiB tmpfs (own mount namespace, needs root as the rest of this suite
+ *                   runs here) filled up under a running engine: clear messages, no progress, no
+ *                   loss; space freed: the engine resumes and every job succeeds exactly once
+ * KVM is required by the engine (fail, never skip).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "aspen_engine.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <sqlite3.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define TEST_TMP_PREFIX "aspen-engine-claims"
+#include "test_support.h"
+
+static aspen_engine *open_eng_at(const char *db, int workers)
+{
+    aspen_engine_config cfg;
+    aspen_engine_config_default(&cfg);
+    cfg.db_path = db;
+    cfg.workers = workers;
+    cfg.guest_dir = GUEST_DIR;
+    aspen_engine *eng = NULL;
+    aspen_engine_error err = {0};
+    int rc = aspen_engine_open(&cfg, &eng, &err);
+    if (rc)
+        fprintf(stderr, "open: %s\n", err.msg);
+    assert_int_equal(rc, 0);
+    return eng;
+}
+
+static aspen_engine *open_eng(int workers) { return open_eng_at(g_db, workers); }
+
+static void start(aspen_engine *eng)
+{
+    aspen_engine_error err = {0};
+    int rc = aspen_engine_start(eng, &err);
+    if (rc)
+        fprintf(stderr, "start: %s\n", err.msg);
+    assert_int_equal(rc, 0);
+}
+
+static int64_t count(aspen_engine *eng, aspen_store_state st)
+{
+    int64_t c[ASPEN_STORE_STATE_COUNT];
+    aspen_engine_error err = {0};
+    assert_int_equal(aspen_engine_counts(eng, c, &err), 0);
+    return c[st];
+}
+
+static aspen_store_job get(aspen_engine *eng, int64_t id)
+{
+    aspen_store_job j = {0};
+    aspen_engine_error err = {0};
+    assert_int_equal(aspen_engine_get(eng, id, &j, &err), 0);
+    return j;
+}
+
+/* n sleep jobs of `ms` each at `priority`; ids into ids. */
+static void submit_sleeps(aspen_engine *eng, int n, int ms, int priority, int64_t *ids)
+{
+    char payload[64];
+    snprintf(payload, sizeof payload, "{\"ms\":%d}", ms);
+    aspen_engine_job_spec *specs = calloc((size_t)n, sizeof *specs);
+    for (int i = 0; i < n; i++)
+        specs[i] = (aspen_engine_job_spec){.type = "sleep", .payload = payload,
+                                           .priority = priority};
+    aspen_engine_error err = {0};
+    int rc = aspen_engine_submit_batch(eng, specs, (size_t)n, ids, &err);
+    if (rc)
+        fprintf(stderr, "submit: %s\n", err.msg);
+    assert_int_equal(rc, 0);
+    free(specs);
+}
+
+static void test_priority_jumps_the_queue(void **state)
+{
+    (void)state;
+    enum { N = 200 };
+    aspen_engine *eng = open_eng(2);
+    static int64_t low[N];
+    submit_sleeps(eng, N, 10, 0, low);
+    start(eng);
+    int64_t t0 = now_ms();
+    while (count(eng, ASPEN_STORE_SUCCEEDED) < 6) { /* steady state: the rate is known */
+        assert_true(now_ms() - t0 < 30000);
+        sleep_ms(2);
+    }
+    int64_t urgent;
+    submit_sleeps(eng, 1, 10, 100, &urgent);
+    int64_t submitted_at = aspen_store_now_ms();
+    t0 = now_ms();
+    for (;;) {
+        aspen_store_job j = get(eng, urgent);
+        bool done = j.state == ASPEN_STORE_SUCCEEDED;
+        aspen_store_job_clear(&j);
+        if (done)
+            break;
+        assert_true(now_ms() - t0 < 30000);
+        sleep_ms(2);
+    }
+    aspen_store_job u = get(eng, urgent);
+    int64_t urgent_start = u.started_at_ms;
+    aspen_store_job_clear(&u);
+    int before = 0, between = 0;
+    for (int i = 0; i < N; i++) {
+        aspen_store_job j = get(eng, low[i]);
+        if (j.started_at_ms && j.started_at_ms < urgent_start) {
+            before++;
+            if (j.started_at_ms >= submitted_at)
+                between++;
+        }
+        aspen_store_job_clear(&j);
+    }
+    fprintf(stderr, "the priority-100 job started after %d of %d priority-0 jobs (%d of them after "
+                    "it was submitted)\n", before, N, between);
+    /* Before: all 200 were claimed into running at once, and it started last. */
+    assert_true(before < N / 4);
+    assert_true(between <= 6); /* the two workers' jobs and a little prefetch */
+    aspen_engine_close(eng); /* the rest go back to the queue */
+}
+
+static void test_durations_exclude_the_wait(void **state)
+{
+    (void)state;
+    enum { N = 12, MS = 30 };
+    aspen_engine *eng = open_eng(1);
+    int64_t ids[N];
+    submit_sleeps(eng, N, MS, 0, ids);
+    start(eng);
+    aspen_engine_error err = {0};
+    assert_int_equal(aspen_engine_wait_idle(eng, 60000, true, &err), 0);
+    int64_t longest_wait = 0;
+    for (int i = 0; i < N; i++) {
+        aspen_store_job j = get(eng, ids[i]);
+        assert_int_equal(j.state, ASPEN_STORE_SUCCEEDED);
+        int64_t ran = j.finished_at_ms - j.started_at_ms, waited = j.started_at_ms - j.created_at_ms;
+        if (waited > longest_wait)
+            longest_wait = waited;
+        /* A 30 ms job, whatever it waited: at most scheduling noise and one group commit. */
+        if (ran < MS || ran > MS + 250)
+            fail_msg("job %d ran %lld ms (waited %lld ms)", i, (long long)ran, (long long)waited);
+        aspen_store_attempt *a = NULL;
+        size_t n = 0;
+        assert_int_equal(aspen_engine_attempts(eng, ids[i], &a, &n, &err), 0);
+        assert_int_equal(n, 1);
+        assert_int_equal(a[0].started_at_ms, j.started_at_ms);
+        aspen_store_attempts_free(a, n);
+        aspen_store_job_clear(&j);
+    }
+    /* one worker: the last job waited for the eleven before it, and that is not in its duration */
+    assert_true(longest_wait >= (N - 1) * MS);
+    aspen_engine_close(eng);
+}
+
+static void test_cancel_queued_while_busy(void **state)
+{
+    (void)state;
+    aspen_engine *eng = open_eng(2);
+    int64_t busy[2], waiting[4];
+    submit_sleeps(eng, 2, 3000, 1, busy);
+    submit_sleeps(eng, 4, 10, 0, waiting);
+    start(eng);
+    int64_t t0 = now_ms();
+    while (count(eng, ASPEN_STORE_RUNNING) < 2) {
+        assert_true(now_ms() - t0 < 30000);
+        sleep_ms(2);
+    }
+    sleep_ms(100); /* the engine has had every chance to claim the rest */
+    aspen_store_job w = get(eng, waiting[3]);
+    assert_int_equal(w.state, ASPEN_STORE_QUEUED);
+    assert_int_equal(w.attempts, 0);
+    aspen_store_job_clear(&w);
+    bool requested = true;
+    aspen_engine_error err = {0};
+    assert_int_equal(aspen_engine_cancel(eng, waiting[3], &requested, &err), 0);
+    assert_false(requested); /* it was queued, not running: cancelled now */
+    w = get(eng, waiting[3]);
+    assert_int_equal(w.state, ASPEN_STORE_CANCELLED);
+    assert_int_equal(w.attempts, 0);
+    assert_string_equal(w.error, "cancelled before it ran");
+    aspen_store_job_clear(&w);
+    /* the others still run once the workers are free; the cancelled one never does */
+    assert_int_equal(aspen_engine_wait_idle(eng, 60000, true, &err), 0);
+    for (int i = 0; i < 3; i++) {
+        w = get(eng, waiting[i]);
+        assert_int_equal(w.state, ASPEN_STORE_SUCCEEDED);
+        aspen_store_job_clear(&w);
+    }
+    aspen_store_attempt *a = NULL;
+    size_t n = 9;
+    assert_int_equal(aspen_engine_attempts(eng, waiting[3], &a, &n, &err), 0);
+    assert_int_equal(n, 0);
+    aspen_store_attempts_free(a, n);
+    aspen_engine_close(eng);
+}
+
+static void exec_sql(const char *db, const char *sql)
+{
+    sqlite3 *h = NULL;
+    assert_int_equal(sqlite3_open(db, &h), SQLITE_OK);
+    sqlite3_busy_timeout(h, 5000);
+    char *msg = NULL;
+    int rc = sqlite3_exec(h, sql, NULL, NULL, &msg);
+    if (rc != SQLITE_OK)
+        fail_msg("%s: %s", sql, msg ? msg : "?");
+    sqlite3_close(h);
+}
+
+static void test_missing_table_stops_the_engine(void **state)
+{
+    (void)state;
+    aspen_engine *eng = open_eng(2);
+    int64_t ids[20];
+    submit_sleeps(eng, 20, 5, 0, ids);
+    exec_sql(g_db, "DROP TABLE attempts");
+    start(eng);
+    aspen_engine_error err = {0};
+    int64_t t0 = now_ms();
+    int rc = aspen_engine_wait_idle(eng, 20000, true, &err);
+    fprintf(stderr, "wait_idle after %lld ms: %d %s\n", (long long)(now_ms() - t0), rc, err.msg);
+    assert_true(rc < 0); /* an error, not "still busy" after 20 s of retrying */
+    assert_true(now_ms() - t0 < 15000);
+    assert_non_null(strstr(err.msg, "missing part of Aspen's schema"));
+    assert_non_null(strstr(err.msg, "attempts"));
+    /* nothing was marked done that was not written */
+    assert_int_equal(count(eng, ASPEN_STORE_SUCCEEDED), 0);
+    aspen_engine_close(eng);
+}
+
+/* ---- disk full ---------------------------------------------------------------------------------- */
+
+struct watch {
+    atomic_int full_msgs, resumed_msgs, succeeded;
+    char first_full[1024];
+};
+
+static void on_event(const aspen_engine_event *ev, void *user)
+{
+    struct watch *w = user;
+    if (ev->type == ASPEN_ENGINE_EV_ENGINE && ev->message) {
+        if (strstr(ev->message, "disk full") && atomic_fetch_add(&w->full_msgs, 1) == 0)
+            snprintf(w->first_full, sizeof w->first_full, "%s", ev->message);
+        if (strstr(ev->message, "accepts writes again"))
+            atomic_fetch_add(&w->resumed_msgs, 1);
+    }
+    if (ev->type == ASPEN_ENGINE_EV_JOB_STATE && ev->state == ASPEN_STORE_SUCCEEDED)
+        atomic_fetch_add(&w->succeeded, 1);
+}
+
+/* Fills the file system holding dir: returns the filler's path in out. */
+static int fill_disk(const char *dir, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s/filler", dir);
+    int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (fd < 0)
+        return -1;
+    static char block[4096];
+    memset(block, 'x', sizeof block);
+    while (write(fd, block, sizeof block) > 0) {
+    }
+    int e = errno;
+    close(fd);
+    return e == ENOSPC ? 0 : -1;
+}
+
+#define CHILD_CHECK(cond, ...)                                                                     \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "disk-full child: " __VA_ARGS__);                                     \
+            fprintf(stderr, " (line %d)\n", __LINE__);                                            \
+            _exit(1);                                                                              \
+        }                                                                                          \
+    } while (0)
+
+static int disk_full_child(void)
+{
+    enum { N = 120 };
+    char dir[300], db[340], filler[340];
+    snprintf(dir, sizeof dir, "%s/small", g_dir);
+    CHILD_CHECK(mkdir(dir, 0700) == 0, "mkdir %s: %s", dir, strerror(errno));
+    /* our own mount namespace: the tmpfs vanishes with this process */
+    CHILD_CHECK(unshare(CLONE_NEWNS) == 0,
+                "unshare(CLONE_NEWNS): %s (this test mounts a small tmpfs: run it as root)",
+                strerror(errno));
+    CHILD_CHECK(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) == 0, "make / private: %s",
+                strerror(errno));
+    CHILD_CHECK(mount("tmpfs", dir, "tmpfs", 0, "size=16m") == 0, "mount tmpfs: %s",
+                strerror(errno));
+    snprintf(db, sizeof db, "%s/t.db", dir);
+
+    aspen_engine_config cfg;
+    aspen_engine_config_default(&cfg);
+    cfg.db_path = db;
+    cfg.workers = 2;
+    cfg.guest_dir = GUEST_DIR;
+    cfg.lease_ms = 60000; /* the store may refuse renewals while full: keep the lease meanwhile */
+    aspen_engine *eng = NULL;
+    aspen_engine_error err = {0};
+    CHILD_CHECK(aspen_engine_open(&cfg, &eng, &err) == 0, "open: %s", err.msg);
+    /* 4 KiB payloads: a state change that rewrote them would need far more room */
+    static char payload[4200];
+    int len = snprintf(payload, sizeof payload, "{\"ms\":20,\"pad\":\"");
+    memset(payload + len, 'p', 4096);
+    snprintf(payload + len + 4096, sizeof payload - (size_t)len - 4096, "\"}");
+    static aspen_engine_job_spec specs[N];
+    int64_t ids[N];
+    for (int i = 0; i < N; i++)
+        specs[i] = (aspen_engine_job_spec){.type = "sleep", .payload = payload};
+    CHILD_CHECK(aspen_engine_submit_batch(eng, specs, N, ids, &err) == 0, "submit: %s", err.msg);
+    static struct watch w;
+    aspen_engine_subscribe(eng, ASPEN_ENGINE_EV_ENGINE | ASPEN_ENGINE_EV_JOB_STATE, on_event, &w);
+    CHILD_CHECK(aspen_engine_start(eng, &err) == 0, "start: %s", err.msg);
+    int64_t t0 = now_ms();
+    while (atomic_load(&w.succeeded) < 10) {
+        CHILD_CHECK(now_ms() - t0 < 30000, "no progress before the disk filled");
+        sleep_ms(2);
+    }
+    CHILD_CHECK(fill_disk(dir, filler, sizeof filler) == 0, "filling the tmpfs: %s",
+                strerror(errno));
+    t0 = now_ms();
+    while (atomic_load(&w.full_msgs) == 0) {
+        CHILD_CHECK(now_ms() - t0 < 30000, "the engine never reported the full disk (%d done)",
+                    atomic_load(&w.succeeded));
+        sleep_ms(5);
+    }
+    fprintf(stderr, "disk full after %d jobs: %s\n", atomic_load(&w.succeeded), w.first_full);
+    CHILD_CHECK(strstr(w.first_full, "Free space"), "the message says what to do");
+    /* six seconds of failing writes: the engine retries with backoff and keeps what it holds
+     * (it used to give up after 50 tries, about 4 s, and drop the finished jobs: they stayed
+     * running for good) */
+    sleep_ms(6000);
+    fprintf(stderr, "%d jobs done while the disk was full\n", atomic_load(&w.succeeded));
+    CHILD_CHECK(unlink(filler) == 0, "unlink filler: %s", strerror(errno));
+    int rc = aspen_engine_wait_idle(eng, 60000, true, &err);
+    CHILD_CHECK(rc == 0, "not idle a minute after space was freed (%d): %s", rc, err.msg);
+    CHILD_CHECK(atomic_load(&w.resumed_msgs) >= 1, "no message that writes resumed");
+    for (int i = 0; i < N; i++) {
+        aspen_store_job j = {0};
+        CHILD_CHECK(aspen_engine_get(eng, ids[i], &j, &err) == 0, "get: %s", err.msg);
+        CHILD_CHECK(j.state == ASPEN_STORE_SUCCEEDED, "job %d is %s", i,
+                    aspen_store_state_name(j.state));
+        aspen_store_job_clear(&j);
+        aspen_store_attempt *a = NULL;
+        size_t n = 0;
+        CHILD_CHECK(aspen_engine_attempts(eng, ids[i], &a, &n, &err) == 0, "attempts: %s",
+                    err.msg);
+        CHILD_CHECK(n == 1 && strcmp(a[0].outcome, "succeeded") == 0,
+                    "job %d has %zu attempts (double completion or a lost one)", i, n);
+        aspen_store_attempts_free(a, n);
+    }
+    fprintf(stderr, "all %d jobs succeeded exactly once after the disk was freed\n", N);
+    aspen_engine_close(eng);
+    umount(dir);
+    return 0;
+}
+
+static void test_disk_full_then_freed(void **state)
+{
+    (void)state;
+    fflush(NULL);
+    pid_t pid = fork(); /* before any engine thread exists in this process */
+    assert_true(pid >= 0);
+    if (pid == 0)
+        _exit(disk_full_child());
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_priority_jumps_the_queue, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_durations_exclude_the_wait, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cancel_queued_while_busy, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_missing_table_stops_the_engine, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_disk_full_then_freed, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -4,11 +4,15 @@
 #   make demo      an echo job and a data-processing job, with logs and timings
 #   make test      all tests (cmocka under ASan+UBSan, KVM tests included, tmux console tests)
 #   make bench     benchmarks printing JSON, beside the KVM floor of this machine
+#   make fuzz      libFuzzer targets (clang, ASan+UBSan), FUZZ_SECONDS each (default 60): fuzz/README.md
 BUILD ?= build
 SANBUILD ?= build-san
+FUZZBUILD ?= build-fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_CC ?= clang-14
 JOBS ?= $(shell nproc)
 
-.PHONY: all setup build console demo test bench clean
+.PHONY: all setup build console demo test bench fuzz clean
 
 all: build
 
@@ -37,5 +41,12 @@ bench: build
 	@bash scripts/setup.sh --need-kvm
 	@bash bench/run.sh $(BUILD)
 
+# Its own build directory, configured with clang; guests are still built with gcc.
+fuzz: setup
+	@bash scripts/setup.sh --need-kvm
+	@cmake -S fuzz -B $(FUZZBUILD) -DCMAKE_C_COMPILER=$(FUZZ_CC) >/dev/null
+	@cmake --build $(FUZZBUILD) -j $(JOBS)
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) bash fuzz/run.sh $(FUZZBUILD)
+
 clean:
-	rm -rf $(BUILD) $(SANBUILD) target
+	rm -rf $(BUILD) $(SANBUILD) $(FUZZBUILD) target

@@ -5,7 +5,8 @@
 set -euo pipefail
 
 PKGS=(build-essential cmake pkg-config libuv1-dev libjansson-dev libsqlite3-dev libncurses-dev
-      libcmocka-dev tmux sqlite3 musl-tools)
+      libcmocka-dev tmux sqlite3 musl-tools
+      clang-14 libclang-rt-14-dev) # make fuzz: clang and its libFuzzer/sanitizer runtimes
 
 missing=()
 for p in "${PKGS[@]}"; do

@@ -60,7 +60,7 @@ raw() { b 15; le32 0; le64 "$1"; }                 # raw u64
 call() { local fsel=$1 nargs=$2; shift 2; b 0; b "$fsel"; b "$nargs"; printf '%s' "$@"; }
 arg() { b 1; b "$1"; echo -n "$2"; }
 field() { b 2; b "$1"; echo -n "$2"; }
-port() { b 3; b "$1"; b "$2"; b "$3"; echo -n "$4"; }     # port%8, mode (0/1/2 size|4 in|8 string), count, val
+port() { b 3; b "$1"; b "$2"; if [[ $3 == \\* ]]; then echo -n "$3"; else b "$3"; fi; echo -n "$4"; }     # port%8, mode (0/1/2 size|4 in|8 string|16 count is a val), count, val
 done_() { b 4; echo -n "$1$2$3$4$5"; }                   # status optr olen mptr mlen
 poke() { b 5; echo -n "$1"; b "${#2}"; printf '%s' "$2"; }
 ret() { b 7; }
@@ -113,6 +113,9 @@ seed port-inl-call "$(port 0 6 0 "$(val 0)")"
 seed port-inb-a7 "$(port 7 4 0 "$(val 0)")"
 seed port-insw "$(port 2 13 255 "$(val 13)")"
 seed port-insl-exit "$(port 4 14 4 "$(val 13)")"
+seed port-insb-huge-count "$(port 0 $((4 | 8 | 16)) "$(raw $((1 << 40)))" "$(val 4)")"
+seed port-insl-count-wraps "$(port 2 $((2 | 4 | 8 | 16)) "$(val 12)" "$(val 13)")"
+seed port-outsb-huge-count "$(port 0 $((8 | 16)) "$(raw $((1 << 40)))" "$(val 4)")"
 seed port-outsb-call "$(port 0 8 16 "$(val 13)")"
 seed port-outsl-call "$(poke "$(val 13)" $'\x02')$(port 0 10 3 "$(val 13)")$(ret)"
 seed port-outsl-exit "$(port 4 10 1 "$(val 13)")"

@@ -11,8 +11,9 @@
  *            fills call_fn and call_args[0..nargs%7), then OUTs the number to the CALL port
  *   ARG    1 i:u8 val                         call_args[i%6] = val
  *   FIELD  2 f:u8 val                         a call-block field (or any 8-byte slot of its page)
- *   PORT   3 port:u8 mode:u8 count:u8 val     on port 0xA0+(port%8): mode bits 0-1 size 1/2/4,
- *            bit 2 IN, bit 3 string (rep ins/outs of count items at val); val is OUT's data
+ *   PORT   3 port:u8 mode:u8 count:(u8, or val if mode&16) val
+ *            on port 0xA0+(port%8): mode bits 0-1 size 1/2/4, bit 2 IN, bit 3 string (rep
+ *            ins/outs of count items at val); val is an OUT's data
  *   DONE   4 status:val optr:val olen:val mptr:val mlen:val   then OUT DONE to the EXIT port
  *   POKE   5 addr:val n:u8 bytes[n]           copy bytes into guest memory (may fault)
  *   READY  6                                  OUT READY to the EXIT port (illegal during a job)
@@ -252,7 +253,8 @@ static int run(const uint8_t *in, size_t len, aspen_buf *out)
             break;
         }
         case 3: { /* PORT */
-            uint8_t p = rd_u8(&r), mode = rd_u8(&r), count = rd_u8(&r);
+            uint8_t p = rd_u8(&r), mode = rd_u8(&r);
+            uint64_t count = (mode & 16) ? rd_val(&r, &l) : rd_u8(&r);
             uint64_t v = rd_val(&r, &l);
             if (!r.ok)
                 break;

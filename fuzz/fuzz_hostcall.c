@@ -2,7 +2,8 @@
  *
  * Each fuzz input is a program for fuzz/guest-hostcall (its header has the encoding): host calls
  * with hostile numbers and arguments, raw port accesses of every size and direction, call-block
- * writes, and DONE with hostile status/output/message fields. One warm VM at minimal memory runs
+ * writes, and DONE with hostile status/output/message fields; two registered host functions take
+ * hostile pointers through the checked accessors (fn_copy, fn_fail). One warm VM at minimal memory runs
  * every input, so the target also checks that the VM survives and stays isolated: after each
  * input it runs the guest's canary job and requires the very answer the first canary gave (the
  * canary hashes the call block, the guest's data, heap and unused stack). Any of these aborts
@@ -60,6 +61,37 @@ static void on_log(void *user, const char *line, size_t len)
     const char *b = bad_byte(line, len, false);
     if (b)
         finding("log line has control byte 0x%02x at %zu", (unsigned char)*b, (size_t)(b - line));
+}
+
+/* Registered host functions, so lookups can succeed and the checked accessors aspen_vm_call_read
+ * and aspen_vm_call_write meet hostile pointers: fuzz_copy(src, len, dst) copies guest memory
+ * through the host; fuzz_fail() fails as a host function may. */
+static int fn_copy(aspen_vm_call *call, void *user)
+{
+    (void)user;
+    uint64_t src = aspen_vm_call_arg(call, 0), len = aspen_vm_call_arg(call, 1);
+    uint64_t dst = aspen_vm_call_arg(call, 2);
+    if (len > (64u << 10)) {
+        aspen_vm_call_return(call, -22);
+        return 0;
+    }
+    uint8_t *buf = malloc(len ? len : 1);
+    if (!buf)
+        return -1;
+    int rc = aspen_vm_call_read(call, src, len, buf);
+    if (rc == 0)
+        rc = aspen_vm_call_write(call, dst, buf, len);
+    free(buf);
+    if (rc == 0)
+        aspen_vm_call_return(call, (int64_t)len);
+    return rc;
+}
+
+static int fn_fail(aspen_vm_call *call, void *user)
+{
+    (void)call;
+    (void)user;
+    return -1;
 }
 
 static void run_one(const uint8_t *in, size_t len, aspen_vm_result *res)
@@ -134,13 +166,20 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         fprintf(stderr, "fuzz_hostcall: %s\n", err.msg);
         exit(2);
     }
+    aspen_vm_host *host = aspen_vm_host_new();
+    if (!host || aspen_vm_host_register(host, "fuzz_copy", "(u64 src, u64 len, u64 dst) -> len",
+                                        fn_copy, NULL, &err) != 0 ||
+        aspen_vm_host_register(host, "fuzz_fail", "() -> fails", fn_fail, NULL, &err) != 0) {
+        fprintf(stderr, "fuzz_hostcall: cannot register host functions: %s\n", err.msg);
+        exit(2);
+    }
     /* The smallest VM the guest fits in: fewer pages to map and restore per iteration. */
     aspen_vm_config cfg;
     aspen_vm_config_default(&cfg);
     cfg.stack_bytes = 16u << 10;
     cfg.timeout_ms = 200;
     cfg.memory_bytes = 64u << 10;
-    while (aspen_vm_create(g_img, &cfg, NULL, &g_vm, &err) == ASPEN_VM_EINVAL &&
+    while (aspen_vm_create(g_img, &cfg, host, &g_vm, &err) == ASPEN_VM_EINVAL &&
            cfg.memory_bytes < (1u << 20))
         cfg.memory_bytes *= 2;
     if (!g_vm) {

@@ -50,7 +50,7 @@ patch minimal-note-owner "$off" 4173706f
 
 # ---- hostcall ------------------------------------------------------------------------------------
 # Value bases (the `sel` of a val): 0 zero, 1 block, 2 stack_low, 3 stack_high, 4 heap_start,
-# 5 heap_end, 6 input, 7 end of input, 8 image base, 9 "hl_println" in rodata, 10 ASPEN_USER_MAX,
+# 5 heap_end, 6 input, 7 end of input, 8 image base, 9 "fuzz_copy" in rodata, 10 ASPEN_USER_MAX,
 # 11 2^63, 12 2^64-1, 13 scratch (.bss), 14 input_len, 15 raw u64.
 le32() { local v=$(( $1 & 0xffffffff )); printf '\\x%02x\\x%02x\\x%02x\\x%02x' $((v & 255)) $((v >> 8 & 255)) $((v >> 16 & 255)) $((v >> 24 & 255)); }
 le64() { le32 $(( $1 & 0xffffffff )); le32 $(( ($1 >> 32) & 0xffffffff )); }
@@ -76,7 +76,13 @@ seed println-wrap "$(call 1 2 "$(val 12 -4095)" "$(val 0 8192)")"
 seed println-guard-gap "$(call 1 2 "$(val 2 -16)" "$(val 0 32)")"
 seed println-to-heap-end "$(call 1 2 "$(val 5 -8)" "$(val 0 8)")$(call 1 2 "$(val 5 -8)" "$(val 0 9)")"
 seed println-long "$(call 1 2 "$(val 4)" "$(val 0 17000)")$(ret)"
-seed lookup-valid "$(call 0 2 "$(val 9)" "$(val 0 10)")$(ret)"
+seed lookup-valid "$(call 0 2 "$(val 9)" "$(val 0 9)")$(ret)"
+seed lookup-then-copy "$(call 0 2 "$(val 9)" "$(val 0 9)")$hello$(call 4 3 "$(val 13)" "$(val 0 5)" "$(val 4 64)")$(call 1 2 "$(val 4 64)" "$(val 0 5)")$(ret)"
+seed copy-to-rodata "$(call 4 3 "$(val 13)" "$(val 0 4)" "$(val 9)")"
+seed copy-from-outside "$(call 4 3 "$(val 10)" "$(val 0 4)" "$(val 13)")"
+seed copy-onto-block "$(call 4 3 "$(val 4)" "$(val 0 168)" "$(val 1)")$(ret)"
+seed copy-huge "$(call 4 3 "$(val 4)" "$(raw $((1 << 33)))" "$(val 13)")$(ret)"
+seed host-fn-fails "$(call 12 0)$(ret)"
 seed lookup-unknown "$hello$(call 0 2 "$(val 13)" "$(val 0 5)")$(ret)"
 seed lookup-len0 "$(call 0 2 "$(val 9)" "$(val 0)")"
 seed lookup-len128 "$(call 0 2 "$(val 9)" "$(val 0 128)")"

@@ -33,7 +33,7 @@
 
 static uint8_t scratch[SCRATCH_SIZE];   /* .bss: a writable, guest-owned target for pointers */
 static uint64_t jobs_seen;              /* restored to 0 by the host before every job */
-static const char fn_name[] = "hl_println"; /* rodata: a read-only, valid lookup name */
+static const char fn_name[] = "fuzz_copy"; /* rodata: a read-only name the host registered */
 static char canary_out[512];
 
 struct rd {
@@ -79,7 +79,7 @@ static uint64_t rd_val(struct rd *r, const struct layout *l)
     case 6: base = l->input_ptr; break;
     case 7: base = l->input_ptr + l->input_len; break;
     case 8: base = ASPEN_IMAGE_BASE; break;
-    case 9: base = (uint64_t)(uintptr_t)fn_name; break;
+    case 9: base = (uint64_t)(uintptr_t)fn_name; break; /* "fuzz_copy", 9 bytes */
     case 10: base = ASPEN_USER_MAX; break;
     case 11: base = 1ull << 63; break;
     case 12: base = UINT64_MAX; break;

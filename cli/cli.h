@@ -2,9 +2,13 @@
 #ifndef ASPEN_CLI_H
 #define ASPEN_CLI_H
 
+#include "aspen_text.h"
+
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 /* Resolve GUEST (a path, or a name in target/guest-binaries/) to a file path. Returns 0 and fills
  * out, or -1 with a message naming the places searched. */
@@ -17,6 +21,30 @@ uint8_t *cli_read_file(const char *path, size_t max, size_t *len, char *msg, siz
 
 /* Validate JSON text with jansson: 0, or -1 with "line L column C: reason" in msg. */
 int cli_check_json(const char *text, size_t len, char *msg, size_t msgcap);
+
+/* ---- output of job fields (cli/output.c) ---------------------------------------------------------
+ * Text from jobs goes through the shared sanitiser (aspen_text.h) before it reaches a terminal. */
+/* "error: MESSAGE" on stderr, the message escaped (it may quote a type, a name, a guest's words). */
+void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Escaped text to f (flags: ASPEN_TEXT_*). */
+void cli_putn(FILE *f, const void *s, size_t len, unsigned flags);
+void cli_puts(FILE *f, const char *s); /* NULL → nothing */
+/* A table cell: escaped, tab and newline as spaces, at most width bytes (cut ones end in "...",
+ * never in the middle of an escape or a character). Returns out. */
+const char *cli_cell(const void *s, size_t len, size_t width, char *out, size_t cap);
+const char *cli_cell_str(const char *s, size_t width, char *out, size_t cap);
+/* JSON strings that never vanish: well-formed UTF-8 as it is, else one U+FFFD per bad byte.
+ * Never NULL (json_null() when out of memory, or for a NULL string). */
+json_t *cli_json_text(const void *s, size_t len);
+json_t *cli_json_str(const char *s);
+/* The text parsed as JSON when it is JSON, else as a string (cli_json_text). */
+json_t *cli_json_parse_or_text(const void *s, size_t len);
+/* obj[key] = the bytes (parsed as JSON when they are, else text); when they are not UTF-8,
+ * obj[key + "_base64"] carries them exactly. */
+void cli_json_set_bytes(json_t *obj, const char *key, const void *s, size_t len);
+char *cli_base64(const void *data, size_t len); /* malloc'd */
+/* Prints v and a newline: ASCII only (\uXXXX escapes), so lossless and terminal-safe. */
+int cli_json_print(json_t *v, FILE *f, bool compact);
 
 double cli_now_us(void);
 void cli_sort(double *v, size_t n);

@@ -28,11 +28,11 @@ static int load(const char *name, aspen_vm_image **img)
     char path[4096], msg[1024];
     aspen_vm_error err = {0};
     if (cli_resolve_guest(name, path, sizeof path, msg, sizeof msg) != 0) {
-        fprintf(stderr, "error: %s\n", msg);
+        cli_error("%s", msg);
         return -1;
     }
     if (aspen_vm_image_load_file(path, img, &err) != 0) {
-        fprintf(stderr, "error: %s\n", err.msg);
+        cli_error("%s", err.msg);
         return -1;
     }
     return 0;
@@ -55,7 +55,7 @@ static int warm_runs(aspen_vm *vm, const char *input, size_t n, double *t)
         int rc = aspen_vm_run(vm, &ro, &r, &err);
         t[i] = cli_now_us() - a;
         if (rc != 0 || r.outcome != ASPEN_VM_SUCCESS) {
-            fprintf(stderr, "error: benchmark run failed: %s\n", rc ? err.msg : r.message);
+            cli_error("benchmark run failed: %s", rc ? err.msg : r.message);
             aspen_vm_result_free(&r);
             return -1;
         }
@@ -71,7 +71,7 @@ static int measure(aspen_vm_image *img, const aspen_vm_config *cfg, const char *
     aspen_vm *vm = NULL;
     aspen_vm_error err = {0};
     if (aspen_vm_create(img, cfg, NULL, &vm, &err) != 0) {
-        fprintf(stderr, "error: %s\n", err.msg);
+        cli_error("%s", err.msg);
         return -1;
     }
     int rc = warm_runs(vm, input, n, t);
@@ -115,7 +115,7 @@ static int bench_vm(int iters, bool as_json)
         double a = cli_now_us();
         if (aspen_vm_create(quiet, &one, NULL, &vm, &err) != 0 ||
             aspen_vm_run(vm, &(aspen_vm_run_opts){.input = "x", .input_len = 1}, &r, &err) != 0) {
-            fprintf(stderr, "error: %s\n", err.msg);
+            cli_error("%s", err.msg);
             goto done;
         }
         aspen_vm_result_free(&r);
@@ -161,7 +161,7 @@ static int bench_vm(int iters, bool as_json)
     aspen_vm_config ccfg = cfg;
     ccfg.timeout_ms = 60000;
     if (aspen_vm_create(comp, &ccfg, NULL, &vm, &err) != 0) {
-        fprintf(stderr, "error: %s\n", err.msg);
+        cli_error("%s", err.msg);
         goto done;
     }
     double guest_best = 1e18, native_best = 1e18;
@@ -189,7 +189,7 @@ static int bench_vm(int iters, bool as_json)
     for (int i = 0; i < NVM; i++) {
         if (aspen_vm_create(echo, &cfg, NULL, &vms[i], &err) != 0 ||
             warm_runs(vms[i], "{\"message\":\"Hello\"}", 1, t)) {
-            fprintf(stderr, "error: %s\n", err.msg);
+            cli_error("%s", err.msg);
             for (int j = 0; j < NVM; j++)
                 aspen_vm_destroy(vms[j]);
             goto done;
@@ -266,6 +266,6 @@ int cmd_bench(int argc, char **argv)
     }
     if (strcmp(argv[optind], "vm") == 0)
         return bench_vm(iters, as_json);
-    fprintf(stderr, "error: unknown benchmark '%s' (try: vm)\n", argv[optind]);
+    cli_error("unknown benchmark '%s' (try: vm)", argv[optind]);
     return 2;
 }

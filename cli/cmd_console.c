@@ -31,7 +31,7 @@ int cmd_console(int argc, char **argv)
         case 'w':
             workers = atoi(optarg);
             if (workers < 0 || workers > ASPEN_ENGINE_MAX_WORKERS) {
-                fprintf(stderr, "error: --workers wants 0..%d\n", ASPEN_ENGINE_MAX_WORKERS);
+                cli_error("--workers wants 0..%d", ASPEN_ENGINE_MAX_WORKERS);
                 return 2;
             }
             break;
@@ -54,7 +54,7 @@ int cmd_console(int argc, char **argv)
     int rc = aspen_tui_run(eng, &o, &err);
     aspen_engine_close(eng);
     if (rc != 0) {
-        fprintf(stderr, "error: %s\n", err.msg);
+        cli_error("%s", err.msg);
         return 1;
     }
     return 0;

@@ -25,10 +25,15 @@ static void on_event(const aspen_engine_event *ev, void *user)
 {
     (void)user;
     flockfile(stdout);
-    if (ev->type == ASPEN_ENGINE_EV_LOG)
-        printf("    log  [job %lld] %s\n", (long long)ev->job_id, ev->message);
-    else if (ev->type == ASPEN_ENGINE_EV_ENGINE)
-        printf("    engine: %s\n", ev->message);
+    if (ev->type == ASPEN_ENGINE_EV_LOG) {
+        printf("    log  [job %lld] ", (long long)ev->job_id);
+        cli_puts(stdout, ev->message);
+        putchar('\n');
+    } else if (ev->type == ASPEN_ENGINE_EV_ENGINE) {
+        printf("    engine: ");
+        cli_puts(stdout, ev->message);
+        putchar('\n');
+    }
     fflush(stdout);
     funlockfile(stdout);
 }
@@ -41,18 +46,27 @@ static void report(aspen_engine *eng, int64_t id, const char *title)
     aspen_engine_error err = {0};
     printf("\n== job %lld: %s\n", (long long)id, title);
     if (aspen_engine_get(eng, id, &j, &err) != 0 || aspen_engine_attempts(eng, id, &a, &n, &err)) {
-        printf("    error: %s\n", err.msg);
+        printf("    error: ");
+        cli_puts(stdout, err.msg);
+        putchar('\n');
         aspen_store_job_clear(&j);
         return;
     }
-    printf("    %s, type %s%s, payload %.100s%s\n", aspen_store_state_name(j.state), j.type,
-           aspen_engine_job_needs_vm(&j) ? " (micro-VM)" : " (in-process handler)", j.payload,
-           strlen(j.payload) > 100 ? "..." : "");
-    if (j.result)
-        printf("    out  %.*s\n", (int)(j.result_size > 400 ? 400 : j.result_size),
-               (const char *)j.result);
-    if (j.error)
-        printf("    err  %s\n", j.error);
+    char type[64], payload[128];
+    printf("    %s, type %s%s, payload %s\n", aspen_store_state_name(j.state),
+           cli_cell_str(j.type, 40, type, sizeof type),
+           aspen_engine_job_needs_vm(&j) ? " (micro-VM)" : " (in-process handler)",
+           cli_cell_str(j.payload, 103, payload, sizeof payload));
+    if (j.result) {
+        printf("    out  ");
+        cli_putn(stdout, j.result, j.result_size > 400 ? 400 : j.result_size, 0);
+        putchar('\n');
+    }
+    if (j.error) {
+        printf("    err  ");
+        cli_puts(stdout, j.error);
+        putchar('\n');
+    }
     for (size_t i = 0; i < n; i++)
         printf("    attempt %d: %s in %lld us (run), %llu exits, %llu host calls, %llu pages "
                "restored; %lld ms from start to stored\n",
@@ -105,7 +119,7 @@ int cmd_demo(int argc, char **argv)
     if (aspen_engine_submit(eng, &e, &echo, &err) || aspen_engine_submit(eng, &d, &data, &err) ||
         aspen_engine_submit(eng, &k, &sum, &err) ||
         (have_src && aspen_engine_submit(eng, &b, &built, &err))) {
-        fprintf(stderr, "error: %s\n", err.msg);
+        cli_error("%s", err.msg);
         goto done;
     }
     printf("submitted jobs %lld (echo-worker), %lld (data-processor), %lld (checksum, "
@@ -117,11 +131,11 @@ int cmd_demo(int argc, char **argv)
                "step skipped)\n");
     double t0 = cli_now_us();
     if (aspen_engine_start(eng, &err) != 0) {
-        fprintf(stderr, "error: %s\n", err.msg);
+        cli_error("%s", err.msg);
         goto done;
     }
     if (aspen_engine_wait_idle(eng, 300000, false, &err) != 0) {
-        fprintf(stderr, "error: the demo's jobs did not finish: %s\n", err.msg);
+        cli_error("the demo's jobs did not finish: %s", err.msg);
         goto done;
     }
     double t1 = cli_now_us();
@@ -142,7 +156,7 @@ int cmd_demo(int argc, char **argv)
 
     if (aspen_engine_rerun(eng, echo, &again, &err) != 0 ||
         aspen_engine_wait_idle(eng, 30000, false, &err) != 0) {
-        fprintf(stderr, "error: %s\n", err.msg);
+        cli_error("%s", err.msg);
         goto done;
     }
     report(eng, again, "the echo job rerun: a warm VM restored from its snapshot");

@@ -26,7 +26,7 @@ static void submit_usage(FILE *f)
     fprintf(f,
             "usage: aspen submit [GUEST] [--payload JSON] [--timeout MS] [--priority N]\n"
             "                    [--max-attempts N] [--memory SIZE] [--isolation] [--tag T]...\n"
-            "                    [--type T] [--source DIR] [--delay MS] [--db PATH]\n"
+            "                    [--type T] [--source DIR] [--delay MS] [--count N] [--db PATH]\n"
             "  GUEST           a path, or a name in target/guest-binaries/ (runs in a micro-VM)\n"
             "  --source DIR    build the guest from this source directory instead (cached)\n"
             "  --type T        job type (default vm_execute with a guest; echo, checksum, sleep\n"
@@ -35,7 +35,8 @@ static void submit_usage(FILE *f)
             "  --timeout MS    per attempt (default 30000)   --max-attempts N (default 3)\n"
             "  --priority N    higher runs first (default 0) --memory SIZE guest memory (1M)\n"
             "  --isolation     run in a micro-VM whatever the type  --tag T (repeatable)\n"
-            "  --delay MS      schedule it MS from now\n");
+            "  --delay MS      schedule it MS from now\n"
+            "  --count N       N identical jobs in one transaction (prints N ids, one a line)\n");
 }
 
 static int parse_num(const char *opt, const char *s, long long lo, long long hi, long long *out)
@@ -43,7 +44,7 @@ static int parse_num(const char *opt, const char *s, long long lo, long long hi,
     char *end;
     long long v = strtoll(s, &end, 10);
     if (!*s || *end || v < lo || v > hi) {
-        fprintf(stderr, "error: %s wants a number between %lld and %lld, not '%s'\n", opt, lo, hi,
+        cli_error("%s wants a number between %lld and %lld, not '%s'", opt, lo, hi,
                 s);
         return -1;
     }
@@ -59,17 +60,18 @@ int cmd_submit(int argc, char **argv)
         {"memory", required_argument, 0, 'm'},  {"isolation", no_argument, 0, 'i'},
         {"tag", required_argument, 0, 'g'},     {"type", required_argument, 0, 'T'},
         {"source", required_argument, 0, 's'},  {"delay", required_argument, 0, 'd'},
-        {"help", no_argument, 0, 'h'},          DB_OPT,
-        {0, 0, 0, 0},
+        {"count", required_argument, 0, 'n'},   {"help", no_argument, 0, 'h'},
+        DB_OPT,                                 {0, 0, 0, 0},
     };
     aspen_engine_job_spec spec = {0};
+    long long count = 1;
     const char *db = NULL;
     const char *tags[64];
     size_t n_tags = 0;
     long long v;
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "p:t:P:a:m:ig:T:s:d:hD:", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "p:t:P:a:m:ig:T:s:d:n:hD:", opts, NULL)) != -1) {
         switch (c) {
         case 'p': spec.payload = optarg; break;
         case 't':
@@ -90,7 +92,7 @@ int cmd_submit(int argc, char **argv)
         case 'm': {
             size_t sz;
             if (aspen_vm_parse_size(optarg, &sz) != 0) {
-                fprintf(stderr, "error: --memory wants a size like 1M or 512K, not '%s'\n", optarg);
+                cli_error("--memory wants a size like 1M or 512K, not '%s'", optarg);
                 return 2;
             }
             spec.memory_bytes = (int64_t)sz;
@@ -99,7 +101,7 @@ int cmd_submit(int argc, char **argv)
         case 'i': spec.isolation = true; break;
         case 'g':
             if (n_tags == 64) {
-                fprintf(stderr, "error: at most 64 tags\n");
+                cli_error("at most 64 tags");
                 return 2;
             }
             tags[n_tags++] = optarg;
@@ -110,6 +112,10 @@ int cmd_submit(int argc, char **argv)
             if (parse_num("--delay", optarg, 0, 365LL * 86400000, &v))
                 return 2;
             spec.run_at_ms = aspen_store_now_ms() + v;
+            break;
+        case 'n':
+            if (parse_num("--count", optarg, 1, 100000, &count))
+                return 2;
             break;
         case 'D': db = optarg; break;
         case 'h': submit_usage(stdout); return 0;
@@ -127,67 +133,80 @@ int cmd_submit(int argc, char **argv)
     aspen_engine *eng;
     if (cli_open_engine(db, 0, &eng))
         return 1;
-    int64_t id = 0;
-    aspen_engine_error err = {0};
-    int rc = aspen_engine_submit(eng, &spec, &id, &err);
-    aspen_engine_close(eng);
-    if (rc) {
-        fprintf(stderr, "error: %s\n", err.msg);
+    aspen_engine_job_spec *specs = calloc((size_t)count, sizeof *specs);
+    int64_t *ids = calloc((size_t)count, sizeof *ids);
+    if (!specs || !ids) {
+        free(specs);
+        free(ids);
+        aspen_engine_close(eng);
+        cli_error("out of memory for %lld jobs", count);
         return 1;
     }
-    printf("%lld\n", (long long)id);
+    for (long long i = 0; i < count; i++)
+        specs[i] = spec;
+    aspen_engine_error err = {0};
+    int rc = count == 1 ? aspen_engine_submit(eng, &spec, &ids[0], &err)
+                        : aspen_engine_submit_batch(eng, specs, (size_t)count, ids, &err);
+    aspen_engine_close(eng);
+    if (rc == 0)
+        for (long long i = 0; i < count; i++)
+            printf("%lld\n", (long long)ids[i]);
+    free(specs);
+    free(ids);
+    if (rc) {
+        cli_error("%s", err.msg);
+        return 1;
+    }
     return 0;
 }
 
 /* ---- jobs --------------------------------------------------------------------------------------- */
 
+/* Tags are stored as a JSON array; text that does not parse (not from this engine, or not UTF-8)
+ * is repaired to UTF-8 and tried again, and shown as a string if it still is not JSON. */
+static json_t *tags_json(const char *tags)
+{
+    if (!tags)
+        return json_array();
+    json_error_t je;
+    json_t *t = json_loads(tags, 0, &je);
+    if (t)
+        return t;
+    char *fixed = aspen_text_utf8_repair(tags, strlen(tags), NULL);
+    t = fixed ? json_loads(fixed, 0, &je) : NULL;
+    free(fixed);
+    return t ? t : cli_json_str(tags);
+}
+
 static json_t *job_json(const aspen_store_job *j)
 {
     json_t *o = json_object();
     json_object_set_new(o, "id", json_integer(j->id));
-    json_object_set_new(o, "type", json_string(j->type ? j->type : ""));
+    json_object_set_new(o, "type", cli_json_str(j->type ? j->type : ""));
     json_object_set_new(o, "state", json_string(aspen_store_state_name(j->state)));
-    json_object_set_new(o, "binary", j->binary_name ? json_string(j->binary_name) : json_null());
-    json_object_set_new(o, "binary_sha256",
-                        j->binary_sha256 ? json_string(j->binary_sha256) : json_null());
-    json_object_set_new(o, "source_dir", j->source_dir ? json_string(j->source_dir) : json_null());
-    json_error_t je;
-    json_t *p = json_loads(j->payload ? j->payload : "null", JSON_DECODE_ANY, &je);
-    json_object_set_new(o, "payload", p ? p : json_string(j->payload ? j->payload : ""));
+    json_object_set_new(o, "binary", cli_json_str(j->binary_name));
+    json_object_set_new(o, "binary_sha256", cli_json_str(j->binary_sha256));
+    json_object_set_new(o, "source_dir", cli_json_str(j->source_dir));
+    const char *payload = j->payload ? j->payload : "null";
+    json_object_set_new(o, "payload", cli_json_parse_or_text(payload, strlen(payload)));
     json_object_set_new(o, "priority", json_integer(j->priority));
     json_object_set_new(o, "attempts", json_integer(j->attempts));
     json_object_set_new(o, "max_attempts", json_integer(j->max_attempts));
     json_object_set_new(o, "timeout_ms", json_integer(j->timeout_ms));
     json_object_set_new(o, "memory_bytes", json_integer(j->memory_bytes));
     json_object_set_new(o, "isolation", json_boolean(j->isolation));
-    json_t *t = json_loads(j->tags ? j->tags : "[]", 0, &je);
-    json_object_set_new(o, "tags", t ? t : json_array());
+    json_object_set_new(o, "tags", tags_json(j->tags));
     json_object_set_new(o, "run_at_ms", json_integer(j->run_at_ms));
     json_object_set_new(o, "created_at_ms", json_integer(j->created_at_ms));
     json_object_set_new(o, "started_at_ms", json_integer(j->started_at_ms));
     json_object_set_new(o, "finished_at_ms", json_integer(j->finished_at_ms));
-    if (j->result) {
-        json_t *r = json_loadb(j->result, j->result_size, JSON_DECODE_ANY, &je);
-        json_object_set_new(o, "result", r ? r : json_stringn(j->result, j->result_size));
-    } else {
-        json_object_set_new(o, "result", json_null());
-    }
-    json_object_set_new(o, "error", j->error ? json_string(j->error) : json_null());
+    cli_json_set_bytes(o, "result", j->result, j->result_size);
+    json_object_set_new(o, "error", cli_json_str(j->error));
     json_object_set_new(o, "rerun_of", j->rerun_of ? json_integer(j->rerun_of) : json_null());
     json_object_set_new(o, "owner", j->owner ? json_integer(j->owner) : json_null());
     json_object_set_new(o, "cancel_requested", json_boolean(j->cancel_requested));
     json_object_set_new(o, "log_lines", json_integer(j->log_count));
     return o;
-}
-
-static void one_line(const char *s, size_t max, char *out, size_t cap)
-{
-    size_t n = 0;
-    for (; s && *s && n + 1 < cap && n < max; s++)
-        out[n++] = (*s == '\n' || *s == '\t' || *s == '\r') ? ' ' : *s;
-    if (s && *s && n >= 3 && n >= max)
-        memcpy(out + n - 3, "...", 3);
-    out[n] = '\0';
 }
 
 int cmd_jobs(int argc, char **argv)
@@ -227,7 +246,7 @@ int cmd_jobs(int argc, char **argv)
     aspen_store_filter f;
     aspen_store_error se = {0};
     if (aspen_store_filter_parse(text, &f, buf, sizeof buf, &se) != 0) {
-        fprintf(stderr, "error: %s\n", se.msg);
+        cli_error("%s", se.msg);
         return 2;
     }
     f.limit = limit;
@@ -240,29 +259,34 @@ int cmd_jobs(int argc, char **argv)
     int rc = aspen_engine_list(eng, &f, &jobs, &n, &err);
     aspen_engine_close(eng);
     if (rc) {
-        fprintf(stderr, "error: %s\n", err.msg);
+        cli_error("%s", err.msg);
         return 1;
     }
     if (as_json) {
         json_t *arr = json_array();
         for (size_t i = 0; i < n; i++)
             json_array_append_new(arr, job_json(&jobs[i]));
-        json_dumpf(arr, stdout, JSON_INDENT(2));
-        printf("\n");
+        cli_json_print(arr, stdout, false);
         json_decref(arr);
     } else {
         printf("%-8s %-10s %-12s %-16s %-8s %-19s %s\n", "ID", "STATE", "TYPE", "GUEST", "TRIES",
                "CREATED", "RESULT / ERROR");
         for (size_t i = 0; i < n; i++) {
             const aspen_store_job *j = &jobs[i];
-            char when[40], tries[16], what[64];
+            char when[40], tries[16], what[64], type[16], guest[20];
             cli_format_time(j->created_at_ms, when, sizeof when);
             when[19] = '\0';
             snprintf(tries, sizeof tries, "%d/%d", j->attempts, j->max_attempts);
-            one_line(j->error ? j->error : (const char *)j->result, 60, what, sizeof what);
-            printf("%-8lld %-10s %-12.12s %-16.16s %-8s %-19s %s\n", (long long)j->id,
-                   aspen_store_state_name(j->state), j->type ? j->type : "",
-                   j->binary_name ? j->binary_name : "-", tries, when, what);
+            if (j->error)
+                cli_cell_str(j->error, 60, what, sizeof what);
+            else
+                cli_cell(j->result ? j->result : "", j->result ? j->result_size : 0, 60, what,
+                         sizeof what);
+            /* cells are escaped, then cut to their width in bytes (the padding counts bytes) */
+            printf("%-8lld %-10s %-12s %-16s %-8s %-19s %s\n", (long long)j->id,
+                   aspen_store_state_name(j->state), cli_cell_str(j->type, 12, type, sizeof type),
+                   cli_cell_str(j->binary_name ? j->binary_name : "-", 16, guest, sizeof guest),
+                   tries, when, what);
         }
         if (n == 0)
             printf("(no jobs match)\n");
@@ -272,6 +296,14 @@ int cmd_jobs(int argc, char **argv)
 }
 
 /* ---- show --------------------------------------------------------------------------------------- */
+
+/* "  LABEL       VALUE SUFFIX": the value escaped, on one line. */
+static void show_field(const char *label, const char *value, const char *suffix)
+{
+    printf("  %-11s ", label);
+    cli_puts(stdout, value ? value : "-");
+    printf("%s\n", suffix);
+}
 
 int cmd_show(int argc, char **argv)
 {
@@ -310,7 +342,7 @@ int cmd_show(int argc, char **argv)
         rc = aspen_engine_attempts(eng, id, &att, &na, &err);
     aspen_engine_close(eng);
     if (rc) {
-        fprintf(stderr, "error: %s\n", err.msg);
+        cli_error("%s", err.msg);
         aspen_store_job_clear(&j);
         return 1;
     }
@@ -321,7 +353,7 @@ int cmd_show(int argc, char **argv)
             json_t *a = json_object();
             json_object_set_new(a, "number", json_integer(att[i].number));
             json_object_set_new(a, "engine", json_integer(att[i].engine_id));
-            json_object_set_new(a, "outcome", json_string(att[i].outcome));
+            json_object_set_new(a, "outcome", cli_json_str(att[i].outcome));
             json_object_set_new(a, "started_at_ms", json_integer(att[i].started_at_ms));
             json_object_set_new(a, "finished_at_ms", json_integer(att[i].finished_at_ms));
             json_object_set_new(a, "wall_us", json_integer(att[i].wall_us));
@@ -329,25 +361,29 @@ int cmd_show(int argc, char **argv)
             json_object_set_new(a, "host_calls", json_integer((json_int_t)att[i].host_calls));
             json_object_set_new(a, "pages_dirtied",
                                 json_integer((json_int_t)att[i].pages_dirtied));
-            json_object_set_new(a, "error", att[i].error ? json_string(att[i].error)
-                                                         : json_null());
+            json_object_set_new(a, "error", cli_json_str(att[i].error));
             json_object_set_new(a, "recovered", json_boolean(att[i].recovered));
             json_array_append_new(arr, a);
         }
         json_object_set_new(o, "attempt_list", arr);
-        json_dumpf(o, stdout, JSON_INDENT(2));
-        printf("\n");
+        cli_json_print(o, stdout, false);
         json_decref(o);
     } else {
+        /* every field from the job is escaped (aspen_text.h): one line each, nothing raw */
         char t1[40], t2[40], t3[40];
         printf("job %lld  %s\n", (long long)j.id, aspen_store_state_name(j.state));
-        printf("  type        %s%s\n", j.type, aspen_engine_job_needs_vm(&j) ? " (micro-VM)" : "");
-        if (j.binary_name || j.binary_sha256)
-            printf("  guest       %s  sha256 %.16s…\n", j.binary_name ? j.binary_name : "-",
-                   j.binary_sha256 ? j.binary_sha256 : "-");
+        show_field("type", j.type, aspen_engine_job_needs_vm(&j) ? " (micro-VM)" : "");
+        if (j.binary_name || j.binary_sha256) {
+            printf("  guest       ");
+            cli_puts(stdout, j.binary_name ? j.binary_name : "-");
+            printf("  sha256 ");
+            cli_putn(stdout, j.binary_sha256 ? j.binary_sha256 : "-",
+                     j.binary_sha256 ? strnlen(j.binary_sha256, 16) : 1, 0);
+            printf("…\n");
+        }
         if (j.source_dir)
-            printf("  source      %s (built when it runs)\n", j.source_dir);
-        printf("  payload     %s\n", j.payload);
+            show_field("source", j.source_dir, " (built when it runs)");
+        show_field("payload", j.payload, "");
         char mem[32];
         if (j.memory_bytes > 0)
             snprintf(mem, sizeof mem, "%lld KiB", (long long)(j.memory_bytes >> 10));
@@ -355,7 +391,7 @@ int cmd_show(int argc, char **argv)
             snprintf(mem, sizeof mem, "default (1 MiB)");
         printf("  attempts    %d of %d   priority %d   timeout %lld ms   memory %s\n",
                j.attempts, j.max_attempts, j.priority, (long long)j.timeout_ms, mem);
-        printf("  tags        %s%s\n", j.tags, j.isolation ? "   isolation on" : "");
+        show_field("tags", j.tags, j.isolation ? "   isolation on" : "");
         cli_format_time(j.created_at_ms, t1, sizeof t1);
         cli_format_time(j.started_at_ms, t2, sizeof t2);
         cli_format_time(j.finished_at_ms, t3, sizeof t3);
@@ -368,17 +404,26 @@ int cmd_show(int argc, char **argv)
             printf("  rerun of    %lld\n", (long long)j.rerun_of);
         if (j.cancel_requested)
             printf("  cancel      requested (its worker stops it)\n");
-        if (j.result)
-            printf("  result      %.*s\n", (int)j.result_size, (const char *)j.result);
+        if (j.result) {
+            printf("  result      ");
+            cli_putn(stdout, j.result, j.result_size, 0);
+            printf("\n");
+        }
         if (j.error)
-            printf("  error       %s\n", j.error);
+            show_field("error", j.error, "");
         printf("  logs        %d lines (aspen logs %lld)\n", j.log_count, (long long)j.id);
-        for (size_t i = 0; i < na; i++)
-            printf("  attempt %d   %-9s %8lld us  %llu exits  %llu host calls  %llu pages%s%s%s\n",
-                   att[i].number, att[i].outcome, (long long)att[i].wall_us,
-                   (unsigned long long)att[i].exits, (unsigned long long)att[i].host_calls,
-                   (unsigned long long)att[i].pages_dirtied, att[i].error ? "  " : "",
-                   att[i].error ? att[i].error : "", att[i].recovered ? " (recovered)" : "");
+        for (size_t i = 0; i < na; i++) {
+            char outcome[16];
+            printf("  attempt %d   %-9s %8lld us  %llu exits  %llu host calls  %llu pages",
+                   att[i].number, cli_cell_str(att[i].outcome, 9, outcome, sizeof outcome),
+                   (long long)att[i].wall_us, (unsigned long long)att[i].exits,
+                   (unsigned long long)att[i].host_calls, (unsigned long long)att[i].pages_dirtied);
+            if (att[i].error) {
+                printf("  ");
+                cli_puts(stdout, att[i].error);
+            }
+            printf("%s\n", att[i].recovered ? " (recovered)" : "");
+        }
     }
     aspen_store_attempts_free(att, na);
     aspen_store_job_clear(&j);
@@ -423,7 +468,7 @@ int cmd_logs(int argc, char **argv)
         aspen_store_job j = {0};
         aspen_engine_error err = {0};
         if ((rc = aspen_engine_get(eng, id, &j, &err)) != 0) {
-            fprintf(stderr, "error: %s\n", err.msg);
+            cli_error("%s", err.msg);
             break;
         }
         bool final = aspen_store_state_is_final(j.state);
@@ -431,13 +476,17 @@ int cmd_logs(int argc, char **argv)
         aspen_store_log *l = NULL;
         size_t n = 0;
         if ((rc = aspen_engine_logs(eng, id, after, 0, &l, &n, &err)) != 0) {
-            fprintf(stderr, "error: %s\n", err.msg);
+            cli_error("%s", err.msg);
             break;
         }
         for (size_t i = 0; i < n; i++) {
             char t[40];
             cli_format_time(l[i].time_ms, t, sizeof t);
-            printf("%s  #%d  %s\n", t + 11, l[i].attempt, l[i].line);
+            printf("%s  #%d  ", t + 11, l[i].attempt);
+            /* the last field of the line: a tab may stay, nothing else raw */
+            cli_putn(stdout, l[i].line ? l[i].line : "", l[i].line ? strlen(l[i].line) : 0,
+                     ASPEN_TEXT_KEEP_TAB);
+            printf("\n");
             after = l[i].seq;
         }
         aspen_store_logs_free(l, n);
@@ -505,7 +554,7 @@ int cmd_cancel(int argc, char **argv)
     rc = aspen_engine_cancel(eng, id, &requested, &err);
     aspen_engine_close(eng);
     if (rc) {
-        fprintf(stderr, "error: %s\n", err.msg);
+        cli_error("%s", err.msg);
         return 1;
     }
     if (requested)
@@ -530,7 +579,7 @@ int cmd_rerun(int argc, char **argv)
     rc = aspen_engine_rerun(eng, id, &new_id, &err);
     aspen_engine_close(eng);
     if (rc) {
-        fprintf(stderr, "error: %s\n", err.msg);
+        cli_error("%s", err.msg);
         return 1;
     }
     printf("%lld\n", (long long)new_id);
@@ -578,7 +627,7 @@ int cmd_retry(int argc, char **argv)
     if (all) {
         aspen_store_error se = {0};
         if (aspen_store_filter_parse(filter ? filter : "", &f, buf, sizeof buf, &se) != 0) {
-            fprintf(stderr, "error: %s\n", se.msg);
+            cli_error("%s", se.msg);
             return 2;
         }
     }
@@ -591,7 +640,7 @@ int cmd_retry(int argc, char **argv)
                  : aspen_engine_retry(eng, (int64_t)id, &err);
     aspen_engine_close(eng);
     if (rc) {
-        fprintf(stderr, "error: %s\n", err.msg);
+        cli_error("%s", err.msg);
         return 1;
     }
     if (all)
@@ -615,7 +664,7 @@ static int set_paused(int argc, char **argv, bool paused)
     rc = aspen_engine_set_paused(eng, paused, &err);
     aspen_engine_close(eng);
     if (rc) {
-        fprintf(stderr, "error: %s\n", err.msg);
+        cli_error("%s", err.msg);
         return 1;
     }
     printf("queue %s (every worker on this database)\n", paused ? "paused" : "resumed");

@@ -33,10 +33,15 @@ struct log_ctx {
 static void on_log(void *user, const char *line, size_t len)
 {
     struct log_ctx *c = user;
-    if (c->lines)
-        json_array_append_new(c->lines, json_stringn(line, len));
-    else
-        fprintf(stderr, "[%s] %.*s\n", c->name, (int)len, line);
+    if (c->lines) {
+        json_array_append_new(c->lines, cli_json_text(line, len));
+    } else {
+        fputc('[', stderr);
+        cli_puts(stderr, c->name);
+        fputs("] ", stderr);
+        cli_putn(stderr, line, len, ASPEN_TEXT_KEEP_TAB);
+        fputc('\n', stderr);
+    }
 }
 
 int cmd_run(int argc, char **argv)
@@ -62,8 +67,8 @@ int cmd_run(int argc, char **argv)
             char *end;
             long v = strtol(optarg, &end, 10);
             if (*end || v <= 0 || v > 86400000) {
-                fprintf(stderr, "error: --timeout wants milliseconds between 1 and 86400000, "
-                                "not '%s'\n", optarg);
+                cli_error("--timeout wants milliseconds between 1 and 86400000, "
+                          "not '%s'", optarg);
                 return 2;
             }
             cfg.timeout_ms = (uint32_t)v;
@@ -71,7 +76,7 @@ int cmd_run(int argc, char **argv)
         }
         case 'm':
             if (aspen_vm_parse_size(optarg, &cfg.memory_bytes) != 0) {
-                fprintf(stderr, "error: --memory wants a size like 1M, 512K or 64MiB, not '%s'\n",
+                cli_error("--memory wants a size like 1M, 512K or 64MiB, not '%s'",
                         optarg);
                 return 2;
             }
@@ -88,14 +93,14 @@ int cmd_run(int argc, char **argv)
     const char *guest = argv[optind];
     char path[4096], msg[1024];
     if (cli_resolve_guest(guest, path, sizeof path, msg, sizeof msg) != 0) {
-        fprintf(stderr, "error: %s\n", msg);
+        cli_error("%s", msg);
         return 1;
     }
     uint8_t *input = NULL;
     size_t input_len = 0;
     if (payload) {
         if (cli_check_json(payload, strlen(payload), msg, sizeof msg) != 0) {
-            fprintf(stderr, "error: invalid JSON payload at %s\n", msg);
+            cli_error("invalid JSON payload at %s", msg);
             return 1;
         }
         input_len = strlen(payload);
@@ -104,7 +109,7 @@ int cmd_run(int argc, char **argv)
         input = cli_read_file(strcmp(input_file, "-") == 0 ? "/dev/stdin" : input_file,
                               1u << 30, &input_len, msg, sizeof msg);
         if (!input) {
-            fprintf(stderr, "error: %s\n", msg);
+            cli_error("%s", msg);
             return 1;
         }
     }
@@ -134,14 +139,20 @@ int cmd_run(int argc, char **argv)
     double t2 = cli_now_us();
 
     if (as_json) {
-        json_t *o = json_pack("{s:s, s:s, s:o}", "guest", lc.name, "outcome",
+        json_t *o = json_pack("{s:o, s:s, s:o}", "guest", cli_json_str(lc.name), "outcome",
                               aspen_vm_outcome_name(res.outcome), "logs", lc.lines);
         lc.lines = NULL;
-        if (res.outcome == ASPEN_VM_SUCCESS)
-            json_object_set_new(o, "output", json_stringn((const char *)res.output,
-                                                          res.output_len));
-        else
-            json_object_set_new(o, "error", json_string(res.message));
+        if (res.outcome == ASPEN_VM_SUCCESS) {
+            /* text (U+FFFD for bad bytes), and the exact bytes as output_base64 when not UTF-8 */
+            json_object_set_new(o, "output", cli_json_text(res.output, res.output_len));
+            if (!aspen_text_utf8_valid(res.output, res.output_len)) {
+                char *b = cli_base64(res.output, res.output_len);
+                json_object_set_new(o, "output_base64", b ? json_string(b) : json_null());
+                free(b);
+            }
+        } else {
+            json_object_set_new(o, "error", cli_json_str(res.message));
+        }
         aspen_vm_stats st;
         aspen_vm_get_stats(vm, &st);
         json_object_set_new(
@@ -154,36 +165,37 @@ int cmd_run(int argc, char **argv)
                       (json_int_t)res.stats.bytes_out, "memory_bytes",
                       (json_int_t)st.memory_bytes, "memory_touched",
                       (json_int_t)st.memory_touched));
-        char *s = json_dumps(o, JSON_COMPACT);
-        if (s)
-            puts(s);
-        free(s);
+        cli_json_print(o, stdout, true);
         json_decref(o);
     } else if (res.outcome == ASPEN_VM_SUCCESS) {
-        fwrite(res.output, 1, res.output_len, stdout);
+        /* the output as it is into a pipe or file; escaped (newlines and tabs kept) on a terminal */
+        if (isatty(STDOUT_FILENO))
+            cli_putn(stdout, res.output, res.output_len, ASPEN_TEXT_KEEP_NEWLINE | ASPEN_TEXT_KEEP_TAB);
+        else
+            fwrite(res.output, 1, res.output_len, stdout);
         if (res.output_len == 0 || res.output[res.output_len - 1] != '\n')
             putchar('\n');
-        if (isatty(STDERR_FILENO))
+        if (isatty(STDERR_FILENO)) {
+            char shown[512];
+            aspen_text_escape_str(lc.name, 0, shown, sizeof shown);
             fprintf(stderr, "[aspen] %s: success in %.0f us (VM start %.0f us), %u exits, %u "
                             "host calls\n",
-                    lc.name, t2 - t1, t1 - t0, res.stats.exits, res.stats.host_calls);
+                    shown, t2 - t1, t1 - t0, res.stats.exits, res.stats.host_calls);
+        }
     } else {
-        fprintf(stderr, "error: %s\n", res.message);
+        cli_error("%s", res.message);
     }
     rc = res.outcome == ASPEN_VM_SUCCESS ? 0 : 1;
     goto done;
 
 fail_report:
     if (as_json) {
-        json_t *o = json_pack("{s:s, s:s, s:s}", "guest", lc.name, "outcome", "error", "error",
-                              err.msg);
-        char *s = json_dumps(o, JSON_COMPACT);
-        if (s)
-            puts(s);
-        free(s);
+        json_t *o = json_pack("{s:o, s:s, s:o}", "guest", cli_json_str(lc.name), "outcome", "error",
+                              "error", cli_json_str(err.msg));
+        cli_json_print(o, stdout, true);
         json_decref(o);
     } else {
-        fprintf(stderr, "error: %s\n", err.msg);
+        cli_error("%s", err.msg);
     }
 done:
     aspen_vm_result_free(&res);

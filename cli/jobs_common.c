@@ -32,12 +32,12 @@ int cli_db_path(const char *given, char *out, size_t cap)
     else if (home && *home)
         snprintf(dir, sizeof dir, "%s/.local/share/aspen", home);
     else {
-        fprintf(stderr, "error: no database given and neither $XDG_DATA_HOME nor $HOME is set: "
-                        "use --db PATH or set ASPEN_DB\n");
+        cli_error("no database given and neither $XDG_DATA_HOME nor $HOME is set: "
+                  "use --db PATH or set ASPEN_DB");
         return -1;
     }
     if (aspen_engine_mkdirs(dir) != 0) {
-        fprintf(stderr, "error: cannot create the data directory %s: %s (use --db PATH)\n", dir,
+        cli_error("cannot create the data directory %s: %s (use --db PATH)", dir,
                 strerror(errno));
         return -1;
     }
@@ -57,7 +57,7 @@ int cli_open_engine(const char *db, int workers, aspen_engine **out)
     cfg.guest_dir = cli_guest_dir();
     aspen_engine_error err = {0};
     if (aspen_engine_open(&cfg, out, &err) != 0) {
-        fprintf(stderr, "error: %s\n", err.msg);
+        cli_error("%s", err.msg);
         return -1;
     }
     return 0;
@@ -69,7 +69,7 @@ int cli_parse_id(const char *s, int64_t *id)
     errno = 0;
     long long v = strtoll(s ? s : "", &end, 10);
     if (!s || !*s || *end || errno || v <= 0) {
-        fprintf(stderr, "error: '%s' is not a job id (a positive number)\n", s ? s : "");
+        cli_error("'%s' is not a job id (a positive number)", s ? s : "");
         return -1;
     }
     *id = v;

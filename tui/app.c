@@ -14,6 +14,8 @@
  */
 #include "app.h"
 
+#include "aspen_text.h"
+
 #include <curses.h>
 #include <errno.h>
 #include <langinfo.h>
@@ -39,10 +41,13 @@ double tui_mono_ms(void)
 
 void tui_set_status(tui_app *a, bool error, const char *fmt, ...)
 {
+    /* messages quote engine errors, guest names and types: escaped like every job field */
+    char raw[sizeof a->status];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(a->status, sizeof a->status, fmt, ap);
+    vsnprintf(raw, sizeof raw, fmt, ap);
     va_end(ap);
+    aspen_text_escape_str(raw, ASPEN_TEXT_SPACES, a->status, sizeof a->status);
     a->status_error = error;
     a->status_until_ms = (uint64_t)aspen_store_now_ms() + (error ? 8000 : 5000);
 }
@@ -63,10 +68,12 @@ static void fatal_handler(int sig)
     raise(sig);
 }
 
+static const int fatal_sigs[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, SIGQUIT};
+
 static void install_fatal_handlers(void)
 {
-    static const int sigs[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, SIGQUIT};
-    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) {
+    const int *sigs = fatal_sigs;
+    for (size_t i = 0; i < sizeof fatal_sigs / sizeof fatal_sigs[0]; i++) {
         struct sigaction sa;
         memset(&sa, 0, sizeof sa);
         sa.sa_handler = fatal_handler;
@@ -74,6 +81,14 @@ static void install_fatal_handlers(void)
         sa.sa_flags = SA_RESETHAND | SA_NODEFER;
         sigaction(sigs[i], &sa, NULL);
     }
+}
+
+/* After endwin: a later crash of the program must not write terminal resets into its output. */
+static void remove_fatal_handlers(void)
+{
+    for (size_t i = 0; i < sizeof fatal_sigs / sizeof fatal_sigs[0]; i++)
+        signal(fatal_sigs[i], SIG_DFL);
+    have_termios = false;
 }
 
 /* ---- timing records (benchmarks) --------------------------------------------------------------- */
@@ -1433,11 +1448,59 @@ static void on_stdin(uv_poll_t *p, int status, int events)
     (void)events;
 }
 
-/* ---- start and stop ------------------------------------------------------------------------------ */
-
-static int sub_id;
+/* ---- start and stop ------------------------------------------------------------------------------
+ * The order matters (issue 7: the console crashed on 4 of 5 starts on a database with queued jobs,
+ * because an engine thread called uv_async_send on a handle not yet initialised, and each crash
+ * left the claimed jobs `running` and charged them an attempt):
+ *   1. the app's state, the event queue and its mutex, the loop;
+ *   2. with the terminal signals blocked: libuv's pool threads started (they inherit the mask), the
+ *      async handle and the timers initialised, and only then the engine subscription and the engine
+ *      start (its threads inherit the mask too). Events that come before the loop runs wait in the
+ *      queue (bounded) behind an async handle that exists; on_async, which draws, only ever runs
+ *      inside the loop, after curses is up;
+ *   3. curses, stdin and the signal watchers; then the mask is lifted, so a ^C or SIGTERM that came
+ *      in meanwhile reaches libuv's handler (a clean quit) instead of killing the process with the
+ *      terminal raw and the claimed jobs stranded.
+ * Quitting runs it backwards: unsubscribe first (aspen_engine_unsubscribe returns once no engine
+ * thread is inside on_event, and none enters it again), then close the handles; the loop ends when
+ * the thread-pool work in flight has come back; then the engine stops, with nobody subscribed, and
+ * hands claimed and unfinished jobs back to the queue without charging an attempt. */
 
 static void close_cb(uv_handle_t *h) { (void)h; }
+
+static void close_handle(uv_handle_t *h)
+{
+    if (!uv_is_closing(h))
+        uv_close(h, close_cb);
+}
+
+/* Closes what init_loop_handles and init_ui_handles opened; the subscription must be gone. */
+static void close_handles(tui_app *a)
+{
+    if (a->ui_handles_open) {
+        uv_poll_stop(&a->stdin_poll);
+        close_handle((uv_handle_t *)&a->stdin_poll);
+        close_handle((uv_handle_t *)&a->sig_winch);
+        close_handle((uv_handle_t *)&a->sig_int);
+        close_handle((uv_handle_t *)&a->sig_term);
+        close_handle((uv_handle_t *)&a->sig_hup);
+        a->ui_handles_open = false;
+    }
+    if (a->loop_handles_open) {
+        close_handle((uv_handle_t *)&a->async);
+        close_handle((uv_handle_t *)&a->tick);
+        close_handle((uv_handle_t *)&a->refresh_timer);
+        close_handle((uv_handle_t *)&a->draw_timer);
+        a->loop_handles_open = false;
+    }
+}
+
+static void unsubscribe(tui_app *a)
+{
+    if (a->sub_id > 0)
+        aspen_engine_unsubscribe(a->eng, a->sub_id);
+    a->sub_id = 0;
+}
 
 static void begin_quit(tui_app *a)
 {
@@ -1455,17 +1518,38 @@ static void begin_quit(tui_app *a)
     wnoutrefresh(stdscr);
     doupdate();
     a->quitting = true;
-    aspen_engine_unsubscribe(a->eng, sub_id);
-    uv_poll_stop(&a->stdin_poll);
-    uv_close((uv_handle_t *)&a->stdin_poll, close_cb);
-    uv_close((uv_handle_t *)&a->sig_winch, close_cb);
-    uv_close((uv_handle_t *)&a->sig_int, close_cb);
-    uv_close((uv_handle_t *)&a->sig_term, close_cb);
-    uv_close((uv_handle_t *)&a->sig_hup, close_cb);
-    uv_close((uv_handle_t *)&a->async, close_cb);
-    uv_close((uv_handle_t *)&a->tick, close_cb);
-    uv_close((uv_handle_t *)&a->refresh_timer, close_cb);
-    uv_close((uv_handle_t *)&a->draw_timer, close_cb);
+    unsubscribe(a); /* before the async handle goes: no uv_async_send on a closed handle */
+    close_handles(a);
+}
+
+/* The handles engine events and thread-pool results need: before the subscription. */
+static void init_loop_handles(tui_app *a)
+{
+    uv_async_init(a->loop, &a->async, on_async);
+    a->async.data = a;
+    uv_timer_init(a->loop, &a->tick);
+    a->tick.data = a;
+    uv_timer_init(a->loop, &a->refresh_timer);
+    a->refresh_timer.data = a;
+    uv_timer_init(a->loop, &a->draw_timer);
+    a->draw_timer.data = a;
+    a->loop_handles_open = true;
+}
+
+/* stdin and the terminal signals: after curses is up. */
+static void init_ui_handles(tui_app *a)
+{
+    uv_poll_init(a->loop, &a->stdin_poll, STDIN_FILENO);
+    a->stdin_poll.data = a;
+    uv_poll_start(&a->stdin_poll, UV_READABLE, on_stdin);
+    uv_signal_t *sigs[] = {&a->sig_winch, &a->sig_int, &a->sig_term, &a->sig_hup};
+    int signums[] = {SIGWINCH, SIGINT, SIGTERM, SIGHUP};
+    for (int i = 0; i < 4; i++) {
+        uv_signal_init(a->loop, sigs[i]);
+        sigs[i]->data = a;
+        uv_signal_start(sigs[i], on_signal, signums[i]);
+    }
+    a->ui_handles_open = true;
 }
 
 static void noop_work(uv_work_t *w) { (void)w; }
@@ -1491,6 +1575,7 @@ int aspen_tui_run(aspen_engine *eng, const aspen_tui_options *opts, aspen_engine
         err->code = ASPEN_ENGINE_EINVAL;
         return ASPEN_ENGINE_EINVAL;
     }
+    int rc = 0;
     tui_app *a = calloc(1, sizeof *a);
     if (!a) {
         err->code = ASPEN_ENGINE_ENOMEM;
@@ -1526,7 +1611,14 @@ int aspen_tui_run(aspen_engine *eng, const aspen_tui_options *opts, aspen_engine
     tui_filter_parse("", &a->filter, a->filter_buf, sizeof a->filter_buf, a->status, sizeof a->status);
 
     a->loop = calloc(1, sizeof *a->loop);
-    uv_loop_init(a->loop);
+    if (!a->loop || uv_loop_init(a->loop) != 0) {
+        free(a->loop);
+        a->loop = NULL;
+        err->code = ASPEN_ENGINE_ENOMEM;
+        snprintf(err->msg, sizeof err->msg, "cannot set up the console's event loop");
+        rc = ASPEN_ENGINE_ENOMEM;
+        goto free_app;
+    }
     aspen_engine_config scfg;
     aspen_engine_config_default(&scfg);
     scfg.db_path = aspen_engine_db_path(eng);
@@ -1536,23 +1628,37 @@ int aspen_tui_run(aspen_engine *eng, const aspen_tui_options *opts, aspen_engine
         a->stats_eng = NULL; /* then the stats share the main handle */
 
     /* Engine threads and libuv's pool threads inherit this mask: terminal signals only ever reach
-     * the UI thread (libuv's signal pipe), never a vCPU in KVM_RUN. */
+     * the UI thread (libuv's signal pipe), never a vCPU in KVM_RUN. The UI thread keeps them
+     * blocked until its own watchers are installed. */
     sigset_t ui_sigs, old;
     sigemptyset(&ui_sigs);
     int blocked[] = {SIGWINCH, SIGINT, SIGTERM, SIGHUP, SIGTSTP, SIGCONT, SIGQUIT};
     for (size_t i = 0; i < sizeof blocked / sizeof blocked[0]; i++)
         sigaddset(&ui_sigs, blocked[i]);
     pthread_sigmask(SIG_BLOCK, &ui_sigs, &old);
-    sub_id = aspen_engine_subscribe(eng, ASPEN_ENGINE_EV_ALL, on_event, a);
-    int rc = aspen_engine_start(eng, err);
     uv_work_t warm = {0};
     uv_queue_work(a->loop, &warm, noop_work, noop_done); /* starts the pool threads now */
-    uv_run(a->loop, UV_RUN_DEFAULT);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    uv_run(a->loop, UV_RUN_DEFAULT);                     /* no handles yet: returns when it ran */
+
+    init_loop_handles(a);
+    /* Only now may the engine talk to us: the queue, its mutex and the async handle exist. */
+    a->sub_id = aspen_engine_subscribe(eng, ASPEN_ENGINE_EV_ALL, on_event, a);
+    if (a->sub_id <= 0) {
+        rc = a->sub_id < 0 ? a->sub_id : ASPEN_ENGINE_ENOMEM;
+        err->code = rc;
+        snprintf(err->msg, sizeof err->msg, "cannot subscribe to the engine's events");
+        a->sub_id = 0;
+    } else {
+        rc = aspen_engine_start(eng, err);
+    }
     if (rc != 0) {
-        aspen_engine_unsubscribe(eng, sub_id);
+        unsubscribe(a);
+        close_handles(a);
+        uv_run(a->loop, UV_RUN_DEFAULT); /* the close callbacks */
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
         uv_loop_close(a->loop);
         free(a->loop);
+        a->loop = NULL;
         goto free_app;
     }
 
@@ -1569,26 +1675,9 @@ int aspen_tui_run(aspen_engine *eng, const aspen_tui_options *opts, aspen_engine
     nodelay(stdscr, TRUE);
     curs_set(0);
     tui_draw_init(a);
-
-    uv_poll_init(a->loop, &a->stdin_poll, STDIN_FILENO);
-    a->stdin_poll.data = a;
-    uv_poll_start(&a->stdin_poll, UV_READABLE, on_stdin);
-    uv_signal_t *sigs[] = {&a->sig_winch, &a->sig_int, &a->sig_term, &a->sig_hup};
-    int signums[] = {SIGWINCH, SIGINT, SIGTERM, SIGHUP};
-    for (int i = 0; i < 4; i++) {
-        uv_signal_init(a->loop, sigs[i]);
-        sigs[i]->data = a;
-        uv_signal_start(sigs[i], on_signal, signums[i]);
-    }
-    uv_async_init(a->loop, &a->async, on_async);
-    a->async.data = a;
-    uv_timer_init(a->loop, &a->tick);
-    a->tick.data = a;
-    uv_timer_init(a->loop, &a->refresh_timer);
-    a->refresh_timer.data = a;
-    uv_timer_init(a->loop, &a->draw_timer);
-    a->draw_timer.data = a;
+    init_ui_handles(a);
     uv_timer_start(&a->tick, on_tick, 1000, 1000);
+    pthread_sigmask(SIG_SETMASK, &old, NULL); /* our watchers are in place */
 
     snap_live(a);
     tui_draw(a);
@@ -1602,17 +1691,17 @@ int aspen_tui_run(aspen_engine *eng, const aspen_tui_options *opts, aspen_engine
         rc = serr.code ? serr.code : ASPEN_ENGINE_EINVAL;
     }
     endwin();
-    signal(SIGSEGV, SIG_DFL);
-    signal(SIGABRT, SIG_DFL);
+    remove_fatal_handlers();
     uv_loop_close(a->loop);
     free(a->loop);
+    a->loop = NULL;
     write_stats(a);
-    /* events that arrived after the last drain */
+
+free_app:
+    /* events that came after the last drain (or before a start that failed) */
     for (size_t i = 0; i < a->evq_n; i++)
         free(a->evq_logs[i].line);
     free(a->evq_logs);
-
-free_app:
     aspen_engine_close(a->stats_eng);
     tui_logbuf_free(&a->logs_all);
     tui_logbuf_free(&a->logs_one);

@@ -51,6 +51,9 @@ typedef struct tui_app {
     uv_signal_t sig_winch, sig_int, sig_term, sig_hup;
     uv_async_t async;
     uv_timer_t tick, refresh_timer, draw_timer;
+    bool loop_handles_open; /* async + timers: initialised before the engine subscription */
+    bool ui_handles_open;   /* stdin + signal watchers: after curses */
+    int sub_id;             /* the engine subscription, 0 when none */
     bool quitting;
     bool utf8, colors;
 

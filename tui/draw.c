@@ -5,6 +5,8 @@
  */
 #include "app.h"
 
+#include "aspen_text.h"
+
 #include <curses.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -50,20 +52,23 @@ static attr_t pair_or(const tui_app *a, int pair, attr_t mono)
     return a->colors ? COLOR_PAIR(pair) : mono;
 }
 
-/* Writes at most w columns of text at y, x (bytes: our text is ASCII but for the sparkline). */
+/* Writes at most w bytes of text at y, x. Every string drawn goes through here, and through the
+ * sanitiser (aspen_text.h) on the way: the view models keep job text escaped already, so this is
+ * the last guard that nothing raw (ESC, CR, C1, bidi, bad UTF-8) ever reaches the terminal. */
 static void put(int y, int x, int w, attr_t attr, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
 static void put(int y, int x, int w, attr_t attr, const char *fmt, ...)
 {
     if (w <= 0 || y < 0 || y >= LINES || x >= COLS)
         return;
-    char buf[4096];
+    char buf[4096], safe[4096];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
+    aspen_text_escape_str(buf, ASPEN_TEXT_SPACES, safe, sizeof safe);
     attron(attr);
-    mvaddnstr(y, x, buf, w);
+    mvaddnstr(y, x, safe, w);
     attroff(attr);
 }
 
@@ -354,8 +359,13 @@ static void draw_log_lines(tui_app *a, tui_logbuf *b, int y0, int h, bool follow
             put(y++, 0, width, attr, "%s", text);
             continue;
         }
-        for (size_t off = 0; off < len && y < y0 + h; off += (size_t)width)
-            put(y++, 0, width, attr, "%s", text + off);
+        for (size_t off = 0, next; off < len && y < y0 + h; off = next) {
+            /* rows break between characters, not inside one (the text is UTF-8) */
+            next = off + (size_t)width < len ? off + (size_t)width : len;
+            while (next > off + 1 && next < len && ((unsigned char)text[next] & 0xc0) == 0x80)
+                next--;
+            put(y++, 0, (int)(next - off), attr, "%.*s", (int)(next - off), text + off);
+        }
     }
     if (remember) {
         a->log_first_shown = first;

@@ -4,6 +4,8 @@
  */
 #include "view.h"
 
+#include "aspen_text.h"
+
 #include <ctype.h>
 #include <dirent.h>
 #include <jansson.h>
@@ -135,16 +137,11 @@ double tui_percentile(double *v, size_t n, double p)
 
 /* ---- job rows --------------------------------------------------------------------------------- */
 
+/* A table cell from a job's text: escaped (aspen_text.h; tab and newline as spaces), cut to fit at
+ * a whole character or escape. */
 static void copy_trunc(char *dst, size_t cap, const char *src)
 {
-    if (!src) {
-        dst[0] = '\0';
-        return;
-    }
-    size_t i = 0;
-    for (; src[i] && i + 1 < cap; i++)
-        dst[i] = (src[i] == '\n' || src[i] == '\r' || src[i] == '\t') ? ' ' : src[i];
-    dst[i] = '\0';
+    aspen_text_escape_str(src, ASPEN_TEXT_SPACES, dst, cap);
 }
 
 void tui_row_from_job(const aspen_store_job *job, tui_row *row)
@@ -562,14 +559,10 @@ void tui_logbuf_push(tui_logbuf *b, int64_t job_id, int attempt, int64_t time_ms
     if (!b->cap)
         return;
     size_t len = strcspn(line ? line : "", "\n");
-    char *copy = malloc(len + 1);
+    /* kept escaped (aspen_text.h): what is searched, measured and drawn is what is shown */
+    char *copy = aspen_text_escape_dup(line ? line : "", len, ASPEN_TEXT_SPACES);
     if (!copy)
         return;
-    memcpy(copy, line ? line : "", len);
-    copy[len] = '\0';
-    for (size_t i = 0; i < len; i++)
-        if (copy[i] == '\t' || copy[i] == '\r')
-            copy[i] = ' ';
     tui_log_entry *e;
     if (b->n == b->cap) {
         e = &b->e[b->start];
@@ -690,10 +683,16 @@ size_t tui_line_scroll(const tui_line *l, int width)
 
 /* ---- text blocks -------------------------------------------------------------------------------- */
 
-static void text_push(tui_text *t, char *s)
+/* Adds prefix + raw[0, len) as one line, escaped (aspen_text.h): whatever job field a line shows,
+ * the text block holds only what is safe to draw. */
+static void text_push(tui_text *t, const char *prefix, const char *raw, size_t len)
 {
+    size_t plen = strlen(prefix), need = aspen_text_escape(raw, len, ASPEN_TEXT_SPACES, NULL, 0);
+    char *s = malloc(plen + need + 1);
     if (!s)
         return;
+    memcpy(s, prefix, plen);
+    aspen_text_escape(raw, len, ASPEN_TEXT_SPACES, s + plen, need + 1);
     if (t->n == t->cap) {
         size_t nc = t->cap ? t->cap * 2 : 64;
         char **p = realloc(t->lines, nc * sizeof *p);
@@ -712,27 +711,21 @@ void tui_text_add(tui_text *t, const char *fmt, ...)
     va_list ap;
     va_start(ap, fmt);
     char *s = NULL;
-    if (vasprintf(&s, fmt, ap) < 0)
-        s = NULL;
+    int n = vasprintf(&s, fmt, ap);
     va_end(ap);
-    text_push(t, s);
+    if (n < 0)
+        return;
+    text_push(t, "", s, (size_t)n);
+    free(s);
 }
 
 void tui_text_add_block(tui_text *t, const char *indent, const char *s, size_t len)
 {
     size_t i = 0;
     while (i < len) {
-        size_t j = i;
-        while (j < len && s[j] != '\n')
-            j++;
-        char *line = NULL;
-        if (asprintf(&line, "%s%.*s", indent, (int)(j - i), s + i) < 0)
-            line = NULL;
-        if (line)
-            for (char *c = line; *c; c++)
-                if (*c == '\t' || *c == '\r' || (unsigned char)*c < 0x20)
-                    *c = ' ';
-        text_push(t, line);
+        const char *nl = memchr(s + i, '\n', len - i); /* NUL bytes are text here, not the end */
+        size_t j = nl ? (size_t)(nl - s) : len;
+        text_push(t, indent, s + i, j - i);
         i = j + 1;
     }
 }
@@ -754,15 +747,6 @@ char *tui_json_pretty(const char *text)
     char *s = json_dumps(v, JSON_INDENT(2) | JSON_ENCODE_ANY | JSON_PRESERVE_ORDER);
     json_decref(v);
     return s ? s : strdup(text);
-}
-
-static bool printable_text(const void *p, size_t n)
-{
-    const unsigned char *c = p;
-    for (size_t i = 0; i < n; i++)
-        if (c[i] < 0x20 && c[i] != '\n' && c[i] != '\t' && c[i] != '\r')
-            return false;
-    return true;
 }
 
 void tui_detail_build(tui_text *t, const aspen_store_job *j, const aspen_store_attempt *att,
@@ -813,15 +797,21 @@ void tui_detail_build(tui_text *t, const aspen_store_job *j, const aspen_store_a
     tui_text_add(t, "%s", "");
     tui_text_add(t, "Output (%zu bytes)", j->result_size);
     if (j->result && j->result_size) {
+        /* JSON pretty-printed; anything else as text, controls and bad bytes escaped (not hidden) */
         size_t n = j->result_size > 16384 ? 16384 : j->result_size;
-        if (printable_text(j->result, n)) {
-            char *p = tui_json_pretty((const char *)j->result);
-            const char *s = p ? p : (const char *)j->result;
-            tui_text_add_block(t, "  ", s, p ? strlen(p) : n);
-            free(p);
-        } else {
-            tui_text_add(t, "  (binary output)");
-        }
+        json_error_t je;
+        json_t *v = json_loadb(j->result, n, JSON_DECODE_ANY, &je);
+        char *p = v ? json_dumps(v, JSON_INDENT(2) | JSON_ENCODE_ANY | JSON_PRESERVE_ORDER) : NULL;
+        json_decref(v);
+        if (p)
+            tui_text_add_block(t, "  ", p, strlen(p));
+        else
+            tui_text_add_block(t, "  ", j->result, n);
+        free(p);
+        if (!p && !aspen_text_utf8_valid(j->result, n))
+            tui_text_add(t, "  (not UTF-8 text: bytes shown as \\xNN)");
+        if (n < j->result_size)
+            tui_text_add(t, "  ... (%zu more bytes)", j->result_size - n);
     } else {
         tui_text_add(t, "  -");
     }

@@ -13,82 +13,21 @@
 set -u
 
 ASPEN=${1:?usage: console_test.sh ASPEN_BINARY}
-fail() {
-    echo "FAIL: $*" >&2
-    if [ -n "${SOCK:-}" ] && tmux -L "$SOCK" has-session -t c 2>/dev/null; then
-        echo "---- screen ----" >&2
-        tmux -L "$SOCK" capture-pane -p -t c >&2
-        echo "----------------" >&2
-    fi
-    exit 1
-}
-
-[ -x "$ASPEN" ] || fail "no aspen binary at $ASPEN (build first)"
-[ -e /dev/kvm ] || fail "/dev/kvm is missing: the console runs jobs in KVM micro-VMs (enable KVM)"
-[ -r /dev/kvm ] && [ -w /dev/kvm ] || fail "/dev/kvm is not readable and writable by $(id -un)"
-command -v tmux >/dev/null || fail "tmux is not installed (apt-get install tmux)"
-
 TMP=$(mktemp -d /tmp/aspen-tui-test.XXXXXX)
-SOCK=
-SOCKS=()
-cleanup() {
-    for s in "${SOCKS[@]}"; do tmux -L "$s" kill-server 2>/dev/null; done
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
+. "$(dirname "$0")/tmux_lib.sh"
+trap 'kill_servers; rm -rf "$TMP"' EXIT
+need_kvm_and_tmux
 
-T() { tmux -L "$SOCK" "$@"; }
-screen() { T capture-pane -p -t c; }
-# wait_for REGEX [SECONDS]: until the screen matches (extended regex)
-wait_for() {
-    local re=$1 secs=${2:-15} i
-    for ((i = 0; i < secs * 20; i++)); do
-        screen | grep -Eq -- "$re" && return 0
-        sleep 0.05
-    done
-    fail "waited ${secs}s for /$re/"
-}
-wait_gone() {
-    local re=$1 secs=${2:-15} i
-    for ((i = 0; i < secs * 20; i++)); do
-        screen | grep -Eq -- "$re" || return 0
-        sleep 0.05
-    done
-    fail "waited ${secs}s for /$re/ to go away"
-}
-keys() { T send-keys -t c "$@"; }
-# text goes in literally (no key-name lookup)
-type_text() { T send-keys -t c -l -- "$1"; }
-
-# start NAME COLS ROWS: a console on $TMP/NAME.db; its exit status lands in $TMP/NAME.exit and the
-# terminal's mode after it in $TMP/NAME.stty.
+# start NAME COLS ROWS: a console on $TMP/NAME.db (see launch in tmux_lib.sh)
 start() {
-    local name=$1 cols=$2 rows=$3
-    [ -n "$SOCK" ] && T kill-server 2>/dev/null
-    SOCK="aspen-tui-test-$$-$name" # a server of its own per console
-    SOCKS+=("$SOCK")
-    T -f /dev/null new-session -d -s c -x "$cols" -y "$rows" \
-        "env LANG=C.UTF-8 TERM=xterm-256color '$ASPEN' console --db '$TMP/$name.db' --workers 2 --grace 500 2>'$TMP/$name.err'; echo \$? >'$TMP/$name.exit'; stty -a >'$TMP/$name.stty'; echo CONSOLE-EXITED; sleep 300"
-    T set-option -t c status off >/dev/null
+    launch "$1" "$2" "$3" "$TMP/$1.db" --workers 2 --grace 500
     wait_for "Aspen console \| running" 20
 }
 
-# quit_and_check NAME: q, then the process is gone with status 0, the screen is the shell's again
-# and the tty is back in cooked mode with echo.
-quit_and_check() {
-    local name=$1 i
-    keys q
-    for ((i = 0; i < 300; i++)); do
-        [ -s "$TMP/$name.exit" ] && [ -s "$TMP/$name.stty" ] && break
-        sleep 0.05
-    done
-    [ -s "$TMP/$name.exit" ] || fail "the console did not exit within 15 s of q"
-    [ "$(cat "$TMP/$name.exit")" = 0 ] || { cat "$TMP/$name.err" >&2; fail "the console exited with $(cat "$TMP/$name.exit")"; }
-    wait_for "CONSOLE-EXITED" 5
-    screen | grep -q "Aspen console" && fail "the console's screen is still showing after exit (alternate screen not left)"
-    grep -Eq '(^| )icanon( |$)' "$TMP/$name.stty" || fail "terminal left without icanon: $(cat "$TMP/$name.stty")"
-    grep -Eq '(^| )echo( |$)' "$TMP/$name.stty" || fail "terminal left without echo"
-    local running
+# quit_and_check, then no job of the console's is left running
+quit_and_check_jobs() {
+    local name=$1 running
+    quit_and_check "$name"
     running=$("$ASPEN" jobs --db "$TMP/$name.db" --state running | tail -n +2)
     [ "$running" = "(no jobs match)" ] || fail "jobs left running after quit: $running"
 }
@@ -205,7 +144,7 @@ keys Tab Tab C-u
 type_text "600"
 keys C-s
 wait_for "^ +4 vm_execute +test-spin +running" 20
-quit_and_check big
+quit_and_check_jobs big
 state=$("$ASPEN" jobs --db "$TMP/big.db" --filter "id:4" | tail -n +2)
 echo "$state" | grep -q "queued" || fail "job 4 (running at quit) should be queued again: $state"
 
@@ -231,6 +170,6 @@ wait_for "Logs of all jobs"
 keys Tab Tab
 wait_for "Warm pool"
 keys Escape
-quit_and_check small
+quit_and_check_jobs small
 
 echo "PASS: console tests"

@@ -488,6 +488,73 @@ static void test_json_and_detail(void **st)
     tui_text_free(&t);
 }
 
+/* Nothing a job carries reaches the screen raw: every line of every view is escaped text. */
+static void assert_screen_safe(const char *s)
+{
+    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
+        assert_false(*c < 0x20 || *c == 0x7f);
+        assert_false(c[0] == 0xc2 && c[1] >= 0x80 && c[1] <= 0x9f); /* C1 as UTF-8 */
+        assert_false(c[0] == 0xe2 && c[1] == 0x80 && c[2] >= 0xaa && c[2] <= 0xae); /* bidi */
+        assert_false(*c == 0x9b || *c == 0xff);
+    }
+}
+
+static void test_hostile_fields(void **st)
+{
+    (void)st;
+    static const char evil[] = "\x1b]0;pwned\x07 \x1b[2J \r \xe2\x80\xae \xc2\x9b \x9b \xff\xfe";
+    static const char shown[] = "\\x1b]0;pwned\\x07 \\x1b[2J \\r \\u202e \\u009b \\x9b \\xff\\xfe";
+    aspen_store_job j = {0};
+    j.id = 4;
+    j.type = (char *)evil;
+    j.binary_name = (char *)evil;
+    j.payload = "{\"m\":\"\\u001b[2J \\u202e\"}";
+    j.state = ASPEN_STORE_FAILED;
+    j.tags = "[\"\xe2\x80\xae" "gat\"]";
+    j.error = (char *)evil;
+    j.result = (void *)evil;
+    j.result_size = sizeof evil - 1;
+    j.source_dir = (char *)evil;
+
+    /* the table row */
+    tui_row r;
+    tui_row_from_job(&j, &r);
+    assert_screen_safe(r.type);
+    assert_screen_safe(r.guest);
+    assert_screen_safe(r.error);
+    assert_true(strncmp(r.error, shown, strlen(r.error)) == 0); /* cut to fit, escaped */
+    assert_true(strncmp(r.type, "\\x1b]0;pwned", strlen("\\x1b]0;pwned")) == 0);
+
+    /* a log line in the ring */
+    tui_logbuf b;
+    tui_logbuf_init(&b, 4);
+    tui_logbuf_push(&b, 4, 1, 0, 1, evil);
+    assert_string_equal(tui_logbuf_get(&b, 0)->line, shown);
+    char text[512];
+    tui_log_format(tui_logbuf_get(&b, 0), true, true, text, sizeof text);
+    assert_screen_safe(text);
+    tui_logbuf_free(&b);
+
+    /* the detail: shown escaped, not hidden as "binary output" */
+    aspen_store_attempt att = {.number = 1, .error = (char *)evil};
+    snprintf(att.outcome, sizeof att.outcome, "failed");
+    aspen_store_log logs[1] = {{.seq = 1, .attempt = 1, .time_ms = 2100, .line = (char *)evil}};
+    tui_text t = {0};
+    tui_detail_build(&t, &j, &att, 1, logs, 1, 5000);
+    size_t full = 0;
+    bool bidi_tag = false, not_utf8_note = false;
+    for (size_t i = 0; i < t.n; i++) {
+        assert_screen_safe(t.lines[i]);
+        full += strstr(t.lines[i], shown) != NULL;
+        bidi_tag |= strstr(t.lines[i], "[\"\\u202egat\"]") != NULL;
+        not_utf8_note |= strstr(t.lines[i], "not UTF-8") != NULL;
+        assert_null(strstr(t.lines[i], "binary output"));
+    }
+    assert_true(full >= 5); /* type, guest, source, output, error, attempt error, log line */
+    assert_true(bidi_tag && not_utf8_note);
+    tui_text_free(&t);
+}
+
 static void test_guest_list(void **st)
 {
     (void)st;
@@ -542,6 +609,7 @@ int main(void)
         cmocka_unit_test(test_logbuf),
         cmocka_unit_test(test_line_editor),
         cmocka_unit_test(test_json_and_detail),
+        cmocka_unit_test(test_hostile_fields),
         cmocka_unit_test(test_guest_list),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,101 @@
+# tests/tui/tmux_lib.sh — what the console's tmux tests share (sourced, not run): the checks that
+# KVM and tmux are there, a private tmux server per console, polling the screen until text shows
+# up, keys, and starting / quitting a console with its exit status, stderr and terminal mode saved.
+#
+# The sourcing script sets ASPEN (the binary) and TMP (a scratch directory) first.
+
+fail() {
+    echo "FAIL: $*" >&2
+    if [ -n "${SOCK:-}" ] && tmux -L "$SOCK" has-session -t c 2>/dev/null; then
+        echo "---- screen ----" >&2
+        tmux -L "$SOCK" capture-pane -p -t c >&2
+        echo "----------------" >&2
+    fi
+    exit 1
+}
+
+need_kvm_and_tmux() {
+    [ -x "$ASPEN" ] || fail "no aspen binary at $ASPEN (build first)"
+    [ -e /dev/kvm ] || fail "/dev/kvm is missing: the console runs jobs in KVM micro-VMs (enable KVM)"
+    [ -r /dev/kvm ] && [ -w /dev/kvm ] || fail "/dev/kvm is not readable and writable by $(id -un)"
+    command -v tmux >/dev/null || fail "tmux is not installed (apt-get install tmux)"
+}
+
+SOCK=
+SOCKS=()
+kill_servers() {
+    local s
+    for s in "${SOCKS[@]}"; do tmux -L "$s" kill-server 2>/dev/null; done
+    SOCKS=()
+}
+
+T() { tmux -L "$SOCK" "$@"; }
+screen() { T capture-pane -p -t c; }
+# wait_for REGEX [SECONDS]: until the screen matches (extended regex)
+# (while a console launched by launch should be running, its early exit fails at once)
+RUNNING=
+wait_for() {
+    local re=$1 secs=${2:-15} i
+    for ((i = 0; i < secs * 20; i++)); do
+        screen | grep -Eq -- "$re" && return 0
+        if [ -n "$RUNNING" ] && [ -s "$TMP/$RUNNING.exit" ]; then
+            cat "$TMP/$RUNNING.err" >&2
+            fail "the console exited with status $(cat "$TMP/$RUNNING.exit") while waiting for /$re/"
+        fi
+        sleep 0.05
+    done
+    fail "waited ${secs}s for /$re/"
+}
+wait_gone() {
+    local re=$1 secs=${2:-15} i
+    for ((i = 0; i < secs * 20; i++)); do
+        screen | grep -Eq -- "$re" || return 0
+        sleep 0.05
+    done
+    fail "waited ${secs}s for /$re/ to go away"
+}
+keys() { T send-keys -t c "$@"; }
+# text goes in literally (no key-name lookup)
+type_text() { T send-keys -t c -l -- "$1"; }
+
+# launch NAME COLS ROWS DB [ARGS...]: `aspen console --db DB ARGS...` in a tmux server of its own,
+# run from $TMP/NAME.cwd (where a core dump would land); its exit status goes to $TMP/NAME.exit,
+# its stderr to $TMP/NAME.err and the terminal's mode after it to $TMP/NAME.stty. Returns at once.
+launch() {
+    local name=$1 cols=$2 rows=$3 db=$4
+    shift 4
+    [ -n "$SOCK" ] && T kill-server 2>/dev/null
+    SOCK="aspen-tui-test-$$-$name" # a server of its own per console
+    SOCKS+=("$SOCK")
+    rm -f "$TMP/$name.exit" "$TMP/$name.stty" "$TMP/$name.err"
+    mkdir -p "$TMP/$name.cwd"
+    T -f /dev/null new-session -d -s c -x "$cols" -y "$rows" -c "$TMP/$name.cwd" \
+        "env LANG=C.UTF-8 TERM=xterm-256color '$ASPEN' console --db '$db' $* 2>'$TMP/$name.err'; echo \$? >'$TMP/$name.exit'; stty -a >'$TMP/$name.stty'; echo CONSOLE-EXITED; sleep 300"
+    T set-option -t c status off >/dev/null
+    RUNNING=$name
+}
+
+# quit_and_check NAME: q, then the process is gone with status 0 and nothing on its stderr from a
+# sanitizer or a crash, no core file, the screen is the shell's again and the tty is back in cooked
+# mode with echo.
+quit_and_check() {
+    local name=$1 i
+    RUNNING=
+    keys q
+    for ((i = 0; i < 300; i++)); do
+        [ -s "$TMP/$name.exit" ] && [ -s "$TMP/$name.stty" ] && break
+        sleep 0.05
+    done
+    [ -s "$TMP/$name.exit" ] || fail "the console did not exit within 15 s of q"
+    [ "$(cat "$TMP/$name.exit")" = 0 ] || { cat "$TMP/$name.err" >&2; fail "the console exited with $(cat "$TMP/$name.exit")"; }
+    if grep -Eq 'Sanitizer|runtime error|Segmentation|core dumped' "$TMP/$name.err"; then
+        cat "$TMP/$name.err" >&2
+        fail "the console's stderr has a sanitizer or crash report"
+    fi
+    [ -z "$(ls -A "$TMP/$name.cwd")" ] || fail "files (a core dump?) left in the console's directory: $(ls -A "$TMP/$name.cwd")"
+    wait_for "CONSOLE-EXITED" 5
+    screen | grep -q "Aspen console" && fail "the console's screen is still showing after exit (alternate screen not left)"
+    grep -Eq '(^| )icanon( |$)' "$TMP/$name.stty" || fail "terminal left without icanon: $(cat "$TMP/$name.stty")"
+    grep -Eq '(^| )echo( |$)' "$TMP/$name.stty" || fail "terminal left without echo"
+    return 0
+}

@@ -21,6 +21,13 @@
 
 int aspen_engine_check_payload(const char *json, aspen_engine_error *err)
 {
+    size_t len = json ? strnlen(json, (size_t)ASPEN_ENGINE_MAX_PAYLOAD + 1) : 0;
+    if (len > ASPEN_ENGINE_MAX_PAYLOAD) /* before parsing it: that alone would cost its size */
+        return eng_err(err, ASPEN_ENGINE_EPAYLOAD,
+                       "the payload is larger than the %u-byte limit (ASPEN_ENGINE_MAX_PAYLOAD): "
+                       "a job's payload is held in memory by every worker that claims it; split "
+                       "the work into smaller jobs",
+                       ASPEN_ENGINE_MAX_PAYLOAD);
     json_error_t je;
     json_t *j = json_loads(json ? json : "{}", JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &je);
     if (!j)

@@ -147,7 +147,8 @@ int aspen_engine_submit(aspen_engine *eng, const aspen_engine_job_spec *spec, in
 int aspen_engine_submit_batch(aspen_engine *eng, const aspen_engine_job_spec *specs, size_t n,
                               int64_t *ids_out, aspen_engine_error *err);
 /* JSON check used by submit: 0, or EPAYLOAD with "invalid JSON payload: line L, column C,
- * position P: reason". */
+ * position P: reason", or EPAYLOAD for a payload over ASPEN_ENGINE_MAX_PAYLOAD bytes. */
+#define ASPEN_ENGINE_MAX_PAYLOAD (16u << 20)
 int aspen_engine_check_payload(const char *json, aspen_engine_error *err);
 
 /* ---- operator actions -------------------------------------------------------------------------- */

@@ -97,6 +97,8 @@ void eng_done_free(struct eng_done *d)
 {
     if (!d)
         return;
+    if (d->held_in) /* frees room for the workers waiting in hand_over (worker.c) */
+        atomic_fetch_sub(d->held_in, d->held);
     free(d->output);
     free(d->error);
     for (size_t i = 0; i < d->n_logs; i++)

@@ -61,8 +61,15 @@ struct eng_done {
     int64_t log_room;    /* lines the store will still keep for this job (its cap, marker slot
                             included); past it lines are counted, not kept */
     int64_t log_dropped; /* lines counted but not kept, not yet reported to the store */
+    size_t held;              /* bytes counted in *held_in while it waits for its commit */
+    atomic_size_t *held_in;   /* the engine's d_bytes once handed over, else NULL */
     char type[32];
 };
+
+/* Finished attempts waiting for their group commit hold their results (up to 16 MiB each) and
+ * log lines: a worker whose completion would take them past this waits for a commit first, so a
+ * stream of big results slows down to what SQLite writes instead of piling up in memory. */
+#define ENG_DONE_MAX_BYTES (64u << 20)
 
 /* Bounds of one job's log buffer in a worker (lines waiting for the store thread), and of the
  * lines one worker may have queued to the store thread at once. A job printing faster than the
@@ -211,6 +218,7 @@ struct aspen_engine {
     atomic_int fatal, fatal_taken;
     char fatal_msg[1024];
     atomic_int store_failing; /* group commits fail for now (disk full, busy): claims wait */
+    atomic_size_t d_bytes; /* what the completions handed over and not yet freed hold */
 
     /* live log lines of long-running jobs, written by the store thread before completions */
     pthread_mutex_t live_mu;

@@ -521,9 +521,38 @@ static struct eng_job *queue_pop(aspen_engine *eng)
     return j;
 }
 
+/* What a completion holds until it is committed and freed. */
+static size_t done_bytes(const struct eng_done *d)
+{
+    return sizeof *d + d->output_len + (d->error ? strlen(d->error) + 1 : 0) + d->log_bytes +
+           d->cap_logs * sizeof *d->logs;
+}
+
 static void hand_over(aspen_engine *eng, struct eng_done *d)
 {
+    d->held = done_bytes(d);
     pthread_mutex_lock(&eng->d_mu);
+    /* Wait while the completions already waiting hold too much (never when none do, so one big
+     * result always goes through); d_flushed is broadcast after each commit has freed its group.
+     * Not once the engine stops: the committer may be failing (disk full) and only gives up after
+     * the workers are joined. */
+    for (;;) {
+        size_t pending = atomic_load(&eng->d_bytes);
+        if (pending == 0 || pending + d->held <= ENG_DONE_MAX_BYTES ||
+            atomic_load(&eng->stopping) || atomic_load(&eng->fatal))
+            break;
+        pthread_cond_signal(&eng->d_cond); /* the committer should not wait for more */
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts); /* d_flushed runs on the monotonic clock */
+        ts.tv_nsec += 50 * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&eng->d_flushed, &eng->d_mu, &ts);
+    }
+    atomic_fetch_add(&eng->d_bytes, d->held);
+    d->held_in = &eng->d_bytes;
     *eng->d_tail = d;
     eng->d_tail = &d->next;
     eng->d_len++;

@@ -7,7 +7,10 @@
  *              lines is kept (then its marker), and the dropped count is exact. Also 100,000 tiny
  *              lines, a flood over two attempts (the cap spans attempts), the dropped count visible
  *              while the job still runs, and cancel of a job blocked on a full log buffer.
+ *   results    24 results of 15 MB from two workers in a child `aspen worker`: the completions
+ *              waiting for their group commit stay bounded (peak RSS within a stated bound).
  *   handlers   an in-process handler's log lines and its result are capped the same way.
+ *   payload    a payload over ASPEN_ENGINE_MAX_PAYLOAD is refused at submit.
  *   tags       a tag `x","requires_isolation` (and look-alikes) does not route a job into a VM.
  *   sha256     a stored binary damaged in the SQLite file is refused when loaded, never run; a
  *              resubmit of the guest file repairs it.
@@ -179,9 +182,11 @@ static const char *worker_bin(bool *sanitized)
     return ASPEN_BIN;
 }
 
-/* Runs `aspen worker --until-idle` on g_db; returns its peak RSS in KiB (ru_maxrss). */
-static long run_worker_child(void)
+/* Runs `aspen worker --workers N --until-idle` on g_db; returns its peak RSS in KiB (ru_maxrss). */
+static long run_worker_child(int workers)
 {
+    char nw[16];
+    snprintf(nw, sizeof nw, "%d", workers);
     bool sanitized;
     const char *bin = worker_bin(&sanitized);
     pid_t pid = fork();
@@ -192,7 +197,7 @@ static long run_worker_child(void)
             dup2(null, 1);
         if (sanitized)
             setenv("ASAN_OPTIONS", "quarantine_size_mb=0:detect_leaks=0", 1);
-        execl(bin, bin, "worker", "--workers", "1", "--until-idle", "--quiet", "--db", g_db,
+        execl(bin, bin, "worker", "--workers", nw, "--until-idle", "--quiet", "--db", g_db,
               (char *)NULL);
         _exit(127);
     }
@@ -226,13 +231,13 @@ static void test_flood_peak_memory(void **state)
     aspen_engine *eng = open_eng(0);
     aspen_engine_job_spec q = {.guest = QUIET, .payload = "{}"};
     submit(eng, &q);
-    long base = run_worker_child();
+    long base = run_worker_child(1);
 
     /* 8,000 lines of 16 KiB: 128 MiB, twice the bound, printed as fast as the guest can */
     aspen_engine_job_spec f = {.guest = FLOOD, .payload = "{\"len\":16384,\"lines\":8000}",
                                .timeout_ms = 120000, .max_attempts = 1};
     int64_t id = submit(eng, &f);
-    long flood = run_worker_child();
+    long flood = run_worker_child(1);
     fprintf(stderr, "peak RSS: %ld KiB for one tiny job, %ld KiB for the flood (+%ld KiB)\n", base,
             flood, flood - base);
     aspen_store_job j = {0};
@@ -243,6 +248,43 @@ static void test_flood_peak_memory(void **state)
     assert_int_equal(printed, 8000);
     check_capped(eng, id, printed, 16384, 0);
     assert_true(flood - base < 64 * 1024);
+    aspen_engine_close(eng);
+}
+
+/* Results wait for their group commit in memory: 24 results of 15 MB (360 MB) from two workers
+ * must not pile up there when SQLite writes them slower than the guests make them. The bound:
+ * both VMs' guest memory, the 64 MiB of waiting completions (ENG_DONE_MAX_BYTES), the result each
+ * worker holds, and 64 MiB for SQLite's caches and the allocator. */
+static void test_big_results_peak_memory(void **state)
+{
+    (void)state;
+    enum { JOBS = 24, MEM_MIB = 40 };
+    aspen_engine *eng = open_eng(0);
+    aspen_engine_job_spec q = {.guest = QUIET, .payload = "{}"};
+    submit(eng, &q);
+    long base = run_worker_child(2);
+    aspen_engine_job_spec specs[JOBS];
+    for (int i = 0; i < JOBS; i++)
+        specs[i] = (aspen_engine_job_spec){.guest = GUEST_DIR "/test-bigout", .payload = "15000000",
+                                           .memory_bytes = MEM_MIB << 20, .max_attempts = 1,
+                                           .timeout_ms = 60000};
+    int64_t ids[JOBS];
+    aspen_engine_error err = {0};
+    assert_int_equal(aspen_engine_submit_batch(eng, specs, JOBS, ids, &err), 0);
+    long peak = run_worker_child(2);
+    long bound = (2 * MEM_MIB + 64 + 2 * 16 + 64) * 1024;
+    fprintf(stderr, "peak RSS: %ld KiB for one tiny job, %ld KiB for %d results of 15 MB (+%ld KiB, "
+                    "bound +%ld KiB)\n",
+            base, peak, JOBS, peak - base, bound);
+    for (int i = 0; i < JOBS; i++) {
+        aspen_store_job j = {0};
+        get(eng, ids[i], &j);
+        assert_int_equal(j.state, ASPEN_STORE_SUCCEEDED);
+        assert_int_equal(j.result_size, 15000000);
+        assert_int_equal(((const char *)j.result)[14999999], '0' + 14999999 % 10);
+        aspen_store_job_clear(&j);
+    }
+    assert_true(peak - base < bound);
     aspen_engine_close(eng);
 }
 
@@ -389,6 +431,35 @@ static void test_handler_bounds(void **state)
         aspen_store_job_clear(&j);
     }
     assert_int_equal(atomic_load(&g_big_rc), ASPEN_ENGINE_EINVAL);
+    aspen_engine_close(eng);
+}
+
+/* A payload is held by every worker that claims its job: more than ASPEN_ENGINE_MAX_PAYLOAD is
+ * refused at submit (before it is parsed), the limit itself is accepted. */
+static void test_payload_cap(void **state)
+{
+    (void)state;
+    aspen_engine *eng = open_eng(0);
+    size_t n = ASPEN_ENGINE_MAX_PAYLOAD;
+    char *p = malloc(n + 2);
+    assert_non_null(p);
+    memset(p, 'a', n + 1);
+    p[0] = '"';
+    p[n - 1] = '"';
+    p[n] = '\0'; /* a JSON string of exactly the limit */
+    aspen_engine_job_spec s = {.type = "echo", .payload = p};
+    int64_t id = submit(eng, &s);
+    assert_true(id > 0);
+    p[n - 1] = 'a';
+    p[n] = '"';
+    p[n + 1] = '\0'; /* one byte more */
+    int64_t id2 = 0;
+    aspen_engine_error err = {0};
+    assert_int_equal(aspen_engine_submit(eng, &s, &id2, &err), ASPEN_ENGINE_EPAYLOAD);
+    assert_non_null(strstr(err.msg, "ASPEN_ENGINE_MAX_PAYLOAD"));
+    assert_int_equal(aspen_engine_check_payload(p, &err), ASPEN_ENGINE_EPAYLOAD);
+    free(p);
+    assert_int_equal(total_jobs(eng), 1);
     aspen_engine_close(eng);
 }
 
@@ -700,10 +771,12 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_flood_peak_memory, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_big_results_peak_memory, setup, teardown),
         cmocka_unit_test_setup_teardown(test_flood_in_process, setup, teardown),
         cmocka_unit_test_setup_teardown(test_flood_cap_spans_attempts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_flood_live_count_and_cancel, setup, teardown),
         cmocka_unit_test_setup_teardown(test_handler_bounds, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_payload_cap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tags_exact_match, setup, teardown),
         cmocka_unit_test_setup_teardown(test_binary_hash_checked, setup, teardown),
         cmocka_unit_test_setup_teardown(test_memory_checked_at_submit, setup, teardown),

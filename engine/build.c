@@ -1,21 +1,38 @@
-/* engine/build.c — build a guest from its source directory with the SDK, once.
+/* engine/build.c — build a `--source` guest from its source directory with the SDK, once, inside
+ * the build sandbox (sandbox.h): the sources are the submitter's, so neither they nor their
+ * guest.flags may run a command or read a file of the host.
  *
- * The seed's "Nix build + execute: 5-10 s the first time, <2 ms cached". The cache key is a SHA-256
- * over the source tree (relative paths and contents of every regular file, sorted, dot-files
- * skipped), the SDK tree next to the build script (guests/sdk) and the build script itself: change
- * any of them and the guest is built again. The binary lands in CACHE_DIR/<key>/guest, written to
- * a temporary directory first and renamed into place, so concurrent builders (threads or processes)
- * never see half a file. Builds run `bash BUILD_SCRIPT SOURCE_DIR -o OUT` with stdout and stderr
- * captured: a failed build is a job error carrying the compiler's message.
+ * The steps, each of which refuses with a sentence saying what and why:
+ *   1. The source tree is walked without following anything (O_NOFOLLOW, no stat through links):
+ *      regular files, directories, and symlinks whose target stays inside the tree; anything else
+ *      (a link leaving the tree, a FIFO, a device) is refused, and so are trees over the caps on
+ *      entries, depth, file size and total size. Dot-files are neither hashed nor copied.
+ *   2. The cache key is a SHA-256 of the tree's paths and contents, the SDK tree (names, sizes,
+ *      times), vm/abi.h, the allow-list, the toolchain and this recipe's version. A hit answers
+ *      without copying or compiling (well under 2 ms for a small guest).
+ *   3. On a miss the tree is copied (the same walk) into a private directory and hashed again: the
+ *      key stored is the hash of exactly what was compiled, whatever changes in the source
+ *      directory meanwhile.
+ *   4. guest.flags (of the copy) is checked against guests/sdk/guest-flags.allow, the one
+ *      allow-list scripts/build-guest.sh uses too; a refused flag is named with the allowed set.
+ *   5. The SDK (trusted code, fixed flags) is compiled once per key into CACHE/sdk-<key>/, and the
+ *      guest is compiled and linked, each run in the sandbox: /src (the copy, read-only), the SDK
+ *      at /aspen/guests/sdk, vm/abi.h at /aspen/vm/abi.h, the toolchain's own files, a small /tmp
+ *      and /out — and nothing else of the host. -nostdinc: only the SDK's and gcc's freestanding
+ *      headers are on the include path.
+ *   6. The binary lands in CACHE_DIR/<key>/guest with its build.log, written to a temporary
+ *      directory and renamed into place, so concurrent builders never see half a file.
+ * scripts/build-guest.sh remains the developers' builder for their own (trusted) sources; it is
+ * not run here.
  */
 #include "engine_internal.h"
+#include "sandbox.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <poll.h>
-#include <signal.h>
+#include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,53 +41,258 @@
 #include <time.h>
 #include <unistd.h>
 
-#define BUILD_TIMEOUT_MS (10 * 60 * 1000)
-#define BUILD_LOG_MAX (64 * 1024)
+/* Caps on a submitted source tree. */
+#define SRC_MAX_ENTRIES 2000
+#define SRC_MAX_DEPTH 16
+#define SRC_MAX_FILE (8u << 20)
+#define SRC_MAX_TOTAL (64u << 20)
+#define FLAGS_MAX_BYTES 4096
+#define FLAGS_MAX_COUNT 64
+#define FLAG_MAX_LEN 128
 
-static int skip_entry(const struct dirent *d) { return d->d_name[0] != '.'; }
+/* Bumped whenever the flags or layout below change what a build produces. */
+#define RECIPE "aspen-sandboxed-build-1"
 
-/* Hashes the tree under `dir` (paths relative to `rel`). Returns 0, or -1 if unreadable. */
-static int hash_tree(aspen_store_sha256_ctx *c, const char *dir, const char *rel, int depth)
+/* ---- the source tree ---------------------------------------------------------------------------- */
+
+struct walk {
+    aspen_store_sha256_ctx *h; /* NULL: copy only */
+    int entries;
+    uint64_t total;
+    char err[768];
+};
+
+static int cmp_str(const void *a, const void *b)
 {
-    if (depth > 16)
-        return 0;
-    struct dirent **ents = NULL;
-    int n = scandir(dir, &ents, skip_entry, alphasort);
-    if (n < 0)
-        return -1;
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Does `target`, a symlink found at relative path `rel`, stay inside the tree? Lexically:
+ * relative, and no ".." climbs above the tree's root. */
+static bool link_inside(const char *rel, const char *target)
+{
+    if (target[0] == '/' || target[0] == '\0')
+        return false;
+    int depth = 0;
+    for (const char *p = rel; *p; p++)
+        if (*p == '/')
+            depth++; /* the link's directory is `depth` levels below the root */
+    const char *p = target;
+    while (*p) {
+        const char *e = strchr(p, '/');
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        if (n == 2 && p[0] == '.' && p[1] == '.') {
+            if (--depth < 0)
+                return false;
+        } else if (n > 0 && !(n == 1 && p[0] == '.')) {
+            depth++;
+        }
+        p += n;
+        while (*p == '/')
+            p++;
+    }
+    return true;
+}
+
+static int walk_fail(struct walk *w, const char *fmt, const char *rel, const char *extra)
+{
+    snprintf(w->err, sizeof w->err, fmt, rel, extra ? extra : "");
+    return -1;
+}
+
+/* Walks the directory open at `dfd` (relative path `rel`), hashing into w->h and copying into
+ * `out` (a directory fd, or -1). Closes dfd. */
+static int walk_dir(struct walk *w, int dfd, const char *rel, int out, int depth)
+{
+    if (depth > SRC_MAX_DEPTH) {
+        close(dfd);
+        return walk_fail(w, "the source tree is deeper than %2$s directories (at %1$s)", rel,
+                         "16");
+    }
+    DIR *d = fdopendir(dfd);
+    if (!d) {
+        close(dfd);
+        return walk_fail(w, "cannot read the directory %s%s", *rel ? rel : ".", "");
+    }
+    char **names = NULL;
+    size_t n = 0, cap = 0;
     int rc = 0;
-    for (int i = 0; i < n; i++) {
-        char path[PATH_MAX], r[PATH_MAX];
-        snprintf(path, sizeof path, "%s/%s", dir, ents[i]->d_name);
-        snprintf(r, sizeof r, "%s%s%s", rel, *rel ? "/" : "", ents[i]->d_name);
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue; /* ".", "..", and dot-files (.git, editor files): not part of a build */
+        if (++w->entries > SRC_MAX_ENTRIES) {
+            rc = walk_fail(w, "the source tree has more than %2$s files and directories%1$s", "",
+                           "2000");
+            break;
+        }
+        if (n == cap) {
+            cap = cap ? cap * 2 : 32;
+            char **nn = realloc(names, cap * sizeof *nn);
+            if (!nn) {
+                rc = walk_fail(w, "out of memory reading %s%s", rel, "");
+                break;
+            }
+            names = nn;
+        }
+        if (!(names[n] = strdup(e->d_name))) {
+            rc = walk_fail(w, "out of memory reading %s%s", rel, "");
+            break;
+        }
+        n++;
+    }
+    if (rc == 0)
+        qsort(names, n, sizeof *names, cmp_str);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        const char *name = names[i];
+        char r[PATH_MAX];
+        if (snprintf(r, sizeof r, "%s%s%s", rel, *rel ? "/" : "", name) >= (int)sizeof r) {
+            rc = walk_fail(w, "a path in the source tree is too long: %s%s", rel, "");
+            break;
+        }
         struct stat st;
-        if (rc == 0 && stat(path, &st) == 0) {
-            if (S_ISDIR(st.st_mode)) {
-                aspen_store_sha256_update(c, "D", 1);
-                aspen_store_sha256_update(c, r, strlen(r) + 1);
-                rc = hash_tree(c, path, r, depth + 1);
-            } else if (S_ISREG(st.st_mode)) {
-                aspen_store_sha256_update(c, "F", 1);
-                aspen_store_sha256_update(c, r, strlen(r) + 1);
-                int fd = open(path, O_RDONLY | O_CLOEXEC);
-                if (fd < 0) {
-                    rc = -1;
-                } else {
-                    char buf[65536];
-                    ssize_t k;
-                    uint64_t len = (uint64_t)st.st_size;
-                    aspen_store_sha256_update(c, &len, sizeof len);
-                    while ((k = read(fd, buf, sizeof buf)) > 0)
-                        aspen_store_sha256_update(c, buf, (size_t)k);
-                    if (k < 0)
-                        rc = -1;
-                    close(fd);
+        if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+            rc = walk_fail(w, "cannot read %s: %s", r, strerror(errno));
+            break;
+        }
+        if (S_ISLNK(st.st_mode)) {
+            char target[PATH_MAX];
+            ssize_t k = readlinkat(dfd, name, target, sizeof target - 1);
+            if (k < 0) {
+                rc = walk_fail(w, "cannot read the symlink %s: %s", r, strerror(errno));
+                break;
+            }
+            target[k] = '\0';
+            if (!link_inside(r, target)) {
+                rc = walk_fail(w,
+                               "%s is a symlink to %s, outside the source directory: only "
+                               "files inside it can be built (copy the file in instead)",
+                               r, target);
+                break;
+            }
+            if (w->h) {
+                aspen_store_sha256_update(w->h, "L", 1);
+                aspen_store_sha256_update(w->h, r, strlen(r) + 1);
+                aspen_store_sha256_update(w->h, target, strlen(target) + 1);
+            }
+            if (out >= 0 && symlinkat(target, out, name) != 0) {
+                rc = walk_fail(w, "cannot copy the symlink %s: %s", r, strerror(errno));
+                break;
+            }
+        } else if (S_ISDIR(st.st_mode)) {
+            int sub = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+            if (sub < 0) {
+                rc = walk_fail(w, "cannot open the directory %s: %s", r, strerror(errno));
+                break;
+            }
+            int osub = -1;
+            if (out >= 0) {
+                if (mkdirat(out, name, 0755) != 0 ||
+                    (osub = openat(out, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) <
+                        0) {
+                    close(sub);
+                    rc = walk_fail(w, "cannot copy the directory %s: %s", r, strerror(errno));
+                    break;
                 }
             }
+            if (w->h) {
+                aspen_store_sha256_update(w->h, "D", 1);
+                aspen_store_sha256_update(w->h, r, strlen(r) + 1);
+            }
+            rc = walk_dir(w, sub, r, osub, depth + 1);
+            if (osub >= 0)
+                close(osub);
+        } else if (S_ISREG(st.st_mode)) {
+            /* O_NONBLOCK: a FIFO swapped in after the fstatat must not hang the worker. */
+            int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+            struct stat fst;
+            if (fd < 0 || fstat(fd, &fst) != 0 || !S_ISREG(fst.st_mode)) {
+                if (fd >= 0)
+                    close(fd);
+                rc = walk_fail(w, "cannot open %s: %s", r,
+                               fd < 0 ? strerror(errno) : "no longer a regular file");
+                break;
+            }
+            if ((uint64_t)fst.st_size > SRC_MAX_FILE) {
+                close(fd);
+                rc = walk_fail(w, "%s is larger than %s (the limit for one source file)", r,
+                               "8 MiB");
+                break;
+            }
+            w->total += (uint64_t)fst.st_size;
+            if (w->total > SRC_MAX_TOTAL) {
+                close(fd);
+                rc = walk_fail(w, "the source tree is larger than %2$s in all (at %1$s)", r,
+                               "64 MiB");
+                break;
+            }
+            int ofd = -1;
+            if (out >= 0 &&
+                (ofd = openat(out, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                              0644)) < 0) {
+                close(fd);
+                rc = walk_fail(w, "cannot copy %s: %s", r, strerror(errno));
+                break;
+            }
+            if (w->h) {
+                uint64_t len = (uint64_t)fst.st_size;
+                aspen_store_sha256_update(w->h, "F", 1);
+                aspen_store_sha256_update(w->h, r, strlen(r) + 1);
+                aspen_store_sha256_update(w->h, &len, sizeof len);
+            }
+            char buf[65536];
+            uint64_t got = 0;
+            ssize_t k;
+            while ((k = read(fd, buf, sizeof buf)) > 0) {
+                got += (uint64_t)k;
+                if (got > (uint64_t)fst.st_size) /* it grew while read: the size was hashed */
+                    break;
+                if (w->h)
+                    aspen_store_sha256_update(w->h, buf, (size_t)k);
+                if (ofd >= 0 && write(ofd, buf, (size_t)k) != k) {
+                    k = -1;
+                    break;
+                }
+            }
+            close(fd);
+            if (ofd >= 0)
+                close(ofd);
+            if (k < 0 || got != (uint64_t)fst.st_size) {
+                rc = walk_fail(w, "cannot read %s: %s", r,
+                               k < 0 ? strerror(errno) : "it changed while being read");
+                break;
+            }
+        } else {
+            rc = walk_fail(w,
+                           "%s is %s: a source directory may hold only regular files, "
+                           "directories and symlinks inside it",
+                           r,
+                           S_ISFIFO(st.st_mode)   ? "a FIFO"
+                           : S_ISSOCK(st.st_mode) ? "a socket"
+                                                  : "a device");
+            break;
         }
-        free(ents[i]);
     }
-    free(ents);
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+    closedir(d);
+    return rc;
+}
+
+static int walk_tree(struct walk *w, const char *src, const char *copy_to)
+{
+    int dfd = open(src, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0)
+        return walk_fail(w, "cannot open the source directory %s: %s", src, strerror(errno));
+    int out = -1;
+    if (copy_to && (out = open(copy_to, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+        close(dfd);
+        return walk_fail(w, "cannot open %s: %s", copy_to, strerror(errno));
+    }
+    int rc = walk_dir(w, dfd, "", out, 0);
+    if (out >= 0)
+        close(out);
     return rc;
 }
 
@@ -82,17 +304,18 @@ static void hash_tree_meta(aspen_store_sha256_ctx *c, const char *dir, int depth
     if (depth > 16)
         return;
     struct dirent **ents = NULL;
-    int n = scandir(dir, &ents, skip_entry, alphasort);
+    int n = scandir(dir, &ents, NULL, alphasort);
     if (n < 0)
         return;
     for (int i = 0; i < n; i++) {
         char path[PATH_MAX];
-        snprintf(path, sizeof path, "%s/%s", dir, ents[i]->d_name);
+        const char *nm = ents[i]->d_name;
         struct stat st;
-        if (stat(path, &st) == 0) {
+        snprintf(path, sizeof path, "%s/%s", dir, nm);
+        if (strcmp(nm, ".") && strcmp(nm, "..") && lstat(path, &st) == 0) {
             int64_t meta[4] = {(int64_t)st.st_size, (int64_t)st.st_mtim.tv_sec,
                                (int64_t)st.st_mtim.tv_nsec, (int64_t)st.st_ino};
-            aspen_store_sha256_update(c, ents[i]->d_name, strlen(ents[i]->d_name) + 1);
+            aspen_store_sha256_update(c, nm, strlen(nm) + 1);
             aspen_store_sha256_update(c, meta, sizeof meta);
             if (S_ISDIR(st.st_mode))
                 hash_tree_meta(c, path, depth + 1);
@@ -102,17 +325,24 @@ static void hash_tree_meta(aspen_store_sha256_ctx *c, const char *dir, int depth
     free(ents);
 }
 
-static int hash_file(aspen_store_sha256_ctx *c, const char *path)
+static void hash_meta(aspen_store_sha256_ctx *c, const char *path)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    char buf[65536];
-    ssize_t k;
-    while ((k = read(fd, buf, sizeof buf)) > 0)
-        aspen_store_sha256_update(c, buf, (size_t)k);
-    close(fd);
-    return k < 0 ? -1 : 0;
+    struct stat st;
+    int64_t meta[4] = {0};
+    if (stat(path, &st) == 0) {
+        meta[0] = (int64_t)st.st_size;
+        meta[1] = (int64_t)st.st_mtim.tv_sec;
+        meta[2] = (int64_t)st.st_mtim.tv_nsec;
+        meta[3] = (int64_t)st.st_ino;
+    }
+    aspen_store_sha256_update(c, path, strlen(path) + 1);
+    aspen_store_sha256_update(c, meta, sizeof meta);
+}
+
+static void hex(const uint8_t d[32], char out[65])
+{
+    for (int i = 0; i < 32; i++)
+        snprintf(out + 2 * i, 3, "%02x", d[i]);
 }
 
 int aspen_engine_mkdirs(const char *path)
@@ -151,89 +381,585 @@ static void rm_tree(const char *dir)
     rmdir(dir);
 }
 
-/* Runs the build script; *out gets its combined output (malloc'd). Returns the exit status, or -1
- * when it could not run or timed out. */
-static int run_script(const char *script, const char *src, const char *out_path, char **out,
-                      char *why, size_t whycap)
+/* ---- guest.flags and the allow-list ------------------------------------------------------------ */
+
+struct allow {
+    regex_t *re;
+    char **desc;
+    size_t n;
+};
+
+static void allow_free(struct allow *a)
 {
-    int pfd[2];
-    if (pipe2(pfd, O_CLOEXEC) != 0) {
-        snprintf(why, whycap, "cannot create a pipe: %s", strerror(errno));
+    for (size_t i = 0; i < a->n; i++) {
+        regfree(&a->re[i]);
+        free(a->desc[i]);
+    }
+    free(a->re);
+    free(a->desc);
+    memset(a, 0, sizeof *a);
+}
+
+static int allow_load(const char *path, struct allow *a, char *why, size_t cap)
+{
+    memset(a, 0, sizeof *a);
+    FILE *f = fopen(path, "re");
+    if (!f) {
+        snprintf(why, cap, "the compiler-flag allow-list %s cannot be read: %s", path,
+                 strerror(errno));
         return -1;
     }
+    char line[2048];
+    int lineno = 0;
+    while (fgets(line, sizeof line, f)) {
+        lineno++;
+        line[strcspn(line, "\r\n")] = '\0';
+        char *p = line;
+        while (*p == ' ' || *p == '\t')
+            p++;
+        if (*p == '#' || *p == '\0')
+            continue;
+        char *sp = p + strcspn(p, " \t");
+        char *desc = sp;
+        if (*sp) {
+            *sp = '\0';
+            desc = sp + 1;
+            while (*desc == ' ' || *desc == '\t')
+                desc++;
+        }
+        char pat[2100];
+        snprintf(pat, sizeof pat, "^(%s)$", p);
+        regex_t *nr = realloc(a->re, (a->n + 1) * sizeof *nr);
+        if (nr)
+            a->re = nr;
+        char **nd = realloc(a->desc, (a->n + 1) * sizeof *nd);
+        if (nd)
+            a->desc = nd;
+        if (!nr || !nd || regcomp(&a->re[a->n], pat, REG_EXTENDED | REG_NOSUB) != 0) {
+            snprintf(why, cap, "%s:%d: not a valid pattern: %s", path, lineno, p);
+            fclose(f);
+            allow_free(a);
+            return -1;
+        }
+        a->desc[a->n] = strdup(*desc ? desc : p);
+        a->n++;
+    }
+    fclose(f);
+    return 0;
+}
+
+/* The allowed set, for a refusal message. */
+static void allow_describe(const struct allow *a, char *out, size_t cap)
+{
+    size_t len = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < a->n && len + 3 < cap; i++) {
+        int k = snprintf(out + len, cap - len, "%s%s", i ? "; " : "", a->desc[i] ? a->desc[i] : "");
+        if (k < 0)
+            break;
+        len += (size_t)k < cap - len ? (size_t)k : cap - len - 1;
+    }
+}
+
+void aspen_build_flags_free(char **flags, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(flags[i]);
+    free(flags);
+}
+
+int aspen_build_flags_check(const char *allow_path, const char *text, char ***flags_out,
+                            size_t *n_out, char *why, size_t cap)
+{
+    *flags_out = NULL;
+    *n_out = 0;
+    if (strlen(text) > FLAGS_MAX_BYTES) {
+        snprintf(why, cap, "guest.flags is larger than %d bytes", FLAGS_MAX_BYTES);
+        return -1;
+    }
+    /* Words, one line at a time; a line whose first word starts with '#' is a comment. */
+    char *copy = strdup(text);
+    if (!copy) {
+        snprintf(why, cap, "out of memory");
+        return -1;
+    }
+    char *words[FLAGS_MAX_COUNT * 2 + 1];
+    size_t nw = 0;
+    int rc = 0;
+    char *save_line = NULL;
+    for (char *line = strtok_r(copy, "\n", &save_line); line && rc == 0;
+         line = strtok_r(NULL, "\n", &save_line)) {
+        char *p = line;
+        while (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\v' || *p == '\f')
+            p++;
+        if (*p == '#')
+            continue;
+        char *save = NULL;
+        for (char *w = strtok_r(p, " \t\r\v\f", &save); w; w = strtok_r(NULL, " \t\r\v\f", &save)) {
+            if (nw == sizeof words / sizeof words[0]) {
+                snprintf(why, cap, "guest.flags has more than %d flags", FLAGS_MAX_COUNT);
+                rc = -1;
+                break;
+            }
+            words[nw++] = w;
+        }
+    }
+    char **flags = NULL;
+    size_t nf = 0;
+    struct allow a = {0};
+    if (rc == 0 && nw > 0 && allow_load(allow_path, &a, why, cap) != 0)
+        rc = -1;
+    if (rc == 0 && nw > 0 && !(flags = calloc(nw, sizeof *flags))) {
+        snprintf(why, cap, "out of memory");
+        rc = -1;
+    }
+    for (size_t i = 0; rc == 0 && i < nw; i++) {
+        char flag[FLAG_MAX_LEN * 2 + 2];
+        const char *w = words[i];
+        /* "-D NAME" / "-U NAME" as two words: one flag */
+        if ((!strcmp(w, "-D") || !strcmp(w, "-U")) && i + 1 < nw) {
+            snprintf(flag, sizeof flag, "%s%s", w, words[i + 1]);
+            i++;
+        } else {
+            snprintf(flag, sizeof flag, "%s", w);
+        }
+        bool printable = true;
+        for (const char *q = flag; *q; q++)
+            if ((unsigned char)*q < 0x21 || (unsigned char)*q > 0x7e)
+                printable = false;
+        bool ok = printable && strlen(flag) <= FLAG_MAX_LEN;
+        bool matched = false;
+        for (size_t k = 0; ok && !matched && k < a.n; k++)
+            matched = regexec(&a.re[k], flag, 0, NULL, 0) == 0;
+        if (!matched) {
+            char allowed[2048];
+            allow_describe(&a, allowed, sizeof allowed);
+            snprintf(why, cap,
+                     "guest.flags: the compiler flag '%.*s' is not allowed (a build from source "
+                     "may use only these: %s)",
+                     printable ? 64 : 0, printable ? flag : "", allowed);
+            if (!printable)
+                snprintf(why, cap,
+                         "guest.flags: a flag with a control or non-ASCII character is not "
+                         "allowed (a build from source may use only these: %s)",
+                         allowed);
+            rc = -1;
+            break;
+        }
+        if (!(flags[nf] = strdup(flag))) {
+            snprintf(why, cap, "out of memory");
+            rc = -1;
+            break;
+        }
+        nf++;
+    }
+    allow_free(&a);
+    free(copy);
+    if (rc != 0) {
+        aspen_build_flags_free(flags, nf);
+        return -1;
+    }
+    *flags_out = flags;
+    *n_out = nf;
+    return 0;
+}
+
+/* ---- the toolchain ------------------------------------------------------------------------------ */
+
+/* What the sandbox needs of the host's gcc, found once per process (the toolchain is trusted and
+ * is asked outside any sandbox). */
+struct toolchain {
+    bool ready;
+    char gcc[PATH_MAX], ar[PATH_MAX], include[PATH_MAX];
+    aspen_sandbox_binds binds;
+    uint8_t id[32]; /* the programs' paths, sizes and times: part of every key */
+    char why[512];
+};
+static struct toolchain g_tc;
+static pthread_mutex_t g_tc_mu = PTHREAD_MUTEX_INITIALIZER;
+
+/* Runs argv (a trusted program) and returns its first line of output in out. */
+static int run_line(const char *const *argv, char *out, size_t cap)
+{
+    int pfd[2];
+    if (pipe2(pfd, O_CLOEXEC) != 0)
+        return -1;
     pid_t pid = fork();
     if (pid < 0) {
         close(pfd[0]);
         close(pfd[1]);
-        snprintf(why, whycap, "cannot fork: %s", strerror(errno));
         return -1;
     }
     if (pid == 0) {
         dup2(pfd[1], 1);
-        dup2(pfd[1], 2);
-        int devnull = open("/dev/null", O_RDONLY);
-        if (devnull >= 0)
-            dup2(devnull, 0);
-        setpgid(0, 0);
-        execlp("bash", "bash", script, src, "-o", out_path, (char *)NULL);
-        dprintf(2, "cannot run bash %s: %s\n", script, strerror(errno));
+        int dn = open("/dev/null", O_RDWR);
+        if (dn >= 0) {
+            dup2(dn, 0);
+            dup2(dn, 2);
+        }
+        execv(argv[0], (char *const *)argv);
         _exit(127);
     }
     close(pfd[1]);
-    size_t cap = 4096, len = 0;
-    char *buf = malloc(cap);
-    struct timespec t0;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    bool timed_out = false;
+    size_t len = 0;
     for (;;) {
-        struct pollfd p = {pfd[0], POLLIN, 0};
-        int r = poll(&p, 1, 1000);
-        struct timespec t;
-        clock_gettime(CLOCK_MONOTONIC, &t);
-        if ((t.tv_sec - t0.tv_sec) * 1000 > BUILD_TIMEOUT_MS) {
-            kill(-pid, SIGKILL);
-            timed_out = true;
-            break;
-        }
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            continue;
-        char chunk[4096];
-        ssize_t k = read(pfd[0], chunk, sizeof chunk);
+        ssize_t k = read(pfd[0], out + len, cap - 1 - len);
         if (k < 0 && errno == EINTR)
             continue;
-        if (k <= 0)
+        if (k <= 0 || (len += (size_t)k) >= cap - 1)
             break;
-        if (buf && len + (size_t)k + 1 > cap && len < BUILD_LOG_MAX) {
-            while (len + (size_t)k + 1 > cap)
-                cap *= 2;
-            char *nb = realloc(buf, cap);
-            if (!nb) {
-                free(buf);
-                buf = NULL;
-            } else {
-                buf = nb;
-            }
-        }
-        if (buf && len + (size_t)k + 1 <= cap) {
-            memcpy(buf + len, chunk, (size_t)k);
-            len += (size_t)k;
-        }
     }
+    out[len] = '\0';
+    out[strcspn(out, "\n")] = '\0';
     close(pfd[0]);
-    int status = 0;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    int st = 0;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
     }
-    if (buf)
-        buf[len] = '\0';
-    *out = buf;
-    if (timed_out) {
-        snprintf(why, whycap, "the build took longer than %d s and was stopped",
-                 BUILD_TIMEOUT_MS / 1000);
+    return WIFEXITED(st) && WEXITSTATUS(st) == 0 && out[0] ? 0 : -1;
+}
+
+/* A program on PATH (or /usr/bin, /bin), as an absolute path. */
+static int find_program(const char *name, char *out, size_t cap)
+{
+    const char *path = getenv("PATH");
+    char dirs[8192];
+    snprintf(dirs, sizeof dirs, "%s:/usr/bin:/bin", path ? path : "");
+    char *save = NULL;
+    for (char *d = strtok_r(dirs, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
+        if (d[0] != '/')
+            continue;
+        snprintf(out, cap, "%s/%s", d, name);
+        if (access(out, X_OK) == 0)
+            return 0;
+    }
+    return -1;
+}
+
+static int tc_add(const char *prog)
+{
+    return aspen_sandbox_add_program(&g_tc.binds, prog, g_tc.why, sizeof g_tc.why);
+}
+
+static int toolchain_find(void)
+{
+    if (find_program("gcc", g_tc.gcc, sizeof g_tc.gcc) != 0) {
+        snprintf(g_tc.why, sizeof g_tc.why,
+                 "the C compiler gcc was not found: install it with 'apt-get install gcc'");
         return -1;
     }
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    if (find_program("ar", g_tc.ar, sizeof g_tc.ar) != 0) {
+        snprintf(g_tc.why, sizeof g_tc.why,
+                 "'ar' was not found: install it with 'apt-get install binutils'");
+        return -1;
+    }
+    char cc1[PATH_MAX], collect2[PATH_MAX], libgcc[PATH_MAX], as[PATH_MAX], ld[PATH_MAX],
+        tmp[PATH_MAX];
+    const char *q_cc1[] = {g_tc.gcc, "-print-prog-name=cc1", NULL};
+    const char *q_c2[] = {g_tc.gcc, "-print-prog-name=collect2", NULL};
+    const char *q_lib[] = {g_tc.gcc, "-print-libgcc-file-name", NULL};
+    const char *q_inc[] = {g_tc.gcc, "-print-file-name=include", NULL};
+    const char *q_as[] = {g_tc.gcc, "-print-prog-name=as", NULL};
+    const char *q_ld[] = {g_tc.gcc, "-print-prog-name=ld", NULL};
+    if (run_line(q_cc1, cc1, sizeof cc1) || run_line(q_c2, collect2, sizeof collect2) ||
+        run_line(q_lib, libgcc, sizeof libgcc) || run_line(q_inc, g_tc.include, sizeof g_tc.include) ||
+        run_line(q_as, as, sizeof as) || run_line(q_ld, ld, sizeof ld) || cc1[0] != '/' ||
+        collect2[0] != '/' || libgcc[0] != '/' || g_tc.include[0] != '/') {
+        snprintf(g_tc.why, sizeof g_tc.why,
+                 "%s does not tell where its parts are (cc1, collect2, libgcc, include): is it a "
+                 "complete gcc? (apt-get install gcc)",
+                 g_tc.gcc);
+        return -1;
+    }
+    if (as[0] != '/') {
+        snprintf(tmp, sizeof tmp, "%s", as);
+        if (find_program(tmp, as, sizeof as) != 0) {
+            snprintf(g_tc.why, sizeof g_tc.why, "the assembler 'as' was not found (binutils)");
+            return -1;
+        }
+    }
+    if (ld[0] != '/') {
+        snprintf(tmp, sizeof tmp, "%s", ld);
+        if (find_program(tmp, ld, sizeof ld) != 0) {
+            snprintf(g_tc.why, sizeof g_tc.why, "the linker 'ld' was not found (binutils)");
+            return -1;
+        }
+    }
+    const char *progs[] = {g_tc.gcc, cc1, collect2, as, ld, g_tc.ar};
+    aspen_store_sha256_ctx c;
+    aspen_store_sha256_init(&c);
+    for (size_t i = 0; i < sizeof progs / sizeof progs[0]; i++) {
+        if (tc_add(progs[i]) != 0)
+            return -1;
+        hash_meta(&c, progs[i]);
+    }
+    /* The include directory is gcc's freestanding headers (stddef.h, stdint.h, ...); libgcc.a
+     * has the compiler's helper routines. */
+    if (aspen_sandbox_bind_add(&g_tc.binds, g_tc.include, g_tc.include, false) ||
+        aspen_sandbox_bind_add(&g_tc.binds, libgcc, libgcc, false)) {
+        snprintf(g_tc.why, sizeof g_tc.why, "out of memory");
+        return -1;
+    }
+    hash_meta(&c, libgcc);
+    aspen_store_sha256_final(&c, g_tc.id);
+    return 0;
+}
+
+static int toolchain(char *why, size_t cap)
+{
+    pthread_mutex_lock(&g_tc_mu);
+    if (!g_tc.ready) {
+        aspen_sandbox_binds_free(&g_tc.binds);
+        g_tc.why[0] = '\0';
+        if (toolchain_find() == 0)
+            g_tc.ready = true;
+        else
+            aspen_sandbox_binds_free(&g_tc.binds);
+    }
+    int rc = g_tc.ready ? 0 : -1;
+    if (rc)
+        snprintf(why, cap, "%s", g_tc.why);
+    pthread_mutex_unlock(&g_tc_mu);
+    return rc;
+}
+
+/* ---- running the compiler confined -------------------------------------------------------------- */
+
+#define IN_SDK "/aspen/guests/sdk"
+#define IN_ABI "/aspen/vm/abi.h"
+
+/* The flags every sandboxed compile uses (the same as scripts/build-guest.sh's defaults, with
+ * the driver kept from plugins and colour). */
+static const char *const BASE_CFLAGS[] = {
+    "-std=gnu17", "-ffreestanding", "-nostdlib", "-nostdinc", "-march=x86-64", "-mtune=generic",
+    "-Os", "-fno-pie", "-fno-pic", "-fno-plt", "-fno-common", "-fno-stack-protector",
+    "-fcf-protection=none", "-fno-asynchronous-unwind-tables", "-fno-unwind-tables",
+    "-fno-math-errno", "-fno-tree-loop-distribute-patterns", "-ffunction-sections",
+    "-fdata-sections", "-Wall", "-Wextra", "-pipe", "-fmax-errors=20",
+    "-fdiagnostics-color=never", "-fno-lto", "-fno-use-linker-plugin", NULL};
+
+static const char *const LDFLAGS[] = {
+    "-static", "-no-pie", "-nostdlib", "-Wl,--gc-sections", "-Wl,--build-id=none",
+    "-Wl,-z,noexecstack", "-Wl,-z,max-page-size=4096", "-Wl,-z,common-page-size=4096",
+    "-Wl,-T," IN_SDK "/aspen.ld", "-Wl,-u,_start", "-Wl,-u,execute", "-s", NULL};
+
+struct argv {
+    char **v;
+    size_t n, cap;
+    bool oom;
+};
+
+static void av_add(struct argv *a, const char *s)
+{
+    if (a->oom)
+        return;
+    if (a->n + 2 > a->cap) {
+        size_t cap = a->cap ? a->cap * 2 : 64;
+        char **v = realloc(a->v, cap * sizeof *v);
+        if (!v) {
+            a->oom = true;
+            return;
+        }
+        a->v = v;
+        a->cap = cap;
+    }
+    if (!(a->v[a->n] = strdup(s))) {
+        a->oom = true;
+        return;
+    }
+    a->v[++a->n] = NULL;
+}
+
+static void av_free(struct argv *a)
+{
+    for (size_t i = 0; i < a->n; i++)
+        free(a->v[i]);
+    free(a->v);
+    memset(a, 0, sizeof *a);
+}
+
+static void av_cflags(struct argv *a)
+{
+    av_add(a, g_tc.gcc);
+    for (size_t i = 0; BASE_CFLAGS[i]; i++)
+        av_add(a, BASE_CFLAGS[i]);
+    av_add(a, "-isystem");
+    av_add(a, g_tc.include);
+    av_add(a, "-I");
+    av_add(a, IN_SDK "/include");
+}
+
+/* Appends `out` (a build's combined output) to *log. */
+static void log_append(char **log, const char *text)
+{
+    if (!text || !*text)
+        return;
+    size_t a = *log ? strlen(*log) : 0, b = strlen(text);
+    if (a + b > 64 * 1024)
+        b = a >= 64 * 1024 ? 0 : 64 * 1024 - a;
+    char *n = realloc(*log, a + b + 1);
+    if (!n)
+        return;
+    memcpy(n + a, text, b);
+    n[a + b] = '\0';
+    *log = n;
+}
+
+/* One sandboxed run: 0 when the program exited 0, else -1 with a sentence in why. */
+static int sandboxed(const char *scratch, const aspen_sandbox_binds *binds, struct argv *a,
+                     const char *cwd, char **log, char *why, size_t cap)
+{
+    static const char *const envp[] = {"PATH=/usr/bin:/bin", "TMPDIR=/tmp", "LC_ALL=C",
+                                       "LANG=C", "HOME=/tmp", NULL};
+    if (a->oom) {
+        snprintf(why, cap, "out of memory");
+        return -1;
+    }
+    aspen_sandbox_spec spec = {.argv = (const char *const *)a->v,
+                               .envp = envp,
+                               .cwd = cwd,
+                               .binds = binds,
+                               .scratch_dir = scratch,
+                               .limits = aspen_sandbox_build_limits};
+    aspen_sandbox_result res;
+    int rc = aspen_sandbox_run(&spec, &res);
+    log_append(log, res.output);
+    if (res.output_total > spec.limits.output_keep)
+        log_append(log, "\n[aspen] build output cut here\n");
+    free(res.output);
+    if (rc != 0) {
+        snprintf(why, cap, "%s", res.why);
+        return -1;
+    }
+    if (res.end == ASPEN_SB_EXITED && res.code == 0)
+        return 0;
+    if (res.end == ASPEN_SB_EXITED)
+        snprintf(why, cap, "the build failed (exit status %d)", res.code);
+    else
+        snprintf(why, cap, "the build was %s", res.why);
+    return -1;
+}
+
+static int list_sources(const char *dir, const char *prefix, struct argv *a, int *count)
+{
+    struct dirent **ents = NULL;
+    int n = scandir(dir, &ents, NULL, alphasort);
+    if (n < 0)
+        return -1;
+    for (int i = 0; i < n; i++) {
+        const char *nm = ents[i]->d_name;
+        size_t l = strlen(nm);
+        char p[PATH_MAX];
+        snprintf(p, sizeof p, "%s/%s", dir, nm);
+        struct stat st;
+        if (nm[0] != '.' && l > 2 && nm[l - 2] == '.' && (nm[l - 1] == 'c' || nm[l - 1] == 'S') &&
+            lstat(p, &st) == 0 && S_ISREG(st.st_mode)) {
+            snprintf(p, sizeof p, "%s/%s", prefix, nm);
+            av_add(a, p);
+            (*count)++;
+        }
+        free(ents[i]);
+    }
+    free(ents);
+    return 0;
+}
+
+/* CACHE/sdk-<key>/libaspen-sdk.a, compiled in the sandbox when missing. */
+static int ensure_sdk(aspen_engine *eng, const char *sdk, const char *abi, char *lib_dir,
+                      size_t lib_cap, char **log, char *why, size_t cap)
+{
+    aspen_store_sha256_ctx c;
+    aspen_store_sha256_init(&c);
+    aspen_store_sha256_update(&c, RECIPE, sizeof RECIPE);
+    aspen_store_sha256_update(&c, g_tc.id, sizeof g_tc.id);
+    hash_tree_meta(&c, sdk, 0);
+    hash_meta(&c, abi);
+    uint8_t d[32];
+    char key[65];
+    aspen_store_sha256_final(&c, d);
+    hex(d, key);
+    snprintf(lib_dir, lib_cap, "%s/sdk-%.32s", eng->cache_dir, key);
+    char lib[PATH_MAX];
+    snprintf(lib, sizeof lib, "%s/libaspen-sdk.a", lib_dir);
+    struct stat st;
+    if (stat(lib, &st) == 0 && S_ISREG(st.st_mode))
+        return 0;
+
+    char tmp[PATH_MAX], out[PATH_MAX], root[PATH_MAX], srcdir[PATH_MAX];
+    snprintf(tmp, sizeof tmp, "%s/tmp-sdk-%d-%.32s", eng->cache_dir, (int)getpid(), key);
+    snprintf(out, sizeof out, "%s/out", tmp);
+    snprintf(root, sizeof root, "%s/root", tmp);
+    snprintf(srcdir, sizeof srcdir, "%s/src", sdk);
+    rm_tree(tmp);
+    if (mkdir(tmp, 0755) != 0 || mkdir(out, 0700) != 0 || mkdir(root, 0700) != 0) {
+        snprintf(why, cap, "cannot create %s: %s", tmp, strerror(errno));
+        rm_tree(tmp);
+        return -1;
+    }
+    if (geteuid() == 0 && chown(out, ASPEN_SANDBOX_UID, ASPEN_SANDBOX_GID) != 0) {
+        snprintf(why, cap, "cannot hand %s to the build user: %s", out, strerror(errno));
+        rm_tree(tmp);
+        return -1;
+    }
+    aspen_sandbox_binds b = {0};
+    int rc = -1;
+    struct argv a = {0}, ar = {0};
+    for (size_t i = 0; i < g_tc.binds.n; i++)
+        if (aspen_sandbox_bind_add(&b, g_tc.binds.v[i].host, g_tc.binds.v[i].inside, false))
+            goto oom;
+    if (aspen_sandbox_bind_add(&b, sdk, IN_SDK, false) ||
+        aspen_sandbox_bind_add(&b, abi, IN_ABI, false) ||
+        aspen_sandbox_bind_add(&b, out, "/out", true))
+        goto oom;
+    av_cflags(&a);
+    av_add(&a, "-Werror");
+    av_add(&a, "-c");
+    int n = 0;
+    if (list_sources(srcdir, IN_SDK "/src", &a, &n) != 0 || n == 0) {
+        snprintf(why, cap, "the SDK at %s has no sources in src/", sdk);
+        goto done;
+    }
+    if (sandboxed(root, &b, &a, "/out", log, why, cap) != 0) {
+        char w2[600];
+        snprintf(w2, sizeof w2, "compiling the SDK: %s", why);
+        snprintf(why, cap, "%s", w2);
+        goto done;
+    }
+    av_add(&ar, g_tc.ar);
+    av_add(&ar, "rcs");
+    av_add(&ar, "/out/libaspen-sdk.a");
+    for (size_t i = 1; i < a.n; i++) {
+        const char *s = a.v[i];
+        if (strncmp(s, IN_SDK "/src/", sizeof IN_SDK "/src/" - 1) != 0)
+            continue;
+        char o[PATH_MAX];
+        snprintf(o, sizeof o, "/out/%s", s + sizeof IN_SDK "/src/" - 1);
+        o[strlen(o) - 1] = 'o'; /* x.c / x.S -> x.o */
+        av_add(&ar, o);
+    }
+    if (sandboxed(root, &b, &ar, "/out", log, why, cap) != 0)
+        goto done;
+    char built[PATH_MAX], dst_tmp[PATH_MAX];
+    snprintf(built, sizeof built, "%s/libaspen-sdk.a", out);
+    snprintf(dst_tmp, sizeof dst_tmp, "%s/lib", tmp);
+    snprintf(lib, sizeof lib, "%s/libaspen-sdk.a", dst_tmp);
+    if (mkdir(dst_tmp, 0755) != 0 || rename(built, lib) != 0) {
+        snprintf(why, cap, "the SDK build wrote no library: %s", strerror(errno));
+        goto done;
+    }
+    if (rename(dst_tmp, lib_dir) != 0 && errno != EEXIST && errno != ENOTEMPTY) {
+        snprintf(why, cap, "cannot store the SDK library in %s: %s", lib_dir, strerror(errno));
+        goto done;
+    }
+    rc = 0;
+    goto done;
+oom:
+    snprintf(why, cap, "out of memory");
+done:
+    av_free(&a);
+    av_free(&ar);
+    aspen_sandbox_binds_free(&b);
+    rm_tree(tmp);
+    return rc;
 }
 
 /* The last `max` bytes of a build log, where the compiler's error usually is. */
@@ -249,6 +975,26 @@ static const char *log_tail(const char *log, size_t max)
     return nl ? nl + 1 : p;
 }
 
+static int read_small(const char *path, char *buf, size_t cap, size_t *len)
+{
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ENOENT ? 1 : -1;
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return -1;
+    }
+    size_t n = 0;
+    ssize_t k;
+    while (n < cap - 1 && (k = read(fd, buf + n, cap - 1 - n)) > 0)
+        n += (size_t)k;
+    buf[n] = '\0';
+    *len = n;
+    close(fd);
+    return 0;
+}
+
 int eng_build(aspen_engine *eng, const char *source_dir, char *path_out, size_t cap, bool *cached,
               char **log_out, aspen_engine_error *err)
 {
@@ -261,40 +1007,43 @@ int eng_build(aspen_engine *eng, const char *source_dir, char *path_out, size_t 
     if (!realpath(source_dir, src) || stat(src, &st) != 0 || !S_ISDIR(st.st_mode))
         return eng_err(err, ASPEN_ENGINE_EBUILD, "guest source directory %s not found",
                        source_dir);
-    if (access(eng->build_script, R_OK) != 0)
-        return eng_err(err, ASPEN_ENGINE_EBUILD,
-                       "the guest build script %s is missing: set ASPEN_BUILD_GUEST or the "
-                       "engine's build_script to scripts/build-guest.sh of an Aspen tree",
-                       eng->build_script);
 
-    /* key = H(sources, SDK, script) */
+    /* The SDK is found beside the build script, as the script finds it. */
+    char root[PATH_MAX], sdk[PATH_MAX], abi[PATH_MAX], allow[PATH_MAX];
+    snprintf(root, sizeof root, "%s", eng->build_script);
+    char *slash = strrchr(root, '/');
+    if (slash)
+        snprintf(slash, sizeof root - (size_t)(slash - root), "/..");
+    else
+        snprintf(root, sizeof root, "..");
+    snprintf(sdk, sizeof sdk, "%s/guests/sdk", root);
+    snprintf(abi, sizeof abi, "%s/vm/abi.h", root);
+    snprintf(allow, sizeof allow, "%s/guest-flags.allow", sdk);
+    if (stat(sdk, &st) != 0 || !S_ISDIR(st.st_mode) || access(abi, R_OK) != 0)
+        return eng_err(err, ASPEN_ENGINE_EBUILD,
+                       "the guest SDK (guests/sdk and vm/abi.h beside %s) is missing: set "
+                       "ASPEN_BUILD_GUEST or the engine's build_script to scripts/build-guest.sh "
+                       "of an Aspen tree",
+                       eng->build_script);
+    char why[1024] = "";
+    if (toolchain(why, sizeof why) != 0)
+        return eng_err(err, ASPEN_ENGINE_EBUILD, "building the guest in %s: %s", src, why);
+
+    /* key = H(recipe, toolchain, SDK, ABI header, sources) */
     aspen_store_sha256_ctx c;
     aspen_store_sha256_init(&c);
-    if (hash_tree(&c, src, "", 0) != 0)
-        return eng_err(err, ASPEN_ENGINE_EBUILD, "cannot read the sources in %s: %s", src,
-                       strerror(errno));
-    char sdk[PATH_MAX];
-    snprintf(sdk, sizeof sdk, "%s", eng->build_script);
-    char *slash = strrchr(sdk, '/');
-    if (slash) {
-        snprintf(slash, sizeof sdk - (size_t)(slash - sdk), "/../guests/sdk");
-        aspen_store_sha256_update(&c, "SDK", 4);
-        hash_tree_meta(&c, sdk, 0); /* absent SDK: the script finds its own */
-        snprintf(slash, sizeof sdk - (size_t)(slash - sdk), "/../vm/abi.h");
-        struct stat ab;
-        if (stat(sdk, &ab) == 0) {
-            int64_t meta[3] = {(int64_t)ab.st_size, (int64_t)ab.st_mtim.tv_sec,
-                               (int64_t)ab.st_mtim.tv_nsec};
-            aspen_store_sha256_update(&c, meta, sizeof meta);
-        }
-    }
-    aspen_store_sha256_update(&c, "SCRIPT", 7);
-    hash_file(&c, eng->build_script);
+    aspen_store_sha256_update(&c, RECIPE, sizeof RECIPE);
+    aspen_store_sha256_update(&c, g_tc.id, sizeof g_tc.id);
+    hash_tree_meta(&c, sdk, 0);
+    hash_meta(&c, abi);
+    aspen_store_sha256_ctx base = c; /* before the sources: the copy is hashed from here too */
+    struct walk w = {.h = &c};
+    if (walk_tree(&w, src, NULL) != 0)
+        return eng_err(err, ASPEN_ENGINE_EBUILD, "building the guest in %s: %s", src, w.err);
     uint8_t digest[32];
     aspen_store_sha256_final(&c, digest);
     char key[65];
-    for (int i = 0; i < 32; i++)
-        snprintf(key + 2 * i, 3, "%02x", digest[i]);
+    hex(digest, key);
 
     char final_dir[PATH_MAX], final_bin[PATH_MAX];
     snprintf(final_dir, sizeof final_dir, "%s/%s", eng->cache_dir, key);
@@ -311,6 +1060,12 @@ int eng_build(aspen_engine *eng, const char *source_dir, char *path_out, size_t 
      * below makes the first one win and the other reuse it. */
     pthread_mutex_lock(&eng->build_mu);
     int code = 0;
+    char *log = NULL;
+    char tmp_dir[PATH_MAX] = "";
+    struct argv a = {0};
+    aspen_sandbox_binds b = {0};
+    char **flags = NULL;
+    size_t nflags = 0;
     if (stat(final_bin, &st) == 0 && S_ISREG(st.st_mode)) {
         if (cached)
             *cached = true;
@@ -323,47 +1078,124 @@ int eng_build(aspen_engine *eng, const char *source_dir, char *path_out, size_t 
                        eng->cache_dir, strerror(errno));
         goto unlock;
     }
-    char tmp_dir[PATH_MAX], tmp_bin[PATH_MAX];
+    char copy[PATH_MAX], out[PATH_MAX], sbroot[PATH_MAX], lib_dir[PATH_MAX];
     snprintf(tmp_dir, sizeof tmp_dir, "%s/tmp-%d-%s", eng->cache_dir, (int)getpid(), key);
+    snprintf(copy, sizeof copy, "%s/src", tmp_dir);
+    snprintf(out, sizeof out, "%s/out", tmp_dir);
+    snprintf(sbroot, sizeof sbroot, "%s/root", tmp_dir);
     rm_tree(tmp_dir);
-    if (mkdir(tmp_dir, 0755) != 0) {
+    if (mkdir(tmp_dir, 0755) != 0 || mkdir(copy, 0755) != 0 || mkdir(out, 0700) != 0 ||
+        mkdir(sbroot, 0700) != 0 ||
+        (geteuid() == 0 && chown(out, ASPEN_SANDBOX_UID, ASPEN_SANDBOX_GID) != 0)) {
         code = eng_err(err, ASPEN_ENGINE_EBUILD, "cannot create %s: %s", tmp_dir,
                        strerror(errno));
         goto unlock;
     }
-    snprintf(tmp_bin, sizeof tmp_bin, "%s/guest", tmp_dir);
-    char *log = NULL, why[256] = "";
-    int status = run_script(eng->build_script, src, tmp_bin, &log, why, sizeof why);
-    if (status != 0 || stat(tmp_bin, &st) != 0) {
-        if (status == 0)
-            snprintf(why, sizeof why, "the build script succeeded but wrote no %s", tmp_bin);
-        else if (status > 0)
-            snprintf(why, sizeof why, "the build failed (exit status %d)", status);
-        code = eng_err(err, ASPEN_ENGINE_EBUILD, "building the guest in %s: %s:\n%s", src, why,
-                       log_tail(log, 800));
-        rm_tree(tmp_dir);
-        if (log_out)
-            *log_out = log;
-        else
-            free(log);
+    /* The private copy, hashed again: what is compiled is what the key says. */
+    aspen_store_sha256_ctx c2 = base;
+    struct walk w2 = {.h = &c2};
+    if (walk_tree(&w2, src, copy) != 0) {
+        code = eng_err(err, ASPEN_ENGINE_EBUILD, "building the guest in %s: %s", src, w2.err);
         goto unlock;
     }
+    aspen_store_sha256_final(&c2, digest);
+    hex(digest, key);
+    snprintf(final_dir, sizeof final_dir, "%s/%s", eng->cache_dir, key);
+    snprintf(final_bin, sizeof final_bin, "%s/guest", final_dir);
+
+    char ftext[FLAGS_MAX_BYTES + 2], fpath[PATH_MAX];
+    size_t flen = 0;
+    snprintf(fpath, sizeof fpath, "%s/guest.flags", copy);
+    int fr = read_small(fpath, ftext, sizeof ftext, &flen);
+    if (fr < 0) {
+        code = eng_err(err, ASPEN_ENGINE_EBUILD,
+                       "building the guest in %s: guest.flags is not a readable file", src);
+        goto unlock;
+    }
+    if (fr == 0 && aspen_build_flags_check(allow, ftext, &flags, &nflags, why, sizeof why) != 0) {
+        code = eng_err(err, ASPEN_ENGINE_EBUILD, "building the guest in %s: %s", src, why);
+        goto unlock;
+    }
+
+    if (ensure_sdk(eng, sdk, abi, lib_dir, sizeof lib_dir, &log, why, sizeof why) != 0) {
+        code = eng_err(err, ASPEN_ENGINE_EBUILD, "building the guest in %s: %s:\n%s", src, why,
+                       log_tail(log, 800));
+        goto unlock;
+    }
+
+    av_cflags(&a);
+    for (size_t i = 0; i < nflags; i++)
+        av_add(&a, flags[i]);
+    av_add(&a, "-I");
+    av_add(&a, "/src");
+    int nsrc = 0;
+    list_sources(copy, "/src", &a, &nsrc);
+    if (nsrc == 0) {
+        code = eng_err(err, ASPEN_ENGINE_EBUILD,
+                       "building the guest in %s: no C sources (*.c) in %s", src, src);
+        goto unlock;
+    }
+    av_add(&a, "/sdklib/libaspen-sdk.a");
+    av_add(&a, "-lgcc");
+    for (size_t i = 0; LDFLAGS[i]; i++)
+        av_add(&a, LDFLAGS[i]);
+    av_add(&a, "-o");
+    av_add(&a, "/out/guest");
+    bool bind_oom = false;
+    for (size_t i = 0; i < g_tc.binds.n; i++)
+        bind_oom |= aspen_sandbox_bind_add(&b, g_tc.binds.v[i].host, g_tc.binds.v[i].inside,
+                                           false) != 0;
+    bind_oom |= aspen_sandbox_bind_add(&b, sdk, IN_SDK, false) != 0;
+    bind_oom |= aspen_sandbox_bind_add(&b, abi, IN_ABI, false) != 0;
+    bind_oom |= aspen_sandbox_bind_add(&b, lib_dir, "/sdklib", false) != 0;
+    bind_oom |= aspen_sandbox_bind_add(&b, copy, "/src", false) != 0;
+    bind_oom |= aspen_sandbox_bind_add(&b, out, "/out", true) != 0;
+    if (bind_oom) {
+        code = eng_err(err, ASPEN_ENGINE_EBUILD, "building the guest in %s: out of memory", src);
+        goto unlock;
+    }
+    if (sandboxed(sbroot, &b, &a, "/src", &log, why, sizeof why) != 0) {
+        code = eng_err(err, ASPEN_ENGINE_EBUILD, "building the guest in %s: %s:\n%s", src, why,
+                       log_tail(log, 800));
+        goto unlock;
+    }
+    char built[PATH_MAX], tmp_bin[PATH_MAX];
+    snprintf(built, sizeof built, "%s/guest", out);
+    snprintf(tmp_bin, sizeof tmp_bin, "%s/guest", tmp_dir);
+    if (lstat(built, &st) != 0 || !S_ISREG(st.st_mode) ||
+        (uint64_t)st.st_size > ASPEN_STORE_MAX_BINARY || rename(built, tmp_bin) != 0) {
+        code = eng_err(err, ASPEN_ENGINE_EBUILD,
+                       "building the guest in %s: the compiler succeeded but wrote no guest "
+                       "binary (or one over %u bytes)",
+                       src, ASPEN_STORE_MAX_BINARY);
+        goto unlock;
+    }
+    chmod(tmp_bin, 0644);
+    rm_tree(copy);
+    rm_tree(out);
+    rmdir(sbroot);
     char log_path[PATH_MAX]; /* the log stays beside the binary */
     snprintf(log_path, sizeof log_path, "%s/build.log", tmp_dir);
-    FILE *f = fopen(log_path, "w");
+    FILE *f = fopen(log_path, "we");
     if (f) {
         fprintf(f, "%s", log ? log : "");
         fclose(f);
     }
     if (rename(tmp_dir, final_dir) != 0)
         rm_tree(tmp_dir); /* someone else finished first: theirs is the same build */
+    tmp_dir[0] = '\0';
     atomic_fetch_add(&eng->builds, 1);
     snprintf(path_out, cap, "%s", final_bin);
+unlock:
+    if (tmp_dir[0])
+        rm_tree(tmp_dir);
+    av_free(&a);
+    aspen_sandbox_binds_free(&b);
+    aspen_build_flags_free(flags, nflags);
     if (log_out)
         *log_out = log;
     else
         free(log);
-unlock:
     pthread_mutex_unlock(&eng->build_mu);
     return code;
 }

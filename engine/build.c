@@ -825,17 +825,26 @@ static int sandboxed(const char *scratch, const aspen_sandbox_binds *binds, stru
     log_append(log, res.output);
     if (res.output_total > spec.limits.output_keep)
         log_append(log, "\n[aspen] build output cut here\n");
-    free(res.output);
-    if (rc != 0) {
-        snprintf(why, cap, "%s", res.why);
-        return -1;
+    if (rc != 0 || (res.end == ASPEN_SB_EXITED && res.code == 0)) {
+        if (rc != 0)
+            snprintf(why, cap, "%s", res.why);
+        free(res.output);
+        return rc != 0 ? -1 : 0;
     }
-    if (res.end == ASPEN_SB_EXITED && res.code == 0)
-        return 0;
-    if (res.end == ASPEN_SB_EXITED)
+    const char *o = res.output ? res.output : "";
+    if (res.end == ASPEN_SB_EXITED && strstr(o, "CPU time limit exceeded"))
+        snprintf(why, cap, "the build was stopped: it used more than %llu s of CPU time (the "
+                           "build's CPU limit)",
+                 (unsigned long long)spec.limits.cpu_seconds);
+    else if (res.end == ASPEN_SB_EXITED && (strstr(o, "out of memory allocating") ||
+                                            strstr(o, "Cannot allocate memory")))
+        snprintf(why, cap, "the build ran out of memory (the build's limit is %llu MiB)",
+                 (unsigned long long)(spec.limits.memory_bytes >> 20));
+    else if (res.end == ASPEN_SB_EXITED)
         snprintf(why, cap, "the build failed (exit status %d)", res.code);
     else
         snprintf(why, cap, "the build was %s", res.why);
+    free(res.output);
     return -1;
 }
 

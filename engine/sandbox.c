@@ -325,7 +325,8 @@ static void build_root(const struct sb_child *c)
 
 static void set_limit(const struct sb_child *c, int res, uint64_t v, const char *name)
 {
-    struct rlimit rl = {(rlim_t)v, (rlim_t)v};
+    /* CPU: SIGXCPU at the limit (gcc reports "CPU time limit exceeded"), SIGKILL a second later. */
+    struct rlimit rl = {(rlim_t)v, (rlim_t)(res == RLIMIT_CPU ? v + 1 : v)};
     if (setrlimit(res, &rl) != 0)
         die(c, "setting", name);
 }

@@ -13,7 +13,10 @@
 #   ASPEN_GUEST_CFLAGS=...  extra compiler flags, e.g. -DNDEBUG
 #   CC=gcc                  the compiler (system gcc; musl-gcc is not needed: the SDK is the libc)
 # A guest directory may hold a file guest.flags with extra compiler flags for its own sources only
-# (e.g. -O2 for a compute-bound guest); the SDK is always built with the default flags.
+# (e.g. -O2 for a compute-bound guest); the SDK is always built with the default flags. Those flags
+# must match guests/sdk/guest-flags.allow, the allow-list the engine's sandboxed `--source` builds
+# enforce too (this script itself is for developers' own sources and runs unconfined:
+# ASPEN_GUEST_CFLAGS is not checked).
 #
 # The SDK (guests/sdk) is compiled once per flag set into target/guest-build/ and reused; it is
 # rebuilt when any of its sources, vm/abi.h or this script changes. Every guest links its own
@@ -69,10 +72,49 @@ shopt -s nullglob
 sources=("$src_dir"/*.c "$src_dir"/*.S)
 shopt -u nullglob
 ((${#sources[@]})) || die "no C sources (*.c) in $src_dir"
+# guest.flags: words (no globbing), '#' comment lines, each flag checked against the one allow-list
+# the engine's sandboxed --source builds use too (guests/sdk/guest-flags.allow).
 GUEST_FLAGS=()
 if [[ -f "$src_dir/guest.flags" ]]; then
-  # shellcheck disable=SC2207
-  GUEST_FLAGS=($(grep -v '^[[:space:]]*#' "$src_dir/guest.flags"))
+  allow_file="$SDK/guest-flags.allow"
+  [[ -r "$allow_file" ]] || die "the compiler-flag allow-list $allow_file is missing"
+  allow_pats=() allow_descs=()
+  while IFS= read -r line || [[ -n "$line" ]]; do
+    [[ "$line" =~ ^[[:space:]]*(#|$) ]] && continue
+    line="${line#"${line%%[![:space:]]*}"}"
+    pat="${line%%[[:space:]]*}"
+    desc="${line#"$pat"}"
+    desc="${desc#"${desc%%[![:space:]]*}"}"
+    allow_pats+=("$pat")
+    allow_descs+=("${desc:-$pat}")
+  done < "$allow_file"
+  words=()
+  while IFS= read -r line || [[ -n "$line" ]]; do
+    [[ "$line" =~ ^[[:space:]]*# ]] && continue
+    read -ra w <<< "$line"
+    words+=("${w[@]}")
+  done < "$src_dir/guest.flags"
+  # Matched in the C locale (as the engine does): ranges like [a-z] are ASCII only.
+  flag_allowed() {
+    local LC_ALL=C pat re
+    [[ "$1" =~ ^[!-~]+$ && ${#1} -le 128 ]] || return 1
+    for pat in "${allow_pats[@]}"; do
+      re="^($pat)\$"
+      [[ "$1" =~ $re ]] && return 0
+    done
+    return 1
+  }
+  allowed_text=""
+  for d in "${allow_descs[@]}"; do allowed_text+="${allowed_text:+; }$d"; done
+  for ((i = 0; i < ${#words[@]}; i++)); do
+    flag="${words[i]}"
+    if [[ ( "$flag" == -D || "$flag" == -U ) && $((i + 1)) -lt ${#words[@]} ]]; then
+      i=$((i + 1))
+      flag+="${words[i]}"
+    fi
+    flag_allowed "$flag" || die "guest.flags: the compiler flag '$flag' is not allowed (a build from source may use only these: $allowed_text)"
+    GUEST_FLAGS+=("$flag")
+  done
 fi
 
 # ---- Toolchain -----------------------------------------------------------------------------------

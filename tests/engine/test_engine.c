@@ -6,8 +6,8 @@
  * handler and back into a VM by tag, retry with backoff until out of attempts, timeout of a spinning
  * guest, cancel of a queued job and of a running one (through this engine, and through another
  * connection noticed by polling), rerun, pause/resume, events, graceful shutdown releasing a running
- * job, a corrupt database file, and build from source with a stand-in build script (cache hit and
- * a failing build's message).
+ * job, and a corrupt database file. Build from source (sandboxed, cached) is tested in
+ * test_build.c.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -704,83 +704,6 @@ static void test_lease_lost(void **state)
     aspen_engine_close(eng);
 }
 
-/* ---- build from source -------------------------------------------------------------------------- */
-
-static char g_script[400], g_src[400], g_cache[400];
-
-static void fake_build(aspen_engine_config *c)
-{
-    c->build_script = g_script;
-    c->cache_dir = g_cache;
-}
-
-static void write_file(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fputs(text, f);
-    fclose(f);
-}
-
-static void test_build_from_source(void **state)
-{
-    (void)state;
-    /* a stand-in for scripts/build-guest.sh: "compiles" by copying the quiet-echo guest, and fails
-     * like a compiler when the source says so */
-    snprintf(g_script, sizeof g_script, "%s/build.sh", g_dir);
-    snprintf(g_src, sizeof g_src, "%s/src", g_dir);
-    snprintf(g_cache, sizeof g_cache, "%s/cache", g_dir);
-    char text[1024];
-    snprintf(text, sizeof text,
-             "#!/bin/bash\n"
-             "src=$1; out=$3\n"
-             "if grep -q BROKEN \"$src/main.c\"; then\n"
-             "  echo \"$src/main.c:3:5: error: expected ';' before '}' token\" >&2; exit 1; fi\n"
-             "sleep 0.2; cp '%s' \"$out\"; echo built\n",
-             QUIET);
-    write_file(g_script, text);
-    mkdir(g_src, 0755);
-    snprintf(text, sizeof text, "%s/main.c", g_src);
-    write_file(text, "int main(void) { return 0; }\n");
-
-    aspen_engine *eng = open_eng(1, fake_build);
-    aspen_engine_job_spec s = {.source_dir = g_src, .payload = "{\"built\":1}"};
-    int64_t first = submit(eng, &s);
-    start(eng);
-    wait_state(eng, first, ASPEN_STORE_SUCCEEDED, 20000);
-    /* cached: the build script is not run again, and the lookup is fast */
-    char path[512];
-    bool cached = false;
-    aspen_engine_error err = {0};
-    struct timespec a, b;
-    clock_gettime(CLOCK_MONOTONIC, &a);
-    assert_int_equal(aspen_engine_build(eng, g_src, path, sizeof path, &cached, &err), 0);
-    clock_gettime(CLOCK_MONOTONIC, &b);
-    double ms = (double)(b.tv_sec - a.tv_sec) * 1e3 + (double)(b.tv_nsec - a.tv_nsec) / 1e6;
-    fprintf(stderr, "cached build lookup: %.3f ms\n", ms);
-    assert_true(cached);
-    assert_true(ms < 2.0);
-    int64_t second = submit(eng, &s);
-    wait_state(eng, second, ASPEN_STORE_SUCCEEDED, 10000);
-    aspen_engine_snapshot *snap = calloc(1, sizeof *snap);
-    assert_int_equal(aspen_engine_snapshot_get(eng, snap, &err), 0);
-    assert_int_equal(snap->throughput.builds, 1);
-    assert_true(snap->throughput.build_cache_hits >= 2);
-    free(snap);
-
-    /* a broken source: the job fails once, with the compiler's message */
-    snprintf(text, sizeof text, "%s/main.c", g_src);
-    write_file(text, "int main(void) {\n  return 0\n  BROKEN }\n");
-    int64_t broken = submit(eng, &s);
-    wait_state(eng, broken, ASPEN_STORE_FAILED, 10000);
-    aspen_store_job j = {0};
-    assert_int_equal(aspen_engine_get(eng, broken, &j, &err), 0);
-    assert_int_equal(j.attempts, 1);
-    assert_non_null(strstr(j.error, "expected ';'"));
-    aspen_store_job_clear(&j);
-    aspen_engine_close(eng);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -804,7 +727,6 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_shutdown_releases_running, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pool_budget_lru, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lease_lost, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_build_from_source, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

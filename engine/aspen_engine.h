@@ -84,7 +84,9 @@ typedef struct aspen_engine_config {
     int shutdown_grace_ms;      /* running jobs may finish within this at stop; default 5000 */
     const char *guest_dir;      /* where guest names are looked up; NULL → $ASPEN_GUEST_DIR, then
                                    the source tree's target/guest-binaries */
-    const char *build_script;   /* NULL → $ASPEN_BUILD_GUEST, then scripts/build-guest.sh of the tree */
+    const char *build_script;   /* NULL → $ASPEN_BUILD_GUEST, then scripts/build-guest.sh of the tree;
+                                   locates the tree whose guests/sdk and vm/abi.h `--source` builds
+                                   use (the engine builds in its sandbox, never runs the script) */
     const char *cache_dir;      /* build cache; NULL → DIR_OF_DB/build-cache */
     bool no_builtin_handlers;   /* do not register echo/checksum/sleep */
     bool no_live_logs;          /* do not emit log events while a guest runs (benchmarks) */

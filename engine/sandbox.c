@@ -223,8 +223,6 @@ struct sb_child {
     int errfd;
 };
 
-static void cwrite(int fd, const char *s) { (void)!write(fd, s, strlen(s)); }
-
 static const char *err_text(int e)
 {
     const char *s = strerrordesc_np(e);
@@ -245,7 +243,7 @@ static _Noreturn void die(const struct sb_child *c, const char *what, const char
     }
     strncat(msg, ": ", sizeof msg - strlen(msg) - 1);
     strncat(msg, err_text(e), sizeof msg - strlen(msg) - 1);
-    cwrite(c->errfd, msg);
+    (void)!write(c->errfd, msg, strlen(msg) + 1); /* with its NUL: init's record may follow */
     _exit(125);
 }
 
@@ -283,6 +281,11 @@ static void build_root(const struct sb_child *c)
         die(c, "making the mounts private", NULL);
     if (mount("tmpfs", c->root, "tmpfs", MS_NOSUID | MS_NODEV, c->root_opts) != 0)
         die(c, "mounting the sandbox's root tmpfs on", c->root);
+    /* /tmp first: a bind below /tmp (a program kept there) lands on it rather than under it. */
+    if (mkdir(c->tmpdir, 01777) != 0 && errno != EEXIST)
+        die(c, "creating", "/tmp");
+    if (mount("tmpfs", c->tmpdir, "tmpfs", MS_NOSUID | MS_NODEV, c->tmp_opts) != 0)
+        die(c, "mounting the sandbox's /tmp", NULL);
     for (size_t i = 0; i < s->binds->n; i++) {
         const aspen_sandbox_bind *b = &s->binds->v[i];
         char *m = c->mnt[i];
@@ -305,10 +308,6 @@ static void build_root(const struct sb_child *c)
         if (mount(NULL, m, NULL, fl, NULL) != 0)
             die(c, "making the bind mount read-only:", b->inside);
     }
-    if (mkparents((char *)c->tmpdir) != 0 || (mkdir(c->tmpdir, 01777) != 0 && errno != EEXIST))
-        die(c, "creating", "/tmp");
-    if (mount("tmpfs", c->tmpdir, "tmpfs", MS_NOSUID | MS_NODEV, c->tmp_opts) != 0)
-        die(c, "mounting the sandbox's /tmp", NULL);
     if (chdir(c->root) != 0)
         die(c, "entering", c->root);
     if (syscall(SYS_pivot_root, ".", ".") != 0)
@@ -426,6 +425,9 @@ static _Noreturn void run_supervisor(struct sb_child *c, int outfd)
         die(c, "closing the engine's file descriptors", NULL);
 
     if (!c->as_root) {
+        /* A worker that dropped root itself is not dumpable, and then its /proc/self/uid_map
+         * belongs to root: make this child (same uid as the worker) dumpable to write it. */
+        prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
         if (unshare(CLONE_NEWUSER) != 0)
             die(c, "creating a user namespace (unshare CLONE_NEWUSER)", NULL);
         if (write_file("/proc/self/setgroups", "deny") != 0 ||

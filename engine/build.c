@@ -899,7 +899,9 @@ static int ensure_sdk(aspen_engine *eng, const char *sdk, const char *abi, char 
     snprintf(root, sizeof root, "%s/root", tmp);
     snprintf(srcdir, sizeof srcdir, "%s/src", sdk);
     rm_tree(tmp);
-    if (mkdir(tmp, 0755) != 0 || mkdir(out, 0700) != 0 || mkdir(root, 0700) != 0) {
+    /* 0700: /out belongs to the sandbox's uid, which other processes on the host may share
+     * (nobody); they must not reach it through the path while a build runs. */
+    if (mkdir(tmp, 0700) != 0 || mkdir(out, 0700) != 0 || mkdir(root, 0700) != 0) {
         snprintf(why, cap, "cannot create %s: %s", tmp, strerror(errno));
         rm_tree(tmp);
         return -1;
@@ -1093,7 +1095,7 @@ int eng_build(aspen_engine *eng, const char *source_dir, char *path_out, size_t 
     snprintf(out, sizeof out, "%s/out", tmp_dir);
     snprintf(sbroot, sizeof sbroot, "%s/root", tmp_dir);
     rm_tree(tmp_dir);
-    if (mkdir(tmp_dir, 0755) != 0 || mkdir(copy, 0755) != 0 || mkdir(out, 0700) != 0 ||
+    if (mkdir(tmp_dir, 0700) != 0 || mkdir(copy, 0755) != 0 || mkdir(out, 0700) != 0 ||
         mkdir(sbroot, 0700) != 0 ||
         (geteuid() == 0 && chown(out, ASPEN_SANDBOX_UID, ASPEN_SANDBOX_GID) != 0)) {
         code = eng_err(err, ASPEN_ENGINE_EBUILD, "cannot create %s: %s", tmp_dir,
@@ -1190,6 +1192,7 @@ int eng_build(aspen_engine *eng, const char *source_dir, char *path_out, size_t 
         fprintf(f, "%s", log ? log : "");
         fclose(f);
     }
+    chmod(tmp_dir, 0755); /* only the binary and its log are left in it */
     if (rename(tmp_dir, final_dir) != 0)
         rm_tree(tmp_dir); /* someone else finished first: theirs is the same build */
     tmp_dir[0] = '\0';

@@ -564,6 +564,20 @@ int aspen_sandbox_run(const aspen_sandbox_spec *spec, aspen_sandbox_result *res)
         setup_fail(res, "%scannot create a pipe: %s", "", errno);
         goto done;
     }
+    /* Above 3, so the child's dup2 onto 0-3 never overwrites one of them (a process with a
+     * closed stdin gets a pipe at fd 0). */
+    int *fds[] = {&out[0], &out[1], &errp[0], &errp[1]};
+    for (size_t i = 0; i < 4; i++) {
+        if (*fds[i] > 3)
+            continue;
+        int nfd = fcntl(*fds[i], F_DUPFD_CLOEXEC, 10);
+        if (nfd < 0) {
+            setup_fail(res, "%scannot move a pipe: %s", "", errno);
+            goto done;
+        }
+        close(*fds[i]);
+        *fds[i] = nfd;
+    }
     c.errfd = errp[1];
     pid_t pid = fork();
     if (pid < 0) {

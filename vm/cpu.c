@@ -68,7 +68,42 @@ void vm_build_system(aspen_vm *vm)
         idt[2 * v + 1] = off >> 32;
     }
     memcpy(s + SYS_STUB_OFF, aspen_stub_start, (size_t)(aspen_stub_end - aspen_stub_start));
+    _Static_assert(SYS_TRAMP_OFF + TRAMP_XINIT + 2696 <= SYS_PT_OFF, "trampoline page layout");
     memcpy(s + SYS_TRAMP_OFF, aspen_tramp_start, (size_t)(aspen_tramp_end - aspen_tramp_start));
+    /* The init image every job's XRSTOR (or FXRSTOR) loads: XSTATE_BV 0 in its header puts every
+     * component in its init state; the legacy area gives FXRSTOR the same (FCW 0x37f, all x87
+     * registers empty) and both MXCSR 0x1f80. */
+    uint8_t *x = s + SYS_TRAMP_OFF + TRAMP_XINIT;
+    uint16_t fcw = 0x37f;
+    uint32_t mxcsr = 0x1f80;
+    memcpy(x + 0, &fcw, 2);
+    memcpy(x + 24, &mxcsr, 4);
+}
+
+/* Overwrite [a, b) of the trampoline copy with NOPs. */
+static void tramp_nop(aspen_vm *vm, const uint8_t *a, const uint8_t *b)
+{
+    memset(vm->sys + SYS_TRAMP_OFF + (a - aspen_tramp_start), 0x90, (size_t)(b - a));
+}
+
+void vm_tramp_prepare(aspen_vm *vm, int features)
+{
+    if (!(features & TRAMP_HAS_PKU))
+        tramp_nop(vm, aspen_tramp_pkru, aspen_tramp_pkru_end);
+    if (features & TRAMP_HAS_XSAVE)
+        tramp_nop(vm, aspen_tramp_fxsave, aspen_tramp_fxsave_end);
+    else
+        tramp_nop(vm, aspen_tramp_xsave, aspen_tramp_xsave_end);
+    if (!(features & TRAMP_HAS_FSGSBASE))
+        tramp_nop(vm, aspen_tramp_fsgs, aspen_tramp_fsgs_end);
+}
+
+bool vm_gva_is_host(uint64_t gva) { return gva >= SYS_GVA && gva - SYS_GVA < SYS_PT_OFF; }
+
+void vm_clear_events(struct kvm_vcpu_events *e)
+{
+    memset(e, 0, sizeof *e);
+    e->flags = KVM_VCPUEVENT_VALID_NMI_PENDING | KVM_VCPUEVENT_VALID_SHADOW;
 }
 
 void vm_init_sregs(aspen_vm *vm, struct kvm_sregs *sr)
@@ -78,7 +113,11 @@ void vm_init_sregs(aspen_vm *vm, struct kvm_sregs *sr)
     struct kvm_segment ds = {.base = 0, .limit = 0xffffffff, .selector = SEL_UDATA, .type = 3,
                              .present = 1, .dpl = 3, .s = 1, .db = 1, .g = 1};
     sr->cs = cs;
-    sr->ds = sr->es = sr->fs = sr->gs = sr->ss = ds;
+    /* DS, ES, FS and GS null (64-bit code needs none of them; FS/GS base 0), as the trampoline
+     * leaves them for every job. */
+    struct kvm_segment null = {.unusable = 1};
+    sr->ss = ds;
+    sr->ds = sr->es = sr->fs = sr->gs = null;
     sr->tr = (struct kvm_segment){.base = SYS_GVA + SYS_TSS_OFF, .limit = TSS_LIMIT,
                                   .selector = SEL_TSS, .type = 11, .present = 1};
     sr->ldt = (struct kvm_segment){.unusable = 1};
@@ -89,7 +128,7 @@ void vm_init_sregs(aspen_vm *vm, struct kvm_sregs *sr)
     sr->cr0 = X86_CR0_PG | X86_CR0_AM | X86_CR0_WP | X86_CR0_NE | X86_CR0_ET | X86_CR0_MP |
               X86_CR0_PE;
     sr->cr3 = GPA_SYS + SYS_PT_OFF;
-    sr->cr4 = X86_CR4_OSXMMEXCPT | X86_CR4_OSFXSR | X86_CR4_PAE;
+    sr->cr4 = X86_CR4_OSXMMEXCPT | X86_CR4_OSFXSR | X86_CR4_PAE | vm_kvm.cr4_extra;
     sr->efer = X86_EFER_NXE | X86_EFER_LMA | X86_EFER_LME; /* no SCE: `syscall` is #UD */
     memset(sr->interrupt_bitmap, 0, sizeof sr->interrupt_bitmap);
 }

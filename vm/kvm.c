@@ -13,10 +13,72 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-struct vm_kvm vm_kvm = {.fd = -1};
+struct vm_kvm vm_kvm = {.fd = -1, .cpl3 = -1};
 static pthread_mutex_t g_kvm_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct kvm_sregs g_sregs_template; /* a fresh vCPU's sregs, read once per process */
 static bool g_have_template;
+
+int vm_ioctl(int fd, unsigned long req, void *arg)
+{
+    int r;
+    do
+        r = ioctl(fd, req, arg);
+    while (r < 0 && errno == EINTR);
+    return r;
+}
+
+static struct kvm_cpuid_entry2 *cpuid_find(struct kvm_cpuid2 *c, uint32_t fn, uint32_t idx)
+{
+    for (uint32_t i = 0; i < c->nent; i++)
+        if (c->entries[i].function == fn && c->entries[i].index == idx)
+            return &c->entries[i];
+    return NULL;
+}
+
+/* The vCPU's CPUID is KVM's supported CPUID (so guest code that asks CPUID what it may use gets a
+ * true answer on bare-metal KVM), and CR4/XCR0 switch on what it lists. On nested kvm_pvm the CPU
+ * shows CPL-3 code the outer host's CPUID and CR4 whatever is set here; the trampoline's probe
+ * (run.c) measures that. */
+static int cpu_model_init(int fd, aspen_vm_error *err)
+{
+    for (uint32_t n = 128; n <= 4096; n *= 2) {
+        struct kvm_cpuid2 *c = calloc(1, sizeof *c + n * sizeof(struct kvm_cpuid_entry2));
+        if (!c) {
+            vm_set_error(err, ASPEN_VM_ENOMEM, "out of host memory");
+            return ASPEN_VM_ENOMEM;
+        }
+        c->nent = n;
+        if (vm_ioctl(fd, KVM_GET_SUPPORTED_CPUID, c) == 0) {
+            vm_kvm.cpuid = c;
+            break;
+        }
+        int e = errno;
+        free(c);
+        if (e != E2BIG) {
+            vm_set_error(err, ASPEN_VM_EKVM, "KVM_GET_SUPPORTED_CPUID failed: %s", strerror(e));
+            return ASPEN_VM_EKVM;
+        }
+    }
+    if (!vm_kvm.cpuid) {
+        vm_set_error(err, ASPEN_VM_EKVM, "KVM_GET_SUPPORTED_CPUID lists more than 4096 leaves");
+        return ASPEN_VM_EKVM;
+    }
+    struct kvm_cpuid_entry2 *l1 = cpuid_find(vm_kvm.cpuid, 1, 0);
+    struct kvm_cpuid_entry2 *l7 = cpuid_find(vm_kvm.cpuid, 7, 0);
+    struct kvm_cpuid_entry2 *ld = cpuid_find(vm_kvm.cpuid, 0xd, 0);
+    if (l1 && (l1->ecx & (1u << 26)) && ld) { /* XSAVE */
+        vm_kvm.cr4_extra |= X86_CR4_OSXSAVE;
+        vm_kvm.xcr0 = ((uint64_t)ld->edx << 32 | ld->eax) & TRAMP_XRSTOR_MASK;
+        l1->ecx |= 1u << 27; /* OSXSAVE, as the guest's CR4 will have it */
+    }
+    if (l7 && (l7->ebx & 1u)) /* FSGSBASE */
+        vm_kvm.cr4_extra |= X86_CR4_FSGSBASE;
+    if (l7 && (l7->ecx & (1u << 3))) { /* PKU */
+        vm_kvm.cr4_extra |= X86_CR4_PKE;
+        l7->ecx |= 1u << 4; /* OSPKE */
+    }
+    return 0;
+}
 
 int vm_kvm_open(aspen_vm_error *err)
 {
@@ -66,6 +128,13 @@ int vm_kvm_open(aspen_vm_error *err)
     vm_kvm.sync_sregs = sync > 0 && (sync & KVM_SYNC_X86_SREGS);
     int ring = ioctl(fd, KVM_CHECK_EXTENSION, KVM_CAP_DIRTY_LOG_RING);
     vm_kvm.ring_max = ring > 0 && !getenv("ASPEN_NO_DIRTY_RING") ? ring : 0;
+    vm_kvm.sync_events = sync > 0 && (sync & KVM_SYNC_X86_EVENTS);
+    int rc = cpu_model_init(fd, err);
+    if (rc) {
+        close(fd);
+        pthread_mutex_unlock(&g_kvm_lock);
+        return rc;
+    }
     vm_kvm.run_size = run_size;
     vm_kvm.fd = fd;
     pthread_mutex_unlock(&g_kvm_lock);
@@ -80,7 +149,7 @@ static int set_slot(aspen_vm *vm, uint32_t slot, uint64_t gpa, void *host, uint6
     struct kvm_userspace_memory_region r = {.slot = slot, .flags = flags, .guest_phys_addr = gpa,
                                             .memory_size = size,
                                             .userspace_addr = (uint64_t)(uintptr_t)host};
-    if (ioctl(vm->vmfd, KVM_SET_USER_MEMORY_REGION, &r) != 0) {
+    if (vm_ioctl(vm->vmfd, KVM_SET_USER_MEMORY_REGION, &r) != 0) {
         vm_set_error(err, ASPEN_VM_EKVM, "KVM refused guest memory slot %u (%llu bytes): %s", slot,
                      (unsigned long long)size, strerror(errno));
         return ASPEN_VM_EKVM;
@@ -91,7 +160,7 @@ static int set_slot(aspen_vm *vm, uint32_t slot, uint64_t gpa, void *host, uint6
 int vm_kvm_setup(aspen_vm *vm, aspen_vm_error *err)
 {
     int rc = ASPEN_VM_EKVM;
-    vm->vmfd = ioctl(vm_kvm.fd, KVM_CREATE_VM, 0);
+    vm->vmfd = vm_ioctl(vm_kvm.fd, KVM_CREATE_VM, 0);
     if (vm->vmfd < 0) {
         vm_set_error(err, ASPEN_VM_EKVM, "KVM_CREATE_VM failed: %s%s", strerror(errno),
                      errno == ENOMEM || errno == EMFILE ? " (too many VMs or open files?)" : "");
@@ -105,7 +174,7 @@ int vm_kvm_setup(aspen_vm *vm, aspen_vm_error *err)
         while (bytes < want && bytes < (64u << 10) && bytes * 2 <= (uint64_t)vm_kvm.ring_max)
             bytes *= 2;
         struct kvm_enable_cap cap = {.cap = KVM_CAP_DIRTY_LOG_RING, .args = {bytes}};
-        if (ioctl(vm->vmfd, KVM_ENABLE_CAP, &cap) == 0)
+        if (vm_ioctl(vm->vmfd, KVM_ENABLE_CAP, &cap) == 0)
             vm->ring_n = (uint32_t)(bytes / sizeof(struct kvm_dirty_gfn));
     }
     if (!vm->warm)
@@ -119,7 +188,7 @@ int vm_kvm_setup(aspen_vm *vm, aspen_vm_error *err)
     if (rc)
         return rc;
     rc = ASPEN_VM_EKVM;
-    vm->cpufd = ioctl(vm->vmfd, KVM_CREATE_VCPU, 0);
+    vm->cpufd = vm_ioctl(vm->vmfd, KVM_CREATE_VCPU, 0);
     if (vm->cpufd < 0) {
         vm_set_error(err, ASPEN_VM_EKVM, "KVM_CREATE_VCPU failed: %s", strerror(errno));
         return rc;
@@ -133,7 +202,7 @@ int vm_kvm_setup(aspen_vm *vm, aspen_vm_error *err)
     }
     /* Every fresh vCPU starts with the same special registers: read them once per process. */
     pthread_mutex_lock(&g_kvm_lock);
-    if (!g_have_template && ioctl(vm->cpufd, KVM_GET_SREGS, &g_sregs_template) == 0)
+    if (!g_have_template && vm_ioctl(vm->cpufd, KVM_GET_SREGS, &g_sregs_template) == 0)
         g_have_template = true;
     vm->sregs = g_sregs_template;
     pthread_mutex_unlock(&g_kvm_lock);
@@ -142,6 +211,18 @@ int vm_kvm_setup(aspen_vm *vm, aspen_vm_error *err)
         return rc;
     }
     vm_init_sregs(vm, &vm->sregs);
+    if (vm_ioctl(vm->cpufd, KVM_SET_CPUID2, vm_kvm.cpuid) != 0) {
+        vm_set_error(err, ASPEN_VM_EKVM, "KVM_SET_CPUID2 failed: %s", strerror(errno));
+        return rc;
+    }
+    if (vm_kvm.xcr0) {
+        struct kvm_xcrs xcrs = {.nr_xcrs = 1, .xcrs = {{.xcr = 0, .value = vm_kvm.xcr0}}};
+        if (vm_ioctl(vm->cpufd, KVM_SET_XCRS, &xcrs) != 0) {
+            vm_set_error(err, ASPEN_VM_EKVM, "KVM_SET_XCRS (XCR0 0x%llx) failed: %s",
+                         (unsigned long long)vm_kvm.xcr0, strerror(errno));
+            return rc;
+        }
+    }
     if (vm->ring_n) {
         void *ring = mmap(NULL, (size_t)vm->ring_n * sizeof(struct kvm_dirty_gfn),
                           PROT_READ | PROT_WRITE, MAP_SHARED, vm->cpufd,

@@ -42,6 +42,11 @@ static enum ev run_loop(aspen_vm *vm, struct run_ctx *c)
         case KVM_EXIT_IO: {
             struct kvm_run *run = vm->run;
             uint32_t data = 0;
+            /* KVM completes an IN (writes the register or memory, moves rip past it) at the next
+             * KVM_RUN, whatever the registers are by then: the run ends here, so the completion
+             * must be dropped before the vCPU is reused (vm_quiesce). */
+            if (run->io.direction == KVM_EXIT_IO_IN)
+                vm->pending_io = true;
             bool out4 = run->io.direction == KVM_EXIT_IO_OUT && run->io.size == 4 &&
                         run->io.count == 1;
             if (out4)
@@ -130,21 +135,108 @@ static enum ev run_guarded(aspen_vm *vm, struct run_ctx *c)
     return ev;
 }
 
+/* Drop what KVM still holds from the last run before the vCPU is reused: a pending IN completion
+ * (a KVM_RUN with immediate_exit set completes it without running a guest instruction; done
+ * before the restore, so whatever it writes to guest memory is restored away). Pending exceptions,
+ * NMIs and interrupt shadow are cleared by every run's events (run page) or, where KVM cannot take
+ * them there, here. */
+static int vm_quiesce(aspen_vm *vm, bool events)
+{
+    if (vm->pending_io) {
+        vm->pending_io = false;
+        vm->run->kvm_dirty_regs = 0;
+        __atomic_store_n(&vm->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+        int r = ioctl(vm->cpufd, KVM_RUN, 0);
+        int e = errno;
+        __atomic_store_n(&vm->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
+        if (r == 0 || e != EINTR) {
+            errno = r == 0 ? EIO : e;
+            return -1;
+        }
+    }
+    if (events && !vm_kvm.sync_events) {
+        struct kvm_vcpu_events ev;
+        vm_clear_events(&ev);
+        if (vm_ioctl(vm->cpufd, KVM_SET_VCPU_EVENTS, &ev) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* Registers (and special registers, and events) for the next KVM_RUN, through the run page when
+ * KVM can take them there: no ioctl on a warm run. */
+static int load_vcpu(aspen_vm *vm, const struct kvm_regs *regs, bool sregs)
+{
+    uint32_t dirty = 0;
+    if (vm_kvm.sync_regs) {
+        vm->run->s.regs.regs = *regs;
+        dirty |= KVM_SYNC_X86_REGS;
+    } else if (vm_ioctl(vm->cpufd, KVM_SET_REGS, (void *)regs) != 0) {
+        return -1;
+    }
+    if (sregs && vm_kvm.sync_regs && vm_kvm.sync_sregs) {
+        vm->run->s.regs.sregs = vm->sregs;
+        dirty |= KVM_SYNC_X86_SREGS;
+    } else if (sregs && vm_ioctl(vm->cpufd, KVM_SET_SREGS, &vm->sregs) != 0) {
+        return -1;
+    }
+    if (vm_kvm.sync_regs && vm_kvm.sync_events) {
+        vm_clear_events(&vm->run->s.regs.events);
+        dirty |= KVM_SYNC_X86_EVENTS;
+    }
+    vm->run->kvm_dirty_regs = dirty;
+    return 0;
+}
+
+/* Ask the CPU, at CPL 3 inside this VM, what guest code can use (the trampoline's probe in
+ * vm/stub.S). Once per process; the answer shapes every VM's trampoline. */
+static int probe_cpl3(aspen_vm *vm, aspen_vm_error *err)
+{
+    struct kvm_regs regs;
+    vm_set_run_regs(&regs, SYS_GVA + SYS_TRAMP_OFF + (uint64_t)(aspen_probe - aspen_tramp_start),
+                    vm->stack_hi, 0, 0, 0);
+    if (load_vcpu(vm, &regs, true) != 0) {
+        vm_set_error(err, ASPEN_VM_EKVM, "cannot set the vCPU's initial state: %s",
+                     strerror(errno));
+        return ASPEN_VM_EKVM;
+    }
+    int r;
+    do {
+        r = ioctl(vm->cpufd, KVM_RUN, 0);
+        if (r < 0 || vm->run->exit_reason == KVM_EXIT_INTR)
+            __atomic_store_n(&vm->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
+    } while ((r < 0 && errno == EINTR) || (r == 0 && vm->run->exit_reason == KVM_EXIT_INTR));
+    struct kvm_run *run = vm->run;
+    uint32_t data = 0;
+    if (r == 0 && run->exit_reason == KVM_EXIT_IO && run->io.direction == KVM_EXIT_IO_OUT &&
+        run->io.size == 4 && run->io.port == ASPEN_PORT_EXIT)
+        memcpy(&data, (uint8_t *)run + run->io.data_offset, 4);
+    if ((data & 0xffff0000u) != TRAMP_PROBE_MAGIC) {
+        vm_set_error(err, ASPEN_VM_EKVM, "the CPU probe in a new VM did not report (KVM_RUN %s, "
+                     "exit %u)", r < 0 ? strerror(errno) : "ok", r == 0 ? run->exit_reason : 0);
+        return ASPEN_VM_EKVM;
+    }
+    atomic_store(&vm_kvm.cpl3, (int)(data & 0xffffu));
+    return 0;
+}
+
 int vm_startup(aspen_vm *vm, aspen_vm_error *err)
 {
     int rc = vm_thread_prepare(err);
     if (rc)
         return rc;
+    bool sregs = true;
+    if (atomic_load(&vm_kvm.cpl3) < 0) {
+        if ((rc = probe_cpl3(vm, err)) != 0)
+            return rc;
+        sregs = false; /* in place since the probe */
+    }
+    vm_tramp_prepare(vm, atomic_load(&vm_kvm.cpl3));
     /* A fresh vCPU's FPU is in its reset state already; registers and special registers go in
      * through the run page when KVM can take them there (two ioctls fewer per cold start). */
     struct kvm_regs regs;
     vm_set_run_regs(&regs, vm->img->entry, vm->stack_hi, vm->block_gva, 0, 0);
-    if (vm_kvm.sync_regs && vm_kvm.sync_sregs) {
-        vm->run->s.regs.regs = regs;
-        vm->run->s.regs.sregs = vm->sregs;
-        vm->run->kvm_dirty_regs = KVM_SYNC_X86_REGS | KVM_SYNC_X86_SREGS;
-    } else if (ioctl(vm->cpufd, KVM_SET_SREGS, &vm->sregs) != 0 ||
-               ioctl(vm->cpufd, KVM_SET_REGS, &regs) != 0) {
+    if (load_vcpu(vm, &regs, sregs) != 0) {
         vm_set_error(err, ASPEN_VM_EKVM, "cannot set the vCPU's initial state: %s",
                      strerror(errno));
         return ASPEN_VM_EKVM;
@@ -357,29 +449,18 @@ int aspen_vm_run(aspen_vm *vm, const aspen_vm_run_opts *opts, aspen_vm_result *r
     uint64_t zero = 0; /* the return address execute() must never use */
     vm_guest_copy_in(vm, vm->stack_hi - 8, &zero, 8);
 
-    /* Registers go in through the run page (KVM_CAP_SYNC_REGS: no ioctl); the trampoline scrubs
-     * x87/SSE state and jumps to execute (rcx). sregs only change after a fault in ring 0. */
-    bool sregs_via_run = vm->need_sregs && vm_kvm.sync_regs && vm_kvm.sync_sregs;
-    if (vm->need_sregs && !sregs_via_run && ioctl(vm->cpufd, KVM_SET_SREGS, &vm->sregs) != 0) {
+    /* Registers go in through the run page (KVM_CAP_SYNC_REGS: no ioctl), with vCPU events
+     * cleared the same way; the trampoline resets the rest of the CPU state and jumps to execute
+     * (rcx). sregs only change after a fault in ring 0. */
+    struct kvm_regs regs;
+    vm_set_run_regs(&regs, SYS_GVA + SYS_TRAMP_OFF, vm->stack_hi - 8, vm->block_gva, in_gva, in_len);
+    regs.rcx = vm->img->execute;
+    if (load_vcpu(vm, &regs, vm->need_sregs) != 0) {
         vm_set_error(err, ASPEN_VM_EKVM, "cannot reset the vCPU: %s", strerror(errno));
         vm->broken = true;
         return ASPEN_VM_EKVM;
     }
-    if (sregs_via_run)
-        vm->run->s.regs.sregs = vm->sregs;
     vm->need_sregs = false;
-    struct kvm_regs *regs = &vm->run->s.regs.regs, local;
-    if (!vm_kvm.sync_regs)
-        regs = &local;
-    vm_set_run_regs(regs, SYS_GVA + SYS_TRAMP_OFF, vm->stack_hi - 8, vm->block_gva, in_gva, in_len);
-    regs->rcx = vm->img->execute;
-    if (vm_kvm.sync_regs) {
-        vm->run->kvm_dirty_regs = KVM_SYNC_X86_REGS | (sregs_via_run ? KVM_SYNC_X86_SREGS : 0);
-    } else if (ioctl(vm->cpufd, KVM_SET_REGS, regs) != 0) {
-        vm_set_error(err, ASPEN_VM_EKVM, "cannot reset the vCPU: %s", strerror(errno));
-        vm->broken = true;
-        return ASPEN_VM_EKVM;
-    }
 
     struct run_ctx c = {.deadline = t0 + (uint64_t)timeout * 1000000ull, .cancel = opts->cancel,
                         .res = res, .on_log = opts->on_log, .log_user = opts->log_user};
@@ -398,6 +479,16 @@ int aspen_vm_run(aspen_vm *vm, const aspen_vm_run_opts *opts, aspen_vm_result *r
         res->outcome = ASPEN_VM_FAULT;
         vm_describe_fault(vm, res);
         vm->need_sregs = true;
+        if (vm_gva_is_host(res->fault.rip)) {
+            /* The host's own code faulted (trampoline or stub): the vCPU is not in the state the
+             * host set up, whatever caused it, so this VM runs nothing more. */
+            res->outcome = ASPEN_VM_CRASHED;
+            vm->broken = true;
+            size_t n = strlen(res->message);
+            snprintf(res->message + n, sizeof res->message - n,
+                     "; the VM faulted in the host's own code and is discarded (the job may run "
+                     "again on a fresh VM)");
+        }
         break;
     case EV_ILLEGAL:
         res->outcome = ASPEN_VM_ILLEGAL_CALL;
@@ -428,6 +519,12 @@ int aspen_vm_run(aspen_vm *vm, const aspen_vm_run_opts *opts, aspen_vm_result *r
     }
     uint64_t t1 = now_ns();
     res->stats.wall_ns = t1 - t0;
+    if (!vm->broken && vm_quiesce(vm, ev != EV_DONE) != 0) {
+        vm->broken = true;
+        vm_set_error(err, ASPEN_VM_EKVM, "cannot drop the vCPU's pending I/O after the run: %s",
+                     strerror(errno));
+        return ASPEN_VM_EKVM;
+    }
     vm->runs++;
     vm->used = true;
     if (vm->warm && !vm->broken) {

@@ -89,46 +89,85 @@ common:
 aspen_stub_end:
 
 /* The job trampoline: a host-owned page mapped read-only and executable at CPL 3. Every job enters
- * here (rcx = the image's execute function, other registers already set by the host) so x87, MMX
- * and SSE state from the previous job is scrubbed by a few native instructions instead of a
- * KVM_SET_FPU ioctl (~3 µs on this machine). The guest cannot change this page. */
+ * here (rcx = the image's execute function; rdi, rsi, rdx its arguments; every other general
+ * register 0, RFLAGS 0x2 — all set by the host through the run page) and leaves for execute with
+ * every piece of user-writable CPU state the previous job could have changed back in its initial
+ * state, using native CPL-3 instructions instead of KVM_SET_XSAVE/KVM_SET_SREGS ioctls:
+ *   - PKRU = 0 first, with wrpkru: a PKRU left denying data access would make the XRSTOR below
+ *     (a data read) fault, and with it every later job;
+ *   - x87, MMX, SSE, AVX, AVX-512, MPX and PKRU state to their init values with one XRSTOR of a
+ *     host-written image whose XSTATE_BV is 0 (MXCSR 0x1f80 comes from its legacy area); FXRSTOR
+ *     of the same image where XSAVE is not enabled;
+ *   - DS, ES, FS and GS to the null selector, then FS and GS base to 0 with wrfsbase/wrgsbase (a
+ *     null selector load keeps the base on AMD).
+ * The blocks between the aspen_tramp_* labels are overwritten with NOPs by the host (cpu.c) where
+ * guest code at CPL 3 cannot use the instruction (and so cannot change that state either). The
+ * guest cannot change this page. */
     .balign 16
     .globl aspen_tramp_start
     .globl aspen_tramp_end
+    .globl aspen_tramp_pkru, aspen_tramp_pkru_end
+    .globl aspen_tramp_xsave, aspen_tramp_xsave_end
+    .globl aspen_tramp_fxsave, aspen_tramp_fxsave_end
+    .globl aspen_tramp_fsgs, aspen_tramp_fsgs_end
+    .globl aspen_probe
 aspen_tramp_start:
-    fninit
-    fldz
-    fldz
-    fldz
-    fldz
-    fldz
-    fldz
-    fldz
-    fldz
-    fninit                       /* all eight x87/MMX registers now zero and empty */
-    ldmxcsr .Lmxcsr(%rip)
-    pxor %xmm0, %xmm0
-    pxor %xmm1, %xmm1
-    pxor %xmm2, %xmm2
-    pxor %xmm3, %xmm3
-    pxor %xmm4, %xmm4
-    pxor %xmm5, %xmm5
-    pxor %xmm6, %xmm6
-    pxor %xmm7, %xmm7
-    pxor %xmm8, %xmm8
-    pxor %xmm9, %xmm9
-    pxor %xmm10, %xmm10
-    pxor %xmm11, %xmm11
-    pxor %xmm12, %xmm12
-    pxor %xmm13, %xmm13
-    pxor %xmm14, %xmm14
-    pxor %xmm15, %xmm15
-    movq %rcx, %rax
+    movq %rcx, %r8               /* execute */
+    movq %rdx, %r9               /* the input length */
+aspen_tramp_pkru:
+    xorl %eax, %eax
     xorl %ecx, %ecx
+    xorl %edx, %edx
+    wrpkru
+aspen_tramp_pkru_end:
+aspen_tramp_xsave:
+    movl $TRAMP_XRSTOR_MASK, %eax
+    xorl %edx, %edx
+    xrstor64 aspen_tramp_start + TRAMP_XINIT(%rip)
+aspen_tramp_xsave_end:
+aspen_tramp_fxsave:
+    fxrstor64 aspen_tramp_start + TRAMP_XINIT(%rip)
+aspen_tramp_fxsave_end:
+    xorl %eax, %eax
+    movw %ax, %ds
+    movw %ax, %es
+    movw %ax, %fs
+    movw %ax, %gs
+aspen_tramp_fsgs:
+    wrfsbase %rax
+    wrgsbase %rax
+aspen_tramp_fsgs_end:
+    movq %r9, %rdx
+    movq %r8, %rax
+    xorl %ecx, %ecx
+    xorl %r8d, %r8d
+    xorl %r9d, %r9d
     jmp *%rax
-    .balign 4
-.Lmxcsr:
-    .long 0x1f80
+
+/* What guest code at CPL 3 can use on this machine, asked once per process by the host before the
+ * first guest's start-up (cpu.c): the CPUID bits that say XSAVE (OSXSAVE), protection keys (OSPKE)
+ * and FSGSBASE are usable, as the CPU reports them to CPL 3 inside the VM. On nested kvm_pvm that
+ * is the outer host's CPU, not the CR4 this monitor gives the vCPU, so it is measured, not assumed.
+ * Reported with one OUT of TRAMP_PROBE_MAGIC | bits to the exit port; the host then enters _start. */
+aspen_probe:
+    xorl %ecx, %ecx
+    movl $1, %eax
+    cpuid
+    xorl %esi, %esi
+    btl $27, %ecx                /* OSXSAVE */
+    adcl $0, %esi
+    movl $7, %eax
+    xorl %ecx, %ecx
+    cpuid
+    btl $4, %ecx                 /* OSPKE */
+    jnc 1f
+    orl $TRAMP_HAS_PKU, %esi
+1:  btl $0, %ebx                 /* FSGSBASE */
+    jnc 2f
+    orl $TRAMP_HAS_FSGSBASE, %esi
+2:  leal TRAMP_PROBE_MAGIC(%esi), %eax
+3:  outl %eax, $0xa4
+    jmp 3b
 aspen_tramp_end:
 
     .section .note.GNU-stack, "", @progbits

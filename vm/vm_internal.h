@@ -102,6 +102,9 @@ _Static_assert(SYS_PORT_FAULT == ASPEN_PORT_FAULT, "vm/x86.h and vm/abi.h agree 
 #define STACK_GUARD (64u * 1024u)
 
 extern const uint8_t aspen_stub_start[], aspen_stub_end[], aspen_tramp_start[], aspen_tramp_end[];
+extern const uint8_t aspen_tramp_pkru[], aspen_tramp_pkru_end[], aspen_tramp_xsave[],
+    aspen_tramp_xsave_end[], aspen_tramp_fxsave[], aspen_tramp_fxsave_end[], aspen_tramp_fsgs[],
+    aspen_tramp_fsgs_end[], aspen_probe[];
 
 /* A guest-virtual range and where it lives: host address, guest-physical address, memory slot. */
 struct region {
@@ -156,6 +159,7 @@ struct aspen_vm {
 
     struct kvm_sregs sregs;
     bool need_sregs;
+    bool pending_io; /* the last run ended on an exit KVM expects completed (an IN) */
     bool used;   /* a non-warm VM has run its job */
     bool broken; /* crashed: unusable */
 
@@ -186,11 +190,23 @@ struct vm_kvm {
     bool sync_regs;  /* KVM_CAP_SYNC_REGS: registers through the run page */
     bool sync_sregs; /* ... and segment/control registers too */
     int ring_max;    /* KVM_CAP_DIRTY_LOG_RING: largest ring in bytes, or 0 */
+    bool sync_events; /* ... and vCPU events (pending exceptions, NMIs, interrupt shadow) */
+    /* The CPU the vCPU is given: KVM's supported CPUID, and the CR4 bits and XCR0 that enable
+     * what it lists (XSAVE and its components, FSGSBASE, protection keys). */
+    struct kvm_cpuid2 *cpuid;
+    uint64_t cr4_extra;
+    uint64_t xcr0;
+    /* What guest code at CPL 3 can really use (TRAMP_HAS_*), measured by the trampoline's probe
+     * in the first VM of the process; -1 until then. */
+    atomic_int cpl3;
 };
 extern struct vm_kvm vm_kvm;
 int vm_kvm_open(aspen_vm_error *err);
 /* The VM, its memory slots and its vCPU, for a VM whose memory is laid out (vm.c). */
 int vm_kvm_setup(aspen_vm *vm, aspen_vm_error *err);
+/* ioctl() retried while it fails with EINTR: the thread's deadline timer stays armed between runs
+ * (deadline.c) and its signal must not fail a VM creation or setup call. Not for KVM_RUN. */
+int vm_ioctl(int fd, unsigned long req, void *arg);
 
 /* cpu.c: the system region, page tables and the vCPU's registers. */
 void vm_build_system(aspen_vm *vm);
@@ -198,6 +214,13 @@ int vm_map_page(aspen_vm *vm, uint64_t gva, uint64_t gpa, uint64_t flags);
 void vm_init_sregs(aspen_vm *vm, struct kvm_sregs *sr);
 void vm_set_run_regs(struct kvm_regs *r, uint64_t rip, uint64_t rsp, uint64_t rdi, uint64_t rsi,
                      uint64_t rdx);
+/* vCPU events with nothing pending: no exception, interrupt or NMI, no interrupt shadow. */
+void vm_clear_events(struct kvm_vcpu_events *e);
+/* Shape the job trampoline for what CPL 3 can use (features: TRAMP_HAS_*). */
+void vm_tramp_prepare(aspen_vm *vm, int features);
+/* Is a guest address inside the host's own pages (trampoline, stub)? A fault there means the VM's
+ * state is no longer what the host set up: the VM is discarded. */
+bool vm_gva_is_host(uint64_t gva);
 
 /* vm.c: guest memory access with every address checked. */
 const struct region *vm_region_of(const aspen_vm *vm, uint64_t gva);

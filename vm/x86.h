@@ -86,6 +86,19 @@
 #define SEL_UDATA 0x23
 #define SEL_TSS 0x28
 
+/* The job trampoline's page (vm/stub.S): code first, then at TRAMP_XINIT the host-written XSAVE
+ * image every job's XRSTOR loads (64-byte aligned; the rest of the page covers the largest XSAVE
+ * area the mask below can name). */
+#define TRAMP_XINIT 0x400
+/* XRSTOR components: x87, SSE, AVX, MPX, AVX-512 and PKRU (never AMX, which the host's XFD keeps
+ * disabled for guests: naming it would fault). Anything XCR0 does not enable is ignored. */
+#define TRAMP_XRSTOR_MASK 0x2ff
+/* The probe's report: a magic value plus what CPL-3 code can use. */
+#define TRAMP_PROBE_MAGIC 0x5a1e0000
+#define TRAMP_HAS_XSAVE 0x1
+#define TRAMP_HAS_PKU 0x2
+#define TRAMP_HAS_FSGSBASE 0x4
+
 /* The port the ring-0 stub reports faults on: must equal ASPEN_PORT_FAULT (checked in C). */
 #define SYS_PORT_FAULT 0xa8
 

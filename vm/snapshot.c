@@ -63,7 +63,7 @@ int vm_ring_harvest(aspen_vm *vm)
         vm->ring_fetch++;
         got++;
     }
-    if (got && ioctl(vm->vmfd, KVM_RESET_DIRTY_RINGS, 0) < 0)
+    if (got && vm_ioctl(vm->vmfd, KVM_RESET_DIRTY_RINGS, 0) < 0)
         return -1;
     return 0;
 }
@@ -77,7 +77,7 @@ static int collect_dirty(aspen_vm *vm)
     dl.slot = 3;
     dl.dirty_bitmap = vm->bitmap;
     memset(vm->bitmap, 0, vm->bitmap_words * 8);
-    if (ioctl(vm->vmfd, KVM_GET_DIRTY_LOG, &dl) != 0)
+    if (vm_ioctl(vm->vmfd, KVM_GET_DIRTY_LOG, &dl) != 0)
         return -1;
     for (size_t w = 0; w < vm->bitmap_words; w++)
         for (uint64_t bits = vm->bitmap[w]; bits; bits &= bits - 1)

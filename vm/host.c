@@ -205,8 +205,56 @@ void aspen_vm_call_log(aspen_vm_call *call, const char *line, size_t len)
     host_emit_log(call->on_log, call->log_user, line, len, false, call->log_lines);
 }
 
-/* Guest text is hostile: it reaches terminals (aspen run, the console), so control bytes other
- * than tab become '?', and it is split into lines at '\n'. */
+/* The well-formed UTF-8 sequence at s[0, n): its length (1..4) and code point, or 0 when there is
+ * none (stray continuation, overlong, surrogate, beyond U+10FFFF, cut short). */
+static size_t log_utf8_decode(const unsigned char *s, size_t n, uint32_t *cp)
+{
+    unsigned char b = s[0], lo = 0x80, hi = 0xbf;
+    size_t len;
+    if (b < 0x80) {
+        *cp = b;
+        return 1;
+    }
+    if (b >= 0xc2 && b <= 0xdf) {
+        len = 2;
+    } else if (b >= 0xe0 && b <= 0xef) {
+        len = 3;
+        lo = b == 0xe0 ? 0xa0 : 0x80; /* below: overlong */
+        hi = b == 0xed ? 0x9f : 0xbf; /* above: surrogates */
+    } else if (b >= 0xf0 && b <= 0xf4) {
+        len = 4;
+        lo = b == 0xf0 ? 0x90 : 0x80; /* below: overlong */
+        hi = b == 0xf4 ? 0x8f : 0xbf; /* above: beyond U+10FFFF */
+    } else {
+        return 0;
+    }
+    if (n < len)
+        return 0;
+    uint32_t v = b & (len == 2 ? 0x1fu : len == 3 ? 0x0fu : 0x07u);
+    for (size_t i = 1; i < len; i++) {
+        unsigned char c = s[i];
+        if (i == 1 ? (c < lo || c > hi) : (c < 0x80 || c > 0xbf))
+            return 0;
+        v = v << 6 | (c & 0x3fu);
+    }
+    *cp = v;
+    return len;
+}
+
+/* True for what a terminal acts on or reorders by: C1 controls (U+0080..U+009F) and the bidi
+ * embedding, override, isolate and mark characters, and the line/paragraph separators. */
+static bool log_control_cp(uint32_t cp)
+{
+    return (cp >= 0x80 && cp <= 0x9f) || cp == 0x061c || cp == 0x200e || cp == 0x200f ||
+           (cp >= 0x202a && cp <= 0x202e) || (cp >= 0x2066 && cp <= 0x2069) || cp == 0x2028 ||
+           cp == 0x2029;
+}
+
+/* Guest text is hostile: it reaches terminals (aspen run, the console, aspen logs), so C0 controls
+ * other than tab, DEL, C1 controls (as UTF-8, or as raw bytes 0x80..0x9F outside any character,
+ * which 8-bit terminals read as CSI and friends) and bidi controls each become one '?'; it is
+ * split into lines at '\n'. Other bytes that are not UTF-8 are kept: the front ends show them as
+ * \xNN (tui/aspen_text.h), and the store keeps what the guest said. */
 void host_emit_log(aspen_vm_log_fn fn, void *user, const char *text, size_t len, bool truncated,
                    uint32_t *lines)
 {
@@ -221,19 +269,34 @@ void host_emit_log(aspen_vm_log_fn fn, void *user, const char *text, size_t len,
         size_t n = i - start;
         if (n > ASPEN_MAX_LOG_LINE)
             n = ASPEN_MAX_LOG_LINE;
-        for (size_t k = 0; k < n; k++) {
-            unsigned char c = (unsigned char)text[start + k];
-            line[k] = ((c < 0x20 && c != '\t') || c == 0x7f) ? '?' : (char)c;
+        const unsigned char *src = (const unsigned char *)text + start;
+        size_t w = 0; /* never more than n: every replacement is no longer than what it replaces */
+        for (size_t k = 0; k < n;) {
+            unsigned char c = src[k];
+            uint32_t cp;
+            size_t u = c < 0x80 ? 1 : log_utf8_decode(src + k, n - k, &cp);
+            if (c < 0x80) {
+                line[w++] = ((c < 0x20 && c != '\t') || c == 0x7f) ? '?' : (char)c;
+            } else if (u == 0) {
+                line[w++] = c <= 0x9f ? '?' : (char)c; /* a raw C1 byte, or kept */
+                u = 1;
+            } else if (log_control_cp(cp)) {
+                line[w++] = '?';
+            } else {
+                memcpy(line + w, src + k, u);
+                w += u;
+            }
+            k += u;
         }
         if (truncated && i == len) {
-            memcpy(line + n, mark, sizeof mark - 1);
-            n += sizeof mark - 1;
+            memcpy(line + w, mark, sizeof mark - 1);
+            w += sizeof mark - 1;
         }
-        line[n] = '\0';
+        line[w] = '\0';
         if (lines)
             (*lines)++;
         if (fn)
-            fn(user, line, n);
+            fn(user, line, w);
         start = i + 1;
     }
 }

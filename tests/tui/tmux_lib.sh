@@ -46,6 +46,15 @@ wait_for() {
     done
     fail "waited ${secs}s for /$re/"
 }
+# wait_for_text TEXT [SECONDS]: until the screen shows TEXT as it is (no regex: backslashes, |)
+wait_for_text() {
+    local text=$1 secs=${2:-15} i
+    for ((i = 0; i < secs * 20; i++)); do
+        screen | grep -Fq -- "$text" && return 0
+        sleep 0.05
+    done
+    fail "waited ${secs}s for the text '$text'"
+}
 wait_gone() {
     local re=$1 secs=${2:-15} i
     for ((i = 0; i < secs * 20; i++)); do

@@ -20,16 +20,23 @@ static void on_event(const aspen_engine_event *ev, void *user)
 {
     bool quiet = *(bool *)user;
     if (ev->type == ASPEN_ENGINE_EV_ENGINE) {
-        fprintf(stderr, "aspen worker: %s\n", ev->message);
+        flockfile(stderr);
+        fputs("aspen worker: ", stderr);
+        cli_puts(stderr, ev->message); /* escaped (cli/output.c): it may quote a job's words */
+        fputc('\n', stderr);
+        funlockfile(stderr);
         return;
     }
     if (quiet || ev->type != ASPEN_ENGINE_EV_JOB_STATE || ev->outcome < 0)
         return;
     /* flockfile keeps lines whole when several engine threads print */
     flockfile(stdout);
-    printf("job %lld %s (attempt %d, %s)%s%s\n", (long long)ev->job_id,
-           aspen_store_state_name(ev->state), ev->attempt, ev->job_type ? ev->job_type : "",
-           ev->message ? ": " : "", ev->message ? ev->message : "");
+    printf("job %lld %s (attempt %d, ", (long long)ev->job_id, aspen_store_state_name(ev->state),
+           ev->attempt);
+    cli_puts(stdout, ev->job_type); /* the type and error are the job's text: escaped */
+    fputs(ev->message ? "): " : ")", stdout);
+    cli_puts(stdout, ev->message);
+    fputc('\n', stdout);
     fflush(stdout);
     funlockfile(stdout);
 }

@@ -423,6 +423,22 @@ static void test_run_output(void **st)
 
 /* test_cli_output --make-db DIR: only writes DIR/run.db and DIR/raw.db (for the console's tmux
  * test of the same fields, tests/tui/console_hostile_test.sh) and prints the three job ids. */
+/* Last: it runs the raw job. A worker prints each finished job's type and error, escaped. */
+static void test_worker_output(void **st)
+{
+    (void)st;
+    out o = run("'%s' worker --until-idle --workers 1 --db '%s' 2>&1", g_bin, g_raw_db);
+    assert_int_equal(o.status, 0);
+    assert_terminal_safe(&o, false);
+    char line[512];
+    /* the event's copy of the type may be cut short (even inside a character: then \xNN) */
+    snprintf(line, sizeof line, "job %lld failed (attempt 1, \\x1b]0;pwned\\x07|\\x1b[2J|\\r|",
+             (long long)g_raw_id);
+    if (!has(&o, line) || !has(&o, shown)) /* the error quotes the whole type */
+        fail_msg("no \"%s\" or no \"%s\" in:\n%s", line, shown, o.buf);
+    free(o.buf);
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 3 && strcmp(argv[1], "--make-db") == 0) {
@@ -436,7 +452,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_jobs_table), cmocka_unit_test(test_show),
         cmocka_unit_test(test_logs),       cmocka_unit_test(test_errors),
         cmocka_unit_test(test_show_json),  cmocka_unit_test(test_jobs_json),
-        cmocka_unit_test(test_run_output),
+        cmocka_unit_test(test_run_output), cmocka_unit_test(test_worker_output),
     };
     return cmocka_run_group_tests(tests, setup_all, teardown_all);
 }

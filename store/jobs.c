@@ -366,7 +366,10 @@ static int insert_job(aspen_store *s, const aspen_store_job_spec *j, size_t inde
         sqlite3_bind_text(st, 2, sha, 64, SQLITE_STATIC);
     if (j->binary_name)
         sqlite3_bind_text(st, 3, j->binary_name, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 4, j->payload ? j->payload : "{}", -1, SQLITE_STATIC);
+    const char *payload = j->payload ? j->payload : "{}";
+    bool ext = strlen(payload) > PAYLOAD_INLINE_MAX; /* kept out of the row: see migrate_v4 */
+    sqlite3_bind_text(st, 4, ext ? "{}" : payload, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 15, ext);
     sqlite3_bind_text(st, 5, aspen_store_state_name(state), -1, SQLITE_STATIC);
     sqlite3_bind_int(st, 6, j->priority);
     sqlite3_bind_int64(st, 7, run_at);
@@ -389,6 +392,21 @@ static int insert_job(aspen_store *s, const aspen_store_job_spec *j, size_t inde
             *id = sqlite3_last_insert_rowid(s->db);
     }
     sqlite3_reset(st);
+    if (!code && ext) {
+        int64_t rowid = sqlite3_last_insert_rowid(s->db);
+        st = store_stmt(s, ST_PAYLOAD_INSERT, err);
+        if (!st)
+            return stmt_failed(s, err);
+        sqlite3_bind_int64(st, 1, rowid);
+        sqlite3_bind_text(st, 2, payload, -1, SQLITE_STATIC);
+        rc = sqlite3_step(st);
+        if (rc != SQLITE_DONE) {
+            char what[96];
+            snprintf(what, sizeof what, "%sstoring a job's payload", where);
+            code = store_sqlite_err(s, err, rc, what);
+        }
+        sqlite3_reset(st);
+    }
     return code;
 }
 
@@ -1148,8 +1166,22 @@ int aspen_store_rerun(aspen_store *s, int64_t id, int64_t now_ms, int64_t *new_i
         goto rollback;
     }
     counts_note(s, ASPEN_STORE_STATE_NEW, ASPEN_STORE_QUEUED, 1);
+    int64_t rerun_id = sqlite3_last_insert_rowid(s->db);
     if (new_id)
-        *new_id = sqlite3_last_insert_rowid(s->db);
+        *new_id = rerun_id;
+    st = store_stmt(s, ST_PAYLOAD_COPY, err); /* copies nothing when the payload is inline */
+    if (!st) {
+        code = stmt_failed(s, err);
+        goto rollback;
+    }
+    sqlite3_bind_int64(st, 1, id);
+    sqlite3_bind_int64(st, 2, rerun_id);
+    rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE) {
+        code = store_sqlite_err(s, err, rc, "copying a job's payload for its rerun");
+        goto rollback;
+    }
     return tx_commit(s, "committing a rerun", err);
 rollback:
     tx_rollback(s);
@@ -1202,7 +1234,8 @@ int aspen_store_delete(aspen_store *s, int64_t id, aspen_store_error *err)
                          (long long)id, aspen_store_state_name(row.state));
         goto rollback;
     }
-    static const enum stmt_id steps[] = {ST_DELETE_LOGS, ST_DELETE_ATTEMPTS, ST_DELETE_JOB};
+    static const enum stmt_id steps[] = {ST_DELETE_LOGS, ST_DELETE_ATTEMPTS, ST_DELETE_PAYLOAD,
+                                         ST_DELETE_JOB};
     for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
         sqlite3_stmt *st = store_stmt(s, steps[i], err);
         if (!st) {
@@ -1258,13 +1291,14 @@ int aspen_store_purge(aspen_store *s, int64_t finished_before_ms, int64_t *delet
         code = store_sqlite_err(s, err, rc, "purging old jobs");
         goto rollback;
     }
-    static const char *const tables[] = {"logs", "attempts"};
-    for (int pass = 0; pass < 3; pass++) {
-        if (pass < 2)
+    static const char *const tables[] = {"logs", "attempts", "job_payloads"};
+    static const char *const keys[] = {"job", "job", "id"};
+    for (int pass = 0; pass < 4; pass++) {
+        if (pass < 3)
             snprintf(sql, sizeof sql,
-                     "DELETE FROM %s WHERE job IN (SELECT id FROM jobs WHERE state IN %s"
+                     "DELETE FROM %s WHERE %s IN (SELECT id FROM jobs WHERE state IN %s"
                      " AND finished_at < ?1)",
-                     tables[pass], final_states);
+                     tables[pass], keys[pass], final_states);
         else
             snprintf(sql, sizeof sql, "DELETE FROM jobs WHERE state IN %s AND finished_at < ?1",
                      final_states);

@@ -217,7 +217,7 @@ static int q_where(struct query *q, const aspen_store_filter *f, unsigned states
             v = "1";
         else if (strcmp(v, "false") == 0)
             v = "0";
-        q_add(q, "%sCAST(json_extract(payload, ?) AS TEXT) = ?", glue);
+        q_add(q, "%sCAST(json_extract(" PAYLOAD_EXPR ", ?) AS TEXT) = ?", glue);
         q_text(q, q->paths[i]);
         q_text(q, v);
         glue = " AND ";

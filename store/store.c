@@ -26,8 +26,9 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_ROLLBACK] = "ROLLBACK",
     [ST_JOB_INSERT] =
         "INSERT INTO jobs (type, binary_sha256, binary_name, payload, state, priority, run_at,"
-        " max_attempts, timeout_ms, memory_bytes, isolation, tags, created_at, source_dir)"
-        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+        " max_attempts, timeout_ms, memory_bytes, isolation, tags, created_at, source_dir,"
+        " payload_ext)"
+        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
     [ST_BINARY_INSERT] = "INSERT OR IGNORE INTO binaries (sha256, name, size, bytes, created_at)"
                          " VALUES (?1, ?2, ?3, ?4, ?5)",
     [ST_BINARY_EXISTS] = "SELECT 1 FROM binaries WHERE sha256 = ?1",
@@ -121,10 +122,14 @@ static const char *const stmt_sql[ST_COUNT] = {
                            " AND owner = ?1 AND cancel_requested = 1 ORDER BY id",
     [ST_RERUN] = "INSERT INTO jobs (type, binary_sha256, binary_name, payload, state, priority,"
                  " run_at, max_attempts, timeout_ms, memory_bytes, isolation, tags, created_at,"
-                 " source_dir, rerun_of)"
+                 " source_dir, rerun_of, payload_ext)"
                  " SELECT type, binary_sha256, binary_name, payload, 'queued', priority, ?2,"
-                 " max_attempts, timeout_ms, memory_bytes, isolation, tags, ?2, source_dir, id"
-                 " FROM jobs WHERE id = ?1",
+                 " max_attempts, timeout_ms, memory_bytes, isolation, tags, ?2, source_dir, id,"
+                 " payload_ext FROM jobs WHERE id = ?1",
+    [ST_PAYLOAD_INSERT] = "INSERT INTO job_payloads (id, payload) VALUES (?1, ?2)",
+    [ST_PAYLOAD_COPY] = "INSERT INTO job_payloads (id, payload)"
+                        " SELECT ?2, payload FROM job_payloads WHERE id = ?1",
+    [ST_DELETE_PAYLOAD] = "DELETE FROM job_payloads WHERE id = ?1",
     [ST_DELETE_LOGS] = "DELETE FROM logs WHERE job = ?1",
     [ST_DELETE_ATTEMPTS] = "DELETE FROM attempts WHERE job = ?1",
     [ST_DELETE_JOB] = "DELETE FROM jobs WHERE id = ?1",
@@ -259,11 +264,32 @@ static int migrate_v3(aspen_store *s, aspen_store_error *err)
     return 0;
 }
 
+/* Version 4: big payloads move out of the jobs row. SQLite rewrites a row's whole record (its
+ * overflow pages too) whenever the record changes size, which every state change does: a job with
+ * a 1 MB payload rewrote that megabyte on its claim, its start and its completion, and on a full
+ * disk even a claim failed. Payloads over PAYLOAD_INLINE_MAX bytes now live in job_payloads
+ * (written once, at submit) and the row keeps '{}' with payload_ext = 1; small ones stay inline
+ * (a job row fits a page either way). Existing rows keep their payload where it is. */
+static int migrate_v4(aspen_store *s, aspen_store_error *err)
+{
+    int rc = sqlite3_exec(s->db,
+                          "ALTER TABLE jobs ADD COLUMN payload_ext INTEGER NOT NULL DEFAULT 0;"
+                          "CREATE TABLE IF NOT EXISTS job_payloads ("
+                          "  id INTEGER PRIMARY KEY,"
+                          "  payload TEXT NOT NULL CONSTRAINT payload_json CHECK"
+                          "    (json_valid(payload)));",
+                          NULL, NULL, NULL);
+    if (rc != SQLITE_OK)
+        return store_sqlite_err(s, err, rc, "moving big payloads out of job rows (version 4)");
+    return 0;
+}
+
 /* migrations[v] takes a database at version v to v + 1. */
 static int (*const migrations[ASPEN_STORE_SCHEMA_VERSION])(aspen_store *, aspen_store_error *) = {
     migrate_v1,
     migrate_v2,
     migrate_v3,
+    migrate_v4,
 };
 
 const char *store_stmt_sql(enum stmt_id id) { return stmt_sql[id]; }

@@ -59,6 +59,9 @@ enum stmt_id {
     ST_DELETE_LOGS,
     ST_DELETE_ATTEMPTS,
     ST_DELETE_JOB,
+    ST_PAYLOAD_INSERT,
+    ST_PAYLOAD_COPY,
+    ST_DELETE_PAYLOAD,
     ST_COUNT
 };
 
@@ -73,9 +76,17 @@ struct aspen_store {
     int64_t count_delta[ASPEN_STORE_STATE_COUNT];
 };
 
+/* A job's payload: in its row when small, else (schema 4, payload_ext = 1) in job_payloads, so
+ * that the many writes of a job's state never rewrite a big payload. */
+#define PAYLOAD_EXPR                                                                               \
+    "(CASE WHEN jobs.payload_ext THEN (SELECT p.payload FROM job_payloads p WHERE p.id = jobs.id)" \
+    " ELSE jobs.payload END)"
+/* Payloads longer than this live in job_payloads. */
+#define PAYLOAD_INLINE_MAX 256
+
 /* The jobs columns read back into an aspen_store_job, in this order (see job_from_row). */
 #define JOB_COLUMNS                                                                                 \
-    "id, type, binary_sha256, binary_name, payload, state, priority, run_at, attempts, "          \
+    "id, type, binary_sha256, binary_name, " PAYLOAD_EXPR ", state, priority, run_at, attempts, "  \
     "max_attempts, timeout_ms, memory_bytes, isolation, tags, created_at, started_at, "            \
     "finished_at, result, error, rerun_of, owner, cancel_requested, source_dir, log_count, "       \
     "log_dropped"

@@ -11,6 +11,9 @@
  *                 jobs it had started
  *   full          a size-limited database (PRAGMA max_page_count) refuses writes with EFULL, a
  *                 transient error, keeps everything committed, and works again once it may grow
+ *   big payloads  live outside the job row (schema 4): a job's state changes work on a database
+ *                 that cannot grow a page; reads, filters, rerun, delete, purge see them; a version
+ *                 3 database migrates with its jobs intact
  *   schema        a dropped table is ESCHEMA (permanent) with advice; with a newer user_version,
  *                 ENEWER
  */
@@ -291,6 +294,132 @@ static void test_full_then_room(void **state)
     assert_int_equal(aspen_store_check(s, &e), 0);
 }
 
+static int64_t count_rows(aspen_store *s, const char *sql)
+{
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_prepare_v2(s->db, sql, -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    int64_t n = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return n;
+}
+
+/* A 40 KB payload lives outside the job's row: its state changes do not rewrite it, so they still
+ * work on a database that cannot grow by a single page (before, the start of such a job rewrote
+ * its ten overflow pages into new ones and failed with EFULL). */
+static void test_big_payload_not_rewritten(void **state)
+{
+    struct fixture *f = *state;
+    aspen_store *s = f->s;
+    aspen_store_error e = {0};
+    static char big[40100];
+    int len = snprintf(big, sizeof big, "{\"user\":\"alice\",\"pad\":\"");
+    memset(big + len, 'p', 40000);
+    snprintf(big + len + 40000, sizeof big - (size_t)len - 40000, "\"}");
+    aspen_store_job_spec spec = {.type = "t", .payload = big};
+    int64_t a, b, small;
+    assert_int_equal(aspen_store_submit(s, &spec, T0, &a, &e), 0);
+    assert_int_equal(aspen_store_submit(s, &spec, T0, &b, &e), 0);
+    small = submit_job(s, "t", 0, 0, 3, T0);
+    assert_int_equal(count_rows(s, "SELECT count(*) FROM job_payloads"), 2);
+    aspen_store_job j;
+    assert_int_equal(aspen_store_get(s, a, &j, &e), 0);
+    assert_string_equal(j.payload, big);
+    aspen_store_job_clear(&j);
+    assert_int_equal(aspen_store_get(s, small, &j, &e), 0);
+    assert_string_equal(j.payload, "{\"n\":1}");
+    aspen_store_job_clear(&j);
+    /* filters see it */
+    aspen_store_filter flt;
+    char buf[128];
+    assert_int_equal(aspen_store_filter_parse("payload.user:alice", &flt, buf, sizeof buf, &e), 0);
+    int64_t n = 0;
+    assert_int_equal(aspen_store_count(s, &flt, &n, &e), 0);
+    assert_int_equal(n, 2);
+
+    set_max_pages(s, page_count(s));
+    int64_t got[3];
+    assert_int_equal(reserve_ids(s, f->engine, 1, T0, got), 1);
+    assert_int_equal(got[0], a);
+    assert_int_equal(start_one(s, f->engine, a, T0 + 1), 0);
+    assert_int_equal(complete_one(s, f->engine, a, ASPEN_STORE_OUTCOME_FAILURE, T0 + 50, T0 + 2),
+                     0); /* running → scheduled */
+    assert_int_equal(state_of(s, a), ASPEN_STORE_SCHEDULED);
+    set_max_pages(s, 1000000);
+    /* the claim reads it back whole; rerun copies it; delete and purge remove it */
+    aspen_store_job *jobs = NULL;
+    size_t k = 0;
+    assert_int_equal(aspen_store_claim(s, f->engine, 1, T0 + 60, &jobs, &k, NULL, &e), 0);
+    assert_int_equal(k, 1);
+    assert_int_equal(jobs[0].id, b) /* run_at T0: before a, retried for T0 + 50 */;
+    assert_string_equal(jobs[0].payload, big);
+    aspen_store_jobs_free(jobs, k);
+    int64_t again;
+    assert_int_equal(aspen_store_rerun(s, b, T0, &again, &e), 0);
+    assert_int_equal(aspen_store_get(s, again, &j, &e), 0);
+    assert_string_equal(j.payload, big);
+    aspen_store_job_clear(&j);
+    assert_int_equal(count_rows(s, "SELECT count(*) FROM job_payloads"), 3);
+    aspen_store_cancel_result cr;
+    assert_int_equal(aspen_store_cancel(s, again, T0, &cr, &e), 0);
+    assert_int_equal(aspen_store_delete(s, again, &e), 0);
+    assert_int_equal(count_rows(s, "SELECT count(*) FROM job_payloads"), 2);
+    assert_int_equal(aspen_store_cancel(s, b, T0, &cr, &e), 0);
+    int64_t purged = 0;
+    assert_int_equal(aspen_store_purge(s, T0 + 1, &purged, &e), 0);
+    assert_int_equal(purged, 1);
+    assert_int_equal(count_rows(s, "SELECT count(*) FROM job_payloads"), 1);
+    /* a payload that is not JSON is refused as before */
+    aspen_store_job_spec bad = {.type = "t", .payload = big + 1};
+    int64_t id;
+    assert_int_equal(aspen_store_submit(s, &bad, T0, &id, &e), ASPEN_STORE_EINVAL);
+    assert_non_null(strstr(e.msg, "payload is not valid JSON"));
+}
+
+/* A version-3 database (payloads in the rows) opens as version 4 with its jobs intact. */
+static void test_migration_from_v3(void **state)
+{
+    struct fixture *f = *state;
+    aspen_store_error e = {0};
+    static char big[1200];
+    int len = snprintf(big, sizeof big, "{\"pad\":\"");
+    memset(big + len, 'q', 1000);
+    snprintf(big + len + 1000, sizeof big - (size_t)len - 1000, "\"}");
+    aspen_store_close(f->s);
+    f->s = NULL;
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    char *sql = sqlite3_mprintf(
+        "DROP TABLE job_payloads; ALTER TABLE jobs DROP COLUMN payload_ext;"
+        " INSERT INTO jobs (type, payload, state, priority, run_at, created_at)"
+        " VALUES ('t', '%q', 'queued', 0, %lld, %lld);"
+        " UPDATE job_counts SET n = n + 1 WHERE state = 'queued'; PRAGMA user_version = 3",
+        big, (long long)T0, (long long)T0);
+    char *msg = NULL;
+    if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK)
+        fail_msg("making a version-3 database: %s", msg);
+    sqlite3_free(sql);
+    sqlite3_close(db);
+    f->s = open_or_fail(f->path, NULL);
+    assert_int_equal(count_rows(f->s, "PRAGMA user_version"), ASPEN_STORE_SCHEMA_VERSION);
+    aspen_store_filter flt = {.limit = -1};
+    aspen_store_job *jobs = NULL;
+    size_t n = 0;
+    assert_int_equal(aspen_store_list(f->s, &flt, &jobs, &n, &e), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(jobs[0].payload, big); /* still in its row: read as before */
+    int64_t old_id = jobs[0].id;
+    aspen_store_jobs_free(jobs, n);
+    assert_int_equal(aspen_store_engine_register(f->s, 1, "t", 5000, T0, &f->engine, &e), 0);
+    assert_int_equal(claim_ids(f->s, f->engine, 5, T0, NULL), 1);
+    assert_int_equal(complete_one(f->s, f->engine, old_id, ASPEN_STORE_OUTCOME_SUCCESS, 0, T0), 0);
+    aspen_store_job_spec spec = {.type = "t", .payload = big};
+    int64_t id;
+    assert_int_equal(aspen_store_submit(f->s, &spec, T0, &id, &e), 0);
+    assert_int_equal(count_rows(f->s, "SELECT count(*) FROM job_payloads"), 1);
+    assert_int_equal(aspen_store_check(f->s, &e), 0);
+}
+
 static void test_schema_errors_are_permanent(void **state)
 {
     struct fixture *f = *state;
@@ -336,6 +465,8 @@ int main(void)
         T(test_give_back_uncharged),
         T(test_recovery_charges_only_started),
         T(test_full_then_room),
+        T(test_big_payload_not_rewritten),
+        T(test_migration_from_v3),
         T(test_schema_errors_are_permanent),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

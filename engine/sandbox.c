@@ -9,8 +9,8 @@
  *                              and reaps until it ends, then reports its wait status. When init
  *                              exits the kernel kills whatever is left in the namespace, so
  *                              nothing a build started outlives it;
- *   program                    drops every capability and its uid, sets no_new_privs and the
- *                              rlimits, and execs.
+ *   program                    drops every capability and its uid, sets no_new_privs, the
+ *                              rlimits and a seccomp filter, and execs.
  * Killing the supervisor kills init (PR_SET_PDEATHSIG), which kills the namespace.
  *
  * After fork only system calls and string functions are used (the engine is multi-threaded, so
@@ -23,10 +23,14 @@
 
 #include <elf.h>
 #include <errno.h>
+#include <stddef.h>
 #include <grp.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/audit.h>
 #include <linux/capability.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
@@ -322,6 +326,48 @@ static void build_root(const struct sb_child *c)
         die(c, "setting the host name", NULL);
 }
 
+/* A seccomp filter, last before exec: system calls a compiler never makes and that widen the
+ * kernel surface (sockets, namespaces and mounts, ptrace and other processes' memory, keys, BPF,
+ * perf, io_uring, userfaultfd, modules) fail with EPERM; other architectures' and x32 calls kill
+ * the process. Defence in depth: the namespaces and the uid are the boundary. */
+static void install_seccomp(const struct sb_child *c)
+{
+    static const int denied[] = {
+        SYS_socket, SYS_socketpair, SYS_connect, SYS_bind, SYS_listen, SYS_accept, SYS_accept4,
+        SYS_sendto, SYS_sendmsg, SYS_sendmmsg, SYS_recvfrom, SYS_recvmsg, SYS_recvmmsg,
+        SYS_unshare, SYS_setns, SYS_mount, SYS_umount2, SYS_pivot_root, SYS_chroot,
+        SYS_open_tree, SYS_move_mount, SYS_fsopen, SYS_fsconfig, SYS_fsmount, SYS_fspick,
+        SYS_mount_setattr, SYS_ptrace, SYS_process_vm_readv, SYS_process_vm_writev, SYS_kcmp,
+        SYS_pidfd_getfd, SYS_keyctl, SYS_add_key, SYS_request_key, SYS_bpf, SYS_perf_event_open,
+        SYS_userfaultfd, SYS_io_uring_setup, SYS_io_uring_enter, SYS_io_uring_register,
+        SYS_init_module, SYS_finit_module, SYS_delete_module, SYS_kexec_load,
+        SYS_kexec_file_load, SYS_reboot, SYS_swapon, SYS_swapoff, SYS_acct, SYS_quotactl,
+        SYS_open_by_handle_at, SYS_name_to_handle_at, SYS_fanotify_init, SYS_personality,
+        SYS_setdomainname, SYS_sethostname, SYS_settimeofday, SYS_clock_settime, SYS_adjtimex,
+        SYS_iopl, SYS_ioperm, SYS_lookup_dcookie, SYS_vhangup, SYS_syslog,
+    };
+    enum { N = sizeof denied / sizeof denied[0] };
+    struct sock_filter f[N + 8];
+    unsigned k = 0;
+    f[k++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+                                          offsetof(struct seccomp_data, arch));
+    f[k++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0);
+    f[k++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS);
+    f[k++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+                                          offsetof(struct seccomp_data, nr));
+    f[k++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, 0x40000000u, 0, 1);
+    f[k++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS);
+    /* each denied call: if nr == X jump to the EPERM return at the end */
+    for (unsigned i = 0; i < N; i++)
+        f[k++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (unsigned)denied[i],
+                                              (unsigned char)(N - i), 0);
+    f[k++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+    f[k++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (EPERM & 0xffff));
+    struct sock_fprog prog = {.len = (unsigned short)k, .filter = f};
+    if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0) != 0)
+        die(c, "installing the seccomp filter", NULL);
+}
+
 static void set_limit(const struct sb_child *c, int res, uint64_t v, const char *name)
 {
     /* CPU: SIGXCPU at the limit (gcc reports "CPU time limit exceeded"), SIGKILL a second later. */
@@ -370,6 +416,7 @@ static _Noreturn void run_program(const struct sb_child *c)
     set_limit(c, RLIMIT_MEMLOCK, 0, "RLIMIT_MEMLOCK");
     if (chdir(s->cwd ? s->cwd : "/") != 0)
         die(c, "entering the working directory", s->cwd);
+    install_seccomp(c);
     execve(s->argv[0], (char *const *)s->argv, (char *const *)s->envp);
     die(c, "running", s->argv[0]);
 }

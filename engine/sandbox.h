@@ -1,7 +1,7 @@
 /* engine/sandbox.h — run one program (the compiler of a `--source` build) where the host is not
- * visible: its own mount, PID, network, IPC and UTS namespaces, a read-only tmpfs root holding only
- * the bind mounts it is given, an unprivileged uid with no capabilities and no_new_privs, rlimits,
- * a wall-clock kill, and its output captured and capped. Anything that cannot be set up fails the
+ * visible: its own mount, PID, network, IPC, UTS and cgroup namespaces, a read-only tmpfs root
+ * holding only the bind mounts it is given, an unprivileged uid with no capabilities and
+ * no_new_privs, a seccomp filter, rlimits, a wall-clock kill, and its output captured and capped. Anything that cannot be set up fails the
  * run (ASPEN_SB_SETUP) — nothing is ever run unconfined. See docs/OPERATING.md, "What a submitter
  * can and cannot do".
  */

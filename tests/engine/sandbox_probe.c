@@ -4,7 +4,7 @@
  * each limit stops it. Built without sanitizers: it runs where /proc does not exist.
  *
  *   sandbox_probe id | read PATH | write PATH | ls DIR | touch PATH | forkbomb | spin | alloc |
- *                 bigfile PATH | flood | sleep
+ *                 bigfile PATH | flood | sleep | syscalls
  */
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -12,7 +12,9 @@
 #include <fcntl.h>
 #include <linux/capability.h>
 #include <netinet/in.h>
+#include <sched.h>
 #include <signal.h>
+#include <sys/ptrace.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +41,20 @@ int main(int argc, char **argv)
         printf("uid=%u euid=%u gid=%u capeff=%x,%x capprm=%x,%x pid=%d host=%s connect=%s\n",
                getuid(), geteuid(), getgid(), d[0].effective, d[1].effective, d[0].permitted,
                d[1].permitted, (int)getpid(), host, c == 0 ? "ok" : strerror(e));
+        return 0;
+    }
+    if (!strcmp(m, "syscalls")) {
+        /* what the seccomp filter refuses: each should say "Operation not permitted" */
+        int r = socket(AF_UNIX, SOCK_STREAM, 0);
+        printf("socket: %s\n", r >= 0 ? "ok" : strerror(errno));
+        r = unshare(CLONE_NEWUSER);
+        printf("unshare: %s\n", r == 0 ? "ok" : strerror(errno));
+        long p = ptrace(PTRACE_TRACEME, 0, NULL, NULL);
+        printf("ptrace: %s\n", p == 0 ? "ok" : strerror(errno));
+        long b = syscall(SYS_bpf, 0, NULL, 0);
+        printf("bpf: %s\n", b >= 0 ? "ok" : strerror(errno));
+        long u = syscall(SYS_io_uring_setup, 1, NULL);
+        printf("io_uring_setup: %s\n", u >= 0 ? "ok" : strerror(errno));
         return 0;
     }
     if (!strcmp(m, "read") && argc > 2) {

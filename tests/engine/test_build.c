@@ -3,7 +3,7 @@
  * of forbidden compiler flag, `.incbin` and `#include` of host files by absolute and relative
  * path, symlinks leaving the tree, FIFOs and oversized trees, exponential include recursion and
  * its output; and the sandbox itself driven by a hostile stand-in program (sandbox_probe): who it
- * runs as, what it sees, and each limit (processes, CPU, memory, file size, output, wall clock),
+ * runs as, what it sees, the system calls it is refused, and each limit (processes, CPU, memory, file size, output, wall clock),
  * failing closed when a namespace cannot be made. A normal guest with guest.flags still builds and
  * runs in a VM, and the cache answers fast. Needs root or user namespaces, and /dev/kvm.
  */
@@ -23,6 +23,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <pthread.h>
 #include <linux/capability.h>
 #include <signal.h>
 #include <stdio.h>
@@ -710,7 +711,7 @@ static void test_sandbox_identity(void **state)
     assert_non_null(strstr(r.output, "capeff=0,0 capprm=0,0"));
     assert_non_null(strstr(r.output, "pid=2 "));     /* its own PID namespace, under init */
     assert_non_null(strstr(r.output, "host=aspen-build"));
-    assert_null(strstr(r.output, "connect=ok"));     /* no network, not even loopback */
+    assert_null(strstr(r.output, "connect=ok"));     /* no sockets (seccomp), no network */
     free(r.output);
 
     /* the root holds only what was bound: the probe, its libraries, /tmp */
@@ -729,10 +730,81 @@ static void test_sandbox_identity(void **state)
     assert_int_equal(probe(wr, test_limits(), &r, false), 0);
     assert_non_null(strstr(r.output, "Read-only file system"));
     free(r.output);
+    /* the seccomp filter: no sockets, namespaces, ptrace, BPF or io_uring */
+    const char *sc[] = {"syscalls", NULL};
+    assert_int_equal(probe(sc, test_limits(), &r, false), 0);
+    fprintf(stderr, "%s", r.output);
+    assert_non_null(strstr(r.output, "socket: Operation not permitted"));
+    assert_non_null(strstr(r.output, "unshare: Operation not permitted"));
+    assert_non_null(strstr(r.output, "ptrace: Operation not permitted"));
+    assert_non_null(strstr(r.output, "bpf: Operation not permitted"));
+    assert_non_null(strstr(r.output, "io_uring_setup: Operation not permitted"));
+    free(r.output);
     const char *wl[] = {"write", "/lib/x86_64-linux-gnu/evil", NULL};
     assert_int_equal(probe(wl, test_limits(), &r, false), 0);
     assert_non_null(strstr(r.output, "write /lib/x86_64-linux-gnu/evil: "));
     free(r.output);
+}
+
+struct sleeper {
+    aspen_sandbox_result r;
+    int rc;
+};
+
+static void *run_sleeper(void *arg)
+{
+    struct sleeper *s = arg;
+    const char *sl[] = {"sleep", NULL};
+    aspen_sandbox_limits l = test_limits();
+    l.wall_ms = 3000;
+    s->rc = probe(sl, l, &s->r, false);
+    return NULL;
+}
+
+/* Seen from outside, the program is in namespaces of its own: mount, network, PID, IPC, UTS and
+ * cgroup (inside, seccomp stops it before it could look at the network). */
+static void test_sandbox_namespaces(void **state)
+{
+    (void)state;
+    if (geteuid() != 0) /* the uid is the worker's own then: test_sandbox_unprivileged */
+        return;
+    mkdir(path_in("root"), 0700);
+    struct sleeper s = {0};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, run_sleeper, &s), 0);
+    char found[300] = "";
+    for (int i = 0; i < 250 && !found[0]; i++, sleep_ms(10)) {
+        DIR *d = opendir("/proc");
+        struct dirent *e;
+        while (d && (e = readdir(d)) != NULL) {
+            if (e->d_name[0] < '0' || e->d_name[0] > '9')
+                continue;
+            char p[300];
+            snprintf(p, sizeof p, "/proc/%s", e->d_name);
+            struct stat st;
+            if (stat(p, &st) == 0 && st.st_uid == ASPEN_SANDBOX_UID) {
+                snprintf(found, sizeof found, "%s", e->d_name);
+                break;
+            }
+        }
+        if (d)
+            closedir(d);
+    }
+    assert_true(found[0]);
+    static const char *const ns[] = {"mnt", "net", "pid", "ipc", "uts", "cgroup"};
+    for (size_t i = 0; i < sizeof ns / sizeof ns[0]; i++) {
+        char p[400], mine[128] = "", theirs[128] = "";
+        snprintf(p, sizeof p, "/proc/self/ns/%s", ns[i]);
+        assert_true(readlink(p, mine, sizeof mine - 1) > 0);
+        snprintf(p, sizeof p, "/proc/%s/ns/%s", found, ns[i]);
+        assert_true(readlink(p, theirs, sizeof theirs - 1) > 0);
+        fprintf(stderr, "%s: test %s, sandbox %s\n", ns[i], mine, theirs);
+        assert_string_not_equal(mine, theirs);
+    }
+    pthread_join(t, NULL);
+    assert_int_equal(s.rc, 0);
+    assert_int_equal(s.r.end, ASPEN_SB_TIMEOUT);
+    free(s.r.output);
 }
 
 static void test_sandbox_limits(void **state)
@@ -862,7 +934,7 @@ static void test_sandbox_unprivileged(void **state)
     assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
     assert_non_null(strstr(out, "rc=0 end=0 code=0"));
     assert_non_null(strstr(out, "uid=1000 euid=1000 gid=1000 capeff=0,0 capprm=0,0 pid=2 "));
-    assert_non_null(strstr(out, "connect=Network is unreachable"));
+    assert_non_null(strstr(out, "connect=Operation not permitted")); /* seccomp: no sockets */
 }
 
 /* Fail closed: without the right to make namespaces, nothing runs and the error says why. */
@@ -992,6 +1064,7 @@ int main(void)
         cmocka_unit_test(test_flags_refused),
         cmocka_unit_test_setup_teardown(test_script_uses_the_allow_list, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sandbox_identity, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sandbox_namespaces, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sandbox_limits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sandbox_unprivileged, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sandbox_fails_closed, setup, teardown),

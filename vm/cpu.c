@@ -59,11 +59,13 @@ void vm_build_system(aspen_vm *vm)
     t[104 + ASPEN_PORT_CALL / 8] = 0x00; /* 0xA0..0xA7: CALL (A0-A3) and EXIT (A4-A7) */
 
     /* IDT: vectors 0-31 to the stub's entries, interrupt gates, DPL 0 (so `int n` from CPL 3 is a
-     * #GP instead of a way into ring 0). */
+     * #GP instead of a way into ring 0) except #BP's, DPL 3, so `int3` is a #BP everywhere (as on
+     * nested kvm_pvm, which delivers it whatever the gate says). Every entry only reports. */
     uint64_t *idt = (uint64_t *)(s + SYS_IDT_OFF);
     for (int v = 0; v < 32; v++) {
         uint64_t off = SYS_GVA + SYS_STUB_OFF + 16u * (unsigned)v;
-        idt[2 * v] = (off & 0xffff) | ((uint64_t)SEL_KCODE << 16) | (0x8eull << 40) |
+        uint64_t type = v == 3 ? 0xeeull : 0x8eull; /* present, DPL 3 or 0, 64-bit interrupt gate */
+        idt[2 * v] = (off & 0xffff) | ((uint64_t)SEL_KCODE << 16) | (type << 40) |
                      ((off >> 16 & 0xffff) << 48);
         idt[2 * v + 1] = off >> 32;
     }

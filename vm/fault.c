@@ -26,6 +26,9 @@ static const char *vector_name(uint32_t v)
 /* A hint from the bytes at the faulting instruction, for the faults people actually meet. */
 static const char *insn_hint(const aspen_vm *vm, uint64_t rip, uint32_t vec)
 {
+    if (vec == 3)
+        return " — an `int3` breakpoint (rip is the instruction after it); there is no debugger "
+               "inside a guest";
     uint8_t b[2] = {0, 0};
     if (vm_guest_copy_out(vm, rip, 2, b) != 0 && vm_guest_copy_out(vm, rip, 1, b) != 0)
         return "";
@@ -35,14 +38,27 @@ static const char *insn_hint(const aspen_vm *vm, uint64_t rip, uint32_t vec)
     if (b[0] == 0xf4)
         return " — a `hlt` instruction, which guest code may not execute; finish a job by "
                "returning from its handler";
-    if (b[0] == 0xcd || b[0] == 0xcc)
-        return " — an `int` instruction: guest code cannot raise interrupts";
+    if (b[0] == 0xcd && vec == 6)
+        return " — an `int` instruction: guest code cannot raise interrupts (there is no kernel "
+               "to call; use the SDK's host calls)";
     if (vec == 13 && (b[0] == 0xe6 || b[0] == 0xe7 || b[0] == 0xee || b[0] == 0xef ||
                       b[0] == 0xe4 || b[0] == 0xe5 || b[0] == 0xec || b[0] == 0xed))
         return " — I/O to a port closed to guests";
     if (b[0] == 0x0f && b[1] == 0x0b)
         return " — `ud2`, the compiler's trap (e.g. __builtin_trap or unreachable code)";
     return "";
+}
+
+/* The report: "guest CPU fault: NAME (vector V, error code 0xE) at rip 0xR, rsp 0xS", then for
+ * #PF the address and why, and a hint from the instruction's bytes. */
+static void fault_message(aspen_vm *vm, aspen_vm_result *res, const char *detail, bool from_user)
+{
+    const aspen_vm_fault *f = &res->fault;
+    snprintf(res->message, sizeof res->message,
+             "guest CPU fault: %s (vector %u, error code 0x%llx) at rip 0x%llx, rsp 0x%llx%s%s%s",
+             vector_name(f->vector), f->vector, (unsigned long long)f->error_code,
+             (unsigned long long)f->rip, (unsigned long long)f->rsp, detail,
+             insn_hint(vm, f->rip, f->vector), from_user ? "" : " [in the host's fault stub]");
 }
 
 void vm_describe_fault(aspen_vm *vm, aspen_vm_result *res)
@@ -59,15 +75,24 @@ void vm_describe_fault(aspen_vm *vm, aspen_vm_result *res)
     /* `syscall` with EFER.SCE clear: bare-metal KVM raises #UD on the instruction (insn_hint names
      * it); nested kvm_pvm jumps to LSTAR (0) at CPL 3 instead, leaving the return address in rcx. */
     uint8_t sc[2];
-    if (f->vector == 14 && f->rip == 0 && fb[FB_RCX / 8] >= 2 && vm_guest_copy_out(vm, fb[FB_RCX / 8] - 2, 2, sc) == 0 &&
+    uint64_t rcx = fb[FB_RCX / 8];
+    if (f->vector == 14 && f->rip == 0 && rcx >= 2 && vm_guest_copy_out(vm, rcx - 2, 2, sc) == 0 &&
         sc[0] == 0x0f && sc[1] == 0x05) {
-        f->rip = fb[FB_RCX / 8] - 2;
+        f->rip = rcx - 2;
         f->vector = 6;
         f->address = 0;
-        snprintf(res->message, sizeof res->message, "guest CPU fault: invalid opcode (#UD) at rip "
-                 "0x%llx%s",
-                 (unsigned long long)f->rip, insn_hint(vm, f->rip, 6));
+        f->error_code = 0;
+        fault_message(vm, res, "", true);
         return;
+    }
+    /* `int n` (n not 3): nested kvm_pvm raises #UD; bare-metal KVM a #GP whose error code names
+     * the IDT entry (n * 8 + 2), as no gate but #BP's is open to CPL 3. Reported as #UD on both. */
+    uint8_t in[2];
+    if (f->vector == 13 && (f->error_code & 3) == 2 &&
+        vm_guest_copy_out(vm, f->rip, 2, in) == 0 && in[0] == 0xcd &&
+        in[1] == (f->error_code >> 3)) {
+        f->vector = 6;
+        f->error_code = 0;
     }
     if (f->vector == 14) {
         uint64_t a = f->address, ec = f->error_code;
@@ -89,10 +114,6 @@ void vm_describe_fault(aspen_vm *vm, aspen_vm_result *res)
             why = "access not allowed";
         snprintf(detail, sizeof detail, ": %s address 0x%llx — %s", what, (unsigned long long)a,
                  why);
-    } else if (f->error_code && f->vector != 8) {
-        snprintf(detail, sizeof detail, " (error code 0x%llx)", (unsigned long long)f->error_code);
     }
-    snprintf(res->message, sizeof res->message, "guest CPU fault: %s at rip 0x%llx%s%s%s",
-             vector_name(f->vector), (unsigned long long)f->rip, detail,
-             insn_hint(vm, f->rip, f->vector), from_user ? "" : " [in the host's fault stub]");
+    fault_message(vm, res, detail, from_user);
 }

@@ -211,6 +211,63 @@ static void test_cpu_contract(void **state)
     aspen_vm_destroy(vm);
 }
 
+static uint64_t field(const char *s, const char *name)
+{
+    char key[32];
+    snprintf(key, sizeof key, "%s=", name);
+    const char *p = strstr(s, key);
+    while (p && p != s && p[-1] != ' ') /* "gs=" also ends "rflags=" */
+        p = strstr(p + 1, key);
+    if (!p)
+        fail_msg("no %s in \"%s\"", name, s);
+    return strtoull(p + strlen(key), NULL, 16);
+}
+
+/* The registers docs/ABI.md promises at _start and at execute (section 1). */
+static void test_entry_registers(void **state)
+{
+    aspen_vm *vm = leak_vm();
+    char *st = probe(vm, "start"), *ex = probe(vm, "entry");
+    uint64_t block = field(st, "rdi");
+    assert_true(block > 0x10000);
+    assert_int_equal(field(st, "rsp"), block); /* stack_high: the call block sits right above */
+    static const char *zero_at_start[] = {"rax", "rbx", "rcx", "rdx", "rsi", "rbp", "r8", "r9",
+                                          "r10", "r11", "r12", "r13", "r14", "r15", "ds", "es",
+                                          "fs", "gs"};
+    for (size_t i = 0; i < sizeof zero_at_start / sizeof zero_at_start[0]; i++)
+        if (field(st, zero_at_start[i]) != 0)
+            fail_msg("_start: %s is not 0: %s", zero_at_start[i], st);
+    uint64_t no = 0x400 | 0x100 | 0x40000; /* DF, TF, AC */
+    assert_int_equal(field(st, "rflags") & no, 0);
+
+    assert_int_equal(field(ex, "rdi"), block);
+    assert_int_equal(field(ex, "rsp"), block - 8);
+    assert_int_equal(field(ex, "rdx"), strlen("probe:entry"));
+    uint64_t in = field(ex, "rsi"); /* input_ptr: the top of the heap, 16-byte aligned */
+    assert_true(in > block && (in & 15) == 0);
+    uint64_t rax = field(ex, "rax"); /* the execute address */
+    assert_true(rax >= 0x400000 && rax < block);
+    static const char *zero_at_execute[] = {"rbx", "rcx", "rbp", "r8", "r9", "r10", "r11", "r12",
+                                            "r13", "r14", "r15", "ds", "es", "fs", "gs"};
+    for (size_t i = 0; i < sizeof zero_at_execute / sizeof zero_at_execute[0]; i++)
+        if (field(ex, zero_at_execute[i]) != 0)
+            fail_msg("execute: %s is not 0: %s", zero_at_execute[i], ex);
+    assert_int_equal(field(ex, "rflags") & no, 0);
+    free(st);
+    free(ex);
+    /* x87/SSE/AVX at their init values, PKRU 0, FS/GS base 0 */
+    char *fp = probe(vm, "x87");
+    assert_non_null(strstr(fp, "x87=7f0300000000")); /* FCW 0x37f, FSW 0, all registers empty */
+    assert_non_null(strstr(fp, "801f0000")); /* MXCSR 0x1f80 */
+    free(fp);
+    char *pk = probe(vm, "pkru"), *fs = probe(vm, "fsgs");
+    assert_string_equal(pk, "pkru=0000000000000000 ");
+    assert_string_equal(fs, "fsbase=0000000000000000 gsbase=0000000000000000 ");
+    free(pk);
+    free(fs);
+    aspen_vm_destroy(vm);
+}
+
 /* A fault in the host's own code (the trampoline every job enters through) means the vCPU is not in
  * the state the host set up: the job ends as crashed and the VM is never used again. No guest can
  * cause this any more (that is what the tests above show), so the trampoline is broken by hand. */
@@ -260,6 +317,7 @@ int main(void)
         cmocka_unit_test(test_interrupt_shadow),
         cmocka_unit_test(test_debug_registers),
         cmocka_unit_test(test_cpu_contract),
+        cmocka_unit_test(test_entry_registers),
         cmocka_unit_test(test_host_fault_discards_vm),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

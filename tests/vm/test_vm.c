@@ -234,6 +234,19 @@ static void test_hostile_calls(void **state)
         expect(vm, modes[i], ASPEN_VM_ILLEGAL_CALL, "illegal host call");
         expect(vm, "valid", ASPEN_VM_SUCCESS, NULL);
     }
+    /* Not errors: a message_len far beyond guest memory (only ASPEN_MAX_MESSAGE bytes are read;
+     * the result's message keeps its head and marks the cut), and a lookup name that ends at a
+     * NUL inside name_len. */
+    aspen_vm_result r;
+    assert_int_equal(run(vm, "huge-message", 0, &r, NULL), ASPEN_VM_JOB_ERROR);
+    assert_int_equal(strncmp(r.message, "abcdefghijklmnopqrstuvwxyzabc", 29), 0);
+    size_t n = strlen(r.message);
+    assert_true(n < sizeof r.message && n > 900);
+    assert_string_equal(r.message + n - strlen("\xe2\x80\xa6"), "\xe2\x80\xa6");
+    aspen_vm_result_free(&r);
+    assert_int_equal(run(vm, "lookup-nul", 0, &r, NULL), ASPEN_VM_SUCCESS);
+    assert_string_equal((char *)r.output, "1"); /* ASPEN_FN_PRINTLN */
+    aspen_vm_result_free(&r);
     aspen_vm_destroy(vm);
 }
 
@@ -326,16 +339,28 @@ static void test_faults(void **state)
         {"port", 13, "port closed"},
         {"hlt", 13, "hlt"},
         {"syscall", 6, "syscall"},
+        {"sysenter", 6, "invalid opcode (#UD)"},
+        {"int3", 3, "breakpoint (#BP) (vector 3, error code 0x0)"},
+        {"int3long", 3, "breakpoint (#BP)"},
+        {"int80", 6, "invalid opcode (#UD) (vector 6, error code 0x0) at rip"},
+        {"int14", 6, "an `int` instruction"},
+        {"int1", 1, "debug exception (#DB)"},
     };
     aspen_vm *vm = vm_of("test-fault", NULL);
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         aspen_vm_result r;
         aspen_vm_outcome o = run(vm, cases[i].mode, 0, &r, NULL);
         if (o != ASPEN_VM_FAULT || r.fault.vector != cases[i].vector ||
-            !strstr(r.message, cases[i].text) || !strstr(r.message, "rip 0x"))
+            !strstr(r.message, cases[i].text) || !strstr(r.message, "rip 0x") ||
+            !strstr(r.message, ", rsp 0x") || !strstr(r.message, "error code 0x"))
             fail_msg("%s: got %s vector %u: %s", cases[i].mode, aspen_vm_outcome_name(o),
                      r.fault.vector, r.message);
         assert_true(r.fault.rip >= 0x10000);
+        /* the report shows the stack pointer the CPU saved: inside the guest's stack */
+        char rsp[32];
+        snprintf(rsp, sizeof rsp, ", rsp 0x%llx", (unsigned long long)r.fault.rsp);
+        assert_non_null(strstr(r.message, rsp));
+        assert_true(r.fault.rsp > 0x10000);
         aspen_vm_result_free(&r);
         /* the VM is restored after a fault and runs the next job */
         expect(vm, "none", ASPEN_VM_SUCCESS, NULL);

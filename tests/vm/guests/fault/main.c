@@ -9,6 +9,10 @@
  *   port            outl to port 0x80, closed to the guest          #GP
  *   hlt             hlt, privileged at CPL 3                        #GP
  *   syscall         syscall, which does not work in a guest         #UD
+ *   int3            the breakpoint instruction                      #BP
+ *   int80           int $0x80, Linux's old system call              #GP (no gate for CPL 3)
+ *   int1            icebp, the one-byte debug trap                  #DB
+ *   sysenter        sysenter, not available in 64-bit guests        #UD (#GP on some CPUs)
  *   none            no fault: outputs "ok"
  * The faults are written in inline assembly where C would let the compiler see the undefined
  * behaviour and replace it with something else. */
@@ -54,6 +58,20 @@ static int fault(const uint8_t *in, size_t len, aspen_buf *out)
         __asm__ volatile("hlt");
     } else if (input_is(in, len, "syscall")) {
         __asm__ volatile("syscall" : : : "rcx", "r11", "memory");
+    } else if (input_is(in, len, "int3")) {
+        __asm__ volatile("int3");
+    } else if (input_is(in, len, "int80")) {
+        __asm__ volatile("int $0x80" : : : "memory");
+    } else if (input_is(in, len, "int21")) {
+        __asm__ volatile("int $0x21" : : : "memory");
+    } else if (input_is(in, len, "int3long")) {
+        __asm__ volatile(".byte 0xcd, 0x03" : : : "memory");
+    } else if (input_is(in, len, "int14")) {
+        __asm__ volatile("int $14" : : : "memory");
+    } else if (input_is(in, len, "int1")) {
+        __asm__ volatile(".byte 0xf1");
+    } else if (input_is(in, len, "sysenter")) {
+        __asm__ volatile("sysenter" : : : "memory");
     } else if (!input_is(in, len, "none")) {
         return aspen_error("test-fault: unknown mode '%.*s'", (int)(len > 64 ? 64 : len), in);
     }

@@ -8,6 +8,11 @@
  *   bad-output   DONE with status OK and an output pointer outside guest memory
  *   bad-message  DONE with status ERROR and a message pointer outside guest memory
  *   valid        a normal hl_println, output "ok" (for contrast)
+ * and edges of the rules that are not errors (docs/ABI.md sections 5-7):
+ *   huge-message DONE with status ERROR, a 5000-byte message and message_len 1 TiB: the host
+ *                reads only the first ASPEN_MAX_MESSAGE bytes (the rest need not exist)
+ *   lookup-nul   a lookup of "hl_println\0junk" with name_len 15: the name ends at the NUL,
+ *                so it finds hl_println; output the number
  * Raw calls go through aspen_hostcall, which passes the arguments unchecked, as any guest could. */
 #include <aspen.h>
 
@@ -41,6 +46,20 @@ static int hostile(const uint8_t *in, size_t len, aspen_buf *out)
         b->message_ptr = OUTSIDE;
         b->message_len = 16;
         raw_exit_done();
+    } else if (input_is(in, len, "huge-message")) {
+        static char msg[5000];
+        for (size_t i = 0; i < sizeof msg; i++)
+            msg[i] = (char)('a' + i % 26);
+        b->status = ASPEN_STATUS_ERROR;
+        b->output_len = 0;
+        b->message_ptr = (uint64_t)(uintptr_t)msg;
+        b->message_len = (uint64_t)1 << 40;
+        raw_exit_done();
+    } else if (input_is(in, len, "lookup-nul")) {
+        static const char name[] = "hl_println\0junk";
+        int64_t r = aspen_hostcall(ASPEN_FN_LOOKUP, 2, (uint64_t)(uintptr_t)name,
+                                   (uint64_t)(sizeof name - 1));
+        return aspen_buf_appendf(out, "%lld", (long long)r);
     } else if (input_is(in, len, "valid")) {
         hl_println("test-hostile: a valid call");
         return aspen_buf_puts(out, "ok");

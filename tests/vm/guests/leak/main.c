@@ -34,11 +34,36 @@ struct entry_state {
     uint64_t seg[6]; /* ds es fs gs ss cs */
 };
 struct entry_state g_entry;
+struct entry_state g_start; /* the same at _start, kept by the snapshot */
 struct aspen_abi_block *g_block; /* set at start-up, so it is in the snapshot */
 
 __asm__(".section .text.aspen_entry, \"ax\", @progbits\n"
         ".globl _start\n"
         "_start:\n"
+        "    movq %rax, g_start+0(%rip)\n"
+        "    movq %rbx, g_start+8(%rip)\n"
+        "    movq %rcx, g_start+16(%rip)\n"
+        "    movq %rdx, g_start+24(%rip)\n"
+        "    movq %rsi, g_start+32(%rip)\n"
+        "    movq %rdi, g_start+40(%rip)\n"
+        "    movq %rbp, g_start+48(%rip)\n"
+        "    movq %rsp, g_start+56(%rip)\n"
+        "    movq %r8, g_start+64(%rip)\n"
+        "    movq %r9, g_start+72(%rip)\n"
+        "    movq %r10, g_start+80(%rip)\n"
+        "    movq %r11, g_start+88(%rip)\n"
+        "    movq %r12, g_start+96(%rip)\n"
+        "    movq %r13, g_start+104(%rip)\n"
+        "    movq %r14, g_start+112(%rip)\n"
+        "    movq %r15, g_start+120(%rip)\n"
+        "    pushfq\n"
+        "    popq g_start+128(%rip)\n"
+        "    movw %ds, g_start+136(%rip)\n"
+        "    movw %es, g_start+144(%rip)\n"
+        "    movw %fs, g_start+152(%rip)\n"
+        "    movw %gs, g_start+160(%rip)\n"
+        "    movw %ss, g_start+168(%rip)\n"
+        "    movw %cs, g_start+176(%rip)\n"
         "    movq %rdi, g_block(%rip)\n"
         "    movl $1, %eax\n"
         "1:  outl %eax, $0xa4\n"
@@ -320,6 +345,18 @@ static void probe_cpuid(void)
 }
 
 static uint8_t g_xsave[8192] __attribute__((aligned(64)));
+
+static void probe_regs_of(const struct entry_state *e)
+{
+    static const char *names[16] = {"rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp",
+                                    "r8",  "r9",  "r10", "r11", "r12", "r13", "r14", "r15"};
+    static const char *segs[6] = {"ds", "es", "fs", "gs", "ss", "cs"};
+    for (int i = 0; i < 16; i++)
+        put_kv(names[i], e->gpr[i]);
+    put_kv("rflags", e->rflags);
+    for (int i = 0; i < 6; i++)
+        put_kv(segs[i], e->seg[i]);
+}
 
 static void probe_regs(void)
 {
@@ -668,6 +705,10 @@ __attribute__((used, noreturn)) void leak_main(struct aspen_abi_block *b, const 
             probe_cpuid();
         else if (is(w, n, "cpu"))
             probe_cpu();
+        else if (is(w, n, "start"))
+            probe_regs_of(&g_start);
+        else if (is(w, n, "entry"))
+            probe_regs_of(&g_entry);
         else
             put("unknown probe");
         finish();

@@ -2,7 +2,8 @@
  * same warm VM. Input "plant:CHANNEL" leaves a marked value in one channel and ends the job with
  * that state live; input "probe:CHANNEL" reports what the channel holds when a job starts. The VM
  * and engine tests compare a probe after a plant with the same probe on a fresh VM: they must match
- * (docs/ABI.md, "Isolation").
+ * (docs/ABI.md, "Isolation"). The input may be wrapped in double quotes (a JSON string, which is
+ * what the engine accepts as a payload).
  *
  * This guest does not use the SDK's entry code: its own `execute` records every general register,
  * RFLAGS and the segment selectors as its very first instructions, and all of its C code is
@@ -682,6 +683,10 @@ __attribute__((used, noreturn)) void leak_main(struct aspen_abi_block *b, const 
     const uint8_t *w;
     size_t n;
     g_outn = 0;
+    if (len >= 2 && in[0] == '"' && in[len - 1] == '"') { /* a JSON string, as the engine sends */
+        in++;
+        len -= 2;
+    }
     if (starts(in, len, "probe:", &w, &n)) {
         if (is(w, n, "regs") || is(w, n, "tf"))
             probe_regs();

@@ -9,7 +9,8 @@
  * canary hashes the call block, the guest's data, heap and unused stack). Any of these aborts
  * (a finding): aspen_vm_run failing, the VM becoming unusable, a CRASHED outcome (the guest must
  * not be able to cause one), a result that breaks aspen_vm.h's promises (output on failure, an
- * unterminated message, control bytes in a message or log line), or a different canary.
+ * unterminated message, control bytes in a message or log line), a different canary, or an
+ * outcome other than the one docs/ABI.md implies for the program (hostcall_model.h).
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -17,6 +18,7 @@
 #include <string.h>
 
 #include "aspen_vm.h"
+#include "hostcall_model.h"
 
 #ifndef ASPEN_FUZZ_GUEST
 #define ASPEN_FUZZ_GUEST "fuzz-hostcall-guest"
@@ -27,6 +29,7 @@ static aspen_vm_image *g_img;
 static char g_canary[1024];
 static size_t g_canary_len;
 static size_t g_max_output;
+static struct model g_model; /* the documented contract the outcome is predicted from */
 static bool g_verbose; /* ASPEN_FUZZ_VERBOSE=1: print each input's outcome (for reading seeds) */
 
 __attribute__((noreturn, format(printf, 1, 2))) static void finding(const char *fmt, ...)
@@ -189,6 +192,12 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     g_max_output = cfg.max_output < cfg.memory_bytes ? cfg.max_output : cfg.memory_bytes;
     canary("start-up");
     canary("the first canary");
+    g_canary[g_canary_len] = '\0';
+    if (model_load_image(&g_model, path) != 0 ||
+        model_set_layout(&g_model, g_canary, cfg.max_output) != 0) {
+        fprintf(stderr, "fuzz_hostcall: cannot read the guest's layout (%s)\n", g_canary);
+        exit(2);
+    }
     fprintf(stderr, "fuzz_hostcall: %zu KiB VM, canary: %.*s\n", cfg.memory_bytes >> 10,
             (int)g_canary_len, g_canary);
     return 0;
@@ -206,6 +215,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 res.stats.log_lines,
                 res.outcome == ASPEN_VM_SUCCESS ? (const char *)res.output : res.message,
                 res.outcome == ASPEN_VM_SUCCESS ? "" : "");
+    struct model_pred pred;
+    model_predict(&g_model, data, size, &pred);
+    if (pred.outcome != M_UNKNOWN) {
+        if ((int)res.outcome != pred.outcome)
+            finding("the ABI says %s (%s), the VM says %s: %s", aspen_vm_outcome_name(pred.outcome),
+                    pred.why, aspen_vm_outcome_name(res.outcome), res.message);
+        if (pred.output && (res.output_len != strlen(pred.output) ||
+                            memcmp(res.output, pred.output, res.output_len) != 0))
+            finding("output \"%.*s\", the guest returned \"%s\" (%s)", (int)res.output_len,
+                    (const char *)res.output, pred.output, pred.why);
+        if (res.stats.host_calls != pred.host_calls)
+            finding("%u host calls counted, the program made %u (%s)", res.stats.host_calls,
+                    pred.host_calls, pred.why);
+    }
+    if (g_verbose)
+        fprintf(stderr, "fuzz_hostcall:   model: %s (%s)\n",
+                pred.outcome == M_UNKNOWN ? "unknown" : aspen_vm_outcome_name(pred.outcome),
+                pred.why);
     aspen_vm_result_free(&res);
     char what[96];
     snprintf(what, sizeof what, "a %zu-byte input (outcome %s)", size,

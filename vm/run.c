@@ -380,27 +380,6 @@ static void finish_done(aspen_vm *vm, aspen_vm_result *res)
     }
 }
 
-/* A refused IN, INS or OUTS leaves KVM waiting for this monitor to complete it, which it would do
- * at the next KVM_RUN: in the next job, with that job's registers, resuming this job's code (found
- * by fuzz/fuzz_hostcall). Let KVM finish it now, on this job's state, without entering the guest
- * (immediate_exit); a string access may take a few rounds. */
-static int drain_pending_io(aspen_vm *vm)
-{
-    for (int i = 0; i < 16 && vm->run->exit_reason == KVM_EXIT_IO; i++) {
-        vm->run->kvm_dirty_regs = 0;
-        __atomic_store_n(&vm->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
-        int r = ioctl(vm->cpufd, KVM_RUN, 0);
-        __atomic_store_n(&vm->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
-        if (r < 0)
-            return errno == EINTR ? 0 : -1;
-    }
-    if (vm->run->exit_reason == KVM_EXIT_IO) {
-        errno = EAGAIN;
-        return -1;
-    }
-    return 0;
-}
-
 int aspen_vm_run(aspen_vm *vm, const aspen_vm_run_opts *opts, aspen_vm_result *res,
                  aspen_vm_error *err)
 {
@@ -465,12 +444,6 @@ int aspen_vm_run(aspen_vm *vm, const aspen_vm_run_opts *opts, aspen_vm_result *r
     struct run_ctx c = {.deadline = t0 + (uint64_t)timeout * 1000000ull, .cancel = opts->cancel,
                         .res = res, .on_log = opts->on_log, .log_user = opts->log_user};
     enum ev ev = run_guarded(vm, &c);
-    if (ev == EV_ILLEGAL && drain_pending_io(vm) != 0) {
-        vm_set_error(err, ASPEN_VM_EKVM, "cannot complete the guest's refused port access: %s",
-                     strerror(errno));
-        vm->broken = true;
-        return ASPEN_VM_EKVM;
-    }
     switch (ev) {
     case EV_DONE:
         finish_done(vm, res);

@@ -7,6 +7,8 @@
  *                   duration (finished_at − started_at), and the attempt row says the same
  *   cancel          cancelling a queued job while every worker is busy cancels it at once (it was
  *                   never running and is charged nothing)
+ *   prefetch bound  jobs prefetched behind a long job are given back and a second engine runs them
+ *                   before the long job ends
  *   schema missing  a permanent store error (a table dropped under a running engine) stops the
  *                   engine with a message that wait_idle returns, instead of retrying for ever
  *   disk full       a real 16 MiB tmpfs (own mount namespace, needs root as the rest of this suite
@@ -222,6 +224,61 @@ static void test_cancel_queued_while_busy(void **state)
     aspen_engine_close(eng);
 }
 
+/* Prefetch is time-bounded: jobs an engine prefetched while its only worker ran short jobs, then
+ * stuck behind a long one, are given back within ~200 ms and another engine runs them meanwhile. */
+static void test_stale_prefetch_given_back(void **state)
+{
+    (void)state;
+    aspen_engine *a = open_eng(1);
+    int64_t first[40], slow, after[10];
+    submit_sleeps(a, 40, 5, 0, first);
+    submit_sleeps(a, 1, 2500, 0, &slow);
+    submit_sleeps(a, 10, 5, 0, after);
+    start(a);
+    int64_t t0 = now_ms();
+    for (;;) { /* the long job has started on a's only worker */
+        aspen_store_job j = get(a, slow);
+        bool running = j.state == ASPEN_STORE_RUNNING;
+        aspen_store_job_clear(&j);
+        if (running)
+            break;
+        assert_true(now_ms() - t0 < 30000);
+        sleep_ms(2);
+    }
+    aspen_engine *b = open_eng(1);
+    start(b);
+    aspen_engine_error err = {0};
+    t0 = now_ms();
+    for (;;) {
+        int done = 0;
+        for (int i = 0; i < 10; i++) {
+            aspen_store_job j = get(b, after[i]);
+            done += j.state == ASPEN_STORE_SUCCEEDED;
+            aspen_store_job_clear(&j);
+        }
+        if (done == 10)
+            break;
+        aspen_store_job j = get(b, slow);
+        bool slow_done = j.state == ASPEN_STORE_SUCCEEDED;
+        aspen_store_job_clear(&j);
+        /* before the long job is over: none of them waited for it */
+        if (slow_done)
+            fail_msg("only %d of the 10 jobs behind the long one ran while it did", done);
+        assert_true(now_ms() - t0 < 30000);
+        sleep_ms(5);
+    }
+    for (int i = 0; i < 10; i++) {
+        aspen_store_attempt *x = NULL;
+        size_t n = 0;
+        assert_int_equal(aspen_engine_attempts(b, after[i], &x, &n, &err), 0);
+        assert_int_equal(n, 1);
+        assert_int_equal(x[0].engine_id, aspen_engine_id(b));
+        aspen_store_attempts_free(x, n);
+    }
+    aspen_engine_close(b);
+    aspen_engine_close(a);
+}
+
 static void exec_sql(const char *db, const char *sql)
 {
     sqlite3 *h = NULL;
@@ -402,6 +459,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_priority_jumps_the_queue, setup, teardown),
         cmocka_unit_test_setup_teardown(test_durations_exclude_the_wait, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancel_queued_while_busy, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stale_prefetch_given_back, setup, teardown),
         cmocka_unit_test_setup_teardown(test_missing_table_stops_the_engine, setup, teardown),
         cmocka_unit_test_setup_teardown(test_disk_full_then_freed, setup, teardown),
     };

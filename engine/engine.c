@@ -706,8 +706,21 @@ static void release_live_bytes(aspen_engine *eng, int worker, size_t bytes)
     pthread_mutex_unlock(&w->mu);
 }
 
-/* The store thread's half: write whatever live lines are waiting, in one transaction. */
-static void write_live_logs(aspen_engine *eng)
+#define LIVE_KEEP_MS 60000
+
+/* Store errors after which the same write can succeed later: the lines are kept and retried. */
+static bool live_error_passes(int code)
+{
+    return code == ASPEN_STORE_EFULL || code == ASPEN_STORE_EBUSY || code == ASPEN_STORE_EIO ||
+           code == ASPEN_STORE_ENOMEM;
+}
+
+/* The store thread's half: write whatever live lines are waiting, in one transaction. Returns
+ * false when the store refused them for now (disk full, busy): they go back to the head of the
+ * queue, still counted against their workers (whose jobs then wait to log more), and are tried
+ * again before anything else is written, so a job's lines never land after its later ones or its
+ * completion. */
+static bool write_live_logs(aspen_engine *eng)
 {
     pthread_mutex_lock(&eng->live_mu);
     struct eng_live *list = eng->live_head;
@@ -715,24 +728,58 @@ static void write_live_logs(aspen_engine *eng)
     eng->live_tail = &eng->live_head;
     pthread_mutex_unlock(&eng->live_mu);
     size_t n = 0;
-    for (struct eng_live *l = list; l; l = l->next)
+    struct eng_live **last = &list;
+    for (struct eng_live *l = list; l; l = l->next) {
         n++;
+        last = &l->next;
+    }
     if (!n)
-        return;
+        return true;
     aspen_store_log_line *lines = calloc(n, sizeof *lines);
+    aspen_store_error se = {0};
+    int rc = ASPEN_STORE_ENOMEM;
     if (lines) {
         size_t i = 0;
         for (struct eng_live *l = list; l; l = l->next)
             lines[i++] = (aspen_store_log_line){.job_id = l->job_id, .attempt = l->attempt,
                                                 .time_ms = l->time_ms, .line = l->line,
                                                 .dropped = l->dropped};
-        aspen_store_error se = {0};
-        if (aspen_store_append_logs(eng->commit_store, lines, n, &se) != 0)
-            engine_message(eng, "writing %zu live log lines failed: %s", n, se.msg);
+        rc = aspen_store_append_logs(eng->commit_store, lines, n, &se);
         free(lines);
     } else {
-        engine_message(eng, "out of memory writing %zu live log lines: they are lost", n);
+        snprintf(se.msg, sizeof se.msg, "out of memory");
     }
+    int64_t now = eng_mono_ms();
+    /* Kept for at most LIVE_KEEP_MS: past that the completions they hold back matter more. */
+    if (rc && live_error_passes(rc) && !atomic_load(&eng->fatal) &&
+        (!eng->live_fails || now - eng->live_failing_ms < LIVE_KEEP_MS)) {
+        if (!eng->live_fails++) {
+            eng->live_failing_ms = eng->live_told_ms = now;
+            engine_message(eng, "writing %zu live log lines failed (kept, retrying): %s", n,
+                           se.msg);
+        } else if (now - eng->live_told_ms >= 10000) {
+            eng->live_told_ms = now;
+            engine_message(eng, "still cannot write %zu live log lines after %lld s (kept, "
+                                "retrying): %s",
+                           n, (long long)((now - eng->live_failing_ms) / 1000), se.msg);
+        }
+        pthread_mutex_lock(&eng->live_mu);
+        *last = eng->live_head; /* ahead of what was queued meanwhile */
+        if (eng->live_tail == &eng->live_head)
+            eng->live_tail = last;
+        eng->live_head = list;
+        pthread_mutex_unlock(&eng->live_mu);
+        /* the store thread's loop goes round at once after a refused write: this is its backoff
+         * (claims and commits would meet the same store) */
+        sleep_ms(eng->live_fails < 10 ? 50 : 500);
+        return false;
+    }
+    if (rc)
+        engine_message(eng, "writing %zu live log lines failed, they are lost: %s", n, se.msg);
+    else if (eng->live_fails)
+        engine_message(eng, "live log lines are written again after %lld ms of failures",
+                       (long long)(now - eng->live_failing_ms));
+    eng->live_fails = 0;
     int worker = -1;
     size_t bytes = 0;
     for (struct eng_live *l = list, *next; l; l = next) {
@@ -747,6 +794,7 @@ static void write_live_logs(aspen_engine *eng)
         free(l);
     }
     release_live_bytes(eng, worker, bytes);
+    return true;
 }
 
 static void *dispatcher_main(void *arg)
@@ -1232,8 +1280,10 @@ static void *committer_main(void *arg)
         pthread_mutex_unlock(&eng->d_mu);
         /* live lines first: any of them belongs to a job whose completion, if it is in `list`,
          * was queued after them */
-        write_live_logs(eng);
+        bool live_ok = write_live_logs(eng);
         if (!pending && !n_starts)
+            continue;
+        if (!live_ok && !stop) /* a job's earlier lines first: retry them, then commit */
             continue;
         now = eng_mono_ms();
         if (fails && now < retry_at && !stop)

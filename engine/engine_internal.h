@@ -223,6 +223,9 @@ struct aspen_engine {
     /* live log lines of long-running jobs, written by the store thread before completions */
     pthread_mutex_t live_mu;
     struct eng_live *live_head, **live_tail;
+    int live_fails;           /* live writes failed in a row (disk full, busy): kept, retried */
+    int64_t live_failing_ms;  /* when they started failing, and when that was last said */
+    int64_t live_told_ms;
 
     struct eng_worker *workers;
     int n_workers;

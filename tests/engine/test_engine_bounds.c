@@ -7,6 +7,8 @@
  *              lines is kept (then its marker), and the dropped count is exact. Also 100,000 tiny
  *              lines, a flood over two attempts (the cap spans attempts), the dropped count visible
  *              while the job still runs, and cancel of a job blocked on a full log buffer.
+ *   disk full  live lines the store refuses while the disk is full are kept and written, in order,
+ *              once it is freed (a 16 MiB tmpfs in the test's own mount namespace; needs root).
  *   results    24 results of 15 MB from two workers in a child `aspen worker`: the completions
  *              waiting for their group commit stay bounded (peak RSS within a stated bound).
  *   handlers   an in-process handler's log lines and its result are capped the same way.
@@ -29,6 +31,7 @@
 #include "aspen_engine.h"
 #include "aspen_vm.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
 #include <signal.h>
@@ -37,7 +40,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -377,6 +383,142 @@ static void test_flood_live_count_and_cancel(void **state)
     aspen_store_job_clear(&j);
     aspen_engine_close(other);
     aspen_engine_close(eng);
+}
+
+/* ---- live lines across a full disk ------------------------------------------------------------- */
+
+struct live_watch {
+    atomic_int kept_msgs, again_msgs;
+};
+
+static void on_engine_msg(const aspen_engine_event *ev, void *user)
+{
+    struct live_watch *w = user;
+    if (!ev->message)
+        return;
+    if (strstr(ev->message, "live log lines failed"))
+        atomic_fetch_add(&w->kept_msgs, 1);
+    if (strstr(ev->message, "live log lines are written again"))
+        atomic_fetch_add(&w->again_msgs, 1);
+}
+
+#define CHILD_CHECK(cond, ...)                                                                     \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "disk-full child: " __VA_ARGS__);                                     \
+            fprintf(stderr, " (line %d)\n", __LINE__);                                            \
+            _exit(1);                                                                              \
+        }                                                                                          \
+    } while (0)
+
+/* In its own mount namespace with a 16 MiB tmpfs: a job prints 400 lines steadily; the disk fills
+ * while it runs and is freed a few seconds later. Every line must be stored, in order. */
+static int live_disk_full_child(void)
+{
+    char dir[300], db[340], filler[340];
+    snprintf(dir, sizeof dir, "%s/small", g_dir);
+    CHILD_CHECK(mkdir(dir, 0700) == 0, "mkdir %s: %s", dir, strerror(errno));
+    CHILD_CHECK(unshare(CLONE_NEWNS) == 0,
+                "unshare(CLONE_NEWNS): %s (this test mounts a small tmpfs: run it as root)",
+                strerror(errno));
+    CHILD_CHECK(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) == 0, "make / private: %s",
+                strerror(errno));
+    CHILD_CHECK(mount("tmpfs", dir, "tmpfs", 0, "size=16m") == 0, "mount tmpfs: %s",
+                strerror(errno));
+    snprintf(db, sizeof db, "%s/t.db", dir);
+    aspen_engine_config cfg;
+    aspen_engine_config_default(&cfg);
+    cfg.db_path = db;
+    cfg.workers = 1;
+    cfg.guest_dir = GUEST_DIR;
+    cfg.lease_ms = 60000; /* renewals may fail while the disk is full */
+    aspen_engine *eng = NULL;
+    aspen_engine_error err = {0};
+    CHILD_CHECK(aspen_engine_open(&cfg, &eng, &err) == 0, "open: %s", err.msg);
+    aspen_engine_job_spec f = {.guest = FLOOD,
+                               .payload = "{\"len\":200,\"lines\":400,\"every_ms\":25}",
+                               .timeout_ms = 120000, .max_attempts = 1};
+    int64_t id = 0;
+    CHILD_CHECK(aspen_engine_submit(eng, &f, &id, &err) == 0, "submit: %s", err.msg);
+    static struct live_watch w;
+    aspen_engine_subscribe(eng, ASPEN_ENGINE_EV_ENGINE, on_engine_msg, &w);
+    CHILD_CHECK(aspen_engine_start(eng, &err) == 0, "start: %s", err.msg);
+    int64_t t0 = now_ms();
+    aspen_store_job j = {0};
+    for (;;) { /* lines are being written live */
+        CHILD_CHECK(aspen_engine_get(eng, id, &j, &err) == 0, "get: %s", err.msg);
+        int count = j.log_count;
+        aspen_store_job_clear(&j);
+        if (count >= 40)
+            break;
+        CHILD_CHECK(now_ms() - t0 < 30000, "no live lines after 30 s");
+        sleep_ms(10);
+    }
+    snprintf(filler, sizeof filler, "%s/filler", dir);
+    int fd = open(filler, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    CHILD_CHECK(fd >= 0, "create filler: %s", strerror(errno));
+    static char block[4096];
+    memset(block, 'x', sizeof block);
+    while (write(fd, block, sizeof block) > 0) {
+    }
+    CHILD_CHECK(errno == ENOSPC, "filling the tmpfs: %s", strerror(errno));
+    close(fd);
+    t0 = now_ms();
+    while (atomic_load(&w.kept_msgs) == 0) {
+        CHILD_CHECK(now_ms() - t0 < 20000, "no live write failed on the full disk");
+        sleep_ms(5);
+    }
+    sleep_ms(1500); /* lines keep coming while nothing can be written */
+    CHILD_CHECK(aspen_engine_get(eng, id, &j, &err) == 0, "get: %s", err.msg);
+    CHILD_CHECK(j.state == ASPEN_STORE_RUNNING, "the job ended before the disk was freed (%s)",
+                aspen_store_state_name(j.state));
+    fprintf(stderr, "disk full with %d lines stored; freeing it\n", j.log_count);
+    aspen_store_job_clear(&j);
+    CHILD_CHECK(unlink(filler) == 0, "unlink filler: %s", strerror(errno));
+    t0 = now_ms();
+    for (;;) {
+        CHILD_CHECK(aspen_engine_get(eng, id, &j, &err) == 0, "get: %s", err.msg);
+        aspen_store_state st = j.state;
+        aspen_store_job_clear(&j);
+        if (st == ASPEN_STORE_SUCCEEDED)
+            break;
+        CHILD_CHECK(st == ASPEN_STORE_RUNNING, "the job is %s", aspen_store_state_name(st));
+        CHILD_CHECK(now_ms() - t0 < 60000, "not done a minute after the disk was freed");
+        sleep_ms(20);
+    }
+    CHILD_CHECK(aspen_engine_get(eng, id, &j, &err) == 0, "get: %s", err.msg);
+    CHILD_CHECK(j.log_count == 400 && j.log_dropped == 0, "%d lines stored, %lld dropped",
+                j.log_count, (long long)j.log_dropped);
+    aspen_store_job_clear(&j);
+    CHILD_CHECK(atomic_load(&w.again_msgs) >= 1, "no message that live lines are written again");
+    aspen_store_log *logs = NULL;
+    size_t n = 0;
+    CHILD_CHECK(aspen_engine_logs(eng, id, 0, 0, &logs, &n, &err) == 0, "logs: %s", err.msg);
+    CHILD_CHECK(n == 400, "%zu lines read back", n);
+    for (size_t k = 0; k < n; k++) {
+        long long num = -1;
+        CHILD_CHECK(sscanf(logs[k].line, "%lld", &num) == 1 && num == (long long)k,
+                    "line %zu is '%.20s'", k, logs[k].line);
+    }
+    aspen_store_logs_free(logs, n);
+    fprintf(stderr, "all 400 lines stored in order across the full disk\n");
+    aspen_engine_close(eng);
+    umount(dir);
+    return 0;
+}
+
+static void test_live_lines_survive_disk_full(void **state)
+{
+    (void)state;
+    fflush(NULL);
+    pid_t pid = fork(); /* before any engine thread exists in this process */
+    assert_true(pid >= 0);
+    if (pid == 0)
+        _exit(live_disk_full_child());
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
 }
 
 /* ---- in-process handlers ------------------------------------------------------------------------ */
@@ -775,6 +917,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_flood_in_process, setup, teardown),
         cmocka_unit_test_setup_teardown(test_flood_cap_spans_attempts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_flood_live_count_and_cancel, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_live_lines_survive_disk_full, setup, teardown),
         cmocka_unit_test_setup_teardown(test_handler_bounds, setup, teardown),
         cmocka_unit_test_setup_teardown(test_payload_cap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tags_exact_match, setup, teardown),

@@ -6,6 +6,7 @@
  *   ms     print for this many milliseconds of host time (0: no time limit)
  *   lines  stop after this many lines (0: no line limit); at least one of ms/lines must be set
  *   fail   fail the job after printing (so a retry prints again: the cap spans attempts)
+ *   every_ms  wait this long (host time) between lines: a slow, steady printer
  * Output: {"printed": N}, so a test knows exactly how many lines the engine had to drop. Every line
  * starts with its number, so a test can tell which lines were kept.
  * {"bad_utf8": true} instead prints one line with bytes that are not UTF-8 and ends. */
@@ -25,9 +26,11 @@ static aspen_json *flood(const aspen_json *payload, aspen_job_ctx *ctx)
     int64_t len = aspen_json_as_int(aspen_json_get(payload, "len"), 0);
     int64_t ms = aspen_json_as_int(aspen_json_get(payload, "ms"), 0);
     int64_t lines = aspen_json_as_int(aspen_json_get(payload, "lines"), 0);
-    if (len < 1 || len > (int64_t)sizeof line || ms < 0 || lines < 0 || (ms == 0 && lines == 0))
+    int64_t every = aspen_json_as_int(aspen_json_get(payload, "every_ms"), 0);
+    if (len < 1 || len > (int64_t)sizeof line || ms < 0 || lines < 0 || (ms == 0 && lines == 0) ||
+        every < 0 || every > 60000)
         return aspen_fail(ctx, "test-flood: give {\"len\": 1..16384, \"ms\": T, \"lines\": L} with "
-                               "ms or lines above 0");
+                               "ms or lines above 0 (and \"every_ms\" 0..60000)");
     memset(line, 'x', sizeof line);
     uint64_t until = ms ? hl_get_time_ns() + (uint64_t)ms * 1000000u : 0;
     int64_t n = 0;
@@ -38,6 +41,11 @@ static aspen_json *flood(const aspen_json *payload, aspen_job_ctx *ctx)
         memcpy(line, head, k);
         hl_print(line, (size_t)len);
         n++;
+        if (every) {
+            uint64_t next = hl_get_time_ns() + (uint64_t)every * 1000000u;
+            while (hl_get_time_ns() < next) {
+            }
+        }
     }
     if (aspen_json_as_bool(aspen_json_get(payload, "fail"), false))
         return aspen_fail(ctx, "test-flood: failed on purpose after %lld lines", (long long)n);

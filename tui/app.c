@@ -1520,6 +1520,10 @@ static void begin_quit(tui_app *a)
     a->quitting = true;
     unsubscribe(a); /* before the async handle goes: no uv_async_send on a closed handle */
     close_handles(a);
+    /* A second SIGTERM/SIGINT/SIGHUP while the engine stops must not kill the process half-way:
+     * that would strand the running jobs (charged an attempt at recovery). With the watchers gone
+     * they are held here and dropped once the engine has stopped: the quit is under way already. */
+    pthread_sigmask(SIG_BLOCK, &a->quit_sigs, NULL);
 }
 
 /* The handles engine events and thread-pool results need: before the subscription. */
@@ -1597,6 +1601,11 @@ int aspen_tui_run(aspen_engine *eng, const aspen_tui_options *opts, aspen_engine
         a->draw_ms = calloc(a->cap_lat, sizeof(double));
     }
     pthread_mutex_init(&a->evq_mu, NULL);
+    sigemptyset(&a->quit_sigs);
+    sigaddset(&a->quit_sigs, SIGINT);
+    sigaddset(&a->quit_sigs, SIGTERM);
+    sigaddset(&a->quit_sigs, SIGHUP);
+    sigaddset(&a->quit_sigs, SIGWINCH);
     tui_logbuf_init(&a->logs_all, 5000);
     tui_logbuf_init(&a->logs_one, 5000);
     a->follow = true;
@@ -1692,6 +1701,10 @@ int aspen_tui_run(aspen_engine *eng, const aspen_tui_options *opts, aspen_engine
     }
     endwin();
     remove_fatal_handlers();
+    struct timespec zero = {0, 0};
+    while (sigtimedwait(&a->quit_sigs, NULL, &zero) > 0)
+        ; /* the signals that came during the stop (see begin_quit) */
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
     uv_loop_close(a->loop);
     free(a->loop);
     a->loop = NULL;

@@ -9,6 +9,7 @@
 #include "view.h"
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <uv.h>
@@ -54,6 +55,7 @@ typedef struct tui_app {
     bool loop_handles_open; /* async + timers: initialised before the engine subscription */
     bool ui_handles_open;   /* stdin + signal watchers: after curses */
     int sub_id;             /* the engine subscription, 0 when none */
+    sigset_t quit_sigs;     /* held from begin_quit until the engine has stopped */
     bool quitting;
     bool utf8, colors;
 

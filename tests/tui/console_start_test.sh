@@ -13,8 +13,9 @@
 # crash on stderr, no core file, the terminal restored (tmux_lib.sh's quit_and_check), and the jobs
 # correct — none failed, none left running by the console (only the killed worker's, until its
 # lease runs out), and no attempt charged for a job that did not finish. At the end `aspen worker
-# --until-idle` runs them all to success. Needs /dev/kvm and tmux: fails, never skips, without
-# them.
+# --until-idle` runs them all to success. Last, a second SIGTERM and a SIGINT while the console
+# stops must not kill it half-way: it exits 0 and the running job is back in the queue, uncharged.
+# Needs /dev/kvm and tmux: fails, never skips, without them.
 set -u
 
 ASPEN=${1:?usage: console_start_test.sh ASPEN_BINARY}
@@ -132,5 +133,22 @@ for ((it = 0; it < STARTS; it++)); do
     check_jobs "$db" "$dead" 0 # a killed worker's jobs may be charged (recovered attempts)
 done
 drain "$db"
+
+echo "== SIGTERM, then SIGTERM and SIGINT again while the engine stops ($((SECONDS - t0)) s)"
+db=$TMP/term.db
+"$ASPEN" submit --db "$db" --type sleep --payload '{"ms": 60000}' >/dev/null || fail "aspen submit failed"
+launch term 80 24 "$db" --workers 1 --grace 1500
+wait_for "^ +1 +- +running " 20
+pid=$(pgrep -P "$(T list-panes -t c -F '#{pane_pid}')" -x aspen)
+[ -n "$pid" ] || fail "no console process under the tmux pane"
+kill -TERM "$pid"
+wait_for "Stopping: 1 running job" 5
+kill -TERM "$pid"
+kill -INT "$pid"
+RUNNING=
+for ((i = 0; i < 200; i++)); do [ -s "$TMP/term.exit" ] && break; sleep 0.05; done
+[ "$(cat "$TMP/term.exit" 2>/dev/null)" = 0 ] || fail "the console exited with $(cat "$TMP/term.exit" 2>/dev/null) after a second signal during its stop"
+bad=$(counts "$db" | grep -v ' queued 0/3$')
+[ -z "$bad" ] || fail "the running job was not handed back uncharged: $bad"
 
 echo "PASS: console start tests ($((SECONDS - t0)) s)"

@@ -1506,6 +1506,11 @@ static void begin_quit(tui_app *a)
 {
     if (a->quitting)
         return;
+    /* A second SIGTERM/SIGINT/SIGHUP while the engine stops must not kill the process half-way:
+     * that would strand the running jobs (charged an attempt at recovery). From here on they are
+     * held (before the watchers close and the default actions come back) and dropped once the
+     * engine has stopped: the quit is under way already. */
+    pthread_sigmask(SIG_BLOCK, &a->quit_sigs, NULL);
     /* say what happens while the engine stops */
     int running = 0;
     for (int i = 0; i < a->snap.n_workers; i++)
@@ -1520,10 +1525,6 @@ static void begin_quit(tui_app *a)
     a->quitting = true;
     unsubscribe(a); /* before the async handle goes: no uv_async_send on a closed handle */
     close_handles(a);
-    /* A second SIGTERM/SIGINT/SIGHUP while the engine stops must not kill the process half-way:
-     * that would strand the running jobs (charged an attempt at recovery). With the watchers gone
-     * they are held here and dropped once the engine has stopped: the quit is under way already. */
-    pthread_sigmask(SIG_BLOCK, &a->quit_sigs, NULL);
 }
 
 /* The handles engine events and thread-pool results need: before the subscription. */

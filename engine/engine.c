@@ -1206,7 +1206,7 @@ static void *committer_main(void *arg)
     struct eng_start *starts = NULL;
     size_t n_starts = 0, cap_starts = 0;
     int fails = 0;
-    int64_t retry_at = 0, failing_since = 0, last_msg = 0;
+    int64_t retry_at = 0, failing_since = 0, last_msg = 0, group_due = 0;
     for (;;) {
         int64_t now = eng_mono_ms();
         if (!atomic_load(&eng->stopping) && !fails) {
@@ -1235,16 +1235,29 @@ static void *committer_main(void *arg)
                     if (pthread_cond_timedwait(&eng->d_cond, &eng->d_mu, &ts) == ETIMEDOUT)
                         break;
             }
-            /* Group: wait a little for more unless the batch is big or the workers need jobs. */
-            if ((eng->d_head || eng->n_starts) && eng->d_len < eng->cfg.commit_batch &&
-                !eng->d_stop && !atomic_load(&eng->need_claim)) {
+            /* Group: a group opens with its first item and is written commit_interval_ms later
+             * (or once commit_batch completions wait). Workers running dry meanwhile get a claim
+             * without closing the group: a queue that empties often (the prefetch is small on
+             * purpose) must not turn every group commit into a tiny one. */
+            if ((eng->d_head || eng->n_starts) && !group_due)
+                group_due = eng_mono_ms() + eng->cfg.commit_interval_ms;
+            while (group_due && eng->d_len < eng->cfg.commit_batch && !eng->d_stop) {
+                if (atomic_exchange(&eng->need_claim, 0)) {
+                    pthread_mutex_unlock(&eng->d_mu);
+                    if (!atomic_load(&eng->stopping))
+                        claim_more(eng, &cs);
+                    pthread_mutex_lock(&eng->d_mu);
+                    continue;
+                }
+                int64_t left = group_due - eng_mono_ms();
+                if (left <= 0)
+                    break;
                 struct timespec ts;
-                abs_deadline(&ts, eng->cfg.commit_interval_ms);
-                while (eng->d_len < eng->cfg.commit_batch && !eng->d_stop &&
-                       !atomic_load(&eng->need_claim))
-                    if (pthread_cond_timedwait(&eng->d_cond, &eng->d_mu, &ts) == ETIMEDOUT)
-                        break;
+                abs_deadline(&ts, (int)left);
+                if (pthread_cond_timedwait(&eng->d_cond, &eng->d_mu, &ts) == ETIMEDOUT)
+                    break;
             }
+            group_due = 0;
         }
         atomic_store(&eng->need_claim, 0);
         bool stop = eng->d_stop;

@@ -254,6 +254,36 @@ static int has_fsgsbase(void)
 }
 
 /* ---- Probes ---------------------------------------------------------------------------------- */
+static uint64_t host_time_ns(void)
+{
+    struct aspen_abi_block *b = g_block;
+    b->call_fn = ASPEN_FN_GET_TIME_NS;
+    for (unsigned i = 0; i < ASPEN_CALL_MAX_ARGS; i++)
+        b->call_args[i] = 0;
+    __asm__ volatile("outl %0, $0xa0" : : "a"((uint32_t)ASPEN_FN_GET_TIME_NS) : "memory");
+    return (uint64_t)*(volatile int64_t *)&b->call_ret;
+}
+
+/* What the host's job trampoline costs natively: the guest calls it (it is user-executable,
+ * read-only) 100,000 times in a row, each time with rcx = where to come back, and reports the
+ * time per pass (docs/BENCHMARKS.md). */
+static void probe_tramp_cost(void)
+{
+    enum { N = 100000 };
+    uint64_t t0 = host_time_ns();
+    __asm__ volatile("movl %0, %%r11d\n"
+                     "1: leaq 2f(%%rip), %%rcx\n"
+                     "   movabsq $0xffffffff80005000, %%rax\n"
+                     "   jmp *%%rax\n"
+                     "2: decl %%r11d\n"
+                     "   jnz 1b\n"
+                     :
+                     : "i"(N)
+                     : "rax", "rcx", "rdx", "r8", "r9", "r11", "memory");
+    uint64_t t1 = host_time_ns();
+    put_kv("tramp_ps", (t1 - t0) * 1000 / N);
+}
+
 /* The CPU contract (docs/ABI.md section 4): each instruction CPUID says the CPU has, executed at
  * CPL 3 ("ok"; a fault would end the job), or "absent" when CPUID does not list it. */
 static void probe_cpu(void)
@@ -710,6 +740,8 @@ __attribute__((used, noreturn)) void leak_main(struct aspen_abi_block *b, const 
             probe_cpuid();
         else if (is(w, n, "cpu"))
             probe_cpu();
+        else if (is(w, n, "tramp-cost"))
+            probe_tramp_cost();
         else if (is(w, n, "start"))
             probe_regs_of(&g_start);
         else if (is(w, n, "entry"))

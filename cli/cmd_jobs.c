@@ -206,6 +206,7 @@ static json_t *job_json(const aspen_store_job *j)
     json_object_set_new(o, "owner", j->owner ? json_integer(j->owner) : json_null());
     json_object_set_new(o, "cancel_requested", json_boolean(j->cancel_requested));
     json_object_set_new(o, "log_lines", json_integer(j->log_count));
+    json_object_set_new(o, "log_dropped", json_integer(j->log_dropped));
     return o;
 }
 
@@ -411,7 +412,10 @@ int cmd_show(int argc, char **argv)
         }
         if (j.error)
             show_field("error", j.error, "");
-        printf("  logs        %d lines (aspen logs %lld)\n", j.log_count, (long long)j.id);
+        printf("  logs        %d lines (aspen logs %lld)", j.log_count, (long long)j.id);
+        if (j.log_dropped > 0) /* counted past the per-job cap, never kept */
+            printf(", %lld more not kept (the per-job cap)", (long long)j.log_dropped);
+        printf("\n");
         for (size_t i = 0; i < na; i++) {
             char outcome[16];
             printf("  attempt %d   %-9s %8lld us  %llu exits  %llu host calls  %llu pages",

@@ -229,6 +229,32 @@ static long run_worker_child(int workers)
     return ru.ru_maxrss;
 }
 
+/* Runs the CLI with args; returns its exit code, with its stdout in out. */
+static int run_cli_stdout(char *const argv[], char *out, size_t cap)
+{
+    char path[400];
+    snprintf(path, sizeof path, "%s/stdout.txt", g_dir);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fd < 0)
+            _exit(126);
+        dup2(fd, 1);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    size_t n = fread(out, 1, cap - 1, f);
+    out[n] = '\0';
+    fclose(f);
+    return WEXITSTATUS(status);
+}
+
 /* ---- floods ------------------------------------------------------------------------------------- */
 
 static void test_flood_peak_memory(void **state)
@@ -316,6 +342,16 @@ static void test_flood_in_process(void **state)
     assert_int_equal(printed_of(&j), 100000);
     check_capped(eng, b, 100000, 8, 0);
     aspen_store_job_clear(&j);
+    /* the count is visible to people too */
+    char out[8192], id[32];
+    snprintf(id, sizeof id, "%lld", (long long)b);
+    char *show[] = {ASPEN_BIN, "show", id, "--db", g_db, NULL};
+    assert_int_equal(run_cli_stdout(show, out, sizeof out), 0);
+    assert_non_null(strstr(out, "1001 lines"));
+    assert_non_null(strstr(out, "99000 more not kept (the per-job cap)"));
+    char *json[] = {ASPEN_BIN, "show", id, "--json", "--db", g_db, NULL};
+    assert_int_equal(run_cli_stdout(json, out, sizeof out), 0);
+    assert_non_null(strstr(out, "\"log_dropped\": 99000"));
     aspen_engine_close(eng);
 }
 

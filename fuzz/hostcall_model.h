@@ -5,8 +5,10 @@
  * mapped) and the documented rules for host calls, ports and DONE, predicting the outcome: success
  * (with the guest's literal output where it is fixed), job error, panic, fault or illegal host
  * call. Where a program does something the model does not follow — reads an argument slot it
- * never wrote, changes memory outside its scratch buffer, a string port access with a count — the
- * prediction is "unknown" and only the generic checks apply. A known prediction that the VM does
+ * never wrote, changes memory outside its scratch buffer, a string port access with a count of 0 — the
+ * prediction is "unknown" and only the generic checks apply. The guest's scratch buffer is followed
+ * byte by byte (it is .bss, zero at the start of every job), so 4-byte string OUTs of known
+ * elements are predicted too. A known prediction that the VM does
  * not meet is a finding: the monitor and its contract disagree.
  */
 #ifndef ASPEN_FUZZ_HOSTCALL_MODEL_H
@@ -22,7 +24,7 @@
 #include "abi.h"
 #include "aspen_vm.h"
 
-enum { M_UNKNOWN = -1 };
+enum { M_UNKNOWN = -1, MODEL_SCRATCH = 256 /* guest-hostcall's scratch[] */ };
 
 struct model_region {
     uint64_t lo, hi;
@@ -164,7 +166,30 @@ struct mblock {
     uint64_t args[ASPEN_CALL_MAX_ARGS];
     bool st_known, olen_known, optr_known, mptr_known, mlen_known;
     uint64_t st, olen, optr, mptr, mlen;
+    /* The guest's scratch buffer (.bss: zero at every job's start), byte by byte. */
+    uint8_t sc[MODEL_SCRATCH];
+    bool sc_known[MODEL_SCRATCH];
 };
+
+static bool in_scratch(const struct model *m, uint64_t p, uint64_t n)
+{
+    return p >= m->scratch && n <= MODEL_SCRATCH && p - m->scratch <= MODEL_SCRATCH - n;
+}
+
+/* A little-endian u32 the guest holds in scratch at p, if the model knows it. */
+static bool scratch_u32(const struct model *m, const struct mblock *b, uint64_t p, uint32_t *v)
+{
+    if (!in_scratch(m, p, 4))
+        return false;
+    uint64_t o = p - m->scratch;
+    *v = 0;
+    for (unsigned i = 0; i < 4; i++) {
+        if (!b->sc_known[o + i])
+            return false;
+        *v |= (uint32_t)b->sc[o + i] << (8 * i);
+    }
+    return true;
+}
 
 #define PRED(o, ...)                                                                              \
     do {                                                                                          \
@@ -176,7 +201,7 @@ struct mblock {
 enum { FN_COPY = ASPEN_FN_FIRST_EXTRA, FN_FAIL = ASPEN_FN_FIRST_EXTRA + 1 };
 
 /* One host call: 0 it returns, 1 the run ended (p filled), -1 unknown from here on. */
-static int model_call(const struct model *m, const struct mblock *b, uint32_t fn,
+static int model_call(const struct model *m, struct mblock *b, uint32_t fn,
                       struct model_pred *p, unsigned op)
 {
     p->host_calls++;
@@ -223,7 +248,23 @@ static int model_call(const struct model *m, const struct mblock *b, uint32_t fn
             return 1;
         }
         /* It changed guest memory: followed only inside the scratch buffer. */
-        return a[1] == 0 || (a[2] >= m->scratch && a[2] + a[1] <= m->scratch + 256) ? 0 : -1;
+        if (a[1] == 0)
+            return 0;
+        if (!in_scratch(m, a[2], a[1]))
+            return -1;
+        {
+            uint8_t tmp[MODEL_SCRATCH];
+            bool known[MODEL_SCRATCH];
+            for (uint64_t i = 0; i < a[1]; i++) {
+                known[i] = in_scratch(m, a[0] + i, 1) && b->sc_known[a[0] + i - m->scratch];
+                tmp[i] = known[i] ? b->sc[a[0] + i - m->scratch] : 0;
+            }
+            for (uint64_t i = 0; i < a[1]; i++) {
+                b->sc[a[2] - m->scratch + i] = tmp[i];
+                b->sc_known[a[2] - m->scratch + i] = known[i];
+            }
+        }
+        return 0;
     default:
         p->outcome = ASPEN_VM_ILLEGAL_CALL;
         snprintf(p->why, sizeof p->why, "op %u: unknown host function %u", op, fn);
@@ -299,6 +340,7 @@ static void model_predict(const struct model *m, const uint8_t *in, size_t len,
     uint64_t in_ptr = (m->heap_end - len) & ~15ull;
     /* The host clears status and the lengths before each job (aspen_vm_run). */
     struct mblock b = {.st_known = true, .olen_known = true, .mlen_known = true};
+    memset(b.sc_known, 1, sizeof b.sc_known);
     struct mrd r = {in, len, true};
     for (unsigned op = 0; r.ok && r.n > 0; op++) {
         uint8_t code = mrd_u8(&r) % 8;
@@ -360,8 +402,34 @@ static void model_predict(const struct model *m, const uint8_t *in, size_t len,
                 PRED(ASPEN_VM_FAULT, "op %u: %u-byte %s%s on port 0x%x reaches 0xa8", op, size,
                      string ? "string " : "", in_dir ? "IN" : "OUT", port);
             if (string) {
-                p->outcome = M_UNKNOWN; /* not followed: see fuzz/README.md */
-                return;
+                /* docs/ABI.md section 4. Not followed: a count of 0, an element the model does
+                 * not know, or a first element the CPU may fault on before it exits. */
+                if (count == 0 || !model_mapped(m, v, size, in_dir)) {
+                    p->outcome = M_UNKNOWN;
+                    return;
+                }
+                if (in_dir || size != 4 || (port != ASPEN_PORT_CALL && port != ASPEN_PORT_EXIT))
+                    PRED(ASPEN_VM_ILLEGAL_CALL, "op %u: %u-byte string %s on port 0x%x", op, size,
+                         in_dir ? "IN" : "OUT", port);
+                /* A 4-byte outs reaches the host as one OUT per element, the element its value. */
+                for (uint64_t i = 0; i < count; i++) {
+                    uint32_t e;
+                    if (!scratch_u32(m, &b, v + 4 * i, &e)) {
+                        p->outcome = M_UNKNOWN;
+                        return;
+                    }
+                    if (port == ASPEN_PORT_EXIT) {
+                        if (e == ASPEN_EXIT_DONE) {
+                            model_done(m, &b, p, op);
+                            return;
+                        }
+                        PRED(ASPEN_VM_ILLEGAL_CALL, "op %u: outs element %llu (0x%x) to EXIT", op,
+                             (unsigned long long)i, e);
+                    }
+                    if (model_call(m, &b, e, p, op))
+                        return;
+                }
+                break;
             }
             if (in_dir || size != 4 || (port != ASPEN_PORT_CALL && port != ASPEN_PORT_EXIT))
                 PRED(ASPEN_VM_ILLEGAL_CALL, "op %u: %u-byte %s on port 0x%x", op, size,
@@ -398,12 +466,16 @@ static void model_predict(const struct model *m, const uint8_t *in, size_t len,
             if (n && !model_mapped(m, addr, n, true))
                 PRED(ASPEN_VM_FAULT, "op %u: POKE of %u bytes at 0x%llx", op, n,
                      (unsigned long long)addr);
-            r.p += n;
-            r.n -= n;
-            if (n && !(addr >= m->scratch && addr + n <= m->scratch + 256)) {
+            if (n && !in_scratch(m, addr, n)) {
                 p->outcome = M_UNKNOWN; /* it changed memory the model does not follow */
                 return;
             }
+            for (unsigned i = 0; i < n; i++) {
+                b.sc[addr - m->scratch + i] = r.p[i];
+                b.sc_known[addr - m->scratch + i] = true;
+            }
+            r.p += n;
+            r.n -= n;
             break;
         }
         case 6:

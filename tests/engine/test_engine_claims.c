@@ -145,7 +145,9 @@ static void test_priority_jumps_the_queue(void **state)
                     "it was submitted)\n", before, N, between);
     /* Before: all 200 were claimed into running at once, and it started last. */
     assert_true(before < N / 4);
-    assert_true(between <= 6); /* the two workers' jobs and a little prefetch */
+    /* what was already reserved when it came: the two workers' next jobs and the prefetch
+     * (25 ms at 2 jobs per 10 ms: 5), plus one claim's rounding */
+    assert_true(between <= 8);
     aspen_engine_close(eng); /* the rest go back to the queue */
 }
 
@@ -166,8 +168,10 @@ static void test_durations_exclude_the_wait(void **state)
         int64_t ran = j.finished_at_ms - j.started_at_ms, waited = j.started_at_ms - j.created_at_ms;
         if (waited > longest_wait)
             longest_wait = waited;
-        /* A 30 ms job, whatever it waited: at most scheduling noise and one group commit. */
-        if (ran < MS || ran > MS + 250)
+        /* A 30 ms job, whatever it waited: scheduling noise and one group commit on a loaded
+         * machine (the wait of the last ones is over 300 ms; equal start times below are what
+         * tells a run from a wait exactly) */
+        if (ran < MS || ran > MS + 1000)
             fail_msg("job %d ran %lld ms (waited %lld ms)", i, (long long)ran, (long long)waited);
         aspen_store_attempt *a = NULL;
         size_t n = 0;

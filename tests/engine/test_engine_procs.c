@@ -280,7 +280,7 @@ static void test_second_process_shares(void **state)
     aspen_engine *eng = open_eng(2);
     aspen_engine_error err = {0};
     int64_t ids[N];
-    submit_sleeps(eng, N, 150, ids);
+    submit_sleeps(eng, N, 300, ids); /* 6 s for this engine alone: time for the other to start */
     assert_int_equal(aspen_engine_start(eng, &err), 0);
     int64_t t0 = now_ms();
     while (count(eng, ASPEN_STORE_RUNNING) < 2) {

@@ -161,12 +161,33 @@ static size_t next_unit(const unsigned char *s, size_t n, unsigned flags, char u
     return k;
 }
 
+/* Printable ASCII: the common case, copied in runs rather than unit by unit. */
+static size_t ascii_run(const unsigned char *p, size_t n)
+{
+    size_t k = 0;
+    while (k < n && p[k] >= 0x20 && p[k] < 0x7f)
+        k++;
+    return k;
+}
+
 size_t aspen_text_escape(const void *s, size_t len, unsigned flags, char *out, size_t cap)
 {
     const unsigned char *p = s;
     size_t need = 0, w = 0;
     bool full = cap == 0;
     for (size_t i = 0; i < len;) {
+        size_t run = ascii_run(p + i, len - i);
+        if (run) {
+            if (!full) {
+                size_t fit = w + run < cap ? run : cap - 1 - w;
+                memcpy(out + w, p + i, fit);
+                w += fit;
+                full = fit < run;
+            }
+            need += run;
+            i += run;
+            continue;
+        }
         char unit[8];
         size_t used, u = next_unit(p + i, len - i, flags, unit, &used);
         i += used;
@@ -205,6 +226,16 @@ int aspen_text_fputs(const void *s, size_t len, unsigned flags, FILE *f)
     char buf[1024];
     size_t w = 0;
     for (size_t i = 0; i < len;) {
+        size_t run = ascii_run(p + i, len - i);
+        if (run) {
+            if (w && fwrite(buf, 1, w, f) != w)
+                return EOF;
+            w = 0;
+            if (fwrite(p + i, 1, run, f) != run)
+                return EOF;
+            i += run;
+            continue;
+        }
         char unit[8];
         size_t used, u = next_unit(p + i, len - i, flags, unit, &used);
         i += used;

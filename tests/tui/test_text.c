@@ -187,6 +187,16 @@ static void test_cut_to_buffer(void **st)
     need = aspen_text_escape("\x1b" "a", 2, 0, out, 3);
     assert_int_equal(need, 5);
     assert_string_equal(out, "");
+    /* a run of plain ASCII cut in the middle; nothing after a cut, even a run that would fit */
+    need = aspen_text_escape("abcdef", 6, 0, out, 4);
+    assert_int_equal(need, 6);
+    assert_string_equal(out, "abc");
+    need = aspen_text_escape("abc\x1b" "d", 5, 0, out, 6);
+    assert_int_equal(need, 8);
+    assert_string_equal(out, "abc");
+    need = aspen_text_escape("abcdefg", 7, 0, out, 8);
+    assert_int_equal(need, 7);
+    assert_string_equal(out, "abcdefg");
     /* cap 0: only the length */
     assert_int_equal(aspen_text_escape("\xe2\x80\xae", 3, 0, NULL, 0), 6);
     assert_int_equal(aspen_text_escape_str(NULL, 0, out, sizeof out), 0);
@@ -208,13 +218,18 @@ static void test_fputs(void **st)
         big[i] = i % 3 == 0 ? '\x1b' : 'x';
     assert_int_equal(aspen_text_fputs(big, sizeof big, 0, f), 0);
     assert_int_equal(aspen_text_fputs("\tend\xc2\x9b", 6, ASPEN_TEXT_KEEP_TAB, f), 0);
+    char plain[2500]; /* one long ASCII run, longer than the internal buffer */
+    memset(plain, 'p', sizeof plain);
+    assert_int_equal(aspen_text_fputs(plain, sizeof plain, 0, f), 0);
     fclose(f);
     char *want = aspen_text_escape_dup(big, sizeof big, 0);
     assert_non_null(want);
     size_t wl = strlen(want);
-    assert_int_equal(len, wl + strlen("\tend\\u009b"));
+    size_t tl = strlen("\tend\\u009b");
+    assert_int_equal(len, wl + tl + sizeof plain);
     assert_memory_equal(buf, want, wl);
-    assert_string_equal(buf + wl, "\tend\\u009b");
+    assert_memory_equal(buf + wl, "\tend\\u009b", tl);
+    assert_memory_equal(buf + wl + tl, plain, sizeof plain);
     free(want);
     free(buf);
 }

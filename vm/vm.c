@@ -175,7 +175,7 @@ int aspen_vm_create(aspen_vm_image *img, const aspen_vm_config *cfg_in, aspen_vm
         cfg.timeout_ms = 1000;
     if (cfg.max_output == 0)
         cfg.max_output = 16u << 20;
-    if (cfg.memory_bytes < (64u << 10) || cfg.memory_bytes > (1ull << 30)) {
+    if (cfg.memory_bytes < ASPEN_VM_MIN_MEMORY || cfg.memory_bytes > ASPEN_VM_MAX_MEMORY) {
         vm_set_error(err, ASPEN_VM_EINVAL, "guest memory must be between 64 KiB and 1 GiB (got "
                      "%zu bytes)", cfg.memory_bytes);
         return ASPEN_VM_EINVAL;
@@ -188,7 +188,7 @@ int aspen_vm_create(aspen_vm_image *img, const aspen_vm_config *cfg_in, aspen_vm
         return ASPEN_VM_EINVAL;
     }
     size_t image_mem = img->ro_size + img->rw_size;
-    size_t need = image_mem + cfg.stack_bytes + PAGE + 4 * PAGE;
+    size_t need = image_mem + cfg.stack_bytes + ASPEN_VM_MEMORY_RESERVE; /* block + 4 heap pages */
     if (cfg.memory_bytes < need) {
         vm_set_error(err, ASPEN_VM_EINVAL,
                      "guest memory of %zu KiB is too small for %s: its image takes %zu KiB and "

@@ -1,6 +1,8 @@
 /* tests/vm/minimal.S — the smallest guest that keeps the ABI (vm/abi.h), in assembly and with no
  * SDK: it signals READY, then echoes its input as output. The VM tests use it to bring up the
- * monitor independently of the SDK, and mutate copies of it to craft invalid ELF files. */
+ * monitor independently of the SDK, and mutate copies of it to craft invalid ELF files. Built also
+ * with -DSTARTUP_FAULT, -DSTARTUP_SPIN or -DSTARTUP_INPORT: guests whose start-up faults, never ends,
+ * or makes an illegal port access. */
 #define PORT_CALL 0xa0
 #define PORT_EXIT 0xa4
 /* offsets in struct aspen_abi_block */
@@ -11,6 +13,13 @@
     .section .text
     .globl _start
 _start:
+#if defined(STARTUP_FAULT)      /* variants that never reach READY (start-up failure tests) */
+    ud2
+#elif defined(STARTUP_SPIN)
+3:  jmp 3b
+#elif defined(STARTUP_INPORT)
+    inl $PORT_CALL, %eax
+#endif
     movl $1, %eax
     outl %eax, $PORT_EXIT
 1:  jmp 1b

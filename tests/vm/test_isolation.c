@@ -273,7 +273,13 @@ static void test_entry_registers(void **state)
     assert_int_equal(field(ex, "rflags") & no, 0);
     free(st);
     free(ex);
-    /* x87/SSE/AVX at their init values, PKRU 0, FS/GS base 0 */
+    /* At _start: PKRU 0, FS/GS base 0, FCW 0x37f with every x87 register empty, MXCSR 0x1f80 */
+    char *ss = probe(vm, "start-state");
+    assert_non_null(strstr(ss, "pkru=0000000000000000 fsbase=0000000000000000 "
+                               "gsbase=0000000000000000 x87=7f0300000000"));
+    assert_non_null(strstr(ss, "801f0000"));
+    free(ss);
+    /* At execute: x87/SSE/AVX at their init values, PKRU 0, FS/GS base 0 */
     char *fp = probe(vm, "x87");
     assert_non_null(strstr(fp, "x87=7f0300000000")); /* FCW 0x37f, FSW 0, all registers empty */
     assert_non_null(strstr(fp, "801f0000")); /* MXCSR 0x1f80 */

@@ -387,6 +387,39 @@ static void test_startup_panic(void **state)
     aspen_vm_image_release(img);
 }
 
+/* The other ways a start-up fails (docs/ABI.md section 7): a fault, never reaching READY, an
+ * illegal port access. Each is ASPEN_VM_ESTARTUP with the reason, and no VM. */
+static void test_startup_failures(void **state)
+{
+    static const struct {
+        const char *guest, *msg;
+    } cases[] = {
+        {"startup-FAULT-guest", "failed during start-up: guest CPU fault: invalid opcode (#UD) "
+                                "(vector 6, error code 0x0) at rip 0x"},
+        {"startup-SPIN-guest", "failed during start-up: it did not reach its ready point within "
+                               "100 ms"},
+        {"startup-INPORT-guest", "failed during start-up: illegal host call: IN of 4 byte(s) x1 to "
+                             "port 0xa0"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char path[1024];
+        snprintf(path, sizeof path, "%s/%s", STARTUP_GUEST_DIR, cases[i].guest);
+        aspen_vm_image *img = NULL;
+        aspen_vm_error err = {0};
+        if (aspen_vm_image_load_file(path, &img, &err) != 0)
+            fail_msg("loading %s: %s", path, err.msg);
+        aspen_vm_config cfg;
+        aspen_vm_config_default(&cfg);
+        cfg.timeout_ms = 100;
+        aspen_vm *vm = NULL;
+        assert_int_equal(aspen_vm_create(img, &cfg, NULL, &vm, &err), ASPEN_VM_ESTARTUP);
+        assert_null(vm);
+        if (!strstr(err.msg, cases[i].msg))
+            fail_msg("%s: want \"%s\", got \"%s\"", cases[i].guest, cases[i].msg, err.msg);
+        aspen_vm_image_release(img);
+    }
+}
+
 static void test_panic_and_failure(void **state)
 {
     aspen_vm *vm = vm_of("test-panic", NULL);
@@ -569,6 +602,7 @@ int main(void)
         cmocka_unit_test(test_faults),
         cmocka_unit_test(test_panic_and_failure),
         cmocka_unit_test(test_startup_panic),
+        cmocka_unit_test(test_startup_failures),
         cmocka_unit_test(test_snapshot_isolation),
         cmocka_unit_test(test_memory_limit),
         cmocka_unit_test(test_output_and_input_limits),

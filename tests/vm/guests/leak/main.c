@@ -66,6 +66,7 @@ __asm__(".section .text.aspen_entry, \"ax\", @progbits\n"
         "    movw %ss, g_start+168(%rip)\n"
         "    movw %cs, g_start+176(%rip)\n"
         "    movq %rdi, g_block(%rip)\n"
+        "    call leak_start_state\n"
         "    movl $1, %eax\n"
         "1:  outl %eax, $0xa4\n"
         "    jmp 1b\n"
@@ -254,6 +255,25 @@ static int has_fsgsbase(void)
 }
 
 /* ---- Probes ---------------------------------------------------------------------------------- */
+/* The rest of the state at _start, recorded before READY (kept by the snapshot). */
+static char g_start_state[512];
+
+static void probe_fpu(void);
+static void probe_pkru(void);
+static void probe_fsgs(void);
+
+__attribute__((used)) void leak_start_state(void)
+{
+    g_outn = 0;
+    probe_pkru();
+    probe_fsgs();
+    probe_fpu();
+    size_t n = g_outn < 64 + 96 ? g_outn : 64 + 96; /* pkru, bases, FCW..MXCSR */
+    for (size_t i = 0; i < n; i++)
+        g_start_state[i] = g_out[i];
+    g_outn = 0;
+}
+
 static uint64_t host_time_ns(void)
 {
     struct aspen_abi_block *b = g_block;
@@ -744,6 +764,8 @@ __attribute__((used, noreturn)) void leak_main(struct aspen_abi_block *b, const 
             probe_tramp_cost();
         else if (is(w, n, "start"))
             probe_regs_of(&g_start);
+        else if (is(w, n, "start-state"))
+            put(g_start_state);
         else if (is(w, n, "entry"))
             probe_regs_of(&g_entry);
         else

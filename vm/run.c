@@ -142,13 +142,22 @@ static enum ev run_guarded(aspen_vm *vm, struct run_ctx *c)
  * them there, here. */
 static int vm_quiesce(aspen_vm *vm, bool events)
 {
-    if (vm->pending_io) {
+    /* A string IN may need more than one round: completing one batch can be a new I/O exit. */
+    for (int round = 0; vm->pending_io; round++) {
+        if (round == 16) {
+            errno = EAGAIN;
+            return -1;
+        }
         vm->pending_io = false;
         vm->run->kvm_dirty_regs = 0;
         __atomic_store_n(&vm->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
         int r = ioctl(vm->cpufd, KVM_RUN, 0);
         int e = errno;
         __atomic_store_n(&vm->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
+        if (r == 0 && vm->run->exit_reason == KVM_EXIT_IO) {
+            vm->pending_io = true;
+            continue;
+        }
         if (r == 0 || e != EINTR) {
             errno = r == 0 ? EIO : e;
             return -1;
@@ -493,10 +502,12 @@ int aspen_vm_run(aspen_vm *vm, const aspen_vm_run_opts *opts, aspen_vm_result *r
     uint64_t t1 = now_ns();
     res->stats.wall_ns = t1 - t0;
     if (!vm->broken && vm_quiesce(vm, ev != EV_DONE) != 0) {
+        /* The job's result stands; the VM, whose vCPU may still hold it, is not used again. */
         vm->broken = true;
-        vm_set_error(err, ASPEN_VM_EKVM, "cannot drop the vCPU's pending I/O after the run: %s",
-                     strerror(errno));
-        return ASPEN_VM_EKVM;
+        size_t n = strlen(res->message);
+        snprintf(res->message + n, sizeof res->message - n,
+                 "%sthe VM could not drop the vCPU's pending I/O (%s) and is discarded",
+                 n ? "; " : "", strerror(errno));
     }
     vm->runs++;
     vm->used = true;

@@ -173,6 +173,11 @@ static void test_pending_ins(void **state)
 {
     channel("ins", "io", ASPEN_VM_ILLEGAL_CALL, "to port 0xa0", 0);
 }
+/* A `rep insw` of 200,000 words: more than KVM completes in one round. */
+static void test_pending_ins_huge(void **state)
+{
+    channel("ins-huge", "io", ASPEN_VM_ILLEGAL_CALL, "IN of 2 byte(s)", 0);
+}
 /* A 4-byte `rep outs` to the exit port reaches the host as one 4-byte OUT per element, like
  * `out` (docs/ABI.md section 4): here the first element is DONE and the job ends; the rest of the
  * string must not run in the next job. */
@@ -336,6 +341,7 @@ int main(void)
         cmocka_unit_test(test_pending_in),
         cmocka_unit_test(test_pending_in8),
         cmocka_unit_test(test_pending_ins),
+        cmocka_unit_test(test_pending_ins_huge),
         cmocka_unit_test(test_rep_outs),
         cmocka_unit_test(test_out_byte),
         cmocka_unit_test(test_interrupt_shadow),

@@ -703,6 +703,11 @@ __attribute__((noreturn)) static void plant_io(const uint8_t *w, size_t n)
                          :
                          : "D"(buf)
                          : "rcx", "rdx", "memory");
+    else if (is(w, n, "ins-huge")) /* more than KVM completes in one round */
+        __asm__ volatile("movl $0xa0, %%edx\n movl $200000, %%ecx\n rep insw\n call hijacked"
+                         :
+                         : "D"((uintptr_t)g_block->heap_start)
+                         : "rcx", "rdx", "memory");
     else if (is(w, n, "outs")) {
         /* DONE written by a string OUT, with three more elements to go */
         for (int i = 0; i < 4; i++)

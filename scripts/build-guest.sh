@@ -4,6 +4,9 @@
 #
 #   scripts/build-guest.sh NAME             guests/NAME/*.c  ->  target/guest-binaries/NAME
 #   scripts/build-guest.sh PATH [-o OUT]    PATH/*.c         ->  OUT (default target/guest-binaries/$(basename PATH))
+#   scripts/build-guest.sh PATH [-o OUT]    PATH/Cargo.toml  ->  OUT (default target/guest-binaries/PACKAGE):
+#                                           a Rust guest (guests/rust/, docs/ABI.md "Rust guests"), built
+#                                           offline with cargo (CARGO=..., default the cargo on the PATH)
 #
 # Options: -o OUT (output file), -q (quiet: no summary line), -h (help).
 # Environment:
@@ -65,6 +68,89 @@ else
     [[ "$d" == sdk ]] || known+="${known:+, }$d"
   done
   die "unknown guest '$target': there is no directory guests/$target nor a directory at that path (guests here: ${known:-none})"
+fi
+
+# ---- A Rust guest (a directory with a Cargo.toml) ------------------------------------------------
+# Built with cargo for the host target as a no_std, no_main static binary, linked like the C guests
+# (the SDK's aspen.ld, no start files, no libc, not PIE); the crate guests/rust/aspen_jobs_guest gives
+# it _start, execute, the ABI note, the allocator and the panic handler. Offline and with a private
+# CARGO_HOME: a guest may depend on crates in this tree only, and the build never touches the network
+# or ~/.cargo. Works with Debian's rustc 1.63 as with newer ones.
+build_rust() {
+  local CARGO="${CARGO:-cargo}" cargo_path rustc minor pkg tdir flags f bin
+  cargo_path=$(command -v "$CARGO" 2>/dev/null) ||
+    die "cargo was not found (CARGO=$CARGO): install Rust with 'sudo apt-get install rustc cargo' (scripts/setup.sh does) to build the Rust guest in $src_dir"
+  rustc="${RUSTC:-}"
+  if [[ -z "$rustc" ]]; then
+    if [[ -x "$(dirname "$cargo_path")/rustc" ]]; then rustc="$(dirname "$cargo_path")/rustc"; else rustc=rustc; fi
+  fi
+  command -v "$rustc" >/dev/null 2>&1 || die "rustc was not found next to $cargo_path: install it with 'sudo apt-get install rustc'"
+  minor=$("$rustc" -vV | sed -n 's/^release: 1\.\([0-9]*\)\..*/\1/p')
+  [[ -n "$minor" ]] || die "cannot tell the version of $rustc ('$rustc -vV' printed no 'release: 1.N')"
+  ((minor >= 63)) || die "$rustc is Rust 1.$minor; Rust guests need 1.63 or newer"
+  pkg=$(awk '/^\[/{p=($0=="[package]")} p && /^name *=/{gsub(/^name *= *"|".*$/,""); print; exit}' "$src_dir/Cargo.toml")
+  [[ "$pkg" =~ ^[A-Za-z0-9_-]+$ ]] || die "$src_dir/Cargo.toml has no [package] name cargo can build"
+  [[ -n "$out" ]] || out="$OUT_DIR_DEFAULT/$pkg"
+  tdir="$BUILD_ROOT/rust-1.$minor-$(printf '%s' "$cargo_path" | cksum | cut -d' ' -f1)"
+  mkdir -p "$tdir/cargo-home" "$(dirname "$out")"
+  flags=(-C relocation-model=static -C target-feature=+crt-static -C target-cpu=x86-64
+         -C link-arg=-fuse-ld=bfd -C link-arg=-nostartfiles -C link-arg=-nostdlib -C link-arg=-static -C link-arg=-no-pie
+         -C "link-arg=-Wl,-T,$SDK/aspen.ld" -C link-arg=-Wl,--gc-sections -C link-arg=-Wl,--build-id=none
+         -C link-arg=-Wl,-z,noexecstack -C link-arg=-Wl,-z,max-page-size=4096
+         -C link-arg=-Wl,-z,common-page-size=4096 -C link-arg=-Wl,-u,_start -C link-arg=-Wl,-u,execute)
+  if [[ "${ASPEN_GUEST_DEBUG:-0}" == 1 ]]; then flags+=(-g); else flags+=(-C link-arg=-s); fi
+  [[ "${ASPEN_GUEST_WERROR:-0}" != 1 ]] || flags+=(-D warnings)
+  # Before 1.68 a no_std program using `alloc` must name an allocation-error handler, which is an
+  # unstable feature there: the crate defines one under this cfg (saying what the later default says), and
+  # RUSTC_BOOTSTRAP lets that stable compiler accept it. Newer compilers are told the cfg exists.
+  local bootstrap=()
+  if ((minor < 68)); then
+    flags+=(--cfg aspen_old_alloc)
+    bootstrap=(RUSTC_BOOTSTRAP=1)
+  elif ((minor >= 80)); then
+    flags+=(--check-cfg 'cfg(aspen_old_alloc)')
+  fi
+  local IFS=$'\x1f'
+  local encoded="${flags[*]}"
+  unset IFS
+  local log="$tdir/$pkg.log"
+  if ! env -u RUSTFLAGS -u CARGO_BUILD_RUSTFLAGS -u CARGO_TARGET_DIR -u CARGO_BUILD_TARGET \
+       "${bootstrap[@]}" CARGO_HOME="$tdir/cargo-home" RUSTC="$rustc" CARGO_ENCODED_RUSTFLAGS="$encoded" \
+       "$cargo_path" build --offline --release --quiet --manifest-path "$src_dir/Cargo.toml" \
+       --target x86_64-unknown-linux-gnu --target-dir "$tdir/target" >"$log" 2>&1; then
+    cat "$log" >&2
+    if grep -q "aspen_rust_execute" "$log"; then
+      echo "build-guest: hint: define the job handler with define_job_handler!(fn) or define_json_handler!(fn) (see guests/rust/aspen_jobs_guest)" >&2
+    fi
+    die "building the Rust guest $pkg failed: see cargo's message above"
+  fi
+  [[ ! -s "$log" ]] || cat "$log" >&2
+  bin="$tdir/target/x86_64-unknown-linux-gnu/release/$pkg"
+  [[ -f "$bin" ]] || die "cargo built no binary $bin: is $src_dir/Cargo.toml a binary package named $pkg?"
+  check_no_tls "$bin"
+  cp -f "$bin" "$out.tmp.$$"
+  mv -f "$out.tmp.$$" "$out"
+  if ((!quiet)); then
+    echo "built ${out#"$ROOT"/} ($(stat -c %s "$out") bytes, Rust 1.$minor)"
+  fi
+}
+
+# A guest has no thread pointer (fs/gs base 0): code that reads %fs or %gs (a stack protector
+# re-enabled by ASPEN_GUEST_CFLAGS, TLS in hand-written assembly) would fault on every job.
+check_no_tls() {
+  if command -v objdump >/dev/null 2>&1; then
+    local tls
+    tls=$(objdump -d --no-show-raw-insn "$1" | grep -m3 -E '%[fg]s:' || true)
+    if [[ -n "$tls" ]]; then
+      echo "$tls" >&2
+      die "$name reads the %fs/%gs segment (thread-local storage or a stack protector), which guests do not have: build without -fstack-protector and __thread"
+    fi
+  fi
+}
+
+if [[ -f "$src_dir/Cargo.toml" ]]; then
+  build_rust
+  exit 0
 fi
 [[ -n "$out" ]] || out="$OUT_DIR_DEFAULT/$name"
 
@@ -205,15 +291,7 @@ if ! "$CC" "${CFLAGS[@]}" "${EXTRA[@]}" "${GUEST_FLAGS[@]}" -I "$src_dir" "${sou
 fi
 # Warnings still go to the user.
 [[ ! -s "$tmp_out.log" ]] || cat "$tmp_out.log" >&2
-# A guest has no thread pointer (fs/gs base 0): code that reads %fs or %gs (a stack protector
-# re-enabled by ASPEN_GUEST_CFLAGS, TLS in hand-written assembly) would fault on every job.
-if command -v objdump >/dev/null 2>&1; then
-  tls=$(objdump -d --no-show-raw-insn "$tmp_out" | grep -m3 -E '%[fg]s:' || true)
-  if [[ -n "$tls" ]]; then
-    echo "$tls" >&2
-    die "$name reads the %fs/%gs segment (thread-local storage or a stack protector), which guests do not have: build without -fstack-protector and __thread"
-  fi
-fi
+check_no_tls "$tmp_out"
 mv -f "$tmp_out" "$out"
 
 if ((!quiet)); then

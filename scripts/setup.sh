@@ -8,6 +8,12 @@ PKGS=(build-essential cmake pkg-config libuv1-dev libjansson-dev libsqlite3-dev 
       libcmocka-dev tmux sqlite3 musl-tools
       clang-14 libclang-rt-14-dev) # make fuzz: clang and its libFuzzer/sanitizer runtimes
 
+# Rust guests (guests/rust/) need rustc and cargo, 1.63 or newer. Debian's are installed only when
+# no cargo is on the PATH: a newer toolchain there (e.g. rustup's ~/.cargo/bin) is used as it is.
+if ! command -v cargo >/dev/null 2>&1 || ! command -v rustc >/dev/null 2>&1; then
+  PKGS+=(rustc cargo)
+fi
+
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

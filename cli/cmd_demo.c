@@ -4,7 +4,8 @@
  *      built once with the SDK and cached by the hash of its sources (seconds the first time,
  *      milliseconds after: run the demo twice);
  *   3. an in-process "checksum" job, to show routing by job type;
- *   4. the echo job rerun, on the now-warm VM.
+ *   4. the echo job rerun, on the now-warm VM;
+ *   5. the same echo and data-processing jobs in the seed's Rust guests (guests/rust/).
  * Jobs go into the database every other subcommand uses (see `aspen jobs` afterwards); log lines
  * are printed as the guests write them, results and per-attempt stats once each job is stored.
  */
@@ -102,7 +103,7 @@ int cmd_demo(int argc, char **argv)
 
     int rc = 1;
     aspen_engine_error err = {0};
-    int64_t echo = 0, data = 0, built = 0, sum = 0, again = 0;
+    int64_t echo = 0, data = 0, built = 0, sum = 0, again = 0, recho = 0, rdata = 0;
     aspen_engine_job_spec e = {.guest = "echo-worker", .payload = "{\"message\":\"Hello\"}"};
     aspen_engine_job_spec d = {
         .guest = "data-processor",
@@ -116,15 +117,19 @@ int cmd_demo(int argc, char **argv)
     aspen_engine_job_spec b = {.source_dir = src, .payload = "{\"message\":\"built from source\"}",
                                .timeout_ms = 5000};
     aspen_engine_job_spec k = {.type = "checksum", .payload = "{\"message\":\"Hello\"}"};
+    aspen_engine_job_spec re = e, rd = d;
+    re.guest = "rust-echo-worker";
+    rd.guest = "rust-data-processor";
     if (aspen_engine_submit(eng, &e, &echo, &err) || aspen_engine_submit(eng, &d, &data, &err) ||
-        aspen_engine_submit(eng, &k, &sum, &err) ||
+        aspen_engine_submit(eng, &k, &sum, &err) || aspen_engine_submit(eng, &re, &recho, &err) ||
+        aspen_engine_submit(eng, &rd, &rdata, &err) ||
         (have_src && aspen_engine_submit(eng, &b, &built, &err))) {
         cli_error("%s", err.msg);
         goto done;
     }
     printf("submitted jobs %lld (echo-worker), %lld (data-processor), %lld (checksum, "
-           "in-process)%s\n",
-           (long long)echo, (long long)data, (long long)sum,
+           "in-process), %lld and %lld (the same in Rust)%s\n",
+           (long long)echo, (long long)data, (long long)sum, (long long)recho, (long long)rdata,
            have_src ? ", and one built from guests/echo-worker's sources" : "");
     if (!have_src)
         printf("(no guests/echo-worker source directory next to this program: build-from-source "
@@ -142,6 +147,8 @@ int cmd_demo(int argc, char **argv)
     report(eng, echo, "echo-worker (first job: cold VM start included in its time)");
     report(eng, data, "data-processor");
     report(eng, sum, "checksum, an in-process C handler (no VM)");
+    report(eng, recho, "rust-echo-worker (the seed's Rust guest, guests/rust/echo-worker)");
+    report(eng, rdata, "rust-data-processor (guests/rust/data-processor)");
     if (built) {
         report(eng, built, "echo-worker built from source");
         char path[PATH_MAX];

@@ -7,7 +7,8 @@
  * same log line and the same error messages. The hostile guest test-rust-hostile checks that a panic
  * is reported with its message and file:line, that allocations beyond the heap end the job as a
  * reported panic (not a fault), and that a warm VM's allocator is reset by the snapshot (the same
- * run twice gives identical bytes). The last test runs both Rust guests through the engine.
+ * run twice gives identical bytes). The last tests run both Rust guests through the engine and
+ * check that `aspen demo` runs them.
  *
  * RUST_GUEST_DIR (environment, default the build's guest dir) selects which build of the Rust guests
  * runs: CMake registers this test once per installed toolchain (cargo on the PATH, /usr/bin/cargo).
@@ -410,6 +411,59 @@ static void test_through_engine(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+/* ---- aspen demo ---------------------------------------------------------------------------------- */
+
+/* The text of the report block "== job N: TITLE..." up to the next "\n== ", or NULL. */
+static char *report_block(const char *out, const char *title)
+{
+    const char *p = strstr(out, title);
+    if (!p)
+        return NULL;
+    const char *end = strstr(p, "\n== ");
+    size_t n = end ? (size_t)(end - p) : strlen(p);
+    char *b = malloc(n + 1);
+    memcpy(b, p, n);
+    b[n] = '\0';
+    return b;
+}
+
+static void test_demo_runs_rust_guests(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/aspen-rust-demo-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "ASPEN_GUEST_DIR='%s' '%s' demo --db '%s/demo.db' 2>&1", GUEST_DIR,
+             ASPEN_BIN, dir);
+    FILE *f = popen(cmd, "r");
+    assert_non_null(f);
+    size_t cap = 1 << 20, len = 0;
+    char *out = malloc(cap);
+    size_t k;
+    while ((k = fread(out + len, 1, cap - 1 - len, f)) > 0)
+        len += k;
+    out[len] = '\0';
+    int status = pclose(f);
+    if (status != 0)
+        fprintf(stderr, "%s\n", out);
+    assert_int_equal(status, 0);
+    char *e = report_block(out, ": rust-echo-worker");
+    char *d = report_block(out, ": rust-data-processor");
+    if (!e || !d)
+        fprintf(stderr, "%s\n", out);
+    assert_non_null(e);
+    assert_non_null(d);
+    assert_non_null(strstr(e, "succeeded, type vm_execute (micro-VM)"));
+    assert_non_null(strstr(e, "out  Echo: {\"message\":\"Hello\"}"));
+    assert_non_null(strstr(d, "succeeded, type vm_execute (micro-VM)"));
+    assert_non_null(strstr(d, "\"record_count\":3"));
+    free(e);
+    free(d);
+    free(out);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
     const char *d = getenv("RUST_GUEST_DIR");
@@ -422,6 +476,11 @@ int main(void)
         cmocka_unit_test(test_allocation_beyond_heap),
         cmocka_unit_test(test_warm_runs_identical),
         cmocka_unit_test(test_through_engine),
+        cmocka_unit_test(test_demo_runs_rust_guests),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    /* The demo always uses the build's own guests: only the default registration runs it. */
+    size_t n = sizeof tests / sizeof *tests;
+    if (d && *d)
+        n--;
+    return _cmocka_run_group_tests("test_rust_guests", tests, n, NULL, NULL);
 }

@@ -1,6 +1,6 @@
 /* engine/aspen_engine.h — the one public header of engine/, Aspen's job engine.
  *
- * The engine turns the store (store/aspen_store.h: durable jobs in SQLite) and the micro-VM monitor
+ * The engine turns the store (store/include/aspen_store.h: durable jobs in SQLite) and the micro-VM monitor
  * (vm/aspen_vm.h) into a working job system:
  *   - job specs: guest binary by bytes, name (target/guest-binaries/NAME) or path, or a guest source
  *     directory built once with the SDK and cached by the hash of its sources; payload JSON checked

@@ -1,5 +1,5 @@
 /* fuzz/fuzz_filter.c — libFuzzer target: the store's filter language (aspen_store_filter_parse,
- * store/query.c), the text a user types into the console's `/` prompt and `aspen jobs --filter`.
+ * store/filter.c), the text a user types into the console's `/` prompt and `aspen jobs --filter`.
  *
  * Each input is parsed into buffers of three sizes (tight ones reach the "filter too long"
  * paths); every string the parser returns must lie inside the caller's buffer and be terminated

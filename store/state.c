@@ -1,7 +1,7 @@
 /* state.c — job states and THE transition table.
  *
  * Every change of a job's state is checked here: per-job writes call aspen_store_check_transition
- * through job_write (jobs.c), and the promotion of due scheduled jobs selects exactly the
+ * through job_write (sqlite/sqlite_jobs.c), and the promotion of due scheduled jobs selects exactly the
  * from-state this table allows (tests/store/test_store_state.c holds it to it). The table used to
  * be installed as SQL triggers too, as a backstop; they cost a third of the write path (a trigger
  * program runs per row) and were dropped.
@@ -26,7 +26,7 @@
  * listings treat it so. A job that starts and finishes within one group commit is written once,
  * queued → final, checked as the two edges queued → running → final (job_row.via_running).
  */
-#include "store_internal.h"
+#include "store_backend.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -21,7 +21,7 @@
 
 #include <sqlite3.h>
 
-#include "store_internal.h"
+#include "sqlite_store.h"
 
 static const aspen_store_state Q = ASPEN_STORE_QUEUED, R = ASPEN_STORE_RUNNING;
 
@@ -162,7 +162,7 @@ static void test_cancel_reserved(void **state)
     assert_int_equal(charged, 0);
     int64_t rows = -1;
     sqlite3_stmt *st = NULL;
-    assert_int_equal(sqlite3_prepare_v2(s->db, "SELECT count(*) FROM claims", -1, &st, NULL),
+    assert_int_equal(sqlite3_prepare_v2(sq(s)->db, "SELECT count(*) FROM claims", -1, &st, NULL),
                      SQLITE_OK);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
     rows = sqlite3_column_int64(st, 0);
@@ -242,7 +242,7 @@ static void test_recovery_charges_only_started(void **state)
 static int64_t page_count(aspen_store *s)
 {
     sqlite3_stmt *st = NULL;
-    assert_int_equal(sqlite3_prepare_v2(s->db, "PRAGMA page_count", -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(sq(s)->db, "PRAGMA page_count", -1, &st, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
     int64_t n = sqlite3_column_int64(st, 0);
     sqlite3_finalize(st);
@@ -253,7 +253,7 @@ static void set_max_pages(aspen_store *s, int64_t n)
 {
     char sql[64];
     snprintf(sql, sizeof sql, "PRAGMA max_page_count = %lld", (long long)n);
-    assert_int_equal(sqlite3_exec(s->db, sql, NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(sq(s)->db, sql, NULL, NULL, NULL), SQLITE_OK);
 }
 
 static void test_full_then_room(void **state)
@@ -297,7 +297,7 @@ static void test_full_then_room(void **state)
 static int64_t count_rows(aspen_store *s, const char *sql)
 {
     sqlite3_stmt *st = NULL;
-    assert_int_equal(sqlite3_prepare_v2(s->db, sql, -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(sq(s)->db, sql, -1, &st, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
     int64_t n = sqlite3_column_int64(st, 0);
     sqlite3_finalize(st);

@@ -10,7 +10,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
-#include "store_internal.h"
+#include "sqlite_store.h"
 
 static char *read_file(const char *path, size_t *size)
 {
@@ -166,7 +166,8 @@ static void test_disk_full(void **state)
     aspen_store_error e = {0};
     int64_t keep = submit_job(f->s, "before", 0, 0, 3, T0);
     /* Cap the file at its current size plus a few pages: the next big batch cannot fit. */
-    assert_int_equal(sqlite3_exec(f->s->db, "PRAGMA max_page_count = 40", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(sq(f->s)->db, "PRAGMA max_page_count = 40", NULL, NULL, NULL),
+                     SQLITE_OK);
     static char payload[20000];
     memset(payload, 'x', sizeof payload - 10);
     memcpy(payload, "{\"pad\":\"", 8);
@@ -184,7 +185,9 @@ static void test_disk_full(void **state)
     assert_int_equal(aspen_store_counts(f->s, counts_after, &e), 0);
     assert_memory_equal(counts_before, counts_after, sizeof counts_before);
     assert_int_equal(state_of(f->s, keep), ASPEN_STORE_QUEUED);
-    assert_int_equal(sqlite3_exec(f->s->db, "PRAGMA max_page_count = 1073741823", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(
+        sqlite3_exec(sq(f->s)->db, "PRAGMA max_page_count = 1073741823", NULL, NULL, NULL),
+        SQLITE_OK);
     assert_int_equal(aspen_store_submit_batch(f->s, specs, 50, T0, NULL, &e), 0);
     assert_int_equal(aspen_store_check(f->s, &e), 0);
 }

@@ -6,7 +6,7 @@
 
 #include <sqlite3.h>
 
-#include "store_internal.h"
+#include "sqlite_store.h"
 
 static char *plan_of(sqlite3 *db, const char *sql)
 {
@@ -57,7 +57,7 @@ static void add_finished(aspen_store *s, int n)
         " FROM c",
         n, (long long)T0, (long long)T0, (long long)T0, (long long)T0);
     char *msg = NULL;
-    if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK)
+    if (sqlite3_exec(sq(s)->db, sql, NULL, NULL, &msg) != SQLITE_OK)
         fail_msg("filling: %s", msg);
     sqlite3_free(sql);
 }
@@ -66,7 +66,7 @@ static void add_finished(aspen_store *s, int n)
 static void claim_cost(struct fixture *f, int64_t now, int *steps, int *fullscan, int *sorts)
 {
     assert_int_equal(claim_ids(f->s, f->engine, 10, now, NULL), 10);
-    sqlite3_stmt *st = f->s->st[ST_CLAIM];
+    sqlite3_stmt *st = sq(f->s)->st[ST_CLAIM];
     assert_non_null(st);
     *steps = sqlite3_stmt_status(st, SQLITE_STMTSTATUS_VM_STEP, 1);
     *fullscan = sqlite3_stmt_status(st, SQLITE_STMTSTATUS_FULLSCAN_STEP, 1);
@@ -82,7 +82,7 @@ static void test_partial_index(void **state)
     claim_cost(f, T0, &steps0, &full0, &sorts0);
 
     add_finished(f->s, 200000);
-    assert_int_equal(sqlite3_exec(f->s->db, "ANALYZE", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(sq(f->s)->db, "ANALYZE", NULL, NULL, NULL), SQLITE_OK);
     claim_cost(f, T0, &steps1, &full1, &sorts1);
     /* The only "full scan" is over the ten claimed ids themselves (the IN list), never the table. */
     assert_true(full0 <= 10);
@@ -92,12 +92,12 @@ static void test_partial_index(void **state)
     if (steps1 > steps0 + steps0 / 4)
         fail_msg("claim did %d VM steps with 200k finished jobs, %d without", steps1, steps0);
 
-    expect_plan(f->s->db, ST_CLAIM, "jobs_queue");
-    expect_plan(f->s->db, ST_PROMOTE_DUE, "jobs_due");
-    expect_plan(f->s->db, ST_OLDEST_QUEUED, "jobs_queue");
-    expect_plan(f->s->db, ST_OLDEST_DUE, "jobs_due");
-    expect_plan(f->s->db, ST_ORPHANS, "jobs_running");
-    expect_plan(f->s->db, ST_CANCEL_REQUESTS, "jobs_running");
+    expect_plan(sq(f->s)->db, ST_CLAIM, "jobs_queue");
+    expect_plan(sq(f->s)->db, ST_PROMOTE_DUE, "jobs_due");
+    expect_plan(sq(f->s)->db, ST_OLDEST_QUEUED, "jobs_queue");
+    expect_plan(sq(f->s)->db, ST_OLDEST_DUE, "jobs_due");
+    expect_plan(sq(f->s)->db, ST_ORPHANS, "jobs_running");
+    expect_plan(sq(f->s)->db, ST_CANCEL_REQUESTS, "jobs_running");
 
     /* Scheduled jobs come due among the finished ones and are still found by their index. */
     aspen_store_error e = {0};
@@ -126,11 +126,11 @@ static long list_cost(aspen_store *s, const char *text)
     assert_int_equal(aspen_store_filter_parse(text, &f, buf, sizeof buf, &e), 0);
     f.limit = 50;
     long ops = 0;
-    sqlite3_progress_handler(s->db, 100, count_ops, &ops);
+    sqlite3_progress_handler(sq(s)->db, 100, count_ops, &ops);
     aspen_store_job *jobs = NULL;
     size_t n = 0;
     assert_int_equal(aspen_store_list(s, &f, &jobs, &n, &e), 0);
-    sqlite3_progress_handler(s->db, 0, NULL, NULL);
+    sqlite3_progress_handler(sq(s)->db, 0, NULL, NULL);
     assert_int_equal(n, 50);
     aspen_store_jobs_free(jobs, n);
     return ops;
@@ -149,7 +149,7 @@ static void test_state_filter_skips_the_queue(void **state)
         " INSERT INTO jobs (type, payload, state, priority, run_at, attempts, created_at)"
         " SELECT 'new', '{}', 'queued', 0, %lld, 0, %lld FROM c",
         (long long)T0, (long long)T0);
-    assert_int_equal(sqlite3_exec(f->s->db, sql, NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(sq(f->s)->db, sql, NULL, NULL, NULL), SQLITE_OK);
     sqlite3_free(sql);
     long s1 = list_cost(f->s, "state:succeeded"), f1 = list_cost(f->s, "state:failed");
     if (s1 > 2 * s0 + 10 || f1 > 2 * f0 + 10)

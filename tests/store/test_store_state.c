@@ -7,7 +7,7 @@
 
 #include <sqlite3.h>
 
-#include "store_internal.h"
+#include "sqlite_store.h"
 
 static const aspen_store_state Q = ASPEN_STORE_QUEUED, SC = ASPEN_STORE_SCHEDULED,
                                R = ASPEN_STORE_RUNNING, OK = ASPEN_STORE_SUCCEEDED,

@@ -1,20 +1,19 @@
-/* store.c — opening an Aspen database: checks before SQLite touches anything, pragmas, schema
+/* sqlite_open.c — the SQLite backend's handle and its ops table (api.c calls through it). Opening
+ * an Aspen database file: checks before SQLite touches anything, pragmas, schema
  * migrations (PRAGMA user_version), the prepared-statement cache, transactions, and the mapping of
  * SQLite failures to messages a user can act on (locked, corrupt, full, read-only, newer schema).
  *
  * Rule: a file that is not an Aspen database, or a corrupt one, is never written: the first thing
  * read is the header (application_id, user_version), and nothing is written before it checks out. */
-#include "store_internal.h"
+#include "sqlite_store.h"
 
 #include <errno.h>
 #include <libgen.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #define ASPEN_APPLICATION_ID 0x4173706e /* "Aspn" in the database header */
@@ -223,7 +222,7 @@ static const char schema_v1[] =
     "  key TEXT PRIMARY KEY,"
     "  value TEXT NOT NULL) WITHOUT ROWID;";
 
-static int migrate_v1(aspen_store *s, aspen_store_error *err)
+static int migrate_v1(struct sqlite_store *s, aspen_store_error *err)
 {
     int rc = sqlite3_exec(s->db, schema_v1, NULL, NULL, NULL);
     if (rc != SQLITE_OK)
@@ -234,7 +233,7 @@ static int migrate_v1(aspen_store *s, aspen_store_error *err)
 /* Version 2: succeeded jobs get the partial index failed and cancelled already had, so listing
  * them newest first (the console's state filter) reads the index instead of every job: 95 ms ->
  * well under 1 ms with a million queued jobs. One index entry per success, appended in id order. */
-static int migrate_v2(aspen_store *s, aspen_store_error *err)
+static int migrate_v2(struct sqlite_store *s, aspen_store_error *err)
 {
     int rc = sqlite3_exec(s->db,
                           "CREATE INDEX IF NOT EXISTS jobs_succeeded ON jobs (state) "
@@ -249,7 +248,7 @@ static int migrate_v2(aspen_store *s, aspen_store_error *err)
  * (the job stays queued, no attempt charged, its own row untouched), and the job becomes running,
  * with attempts + 1 and started_at, when a worker really starts it. Recovery deletes the rows of
  * engines without a live lease: those jobs were never started, so nothing is charged. */
-static int migrate_v3(aspen_store *s, aspen_store_error *err)
+static int migrate_v3(struct sqlite_store *s, aspen_store_error *err)
 {
     int rc = sqlite3_exec(s->db,
                           "CREATE TABLE IF NOT EXISTS claims ("
@@ -270,7 +269,7 @@ static int migrate_v3(aspen_store *s, aspen_store_error *err)
  * disk even a claim failed. Payloads over PAYLOAD_INLINE_MAX bytes now live in job_payloads
  * (written once, at submit) and the row keeps '{}' with payload_ext = 1; small ones stay inline
  * (a job row fits a page either way). Existing rows keep their payload where it is. */
-static int migrate_v4(aspen_store *s, aspen_store_error *err)
+static int migrate_v4(struct sqlite_store *s, aspen_store_error *err)
 {
     int rc = sqlite3_exec(s->db,
                           "ALTER TABLE jobs ADD COLUMN payload_ext INTEGER NOT NULL DEFAULT 0;"
@@ -285,7 +284,8 @@ static int migrate_v4(aspen_store *s, aspen_store_error *err)
 }
 
 /* migrations[v] takes a database at version v to v + 1. */
-static int (*const migrations[ASPEN_STORE_SCHEMA_VERSION])(aspen_store *, aspen_store_error *) = {
+static int (*const migrations[ASPEN_STORE_SCHEMA_VERSION])(struct sqlite_store *,
+                                                           aspen_store_error *) = {
     migrate_v1,
     migrate_v2,
     migrate_v3,
@@ -296,21 +296,9 @@ const char *store_stmt_sql(enum stmt_id id) { return stmt_sql[id]; }
 
 /* ---- errors ------------------------------------------------------------------------------------ */
 
-int store_err(aspen_store_error *err, int code, const char *fmt, ...)
+int store_sqlite_err(struct sqlite_store *s, aspen_store_error *err, int rc, const char *what)
 {
-    if (err) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
-        va_end(ap);
-        err->code = code;
-    }
-    return code;
-}
-
-int store_sqlite_err(aspen_store *s, aspen_store_error *err, int rc, const char *what)
-{
-    const char *path = s && s->path ? s->path : "(database)";
+    const char *path = s && s->base.name ? s->base.name : "(database)";
     const char *emsg = s && s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc);
     int sys = s && s->db ? sqlite3_system_errno(s->db) : 0;
     switch (rc & 0xff) {
@@ -414,23 +402,9 @@ int store_sqlite_err(aspen_store *s, aspen_store_error *err, int rc, const char 
     }
 }
 
-bool aspen_store_error_permanent(int code)
-{
-    switch (code) {
-    case ASPEN_STORE_ECORRUPT:
-    case ASPEN_STORE_ENEWER:
-    case ASPEN_STORE_EPERM:
-    case ASPEN_STORE_ESCHEMA:
-    case ASPEN_STORE_ENODIR:
-        return true;
-    default:
-        return false;
-    }
-}
-
 /* ---- statements and transactions ---------------------------------------------------------------- */
 
-sqlite3_stmt *store_stmt(aspen_store *s, enum stmt_id id, aspen_store_error *err)
+sqlite3_stmt *store_stmt(struct sqlite_store *s, enum stmt_id id, aspen_store_error *err)
 {
     sqlite3_stmt *st = s->st[id];
     if (st) {
@@ -447,7 +421,8 @@ sqlite3_stmt *store_stmt(aspen_store *s, enum stmt_id id, aspen_store_error *err
     return st;
 }
 
-static int run_simple(aspen_store *s, enum stmt_id id, const char *what, aspen_store_error *err)
+static int run_simple(struct sqlite_store *s, enum stmt_id id, const char *what,
+                      aspen_store_error *err)
 {
     sqlite3_stmt *st = store_stmt(s, id, err);
     if (!st)
@@ -462,7 +437,7 @@ static int run_simple(aspen_store *s, enum stmt_id id, const char *what, aspen_s
     return 0;
 }
 
-void counts_note(aspen_store *s, aspen_store_state from, aspen_store_state to, int64_t n)
+void counts_note(struct sqlite_store *s, aspen_store_state from, aspen_store_state to, int64_t n)
 {
     if (from >= 0 && from < ASPEN_STORE_STATE_COUNT)
         s->count_delta[from] -= n;
@@ -471,7 +446,7 @@ void counts_note(aspen_store *s, aspen_store_state from, aspen_store_state to, i
 }
 
 /* Writes the transaction's net state changes into job_counts (at most six small updates). */
-static int counts_flush(aspen_store *s, aspen_store_error *err)
+static int counts_flush(struct sqlite_store *s, aspen_store_error *err)
 {
     for (int i = 0; i < ASPEN_STORE_STATE_COUNT; i++) {
         if (!s->count_delta[i])
@@ -490,22 +465,22 @@ static int counts_flush(aspen_store *s, aspen_store_error *err)
     return 0;
 }
 
-int tx_begin(aspen_store *s, aspen_store_error *err)
+int tx_begin(struct sqlite_store *s, aspen_store_error *err)
 {
     memset(s->count_delta, 0, sizeof s->count_delta);
     if (s->read_only)
         return store_err(err, ASPEN_STORE_EPERM,
                          "database %s was opened read-only: open it without read-only to change it",
-                         s->path);
+                         s->base.name);
     return run_simple(s, ST_BEGIN_IMMEDIATE, "starting a write transaction", err);
 }
 
-int tx_begin_read(aspen_store *s, aspen_store_error *err)
+int tx_begin_read(struct sqlite_store *s, aspen_store_error *err)
 {
     return run_simple(s, ST_BEGIN_DEFERRED, "starting a read transaction", err);
 }
 
-int tx_commit(aspen_store *s, const char *what, aspen_store_error *err)
+int tx_commit(struct sqlite_store *s, const char *what, aspen_store_error *err)
 {
     int code = counts_flush(s, err);
     if (code) {
@@ -518,35 +493,17 @@ int tx_commit(aspen_store *s, const char *what, aspen_store_error *err)
     return code;
 }
 
-void tx_rollback(aspen_store *s)
+void tx_rollback(struct sqlite_store *s)
 {
     memset(s->count_delta, 0, sizeof s->count_delta);
     if (!sqlite3_get_autocommit(s->db))
         run_simple(s, ST_ROLLBACK, "rolling back", NULL);
 }
 
-char *store_strdup(const char *str)
-{
-    if (!str)
-        return NULL;
-    size_t n = strlen(str) + 1;
-    char *copy = malloc(n);
-    if (copy)
-        memcpy(copy, str, n);
-    return copy;
-}
-
-int64_t aspen_store_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* ---- open --------------------------------------------------------------------------------------- */
 
 /* One integer from a pragma or query; rc-mapped error on failure. */
-static int query_int(aspen_store *s, const char *sql, int64_t *out, const char *what,
+static int query_int(struct sqlite_store *s, const char *sql, int64_t *out, const char *what,
                      aspen_store_error *err)
 {
     sqlite3_stmt *st = NULL;
@@ -647,7 +604,7 @@ free_copy:
 }
 
 /* Reads the header and refuses anything that is not an Aspen database we understand. */
-static int check_header(aspen_store *s, int64_t *version, aspen_store_error *err)
+static int check_header(struct sqlite_store *s, int64_t *version, aspen_store_error *err)
 {
     int64_t app = 0, objects = 0;
     int code = query_int(s, "PRAGMA application_id", &app, "reading the database header", err);
@@ -661,7 +618,7 @@ static int check_header(aspen_store *s, int64_t *version, aspen_store_error *err
                          "%s is an SQLite database of another program (application_id 0x%08llx), "
                          "not an Aspen database. It was left untouched: pass --db with another "
                          "path",
-                         s->path, (unsigned long long)app);
+                         s->base.name, (unsigned long long)app);
     if (app == 0) {
         code = query_int(s, "SELECT count(*) FROM sqlite_master", &objects,
                          "reading the database schema", err);
@@ -672,17 +629,17 @@ static int check_header(aspen_store *s, int64_t *version, aspen_store_error *err
                              "%s is an SQLite database but not an Aspen one (it has %lld schema "
                              "objects and no Aspen header). It was left untouched: pass --db "
                              "with another path",
-                             s->path, (long long)objects);
+                             s->base.name, (long long)objects);
     }
     if (*version > ASPEN_STORE_SCHEMA_VERSION)
         return store_err(err, ASPEN_STORE_ENEWER,
                          "database schema version %lld is newer than this aspen (%d): upgrade "
                          "aspen, or use the aspen that wrote %s",
-                         (long long)*version, ASPEN_STORE_SCHEMA_VERSION, s->path);
+                         (long long)*version, ASPEN_STORE_SCHEMA_VERSION, s->base.name);
     return 0;
 }
 
-static int migrate(aspen_store *s, aspen_store_error *err)
+static int migrate(struct sqlite_store *s, aspen_store_error *err)
 {
     int code = tx_begin(s, err);
     if (code)
@@ -718,29 +675,25 @@ rollback:
  * other code initialised it already, the call is refused and nothing changes). */
 static void sqlite_global_setup(void) { (void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0); }
 
-int aspen_store_open(const char *path, const aspen_store_options *opts, aspen_store **out,
-                     aspen_store_error *err)
+int store_sqlite_open(const char *path, const aspen_store_options *opts, aspen_store **out,
+                      aspen_store_error *err)
 {
     static pthread_once_t once = PTHREAD_ONCE_INIT;
     pthread_once(&once, sqlite_global_setup);
-    aspen_store_options o = opts ? *opts : (aspen_store_options){0};
-    if (!out)
-        return store_err(err, ASPEN_STORE_EINVAL, "aspen_store_open: out is NULL");
-    *out = NULL;
-    if (err)
-        err->code = 0, err->msg[0] = '\0';
+    const aspen_store_options o = *opts;
     int code = check_path(path, &o, err);
     if (code)
         return code;
 
-    aspen_store *s = calloc(1, sizeof *s);
+    struct sqlite_store *s = calloc(1, sizeof *s);
     if (!s)
         return store_err(err, ASPEN_STORE_ENOMEM, "out of memory opening %s", path);
-    s->path = store_strdup(path);
-    s->log_cap = o.log_cap > 0 ? o.log_cap : 1000;
+    s->base.ops = &store_sqlite_ops;
+    s->base.name = store_strdup(path);
+    s->base.log_cap = o.log_cap > 0 ? o.log_cap : 1000;
     s->busy_timeout_ms = o.busy_timeout_ms > 0 ? o.busy_timeout_ms : 5000;
     s->read_only = o.read_only;
-    if (!s->path) {
+    if (!s->base.name) {
         code = store_err(err, ASPEN_STORE_ENOMEM, "out of memory opening %s", path);
         goto free_handle;
     }
@@ -788,33 +741,30 @@ int aspen_store_open(const char *path, const aspen_store_options *opts, aspen_st
                 goto close_db;
         }
     }
-    *out = s;
+    *out = &s->base;
     return 0;
 
 close_db:
     sqlite3_close_v2(s->db);
 free_handle:
-    free(s->path);
+    free(s->base.name);
     free(s);
     return code;
 }
 
-void aspen_store_close(aspen_store *s)
+void sq_close(aspen_store *base)
 {
+    struct sqlite_store *s = sq(base);
     if (!s)
         return;
     for (int i = 0; i < ST_COUNT; i++)
         sqlite3_finalize(s->st[i]);
     sqlite3_close_v2(s->db);
-    free(s->path);
+    free(s->base.name);
     free(s);
 }
 
-const char *aspen_store_path(const aspen_store *s) { return s ? s->path : NULL; }
-
-int aspen_store_log_cap(const aspen_store *s) { return s ? s->log_cap : 0; }
-
-static int quick_check(aspen_store *s, aspen_store_error *err)
+static int quick_check(struct sqlite_store *s, aspen_store_error *err)
 {
     sqlite3_stmt *st = NULL;
     int rc = sqlite3_prepare_v2(s->db, "PRAGMA quick_check", -1, &st, NULL);
@@ -828,7 +778,7 @@ static int quick_check(aspen_store *s, aspen_store_error *err)
             code = store_err(err, ASPEN_STORE_ECORRUPT,
                              "database %s is corrupt: %s. Restore it from a backup, or move it "
                              "aside (mv %s %s.bad) and let aspen create a new one",
-                             s->path, r ? r : "?", s->path, s->path);
+                             s->base.name, r ? r : "?", s->base.name, s->base.name);
     } else if (rc != SQLITE_DONE) {
         code = store_sqlite_err(s, err, rc, "checking the database");
     }
@@ -837,7 +787,7 @@ static int quick_check(aspen_store *s, aspen_store_error *err)
 }
 
 /* The real counts per state (full scan), into real[]. */
-static int recount_into(aspen_store *s, int64_t real[ASPEN_STORE_STATE_COUNT],
+static int recount_into(struct sqlite_store *s, int64_t real[ASPEN_STORE_STATE_COUNT],
                         aspen_store_error *err)
 {
     memset(real, 0, sizeof(int64_t) * ASPEN_STORE_STATE_COUNT);
@@ -856,29 +806,32 @@ static int recount_into(aspen_store *s, int64_t real[ASPEN_STORE_STATE_COUNT],
     return code;
 }
 
-int aspen_store_check(aspen_store *s, aspen_store_error *err)
+int sq_check(aspen_store *base, aspen_store_error *err)
 {
+    struct sqlite_store *s = sq(base);
     int code = quick_check(s, err);
     if (code)
         return code;
     int64_t kept[ASPEN_STORE_STATE_COUNT], real[ASPEN_STORE_STATE_COUNT];
-    code = aspen_store_counts(s, kept, err);
+    code = sq_counts(&s->base, kept, err);
     if (!code)
         code = recount_into(s, real, err);
     if (code)
         return code;
     for (int i = 0; i < ASPEN_STORE_STATE_COUNT; i++)
         if (kept[i] != real[i])
-            return store_err(err, ASPEN_STORE_EIO,
-                             "job counts drifted in %s (%s: kept %lld, actual %lld), probably after "
-                             "rows were changed by hand: run aspen_store_recount",
-                             s->path, aspen_store_state_name((aspen_store_state)i),
-                             (long long)kept[i], (long long)real[i]);
+            return store_err(
+                err, ASPEN_STORE_EIO,
+                "job counts drifted in %s (%s: kept %lld, actual %lld), probably after "
+                "rows were changed by hand: run aspen_store_recount",
+                s->base.name, aspen_store_state_name((aspen_store_state)i), (long long)kept[i],
+                (long long)real[i]);
     return 0;
 }
 
-int aspen_store_recount(aspen_store *s, aspen_store_error *err)
+int sq_recount(aspen_store *base, aspen_store_error *err)
 {
+    struct sqlite_store *s = sq(base);
     int64_t real[ASPEN_STORE_STATE_COUNT];
     int code = tx_begin(s, err);
     if (code)
@@ -904,11 +857,9 @@ rollback:
 
 /* ---- settings and change detection -------------------------------------------------------------- */
 
-int aspen_store_setting_set(aspen_store *s, const char *key, const char *value,
-                            aspen_store_error *err)
+int sq_setting_set(aspen_store *base, const char *key, const char *value, aspen_store_error *err)
 {
-    if (!key || !*key)
-        return store_err(err, ASPEN_STORE_EINVAL, "setting key must not be empty");
+    struct sqlite_store *s = sq(base);
     sqlite3_stmt *st = store_stmt(s, value ? ST_SETTING_SET : ST_SETTING_DEL, err);
     if (!st)
         return err ? err->code : ASPEN_STORE_EIO;
@@ -923,8 +874,9 @@ int aspen_store_setting_set(aspen_store *s, const char *key, const char *value,
     return code;
 }
 
-int aspen_store_setting_get(aspen_store *s, const char *key, char **value, aspen_store_error *err)
+int sq_setting_get(aspen_store *base, const char *key, char **value, aspen_store_error *err)
 {
+    struct sqlite_store *s = sq(base);
     *value = NULL;
     sqlite3_stmt *st = store_stmt(s, ST_SETTING_GET, err);
     if (!st)
@@ -942,22 +894,9 @@ int aspen_store_setting_get(aspen_store *s, const char *key, char **value, aspen
     return code;
 }
 
-int aspen_store_set_paused(aspen_store *s, bool paused, aspen_store_error *err)
+int sq_checkpoint(aspen_store *base, aspen_store_error *err)
 {
-    return aspen_store_setting_set(s, "queue.paused", paused ? "1" : "0", err);
-}
-
-int aspen_store_paused(aspen_store *s, bool *paused, aspen_store_error *err)
-{
-    char *v = NULL;
-    int code = aspen_store_setting_get(s, "queue.paused", &v, err);
-    *paused = !code && v && strcmp(v, "0") != 0;
-    free(v);
-    return code;
-}
-
-int aspen_store_checkpoint(aspen_store *s, aspen_store_error *err)
-{
+    struct sqlite_store *s = sq(base);
     if (s->read_only)
         return 0;
     int busy = 0, log = 0, done = 0;
@@ -970,8 +909,9 @@ int aspen_store_checkpoint(aspen_store *s, aspen_store_error *err)
     return 0;
 }
 
-int aspen_store_data_version(aspen_store *s, uint64_t *version, aspen_store_error *err)
+int sq_data_version(aspen_store *base, uint64_t *version, aspen_store_error *err)
 {
+    struct sqlite_store *s = sq(base);
     sqlite3_stmt *st = store_stmt(s, ST_DATA_VERSION, err);
     if (!st)
         return err ? err->code : ASPEN_STORE_EIO;
@@ -984,15 +924,43 @@ int aspen_store_data_version(aspen_store *s, uint64_t *version, aspen_store_erro
     return code;
 }
 
-void *store_grow(void *arr, size_t *cap, size_t count, size_t elem)
-{
-    if (count < *cap)
-        return arr;
-    size_t want = *cap ? *cap * 2 : 16, bytes;
-    if (want < *cap || __builtin_mul_overflow(want, elem, &bytes))
-        return NULL;
-    void *grown = realloc(arr, bytes);
-    if (grown)
-        *cap = want;
-    return grown;
-}
+/* ---- the ops table ------------------------------------------------------------------------------ */
+
+const struct store_ops store_sqlite_ops = {
+    .name = "sqlite",
+    .close = sq_close,
+    .check = sq_check,
+    .recount = sq_recount,
+    .setting_set = sq_setting_set,
+    .setting_get = sq_setting_get,
+    .checkpoint = sq_checkpoint,
+    .data_version = sq_data_version,
+    .put_binary = sq_put_binary,
+    .get_binary = sq_get_binary,
+    .submit_batch = sq_submit_batch,
+    .claim = sq_claim,
+    .unclaim = sq_unclaim,
+    .append_logs = sq_append_logs,
+    .commit = sq_commit,
+    .release = sq_release,
+    .cancel = sq_cancel,
+    .rerun = sq_rerun,
+    .retry = sq_retry,
+    .delete = sq_delete,
+    .purge = sq_purge,
+    .engine_register = sq_engine_register,
+    .engine_renew = sq_engine_renew,
+    .engine_unregister = sq_engine_unregister,
+    .engines = sq_engines,
+    .recover = sq_recover,
+    .cancel_requests = sq_cancel_requests,
+    .get = sq_get,
+    .list = sq_list,
+    .count = sq_count,
+    .retry_failed = sq_retry_failed,
+    .cancel_matching = sq_cancel_matching,
+    .counts = sq_counts,
+    .oldest_waiting = sq_oldest_waiting,
+    .attempts = sq_attempts,
+    .logs = sq_logs,
+};

@@ -1,11 +1,12 @@
-/* query.c — the read side for the CLI and the console: one job, filtered lists and counts, counts
- * per state, the age of the oldest waiting job, attempts, log tails, and the filter language
- * (`state:failed tag:x payload.user:alice`). Also the filtered bulk actions (retry every failed job
+/* sqlite_query.c — the SQLite backend's read side for the CLI and the console: one job, filtered
+ * lists and counts, counts per state, the age of the oldest waiting job, attempts, log tails. The
+ * filter language itself is parsed once for every backend (filter.c); here a parsed filter
+ * becomes SQL. Also the filtered bulk actions (retry every failed job
  * that matches, cancel everything that matches), which reuse the filter's SQL.
  *
  * Filters become one parameterised SELECT; payload fields go through json_extract, tags through
  * json_each. Values are always bound, never pasted into SQL. */
-#include "store_internal.h"
+#include "sqlite_store.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -72,30 +73,9 @@ int job_from_row(sqlite3_stmt *st, aspen_store_job *job, aspen_store_error *err)
     return 0;
 }
 
-void aspen_store_job_clear(aspen_store_job *job)
+int sq_get(aspen_store *base, int64_t id, aspen_store_job *out, aspen_store_error *err)
 {
-    if (!job)
-        return;
-    free(job->type);
-    free(job->binary_sha256);
-    free(job->binary_name);
-    free(job->payload);
-    free(job->tags);
-    free(job->result);
-    free(job->error);
-    free(job->source_dir);
-    memset(job, 0, sizeof *job);
-}
-
-void aspen_store_jobs_free(aspen_store_job *jobs, size_t n)
-{
-    for (size_t i = 0; jobs && i < n; i++)
-        aspen_store_job_clear(&jobs[i]);
-    free(jobs);
-}
-
-int aspen_store_get(aspen_store *s, int64_t id, aspen_store_job *out, aspen_store_error *err)
-{
+    struct sqlite_store *s = sq(base);
     memset(out, 0, sizeof *out);
     sqlite3_stmt *st = store_stmt(s, ST_JOB_GET, err);
     if (!st)
@@ -106,7 +86,7 @@ int aspen_store_get(aspen_store *s, int64_t id, aspen_store_job *out, aspen_stor
         code = job_from_row(st, out, err);
     else if (rc == SQLITE_DONE)
         code = store_err(err, ASPEN_STORE_ENOTFOUND, "no job %lld in %s: check the id (aspen jobs)",
-                         (long long)id, s->path);
+                         (long long)id, s->base.name);
     else
         code = store_sqlite_err(s, err, rc, "reading a job");
     sqlite3_reset(st);
@@ -227,7 +207,8 @@ static int q_where(struct query *q, const aspen_store_filter *f, unsigned states
     return 0;
 }
 
-static int q_prepare(aspen_store *s, struct query *q, sqlite3_stmt **st, aspen_store_error *err)
+static int q_prepare(struct sqlite_store *s, struct query *q, sqlite3_stmt **st,
+                     aspen_store_error *err)
 {
     int rc = sqlite3_prepare_v2(s->db, q->sql, -1, st, NULL);
     if (rc != SQLITE_OK)
@@ -242,7 +223,7 @@ static int q_prepare(aspen_store *s, struct query *q, sqlite3_stmt **st, aspen_s
 }
 
 /* A step failure of a filtered query: a bad JSON path is the user's, the rest the database's. */
-static int q_step_err(aspen_store *s, int rc, aspen_store_error *err)
+static int q_step_err(struct sqlite_store *s, int rc, aspen_store_error *err)
 {
     if ((rc & 0xff) == SQLITE_ERROR && strstr(sqlite3_errmsg(s->db), "JSON path"))
         return store_err(err, ASPEN_STORE_EINVAL,
@@ -252,9 +233,10 @@ static int q_step_err(aspen_store *s, int rc, aspen_store_error *err)
     return store_sqlite_err(s, err, rc, "listing jobs");
 }
 
-int aspen_store_list(aspen_store *s, const aspen_store_filter *filter, aspen_store_job **jobs,
-                     size_t *n, aspen_store_error *err)
+int sq_list(aspen_store *base, const aspen_store_filter *filter, aspen_store_job **jobs, size_t *n,
+            aspen_store_error *err)
 {
+    struct sqlite_store *s = sq(base);
     *jobs = NULL;
     *n = 0;
     struct query q = {0};
@@ -305,9 +287,10 @@ free_list:
     return code;
 }
 
-int aspen_store_count(aspen_store *s, const aspen_store_filter *filter, int64_t *count,
-                      aspen_store_error *err)
+int sq_count(aspen_store *base, const aspen_store_filter *filter, int64_t *count,
+             aspen_store_error *err)
 {
+    struct sqlite_store *s = sq(base);
     *count = 0;
     struct query q = {0};
     q_add(&q, "SELECT count(*) FROM jobs%s", "");
@@ -328,8 +311,8 @@ int aspen_store_count(aspen_store *s, const aspen_store_filter *filter, int64_t 
 }
 
 /* Ids matching filter restricted to `states`, in id order. */
-static int matching_ids(aspen_store *s, const aspen_store_filter *f, unsigned states, int64_t **ids,
-                        size_t *n, aspen_store_error *err)
+static int matching_ids(struct sqlite_store *s, const aspen_store_filter *f, unsigned states,
+                        int64_t **ids, size_t *n, aspen_store_error *err)
 {
     *ids = NULL;
     *n = 0;
@@ -375,9 +358,10 @@ static unsigned restrict_states(const aspen_store_filter *f, unsigned allowed)
     return f && f->states ? f->states & allowed : allowed;
 }
 
-int aspen_store_retry_failed(aspen_store *s, const aspen_store_filter *filter, int64_t now_ms,
-                             int64_t *retried, aspen_store_error *err)
+int sq_retry_failed(aspen_store *base, const aspen_store_filter *filter, int64_t now_ms,
+                    int64_t *retried, aspen_store_error *err)
 {
+    struct sqlite_store *s = sq(base);
     if (retried)
         *retried = 0;
     int64_t *ids = NULL;
@@ -405,9 +389,10 @@ rollback:
     return code;
 }
 
-int aspen_store_cancel_matching(aspen_store *s, const aspen_store_filter *filter, int64_t now_ms,
-                                int64_t *cancelled, int64_t *requested, aspen_store_error *err)
+int sq_cancel_matching(aspen_store *base, const aspen_store_filter *filter, int64_t now_ms,
+                       int64_t *cancelled, int64_t *requested, aspen_store_error *err)
 {
+    struct sqlite_store *s = sq(base);
     int64_t done = 0, asked = 0;
     int64_t *ids = NULL;
     size_t n = 0;
@@ -446,9 +431,9 @@ rollback:
 
 /* ---- counters ------------------------------------------------------------------------------------ */
 
-int aspen_store_counts(aspen_store *s, int64_t counts[ASPEN_STORE_STATE_COUNT],
-                       aspen_store_error *err)
+int sq_counts(aspen_store *base, int64_t counts[ASPEN_STORE_STATE_COUNT], aspen_store_error *err)
 {
+    struct sqlite_store *s = sq(base);
     memset(counts, 0, sizeof(int64_t) * ASPEN_STORE_STATE_COUNT);
     sqlite3_stmt *st = store_stmt(s, ST_COUNTS, err);
     if (!st)
@@ -464,8 +449,8 @@ int aspen_store_counts(aspen_store *s, int64_t counts[ASPEN_STORE_STATE_COUNT],
     return code;
 }
 
-static int min_of(aspen_store *s, enum stmt_id id, int64_t now_ms, int64_t *out, bool *found,
-                  aspen_store_error *err)
+static int min_of(struct sqlite_store *s, enum stmt_id id, int64_t now_ms, int64_t *out,
+                  bool *found, aspen_store_error *err)
 {
     *found = false;
     sqlite3_stmt *st = store_stmt(s, id, err);
@@ -486,9 +471,9 @@ static int min_of(aspen_store *s, enum stmt_id id, int64_t now_ms, int64_t *out,
     return code;
 }
 
-int aspen_store_oldest_waiting(aspen_store *s, int64_t now_ms, int64_t *age_ms,
-                               aspen_store_error *err)
+int sq_oldest_waiting(aspen_store *base, int64_t now_ms, int64_t *age_ms, aspen_store_error *err)
 {
+    struct sqlite_store *s = sq(base);
     *age_ms = 0;
     int64_t a = 0, b = 0;
     bool fa = false, fb = false;
@@ -506,9 +491,10 @@ int aspen_store_oldest_waiting(aspen_store *s, int64_t now_ms, int64_t *age_ms,
 
 /* ---- attempts and logs --------------------------------------------------------------------------- */
 
-int aspen_store_attempts(aspen_store *s, int64_t job_id, aspen_store_attempt **out, size_t *n,
-                         aspen_store_error *err)
+int sq_attempts(aspen_store *base, int64_t job_id, aspen_store_attempt **out, size_t *n,
+                aspen_store_error *err)
 {
+    struct sqlite_store *s = sq(base);
     *out = NULL;
     *n = 0;
     sqlite3_stmt *st = store_stmt(s, ST_ATTEMPTS_GET, err);
@@ -559,16 +545,10 @@ int aspen_store_attempts(aspen_store *s, int64_t job_id, aspen_store_attempt **o
     return 0;
 }
 
-void aspen_store_attempts_free(aspen_store_attempt *a, size_t n)
+int sq_logs(aspen_store *base, int64_t job_id, int64_t after_seq, size_t limit,
+            aspen_store_log **out, size_t *n, aspen_store_error *err)
 {
-    for (size_t i = 0; a && i < n; i++)
-        free(a[i].error);
-    free(a);
-}
-
-int aspen_store_logs(aspen_store *s, int64_t job_id, int64_t after_seq, size_t limit,
-                     aspen_store_log **out, size_t *n, aspen_store_error *err)
-{
+    struct sqlite_store *s = sq(base);
     *out = NULL;
     *n = 0;
     sqlite3_stmt *st = store_stmt(s, ST_LOGS_GET, err);
@@ -609,149 +589,5 @@ int aspen_store_logs(aspen_store *s, int64_t job_id, int64_t after_seq, size_t l
     }
     *out = list;
     *n = count;
-    return 0;
-}
-
-void aspen_store_logs_free(aspen_store_log *l, size_t n)
-{
-    for (size_t i = 0; l && i < n; i++)
-        free(l[i].line);
-    free(l);
-}
-
-/* ---- the filter language ------------------------------------------------------------------------- */
-
-static const char filter_help[] =
-    "use state:S[,S…] type:T binary:NAME tag:T id:N rerun-of:N payload.FIELD:VALUE "
-    "order:newest|oldest|queue";
-
-static bool path_ok(const char *p)
-{
-    if (!*p)
-        return false;
-    for (; *p; p++)
-        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-              *p == '_' || *p == '-' || *p == '.' || *p == '[' || *p == ']' || *p == '$'))
-            return false;
-    return true;
-}
-
-static bool parse_i64(const char *v, int64_t *out)
-{
-    char *end = NULL;
-    long long x = strtoll(v, &end, 10);
-    if (!*v || *end || x <= 0)
-        return false;
-    *out = x;
-    return true;
-}
-
-int aspen_store_filter_parse(const char *text, aspen_store_filter *out, char *buf, size_t bufsize,
-                             aspen_store_error *err)
-{
-    memset(out, 0, sizeof *out);
-    size_t used = 0;
-    const char *p = text ? text : "";
-    while (*p) {
-        while (*p == ' ' || *p == '\t')
-            p++;
-        if (!*p)
-            break;
-        /* key up to ':' */
-        const char *key = p;
-        while (*p && *p != ':' && *p != ' ' && *p != '\t')
-            p++;
-        size_t keylen = (size_t)(p - key);
-        if (*p != ':')
-            return store_err(err, ASPEN_STORE_EINVAL, "filter term '%.*s' has no ':': %s",
-                             (int)keylen, key, filter_help);
-        p++;
-        /* value: "quoted" or up to whitespace; copied into buf */
-        char *val = buf + used;
-        bool quoted = *p == '"';
-        if (quoted)
-            p++;
-        while (*p && (quoted ? *p != '"' : (*p != ' ' && *p != '\t'))) {
-            if (quoted && *p == '\\' && p[1])
-                p++;
-            if (used + 1 >= bufsize)
-                return store_err(err, ASPEN_STORE_EINVAL, "filter too long");
-            buf[used++] = *p++;
-        }
-        if (quoted) {
-            if (*p != '"')
-                return store_err(err, ASPEN_STORE_EINVAL, "filter: unterminated quote after %.*s:",
-                                 (int)keylen, key);
-            p++;
-        }
-        if (used + 1 >= bufsize)
-            return store_err(err, ASPEN_STORE_EINVAL, "filter too long");
-        buf[used++] = '\0';
-        if (!*val)
-            return store_err(err, ASPEN_STORE_EINVAL, "filter term '%.*s:' has no value",
-                             (int)keylen, key);
-
-#define KEY(k) (keylen == sizeof(k) - 1 && strncmp(key, k, keylen) == 0)
-        if (KEY("state")) {
-            for (char *s = val; s && *s;) {
-                char *comma = strchr(s, ',');
-                if (comma)
-                    *comma = '\0';
-                aspen_store_state st;
-                if (aspen_store_state_parse(s, &st) != 0)
-                    return store_err(err, ASPEN_STORE_EINVAL,
-                                     "unknown state '%s': use queued, scheduled, running, "
-                                     "succeeded, failed or cancelled",
-                                     s);
-                out->states |= 1u << st;
-                s = comma ? comma + 1 : NULL;
-            }
-        } else if (KEY("type")) {
-            out->type = val;
-        } else if (KEY("binary")) {
-            out->binary_name = val;
-        } else if (KEY("tag")) {
-            out->tag = val;
-        } else if (KEY("id") || KEY("rerun-of")) {
-            int64_t v;
-            if (!parse_i64(val, &v))
-                return store_err(err, ASPEN_STORE_EINVAL, "'%.*s:%s' needs a positive job id",
-                                 (int)keylen, key, val);
-            if (KEY("id"))
-                out->id = v;
-            else
-                out->rerun_of = v;
-        } else if (KEY("order")) {
-            if (strcmp(val, "newest") == 0)
-                out->order = ASPEN_STORE_ORDER_NEWEST;
-            else if (strcmp(val, "oldest") == 0)
-                out->order = ASPEN_STORE_ORDER_OLDEST;
-            else if (strcmp(val, "queue") == 0)
-                out->order = ASPEN_STORE_ORDER_QUEUE;
-            else
-                return store_err(err, ASPEN_STORE_EINVAL,
-                                 "unknown order '%s': use newest, oldest or queue", val);
-        } else if (keylen > 8 && strncmp(key, "payload.", 8) == 0) {
-            if (out->n_fields == ASPEN_STORE_FILTER_MAX_FIELDS)
-                return store_err(err, ASPEN_STORE_EINVAL, "at most %d payload.FIELD terms",
-                                 ASPEN_STORE_FILTER_MAX_FIELDS);
-            if (used + keylen - 8 + 1 > bufsize)
-                return store_err(err, ASPEN_STORE_EINVAL, "filter too long");
-            char *path = buf + used;
-            memcpy(path, key + 8, keylen - 8);
-            path[keylen - 8] = '\0';
-            used += keylen - 8 + 1;
-            if (!path_ok(path))
-                return store_err(err, ASPEN_STORE_EINVAL,
-                                 "bad payload field '%s': use letters, digits, _ - . and [n]", path);
-            out->fields[out->n_fields].path = path;
-            out->fields[out->n_fields].value = val;
-            out->n_fields++;
-        } else {
-            return store_err(err, ASPEN_STORE_EINVAL, "unknown filter term '%.*s': %s", (int)keylen,
-                             key, filter_help);
-        }
-#undef KEY
-    }
     return 0;
 }

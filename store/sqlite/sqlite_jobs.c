@@ -1,14 +1,14 @@
-/* jobs.c — the write side of the job store: binaries by content hash, submit (single and batch),
- * claim in batches, group-commit completion with attempts and logs, release, cancel, rerun, retry,
- * delete, and the backoff helper.
+/* sqlite_jobs.c — the SQLite backend's write side: binaries by content hash, submit (batches; one
+ * job is a batch of one, api.c), claim in batches, group-commit completion with attempts and logs,
+ * release, cancel, rerun, retry, delete. The spec checks that need no database are made before
+ * this runs (store_check_spec, common.c).
  *
  * Every per-job state change goes through job_write, which checks the transition table (state.c)
  * and writes WHERE state = the state it read, inside a BEGIN IMMEDIATE transaction. The bulk claim
  * and promotion statements encode the table's edges in their WHERE clauses. Every path also tells
  * counts_note how many jobs moved between which states, for the job_counts table. */
-#include "store_internal.h"
+#include "sqlite_store.h"
 
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,7 +16,7 @@
 #define DEFAULT_MAX_ATTEMPTS 3
 #define DEFAULT_TIMEOUT_MS 30000
 
-static int stmt_failed(aspen_store *s, aspen_store_error *err)
+static int stmt_failed(struct sqlite_store *s, aspen_store_error *err)
 {
     (void)s;
     return err && err->code ? err->code : ASPEN_STORE_EIO;
@@ -30,19 +30,9 @@ static void bind_opt_int(sqlite3_stmt *st, int i, int64_t v)
         sqlite3_bind_null(st, i);
 }
 
-static bool is_sha256_hex(const char *h)
-{
-    if (!h || strlen(h) != 64)
-        return false;
-    for (int i = 0; i < 64; i++)
-        if (!((h[i] >= '0' && h[i] <= '9') || (h[i] >= 'a' && h[i] <= 'f')))
-            return false;
-    return true;
-}
-
 /* ---- the transition writer ---------------------------------------------------------------------- */
 
-int job_read(aspen_store *s, int64_t id, struct job_row *row, aspen_store_error *err)
+int job_read(struct sqlite_store *s, int64_t id, struct job_row *row, aspen_store_error *err)
 {
     sqlite3_stmt *st = store_stmt(s, ST_JOB_READ, err);
     if (!st)
@@ -52,7 +42,7 @@ int job_read(aspen_store *s, int64_t id, struct job_row *row, aspen_store_error 
     if (rc == SQLITE_DONE) {
         sqlite3_reset(st);
         return store_err(err, ASPEN_STORE_ENOTFOUND, "no job %lld in %s: check the id (aspen jobs)",
-                         (long long)id, s->path);
+                         (long long)id, s->base.name);
     }
     if (rc != SQLITE_ROW) {
         int code = store_sqlite_err(s, err, rc, "reading a job");
@@ -75,7 +65,7 @@ int job_read(aspen_store *s, int64_t id, struct job_row *row, aspen_store_error 
     return 0;
 }
 
-int job_write(aspen_store *s, const struct job_row *before, const struct job_row *after,
+int job_write(struct sqlite_store *s, const struct job_row *before, const struct job_row *after,
               aspen_store_error *err)
 {
     if (after->via_running) {
@@ -130,7 +120,7 @@ int job_write(aspen_store *s, const struct job_row *before, const struct job_row
     return code;
 }
 
-int claim_owner(aspen_store *s, int64_t job, int64_t *engine, aspen_store_error *err)
+int claim_owner(struct sqlite_store *s, int64_t job, int64_t *engine, aspen_store_error *err)
 {
     *engine = 0;
     sqlite3_stmt *st = store_stmt(s, ST_CLAIM_OWNER, err);
@@ -146,7 +136,7 @@ int claim_owner(aspen_store *s, int64_t job, int64_t *engine, aspen_store_error 
     return code;
 }
 
-int claim_delete(aspen_store *s, int64_t job, aspen_store_error *err)
+int claim_delete(struct sqlite_store *s, int64_t job, aspen_store_error *err)
 {
     sqlite3_stmt *st = store_stmt(s, ST_CLAIM_DELETE, err);
     if (!st)
@@ -159,7 +149,7 @@ int claim_delete(aspen_store *s, int64_t job, aspen_store_error *err)
 
 /* ---- binaries ------------------------------------------------------------------------------------ */
 
-static int binary_insert(aspen_store *s, const char *sha, const void *bytes, size_t size,
+static int binary_insert(struct sqlite_store *s, const char *sha, const void *bytes, size_t size,
                          const char *name, int64_t now_ms, aspen_store_error *err)
 {
     sqlite3_stmt *st = store_stmt(s, ST_BINARY_INSERT, err);
@@ -191,7 +181,7 @@ static int binary_insert(aspen_store *s, const char *sha, const void *bytes, siz
     return code;
 }
 
-static int binary_exists(aspen_store *s, const char *sha, aspen_store_error *err)
+static int binary_exists(struct sqlite_store *s, const char *sha, aspen_store_error *err)
 {
     sqlite3_stmt *st = store_stmt(s, ST_BINARY_EXISTS, err);
     if (!st)
@@ -199,37 +189,24 @@ static int binary_exists(aspen_store *s, const char *sha, aspen_store_error *err
     sqlite3_bind_text(st, 1, sha, -1, SQLITE_STATIC);
     int rc = sqlite3_step(st), code = 0;
     if (rc == SQLITE_DONE)
-        code = store_err(err, ASPEN_STORE_ENOTFOUND,
-                         "binary %.16s… is not stored in %s: store it first (aspen_store_put_binary) "
-                         "or submit the job with the binary's bytes",
-                         sha, s->path);
+        code =
+            store_err(err, ASPEN_STORE_ENOTFOUND,
+                      "binary %.16s… is not stored in %s: store it first (aspen_store_put_binary) "
+                      "or submit the job with the binary's bytes",
+                      sha, s->base.name);
     else if (rc != SQLITE_ROW)
         code = store_sqlite_err(s, err, rc, "looking up a binary");
     sqlite3_reset(st);
     return code;
 }
 
-static int check_binary_size(size_t size, aspen_store_error *err)
+int sq_put_binary(aspen_store *base, const void *bytes, size_t size, const char *name,
+                  int64_t now_ms, char sha256_out[65], aspen_store_error *err)
 {
-    if (size > ASPEN_STORE_MAX_BINARY)
-        return store_err(err, ASPEN_STORE_ETOOBIG,
-                         "Binary too large: %zu bytes (max: %u bytes): strip symbols, build with "
-                         "-Os, or split the work",
-                         size, ASPEN_STORE_MAX_BINARY);
-    return 0;
-}
-
-int aspen_store_put_binary(aspen_store *s, const void *bytes, size_t size, const char *name,
-                           int64_t now_ms, char sha256_out[65], aspen_store_error *err)
-{
-    if (!bytes && size)
-        return store_err(err, ASPEN_STORE_EINVAL, "binary bytes are NULL");
-    int code = check_binary_size(size, err);
-    if (code)
-        return code;
+    struct sqlite_store *s = sq(base);
     char sha[65];
     aspen_store_sha256_hex(bytes ? bytes : "", size, sha);
-    code = tx_begin(s, err);
+    int code = tx_begin(s, err);
     if (code)
         return code;
     code = binary_insert(s, sha, bytes, size, name, now_ms, err);
@@ -246,13 +223,11 @@ rollback:
     return code;
 }
 
-int aspen_store_get_binary(aspen_store *s, const char *sha256, aspen_store_binary *out,
-                           aspen_store_error *err)
+int sq_get_binary(aspen_store *base, const char *sha256, aspen_store_binary *out,
+                  aspen_store_error *err)
 {
+    struct sqlite_store *s = sq(base);
     memset(out, 0, sizeof *out);
-    if (!is_sha256_hex(sha256))
-        return store_err(err, ASPEN_STORE_EINVAL,
-                         "'%.80s' is not a SHA-256 (64 lowercase hex digits)", sha256 ? sha256 : "");
     sqlite3_stmt *st = store_stmt(s, ST_BINARY_GET, err);
     if (!st)
         return stmt_failed(s, err);
@@ -275,21 +250,12 @@ int aspen_store_get_binary(aspen_store *s, const char *sha256, aspen_store_binar
         }
     } else if (rc == SQLITE_DONE) {
         code = store_err(err, ASPEN_STORE_ENOTFOUND, "binary %.16s… is not stored in %s", sha256,
-                         s->path);
+                         s->base.name);
     } else {
         code = store_sqlite_err(s, err, rc, "reading a binary");
     }
     sqlite3_reset(st);
     return code;
-}
-
-void aspen_store_binary_clear(aspen_store_binary *b)
-{
-    if (!b)
-        return;
-    free(b->name);
-    free(b->bytes);
-    memset(b, 0, sizeof *b);
 }
 
 /* ---- submit -------------------------------------------------------------------------------------- */
@@ -302,25 +268,16 @@ struct binary_memo {
     bool valid;
 };
 
-static int insert_job(aspen_store *s, const aspen_store_job_spec *j, size_t index, size_t n,
-                      int64_t now_ms, struct binary_memo *memo, int64_t *id,
-                      aspen_store_error *err)
+static int insert_job(struct sqlite_store *s, const aspen_store_job_spec *j, size_t index, size_t n,
+                      int64_t now_ms, struct binary_memo *memo, int64_t *id, aspen_store_error *err)
 {
     char where[48] = "";
     if (n > 1)
         snprintf(where, sizeof where, "job %zu of the batch: ", index + 1);
-    if (!j->type || !*j->type)
-        return store_err(err, ASPEN_STORE_EINVAL,
-                         "%sjob type is missing: give a type such as vm_execute", where);
-    if (j->max_attempts < 0 || j->timeout_ms < 0 || j->memory_bytes < 0)
-        return store_err(err, ASPEN_STORE_EINVAL,
-                         "%smax attempts, timeout and memory must not be negative", where);
+    /* The spec itself was checked by store_check_spec (api.c) before the transaction began. */
     const char *sha = NULL;
     int code = 0;
     if (j->binary) {
-        code = check_binary_size(j->binary_size, err);
-        if (code)
-            return code;
         if (!memo->valid || memo->bytes != j->binary || memo->size != j->binary_size) {
             aspen_store_sha256_hex(j->binary, j->binary_size, memo->sha);
             code = binary_insert(s, memo->sha, j->binary, j->binary_size, j->binary_name, now_ms,
@@ -337,10 +294,6 @@ static int insert_job(aspen_store *s, const aspen_store_job_spec *j, size_t inde
                              "%sthe binary's bytes hash to %.16s…, not the given %.16s…", where,
                              sha, j->binary_sha256);
     } else if (j->binary_sha256) {
-        if (!is_sha256_hex(j->binary_sha256))
-            return store_err(err, ASPEN_STORE_EINVAL,
-                             "%s'%.80s' is not a SHA-256 (64 lowercase hex digits)", where,
-                             j->binary_sha256);
         if (!memo->valid || memo->bytes || strcmp(memo->sha, j->binary_sha256) != 0) {
             code = binary_exists(s, j->binary_sha256, err);
             if (code)
@@ -410,11 +363,10 @@ static int insert_job(aspen_store *s, const aspen_store_job_spec *j, size_t inde
     return code;
 }
 
-int aspen_store_submit_batch(aspen_store *s, const aspen_store_job_spec *specs, size_t n,
-                             int64_t now_ms, int64_t *ids_out, aspen_store_error *err)
+int sq_submit_batch(aspen_store *base, const aspen_store_job_spec *specs, size_t n, int64_t now_ms,
+                    int64_t *ids_out, aspen_store_error *err)
 {
-    if (!specs && n)
-        return store_err(err, ASPEN_STORE_EINVAL, "no jobs given (specs is NULL)");
+    struct sqlite_store *s = sq(base);
     int code = tx_begin(s, err);
     if (code)
         return code;
@@ -430,18 +382,11 @@ rollback:
     return code;
 }
 
-int aspen_store_submit(aspen_store *s, const aspen_store_job_spec *spec, int64_t now_ms,
-                       int64_t *id_out, aspen_store_error *err)
-{
-    if (!spec)
-        return store_err(err, ASPEN_STORE_EINVAL, "no job given (spec is NULL)");
-    return aspen_store_submit_batch(s, spec, 1, now_ms, id_out, err);
-}
-
 /* ---- claim --------------------------------------------------------------------------------------- */
 
 /* ELEASE unless engine_id holds a live lease at now_ms. */
-static int check_lease(aspen_store *s, int64_t engine_id, int64_t now_ms, aspen_store_error *err)
+static int check_lease(struct sqlite_store *s, int64_t engine_id, int64_t now_ms,
+                       aspen_store_error *err)
 {
     sqlite3_stmt *st = store_stmt(s, ST_ENGINE_LEASE, err);
     if (!st)
@@ -467,7 +412,7 @@ static int check_lease(aspen_store *s, int64_t engine_id, int64_t now_ms, aspen_
     return code;
 }
 
-static int queue_paused(aspen_store *s, bool *paused, aspen_store_error *err)
+static int queue_paused(struct sqlite_store *s, bool *paused, aspen_store_error *err)
 {
     sqlite3_stmt *st = store_stmt(s, ST_PAUSED, err);
     if (!st)
@@ -484,9 +429,10 @@ static int queue_paused(aspen_store *s, bool *paused, aspen_store_error *err)
     return code;
 }
 
-int aspen_store_claim(aspen_store *s, int64_t engine_id, size_t max, int64_t now_ms,
-                      aspen_store_job **jobs, size_t *n, bool *paused, aspen_store_error *err)
+int sq_claim(aspen_store *base, int64_t engine_id, size_t max, int64_t now_ms,
+             aspen_store_job **jobs, size_t *n, bool *paused, aspen_store_error *err)
 {
+    struct sqlite_store *s = sq(base);
     *jobs = NULL;
     *n = 0;
     if (paused)
@@ -600,11 +546,10 @@ free_out:
     return code;
 }
 
-int aspen_store_unclaim(aspen_store *s, int64_t engine_id, const int64_t *ids, size_t n,
-                        aspen_store_error *err)
+int sq_unclaim(aspen_store *base, int64_t engine_id, const int64_t *ids, size_t n,
+               aspen_store_error *err)
 {
-    if (!ids && n)
-        return store_err(err, ASPEN_STORE_EINVAL, "no job ids given");
+    struct sqlite_store *s = sq(base);
     int code = tx_begin(s, err);
     if (code)
         return code;
@@ -624,8 +569,8 @@ rollback:
 
 /* ---- logs ---------------------------------------------------------------------------------------- */
 
-int logs_insert(aspen_store *s, struct job_row *row, int attempt, const aspen_store_log_line *lines,
-                size_t n, aspen_store_error *err)
+int logs_insert(struct sqlite_store *s, struct job_row *row, int attempt,
+                const aspen_store_log_line *lines, size_t n, aspen_store_error *err)
 {
     for (size_t i = 0; i < n; i++) {
         if (lines[i].dropped > 0) { /* counted by the writer, never sent */
@@ -635,17 +580,17 @@ int logs_insert(aspen_store *s, struct job_row *row, int attempt, const aspen_st
             if (!lines[i].line)
                 continue;
         }
-        if (row->log_count > s->log_cap) { /* cap reached and marker written */
+        if (row->log_count > s->base.log_cap) { /* cap reached and marker written */
             row->log_dropped++;
             continue;
         }
         char marker[160];
         const char *text = lines[i].line ? lines[i].line : "";
-        if (row->log_count == s->log_cap) {
+        if (row->log_count == s->base.log_cap) {
             snprintf(marker, sizeof marker,
                      "[aspen] log truncated: this job wrote more than %d lines; later lines are "
                      "not kept",
-                     s->log_cap);
+                     s->base.log_cap);
             text = marker;
             row->log_dropped++;
         }
@@ -666,11 +611,10 @@ int logs_insert(aspen_store *s, struct job_row *row, int attempt, const aspen_st
     return 0;
 }
 
-int aspen_store_append_logs(aspen_store *s, const aspen_store_log_line *lines, size_t n,
-                            aspen_store_error *err)
+int sq_append_logs(aspen_store *base, const aspen_store_log_line *lines, size_t n,
+                   aspen_store_error *err)
 {
-    if (!lines && n)
-        return store_err(err, ASPEN_STORE_EINVAL, "no log lines given");
+    struct sqlite_store *s = sq(base);
     int code = tx_begin(s, err);
     if (code)
         return code;
@@ -713,10 +657,10 @@ rollback:
 
 static const char *const outcome_names[] = {"succeeded", "failed", "timeout", "cancelled"};
 
-int store_insert_attempt(aspen_store *s, int64_t job, int number, int64_t engine,
-                          int64_t started, int64_t finished, const aspen_store_attempt_stats *stats,
-                          const char *outcome, const char *error, bool recovered,
-                          aspen_store_error *err)
+int store_insert_attempt(struct sqlite_store *s, int64_t job, int number, int64_t engine,
+                         int64_t started, int64_t finished, const aspen_store_attempt_stats *stats,
+                         const char *outcome, const char *error, bool recovered,
+                         aspen_store_error *err)
 {
     sqlite3_stmt *st = store_stmt(s, ST_ATTEMPT_INSERT, err);
     if (!st)
@@ -798,13 +742,13 @@ static const char *default_error(const aspen_store_completion *c, const struct j
 
 /* Takes (deletes) engine_id's reservation of a queued job, the only way a job starts; ELEASE when
  * it holds none. */
-static int check_reserved(aspen_store *s, int64_t engine_id, const struct job_row *before,
+static int check_reserved(struct sqlite_store *s, int64_t engine_id, const struct job_row *before,
                           aspen_store_error *err)
 {
     return claim_take(s, engine_id, before->id, err);
 }
 
-int claim_take(aspen_store *s, int64_t engine_id, int64_t job, aspen_store_error *err)
+int claim_take(struct sqlite_store *s, int64_t engine_id, int64_t job, aspen_store_error *err)
 {
     sqlite3_stmt *st = store_stmt(s, ST_CLAIM_TAKE, err);
     if (!st)
@@ -847,7 +791,7 @@ static void started_row(const struct job_row *before, int64_t engine_id, int64_t
 }
 
 /* One start mark inside the group transaction: queued + reserved by engine_id → running. */
-static int start_one(aspen_store *s, int64_t engine_id, const aspen_store_start *m,
+static int start_one(struct sqlite_store *s, int64_t engine_id, const aspen_store_start *m,
                      int64_t now_ms, aspen_store_error *err)
 {
     struct job_row before, after;
@@ -870,7 +814,7 @@ static int start_one(aspen_store *s, int64_t engine_id, const aspen_store_start 
  * ELEASE: nothing written for it), or another negative code that aborts the whole batch. A job
  * still queued and reserved by this engine started and finished inside one group: its start is
  * written here too (queued → running → final in one write, the attempt charged). */
-static int complete_one(aspen_store *s, int64_t engine_id, const aspen_store_completion *c,
+static int complete_one(struct sqlite_store *s, int64_t engine_id, const aspen_store_completion *c,
                         int64_t now_ms, aspen_store_state *final_state, aspen_store_error *err)
 {
     struct job_row before, running, after;
@@ -935,13 +879,11 @@ static bool item_refusal(int code)
            code == ASPEN_STORE_ELEASE || code == ASPEN_STORE_EINVAL;
 }
 
-int aspen_store_commit(aspen_store *s, int64_t engine_id, const aspen_store_start *starts,
-                       size_t n_starts, int *start_status, const aspen_store_completion *c,
-                       size_t n, int64_t now_ms, int *status, aspen_store_state *final_states,
-                       aspen_store_error *err)
+int sq_commit(aspen_store *base, int64_t engine_id, const aspen_store_start *starts,
+              size_t n_starts, int *start_status, const aspen_store_completion *c, size_t n,
+              int64_t now_ms, int *status, aspen_store_state *final_states, aspen_store_error *err)
 {
-    if ((!c && n) || (!starts && n_starts))
-        return store_err(err, ASPEN_STORE_EINVAL, "no completions or starts given");
+    struct sqlite_store *s = sq(base);
     int code = tx_begin(s, err);
     if (code)
         return code;
@@ -993,23 +935,10 @@ rollback:
     return code;
 }
 
-int aspen_store_start_jobs(aspen_store *s, int64_t engine_id, const aspen_store_start *starts,
-                           size_t n, int64_t now_ms, int *status, aspen_store_error *err)
-{
-    return aspen_store_commit(s, engine_id, starts, n, status, NULL, 0, now_ms, NULL, NULL, err);
-}
-
-int aspen_store_complete(aspen_store *s, int64_t engine_id, const aspen_store_completion *c,
-                         size_t n, int64_t now_ms, int *status, aspen_store_state *final_states,
-                         aspen_store_error *err)
-{
-    return aspen_store_commit(s, engine_id, NULL, 0, NULL, c, n, now_ms, status, final_states,
-                              err);
-}
-
 /* ---- release, cancel, rerun, retry, delete ------------------------------------------------------- */
 
-static int release_one(aspen_store *s, int64_t engine_id, int64_t job_id, aspen_store_error *err)
+static int release_one(struct sqlite_store *s, int64_t engine_id, int64_t job_id,
+                       aspen_store_error *err)
 {
     struct job_row before, after;
     int code = job_read(s, job_id, &before, err);
@@ -1039,9 +968,10 @@ static int release_one(aspen_store *s, int64_t engine_id, int64_t job_id, aspen_
     return job_write(s, &before, &after, err);
 }
 
-int aspen_store_release(aspen_store *s, int64_t engine_id, int64_t job_id, int64_t now_ms,
-                        aspen_store_error *err)
+int sq_release(aspen_store *base, int64_t engine_id, int64_t job_id, int64_t now_ms,
+               aspen_store_error *err)
 {
+    struct sqlite_store *s = sq(base);
     (void)now_ms;
     int code = tx_begin(s, err);
     if (code)
@@ -1056,7 +986,8 @@ rollback:
 }
 
 /* Releases every running job of an engine (used by unregister). */
-int store_release_all(aspen_store *s, int64_t engine_id, int64_t *released, aspen_store_error *err)
+int store_release_all(struct sqlite_store *s, int64_t engine_id, int64_t *released,
+                      aspen_store_error *err)
 {
     int64_t *ids = NULL;
     size_t n = 0, cap = 0;
@@ -1092,8 +1023,8 @@ free_ids:
     return code;
 }
 
-static int cancel_one(aspen_store *s, int64_t id, int64_t now_ms, aspen_store_cancel_result *result,
-                      aspen_store_error *err)
+static int cancel_one(struct sqlite_store *s, int64_t id, int64_t now_ms,
+                      aspen_store_cancel_result *result, aspen_store_error *err)
 {
     struct job_row before, after;
     int code = job_read(s, id, &before, err);
@@ -1123,9 +1054,10 @@ static int cancel_one(aspen_store *s, int64_t id, int64_t now_ms, aspen_store_ca
     return code;
 }
 
-int aspen_store_cancel(aspen_store *s, int64_t id, int64_t now_ms,
-                       aspen_store_cancel_result *result, aspen_store_error *err)
+int sq_cancel(aspen_store *base, int64_t id, int64_t now_ms, aspen_store_cancel_result *result,
+              aspen_store_error *err)
 {
+    struct sqlite_store *s = sq(base);
     int code = tx_begin(s, err);
     if (code)
         return code;
@@ -1138,9 +1070,9 @@ rollback:
     return code;
 }
 
-int aspen_store_rerun(aspen_store *s, int64_t id, int64_t now_ms, int64_t *new_id,
-                      aspen_store_error *err)
+int sq_rerun(aspen_store *base, int64_t id, int64_t now_ms, int64_t *new_id, aspen_store_error *err)
 {
+    struct sqlite_store *s = sq(base);
     int code = aspen_store_check_transition(0, ASPEN_STORE_STATE_NEW, ASPEN_STORE_QUEUED, err);
     if (code)
         return code;
@@ -1162,7 +1094,7 @@ int aspen_store_rerun(aspen_store *s, int64_t id, int64_t now_ms, int64_t *new_i
     }
     if (sqlite3_changes(s->db) != 1) {
         code = store_err(err, ASPEN_STORE_ENOTFOUND, "no job %lld to rerun in %s", (long long)id,
-                         s->path);
+                         s->base.name);
         goto rollback;
     }
     counts_note(s, ASPEN_STORE_STATE_NEW, ASPEN_STORE_QUEUED, 1);
@@ -1188,7 +1120,7 @@ rollback:
     return code;
 }
 
-static int retry_one(aspen_store *s, int64_t id, int64_t now_ms, aspen_store_error *err)
+static int retry_one(struct sqlite_store *s, int64_t id, int64_t now_ms, aspen_store_error *err)
 {
     struct job_row before, after;
     int code = job_read(s, id, &before, err);
@@ -1205,8 +1137,9 @@ static int retry_one(aspen_store *s, int64_t id, int64_t now_ms, aspen_store_err
     return job_write(s, &before, &after, err);
 }
 
-int aspen_store_retry(aspen_store *s, int64_t id, int64_t now_ms, aspen_store_error *err)
+int sq_retry(aspen_store *base, int64_t id, int64_t now_ms, aspen_store_error *err)
 {
+    struct sqlite_store *s = sq(base);
     int code = tx_begin(s, err);
     if (code)
         return code;
@@ -1219,8 +1152,9 @@ rollback:
     return code;
 }
 
-int aspen_store_delete(aspen_store *s, int64_t id, aspen_store_error *err)
+int sq_delete(aspen_store *base, int64_t id, aspen_store_error *err)
 {
+    struct sqlite_store *s = sq(base);
     int code = tx_begin(s, err);
     if (code)
         return code;
@@ -1257,9 +1191,10 @@ rollback:
     return code;
 }
 
-int aspen_store_purge(aspen_store *s, int64_t finished_before_ms, int64_t *deleted,
-                      aspen_store_error *err)
+int sq_purge(aspen_store *base, int64_t finished_before_ms, int64_t *deleted,
+             aspen_store_error *err)
 {
+    struct sqlite_store *s = sq(base);
     static const char *const final_states = "('succeeded', 'failed', 'cancelled')";
     int64_t total = 0;
     if (deleted)
@@ -1323,41 +1258,14 @@ rollback:
 }
 
 /* Used by query.c's filtered bulk actions, inside their transaction. */
-int store_cancel_one(aspen_store *s, int64_t id, int64_t now_ms, aspen_store_cancel_result *result,
-                     aspen_store_error *err)
+int store_cancel_one(struct sqlite_store *s, int64_t id, int64_t now_ms,
+                     aspen_store_cancel_result *result, aspen_store_error *err)
 {
     return cancel_one(s, id, now_ms, result, err);
 }
-int store_retry_one(aspen_store *s, int64_t id, int64_t now_ms, aspen_store_error *err)
+int store_retry_one(struct sqlite_store *s, int64_t id, int64_t now_ms, aspen_store_error *err)
 {
     return retry_one(s, id, now_ms, err);
 }
 
 /* ---- backoff ------------------------------------------------------------------------------------- */
-
-int64_t aspen_store_backoff_ms(int attempt, int64_t base_ms, int64_t cap_ms, double jitter,
-                               uint64_t random)
-{
-    if (attempt < 1)
-        attempt = 1;
-    if (base_ms < 0)
-        base_ms = 0;
-    if (cap_ms < base_ms)
-        cap_ms = base_ms;
-    if (!(jitter >= 0))
-        jitter = 0; /* also catches NaN */
-    if (jitter > 1)
-        jitter = 1;
-    /* base * 2^(n-1) without overflow: stop doubling once past the cap. */
-    int64_t d = base_ms;
-    for (int i = 1; i < attempt && d < cap_ms; i++)
-        d = d > cap_ms / 2 ? cap_ms : d * 2;
-    if (d > cap_ms)
-        d = cap_ms;
-    /* Uniform in [-1, 1) from the top 53 bits of random. */
-    double u = (double)(random >> 11) * (1.0 / 9007199254740992.0) * 2.0 - 1.0;
-    double v = (double)d * (1.0 + jitter * u);
-    if (v < 0)
-        v = 0;
-    return (int64_t)llround(v);
-}

@@ -1,4 +1,4 @@
-/* lease.c — engine leases and crash recovery.
+/* sqlite_lease.c — the SQLite backend's engine leases and crash recovery.
  *
  * An engine registers (engines row, id never reused) and renews its lease, e.g. every second for
  * five. Jobs it reserves (claims rows) and jobs it started (running, owner) carry its id. If the
@@ -10,17 +10,16 @@
  * attempt. A job whose engine's lease is alive is never touched, however long it runs: timeouts
  * are the engine's business. Recovery and renewal both take the write lock, so an engine either
  * renews before recovery (and keeps its jobs) or finds its row gone (ELEASE) and must drop them. */
-#include "store_internal.h"
+#include "sqlite_store.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-int aspen_store_engine_register(aspen_store *s, int64_t pid, const char *host, int64_t lease_ms,
-                                int64_t now_ms, int64_t *engine_id, aspen_store_error *err)
+int sq_engine_register(aspen_store *base, int64_t pid, const char *host, int64_t lease_ms,
+                       int64_t now_ms, int64_t *engine_id, aspen_store_error *err)
 {
-    if (lease_ms <= 0)
-        return store_err(err, ASPEN_STORE_EINVAL, "lease must be positive (e.g. 5000 ms)");
+    struct sqlite_store *s = sq(base);
     int code = tx_begin(s, err);
     if (code)
         return code;
@@ -47,9 +46,10 @@ rollback:
     return code;
 }
 
-int aspen_store_engine_renew(aspen_store *s, int64_t engine_id, int64_t lease_ms, int64_t now_ms,
-                             aspen_store_error *err)
+int sq_engine_renew(aspen_store *base, int64_t engine_id, int64_t lease_ms, int64_t now_ms,
+                    aspen_store_error *err)
 {
+    struct sqlite_store *s = sq(base);
     if (s->read_only)
         return tx_begin(s, err); /* the read-only message */
     sqlite3_stmt *st = store_stmt(s, ST_ENGINE_RENEW, err);
@@ -70,9 +70,10 @@ int aspen_store_engine_renew(aspen_store *s, int64_t engine_id, int64_t lease_ms
     return code;
 }
 
-int aspen_store_engine_unregister(aspen_store *s, int64_t engine_id, int64_t now_ms,
-                                  int64_t *released, aspen_store_error *err)
+int sq_engine_unregister(aspen_store *base, int64_t engine_id, int64_t now_ms, int64_t *released,
+                         aspen_store_error *err)
 {
+    struct sqlite_store *s = sq(base);
     (void)now_ms;
     if (released)
         *released = 0;
@@ -112,9 +113,9 @@ rollback:
     return code;
 }
 
-int aspen_store_engines(aspen_store *s, aspen_store_engine_info **out, size_t *n,
-                        aspen_store_error *err)
+int sq_engines(aspen_store *base, aspen_store_engine_info **out, size_t *n, aspen_store_error *err)
 {
+    struct sqlite_store *s = sq(base);
     *out = NULL;
     *n = 0;
     sqlite3_stmt *st = store_stmt(s, ST_ENGINES_LIST, err);
@@ -153,11 +154,9 @@ free_list:
     return code;
 }
 
-void aspen_store_engines_free(aspen_store_engine_info *engines) { free(engines); }
-
 /* Collects the ids (and owners) of running jobs without a live lease. */
-static int find_orphans(aspen_store *s, int64_t now_ms, int64_t **ids, int64_t **owners, size_t *n,
-                        aspen_store_error *err)
+static int find_orphans(struct sqlite_store *s, int64_t now_ms, int64_t **ids, int64_t **owners,
+                        size_t *n, aspen_store_error *err)
 {
     *ids = NULL;
     *owners = NULL;
@@ -202,7 +201,8 @@ free_lists:
 }
 
 /* "engine 3 (pid 1234 on host) stopped renewing its lease (expired 8000 ms before recovery)". */
-static void describe_owner(aspen_store *s, int64_t owner, int64_t now_ms, char *buf, size_t size)
+static void describe_owner(struct sqlite_store *s, int64_t owner, int64_t now_ms, char *buf,
+                           size_t size)
 {
     sqlite3_stmt *st = store_stmt(s, ST_ENGINE_GET, NULL);
     if (st && owner) {
@@ -222,7 +222,7 @@ static void describe_owner(aspen_store *s, int64_t owner, int64_t now_ms, char *
     snprintf(buf, size, "engine %lld is gone (no lease)", (long long)owner);
 }
 
-static int recover_one(aspen_store *s, int64_t id, int64_t owner, int64_t now_ms,
+static int recover_one(struct sqlite_store *s, int64_t id, int64_t owner, int64_t now_ms,
                        aspen_store_recovery *report, aspen_store_error *err)
 {
     struct job_row before, after;
@@ -262,9 +262,10 @@ static int recover_one(aspen_store *s, int64_t id, int64_t owner, int64_t now_ms
     return job_write(s, &before, &after, err);
 }
 
-int aspen_store_recover(aspen_store *s, int64_t now_ms, aspen_store_recovery *report,
-                        aspen_store_error *err)
+int sq_recover(aspen_store *base, int64_t now_ms, aspen_store_recovery *report,
+               aspen_store_error *err)
 {
+    struct sqlite_store *s = sq(base);
     aspen_store_recovery r = {0};
     int64_t *ids = NULL, *owners = NULL;
     size_t n = 0;
@@ -321,9 +322,10 @@ rollback:
     return code;
 }
 
-int aspen_store_cancel_requests(aspen_store *s, int64_t engine_id, int64_t **ids, size_t *n,
-                                aspen_store_error *err)
+int sq_cancel_requests(aspen_store *base, int64_t engine_id, int64_t **ids, size_t *n,
+                       aspen_store_error *err)
 {
+    struct sqlite_store *s = sq(base);
     *ids = NULL;
     *n = 0;
     sqlite3_stmt *st = store_stmt(s, ST_CANCEL_REQUESTS, err);

@@ -1,0 +1,388 @@
+/* api.c — the store's public functions (include/aspen_store.h), the same for every backend:
+ * aspen_store_open picks the backend from the database name; every other call checks what needs
+ * no database (see store_backend.h) and goes through the handle's ops table. The few public calls
+ * that are compositions of others (submit one job, start or complete without the other half of a
+ * group commit, the paused flag as a setting) are written here once. */
+#include "store_backend.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int no_store(aspen_store_error *err, const char *what)
+{
+    return store_err(err, ASPEN_STORE_EINVAL, "aspen_store_%s: no store handle (NULL)", what);
+}
+
+/* ---- open ------------------------------------------------------------------------------------ */
+
+int aspen_store_open(const char *name, const aspen_store_options *opts, aspen_store **out,
+                     aspen_store_error *err)
+{
+    if (!out)
+        return store_err(err, ASPEN_STORE_EINVAL, "aspen_store_open: out is NULL");
+    *out = NULL;
+    if (err)
+        err->code = 0, err->msg[0] = '\0';
+    const char *form = NULL;
+    if (store_backend_of(name, &form) == STORE_BACKEND_POSTGRES) {
+        char shown[256];
+        store_redact_conninfo(name, shown, sizeof shown);
+        /* Not routed anywhere: a backend that implements part of the contract would lose jobs. */
+        return store_err(err, ASPEN_STORE_EINVAL,
+                         "database '%s' is %s, so it names a PostgreSQL database, but this build "
+                         "of aspen's store supports only SQLite database files so far (the "
+                         "PostgreSQL backend is not built yet): pass --db (or ASPEN_DB) a file "
+                         "path such as ./aspen.db",
+                         shown, form);
+    }
+    aspen_store_options o = opts ? *opts : (aspen_store_options){0};
+    return store_sqlite_open(name, &o, out, err);
+}
+
+const char *aspen_store_path(const aspen_store *s) { return s ? s->name : NULL; }
+
+int aspen_store_log_cap(const aspen_store *s) { return s ? s->log_cap : 0; }
+
+/* ---- compositions ------------------------------------------------------------------------------ */
+
+int aspen_store_submit(aspen_store *s, const aspen_store_job_spec *spec, int64_t now_ms,
+                       int64_t *id_out, aspen_store_error *err)
+{
+    if (!spec)
+        return store_err(err, ASPEN_STORE_EINVAL, "no job given (spec is NULL)");
+    return aspen_store_submit_batch(s, spec, 1, now_ms, id_out, err);
+}
+
+int aspen_store_start_jobs(aspen_store *s, int64_t engine_id, const aspen_store_start *starts,
+                           size_t n, int64_t now_ms, int *status, aspen_store_error *err)
+{
+    return aspen_store_commit(s, engine_id, starts, n, status, NULL, 0, now_ms, NULL, NULL, err);
+}
+
+int aspen_store_complete(aspen_store *s, int64_t engine_id, const aspen_store_completion *c,
+                         size_t n, int64_t now_ms, int *status, aspen_store_state *final_states,
+                         aspen_store_error *err)
+{
+    return aspen_store_commit(s, engine_id, NULL, 0, NULL, c, n, now_ms, status, final_states, err);
+}
+
+int aspen_store_set_paused(aspen_store *s, bool paused, aspen_store_error *err)
+{
+    return aspen_store_setting_set(s, "queue.paused", paused ? "1" : "0", err);
+}
+
+int aspen_store_paused(aspen_store *s, bool *paused, aspen_store_error *err)
+{
+    char *v = NULL;
+    int code = aspen_store_setting_get(s, "queue.paused", &v, err);
+    *paused = !code && v && strcmp(v, "0") != 0;
+    free(v);
+    return code;
+}
+
+/* ---- through the ops table ------------------------------------------------------------------- */
+
+void aspen_store_close(aspen_store *s)
+{
+    if (s)
+        s->ops->close(s);
+}
+
+int aspen_store_check(aspen_store *s, aspen_store_error *err)
+{
+    if (!s)
+        return no_store(err, "check");
+    return s->ops->check(s, err);
+}
+
+int aspen_store_recount(aspen_store *s, aspen_store_error *err)
+{
+    if (!s)
+        return no_store(err, "recount");
+    return s->ops->recount(s, err);
+}
+
+int aspen_store_setting_set(aspen_store *s, const char *key, const char *value,
+                            aspen_store_error *err)
+{
+    if (!s)
+        return no_store(err, "setting_set");
+    if (!key || !*key)
+        return store_err(err, ASPEN_STORE_EINVAL, "setting key must not be empty");
+    return s->ops->setting_set(s, key, value, err);
+}
+
+int aspen_store_setting_get(aspen_store *s, const char *key, char **value, aspen_store_error *err)
+{
+    if (!s)
+        return no_store(err, "setting_get");
+    return s->ops->setting_get(s, key, value, err);
+}
+
+int aspen_store_checkpoint(aspen_store *s, aspen_store_error *err)
+{
+    if (!s)
+        return no_store(err, "checkpoint");
+    return s->ops->checkpoint(s, err);
+}
+
+int aspen_store_data_version(aspen_store *s, uint64_t *version, aspen_store_error *err)
+{
+    if (!s)
+        return no_store(err, "data_version");
+    return s->ops->data_version(s, version, err);
+}
+
+int aspen_store_put_binary(aspen_store *s, const void *bytes, size_t size, const char *name,
+                           int64_t now_ms, char sha256_out[65], aspen_store_error *err)
+{
+    if (!s)
+        return no_store(err, "put_binary");
+    if (!bytes && size)
+        return store_err(err, ASPEN_STORE_EINVAL, "binary bytes are NULL");
+    int code = store_check_binary_size(size, err);
+    if (code)
+        return code;
+    return s->ops->put_binary(s, bytes, size, name, now_ms, sha256_out, err);
+}
+
+int aspen_store_get_binary(aspen_store *s, const char *sha256, aspen_store_binary *out,
+                           aspen_store_error *err)
+{
+    if (!s)
+        return no_store(err, "get_binary");
+    memset(out, 0, sizeof *out);
+    if (!store_is_sha256_hex(sha256))
+        return store_err(err, ASPEN_STORE_EINVAL,
+                         "'%.80s' is not a SHA-256 (64 lowercase hex digits)",
+                         sha256 ? sha256 : "");
+    return s->ops->get_binary(s, sha256, out, err);
+}
+
+int aspen_store_submit_batch(aspen_store *s, const aspen_store_job_spec *specs, size_t n,
+                             int64_t now_ms, int64_t *ids_out, aspen_store_error *err)
+{
+    if (!s)
+        return no_store(err, "submit_batch");
+    if (!specs && n)
+        return store_err(err, ASPEN_STORE_EINVAL, "no jobs given (specs is NULL)");
+    for (size_t i = 0; i < n; i++) {
+        char where[48] = "";
+        if (n > 1)
+            snprintf(where, sizeof where, "job %zu of the batch: ", i + 1);
+        int code = store_check_spec(&specs[i], where, err);
+        if (code)
+            return code;
+    }
+    return s->ops->submit_batch(s, specs, n, now_ms, ids_out, err);
+}
+
+int aspen_store_claim(aspen_store *s, int64_t engine_id, size_t max, int64_t now_ms,
+                      aspen_store_job **jobs, size_t *n, bool *paused, aspen_store_error *err)
+{
+    if (!s)
+        return no_store(err, "claim");
+    return s->ops->claim(s, engine_id, max, now_ms, jobs, n, paused, err);
+}
+
+int aspen_store_unclaim(aspen_store *s, int64_t engine_id, const int64_t *ids, size_t n,
+                        aspen_store_error *err)
+{
+    if (!s)
+        return no_store(err, "unclaim");
+    if (!ids && n)
+        return store_err(err, ASPEN_STORE_EINVAL, "no job ids given");
+    return s->ops->unclaim(s, engine_id, ids, n, err);
+}
+
+int aspen_store_append_logs(aspen_store *s, const aspen_store_log_line *lines, size_t n,
+                            aspen_store_error *err)
+{
+    if (!s)
+        return no_store(err, "append_logs");
+    if (!lines && n)
+        return store_err(err, ASPEN_STORE_EINVAL, "no log lines given");
+    return s->ops->append_logs(s, lines, n, err);
+}
+
+int aspen_store_commit(aspen_store *s, int64_t engine_id, const aspen_store_start *starts,
+                       size_t n_starts, int *start_status, const aspen_store_completion *c,
+                       size_t n, int64_t now_ms, int *status, aspen_store_state *final_states,
+                       aspen_store_error *err)
+{
+    if (!s)
+        return no_store(err, "commit");
+    if ((!c && n) || (!starts && n_starts))
+        return store_err(err, ASPEN_STORE_EINVAL, "no completions or starts given");
+    return s->ops->commit(s, engine_id, starts, n_starts, start_status, c, n, now_ms, status,
+                          final_states, err);
+}
+
+int aspen_store_release(aspen_store *s, int64_t engine_id, int64_t job_id, int64_t now_ms,
+                        aspen_store_error *err)
+{
+    if (!s)
+        return no_store(err, "release");
+    return s->ops->release(s, engine_id, job_id, now_ms, err);
+}
+
+int aspen_store_cancel(aspen_store *s, int64_t id, int64_t now_ms,
+                       aspen_store_cancel_result *result, aspen_store_error *err)
+{
+    if (!s)
+        return no_store(err, "cancel");
+    return s->ops->cancel(s, id, now_ms, result, err);
+}
+
+int aspen_store_rerun(aspen_store *s, int64_t id, int64_t now_ms, int64_t *new_id,
+                      aspen_store_error *err)
+{
+    if (!s)
+        return no_store(err, "rerun");
+    return s->ops->rerun(s, id, now_ms, new_id, err);
+}
+
+int aspen_store_retry(aspen_store *s, int64_t id, int64_t now_ms, aspen_store_error *err)
+{
+    if (!s)
+        return no_store(err, "retry");
+    return s->ops->retry(s, id, now_ms, err);
+}
+
+int aspen_store_delete(aspen_store *s, int64_t id, aspen_store_error *err)
+{
+    if (!s)
+        return no_store(err, "delete");
+    return s->ops->delete (s, id, err);
+}
+
+int aspen_store_purge(aspen_store *s, int64_t finished_before_ms, int64_t *deleted,
+                      aspen_store_error *err)
+{
+    if (!s)
+        return no_store(err, "purge");
+    return s->ops->purge(s, finished_before_ms, deleted, err);
+}
+
+int aspen_store_engine_register(aspen_store *s, int64_t pid, const char *host, int64_t lease_ms,
+                                int64_t now_ms, int64_t *engine_id, aspen_store_error *err)
+{
+    if (!s)
+        return no_store(err, "engine_register");
+    if (lease_ms <= 0)
+        return store_err(err, ASPEN_STORE_EINVAL, "lease must be positive (e.g. 5000 ms)");
+    return s->ops->engine_register(s, pid, host, lease_ms, now_ms, engine_id, err);
+}
+
+int aspen_store_engine_renew(aspen_store *s, int64_t engine_id, int64_t lease_ms, int64_t now_ms,
+                             aspen_store_error *err)
+{
+    if (!s)
+        return no_store(err, "engine_renew");
+    return s->ops->engine_renew(s, engine_id, lease_ms, now_ms, err);
+}
+
+int aspen_store_engine_unregister(aspen_store *s, int64_t engine_id, int64_t now_ms,
+                                  int64_t *released, aspen_store_error *err)
+{
+    if (!s)
+        return no_store(err, "engine_unregister");
+    return s->ops->engine_unregister(s, engine_id, now_ms, released, err);
+}
+
+int aspen_store_engines(aspen_store *s, aspen_store_engine_info **out, size_t *n,
+                        aspen_store_error *err)
+{
+    if (!s)
+        return no_store(err, "engines");
+    return s->ops->engines(s, out, n, err);
+}
+
+int aspen_store_recover(aspen_store *s, int64_t now_ms, aspen_store_recovery *report,
+                        aspen_store_error *err)
+{
+    if (!s)
+        return no_store(err, "recover");
+    return s->ops->recover(s, now_ms, report, err);
+}
+
+int aspen_store_cancel_requests(aspen_store *s, int64_t engine_id, int64_t **ids, size_t *n,
+                                aspen_store_error *err)
+{
+    if (!s)
+        return no_store(err, "cancel_requests");
+    return s->ops->cancel_requests(s, engine_id, ids, n, err);
+}
+
+int aspen_store_get(aspen_store *s, int64_t id, aspen_store_job *out, aspen_store_error *err)
+{
+    if (!s)
+        return no_store(err, "get");
+    return s->ops->get(s, id, out, err);
+}
+
+int aspen_store_list(aspen_store *s, const aspen_store_filter *filter, aspen_store_job **jobs,
+                     size_t *n, aspen_store_error *err)
+{
+    if (!s)
+        return no_store(err, "list");
+    return s->ops->list(s, filter, jobs, n, err);
+}
+
+int aspen_store_count(aspen_store *s, const aspen_store_filter *filter, int64_t *count,
+                      aspen_store_error *err)
+{
+    if (!s)
+        return no_store(err, "count");
+    return s->ops->count(s, filter, count, err);
+}
+
+int aspen_store_retry_failed(aspen_store *s, const struct aspen_store_filter *filter,
+                             int64_t now_ms, int64_t *retried, aspen_store_error *err)
+{
+    if (!s)
+        return no_store(err, "retry_failed");
+    return s->ops->retry_failed(s, filter, now_ms, retried, err);
+}
+
+int aspen_store_cancel_matching(aspen_store *s, const struct aspen_store_filter *filter,
+                                int64_t now_ms, int64_t *cancelled, int64_t *requested,
+                                aspen_store_error *err)
+{
+    if (!s)
+        return no_store(err, "cancel_matching");
+    return s->ops->cancel_matching(s, filter, now_ms, cancelled, requested, err);
+}
+
+int aspen_store_counts(aspen_store *s, int64_t counts[ASPEN_STORE_STATE_COUNT],
+                       aspen_store_error *err)
+{
+    if (!s)
+        return no_store(err, "counts");
+    return s->ops->counts(s, counts, err);
+}
+
+int aspen_store_oldest_waiting(aspen_store *s, int64_t now_ms, int64_t *age_ms,
+                               aspen_store_error *err)
+{
+    if (!s)
+        return no_store(err, "oldest_waiting");
+    return s->ops->oldest_waiting(s, now_ms, age_ms, err);
+}
+
+int aspen_store_attempts(aspen_store *s, int64_t job_id, aspen_store_attempt **out, size_t *n,
+                         aspen_store_error *err)
+{
+    if (!s)
+        return no_store(err, "attempts");
+    return s->ops->attempts(s, job_id, out, n, err);
+}
+
+int aspen_store_logs(aspen_store *s, int64_t job_id, int64_t after_seq, size_t limit,
+                     aspen_store_log **out, size_t *n, aspen_store_error *err)
+{
+    if (!s)
+        return no_store(err, "logs");
+    return s->ops->logs(s, job_id, after_seq, limit, out, n, err);
+}

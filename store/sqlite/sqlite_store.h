@@ -1,0 +1,238 @@
+/* sqlite_store.h — what the SQLite backend's source files share and nobody else sees: the
+ * handle, the prepared-statement cache, transaction helpers, error mapping, the single writer of a
+ * job's state (job_read/job_write) through which every per-job transition passes, and the
+ * functions its ops table (sqlite_open.c) points at. */
+#ifndef ASPEN_STORE_SQLITE_H
+#define ASPEN_STORE_SQLITE_H
+
+#include "store_backend.h"
+
+#include <sqlite3.h>
+
+/* Cached statements, prepared on first use and kept for the life of the handle. */
+enum stmt_id {
+    ST_BEGIN_IMMEDIATE,
+    ST_BEGIN_DEFERRED,
+    ST_COMMIT,
+    ST_ROLLBACK,
+    ST_JOB_INSERT,
+    ST_BINARY_INSERT,
+    ST_BINARY_EXISTS,
+    ST_BINARY_GET,
+    ST_BINARY_REPAIR,
+    ST_PAUSED,
+    ST_ENGINE_LEASE,
+    ST_PROMOTE_DUE,
+    ST_CLAIM,
+    ST_CLAIM_INSERT,
+    ST_CLAIM_OWNER,
+    ST_CLAIM_DELETE,
+    ST_CLAIM_TAKE,
+    ST_CLAIMS_OF_ENGINE_DELETE,
+    ST_CLAIMS_ORPHANS_DELETE,
+    ST_JOB_READ,
+    ST_JOB_WRITE,
+    ST_JOB_WRITE_SMALL,
+    ST_JOB_LOGCOUNT_WRITE,
+    ST_ATTEMPT_INSERT,
+    ST_LOG_INSERT,
+    ST_JOB_GET,
+    ST_ATTEMPTS_GET,
+    ST_LOGS_GET,
+    ST_COUNTS,
+    ST_COUNTS_ADD,
+    ST_OLDEST_QUEUED,
+    ST_OLDEST_DUE,
+    ST_DATA_VERSION,
+    ST_SETTING_GET,
+    ST_SETTING_SET,
+    ST_SETTING_DEL,
+    ST_ENGINE_INSERT,
+    ST_ENGINE_RENEW,
+    ST_ENGINE_GET,
+    ST_ENGINE_DELETE,
+    ST_ENGINES_LIST,
+    ST_ENGINES_EXPIRED_DELETE,
+    ST_ORPHANS,
+    ST_RUNNING_OF_ENGINE,
+    ST_CANCEL_REQUESTS,
+    ST_RERUN,
+    ST_DELETE_LOGS,
+    ST_DELETE_ATTEMPTS,
+    ST_DELETE_JOB,
+    ST_PAYLOAD_INSERT,
+    ST_PAYLOAD_COPY,
+    ST_DELETE_PAYLOAD,
+    ST_COUNT
+};
+
+/* An SQLite handle: one connection. base.name is the path. */
+struct sqlite_store {
+    struct aspen_store base; /* first: a struct sqlite_store * is an aspen_store * */
+    sqlite3 *db;
+    int busy_timeout_ms;
+    bool read_only;
+    sqlite3_stmt *st[ST_COUNT];
+    /* Net change of jobs per state in the open write transaction; flushed by tx_commit. */
+    int64_t count_delta[ASPEN_STORE_STATE_COUNT];
+};
+
+/* A job's payload: in its row when small, else (schema 4, payload_ext = 1) in job_payloads, so
+ * that the many writes of a job's state never rewrite a big payload. */
+#define PAYLOAD_EXPR                                                                               \
+    "(CASE WHEN jobs.payload_ext THEN (SELECT p.payload FROM job_payloads p WHERE p.id = jobs.id)" \
+    " ELSE jobs.payload END)"
+/* Payloads longer than this live in job_payloads. */
+#define PAYLOAD_INLINE_MAX 256
+
+/* The jobs columns read back into an aspen_store_job, in this order (see job_from_row). */
+#define JOB_COLUMNS                                                                               \
+    "id, type, binary_sha256, binary_name, " PAYLOAD_EXPR ", state, priority, run_at, attempts, " \
+    "max_attempts, timeout_ms, memory_bytes, isolation, tags, created_at, started_at, "           \
+    "finished_at, result, error, rerun_of, owner, cancel_requested, source_dir, log_count, "      \
+    "log_dropped"
+
+/* Maps a failed SQLite call (rc) on s while doing `what` to an ASPEN_STORE_E* code and a message
+ * with advice (locked, corrupt, full, read-only, ...). */
+int store_sqlite_err(struct sqlite_store *s, aspen_store_error *err, int rc, const char *what);
+
+/* The cached statement `id`, reset and unbound; NULL with err filled on failure. */
+sqlite3_stmt *store_stmt(struct sqlite_store *s, enum stmt_id id, aspen_store_error *err);
+
+/* The SQL text of a cached statement (tests check its query plan). */
+const char *store_stmt_sql(enum stmt_id id);
+
+int tx_begin(struct sqlite_store *s, aspen_store_error *err);      /* BEGIN IMMEDIATE */
+int tx_begin_read(struct sqlite_store *s, aspen_store_error *err); /* BEGIN (deferred) */
+int tx_commit(struct sqlite_store *s, const char *what, aspen_store_error *err);
+void tx_rollback(struct sqlite_store *s);
+
+/* Records that n jobs moved from → to (ASPEN_STORE_STATE_NEW for a new job, or to NEW for a
+ * deleted one) in the open write transaction, for job_counts. */
+void counts_note(struct sqlite_store *s, aspen_store_state from, aspen_store_state to, int64_t n);
+
+/* The per-job mutable fields the transition writer touches. */
+struct job_row {
+    int64_t id;
+    aspen_store_state state;
+    int64_t run_at;
+    int attempts, max_attempts;
+    int64_t started_at, finished_at; /* 0 = NULL */
+    int64_t owner;                   /* 0 = NULL */
+    bool cancel_requested;
+    int log_count;
+    int64_t log_dropped;
+    /* Write-only: field_update marks a write that keeps the state (cancel_requested); every other
+     * write must be an edge of the transition table, even to the same state. */
+    bool field_update;
+    /* Write-only: a reserved (queued) job that started and finished within one group commit: the
+     * write is checked as queued → running → after.state, both edges of the table. */
+    bool via_running;
+    /* Write-only: set_error/set_result replace the column (NULL pointer → SQL NULL). */
+    bool set_error;
+    const char *error;
+    bool set_result;
+    const void *result;
+    size_t result_size;
+};
+
+/* Reads a job's mutable fields; ENOTFOUND when no such job. */
+int job_read(struct sqlite_store *s, int64_t id, struct job_row *row, aspen_store_error *err);
+/* THE writer of a job's state: checks the transition before → after against the table (unless
+ * after->field_update and the state is unchanged), then writes
+ * after's fields WHERE id AND state = before.state. ESTATE if illegal or if the row moved. */
+int job_write(struct sqlite_store *s, const struct job_row *before, const struct job_row *after,
+              aspen_store_error *err);
+
+/* The engine holding a reservation (claims row) on a job, 0 when none. */
+int claim_owner(struct sqlite_store *s, int64_t job, int64_t *engine, aspen_store_error *err);
+/* Deletes engine's reservation of a job; ELEASE (naming who holds it, if anyone) when it has none. */
+int claim_take(struct sqlite_store *s, int64_t engine, int64_t job, aspen_store_error *err);
+/* Deletes a job's reservation, whoever holds it (no-op when none). */
+int claim_delete(struct sqlite_store *s, int64_t job, aspen_store_error *err);
+
+/* Inserts log lines for one job, honouring the cap; updates row->log_count/log_dropped (the
+ * caller writes them back). */
+int logs_insert(struct sqlite_store *s, struct job_row *row, int attempt,
+                const aspen_store_log_line *lines, size_t n, aspen_store_error *err);
+
+/* Writes one attempts row (numbers never repeat: release gives its number back unused). */
+int store_insert_attempt(struct sqlite_store *s, int64_t job, int number, int64_t engine,
+                         int64_t started, int64_t finished, const aspen_store_attempt_stats *stats,
+                         const char *outcome, const char *error, bool recovered,
+                         aspen_store_error *err);
+/* Per-job operator actions, inside the caller's write transaction. */
+int store_cancel_one(struct sqlite_store *s, int64_t id, int64_t now_ms,
+                     aspen_store_cancel_result *result, aspen_store_error *err);
+int store_retry_one(struct sqlite_store *s, int64_t id, int64_t now_ms, aspen_store_error *err);
+/* Releases every running job of an engine (attempts given back), inside a write transaction. */
+int store_release_all(struct sqlite_store *s, int64_t engine_id, int64_t *released,
+                      aspen_store_error *err);
+
+/* Fills job from the current row of stmt, JOB_COLUMNS starting at column 0. ENOMEM on failure. */
+int job_from_row(sqlite3_stmt *st, aspen_store_job *job, aspen_store_error *err);
+
+/* The SQLite handle behind a public one (whose ops are store_sqlite_ops). */
+static inline struct sqlite_store *sq(aspen_store *s) { return (struct sqlite_store *)s; }
+
+extern const struct store_ops store_sqlite_ops;
+
+/* The ops table's entries (contracts: the public functions of the same names). */
+void sq_close(aspen_store *s);
+int sq_check(aspen_store *s, aspen_store_error *err);
+int sq_recount(aspen_store *s, aspen_store_error *err);
+int sq_setting_set(aspen_store *s, const char *key, const char *value, aspen_store_error *err);
+int sq_setting_get(aspen_store *s, const char *key, char **value, aspen_store_error *err);
+int sq_checkpoint(aspen_store *s, aspen_store_error *err);
+int sq_data_version(aspen_store *s, uint64_t *version, aspen_store_error *err);
+int sq_put_binary(aspen_store *s, const void *bytes, size_t size, const char *name, int64_t now_ms,
+                  char sha256_out[65], aspen_store_error *err);
+int sq_get_binary(aspen_store *s, const char *sha256, aspen_store_binary *out,
+                  aspen_store_error *err);
+int sq_submit_batch(aspen_store *s, const aspen_store_job_spec *specs, size_t n, int64_t now_ms,
+                    int64_t *ids_out, aspen_store_error *err);
+int sq_claim(aspen_store *s, int64_t engine_id, size_t max, int64_t now_ms, aspen_store_job **jobs,
+             size_t *n, bool *paused, aspen_store_error *err);
+int sq_unclaim(aspen_store *s, int64_t engine_id, const int64_t *ids, size_t n,
+               aspen_store_error *err);
+int sq_append_logs(aspen_store *s, const aspen_store_log_line *lines, size_t n,
+                   aspen_store_error *err);
+int sq_commit(aspen_store *s, int64_t engine_id, const aspen_store_start *starts, size_t n_starts,
+              int *start_status, const aspen_store_completion *c, size_t n, int64_t now_ms,
+              int *status, aspen_store_state *final_states, aspen_store_error *err);
+int sq_release(aspen_store *s, int64_t engine_id, int64_t job_id, int64_t now_ms,
+               aspen_store_error *err);
+int sq_cancel(aspen_store *s, int64_t id, int64_t now_ms, aspen_store_cancel_result *result,
+              aspen_store_error *err);
+int sq_rerun(aspen_store *s, int64_t id, int64_t now_ms, int64_t *new_id, aspen_store_error *err);
+int sq_retry(aspen_store *s, int64_t id, int64_t now_ms, aspen_store_error *err);
+int sq_delete(aspen_store *s, int64_t id, aspen_store_error *err);
+int sq_purge(aspen_store *s, int64_t finished_before_ms, int64_t *deleted, aspen_store_error *err);
+int sq_engine_register(aspen_store *s, int64_t pid, const char *host, int64_t lease_ms,
+                       int64_t now_ms, int64_t *engine_id, aspen_store_error *err);
+int sq_engine_renew(aspen_store *s, int64_t engine_id, int64_t lease_ms, int64_t now_ms,
+                    aspen_store_error *err);
+int sq_engine_unregister(aspen_store *s, int64_t engine_id, int64_t now_ms, int64_t *released,
+                         aspen_store_error *err);
+int sq_engines(aspen_store *s, aspen_store_engine_info **out, size_t *n, aspen_store_error *err);
+int sq_recover(aspen_store *s, int64_t now_ms, aspen_store_recovery *report,
+               aspen_store_error *err);
+int sq_cancel_requests(aspen_store *s, int64_t engine_id, int64_t **ids, size_t *n,
+                       aspen_store_error *err);
+int sq_get(aspen_store *s, int64_t id, aspen_store_job *out, aspen_store_error *err);
+int sq_list(aspen_store *s, const aspen_store_filter *filter, aspen_store_job **jobs, size_t *n,
+            aspen_store_error *err);
+int sq_count(aspen_store *s, const aspen_store_filter *filter, int64_t *count,
+             aspen_store_error *err);
+int sq_retry_failed(aspen_store *s, const struct aspen_store_filter *filter, int64_t now_ms,
+                    int64_t *retried, aspen_store_error *err);
+int sq_cancel_matching(aspen_store *s, const struct aspen_store_filter *filter, int64_t now_ms,
+                       int64_t *cancelled, int64_t *requested, aspen_store_error *err);
+int sq_counts(aspen_store *s, int64_t counts[ASPEN_STORE_STATE_COUNT], aspen_store_error *err);
+int sq_oldest_waiting(aspen_store *s, int64_t now_ms, int64_t *age_ms, aspen_store_error *err);
+int sq_attempts(aspen_store *s, int64_t job_id, aspen_store_attempt **out, size_t *n,
+                aspen_store_error *err);
+int sq_logs(aspen_store *s, int64_t job_id, int64_t after_seq, size_t limit, aspen_store_log **out,
+            size_t *n, aspen_store_error *err);
+
+#endif

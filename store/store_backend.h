@@ -1,0 +1,138 @@
+/* store_backend.h — the seam between the store's one public API (include/aspen_store.h) and its
+ * backends. Private to store/ (and its white-box tests).
+ *
+ * A handle is a backend's own struct whose first member is `struct aspen_store`; that base holds
+ * the ops table and what every backend has (the database's name, the log cap). The public
+ * functions (api.c) check what can be checked without a database — arguments, job specs, binary
+ * sizes and hashes — and then call through the ops table. What no backend needs to repeat lives
+ * once beside api.c: the states and the transition table (state.c), the filter language
+ * (filter.c), backoff, errors and small helpers (common.c), SHA-256 (sha256.c).
+ *
+ * Backends: SQLite (sqlite/). PostgreSQL is recognised by name (store_backend_of) but has no
+ * backend yet, so opening such a name fails with ASPEN_STORE_EINVAL and says so. */
+#ifndef ASPEN_STORE_BACKEND_H
+#define ASPEN_STORE_BACKEND_H
+
+#include "aspen_store.h"
+
+/* What a backend implements. Each entry has the contract of the public function of the same name
+ * in aspen_store.h; `s` is never NULL and the arguments api.c checks are already checked. */
+struct store_ops {
+    const char *name; /* "sqlite", for messages */
+    void (*close)(aspen_store *s);
+    int (*check)(aspen_store *s, aspen_store_error *err);
+    int (*recount)(aspen_store *s, aspen_store_error *err);
+    int (*setting_set)(aspen_store *s, const char *key, const char *value, aspen_store_error *err);
+    int (*setting_get)(aspen_store *s, const char *key, char **value, aspen_store_error *err);
+    int (*checkpoint)(aspen_store *s, aspen_store_error *err);
+    int (*data_version)(aspen_store *s, uint64_t *version, aspen_store_error *err);
+    int (*put_binary)(aspen_store *s, const void *bytes, size_t size, const char *name,
+                      int64_t now_ms, char sha256_out[65], aspen_store_error *err);
+    int (*get_binary)(aspen_store *s, const char *sha256, aspen_store_binary *out,
+                      aspen_store_error *err);
+    int (*submit_batch)(aspen_store *s, const aspen_store_job_spec *specs, size_t n, int64_t now_ms,
+                        int64_t *ids_out, aspen_store_error *err);
+    int (*claim)(aspen_store *s, int64_t engine_id, size_t max, int64_t now_ms,
+                 aspen_store_job **jobs, size_t *n, bool *paused, aspen_store_error *err);
+    int (*unclaim)(aspen_store *s, int64_t engine_id, const int64_t *ids, size_t n,
+                   aspen_store_error *err);
+    int (*append_logs)(aspen_store *s, const aspen_store_log_line *lines, size_t n,
+                       aspen_store_error *err);
+    int (*commit)(aspen_store *s, int64_t engine_id, const aspen_store_start *starts,
+                  size_t n_starts, int *start_status, const aspen_store_completion *c, size_t n,
+                  int64_t now_ms, int *status, aspen_store_state *final_states,
+                  aspen_store_error *err);
+    int (*release)(aspen_store *s, int64_t engine_id, int64_t job_id, int64_t now_ms,
+                   aspen_store_error *err);
+    int (*cancel)(aspen_store *s, int64_t id, int64_t now_ms, aspen_store_cancel_result *result,
+                  aspen_store_error *err);
+    int (*rerun)(aspen_store *s, int64_t id, int64_t now_ms, int64_t *new_id,
+                 aspen_store_error *err);
+    int (*retry)(aspen_store *s, int64_t id, int64_t now_ms, aspen_store_error *err);
+    int (*delete)(aspen_store *s, int64_t id, aspen_store_error *err);
+    int (*purge)(aspen_store *s, int64_t finished_before_ms, int64_t *deleted,
+                 aspen_store_error *err);
+    int (*engine_register)(aspen_store *s, int64_t pid, const char *host, int64_t lease_ms,
+                           int64_t now_ms, int64_t *engine_id, aspen_store_error *err);
+    int (*engine_renew)(aspen_store *s, int64_t engine_id, int64_t lease_ms, int64_t now_ms,
+                        aspen_store_error *err);
+    int (*engine_unregister)(aspen_store *s, int64_t engine_id, int64_t now_ms, int64_t *released,
+                             aspen_store_error *err);
+    int (*engines)(aspen_store *s, aspen_store_engine_info **out, size_t *n,
+                   aspen_store_error *err);
+    int (*recover)(aspen_store *s, int64_t now_ms, aspen_store_recovery *report,
+                   aspen_store_error *err);
+    int (*cancel_requests)(aspen_store *s, int64_t engine_id, int64_t **ids, size_t *n,
+                           aspen_store_error *err);
+    int (*get)(aspen_store *s, int64_t id, aspen_store_job *out, aspen_store_error *err);
+    int (*list)(aspen_store *s, const aspen_store_filter *filter, aspen_store_job **jobs, size_t *n,
+                aspen_store_error *err);
+    int (*count)(aspen_store *s, const aspen_store_filter *filter, int64_t *count,
+                 aspen_store_error *err);
+    int (*retry_failed)(aspen_store *s, const struct aspen_store_filter *filter, int64_t now_ms,
+                        int64_t *retried, aspen_store_error *err);
+    int (*cancel_matching)(aspen_store *s, const struct aspen_store_filter *filter, int64_t now_ms,
+                           int64_t *cancelled, int64_t *requested, aspen_store_error *err);
+    int (*counts)(aspen_store *s, int64_t counts[ASPEN_STORE_STATE_COUNT], aspen_store_error *err);
+    int (*oldest_waiting)(aspen_store *s, int64_t now_ms, int64_t *age_ms, aspen_store_error *err);
+    int (*attempts)(aspen_store *s, int64_t job_id, aspen_store_attempt **out, size_t *n,
+                    aspen_store_error *err);
+    int (*logs)(aspen_store *s, int64_t job_id, int64_t after_seq, size_t limit,
+                aspen_store_log **out, size_t *n, aspen_store_error *err);
+};
+
+/* The part of every handle that the common code reads. */
+struct aspen_store {
+    const struct store_ops *ops;
+    char *name; /* the database name as given to aspen_store_open (a path for SQLite) */
+    int log_cap;
+};
+
+/* ---- which backend a database name asks for ------------------------------------------------ */
+
+enum store_backend_kind {
+    STORE_BACKEND_SQLITE,   /* a file path, ":memory:", or an SQLite "file:" URI */
+    STORE_BACKEND_POSTGRES, /* postgresql://…, postgres://…, or a libpq key=value string */
+};
+
+/* Classifies a database name. For PostgreSQL, *form (if not NULL) names what was recognised
+ * ("a postgresql:// URI", "a libpq key=value string", ...). A key=value string is recognised only
+ * when its first word is a libpq connection keyword (host=, dbname=, ...), so a file named
+ * "./a=b.db" stays a path. NULL or "" is SQLite (aspen_store_open then refuses it as empty). */
+enum store_backend_kind store_backend_of(const char *name, const char **form);
+
+/* Copies a database name into out (always terminated, cut at size) with any password replaced by
+ * "***": user:PASSWORD@ and ?password= in a URI, password=VALUE in a key=value string. */
+void store_redact_conninfo(const char *name, char *out, size_t size);
+
+/* ---- backends' open functions ------------------------------------------------------------------ */
+
+/* Opens an SQLite database at `path` with options already defaulted; see aspen_store_open. */
+int store_sqlite_open(const char *path, const aspen_store_options *o, aspen_store **out,
+                      aspen_store_error *err);
+
+/* ---- shared helpers ---------------------------------------------------------------------------- */
+
+/* Fills err (if any) and returns code. */
+int store_err(aspen_store_error *err, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Text of a state column → enum (-1 when unknown). */
+int state_from_text(const unsigned char *text);
+
+/* Whether h is 64 lowercase hex digits. */
+bool store_is_sha256_hex(const char *h);
+/* ETOOBIG (with advice) when a binary is larger than ASPEN_STORE_MAX_BINARY. */
+int store_check_binary_size(size_t size, aspen_store_error *err);
+/* What a job spec must satisfy before any backend sees it: a type, no negative limits, a binary
+ * within the size limit, a well-formed hash. `where` prefixes messages ("job 3 of the batch: "). */
+int store_check_spec(const aspen_store_job_spec *j, const char *where, aspen_store_error *err);
+
+char *store_strdup(const char *s);
+
+/* Room for one more element in a growing array of `count` elements of `elem` bytes with capacity
+ * *cap (doubling from 16): returns the array, moved if it had to grow, or NULL (the old array
+ * still valid and owned by the caller) when memory ran out. */
+void *store_grow(void *arr, size_t *cap, size_t count, size_t elem);
+
+#endif

@@ -1,0 +1,207 @@
+/* test_store_backend.c — the seam between the store's API and its backends: which backend a
+ * database name asks for (store_backend_of), that a PostgreSQL name is refused with an honest
+ * message (this build has no PostgreSQL backend) and never falls through to SQLite as a file of
+ * that name, that the refusal never echoes a password, and that the checks api.c makes for every
+ * backend (job specs, binary hashes, a NULL handle) run before any backend is reached. */
+#include "helpers.h"
+
+#include <sys/stat.h>
+
+#include "store_backend.h"
+
+static void expect_kind(const char *name, enum store_backend_kind want, const char *want_form)
+{
+    const char *form = NULL;
+    enum store_backend_kind got = store_backend_of(name, &form);
+    if (got != want)
+        fail_msg("'%s': backend %d, want %d", name ? name : "(null)", got, want);
+    assert_non_null(form);
+    if (want_form)
+        assert_string_equal(form, want_form);
+    assert_int_equal(store_backend_of(name, NULL), want); /* form is optional */
+}
+
+static void test_paths_are_sqlite(void **state)
+{
+    (void)state;
+    const char *paths[] = {
+        "aspen.db",
+        "./aspen.db",
+        "/var/lib/aspen/aspen.db",
+        ":memory:",
+        "file:x.db?mode=memory",
+        "./a=b.db",         /* '=' after a non-keyword: a file name */
+        "/srv/host=x/a.db", /* starts with '/', not a keyword */
+        "hots=localhost",   /* not a libpq keyword: libpq would refuse it too; a file here */
+        "postgresql",       /* a file named like the scheme, without :// */
+        "postgresql:/x",    /* not a URI libpq accepts */
+        "Host=x",           /* libpq keywords are lower case */
+        "",
+        "=x",
+        " ",
+    };
+    for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++)
+        expect_kind(paths[i], STORE_BACKEND_SQLITE, "a file path");
+    expect_kind(NULL, STORE_BACKEND_SQLITE, "a file path");
+}
+
+static void test_postgres_names(void **state)
+{
+    (void)state;
+    expect_kind("postgresql://localhost/aspen", STORE_BACKEND_POSTGRES, "a postgresql:// URI");
+    expect_kind("postgresql://", STORE_BACKEND_POSTGRES, "a postgresql:// URI");
+    expect_kind("postgres://u:p@db.example:5433/jobs?sslmode=require", STORE_BACKEND_POSTGRES,
+                "a postgres:// URI");
+    const char *kv = "a libpq key=value connection string";
+    expect_kind("host=/tmp dbname=aspen", STORE_BACKEND_POSTGRES, kv);
+    expect_kind("dbname=aspen", STORE_BACKEND_POSTGRES, kv);
+    expect_kind("  dbname = aspen port=5433", STORE_BACKEND_POSTGRES, kv);
+    expect_kind("service=aspen", STORE_BACKEND_POSTGRES, kv);
+    expect_kind("user=aspen host=127.0.0.1", STORE_BACKEND_POSTGRES, kv);
+    expect_kind("sslmode=disable", STORE_BACKEND_POSTGRES, kv);
+}
+
+/* Opening a PostgreSQL name: EINVAL, the message says what was recognised, that only SQLite files
+ * are supported so far, and what to pass instead; and no SQLite file of that name appears. */
+static void test_postgres_open_refused(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/aspen-backend-test-XXXXXX", cwd[4096];
+    assert_non_null(mkdtemp(dir));
+    assert_non_null(getcwd(cwd, sizeof cwd));
+    assert_int_equal(chdir(dir), 0);
+    const struct {
+        const char *name, *form;
+    } cases[] = {
+        {"postgresql://aspen@localhost/aspen", "postgresql:// URI"},
+        {"postgres://localhost:5432/aspen", "postgres:// URI"},
+        {"dbname=aspen host=localhost", "libpq key=value"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        aspen_store *s = (aspen_store *)&s; /* must be reset to NULL */
+        aspen_store_error e = {0};
+        aspen_store_options ro = {.read_only = true};
+        for (int opt = 0; opt < 2; opt++) {
+            assert_int_equal(aspen_store_open(cases[i].name, opt ? &ro : NULL, &s, &e),
+                             ASPEN_STORE_EINVAL);
+            assert_null(s);
+            assert_int_equal(e.code, ASPEN_STORE_EINVAL);
+            if (!strstr(e.msg, cases[i].form) || !strstr(e.msg, "PostgreSQL") ||
+                !strstr(e.msg, "only SQLite") || !strstr(e.msg, "file path") ||
+                !strstr(e.msg, cases[i].name))
+                fail_msg("message for '%s': %s", cases[i].name, e.msg);
+        }
+        struct stat st;
+        assert_int_not_equal(stat(cases[i].name, &st), 0); /* no file of that name was made */
+    }
+    /* An empty directory stays empty: nothing fell through to SQLite. */
+    assert_int_equal(chdir(cwd), 0);
+    assert_int_equal(rmdir(dir), 0);
+}
+
+static void test_refusal_hides_password(void **state)
+{
+    (void)state;
+    const char *names[] = {
+        "postgresql://aspen:s3cr3t@localhost/aspen",
+        "postgres://u:s3cr3t@h/db?sslmode=require",
+        "postgresql://h/db?sslmode=require&password=s3cr3t",
+        "host=localhost password=s3cr3t dbname=aspen",
+        "password = 's3cr3t with space\\' quote' dbname=aspen",
+    };
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        aspen_store *s = NULL;
+        aspen_store_error e = {0};
+        assert_int_equal(aspen_store_open(names[i], NULL, &s, &e), ASPEN_STORE_EINVAL);
+        if (strstr(e.msg, "s3cr3t") || !strstr(e.msg, "***"))
+            fail_msg("password shown for '%s': %s", names[i], e.msg);
+    }
+}
+
+static void test_redact(void **state)
+{
+    (void)state;
+    char out[128];
+    const struct {
+        const char *in, *out;
+    } v[] = {
+        {"postgresql://aspen:pw@localhost:5432/aspen",
+         "postgresql://aspen:***@localhost:5432/aspen"},
+        {"postgresql://aspen@localhost/aspen", "postgresql://aspen@localhost/aspen"},
+        {"postgres://h/db?password=pw&sslmode=require",
+         "postgres://h/db?password=***&sslmode=require"},
+        {"postgres://h/db?sslmode=require&password=pw",
+         "postgres://h/db?sslmode=require&password=***"},
+        {"postgres://h/db?xpassword=pw", "postgres://h/db?xpassword=pw"},
+        {"host=h password=pw dbname=d", "host=h password=*** dbname=d"},
+        {"password='a b\\' c' dbname=d", "password=*** dbname=d"},
+        {"password = pw", "password =***"},
+        {"password=", "password=***"},
+        {"mypassword=pw", "mypassword=pw"},
+        {"dbname=d", "dbname=d"},
+        {"", ""},
+    };
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+        store_redact_conninfo(v[i].in, out, sizeof out);
+        if (strcmp(out, v[i].out) != 0)
+            fail_msg("redact '%s': got '%s', want '%s'", v[i].in, out, v[i].out);
+    }
+    store_redact_conninfo(NULL, out, sizeof out);
+    assert_string_equal(out, "");
+    /* Cut at the buffer, always terminated. */
+    char small[8];
+    memset(small, 'x', sizeof small);
+    store_redact_conninfo("postgresql://aspen:pw@h/db", small, sizeof small);
+    assert_string_equal(small, "postgr"
+                               "e");
+    store_redact_conninfo("abc", small, 0); /* size 0: nothing written */
+    assert_string_equal(small, "postgre");
+}
+
+/* The checks every backend relies on are made before the backend runs: a batch with one bad spec
+ * writes nothing (the message names the job), a bad hash is refused, a NULL handle is EINVAL. */
+static void test_common_checks_first(void **state)
+{
+    (void)state;
+    aspen_store *s = open_or_fail(":memory:", NULL);
+    aspen_store_error e = {0};
+    aspen_store_job_spec specs[3] = {{.type = "a"}, {.type = "b"}, {.type = ""}};
+    int64_t ids[3] = {0};
+    assert_int_equal(aspen_store_submit_batch(s, specs, 3, T0, ids, &e), ASPEN_STORE_EINVAL);
+    assert_non_null(strstr(e.msg, "job 3 of the batch: job type is missing"));
+    specs[2] = (aspen_store_job_spec){.type = "c", .timeout_ms = -1};
+    assert_int_equal(aspen_store_submit_batch(s, specs, 3, T0, ids, &e), ASPEN_STORE_EINVAL);
+    assert_non_null(strstr(e.msg, "job 3 of the batch: max attempts"));
+    specs[2] = (aspen_store_job_spec){.type = "c", .binary_sha256 = "ABC"};
+    assert_int_equal(aspen_store_submit_batch(s, specs, 3, T0, ids, &e), ASPEN_STORE_EINVAL);
+    assert_non_null(strstr(e.msg, "is not a SHA-256"));
+    int64_t n = -1;
+    assert_int_equal(aspen_store_count(s, NULL, &n, &e), 0);
+    assert_int_equal(n, 0);
+
+    aspen_store_binary b;
+    assert_int_equal(aspen_store_get_binary(s, "../etc/passwd", &b, &e), ASPEN_STORE_EINVAL);
+    assert_null(b.bytes);
+    assert_int_equal(aspen_store_put_binary(s, NULL, 5, "x", T0, NULL, &e), ASPEN_STORE_EINVAL);
+    aspen_store_close(s);
+
+    aspen_store_job job;
+    assert_int_equal(aspen_store_get(NULL, 1, &job, &e), ASPEN_STORE_EINVAL);
+    assert_non_null(strstr(e.msg, "no store handle"));
+    assert_int_equal(aspen_store_claim(NULL, 1, 4, T0, NULL, NULL, NULL, &e), ASPEN_STORE_EINVAL);
+    assert_null(aspen_store_path(NULL));
+    aspen_store_close(NULL);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_paths_are_sqlite),
+        cmocka_unit_test(test_postgres_names),
+        cmocka_unit_test(test_postgres_open_refused),
+        cmocka_unit_test(test_refusal_hides_password),
+        cmocka_unit_test(test_redact),
+        cmocka_unit_test(test_common_checks_first),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -261,6 +261,18 @@ int store_check_spec(const aspen_store_job_spec *j, const char *where, aspen_sto
     if (j->max_attempts < 0 || j->timeout_ms < 0 || j->memory_bytes < 0)
         return store_err(err, ASPEN_STORE_EINVAL,
                          "%smax attempts, timeout and memory must not be negative", where);
+    size_t at = 0;
+    const char *why = NULL;
+    if (j->payload && !store_json_check(j->payload, 0, &at, &why))
+        return store_err(err, ASPEN_STORE_EINVAL,
+                         "%spayload is not valid JSON (%s at byte %zu): fix it, e.g. "
+                         "{\"key\":\"value\"}",
+                         where, why, at);
+    if (j->tags && !store_json_check(j->tags, '[', &at, &why))
+        return store_err(err, ASPEN_STORE_EINVAL,
+                         "%stags must be a JSON array of strings like [\"a\",\"b\"] (%s at byte "
+                         "%zu)",
+                         where, why, at);
     if (j->binary) {
         int code = store_check_binary_size(j->binary_size, err);
         if (code)

@@ -124,9 +124,15 @@ int state_from_text(const unsigned char *text);
 bool store_is_sha256_hex(const char *h);
 /* ETOOBIG (with advice) when a binary is larger than ASPEN_STORE_MAX_BINARY. */
 int store_check_binary_size(size_t size, aspen_store_error *err);
-/* What a job spec must satisfy before any backend sees it: a type, no negative limits, a binary
- * within the size limit, a well-formed hash. `where` prefixes messages ("job 3 of the batch: "). */
+/* What a job spec must satisfy before any backend sees it: a type, no negative limits, a payload
+ * that is JSON, tags that are a JSON array, a binary within the size limit, a well-formed hash. `where` prefixes messages ("job 3 of the batch: "). */
 int store_check_spec(const aspen_store_job_spec *j, const char *where, aspen_store_error *err);
+
+/* Nesting deeper than this is refused (SQLite's json functions allow 1000 levels too). */
+#define STORE_JSON_MAX_DEPTH 1000
+/* Whether text is exactly one JSON value (RFC 8259), and, when kind is '[' or '{', an array or an
+ * object. When not: *offset (if not NULL) is the byte where it went wrong and *why says what. */
+bool store_json_check(const char *text, char kind, size_t *offset, const char **why);
 
 char *store_strdup(const char *s);
 

@@ -1,8 +1,9 @@
 /* test_store_backend.c — the seam between the store's API and its backends: which backend a
  * database name asks for (store_backend_of), that a PostgreSQL name is refused with an honest
  * message (this build has no PostgreSQL backend) and never falls through to SQLite as a file of
- * that name, that the refusal never echoes a password, and that the checks api.c makes for every
- * backend (job specs, binary hashes, a NULL handle) run before any backend is reached. */
+ * that name, that the refusal never echoes a password, the shared JSON check of payloads and tags,
+ * and that the checks api.c makes for every backend (job specs, payload and tags, binary hashes, a
+ * NULL handle) run before any backend is reached. */
 #include "helpers.h"
 
 #include <sys/stat.h>
@@ -193,6 +194,105 @@ static void test_common_checks_first(void **state)
     aspen_store_close(NULL);
 }
 
+static void test_json_check(void **state)
+{
+    (void)state;
+    const char *good[] = {
+        "{}",
+        "[]",
+        " { \"a\" : [1, -2.5e+3, 0, 0.0, 1E9, true, false, null, \"x\\n\\u00e9\"] } ",
+        "\"str\"",
+        "0",
+        "-0",
+        "null",
+        "[[[]]]",
+        "{\"a\":{\"b\":{}}}",
+        "\t\r\n[1]\n",
+        "\"\\\"\\\\\\/\\b\\f\\n\\r\\t\"",
+        "\"caf\xc3\xa9\"",
+    };
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
+        if (!store_json_check(good[i], 0, NULL, NULL))
+            fail_msg("refused valid JSON: %s", good[i]);
+    const struct {
+        const char *text;
+        size_t at;
+    } bad[] = {
+        {"", 0},           {"   ", 3},     {"{not json", 1},   {"{\"a\":1,}", 7}, {"[1,]", 3},
+        {"[1 2]", 3},      {"01", 1},      {"1.", 2},          {"1e", 2},         {"-", 1},
+        {".5", 0},         {"+1", 0},      {"tru", 0},         {"nul", 0},        {"\"abc", 4},
+        {"\"a\x01b\"", 2}, {"\"\\x\"", 2}, {"\"\\u12G4\"", 2}, {"{} {}", 3},      {"{1:2}", 1},
+        {"{\"a\" 1}", 5},  {"[", 1},       {"{\"a\":}", 5},    {"'a'", 0},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        size_t at = 99;
+        const char *why = NULL;
+        if (store_json_check(bad[i].text, 0, &at, &why))
+            fail_msg("accepted invalid JSON: %s", bad[i].text);
+        assert_non_null(why);
+        if (at != bad[i].at)
+            fail_msg("'%s': offset %zu (%s), want %zu", bad[i].text, at, why, bad[i].at);
+    }
+    assert_false(store_json_check(NULL, 0, NULL, NULL));
+    /* kind: tags must be an array */
+    assert_true(store_json_check(" [\"a\",\"b\"]", '[', NULL, NULL));
+    const char *why = NULL;
+    assert_false(store_json_check("\"notarray\"", '[', NULL, &why));
+    assert_string_equal(why, "not an array");
+    assert_false(store_json_check("{}", '[', NULL, NULL));
+    /* depth: STORE_JSON_MAX_DEPTH levels pass, one more is refused (no recursion past it) */
+    size_t deep = STORE_JSON_MAX_DEPTH + 1;
+    char *text = malloc(2 * deep + 1);
+    assert_non_null(text);
+    memset(text, '[', deep - 1);
+    memset(text + deep - 1, ']', deep - 1);
+    text[2 * deep - 2] = '\0';
+    assert_true(store_json_check(text, 0, NULL, NULL));
+    memset(text, '[', deep);
+    memset(text + deep, ']', deep);
+    text[2 * deep] = '\0';
+    assert_false(store_json_check(text, 0, NULL, &why));
+    assert_string_equal(why, "nested too deeply");
+    free(text);
+    /* a hostile million-deep payload is refused quickly, not by a stack overflow */
+    size_t huge = 1000000;
+    text = malloc(huge + 1);
+    assert_non_null(text);
+    memset(text, '[', huge);
+    text[huge] = '\0';
+    assert_false(store_json_check(text, 0, NULL, &why));
+    assert_string_equal(why, "nested too deeply");
+    free(text);
+}
+
+/* Payload and tags are checked before the backend: a batch whose third job has a bad payload
+ * writes nothing, and the message names the job, the problem and the byte. */
+static void test_payload_tags_checked_first(void **state)
+{
+    (void)state;
+    aspen_store *s = open_or_fail(":memory:", NULL);
+    aspen_store_error e = {0};
+    aspen_store_job_spec specs[3] = {{.type = "a", .payload = "{\"x\":1}"},
+                                     {.type = "b", .tags = "[\"t\"]"},
+                                     {.type = "c", .payload = "{\"x\":01}"}};
+    int64_t ids[3] = {0};
+    assert_int_equal(aspen_store_submit_batch(s, specs, 3, T0, ids, &e), ASPEN_STORE_EINVAL);
+    if (!strstr(e.msg, "job 3 of the batch: payload is not valid JSON (") ||
+        !strstr(e.msg, "at byte 6"))
+        fail_msg("%s", e.msg);
+    specs[2] = (aspen_store_job_spec){.type = "c", .tags = "{\"a\":1}"};
+    assert_int_equal(aspen_store_submit_batch(s, specs, 3, T0, ids, &e), ASPEN_STORE_EINVAL);
+    assert_non_null(strstr(e.msg, "job 3 of the batch: tags must be a JSON array"));
+    int64_t n = -1;
+    assert_int_equal(aspen_store_count(s, NULL, &n, &e), 0);
+    assert_int_equal(n, 0);
+    specs[2] = (aspen_store_job_spec){.type = "c", .payload = " [1, {\"k\": null}] "};
+    assert_int_equal(aspen_store_submit_batch(s, specs, 3, T0, ids, &e), 0);
+    assert_int_equal(aspen_store_count(s, NULL, &n, &e), 0);
+    assert_int_equal(n, 3);
+    aspen_store_close(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -202,6 +302,8 @@ int main(void)
         cmocka_unit_test(test_refusal_hides_password),
         cmocka_unit_test(test_redact),
         cmocka_unit_test(test_common_checks_first),
+        cmocka_unit_test(test_json_check),
+        cmocka_unit_test(test_payload_tags_checked_first),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,6 +1,6 @@
 /* cli/cmd_jobs.c — the job subcommands on the store, through a client engine (no workers):
- *   aspen submit GUEST --payload JSON [...]   prints the new job's id
- *   aspen jobs [--state S] [--filter F] [--limit N] [--json]
+ *   aspen submit GUEST | --source DIR | --type T [--payload JSON] [...]   prints the new job's id
+ *   aspen jobs [--state S] [--filter F] [--limit N | --all] [--json]
  *   aspen retry ID | --failed [--filter F]
  *   aspen show ID [--json]        the job, its attempts, its result and error
  *   aspen logs ID [--follow]      log lines; --follow waits for more until the job is final
@@ -15,6 +15,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <errno.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #define DB_OPT {"db", required_argument, 0, 'D'}
@@ -24,19 +27,58 @@
 static void submit_usage(FILE *f)
 {
     fprintf(f,
-            "usage: aspen submit [GUEST] [--payload JSON] [--timeout MS] [--priority N]\n"
-            "                    [--max-attempts N] [--memory SIZE] [--isolation] [--tag T]...\n"
-            "                    [--type T] [--source DIR] [--delay MS] [--count N] [--db PATH]\n"
+            "usage: aspen submit GUEST | --source DIR | --type T [--payload JSON] [--timeout MS]\n"
+            "                    [--priority N] [--max-attempts N] [--memory SIZE] [--isolation]\n"
+            "                    [--tag T]... [--delay MS] [--count N] [--db PATH]\n"
             "  GUEST           a path, or a name in target/guest-binaries/ (runs in a micro-VM)\n"
-            "  --source DIR    build the guest from this source directory instead (cached)\n"
+            "  --source DIR    or: build the guest from this source directory (cached), no GUEST\n"
             "  --type T        job type (default vm_execute with a guest; echo, checksum, sleep\n"
-            "                  run in-process in the worker)\n"
+            "                  run in-process in the worker, with no guest)\n"
             "  --payload JSON  the job's input, checked as JSON now (default {})\n"
             "  --timeout MS    per attempt (default 30000)   --max-attempts N (default 3)\n"
             "  --priority N    higher runs first (default 0) --memory SIZE guest memory (1M)\n"
             "  --isolation     run in a micro-VM whatever the type  --tag T (repeatable)\n"
             "  --delay MS      schedule it MS from now\n"
             "  --count N       N identical jobs in one transaction (prints N ids, one a line)\n");
+}
+
+/* --source DIR, checked before anything is stored so a job that could only fail is not created:
+ * a directory holding C or assembly sources (*.c, *.S) or a Cargo.toml. 0, or -1 with msg. */
+static int check_source_dir(const char *dir, char *msg, size_t cap)
+{
+    struct stat st;
+    if (stat(dir, &st) != 0) {
+        snprintf(msg, cap, "guest source directory %s not found: %s", dir, strerror(errno));
+        return -1;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        snprintf(msg, cap,
+                 "%s is a file, not a directory: --source wants the directory that holds the "
+                 "guest's sources (e.g. --source guests/echo-worker)",
+                 dir);
+        return -1;
+    }
+    DIR *d = opendir(dir);
+    if (!d) {
+        snprintf(msg, cap, "cannot read the guest source directory %s: %s", dir, strerror(errno));
+        return -1;
+    }
+    bool found = false;
+    for (struct dirent *e; !found && (e = readdir(d));) {
+        size_t n = strlen(e->d_name);
+        found = (n > 2 && (strcmp(e->d_name + n - 2, ".c") == 0 ||
+                           strcmp(e->d_name + n - 2, ".S") == 0)) ||
+                strcmp(e->d_name, "Cargo.toml") == 0;
+    }
+    closedir(d);
+    if (!found) {
+        snprintf(msg, cap,
+                 "no C sources (*.c or *.S) and no Cargo.toml in %s: --source wants the directory "
+                 "that holds the guest's sources",
+                 dir);
+        return -1;
+    }
+    return 0;
 }
 
 static int parse_num(const char *opt, const char *s, long long lo, long long hi, long long *out)
@@ -128,6 +170,17 @@ int cmd_submit(int argc, char **argv)
         submit_usage(stderr);
         return 2;
     }
+    if (spec.guest && spec.source_dir) {
+        cli_error("give either a guest name/path or --source DIR, not both");
+        return 2;
+    }
+    if (spec.source_dir) {
+        char msg[4608];
+        if (check_source_dir(spec.source_dir, msg, sizeof msg) != 0) {
+            cli_error("%s", msg);
+            return 1;
+        }
+    }
     spec.tags = tags;
     spec.n_tags = n_tags;
     aspen_engine *eng;
@@ -215,7 +268,8 @@ int cmd_jobs(int argc, char **argv)
     static const struct option opts[] = {
         {"state", required_argument, 0, 's'}, {"filter", required_argument, 0, 'f'},
         {"limit", required_argument, 0, 'n'}, {"json", no_argument, 0, 'j'},
-        {"help", no_argument, 0, 'h'},        DB_OPT,
+        {"all", no_argument, 0, 'A'},         {"help", no_argument, 0, 'h'},
+        DB_OPT,
         {0, 0, 0, 0},
     };
     const char *db = NULL, *state = NULL, *filter = NULL;
@@ -223,7 +277,7 @@ int cmd_jobs(int argc, char **argv)
     bool as_json = false;
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "s:f:n:jhD:", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "s:f:n:jAhD:", opts, NULL)) != -1) {
         switch (c) {
         case 's': state = optarg; break;
         case 'f': filter = optarg; break;
@@ -232,12 +286,16 @@ int cmd_jobs(int argc, char **argv)
                 return 2;
             break;
         case 'j': as_json = true; break;
+        case 'A': limit = -1; break;
         case 'D': db = optarg; break;
         case 'h':
         default:
             fprintf(c == 'h' ? stdout : stderr,
                     "usage: aspen jobs [--state S[,S]] [--filter 'payload.user:alice type:T "
-                    "tag:T binary:NAME ...'] [--limit N] [--json] [--db PATH]\n");
+                    "tag:T binary:NAME ...'] [--limit N | --all] [--json] [--db PATH]\n"
+                    "  --limit N  show at most N jobs (default 50; a last line says how many more "
+                    "match)\n"
+                    "  --all      show every matching job\n");
             return c == 'h' ? 0 : 2;
         }
     }
@@ -262,6 +320,20 @@ int cmd_jobs(int argc, char **argv)
     if (rc) {
         cli_error("%s", err.msg);
         return 1;
+    }
+    /* A full page may not be all: count the rest (read-only, the filter without its limit) so
+     * the table never stops silently. --json gives exactly what was asked for. */
+    int64_t more = 0;
+    if (!as_json && limit > 0 && n == (size_t)limit) {
+        char path[4096];
+        aspen_store_options so = {.read_only = true};
+        aspen_store *st = NULL;
+        int64_t total = 0;
+        if (cli_db_path(db, path, sizeof path) == 0 &&
+            aspen_store_open(path, &so, &st, &se) == 0 &&
+            aspen_store_count(st, &f, &total, &se) == 0 && total > (int64_t)n)
+            more = total - (int64_t)n;
+        aspen_store_close(st);
     }
     if (as_json) {
         json_t *arr = json_array();
@@ -291,6 +363,8 @@ int cmd_jobs(int argc, char **argv)
         }
         if (n == 0)
             printf("(no jobs match)\n");
+        if (more > 0)
+            printf("\u2026 %lld more; use --limit N or --all\n", (long long)more);
     }
     aspen_store_jobs_free(jobs, n);
     return 0;

@@ -86,7 +86,11 @@ int cmd_run(int argc, char **argv)
         default: usage(stderr); return 2;
         }
     }
-    if (optind != argc - 1 || (payload && input_file)) {
+    if (payload && input_file) {
+        cli_error("--payload and --input exclude each other: give the job's input one way");
+        return 2;
+    }
+    if (optind != argc - 1) {
         usage(stderr);
         return 2;
     }
@@ -168,13 +172,16 @@ int cmd_run(int argc, char **argv)
         cli_json_print(o, stdout, true);
         json_decref(o);
     } else if (res.outcome == ASPEN_VM_SUCCESS) {
-        /* the output as it is into a pipe or file; escaped (newlines and tabs kept) on a terminal */
-        if (isatty(STDOUT_FILENO))
+        /* the exact bytes into a pipe or file (nothing added, so output can be piped on or
+         * compared); escaped (newlines and tabs kept) on a terminal, ending on a newline there
+         * so the prompt is not glued to it */
+        if (isatty(STDOUT_FILENO)) {
             cli_putn(stdout, res.output, res.output_len, ASPEN_TEXT_KEEP_NEWLINE | ASPEN_TEXT_KEEP_TAB);
-        else
+            if (res.output_len == 0 || res.output[res.output_len - 1] != '\n')
+                putchar('\n');
+        } else {
             fwrite(res.output, 1, res.output_len, stdout);
-        if (res.output_len == 0 || res.output[res.output_len - 1] != '\n')
-            putchar('\n');
+        }
         if (isatty(STDERR_FILENO)) {
             char shown[512];
             aspen_text_escape_str(lc.name, 0, shown, sizeof shown);

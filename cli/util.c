@@ -53,8 +53,21 @@ const char *cli_guest_dir(void)
     return is_dir(dir) ? dir : NULL;
 }
 
+static int dir_given(const char *guest, char *msg, size_t msgcap)
+{
+    snprintf(msg, msgcap,
+             "%s is a directory, not a guest binary: build it with scripts/build-guest.sh %s "
+             "and run the binary it prints, or submit it as it is with aspen submit --source %s",
+             guest, guest, guest);
+    return -1;
+}
+
 int cli_resolve_guest(const char *guest, char *out, size_t cap, char *msg, size_t msgcap)
 {
+    /* a source directory given where a binary goes: say what to do with it (a bare name is
+     * looked up in the guest directory first, so ./echo-worker/ beside it does not shadow it) */
+    if (strchr(guest, '/') && is_dir(guest))
+        return dir_given(guest, msg, msgcap);
     if (strchr(guest, '/') || is_file(guest)) {
         if (!is_file(guest)) {
             snprintf(msg, msgcap, "guest binary %s not found", guest);
@@ -69,6 +82,8 @@ int cli_resolve_guest(const char *guest, char *out, size_t cap, char *msg, size_
         if (is_file(out))
             return 0;
     }
+    if (is_dir(guest))
+        return dir_given(guest, msg, msgcap);
     snprintf(msg, msgcap,
              "no guest named %s in %s: build it with scripts/build-guest.sh %s, or give a path",
              guest, dir ? dir : "target/guest-binaries (which does not exist yet)", guest);

@@ -349,6 +349,30 @@ static void test_warm_runs_identical(void **state)
     aspen_vm_destroy(vm);
 }
 
+/* json! builds what serde_json's would, the writer's bytes are the C SDK's conventions (integral
+ * numbers as integers, %.17g-style shortest digits, \u00XX for controls, UTF-8 raw), the parser
+ * reads them back to an equal value, and v["missing"]["deeper"] is null rather than a panic. */
+static void test_json_macro_and_writer(void **state)
+{
+    (void)state;
+    char path[600];
+    rust_path(path, sizeof path, "test-rust-hostile");
+    aspen_vm *vm = make_vm(path, 0);
+    aspen_vm_result r = {0};
+    logbuf l;
+    run_str(vm, "json", &r, &l);
+    if (r.outcome != ASPEN_VM_SUCCESS)
+        fprintf(stderr, "%s\n", r.message);
+    assert_int_equal(r.outcome, ASPEN_VM_SUCCESS);
+    assert_string_equal((char *)r.output,
+                        "{\"a\":[1,null,\"s\",true,{\"n\":-2},[],{}],\"b\":6,\"k2\":0.5,\"c\":null,"
+                        "\"d\":3,\"e\":null,\"f\":\"quote\\\" \\\\ \\n \\u0001 \xc3\xa9\","
+                        "\"g\":0.30000000000000004,\"h\":1e+21,\"i\":1.5e-07,\"j\":-0,"
+                        "\"k\":18446744073709551615,\"l\":-9223372036854775808} | s true -2 6 7");
+    aspen_vm_result_free(&r);
+    aspen_vm_destroy(vm);
+}
+
 /* ---- through the engine ------------------------------------------------------------------------ */
 
 static void test_through_engine(void **state)
@@ -475,6 +499,7 @@ int main(void)
         cmocka_unit_test(test_panic_reports_message_and_location),
         cmocka_unit_test(test_allocation_beyond_heap),
         cmocka_unit_test(test_warm_runs_identical),
+        cmocka_unit_test(test_json_macro_and_writer),
         cmocka_unit_test(test_through_engine),
         cmocka_unit_test(test_demo_runs_rust_guests),
     };

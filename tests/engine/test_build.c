@@ -674,9 +674,10 @@ static aspen_sandbox_limits test_limits(void)
 }
 
 /* Processes of the sandbox's uid anywhere on the machine (none may outlive a run). */
-/* Processes of uid that run the probe: other test programs may be running sandboxed builds
- * (gcc, as, ld) under the same uid at the same time, and those are not this test's leftovers. */
-static int count_uid_procs(unsigned uid)
+/* Processes of uid that run the probe (the first one's pid into first, when given): other test
+ * programs may be running sandboxed builds (gcc, as, ld) under the same uid at the same time, and
+ * those are neither this test's sandbox nor its leftovers. */
+static int probe_procs(unsigned uid, char *first, size_t first_cap)
 {
     DIR *d = opendir("/proc");
     int n = 0;
@@ -697,8 +698,10 @@ static int count_uid_procs(unsigned uid)
                 comm[0] = '\0';
             fclose(f);
         }
-        if (strncmp(comm, "sandbox_probe", 13) == 0)
-            n++;
+        if (strncmp(comm, "sandbox_probe", 13) != 0)
+            continue;
+        if (n++ == 0 && first)
+            snprintf(first, first_cap, "%s", e->d_name);
     }
     if (d)
         closedir(d);
@@ -785,23 +788,8 @@ static void test_sandbox_namespaces(void **state)
     pthread_t t;
     assert_int_equal(pthread_create(&t, NULL, run_sleeper, &s), 0);
     char found[300] = "";
-    for (int i = 0; i < 250 && !found[0]; i++, sleep_ms(10)) {
-        DIR *d = opendir("/proc");
-        struct dirent *e;
-        while (d && (e = readdir(d)) != NULL) {
-            if (e->d_name[0] < '0' || e->d_name[0] > '9')
-                continue;
-            char p[300];
-            snprintf(p, sizeof p, "/proc/%s", e->d_name);
-            struct stat st;
-            if (stat(p, &st) == 0 && st.st_uid == ASPEN_SANDBOX_UID) {
-                snprintf(found, sizeof found, "%s", e->d_name);
-                break;
-            }
-        }
-        if (d)
-            closedir(d);
-    }
+    for (int i = 0; i < 250 && !found[0]; i++, sleep_ms(10))
+        probe_procs(ASPEN_SANDBOX_UID, found, sizeof found);
     assert_true(found[0]);
     static const char *const ns[] = {"mnt", "net", "pid", "ipc", "uts", "cgroup"};
     for (size_t i = 0; i < sizeof ns / sizeof ns[0]; i++) {
@@ -836,7 +824,7 @@ static void test_sandbox_limits(void **state)
     if (geteuid() == 0) {
         int left = -1;
         for (int i = 0; i < 200 && left != 0; i++, sleep_ms(10))
-            left = count_uid_procs(ASPEN_SANDBOX_UID);
+            left = probe_procs(ASPEN_SANDBOX_UID, NULL, 0);
         assert_int_equal(left, 0);
     }
     /* CPU: the wall clock is far away, so only the CPU limit can end it (on a loaded machine 2 s

@@ -6,6 +6,7 @@ set -euo pipefail
 
 PKGS=(build-essential cmake pkg-config libuv1-dev libjansson-dev libsqlite3-dev libncurses-dev
       libcmocka-dev tmux sqlite3 musl-tools
+      postgresql libpq-dev # tests/store: a private PostgreSQL server (pg_server.sh) and libpq
       clang-14 libclang-rt-14-dev) # make fuzz: clang and its libFuzzer/sanitizer runtimes
 
 # Rust guests (guests/rust/) need rustc and cargo, 1.63 or newer. Debian's are installed only when

@@ -44,34 +44,7 @@ static aspen_engine *open_eng(int workers, void (*tweak)(aspen_engine_config *))
     cfg.guest_dir = GUEST_DIR;
     if (tweak)
         tweak(&cfg);
-    aspen_engine *eng = NULL;
-    aspen_engine_error err = {0};
-    int rc = aspen_engine_open(&cfg, &eng, &err);
-    if (rc)
-        fprintf(stderr, "open: %s\n", err.msg);
-    assert_int_equal(rc, 0);
-    return eng;
-}
-
-static void start(aspen_engine *eng)
-{
-    aspen_engine_error err = {0};
-    int rc = aspen_engine_start(eng, &err);
-    if (rc)
-        fprintf(stderr, "start: %s\n", err.msg);
-    assert_int_equal(rc, 0);
-}
-
-static int64_t submit(aspen_engine *eng, const aspen_engine_job_spec *spec)
-{
-    int64_t id = 0;
-    aspen_engine_error err = {0};
-    int rc = aspen_engine_submit(eng, spec, &id, &err);
-    if (rc)
-        fprintf(stderr, "submit: %s\n", err.msg);
-    assert_int_equal(rc, 0);
-    assert_true(id > 0);
-    return id;
+    return open_cfg(&cfg);
 }
 
 static aspen_store_state state_of(aspen_engine *eng, int64_t id)

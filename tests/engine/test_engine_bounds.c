@@ -65,33 +65,7 @@ static aspen_engine *open_eng(int workers)
     cfg.backoff_base_ms = 10;
     cfg.backoff_cap_ms = 20;
     cfg.guest_dir = GUEST_DIR;
-    aspen_engine *eng = NULL;
-    aspen_engine_error err = {0};
-    int rc = aspen_engine_open(&cfg, &eng, &err);
-    if (rc)
-        fprintf(stderr, "open: %s\n", err.msg);
-    assert_int_equal(rc, 0);
-    return eng;
-}
-
-static void start(aspen_engine *eng)
-{
-    aspen_engine_error err = {0};
-    int rc = aspen_engine_start(eng, &err);
-    if (rc)
-        fprintf(stderr, "start: %s\n", err.msg);
-    assert_int_equal(rc, 0);
-}
-
-static int64_t submit(aspen_engine *eng, const aspen_engine_job_spec *spec)
-{
-    int64_t id = 0;
-    aspen_engine_error err = {0};
-    int rc = aspen_engine_submit(eng, spec, &id, &err);
-    if (rc)
-        fprintf(stderr, "submit: %s\n", err.msg);
-    assert_int_equal(rc, 0);
-    return id;
+    return open_cfg(&cfg);
 }
 
 static void get(aspen_engine *eng, int64_t id, aspen_store_job *j)

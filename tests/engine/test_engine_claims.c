@@ -49,25 +49,10 @@ static aspen_engine *open_eng_at(const char *db, int workers)
     cfg.db_path = db;
     cfg.workers = workers;
     cfg.guest_dir = GUEST_DIR;
-    aspen_engine *eng = NULL;
-    aspen_engine_error err = {0};
-    int rc = aspen_engine_open(&cfg, &eng, &err);
-    if (rc)
-        fprintf(stderr, "open: %s\n", err.msg);
-    assert_int_equal(rc, 0);
-    return eng;
+    return open_cfg(&cfg);
 }
 
 static aspen_engine *open_eng(int workers) { return open_eng_at(g_db, workers); }
-
-static void start(aspen_engine *eng)
-{
-    aspen_engine_error err = {0};
-    int rc = aspen_engine_start(eng, &err);
-    if (rc)
-        fprintf(stderr, "start: %s\n", err.msg);
-    assert_int_equal(rc, 0);
-}
 
 static int64_t count(aspen_engine *eng, aspen_store_state st)
 {

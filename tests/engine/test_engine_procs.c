@@ -43,13 +43,7 @@ static aspen_engine *open_eng(int workers)
     aspen_engine_config_default(&cfg);
     cfg.db_path = g_db;
     cfg.workers = workers;
-    aspen_engine *eng = NULL;
-    aspen_engine_error err = {0};
-    int rc = aspen_engine_open(&cfg, &eng, &err);
-    if (rc)
-        fprintf(stderr, "open: %s\n", err.msg);
-    assert_int_equal(rc, 0);
-    return eng;
+    return open_cfg(&cfg);
 }
 
 static int64_t count(aspen_engine *eng, aspen_store_state st)

@@ -1,6 +1,8 @@
-/* tests/engine/test_support.h — what both engine test programs need: a monotonic clock in ms, a
- * sleep, and a fresh temporary directory (g_dir) with a database path in it (g_db) per test.
- * Define TEST_TMP_PREFIX before including to name the directories. */
+/* tests/engine/test_support.h — what the engine test programs share: a monotonic clock in ms, a
+ * sleep, a fresh temporary directory (g_dir) with a database path in it (g_db) per test, and —
+ * when included after cmocka.h and aspen_engine.h — open, start and submit that print the engine's
+ * message and fail the test on error. Define TEST_TMP_PREFIX before including to name the
+ * directories. */
 #ifndef ASPEN_TEST_SUPPORT_H
 #define ASPEN_TEST_SUPPORT_H
 
@@ -45,5 +47,40 @@ static int teardown(void **state)
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
     return system(cmd) == 0 ? 0 : -1;
 }
+
+#ifdef ASPEN_ENGINE_H
+/* Each test program picks its own configuration; opening it is the same everywhere. */
+static inline aspen_engine *open_cfg(const aspen_engine_config *cfg)
+{
+    aspen_engine *eng = NULL;
+    aspen_engine_error err = {0};
+    int rc = aspen_engine_open(cfg, &eng, &err);
+    if (rc)
+        fprintf(stderr, "open: %s\n", err.msg);
+    assert_int_equal(rc, 0);
+    return eng;
+}
+
+static inline void start(aspen_engine *eng)
+{
+    aspen_engine_error err = {0};
+    int rc = aspen_engine_start(eng, &err);
+    if (rc)
+        fprintf(stderr, "start: %s\n", err.msg);
+    assert_int_equal(rc, 0);
+}
+
+static inline int64_t submit(aspen_engine *eng, const aspen_engine_job_spec *spec)
+{
+    int64_t id = 0;
+    aspen_engine_error err = {0};
+    int rc = aspen_engine_submit(eng, spec, &id, &err);
+    if (rc)
+        fprintf(stderr, "submit: %s\n", err.msg);
+    assert_int_equal(rc, 0);
+    assert_true(id > 0);
+    return id;
+}
+#endif
 
 #endif

@@ -14,7 +14,8 @@
  *      key stored is the hash of exactly what was compiled, whatever changes in the source
  *      directory meanwhile.
  *   4. guest.flags (of the copy) is checked against guests/sdk/guest-flags.allow, the one
- *      allow-list scripts/build-guest.sh uses too; a refused flag is named with the allowed set.
+ *      allow-list scripts/build-guest.sh uses too; a refused flag is named with why, in a few
+ *      words, and where the allow-list and its explanation are.
  *   5. The SDK (trusted code, fixed flags) is compiled once per key into CACHE/sdk-<key>/, and the
  *      guest is compiled and linked, each run in the sandbox: /src (the copy, read-only), the SDK
  *      at /aspen/guests/sdk, vm/abi.h at /aspen/vm/abi.h, the toolchain's own files, a small /tmp
@@ -448,18 +449,48 @@ static int allow_load(const char *path, struct allow *a, char *why, size_t cap)
     return 0;
 }
 
-/* The allowed set, for a refusal message. */
-static void allow_describe(const struct allow *a, char *out, size_t cap)
+/* Why a flag was refused, in a few words, by its kind. scripts/build-guest.sh has the same table
+ * (flag_reason): the two builders refuse with the same message. */
+static const char *flag_reason(const char *flag)
 {
-    size_t len = 0;
-    out[0] = '\0';
-    for (size_t i = 0; i < a->n && len + 3 < cap; i++) {
-        int k = snprintf(out + len, cap - len, "%s%s", i ? "; " : "", a->desc[i] ? a->desc[i] : "");
-        if (k < 0)
-            break;
-        len += (size_t)k < cap - len ? (size_t)k : cap - len - 1;
-    }
+    static const struct {
+        const char *prefix, *why;
+    } kinds[] = {
+        {"-march=", "the guest CPU contract stops at -march=x86-64-v3"},
+        {"-m", "machine options may break the guest ABI or CPU contract"},
+        {"-I", "it names a host file, directory or program"},
+        {"-L", "it names a host file, directory or program"},
+        {"-l", "it names a host file, directory or program"},
+        {"-B", "it names a host file, directory or program"},
+        {"-i", "it names a host file, directory or program"},
+        {"@", "it names a host file, directory or program"},
+        {"--sysroot", "it names a host file, directory or program"},
+        {"-specs", "it names a host file, directory or program"},
+        {"-fplugin", "it names a host file, directory or program"},
+        {"-wrapper", "it names a host file, directory or program"},
+        {"-Wl,", "it passes options to the assembler, linker or preprocessor"},
+        {"-Wa,", "it passes options to the assembler, linker or preprocessor"},
+        {"-Wp,", "it passes options to the assembler, linker or preprocessor"},
+        {"-X", "it passes options to the assembler, linker or preprocessor"},
+        {"-fsanitize", "it needs run-time support guests do not have"},
+        {"-fstack-protector", "it needs run-time support guests do not have"},
+        {"-fpic", "it needs run-time support guests do not have"},
+        {"-fPIC", "it needs run-time support guests do not have"},
+        {"-fpie", "it needs run-time support guests do not have"},
+        {"-fPIE", "it needs run-time support guests do not have"},
+        {"-flto", "it needs run-time support guests do not have"},
+        {"-pg", "it needs run-time support guests do not have"},
+    };
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
+        if (strncmp(flag, kinds[i].prefix, strlen(kinds[i].prefix)) == 0)
+            return kinds[i].why;
+    return "it is not on the allow-list";
 }
+
+/* Where a refused submitter is sent: the list itself and the section that explains it. */
+#define FLAGS_SEE                                                                                  \
+    "(allowed: guests/sdk/guest-flags.allow; see docs/OPERATING.md, \"What a submitter can and "   \
+    "cannot do\")"
 
 void aspen_build_flags_free(char **flags, size_t n)
 {
@@ -532,17 +563,13 @@ int aspen_build_flags_check(const char *allow_path, const char *text, char ***fl
         for (size_t k = 0; ok && !matched && k < a.n; k++)
             matched = regexec(&a.re[k], flag, 0, NULL, 0) == 0;
         if (!matched) {
-            char allowed[2048];
-            allow_describe(&a, allowed, sizeof allowed);
-            snprintf(why, cap,
-                     "guest.flags: the compiler flag '%.*s' is not allowed (a build from source "
-                     "may use only these: %s)",
-                     printable ? 64 : 0, printable ? flag : "", allowed);
-            if (!printable)
+            if (printable)
+                snprintf(why, cap, "guest.flags: the compiler flag '%.64s' is not allowed: %s " FLAGS_SEE,
+                         flag, flag_reason(flag));
+            else
                 snprintf(why, cap,
                          "guest.flags: a flag with a control or non-ASCII character is not "
-                         "allowed (a build from source may use only these: %s)",
-                         allowed);
+                         "allowed " FLAGS_SEE);
             rc = -1;
             break;
         }

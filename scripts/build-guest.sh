@@ -67,7 +67,10 @@ else
     d="$(basename "$d")"
     [[ "$d" == sdk ]] || known+="${known:+, }$d"
   done
-  die "unknown guest '$target': there is no directory guests/$target nor a directory at that path (guests here: ${known:-none})"
+  # a path is named as given; only a bare name is also looked for under guests/
+  [[ "$target" != */* ]] ||
+    die "there is no directory $target$([[ -e "$target" ]] && echo " (it is a file: give the directory that holds the guest's sources)")"
+  die "unknown guest '$target': there is no directory guests/$target nor ./$target (guests here: ${known:-none})"
 fi
 
 # ---- A Rust guest (a directory with a Cargo.toml) ------------------------------------------------
@@ -190,15 +193,33 @@ if [[ -f "$src_dir/guest.flags" ]]; then
     done
     return 1
   }
-  allowed_text=""
-  for d in "${allow_descs[@]}"; do allowed_text+="${allowed_text:+; }$d"; done
+  # Why a flag was refused, by its kind: the same table and words as engine/build.c's
+  # flag_reason, so both builders refuse with the same message.
+  flag_reason() {
+    case "$1" in
+      -march=*) echo "the guest CPU contract stops at -march=x86-64-v3" ;;
+      -m*) echo "machine options may break the guest ABI or CPU contract" ;;
+      -I*|-L*|-l*|-B*|-i*|@*|--sysroot*|-specs*|-fplugin*|-wrapper*)
+        echo "it names a host file, directory or program" ;;
+      -Wl,*|-Wa,*|-Wp,*|-X*) echo "it passes options to the assembler, linker or preprocessor" ;;
+      -fsanitize*|-fstack-protector*|-fpic*|-fPIC*|-fpie*|-fPIE*|-flto*|-pg*)
+        echo "it needs run-time support guests do not have" ;;
+      *) echo "it is not on the allow-list" ;;
+    esac
+  }
+  flags_see='(allowed: guests/sdk/guest-flags.allow; see docs/OPERATING.md, "What a submitter can and cannot do")'
   for ((i = 0; i < ${#words[@]}; i++)); do
     flag="${words[i]}"
     if [[ ( "$flag" == -D || "$flag" == -U ) && $((i + 1)) -lt ${#words[@]} ]]; then
       i=$((i + 1))
       flag+="${words[i]}"
     fi
-    flag_allowed "$flag" || die "guest.flags: the compiler flag '$flag' is not allowed (a build from source may use only these: $allowed_text)"
+    if ! flag_allowed "$flag"; then
+      LC_ALL=C
+      [[ "$flag" =~ ^[!-~]+$ ]] ||
+        die "guest.flags: a flag with a control or non-ASCII character is not allowed $flags_see"
+      die "guest.flags: the compiler flag '${flag:0:64}' is not allowed: $(flag_reason "$flag") $flags_see"
+    fi
     GUEST_FLAGS+=("$flag")
   done
 fi

@@ -496,7 +496,10 @@ int cmd_show(int argc, char **argv)
                    att[i].number, cli_cell_str(att[i].outcome, 9, outcome, sizeof outcome),
                    (long long)att[i].wall_us, (unsigned long long)att[i].exits,
                    (unsigned long long)att[i].host_calls, (unsigned long long)att[i].pages_dirtied);
-            if (att[i].error) {
+            /* the last attempt's error is usually the job's, just printed above: once is enough */
+            if (att[i].error && j.error && strcmp(att[i].error, j.error) == 0) {
+                printf("  (the error above)");
+            } else if (att[i].error) {
                 printf("  ");
                 cli_puts(stdout, att[i].error);
             }

@@ -1,7 +1,9 @@
 /* tests/cli/test_cli_polish.c — what a new user meets first with the real `aspen` program and
  * scripts/build-guest.sh, run as separate processes: `aspen run` gives a guest's output byte for
  * byte into a file (no newline added, binary bytes kept), and the messages for the usual mistakes
- * say what is wrong and what to do. They need /dev/kvm and fail, never skip, without it.
+ * say what is wrong and what to do; the complete C guest of docs/ABI.md section 9 and README.md,
+ * taken from the documents' text, builds with scripts/build-guest.sh and runs. They need /dev/kvm
+ * and fail, never skip, without it.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -258,6 +260,133 @@ static void test_jobs_says_how_many_more(void **state)
     free(o.buf);
 }
 
+/* ---- 2. the documents' complete guest builds and runs ------------------------------------------ */
+
+/* The first ```c block after `anchor` in SOURCE_DIR/doc, written to dir/main.c. */
+static void extract_example(const char *doc, const char *anchor, const char *dir)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/%s", ASPEN_SOURCE_DIR, doc);
+    size_t n;
+    char *text = read_all(path, &n);
+    text[n < (1 << 20) ? n : (1 << 20) - 1] = '\0';
+    char *a = strstr(text, anchor);
+    if (!a)
+        fail_msg("%s: no \"%s\"", doc, anchor);
+    char *start = strstr(a, "```c\n");
+    assert_non_null(start);
+    start += 5;
+    char *end = strstr(start, "\n```");
+    assert_non_null(end);
+    mkdir(dir, 0700);
+    snprintf(path, sizeof path, "%s/main.c", dir);
+    write_file(path, start, (size_t)(end - start) + 1);
+    free(text);
+}
+
+static void build_and_run_example(const char *doc, const char *anchor)
+{
+    char dir[400], bin[420], res[420];
+    snprintf(dir, sizeof dir, "%s/upper", g_dir);
+    snprintf(bin, sizeof bin, "%s/upper.bin", g_dir);
+    snprintf(res, sizeof res, "%s/upper.out", g_dir);
+    extract_example(doc, anchor, dir);
+    out o = run("ASPEN_GUEST_WERROR=1 bash %s/scripts/build-guest.sh -q %s -o %s", ASPEN_SOURCE_DIR,
+                dir, bin);
+    expect(&o, 0, NULL);
+    free(o.buf);
+    o = run("printf 'hello, world' | %s run %s --input - > %s", ASPEN_BIN, bin, res);
+    expect(&o, 0, "[upper.bin] upper: got 12 bytes");
+    free(o.buf);
+    size_t n;
+    char *got = read_all(res, &n);
+    assert_int_equal(n, 12);
+    assert_memory_equal(got, "HELLO, WORLD", 12);
+    free(got);
+}
+
+static void test_abi_example_guest(void **state)
+{
+    (void)state;
+    build_and_run_example("docs/ABI.md", "<!-- tests/cli/test_cli_polish.c builds and runs");
+}
+
+static void test_readme_example_guest(void **state)
+{
+    (void)state;
+    build_and_run_example("README.md", "A complete C guest");
+}
+
+/* The handler macros as docs/ABI.md writes them: with the ';' (the form that compiles). */
+static void test_abi_handler_macros_have_semicolon(void **state)
+{
+    (void)state;
+    char path[600];
+    snprintf(path, sizeof path, "%s/docs/ABI.md", ASPEN_SOURCE_DIR);
+    size_t n;
+    char *text = read_all(path, &n);
+    text[n < (1 << 20) ? n : (1 << 20) - 1] = '\0';
+    assert_non_null(strstr(text, "`ASPEN_JOB_HANDLER(fn);`"));
+    assert_non_null(strstr(text, "`ASPEN_JSON_HANDLER(fn);`"));
+    assert_null(strstr(text, "`ASPEN_JOB_HANDLER(fn)` "));
+    free(text);
+}
+
+/* ---- 4. aspen show gives a failed job's error once ---------------------------------------------- */
+
+static void test_show_error_once(void **state)
+{
+    (void)state;
+    out o = run("%s submit --type sleep --payload '{\"ms\":1,\"fail\":true}' --max-attempts 1 "
+                "--db %s/show.db",
+                ASPEN_BIN, g_dir);
+    expect(&o, 0, NULL);
+    long long id = atoll(o.buf);
+    free(o.buf);
+    assert_true(id > 0);
+    o = run("%s worker --until-idle --quiet --db %s/show.db", ASPEN_BIN, g_dir);
+    expect(&o, 0, NULL);
+    free(o.buf);
+    o = run("%s show %lld --db %s/show.db", ASPEN_BIN, id, g_dir);
+    expect(&o, 0, "(the error above)");
+    /* the error line itself is there, once */
+    const char *e = strstr(o.buf, "  error       ");
+    assert_non_null(e);
+    const char *eol = strchr(e, '\n');
+    assert_non_null(eol);
+    char msg[512];
+    size_t len = (size_t)(eol - e) - 14;
+    assert_true(len > 0 && len < sizeof msg);
+    memcpy(msg, e + 14, len);
+    msg[len] = '\0';
+    const char *again = strstr(eol, msg);
+    if (again)
+        fail_msg("the error \"%s\" is shown twice:\n%s", msg, o.buf);
+    free(o.buf);
+}
+
+/* ---- 6. scripts/build-guest.sh names a missing path as given ------------------------------------ */
+
+static void test_build_guest_missing_path(void **state)
+{
+    (void)state;
+    out o = run("bash %s/scripts/build-guest.sh %s/does-not-exist", ASPEN_SOURCE_DIR, g_dir);
+    char want[600];
+    snprintf(want, sizeof want, "there is no directory %s/does-not-exist\n", g_dir);
+    expect(&o, 1, want);
+    assert_false(has(&o, "guests//"));
+    free(o.buf);
+    o = run("bash %s/scripts/build-guest.sh no-such-guest", ASPEN_SOURCE_DIR);
+    expect(&o, 1, "unknown guest 'no-such-guest': there is no directory guests/no-such-guest");
+    free(o.buf);
+    char file[420];
+    snprintf(file, sizeof file, "%s/plain-file.c", g_dir);
+    write_file(file, "int x;\n", 7);
+    o = run("bash %s/scripts/build-guest.sh %s", ASPEN_SOURCE_DIR, file);
+    expect(&o, 1, "(it is a file: give the directory that holds the guest's sources)");
+    free(o.buf);
+}
+
 int main(void)
 {
     if (access("/dev/kvm", R_OK | W_OK) != 0) {
@@ -278,6 +407,11 @@ int main(void)
         cmocka_unit_test(test_run_payload_and_input),
         cmocka_unit_test(test_run_directory),
         cmocka_unit_test(test_jobs_says_how_many_more),
+        cmocka_unit_test(test_show_error_once),
+        cmocka_unit_test(test_build_guest_missing_path),
+        cmocka_unit_test(test_abi_example_guest),
+        cmocka_unit_test(test_readme_example_guest),
+        cmocka_unit_test(test_abi_handler_macros_have_semicolon),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     char cmd[400];

@@ -384,20 +384,17 @@ static void rm_tree(const char *dir)
 
 /* ---- guest.flags and the allow-list ------------------------------------------------------------ */
 
+/* The allow-list's patterns; the text after a pattern is for the people reading the file. */
 struct allow {
     regex_t *re;
-    char **desc;
     size_t n;
 };
 
 static void allow_free(struct allow *a)
 {
-    for (size_t i = 0; i < a->n; i++) {
+    for (size_t i = 0; i < a->n; i++)
         regfree(&a->re[i]);
-        free(a->desc[i]);
-    }
     free(a->re);
-    free(a->desc);
     memset(a, 0, sizeof *a);
 }
 
@@ -420,29 +417,18 @@ static int allow_load(const char *path, struct allow *a, char *why, size_t cap)
             p++;
         if (*p == '#' || *p == '\0')
             continue;
-        char *sp = p + strcspn(p, " \t");
-        char *desc = sp;
-        if (*sp) {
-            *sp = '\0';
-            desc = sp + 1;
-            while (*desc == ' ' || *desc == '\t')
-                desc++;
-        }
+        p[strcspn(p, " \t")] = '\0';
         char pat[2100];
         snprintf(pat, sizeof pat, "^(%s)$", p);
         regex_t *nr = realloc(a->re, (a->n + 1) * sizeof *nr);
         if (nr)
             a->re = nr;
-        char **nd = realloc(a->desc, (a->n + 1) * sizeof *nd);
-        if (nd)
-            a->desc = nd;
-        if (!nr || !nd || regcomp(&a->re[a->n], pat, REG_EXTENDED | REG_NOSUB) != 0) {
+        if (!nr || regcomp(&a->re[a->n], pat, REG_EXTENDED | REG_NOSUB) != 0) {
             snprintf(why, cap, "%s:%d: not a valid pattern: %s", path, lineno, p);
             fclose(f);
             allow_free(a);
             return -1;
         }
-        a->desc[a->n] = strdup(*desc ? desc : p);
         a->n++;
     }
     fclose(f);

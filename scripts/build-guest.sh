@@ -167,15 +167,11 @@ GUEST_FLAGS=()
 if [[ -f "$src_dir/guest.flags" ]]; then
   allow_file="$SDK/guest-flags.allow"
   [[ -r "$allow_file" ]] || die "the compiler-flag allow-list $allow_file is missing"
-  allow_pats=() allow_descs=()
+  allow_pats=()
   while IFS= read -r line || [[ -n "$line" ]]; do
     [[ "$line" =~ ^[[:space:]]*(#|$) ]] && continue
     line="${line#"${line%%[![:space:]]*}"}"
-    pat="${line%%[[:space:]]*}"
-    desc="${line#"$pat"}"
-    desc="${desc#"${desc%%[![:space:]]*}"}"
-    allow_pats+=("$pat")
-    allow_descs+=("${desc:-$pat}")
+    allow_pats+=("${line%%[[:space:]]*}") # what follows a pattern is for readers of the file
   done < "$allow_file"
   words=()
   while IFS= read -r line || [[ -n "$line" ]]; do

@@ -19,6 +19,7 @@
 
 #include "aspen_engine.h"
 #include "aspen_text.h"
+#include "cli_support.h"
 
 #include <jansson.h>
 #include <stdio.h>
@@ -38,12 +39,6 @@ static int64_t g_ok_id, g_fail_id, g_raw_id;
 
 /* ---- running aspen ---------------------------------------------------------------------------- */
 
-typedef struct out {
-    char *buf;
-    size_t len;
-    int status; /* exit status, or -1 */
-} out;
-
 /* Runs a shell command line (stderr into stdout unless the command redirects it). */
 static out run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static out run(const char *fmt, ...)
@@ -53,30 +48,7 @@ static out run(const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(cmd, sizeof cmd, fmt, ap);
     va_end(ap);
-    out o = {0};
-    FILE *p = popen(cmd, "r");
-    assert_non_null(p);
-    size_t cap = 0;
-    for (;;) {
-        if (o.len + 4096 + 1 > cap) {
-            cap = cap ? cap * 2 : 65536;
-            o.buf = realloc(o.buf, cap);
-            assert_non_null(o.buf);
-        }
-        size_t n = fread(o.buf + o.len, 1, 4096, p);
-        if (n == 0)
-            break;
-        o.len += n;
-    }
-    o.buf[o.len] = '\0';
-    int st = pclose(p);
-    o.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-    return o;
-}
-
-static bool has(const out *o, const char *needle)
-{
-    return memmem(o->buf, o->len, needle, strlen(needle)) != NULL;
+    return run_shell(cmd);
 }
 
 /* Nothing a terminal acts on: no C0 but newline (and tab when allowed), no DEL, only well-formed

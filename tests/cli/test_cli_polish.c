@@ -11,6 +11,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "cli_support.h"
+
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,12 +22,6 @@
 #include <unistd.h>
 
 static char g_dir[256];
-
-typedef struct out {
-    char *buf;
-    size_t len;
-    int status; /* exit status, or -1 */
-} out;
 
 /* Runs a shell command line; stdout and stderr together unless the command redirects them. */
 static out run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -39,30 +35,7 @@ static out run(const char *fmt, ...)
     va_end(ap);
     assert_true(n > 0 && (size_t)n < sizeof cmd - 16);
     strcat(cmd, ") 2>&1");
-    out o = {0};
-    FILE *p = popen(cmd, "r");
-    assert_non_null(p);
-    size_t cap = 0;
-    for (;;) {
-        if (o.len + 4096 + 1 > cap) {
-            cap = cap ? cap * 2 : 65536;
-            o.buf = realloc(o.buf, cap);
-            assert_non_null(o.buf);
-        }
-        size_t r = fread(o.buf + o.len, 1, 4096, p);
-        if (r == 0)
-            break;
-        o.len += r;
-    }
-    o.buf[o.len] = '\0';
-    int st = pclose(p);
-    o.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-    return o;
-}
-
-static bool has(const out *o, const char *needle)
-{
-    return memmem(o->buf, o->len, needle, strlen(needle)) != NULL;
+    return run_shell(cmd);
 }
 
 static void expect(const out *o, int status, const char *needle)

@@ -447,30 +447,12 @@ static void on_engine_msg(const aspen_engine_event *ev, void *user)
         atomic_fetch_add(&w->again_msgs, 1);
 }
 
-#define CHILD_CHECK(cond, ...)                                                                     \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "disk-full child: " __VA_ARGS__);                                     \
-            fprintf(stderr, " (line %d)\n", __LINE__);                                            \
-            _exit(1);                                                                              \
-        }                                                                                          \
-    } while (0)
-
 /* In its own mount namespace with a 16 MiB tmpfs: a job prints 400 lines steadily; the disk fills
  * while it runs and is freed a few seconds later. Every line must be stored, in order. */
 static int live_disk_full_child(void)
 {
     char dir[300], db[340], filler[340];
-    snprintf(dir, sizeof dir, "%s/small", g_dir);
-    CHILD_CHECK(mkdir(dir, 0700) == 0, "mkdir %s: %s", dir, strerror(errno));
-    CHILD_CHECK(unshare(CLONE_NEWNS) == 0,
-                "unshare(CLONE_NEWNS): %s (this test mounts a small tmpfs: run it as root)",
-                strerror(errno));
-    CHILD_CHECK(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) == 0, "make / private: %s",
-                strerror(errno));
-    CHILD_CHECK(mount("tmpfs", dir, "tmpfs", 0, "size=16m") == 0, "mount tmpfs: %s",
-                strerror(errno));
-    snprintf(db, sizeof db, "%s/t.db", dir);
+    child_small_disk(dir, sizeof dir, db, sizeof db);
     aspen_engine_config cfg;
     aspen_engine_config_default(&cfg);
     cfg.db_path = db;
@@ -499,15 +481,8 @@ static int live_disk_full_child(void)
         CHILD_CHECK(now_ms() - t0 < 30000, "no live lines after 30 s");
         sleep_ms(10);
     }
-    snprintf(filler, sizeof filler, "%s/filler", dir);
-    int fd = open(filler, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    CHILD_CHECK(fd >= 0, "create filler: %s", strerror(errno));
-    static char block[4096];
-    memset(block, 'x', sizeof block);
-    while (write(fd, block, sizeof block) > 0) {
-    }
-    CHILD_CHECK(errno == ENOSPC, "filling the tmpfs: %s", strerror(errno));
-    close(fd);
+    CHILD_CHECK(fill_disk(dir, filler, sizeof filler) == 0, "filling the tmpfs: %s",
+                strerror(errno));
     t0 = now_ms();
     while (atomic_load(&w.kept_msgs) == 0) {
         CHILD_CHECK(now_ms() - t0 < 20000, "no live write failed on the full disk");
@@ -555,15 +530,7 @@ static int live_disk_full_child(void)
 static void test_live_lines_survive_disk_full(void **state)
 {
     (void)state;
-    fflush(NULL);
-    pid_t pid = fork(); /* before any engine thread exists in this process */
-    assert_true(pid >= 0);
-    if (pid == 0)
-        _exit(live_disk_full_child());
-    int status = 0;
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    assert_true(WIFEXITED(status));
-    assert_int_equal(WEXITSTATUS(status), 0);
+    run_in_child(live_disk_full_child);
 }
 
 /* ---- in-process handlers ------------------------------------------------------------------------ */

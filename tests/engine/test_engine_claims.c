@@ -321,46 +321,11 @@ static void on_event(const aspen_engine_event *ev, void *user)
         atomic_fetch_add(&w->succeeded, 1);
 }
 
-/* Fills the file system holding dir: returns the filler's path in out. */
-static int fill_disk(const char *dir, char *out, size_t cap)
-{
-    snprintf(out, cap, "%s/filler", dir);
-    int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    if (fd < 0)
-        return -1;
-    static char block[4096];
-    memset(block, 'x', sizeof block);
-    while (write(fd, block, sizeof block) > 0) {
-    }
-    int e = errno;
-    close(fd);
-    return e == ENOSPC ? 0 : -1;
-}
-
-#define CHILD_CHECK(cond, ...)                                                                     \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "disk-full child: " __VA_ARGS__);                                     \
-            fprintf(stderr, " (line %d)\n", __LINE__);                                            \
-            _exit(1);                                                                              \
-        }                                                                                          \
-    } while (0)
-
 static int disk_full_child(void)
 {
     enum { N = 120 };
     char dir[300], db[340], filler[340];
-    snprintf(dir, sizeof dir, "%s/small", g_dir);
-    CHILD_CHECK(mkdir(dir, 0700) == 0, "mkdir %s: %s", dir, strerror(errno));
-    /* our own mount namespace: the tmpfs vanishes with this process */
-    CHILD_CHECK(unshare(CLONE_NEWNS) == 0,
-                "unshare(CLONE_NEWNS): %s (this test mounts a small tmpfs: run it as root)",
-                strerror(errno));
-    CHILD_CHECK(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) == 0, "make / private: %s",
-                strerror(errno));
-    CHILD_CHECK(mount("tmpfs", dir, "tmpfs", 0, "size=16m") == 0, "mount tmpfs: %s",
-                strerror(errno));
-    snprintf(db, sizeof db, "%s/t.db", dir);
+    child_small_disk(dir, sizeof dir, db, sizeof db);
 
     aspen_engine_config cfg;
     aspen_engine_config_default(&cfg);
@@ -431,15 +396,7 @@ static int disk_full_child(void)
 static void test_disk_full_then_freed(void **state)
 {
     (void)state;
-    fflush(NULL);
-    pid_t pid = fork(); /* before any engine thread exists in this process */
-    assert_true(pid >= 0);
-    if (pid == 0)
-        _exit(disk_full_child());
-    int status = 0;
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    assert_true(WIFEXITED(status));
-    assert_int_equal(WEXITSTATUS(status), 0);
+    run_in_child(disk_full_child);
 }
 
 int main(void)

@@ -6,10 +6,18 @@
 #ifndef ASPEN_TEST_SUPPORT_H
 #define ASPEN_TEST_SUPPORT_H
 
+#include <errno.h>
+#include <sched.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #ifndef TEST_TMP_PREFIX
 #define TEST_TMP_PREFIX "aspen-engine-test"
@@ -48,6 +56,51 @@ static int teardown(void **state)
     return system(cmd) == 0 ? 0 : -1;
 }
 
+/* ---- disk-full tests: a child process with a small disk of its own -------------------------- */
+
+/* A failed check in such a child: say what and where, and end the child (cmocka's jumps belong to
+ * the parent). */
+#define CHILD_CHECK(cond, ...)                                                                     \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "disk-full child: " __VA_ARGS__);                                     \
+            fprintf(stderr, " (line %d)\n", __LINE__);                                            \
+            _exit(1);                                                                              \
+        }                                                                                          \
+    } while (0)
+
+/* In the calling child: its own mount namespace (the tmpfs vanishes with the process) and a
+ * 16 MiB tmpfs at g_dir/small, into dir; the database path on it into db. */
+static inline void child_small_disk(char *dir, size_t dir_cap, char *db, size_t db_cap)
+{
+    snprintf(dir, dir_cap, "%s/small", g_dir);
+    CHILD_CHECK(mkdir(dir, 0700) == 0, "mkdir %s: %s", dir, strerror(errno));
+    CHILD_CHECK(unshare(CLONE_NEWNS) == 0,
+                "unshare(CLONE_NEWNS): %s (this test mounts a small tmpfs: run it as root)",
+                strerror(errno));
+    CHILD_CHECK(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) == 0, "make / private: %s",
+                strerror(errno));
+    CHILD_CHECK(mount("tmpfs", dir, "tmpfs", 0, "size=16m") == 0, "mount tmpfs: %s",
+                strerror(errno));
+    snprintf(db, db_cap, "%s/t.db", dir);
+}
+
+/* Fills the file system holding dir: returns the filler's path in out. */
+static inline int fill_disk(const char *dir, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s/filler", dir);
+    int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (fd < 0)
+        return -1;
+    static char block[4096];
+    memset(block, 'x', sizeof block);
+    while (write(fd, block, sizeof block) > 0) {
+    }
+    int e = errno;
+    close(fd);
+    return e == ENOSPC ? 0 : -1;
+}
+
 #ifdef ASPEN_ENGINE_H
 /* Each test program picks its own configuration; opening it is the same everywhere. */
 static inline aspen_engine *open_cfg(const aspen_engine_config *cfg)
@@ -80,6 +133,21 @@ static inline int64_t submit(aspen_engine *eng, const aspen_engine_job_spec *spe
     assert_int_equal(rc, 0);
     assert_true(id > 0);
     return id;
+}
+
+/* Runs child() in a forked process (before any engine thread exists in this one) and fails the
+ * test unless it exits 0. */
+static inline void run_in_child(int (*child)(void))
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0)
+        _exit(child());
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
 }
 #endif
 

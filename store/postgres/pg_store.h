@@ -1,0 +1,246 @@
+/* pg_store.h — what the PostgreSQL backend's source files share and nobody else sees: the handle,
+ * the lazily prepared statements, query parameters, transactions with their per-state count
+ * deltas, the database's clock, error mapping, the single writer of a job's state
+ * (pg_job_read/pg_job_write) and the functions its ops table (pg_open.c) points at.
+ *
+ * Files: pg_open.c (connect, errors with advice, reconnect, migrations, statement cache,
+ * transactions, settings, binaries, check/recount, the ops table), pg_query.c (get, list, count,
+ * counts, oldest waiting, attempts, logs, the filter's WHERE clause, retry_failed and
+ * cancel_matching), pg_jobs.c (submit, claim with FOR UPDATE SKIP LOCKED, unclaim, logs, the group
+ * commit, release, cancel, rerun, retry, delete, purge, the transition writer), pg_lease.c
+ * (engines, leases, recovery, cancel requests, NOTIFY of new work).
+ *
+ * One handle is one connection, used by one thread at a time (as an SQLite handle is).
+ *
+ * Time: every decision that more than one host must agree on (leases, run_at, backoff, recovery,
+ * claimed_at, started_at/finished_at) is taken on the database server's clock, so hosts with skewed
+ * clocks agree. The API still passes now_ms (unix ms) and tests inject it; the backend honours the
+ * caller's *offset* from its own wall clock, not its absolute value: a statement's "now" is
+ * server_now + (now_ms - aspen_store_now_ms()). A caller that passes the wall clock gets the
+ * server's clock exactly; a test that passes wall + 1 h gets server + 1 h. See PG_NOW. */
+#ifndef ASPEN_STORE_PG_H
+#define ASPEN_STORE_PG_H
+
+#include "store_backend.h"
+
+#include <libpq-fe.h>
+
+/* A PostgreSQL handle. base.name is the conninfo as given (it may hold a password: never print
+ * it; print `shown`). */
+struct pg_store {
+    struct aspen_store base; /* first: a struct pg_store * is an aspen_store * */
+    PGconn *conn;
+    char shown[512]; /* the conninfo with any password replaced by *** (store_redact_conninfo) */
+    bool read_only;
+    bool in_tx;
+    bool tx_wrote; /* the open transaction changed something: COMMIT bumps the data version */
+    /* Statements prepared on this connection (names are the callers' string literals; a
+     * reconnect forgets them all). */
+    struct pg_prepared {
+        const char *name;
+    } prepared[128];
+    size_t n_prepared;
+    /* Net change of jobs per state in the open transaction; flushed by pg_tx_commit. */
+    int64_t count_delta[ASPEN_STORE_STATE_COUNT];
+    int reconnects; /* successful reconnects over the handle's life (for tests and the console) */
+};
+
+static inline struct pg_store *pgs(aspen_store *s) { return (struct pg_store *)s; }
+
+extern const struct store_ops store_pg_ops;
+
+/* Opens a PostgreSQL database named by a URI or key=value conninfo; see aspen_store_open.
+ * Creates or migrates the schema (same version numbers as SQLite) unless read_only. */
+int store_pg_open(const char *conninfo, const aspen_store_options *o, aspen_store **out,
+                  aspen_store_error *err);
+
+/* ---- parameters ------------------------------------------------------------------------------ */
+
+#define PG_MAX_PARAMS 32
+
+/* Text-format parameters for one statement, bound by position ($1 is the first added). Integers
+ * are formatted into `buf`; strings and bytes point at the caller's memory, which must outlive
+ * the call. Bytes (bytea) are sent in binary format. Adding past PG_MAX_PARAMS sets `overflow`
+ * and the exec functions refuse the statement (EINVAL), so a mistake is an error, not a crash. */
+struct pg_params {
+    const char *values[PG_MAX_PARAMS];
+    int lengths[PG_MAX_PARAMS];
+    int formats[PG_MAX_PARAMS];
+    char buf[PG_MAX_PARAMS][24];
+    int n;
+    bool overflow;
+};
+void pg_p_int(struct pg_params *p, int64_t v);
+void pg_p_opt_int(struct pg_params *p, int64_t v); /* 0 → NULL */
+void pg_p_bool(struct pg_params *p, bool v);
+void pg_p_text(struct pg_params *p, const char *v); /* NULL → NULL */
+void pg_p_bytes(struct pg_params *p, const void *v, size_t n); /* NULL → NULL */
+/* The caller's clock offset (now_ms - aspen_store_now_ms()) as the next parameter, for PG_NOW. */
+void pg_p_now(struct pg_params *p, int64_t now_ms);
+
+/* SQL for "now" in unix ms on the server's clock shifted by the offset in parameter $N
+ * (added with pg_p_now). One value per statement (statement_timestamp). */
+#define PG_NOW(N) "((floor(extract(epoch from statement_timestamp()) * 1000))::bigint + $" #N "::bigint)"
+
+/* ---- running statements ------------------------------------------------------------------------ */
+
+/* Runs a statement prepared once per connection under `name` (a string literal unique to the
+ * SQL) and returns its result when its status is PGRES_COMMAND_OK or PGRES_TUPLES_OK; otherwise
+ * NULL with err filled by pg_err (the caller owns the result: PQclear). Outside a transaction a
+ * lost connection is re-established (pg_reconnect) and the statement retried once; inside one, the
+ * transaction is lost and ELOST-style EIO is returned ("connection lost; the transaction was rolled
+ * back: retry") so the caller's retry logic (engine: disk-full/transient retry) redoes it. */
+PGresult *pg_exec(struct pg_store *s, const char *name, const char *sql, const struct pg_params *p,
+                  const char *what, aspen_store_error *err);
+/* The same for SQL built at run time (filters): not prepared. */
+PGresult *pg_exec_dynamic(struct pg_store *s, const char *sql, const struct pg_params *p,
+                          const char *what, aspen_store_error *err);
+
+/* Maps a failed result (r may be NULL: then the connection's error) while doing `what` to an
+ * ASPEN_STORE_E* code and a message with advice, by SQLSTATE: 23xxx constraint names as SQLite's
+ * messages word them (type_nonempty, tags_array, ...) → EINVAL; 53100 disk full → EFULL;
+ * 40001/40P01 serialization/deadlock → EBUSY (retry); 42P01/42703 missing table/column → ESCHEMA;
+ * 42501 → EPERM; 08xxx and a dead connection → EIO naming the server tried and what to do. */
+int pg_err(struct pg_store *s, aspen_store_error *err, PGresult *r, const char *what);
+
+/* Re-establishes a lost connection with backoff (up to ~5 s in all); 0 or EIO with advice. */
+int pg_reconnect(struct pg_store *s, aspen_store_error *err);
+
+/* Column helpers for text-format results (bytea columns come back hex-escaped). */
+int64_t pg_get_int(const PGresult *r, int row, int col);  /* NULL → 0 */
+bool pg_get_bool(const PGresult *r, int row, int col);    /* 't' → true */
+char *pg_get_text(const PGresult *r, int row, int col, bool *oom); /* malloc'd; NULL → NULL */
+void *pg_get_bytes(const PGresult *r, int row, int col, size_t *n, bool *oom); /* malloc'd */
+
+/* ---- transactions ------------------------------------------------------------------------------ */
+
+int pg_tx_begin(struct pg_store *s, aspen_store_error *err); /* BEGIN (READ COMMITTED) */
+/* Flushes count_delta into job_counts, bumps the data version when the transaction wrote, and
+ * commits. EBUSY on a serialization failure (rolled back: retry). */
+int pg_tx_commit(struct pg_store *s, const char *what, aspen_store_error *err);
+void pg_tx_rollback(struct pg_store *s);
+/* Records that n jobs moved from → to (ASPEN_STORE_STATE_NEW for a new or deleted job) in the
+ * open transaction, and marks it as a write. */
+void pg_counts_note(struct pg_store *s, aspen_store_state from, aspen_store_state to, int64_t n);
+
+/* ---- jobs ------------------------------------------------------------------------------------- */
+
+/* The jobs columns read back into an aspen_store_job, in this order (see pg_job_from_row). */
+#define PG_JOB_COLUMNS                                                                             \
+    "id, type, binary_sha256, binary_name, payload, state, priority, run_at, attempts, "           \
+    "max_attempts, timeout_ms, memory_bytes, isolation, tags, created_at, started_at, "           \
+    "finished_at, result, error, rerun_of, owner, cancel_requested, source_dir, log_count, "      \
+    "log_dropped"
+
+/* Fills job from row `row` of r, PG_JOB_COLUMNS starting at column col0. ENOMEM on failure. */
+int pg_job_from_row(const PGresult *r, int row, int col0, aspen_store_job *job,
+                    aspen_store_error *err);
+
+/* The per-job mutable fields the transition writer touches (as struct job_row on SQLite). */
+struct pg_job_row {
+    int64_t id;
+    aspen_store_state state;
+    int64_t run_at;
+    int attempts, max_attempts;
+    int64_t started_at, finished_at; /* 0 = NULL */
+    int64_t owner;                   /* 0 = NULL */
+    bool cancel_requested;
+    int log_count;
+    int64_t log_dropped;
+    bool field_update; /* a write that keeps the state (cancel_requested) */
+    bool via_running;  /* queued → running → after.state within one commit */
+    bool set_error;
+    const char *error;
+    bool set_result;
+    const void *result;
+    size_t result_size;
+};
+/* Reads (and, with for_update, locks: SELECT … FOR UPDATE) a job's mutable fields; ENOTFOUND. */
+int pg_job_read(struct pg_store *s, int64_t id, bool for_update, struct pg_job_row *row,
+                aspen_store_error *err);
+/* THE writer of a job's state: checks before → after against the transition table (state.c),
+ * writes WHERE id AND state = before.state, notes the counts. ESTATE if illegal or the row moved. */
+int pg_job_write(struct pg_store *s, const struct pg_job_row *before,
+                 const struct pg_job_row *after, aspen_store_error *err);
+
+/* Per-job operator actions inside the caller's transaction (pg_jobs.c; used by pg_query.c's
+ * cancel_matching and retry_failed). */
+int pg_cancel_one(struct pg_store *s, int64_t id, int64_t now_ms, aspen_store_cancel_result *result,
+                  aspen_store_error *err);
+int pg_retry_one(struct pg_store *s, int64_t id, int64_t now_ms, aspen_store_error *err);
+
+/* ---- filters (pg_query.c) ----------------------------------------------------------------------- */
+
+/* A growing SQL text; on allocation failure `oom` is set and later appends do nothing. */
+struct pg_sql {
+    char *text;
+    size_t len, cap;
+    bool oom;
+};
+void pg_sql_add(struct pg_sql *q, const char *text);
+void pg_sql_free(struct pg_sql *q);
+/* Appends " WHERE …" for filter f restricted to the states in `states` (0 = the filter's own),
+ * adding its values to p (never into the text). EINVAL when the filter has more values than fit. */
+int pg_filter_where(const aspen_store_filter *f, unsigned states, struct pg_sql *q,
+                    struct pg_params *p, aspen_store_error *err);
+
+/* ---- the ops table's entries (contracts: the public functions of the same names) ----------------- */
+
+void pg_close(aspen_store *s);
+int pg_check(aspen_store *s, aspen_store_error *err);
+int pg_recount(aspen_store *s, aspen_store_error *err);
+int pg_setting_set(aspen_store *s, const char *key, const char *value, aspen_store_error *err);
+int pg_setting_get(aspen_store *s, const char *key, char **value, aspen_store_error *err);
+int pg_checkpoint(aspen_store *s, aspen_store_error *err);
+int pg_data_version(aspen_store *s, uint64_t *version, aspen_store_error *err);
+int pg_put_binary(aspen_store *s, const void *bytes, size_t size, const char *name, int64_t now_ms,
+                  char sha256_out[65], aspen_store_error *err);
+int pg_get_binary(aspen_store *s, const char *sha256, aspen_store_binary *out,
+                  aspen_store_error *err);
+int pg_submit_batch(aspen_store *s, const aspen_store_job_spec *specs, size_t n, int64_t now_ms,
+                    int64_t *ids_out, aspen_store_error *err);
+int pg_claim(aspen_store *s, int64_t engine_id, size_t max, int64_t now_ms, aspen_store_job **jobs,
+             size_t *n, bool *paused, aspen_store_error *err);
+int pg_unclaim(aspen_store *s, int64_t engine_id, const int64_t *ids, size_t n,
+               aspen_store_error *err);
+int pg_append_logs(aspen_store *s, const aspen_store_log_line *lines, size_t n,
+                   aspen_store_error *err);
+int pg_commit(aspen_store *s, int64_t engine_id, const aspen_store_start *starts, size_t n_starts,
+              int *start_status, const aspen_store_completion *c, size_t n, int64_t now_ms,
+              int *status, aspen_store_state *final_states, aspen_store_error *err);
+int pg_release(aspen_store *s, int64_t engine_id, int64_t job_id, int64_t now_ms,
+               aspen_store_error *err);
+int pg_cancel(aspen_store *s, int64_t id, int64_t now_ms, aspen_store_cancel_result *result,
+              aspen_store_error *err);
+int pg_rerun(aspen_store *s, int64_t id, int64_t now_ms, int64_t *new_id, aspen_store_error *err);
+int pg_retry(aspen_store *s, int64_t id, int64_t now_ms, aspen_store_error *err);
+int pg_delete(aspen_store *s, int64_t id, aspen_store_error *err);
+int pg_purge(aspen_store *s, int64_t finished_before_ms, int64_t *deleted, aspen_store_error *err);
+int pg_engine_register(aspen_store *s, int64_t pid, const char *host, int64_t lease_ms,
+                       int64_t now_ms, int64_t *engine_id, aspen_store_error *err);
+int pg_engine_renew(aspen_store *s, int64_t engine_id, int64_t lease_ms, int64_t now_ms,
+                    aspen_store_error *err);
+int pg_engine_unregister(aspen_store *s, int64_t engine_id, int64_t now_ms, int64_t *released,
+                         aspen_store_error *err);
+int pg_engines(aspen_store *s, aspen_store_engine_info **out, size_t *n, aspen_store_error *err);
+int pg_recover(aspen_store *s, int64_t now_ms, aspen_store_recovery *report,
+               aspen_store_error *err);
+int pg_cancel_requests(aspen_store *s, int64_t engine_id, int64_t **ids, size_t *n,
+                       aspen_store_error *err);
+int pg_get(aspen_store *s, int64_t id, aspen_store_job *out, aspen_store_error *err);
+int pg_list(aspen_store *s, const aspen_store_filter *filter, aspen_store_job **jobs, size_t *n,
+            aspen_store_error *err);
+int pg_count(aspen_store *s, const aspen_store_filter *filter, int64_t *count,
+             aspen_store_error *err);
+int pg_retry_failed(aspen_store *s, const struct aspen_store_filter *filter, int64_t now_ms,
+                    int64_t *retried, aspen_store_error *err);
+int pg_cancel_matching(aspen_store *s, const struct aspen_store_filter *filter, int64_t now_ms,
+                       int64_t *cancelled, int64_t *requested, aspen_store_error *err);
+int pg_counts(aspen_store *s, int64_t counts[ASPEN_STORE_STATE_COUNT], aspen_store_error *err);
+int pg_oldest_waiting(aspen_store *s, int64_t now_ms, int64_t *age_ms, aspen_store_error *err);
+int pg_attempts(aspen_store *s, int64_t job_id, aspen_store_attempt **out, size_t *n,
+                aspen_store_error *err);
+int pg_logs(aspen_store *s, int64_t job_id, int64_t after_seq, size_t limit, aspen_store_log **out,
+            size_t *n, aspen_store_error *err);
+
+#endif

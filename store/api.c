@@ -5,6 +5,8 @@
  * group commit, the paused flag as a setting) are written here once. */
 #include "store_backend.h"
 
+#include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -385,4 +387,50 @@ int aspen_store_logs(aspen_store *s, int64_t job_id, int64_t after_seq, size_t l
     if (!s)
         return no_store(err, "logs");
     return s->ops->logs(s, job_id, after_seq, limit, out, n, err);
+}
+
+int aspen_store_wait_fd(aspen_store *s, int *fd, aspen_store_error *err)
+{
+    if (fd)
+        *fd = -1;
+    if (!s)
+        return no_store(err, "wait_fd");
+    if (!fd)
+        return store_err(err, ASPEN_STORE_EINVAL, "aspen_store_wait_fd: fd is NULL");
+    return s->ops->wait_fd(s, fd, err);
+}
+
+int aspen_store_notified(aspen_store *s, bool *woken, aspen_store_error *err)
+{
+    if (woken)
+        *woken = false;
+    if (!s)
+        return no_store(err, "notified");
+    if (!woken)
+        return store_err(err, ASPEN_STORE_EINVAL, "aspen_store_notified: woken is NULL");
+    return s->ops->notified(s, woken, err);
+}
+
+int aspen_store_wait_work(aspen_store *s, int timeout_ms, bool *woken, aspen_store_error *err)
+{
+    if (!woken)
+        return store_err(err, ASPEN_STORE_EINVAL, "aspen_store_wait_work: woken is NULL");
+    *woken = false;
+    int fd = -1;
+    int code = aspen_store_wait_fd(s, &fd, err);
+    if (code || fd < 0)
+        return code;
+    /* Something may already be buffered on the connection: take it before sleeping. */
+    code = aspen_store_notified(s, woken, err);
+    if (code || *woken)
+        return code;
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    int rc;
+    do
+        rc = poll(&p, 1, timeout_ms < 0 ? -1 : timeout_ms);
+    while (rc < 0 && errno == EINTR);
+    if (rc < 0)
+        return store_err(err, ASPEN_STORE_EIO, "waiting for new work: poll failed (errno %d)",
+                         errno);
+    return rc == 0 ? 0 : aspen_store_notified(s, woken, err);
 }

@@ -79,6 +79,10 @@ struct store_ops {
                     aspen_store_error *err);
     int (*logs)(aspen_store *s, int64_t job_id, int64_t after_seq, size_t limit,
                 aspen_store_log **out, size_t *n, aspen_store_error *err);
+    /* aspen_store_wait_fd / aspen_store_notified; a backend without announcements sets *fd = -1
+     * and *woken = false. */
+    int (*wait_fd)(aspen_store *s, int *fd, aspen_store_error *err);
+    int (*notified)(aspen_store *s, bool *woken, aspen_store_error *err);
 };
 
 /* The part of every handle that the common code reads. */

@@ -469,6 +469,25 @@ int aspen_store_checkpoint(aspen_store *s, aspen_store_error *err);
  * own writes). Poll it (e.g. every 250 ms) to notice other processes' changes cheaply. */
 int aspen_store_data_version(aspen_store *s, uint64_t *version, aspen_store_error *err);
 
+/* ---- waiting for new work ---------------------------------------------------------------------- */
+
+/* An idle engine can wait for new work instead of polling, on a backend that announces it
+ * (PostgreSQL: every write that makes a job claimable — submit, retry, rerun, a job given back
+ * or recovered — sends NOTIFY aspen_jobs when it commits). The first call subscribes the handle
+ * and *fd is a descriptor to poll() for reading: it becomes readable when an announcement may
+ * have arrived (then call aspen_store_notified). *fd is -1 when the backend has none (SQLite: poll
+ * aspen_store_data_version, which is cheap there). The descriptor may change after the handle
+ * reconnects: ask again before each poll, never close it. Give waiting its own handle (the
+ * descriptor is the handle's connection, used by one thread at a time like the rest of it). */
+int aspen_store_wait_fd(aspen_store *s, int *fd, aspen_store_error *err);
+/* Consumes what arrived, never blocking: *woken is true when new work was announced since the
+ * last call, or when the subscription had to be renewed after a lost connection (something may
+ * have been missed). False, and 0 returned, on a backend without announcements. */
+int aspen_store_notified(aspen_store *s, bool *woken, aspen_store_error *err);
+/* Both in one: waits up to timeout_ms (< 0: no limit) for an announcement. Returns at once with
+ * *woken false on a backend without announcements (the caller polls instead). */
+int aspen_store_wait_work(aspen_store *s, int timeout_ms, bool *woken, aspen_store_error *err);
+
 /* ---- SHA-256 ------------------------------------------------------------------------------------ */
 
 typedef struct aspen_store_sha256_ctx {

@@ -43,6 +43,10 @@ struct pg_store {
     /* Net change of jobs per state in the open transaction; flushed by pg_tx_commit. */
     int64_t count_delta[ASPEN_STORE_STATE_COUNT];
     int reconnects; /* successful reconnects over the handle's life (for tests and the console) */
+    /* LISTEN aspen_jobs was sent on this connection (pg_lease.c: pg_wait_fd), at reconnect count
+     * listen_reconnects: after a reconnect it is sent again and the waiter woken. */
+    bool listening;
+    int listen_reconnects;
 };
 
 static inline struct pg_store *pgs(aspen_store *s) { return (struct pg_store *)s; }
@@ -242,5 +246,12 @@ int pg_attempts(aspen_store *s, int64_t job_id, aspen_store_attempt **out, size_
                 aspen_store_error *err);
 int pg_logs(aspen_store *s, int64_t job_id, int64_t after_seq, size_t limit, aspen_store_log **out,
             size_t *n, aspen_store_error *err);
+int pg_wait_fd(aspen_store *s, int *fd, aspen_store_error *err);        /* pg_lease.c */
+int pg_notified(aspen_store *s, bool *woken, aspen_store_error *err);   /* pg_lease.c */
+
+/* Inside the caller's transaction: NOTIFY aspen_jobs, delivered to every listener when the
+ * transaction commits (PostgreSQL folds repeats into one). Called by every write that makes a
+ * job claimable (pg_jobs.c, pg_lease.c, pg_query.c's retry_failed). */
+int pg_notify_work(struct pg_store *s, aspen_store_error *err);
 
 #endif

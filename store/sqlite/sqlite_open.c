@@ -924,6 +924,22 @@ int sq_data_version(aspen_store *base, uint64_t *version, aspen_store_error *err
     return code;
 }
 
+/* SQLite has no announcements of new work: a waiting engine polls PRAGMA data_version, which
+ * reads shared memory and costs microseconds. */
+static int sq_wait_fd(aspen_store *s, int *fd, aspen_store_error *err)
+{
+    (void)s, (void)err;
+    *fd = -1;
+    return 0;
+}
+
+static int sq_notified(aspen_store *s, bool *woken, aspen_store_error *err)
+{
+    (void)s, (void)err;
+    *woken = false;
+    return 0;
+}
+
 /* ---- the ops table ------------------------------------------------------------------------------ */
 
 const struct store_ops store_sqlite_ops = {
@@ -963,4 +979,6 @@ const struct store_ops store_sqlite_ops = {
     .oldest_waiting = sq_oldest_waiting,
     .attempts = sq_attempts,
     .logs = sq_logs,
+    .wait_fd = sq_wait_fd,
+    .notified = sq_notified,
 };

@@ -267,6 +267,28 @@ static void test_json_check(void **state)
 
 /* Payload and tags are checked before the backend: a batch whose third job has a bad payload
  * writes nothing, and the message names the job, the problem and the byte. */
+/* SQLite announces no new work: no descriptor, nothing notified, and the blocking wait returns at
+ * once rather than sleeping (its caller polls data_version instead). */
+static void test_sqlite_has_no_wait_fd(void **state)
+{
+    struct fixture *f = *state;
+    aspen_store_error e = {0};
+    int fd = 7;
+    assert_int_equal(aspen_store_wait_fd(f->s, &fd, &e), 0);
+    assert_int_equal(fd, -1);
+    bool woken = true;
+    assert_int_equal(aspen_store_notified(f->s, &woken, &e), 0);
+    assert_false(woken);
+    submit_job(f->s, "x", 0, 0, 1, T0);
+    woken = true;
+    int64_t t = aspen_store_now_ms();
+    assert_int_equal(aspen_store_wait_work(f->s, 5000, &woken, &e), 0);
+    assert_false(woken);
+    assert_true(aspen_store_now_ms() - t < 1000);
+    assert_int_equal(aspen_store_wait_fd(NULL, &fd, &e), ASPEN_STORE_EINVAL);
+    assert_int_equal(aspen_store_wait_fd(f->s, NULL, &e), ASPEN_STORE_EINVAL);
+}
+
 static void test_payload_tags_checked_first(void **state)
 {
     (void)state;
@@ -304,6 +326,7 @@ int main(void)
         cmocka_unit_test(test_common_checks_first),
         cmocka_unit_test(test_json_check),
         cmocka_unit_test(test_payload_tags_checked_first),
+        cmocka_unit_test_setup_teardown(test_sqlite_has_no_wait_fd, fx_setup, fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -4,10 +4,11 @@
  * (pg_job_read/pg_job_write) and the functions its ops table (pg_open.c) points at.
  *
  * Files: pg_open.c (connect, errors with advice, reconnect, migrations, statement cache,
- * transactions, settings, binaries, check/recount, the ops table), pg_query.c (get, list, count,
- * counts, oldest waiting, attempts, logs, the filter's WHERE clause, retry_failed and
- * cancel_matching), pg_jobs.c (submit, claim with FOR UPDATE SKIP LOCKED, unclaim, logs, the group
- * commit, release, cancel, rerun, retry, delete, purge, the transition writer), pg_lease.c
+ * transactions, settings, binaries, UTF-8 cleaning, check/recount, the ops table), pg_query.c
+ * (get, list, count, counts, oldest waiting, attempts, logs, pg_job_from_row, the filter's WHERE
+ * clause, retry_failed and cancel_matching), pg_jobs.c (submit, claim with FOR UPDATE SKIP
+ * LOCKED, unclaim, logs, the group commit, release, cancel, rerun, retry, delete, purge, the
+ * transition writer), pg_lease.c
  * (engines, leases, recovery, cancel requests, NOTIFY of new work).
  *
  * One handle is one connection, used by one thread at a time (as an SQLite handle is).
@@ -33,7 +34,9 @@ struct pg_store {
     char shown[512]; /* the conninfo with any password replaced by *** (store_redact_conninfo) */
     bool read_only;
     bool in_tx;
-    bool tx_wrote; /* the open transaction changed something: COMMIT bumps the data version */
+    bool tx_wrote; /* the open transaction changed something: COMMIT bumps the data version.
+                    * pg_exec sets it when an INSERT/UPDATE/DELETE changed rows; a write hidden
+                    * in a CTE under a top-level SELECT must set it itself. */
     /* Statements prepared on this connection (names are the callers' string literals; a
      * reconnect forgets them all). */
     struct pg_prepared {
@@ -47,6 +50,10 @@ struct pg_store {
      * listen_reconnects: after a reconnect it is sent again and the waiter woken. */
     bool listening;
     int listen_reconnects;
+    /* Data-version bumps made by this handle's own commits: pg_data_version reports the shared
+     * counter minus these, so (as SQLite's PRAGMA data_version) only OTHER connections' commits
+     * move it and an engine is not woken by its own writes. */
+    uint64_t own_commits;
 };
 
 static inline struct pg_store *pgs(aspen_store *s) { return (struct pg_store *)s; }
@@ -126,6 +133,21 @@ void pg_tx_rollback(struct pg_store *s);
 /* Records that n jobs moved from → to (ASPEN_STORE_STATE_NEW for a new or deleted job) in the
  * open transaction, and marks it as a write. */
 void pg_counts_note(struct pg_store *s, aspen_store_state from, aspen_store_state to, int64_t n);
+
+/* ---- binaries and text (pg_open.c) ----------------------------------------------------------- */
+
+/* Inside the caller's transaction: stores bytes under sha (their SHA-256, computed by the caller)
+ * once; if a copy is already stored under sha but differs (damaged), these bytes replace it. */
+int pg_binary_store(struct pg_store *s, const char *sha, const void *bytes, size_t size,
+                    const char *name, int64_t now_ms, aspen_store_error *err);
+/* 0 if a binary is stored under sha, else ENOTFOUND with advice. */
+int pg_binary_exists(struct pg_store *s, const char *sha, aspen_store_error *err);
+
+/* Text parameters must be valid UTF-8 (the database's encoding), or PostgreSQL refuses the whole
+ * statement (22021 → EINVAL). For text from guests (log lines, errors): *out is NULL when `in` is
+ * valid UTF-8 (use it as is), else a malloc'd copy with each invalid byte replaced by U+FFFD
+ * (free it). ENOMEM on allocation failure. */
+int pg_utf8_clean(const char *in, char **out, aspen_store_error *err);
 
 /* ---- jobs ------------------------------------------------------------------------------------- */
 

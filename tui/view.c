@@ -272,55 +272,9 @@ void tui_marks_free(tui_marks *m)
 int tui_filter_parse(const char *text, aspen_store_filter *out, char *buf, size_t bufsize,
                      char *msg, size_t msgcap)
 {
-    /* Expand shorthands into the store's language, then let the store parse it. */
-    char expanded[2048];
-    size_t w = 0;
-    const char *p = text ? text : "";
-    expanded[0] = '\0';
-    while (*p) {
-        while (*p == ' ')
-            p++;
-        if (!*p)
-            break;
-        const char *start = p;
-        bool quoted = false;
-        while (*p && (quoted || *p != ' ')) {
-            if (*p == '"')
-                quoted = !quoted;
-            p++;
-        }
-        size_t len = (size_t)(p - start);
-        char term[512];
-        if (len >= sizeof term) {
-            snprintf(msg, msgcap, "filter term too long (%zu characters)", len);
-            return -1;
-        }
-        memcpy(term, start, len);
-        term[len] = '\0';
-        char piece[600];
-        aspen_store_state st;
-        char *end;
-        const char *num = term[0] == '#' ? term + 1 : term;
-        long long id = strtoll(num, &end, 10);
-        if (strncmp(term, "guest:", 6) == 0)
-            snprintf(piece, sizeof piece, "binary:%s", term + 6);
-        else if (strchr(term, ':'))
-            snprintf(piece, sizeof piece, "%s", term);
-        else if (aspen_store_state_parse(term, &st) == 0)
-            snprintf(piece, sizeof piece, "state:%s", term);
-        else if (*num && !*end && id > 0)
-            snprintf(piece, sizeof piece, "id:%lld", id);
-        else
-            snprintf(piece, sizeof piece, "binary:%s", term);
-        int n = snprintf(expanded + w, sizeof expanded - w, "%s%s", w ? " " : "", piece);
-        if (n < 0 || (size_t)n >= sizeof expanded - w) {
-            snprintf(msg, msgcap, "filter too long");
-            return -1;
-        }
-        w += (size_t)n;
-    }
+    /* the one filter language (store/filter.c), shorthands included: the same as the CLI's */
     aspen_store_error se = {0};
-    if (aspen_store_filter_parse(expanded, out, buf, bufsize, &se) != 0) {
+    if (aspen_store_filter_parse(text, out, buf, bufsize, &se) != 0) {
         snprintf(msg, msgcap, "%s", se.msg);
         return -1;
     }

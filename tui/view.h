@@ -71,9 +71,9 @@ void tui_marks_toggle(tui_marks *m, int64_t id);
 void tui_marks_clear(tui_marks *m);
 void tui_marks_free(tui_marks *m);
 
-/* The console's filter line: the store's language (state:failed tag:x payload.user:alice ...) with
- * shorthands for bare words: a state name → state:NAME, a number → id:N, "#N" → id:N, anything else
- * → binary:WORD. Strings in *out point into buf. 0, or -1 with a message. */
+/* The console's filter line: aspen_store_filter_parse, the one language of the console and the CLI
+ * (bare words: a state, a job id, a guest name; guest:NAME). Strings in *out point into buf.
+ * 0, or -1 with the store's message. */
 int tui_filter_parse(const char *text, aspen_store_filter *out, char *buf, size_t bufsize,
                      char *msg, size_t msgcap);
 /* True when the filter selects by state only (then counts by state give the total). */

@@ -409,10 +409,14 @@ typedef struct aspen_store_filter {
     aspen_store_order order;
 } aspen_store_filter;
 
-/* Parses the filter language of the CLI and console: space-separated terms
- *   state:failed,running  type:vm_execute  binary:echo-worker  tag:urgent  id:42  rerun-of:7
- *   payload.user:alice  payload.user.name:"Alice B"  order:newest|oldest|queue
- * Strings in *out point into buf (copied there). Unknown term → EINVAL naming it. */
+/* Parses the one filter language of the CLI and the console: terms separated by white space
+ *   state:failed,running  type:vm_execute  guest:echo-worker (= binary:)  tag:urgent  id:42
+ *   rerun-of:7  payload.user:alice  payload.user.name:"Alice B"  order:newest|oldest|queue
+ * and bare words: a state (failed), a job id (42 or #42), else a guest name ("a name" quoted is
+ * always a guest name). A quoted value may hold \" and \\. Repeating a term is harmless; two
+ * different values of a one-valued key (guest, type, tag, id, rerun-of) are an error.
+ * Strings in *out point into buf (copied there). A bad term → EINVAL with a message naming it and
+ * the valid keys, with "did you mean" for a near-miss key or state. */
 int aspen_store_filter_parse(const char *text, aspen_store_filter *out, char *buf, size_t bufsize,
                              aspen_store_error *err);
 

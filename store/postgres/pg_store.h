@@ -14,11 +14,17 @@
  * One handle is one connection, used by one thread at a time (as an SQLite handle is).
  *
  * Time: every decision that more than one host must agree on (leases, run_at, backoff, recovery,
- * claimed_at, started_at/finished_at) is taken on the database server's clock, so hosts with skewed
- * clocks agree. The API still passes now_ms (unix ms) and tests inject it; the backend honours the
- * caller's *offset* from its own wall clock, not its absolute value: a statement's "now" is
- * server_now + (now_ms - aspen_store_now_ms()). A caller that passes the wall clock gets the
- * server's clock exactly; a test that passes wall + 1 h gets server + 1 h. See PG_NOW. */
+ * claimed_at, started_at/finished_at) is taken on the database server's timeline, so hosts with
+ * skewed clocks agree. The API still passes now_ms (unix ms) and tests inject it; the backend
+ * shifts it by this host's measured skew from the server's clock: a statement's "now" is
+ * now_ms + skew, where skew = server clock - this host's wall clock, measured (to half a round
+ * trip) when a handle connects and again every minute, and taken as 0 when it is under
+ * PG_SKEW_IGNORE_MS. So hosts whose clocks differ by more than that still agree on the server's
+ * timeline, and on one host (the tests, a single machine) the caller's clock is used exactly: a
+ * test that passes T0 gets T0, not T0 plus a millisecond of latency. See PG_NOW and pg_p_now.
+ * (Why not the server's statement_timestamp() plus the caller's offset: that differs from the
+ * caller's clock by the round trip, so a lease that ends at exactly "now" was live or not by
+ * chance, and no test could state an exact time.) */
 #ifndef ASPEN_STORE_PG_H
 #define ASPEN_STORE_PG_H
 
@@ -31,6 +37,7 @@
 struct pg_store {
     struct aspen_store base; /* first: a struct pg_store * is an aspen_store * */
     PGconn *conn;
+    int64_t skew_measured_ms; /* wall clock of this handle's last skew measurement */
     char shown[512]; /* the conninfo with any password replaced by *** (store_redact_conninfo) */
     bool read_only;
     bool in_tx;
@@ -86,12 +93,17 @@ void pg_p_opt_int(struct pg_params *p, int64_t v); /* 0 → NULL */
 void pg_p_bool(struct pg_params *p, bool v);
 void pg_p_text(struct pg_params *p, const char *v); /* NULL → NULL */
 void pg_p_bytes(struct pg_params *p, const void *v, size_t n); /* NULL → NULL */
-/* The caller's clock offset (now_ms - aspen_store_now_ms()) as the next parameter, for PG_NOW. */
+/* The caller's "now" on the server's timeline (now_ms + the measured skew, see Time above) as the
+ * next parameter, for PG_NOW. */
 void pg_p_now(struct pg_params *p, int64_t now_ms);
+/* Clock differences below this are taken as none (NTP keeps hosts within a few ms; leases are
+ * seconds long). */
+#define PG_SKEW_IGNORE_MS 25
+/* This process's current skew from the server (0 when ignored): what pg_p_now adds. */
+int64_t pg_clock_skew_ms(void);
 
-/* SQL for "now" in unix ms on the server's clock shifted by the offset in parameter $N
- * (added with pg_p_now). One value per statement (statement_timestamp). */
-#define PG_NOW(N) "((floor(extract(epoch from statement_timestamp()) * 1000))::bigint + $" #N "::bigint)"
+/* SQL for "now" in unix ms on the server's timeline: parameter $N, added with pg_p_now. */
+#define PG_NOW(N) "($" #N "::bigint)"
 
 /* ---- running statements ------------------------------------------------------------------------ */
 

@@ -1,0 +1,1530 @@
+/* pg_jobs.c — the PostgreSQL backend's write side: submit (a batch is one transaction), claim with
+ * FOR UPDATE SKIP LOCKED, unclaim, live logs, the group commit, release, cancel, rerun, retry,
+ * delete, purge, and the transition writer pg_job_read/pg_job_write through which every per-job
+ * change of state passes. The semantics are SQLite's (store/sqlite/sqlite_jobs.c, docs/STORE.md);
+ * what differs is how several hosts are kept apart:
+ *
+ * - Time: each call takes the server's clock once, shifted by the caller's offset (pg_store.h),
+ *   and moves every absolute time the caller hands in (run_at, retry_at, start and finish times
+ *   of attempts, log times) by the same shift, so all hosts' times are on one timeline.
+ * - Claim: the queue head is locked FOR UPDATE SKIP LOCKED (another host claiming at the same
+ *   moment steps over those rows instead of waiting), and the reservation is an INSERT into
+ *   claims ON CONFLICT DO NOTHING: a row one host just reserved and committed can be locked by a
+ *   second whose snapshot predates that commit, and the claims key then refuses it, so no job is
+ *   ever reserved twice (RETURNING says which rows were really won).
+ * - Commit: the engine row is locked FOR KEY SHARE first (recovery takes it FOR UPDATE, so a
+ *   commit and the recovery of the same engine never interleave), then the jobs FOR UPDATE in id
+ *   order (no deadlock between commits). An engine whose lease is not live on the server's clock
+ *   has every item refused with ELEASE; if its lease expired and nobody recovered it yet, the
+ *   commit recovers it first (its attempts recorded as lost, its jobs queued again), so a late
+ *   result never completes a job and never leaves it stuck.
+ * - Every write that makes a job claimable sends NOTIFY aspen_jobs (pg_notify_work), which
+ *   PostgreSQL delivers to idle engines when the transaction commits. */
+#include "pg_store.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DEFAULT_MAX_ATTEMPTS 3
+#define DEFAULT_TIMEOUT_MS 30000
+
+/* ---- small helpers ------------------------------------------------------------------------------ */
+
+static int64_t affected(PGresult *r) { return strtoll(PQcmdTuples(r), NULL, 10); }
+
+static int run(struct pg_store *s, const char *name, const char *sql, const struct pg_params *p,
+               const char *what, int64_t *changed, aspen_store_error *err)
+{
+    PGresult *r = pg_exec(s, name, sql, p, what, err);
+    if (!r)
+        return err && err->code ? err->code : ASPEN_STORE_EIO;
+    if (changed)
+        *changed = affected(r);
+    PQclear(r);
+    return 0;
+}
+
+static int failed(aspen_store_error *err) { return err && err->code ? err->code : ASPEN_STORE_EIO; }
+
+/* The server's "now" for this call (unix ms, shifted by the caller's offset); see pg_store.h. */
+static int server_now(struct pg_store *s, int64_t now_ms, int64_t *now, aspen_store_error *err)
+{
+    struct pg_params p = {0};
+    pg_p_now(&p, now_ms);
+    PGresult *r = pg_exec(s, "pgj_now", "SELECT " PG_NOW(1), &p, "reading the server's clock", err);
+    if (!r)
+        return failed(err);
+    *now = pg_get_int(r, 0, 0);
+    PQclear(r);
+    return 0;
+}
+
+/* A caller's absolute time moved onto the server's timeline (0 stays 0: "not set"). */
+static int64_t shifted(int64_t t, int64_t shift) { return t ? t + shift : 0; }
+
+int pg_notify_work(struct pg_store *s, aspen_store_error *err)
+{
+    struct pg_params p = {0};
+    return run(s, "pgj_notify", "SELECT pg_notify('aspen_jobs', '')", &p,
+               "announcing new work (NOTIFY aspen_jobs)", NULL, err);
+}
+
+/* Guest log lines and error texts are whatever the guest wrote; a PostgreSQL text value must be
+ * valid UTF-8 (SQLite stores any bytes), and one bad byte would refuse the whole group commit
+ * again and again. So such bytes become U+FFFD on the way in (pg_utf8_clean for single values;
+ * add_text below for the arrays of a batched insert). utf8_seq: the length of the valid UTF-8
+ * sequence at p (RFC 3629: no overlongs, no surrogates, nothing past U+10FFFF), 0 if none. */
+static size_t utf8_seq(const unsigned char *p)
+{
+    if (p[0] < 0x80)
+        return 1;
+    size_t n = p[0] >= 0xC2 && p[0] <= 0xDF ? 2 : p[0] >= 0xE0 && p[0] <= 0xEF ? 3
+             : p[0] >= 0xF0 && p[0] <= 0xF4 ? 4 : 0;
+    if (!n)
+        return 0;
+    for (size_t i = 1; i < n; i++)
+        if ((p[i] & 0xC0) != 0x80)
+            return 0;
+    if (n == 3 && ((p[0] == 0xE0 && p[1] < 0xA0) || (p[0] == 0xED && p[1] > 0x9F)))
+        return 0;
+    if (n == 4 && ((p[0] == 0xF0 && p[1] < 0x90) || (p[0] == 0xF4 && p[1] > 0x8F)))
+        return 0;
+    return n;
+}
+
+/* ---- the transition writer ---------------------------------------------------------------------- */
+
+#define JOB_ROW_COLUMNS                                                                            \
+    "id, state, run_at, attempts, max_attempts, started_at, finished_at, owner, cancel_requested," \
+    " log_count, log_dropped"
+
+static void row_from_result(const PGresult *r, int i, struct pg_job_row *row)
+{
+    memset(row, 0, sizeof *row);
+    row->id = pg_get_int(r, i, 0);
+    row->state = (aspen_store_state)state_from_text((const unsigned char *)PQgetvalue(r, i, 1));
+    row->run_at = pg_get_int(r, i, 2);
+    row->attempts = (int)pg_get_int(r, i, 3);
+    row->max_attempts = (int)pg_get_int(r, i, 4);
+    row->started_at = pg_get_int(r, i, 5);
+    row->finished_at = pg_get_int(r, i, 6);
+    row->owner = pg_get_int(r, i, 7);
+    row->cancel_requested = pg_get_bool(r, i, 8);
+    row->log_count = (int)pg_get_int(r, i, 9);
+    row->log_dropped = pg_get_int(r, i, 10);
+}
+
+int pg_job_read(struct pg_store *s, int64_t id, bool for_update, struct pg_job_row *row,
+                aspen_store_error *err)
+{
+    struct pg_params p = {0};
+    pg_p_int(&p, id);
+    PGresult *r =
+        for_update
+            ? pg_exec(s, "pgj_read_lock",
+                      "SELECT " JOB_ROW_COLUMNS " FROM jobs WHERE id = $1 FOR UPDATE", &p,
+                      "reading a job", err)
+            : pg_exec(s, "pgj_read", "SELECT " JOB_ROW_COLUMNS " FROM jobs WHERE id = $1", &p,
+                      "reading a job", err);
+    if (!r)
+        return failed(err);
+    if (PQntuples(r) != 1) {
+        PQclear(r);
+        return store_err(err, ASPEN_STORE_ENOTFOUND, "no job %lld in %s: check the id (aspen jobs)",
+                         (long long)id, s->shown);
+    }
+    row_from_result(r, 0, row);
+    PQclear(r);
+    return 0;
+}
+
+int pg_job_write(struct pg_store *s, const struct pg_job_row *before,
+                 const struct pg_job_row *after, aspen_store_error *err)
+{
+    if (after->via_running) {
+        int code = aspen_store_check_transition(before->id, before->state, ASPEN_STORE_RUNNING, err);
+        if (!code)
+            code = aspen_store_check_transition(before->id, ASPEN_STORE_RUNNING, after->state, err);
+        if (code)
+            return code;
+    } else if (before->state != after->state || !after->field_update) {
+        int code = aspen_store_check_transition(before->id, before->state, after->state, err);
+        if (code)
+            return code;
+    }
+    struct pg_params p = {0};
+    pg_p_int(&p, before->id);
+    pg_p_text(&p, aspen_store_state_name(after->state));
+    pg_p_int(&p, after->run_at);
+    pg_p_int(&p, after->attempts);
+    pg_p_int(&p, after->max_attempts);
+    pg_p_opt_int(&p, after->started_at);
+    pg_p_opt_int(&p, after->finished_at);
+    pg_p_opt_int(&p, after->owner);
+    pg_p_bool(&p, after->cancel_requested);
+    pg_p_int(&p, after->log_count);
+    pg_p_int(&p, after->log_dropped);
+    pg_p_text(&p, aspen_store_state_name(before->state));
+    PGresult *r;
+    /* A write that changes neither error nor result names only the small columns. */
+    if (!after->set_error && !after->set_result) {
+        r = pg_exec(s, "pgj_write_small",
+                    "UPDATE jobs SET state = $2, run_at = $3, attempts = $4, max_attempts = $5,"
+                    " started_at = $6, finished_at = $7, owner = $8, cancel_requested = $9,"
+                    " log_count = $10, log_dropped = $11 WHERE id = $1 AND state = $12",
+                    &p, "writing a job's state", err);
+    } else {
+        char *clean = NULL;
+        int code = pg_utf8_clean(after->error, &clean, err);
+        if (code)
+            return code;
+        pg_p_bool(&p, after->set_error);
+        pg_p_text(&p, clean ? clean : after->error);
+        pg_p_bool(&p, after->set_result);
+        pg_p_bytes(&p, after->result, after->result_size);
+        r = pg_exec(s, "pgj_write",
+                    "UPDATE jobs SET state = $2, run_at = $3, attempts = $4, max_attempts = $5,"
+                    " started_at = $6, finished_at = $7, owner = $8, cancel_requested = $9,"
+                    " log_count = $10, log_dropped = $11,"
+                    " error = CASE WHEN $13::boolean THEN $14::text ELSE error END,"
+                    " result = CASE WHEN $15::boolean THEN $16::bytea ELSE result END"
+                    " WHERE id = $1 AND state = $12",
+                    &p, "writing a job's state", err);
+        free(clean);
+    }
+    if (!r)
+        return failed(err);
+    int64_t n = affected(r);
+    PQclear(r);
+    if (n != 1)
+        return store_err(err, ASPEN_STORE_ESTATE,
+                         "job %lld changed state while being updated (expected %s): try again",
+                         (long long)before->id, aspen_store_state_name(before->state));
+    if (before->state != after->state)
+        pg_counts_note(s, before->state, after->state, 1);
+    else
+        s->tx_wrote = true; /* a write all the same: others' data version moves */
+    return 0;
+}
+
+/* ---- reservations ---------------------------------------------------------------------------- */
+
+static int claim_owner(struct pg_store *s, int64_t job, int64_t *engine, aspen_store_error *err)
+{
+    struct pg_params p = {0};
+    pg_p_int(&p, job);
+    PGresult *r = pg_exec(s, "pgj_claim_owner", "SELECT engine FROM claims WHERE job = $1", &p,
+                          "reading a job's reservation", err);
+    if (!r)
+        return failed(err);
+    *engine = PQntuples(r) ? pg_get_int(r, 0, 0) : 0;
+    PQclear(r);
+    return 0;
+}
+
+static int claim_delete(struct pg_store *s, int64_t job, aspen_store_error *err)
+{
+    struct pg_params p = {0};
+    pg_p_int(&p, job);
+    return run(s, "pgj_claim_delete", "DELETE FROM claims WHERE job = $1", &p,
+               "removing a job's reservation", NULL, err);
+}
+
+/* Deletes engine_id's reservation of a queued job, the only way a job starts; ELEASE when another
+ * engine holds it, ESTATE when nobody does. */
+static int claim_take(struct pg_store *s, int64_t engine_id, int64_t job, aspen_store_error *err)
+{
+    struct pg_params p = {0};
+    pg_p_int(&p, job);
+    pg_p_int(&p, engine_id);
+    int64_t n = 0;
+    int code = run(s, "pgj_claim_take", "DELETE FROM claims WHERE job = $1 AND engine = $2", &p,
+                   "taking a job's reservation", &n, err);
+    if (code || n == 1)
+        return code;
+    int64_t owner = 0;
+    code = claim_owner(s, job, &owner, err);
+    if (code)
+        return code;
+    if (owner)
+        return store_err(err, ASPEN_STORE_ELEASE,
+                         "job %lld is reserved by engine %lld, not engine %lld: this engine's "
+                         "lease lapsed and its reservations were given back",
+                         (long long)job, (long long)owner, (long long)engine_id);
+    return store_err(err, ASPEN_STORE_ESTATE,
+                     "job %lld is queued, not running, and not reserved by engine %lld (never "
+                     "claimed, or its reservation was given back): it was not started",
+                     (long long)job, (long long)engine_id);
+}
+
+/* ---- submit -------------------------------------------------------------------------------------- */
+
+/* Puts "job 3 of the batch: " in front of an error's message. */
+static int named(const char *where, int code, aspen_store_error *err)
+{
+    if (err && *where) {
+        char msg[sizeof err->msg];
+        snprintf(msg, sizeof msg, "%s%s", where, err->msg);
+        memcpy(err->msg, msg, sizeof msg);
+    }
+    return code;
+}
+
+struct binary_memo {
+    const void *bytes;
+    size_t size;
+    char sha[65];
+    bool valid;
+};
+
+static int insert_job(struct pg_store *s, const aspen_store_job_spec *j, size_t index, size_t n,
+                      int64_t now_ms, int64_t now, struct binary_memo *memo, int64_t *id,
+                      aspen_store_error *err)
+{
+    char where[48] = "";
+    if (n > 1)
+        snprintf(where, sizeof where, "job %zu of the batch: ", index + 1);
+    const char *sha = NULL;
+    int code = 0;
+    if (j->binary) {
+        if (!memo->valid || memo->bytes != j->binary || memo->size != j->binary_size) {
+            aspen_store_sha256_hex(j->binary, j->binary_size, memo->sha);
+            code = pg_binary_store(s, memo->sha, j->binary, j->binary_size, j->binary_name,
+                                   now_ms, err);
+            if (code)
+                return named(where, code, err);
+            memo->bytes = j->binary;
+            memo->size = j->binary_size;
+            memo->valid = true;
+        }
+        sha = memo->sha;
+        if (j->binary_sha256 && strcmp(j->binary_sha256, sha) != 0)
+            return store_err(err, ASPEN_STORE_EINVAL,
+                             "%sthe binary's bytes hash to %.16s…, not the given %.16s…", where,
+                             sha, j->binary_sha256);
+    } else if (j->binary_sha256) {
+        if (!memo->valid || memo->bytes || strcmp(memo->sha, j->binary_sha256) != 0) {
+            code = pg_binary_exists(s, j->binary_sha256, err);
+            if (code)
+                return named(where, code, err);
+            snprintf(memo->sha, sizeof memo->sha, "%s", j->binary_sha256);
+            memo->bytes = NULL;
+            memo->size = 0;
+            memo->valid = true;
+        }
+        sha = j->binary_sha256;
+    }
+    /* Due or not is decided on the caller's numbers (the shift moves both alike). */
+    bool later = j->run_at_ms > 0 && j->run_at_ms > now_ms;
+    int64_t run_at = j->run_at_ms > 0 ? j->run_at_ms + (now - now_ms) : now;
+    aspen_store_state state = later ? ASPEN_STORE_SCHEDULED : ASPEN_STORE_QUEUED;
+    code = aspen_store_check_transition(0, ASPEN_STORE_STATE_NEW, state, err);
+    if (code)
+        return code;
+    struct pg_params p = {0};
+    pg_p_text(&p, j->type);
+    pg_p_text(&p, sha);
+    pg_p_text(&p, j->binary_name);
+    pg_p_text(&p, j->payload ? j->payload : "{}");
+    pg_p_text(&p, aspen_store_state_name(state));
+    pg_p_int(&p, j->priority);
+    pg_p_int(&p, run_at);
+    pg_p_int(&p, j->max_attempts ? j->max_attempts : DEFAULT_MAX_ATTEMPTS);
+    pg_p_int(&p, j->timeout_ms ? j->timeout_ms : DEFAULT_TIMEOUT_MS);
+    pg_p_int(&p, j->memory_bytes);
+    pg_p_int(&p, j->isolation ? 1 : 0);
+    pg_p_text(&p, j->tags ? j->tags : "[]");
+    pg_p_int(&p, now);
+    pg_p_text(&p, j->source_dir);
+    char what[96];
+    snprintf(what, sizeof what, "%ssubmitting a job", where);
+    PGresult *r = pg_exec(s, "pgj_job_insert",
+                          "INSERT INTO jobs (type, binary_sha256, binary_name, payload, state,"
+                          " priority, run_at, max_attempts, timeout_ms, memory_bytes, isolation,"
+                          " tags, created_at, source_dir) VALUES ($1, $2, $3, $4::json, $5, $6, $7,"
+                          " $8, $9, $10, $11, $12::json, $13, $14) RETURNING id",
+                          &p, what, err);
+    if (!r)
+        return failed(err);
+    if (id)
+        *id = pg_get_int(r, 0, 0);
+    PQclear(r);
+    pg_counts_note(s, ASPEN_STORE_STATE_NEW, state, 1);
+    return 0;
+}
+
+int pg_submit_batch(aspen_store *base, const aspen_store_job_spec *specs, size_t n, int64_t now_ms,
+                    int64_t *ids_out, aspen_store_error *err)
+{
+    struct pg_store *s = pgs(base);
+    int code = pg_tx_begin(s, err);
+    if (code)
+        return code;
+    int64_t now = 0;
+    code = server_now(s, now_ms, &now, err);
+    if (code)
+        goto rollback;
+    struct binary_memo memo = {0};
+    bool due = false;
+    for (size_t i = 0; i < n; i++) {
+        code = insert_job(s, &specs[i], i, n, now_ms, now, &memo, ids_out ? &ids_out[i] : NULL,
+                          err);
+        if (code)
+            goto rollback;
+        due = due || !(specs[i].run_at_ms > 0 && specs[i].run_at_ms > now_ms);
+    }
+    if (due && (code = pg_notify_work(s, err)) != 0)
+        goto rollback;
+    return pg_tx_commit(s, "committing submitted jobs", err);
+rollback:
+    pg_tx_rollback(s);
+    return code;
+}
+
+/* ---- claim --------------------------------------------------------------------------------------- */
+
+/* The server's now, and whether engine_id holds a live lease at it: 0, or ELEASE with a message.
+ * The engine row is locked FOR KEY SHARE until the transaction ends (recovery of this engine
+ * waits; its renewals do not). *expired (may be NULL) tells an expired lease from a missing row. */
+static int lease_now(struct pg_store *s, int64_t engine_id, int64_t now_ms, int64_t *now,
+                     bool *expired, const char *doing, aspen_store_error *err)
+{
+    struct pg_params p = {0};
+    pg_p_now(&p, now_ms);
+    pg_p_int(&p, engine_id);
+    PGresult *r = pg_exec(s, "pgj_lease",
+                          "SELECT " PG_NOW(1) ", (SELECT lease_until FROM engines WHERE id = $2"
+                          " FOR KEY SHARE)",
+                          &p, "checking an engine's lease", err);
+    if (!r)
+        return failed(err);
+    *now = pg_get_int(r, 0, 0);
+    bool registered = !PQgetisnull(r, 0, 1);
+    int64_t until = pg_get_int(r, 0, 1);
+    PQclear(r);
+    if (expired)
+        *expired = registered && until < *now;
+    if (!registered)
+        return store_err(err, ASPEN_STORE_ELEASE,
+                         "engine %lld is not registered (or its lease expired and its jobs were "
+                         "recovered by another process): register again and drop the jobs it held",
+                         (long long)engine_id);
+    if (until < *now)
+        return store_err(err, ASPEN_STORE_ELEASE,
+                         "engine %lld's lease expired %lld ms ago by the database's clock: renew "
+                         "it (aspen_store_engine_renew) before %s",
+                         (long long)engine_id, (long long)(*now - until), doing);
+    return 0;
+}
+
+static int queue_paused(struct pg_store *s, bool *paused, aspen_store_error *err)
+{
+    struct pg_params p = {0};
+    PGresult *r = pg_exec(s, "pgj_paused", "SELECT value FROM settings WHERE key = 'queue.paused'",
+                          &p, "reading the pause flag", err);
+    if (!r)
+        return failed(err);
+    *paused = PQntuples(r) == 1 && strcmp(PQgetvalue(r, 0, 0), "0") != 0;
+    PQclear(r);
+    return 0;
+}
+
+/* Claim order: priority descending, then run_at, then id. */
+static int claim_order(const void *a, const void *b)
+{
+    const aspen_store_job *x = a, *y = b;
+    if (x->priority != y->priority)
+        return x->priority > y->priority ? -1 : 1;
+    if (x->run_at_ms != y->run_at_ms)
+        return x->run_at_ms < y->run_at_ms ? -1 : 1;
+    return (x->id > y->id) - (x->id < y->id);
+}
+
+int pg_claim(aspen_store *base, int64_t engine_id, size_t max, int64_t now_ms,
+             aspen_store_job **jobs, size_t *n, bool *paused, aspen_store_error *err)
+{
+    struct pg_store *s = pgs(base);
+    *jobs = NULL;
+    *n = 0;
+    if (paused)
+        *paused = false;
+    if (max == 0)
+        return 0;
+    if (max > 100000)
+        max = 100000; /* one transaction's worth; the caller asks again */
+    bool is_paused = false;
+    int64_t now = 0, promoted = 0;
+    aspen_store_job *out = NULL;
+    size_t got = 0;
+    int code = pg_tx_begin(s, err);
+    if (code)
+        return code;
+    code = lease_now(s, engine_id, now_ms, &now, NULL, "claiming or completing jobs", err);
+    if (code)
+        goto rollback;
+    code = queue_paused(s, &is_paused, err);
+    if (code || is_paused)
+        goto rollback; /* paused: nothing to write */
+
+    /* scheduled → queued for the due prefix; rows another host is promoting are skipped. */
+    struct pg_params p = {0};
+    pg_p_int(&p, now);
+    code = run(s, "pgj_promote",
+               "WITH due AS (SELECT id FROM jobs WHERE state = 'scheduled' AND run_at <= $1"
+               " ORDER BY run_at LIMIT 100000 FOR UPDATE SKIP LOCKED)"
+               " UPDATE jobs SET state = 'queued' FROM due"
+               " WHERE jobs.id = due.id AND jobs.state = 'scheduled'",
+               &p, "promoting due scheduled jobs", &promoted, err);
+    if (code)
+        goto rollback;
+    pg_counts_note(s, ASPEN_STORE_SCHEDULED, ASPEN_STORE_QUEUED, promoted);
+
+    /* The head of the queue nobody has reserved, rows other claimers hold skipped; the claims
+     * key decides between two hosts that both locked one row (see the top of this file). Every
+     * head row comes back, won or lost: a row lost to a claimer that committed after this
+     * statement's snapshot is retried with a new statement (a new snapshot), so a claim does
+     * not come back short — or empty, telling the engine the queue is dry — while work waits. */
+    for (int round = 0; round < 8 && got < max; round++) {
+        p = (struct pg_params){0};
+        pg_p_int(&p, (int64_t)(max - got));
+        pg_p_int(&p, engine_id);
+        pg_p_int(&p, now);
+        PGresult *r = pg_exec(
+            s, "pgj_claim",
+            "WITH head AS (SELECT id FROM jobs WHERE state = 'queued' AND NOT EXISTS"
+            " (SELECT 1 FROM claims c WHERE c.job = jobs.id)"
+            " ORDER BY priority DESC, run_at, id LIMIT $1 FOR UPDATE SKIP LOCKED),"
+            " won AS (INSERT INTO claims (job, engine, claimed_at)"
+            " SELECT id, $2, $3 FROM head ON CONFLICT (job) DO NOTHING RETURNING job)"
+            " SELECT won.job IS NOT NULL, " PG_JOB_COLUMNS " FROM head JOIN jobs USING (id)"
+            " LEFT JOIN won ON won.job = head.id ORDER BY priority DESC, run_at, id",
+            &p, "claiming jobs", err);
+        if (!r) {
+            code = failed(err);
+            goto rollback;
+        }
+        size_t rows = (size_t)PQntuples(r), lost = 0;
+        if (rows) {
+            aspen_store_job *grown = realloc(out, (got + rows) * sizeof *out);
+            if (!grown) {
+                PQclear(r);
+                code = store_err(err, ASPEN_STORE_ENOMEM, "out of memory claiming %zu jobs", max);
+                goto rollback;
+            }
+            out = grown;
+        }
+        for (size_t i = 0; i < rows; i++) {
+            if (!pg_get_bool(r, (int)i, 0)) {
+                lost++;
+                continue;
+            }
+            code = pg_job_from_row(r, (int)i, 1, &out[got], err);
+            if (code) {
+                PQclear(r);
+                goto rollback;
+            }
+            got++;
+        }
+        PQclear(r);
+        if (!lost)
+            break; /* the head was ours, or there is no more */
+    }
+    if (got > 1)
+        qsort(out, got, sizeof *out, claim_order); /* rounds each come in order; all together */
+    if (got)
+        s->tx_wrote = true; /* reservations written */
+    code = pg_tx_commit(s, "committing claimed jobs", err);
+    if (code)
+        goto free_out;
+    *jobs = out;
+    *n = got;
+    return 0;
+rollback:
+    pg_tx_rollback(s);
+free_out:
+    aspen_store_jobs_free(out, got);
+    if (paused)
+        *paused = is_paused;
+    return code;
+}
+
+int pg_unclaim(aspen_store *base, int64_t engine_id, const int64_t *ids, size_t n,
+               aspen_store_error *err)
+{
+    struct pg_store *s = pgs(base);
+    int code = pg_tx_begin(s, err);
+    if (code)
+        return code;
+    int64_t gone = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct pg_params p = {0};
+        pg_p_int(&p, ids[i]);
+        pg_p_int(&p, engine_id);
+        int64_t k = 0;
+        code = run(s, "pgj_claim_take", "DELETE FROM claims WHERE job = $1 AND engine = $2", &p,
+                   "giving back reserved jobs", &k, err);
+        if (code)
+            goto rollback;
+        gone += k;
+    }
+    if (gone) {
+        s->tx_wrote = true;
+        if ((code = pg_notify_work(s, err)) != 0)
+            goto rollback;
+    }
+    return pg_tx_commit(s, "giving back reserved jobs", err);
+rollback:
+    pg_tx_rollback(s);
+    return code;
+}
+
+/* ---- logs ---------------------------------------------------------------------------------------- */
+
+/* Log rows gathered for one statement: PostgreSQL arrays in text form, inserted with unnest. */
+struct log_batch {
+    struct pg_sql job, seq, attempt, time, line;
+    size_t n;
+};
+
+static void log_batch_free(struct log_batch *b)
+{
+    pg_sql_free(&b->job);
+    pg_sql_free(&b->seq);
+    pg_sql_free(&b->attempt);
+    pg_sql_free(&b->time);
+    pg_sql_free(&b->line);
+    memset(b, 0, sizeof *b);
+}
+
+static void add_int(struct pg_sql *q, bool first, int64_t v)
+{
+    char buf[32];
+    snprintf(buf, sizeof buf, "%s%lld", first ? "{" : ",", (long long)v);
+    pg_sql_add(q, buf);
+}
+
+/* A text array element: double-quoted, with " and \ escaped, and bytes that are not UTF-8
+ * replaced (see utf8_seq). */
+static void add_text(struct pg_sql *q, bool first, const char *v)
+{
+    pg_sql_add(q, first ? "{\"" : ",\"");
+    char chunk[256];
+    size_t k = 0;
+    for (const char *c = v; *c;) {
+        if (k + 5 > sizeof chunk) {
+            chunk[k] = '\0';
+            pg_sql_add(q, chunk);
+            k = 0;
+        }
+        size_t len = utf8_seq((const unsigned char *)c);
+        if (len == 0) {
+            memcpy(chunk + k, "\xEF\xBF\xBD", 3);
+            k += 3;
+            c++;
+            continue;
+        }
+        if (*c == '"' || *c == '\\')
+            chunk[k++] = '\\';
+        memcpy(chunk + k, c, len);
+        k += len;
+        c += len;
+    }
+    chunk[k] = '\0';
+    pg_sql_add(q, chunk);
+    pg_sql_add(q, "\"");
+}
+
+static void log_batch_add(struct log_batch *b, int64_t job, int64_t seq, int attempt,
+                          int64_t time_ms, const char *line)
+{
+    bool first = b->n == 0;
+    add_int(&b->job, first, job);
+    add_int(&b->seq, first, seq);
+    add_int(&b->attempt, first, attempt);
+    add_int(&b->time, first, time_ms);
+    add_text(&b->line, first, line);
+    b->n++;
+}
+
+static int log_batch_flush(struct pg_store *s, struct log_batch *b, aspen_store_error *err)
+{
+    if (!b->n)
+        return 0;
+    struct pg_sql *cols[] = {&b->job, &b->seq, &b->attempt, &b->time, &b->line};
+    for (size_t i = 0; i < 5; i++) {
+        pg_sql_add(cols[i], "}");
+        if (cols[i]->oom)
+            return store_err(err, ASPEN_STORE_ENOMEM, "out of memory writing %zu log lines", b->n);
+    }
+    struct pg_params p = {0};
+    for (size_t i = 0; i < 5; i++)
+        pg_p_text(&p, cols[i]->text);
+    int code = run(s, "pgj_logs_insert",
+                   "INSERT INTO logs (job, seq, attempt, time_ms, line) SELECT * FROM"
+                   " unnest($1::bigint[], $2::bigint[], $3::integer[], $4::bigint[], $5::text[])",
+                   &p, "writing log lines", NULL, err);
+    log_batch_free(b);
+    return code;
+}
+
+/* Lines of one job under the per-job cap, as SQLite's logs_insert: row's counters move. */
+static void logs_gather(struct pg_store *s, struct log_batch *b, struct pg_job_row *row,
+                        int attempt, const aspen_store_log_line *lines, size_t n, int64_t shift)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (lines[i].dropped > 0) { /* counted by the writer, never sent */
+            row->log_dropped = lines[i].dropped > INT64_MAX - row->log_dropped
+                                   ? INT64_MAX
+                                   : row->log_dropped + lines[i].dropped;
+            if (!lines[i].line)
+                continue;
+        }
+        if (row->log_count > s->base.log_cap) { /* cap reached and marker written */
+            row->log_dropped++;
+            continue;
+        }
+        char marker[160];
+        const char *text = lines[i].line ? lines[i].line : "";
+        if (row->log_count == s->base.log_cap) {
+            snprintf(marker, sizeof marker,
+                     "[aspen] log truncated: this job wrote more than %d lines; later lines are "
+                     "not kept",
+                     s->base.log_cap);
+            text = marker;
+            row->log_dropped++;
+        }
+        log_batch_add(b, row->id, row->log_count + 1, text == marker ? 0 : attempt,
+                      shifted(lines[i].time_ms, shift), text);
+        row->log_count++;
+    }
+}
+
+static int write_log_counts(struct pg_store *s, const struct pg_job_row *row,
+                            aspen_store_error *err)
+{
+    struct pg_params p = {0};
+    pg_p_int(&p, row->id);
+    pg_p_int(&p, row->log_count);
+    pg_p_int(&p, row->log_dropped);
+    s->tx_wrote = true;
+    return run(s, "pgj_logcount", "UPDATE jobs SET log_count = $2, log_dropped = $3 WHERE id = $1",
+               &p, "counting log lines", NULL, err);
+}
+
+int pg_append_logs(aspen_store *base, const aspen_store_log_line *lines, size_t n,
+                   aspen_store_error *err)
+{
+    struct pg_store *s = pgs(base);
+    struct log_batch b = {0};
+    int code = pg_tx_begin(s, err);
+    if (code)
+        return code;
+    int64_t now = 0, now_ms = aspen_store_now_ms();
+    code = server_now(s, now_ms, &now, err);
+    if (code)
+        goto rollback;
+    /* Consecutive lines of one job are gathered together, then its counters written once. */
+    for (size_t i = 0; i < n;) {
+        size_t k = i + 1;
+        while (k < n && lines[k].job_id == lines[i].job_id && lines[k].attempt == lines[i].attempt)
+            k++;
+        struct pg_job_row row;
+        code = pg_job_read(s, lines[i].job_id, true, &row, err);
+        if (code)
+            goto rollback;
+        logs_gather(s, &b, &row, lines[i].attempt ? lines[i].attempt : row.attempts, &lines[i],
+                    k - i, now - now_ms);
+        code = log_batch_flush(s, &b, err);
+        if (!code)
+            code = write_log_counts(s, &row, err);
+        if (code)
+            goto rollback;
+        i = k;
+    }
+    return pg_tx_commit(s, "committing log lines", err);
+rollback:
+    log_batch_free(&b);
+    pg_tx_rollback(s);
+    return code;
+}
+
+/* ---- complete (group commit) --------------------------------------------------------------------- */
+
+static const char *const outcome_names[] = {"succeeded", "failed", "timeout", "cancelled"};
+
+/* Attempt rows gathered for one statement. */
+struct attempt_batch {
+    struct pg_sql job, number, engine, started, finished, wall, exits, calls, pages, in, out,
+        outcome, error, recovered;
+    size_t n;
+};
+
+static struct pg_sql *attempt_cols(struct attempt_batch *b, size_t i)
+{
+    struct pg_sql *cols[] = {&b->job,   &b->number, &b->engine,  &b->started,  &b->finished,
+                             &b->wall,  &b->exits,  &b->calls,   &b->pages,    &b->in,
+                             &b->out,   &b->outcome, &b->error, &b->recovered};
+    return cols[i];
+}
+#define ATTEMPT_COLS 14
+
+static void attempt_batch_free(struct attempt_batch *b)
+{
+    for (size_t i = 0; i < ATTEMPT_COLS; i++)
+        pg_sql_free(attempt_cols(b, i));
+    memset(b, 0, sizeof *b);
+}
+
+static void add_opt_int(struct pg_sql *q, bool first, int64_t v)
+{
+    if (v)
+        add_int(q, first, v);
+    else
+        pg_sql_add(q, first ? "{NULL" : ",NULL");
+}
+
+static void attempt_add(struct attempt_batch *b, int64_t job, int number, int64_t engine,
+                        int64_t started, int64_t finished, const aspen_store_attempt_stats *st,
+                        const char *outcome, const char *error, bool recovered)
+{
+    static const aspen_store_attempt_stats zero;
+    if (!st)
+        st = &zero;
+    bool first = b->n == 0;
+    add_int(&b->job, first, job);
+    add_int(&b->number, first, number);
+    add_opt_int(&b->engine, first, engine);
+    add_opt_int(&b->started, first, started);
+    add_opt_int(&b->finished, first, finished);
+    add_int(&b->wall, first, st->wall_us);
+    add_int(&b->exits, first, (int64_t)st->exits);
+    add_int(&b->calls, first, (int64_t)st->host_calls);
+    add_int(&b->pages, first, (int64_t)st->pages_dirtied);
+    add_int(&b->in, first, (int64_t)st->bytes_in);
+    add_int(&b->out, first, (int64_t)st->bytes_out);
+    add_text(&b->outcome, first, outcome);
+    if (error)
+        add_text(&b->error, first, error);
+    else
+        pg_sql_add(&b->error, first ? "{NULL" : ",NULL");
+    pg_sql_add(&b->recovered, first ? (recovered ? "{t" : "{f") : (recovered ? ",t" : ",f"));
+    b->n++;
+}
+
+static int attempt_flush(struct pg_store *s, struct attempt_batch *b, aspen_store_error *err)
+{
+    if (!b->n)
+        return 0;
+    struct pg_params p = {0};
+    for (size_t i = 0; i < ATTEMPT_COLS; i++) {
+        pg_sql_add(attempt_cols(b, i), "}");
+        if (attempt_cols(b, i)->oom) {
+            attempt_batch_free(b);
+            return store_err(err, ASPEN_STORE_ENOMEM, "out of memory writing attempts");
+        }
+        pg_p_text(&p, attempt_cols(b, i)->text);
+    }
+    int code = run(s, "pgj_attempts_insert",
+                   "INSERT INTO attempts (job, number, engine, started_at, finished_at, wall_us,"
+                   " exits, host_calls, pages_dirtied, bytes_in, bytes_out, outcome, error,"
+                   " recovered) SELECT * FROM unnest($1::bigint[], $2::integer[], $3::bigint[],"
+                   " $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[],"
+                   " $9::bigint[], $10::bigint[], $11::bigint[], $12::text[], $13::text[],"
+                   " $14::boolean[])",
+                   &p, "writing attempts", NULL, err);
+    attempt_batch_free(b);
+    return code;
+}
+
+/* Decides where a finished attempt sends its job (as SQLite's decide_completion); `now` and the
+ * retry time are on the server's timeline, retry_due says whether the caller's retry time is
+ * not in the caller's future. */
+static void decide_completion(const struct pg_job_row *before, const aspen_store_completion *c,
+                              int64_t now, int64_t retry_at, bool retry_due,
+                              struct pg_job_row *after)
+{
+    *after = *before;
+    after->owner = 0;
+    after->set_result = true;
+    after->result = c->output;
+    after->result_size = c->output_size;
+    after->set_error = true;
+    after->error = c->error;
+    bool retry = (c->outcome == ASPEN_STORE_OUTCOME_FAILURE ||
+                  c->outcome == ASPEN_STORE_OUTCOME_TIMEOUT) &&
+                 c->retry_at_ms > 0 && before->attempts < before->max_attempts &&
+                 !before->cancel_requested;
+    if (c->outcome == ASPEN_STORE_OUTCOME_SUCCESS) {
+        after->state = ASPEN_STORE_SUCCEEDED;
+        after->error = NULL;
+    } else if (retry) {
+        after->state = retry_due ? ASPEN_STORE_QUEUED : ASPEN_STORE_SCHEDULED;
+        after->run_at = retry_at;
+        after->finished_at = 0;
+    } else if (c->outcome == ASPEN_STORE_OUTCOME_CANCELLED || before->cancel_requested) {
+        after->state = ASPEN_STORE_CANCELLED;
+    } else {
+        after->state = ASPEN_STORE_FAILED;
+    }
+    if (aspen_store_state_is_final(after->state)) {
+        after->finished_at = now;
+        after->cancel_requested = false;
+    }
+}
+
+static const char *default_error(const aspen_store_completion *c, const struct pg_job_row *before,
+                                 char *buf, size_t size)
+{
+    if (c->error || c->outcome == ASPEN_STORE_OUTCOME_SUCCESS)
+        return c->error;
+    switch (c->outcome) {
+    case ASPEN_STORE_OUTCOME_TIMEOUT:
+        snprintf(buf, size, "timed out (attempt %d)", before->attempts);
+        break;
+    case ASPEN_STORE_OUTCOME_CANCELLED:
+        snprintf(buf, size, "cancelled while running (attempt %d)", before->attempts);
+        break;
+    default:
+        snprintf(buf, size, "failed (attempt %d)", before->attempts);
+        break;
+    }
+    return buf;
+}
+
+static void started_row(const struct pg_job_row *before, int64_t engine_id, int64_t started,
+                        struct pg_job_row *out)
+{
+    *out = *before;
+    out->state = ASPEN_STORE_RUNNING;
+    out->attempts = before->attempts + 1;
+    out->started_at = started;
+    out->finished_at = 0;
+    out->owner = engine_id;
+    out->cancel_requested = false;
+    out->field_update = out->via_running = out->set_error = out->set_result = false;
+}
+
+/* The rows of a commit's jobs, locked FOR UPDATE in id order in one statement; a job missing from
+ * the database has no row (its items are refused with ENOTFOUND). */
+struct row_set {
+    struct pg_job_row *rows;
+    size_t n;
+};
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+static struct pg_job_row *row_find(struct row_set *rs, int64_t id)
+{
+    size_t lo = 0, hi = rs->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (rs->rows[mid].id == id)
+            return &rs->rows[mid];
+        if (rs->rows[mid].id < id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+}
+
+static int rows_lock(struct pg_store *s, const int64_t *ids, size_t n, struct row_set *rs,
+                     aspen_store_error *err)
+{
+    rs->rows = NULL;
+    rs->n = 0;
+    if (!n)
+        return 0;
+    int64_t *sorted = malloc(n * sizeof *sorted);
+    if (!sorted)
+        return store_err(err, ASPEN_STORE_ENOMEM, "out of memory committing %zu jobs", n);
+    memcpy(sorted, ids, n * sizeof *sorted);
+    qsort(sorted, n, sizeof *sorted, cmp_i64);
+    struct pg_sql arr = {0};
+    for (size_t i = 0; i < n; i++)
+        if (i == 0 || sorted[i] != sorted[i - 1])
+            add_int(&arr, i == 0, sorted[i]);
+    pg_sql_add(&arr, "}");
+    free(sorted);
+    if (arr.oom) {
+        pg_sql_free(&arr);
+        return store_err(err, ASPEN_STORE_ENOMEM, "out of memory committing %zu jobs", n);
+    }
+    struct pg_params p = {0};
+    pg_p_text(&p, arr.text);
+    PGresult *r = pg_exec(s, "pgj_rows_lock",
+                          "SELECT " JOB_ROW_COLUMNS " FROM jobs WHERE id = ANY($1::bigint[])"
+                          " ORDER BY id FOR UPDATE",
+                          &p, "reading jobs to commit", err);
+    pg_sql_free(&arr);
+    if (!r)
+        return failed(err);
+    size_t rows = (size_t)PQntuples(r);
+    rs->rows = calloc(rows ? rows : 1, sizeof *rs->rows);
+    if (!rs->rows) {
+        PQclear(r);
+        return store_err(err, ASPEN_STORE_ENOMEM, "out of memory committing %zu jobs", n);
+    }
+    for (size_t i = 0; i < rows; i++)
+        row_from_result(r, (int)i, &rs->rows[i]);
+    rs->n = rows;
+    PQclear(r);
+    return 0;
+}
+
+static int not_found(struct pg_store *s, int64_t id, aspen_store_error *err)
+{
+    return store_err(err, ASPEN_STORE_ENOTFOUND, "no job %lld in %s: check the id (aspen jobs)",
+                     (long long)id, s->shown);
+}
+
+/* One start mark: queued + reserved by engine_id → running. */
+static int start_one(struct pg_store *s, struct row_set *rs, int64_t engine_id,
+                     const aspen_store_start *m, int64_t now, int64_t shift,
+                     aspen_store_error *err)
+{
+    struct pg_job_row *row = row_find(rs, m->job_id), after;
+    if (!row)
+        return not_found(s, m->job_id, err);
+    if (row->state != ASPEN_STORE_QUEUED)
+        return store_err(err, ASPEN_STORE_ESTATE,
+                         "job %lld is %s, not queued: it was not started (cancelled or taken "
+                         "meanwhile?)",
+                         (long long)m->job_id, aspen_store_state_name(row->state));
+    int code = claim_take(s, engine_id, m->job_id, err);
+    if (code)
+        return code;
+    started_row(row, engine_id, m->started_at_ms ? shifted(m->started_at_ms, shift) : now, &after);
+    code = pg_job_write(s, row, &after, err);
+    if (!code)
+        *row = after;
+    return code;
+}
+
+/* One completion (as SQLite's complete_one): 0, a per-item refusal (ESTATE, ENOTFOUND, ELEASE,
+ * EINVAL: nothing written for it), or another code that aborts the whole commit. */
+static int complete_one(struct pg_store *s, struct row_set *rs, int64_t engine_id,
+                        const aspen_store_completion *c, int64_t now_ms, int64_t now,
+                        struct attempt_batch *ab, struct log_batch *lb, bool *requeued,
+                        aspen_store_state *final_state, aspen_store_error *err)
+{
+    int64_t shift = now - now_ms;
+    if ((unsigned)c->outcome > ASPEN_STORE_OUTCOME_CANCELLED)
+        return store_err(err, ASPEN_STORE_EINVAL, "job %lld: unknown outcome %d",
+                         (long long)c->job_id, (int)c->outcome);
+    struct pg_job_row *row = row_find(rs, c->job_id), running, after;
+    if (!row)
+        return not_found(s, c->job_id, err);
+    if (final_state)
+        *final_state = row->state; /* what it stays if refused */
+    bool start_too = false;
+    if (row->state == ASPEN_STORE_QUEUED) {
+        int code = claim_take(s, engine_id, c->job_id, err);
+        if (code)
+            return code;
+        started_row(row, engine_id,
+                    c->stats.started_at_ms ? shifted(c->stats.started_at_ms, shift) : now,
+                    &running);
+        start_too = true;
+    } else if (row->state != ASPEN_STORE_RUNNING) {
+        return store_err(err, ASPEN_STORE_ESTATE,
+                         "job %lld is %s, not running: its result was not recorded (recovered "
+                         "after a lost lease, cancelled, or completed twice?)",
+                         (long long)c->job_id, aspen_store_state_name(row->state));
+    } else if (row->owner != engine_id) {
+        return store_err(err, ASPEN_STORE_ELEASE,
+                         "job %lld is now held by engine %lld, not engine %lld: this engine's lease "
+                         "lapsed and the job was recovered; its result was not recorded",
+                         (long long)c->job_id, (long long)row->owner, (long long)engine_id);
+    } else {
+        running = *row;
+    }
+    char errbuf[96];
+    aspen_store_completion cc = *c;
+    cc.error = default_error(c, &running, errbuf, sizeof errbuf);
+    decide_completion(&running, &cc, now, shifted(c->retry_at_ms, shift),
+                      c->retry_at_ms <= now_ms, &after);
+    after.via_running = start_too;
+    int code = aspen_store_check_transition(c->job_id, running.state, after.state, err);
+    if (code)
+        return code;
+    attempt_add(ab, c->job_id, running.attempts, engine_id,
+                c->stats.started_at_ms ? shifted(c->stats.started_at_ms, shift) : running.started_at,
+                c->stats.finished_at_ms ? shifted(c->stats.finished_at_ms, shift) : now, &c->stats,
+                outcome_names[c->outcome], cc.error, false);
+    logs_gather(s, lb, &after, running.attempts, c->logs, c->n_logs, shift);
+    code = pg_job_write(s, row, &after, err);
+    if (code)
+        return code;
+    *row = after;
+    row->via_running = row->set_error = row->set_result = false;
+    row->result = NULL;
+    row->error = NULL;
+    if (after.state == ASPEN_STORE_QUEUED)
+        *requeued = true;
+    if (final_state)
+        *final_state = after.state;
+    return 0;
+}
+
+static bool item_refusal(int code)
+{
+    return code == ASPEN_STORE_ESTATE || code == ASPEN_STORE_ENOTFOUND ||
+           code == ASPEN_STORE_ELEASE || code == ASPEN_STORE_EINVAL;
+}
+
+/* pg_lease.c: recovers one engine whose lease expired, inside the caller's transaction. */
+int pg_recover_engine(struct pg_store *s, int64_t engine_id, int64_t now,
+                      aspen_store_recovery *report, aspen_store_error *err);
+
+int pg_commit(aspen_store *base, int64_t engine_id, const aspen_store_start *starts,
+              size_t n_starts, int *start_status, const aspen_store_completion *c, size_t n,
+              int64_t now_ms, int *status, aspen_store_state *final_states, aspen_store_error *err)
+{
+    struct pg_store *s = pgs(base);
+    struct row_set rs = {0};
+    struct attempt_batch ab = {0};
+    struct log_batch lb = {0};
+    int64_t *ids = NULL;
+    size_t refused = 0;
+    bool requeued = false;
+    aspen_store_error item_err = {0};
+    if (n_starts + n == 0) {
+        if (err)
+            err->code = 0, err->msg[0] = '\0';
+        return 0;
+    }
+    ids = malloc((n_starts + n) * sizeof *ids);
+    if (!ids)
+        return store_err(err, ASPEN_STORE_ENOMEM, "out of memory committing %zu jobs", n);
+    for (size_t i = 0; i < n_starts; i++)
+        ids[i] = starts[i].job_id;
+    for (size_t i = 0; i < n; i++)
+        ids[n_starts + i] = c[i].job_id;
+
+    int code = pg_tx_begin(s, err);
+    if (code) {
+        free(ids);
+        return code;
+    }
+    int64_t now = 0;
+    bool expired = false;
+    int lease = lease_now(s, engine_id, now_ms, &now, &expired, "completing jobs", &item_err);
+    if (lease && lease != ASPEN_STORE_ELEASE) {
+        code = lease;
+        if (err)
+            *err = item_err;
+        goto rollback;
+    }
+    if (lease && expired) {
+        /* Nobody recovered it yet: do it now, so its jobs go back to the queue with the lost
+         * attempt recorded instead of waiting, owned by a lease that will never be renewed. */
+        aspen_store_recovery rep = {0};
+        aspen_store_error rec_err = {0};
+        code = pg_recover_engine(s, engine_id, now, &rep, &rec_err);
+        if (code) {
+            if (err)
+                *err = rec_err;
+            goto rollback;
+        }
+        if (rep.engines_removed) {
+            requeued = rep.requeued || rep.unreserved;
+            store_err(&item_err, ASPEN_STORE_ELEASE,
+                      "engine %lld's lease had expired by the database's clock: its %lld running "
+                      "jobs were recovered (attempts recorded as lost) and its results are "
+                      "refused; register again",
+                      (long long)engine_id,
+                      (long long)(rep.requeued + rep.failed + rep.cancelled));
+        } else {
+            /* Renewed while we waited for its row (or gone): ask again. */
+            lease = lease_now(s, engine_id, now_ms, &now, &expired, "completing jobs", &item_err);
+            if (lease && (lease != ASPEN_STORE_ELEASE || expired)) {
+                code = lease == ASPEN_STORE_ELEASE ? ASPEN_STORE_EBUSY : lease;
+                if (err)
+                    *err = item_err, err->code = code;
+                goto rollback;
+            }
+        }
+    }
+    code = rows_lock(s, ids, n_starts + n, &rs, err);
+    if (code)
+        goto rollback;
+    for (size_t i = 0; i < n_starts; i++) {
+        aspen_store_error e1 = {0};
+        int st = lease ? ASPEN_STORE_ELEASE
+                       : start_one(s, &rs, engine_id, &starts[i], now, now - now_ms, &e1);
+        if (lease)
+            e1 = item_err;
+        if (start_status)
+            start_status[i] = st;
+        if (item_refusal(st)) {
+            if (err && ++refused == 1)
+                *err = e1; /* the first refusal, for the log; the call still succeeds */
+            continue;
+        }
+        if (st) {
+            code = st;
+            if (err)
+                *err = e1;
+            goto rollback;
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        aspen_store_error e1 = {0};
+        aspen_store_state fs = ASPEN_STORE_RUNNING;
+        int st;
+        if (lease) {
+            struct pg_job_row *row = row_find(&rs, c[i].job_id);
+            fs = row ? row->state : ASPEN_STORE_RUNNING;
+            st = ASPEN_STORE_ELEASE;
+            e1 = item_err;
+        } else {
+            st = complete_one(s, &rs, engine_id, &c[i], now_ms, now, &ab, &lb, &requeued, &fs,
+                              &e1);
+        }
+        if (status)
+            status[i] = st;
+        if (final_states)
+            final_states[i] = fs;
+        if (item_refusal(st)) {
+            if (err && ++refused == 1)
+                *err = e1;
+            continue;
+        }
+        if (st) {
+            code = st;
+            if (err)
+                *err = e1;
+            goto rollback;
+        }
+    }
+    code = attempt_flush(s, &ab, err);
+    if (!code)
+        code = log_batch_flush(s, &lb, err);
+    if (!code && requeued)
+        code = pg_notify_work(s, err);
+    if (code)
+        goto rollback;
+    free(rs.rows);
+    free(ids);
+    code = pg_tx_commit(s, n ? "committing finished jobs" : "marking jobs started", err);
+    if (code)
+        return code;
+    if (err) {
+        err->code = 0; /* the first refusal's message stays for the caller's log */
+        if (refused == 0)
+            err->msg[0] = '\0';
+    }
+    return 0;
+rollback:
+    pg_tx_rollback(s);
+    attempt_batch_free(&ab);
+    log_batch_free(&lb);
+    free(rs.rows);
+    free(ids);
+    return code;
+}
+
+/* ---- release, cancel, rerun, retry, delete, purge ------------------------------------------------ */
+
+static int release_one(struct pg_store *s, int64_t engine_id, int64_t job_id,
+                       aspen_store_error *err)
+{
+    struct pg_job_row before, after;
+    int code = pg_job_read(s, job_id, true, &before, err);
+    if (code)
+        return code;
+    if (before.state == ASPEN_STORE_QUEUED) {
+        /* Reserved but never started: give the reservation back; nothing was charged. */
+        int64_t owner = 0;
+        code = claim_owner(s, job_id, &owner, err);
+        if (code)
+            return code;
+        if (owner != engine_id)
+            return store_err(err, ASPEN_STORE_ESTATE,
+                             "job %lld is queued and not reserved by engine %lld: nothing to "
+                             "release",
+                             (long long)job_id, (long long)engine_id);
+        s->tx_wrote = true;
+        return claim_delete(s, job_id, err);
+    }
+    if (before.state == ASPEN_STORE_RUNNING && before.owner != engine_id)
+        return store_err(err, ASPEN_STORE_ELEASE, "job %lld is held by engine %lld, not %lld",
+                         (long long)job_id, (long long)before.owner, (long long)engine_id);
+    after = before;
+    after.state = ASPEN_STORE_QUEUED;
+    after.owner = 0;
+    /* The attempt was interrupted on purpose, not used up: give it back. */
+    after.attempts = before.attempts > 0 ? before.attempts - 1 : 0;
+    return pg_job_write(s, &before, &after, err);
+}
+
+int pg_release(aspen_store *base, int64_t engine_id, int64_t job_id, int64_t now_ms,
+               aspen_store_error *err)
+{
+    struct pg_store *s = pgs(base);
+    (void)now_ms;
+    int code = pg_tx_begin(s, err);
+    if (code)
+        return code;
+    code = release_one(s, engine_id, job_id, err);
+    if (!code)
+        code = pg_notify_work(s, err);
+    if (code)
+        goto rollback;
+    return pg_tx_commit(s, "releasing a job", err);
+rollback:
+    pg_tx_rollback(s);
+    return code;
+}
+
+/* Releases every running job of an engine (unregister), inside the caller's transaction. */
+int pg_release_all(struct pg_store *s, int64_t engine_id, int64_t *released,
+                   aspen_store_error *err)
+{
+    struct pg_params p = {0};
+    pg_p_int(&p, engine_id);
+    PGresult *r = pg_exec(s, "pgj_running_of_engine",
+                          "SELECT id FROM jobs WHERE state = 'running' AND owner = $1 ORDER BY id",
+                          &p, "listing an engine's jobs", err);
+    if (!r)
+        return failed(err);
+    int rows = PQntuples(r), code = 0;
+    int64_t done = 0;
+    for (int i = 0; i < rows && !code; i++) {
+        code = release_one(s, engine_id, pg_get_int(r, i, 0), err);
+        /* A job that moved since the list was read (cancelled, say) is not ours to release. */
+        if (code == ASPEN_STORE_ESTATE || code == ASPEN_STORE_ELEASE)
+            code = 0;
+        else if (!code)
+            done++;
+    }
+    PQclear(r);
+    if (!code && released)
+        *released = done;
+    return code;
+}
+
+static int cancel_one(struct pg_store *s, int64_t id, int64_t now,
+                      aspen_store_cancel_result *result, aspen_store_error *err)
+{
+    struct pg_job_row before, after;
+    int code = pg_job_read(s, id, true, &before, err);
+    if (code)
+        return code;
+    after = before;
+    if (before.state == ASPEN_STORE_RUNNING) {
+        /* In flight: its engine sees the flag and stops the VM; it stays running until then. */
+        after.cancel_requested = true;
+        after.field_update = true;
+        code = pg_job_write(s, &before, &after, err);
+        if (!code && result)
+            *result = ASPEN_STORE_CANCEL_REQUESTED;
+        return code;
+    }
+    after.state = ASPEN_STORE_CANCELLED;
+    after.finished_at = now;
+    after.set_error = true;
+    after.error = "cancelled before it ran";
+    code = pg_job_write(s, &before, &after, err);
+    /* A job reserved by an engine but not started is still queued: the cancel wins, and the
+     * engine's start or completion of it is refused. */
+    if (!code && before.state == ASPEN_STORE_QUEUED)
+        code = claim_delete(s, id, err);
+    if (!code && result)
+        *result = ASPEN_STORE_CANCEL_DONE;
+    return code;
+}
+
+int pg_cancel_one(struct pg_store *s, int64_t id, int64_t now_ms,
+                  aspen_store_cancel_result *result, aspen_store_error *err)
+{
+    int64_t now = 0;
+    int code = server_now(s, now_ms, &now, err);
+    return code ? code : cancel_one(s, id, now, result, err);
+}
+
+int pg_cancel(aspen_store *base, int64_t id, int64_t now_ms, aspen_store_cancel_result *result,
+              aspen_store_error *err)
+{
+    struct pg_store *s = pgs(base);
+    int code = pg_tx_begin(s, err);
+    if (code)
+        return code;
+    code = pg_cancel_one(s, id, now_ms, result, err);
+    if (code)
+        goto rollback;
+    return pg_tx_commit(s, "cancelling a job", err);
+rollback:
+    pg_tx_rollback(s);
+    return code;
+}
+
+int pg_rerun(aspen_store *base, int64_t id, int64_t now_ms, int64_t *new_id,
+             aspen_store_error *err)
+{
+    struct pg_store *s = pgs(base);
+    int code = aspen_store_check_transition(0, ASPEN_STORE_STATE_NEW, ASPEN_STORE_QUEUED, err);
+    if (code)
+        return code;
+    code = pg_tx_begin(s, err);
+    if (code)
+        return code;
+    struct pg_params p = {0};
+    pg_p_int(&p, id);
+    pg_p_now(&p, now_ms);
+    PGresult *r = pg_exec(s, "pgj_rerun",
+                          "INSERT INTO jobs (type, binary_sha256, binary_name, payload, state,"
+                          " priority, run_at, max_attempts, timeout_ms, memory_bytes, isolation,"
+                          " tags, created_at, source_dir, rerun_of)"
+                          " SELECT type, binary_sha256, binary_name, payload, 'queued', priority, " PG_NOW(2)
+                          ", max_attempts, timeout_ms, memory_bytes, isolation, tags, " PG_NOW(2)
+                          ", source_dir, id FROM jobs WHERE id = $1 RETURNING id",
+                          &p, "rerunning a job", err);
+    if (!r) {
+        code = failed(err);
+        goto rollback;
+    }
+    if (PQntuples(r) != 1) {
+        PQclear(r);
+        code = store_err(err, ASPEN_STORE_ENOTFOUND, "no job %lld to rerun in %s", (long long)id,
+                         s->shown);
+        goto rollback;
+    }
+    if (new_id)
+        *new_id = pg_get_int(r, 0, 0);
+    PQclear(r);
+    pg_counts_note(s, ASPEN_STORE_STATE_NEW, ASPEN_STORE_QUEUED, 1);
+    code = pg_notify_work(s, err);
+    if (code)
+        goto rollback;
+    return pg_tx_commit(s, "committing a rerun", err);
+rollback:
+    pg_tx_rollback(s);
+    return code;
+}
+
+int pg_retry_one(struct pg_store *s, int64_t id, int64_t now_ms, aspen_store_error *err)
+{
+    struct pg_job_row before, after;
+    int64_t now = 0;
+    int code = server_now(s, now_ms, &now, err);
+    if (!code)
+        code = pg_job_read(s, id, true, &before, err);
+    if (code)
+        return code;
+    after = before;
+    after.state = ASPEN_STORE_QUEUED;
+    after.run_at = now;
+    after.finished_at = 0;
+    after.owner = 0;
+    after.cancel_requested = false;
+    if (after.max_attempts <= after.attempts)
+        after.max_attempts = after.attempts + 1; /* one more try, visibly */
+    code = pg_job_write(s, &before, &after, err);
+    return code ? code : pg_notify_work(s, err);
+}
+
+int pg_retry(aspen_store *base, int64_t id, int64_t now_ms, aspen_store_error *err)
+{
+    struct pg_store *s = pgs(base);
+    int code = pg_tx_begin(s, err);
+    if (code)
+        return code;
+    code = pg_retry_one(s, id, now_ms, err);
+    if (code)
+        goto rollback;
+    return pg_tx_commit(s, "retrying a job", err);
+rollback:
+    pg_tx_rollback(s);
+    return code;
+}
+
+int pg_delete(aspen_store *base, int64_t id, aspen_store_error *err)
+{
+    struct pg_store *s = pgs(base);
+    int code = pg_tx_begin(s, err);
+    if (code)
+        return code;
+    struct pg_job_row row;
+    code = pg_job_read(s, id, true, &row, err);
+    if (code)
+        goto rollback;
+    if (!aspen_store_state_is_final(row.state)) {
+        code = store_err(err, ASPEN_STORE_ESTATE,
+                         "job %lld is %s: only finished jobs can be deleted; cancel it first",
+                         (long long)id, aspen_store_state_name(row.state));
+        goto rollback;
+    }
+    struct pg_params p = {0};
+    pg_p_int(&p, id);
+    code = run(s, "pgj_delete_logs", "DELETE FROM logs WHERE job = $1", &p, "deleting a job", NULL,
+               err);
+    if (!code)
+        code = run(s, "pgj_delete_attempts", "DELETE FROM attempts WHERE job = $1", &p,
+                   "deleting a job", NULL, err);
+    if (!code)
+        code = run(s, "pgj_delete_job", "DELETE FROM jobs WHERE id = $1", &p, "deleting a job",
+                   NULL, err);
+    if (code)
+        goto rollback;
+    pg_counts_note(s, row.state, ASPEN_STORE_STATE_NEW, 1);
+    return pg_tx_commit(s, "deleting a job", err);
+rollback:
+    pg_tx_rollback(s);
+    return code;
+}
+
+int pg_purge(aspen_store *base, int64_t finished_before_ms, int64_t *deleted,
+             aspen_store_error *err)
+{
+    struct pg_store *s = pgs(base);
+    if (deleted)
+        *deleted = 0;
+    int code = pg_tx_begin(s, err);
+    if (code)
+        return code;
+    /* The cut-off is a caller's time: on the server's timeline like every other. */
+    int64_t now = 0, now_ms = aspen_store_now_ms();
+    code = server_now(s, now_ms, &now, err);
+    if (code)
+        goto rollback;
+    struct pg_params p = {0};
+    pg_p_int(&p, finished_before_ms + (now - now_ms));
+    /* One statement: the jobs go, their logs and attempts with them, and what went is counted
+     * per state for job_counts. */
+    PGresult *r = pg_exec(s, "pgj_purge",
+                          "WITH gone AS (DELETE FROM jobs WHERE state IN ('succeeded', 'failed',"
+                          " 'cancelled') AND finished_at < $1 RETURNING id, state),"
+                          " l AS (DELETE FROM logs WHERE job IN (SELECT id FROM gone)),"
+                          " a AS (DELETE FROM attempts WHERE job IN (SELECT id FROM gone))"
+                          " SELECT state, count(*) FROM gone GROUP BY state",
+                          &p, "purging old jobs", err);
+    if (!r) {
+        code = failed(err);
+        goto rollback;
+    }
+    int64_t total = 0;
+    for (int i = 0; i < PQntuples(r); i++) {
+        int state = state_from_text((const unsigned char *)PQgetvalue(r, i, 0));
+        int64_t k = pg_get_int(r, i, 1);
+        if (state >= 0)
+            pg_counts_note(s, (aspen_store_state)state, ASPEN_STORE_STATE_NEW, k);
+        total += k;
+    }
+    PQclear(r);
+    if (total)
+        s->tx_wrote = true; /* the deletes hide in a CTE under a SELECT */
+    code = pg_tx_commit(s, "purging old jobs", err);
+    if (!code && deleted)
+        *deleted = total;
+    return code;
+rollback:
+    pg_tx_rollback(s);
+    return code;
+}

@@ -1,0 +1,444 @@
+/* pg_lease.c — the PostgreSQL backend's engines, leases, crash recovery, cancel requests, and the
+ * LISTEN side of NOTIFY aspen_jobs (pg_wait_fd, pg_notified).
+ *
+ * As on SQLite (store/sqlite/sqlite_lease.c): an engine registers (engines row, identity ids
+ * never reused), renews its lease, and if it stops renewing, recovery by any host puts its
+ * running jobs back (the lost attempt recorded with outcome "recovered") and drops its
+ * reservations. What many hosts add:
+ *
+ * - Leases are on the database's clock: lease_until = server now + lease_ms, and "expired" means
+ *   lease_until < server now, so a host whose clock runs ahead cannot steal a live host's jobs and
+ *   one whose clock runs behind cannot keep a dead host's.
+ * - Recovery locks each expired engine's row FOR UPDATE SKIP LOCKED before touching its jobs. A
+ *   commit or claim of that engine holds the row FOR KEY SHARE (pg_jobs.c), so the two never
+ *   interleave: either the commit lands first (and recovery finds its jobs finished) or recovery
+ *   does (and the commit finds the engine gone: every item refused with ELEASE). Two hosts running
+ *   recovery at once take disjoint engines. A renewal is an UPDATE of the same row: it waits for a
+ *   recovery that holds it and then finds no row (ELEASE), or it lands first and recovery's
+ *   lease_until < now no longer holds when re-checked on the renewed row. */
+#include "pg_store.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int failed(aspen_store_error *err) { return err && err->code ? err->code : ASPEN_STORE_EIO; }
+
+static int run(struct pg_store *s, const char *name, const char *sql, const struct pg_params *p,
+               const char *what, int64_t *changed, aspen_store_error *err)
+{
+    PGresult *r = pg_exec(s, name, sql, p, what, err);
+    if (!r)
+        return failed(err);
+    if (changed)
+        *changed = strtoll(PQcmdTuples(r), NULL, 10);
+    PQclear(r);
+    return 0;
+}
+
+static int read_only(struct pg_store *s, const char *what, aspen_store_error *err)
+{
+    return store_err(err, ASPEN_STORE_EPERM, "%s: %s was opened read-only", what, s->shown);
+}
+
+/* pg_jobs.c */
+int pg_release_all(struct pg_store *s, int64_t engine_id, int64_t *released,
+                   aspen_store_error *err);
+
+int pg_engine_register(aspen_store *base, int64_t pid, const char *host, int64_t lease_ms,
+                       int64_t now_ms, int64_t *engine_id, aspen_store_error *err)
+{
+    struct pg_store *s = pgs(base);
+    if (s->read_only)
+        return read_only(s, "registering an engine", err);
+    struct pg_params p = {0};
+    pg_p_int(&p, pid);
+    pg_p_text(&p, host ? host : "");
+    pg_p_now(&p, now_ms);
+    pg_p_int(&p, lease_ms);
+    PGresult *r = pg_exec(s, "pgl_register",
+                          "INSERT INTO engines (pid, host, started_at, lease_until)"
+                          " VALUES ($1, $2, " PG_NOW(3) ", " PG_NOW(3) " + $4) RETURNING id",
+                          &p, "registering an engine", err);
+    if (!r)
+        return failed(err);
+    if (engine_id)
+        *engine_id = pg_get_int(r, 0, 0);
+    PQclear(r);
+    return 0;
+}
+
+int pg_engine_renew(aspen_store *base, int64_t engine_id, int64_t lease_ms, int64_t now_ms,
+                    aspen_store_error *err)
+{
+    struct pg_store *s = pgs(base);
+    if (s->read_only)
+        return read_only(s, "renewing an engine's lease", err);
+    struct pg_params p = {0};
+    pg_p_int(&p, engine_id);
+    pg_p_now(&p, now_ms);
+    pg_p_int(&p, lease_ms);
+    int64_t n = 0;
+    int code = run(s, "pgl_renew",
+                   "UPDATE engines SET lease_until = " PG_NOW(2) " + $3 WHERE id = $1", &p,
+                   "renewing an engine's lease", &n, err);
+    if (!code && n == 0)
+        code = store_err(err, ASPEN_STORE_ELEASE,
+                         "engine %lld's lease is gone: it expired and another process recovered "
+                         "its jobs. Stop the jobs it holds (their results would not be recorded) "
+                         "and register again",
+                         (long long)engine_id);
+    return code;
+}
+
+int pg_engine_unregister(aspen_store *base, int64_t engine_id, int64_t now_ms, int64_t *released,
+                         aspen_store_error *err)
+{
+    struct pg_store *s = pgs(base);
+    (void)now_ms;
+    if (released)
+        *released = 0;
+    int code = pg_tx_begin(s, err);
+    if (code)
+        return code;
+    struct pg_params p = {0};
+    pg_p_int(&p, engine_id);
+    /* The engine row first, as recovery and commits lock it: the same order everywhere. */
+    code = run(s, "pgl_engine_lock", "SELECT 1 FROM engines WHERE id = $1 FOR UPDATE", &p,
+               "unregistering an engine", NULL, err);
+    int64_t rel = 0, unreserved = 0;
+    if (!code)
+        code = pg_release_all(s, engine_id, &rel, err);
+    if (!code)
+        code = run(s, "pgl_claims_of_engine_delete", "DELETE FROM claims WHERE engine = $1", &p,
+                   "giving back an engine's reserved jobs", &unreserved, err);
+    if (!code)
+        code = run(s, "pgl_engine_delete", "DELETE FROM engines WHERE id = $1", &p,
+                   "unregistering an engine", NULL, err);
+    if (!code && (rel || unreserved)) {
+        s->tx_wrote = true;
+        code = pg_notify_work(s, err);
+    }
+    if (code)
+        goto rollback;
+    code = pg_tx_commit(s, "unregistering an engine", err);
+    if (!code && released)
+        *released = rel;
+    return code;
+rollback:
+    pg_tx_rollback(s);
+    return code;
+}
+
+int pg_engines(aspen_store *base, aspen_store_engine_info **out, size_t *n, aspen_store_error *err)
+{
+    struct pg_store *s = pgs(base);
+    *out = NULL;
+    *n = 0;
+    struct pg_params p = {0};
+    PGresult *r = pg_exec(s, "pgl_engines",
+                          "SELECT e.id, e.pid, e.host, e.started_at, e.lease_until,"
+                          " (SELECT count(*) FROM jobs j WHERE j.state = 'running'"
+                          " AND j.owner = e.id) FROM engines e ORDER BY e.id",
+                          &p, "listing engines", err);
+    if (!r)
+        return failed(err);
+    size_t rows = (size_t)PQntuples(r);
+    aspen_store_engine_info *list = rows ? calloc(rows, sizeof *list) : NULL;
+    if (rows && !list) {
+        PQclear(r);
+        return store_err(err, ASPEN_STORE_ENOMEM, "out of memory listing engines");
+    }
+    for (size_t i = 0; i < rows; i++) {
+        aspen_store_engine_info *e = &list[i];
+        e->id = pg_get_int(r, (int)i, 0);
+        e->pid = pg_get_int(r, (int)i, 1);
+        snprintf(e->host, sizeof e->host, "%s", PQgetvalue(r, (int)i, 2));
+        e->started_at_ms = pg_get_int(r, (int)i, 3);
+        e->lease_until_ms = pg_get_int(r, (int)i, 4);
+        e->running = pg_get_int(r, (int)i, 5);
+    }
+    PQclear(r);
+    *out = list;
+    *n = rows;
+    return 0;
+}
+
+/* ---- recovery ---------------------------------------------------------------------------------- */
+
+/* One lost attempt of a running job (already locked by the caller's statement): recorded as
+ * recovered, and the job queued again, failed (out of attempts) or cancelled (one was asked). */
+static int recover_job(struct pg_store *s, int64_t id, int64_t owner, const char *why, int64_t now,
+                       aspen_store_recovery *report, aspen_store_error *err)
+{
+    struct pg_job_row before, after;
+    int code = pg_job_read(s, id, true, &before, err);
+    if (code)
+        return code;
+    if (before.state != ASPEN_STORE_RUNNING || before.owner != owner)
+        return 0; /* finished or moved by someone else meanwhile */
+    char msg[384];
+    after = before;
+    after.owner = 0;
+    after.set_error = true;
+    after.error = msg;
+    int64_t *counter;
+    if (before.cancel_requested) {
+        after.state = ASPEN_STORE_CANCELLED;
+        after.finished_at = now;
+        after.cancel_requested = false;
+        snprintf(msg, sizeof msg, "cancelled: attempt %d was lost when %s", before.attempts, why);
+        counter = &report->cancelled;
+    } else if (before.attempts < before.max_attempts) {
+        after.state = ASPEN_STORE_QUEUED; /* keeps its run_at: back at the front of its priority */
+        snprintf(msg, sizeof msg, "attempt %d lost: %s; queued again", before.attempts, why);
+        counter = &report->requeued;
+    } else {
+        after.state = ASPEN_STORE_FAILED;
+        after.finished_at = now;
+        snprintf(msg, sizeof msg, "attempt %d of %d lost: %s; out of attempts", before.attempts,
+                 before.max_attempts, why);
+        counter = &report->failed;
+    }
+    code = aspen_store_check_transition(id, before.state, after.state, err);
+    if (code)
+        return code;
+    struct pg_params p = {0};
+    pg_p_int(&p, id);
+    pg_p_int(&p, before.attempts);
+    pg_p_opt_int(&p, owner);
+    pg_p_opt_int(&p, before.started_at);
+    pg_p_int(&p, now);
+    pg_p_text(&p, msg);
+    code = run(s, "pgl_attempt_recovered",
+               "INSERT INTO attempts (job, number, engine, started_at, finished_at, outcome,"
+               " error, recovered) VALUES ($1, $2, $3, $4, $5, 'recovered', $6, true)",
+               &p, "recording a lost attempt", NULL, err);
+    if (!code)
+        code = pg_job_write(s, &before, &after, err);
+    if (!code)
+        (*counter)++;
+    return code;
+}
+
+/* Recovers the running jobs listed in r (columns: id, owner) with `why`. */
+static int recover_jobs(struct pg_store *s, PGresult *r, const char *why, int64_t now,
+                        aspen_store_recovery *report, aspen_store_error *err)
+{
+    for (int i = 0; i < PQntuples(r); i++) {
+        int code = recover_job(s, pg_get_int(r, i, 0), pg_get_int(r, i, 1), why, now, report, err);
+        if (code)
+            return code;
+    }
+    return 0;
+}
+
+/* Recovers one engine whose lease expired, inside the caller's transaction: its running jobs,
+ * its reservations, its row. Nothing when its row is gone or its lease is live at `now` (renewed
+ * while we waited for its lock). Used by pg_recover and by a late commit (pg_jobs.c). */
+int pg_recover_engine(struct pg_store *s, int64_t engine_id, int64_t now,
+                      aspen_store_recovery *report, aspen_store_error *err)
+{
+    struct pg_params p = {0};
+    pg_p_int(&p, engine_id);
+    PGresult *r = pg_exec(s, "pgl_engine_get",
+                          "SELECT pid, host, lease_until FROM engines WHERE id = $1 FOR UPDATE",
+                          &p, "recovering jobs of a dead engine", err);
+    if (!r)
+        return failed(err);
+    if (PQntuples(r) != 1 || pg_get_int(r, 0, 2) >= now) {
+        PQclear(r);
+        return 0;
+    }
+    char why[256];
+    snprintf(why, sizeof why,
+             "engine %lld (pid %lld on %s) stopped renewing its lease (expired %lld ms before "
+             "recovery, by the database's clock)",
+             (long long)engine_id, (long long)pg_get_int(r, 0, 0), PQgetvalue(r, 0, 1),
+             (long long)(now - pg_get_int(r, 0, 2)));
+    PQclear(r);
+    r = pg_exec(s, "pgl_running_of_engine_lock",
+                "SELECT id, owner FROM jobs WHERE state = 'running' AND owner = $1 ORDER BY id"
+                " FOR UPDATE",
+                &p, "finding jobs of a dead engine", err);
+    if (!r)
+        return failed(err);
+    int code = recover_jobs(s, r, why, now, report, err);
+    PQclear(r);
+    int64_t k = 0;
+    if (!code)
+        code = run(s, "pgl_claims_of_engine_delete", "DELETE FROM claims WHERE engine = $1", &p,
+                   "giving back reservations of a dead engine", &k, err);
+    report->unreserved += k;
+    if (!code)
+        code = run(s, "pgl_engine_delete", "DELETE FROM engines WHERE id = $1", &p,
+                   "removing an expired engine", &k, err);
+    if (!code) {
+        report->engines_removed += k;
+        s->tx_wrote = true;
+    }
+    return code;
+}
+
+int pg_recover(aspen_store *base, int64_t now_ms, aspen_store_recovery *report,
+               aspen_store_error *err)
+{
+    struct pg_store *s = pgs(base);
+    aspen_store_recovery rep = {0};
+    if (s->read_only)
+        return read_only(s, "recovering jobs of dead engines", err);
+    int code = pg_tx_begin(s, err);
+    if (code)
+        return code;
+    /* Expired engines nobody else is recovering (or committing for) right now. */
+    struct pg_params p = {0};
+    pg_p_now(&p, now_ms);
+    PGresult *r = pg_exec(s, "pgl_expired",
+                          "SELECT " PG_NOW(1) ", id FROM engines WHERE lease_until < " PG_NOW(1)
+                          " ORDER BY id FOR UPDATE SKIP LOCKED",
+                          &p, "finding dead engines", err);
+    if (!r) {
+        code = failed(err);
+        goto rollback;
+    }
+    int64_t now = 0;
+    int rows = PQntuples(r);
+    if (rows)
+        now = pg_get_int(r, 0, 0);
+    for (int i = 0; i < rows && !code; i++)
+        code = pg_recover_engine(s, pg_get_int(r, i, 1), now, &rep, err);
+    PQclear(r);
+    if (code)
+        goto rollback;
+    /* Running jobs whose owner row is gone altogether (deleted by hand, or a crash between
+     * versions), and reservations of engines that no longer exist. */
+    r = pg_exec(s, "pgl_orphans",
+                "SELECT j.id, j.owner, " PG_NOW(1) " FROM jobs j WHERE j.state = 'running' AND NOT"
+                " EXISTS (SELECT 1 FROM engines e WHERE e.id = j.owner) ORDER BY j.id"
+                " FOR UPDATE SKIP LOCKED",
+                &p, "finding jobs of missing engines", err);
+    if (!r) {
+        code = failed(err);
+        goto rollback;
+    }
+    if (PQntuples(r)) {
+        char why[128];
+        snprintf(why, sizeof why, "its engine is gone (no lease)");
+        code = recover_jobs(s, r, why, pg_get_int(r, 0, 2), &rep, err);
+    }
+    PQclear(r);
+    if (code)
+        goto rollback;
+    int64_t k = 0;
+    p = (struct pg_params){0};
+    code = run(s, "pgl_claims_orphans_delete",
+               "DELETE FROM claims c WHERE NOT EXISTS (SELECT 1 FROM engines e WHERE"
+               " e.id = c.engine)",
+               &p, "giving back reservations of dead engines", &k, err);
+    if (code)
+        goto rollback;
+    rep.unreserved += k;
+    if (k)
+        s->tx_wrote = true;
+    if ((rep.requeued || rep.unreserved) && (code = pg_notify_work(s, err)) != 0)
+        goto rollback;
+    code = pg_tx_commit(s, "committing recovery", err);
+    if (!code && report)
+        *report = rep;
+    return code;
+rollback:
+    pg_tx_rollback(s);
+    return code;
+}
+
+int pg_cancel_requests(aspen_store *base, int64_t engine_id, int64_t **ids, size_t *n,
+                       aspen_store_error *err)
+{
+    struct pg_store *s = pgs(base);
+    *ids = NULL;
+    *n = 0;
+    struct pg_params p = {0};
+    pg_p_int(&p, engine_id);
+    PGresult *r = pg_exec(s, "pgl_cancel_requests",
+                          "SELECT id FROM jobs WHERE state = 'running' AND owner = $1"
+                          " AND cancel_requested ORDER BY id",
+                          &p, "reading cancel requests", err);
+    if (!r)
+        return failed(err);
+    size_t rows = (size_t)PQntuples(r);
+    if (rows) {
+        *ids = malloc(rows * sizeof **ids);
+        if (!*ids) {
+            PQclear(r);
+            return store_err(err, ASPEN_STORE_ENOMEM, "out of memory reading cancel requests");
+        }
+        for (size_t i = 0; i < rows; i++)
+            (*ids)[i] = pg_get_int(r, (int)i, 0);
+    }
+    *n = rows;
+    PQclear(r);
+    return 0;
+}
+
+/* ---- waiting for new work (LISTEN aspen_jobs) -------------------------------------------------- */
+
+/* LISTEN on this connection unless it already does since its last reconnect. *renewed: it had
+ * listened before and a reconnect lost that, so announcements may have been missed. */
+static int listen_now(struct pg_store *s, bool *renewed, aspen_store_error *err)
+{
+    *renewed = false;
+    if (s->listening && s->listen_reconnects == s->reconnects && PQstatus(s->conn) == CONNECTION_OK)
+        return 0;
+    bool before = s->listening;
+    if (!s->conn || PQstatus(s->conn) != CONNECTION_OK) {
+        int code = pg_reconnect(s, err);
+        if (code)
+            return code;
+    }
+    struct pg_params p = {0};
+    int code = run(s, "pgl_listen", "LISTEN aspen_jobs", &p,
+                   "subscribing to announcements of new work (LISTEN aspen_jobs)", NULL, err);
+    if (code)
+        return code;
+    s->listening = true;
+    s->listen_reconnects = s->reconnects;
+    *renewed = before;
+    return 0;
+}
+
+int pg_wait_fd(aspen_store *base, int *fd, aspen_store_error *err)
+{
+    struct pg_store *s = pgs(base);
+    *fd = -1;
+    bool renewed = false;
+    int code = listen_now(s, &renewed, err);
+    if (code)
+        return code;
+    *fd = PQsocket(s->conn);
+    if (*fd < 0)
+        return store_err(err, ASPEN_STORE_EIO, "the connection to %s has no socket to wait on",
+                         s->shown);
+    return 0;
+}
+
+int pg_notified(aspen_store *base, bool *woken, aspen_store_error *err)
+{
+    struct pg_store *s = pgs(base);
+    *woken = false;
+    bool renewed = false;
+    if (s->conn && PQstatus(s->conn) == CONNECTION_OK && !PQconsumeInput(s->conn))
+        *woken = true; /* the connection broke while we waited: listen_now reconnects, and
+                        * what was announced meanwhile is lost, so the waiter looks once */
+    int code = listen_now(s, &renewed, err);
+    if (code)
+        return code;
+    if (renewed)
+        *woken = true;
+    PGnotify *n;
+    while ((n = PQnotifies(s->conn)) != NULL) {
+        if (strcmp(n->relname, "aspen_jobs") == 0)
+            *woken = true;
+        PQfreemem(n);
+    }
+    return 0;
+}

@@ -252,6 +252,7 @@ typedef struct aspen_engine_throughput {
     uint64_t claimed, finished, succeeded, failed, retried, cancelled, timeouts;
     double jobs_per_s;        /* finished per second over the last ~1 s */
     uint64_t commits;         /* group commits so far */
+    uint64_t notify_wakes;    /* wakes by the store's announcement of new work (PostgreSQL) */
     size_t queue_depth;       /* claimed, waiting for a worker */
     size_t pool_vms;          /* warm VMs (idle + in use) */
     size_t pool_bytes;        /* their guest memory */

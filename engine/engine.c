@@ -606,6 +606,7 @@ static void sample_throughput(aspen_engine *eng, int64_t now)
         t->cancelled = atomic_load(&eng->c_cancelled);
         t->timeouts = atomic_load(&eng->c_timeouts);
         t->commits = atomic_load(&eng->c_commits);
+        t->notify_wakes = atomic_load(&eng->c_notify_wakes);
         t->jobs_per_s = atomic_load(&eng->jobs_per_s);
         pthread_mutex_lock(&eng->q_mu);
         t->queue_depth = eng->q_len;
@@ -1436,6 +1437,7 @@ int aspen_engine_start(aspen_engine *eng, aspen_engine_error *err)
         goto stop_threads;
     }
     eng->dispatcher_started = true;
+    eng_listener_start(eng);
     if (rep.requeued || rep.failed || rep.cancelled)
         engine_message(eng, "recovery at start: %lld requeued, %lld failed, %lld cancelled",
                        (long long)rep.requeued, (long long)rep.failed, (long long)rep.cancelled);
@@ -1464,6 +1466,7 @@ int aspen_engine_stop(aspen_engine *eng, int grace_ms, aspen_engine_error *err)
     if (grace_ms < 0)
         grace_ms = eng->cfg.shutdown_grace_ms;
     atomic_store(&eng->stopping, 1);
+    eng_listener_stop(eng);
     pthread_mutex_lock(&eng->h_mu);
     pthread_cond_broadcast(&eng->h_cond);
     pthread_mutex_unlock(&eng->h_mu);
@@ -1601,6 +1604,7 @@ void aspen_engine_snapshot_live(aspen_engine *eng, aspen_engine_snapshot *out)
     t->cancelled = atomic_load(&eng->c_cancelled);
     t->timeouts = atomic_load(&eng->c_timeouts);
     t->commits = atomic_load(&eng->c_commits);
+    t->notify_wakes = atomic_load(&eng->c_notify_wakes);
     t->jobs_per_s = atomic_load(&eng->jobs_per_s);
     t->queue_depth = queue_len(eng);
     vm_pool_stats(&eng->pool, t);

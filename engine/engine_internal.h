@@ -187,6 +187,12 @@ struct aspen_engine {
     pthread_t dispatcher_th, committer_th;
     bool dispatcher_started, committer_started;
     aspen_store *disp_store, *commit_store;
+    /* the waiter for announced new work (listen.c; PostgreSQL only) */
+    aspen_store *listen_store;
+    pthread_t listen_th;
+    bool listen_started;
+    int listen_pipe[2];
+    atomic_ullong c_notify_wakes;
 
     /* ready queue: claimed jobs waiting for a worker */
     pthread_mutex_t q_mu;
@@ -284,6 +290,9 @@ void vm_pool_stats(struct vm_pool *p, aspen_engine_throughput *t);
 int eng_register_builtins(aspen_engine *eng, bool all, aspen_engine_error *err);
 void eng_cancel_local(aspen_engine *eng, int64_t id);
 void eng_wake(aspen_engine *eng);
+/* listen.c: start (best effort: without it the store thread polls) and stop the waiter. */
+void eng_listener_start(aspen_engine *eng);
+void eng_listener_stop(aspen_engine *eng);
 
 /* build.c */
 int eng_build(aspen_engine *eng, const char *source_dir, char *path_out, size_t cap, bool *cached,

@@ -2,9 +2,11 @@
 -- columns, constraints and version number as the SQLite schema (store/sqlite/sqlite_open.c,
 -- migrations 1-4; docs/STORE.md "Schema"), written for PostgreSQL.
 --
--- Status: the PostgreSQL backend is NOT built yet (docs/STORE.md "Backends"); nothing in the store
--- library reads this file. tests/store/test_store_pg.c applies it to the tests' private server and
--- reads it back, so it stays valid PostgreSQL, and the backend will start from it.
+-- The PostgreSQL backend (store/postgres/pg_open.c) runs this file, embedded into the library by
+-- store/CMakeLists.txt, inside its own transaction under an advisory lock when it opens a database
+-- that has no Aspen schema yet (so the file has no BEGIN/COMMIT). PostgreSQL databases begin at
+-- version 4: versions 1-3 predate the backend; later versions will be migrations from 4.
+-- tests/store/test_store_pg.c applies it to a fresh database and reads it back.
 --
 -- Differences from SQLite, and why:
 -- - Times stay unix milliseconds (bigint), so every backend hands the same numbers to the API;
@@ -15,12 +17,14 @@
 --   columns carries the pointer over without rewriting the value, which is what version 4 bought
 --   on SQLite. payload_ext stays (always false here) so both schemas have the same jobs columns.
 -- - Identity columns never reuse a value, like SQLite's AUTOINCREMENT for engines.
--- - The version lives in aspen_schema (SQLite: PRAGMA user_version / application_id).
-BEGIN;
+-- - The version lives in aspen_schema (SQLite: PRAGMA user_version / application_id), with
+--   data_version: bumped by every committing write (pg_tx_commit), read by aspen_store_data_version
+--   (SQLite: PRAGMA data_version), so the console and idle engines notice other hosts' writes.
 
 CREATE TABLE aspen_schema (
   version integer NOT NULL,
-  application_id bigint NOT NULL);
+  application_id bigint NOT NULL,
+  data_version bigint NOT NULL DEFAULT 0);
 INSERT INTO aspen_schema (version, application_id) VALUES (4, 1098084462); -- 0x4173706e "Aspn"
 
 CREATE TABLE binaries (
@@ -119,5 +123,3 @@ CREATE TABLE claims (
   job bigint PRIMARY KEY,
   engine bigint NOT NULL,
   claimed_at bigint NOT NULL);
-
-COMMIT;

@@ -1,0 +1,1349 @@
+/* pg_open.c — the PostgreSQL backend's handle and its ops table (api.c calls through it):
+ * connecting, with errors a user can act on (server unreachable, authentication refused,
+ * database missing, a database that is not Aspen's, a schema from a newer Aspen); the schema,
+ * created on first use under an advisory lock so that two hosts opening a fresh database at once
+ * do not race; running statements (prepared once per connection, text parameters, binary bytea);
+ * reconnecting with backoff when the connection is lost outside a transaction, and a clear EIO
+ * inside one; SQLSTATE → ASPEN_STORE_E* mapping; transactions with their count deltas and the
+ * data version; settings; binaries by content hash; check and recount.
+ *
+ * Rule, as on SQLite: a database that is not Aspen's, or holds a newer schema, is never written.
+ * The first statements only read the catalog and aspen_schema; nothing is written before they
+ * check out, and the check is repeated under the lock before the schema is created. */
+#include "pg_store.h"
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define ASPEN_APPLICATION_ID 0x4173706e /* "Aspn", as in SQLite's header */
+#define PG_SCHEMA_LOCK 0x4173706e       /* pg_advisory_xact_lock key for creating/migrating */
+#define BYTEAOID 17                     /* pg_type.oid of bytea (catalog/pg_type_d.h) */
+#define PG_RECONNECT_MS 5000            /* how long pg_reconnect keeps trying */
+
+/* store/postgres/schema_v4.sql, embedded by store/CMakeLists.txt (pg_schema_v4.c). */
+extern const char pg_schema_v4_sql[];
+
+/* ---- small helpers --------------------------------------------------------------------------- */
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+/* libpq's messages end in a newline and may span lines: one line, no trailing space. */
+static void one_line(const char *in, char *out, size_t size)
+{
+    size_t n = 0;
+    bool space = false;
+    for (const char *p = in ? in : ""; *p && n + 1 < size; p++) {
+        if (*p == '\n' || *p == '\t' || *p == '\r' || *p == ' ') {
+            space = n > 0;
+            continue;
+        }
+        if (space && n + 2 < size)
+            out[n++] = ' ';
+        space = false;
+        out[n++] = *p;
+    }
+    out[n] = '\0';
+}
+
+/* The password in a conninfo (URI or key=value), or NULL; free with free(). */
+static char *conninfo_password(const char *name)
+{
+    char *emsg = NULL;
+    PQconninfoOption *opts = PQconninfoParse(name ? name : "", &emsg);
+    PQfreemem(emsg);
+    if (!opts)
+        return NULL;
+    char *pw = NULL;
+    for (PQconninfoOption *o = opts; o->keyword; o++)
+        if (strcmp(o->keyword, "password") == 0 && o->val && *o->val)
+            pw = store_strdup(o->val);
+    PQconninfoFree(opts);
+    return pw;
+}
+
+/* Replaces every occurrence of the handle's password in err->msg by ***: libpq or the server
+ * could echo part of a connection string, and a message must never carry the password. */
+static void scrub(const char *name, aspen_store_error *err)
+{
+    if (!err || !err->msg[0])
+        return;
+    char *pw = conninfo_password(name);
+    if (!pw)
+        return;
+    size_t pl = strlen(pw);
+    char out[sizeof err->msg];
+    size_t n = 0;
+    for (const char *p = err->msg; *p && n + 1 < sizeof out;) {
+        if (strncmp(p, pw, pl) == 0) {
+            for (const char *r = "***"; *r && n + 1 < sizeof out; r++)
+                out[n++] = *r;
+            p += pl;
+        } else {
+            out[n++] = *p++;
+        }
+    }
+    out[n] = '\0';
+    memcpy(err->msg, out, n + 1);
+    free(pw);
+}
+
+/* Where the connection went (or tried to): "socket /run/x/.s.PGSQL.5432" or "127.0.0.1 port
+ * 5432". */
+static void where_tried(PGconn *c, char *out, size_t size)
+{
+    const char *host = c ? PQhost(c) : NULL, *port = c ? PQport(c) : NULL;
+    if (!host || !*host)
+        host = "/var/run/postgresql"; /* libpq's default socket directory on Debian */
+    if (!port || !*port)
+        port = "5432";
+    if (host[0] == '/' || host[0] == '@')
+        snprintf(out, size, "socket %s/.s.PGSQL.%s", host, port);
+    else
+        snprintf(out, size, "%s port %s", host, port);
+}
+
+/* ---- the server's clock ------------------------------------------------------------------------ */
+
+/* This process's skew from the server (pg_store.h, "Time"): one value for the process, since one
+ * process talks to one database server; every handle re-measures it when it connects and every
+ * minute. */
+static _Atomic int64_t g_skew_ms;
+
+int64_t pg_clock_skew_ms(void) { return atomic_load(&g_skew_ms); }
+
+static int64_t wall_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* Server clock minus ours, from one round trip (error: half of it). Best effort: a failure keeps
+ * the last value (a lost connection is found by the next statement). */
+static void measure_skew(struct pg_store *s)
+{
+    int64_t t0 = wall_us();
+    PGresult *r = PQexec(s->conn, "SELECT (extract(epoch from clock_timestamp()) * 1000000)::bigint");
+    int64_t t1 = wall_us();
+    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) {
+        int64_t server = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+        int64_t skew_us = server - (t0 + (t1 - t0) / 2);
+        int64_t skew = (skew_us + (skew_us >= 0 ? 500 : -500)) / 1000;
+        atomic_store(&g_skew_ms, skew > -PG_SKEW_IGNORE_MS && skew < PG_SKEW_IGNORE_MS ? 0 : skew);
+        s->skew_measured_ms = t1 / 1000;
+    }
+    PQclear(r);
+}
+
+/* ---- connecting ------------------------------------------------------------------------------- */
+
+static bool has(const char *hay, const char *needle) { return hay && strstr(hay, needle); }
+
+/* Maps a failed connection attempt to a code and a message with what to do. */
+static int connect_err(struct pg_store *s, PGconn *c, aspen_store_error *err, const char *when)
+{
+    char lib[300], tried[200];
+    one_line(c ? PQerrorMessage(c) : "out of memory", lib, sizeof lib);
+    where_tried(c, tried, sizeof tried);
+    const char *db = c && PQdb(c) ? PQdb(c) : "?", *user = c && PQuser(c) ? PQuser(c) : "?";
+    const char *host = c && PQhost(c) ? PQhost(c) : "", *port = c && PQport(c) ? PQport(c) : "";
+    int code;
+    if (has(lib, "database \"") && has(lib, "does not exist"))
+        code = store_err(err, ASPEN_STORE_ENOTFOUND,
+                         "database \"%s\" does not exist on the PostgreSQL server at %s (%s): "
+                         "create it (createdb%s%s%s%s -U %s %s), or pass an existing database "
+                         "in --db",
+                         db, tried, s->shown, *host ? " -h " : "", host, *port ? " -p " : "", port,
+                         user, db);
+    else if (has(lib, "authentication failed") || has(lib, "no pg_hba.conf entry") ||
+             has(lib, "no password supplied") || (has(lib, "role \"") && has(lib, "does not exist")) ||
+             has(lib, "password is required") || has(lib, "permission denied for database"))
+        code = store_err(err, ASPEN_STORE_EPERM,
+                         "the PostgreSQL server at %s refused user \"%s\" for database \"%s\" "
+                         "(libpq: %s): check the user and password in --db (or ~/.pgpass, "
+                         "PGPASSWORD) and the server's pg_hba.conf",
+                         tried, user, db, lib);
+    else if (has(lib, "too many clients") || has(lib, "starting up") ||
+             has(lib, "shutting down") || has(lib, "in recovery mode"))
+        code = store_err(err, ASPEN_STORE_EBUSY,
+                         "the PostgreSQL server at %s is not accepting connections now (libpq: "
+                         "%s)%s: try again in a moment",
+                         tried, lib, when);
+    else
+        code = store_err(err, ASPEN_STORE_EIO,
+                         "cannot reach the PostgreSQL server for %s: tried %s (libpq: %s)%s. Is "
+                         "it running? Start it (systemctl start postgresql, pg_ctlcluster "
+                         "VERSION main start, or pg_ctl -D DATADIR start), or fix host and port "
+                         "in --db",
+                         s->shown, tried, lib, when);
+    scrub(s->base.name, err);
+    return code;
+}
+
+/* Runs one statement without parameters on a fresh connection (session set-up). */
+static int session_exec(struct pg_store *s, const char *sql, const char *what,
+                        aspen_store_error *err)
+{
+    PGresult *r = PQexec(s->conn, sql);
+    int code = 0;
+    if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
+        code = pg_err(s, err, r, what);
+    PQclear(r);
+    return code;
+}
+
+/* Opens s->conn from s->base.name. Aspen's defaults come before the user's string so that the
+ * user's own settings win (libpq keeps the last value of a repeated keyword); client_encoding
+ * comes after: the store's text is UTF-8. */
+static int pg_connect(struct pg_store *s, const char *when, aspen_store_error *err)
+{
+    const char *const keys[] = {"connect_timeout", "keepalives",    "keepalives_idle",
+                                "keepalives_interval", "keepalives_count", "application_name",
+                                "dbname",          "client_encoding", NULL};
+    const char *const vals[] = {"5", "1", "10", "3", "3", "aspen", s->base.name, "UTF8", NULL};
+    PGconn *c = PQconnectdbParams(keys, vals, 1);
+    if (!c || PQstatus(c) != CONNECTION_OK) {
+        int code = connect_err(s, c, err, when);
+        PQfinish(c);
+        return code;
+    }
+    s->conn = c;
+    s->n_prepared = 0;
+    s->in_tx = false;
+    measure_skew(s);
+    /* A read-only handle is refused writes by the server too, not only by pg_tx_begin. */
+    if (s->read_only)
+        return session_exec(s, "SET default_transaction_read_only = on",
+                            "making the session read-only", err);
+    return 0;
+}
+
+int pg_reconnect(struct pg_store *s, aspen_store_error *err)
+{
+    static const int delays[] = {0, 50, 100, 200, 400, 800, 1600, 1850}; /* ≈ PG_RECONNECT_MS */
+    int code = 0;
+    aspen_store_error last = {0};
+    for (size_t i = 0; i < sizeof delays / sizeof delays[0]; i++) {
+        sleep_ms(delays[i]);
+        PQfinish(s->conn);
+        s->conn = NULL;
+        code = pg_connect(s, "", &last);
+        if (!code) {
+            s->reconnects++;
+            return 0;
+        }
+    }
+    s->n_prepared = 0;
+    s->in_tx = false;
+    code = store_err(err, ASPEN_STORE_EIO,
+                     "lost the connection to the PostgreSQL server and could not reconnect for "
+                     "%d s: %s",
+                     PG_RECONNECT_MS / 1000, last.msg);
+    scrub(s->base.name, err);
+    return code;
+}
+
+/* ---- errors ---------------------------------------------------------------------------------- */
+
+static bool connection_lost(struct pg_store *s)
+{
+    return !s->conn || PQstatus(s->conn) == CONNECTION_BAD;
+}
+
+/* The schema version in aspen_schema, or -1 when it cannot be read. */
+static int64_t schema_version(struct pg_store *s)
+{
+    if (connection_lost(s) || PQtransactionStatus(s->conn) == PQTRANS_INERROR)
+        return -1;
+    PGresult *r = PQexec(s->conn, "SELECT max(version) FROM aspen_schema");
+    int64_t v = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 && !PQgetisnull(r, 0, 0)
+                    ? strtoll(PQgetvalue(r, 0, 0), NULL, 10)
+                    : -1;
+    PQclear(r);
+    return v;
+}
+
+static int lost_err(struct pg_store *s, aspen_store_error *err, const char *what, bool in_tx,
+                    bool committing)
+{
+    char lib[300], tried[200];
+    one_line(s->conn ? PQerrorMessage(s->conn) : "no connection", lib, sizeof lib);
+    where_tried(s->conn, tried, sizeof tried);
+    int code = store_err(
+        err, ASPEN_STORE_EIO,
+        "lost the connection to the PostgreSQL server at %s while %s (libpq: %s)%s",
+        tried, what, lib,
+        committing ? ": it is not known whether the transaction committed; aspen reconnects "
+                     "and the retry finds out (a finished job is never completed twice)"
+        : in_tx    ? ": the transaction was rolled back and nothing of it was written; aspen "
+                     "reconnects on the next call: retry"
+                   : ": reconnecting failed; is the server running?");
+    scrub(s->base.name, err);
+    return code;
+}
+
+int pg_err(struct pg_store *s, aspen_store_error *err, PGresult *r, const char *what)
+{
+    if (connection_lost(s))
+        return lost_err(s, err, what, s->in_tx, false);
+    const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+    const char *primary = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+    const char *constraint = r ? PQresultErrorField(r, PG_DIAG_CONSTRAINT_NAME) : NULL;
+    char msg[300];
+    one_line(primary ? primary : PQerrorMessage(s->conn), msg, sizeof msg);
+    if (!state)
+        state = "";
+    const char *name = s->shown;
+    int code;
+    if (strncmp(state, "23", 2) == 0) {
+        if (has(constraint, "tags_array"))
+            code = store_err(err, ASPEN_STORE_EINVAL,
+                             "tags must be a JSON array of strings like [\"a\",\"b\"] (while %s)",
+                             what);
+        else if (has(constraint, "type_nonempty"))
+            code = store_err(err, ASPEN_STORE_EINVAL, "job type must not be empty (while %s)",
+                             what);
+        else if (has(constraint, "state_known"))
+            code = store_err(err, ASPEN_STORE_ESTATE,
+                             "the database refused an unknown job state while %s", what);
+        else if (strcmp(state, "23503") == 0)
+            code = store_err(err, ASPEN_STORE_ENOTFOUND,
+                             "the database refused a reference to a row that does not exist "
+                             "while %s (%s): store the binary first",
+                             what, msg);
+        else
+            code = store_err(err, ASPEN_STORE_EINVAL,
+                             "the database refused a value while %s: %s (constraint %s)", what,
+                             msg, constraint ? constraint : "?");
+    } else if (strcmp(state, "22P02") == 0 && has(msg, "json")) {
+        code = store_err(err, ASPEN_STORE_EINVAL,
+                         "payload is not valid JSON (while %s): %s. Fix it, e.g. "
+                         "{\"key\":\"value\"}",
+                         what, msg);
+    } else if (strcmp(state, "22021") == 0 || strcmp(state, "22P05") == 0 ||
+               strcmp(state, "22000") == 0) {
+        code = store_err(err, ASPEN_STORE_EINVAL,
+                         "the database cannot store this text while %s (%s): PostgreSQL keeps "
+                         "text as UTF-8 without NUL characters (also no \\u0000 in a JSON "
+                         "string it has to read)",
+                         what, msg);
+    } else if (strncmp(state, "22", 2) == 0) {
+        code = store_err(err, ASPEN_STORE_EINVAL, "the database refused a value while %s: %s",
+                         what, msg);
+    } else if (strcmp(state, "53100") == 0) {
+        code = store_err(err, ASPEN_STORE_EFULL,
+                         "the PostgreSQL server's disk is full while %s in %s (%s): the "
+                         "transaction was rolled back and everything committed before is intact. "
+                         "Free space on the server and try again",
+                         what, name, msg);
+    } else if (strcmp(state, "53200") == 0) {
+        code = store_err(err, ASPEN_STORE_ENOMEM, "the PostgreSQL server ran out of memory while "
+                                                  "%s (%s): try again",
+                         what, msg);
+    } else if (strcmp(state, "53300") == 0) {
+        code = store_err(err, ASPEN_STORE_EBUSY,
+                         "the PostgreSQL server has too many connections while %s (%s): try "
+                         "again, or raise max_connections",
+                         what, msg);
+    } else if (strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0 ||
+               strcmp(state, "55P03") == 0 || strcmp(state, "57014") == 0) {
+        code = store_err(err, ASPEN_STORE_EBUSY,
+                         "the PostgreSQL server gave up on the transaction while %s (%s): it was "
+                         "rolled back, nothing of it was written; try again",
+                         what, msg);
+    } else if (strcmp(state, "42P01") == 0 || strcmp(state, "42703") == 0 ||
+               strcmp(state, "42883") == 0) {
+        int64_t v = schema_version(s);
+        if (v > ASPEN_STORE_SCHEMA_VERSION)
+            code = store_err(err, ASPEN_STORE_ENEWER,
+                             "database %s now has schema version %lld, newer than this aspen (%d) "
+                             "(PostgreSQL: %s while %s): upgrade aspen, or use the aspen that "
+                             "wrote it",
+                             name, (long long)v, ASPEN_STORE_SCHEMA_VERSION, msg, what);
+        else
+            code = store_err(err, ASPEN_STORE_ESCHEMA,
+                             "database %s is missing part of Aspen's schema (PostgreSQL: %s) "
+                             "while %s: it was damaged or changed by another program. Restore it "
+                             "from a backup, or create a new database for aspen (createdb) and "
+                             "pass it in --db",
+                             name, msg, what);
+    } else if (strcmp(state, "25006") == 0) {
+        code = store_err(err, ASPEN_STORE_EPERM,
+                         "database %s refused a write while %s (%s): the handle was opened "
+                         "read-only or the server is a read-only standby; open it writable, on "
+                         "the primary",
+                         name, what, msg);
+    } else if (strcmp(state, "42501") == 0 || strncmp(state, "28", 2) == 0) {
+        code = store_err(err, ASPEN_STORE_EPERM,
+                         "permission denied on database %s while %s (%s): grant the user the "
+                         "rights on Aspen's tables (or connect as their owner)",
+                         name, what, msg);
+    } else if (strcmp(state, "54000") == 0) {
+        code = store_err(err, ASPEN_STORE_ETOOBIG, "value too large while %s (PostgreSQL: %s)",
+                         what, msg);
+    } else if (strncmp(state, "08", 2) == 0 || strncmp(state, "57P", 3) == 0) {
+        code = lost_err(s, err, what, s->in_tx, false);
+    } else {
+        code = store_err(err, ASPEN_STORE_EIO, "PostgreSQL failed on %s while %s: %s (SQLSTATE %s)",
+                         name, what, msg, *state ? state : "none");
+    }
+    scrub(s->base.name, err);
+    return code;
+}
+
+/* ---- parameters and results ------------------------------------------------------------------- */
+
+static int p_slot(struct pg_params *p)
+{
+    if (p->n >= PG_MAX_PARAMS) {
+        p->overflow = true;
+        return -1;
+    }
+    int i = p->n++;
+    p->values[i] = NULL;
+    p->lengths[i] = 0;
+    p->formats[i] = 0;
+    return i;
+}
+
+void pg_p_int(struct pg_params *p, int64_t v)
+{
+    int i = p_slot(p);
+    if (i < 0)
+        return;
+    snprintf(p->buf[i], sizeof p->buf[i], "%lld", (long long)v);
+    p->values[i] = p->buf[i];
+}
+
+void pg_p_opt_int(struct pg_params *p, int64_t v)
+{
+    if (v)
+        pg_p_int(p, v);
+    else
+        (void)p_slot(p);
+}
+
+void pg_p_bool(struct pg_params *p, bool v)
+{
+    int i = p_slot(p);
+    if (i >= 0)
+        p->values[i] = v ? "t" : "f";
+}
+
+void pg_p_text(struct pg_params *p, const char *v)
+{
+    int i = p_slot(p);
+    if (i >= 0)
+        p->values[i] = v;
+}
+
+void pg_p_bytes(struct pg_params *p, const void *v, size_t n)
+{
+    int i = p_slot(p);
+    if (i < 0)
+        return;
+    p->formats[i] = 1; /* binary, typed bytea (see run) even when NULL */
+    if (!v)
+        return;
+    if (n > (size_t)INT32_MAX) {
+        p->overflow = true;
+        return;
+    }
+    p->values[i] = n ? (const char *)v : "";
+    p->lengths[i] = (int)n;
+}
+
+void pg_p_now(struct pg_params *p, int64_t now_ms) { pg_p_int(p, now_ms + pg_clock_skew_ms()); }
+
+int64_t pg_get_int(const PGresult *r, int row, int col)
+{
+    if (PQgetisnull(r, row, col))
+        return 0;
+    return strtoll(PQgetvalue(r, row, col), NULL, 10);
+}
+
+bool pg_get_bool(const PGresult *r, int row, int col)
+{
+    const char *v = PQgetvalue(r, row, col);
+    return v && (v[0] == 't' || v[0] == '1');
+}
+
+char *pg_get_text(const PGresult *r, int row, int col, bool *oom)
+{
+    if (PQgetisnull(r, row, col))
+        return NULL;
+    char *c = store_strdup(PQgetvalue(r, row, col));
+    if (!c)
+        *oom = true;
+    return c;
+}
+
+static int hexval(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                                        : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                                               : -1;
+}
+
+/* A text-format bytea: "\x…" hex (the default), else the old escape format through libpq. One
+ * extra NUL byte after the data, so text results can be printed as they are. */
+void *pg_get_bytes(const PGresult *r, int row, int col, size_t *n, bool *oom)
+{
+    *n = 0;
+    if (PQgetisnull(r, row, col))
+        return NULL;
+    const char *v = PQgetvalue(r, row, col);
+    size_t len = (size_t)PQgetlength(r, row, col);
+    if (len >= 2 && v[0] == '\\' && v[1] == 'x') {
+        size_t m = (len - 2) / 2;
+        unsigned char *out = malloc(m + 1);
+        if (!out) {
+            *oom = true;
+            return NULL;
+        }
+        for (size_t i = 0; i < m; i++) {
+            int hi = hexval(v[2 + 2 * i]), lo = hexval(v[3 + 2 * i]);
+            out[i] = (unsigned char)((hi < 0 ? 0 : hi) << 4 | (lo < 0 ? 0 : lo));
+        }
+        out[m] = '\0';
+        *n = m;
+        return out;
+    }
+    size_t m = 0;
+    unsigned char *raw = PQunescapeBytea((const unsigned char *)v, &m);
+    unsigned char *out = raw ? malloc(m + 1) : NULL;
+    if (!out) {
+        PQfreemem(raw);
+        *oom = true;
+        return NULL;
+    }
+    if (m)
+        memcpy(out, raw, m);
+    out[m] = '\0';
+    PQfreemem(raw);
+    *n = m;
+    return out;
+}
+
+/* ---- running statements ------------------------------------------------------------------------ */
+
+static bool is_prepared(const struct pg_store *s, const char *name)
+{
+    for (size_t i = 0; i < s->n_prepared; i++)
+        if (s->prepared[i].name == name || strcmp(s->prepared[i].name, name) == 0)
+            return true;
+    return false;
+}
+
+/* One attempt: prepares `name` on this connection the first time (bytes parameters typed
+ * bytea, the rest inferred), then executes. NULL name: an unnamed statement. */
+static PGresult *run(struct pg_store *s, const char *name, const char *sql,
+                     const struct pg_params *p)
+{
+    int n = p ? p->n : 0;
+    Oid types[PG_MAX_PARAMS];
+    for (int i = 0; i < n; i++)
+        types[i] = p->formats[i] ? BYTEAOID : 0;
+    const char *const *values = p ? p->values : NULL;
+    const int *lengths = p ? p->lengths : NULL, *formats = p ? p->formats : NULL;
+    if (name && !is_prepared(s, name)) {
+        if (s->n_prepared < sizeof s->prepared / sizeof s->prepared[0]) {
+            PGresult *r = PQprepare(s->conn, name, sql, n, types);
+            if (PQresultStatus(r) != PGRES_COMMAND_OK)
+                return r;
+            PQclear(r);
+            s->prepared[s->n_prepared++].name = name;
+        } else {
+            name = NULL; /* the cache is full: run it unprepared */
+        }
+    }
+    if (name)
+        return PQexecPrepared(s->conn, name, n, values, lengths, formats, 0);
+    return PQexecParams(s->conn, sql, n, types, values, lengths, formats, 0);
+}
+
+/* Whether a command changed rows (the transaction is then a write). */
+static void note_write(struct pg_store *s, const PGresult *r)
+{
+    const char *cs = PQcmdStatus((PGresult *)r), *rows = PQcmdTuples((PGresult *)r);
+    if (!s->in_tx || !cs || !rows || !*rows || strcmp(rows, "0") == 0)
+        return;
+    if (strncmp(cs, "INSERT", 6) == 0 || strncmp(cs, "UPDATE", 6) == 0 ||
+        strncmp(cs, "DELETE", 6) == 0 || strncmp(cs, "MERGE", 5) == 0)
+        s->tx_wrote = true;
+}
+
+static PGresult *exec_common(struct pg_store *s, const char *name, const char *sql,
+                             const struct pg_params *p, const char *what, bool committing,
+                             aspen_store_error *err)
+{
+    if (p && p->overflow) {
+        store_err(err, ASPEN_STORE_EINVAL,
+                  "too many parameters (more than %d) or a value over 2 GB while %s", PG_MAX_PARAMS,
+                  what);
+        return NULL;
+    }
+    if (connection_lost(s)) {
+        if (s->in_tx) {
+            s->in_tx = false;
+            lost_err(s, err, what, true, committing);
+            return NULL;
+        }
+        if (pg_reconnect(s, err))
+            return NULL;
+    }
+    for (int attempt = 0;; attempt++) {
+        PGresult *r = run(s, name, sql, p);
+        ExecStatusType st = PQresultStatus(r);
+        if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
+            note_write(s, r);
+            return r;
+        }
+        if (!connection_lost(s)) {
+            pg_err(s, err, r, what);
+            PQclear(r);
+            return NULL;
+        }
+        PQclear(r);
+        if (s->in_tx) {
+            /* The server rolls back a transaction whose connection is gone. */
+            s->in_tx = false;
+            lost_err(s, err, what, true, committing);
+            return NULL;
+        }
+        if (attempt > 0 || pg_reconnect(s, err))
+            return NULL;
+    }
+}
+
+PGresult *pg_exec(struct pg_store *s, const char *name, const char *sql, const struct pg_params *p,
+                  const char *what, aspen_store_error *err)
+{
+    return exec_common(s, name, sql, p, what, false, err);
+}
+
+PGresult *pg_exec_dynamic(struct pg_store *s, const char *sql, const struct pg_params *p,
+                          const char *what, aspen_store_error *err)
+{
+    return exec_common(s, NULL, sql, p, what, false, err);
+}
+
+/* pg_exec for statements whose result is not needed: 0 or the error code. */
+static int exec_ok(struct pg_store *s, const char *name, const char *sql,
+                   const struct pg_params *p, const char *what, aspen_store_error *err)
+{
+    PGresult *r = pg_exec(s, name, sql, p, what, err);
+    if (!r)
+        return err && err->code ? err->code : ASPEN_STORE_EIO;
+    PQclear(r);
+    return 0;
+}
+
+static int code_of(aspen_store_error *err) { return err && err->code ? err->code : ASPEN_STORE_EIO; }
+
+/* ---- transactions --------------------------------------------------------------------------------- */
+
+int pg_tx_begin(struct pg_store *s, aspen_store_error *err)
+{
+    memset(s->count_delta, 0, sizeof s->count_delta);
+    s->tx_wrote = false;
+    if (s->read_only)
+        return store_err(err, ASPEN_STORE_EPERM,
+                         "database %s was opened read-only: open it without read-only to change it",
+                         s->shown);
+    if (s->in_tx)
+        return store_err(err, ASPEN_STORE_EIO,
+                         "a transaction is already open on this handle while starting another "
+                         "(a bug in aspen: one handle is one thread)");
+    if (!connection_lost(s) && aspen_store_now_ms() - s->skew_measured_ms > 60000)
+        measure_skew(s);
+    int code = exec_ok(s, "aspen_begin", "BEGIN", NULL, "starting a transaction", err);
+    if (!code)
+        s->in_tx = true;
+    return code;
+}
+
+void pg_counts_note(struct pg_store *s, aspen_store_state from, aspen_store_state to, int64_t n)
+{
+    if (from >= 0 && from < ASPEN_STORE_STATE_COUNT)
+        s->count_delta[from] -= n;
+    if (to >= 0 && to < ASPEN_STORE_STATE_COUNT)
+        s->count_delta[to] += n;
+    s->tx_wrote = true;
+}
+
+/* Before COMMIT of a write: the data-version row first (every writer takes this one row lock
+ * last, just before committing, so the job_counts rows behind it are always locked by one
+ * transaction at a time, in no particular order, without deadlocks), then the net count change
+ * in one statement. */
+static int flush_counts(struct pg_store *s, aspen_store_error *err)
+{
+    int code = exec_ok(s, "aspen_version_bump",
+                       "UPDATE aspen_schema SET data_version = data_version + 1", NULL,
+                       "recording the data version", err);
+    if (code)
+        return code;
+    bool any = false;
+    struct pg_params p = {0};
+    for (int i = 0; i < ASPEN_STORE_STATE_COUNT; i++) {
+        pg_p_int(&p, s->count_delta[i]);
+        any |= s->count_delta[i] != 0;
+    }
+    if (!any)
+        return 0;
+    code = exec_ok(s, "aspen_counts_add",
+                   "UPDATE job_counts c SET n = c.n + d.n FROM (VALUES ('queued', $1::bigint),"
+                   " ('scheduled', $2::bigint), ('running', $3::bigint), ('succeeded', $4::bigint),"
+                   " ('failed', $5::bigint), ('cancelled', $6::bigint)) d (state, n)"
+                   " WHERE c.state = d.state AND d.n <> 0",
+                   &p, "updating job counts", err);
+    if (!code)
+        memset(s->count_delta, 0, sizeof s->count_delta);
+    return code;
+}
+
+int pg_tx_commit(struct pg_store *s, const char *what, aspen_store_error *err)
+{
+    if (!s->in_tx)
+        return store_err(err, ASPEN_STORE_EIO,
+                         "no transaction is open while %s: it was lost with the connection; "
+                         "retry",
+                         what);
+    bool wrote = s->tx_wrote;
+    int code = 0;
+    if (wrote) {
+        code = flush_counts(s, err);
+        if (code) {
+            pg_tx_rollback(s);
+            return code;
+        }
+    }
+    PGresult *r = exec_common(s, "aspen_commit", "COMMIT", NULL, what, true, err);
+    s->in_tx = false;
+    memset(s->count_delta, 0, sizeof s->count_delta);
+    s->tx_wrote = false;
+    if (!r)
+        return code_of(err);
+    /* COMMIT of a transaction the server already aborted answers ROLLBACK. */
+    bool committed = strcmp(PQcmdStatus(r), "COMMIT") == 0;
+    PQclear(r);
+    if (!committed)
+        return store_err(err, ASPEN_STORE_EBUSY,
+                         "the PostgreSQL server rolled the transaction back while %s (an earlier "
+                         "statement in it failed): nothing of it was written; try again",
+                         what);
+    if (wrote)
+        s->own_commits++;
+    return 0;
+}
+
+void pg_tx_rollback(struct pg_store *s)
+{
+    memset(s->count_delta, 0, sizeof s->count_delta);
+    s->tx_wrote = false;
+    if (!s->in_tx)
+        return;
+    s->in_tx = false;
+    if (!connection_lost(s))
+        PQclear(PQexec(s->conn, "ROLLBACK"));
+}
+
+/* ---- UTF-8 --------------------------------------------------------------------------------------- */
+
+/* Length of the valid UTF-8 sequence at p (1-4), or 0 when it is not one (overlong forms,
+ * surrogates and code points past U+10FFFF are invalid, as PostgreSQL holds them). */
+static size_t utf8_seq(const unsigned char *p)
+{
+    if (p[0] < 0x80)
+        return 1;
+    if (p[0] >= 0xc2 && p[0] <= 0xdf)
+        return (p[1] & 0xc0) == 0x80 ? 2 : 0;
+    if (p[0] >= 0xe0 && p[0] <= 0xef) {
+        if ((p[1] & 0xc0) != 0x80 || (p[2] & 0xc0) != 0x80)
+            return 0;
+        if ((p[0] == 0xe0 && p[1] < 0xa0) || (p[0] == 0xed && p[1] > 0x9f))
+            return 0;
+        return 3;
+    }
+    if (p[0] >= 0xf0 && p[0] <= 0xf4) {
+        if ((p[1] & 0xc0) != 0x80 || (p[2] & 0xc0) != 0x80 || (p[3] & 0xc0) != 0x80)
+            return 0;
+        if ((p[0] == 0xf0 && p[1] < 0x90) || (p[0] == 0xf4 && p[1] > 0x8f))
+            return 0;
+        return 4;
+    }
+    return 0;
+}
+
+int pg_utf8_clean(const char *in, char **out, aspen_store_error *err)
+{
+    *out = NULL;
+    if (!in)
+        return 0;
+    size_t bad = 0, len = 0;
+    for (const unsigned char *p = (const unsigned char *)in; *p;) {
+        size_t k = utf8_seq(p);
+        if (!k) {
+            bad++;
+            k = 1;
+        }
+        p += k;
+        len += k;
+    }
+    if (!bad)
+        return 0;
+    char *copy = malloc(len + 2 * bad + 1);
+    if (!copy)
+        return store_err(err, ASPEN_STORE_ENOMEM, "out of memory cleaning text for the database");
+    char *w = copy;
+    for (const unsigned char *p = (const unsigned char *)in; *p;) {
+        size_t k = utf8_seq(p);
+        if (k) {
+            memcpy(w, p, k);
+            w += k;
+            p += k;
+        } else {
+            memcpy(w, "\xef\xbf\xbd", 3); /* U+FFFD */
+            w += 3;
+            p++;
+        }
+    }
+    *w = '\0';
+    *out = copy;
+    return 0;
+}
+
+/* ---- schema ------------------------------------------------------------------------------------ */
+
+/* What the current schema (namespace) holds: Aspen's version (0 when there is no aspen_schema
+ * table), its application id, and how many other relations there are (a few names in `names`). */
+struct inspection {
+    int64_t version, app;
+    int64_t others;
+    char names[160];
+    char nsp[64];
+};
+
+static int inspect(struct pg_store *s, struct inspection *in, aspen_store_error *err)
+{
+    memset(in, 0, sizeof *in);
+    PGresult *r = pg_exec(
+        s, NULL,
+        "SELECT to_regclass('aspen_schema') IS NOT NULL, coalesce(current_schema(), ''),"
+        " (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+        "  WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p', 'v', 'm', 'f')"
+        "  AND c.relname <> 'aspen_schema'),"
+        " (SELECT string_agg(relname, ', ' ORDER BY relname) FROM (SELECT c.relname FROM pg_class c"
+        "  JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = current_schema()"
+        "  AND c.relkind IN ('r', 'p', 'v', 'm', 'f') ORDER BY c.relname LIMIT 4) x)",
+        NULL, "reading the database's catalog", err);
+    if (!r)
+        return code_of(err);
+    bool aspen = pg_get_bool(r, 0, 0);
+    snprintf(in->nsp, sizeof in->nsp, "%s", PQgetvalue(r, 0, 1));
+    in->others = pg_get_int(r, 0, 2);
+    snprintf(in->names, sizeof in->names, "%s", PQgetvalue(r, 0, 3));
+    PQclear(r);
+    if (!aspen)
+        return 0;
+    r = pg_exec(s, NULL, "SELECT version, application_id FROM aspen_schema ORDER BY version DESC",
+                NULL, "reading the schema version", err);
+    if (!r)
+        return code_of(err);
+    if (PQntuples(r) >= 1) {
+        in->version = pg_get_int(r, 0, 0);
+        in->app = pg_get_int(r, 0, 1);
+    } else {
+        in->version = -1; /* a table without its row */
+    }
+    PQclear(r);
+    return 0;
+}
+
+/* Refuses what is not an Aspen database this program understands. *fresh: nothing there yet. */
+static int check_inspection(struct pg_store *s, const struct inspection *in, bool *fresh,
+                            aspen_store_error *err)
+{
+    *fresh = false;
+    if (in->version == 0 && in->others == 0) {
+        *fresh = true;
+        return 0;
+    }
+    if (in->version == 0)
+        return store_err(err, ASPEN_STORE_ECORRUPT,
+                         "PostgreSQL database %s is not an Aspen database: schema \"%s\" holds %lld "
+                         "tables or views (%s%s) and no aspen_schema table. It was left untouched: "
+                         "create a database for aspen (createdb aspen) and pass it in --db",
+                         s->shown, in->nsp, (long long)in->others, in->names,
+                         in->others > 4 ? ", …" : "");
+    if (in->version < 0 || in->app != ASPEN_APPLICATION_ID)
+        return store_err(err, ASPEN_STORE_ECORRUPT,
+                         "PostgreSQL database %s has an aspen_schema table that Aspen did not "
+                         "write (application id %lld, version %lld). It was left untouched: use "
+                         "another database for aspen",
+                         s->shown, (long long)in->app, (long long)in->version);
+    if (in->version > ASPEN_STORE_SCHEMA_VERSION)
+        return store_err(err, ASPEN_STORE_ENEWER,
+                         "database schema version %lld is newer than this aspen (%d): upgrade "
+                         "aspen, or use the aspen that wrote %s",
+                         (long long)in->version, ASPEN_STORE_SCHEMA_VERSION, s->shown);
+    if (in->version < ASPEN_STORE_SCHEMA_VERSION)
+        /* PostgreSQL databases begin at version 4: versions 1-3 predate the backend. */
+        return store_err(err, ASPEN_STORE_ECORRUPT,
+                         "PostgreSQL database %s claims Aspen schema version %lld, which no "
+                         "PostgreSQL Aspen wrote (they begin at 4). It was left untouched: "
+                         "restore it from a backup or use another database",
+                         s->shown, (long long)in->version);
+    return 0;
+}
+
+/* Migrations after version 4 go here: pg_migrations[v - 4] takes a database from v to v + 1,
+ * inside the transaction that holds the schema lock. None yet. */
+static int create_schema(struct pg_store *s, aspen_store_error *err)
+{
+    int code = pg_tx_begin(s, err);
+    if (code)
+        return code;
+    struct pg_params p = {0};
+    pg_p_int(&p, PG_SCHEMA_LOCK);
+    code = exec_ok(s, NULL, "SELECT pg_advisory_xact_lock($1::bigint)", &p,
+                   "waiting for the schema lock", err);
+    if (code)
+        goto rollback;
+    /* Again under the lock: another host may have created it meanwhile. */
+    struct inspection in;
+    bool fresh = false;
+    code = inspect(s, &in, err);
+    if (!code)
+        code = check_inspection(s, &in, &fresh, err);
+    if (code || !fresh)
+        goto rollback; /* nothing to do, or refused: either way nothing written */
+    if (!in.nsp[0]) {
+        code = store_err(err, ASPEN_STORE_EINVAL,
+                         "database %s has no schema to create Aspen's tables in (search_path "
+                         "names none that exists): create one or fix search_path",
+                         s->shown);
+        goto rollback;
+    }
+    PGresult *r = PQexec(s->conn, pg_schema_v4_sql); /* several statements: simple protocol */
+    if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK) {
+        code = pg_err(s, err, r, "creating the schema (version 4)");
+        PQclear(r);
+        goto rollback;
+    }
+    PQclear(r);
+    return pg_tx_commit(s, "committing the schema", err);
+rollback:
+    pg_tx_rollback(s);
+    return code;
+}
+
+/* ---- open and close ------------------------------------------------------------------------------ */
+
+int store_pg_open(const char *conninfo, const aspen_store_options *o, aspen_store **out,
+                  aspen_store_error *err)
+{
+    *out = NULL;
+    struct pg_store *s = calloc(1, sizeof *s);
+    if (!s)
+        return store_err(err, ASPEN_STORE_ENOMEM, "out of memory opening a PostgreSQL database");
+    s->base.ops = &store_pg_ops;
+    s->base.name = store_strdup(conninfo ? conninfo : "");
+    s->base.log_cap = o->log_cap > 0 ? o->log_cap : 1000;
+    s->read_only = o->read_only;
+    store_redact_conninfo(conninfo, s->shown, sizeof s->shown);
+    int code;
+    if (!s->base.name) {
+        code = store_err(err, ASPEN_STORE_ENOMEM, "out of memory opening %s", s->shown);
+        goto fail;
+    }
+    char *emsg = NULL;
+    PQconninfoOption *parsed = PQconninfoParse(conninfo, &emsg);
+    if (!parsed) {
+        char lib[300];
+        one_line(emsg ? emsg : "out of memory", lib, sizeof lib);
+        PQfreemem(emsg);
+        code = store_err(err, ASPEN_STORE_EINVAL,
+                         "'%s' names a PostgreSQL database but libpq cannot read it (%s): write "
+                         "it as postgresql://USER@HOST:PORT/DBNAME or host=HOST dbname=DBNAME",
+                         s->shown, lib);
+        scrub(conninfo, err);
+        goto fail;
+    }
+    PQconninfoFree(parsed);
+    code = pg_connect(s, "", err);
+    if (code)
+        goto fail;
+    struct inspection in;
+    bool fresh = false;
+    code = inspect(s, &in, err);
+    if (!code)
+        code = check_inspection(s, &in, &fresh, err);
+    if (code)
+        goto fail;
+    if (fresh) {
+        if (o->read_only) {
+            code = store_err(err, ASPEN_STORE_EINVAL,
+                             "database %s has no Aspen schema yet: open it once writable (aspen "
+                             "creates it on first use)",
+                             s->shown);
+            goto fail;
+        }
+        if (o->no_create) {
+            code = store_err(err, ASPEN_STORE_ENOTFOUND,
+                             "database %s has no Aspen schema: open it without no_create to "
+                             "create one",
+                             s->shown);
+            goto fail;
+        }
+        code = create_schema(s, err);
+        if (code)
+            goto fail;
+    }
+    *out = &s->base;
+    return 0;
+fail:
+    pg_close(&s->base);
+    return code;
+}
+
+void pg_close(aspen_store *base)
+{
+    struct pg_store *s = pgs(base);
+    if (!s)
+        return;
+    PQfinish(s->conn);
+    free(s->base.name);
+    free(s);
+}
+
+/* ---- check and recount --------------------------------------------------------------------------- */
+
+static int recount_into(struct pg_store *s, int64_t real[ASPEN_STORE_STATE_COUNT],
+                        aspen_store_error *err)
+{
+    memset(real, 0, sizeof(int64_t) * ASPEN_STORE_STATE_COUNT);
+    PGresult *r = pg_exec(s, "aspen_recount", "SELECT state, count(*) FROM jobs GROUP BY state",
+                          NULL, "counting jobs", err);
+    if (!r)
+        return code_of(err);
+    for (int i = 0; i < PQntuples(r); i++) {
+        int state = state_from_text((const unsigned char *)PQgetvalue(r, i, 0));
+        if (state >= 0)
+            real[state] = pg_get_int(r, i, 1);
+    }
+    PQclear(r);
+    return 0;
+}
+
+/* PostgreSQL has no quick_check (amcheck is an extension that may not be there): the check
+ * reads every table Aspen needs, verifies every stored binary against its hash on the server,
+ * and compares the kept counts with a recount. */
+int pg_check(aspen_store *base, aspen_store_error *err)
+{
+    struct pg_store *s = pgs(base);
+    static const char *const tables[] = {"aspen_schema", "jobs",     "attempts", "logs",
+                                         "binaries",     "engines",  "claims",   "job_counts",
+                                         "settings"};
+    for (size_t i = 0; i < sizeof tables / sizeof tables[0]; i++) {
+        char sql[96], what[96];
+        snprintf(sql, sizeof sql, "SELECT 1 FROM %s LIMIT 1", tables[i]);
+        snprintf(what, sizeof what, "checking table %s", tables[i]);
+        PGresult *r = pg_exec_dynamic(s, sql, NULL, what, err);
+        if (!r)
+            return code_of(err);
+        PQclear(r);
+    }
+    PGresult *r = pg_exec(s, "aspen_check_binaries",
+                          "SELECT sha256, encode(sha256(bytes), 'hex'), size, length(bytes)"
+                          " FROM binaries WHERE encode(sha256(bytes), 'hex') <> sha256"
+                          " OR size <> length(bytes) LIMIT 1",
+                          NULL, "checking stored binaries", err);
+    if (!r)
+        return code_of(err);
+    if (PQntuples(r) > 0) {
+        int code = store_err(err, ASPEN_STORE_ECORRUPT,
+                             "database %s is damaged: binary %.16s… does not match its hash (its "
+                             "%s bytes hash to %.16s…, size column %s): resubmit the guest file "
+                             "to store a good copy",
+                             s->shown, PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 3),
+                             PQgetvalue(r, 0, 1), PQgetvalue(r, 0, 2));
+        PQclear(r);
+        return code;
+    }
+    PQclear(r);
+    int64_t kept[ASPEN_STORE_STATE_COUNT], real[ASPEN_STORE_STATE_COUNT];
+    int code = pg_counts(&s->base, kept, err);
+    if (!code)
+        code = recount_into(s, real, err);
+    if (code)
+        return code;
+    for (int i = 0; i < ASPEN_STORE_STATE_COUNT; i++)
+        if (kept[i] != real[i])
+            return store_err(
+                err, ASPEN_STORE_EIO,
+                "job counts drifted in %s (%s: kept %lld, actual %lld), probably after "
+                "rows were changed by hand: run aspen_store_recount",
+                s->shown, aspen_store_state_name((aspen_store_state)i), (long long)kept[i],
+                (long long)real[i]);
+    return 0;
+}
+
+int pg_recount(aspen_store *base, aspen_store_error *err)
+{
+    struct pg_store *s = pgs(base);
+    int code = pg_tx_begin(s, err);
+    if (code)
+        return code;
+    /* The data-version row first, as every committing writer takes it: no writer can commit a
+     * count change between the recount and its write. */
+    code = exec_ok(s, "aspen_version_lock", "SELECT 1 FROM aspen_schema FOR UPDATE", NULL,
+                   "locking the job counts", err);
+    int64_t real[ASPEN_STORE_STATE_COUNT];
+    if (!code)
+        code = recount_into(s, real, err);
+    for (int i = 0; !code && i < ASPEN_STORE_STATE_COUNT; i++) {
+        struct pg_params p = {0};
+        pg_p_text(&p, aspen_store_state_name((aspen_store_state)i));
+        pg_p_int(&p, real[i]);
+        code = exec_ok(s, "aspen_counts_set", "UPDATE job_counts SET n = $2::bigint WHERE state = $1",
+                       &p, "rewriting job counts", err);
+    }
+    if (code) {
+        pg_tx_rollback(s);
+        return code;
+    }
+    s->tx_wrote = true;
+    return pg_tx_commit(s, "rewriting job counts", err);
+}
+
+/* ---- settings and change detection --------------------------------------------------------------- */
+
+int pg_setting_set(aspen_store *base, const char *key, const char *value, aspen_store_error *err)
+{
+    struct pg_store *s = pgs(base);
+    int code = pg_tx_begin(s, err);
+    if (code)
+        return code;
+    struct pg_params p = {0};
+    pg_p_text(&p, key);
+    if (value) {
+        pg_p_text(&p, value);
+        code = exec_ok(s, "aspen_setting_set",
+                       "INSERT INTO settings (key, value) VALUES ($1, $2)"
+                       " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                       &p, "writing a setting", err);
+    } else {
+        code = exec_ok(s, "aspen_setting_del", "DELETE FROM settings WHERE key = $1", &p,
+                       "writing a setting", err);
+    }
+    /* Unpausing makes the queue claimable again: wake idle engines on every host. */
+    if (!code && strcmp(key, "queue.paused") == 0 && (!value || strcmp(value, "0") == 0))
+        code = pg_notify_work(s, err);
+    if (code) {
+        pg_tx_rollback(s);
+        return code;
+    }
+    s->tx_wrote = true;
+    return pg_tx_commit(s, "writing a setting", err);
+}
+
+int pg_setting_get(aspen_store *base, const char *key, char **value, aspen_store_error *err)
+{
+    struct pg_store *s = pgs(base);
+    *value = NULL;
+    struct pg_params p = {0};
+    pg_p_text(&p, key);
+    PGresult *r = pg_exec(s, "aspen_setting_get", "SELECT value FROM settings WHERE key = $1", &p,
+                          "reading a setting", err);
+    if (!r)
+        return code_of(err);
+    int code = 0;
+    if (PQntuples(r) > 0) {
+        bool oom = false;
+        *value = pg_get_text(r, 0, 0, &oom);
+        if (oom)
+            code = store_err(err, ASPEN_STORE_ENOMEM, "out of memory reading a setting");
+    }
+    PQclear(r);
+    return code;
+}
+
+/* PostgreSQL manages its write-ahead log itself (checkpoint_timeout, max_wal_size), and a
+ * CHECKPOINT needs the pg_checkpoint role and frees nothing on a full disk from a client: so
+ * there is nothing for a client to do, and nothing to fail. */
+int pg_checkpoint(aspen_store *base, aspen_store_error *err)
+{
+    (void)base;
+    (void)err;
+    return 0;
+}
+
+int pg_data_version(aspen_store *base, uint64_t *version, aspen_store_error *err)
+{
+    struct pg_store *s = pgs(base);
+    PGresult *r = pg_exec(s, "aspen_data_version", "SELECT data_version FROM aspen_schema", NULL,
+                          "reading the data version", err);
+    if (!r)
+        return code_of(err);
+    *version = (uint64_t)pg_get_int(r, 0, 0) - s->own_commits;
+    PQclear(r);
+    return 0;
+}
+
+/* ---- binaries -------------------------------------------------------------------------------------- */
+
+int pg_binary_store(struct pg_store *s, const char *sha, const void *bytes, size_t size,
+                    const char *name, int64_t now_ms, aspen_store_error *err)
+{
+    struct pg_params p = {0};
+    pg_p_text(&p, sha);
+    pg_p_text(&p, name);
+    pg_p_int(&p, (int64_t)size);
+    pg_p_bytes(&p, bytes ? bytes : "", size);
+    pg_p_now(&p, now_ms);
+    /* Stored once; a stored copy that differs from these bytes (which do hash to sha) was
+     * damaged, and is replaced. */
+    return exec_ok(s, "aspen_binary_store",
+                   "INSERT INTO binaries (sha256, name, size, bytes, created_at)"
+                   " VALUES ($1, $2, $3::bigint, $4, " PG_NOW(5) ")"
+                   " ON CONFLICT (sha256) DO UPDATE SET size = excluded.size, bytes = excluded.bytes"
+                   " WHERE binaries.size <> excluded.size OR binaries.bytes <> excluded.bytes",
+                   &p, "storing a binary", err);
+}
+
+int pg_binary_exists(struct pg_store *s, const char *sha, aspen_store_error *err)
+{
+    struct pg_params p = {0};
+    pg_p_text(&p, sha);
+    PGresult *r = pg_exec(s, "aspen_binary_exists", "SELECT 1 FROM binaries WHERE sha256 = $1", &p,
+                          "looking up a binary", err);
+    if (!r)
+        return code_of(err);
+    int n = PQntuples(r);
+    PQclear(r);
+    if (n)
+        return 0;
+    return store_err(err, ASPEN_STORE_ENOTFOUND,
+                     "binary %.16s… is not stored in %s: store it first (aspen_store_put_binary) "
+                     "or submit the job with the binary's bytes",
+                     sha, s->shown);
+}
+
+int pg_put_binary(aspen_store *base, const void *bytes, size_t size, const char *name,
+                  int64_t now_ms, char sha256_out[65], aspen_store_error *err)
+{
+    struct pg_store *s = pgs(base);
+    char sha[65];
+    aspen_store_sha256_hex(bytes ? bytes : "", size, sha);
+    int code = pg_tx_begin(s, err);
+    if (code)
+        return code;
+    code = pg_binary_store(s, sha, bytes, size, name, now_ms, err);
+    if (code) {
+        pg_tx_rollback(s);
+        return code;
+    }
+    code = pg_tx_commit(s, "storing a binary", err);
+    if (!code && sha256_out)
+        memcpy(sha256_out, sha, 65);
+    return code;
+}
+
+int pg_get_binary(aspen_store *base, const char *sha256, aspen_store_binary *out,
+                  aspen_store_error *err)
+{
+    struct pg_store *s = pgs(base);
+    memset(out, 0, sizeof *out);
+    struct pg_params p = {0};
+    pg_p_text(&p, sha256);
+    PGresult *r = pg_exec(s, "aspen_binary_get",
+                          "SELECT name, bytes, created_at FROM binaries WHERE sha256 = $1", &p,
+                          "reading a binary", err);
+    if (!r)
+        return code_of(err);
+    int code = 0;
+    if (PQntuples(r) == 0) {
+        code = store_err(err, ASPEN_STORE_ENOTFOUND, "binary %.16s… is not stored in %s", sha256,
+                         s->shown);
+        goto done;
+    }
+    bool oom = false;
+    out->name = pg_get_text(r, 0, 0, &oom);
+    out->bytes = pg_get_bytes(r, 0, 1, &out->size, &oom);
+    out->created_at_ms = pg_get_int(r, 0, 2);
+    if (!oom && !out->bytes)
+        oom = !(out->bytes = calloc(1, 1));
+    if (oom) {
+        aspen_store_binary_clear(out);
+        code = store_err(err, ASPEN_STORE_ENOMEM, "out of memory reading a binary");
+        goto done;
+    }
+    /* The bytes become guest code: they must be what was stored under this hash. */
+    char actual[65];
+    aspen_store_sha256_hex(out->bytes, out->size, actual);
+    if (strcmp(actual, sha256) != 0) {
+        code = store_err(err, ASPEN_STORE_ECORRUPT,
+                         "binary %.16s… in %s is damaged: its %zu stored bytes hash to %.16s…. "
+                         "Resubmit the job with the guest file (that stores a good copy again)",
+                         sha256, s->shown, out->size, actual);
+        aspen_store_binary_clear(out);
+        goto done;
+    }
+    memcpy(out->sha256, sha256, 65);
+done:
+    PQclear(r);
+    return code;
+}
+
+/* ---- the ops table ---------------------------------------------------------------------------------- */
+
+const struct store_ops store_pg_ops = {
+    .name = "postgresql",
+    .close = pg_close,
+    .check = pg_check,
+    .recount = pg_recount,
+    .setting_set = pg_setting_set,
+    .setting_get = pg_setting_get,
+    .checkpoint = pg_checkpoint,
+    .data_version = pg_data_version,
+    .put_binary = pg_put_binary,
+    .get_binary = pg_get_binary,
+    .submit_batch = pg_submit_batch,
+    .claim = pg_claim,
+    .unclaim = pg_unclaim,
+    .append_logs = pg_append_logs,
+    .commit = pg_commit,
+    .release = pg_release,
+    .cancel = pg_cancel,
+    .rerun = pg_rerun,
+    .retry = pg_retry,
+    .delete = pg_delete,
+    .purge = pg_purge,
+    .engine_register = pg_engine_register,
+    .engine_renew = pg_engine_renew,
+    .engine_unregister = pg_engine_unregister,
+    .engines = pg_engines,
+    .recover = pg_recover,
+    .cancel_requests = pg_cancel_requests,
+    .get = pg_get,
+    .list = pg_list,
+    .count = pg_count,
+    .retry_failed = pg_retry_failed,
+    .cancel_matching = pg_cancel_matching,
+    .counts = pg_counts,
+    .oldest_waiting = pg_oldest_waiting,
+    .attempts = pg_attempts,
+    .logs = pg_logs,
+    .wait_fd = pg_wait_fd,
+    .notified = pg_notified,
+};

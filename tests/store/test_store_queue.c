@@ -532,10 +532,7 @@ static void test_purge_and_recount(void **state)
     assert_int_equal(aspen_store_check(f->s, &e), 0);
 
     /* Rows changed behind the store's back: the check notices, recount repairs. */
-    sqlite3 *db = NULL;
-    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
-    assert_int_equal(sqlite3_exec(db, "DELETE FROM jobs WHERE state = 'queued'", NULL, NULL, NULL), SQLITE_OK);
-    sqlite3_close(db);
+    fx_raw_exec(f, "DELETE FROM jobs WHERE state = 'queued'");
     assert_int_equal(aspen_store_check(f->s, &e), ASPEN_STORE_EIO);
     assert_non_null(strstr(e.msg, "counts drifted"));
     assert_int_equal(aspen_store_recount(f->s, &e), 0);
@@ -771,5 +768,5 @@ int main(void)
         T(test_log_cap),
         T(test_list_filters_counts),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return run_store_tests("test_store_queue", tests, sizeof tests / sizeof tests[0], NULL, 0);
 }

@@ -26,19 +26,9 @@ int aspen_store_open(const char *name, const aspen_store_options *opts, aspen_st
     *out = NULL;
     if (err)
         err->code = 0, err->msg[0] = '\0';
-    const char *form = NULL;
-    if (store_backend_of(name, &form) == STORE_BACKEND_POSTGRES) {
-        char shown[256];
-        store_redact_conninfo(name, shown, sizeof shown);
-        /* Not routed anywhere: a backend that implements part of the contract would lose jobs. */
-        return store_err(err, ASPEN_STORE_EINVAL,
-                         "database '%s' is %s, so it names a PostgreSQL database, but this build "
-                         "of aspen's store supports only SQLite database files so far (the "
-                         "PostgreSQL backend is not built yet): pass --db (or ASPEN_DB) a file "
-                         "path such as ./aspen.db",
-                         shown, form);
-    }
     aspen_store_options o = opts ? *opts : (aspen_store_options){0};
+    if (store_backend_of(name, NULL) == STORE_BACKEND_POSTGRES)
+        return store_pg_open(name, &o, out, err);
     return store_sqlite_open(name, &o, out, err);
 }
 

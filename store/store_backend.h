@@ -8,8 +8,8 @@
  * once beside api.c: the states and the transition table (state.c), the filter language
  * (filter.c), backoff, errors and small helpers (common.c), SHA-256 (sha256.c).
  *
- * Backends: SQLite (sqlite/). PostgreSQL is recognised by name (store_backend_of) but has no
- * backend yet, so opening such a name fails with ASPEN_STORE_EINVAL and says so. */
+ * Backends: SQLite (sqlite/) for a file path, PostgreSQL (postgres/) for a postgresql:// or
+ * postgres:// URI or a libpq key=value string (store_backend_of). */
 #ifndef ASPEN_STORE_BACKEND_H
 #define ASPEN_STORE_BACKEND_H
 
@@ -114,6 +114,9 @@ void store_redact_conninfo(const char *name, char *out, size_t size);
 /* Opens an SQLite database at `path` with options already defaulted; see aspen_store_open. */
 int store_sqlite_open(const char *path, const aspen_store_options *o, aspen_store **out,
                       aspen_store_error *err);
+/* Opens a PostgreSQL database named by a URI or libpq key=value string (postgres/pg_open.c). */
+int store_pg_open(const char *conninfo, const aspen_store_options *o, aspen_store **out,
+                  aspen_store_error *err);
 
 /* ---- shared helpers ---------------------------------------------------------------------------- */
 

@@ -98,8 +98,11 @@ typedef struct aspen_store_options {
     bool no_create;      /* fail with ENOTFOUND if the file does not exist */
 } aspen_store_options;
 
-/* Opens (creating if needed) and migrates the database at `path` (":memory:" for a private one).
- * Errors: ENODIR, EPERM, ECORRUPT (never overwritten), ENEWER, EBUSY, EFULL, EIO. */
+/* Opens (creating if needed) and migrates the database at `path` (":memory:" for a private one),
+ * or, for a postgresql:// or postgres:// URI or a libpq key=value string, a PostgreSQL database
+ * (its schema created on first use; docs/STORE.md "Backends").
+ * Errors: ENODIR, EPERM, ECORRUPT (never overwritten), ENEWER, EBUSY, EFULL, EIO; on PostgreSQL
+ * also ENOTFOUND (no such database) and EPERM (authentication refused). */
 int aspen_store_open(const char *path, const aspen_store_options *opts, aspen_store **out,
                      aspen_store_error *err);
 void aspen_store_close(aspen_store *s); /* NULL is fine */

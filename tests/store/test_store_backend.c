@@ -1,9 +1,9 @@
 /* test_store_backend.c — the seam between the store's API and its backends: which backend a
- * database name asks for (store_backend_of), that a PostgreSQL name is refused with an honest
- * message (this build has no PostgreSQL backend) and never falls through to SQLite as a file of
- * that name, that the refusal never echoes a password, the shared JSON check of payloads and tags,
- * and that the checks api.c makes for every backend (job specs, payload and tags, binary hashes, a
- * NULL handle) run before any backend is reached. */
+ * database name asks for (store_backend_of), that a PostgreSQL name goes to the PostgreSQL backend
+ * (with no server there: an error naming what was tried) and never falls through to SQLite as a
+ * file of that name, that no error message echoes a password, the shared JSON check of payloads
+ * and tags, and that the checks api.c makes for every backend (job specs, payload and tags, binary
+ * hashes, a NULL handle) run before any backend is reached. */
 #include "helpers.h"
 
 #include <sys/stat.h>
@@ -62,9 +62,10 @@ static void test_postgres_names(void **state)
     expect_kind("sslmode=disable", STORE_BACKEND_POSTGRES, kv);
 }
 
-/* Opening a PostgreSQL name: EINVAL, the message says what was recognised, that only SQLite files
- * are supported so far, and what to pass instead; and no SQLite file of that name appears. */
-static void test_postgres_open_refused(void **state)
+/* Opening a PostgreSQL name goes to the PostgreSQL backend, never to SQLite: with no server
+ * where it points, EIO saying which socket or host and port was tried and how to start a server;
+ * and no SQLite file of that name appears. (test_store_pgopen covers a real server.) */
+static void test_postgres_open_unreachable(void **state)
 {
     (void)state;
     char dir[] = "/tmp/aspen-backend-test-XXXXXX", cwd[4096];
@@ -72,11 +73,11 @@ static void test_postgres_open_refused(void **state)
     assert_non_null(getcwd(cwd, sizeof cwd));
     assert_int_equal(chdir(dir), 0);
     const struct {
-        const char *name, *form;
+        const char *name, *tried;
     } cases[] = {
-        {"postgresql://aspen@localhost/aspen", "postgresql:// URI"},
-        {"postgres://localhost:5432/aspen", "postgres:// URI"},
-        {"dbname=aspen host=localhost", "libpq key=value"},
+        {"postgresql://aspen@127.0.0.1:1/aspen", "127.0.0.1 port 1"},
+        {"postgres://127.0.0.1:1/aspen", "127.0.0.1 port 1"},
+        {"dbname=aspen host=/nonexistent-aspen-dir port=1", "socket /nonexistent-aspen-dir/.s.PGSQL.1"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         aspen_store *s = (aspen_store *)&s; /* must be reset to NULL */
@@ -84,36 +85,45 @@ static void test_postgres_open_refused(void **state)
         aspen_store_options ro = {.read_only = true};
         for (int opt = 0; opt < 2; opt++) {
             assert_int_equal(aspen_store_open(cases[i].name, opt ? &ro : NULL, &s, &e),
-                             ASPEN_STORE_EINVAL);
+                             ASPEN_STORE_EIO);
             assert_null(s);
-            assert_int_equal(e.code, ASPEN_STORE_EINVAL);
-            if (!strstr(e.msg, cases[i].form) || !strstr(e.msg, "PostgreSQL") ||
-                !strstr(e.msg, "only SQLite") || !strstr(e.msg, "file path") ||
-                !strstr(e.msg, cases[i].name))
+            assert_int_equal(e.code, ASPEN_STORE_EIO);
+            if (!strstr(e.msg, "cannot reach the PostgreSQL server") ||
+                !strstr(e.msg, cases[i].tried) || !strstr(e.msg, "Is it running?") ||
+                !strstr(e.msg, "Start it") || !strstr(e.msg, cases[i].name))
                 fail_msg("message for '%s': %s", cases[i].name, e.msg);
         }
         struct stat st;
         assert_int_not_equal(stat(cases[i].name, &st), 0); /* no file of that name was made */
     }
+    /* A string libpq cannot read is EINVAL, saying how to write one. */
+    aspen_store *s = NULL;
+    aspen_store_error e = {0};
+    assert_int_equal(aspen_store_open("host=127.0.0.1 bogus=1", NULL, &s, &e), ASPEN_STORE_EINVAL);
+    if (!strstr(e.msg, "libpq cannot read it") || !strstr(e.msg, "bogus"))
+        fail_msg("%s", e.msg);
     /* An empty directory stays empty: nothing fell through to SQLite. */
     assert_int_equal(chdir(cwd), 0);
     assert_int_equal(rmdir(dir), 0);
 }
 
-static void test_refusal_hides_password(void **state)
+/* Hostile: a password in the database name never appears in a message, whatever the form. */
+static void test_open_errors_hide_password(void **state)
 {
     (void)state;
     const char *names[] = {
-        "postgresql://aspen:s3cr3t@localhost/aspen",
-        "postgres://u:s3cr3t@h/db?sslmode=require",
-        "postgresql://h/db?sslmode=require&password=s3cr3t",
-        "host=localhost password=s3cr3t dbname=aspen",
-        "password = 's3cr3t with space\\' quote' dbname=aspen",
+        "postgresql://aspen:s3cr3t@127.0.0.1:1/aspen",
+        "postgres://u:s3cr3t@127.0.0.1:1/db?sslmode=disable",
+        "postgresql://127.0.0.1:1/db?sslmode=disable&password=s3cr3t",
+        "host=127.0.0.1 port=1 password=s3cr3t dbname=aspen",
+        "password = 's3cr3t with space\\' quote' host=127.0.0.1 port=1 dbname=aspen",
+        "host=127.0.0.1 password=s3cr3t bogus=1", /* libpq cannot parse it */
     };
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         aspen_store *s = NULL;
         aspen_store_error e = {0};
-        assert_int_equal(aspen_store_open(names[i], NULL, &s, &e), ASPEN_STORE_EINVAL);
+        assert_true(aspen_store_open(names[i], NULL, &s, &e) < 0);
+        assert_null(s);
         if (strstr(e.msg, "s3cr3t") || !strstr(e.msg, "***"))
             fail_msg("password shown for '%s': %s", names[i], e.msg);
     }
@@ -320,8 +330,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_paths_are_sqlite),
         cmocka_unit_test(test_postgres_names),
-        cmocka_unit_test(test_postgres_open_refused),
-        cmocka_unit_test(test_refusal_hides_password),
+        cmocka_unit_test(test_postgres_open_unreachable),
+        cmocka_unit_test(test_open_errors_hide_password),
         cmocka_unit_test(test_redact),
         cmocka_unit_test(test_common_checks_first),
         cmocka_unit_test(test_json_check),

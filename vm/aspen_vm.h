@@ -54,6 +54,9 @@ aspen_vm_image *aspen_vm_image_retain(aspen_vm_image *img);
 void aspen_vm_image_release(aspen_vm_image *img);
 const char *aspen_vm_image_name(const aspen_vm_image *img);
 size_t aspen_vm_image_file_size(const aspen_vm_image *img);
+/* True for a static Linux program (no Aspen ABI note; docs/ABI.md section 12): it runs main()
+ * with stdin as the job's input, stdout as its output and stderr lines as log lines. */
+bool aspen_vm_image_is_linux(const aspen_vm_image *img);
 /* Bytes of guest memory the image itself occupies (its pages). */
 size_t aspen_vm_image_mem_size(const aspen_vm_image *img);
 
@@ -105,6 +108,11 @@ typedef struct aspen_vm_config {
     bool warm;            /* snapshot after start-up so runs can be repeated; default true */
     aspen_vm_log_fn startup_log; /* lines the guest prints during start-up (ASPEN_INIT); may be NULL */
     void *startup_log_user;
+    /* A static Linux program's arguments after argv[0] (which is the image's name): a
+     * NULL-terminated array read only during aspen_vm_create, or NULL for none. Ignored for
+     * Aspen-ABI guests. Start-up, which sees them, runs once per VM: VMs made with different
+     * arguments are different VMs. */
+    const char *const *argv;
 } aspen_vm_config;
 
 void aspen_vm_config_default(aspen_vm_config *cfg);

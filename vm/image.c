@@ -169,6 +169,7 @@ int aspen_vm_image_load_mem(const void *bytes, size_t len, const char *name, asp
 
     struct aspen_abi_note note;
     int have_note = 0;
+    bool have_tls = false;
     for (unsigned i = 0; i < eh.e_phnum; i++) {
         Elf64_Phdr ph;
         memcpy(&ph, f + eh.e_phoff + (uint64_t)i * sizeof ph, sizeof ph);
@@ -187,9 +188,11 @@ int aspen_vm_image_load_mem(const void *bytes, size_t len, const char *name, asp
                  "does not apply): link it statically (-static, e.g. musl-gcc or the SDK)",
                  name);
         case PT_TLS:
-            FAIL("%s uses thread-local storage, which guests cannot have (there is no thread "
-                 "pointer): build it with the SDK (no __thread, no stack protector)",
-                 name);
+            have_tls = true; /* fine for a Linux program (libc sets FS), refused below otherwise */
+            break;
+        case PT_PHDR:
+            img->phdr = ph.p_vaddr;
+            break;
         case PT_NOTE:
             if (!have_note) {
                 int r = find_note(f, n, ph.p_offset, ph.p_filesz, &note);
@@ -234,6 +237,10 @@ int aspen_vm_image_load_mem(const void *bytes, size_t len, const char *name, asp
             s->file_off = ph.p_offset;
             s->file_len = ph.p_filesz;
             s->page_off = ph.p_vaddr - s->gva;
+            /* Where the program headers are in memory (AT_PHDR, for a Linux program's libc). */
+            if (!img->phdr && eh.e_phoff >= ph.p_offset && eh.e_phoff - ph.p_offset < ph.p_filesz &&
+                (uint64_t)eh.e_phnum * sizeof(Elf64_Phdr) <= ph.p_filesz - (eh.e_phoff - ph.p_offset))
+                img->phdr = ph.p_vaddr + (eh.e_phoff - ph.p_offset);
             break;
         }
         default:
@@ -282,9 +289,25 @@ int aspen_vm_image_load_mem(const void *bytes, size_t len, const char *name, asp
              (unsigned long long)eh.e_entry);
     img->entry = eh.e_entry;
 
-    if (!have_note)
-        FAIL("%s was not built with the Aspen SDK: it has no Aspen ABI note. Build it with "
-             "scripts/build-guest.sh (or add the note described in docs/ABI.md)",
+    img->phnum = eh.e_phnum;
+    if (!have_note) {
+        /* No Aspen ABI note: a static Linux program (e.g. built with musl-gcc -static), run
+         * through the system-call layer of vm/linux.c. Its program headers must be mapped for
+         * its libc to find its TLS template. */
+        img->linux_abi = true;
+        if (img->phdr && !seg_at(img, img->phdr))
+            img->phdr = 0;
+        if (have_tls && !img->phdr)
+            FAIL("%s uses thread-local storage but its program headers are not in a loaded "
+                 "segment, so its C library cannot find the TLS template: link it with the "
+                 "default linker script (musl-gcc -static)",
+                 name);
+        goto build;
+    }
+    if (have_tls)
+        FAIL("%s uses thread-local storage, which Aspen-ABI guests cannot have (there is no "
+             "thread pointer): build it with the SDK (no __thread, no stack protector), or "
+             "without the Aspen ABI note as a static Linux program (docs/ABI.md section 12)",
              name);
     if (note.abi_version != ASPEN_ABI_VERSION)
         FAIL("%s was built for Aspen ABI version %u, but this host speaks version %u: rebuild it "
@@ -297,6 +320,7 @@ int aspen_vm_image_load_mem(const void *bytes, size_t len, const char *name, asp
              name);
     img->execute = note.execute;
 
+build:
     /* Build the page-rounded contents: read-only segments into one memfd, writable ones into
      * private templates. */
     for (int i = 0; i < img->nseg; i++) {
@@ -443,3 +467,4 @@ void aspen_vm_image_release(aspen_vm_image *img)
 const char *aspen_vm_image_name(const aspen_vm_image *img) { return img->name; }
 size_t aspen_vm_image_file_size(const aspen_vm_image *img) { return img->file_size; }
 size_t aspen_vm_image_mem_size(const aspen_vm_image *img) { return img->ro_size + img->rw_size; }
+bool aspen_vm_image_is_linux(const aspen_vm_image *img) { return img->linux_abi; }

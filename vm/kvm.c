@@ -223,6 +223,20 @@ int vm_kvm_setup(aspen_vm *vm, aspen_vm_error *err)
             return rc;
         }
     }
+    if (vm->img->linux_abi) {
+        /* `syscall` lands on the trampoline's syscall entry (vm/linux.c); the selectors in STAR
+         * are the host's (sysret is never used: the host resumes the guest itself). */
+        uint64_t lstar = SYS_GVA + SYS_TRAMP_OFF + (uint64_t)(aspen_tramp_syscall - aspen_tramp_start);
+        if (vm_set_msr(vm, MSR_LSTAR, lstar) != 0 ||
+            vm_set_msr(vm, MSR_STAR, (uint64_t)SEL_KCODE << 32 | (uint64_t)SEL_KDATA << 48) != 0 ||
+            vm_set_msr(vm, MSR_SFMASK, 0x47700) != 0) { /* TF, IF, DF, IOPL, NT, AC cleared */
+            vm_set_error(err, ASPEN_VM_EKVM, "KVM_SET_MSRS (the system-call entry) failed: %s",
+                         strerror(errno));
+            return rc;
+        }
+        vm->lx_entry_rip = lstar;
+        vm->sregs.efer |= X86_EFER_SCE;
+    }
     if (vm->ring_n) {
         void *ring = mmap(NULL, (size_t)vm->ring_n * sizeof(struct kvm_dirty_gfn),
                           PROT_READ | PROT_WRITE, MAP_SHARED, vm->cpufd,
@@ -242,4 +256,22 @@ int vm_kvm_setup(aspen_vm *vm, aspen_vm_error *err)
         }
     }
     return 0;
+}
+
+int vm_set_msr(aspen_vm *vm, uint32_t index, uint64_t value)
+{
+    struct {
+        struct kvm_msrs h;
+        struct kvm_msr_entry e;
+    } m;
+    memset(&m, 0, sizeof m);
+    m.h.nmsrs = 1;
+    m.e.index = index;
+    m.e.data = value;
+    int r = vm_ioctl(vm->cpufd, KVM_SET_MSRS, &m);
+    if (r == 1)
+        return 0;
+    if (r >= 0)
+        errno = EINVAL;
+    return -1;
 }

@@ -15,6 +15,10 @@
 #include <sys/ioctl.h>
 
 static void finish_done(aspen_vm *vm, aspen_vm_result *res);
+static int run_linux(aspen_vm *vm, const aspen_vm_run_opts *opts, struct run_ctx *c,
+                     aspen_vm_error *err);
+static int run_end(aspen_vm *vm, struct run_ctx *c, enum ev ev, uint64_t t0, uint32_t timeout,
+                   uint64_t in_gva, uint64_t in_len, aspen_vm_error *err);
 
 static enum ev run_loop(aspen_vm *vm, struct run_ctx *c)
 {
@@ -53,6 +57,23 @@ static enum ev run_loop(aspen_vm *vm, struct run_ctx *c)
                 memcpy(&data, (uint8_t *)run + run->io.data_offset, 4);
             if (run->io.port == ASPEN_PORT_FAULT)
                 return EV_FAULT;
+            if (vm->img->linux_abi) {
+                /* A Linux program talks to the host through system calls only. */
+                if (out4 && run->io.port == ASPEN_PORT_CALL && vm_lx_is_syscall_exit(vm)) {
+                    switch (vm_lx_syscall(vm, c)) {
+                    case LX_CONTINUE: continue;
+                    case LX_READY: return EV_READY;
+                    case LX_END: return EV_DONE;
+                    default: return EV_ILLEGAL;
+                    }
+                }
+                snprintf(res->message, sizeof res->message,
+                         "illegal host call: %s of %u byte(s) to port 0x%x by a Linux program, "
+                         "which talks to the host only through system calls",
+                         run->io.direction == KVM_EXIT_IO_OUT ? "OUT" : "IN", run->io.size,
+                         run->io.port);
+                return EV_ILLEGAL;
+            }
             if (out4 && run->io.port == ASPEN_PORT_CALL) {
                 if (vm_hostcall(vm, data, c) != 0)
                     return EV_ILLEGAL;
@@ -245,6 +266,18 @@ int vm_startup(aspen_vm *vm, aspen_vm_error *err)
      * through the run page when KVM can take them there (two ioctls fewer per cold start). */
     struct kvm_regs regs;
     vm_set_run_regs(&regs, vm->img->entry, vm->stack_hi, vm->block_gva, 0, 0);
+    if (vm->img->linux_abi) {
+        if (!(atomic_load(&vm_kvm.cpl3) & TRAMP_HAS_FSGSBASE)) {
+            vm_set_error(err, ASPEN_VM_EINVAL, "%s is a Linux program, which needs a thread "
+                         "pointer the host can reset per job (FSGSBASE at CPL 3), and this CPU "
+                         "or KVM does not offer it", vm->img->name);
+            return ASPEN_VM_EINVAL;
+        }
+        /* Linux's process entry: rsp at argc, every other register 0. Each exit reports the
+         * registers (a system call's arguments) and the segments (its CPL) in the run page. */
+        vm_set_run_regs(&regs, vm->img->entry, vm->lx_regs.rsp, 0, 0, 0);
+        vm->run->kvm_valid_regs = KVM_SYNC_X86_REGS | (vm_kvm.sync_sregs ? KVM_SYNC_X86_SREGS : 0);
+    }
     if (load_vcpu(vm, &regs, sregs) != 0) {
         vm_set_error(err, ASPEN_VM_EKVM, "cannot set the vCPU's initial state: %s",
                      strerror(errno));
@@ -256,8 +289,12 @@ int vm_startup(aspen_vm *vm, aspen_vm_error *err)
                         .res = &res, .startup = true, .on_log = vm->cfg.startup_log,
                         .log_user = vm->cfg.startup_log_user};
     enum ev ev = run_guarded(vm, &c);
+    if (vm->img->linux_abi)
+        vm_lx_end_run(vm, &c);
     switch (ev) {
     case EV_READY:
+        if (vm->img->linux_abi && (rc = vm_lx_capture(vm, err)) != 0)
+            return rc;
         break;
     case EV_FAULT:
         vm_describe_fault(vm, &res);
@@ -266,6 +303,9 @@ int vm_startup(aspen_vm *vm, aspen_vm_error *err)
         if (ev == EV_TIMEOUT)
             snprintf(res.message, sizeof res.message, "it did not reach its ready point within "
                      "%u ms", vm->cfg.timeout_ms);
+        else if (ev == EV_DONE && vm->img->linux_abi)
+            snprintf(res.message, sizeof res.message, "it ended before its first system call "
+                     "that depends on the job");
         else if (ev == EV_DONE) {
             /* e.g. a panic in the guest's init function: say what the guest said */
             finish_done(vm, &res);
@@ -413,6 +453,11 @@ int aspen_vm_run(aspen_vm *vm, const aspen_vm_run_opts *opts, aspen_vm_result *r
     uint32_t timeout = opts->timeout_ms ? opts->timeout_ms : vm->cfg.timeout_ms;
     res->stats.bytes_in = opts->input_len;
 
+    struct run_ctx c = {.deadline = t0 + (uint64_t)timeout * 1000000ull, .cancel = opts->cancel,
+                        .res = res, .on_log = opts->on_log, .log_user = opts->log_user};
+    if (vm->img->linux_abi)
+        return run_linux(vm, opts, &c, err);
+
     /* Input at the top of the heap range, 16-byte aligned, leaving the job a page of heap. */
     uint64_t heap_bytes = vm->heap_end - vm->heap_start;
     uint64_t in_len = opts->input_len;
@@ -450,12 +495,48 @@ int aspen_vm_run(aspen_vm *vm, const aspen_vm_run_opts *opts, aspen_vm_result *r
     }
     vm->need_sregs = false;
 
-    struct run_ctx c = {.deadline = t0 + (uint64_t)timeout * 1000000ull, .cancel = opts->cancel,
-                        .res = res, .on_log = opts->on_log, .log_user = opts->log_user};
     enum ev ev = run_guarded(vm, &c);
+    return run_end(vm, &c, ev, t0, timeout, in_gva, in_len, err);
+}
+
+/* A job of a Linux program: the system call start-up stopped on is performed for this job, then
+ * the guest resumes after it, through the trampoline (which resets the CPU state). */
+static int run_linux(aspen_vm *vm, const aspen_vm_run_opts *opts, struct run_ctx *c,
+                     aspen_vm_error *err)
+{
+    uint64_t t0 = now_ns();
+    uint32_t timeout = opts->timeout_ms ? opts->timeout_ms : vm->cfg.timeout_ms;
+    struct kvm_regs regs;
+    enum ev ev;
+    int lx = vm_lx_begin(vm, c, opts->input, opts->input_len, &regs);
+    if (lx == LX_END) {
+        ev = EV_DONE;
+    } else if (lx != LX_CONTINUE) {
+        ev = EV_ILLEGAL;
+    } else {
+        if (load_vcpu(vm, &regs, vm->need_sregs) != 0) {
+            vm_set_error(err, ASPEN_VM_EKVM, "cannot reset the vCPU: %s", strerror(errno));
+            vm->broken = true;
+            return ASPEN_VM_EKVM;
+        }
+        vm->need_sregs = false;
+        ev = run_guarded(vm, c);
+    }
+    vm_lx_end_run(vm, c);
+    return run_end(vm, c, ev, t0, timeout, 0, 0, err);
+}
+
+/* How a run ended, for both kinds of guest: the result, then the VM quiesced and restored. */
+static int run_end(aspen_vm *vm, struct run_ctx *c, enum ev ev, uint64_t t0, uint32_t timeout,
+                   uint64_t in_gva, uint64_t in_len, aspen_vm_error *err)
+{
+    aspen_vm_result *res = c->res;
     switch (ev) {
     case EV_DONE:
-        finish_done(vm, res);
+        if (vm->img->linux_abi)
+            vm_lx_finish(vm, res, ev);
+        else
+            finish_done(vm, res);
         break;
     case EV_FAULT:
         res->outcome = ASPEN_VM_FAULT;
@@ -474,7 +555,7 @@ int aspen_vm_run(aspen_vm *vm, const aspen_vm_run_opts *opts, aspen_vm_result *r
         break;
     case EV_ILLEGAL:
         res->outcome = ASPEN_VM_ILLEGAL_CALL;
-        if (strncmp(res->message, "illegal host call", 17) != 0) {
+        if (strncmp(res->message, "illegal host call", 17) != 0 && !vm->img->linux_abi) {
             static const char pre[] = "illegal host call: ";
             size_t keep = sizeof res->message - sizeof pre;
             memmove(res->message + sizeof pre - 1, res->message, keep);

@@ -47,6 +47,22 @@ static int dirty_push(aspen_vm *vm, uint32_t idx)
     return 0;
 }
 
+int vm_note_host_write(aspen_vm *vm, uint64_t gva, uint64_t len)
+{
+    if (!vm->warm || !vm->cold_size || !len)
+        return 0;
+    uint64_t end;
+    if (__builtin_add_overflow(gva, len, &end))
+        return -1;
+    for (uint64_t g = PAGE_DOWN(gva); g < end; g += PAGE) {
+        const struct region *r = vm_region_of(vm, g);
+        if (r && r->slot == 3 &&
+            dirty_push(vm, (uint32_t)((r->gpa - vm->gpa_cold + (g - r->gva)) / PAGE)) != 0)
+            return -1;
+    }
+    return 0;
+}
+
 /* Take every entry the kernel has published, give the entries back, and re-arm write protection
  * of the harvested pages (KVM_RESET_DIRTY_RINGS), as KVM_GET_DIRTY_LOG would. Also called when the
  * ring fills up in the middle of a run (KVM_EXIT_DIRTY_RING_FULL). */

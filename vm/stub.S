@@ -12,6 +12,7 @@
  * layout comes from vm/x86.h, which the C side reads too.
  */
 #include "x86.h"
+#define ASPEN_PORT_SYSCALL_OUT 0xa0 /* ASPEN_PORT_CALL: told apart by where the OUT is */
 
     .section .rodata.aspen_stub, "a"
     .balign 16
@@ -152,12 +153,39 @@ aspen_tramp_fsgs:
     wrfsbase %rcx
     wrgsbase %rcx
 aspen_tramp_fsgs_end:
+    testq %r10, %r10
+    jnz aspen_tramp_resume
     movq %r9, %rdx
     movq %r8, %rax
     xorl %ecx, %ecx
     xorl %r8d, %r8d
     xorl %r9d, %r9d
     jmp *%rax
+
+/* A job of a Linux program (vm/linux.c) resumes where start-up stopped, at the system call the
+ * snapshot was taken on: FS/GS base (the thread pointer musl set with arch_prctl) and the
+ * registers used above come from the host-written resume block, the rest from the run page. */
+aspen_tramp_resume:
+    movq aspen_tramp_start + TRAMP_RES + RES_FS(%rip), %rcx
+    wrfsbase %rcx
+    movq aspen_tramp_start + TRAMP_RES + RES_GS(%rip), %rcx
+    wrgsbase %rcx
+    movq aspen_tramp_start + TRAMP_RES + RES_RAX(%rip), %rax
+    movq aspen_tramp_start + TRAMP_RES + RES_RCX(%rip), %rcx
+    movq aspen_tramp_start + TRAMP_RES + RES_RDX(%rip), %rdx
+    movq aspen_tramp_start + TRAMP_RES + RES_R8(%rip), %r8
+    movq aspen_tramp_start + TRAMP_RES + RES_R9(%rip), %r9
+    movq aspen_tramp_start + TRAMP_RES + RES_R10(%rip), %r10
+    jmp *aspen_tramp_start + TRAMP_RES + RES_RIP(%rip)
+
+/* Where `syscall` lands (MSR_LSTAR) in a Linux program's VM. On nested kvm_pvm it arrives here at
+ * CPL 3 with rcx = the return address and r11 = RFLAGS; the OUT hands the call to the host
+ * (vm/linux.c), which reads the registers from the run page, performs the call, and resumes the
+ * guest at rcx with rax = the result. The host never lets the guest run past the OUT. */
+    .globl aspen_tramp_syscall
+aspen_tramp_syscall:
+    outl %eax, $ASPEN_PORT_SYSCALL_OUT
+9:  jmp 9b
 
 /* What guest code at CPL 3 can use on this machine, asked once per process by the host before the
  * first guest's start-up (cpu.c): the CPUID bits that say XSAVE (OSXSAVE), protection keys (OSPKE)

@@ -332,6 +332,12 @@ int aspen_vm_create(aspen_vm_image *img, const aspen_vm_config *cfg_in, aspen_vm
     vm->blk->heap_end = vm->heap_end;
     vm->blk->input_ptr = vm->heap_end;
 
+    if (img->linux_abi) {
+        rc = vm_lx_init(vm, err);
+        vm->cfg.argv = NULL; /* the caller's array is not ours to keep */
+        if (rc)
+            goto fail_destroy;
+    }
     if ((rc = vm_kvm_setup(vm, err)) != 0)
         goto fail_destroy;
     if ((rc = vm_startup(vm, err)) != 0)
@@ -370,6 +376,7 @@ void aspen_vm_destroy(aspen_vm *vm)
     free(vm->dirty);
     if (vm->ring)
         munmap(vm->ring, (size_t)vm->ring_n * sizeof(struct kvm_dirty_gfn));
+    vm_lx_free(vm);
     pthread_mutex_destroy(&vm->kick_lock);
     aspen_vm_image_release(vm->img);
     free(vm);

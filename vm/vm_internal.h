@@ -55,6 +55,9 @@ struct aspen_vm_image {
     uint64_t lo, hi;                      /* page-aligned span of all segments */
     int ro_fd;                            /* memfd with every read-only segment, back to back */
     const uint8_t *ro_map;                /* a read-only view of it (copied by one-shot VMs) */
+    bool linux_abi;                       /* no Aspen ABI note: a static Linux program (linux.c) */
+    uint64_t phdr;                        /* its program headers' address in memory, or 0 */
+    uint32_t phnum;
     size_t ro_size;
     size_t rw_size;
 };
@@ -88,6 +91,34 @@ struct aspen_vm_call {
     uint32_t *log_lines;
 };
 
+/* ---- Static Linux programs (linux.c) -----------------------------------------------------------
+ * What a job of a Linux program may change besides memory and registers: the program break, the
+ * anonymous mappings, the FS/GS base it asked for, which standard streams it closed. A copy taken
+ * at the snapshot is put back before every job. */
+#define LX_MAX_MAPS 256
+struct lx_map {
+    uint64_t start, end; /* page-aligned, [start, end) */
+};
+struct lx_state {
+    uint64_t brk;
+    uint64_t fs_base, gs_base;
+    uint32_t closed; /* bit n: fd n (0-2) was closed */
+    int nmaps;
+    struct lx_map maps[LX_MAX_MAPS]; /* sorted by start, disjoint */
+};
+/* One run of a Linux program: stdin, stdout, the stderr line being assembled, how it ended. */
+struct lx_run {
+    const uint8_t *in;
+    uint64_t in_len, in_pos;
+    uint8_t *out;
+    uint64_t out_len, out_cap;
+    char err[ASPEN_MAX_LOG_LINE];
+    size_t err_len;
+    char last_err[240]; /* the last stderr line, quoted in a failure's message */
+    enum { LX_RUNNING, LX_EXITED, LX_SIGNALLED, LX_TOO_LARGE, LX_NOMEM } end;
+    int status;
+};
+
 /* ---- One VM ------------------------------------------------------------------------------------ */
 _Static_assert(SYS_PORT_FAULT == ASPEN_PORT_FAULT, "vm/x86.h and vm/abi.h agree on the fault port");
 
@@ -104,7 +135,7 @@ _Static_assert(SYS_PORT_FAULT == ASPEN_PORT_FAULT, "vm/x86.h and vm/abi.h agree 
 extern const uint8_t aspen_stub_start[], aspen_stub_end[], aspen_tramp_start[], aspen_tramp_end[];
 extern const uint8_t aspen_tramp_pkru[], aspen_tramp_pkru_end[], aspen_tramp_xsave[],
     aspen_tramp_xsave_end[], aspen_tramp_fxsave[], aspen_tramp_fxsave_end[], aspen_tramp_fsgs[],
-    aspen_tramp_fsgs_end[], aspen_probe[];
+    aspen_tramp_fsgs_end[], aspen_probe[], aspen_tramp_syscall[];
 
 /* A guest-virtual range and where it lives: host address, guest-physical address, memory slot. */
 struct region {
@@ -162,6 +193,12 @@ struct aspen_vm {
     bool pending_io; /* the last run ended on an exit KVM expects completed (an IN) */
     bool used;   /* a non-warm VM has run its job */
     bool broken; /* crashed: unusable */
+
+    /* a Linux program (img->linux_abi): the system-call layer's state, linux.c */
+    struct lx_state *lx, *lx_snap;
+    struct kvm_regs lx_regs; /* at the system call start-up stopped on (rip: the return address) */
+    struct lx_run *lxr;      /* the run in progress */
+    uint64_t lx_entry_rip;   /* where the OUT of the syscall entry is, as KVM may report it */
 
     /* interrupt */
     pthread_mutex_t kick_lock;
@@ -253,6 +290,24 @@ void vm_kick_target(struct kvm_run *run); /* the run page a kick on this thread 
 int vm_take_snapshot(aspen_vm *vm, aspen_vm_error *err);
 int vm_restore(aspen_vm *vm, uint64_t in_gva, uint64_t in_len, uint32_t *dirtied);
 int vm_ring_harvest(aspen_vm *vm);
+
+/* linux.c: static Linux programs. */
+enum lx_rc { LX_CONTINUE = 0, LX_READY = 1, LX_END = 2, LX_ILLEGAL = -1 };
+int vm_lx_init(aspen_vm *vm, aspen_vm_error *err);   /* state, initial stack; before start-up */
+void vm_lx_free(aspen_vm *vm);
+bool vm_lx_is_syscall_exit(const aspen_vm *vm);       /* this OUT came from the syscall entry */
+int vm_lx_syscall(aspen_vm *vm, struct run_ctx *c);   /* one system call at a syscall exit */
+int vm_lx_capture(aspen_vm *vm, aspen_vm_error *err); /* at the start-up stop: registers, FPU */
+/* Before a job: state from the snapshot, the pending system call performed for this job.
+ * LX_CONTINUE: enter the guest with *regs; LX_END: the job already ended (e.g. exit). */
+int vm_lx_begin(aspen_vm *vm, struct run_ctx *c, const void *in, size_t in_len,
+                struct kvm_regs *regs);
+void vm_lx_finish(aspen_vm *vm, aspen_vm_result *res, enum ev ev);
+void vm_lx_end_run(aspen_vm *vm, struct run_ctx *c); /* after every run: the partial stderr line */
+/* kvm.c: one MSR of the vCPU. */
+int vm_set_msr(aspen_vm *vm, uint32_t index, uint64_t value);
+/* snapshot.c: the host wrote [gva, gva+len) of guest memory during a run: restore it afterwards. */
+int vm_note_host_write(aspen_vm *vm, uint64_t gva, uint64_t len);
 
 /* fault.c: fill res->fault and res->message from the fault block. */
 void vm_describe_fault(aspen_vm *vm, aspen_vm_result *res);

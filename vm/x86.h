@@ -34,7 +34,7 @@
 #define X86_CR4_OSXSAVE X86_BIT(18)    /* xsave/xrstor/xgetbv, AVX */
 #define X86_CR4_PKE X86_BIT(22)        /* protection keys for user pages (rdpkru/wrpkru) */
 
-#define X86_EFER_SCE X86_BIT(0) /* syscall/sysret: left clear */
+#define X86_EFER_SCE X86_BIT(0) /* syscall/sysret: set only for Linux programs (vm/linux.c) */
 #define X86_EFER_LME X86_BIT(8)
 #define X86_EFER_LMA X86_BIT(10)
 #define X86_EFER_NXE X86_BIT(11)
@@ -93,6 +93,26 @@
 /* XRSTOR components: x87, SSE, AVX, MPX, AVX-512 and PKRU (never AMX, which the host's XFD keeps
  * disabled for guests: naming it would fault). Anything XCR0 does not enable is ignored. */
 #define TRAMP_XRSTOR_MASK 0x2ff
+/* The resume block (Linux programs, vm/linux.c): host-written, guest read-only, after the XSAVE
+ * image. A job of a Linux program enters the trampoline with r10 = 1 and leaves it for the
+ * registers start-up stopped at: FS/GS base, then the registers the trampoline itself uses, then
+ * rip (u64 slots at these offsets in the page). */
+#define TRAMP_RES 0xf00
+#define RES_FS 0
+#define RES_GS 8
+#define RES_RAX 16
+#define RES_RCX 24
+#define RES_RDX 32
+#define RES_R8 40
+#define RES_R9 48
+#define RES_R10 56
+#define RES_RIP 64
+/* MSRs the host sets for Linux programs: `syscall` lands in the trampoline page. */
+#define MSR_STAR 0xc0000081
+#define MSR_LSTAR 0xc0000082
+#define MSR_SFMASK 0xc0000084
+#define MSR_FS_BASE 0xc0000100
+#define MSR_GS_BASE 0xc0000101
 /* The probe's report: a magic value plus what CPL-3 code can use. */
 #define TRAMP_PROBE_MAGIC 0x5a1e0000
 #define TRAMP_HAS_XSAVE 0x1

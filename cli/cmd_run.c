@@ -16,12 +16,13 @@
 static void usage(FILE *f)
 {
     fprintf(f, "usage: aspen run GUEST [--payload JSON | --input FILE] [--timeout MS] "
-               "[--memory SIZE] [--json]\n"
+               "[--memory SIZE] [--arg ARG]... [--json]\n"
                "  GUEST      a path, or a name in target/guest-binaries/ (e.g. echo-worker)\n"
                "  --payload  the job's input: JSON text, checked before the run\n"
                "  --input    the job's input: raw bytes from FILE ('-' for stdin)\n"
                "  --timeout  deadline in milliseconds (default 1000)\n"
                "  --memory   guest memory, e.g. 1M, 512K, 64MiB (default 1M)\n"
+               "  --arg      one more argument for a static Linux program (argv[1], argv[2], ...)\n"
                "  --json     print one JSON object with outcome, output, error and stats\n");
 }
 
@@ -50,6 +51,7 @@ int cmd_run(int argc, char **argv)
         {"payload", required_argument, 0, 'p'}, {"input", required_argument, 0, 'i'},
         {"timeout", required_argument, 0, 't'}, {"memory", required_argument, 0, 'm'},
         {"json", no_argument, 0, 'j'},          {"help", no_argument, 0, 'h'},
+        {"arg", required_argument, 0, 'a'},
         {0, 0, 0, 0},
     };
     const char *payload = NULL, *input_file = NULL;
@@ -59,8 +61,18 @@ int cmd_run(int argc, char **argv)
     cfg.warm = false; /* one job: no snapshot needed */
     int c;
     optind = 1;
+    static const char *args[1024]; /* --arg values, NULL-terminated */
+    size_t nargs = 0;
     while ((c = getopt_long(argc, argv, "p:i:t:m:jh", opts, NULL)) != -1) {
         switch (c) {
+        case 'a':
+            if (nargs == sizeof args / sizeof args[0] - 1) {
+                cli_error("at most %zu --arg values", nargs);
+                return 2;
+            }
+            args[nargs++] = optarg;
+            args[nargs] = NULL;
+            break;
         case 'p': payload = optarg; break;
         case 'i': input_file = optarg; break;
         case 't': {
@@ -130,6 +142,7 @@ int cmd_run(int argc, char **argv)
         lc.name = slash + 1;
 
     cfg.startup_log = on_log; /* lines from the guest's init, too */
+    cfg.argv = args;
     cfg.startup_log_user = &lc;
     double t0 = cli_now_us();
     if (aspen_vm_image_load_file(path, &img, &err) != 0 ||

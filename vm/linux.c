@@ -177,15 +177,12 @@ static int64_t sys_mmap(aspen_vm *vm, uint64_t addr, uint64_t len, uint64_t prot
                         uint64_t fd)
 {
     struct lx_state *s = vm->lx;
-    (void)addr; /* a hint only; MAP_FIXED is refused below */
     if (len == 0)
         return -L_EINVAL;
     if (!(flags & L_MAP_ANONYMOUS))
         return (int64_t)fd <= 2 && (int64_t)fd >= 0 ? -L_ENODEV : -L_EBADF; /* there are no files */
     if ((flags & (L_MAP_SHARED | L_MAP_PRIVATE)) == 0)
         return -L_EINVAL;
-    if (flags & L_MAP_FIXED)
-        return -L_ENOMEM;
     if (prot & L_PROT_EXEC)
         return -L_EACCES; /* heap memory is never executable */
     uint64_t heap = vm->heap_end - vm->heap_start;
@@ -193,6 +190,20 @@ static int64_t sys_mmap(aspen_vm *vm, uint64_t addr, uint64_t len, uint64_t prot
         return -L_ENOMEM;
     uint64_t size = PAGE_UP(len);
     uint64_t low = PAGE_UP(s->brk);
+    if (flags & L_MAP_FIXED) {
+        /* Only inside the heap: below the break (musl's malloc puts a guard page there), or a
+         * range above it that replaces whatever mappings it overlaps. */
+        if ((addr & (PAGE - 1)) || addr < vm->heap_start || addr > vm->heap_end - size)
+            return -L_ENOMEM;
+        if (addr + size <= low)
+            return zero_range(vm, addr, size) == 0 ? (int64_t)addr : -L_ENOMEM;
+        if (addr < low)
+            return -L_ENOMEM;
+        if (maps_remove(s, addr, addr + size) != 0 || maps_insert(s, addr, addr + size) != 0 ||
+            zero_range(vm, addr, size) != 0)
+            return -L_ENOMEM;
+        return (int64_t)addr;
+    }
     /* The highest gap that fits, from the top of the heap down: between the mappings, and
      * between the lowest one and the program break. */
     for (int i = s->nmaps; i >= 0; i--) {

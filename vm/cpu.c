@@ -98,6 +98,10 @@ void vm_tramp_prepare(aspen_vm *vm, int features)
         tramp_nop(vm, aspen_tramp_xsave, aspen_tramp_xsave_end);
     if (!(features & TRAMP_HAS_FSGSBASE))
         tramp_nop(vm, aspen_tramp_fsgs, aspen_tramp_fsgs_end);
+    /* Only a Linux program's jobs resume where start-up stopped (r10 = 1, vm/linux.c); in any
+     * other VM the trampoline always goes to execute, whatever r10 a guest jumps in with. */
+    if (!vm->img->linux_abi)
+        tramp_nop(vm, aspen_tramp_lx, aspen_tramp_lx_end);
 }
 
 bool vm_gva_is_host(uint64_t gva) { return gva >= SYS_GVA && gva - SYS_GVA < SYS_PT_OFF; }

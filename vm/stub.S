@@ -112,6 +112,7 @@ aspen_stub_end:
     .globl aspen_tramp_fxsave, aspen_tramp_fxsave_end
     .globl aspen_tramp_fsgs, aspen_tramp_fsgs_end
     .globl aspen_probe
+    .globl aspen_tramp_lx, aspen_tramp_lx_end
 aspen_tramp_start:
     movq %rcx, %r8               /* execute */
     movq %rdx, %r9               /* the input length */
@@ -153,8 +154,10 @@ aspen_tramp_fsgs:
     wrfsbase %rcx
     wrgsbase %rcx
 aspen_tramp_fsgs_end:
+aspen_tramp_lx:                  /* NOPed unless the VM runs a Linux program (cpu.c) */
     testq %r10, %r10
     jnz aspen_tramp_resume
+aspen_tramp_lx_end:
     movq %r9, %rdx
     movq %r8, %rax
     xorl %ecx, %ecx

@@ -97,6 +97,7 @@ struct vm_slot {
     aspen_vm_image *img;
     char sha[65];
     size_t mem;
+    char *args; /* a Linux program's arguments, JSON array text (worker.c): part of the key */
     uint64_t last_used;
     bool in_use;
 };
@@ -280,8 +281,11 @@ const struct eng_handler *eng_find_handler(aspen_engine *eng, const char *type);
 void vm_pool_init(struct vm_pool *p, size_t budget);
 void vm_pool_destroy(struct vm_pool *p);
 /* A VM for (sha, mem): an idle warm one, or a new one (image fetched through `store` if needed). */
+/* args/args_key: a Linux program's arguments (NULL-terminated, may be NULL) and their JSON text,
+ * which is part of a VM's key with sha and mem. */
 int vm_pool_acquire(struct vm_pool *p, aspen_engine *eng, aspen_store *store, const char *sha,
-                    const char *name, size_t mem, aspen_vm_log_fn startup_log, void *log_user,
+                    const char *name, size_t mem, const char *const *args, const char *args_key,
+                    aspen_vm_log_fn startup_log, void *log_user,
                     struct vm_slot **out, bool *cold, char *msg, size_t msgcap, bool *permanent);
 void vm_pool_release(struct vm_pool *p, struct vm_slot *slot);
 void vm_pool_stats(struct vm_pool *p, aspen_engine_throughput *t);

@@ -2,7 +2,8 @@
  *
  * Images are cached by the binary's sha256 and shared (retained) by every VM that runs them: a
  * binary is fetched from the store, checked against its sha256 (a damaged copy is refused, never
- * run) and validated once per process. VMs are keyed by (sha256, guest memory size); a warm VM
+ * run) and validated once per process. VMs are keyed by (sha256, guest memory size, a Linux
+ * program's arguments); a warm VM
  * restores itself after each run, so an idle one is ready for the next job of its key. The pool is
  * bounded by a budget on guest memory: creating a VM that would pass it evicts idle VMs, least
  * recently used first. VMs in use are never evicted (at most one per worker), so the pool may
@@ -24,14 +25,14 @@ void vm_pool_init(struct vm_pool *p, size_t budget)
     p->budget = budget;
 }
 
+static void free_slot(struct vm_slot *s);
+
 void vm_pool_destroy(struct vm_pool *p)
 {
     struct vm_slot *s = p->head;
     while (s) {
         struct vm_slot *next = s->next;
-        aspen_vm_destroy(s->vm);
-        aspen_vm_image_release(s->img);
-        free(s);
+        free_slot(s);
         s = next;
     }
     p->head = NULL;
@@ -60,6 +61,7 @@ static void free_slot(struct vm_slot *s)
 {
     aspen_vm_destroy(s->vm);
     aspen_vm_image_release(s->img);
+    free(s->args);
     free(s);
 }
 
@@ -163,7 +165,8 @@ static aspen_vm_image *get_image(struct vm_pool *p, aspen_store *store, const ch
 }
 
 int vm_pool_acquire(struct vm_pool *p, aspen_engine *eng, aspen_store *store, const char *sha,
-                    const char *name, size_t mem, aspen_vm_log_fn startup_log, void *log_user,
+                    const char *name, size_t mem, const char *const *args, const char *args_key,
+                    aspen_vm_log_fn startup_log, void *log_user,
                     struct vm_slot **out, bool *cold, char *msg, size_t msgcap, bool *permanent)
 {
     *out = NULL;
@@ -173,6 +176,7 @@ int vm_pool_acquire(struct vm_pool *p, aspen_engine *eng, aspen_store *store, co
     struct vm_slot *best = NULL;
     for (struct vm_slot *s = p->head; s; s = s->next)
         if (!s->in_use && s->mem == mem && strcmp(s->sha, sha) == 0 &&
+            strcmp(s->args, args_key) == 0 &&
             (!best || s->last_used > best->last_used))
             best = s;
     if (best) {
@@ -185,6 +189,10 @@ int vm_pool_acquire(struct vm_pool *p, aspen_engine *eng, aspen_store *store, co
     /* Make room and reserve the memory before creating outside the lock. */
     struct vm_slot *evicted = evict_for(p, mem);
     struct vm_slot *s = calloc(1, sizeof *s);
+    if (s && !(s->args = strdup(args_key))) {
+        free(s);
+        s = NULL;
+    }
     if (s) {
         s->in_use = true;
         s->mem = mem;
@@ -214,6 +222,7 @@ int vm_pool_acquire(struct vm_pool *p, aspen_engine *eng, aspen_store *store, co
     cfg.warm = true;
     cfg.startup_log = startup_log; /* the guest's init lines go to the job that started it */
     cfg.startup_log_user = log_user;
+    cfg.argv = args;
     aspen_vm_error ve = {0};
     if (aspen_vm_create(s->img, &cfg, eng->host, &s->vm, &ve) != 0) {
         *permanent = ve.code == ASPEN_VM_EINVAL || ve.code == ASPEN_VM_ESTARTUP ||

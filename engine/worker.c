@@ -300,6 +300,68 @@ static bool tags_require_isolation(const char *tags)
     return found;
 }
 
+/* A static Linux program's arguments (docs/ABI.md section 12) come from the job's tags: each tag
+ * "arg:VALUE", in order, is one more argument. (A tag, not a column: the store's schema stays as
+ * it is while its PostgreSQL backend is written.) *key is the arguments as a JSON array, which
+ * keys the warm VM pool (start-up, which reads argv, is snapshotted once per VM); NULL and "[]"
+ * when there are none. Returns 0, or -1 when out of memory. */
+struct job_args {
+    char **argv; /* NULL-terminated, or NULL */
+    char *key;   /* malloc'd JSON array text */
+};
+
+static void job_args_free(struct job_args *a)
+{
+    if (a->argv)
+        for (size_t i = 0; a->argv[i]; i++)
+            free(a->argv[i]);
+    free(a->argv);
+    free(a->key);
+    memset(a, 0, sizeof *a);
+}
+
+static int job_args_get(const char *tags, struct job_args *out)
+{
+    memset(out, 0, sizeof *out);
+    json_t *arr = NULL, *args = json_array();
+    if (!args)
+        return -1;
+    if (tags && strstr(tags, "arg:")) {
+        json_error_t je;
+        arr = json_loads(tags, JSON_DECODE_ANY, &je);
+    }
+    size_t n = 0, i;
+    json_t *v;
+    if (json_is_array(arr))
+        json_array_foreach(arr, i, v)
+        {
+            const char *t = json_string_value(v);
+            if (t && strncmp(t, "arg:", 4) == 0 && strlen(t) == json_string_length(v)) {
+                json_array_append_new(args, json_string(t + 4));
+                n++;
+            }
+        }
+    json_decref(arr);
+    out->key = json_dumps(args, JSON_COMPACT);
+    if (!out->key) {
+        json_decref(args);
+        return -1;
+    }
+    if (n) {
+        out->argv = calloc(n + 1, sizeof *out->argv);
+        for (i = 0; out->argv && i < n; i++)
+            if (!(out->argv[i] = strdup(json_string_value(json_array_get(args, i)))))
+                break;
+        if (!out->argv || i < n) {
+            json_decref(args);
+            job_args_free(out);
+            return -1;
+        }
+    }
+    json_decref(args);
+    return 0;
+}
+
 bool aspen_engine_job_needs_vm(const aspen_store_job *job)
 {
     if (job->isolation || (job->type && strcmp(job->type, "vm_execute") == 0))
@@ -392,9 +454,13 @@ int eng_vm_execute(aspen_engine_ctx *ctx, void *user)
     }
 
     size_t mem = job->memory_bytes > 0 ? (size_t)job->memory_bytes : eng->cfg.default_memory;
+    struct job_args args;
+    if (job_args_get(job->tags, &args) != 0)
+        return aspen_engine_ctx_fail(ctx, false, "out of memory reading the job's arguments");
     struct vm_slot *slot = w->sticky;
     bool cold = false;
-    if (slot && (slot->mem != mem || strcmp(slot->sha, sha) != 0)) {
+    if (slot && (slot->mem != mem || strcmp(slot->sha, sha) != 0 ||
+                 strcmp(slot->args, args.key) != 0)) {
         vm_pool_release(&eng->pool, slot);
         slot = w->sticky = NULL;
     }
@@ -407,11 +473,15 @@ int eng_vm_execute(aspen_engine_ctx *ctx, void *user)
             if (aspen_store_open(eng->db_path, NULL, &w->store, &se) != 0)
                 return aspen_engine_ctx_fail(ctx, false, "opening the store: %s", se.msg);
         }
-        if (vm_pool_acquire(&eng->pool, eng, w->store, sha, name, mem, on_vm_log, ctx, &slot,
-                            &cold, msg, sizeof msg, &permanent) != 0)
+        if (vm_pool_acquire(&eng->pool, eng, w->store, sha, name, mem,
+                            (const char *const *)args.argv, args.key, on_vm_log, ctx, &slot,
+                            &cold, msg, sizeof msg, &permanent) != 0) {
+            job_args_free(&args);
             return aspen_engine_ctx_fail(ctx, permanent, "%s", msg);
+        }
         w->sticky = slot;
     }
+    job_args_free(&args);
 
     int64_t t = job->timeout_ms > 0 ? job->timeout_ms : 30000;
     aspen_vm_run_opts ro = {

@@ -21,7 +21,7 @@ int main(void)
     char in[16] = {0};
     size_t n = fread(in, 1, sizeof in - 1, stdin);
     in[n] = 0;
-    if (!strncmp(in, "plant", 5)) {
+    if (strstr(in, "plant")) { /* also as a JSON string, through the engine */
         counter = 0x1234;
         tls_mark = 0x5151;
         char *b = (char *)syscall(SYS_brk, 0); /* musl's sbrk only reads the break */

@@ -1,6 +1,6 @@
 # guests/musl/musl.cmake — static Linux programs built with musl-gcc -static, unmodified, that run
-# as Aspen jobs through vm/linux.c (docs/ABI.md section 12): zlib's minigzip (guests/musl/minigzip)
-# and the VM tests' Linux guests (tests/vm/linux/lx-*.c -> test-lx-*). Included by
+# as Aspen jobs through vm/linux.c (docs/ABI.md section 12): zlib's minigzip (guests/musl/minigzip),
+# the seed's echo guest as a plain libc program (musl-echo-worker), and the VM tests' Linux guests (tests/vm/linux/lx-*.c -> test-lx-*). Included by
 # guests/CMakeLists.txt; outputs join ASPEN_GUEST_OUTPUTS.
 find_program(ASPEN_MUSL_GCC musl-gcc)
 if(NOT ASPEN_MUSL_GCC)
@@ -31,6 +31,8 @@ else()
   message(WARNING "${ASPEN_LIBZ_A} not found: minigzip is not built. Run scripts/setup.sh "
                   "(zlib1g-dev).")
 endif()
+aspen_musl_guest(musl-echo-worker ${CMAKE_CURRENT_SOURCE_DIR}/musl/echo-worker/echo-worker.c
+                 FLAGS -Werror -Wextra)
 foreach(name lx-probe lx-leak)
   aspen_musl_guest(test-${name} ${CMAKE_SOURCE_DIR}/tests/vm/linux/${name}.c FLAGS -Werror -Wextra)
 endforeach()

@@ -733,6 +733,7 @@ int vm_lx_syscall(aspen_vm *vm, struct run_ctx *c)
                  "a system call arrived at CPL %u, not 3: this KVM delivers `syscall` to ring 0, "
                  "which Aspen's Linux-program support does not handle",
                  vm->run->s.regs.sregs.cs.selector & 3);
+        vm->broken = true; /* its vCPU is not at CPL 3 any more: it runs nothing again */
         return LX_ILLEGAL;
     }
     if (vm_gva_is_host(g->rcx)) {

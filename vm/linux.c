@@ -99,11 +99,9 @@ static int zero_range(aspen_vm *vm, uint64_t gva, uint64_t len)
         uint64_t n = PAGE - (g & (PAGE - 1));
         if (n > end - g)
             n = end - g;
+        static const uint8_t zeros[4096];
         uint8_t *h = r->host + (g - r->gva);
-        bool zero = true;
-        for (uint64_t i = 0; i < n && zero; i += 8)
-            zero = (n - i >= 8) ? *(const uint64_t *)(h + i) == 0 : h[i] == 0 && memcmp(h + i, h + i + 1, n - i - 1) == 0;
-        if (!zero) {
+        if (memcmp(h, zeros, n) != 0) {
             memset(h, 0, n);
             if (vm_note_host_write(vm, g, n) != 0)
                 return -1;

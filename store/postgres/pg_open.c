@@ -166,7 +166,8 @@ static int connect_err(struct pg_store *s, PGconn *c, aspen_store_error *err, co
                          user, db);
     else if (has(lib, "authentication failed") || has(lib, "no pg_hba.conf entry") ||
              has(lib, "no password supplied") || (has(lib, "role \"") && has(lib, "does not exist")) ||
-             has(lib, "password is required") || has(lib, "permission denied for database"))
+             has(lib, "password is required") || has(lib, "permission denied for database") ||
+             has(lib, "not permitted to log in"))
         code = store_err(err, ASPEN_STORE_EPERM,
                          "the PostgreSQL server at %s refused user \"%s\" for database \"%s\" "
                          "(libpq: %s): check the user and password in --db (or ~/.pgpass, "
@@ -309,6 +310,12 @@ int pg_err(struct pg_store *s, aspen_store_error *err, PGresult *r, const char *
             code = store_err(err, ASPEN_STORE_EINVAL,
                              "tags must be a JSON array of strings like [\"a\",\"b\"] (while %s)",
                              what);
+        else if (has(constraint, "payload_no_nul") || has(constraint, "tags_no_nul"))
+            code = store_err(err, ASPEN_STORE_EINVAL,
+                             "the job's %s holds \\u0000 (an escaped NUL character) while %s: "
+                             "valid JSON, but PostgreSQL cannot read it back as text, so this "
+                             "database refuses it. Leave it out, or encode the bytes (base64)",
+                             has(constraint, "tags") ? "tags" : "payload", what);
         else if (has(constraint, "type_nonempty"))
             code = store_err(err, ASPEN_STORE_EINVAL, "job type must not be empty (while %s)",
                              what);

@@ -39,7 +39,11 @@ CREATE TABLE jobs (
   type text NOT NULL CONSTRAINT type_nonempty CHECK (length(type) > 0),
   binary_sha256 text REFERENCES binaries (sha256),
   binary_name text,
-  payload json NOT NULL DEFAULT '{}',
+  payload json NOT NULL DEFAULT '{}'
+    -- \u0000 (an escaped NUL, an odd number of backslashes before u0000) is valid JSON, but
+    -- PostgreSQL cannot turn it into text: one such job would make every payload filter fail.
+    CONSTRAINT payload_no_nul CHECK (strpos(payload::text, E'\\u0000') = 0
+      OR payload::text !~ E'(^|[^\\\\])(\\\\\\\\)*\\\\u0000'),
   state text NOT NULL CONSTRAINT state_known CHECK
     (state IN ('queued', 'scheduled', 'running', 'succeeded', 'failed', 'cancelled')),
   priority integer NOT NULL DEFAULT 0,
@@ -49,7 +53,9 @@ CREATE TABLE jobs (
   timeout_ms bigint NOT NULL DEFAULT 30000,
   memory_bytes bigint NOT NULL DEFAULT 0,
   isolation integer NOT NULL DEFAULT 0,
-  tags json NOT NULL DEFAULT '[]' CONSTRAINT tags_array CHECK (json_typeof(tags) = 'array'),
+  tags json NOT NULL DEFAULT '[]' CONSTRAINT tags_array CHECK (json_typeof(tags) = 'array')
+    CONSTRAINT tags_no_nul CHECK (strpos(tags::text, E'\\u0000') = 0
+      OR tags::text !~ E'(^|[^\\\\])(\\\\\\\\)*\\\\u0000'),
   created_at bigint NOT NULL,
   started_at bigint,
   finished_at bigint,

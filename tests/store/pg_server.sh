@@ -74,6 +74,7 @@ start)
   # goes to a private directory in /tmp instead.
   if ! as_owner test -x "$dir"; then
     data=$(mktemp -d /tmp/aspen-pg-data.XXXXXX)/data
+    [[ $owner != "$(id -un)" ]] && chown "$owner" "${data%/data}"
   fi
   # A unix socket path is limited to 107 bytes ("/.s.PGSQL.NNNNN" included).
   sock=$dir

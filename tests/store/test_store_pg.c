@@ -3,8 +3,8 @@
  * PostgreSQL schema (store/postgres/schema_v4.sql) applies to a fresh database and reads back as
  * version 4 with every table, its constraints refuse what the SQLite schema refuses, payloads come
  * back byte for byte, and two connections claim with FOR UPDATE SKIP LOCKED without waiting on
- * each other. This is not a test of a PostgreSQL store backend: there is none yet (docs/STORE.md,
- * "Backends"). Without a running server every test here fails, naming what to start. */
+ * each other. The backend itself is tested by test_store_pgopen and the shared suite's _pg runs.
+ * Without a running server every test here fails, naming what to start. */
 #include <setjmp.h>
 #include <stdbool.h>
 #include <stdarg.h>
@@ -166,7 +166,8 @@ static void test_schema_reads_back(void **state)
 }
 
 /* What SQLite's constraints refuse, PostgreSQL's refuse too, under the same constraint names
- * (store_sqlite_err words its messages from them). */
+ * (store_sqlite_err words its messages from them); and an escaped NUL (\u0000), which
+ * PostgreSQL's json accepts but cannot turn into text. */
 static void test_constraints(void **state)
 {
     struct fresh *x = *state;
@@ -187,6 +188,12 @@ static void test_constraints(void **state)
          "attempts_outcome_check"},
         {"INSERT INTO binaries (sha256, size, bytes, created_at) VALUES ('abc', 0, '', 1)",
          "binaries_sha256_check"},
+        {"INSERT INTO jobs (type, state, run_at, created_at, payload) VALUES ('t', 'queued', 1,"
+         " 1, '{\"a\":\"\\u0000\"}')",
+         "payload_no_nul"},
+        {"INSERT INTO jobs (type, state, run_at, created_at, tags) VALUES ('t', 'queued', 1, 1,"
+         " '[\"x\\u0000\"]')",
+         "tags_no_nul"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         PGresult *r = PQexec(x->db, bad[i].sql);

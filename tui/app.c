@@ -59,7 +59,7 @@ static bool have_termios;
 
 static void fatal_handler(int sig)
 {
-    static const char reset[] = "\033[0m\033[?25h\033[?1049l\r\n";
+    static const char reset[] = "\033[0m\033[?25h\033[?2004l\033[?1000l\033[?1006l\033[?1049l\r\n";
     ssize_t r = write(STDOUT_FILENO, reset, sizeof reset - 1);
     (void)r;
     if (have_termios)
@@ -279,6 +279,11 @@ static void fetch_done(uv_work_t *w, int status)
                 a->has_more = (int64_t)r->n_jobs == r->limit;
                 a->rows_loaded = true;
                 cursor_follow_id(a);
+                if (a->open_pending && a->view == TUI_VIEW_JOBS && a->mode == TUI_MODE_MAIN &&
+                    tui_selected_row(a)) {
+                    a->open_pending = false;
+                    tui_push(a, TUI_VIEW_DETAIL, tui_selected_row(a)->id);
+                }
             } else {
                 tui_set_status(a, true, "filter: %s", r->msg);
             }
@@ -289,7 +294,7 @@ static void fetch_done(uv_work_t *w, int status)
                 a->filter_applied_at = 0;
             }
         }
-        if (r->detail_id && r->detail_id == a->detail_id && a->mode == TUI_MODE_DETAIL) {
+        if (r->detail_id && r->detail_id == a->detail_id && a->view == TUI_VIEW_DETAIL) {
             tui_text_free(&a->detail);
             if (r->detail_ok)
                 tui_detail_build(&a->detail, &r->detail, r->att, r->n_att, r->dlogs, r->n_dlogs,
@@ -345,7 +350,7 @@ static void start_fetch(tui_app *a)
     r->offset = off;
     r->limit = TUI_WINDOW;
     r->reverse = a->order_reverse;
-    r->detail_id = a->mode == TUI_MODE_DETAIL ? a->detail_id : 0;
+    r->detail_id = a->view == TUI_VIEW_DETAIL ? a->detail_id : 0;
     r->logs_job = a->logs_job;
     r->logs_after = a->logs_after_seq;
     a->last_refresh_ms = (uint64_t)tui_mono_ms();
@@ -472,7 +477,18 @@ static void start_stats(tui_app *a)
 
 /* ---- actions on the thread pool ------------------------------------------------------------------ */
 
-enum { ACT_SUBMIT, ACT_CANCEL, ACT_RERUN, ACT_RETRY_FAILED, ACT_PAUSE };
+/* A job's values for the submit form (S: submit a copy). */
+typedef struct tui_seed {
+    char guest[256], sha256[65];
+    bool handler, have;
+    char *payload;
+    long long timeout_s, priority, attempts;
+    char tags[1024];
+} tui_seed;
+
+static void open_form(tui_app *a, const tui_seed *s);
+
+enum { ACT_SUBMIT, ACT_CANCEL, ACT_RERUN, ACT_RETRY_FAILED, ACT_PAUSE, ACT_GET_JOB };
 
 typedef struct act_req {
     uv_work_t w;
@@ -483,7 +499,8 @@ typedef struct act_req {
     char filter_text[512];
     bool pause;
     /* submit */
-    char guest[256], payload[4096], tags_json[1024], sha256[65];
+    char guest[256], tags_json[1024], sha256[65];
+    char *payload; /* malloc'd */
     bool handler;
     int64_t timeout_ms;
     int priority, attempts, count;
@@ -491,6 +508,7 @@ typedef struct act_req {
     int rc, done, requested, failed;
     int64_t first_id, last_id;
     char msg[1024];
+    struct tui_seed *seed; /* ACT_GET_JOB: the job's values for the form */
 } act_req;
 
 static void act_work(uv_work_t *w)
@@ -590,6 +608,33 @@ static void act_work(uv_work_t *w)
         if (r->rc)
             snprintf(r->msg, sizeof r->msg, "%s", err.msg);
         break;
+    case ACT_GET_JOB: {
+        aspen_store_job j;
+        r->seed = calloc(1, sizeof *r->seed);
+        if (!r->seed) {
+            r->rc = -1;
+            snprintf(r->msg, sizeof r->msg, "out of memory");
+            break;
+        }
+        r->rc = aspen_engine_get(eng, r->ids[0], &j, &err);
+        if (r->rc) {
+            snprintf(r->msg, sizeof r->msg, "%s", err.msg);
+            break;
+        }
+        tui_seed *s = r->seed;
+        s->have = true;
+        s->handler = !aspen_engine_job_needs_vm(&j);
+        snprintf(s->guest, sizeof s->guest, "%s",
+                 s->handler ? (j.type ? j.type : "") : (j.binary_name ? j.binary_name : ""));
+        snprintf(s->sha256, sizeof s->sha256, "%s", !s->handler && j.binary_sha256 ? j.binary_sha256 : "");
+        s->payload = strdup(j.payload ? j.payload : "{}");
+        s->timeout_s = j.timeout_ms > 0 ? (j.timeout_ms + 999) / 1000 : 30;
+        s->priority = j.priority;
+        s->attempts = j.max_attempts > 0 ? j.max_attempts : 3;
+        tui_tags_from_json(j.tags, s->tags, sizeof s->tags);
+        aspen_store_job_clear(&j);
+        break;
+    }
     default: break;
     }
 }
@@ -638,12 +683,25 @@ static void act_done(uv_work_t *w, int status)
                 tui_set_status(a, false, "queue %s", r->pause ? "paused: running jobs finish, nothing new starts"
                                                               : "resumed");
             break;
+        case ACT_GET_JOB:
+            if (r->rc)
+                tui_set_status(a, true, "cannot copy job %lld: %s", (long long)r->ids[0], r->msg);
+            else {
+                open_form(a, r->seed);
+                snprintf(a->form_msg, sizeof a->form_msg, "a copy of job %lld: change what you "
+                         "like, ^S submits", (long long)r->ids[0]);
+            }
+            break;
         default: break;
         }
         start_fetch(a);
         start_stats(a);
         request_draw(a);
     }
+    if (r->seed)
+        free(r->seed->payload);
+    free(r->seed);
+    free(r->payload);
     free(r->ids);
     free(r);
 }
@@ -653,6 +711,7 @@ static void run_action(tui_app *a, act_req *r)
     r->a = a;
     r->w.data = r;
     if (uv_queue_work(a->loop, &r->w, act_work, act_done) != 0) {
+        free(r->payload);
         free(r->ids);
         free(r);
     }
@@ -825,7 +884,7 @@ static int map_key(int ch)
     }
 }
 
-static const tui_row *selected_row(const tui_app *a)
+const tui_row *tui_selected_row(const tui_app *a)
 {
     long local = a->cursor - a->win_offset;
     if (local < 0 || local >= (long)a->n_rows)
@@ -833,10 +892,17 @@ static const tui_row *selected_row(const tui_app *a)
     return &a->rows[local];
 }
 
+void tui_clear_error(tui_app *a)
+{
+    if (a->status_error)
+        a->status[0] = '\0';
+    a->status_error = false;
+}
+
 /* The ids an action applies to: the marked jobs, else the selected one (the detail's job in detail). */
 static int64_t *target_ids(tui_app *a, size_t *n)
 {
-    if (a->mode != TUI_MODE_DETAIL && a->marks.n) {
+    if (a->view != TUI_VIEW_DETAIL && a->marks.n) {
         int64_t *ids = malloc(a->marks.n * sizeof *ids);
         if (!ids)
             return NULL;
@@ -845,10 +911,10 @@ static int64_t *target_ids(tui_app *a, size_t *n)
         return ids;
     }
     int64_t id = 0;
-    if (a->mode == TUI_MODE_DETAIL)
+    if (a->view == TUI_VIEW_DETAIL)
         id = a->detail_id;
-    else if (selected_row(a))
-        id = selected_row(a)->id;
+    else if (a->view == TUI_VIEW_JOBS && tui_selected_row(a))
+        id = tui_selected_row(a)->id;
     if (!id)
         return NULL;
     int64_t *ids = malloc(sizeof *ids);
@@ -859,19 +925,25 @@ static int64_t *target_ids(tui_app *a, size_t *n)
     return ids;
 }
 
-static void apply_filter(tui_app *a, const char *text)
+/* quiet: as you type (a half-typed filter that does not parse yet says so only on enter) */
+static bool apply_filter(tui_app *a, const char *text, bool quiet)
 {
     aspen_store_filter f;
     char buf[2048], msg[512];
     if (tui_filter_parse(text, &f, buf, sizeof buf, msg, sizeof msg) != 0) {
-        tui_set_status(a, true, "filter: %s", msg);
-        return;
+        if (!quiet)
+            tui_set_status(a, true, "filter: %s", msg);
+        return false;
     }
+    if (strcmp(a->filter_text, text) == 0 && a->rows_loaded)
+        return true; /* nothing changed: keep the cursor */
+    tui_clear_error(a);
     snprintf(a->filter_text, sizeof a->filter_text, "%s", text);
     tui_filter_parse(a->filter_text, &a->filter, a->filter_buf, sizeof a->filter_buf, msg, sizeof msg);
     a->fetch_gen++;
     a->filter_gen = a->fetch_gen;
     a->filter_applied_at = a->key_at_ms > 0 ? a->key_at_ms : tui_mono_ms();
+    a->open_pending = false;
     a->cursor = a->top = 0;
     a->cursor_id = 0;
     a->win_offset = 0;
@@ -883,47 +955,179 @@ static void apply_filter(tui_app *a, const char *text)
         a->fetch_again = true;
     else
         start_fetch(a);
+    return true;
 }
 
-static void open_detail(tui_app *a, int64_t id)
+/* ---- the back stack ------------------------------------------------------------------------------- */
+
+const tui_pane_ops *tui_view_ops(tui_view v)
 {
-    if (!id)
-        return;
-    a->mode = TUI_MODE_DETAIL;
-    a->detail_id = id;
-    a->detail_top = 0;
-    a->detail_loaded = false;
-    tui_text_free(&a->detail);
-    if (a->fetch_busy)
-        a->fetch_again = true;
-    else
+    static const tui_pane_ops *const ops[TUI_VIEW_COUNT] = {
+        [TUI_VIEW_JOBS] = &tui_pane_jobs_ops,     [TUI_VIEW_VMS] = &tui_pane_vms_ops,
+        [TUI_VIEW_LOGS] = &tui_pane_logs_ops,     [TUI_VIEW_DETAIL] = &tui_pane_detail_ops,
+        [TUI_VIEW_HELP] = &tui_pane_help_ops,
+    };
+    return v < TUI_VIEW_COUNT ? ops[v] : ops[TUI_VIEW_JOBS];
+}
+
+static long *view_top(tui_app *a, tui_view v)
+{
+    return v == TUI_VIEW_DETAIL ? &a->detail_top : v == TUI_VIEW_HELP ? &a->help_top : NULL;
+}
+
+/* Shows the place on top of the stack: its view, its job, where it was scrolled to. */
+static void show_place(tui_app *a, bool fresh)
+{
+    tui_place *p = &a->stack[a->depth - 1];
+    a->view = p->view;
+    for (int i = a->depth - 1; i >= 0; i--)
+        if (a->stack[i].view < TUI_VIEW_DETAIL) {
+            a->pane = (tui_pane)a->stack[i].view;
+            break;
+        }
+    switch (p->view) {
+    case TUI_VIEW_DETAIL:
+        if (fresh || a->detail_id != p->job) {
+            a->detail_loaded = false;
+            tui_text_free(&a->detail);
+        }
+        a->detail_id = p->job;
+        a->detail_top = fresh ? 0 : p->top;
+        a->detail_left = 0;
+        break;
+    case TUI_VIEW_HELP: a->help_top = fresh ? 0 : p->top; break;
+    case TUI_VIEW_LOGS:
+        if (a->logs_job != p->job) {
+            a->logs_job = p->job;
+            a->logs_after_seq = 0;
+            tui_logbuf_clear(&a->logs_one);
+        }
+        if (fresh) {
+            a->follow = true;
+            a->search_hit = -1;
+        }
+        break;
+    default: break;
+    }
+    if (fresh || p->view == TUI_VIEW_DETAIL || p->view == TUI_VIEW_LOGS)
         start_fetch(a);
 }
 
-static void show_logs_of(tui_app *a, int64_t id)
+void tui_push(tui_app *a, tui_view v, int64_t job)
 {
-    a->mode = TUI_MODE_MAIN;
-    a->pane = TUI_PANE_LOGS;
-    a->follow = true;
-    a->search_hit = -1;
-    if (a->logs_job != id) {
-        a->logs_job = id;
-        a->logs_after_seq = 0;
-        tui_logbuf_clear(&a->logs_one);
+    tui_place *cur = &a->stack[a->depth - 1];
+    long *top = view_top(a, cur->view);
+    if (top)
+        cur->top = *top;
+    if (cur->view == v && cur->job == job)
+        return;
+    if (a->depth == TUI_STACK) { /* the oldest places go: esc still walks back a long way */
+        memmove(a->stack + 1, a->stack + 2, (TUI_STACK - 2) * sizeof a->stack[0]);
+        a->depth--;
     }
-    start_fetch(a);
+    a->stack[a->depth++] = (tui_place){.view = v, .job = job};
+    a->mode = TUI_MODE_MAIN;
+    show_place(a, true);
 }
+
+bool tui_back(tui_app *a)
+{
+    if (a->depth <= 1)
+        return false;
+    a->depth--;
+    show_place(a, false);
+    return true;
+}
+
+void tui_show_pane(tui_app *a, tui_pane p)
+{
+    a->depth = 1;
+    a->stack[0] = (tui_place){.view = (tui_view)p};
+    a->mode = TUI_MODE_MAIN;
+    show_place(a, false);
+}
+
+long tui_page(const tui_app *a) { return a->lay.body_h > 3 ? a->lay.body_h - 2 : 1; }
+
+bool tui_text_scroll(tui_app *a, long *top, tui_action act)
+{
+    long page = tui_page(a);
+    switch (act) {
+    case TUI_A_UP: *top -= 1; break;
+    case TUI_A_DOWN: *top += 1; break;
+    case TUI_A_PGUP: *top -= page; break;
+    case TUI_A_PGDN: *top += page; break;
+    case TUI_A_TOP: *top = 0; break;
+    case TUI_A_BOTTOM: *top = 1L << 30; break; /* the drawing clamps it */
+    default: return false;
+    }
+    if (*top < 0)
+        *top = 0;
+    return true;
+}
+
+/* ---- the submit form -------------------------------------------------------------------------------
+ * Every opening starts from the defaults, or from a job's values (S): nothing stale or invalid
+ * carries over. A field just tabbed into is "fresh": the first key typed (or a paste) replaces its
+ * value, as in a dialog where tab selects the field's text. */
+
 
 static void form_check(tui_app *a);
 
-static void open_form(tui_app *a)
+static void form_focus(tui_app *a, int field)
 {
-    a->mode = TUI_MODE_SUBMIT;
-    a->field = TUI_F_GUEST;
+    a->field = (field + TUI_F_N) % TUI_F_N;
+    a->field_fresh = true;
+}
+
+static size_t find_guest(tui_app *a, const tui_seed *s)
+{
+    for (size_t i = 0; i < a->n_guests; i++) {
+        const tui_guest *g = &a->guests[i];
+        if (g->handler != s->handler)
+            continue;
+        if (strcmp(g->name, s->guest) == 0 || (s->sha256[0] && strcmp(g->sha256, s->sha256) == 0))
+            return i;
+    }
+    if (!s->handler && s->sha256[0] && a->n_guests < TUI_MAX_GUESTS) {
+        /* a binary only the store has: offered by its hash */
+        tui_guest *g = &a->guests[a->n_guests];
+        g->name = strdup(s->guest);
+        if (g->name) {
+            g->handler = false;
+            snprintf(g->sha256, sizeof g->sha256, "%s", s->sha256);
+            return a->n_guests++;
+        }
+    }
+    return 0;
+}
+
+static void form_fill(tui_app *a, const tui_seed *s)
+{
+    a->guest_sel = s && s->have ? find_guest(a, s) : 0;
     tui_line_set(&a->f[TUI_F_GUEST], "");
-    if (!a->payload_touched && a->n_guests)
-        tui_line_set(&a->f[TUI_F_PAYLOAD], tui_guest_example_payload(a->guests[a->guest_sel].name));
+    const char *name = a->n_guests ? a->guests[a->guest_sel].name : "";
+    a->f[TUI_F_PAYLOAD].multiline = true;
+    tui_line_set(&a->f[TUI_F_PAYLOAD], s && s->have && s->payload ? s->payload
+                                                                  : tui_guest_example_payload(name));
+    char n[32];
+    snprintf(n, sizeof n, "%lld", s && s->have ? s->timeout_s : 30);
+    tui_line_set(&a->f[TUI_F_TIMEOUT], n);
+    snprintf(n, sizeof n, "%lld", s && s->have ? s->priority : 0);
+    tui_line_set(&a->f[TUI_F_PRIORITY], n);
+    snprintf(n, sizeof n, "%lld", s && s->have ? s->attempts : 3);
+    tui_line_set(&a->f[TUI_F_ATTEMPTS], n);
+    tui_line_set(&a->f[TUI_F_COUNT], "1");
+    tui_line_set(&a->f[TUI_F_TAGS], s && s->have ? s->tags : "");
+    a->payload_touched = s && s->have;
+    form_focus(a, TUI_F_GUEST);
     form_check(a);
+}
+
+static void open_form(tui_app *a, const tui_seed *s)
+{
+    form_fill(a, s);
+    a->mode = TUI_MODE_SUBMIT;
 }
 
 static void form_check(tui_app *a)
@@ -942,6 +1146,8 @@ static bool parse_num(const char *s, long long lo, long long hi, long long *out)
 {
     char *end;
     errno = 0;
+    while (*s == ' ')
+        s++;
     long long v = strtoll(s, &end, 10);
     while (*end == ' ')
         end++;
@@ -956,6 +1162,7 @@ static void form_submit(tui_app *a)
     form_check(a);
     if (!a->form_ok) {
         a->field = TUI_F_PAYLOAD;
+        a->field_fresh = false;
         return;
     }
     if (!a->n_guests) {
@@ -978,87 +1185,155 @@ static void form_submit(tui_app *a)
                      nums[i].name, nums[i].lo, nums[i].hi);
             a->form_ok = false;
             a->field = nums[i].field;
+            a->field_fresh = true;
             return;
         }
     act_req *r = calloc(1, sizeof *r);
     if (!r)
         return;
+    r->payload = strdup(a->f[TUI_F_PAYLOAD].buf);
+    if (!r->payload) {
+        free(r);
+        return;
+    }
     r->kind = ACT_SUBMIT;
     const tui_guest *g = &a->guests[a->guest_sel];
     snprintf(r->guest, sizeof r->guest, "%s", g->name);
     r->handler = g->handler;
     snprintf(r->sha256, sizeof r->sha256, "%s", g->sha256);
-    snprintf(r->payload, sizeof r->payload, "%s", a->f[TUI_F_PAYLOAD].buf);
     snprintf(r->tags_json, sizeof r->tags_json, "%s", a->f[TUI_F_TAGS].buf);
     r->timeout_ms = v[0] * 1000;
     r->priority = (int)v[1];
     r->attempts = (int)v[2];
     r->count = (int)v[3];
     a->mode = TUI_MODE_MAIN;
-    a->pane = TUI_PANE_JOBS;
+    tui_show_pane(a, TUI_PANE_JOBS);
     tui_set_status(a, false, "submitting %d job%s...", r->count, r->count == 1 ? "" : "s");
     run_action(a, r);
 }
 
-static void form_pick_guest(tui_app *a, int dir)
+static void form_set_guest(tui_app *a, size_t sel)
 {
-    if (!a->n_guests)
-        return;
     const char *before = a->guests[a->guest_sel].name;
-    a->guest_sel = (a->guest_sel + a->n_guests + (size_t)(dir > 0 ? 1 : a->n_guests - 1)) % a->n_guests;
+    a->guest_sel = sel;
+    /* the example follows the guest until the payload is edited */
     if (!a->payload_touched || strcmp(a->f[TUI_F_PAYLOAD].buf, tui_guest_example_payload(before)) == 0) {
-        tui_line_set(&a->f[TUI_F_PAYLOAD], tui_guest_example_payload(a->guests[a->guest_sel].name));
+        tui_line_set(&a->f[TUI_F_PAYLOAD], tui_guest_example_payload(a->guests[sel].name));
         a->payload_touched = false;
+        form_check(a);
+    }
+}
+
+static void form_find_guest(tui_app *a)
+{
+    /* type to find: the first guest whose name contains what was typed */
+    if (!a->f[TUI_F_GUEST].len)
+        return;
+    for (size_t i = 0; i < a->n_guests; i++)
+        if (strstr(a->guests[i].name, a->f[TUI_F_GUEST].buf)) {
+            form_set_guest(a, i);
+            break;
+        }
+}
+
+/* Text into the focused field: typed keys and pastes both. */
+static void form_text(tui_app *a, const char *text, size_t n)
+{
+    if (a->field == TUI_F_SUBMIT)
+        return;
+    tui_line *l = &a->f[a->field];
+    if (a->field_fresh)
+        tui_line_set(l, "");
+    a->field_fresh = false;
+    if (!tui_line_insert(l, text, n)) {
+        snprintf(a->form_msg, sizeof a->form_msg, "too long: a field takes %d bytes", TUI_LINE_MAX - 1);
+        a->form_ok = false;
+        return;
+    }
+    if (a->field == TUI_F_GUEST)
+        form_find_guest(a);
+    else if (a->field == TUI_F_PAYLOAD) {
+        a->payload_touched = true;
+        form_check(a);
     }
 }
 
 static void form_key(tui_app *a, int key)
 {
-    switch (key) {
-    case TUI_KEY_ESC: a->mode = TUI_MODE_MAIN; return;
-    case TUI_KEY_CTRL_S: form_submit(a); return;
-    case TUI_KEY_TAB: case TUI_KEY_DOWN:
-        a->field = (a->field + 1) % TUI_F_N;
+    tui_line *l = a->field == TUI_F_SUBMIT ? NULL : &a->f[a->field];
+    switch (tui_key_action(key, TUI_CX_FORM)) {
+    case TUI_A_FORM_CLOSE: a->mode = TUI_MODE_MAIN; return;
+    case TUI_A_FORM_SEND: form_submit(a); return;
+    case TUI_A_FORM_RESET:
+        form_fill(a, NULL);
+        snprintf(a->form_msg, sizeof a->form_msg, "reset to the defaults");
         return;
-    case TUI_KEY_BTAB: case TUI_KEY_UP:
-        a->field = (a->field + TUI_F_N - 1) % TUI_F_N;
+    case TUI_A_FORM_NEXT: form_focus(a, a->field + 1); return;
+    case TUI_A_FORM_PREV: form_focus(a, a->field - 1); return;
+    case TUI_A_FORM_DOWN: case TUI_A_FORM_UP:
+        if (l && l->multiline && tui_line_key(l, key)) {
+            a->field_fresh = false;
+            return;
+        }
+        form_focus(a, a->field + (key == TUI_KEY_DOWN ? 1 : -1));
         return;
-    case TUI_KEY_ENTER:
+    case TUI_A_FORM_ENTER:
         if (a->field == TUI_F_SUBMIT)
             form_submit(a);
+        else if (l && l->multiline)
+            form_text(a, "\n", 1);
         else
-            a->field++;
+            form_focus(a, a->field + 1);
         return;
     default: break;
     }
-    if (a->field == TUI_F_GUEST) {
-        if (key == TUI_KEY_LEFT || key == TUI_KEY_RIGHT || key == ' ') {
-            form_pick_guest(a, key == TUI_KEY_LEFT ? -1 : 1);
-            tui_line_set(&a->f[TUI_F_GUEST], "");
-            return;
-        }
-        /* type to find: the first guest whose name contains what was typed */
-        if (tui_line_key(&a->f[TUI_F_GUEST], key) && a->f[TUI_F_GUEST].len) {
-            for (size_t i = 0; i < a->n_guests; i++)
-                if (strstr(a->guests[i].name, a->f[TUI_F_GUEST].buf)) {
-                    const char *before = a->guests[a->guest_sel].name;
-                    a->guest_sel = i;
-                    if (!a->payload_touched || strcmp(a->f[TUI_F_PAYLOAD].buf, tui_guest_example_payload(before)) == 0) {
-                        tui_line_set(&a->f[TUI_F_PAYLOAD], tui_guest_example_payload(a->guests[i].name));
-                        a->payload_touched = false;
-                    }
-                    break;
-                }
-        }
+    if (a->field == TUI_F_GUEST && (key == TUI_KEY_LEFT || key == TUI_KEY_RIGHT || key == ' ')) {
+        if (a->n_guests)
+            form_set_guest(a, (a->guest_sel + a->n_guests + (key == TUI_KEY_LEFT ? a->n_guests - 1 : 1)) %
+                                  a->n_guests);
+        tui_line_set(&a->f[TUI_F_GUEST], "");
         return;
     }
-    if (a->field == TUI_F_SUBMIT)
+    if (!l)
         return;
-    if (tui_line_key(&a->f[a->field], key) && a->field == TUI_F_PAYLOAD) {
+    if ((key >= 0x20 && key < 0x7f) || (key >= 0x80 && key <= 0xff)) {
+        char c = (char)key;
+        form_text(a, &c, 1);
+        return;
+    }
+    if (a->field_fresh && (key == TUI_KEY_BACKSPACE || key == TUI_KEY_DELETE)) {
+        tui_line_set(l, ""); /* the whole value was selected */
+        a->field_fresh = false;
+    } else if (tui_line_key(l, key)) {
+        a->field_fresh = false;
+    } else {
+        return;
+    }
+    if (a->field == TUI_F_GUEST)
+        form_find_guest(a);
+    if (a->field == TUI_F_PAYLOAD) {
         a->payload_touched = true;
         form_check(a);
     }
 }
+
+void tui_submit_copy(tui_app *a, int64_t id)
+{
+    act_req *r = calloc(1, sizeof *r);
+    if (!r)
+        return;
+    r->kind = ACT_GET_JOB;
+    r->ids = malloc(sizeof *r->ids);
+    if (!r->ids) {
+        free(r);
+        return;
+    }
+    r->ids[0] = id;
+    r->n = 1;
+    run_action(a, r);
+}
+
+/* ---- confirm ---------------------------------------------------------------------------------- */
 
 static void confirm_ask(tui_app *a, tui_confirm_kind kind, int64_t *ids, size_t n, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
@@ -1075,11 +1350,10 @@ static void confirm_ask(tui_app *a, tui_confirm_kind kind, int64_t *ids, size_t 
     a->mode = TUI_MODE_CONFIRM;
 }
 
-static tui_mode confirm_return_mode; /* where to go back after the dialog */
-
 static void confirm_key(tui_app *a, int key)
 {
-    if (key == 'y' || key == 'Y') {
+    tui_action act = tui_key_action(key, TUI_CX_CONFIRM);
+    if (act == TUI_A_YES) {
         act_req *r = calloc(1, sizeof *r);
         if (r) {
             r->kind = a->confirm_kind == TUI_CONFIRM_CANCEL ? ACT_CANCEL : ACT_RETRY_FAILED;
@@ -1087,329 +1361,283 @@ static void confirm_key(tui_app *a, int key)
             r->n = a->confirm_n;
             a->confirm_ids = NULL;
             snprintf(r->filter_text, sizeof r->filter_text, "%s", a->filter_text);
-            if (r->kind == ACT_CANCEL && a->marks.n && confirm_return_mode != TUI_MODE_DETAIL)
+            if (r->kind == ACT_CANCEL && a->marks.n && a->view != TUI_VIEW_DETAIL)
                 tui_marks_clear(&a->marks);
             run_action(a, r);
         }
-        a->mode = confirm_return_mode;
-    } else if (key == 'n' || key == 'N' || key == TUI_KEY_ESC || key == 'q') {
+        a->mode = TUI_MODE_MAIN;
+    } else if (act == TUI_A_NO) {
         free(a->confirm_ids);
         a->confirm_ids = NULL;
-        a->mode = confirm_return_mode;
+        a->mode = TUI_MODE_MAIN;
     }
 }
 
+void tui_job_command(tui_app *a, tui_action act)
+{
+    size_t n = 0;
+    int64_t *ids = target_ids(a, &n);
+    if (!ids) {
+        tui_set_status(a, true, "no job selected: pick one in the jobs pane or open its detail");
+        return;
+    }
+    if (act == TUI_A_CANCEL) {
+        if (n == 1)
+            confirm_ask(a, TUI_CONFIRM_CANCEL, ids, n, "Cancel job %lld?", (long long)ids[0]);
+        else
+            confirm_ask(a, TUI_CONFIRM_CANCEL, ids, n, "Cancel %zu marked jobs?", n);
+        return;
+    }
+    act_req *r = calloc(1, sizeof *r);
+    if (!r) {
+        free(ids);
+        return;
+    }
+    r->kind = ACT_RERUN;
+    r->ids = ids;
+    r->n = n;
+    if (a->view != TUI_VIEW_DETAIL)
+        tui_marks_clear(&a->marks);
+    run_action(a, r);
+}
+
+/* ---- the prompt: filter / search / command, with history and completion -------------------------- */
+
+static void global_action(tui_app *a, tui_action act, int64_t arg, const char *text);
 static void do_action(tui_app *a, tui_action act, int64_t arg, const char *text);
+
+static void on_filter_timer(uv_timer_t *t)
+{
+    tui_app *a = t->data;
+    if (a->mode == TUI_MODE_PROMPT && a->prompt_kind == TUI_PROMPT_FILTER) {
+        apply_filter(a, a->prompt.buf, true);
+        request_draw(a);
+    }
+}
+
+/* The prompt's text changed: filters apply as you type (debounced, so a burst of keys makes one
+ * query), a search finds as you type. */
+static void prompt_changed(tui_app *a)
+{
+    if (a->prompt_kind == TUI_PROMPT_FILTER)
+        uv_timer_start(&a->filter_timer, on_filter_timer, 120, 0);
+    else if (a->prompt_kind == TUI_PROMPT_SEARCH)
+        tui_logs_search_set(a, a->prompt.buf);
+}
+
+static void prompt_complete(tui_app *a)
+{
+    if (a->prompt_kind != TUI_PROMPT_COMMAND)
+        return;
+    const char *p = a->prompt.buf;
+    while (*p == ' ' || *p == ':')
+        p++;
+    if (strchr(p, ' '))
+        return; /* past the name: nothing to complete */
+    const char *names[32];
+    char common[64];
+    size_t n = tui_command_complete(p, names, 32, common, sizeof common);
+    if (n == 0) {
+        tui_set_status(a, true, "no command starts with '%s' (:help lists them)", p);
+        return;
+    }
+    char line[96];
+    snprintf(line, sizeof line, "%s%s", n == 1 ? names[0] : common, n == 1 ? " " : "");
+    tui_line_set(&a->prompt, line);
+    if (n > 1) {
+        char list[512];
+        size_t w = 0;
+        for (size_t i = 0; i < n && i < 32; i++) {
+            int k = snprintf(list + w, sizeof list - w, "%s:%s", i ? " " : "", names[i]);
+            if (k < 0 || (size_t)k >= sizeof list - w)
+                break;
+            w += (size_t)k;
+        }
+        tui_set_status(a, false, "%s", list);
+    }
+}
 
 static void prompt_key(tui_app *a, int key)
 {
-    if (key == TUI_KEY_ESC) {
-        if (a->prompt_kind == TUI_PROMPT_FILTER && a->filter_text[0])
-            apply_filter(a, ""); /* esc in the filter prompt clears the filter */
+    tui_history *h = &a->history[a->prompt_kind];
+    switch (tui_key_action(key, TUI_CX_PROMPT)) {
+    case TUI_A_PROMPT_CANCEL:
+        uv_timer_stop(&a->filter_timer);
         a->mode = TUI_MODE_MAIN;
+        if (a->prompt_kind == TUI_PROMPT_FILTER)
+            apply_filter(a, "", false); /* esc in the filter prompt clears the filter */
+        else if (a->prompt_kind == TUI_PROMPT_SEARCH)
+            tui_logs_search_set(a, "");
+        h->pos = -1;
         return;
-    }
-    if (key == TUI_KEY_ENTER) {
+    case TUI_A_PROMPT_APPLY:
+        uv_timer_stop(&a->filter_timer);
         a->mode = TUI_MODE_MAIN;
+        tui_history_add(h, a->prompt.buf);
         if (a->prompt_kind == TUI_PROMPT_FILTER) {
-            apply_filter(a, a->prompt.buf);
+            apply_filter(a, a->prompt.buf, false);
         } else if (a->prompt_kind == TUI_PROMPT_SEARCH) {
-            snprintf(a->search, sizeof a->search, "%s", a->prompt.buf);
-            a->search_hit = (long)tui_logs_current(a)->n;
-            do_action(a, TUI_A_SEARCH_NEXT, 0, NULL);
+            tui_logs_search_set(a, a->prompt.buf);
         } else {
             tui_action act;
             int64_t arg;
             const char *text;
             char msg[256];
-            if (tui_command_parse(a->prompt.buf, &act, &arg, &text, msg, sizeof msg) != 0)
+            char cmd[sizeof a->prompt.buf];
+            snprintf(cmd, sizeof cmd, "%s", a->prompt.buf);
+            if (tui_command_parse(cmd, &act, &arg, &text, msg, sizeof msg) != 0)
                 tui_set_status(a, true, "%s", msg);
             else
                 do_action(a, act, arg, text);
         }
         return;
+    case TUI_A_PROMPT_OLDER: case TUI_A_PROMPT_NEWER: {
+        const char *t = key == TUI_KEY_UP ? tui_history_older(h, a->prompt.buf) : tui_history_newer(h);
+        if (t) {
+            tui_line_set(&a->prompt, t);
+            prompt_changed(a);
+        }
+        return;
     }
-    tui_line_key(&a->prompt, key);
+    case TUI_A_PROMPT_COMPLETE: prompt_complete(a); return;
+    default: break;
+    }
+    if (tui_line_key(&a->prompt, key))
+        prompt_changed(a);
 }
 
-static void open_prompt(tui_app *a, tui_prompt_kind kind, const char *initial)
+void tui_open_prompt(tui_app *a, tui_prompt_kind kind, const char *initial)
 {
     a->mode = TUI_MODE_PROMPT;
     a->prompt_kind = kind;
+    a->prompt.multiline = false;
+    a->history[kind].pos = -1;
     tui_line_set(&a->prompt, initial);
+    if (kind == TUI_PROMPT_SEARCH)
+        tui_logs_search_set(a, initial);
 }
 
-static void move_cursor(tui_app *a, long delta, bool absolute)
+void tui_move_cursor(tui_app *a, long delta, bool absolute)
 {
+    a->open_pending = false;
     long total = tui_jobs_total(a);
     a->cursor = absolute ? delta : a->cursor + delta;
     tui_scroll(&a->cursor, &a->top, total, a->lay.body_h - 1);
-    const tui_row *r = selected_row(a);
+    const tui_row *r = tui_selected_row(a);
     a->cursor_id = r ? r->id : 0;
     a->pending_cursor_lat = true;
     ensure_window(a);
 }
 
-static void logs_scroll(tui_app *a, long delta)
-{
-    tui_logbuf *b = tui_logs_current(a);
-    long n = (long)b->n;
-    if (a->follow)
-        a->log_top = a->log_first_shown;
-    a->follow = false;
-    a->log_top += delta;
-    if (a->log_top < 0)
-        a->log_top = 0;
-    /* back at the bottom: follow again */
-    if (delta > 0 && a->log_top + a->log_shown >= n) {
-        a->follow = true;
-    }
-    if (a->log_top > n - 1)
-        a->log_top = n > 0 ? n - 1 : 0;
-}
+void tui_fetch(tui_app *a) { start_fetch(a); }
+void tui_request_draw(tui_app *a) { request_draw(a); }
 
-static void do_action(tui_app *a, tui_action act, int64_t arg, const char *text)
+/* ---- actions: the view's own first, then these ------------------------------------------------- */
+
+static void suspend(tui_app *a);
+
+static void global_action(tui_app *a, tui_action act, int64_t arg, const char *text)
 {
-    long page = a->lay.body_h > 3 ? a->lay.body_h - 2 : 1;
-    bool in_text = a->mode == TUI_MODE_DETAIL || a->mode == TUI_MODE_HELP;
-    long *text_top = a->mode == TUI_MODE_DETAIL ? &a->detail_top : &a->help_top;
     switch (act) {
-    case TUI_A_UP: case TUI_A_DOWN: case TUI_A_PGUP: case TUI_A_PGDN: case TUI_A_TOP: case TUI_A_BOTTOM: {
-        long d = act == TUI_A_UP ? -1 : act == TUI_A_DOWN ? 1 : act == TUI_A_PGUP ? -page : page;
-        if (in_text) {
-            if (act == TUI_A_TOP)
-                *text_top = 0;
-            else if (act == TUI_A_BOTTOM)
-                *text_top = 1L << 30;
-            else
-                *text_top += d;
-            if (*text_top < 0)
-                *text_top = 0;
-        } else if (a->pane == TUI_PANE_JOBS) {
-            if (act == TUI_A_TOP)
-                move_cursor(a, 0, true);
-            else if (act == TUI_A_BOTTOM)
-                move_cursor(a, tui_jobs_total(a) - 1, true);
-            else
-                move_cursor(a, d, false);
-        } else if (a->pane == TUI_PANE_LOGS) {
-            if (act == TUI_A_BOTTOM)
-                a->follow = true;
-            else if (act == TUI_A_TOP) {
-                a->follow = false;
-                a->log_top = 0;
-            } else
-                logs_scroll(a, d);
-        }
-        break;
-    }
-    case TUI_A_OPEN:
-        if (arg)
-            open_detail(a, arg);
-        else if (a->pane == TUI_PANE_JOBS && selected_row(a))
-            open_detail(a, selected_row(a)->id);
-        else if (a->pane == TUI_PANE_LOGS) {
-            tui_logbuf *b = tui_logs_current(a);
-            long i = a->search_hit >= 0 && a->search_hit < (long)b->n ? a->search_hit
-                     : a->follow ? (long)b->n - 1 : a->log_top;
-            const tui_log_entry *e = i >= 0 ? tui_logbuf_get(b, (size_t)i) : NULL;
-            if (e && e->job_id)
-                open_detail(a, e->job_id);
-        } else if (a->pane == TUI_PANE_VMS) {
-            for (int i = 0; i < a->snap.n_workers; i++)
-                if (a->snap.workers[i].job_id) {
-                    open_detail(a, a->snap.workers[i].job_id);
-                    break;
-                }
-        }
-        break;
     case TUI_A_BACK:
-    case TUI_A_CLOSE:
-        if (a->mode != TUI_MODE_MAIN) {
-            a->mode = TUI_MODE_MAIN;
-        } else if (a->pane == TUI_PANE_LOGS && a->logs_job) {
-            a->logs_job = 0; /* back from one job's logs to all */
-        } else if (a->pane == TUI_PANE_JOBS && a->marks.n) {
+        if (!tui_back(a) && a->view == TUI_VIEW_JOBS && a->marks.n)
             tui_marks_clear(&a->marks);
-        } else if (act == TUI_A_BACK) {
+        break;
+    case TUI_A_BACK_OR_QUIT:
+        if (tui_back(a))
+            break;
+        if (a->view == TUI_VIEW_JOBS && a->marks.n)
+            tui_marks_clear(&a->marks);
+        else
             begin_quit(a);
-        }
         break;
     case TUI_A_QUIT: begin_quit(a); break;
     case TUI_A_NEXT_PANE: case TUI_A_PREV_PANE:
-        a->mode = TUI_MODE_MAIN;
-        a->pane = (tui_pane)((a->pane + (act == TUI_A_NEXT_PANE ? 1 : TUI_PANE_COUNT - 1)) % TUI_PANE_COUNT);
+        tui_show_pane(a, (tui_pane)((a->pane + (act == TUI_A_NEXT_PANE ? 1 : TUI_PANE_COUNT - 1)) %
+                                    TUI_PANE_COUNT));
         break;
-    case TUI_A_PANE_JOBS: a->mode = TUI_MODE_MAIN; a->pane = TUI_PANE_JOBS; break;
-    case TUI_A_PANE_VMS: a->mode = TUI_MODE_MAIN; a->pane = TUI_PANE_VMS; break;
-    case TUI_A_PANE_LOGS:
-        a->mode = TUI_MODE_MAIN;
-        a->pane = TUI_PANE_LOGS;
-        if (text) /* :logs with no id: all jobs */
-            a->logs_job = 0;
-        break;
-    case TUI_A_FILTER:
-        if (text) {
-            apply_filter(a, text);
-            a->pane = TUI_PANE_JOBS;
-        } else if (a->pane == TUI_PANE_LOGS)
-            open_prompt(a, TUI_PROMPT_SEARCH, a->search);
-        else {
-            a->pane = TUI_PANE_JOBS;
-            open_prompt(a, TUI_PROMPT_FILTER, a->filter_text);
-        }
-        break;
-    case TUI_A_HELP:
-        a->mode = TUI_MODE_HELP;
-        a->help_top = 0;
-        break;
-    case TUI_A_SUBMIT: open_form(a); break;
-    case TUI_A_CANCEL: {
-        size_t n = 0;
-        int64_t *ids = target_ids(a, &n);
-        if (!ids) {
-            tui_set_status(a, true, "no job selected");
-            break;
-        }
-        confirm_return_mode = a->mode;
-        if (n == 1)
-            confirm_ask(a, TUI_CONFIRM_CANCEL, ids, n, "Cancel job %lld?", (long long)ids[0]);
+    case TUI_A_PANE_JOBS: tui_show_pane(a, TUI_PANE_JOBS); break;
+    case TUI_A_PANE_VMS: tui_show_pane(a, TUI_PANE_VMS); break;
+    case TUI_A_PANE_LOGS: tui_show_pane(a, TUI_PANE_LOGS); break;
+    case TUI_A_LOGS_OF_JOB:
+        if (arg)
+            tui_push(a, TUI_VIEW_LOGS, arg);
         else
-            confirm_ask(a, TUI_CONFIRM_CANCEL, ids, n, "Cancel %zu marked jobs?", n);
+            tui_set_status(a, true, "l shows the logs of the selected job: pick one in the jobs pane");
         break;
-    }
-    case TUI_A_RERUN: {
-        act_req *r = calloc(1, sizeof *r);
-        if (!r)
-            break;
-        r->kind = ACT_RERUN;
-        r->ids = target_ids(a, &r->n);
-        if (!r->ids) {
-            free(r);
-            tui_set_status(a, true, "no job selected");
-            break;
-        }
-        if (a->mode != TUI_MODE_DETAIL)
-            tui_marks_clear(&a->marks);
-        run_action(a, r);
+    case TUI_A_OPEN_JOB: tui_push(a, TUI_VIEW_DETAIL, arg); break;
+    case TUI_A_HELP:
+        if (a->view != TUI_VIEW_HELP)
+            tui_push(a, TUI_VIEW_HELP, 0);
         break;
-    }
+    case TUI_A_COMMAND: tui_open_prompt(a, TUI_PROMPT_COMMAND, ""); break;
+    case TUI_A_SUBMIT: open_form(a, NULL); break;
+    case TUI_A_FILTER_SET:
+        tui_show_pane(a, TUI_PANE_JOBS);
+        apply_filter(a, text ? text : "", false);
+        break;
+    case TUI_A_SORT_SET: case TUI_A_MARK_CLEAR: case TUI_A_CANCEL: case TUI_A_RERUN:
+        /* commands for the jobs pane (:sort, :clear), or the selected job (:cancel, :rerun) */
+        if (act == TUI_A_SORT_SET || act == TUI_A_MARK_CLEAR)
+            tui_show_pane(a, TUI_PANE_JOBS);
+        if (a->view == TUI_VIEW_JOBS)
+            tui_pane_jobs_ops.act(a, act, arg, text);
+        else
+            tui_set_status(a, true, "no job selected: pick one in the jobs pane or open its detail");
+        break;
     case TUI_A_RETRY_FAILED: {
         long failed = (long)a->snap.counts[ASPEN_STORE_FAILED];
-        confirm_return_mode = a->mode == TUI_MODE_PROMPT ? TUI_MODE_MAIN : a->mode;
         confirm_ask(a, TUI_CONFIRM_RETRY_FAILED, NULL, 0,
                     "Retry every failed job matching '%s' (%ld failed in all)?",
                     a->filter_text[0] ? a->filter_text : "(no filter)", failed);
         break;
     }
-    case TUI_A_PAUSE: {
+    case TUI_A_PAUSE_TOGGLE: case TUI_A_PAUSE: case TUI_A_RESUME: {
         act_req *r = calloc(1, sizeof *r);
         if (!r)
             break;
         r->kind = ACT_PAUSE;
-        r->pause = arg == 1 ? true : arg == 2 ? false : !a->snap.paused; /* :pause, :resume, p */
+        r->pause = act == TUI_A_PAUSE ? true : act == TUI_A_RESUME ? false : !a->snap.paused;
         run_action(a, r);
         break;
     }
-    case TUI_A_MARK:
-        if (a->pane == TUI_PANE_JOBS && selected_row(a)) {
-            tui_marks_toggle(&a->marks, selected_row(a)->id);
-            move_cursor(a, 1, false);
-        }
+    /* the logs pane's settings, from anywhere (:wrap, :ts, :follow) */
+    case TUI_A_WRAP: a->wrap = !a->wrap; tui_set_status(a, false, "log wrap %s", a->wrap ? "on" : "off"); break;
+    case TUI_A_TIMESTAMPS:
+        a->timestamps = !a->timestamps;
+        tui_set_status(a, false, "log timestamps %s", a->timestamps ? "on" : "off");
         break;
-    case TUI_A_MARK_CLEAR: tui_marks_clear(&a->marks); break;
     case TUI_A_FOLLOW:
-        if (a->pane != TUI_PANE_LOGS) {
-            a->pane = TUI_PANE_LOGS;
-            a->follow = true;
-        } else {
-            a->follow = !a->follow;
-            if (!a->follow)
-                a->log_top = a->log_first_shown;
-        }
-        a->search_hit = a->follow ? -1 : a->search_hit;
+        tui_show_pane(a, TUI_PANE_LOGS);
+        a->follow = true;
+        a->search_hit = -1;
         break;
-    case TUI_A_COMMAND: open_prompt(a, TUI_PROMPT_COMMAND, ""); break;
-    case TUI_A_SORT_NEXT:
-        if (text && *text) {
-            int found = -1;
-            for (int s = 0; s < TUI_SORT_COUNT; s++)
-                if (strcmp(tui_sort_name((tui_sort)s), text) == 0)
-                    found = s;
-            if (found < 0) {
-                tui_set_status(a, true, "sort by: id state guest priority attempts age duration");
-                break;
-            }
-            a->sort_col = (tui_sort)found;
-        } else {
-            a->sort_col = (tui_sort)((a->sort_col + 1) % TUI_SORT_COUNT);
-        }
-        a->sort_reverse = false;
-        if (a->sort_col == TUI_SORT_ID)
-            start_fetch(a);
-        else
-            tui_sort_rows(a->rows, a->n_rows, a->sort_col, a->sort_reverse, aspen_store_now_ms());
-        tui_set_status(a, false, "sorted by %s%s", tui_sort_name(a->sort_col),
-                       a->sort_col == TUI_SORT_ID ? "" : " (the loaded rows around the cursor)");
-        break;
-    case TUI_A_SORT_REVERSE:
-        if (a->sort_col == TUI_SORT_ID) {
-            a->order_reverse = !a->order_reverse;
-            a->fetch_gen++;
-            a->cursor = a->top = 0;
-            a->n_rows = 0;
-            a->rows_loaded = false;
-            start_fetch(a);
-        } else {
-            a->sort_reverse = !a->sort_reverse;
-            tui_sort_rows(a->rows, a->n_rows, a->sort_col, a->sort_reverse, aspen_store_now_ms());
-        }
-        break;
-    case TUI_A_LOGS_OF_JOB:
-        if (arg)
-            show_logs_of(a, arg);
-        else if (a->mode == TUI_MODE_DETAIL)
-            show_logs_of(a, a->detail_id);
-        else if (a->pane == TUI_PANE_JOBS && selected_row(a))
-            show_logs_of(a, selected_row(a)->id);
-        break;
-    case TUI_A_LOGS_ALL: a->logs_job = 0; a->follow = true; break;
-    case TUI_A_WRAP: a->wrap = !a->wrap; break;
-    case TUI_A_TIMESTAMPS: a->timestamps = !a->timestamps; break;
-    case TUI_A_SEARCH_NEXT: case TUI_A_SEARCH_PREV: {
-        if (!a->search[0]) {
-            open_prompt(a, TUI_PROMPT_SEARCH, "");
-            break;
-        }
-        tui_logbuf *b = tui_logs_current(a);
-        long from = a->search_hit >= 0 ? a->search_hit : (long)b->n;
-        /* n: the next older match (the tail is where one starts); N: newer */
-        long hit = tui_logbuf_search(b, from, act == TUI_A_SEARCH_NEXT ? -1 : 1, a->search);
-        if (hit < 0) {
-            tui_set_status(a, true, "'%s': no %s match", a->search,
-                           act == TUI_A_SEARCH_NEXT ? "older" : "newer");
-            break;
-        }
-        a->search_hit = hit;
-        a->follow = false;
-        a->log_top = hit - (a->lay.body_h - 1) / 2;
-        if (a->log_top < 0)
-            a->log_top = 0;
-        break;
-    }
     case TUI_A_REFRESH:
         clearok(curscr, TRUE);
         start_fetch(a);
         break;
+    case TUI_A_SUSPEND: suspend(a); break;
     default: break;
     }
+}
+
+static void do_action(tui_app *a, tui_action act, int64_t arg, const char *text)
+{
+    if (act == TUI_A_NONE)
+        return;
+    const tui_pane_ops *ops = tui_view_ops(a->view);
+    unsigned r = ops->act ? ops->act(a, act, arg, text) : 0;
+    if (r & TUI_R_FETCH)
+        start_fetch(a);
+    if (!(r & TUI_R_HANDLED))
+        global_action(a, act, arg, text);
 }
 
 static void handle_key(tui_app *a, int key)
 {
     if (key == TUI_KEY_RESIZE)
         return;
-    if (key == 3) { /* ^C: raw mode reads it as a key */
+    if (key == TUI_KEY_CTRL('c')) { /* raw mode reads it as a key: quits from anywhere */
         begin_quit(a);
         return;
     }
@@ -1423,9 +1651,117 @@ static void handle_key(tui_app *a, int key)
         begin_quit(a);
         return;
     }
-    tui_action act = tui_key_action(key, a->pane);
-    /* in detail, l opens the job's logs */
+    tui_action act = tui_key_action(key, tui_view_ops(a->view)->cx);
+    if (act != TUI_A_NONE && a->status_error)
+        tui_clear_error(a); /* a stale error goes; a new one replaces it */
     do_action(a, act, 0, NULL);
+}
+
+/* ---- paste, mouse, suspend ---------------------------------------------------------------------- */
+
+/* A bracketed paste, whole: into the field being edited, never run as keys. */
+static void handle_paste(tui_app *a, const char *text, size_t n, bool too_long)
+{
+    if (too_long) {
+        tui_set_status(a, true, "paste too long (over %d bytes): nothing inserted", TUI_LINE_MAX - 1);
+        return;
+    }
+    switch (a->mode) {
+    case TUI_MODE_SUBMIT: form_text(a, text, n); return;
+    case TUI_MODE_PROMPT:
+        if (!tui_line_insert(&a->prompt, text, n))
+            tui_set_status(a, true, "paste too long for the prompt");
+        prompt_changed(a);
+        return;
+    default:
+        tui_set_status(a, true, "paste ignored (%zu bytes): never run as keys; / : s open a field", n);
+        return;
+    }
+}
+
+static void handle_mouse(tui_app *a)
+{
+    int y = a->mouse_y, x = a->mouse_x;
+    if (a->mode != TUI_MODE_MAIN)
+        return; /* the overlays are keyboard only */
+    if (a->mouse_button == 4 || a->mouse_button == 5) {
+        for (int i = 0; i < 3; i++)
+            do_action(a, a->mouse_button == 4 ? TUI_A_UP : TUI_A_DOWN, 0, NULL);
+        return;
+    }
+    if (a->mouse_button != 1)
+        return;
+    double now = tui_mono_ms();
+    bool again = y == a->last_click_y && x / 4 == a->last_click_x / 4 && now - a->last_click_ms < 600;
+    a->last_click_y = y;
+    a->last_click_x = x;
+    a->last_click_ms = again ? 0 : now;
+    if (y == a->lay.tabs_y) {
+        int tx = 0;
+        for (int p = 0; p < TUI_PANE_COUNT; p++) {
+            int w = (int)strlen(tui_pane_name(p)) + 4;
+            if (x >= tx && x < tx + w) {
+                tui_show_pane(a, (tui_pane)p);
+                return;
+            }
+            tx += w + 1;
+        }
+        return;
+    }
+    const tui_pane_ops *ops = tui_view_ops(a->view);
+    if (y >= a->lay.body_y && y < a->lay.body_y + a->lay.body_h && ops->click)
+        ops->click(a, y, x, again);
+}
+
+static const char term_on[] = "\033[?2004h", term_off[] = "\033[?2004l";
+
+static void term_write(const char *s)
+{
+    ssize_t r = write(STDOUT_FILENO, s, strlen(s));
+    (void)r;
+}
+
+/* Ctrl-Z: the terminal back to the shell, the process stopped (the engine with it); fg resumes
+ * and the screen comes back as it was. */
+static void suspend(tui_app *a)
+{
+    term_write(term_off);
+    mousemask(0, NULL);
+    endwin();
+    signal(SIGTSTP, SIG_DFL);
+    kill(0, SIGTSTP); /* the whole job stops; returns once continued (fg) */
+    reset_prog_mode();
+    mousemask(BUTTON1_PRESSED | BUTTON4_PRESSED | BUTTON5_PRESSED, NULL);
+    term_write(term_on);
+    struct winsize ws;
+    if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_row > 0 && ws.ws_col > 0)
+        resizeterm(ws.ws_row, ws.ws_col);
+    clearok(curscr, TRUE);
+    tui_set_status(a, false, "resumed");
+    start_fetch(a);
+}
+
+/* Keys that ncurses reports as codes of our own (define_key in aspen_tui_run). */
+#define NC_PASTE_BEGIN (KEY_MAX + 1)
+#define NC_PASTE_END (KEY_MAX + 2)
+
+static void paste_byte(tui_app *a, int ch)
+{
+    if (a->paste_n + 1 > TUI_LINE_MAX) {
+        a->paste_too_long = true;
+        return;
+    }
+    if (a->paste_n + 1 > a->paste_cap) {
+        size_t nc = a->paste_cap ? a->paste_cap * 2 : 4096;
+        char *p = realloc(a->paste, nc);
+        if (!p) {
+            a->paste_too_long = true;
+            return;
+        }
+        a->paste = p;
+        a->paste_cap = nc;
+    }
+    a->paste[a->paste_n++] = (char)ch;
 }
 
 static void on_stdin(uv_poll_t *p, int status, int events)
@@ -1441,6 +1777,39 @@ static void on_stdin(uv_poll_t *p, int status, int events)
         if (!any)
             a->key_at_ms = tui_mono_ms();
         any = true;
+        /* a bracketed paste is text, whatever bytes it holds: collected whole, never keys. It may
+         * span several reads; the end marker closes it. */
+        if (ch == NC_PASTE_BEGIN) {
+            a->pasting = true;
+            a->paste_n = 0;
+            a->paste_too_long = false;
+            continue;
+        }
+        if (a->pasting) {
+            if (ch == NC_PASTE_END) {
+                a->pasting = false;
+                handle_paste(a, a->paste ? a->paste : "", a->paste_n, a->paste_too_long);
+            } else if (ch == KEY_ENTER || ch == '\r' || ch == '\n') {
+                paste_byte(a, '\n');
+            } else if (ch == '\t' || (ch >= 0x20 && ch <= 0xff)) {
+                paste_byte(a, ch);
+            } /* keypad codes inside a paste (an escape sequence in the text) are dropped */
+            continue;
+        }
+        if (ch == KEY_MOUSE) {
+            MEVENT ev;
+            if (getmouse(&ev) == OK) {
+                a->mouse_y = ev.y;
+                a->mouse_x = ev.x;
+                a->mouse_button = ev.bstate & BUTTON4_PRESSED ? 4
+                                  : ev.bstate & BUTTON5_PRESSED ? 5
+                                  : ev.bstate & (BUTTON1_PRESSED | BUTTON1_CLICKED) ? 1 : 0;
+                handle_mouse(a);
+            }
+            continue;
+        }
+        if (ch == NC_PASTE_END)
+            continue;
         handle_key(a, map_key(ch));
     }
     if (any && !a->quitting)
@@ -1491,6 +1860,7 @@ static void close_handles(tui_app *a)
         close_handle((uv_handle_t *)&a->tick);
         close_handle((uv_handle_t *)&a->refresh_timer);
         close_handle((uv_handle_t *)&a->draw_timer);
+        close_handle((uv_handle_t *)&a->filter_timer);
         a->loop_handles_open = false;
     }
 }
@@ -1538,6 +1908,8 @@ static void init_loop_handles(tui_app *a)
     a->refresh_timer.data = a;
     uv_timer_init(a->loop, &a->draw_timer);
     a->draw_timer.data = a;
+    uv_timer_init(a->loop, &a->filter_timer);
+    a->filter_timer.data = a;
     a->loop_handles_open = true;
 }
 
@@ -1611,13 +1983,12 @@ int aspen_tui_run(aspen_engine *eng, const aspen_tui_options *opts, aspen_engine
     tui_logbuf_init(&a->logs_one, 5000);
     a->follow = true;
     a->search_hit = -1;
-    tui_help_build(&a->help);
+    a->depth = 1;
+    a->stack[0] = (tui_place){.view = TUI_VIEW_JOBS};
+    a->detail_wrap = true;
+    for (int i = 0; i < 3; i++)
+        a->history[i].pos = -1;
     load_guests(a);
-    tui_line_set(&a->f[TUI_F_TIMEOUT], "30");
-    tui_line_set(&a->f[TUI_F_PRIORITY], "0");
-    tui_line_set(&a->f[TUI_F_ATTEMPTS], "3");
-    tui_line_set(&a->f[TUI_F_COUNT], "1");
-    tui_line_set(&a->f[TUI_F_TAGS], "");
     tui_filter_parse("", &a->filter, a->filter_buf, sizeof a->filter_buf, a->status, sizeof a->status);
 
     a->loop = calloc(1, sizeof *a->loop);
@@ -1684,6 +2055,12 @@ int aspen_tui_run(aspen_engine *eng, const aspen_tui_options *opts, aspen_engine
     keypad(stdscr, TRUE);
     nodelay(stdscr, TRUE);
     curs_set(0);
+    /* a paste arrives whole between these (bracketed paste, turned on below), never as keys */
+    define_key("\033[200~", NC_PASTE_BEGIN);
+    define_key("\033[201~", NC_PASTE_END);
+    mousemask(BUTTON1_PRESSED | BUTTON4_PRESSED | BUTTON5_PRESSED, NULL);
+    mouseinterval(0);
+    term_write(term_on);
     tui_draw_init(a);
     init_ui_handles(a);
     uv_timer_start(&a->tick, on_tick, 1000, 1000);
@@ -1700,6 +2077,8 @@ int aspen_tui_run(aspen_engine *eng, const aspen_tui_options *opts, aspen_engine
         *err = serr;
         rc = serr.code ? serr.code : ASPEN_ENGINE_EINVAL;
     }
+    term_write(term_off);
+    mousemask(0, NULL);
     endwin();
     remove_fatal_handlers();
     struct timespec zero = {0, 0};
@@ -1720,6 +2099,9 @@ free_app:
     tui_logbuf_free(&a->logs_all);
     tui_logbuf_free(&a->logs_one);
     tui_text_free(&a->help);
+    for (int i = 0; i < 3; i++)
+        tui_history_free(&a->history[i]);
+    free(a->paste);
     tui_text_free(&a->detail);
     tui_marks_free(&a->marks);
     for (size_t i = 0; i < a->n_guests; i++)

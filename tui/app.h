@@ -18,14 +18,33 @@
 #define TUI_SPARK 120       /* throughput samples kept (one a second) */
 #define TUI_MAX_GUESTS 128
 
+/* The overlay taking keys, if any (the views under it: the back stack below). */
 typedef enum tui_mode {
     TUI_MODE_MAIN = 0,
-    TUI_MODE_DETAIL,
-    TUI_MODE_HELP,
     TUI_MODE_SUBMIT,
     TUI_MODE_PROMPT,
     TUI_MODE_CONFIRM,
 } tui_mode;
+
+/* What fills the body: the three panes the tabs switch between, and the views opened over them.
+ * Each has its module (pane_*.c) behind tui_view_ops. */
+typedef enum tui_view {
+    TUI_VIEW_JOBS = 0, /* = TUI_PANE_JOBS ... */
+    TUI_VIEW_VMS,
+    TUI_VIEW_LOGS,
+    TUI_VIEW_DETAIL,
+    TUI_VIEW_HELP,
+    TUI_VIEW_COUNT
+} tui_view;
+
+/* One place on the back stack: a view and the job it shows (detail, one job's logs; 0: none),
+ * with where it was scrolled to, so esc comes back to it as it was. */
+typedef struct tui_place {
+    tui_view view;
+    int64_t job;
+    long top;
+} tui_place;
+#define TUI_STACK 32
 
 typedef enum tui_prompt_kind { TUI_PROMPT_FILTER, TUI_PROMPT_SEARCH, TUI_PROMPT_COMMAND } tui_prompt_kind;
 
@@ -51,7 +70,7 @@ typedef struct tui_app {
     uv_poll_t stdin_poll;
     uv_signal_t sig_winch, sig_int, sig_term, sig_hup;
     uv_async_t async;
-    uv_timer_t tick, refresh_timer, draw_timer;
+    uv_timer_t tick, refresh_timer, draw_timer, filter_timer;
     bool loop_handles_open; /* async + timers: initialised before the engine subscription */
     bool ui_handles_open;   /* stdin + signal watchers: after curses */
     int sub_id;             /* the engine subscription, 0 when none */
@@ -94,6 +113,7 @@ typedef struct tui_app {
     bool sort_reverse;
     tui_marks marks;
     bool rows_loaded;
+    bool open_pending; /* enter on a row still loading */
 
     /* ---- fetch bookkeeping ---- */
     bool fetch_busy, fetch_again;
@@ -103,8 +123,12 @@ typedef struct tui_app {
     uint64_t filter_gen;
 
     /* ---- panes and overlays ---- */
-    tui_pane pane;
+    tui_place stack[TUI_STACK]; /* the back stack: stack[depth - 1] is on screen */
+    int depth;
+    tui_view view;  /* = stack[depth - 1].view */
+    tui_pane pane;  /* the pane the tabs show as current: the topmost pane on the stack */
     tui_mode mode;
+    long vm_cursor; /* the selected worker in the VMs pane */
     tui_layout lay;
 
     /* detail */
@@ -116,10 +140,23 @@ typedef struct tui_app {
     /* help */
     tui_text help;
     long help_top;
+    int help_width; /* what the help was built for */
+    bool detail_wrap;
+    long detail_left; /* columns scrolled right when not wrapping */
 
     /* prompt */
     tui_prompt_kind prompt_kind;
     tui_line prompt;
+    tui_history history[3]; /* by tui_prompt_kind */
+
+    /* input: a bracketed paste being read, the last mouse event */
+    bool pasting;
+    char *paste;
+    size_t paste_n, paste_cap;
+    bool paste_too_long;
+    int mouse_y, mouse_x, mouse_button; /* button: 1 click, 4 wheel up, 5 wheel down */
+    int last_click_y, last_click_x;
+    double last_click_ms;
 
     /* confirm */
     tui_confirm_kind confirm_kind;
@@ -132,6 +169,7 @@ typedef struct tui_app {
     size_t n_guests, guest_sel;
     tui_line f[TUI_F_N];
     int field;
+    bool field_fresh; /* just tabbed into: typing replaces the value */
     char form_msg[512];
     bool form_ok;
     bool payload_touched;
@@ -161,13 +199,64 @@ typedef struct tui_app {
     bool pending_cursor_lat;
 } tui_app;
 
+/* ---- the panes' interface (pane_*.c) ---------------------------------------------------------
+ * Each view draws its body, handles the actions it has (the keymap says which keys produce them
+ * where), says what a refresh must read for it, and may take mouse clicks. An action a view does
+ * not handle falls through to app.c's global ones. */
+enum { TUI_R_HANDLED = 1, TUI_R_FETCH = 2 /* re-read what the view shows */ };
+enum { TUI_NEED_ROWS = 1, TUI_NEED_DETAIL = 2, TUI_NEED_LOGS = 4 };
+
+typedef struct tui_pane_ops {
+    const char *name;
+    unsigned cx; /* its TUI_CX_* bit: which bindings apply */
+    void (*draw)(tui_app *a, int y, int h);
+    unsigned (*act)(tui_app *a, tui_action act, int64_t arg, const char *text);
+    unsigned (*needs)(const tui_app *a);
+    void (*click)(tui_app *a, int y, int x, bool again); /* again: the same place a second time */
+} tui_pane_ops;
+
+extern const tui_pane_ops tui_pane_jobs_ops, tui_pane_vms_ops, tui_pane_logs_ops,
+    tui_pane_detail_ops, tui_pane_help_ops;
+const tui_pane_ops *tui_view_ops(tui_view v);
+
+/* app.c, for the panes */
 double tui_mono_ms(void);
+void tui_fetch(tui_app *a);          /* re-read the job window, the detail and the logs now */
+void tui_request_draw(tui_app *a);
+void tui_push(tui_app *a, tui_view v, int64_t job); /* open a view; esc comes back */
+bool tui_back(tui_app *a);                          /* false at the bottom of the stack */
+void tui_show_pane(tui_app *a, tui_pane p);         /* a tab: the stack starts again there */
+void tui_open_prompt(tui_app *a, tui_prompt_kind kind, const char *initial);
+const tui_row *tui_selected_row(const tui_app *a);
+long tui_jobs_total(const tui_app *a);
+void tui_move_cursor(tui_app *a, long delta, bool absolute);
+void tui_job_command(tui_app *a, tui_action act); /* cancel (asks) / rerun the target jobs */
+void tui_submit_copy(tui_app *a, int64_t id);     /* the form from job id's values */
+/* Scrolls a text view (detail, help) for a moving action; false for other actions. */
+bool tui_text_scroll(tui_app *a, long *top, tui_action act);
+long tui_page(const tui_app *a);
 void tui_set_status(tui_app *a, bool error, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* An error on screen goes when a later action succeeds. */
+void tui_clear_error(tui_app *a);
+/* pane_logs.c: the search set (prompt, as you type): the newest match found, "" none. */
+void tui_logs_search_set(tui_app *a, const char *needle);
 
 /* draw.c */
 void tui_draw_init(tui_app *a);
 void tui_draw(tui_app *a);
 /* Which logs buffer the logs pane shows. */
 tui_logbuf *tui_logs_current(tui_app *a);
+/* Text at y, x, at most w display columns, through the sanitiser (aspen_text.h). */
+void tui_put(int y, int x, int w, unsigned long attr, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+unsigned long tui_state_attr(const tui_app *a, aspen_store_state s);
+unsigned long tui_pair_or(const tui_app *a, int pair, unsigned long mono);
+enum { TUI_P_QUEUED = 1, TUI_P_SCHED, TUI_P_RUNNING, TUI_P_OK, TUI_P_FAILED, TUI_P_CANCELLED,
+       TUI_P_TITLE, TUI_P_DIM, TUI_P_ERRMSG, TUI_P_HIT };
+/* pane_logs.c: log lines (also under the jobs table on tall screens) */
+void tui_draw_log_lines(tui_app *a, tui_logbuf *b, int y0, int h, bool follow, bool remember);
+/* a text block (detail, help) with a title bar; wrap or scroll sideways by *left columns */
+void tui_draw_text(tui_app *a, const tui_text *t, long *top, int y0, int h, const char *title,
+                   bool wrap, long *left);
 
 #endif

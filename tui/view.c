@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <wchar.h>
 
 /* ---- formatting ------------------------------------------------------------------------------- */
 
@@ -313,111 +314,6 @@ const char *tui_pane_name(tui_pane p)
     return p < TUI_PANE_COUNT ? names[p] : "?";
 }
 
-tui_action tui_key_action(int key, tui_pane pane)
-{
-    switch (key) {
-    case TUI_KEY_UP: case 'k': return TUI_A_UP;
-    case TUI_KEY_DOWN: case 'j': return TUI_A_DOWN;
-    case 'g': case TUI_KEY_HOME: return TUI_A_TOP;
-    case 'G': case TUI_KEY_END: return TUI_A_BOTTOM;
-    case TUI_KEY_PGUP: case 2 /* ^B */: return TUI_A_PGUP;
-    case TUI_KEY_PGDN: case 6 /* ^F */: return TUI_A_PGDN;
-    case TUI_KEY_ENTER: return TUI_A_OPEN;
-    case TUI_KEY_ESC: return TUI_A_CLOSE;
-    case 'q': return TUI_A_BACK;
-    case 'Q': return TUI_A_QUIT;
-    case TUI_KEY_TAB: return TUI_A_NEXT_PANE;
-    case TUI_KEY_BTAB: return TUI_A_PREV_PANE;
-    case '1': return TUI_A_PANE_JOBS;
-    case '2': return TUI_A_PANE_VMS;
-    case '3': return TUI_A_PANE_LOGS;
-    case '/': return TUI_A_FILTER;
-    case '?': case 'h': return TUI_A_HELP;
-    case 's': return TUI_A_SUBMIT;
-    case 'c': return TUI_A_CANCEL;
-    case 'r': return TUI_A_RERUN;
-    case 'R': return TUI_A_RETRY_FAILED;
-    case 'p': return TUI_A_PAUSE;
-    case ' ': return TUI_A_MARK;
-    case 'x': return TUI_A_MARK_CLEAR;
-    case 'f': return TUI_A_FOLLOW;
-    case ':': return TUI_A_COMMAND;
-    case 'o': return TUI_A_SORT_NEXT;
-    case 'O': return TUI_A_SORT_REVERSE;
-    case 'l': return TUI_A_LOGS_OF_JOB;
-    case 12 /* ^L */: return TUI_A_REFRESH;
-    default: break;
-    }
-    if (pane == TUI_PANE_LOGS) {
-        switch (key) {
-        case 'a': return TUI_A_LOGS_ALL;
-        case 'w': return TUI_A_WRAP;
-        case 't': return TUI_A_TIMESTAMPS;
-        case 'n': return TUI_A_SEARCH_NEXT;
-        case 'N': return TUI_A_SEARCH_PREV;
-        default: break;
-        }
-    }
-    return TUI_A_NONE;
-}
-
-int tui_command_parse(const char *cmd, tui_action *action, int64_t *arg, const char **text,
-                      char *msg, size_t msgcap)
-{
-    static const struct {
-        const char *name;
-        tui_action a;
-    } words[] = {
-        {"q", TUI_A_QUIT},        {"quit", TUI_A_QUIT},       {"help", TUI_A_HELP},
-        {"submit", TUI_A_SUBMIT}, {"pause", TUI_A_PAUSE},     {"resume", TUI_A_PAUSE},
-        {"jobs", TUI_A_PANE_JOBS}, {"vms", TUI_A_PANE_VMS},   {"logs", TUI_A_PANE_LOGS},
-        {"job", TUI_A_OPEN},      {"filter", TUI_A_FILTER},   {"sort", TUI_A_SORT_NEXT},
-        {"wrap", TUI_A_WRAP},     {"ts", TUI_A_TIMESTAMPS},   {"follow", TUI_A_FOLLOW},
-        {"retry-failed", TUI_A_RETRY_FAILED}, {"clear", TUI_A_MARK_CLEAR},
-        {"cancel", TUI_A_CANCEL}, {"rerun", TUI_A_RERUN},
-    };
-    *action = TUI_A_NONE;
-    *arg = 0;
-    *text = NULL;
-    while (*cmd == ' ' || *cmd == ':')
-        cmd++;
-    size_t len = strcspn(cmd, " ");
-    const char *rest = cmd + len;
-    while (*rest == ' ')
-        rest++;
-    for (size_t i = 0; i < sizeof words / sizeof words[0]; i++) {
-        if (strlen(words[i].name) != len || strncmp(words[i].name, cmd, len) != 0)
-            continue;
-        *action = words[i].a;
-        if (*action == TUI_A_OPEN || *action == TUI_A_PANE_LOGS) {
-            if (*rest) {
-                char *end;
-                long long id = strtoll(rest[0] == '#' ? rest + 1 : rest, &end, 10);
-                if (id <= 0 || *end) {
-                    snprintf(msg, msgcap, "'%s' is not a job id", rest);
-                    return -1;
-                }
-                *arg = id;
-                if (*action == TUI_A_PANE_LOGS)
-                    *action = TUI_A_LOGS_OF_JOB;
-            } else if (*action == TUI_A_OPEN) {
-                snprintf(msg, msgcap, ":job wants an id, e.g. :job 42");
-                return -1;
-            }
-        } else if (*action == TUI_A_FILTER || *action == TUI_A_SORT_NEXT) {
-            *text = rest;
-        } else if (*rest) {
-            snprintf(msg, msgcap, ":%.*s takes no argument", (int)len, cmd);
-            return -1;
-        }
-        if (*action == TUI_A_PAUSE)
-            *arg = cmd[0] == 'r' ? 2 : 1; /* pause → 1, resume → 2 */
-        return 0;
-    }
-    snprintf(msg, msgcap, "unknown command ':%.*s' (try :help)", (int)len, cmd);
-    return -1;
-}
-
 /* ---- layout ----------------------------------------------------------------------------------- */
 
 void tui_layout_compute(int cols, int rows, tui_pane pane, tui_layout *l)
@@ -539,14 +435,116 @@ const tui_log_entry *tui_logbuf_get(const tui_logbuf *b, size_t i)
     return i < b->n ? &b->e[(b->start + i) % b->cap] : NULL;
 }
 
-long tui_logbuf_search(const tui_logbuf *b, long from, int dir, const char *needle)
+long tui_logbuf_search(const tui_logbuf *b, long from, int dir, const char *needle,
+                       bool timestamps, bool show_job)
 {
     if (!needle || !*needle || b->n == 0)
         return -1;
-    for (long i = from + (dir > 0 ? 1 : -1); i >= 0 && i < (long)b->n; i += dir > 0 ? 1 : -1)
-        if (strcasestr(tui_logbuf_get(b, (size_t)i)->line, needle))
+    char text[2048];
+    for (long i = from + (dir > 0 ? 1 : -1); i >= 0 && i < (long)b->n; i += dir > 0 ? 1 : -1) {
+        tui_log_format(tui_logbuf_get(b, (size_t)i), timestamps, show_job, text, sizeof text);
+        if (strcasestr(text, needle))
             return i;
+    }
     return -1;
+}
+
+size_t tui_find_all(const char *text, const char *needle, size_t *out, size_t max)
+{
+    size_t n = 0, nl = needle ? strlen(needle) : 0;
+    if (!nl)
+        return 0;
+    for (const char *p = text; n < max && (p = strcasestr(p, needle)); p += nl) {
+        out[2 * n] = (size_t)(p - text);
+        out[2 * n + 1] = (size_t)(p - text) + nl;
+        n++;
+    }
+    return n;
+}
+
+/* ---- display columns ---------------------------------------------------------------------------- */
+
+/* One UTF-8 character at s (len > 0): its code point and length; a bad byte is one column, one
+ * byte (the sanitiser has escaped those already; this only keeps the arithmetic safe). */
+static size_t utf8_next(const unsigned char *s, size_t len, uint32_t *cp)
+{
+    unsigned c = s[0];
+    size_t n = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+    if (n == 0 || n > len) {
+        *cp = 0xfffd;
+        return 1;
+    }
+    uint32_t v = n == 1 ? c : n == 2 ? c & 0x1f : n == 3 ? c & 0x0f : c & 0x07;
+    for (size_t i = 1; i < n; i++) {
+        if ((s[i] & 0xc0) != 0x80) {
+            *cp = 0xfffd;
+            return 1;
+        }
+        v = (v << 6) | (s[i] & 0x3f);
+    }
+    *cp = v;
+    return n;
+}
+
+static int cp_width(uint32_t cp)
+{
+    if (cp < 0x80)
+        return cp >= 0x20 && cp != 0x7f ? 1 : 0;
+    int w = wcwidth((wchar_t)cp);
+    if (w >= 0)
+        return w;
+    /* not a UTF-8 locale (wcwidth knows nothing): the East Asian wide blocks by hand */
+    if ((cp >= 0x1100 && cp <= 0x115f) || (cp >= 0x2e80 && cp <= 0xa4cf) ||
+        (cp >= 0xac00 && cp <= 0xd7a3) || (cp >= 0xf900 && cp <= 0xfaff) ||
+        (cp >= 0xfe30 && cp <= 0xfe4f) || (cp >= 0xff00 && cp <= 0xff60) ||
+        (cp >= 0xffe0 && cp <= 0xffe6) || (cp >= 0x1f300 && cp <= 0x1faff) ||
+        (cp >= 0x20000 && cp <= 0x3fffd))
+        return 2;
+    return 1;
+}
+
+int tui_cols(const char *s, size_t len)
+{
+    int cols = 0;
+    for (size_t i = 0; i < len && s[i];) {
+        uint32_t cp;
+        i += utf8_next((const unsigned char *)s + i, len - i, &cp);
+        cols += cp_width(cp);
+    }
+    return cols;
+}
+
+size_t tui_cols_fit(const char *s, size_t len, int cols, int *used)
+{
+    size_t i = 0;
+    int w = 0;
+    while (i < len && s[i]) {
+        uint32_t cp;
+        size_t n = utf8_next((const unsigned char *)s + i, len - i, &cp);
+        int cw = cp_width(cp);
+        if (w + cw > cols)
+            break;
+        w += cw;
+        i += n;
+    }
+    if (used)
+        *used = w;
+    return i;
+}
+
+int tui_wrap_rows_text(const char *text, int width, bool wrap)
+{
+    size_t len = strlen(text);
+    if (!wrap || width <= 0)
+        return 1;
+    int rows = 0;
+    size_t off = 0;
+    do {
+        size_t n = tui_cols_fit(text + off, len - off, width, NULL);
+        off += n ? n : 1;
+        rows++;
+    } while (off < len);
+    return rows;
 }
 
 int tui_wrap_rows(size_t len, int width, bool wrap)
@@ -579,60 +577,244 @@ void tui_line_set(tui_line *l, const char *text)
     l->cur = l->len;
 }
 
+static bool is_cont(char c) { return ((unsigned char)c & 0xc0) == 0x80; }
+
+static size_t line_start(const tui_line *l, size_t at)
+{
+    while (at > 0 && l->buf[at - 1] != '\n')
+        at--;
+    return at;
+}
+
+static size_t line_end(const tui_line *l, size_t at)
+{
+    while (at < l->len && l->buf[at] != '\n')
+        at++;
+    return at;
+}
+
+static void line_delete(tui_line *l, size_t from, size_t to)
+{
+    memmove(l->buf + from, l->buf + to, l->len - to + 1);
+    l->len -= to - from;
+    if (l->cur > to)
+        l->cur -= to - from;
+    else if (l->cur > from)
+        l->cur = from;
+}
+
+/* The cursor to the same display column on the line starting at `start`. */
+static void line_goto_col(tui_line *l, size_t start, int col)
+{
+    size_t end = line_end(l, start);
+    l->cur = start + tui_cols_fit(l->buf + start, end - start, col, NULL);
+}
+
 bool tui_line_key(tui_line *l, int key)
 {
     switch (key) {
     case TUI_KEY_LEFT:
         if (l->cur > 0)
-            l->cur--;
+            do
+                l->cur--;
+            while (l->cur > 0 && is_cont(l->buf[l->cur]));
         return true;
     case TUI_KEY_RIGHT:
         if (l->cur < l->len)
-            l->cur++;
+            do
+                l->cur++;
+            while (l->cur < l->len && is_cont(l->buf[l->cur]));
         return true;
     case TUI_KEY_HOME: case 1 /* ^A */:
-        l->cur = 0;
+        l->cur = l->multiline ? line_start(l, l->cur) : 0;
         return true;
     case TUI_KEY_END: case 5 /* ^E */:
-        l->cur = l->len;
+        l->cur = l->multiline ? line_end(l, l->cur) : l->len;
         return true;
-    case TUI_KEY_BACKSPACE:
+    case TUI_KEY_BACKSPACE: {
         if (l->cur == 0)
             return true;
-        memmove(l->buf + l->cur - 1, l->buf + l->cur, l->len - l->cur + 1);
-        l->cur--;
-        l->len--;
+        size_t from = l->cur - 1;
+        while (from > 0 && is_cont(l->buf[from]))
+            from--;
+        line_delete(l, from, l->cur);
         return true;
-    case TUI_KEY_DELETE: case 4 /* ^D */:
+    }
+    case TUI_KEY_DELETE: case 4 /* ^D */: {
         if (l->cur == l->len)
             return true;
-        memmove(l->buf + l->cur, l->buf + l->cur + 1, l->len - l->cur);
-        l->len--;
+        size_t to = l->cur + 1;
+        while (to < l->len && is_cont(l->buf[to]))
+            to++;
+        line_delete(l, l->cur, to);
         return true;
+    }
     case TUI_KEY_CTRL_U:
-        memmove(l->buf, l->buf + l->cur, l->len - l->cur + 1);
-        l->len -= l->cur;
-        l->cur = 0;
+        line_delete(l, l->multiline ? line_start(l, l->cur) : 0, l->cur);
         return true;
+    case TUI_KEY_ENTER:
+        return l->multiline && tui_line_insert(l, "\n", 1);
+    case TUI_KEY_UP: case TUI_KEY_DOWN: {
+        if (!l->multiline)
+            return false;
+        size_t start = line_start(l, l->cur);
+        int col = tui_cols(l->buf + start, l->cur - start);
+        if (key == TUI_KEY_UP) {
+            if (start == 0)
+                return false;
+            line_goto_col(l, line_start(l, start - 1), col);
+        } else {
+            size_t end = line_end(l, l->cur);
+            if (end >= l->len)
+                return false;
+            line_goto_col(l, end + 1, col);
+        }
+        return true;
+    }
     default:
         break;
     }
-    if (key >= 0x20 && key < 0x7f) {
-        if (l->len + 1 >= sizeof l->buf)
-            return true;
-        memmove(l->buf + l->cur + 1, l->buf + l->cur, l->len - l->cur + 1);
-        l->buf[l->cur++] = (char)key;
-        l->len++;
+    if ((key >= 0x20 && key < 0x7f) || (key >= 0x80 && key <= 0xff)) {
+        char c = (char)key;
+        tui_line_insert(l, &c, 1);
         return true;
     }
     return false;
 }
 
+bool tui_line_insert(tui_line *l, const char *text, size_t n)
+{
+    /* what goes in, first: the size must be known before anything moves */
+    size_t need = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)text[i];
+        if (c == '\r' && i + 1 < n && text[i + 1] == '\n')
+            continue;
+        if (c >= 0x20 || c == '\n' || c == '\r' || c == '\t')
+            need++;
+    }
+    if (l->len + need + 1 > sizeof l->buf)
+        return false;
+    memmove(l->buf + l->cur + need, l->buf + l->cur, l->len - l->cur + 1);
+    size_t w = l->cur;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)text[i];
+        if (c == '\r' && i + 1 < n && text[i + 1] == '\n')
+            continue;
+        if (c == '\r' || c == '\n')
+            l->buf[w++] = l->multiline ? '\n' : ' ';
+        else if (c == '\t')
+            l->buf[w++] = l->multiline ? '\t' : ' ';
+        else if (c >= 0x20 && c != 0x7f)
+            l->buf[w++] = (char)c;
+        else if (c == 0x7f)
+            l->buf[w++] = ' ';
+    }
+    l->len += need;
+    l->cur += need;
+    return true;
+}
+
 size_t tui_line_scroll(const tui_line *l, int width)
 {
-    if (width <= 1 || l->cur < (size_t)width)
+    if (width <= 1)
         return 0;
-    return l->cur - (size_t)width + 1;
+    size_t off = 0;
+    /* the cursor's column from off must be < width */
+    while (off < l->cur && tui_cols(l->buf + off, l->cur - off) >= width) {
+        off++;
+        while (off < l->cur && is_cont(l->buf[off]))
+            off++;
+    }
+    return off;
+}
+
+size_t tui_line_row(const tui_line *l, size_t *n_rows)
+{
+    size_t row = 0, rows = 1;
+    for (size_t i = 0; i < l->len; i++)
+        if (l->buf[i] == '\n') {
+            rows++;
+            if (i < l->cur)
+                row++;
+        }
+    if (n_rows)
+        *n_rows = rows;
+    return row;
+}
+
+/* ---- prompt history ------------------------------------------------------------------------------ */
+
+void tui_history_add(tui_history *h, const char *text)
+{
+    h->pos = -1;
+    if (!text || !*text || (h->n && strcmp(h->items[h->n - 1], text) == 0))
+        return;
+    char *copy = strdup(text);
+    if (!copy)
+        return;
+    if (h->n == TUI_HISTORY) {
+        free(h->items[0]);
+        memmove(h->items, h->items + 1, (TUI_HISTORY - 1) * sizeof h->items[0]);
+        h->n--;
+    }
+    h->items[h->n++] = copy;
+}
+
+const char *tui_history_older(tui_history *h, const char *current)
+{
+    if (h->n == 0)
+        return NULL;
+    if (h->pos < 0) {
+        snprintf(h->draft, sizeof h->draft, "%s", current ? current : "");
+        h->pos = (long)h->n - 1;
+    } else if (h->pos > 0) {
+        h->pos--;
+    } else {
+        return NULL;
+    }
+    return h->items[h->pos];
+}
+
+const char *tui_history_newer(tui_history *h)
+{
+    if (h->pos < 0)
+        return NULL;
+    if (h->pos + 1 < (long)h->n)
+        return h->items[++h->pos];
+    h->pos = -1;
+    return h->draft;
+}
+
+void tui_history_free(tui_history *h)
+{
+    for (size_t i = 0; i < h->n; i++)
+        free(h->items[i]);
+    memset(h, 0, sizeof *h);
+    h->pos = -1;
+}
+
+void tui_tags_from_json(const char *json, char *out, size_t cap)
+{
+    if (cap)
+        out[0] = '\0';
+    json_error_t e;
+    json_t *v = json ? json_loads(json, 0, &e) : NULL;
+    if (!json_is_array(v)) {
+        json_decref(v);
+        return;
+    }
+    size_t w = 0;
+    for (size_t i = 0; i < json_array_size(v); i++) {
+        const char *t = json_string_value(json_array_get(v, i));
+        if (!t)
+            continue;
+        int n = snprintf(out + w, cap - w, "%s%s", w ? ", " : "", t);
+        if (n < 0 || (size_t)n >= cap - w)
+            break;
+        w += (size_t)n;
+    }
+    json_decref(v);
 }
 
 /* ---- text blocks -------------------------------------------------------------------------------- */
@@ -802,45 +984,6 @@ void tui_detail_build(tui_text *t, const aspen_store_job *j, const aspen_store_a
         tui_fmt_clock(logs[i].time_ms, when, sizeof when);
         tui_text_add(t, "  %s #%d %s", when, logs[i].attempt, logs[i].line ? logs[i].line : "");
     }
-}
-
-void tui_help_build(tui_text *t)
-{
-    static const char *lines[] = {
-        "Aspen console - keys",
-        "",
-        "Everywhere",
-        "  tab / shift-tab   next / previous pane (1 Jobs, 2 VMs, 3 Logs)",
-        "  up/down  j/k      move          g / G       first / last",
-        "  PgUp / PgDn       page          enter       job detail",
-        "  esc / q           back (q on the main screen quits; Q or ctrl-c quits anywhere)",
-        "  ?                 this help     :           command line (:help lists)",
-        "  s                 submit a job (guest, payload JSON, timeout, priority, attempts, count)",
-        "  p                 pause / resume the queue (every worker on this database)",
-        "",
-        "Jobs",
-        "  /                 filter: state:failed guest:NAME tag:T payload.user:alice",
-        "                    (bare words: a state, a job id, or a guest name)",
-        "  space / x         mark the row / clear marks (c and r act on every marked job)",
-        "  c                 cancel (asks first)       r   rerun as a new job",
-        "  R                 retry every failed job matching the filter (asks first)",
-        "  o / O             sort column / reverse     l   logs of the selected job",
-        "",
-        "Logs",
-        "  f                 follow (scrolling up stops it; G or f resumes)",
-        "  /  n / N          search, next / previous match",
-        "  w / t             wrap / timestamps         a   all jobs again",
-        "",
-        "Commands",
-        "  :q  :job ID  :logs ID  :logs  :filter TEXT  :sort COLUMN  :pause  :resume",
-        "  :retry-failed  :wrap  :ts  :follow  :clear  :submit  :help",
-        "",
-        "States: queued (waiting), scheduled (later / backoff), running, succeeded, failed (out",
-        "of attempts), cancelled (stopped on purpose). Quitting lets running jobs finish for a",
-        "few seconds, then hands the rest back to the queue.",
-    };
-    for (size_t i = 0; i < sizeof lines / sizeof lines[0]; i++)
-        tui_text_add(t, "%s", lines[i]);
 }
 
 /* ---- guests ----------------------------------------------------------------------------------- */

@@ -8,6 +8,7 @@
 #define ASPEN_TUI_VIEW_H
 
 #include "aspen_engine.h"
+#include "keymap.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -82,44 +83,10 @@ bool tui_filter_states_only(const aspen_store_filter *f);
 /* Keeps a cursor inside [0, n) and the first shown row such that the cursor is visible. */
 void tui_scroll(long *cursor, long *top, long n, long height);
 
-/* ---- keys and actions ------------------------------------------------------------------------- */
-/* Keys as the view sees them (app.c maps curses codes onto these; printable keys are themselves). */
-enum {
-    TUI_KEY_UP = 0x1000, TUI_KEY_DOWN, TUI_KEY_LEFT, TUI_KEY_RIGHT, TUI_KEY_PGUP, TUI_KEY_PGDN,
-    TUI_KEY_HOME, TUI_KEY_END, TUI_KEY_ENTER, TUI_KEY_ESC, TUI_KEY_TAB, TUI_KEY_BTAB,
-    TUI_KEY_BACKSPACE, TUI_KEY_DELETE, TUI_KEY_CTRL_S, TUI_KEY_CTRL_U, TUI_KEY_RESIZE,
-};
-
+/* ---- panes ------------------------------------------------------------------------------------ */
+/* The panes the tabs switch between (keys, actions and commands: keymap.h). */
 typedef enum tui_pane { TUI_PANE_JOBS = 0, TUI_PANE_VMS, TUI_PANE_LOGS, TUI_PANE_COUNT } tui_pane;
 const char *tui_pane_name(tui_pane p);
-
-typedef enum tui_action {
-    TUI_A_NONE = 0,
-    TUI_A_UP, TUI_A_DOWN, TUI_A_TOP, TUI_A_BOTTOM, TUI_A_PGUP, TUI_A_PGDN,
-    TUI_A_OPEN,      /* enter: job detail */
-    TUI_A_BACK,      /* q: close the overlay, or quit at the top */
-    TUI_A_CLOSE,     /* esc: close the overlay / marks / one job's logs; never quits */
-    TUI_A_QUIT,      /* Q, or :q */
-    TUI_A_NEXT_PANE, TUI_A_PREV_PANE, TUI_A_PANE_JOBS, TUI_A_PANE_VMS, TUI_A_PANE_LOGS,
-    TUI_A_FILTER,    /* / (jobs: the filter line; logs: search) */
-    TUI_A_HELP, TUI_A_SUBMIT, TUI_A_CANCEL, TUI_A_RERUN, TUI_A_RETRY_FAILED, TUI_A_PAUSE,
-    TUI_A_MARK, TUI_A_MARK_CLEAR, TUI_A_FOLLOW, TUI_A_COMMAND,
-    TUI_A_SORT_NEXT, TUI_A_SORT_REVERSE,
-    TUI_A_LOGS_OF_JOB, /* l: the logs pane on the selected job */
-    TUI_A_LOGS_ALL,    /* a in the logs pane: all jobs again */
-    TUI_A_WRAP, TUI_A_TIMESTAMPS, TUI_A_SEARCH_NEXT, TUI_A_SEARCH_PREV,
-    TUI_A_REFRESH,
-} tui_action;
-
-tui_action tui_key_action(int key, tui_pane pane);
-
-/* The `:` command line: "q", "quit", "help", "submit", "pause", "resume", "jobs", "vms", "logs",
- * "logs ID", "job ID", "filter TEXT", "sort COLUMN", "wrap", "ts", "follow", "retry-failed",
- * "clear". Fills *action and *arg (an id, for "job ID"/"logs ID"; 1 for pause, 2 for resume;
- * else 0) and *text (what follows
- * "filter"/"sort", pointing into cmd). 0, or -1 with a message. */
-int tui_command_parse(const char *cmd, tui_action *action, int64_t *arg, const char **text,
-                      char *msg, size_t msgcap);
 
 /* ---- layout ----------------------------------------------------------------------------------- */
 typedef struct tui_layout {
@@ -161,25 +128,69 @@ void tui_logbuf_clear(tui_logbuf *b);
 void tui_logbuf_push(tui_logbuf *b, int64_t job_id, int attempt, int64_t time_ms, int64_t seq,
                      const char *line);
 const tui_log_entry *tui_logbuf_get(const tui_logbuf *b, size_t i); /* 0 = oldest */
-/* Index of the next (dir > 0) or previous entry from `from` (exclusive) whose line contains needle
- * (case-insensitive), or -1. */
-long tui_logbuf_search(const tui_logbuf *b, long from, int dir, const char *needle);
+/* Index of the next (dir > 0) or previous entry from `from` (exclusive) whose text as shown
+ * (tui_log_format with the same timestamps and show_job: "[job N]" and the time are searched
+ * too) contains needle (case-insensitive), or -1. */
+long tui_logbuf_search(const tui_logbuf *b, long from, int dir, const char *needle,
+                       bool timestamps, bool show_job);
 /* Screen rows a line of len characters takes at width (1 unless wrapping). */
 int tui_wrap_rows(size_t len, int width, bool wrap);
+/* Screen rows a line of UTF-8 text takes at width display columns (1 unless wrapping). */
+int tui_wrap_rows_text(const char *text, int width, bool wrap);
+/* Where needle occurs in text, case-insensitive, not overlapping: byte ranges [lo, hi) as pairs in
+ * out[2 * i], out[2 * i + 1], at most max of them. Returns how many. */
+size_t tui_find_all(const char *text, const char *needle, size_t *out, size_t max);
+
+/* ---- display columns (UTF-8) ------------------------------------------------------------------ */
+/* Display columns of s[0, len): wide characters (CJK, emoji) take 2, combining marks 0. */
+int tui_cols(const char *s, size_t len);
+/* The bytes of the longest prefix of s[0, len) that fits in cols display columns, cut between
+ * characters, never inside one; *used (when not NULL) gets its columns. */
+size_t tui_cols_fit(const char *s, size_t len, int cols, int *used);
 /* The text of a log entry as shown: "[job N] line", or with "HH:MM:SS.mmm " in front. */
 void tui_log_format(const tui_log_entry *e, bool timestamps, bool show_job, char *out, size_t cap);
 
-/* ---- one-line text editor ------------------------------------------------------------------------ */
+/* ---- the text editor (fields and the prompt) ----------------------------------------------------
+ * One line, or several for the form's payload (multiline: enter inserts a newline, up/down move
+ * between lines). UTF-8: the cursor moves by characters, typed bytes >= 0x80 are kept. */
+#define TUI_LINE_MAX 65536
 typedef struct tui_line {
-    char buf[4096];
+    char buf[TUI_LINE_MAX];
     size_t len, cur;
+    bool multiline;
 } tui_line;
 void tui_line_set(tui_line *l, const char *text);
-/* Applies a key: printable inserts, backspace/delete/left/right/home/end/ctrl-u edit.
- * Returns true when the key was used. */
+/* Applies a key: printable inserts, backspace/delete/left/right/home/end/^A/^E/^D/^U edit, and
+ * in a multiline editor enter (a newline) and up/down. Returns true when the key was used (up on
+ * the first line or down on the last is not). */
 bool tui_line_key(tui_line *l, int key);
-/* First column to show so the cursor stays visible in width columns. */
+/* Inserts text at the cursor, whole or not at all (false: it does not fit). A one-line editor
+ * takes newlines and tabs as spaces; a multiline one keeps newlines (CR LF and CR become LF).
+ * Other control characters are dropped. */
+bool tui_line_insert(tui_line *l, const char *text, size_t n);
+/* First byte to show so the cursor stays visible in width columns (one-line editors). */
 size_t tui_line_scroll(const tui_line *l, int width);
+/* Multiline: the line the cursor is on (0-based) and how many lines there are. */
+size_t tui_line_row(const tui_line *l, size_t *n_rows);
+
+/* ---- prompt history ------------------------------------------------------------------------------ */
+#define TUI_HISTORY 64
+typedef struct tui_history {
+    char *items[TUI_HISTORY]; /* oldest first */
+    size_t n;
+    long pos;                 /* -1: not browsing; else the item shown */
+    char draft[1024];         /* what was typed before browsing */
+} tui_history;
+/* Adds an entry (not an empty one, not the same as the newest); stops browsing. */
+void tui_history_add(tui_history *h, const char *text);
+/* Up: the next older entry (saving the draft first), or NULL at the oldest. */
+const char *tui_history_older(tui_history *h, const char *current);
+/* Down: the next newer entry, the draft after the newest, or NULL when not browsing. */
+const char *tui_history_newer(tui_history *h);
+void tui_history_free(tui_history *h);
+
+/* A job's tags as the form's field shows them: ["a","b"] → "a, b". */
+void tui_tags_from_json(const char *json, char *out, size_t cap);
 
 /* ---- text blocks (job detail, help) ------------------------------------------------------------ */
 typedef struct tui_text {
@@ -197,8 +208,9 @@ char *tui_json_pretty(const char *text);
 /* The job detail: spec, payload indented, output, error, attempts with timings and stats, logs. */
 void tui_detail_build(tui_text *t, const aspen_store_job *job, const aspen_store_attempt *att,
                       size_t n_att, const aspen_store_log *logs, size_t n_logs, int64_t now_ms);
-/* The help screen. */
-void tui_help_build(tui_text *t);
+/* The help screen at width columns, generated from the keymap (keymap.c): every key and command,
+ * the help wrapped so no line is wider than width - 1. */
+void tui_help_build(tui_text *t, int width);
 
 /* ---- guests for the submit form ------------------------------------------------------------------ */
 /* Names of the guest binaries in dir (regular files), seed guests (echo-worker, data-processor)

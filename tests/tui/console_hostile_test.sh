@@ -47,9 +47,11 @@ untouched
 keys l
 wait_for "Logs of job $OK_ID"
 wait_for_text "$SHOWN"
-keys Escape Escape
-wait_for "Logs of all jobs"
-keys 1
+keys Escape # back where l came from: the detail (issue 9: it landed in all jobs' logs)
+wait_for "Job $OK_ID +succeeded"
+keys Escape
+wait_gone "Job $OK_ID +succeeded"
+wait_for "^ +$FAIL_ID +hostile_fail "
 keys : && type_text "job $FAIL_ID" && keys Enter
 wait_for "Job $FAIL_ID +failed"
 wait_for_text "  $SHOWN" # the error

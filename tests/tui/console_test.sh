@@ -122,6 +122,7 @@ keys 1
 # help
 keys "?"
 wait_for "Aspen console - keys"
+keys NPage
 wait_for "cancel \(asks first\)"
 keys Escape
 wait_gone "Aspen console - keys"
@@ -168,7 +169,7 @@ wait_for "Logs of job 1"
 keys a
 wait_for "Logs of all jobs"
 keys Tab Tab
-wait_for "Warm pool"
+wait_for "[Pp]ool:? [0-9]+ VMs"
 keys Escape
 quit_and_check_jobs small
 

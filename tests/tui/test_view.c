@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <locale.h>
 #include <unistd.h>
 
 static void test_fmt_ms(void **st)
@@ -256,32 +257,37 @@ static void test_scroll(void **st)
 static void test_keys(void **st)
 {
     (void)st;
-    assert_int_equal(tui_key_action('j', TUI_PANE_JOBS), TUI_A_DOWN);
-    assert_int_equal(tui_key_action(TUI_KEY_DOWN, TUI_PANE_JOBS), TUI_A_DOWN);
-    assert_int_equal(tui_key_action('k', TUI_PANE_LOGS), TUI_A_UP);
-    assert_int_equal(tui_key_action('g', TUI_PANE_JOBS), TUI_A_TOP);
-    assert_int_equal(tui_key_action('G', TUI_PANE_JOBS), TUI_A_BOTTOM);
-    assert_int_equal(tui_key_action(TUI_KEY_PGDN, TUI_PANE_JOBS), TUI_A_PGDN);
-    assert_int_equal(tui_key_action(TUI_KEY_ENTER, TUI_PANE_JOBS), TUI_A_OPEN);
-    assert_int_equal(tui_key_action(TUI_KEY_ESC, TUI_PANE_JOBS), TUI_A_CLOSE);
-    assert_int_equal(tui_key_action('q', TUI_PANE_JOBS), TUI_A_BACK);
-    assert_int_equal(tui_key_action(TUI_KEY_TAB, TUI_PANE_JOBS), TUI_A_NEXT_PANE);
-    assert_int_equal(tui_key_action('/', TUI_PANE_JOBS), TUI_A_FILTER);
-    assert_int_equal(tui_key_action('?', TUI_PANE_VMS), TUI_A_HELP);
-    assert_int_equal(tui_key_action('s', TUI_PANE_JOBS), TUI_A_SUBMIT);
-    assert_int_equal(tui_key_action('c', TUI_PANE_JOBS), TUI_A_CANCEL);
-    assert_int_equal(tui_key_action('r', TUI_PANE_JOBS), TUI_A_RERUN);
-    assert_int_equal(tui_key_action('R', TUI_PANE_JOBS), TUI_A_RETRY_FAILED);
-    assert_int_equal(tui_key_action('p', TUI_PANE_JOBS), TUI_A_PAUSE);
-    assert_int_equal(tui_key_action(' ', TUI_PANE_JOBS), TUI_A_MARK);
-    assert_int_equal(tui_key_action('f', TUI_PANE_JOBS), TUI_A_FOLLOW);
-    assert_int_equal(tui_key_action(':', TUI_PANE_JOBS), TUI_A_COMMAND);
+    assert_int_equal(tui_key_action('j', TUI_CX_JOBS), TUI_A_DOWN);
+    assert_int_equal(tui_key_action(TUI_KEY_DOWN, TUI_CX_JOBS), TUI_A_DOWN);
+    assert_int_equal(tui_key_action('k', TUI_CX_LOGS), TUI_A_UP);
+    assert_int_equal(tui_key_action('g', TUI_CX_JOBS), TUI_A_TOP);
+    assert_int_equal(tui_key_action('G', TUI_CX_JOBS), TUI_A_BOTTOM);
+    assert_int_equal(tui_key_action(TUI_KEY_PGDN, TUI_CX_JOBS), TUI_A_PGDN);
+    assert_int_equal(tui_key_action(TUI_KEY_ENTER, TUI_CX_JOBS), TUI_A_OPEN);
+    assert_int_equal(tui_key_action(TUI_KEY_ESC, TUI_CX_JOBS), TUI_A_BACK);
+    assert_int_equal(tui_key_action('q', TUI_CX_JOBS), TUI_A_BACK_OR_QUIT);
+    assert_int_equal(tui_key_action(TUI_KEY_TAB, TUI_CX_JOBS), TUI_A_NEXT_PANE);
+    assert_int_equal(tui_key_action('/', TUI_CX_JOBS), TUI_A_FILTER);
+    assert_int_equal(tui_key_action('/', TUI_CX_LOGS), TUI_A_SEARCH);
+    assert_int_equal(tui_key_action('?', TUI_CX_VMS), TUI_A_HELP);
+    assert_int_equal(tui_key_action('s', TUI_CX_JOBS), TUI_A_SUBMIT);
+    assert_int_equal(tui_key_action('c', TUI_CX_JOBS), TUI_A_CANCEL);
+    assert_int_equal(tui_key_action('r', TUI_CX_JOBS), TUI_A_RERUN);
+    assert_int_equal(tui_key_action('R', TUI_CX_JOBS), TUI_A_RETRY_FAILED);
+    assert_int_equal(tui_key_action('p', TUI_CX_JOBS), TUI_A_PAUSE_TOGGLE);
+    assert_int_equal(tui_key_action(' ', TUI_CX_JOBS), TUI_A_MARK);
+    assert_int_equal(tui_key_action('f', TUI_CX_LOGS), TUI_A_FOLLOW);
+    assert_int_equal(tui_key_action(TUI_KEY_CTRL('z'), TUI_CX_DETAIL), TUI_A_SUSPEND);
+    assert_int_equal(tui_key_action(TUI_KEY_ESC, TUI_CX_FORM), TUI_A_FORM_CLOSE);
+    assert_int_equal(tui_key_action(TUI_KEY_CTRL('r'), TUI_CX_FORM), TUI_A_FORM_RESET);
+    assert_int_equal(tui_key_action(TUI_KEY_TAB, TUI_CX_PROMPT), TUI_A_PROMPT_COMPLETE);
+    assert_int_equal(tui_key_action(':', TUI_CX_JOBS), TUI_A_COMMAND);
     /* logs-only keys */
-    assert_int_equal(tui_key_action('w', TUI_PANE_LOGS), TUI_A_WRAP);
-    assert_int_equal(tui_key_action('w', TUI_PANE_JOBS), TUI_A_NONE);
-    assert_int_equal(tui_key_action('n', TUI_PANE_LOGS), TUI_A_SEARCH_NEXT);
-    assert_int_equal(tui_key_action('t', TUI_PANE_LOGS), TUI_A_TIMESTAMPS);
-    assert_int_equal(tui_key_action('z', TUI_PANE_JOBS), TUI_A_NONE);
+    assert_int_equal(tui_key_action('w', TUI_CX_LOGS), TUI_A_WRAP);
+    assert_int_equal(tui_key_action('w', TUI_CX_JOBS), TUI_A_NONE);
+    assert_int_equal(tui_key_action('n', TUI_CX_LOGS), TUI_A_SEARCH_NEXT);
+    assert_int_equal(tui_key_action('t', TUI_CX_LOGS), TUI_A_TIMESTAMPS);
+    assert_int_equal(tui_key_action('z', TUI_CX_JOBS), TUI_A_NONE);
 }
 
 static void test_commands(void **st)
@@ -294,7 +300,7 @@ static void test_commands(void **st)
     assert_int_equal(tui_command_parse("q", &a, &arg, &text, msg, sizeof msg), 0);
     assert_int_equal(a, TUI_A_QUIT);
     assert_int_equal(tui_command_parse(":job 42", &a, &arg, &text, msg, sizeof msg), 0);
-    assert_int_equal(a, TUI_A_OPEN);
+    assert_int_equal(a, TUI_A_OPEN_JOB);
     assert_int_equal(arg, 42);
     assert_int_equal(tui_command_parse("logs 7", &a, &arg, &text, msg, sizeof msg), 0);
     assert_int_equal(a, TUI_A_LOGS_OF_JOB);
@@ -302,13 +308,20 @@ static void test_commands(void **st)
     assert_int_equal(tui_command_parse("logs", &a, &arg, &text, msg, sizeof msg), 0);
     assert_int_equal(a, TUI_A_PANE_LOGS);
     assert_int_equal(tui_command_parse("filter state:failed tag:x", &a, &arg, &text, msg, sizeof msg), 0);
-    assert_int_equal(a, TUI_A_FILTER);
+    assert_int_equal(a, TUI_A_FILTER_SET);
     assert_string_equal(text, "state:failed tag:x");
     assert_int_equal(tui_command_parse("pause", &a, &arg, &text, msg, sizeof msg), 0);
-    assert_int_equal(arg, 1);
-    assert_int_equal(tui_command_parse("resume", &a, &arg, &text, msg, sizeof msg), 0);
     assert_int_equal(a, TUI_A_PAUSE);
-    assert_int_equal(arg, 2);
+    assert_int_equal(tui_command_parse("resume", &a, &arg, &text, msg, sizeof msg), 0);
+    assert_int_equal(a, TUI_A_RESUME);
+    assert_int_equal(tui_command_parse("cancel", &a, &arg, &text, msg, sizeof msg), 0);
+    assert_int_equal(a, TUI_A_CANCEL);
+    assert_int_equal(tui_command_parse("sort duration", &a, &arg, &text, msg, sizeof msg), 0);
+    assert_int_equal(a, TUI_A_SORT_SET);
+    assert_string_equal(text, "duration");
+    assert_int_equal(tui_command_parse("sort", &a, &arg, &text, msg, sizeof msg), -1);
+    assert_int_equal(tui_command_parse("rerunn", &a, &arg, &text, msg, sizeof msg), -1);
+    assert_non_null(strstr(msg, "did you mean :rerun"));
     assert_int_equal(tui_command_parse("job", &a, &arg, &text, msg, sizeof msg), -1);
     assert_int_equal(tui_command_parse("job abc", &a, &arg, &text, msg, sizeof msg), -1);
     assert_int_equal(tui_command_parse("frobnicate", &a, &arg, &text, msg, sizeof msg), -1);
@@ -378,10 +391,19 @@ static void test_logbuf(void **st)
     assert_string_equal(tui_logbuf_get(&b, 0)->line, "line 3");
     assert_string_equal(tui_logbuf_get(&b, 2)->line, "line 5 Needle"); /* cut at the newline */
     assert_null(tui_logbuf_get(&b, 4));
-    assert_int_equal(tui_logbuf_search(&b, 4, -1, "needle"), 2);
-    assert_int_equal(tui_logbuf_search(&b, 2, -1, "needle"), -1);
-    assert_int_equal(tui_logbuf_search(&b, -1, 1, "LINE 4"), 1);
-    assert_int_equal(tui_logbuf_search(&b, 0, 1, ""), -1);
+    assert_int_equal(tui_logbuf_search(&b, 4, -1, "needle", false, true), 2);
+    assert_int_equal(tui_logbuf_search(&b, 2, -1, "needle", false, true), -1);
+    assert_int_equal(tui_logbuf_search(&b, -1, 1, "LINE 4", false, true), 1);
+    assert_int_equal(tui_logbuf_search(&b, 0, 1, "", false, true), -1);
+    /* what is on screen is searched: the [job N] prefix too (issue 9), not only the line */
+    assert_int_equal(tui_logbuf_search(&b, 4, -1, "[job 4] line", false, true), 1);
+    assert_int_equal(tui_logbuf_search(&b, 4, -1, "[job 4]", false, false), -1);
+    size_t hits[8];
+    assert_int_equal(tui_find_all("[job 4] Line 4 line", "line", hits, 4), 2);
+    assert_int_equal(hits[0], 8);
+    assert_int_equal(hits[1], 12);
+    assert_int_equal(hits[2], 15);
+    assert_int_equal(hits[3], 19);
     char out[128];
     tui_log_format(tui_logbuf_get(&b, 0), false, true, out, sizeof out);
     assert_string_equal(out, "[job 3] line 3");
@@ -406,7 +428,7 @@ static void test_logbuf(void **st)
 static void test_line_editor(void **st)
 {
     (void)st;
-    tui_line l;
+    static tui_line l; /* 64 KiB: not on the stack */
     tui_line_set(&l, "helo");
     assert_int_equal(l.cur, 4);
     tui_line_key(&l, TUI_KEY_LEFT);
@@ -429,6 +451,106 @@ static void test_line_editor(void **st)
     assert_int_equal(tui_line_scroll(&l, 10), 7);
     tui_line_key(&l, TUI_KEY_HOME);
     assert_int_equal(tui_line_scroll(&l, 10), 0);
+}
+
+/* Pastes and the multi-line payload editor (issue 9: multi-line JSON spilled into the next
+ * fields; a paste goes into the field whole). */
+static void test_line_insert_multiline(void **st)
+{
+    (void)st;
+    static tui_line l;
+    memset(&l, 0, sizeof l);
+    tui_line_set(&l, "");
+    assert_true(tui_line_insert(&l, "{\r\n  \"a\": 1,\n  \"b\": 2\n}", 24));
+    assert_string_equal(l.buf, "{   \"a\": 1,   \"b\": 2 }"); /* one line: newlines are spaces */
+    l.multiline = true;
+    tui_line_set(&l, "");
+    const char *json = "{\r\n  \"a\": 1,\n  \"b\": 2\n}";
+    assert_true(tui_line_insert(&l, json, strlen(json)));
+    assert_string_equal(l.buf, "{\n  \"a\": 1,\n  \"b\": 2\n}");
+    size_t rows;
+    assert_int_equal(tui_line_row(&l, &rows), 3);
+    assert_int_equal(rows, 4);
+    /* up/down move between lines and keep the column; not past the first or last */
+    assert_true(tui_line_key(&l, TUI_KEY_UP));
+    assert_int_equal(tui_line_row(&l, NULL), 2);
+    assert_true(tui_line_key(&l, TUI_KEY_UP));
+    assert_true(tui_line_key(&l, TUI_KEY_UP));
+    assert_int_equal(tui_line_row(&l, NULL), 0);
+    assert_false(tui_line_key(&l, TUI_KEY_UP));
+    tui_line_key(&l, TUI_KEY_END);
+    assert_int_equal(l.cur, 1);
+    assert_true(tui_line_key(&l, TUI_KEY_ENTER)); /* enter: a new line */
+    assert_int_equal(tui_line_row(&l, &rows), 1);
+    assert_int_equal(rows, 5);
+    /* control characters are dropped; it fits whole or not at all */
+    tui_line_set(&l, "x");
+    assert_true(tui_line_insert(&l, "a\x1b[31mb", 7));
+    assert_string_equal(l.buf, "xa[31mb");
+    char *big = malloc(TUI_LINE_MAX);
+    memset(big, 'z', TUI_LINE_MAX - 1);
+    big[TUI_LINE_MAX - 1] = '\0';
+    assert_false(tui_line_insert(&l, big, TUI_LINE_MAX - 1));
+    assert_string_equal(l.buf, "xa[31mb");
+    free(big);
+    /* UTF-8: left and backspace step over a whole character */
+    l.multiline = false;
+    tui_line_set(&l, "a\xc3\xa9");
+    tui_line_key(&l, TUI_KEY_LEFT);
+    assert_int_equal(l.cur, 1);
+    tui_line_key(&l, TUI_KEY_END);
+    tui_line_key(&l, TUI_KEY_BACKSPACE);
+    assert_string_equal(l.buf, "a");
+}
+
+static void test_history(void **st)
+{
+    (void)st;
+    tui_history h;
+    memset(&h, 0, sizeof h);
+    h.pos = -1;
+    assert_null(tui_history_older(&h, "x"));
+    tui_history_add(&h, "state:failed");
+    tui_history_add(&h, "state:failed"); /* the same twice: once */
+    tui_history_add(&h, "");
+    tui_history_add(&h, "guest:echo-worker");
+    assert_int_equal(h.n, 2);
+    assert_string_equal(tui_history_older(&h, "draft"), "guest:echo-worker");
+    assert_string_equal(tui_history_older(&h, "ignored"), "state:failed");
+    assert_null(tui_history_older(&h, "ignored"));
+    assert_string_equal(tui_history_newer(&h), "guest:echo-worker");
+    assert_string_equal(tui_history_newer(&h), "draft");
+    assert_null(tui_history_newer(&h));
+    for (int i = 0; i < TUI_HISTORY + 5; i++) {
+        char e[16];
+        snprintf(e, sizeof e, "e%d", i);
+        tui_history_add(&h, e);
+    }
+    assert_int_equal(h.n, TUI_HISTORY);
+    assert_string_equal(h.items[h.n - 1], "e68");
+    tui_history_free(&h);
+    char tags[64];
+    tui_tags_from_json("[\"a\",\"b c\"]", tags, sizeof tags);
+    assert_string_equal(tags, "a, b c");
+    tui_tags_from_json("not json", tags, sizeof tags);
+    assert_string_equal(tags, "");
+}
+
+/* Cells are cut by display columns, not bytes: a wide character takes two, and is never split. */
+static void test_display_columns(void **st)
+{
+    (void)st;
+    const char *s = "ab\xe6\x97\xa5\xe6\x9c\xac"; /* ab + two CJK characters: 6 columns */
+    assert_int_equal(tui_cols(s, strlen(s)), 6);
+    int used;
+    assert_int_equal(tui_cols_fit(s, strlen(s), 3, &used), 2); /* the wide one does not fit */
+    assert_int_equal(used, 2);
+    assert_int_equal(tui_cols_fit(s, strlen(s), 4, &used), 5);
+    assert_int_equal(used, 4);
+    assert_int_equal(tui_cols_fit("\xc3\xa9t\xc3\xa9", 5, 2, NULL), 3); /* é is one column */
+    assert_int_equal(tui_wrap_rows_text(s, 4, true), 2);
+    assert_int_equal(tui_wrap_rows_text(s, 4, false), 1);
+    assert_int_equal(tui_wrap_rows_text("", 4, true), 1);
 }
 
 static void test_json_and_detail(void **st)
@@ -483,7 +605,7 @@ static void test_json_and_detail(void **st)
     assert_string_equal(t.lines[0], "Job 9  failed  (micro-VM)");
     tui_text_free(&t);
 
-    tui_help_build(&t);
+    tui_help_build(&t, 80);
     assert_true(t.n > 10);
     tui_text_free(&t);
 }
@@ -592,6 +714,7 @@ static void test_guest_list(void **st)
 
 int main(void)
 {
+    setlocale(LC_ALL, "C.UTF-8"); /* display widths (wcwidth) as in the console */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fmt_ms),
         cmocka_unit_test(test_fmt_us_size_count),
@@ -608,6 +731,9 @@ int main(void)
         cmocka_unit_test(test_columns),
         cmocka_unit_test(test_logbuf),
         cmocka_unit_test(test_line_editor),
+        cmocka_unit_test(test_line_insert_multiline),
+        cmocka_unit_test(test_history),
+        cmocka_unit_test(test_display_columns),
         cmocka_unit_test(test_json_and_detail),
         cmocka_unit_test(test_hostile_fields),
         cmocka_unit_test(test_guest_list),

@@ -171,7 +171,7 @@ typedef struct fetch_req {
     uint64_t gen;
     char filter_text[512];
     int64_t offset, limit;
-    bool reverse;
+    bool reverse, want_rows;
     int64_t detail_id, logs_job, logs_after;
     /* out */
     aspen_store_job *jobs;
@@ -195,7 +195,9 @@ static void fetch_work(uv_work_t *w)
     aspen_engine_error err = {0};
     aspen_store_filter f;
     char buf[2048];
-    if (tui_filter_parse(r->filter_text, &f, buf, sizeof buf, r->msg, sizeof r->msg) != 0) {
+    if (!r->want_rows) {
+        r->list_rc = 0;
+    } else if (tui_filter_parse(r->filter_text, &f, buf, sizeof buf, r->msg, sizeof r->msg) != 0) {
         r->list_rc = -1;
     } else {
         f.limit = r->limit;
@@ -263,7 +265,7 @@ static void fetch_done(uv_work_t *w, int status)
     tui_app *a = r->a;
     a->fetch_busy = false;
     if (status == 0 && !a->quitting) {
-        if (r->gen == a->fetch_gen) {
+        if (r->gen == a->fetch_gen && r->want_rows) {
             if (r->list_rc == 0) {
                 tui_row *rows = r->n_jobs ? calloc(r->n_jobs, sizeof *rows) : NULL;
                 size_t n = 0;
@@ -350,8 +352,11 @@ static void start_fetch(tui_app *a)
     r->offset = off;
     r->limit = TUI_WINDOW;
     r->reverse = a->order_reverse;
-    r->detail_id = a->view == TUI_VIEW_DETAIL ? a->detail_id : 0;
-    r->logs_job = a->logs_job;
+    /* what the view on screen shows (its needs()); the jobs table also while nothing is loaded */
+    unsigned needs = tui_view_ops(a->view)->needs(a);
+    r->want_rows = (needs & TUI_NEED_ROWS) || !a->rows_loaded;
+    r->detail_id = needs & TUI_NEED_DETAIL ? a->detail_id : 0;
+    r->logs_job = needs & TUI_NEED_LOGS ? a->logs_job : 0;
     r->logs_after = a->logs_after_seq;
     a->last_refresh_ms = (uint64_t)tui_mono_ms();
     a->fetch_busy = true;
@@ -456,6 +461,63 @@ static void stats_done(uv_work_t *w, int status)
         request_draw(a);
     }
     free(r);
+}
+
+/* ---- the exact count of a filter's matches ---------------------------------------------------- */
+
+typedef struct count_req {
+    uv_work_t w;
+    tui_app *a;
+    uint64_t gen;
+    char filter_text[512];
+    int rc;
+    int64_t total;
+} count_req;
+
+static void count_work(uv_work_t *w)
+{
+    count_req *r = w->data;
+    aspen_store_filter f;
+    char buf[2048], msg[256];
+    aspen_store_error se = {0};
+    r->rc = tui_filter_parse(r->filter_text, &f, buf, sizeof buf, msg, sizeof msg);
+    if (r->rc == 0)
+        r->rc = aspen_store_count(r->a->count_store, &f, &r->total, &se);
+}
+
+static void count_done(uv_work_t *w, int status)
+{
+    count_req *r = w->data;
+    tui_app *a = r->a;
+    a->count_busy = false;
+    if (status == 0 && !a->quitting && r->rc == 0 && r->gen == a->filter_gen) {
+        bool changed = !a->count_known || a->count_total != r->total || a->count_gen != r->gen;
+        a->count_known = true;
+        a->count_gen = r->gen;
+        a->count_total = r->total;
+        if (changed)
+            request_draw(a);
+    }
+    free(r);
+}
+
+/* Counts the current filter's matches when the state counts do not give them. */
+static void start_count(tui_app *a)
+{
+    if (a->quitting || a->count_busy || !a->count_store || tui_filter_states_only(&a->filter))
+        return;
+    count_req *r = calloc(1, sizeof *r);
+    if (!r)
+        return;
+    r->a = a;
+    r->w.data = r;
+    r->gen = a->filter_gen;
+    snprintf(r->filter_text, sizeof r->filter_text, "%s", a->filter_text);
+    a->count_busy = true;
+    if (uv_queue_work(a->loop, &r->w, count_work, count_done) != 0) {
+        a->count_busy = false;
+        free(r);
+    }
 }
 
 static void start_stats(tui_app *a)
@@ -834,6 +896,7 @@ static void on_tick(uv_timer_t *t)
     snap_live(a);
     start_stats(a);
     start_fetch(a);
+    start_count(a);
     request_draw(a);
 }
 
@@ -944,6 +1007,7 @@ static bool apply_filter(tui_app *a, const char *text, bool quiet)
     a->filter_gen = a->fetch_gen;
     a->filter_applied_at = a->key_at_ms > 0 ? a->key_at_ms : tui_mono_ms();
     a->open_pending = false;
+    a->count_known = false;
     a->cursor = a->top = 0;
     a->cursor_id = 0;
     a->win_offset = 0;
@@ -955,6 +1019,7 @@ static bool apply_filter(tui_app *a, const char *text, bool quiet)
         a->fetch_again = true;
     else
         start_fetch(a);
+    start_count(a);
     return true;
 }
 
@@ -1009,8 +1074,7 @@ static void show_place(tui_app *a, bool fresh)
         break;
     default: break;
     }
-    if (fresh || p->view == TUI_VIEW_DETAIL || p->view == TUI_VIEW_LOGS)
-        start_fetch(a);
+    start_fetch(a); /* what this view shows (its needs()), now */
 }
 
 void tui_push(tui_app *a, tui_view v, int64_t job)
@@ -2007,6 +2071,10 @@ int aspen_tui_run(aspen_engine *eng, const aspen_tui_options *opts, aspen_engine
     aspen_engine_error serr0 = {0};
     if (aspen_engine_open(&scfg, &a->stats_eng, &serr0) != 0)
         a->stats_eng = NULL; /* then the stats share the main handle */
+    aspen_store_options cso = {.read_only = true};
+    aspen_store_error cse = {0};
+    if (aspen_store_open(scfg.db_path, &cso, &a->count_store, &cse) != 0)
+        a->count_store = NULL; /* then totals stay "more than loaded" (+) */
 
     /* Engine threads and libuv's pool threads inherit this mask: terminal signals only ever reach
      * the UI thread (libuv's signal pipe), never a vCPU in KVM_RUN. The UI thread keeps them
@@ -2096,6 +2164,7 @@ free_app:
         free(a->evq_logs[i].line);
     free(a->evq_logs);
     aspen_engine_close(a->stats_eng);
+    aspen_store_close(a->count_store);
     tui_logbuf_free(&a->logs_all);
     tui_logbuf_free(&a->logs_one);
     tui_text_free(&a->help);

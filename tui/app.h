@@ -114,6 +114,12 @@ typedef struct tui_app {
     tui_marks marks;
     bool rows_loaded;
     bool open_pending; /* enter on a row still loading */
+    /* the exact number of jobs a filter matches (not by state only), counted on the pool through
+     * a read-only store handle of its own; known for filter_gen == count_gen */
+    aspen_store *count_store;
+    bool count_busy, count_known;
+    uint64_t count_gen;
+    int64_t count_total;
 
     /* ---- fetch bookkeeping ---- */
     bool fetch_busy, fetch_again;

@@ -17,8 +17,8 @@ void tui_draw_text(tui_app *a, const tui_text *t, long *top, int y0, int h, cons
     tui_put(y0, 0, COLS, A_BOLD | A_REVERSE, " %-*s", COLS - 1, title);
     long rows = h - 1;
     int width = COLS - 1; /* column 0 is a margin */
-    if (width < 1 || rows < 1)
-        return;
+    if (width < 1 || rows < 1 || t->n == 0)
+        return; /* nothing yet (loading): keep the place to come back to */
     /* rows each line takes, and in all (lines wrap by display columns) */
     long total = 0;
     for (size_t i = 0; i < t->n; i++)

@@ -30,7 +30,10 @@ static long jobs_total(const tui_app *a)
             total = a->win_offset + (long)a->n_rows;
         return total;
     }
-    return a->win_offset + (long)a->n_rows + (a->has_more ? 1 : 0);
+    long loaded = a->win_offset + (long)a->n_rows;
+    if (a->count_known && a->count_gen == a->filter_gen)
+        return a->count_total > loaded ? (long)a->count_total : loaded; /* exact (counted) */
+    return loaded + (a->has_more ? 1 : 0);
 }
 
 long tui_jobs_total(const tui_app *a) { return jobs_total(a); }
@@ -116,7 +119,8 @@ static void jobs_draw(tui_app *a, int y0, int h)
     /* position on the right of the header line */
     char pos[64];
     snprintf(pos, sizeof pos, " %ld/%ld%s ", total ? a->cursor + 1 : 0, total,
-             tui_filter_states_only(&a->filter) || !a->has_more ? "" : "+");
+             tui_filter_states_only(&a->filter) || !a->has_more ||
+                     (a->count_known && a->count_gen == a->filter_gen) ? "" : "+");
     int pw = (int)strlen(pos);
     tui_put(y0, COLS - pw, pw, A_BOLD, "%s", pos);
 }

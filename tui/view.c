@@ -934,7 +934,8 @@ void tui_detail_build(tui_text *t, const aspen_store_job *j, const aspen_store_a
     tui_text_add(t, "Output (%zu bytes)", j->result_size);
     if (j->result && j->result_size) {
         /* JSON pretty-printed; anything else as text, controls and bad bytes escaped (not hidden) */
-        size_t n = j->result_size > 16384 ? 16384 : j->result_size;
+        /* the detail is a pager (wrap, scroll both ways): a large output is shown, up to 1 MiB */
+        size_t n = j->result_size > (1u << 20) ? (1u << 20) : j->result_size;
         json_error_t je;
         json_t *v = json_loadb(j->result, n, JSON_DECODE_ANY, &je);
         char *p = v ? json_dumps(v, JSON_INDENT(2) | JSON_ENCODE_ANY | JSON_PRESERVE_ORDER) : NULL;

@@ -8,13 +8,15 @@
 #     reset key, every opening starts from the defaults (no stale invalid value), S starts from
 #     the selected job;
 #   - the back stack: detail -> l (logs) -> esc is the detail again, -> esc the jobs;
+#   - the detail wraps a long payload at 80 columns, or scrolls it sideways;
 #   - the `:` prompt: history (up), Tab completion, the filter applies as you type;
 #   - log search over what is on screen ("[job N]" included), starting empty, the match
 #     highlighted and not the whole line; a later success clears the error;
 #   - mouse: a click on a tab switches panes, the wheel scrolls, a click on a row selects it;
 #   - Ctrl-Z suspends to an interactive shell and fg brings the console back, working;
 #   - at 80x24 the help is readable and complete (every command, scrolled to its end);
-#   - the console on a database with thousands of jobs and a running `aspen worker`.
+#   - the console on a database with thousands of jobs and a running `aspen worker`; a filter's
+#     matches counted exactly and G at the true end of a filtered list.
 # Every check polls `tmux capture-pane` until it holds or a deadline passes. Needs /dev/kvm and
 # tmux: fails, never skips, without them.
 set -u
@@ -120,6 +122,24 @@ wait_gone "^ +1 +echo-worker"
 keys Enter
 keys / Escape
 wait_for "filter: \(none"
+# the detail wraps a long payload and output at 80 columns; w turns wrapping off, right scrolls
+long=$(printf 'x%.0s' {1..200})
+keys s
+wait_for "Submit a job"
+keys Tab
+paste "{\"message\": \"${long}END-OF-LONG\"}"
+wait_for "payload is valid JSON"
+keys C-s
+wait_for "^ +3 +echo-worker +succeeded" 20
+keys g Enter
+wait_for "Job 3 +succeeded"
+keys NPage
+wait_for 'xxxxEND-OF-LONG"'
+keys w
+wait_gone "END-OF-LONG"
+for ((i = 0; i < 24; i++)); do keys Right; done # 8 columns each
+wait_for 'xxxxEND-OF-LONG"'
+keys Escape
 quit_and_check form
 
 echo "== 120x40: back stack, prompt history and completion, filter as you type, log search, mouse"
@@ -293,6 +313,21 @@ type_text "succeeded"
 wait_for "filter: succeeded"
 keys Enter
 wait_for "^ +[0-9]+ +- +succeeded"
+# a filter the state counts cannot total: counted exactly (off the UI thread), and G reaches the
+# true end in one press (issue 9: "1/501+", and G took 12 presses)
+keys /
+keys C-u
+type_text "type:echo"
+keys Enter
+wait_for "filter: type:echo"
+wait_for " 1/2000 *$"
+keys G
+wait_for " 2000/2000 *$"
+wait_for "^ +3001 +- "
+keys /
+keys C-u
+keys Enter
+wait_for "filter: \(none"
 keys 2
 wait_for "Pool [0-9]+ VMs"
 keys 3

@@ -688,31 +688,25 @@ void pg_counts_note(struct pg_store *s, aspen_store_state from, aspen_store_stat
     s->tx_wrote = true;
 }
 
-/* Before COMMIT of a write: the data-version row first (every writer takes this one row lock
- * last, just before committing, so the job_counts rows behind it are always locked by one
- * transaction at a time, in no particular order, without deadlocks), then the net count change
- * in one statement. */
+/* Before COMMIT of a write, in one statement (one round trip): the data-version row first, then
+ * the net count change. Every writer takes that one row lock last, just before committing, so the
+ * job_counts rows behind it are only ever locked by one transaction at a time, in any order,
+ * without deadlocks. The CTE runs first: the count rows are updated only as they are joined with
+ * its one output row. */
 static int flush_counts(struct pg_store *s, aspen_store_error *err)
 {
-    int code = exec_ok(s, "aspen_version_bump",
-                       "UPDATE aspen_schema SET data_version = data_version + 1", NULL,
-                       "recording the data version", err);
-    if (code)
-        return code;
-    bool any = false;
     struct pg_params p = {0};
-    for (int i = 0; i < ASPEN_STORE_STATE_COUNT; i++) {
+    for (int i = 0; i < ASPEN_STORE_STATE_COUNT; i++)
         pg_p_int(&p, s->count_delta[i]);
-        any |= s->count_delta[i] != 0;
-    }
-    if (!any)
-        return 0;
-    code = exec_ok(s, "aspen_counts_add",
-                   "UPDATE job_counts c SET n = c.n + d.n FROM (VALUES ('queued', $1::bigint),"
-                   " ('scheduled', $2::bigint), ('running', $3::bigint), ('succeeded', $4::bigint),"
-                   " ('failed', $5::bigint), ('cancelled', $6::bigint)) d (state, n)"
-                   " WHERE c.state = d.state AND d.n <> 0",
-                   &p, "updating job counts", err);
+    int code = exec_ok(s, "aspen_commit_note",
+                       "WITH v AS (UPDATE aspen_schema SET data_version = data_version + 1"
+                       " RETURNING data_version)"
+                       " UPDATE job_counts c SET n = c.n + d.n FROM v, (VALUES"
+                       " ('queued', $1::bigint), ('scheduled', $2::bigint), ('running', $3::bigint),"
+                       " ('succeeded', $4::bigint), ('failed', $5::bigint),"
+                       " ('cancelled', $6::bigint)) d (state, n)"
+                       " WHERE c.state = d.state AND d.n <> 0",
+                       &p, "recording the job counts and the data version", err);
     if (!code)
         memset(s->count_delta, 0, sizeof s->count_delta);
     return code;

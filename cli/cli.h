@@ -19,9 +19,6 @@ const char *cli_guest_dir(void);
 /* Read a whole file (max bytes); returns malloc'd buffer or NULL with msg. */
 uint8_t *cli_read_file(const char *path, size_t max, size_t *len, char *msg, size_t msgcap);
 
-/* Validate JSON text with jansson: 0, or -1 with "line L column C: reason" in msg. */
-int cli_check_json(const char *text, size_t len, char *msg, size_t msgcap);
-
 /* ---- output of job fields (cli/output.c) ---------------------------------------------------------
  * Text from jobs goes through the shared sanitiser (aspen_text.h) before it reaches a terminal. */
 /* "error: MESSAGE" on stderr, the message escaped (it may quote a type, a name, a guest's words). */
@@ -29,10 +26,17 @@ void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Escaped text to f (flags: ASPEN_TEXT_*). */
 void cli_putn(FILE *f, const void *s, size_t len, unsigned flags);
 void cli_puts(FILE *f, const char *s); /* NULL → nothing */
-/* A table cell: escaped, tab and newline as spaces, at most width bytes (cut ones end in "...",
- * never in the middle of an escape or a character). Returns out. */
+/* A table cell: escaped, tab and newline as spaces, at most width display columns (a wide CJK
+ * character is 2, a combining mark 0; cut ones end in "...", never in the middle of an escape or
+ * a character). cli_col also pads it with spaces to exactly width columns, for a column that text
+ * follows (printf's %-12s pads bytes, not columns). out needs about 6 bytes a column. */
 const char *cli_cell(const void *s, size_t len, size_t width, char *out, size_t cap);
 const char *cli_cell_str(const char *s, size_t width, char *out, size_t cap);
+const char *cli_col(const void *s, size_t len, size_t width, char *out, size_t cap);
+const char *cli_col_str(const char *s, size_t width, char *out, size_t cap);
+/* cli_cell, also giving the columns and bytes written. */
+void cli_cell_cols(const void *s, size_t len, size_t width, char *out, size_t cap, size_t *cols,
+                   size_t *used);
 /* JSON strings that never vanish: well-formed UTF-8 as it is, else one U+FFFD per bad byte.
  * Never NULL (json_null() when out of memory, or for a NULL string). */
 json_t *cli_json_text(const void *s, size_t len);
@@ -43,8 +47,34 @@ json_t *cli_json_parse_or_text(const void *s, size_t len);
  * obj[key + "_base64"] carries them exactly. */
 void cli_json_set_bytes(json_t *obj, const char *key, const void *s, size_t len);
 char *cli_base64(const void *data, size_t len); /* malloc'd */
-/* Prints v and a newline: ASCII only (\uXXXX escapes), so lossless and terminal-safe. */
+/* Prints v and a newline: ASCII only (\uXXXX escapes), so lossless and terminal-safe; a real
+ * number with at most 15 significant digits (546.886, not 546.88599999999997). */
 int cli_json_print(json_t *v, FILE *f, bool compact);
+
+/* --payload ARG: JSON text, @FILE or - (stdin), read up to ASPEN_ENGINE_MAX_PAYLOAD bytes and
+ * checked. Returns the malloc'd text (NUL-terminated) and its length, and in from where it came
+ * ("" for inline text); or NULL with msg. */
+char *cli_load_payload(const char *arg, size_t *len, char *from, size_t fromcap, char *msg,
+                       size_t cap);
+/* A payload checked as the engine checks it, NUL bytes refused: 0, or -1 with the engine's
+ * "invalid JSON payload…" wording (with "from FROM" when given). The one wording of run and submit. */
+int cli_check_payload(const char *text, size_t len, const char *from, char *msg, size_t cap);
+/* A whole file, or stdin for "-", read with at most max + 1 bytes whatever it is (FIFO, device):
+ * malloc'd and NUL-terminated, or NULL with msg ("larger than the N-byte limit", ...). */
+char *cli_read_bounded(const char *path, size_t max, size_t *len, char *msg, size_t cap);
+
+/* The nearest of names to word (within 2 edits, or a prefix of 3+ bytes), or NULL. */
+const char *cli_nearest(const char *word, const char *const *names, size_t n);
+/* getopt_long whose errors are one `error:` line naming the option, with "did you mean" for an
+ * unknown long option; returns '?' after printing it (the caller prints its usage, exits 2). */
+struct option;
+int cli_getopt(int argc, char **argv, const char *shortopts, const struct option *longopts,
+               const char *cmd);
+/* --create was given: a --db (or $ASPEN_DB) that does not exist is created, not refused. */
+extern bool cli_create;
+
+/* 850 us, 12.3 ms, 4.56 s, 30 s, 2 min 3 s, 1 h 2 min. */
+void cli_format_duration_us(int64_t us, char *out, size_t cap);
 
 double cli_now_us(void);
 void cli_sort(double *v, size_t n);
@@ -52,7 +82,10 @@ double cli_pct(const double *sorted, size_t n, double p);
 
 /* Job subcommands (cli/jobs_common.c, cmd_jobs.c, cmd_worker.c, bench_engine.c). */
 #include "aspen_engine.h"
-/* The database: given, else $ASPEN_DB, else the user's data dir (created). 0 or -1 (printed). */
+/* --db PATH and --create, in every command that opens the database (case 'D' and case 'C'). */
+#define CLI_DB_OPTS {"db", required_argument, 0, 'D'}, {"create", no_argument, 0, 'C'}
+/* The database: given, else $ASPEN_DB (either must exist unless cli_create), else the user's data
+ * dir (created on first use). 0 or -1 (printed, naming the path). */
 int cli_db_path(const char *given, char *out, size_t cap);
 /* Opens an engine on the database (workers = 0: a client). 0 or -1 (printed). */
 int cli_open_engine(const char *db, int workers, aspen_engine **out);

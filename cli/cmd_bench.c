@@ -249,7 +249,7 @@ int cmd_bench(int argc, char **argv)
     bool as_json = false;
     int iters = 2000, c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "jn:h", opts, NULL)) != -1) {
+    while ((c = cli_getopt(argc, argv, "jn:h", opts, argv[0])) != -1) {
         switch (c) {
         case 'j': as_json = true; break;
         case 'n': iters = atoi(optarg); break;

@@ -1,41 +1,52 @@
 /* cli/cmd_console.c — `aspen console`: the operations console (tui/aspen_tui.h) on an engine with
  * workers, on the same database as the other subcommands (--db, $ASPEN_DB, or the user's data
- * dir). The submit form offers the guests of target/guest-binaries/ (echo-worker and
+ * dir; a --db that does not exist is refused unless --create, as everywhere). The submit form offers the guests of target/guest-binaries/ (echo-worker and
  * data-processor first) and the built-in in-process handlers.
  */
 #include "aspen_tui.h"
 #include "cli.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: aspen console [--db PATH] [--workers N] [--grace MS]\n"
+    fprintf(f, "usage: aspen console [--db PATH [--create]] [--workers N] [--grace MS]\n"
                "  an interactive terminal console: jobs, VMs, logs; ? inside for the keys\n");
 }
 
 int cmd_console(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"db", required_argument, 0, 'D'}, {"workers", required_argument, 0, 'w'},
+        CLI_DB_OPTS, {"workers", required_argument, 0, 'w'},
         {"grace", required_argument, 0, 'g'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
     };
     const char *db = NULL;
     int workers = 2, grace = 3000, c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "D:w:g:h", opts, NULL)) != -1) {
+    while ((c = cli_getopt(argc, argv, "D:w:g:h", opts, argv[0])) != -1) {
         switch (c) {
         case 'D': db = optarg; break;
+        case 'C': cli_create = true; break;
         case 'w':
-            workers = atoi(optarg);
-            if (workers < 0 || workers > ASPEN_ENGINE_MAX_WORKERS) {
-                cli_error("--workers wants 0..%d", ASPEN_ENGINE_MAX_WORKERS);
+        case 'g': {
+            char *end;
+            errno = 0;
+            long v = strtol(optarg, &end, 10);
+            long hi = c == 'w' ? ASPEN_ENGINE_MAX_WORKERS : 3600000;
+            if (!*optarg || *end || errno || v < 0 || v > hi) {
+                cli_error("%s wants a whole number from 0 to %ld, not '%s'",
+                          c == 'w' ? "--workers" : "--grace", hi, optarg);
                 return 2;
             }
+            if (c == 'w')
+                workers = (int)v;
+            else
+                grace = (int)v;
             break;
-        case 'g': grace = atoi(optarg); break;
+        }
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }

@@ -53,7 +53,7 @@ static void report(aspen_engine *eng, int64_t id, const char *title)
         aspen_store_job_clear(&j);
         return;
     }
-    char type[64], payload[128];
+    char type[256], payload[640];
     printf("    %s, type %s%s, payload %s\n", aspen_store_state_name(j.state),
            cli_cell_str(j.type, 40, type, sizeof type),
            aspen_engine_job_needs_vm(&j) ? " (micro-VM)" : " (in-process handler)",
@@ -82,18 +82,24 @@ static void report(aspen_engine *eng, int64_t id, const char *title)
 int cmd_demo(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"db", required_argument, 0, 'D'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+        CLI_DB_OPTS, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     const char *db = NULL;
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "D:h", opts, NULL)) != -1) {
-        if (c == 'D') {
-            db = optarg;
+    while ((c = cli_getopt(argc, argv, "D:h", opts, argv[0])) != -1) {
+        if (c == 'D' || c == 'C') {
+            if (c == 'D')
+                db = optarg;
+            else
+                cli_create = true;
             continue;
         }
-        fprintf(c == 'h' ? stdout : stderr, "usage: aspen demo [--db PATH]\n");
+        fprintf(c == 'h' ? stdout : stderr, "usage: aspen demo [--db PATH]   (a new PATH is created)\n");
         return c == 'h' ? 0 : 2;
     }
+    /* the demo writes new jobs of its own: a --db it is given may be new (nobody's jobs can seem
+     * to vanish), so it is created as with --create */
+    cli_create = true;
     aspen_engine *eng;
     if (cli_open_engine(db, 2, &eng))
         return 1;

@@ -1,9 +1,10 @@
 /* cli/cmd_jobs.c — the job subcommands on the store, through a client engine (no workers):
- *   aspen submit GUEST | --source DIR | --type T [--payload JSON] [...]   prints the new job's id
+ *   aspen submit GUEST | --source DIR | --type T [--payload JSON|@FILE|-] [--count N | --jsonl F]
+ *                 prints the new jobs' ids, one a line
  *   aspen jobs [--state S] [--filter F] [--limit N | --all] [--json]
  *   aspen retry ID | --failed [--filter F]
  *   aspen show ID [--json]        the job, its attempts, its result and error
- *   aspen logs ID [--follow]      log lines; --follow waits for more until the job is final
+ *   aspen logs ID [--follow] [--json]   log lines; --follow waits for more until the job is final
  *   aspen cancel ID | rerun ID | pause | resume
  * Exit status: 0 done, 1 refused or failed (one `error: …` line), 2 usage.
  */
@@ -20,26 +21,32 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#define DB_OPT {"db", required_argument, 0, 'D'}
+#define DB_OPT CLI_DB_OPTS
 
 /* ---- submit ------------------------------------------------------------------------------------- */
 
 static void submit_usage(FILE *f)
 {
     fprintf(f,
-            "usage: aspen submit GUEST | --source DIR | --type T [--payload JSON] [--timeout MS]\n"
+            "usage: aspen submit GUEST | --source DIR | --type T [--payload JSON|@FILE|-]\n"
+            "                    [--count N | --jsonl FILE [--batch N]] [--timeout MS]\n"
             "                    [--priority N] [--max-attempts N] [--memory SIZE] [--isolation]\n"
-            "                    [--tag T]... [--delay MS] [--count N] [--db PATH]\n"
+            "                    [--tag T]... [--delay MS] [--db PATH [--create]]\n"
             "  GUEST           a path, or a name in target/guest-binaries/ (runs in a micro-VM)\n"
             "  --source DIR    or: build the guest from this source directory (cached), no GUEST\n"
             "  --type T        job type (default vm_execute with a guest; echo, checksum, sleep\n"
             "                  run in-process in the worker, with no guest)\n"
-            "  --payload JSON  the job's input, checked as JSON now (default {})\n"
+            "  --payload JSON  the job's input, checked as JSON now (default {}); @FILE reads it\n"
+            "                  from a file, - from standard input (up to 16 MiB)\n"
+            "  --count N       N identical jobs in one transaction (prints N ids, one a line)\n"
+            "  --jsonl FILE    one job per line of FILE (- for stdin), each line its payload;\n"
+            "                  --batch N lines per transaction (default 1000). A bad line stops\n"
+            "                  it, named by number: nothing of its batch is submitted\n"
             "  --timeout MS    per attempt (default 30000)   --max-attempts N (default 3)\n"
             "  --priority N    higher runs first (default 0) --memory SIZE guest memory (1M)\n"
             "  --isolation     run in a micro-VM whatever the type  --tag T (repeatable)\n"
             "  --delay MS      schedule it MS from now\n"
-            "  --count N       N identical jobs in one transaction (prints N ids, one a line)\n");
+            "  --db PATH       the database (must exist; --create makes a new one)\n");
 }
 
 /* --source DIR, checked before anything is stored so a job that could only fail is not created:
@@ -84,14 +91,178 @@ static int check_source_dir(const char *dir, char *msg, size_t cap)
 static int parse_num(const char *opt, const char *s, long long lo, long long hi, long long *out)
 {
     char *end;
+    errno = 0;
     long long v = strtoll(s, &end, 10);
-    if (!*s || *end || v < lo || v > hi) {
-        cli_error("%s wants a number between %lld and %lld, not '%s'", opt, lo, hi,
-                s);
+    if (!*s || *end || errno || v < lo || v > hi) {
+        cli_error("%s wants a whole number from %lld to %lld, not '%s'", opt, lo, hi, s);
         return -1;
     }
     *out = v;
     return 0;
+}
+
+/* Submits n specs in one transaction and prints their ids. 0, or -1 with msg. */
+static int submit_specs(aspen_engine *eng, aspen_engine_job_spec *specs, size_t n, char *msg,
+                        size_t cap)
+{
+    int64_t *ids = calloc(n, sizeof *ids);
+    if (!ids) {
+        snprintf(msg, cap, "out of memory for %zu jobs", n);
+        return -1;
+    }
+    aspen_engine_error err = {0};
+    int rc = n == 1 ? aspen_engine_submit(eng, &specs[0], &ids[0], &err)
+                    : aspen_engine_submit_batch(eng, specs, n, ids, &err);
+    if (rc == 0)
+        for (size_t i = 0; i < n; i++)
+            printf("%lld\n", (long long)ids[i]);
+    else
+        snprintf(msg, cap, "%s", err.msg);
+    fflush(stdout);
+    free(ids);
+    return rc ? -1 : 0;
+}
+
+/* One JSONL line, at most ASPEN_ENGINE_MAX_PAYLOAD bytes (a longer one is not read into memory):
+ * 1 a line, 0 end of file, -1 too long (msg). The '\n' (and a '\r' before it) is dropped. */
+static int read_line(FILE *f, char **buf, size_t *cap, size_t *len, char *msg, size_t msgcap)
+{
+    size_t n = 0;
+    int c;
+    bool any = false;
+    while ((c = getc_unlocked(f)) != EOF) {
+        any = true;
+        if (c == '\n')
+            break;
+        if (n + 2 > *cap) {
+            size_t ncap = *cap ? *cap * 2 : 4096;
+            char *nb = realloc(*buf, ncap);
+            if (!nb) {
+                snprintf(msg, msgcap, "out of memory");
+                return -1;
+            }
+            *buf = nb;
+            *cap = ncap;
+        }
+        (*buf)[n++] = (char)c;
+        if (n > ASPEN_ENGINE_MAX_PAYLOAD) {
+            snprintf(msg, msgcap,
+                     "the line is longer than the %u-byte payload limit (ASPEN_ENGINE_MAX_PAYLOAD)",
+                     ASPEN_ENGINE_MAX_PAYLOAD);
+            return -1;
+        }
+    }
+    if (ferror(f)) {
+        snprintf(msg, msgcap, "read error: %s", strerror(errno));
+        return -1;
+    }
+    if (!any)
+        return 0;
+    if (n > 0 && (*buf)[n - 1] == '\r')
+        n--;
+    if (*cap == 0) {
+        *buf = malloc(1);
+        *cap = 1;
+        if (!*buf) {
+            snprintf(msg, msgcap, "out of memory");
+            return -1;
+        }
+    }
+    (*buf)[n] = '\0';
+    *len = n;
+    return 1;
+}
+
+/* aspen submit ... --jsonl FILE: every non-blank line is one job's payload, the other options the
+ * same for all; batch lines per transaction. A bad line stops it: nothing of its batch is
+ * submitted, earlier batches are (their ids were printed). */
+static int submit_jsonl(aspen_engine *eng, const aspen_engine_job_spec *spec, const char *path,
+                        long long batch)
+{
+    bool is_stdin = strcmp(path, "-") == 0;
+    const char *name = is_stdin ? "standard input" : path;
+    struct stat st;
+    if (!is_stdin && stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+        cli_error("--jsonl %s is a directory, not a file", path);
+        return 1;
+    }
+    FILE *f = is_stdin ? stdin : fopen(path, "rb");
+    if (!f) {
+        cli_error("cannot open --jsonl %s: %s", path, strerror(errno));
+        return 1;
+    }
+    aspen_engine_job_spec *specs = calloc((size_t)batch, sizeof *specs);
+    char **texts = calloc((size_t)batch, sizeof *texts);
+    char *line = NULL, msg[1024], note[128] = "";
+    size_t cap = 0, len = 0, n = 0;
+    long long lineno = 0, first = 0, done = 0;
+    bool bad = false;
+    int rc = 0;
+    if (!specs || !texts) {
+        snprintf(msg, sizeof msg, "out of memory for batches of %lld jobs", batch);
+        bad = true;
+    }
+    while (!bad) {
+        int r = read_line(f, &line, &cap, &len, msg, sizeof msg);
+        if (r != 0)
+            lineno++;
+        if (r < 0) {
+            bad = true;
+            break;
+        }
+        if (r > 0) {
+            if (strspn(line, " \t\f\v\r") == len)
+                continue; /* a blank line: nothing to submit */
+            if (cli_check_payload(line, len, NULL, msg, sizeof msg) != 0) {
+                bad = true;
+                break;
+            }
+            if (!(texts[n] = strdup(line))) {
+                snprintf(msg, sizeof msg, "out of memory");
+                bad = true;
+                break;
+            }
+            if (n == 0)
+                first = lineno;
+            specs[n] = *spec;
+            specs[n].payload = texts[n];
+            n++;
+        }
+        if (n > 0 && (r == 0 || n == (size_t)batch)) {
+            if (done)
+                snprintf(note, sizeof note, " (the %lld jobs of the lines before were: their ids are above)", done);
+            if (submit_specs(eng, specs, n, msg, sizeof msg) != 0) {
+                cli_error("%s lines %lld-%lld: %s: nothing of these lines was submitted%s", name,
+                          first, lineno, msg, note);
+                rc = 1;
+                break;
+            }
+            done += (long long)n;
+            for (size_t i = 0; i < n; i++)
+                free(texts[i]);
+            n = 0;
+        }
+        if (r == 0)
+            break;
+    }
+    if (bad) {
+        if (done)
+            snprintf(note, sizeof note, " (the %lld jobs of the lines before were: their ids are above)", done);
+        cli_error("%s line %lld: %s: nothing of lines %lld-%lld was submitted%s", name, lineno, msg,
+                  n ? first : lineno, lineno, note);
+        rc = 1;
+    } else if (rc == 0 && done == 0) {
+        cli_error("%s has no jobs: write one JSON payload per line", name);
+        rc = 1;
+    }
+    for (size_t i = 0; i < n; i++)
+        free(texts[i]);
+    free(texts);
+    free(specs);
+    free(line);
+    if (!is_stdin)
+        fclose(f);
+    return rc;
 }
 
 int cmd_submit(int argc, char **argv)
@@ -102,20 +273,22 @@ int cmd_submit(int argc, char **argv)
         {"memory", required_argument, 0, 'm'},  {"isolation", no_argument, 0, 'i'},
         {"tag", required_argument, 0, 'g'},     {"type", required_argument, 0, 'T'},
         {"source", required_argument, 0, 's'},  {"delay", required_argument, 0, 'd'},
-        {"count", required_argument, 0, 'n'},   {"help", no_argument, 0, 'h'},
-        DB_OPT,                                 {0, 0, 0, 0},
+        {"count", required_argument, 0, 'n'},   {"jsonl", required_argument, 0, 'J'},
+        {"batch", required_argument, 0, 'B'},   {"help", no_argument, 0, 'h'},
+        CLI_DB_OPTS,                            {0, 0, 0, 0},
     };
     aspen_engine_job_spec spec = {0};
-    long long count = 1;
-    const char *db = NULL;
+    long long count = 1, batch = 1000;
+    bool count_given = false, batch_given = false;
+    const char *db = NULL, *payload_arg = NULL, *jsonl = NULL;
     const char *tags[64];
     size_t n_tags = 0;
     long long v;
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "p:t:P:a:m:ig:T:s:d:n:hD:", opts, NULL)) != -1) {
+    while ((c = cli_getopt(argc, argv, "p:t:P:a:m:ig:T:s:d:n:hD:", opts, "submit")) != -1) {
         switch (c) {
-        case 'p': spec.payload = optarg; break;
+        case 'p': payload_arg = optarg; break;
         case 't':
             if (parse_num("--timeout", optarg, 1, 86400000, &v))
                 return 2;
@@ -158,8 +331,16 @@ int cmd_submit(int argc, char **argv)
         case 'n':
             if (parse_num("--count", optarg, 1, 100000, &count))
                 return 2;
+            count_given = true;
+            break;
+        case 'J': jsonl = optarg; break;
+        case 'B':
+            if (parse_num("--batch", optarg, 1, 100000, &batch))
+                return 2;
+            batch_given = true;
             break;
         case 'D': db = optarg; break;
+        case 'C': cli_create = true; break;
         case 'h': submit_usage(stdout); return 0;
         default: submit_usage(stderr); return 2;
         }
@@ -167,11 +348,25 @@ int cmd_submit(int argc, char **argv)
     if (optind < argc)
         spec.guest = argv[optind++];
     if (optind != argc || (!spec.guest && !spec.source_dir && !spec.type)) {
+        if (optind != argc)
+            cli_error("unexpected argument '%s': give one GUEST (or --source DIR or --type T)",
+                      argv[optind]);
+        else
+            cli_error("say what to run: a GUEST, --source DIR or --type T");
         submit_usage(stderr);
         return 2;
     }
     if (spec.guest && spec.source_dir) {
         cli_error("give either a guest name/path or --source DIR, not both");
+        return 2;
+    }
+    if (jsonl && (payload_arg || count_given)) {
+        cli_error("--jsonl gives every job its payload, one per line: leave out %s",
+                  payload_arg ? "--payload" : "--count");
+        return 2;
+    }
+    if (batch_given && !jsonl) {
+        cli_error("--batch is the number of --jsonl lines per transaction: it needs --jsonl FILE");
         return 2;
     }
     if (spec.source_dir) {
@@ -183,34 +378,42 @@ int cmd_submit(int argc, char **argv)
     }
     spec.tags = tags;
     spec.n_tags = n_tags;
+    char *payload = NULL;
+    if (payload_arg) {
+        char from[4200], msg[4608];
+        size_t len = 0;
+        if (!(payload = cli_load_payload(payload_arg, &len, from, sizeof from, msg, sizeof msg))) {
+            cli_error("%s", msg);
+            return 1;
+        }
+        spec.payload = payload;
+    }
     aspen_engine *eng;
-    if (cli_open_engine(db, 0, &eng))
-        return 1;
-    aspen_engine_job_spec *specs = calloc((size_t)count, sizeof *specs);
-    int64_t *ids = calloc((size_t)count, sizeof *ids);
-    if (!specs || !ids) {
-        free(specs);
-        free(ids);
-        aspen_engine_close(eng);
-        cli_error("out of memory for %lld jobs", count);
+    if (cli_open_engine(db, 0, &eng)) {
+        free(payload);
         return 1;
     }
-    for (long long i = 0; i < count; i++)
-        specs[i] = spec;
-    aspen_engine_error err = {0};
-    int rc = count == 1 ? aspen_engine_submit(eng, &spec, &ids[0], &err)
-                        : aspen_engine_submit_batch(eng, specs, (size_t)count, ids, &err);
+    int rc;
+    if (jsonl) {
+        rc = submit_jsonl(eng, &spec, jsonl, batch);
+    } else {
+        aspen_engine_job_spec *specs = calloc((size_t)count, sizeof *specs);
+        char msg[1024];
+        if (!specs) {
+            cli_error("out of memory for %lld jobs", count);
+            rc = 1;
+        } else {
+            for (long long i = 0; i < count; i++)
+                specs[i] = spec;
+            rc = submit_specs(eng, specs, (size_t)count, msg, sizeof msg) ? 1 : 0;
+            if (rc)
+                cli_error("%s", msg);
+            free(specs);
+        }
+    }
     aspen_engine_close(eng);
-    if (rc == 0)
-        for (long long i = 0; i < count; i++)
-            printf("%lld\n", (long long)ids[i]);
-    free(specs);
-    free(ids);
-    if (rc) {
-        cli_error("%s", err.msg);
-        return 1;
-    }
-    return 0;
+    free(payload);
+    return rc;
 }
 
 /* ---- jobs --------------------------------------------------------------------------------------- */
@@ -277,7 +480,7 @@ int cmd_jobs(int argc, char **argv)
     bool as_json = false;
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "s:f:n:jAhD:", opts, NULL)) != -1) {
+    while ((c = cli_getopt(argc, argv, "s:f:n:jAhD:", opts, argv[0])) != -1) {
         switch (c) {
         case 's': state = optarg; break;
         case 'f': filter = optarg; break;
@@ -288,6 +491,7 @@ int cmd_jobs(int argc, char **argv)
         case 'j': as_json = true; break;
         case 'A': limit = -1; break;
         case 'D': db = optarg; break;
+        case 'C': cli_create = true; break;
         case 'h':
         default:
             fprintf(c == 'h' ? stdout : stderr,
@@ -321,32 +525,36 @@ int cmd_jobs(int argc, char **argv)
         cli_error("%s", err.msg);
         return 1;
     }
-    /* A full page may not be all: count the rest (read-only, the filter without its limit) so
-     * the table never stops silently. --json gives exactly what was asked for. */
-    int64_t more = 0;
-    if (!as_json && limit > 0 && n == (size_t)limit) {
+    /* A full page may not be all: count the matches (read-only, the filter without its limit)
+     * so the list never stops silently: a last line in the table, a line on stderr with --json
+     * (whose stdout stays exactly the jobs asked for). */
+    int64_t total = 0;
+    if (limit > 0 && n == (size_t)limit) {
         char path[4096];
         aspen_store_options so = {.read_only = true};
         aspen_store *st = NULL;
-        int64_t total = 0;
-        if (cli_db_path(db, path, sizeof path) == 0 &&
-            aspen_store_open(path, &so, &st, &se) == 0 &&
-            aspen_store_count(st, &f, &total, &se) == 0 && total > (int64_t)n)
-            more = total - (int64_t)n;
+        if (cli_db_path(db, path, sizeof path) != 0 ||
+            aspen_store_open(path, &so, &st, &se) != 0 ||
+            aspen_store_count(st, &f, &total, &se) != 0)
+            total = 0;
         aspen_store_close(st);
     }
+    bool cut = total > (int64_t)n;
     if (as_json) {
         json_t *arr = json_array();
         for (size_t i = 0; i < n; i++)
             json_array_append_new(arr, job_json(&jobs[i]));
         cli_json_print(arr, stdout, false);
         json_decref(arr);
+        if (cut)
+            fprintf(stderr, "%zu of %lld shown (--limit N or --all for more)\n", n,
+                    (long long)total);
     } else {
         printf("%-8s %-10s %-12s %-16s %-8s %-19s %s\n", "ID", "STATE", "TYPE", "GUEST", "TRIES",
                "CREATED", "RESULT / ERROR");
         for (size_t i = 0; i < n; i++) {
             const aspen_store_job *j = &jobs[i];
-            char when[40], tries[16], what[64], type[16], guest[20];
+            char when[40], tries[16], what[400], type[100], guest[120];
             cli_format_time(j->created_at_ms, when, sizeof when);
             when[19] = '\0';
             snprintf(tries, sizeof tries, "%d/%d", j->attempts, j->max_attempts);
@@ -355,16 +563,16 @@ int cmd_jobs(int argc, char **argv)
             else
                 cli_cell(j->result ? j->result : "", j->result ? j->result_size : 0, 60, what,
                          sizeof what);
-            /* cells are escaped, then cut to their width in bytes (the padding counts bytes) */
-            printf("%-8lld %-10s %-12s %-16s %-8s %-19s %s\n", (long long)j->id,
-                   aspen_store_state_name(j->state), cli_cell_str(j->type, 12, type, sizeof type),
-                   cli_cell_str(j->binary_name ? j->binary_name : "-", 16, guest, sizeof guest),
+            /* cells are escaped, then cut and padded to their width in display columns */
+            printf("%-8lld %-10s %s %s %-8s %-19s %s\n", (long long)j->id,
+                   aspen_store_state_name(j->state), cli_col_str(j->type, 12, type, sizeof type),
+                   cli_col_str(j->binary_name ? j->binary_name : "-", 16, guest, sizeof guest),
                    tries, when, what);
         }
         if (n == 0)
             printf("(no jobs match)\n");
-        if (more > 0)
-            printf("\u2026 %lld more; use --limit N or --all\n", (long long)more);
+        if (cut)
+            printf("%zu of %lld shown (--limit N or --all for more)\n", n, (long long)total);
     }
     aspen_store_jobs_free(jobs, n);
     return 0;
@@ -388,10 +596,11 @@ int cmd_show(int argc, char **argv)
     bool as_json = false;
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "jhD:", opts, NULL)) != -1) {
+    while ((c = cli_getopt(argc, argv, "jhD:", opts, argv[0])) != -1) {
         switch (c) {
         case 'j': as_json = true; break;
         case 'D': db = optarg; break;
+        case 'C': cli_create = true; break;
         case 'h':
         default:
             fprintf(c == 'h' ? stdout : stderr, "usage: aspen show ID [--json] [--db PATH]\n");
@@ -464,8 +673,10 @@ int cmd_show(int argc, char **argv)
             snprintf(mem, sizeof mem, "%lld KiB", (long long)(j.memory_bytes >> 10));
         else
             snprintf(mem, sizeof mem, "default (1 MiB)");
-        printf("  attempts    %d of %d   priority %d   timeout %lld ms   memory %s\n",
-               j.attempts, j.max_attempts, j.priority, (long long)j.timeout_ms, mem);
+        char tmo[32];
+        cli_format_duration_us(j.timeout_ms * 1000, tmo, sizeof tmo);
+        printf("  attempts    %d of %d   priority %d   timeout %s   memory %s\n", j.attempts,
+               j.max_attempts, j.priority, tmo, mem);
         show_field("tags", j.tags, j.isolation ? "   isolation on" : "");
         cli_format_time(j.created_at_ms, t1, sizeof t1);
         cli_format_time(j.started_at_ms, t2, sizeof t2);
@@ -491,10 +702,11 @@ int cmd_show(int argc, char **argv)
             printf(", %lld more not kept (the per-job cap)", (long long)j.log_dropped);
         printf("\n");
         for (size_t i = 0; i < na; i++) {
-            char outcome[16];
-            printf("  attempt %d   %-9s %8lld us  %llu exits  %llu host calls  %llu pages",
-                   att[i].number, cli_cell_str(att[i].outcome, 9, outcome, sizeof outcome),
-                   (long long)att[i].wall_us, (unsigned long long)att[i].exits,
+            char outcome[64], took[32];
+            cli_format_duration_us(att[i].wall_us, took, sizeof took);
+            printf("  attempt %d   %s %10s  %llu exits  %llu host calls  %llu pages",
+                   att[i].number, cli_col_str(att[i].outcome, 9, outcome, sizeof outcome), took,
+                   (unsigned long long)att[i].exits,
                    (unsigned long long)att[i].host_calls, (unsigned long long)att[i].pages_dirtied);
             /* the last attempt's error is usually the job's, just printed above: once is enough */
             if (att[i].error && j.error && strcmp(att[i].error, j.error) == 0) {
@@ -515,26 +727,34 @@ int cmd_show(int argc, char **argv)
 
 int cmd_logs(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"follow", no_argument, 0, 'f'}, {"help", no_argument, 0, 'h'}, DB_OPT, {0, 0, 0, 0}};
+    static const struct option opts[] = {{"follow", no_argument, 0, 'f'},
+                                         {"json", no_argument, 0, 'j'},
+                                         {"help", no_argument, 0, 'h'},
+                                         DB_OPT,
+                                         {0, 0, 0, 0}};
     const char *db = NULL;
-    bool follow = false;
+    bool follow = false, as_json = false;
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "fhD:", opts, NULL)) != -1) {
+    while ((c = cli_getopt(argc, argv, "fhD:", opts, argv[0])) != -1) {
         switch (c) {
         case 'f': follow = true; break;
+        case 'j': as_json = true; break;
         case 'D': db = optarg; break;
+        case 'C': cli_create = true; break;
         case 'h':
         default:
             fprintf(c == 'h' ? stdout : stderr,
-                    "usage: aspen logs ID [--follow] [--db PATH]\n");
+                    "usage: aspen logs ID [--follow] [--json] [--db PATH]\n"
+                    "  --follow  wait for more lines until the job is final\n"
+                    "  --json    one JSON object a line (JSON Lines, so --follow streams):\n"
+                    "            {\"job\", \"seq\", \"attempt\", \"time_ms\", \"line\"}\n");
             return c == 'h' ? 0 : 2;
         }
     }
     int64_t id;
     if (optind != argc - 1) {
-        fprintf(stderr, "usage: aspen logs ID [--follow] [--db PATH]\n");
+        fprintf(stderr, "usage: aspen logs ID [--follow] [--json] [--db PATH]\n");
         return 2;
     }
     if (cli_parse_id(argv[optind], &id))
@@ -560,7 +780,18 @@ int cmd_logs(int argc, char **argv)
             cli_error("%s", err.msg);
             break;
         }
-        for (size_t i = 0; i < n; i++) {
+        for (size_t i = 0; i < n && as_json; i++) {
+            json_t *o = json_object();
+            json_object_set_new(o, "job", json_integer(id));
+            json_object_set_new(o, "seq", json_integer(l[i].seq));
+            json_object_set_new(o, "attempt", json_integer(l[i].attempt));
+            json_object_set_new(o, "time_ms", json_integer(l[i].time_ms));
+            json_object_set_new(o, "line", cli_json_str(l[i].line ? l[i].line : ""));
+            cli_json_print(o, stdout, true);
+            json_decref(o);
+            after = l[i].seq;
+        }
+        for (size_t i = 0; i < n && !as_json; i++) {
             char t[40];
             cli_format_time(l[i].time_ms, t, sizeof t);
             printf("%s  #%d  ", t + 11, l[i].attempt);
@@ -598,9 +829,12 @@ static int id_command(int argc, char **argv, const char *usage, int64_t *id, con
     int c;
     optind = 1;
     *db = NULL;
-    while ((c = getopt_long(argc, argv, "hD:", opts, NULL)) != -1) {
-        if (c == 'D') {
-            *db = optarg;
+    while ((c = cli_getopt(argc, argv, "hD:", opts, argv[0])) != -1) {
+        if (c == 'D' || c == 'C') {
+            if (c == 'D')
+                *db = optarg;
+            else
+                cli_create = true;
             continue;
         }
         fprintf(c == 'h' ? stdout : stderr, "usage: %s\n", usage);
@@ -680,11 +914,12 @@ int cmd_retry(int argc, char **argv)
     bool all = false;
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "af:hD:", opts, NULL)) != -1) {
+    while ((c = cli_getopt(argc, argv, "af:hD:", opts, argv[0])) != -1) {
         switch (c) {
         case 'a': all = true; break;
         case 'f': filter = optarg; break;
         case 'D': db = optarg; break;
+        case 'C': cli_create = true; break;
         case 'h':
         default:
             fprintf(c == 'h' ? stdout : stderr,

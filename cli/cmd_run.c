@@ -8,6 +8,7 @@
 
 #include <getopt.h>
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,15 +16,17 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: aspen run GUEST [--payload JSON | --input FILE] [--timeout MS] "
+    fprintf(f, "usage: aspen run GUEST [--payload JSON|@FILE|- | --input FILE] [--timeout MS] "
                "[--memory SIZE] [--arg ARG]... [--json]\n"
                "  GUEST      a path, or a name in target/guest-binaries/ (e.g. echo-worker)\n"
-               "  --payload  the job's input: JSON text, checked before the run\n"
+               "  --payload  the job's input: JSON text (@FILE from a file, - from stdin),\n"
+               "             checked before the run as aspen submit checks it\n"
                "  --input    the job's input: raw bytes from FILE ('-' for stdin)\n"
                "  --timeout  deadline in milliseconds (default 1000)\n"
                "  --memory   guest memory, e.g. 1M, 512K, 64MiB (default 1M)\n"
                "  --arg      one more argument for a static Linux program (argv[1], argv[2], ...)\n"
-               "  --json     print one JSON object with outcome, output, error and stats\n");
+               "  --json     print one JSON object with outcome, output, error and stats\n"
+               "             (times as whole microseconds)\n");
 }
 
 struct log_ctx {
@@ -63,7 +66,7 @@ int cmd_run(int argc, char **argv)
     optind = 1;
     static const char *args[1024]; /* --arg values, NULL-terminated */
     size_t nargs = 0;
-    while ((c = getopt_long(argc, argv, "p:i:t:m:jh", opts, NULL)) != -1) {
+    while ((c = cli_getopt(argc, argv, "p:i:t:m:jh", opts, argv[0])) != -1) {
         switch (c) {
         case 'a':
             if (nargs == sizeof args / sizeof args[0] - 1) {
@@ -115,12 +118,14 @@ int cmd_run(int argc, char **argv)
     uint8_t *input = NULL;
     size_t input_len = 0;
     if (payload) {
-        if (cli_check_json(payload, strlen(payload), msg, sizeof msg) != 0) {
-            cli_error("invalid JSON payload at %s", msg);
+        /* checked and worded as `aspen submit` does (cli_check_payload) */
+        char from[4200], pmsg[4608];
+        char *text = cli_load_payload(payload, &input_len, from, sizeof from, pmsg, sizeof pmsg);
+        if (!text) {
+            cli_error("%s", pmsg);
             return 1;
         }
-        input_len = strlen(payload);
-        input = (uint8_t *)strdup(payload);
+        input = (uint8_t *)text;
     } else if (input_file) {
         input = cli_read_file(strcmp(input_file, "-") == 0 ? "/dev/stdin" : input_file,
                               1u << 30, &input_len, msg, sizeof msg);
@@ -172,11 +177,13 @@ int cmd_run(int argc, char **argv)
         }
         aspen_vm_stats st;
         aspen_vm_get_stats(vm, &st);
+        /* times in whole microseconds: integers, never 546.88599999999997 */
         json_object_set_new(
             o, "stats",
-            json_pack("{s:f, s:f, s:f, s:i, s:i, s:i, s:I, s:I, s:I, s:I}", "cold_start_us",
-                      st.cold_start_ns / 1e3, "run_us", res.stats.wall_ns / 1e3, "total_us",
-                      t2 - t0, "exits", (int)res.stats.exits, "host_calls",
+            json_pack("{s:I, s:I, s:I, s:i, s:i, s:i, s:I, s:I, s:I, s:I}", "cold_start_us",
+                      (json_int_t)llround(st.cold_start_ns / 1e3), "run_us",
+                      (json_int_t)llround(res.stats.wall_ns / 1e3), "total_us",
+                      (json_int_t)llround(t2 - t0), "exits", (int)res.stats.exits, "host_calls",
                       (int)res.stats.host_calls, "log_lines", (int)res.stats.log_lines,
                       "bytes_in", (json_int_t)res.stats.bytes_in, "bytes_out",
                       (json_int_t)res.stats.bytes_out, "memory_bytes",

@@ -46,14 +46,14 @@ int cmd_worker(int argc, char **argv)
     static const struct option opts[] = {
         {"workers", required_argument, 0, 'w'}, {"until-idle", no_argument, 0, 'u'},
         {"quiet", no_argument, 0, 'q'},         {"grace", required_argument, 0, 'g'},
-        {"db", required_argument, 0, 'D'},      {"help", no_argument, 0, 'h'},
+        CLI_DB_OPTS,                            {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
     const char *db = NULL;
     int workers = 2, grace = -1, c;
     bool until_idle = false, quiet = false;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "w:uqg:D:h", opts, NULL)) != -1) {
+    while ((c = cli_getopt(argc, argv, "w:uqg:D:h", opts, argv[0])) != -1) {
         switch (c) {
         case 'w':
             workers = atoi(optarg);
@@ -66,6 +66,7 @@ int cmd_worker(int argc, char **argv)
         case 'q': quiet = true; break;
         case 'g': grace = atoi(optarg); break;
         case 'D': db = optarg; break;
+        case 'C': cli_create = true; break;
         case 'h':
         default:
             fprintf(c == 'h' ? stdout : stderr,

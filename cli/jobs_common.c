@@ -2,7 +2,9 @@
  * bench engine, demo) share: where the database lives and opening an engine on it.
  *
  * The database is --db PATH, else $ASPEN_DB, else $XDG_DATA_HOME/aspen/aspen.db, else
- * ~/.local/share/aspen/aspen.db; the directory of the default is created when missing.
+ * ~/.local/share/aspen/aspen.db. The default (and its directory) is created on first use; a path
+ * the user gave must exist unless --create is given, because a typo in --db used to create an
+ * empty database silently and people thought their jobs had vanished.
  */
 #include "cli.h"
 
@@ -13,17 +15,61 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
+
+/* A database the user named: it must exist (or --create, in a directory that exists). */
+static int check_given(const char *path, const char *how)
+{
+    struct stat st;
+    if (stat(path, &st) == 0) {
+        if (S_ISDIR(st.st_mode)) {
+            cli_error("the database %s (%s) is a directory: give the path of a database file",
+                      path, how);
+            return -1;
+        }
+        return 0;
+    }
+    if (errno != ENOENT && errno != ENOTDIR)
+        return 0; /* e.g. EACCES: opening it says what is wrong */
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash == dir)
+        slash[1] = '\0';
+    else if (slash)
+        *slash = '\0';
+    else
+        snprintf(dir, sizeof dir, ".");
+    bool dir_ok = stat(dir, &st) == 0 && S_ISDIR(st.st_mode);
+    if (!cli_create) {
+        cli_error("the database %s (%s) does not exist%s: check the path, or add --create to "
+                  "make a new database there",
+                  path, how, dir_ok ? "" : ", nor its directory");
+        return -1;
+    }
+    if (!dir_ok) {
+        cli_error("cannot create the database %s (%s): its directory %s does not exist "
+                  "(create it first)",
+                  path, how, dir);
+        return -1;
+    }
+    return 0;
+}
 
 int cli_db_path(const char *given, char *out, size_t cap)
 {
-    if (given && *given) {
+    if (given) {
+        if (!*given) {
+            cli_error("--db needs a path (leave it out for the default database)");
+            return -1;
+        }
         snprintf(out, cap, "%s", given);
-        return 0;
+        return check_given(out, "--db");
     }
     const char *env = getenv("ASPEN_DB");
     if (env && *env) {
         snprintf(out, cap, "%s", env);
-        return 0;
+        return check_given(out, "$ASPEN_DB");
     }
     char dir[PATH_MAX];
     const char *xdg = getenv("XDG_DATA_HOME"), *home = getenv("HOME");

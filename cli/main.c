@@ -1,4 +1,5 @@
-/* cli/main.c — the `aspen` program: dispatches subcommands to cli/cmd_*.c. */
+/* cli/main.c — the `aspen` program: dispatches subcommands to cli/cmd_*.c, with "did you mean"
+ * for a mistyped command and --version. */
 #include "cli.h"
 
 #include <stdio.h>
@@ -13,10 +14,10 @@ static const struct {
     {"run", cmd_run, "run one job in a fresh micro-VM: aspen run GUEST --payload JSON"},
     {"demo", cmd_demo, "an echo job and a data-processing job, with logs and timings"},
     {"bench", cmd_bench, "benchmarks printing JSON: aspen bench vm|engine [--json]"},
-    {"submit", cmd_submit, "queue a job: aspen submit GUEST --payload JSON (prints its id)"},
+    {"submit", cmd_submit, "queue jobs: aspen submit GUEST --payload JSON|@FILE|- (prints ids)"},
     {"jobs", cmd_jobs, "list jobs: aspen jobs [--state S] [--filter F] [--json]"},
     {"show", cmd_show, "one job with its attempts: aspen show ID [--json]"},
-    {"logs", cmd_logs, "a job's log lines: aspen logs ID [--follow]"},
+    {"logs", cmd_logs, "a job's log lines: aspen logs ID [--follow] [--json]"},
     {"cancel", cmd_cancel, "cancel a queued job, or stop a running one: aspen cancel ID"},
     {"rerun", cmd_rerun, "run a job again as a new job: aspen rerun ID"},
     {"retry", cmd_retry, "failed jobs back to the queue: aspen retry ID | --failed [--filter F]"},
@@ -30,6 +31,11 @@ static void usage(FILE *f)
     fprintf(f, "usage: aspen COMMAND [options]   (aspen COMMAND --help for its options)\n\n");
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
         fprintf(f, "  %-8s %s\n", cmds[i].name, cmds[i].help);
+    fprintf(f, "\n  --db PATH  the database, for every command that uses one: it must exist (add\n"
+               "             --create for a new one); without it $ASPEN_DB, else\n"
+               "             $XDG_DATA_HOME/aspen/aspen.db (~/.local/share/aspen/aspen.db), created\n"
+               "             on first use\n"
+               "  --version  the version of aspen and of its database schema\n");
 }
 
 int main(int argc, char **argv)
@@ -39,10 +45,25 @@ int main(int argc, char **argv)
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }
+    if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0) {
+        printf("aspen %s (database schema %d)\n", ASPEN_VERSION, ASPEN_STORE_SCHEMA_VERSION);
+        return 0;
+    }
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
         if (strcmp(argv[1], cmds[i].name) == 0)
             return cmds[i].fn(argc - 1, argv + 1);
-    fprintf(stderr, "aspen: unknown command '%s'\n\n", argv[1]);
+    const char *names[sizeof cmds / sizeof cmds[0]];
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
+        names[i] = cmds[i].name;
+    const char *near = cli_nearest(argv[1], names, sizeof names / sizeof names[0]);
+    if (argv[1][0] == '-')
+        cli_error("'%s' is not a command: options go after the command (aspen COMMAND --help)",
+                  argv[1]);
+    else if (near)
+        cli_error("unknown command '%s': did you mean '%s'?", argv[1], near);
+    else
+        cli_error("unknown command '%s'", argv[1]);
+    fputc('\n', stderr);
     usage(stderr);
     return 2;
 }

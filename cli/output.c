@@ -42,23 +42,146 @@ void cli_puts(FILE *f, const char *s)
     cli_putn(f, s ? s : "", s ? strlen(s) : 0, 0);
 }
 
+/* ---- table cells in display columns -------------------------------------------------------------
+ * A cell is cut and padded by the columns a terminal gives its characters, not by bytes: "é" is
+ * 2 bytes and 1 column, "日" 3 bytes and 2 columns, a combining accent 0 columns. The widths are
+ * the usual ones (East Asian wide and fullwidth: 2; combining marks and zero-width characters: 0),
+ * computed here so they do not depend on the user's locale. */
+
+/* Bytes of the unit at s: a well-formed UTF-8 character, else one byte (which the sanitiser shows
+ * as \xNN). */
+static size_t unit_len(const unsigned char *s, size_t n)
+{
+    size_t l = s[0] < 0x80 ? 1 : s[0] >= 0xC2 && s[0] <= 0xDF ? 2 : s[0] >= 0xE0 && s[0] <= 0xEF ? 3
+               : s[0] >= 0xF0 && s[0] <= 0xF4 ? 4 : 1;
+    if (l > n || (l > 1 && !aspen_text_utf8_valid(s, l)))
+        return 1;
+    return l;
+}
+
+static uint32_t decode(const unsigned char *s, size_t l)
+{
+    if (l == 1)
+        return s[0];
+    uint32_t c = s[0] & (0x7F >> l);
+    for (size_t i = 1; i < l; i++)
+        c = c << 6 | (s[i] & 0x3F);
+    return c;
+}
+
+static size_t cp_width(uint32_t c)
+{
+    static const uint32_t zero[][2] = {
+        {0x0300, 0x036F}, {0x0483, 0x0489}, {0x0591, 0x05BD}, {0x0610, 0x061A},
+        {0x064B, 0x065F}, {0x0E31, 0x0E31}, {0x0E34, 0x0E3A}, {0x1AB0, 0x1AFF},
+        {0x1DC0, 0x1DFF}, {0x200B, 0x200F}, {0x202A, 0x202E}, {0x2060, 0x2064},
+        {0x20D0, 0x20FF}, {0xFE00, 0xFE0F}, {0xFE20, 0xFE2F}, {0xFEFF, 0xFEFF},
+        {0xE0100, 0xE01EF},
+    };
+    static const uint32_t wide[][2] = {
+        {0x1100, 0x115F},   {0x231A, 0x231B},   {0x2329, 0x232A},   {0x23E9, 0x23EC},
+        {0x25FD, 0x25FE},   {0x2614, 0x2615},   {0x2648, 0x2653},   {0x26A1, 0x26A1},
+        {0x26AA, 0x26AB},   {0x26BD, 0x26BE},   {0x26C4, 0x26C5},   {0x26D4, 0x26D4},
+        {0x26EA, 0x26EA},   {0x26F5, 0x26F5},   {0x26FA, 0x26FA},   {0x26FD, 0x26FD},
+        {0x2705, 0x2705},   {0x270A, 0x270B},   {0x2728, 0x2728},   {0x274C, 0x274C},
+        {0x2753, 0x2755},   {0x2757, 0x2757},   {0x2795, 0x2797},   {0x27B0, 0x27B0},
+        {0x27BF, 0x27BF},   {0x2B1B, 0x2B1C},   {0x2B50, 0x2B50},   {0x2B55, 0x2B55},
+        {0x2E80, 0x303E},   {0x3041, 0x33FF},   {0x3400, 0x4DBF},   {0x4E00, 0x9FFF},
+        {0xA000, 0xA4CF},   {0xA960, 0xA97F},   {0xAC00, 0xD7A3},   {0xF900, 0xFAFF},
+        {0xFE10, 0xFE19},   {0xFE30, 0xFE6F},   {0xFF00, 0xFF60},   {0xFFE0, 0xFFE6},
+        {0x16FE0, 0x16FE4}, {0x17000, 0x18CFF}, {0x1B000, 0x1B2FF}, {0x1F004, 0x1F004},
+        {0x1F0CF, 0x1F0CF}, {0x1F18E, 0x1F18E}, {0x1F191, 0x1F19A}, {0x1F200, 0x1F251},
+        {0x1F300, 0x1F64F}, {0x1F680, 0x1F6FF}, {0x1F7E0, 0x1F7EB}, {0x1F90C, 0x1F9FF},
+        {0x1FA70, 0x1FAFF}, {0x20000, 0x3FFFD},
+    };
+    for (size_t i = 0; i < sizeof zero / sizeof zero[0]; i++)
+        if (c >= zero[i][0] && c <= zero[i][1])
+            return 0;
+    for (size_t i = 0; i < sizeof wide / sizeof wide[0]; i++)
+        if (c >= wide[i][0] && c <= wide[i][1])
+            return 2;
+    return 1;
+}
+
+/* Escapes s unit by unit into out while the units fit in width columns (and cap bytes); returns
+ * the columns used, *all when every unit fit. A unit the sanitiser escapes (\x1b, \u202e) is
+ * ASCII, one column a byte, and is never cut in the middle. */
+static size_t fit(const unsigned char *s, size_t len, size_t width, char *out, size_t cap,
+                  size_t *used, bool *all)
+{
+    size_t cols = 0, w = 0;
+    *all = false;
+    for (size_t i = 0; i < len;) {
+        size_t l = unit_len(s + i, len - i);
+        char esc[64];
+        size_t n = aspen_text_escape(s + i, l, ASPEN_TEXT_SPACES, esc, sizeof esc);
+        if (n >= sizeof esc)
+            n = sizeof esc - 1;
+        bool escaped = n != l || memcmp(esc, s + i, l) != 0;
+        size_t cw = escaped ? n : l == 1 ? 1 : cp_width(decode(s + i, l));
+        if (cols + cw > width || w + n + 1 > cap) {
+            *used = w;
+            out[w] = '\0';
+            return cols;
+        }
+        memcpy(out + w, esc, n);
+        w += n;
+        cols += cw;
+        i += l;
+    }
+    *all = true;
+    *used = w;
+    out[w] = '\0';
+    return cols;
+}
+
 const char *cli_cell(const void *s, size_t len, size_t width, char *out, size_t cap)
 {
+    size_t cols, used;
+    cli_cell_cols(s, len, width, out, cap, &cols, &used);
+    return out;
+}
+
+void cli_cell_cols(const void *s, size_t len, size_t width, char *out, size_t cap, size_t *cols,
+                   size_t *used)
+{
+    *cols = *used = 0;
     if (cap == 0)
-        return out;
-    size_t room = width + 1 < cap ? width + 1 : cap;
-    size_t need = aspen_text_escape(s, len, ASPEN_TEXT_SPACES, out, room);
-    if (need >= room && room >= 4) {
-        /* cut: end on "..." at a whole escape or character */
-        aspen_text_escape(s, len, ASPEN_TEXT_SPACES, out, room - 3);
-        strcat(out, "...");
+        return;
+    if (!s)
+        s = "";
+    bool all;
+    *cols = fit(s, len, width, out, cap, used, &all);
+    if (!all && width >= 4 && cap >= 4) {
+        /* cut: whole characters and escapes, then "..." */
+        *cols = fit(s, len, width - 3, out, cap - 3, used, &all);
+        memcpy(out + *used, "...", 4);
+        *used += 3;
+        *cols += 3;
     }
+}
+
+const char *cli_col(const void *s, size_t len, size_t width, char *out, size_t cap)
+{
+    size_t cols, used;
+    cli_cell_cols(s, len, width, out, cap, &cols, &used);
+    while (cols < width && used + 1 < cap) {
+        out[used++] = ' ';
+        cols++;
+    }
+    if (cap)
+        out[used] = '\0';
     return out;
 }
 
 const char *cli_cell_str(const char *s, size_t width, char *out, size_t cap)
 {
     return cli_cell(s ? s : "", s ? strlen(s) : 0, width, out, cap);
+}
+
+const char *cli_col_str(const char *s, size_t width, char *out, size_t cap)
+{
+    return cli_col(s ? s : "", s ? strlen(s) : 0, width, out, cap);
 }
 
 json_t *cli_json_text(const void *s, size_t len)
@@ -137,7 +260,8 @@ void cli_json_set_bytes(json_t *obj, const char *key, const void *s, size_t len)
 
 int cli_json_print(json_t *v, FILE *f, bool compact)
 {
-    size_t flags = JSON_ENSURE_ASCII | (compact ? JSON_COMPACT : JSON_INDENT(2));
+    size_t flags = JSON_ENSURE_ASCII | JSON_REAL_PRECISION(15) |
+                   (compact ? JSON_COMPACT : JSON_INDENT(2));
     int rc = json_dumpf(v, f, flags);
     fputc('\n', f);
     return rc;

@@ -1,8 +1,11 @@
-/* cli/util.c — helpers shared by the `aspen` subcommands: finding guest binaries, reading files,
- * checking JSON, timing. */
+/* cli/util.c — helpers shared by the `aspen` subcommands: finding guest binaries, reading files
+ * (bounded, whatever they are), payloads (--payload JSON | @FILE | -) checked with the engine's own
+ * wording, options with "did you mean", durations for people, timing. */
 #include "cli.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
 #include <jansson.h>
 #include <limits.h>
 #include <stdio.h>
@@ -132,19 +135,6 @@ uint8_t *cli_read_file(const char *path, size_t max, size_t *len, char *msg, siz
     return buf;
 }
 
-int cli_check_json(const char *text, size_t len, char *msg, size_t msgcap)
-{
-    json_error_t e;
-    json_t *j = json_loadb(text, len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &e);
-    if (!j) {
-        snprintf(msg, msgcap, "line %d column %d (byte %d): %s", e.line, e.column, e.position,
-                 e.text);
-        return -1;
-    }
-    json_decref(j);
-    return 0;
-}
-
 double cli_now_us(void)
 {
     struct timespec t;
@@ -166,4 +156,252 @@ double cli_pct(const double *sorted, size_t n, double p)
         return 0;
     size_t i = (size_t)(p / 100.0 * (double)(n - 1) + 0.5);
     return sorted[i < n ? i : n - 1];
+}
+
+/* ---- "did you mean" ------------------------------------------------------------------------------ */
+
+static char low(char c) { return c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c; }
+
+/* Optimal string alignment distance, case-insensitive; words over 47 bytes are far from all. */
+static size_t edits(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > 47 || lb > 47)
+        return 99;
+    size_t d[48][48];
+    for (size_t i = 0; i <= la; i++)
+        d[i][0] = i;
+    for (size_t j = 0; j <= lb; j++)
+        d[0][j] = j;
+    for (size_t i = 1; i <= la; i++)
+        for (size_t j = 1; j <= lb; j++) {
+            size_t v = d[i - 1][j - 1] + (low(a[i - 1]) != low(b[j - 1]));
+            if (d[i - 1][j] + 1 < v)
+                v = d[i - 1][j] + 1;
+            if (d[i][j - 1] + 1 < v)
+                v = d[i][j - 1] + 1;
+            if (i > 1 && j > 1 && low(a[i - 1]) == low(b[j - 2]) &&
+                low(a[i - 2]) == low(b[j - 1]) && d[i - 2][j - 2] + 1 < v)
+                v = d[i - 2][j - 2] + 1;
+            d[i][j] = v;
+        }
+    return d[la][lb];
+}
+
+const char *cli_nearest(const char *word, const char *const *names, size_t n)
+{
+    const char *best = NULL;
+    size_t len = strlen(word), best_d = len <= 3 ? 2 : 3;
+    for (size_t i = 0; i < n; i++) {
+        size_t d = edits(word, names[i]);
+        /* a prefix of a longer name counts as near too: --pay for --payload */
+        if (len >= 3 && strncmp(names[i], word, len) == 0)
+            d = 1;
+        if (d < best_d) {
+            best_d = d;
+            best = names[i];
+        }
+    }
+    return best;
+}
+
+/* ---- options ------------------------------------------------------------------------------------- */
+
+bool cli_create = false;
+
+int cli_getopt(int argc, char **argv, const char *shortopts, const struct option *longopts,
+               const char *cmd)
+{
+    char so[128];
+    snprintf(so, sizeof so, ":%s", shortopts);
+    opterr = 0; /* our messages, with "did you mean" */
+    int c = getopt_long(argc, argv, so, longopts, NULL);
+    if (c != '?' && c != ':')
+        return c;
+    const char *arg = optind > 0 && optind <= argc ? argv[optind - 1] : "";
+    char name[128];
+    if (optopt && !(arg[0] == '-' && arg[1] == '-'))
+        snprintf(name, sizeof name, "-%c", optopt);
+    else
+        snprintf(name, sizeof name, "%.*s", (int)strcspn(arg, "="), arg);
+    if (c == ':') {
+        cli_error("%s needs a value (aspen %s --help lists the options)", name, cmd);
+        return '?';
+    }
+    const char *names[64];
+    char storage[64][40];
+    size_t n = 0;
+    for (const struct option *o = longopts; o->name && n < 64; o++, n++) {
+        snprintf(storage[n], sizeof storage[n], "--%s", o->name);
+        names[n] = storage[n];
+    }
+    const char *near = name[0] == '-' && name[1] == '-' ? cli_nearest(name, names, n) : NULL;
+    if (near)
+        cli_error("unknown option '%s' for aspen %s: did you mean '%s'?", name, cmd, near);
+    else
+        cli_error("unknown option '%s' for aspen %s (aspen %s --help lists the options)", name,
+                  cmd, cmd);
+    return '?';
+}
+
+/* ---- payloads ------------------------------------------------------------------------------------ */
+
+char *cli_read_bounded(const char *path, size_t max, size_t *len, char *msg, size_t cap)
+{
+    bool is_stdin = strcmp(path, "-") == 0;
+    const char *name = is_stdin ? "standard input" : path;
+    int fd = is_stdin ? STDIN_FILENO : open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        snprintf(msg, cap, "cannot open %s: %s", name, strerror(errno));
+        return NULL;
+    }
+    struct stat st;
+    if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+        snprintf(msg, cap, "%s is a directory, not a file", name);
+        if (!is_stdin)
+            close(fd);
+        return NULL;
+    }
+    /* read at most max + 1 bytes, whatever the file is (a FIFO, /dev/zero, a growing file) */
+    size_t n = 0, sz = 65536;
+    char *buf = malloc(sz + 1);
+    for (;;) {
+        if (!buf) {
+            snprintf(msg, cap, "out of memory reading %s", name);
+            break;
+        }
+        if (n == sz) {
+            size_t nsz = sz * 2 > max + 1 ? max + 1 : sz * 2;
+            if (nsz <= sz) {
+                snprintf(msg, cap,
+                         "%s is larger than the %zu-byte limit (it was read up to the limit and "
+                         "no further)",
+                         name, max);
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            char *nb = realloc(buf, nsz + 1);
+            if (!nb) {
+                free(buf);
+                buf = NULL;
+                continue;
+            }
+            buf = nb;
+            sz = nsz;
+        }
+        ssize_t r = read(fd, buf + n, sz - n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            snprintf(msg, cap, "cannot read %s: %s", name, strerror(errno));
+            free(buf);
+            buf = NULL;
+            break;
+        }
+        if (r == 0)
+            break;
+        n += (size_t)r;
+        if (n > max) {
+            snprintf(msg, cap,
+                     "%s is larger than the %zu-byte limit (it was read up to the limit and no "
+                     "further)",
+                     name, max);
+            free(buf);
+            buf = NULL;
+            break;
+        }
+    }
+    if (!is_stdin)
+        close(fd);
+    if (!buf)
+        return NULL;
+    buf[n] = '\0';
+    *len = n;
+    return buf;
+}
+
+int cli_check_payload(const char *text, size_t len, const char *from, char *msg, size_t cap)
+{
+    const char *nul = memchr(text, '\0', len);
+    if (nul) {
+        snprintf(msg, cap,
+                 "invalid JSON payload%s%s: a NUL byte at position %zu (a payload is JSON text; "
+                 "is this a binary file?)",
+                 from ? " from " : "", from ? from : "", (size_t)(nul - text));
+        return -1;
+    }
+    aspen_engine_error err = {0};
+    if (aspen_engine_check_payload(text, &err) != 0) {
+        /* the engine's wording, so `run` and `submit` say the same thing */
+        const char *m = err.msg;
+        if (from && strncmp(m, "invalid JSON payload", 20) == 0)
+            snprintf(msg, cap, "invalid JSON payload from %s%s", from, m + 20);
+        else if (from)
+            snprintf(msg, cap, "%s (payload from %s)", m, from);
+        else
+            snprintf(msg, cap, "%s", m);
+        return -1;
+    }
+    return 0;
+}
+
+char *cli_load_payload(const char *arg, size_t *len, char *from, size_t fromcap, char *msg,
+                       size_t cap)
+{
+    const char *path = NULL;
+    if (strcmp(arg, "-") == 0)
+        path = "-";
+    else if (arg[0] == '@')
+        path = arg + 1;
+    if (path && !*path) {
+        snprintf(msg, cap, "--payload @ needs a file name: --payload @FILE, or - for stdin");
+        return NULL;
+    }
+    char *text;
+    if (path) {
+        text = cli_read_bounded(path, ASPEN_ENGINE_MAX_PAYLOAD, len, msg, cap);
+        snprintf(from, fromcap, "%s", strcmp(path, "-") == 0 ? "standard input" : path);
+    } else {
+        *len = strlen(arg);
+        text = strdup(arg);
+        from[0] = '\0';
+        if (!text)
+            snprintf(msg, cap, "out of memory");
+    }
+    if (!text)
+        return NULL;
+    if (cli_check_payload(text, *len, from[0] ? from : NULL, msg, cap) != 0) {
+        free(text);
+        return NULL;
+    }
+    return text;
+}
+
+/* ---- numbers for people -------------------------------------------------------------------------- */
+
+void cli_format_duration_us(int64_t us, char *out, size_t cap)
+{
+    if (us < 0) {
+        snprintf(out, cap, "-");
+    } else if (us < 1000) {
+        snprintf(out, cap, "%lld us", (long long)us);
+    } else if (us < 1000000) {
+        if (us % 1000 == 0)
+            snprintf(out, cap, "%lld ms", (long long)(us / 1000));
+        else
+            snprintf(out, cap, "%.*f ms", us < 10000 ? 2 : us < 100000 ? 1 : 0, (double)us / 1e3);
+    } else if (us < 60000000) {
+        if (us % 1000000 == 0)
+            snprintf(out, cap, "%lld s", (long long)(us / 1000000));
+        else
+            snprintf(out, cap, "%.*f s", us < 10000000 ? 2 : 1, (double)us / 1e6);
+    } else {
+        int64_t s = us / 1000000;
+        if (s < 3600)
+            snprintf(out, cap, "%lld min %lld s", (long long)(s / 60), (long long)(s % 60));
+        else
+            snprintf(out, cap, "%lld h %lld min", (long long)(s / 3600),
+                     (long long)(s % 3600 / 60));
+    }
 }

@@ -1,7 +1,14 @@
 /* tests/cli/test_cli_jobs.c — the job commands of the real `aspen` program, run as separate
  * processes the way a user types them: the one filter language (the console's shorthands work in
- * `aspen jobs --filter`, errors name the term and suggest the key). They need /dev/kvm (a worker
- * runs guests) and fail, never skip, without it.
+ * `aspen jobs --filter`, errors name the term and suggest the key); a --db that does not exist is
+ * an error in every command (the console too) unless --create; payloads from a file or stdin
+ * (2 MB; a FIFO or /dev/zero read only up to the limit; a binary file refused); --count bounds;
+ * --jsonl batches (a bad line named, its batch not submitted; a 10 MB line; a line over the
+ * limit); "did you mean" for commands and options; --version; --json on every read command with
+ * integer microseconds; one wording for invalid JSON in run and submit; durations in show; table
+ * cells cut and padded by display columns (wide, combining, emoji), checked with the C library's
+ * wcwidth.
+ * They need /dev/kvm (a worker runs guests) and fail, never skip, without it.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -12,12 +19,14 @@
 #include "cli_support.h"
 
 #include <jansson.h>
+#include <locale.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <wchar.h>
 
 static char g_dir[256], g_db[300];
 
@@ -76,7 +85,7 @@ static void test_filter_shorthands(void **st)
     char db[400];
     snprintf(db, sizeof db, "%s/filter.db", g_dir);
     /* two failed test-fail jobs, one succeeded echo-worker job */
-    check(0, NULL, "'%s' submit test-fail --max-attempts 1 --count 2 --db '%s'", ASPEN_BIN,
+    check(0, NULL, "'%s' submit test-fail --max-attempts 1 --count 2 --db '%s' --create", ASPEN_BIN,
           db);
     check(0, NULL, "'%s' submit echo-worker --payload '{\"a\":1}' --db '%s'", ASPEN_BIN, db);
     check(0, NULL, "'%s' worker --until-idle --quiet --db '%s'", ASPEN_BIN, db);
@@ -109,6 +118,410 @@ static void test_filter_shorthands(void **st)
           ASPEN_BIN, db);
 }
 
+/* ---- --db must exist ------------------------------------------------------------------------------ */
+
+static bool exists(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+static void test_db_must_exist(void **st)
+{
+    (void)st;
+    char typo[400], nodir[400], msg[600];
+    snprintf(typo, sizeof typo, "%s/typo.db", g_dir);
+    snprintf(nodir, sizeof nodir, "%s/no/such/dir/x.db", g_dir);
+    /* every command that opens the database, the console included */
+    const char *cmds[] = {"submit --type echo", "jobs", "show 1", "logs 1", "cancel 1", "rerun 1",
+                          "retry 1", "retry --failed", "pause", "resume",
+                          "worker --until-idle --quiet", "console"};
+    snprintf(msg, sizeof msg, "error: the database %s (--db) does not exist: check the path, or "
+             "add --create to make a new database there", typo);
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+        check(1, msg, "'%s' %s --db '%s' </dev/null", ASPEN_BIN, cmds[i], typo);
+        if (exists(typo))
+            fail_msg("aspen %s created %s", cmds[i], typo);
+        check(1, "does not exist, nor its directory", "'%s' %s --db '%s' </dev/null", ASPEN_BIN,
+              cmds[i], nodir);
+    }
+    /* $ASPEN_DB is a path the user gave, too */
+    check(1, "($ASPEN_DB) does not exist", "ASPEN_DB='%s' '%s' jobs", typo, ASPEN_BIN);
+    /* --create makes it, but not its directory */
+    check(1, "its directory", "'%s' submit --type echo --db '%s' --create", ASPEN_BIN, nodir);
+    assert_false(exists(nodir));
+    check(0, "1\n", "'%s' submit --type echo --db '%s' --create", ASPEN_BIN, typo);
+    check(0, "echo", "'%s' jobs --db '%s'", ASPEN_BIN, typo);
+    /* a directory given as the database */
+    check(1, "is a directory", "'%s' jobs --db '%s'", ASPEN_BIN, g_dir);
+    check(1, "--db needs a path", "'%s' jobs --db ''", ASPEN_BIN);
+    /* the default database is created on first use */
+    char xdg[400], def[450];
+    snprintf(xdg, sizeof xdg, "%s/xdg", g_dir);
+    snprintf(def, sizeof def, "%s/aspen/aspen.db", xdg);
+    check(0, "(no jobs match)", "env -u ASPEN_DB XDG_DATA_HOME='%s' '%s' jobs", xdg, ASPEN_BIN);
+    assert_true(exists(def));
+    /* aspen demo writes jobs of its own: a new --db is created for it (in a directory that exists) */
+    check(1, "its directory", "'%s' demo --db '%s'", ASPEN_BIN, nodir);
+}
+
+/* ---- payloads from files and stdin ------------------------------------------------------------ */
+
+static void write_file(const char *path, const void *data, size_t len)
+{
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(data, 1, len, f), len);
+    assert_int_equal(fclose(f), 0);
+}
+
+/* The payload of job id, as `aspen show --json` gives it, compact. */
+static char *payload_of(long long id)
+{
+    out o = run("'%s' show %lld --json --db '%s' 2>/dev/null", ASPEN_BIN, id, g_db);
+    expect(&o, 0, NULL);
+    json_t *j = json_of(&o);
+    char *p = json_dumps(json_object_get(j, "payload"), JSON_COMPACT | JSON_ENCODE_ANY);
+    json_decref(j);
+    free(o.buf);
+    return p;
+}
+
+static long long submit_id(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static long long submit_id(const char *fmt, ...)
+{
+    char args[8192];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof args, fmt, ap);
+    va_end(ap);
+    out o = run("'%s' submit --type echo --db '%s' %s 2>&1", ASPEN_BIN, g_db, args);
+    expect(&o, 0, NULL);
+    long long id = atoll(o.buf);
+    assert_true(id > 0);
+    free(o.buf);
+    return id;
+}
+
+/* A JSON document of about n bytes: {"s":"xxxx…"}. */
+static char *big_json(size_t n)
+{
+    char *b = malloc(n + 16);
+    assert_non_null(b);
+    memcpy(b, "{\"s\":\"", 6);
+    memset(b + 6, 'x', n);
+    memcpy(b + 6 + n, "\"}", 3);
+    return b;
+}
+
+static void test_payload_file_and_stdin(void **st)
+{
+    (void)st;
+    char file[400];
+    snprintf(file, sizeof file, "%s/p.json", g_dir);
+    write_file(file, "{\"from\": \"file\"}\n", 17);
+    long long id = submit_id("--payload @'%s'", file);
+    char *p = payload_of(id);
+    assert_string_equal(p, "{\"from\":\"file\"}");
+    free(p);
+    id = submit_id("--payload - <<'EOF'\n{\"from\": \"stdin\"}\nEOF\n");
+    p = payload_of(id);
+    assert_string_equal(p, "{\"from\":\"stdin\"}");
+    free(p);
+    /* 2 MB: too big for an argument (E2BIG), fine from a file and from stdin */
+    size_t n = 2u << 20;
+    char *b = big_json(n);
+    char big[400];
+    snprintf(big, sizeof big, "%s/big.json", g_dir);
+    write_file(big, b, strlen(b));
+    free(b);
+    long long a = submit_id("--payload @'%s'", big);
+    long long c = submit_id("--payload - < '%s'", big);
+    for (long long x = a; x <= c; x += c - a) {
+        p = payload_of(x);
+        assert_int_equal(strlen(p), n + 8);
+        free(p);
+    }
+    /* what is not a payload file: each a clear error, nothing submitted */
+    char bin[400], dir[400], fifo[400], empty[400];
+    snprintf(bin, sizeof bin, "%s/bin.dat", g_dir);
+    write_file(bin, "\x7f" "ELF\x02\x01\x01\x00\x00\xff", 10);
+    check(1, "a NUL byte at position 7 (a payload is JSON text; is this a binary file?)",
+          "'%s' submit --type echo --payload @'%s' --db '%s'", ASPEN_BIN, bin, g_db);
+    write_file(bin, "\xff\xfe{}", 4);
+    check(1, "invalid JSON payload from", "'%s' submit --type echo --payload @'%s' --db '%s'",
+          ASPEN_BIN, bin, g_db);
+    check(1, "larger than the 16777216-byte limit",
+          "'%s' submit --type echo --payload @/dev/zero --db '%s'", ASPEN_BIN, g_db);
+    snprintf(fifo, sizeof fifo, "%s/fifo", g_dir);
+    check(0, NULL, "mkfifo '%s'", fifo);
+    /* a FIFO that never ends: read up to the limit, then refused (the writer gets SIGPIPE) */
+    check(1, "larger than the 16777216-byte limit",
+          "(yes > '%s' &) ; '%s' submit --type echo --payload @'%s' --db '%s'", fifo, ASPEN_BIN,
+          fifo, g_db);
+    /* a FIFO that brings a payload works like a file */
+    check(0, NULL, "(printf '{\"via\":\"fifo\"}' > '%s' &) ; '%s' submit --type echo --payload "
+          "@'%s' --db '%s'", fifo, ASPEN_BIN, fifo, g_db);
+    snprintf(dir, sizeof dir, "%s", g_dir);
+    check(1, "is a directory, not a file", "'%s' submit --type echo --payload @'%s' --db '%s'",
+          ASPEN_BIN, dir, g_db);
+    check(1, "cannot open /nonexistent/p.json: No such file or directory",
+          "'%s' submit --type echo --payload @/nonexistent/p.json --db '%s'", ASPEN_BIN, g_db);
+    snprintf(empty, sizeof empty, "%s/empty.json", g_dir);
+    write_file(empty, "", 0);
+    check(1, "invalid JSON payload from", "'%s' submit --type echo --payload @'%s' --db '%s'",
+          ASPEN_BIN, empty, g_db);
+    check(1, "--payload @ needs a file name", "'%s' submit --type echo --payload @ --db '%s'",
+          ASPEN_BIN, g_db);
+    /* aspen run takes the same forms */
+    check(0, "\"from\": \"file\"", "'%s' run echo-worker --payload @'%s'", ASPEN_BIN, file);
+    check(1, "larger than the 16777216-byte limit", "'%s' run echo-worker --payload - </dev/zero",
+          ASPEN_BIN);
+}
+
+/* run and submit word the same mistake the same way */
+static void test_one_wording(void **st)
+{
+    (void)st;
+    out r = run("'%s' run echo-worker --payload '{\"a\":' 2>&1", ASPEN_BIN);
+    out s = run("'%s' submit echo-worker --payload '{\"a\":' --db '%s' 2>&1", ASPEN_BIN, g_db);
+    expect(&r, 1, "error: invalid JSON payload: line 1, column 5");
+    expect(&s, 1, NULL);
+    if (strcmp(r.buf, s.buf) != 0)
+        fail_msg("run says:\n%s\nsubmit says:\n%s", r.buf, s.buf);
+    free(r.buf);
+    free(s.buf);
+}
+
+static void test_count(void **st)
+{
+    (void)st;
+    const char *bad[] = {"0", "-1", "99999999999", "99999999999999999999999", "abc", "3x", ""};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char want[200];
+        snprintf(want, sizeof want, "error: --count wants a whole number from 1 to 100000, not '%s'",
+                 bad[i]);
+        check(2, want, "'%s' submit --type echo --count '%s' --db '%s'", ASPEN_BIN, bad[i], g_db);
+    }
+    out o = run("'%s' submit --type echo --count 3 --db '%s'", ASPEN_BIN, g_db);
+    expect(&o, 0, NULL);
+    long long a = 0, b = 0, c = 0;
+    assert_int_equal(sscanf(o.buf, "%lld\n%lld\n%lld\n", &a, &b, &c), 3);
+    assert_true(b == a + 1 && c == b + 1);
+    free(o.buf);
+}
+
+/* ---- --jsonl ------------------------------------------------------------------------------------ */
+
+static long long n_jobs(const char *db)
+{
+    out o = run("'%s' jobs --all --json --db '%s' 2>/dev/null", ASPEN_BIN, db);
+    expect(&o, 0, NULL);
+    json_t *j = json_of(&o);
+    long long n = (long long)json_array_size(j);
+    json_decref(j);
+    free(o.buf);
+    return n;
+}
+
+static void test_jsonl(void **st)
+{
+    (void)st;
+    char db[400], f[400];
+    snprintf(db, sizeof db, "%s/jsonl.db", g_dir);
+    snprintf(f, sizeof f, "%s/jobs.jsonl", g_dir);
+    check(0, NULL, "'%s' jobs --db '%s' --create", ASPEN_BIN, db);
+    const char ok[] = "{\"n\":1}\n{\"n\":2}\r\n\n   \n[3]\n\"four\"";
+    write_file(f, ok, sizeof ok - 1);
+    check(0, NULL, "'%s' submit --type echo --jsonl '%s' --db '%s'", ASPEN_BIN, f, db);
+    assert_int_equal(n_jobs(db), 4);
+    /* a bad line: named by number, nothing of its batch submitted */
+    const char bad[] = "{\"n\":1}\n{\"n\":2}\n{\"n\":\n{\"n\":4}\n";
+    write_file(f, bad, sizeof bad - 1);
+    check(1, "line 3: invalid JSON payload: line 1, column 5", "'%s' submit --type echo --jsonl "
+          "'%s' --db '%s'", ASPEN_BIN, f, db);
+    check(1, "nothing of lines 1-3 was submitted", "'%s' submit --type echo --jsonl '%s' --db '%s'",
+          ASPEN_BIN, f, db);
+    assert_int_equal(n_jobs(db), 4);
+    /* batches of 2: the first batch went in, the bad line's batch did not */
+    out o = run("'%s' submit --type echo --jsonl '%s' --batch 2 --db '%s'", ASPEN_BIN, f, db);
+    expect(&o, 1, "line 3: invalid JSON payload");
+    assert_true(has(&o, "nothing of lines 3-3 was submitted (the 2 jobs of the lines before were"));
+    free(o.buf);
+    assert_int_equal(n_jobs(db), 6);
+    /* stdin */
+    check(0, NULL, "printf '{\"s\":1}\\n{\"s\":2}\\n' | '%s' submit --type echo --jsonl - --db '%s'",
+          ASPEN_BIN, db);
+    assert_int_equal(n_jobs(db), 8);
+    /* a 10 MB line is a payload like any other; a line over the 16 MiB limit is refused, named */
+    size_t ten = 10u << 20;
+    char *b = big_json(ten);
+    FILE *fp = fopen(f, "wb");
+    assert_non_null(fp);
+    fprintf(fp, "{\"first\":true}\n%s\n", b);
+    fclose(fp);
+    check(0, NULL, "'%s' submit --type echo --jsonl '%s' --db '%s'", ASPEN_BIN, f, db);
+    assert_int_equal(n_jobs(db), 10);
+    free(b);
+    b = big_json(17u << 20);
+    fp = fopen(f, "wb");
+    assert_non_null(fp);
+    fprintf(fp, "{\"first\":true}\n%s\n{}\n", b);
+    fclose(fp);
+    free(b);
+    check(1, "line 2: the line is longer than the 16777216-byte payload limit",
+          "'%s' submit --type echo --jsonl '%s' --db '%s'", ASPEN_BIN, f, db);
+    assert_int_equal(n_jobs(db), 10);
+    /* binary and empty input, and option mistakes */
+    write_file(f, "{}\n\x00\x01\x02\n", 7);
+    check(1, "line 2: invalid JSON payload: a NUL byte at position 0",
+          "'%s' submit --type echo --jsonl '%s' --db '%s'", ASPEN_BIN, f, db);
+    write_file(f, "\n\n", 2);
+    check(1, "has no jobs", "'%s' submit --type echo --jsonl '%s' --db '%s'", ASPEN_BIN, f, db);
+    check(1, "cannot open --jsonl /nonexistent.jsonl", "'%s' submit --type echo --jsonl "
+          "/nonexistent.jsonl --db '%s'", ASPEN_BIN, db);
+    check(2, "leave out --payload", "'%s' submit --type echo --jsonl '%s' --payload '{}' --db '%s'",
+          ASPEN_BIN, f, db);
+    check(2, "it needs --jsonl FILE", "'%s' submit --type echo --batch 5 --db '%s'", ASPEN_BIN, db);
+    assert_int_equal(n_jobs(db), 10);
+}
+
+/* ---- did you mean, --version, --json everywhere, durations --------------------------------------- */
+
+static void test_did_you_mean(void **st)
+{
+    (void)st;
+    check(2, "error: unknown command 'sumbit': did you mean 'submit'?", "'%s' sumbit", ASPEN_BIN);
+    check(2, "did you mean 'jobs'?", "'%s' jbos", ASPEN_BIN);
+    check(2, "error: unknown command 'xyzzy'\n", "'%s' xyzzy", ASPEN_BIN);
+    check(2, "error: unknown option '--limt' for aspen jobs: did you mean '--limit'?",
+          "'%s' jobs --limt 5 --db '%s'", ASPEN_BIN, g_db);
+    check(2, "did you mean '--payload'?", "'%s' submit --type echo --paylaod '{}' --db '%s'",
+          ASPEN_BIN, g_db);
+    check(2, "did you mean '--follow'?", "'%s' logs 1 --folow --db '%s'", ASPEN_BIN, g_db);
+    check(2, "did you mean '--workers'?", "'%s' console --wrokers 2 --db '%s'", ASPEN_BIN, g_db);
+    check(2, "error: --payload needs a value", "'%s' submit --type echo --payload", ASPEN_BIN);
+    check(2, "error: unknown option '-z' for aspen show", "'%s' show -z 1", ASPEN_BIN);
+    check(2, "options go after the command", "'%s' --json", ASPEN_BIN);
+    check(0, "aspen 0.1.0 (database schema ", "'%s' --version", ASPEN_BIN);
+}
+
+static void test_json_on_every_read(void **st)
+{
+    (void)st;
+    char db[400];
+    snprintf(db, sizeof db, "%s/read.db", g_dir);
+    check(0, NULL, "'%s' submit echo-worker --payload '{\"hello\":1}' --db '%s' --create",
+          ASPEN_BIN, db);
+    check(0, NULL, "'%s' worker --until-idle --quiet --db '%s'", ASPEN_BIN, db);
+    /* logs --json: one object a line */
+    out o = run("'%s' logs 1 --json --db '%s' 2>/dev/null", ASPEN_BIN, db);
+    expect(&o, 0, NULL);
+    size_t lines = 0;
+    for (char *line = strtok(o.buf, "\n"); line; line = strtok(NULL, "\n"), lines++) {
+        json_error_t je;
+        json_t *j = json_loads(line, 0, &je);
+        if (!j)
+            fail_msg("not a JSON line: %s", line);
+        assert_int_equal(json_integer_value(json_object_get(j, "job")), 1);
+        assert_true(json_is_integer(json_object_get(j, "seq")));
+        assert_true(json_is_integer(json_object_get(j, "time_ms")));
+        assert_true(json_is_string(json_object_get(j, "line")));
+        json_decref(j);
+    }
+    assert_true(lines > 0);
+    free(o.buf);
+    /* show --json and jobs --json parse */
+    o = run("'%s' show 1 --json --db '%s' 2>/dev/null", ASPEN_BIN, db);
+    expect(&o, 0, NULL);
+    json_decref(json_of(&o));
+    free(o.buf);
+    /* run --json: times are whole microseconds */
+    o = run("'%s' run echo-worker --payload '{}' --json 2>/dev/null", ASPEN_BIN);
+    expect(&o, 0, NULL);
+    json_t *j = json_of(&o);
+    json_t *stats = json_object_get(j, "stats");
+    const char *keys[] = {"cold_start_us", "run_us", "total_us"};
+    for (size_t i = 0; i < 3; i++)
+        if (!json_is_integer(json_object_get(stats, keys[i])))
+            fail_msg("stats.%s is not an integer:\n%s", keys[i], o.buf);
+    json_decref(j);
+    free(o.buf);
+    /* show: durations for people */
+    o = run("'%s' show 1 --db '%s'", ASPEN_BIN, db);
+    expect(&o, 0, "timeout 30 s");
+    const char *att = strstr(o.buf, "attempt 1");
+    assert_non_null(att);
+    const char *eol = strchr(att, '\n');
+    if (!(memmem(att, (size_t)(eol - att), " us ", 4) || memmem(att, (size_t)(eol - att), " ms ", 4)))
+        fail_msg("attempt line without a duration:\n%s", o.buf);
+    free(o.buf);
+}
+
+/* ---- table columns in display columns ---------------------------------------------------------- */
+
+/* Display columns of UTF-8 text, by the C library's wcwidth in C.UTF-8 (an oracle independent of
+ * the CLI's own table). */
+static int columns(const char *s, size_t n)
+{
+    mbstate_t ms = {0};
+    int cols = 0;
+    for (size_t i = 0; i < n;) {
+        wchar_t wc;
+        size_t l = mbrtowc(&wc, s + i, n - i, &ms);
+        if (l == (size_t)-1 || l == (size_t)-2)
+            fail_msg("not UTF-8 at byte %zu of %.*s", i, (int)n, s);
+        int w = wcwidth(wc);
+        cols += w < 0 ? 0 : w;
+        i += l ? l : 1;
+    }
+    return cols;
+}
+
+static void test_table_columns(void **st)
+{
+    (void)st;
+    char db[400], guest[500];
+    snprintf(db, sizeof db, "%s/cols.db", g_dir);
+    snprintf(guest, sizeof guest, "%s/\xe3\x82\xb2\xe3\x82\xb9\xe3\x83\x88\xe6\x97\xa5\xe6\x9c\xac"
+             "\xe8\xaa\x9e\xe3\x81\xae\xe5\x90\x8d\xe5\x89\x8d-e\xcc\x81-worker", g_dir); /* ゲスト日本語の名前-é-worker */
+    check(0, NULL, "cp '%s/echo-worker' '%s'", GUEST_DIR, guest);
+    const char *types[] = {
+        "\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e\xe3\x81\xae\xe3\x81\xa8\xe3\x81\xa6\xe3\x82\x82", /* 日本語のとても: 14 columns */
+        "e\xcc\x81" "e\xcc\x81" "e\xcc\x81", /* three é with combining accents: 3 columns */
+        "caf\xc3\xa9-\xc3\xa9t\xc3\xa9-\xc3\xa0-la-carte", /* precomposed, over 12 columns */
+        "\xf0\x9f\x9a\x80\xf0\x9f\x9a\x80\xf0\x9f\x9a\x80\xf0\x9f\x9a\x80\xf0\x9f\x9a\x80\xf0\x9f\x9a\x80\xf0\x9f\x9a\x80", /* 🚀 x7 */
+        "ab\xe3\x81\x82", /* ab + one wide: 4 columns, not cut */
+        "echo",
+    };
+    check(0, NULL, "'%s' submit '%s' --db '%s' --create", ASPEN_BIN, guest, db);
+    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
+        check(0, NULL, "'%s' submit --type '%s' --db '%s'", ASPEN_BIN, types[i], db);
+    out o = run("'%s' jobs --db '%s' 2>&1", ASPEN_BIN, db);
+    expect(&o, 0, NULL);
+    /* every row's TRIES column ("0/3") starts at the column the header's TRIES does */
+    int want = -1, rows = 0;
+    for (char *line = strtok(o.buf, "\n"); line; line = strtok(NULL, "\n")) {
+        const char *at = strstr(line, want < 0 ? "TRIES" : "0/3");
+        assert_non_null(at);
+        int c = columns(line, (size_t)(at - line));
+        if (want < 0)
+            want = c;
+        else if (c != want)
+            fail_msg("row at column %d, header at %d:\n%s", c, want, line);
+        rows++;
+    }
+    assert_int_equal(rows, 8);
+    free(o.buf);
+    o = run("'%s' jobs --db '%s' 2>&1", ASPEN_BIN, db);
+    /* cut ones end in "...", whole characters before it; short ones are whole */
+    assert_true(has(&o, "\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e\xe3\x81\xae... ")); /* 日本語の... */
+    assert_true(has(&o, " e\xcc\x81" "e\xcc\x81" "e\xcc\x81 "));
+    assert_true(has(&o, " ab\xe3\x81\x82 "));
+    assert_true(has(&o, "\xf0\x9f\x9a\x80\xf0\x9f\x9a\x80\xf0\x9f\x9a\x80\xf0\x9f\x9a\x80... "));
+    free(o.buf);
+}
+
 static int setup_all(void **state)
 {
     (void)state;
@@ -116,7 +529,9 @@ static int setup_all(void **state)
     if (!mkdtemp(g_dir))
         return -1;
     snprintf(g_db, sizeof g_db, "%s/jobs.db", g_dir);
-    return 0;
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "'%s' jobs --db '%s' --create >/dev/null", ASPEN_BIN, g_db);
+    return system(cmd) == 0 ? 0 : -1;
 }
 
 static int teardown_all(void **state)
@@ -129,9 +544,21 @@ static int teardown_all(void **state)
 
 int main(void)
 {
+    if (!setlocale(LC_CTYPE, "C.UTF-8")) {
+        fprintf(stderr, "the C.UTF-8 locale is missing\n");
+        return 1;
+    }
     setenv("ASPEN_GUEST_DIR", GUEST_DIR, 1);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_filter_shorthands),
+        cmocka_unit_test(test_db_must_exist),
+        cmocka_unit_test(test_payload_file_and_stdin),
+        cmocka_unit_test(test_one_wording),
+        cmocka_unit_test(test_count),
+        cmocka_unit_test(test_jsonl),
+        cmocka_unit_test(test_did_you_mean),
+        cmocka_unit_test(test_json_on_every_read),
+        cmocka_unit_test(test_table_columns),
     };
     return cmocka_run_group_tests(tests, setup_all, teardown_all);
 }

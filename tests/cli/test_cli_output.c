@@ -238,7 +238,8 @@ static void test_errors(void **st)
 {
     (void)st;
     /* a guest name and a job id that carry escapes come back in error messages, escaped */
-    out o = run("'%s' submit \"$(printf '\\033]0;pwned\\007\\033[2Jnope')\" --db '%s/e.db' 2>&1",
+    out o = run("'%s' submit \"$(printf '\\033]0;pwned\\007\\033[2Jnope')\" --db '%s/e.db' "
+                "--create 2>&1",
                 g_bin, g_dir);
     assert_int_equal(o.status, 1);
     assert_terminal_safe(&o, false);

@@ -166,11 +166,11 @@ static void test_submit_source_empty(void **state)
     char dir[400];
     snprintf(dir, sizeof dir, "%s/empty", g_dir);
     mkdir(dir, 0700);
-    out o = run("%s submit --source %s --db %s/empty-src.db", ASPEN_BIN, dir, g_dir);
+    out o = run("%s submit --source %s --db %s/empty-src.db --create", ASPEN_BIN, dir, g_dir);
     expect(&o, 1, "no C sources (*.c or *.S) and no Cargo.toml in");
     free(o.buf);
     /* nothing was stored */
-    o = run("%s jobs --json --db %s/empty-src.db", ASPEN_BIN, g_dir);
+    o = run("%s jobs --json --db %s/empty-src.db --create", ASPEN_BIN, g_dir);
     expect(&o, 0, "[]");
     free(o.buf);
     /* a directory with a source is accepted (it is built when it runs) */
@@ -204,29 +204,33 @@ static void test_run_directory(void **state)
 static void test_jobs_says_how_many_more(void **state)
 {
     (void)state;
-    out o = run("%s submit --type echo --count 57 --db %s/many.db", ASPEN_BIN, g_dir);
+    out o = run("%s submit --type echo --count 57 --db %s/many.db --create", ASPEN_BIN, g_dir);
     expect(&o, 0, NULL);
     free(o.buf);
     o = run("%s jobs --db %s/many.db", ASPEN_BIN, g_dir);
-    expect(&o, 0, "\xe2\x80\xa6 7 more; use --limit N or --all\n");
+    expect(&o, 0, "\n50 of 57 shown (--limit N or --all for more)\n");
     free(o.buf);
     o = run("%s jobs --limit 10 --db %s/many.db", ASPEN_BIN, g_dir);
-    expect(&o, 0, "\xe2\x80\xa6 47 more; use --limit N or --all\n");
+    expect(&o, 0, "\n10 of 57 shown (--limit N or --all for more)\n");
     free(o.buf);
     o = run("%s jobs --all --db %s/many.db | grep -c ' echo '", ASPEN_BIN, g_dir);
     expect(&o, 0, "57\n");
     free(o.buf);
     o = run("%s jobs --all --db %s/many.db", ASPEN_BIN, g_dir);
     expect(&o, 0, NULL);
-    assert_false(has(&o, "more;"));
+    assert_false(has(&o, "shown ("));
     free(o.buf);
     o = run("%s jobs --limit 57 --db %s/many.db", ASPEN_BIN, g_dir);
     expect(&o, 0, NULL);
-    assert_false(has(&o, "more;"));
+    assert_false(has(&o, "shown ("));
     free(o.buf);
-    o = run("%s jobs --json --db %s/many.db", ASPEN_BIN, g_dir);
+    /* --json: stdout is exactly the jobs; the note goes to stderr */
+    o = run("%s jobs --json --db %s/many.db 2>/dev/null", ASPEN_BIN, g_dir);
     expect(&o, 0, NULL);
-    assert_false(has(&o, "more;"));
+    assert_false(has(&o, "shown ("));
+    free(o.buf);
+    o = run("%s jobs --json --db %s/many.db 2>&1 >/dev/null", ASPEN_BIN, g_dir);
+    expect(&o, 0, "50 of 57 shown (--limit N or --all for more)\n");
     free(o.buf);
     o = run("%s jobs --help", ASPEN_BIN);
     expect(&o, 0, "default 50");
@@ -311,7 +315,7 @@ static void test_show_error_once(void **state)
 {
     (void)state;
     out o = run("%s submit --type sleep --payload '{\"ms\":1,\"fail\":true}' --max-attempts 1 "
-                "--db %s/show.db",
+                "--db %s/show.db --create",
                 ASPEN_BIN, g_dir);
     expect(&o, 0, NULL);
     long long id = atoll(o.buf);

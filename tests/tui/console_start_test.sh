@@ -30,7 +30,7 @@ SLEEP='{"ms": 1500}' # longer than a console session: jobs are still running at 
 
 # counts DB: "STATE TRIES" pairs with their counts, e.g. "49 queued 0/3"
 counts() { "$ASPEN" jobs --db "$1" --limit 1000000 | tail -n +2 | awk '{print $2, $5}' | sort | uniq -c; }
-n_state() { "$ASPEN" jobs --db "$1" --state "$2" --limit 1000000 | tail -n +2 | grep -cv '^(no jobs match)$'; }
+n_state() { "$ASPEN" jobs --db "$1" --create --state "$2" --limit 1000000 | tail -n +2 | grep -cv '^(no jobs match)$'; }
 # owners DB: the engine ids owning running jobs, one a line
 owners() { "$ASPEN" jobs --db "$1" --state running --json --limit 1000000 | grep -o '"owner": [0-9]*' | awk '{print $2}' | sort -u; }
 
@@ -114,7 +114,7 @@ db=$TMP/killed.db
 dead=
 for ((it = 0; it < STARTS; it++)); do
     # fresh jobs each time: the earlier workers' claims stay theirs until their leases run out
-    "$ASPEN" submit --db "$db" --type sleep --payload "$SLEEP" --max-attempts 100 --count 4 >/dev/null ||
+    "$ASPEN" submit --db "$db" --create --type sleep --payload "$SLEEP" --max-attempts 100 --count 4 >/dev/null ||
         fail "aspen submit failed"
     "$ASPEN" worker --db "$db" --workers 2 --quiet >/dev/null 2>"$TMP/worker.err" &
     WORKER_PID=$!
@@ -136,7 +136,7 @@ drain "$db"
 
 echo "== SIGTERM, then SIGTERM and SIGINT again while the engine stops ($((SECONDS - t0)) s)"
 db=$TMP/term.db
-"$ASPEN" submit --db "$db" --type sleep --payload '{"ms": 60000}' >/dev/null || fail "aspen submit failed"
+"$ASPEN" submit --db "$db" --create --type sleep --payload '{"ms": 60000}' >/dev/null || fail "aspen submit failed"
 launch term 80 24 "$db" --workers 1 --grace 1500
 wait_for "^ +1 +- +running " 20
 pid=$(pgrep -P "$(T list-panes -t c -F '#{pane_pid}')" -x aspen)

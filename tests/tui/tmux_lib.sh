@@ -67,7 +67,7 @@ keys() { T send-keys -t c "$@"; }
 # text goes in literally (no key-name lookup)
 type_text() { T send-keys -t c -l -- "$1"; }
 
-# launch NAME COLS ROWS DB [ARGS...]: `aspen console --db DB ARGS...` in a tmux server of its own,
+# launch NAME COLS ROWS DB [ARGS...]: `aspen console --db DB --create ARGS...` in a tmux server of its own,
 # run from $TMP/NAME.cwd (where a core dump would land); its exit status goes to $TMP/NAME.exit,
 # its stderr to $TMP/NAME.err and the terminal's mode after it to $TMP/NAME.stty. Returns at once.
 launch() {
@@ -79,7 +79,7 @@ launch() {
     rm -f "$TMP/$name.exit" "$TMP/$name.stty" "$TMP/$name.err"
     mkdir -p "$TMP/$name.cwd"
     T -f /dev/null new-session -d -s c -x "$cols" -y "$rows" -c "$TMP/$name.cwd" \
-        "env LANG=C.UTF-8 TERM=xterm-256color '$ASPEN' console --db '$db' $* 2>'$TMP/$name.err'; echo \$? >'$TMP/$name.exit'; stty -a >'$TMP/$name.stty'; echo CONSOLE-EXITED; sleep 300"
+        "env LANG=C.UTF-8 TERM=xterm-256color '$ASPEN' console --db '$db' --create $* 2>'$TMP/$name.err'; echo \$? >'$TMP/$name.exit'; stty -a >'$TMP/$name.stty'; echo CONSOLE-EXITED; sleep 300"
     T set-option -t c status off >/dev/null
     RUNNING=$name
 }

@@ -73,6 +73,9 @@ int cli_getopt(int argc, char **argv, const char *shortopts, const struct option
 /* --create was given: a --db (or $ASPEN_DB) that does not exist is created, not refused. */
 extern bool cli_create;
 
+/* A number option: 0, or -1 after "error: OPT wants a whole number from LO to HI, not 'S'" (the
+ * one wording of every command). */
+int cli_parse_num(const char *opt, const char *s, long long lo, long long hi, long long *out);
 /* 850 us, 12.3 ms, 4.56 s, 30 s, 2 min 3 s, 1 h 2 min. */
 void cli_format_duration_us(int64_t us, char *out, size_t cap);
 

@@ -252,7 +252,13 @@ int cmd_bench(int argc, char **argv)
     while ((c = cli_getopt(argc, argv, "jn:h", opts, argv[0])) != -1) {
         switch (c) {
         case 'j': as_json = true; break;
-        case 'n': iters = atoi(optarg); break;
+        case 'n': {
+            long long v;
+            if (cli_parse_num("--iterations", optarg, 10, 100000000, &v))
+                return 2;
+            iters = (int)v;
+            break;
+        }
         case 'h':
         default:
             fprintf(c == 'h' ? stdout : stderr,

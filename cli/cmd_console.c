@@ -6,7 +6,6 @@
 #include "aspen_tui.h"
 #include "cli.h"
 
-#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,15 +31,10 @@ int cmd_console(int argc, char **argv)
         case 'C': cli_create = true; break;
         case 'w':
         case 'g': {
-            char *end;
-            errno = 0;
-            long v = strtol(optarg, &end, 10);
-            long hi = c == 'w' ? ASPEN_ENGINE_MAX_WORKERS : 3600000;
-            if (!*optarg || *end || errno || v < 0 || v > hi) {
-                cli_error("%s wants a whole number from 0 to %ld, not '%s'",
-                          c == 'w' ? "--workers" : "--grace", hi, optarg);
+            long long v;
+            if (cli_parse_num(c == 'w' ? "--workers" : "--grace", optarg, 0,
+                              c == 'w' ? ASPEN_ENGINE_MAX_WORKERS : 3600000, &v))
                 return 2;
-            }
             if (c == 'w')
                 workers = (int)v;
             else

@@ -88,19 +88,6 @@ static int check_source_dir(const char *dir, char *msg, size_t cap)
     return 0;
 }
 
-static int parse_num(const char *opt, const char *s, long long lo, long long hi, long long *out)
-{
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (!*s || *end || errno || v < lo || v > hi) {
-        cli_error("%s wants a whole number from %lld to %lld, not '%s'", opt, lo, hi, s);
-        return -1;
-    }
-    *out = v;
-    return 0;
-}
-
 /* Submits n specs in one transaction and prints their ids. 0, or -1 with msg. */
 static int submit_specs(aspen_engine *eng, aspen_engine_job_spec *specs, size_t n, char *msg,
                         size_t cap)
@@ -290,24 +277,24 @@ int cmd_submit(int argc, char **argv)
         switch (c) {
         case 'p': payload_arg = optarg; break;
         case 't':
-            if (parse_num("--timeout", optarg, 1, 86400000, &v))
+            if (cli_parse_num("--timeout", optarg, 1, 86400000, &v))
                 return 2;
             spec.timeout_ms = v;
             break;
         case 'P':
-            if (parse_num("--priority", optarg, -1000000, 1000000, &v))
+            if (cli_parse_num("--priority", optarg, -1000000, 1000000, &v))
                 return 2;
             spec.priority = (int)v;
             break;
         case 'a':
-            if (parse_num("--max-attempts", optarg, 1, 1000, &v))
+            if (cli_parse_num("--max-attempts", optarg, 1, 1000, &v))
                 return 2;
             spec.max_attempts = (int)v;
             break;
         case 'm': {
             size_t sz;
             if (aspen_vm_parse_size(optarg, &sz) != 0) {
-                cli_error("--memory wants a size like 1M or 512K, not '%s'", optarg);
+                cli_error("--memory wants a size like 1M, 512K or 64MiB, not '%s'", optarg);
                 return 2;
             }
             spec.memory_bytes = (int64_t)sz;
@@ -324,18 +311,18 @@ int cmd_submit(int argc, char **argv)
         case 'T': spec.type = optarg; break;
         case 's': spec.source_dir = optarg; break;
         case 'd':
-            if (parse_num("--delay", optarg, 0, 365LL * 86400000, &v))
+            if (cli_parse_num("--delay", optarg, 0, 365LL * 86400000, &v))
                 return 2;
             spec.run_at_ms = aspen_store_now_ms() + v;
             break;
         case 'n':
-            if (parse_num("--count", optarg, 1, 100000, &count))
+            if (cli_parse_num("--count", optarg, 1, 100000, &count))
                 return 2;
             count_given = true;
             break;
         case 'J': jsonl = optarg; break;
         case 'B':
-            if (parse_num("--batch", optarg, 1, 100000, &batch))
+            if (cli_parse_num("--batch", optarg, 1, 100000, &batch))
                 return 2;
             batch_given = true;
             break;
@@ -485,7 +472,7 @@ int cmd_jobs(int argc, char **argv)
         case 's': state = optarg; break;
         case 'f': filter = optarg; break;
         case 'n':
-            if (parse_num("--limit", optarg, 1, 100000000, &limit))
+            if (cli_parse_num("--limit", optarg, 1, 100000000, &limit))
                 return 2;
             break;
         case 'j': as_json = true; break;
@@ -929,15 +916,16 @@ int cmd_retry(int argc, char **argv)
             return c == 'h' ? 0 : 2;
         }
     }
-    char *end = NULL;
-    long long id = 0;
-    if (!all && optind == argc - 1)
-        id = strtoll(argv[optind], &end, 10);
-    bool usage_ok = all ? optind == argc : (end && !*end && id > 0 && !filter);
+    int64_t id = 0;
+    bool usage_ok = all ? optind == argc : optind == argc - 1 && !filter;
     if (!usage_ok) {
+        if (filter && !all)
+            cli_error("--filter goes with --failed: aspen retry --failed --filter F");
         fprintf(stderr, "usage: aspen retry ID | aspen retry --failed [--filter F] [--db PATH]\n");
         return 2;
     }
+    if (!all && cli_parse_id(argv[optind], &id))
+        return 2;
     aspen_store_filter f;
     char buf[2048];
     if (all) {
@@ -962,7 +950,7 @@ int cmd_retry(int argc, char **argv)
     if (all)
         printf("%lld failed job%s queued again\n", (long long)retried, retried == 1 ? "" : "s");
     else
-        printf("job %lld queued again\n", id);
+        printf("job %lld queued again\n", (long long)id);
     return 0;
 }
 

@@ -79,13 +79,9 @@ int cmd_run(int argc, char **argv)
         case 'p': payload = optarg; break;
         case 'i': input_file = optarg; break;
         case 't': {
-            char *end;
-            long v = strtol(optarg, &end, 10);
-            if (*end || v <= 0 || v > 86400000) {
-                cli_error("--timeout wants milliseconds between 1 and 86400000, "
-                          "not '%s'", optarg);
+            long long v;
+            if (cli_parse_num("--timeout", optarg, 1, 86400000, &v))
                 return 2;
-            }
             cfg.timeout_ms = (uint32_t)v;
             break;
         }

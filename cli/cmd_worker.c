@@ -56,15 +56,19 @@ int cmd_worker(int argc, char **argv)
     while ((c = cli_getopt(argc, argv, "w:uqg:D:h", opts, argv[0])) != -1) {
         switch (c) {
         case 'w':
-            workers = atoi(optarg);
-            if (workers < 1 || workers > ASPEN_ENGINE_MAX_WORKERS) {
-                fprintf(stderr, "error: --workers wants 1..%d\n", ASPEN_ENGINE_MAX_WORKERS);
+        case 'g': {
+            long long v;
+            if (cli_parse_num(c == 'w' ? "--workers" : "--grace", optarg, c == 'w' ? 1 : 0,
+                              c == 'w' ? ASPEN_ENGINE_MAX_WORKERS : 3600000, &v))
                 return 2;
-            }
+            if (c == 'w')
+                workers = (int)v;
+            else
+                grace = (int)v;
             break;
+        }
         case 'u': until_idle = true; break;
         case 'q': quiet = true; break;
-        case 'g': grace = atoi(optarg); break;
         case 'D': db = optarg; break;
         case 'C': cli_create = true; break;
         case 'h':

@@ -405,3 +405,16 @@ void cli_format_duration_us(int64_t us, char *out, size_t cap)
                      (long long)(s % 3600 / 60));
     }
 }
+
+int cli_parse_num(const char *opt, const char *s, long long lo, long long hi, long long *out)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (!*s || *end || errno || v < lo || v > hi) {
+        cli_error("%s wants a whole number from %lld to %lld, not '%s'", opt, lo, hi, s);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}

@@ -291,6 +291,22 @@ static void test_one_wording(void **st)
         fail_msg("run says:\n%s\nsubmit says:\n%s", r.buf, s.buf);
     free(r.buf);
     free(s.buf);
+    /* the same option in two commands, the same words */
+    const char *pairs[][2] = {
+        {"run echo-worker --timeout 0", "submit echo-worker --timeout 0"},
+        {"run echo-worker --memory lots", "submit echo-worker --memory lots"},
+        {"worker --grace x", "console --grace x"},
+        {"retry x", "show x"},
+    };
+    for (size_t i = 0; i < sizeof pairs / sizeof pairs[0]; i++) {
+        out a = run("'%s' %s --db '%s' 2>&1 | head -1", ASPEN_BIN, pairs[i][0], g_db);
+        out b = run("'%s' %s --db '%s' 2>&1 | head -1", ASPEN_BIN, pairs[i][1], g_db);
+        if (strncmp(a.buf, "error: ", 7) != 0 || strcmp(a.buf, b.buf) != 0)
+            fail_msg("aspen %s says:\n%s\naspen %s says:\n%s", pairs[i][0], a.buf, pairs[i][1],
+                     b.buf);
+        free(a.buf);
+        free(b.buf);
+    }
 }
 
 static void test_count(void **st)

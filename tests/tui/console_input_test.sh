@@ -265,7 +265,7 @@ T -f /dev/null new-session -d -s c -x 80 -y 24 -c "$TMP/z.cwd" \
     "env -i PATH='$PATH' HOME='$TMP' TERM=xterm-256color LANG=C.UTF-8 ASPEN_GUEST_DIR='${ASPEN_GUEST_DIR:-}' bash --norc --noprofile -i"
 T set-option -t c status off >/dev/null
 sleep 0.5
-type_text "'$ASPEN' console --db '$TMP/z.db' --workers 1 --grace 300 2>'$TMP/z.err'"
+type_text "'$ASPEN' console --db '$TMP/z.db' --create --workers 1 --grace 300 2>'$TMP/z.err'"
 keys Enter
 wait_for "Aspen console \| running" 20
 keys C-z
@@ -293,7 +293,7 @@ grep -Eq 'Sanitizer|runtime error' "$TMP/z.err" && { cat "$TMP/z.err" >&2; fail 
 T kill-server
 
 echo "== a database with thousands of jobs and an aspen worker running them"
-"$ASPEN" submit --db "$TMP/busy.db" --type sleep --payload '{"ms": 20}' --count 3000 >/dev/null ||
+"$ASPEN" submit --db "$TMP/busy.db" --create --type sleep --payload '{"ms": 20}' --count 3000 >/dev/null ||
     fail "cannot submit 3000 jobs"
 "$ASPEN" submit --db "$TMP/busy.db" --type echo --payload '{}' --count 2000 >/dev/null ||
     fail "cannot submit 2000 jobs"

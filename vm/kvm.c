@@ -234,7 +234,8 @@ int vm_kvm_setup(aspen_vm *vm, aspen_vm_error *err)
                          strerror(errno));
             return rc;
         }
-        vm->lx_entry_rip = lstar;
+        vm->lx_entry_rip =
+            SYS_GVA + SYS_TRAMP_OFF + (uint64_t)(aspen_tramp_syscall_out - aspen_tramp_start);
         vm->sregs.efer |= X86_EFER_SCE;
     }
     if (vm->ring_n) {

@@ -723,6 +723,17 @@ bool vm_lx_is_syscall_exit(const aspen_vm *vm)
     return vm->img->linux_abi && (rip == vm->lx_entry_rip || rip == vm->lx_entry_rip + 2);
 }
 
+/* What the system-call entry's fast paths need (stub.S): which standard streams are open, and
+ * whether stdin is at its end. Written after every call that could change either. */
+static void fast_paths(aspen_vm *vm)
+{
+    uint64_t *res = (uint64_t *)(vm->sys + SYS_TRAMP_OFF + TRAMP_RES);
+    if (!vm->lx_cpl3_seen)
+        return;
+    res[RES_FDS / 8] = ~(uint64_t)vm->lx->closed & 7;
+    res[RES_EOF / 8] = fd_open(vm, 0) && vm->lxr->in_pos >= vm->lxr->in_len;
+}
+
 int vm_lx_syscall(aspen_vm *vm, struct run_ctx *c)
 {
     struct kvm_regs *g = &vm->run->s.regs.regs;
@@ -734,6 +745,7 @@ int vm_lx_syscall(aspen_vm *vm, struct run_ctx *c)
         vm->broken = true; /* its vCPU is not at CPL 3 any more: it runs nothing again */
         return LX_ILLEGAL;
     }
+    vm->lx_cpl3_seen = vm_kvm.sync_sregs; /* checked just above, so every call arrives so */
     if (vm_gva_is_host(g->rcx)) {
         snprintf(c->res->message, sizeof c->res->message,
                  "a system call (%llu) from the host's own trampoline page (return address "
@@ -749,6 +761,8 @@ int vm_lx_syscall(aspen_vm *vm, struct run_ctx *c)
     int rc = dispatch(vm, c, g);
     if (rc == LX_ILLEGAL)
         return rc;
+    if (!c->startup) /* start-up must reach the host with its first read of stdin */
+        fast_paths(vm);
     g->rip = g->rcx;
     g->rflags = (g->r11 & 0x240cd5ull) | X86_RFLAGS_FIXED; /* status flags, DF, AC, ID */
     vm->run->kvm_dirty_regs |= KVM_SYNC_X86_REGS;
@@ -891,6 +905,8 @@ int vm_lx_begin(aspen_vm *vm, struct run_ctx *c, const void *in, size_t in_len,
     struct lx_run *r = vm->lxr;
     free(r->out);
     memset(r, 0, offsetof(struct lx_run, err));
+    r->end = LX_RUNNING;
+    r->status = 0;
     r->err_len = 0;
     r->last_err[0] = '\0';
     r->in = in;
@@ -902,6 +918,7 @@ int vm_lx_begin(aspen_vm *vm, struct run_ctx *c, const void *in, size_t in_len,
         return rc;
     uint64_t *res = (uint64_t *)(vm->sys + SYS_TRAMP_OFF + TRAMP_RES);
     res[RES_RAX / 8] = g.rax;
+    fast_paths(vm);
     *regs = vm->lx_regs;
     regs->rip = SYS_GVA + SYS_TRAMP_OFF;
     regs->r10 = 1; /* the trampoline's resume path */

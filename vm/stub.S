@@ -184,9 +184,43 @@ aspen_tramp_resume:
 /* Where `syscall` lands (MSR_LSTAR) in a Linux program's VM. On nested kvm_pvm it arrives here at
  * CPL 3 with rcx = the return address and r11 = RFLAGS; the OUT hands the call to the host
  * (vm/linux.c), which reads the registers from the run page, performs the call, and resumes the
- * guest at rcx with rax = the result. The host never lets the guest run past the OUT. */
-    .globl aspen_tramp_syscall
+ * guest at rcx with rax = the result. The host never lets the guest run past the OUT.
+ *
+ * Two answers need no host, and cost no exit: ioctl on an open standard stream (ENOTTY: stdio asks
+ * once per stream whether it is a terminal) and read/readv of fd 0 once the input is used up (0:
+ * the end-of-file read every stdio reader makes). The host keeps the two facts they need in the
+ * resume block (RES_FDS, RES_EOF), and only once it has seen a system call arrive at CPL 3 in this
+ * VM. Returning is a jump to rcx: rcx and r11 are what `syscall` left, as Linux leaves them, and
+ * the status flags mean nothing after a system call; a caller with TF, DF or AC set goes to the
+ * host, which restores RFLAGS from r11. */
+    .globl aspen_tramp_syscall, aspen_tramp_syscall_out
 aspen_tramp_syscall:
+    testl $0x40500, %r11d        /* TF, DF, AC */
+    jnz aspen_tramp_syscall_out
+    cmpq $16, %rax               /* ioctl */
+    je 2f
+    cmpq $19, %rax               /* readv: iovcnt 0..1024 */
+    je 1f
+    testq %rax, %rax             /* read: a count that is not negative */
+    jnz aspen_tramp_syscall_out
+    testq %rdx, %rdx
+    js aspen_tramp_syscall_out
+    jmp 3f
+1:  cmpq $1024, %rdx
+    ja aspen_tramp_syscall_out
+3:  testq %rdi, %rdi             /* fd 0, at end of file */
+    jnz aspen_tramp_syscall_out
+    cmpq $0, aspen_tramp_start + TRAMP_RES + RES_EOF(%rip)
+    je aspen_tramp_syscall_out
+    xorl %eax, %eax
+    jmp *%rcx
+2:  cmpq $2, %rdi                /* fd 0, 1 or 2, open */
+    ja aspen_tramp_syscall_out
+    btq %rdi, aspen_tramp_start + TRAMP_RES + RES_FDS(%rip)
+    jnc aspen_tramp_syscall_out
+    movq $-25, %rax              /* -ENOTTY */
+    jmp *%rcx
+aspen_tramp_syscall_out:
     outl %eax, $ASPEN_PORT_SYSCALL_OUT
 9:  jmp 9b
 

@@ -135,7 +135,8 @@ _Static_assert(SYS_PORT_FAULT == ASPEN_PORT_FAULT, "vm/x86.h and vm/abi.h agree 
 extern const uint8_t aspen_stub_start[], aspen_stub_end[], aspen_tramp_start[], aspen_tramp_end[];
 extern const uint8_t aspen_tramp_pkru[], aspen_tramp_pkru_end[], aspen_tramp_xsave[],
     aspen_tramp_xsave_end[], aspen_tramp_fxsave[], aspen_tramp_fxsave_end[], aspen_tramp_fsgs[],
-    aspen_tramp_fsgs_end[], aspen_probe[], aspen_tramp_syscall[], aspen_tramp_lx[],
+    aspen_tramp_fsgs_end[], aspen_probe[], aspen_tramp_syscall[], aspen_tramp_syscall_out[],
+    aspen_tramp_lx[],
     aspen_tramp_lx_end[];
 
 /* A guest-virtual range and where it lives: host address, guest-physical address, memory slot. */
@@ -200,6 +201,7 @@ struct aspen_vm {
     struct kvm_regs lx_regs; /* at the system call start-up stopped on (rip: the return address) */
     struct lx_run *lxr;      /* the run in progress */
     uint64_t lx_entry_rip;   /* where the OUT of the syscall entry is, as KVM may report it */
+    bool lx_cpl3_seen;       /* a system call arrived at CPL 3: the entry's fast paths may run */
 
     /* interrupt */
     pthread_mutex_t kick_lock;

@@ -107,6 +107,8 @@
 #define RES_R9 48
 #define RES_R10 56
 #define RES_RIP 64
+#define RES_EOF 72 /* the system-call entry's fast paths: fd 0 is open and at end of file */
+#define RES_FDS 80 /* ... bit n: fd n (0-2) is open */
 /* MSRs the host sets for Linux programs: `syscall` lands in the trampoline page. */
 #define MSR_STAR 0xc0000081
 #define MSR_LSTAR 0xc0000082

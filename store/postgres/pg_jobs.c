@@ -93,6 +93,10 @@ static size_t utf8_seq(const unsigned char *p)
     return n;
 }
 
+/* Array literals for batched statements (defined with the log batch below). */
+static void add_int(struct pg_sql *q, bool first, int64_t v);
+static void add_text(struct pg_sql *q, bool first, const char *v);
+
 /* ---- the transition writer ---------------------------------------------------------------------- */
 
 #define JOB_ROW_COLUMNS                                                                            \
@@ -231,33 +235,6 @@ static int claim_delete(struct pg_store *s, int64_t job, aspen_store_error *err)
                "removing a job's reservation", NULL, err);
 }
 
-/* Deletes engine_id's reservation of a queued job, the only way a job starts; ELEASE when another
- * engine holds it, ESTATE when nobody does. */
-static int claim_take(struct pg_store *s, int64_t engine_id, int64_t job, aspen_store_error *err)
-{
-    struct pg_params p = {0};
-    pg_p_int(&p, job);
-    pg_p_int(&p, engine_id);
-    int64_t n = 0;
-    int code = run(s, "pgj_claim_take", "DELETE FROM claims WHERE job = $1 AND engine = $2", &p,
-                   "taking a job's reservation", &n, err);
-    if (code || n == 1)
-        return code;
-    int64_t owner = 0;
-    code = claim_owner(s, job, &owner, err);
-    if (code)
-        return code;
-    if (owner)
-        return store_err(err, ASPEN_STORE_ELEASE,
-                         "job %lld is reserved by engine %lld, not engine %lld: this engine's "
-                         "lease lapsed and its reservations were given back",
-                         (long long)job, (long long)owner, (long long)engine_id);
-    return store_err(err, ASPEN_STORE_ESTATE,
-                     "job %lld is queued, not running, and not reserved by engine %lld (never "
-                     "claimed, or its reservation was given back): it was not started",
-                     (long long)job, (long long)engine_id);
-}
-
 /* ---- submit -------------------------------------------------------------------------------------- */
 
 /* Puts "job 3 of the batch: " in front of an error's message. */
@@ -278,14 +255,25 @@ struct binary_memo {
     bool valid;
 };
 
-static int insert_job(struct pg_store *s, const aspen_store_job_spec *j, size_t index, size_t n,
-                      int64_t now_ms, int64_t now, struct binary_memo *memo, int64_t *id,
-                      aspen_store_error *err)
+/* Whether text is valid UTF-8 (utf8_seq); PostgreSQL refuses a statement with any that is not. */
+static bool utf8_valid(const char *text)
 {
-    char where[48] = "";
-    if (n > 1)
-        snprintf(where, sizeof where, "job %zu of the batch: ", index + 1);
-    const char *sha = NULL;
+    for (const unsigned char *c = (const unsigned char *)text; c && *c;) {
+        size_t k = utf8_seq(c);
+        if (!k)
+            return false;
+        c += k;
+    }
+    return true;
+}
+
+/* One job's binary: stored (bytes) or looked up (hash), once per distinct binary of the batch;
+ * its hash into sha ("" when none). */
+static int resolve_binary(struct pg_store *s, const aspen_store_job_spec *j, const char *where,
+                          int64_t now_ms, struct binary_memo *memo, char sha[65],
+                          aspen_store_error *err)
+{
+    sha[0] = '\0';
     int code = 0;
     if (j->binary) {
         if (!memo->valid || memo->bytes != j->binary || memo->size != j->binary_size) {
@@ -298,11 +286,11 @@ static int insert_job(struct pg_store *s, const aspen_store_job_spec *j, size_t 
             memo->size = j->binary_size;
             memo->valid = true;
         }
-        sha = memo->sha;
-        if (j->binary_sha256 && strcmp(j->binary_sha256, sha) != 0)
+        if (j->binary_sha256 && strcmp(j->binary_sha256, memo->sha) != 0)
             return store_err(err, ASPEN_STORE_EINVAL,
                              "%sthe binary's bytes hash to %.16s…, not the given %.16s…", where,
-                             sha, j->binary_sha256);
+                             memo->sha, j->binary_sha256);
+        memcpy(sha, memo->sha, 65);
     } else if (j->binary_sha256) {
         if (!memo->valid || memo->bytes || strcmp(memo->sha, j->binary_sha256) != 0) {
             code = pg_binary_exists(s, j->binary_sha256, err);
@@ -313,71 +301,144 @@ static int insert_job(struct pg_store *s, const aspen_store_job_spec *j, size_t 
             memo->size = 0;
             memo->valid = true;
         }
-        sha = j->binary_sha256;
+        snprintf(sha, 65, "%s", j->binary_sha256);
     }
-    /* Due or not is decided on the caller's numbers (the shift moves both alike). */
-    bool later = j->run_at_ms > 0 && j->run_at_ms > now_ms;
-    int64_t run_at = j->run_at_ms > 0 ? j->run_at_ms + (now - now_ms) : now;
-    aspen_store_state state = later ? ASPEN_STORE_SCHEDULED : ASPEN_STORE_QUEUED;
-    code = aspen_store_check_transition(0, ASPEN_STORE_STATE_NEW, state, err);
-    if (code)
-        return code;
-    struct pg_params p = {0};
-    pg_p_text(&p, j->type);
-    pg_p_text(&p, sha);
-    pg_p_text(&p, j->binary_name);
-    pg_p_text(&p, j->payload ? j->payload : "{}");
-    pg_p_text(&p, aspen_store_state_name(state));
-    pg_p_int(&p, j->priority);
-    pg_p_int(&p, run_at);
-    pg_p_int(&p, j->max_attempts ? j->max_attempts : DEFAULT_MAX_ATTEMPTS);
-    pg_p_int(&p, j->timeout_ms ? j->timeout_ms : DEFAULT_TIMEOUT_MS);
-    pg_p_int(&p, j->memory_bytes);
-    pg_p_int(&p, j->isolation ? 1 : 0);
-    pg_p_text(&p, j->tags ? j->tags : "[]");
-    pg_p_int(&p, now);
-    pg_p_text(&p, j->source_dir);
-    char what[96];
-    snprintf(what, sizeof what, "%ssubmitting a job", where);
-    PGresult *r = pg_exec(s, "pgj_job_insert",
-                          "INSERT INTO jobs (type, binary_sha256, binary_name, payload, state,"
-                          " priority, run_at, max_attempts, timeout_ms, memory_bytes, isolation,"
-                          " tags, created_at, source_dir) VALUES ($1, $2, $3, $4::json, $5, $6, $7,"
-                          " $8, $9, $10, $11, $12::json, $13, $14) RETURNING id",
-                          &p, what, err);
-    if (!r)
-        return failed(err);
-    if (id)
-        *id = pg_get_int(r, 0, 0);
-    PQclear(r);
-    pg_counts_note(s, ASPEN_STORE_STATE_NEW, state, 1);
     return 0;
 }
 
+static void add_opt_text(struct pg_sql *q, bool first, const char *v)
+{
+    if (v)
+        add_text(q, first, v);
+    else
+        pg_sql_add(q, first ? "{NULL" : ",NULL");
+}
+
+/* The whole batch in two statements: its ids from the jobs' identity sequence (so ids_out is in
+ * spec order whatever order rows are inserted in), then one INSERT … SELECT FROM unnest(…). Text
+ * that is not UTF-8 is refused here, naming the job (PostgreSQL would refuse the statement). */
 int pg_submit_batch(aspen_store *base, const aspen_store_job_spec *specs, size_t n, int64_t now_ms,
                     int64_t *ids_out, aspen_store_error *err)
 {
     struct pg_store *s = pgs(base);
+    enum { COLS = 14 };
+    struct pg_sql c[COLS] = {{0}};
+    int64_t now = 0, counted[ASPEN_STORE_STATE_COUNT] = {0};
     int code = pg_tx_begin(s, err);
     if (code)
         return code;
-    int64_t now = 0;
     code = server_now(s, now_ms, &now, err);
     if (code)
         goto rollback;
+    struct pg_params p = {0};
+    pg_p_int(&p, (int64_t)n);
+    PGresult *r = pg_exec(s, "pgj_job_ids",
+                          "SELECT nextval(pg_get_serial_sequence('jobs', 'id'))"
+                          " FROM generate_series(1, $1)",
+                          &p, "numbering submitted jobs", err);
+    if (!r) {
+        code = failed(err);
+        goto rollback;
+    }
+    if ((size_t)PQntuples(r) != n) {
+        PQclear(r);
+        code = store_err(err, ASPEN_STORE_EIO, "numbering %zu submitted jobs failed", n);
+        goto rollback;
+    }
     struct binary_memo memo = {0};
     bool due = false;
     for (size_t i = 0; i < n; i++) {
-        code = insert_job(s, &specs[i], i, n, now_ms, now, &memo, ids_out ? &ids_out[i] : NULL,
-                          err);
-        if (code)
+        const aspen_store_job_spec *j = &specs[i];
+        char where[48] = "", sha[65];
+        if (n > 1)
+            snprintf(where, sizeof where, "job %zu of the batch: ", i + 1);
+        const char *texts[] = {j->type, j->binary_name, j->payload, j->tags, j->source_dir};
+        static const char *const names[] = {"type", "binary name", "payload", "tags",
+                                            "source directory"};
+        for (size_t t = 0; t < 5; t++)
+            if (!utf8_valid(texts[t])) {
+                PQclear(r);
+                code = store_err(err, ASPEN_STORE_EINVAL,
+                                 "%sits %s is not valid UTF-8 (the database keeps text as UTF-8):"
+                                 " nothing of the batch was submitted",
+                                 where, names[t]);
+                goto rollback;
+            }
+        code = resolve_binary(s, j, where, now_ms, &memo, sha, err);
+        if (code) {
+            PQclear(r);
             goto rollback;
-        due = due || !(specs[i].run_at_ms > 0 && specs[i].run_at_ms > now_ms);
+        }
+        /* Due or not is decided on the caller's numbers (the shift moves both alike). */
+        bool later = j->run_at_ms > 0 && j->run_at_ms > now_ms;
+        aspen_store_state state = later ? ASPEN_STORE_SCHEDULED : ASPEN_STORE_QUEUED;
+        code = aspen_store_check_transition(0, ASPEN_STORE_STATE_NEW, state, err);
+        if (code) {
+            PQclear(r);
+            goto rollback;
+        }
+        due = due || !later;
+        counted[state]++;
+        int64_t id = pg_get_int(r, (int)i, 0);
+        if (ids_out)
+            ids_out[i] = id;
+        bool f = i == 0;
+        add_int(&c[0], f, id);
+        add_text(&c[1], f, j->type);
+        add_opt_text(&c[2], f, sha[0] ? sha : NULL);
+        add_opt_text(&c[3], f, j->binary_name);
+        add_text(&c[4], f, j->payload ? j->payload : "{}");
+        add_text(&c[5], f, aspen_store_state_name(state));
+        add_int(&c[6], f, j->priority);
+        add_int(&c[7], f, j->run_at_ms > 0 ? j->run_at_ms + (now - now_ms) : now);
+        add_int(&c[8], f, j->max_attempts ? j->max_attempts : DEFAULT_MAX_ATTEMPTS);
+        add_int(&c[9], f, j->timeout_ms ? j->timeout_ms : DEFAULT_TIMEOUT_MS);
+        add_int(&c[10], f, j->memory_bytes);
+        add_int(&c[11], f, j->isolation ? 1 : 0);
+        add_text(&c[12], f, j->tags ? j->tags : "[]");
+        add_opt_text(&c[13], f, j->source_dir);
     }
+    PQclear(r);
+    p = (struct pg_params){0};
+    bool oom = false;
+    for (int i = 0; i < COLS; i++) {
+        pg_sql_add(&c[i], "}");
+        oom = oom || c[i].oom;
+        pg_p_text(&p, c[i].text);
+    }
+    pg_p_int(&p, now);
+    int64_t inserted = 0;
+    code = oom ? store_err(err, ASPEN_STORE_ENOMEM, "out of memory submitting %zu jobs", n)
+               : run(s, "pgj_jobs_insert",
+                     "INSERT INTO jobs (id, type, binary_sha256, binary_name, payload, state,"
+                     " priority, run_at, max_attempts, timeout_ms, memory_bytes, isolation, tags,"
+                     " created_at, source_dir) OVERRIDING SYSTEM VALUE"
+                     " SELECT u.id, u.type, u.sha, u.bname, u.payload::json, u.state, u.priority,"
+                     " u.run_at, u.max_attempts, u.timeout_ms, u.memory_bytes, u.isolation,"
+                     " u.tags::json, $15, u.source_dir FROM unnest($1::bigint[], $2::text[],"
+                     " $3::text[], $4::text[], $5::text[], $6::text[], $7::integer[],"
+                     " $8::bigint[], $9::integer[], $10::bigint[], $11::bigint[], $12::integer[],"
+                     " $13::text[], $14::text[]) AS u (id, type, sha, bname, payload, state,"
+                     " priority, run_at, max_attempts, timeout_ms, memory_bytes, isolation, tags,"
+                     " source_dir)",
+                     &p, n > 1 ? "submitting a batch of jobs" : "submitting a job", &inserted,
+                     err);
+    for (int i = 0; i < COLS; i++)
+        pg_sql_free(&c[i]);
+    if (!code && (size_t)inserted != n)
+        code = store_err(err, ASPEN_STORE_EIO, "%lld of %zu jobs were inserted",
+                         (long long)inserted, n);
+    if (code)
+        goto rollback;
+    for (int st = 0; st < ASPEN_STORE_STATE_COUNT; st++)
+        if (counted[st])
+            pg_counts_note(s, ASPEN_STORE_STATE_NEW, (aspen_store_state)st, counted[st]);
     if (due && (code = pg_notify_work(s, err)) != 0)
         goto rollback;
     return pg_tx_commit(s, "committing submitted jobs", err);
 rollback:
+    for (int i = 0; i < COLS; i++)
+        pg_sql_free(&c[i]);
     pg_tx_rollback(s);
     return code;
 }
@@ -905,10 +966,20 @@ static void started_row(const struct pg_job_row *before, int64_t engine_id, int6
     out->field_update = out->via_running = out->set_error = out->set_result = false;
 }
 
-/* The rows of a commit's jobs, locked FOR UPDATE in id order in one statement; a job missing from
- * the database has no row (its items are refused with ENOTFOUND). */
+/* ---- the group commit: a batch of statements, not a statement per job ----------------------- */
+
+/* One job of a commit: its row as this commit has made it so far, the state it had when locked
+ * (the batched write's WHERE), its reservation as read, and what this commit did to it. */
+struct commit_row {
+    struct pg_job_row row;
+    aspen_store_state orig;
+    int64_t claim_engine; /* who held its reservation when read; 0 = nobody */
+    bool dirty, taken;    /* written by this commit / its reservation taken by this commit */
+    char *error;          /* this commit's copy of the error it writes (row.error points here) */
+};
+
 struct row_set {
-    struct pg_job_row *rows;
+    struct commit_row *rows;
     size_t n;
 };
 
@@ -918,14 +989,14 @@ static int cmp_i64(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-static struct pg_job_row *row_find(struct row_set *rs, int64_t id)
+static struct commit_row *row_find(struct row_set *rs, int64_t id)
 {
     size_t lo = 0, hi = rs->n;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        if (rs->rows[mid].id == id)
+        if (rs->rows[mid].row.id == id)
             return &rs->rows[mid];
-        if (rs->rows[mid].id < id)
+        if (rs->rows[mid].row.id < id)
             lo = mid + 1;
         else
             hi = mid;
@@ -933,24 +1004,42 @@ static struct pg_job_row *row_find(struct row_set *rs, int64_t id)
     return NULL;
 }
 
+static void row_set_free(struct row_set *rs)
+{
+    for (size_t i = 0; i < rs->n; i++)
+        free(rs->rows[i].error);
+    free(rs->rows);
+    rs->rows = NULL;
+    rs->n = 0;
+}
+
+/* "{1,2,3}" of the distinct ids, sorted (into *arr; oom is reported by the caller). */
+static void id_array(const int64_t *ids, size_t n, struct pg_sql *arr)
+{
+    int64_t *sorted = malloc((n ? n : 1) * sizeof *sorted);
+    if (!sorted) {
+        arr->oom = true;
+        return;
+    }
+    memcpy(sorted, ids, n * sizeof *sorted);
+    qsort(sorted, n, sizeof *sorted, cmp_i64);
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (i == 0 || sorted[i] != sorted[i - 1])
+            add_int(arr, k++ == 0, sorted[i]);
+    pg_sql_add(arr, k ? "}" : "{}");
+    free(sorted);
+}
+
+/* Locks the jobs FOR UPDATE in id order (one statement) and reads their reservations (another);
+ * a job missing from the database has no entry (its items are refused with ENOTFOUND). */
 static int rows_lock(struct pg_store *s, const int64_t *ids, size_t n, struct row_set *rs,
                      aspen_store_error *err)
 {
     rs->rows = NULL;
     rs->n = 0;
-    if (!n)
-        return 0;
-    int64_t *sorted = malloc(n * sizeof *sorted);
-    if (!sorted)
-        return store_err(err, ASPEN_STORE_ENOMEM, "out of memory committing %zu jobs", n);
-    memcpy(sorted, ids, n * sizeof *sorted);
-    qsort(sorted, n, sizeof *sorted, cmp_i64);
     struct pg_sql arr = {0};
-    for (size_t i = 0; i < n; i++)
-        if (i == 0 || sorted[i] != sorted[i - 1])
-            add_int(&arr, i == 0, sorted[i]);
-    pg_sql_add(&arr, "}");
-    free(sorted);
+    id_array(ids, n, &arr);
     if (arr.oom) {
         pg_sql_free(&arr);
         return store_err(err, ASPEN_STORE_ENOMEM, "out of memory committing %zu jobs", n);
@@ -961,20 +1050,238 @@ static int rows_lock(struct pg_store *s, const int64_t *ids, size_t n, struct ro
                           "SELECT " JOB_ROW_COLUMNS " FROM jobs WHERE id = ANY($1::bigint[])"
                           " ORDER BY id FOR UPDATE",
                           &p, "reading jobs to commit", err);
-    pg_sql_free(&arr);
-    if (!r)
+    if (!r) {
+        pg_sql_free(&arr);
         return failed(err);
+    }
     size_t rows = (size_t)PQntuples(r);
     rs->rows = calloc(rows ? rows : 1, sizeof *rs->rows);
     if (!rs->rows) {
         PQclear(r);
+        pg_sql_free(&arr);
         return store_err(err, ASPEN_STORE_ENOMEM, "out of memory committing %zu jobs", n);
     }
-    for (size_t i = 0; i < rows; i++)
-        row_from_result(r, (int)i, &rs->rows[i]);
+    for (size_t i = 0; i < rows; i++) {
+        row_from_result(r, (int)i, &rs->rows[i].row);
+        rs->rows[i].orig = rs->rows[i].row.state;
+    }
     rs->n = rows;
     PQclear(r);
+    r = pg_exec(s, "pgj_rows_claims", "SELECT job, engine FROM claims WHERE job = ANY($1::bigint[])",
+                &p, "reading reservations of jobs to commit", err);
+    pg_sql_free(&arr);
+    if (!r)
+        return failed(err);
+    for (int i = 0; i < PQntuples(r); i++) {
+        struct commit_row *cr = row_find(rs, pg_get_int(r, i, 0));
+        if (cr)
+            cr->claim_engine = pg_get_int(r, i, 1);
+    }
+    PQclear(r);
     return 0;
+}
+
+/* Takes engine_id's reservation of a queued job (deleted from claims at the end of the commit),
+ * the only way a job starts; ELEASE when another engine holds it, ESTATE when nobody does. */
+static int take_reservation(struct commit_row *cr, int64_t engine_id, aspen_store_error *err)
+{
+    if (cr->claim_engine == engine_id && !cr->taken) {
+        cr->taken = true;
+        return 0;
+    }
+    if (cr->claim_engine && cr->claim_engine != engine_id)
+        return store_err(err, ASPEN_STORE_ELEASE,
+                         "job %lld is reserved by engine %lld, not engine %lld: this engine's "
+                         "lease lapsed and its reservations were given back",
+                         (long long)cr->row.id, (long long)cr->claim_engine, (long long)engine_id);
+    return store_err(err, ASPEN_STORE_ESTATE,
+                     "job %lld is queued, not running, and not reserved by engine %lld (never "
+                     "claimed, or its reservation was given back): it was not started",
+                     (long long)cr->row.id, (long long)engine_id);
+}
+
+/* The transition check of pg_job_write, for a change staged in memory and written with the rest
+ * of the commit by write_rows. */
+static int stage(struct commit_row *cr, const struct pg_job_row *after, aspen_store_error *err)
+{
+    const struct pg_job_row *before = &cr->row;
+    int code = 0;
+    if (after->via_running) {
+        code = aspen_store_check_transition(before->id, before->state, ASPEN_STORE_RUNNING, err);
+        if (!code)
+            code = aspen_store_check_transition(before->id, ASPEN_STORE_RUNNING, after->state, err);
+    } else if (before->state != after->state || !after->field_update) {
+        code = aspen_store_check_transition(before->id, before->state, after->state, err);
+    }
+    if (code)
+        return code;
+    char *error = NULL;
+    if (after->set_error && after->error) {
+        error = store_strdup(after->error);
+        if (!error)
+            return store_err(err, ASPEN_STORE_ENOMEM, "out of memory committing job %lld",
+                             (long long)before->id);
+    }
+    bool set_error = before->set_error || after->set_error;
+    bool set_result = before->set_result || after->set_result;
+    const void *result = after->set_result ? after->result : before->result;
+    size_t result_size = after->set_result ? after->result_size : before->result_size;
+    if (after->set_error) {
+        free(cr->error);
+        cr->error = error;
+    }
+    cr->row = *after;
+    cr->row.set_error = set_error;
+    cr->row.error = cr->error;
+    cr->row.set_result = set_result;
+    cr->row.result = result;
+    cr->row.result_size = result_size;
+    cr->row.via_running = cr->row.field_update = false;
+    cr->dirty = true;
+    return 0;
+}
+
+static void add_bool(struct pg_sql *q, bool first, bool v)
+{
+    pg_sql_add(q, first ? (v ? "{t" : "{f") : (v ? ",t" : ",f"));
+}
+
+static void add_bytes(struct pg_sql *q, bool first, const void *v, size_t n)
+{
+    if (!v) {
+        pg_sql_add(q, first ? "{NULL" : ",NULL");
+        return;
+    }
+    pg_sql_add(q, first ? "{\"\\\\x" : ",\"\\\\x"); /* "\\x…": an escaped backslash in the array */
+    static const char hex[] = "0123456789abcdef";
+    char chunk[4097];
+    size_t k = 0;
+    const unsigned char *b = v;
+    for (size_t i = 0; i < n; i++) {
+        chunk[k++] = hex[b[i] >> 4];
+        chunk[k++] = hex[b[i] & 15];
+        if (k == sizeof chunk - 1) {
+            chunk[k] = '\0';
+            pg_sql_add(q, chunk);
+            k = 0;
+        }
+    }
+    chunk[k] = '\0';
+    pg_sql_add(q, chunk);
+    pg_sql_add(q, "\"");
+}
+
+/* Writes every staged row in one UPDATE … FROM unnest(…) WHERE id AND state = the state it was
+ * locked in, and notes the counts. The rows are locked FOR UPDATE, so each matches. */
+static int write_rows(struct pg_store *s, struct row_set *rs, aspen_store_error *err)
+{
+    enum { COLS = 16 };
+    struct pg_sql c[COLS] = {{0}};
+    size_t k = 0;
+    for (size_t i = 0; i < rs->n; i++) {
+        const struct commit_row *cr = &rs->rows[i];
+        if (!cr->dirty)
+            continue;
+        const struct pg_job_row *r = &cr->row;
+        bool f = k++ == 0;
+        add_int(&c[0], f, r->id);
+        add_text(&c[1], f, aspen_store_state_name(r->state));
+        add_int(&c[2], f, r->run_at);
+        add_int(&c[3], f, r->attempts);
+        add_int(&c[4], f, r->max_attempts);
+        add_opt_int(&c[5], f, r->started_at);
+        add_opt_int(&c[6], f, r->finished_at);
+        add_opt_int(&c[7], f, r->owner);
+        add_bool(&c[8], f, r->cancel_requested);
+        add_int(&c[9], f, r->log_count);
+        add_int(&c[10], f, r->log_dropped);
+        add_bool(&c[11], f, r->set_error);
+        if (r->set_error && r->error)
+            add_text(&c[12], f, r->error);
+        else
+            pg_sql_add(&c[12], f ? "{NULL" : ",NULL");
+        add_bool(&c[13], f, r->set_result);
+        add_bytes(&c[14], f, r->set_result ? r->result : NULL, r->result_size);
+        add_text(&c[15], f, aspen_store_state_name(cr->orig));
+    }
+    if (!k)
+        return 0;
+    struct pg_params p = {0};
+    bool oom = false;
+    for (int i = 0; i < COLS; i++) {
+        pg_sql_add(&c[i], "}");
+        oom = oom || c[i].oom;
+        pg_p_text(&p, c[i].text);
+    }
+    int64_t n = 0;
+    int code = oom ? store_err(err, ASPEN_STORE_ENOMEM, "out of memory writing %zu jobs", k)
+                   : run(s, "pgj_write_many",
+                         "UPDATE jobs SET state = u.state, run_at = u.run_at, attempts = u.attempts,"
+                         " max_attempts = u.max_attempts, started_at = u.started_at,"
+                         " finished_at = u.finished_at, owner = u.owner,"
+                         " cancel_requested = u.cancel_requested, log_count = u.log_count,"
+                         " log_dropped = u.log_dropped,"
+                         " error = CASE WHEN u.set_error THEN u.error ELSE jobs.error END,"
+                         " result = CASE WHEN u.set_result THEN u.result ELSE jobs.result END"
+                         " FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::integer[],"
+                         " $5::integer[], $6::bigint[], $7::bigint[], $8::bigint[], $9::boolean[],"
+                         " $10::integer[], $11::bigint[], $12::boolean[], $13::text[],"
+                         " $14::boolean[], $15::bytea[], $16::text[]) AS u (id, state, run_at,"
+                         " attempts, max_attempts, started_at, finished_at, owner,"
+                         " cancel_requested, log_count, log_dropped, set_error, error, set_result,"
+                         " result, before) WHERE jobs.id = u.id AND jobs.state = u.before",
+                         &p, "writing finished jobs", &n, err);
+    for (int i = 0; i < COLS; i++)
+        pg_sql_free(&c[i]);
+    if (code)
+        return code;
+    if ((size_t)n != k)
+        return store_err(err, ASPEN_STORE_EBUSY,
+                         "%zu of %zu jobs changed state while being committed: nothing of this "
+                         "commit was written; try again",
+                         k - (size_t)n, k);
+    for (size_t i = 0; i < rs->n; i++) {
+        const struct commit_row *cr = &rs->rows[i];
+        if (!cr->dirty)
+            continue;
+        if (cr->orig != cr->row.state)
+            pg_counts_note(s, cr->orig, cr->row.state, 1);
+        else
+            s->tx_wrote = true;
+    }
+    return 0;
+}
+
+/* Deletes the reservations this commit took (one statement). */
+static int delete_taken(struct pg_store *s, struct row_set *rs, int64_t engine_id,
+                        aspen_store_error *err)
+{
+    struct pg_sql arr = {0};
+    size_t k = 0;
+    for (size_t i = 0; i < rs->n; i++)
+        if (rs->rows[i].taken)
+            add_int(&arr, k++ == 0, rs->rows[i].row.id);
+    if (!k)
+        return 0;
+    pg_sql_add(&arr, "}");
+    if (arr.oom) {
+        pg_sql_free(&arr);
+        return store_err(err, ASPEN_STORE_ENOMEM, "out of memory committing %zu starts", k);
+    }
+    struct pg_params p = {0};
+    pg_p_text(&p, arr.text);
+    pg_p_int(&p, engine_id);
+    int64_t n = 0;
+    int code = run(s, "pgj_claims_take_many",
+                   "DELETE FROM claims WHERE job = ANY($1::bigint[]) AND engine = $2", &p,
+                   "taking reservations of started jobs", &n, err);
+    pg_sql_free(&arr);
+    if (!code && (size_t)n != k)
+        code = store_err(err, ASPEN_STORE_EBUSY,
+                         "%zu reservations of engine %lld went while its jobs were being "
+                         "committed: nothing of this commit was written; try again",
+                         k - (size_t)n, (long long)engine_id);
+    return code;
 }
 
 static int not_found(struct pg_store *s, int64_t id, aspen_store_error *err)
@@ -988,22 +1295,21 @@ static int start_one(struct pg_store *s, struct row_set *rs, int64_t engine_id,
                      const aspen_store_start *m, int64_t now, int64_t shift,
                      aspen_store_error *err)
 {
-    struct pg_job_row *row = row_find(rs, m->job_id), after;
-    if (!row)
+    struct commit_row *cr = row_find(rs, m->job_id);
+    if (!cr)
         return not_found(s, m->job_id, err);
-    if (row->state != ASPEN_STORE_QUEUED)
+    if (cr->row.state != ASPEN_STORE_QUEUED)
         return store_err(err, ASPEN_STORE_ESTATE,
                          "job %lld is %s, not queued: it was not started (cancelled or taken "
                          "meanwhile?)",
-                         (long long)m->job_id, aspen_store_state_name(row->state));
-    int code = claim_take(s, engine_id, m->job_id, err);
-    if (code)
-        return code;
-    started_row(row, engine_id, m->started_at_ms ? shifted(m->started_at_ms, shift) : now, &after);
-    code = pg_job_write(s, row, &after, err);
+                         (long long)m->job_id, aspen_store_state_name(cr->row.state));
+    struct pg_job_row after;
+    started_row(&cr->row, engine_id, m->started_at_ms ? shifted(m->started_at_ms, shift) : now,
+                &after);
+    int code = aspen_store_check_transition(m->job_id, cr->row.state, after.state, err);
     if (!code)
-        *row = after;
-    return code;
+        code = take_reservation(cr, engine_id, err);
+    return code ? code : stage(cr, &after, err);
 }
 
 /* One completion (as SQLite's complete_one): 0, a per-item refusal (ESTATE, ENOTFOUND, ELEASE,
@@ -1017,16 +1323,18 @@ static int complete_one(struct pg_store *s, struct row_set *rs, int64_t engine_i
     if ((unsigned)c->outcome > ASPEN_STORE_OUTCOME_CANCELLED)
         return store_err(err, ASPEN_STORE_EINVAL, "job %lld: unknown outcome %d",
                          (long long)c->job_id, (int)c->outcome);
-    struct pg_job_row *row = row_find(rs, c->job_id), running, after;
-    if (!row)
+    struct commit_row *cr = row_find(rs, c->job_id);
+    if (!cr)
         return not_found(s, c->job_id, err);
+    struct pg_job_row *row = &cr->row, running, after;
     if (final_state)
         *final_state = row->state; /* what it stays if refused */
     bool start_too = false;
     if (row->state == ASPEN_STORE_QUEUED) {
-        int code = claim_take(s, engine_id, c->job_id, err);
-        if (code)
-            return code;
+        if (cr->claim_engine != engine_id || cr->taken) {
+            int code = take_reservation(cr, engine_id, err); /* the refusal's message */
+            return code ? code : ASPEN_STORE_ESTATE;
+        }
         started_row(row, engine_id,
                     c->stats.started_at_ms ? shifted(c->stats.started_at_ms, shift) : now,
                     &running);
@@ -1053,18 +1361,16 @@ static int complete_one(struct pg_store *s, struct row_set *rs, int64_t engine_i
     int code = aspen_store_check_transition(c->job_id, running.state, after.state, err);
     if (code)
         return code;
+    if (start_too && (code = take_reservation(cr, engine_id, err)) != 0)
+        return code;
     attempt_add(ab, c->job_id, running.attempts, engine_id,
                 c->stats.started_at_ms ? shifted(c->stats.started_at_ms, shift) : running.started_at,
                 c->stats.finished_at_ms ? shifted(c->stats.finished_at_ms, shift) : now, &c->stats,
                 outcome_names[c->outcome], cc.error, false);
     logs_gather(s, lb, &after, running.attempts, c->logs, c->n_logs, shift);
-    code = pg_job_write(s, row, &after, err);
+    code = stage(cr, &after, err);
     if (code)
         return code;
-    *row = after;
-    row->via_running = row->set_error = row->set_result = false;
-    row->result = NULL;
-    row->error = NULL;
     if (after.state == ASPEN_STORE_QUEUED)
         *requeued = true;
     if (final_state)
@@ -1179,8 +1485,8 @@ int pg_commit(aspen_store *base, int64_t engine_id, const aspen_store_start *sta
         aspen_store_state fs = ASPEN_STORE_RUNNING;
         int st;
         if (lease) {
-            struct pg_job_row *row = row_find(&rs, c[i].job_id);
-            fs = row ? row->state : ASPEN_STORE_RUNNING;
+            struct commit_row *cr = row_find(&rs, c[i].job_id);
+            fs = cr ? cr->row.state : ASPEN_STORE_RUNNING;
             st = ASPEN_STORE_ELEASE;
             e1 = item_err;
         } else {
@@ -1203,14 +1509,18 @@ int pg_commit(aspen_store *base, int64_t engine_id, const aspen_store_start *sta
             goto rollback;
         }
     }
-    code = attempt_flush(s, &ab, err);
+    code = delete_taken(s, &rs, engine_id, err);
+    if (!code)
+        code = write_rows(s, &rs, err);
+    if (!code)
+        code = attempt_flush(s, &ab, err);
     if (!code)
         code = log_batch_flush(s, &lb, err);
     if (!code && requeued)
         code = pg_notify_work(s, err);
     if (code)
         goto rollback;
-    free(rs.rows);
+    row_set_free(&rs);
     free(ids);
     code = pg_tx_commit(s, n ? "committing finished jobs" : "marking jobs started", err);
     if (code)
@@ -1225,7 +1535,7 @@ rollback:
     pg_tx_rollback(s);
     attempt_batch_free(&ab);
     log_batch_free(&lb);
-    free(rs.rows);
+    row_set_free(&rs);
     free(ids);
     return code;
 }

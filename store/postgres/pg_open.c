@@ -221,6 +221,15 @@ static int pg_connect(struct pg_store *s, const char *when, aspen_store_error *e
     s->n_prepared = 0;
     s->in_tx = false;
     measure_skew(s);
+    /* (pgb) A host cut off from the server in the middle of a transaction would keep its locks —
+     * its engine row (so nobody can recover it), its jobs, the data-version row every writer takes
+     * (so every host stalls) — until TCP noticed, which can take hours. The server ends such a
+     * session once it has been idle inside a transaction for PG_IDLE_IN_TX_MS; the store's
+     * transactions never wait on anything but the server, so only a lost client trips it. */
+    int code = session_exec(s, "SET idle_in_transaction_session_timeout = " PG_IDLE_IN_TX_TEXT,
+                            "setting the session's idle-in-transaction timeout", err);
+    if (code)
+        return code;
     /* A read-only handle is refused writes by the server too, not only by pg_tx_begin. */
     if (s->read_only)
         return session_exec(s, "SET default_transaction_read_only = on",

@@ -102,6 +102,12 @@ void pg_p_now(struct pg_params *p, int64_t now_ms);
 /* This process's current skew from the server (0 when ignored): what pg_p_now adds. */
 int64_t pg_clock_skew_ms(void);
 
+/* A session idle inside a transaction this long is ended by the server (its locks released): a
+ * host cut off mid-transaction must not hold its engine row and jobs beyond its lease, which is
+ * 5 s by default (pg_open.c's pg_connect). */
+#define PG_IDLE_IN_TX_MS 2000
+#define PG_IDLE_IN_TX_TEXT "2000"
+
 /* SQL for "now" in unix ms on the server's timeline: parameter $N, added with pg_p_now. */
 #define PG_NOW(N) "($" #N "::bigint)"
 

@@ -11,17 +11,22 @@
  *     timeline decides (a skewed host is a child process whose CLOCK_REALTIME is interposed);
  *   an idle waiter is woken by NOTIFY when a job is submitted (latency printed), and after its
  *     connection is killed it is woken once and keeps being woken;
+ *   a host that stops in the middle of a transaction (SIGSTOP: as if cut off) does not hold its
+ *     locks beyond the server's idle-in-transaction timeout;
  *   hostile input: a batch with one bad job is refused whole with the job named; 8 MB of result
  *     bytes of every value, and log lines that are not UTF-8, round-trip. */
 #include "helpers.h"
 
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 
 #include <libpq-fe.h>
+
+#include "pg_store.h" /* white box: a transaction left open by a host that went away */
 
 /* ---- a skewed wall clock for one "host" ------------------------------------------------------ */
 
@@ -571,6 +576,72 @@ static void test_notify_wakes_waiter(void **state)
     aspen_store_close(w);
 }
 
+/* ---- a host gone quiet inside a transaction -------------------------------------------------- */
+
+struct canceller {
+    struct pgfx *f;
+    int64_t id;
+    int rc;
+    volatile bool done;
+};
+
+static void *cancel_it(void *arg)
+{
+    struct canceller *c = arg;
+    aspen_store *s = pg_open(c->f);
+    aspen_store_error e = {0};
+    aspen_store_cancel_result res;
+    c->rc = aspen_store_cancel(s, c->id, aspen_store_now_ms(), &res, &e);
+    aspen_store_close(s);
+    c->done = true;
+    return NULL;
+}
+
+static void test_stopped_host_releases_locks(void **state)
+{
+    struct pgfx *f = *state;
+    int64_t id = submit_job(f->s, "echo", 0, 0, 3, aspen_store_now_ms());
+    int ready[2];
+    assert_int_equal(pipe(ready), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        /* Locks the job inside a transaction, then stops dead, as a host whose link went down
+         * between two statements. */
+        aspen_store *s = NULL;
+        aspen_store_error e = {0};
+        struct pg_job_row row;
+        if (aspen_store_open(f->conninfo, NULL, &s, &e) != 0 || pg_tx_begin(pgs(s), &e) != 0 ||
+            pg_job_read(pgs(s), id, true, &row, &e) != 0)
+            _exit(1);
+        if (write(ready[1], "x", 1) != 1)
+            _exit(2);
+        raise(SIGSTOP);
+        _exit(0);
+    }
+    char x;
+    assert_int_equal(read(ready[0], &x, 1), 1);
+    struct canceller c = {.f = f, .id = id};
+    pthread_t t;
+    int64_t t0 = aspen_store_now_ms();
+    pthread_create(&t, NULL, cancel_it, &c);
+    for (int i = 0; i < 1000 && !c.done; i++)
+        usleep(10000);
+    int64_t waited = aspen_store_now_ms() - t0;
+    bool done = c.done;
+    kill(pid, SIGKILL); /* unblocks the cancel in any case */
+    waitpid(pid, NULL, 0);
+    pthread_join(t, NULL);
+    print_message("a cancel waited %lld ms for the locks of a host stopped mid-transaction\n",
+                  (long long)waited);
+    assert_true(done); /* within 10 s, not when TCP gives up */
+    assert_int_equal(c.rc, 0);
+    assert_true(waited >= PG_IDLE_IN_TX_MS - 500); /* it did wait on that transaction */
+    assert_int_equal(state_of(f->s, id), ASPEN_STORE_CANCELLED);
+    close(ready[0]);
+    close(ready[1]);
+}
+
 /* ---- hostile input -------------------------------------------------------------------------------- */
 
 static void test_bad_job_refuses_whole_batch(void **state)
@@ -653,6 +724,7 @@ int main(void)
                                         pg_teardown),
         cmocka_unit_test_setup_teardown(test_skewed_clocks_agree, pg_setup, pg_teardown),
         cmocka_unit_test_setup_teardown(test_notify_wakes_waiter, pg_setup, pg_teardown),
+        cmocka_unit_test_setup_teardown(test_stopped_host_releases_locks, pg_setup, pg_teardown),
         cmocka_unit_test_setup_teardown(test_bad_job_refuses_whole_batch, pg_setup, pg_teardown),
         cmocka_unit_test_setup_teardown(test_huge_result_and_bad_text_round_trip, pg_setup,
                                         pg_teardown),

@@ -1,5 +1,8 @@
 /* tests/engine/test_support.h — what the engine test programs share: a monotonic clock in ms, a
- * sleep, a fresh temporary directory (g_dir) with a database path in it (g_db) per test, and —
+ * sleep, a fresh temporary directory (g_dir) with a database path in it (g_db) per test — or,
+ * when ctest runs a program as its _pg twin (ASPEN_TEST_BACKEND=postgres, ASPEN_PG_DIR: the
+ * store's private test server), g_db is the conninfo of a fresh PostgreSQL database made for the
+ * test (createdb by psql, dropped afterwards) — and —
  * when included after cmocka.h and aspen_engine.h — open, start and submit that print the engine's
  * message and fail the test on error. Define TEST_TMP_PREFIX before including to name the
  * directories. */
@@ -23,7 +26,7 @@
 #define TEST_TMP_PREFIX "aspen-engine-test"
 #endif
 
-static char g_dir[256], g_db[300];
+static char g_dir[256], g_db[1024], g_pg_admin[512], g_pg_name[64];
 
 static int64_t now_ms(void)
 {
@@ -45,12 +48,39 @@ static int setup(void **state)
     if (!mkdtemp(g_dir))
         return -1;
     snprintf(g_db, sizeof g_db, "%s/t.db", g_dir);
-    return 0;
+    g_pg_name[0] = '\0';
+    const char *backend = getenv("ASPEN_TEST_BACKEND"), *pgdir = getenv("ASPEN_PG_DIR");
+    if (!backend || strcmp(backend, "postgres") != 0)
+        return 0;
+    char path[600], cmd[1200];
+    snprintf(path, sizeof path, "%s/conninfo", pgdir ? pgdir : "(ASPEN_PG_DIR unset)");
+    FILE *fp = fopen(path, "r");
+    if (!fp || !fgets(g_pg_admin, sizeof g_pg_admin, fp)) {
+        fprintf(stderr, "%s is missing: the PostgreSQL test server is not running (ctest starts "
+                        "it: fixture pg_server_start)\n", path);
+        if (fp)
+            fclose(fp);
+        return -1;
+    }
+    fclose(fp);
+    g_pg_admin[strcspn(g_pg_admin, "\n")] = '\0';
+    static int seq;
+    snprintf(g_pg_name, sizeof g_pg_name, "e_%d_%d", (int)getpid(), ++seq);
+    snprintf(g_db, sizeof g_db, "%s dbname=%s", g_pg_admin, g_pg_name);
+    snprintf(cmd, sizeof cmd, "psql -qX '%s' -c 'CREATE DATABASE %s'", g_pg_admin, g_pg_name);
+    return system(cmd) == 0 ? 0 : -1;
 }
 
 static int teardown(void **state)
 {
     (void)state;
+    if (g_pg_name[0]) {
+        char drop[1200];
+        snprintf(drop, sizeof drop, "psql -qX '%s' -c 'DROP DATABASE IF EXISTS %s WITH (FORCE)'",
+                 g_pg_admin, g_pg_name);
+        if (system(drop) != 0)
+            return -1;
+    }
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
     return system(cmd) == 0 ? 0 : -1;

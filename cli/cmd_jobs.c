@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #define DB_OPT CLI_DB_OPTS
 
@@ -173,6 +174,9 @@ static int submit_jsonl(aspen_engine *eng, const aspen_engine_job_spec *spec, co
         cli_error("--jsonl %s is a directory, not a file", path);
         return 1;
     }
+    if (is_stdin && isatty(STDIN_FILENO))
+        fprintf(stderr, "aspen: reading jobs from standard input, one payload a line (end with "
+                        "Ctrl-D)\n");
     FILE *f = is_stdin ? stdin : fopen(path, "rb");
     if (!f) {
         cli_error("cannot open --jsonl %s: %s", path, strerror(errno));
@@ -482,11 +486,16 @@ int cmd_jobs(int argc, char **argv)
         case 'h':
         default:
             fprintf(c == 'h' ? stdout : stderr,
-                    "usage: aspen jobs [--state S[,S]] [--filter 'payload.user:alice type:T "
-                    "tag:T binary:NAME ...'] [--limit N | --all] [--json] [--db PATH]\n"
-                    "  --limit N  show at most N jobs (default 50; a last line says how many more "
+                    "usage: aspen jobs [--state S[,S]] [--filter F] [--limit N | --all] [--json] "
+                    "[--db PATH]\n"
+                    "  --filter F the console's filter language: state:failed,running type:T\n"
+                    "             guest:NAME tag:T id:N rerun-of:N payload.FIELD:VALUE\n"
+                    "             order:newest|oldest|queue; a bare word is a state, a job id\n"
+                    "             (42, #42) or a guest name: --filter 'echo-worker failed'\n"
+                    "  --limit N  show at most N jobs (default 50; a last line says how many "
                     "match)\n"
-                    "  --all      show every matching job\n");
+                    "  --all      show every matching job\n"
+                    "  --json     the jobs as a JSON array (ids, times in ms, payload as JSON)\n");
             return c == 'h' ? 0 : 2;
         }
     }

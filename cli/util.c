@@ -250,6 +250,8 @@ char *cli_read_bounded(const char *path, size_t max, size_t *len, char *msg, siz
 {
     bool is_stdin = strcmp(path, "-") == 0;
     const char *name = is_stdin ? "standard input" : path;
+    if (is_stdin && isatty(STDIN_FILENO))
+        fprintf(stderr, "aspen: reading standard input (end it with Ctrl-D)\n");
     int fd = is_stdin ? STDIN_FILENO : open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         snprintf(msg, cap, "cannot open %s: %s", name, strerror(errno));

@@ -20,11 +20,14 @@
 
 #include <jansson.h>
 #include <locale.h>
+#include <poll.h>
+#include <pty.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <wchar.h>
 
@@ -277,6 +280,53 @@ static void test_payload_file_and_stdin(void **st)
     check(0, "\"from\": \"file\"", "'%s' run echo-worker --payload @'%s'", ASPEN_BIN, file);
     check(1, "larger than the 16777216-byte limit", "'%s' run echo-worker --payload - </dev/zero",
           ASPEN_BIN);
+}
+
+/* On a terminal, `--payload -` says it is reading (a user who forgot to pipe would see nothing);
+ * Ctrl-D ends the payload. Driven through a pseudo-terminal. */
+static void test_payload_from_a_terminal(void **st)
+{
+    (void)st;
+    int fd;
+    pid_t pid = forkpty(&fd, NULL, NULL, NULL);
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        execl(ASPEN_BIN, ASPEN_BIN, "submit", "--type", "echo", "--payload", "-", "--db", g_db,
+              (char *)NULL);
+        _exit(127);
+    }
+    char buf[4096];
+    size_t len = 0;
+    bool asked = false, sent = false;
+    for (int i = 0; i < 200 && len < sizeof buf - 1; i++) {
+        struct pollfd pf = {.fd = fd, .events = POLLIN};
+        if (poll(&pf, 1, 100) > 0) {
+            ssize_t n = read(fd, buf + len, sizeof buf - 1 - len);
+            if (n <= 0)
+                break;
+            len += (size_t)n;
+            buf[len] = '\0';
+        }
+        asked = asked || strstr(buf, "reading standard input (end it with Ctrl-D)");
+        if (asked && !sent) {
+            /* a line, then Ctrl-D at the start of the next: end of input */
+            assert_int_equal(write(fd, "{\"tty\":1}\n\x04", 11), 11);
+            sent = true;
+        }
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    close(fd);
+    if (!asked || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        fail_msg("exit %d, output:\n%s", WIFEXITED(status) ? WEXITSTATUS(status) : -1, buf);
+    long long id = 0;
+    for (char *l = strtok(buf, "\r\n"); l; l = strtok(NULL, "\r\n"))
+        if (*l >= '1' && *l <= '9')
+            id = atoll(l);
+    assert_true(id > 0);
+    char *p = payload_of(id);
+    assert_string_equal(p, "{\"tty\":1}");
+    free(p);
 }
 
 /* run and submit word the same mistake the same way */
@@ -569,6 +619,7 @@ int main(void)
         cmocka_unit_test(test_filter_shorthands),
         cmocka_unit_test(test_db_must_exist),
         cmocka_unit_test(test_payload_file_and_stdin),
+        cmocka_unit_test(test_payload_from_a_terminal),
         cmocka_unit_test(test_one_wording),
         cmocka_unit_test(test_count),
         cmocka_unit_test(test_jsonl),

@@ -298,9 +298,22 @@ static void fetch_done(uv_work_t *w, int status)
         }
         if (r->detail_id && r->detail_id == a->detail_id && a->view == TUI_VIEW_DETAIL) {
             tui_text_free(&a->detail);
-            if (r->detail_ok)
+            free(a->detail_payload);
+            free(a->detail_output);
+            a->detail_payload = a->detail_output = NULL;
+            a->detail_output_n = 0;
+            if (r->detail_ok) {
                 tui_detail_build(&a->detail, &r->detail, r->att, r->n_att, r->dlogs, r->n_dlogs,
                                  aspen_store_now_ms());
+                a->detail_payload = strdup(r->detail.payload ? r->detail.payload : "");
+                if (r->detail.result && r->detail.result_size) {
+                    a->detail_output = malloc(r->detail.result_size);
+                    if (a->detail_output) {
+                        memcpy(a->detail_output, r->detail.result, r->detail.result_size);
+                        a->detail_output_n = r->detail.result_size;
+                    }
+                }
+            }
             else
                 tui_text_add(&a->detail, "%s", r->msg);
             a->detail_loaded = true;
@@ -1785,6 +1798,26 @@ static void term_write(const char *s)
     (void)r;
 }
 
+void tui_copy(tui_app *a, const char *what, const void *data, size_t n)
+{
+    enum { MAX = 256 * 1024 }; /* terminals cap the sequence; more is refused, not cut */
+    if (n > MAX) {
+        tui_set_status(a, true, "%s is %zu bytes: too large to copy (at most %d)", what, n, MAX);
+        return;
+    }
+    size_t cap = (n + 2) / 3 * 4 + 32;
+    char *seq = malloc(cap);
+    if (!seq)
+        return;
+    size_t len = tui_osc52(data, n, seq, cap);
+    if (len) {
+        ssize_t w = write(STDOUT_FILENO, seq, len);
+        (void)w;
+        tui_set_status(a, false, "copied %s (%zu bytes) to the clipboard", what, n);
+    }
+    free(seq);
+}
+
 /* Ctrl-Z: the terminal back to the shell, the process stopped (the engine with it); fg resumes
  * and the screen comes back as it was. */
 static void suspend(tui_app *a)
@@ -2172,6 +2205,8 @@ free_app:
         tui_history_free(&a->history[i]);
     free(a->paste);
     tui_text_free(&a->detail);
+    free(a->detail_payload);
+    free(a->detail_output);
     tui_marks_free(&a->marks);
     for (size_t i = 0; i < a->n_guests; i++)
         free(a->guests[i].name);

@@ -148,6 +148,8 @@ typedef struct tui_app {
     long help_top;
     int help_width; /* what the help was built for */
     bool detail_wrap;
+    char *detail_payload, *detail_output; /* as stored, for y / Y (copy) */
+    size_t detail_output_n;
     long detail_left; /* columns scrolled right when not wrapping */
 
     /* prompt */
@@ -238,6 +240,8 @@ long tui_jobs_total(const tui_app *a);
 void tui_move_cursor(tui_app *a, long delta, bool absolute);
 void tui_job_command(tui_app *a, tui_action act); /* cancel (asks) / rerun the target jobs */
 void tui_submit_copy(tui_app *a, int64_t id);     /* the form from job id's values */
+/* Puts data on the terminal's clipboard (OSC 52) and says so: "copied WHAT (N bytes)". */
+void tui_copy(tui_app *a, const char *what, const void *data, size_t n);
 /* Scrolls a text view (detail, help) for a moving action; false for other actions. */
 bool tui_text_scroll(tui_app *a, long *top, tui_action act);
 long tui_page(const tui_app *a);

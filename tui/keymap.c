@@ -90,6 +90,11 @@ static const tui_binding map[] = {
     {TUI_A_LOGS_OF_JOB, TUI_CX_JOBS | TUI_CX_DETAIL, K('l'), NULL, NULL, NULL, false,
      "logs of the selected job (esc comes back)", "logs", 6, NULL},
 
+    {TUI_A_COPY, TUI_CX_JOBS | TUI_CX_DETAIL, K('y'), NULL, NULL, NULL, false,
+     "copy to the clipboard: the selected job's id; in the detail, its payload", NULL, 0, NULL},
+    {TUI_A_COPY_OUTPUT, TUI_CX_DETAIL, K('Y'), NULL, NULL, NULL, false,
+     "copy the job's output to the clipboard (the terminal's, through OSC 52)", NULL, 0, NULL},
+
     /* ---- logs ---- */
     {TUI_A_SEARCH, TUI_CX_LOGS, K('/'), NULL, NULL, NULL, false,
      "search the lines as shown, [job N] included (starts empty)", "search", 3, NULL},

@@ -91,6 +91,18 @@ static unsigned detail_act(tui_app *a, tui_action act, int64_t arg, const char *
         a->detail_left = 0;
         break;
     case TUI_A_CANCEL: case TUI_A_RERUN: tui_job_command(a, act); break;
+    case TUI_A_COPY: case TUI_A_COPY_OUTPUT: {
+        char what[64];
+        bool out = act == TUI_A_COPY_OUTPUT;
+        snprintf(what, sizeof what, "the %s of job %lld", out ? "output" : "payload",
+                 (long long)a->detail_id);
+        if (!a->detail_loaded || (out ? !a->detail_output : !a->detail_payload))
+            tui_set_status(a, true, "%s: %s", what, a->detail_loaded ? "there is none" : "still loading");
+        else
+            tui_copy(a, what, out ? a->detail_output : a->detail_payload,
+                     out ? a->detail_output_n : strlen(a->detail_payload));
+        break;
+    }
     case TUI_A_LOGS_OF_JOB: tui_push(a, TUI_VIEW_LOGS, arg ? arg : a->detail_id); break;
     case TUI_A_SUBMIT_COPY: tui_submit_copy(a, a->detail_id); break;
     default: return 0;

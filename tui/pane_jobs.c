@@ -180,6 +180,14 @@ static unsigned jobs_act(tui_app *a, tui_action act, int64_t arg, const char *te
         break;
     case TUI_A_MARK_CLEAR: tui_marks_clear(&a->marks); break;
     case TUI_A_CANCEL: case TUI_A_RERUN: tui_job_command(a, act); break;
+    case TUI_A_COPY:
+        if (sel) {
+            char id[32], what[48];
+            snprintf(id, sizeof id, "%lld", (long long)sel->id);
+            snprintf(what, sizeof what, "the id of job %s", id);
+            tui_copy(a, what, id, strlen(id));
+        }
+        break;
     case TUI_A_SUBMIT_COPY:
         if (sel)
             tui_submit_copy(a, sel->id);

@@ -794,6 +794,31 @@ void tui_history_free(tui_history *h)
     h->pos = -1;
 }
 
+size_t tui_osc52(const void *data, size_t n, char *out, size_t cap)
+{
+    static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    static const char head[] = "\033]52;c;";
+    if (n > (SIZE_MAX - 16) / 4 * 3)
+        return 0;
+    size_t need = sizeof head - 1 + (n + 2) / 3 * 4 + 1; /* + BEL */
+    if (need + 1 > cap)
+        return 0;
+    const unsigned char *d = data;
+    size_t w = sizeof head - 1;
+    memcpy(out, head, w);
+    for (size_t i = 0; i < n; i += 3) {
+        uint32_t v = (uint32_t)d[i] << 16 | (i + 1 < n ? (uint32_t)d[i + 1] << 8 : 0) |
+                     (i + 2 < n ? d[i + 2] : 0);
+        out[w++] = b64[v >> 18 & 63];
+        out[w++] = b64[v >> 12 & 63];
+        out[w++] = i + 1 < n ? b64[v >> 6 & 63] : '=';
+        out[w++] = i + 2 < n ? b64[v & 63] : '=';
+    }
+    out[w++] = '\a';
+    out[w] = '\0';
+    return w;
+}
+
 void tui_tags_from_json(const char *json, char *out, size_t cap)
 {
     if (cap)

@@ -189,6 +189,10 @@ const char *tui_history_older(tui_history *h, const char *current);
 const char *tui_history_newer(tui_history *h);
 void tui_history_free(tui_history *h);
 
+/* The terminal escape that puts data on the clipboard (OSC 52: ESC ] 52 ; c ; BASE64 BEL).
+ * Returns its length, or 0 when it does not fit in cap (nothing written then). */
+size_t tui_osc52(const void *data, size_t n, char *out, size_t cap);
+
 /* A job's tags as the form's field shows them: ["a","b"] → "a, b". */
 void tui_tags_from_json(const char *json, char *out, size_t cap);
 

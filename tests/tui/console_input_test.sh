@@ -12,6 +12,7 @@
 #   - the `:` prompt: history (up), Tab completion, the filter applies as you type;
 #   - log search over what is on screen ("[job N]" included), starting empty, the match
 #     highlighted and not the whole line; a later success clears the error;
+#   - y / Y copy the id, the payload, the output to the clipboard (OSC 52, a tmux buffer here);
 #   - mouse: a click on a tab switches panes, the wheel scrolls, a click on a row selects it;
 #   - Ctrl-Z suspends to an interactive shell and fg brings the console back, working;
 #   - at 80x24 the help is readable and complete (every command, scrolled to its end);
@@ -155,9 +156,20 @@ keys Right
 wait_for "< data-processor >"
 keys C-s
 wait_for "^ +2 vm_execute +data-processor +succeeded" 20
+# y / Y copy through OSC 52 (tmux makes a buffer of it)
+T set-option -s set-clipboard on
+keys G y
+wait_for "copied the id of job 1 \(1 bytes\)"
+[ "$(T show-buffer)" = 1 ] || fail "y in the jobs pane did not copy the id: '$(T show-buffer)'"
 # detail -> logs -> esc: the detail again (issue 9: it landed in all jobs' logs), esc: the jobs
-keys G Enter
+keys Enter
 wait_for "Job 1 +succeeded"
+keys y
+wait_for "copied the payload of job 1"
+[ "$(T show-buffer)" = '{"message": "hello from the console"}' ] || fail "y in the detail did not copy the payload: '$(T show-buffer)'"
+keys Y
+wait_for "copied the output of job 1"
+T show-buffer | grep -q "^Echo: " || fail "Y did not copy the output: '$(T show-buffer)'"
 keys l
 wait_for "Logs of job 1"
 keys Escape

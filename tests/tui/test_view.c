@@ -537,6 +537,22 @@ static void test_history(void **st)
 }
 
 /* Cells are cut by display columns, not bytes: a wide character takes two, and is never split. */
+/* y / Y copy through OSC 52: the bytes base64'd inside ESC ] 52 ; c ; ... BEL, or nothing. */
+static void test_osc52(void **st)
+{
+    (void)st;
+    char out[64];
+    assert_int_equal(tui_osc52("hi", 2, out, sizeof out), 12);
+    assert_string_equal(out, "\033]52;c;aGk=\a");
+    tui_osc52("abc", 3, out, sizeof out);
+    assert_string_equal(out, "\033]52;c;YWJj\a");
+    tui_osc52("a\0\xff\n", 4, out, sizeof out); /* any bytes: they never reach the terminal raw */
+    assert_string_equal(out, "\033]52;c;YQD/Cg==\a");
+    tui_osc52("", 0, out, sizeof out);
+    assert_string_equal(out, "\033]52;c;\a");
+    assert_int_equal(tui_osc52("abcdefgh", 8, out, 12), 0);
+}
+
 static void test_display_columns(void **st)
 {
     (void)st;
@@ -734,6 +750,7 @@ int main(void)
         cmocka_unit_test(test_line_insert_multiline),
         cmocka_unit_test(test_history),
         cmocka_unit_test(test_display_columns),
+        cmocka_unit_test(test_osc52),
         cmocka_unit_test(test_json_and_detail),
         cmocka_unit_test(test_hostile_fields),
         cmocka_unit_test(test_guest_list),

@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <termios.h>
 #include <time.h>
 #include <unistd.h>
@@ -1609,6 +1610,124 @@ void tui_move_cursor(tui_app *a, long delta, bool absolute)
 void tui_fetch(tui_app *a) { start_fetch(a); }
 void tui_request_draw(tui_app *a) { request_draw(a); }
 
+/* ---- settings kept between runs -------------------------------------------------------------- */
+
+static void load_settings(tui_app *a)
+{
+    tui_settings_default(&a->settings);
+    if (!tui_settings_path(a->settings_path, sizeof a->settings_path)) {
+        a->settings_path[0] = '\0';
+        return;
+    }
+    FILE *f = fopen(a->settings_path, "r");
+    if (!f)
+        return; /* none yet: the defaults */
+    char *text = calloc(1, 256 * 1024);
+    size_t n = text ? fread(text, 1, 256 * 1024 - 1, f) : 0;
+    fclose(f);
+    if (!text)
+        return;
+    text[n] = '\0';
+    char msg[256];
+    if (tui_settings_parse(text, &a->settings, msg, sizeof msg) > 0)
+        tui_set_status(a, true, "settings %s: %s", a->settings_path, msg);
+    free(text);
+    a->sort_col = a->settings.sort;
+    a->sort_reverse = a->settings.sort_reverse;
+    a->order_reverse = a->settings.order_reverse;
+    a->wrap = a->settings.wrap;
+    a->timestamps = a->settings.timestamps;
+    a->detail_wrap = a->settings.detail_wrap;
+}
+
+/* mkdir -p of the file's directory (0700: it is the user's), then the file through a rename so a
+ * crash never leaves half of it. 0, or -1 with a message. */
+static int save_settings(tui_app *a, char *msg, size_t msgcap)
+{
+    if (!a->settings_path[0]) {
+        snprintf(msg, msgcap, "no place for settings: neither XDG_CONFIG_HOME nor HOME is set");
+        return -1;
+    }
+    a->settings.sort = a->sort_col;
+    a->settings.sort_reverse = a->sort_reverse;
+    a->settings.order_reverse = a->order_reverse;
+    a->settings.wrap = a->wrap;
+    a->settings.timestamps = a->timestamps;
+    a->settings.detail_wrap = a->detail_wrap;
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", a->settings_path);
+    for (char *p = dir + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+            snprintf(msg, msgcap, "cannot create %s: %s", dir, strerror(errno));
+            return -1;
+        }
+        *p = '/';
+    }
+    size_t cap = 64 * 1024;
+    char *text = malloc(cap);
+    size_t n = text ? tui_settings_format(&a->settings, text, cap) : 0;
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.%d.tmp", a->settings_path, (int)getpid());
+    FILE *f = n ? fopen(tmp, "w") : NULL;
+    bool ok = f && fwrite(text, 1, n, f) == n;
+    if (f && fclose(f) != 0)
+        ok = false;
+    if (ok && rename(tmp, a->settings_path) != 0)
+        ok = false;
+    if (!ok) {
+        snprintf(msg, msgcap, "cannot write %s: %s", a->settings_path, strerror(errno ? errno : EIO));
+        unlink(tmp);
+    }
+    free(text);
+    return ok ? 0 : -1;
+}
+
+static void filter_command(tui_app *a, tui_action act, const char *name)
+{
+    char msg[512];
+    if (act == TUI_A_LIST_FILTERS) {
+        if (!a->settings.n_saved) {
+            tui_set_status(a, false, "no saved filters (:save NAME keeps the one set)");
+            return;
+        }
+        char list[1024];
+        size_t w = 0;
+        for (size_t i = 0; i < a->settings.n_saved; i++) {
+            int k = snprintf(list + w, sizeof list - w, "%s%s", i ? "  " : "", a->settings.saved[i].name);
+            if (k < 0 || (size_t)k >= sizeof list - w)
+                break;
+            w += (size_t)k;
+        }
+        tui_set_status(a, false, "saved: %s (:load NAME)", list);
+        return;
+    }
+    if (act == TUI_A_LOAD_FILTER) {
+        const char *t = tui_settings_filter(&a->settings, name);
+        if (!t) {
+            tui_set_status(a, true, "no filter saved as '%s' (:filters lists them)", name);
+            return;
+        }
+        char text[512];
+        snprintf(text, sizeof text, "%s", t);
+        tui_show_pane(a, TUI_PANE_JOBS);
+        apply_filter(a, text, false);
+        return;
+    }
+    bool forget = !a->filter_text[0];
+    if (tui_settings_save_filter(&a->settings, name, a->filter_text, msg, sizeof msg) != 0 ||
+        save_settings(a, msg, sizeof msg) != 0) {
+        tui_set_status(a, true, "%s", msg);
+        return;
+    }
+    if (forget)
+        tui_set_status(a, false, "forgot the filter '%s' (no filter was set)", name);
+    else
+        tui_set_status(a, false, "saved the filter as '%s' (:load %s)", name, name);
+}
+
 /* ---- actions: the view's own first, then these ------------------------------------------------- */
 
 static void suspend(tui_app *a);
@@ -1694,6 +1813,9 @@ static void global_action(tui_app *a, tui_action act, int64_t arg, const char *t
         start_fetch(a);
         break;
     case TUI_A_SUSPEND: suspend(a); break;
+    case TUI_A_SAVE_FILTER: case TUI_A_LOAD_FILTER: case TUI_A_LIST_FILTERS:
+        filter_command(a, act, text ? text : "");
+        break;
     default: break;
     }
 }
@@ -2086,6 +2208,7 @@ int aspen_tui_run(aspen_engine *eng, const aspen_tui_options *opts, aspen_engine
     for (int i = 0; i < 3; i++)
         a->history[i].pos = -1;
     load_guests(a);
+    load_settings(a);
     tui_filter_parse("", &a->filter, a->filter_buf, sizeof a->filter_buf, a->status, sizeof a->status);
 
     a->loop = calloc(1, sizeof *a->loop);
@@ -2190,6 +2313,11 @@ int aspen_tui_run(aspen_engine *eng, const aspen_tui_options *opts, aspen_engine
     free(a->loop);
     a->loop = NULL;
     write_stats(a);
+    {
+        char smsg[512];
+        if (a->settings_path[0] && save_settings(a, smsg, sizeof smsg) != 0)
+            fprintf(stderr, "aspen console: settings not saved: %s\n", smsg);
+    }
 
 free_app:
     /* events that came after the last drain (or before a start that failed) */

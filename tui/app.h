@@ -199,6 +199,10 @@ typedef struct tui_app {
     bool status_error;
     uint64_t status_until_ms;
 
+    /* ---- kept between runs (view.h, tui_settings) ---- */
+    tui_settings settings;
+    char settings_path[4096];
+
     /* ---- timing (benchmarks) ---- */
     double last_draw_ms;
     double key_at_ms;       /* when the key being handled was read; 0 when none */

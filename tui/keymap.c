@@ -62,6 +62,13 @@ static const tui_binding map[] = {
      "set the jobs filter (empty: none)", NULL, 0, NULL},
     {TUI_A_SORT_SET, CX_ANY, K(0), "sort", NULL, "COLUMN", true,
      "sort by id state guest priority attempts age duration", NULL, 0, NULL},
+    {TUI_A_SAVE_FILTER, CX_ANY, K(0), "save", NULL, "NAME", true,
+     "save the jobs filter under NAME (kept between runs; no filter set: forget NAME)", NULL, 0,
+     NULL},
+    {TUI_A_LOAD_FILTER, CX_ANY, K(0), "load", NULL, "NAME", true, "apply the filter saved as NAME",
+     NULL, 0, NULL},
+    {TUI_A_LIST_FILTERS, CX_ANY, K(0), "filters", NULL, NULL, false, "list the saved filters",
+     NULL, 0, NULL},
     {TUI_A_REFRESH, CX_ANY, K(TUI_KEY_CTRL('l')), NULL, NULL, NULL, false,
      "redraw the screen and reload", NULL, 0, NULL},
     {TUI_A_SUSPEND, CX_ANY, K(TUI_KEY_CTRL('z')), NULL, NULL, NULL, false,
@@ -304,8 +311,10 @@ int tui_command_parse(const char *cmd, tui_action *action, int64_t *arg, const c
     }
     if (!*rest && b->args_required) {
         snprintf(msg, msgcap, ":%s wants %s, e.g. :%s %s", b->command, b->args, b->command,
-                 strcmp(b->args, "ID") == 0 ? "42" : strcmp(b->args, "COLUMN") == 0 ? "duration"
-                                                                                   : "failed");
+                 strcmp(b->args, "ID") == 0       ? "42"
+                 : strcmp(b->args, "COLUMN") == 0 ? "duration"
+                 : strcmp(b->args, "NAME") == 0   ? "mine"
+                                                  : "failed");
         return -1;
     }
     if (strstr(b->args, "ID")) {

@@ -59,6 +59,7 @@ typedef enum tui_action {
     TUI_A_PAUSE_TOGGLE, TUI_A_PAUSE, TUI_A_RESUME,
     TUI_A_MARK, TUI_A_MARK_CLEAR, TUI_A_SORT_NEXT, TUI_A_SORT_SET, TUI_A_SORT_REVERSE,
     TUI_A_COPY, TUI_A_COPY_OUTPUT, /* to the terminal's clipboard (OSC 52) */
+    TUI_A_SAVE_FILTER, TUI_A_LOAD_FILTER, TUI_A_LIST_FILTERS, /* :save NAME, :load NAME, :filters */
     /* logs */
     TUI_A_SEARCH, TUI_A_SEARCH_NEXT, TUI_A_SEARCH_PREV, TUI_A_FOLLOW, TUI_A_WRAP, TUI_A_TIMESTAMPS,
     /* the submit form */

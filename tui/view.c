@@ -1012,6 +1012,190 @@ void tui_detail_build(tui_text *t, const aspen_store_job *j, const aspen_store_a
     }
 }
 
+/* ---- settings ------------------------------------------------------------------------------------ */
+
+void tui_settings_default(tui_settings *s)
+{
+    memset(s, 0, sizeof *s);
+    s->sort = TUI_SORT_ID;
+    s->detail_wrap = true;
+}
+
+static bool valid_name(const char *n)
+{
+    size_t len = strlen(n);
+    if (len == 0 || len > 63)
+        return false;
+    for (const char *p = n; *p; p++)
+        if (!isalnum((unsigned char)*p) && *p != '-' && *p != '_' && *p != '.')
+            return false;
+    return true;
+}
+
+int tui_settings_save_filter(tui_settings *s, const char *name, const char *text, char *msg,
+                             size_t msgcap)
+{
+    if (!valid_name(name)) {
+        snprintf(msg, msgcap, "'%.40s' cannot name a filter: letters, digits, - _ . (at most 63)", name);
+        return -1;
+    }
+    if (strlen(text) >= sizeof s->saved[0].text || strchr(text, '\n')) {
+        snprintf(msg, msgcap, "the filter is too long to save (%zu bytes)", strlen(text));
+        return -1;
+    }
+    for (size_t i = 0; i < s->n_saved; i++)
+        if (strcmp(s->saved[i].name, name) == 0) {
+            if (!*text) {
+                memmove(&s->saved[i], &s->saved[i + 1], (s->n_saved - i - 1) * sizeof s->saved[0]);
+                s->n_saved--;
+            } else {
+                snprintf(s->saved[i].text, sizeof s->saved[i].text, "%s", text);
+            }
+            return 0;
+        }
+    if (!*text)
+        return 0;
+    if (s->n_saved == TUI_SAVED_MAX) {
+        snprintf(msg, msgcap, "%d filters are saved already: forget one first (:save NAME with no "
+                 "filter set)", TUI_SAVED_MAX);
+        return -1;
+    }
+    snprintf(s->saved[s->n_saved].name, sizeof s->saved[0].name, "%s", name);
+    snprintf(s->saved[s->n_saved].text, sizeof s->saved[0].text, "%s", text);
+    s->n_saved++;
+    return 0;
+}
+
+const char *tui_settings_filter(const tui_settings *s, const char *name)
+{
+    for (size_t i = 0; i < s->n_saved; i++)
+        if (strcmp(s->saved[i].name, name) == 0)
+            return s->saved[i].text;
+    return NULL;
+}
+
+static bool parse_bool(const char *v, bool *out)
+{
+    if (!strcmp(v, "yes") || !strcmp(v, "on") || !strcmp(v, "true") || !strcmp(v, "1"))
+        *out = true;
+    else if (!strcmp(v, "no") || !strcmp(v, "off") || !strcmp(v, "false") || !strcmp(v, "0"))
+        *out = false;
+    else
+        return false;
+    return true;
+}
+
+int tui_settings_parse(const char *text, tui_settings *s, char *msg, size_t msgcap)
+{
+    int bad = 0, lineno = 0;
+    if (msgcap)
+        msg[0] = '\0';
+    for (const char *p = text; *p;) {
+        const char *nl = strchr(p, '\n');
+        size_t len = nl ? (size_t)(nl - p) : strlen(p);
+        lineno++;
+        char line[1024];
+        bool too_long = len >= sizeof line;
+        snprintf(line, sizeof line, "%.*s", (int)(too_long ? sizeof line - 1 : len), p);
+        p += len + (nl ? 1 : 0);
+        char *l = line;
+        while (*l == ' ' || *l == '\t')
+            l++;
+        size_t n = strlen(l);
+        while (n && (l[n - 1] == ' ' || l[n - 1] == '\t' || l[n - 1] == '\r'))
+            l[--n] = '\0';
+        if (!*l || *l == '#')
+            continue;
+        char *eq = strchr(l, '=');
+        const char *why = NULL;
+        if (too_long)
+            why = "too long";
+        else if (!eq)
+            why = "no '='";
+        else {
+            char *k = l, *v = eq + 1;
+            char *ke = eq;
+            while (ke > k && (ke[-1] == ' ' || ke[-1] == '\t'))
+                ke--;
+            *ke = '\0';
+            while (*v == ' ' || *v == '\t')
+                v++;
+            bool b;
+            if (!strcmp(k, "sort")) {
+                int found = -1;
+                for (int i = 0; i < TUI_SORT_COUNT; i++)
+                    if (!strcmp(tui_sort_name((tui_sort)i), v))
+                        found = i;
+                if (found < 0)
+                    why = "not a sort column";
+                else
+                    s->sort = (tui_sort)found;
+            } else if (!strcmp(k, "sort-reverse") || !strcmp(k, "order-reverse") ||
+                       !strcmp(k, "wrap") || !strcmp(k, "timestamps") || !strcmp(k, "detail-wrap")) {
+                if (!parse_bool(v, &b))
+                    why = "want yes or no";
+                else if (!strcmp(k, "sort-reverse"))
+                    s->sort_reverse = b;
+                else if (!strcmp(k, "order-reverse"))
+                    s->order_reverse = b;
+                else if (!strcmp(k, "wrap"))
+                    s->wrap = b;
+                else if (!strcmp(k, "timestamps"))
+                    s->timestamps = b;
+                else
+                    s->detail_wrap = b;
+            } else if (!strncmp(k, "saved-filter ", 13)) {
+                char m[160];
+                if (tui_settings_save_filter(s, k + 13, v, m, sizeof m) != 0)
+                    why = "a bad saved filter";
+            } else {
+                why = "unknown key";
+            }
+        }
+        if (why) {
+            if (bad++ == 0)
+                snprintf(msg, msgcap, "line %d skipped (%s)", lineno, why);
+        }
+    }
+    return bad;
+}
+
+size_t tui_settings_format(const tui_settings *s, char *out, size_t cap)
+{
+    size_t w = 0;
+    int n = snprintf(out, cap,
+                     "# Aspen console settings: written when the console quits and on :save.\n"
+                     "# Edit while no console runs. Saved filters: saved-filter NAME = FILTER.\n"
+                     "sort = %s\nsort-reverse = %s\norder-reverse = %s\nwrap = %s\n"
+                     "timestamps = %s\ndetail-wrap = %s\n",
+                     tui_sort_name(s->sort), s->sort_reverse ? "yes" : "no",
+                     s->order_reverse ? "yes" : "no", s->wrap ? "yes" : "no",
+                     s->timestamps ? "yes" : "no", s->detail_wrap ? "yes" : "no");
+    if (n < 0 || (size_t)n >= cap)
+        return 0;
+    w = (size_t)n;
+    for (size_t i = 0; i < s->n_saved; i++) {
+        n = snprintf(out + w, cap - w, "saved-filter %s = %s\n", s->saved[i].name, s->saved[i].text);
+        if (n < 0 || (size_t)n >= cap - w)
+            return 0;
+        w += (size_t)n;
+    }
+    return w;
+}
+
+bool tui_settings_path(char *out, size_t cap)
+{
+    const char *xdg = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME");
+    int n;
+    if (xdg && *xdg == '/')
+        n = snprintf(out, cap, "%s/aspen/console.conf", xdg);
+    else if (home && *home)
+        n = snprintf(out, cap, "%s/.config/aspen/console.conf", home);
+    else
+        return false;
+    return n > 0 && (size_t)n < cap;
+}
+
 /* ---- guests ----------------------------------------------------------------------------------- */
 
 static int cmp_str(const void *a, const void *b)

@@ -216,6 +216,34 @@ void tui_detail_build(tui_text *t, const aspen_store_job *job, const aspen_store
  * the help wrapped so no line is wider than width - 1. */
 void tui_help_build(tui_text *t, int width);
 
+/* ---- settings kept between runs -------------------------------------------------------------------
+ * $XDG_CONFIG_HOME/aspen/console.conf (else ~/.config/aspen/console.conf): "key = value" lines,
+ * '#' comments; written at quit and on :save. Unknown keys and bad lines are skipped (the first
+ * one is reported), so a newer console's file never stops an older one. */
+#define TUI_SAVED_MAX 32
+typedef struct tui_settings {
+    tui_sort sort;
+    bool sort_reverse, order_reverse, wrap, timestamps, detail_wrap;
+    struct {
+        char name[64];
+        char text[512];
+    } saved[TUI_SAVED_MAX]; /* :save NAME, :load NAME */
+    size_t n_saved;
+} tui_settings;
+void tui_settings_default(tui_settings *s);
+/* Parses text (NUL-terminated) over *s. Returns how many lines were skipped; the first one is
+ * described in msg. */
+int tui_settings_parse(const char *text, tui_settings *s, char *msg, size_t msgcap);
+/* The file's text. Returns its length, or 0 when cap is too small. */
+size_t tui_settings_format(const tui_settings *s, char *out, size_t cap);
+/* The file's path from the environment; false when neither XDG_CONFIG_HOME nor HOME is set. */
+bool tui_settings_path(char *out, size_t cap);
+/* Saves (or with an empty text, forgets) a named filter. A name is letters, digits, '-', '_',
+ * '.', at most 63 bytes. 0, or -1 with a message. */
+int tui_settings_save_filter(tui_settings *s, const char *name, const char *text, char *msg,
+                             size_t msgcap);
+const char *tui_settings_filter(const tui_settings *s, const char *name); /* NULL: none */
+
 /* ---- guests for the submit form ------------------------------------------------------------------ */
 /* Names of the guest binaries in dir (regular files), seed guests (echo-worker, data-processor)
  * first, then the others sorted. Returns how many (at most max); names are malloc'd. */

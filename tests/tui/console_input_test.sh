@@ -15,6 +15,7 @@
 #   - y / Y copy the id, the payload, the output to the clipboard (OSC 52, a tmux buffer here);
 #   - mouse: a click on a tab switches panes, the wheel scrolls, a click on a row selects it;
 #   - Ctrl-Z suspends to an interactive shell and fg brings the console back, working;
+#   - settings (sort, wrap, ...) and :save'd filters kept between runs in the XDG config directory;
 #   - at 80x24 the help is readable and complete (every command, scrolled to its end);
 #   - the console on a database with thousands of jobs and a running `aspen worker`; a filter's
 #     matches counted exactly and G at the true end of a filtered list.
@@ -242,6 +243,44 @@ wait_for "Job 1 +succeeded"
 keys Escape
 quit_and_check nav
 
+echo "== settings and saved filters kept between runs (XDG_CONFIG_HOME/aspen/console.conf)"
+start cfg 80 24
+keys :
+type_text "sort guest"
+keys Enter
+wait_for "sort guest"
+keys 3 w
+wait_for "wrap on"
+keys 1 /
+type_text "state:failed"
+keys Enter
+wait_for "filter: state:failed"
+keys :
+type_text "save failures"
+keys Enter
+wait_for "saved the filter as 'failures'"
+quit_and_check cfg
+conf="$TMP/cfg.config/aspen/console.conf"
+[ -f "$conf" ] || fail "no settings file at $conf"
+grep -qx "sort = guest" "$conf" || fail "the sort was not kept: $(cat "$conf")"
+grep -qx "wrap = yes" "$conf" || fail "wrap was not kept: $(cat "$conf")"
+grep -qx "saved-filter failures = state:failed" "$conf" || fail "the saved filter is not in $conf"
+start cfg 80 24
+wait_for "filter: \(none: /\) \| sort guest" # the filter in effect is not carried over, the sort is
+keys :
+type_text "filters"
+keys Enter
+wait_for "saved: failures"
+keys :
+type_text "load failures"
+keys Enter
+wait_for "filter: state:failed"
+keys :
+type_text "load nope"
+keys Enter
+wait_for "no filter saved as 'nope'"
+quit_and_check cfg
+
 echo "== 80x24: help readable and complete"
 start help 80 24
 keys "?"
@@ -259,7 +298,7 @@ for ((i = 0; i < 30; i++)); do
 done
 [ -n "$at_end" ] || fail "the help's end is not reachable by PgDn"
 echo "$seen" | grep -q "back to the queue\.$" || fail "the help's last line is not shown"
-for c in help jobs vms logs quit submit pause resume job filter sort clear cancel rerun retry-failed follow wrap ts; do
+for c in help jobs vms logs quit submit pause resume job filter sort clear cancel rerun retry-failed follow wrap ts save load filters; do
     echo "$seen" | grep -q ":$c\b" || fail "the help at 80x24 does not list :$c"
 done
 for k in "enter" "esc" "space" "tab" "shift-tab" "\^Z" "\^S" "\^R" "paste" "mouse"; do

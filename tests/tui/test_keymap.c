@@ -82,6 +82,7 @@ static void test_commands_unique_and_parse(void **st)
         char cmd[64];
         snprintf(cmd, sizeof cmd, "%s%s", m[i].command,
                  !m[i].args_required ? "" : strcmp(m[i].args, "ID") == 0 ? " 7" : " duration");
+        /* (a NAME or a COLUMN: any word parses; what it names is checked by the action) */
         tui_action act;
         int64_t arg;
         const char *text;

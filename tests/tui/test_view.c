@@ -553,6 +553,61 @@ static void test_osc52(void **st)
     assert_int_equal(tui_osc52("abcdefgh", 8, out, 12), 0);
 }
 
+/* Settings kept between runs: what is written is read back; a bad or unknown line is skipped and
+ * reported, never fatal; saved filters by name. */
+static void test_settings(void **st)
+{
+    (void)st;
+    tui_settings s, r;
+    tui_settings_default(&s);
+    assert_int_equal(s.sort, TUI_SORT_ID);
+    assert_true(s.detail_wrap);
+    s.sort = TUI_SORT_DURATION;
+    s.wrap = true;
+    s.sort_reverse = true;
+    char msg[160];
+    assert_int_equal(tui_settings_save_filter(&s, "failures", "state:failed guest:echo-worker", msg,
+                                              sizeof msg), 0);
+    assert_int_equal(tui_settings_save_filter(&s, "spin", "test-spin", msg, sizeof msg), 0);
+    assert_int_equal(tui_settings_save_filter(&s, "bad name", "x", msg, sizeof msg), -1);
+    assert_non_null(strstr(msg, "cannot name"));
+    char text[4096];
+    assert_true(tui_settings_format(&s, text, sizeof text) > 0);
+    assert_non_null(strstr(text, "sort = duration\n"));
+    assert_non_null(strstr(text, "saved-filter failures = state:failed guest:echo-worker\n"));
+    tui_settings_default(&r);
+    assert_int_equal(tui_settings_parse(text, &r, msg, sizeof msg), 0);
+    assert_int_equal(r.sort, TUI_SORT_DURATION);
+    assert_true(r.wrap && r.sort_reverse && !r.timestamps && r.detail_wrap);
+    assert_int_equal(r.n_saved, 2);
+    assert_string_equal(tui_settings_filter(&r, "failures"), "state:failed guest:echo-worker");
+    assert_null(tui_settings_filter(&r, "nope"));
+    /* forgetting: an empty filter */
+    assert_int_equal(tui_settings_save_filter(&r, "failures", "", msg, sizeof msg), 0);
+    assert_null(tui_settings_filter(&r, "failures"));
+    assert_string_equal(tui_settings_filter(&r, "spin"), "test-spin");
+    /* hostile or future files: skipped lines, reported once, the rest still read */
+    tui_settings_default(&r);
+    assert_int_equal(tui_settings_parse("# c\nsort = sideways\ncolour = blue\nno equals\n"
+                                        "  wrap = on  \r\ntimestamps = maybe\n", &r, msg, sizeof msg), 4);
+    assert_non_null(strstr(msg, "line 2 skipped (not a sort column)"));
+    assert_true(r.wrap);
+    assert_int_equal(r.sort, TUI_SORT_ID);
+    char *big = malloc(5000);
+    memset(big, 'a', 4999);
+    big[4999] = '\0';
+    assert_int_equal(tui_settings_parse(big, &r, msg, sizeof msg), 1);
+    free(big);
+    char path[256];
+    setenv("XDG_CONFIG_HOME", "/tmp/xdg-test", 1);
+    assert_true(tui_settings_path(path, sizeof path));
+    assert_string_equal(path, "/tmp/xdg-test/aspen/console.conf");
+    unsetenv("XDG_CONFIG_HOME");
+    setenv("HOME", "/home/someone", 1);
+    assert_true(tui_settings_path(path, sizeof path));
+    assert_string_equal(path, "/home/someone/.config/aspen/console.conf");
+}
+
 static void test_display_columns(void **st)
 {
     (void)st;
@@ -751,6 +806,7 @@ int main(void)
         cmocka_unit_test(test_history),
         cmocka_unit_test(test_display_columns),
         cmocka_unit_test(test_osc52),
+        cmocka_unit_test(test_settings),
         cmocka_unit_test(test_json_and_detail),
         cmocka_unit_test(test_hostile_fields),
         cmocka_unit_test(test_guest_list),

@@ -69,7 +69,8 @@ type_text() { T send-keys -t c -l -- "$1"; }
 
 # launch NAME COLS ROWS DB [ARGS...]: `aspen console --db DB --create ARGS...` in a tmux server of its own,
 # run from $TMP/NAME.cwd (where a core dump would land); its exit status goes to $TMP/NAME.exit,
-# its stderr to $TMP/NAME.err and the terminal's mode after it to $TMP/NAME.stty. Returns at once.
+# its stderr to $TMP/NAME.err and the terminal's mode after it to $TMP/NAME.stty. Its settings
+# (console.conf) live in $TMP/NAME.config, never in the user's. Returns at once.
 launch() {
     local name=$1 cols=$2 rows=$3 db=$4
     shift 4
@@ -79,7 +80,7 @@ launch() {
     rm -f "$TMP/$name.exit" "$TMP/$name.stty" "$TMP/$name.err"
     mkdir -p "$TMP/$name.cwd"
     T -f /dev/null new-session -d -s c -x "$cols" -y "$rows" -c "$TMP/$name.cwd" \
-        "env LANG=C.UTF-8 TERM=xterm-256color '$ASPEN' console --db '$db' --create $* 2>'$TMP/$name.err'; echo \$? >'$TMP/$name.exit'; stty -a >'$TMP/$name.stty'; echo CONSOLE-EXITED; sleep 300"
+        "env LANG=C.UTF-8 TERM=xterm-256color XDG_CONFIG_HOME='$TMP/$name.config' '$ASPEN' console --db '$db' --create $* 2>'$TMP/$name.err'; echo \$? >'$TMP/$name.exit'; stty -a >'$TMP/$name.stty'; echo CONSOLE-EXITED; sleep 300"
     T set-option -t c status off >/dev/null
     RUNNING=$name
 }

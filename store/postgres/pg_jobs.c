@@ -47,16 +47,12 @@ static int run(struct pg_store *s, const char *name, const char *sql, const stru
 
 static int failed(aspen_store_error *err) { return err && err->code ? err->code : ASPEN_STORE_EIO; }
 
-/* The server's "now" for this call (unix ms, shifted by the caller's offset); see pg_store.h. */
+/* The server's timeline's "now" for this call (pg_store.h, Time): the caller's now_ms plus this
+ * host's measured skew, the value PG_NOW stands for in every statement of the call. */
 static int server_now(struct pg_store *s, int64_t now_ms, int64_t *now, aspen_store_error *err)
 {
-    struct pg_params p = {0};
-    pg_p_now(&p, now_ms);
-    PGresult *r = pg_exec(s, "pgj_now", "SELECT " PG_NOW(1), &p, "reading the server's clock", err);
-    if (!r)
-        return failed(err);
-    *now = pg_get_int(r, 0, 0);
-    PQclear(r);
+    (void)s, (void)err;
+    *now = now_ms + pg_clock_skew_ms();
     return 0;
 }
 
@@ -449,20 +445,23 @@ rollback:
  * The engine row is locked FOR KEY SHARE until the transaction ends (recovery of this engine
  * waits; its renewals do not). *expired (may be NULL) tells an expired lease from a missing row. */
 static int lease_now(struct pg_store *s, int64_t engine_id, int64_t now_ms, int64_t *now,
-                     bool *expired, const char *doing, aspen_store_error *err)
+                     bool *expired, bool *paused, const char *doing, aspen_store_error *err)
 {
     struct pg_params p = {0};
     pg_p_now(&p, now_ms);
     pg_p_int(&p, engine_id);
+    /* The pause flag comes along (one round trip for both; a commit ignores it). */
     PGresult *r = pg_exec(s, "pgj_lease",
                           "SELECT " PG_NOW(1) ", (SELECT lease_until FROM engines WHERE id = $2"
-                          " FOR KEY SHARE)",
+                          " FOR KEY SHARE), (SELECT value FROM settings WHERE key = 'queue.paused')",
                           &p, "checking an engine's lease", err);
     if (!r)
         return failed(err);
     *now = pg_get_int(r, 0, 0);
     bool registered = !PQgetisnull(r, 0, 1);
     int64_t until = pg_get_int(r, 0, 1);
+    if (paused)
+        *paused = !PQgetisnull(r, 0, 2) && strcmp(PQgetvalue(r, 0, 2), "0") != 0;
     PQclear(r);
     if (expired)
         *expired = registered && until < *now;
@@ -476,18 +475,6 @@ static int lease_now(struct pg_store *s, int64_t engine_id, int64_t now_ms, int6
                          "engine %lld's lease expired %lld ms ago by the database's clock: renew "
                          "it (aspen_store_engine_renew) before %s",
                          (long long)engine_id, (long long)(*now - until), doing);
-    return 0;
-}
-
-static int queue_paused(struct pg_store *s, bool *paused, aspen_store_error *err)
-{
-    struct pg_params p = {0};
-    PGresult *r = pg_exec(s, "pgj_paused", "SELECT value FROM settings WHERE key = 'queue.paused'",
-                          &p, "reading the pause flag", err);
-    if (!r)
-        return failed(err);
-    *paused = PQntuples(r) == 1 && strcmp(PQgetvalue(r, 0, 0), "0") != 0;
-    PQclear(r);
     return 0;
 }
 
@@ -521,10 +508,8 @@ int pg_claim(aspen_store *base, int64_t engine_id, size_t max, int64_t now_ms,
     int code = pg_tx_begin(s, err);
     if (code)
         return code;
-    code = lease_now(s, engine_id, now_ms, &now, NULL, "claiming or completing jobs", err);
-    if (code)
-        goto rollback;
-    code = queue_paused(s, &is_paused, err);
+    code = lease_now(s, engine_id, now_ms, &now, NULL, &is_paused, "claiming or completing jobs",
+                     err);
     if (code || is_paused)
         goto rollback; /* paused: nothing to write */
 
@@ -1420,7 +1405,7 @@ int pg_commit(aspen_store *base, int64_t engine_id, const aspen_store_start *sta
     }
     int64_t now = 0;
     bool expired = false;
-    int lease = lease_now(s, engine_id, now_ms, &now, &expired, "completing jobs", &item_err);
+    int lease = lease_now(s, engine_id, now_ms, &now, &expired, NULL, "completing jobs", &item_err);
     if (lease && lease != ASPEN_STORE_ELEASE) {
         code = lease;
         if (err)
@@ -1448,7 +1433,7 @@ int pg_commit(aspen_store *base, int64_t engine_id, const aspen_store_start *sta
                       (long long)(rep.requeued + rep.failed + rep.cancelled));
         } else {
             /* Renewed while we waited for its row (or gone): ask again. */
-            lease = lease_now(s, engine_id, now_ms, &now, &expired, "completing jobs", &item_err);
+            lease = lease_now(s, engine_id, now_ms, &now, &expired, NULL, "completing jobs", &item_err);
             if (lease && (lease != ASPEN_STORE_ELEASE || expired)) {
                 code = lease == ASPEN_STORE_ELEASE ? ASPEN_STORE_EBUSY : lease;
                 if (err)

@@ -68,13 +68,17 @@ static void report(aspen_engine *eng, int64_t id, const char *title)
         cli_puts(stdout, j.error);
         putchar('\n');
     }
-    for (size_t i = 0; i < n; i++)
-        printf("    attempt %d: %s in %lld us (run), %llu exits, %llu host calls, %llu pages "
-               "restored; %lld ms from start to stored\n",
-               a[i].number, a[i].outcome, (long long)a[i].wall_us,
-               (unsigned long long)a[i].exits, (unsigned long long)a[i].host_calls,
-               (unsigned long long)a[i].pages_dirtied,
-               (long long)(j.finished_at_ms - a[i].started_at_ms));
+    for (size_t i = 0; i < n; i++) {
+        char run[32], stored[32];
+        cli_format_duration_us(a[i].wall_us, run, sizeof run);
+        cli_format_duration_us((j.finished_at_ms - a[i].started_at_ms) * 1000, stored,
+                               sizeof stored);
+        printf("    attempt %d: %s in %s (run), %llu exits, %llu host calls, %llu pages "
+               "restored; %s from start to stored\n",
+               a[i].number, a[i].outcome, run, (unsigned long long)a[i].exits,
+               (unsigned long long)a[i].host_calls, (unsigned long long)a[i].pages_dirtied,
+               stored);
+    }
     aspen_store_attempts_free(a, n);
     aspen_store_job_clear(&j);
 }
@@ -160,11 +164,16 @@ int cmd_demo(int argc, char **argv)
         char path[PATH_MAX];
         bool cached = false;
         double a = cli_now_us();
-        if (aspen_engine_build(eng, src, path, sizeof path, &cached, &err) == 0)
-            printf("    build cache: %s; looking it up again took %.2f ms (cached: %s)\n", path,
-                   (cli_now_us() - a) / 1000.0, cached ? "yes" : "no");
+        char took[32];
+        if (aspen_engine_build(eng, src, path, sizeof path, &cached, &err) == 0) {
+            cli_format_duration_us((int64_t)(cli_now_us() - a), took, sizeof took);
+            printf("    build cache: %s; looking it up again took %s (cached: %s)\n", path, took,
+                   cached ? "yes" : "no");
+        }
     }
-    printf("\nall jobs done in %.1f ms (engine start, cold VMs%s included)\n", (t1 - t0) / 1000.0,
+    char all[32];
+    cli_format_duration_us((int64_t)(t1 - t0), all, sizeof all);
+    printf("\nall jobs done in %s (engine start, cold VMs%s included)\n", all,
            built ? " and the build" : "");
 
     if (aspen_engine_rerun(eng, echo, &again, &err) != 0 ||

@@ -524,6 +524,26 @@ static void test_json_on_every_read(void **st)
     free(o.buf);
 }
 
+/* Times a person reads are durations (184 us, 12.3 ms, 10.3 s), never a raw count of 4 or more
+ * digits of us or ms: aspen demo prints several. */
+static void test_demo_durations(void **st)
+{
+    (void)st;
+    char db[400];
+    snprintf(db, sizeof db, "%s/demo.db", g_dir);
+    out o = run("'%s' demo --db '%s' 2>&1", ASPEN_BIN, db);
+    expect(&o, 0, "all jobs done in ");
+    for (const char *p = o.buf; *p; p++) {
+        size_t d = strspn(p, "0123456789");
+        if (d >= 4 && (strncmp(p + d, " us", 3) == 0 || strncmp(p + d, " ms", 3) == 0))
+            fail_msg("a raw %.*s in the demo's output:\n%s", (int)(d + 3), p, o.buf);
+        if (d)
+            p += d - 1;
+    }
+    assert_true(has(&o, " from start to stored"));
+    free(o.buf);
+}
+
 /* ---- table columns in display columns ---------------------------------------------------------- */
 
 /* Display columns of UTF-8 text, by the C library's wcwidth in C.UTF-8 (an oracle independent of
@@ -626,6 +646,7 @@ int main(void)
         cmocka_unit_test(test_did_you_mean),
         cmocka_unit_test(test_json_on_every_read),
         cmocka_unit_test(test_table_columns),
+        cmocka_unit_test(test_demo_durations),
     };
     return cmocka_run_group_tests(tests, setup_all, teardown_all);
 }

@@ -65,6 +65,8 @@ aspen_stub_start:
 
     .balign 16
 common:
+    /* rax first of all: the stub uses it below, and the debugger and core dumps need the guest's */
+    movq %rax, SYS_FAULT_BLOCK + FB_RAX
     /* rcx first: after a `syscall` it holds the address of the next instruction, which is how the
      * host recognises one (nested KVM jumps to LSTAR instead of raising #UD when SCE is off) */
     movq %rcx, SYS_FAULT_BLOCK + FB_RCX

@@ -78,6 +78,7 @@
 #define FB_RSP 40
 #define FB_CR2 48
 #define FB_RCX 56
+#define FB_RAX 64 /* the guest's rax, which the stub needs as scratch (debugger, cores) */
 
 /* GDT selectors. */
 #define SEL_KCODE 0x08

@@ -100,6 +100,8 @@ void aspen_vm_call_log(aspen_vm_call *call, const char *line, size_t len);
 /* ---- VMs --------------------------------------------------------------------------------------- */
 typedef struct aspen_vm aspen_vm;
 
+typedef struct aspen_vm_gdb aspen_vm_gdb; /* a GDB remote-protocol server (see "Debugging") */
+
 typedef struct aspen_vm_config {
     size_t memory_bytes;  /* all guest memory; default 1 MiB; 64 KiB .. 1 GiB */
     size_t stack_bytes;   /* default 64 KiB */
@@ -113,6 +115,9 @@ typedef struct aspen_vm_config {
      * Aspen-ABI guests. Start-up, which sees them, runs once per VM: VMs made with different
      * arguments are different VMs. */
     const char *const *argv;
+    /* Debug this VM with gdb (aspen_vm_gdb_accept'ed): it stops at the guest's entry and is
+     * driven by the client from then on. Needs warm = false. NULL: no debugger. */
+    aspen_vm_gdb *gdb;
 } aspen_vm_config;
 
 void aspen_vm_config_default(aspen_vm_config *cfg);
@@ -172,6 +177,8 @@ typedef struct aspen_vm_result {
     char message[1024]; /* empty on success; otherwise what happened, for a user */
     aspen_vm_fault fault;
     aspen_vm_run_stats stats;
+    uint8_t *core; /* an ELF core file when opts.core_max asked for one (malloc'd; _result_free) */
+    size_t core_len;
 } aspen_vm_result;
 
 typedef struct aspen_vm_run_opts {
@@ -183,7 +190,12 @@ typedef struct aspen_vm_run_opts {
     /* Optional cancel flag owned by the caller: when *cancel is non-zero (read atomically) the run
      * stops, also if it was set before the run began. Set it, then call aspen_vm_interrupt(). */
     const int *cancel;
+    /* > 0: when the job faults, panics, times out or crashes, keep an ELF core of the guest (its
+     * registers and the guest memory it used, never the host's pages) of at most this many bytes
+     * in res->core, for `gdb GUEST CORE`. 0: none. */
+    size_t core_max;
 } aspen_vm_run_opts;
+#define ASPEN_VM_CORE_MAX (64u << 20) /* a sensible core_max */
 
 /* Run one job from the ready snapshot. Returns 0 when the job ran (res->outcome tells how it ended,
  * the VM is restored and ready for the next run), or a negative code when the VM itself is unusable
@@ -210,6 +222,20 @@ typedef struct aspen_vm_stats {
 
 void aspen_vm_get_stats(const aspen_vm *vm, aspen_vm_stats *st);
 const aspen_vm_image *aspen_vm_get_image(const aspen_vm *vm);
+
+/* ---- Debugging ------------------------------------------------------------------------------ */
+/* A GDB remote serial protocol server for one one-shot VM (docs/ABI.md, "Debugging and core
+ * dumps"). spec: "HOST:PORT", ":PORT" or "PORT" (host 127.0.0.1; port 0 picks a free one); '*' is
+ * refused. *loopback says whether the address is a loopback one: anyone who can connect controls
+ * the guest. */
+int aspen_vm_gdb_listen(const char *spec, aspen_vm_gdb **out, bool *loopback,
+                        aspen_vm_error *err);
+const char *aspen_vm_gdb_address(const aspen_vm_gdb *g); /* what it listens on, "127.0.0.1:1234" */
+/* Wait for the client (blocking). Then give it to a VM in aspen_vm_config.gdb. */
+int aspen_vm_gdb_accept(aspen_vm_gdb *g, aspen_vm_error *err);
+/* Tell the client how the job ended (W/X; NULL: it never ran) unless it killed or left it. */
+void aspen_vm_gdb_finish(aspen_vm_gdb *g, const aspen_vm_result *res);
+void aspen_vm_gdb_close(aspen_vm_gdb *g);
 
 /* Is KVM usable here? 0, or ASPEN_VM_EKVM with the seed's "KVM not available" and the fix. */
 int aspen_vm_check_kvm(aspen_vm_error *err);

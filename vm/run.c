@@ -55,8 +55,12 @@ static enum ev run_loop(aspen_vm *vm, struct run_ctx *c)
                         run->io.count == 1;
             if (out4)
                 memcpy(&data, (uint8_t *)run + run->io.data_offset, 4);
-            if (run->io.port == ASPEN_PORT_FAULT)
-                return EV_FAULT;
+            if (run->io.port == ASPEN_PORT_FAULT) {
+                int dbg = vm->dbg ? vm_gdb_trap(vm, c) : EV_FAULT;
+                if (dbg < 0)
+                    continue; /* a debugger stop, and gdb resumed the guest */
+                return (enum ev)dbg;
+            }
             if (vm->img->linux_abi) {
                 /* A Linux program talks to the host through system calls only. */
                 if (out4 && run->io.port == ASPEN_PORT_CALL && vm_lx_is_syscall_exit(vm)) {
@@ -262,6 +266,11 @@ int vm_startup(aspen_vm *vm, aspen_vm_error *err)
         sregs = false; /* in place since the probe */
     }
     vm_tramp_prepare(vm, atomic_load(&vm_kvm.cpl3));
+    if (vm->cfg.gdb) {
+        if ((rc = vm_gdb_attach(vm, err)) != 0)
+            return rc;
+        sregs = true; /* its probe of the debug registers ran the vCPU */
+    }
     /* A fresh vCPU's FPU is in its reset state already; registers and special registers go in
      * through the run page when KVM can take them there (two ioctls fewer per cold start). */
     struct kvm_regs regs;
@@ -282,6 +291,16 @@ int vm_startup(aspen_vm *vm, aspen_vm_error *err)
         vm_set_error(err, ASPEN_VM_EKVM, "cannot set the vCPU's initial state: %s",
                      strerror(errno));
         return ASPEN_VM_EKVM;
+    }
+    if (vm->dbg) {
+        int e = vm_gdb_entry(vm); /* stopped at _start until gdb resumes it */
+        if (e >= 0) {
+            vm_set_error(err, e == EV_CANCEL ? ASPEN_VM_ESTARTUP : ASPEN_VM_EKVM,
+                         e == EV_CANCEL ? "guest %s was killed by the debugger at its entry"
+                                        : "guest %s: the debugger could not set up the vCPU",
+                         vm->img->name);
+            return err ? err->code : ASPEN_VM_ESTARTUP;
+        }
     }
     aspen_vm_result res;
     memset(&res, 0, sizeof res);
@@ -488,6 +507,8 @@ int aspen_vm_run(aspen_vm *vm, const aspen_vm_run_opts *opts, aspen_vm_result *r
     struct kvm_regs regs;
     vm_set_run_regs(&regs, SYS_GVA + SYS_TRAMP_OFF, vm->stack_hi - 8, vm->block_gva, in_gva, in_len);
     regs.rcx = vm->img->execute;
+    if (vm->dbg)
+        vm_gdb_job_entry(vm, &regs);
     if (load_vcpu(vm, &regs, vm->need_sregs) != 0) {
         vm_set_error(err, ASPEN_VM_EKVM, "cannot reset the vCPU: %s", strerror(errno));
         vm->broken = true;
@@ -580,6 +601,9 @@ static int run_end(aspen_vm *vm, struct run_ctx *c, enum ev ev, uint64_t t0, uin
         vm->broken = true;
         break;
     }
+    if (opts->core_max && (res->outcome == ASPEN_VM_FAULT || res->outcome == ASPEN_VM_PANIC ||
+                           res->outcome == ASPEN_VM_TIMEOUT || res->outcome == ASPEN_VM_CRASHED))
+        vm_core_capture(vm, res, opts->core_max); /* before the restore takes the memory away */
     uint64_t t1 = now_ns();
     res->stats.wall_ns = t1 - t0;
     if (!vm->broken && vm_quiesce(vm, ev != EV_DONE) != 0) {
@@ -610,4 +634,7 @@ void aspen_vm_result_free(aspen_vm_result *res)
     free(res->output);
     res->output = NULL;
     res->output_len = 0;
+    free(res->core);
+    res->core = NULL;
+    res->core_len = 0;
 }

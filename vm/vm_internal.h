@@ -209,6 +209,8 @@ struct aspen_vm {
     pthread_t thread;
     atomic_int interrupt_req;
 
+    struct aspen_vm_gdb *dbg; /* the debugger, when cfg.gdb is set (gdb_vm.c) */
+
     /* stats */
     uint64_t cold_start_ns;
     uint64_t runs;
@@ -311,6 +313,19 @@ void vm_lx_end_run(aspen_vm *vm, struct run_ctx *c); /* after every run: the par
 int vm_set_msr(aspen_vm *vm, uint32_t index, uint64_t value);
 /* snapshot.c: the host wrote [gva, gva+len) of guest memory during a run: restore it afterwards. */
 int vm_note_host_write(aspen_vm *vm, uint64_t gva, uint64_t len);
+
+/* gdb_vm.c: the debugger's hooks (vm/gdb.h has the rest). attach: at start-up, when cfg.gdb is
+ * set; entry: stopped at the guest's first instruction; job_entry: a step pending from start-up
+ * goes on into the job; trap: a fault report while debugging becomes a stop (-1: resume the run,
+ * otherwise how the run ends). */
+struct aspen_vm_gdb;
+int vm_gdb_attach(aspen_vm *vm, aspen_vm_error *err);
+int vm_gdb_entry(aspen_vm *vm);
+void vm_gdb_job_entry(aspen_vm *vm, struct kvm_regs *regs);
+int vm_gdb_trap(aspen_vm *vm, struct run_ctx *c);
+
+/* core.c: an ELF core of the guest as the run left it, into res->core (at most max bytes). */
+void vm_core_capture(aspen_vm *vm, aspen_vm_result *res, size_t max);
 
 /* fault.c: fill res->fault and res->message from the fault block. */
 void vm_describe_fault(aspen_vm *vm, aspen_vm_result *res);

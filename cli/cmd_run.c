@@ -17,7 +17,7 @@
 static void usage(FILE *f)
 {
     fprintf(f, "usage: aspen run GUEST [--payload JSON|@FILE|- | --input FILE] [--timeout MS] "
-               "[--memory SIZE] [--arg ARG]... [--json]\n"
+               "[--memory SIZE] [--arg ARG]... [--json] [--gdb HOST:PORT] [--core FILE]\n"
                "  GUEST      a path, or a name in target/guest-binaries/ (e.g. echo-worker)\n"
                "  --payload  the job's input: JSON text (@FILE from a file, - from stdin),\n"
                "             checked before the run as aspen submit checks it\n"
@@ -26,7 +26,11 @@ static void usage(FILE *f)
                "  --memory   guest memory, e.g. 1M, 512K, 64MiB (default 1M)\n"
                "  --arg      one more argument for a static Linux program (argv[1], argv[2], ...)\n"
                "  --json     print one JSON object with outcome, output, error and stats\n"
-               "             (times as whole microseconds)\n");
+               "             (times as whole microseconds)\n"
+               "  --gdb      serve gdb on HOST:PORT (default host 127.0.0.1) and start stopped at\n"
+               "             the guest's entry; in gdb: target remote HOST:PORT\n"
+               "  --core     write an ELF core of the guest to FILE if the job faults, panics or\n"
+               "             times out (gdb GUEST FILE)\n");
 }
 
 struct log_ctx {
@@ -55,9 +59,10 @@ int cmd_run(int argc, char **argv)
         {"timeout", required_argument, 0, 't'}, {"memory", required_argument, 0, 'm'},
         {"json", no_argument, 0, 'j'},          {"help", no_argument, 0, 'h'},
         {"arg", required_argument, 0, 'a'},
+        {"gdb", required_argument, 0, 'g'},     {"core", required_argument, 0, 'c'},
         {0, 0, 0, 0},
     };
-    const char *payload = NULL, *input_file = NULL;
+    const char *payload = NULL, *input_file = NULL, *gdb_spec = NULL, *core_file = NULL;
     bool as_json = false;
     aspen_vm_config cfg;
     aspen_vm_config_default(&cfg);
@@ -93,6 +98,8 @@ int cmd_run(int argc, char **argv)
             }
             break;
         case 'j': as_json = true; break;
+        case 'g': gdb_spec = optarg; break;
+        case 'c': core_file = optarg; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -135,6 +142,7 @@ int cmd_run(int argc, char **argv)
     aspen_vm_error err = {0};
     aspen_vm_image *img = NULL;
     aspen_vm *vm = NULL;
+    aspen_vm_gdb *gdb = NULL;
     aspen_vm_result res;
     memset(&res, 0, sizeof res);
     struct log_ctx lc = {.name = guest, .lines = as_json ? json_array() : NULL};
@@ -145,16 +153,43 @@ int cmd_run(int argc, char **argv)
     cfg.startup_log = on_log; /* lines from the guest's init, too */
     cfg.argv = args;
     cfg.startup_log_user = &lc;
+    if (gdb_spec) {
+        bool loopback;
+        if (aspen_vm_gdb_listen(gdb_spec, &gdb, &loopback, &err) != 0)
+            goto fail_report;
+        if (!loopback)
+            fprintf(stderr, "[aspen] warning: gdb is served on %s, not a loopback address: "
+                            "whoever reaches it controls the guest\n", aspen_vm_gdb_address(gdb));
+        fprintf(stderr, "[aspen] waiting for gdb on %s (in gdb: target remote %s)\n",
+                aspen_vm_gdb_address(gdb), aspen_vm_gdb_address(gdb));
+        fflush(stderr);
+        if (aspen_vm_gdb_accept(gdb, &err) != 0)
+            goto fail_report;
+        cfg.gdb = gdb;
+    }
     double t0 = cli_now_us();
     if (aspen_vm_image_load_file(path, &img, &err) != 0 ||
         aspen_vm_create(img, &cfg, NULL, &vm, &err) != 0)
         goto fail_report;
     double t1 = cli_now_us();
     aspen_vm_run_opts ro = {.input = input, .input_len = input_len, .on_log = on_log,
-                            .log_user = &lc};
+                            .log_user = &lc, .core_max = core_file ? ASPEN_VM_CORE_MAX : 0};
     if (aspen_vm_run(vm, &ro, &res, &err) != 0)
         goto fail_report;
     double t2 = cli_now_us();
+    aspen_vm_gdb_finish(gdb, &res);
+    if (core_file && res.core) {
+        FILE *cf = fopen(core_file, "wb");
+        bool ok = cf && fwrite(res.core, 1, res.core_len, cf) == res.core_len;
+        if (cf && fclose(cf) != 0)
+            ok = false;
+        if (!ok) {
+            cli_error("cannot write the core to %s", core_file);
+        } else {
+            fprintf(stderr, "[aspen] core of the failed run written to %s (%zu bytes): gdb %s %s\n",
+                    core_file, res.core_len, path, core_file);
+        }
+    }
 
     if (as_json) {
         json_t *o = json_pack("{s:o, s:s, s:o}", "guest", cli_json_str(lc.name), "outcome",
@@ -212,6 +247,7 @@ int cmd_run(int argc, char **argv)
     goto done;
 
 fail_report:
+    aspen_vm_gdb_finish(gdb, NULL);
     if (as_json) {
         json_t *o = json_pack("{s:o, s:s, s:o}", "guest", cli_json_str(lc.name), "outcome", "error",
                               "error", cli_json_str(err.msg));
@@ -223,6 +259,7 @@ fail_report:
 done:
     aspen_vm_result_free(&res);
     aspen_vm_destroy(vm);
+    aspen_vm_gdb_close(gdb);
     aspen_vm_image_release(img);
     json_decref(lc.lines);
     free(input);

@@ -165,14 +165,15 @@ void vm_core_capture(aspen_vm *vm, aspen_vm_result *res, size_t max)
     memcpy(fp.xmm_space, f.xmm, sizeof fp.xmm_space);
 
     size_t notes = note_size(sizeof ps) + note_size(sizeof pi) + note_size(sizeof fp);
-    /* Pages within the cap: the header, one program header per page at worst, the notes. */
-    size_t fixed = sizeof(Elf64_Ehdr) + sizeof(Elf64_Phdr) + notes;
-    if (max <= fixed + PAGE)
-        return;
-    size_t cap_pages = (max - fixed) / (PAGE + sizeof(Elf64_Phdr));
+    /* Pages within the cap: the header, the notes and one program header per page at worst,
+     * padded to a page, then the pages. */
     size_t total_pages = (vm->hot_size + vm->cold_size) / PAGE;
-    if (cap_pages > total_pages)
-        cap_pages = total_pages;
+    size_t cap_pages = max / PAGE < total_pages ? max / PAGE : total_pages;
+    while (cap_pages > 0 && PAGE_UP(sizeof(Elf64_Ehdr) + (1 + cap_pages) * sizeof(Elf64_Phdr) +
+                                    notes) + cap_pages * PAGE > max)
+        cap_pages--;
+    if (PAGE_UP(sizeof(Elf64_Ehdr) + sizeof(Elf64_Phdr) + notes) > max)
+        return; /* not even the registers fit */
     struct core_page *pages = calloc(cap_pages ? cap_pages : 1, sizeof *pages);
     if (!pages)
         return;

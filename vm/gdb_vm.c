@@ -526,10 +526,6 @@ static int probe_hw(aspen_vm *vm)
     d.dr7 = 0x400;
     if (vm_ioctl(vm->cpufd, KVM_SET_DEBUGREGS, &d) != 0)
         return 0;
-    if (getenv("ASPEN_GDB_PROBE_DEBUG"))
-        fprintf(stderr, "[gdb] hw probe: rc %d exit %u port 0x%x vector %llu rip 0x%llx -> %d\n", rc,
-                vm->run->exit_reason, vm->run->io.port, (unsigned long long)fb[FB_VECTOR / 8],
-                (unsigned long long)fb[FB_RIP / 8], works);
     return works ? 1 : 0;
 }
 

@@ -107,3 +107,9 @@ void aspen_vm_interrupt(aspen_vm *vm)
 
 
 void vm_kick_target(struct kvm_run *run) { t_run = run; }
+
+int vm_kick_signal(void)
+{
+    pthread_once(&g_sig_once, sig_init);
+    return g_kick_sig;
+}

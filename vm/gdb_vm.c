@@ -22,6 +22,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -31,6 +32,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #define RFLAGS_TF (1ull << 8)
@@ -486,6 +488,8 @@ static int resume(aspen_vm *vm, enum gdb_action a, int fault_sig)
         if (load_debugregs(vm) != 0 || set_tf(vm, g->stepping, g->hw_resume_rf) != 0)
             return EV_ERROR;
         g->hw_resume_rf = false;
+        if (g->in_pos < g->in_len) /* a ^C already read with the resume: look at it at once */
+            __atomic_store_n(&vm->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
         return -1;
     case GDB_NONE:
         break;
@@ -544,6 +548,14 @@ int vm_gdb_attach(aspen_vm *vm, aspen_vm_error *err)
     }
     g->vm = vm;
     vm->dbg = g;
+    /* Bytes from gdb while the guest runs (its ^C) raise the kick signal on this, the vCPU's,
+     * thread: KVM_RUN returns and the run loop asks vm_gdb_poll. No thread, no polling. */
+    struct f_owner_ex owner = {.type = F_OWNER_TID, .pid = (pid_t)syscall(SYS_gettid)};
+    if (fcntl(g->fd, F_SETOWN_EX, &owner) != 0 || fcntl(g->fd, F_SETSIG, vm_kick_signal()) != 0 ||
+        fcntl(g->fd, F_SETFL, fcntl(g->fd, F_GETFL) | O_ASYNC) != 0) {
+        vm_set_error(err, ASPEN_VM_EIO, "cannot watch the gdb connection: %s", strerror(errno));
+        return ASPEN_VM_EIO;
+    }
     g->hw = probe_hw(vm);
     gdb_session_init(&g->s, g->hw == 1 ? &vm_ops_hw : &vm_ops_nohw, vm);
     return 0;
@@ -626,6 +638,55 @@ int vm_gdb_trap(aspen_vm *vm, struct run_ctx *c)
     return rc;
 }
 
+bool vm_gdb_killed(const aspen_vm *vm) { return vm->dbg && vm->dbg->killed; }
+
+int vm_gdb_poll(aspen_vm *vm, struct run_ctx *c)
+{
+    aspen_vm_gdb *g = vm->dbg;
+    if (!g || g->detached || g->gone)
+        return -1;
+    bool interrupt = false;
+    for (;;) {
+        if (g->in_pos == g->in_len) {
+            ssize_t n = recv(g->fd, g->in, sizeof g->in, MSG_DONTWAIT);
+            if (n == 0) { /* gone while the guest runs: it runs on without a debugger */
+                g->gone = true;
+                gdb_remove_all(&g->s);
+                g->detached = true;
+                return set_tf(vm, false, false) == 0 ? -1 : EV_ERROR;
+            }
+            if (n < 0)
+                break; /* EAGAIN: nothing (a deadline kick or another signal) */
+            g->in_pos = 0;
+            g->in_len = (size_t)n;
+        }
+        size_t used;
+        enum gdb_feed_ev ev = gdb_feed(&g->s, g->in + g->in_pos, g->in_len - g->in_pos, &used);
+        g->in_pos += used;
+        flush_out(g); /* acks */
+        if (ev == GDB_FEED_INTERRUPT) {
+            interrupt = true;
+            break;
+        }
+        /* a packet while the guest runs: a client in all-stop mode sends none; dropped */
+    }
+    if (!interrupt)
+        return -1;
+    struct kvm_sregs sr;
+    if (vm_ioctl(vm->cpufd, KVM_GET_SREGS, &sr) != 0)
+        return EV_ERROR;
+    if ((sr.cs.selector & 3) != 3)
+        return -1; /* in the host's fault stub: its report is a stop of its own, coming next */
+    uint64_t t0 = now_ns();
+    g->stepping = false;
+    if (set_tf(vm, false, false) != 0)
+        return EV_ERROR;
+    gdb_stop_reply(&g->s, 2, NULL); /* SIGINT */
+    int rc = resume(vm, serve(g), 0);
+    c->deadline += now_ns() - t0;
+    return rc;
+}
+
 void aspen_vm_gdb_finish(aspen_vm_gdb *g, const aspen_vm_result *res)
 {
     if (!g || g->fd < 0 || g->killed || g->detached || g->gone)
@@ -656,7 +717,11 @@ void aspen_vm_gdb_finish(aspen_vm_gdb *g, const aspen_vm_result *res)
     for (int rounds = 0; rounds < 16 && !g->gone; rounds++) {
         if (g->in_pos == g->in_len) {
             struct pollfd p = {.fd = g->fd, .events = POLLIN};
-            if (poll(&p, 1, 1000) <= 0)
+            int pr;
+            do
+                pr = poll(&p, 1, 1000);
+            while (pr < 0 && errno == EINTR); /* the socket's own O_ASYNC signal */
+            if (pr <= 0)
                 break;
             ssize_t n = recv(g->fd, g->in, sizeof g->in, 0);
             if (n <= 0)

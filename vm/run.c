@@ -32,6 +32,11 @@ static enum ev run_loop(aspen_vm *vm, struct run_ctx *c)
                 return EV_ERROR;
             }
             __atomic_store_n(&vm->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
+            if (vm->dbg) {
+                int dbg = vm_gdb_poll(vm, c); /* the debugger's socket kicks too (^C) */
+                if (dbg >= 0)
+                    return (enum ev)dbg;
+            }
             if (atomic_load(&vm->interrupt_req) ||
                 (c->cancel && __atomic_load_n(c->cancel, __ATOMIC_SEQ_CST)))
                 return EV_CANCEL;
@@ -325,6 +330,8 @@ int vm_startup(aspen_vm *vm, aspen_vm_error *err)
         else if (ev == EV_DONE && vm->img->linux_abi)
             snprintf(res.message, sizeof res.message, "it ended before its first system call "
                      "that depends on the job");
+        else if (ev == EV_CANCEL && vm_gdb_killed(vm))
+            snprintf(res.message, sizeof res.message, "killed by the debugger");
         else if (ev == EV_DONE) {
             /* e.g. a panic in the guest's init function: say what the guest said */
             finish_done(vm, &res);
@@ -592,7 +599,8 @@ static int run_end(aspen_vm *vm, struct run_ctx *c, enum ev ev, uint64_t t0, uin
         break;
     case EV_CANCEL:
         res->outcome = ASPEN_VM_CANCELLED;
-        snprintf(res->message, sizeof res->message, "cancelled while running");
+        snprintf(res->message, sizeof res->message, "%s",
+                 vm->dbg && vm_gdb_killed(vm) ? "killed by the debugger" : "cancelled while running");
         break;
     case EV_READY:
     case EV_CRASH:

@@ -290,6 +290,7 @@ int vm_hostcall(aspen_vm *vm, uint32_t fn, struct run_ctx *c);
 int vm_thread_prepare(aspen_vm_error *err);
 void vm_timer_ensure(uint64_t now, uint64_t deadline_ns);
 void vm_kick_target(struct kvm_run *run); /* the run page a kick on this thread stops; NULL: none */
+int vm_kick_signal(void); /* the kick's signal number (the debugger's socket raises it, gdb_vm.c) */
 
 /* snapshot.c */
 int vm_take_snapshot(aspen_vm *vm, aspen_vm_error *err);
@@ -323,6 +324,9 @@ int vm_gdb_attach(aspen_vm *vm, aspen_vm_error *err);
 int vm_gdb_entry(aspen_vm *vm);
 void vm_gdb_job_entry(aspen_vm *vm, struct kvm_regs *regs);
 int vm_gdb_trap(aspen_vm *vm, struct run_ctx *c);
+/* poll: KVM_RUN was interrupted; a ^C from gdb becomes a SIGINT stop (-1: go on as before). */
+int vm_gdb_poll(aspen_vm *vm, struct run_ctx *c);
+bool vm_gdb_killed(const aspen_vm *vm); /* the run ended because gdb killed it */
 
 /* core.c: an ELF core of the guest as the run left it, into res->core (at most max bytes). */
 void vm_core_capture(aspen_vm *vm, aspen_vm_result *res, size_t max);

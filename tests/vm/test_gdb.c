@@ -6,6 +6,7 @@
  *     the job's code, never in the host's trampoline; a NULL write stops with SIGSEGV in
  *     crash_here and continuing ends the job with it; ud2 stops with SIGILL; detach lets the job
  *     finish; kill ends it; hardware breakpoints are refused where the probe found no working DR0.
+ *   - ^C from the client stops a spinning guest with SIGINT in its own code (twice), then kill.
  *   - a hostile client on the socket: garbage, bad checksums, oversized packets, reads and writes
  *     of the host's trampoline page, page tables and 2^64-1, registers that would leave CPL 3 —
  *     all refused, the VM unharmed, and the job still runs.
@@ -321,8 +322,7 @@ static void send_all(int fd, const void *b, size_t n)
     }
 }
 
-/* Send one packet; return its reply's data (acks skipped). */
-static char *request(int fd, const char *data)
+static void send_packet(int fd, const char *data)
 {
     uint8_t sum = 0;
     for (const char *p = data; *p; p++)
@@ -331,6 +331,11 @@ static char *request(int fd, const char *data)
     sprintf(pkt, "$%s#%02x", data, sum);
     send_all(fd, pkt, strlen(pkt));
     free(pkt);
+}
+
+/* The next packet from the server (acks skipped), acknowledged. */
+static char *read_reply(int fd)
+{
     static char reply[1 << 16];
     size_t n = 0;
     bool in = false;
@@ -354,6 +359,13 @@ static char *request(int fd, const char *data)
     send_all(fd, "+", 1);
     reply[n] = '\0';
     return reply;
+}
+
+/* Send one packet; return its reply's data. */
+static char *request(int fd, const char *data)
+{
+    send_packet(fd, data);
+    return read_reply(fd);
 }
 
 static void test_hostile_client(void **state)
@@ -418,6 +430,60 @@ static void test_hostile_client(void **state)
     char *sout, *serr;
     assert_int_equal(finish_server(&s, &sout, &serr), 0);
     assert_string_equal(sout, "84");
+    free(sout);
+    free(serr);
+}
+
+static void test_interrupt(void **state)
+{
+    (void)state;
+    /* ^C while the guest spins stops it with SIGINT in its own code; kill ends the job */
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "nm %s | sed -n 's/ T spin_forever$//p'", DEBUGGEE);
+    out nm = run_shell(cmd);
+    uint64_t spin = strtoull(nm.buf, NULL, 16);
+    free(nm.buf);
+    assert_true(spin > 0x400000);
+    struct server s;
+    start_server(&s, "spin", NULL);
+    int fd = connect_port(s.port);
+    request(fd, "qSupported:swbreak+");
+    /* early, maybe still in start-up */
+    send_packet(fd, "c");
+    send_all(fd, "\x03", 1);
+    assert_string_equal(read_reply(fd), "T02thread:1;");
+    char *rip = request(fd, "p10");
+    assert_int_equal(strlen(rip), 16);
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--) {
+        char byte[3] = {rip[2 * i], rip[2 * i + 1], 0};
+        v = v << 8 | strtoul(byte, NULL, 16);
+    }
+    assert_true(v >= 0x400000 && v < 0x500000); /* guest code, not the host's */
+    /* then inside spin_forever, where it spins with no exit at all */
+    char z[64];
+    snprintf(z, sizeof z, "Z0,%llx,1", (unsigned long long)spin);
+    assert_string_equal(request(fd, z), "OK");
+    send_packet(fd, "vCont;c");
+    assert_string_equal(read_reply(fd), "T05thread:1;swbreak:;");
+    z[0] = 'z';
+    assert_string_equal(request(fd, z), "OK");
+    send_packet(fd, "vCont;c");
+    send_all(fd, "\x03", 1);
+    assert_string_equal(read_reply(fd), "T02thread:1;");
+    rip = request(fd, "p10");
+    v = 0;
+    for (int i = 7; i >= 0; i--) {
+        char byte[3] = {rip[2 * i], rip[2 * i + 1], 0};
+        v = v << 8 | strtoul(byte, NULL, 16);
+    }
+    assert_true(v >= spin && v < spin + 0x40);
+    send_packet(fd, "k");
+    close(fd);
+    char *sout, *serr;
+    assert_int_equal(finish_server(&s, &sout, &serr), 1);
+    if (!strstr(serr, "killed by the debugger"))
+        fail_msg("expected a kill by the debugger, got: %s", serr);
     free(sout);
     free(serr);
 }
@@ -646,6 +712,7 @@ int main(void)
         cmocka_unit_test(test_detach_and_kill),
         cmocka_unit_test(test_hardware_breakpoints),
         cmocka_unit_test(test_hostile_client),
+        cmocka_unit_test(test_interrupt),
         cmocka_unit_test(test_client_goes_away),
         cmocka_unit_test(test_listen_address),
         cmocka_unit_test(test_core_fault),

@@ -7,6 +7,7 @@
 #   hostcall/  programs for fuzz/guest-hostcall (encoding in its main.c), one per decoder path
 #   json/      the payloads of the seed guests and documents at the parser's edges
 #   filter/    filter strings from docs/OPERATING.md, the console and the store tests
+#   gdb/       client byte streams: a gdb session as gdb 13 opens it, and hostile packets
 # Files named regress-* are findings of the fuzzers; this script leaves them alone.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -184,4 +185,18 @@ f bad-path-json 'payload.a]]:1'
 f five-fields 'payload.a:1 payload.b:2 payload.c:3 payload.d:4 payload.e:5'
 f id-negative 'id:-1'
 f empty-value 'type:'
+# ---- gdb -----------------------------------------------------------------------------------------
+# The first byte sets the size of the pieces the stream is fed in; then packets ($data#checksum).
+mkdir -p "$C/gdb"
+pk() { local d="$1" sum=0 i; for ((i = 0; i < ${#d}; i++)); do sum=$(((sum + $(printf '%d' "'${d:i:1}")) & 255)); done; printf '$%s#%02x' "$d" "$sum"; }
+g() { local name="$1"; shift; { printf "$(printf '\\x%02x' "$1")"; shift; for p in "$@"; do pk "$p"; printf '+'; done; } >"$C/gdb/$name"; }
+g session 7 'qSupported:multiprocess+;swbreak+;hwbreak+;qRelocInsn+;fork-events+;vfork-events+;exec-events+;vContSupported+;QThreadEvents+;no-resumed+;memory-tagging+;xmlRegisters=i386' \
+  vMustReplyEmpty QStartNoAckMode Hg0 'qXfer:features:read:target.xml:0,ffb' qTStatus '?' qfThreadInfo qsThreadInfo qAttached:1 g \
+  'm400000,40' 'Z0,400100,1' 'm4000f0,20' 'M400100,1:90' 'm400100,1' 'vCont?' 'vCont;c:p1.-1' 'z0,400100,1' 'vCont;s:1;c' 'p10' 'P10=0001400000000000' k
+g memory 63 'm0,1' 'mffffffffffffffff,1' 'mffffffffffffffff,ffffffffffffffff' 'm400000,ffffffffffffffff' 'm40fff0,100' 'M400000,2:abc' 'X400000,3:ab' 'X400000,0:' 'M400000,ffffffffffffffff:00' 'm00000000000000400000,1'
+g breakpoints 1 'Z0,400000,1' 'Z0,400000,1' 'Z0,40ffff,1' 'Z0,410000,1' 'Z0,400001,2' 'Z1,400000,1' 'M3fffff,3:cccccc' 'm3fffff,3' 'z0,400000,1' 'z0,400000,1'
+g registers 3 g 'G00' 'Gzz' 'p3b' 'p3a' 'pffffffffffffffffff' 'P12=08000000' 'P3a=0000000000000080' 'P11=02300000'
+g resume 5 'c400000' 'C0b;400000' 'Sff' 'C100' 'vCont;C0b:1' 'vCont;t' 'vCont;' 'vCont;s:2;c' 'D;1' 'vKill;1'
+printf '\x01$%s#00+$?#zz\x03$$$###}}}$m400000,4#' "$(head -c 20000 /dev/zero | tr '\0' M)" >"$C/gdb/framing"
+
 echo "make-corpus: $(find "$C" -type f | wc -l) files in $C"

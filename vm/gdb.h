@@ -76,6 +76,9 @@ struct gdb_session {
     /* output: bytes waiting to be sent */
     char out[2 * GDB_PKT_MAX + 64];
     size_t out_len;
+    /* scratch for one command (memory and hex), kept here rather than on the caller's stack */
+    uint8_t tmp[GDB_PKT_MAX];
+    char tmp_hex[GDB_PKT_MAX];
     struct gdb_bp bp[GDB_MAX_BP];
     int signal;        /* resume signal of the last c/C/s/S/vCont */
     char stop[96];     /* the last stop reply, for '?' */

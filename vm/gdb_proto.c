@@ -419,8 +419,9 @@ static void do_read_mem(struct gdb_session *s, const char *p, const char *end)
         put_str(s, "");
         return;
     }
-    uint8_t buf[MEM_MAX];
-    char hex[2 * MEM_MAX];
+    _Static_assert(MEM_MAX <= sizeof s->tmp && 2 * MEM_MAX <= sizeof s->tmp_hex, "scratch");
+    uint8_t *buf = s->tmp;
+    char *hex = s->tmp_hex;
     size_t n = read_visible(s, addr, len, buf);
     if (n == 0) {
         put_str(s, "E01");
@@ -436,7 +437,7 @@ static void do_write_mem(struct gdb_session *s, const char *p, const char *end, 
         put_str(s, "E02");
         return;
     }
-    uint8_t buf[GDB_PKT_MAX];
+    uint8_t *buf = s->tmp;
     if (binary) {
         uint64_t n = 0;
         while (p < end) {
@@ -695,7 +696,7 @@ static void do_xfer(struct gdb_session *s, const char *p, const char *end)
     const char *xml = gdb_target_xml(&xlen);
     if (len > GDB_PKT_MAX / 2)
         len = GDB_PKT_MAX / 2;
-    char buf[GDB_PKT_MAX / 2 + 1];
+    char *buf = s->tmp_hex; /* GDB_PKT_MAX / 2 + 1 bytes at most */
     if (off >= xlen) {
         put_str(s, "l");
         return;

@@ -7,6 +7,7 @@ set -euo pipefail
 PKGS=(build-essential cmake pkg-config libuv1-dev libjansson-dev libsqlite3-dev libncurses-dev
       libcmocka-dev tmux sqlite3 musl-tools
       zlib1g-dev # guests/musl: minigzip links Debian's libz.a (musl-gcc -static)
+      gdb # tests/vm/test_gdb: aspen run --gdb and --core driven by gdb -batch
       postgresql libpq-dev # tests/store: a private PostgreSQL server (pg_server.sh) and libpq
       clang-14 libclang-rt-14-dev) # make fuzz: clang and its libFuzzer/sanitizer runtimes
 

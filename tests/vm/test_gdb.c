@@ -31,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/procfs.h>
+#include <sys/user.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -653,14 +654,18 @@ static void test_core_library(void **state)
     const Elf64_Phdr *ph = phdrs(res.core, res.core_len, &n);
     assert_int_equal(ph[0].p_type, PT_NOTE);
     const uint8_t *note = res.core + ph[0].p_offset;
-    const Elf64_Nhdr *nh = (const Elf64_Nhdr *)note;
-    assert_int_equal(nh->n_type, NT_PRSTATUS);
-    const prstatus_t *ps = (const prstatus_t *)(note + sizeof *nh + 8);
-    const struct user_regs_struct *u = (const struct user_regs_struct *)&ps->pr_reg;
-    assert_int_equal(ps->pr_cursig, SIGSEGV);
-    assert_true(u->rip == res.fault.rip);
-    assert_true(u->rsp == res.fault.rsp);
-    assert_int_equal(u->cs, 0x1b);
+    Elf64_Nhdr nh;
+    memcpy(&nh, note, sizeof nh);
+    assert_int_equal(nh.n_type, NT_PRSTATUS);
+    assert_int_equal(nh.n_descsz, sizeof(prstatus_t));
+    prstatus_t ps; /* notes are 4-byte aligned: copied out */
+    memcpy(&ps, note + sizeof nh + 8, sizeof ps);
+    struct user_regs_struct u;
+    memcpy(&u, &ps.pr_reg, sizeof u);
+    assert_int_equal(ps.pr_cursig, SIGSEGV);
+    assert_true(u.rip == res.fault.rip);
+    assert_true(u.rsp == res.fault.rsp);
+    assert_int_equal(u.cs, 0x1b);
     assert_true(covers(ph, n, res.fault.rsp));
     /* nothing of the host's: every segment is guest memory below the system region */
     for (int i = 1; i < n; i++) {

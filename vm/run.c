@@ -480,7 +480,8 @@ int aspen_vm_run(aspen_vm *vm, const aspen_vm_run_opts *opts, aspen_vm_result *r
     res->stats.bytes_in = opts->input_len;
 
     struct run_ctx c = {.deadline = t0 + (uint64_t)timeout * 1000000ull, .cancel = opts->cancel,
-                        .res = res, .on_log = opts->on_log, .log_user = opts->log_user};
+                        .res = res, .on_log = opts->on_log, .log_user = opts->log_user,
+                        .core_max = opts->core_max};
     if (vm->img->linux_abi)
         return run_linux(vm, opts, &c, err);
 
@@ -609,9 +610,9 @@ static int run_end(aspen_vm *vm, struct run_ctx *c, enum ev ev, uint64_t t0, uin
         vm->broken = true;
         break;
     }
-    if (opts->core_max && (res->outcome == ASPEN_VM_FAULT || res->outcome == ASPEN_VM_PANIC ||
+    if (c->core_max && (res->outcome == ASPEN_VM_FAULT || res->outcome == ASPEN_VM_PANIC ||
                            res->outcome == ASPEN_VM_TIMEOUT || res->outcome == ASPEN_VM_CRASHED))
-        vm_core_capture(vm, res, opts->core_max); /* before the restore takes the memory away */
+        vm_core_capture(vm, res, c->core_max); /* before the restore takes the memory away */
     uint64_t t1 = now_ns();
     res->stats.wall_ns = t1 - t0;
     if (!vm->broken && vm_quiesce(vm, ev != EV_DONE) != 0) {

@@ -279,6 +279,7 @@ struct run_ctx {
     aspen_vm_log_fn on_log;
     void *log_user;
     bool startup;
+    size_t core_max; /* keep an ELF core of a failed run (core.c) */
 };
 /* Enter _start and run it to its ready point; snapshot there if warm. */
 int vm_startup(aspen_vm *vm, aspen_vm_error *err);

@@ -39,7 +39,7 @@
 #define RFLAGS_RF (1ull << 16)
 /* The flags gdb may change: arithmetic flags, DF, AC, ID. Never IF, IOPL, NT, RF, VM, VIF, VIP
  * (IOPL 3 would open every I/O port to CPL 3 on bare-metal KVM) nor TF (the stub's). */
-#define RFLAGS_USER 0x244dd5ull
+#define RFLAGS_USER 0x240cd5ull /* CF PF AF ZF SF DF OF AC ID */
 
 struct aspen_vm_gdb {
     int lfd, fd;
@@ -672,6 +672,8 @@ int vm_gdb_poll(aspen_vm *vm, struct run_ctx *c)
     }
     if (!interrupt)
         return -1;
+    if (flush_sync(vm) != 0) /* registers a KVM_RUN that ended at once has not taken yet */
+        return EV_ERROR;
     struct kvm_sregs sr;
     if (vm_ioctl(vm->cpufd, KVM_GET_SREGS, &sr) != 0)
         return EV_ERROR;

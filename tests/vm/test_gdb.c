@@ -411,6 +411,12 @@ static void test_hostile_client(void **state)
     /* IOPL (bits 12-13) cannot be set through eflags (0x11) */
     assert_string_equal(request(fd, "P11=02300000"), "OK");
     assert_string_equal(request(fd, "p11"), "02000000");
+    /* nor TF (bit 8, the stub's), IF (9), NT (14), RF (16), VM (17); the arithmetic flags can */
+    assert_string_equal(request(fd, "P11=02c30300"), "OK");
+    assert_string_equal(request(fd, "p11"), "02000000");
+    assert_string_equal(request(fd, "P11=c3080000"), "OK"); /* SF ZF CF OF */
+    assert_string_equal(request(fd, "p11"), "c3080000");
+    assert_string_equal(request(fd, "P11=02000000"), "OK");
     /* the session still works and the job still runs */
     assert_string_equal(request(fd, "Z0,400000,1"), "OK");
     assert_string_equal(request(fd, "z0,400000,1"), "OK");

@@ -773,6 +773,15 @@ int vm_lx_syscall(aspen_vm *vm, struct run_ctx *c)
 
 /* Linux's initial process stack at the top of the guest stack: argc, argv, an empty environment
  * and the auxiliary vector musl reads (program headers for TLS, page size, AT_RANDOM, ids). */
+/* The host writes the initial stack before start-up: recorded like any host write, so a page of
+ * it the guest never touches before the snapshot is still part of the snapshot (a job that
+ * overwrites its argv strings must not leave zeros to the next one). */
+static void stack_put(aspen_vm *vm, uint64_t gva, const void *src, uint64_t len)
+{
+    vm_guest_copy_in(vm, gva, src, len);
+    vm_note_host_write(vm, gva, len);
+}
+
 static int build_stack(aspen_vm *vm, uint64_t *rsp, aspen_vm_error *err)
 {
     const char *const *args = vm->cfg.argv;
@@ -797,10 +806,10 @@ static int build_stack(aspen_vm *vm, uint64_t *rsp, aspen_vm_error *err)
         memset(rnd, 0x5a, sizeof rnd);
     sp -= 16;
     uint64_t at_random = sp;
-    vm_guest_copy_in(vm, sp, rnd, 16);
+    stack_put(vm, sp, rnd, 16);
     sp -= 8;
     uint64_t at_platform = sp;
-    vm_guest_copy_in(vm, sp, "x86_64", 7);
+    stack_put(vm, sp, "x86_64", 7);
     uint64_t *argp = calloc(argc, sizeof *argp);
     if (!argp) {
         vm_set_error(err, ASPEN_VM_ENOMEM, "out of host memory");
@@ -810,7 +819,7 @@ static int build_stack(aspen_vm *vm, uint64_t *rsp, aspen_vm_error *err)
         const char *a = i == 0 ? vm->img->name : args[i - 1];
         size_t n = strlen(a) + 1;
         sp -= n;
-        vm_guest_copy_in(vm, sp, a, n);
+        stack_put(vm, sp, a, n);
         argp[i] = sp;
     }
     uint64_t aux[][2] = {
@@ -822,16 +831,16 @@ static int build_stack(aspen_vm *vm, uint64_t *rsp, aspen_vm_error *err)
     sp = (sp - words * 8) & ~15ull;
     *rsp = sp;
     uint64_t w = argc;
-    vm_guest_copy_in(vm, sp, &w, 8);
+    stack_put(vm, sp, &w, 8);
     sp += 8;
-    vm_guest_copy_in(vm, sp, argp, argc * 8);
+    stack_put(vm, sp, argp, argc * 8);
     sp += argc * 8;
     w = 0;
-    vm_guest_copy_in(vm, sp, &w, 8); /* argv's NULL */
+    stack_put(vm, sp, &w, 8); /* argv's NULL */
     sp += 8;
-    vm_guest_copy_in(vm, sp, &w, 8); /* the environment: empty */
+    stack_put(vm, sp, &w, 8); /* the environment: empty */
     sp += 8;
-    vm_guest_copy_in(vm, sp, aux, sizeof aux);
+    stack_put(vm, sp, aux, sizeof aux);
     free(argp);
     return 0;
 }

@@ -97,6 +97,12 @@ int main(int argc, char **argv)
         fwrite(in, 1, len, stdout);
         return 0;
     }
+    if (!strcmp(mode, "mutate") && argc > 2) { /* argv is the program's to change, per job */
+        size_t n = strlen(argv[2]);
+        printf("%zu %c%c\n", n, argv[2][0], argv[2][n / 2]);
+        memset(argv[2], 'Z', n);
+        return 0;
+    }
     if (!strcmp(mode, "exit")) { /* exit with the status given as input */
         fprintf(stderr, "probe: giving up with status %d\nno newline at the end", atoi(in));
         return atoi(in);

@@ -118,6 +118,39 @@ static uint64_t maps_floor(const aspen_vm *vm)
     return vm->lx->nmaps ? vm->lx->maps[0].start : vm->heap_end;
 }
 
+/* Room for n mappings in s's table; -1 past LX_MAX_MAPS or out of host memory. */
+static int maps_reserve(struct lx_state *s, int n)
+{
+    if (n <= s->cap)
+        return 0;
+    if (n > LX_MAX_MAPS)
+        return -1;
+    int cap = s->cap ? s->cap : 64;
+    while (cap < n)
+        cap = cap * 2 > LX_MAX_MAPS ? LX_MAX_MAPS : cap * 2;
+    struct lx_map *m = realloc(s->maps, (size_t)cap * sizeof *m);
+    if (!m)
+        return -1;
+    s->maps = m;
+    s->cap = cap;
+    return 0;
+}
+
+/* dst = src, mappings included. */
+static int state_copy(struct lx_state *dst, const struct lx_state *src)
+{
+    if (maps_reserve(dst, src->nmaps) != 0)
+        return -1;
+    struct lx_map *m = dst->maps;
+    int cap = dst->cap;
+    *dst = *src;
+    dst->maps = m;
+    dst->cap = cap;
+    if (src->nmaps)
+        memcpy(dst->maps, src->maps, (size_t)src->nmaps * sizeof *m);
+    return 0;
+}
+
 /* Remove [a, b) from the mappings (splitting one if needed). -1 when the table is full. */
 static int maps_remove(struct lx_state *s, uint64_t a, uint64_t b)
 {
@@ -126,8 +159,9 @@ static int maps_remove(struct lx_state *s, uint64_t a, uint64_t b)
         if (m->end <= a || m->start >= b)
             continue;
         if (m->start < a && m->end > b) { /* a hole in the middle: split */
-            if (s->nmaps == LX_MAX_MAPS)
+            if (maps_reserve(s, s->nmaps + 1) != 0)
                 return -1;
+            m = &s->maps[i];
             memmove(&s->maps[i + 2], &s->maps[i + 1], (size_t)(s->nmaps - i - 1) * sizeof *m);
             s->maps[i + 1] = (struct lx_map){b, m->end};
             m->end = a;
@@ -147,13 +181,30 @@ static int maps_remove(struct lx_state *s, uint64_t a, uint64_t b)
     return 0;
 }
 
+/* Add [a, b), which overlaps no mapping. Touching neighbours merge (anonymous memory is all
+ * alike, and munmap splits again where asked), so the table holds ranges, not calls. */
 static int maps_insert(struct lx_state *s, uint64_t a, uint64_t b)
 {
-    if (s->nmaps == LX_MAX_MAPS)
-        return -1;
     int i = 0;
     while (i < s->nmaps && s->maps[i].start < a)
         i++;
+    bool left = i > 0 && s->maps[i - 1].end == a, right = i < s->nmaps && s->maps[i].start == b;
+    if (left && right) {
+        s->maps[i - 1].end = s->maps[i].end;
+        memmove(&s->maps[i], &s->maps[i + 1], (size_t)(s->nmaps - i - 1) * sizeof s->maps[0]);
+        s->nmaps--;
+        return 0;
+    }
+    if (left) {
+        s->maps[i - 1].end = b;
+        return 0;
+    }
+    if (right) {
+        s->maps[i].start = a;
+        return 0;
+    }
+    if (maps_reserve(s, s->nmaps + 1) != 0)
+        return -1;
     memmove(&s->maps[i + 1], &s->maps[i], (size_t)(s->nmaps - i) * sizeof s->maps[0]);
     s->maps[i] = (struct lx_map){a, b};
     s->nmaps++;
@@ -868,6 +919,10 @@ void vm_lx_free(aspen_vm *vm)
     if (vm->lxr)
         free(vm->lxr->out);
     free(vm->lxr);
+    if (vm->lx)
+        free(vm->lx->maps);
+    if (vm->lx_snap)
+        free(vm->lx_snap->maps);
     free(vm->lx);
     free(vm->lx_snap);
 }
@@ -892,7 +947,10 @@ int vm_lx_capture(aspen_vm *vm, aspen_vm_error *err)
         memset(x + 512 + 8, 0, 56); /* XCOMP_BV and the reserved header bytes */
     }
     free(xs);
-    memcpy(vm->lx_snap, vm->lx, sizeof *vm->lx);
+    if (state_copy(vm->lx_snap, vm->lx) != 0) {
+        vm_set_error(err, ASPEN_VM_ENOMEM, "out of host memory taking the snapshot");
+        return ASPEN_VM_ENOMEM;
+    }
     uint64_t *res = (uint64_t *)(vm->sys + SYS_TRAMP_OFF + TRAMP_RES);
     res[RES_FS / 8] = vm->lx->fs_base;
     res[RES_GS / 8] = vm->lx->gs_base;
@@ -908,9 +966,10 @@ int vm_lx_capture(aspen_vm *vm, aspen_vm_error *err)
 int vm_lx_begin(aspen_vm *vm, struct run_ctx *c, const void *in, size_t in_len,
                 struct kvm_regs *regs)
 {
-    struct lx_state *s = vm->lx;
-    const struct lx_state *snap = vm->lx_snap;
-    memcpy(s, snap, offsetof(struct lx_state, maps) + (size_t)snap->nmaps * sizeof snap->maps[0]);
+    if (state_copy(vm->lx, vm->lx_snap) != 0) { /* cannot fail: lx has held as many before */
+        snprintf(c->res->message, sizeof c->res->message, "out of host memory");
+        return LX_ILLEGAL;
+    }
     struct lx_run *r = vm->lxr;
     free(r->out);
     memset(r, 0, offsetof(struct lx_run, err));

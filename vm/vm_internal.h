@@ -95,7 +95,7 @@ struct aspen_vm_call {
  * What a job of a Linux program may change besides memory and registers: the program break, the
  * anonymous mappings, the FS/GS base it asked for, which standard streams it closed. A copy taken
  * at the snapshot is put back before every job. */
-#define LX_MAX_MAPS 256
+#define LX_MAX_MAPS 65530 /* Linux's default vm.max_map_count */
 struct lx_map {
     uint64_t start, end; /* page-aligned, [start, end) */
 };
@@ -103,8 +103,8 @@ struct lx_state {
     uint64_t brk;
     uint64_t fs_base, gs_base;
     uint32_t closed; /* bit n: fd n (0-2) was closed */
-    int nmaps;
-    struct lx_map maps[LX_MAX_MAPS]; /* sorted by start, disjoint */
+    int nmaps, cap;
+    struct lx_map *maps; /* sorted by start, disjoint, not touching; cap entries allocated */
 };
 /* One run of a Linux program: stdin, stdout, the stderr line being assembled, how it ended. */
 struct lx_run {

@@ -178,6 +178,15 @@ static void test_libc(void **state)
     assert_string_equal((char *)r.output, "big=1 clock=1 tv=1 time=1 uname=0:Linux:x86_64 tty=0 "
                                           "errno=25 pid=1 tls=6\n");
     aspen_vm_result_free(&r);
+    /* thousands of mappings, holes punched in them, reused pages zero */
+    const char *argv[] = {"maps", NULL};
+    aspen_vm *vm = make("test-lx-probe", argv, 16u << 20, true);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(run(vm, "", 0, &r, NULL), ASPEN_VM_SUCCESS);
+        assert_string_equal((char *)r.output, "maps ok=3001\n");
+        aspen_vm_result_free(&r);
+    }
+    aspen_vm_destroy(vm);
 }
 
 static void test_hostile_arguments(void **state)

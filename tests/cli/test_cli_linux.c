@@ -19,8 +19,8 @@ static void test_minigzip_round_trip(void **state)
     char cmd[4096];
     /* the input: this very test's source, a few KiB of text */
     snprintf(cmd, sizeof cmd,
-             ASPEN_BIN " run minigzip --memory 8M --input %s/tests/cli/test_cli_linux.c > %s/c.gz"
-             " && " ASPEN_BIN " run minigzip --memory 8M --arg -d --input %s/c.gz > %s/back"
+             ASPEN_BIN " run minigzip --timeout 30000 --memory 8M --input %s/tests/cli/test_cli_linux.c > %s/c.gz"
+             " && " ASPEN_BIN " run minigzip --timeout 30000 --memory 8M --arg -d --input %s/c.gz > %s/back"
              " && cmp %s/back %s/tests/cli/test_cli_linux.c && gzip -t %s/c.gz && echo same",
              ASPEN_SOURCE_DIR, dir, dir, dir, dir, ASPEN_SOURCE_DIR, dir);
     out o = run_shell(cmd);
@@ -30,7 +30,7 @@ static void test_minigzip_round_trip(void **state)
     /* not gzip data: minigzip -d says so on stderr and exits 1 */
     snprintf(cmd, sizeof cmd,
              "printf '\\037\\213\\010\\000\\000\\000\\000\\000\\000\\003\\377\\377' | " ASPEN_BIN
-             " run minigzip --memory 8M --arg -d --input - 2>&1; echo \"rc=$?\"");
+             " run minigzip --timeout 30000 --memory 8M --arg -d --input - 2>&1; echo \"rc=$?\"");
     o = run_shell(cmd);
     if (!has(&o, "error: the program exited with status 1") || !has(&o, "[minigzip] ") ||
         !has(&o, "rc=1"))
@@ -43,13 +43,13 @@ static void test_minigzip_round_trip(void **state)
 static void test_args_and_unsupported(void **state)
 {
     (void)state;
-    out o = run_shell("printf 'in' | " ASPEN_BIN " run test-lx-probe --arg echo --arg 'a b' "
+    out o = run_shell("printf 'in' | " ASPEN_BIN " run test-lx-probe --timeout 30000 --arg echo --arg 'a b' "
                       "--input - 2>&1");
     assert_int_equal(o.status, 0);
     assert_true(has(&o, "argv[1]=echo\nargv[2]=a b\nin"));
     assert_true(has(&o, "[test-lx-probe] probe: 2 bytes, argc 3"));
     free(o.buf);
-    o = run_shell("printf 41 | " ASPEN_BIN " run test-lx-probe --arg syscall --input - 2>&1");
+    o = run_shell("printf 41 | " ASPEN_BIN " run test-lx-probe --timeout 30000 --arg syscall --input - 2>&1");
     assert_int_equal(o.status, 1);
     assert_true(has(&o, "error: unsupported system call 41 (socket)"));
     free(o.buf);

@@ -54,6 +54,7 @@ static aspen_vm *make(const char *name, const char *const *argv, size_t mem, boo
     aspen_vm_config_default(&cfg);
     cfg.argv = argv;
     cfg.warm = warm;
+    cfg.timeout_ms = 60000; /* no test here is about time: thousands of exits on a busy machine */
     if (mem)
         cfg.memory_bytes = mem;
     aspen_vm *vm = NULL;

@@ -101,8 +101,10 @@ int cmd_worker(int argc, char **argv)
         aspen_engine_close(eng);
         return 1;
     }
+    char shown[512]; /* a PostgreSQL conninfo may hold a password */
+    aspen_store_name_shown(aspen_engine_db_path(eng), shown, sizeof shown);
     fprintf(stderr, "aspen worker: engine %lld on %s with %d workers%s\n",
-            (long long)aspen_engine_id(eng), aspen_engine_db_path(eng), workers,
+            (long long)aspen_engine_id(eng), shown, workers,
             until_idle ? " (until idle)" : " (Ctrl-C to stop)");
     int rc = 0;
     for (;;) {

@@ -20,6 +20,8 @@
 /* A database the user named: it must exist (or --create, in a directory that exists). */
 static int check_given(const char *path, const char *how)
 {
+    if (aspen_store_name_is_postgres(path))
+        return 0; /* a server, not a file: opening it says what is wrong (docs/STORE.md) */
     struct stat st;
     if (stat(path, &st) == 0) {
         if (S_ISDIR(st.st_mode)) {

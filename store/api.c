@@ -34,6 +34,19 @@ int aspen_store_open(const char *name, const aspen_store_options *opts, aspen_st
 
 const char *aspen_store_path(const aspen_store *s) { return s ? s->name : NULL; }
 
+bool aspen_store_name_is_postgres(const char *name)
+{
+    return store_backend_of(name, NULL) == STORE_BACKEND_POSTGRES;
+}
+
+void aspen_store_name_shown(const char *name, char *out, size_t size)
+{
+    if (aspen_store_name_is_postgres(name))
+        store_redact_conninfo(name, out, size);
+    else if (size)
+        snprintf(out, size, "%s", name ? name : "");
+}
+
 int aspen_store_log_cap(const aspen_store *s) { return s ? s->log_cap : 0; }
 
 /* ---- compositions ------------------------------------------------------------------------------ */

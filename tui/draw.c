@@ -102,7 +102,8 @@ static void draw_header(tui_app *a)
              !a->have_snap ? "starting" : s->paused ? "PAUSED" : "running", busy, s->n_workers,
              (long long)s->engine_id);
     tui_put(0, 0, COLS, title | A_BOLD, "%s", left);
-    const char *db = aspen_engine_db_path(a->eng);
+    char db[512]; /* a PostgreSQL conninfo may hold a password */
+    aspen_store_name_shown(aspen_engine_db_path(a->eng), db, sizeof db);
     const char *base = strrchr(db, '/') ? strrchr(db, '/') + 1 : db;
     int lw = text_cols(left);
     if (lw + text_cols(db) + 6 <= COLS)

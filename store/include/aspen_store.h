@@ -106,6 +106,13 @@ typedef struct aspen_store_options {
 int aspen_store_open(const char *path, const aspen_store_options *opts, aspen_store **out,
                      aspen_store_error *err);
 void aspen_store_close(aspen_store *s); /* NULL is fine */
+/* Whether a database name names a PostgreSQL database (postgresql://…, postgres://…, or a libpq
+ * key=value string such as "host=db dbname=aspen") rather than an SQLite file: a caller skips its
+ * file checks for it (the store says what is wrong with a server). */
+bool aspen_store_name_is_postgres(const char *name);
+/* A database name fit to print or show: any password replaced by *** (a PostgreSQL conninfo may
+ * hold one; an SQLite path is copied as it is). out is always terminated, cut at size. */
+void aspen_store_name_shown(const char *name, char *out, size_t size);
 const char *aspen_store_path(const aspen_store *s);
 /* Log lines kept per job by this handle (aspen_store_options.log_cap, default 1000), not counting
  * the truncation marker that replaces the first line past it. */

@@ -217,6 +217,25 @@ static char *big_json(size_t n)
     return b;
 }
 
+/* A PostgreSQL name is a server, not a file: never "does not exist" or "--create"; the store's
+ * message about the server it tried, with the password hidden. */
+static void test_postgres_name_is_not_a_file(void **st)
+{
+    (void)st;
+    const char *names[] = {"postgresql://aspen:s3cr3t@127.0.0.1:1/aspen",
+                           "host=127.0.0.1 port=1 password=s3cr3t dbname=aspen"};
+    const char *cmds[] = {"jobs", "submit --type echo", "worker --until-idle --quiet"};
+    for (size_t i = 0; i < 2; i++)
+        for (size_t c = 0; c < sizeof cmds / sizeof cmds[0]; c++) {
+            out o = run("'%s' %s --db '%s' </dev/null", ASPEN_BIN, cmds[c], names[i]);
+            expect(&o, 1, "cannot reach the PostgreSQL server");
+            if (has(&o, "s3cr3t") || !has(&o, "***") || has(&o, "does not exist"))
+                fail_msg("aspen %s --db '%s':\n%s", cmds[c], names[i], o.buf);
+            free(o.buf);
+        }
+    check(1, "cannot reach the PostgreSQL server", "ASPEN_DB='%s' '%s' jobs", names[0], ASPEN_BIN);
+}
+
 static void test_payload_file_and_stdin(void **st)
 {
     (void)st;
@@ -638,6 +657,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_filter_shorthands),
         cmocka_unit_test(test_db_must_exist),
+        cmocka_unit_test(test_postgres_name_is_not_a_file),
         cmocka_unit_test(test_payload_file_and_stdin),
         cmocka_unit_test(test_payload_from_a_terminal),
         cmocka_unit_test(test_one_wording),

@@ -20,6 +20,7 @@ static void expect_kind(const char *name, enum store_backend_kind want, const ch
     if (want_form)
         assert_string_equal(form, want_form);
     assert_int_equal(store_backend_of(name, NULL), want); /* form is optional */
+    assert_int_equal(aspen_store_name_is_postgres(name), want == STORE_BACKEND_POSTGRES);
 }
 
 static void test_paths_are_sqlite(void **state)
@@ -159,6 +160,13 @@ static void test_redact(void **state)
     }
     store_redact_conninfo(NULL, out, sizeof out);
     assert_string_equal(out, "");
+    /* the public form, for callers that print a database name (aspen worker, the console) */
+    aspen_store_name_shown("postgresql://aspen:pw@h/db", out, sizeof out);
+    assert_string_equal(out, "postgresql://aspen:***@h/db");
+    aspen_store_name_shown("/var/lib/aspen/a password=x.db", out, sizeof out); /* a file */
+    assert_string_equal(out, "/var/lib/aspen/a password=x.db");
+    aspen_store_name_shown("host=h password='a b' dbname=d", out, sizeof out);
+    assert_string_equal(out, "host=h password=*** dbname=d");
     /* Cut at the buffer, always terminated. */
     char small[8];
     memset(small, 'x', sizeof small);

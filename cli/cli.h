@@ -108,6 +108,7 @@ int cmd_rerun(int argc, char **argv);
 int cmd_retry(int argc, char **argv);
 int cmd_pause(int argc, char **argv);
 int cmd_resume(int argc, char **argv);
+int cmd_engines(int argc, char **argv);
 int cmd_worker(int argc, char **argv);
 int bench_engine(int argc, char **argv);
 

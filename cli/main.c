@@ -24,6 +24,7 @@ static const struct {
     {"pause", cmd_pause, "pause the queue for every worker on the database"},
     {"resume", cmd_resume, "resume the queue"},
     {"worker", cmd_worker, "run jobs: aspen worker [--workers N] [--until-idle]"},
+    {"engines", cmd_engines, "every engine on the database, any host: live figures [--json]"},
 };
 
 static void usage(FILE *f)

@@ -2,7 +2,8 @@
  *
  * Open/start/stop/close, the event fan-out to subscribers, the snapshot, and:
  *   dispatcher  registers the engine (lease), runs recovery at start and every recover_ms, renews the
- *               lease every renew_ms, polls the store's cancel requests every cancel_poll_ms and
+ *               lease every renew_ms with a heartbeat of its live figures (busy workers and
+ *               their jobs, warm VMs, memory, jobs/s) that every host can read, polls the store's cancel requests every cancel_poll_ms and
  *               stops those VMs, flushes long jobs' log lines, and samples throughput once a second;
  *   store thread (committer_main) reserves due jobs for the ready queue (claim_more), writes start
  *               marks and finished attempts in ONE aspen_store_commit every commit_interval_ms or
@@ -798,6 +799,50 @@ static bool write_live_logs(aspen_engine *eng)
     return true;
 }
 
+/* Resident memory of this process from /proc/self/statm (0 when it cannot be read). */
+static int64_t rss_bytes(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (!f)
+        return 0;
+    long long size = 0, resident = 0;
+    int ok = fscanf(f, "%lld %lld", &size, &resident) == 2;
+    fclose(f);
+    long page = sysconf(_SC_PAGESIZE);
+    return ok && resident > 0 && page > 0 ? (int64_t)resident * page : 0;
+}
+
+/* The lease renewal carries this engine's live figures (issue 8: every host's engines and what
+ * their workers run, for the console and `aspen engines` on any host). */
+static int heartbeat(aspen_engine *eng, aspen_store_error *se)
+{
+    static _Thread_local aspen_engine_snapshot snap; /* ~20 KB: off the dispatcher's stack */
+    aspen_engine_snapshot_live(eng, &snap);
+    aspen_store_engine_slot slots[ASPEN_STORE_ENGINE_SLOTS];
+    aspen_store_engine_figures f = {
+        .workers = snap.n_workers,
+        .warm_vms = (int64_t)snap.throughput.pool_vms,
+        .rss_bytes = rss_bytes(),
+        .jobs_per_s = snap.throughput.jobs_per_s >= 0 ? snap.throughput.jobs_per_s : 0,
+        .version = ASPEN_VERSION,
+        .slots = slots,
+    };
+    for (int i = 0; i < snap.n_workers; i++) {
+        const aspen_engine_worker_status *w = &snap.workers[i];
+        if (!w->job_id || strcmp(w->state, "idle") == 0 || strcmp(w->state, "stopped") == 0)
+            continue;
+        f.busy++;
+        if (f.n_slots < ASPEN_STORE_ENGINE_SLOTS) {
+            aspen_store_engine_slot *sl = &slots[f.n_slots++];
+            sl->worker = w->index;
+            sl->job_id = w->job_id;
+            snprintf(sl->guest, sizeof sl->guest, "%s", w->guest[0] ? w->guest : w->job_type);
+        }
+    }
+    return aspen_store_engine_heartbeat(eng->disp_store, atomic_load(&eng->engine_id),
+                                        eng->cfg.lease_ms, &f, aspen_store_now_ms(), se);
+}
+
 static void *dispatcher_main(void *arg)
 {
     aspen_engine *eng = arg;
@@ -813,8 +858,7 @@ static void *dispatcher_main(void *arg)
         now = eng_mono_ms();
         if (now >= next_renew) {
             next_renew = now + c->renew_ms;
-            int rc = aspen_store_engine_renew(eng->disp_store, atomic_load(&eng->engine_id),
-                                              c->lease_ms, aspen_store_now_ms(), &se);
+            int rc = heartbeat(eng, &se);
             if (rc == ASPEN_STORE_ELEASE)
                 lease_lost(eng, se.msg);
             else if (rc && !store_failure(eng, rc, "renewing the engine's lease", &se))

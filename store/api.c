@@ -296,12 +296,46 @@ int aspen_store_engine_unregister(aspen_store *s, int64_t engine_id, int64_t now
     return s->ops->engine_unregister(s, engine_id, now_ms, released, err);
 }
 
-int aspen_store_engines(aspen_store *s, aspen_store_engine_info **out, size_t *n,
+int aspen_store_engine_heartbeat(aspen_store *s, int64_t engine_id, int64_t lease_ms,
+                                 const aspen_store_engine_figures *f, int64_t now_ms,
+                                 aspen_store_error *err)
+{
+    if (!s)
+        return no_store(err, "engine_heartbeat");
+    if (!f)
+        return store_err(err, ASPEN_STORE_EINVAL, "engine_heartbeat: figures are NULL");
+    if (f->n_slots && !f->slots)
+        return store_err(err, ASPEN_STORE_EINVAL, "engine_heartbeat: %zu slots but no array",
+                         f->n_slots);
+    if (lease_ms <= 0)
+        return store_err(err, ASPEN_STORE_EINVAL,
+                         "engine_heartbeat: lease must be positive (got %lld ms)",
+                         (long long)lease_ms);
+    if (f->workers < 0 || f->busy < 0 || f->warm_vms < 0 || f->rss_bytes < 0 ||
+        !(f->jobs_per_s >= 0 && f->jobs_per_s < 1e12))
+        return store_err(err, ASPEN_STORE_EINVAL,
+                         "engine_heartbeat: figures must be non-negative numbers");
+    char version[32];
+    store_clean_ascii(f->version ? f->version : "", version, sizeof version);
+    char *slots = store_engine_slots_encode(f->slots, f->n_slots);
+    if (!slots)
+        return store_err(err, ASPEN_STORE_ENOMEM, "out of memory writing a heartbeat");
+    int code = s->ops->engine_heartbeat(s, engine_id, lease_ms, f, version, slots, now_ms, err);
+    free(slots);
+    return code;
+}
+
+int aspen_store_engines(aspen_store *s, int64_t now_ms, aspen_store_engine_info **out, size_t *n,
                         aspen_store_error *err)
 {
     if (!s)
         return no_store(err, "engines");
-    return s->ops->engines(s, out, n, err);
+    int code = s->ops->engines(s, now_ms, out, n, err);
+    if (code)
+        return code;
+    for (size_t i = 0; i < *n; i++)
+        (*out)[i].stale = (*out)[i].heartbeat_age_ms > ASPEN_STORE_HEARTBEAT_STALE_MS;
+    return 0;
 }
 
 int aspen_store_recover(aspen_store *s, int64_t now_ms, aspen_store_recovery *report,

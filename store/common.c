@@ -251,6 +251,86 @@ void aspen_store_logs_free(aspen_store_log *l, size_t n)
 
 void aspen_store_engines_free(aspen_store_engine_info *engines) { free(engines); }
 
+/* ---- engines' heartbeats (schema version 5, the same on both backends) ------------------------- */
+
+/* bigint and text mean the same to SQLite (integer and text affinity) and PostgreSQL. */
+const char *const store_engine_v5_columns[] = {
+    "workers bigint NOT NULL DEFAULT 0",
+    "busy bigint NOT NULL DEFAULT 0",
+    "warm_vms bigint NOT NULL DEFAULT 0",
+    "rss_bytes bigint NOT NULL DEFAULT 0",
+    "jobs_per_s_milli bigint NOT NULL DEFAULT 0", /* jobs/s * 1000: an integer on both */
+    "version text NOT NULL DEFAULT ''",
+    "heartbeat_at bigint NOT NULL DEFAULT 0", /* 0: none yet */
+    "slots text NOT NULL DEFAULT ''",         /* store_engine_slots_encode */
+};
+const size_t store_engine_v5_ncolumns =
+    sizeof store_engine_v5_columns / sizeof store_engine_v5_columns[0];
+
+void store_clean_ascii(const char *src, char *dst, size_t size)
+{
+    if (!size)
+        return;
+    size_t i = 0;
+    for (; src && src[i] && i + 1 < size; i++) {
+        unsigned char c = (unsigned char)src[i];
+        dst[i] = c < 0x20 || c >= 0x7f ? '?' : (char)c;
+    }
+    dst[i] = 0;
+}
+
+char *store_engine_slots_encode(const aspen_store_engine_slot *slots, size_t n)
+{
+    if (n > ASPEN_STORE_ENGINE_SLOTS)
+        n = ASPEN_STORE_ENGINE_SLOTS;
+    /* a line: two numbers of at most 20 characters, two spaces, 63 of guest, a newline */
+    char *out = malloc(n * 110 + 1);
+    if (!out)
+        return NULL;
+    size_t len = 0;
+    out[0] = 0;
+    for (size_t i = 0; i < n; i++) {
+        char guest[sizeof slots[i].guest];
+        memcpy(guest, slots[i].guest, sizeof guest);
+        guest[sizeof guest - 1] = 0;
+        store_clean_ascii(guest, guest, sizeof guest);
+        for (char *g = guest; *g; g++)
+            if (*g == ' ')
+                *g = '?';
+        len += (size_t)snprintf(out + len, 110, "%d %lld %s\n", slots[i].worker,
+                                (long long)slots[i].job_id, guest[0] ? guest : "-");
+    }
+    return out;
+}
+
+void store_engine_slots_decode(aspen_store_engine_info *e, const char *text)
+{
+    e->n_slots = 0;
+    for (const char *p = text ? text : ""; *p && e->n_slots < ASPEN_STORE_ENGINE_SLOTS;) {
+        const char *eol = strchr(p, '\n');
+        size_t len = eol ? (size_t)(eol - p) : strlen(p);
+        char line[128];
+        if (len < sizeof line) {
+            memcpy(line, p, len);
+            line[len] = 0;
+            char *end;
+            long long worker = strtoll(line, &end, 10);
+            char *jp = end;
+            long long job = strtoll(jp, &end, 10);
+            if (end != jp && end != line && *end == ' ' && worker >= 0 && worker < 1000000 &&
+                job > 0) {
+                aspen_store_engine_slot *sl = &e->slots[e->n_slots++];
+                sl->worker = (int)worker;
+                sl->job_id = job;
+                store_clean_ascii(end + 1, sl->guest, sizeof sl->guest);
+            }
+        }
+        p += len;
+        if (*p == '\n')
+            p++;
+    }
+}
+
 /* ---- checks that need no database -------------------------------------------------------------- */
 
 int store_check_spec(const aspen_store_job_spec *j, const char *where, aspen_store_error *err)

@@ -58,7 +58,13 @@ struct store_ops {
                         aspen_store_error *err);
     int (*engine_unregister)(aspen_store *s, int64_t engine_id, int64_t now_ms, int64_t *released,
                              aspen_store_error *err);
-    int (*engines)(aspen_store *s, aspen_store_engine_info **out, size_t *n,
+    /* slots: the encoded text of store_engine_slots_encode; version already cleaned */
+    int (*engine_heartbeat)(aspen_store *s, int64_t engine_id, int64_t lease_ms,
+                            const aspen_store_engine_figures *f, const char *version,
+                            const char *slots, int64_t now_ms, aspen_store_error *err);
+    /* fills heartbeat_age_ms on the store's clock and the slots with store_engine_slots_decode;
+     * api.c sets stale */
+    int (*engines)(aspen_store *s, int64_t now_ms, aspen_store_engine_info **out, size_t *n,
                    aspen_store_error *err);
     int (*recover)(aspen_store *s, int64_t now_ms, aspen_store_recovery *report,
                    aspen_store_error *err);
@@ -108,6 +114,19 @@ enum store_backend_kind store_backend_of(const char *name, const char **form);
 /* Copies a database name into out (always terminated, cut at size) with any password replaced by
  * "***": user:PASSWORD@ and ?password= in a URI, password=VALUE in a key=value string. */
 void store_redact_conninfo(const char *name, char *out, size_t size);
+
+/* Schema version 5, written once for both backends: the columns each backend adds to `engines`
+ * with ALTER TABLE engines ADD COLUMN (the types read the same in SQLite and PostgreSQL). */
+extern const char *const store_engine_v5_columns[];
+extern const size_t store_engine_v5_ncolumns;
+/* A heartbeat's busy workers as text, one "WORKER JOB GUEST" line each (guest's control bytes,
+ * spaces and bytes >= 0x80 as '?': the text is the same on both backends). Returns a malloc'd
+ * string ("" for none) or NULL when out of memory. */
+char *store_engine_slots_encode(const aspen_store_engine_slot *slots, size_t n);
+/* Reads that text back into e->slots (whatever another host wrote: bad lines are skipped). */
+void store_engine_slots_decode(aspen_store_engine_info *e, const char *text);
+/* Copies src into dst[size] with control bytes and bytes >= 0x80 as '?'. */
+void store_clean_ascii(const char *src, char *dst, size_t size);
 
 /* ---- backends' open functions ------------------------------------------------------------------ */
 

@@ -63,7 +63,7 @@ typedef struct aspen_store_error {
 
 /* The seed's limit: "Binary too large: X bytes (max: 52428800 bytes)". */
 #define ASPEN_STORE_MAX_BINARY 52428800u
-#define ASPEN_STORE_SCHEMA_VERSION 4
+#define ASPEN_STORE_SCHEMA_VERSION 5
 
 /* ---- states and the transition table ---------------------------------------------------------- */
 
@@ -306,12 +306,47 @@ int64_t aspen_store_backoff_ms(int attempt, int64_t base_ms, int64_t cap_ms, dou
 
 /* ---- engines, leases, recovery ------------------------------------------------------------------ */
 
+/* A host's heartbeat is stale when it is older than this (an engine heartbeats every second, so
+ * five missed beats): the console and `aspen engines` mark it. Its lease (default 5 s) decides
+ * recovery; staleness only tells the operator. */
+#define ASPEN_STORE_HEARTBEAT_STALE_MS 5000
+/* Busy workers a heartbeat carries (more are counted in `busy` but not listed). */
+#define ASPEN_STORE_ENGINE_SLOTS 64
+
+/* What one busy worker runs. */
+typedef struct aspen_store_engine_slot {
+    int worker;
+    int64_t job_id;
+    char guest[64]; /* the binary's name as the engine knows it (control bytes shown as '?') */
+} aspen_store_engine_slot;
+
+/* An engine's live figures, written by aspen_store_engine_heartbeat (schema version 5). */
+typedef struct aspen_store_engine_figures {
+    int64_t workers;   /* worker threads */
+    int64_t busy;      /* running a job now */
+    int64_t warm_vms;  /* VMs in its warm pool */
+    int64_t rss_bytes; /* resident memory of the process */
+    double jobs_per_s; /* finished per second over the last ~1 s */
+    const char *version; /* Aspen version, e.g. "0.1.0"; NULL → "" */
+    const aspen_store_engine_slot *slots; /* what the busy workers run; may be NULL */
+    size_t n_slots;                       /* at most ASPEN_STORE_ENGINE_SLOTS are kept */
+} aspen_store_engine_figures;
+
 typedef struct aspen_store_engine_info {
     int64_t id;
     int64_t pid;
     char host[128];
     int64_t started_at_ms, lease_until_ms;
     int64_t running; /* jobs it owns now */
+    /* Its last heartbeat (0 = none yet: an engine of an older Aspen, or just registered). */
+    int64_t heartbeat_ms;
+    int64_t heartbeat_age_ms; /* now_ms - (heartbeat, or started when none) on the store's clock */
+    bool stale;               /* heartbeat_age_ms > ASPEN_STORE_HEARTBEAT_STALE_MS */
+    int64_t workers, busy, warm_vms, rss_bytes;
+    double jobs_per_s;
+    char version[32];
+    size_t n_slots;
+    aspen_store_engine_slot slots[ASPEN_STORE_ENGINE_SLOTS];
 } aspen_store_engine_info;
 
 /* Registers a new engine (ids are never reused) holding a lease until now + lease_ms. */
@@ -325,7 +360,14 @@ int aspen_store_engine_renew(aspen_store *s, int64_t engine_id, int64_t lease_ms
  * deletes the engine row. */
 int aspen_store_engine_unregister(aspen_store *s, int64_t engine_id, int64_t now_ms,
                                   int64_t *released, aspen_store_error *err);
-int aspen_store_engines(aspen_store *s, aspen_store_engine_info **out, size_t *n,
+/* Writes this engine's live figures (about once a second) and extends its lease like renew, in
+ * one statement. ELEASE if the engine row is gone (never registered, or its lease expired and it
+ * was recovered): nothing is written. */
+int aspen_store_engine_heartbeat(aspen_store *s, int64_t engine_id, int64_t lease_ms,
+                                 const aspen_store_engine_figures *f, int64_t now_ms,
+                                 aspen_store_error *err);
+/* Every registered engine, by id, each with its last heartbeat and whether it is stale at now_ms. */
+int aspen_store_engines(aspen_store *s, int64_t now_ms, aspen_store_engine_info **out, size_t *n,
                         aspen_store_error *err);
 void aspen_store_engines_free(aspen_store_engine_info *engines);
 

@@ -130,16 +130,54 @@ rollback:
     return code;
 }
 
-int pg_engines(aspen_store *base, aspen_store_engine_info **out, size_t *n, aspen_store_error *err)
+int pg_engine_heartbeat(aspen_store *base, int64_t engine_id, int64_t lease_ms,
+                        const aspen_store_engine_figures *f, const char *version, const char *slots,
+                        int64_t now_ms, aspen_store_error *err)
+{
+    struct pg_store *s = pgs(base);
+    if (s->read_only)
+        return read_only(s, "writing an engine's heartbeat", err);
+    struct pg_params p = {0};
+    pg_p_int(&p, engine_id);
+    pg_p_now(&p, now_ms);
+    pg_p_int(&p, lease_ms);
+    pg_p_int(&p, f->workers);
+    pg_p_int(&p, f->busy);
+    pg_p_int(&p, f->warm_vms);
+    pg_p_int(&p, f->rss_bytes);
+    pg_p_int(&p, (int64_t)(f->jobs_per_s * 1000.0 + 0.5));
+    pg_p_text(&p, version);
+    pg_p_text(&p, slots);
+    int64_t n = 0;
+    int code = run(s, "pgl_heartbeat",
+                   "UPDATE engines SET lease_until = " PG_NOW(2) " + $3, heartbeat_at = " PG_NOW(2)
+                   ", workers = $4, busy = $5, warm_vms = $6, rss_bytes = $7,"
+                   " jobs_per_s_milli = $8, version = $9, slots = $10 WHERE id = $1",
+                   &p, "writing an engine's heartbeat", &n, err);
+    if (!code && n == 0)
+        code = store_err(err, ASPEN_STORE_ELEASE,
+                         "engine %lld is not registered (never, or its lease expired and another "
+                         "process recovered its jobs): its heartbeat was not written. Stop the "
+                         "jobs it holds and register again",
+                         (long long)engine_id);
+    return code;
+}
+
+int pg_engines(aspen_store *base, int64_t now_ms, aspen_store_engine_info **out, size_t *n,
+               aspen_store_error *err)
 {
     struct pg_store *s = pgs(base);
     *out = NULL;
     *n = 0;
     struct pg_params p = {0};
+    pg_p_now(&p, now_ms);
     PGresult *r = pg_exec(s, "pgl_engines",
                           "SELECT e.id, e.pid, e.host, e.started_at, e.lease_until,"
                           " (SELECT count(*) FROM jobs j WHERE j.state = 'running'"
-                          " AND j.owner = e.id) FROM engines e ORDER BY e.id",
+                          " AND j.owner = e.id), e.heartbeat_at,"
+                          " " PG_NOW(1) " - CASE WHEN e.heartbeat_at > 0 THEN e.heartbeat_at"
+                          " ELSE e.started_at END, e.workers, e.busy, e.warm_vms, e.rss_bytes,"
+                          " e.jobs_per_s_milli, e.version, e.slots FROM engines e ORDER BY e.id",
                           &p, "listing engines", err);
     if (!r)
         return failed(err);
@@ -157,6 +195,15 @@ int pg_engines(aspen_store *base, aspen_store_engine_info **out, size_t *n, aspe
         e->started_at_ms = pg_get_int(r, (int)i, 3);
         e->lease_until_ms = pg_get_int(r, (int)i, 4);
         e->running = pg_get_int(r, (int)i, 5);
+        e->heartbeat_ms = pg_get_int(r, (int)i, 6);
+        e->heartbeat_age_ms = pg_get_int(r, (int)i, 7);
+        e->workers = pg_get_int(r, (int)i, 8);
+        e->busy = pg_get_int(r, (int)i, 9);
+        e->warm_vms = pg_get_int(r, (int)i, 10);
+        e->rss_bytes = pg_get_int(r, (int)i, 11);
+        e->jobs_per_s = (double)pg_get_int(r, (int)i, 12) / 1000.0;
+        store_clean_ascii(PQgetvalue(r, (int)i, 13), e->version, sizeof e->version);
+        store_engine_slots_decode(e, PQgetvalue(r, (int)i, 14));
     }
     PQclear(r);
     *out = list;

@@ -884,6 +884,9 @@ static int check_inspection(struct pg_store *s, const struct inspection *in, boo
                             aspen_store_error *err)
 {
     *fresh = false;
+    if (in->version >= 4 && in->version < ASPEN_STORE_SCHEMA_VERSION &&
+        in->app == ASPEN_APPLICATION_ID)
+        return 0; /* an older schema: migrated by open (create_schema) */
     if (in->version == 0 && in->others == 0) {
         *fresh = true;
         return 0;
@@ -916,8 +919,31 @@ static int check_inspection(struct pg_store *s, const struct inspection *in, boo
     return 0;
 }
 
-/* Migrations after version 4 go here: pg_migrations[v - 4] takes a database from v to v + 1,
- * inside the transaction that holds the schema lock. None yet. */
+/* Version 5: engines carry their heartbeat and live figures (the columns are written once, in
+ * store/common.c, for both backends). */
+static int pg_migrate_v5(struct pg_store *s, aspen_store_error *err)
+{
+    for (size_t i = 0; i < store_engine_v5_ncolumns; i++) {
+        char sql[160];
+        snprintf(sql, sizeof sql, "ALTER TABLE engines ADD COLUMN %s", store_engine_v5_columns[i]);
+        PGresult *r = PQexec(s->conn, sql);
+        if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+            int code = pg_err(s, err, r, "adding engines' heartbeats (version 5)");
+            PQclear(r);
+            return code;
+        }
+        PQclear(r);
+    }
+    return 0;
+}
+
+/* pg_migrations[v - 4] takes a database from v to v + 1, inside the transaction that holds the
+ * schema lock (a fresh database is created at 4 and migrated at once, in the same transaction). */
+static int (*const pg_migrations[ASPEN_STORE_SCHEMA_VERSION - 4])(struct pg_store *,
+                                                                  aspen_store_error *) = {
+    pg_migrate_v5,
+};
+
 static int create_schema(struct pg_store *s, aspen_store_error *err)
 {
     int code = pg_tx_begin(s, err);
@@ -935,8 +961,11 @@ static int create_schema(struct pg_store *s, aspen_store_error *err)
     code = inspect(s, &in, err);
     if (!code)
         code = check_inspection(s, &in, &fresh, err);
-    if (code || !fresh)
+    if (code || (!fresh && in.version >= ASPEN_STORE_SCHEMA_VERSION))
         goto rollback; /* nothing to do, or refused: either way nothing written */
+    int64_t version = in.version;
+    if (!fresh)
+        goto migrate;
     if (!in.nsp[0]) {
         code = store_err(err, ASPEN_STORE_EINVAL,
                          "database %s has no schema to create Aspen's tables in (search_path "
@@ -951,6 +980,21 @@ static int create_schema(struct pg_store *s, aspen_store_error *err)
         goto rollback;
     }
     PQclear(r);
+    version = 4;
+migrate:
+    for (int64_t v = version; v < ASPEN_STORE_SCHEMA_VERSION; v++) {
+        code = pg_migrations[v - 4](s, err);
+        if (code)
+            goto rollback;
+    }
+    if (version < ASPEN_STORE_SCHEMA_VERSION) {
+        struct pg_params pv = {0};
+        pg_p_int(&pv, ASPEN_STORE_SCHEMA_VERSION);
+        code = exec_ok(s, NULL, "UPDATE aspen_schema SET version = $1::bigint", &pv,
+                       "recording the schema version", err);
+        if (code)
+            goto rollback;
+    }
     return pg_tx_commit(s, "committing the schema", err);
 rollback:
     pg_tx_rollback(s);
@@ -1016,6 +1060,17 @@ int store_pg_open(const char *conninfo, const aspen_store_options *o, aspen_stor
             goto fail;
         }
         code = create_schema(s, err);
+        if (code)
+            goto fail;
+    } else if (in.version < ASPEN_STORE_SCHEMA_VERSION) {
+        if (o->read_only) {
+            code = store_err(err, ASPEN_STORE_EINVAL,
+                             "database %s has Aspen schema version %lld, older than this aspen's "
+                             "(%d): open it once writable to migrate it (aspen does so on open)",
+                             s->shown, (long long)in.version, ASPEN_STORE_SCHEMA_VERSION);
+            goto fail;
+        }
+        code = create_schema(s, err); /* migrates under the schema lock */
         if (code)
             goto fail;
     }
@@ -1342,6 +1397,7 @@ const struct store_ops store_pg_ops = {
     .engine_register = pg_engine_register,
     .engine_renew = pg_engine_renew,
     .engine_unregister = pg_engine_unregister,
+    .engine_heartbeat = pg_engine_heartbeat,
     .engines = pg_engines,
     .recover = pg_recover,
     .cancel_requests = pg_cancel_requests,

@@ -266,7 +266,11 @@ int pg_engine_renew(aspen_store *s, int64_t engine_id, int64_t lease_ms, int64_t
                     aspen_store_error *err);
 int pg_engine_unregister(aspen_store *s, int64_t engine_id, int64_t now_ms, int64_t *released,
                          aspen_store_error *err);
-int pg_engines(aspen_store *s, aspen_store_engine_info **out, size_t *n, aspen_store_error *err);
+int pg_engine_heartbeat(aspen_store *s, int64_t engine_id, int64_t lease_ms,
+                        const aspen_store_engine_figures *f, const char *version, const char *slots,
+                        int64_t now_ms, aspen_store_error *err);
+int pg_engines(aspen_store *s, int64_t now_ms, aspen_store_engine_info **out, size_t *n,
+               aspen_store_error *err);
 int pg_recover(aspen_store *s, int64_t now_ms, aspen_store_recovery *report,
                aspen_store_error *err);
 int pg_cancel_requests(aspen_store *s, int64_t engine_id, int64_t **ids, size_t *n,

@@ -113,7 +113,41 @@ rollback:
     return code;
 }
 
-int sq_engines(aspen_store *base, aspen_store_engine_info **out, size_t *n, aspen_store_error *err)
+int sq_engine_heartbeat(aspen_store *base, int64_t engine_id, int64_t lease_ms,
+                        const aspen_store_engine_figures *f, const char *version, const char *slots,
+                        int64_t now_ms, aspen_store_error *err)
+{
+    struct sqlite_store *s = sq(base);
+    if (s->read_only)
+        return tx_begin(s, err); /* the read-only message */
+    sqlite3_stmt *st = store_stmt(s, ST_ENGINE_HEARTBEAT, err);
+    if (!st)
+        return err ? err->code : ASPEN_STORE_EIO;
+    sqlite3_bind_int64(st, 1, engine_id);
+    sqlite3_bind_int64(st, 2, now_ms + lease_ms);
+    sqlite3_bind_int64(st, 3, now_ms);
+    sqlite3_bind_int64(st, 4, f->workers);
+    sqlite3_bind_int64(st, 5, f->busy);
+    sqlite3_bind_int64(st, 6, f->warm_vms);
+    sqlite3_bind_int64(st, 7, f->rss_bytes);
+    sqlite3_bind_int64(st, 8, (int64_t)(f->jobs_per_s * 1000.0 + 0.5));
+    sqlite3_bind_text(st, 9, version, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 10, slots, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st), code = 0;
+    if (rc != SQLITE_DONE)
+        code = store_sqlite_err(s, err, rc, "writing an engine's heartbeat");
+    else if (sqlite3_changes(s->db) == 0)
+        code = store_err(err, ASPEN_STORE_ELEASE,
+                         "engine %lld is not registered (never, or its lease expired and another "
+                         "process recovered its jobs): its heartbeat was not written. Stop the "
+                         "jobs it holds and register again",
+                         (long long)engine_id);
+    sqlite3_reset(st);
+    return code;
+}
+
+int sq_engines(aspen_store *base, int64_t now_ms, aspen_store_engine_info **out, size_t *n,
+               aspen_store_error *err)
 {
     struct sqlite_store *s = sq(base);
     *out = NULL;
@@ -139,6 +173,16 @@ int sq_engines(aspen_store *base, aspen_store_engine_info **out, size_t *n, aspe
         e->started_at_ms = sqlite3_column_int64(st, 3);
         e->lease_until_ms = sqlite3_column_int64(st, 4);
         e->running = sqlite3_column_int64(st, 5);
+        e->heartbeat_ms = sqlite3_column_int64(st, 6);
+        e->heartbeat_age_ms = now_ms - (e->heartbeat_ms ? e->heartbeat_ms : e->started_at_ms);
+        e->workers = sqlite3_column_int64(st, 7);
+        e->busy = sqlite3_column_int64(st, 8);
+        e->warm_vms = sqlite3_column_int64(st, 9);
+        e->rss_bytes = sqlite3_column_int64(st, 10);
+        e->jobs_per_s = (double)sqlite3_column_int64(st, 11) / 1000.0;
+        store_clean_ascii((const char *)sqlite3_column_text(st, 12), e->version,
+                          sizeof e->version);
+        store_engine_slots_decode(e, (const char *)sqlite3_column_text(st, 13));
     }
     if (rc != SQLITE_DONE) {
         code = store_sqlite_err(s, err, rc, "listing engines");

@@ -108,8 +108,13 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_ENGINE_DELETE] = "DELETE FROM engines WHERE id = ?1",
     [ST_ENGINES_LIST] = "SELECT e.id, e.pid, e.host, e.started_at, e.lease_until,"
                         " (SELECT count(*) FROM jobs j INDEXED BY jobs_running"
-                        " WHERE j.state = 'running' AND j.owner = e.id)"
+                        " WHERE j.state = 'running' AND j.owner = e.id),"
+                        " e.heartbeat_at, e.workers, e.busy, e.warm_vms, e.rss_bytes,"
+                        " e.jobs_per_s_milli, e.version, e.slots"
                         " FROM engines e ORDER BY e.id",
+    [ST_ENGINE_HEARTBEAT] = "UPDATE engines SET lease_until = ?2, heartbeat_at = ?3, workers = ?4,"
+                            " busy = ?5, warm_vms = ?6, rss_bytes = ?7, jobs_per_s_milli = ?8,"
+                            " version = ?9, slots = ?10 WHERE id = ?1",
     [ST_ENGINES_EXPIRED_DELETE] = "DELETE FROM engines WHERE lease_until < ?1",
     /* Running jobs whose owner holds no live lease (expired, or the row is gone). */
     [ST_ORPHANS] = "SELECT id, owner FROM jobs INDEXED BY jobs_running"
@@ -283,6 +288,20 @@ static int migrate_v4(struct sqlite_store *s, aspen_store_error *err)
     return 0;
 }
 
+/* Version 5: engines carry their heartbeat and live figures (columns in store/common.c, the same
+ * on PostgreSQL). Rows of running engines read as "no heartbeat yet" until their next beat. */
+static int migrate_v5(struct sqlite_store *s, aspen_store_error *err)
+{
+    for (size_t i = 0; i < store_engine_v5_ncolumns; i++) {
+        char sql[160];
+        snprintf(sql, sizeof sql, "ALTER TABLE engines ADD COLUMN %s", store_engine_v5_columns[i]);
+        int rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
+        if (rc != SQLITE_OK)
+            return store_sqlite_err(s, err, rc, "adding engines' heartbeats (version 5)");
+    }
+    return 0;
+}
+
 /* migrations[v] takes a database at version v to v + 1. */
 static int (*const migrations[ASPEN_STORE_SCHEMA_VERSION])(struct sqlite_store *,
                                                            aspen_store_error *) = {
@@ -290,6 +309,7 @@ static int (*const migrations[ASPEN_STORE_SCHEMA_VERSION])(struct sqlite_store *
     migrate_v2,
     migrate_v3,
     migrate_v4,
+    migrate_v5,
 };
 
 const char *store_stmt_sql(enum stmt_id id) { return stmt_sql[id]; }
@@ -967,6 +987,7 @@ const struct store_ops store_sqlite_ops = {
     .engine_register = sq_engine_register,
     .engine_renew = sq_engine_renew,
     .engine_unregister = sq_engine_unregister,
+    .engine_heartbeat = sq_engine_heartbeat,
     .engines = sq_engines,
     .recover = sq_recover,
     .cancel_requests = sq_cancel_requests,

@@ -384,6 +384,11 @@ static void test_migration_from_v3(void **state)
     assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
     char *sql = sqlite3_mprintf(
         "DROP TABLE job_payloads; ALTER TABLE jobs DROP COLUMN payload_ext;"
+        /* version 5's heartbeat columns */
+        " ALTER TABLE engines DROP COLUMN workers; ALTER TABLE engines DROP COLUMN busy;"
+        " ALTER TABLE engines DROP COLUMN warm_vms; ALTER TABLE engines DROP COLUMN rss_bytes;"
+        " ALTER TABLE engines DROP COLUMN jobs_per_s_milli; ALTER TABLE engines DROP COLUMN version;"
+        " ALTER TABLE engines DROP COLUMN heartbeat_at; ALTER TABLE engines DROP COLUMN slots;"
         " INSERT INTO jobs (type, payload, state, priority, run_at, created_at)"
         " VALUES ('t', '%q', 'queued', 0, %lld, %lld);"
         " UPDATE job_counts SET n = n + 1 WHERE state = 'queued'; PRAGMA user_version = 3",

@@ -496,7 +496,7 @@ static void test_skewed_clocks_agree(void **state)
     /* Every lease ends about 5 s from A's now, whoever's clock registered it. */
     aspen_store_engine_info *list = NULL;
     size_t n = 0;
-    assert_int_equal(aspen_store_engines(f->s, &list, &n, &e), 0);
+    assert_int_equal(aspen_store_engines(f->s, now, &list, &n, &e), 0);
     int seen = 0;
     for (size_t i = 0; i < n; i++) {
         if (list[i].id != ea && list[i].id != ec && list[i].id != ed)

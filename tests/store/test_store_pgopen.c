@@ -89,7 +89,7 @@ static void test_fresh_database_concurrent_opens(void **state)
         assert_true(WIFEXITED(st));
         assert_int_equal(WEXITSTATUS(st), 0);
     }
-    assert_int_equal(fx_raw_int(f, "SELECT version FROM aspen_schema"), 4);
+    assert_int_equal(fx_raw_int(f, "SELECT version FROM aspen_schema"), ASPEN_STORE_SCHEMA_VERSION);
     assert_int_equal(fx_raw_int(f, "SELECT count(*) FROM aspen_schema"), 1);
     assert_int_equal(fx_raw_int(f, "SELECT application_id FROM aspen_schema"), 0x4173706e);
     f->s = open_or_fail(f->path, NULL);
@@ -111,7 +111,7 @@ static void test_newer_schema_refused(void **state)
     int rc = open_code(f->path, NULL, &e);
     assert_int_equal(rc, ASPEN_STORE_ENEWER);
     assert_true(aspen_store_error_permanent(rc));
-    expect_msg(&e, "schema version 99 is newer than this aspen (4)", "upgrade aspen");
+    expect_msg(&e, "schema version 99 is newer than this aspen (5)", "upgrade aspen");
     assert_int_equal(fx_raw_int(f, "SELECT version FROM aspen_schema"), 99); /* untouched */
     /* under the open handle */
     fx_raw_exec(f, "DROP TABLE attempts");

@@ -101,7 +101,7 @@ static void test_recover_expired_not_live(void **state)
     aspen_store_job_clear(&j);
 
     aspen_store_engine_info *engines = NULL;
-    assert_int_equal(aspen_store_engines(s, &engines, &n, &e), 0);
+    assert_int_equal(aspen_store_engines(s, T0 + 8000, &engines, &n, &e), 0);
     assert_int_equal(n, 1); /* only the fixture's engine is left */
     assert_int_equal(engines[0].id, f->engine);
     assert_int_equal(engines[0].running, 0);

@@ -1,0 +1,174 @@
+/* tests/cli/test_cli_engines.c — `aspen engines [--json]` of the real program: an empty database
+ * lists none; a second process (`aspen worker`) on the same database is listed with its host,
+ * pid, version, workers and the job and guest each busy worker runs, from its heartbeat; an engine
+ * whose heartbeat stopped is marked stale; a hostile host name (terminal escapes, very long) is
+ * escaped in the table and kept as data in --json; an engine that left is gone from the list. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "cli_support.h"
+
+#include "aspen_store.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static out run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static out run(const char *fmt, ...)
+{
+    char cmd[8192];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    assert_true(n > 0 && (size_t)n < sizeof cmd);
+    return run_shell(cmd);
+}
+
+static json_t *engines_json(const char *db)
+{
+    out o = run("'%s' engines --json --db '%s'", ASPEN_BIN, db);
+    if (o.status != 0)
+        fail_msg("aspen engines --json: exit %d: %s", o.status, o.buf);
+    json_error_t je;
+    json_t *v = json_loads(o.buf, 0, &je);
+    if (!v || !json_is_array(v))
+        fail_msg("aspen engines --json printed no JSON array (%s): %s", je.text, o.buf);
+    free(o.buf);
+    return v;
+}
+
+static json_t *engine_by_pid(json_t *arr, long long pid)
+{
+    size_t i;
+    json_t *e;
+    json_array_foreach(arr, i, e) if (json_integer_value(json_object_get(e, "pid")) == pid) return e;
+    return NULL;
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static void test_engines(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/aspen-cli-engines-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char db[300];
+    snprintf(db, sizeof db, "%s/a.db", dir);
+
+    /* two sleep jobs; none registered yet: an empty list */
+    out o = run("'%s' submit --type sleep --payload '{\"ms\":3000}' --count 2 --db '%s' --create "
+                "2>&1",
+                ASPEN_BIN, db);
+    assert_int_equal(o.status, 0);
+    free(o.buf);
+    json_t *arr = engines_json(db);
+    assert_int_equal(json_array_size(arr), 0);
+    json_decref(arr);
+    o = run("'%s' engines --db '%s'", ASPEN_BIN, db);
+    assert_int_equal(o.status, 0);
+    assert_true(has(&o, "no engine is registered"));
+    free(o.buf);
+
+    /* A second process runs them: its heartbeat shows both jobs on its two workers. */
+    o = run("'%s' worker --workers 2 --until-idle --quiet --db '%s' >'%s/worker.log' 2>&1 & "
+            "echo $!",
+            ASPEN_BIN, db, dir);
+    long long pid = atoll(o.buf);
+    free(o.buf);
+    assert_true(pid > 0);
+    json_t *e = NULL;
+    for (int tries = 0; tries < 100; tries++) { /* up to 10 s on a loaded machine */
+        arr = engines_json(db);
+        e = engine_by_pid(arr, pid);
+        if (e && json_integer_value(json_object_get(e, "busy")) == 2 &&
+            json_array_size(json_object_get(e, "slots")) == 2)
+            break;
+        json_decref(arr);
+        e = NULL;
+        sleep_ms(100);
+    }
+    if (!e)
+        fail_msg("the worker (pid %lld) never showed two busy workers in aspen engines", pid);
+    char host[256] = "";
+    gethostname(host, sizeof host - 1);
+    assert_string_equal(json_string_value(json_object_get(e, "host")), host);
+    assert_string_equal(json_string_value(json_object_get(e, "version")), "0.1.0");
+    assert_int_equal(json_integer_value(json_object_get(e, "workers")), 2);
+    assert_false(json_is_true(json_object_get(e, "stale")));
+    assert_true(json_is_integer(json_object_get(e, "heartbeat_ms")));
+    assert_true(json_integer_value(json_object_get(e, "rss_bytes")) > 1024 * 1024);
+    json_t *slots = json_object_get(e, "slots");
+    long long jobs_seen = 0;
+    for (size_t i = 0; i < 2; i++) {
+        json_t *s = json_array_get(slots, i);
+        assert_string_equal(json_string_value(json_object_get(s, "guest")), "sleep");
+        jobs_seen += json_integer_value(json_object_get(s, "job"));
+    }
+    assert_int_equal(jobs_seen, 1 + 2); /* jobs 1 and 2 */
+    json_decref(arr);
+
+    /* The table names it too. */
+    o = run("'%s' engines --db '%s'", ASPEN_BIN, db);
+    assert_int_equal(o.status, 0);
+    assert_true(has(&o, "sleep"));
+    assert_true(has(&o, "HEARTBEAT"));
+    free(o.buf);
+
+    /* A hostile host that stopped beating long ago: stale, escaped in the table. */
+    aspen_store *st = NULL;
+    aspen_store_error se = {0};
+    assert_int_equal(aspen_store_open(db, NULL, &st, &se), 0);
+    char evil[400];
+    int len = snprintf(evil, sizeof evil, "evil\x1b]0;owned\x07\x1b[2J\r\nhost");
+    memset(evil + len, 'x', sizeof evil - (size_t)len - 1);
+    evil[sizeof evil - 1] = 0;
+    int64_t id = 0;
+    int64_t past = aspen_store_now_ms() - 60000;
+    assert_int_equal(aspen_store_engine_register(st, 31337, evil, 3600000, past, &id, &se), 0);
+    aspen_store_engine_figures fig = {.workers = 1, .version = "0.1.0"};
+    assert_int_equal(aspen_store_engine_heartbeat(st, id, 3600000, &fig, past, &se), 0);
+    aspen_store_close(st);
+    arr = engines_json(db);
+    e = engine_by_pid(arr, 31337);
+    assert_non_null(e);
+    assert_true(json_is_true(json_object_get(e, "stale")));
+    assert_memory_equal(json_string_value(json_object_get(e, "host")), "evil\x1b]0;", 7);
+    json_decref(arr);
+    o = run("'%s' engines --db '%s'", ASPEN_BIN, db);
+    assert_int_equal(o.status, 0);
+    assert_true(has(&o, "STALE"));
+    assert_null(memchr(o.buf, 0x1b, o.len)); /* no raw escape reaches the terminal */
+    assert_null(memchr(o.buf, '\r', o.len));
+    free(o.buf);
+
+    /* The worker finishes and leaves: it is no longer listed. */
+    bool gone = false;
+    for (int tries = 0; tries < 150 && !gone; tries++) {
+        arr = engines_json(db);
+        gone = engine_by_pid(arr, pid) == NULL;
+        json_decref(arr);
+        if (!gone)
+            sleep_ms(100);
+    }
+    assert_true(gone);
+    o = run("rm -rf '%s'", dir);
+    free(o.buf);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_engines)};
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

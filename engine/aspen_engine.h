@@ -87,7 +87,9 @@ typedef struct aspen_engine_config {
     const char *build_script;   /* NULL → $ASPEN_BUILD_GUEST, then scripts/build-guest.sh of the tree;
                                    locates the tree whose guests/sdk and vm/abi.h `--source` builds
                                    use (the engine builds in its sandbox, never runs the script) */
-    const char *cache_dir;      /* build cache; NULL → DIR_OF_DB/build-cache */
+    const char *cache_dir;      /* build cache; NULL → DIR_OF_DB/build-cache, or for a PostgreSQL
+                                   database $XDG_CACHE_HOME/aspen/build-cache-pg-HASH (HASH: 16 hex
+                                   of the sha256 of the name, password redacted) */
     bool no_builtin_handlers;   /* do not register echo/checksum/sleep */
     bool no_live_logs;          /* do not emit log events while a guest runs (benchmarks) */
 } aspen_engine_config;

@@ -214,6 +214,29 @@ static void pick_paths(aspen_engine *eng)
 
     if (c->cache_dir) {
         snprintf(eng->cache_dir, sizeof eng->cache_dir, "%s", c->cache_dir);
+    } else if (aspen_store_name_is_postgres(eng->db_path)) {
+        /* A connection string has no directory: the cache goes under the user's XDG cache, one
+         * per database, named by a hash of the name as shown (password redacted, so the same
+         * database gets the same cache whatever password reached it, and none is on disk). */
+        char shown[1024];
+        aspen_store_name_shown(eng->db_path, shown, sizeof shown);
+        aspen_store_sha256_ctx h;
+        uint8_t d[32];
+        aspen_store_sha256_init(&h);
+        aspen_store_sha256_update(&h, shown, strlen(shown));
+        aspen_store_sha256_final(&h, d);
+        char hex[17];
+        for (int i = 0; i < 8; i++)
+            snprintf(hex + 2 * i, 3, "%02x", d[i]);
+        const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+        if (xdg && xdg[0] == '/')
+            snprintf(eng->cache_dir, sizeof eng->cache_dir, "%s/aspen/build-cache-pg-%s", xdg, hex);
+        else if (home && home[0] == '/')
+            snprintf(eng->cache_dir, sizeof eng->cache_dir, "%s/.cache/aspen/build-cache-pg-%s",
+                     home, hex);
+        else
+            snprintf(eng->cache_dir, sizeof eng->cache_dir, "/tmp/aspen-%d/build-cache-pg-%s",
+                     (int)getuid(), hex);
     } else {
         const char *slash = strrchr(eng->db_path, '/');
         if (slash)

@@ -2,7 +2,9 @@
  * lists none; a second process (`aspen worker`) on the same database is listed with its host,
  * pid, version, workers and the job and guest each busy worker runs, from its heartbeat; an engine
  * whose heartbeat stopped is marked stale; a hostile host name (terminal escapes, very long) is
- * escaped in the table and kept as data in --json; an engine that left is gone from the list. */
+ * escaped in the table and kept as data in --json; an engine that left is gone from the list.
+ * And `aspen bench engine --json` names the durability it measured: SQLite's WAL on a file, a
+ * PostgreSQL COMMIT on a server (it said "SQLite WAL" for both), never the conninfo's password. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,6 +16,7 @@
 #include "aspen_store.h"
 
 #include <jansson.h>
+#include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -167,8 +170,74 @@ static void test_engines(void **state)
     free(o.buf);
 }
 
+static void pg_admin(const char *server, const char *sql)
+{
+    PGconn *c = PQconnectdb(server);
+    assert_int_equal(PQstatus(c), CONNECTION_OK);
+    PGresult *r = PQexec(c, sql);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK)
+        fail_msg("%s: %s", sql, PQerrorMessage(c));
+    PQclear(r);
+    PQfinish(c);
+}
+
+static json_t *bench_json(const char *db)
+{
+    out o = run("'%s' bench engine --jobs 20 --workers 1 --json --db '%s' 2>/dev/null", ASPEN_BIN,
+                db);
+    if (o.status != 0)
+        fail_msg("aspen bench engine on %s: exit %d: %s", db, o.status, o.buf);
+    json_error_t je;
+    json_t *v = json_loads(o.buf, 0, &je);
+    if (!v)
+        fail_msg("aspen bench engine --json printed no JSON (%s): %s", je.text, o.buf);
+    assert_null(strstr(o.buf, "sekret"));
+    free(o.buf);
+    return v;
+}
+
+static void test_bench_durability(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/aspen-cli-bench-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char db[300];
+    snprintf(db, sizeof db, "%s/b.db", dir);
+    json_t *v = bench_json(db);
+    assert_string_equal(json_string_value(json_object_get(v, "durability")),
+                        "SQLite WAL, synchronous=NORMAL");
+    json_decref(v);
+
+    const char *pgdir = getenv("ASPEN_PG_DIR");
+    assert_non_null(pgdir);
+    char path[400], server[512] = "";
+    snprintf(path, sizeof path, "%s/conninfo", pgdir);
+    FILE *f = fopen(path, "r");
+    if (!f || !fgets(server, sizeof server, f))
+        fail_msg("no %s: run through ctest (fixture pg)", path);
+    fclose(f);
+    server[strcspn(server, "\n")] = 0;
+    char name[64], sql[128], info[800];
+    snprintf(name, sizeof name, "aspen_cli_bench_%d", (int)getpid());
+    snprintf(sql, sizeof sql, "CREATE DATABASE %s", name);
+    pg_admin(server, sql);
+    snprintf(info, sizeof info, "%s dbname=%s password=sekret", server, name);
+    v = bench_json(info);
+    const char *d = json_string_value(json_object_get(v, "durability"));
+    assert_non_null(d);
+    assert_non_null(strstr(d, "PostgreSQL COMMIT"));
+    assert_null(strstr(d, "SQLite"));
+    assert_non_null(strstr(json_string_value(json_object_get(v, "db")), "password=***"));
+    json_decref(v);
+    snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS %s WITH (FORCE)", name);
+    pg_admin(server, sql);
+    out o = run("rm -rf '%s'", dir);
+    free(o.buf);
+}
+
 int main(void)
 {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_engines)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_engines),
+                                       cmocka_unit_test(test_bench_durability)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

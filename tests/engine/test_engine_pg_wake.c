@@ -13,6 +13,7 @@
 #include <libpq-fe.h>
 
 #include "aspen_engine.h"
+#include "engine_internal.h" /* the derived build-cache directory */
 
 #define TEST_TMP_PREFIX "aspen-engine-pg"
 #include "test_support.h"
@@ -118,10 +119,42 @@ static void test_idle_engine_woken_by_notify(void **state)
     aspen_engine_close(eng);
 }
 
+/* A connection string has no directory: the build cache goes under $XDG_CACHE_HOME by a hash of
+ * the name with its password redacted (it was "DIR_OF_DB/build-cache" cut at the last '/' of the
+ * string: a strange relative path, e.g. from a unix-socket host=/tmp/x). */
+static void test_build_cache_dir_of_a_conninfo(void **state)
+{
+    (void)state;
+    char xdg[400], with_pw[800], other_pw[800];
+    snprintf(xdg, sizeof xdg, "%s/xdg", g_dir);
+    setenv("XDG_CACHE_HOME", xdg, 1);
+    snprintf(with_pw, sizeof with_pw, "%s password=sekret-one", conninfo);
+    snprintf(other_pw, sizeof other_pw, "%s password=sekret-two", conninfo);
+    char dirs[2][4096];
+    const char *names[2] = {with_pw, other_pw};
+    for (int i = 0; i < 2; i++) {
+        aspen_engine_config cfg;
+        aspen_engine_config_default(&cfg);
+        cfg.db_path = names[i];
+        cfg.workers = 0;
+        aspen_engine *eng = open_cfg(&cfg);
+        snprintf(dirs[i], sizeof dirs[i], "%s", eng->cache_dir);
+        aspen_engine_close(eng);
+    }
+    char want[500];
+    snprintf(want, sizeof want, "%s/aspen/build-cache-pg-", xdg);
+    if (strncmp(dirs[0], want, strlen(want)) != 0 || strlen(dirs[0]) != strlen(want) + 16)
+        fail_msg("build cache of %s is %s, want %sHASH", conninfo, dirs[0], want);
+    assert_null(strstr(dirs[0], "sekret"));
+    assert_string_equal(dirs[0], dirs[1]); /* the same database: the same cache */
+    unsetenv("XDG_CACHE_HOME");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_idle_engine_woken_by_notify, pg_setup, pg_teardown),
+        cmocka_unit_test_setup_teardown(test_build_cache_dir_of_a_conninfo, pg_setup, pg_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

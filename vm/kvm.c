@@ -261,14 +261,16 @@ int vm_kvm_setup(aspen_vm *vm, aspen_vm_error *err)
 
 int vm_set_msr(aspen_vm *vm, uint32_t index, uint64_t value)
 {
-    struct {
+    /* struct kvm_msrs ends in a flexible array: room for one entry behind it, in a union so the
+     * storage is aligned for both (a struct member after it is a GNU extension clang refuses). */
+    union {
         struct kvm_msrs h;
-        struct kvm_msr_entry e;
+        unsigned char bytes[sizeof(struct kvm_msrs) + sizeof(struct kvm_msr_entry)];
     } m;
     memset(&m, 0, sizeof m);
     m.h.nmsrs = 1;
-    m.e.index = index;
-    m.e.data = value;
+    m.h.entries[0].index = index;
+    m.h.entries[0].data = value;
     int r = vm_ioctl(vm->cpufd, KVM_SET_MSRS, &m);
     if (r == 1)
         return 0;

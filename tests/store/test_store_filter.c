@@ -19,7 +19,7 @@ static int parse(const char *text)
 static void expect_ok(const char *text)
 {
     if (parse(text) != 0)
-        fail_msg("'%s' should parse: %s", text, e.msg);
+        fail_msg("'%s' should parse: %s", text ? text : "(NULL)", e.msg);
 }
 
 /* Fails with EINVAL, and the message holds every needle given (NULL-terminated). */

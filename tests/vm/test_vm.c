@@ -106,9 +106,14 @@ static void test_get_time(void **state)
 {
     aspen_vm *vm = vm_of("test-hostcalls", NULL);
     aspen_vm_result r;
-    time_t before = time(NULL);
+    /* CLOCK_REALTIME as the host call reads it: time() may read the coarse clock, a tick behind,
+     * so near a second's boundary the guest's value could be later than time()'s "after". */
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    time_t before = ts.tv_sec;
     assert_int_equal(run(vm, "3", 0, &r, NULL), ASPEN_VM_SUCCESS);
-    time_t after = time(NULL);
+    clock_gettime(CLOCK_REALTIME, &ts);
+    time_t after = ts.tv_sec;
     assert_int_equal(r.stats.host_calls, 3);
     /* the guest sums three hl_get_time() values */
     long long sum = atoll((char *)r.output);

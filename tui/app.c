@@ -563,6 +563,7 @@ typedef struct tui_seed {
 } tui_seed;
 
 static void open_form(tui_app *a, const tui_seed *s);
+static size_t find_guest(tui_app *a, const tui_seed *s);
 
 enum { ACT_SUBMIT, ACT_CANCEL, ACT_RERUN, ACT_RETRY_FAILED, ACT_PAUSE, ACT_GET_JOB };
 
@@ -764,8 +765,14 @@ static void act_done(uv_work_t *w, int status)
                 tui_set_status(a, true, "cannot copy job %lld: %s", (long long)r->ids[0], r->msg);
             else {
                 open_form(a, r->seed);
-                snprintf(a->form_msg, sizeof a->form_msg, "a copy of job %lld: change what you "
-                         "like, ^S submits", (long long)r->ids[0]);
+                if (find_guest(a, r->seed) == SIZE_MAX) {
+                    snprintf(a->form_msg, sizeof a->form_msg, "job %lld's guest '%s' is not offered "
+                             "here: pick one (left/right)", (long long)r->ids[0], r->seed->guest);
+                    a->form_ok = false;
+                } else {
+                    snprintf(a->form_msg, sizeof a->form_msg, "a copy of job %lld: change what you "
+                             "like, ^S submits", (long long)r->ids[0]);
+                }
             }
             break;
         default: break;
@@ -1177,12 +1184,13 @@ static size_t find_guest(tui_app *a, const tui_seed *s)
             return a->n_guests++;
         }
     }
-    return 0;
+    return SIZE_MAX; /* not offered here (a handler this console lacks, a guest without a hash) */
 }
 
 static void form_fill(tui_app *a, const tui_seed *s)
 {
-    a->guest_sel = s && s->have ? find_guest(a, s) : 0;
+    size_t found = s && s->have ? find_guest(a, s) : 0;
+    a->guest_sel = found == SIZE_MAX ? 0 : found;
     tui_line_set(&a->f[TUI_F_GUEST], "");
     const char *name = a->n_guests ? a->guests[a->guest_sel].name : "";
     a->f[TUI_F_PAYLOAD].multiline = true;
@@ -1873,7 +1881,8 @@ static void handle_paste(tui_app *a, const char *text, size_t n, bool too_long)
         prompt_changed(a);
         return;
     default:
-        tui_set_status(a, true, "paste ignored (%zu bytes): never run as keys; / : s open a field", n);
+        /* said, not an error: the next key must not wipe it before it is read */
+        tui_set_status(a, false, "paste ignored (%zu bytes): never run as keys; / : s open a field", n);
         return;
     }
 }
@@ -1942,8 +1951,15 @@ void tui_copy(tui_app *a, const char *what, const void *data, size_t n)
 
 /* Ctrl-Z: the terminal back to the shell, the process stopped (the engine with it); fg resumes
  * and the screen comes back as it was. */
+static bool tstp_ignored; /* SIGTSTP was ignored when we started: no job control above us */
+
 static void suspend(tui_app *a)
 {
+    if (tstp_ignored) {
+        tui_set_status(a, true, "ctrl-z: nothing here can resume the console (started with "
+                                "SIGTSTP ignored, no job control); q quits");
+        return;
+    }
     term_write(term_off);
     mousemask(0, NULL);
     endwin();
@@ -2002,7 +2018,14 @@ static void on_stdin(uv_poll_t *p, int status, int events)
             a->pasting = true;
             a->paste_n = 0;
             a->paste_too_long = false;
+            a->paste_began_ms = tui_mono_ms();
             continue;
+        }
+        if (a->pasting && tui_mono_ms() - a->paste_began_ms > 3000) {
+            /* no end marker for 3 s (a terminal that lost it): what came is the paste, and this
+             * key is a key again, so the console never stays deaf */
+            a->pasting = false;
+            handle_paste(a, a->paste ? a->paste : "", a->paste_n, a->paste_too_long);
         }
         if (a->pasting) {
             if (ch == NC_PASTE_END) {
@@ -2267,6 +2290,8 @@ int aspen_tui_run(aspen_engine *eng, const aspen_tui_options *opts, aspen_engine
         goto free_app;
     }
 
+    struct sigaction tstp;
+    tstp_ignored = sigaction(SIGTSTP, NULL, &tstp) == 0 && tstp.sa_handler == SIG_IGN;
     setlocale(LC_ALL, "");
     a->utf8 = strcmp(nl_langinfo(CODESET), "UTF-8") == 0;
     have_termios = tcgetattr(STDIN_FILENO, &saved_termios) == 0;

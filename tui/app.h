@@ -162,6 +162,7 @@ typedef struct tui_app {
     char *paste;
     size_t paste_n, paste_cap;
     bool paste_too_long;
+    double paste_began_ms;
     int mouse_y, mouse_x, mouse_button; /* button: 1 click, 4 wheel up, 5 wheel down */
     int last_click_y, last_click_x;
     double last_click_ms;

@@ -124,6 +124,13 @@ wait_gone "^ +1 +echo-worker"
 keys Enter
 keys / Escape
 wait_for "filter: \(none"
+# a paste whose end marker never comes: after 3 s the console takes keys again (never deaf)
+T send-keys -t c -l $'\e[200~stuck'
+sleep 3.5
+keys 2
+wait_for "paste ignored \(5 bytes\)"
+wait_for "Pool [0-9]+ VMs" # the key after it was a key
+keys 1
 # the detail wraps a long payload and output at 80 columns; w turns wrapping off, right scrolls
 long=$(printf 'x%.0s' {1..200})
 keys s

@@ -119,6 +119,7 @@ typedef struct tui_app {
     aspen_store *count_store;
     bool count_busy, count_known;
     uint64_t count_gen;
+    unsigned count_round;
     int64_t count_total;
 
     /* ---- fetch bookkeeping ---- */

@@ -310,7 +310,25 @@ static void test_isolation(void **state)
         aspen_vm_result_free(&r);
         assert_true(aspen_vm_usable(vm));
     }
-    /* a fault, a timeout and an unsupported call in between change nothing either */
+    /* a fault, an unsupported call and a timeout in between change nothing either */
+    static const struct {
+        const char *in;
+        aspen_vm_outcome want;
+    } ends[] = {{"fault", ASPEN_VM_FAULT}, {"socket", ASPEN_VM_ILLEGAL_CALL},
+                {"spin", ASPEN_VM_TIMEOUT}};
+    for (size_t i = 0; i < sizeof ends / sizeof ends[0]; i++) {
+        aspen_vm_error err = {0};
+        aspen_vm_run_opts o = {.input = ends[i].in, .input_len = strlen(ends[i].in),
+                               .timeout_ms = 200};
+        assert_int_equal(aspen_vm_run(vm, &o, &r, &err), 0);
+        if (r.outcome != ends[i].want)
+            fail_msg("%s: %s: %s", ends[i].in, aspen_vm_outcome_name(r.outcome), r.message);
+        aspen_vm_result_free(&r);
+        assert_true(aspen_vm_usable(vm));
+        assert_int_equal(run(vm, "check", 5, &r, NULL), ASPEN_VM_SUCCESS);
+        assert_string_equal((char *)r.output, base);
+        aspen_vm_result_free(&r);
+    }
     aspen_vm_destroy(vm);
     free(base);
 }

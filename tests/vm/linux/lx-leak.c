@@ -2,7 +2,8 @@
  * warm VM (tests/vm/test_linux.c): input "plant" changes everything a job of a Linux program can
  * change — globals, TLS, the program break, anonymous mappings, the FS and GS base, XMM registers,
  * MXCSR, its standard streams — and input "check" prints all of it. A check after a plant must
- * print exactly what a check on a fresh VM prints. */
+ * print exactly what a check on a fresh VM prints. "fault", "socket" and "spin" change some of it
+ * and end the job by a fault, an unsupported system call and a timeout. */
 #define _GNU_SOURCE
 #include <stdint.h>
 #include <stdio.h>
@@ -41,6 +42,20 @@ int main(void)
         __asm__ volatile("wrfsbase %0\n\tmovl $231, %%eax\n\txorl %%edi, %%edi\n\tsyscall"
                          :: "r"(0x7777000ull) : "rax", "rdi", "rcx", "r11", "memory");
         return 1;
+    }
+    if (strstr(in, "fault")) { /* after a plant-like change, end the job by faulting... */
+        tls_mark = 0x7171;
+        syscall(SYS_arch_prctl, 0x1001, 0x6666000ull);
+        return *(volatile int *)0;
+    }
+    if (strstr(in, "socket")) { /* ... by an unsupported call ... */
+        counter = 99;
+        return (int)syscall(41, 2, 1, 0);
+    }
+    if (strstr(in, "spin")) { /* ... or by running past the deadline */
+        tls_mark = 0x7272;
+        for (;;)
+            __asm__ volatile("");
     }
     unsigned int mx;
     uint64_t x8, gs, fs;

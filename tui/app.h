@@ -32,6 +32,7 @@ typedef enum tui_view {
     TUI_VIEW_JOBS = 0, /* = TUI_PANE_JOBS ... */
     TUI_VIEW_VMS,
     TUI_VIEW_LOGS,
+    TUI_VIEW_ENGINES, /* pane_engines.c: every host's engines */
     TUI_VIEW_DETAIL,
     TUI_VIEW_HELP,
     TUI_VIEW_COUNT
@@ -230,7 +231,7 @@ typedef struct tui_pane_ops {
 } tui_pane_ops;
 
 extern const tui_pane_ops tui_pane_jobs_ops, tui_pane_vms_ops, tui_pane_logs_ops,
-    tui_pane_detail_ops, tui_pane_help_ops;
+    tui_pane_detail_ops, tui_pane_help_ops, tui_pane_engines_ops;
 const tui_pane_ops *tui_view_ops(tui_view v);
 
 /* app.c, for the panes */

@@ -34,7 +34,8 @@ enum {
     TUI_CX_PROMPT = 1u << 6,  /* the filter / search / command line */
     TUI_CX_CONFIRM = 1u << 7, /* a yes/no question */
     TUI_CX_EDIT = 1u << 8,    /* text editing in the form and the prompt (help only) */
-    TUI_CX_PANES = TUI_CX_JOBS | TUI_CX_VMS | TUI_CX_LOGS,
+    TUI_CX_ENGINES = 1u << 9, /* pane_engines.c */
+    TUI_CX_PANES = TUI_CX_JOBS | TUI_CX_VMS | TUI_CX_LOGS | TUI_CX_ENGINES,
     TUI_CX_VIEWS = TUI_CX_PANES | TUI_CX_DETAIL | TUI_CX_HELP,
 };
 
@@ -48,7 +49,7 @@ typedef enum tui_action {
     TUI_A_BACK,        /* esc: back to where you came from; never quits */
     TUI_A_BACK_OR_QUIT, /* q: back; on the first screen, quit */
     TUI_A_QUIT,        /* Q, :quit */
-    TUI_A_NEXT_PANE, TUI_A_PREV_PANE, TUI_A_PANE_JOBS, TUI_A_PANE_VMS, TUI_A_PANE_LOGS,
+    TUI_A_NEXT_PANE, TUI_A_PREV_PANE, TUI_A_PANE_JOBS, TUI_A_PANE_VMS, TUI_A_PANE_LOGS, TUI_A_PANE_ENGINES,
     TUI_A_LOGS_OF_JOB, /* l, :logs ID */
     TUI_A_LOGS_ALL,    /* a in the logs pane */
     TUI_A_HELP, TUI_A_COMMAND, TUI_A_REFRESH, TUI_A_SUSPEND,

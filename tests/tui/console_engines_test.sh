@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# tests/tui/console_engines_test.sh — the console's Engines pane (4) on a database shared with a
+# second process (issue 8): an `aspen worker` started beside the console is listed with its pid,
+# its busy workers and the job and guest each one runs, read from its heartbeat in the store; the
+# console's own engine is marked "*"; an engine whose heartbeat stopped long ago is marked STALE,
+# and its hostile host name (terminal escapes, very long) is shown escaped, never raw; when the
+# worker has finished and left it is gone from the pane. SQLite: the same store API is what
+# PostgreSQL hosts read (test_store_heartbeat runs on both).
+#
+#   console_engines_test.sh ASPEN_BINARY
+set -u
+
+ASPEN=${1:?usage: console_engines_test.sh ASPEN_BINARY}
+TMP=$(mktemp -d /tmp/aspen-tui-engines.XXXXXX)
+. "$(dirname "$0")/tmux_lib.sh"
+WORKER_PID=
+trap 'kill_servers; [ -n "$WORKER_PID" ] && kill -9 "$WORKER_PID" 2>/dev/null; rm -rf "$TMP"' EXIT
+need_kvm_and_tmux
+
+DB=$TMP/e.db
+"$ASPEN" submit --type sleep --payload '{"ms": 6000}' --count 3 --db "$DB" --create >/dev/null ||
+    fail "submit"
+"$ASPEN" pause --db "$DB" >/dev/null || fail "pause" # the console's own engine must not take them
+launch eng 120 40 "$DB" --workers 1
+wait_for "Aspen console"
+keys 4
+wait_for "Engines on this database: 1 "
+screen | grep -Eq '^\* +[0-9]+ ' || fail "the console's own engine is not marked *"
+
+# A second process on the same database: resume, and the worker (2 workers) takes two of the three
+# jobs or one (the console's own worker may take one first).
+"$ASPEN" worker --workers 2 --until-idle --quiet --db "$DB" >"$TMP/worker.log" 2>&1 &
+WORKER_PID=$!
+sleep 0.3
+"$ASPEN" resume --db "$DB" >/dev/null || fail "resume"
+wait_for "Engines on this database: 2 " 20
+wait_for " $WORKER_PID +[0-9:]+ +2 +[12] " 20 # PID, started, 2 workers, 1 or 2 busy
+wait_for "worker [01] +job [123] +sleep" 20
+
+# A host that stopped beating an hour ago, with a hostile name.
+python3 - "$DB" <<'PY' || fail "inserting the stale engine"
+import sqlite3, sys, time
+db = sqlite3.connect(sys.argv[1])
+now = int(time.time() * 1000)
+host = "evil\x1b]0;owned\x07\x1b[2J\r\nhost" + "x" * 300
+db.execute("INSERT INTO engines (pid, host, started_at, lease_until, heartbeat_at, workers, version)"
+           " VALUES (31337, ?, ?, ?, ?, 1, '0.1.0')", (host, now - 3600000, now + 3600000, now - 3600000))
+db.commit()
+PY
+wait_for "Engines on this database: 3 \(1 stale" 10
+wait_for "31337 .*STALE" 10
+screen | grep -F "31337" | grep -Fq 'evil\x1b]0;owned' || fail "the hostile host name is not shown escaped"
+T capture-pane -p -e -t c | grep -a "31337" | grep -qa $'\x1b\]0;owned' && fail "a raw OSC from a host name reached the terminal"
+
+# The worker finishes its jobs and leaves: gone from the pane.
+wait "$WORKER_PID" || fail "the worker exited with $?"
+WORKER_PID=
+wait_for "Engines on this database: 2 " 15
+wait_gone "worker [01] +job" 15
+[ "$("$ASPEN" jobs --db "$DB" --state succeeded | tail -n +2 | wc -l)" = 3 ] || fail "the three jobs did not succeed"
+quit_and_check eng
+echo "PASS: console_engines_test"

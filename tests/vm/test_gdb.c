@@ -10,6 +10,7 @@
  *   - a hostile client on the socket: garbage, bad checksums, oversized packets, reads and writes
  *     of the host's trampoline page, page tables and 2^64-1, registers that would leave CPL 3 —
  *     all refused, the VM unharmed, and the job still runs.
+ *   - a static Linux program (tests/vm/guests/lx-debuggee, musl-gcc -static -g): the same.
  *   - `aspen run --core`: the core of a NULL dereference opens in gdb at crash_here's line with a
  *     backtrace through debuggee; a timeout's core shows spin_forever (SIGXCPU), a panic's give_up
  *     (SIGABRT); a successful run writes no core; the core's size cap keeps the stack first; a
@@ -44,11 +45,12 @@
 #include "aspen_vm.h"
 
 static char g_dir[] = "/tmp/aspen-gdb-test-XXXXXX";
+static const char *g_guest = DEBUGGEE; /* the guest the helpers run: the SDK or the Linux one */
 
 /* The line of the source holding "LINE:tag" (the guest marks the lines the tests look for). */
-static int line_of(const char *tag)
+static int line_in(const char *src, const char *tag)
 {
-    FILE *f = fopen(DEBUGGEE_SRC, "r");
+    FILE *f = fopen(src, "r");
     assert_non_null(f);
     char buf[512], want[64];
     snprintf(want, sizeof want, "LINE:%s ", tag);
@@ -64,6 +66,8 @@ static int line_of(const char *tag)
     assert_true(found > 0);
     return found;
 }
+
+static int line_of(const char *tag) { return line_in(DEBUGGEE_SRC, tag); }
 
 struct server {
     pid_t pid;
@@ -100,7 +104,7 @@ static void start_server(struct server *s, const char *input, const char *extra)
     char cmd[2048];
     snprintf(cmd, sizeof cmd,
              "exec %s run %s --input %s --gdb 127.0.0.1:0 --timeout 600000 %s >%s 2>%s",
-             ASPEN_BIN, DEBUGGEE, in, extra ? extra : "", s->out, s->err);
+             ASPEN_BIN, g_guest, in, extra ? extra : "", s->out, s->err);
     s->pid = fork();
     assert_true(s->pid >= 0);
     if (s->pid == 0) {
@@ -146,7 +150,7 @@ static out gdb_batch(int port, const char *first, ...)
     for (const char *c = first; c; c = va_arg(ap, const char *))
         n += snprintf(cmd + n, sizeof cmd - (size_t)n, " -ex '%s'", c);
     va_end(ap);
-    snprintf(cmd + n, sizeof cmd - (size_t)n, " %s 2>&1", DEBUGGEE);
+    snprintf(cmd + n, sizeof cmd - (size_t)n, " %s 2>&1", g_guest);
     return run_shell(cmd);
 }
 
@@ -556,14 +560,14 @@ static out core_of(const char *input, const char *extra, const char *core, int w
     fputs(input, f);
     fclose(f);
     unlink(core);
-    snprintf(cmd, sizeof cmd, "%s run %s --input %s --core %s %s 2>&1", ASPEN_BIN, DEBUGGEE, in,
+    snprintf(cmd, sizeof cmd, "%s run %s --input %s --core %s %s 2>&1", ASPEN_BIN, g_guest, in,
              core, extra ? extra : "");
     out r = run_shell(cmd);
     if (r.status != want_status)
         fail_msg("aspen run exited %d:\n%s", r.status, r.buf);
     free(r.buf);
     snprintf(cmd, sizeof cmd, "timeout 600 gdb -nx -batch -ex 'bt' -ex 'info registers rip' %s %s 2>&1",
-             DEBUGGEE, core);
+             g_guest, core);
     return run_shell(cmd);
 }
 
@@ -714,6 +718,45 @@ static void test_core_library(void **state)
     aspen_vm_image_release(img);
 }
 
+/* A static Linux program (musl-gcc -static -g, no Aspen header) debugs and dumps the same way:
+ * a breakpoint by name, arguments and a local, steps over calls that make system calls, the end;
+ * its NULL write's core opens at the line. */
+static void test_linux_program(void **state)
+{
+    (void)state;
+    g_guest = LX_DEBUGGEE;
+    struct server s;
+    start_server(&s, "ok", NULL);
+    out o = gdb_batch(s.port, "break main", "continue", "next", "next", "break add_up",
+                      "continue", "print a", "print b", "next", "print s", "continue", NULL);
+    char line[64];
+    snprintf(line, sizeof line, "main.c:%d", line_in(LX_DEBUGGEE_SRC, "add_up"));
+    expect(&o, "Breakpoint 1, main ()");
+    expect(&o, "Breakpoint 2, add_up (a=40, b=2)");
+    expect(&o, line);
+    expect(&o, "$1 = 40");
+    expect(&o, "$2 = 2");
+    expect(&o, "$3 = 42");
+    expect(&o, "exited normally");
+    char *sout, *serr;
+    assert_int_equal(finish_server(&s, &sout, &serr), 0);
+    assert_string_equal(sout, "sum 42\n");
+    free(sout);
+    free(serr);
+    free(o.buf);
+
+    char core[256];
+    snprintf(core, sizeof core, "%s/core-lx", g_dir);
+    o = core_of("crash", NULL, core, 1);
+    snprintf(line, sizeof line, "main.c:%d", line_in(LX_DEBUGGEE_SRC, "crash_now"));
+    expect(&o, "Program terminated with signal SIGSEGV");
+    expect(&o, "in crash_now (p=0x0)");
+    expect(&o, line);
+    expect(&o, "in main ()");
+    free(o.buf);
+    g_guest = DEBUGGEE;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -729,6 +772,7 @@ int main(void)
         cmocka_unit_test(test_core_fault),
         cmocka_unit_test(test_core_timeout_and_panic),
         cmocka_unit_test(test_core_library),
+        cmocka_unit_test(test_linux_program),
     };
     return cmocka_run_group_tests(tests, setup_dir, teardown_dir);
 }

@@ -640,6 +640,40 @@ int vm_gdb_trap(aspen_vm *vm, struct run_ctx *c)
 
 bool vm_gdb_killed(const aspen_vm *vm) { return vm->dbg && vm->dbg->killed; }
 
+int vm_gdb_after_call(aspen_vm *vm, struct run_ctx *c, bool lx)
+{
+    aspen_vm_gdb *g = vm->dbg;
+    if (!g || g->detached || !g->stepping)
+        return -1;
+    uint64_t t0 = now_ns();
+    if (lx) {
+        /* linux.c left the registers after the call (rip at the return address) in the run
+         * page; the OUT its trampoline exited with is not completed once rip moved. */
+        if (flush_sync(vm) != 0)
+            return EV_ERROR;
+    } else {
+        /* KVM completes the OUT (moves rip past it) at the next KVM_RUN; one with immediate_exit
+         * does only that, without running the next instruction, which the step must not run. */
+        vm->run->kvm_dirty_regs = 0;
+        __atomic_store_n(&vm->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+        int r = ioctl(vm->cpufd, KVM_RUN, 0);
+        int e = errno;
+        __atomic_store_n(&vm->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
+        if (r == 0 || e != EINTR)
+            return EV_ERROR;
+    }
+    /* A #DB KVM may have queued for the completed instruction would be a second stop. */
+    struct kvm_vcpu_events ev;
+    vm_clear_events(&ev);
+    if (vm_ioctl(vm->cpufd, KVM_SET_VCPU_EVENTS, &ev) != 0 || set_tf(vm, false, false) != 0)
+        return EV_ERROR;
+    g->stepping = false;
+    gdb_stop_reply(&g->s, 5, NULL);
+    int rc = resume(vm, serve(g), 0);
+    c->deadline += now_ns() - t0;
+    return rc;
+}
+
 int vm_gdb_poll(aspen_vm *vm, struct run_ctx *c)
 {
     aspen_vm_gdb *g = vm->dbg;

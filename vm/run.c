@@ -70,7 +70,13 @@ static enum ev run_loop(aspen_vm *vm, struct run_ctx *c)
                 /* A Linux program talks to the host through system calls only. */
                 if (out4 && run->io.port == ASPEN_PORT_CALL && vm_lx_is_syscall_exit(vm)) {
                     switch (vm_lx_syscall(vm, c)) {
-                    case LX_CONTINUE: continue;
+                    case LX_CONTINUE:
+                        if (vm->dbg) { /* a single step over the system call ends after it */
+                            int dbg = vm_gdb_after_call(vm, c, true);
+                            if (dbg >= 0)
+                                return (enum ev)dbg;
+                        }
+                        continue;
                     case LX_READY: return EV_READY;
                     case LX_END: return EV_DONE;
                     default: return EV_ILLEGAL;
@@ -86,6 +92,11 @@ static enum ev run_loop(aspen_vm *vm, struct run_ctx *c)
             if (out4 && run->io.port == ASPEN_PORT_CALL) {
                 if (vm_hostcall(vm, data, c) != 0)
                     return EV_ILLEGAL;
+                if (vm->dbg) { /* a single step over the host call ends after its OUT */
+                    int dbg = vm_gdb_after_call(vm, c, false);
+                    if (dbg >= 0)
+                        return (enum ev)dbg;
+                }
                 continue;
             }
             if (out4 && run->io.port == ASPEN_PORT_EXIT && data == ASPEN_EXIT_READY) {

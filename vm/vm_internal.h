@@ -328,6 +328,9 @@ int vm_gdb_trap(aspen_vm *vm, struct run_ctx *c);
 /* poll: KVM_RUN was interrupted; a ^C from gdb becomes a SIGINT stop (-1: go on as before). */
 int vm_gdb_poll(aspen_vm *vm, struct run_ctx *c);
 bool vm_gdb_killed(const aspen_vm *vm); /* the run ended because gdb killed it */
+/* after_call: a host call (or a Linux program's system call: lx) was served; a single step
+ * that made it stops right after it (-1: go on as before). */
+int vm_gdb_after_call(aspen_vm *vm, struct run_ctx *c, bool lx);
 
 /* core.c: an ELF core of the guest as the run left it, into res->core (at most max bytes). */
 void vm_core_capture(aspen_vm *vm, aspen_vm_result *res, size_t max);

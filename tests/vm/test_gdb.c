@@ -3,7 +3,8 @@
  *   - `aspen run --gdb`: stopped at _start; a breakpoint on add_scores by name is hit, its
  *     arguments and a local read after `next`, a `stepi` moves one instruction, the job runs to
  *     its end (gdb: "exited normally", the output still 84); steps through the READY exit land in
- *     the job's code, never in the host's trampoline; a NULL write stops with SIGSEGV in
+ *     the job's code, never in the host's trampoline; a step over a host call's OUT (or a Linux
+ *     program's syscall) stops right after it; a NULL write stops with SIGSEGV in
  *     crash_here and continuing ends the job with it; ud2 stops with SIGILL; detach lets the job
  *     finish; kill ends it; hardware breakpoints are refused where the probe found no working DR0.
  *   - ^C from the client stops a spinning guest with SIGINT in its own code (twice), then kill.
@@ -221,6 +222,45 @@ static void test_step_through_ready(void **state)
     char *sout, *serr;
     assert_int_equal(finish_server(&s, &sout, &serr), 0);
     assert_string_equal(sout, "84");
+    free(sout);
+    free(serr);
+    free(o.buf);
+}
+
+/* The address of the first instruction matching pattern in function fn of guest (objdump). */
+static uint64_t insn_addr(const char *guest, const char *fn, const char *pattern)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd,
+             "objdump -d %s | sed -n '/<%s>:/,/^$/p' | grep -m1 '%s' | awk '{print $1}'", guest,
+             fn, pattern);
+    out o = run_shell(cmd);
+    uint64_t a = strtoull(o.buf, NULL, 16);
+    free(o.buf);
+    if (a < 0x400000)
+        fail_msg("no '%s' in %s of %s", pattern, fn, guest);
+    return a;
+}
+
+static void test_step_over_host_call(void **state)
+{
+    (void)state;
+    /* stepi over the OUT of a host call (hl_println) stops at the next instruction: the call is
+     * served, the instruction after it not yet run, and no second stop follows */
+    uint64_t at = insn_addr(DEBUGGEE, "aspen__port_out", "out ");
+    char bp[128], want[64];
+    snprintf(bp, sizeof bp, "break *0x%llx if $rdx == 0xa0", (unsigned long long)at);
+    struct server s;
+    start_server(&s, "scores", NULL);
+    out o = gdb_batch(s.port, bp, "continue", "stepi", "info registers rip", "delete", "continue",
+                      NULL);
+    snprintf(want, sizeof want, "0x%llx <aspen__port_out+", (unsigned long long)at + 1);
+    expect(&o, want);
+    expect(&o, "exited normally");
+    char *sout, *serr;
+    assert_int_equal(finish_server(&s, &sout, &serr), 0);
+    assert_string_equal(sout, "84");
+    assert_non_null(strstr(serr, "[debuggee] scores 84"));
     free(sout);
     free(serr);
     free(o.buf);
@@ -745,6 +785,23 @@ static void test_linux_program(void **state)
     free(serr);
     free(o.buf);
 
+    /* stepi over the writev system call stops right after it, with its result in rax */
+    uint64_t at = insn_addr(LX_DEBUGGEE, "__stdio_write", "syscall");
+    char bp[96], want[64];
+    snprintf(bp, sizeof bp, "break *0x%llx", (unsigned long long)at);
+    start_server(&s, "ok", NULL);
+    o = gdb_batch(s.port, bp, "continue", "stepi", "info registers rip", "print $rax", "delete",
+                  "continue", NULL);
+    snprintf(want, sizeof want, "0x%llx <__stdio_write+", (unsigned long long)at + 2);
+    expect(&o, want);
+    expect(&o, "$1 = 7"); /* "sum 42\n" written */
+    expect(&o, "exited normally");
+    assert_int_equal(finish_server(&s, &sout, &serr), 0);
+    assert_string_equal(sout, "sum 42\n");
+    free(sout);
+    free(serr);
+    free(o.buf);
+
     char core[256];
     snprintf(core, sizeof core, "%s/core-lx", g_dir);
     o = core_of("crash", NULL, core, 1);
@@ -762,6 +819,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_breakpoint_step_continue),
         cmocka_unit_test(test_step_through_ready),
+        cmocka_unit_test(test_step_over_host_call),
         cmocka_unit_test(test_fault_stops),
         cmocka_unit_test(test_detach_and_kill),
         cmocka_unit_test(test_hardware_breakpoints),

@@ -1,7 +1,7 @@
 /* tests/vm/guests/debuggee — the guest the debugger and core-dump tests drive with gdb. Built with
  * symbols and without optimisation (ASPEN_GUEST_DEBUG=1, -O0: tests/vm/CMakeLists.txt), so gdb
  * finds its functions, lines and variables by name. Inputs:
- *   (anything else)  add_scores(40, 2): outputs "84"
+ *   (anything else)  add_scores(40, 2): outputs "84" (and logs it: a host call)
  *   crash            crash_here() writes through a null pointer      #PF -> SIGSEGV
  *   ud2              bad_opcode() executes ud2                       #UD -> SIGILL
  *   spin             spin_forever() never returns                    timeout
@@ -52,6 +52,7 @@ static int debuggee(const uint8_t *in, size_t len, aspen_buf *out)
     else if (input_is(in, len, "panic"))
         give_up();
     int r = add_scores(40, 2);
+    hl_println("scores %d", r); /* a host call to step over */
     char text[16];
     int n = 0;
     for (int v = r; v > 0 && n < 15; v /= 10)

@@ -46,6 +46,7 @@ int cmd_worker(int argc, char **argv)
     static const struct option opts[] = {
         {"workers", required_argument, 0, 'w'}, {"until-idle", no_argument, 0, 'u'},
         {"quiet", no_argument, 0, 'q'},         {"grace", required_argument, 0, 'g'},
+        {"lease", required_argument, 0, 'L'},   {"recover", required_argument, 0, 'R'},
         CLI_DB_OPTS,                            {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
@@ -55,6 +56,18 @@ int cmd_worker(int argc, char **argv)
     optind = 1;
     while ((c = cli_getopt(argc, argv, "w:uqg:D:h", opts, argv[0])) != -1) {
         switch (c) {
+        case 'L':
+        case 'R': {
+            long long v;
+            if (cli_parse_num(c == 'L' ? "--lease" : "--recover", optarg, c == 'L' ? 500 : 100,
+                              3600000, &v))
+                return 2;
+            if (c == 'L')
+                cli_lease_ms = v;
+            else
+                cli_recover_ms = (int)v;
+            break;
+        }
         case 'w':
         case 'g': {
             long long v;
@@ -75,7 +88,12 @@ int cmd_worker(int argc, char **argv)
         default:
             fprintf(c == 'h' ? stdout : stderr,
                     "usage: aspen worker [--workers N] [--until-idle] [--quiet] [--grace MS] "
-                    "[--db PATH]\n");
+                    "[--lease MS] [--recover MS] [--db PATH]\n"
+                    "  --lease MS    how long this engine's jobs stay its own without a heartbeat "
+                    "(default 5000):\n"
+                    "                a host that dies has its jobs run elsewhere within about "
+                    "that\n"
+                    "  --recover MS  how often it looks for dead hosts' jobs (default 5000)\n");
             return c == 'h' ? 0 : 2;
         }
     }

@@ -93,6 +93,9 @@ int cli_db_path(const char *given, char *out, size_t cap)
     return 0;
 }
 
+int64_t cli_lease_ms;
+int cli_recover_ms;
+
 int cli_open_engine(const char *db, int workers, aspen_engine **out)
 {
     static char path[PATH_MAX];
@@ -103,6 +106,13 @@ int cli_open_engine(const char *db, int workers, aspen_engine **out)
     cfg.db_path = path;
     cfg.workers = workers;
     cfg.guest_dir = cli_guest_dir();
+    if (cli_lease_ms > 0) {
+        cfg.lease_ms = cli_lease_ms;
+        /* still a heartbeat about once a second, more often for a short lease */
+        cfg.renew_ms = cli_lease_ms / 5 < 1000 ? (int)(cli_lease_ms / 5) : 1000;
+    }
+    if (cli_recover_ms > 0)
+        cfg.recover_ms = cli_recover_ms;
     aspen_engine_error err = {0};
     if (aspen_engine_open(&cfg, out, &err) != 0) {
         cli_error("%s", err.msg);

@@ -4,7 +4,9 @@
  * whose heartbeat stopped is marked stale; a hostile host name (terminal escapes, very long) is
  * escaped in the table and kept as data in --json; an engine that left is gone from the list.
  * And `aspen bench engine --json` names the durability it measured: SQLite's WAL on a file, a
- * PostgreSQL COMMIT on a server (it said "SQLite WAL" for both), never the conninfo's password. */
+ * PostgreSQL COMMIT on a server (it said "SQLite WAL" for both), never the conninfo's password.
+ * And two `aspen worker --db postgresql://…` processes, one killed mid-job: the other rescues its
+ * jobs (--lease, --recover) and everything succeeds once. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -20,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -235,9 +238,102 @@ static void test_bench_durability(void **state)
     free(o.buf);
 }
 
+/* `aspen worker --db postgresql://…` on two "hosts": A takes two long jobs and is killed with
+ * SIGKILL; B, started after, rescues them within its short lease and recovery period and runs
+ * everything; the lost attempts are recorded as recovered and nothing is completed twice. */
+static void test_pg_workers_end_to_end(void **state)
+{
+    (void)state;
+    const char *pgdir = getenv("ASPEN_PG_DIR");
+    assert_non_null(pgdir);
+    char path[400], tcp[512] = "", server[512] = "";
+    snprintf(path, sizeof path, "%s/conninfo", pgdir);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    assert_non_null(fgets(server, sizeof server, f));
+    fclose(f);
+    server[strcspn(server, "\n")] = 0;
+    snprintf(path, sizeof path, "%s/conninfo-tcp", pgdir);
+    f = fopen(path, "r");
+    assert_non_null(f);
+    assert_non_null(fgets(tcp, sizeof tcp, f));
+    fclose(f);
+    const char *pp = strstr(tcp, "port=");
+    assert_non_null(pp);
+    int port = atoi(pp + 5);
+    char name[64], sql[128], uri[256];
+    snprintf(name, sizeof name, "aspen_cli_hosts_%d", (int)getpid());
+    snprintf(sql, sizeof sql, "CREATE DATABASE %s", name);
+    pg_admin(server, sql);
+    snprintf(uri, sizeof uri, "postgresql://aspen@127.0.0.1:%d/%s", port, name);
+    char dir[] = "/tmp/aspen-cli-pgw-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    out o = run("'%s' submit --type sleep --payload '{\"ms\":4000}' --count 2 --db '%s' 2>&1 && "
+                "'%s' submit --type echo --count 6 --db '%s' 2>&1",
+                ASPEN_BIN, uri, ASPEN_BIN, uri);
+    if (o.status != 0)
+        fail_msg("submit on %s: %s", uri, o.buf);
+    free(o.buf);
+    o = run("'%s' worker --workers 2 --lease 1500 --recover 300 --quiet --db '%s' "
+            ">'%s/a.log' 2>&1 & echo $!",
+            ASPEN_BIN, uri, dir);
+    long long a = atoll(o.buf);
+    free(o.buf);
+    json_t *e = NULL, *arr = NULL;
+    for (int tries = 0; tries < 100 && !e; tries++) {
+        arr = engines_json(uri);
+        e = engine_by_pid(arr, a);
+        if (!e || json_integer_value(json_object_get(e, "busy")) != 2 ||
+            json_integer_value(json_object_get(json_array_get(json_object_get(e, "slots"), 0),
+                                               "job")) > 2) {
+            e = NULL;
+            json_decref(arr);
+            sleep_ms(100);
+        }
+    }
+    if (!e)
+        fail_msg("worker A (pid %lld) never ran the two sleep jobs", a);
+    json_decref(arr);
+    /* A dies with both sleep jobs running; B finds them once A's 1.5 s lease is over. */
+    kill((pid_t)a, SIGKILL);
+    o = run("wait %lld 2>/dev/null; '%s' worker --workers 2 --lease 1500 --recover 300 "
+            "--until-idle --db '%s' 2>&1",
+            a, ASPEN_BIN, uri);
+    if (o.status != 0)
+        fail_msg("worker B: exit %d: %s", o.status, o.buf);
+    assert_true(has(&o, "recovery"));
+    free(o.buf);
+    o = run("'%s' jobs --json --limit 100 --db '%s' 2>&1", ASPEN_BIN, uri);
+    json_error_t je;
+    json_t *jobs = json_loads(o.buf, 0, &je);
+    if (!jobs)
+        fail_msg("aspen jobs --json: %s", o.buf);
+    free(o.buf);
+    assert_int_equal(json_array_size(jobs), 8);
+    size_t i;
+    json_t *j;
+    json_array_foreach(jobs, i, j)
+    {
+        assert_string_equal(json_string_value(json_object_get(j, "state")), "succeeded");
+        long long id = json_integer_value(json_object_get(j, "id"));
+        long long tries = json_integer_value(json_object_get(j, "attempts"));
+        assert_int_equal(tries, id <= 2 ? 2 : 1); /* the two A lost ran again, once */
+    }
+    json_decref(jobs);
+    o = run("'%s' show 1 --json --db '%s' 2>&1", ASPEN_BIN, uri);
+    assert_int_equal(o.status, 0);
+    assert_true(has(&o, "recovered"));
+    free(o.buf);
+    snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS %s WITH (FORCE)", name);
+    pg_admin(server, sql);
+    o = run("rm -rf '%s'", dir);
+    free(o.buf);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_engines),
-                                       cmocka_unit_test(test_bench_durability)};
+                                       cmocka_unit_test(test_bench_durability),
+                                       cmocka_unit_test(test_pg_workers_end_to_end)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -755,6 +755,7 @@ int store_sqlite_open(const char *path, const aspen_store_options *opts, aspen_s
             code = store_sqlite_err(s, err, rc, "setting up WAL mode");
             goto close_db;
         }
+        store_checkpointer_init(s); /* WAL checkpoints off this connection: sqlite_checkpoint.c */
         if (version < ASPEN_STORE_SCHEMA_VERSION) {
             code = migrate(s, err);
             if (code)
@@ -777,6 +778,7 @@ void sq_close(aspen_store *base)
     struct sqlite_store *s = sq(base);
     if (!s)
         return;
+    store_checkpointer_stop(s);
     for (int i = 0; i < ST_COUNT; i++)
         sqlite3_finalize(s->st[i]);
     sqlite3_close_v2(s->db);

@@ -7,6 +7,7 @@
 
 #include "store_backend.h"
 
+#include <pthread.h>
 #include <sqlite3.h>
 
 /* Cached statements, prepared on first use and kept for the life of the handle. */
@@ -67,6 +68,18 @@ enum stmt_id {
     ST_COUNT
 };
 
+/* A writable handle's checkpointer (sqlite_checkpoint.c): a thread and its own connection that
+ * copy the write-ahead log into the database, so no COMMIT of the handle waits for it. */
+struct store_checkpointer {
+    bool started, failed, want, stop;
+    bool running; /* a checkpoint is under way (the thread's, or the writer's own) */
+    pthread_t th;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    sqlite3 *db;
+    uint64_t runs; /* checkpoints run, for tests */
+};
+
 /* An SQLite handle: one connection. base.name is the path. */
 struct sqlite_store {
     struct aspen_store base; /* first: a struct sqlite_store * is an aspen_store * */
@@ -76,6 +89,7 @@ struct sqlite_store {
     sqlite3_stmt *st[ST_COUNT];
     /* Net change of jobs per state in the open write transaction; flushed by tx_commit. */
     int64_t count_delta[ASPEN_STORE_STATE_COUNT];
+    struct store_checkpointer ckpt;
 };
 
 /* A job's payload: in its row when small, else (schema 4, payload_ext = 1) in job_payloads, so
@@ -102,6 +116,11 @@ sqlite3_stmt *store_stmt(struct sqlite_store *s, enum stmt_id id, aspen_store_er
 
 /* The SQL text of a cached statement (tests check its query plan). */
 const char *store_stmt_sql(enum stmt_id id);
+
+/* The checkpointer: init registers the WAL hook (writable handles), stop joins the thread. */
+void store_checkpointer_init(struct sqlite_store *s);
+void store_checkpointer_stop(struct sqlite_store *s);
+uint64_t store_checkpointer_runs(struct sqlite_store *s);
 
 int tx_begin(struct sqlite_store *s, aspen_store_error *err);      /* BEGIN IMMEDIATE */
 int tx_begin_read(struct sqlite_store *s, aspen_store_error *err); /* BEGIN (deferred) */

@@ -28,8 +28,9 @@
  * Invariants:
  *   - An attempt is charged (attempts + 1, an attempts row eventually) only for a job a worker
  *     began; a job only reserved is QUEUED to every reader, and a kill -9 costs it nothing.
- *   - The engine reserves idle workers plus a prefetch of what it starts in PREFETCH_MS at its
- *     recent rate (≤ 2 × claim_batch): others' engines and higher priorities wait at most that.
+ *   - The engine reserves idle workers plus a prefetch of what it starts in PREFETCH_MS (up to
+ *     PREFETCH_MAX_MS while its group commits take long) at its recent rate (≤ 4 × claim_batch):
+ *     others' engines and higher priorities wait at most that.
  *   - A job's start is handed to the store thread before its completion (same worker, same
  *     d_mu), so a group never holds a completion whose start comes later.
  *   - Completions and start marks stay in memory until a commit holding them succeeds: transient
@@ -932,8 +933,19 @@ static void *dispatcher_main(void *arg)
 /* Claim sizing. An engine reserves what it can start now — its idle workers — plus a prefetch of
  * what its workers get through in PREFETCH_MS at the rate they have been starting jobs (so 73 µs
  * jobs prefetch a couple of hundred, one-second jobs none), capped by claim_batch. Prefetched jobs
- * that still wait after PREFETCH_MAX_WAIT_MS are given back, and prefetch pauses for a second. */
+ * that still wait after PREFETCH_MAX_WAIT_MS are given back, and prefetch pauses for a second.
+ *
+ * The store thread cannot claim while it writes a group, so the prefetch must also last through
+ * one: when its recent groups (claim and commit) took longer (a busy machine, a big group), the
+ * window stretches to twice that, up to PREFETCH_MAX_MS, and at most PREFETCH_CAP_BATCHES ×
+ * claim_batch jobs. Measured (docs/BENCHMARKS.md): with a fixed 25 ms capped at 2 × claim_batch
+ * (512 jobs, ~18 ms at the engine's rate), groups of 10–50 ms left the two workers waiting for
+ * jobs a quarter of the time. The cap is not larger because every claim steps over the jobs
+ * already reserved (the NOT EXISTS in the claim): 2,000 reserved cost a claim ~4,000 more
+ * instructions per job claimed than 200 (callgrind). */
 #define PREFETCH_MS 25
+#define PREFETCH_MAX_MS 80
+#define PREFETCH_CAP_BATCHES 4
 #define PREFETCH_MAX_WAIT_MS 200
 #define PREFETCH_HOLD_MS 1000
 
@@ -946,6 +958,7 @@ struct claim_state {
     uint64_t rate_started;
     double rate; /* jobs started per ms (smoothed) */
     int64_t hold_until; /* no prefetch before this (mono ms): it went stale recently */
+    double busy_ms;     /* how long the store thread's recent groups took (smoothed, wall) */
 };
 
 /* ---- committer ---------------------------------------------------------------------------------- */
@@ -1153,8 +1166,15 @@ static size_t prefetch_size(aspen_engine *eng, struct claim_state *cs, int64_t n
     }
     if (now < cs->hold_until)
         return 0;
-    double p = cs->rate * PREFETCH_MS + 0.5;
-    size_t cap = eng->cfg.claim_batch * 2;
+    return eng_prefetch_jobs(cs->rate, cs->busy_ms, eng->cfg.claim_batch);
+}
+
+size_t eng_prefetch_jobs(double rate_per_ms, double busy_ms, size_t claim_batch)
+{
+    double window = 2 * busy_ms;
+    window = window < PREFETCH_MS ? PREFETCH_MS : window > PREFETCH_MAX_MS ? PREFETCH_MAX_MS : window;
+    double p = rate_per_ms * window + 0.5;
+    size_t cap = claim_batch * PREFETCH_CAP_BATCHES;
     return p >= (double)cap ? cap : (size_t)p;
 }
 
@@ -1375,6 +1395,11 @@ static void *committer_main(void *arg)
             claim_more(eng, &cs);
         int rc = atomic_load(&eng->fatal) ? ASPEN_STORE_EIO
                                           : commit_group(eng, pending, starts, n_starts, &b);
+        {
+            /* the prefetch window follows how long groups take (see prefetch_size) */
+            double took = (double)(eng_mono_ms() - now);
+            cs.busy_ms = cs.busy_ms == 0 ? took : 0.7 * cs.busy_ms + 0.3 * took;
+        }
         bool drop = rc == 0 || atomic_load(&eng->fatal);
         if (rc == ASPEN_STORE_EFULL) {
             /* The log may be what fills the disk: copy it into the database and cut it back, so

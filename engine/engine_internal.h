@@ -265,6 +265,10 @@ int eng_err(aspen_engine_error *err, int code, const char *fmt, ...)
 void eng_done_free(struct eng_done *d);
 /* Called by a worker as it begins a job taken from the ready queue (before its handler runs). */
 void eng_job_started(aspen_engine *eng, struct eng_job *j, int64_t started_ms);
+/* The prefetch (engine.c): jobs to hold beyond the idle workers at a start rate of rate_per_ms,
+ * when the store thread's recent groups took busy_ms: what the workers start in 25 ms, or in
+ * twice busy_ms up to 80 ms, and at most 4 × claim_batch. */
+size_t eng_prefetch_jobs(double rate_per_ms, double busy_ms, size_t claim_batch);
 
 /* worker.c */
 void *eng_worker_main(void *arg);

@@ -9,6 +9,9 @@
  *                   never running and is charged nothing)
  *   prefetch bound  jobs prefetched behind a long job are given back and a second engine runs them
  *                   before the long job ends
+ *   prefetch size   25 ms of the start rate; twice the store thread's recent group time when that
+ *                   is longer (up to 80 ms), so the workers do not run dry while a group is
+ *                   written; never more than 4 × claim_batch
  *   schema missing  a permanent store error (a table dropped under a running engine) stops the
  *                   engine with a message that wait_idle returns, instead of retrying for ever
  *   disk full       a real 16 MiB tmpfs (own mount namespace, needs root as the rest of this suite
@@ -24,6 +27,7 @@
 #include <cmocka.h>
 
 #include "aspen_engine.h"
+#include "engine_internal.h" /* eng_prefetch_jobs */
 
 #include <errno.h>
 #include <fcntl.h>
@@ -393,6 +397,18 @@ static int disk_full_child(void)
     return 0;
 }
 
+static void test_prefetch_follows_group_time(void **state)
+{
+    (void)state;
+    /* 30 jobs/ms (30,000 jobs/s), claim_batch 256: the cap is 1,024 */
+    assert_int_equal(eng_prefetch_jobs(30, 0, 256), 750);   /* 25 ms */
+    assert_int_equal(eng_prefetch_jobs(30, 5, 256), 750);   /* short groups: still 25 ms */
+    assert_int_equal(eng_prefetch_jobs(10, 20, 256), 400);  /* 20 ms groups: 40 ms of work */
+    assert_int_equal(eng_prefetch_jobs(10, 100, 256), 800); /* long groups: at most 80 ms */
+    assert_int_equal(eng_prefetch_jobs(30, 30, 256), 1024); /* and at most 4 × claim_batch */
+    assert_int_equal(eng_prefetch_jobs(0.001, 30, 256), 0); /* one-second jobs: none */
+}
+
 static void test_disk_full_then_freed(void **state)
 {
     (void)state;
@@ -406,6 +422,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_durations_exclude_the_wait, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancel_queued_while_busy, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stale_prefetch_given_back, setup, teardown),
+        cmocka_unit_test(test_prefetch_follows_group_time),
         cmocka_unit_test_setup_teardown(test_missing_table_stops_the_engine, setup, teardown),
         cmocka_unit_test_setup_teardown(test_disk_full_then_freed, setup, teardown),
     };

@@ -49,6 +49,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #ifndef ASPEN_SOURCE_DIR
@@ -1287,6 +1288,16 @@ static void *committer_main(void *arg)
 {
     aspen_engine *eng = arg;
     pthread_setname_np(pthread_self(), "aspen-store");
+    /* This thread alone feeds every worker: when the cores are short, whoever takes the CPU from
+     * it starves the workers of jobs a few milliseconds later. So it runs ENG_STORE_NICE_BOOST
+     * above the process's priority (Linux: per thread) where that is allowed (root or
+     * CAP_SYS_NICE; otherwise it stays as it is). It needs at most one core and sleeps when idle.
+     * Measured on a loaded machine (docs/BENCHMARKS.md): bench engine median 4,100 -> 5,500
+     * jobs/s. */
+    errno = 0;
+    int nice_now = getpriority(PRIO_PROCESS, (id_t)gettid());
+    if (errno == 0)
+        (void)setpriority(PRIO_PROCESS, (id_t)gettid(), nice_now - ENG_STORE_NICE_BOOST);
     struct commit_buf b = {0};
     struct claim_state cs = {.more = true};
     struct eng_done *pending = NULL, **ptail = &pending;

@@ -265,6 +265,9 @@ int eng_err(aspen_engine_error *err, int code, const char *fmt, ...)
 void eng_done_free(struct eng_done *d);
 /* Called by a worker as it begins a job taken from the ready queue (before its handler runs). */
 void eng_job_started(aspen_engine *eng, struct eng_job *j, int64_t started_ms);
+/* How much higher than the process the store thread runs (nice, when allowed: engine.c). */
+#define ENG_STORE_NICE_BOOST 10
+
 /* The prefetch (engine.c): jobs to hold beyond the idle workers at a start rate of rate_per_ms,
  * when the store thread's recent groups took busy_ms: what the workers start in 25 ms, or in
  * twice busy_ms up to 80 ms, and at most 4 × claim_batch. */

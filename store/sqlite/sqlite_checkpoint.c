@@ -51,6 +51,7 @@ static void *checkpointer_main(void *arg)
 {
     struct sqlite_store *s = arg;
     struct store_checkpointer *c = &s->ckpt;
+    pthread_setname_np(pthread_self(), "aspen-ckpt"); /* not its creator's name in ps/top */
     pthread_mutex_lock(&c->mu);
     for (;;) {
         while ((!c->want || c->running) && !c->stop)

@@ -892,6 +892,7 @@ static void on_async(uv_async_t *h)
 static void on_tick(uv_timer_t *t)
 {
     tui_app *a = t->data;
+    tui_engines_tick(a);
     if (a->have_snap) {
         int64_t final = a->snap.counts[ASPEN_STORE_SUCCEEDED] + a->snap.counts[ASPEN_STORE_FAILED] +
                         a->snap.counts[ASPEN_STORE_CANCELLED];
@@ -2354,6 +2355,7 @@ free_app:
     aspen_engine_close(a->stats_eng);
     aspen_store_close(a->count_store);
     tui_logbuf_free(&a->logs_all);
+    tui_engines_close();
     tui_logbuf_free(&a->logs_one);
     tui_text_free(&a->help);
     for (int i = 0; i < 3; i++)

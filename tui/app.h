@@ -257,6 +257,10 @@ void tui_set_status(tui_app *a, bool error, const char *fmt, ...) __attribute__(
 void tui_clear_error(tui_app *a);
 /* pane_logs.c: the search set (prompt, as you type): the newest match found, "" none. */
 void tui_logs_search_set(tui_app *a, const char *needle);
+/* pane_engines.c, once a second: the engines list, and other hosts' jobs' log lines into the logs
+ * pane (they reach this console only through the store). */
+void tui_engines_tick(tui_app *a);
+void tui_engines_close(void); /* at exit: its store handle and list */
 
 /* draw.c */
 void tui_draw_init(tui_app *a);

@@ -7,7 +7,13 @@
  *
  * The list is read at most once a second through a read-only store handle of the pane's own
  * (one indexed query of a few rows; other hosts' figures change once a second anyway). Host
- * names and guests come from other hosts: every cell goes through tui_put's sanitiser. */
+ * names and guests come from other hosts: every cell goes through tui_put's sanitiser.
+ *
+ * tui_engines_tick (once a second, whatever pane is shown) also tails the log lines of jobs that
+ * run on OTHER engines into the logs pane's all-jobs buffer: this console's engine sends its own
+ * lines as events, other hosts' lines reach it only through the store (their engines write a
+ * running job's lines every ~200 ms, the rest with its completion). A job is followed while an
+ * engine's heartbeat lists it and for 5 s after, so the lines of its completion come too. */
 #include "app.h"
 
 #include <curses.h>
@@ -53,6 +59,80 @@ static void read_engines(tui_app *a)
     aspen_store_engines_free(E.list);
     E.list = list;
     E.n = n;
+}
+
+/* Jobs of other engines whose log lines are tailed: the last seq read, and when a heartbeat last
+ * listed the job. */
+#define TAIL_JOBS 256
+static struct {
+    int64_t job, after_seq;
+    double seen_at;
+} T[TAIL_JOBS];
+
+static void tail_job(tui_app *a, int64_t job, bool listed, double now, size_t slot)
+{
+    (void)a;
+    if (listed)
+        T[slot].seen_at = now;
+    aspen_store_log *lines = NULL;
+    size_t n = 0;
+    aspen_store_error se = {0};
+    if (aspen_store_logs(E.store, job, T[slot].after_seq, 500, &lines, &n, &se) != 0)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        tui_logbuf_push(&a->logs_all, job, lines[i].attempt, lines[i].time_ms, 0, lines[i].line);
+        if (lines[i].seq > T[slot].after_seq)
+            T[slot].after_seq = lines[i].seq;
+    }
+    aspen_store_logs_free(lines, n);
+    if (n)
+        tui_request_draw(a);
+}
+
+void tui_engines_tick(tui_app *a)
+{
+    E.read_at = 0; /* a fresh list */
+    read_engines(a);
+    if (!E.store)
+        return;
+    double now = tui_mono_ms();
+    int64_t own = a->snap.engine_id;
+    for (size_t i = 0; i < E.n; i++) {
+        if (E.list[i].id == own)
+            continue; /* its lines come as events */
+        for (size_t k = 0; k < E.list[i].n_slots; k++) {
+            int64_t job = E.list[i].slots[k].job_id;
+            size_t slot = TAIL_JOBS, free_slot = TAIL_JOBS;
+            for (size_t t = 0; t < TAIL_JOBS; t++) {
+                if (T[t].job == job)
+                    slot = t;
+                else if (!T[t].job && free_slot == TAIL_JOBS)
+                    free_slot = t;
+            }
+            if (slot == TAIL_JOBS && free_slot != TAIL_JOBS) {
+                slot = free_slot;
+                T[slot].job = job;
+                T[slot].after_seq = 0;
+            }
+            if (slot != TAIL_JOBS)
+                T[slot].seen_at = now;
+        }
+    }
+    for (size_t t = 0; t < TAIL_JOBS; t++) {
+        if (!T[t].job)
+            continue;
+        tail_job(a, T[t].job, false, now, t);
+        if (now - T[t].seen_at > 5000)
+            T[t].job = 0; /* finished a while ago: its last lines were read */
+    }
+}
+
+void tui_engines_close(void)
+{
+    aspen_store_engines_free(E.list);
+    aspen_store_close(E.store);
+    memset(&E, 0, sizeof E);
+    memset(T, 0, sizeof T);
 }
 
 static long job_rows(void)

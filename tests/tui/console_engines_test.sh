@@ -3,7 +3,8 @@
 # second process (issue 8): an `aspen worker` started beside the console is listed with its pid,
 # its busy workers and the job and guest each one runs, read from its heartbeat in the store; the
 # console's own engine is marked "*"; an engine whose heartbeat stopped long ago is marked STALE,
-# and its hostile host name (terminal escapes, very long) is shown escaped, never raw; when the
+# and its hostile host name (terminal escapes, very long) is shown escaped, never raw; the logs pane
+# shows the log lines of a job the other process runs (read from the store); when the
 # worker has finished and left it is gone from the pane. SQLite: the same store API is what
 # PostgreSQL hosts read (test_store_heartbeat runs on both).
 #
@@ -36,6 +37,18 @@ sleep 0.3
 wait_for "Engines on this database: 2 " 20
 wait_for " $WORKER_PID +[0-9:]+ +2 +[12] " 20 # PID, started, 2 workers, 1 or 2 busy
 wait_for "worker [01] +job [123] +sleep" 20
+
+# The logs pane tails the log lines of the jobs running on the other host (through the store): the
+# sleep handler's first line of a job the worker runs, with its job id.
+WJOB=$("$ASPEN" engines --json --db "$DB" | python3 -c '
+import json, sys
+for e in json.load(sys.stdin):
+    if e["pid"] == '"$WORKER_PID"' and e["slots"]:
+        print(e["slots"][0]["job"]); break')
+[ -n "$WJOB" ] || fail "no job of the worker in aspen engines"
+keys 3
+wait_for "\[job $WJOB\].*sleep: 6000 ms" 10
+keys 4
 
 # A host that stopped beating an hour ago, with a hostile name.
 python3 - "$DB" <<'PY' || fail "inserting the stale engine"

@@ -24,7 +24,8 @@
  *
  * A reservation is not a state: to every reader a reserved job is queued, and cancel, counts and
  * listings treat it so. A job that starts and finishes within one group commit is written once,
- * queued → final, checked as the two edges queued → running → final (job_row.via_running).
+ * queued → final, checked as the two edges queued → running → final (store_job_row.via_running).
+ * Where a finished attempt goes is decided once, for every backend, by store_decide_completion below.
  */
 #include "store_backend.h"
 
@@ -124,4 +125,51 @@ int aspen_store_check_transition(int64_t job_id, aspen_store_state from, aspen_s
                      "job %lld is %s: it cannot become %s (from %s it can only become: %s)",
                      (long long)job_id, aspen_store_state_name(from), aspen_store_state_name(to),
                      aspen_store_state_name(from), len ? allowed : "nothing, it is final");
+}
+
+/* ---- where a finished attempt goes (every backend's group commit) ---------------------------- */
+
+void store_decide_completion(const struct store_job_row *before, const aspen_store_completion *c,
+                             int64_t now, int64_t retry_at, bool retry_due,
+                             struct store_job_row *after)
+{
+    *after = *before;
+    after->owner = 0;
+    after->set_result = true;
+    after->result = c->output;
+    after->result_size = c->output_size;
+    after->set_error = true;
+    after->error = c->error;
+    bool retry = (c->outcome == ASPEN_STORE_OUTCOME_FAILURE ||
+                  c->outcome == ASPEN_STORE_OUTCOME_TIMEOUT) &&
+                 c->retry_at_ms > 0 && before->attempts < before->max_attempts &&
+                 !before->cancel_requested;
+    if (c->outcome == ASPEN_STORE_OUTCOME_SUCCESS) {
+        after->state = ASPEN_STORE_SUCCEEDED;
+        after->error = NULL;
+    } else if (retry) {
+        after->state = retry_due ? ASPEN_STORE_QUEUED : ASPEN_STORE_SCHEDULED;
+        after->run_at = retry_at;
+        after->finished_at = 0;
+    } else if (c->outcome == ASPEN_STORE_OUTCOME_CANCELLED || before->cancel_requested) {
+        after->state = ASPEN_STORE_CANCELLED;
+    } else {
+        after->state = ASPEN_STORE_FAILED;
+    }
+    if (aspen_store_state_is_final(after->state)) {
+        after->finished_at = now;
+        after->cancel_requested = false;
+    }
+}
+
+const char *store_default_error(const aspen_store_completion *c, int attempts, char *buf,
+                                size_t size)
+{
+    if (c->error || c->outcome == ASPEN_STORE_OUTCOME_SUCCESS)
+        return c->error;
+    const char *what = c->outcome == ASPEN_STORE_OUTCOME_TIMEOUT     ? "timed out"
+                       : c->outcome == ASPEN_STORE_OUTCOME_CANCELLED ? "cancelled while running"
+                                                                     : "failed";
+    snprintf(buf, size, "%s (attempt %d)", what, attempts);
+    return buf;
 }

@@ -137,6 +137,45 @@ int store_sqlite_open(const char *path, const aspen_store_options *o, aspen_stor
 int store_pg_open(const char *conninfo, const aspen_store_options *o, aspen_store **out,
                   aspen_store_error *err);
 
+/* ---- one job's state, as every backend's transition writer sees it ------------------------------ */
+
+/* The per-job mutable fields a backend's transition writer (job_write, pg_job_write) touches. */
+struct store_job_row {
+    int64_t id;
+    aspen_store_state state;
+    int64_t run_at;
+    int attempts, max_attempts;
+    int64_t started_at, finished_at; /* 0 = NULL */
+    int64_t owner;                   /* 0 = NULL */
+    bool cancel_requested;
+    int log_count;
+    int64_t log_dropped;
+    /* Write-only: field_update marks a write that keeps the state (cancel_requested); every other
+     * write must be an edge of the transition table, even to the same state. */
+    bool field_update;
+    /* Write-only: a reserved (queued) job that started and finished within one group commit: the
+     * write is checked as queued → running → after.state, both edges of the table. */
+    bool via_running;
+    /* Write-only: set_error/set_result replace the column (NULL pointer → SQL NULL). */
+    bool set_error;
+    const char *error;
+    bool set_result;
+    const void *result;
+    size_t result_size;
+};
+
+/* Where a finished attempt sends its job, the same on every backend: succeeded; back to the queue
+ * (queued when retry_due, else scheduled at retry_at) while attempts remain, the outcome is a
+ * failure or timeout with a retry time and no cancel was asked; cancelled; or failed. `now` and
+ * retry_at are on the backend's timeline. The transition itself is checked by the writer. */
+void store_decide_completion(const struct store_job_row *before, const aspen_store_completion *c,
+                             int64_t now, int64_t retry_at, bool retry_due,
+                             struct store_job_row *after);
+/* The error a failed attempt records when its engine gave none ("timed out (attempt 2)"); the
+ * engine's own error, or NULL for a success, otherwise. buf holds the text when one is made. */
+const char *store_default_error(const aspen_store_completion *c, int attempts, char *buf,
+                                size_t size);
+
 /* ---- shared helpers ---------------------------------------------------------------------------- */
 
 /* Fills err (if any) and returns code. */

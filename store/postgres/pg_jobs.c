@@ -99,7 +99,7 @@ static void add_text(struct pg_sql *q, bool first, const char *v);
     "id, state, run_at, attempts, max_attempts, started_at, finished_at, owner, cancel_requested," \
     " log_count, log_dropped"
 
-static void row_from_result(const PGresult *r, int i, struct pg_job_row *row)
+static void row_from_result(const PGresult *r, int i, struct store_job_row *row)
 {
     memset(row, 0, sizeof *row);
     row->id = pg_get_int(r, i, 0);
@@ -115,7 +115,7 @@ static void row_from_result(const PGresult *r, int i, struct pg_job_row *row)
     row->log_dropped = pg_get_int(r, i, 10);
 }
 
-int pg_job_read(struct pg_store *s, int64_t id, bool for_update, struct pg_job_row *row,
+int pg_job_read(struct pg_store *s, int64_t id, bool for_update, struct store_job_row *row,
                 aspen_store_error *err)
 {
     struct pg_params p = {0};
@@ -139,8 +139,8 @@ int pg_job_read(struct pg_store *s, int64_t id, bool for_update, struct pg_job_r
     return 0;
 }
 
-int pg_job_write(struct pg_store *s, const struct pg_job_row *before,
-                 const struct pg_job_row *after, aspen_store_error *err)
+int pg_job_write(struct pg_store *s, const struct store_job_row *before,
+                 const struct store_job_row *after, aspen_store_error *err)
 {
     if (after->via_running) {
         int code = aspen_store_check_transition(before->id, before->state, ASPEN_STORE_RUNNING, err);
@@ -715,7 +715,7 @@ static int log_batch_flush(struct pg_store *s, struct log_batch *b, aspen_store_
 }
 
 /* Lines of one job under the per-job cap, as SQLite's logs_insert: row's counters move. */
-static void logs_gather(struct pg_store *s, struct log_batch *b, struct pg_job_row *row,
+static void logs_gather(struct pg_store *s, struct log_batch *b, struct store_job_row *row,
                         int attempt, const aspen_store_log_line *lines, size_t n, int64_t shift)
 {
     for (size_t i = 0; i < n; i++) {
@@ -746,7 +746,7 @@ static void logs_gather(struct pg_store *s, struct log_batch *b, struct pg_job_r
     }
 }
 
-static int write_log_counts(struct pg_store *s, const struct pg_job_row *row,
+static int write_log_counts(struct pg_store *s, const struct store_job_row *row,
                             aspen_store_error *err)
 {
     struct pg_params p = {0};
@@ -775,7 +775,7 @@ int pg_append_logs(aspen_store *base, const aspen_store_log_line *lines, size_t 
         size_t k = i + 1;
         while (k < n && lines[k].job_id == lines[i].job_id && lines[k].attempt == lines[i].attempt)
             k++;
-        struct pg_job_row row;
+        struct store_job_row row;
         code = pg_job_read(s, lines[i].job_id, true, &row, err);
         if (code)
             goto rollback;
@@ -883,63 +883,8 @@ static int attempt_flush(struct pg_store *s, struct attempt_batch *b, aspen_stor
     return code;
 }
 
-/* Decides where a finished attempt sends its job (as SQLite's decide_completion); `now` and the
- * retry time are on the server's timeline, retry_due says whether the caller's retry time is
- * not in the caller's future. */
-static void decide_completion(const struct pg_job_row *before, const aspen_store_completion *c,
-                              int64_t now, int64_t retry_at, bool retry_due,
-                              struct pg_job_row *after)
-{
-    *after = *before;
-    after->owner = 0;
-    after->set_result = true;
-    after->result = c->output;
-    after->result_size = c->output_size;
-    after->set_error = true;
-    after->error = c->error;
-    bool retry = (c->outcome == ASPEN_STORE_OUTCOME_FAILURE ||
-                  c->outcome == ASPEN_STORE_OUTCOME_TIMEOUT) &&
-                 c->retry_at_ms > 0 && before->attempts < before->max_attempts &&
-                 !before->cancel_requested;
-    if (c->outcome == ASPEN_STORE_OUTCOME_SUCCESS) {
-        after->state = ASPEN_STORE_SUCCEEDED;
-        after->error = NULL;
-    } else if (retry) {
-        after->state = retry_due ? ASPEN_STORE_QUEUED : ASPEN_STORE_SCHEDULED;
-        after->run_at = retry_at;
-        after->finished_at = 0;
-    } else if (c->outcome == ASPEN_STORE_OUTCOME_CANCELLED || before->cancel_requested) {
-        after->state = ASPEN_STORE_CANCELLED;
-    } else {
-        after->state = ASPEN_STORE_FAILED;
-    }
-    if (aspen_store_state_is_final(after->state)) {
-        after->finished_at = now;
-        after->cancel_requested = false;
-    }
-}
-
-static const char *default_error(const aspen_store_completion *c, const struct pg_job_row *before,
-                                 char *buf, size_t size)
-{
-    if (c->error || c->outcome == ASPEN_STORE_OUTCOME_SUCCESS)
-        return c->error;
-    switch (c->outcome) {
-    case ASPEN_STORE_OUTCOME_TIMEOUT:
-        snprintf(buf, size, "timed out (attempt %d)", before->attempts);
-        break;
-    case ASPEN_STORE_OUTCOME_CANCELLED:
-        snprintf(buf, size, "cancelled while running (attempt %d)", before->attempts);
-        break;
-    default:
-        snprintf(buf, size, "failed (attempt %d)", before->attempts);
-        break;
-    }
-    return buf;
-}
-
-static void started_row(const struct pg_job_row *before, int64_t engine_id, int64_t started,
-                        struct pg_job_row *out)
+static void started_row(const struct store_job_row *before, int64_t engine_id, int64_t started,
+                        struct store_job_row *out)
 {
     *out = *before;
     out->state = ASPEN_STORE_RUNNING;
@@ -956,7 +901,7 @@ static void started_row(const struct pg_job_row *before, int64_t engine_id, int6
 /* One job of a commit: its row as this commit has made it so far, the state it had when locked
  * (the batched write's WHERE), its reservation as read, and what this commit did to it. */
 struct commit_row {
-    struct pg_job_row row;
+    struct store_job_row row;
     aspen_store_state orig;
     int64_t claim_engine; /* who held its reservation when read; 0 = nobody */
     bool dirty, taken;    /* written by this commit / its reservation taken by this commit */
@@ -1087,9 +1032,9 @@ static int take_reservation(struct commit_row *cr, int64_t engine_id, aspen_stor
 
 /* The transition check of pg_job_write, for a change staged in memory and written with the rest
  * of the commit by write_rows. */
-static int stage(struct commit_row *cr, const struct pg_job_row *after, aspen_store_error *err)
+static int stage(struct commit_row *cr, const struct store_job_row *after, aspen_store_error *err)
 {
-    const struct pg_job_row *before = &cr->row;
+    const struct store_job_row *before = &cr->row;
     int code = 0;
     if (after->via_running) {
         code = aspen_store_check_transition(before->id, before->state, ASPEN_STORE_RUNNING, err);
@@ -1167,7 +1112,7 @@ static int write_rows(struct pg_store *s, struct row_set *rs, aspen_store_error 
         const struct commit_row *cr = &rs->rows[i];
         if (!cr->dirty)
             continue;
-        const struct pg_job_row *r = &cr->row;
+        const struct store_job_row *r = &cr->row;
         bool f = k++ == 0;
         add_int(&c[0], f, r->id);
         add_text(&c[1], f, aspen_store_state_name(r->state));
@@ -1288,7 +1233,7 @@ static int start_one(struct pg_store *s, struct row_set *rs, int64_t engine_id,
                          "job %lld is %s, not queued: it was not started (cancelled or taken "
                          "meanwhile?)",
                          (long long)m->job_id, aspen_store_state_name(cr->row.state));
-    struct pg_job_row after;
+    struct store_job_row after;
     started_row(&cr->row, engine_id, m->started_at_ms ? shifted(m->started_at_ms, shift) : now,
                 &after);
     int code = aspen_store_check_transition(m->job_id, cr->row.state, after.state, err);
@@ -1311,7 +1256,7 @@ static int complete_one(struct pg_store *s, struct row_set *rs, int64_t engine_i
     struct commit_row *cr = row_find(rs, c->job_id);
     if (!cr)
         return not_found(s, c->job_id, err);
-    struct pg_job_row *row = &cr->row, running, after;
+    struct store_job_row *row = &cr->row, running, after;
     if (final_state)
         *final_state = row->state; /* what it stays if refused */
     bool start_too = false;
@@ -1339,9 +1284,9 @@ static int complete_one(struct pg_store *s, struct row_set *rs, int64_t engine_i
     }
     char errbuf[96];
     aspen_store_completion cc = *c;
-    cc.error = default_error(c, &running, errbuf, sizeof errbuf);
-    decide_completion(&running, &cc, now, shifted(c->retry_at_ms, shift),
-                      c->retry_at_ms <= now_ms, &after);
+    cc.error = store_default_error(c, running.attempts, errbuf, sizeof errbuf);
+    store_decide_completion(&running, &cc, now, shifted(c->retry_at_ms, shift),
+                            c->retry_at_ms <= now_ms, &after);
     after.via_running = start_too;
     int code = aspen_store_check_transition(c->job_id, running.state, after.state, err);
     if (code)
@@ -1530,7 +1475,7 @@ rollback:
 static int release_one(struct pg_store *s, int64_t engine_id, int64_t job_id,
                        aspen_store_error *err)
 {
-    struct pg_job_row before, after;
+    struct store_job_row before, after;
     int code = pg_job_read(s, job_id, true, &before, err);
     if (code)
         return code;
@@ -1608,7 +1553,7 @@ int pg_release_all(struct pg_store *s, int64_t engine_id, int64_t *released,
 static int cancel_one(struct pg_store *s, int64_t id, int64_t now,
                       aspen_store_cancel_result *result, aspen_store_error *err)
 {
-    struct pg_job_row before, after;
+    struct store_job_row before, after;
     int code = pg_job_read(s, id, true, &before, err);
     if (code)
         return code;
@@ -1706,7 +1651,7 @@ rollback:
 
 int pg_retry_one(struct pg_store *s, int64_t id, int64_t now_ms, aspen_store_error *err)
 {
-    struct pg_job_row before, after;
+    struct store_job_row before, after;
     int64_t now = 0;
     int code = server_now(s, now_ms, &now, err);
     if (!code)
@@ -1746,7 +1691,7 @@ int pg_delete(aspen_store *base, int64_t id, aspen_store_error *err)
     int code = pg_tx_begin(s, err);
     if (code)
         return code;
-    struct pg_job_row row;
+    struct store_job_row row;
     code = pg_job_read(s, id, true, &row, err);
     if (code)
         goto rollback;

@@ -218,7 +218,7 @@ int pg_engines(aspen_store *base, int64_t now_ms, aspen_store_engine_info **out,
 static int recover_job(struct pg_store *s, int64_t id, int64_t owner, const char *why, int64_t now,
                        aspen_store_recovery *report, aspen_store_error *err)
 {
-    struct pg_job_row before, after;
+    struct store_job_row before, after;
     int code = pg_job_read(s, id, true, &before, err);
     if (code)
         return code;

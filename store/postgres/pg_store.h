@@ -180,32 +180,13 @@ int pg_utf8_clean(const char *in, char **out, aspen_store_error *err);
 int pg_job_from_row(const PGresult *r, int row, int col0, aspen_store_job *job,
                     aspen_store_error *err);
 
-/* The per-job mutable fields the transition writer touches (as struct job_row on SQLite). */
-struct pg_job_row {
-    int64_t id;
-    aspen_store_state state;
-    int64_t run_at;
-    int attempts, max_attempts;
-    int64_t started_at, finished_at; /* 0 = NULL */
-    int64_t owner;                   /* 0 = NULL */
-    bool cancel_requested;
-    int log_count;
-    int64_t log_dropped;
-    bool field_update; /* a write that keeps the state (cancel_requested) */
-    bool via_running;  /* queued → running → after.state within one commit */
-    bool set_error;
-    const char *error;
-    bool set_result;
-    const void *result;
-    size_t result_size;
-};
 /* Reads (and, with for_update, locks: SELECT … FOR UPDATE) a job's mutable fields; ENOTFOUND. */
-int pg_job_read(struct pg_store *s, int64_t id, bool for_update, struct pg_job_row *row,
+int pg_job_read(struct pg_store *s, int64_t id, bool for_update, struct store_job_row *row,
                 aspen_store_error *err);
 /* THE writer of a job's state: checks before → after against the transition table (state.c),
  * writes WHERE id AND state = before.state, notes the counts. ESTATE if illegal or the row moved. */
-int pg_job_write(struct pg_store *s, const struct pg_job_row *before,
-                 const struct pg_job_row *after, aspen_store_error *err);
+int pg_job_write(struct pg_store *s, const struct store_job_row *before,
+                 const struct store_job_row *after, aspen_store_error *err);
 
 /* Per-job operator actions inside the caller's transaction (pg_jobs.c; used by pg_query.c's
  * cancel_matching and retry_failed). */

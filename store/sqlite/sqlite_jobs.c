@@ -32,7 +32,7 @@ static void bind_opt_int(sqlite3_stmt *st, int i, int64_t v)
 
 /* ---- the transition writer ---------------------------------------------------------------------- */
 
-int job_read(struct sqlite_store *s, int64_t id, struct job_row *row, aspen_store_error *err)
+int job_read(struct sqlite_store *s, int64_t id, struct store_job_row *row, aspen_store_error *err)
 {
     sqlite3_stmt *st = store_stmt(s, ST_JOB_READ, err);
     if (!st)
@@ -65,7 +65,7 @@ int job_read(struct sqlite_store *s, int64_t id, struct job_row *row, aspen_stor
     return 0;
 }
 
-int job_write(struct sqlite_store *s, const struct job_row *before, const struct job_row *after,
+int job_write(struct sqlite_store *s, const struct store_job_row *before, const struct store_job_row *after,
               aspen_store_error *err)
 {
     if (after->via_running) {
@@ -569,7 +569,7 @@ rollback:
 
 /* ---- logs ---------------------------------------------------------------------------------------- */
 
-int logs_insert(struct sqlite_store *s, struct job_row *row, int attempt,
+int logs_insert(struct sqlite_store *s, struct store_job_row *row, int attempt,
                 const aspen_store_log_line *lines, size_t n, aspen_store_error *err)
 {
     for (size_t i = 0; i < n; i++) {
@@ -623,7 +623,7 @@ int sq_append_logs(aspen_store *base, const aspen_store_log_line *lines, size_t 
         size_t k = i + 1;
         while (k < n && lines[k].job_id == lines[i].job_id && lines[k].attempt == lines[i].attempt)
             k++;
-        struct job_row row;
+        struct store_job_row row;
         code = job_read(s, lines[i].job_id, &row, err);
         if (code)
             goto rollback;
@@ -688,61 +688,9 @@ int store_insert_attempt(struct sqlite_store *s, int64_t job, int number, int64_
     return rc == SQLITE_DONE ? 0 : store_sqlite_err(s, err, rc, "writing an attempt");
 }
 
-/* Decides where a finished attempt sends its job; the transition itself is checked by job_write. */
-static void decide_completion(const struct job_row *before, const aspen_store_completion *c,
-                              int64_t now_ms, struct job_row *after)
-{
-    *after = *before;
-    after->owner = 0;
-    after->set_result = true;
-    after->result = c->output;
-    after->result_size = c->output_size;
-    after->set_error = true;
-    after->error = c->error;
-    bool retry = (c->outcome == ASPEN_STORE_OUTCOME_FAILURE ||
-                  c->outcome == ASPEN_STORE_OUTCOME_TIMEOUT) &&
-                 c->retry_at_ms > 0 && before->attempts < before->max_attempts &&
-                 !before->cancel_requested;
-    if (c->outcome == ASPEN_STORE_OUTCOME_SUCCESS) {
-        after->state = ASPEN_STORE_SUCCEEDED;
-        after->error = NULL;
-    } else if (retry) {
-        after->state = c->retry_at_ms > now_ms ? ASPEN_STORE_SCHEDULED : ASPEN_STORE_QUEUED;
-        after->run_at = c->retry_at_ms;
-        after->finished_at = 0;
-    } else if (c->outcome == ASPEN_STORE_OUTCOME_CANCELLED || before->cancel_requested) {
-        after->state = ASPEN_STORE_CANCELLED;
-    } else {
-        after->state = ASPEN_STORE_FAILED;
-    }
-    if (aspen_store_state_is_final(after->state)) {
-        after->finished_at = now_ms;
-        after->cancel_requested = false;
-    }
-}
-
-static const char *default_error(const aspen_store_completion *c, const struct job_row *before,
-                                 char *buf, size_t size)
-{
-    if (c->error || c->outcome == ASPEN_STORE_OUTCOME_SUCCESS)
-        return c->error;
-    switch (c->outcome) {
-    case ASPEN_STORE_OUTCOME_TIMEOUT:
-        snprintf(buf, size, "timed out (attempt %d)", before->attempts);
-        break;
-    case ASPEN_STORE_OUTCOME_CANCELLED:
-        snprintf(buf, size, "cancelled while running (attempt %d)", before->attempts);
-        break;
-    default:
-        snprintf(buf, size, "failed (attempt %d)", before->attempts);
-        break;
-    }
-    return buf;
-}
-
 /* Takes (deletes) engine_id's reservation of a queued job, the only way a job starts; ELEASE when
  * it holds none. */
-static int check_reserved(struct sqlite_store *s, int64_t engine_id, const struct job_row *before,
+static int check_reserved(struct sqlite_store *s, int64_t engine_id, const struct store_job_row *before,
                           aspen_store_error *err)
 {
     return claim_take(s, engine_id, before->id, err);
@@ -761,7 +709,7 @@ int claim_take(struct sqlite_store *s, int64_t engine_id, int64_t job, aspen_sto
         return store_sqlite_err(s, err, rc, "taking a job's reservation");
     if (sqlite3_changes(s->db) == 1)
         return 0;
-    const struct job_row one = {.id = job}, *before = &one;
+    const struct store_job_row one = {.id = job}, *before = &one;
     int64_t owner = 0;
     int code = claim_owner(s, before->id, &owner, err);
     if (code)
@@ -778,8 +726,8 @@ int claim_take(struct sqlite_store *s, int64_t engine_id, int64_t job, aspen_sto
 }
 
 /* The row of a reserved job once started at started_ms by engine_id: running, one more attempt. */
-static void started_row(const struct job_row *before, int64_t engine_id, int64_t started_ms,
-                        struct job_row *out)
+static void started_row(const struct store_job_row *before, int64_t engine_id, int64_t started_ms,
+                        struct store_job_row *out)
 {
     *out = *before;
     out->state = ASPEN_STORE_RUNNING;
@@ -794,7 +742,7 @@ static void started_row(const struct job_row *before, int64_t engine_id, int64_t
 static int start_one(struct sqlite_store *s, int64_t engine_id, const aspen_store_start *m,
                      int64_t now_ms, aspen_store_error *err)
 {
-    struct job_row before, after;
+    struct store_job_row before, after;
     int code = job_read(s, m->job_id, &before, err);
     if (code)
         return code;
@@ -817,7 +765,7 @@ static int start_one(struct sqlite_store *s, int64_t engine_id, const aspen_stor
 static int complete_one(struct sqlite_store *s, int64_t engine_id, const aspen_store_completion *c,
                         int64_t now_ms, aspen_store_state *final_state, aspen_store_error *err)
 {
-    struct job_row before, running, after;
+    struct store_job_row before, running, after;
     if ((unsigned)c->outcome > ASPEN_STORE_OUTCOME_CANCELLED)
         return store_err(err, ASPEN_STORE_EINVAL, "job %lld: unknown outcome %d",
                          (long long)c->job_id, (int)c->outcome);
@@ -849,8 +797,9 @@ static int complete_one(struct sqlite_store *s, int64_t engine_id, const aspen_s
     }
     char errbuf[96];
     aspen_store_completion cc = *c;
-    cc.error = default_error(c, &running, errbuf, sizeof errbuf);
-    decide_completion(&running, &cc, now_ms, &after);
+    cc.error = store_default_error(c, running.attempts, errbuf, sizeof errbuf);
+    store_decide_completion(&running, &cc, now_ms, c->retry_at_ms, c->retry_at_ms <= now_ms,
+                            &after);
     after.via_running = start_too;
     code = aspen_store_check_transition(c->job_id, running.state, after.state, err);
     if (code)
@@ -940,7 +889,7 @@ rollback:
 static int release_one(struct sqlite_store *s, int64_t engine_id, int64_t job_id,
                        aspen_store_error *err)
 {
-    struct job_row before, after;
+    struct store_job_row before, after;
     int code = job_read(s, job_id, &before, err);
     if (code)
         return code;
@@ -1026,7 +975,7 @@ free_ids:
 static int cancel_one(struct sqlite_store *s, int64_t id, int64_t now_ms,
                       aspen_store_cancel_result *result, aspen_store_error *err)
 {
-    struct job_row before, after;
+    struct store_job_row before, after;
     int code = job_read(s, id, &before, err);
     if (code)
         return code;
@@ -1122,7 +1071,7 @@ rollback:
 
 static int retry_one(struct sqlite_store *s, int64_t id, int64_t now_ms, aspen_store_error *err)
 {
-    struct job_row before, after;
+    struct store_job_row before, after;
     int code = job_read(s, id, &before, err);
     if (code)
         return code;
@@ -1158,7 +1107,7 @@ int sq_delete(aspen_store *base, int64_t id, aspen_store_error *err)
     int code = tx_begin(s, err);
     if (code)
         return code;
-    struct job_row row;
+    struct store_job_row row;
     code = job_read(s, id, &row, err);
     if (code)
         goto rollback;

@@ -269,7 +269,7 @@ static void describe_owner(struct sqlite_store *s, int64_t owner, int64_t now_ms
 static int recover_one(struct sqlite_store *s, int64_t id, int64_t owner, int64_t now_ms,
                        aspen_store_recovery *report, aspen_store_error *err)
 {
-    struct job_row before, after;
+    struct store_job_row before, after;
     int code = job_read(s, id, &before, err);
     if (code)
         return code;

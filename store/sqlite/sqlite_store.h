@@ -131,37 +131,13 @@ void tx_rollback(struct sqlite_store *s);
  * deleted one) in the open write transaction, for job_counts. */
 void counts_note(struct sqlite_store *s, aspen_store_state from, aspen_store_state to, int64_t n);
 
-/* The per-job mutable fields the transition writer touches. */
-struct job_row {
-    int64_t id;
-    aspen_store_state state;
-    int64_t run_at;
-    int attempts, max_attempts;
-    int64_t started_at, finished_at; /* 0 = NULL */
-    int64_t owner;                   /* 0 = NULL */
-    bool cancel_requested;
-    int log_count;
-    int64_t log_dropped;
-    /* Write-only: field_update marks a write that keeps the state (cancel_requested); every other
-     * write must be an edge of the transition table, even to the same state. */
-    bool field_update;
-    /* Write-only: a reserved (queued) job that started and finished within one group commit: the
-     * write is checked as queued → running → after.state, both edges of the table. */
-    bool via_running;
-    /* Write-only: set_error/set_result replace the column (NULL pointer → SQL NULL). */
-    bool set_error;
-    const char *error;
-    bool set_result;
-    const void *result;
-    size_t result_size;
-};
 
 /* Reads a job's mutable fields; ENOTFOUND when no such job. */
-int job_read(struct sqlite_store *s, int64_t id, struct job_row *row, aspen_store_error *err);
+int job_read(struct sqlite_store *s, int64_t id, struct store_job_row *row, aspen_store_error *err);
 /* THE writer of a job's state: checks the transition before → after against the table (unless
  * after->field_update and the state is unchanged), then writes
  * after's fields WHERE id AND state = before.state. ESTATE if illegal or if the row moved. */
-int job_write(struct sqlite_store *s, const struct job_row *before, const struct job_row *after,
+int job_write(struct sqlite_store *s, const struct store_job_row *before, const struct store_job_row *after,
               aspen_store_error *err);
 
 /* The engine holding a reservation (claims row) on a job, 0 when none. */
@@ -173,7 +149,7 @@ int claim_delete(struct sqlite_store *s, int64_t job, aspen_store_error *err);
 
 /* Inserts log lines for one job, honouring the cap; updates row->log_count/log_dropped (the
  * caller writes them back). */
-int logs_insert(struct sqlite_store *s, struct job_row *row, int attempt,
+int logs_insert(struct sqlite_store *s, struct store_job_row *row, int attempt,
                 const aspen_store_log_line *lines, size_t n, aspen_store_error *err);
 
 /* Writes one attempts row (numbers never repeat: release gives its number back unused). */

@@ -610,7 +610,7 @@ static void test_stopped_host_releases_locks(void **state)
          * between two statements. */
         aspen_store *s = NULL;
         aspen_store_error e = {0};
-        struct pg_job_row row;
+        struct store_job_row row;
         if (aspen_store_open(f->conninfo, NULL, &s, &e) != 0 || pg_tx_begin(pgs(s), &e) != 0 ||
             pg_job_read(pgs(s), id, true, &row, &e) != 0)
             _exit(1);

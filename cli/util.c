@@ -160,49 +160,9 @@ double cli_pct(const double *sorted, size_t n, double p)
 
 /* ---- "did you mean" ------------------------------------------------------------------------------ */
 
-static char low(char c) { return c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c; }
-
-/* Optimal string alignment distance, case-insensitive; words over 47 bytes are far from all. */
-static size_t edits(const char *a, const char *b)
-{
-    size_t la = strlen(a), lb = strlen(b);
-    if (la > 47 || lb > 47)
-        return 99;
-    size_t d[48][48];
-    for (size_t i = 0; i <= la; i++)
-        d[i][0] = i;
-    for (size_t j = 0; j <= lb; j++)
-        d[0][j] = j;
-    for (size_t i = 1; i <= la; i++)
-        for (size_t j = 1; j <= lb; j++) {
-            size_t v = d[i - 1][j - 1] + (low(a[i - 1]) != low(b[j - 1]));
-            if (d[i - 1][j] + 1 < v)
-                v = d[i - 1][j] + 1;
-            if (d[i][j - 1] + 1 < v)
-                v = d[i][j - 1] + 1;
-            if (i > 1 && j > 1 && low(a[i - 1]) == low(b[j - 2]) &&
-                low(a[i - 2]) == low(b[j - 1]) && d[i - 2][j - 2] + 1 < v)
-                v = d[i - 2][j - 2] + 1;
-            d[i][j] = v;
-        }
-    return d[la][lb];
-}
-
 const char *cli_nearest(const char *word, const char *const *names, size_t n)
 {
-    const char *best = NULL;
-    size_t len = strlen(word), best_d = len <= 3 ? 2 : 3;
-    for (size_t i = 0; i < n; i++) {
-        size_t d = edits(word, names[i]);
-        /* a prefix of a longer name counts as near too: --pay for --payload */
-        if (len >= 3 && strncmp(names[i], word, len) == 0)
-            d = 1;
-        if (d < best_d) {
-            best_d = d;
-            best = names[i];
-        }
-    }
-    return best;
+    return aspen_store_nearest(word, strlen(word), names, n);
 }
 
 /* ---- options ------------------------------------------------------------------------------------- */

@@ -75,13 +75,13 @@ static const char *shown(const char *s, size_t len, char out[80])
 
 static char lower(char c) { return c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c; }
 
-/* Optimal string alignment distance, case-insensitive, for words up to 31 bytes (longer: far). */
+/* Optimal string alignment distance, case-insensitive, for words up to 47 bytes (longer: far). */
 static size_t distance(const char *a, size_t la, const char *b)
 {
     size_t lb = strlen(b);
-    if (la > 31 || lb > 31)
+    if (la > 47 || lb > 47)
         return 99;
-    size_t d[33][33];
+    size_t d[48][48];
     for (size_t i = 0; i <= la; i++)
         d[i][0] = i;
     for (size_t j = 0; j <= lb; j++)
@@ -102,13 +102,17 @@ static size_t distance(const char *a, size_t la, const char *b)
     return d[la][lb];
 }
 
-/* The nearest of names to word within 2 edits (1 for words of 3 bytes or less), or NULL. */
-static const char *nearest(const char *word, size_t len, const char *const *names, size_t n)
+const char *aspen_store_nearest(const char *word, size_t len, const char *const *names, size_t n)
 {
     const char *best = NULL;
     size_t best_d = len <= 3 ? 2 : 3;
     for (size_t i = 0; i < n; i++) {
+        if (!names[i])
+            continue;
         size_t d = distance(word, len, names[i]);
+        /* a prefix of a longer name counts as near too: --pay for --payload */
+        if (len >= 3 && strlen(names[i]) > len && strncmp(names[i], word, len) == 0)
+            d = 1;
         if (d < best_d) {
             best_d = d;
             best = names[i];
@@ -167,7 +171,7 @@ static int parse_states(char *val, const char *term, size_t termlen, unsigned *s
         aspen_store_state st;
         if (aspen_store_state_parse(s, &st) != 0) {
             char a[80], b[80];
-            const char *near = nearest(s, strlen(s), names, sizeof names / sizeof names[0]);
+            const char *near = aspen_store_nearest(s, strlen(s), names, sizeof names / sizeof names[0]);
             char hint[40] = ". ";
             if (near)
                 snprintf(hint, sizeof hint, ": did you mean '%s'? ", near);
@@ -365,7 +369,7 @@ int aspen_store_filter_parse(const char *text, aspen_store_filter *out, char *bu
             } else {
                 char k[80];
                 const char *near =
-                    nearest(key, keylen, key_names, sizeof key_names / sizeof key_names[0]);
+                    aspen_store_nearest(key, keylen, key_names, sizeof key_names / sizeof key_names[0]);
                 const char *dot = memchr(key, '.', keylen);
                 if (!near && dot && distance(key, (size_t)(dot - key), "payload") <= 2)
                     near = "payload.FIELD";

@@ -241,26 +241,6 @@ void tui_binding_keys(const tui_binding *b, char *out, size_t cap)
 
 /* ---- the command line ---------------------------------------------------------------------------- */
 
-/* Edit distance, for "did you mean". */
-static size_t distance(const char *a, size_t la, const char *b)
-{
-    size_t lb = strlen(b);
-    if (la > 32 || lb > 32)
-        return 99;
-    size_t d[33][33];
-    for (size_t i = 0; i <= la; i++)
-        d[i][0] = i;
-    for (size_t j = 0; j <= lb; j++)
-        d[0][j] = j;
-    for (size_t i = 1; i <= la; i++)
-        for (size_t j = 1; j <= lb; j++) {
-            size_t sub = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
-            size_t del = d[i - 1][j] + 1, ins = d[i][j - 1] + 1;
-            d[i][j] = sub < del ? (sub < ins ? sub : ins) : (del < ins ? del : ins);
-        }
-    return d[la][lb];
-}
-
 int tui_command_parse(const char *cmd, tui_action *action, int64_t *arg, const char **text,
                       char *msg, size_t msgcap)
 {
@@ -285,17 +265,10 @@ int tui_command_parse(const char *cmd, tui_action *action, int64_t *arg, const c
             b = m;
     }
     if (!b) {
-        const char *best = NULL;
-        size_t best_d = 3;
-        for (size_t i = 0; i < sizeof map / sizeof map[0]; i++) {
-            if (!map[i].command)
-                continue;
-            size_t d = distance(cmd, len, map[i].command);
-            if (d < best_d) {
-                best_d = d;
-                best = map[i].command;
-            }
-        }
+        const char *names[sizeof map / sizeof map[0]];
+        for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
+            names[i] = map[i].command;
+        const char *best = aspen_store_nearest(cmd, len, names, sizeof map / sizeof map[0]);
         if (best)
             snprintf(msg, msgcap, "unknown command ':%.*s': did you mean :%s? (:help lists them)",
                      (int)len, cmd, best);

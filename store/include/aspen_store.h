@@ -461,6 +461,12 @@ typedef struct aspen_store_filter {
     aspen_store_order order;
 } aspen_store_filter;
 
+/* "Did you mean": the nearest of names (NULL entries skipped) to the len bytes of word — within 2
+ * edits, 1 for words of 3 bytes or less, case-insensitive, a swap of neighbours one edit, a prefix
+ * of 3 or more bytes of a longer name one edit — or NULL. The filter parser, the CLI's commands
+ * and options and the console's :commands all use it, so they suggest alike. */
+const char *aspen_store_nearest(const char *word, size_t len, const char *const *names, size_t n);
+
 /* Parses the one filter language of the CLI and the console: terms separated by white space
  *   state:failed,running  type:vm_execute  guest:echo-worker (= binary:)  tag:urgent  id:42
  *   rerun-of:7  payload.user:alice  payload.user.name:"Alice B"  order:newest|oldest|queue

@@ -671,6 +671,9 @@ static void run_one(struct eng_worker *w, struct eng_job *j)
     copy_str(w->st.state, sizeof w->st.state, "running");
     w->st.job_id = job->id;
     copy_str(w->st.job_type, sizeof w->st.job_type, d->type);
+    /* The guest is this job's, set when its VM runs: a job of an in-process type has none, and must
+     * not be shown (VMs pane, heartbeats, aspen engines) as the previous job's guest. */
+    w->st.guest[0] = '\0';
     pthread_mutex_unlock(&w->mu);
 
     aspen_engine_ctx ctx = {.eng = eng, .w = w, .job = job, .done = d,

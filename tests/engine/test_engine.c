@@ -215,6 +215,36 @@ static void test_many_jobs_warm_pool(void **state)
     aspen_engine_close(eng);
 }
 
+/* A worker that ran a guest and then runs a job of an in-process type shows that job with no
+ * guest, not the previous job's (the VMs pane and heartbeats read this status). */
+static void test_status_guest_is_the_jobs(void **state)
+{
+    (void)state;
+    aspen_engine *eng = open_eng(1, NULL);
+    aspen_engine_job_spec g = {.guest = QUIET, .payload = "{}"};
+    int64_t first = submit(eng, &g);
+    start(eng);
+    wait_state(eng, first, ASPEN_STORE_SUCCEEDED, 10000);
+    aspen_engine_job_spec s = {.type = "sleep", .payload = "{\"ms\":3000}", .timeout_ms = 60000};
+    int64_t id = submit(eng, &s);
+    wait_state(eng, id, ASPEN_STORE_RUNNING, 10000);
+    aspen_engine_snapshot *snap = calloc(1, sizeof *snap);
+    aspen_engine_error err = {0};
+    for (int tries = 0;; tries++) { /* the status follows the store's running by a moment */
+        assert_int_equal(aspen_engine_snapshot_get(eng, snap, &err), 0);
+        if (snap->workers[0].job_id == id || tries > 2000)
+            break;
+        sleep_ms(2);
+    }
+    assert_int_equal(snap->workers[0].job_id, id);
+    assert_string_equal(snap->workers[0].job_type, "sleep");
+    assert_string_equal(snap->workers[0].guest, "");
+    free(snap);
+    bool requested = false;
+    assert_int_equal(aspen_engine_cancel(eng, id, &requested, &err), 0);
+    aspen_engine_close(eng);
+}
+
 static void test_routing(void **state)
 {
     (void)state;
@@ -699,6 +729,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_shutdown_releases_running, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pool_budget_lru, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lease_lost, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_status_guest_is_the_jobs, setup, teardown),
     };
     /* A garbage file where the database should be: SQLite's (test_store_pgopen refuses another
      * program's PostgreSQL database). */

@@ -1,7 +1,8 @@
 /* cli/cmd_jobs.c — the job subcommands on the store, through a client engine (no workers):
  *   aspen submit GUEST | --source DIR | --type T [--payload JSON|@FILE|-] [--count N | --jsonl F]
  *                 prints the new jobs' ids, one a line
- *   aspen jobs [--state S] [--filter F] [--limit N | --all] [--json]
+ *   aspen jobs [--state S] [--filter F] [--limit N | --all] [--json | --jsonl]
+ *                 --jsonl: every matching job (read a page at a time), one JSON object a line
  *   aspen retry ID | --failed [--filter F]
  *   aspen show ID [--json]        the job, its attempts, its result and error
  *   aspen logs ID [--follow] [--json]   log lines; --follow waits for more until the job is final
@@ -457,18 +458,57 @@ static json_t *job_json(const aspen_store_job *j)
     return o;
 }
 
+/* --jsonl: a page of 1000 rows at a time (an export of millions never holds them all), each job
+ * one compact line as it is read. Closes eng. */
+static int jobs_jsonl(aspen_engine *eng, const aspen_store_filter *f0, int64_t max)
+{
+    enum { PAGE = 1000 };
+    aspen_store_filter f = *f0;
+    f.offset = 0;
+    int64_t done = 0;
+    for (;;) {
+        f.limit = max >= 0 && max - done < PAGE ? max - done : PAGE;
+        if (f.limit == 0)
+            break;
+        aspen_store_job *jobs = NULL;
+        size_t n = 0;
+        aspen_engine_error err = {0};
+        if (aspen_engine_list(eng, &f, &jobs, &n, &err) != 0) {
+            aspen_engine_close(eng);
+            cli_error("%s", err.msg);
+            return 1;
+        }
+        for (size_t i = 0; i < n; i++) {
+            json_t *o = job_json(&jobs[i]);
+            cli_json_print(o, stdout, true);
+            json_decref(o);
+        }
+        aspen_store_jobs_free(jobs, n);
+        done += (int64_t)n;
+        if ((int64_t)n < f.limit)
+            break;
+        f.offset += (int64_t)n;
+    }
+    aspen_engine_close(eng);
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        cli_error("writing the export failed (disk full, or the reader went away)");
+        return 1;
+    }
+    return 0;
+}
+
 int cmd_jobs(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"state", required_argument, 0, 's'}, {"filter", required_argument, 0, 'f'},
         {"limit", required_argument, 0, 'n'}, {"json", no_argument, 0, 'j'},
         {"all", no_argument, 0, 'A'},         {"help", no_argument, 0, 'h'},
-        DB_OPT,
+        {"jsonl", no_argument, 0, 'L'},       DB_OPT,
         {0, 0, 0, 0},
     };
     const char *db = NULL, *state = NULL, *filter = NULL;
     long long limit = 50;
-    bool as_json = false;
+    bool as_json = false, as_jsonl = false, limit_given = false;
     int c;
     optind = 1;
     while ((c = cli_getopt(argc, argv, "s:f:n:jAhD:", opts, argv[0])) != -1) {
@@ -478,16 +518,18 @@ int cmd_jobs(int argc, char **argv)
         case 'n':
             if (cli_parse_num("--limit", optarg, 1, 100000000, &limit))
                 return 2;
+            limit_given = true;
             break;
+        case 'L': as_jsonl = true; break;
         case 'j': as_json = true; break;
-        case 'A': limit = -1; break;
+        case 'A': limit = -1; limit_given = true; break;
         case 'D': db = optarg; break;
         case 'C': cli_create = true; break;
         case 'h':
         default:
             fprintf(c == 'h' ? stdout : stderr,
                     "usage: aspen jobs [--state S[,S]] [--filter F] [--limit N | --all] [--json] "
-                    "[--db PATH]\n"
+                    "[--jsonl] [--db PATH]\n"
                     "  --filter F the console's filter language: state:failed,running type:T\n"
                     "             guest:NAME tag:T id:N rerun-of:N payload.FIELD:VALUE\n"
                     "             order:newest|oldest|queue; a bare word is a state, a job id\n"
@@ -495,7 +537,9 @@ int cmd_jobs(int argc, char **argv)
                     "  --limit N  show at most N jobs (default 50; a last line says how many "
                     "match)\n"
                     "  --all      show every matching job\n"
-                    "  --json     the jobs as a JSON array (ids, times in ms, payload as JSON)\n");
+                    "  --json     the jobs as a JSON array (ids, times in ms, payload as JSON)\n"
+                    "  --jsonl    export: every matching job (no 50-row default; --limit N caps\n"
+                    "             it), one JSON object a line, the fields of --json\n");
             return c == 'h' ? 0 : 2;
         }
     }
@@ -509,9 +553,15 @@ int cmd_jobs(int argc, char **argv)
         return 2;
     }
     f.limit = limit;
+    if (as_json && as_jsonl) {
+        cli_error("--json or --jsonl, not both");
+        return 2;
+    }
     aspen_engine *eng;
     if (cli_open_engine(db, 0, &eng))
         return 1;
+    if (as_jsonl)
+        return jobs_jsonl(eng, &f, limit_given && limit > 0 ? limit : -1);
     aspen_store_job *jobs = NULL;
     size_t n = 0;
     aspen_engine_error err = {0};

@@ -24,6 +24,8 @@ static const struct {
     {"pause", cmd_pause, "pause the queue for every worker on the database"},
     {"resume", cmd_resume, "resume the queue"},
     {"worker", cmd_worker, "run jobs: aspen worker [--workers N] [--until-idle]"},
+    {"delete", cmd_delete, "delete finished jobs: aspen delete ID... | --filter F [--yes]"},
+    {"purge", cmd_purge, "delete finished jobs older than: aspen purge --older-than 30d"},
     {"engines", cmd_engines, "every engine on the database, any host: live figures [--json]"},
 };
 

@@ -433,6 +433,30 @@ int aspen_engine_retry_failed(aspen_engine *eng, const aspen_store_filter *filte
     return 0;
 }
 
+int aspen_engine_delete(aspen_engine *eng, int64_t id, aspen_engine_error *err)
+{
+    aspen_store_error se = {0};
+    pthread_mutex_lock(&eng->api_mu);
+    int rc = aspen_store_delete(eng->api_store, id, &se);
+    pthread_mutex_unlock(&eng->api_mu);
+    return rc ? eng_store_err(err, &se, NULL) : 0;
+}
+
+int aspen_engine_purge(aspen_engine *eng, int64_t finished_before_ms, int64_t *deleted,
+                       aspen_engine_error *err)
+{
+    aspen_store_error se = {0};
+    int64_t n = 0;
+    pthread_mutex_lock(&eng->api_mu);
+    int rc = aspen_store_purge(eng->api_store, finished_before_ms, &n, &se);
+    pthread_mutex_unlock(&eng->api_mu);
+    if (rc)
+        return eng_store_err(err, &se, NULL);
+    if (deleted)
+        *deleted = n;
+    return 0;
+}
+
 int aspen_engine_set_paused(aspen_engine *eng, bool paused, aspen_engine_error *err)
 {
     aspen_store_error se = {0};

@@ -168,6 +168,13 @@ int aspen_engine_retry(aspen_engine *eng, int64_t id, aspen_engine_error *err);
  * be NULL) says how many. The filter's limit and offset are ignored. */
 int aspen_engine_retry_failed(aspen_engine *eng, const aspen_store_filter *filter,
                               int64_t *retried, aspen_engine_error *err);
+/* Deletes a finished job (succeeded, failed, cancelled) with its attempts and logs: ESTATE for a
+ * queued, scheduled or running one (cancel it first). */
+int aspen_engine_delete(aspen_engine *eng, int64_t id, aspen_engine_error *err);
+/* Retention: deletes every finished job that finished before finished_before_ms (see
+ * aspen_store_purge); *deleted (may be NULL) says how many. */
+int aspen_engine_purge(aspen_engine *eng, int64_t finished_before_ms, int64_t *deleted,
+                       aspen_engine_error *err);
 /* Pause/resume claiming in every process on this database. */
 int aspen_engine_set_paused(aspen_engine *eng, bool paused, aspen_engine_error *err);
 int aspen_engine_paused(aspen_engine *eng, bool *paused, aspen_engine_error *err);

@@ -565,7 +565,15 @@ typedef struct tui_seed {
 static void open_form(tui_app *a, const tui_seed *s);
 static size_t find_guest(tui_app *a, const tui_seed *s);
 
-enum { ACT_SUBMIT, ACT_CANCEL, ACT_RERUN, ACT_RETRY_FAILED, ACT_PAUSE, ACT_GET_JOB };
+enum {
+    ACT_SUBMIT, ACT_CANCEL, ACT_RERUN, ACT_RETRY_FAILED, ACT_PAUSE, ACT_GET_JOB,
+    ACT_DELETE,         /* ids: each deleted (finished jobs only; the store refuses the others) */
+    ACT_DELETE_COLLECT, /* the finished jobs matching filter_text → ids, then the question */
+    ACT_EXPORT,         /* every job matching filter_text into a new file at path */
+};
+
+#define FINAL_STATES                                                                               \
+    ((1u << ASPEN_STORE_SUCCEEDED) | (1u << ASPEN_STORE_FAILED) | (1u << ASPEN_STORE_CANCELLED))
 
 typedef struct act_req {
     uv_work_t w;
@@ -574,6 +582,7 @@ typedef struct act_req {
     int64_t *ids;
     size_t n;
     char filter_text[512];
+    char path[1024];
     bool pause;
     /* submit */
     char guest[256], tags_json[1024], sha256[65];
@@ -680,6 +689,68 @@ static void act_work(uv_work_t *w)
         r->done = (int)retried;
         break;
     }
+    case ACT_DELETE:
+        for (size_t i = 0; i < r->n; i++) {
+            if (aspen_engine_delete(eng, r->ids[i], &err) == 0) {
+                r->done++;
+            } else {
+                r->failed++;
+                snprintf(r->msg, sizeof r->msg, "%s", err.msg);
+            }
+        }
+        break;
+    case ACT_DELETE_COLLECT: {
+        /* the ids now, so that what the question counts is exactly what yes deletes */
+        aspen_store_filter f;
+        char buf[2048];
+        if (tui_filter_parse(r->filter_text, &f, buf, sizeof buf, r->msg, sizeof r->msg) != 0) {
+            r->rc = -1;
+            break;
+        }
+        f.states = (f.states ? f.states : ~0u) & FINAL_STATES;
+        if (!f.states)
+            break; /* the filter wants unfinished jobs only: nothing can be deleted */
+        f.order = ASPEN_STORE_ORDER_OLDEST;
+        f.limit = 1000;
+        f.offset = 0;
+        size_t cap = 0;
+        for (;;) {
+            aspen_store_job *jobs = NULL;
+            size_t got = 0;
+            if (aspen_engine_list(eng, &f, &jobs, &got, &err) != 0) {
+                r->rc = -1;
+                snprintf(r->msg, sizeof r->msg, "%s", err.msg);
+                break;
+            }
+            if (r->n + got > cap) {
+                size_t ncap = cap ? cap * 2 : 1024;
+                while (ncap < r->n + got)
+                    ncap *= 2;
+                int64_t *p = realloc(r->ids, ncap * sizeof *p);
+                if (!p) {
+                    aspen_store_jobs_free(jobs, got);
+                    r->rc = -1;
+                    snprintf(r->msg, sizeof r->msg, "out of memory listing the jobs to delete");
+                    break;
+                }
+                r->ids = p;
+                cap = ncap;
+            }
+            for (size_t i = 0; i < got; i++)
+                r->ids[r->n++] = jobs[i].id;
+            aspen_store_jobs_free(jobs, got);
+            if (got < (size_t)f.limit)
+                break;
+            f.offset += f.limit;
+        }
+        break;
+    }
+    case ACT_EXPORT: {
+        int64_t written = 0;
+        r->rc = tui_export_jsonl(eng, r->filter_text, r->path, &written, r->msg, sizeof r->msg);
+        r->first_id = written;
+        break;
+    }
     case ACT_PAUSE:
         r->rc = aspen_engine_set_paused(eng, r->pause, &err);
         if (r->rc)
@@ -715,6 +786,9 @@ static void act_work(uv_work_t *w)
     default: break;
     }
 }
+
+static void confirm_ask(tui_app *a, tui_confirm_kind kind, int64_t *ids, size_t n, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
 
 static void act_done(uv_work_t *w, int status)
 {
@@ -752,6 +826,34 @@ static void act_done(uv_work_t *w, int status)
                 tui_set_status(a, true, "retried %d, %d refused: %s", r->done, r->failed, r->msg);
             else
                 tui_set_status(a, false, "retried %d failed job%s", r->done, r->done == 1 ? "" : "s");
+            break;
+        case ACT_DELETE:
+            if (r->failed)
+                tui_set_status(a, true, "deleted %d, %d refused: %s", r->done, r->failed, r->msg);
+            else
+                tui_set_status(a, false, "deleted %d job%s", r->done, r->done == 1 ? "" : "s");
+            break;
+        case ACT_DELETE_COLLECT:
+            if (r->rc)
+                tui_set_status(a, true, "cannot delete: %s", r->msg);
+            else if (r->n == 0)
+                tui_set_status(a, false, "no finished job matches '%s': nothing to delete",
+                               r->filter_text[0] ? r->filter_text : "(no filter)");
+            else if (a->mode == TUI_MODE_MAIN) {
+                confirm_ask(a, TUI_CONFIRM_DELETE, r->ids, r->n,
+                            "Delete %zu finished job%s matching '%.100s' (attempts, logs too)?",
+                            r->n, r->n == 1 ? "" : "s",
+                            r->filter_text[0] ? r->filter_text : "(no filter)");
+                r->ids = NULL; /* the question owns them */
+            }
+            break;
+        case ACT_EXPORT:
+            if (r->rc)
+                tui_set_status(a, true, "export: %s (%lld written)", r->msg, (long long)r->first_id);
+            else
+                tui_set_status(a, false, "exported %lld job%s matching '%s' to %s",
+                               (long long)r->first_id, r->first_id == 1 ? "" : "s",
+                               r->filter_text[0] ? r->filter_text : "(no filter)", r->path);
             break;
         case ACT_PAUSE:
             if (r->rc)
@@ -1444,12 +1546,15 @@ static void confirm_key(tui_app *a, int key)
     if (act == TUI_A_YES) {
         act_req *r = calloc(1, sizeof *r);
         if (r) {
-            r->kind = a->confirm_kind == TUI_CONFIRM_CANCEL ? ACT_CANCEL : ACT_RETRY_FAILED;
+            r->kind = a->confirm_kind == TUI_CONFIRM_CANCEL   ? ACT_CANCEL
+                      : a->confirm_kind == TUI_CONFIRM_DELETE ? ACT_DELETE
+                                                              : ACT_RETRY_FAILED;
             r->ids = a->confirm_ids;
             r->n = a->confirm_n;
             a->confirm_ids = NULL;
             snprintf(r->filter_text, sizeof r->filter_text, "%s", a->filter_text);
-            if (r->kind == ACT_CANCEL && a->marks.n && a->view != TUI_VIEW_DETAIL)
+            if ((r->kind == ACT_CANCEL || r->kind == ACT_DELETE) && a->marks.n &&
+                a->view != TUI_VIEW_DETAIL)
                 tui_marks_clear(&a->marks);
             run_action(a, r);
         }
@@ -1474,6 +1579,15 @@ void tui_job_command(tui_app *a, tui_action act)
             confirm_ask(a, TUI_CONFIRM_CANCEL, ids, n, "Cancel job %lld?", (long long)ids[0]);
         else
             confirm_ask(a, TUI_CONFIRM_CANCEL, ids, n, "Cancel %zu marked jobs?", n);
+        return;
+    }
+    if (act == TUI_A_DELETE) {
+        if (n == 1)
+            confirm_ask(a, TUI_CONFIRM_DELETE, ids, n, "Delete job %lld (attempts, logs too)?",
+                        (long long)ids[0]);
+        else
+            confirm_ask(a, TUI_CONFIRM_DELETE, ids, n, "Delete %zu marked jobs (attempts, logs too)?",
+                        n);
         return;
     }
     act_req *r = calloc(1, sizeof *r);
@@ -1784,6 +1898,7 @@ static void global_action(tui_app *a, tui_action act, int64_t arg, const char *t
         apply_filter(a, text ? text : "", false);
         break;
     case TUI_A_SORT_SET: case TUI_A_MARK_CLEAR: case TUI_A_CANCEL: case TUI_A_RERUN:
+    case TUI_A_DELETE:
         /* commands for the jobs pane (:sort, :clear), or the selected job (:cancel, :rerun) */
         if (act == TUI_A_SORT_SET || act == TUI_A_MARK_CLEAR)
             tui_show_pane(a, TUI_PANE_JOBS);
@@ -1792,6 +1907,29 @@ static void global_action(tui_app *a, tui_action act, int64_t arg, const char *t
         else
             tui_set_status(a, true, "no job selected: pick one in the jobs pane or open its detail");
         break;
+    case TUI_A_EXPORT: {
+        act_req *r = calloc(1, sizeof *r);
+        if (!r)
+            break;
+        r->kind = ACT_EXPORT;
+        snprintf(r->filter_text, sizeof r->filter_text, "%s", a->filter_text);
+        snprintf(r->path, sizeof r->path, "%s", text ? text : "");
+        tui_set_status(a, false, "exporting the jobs matching '%s' to %s...",
+                       a->filter_text[0] ? a->filter_text : "(no filter)", r->path);
+        run_action(a, r);
+        break;
+    }
+    case TUI_A_DELETE_MATCHING: {
+        act_req *r = calloc(1, sizeof *r);
+        if (!r)
+            break;
+        r->kind = ACT_DELETE_COLLECT;
+        snprintf(r->filter_text, sizeof r->filter_text, "%s", a->filter_text);
+        tui_set_status(a, false, "counting the finished jobs matching '%s'...",
+                       a->filter_text[0] ? a->filter_text : "(no filter)");
+        run_action(a, r);
+        break;
+    }
     case TUI_A_RETRY_FAILED: {
         long failed = (long)a->snap.counts[ASPEN_STORE_FAILED];
         confirm_ask(a, TUI_CONFIRM_RETRY_FAILED, NULL, 0,

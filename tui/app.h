@@ -50,7 +50,11 @@ typedef struct tui_place {
 typedef enum tui_prompt_kind { TUI_PROMPT_FILTER, TUI_PROMPT_SEARCH, TUI_PROMPT_COMMAND } tui_prompt_kind;
 
 /* What a confirmed action does. */
-typedef enum tui_confirm_kind { TUI_CONFIRM_CANCEL, TUI_CONFIRM_RETRY_FAILED } tui_confirm_kind;
+typedef enum tui_confirm_kind {
+    TUI_CONFIRM_CANCEL,
+    TUI_CONFIRM_RETRY_FAILED,
+    TUI_CONFIRM_DELETE, /* confirm_ids: the jobs to delete */
+} tui_confirm_kind;
 
 enum { TUI_F_GUEST, TUI_F_PAYLOAD, TUI_F_TIMEOUT, TUI_F_PRIORITY, TUI_F_ATTEMPTS, TUI_F_COUNT,
        TUI_F_TAGS, TUI_F_SUBMIT, TUI_F_N };

@@ -1,6 +1,6 @@
 /* tui/pane_jobs.c — the jobs pane: the table of jobs (a window of rows around the cursor, loaded
  * by app.c), its header with the position, and what its keys do: move, open the detail, filter,
- * mark, cancel, rerun, sort, the selected job's logs. Behind tui_pane_ops (app.h).
+ * mark, cancel, rerun, delete, sort, the selected job's logs. Behind tui_pane_ops (app.h).
  */
 #include "app.h"
 
@@ -179,7 +179,7 @@ static unsigned jobs_act(tui_app *a, tui_action act, int64_t arg, const char *te
         }
         break;
     case TUI_A_MARK_CLEAR: tui_marks_clear(&a->marks); break;
-    case TUI_A_CANCEL: case TUI_A_RERUN: tui_job_command(a, act); break;
+    case TUI_A_CANCEL: case TUI_A_RERUN: case TUI_A_DELETE: tui_job_command(a, act); break;
     case TUI_A_COPY:
         if (sel) {
             char id[32], what[48];

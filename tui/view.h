@@ -77,6 +77,10 @@ void tui_marks_free(tui_marks *m);
  * 0, or -1 with the store's message. */
 int tui_filter_parse(const char *text, aspen_store_filter *out, char *buf, size_t bufsize,
                      char *msg, size_t msgcap);
+/* :export FILE: every job filter_text matches, one JSON object a line, into a new file at path
+ * (an existing one is refused). *written says how many; 0, or -1 with msg. (tui/export.c) */
+int tui_export_jsonl(aspen_engine *eng, const char *filter_text, const char *path,
+                     int64_t *written, char *msg, size_t cap);
 /* True when the filter selects by state only (then counts by state give the total). */
 bool tui_filter_states_only(const aspen_store_filter *f);
 

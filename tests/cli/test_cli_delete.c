@@ -143,8 +143,10 @@ static void test_delete_refuses_unfinished(void **st)
     check(0, NULL, "'%s' cancel 2 --db '%s'", ASPEN_BIN, db); /* only job 3 left to run */
     char pidfile[400];
     snprintf(pidfile, sizeof pidfile, "%s/worker%d.pid", g_dir, g_n);
-    check(0, NULL, "'%s' worker --quiet --db '%s' >/dev/null 2>&1 & echo $! > '%s'", ASPEN_BIN,
-          db, pidfile);
+    /* --until-idle: once job 3 is cancelled the worker ends by itself, even if a check below
+     * fails before the kill at the end */
+    check(0, NULL, "'%s' worker --until-idle --quiet --db '%s' >/dev/null 2>&1 & echo $! > '%s'",
+          ASPEN_BIN, db, pidfile);
     bool running = false;
     for (int i = 0; i < 400 && !running; i++) {
         out o = run("'%s' jobs --filter 'state:running' --db '%s'", ASPEN_BIN, db);
@@ -165,7 +167,12 @@ static void test_delete_refuses_unfinished(void **st)
     assert_true(has_id(db, 3));
     assert_false(has_id(db, 1));
     assert_false(has_id(db, 2));
-    check(0, NULL, "'%s' cancel 3 --db '%s'; kill $(cat '%s')", ASPEN_BIN, db, pidfile);
+    check(0, NULL, "'%s' cancel 3 --db '%s'", ASPEN_BIN, db);
+    /* the worker stops the job and, idle, exits: wait for it (at most 10 s) */
+    check(0, NULL, "for i in $(seq 200); do kill -0 $(cat '%s') 2>/dev/null || exit 0; sleep 0.05; "
+                   "done; kill $(cat '%s'); exit 1",
+          pidfile, pidfile);
+    check(0, "cancelled", "'%s' jobs --filter 'id:3' --db '%s'", ASPEN_BIN, db);
 }
 
 static void test_delete_filter(void **st)

@@ -173,3 +173,35 @@ const char *store_default_error(const aspen_store_completion *c, int attempts, c
     snprintf(buf, size, "%s (attempt %d)", what, attempts);
     return buf;
 }
+
+void store_started_row(const struct store_job_row *before, int64_t engine_id, int64_t started,
+                       struct store_job_row *out)
+{
+    *out = *before;
+    out->state = ASPEN_STORE_RUNNING;
+    out->attempts = before->attempts + 1;
+    out->started_at = started;
+    out->finished_at = 0;
+    out->owner = engine_id;
+    out->cancel_requested = false;
+    out->field_update = out->via_running = out->set_error = out->set_result = false;
+}
+
+bool store_decide_cancel(const struct store_job_row *before, int64_t now,
+                         struct store_job_row *after, aspen_store_cancel_result *result)
+{
+    *after = *before;
+    if (before->state == ASPEN_STORE_RUNNING) {
+        /* In flight: its engine sees the flag and stops the VM; it stays running until then. */
+        after->cancel_requested = true;
+        after->field_update = true;
+        *result = ASPEN_STORE_CANCEL_REQUESTED;
+        return false;
+    }
+    after->state = ASPEN_STORE_CANCELLED;
+    after->finished_at = now;
+    after->set_error = true;
+    after->error = "cancelled before it ran";
+    *result = ASPEN_STORE_CANCEL_DONE;
+    return true;
+}

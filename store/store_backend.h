@@ -176,6 +176,15 @@ void store_decide_completion(const struct store_job_row *before, const aspen_sto
 const char *store_default_error(const aspen_store_completion *c, int attempts, char *buf,
                                 size_t size);
 
+/* A queued job that engine_id really began at `started`: running, one more attempt charged. */
+void store_started_row(const struct store_job_row *before, int64_t engine_id, int64_t started,
+                       struct store_job_row *out);
+/* What a cancel makes of a job: a running one keeps running with cancel_requested (its engine
+ * stops it; *result REQUESTED, returns false); any other becomes cancelled now (*result DONE,
+ * returns true — a queued job's reservation must then go too). The writer checks the edge. */
+bool store_decide_cancel(const struct store_job_row *before, int64_t now,
+                         struct store_job_row *after, aspen_store_cancel_result *result);
+
 /* ---- shared helpers ---------------------------------------------------------------------------- */
 
 /* Fills err (if any) and returns code. */

@@ -883,19 +883,6 @@ static int attempt_flush(struct pg_store *s, struct attempt_batch *b, aspen_stor
     return code;
 }
 
-static void started_row(const struct store_job_row *before, int64_t engine_id, int64_t started,
-                        struct store_job_row *out)
-{
-    *out = *before;
-    out->state = ASPEN_STORE_RUNNING;
-    out->attempts = before->attempts + 1;
-    out->started_at = started;
-    out->finished_at = 0;
-    out->owner = engine_id;
-    out->cancel_requested = false;
-    out->field_update = out->via_running = out->set_error = out->set_result = false;
-}
-
 /* ---- the group commit: a batch of statements, not a statement per job ----------------------- */
 
 /* One job of a commit: its row as this commit has made it so far, the state it had when locked
@@ -1234,7 +1221,7 @@ static int start_one(struct pg_store *s, struct row_set *rs, int64_t engine_id,
                          "meanwhile?)",
                          (long long)m->job_id, aspen_store_state_name(cr->row.state));
     struct store_job_row after;
-    started_row(&cr->row, engine_id, m->started_at_ms ? shifted(m->started_at_ms, shift) : now,
+    store_started_row(&cr->row, engine_id, m->started_at_ms ? shifted(m->started_at_ms, shift) : now,
                 &after);
     int code = aspen_store_check_transition(m->job_id, cr->row.state, after.state, err);
     if (!code)
@@ -1265,7 +1252,7 @@ static int complete_one(struct pg_store *s, struct row_set *rs, int64_t engine_i
             int code = take_reservation(cr, engine_id, err); /* the refusal's message */
             return code ? code : ASPEN_STORE_ESTATE;
         }
-        started_row(row, engine_id,
+        store_started_row(row, engine_id,
                     c->stats.started_at_ms ? shifted(c->stats.started_at_ms, shift) : now,
                     &running);
         start_too = true;
@@ -1557,27 +1544,15 @@ static int cancel_one(struct pg_store *s, int64_t id, int64_t now,
     int code = pg_job_read(s, id, true, &before, err);
     if (code)
         return code;
-    after = before;
-    if (before.state == ASPEN_STORE_RUNNING) {
-        /* In flight: its engine sees the flag and stops the VM; it stays running until then. */
-        after.cancel_requested = true;
-        after.field_update = true;
-        code = pg_job_write(s, &before, &after, err);
-        if (!code && result)
-            *result = ASPEN_STORE_CANCEL_REQUESTED;
-        return code;
-    }
-    after.state = ASPEN_STORE_CANCELLED;
-    after.finished_at = now;
-    after.set_error = true;
-    after.error = "cancelled before it ran";
+    aspen_store_cancel_result r;
+    bool final = store_decide_cancel(&before, now, &after, &r);
     code = pg_job_write(s, &before, &after, err);
     /* A job reserved by an engine but not started is still queued: the cancel wins, and the
      * engine's start or completion of it is refused. */
-    if (!code && before.state == ASPEN_STORE_QUEUED)
+    if (!code && final && before.state == ASPEN_STORE_QUEUED)
         code = claim_delete(s, id, err);
     if (!code && result)
-        *result = ASPEN_STORE_CANCEL_DONE;
+        *result = r;
     return code;
 }
 

@@ -725,19 +725,6 @@ int claim_take(struct sqlite_store *s, int64_t engine_id, int64_t job, aspen_sto
                      (long long)before->id, (long long)engine_id);
 }
 
-/* The row of a reserved job once started at started_ms by engine_id: running, one more attempt. */
-static void started_row(const struct store_job_row *before, int64_t engine_id, int64_t started_ms,
-                        struct store_job_row *out)
-{
-    *out = *before;
-    out->state = ASPEN_STORE_RUNNING;
-    out->attempts = before->attempts + 1;
-    out->started_at = started_ms;
-    out->finished_at = 0;
-    out->owner = engine_id;
-    out->cancel_requested = false;
-}
-
 /* One start mark inside the group transaction: queued + reserved by engine_id → running. */
 static int start_one(struct sqlite_store *s, int64_t engine_id, const aspen_store_start *m,
                      int64_t now_ms, aspen_store_error *err)
@@ -754,7 +741,7 @@ static int start_one(struct sqlite_store *s, int64_t engine_id, const aspen_stor
     code = check_reserved(s, engine_id, &before, err);
     if (code)
         return code;
-    started_row(&before, engine_id, m->started_at_ms ? m->started_at_ms : now_ms, &after);
+    store_started_row(&before, engine_id, m->started_at_ms ? m->started_at_ms : now_ms, &after);
     return job_write(s, &before, &after, err);
 }
 
@@ -779,7 +766,7 @@ static int complete_one(struct sqlite_store *s, int64_t engine_id, const aspen_s
         code = check_reserved(s, engine_id, &before, err);
         if (code)
             return code;
-        started_row(&before, engine_id, c->stats.started_at_ms ? c->stats.started_at_ms : now_ms,
+        store_started_row(&before, engine_id, c->stats.started_at_ms ? c->stats.started_at_ms : now_ms,
                     &running);
         start_too = true;
     } else if (before.state != ASPEN_STORE_RUNNING) {
@@ -979,27 +966,15 @@ static int cancel_one(struct sqlite_store *s, int64_t id, int64_t now_ms,
     int code = job_read(s, id, &before, err);
     if (code)
         return code;
-    after = before;
-    if (before.state == ASPEN_STORE_RUNNING) {
-        /* In flight: its engine sees the flag and stops the VM; it stays running until then. */
-        after.cancel_requested = true;
-        after.field_update = true;
-        code = job_write(s, &before, &after, err);
-        if (!code && result)
-            *result = ASPEN_STORE_CANCEL_REQUESTED;
-        return code;
-    }
-    after.state = ASPEN_STORE_CANCELLED;
-    after.finished_at = now_ms;
-    after.set_error = true;
-    after.error = "cancelled before it ran";
+    aspen_store_cancel_result r;
+    bool final = store_decide_cancel(&before, now_ms, &after, &r);
     code = job_write(s, &before, &after, err);
     /* A job reserved by an engine but not started is still queued: the cancel wins, and the
      * engine's start or completion of it is refused. */
-    if (!code && before.state == ASPEN_STORE_QUEUED)
+    if (!code && final && before.state == ASPEN_STORE_QUEUED)
         code = claim_delete(s, id, err);
     if (!code && result)
-        *result = ASPEN_STORE_CANCEL_DONE;
+        *result = r;
     return code;
 }
 

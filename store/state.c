@@ -205,3 +205,17 @@ bool store_decide_cancel(const struct store_job_row *before, int64_t now,
     *result = ASPEN_STORE_CANCEL_DONE;
     return true;
 }
+
+int store_decide_release(const struct store_job_row *before, int64_t engine_id,
+                         struct store_job_row *after, aspen_store_error *err)
+{
+    if (before->state == ASPEN_STORE_RUNNING && before->owner != engine_id)
+        return store_err(err, ASPEN_STORE_ELEASE, "job %lld is held by engine %lld, not %lld",
+                         (long long)before->id, (long long)before->owner, (long long)engine_id);
+    *after = *before;
+    after->state = ASPEN_STORE_QUEUED;
+    after->owner = 0;
+    /* The attempt was interrupted on purpose, not used up: give it back. */
+    after->attempts = before->attempts > 0 ? before->attempts - 1 : 0;
+    return 0;
+}

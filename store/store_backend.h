@@ -185,6 +185,11 @@ void store_started_row(const struct store_job_row *before, int64_t engine_id, in
 bool store_decide_cancel(const struct store_job_row *before, int64_t now,
                          struct store_job_row *after, aspen_store_cancel_result *result);
 
+/* What releasing a running job makes of it (shutdown: the attempt given back, the job queued);
+ * ELEASE when another engine holds it. The writer checks the edge (a final job is refused). */
+int store_decide_release(const struct store_job_row *before, int64_t engine_id,
+                         struct store_job_row *after, aspen_store_error *err);
+
 /* ---- shared helpers ---------------------------------------------------------------------------- */
 
 /* Fills err (if any) and returns code. */

@@ -893,15 +893,8 @@ static int release_one(struct sqlite_store *s, int64_t engine_id, int64_t job_id
                              (long long)job_id, (long long)engine_id);
         return claim_delete(s, job_id, err);
     }
-    if (before.state == ASPEN_STORE_RUNNING && before.owner != engine_id)
-        return store_err(err, ASPEN_STORE_ELEASE, "job %lld is held by engine %lld, not %lld",
-                         (long long)job_id, (long long)before.owner, (long long)engine_id);
-    after = before;
-    after.state = ASPEN_STORE_QUEUED;
-    after.owner = 0;
-    /* The attempt was interrupted on purpose, not used up: give it back. */
-    after.attempts = before.attempts > 0 ? before.attempts - 1 : 0;
-    return job_write(s, &before, &after, err);
+    code = store_decide_release(&before, engine_id, &after, err);
+    return code ? code : job_write(s, &before, &after, err);
 }
 
 int sq_release(aspen_store *base, int64_t engine_id, int64_t job_id, int64_t now_ms,

@@ -471,3 +471,73 @@ int aspen_store_wait_work(aspen_store *s, int timeout_ms, bool *woken, aspen_sto
                          errno);
     return rc == 0 ? 0 : aspen_store_notified(s, woken, err);
 }
+
+/* ---- attempt data (schema version 6) ---------------------------------------------------------- */
+
+const char *aspen_store_data_kind_name(aspen_store_data_kind kind)
+{
+    return kind == ASPEN_STORE_DATA_CORE ? "core" : kind == ASPEN_STORE_DATA_REPLAY ? "replay" : "?";
+}
+
+static bool data_kind_ok(int kind)
+{
+    return kind == ASPEN_STORE_DATA_CORE || kind == ASPEN_STORE_DATA_REPLAY;
+}
+
+int aspen_store_put_attempt_data(aspen_store *s, const aspen_store_attempt_data *items, size_t n,
+                                 aspen_store_error *err)
+{
+    if (!s)
+        return no_store(err, "put_attempt_data");
+    if (n == 0)
+        return 0;
+    if (!items)
+        return store_err(err, ASPEN_STORE_EINVAL, "aspen_store_put_attempt_data: no items (NULL)");
+    for (size_t i = 0; i < n; i++) {
+        const aspen_store_attempt_data *d = &items[i];
+        if (d->job_id <= 0 || d->attempt <= 0 || !data_kind_ok((int)d->kind) || !d->bytes ||
+            d->size == 0)
+            return store_err(err, ASPEN_STORE_EINVAL,
+                             "attempt data %zu: job %lld attempt %d kind %d with %zu bytes: a job, "
+                             "an attempt >= 1, a kind (core or replay) and some bytes are needed",
+                             i, (long long)d->job_id, d->attempt, (int)d->kind, d->size);
+        if (d->size > ASPEN_STORE_MAX_ATTEMPT_DATA)
+            return store_err(err, ASPEN_STORE_ETOOBIG,
+                             "the %s of job %lld attempt %d is %zu bytes, more than the store "
+                             "keeps (%u): lower the cap that produced it",
+                             aspen_store_data_kind_name(d->kind), (long long)d->job_id,
+                             d->attempt, d->size, ASPEN_STORE_MAX_ATTEMPT_DATA);
+    }
+    return s->ops->put_attempt_data(s, items, n, err);
+}
+
+int aspen_store_get_attempt_data(aspen_store *s, int64_t job_id, int attempt,
+                                 aspen_store_data_kind kind, void **bytes, size_t *size,
+                                 aspen_store_error *err)
+{
+    if (bytes)
+        *bytes = NULL;
+    if (size)
+        *size = 0;
+    if (!s)
+        return no_store(err, "get_attempt_data");
+    if (!bytes || !size || !data_kind_ok((int)kind) || attempt <= 0)
+        return store_err(err, ASPEN_STORE_EINVAL,
+                         "aspen_store_get_attempt_data: an attempt >= 1, a kind and out "
+                         "pointers are needed");
+    return s->ops->get_attempt_data(s, job_id, attempt, (int)kind, bytes, size, err);
+}
+
+int aspen_store_list_attempt_data(aspen_store *s, int64_t job_id, aspen_store_attempt_data **out,
+                                  size_t *n, aspen_store_error *err)
+{
+    if (out)
+        *out = NULL;
+    if (n)
+        *n = 0;
+    if (!s)
+        return no_store(err, "list_attempt_data");
+    if (!out || !n)
+        return store_err(err, ASPEN_STORE_EINVAL, "aspen_store_list_attempt_data: out is NULL");
+    return s->ops->list_attempt_data(s, job_id, out, n, err);
+}

@@ -85,6 +85,13 @@ struct store_ops {
                     aspen_store_error *err);
     int (*logs)(aspen_store *s, int64_t job_id, int64_t after_seq, size_t limit,
                 aspen_store_log **out, size_t *n, aspen_store_error *err);
+    /* attempt_data (schema version 6); api.c checked the items */
+    int (*put_attempt_data)(aspen_store *s, const aspen_store_attempt_data *items, size_t n,
+                            aspen_store_error *err);
+    int (*get_attempt_data)(aspen_store *s, int64_t job_id, int attempt, int kind, void **bytes,
+                            size_t *size, aspen_store_error *err);
+    int (*list_attempt_data)(aspen_store *s, int64_t job_id, aspen_store_attempt_data **out,
+                             size_t *n, aspen_store_error *err);
     /* aspen_store_wait_fd / aspen_store_notified; a backend without announcements sets *fd = -1
      * and *woken = false. */
     int (*wait_fd)(aspen_store *s, int *fd, aspen_store_error *err);

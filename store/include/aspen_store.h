@@ -63,7 +63,7 @@ typedef struct aspen_store_error {
 
 /* The seed's limit: "Binary too large: X bytes (max: 52428800 bytes)". */
 #define ASPEN_STORE_MAX_BINARY 52428800u
-#define ASPEN_STORE_SCHEMA_VERSION 5
+#define ASPEN_STORE_SCHEMA_VERSION 6
 
 /* ---- states and the transition table ---------------------------------------------------------- */
 
@@ -506,6 +506,39 @@ typedef struct aspen_store_attempt {
 int aspen_store_attempts(aspen_store *s, int64_t job_id, aspen_store_attempt **out, size_t *n,
                          aspen_store_error *err);
 void aspen_store_attempts_free(aspen_store_attempt *a, size_t n);
+
+/* ---- what an attempt keeps beside its row (schema version 6) ------------------------------------ */
+
+/* A finished attempt may keep blobs in their own table (attempt_data), so attempt rows stay
+ * narrow: the ELF core of a failed attempt (`aspen core`) and the replay record of what its host
+ * calls returned (`aspen replay`). They go with their job (delete, purge, retention). */
+typedef enum aspen_store_data_kind {
+    ASPEN_STORE_DATA_CORE = 1,   /* an ELF core file (vm/core.c) */
+    ASPEN_STORE_DATA_REPLAY = 2, /* a replay record (engine/replay.c) */
+} aspen_store_data_kind;
+#define ASPEN_STORE_MAX_ATTEMPT_DATA (64u << 20) /* bytes of one blob; more is ETOOBIG */
+
+typedef struct aspen_store_attempt_data {
+    int64_t job_id;
+    int attempt; /* >= 1 */
+    aspen_store_data_kind kind;
+    const void *bytes;
+    size_t size; /* 1 .. ASPEN_STORE_MAX_ATTEMPT_DATA */
+} aspen_store_attempt_data;
+
+/* Writes n blobs in one transaction (a blob already kept for the same job, attempt and kind is
+ * replaced). ENOTFOUND when a job does not exist (nothing written). */
+int aspen_store_put_attempt_data(aspen_store *s, const aspen_store_attempt_data *items, size_t n,
+                                 aspen_store_error *err);
+/* One blob (malloc'd, free()). ENOTFOUND, saying which attempts of the job keep one, when there
+ * is none. */
+int aspen_store_get_attempt_data(aspen_store *s, int64_t job_id, int attempt,
+                                 aspen_store_data_kind kind, void **bytes, size_t *size,
+                                 aspen_store_error *err);
+/* Which blobs a job keeps (bytes NULL in the list; free() it), by attempt then kind. */
+int aspen_store_list_attempt_data(aspen_store *s, int64_t job_id, aspen_store_attempt_data **out,
+                                  size_t *n, aspen_store_error *err);
+const char *aspen_store_data_kind_name(aspen_store_data_kind kind); /* "core", "replay" */
 
 typedef struct aspen_store_log {
     int64_t seq; /* 1, 2, ... per job */

@@ -937,11 +937,33 @@ static int pg_migrate_v5(struct pg_store *s, aspen_store_error *err)
     return 0;
 }
 
+/* Version 6: attempt data (pg_attempt_data.c), the blobs a finished attempt keeps, in their own
+ * table; the foreign key deletes them with their job. */
+static int pg_migrate_v6(struct pg_store *s, aspen_store_error *err)
+{
+    PGresult *r = PQexec(s->conn,
+                         "CREATE TABLE attempt_data ("
+                         "  job bigint NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,"
+                         "  attempt integer NOT NULL,"
+                         "  kind integer NOT NULL,"
+                         "  size bigint NOT NULL,"
+                         "  bytes bytea NOT NULL,"
+                         "  PRIMARY KEY (job, attempt, kind))");
+    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+        int code = pg_err(s, err, r, "adding attempt data (version 6)");
+        PQclear(r);
+        return code;
+    }
+    PQclear(r);
+    return 0;
+}
+
 /* pg_migrations[v - 4] takes a database from v to v + 1, inside the transaction that holds the
  * schema lock (a fresh database is created at 4 and migrated at once, in the same transaction). */
 static int (*const pg_migrations[ASPEN_STORE_SCHEMA_VERSION - 4])(struct pg_store *,
                                                                   aspen_store_error *) = {
     pg_migrate_v5,
+    pg_migrate_v6,
 };
 
 static int create_schema(struct pg_store *s, aspen_store_error *err)
@@ -1118,7 +1140,7 @@ int pg_check(aspen_store *base, aspen_store_error *err)
     struct pg_store *s = pgs(base);
     static const char *const tables[] = {"aspen_schema", "jobs",     "attempts", "logs",
                                          "binaries",     "engines",  "claims",   "job_counts",
-                                         "settings"};
+                                         "settings",     "attempt_data"};
     for (size_t i = 0; i < sizeof tables / sizeof tables[0]; i++) {
         char sql[96], what[96];
         snprintf(sql, sizeof sql, "SELECT 1 FROM %s LIMIT 1", tables[i]);
@@ -1410,6 +1432,9 @@ const struct store_ops store_pg_ops = {
     .oldest_waiting = pg_oldest_waiting,
     .attempts = pg_attempts,
     .logs = pg_logs,
+    .put_attempt_data = pg_put_attempt_data,
+    .get_attempt_data = pg_get_attempt_data,
+    .list_attempt_data = pg_list_attempt_data,
     .wait_fd = pg_wait_fd,
     .notified = pg_notified,
 };

@@ -256,6 +256,12 @@ int pg_recover(aspen_store *s, int64_t now_ms, aspen_store_recovery *report,
                aspen_store_error *err);
 int pg_cancel_requests(aspen_store *s, int64_t engine_id, int64_t **ids, size_t *n,
                        aspen_store_error *err);
+int pg_put_attempt_data(aspen_store *s, const aspen_store_attempt_data *items, size_t n,
+                        aspen_store_error *err);
+int pg_get_attempt_data(aspen_store *s, int64_t job_id, int attempt, int kind, void **bytes,
+                        size_t *size, aspen_store_error *err);
+int pg_list_attempt_data(aspen_store *s, int64_t job_id, aspen_store_attempt_data **out,
+                         size_t *n, aspen_store_error *err);
 int pg_get(aspen_store *s, int64_t id, aspen_store_job *out, aspen_store_error *err);
 int pg_list(aspen_store *s, const aspen_store_filter *filter, aspen_store_job **jobs, size_t *n,
             aspen_store_error *err);

@@ -302,6 +302,28 @@ static int migrate_v5(struct sqlite_store *s, aspen_store_error *err)
     return 0;
 }
 
+/* Version 6: attempt data, the blobs a finished attempt keeps (an ELF core, a replay record;
+ * sqlite_attempt_data.c), in a table of their own so that attempt rows stay narrow. A trigger
+ * deletes them with their job: it runs only when a job row is deleted (never on the hot path),
+ * so delete, purge and retention keep working unchanged. */
+static int migrate_v6(struct sqlite_store *s, aspen_store_error *err)
+{
+    int rc = sqlite3_exec(s->db,
+                          "CREATE TABLE IF NOT EXISTS attempt_data ("
+                          "  job INTEGER NOT NULL,"
+                          "  attempt INTEGER NOT NULL,"
+                          "  kind INTEGER NOT NULL,"
+                          "  size INTEGER NOT NULL,"
+                          "  bytes BLOB NOT NULL,"
+                          "  PRIMARY KEY (job, attempt, kind));"
+                          "CREATE TRIGGER IF NOT EXISTS attempt_data_with_job AFTER DELETE ON jobs"
+                          "  BEGIN DELETE FROM attempt_data WHERE job = OLD.id; END;",
+                          NULL, NULL, NULL);
+    if (rc != SQLITE_OK)
+        return store_sqlite_err(s, err, rc, "adding attempt data (version 6)");
+    return 0;
+}
+
 /* migrations[v] takes a database at version v to v + 1. */
 static int (*const migrations[ASPEN_STORE_SCHEMA_VERSION])(struct sqlite_store *,
                                                            aspen_store_error *) = {
@@ -310,6 +332,7 @@ static int (*const migrations[ASPEN_STORE_SCHEMA_VERSION])(struct sqlite_store *
     migrate_v3,
     migrate_v4,
     migrate_v5,
+    migrate_v6,
 };
 
 const char *store_stmt_sql(enum stmt_id id) { return stmt_sql[id]; }
@@ -1002,6 +1025,9 @@ const struct store_ops store_sqlite_ops = {
     .oldest_waiting = sq_oldest_waiting,
     .attempts = sq_attempts,
     .logs = sq_logs,
+    .put_attempt_data = sq_put_attempt_data,
+    .get_attempt_data = sq_get_attempt_data,
+    .list_attempt_data = sq_list_attempt_data,
     .wait_fd = sq_wait_fd,
     .notified = sq_notified,
 };

@@ -232,6 +232,12 @@ int sq_counts(aspen_store *s, int64_t counts[ASPEN_STORE_STATE_COUNT], aspen_sto
 int sq_oldest_waiting(aspen_store *s, int64_t now_ms, int64_t *age_ms, aspen_store_error *err);
 int sq_attempts(aspen_store *s, int64_t job_id, aspen_store_attempt **out, size_t *n,
                 aspen_store_error *err);
+int sq_put_attempt_data(aspen_store *s, const aspen_store_attempt_data *items, size_t n,
+                        aspen_store_error *err);
+int sq_get_attempt_data(aspen_store *s, int64_t job_id, int attempt, int kind, void **bytes,
+                        size_t *size, aspen_store_error *err);
+int sq_list_attempt_data(aspen_store *s, int64_t job_id, aspen_store_attempt_data **out,
+                         size_t *n, aspen_store_error *err);
 int sq_logs(aspen_store *s, int64_t job_id, int64_t after_seq, size_t limit, aspen_store_log **out,
             size_t *n, aspen_store_error *err);
 

@@ -68,21 +68,21 @@ int sq_put_attempt_data(aspen_store *base, const aspen_store_attempt_data *items
     return tx_commit(s, what, err);
 }
 
-/* "attempts 1, 3 keep a core" or "no attempt of job 7 keeps a core", for ENOTFOUND. */
+/* "attempts 1, 3 of job 7 keep a core" or "no attempt of job 7 keeps a core", for ENOTFOUND. */
 static void which_keep(struct sqlite_store *s, int64_t job_id, int kind, char *out, size_t size)
 {
     sqlite3_stmt *st = NULL;
+    char list[160] = "";
     size_t used = 0;
     int found = 0;
-    out[0] = '\0';
     if (sqlite3_prepare_v2(s->db,
                            "SELECT attempt FROM attempt_data WHERE job = ?1 AND kind = ?2"
                            " ORDER BY attempt LIMIT 20",
                            -1, &st, NULL) == SQLITE_OK) {
         sqlite3_bind_int64(st, 1, job_id);
         sqlite3_bind_int(st, 2, kind);
-        while (sqlite3_step(st) == SQLITE_ROW && used + 16 < size) {
-            int w = snprintf(out + used, size - used, "%s%d", found ? ", " : "",
+        while (sqlite3_step(st) == SQLITE_ROW && used + 16 < sizeof list) {
+            int w = snprintf(list + used, sizeof list - used, "%s%d", found ? ", " : "",
                              sqlite3_column_int(st, 0));
             used += w > 0 ? (size_t)w : 0;
             found++;
@@ -92,12 +92,9 @@ static void which_keep(struct sqlite_store *s, int64_t job_id, int kind, char *o
     const char *k = aspen_store_data_kind_name((aspen_store_data_kind)kind);
     if (!found)
         snprintf(out, size, "no attempt of job %lld keeps a %s", (long long)job_id, k);
-    else {
-        char list[200];
-        snprintf(list, sizeof list, "%s", out);
+    else
         snprintf(out, size, "attempt%s %s of job %lld keep%s a %s", found > 1 ? "s" : "", list,
                  (long long)job_id, found > 1 ? "" : "s", k);
-    }
 }
 
 int sq_get_attempt_data(aspen_store *base, int64_t job_id, int attempt, int kind, void **bytes,

@@ -85,7 +85,7 @@ struct store_ops {
                     aspen_store_error *err);
     int (*logs)(aspen_store *s, int64_t job_id, int64_t after_seq, size_t limit,
                 aspen_store_log **out, size_t *n, aspen_store_error *err);
-    /* attempt_data (schema version 6); api.c checked the items */
+    /* attempt_data (schema version 7); api.c checked the items */
     int (*put_attempt_data)(aspen_store *s, const aspen_store_attempt_data *items, size_t n,
                             aspen_store_error *err);
     int (*get_attempt_data)(aspen_store *s, int64_t job_id, int attempt, int kind, void **bytes,
@@ -96,6 +96,8 @@ struct store_ops {
      * and *woken = false. */
     int (*wait_fd)(aspen_store *s, int *fd, aspen_store_error *err);
     int (*notified)(aspen_store *s, bool *woken, aspen_store_error *err);
+    /* Schedules (version 7): their own table of entries, schedule_backend.h. */
+    const struct store_schedule_ops *schedule;
 };
 
 /* The part of every handle that the common code reads. */
@@ -196,6 +198,11 @@ bool store_decide_cancel(const struct store_job_row *before, int64_t now,
  * ELEASE when another engine holds it. The writer checks the edge (a final job is refused). */
 int store_decide_release(const struct store_job_row *before, int64_t engine_id,
                          struct store_job_row *after, aspen_store_error *err);
+
+/* Schema version 7, written once for both backends (schedule.c): the schedules, their occurrence
+ * keys and the scheduler lease (the SQL differs only in how an id is numbered). */
+extern const char store_schedule_v7_sqlite[];
+extern const char store_schedule_v7_pg[];
 
 /* ---- shared helpers ---------------------------------------------------------------------------- */
 

@@ -63,7 +63,7 @@ typedef struct aspen_store_error {
 
 /* The seed's limit: "Binary too large: X bytes (max: 52428800 bytes)". */
 #define ASPEN_STORE_MAX_BINARY 52428800u
-#define ASPEN_STORE_SCHEMA_VERSION 6
+#define ASPEN_STORE_SCHEMA_VERSION 7
 
 /* ---- states and the transition table ---------------------------------------------------------- */
 
@@ -600,4 +600,7 @@ void aspen_store_sha256_hex(const void *data, size_t size, char hex[65]);
 #ifdef __cplusplus
 }
 #endif
+
+/* Periodic jobs: time zones, cron expressions, schedules and the scheduler lease. */
+#include "aspen_store_schedule.h"
 #endif

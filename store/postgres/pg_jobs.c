@@ -317,13 +317,24 @@ int pg_submit_batch(aspen_store *base, const aspen_store_job_spec *specs, size_t
                     int64_t *ids_out, aspen_store_error *err)
 {
     struct pg_store *s = pgs(base);
-    enum { COLS = 14 };
-    struct pg_sql c[COLS] = {{0}};
-    int64_t now = 0, counted[ASPEN_STORE_STATE_COUNT] = {0};
     int code = pg_tx_begin(s, err);
     if (code)
         return code;
-    code = server_now(s, now_ms, &now, err);
+    code = pg_insert_jobs(s, specs, n, now_ms, ids_out, err);
+    if (code) {
+        pg_tx_rollback(s);
+        return code;
+    }
+    return pg_tx_commit(s, "committing submitted jobs", err);
+}
+
+int pg_insert_jobs(struct pg_store *s, const aspen_store_job_spec *specs, size_t n, int64_t now_ms,
+                   int64_t *ids_out, aspen_store_error *err)
+{
+    enum { COLS = 14 };
+    struct pg_sql c[COLS] = {{0}};
+    int64_t now = 0, counted[ASPEN_STORE_STATE_COUNT] = {0};
+    int code = server_now(s, now_ms, &now, err);
     if (code)
         goto rollback;
     struct pg_params p = {0};
@@ -431,11 +442,10 @@ int pg_submit_batch(aspen_store *base, const aspen_store_job_spec *specs, size_t
             pg_counts_note(s, ASPEN_STORE_STATE_NEW, (aspen_store_state)st, counted[st]);
     if (due && (code = pg_notify_work(s, err)) != 0)
         goto rollback;
-    return pg_tx_commit(s, "committing submitted jobs", err);
+    return 0;
 rollback:
     for (int i = 0; i < COLS; i++)
         pg_sql_free(&c[i]);
-    pg_tx_rollback(s);
     return code;
 }
 

@@ -11,6 +11,7 @@
  * The first statements only read the catalog and aspen_schema; nothing is written before they
  * check out, and the check is repeated under the lock before the schema is created. */
 #include "pg_store.h"
+#include "schedule_backend.h"
 
 #include <errno.h>
 #include <stdatomic.h>
@@ -958,12 +959,23 @@ static int pg_migrate_v6(struct pg_store *s, aspen_store_error *err)
     return 0;
 }
 
+/* Version 7: schedules, their occurrence keys and the scheduler lease (the SQL is in
+ * store/schedule.c, beside SQLite's). */
+static int pg_migrate_v7(struct pg_store *s, aspen_store_error *err)
+{
+    PGresult *r = PQexec(s->conn, store_schedule_v7_pg); /* several statements: simple protocol */
+    int code = PQresultStatus(r) == PGRES_COMMAND_OK ? 0 : pg_err(s, err, r, "adding schedules (version 7)");
+    PQclear(r);
+    return code;
+}
+
 /* pg_migrations[v - 4] takes a database from v to v + 1, inside the transaction that holds the
  * schema lock (a fresh database is created at 4 and migrated at once, in the same transaction). */
 static int (*const pg_migrations[ASPEN_STORE_SCHEMA_VERSION - 4])(struct pg_store *,
                                                                   aspen_store_error *) = {
     pg_migrate_v5,
     pg_migrate_v6,
+    pg_migrate_v7,
 };
 
 static int create_schema(struct pg_store *s, aspen_store_error *err)
@@ -1437,4 +1449,5 @@ const struct store_ops store_pg_ops = {
     .list_attempt_data = pg_list_attempt_data,
     .wait_fd = pg_wait_fd,
     .notified = pg_notified,
+    .schedule = &store_pg_schedule_ops,
 };

@@ -284,5 +284,9 @@ int pg_notified(aspen_store *s, bool *woken, aspen_store_error *err);   /* pg_le
  * transaction commits (PostgreSQL folds repeats into one). Called by every write that makes a
  * job claimable (pg_jobs.c, pg_lease.c, pg_query.c's retry_failed). */
 int pg_notify_work(struct pg_store *s, aspen_store_error *err);
+/* The jobs of a submit inside the caller's transaction (pg_submit_batch is this plus BEGIN and
+ * COMMIT; the schedules' enqueue commits a job with its occurrence key). */
+int pg_insert_jobs(struct pg_store *s, const aspen_store_job_spec *specs, size_t n, int64_t now_ms,
+                   int64_t *ids_out, aspen_store_error *err);
 
 #endif

@@ -1186,3 +1186,10 @@ int store_retry_one(struct sqlite_store *s, int64_t id, int64_t now_ms, aspen_st
 }
 
 /* ---- backoff ------------------------------------------------------------------------------------- */
+
+int store_sqlite_insert_job(struct sqlite_store *s, const aspen_store_job_spec *j, int64_t now_ms,
+                            int64_t *id, aspen_store_error *err)
+{
+    struct binary_memo memo = {0};
+    return insert_job(s, j, 0, 1, now_ms, &memo, id, err);
+}

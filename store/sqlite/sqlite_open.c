@@ -6,6 +6,7 @@
  * Rule: a file that is not an Aspen database, or a corrupt one, is never written: the first thing
  * read is the header (application_id, user_version), and nothing is written before it checks out. */
 #include "sqlite_store.h"
+#include "schedule_backend.h"
 
 #include <errno.h>
 #include <libgen.h>
@@ -324,6 +325,16 @@ static int migrate_v6(struct sqlite_store *s, aspen_store_error *err)
     return 0;
 }
 
+/* Version 7: schedules (periodic jobs), their occurrence keys and the scheduler lease (the SQL is
+ * in store/schedule.c, beside PostgreSQL's). */
+static int migrate_v7(struct sqlite_store *s, aspen_store_error *err)
+{
+    int rc = sqlite3_exec(s->db, store_schedule_v7_sqlite, NULL, NULL, NULL);
+    if (rc != SQLITE_OK)
+        return store_sqlite_err(s, err, rc, "adding schedules (version 7)");
+    return 0;
+}
+
 /* migrations[v] takes a database at version v to v + 1. */
 static int (*const migrations[ASPEN_STORE_SCHEMA_VERSION])(struct sqlite_store *,
                                                            aspen_store_error *) = {
@@ -333,6 +344,7 @@ static int (*const migrations[ASPEN_STORE_SCHEMA_VERSION])(struct sqlite_store *
     migrate_v4,
     migrate_v5,
     migrate_v6,
+    migrate_v7,
 };
 
 const char *store_stmt_sql(enum stmt_id id) { return stmt_sql[id]; }
@@ -1030,4 +1042,5 @@ const struct store_ops store_sqlite_ops = {
     .list_attempt_data = sq_list_attempt_data,
     .wait_fd = sq_wait_fd,
     .notified = sq_notified,
+    .schedule = &store_sqlite_schedule_ops,
 };

@@ -157,6 +157,10 @@ int store_insert_attempt(struct sqlite_store *s, int64_t job, int number, int64_
                          int64_t started, int64_t finished, const aspen_store_attempt_stats *stats,
                          const char *outcome, const char *error, bool recovered,
                          aspen_store_error *err);
+/* Inserts one job inside the caller's write transaction, exactly as a submit does (the
+ * schedules' enqueue: the job and its occurrence key commit together). */
+int store_sqlite_insert_job(struct sqlite_store *s, const aspen_store_job_spec *j, int64_t now_ms,
+                            int64_t *id, aspen_store_error *err);
 /* Per-job operator actions, inside the caller's write transaction. */
 int store_cancel_one(struct sqlite_store *s, int64_t id, int64_t now_ms,
                      aspen_store_cancel_result *result, aspen_store_error *err);

@@ -1,0 +1,458 @@
+/* schedule.c — the schedules' public functions (aspen_store_schedule.h) and what both backends
+ * share: checks that need no database, the next run of an expression in its zone, the plan of a
+ * scheduler tick for one schedule (which occurrences to enqueue, what counts as missed), the job
+ * a template makes, and reading a schedule row. The backends (sqlite/sqlite_schedule.c,
+ * postgres/pg_schedule.c) do the transactions: lease, keys, jobs, rows. */
+#include "schedule_backend.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- schema version 7 -------------------------------------------------------------------------- */
+
+/* The same tables on both backends; only the auto-numbered id and SQLite's WITHOUT ROWID differ.
+ * schedules: the definition, the job template and the scheduler's bookkeeping (next_run NULL:
+ * none can be computed, error says why). schedule_runs: one key per enqueued occurrence
+ * (manual = 1 for aspen cron run), the primary key that makes a second enqueue impossible.
+ * scheduler: the one lease row. IF NOT EXISTS: a database changed back to version 5 by hand (as a
+ * test does) migrates again. */
+#define SCHEDULE_COLUMNS_V6(ID)                                                                  \
+    "CREATE TABLE IF NOT EXISTS schedules ("                                                                   \
+    "  id " ID ","                                                                               \
+    "  name TEXT NOT NULL UNIQUE,"                                                               \
+    "  expr TEXT NOT NULL,"                                                                      \
+    "  tz TEXT NOT NULL DEFAULT 'UTC',"                                                          \
+    "  missed TEXT NOT NULL DEFAULT 'skip' CONSTRAINT schedule_missed"                           \
+    "    CHECK (missed IN ('skip', 'once')),"                                                    \
+    "  grace_ms BIGINT NOT NULL DEFAULT 60000,"                                                  \
+    "  queue TEXT,"                                                                              \
+    "  paused INTEGER NOT NULL DEFAULT 0,"                                                       \
+    "  type TEXT NOT NULL,"                                                                      \
+    "  binary_sha256 TEXT,"                                                                      \
+    "  binary_name TEXT,"                                                                        \
+    "  payload TEXT NOT NULL DEFAULT '{}',"                                                      \
+    "  tags TEXT NOT NULL DEFAULT '[]',"                                                         \
+    "  source_dir TEXT,"                                                                         \
+    "  priority INTEGER NOT NULL DEFAULT 0,"                                                     \
+    "  max_attempts INTEGER NOT NULL DEFAULT 3,"                                                 \
+    "  timeout_ms BIGINT NOT NULL DEFAULT 30000,"                                                \
+    "  memory_bytes BIGINT NOT NULL DEFAULT 0,"                                                  \
+    "  isolation INTEGER NOT NULL DEFAULT 0,"                                                    \
+    "  created_at BIGINT NOT NULL,"                                                              \
+    "  next_run BIGINT,"                                                                         \
+    "  last_run BIGINT,"                                                                         \
+    "  last_enqueued_at BIGINT,"                                                                 \
+    "  last_job BIGINT,"                                                                         \
+    "  runs BIGINT NOT NULL DEFAULT 0,"                                                          \
+    "  missed_count BIGINT NOT NULL DEFAULT 0,"                                                  \
+    "  error TEXT);"                                                                             \
+    "CREATE INDEX IF NOT EXISTS schedules_due ON schedules (next_run) WHERE paused = 0;"
+
+const char store_schedule_v7_sqlite[] =
+    SCHEDULE_COLUMNS_V6("INTEGER PRIMARY KEY AUTOINCREMENT")
+    "CREATE TABLE IF NOT EXISTS schedule_runs ("
+    "  schedule INTEGER NOT NULL,"
+    "  manual INTEGER NOT NULL,"
+    "  occurrence INTEGER NOT NULL,"
+    "  job INTEGER,"
+    "  engine INTEGER,"
+    "  enqueued_at INTEGER NOT NULL,"
+    "  PRIMARY KEY (schedule, manual, occurrence)) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS scheduler ("
+    "  id INTEGER PRIMARY KEY CHECK (id = 1),"
+    "  engine INTEGER,"
+    "  lease_until INTEGER NOT NULL DEFAULT 0);"
+    "INSERT INTO scheduler (id, engine, lease_until) VALUES (1, NULL, 0) ON CONFLICT DO NOTHING;";
+
+const char store_schedule_v7_pg[] =
+    SCHEDULE_COLUMNS_V6("BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY")
+    "CREATE TABLE IF NOT EXISTS schedule_runs ("
+    "  schedule BIGINT NOT NULL,"
+    "  manual INTEGER NOT NULL,"
+    "  occurrence BIGINT NOT NULL,"
+    "  job BIGINT,"
+    "  engine BIGINT,"
+    "  enqueued_at BIGINT NOT NULL,"
+    "  PRIMARY KEY (schedule, manual, occurrence));"
+    "CREATE TABLE IF NOT EXISTS scheduler ("
+    "  id INTEGER PRIMARY KEY CHECK (id = 1),"
+    "  engine BIGINT,"
+    "  lease_until BIGINT NOT NULL DEFAULT 0);"
+    "INSERT INTO scheduler (id, engine, lease_until) VALUES (1, NULL, 0) ON CONFLICT DO NOTHING;";
+
+static const struct store_schedule_ops *ops_of(aspen_store *s) { return s->ops->schedule; }
+
+static int no_store(aspen_store_error *err, const char *what)
+{
+    return store_err(err, ASPEN_STORE_EINVAL, "aspen_store_%s: no store handle (NULL)", what);
+}
+
+/* ---- shared helpers ---------------------------------------------------------------------------- */
+
+int aspen_store_schedule_check_name(const char *name, aspen_store_error *err)
+{
+    if (!name || !*name)
+        return store_err(err, ASPEN_STORE_EINVAL, "a schedule needs a name (e.g. nightly-report)");
+    size_t len = strlen(name);
+    bool ok = len <= ASPEN_STORE_SCHEDULE_NAME_MAX;
+    for (size_t i = 0; ok && i < len; i++) {
+        char c = name[i];
+        bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+        ok = alnum || (i > 0 && (c == '-' || c == '_' || c == '.'));
+    }
+    if (!ok) {
+        char shown[80];
+        store_clean_ascii(name, shown, sizeof shown);
+        return store_err(err, ASPEN_STORE_EINVAL,
+                         "schedule name \"%s\" is not allowed: use 1-%d letters, digits, '-', '_' "
+                         "or '.', starting with a letter or digit",
+                         shown, ASPEN_STORE_SCHEDULE_NAME_MAX);
+    }
+    return 0;
+}
+
+int store_schedule_next(const char *expr, const char *tzname, int64_t after_ms, int64_t *next,
+                        aspen_store_error *err)
+{
+    aspen_store_cron c;
+    int code = aspen_store_cron_parse(expr, &c, err);
+    if (code)
+        return code;
+    aspen_store_tz *tz = NULL;
+    if (!c.every_ms && (code = aspen_store_tz_open(tzname, &tz, err)) != 0)
+        return code;
+    code = aspen_store_cron_next(&c, tz, after_ms, next, err);
+    aspen_store_tz_close(tz);
+    return code;
+}
+
+void store_schedule_plan(const aspen_store_schedule *sc, int64_t now, struct store_schedule_plan *p)
+{
+    memset(p, 0, sizeof *p);
+    aspen_store_error e = {0};
+    aspen_store_cron c;
+    aspen_store_tz *tz = NULL;
+    if (aspen_store_cron_parse(sc->expr, &c, &e) ||
+        (!c.every_ms && aspen_store_tz_open(sc->tz, &tz, &e))) {
+        snprintf(p->error, sizeof p->error, "%s", e.msg);
+        return;
+    }
+    int64_t grace = sc->grace_ms > 0 ? sc->grace_ms : ASPEN_STORE_SCHEDULE_GRACE_MS;
+    int64_t cutoff = now - grace, o = sc->next_run_ms;
+    int code = 0;
+    if (o < cutoff) {
+        /* Nothing ran when these came: skip them, or enqueue one job for them all (keyed by
+         * the first missed occurrence, which every engine reads the same). */
+        p->missed = true;
+        if (sc->missed == ASPEN_STORE_MISSED_ONCE)
+            p->occurrences[p->n++] = o;
+        code = aspen_store_cron_next(&c, tz, cutoff - 1, &o, &e);
+    }
+    while (!code && o <= now && p->n < STORE_SCHEDULE_BURST) {
+        p->occurrences[p->n++] = o;
+        code = aspen_store_cron_next(&c, tz, o, &o, &e);
+    }
+    aspen_store_tz_close(tz);
+    if (code) {
+        snprintf(p->error, sizeof p->error, "%s", e.msg);
+        return;
+    }
+    p->next_run = o;
+}
+
+int store_schedule_job(const aspen_store_schedule *sc, aspen_store_job_spec *out, char **tags_buf,
+                       aspen_store_error *err)
+{
+    (void)err;
+    *tags_buf = NULL;
+    memset(out, 0, sizeof *out);
+    out->type = sc->type;
+    out->binary_sha256 = sc->binary_sha256;
+    out->binary_name = sc->binary_name;
+    out->payload = sc->payload;
+    out->priority = sc->priority;
+    out->max_attempts = sc->max_attempts;
+    out->timeout_ms = sc->timeout_ms;
+    out->memory_bytes = sc->memory_bytes;
+    out->isolation = sc->isolation;
+    out->tags = sc->tags; /* the schedule's tag was added when it was stored */
+    out->source_dir = sc->source_dir;
+    return 0;
+}
+
+int store_schedule_notfound(const char *name, const char *const *names, size_t n,
+                            aspen_store_error *err)
+{
+    char shown[80];
+    store_clean_ascii(name, shown, sizeof shown);
+    const char *near = aspen_store_nearest(name, strlen(name), names, n);
+    if (near)
+        return store_err(err, ASPEN_STORE_ENOTFOUND,
+                         "no schedule named \"%s\": did you mean %s? (aspen cron list shows them)",
+                         shown, near);
+    return store_err(err, ASPEN_STORE_ENOTFOUND,
+                     "no schedule named \"%s\" (aspen cron list shows them)", shown);
+}
+
+static char *dup_or_null(const char *v, bool *oom)
+{
+    if (!v)
+        return NULL;
+    char *c = store_strdup(v);
+    if (!c)
+        *oom = true;
+    return c;
+}
+
+static int64_t num(const char *v) { return v ? strtoll(v, NULL, 10) : 0; }
+
+int store_schedule_from_texts(aspen_store_schedule *out, const char *const *v,
+                              aspen_store_error *err)
+{
+    memset(out, 0, sizeof *out);
+    bool oom = false;
+    out->id = num(v[0]);
+    out->name = dup_or_null(v[1], &oom);
+    out->expr = dup_or_null(v[2], &oom);
+    out->tz = dup_or_null(v[3], &oom);
+    out->queue = dup_or_null(v[4], &oom);
+    out->missed = v[5] && strcmp(v[5], "once") == 0 ? ASPEN_STORE_MISSED_ONCE
+                                                    : ASPEN_STORE_MISSED_SKIP;
+    out->grace_ms = num(v[6]);
+    out->paused = num(v[7]) != 0;
+    out->type = dup_or_null(v[8], &oom);
+    out->binary_sha256 = dup_or_null(v[9], &oom);
+    out->binary_name = dup_or_null(v[10], &oom);
+    out->payload = dup_or_null(v[11], &oom);
+    out->tags = dup_or_null(v[12], &oom);
+    out->source_dir = dup_or_null(v[13], &oom);
+    out->priority = (int)num(v[14]);
+    out->max_attempts = (int)num(v[15]);
+    out->timeout_ms = num(v[16]);
+    out->memory_bytes = num(v[17]);
+    out->isolation = num(v[18]) != 0;
+    out->created_at_ms = num(v[19]);
+    out->next_run_ms = num(v[20]);
+    out->last_run_ms = num(v[21]);
+    out->last_enqueued_at_ms = num(v[22]);
+    out->last_job_id = num(v[23]);
+    out->runs = num(v[24]);
+    out->missed_count = num(v[25]);
+    out->error = dup_or_null(v[26], &oom);
+    out->last_job_state = v[27] ? state_from_text((const unsigned char *)v[27]) : -1;
+    if (oom) {
+        aspen_store_schedule_clear(out);
+        return store_err(err, ASPEN_STORE_ENOMEM, "out of memory reading a schedule");
+    }
+    return 0;
+}
+
+void aspen_store_schedule_clear(aspen_store_schedule *sc)
+{
+    if (!sc)
+        return;
+    char **fields[] = {&sc->name, &sc->expr, &sc->tz, &sc->queue, &sc->type, &sc->binary_sha256,
+                       &sc->binary_name, &sc->payload, &sc->tags, &sc->source_dir, &sc->error};
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
+        free(*fields[i]);
+    memset(sc, 0, sizeof *sc);
+}
+
+void aspen_store_schedules_free(aspen_store_schedule *list, size_t n)
+{
+    for (size_t i = 0; list && i < n; i++)
+        aspen_store_schedule_clear(&list[i]);
+    free(list);
+}
+
+void aspen_store_schedule_runs_free(aspen_store_schedule_run *runs) { free(runs); }
+
+/* The template's tags with "cron:NAME" added (names are plain ASCII: no escaping needed). */
+static char *tags_with_schedule(const char *tags, const char *name)
+{
+    const char *t = tags ? tags : "[]";
+    size_t len = strlen(t);
+    while (len && (t[len - 1] == ' ' || t[len - 1] == '\n' || t[len - 1] == '\t' ||
+                   t[len - 1] == '\r'))
+        len--;
+    if (!len || t[len - 1] != ']')
+        return NULL;
+    size_t inner = len - 1;
+    while (inner && (t[inner - 1] == ' ' || t[inner - 1] == '\n' || t[inner - 1] == '\t' ||
+                     t[inner - 1] == '\r'))
+        inner--;
+    bool empty = inner && t[inner - 1] == '[';
+    size_t size = len + strlen(name) + 16;
+    char *out = malloc(size);
+    if (!out)
+        return NULL;
+    snprintf(out, size, "%.*s%s\"cron:%s\"]", (int)(len - 1), t, empty ? "" : ",", name);
+    return out;
+}
+
+/* ---- public functions -------------------------------------------------------------------------- */
+
+int aspen_store_schedule_add(aspen_store *s, const aspen_store_schedule_spec *spec, int64_t now_ms,
+                             int64_t *id_out, aspen_store_error *err)
+{
+    if (!s)
+        return no_store(err, "schedule_add");
+    if (!spec || !spec->job)
+        return store_err(err, ASPEN_STORE_EINVAL, "a schedule needs a job template");
+    int code = aspen_store_schedule_check_name(spec->name, err);
+    if (code)
+        return code;
+    if (spec->missed != ASPEN_STORE_MISSED_SKIP && spec->missed != ASPEN_STORE_MISSED_ONCE)
+        return store_err(err, ASPEN_STORE_EINVAL, "missed policy must be skip or once");
+    if (spec->grace_ms < 0)
+        return store_err(err, ASPEN_STORE_EINVAL, "a schedule's grace must not be negative");
+    if (spec->job->run_at_ms)
+        return store_err(err, ASPEN_STORE_EINVAL,
+                         "a schedule's job has no run time of its own: the schedule gives it");
+    if (spec->queue && (!*spec->queue || strlen(spec->queue) > 128))
+        return store_err(err, ASPEN_STORE_EINVAL, "a queue name must be 1-128 bytes");
+    if ((code = store_check_spec(spec->job, "the schedule's job: ", err)) != 0)
+        return code;
+    aspen_store_tz *tz = NULL;
+    if ((code = aspen_store_tz_open(spec->tz, &tz, err)) != 0)
+        return code;
+    aspen_store_tz_close(tz);
+    int64_t next = 0;
+    if ((code = store_schedule_next(spec->expr, spec->tz, now_ms, &next, err)) != 0)
+        return code;
+    char sha[65] = "";
+    if (spec->job->binary) {
+        code = aspen_store_put_binary(s, spec->job->binary, spec->job->binary_size,
+                                      spec->job->binary_name, now_ms, sha, err);
+        if (code)
+            return code;
+    } else if (spec->job->binary_sha256) {
+        snprintf(sha, sizeof sha, "%s", spec->job->binary_sha256);
+    }
+    char *tags = tags_with_schedule(spec->job->tags, spec->name);
+    if (!tags)
+        return store_err(err, ASPEN_STORE_ENOMEM, "out of memory storing a schedule");
+    int64_t id = 0;
+    code = ops_of(s)->add(s, spec, sha[0] ? sha : NULL, tags, now_ms, next, &id, err);
+    free(tags);
+    if (!code && id_out)
+        *id_out = id;
+    return code;
+}
+
+int aspen_store_schedule_remove(aspen_store *s, const char *name, aspen_store_error *err)
+{
+    if (!s)
+        return no_store(err, "schedule_remove");
+    if (!name)
+        return store_err(err, ASPEN_STORE_EINVAL, "which schedule? (no name given)");
+    return ops_of(s)->remove(s, name, err);
+}
+
+int aspen_store_schedule_set_paused(aspen_store *s, const char *name, bool paused, int64_t now_ms,
+                                    aspen_store_error *err)
+{
+    if (!s)
+        return no_store(err, "schedule_set_paused");
+    if (!name)
+        return store_err(err, ASPEN_STORE_EINVAL, "which schedule? (no name given)");
+    int64_t next = 0;
+    if (!paused) {
+        aspen_store_schedule sc;
+        int code = ops_of(s)->get(s, name, &sc, err);
+        if (code)
+            return code;
+        aspen_store_error e = {0};
+        if (store_schedule_next(sc.expr, sc.tz, now_ms, &next, &e) != 0)
+            next = 0; /* kept with its error: list shows why */
+        aspen_store_schedule_clear(&sc);
+    }
+    return ops_of(s)->set_paused(s, name, paused, next, err);
+}
+
+int aspen_store_schedule_run_now(aspen_store *s, const char *name, int64_t now_ms,
+                                 int64_t *job_id, aspen_store_error *err)
+{
+    if (!s)
+        return no_store(err, "schedule_run_now");
+    if (!name)
+        return store_err(err, ASPEN_STORE_EINVAL, "which schedule? (no name given)");
+    int64_t id = 0;
+    int code = ops_of(s)->run_now(s, name, now_ms, &id, err);
+    if (!code && job_id)
+        *job_id = id;
+    return code;
+}
+
+int aspen_store_schedule_get(aspen_store *s, const char *name, aspen_store_schedule *out,
+                             aspen_store_error *err)
+{
+    if (!s)
+        return no_store(err, "schedule_get");
+    if (!name || !out)
+        return store_err(err, ASPEN_STORE_EINVAL, "aspen_store_schedule_get: NULL argument");
+    return ops_of(s)->get(s, name, out, err);
+}
+
+int aspen_store_schedules(aspen_store *s, aspen_store_schedule **out, size_t *n,
+                          aspen_store_error *err)
+{
+    if (!s)
+        return no_store(err, "schedules");
+    if (!out || !n)
+        return store_err(err, ASPEN_STORE_EINVAL, "aspen_store_schedules: NULL argument");
+    *out = NULL;
+    *n = 0;
+    return ops_of(s)->list(s, out, n, err);
+}
+
+int aspen_store_schedule_runs(aspen_store *s, const char *name, size_t limit,
+                              aspen_store_schedule_run **out, size_t *n, aspen_store_error *err)
+{
+    if (!s)
+        return no_store(err, "schedule_runs");
+    if (!name || !out || !n)
+        return store_err(err, ASPEN_STORE_EINVAL, "aspen_store_schedule_runs: NULL argument");
+    *out = NULL;
+    *n = 0;
+    return ops_of(s)->runs(s, name, limit, out, n, err);
+}
+
+int aspen_store_scheduler_tick(aspen_store *s, int64_t engine_id, int64_t lease_ms,
+                               int64_t now_ms, aspen_store_scheduler_report *report,
+                               aspen_store_error *err)
+{
+    if (!s)
+        return no_store(err, "scheduler_tick");
+    if (lease_ms <= 0)
+        return store_err(err, ASPEN_STORE_EINVAL,
+                         "scheduler_tick: lease must be positive (got %lld ms)",
+                         (long long)lease_ms);
+    aspen_store_scheduler_report r = {0};
+    int code = ops_of(s)->tick(s, engine_id, lease_ms, now_ms, &r, err);
+    if (report)
+        *report = r;
+    return code;
+}
+
+int aspen_store_scheduler_release(aspen_store *s, int64_t engine_id, aspen_store_error *err)
+{
+    if (!s)
+        return no_store(err, "scheduler_release");
+    return ops_of(s)->release(s, engine_id, err);
+}
+
+int aspen_store_scheduler_holder(aspen_store *s, int64_t *engine_id, int64_t *until_ms,
+                                 aspen_store_error *err)
+{
+    if (!s)
+        return no_store(err, "scheduler_holder");
+    int64_t e = 0, u = 0;
+    int code = ops_of(s)->holder(s, &e, &u, err);
+    if (engine_id)
+        *engine_id = e;
+    if (until_ms)
+        *until_ms = u;
+    return code;
+}

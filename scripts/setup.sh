@@ -9,6 +9,7 @@ PKGS=(build-essential cmake pkg-config libuv1-dev libjansson-dev libsqlite3-dev 
       zlib1g-dev # guests/musl: minigzip links Debian's libz.a (musl-gcc -static)
       gdb # tests/vm/test_gdb: aspen run --gdb and --core driven by gdb -batch
       postgresql libpq-dev # tests/store: a private PostgreSQL server (pg_server.sh) and libpq
+      tzdata # schedules: IANA time zones (/usr/share/zoneinfo), read by store/tz.c
       clang-14 libclang-rt-14-dev) # make fuzz: clang and its libFuzzer/sanitizer runtimes
 
 # Rust guests (guests/rust/) need rustc and cargo, 1.63 or newer. Debian's are installed only when

@@ -113,6 +113,7 @@ int cmd_retry(int argc, char **argv);
 int cmd_pause(int argc, char **argv);
 int cmd_resume(int argc, char **argv);
 int cmd_engines(int argc, char **argv);
+int cmd_cron(int argc, char **argv);
 int cmd_delete(int argc, char **argv);
 int cmd_purge(int argc, char **argv);
 int cmd_worker(int argc, char **argv);

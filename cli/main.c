@@ -27,6 +27,7 @@ static const struct {
     {"delete", cmd_delete, "delete finished jobs: aspen delete ID... | --filter F [--yes]"},
     {"purge", cmd_purge, "delete finished jobs older than: aspen purge --older-than 30d"},
     {"engines", cmd_engines, "every engine on the database, any host: live figures [--json]"},
+    {"cron", cmd_cron, "periodic jobs: aspen cron add NAME 'EXPR' GUEST | list | rm | pause | run"},
 };
 
 static void usage(FILE *f)

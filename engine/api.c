@@ -531,3 +531,21 @@ int aspen_engine_build(aspen_engine *eng, const char *source_dir, char *path_out
     free(log);
     return rc;
 }
+
+/* ---- a schedule's job template (engine/schedule.c) ---------------------------------------------- */
+
+int eng_with_store_spec(aspen_engine *eng, const aspen_engine_job_spec *in,
+                        int (*with)(aspen_engine *, const aspen_store_job_spec *, void *),
+                        void *arg, aspen_engine_error *err)
+{
+    aspen_store_job_spec ss;
+    struct owned own = {0};
+    pthread_mutex_lock(&eng->api_mu);
+    int rc = convert(eng, in, 0, &ss, &own, NULL, NULL, err);
+    if (rc == 0)
+        rc = with(eng, &ss, arg);
+    pthread_mutex_unlock(&eng->api_mu);
+    free(own.tags);
+    free(own.source);
+    return rc;
+}

@@ -326,4 +326,7 @@ int aspen_engine_build(aspen_engine *eng, const char *source_dir, char *path_out
 #ifdef __cplusplus
 }
 #endif
+
+/* Periodic jobs: schedules through the engine. */
+#include "aspen_engine_schedule.h"
 #endif /* ASPEN_ENGINE_H */

@@ -1541,6 +1541,7 @@ int aspen_engine_start(aspen_engine *eng, aspen_engine_error *err)
     }
     eng->dispatcher_started = true;
     eng_listener_start(eng);
+    eng_scheduler_start(eng);
     if (rep.requeued || rep.failed || rep.cancelled)
         engine_message(eng, "recovery at start: %lld requeued, %lld failed, %lld cancelled",
                        (long long)rep.requeued, (long long)rep.failed, (long long)rep.cancelled);
@@ -1570,6 +1571,7 @@ int aspen_engine_stop(aspen_engine *eng, int grace_ms, aspen_engine_error *err)
         grace_ms = eng->cfg.shutdown_grace_ms;
     atomic_store(&eng->stopping, 1);
     eng_listener_stop(eng);
+    eng_scheduler_stop(eng); /* gives the scheduler lease back while still registered */
     pthread_mutex_lock(&eng->h_mu);
     pthread_cond_broadcast(&eng->h_cond);
     pthread_mutex_unlock(&eng->h_mu);

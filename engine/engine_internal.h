@@ -194,6 +194,7 @@ struct aspen_engine {
     bool listen_started;
     int listen_pipe[2];
     atomic_ullong c_notify_wakes;
+    struct eng_scheduler *sched; /* schedule.c: periodic jobs' scheduler thread */
 
     /* ready queue: claimed jobs waiting for a worker */
     pthread_mutex_t q_mu;
@@ -301,6 +302,15 @@ void vm_pool_stats(struct vm_pool *p, aspen_engine_throughput *t);
 int eng_register_builtins(aspen_engine *eng, bool all, aspen_engine_error *err);
 void eng_cancel_local(aspen_engine *eng, int64_t id);
 void eng_wake(aspen_engine *eng);
+/* api.c: converts an engine job spec as a submit does (guest stored, payload and tags checked)
+ * and calls with() on the store's spec under api_mu, eng->api_store usable (schedule.c). */
+int eng_with_store_spec(aspen_engine *eng, const aspen_engine_job_spec *in,
+                        int (*with)(aspen_engine *, const aspen_store_job_spec *, void *),
+                        void *arg, aspen_engine_error *err);
+/* schedule.c: the scheduler thread (started with the workers, stopped before unregistering). */
+struct eng_scheduler;
+void eng_scheduler_start(aspen_engine *eng);
+void eng_scheduler_stop(aspen_engine *eng);
 /* listen.c: start (best effort: without it the store thread polls) and stop the waiter. */
 void eng_listener_start(aspen_engine *eng);
 void eng_listener_stop(aspen_engine *eng);

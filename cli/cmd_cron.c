@@ -1,0 +1,442 @@
+/* cli/cmd_cron.c — `aspen cron add|list|runs|rm|pause|resume|run`: periodic jobs (schedules) kept
+ * in the database and enqueued by whichever engine holds the scheduler lease (docs/SCHEDULES.md).
+ * add goes through the engine (the guest is resolved and stored as a submit does); the others
+ * call the store's schedule functions through a client engine. Times are shown in each
+ * schedule's own zone, with its UTC offset. */
+#include "aspen_vm.h"
+#include "cli.h"
+
+#include <getopt.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int64_t store_days_from_civil(int64_t y, int m, int d);
+void store_civil_from_days(int64_t z, int64_t *y, int *m, int *d);
+
+static void cron_usage(FILE *f)
+{
+    fputs("usage: aspen cron add NAME 'EXPR' (GUEST | --guest G | --type T | --source DIR)\n"
+          "                     [--payload JSON|@FILE|-] [--tz ZONE] [--queue Q]\n"
+          "                     [--missed skip|once] [--grace DURATION] [--timeout MS]\n"
+          "                     [--max-attempts N] [--priority N] [--memory SIZE] [--isolation]\n"
+          "                     [--tag T]... [--paused] [--replace]\n"
+          "       aspen cron list [--json]            every schedule: next and last run, outcome\n"
+          "       aspen cron runs NAME [--json]       its latest enqueued occurrences and jobs\n"
+          "       aspen cron rm|pause|resume|run NAME (run: enqueue one job now)\n"
+          "  EXPR: 5 fields 'minute hour day-of-month month day-of-week' (*/15 9-17 * * MON-FRI),\n"
+          "        @hourly @daily @weekly @monthly @yearly, or @every 30s|5m|1h30m\n"
+          "  --tz: an IANA zone (Europe/Berlin; default UTC): fields match its wall clock\n"
+          "  --missed: occurrences older than --grace (default 60s) when an engine comes back\n"
+          "            are dropped (skip, the default) or enqueued as one job (once)\n"
+          "  every command takes --db PATH\n",
+          f);
+}
+
+/* A time in a zone as "2026-03-29 03:00:00 +02:00" ("-" for none). */
+static void format_in_zone(int64_t ms, const char *zone, char *out, size_t cap)
+{
+    if (ms <= 0) {
+        snprintf(out, cap, "-");
+        return;
+    }
+    aspen_store_tz *tz = NULL;
+    if (aspen_store_tz_open(zone, &tz, NULL) != 0)
+        tz = NULL;
+    int64_t s = ms / 1000;
+    int32_t off = tz ? aspen_store_tz_offset(tz, s, NULL) : 0;
+    aspen_store_tz_close(tz);
+    int64_t local = s + off, day = local / 86400 - (local % 86400 < 0), y;
+    int mo, d;
+    store_civil_from_days(day, &y, &mo, &d);
+    int64_t sec = local - day * 86400;
+    int aoff = off < 0 ? -off : off;
+    snprintf(out, cap, "%04lld-%02d-%02d %02d:%02d:%02d %c%02d:%02d", (long long)y, mo, d,
+             (int)(sec / 3600), (int)(sec / 60 % 60), (int)(sec % 60), off < 0 ? '-' : '+',
+             aoff / 3600, aoff / 60 % 60);
+}
+
+static const char *outcome(const aspen_store_schedule *sc)
+{
+    if (!sc->last_job_id)
+        return "-";
+    if (sc->last_job_state < 0)
+        return "deleted";
+    return aspen_store_state_name((aspen_store_state)sc->last_job_state);
+}
+
+static json_t *schedule_json(const aspen_store_schedule *sc)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "name", cli_json_str(sc->name));
+    json_object_set_new(o, "expr", cli_json_str(sc->expr));
+    json_object_set_new(o, "tz", cli_json_str(sc->tz));
+    json_object_set_new(o, "queue", sc->queue ? cli_json_str(sc->queue) : json_null());
+    json_object_set_new(o, "missed", json_string(sc->missed == ASPEN_STORE_MISSED_ONCE ? "once"
+                                                                                      : "skip"));
+    json_object_set_new(o, "grace_ms", json_integer(sc->grace_ms));
+    json_object_set_new(o, "paused", json_boolean(sc->paused));
+    json_object_set_new(o, "type", cli_json_str(sc->type));
+    json_object_set_new(o, "guest", sc->binary_name ? cli_json_str(sc->binary_name) : json_null());
+    json_object_set_new(o, "binary_sha256",
+                        sc->binary_sha256 ? cli_json_str(sc->binary_sha256) : json_null());
+    json_object_set_new(o, "payload", cli_json_parse_or_text(sc->payload, strlen(sc->payload)));
+    json_object_set_new(o, "tags", cli_json_parse_or_text(sc->tags, strlen(sc->tags)));
+    json_object_set_new(o, "priority", json_integer(sc->priority));
+    json_object_set_new(o, "max_attempts", json_integer(sc->max_attempts));
+    json_object_set_new(o, "timeout_ms", json_integer(sc->timeout_ms));
+    json_object_set_new(o, "next_run_ms", sc->next_run_ms ? json_integer(sc->next_run_ms)
+                                                          : json_null());
+    json_object_set_new(o, "last_run_ms", sc->last_run_ms ? json_integer(sc->last_run_ms)
+                                                          : json_null());
+    json_object_set_new(o, "last_enqueued_at_ms", sc->last_enqueued_at_ms
+                                                      ? json_integer(sc->last_enqueued_at_ms)
+                                                      : json_null());
+    json_object_set_new(o, "last_job", sc->last_job_id ? json_integer(sc->last_job_id)
+                                                       : json_null());
+    json_object_set_new(o, "last_outcome", sc->last_job_id ? json_string(outcome(sc))
+                                                           : json_null());
+    json_object_set_new(o, "runs", json_integer(sc->runs));
+    json_object_set_new(o, "missed_count", json_integer(sc->missed_count));
+    json_object_set_new(o, "error", sc->error ? cli_json_str(sc->error) : json_null());
+    return o;
+}
+
+static int cron_list(aspen_engine *eng, bool as_json)
+{
+    aspen_store_schedule *list = NULL;
+    size_t n = 0;
+    aspen_engine_error err = {0};
+    if (aspen_engine_schedules(eng, &list, &n, &err) != 0) {
+        cli_error("%s", err.msg);
+        return 1;
+    }
+    if (as_json) {
+        json_t *arr = json_array();
+        for (size_t i = 0; i < n; i++)
+            json_array_append_new(arr, schedule_json(&list[i]));
+        cli_json_print(arr, stdout, false);
+        json_decref(arr);
+    } else {
+        int64_t holder = 0, until = 0;
+        aspen_engine_scheduler_holder(eng, &holder, &until, NULL);
+        printf("%-20s %-18s %-14s %-7s %-26s %-26s %-14s %s\n", "NAME", "SCHEDULE", "TZ", "STATE",
+               "NEXT RUN", "LAST RUN", "LAST JOB", "RUNS");
+        for (size_t i = 0; i < n; i++) {
+            const aspen_store_schedule *sc = &list[i];
+            char name[160], expr[160], tz[120], next[48], last[48], job[48];
+            format_in_zone(sc->next_run_ms, sc->tz, next, sizeof next);
+            format_in_zone(sc->last_run_ms, sc->tz, last, sizeof last);
+            if (sc->last_job_id)
+                snprintf(job, sizeof job, "#%lld %s", (long long)sc->last_job_id, outcome(sc));
+            else
+                snprintf(job, sizeof job, "-");
+            printf("%s %s %s %-7s %-26s %-26s %-14s %lld\n", cli_col_str(sc->name, 20, name, sizeof name),
+                   cli_col_str(sc->expr, 18, expr, sizeof expr),
+                   cli_col_str(sc->tz, 14, tz, sizeof tz), sc->paused ? "paused" : "active", next,
+                   last, job, (long long)sc->runs);
+            if (sc->error) {
+                char cell[2400];
+                printf("  ! %s\n", cli_cell_str(sc->error, 300, cell, sizeof cell));
+            }
+        }
+        if (!n)
+            printf("(no schedules: add one with aspen cron add NAME 'EXPR' GUEST)\n");
+        else if (!holder)
+            printf("(no engine holds the scheduler lease: nothing is enqueued until an aspen "
+                   "worker or console runs)\n");
+        else
+            printf("(enqueued by engine %lld, the scheduler lease holder)\n", (long long)holder);
+    }
+    aspen_store_schedules_free(list, n);
+    return 0;
+}
+
+static int cron_runs(const char *db, const char *name, bool as_json)
+{
+    char path[4096];
+    if (cli_db_path(db, path, sizeof path) != 0)
+        return 1;
+    aspen_store *st = NULL;
+    aspen_store_error se = {0};
+    aspen_store_options so = {.read_only = true};
+    aspen_store_schedule_run *runs = NULL;
+    size_t n = 0;
+    if (aspen_store_open(path, &so, &st, &se) != 0 ||
+        aspen_store_schedule_runs(st, name, 100, &runs, &n, &se) != 0) {
+        cli_error("%s", se.msg);
+        aspen_store_close(st);
+        return 1;
+    }
+    aspen_store_schedule sc = {0};
+    aspen_store_schedule_get(st, name, &sc, NULL);
+    aspen_store_close(st);
+    if (as_json) {
+        json_t *arr = json_array();
+        for (size_t i = 0; i < n; i++)
+            json_array_append_new(
+                arr, json_pack("{s:I, s:b, s:o, s:o, s:I}", "occurrence_ms",
+                               (json_int_t)runs[i].occurrence_ms, "manual", runs[i].manual, "job",
+                               runs[i].job_id ? json_integer(runs[i].job_id) : json_null(),
+                               "engine",
+                               runs[i].engine_id ? json_integer(runs[i].engine_id) : json_null(),
+                               "enqueued_at_ms", (json_int_t)runs[i].enqueued_at_ms));
+        cli_json_print(arr, stdout, false);
+        json_decref(arr);
+    } else {
+        printf("%-26s %-7s %-10s %-7s %s\n", "OCCURRENCE", "KIND", "JOB", "ENGINE", "ENQUEUED");
+        for (size_t i = 0; i < n; i++) {
+            char occ[48], at[48];
+            format_in_zone(runs[i].occurrence_ms, sc.tz, occ, sizeof occ);
+            format_in_zone(runs[i].enqueued_at_ms, sc.tz, at, sizeof at);
+            printf("%-26s %-7s #%-9lld %-7lld %s\n", occ, runs[i].manual ? "run" : "cron",
+                   (long long)runs[i].job_id, (long long)runs[i].engine_id, at);
+        }
+        if (!n)
+            printf("(nothing enqueued yet)\n");
+    }
+    aspen_store_schedule_clear(&sc);
+    aspen_store_schedule_runs_free(runs);
+    return 0;
+}
+
+/* "90s", "5m", "1h", "1h30m", "2d" into ms. */
+static int parse_span(const char *s, int64_t *ms)
+{
+    char expr[80];
+    snprintf(expr, sizeof expr, "@every %s", s);
+    aspen_store_cron c;
+    if (strlen(s) > 40 || strchr(s, ' ') || aspen_store_cron_parse(expr, &c, NULL) != 0)
+        return -1;
+    *ms = c.every_ms;
+    return 0;
+}
+
+static int cron_add(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"guest", required_argument, 0, 'G'},   {"type", required_argument, 0, 'T'},
+        {"source", required_argument, 0, 's'},  {"payload", required_argument, 0, 'p'},
+        {"tz", required_argument, 0, 'z'},      {"queue", required_argument, 0, 'q'},
+        {"missed", required_argument, 0, 'M'},  {"grace", required_argument, 0, 'g'},
+        {"timeout", required_argument, 0, 't'}, {"max-attempts", required_argument, 0, 'a'},
+        {"priority", required_argument, 0, 'P'}, {"memory", required_argument, 0, 'm'},
+        {"isolation", no_argument, 0, 'i'},     {"tag", required_argument, 0, 'x'},
+        {"paused", no_argument, 0, 'S'},        {"replace", no_argument, 0, 'R'},
+        {"help", no_argument, 0, 'h'},          CLI_DB_OPTS,
+        {0, 0, 0, 0},
+    };
+    aspen_engine_job_spec spec = {0};
+    aspen_engine_schedule_def def = {0};
+    const char *db = NULL, *payload_arg = NULL, *tags[64];
+    size_t n_tags = 0;
+    long long v;
+    int c;
+    optind = 1;
+    while ((c = cli_getopt(argc, argv, "G:T:s:p:z:q:M:g:t:a:P:m:ix:SRhD:", opts, "cron add")) !=
+           -1) {
+        switch (c) {
+        case 'G': spec.guest = optarg; break;
+        case 'T': spec.type = optarg; break;
+        case 's': spec.source_dir = optarg; break;
+        case 'p': payload_arg = optarg; break;
+        case 'z': def.tz = optarg; break;
+        case 'q': def.queue = optarg; break;
+        case 'M':
+            if (strcmp(optarg, "skip") == 0)
+                def.missed = ASPEN_STORE_MISSED_SKIP;
+            else if (strcmp(optarg, "once") == 0)
+                def.missed = ASPEN_STORE_MISSED_ONCE;
+            else {
+                cli_error("--missed is skip or once, not '%s'", optarg);
+                return 2;
+            }
+            break;
+        case 'g':
+            if (parse_span(optarg, &def.grace_ms) != 0) {
+                cli_error("--grace wants a duration like 30s, 5m or 1h, not '%s'", optarg);
+                return 2;
+            }
+            break;
+        case 't':
+            if (cli_parse_num("--timeout", optarg, 1, 86400000, &v))
+                return 2;
+            spec.timeout_ms = v;
+            break;
+        case 'a':
+            if (cli_parse_num("--max-attempts", optarg, 1, 1000, &v))
+                return 2;
+            spec.max_attempts = (int)v;
+            break;
+        case 'P':
+            if (cli_parse_num("--priority", optarg, -1000000, 1000000, &v))
+                return 2;
+            spec.priority = (int)v;
+            break;
+        case 'm': {
+            size_t sz;
+            if (aspen_vm_parse_size(optarg, &sz) != 0) {
+                cli_error("--memory wants a size like 1M, 512K or 64MiB, not '%s'", optarg);
+                return 2;
+            }
+            spec.memory_bytes = (int64_t)sz;
+            break;
+        }
+        case 'i': spec.isolation = true; break;
+        case 'x':
+            if (n_tags == 64) {
+                cli_error("at most 64 tags");
+                return 2;
+            }
+            tags[n_tags++] = optarg;
+            break;
+        case 'S': def.paused = true; break;
+        case 'R': def.replace = true; break;
+        case 'D': db = optarg; break;
+        case 'C': cli_create = true; break;
+        case 'h': cron_usage(stdout); return 0;
+        default: cron_usage(stderr); return 2;
+        }
+    }
+    if (argc - optind < 2) {
+        cli_error("aspen cron add needs a NAME and an EXPR ('*/5 * * * *', @daily, @every 30s)");
+        cron_usage(stderr);
+        return 2;
+    }
+    def.name = argv[optind++];
+    def.expr = argv[optind++];
+    if (optind < argc) {
+        if (spec.guest) {
+            cli_error("give the guest once: a GUEST argument or --guest, not both");
+            return 2;
+        }
+        spec.guest = argv[optind++];
+    }
+    if (optind != argc) {
+        cli_error("unexpected argument '%s' (quote the expression: '*/5 * * * *')", argv[optind]);
+        return 2;
+    }
+    if (!spec.guest && !spec.type && !spec.source_dir) {
+        cli_error("say what each run runs: a GUEST, --guest G, --type T or --source DIR");
+        return 2;
+    }
+    spec.tags = tags;
+    spec.n_tags = n_tags;
+    char *payload = NULL;
+    if (payload_arg) {
+        char from[4200], msg[4608];
+        size_t len = 0;
+        if (!(payload = cli_load_payload(payload_arg, &len, from, sizeof from, msg, sizeof msg))) {
+            cli_error("%s", msg);
+            return 1;
+        }
+        spec.payload = payload;
+    }
+    aspen_engine *eng;
+    if (cli_open_engine(db, 0, &eng)) {
+        free(payload);
+        return 1;
+    }
+    aspen_engine_error err = {0};
+    int64_t id = 0;
+    int rc = aspen_engine_schedule_add(eng, &def, &spec, &id, &err);
+    if (rc) {
+        cli_error("%s", err.msg);
+    } else {
+        aspen_store_schedule *list = NULL;
+        size_t n = 0;
+        char next[48] = "-";
+        if (aspen_engine_schedules(eng, &list, &n, NULL) == 0)
+            for (size_t i = 0; i < n; i++)
+                if (strcmp(list[i].name, def.name) == 0)
+                    format_in_zone(list[i].next_run_ms, list[i].tz, next, sizeof next);
+        aspen_store_schedules_free(list, n);
+        printf("schedule %s %s; next run %s%s\n", def.name, def.replace ? "stored" : "added",
+               next, def.paused ? " (paused)" : "");
+    }
+    aspen_engine_close(eng);
+    free(payload);
+    return rc ? 1 : 0;
+}
+
+int cmd_cron(int argc, char **argv)
+{
+    static const char *const subs[] = {"add", "list", "runs", "rm", "pause", "resume", "run"};
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        cron_usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    const char *sub = argv[1];
+    if (strcmp(sub, "add") == 0)
+        return cron_add(argc - 1, argv + 1);
+    bool known = false;
+    for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++)
+        known = known || strcmp(sub, subs[i]) == 0;
+    if (!known) {
+        const char *near = cli_nearest(sub, subs, sizeof subs / sizeof subs[0]);
+        if (near)
+            cli_error("unknown cron command '%s': did you mean %s?", sub, near);
+        else
+            cli_error("unknown cron command '%s': add, list, runs, rm, pause, resume or run", sub);
+        return 2;
+    }
+    static const struct option opts[] = {{"json", no_argument, 0, 'j'},
+                                         {"help", no_argument, 0, 'h'},
+                                         CLI_DB_OPTS,
+                                         {0, 0, 0, 0}};
+    bool as_json = false;
+    const char *db = NULL;
+    int c;
+    optind = 1;
+    char cmd[32];
+    snprintf(cmd, sizeof cmd, "cron %s", sub);
+    while ((c = cli_getopt(argc - 1, argv + 1, "jhD:", opts, cmd)) != -1) {
+        if (c == 'j' && (strcmp(sub, "list") == 0 || strcmp(sub, "runs") == 0))
+            as_json = true;
+        else if (c == 'D')
+            db = optarg;
+        else if (c == 'C')
+            cli_create = true;
+        else {
+            cron_usage(c == 'h' ? stdout : stderr);
+            return c == 'h' ? 0 : 2;
+        }
+    }
+    char **rest = argv + 1 + optind;
+    int n_rest = argc - 1 - optind;
+    bool wants_name = strcmp(sub, "list") != 0;
+    if (n_rest != (wants_name ? 1 : 0)) {
+        cli_error(wants_name ? "aspen cron %s needs one schedule NAME"
+                             : "aspen cron %s takes no arguments",
+                  sub);
+        return 2;
+    }
+    if (strcmp(sub, "runs") == 0)
+        return cron_runs(db, rest[0], as_json);
+    aspen_engine *eng;
+    if (cli_open_engine(db, 0, &eng))
+        return 1;
+    aspen_engine_error err = {0};
+    int rc = 0;
+    if (strcmp(sub, "list") == 0) {
+        rc = cron_list(eng, as_json);
+    } else if (strcmp(sub, "rm") == 0) {
+        if ((rc = aspen_engine_schedule_remove(eng, rest[0], &err)) == 0)
+            printf("schedule %s removed (the jobs it enqueued stay)\n", rest[0]);
+    } else if (strcmp(sub, "pause") == 0) {
+        if ((rc = aspen_engine_schedule_set_paused(eng, rest[0], true, &err)) == 0)
+            printf("schedule %s paused\n", rest[0]);
+    } else if (strcmp(sub, "resume") == 0) {
+        if ((rc = aspen_engine_schedule_set_paused(eng, rest[0], false, &err)) == 0)
+            printf("schedule %s resumed (occurrences while paused are not run)\n", rest[0]);
+    } else {
+        int64_t job = 0;
+        if ((rc = aspen_engine_schedule_run_now(eng, rest[0], &job, &err)) == 0)
+            printf("%lld\n", (long long)job);
+    }
+    if (rc && rc != 1)
+        cli_error("%s", err.msg);
+    aspen_engine_close(eng);
+    return rc ? 1 : 0;
+}

@@ -1,0 +1,394 @@
+/* tests/cli/test_cli_cron.c — `aspen cron` of the real program, on SQLite and on PostgreSQL:
+ * the documented errors (a field out of range, an unknown zone, a bad name, a taken name, an
+ * unknown subcommand with "did you mean"); `@every 1s` with three `aspen worker` processes on one
+ * database enqueues exactly one job per second for ten seconds (checked from the occurrence keys
+ * and the jobs in the store: consecutive seconds, one key and one job each); and a schedule
+ * missed while every engine was down follows its policy when one comes back (skip: nothing of
+ * the downtime older than the grace; once: exactly one job for all of it, keyed by the first
+ * missed occurrence). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "cli_support.h"
+
+#include <jansson.h>
+#include <libpq-fe.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static out run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static out run(const char *fmt, ...)
+{
+    char cmd[8192];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    assert_true(n > 0 && (size_t)n < sizeof cmd);
+    return run_shell(cmd);
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+struct db {
+    char dir[64];
+    char name[900]; /* an SQLite path or a conninfo */
+    char pg_db[64];
+    char server[512];
+};
+
+static void pg_admin(const char *server, const char *sql)
+{
+    PGconn *c = PQconnectdb(server);
+    if (PQstatus(c) != CONNECTION_OK)
+        fail_msg("connecting to the test server: %s", PQerrorMessage(c));
+    PGresult *r = PQexec(c, sql);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK)
+        fail_msg("%s: %s", sql, PQresultErrorMessage(r));
+    PQclear(r);
+    PQfinish(c);
+}
+
+static void db_open(struct db *d, bool pg)
+{
+    memset(d, 0, sizeof *d);
+    snprintf(d->dir, sizeof d->dir, "/tmp/aspen-cli-cron-XXXXXX");
+    assert_non_null(mkdtemp(d->dir));
+    if (!pg) {
+        snprintf(d->name, sizeof d->name, "%s/a.db", d->dir);
+        return;
+    }
+    const char *pgdir = getenv("ASPEN_PG_DIR");
+    if (!pgdir)
+        fail_msg("ASPEN_PG_DIR is not set: run through ctest (fixture pg)");
+    char path[400];
+    snprintf(path, sizeof path, "%s/conninfo", pgdir);
+    FILE *f = fopen(path, "r");
+    if (!f || !fgets(d->server, sizeof d->server, f))
+        fail_msg("no %s: run through ctest (fixture pg)", path);
+    fclose(f);
+    d->server[strcspn(d->server, "\n")] = 0;
+    static int seq;
+    snprintf(d->pg_db, sizeof d->pg_db, "aspen_cli_cron_%d_%d", (int)getpid(), seq++);
+    char sql[128];
+    snprintf(sql, sizeof sql, "CREATE DATABASE %s", d->pg_db);
+    pg_admin(d->server, sql);
+    snprintf(d->name, sizeof d->name, "%s dbname=%s", d->server, d->pg_db);
+}
+
+static void db_close(struct db *d)
+{
+    if (d->pg_db[0]) {
+        char sql[160];
+        snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS %s WITH (FORCE)", d->pg_db);
+        pg_admin(d->server, sql);
+    }
+    out o = run("rm -rf '%s'", d->dir);
+    free(o.buf);
+}
+
+static json_t *json_of(const char *what, out o)
+{
+    if (o.status != 0)
+        fail_msg("%s: exit %d: %s", what, o.status, o.buf);
+    json_error_t je;
+    json_t *v = json_loads(o.buf, 0, &je);
+    if (!v)
+        fail_msg("%s printed no JSON (%s): %s", what, je.text, o.buf);
+    free(o.buf);
+    return v;
+}
+
+static json_t *runs_of(const struct db *d, const char *name)
+{
+    return json_of("aspen cron runs --json",
+                   run("'%s' cron runs %s --json --db '%s'", ASPEN_BIN, name, d->name));
+}
+
+static json_t *schedule_of(const struct db *d, const char *name)
+{
+    json_t *arr = json_of("aspen cron list --json",
+                          run("'%s' cron list --json --db '%s'", ASPEN_BIN, d->name));
+    size_t i;
+    json_t *e, *found = NULL;
+    json_array_foreach(arr, i, e) if (strcmp(json_string_value(json_object_get(e, "name")), name) ==
+                                      0) found = json_incref(e);
+    json_decref(arr);
+    if (!found)
+        fail_msg("schedule %s is not in aspen cron list", name);
+    return found;
+}
+
+static long long start_worker(const struct db *d, int i)
+{
+    out o = run("'%s' worker --workers 1 --quiet --db '%s' >'%s/worker%d.log' 2>&1 & echo $!",
+                ASPEN_BIN, d->name, d->dir, i);
+    long long pid = atoll(o.buf);
+    free(o.buf);
+    assert_true(pid > 0);
+    return pid;
+}
+
+static void stop_worker(long long pid)
+{
+    kill((pid_t)pid, SIGINT);
+    for (int i = 0; i < 200 && kill((pid_t)pid, 0) == 0; i++)
+        sleep_ms(50);
+    if (kill((pid_t)pid, 0) == 0)
+        fail_msg("aspen worker %lld did not stop within 10 s of SIGINT", pid);
+}
+
+static void cron_errors(bool pg)
+{
+    struct db d;
+    db_open(&d, pg);
+    struct {
+        const char *args, *want;
+    } cases[] = {
+        {"add a '0 0 32 * *' --type echo", "day-of-month 32 is out of range 1-31"},
+        {"add a '61 * * * *' --type echo", "minute 61 is out of range 0-59"},
+        {"add a '* * * * * *' --type echo", "expected 5 fields"},
+        {"add a '0 9 * * FUN' --type echo", "day-of-week FUN is not a day of the week"},
+        {"add a '@every 0s' --type echo", "@every duration must be at least 1s"},
+        {"add a '@daily' --type echo --tz Europe/Berln", "time zone \"Europe/Berln\" is not in"},
+        {"add 'a b' '@daily' --type echo", "schedule name \"a b\" is not allowed"},
+        {"add a '@daily' --type echo --missed sometimes", "--missed is skip or once"},
+        {"add a '@daily' --type echo --grace soon", "--grace wants a duration"},
+        {"add a '@daily'", "say what each run runs"},
+        {"add a '@daily' no-such-guest", "no-such-guest"},
+        {"lst", "unknown cron command 'lst': did you mean list?"},
+        {"rm nothing", "no schedule named \"nothing\""},
+    };
+    out o = run("'%s' cron list --db '%s' --create 2>&1", ASPEN_BIN, d.name);
+    assert_int_equal(o.status, 0);
+    assert_true(has(&o, "no schedules"));
+    free(o.buf);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        o = run("'%s' cron %s --db '%s' 2>&1", ASPEN_BIN, cases[i].args, d.name);
+        if (o.status == 0 || !has(&o, cases[i].want))
+            fail_msg("aspen cron %s: exit %d, wanted \"%s\" in: %s", cases[i].args, o.status,
+                     cases[i].want, o.buf);
+        free(o.buf);
+    }
+    o = run("'%s' cron add a '@daily' --type echo --db '%s' 2>&1", ASPEN_BIN, d.name);
+    assert_int_equal(o.status, 0);
+    assert_true(has(&o, "schedule a added; next run"));
+    free(o.buf);
+    o = run("'%s' cron add a '@hourly' --type echo --db '%s' 2>&1", ASPEN_BIN, d.name);
+    assert_int_equal(o.status, 1);
+    assert_true(has(&o, "a schedule named \"a\" already exists"));
+    free(o.buf);
+    o = run("'%s' cron add a '@hourly' --type echo --replace --db '%s' 2>&1", ASPEN_BIN, d.name);
+    assert_int_equal(o.status, 0);
+    free(o.buf);
+    json_t *sc = schedule_of(&d, "a");
+    assert_string_equal(json_string_value(json_object_get(sc, "expr")), "@hourly");
+    json_decref(sc);
+    db_close(&d);
+}
+
+static void test_errors(void **state) { (void)state, cron_errors(false); }
+static void test_errors_pg(void **state) { (void)state, cron_errors(true); }
+
+/* Three engines, one schedule @every 1s, ten seconds: one job per second. */
+static void every_second(bool pg)
+{
+    struct db d;
+    db_open(&d, pg);
+    out o = run("'%s' cron add tick '@every 1s' --type echo --payload '{\"t\":1}' --db '%s' "
+                "--create 2>&1",
+                ASPEN_BIN, d.name);
+    assert_int_equal(o.status, 0);
+    free(o.buf);
+    long long pids[3];
+    for (int i = 0; i < 3; i++)
+        pids[i] = start_worker(&d, i);
+    /* wait for the first occurrence, then for ten more seconds of them */
+    int64_t first = 0;
+    for (int i = 0; i < 300 && !first; i++) {
+        json_t *runs = runs_of(&d, "tick");
+        if (json_array_size(runs))
+            first = json_integer_value(json_object_get(json_array_get(runs, 0), "occurrence_ms"));
+        json_decref(runs);
+        if (!first)
+            sleep_ms(100);
+    }
+    if (!first)
+        fail_msg("no occurrence enqueued within 30 s of starting three workers");
+    int64_t want_last = first + 10000;
+    for (int i = 0; i < 600; i++) {
+        json_t *runs = runs_of(&d, "tick");
+        size_t n = json_array_size(runs);
+        int64_t last =
+            n ? json_integer_value(json_object_get(json_array_get(runs, n - 1), "occurrence_ms"))
+              : 0;
+        json_decref(runs);
+        if (last >= want_last)
+            break;
+        sleep_ms(100);
+    }
+    o = run("'%s' cron pause tick --db '%s' 2>&1", ASPEN_BIN, d.name);
+    assert_int_equal(o.status, 0);
+    free(o.buf);
+    json_t *runs = runs_of(&d, "tick");
+    size_t n = json_array_size(runs);
+    assert_true(n >= 11);
+    json_t *jobs = json_object();
+    int64_t in_window = 0;
+    for (size_t i = 0; i < n; i++) {
+        json_t *r = json_array_get(runs, i);
+        int64_t occ = json_integer_value(json_object_get(r, "occurrence_ms"));
+        assert_false(json_is_true(json_object_get(r, "manual")));
+        /* consecutive seconds: none skipped, none twice */
+        assert_int_equal(occ, first + 1000 * (int64_t)i);
+        assert_int_equal(occ % 1000, 0);
+        char key[32];
+        snprintf(key, sizeof key, "%lld", (long long)json_integer_value(json_object_get(r, "job")));
+        assert_true(json_integer_value(json_object_get(r, "job")) > 0);
+        assert_null(json_object_get(jobs, key)); /* a job of its own */
+        json_object_set_new(jobs, key, json_true());
+        if (occ >= first && occ < first + 10000)
+            in_window++;
+    }
+    assert_int_equal(in_window, 10);
+    /* the store holds exactly those jobs, tagged with the schedule */
+    json_t *listed = json_of("aspen jobs --json",
+                             run("'%s' jobs --filter tag:cron:tick --json --limit 1000 --db '%s'",
+                                 ASPEN_BIN, d.name));
+    assert_int_equal(json_array_size(listed), n);
+    size_t i;
+    json_t *j;
+    json_array_foreach(listed, i, j)
+    {
+        char key[32];
+        snprintf(key, sizeof key, "%lld", (long long)json_integer_value(json_object_get(j, "id")));
+        assert_non_null(json_object_get(jobs, key));
+    }
+    json_decref(listed);
+    json_decref(jobs);
+    json_decref(runs);
+    /* whoever enqueued, the others stood by: one lease holder at a time */
+    for (int k = 0; k < 3; k++)
+        stop_worker(pids[k]);
+    db_close(&d);
+}
+
+static void test_every_second(void **state) { (void)state, every_second(false); }
+static void test_every_second_pg(void **state) { (void)state, every_second(true); }
+
+/* The schedule runs, every engine stops for 6 s, one comes back. */
+static void missed(bool pg)
+{
+    struct db d;
+    db_open(&d, pg);
+    out o = run("'%s' cron add skipper '@every 1s' --type echo --grace 2s --missed skip --db '%s' "
+                "--create 2>&1 && '%s' cron add catcher '@every 1s' --type echo --grace 2s "
+                "--missed once --db '%s' 2>&1",
+                ASPEN_BIN, d.name, ASPEN_BIN, d.name);
+    assert_int_equal(o.status, 0);
+    free(o.buf);
+    long long pid = start_worker(&d, 0);
+    for (int i = 0; i < 300; i++) {
+        json_t *r1 = runs_of(&d, "skipper"), *r2 = runs_of(&d, "catcher");
+        bool ok = json_array_size(r1) >= 2 && json_array_size(r2) >= 2;
+        json_decref(r1);
+        json_decref(r2);
+        if (ok)
+            break;
+        sleep_ms(100);
+    }
+    stop_worker(pid);
+    int64_t down = now_ms();
+    sleep_ms(6000);
+    pid = start_worker(&d, 1);
+    int64_t up = now_ms();
+    for (int i = 0; i < 300; i++) {
+        json_t *r = runs_of(&d, "skipper");
+        size_t n = json_array_size(r);
+        int64_t last = n ? json_integer_value(json_object_get(json_array_get(r, n - 1),
+                                                                "occurrence_ms"))
+                         : 0;
+        json_decref(r);
+        if (last > up + 1000)
+            break;
+        sleep_ms(100);
+    }
+    stop_worker(pid);
+    /* skip: a gap over the downtime, and nothing enqueued later than the grace */
+    json_t *r = runs_of(&d, "skipper");
+    size_t n = json_array_size(r), gaps = 0;
+    for (size_t i = 0; i < n; i++) {
+        json_t *e = json_array_get(r, i);
+        int64_t occ = json_integer_value(json_object_get(e, "occurrence_ms"));
+        int64_t at = json_integer_value(json_object_get(e, "enqueued_at_ms"));
+        assert_true(at - occ <= 2000);
+        if (i) {
+            int64_t prev = json_integer_value(
+                json_object_get(json_array_get(r, i - 1), "occurrence_ms"));
+            assert_true(occ > prev);
+            if (occ - prev > 1000) {
+                gaps++;
+                assert_true(prev <= down && occ >= up - 2000 - 1000);
+                assert_true(occ - prev >= 3000); /* 6 s down, 2 s of grace */
+            }
+        }
+    }
+    assert_int_equal(gaps, 1);
+    json_decref(r);
+    /* once: the same, plus exactly one job for the missed ones, keyed by the first of them */
+    r = runs_of(&d, "catcher");
+    n = json_array_size(r);
+    size_t late = 0;
+    for (size_t i = 0; i < n; i++) {
+        json_t *e = json_array_get(r, i);
+        int64_t occ = json_integer_value(json_object_get(e, "occurrence_ms"));
+        int64_t at = json_integer_value(json_object_get(e, "enqueued_at_ms"));
+        if (at - occ > 2000) {
+            late++;
+            int64_t prev = json_integer_value(
+                json_object_get(json_array_get(r, i - 1), "occurrence_ms"));
+            assert_int_equal(occ, prev + 1000); /* the first missed occurrence */
+            assert_true(at >= up);
+            int64_t next = json_integer_value(
+                json_object_get(json_array_get(r, i + 1), "occurrence_ms"));
+            assert_true(next - occ >= 3000);
+        }
+    }
+    assert_int_equal(late, 1);
+    json_decref(r);
+    json_t *sc = schedule_of(&d, "catcher");
+    assert_true(json_integer_value(json_object_get(sc, "missed_count")) >= 1);
+    json_decref(sc);
+    db_close(&d);
+}
+
+static void test_missed(void **state) { (void)state, missed(false); }
+static void test_missed_pg(void **state) { (void)state, missed(true); }
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_errors),       cmocka_unit_test(test_errors_pg),
+        cmocka_unit_test(test_every_second), cmocka_unit_test(test_every_second_pg),
+        cmocka_unit_test(test_missed),       cmocka_unit_test(test_missed_pg),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -96,6 +96,9 @@ int cli_open_engine(const char *db, int workers, aspen_engine **out);
  * 5000): a shorter lease rescues a dead host's jobs sooner, at one heartbeat per lease / 5. */
 extern int64_t cli_lease_ms;
 extern int cli_recover_ms;
+/* aspen worker --queues a,b for cli_open_engine: the named queues it serves (0: every queue). */
+extern const char *cli_queues[16];
+extern size_t cli_n_queues;
 int cli_parse_id(const char *s, int64_t *id);
 void cli_format_time(int64_t ms, char *out, size_t cap);
 
@@ -117,6 +120,8 @@ int cmd_cron(int argc, char **argv);
 int cmd_delete(int argc, char **argv);
 int cmd_purge(int argc, char **argv);
 int cmd_worker(int argc, char **argv);
+int cmd_queues(int argc, char **argv); /* cli/cmd_queues.c */
+int cmd_queue(int argc, char **argv);
 int bench_engine(int argc, char **argv);
 
 #endif

@@ -33,7 +33,7 @@ static void submit_usage(FILE *f)
             "usage: aspen submit GUEST | --source DIR | --type T [--payload JSON|@FILE|-]\n"
             "                    [--count N | --jsonl FILE [--batch N]] [--timeout MS]\n"
             "                    [--priority N] [--max-attempts N] [--memory SIZE] [--isolation]\n"
-            "                    [--tag T]... [--delay MS] [--db PATH [--create]]\n"
+            "                    [--tag T]... [--delay MS] [--queue Q] [--db PATH [--create]]\n"
             "  GUEST           a path, or a name in target/guest-binaries/ (runs in a micro-VM)\n"
             "  --source DIR    or: build the guest from this source directory (cached), no GUEST\n"
             "  --type T        job type (default vm_execute with a guest; echo, checksum, sleep\n"
@@ -48,6 +48,7 @@ static void submit_usage(FILE *f)
             "  --priority N    higher runs first (default 0) --memory SIZE guest memory (1M)\n"
             "  --isolation     run in a micro-VM whatever the type  --tag T (repeatable)\n"
             "  --delay MS      schedule it MS from now\n"
+            "  --queue Q       its named queue (default: default; aspen queues lists them)\n"
             "  --db PATH       the database (must exist; --create makes a new one)\n");
 }
 
@@ -267,7 +268,8 @@ int cmd_submit(int argc, char **argv)
         {"source", required_argument, 0, 's'},  {"delay", required_argument, 0, 'd'},
         {"count", required_argument, 0, 'n'},   {"jsonl", required_argument, 0, 'J'},
         {"batch", required_argument, 0, 'B'},   {"help", no_argument, 0, 'h'},
-        CLI_DB_OPTS,                            {0, 0, 0, 0},
+        {"queue", required_argument, 0, 'q'},   CLI_DB_OPTS,
+        {0, 0, 0, 0},
     };
     aspen_engine_job_spec spec = {0};
     long long count = 1, batch = 1000;
@@ -314,6 +316,15 @@ int cmd_submit(int argc, char **argv)
             tags[n_tags++] = optarg;
             break;
         case 'T': spec.type = optarg; break;
+        case 'q': {
+            aspen_store_error qe = {0};
+            if (aspen_store_queue_name_check(optarg, &qe) != 0) {
+                cli_error("--queue: %s", qe.msg);
+                return 2;
+            }
+            spec.queue = optarg;
+            break;
+        }
         case 's': spec.source_dir = optarg; break;
         case 'd':
             if (cli_parse_num("--delay", optarg, 0, 365LL * 86400000, &v))

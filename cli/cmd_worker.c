@@ -47,6 +47,7 @@ int cmd_worker(int argc, char **argv)
         {"workers", required_argument, 0, 'w'}, {"until-idle", no_argument, 0, 'u'},
         {"quiet", no_argument, 0, 'q'},         {"grace", required_argument, 0, 'g'},
         {"lease", required_argument, 0, 'L'},   {"recover", required_argument, 0, 'R'},
+        {"queues", required_argument, 0, 'Q'},
         CLI_DB_OPTS,                            {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
@@ -80,6 +81,30 @@ int cmd_worker(int argc, char **argv)
                 grace = (int)v;
             break;
         }
+        case 'Q': {
+            /* a,b,c: checked here so a typo is said before anything starts */
+            static char list[16 * 66];
+            snprintf(list, sizeof list, "%s", optarg);
+            cli_n_queues = 0;
+            for (char *save = NULL, *q = strtok_r(list, ",", &save); q;
+                 q = strtok_r(NULL, ",", &save)) {
+                aspen_store_error qe = {0};
+                if (cli_n_queues == 16) {
+                    cli_error("--queues: at most 16 queues");
+                    return 2;
+                }
+                if (aspen_store_queue_name_check(q, &qe) != 0) {
+                    cli_error("--queues: %s", qe.msg);
+                    return 2;
+                }
+                cli_queues[cli_n_queues++] = q;
+            }
+            if (!cli_n_queues) {
+                cli_error("--queues wants queue names separated by commas, e.g. --queues emails,default");
+                return 2;
+            }
+            break;
+        }
         case 'u': until_idle = true; break;
         case 'q': quiet = true; break;
         case 'D': db = optarg; break;
@@ -88,7 +113,8 @@ int cmd_worker(int argc, char **argv)
         default:
             fprintf(c == 'h' ? stdout : stderr,
                     "usage: aspen worker [--workers N] [--until-idle] [--quiet] [--grace MS] "
-                    "[--lease MS] [--recover MS] [--db PATH]\n"
+                    "[--lease MS] [--recover MS] [--queues A,B] [--db PATH]\n"
+                    "  --queues A,B  serve only these named queues (default: every queue)\n"
                     "  --lease MS    how long this engine's jobs stay its own without a heartbeat "
                     "(default 5000):\n"
                     "                a host that dies has its jobs run elsewhere within about "

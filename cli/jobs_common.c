@@ -95,6 +95,8 @@ int cli_db_path(const char *given, char *out, size_t cap)
 
 int64_t cli_lease_ms;
 int cli_recover_ms;
+const char *cli_queues[16];
+size_t cli_n_queues;
 
 int cli_open_engine(const char *db, int workers, aspen_engine **out)
 {
@@ -113,6 +115,8 @@ int cli_open_engine(const char *db, int workers, aspen_engine **out)
     }
     if (cli_recover_ms > 0)
         cfg.recover_ms = cli_recover_ms;
+    cfg.queues = cli_queues;
+    cfg.n_queues = cli_n_queues;
     aspen_engine_error err = {0};
     if (aspen_engine_open(&cfg, out, &err) != 0) {
         cli_error("%s", err.msg);

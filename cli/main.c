@@ -28,6 +28,8 @@ static const struct {
     {"purge", cmd_purge, "delete finished jobs older than: aspen purge --older-than 30d"},
     {"engines", cmd_engines, "every engine on the database, any host: live figures [--json]"},
     {"cron", cmd_cron, "periodic jobs: aspen cron add NAME 'EXPR' GUEST | list | rm | pause | run"},
+    {"queues", cmd_queues, "every named queue: size, running, limit, paused, rate [--json]"},
+    {"queue", cmd_queue, "a queue's settings: aspen queue set|pause|resume NAME [--limit N]"},
 };
 
 static void usage(FILE *f)

@@ -331,6 +331,7 @@ static int convert(aspen_engine *eng, const aspen_engine_job_spec *in, size_t in
     out->timeout_ms = in->timeout_ms;
     out->memory_bytes = in->memory_bytes;
     out->isolation = in->isolation;
+    out->queue = in->queue;
     return 0;
 }
 

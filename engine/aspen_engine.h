@@ -92,6 +92,9 @@ typedef struct aspen_engine_config {
                                    of the sha256 of the name, password redacted) */
     bool no_builtin_handlers;   /* do not register echo/checksum/sleep */
     bool no_live_logs;          /* do not emit log events while a guest runs (benchmarks) */
+    const char *const *queues;  /* serve only these named queues (aspen worker --queues a,b), at
+                                   most 16; n_queues 0 → every queue. Copied by aspen_engine_open */
+    size_t n_queues;
 } aspen_engine_config;
 
 void aspen_engine_config_default(aspen_engine_config *cfg);
@@ -141,6 +144,7 @@ typedef struct aspen_engine_job_spec {
     bool isolation;           /* run in a micro-VM whatever the type */
     const char *const *tags;  /* n_tags strings */
     size_t n_tags;
+    const char *queue;        /* its named queue; NULL → "default" (docs/QUEUES.md) */
 } aspen_engine_job_spec;
 
 /* Validates (payload JSON, binary present and under 50 MiB, source dir exists), stores the binary

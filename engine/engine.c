@@ -266,6 +266,22 @@ int aspen_engine_open(const aspen_engine_config *cfg, aspen_engine **out, aspen_
     pick_paths(eng);
     eng->cfg.guest_dir = eng->cfg.build_script = eng->cfg.cache_dir = NULL;
 
+    if (cfg->n_queues > 16 || (cfg->n_queues && !cfg->queues)) {
+        free(eng);
+        return eng_err(err, ASPEN_ENGINE_EINVAL, "an engine serves at most 16 named queues (%zu "
+                       "given)", cfg->n_queues);
+    }
+    for (size_t i = 0; i < cfg->n_queues; i++) {
+        aspen_store_error qe = {0};
+        if (aspen_store_queue_name_check(cfg->queues[i], &qe) != 0) {
+            free(eng);
+            return eng_err(err, ASPEN_ENGINE_EINVAL, "%s", qe.msg);
+        }
+        snprintf(eng->serve_names[i], sizeof eng->serve_names[i], "%s", cfg->queues[i]);
+        eng->serve_ptrs[i] = eng->serve_names[i];
+    }
+    eng->cfg.queues = cfg->n_queues ? eng->serve_ptrs : NULL;
+
     pthread_mutex_init(&eng->api_mu, NULL);
     pthread_rwlock_init(&eng->sub_lock, NULL);
     pthread_mutex_init(&eng->q_mu, NULL);
@@ -1489,6 +1505,11 @@ int aspen_engine_start(aspen_engine *eng, aspen_engine_error *err)
     if (aspen_store_open(eng->db_path, NULL, &eng->commit_store, &se) != 0) {
         code = eng_store_err(err, &se, "opening the committer's connection");
         goto close_disp;
+    }
+    /* The store thread's claims serve only the configured queues (checked at open). */
+    if (aspen_store_serve_queues(eng->commit_store, eng->cfg.queues, eng->cfg.n_queues, &se) != 0) {
+        code = eng_store_err(err, &se, "choosing the queues to serve");
+        goto close_commit;
     }
     int64_t now = aspen_store_now_ms();
     aspen_store_recovery rep = {0};

@@ -163,6 +163,9 @@ struct eng_sub {
 
 struct aspen_engine {
     aspen_engine_config cfg;
+    /* cfg.queues points here: the queues this engine serves, copied at open (--queues). */
+    char serve_names[16][65];
+    const char *serve_ptrs[16];
     char db_path[4096];
     char guest_dir[4096];
     char build_script[4096];

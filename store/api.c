@@ -177,6 +177,8 @@ int aspen_store_submit_batch(aspen_store *s, const aspen_store_job_spec *specs, 
         if (n > 1)
             snprintf(where, sizeof where, "job %zu of the batch: ", i + 1);
         int code = store_check_spec(&specs[i], where, err);
+        if (!code && specs[i].queue && *specs[i].queue)
+            code = aspen_store_queue_name_check(specs[i].queue, err);
         if (code)
             return code;
     }

@@ -2,7 +2,7 @@
  * the console's `/` prompt and the bulk actions, parsed here for every front end and every backend
  * into an aspen_store_filter:
  *
- *   state:failed,running  type:T  guest:NAME (or binary:NAME)  tag:T  id:N  rerun-of:N
+ *   state:failed,running  type:T  guest:NAME (or binary:NAME)  tag:T  queue:Q  id:N  rerun-of:N
  *   payload.FIELD:VALUE  order:newest|oldest|queue        KEY:"a quoted value"
  *   failed  #42  42  echo-worker                           bare words: a state, a job id, a guest
  *
@@ -23,11 +23,11 @@
 #include <string.h>
 
 static const char filter_keys[] =
-    "Valid keys: state: type: guest: binary: tag: id: rerun-of: payload.FIELD: order:. A bare "
+    "Valid keys: state: type: guest: binary: tag: queue: id: rerun-of: payload.FIELD: order:. A bare "
     "word is a state, a job id (42 or #42) or a guest name";
 
-static const char *const key_names[] = {"state", "type",    "guest",   "binary",
-                                        "tag",   "id",      "rerun-of", "order"};
+static const char *const key_names[] = {"state", "type", "guest",    "binary", "tag",
+                                        "queue", "id",   "rerun-of", "order"};
 
 static bool is_space(char c)
 {
@@ -311,6 +311,11 @@ int aspen_store_filter_parse(const char *text, aspen_store_filter *out, char *bu
             } else if (KEY("tag")) {
                 rc = set_once(&out->tag, val, "tag", term, termlen, err);
                 keep = out->tag == val;
+            } else if (KEY("queue")) {
+                rc = aspen_store_queue_name_check(val, err);
+                if (!rc)
+                    rc = set_once(&out->queue, val, "queue", term, termlen, err);
+                keep = out->queue == val;
             } else if (KEY("id") || KEY("rerun-of")) {
                 int64_t v;
                 bool is_id = KEY("id");

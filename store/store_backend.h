@@ -85,7 +85,7 @@ struct store_ops {
                     aspen_store_error *err);
     int (*logs)(aspen_store *s, int64_t job_id, int64_t after_seq, size_t limit,
                 aspen_store_log **out, size_t *n, aspen_store_error *err);
-    /* attempt_data (schema version 7); api.c checked the items */
+    /* attempt_data (schema version 8); api.c checked the items */
     int (*put_attempt_data)(aspen_store *s, const aspen_store_attempt_data *items, size_t n,
                             aspen_store_error *err);
     int (*get_attempt_data)(aspen_store *s, int64_t job_id, int attempt, int kind, void **bytes,
@@ -96,16 +96,63 @@ struct store_ops {
      * and *woken = false. */
     int (*wait_fd)(aspen_store *s, int *fd, aspen_store_error *err);
     int (*notified)(aspen_store *s, bool *woken, aspen_store_error *err);
-    /* Schedules (version 7): their own table of entries, schedule_backend.h. */
+    /* Schedules (version 8): their own table of entries, schedule_backend.h. */
     const struct store_schedule_ops *schedule;
+    /* Named queues (store/queues.c): declares `name` (created if new) and writes the settings in
+     * `what` (ASPEN_STORE_QUEUE_SET_* or STORE_QUEUE_SET_PAUSE with `paused`); lists them. */
+    int (*queue_set)(aspen_store *s, const char *name, unsigned what, int64_t limit,
+                     int64_t rate_n, int64_t rate_period_ms, bool paused, int64_t now_ms,
+                     aspen_store_error *err);
+    int (*queues)(aspen_store *s, int64_t now_ms, aspen_store_queue_info **out, size_t *n,
+                  aspen_store_error *err);
 };
+
+/* Queues one handle's claims may serve (aspen_store_serve_queues); 0 = every queue. */
+#define STORE_SERVE_MAX 16
 
 /* The part of every handle that the common code reads. */
 struct aspen_store {
     const struct store_ops *ops;
     char *name; /* the database name as given to aspen_store_open (a path for SQLite) */
     int log_cap;
+    size_t n_serve; /* aspen_store_serve_queues: the queues this handle claims from; 0 = all */
+    char serve[STORE_SERVE_MAX][ASPEN_STORE_QUEUE_NAME_MAX + 1];
 };
+
+/* ---- named queues (queues.c) --------------------------------------------------------------------- */
+
+/* Schema version 8, the same statements on both backends: jobs.queue, the queues and
+ * queue_starts tables, the index of named queues' queued jobs. */
+extern const char *const store_queues_v8_sql[];
+extern const size_t store_queues_v8_nsql;
+
+#define STORE_QUEUE_SET_PAUSE 0x100u /* queue_set: write `paused` */
+
+/* The queue a spec names ("default" for NULL or ""). */
+const char *store_queue_of(const aspen_store_job_spec *spec);
+
+/* One queue as a claim sees it inside its transaction. */
+struct store_queue_row {
+    char name[ASPEN_STORE_QUEUE_NAME_MAX + 1];
+    int64_t limit, rate_n, rate_period_ms; /* 0 = none */
+    bool paused;
+    int64_t running, reserved; /* its jobs running, and queued with a reservation */
+    int64_t recent_starts;     /* queue_starts rows within its rate period */
+    int64_t allow;             /* store_queue_plan_decide: how many more it may reserve now */
+};
+struct store_queue_plan {
+    struct store_queue_row *q;
+    size_t n, cap;
+};
+/* The row of `name`, added (zeroed) when missing; NULL when out of memory. */
+struct store_queue_row *store_queue_plan_row(struct store_queue_plan *plan, const char *name);
+/* Sets every row's allow from its settings and figures and the handle's served queues: 0 when
+ * paused or not served; at most limit - (running + reserved); at most rate_n - (reserved +
+ * recent starts); INT64_MAX when nothing bounds it. */
+void store_queue_plan_decide(const aspen_store *s, struct store_queue_plan *plan);
+void store_queue_plan_free(struct store_queue_plan *plan);
+/* qsort order of claimed jobs: priority descending, run_at, id. */
+int store_claim_order(const void *a, const void *b);
 
 /* ---- which backend a database name asks for ------------------------------------------------ */
 

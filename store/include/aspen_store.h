@@ -63,7 +63,7 @@ typedef struct aspen_store_error {
 
 /* The seed's limit: "Binary too large: X bytes (max: 52428800 bytes)". */
 #define ASPEN_STORE_MAX_BINARY 52428800u
-#define ASPEN_STORE_SCHEMA_VERSION 7
+#define ASPEN_STORE_SCHEMA_VERSION 8
 
 /* ---- states and the transition table ---------------------------------------------------------- */
 
@@ -159,6 +159,8 @@ typedef struct aspen_store_job_spec {
     bool isolation;            /* run in a micro-VM whatever the type */
     const char *tags;          /* JSON array of strings; NULL → "[]" */
     const char *source_dir;    /* guest source directory for build-from-source jobs, or NULL */
+    const char *queue;         /* the job's named queue; NULL or "" → "default" (names: see
+                                  aspen_store_queue_name_check) */
 } aspen_store_job_spec;
 
 int aspen_store_submit(aspen_store *s, const aspen_store_job_spec *spec, int64_t now_ms,
@@ -194,6 +196,7 @@ typedef struct aspen_store_job {
     char *source_dir;
     int log_count;       /* log lines stored (truncation marker included) */
     int64_t log_dropped; /* lines not kept because of the per-job cap */
+    char *queue;         /* its named queue ("default" unless submitted to another) */
 } aspen_store_job;
 
 void aspen_store_job_clear(aspen_store_job *job);
@@ -456,6 +459,7 @@ typedef struct aspen_store_filter {
     size_t n_fields;
     int64_t id; /* one job, or 0 */
     int64_t rerun_of; /* reruns of a job, or 0 */
+    const char *queue; /* jobs of one named queue, or NULL */
     int64_t limit;    /* 0 → 100; < 0 → no limit */
     int64_t offset;
     aspen_store_order order;
@@ -582,6 +586,68 @@ int aspen_store_notified(aspen_store *s, bool *woken, aspen_store_error *err);
 /* Both in one: waits up to timeout_ms (< 0: no limit) for an announcement. Returns at once with
  * *woken false on a backend without announcements (the caller polls instead). */
 int aspen_store_wait_work(aspen_store *s, int timeout_ms, bool *woken, aspen_store_error *err);
+
+/* ---- named queues (store/queues.c; docs/QUEUES.md) ----------------------------------------------- */
+
+/* Every job is in a named queue, "default" unless submitted to another. A queue exists once a job
+ * is submitted to it or it is declared with settings (aspen_store_queue_set). Its settings hold
+ * across every engine and host on the database, enforced inside the claim transaction:
+ * - a concurrency limit: at most `limit` of its jobs running or reserved at once;
+ * - pause: none of its jobs is claimed (the global pause, aspen_store_set_paused, stays);
+ * - a rate limit: at most rate_n of its jobs started in any window of rate_period_ms (a job holds
+ *   its share from its reservation until rate_period_ms after its start).
+ * A claim on a database where no queue has settings, by a handle that serves every queue, takes
+ * the same path as before queues existed. */
+#define ASPEN_STORE_QUEUE_DEFAULT "default"
+#define ASPEN_STORE_QUEUE_NAME_MAX 64
+
+/* 0 when name is a valid queue name (1 to 64 letters, digits, '_', '-', '.', starting with a
+ * letter or digit); EINVAL saying so otherwise. */
+int aspen_store_queue_name_check(const char *name, aspen_store_error *err);
+/* Parses a rate "N/PERIOD": N a positive integer, PERIOD s, m, h, or a count with a unit (10s,
+ * 500ms, 2m): "100/s", "5/10s". EINVAL naming what is wrong. */
+int aspen_store_rate_parse(const char *text, int64_t *n, int64_t *period_ms, aspen_store_error *err);
+/* Writes a rate back as text ("100/s", "5/10s", "3/250ms") into buf. */
+void aspen_store_rate_format(int64_t n, int64_t period_ms, char *buf, size_t size);
+
+enum {
+    ASPEN_STORE_QUEUE_SET_LIMIT = 1, /* set (limit > 0) or remove (limit 0) the concurrency limit */
+    ASPEN_STORE_QUEUE_SET_RATE = 2,  /* set (rate_n > 0) or remove (rate_n 0) the rate limit */
+};
+/* Declares a queue (created if new) and changes the settings named in `what`. EINVAL for a bad
+ * name, a negative limit, or a rate whose count or period is not positive. */
+int aspen_store_queue_set(aspen_store *s, const char *name, unsigned what, int64_t limit,
+                          int64_t rate_n, int64_t rate_period_ms, int64_t now_ms,
+                          aspen_store_error *err);
+/* Pauses or resumes one queue (ENOTFOUND, with a "did you mean", for a queue that does not exist). */
+int aspen_store_queue_pause(aspen_store *s, const char *name, bool paused, int64_t now_ms,
+                            aspen_store_error *err);
+
+typedef struct aspen_store_queue_info {
+    char name[ASPEN_STORE_QUEUE_NAME_MAX + 1];
+    int64_t limit;                  /* concurrency limit, 0 = none */
+    int64_t rate_n, rate_period_ms; /* rate limit, 0 = none */
+    bool paused;
+    int64_t queued, scheduled, running, reserved; /* its jobs now (reserved: queued and claimed) */
+    int64_t oldest_waiting_ms; /* age of its oldest due job, 0 when none */
+    /* Its jobs finished in the last 60 s, counted among the newest 100,000 jobs of the database;
+     * throughput_capped when that many were looked at and more may have finished. */
+    int64_t finished_last_min;
+    bool throughput_capped;
+} aspen_store_queue_info;
+
+/* Every queue ("default" first, then by name) with its settings and figures at now_ms. */
+int aspen_store_queues(aspen_store *s, int64_t now_ms, aspen_store_queue_info **out, size_t *n,
+                       aspen_store_error *err);
+void aspen_store_queues_free(aspen_store_queue_info *q);
+/* 0 when the queue exists (declared, or holding jobs); ENOTFOUND "no queue named x (did you mean
+ * y?)" otherwise. For commands that name an existing queue. */
+int aspen_store_queue_exists(aspen_store *s, const char *name, aspen_store_error *err);
+
+/* Which queues this handle's claims serve (an engine's `--queues a,b`): n = 0 serves every queue
+ * (the default). Names are checked and copied. */
+int aspen_store_serve_queues(aspen_store *s, const char *const *names, size_t n,
+                             aspen_store_error *err);
 
 /* ---- SHA-256 ------------------------------------------------------------------------------------ */
 

@@ -332,7 +332,7 @@ int pg_insert_jobs(struct pg_store *s, const aspen_store_job_spec *specs, size_t
                    int64_t *ids_out, aspen_store_error *err)
 {
     enum { COLS = 14 };
-    struct pg_sql c[COLS] = {{0}};
+    struct pg_sql c[COLS] = {{0}}, qids = {0}, qnames = {0}; /* jobs of named queues */
     int64_t now = 0, counted[ASPEN_STORE_STATE_COUNT] = {0};
     int code = server_now(s, now_ms, &now, err);
     if (code)
@@ -404,6 +404,10 @@ int pg_insert_jobs(struct pg_store *s, const aspen_store_job_spec *specs, size_t
         add_int(&c[11], f, j->isolation ? 1 : 0);
         add_text(&c[12], f, j->tags ? j->tags : "[]");
         add_opt_text(&c[13], f, j->source_dir);
+        if (strcmp(store_queue_of(j), ASPEN_STORE_QUEUE_DEFAULT) != 0) { /* named: pg_queues.c */
+            add_text(&qnames, !qids.text, store_queue_of(j));
+            add_int(&qids, !qids.text, id);
+        }
     }
     PQclear(r);
     p = (struct pg_params){0};
@@ -440,12 +444,25 @@ int pg_insert_jobs(struct pg_store *s, const aspen_store_job_spec *specs, size_t
     for (int st = 0; st < ASPEN_STORE_STATE_COUNT; st++)
         if (counted[st])
             pg_counts_note(s, ASPEN_STORE_STATE_NEW, (aspen_store_state)st, counted[st]);
+    if (qids.text) {
+        pg_sql_add(&qids, "}");
+        pg_sql_add(&qnames, "}");
+        code = qids.oom || qnames.oom
+                   ? store_err(err, ASPEN_STORE_ENOMEM, "out of memory submitting %zu jobs", n)
+                   : pg_queues_submitted(s, qids.text, qnames.text, now, err);
+        if (code)
+            goto rollback;
+    }
     if (due && (code = pg_notify_work(s, err)) != 0)
         goto rollback;
+    pg_sql_free(&qids);
+    pg_sql_free(&qnames);
     return 0;
 rollback:
     for (int i = 0; i < COLS; i++)
         pg_sql_free(&c[i]);
+    pg_sql_free(&qids);
+    pg_sql_free(&qnames);
     return code;
 }
 
@@ -463,7 +480,9 @@ static int lease_now(struct pg_store *s, int64_t engine_id, int64_t now_ms, int6
     /* The pause flag comes along (one round trip for both; a commit ignores it). */
     PGresult *r = pg_exec(s, "pgj_lease",
                           "SELECT " PG_NOW(1) ", (SELECT lease_until FROM engines WHERE id = $2"
-                          " FOR KEY SHARE), (SELECT value FROM settings WHERE key = 'queue.paused')",
+                          " FOR KEY SHARE), (SELECT value FROM settings WHERE key = 'queue.paused'),"
+                          " EXISTS (SELECT 1 FROM queues WHERE paused <> 0"
+                          " OR concurrency IS NOT NULL OR rate_n IS NOT NULL)",
                           &p, "checking an engine's lease", err);
     if (!r)
         return failed(err);
@@ -472,6 +491,7 @@ static int lease_now(struct pg_store *s, int64_t engine_id, int64_t now_ms, int6
     int64_t until = pg_get_int(r, 0, 1);
     if (paused)
         *paused = !PQgetisnull(r, 0, 2) && strcmp(PQgetvalue(r, 0, 2), "0") != 0;
+    s->queues_active = pg_get_bool(r, 0, 3); /* some queue has a setting: pg_queues.c claims */
     PQclear(r);
     if (expired)
         *expired = registered && until < *now;
@@ -536,6 +556,15 @@ int pg_claim(aspen_store *base, int64_t engine_id, size_t max, int64_t now_ms,
         goto rollback;
     pg_counts_note(s, ASPEN_STORE_SCHEDULED, ASPEN_STORE_QUEUED, promoted);
 
+    /* Queues with settings, or a handle serving only some queues: queue by queue under the
+     * limited queues' row locks (pg_queues.c). Otherwise the one head, as before queues existed. */
+    if (s->queues_active || s->base.n_serve) {
+        code = pg_claim_queues(s, engine_id, max, now, &out, &got, err);
+        if (code)
+            goto rollback;
+        goto claimed;
+    }
+
     /* The head of the queue nobody has reserved, rows other claimers hold skipped; the claims
      * key decides between two hosts that both locked one row (see the top of this file). Every
      * head row comes back, won or lost: a row lost to a claimer that committed after this
@@ -588,6 +617,7 @@ int pg_claim(aspen_store *base, int64_t engine_id, size_t max, int64_t now_ms,
     }
     if (got > 1)
         qsort(out, got, sizeof *out, claim_order); /* rounds each come in order; all together */
+claimed:
     if (got)
         s->tx_wrote = true; /* reservations written */
     code = pg_tx_commit(s, "committing claimed jobs", err);
@@ -1183,17 +1213,28 @@ static int write_rows(struct pg_store *s, struct row_set *rs, aspen_store_error 
 static int delete_taken(struct pg_store *s, struct row_set *rs, int64_t engine_id,
                         aspen_store_error *err)
 {
-    struct pg_sql arr = {0};
+    struct pg_sql arr = {0}, at = {0};
     size_t k = 0;
     for (size_t i = 0; i < rs->n; i++)
-        if (rs->rows[i].taken)
+        if (rs->rows[i].taken) {
+            add_int(&at, k == 0, rs->rows[i].row.started_at);
             add_int(&arr, k++ == 0, rs->rows[i].row.id);
+        }
     if (!k)
         return 0;
     pg_sql_add(&arr, "}");
-    if (arr.oom) {
+    pg_sql_add(&at, "}");
+    if (arr.oom || at.oom) {
         pg_sql_free(&arr);
+        pg_sql_free(&at);
         return store_err(err, ASPEN_STORE_ENOMEM, "out of memory committing %zu starts", k);
+    }
+    /* Started jobs of rate-limited queues keep their share of the rate for one period. */
+    int shares = pg_queue_started(s, arr.text, at.text, err);
+    pg_sql_free(&at);
+    if (shares) {
+        pg_sql_free(&arr);
+        return shares;
     }
     struct pg_params p = {0};
     pg_p_text(&p, arr.text);
@@ -1599,10 +1640,10 @@ int pg_rerun(aspen_store *base, int64_t id, int64_t now_ms, int64_t *new_id,
     PGresult *r = pg_exec(s, "pgj_rerun",
                           "INSERT INTO jobs (type, binary_sha256, binary_name, payload, state,"
                           " priority, run_at, max_attempts, timeout_ms, memory_bytes, isolation,"
-                          " tags, created_at, source_dir, rerun_of)"
+                          " tags, created_at, source_dir, rerun_of, queue)"
                           " SELECT type, binary_sha256, binary_name, payload, 'queued', priority, " PG_NOW(2)
                           ", max_attempts, timeout_ms, memory_bytes, isolation, tags, " PG_NOW(2)
-                          ", source_dir, id FROM jobs WHERE id = $1 RETURNING id",
+                          ", source_dir, id, queue FROM jobs WHERE id = $1 RETURNING id",
                           &p, "rerunning a job", err);
     if (!r) {
         code = failed(err);

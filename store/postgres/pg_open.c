@@ -976,6 +976,7 @@ static int (*const pg_migrations[ASPEN_STORE_SCHEMA_VERSION - 4])(struct pg_stor
     pg_migrate_v5,
     pg_migrate_v6,
     pg_migrate_v7,
+    pg_migrate_queues, /* version 8: named queues (pg_queues.c) */
 };
 
 static int create_schema(struct pg_store *s, aspen_store_error *err)
@@ -1418,6 +1419,8 @@ const struct store_ops store_pg_ops = {
     .put_binary = pg_put_binary,
     .get_binary = pg_get_binary,
     .submit_batch = pg_submit_batch,
+    .queue_set = pg_queue_set,
+    .queues = pg_queues,
     .claim = pg_claim,
     .unclaim = pg_unclaim,
     .append_logs = pg_append_logs,

@@ -46,6 +46,7 @@ int pg_job_from_row(const PGresult *r, int row, int c, aspen_store_job *job, asp
     job->source_dir = pg_get_text(r, row, c + 22, &oom);
     job->log_count = (int)pg_get_int(r, row, c + 23);
     job->log_dropped = pg_get_int(r, row, c + 24);
+    job->queue = pg_get_text(r, row, c + 25, &oom);
     if (oom) {
         aspen_store_job_clear(job);
         return store_err(err, ASPEN_STORE_ENOMEM, "out of memory reading a job");
@@ -248,6 +249,13 @@ static int filter_where(const aspen_store_filter *f, unsigned states, struct pg_
         pg_sql_add(q, "EXISTS (SELECT 1 FROM json_array_elements_text(jobs.tags) t WHERE t = ");
         add_placeholder(q, p, "::text)");
         pg_p_text(p, f->tag);
+        glue = " AND ";
+    }
+    if (f->queue) {
+        pg_sql_add(q, glue);
+        pg_sql_add(q, "queue = ");
+        add_placeholder(q, p, "::text");
+        pg_p_text(p, f->queue);
         glue = " AND ";
     }
     if (f->rerun_of) {

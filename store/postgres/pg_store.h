@@ -61,6 +61,9 @@ struct pg_store {
      * counter minus these, so (as SQLite's PRAGMA data_version) only OTHER connections' commits
      * move it and an engine is not woken by its own writes. */
     uint64_t own_commits;
+    /* Named queues (pg_queues.c): the last claim's lease check saw a queue with a setting; a
+     * claim of this handle saw a rate limit (then its starts write rate shares). */
+    bool queues_active, rate_seen;
 };
 
 static inline struct pg_store *pgs(aspen_store *s) { return (struct pg_store *)s; }
@@ -174,7 +177,7 @@ int pg_utf8_clean(const char *in, char **out, aspen_store_error *err);
     "id, type, binary_sha256, binary_name, payload, state, priority, run_at, attempts, "           \
     "max_attempts, timeout_ms, memory_bytes, isolation, tags, created_at, started_at, "           \
     "finished_at, result, error, rerun_of, owner, cancel_requested, source_dir, log_count, "      \
-    "log_dropped"
+    "log_dropped, queue"
 
 /* Fills job from row `row` of r, PG_JOB_COLUMNS starting at column col0. ENOMEM on failure. */
 int pg_job_from_row(const PGresult *r, int row, int col0, aspen_store_job *job,
@@ -288,5 +291,24 @@ int pg_notify_work(struct pg_store *s, aspen_store_error *err);
  * COMMIT; the schedules' enqueue commits a job with its occurrence key). */
 int pg_insert_jobs(struct pg_store *s, const aspen_store_job_spec *specs, size_t n, int64_t now_ms,
                    int64_t *ids_out, aspen_store_error *err);
+
+/* ---- named queues (pg_queues.c) ------------------------------------------------------------------ */
+
+int pg_migrate_queues(struct pg_store *s, aspen_store_error *err); /* version 8 */
+/* Inside a submit: the jobs (ids, a bigint[] literal) of named queues (a text[] literal, one
+ * name per id) get their queue, and each queue its row on first use. */
+int pg_queues_submitted(struct pg_store *s, const char *ids, const char *names, int64_t now,
+                        aspen_store_error *err);
+/* Inside the claim transaction, `now` on the server's timeline: up to max unreserved due jobs
+ * within every queue's allowance, reserved for engine_id, in claim order. */
+int pg_claim_queues(struct pg_store *s, int64_t engine_id, size_t max, int64_t now,
+                    aspen_store_job **out, size_t *got, aspen_store_error *err);
+/* Inside a commit: started jobs (ids and their start times, bigint[] literals) of rate-limited
+ * queues keep a share of the rate (handles that saw a rate limit only). */
+int pg_queue_started(struct pg_store *s, const char *ids, const char *ats, aspen_store_error *err);
+int pg_queue_set(aspen_store *s, const char *name, unsigned what, int64_t limit, int64_t rate_n,
+                 int64_t rate_period_ms, bool paused, int64_t now_ms, aspen_store_error *err);
+int pg_queues(aspen_store *s, int64_t now_ms, aspen_store_queue_info **out, size_t *n,
+              aspen_store_error *err);
 
 #endif

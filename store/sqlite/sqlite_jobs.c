@@ -266,6 +266,7 @@ struct binary_memo {
     size_t size;
     char sha[65];
     bool valid;
+    const char *queue; /* the last named queue whose row this batch made sure of */
 };
 
 static int insert_job(struct sqlite_store *s, const aspen_store_job_spec *j, size_t index, size_t n,
@@ -334,6 +335,8 @@ static int insert_job(struct sqlite_store *s, const aspen_store_job_spec *j, siz
     sqlite3_bind_int64(st, 13, now_ms);
     if (j->source_dir)
         sqlite3_bind_text(st, 14, j->source_dir, -1, SQLITE_STATIC);
+    const char *queue = store_queue_of(j);
+    sqlite3_bind_text(st, 16, queue, -1, SQLITE_STATIC);
     int rc = sqlite3_step(st);
     if (rc != SQLITE_DONE) {
         char what[96];
@@ -359,6 +362,12 @@ static int insert_job(struct sqlite_store *s, const aspen_store_job_spec *j, siz
             code = store_sqlite_err(s, err, rc, what);
         }
         sqlite3_reset(st);
+    }
+    /* A named queue exists from its first job on (once per run of a batch's jobs in it). */
+    if (!code && strcmp(queue, ASPEN_STORE_QUEUE_DEFAULT) != 0 &&
+        (!memo->queue || strcmp(memo->queue, queue) != 0)) {
+        code = sq_queue_note(s, queue, now_ms, err);
+        memo->queue = queue;
     }
     return code;
 }
@@ -473,6 +482,20 @@ int sq_claim(aspen_store *base, int64_t engine_id, size_t max, int64_t now_ms,
     }
     counts_note(s, ASPEN_STORE_SCHEDULED, ASPEN_STORE_QUEUED, sqlite3_changes(s->db));
 
+    /* Queues with settings, or a handle serving only some queues: queue by queue
+     * (sqlite_queues.c). Otherwise the one queue index's head, as before queues existed. */
+    bool restricted = false;
+    code = sq_claim_restricted(s, &restricted, err);
+    if (code)
+        goto rollback;
+    if (restricted) {
+        free(out);
+        code = sq_claim_queues(s, max, now_ms, &out, &got, err);
+        if (code)
+            goto rollback_nothing;
+        goto reserve;
+    }
+
     /* Read the head first, then reserve it: the reads come back in claim order. */
     st = store_stmt(s, ST_CLAIM, err);
     if (!st) {
@@ -505,6 +528,7 @@ int sq_claim(aspen_store *base, int64_t engine_id, size_t max, int64_t now_ms,
         goto free_claimed;
     }
     sqlite3_reset(st);
+reserve:
     for (size_t i = 0; i < got; i++) {
         st = store_stmt(s, ST_CLAIM_INSERT, err);
         if (!st) {
@@ -543,6 +567,9 @@ free_out:
     free(out);
     if (paused)
         *paused = is_paused;
+    return code;
+rollback_nothing:
+    tx_rollback(s);
     return code;
 }
 
@@ -739,6 +766,8 @@ static int start_one(struct sqlite_store *s, int64_t engine_id, const aspen_stor
                          "meanwhile?)",
                          (long long)m->job_id, aspen_store_state_name(before.state));
     code = check_reserved(s, engine_id, &before, err);
+    if (!code)
+        code = sq_queue_started(s, m->job_id, m->started_at_ms ? m->started_at_ms : now_ms, err);
     if (code)
         return code;
     store_started_row(&before, engine_id, m->started_at_ms ? m->started_at_ms : now_ms, &after);
@@ -764,6 +793,9 @@ static int complete_one(struct sqlite_store *s, int64_t engine_id, const aspen_s
     bool start_too = false;
     if (before.state == ASPEN_STORE_QUEUED) {
         code = check_reserved(s, engine_id, &before, err);
+        if (!code)
+            code = sq_queue_started(s, c->job_id,
+                                    c->stats.started_at_ms ? c->stats.started_at_ms : now_ms, err);
         if (code)
             return code;
         store_started_row(&before, engine_id, c->stats.started_at_ms ? c->stats.started_at_ms : now_ms,

@@ -27,8 +27,8 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_JOB_INSERT] =
         "INSERT INTO jobs (type, binary_sha256, binary_name, payload, state, priority, run_at,"
         " max_attempts, timeout_ms, memory_bytes, isolation, tags, created_at, source_dir,"
-        " payload_ext)"
-        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+        " payload_ext, queue)"
+        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
     [ST_BINARY_INSERT] = "INSERT OR IGNORE INTO binaries (sha256, name, size, bytes, created_at)"
                          " VALUES (?1, ?2, ?3, ?4, ?5)",
     [ST_BINARY_EXISTS] = "SELECT 1 FROM binaries WHERE sha256 = ?1",
@@ -127,10 +127,10 @@ static const char *const stmt_sql[ST_COUNT] = {
                            " AND owner = ?1 AND cancel_requested = 1 ORDER BY id",
     [ST_RERUN] = "INSERT INTO jobs (type, binary_sha256, binary_name, payload, state, priority,"
                  " run_at, max_attempts, timeout_ms, memory_bytes, isolation, tags, created_at,"
-                 " source_dir, rerun_of, payload_ext)"
+                 " source_dir, rerun_of, payload_ext, queue)"
                  " SELECT type, binary_sha256, binary_name, payload, 'queued', priority, ?2,"
                  " max_attempts, timeout_ms, memory_bytes, isolation, tags, ?2, source_dir, id,"
-                 " payload_ext FROM jobs WHERE id = ?1",
+                 " payload_ext, queue FROM jobs WHERE id = ?1",
     [ST_PAYLOAD_INSERT] = "INSERT INTO job_payloads (id, payload) VALUES (?1, ?2)",
     [ST_PAYLOAD_COPY] = "INSERT INTO job_payloads (id, payload)"
                         " SELECT ?2, payload FROM job_payloads WHERE id = ?1",
@@ -345,6 +345,7 @@ static int (*const migrations[ASPEN_STORE_SCHEMA_VERSION])(struct sqlite_store *
     migrate_v5,
     migrate_v6,
     migrate_v7,
+    sq_migrate_queues, /* version 8: named queues (sqlite_queues.c) */
 };
 
 const char *store_stmt_sql(enum stmt_id id) { return stmt_sql[id]; }
@@ -816,6 +817,7 @@ void sq_close(aspen_store *base)
     store_checkpointer_stop(s);
     for (int i = 0; i < ST_COUNT; i++)
         sqlite3_finalize(s->st[i]);
+    sq_queues_close(s);
     sqlite3_close_v2(s->db);
     free(s->base.name);
     free(s);
@@ -1011,6 +1013,8 @@ const struct store_ops store_sqlite_ops = {
     .put_binary = sq_put_binary,
     .get_binary = sq_get_binary,
     .submit_batch = sq_submit_batch,
+    .queue_set = sq_queue_set,
+    .queues = sq_queues,
     .claim = sq_claim,
     .unclaim = sq_unclaim,
     .append_logs = sq_append_logs,

@@ -66,6 +66,7 @@ int job_from_row(sqlite3_stmt *st, aspen_store_job *job, aspen_store_error *err)
     job->source_dir = col_dup(st, 22, &oom);
     job->log_count = sqlite3_column_int(st, 23);
     job->log_dropped = sqlite3_column_int64(st, 24);
+    job->queue = col_dup(st, 25, &oom);
     if (oom) {
         aspen_store_job_clear(job);
         return store_err(err, ASPEN_STORE_ENOMEM, "out of memory reading a job");
@@ -177,6 +178,11 @@ static int q_where(struct query *q, const aspen_store_filter *f, unsigned states
     if (f->tag) {
         q_add(q, "%sEXISTS (SELECT 1 FROM json_each(jobs.tags) WHERE json_each.value = ?)", glue);
         q_text(q, f->tag);
+        glue = " AND ";
+    }
+    if (f->queue) {
+        q_add(q, "%squeue = ?", glue);
+        q_text(q, f->queue);
         glue = " AND ";
     }
     if (f->rerun_of) {

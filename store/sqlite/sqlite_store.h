@@ -90,6 +90,11 @@ struct sqlite_store {
     /* Net change of jobs per state in the open write transaction; flushed by tx_commit. */
     int64_t count_delta[ASPEN_STORE_STATE_COUNT];
     struct store_checkpointer ckpt;
+    /* Named queues (sqlite_queues.c): its own cached statements, and whether a claim of this
+     * handle ever saw a rate limit (then its starts write rate shares). */
+#define SQ_QUEUE_STMTS 16
+    sqlite3_stmt *qst[SQ_QUEUE_STMTS];
+    bool rate_seen;
 };
 
 /* A job's payload: in its row when small, else (schema 4, payload_ext = 1) in job_payloads, so
@@ -105,7 +110,7 @@ struct sqlite_store {
     "id, type, binary_sha256, binary_name, " PAYLOAD_EXPR ", state, priority, run_at, attempts, " \
     "max_attempts, timeout_ms, memory_bytes, isolation, tags, created_at, started_at, "           \
     "finished_at, result, error, rerun_of, owner, cancel_requested, source_dir, log_count, "      \
-    "log_dropped"
+    "log_dropped, queue"
 
 /* Maps a failed SQLite call (rc) on s while doing `what` to an ASPEN_STORE_E* code and a message
  * with advice (locked, corrupt, full, read-only, ...). */
@@ -176,6 +181,25 @@ int job_from_row(sqlite3_stmt *st, aspen_store_job *job, aspen_store_error *err)
 static inline struct sqlite_store *sq(aspen_store *s) { return (struct sqlite_store *)s; }
 
 extern const struct store_ops store_sqlite_ops;
+
+/* Named queues (sqlite_queues.c). */
+int sq_migrate_queues(struct sqlite_store *s, aspen_store_error *err); /* version 8 */
+void sq_queues_close(struct sqlite_store *s);
+/* A job submitted to a named queue makes its queues row (first use), in the submit's transaction. */
+int sq_queue_note(struct sqlite_store *s, const char *queue, int64_t now_ms, aspen_store_error *err);
+/* Inside the claim transaction: whether the claim must go queue by queue (some queue has a
+ * setting, or the handle serves only some queues). */
+int sq_claim_restricted(struct sqlite_store *s, bool *restricted, aspen_store_error *err);
+/* Inside the claim transaction: up to max unreserved due jobs within every queue's allowance, in
+ * claim order (the caller writes their reservations). */
+int sq_claim_queues(struct sqlite_store *s, size_t max, int64_t now_ms, aspen_store_job **out,
+                    size_t *got, aspen_store_error *err);
+/* A reserved job starts at `at`: its rate share, when its queue has a rate (handles that saw one). */
+int sq_queue_started(struct sqlite_store *s, int64_t job, int64_t at, aspen_store_error *err);
+int sq_queue_set(aspen_store *s, const char *name, unsigned what, int64_t limit, int64_t rate_n,
+                 int64_t rate_period_ms, bool paused, int64_t now_ms, aspen_store_error *err);
+int sq_queues(aspen_store *s, int64_t now_ms, aspen_store_queue_info **out, size_t *n,
+              aspen_store_error *err);
 
 /* The ops table's entries (contracts: the public functions of the same names). */
 void sq_close(aspen_store *s);

@@ -30,6 +30,12 @@
 
 #define T0 1700000000000LL /* the tests' "now": a fixed unix ms */
 
+/* SQLite statements that take a current database back to version 7 (before named queues), for
+ * the tests that make an older database from a new one. */
+#define UNDO_SQLITE_V8                                                                             \
+    "DROP INDEX jobs_queue_named; DROP TABLE queues; DROP TABLE queue_starts;"                     \
+    " ALTER TABLE jobs DROP COLUMN queue;"
+
 struct fixture {
     char dir[256];
     char path[1024]; /* an SQLite file, or a PostgreSQL conninfo */

@@ -161,7 +161,7 @@ static void test_v5_migrates(void **state)
     int64_t id = failed_twice(f);
     aspen_store_close(f->s);
     f->s = NULL;
-    fx_raw_exec(f, "DROP TRIGGER attempt_data_with_job; DROP TABLE attempt_data;"
+    fx_raw_exec(f, UNDO_SQLITE_V8 "DROP TRIGGER attempt_data_with_job; DROP TABLE attempt_data;"
                    " PRAGMA user_version = 5;");
     f->s = open_or_fail(f->path, NULL);
     assert_int_equal(fx_raw_int(f, "PRAGMA user_version"), ASPEN_STORE_SCHEMA_VERSION);

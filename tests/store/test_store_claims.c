@@ -383,7 +383,7 @@ static void test_migration_from_v3(void **state)
     sqlite3 *db = NULL;
     assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
     char *sql = sqlite3_mprintf(
-        "DROP TABLE job_payloads; ALTER TABLE jobs DROP COLUMN payload_ext;"
+        UNDO_SQLITE_V8 "DROP TABLE job_payloads; ALTER TABLE jobs DROP COLUMN payload_ext;"
         /* version 5's heartbeat columns */
         " ALTER TABLE engines DROP COLUMN workers; ALTER TABLE engines DROP COLUMN busy;"
         " ALTER TABLE engines DROP COLUMN warm_vms; ALTER TABLE engines DROP COLUMN rss_bytes;"

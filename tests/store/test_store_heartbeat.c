@@ -226,7 +226,7 @@ static void make_v4(struct fixture *f)
         pg_admin_exec(f->path, sql);
         assert_int_equal(fx_raw_int(f, "SELECT max(version) FROM aspen_schema"), 4);
     } else {
-        char sql[1024] = "";
+        char sql[1024] = UNDO_SQLITE_V8;
         for (size_t i = 0; i < store_engine_v5_ncolumns; i++) {
             char col[64];
             snprintf(col, sizeof col, "%s", store_engine_v5_columns[i]);

@@ -1,0 +1,246 @@
+/* cli/cmd_queues.c — `aspen queues [--json]` (every named queue with its settings and figures)
+ * and `aspen queue set NAME [--limit N|--no-limit] [--rate N/PERIOD|--no-rate]`,
+ * `aspen queue pause|resume NAME`. The settings live in the database and hold for every worker
+ * on it, on every host (docs/QUEUES.md); these commands open the store themselves and start no
+ * engine. */
+#include "cli.h"
+
+#include <getopt.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <string.h>
+
+static int open_store(const char *db, bool read_only, aspen_store **st)
+{
+    char path[4096];
+    if (cli_db_path(db, path, sizeof path) != 0)
+        return 1;
+    aspen_store_options so = {.read_only = read_only};
+    aspen_store_error se = {0};
+    if (aspen_store_open(path, &so, st, &se) != 0) {
+        cli_error("%s", se.msg);
+        return 1;
+    }
+    return 0;
+}
+
+static void rate_text(const aspen_store_queue_info *q, char *buf, size_t size)
+{
+    if (q->rate_n > 0)
+        aspen_store_rate_format(q->rate_n, q->rate_period_ms, buf, size);
+    else
+        snprintf(buf, size, "-");
+}
+
+static json_t *queue_json(const aspen_store_queue_info *q)
+{
+    char rate[48];
+    rate_text(q, rate, sizeof rate);
+    json_t *o = json_object();
+    json_object_set_new(o, "name", cli_json_str(q->name));
+    json_object_set_new(o, "queued", json_integer(q->queued));
+    json_object_set_new(o, "scheduled", json_integer(q->scheduled));
+    json_object_set_new(o, "running", json_integer(q->running));
+    json_object_set_new(o, "reserved", json_integer(q->reserved));
+    json_object_set_new(o, "limit", q->limit ? json_integer(q->limit) : json_null());
+    json_object_set_new(o, "rate", q->rate_n ? json_string(rate) : json_null());
+    json_object_set_new(o, "rate_n", q->rate_n ? json_integer(q->rate_n) : json_null());
+    json_object_set_new(o, "rate_period_ms",
+                        q->rate_n ? json_integer(q->rate_period_ms) : json_null());
+    json_object_set_new(o, "paused", json_boolean(q->paused));
+    json_object_set_new(o, "oldest_waiting_ms", json_integer(q->oldest_waiting_ms));
+    json_object_set_new(o, "finished_last_min", json_integer(q->finished_last_min));
+    json_object_set_new(o, "throughput_capped", json_boolean(q->throughput_capped));
+    return o;
+}
+
+int cmd_queues(int argc, char **argv)
+{
+    static const struct option opts[] = {{"json", no_argument, 0, 'j'},
+                                         {"help", no_argument, 0, 'h'},
+                                         CLI_DB_OPTS,
+                                         {0, 0, 0, 0}};
+    const char *usage =
+        "usage: aspen queues [--json] [--db PATH]\n"
+        "  every queue: jobs waiting (QUEUED, of which RESV reserved by an engine about to start\n"
+        "  them), SCHED (later), RUNNING, its LIMIT (running at once, all hosts), RATE, whether\n"
+        "  PAUSED, the OLDEST due job's wait and DONE/MIN (finished in the last minute)\n"
+        "  change them with aspen queue set|pause|resume NAME\n";
+    bool as_json = false;
+    const char *db = NULL;
+    int c;
+    optind = 1;
+    while ((c = cli_getopt(argc, argv, "jhD:", opts, argv[0])) != -1) {
+        if (c == 'j')
+            as_json = true;
+        else if (c == 'D')
+            db = optarg;
+        else if (c == 'C')
+            cli_create = true;
+        else {
+            fputs(usage, c == 'h' ? stdout : stderr);
+            return c == 'h' ? 0 : 2;
+        }
+    }
+    if (optind != argc) {
+        fputs(usage, stderr);
+        return 2;
+    }
+    aspen_store *st = NULL;
+    if (open_store(db, true, &st))
+        return 1;
+    aspen_store_queue_info *qs = NULL;
+    size_t n = 0;
+    aspen_store_error se = {0};
+    int rc = aspen_store_queues(st, aspen_store_now_ms(), &qs, &n, &se);
+    aspen_store_close(st);
+    if (rc) {
+        cli_error("%s", se.msg);
+        return 1;
+    }
+    if (as_json) {
+        json_t *arr = json_array();
+        for (size_t i = 0; i < n; i++)
+            json_array_append_new(arr, queue_json(&qs[i]));
+        cli_json_print(arr, stdout, false);
+        json_decref(arr);
+    } else {
+        printf("%-20s %8s %6s %6s %8s %6s %-10s %-7s %8s %8s\n", "QUEUE", "QUEUED", "RESV",
+               "SCHED", "RUNNING", "LIMIT", "RATE", "PAUSED", "OLDEST", "DONE/MIN");
+        for (size_t i = 0; i < n; i++) {
+            const aspen_store_queue_info *q = &qs[i];
+            char name[160], rate[48], limit[24], oldest[24], done[24];
+            cli_col_str(q->name, 20, name, sizeof name);
+            rate_text(q, rate, sizeof rate);
+            if (q->limit)
+                snprintf(limit, sizeof limit, "%lld", (long long)q->limit);
+            else
+                snprintf(limit, sizeof limit, "-");
+            if (q->oldest_waiting_ms)
+                cli_format_duration_us(q->oldest_waiting_ms * 1000, oldest, sizeof oldest);
+            else
+                snprintf(oldest, sizeof oldest, "-");
+            snprintf(done, sizeof done, "%s%lld", q->throughput_capped ? ">=" : "",
+                     (long long)q->finished_last_min);
+            printf("%s %8lld %6lld %6lld %8lld %6s %-10s %-7s %8s %8s\n", name,
+                   (long long)q->queued, (long long)q->reserved, (long long)q->scheduled,
+                   (long long)q->running, limit, rate, q->paused ? "paused" : "-", oldest, done);
+        }
+    }
+    aspen_store_queues_free(qs);
+    return 0;
+}
+
+static int queue_usage(FILE *f, int code)
+{
+    fputs("usage: aspen queue set NAME [--limit N | --no-limit] [--rate N/PERIOD | --no-rate]\n"
+          "       aspen queue pause NAME | aspen queue resume NAME        [--db PATH]\n"
+          "  --limit N         at most N of its jobs run at once, over every worker and host\n"
+          "  --rate N/PERIOD   at most N of its jobs start in any PERIOD (100/s, 5/10s, 1000/m)\n"
+          "  pause / resume    stop / restart claiming its jobs (aspen pause stops every queue)\n"
+          "  set declares the queue when it is new; pause and resume need an existing one\n",
+          f);
+    return code;
+}
+
+int cmd_queue(int argc, char **argv)
+{
+    static const struct option opts[] = {{"limit", required_argument, 0, 'l'},
+                                         {"no-limit", no_argument, 0, 'L'},
+                                         {"rate", required_argument, 0, 'r'},
+                                         {"no-rate", no_argument, 0, 'R'},
+                                         {"help", no_argument, 0, 'h'},
+                                         CLI_DB_OPTS,
+                                         {0, 0, 0, 0}};
+    const char *db = NULL;
+    unsigned what = 0;
+    long long limit = 0;
+    int64_t rate_n = 0, period = 0;
+    aspen_store_error se = {0};
+    int c;
+    optind = 1;
+    while ((c = cli_getopt(argc, argv, "hD:", opts, argv[0])) != -1) {
+        switch (c) {
+        case 'l':
+            if (cli_parse_num("--limit", optarg, 1, 1000000, &limit))
+                return 2;
+            what |= ASPEN_STORE_QUEUE_SET_LIMIT;
+            break;
+        case 'L':
+            limit = 0;
+            what |= ASPEN_STORE_QUEUE_SET_LIMIT;
+            break;
+        case 'r':
+            if (aspen_store_rate_parse(optarg, &rate_n, &period, &se) != 0) {
+                cli_error("--rate: %s", se.msg);
+                return 2;
+            }
+            what |= ASPEN_STORE_QUEUE_SET_RATE;
+            break;
+        case 'R':
+            rate_n = period = 0;
+            what |= ASPEN_STORE_QUEUE_SET_RATE;
+            break;
+        case 'D': db = optarg; break;
+        case 'C': cli_create = true; break;
+        case 'h': return queue_usage(stdout, 0);
+        default: return queue_usage(stderr, 2);
+        }
+    }
+    if (argc - optind != 2)
+        return queue_usage(stderr, 2);
+    const char *verb = argv[optind], *name = argv[optind + 1];
+    static const char *const verbs[] = {"set", "pause", "resume"};
+    bool set = !strcmp(verb, "set"), pause = !strcmp(verb, "pause"),
+         resume = !strcmp(verb, "resume");
+    if (!set && !pause && !resume) {
+        const char *near = cli_nearest(verb, verbs, 3);
+        if (near)
+            cli_error("aspen queue %s: unknown action: did you mean '%s'?", verb, near);
+        else
+            cli_error("aspen queue %s: unknown action: use set, pause or resume", verb);
+        return 2;
+    }
+    if (aspen_store_queue_name_check(name, &se) != 0) {
+        cli_error("%s", se.msg);
+        return 2;
+    }
+    if (set && !what) {
+        cli_error("aspen queue set %s: nothing to set: give --limit N, --no-limit, --rate N/PERIOD "
+                  "or --no-rate", name);
+        return 2;
+    }
+    if (!set && what) {
+        cli_error("aspen queue %s: --limit and --rate go with aspen queue set", verb);
+        return 2;
+    }
+    aspen_store *st = NULL;
+    if (open_store(db, false, &st))
+        return 1;
+    int64_t now = aspen_store_now_ms();
+    int rc = set ? aspen_store_queue_set(st, name, what, limit, rate_n, period, now, &se)
+                 : aspen_store_queue_pause(st, name, pause, now, &se);
+    aspen_store_close(st);
+    if (rc) {
+        cli_error("%s", se.msg);
+        return 1;
+    }
+    if (!set) {
+        printf("queue %s %s (every worker on this database)\n", name, pause ? "paused" : "resumed");
+        return 0;
+    }
+    printf("queue %s:", name);
+    if (what & ASPEN_STORE_QUEUE_SET_LIMIT) {
+        if (limit)
+            printf(" limit %lld", limit);
+        else
+            printf(" no limit");
+    }
+    if (what & ASPEN_STORE_QUEUE_SET_RATE) {
+        char rate[48];
+        aspen_store_rate_format(rate_n, period, rate, sizeof rate);
+        printf(rate_n ? " rate %s" : " no rate", rate);
+    }
+    printf("\n");
+    return 0;
+}

@@ -1,0 +1,355 @@
+/* test_store_queues.c — named queues in the store, on both backends (ctest runs it as is and as
+ * test_store_queues_pg): a job's queue through submit, get, rerun and the filter; the listing;
+ * names, rates and limits refused with clear words; and what the claim honours — a concurrency
+ * limit counting running and reserved jobs across engines, per-queue pause beside the global one,
+ * a rate limit whose shares last one period after each start, and a handle serving only some
+ * queues. Time is injected: no test sleeps. */
+#include "helpers.h"
+
+static int64_t submit_q(aspen_store *s, const char *queue, int priority, int64_t now)
+{
+    aspen_store_job_spec spec = {.type = "echo", .priority = priority, .queue = queue};
+    int64_t id = 0;
+    aspen_store_error e = {0};
+    if (aspen_store_submit(s, &spec, now, &id, &e) != 0)
+        fail_msg("submit to %s: %s", queue ? queue : "(default)", e.msg);
+    return id;
+}
+
+static void set_limit(aspen_store *s, const char *q, int64_t limit)
+{
+    aspen_store_error e = {0};
+    if (aspen_store_queue_set(s, q, ASPEN_STORE_QUEUE_SET_LIMIT, limit, 0, 0, T0, &e) != 0)
+        fail_msg("queue set %s: %s", q, e.msg);
+}
+
+/* How many of the claimed jobs (ids) are in queue q. */
+static size_t in_queue(aspen_store *s, const int64_t *ids, size_t n, const char *q)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        aspen_store_job j;
+        aspen_store_error e = {0};
+        if (aspen_store_get(s, ids[i], &j, &e) != 0)
+            fail_msg("get: %s", e.msg);
+        k += strcmp(j.queue, q) == 0;
+        aspen_store_job_clear(&j);
+    }
+    return k;
+}
+
+static void test_submit_and_read_back(void **state)
+{
+    struct fixture *f = *state;
+    int64_t a = submit_q(f->s, NULL, 0, T0), b = submit_q(f->s, "emails", 0, T0);
+    int64_t c = submit_q(f->s, "", 0, T0);
+    aspen_store_job j;
+    aspen_store_error e = {0};
+    assert_int_equal(aspen_store_get(f->s, a, &j, &e), 0);
+    assert_string_equal(j.queue, "default");
+    aspen_store_job_clear(&j);
+    assert_int_equal(aspen_store_get(f->s, c, &j, &e), 0);
+    assert_string_equal(j.queue, "default");
+    aspen_store_job_clear(&j);
+    assert_int_equal(aspen_store_get(f->s, b, &j, &e), 0);
+    assert_string_equal(j.queue, "emails");
+    aspen_store_job_clear(&j);
+
+    /* A rerun stays in its queue. */
+    int64_t again = 0;
+    assert_int_equal(aspen_store_rerun(f->s, b, T0, &again, &e), 0);
+    assert_int_equal(aspen_store_get(f->s, again, &j, &e), 0);
+    assert_string_equal(j.queue, "emails");
+    aspen_store_job_clear(&j);
+
+    /* A batch with several queues: each job in its own. */
+    aspen_store_job_spec batch[3] = {{.type = "echo", .queue = "x"},
+                                     {.type = "echo", .queue = "y"},
+                                     {.type = "echo", .queue = "x"}};
+    int64_t ids[3];
+    assert_int_equal(aspen_store_submit_batch(f->s, batch, 3, T0, ids, &e), 0);
+    assert_int_equal(aspen_store_get(f->s, ids[1], &j, &e), 0);
+    assert_string_equal(j.queue, "y");
+    aspen_store_job_clear(&j);
+
+    /* queue: in the filter language. */
+    char buf[256];
+    aspen_store_filter flt;
+    assert_int_equal(aspen_store_filter_parse("queue:x", &flt, buf, sizeof buf, &e), 0);
+    assert_string_equal(flt.queue, "x");
+    int64_t count = 0;
+    assert_int_equal(aspen_store_count(f->s, &flt, &count, &e), 0);
+    assert_int_equal(count, 2);
+    assert_int_equal(aspen_store_filter_parse("queue:default", &flt, buf, sizeof buf, &e), 0);
+    assert_int_equal(aspen_store_count(f->s, &flt, &count, &e), 0);
+    assert_int_equal(count, 2);
+    assert_int_equal(aspen_store_filter_parse("queue:\"a b\"", &flt, buf, sizeof buf, &e),
+                     ASPEN_STORE_EINVAL);
+    assert_non_null(strstr(e.msg, "not valid"));
+    assert_int_equal(aspen_store_filter_parse("queu:x", &flt, buf, sizeof buf, &e),
+                     ASPEN_STORE_EINVAL);
+    assert_non_null(strstr(e.msg, "did you mean 'queue:'"));
+}
+
+static void test_names_rates_limits_refused(void **state)
+{
+    struct fixture *f = *state;
+    aspen_store_error e = {0};
+    aspen_store_job_spec bad = {.type = "echo", .queue = "no spaces"};
+    assert_int_equal(aspen_store_submit(f->s, &bad, T0, NULL, &e), ASPEN_STORE_EINVAL);
+    assert_non_null(strstr(e.msg, "queue name \"no spaces\" is not valid"));
+    bad.queue = "-dash-first";
+    assert_int_equal(aspen_store_submit(f->s, &bad, T0, NULL, &e), ASPEN_STORE_EINVAL);
+    char longname[100];
+    memset(longname, 'q', 65);
+    longname[65] = '\0';
+    bad.queue = longname;
+    assert_int_equal(aspen_store_submit(f->s, &bad, T0, NULL, &e), ASPEN_STORE_EINVAL);
+    bad.queue = "bad\x1b[31m";
+    assert_int_equal(aspen_store_submit(f->s, &bad, T0, NULL, &e), ASPEN_STORE_EINVAL);
+    assert_null(strchr(e.msg, '\x1b')); /* the message shows it escaped */
+    int64_t counts[ASPEN_STORE_STATE_COUNT];
+    assert_int_equal(aspen_store_counts(f->s, counts, &e), 0);
+    assert_int_equal(counts[ASPEN_STORE_QUEUED], 0); /* nothing was submitted */
+
+    assert_int_equal(aspen_store_queue_set(f->s, "q", ASPEN_STORE_QUEUE_SET_LIMIT, -1, 0, 0, T0, &e),
+                     ASPEN_STORE_EINVAL);
+    assert_non_null(strstr(e.msg, "positive number"));
+    assert_int_equal(aspen_store_queue_set(f->s, "q", ASPEN_STORE_QUEUE_SET_RATE, 0, 5, 0, T0, &e),
+                     ASPEN_STORE_EINVAL);
+
+    int64_t n = 0, period = 0;
+    assert_int_equal(aspen_store_rate_parse("100/s", &n, &period, &e), 0);
+    assert_int_equal(n, 100);
+    assert_int_equal(period, 1000);
+    assert_int_equal(aspen_store_rate_parse("5/10s", &n, &period, &e), 0);
+    assert_int_equal(period, 10000);
+    assert_int_equal(aspen_store_rate_parse("3/250ms", &n, &period, &e), 0);
+    assert_int_equal(period, 250);
+    assert_int_equal(aspen_store_rate_parse("1000/m", &n, &period, &e), 0);
+    assert_int_equal(period, 60000);
+    const char *bad_rates[] = {"", "/s", "0/s", "-1/s", "10", "10/", "10/x", "10/0s",
+                               "99999999999999999999/s", "1/99999999999999h", "10/8d"};
+    for (size_t i = 0; i < sizeof bad_rates / sizeof bad_rates[0]; i++) {
+        e = (aspen_store_error){0};
+        assert_int_equal(aspen_store_rate_parse(bad_rates[i], &n, &period, &e), ASPEN_STORE_EINVAL);
+        assert_non_null(strstr(e.msg, "N/PERIOD"));
+    }
+    char text[32];
+    aspen_store_rate_format(100, 1000, text, sizeof text);
+    assert_string_equal(text, "100/s");
+    aspen_store_rate_format(5, 10000, text, sizeof text);
+    assert_string_equal(text, "5/10s");
+    aspen_store_rate_format(3, 250, text, sizeof text);
+    assert_string_equal(text, "3/250ms");
+
+    /* Pausing a queue nobody made: a did-you-mean. */
+    submit_q(f->s, "emails", 0, T0);
+    assert_int_equal(aspen_store_queue_pause(f->s, "emials", true, T0, &e), ASPEN_STORE_ENOTFOUND);
+    assert_non_null(strstr(e.msg, "did you mean emails?"));
+    assert_int_equal(aspen_store_queue_exists(f->s, "emails", &e), 0);
+    assert_int_equal(aspen_store_queue_exists(f->s, "default", &e), 0);
+}
+
+static void test_listing(void **state)
+{
+    struct fixture *f = *state;
+    aspen_store_error e = {0};
+    for (int i = 0; i < 3; i++)
+        submit_q(f->s, "b-queue", 0, T0 - 1000);
+    submit_q(f->s, NULL, 0, T0 - 5000);
+    submit_q(f->s, NULL, 0, T0);
+    aspen_store_job_spec later = {.type = "echo", .queue = "b-queue", .run_at_ms = T0 + 60000};
+    assert_int_equal(aspen_store_submit(f->s, &later, T0, NULL, &e), 0);
+    assert_int_equal(aspen_store_queue_set(f->s, "a-queue", ASPEN_STORE_QUEUE_SET_LIMIT |
+                                           ASPEN_STORE_QUEUE_SET_RATE, 4, 10, 1000, T0, &e), 0);
+    int64_t ids[8];
+    /* Settings exist, so this claim goes queue by queue: it reserves 2, starts nothing. */
+    assert_int_equal(reserve_ids(f->s, f->engine, 2, T0, ids), 2);
+    aspen_store_queue_info *qs = NULL;
+    size_t n = 0;
+    assert_int_equal(aspen_store_queues(f->s, T0, &qs, &n, &e), 0);
+    assert_int_equal(n, 3);
+    assert_string_equal(qs[0].name, "default");
+    assert_string_equal(qs[1].name, "a-queue");
+    assert_string_equal(qs[2].name, "b-queue");
+    assert_int_equal(qs[0].queued, 2);
+    assert_int_equal(qs[0].oldest_waiting_ms, 5000);
+    assert_int_equal(qs[1].limit, 4);
+    assert_int_equal(qs[1].rate_n, 10);
+    assert_int_equal(qs[1].rate_period_ms, 1000);
+    assert_int_equal(qs[1].queued, 0);
+    assert_int_equal(qs[2].queued, 3);
+    assert_int_equal(qs[2].scheduled, 1);
+    assert_int_equal(qs[2].oldest_waiting_ms, 1000);
+    assert_int_equal(qs[0].reserved + qs[2].reserved, 2);
+    aspen_store_queues_free(qs);
+
+    /* Finished jobs count toward the queue's throughput. */
+    aspen_store_start st[2] = {{ids[0], T0}, {ids[1], T0}};
+    int status[2];
+    assert_int_equal(aspen_store_start_jobs(f->s, f->engine, st, 2, T0, status, &e), 0);
+    assert_int_equal(complete_one(f->s, f->engine, ids[0], ASPEN_STORE_OUTCOME_SUCCESS, 0, T0 + 10), 0);
+    assert_int_equal(aspen_store_queues(f->s, T0 + 20, &qs, &n, &e), 0);
+    int64_t running = 0, finished = 0;
+    for (size_t i = 0; i < n; i++) {
+        running += qs[i].running;
+        finished += qs[i].finished_last_min;
+        assert_false(qs[i].throughput_capped);
+    }
+    assert_int_equal(running, 1);
+    assert_int_equal(finished, 1);
+    aspen_store_queues_free(qs);
+}
+
+/* A limit of 2 holds across two engines, counting reservations as well as running jobs; the
+ * default queue and the others are untouched by it. */
+static void test_limit_across_engines(void **state)
+{
+    struct fixture *f = *state;
+    aspen_store_error e = {0};
+    int64_t other = 0;
+    assert_int_equal(aspen_store_engine_register(f->s, 1, "other", 5000, T0, &other, &e), 0);
+    aspen_store *s2 = open_or_fail(f->path, NULL);
+    set_limit(f->s, "lim", 2);
+    for (int i = 0; i < 6; i++)
+        submit_q(f->s, "lim", 10, T0); /* ahead of the default queue's jobs by priority */
+    for (int i = 0; i < 3; i++)
+        submit_q(f->s, NULL, 0, T0);
+    int64_t a[16], b[16];
+    size_t na = reserve_ids(f->s, f->engine, 1, T0, a);
+    assert_int_equal(na, 1);
+    assert_int_equal(in_queue(f->s, a, na, "lim"), 1);
+    size_t nb = reserve_ids(s2, other, 16, T0, b);
+    assert_int_equal(in_queue(f->s, b, nb, "lim"), 1); /* 1 reserved by the first: 1 left */
+    assert_int_equal(nb, 4);                           /* and the 3 of the default queue */
+    /* Both reservations start; still 2: nothing more of lim for anyone. */
+    aspen_store_start st = {a[0], T0};
+    int status = 0;
+    assert_int_equal(aspen_store_start_jobs(f->s, f->engine, &st, 1, T0, &status, &e), 0);
+    assert_int_equal(reserve_ids(f->s, f->engine, 16, T0 + 1, a), 0);
+    assert_int_equal(reserve_ids(s2, other, 16, T0 + 1, b), 0);
+    /* One finishes: exactly one more. */
+    assert_int_equal(complete_one(f->s, f->engine, a[0], ASPEN_STORE_OUTCOME_SUCCESS, 0, T0 + 2), 0);
+    assert_int_equal(reserve_ids(s2, other, 16, T0 + 3, b), 1);
+    assert_int_equal(in_queue(f->s, b, 1, "lim"), 1);
+    assert_int_equal(reserve_ids(f->s, f->engine, 16, T0 + 3, a), 0);
+    /* Raising the limit lets more through at once; removing it lets all the rest. */
+    set_limit(f->s, "lim", 3);
+    assert_int_equal(reserve_ids(f->s, f->engine, 16, T0 + 4, a), 1);
+    set_limit(f->s, "lim", 0);
+    assert_int_equal(reserve_ids(f->s, f->engine, 16, T0 + 5, a), 2);
+    aspen_store_close(s2);
+}
+
+static void test_pause_one_queue(void **state)
+{
+    struct fixture *f = *state;
+    aspen_store_error e = {0};
+    int64_t p1 = submit_q(f->s, "slow", 5, T0);
+    int64_t d1 = submit_q(f->s, NULL, 0, T0);
+    assert_int_equal(aspen_store_queue_pause(f->s, "slow", true, T0, &e), 0);
+    int64_t ids[4];
+    bool paused = true;
+    aspen_store_job *jobs = NULL;
+    size_t n = 0;
+    assert_int_equal(aspen_store_claim(f->s, f->engine, 4, T0, &jobs, &n, &paused, &e), 0);
+    assert_false(paused); /* the global pause is another thing */
+    assert_int_equal(n, 1);
+    assert_int_equal(jobs[0].id, d1);
+    aspen_store_jobs_free(jobs, n);
+    aspen_store_queue_info *qs = NULL;
+    assert_int_equal(aspen_store_queues(f->s, T0, &qs, &n, &e), 0);
+    assert_true(qs[1].paused);
+    aspen_store_queues_free(qs);
+    assert_int_equal(aspen_store_queue_pause(f->s, "slow", false, T0, &e), 0);
+    assert_int_equal(reserve_ids(f->s, f->engine, 4, T0, ids), 1);
+    assert_int_equal(ids[0], p1);
+    /* The global pause still stops everything. */
+    submit_q(f->s, NULL, 0, T0);
+    assert_int_equal(aspen_store_set_paused(f->s, true, &e), 0);
+    assert_int_equal(reserve_ids(f->s, f->engine, 4, T0, ids), 0);
+}
+
+/* 3 per second: a job holds its share from its reservation until a second after its start. */
+static void test_rate_window(void **state)
+{
+    struct fixture *f = *state;
+    aspen_store_error e = {0};
+    assert_int_equal(aspen_store_queue_set(f->s, "r", ASPEN_STORE_QUEUE_SET_RATE, 0, 3, 1000, T0,
+                                           &e), 0);
+    for (int i = 0; i < 12; i++)
+        submit_q(f->s, "r", 0, T0);
+    int64_t ids[16];
+    assert_int_equal(reserve_ids(f->s, f->engine, 16, T0, ids), 3);
+    assert_int_equal(reserve_ids(f->s, f->engine, 16, T0 + 100, ids + 3), 0);
+    /* They start late, at T0 + 400: their shares last until T0 + 1400 (a window of a second
+     * holding T0 + 400 ends before T0 + 1400). */
+    aspen_store_start st[3] = {{ids[0], T0 + 400}, {ids[1], T0 + 400}, {ids[2], T0 + 400}};
+    int status[3];
+    assert_int_equal(aspen_store_start_jobs(f->s, f->engine, st, 3, T0 + 410, status, &e), 0);
+    assert_int_equal(reserve_ids(f->s, f->engine, 16, T0 + 1100, ids), 0);
+    assert_int_equal(reserve_ids(f->s, f->engine, 16, T0 + 1399, ids), 0);
+    assert_int_equal(reserve_ids(f->s, f->engine, 16, T0 + 1400, ids), 3);
+    /* Given back unstarted, the shares come back at once. */
+    assert_int_equal(aspen_store_unclaim(f->s, f->engine, ids, 3, &e), 0);
+    assert_int_equal(reserve_ids(f->s, f->engine, 2, T0 + 1402, ids), 2);
+    /* A completion that starts a reserved job in the same commit takes its share too. */
+    aspen_store_completion c = {.job_id = ids[0], .outcome = ASPEN_STORE_OUTCOME_SUCCESS,
+                                .stats = {.started_at_ms = T0 + 1500}};
+    int st1 = 0;
+    assert_int_equal(aspen_store_complete(f->s, f->engine, &c, 1, T0 + 1501, &st1, NULL, &e), 0);
+    assert_int_equal(st1, 0);
+    assert_int_equal(reserve_ids(f->s, f->engine, 16, T0 + 2000, ids + 5), 1); /* 1 reserved + 1 share */
+    assert_int_equal(reserve_ids(f->s, f->engine, 16, T0 + 2501, ids + 6), 1); /* share over */
+    /* Removing the rate frees the queue. */
+    assert_int_equal(aspen_store_queue_set(f->s, "r", ASPEN_STORE_QUEUE_SET_RATE, 0, 0, 0, T0, &e), 0);
+    assert_int_equal(reserve_ids(f->s, f->engine, 16, T0 + 2502, ids), 5);
+}
+
+static void test_serve_some_queues(void **state)
+{
+    struct fixture *f = *state;
+    aspen_store_error e = {0};
+    int64_t a = submit_q(f->s, "a", 0, T0);
+    submit_q(f->s, "b", 9, T0);
+    submit_q(f->s, NULL, 9, T0);
+    int64_t a2 = submit_q(f->s, "a", 0, T0);
+    const char *serve[] = {"a"};
+    assert_int_equal(aspen_store_serve_queues(f->s, serve, 1, &e), 0);
+    int64_t ids[8];
+    assert_int_equal(reserve_ids(f->s, f->engine, 8, T0, ids), 2);
+    assert_int_equal(ids[0], a);
+    assert_int_equal(ids[1], a2);
+    const char *both[] = {"b", "default"};
+    assert_int_equal(aspen_store_serve_queues(f->s, both, 2, &e), 0);
+    assert_int_equal(reserve_ids(f->s, f->engine, 8, T0, ids), 2);
+    assert_int_equal(in_queue(f->s, ids, 2, "a"), 0);
+    const char *bad[] = {"ok", "not ok"};
+    assert_int_equal(aspen_store_serve_queues(f->s, bad, 2, &e), ASPEN_STORE_EINVAL);
+    assert_int_equal(aspen_store_serve_queues(f->s, NULL, 0, &e), 0);
+}
+
+/* Without settings every queue's jobs are claimed by the plain path, in claim order. */
+static void test_no_settings_plain_order(void **state)
+{
+    struct fixture *f = *state;
+    int64_t x = submit_q(f->s, "x", 1, T0), d = submit_q(f->s, NULL, 2, T0);
+    int64_t y = submit_q(f->s, "y", 0, T0);
+    int64_t ids[4];
+    assert_int_equal(reserve_ids(f->s, f->engine, 4, T0, ids), 3);
+    assert_int_equal(ids[0], d);
+    assert_int_equal(ids[1], x);
+    assert_int_equal(ids[2], y);
+}
+
+int main(void)
+{
+#define T(fn) cmocka_unit_test_setup_teardown(fn, fx_setup, fx_teardown)
+    const struct CMUnitTest both[] = {
+        T(test_submit_and_read_back), T(test_names_rates_limits_refused), T(test_listing),
+        T(test_limit_across_engines), T(test_pause_one_queue),            T(test_rate_window),
+        T(test_serve_some_queues),    T(test_no_settings_plain_order),
+    };
+    return _cmocka_run_group_tests(__FILE__, both, sizeof both / sizeof both[0], NULL, NULL);
+}

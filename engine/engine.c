@@ -976,6 +976,9 @@ struct claim_state {
     double rate; /* jobs started per ms (smoothed) */
     int64_t hold_until; /* no prefetch before this (mono ms): it went stale recently */
     double busy_ms;     /* how long the store thread's recent groups took (smoothed, wall) */
+    /* The last claim was bounded by a queue's limit or rate (aspen_store_claim_held): claim again
+     * after this engine's own completions free a slot (they do not move the data version). */
+    bool held;
 };
 
 /* ---- committer ---------------------------------------------------------------------------------- */
@@ -1267,6 +1270,10 @@ static bool claim_more(aspen_engine *eng, struct claim_state *cs)
     int rc = aspen_store_claim(eng->commit_store, atomic_load(&eng->engine_id), want,
                                aspen_store_now_ms(), &jobs, &n, &paused, &se);
     cs->next_claim = now + 1000;
+    int64_t retry_in = 0;
+    aspen_store_claim_held(eng->commit_store, &cs->held, &retry_in);
+    if (retry_in > 0 && retry_in < 1000)
+        cs->next_claim = now + retry_in; /* a rate's share comes free then */
     if (rc) {
         /* ELEASE: the dispatcher's renew notices within a second and handles it */
         if (rc != ASPEN_STORE_ELEASE && !store_failure(eng, rc, "claiming jobs", &se))
@@ -1422,6 +1429,8 @@ static void *committer_main(void *arg)
             claim_more(eng, &cs);
         int rc = atomic_load(&eng->fatal) ? ASPEN_STORE_EIO
                                           : commit_group(eng, pending, starts, n_starts, &b);
+        if (rc == 0 && pending && cs.held)
+            cs.more = true; /* finished jobs freed slots of a limited queue */
         {
             /* the prefetch window follows how long groups take (see prefetch_size) */
             double took = (double)(eng_mono_ms() - now);

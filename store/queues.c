@@ -181,6 +181,33 @@ void store_queue_plan_decide(const aspen_store *s, struct store_queue_plan *plan
     }
 }
 
+void store_queue_plan_hint(aspen_store *s, const struct store_queue_plan *plan)
+{
+    s->claim_held = false;
+    s->claim_retry_in_ms = 0;
+    for (size_t i = 0; i < plan->n; i++) {
+        const struct store_queue_row *q = &plan->q[i];
+        if (q->limit > 0 || q->rate_n > 0)
+            s->claim_held = true;
+        if (q->rate_n > 0 && q->allow == 0 && !q->paused) {
+            /* about one share's worth of the period; never a busy loop */
+            int64_t every = q->rate_period_ms / q->rate_n;
+            if (every < 5)
+                every = 5;
+            if (!s->claim_retry_in_ms || every < s->claim_retry_in_ms)
+                s->claim_retry_in_ms = every;
+        }
+    }
+}
+
+void aspen_store_claim_held(const aspen_store *s, bool *held, int64_t *retry_in_ms)
+{
+    if (held)
+        *held = s && s->claim_held;
+    if (retry_in_ms)
+        *retry_in_ms = s ? s->claim_retry_in_ms : 0;
+}
+
 struct store_queue_row *store_queue_plan_row(struct store_queue_plan *plan, const char *name)
 {
     for (size_t i = 0; i < plan->n; i++)

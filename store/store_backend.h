@@ -116,6 +116,8 @@ struct aspen_store {
     char *name; /* the database name as given to aspen_store_open (a path for SQLite) */
     int log_cap;
     size_t n_serve; /* aspen_store_serve_queues: the queues this handle claims from; 0 = all */
+    bool claim_held;          /* aspen_store_claim_held, set by every claim */
+    int64_t claim_retry_in_ms;
     char serve[STORE_SERVE_MAX][ASPEN_STORE_QUEUE_NAME_MAX + 1];
 };
 
@@ -150,6 +152,8 @@ struct store_queue_row *store_queue_plan_row(struct store_queue_plan *plan, cons
  * paused or not served; at most limit - (running + reserved); at most rate_n - (reserved +
  * recent starts); INT64_MAX when nothing bounds it. */
 void store_queue_plan_decide(const aspen_store *s, struct store_queue_plan *plan);
+/* After a queue-aware claim: sets s->claim_held and s->claim_retry_in_ms from the plan. */
+void store_queue_plan_hint(aspen_store *s, const struct store_queue_plan *plan);
 void store_queue_plan_free(struct store_queue_plan *plan);
 /* qsort order of claimed jobs: priority descending, run_at, id. */
 int store_claim_order(const void *a, const void *b);

@@ -644,6 +644,11 @@ void aspen_store_queues_free(aspen_store_queue_info *q);
  * y?)" otherwise. For commands that name an existing queue. */
 int aspen_store_queue_exists(aspen_store *s, const char *name, aspen_store_error *err);
 
+/* After this handle's last claim: *held when a queue's limit or rate bounded it (a claimer should
+ * claim again once its own jobs finish: that frees slots without another connection's commit),
+ * and *retry_in_ms > 0 when a rate limit held jobs back: about when a share comes free. */
+void aspen_store_claim_held(const aspen_store *s, bool *held, int64_t *retry_in_ms);
+
 /* Which queues this handle's claims serve (an engine's `--queues a,b`): n = 0 serves every queue
  * (the default). Names are checked and copied. */
 int aspen_store_serve_queues(aspen_store *s, const char *const *names, size_t n,

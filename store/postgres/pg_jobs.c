@@ -558,6 +558,8 @@ int pg_claim(aspen_store *base, int64_t engine_id, size_t max, int64_t now_ms,
 
     /* Queues with settings, or a handle serving only some queues: queue by queue under the
      * limited queues' row locks (pg_queues.c). Otherwise the one head, as before queues existed. */
+    s->base.claim_held = false;
+    s->base.claim_retry_in_ms = 0;
     if (s->queues_active || s->base.n_serve) {
         code = pg_claim_queues(s, engine_id, max, now, &out, &got, err);
         if (code)

@@ -296,6 +296,7 @@ int pg_claim_queues(struct pg_store *s, int64_t engine_id, size_t max, int64_t n
     if (code)
         goto done;
     store_queue_plan_decide(&s->base, &plan);
+    store_queue_plan_hint(&s->base, &plan);
 
     /* Reserve the chosen heads; rows another host holds are skipped (SKIP LOCKED) and rows it
      * reserved after our snapshot lose on the claims key, so a few rounds pick others. */

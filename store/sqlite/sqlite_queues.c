@@ -175,6 +175,8 @@ static int read_settings(struct sqlite_store *s, struct store_queue_plan *plan,
 
 int sq_claim_restricted(struct sqlite_store *s, bool *restricted, aspen_store_error *err)
 {
+    s->base.claim_held = false;
+    s->base.claim_retry_in_ms = 0;
     *restricted = s->base.n_serve > 0;
     if (*restricted)
         return 0;
@@ -264,6 +266,7 @@ int sq_claim_queues(struct sqlite_store *s, size_t max, int64_t now_ms, aspen_st
     if (code)
         goto done;
     store_queue_plan_decide(&s->base, &plan);
+    store_queue_plan_hint(&s->base, &plan);
     for (size_t i = 0; i < plan.n && !code; i++) {
         const struct store_queue_row *q = &plan.q[i];
         if (q->allow <= 0)

@@ -1156,6 +1156,7 @@ const tui_pane_ops *tui_view_ops(tui_view v)
         [TUI_VIEW_JOBS] = &tui_pane_jobs_ops,     [TUI_VIEW_VMS] = &tui_pane_vms_ops,
         [TUI_VIEW_LOGS] = &tui_pane_logs_ops,     [TUI_VIEW_DETAIL] = &tui_pane_detail_ops,
         [TUI_VIEW_HELP] = &tui_pane_help_ops,     [TUI_VIEW_ENGINES] = &tui_pane_engines_ops,
+        [TUI_VIEW_SCHEDULES] = &tui_pane_schedules_ops,
     };
     return v < TUI_VIEW_COUNT ? ops[v] : ops[TUI_VIEW_JOBS];
 }
@@ -1880,6 +1881,7 @@ static void global_action(tui_app *a, tui_action act, int64_t arg, const char *t
     case TUI_A_PANE_VMS: tui_show_pane(a, TUI_PANE_VMS); break;
     case TUI_A_PANE_LOGS: tui_show_pane(a, TUI_PANE_LOGS); break;
     case TUI_A_PANE_ENGINES: tui_show_pane(a, TUI_PANE_ENGINES); break;
+    case TUI_A_PANE_SCHEDULES: tui_show_pane(a, TUI_PANE_SCHEDULES); break;
     case TUI_A_LOGS_OF_JOB:
         if (arg)
             tui_push(a, TUI_VIEW_LOGS, arg);
@@ -2494,6 +2496,7 @@ free_app:
     aspen_store_close(a->count_store);
     tui_logbuf_free(&a->logs_all);
     tui_engines_close();
+    tui_schedules_close();
     tui_logbuf_free(&a->logs_one);
     tui_text_free(&a->help);
     for (int i = 0; i < 3; i++)

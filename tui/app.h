@@ -33,6 +33,7 @@ typedef enum tui_view {
     TUI_VIEW_VMS,
     TUI_VIEW_LOGS,
     TUI_VIEW_ENGINES, /* pane_engines.c: every host's engines */
+    TUI_VIEW_SCHEDULES, /* pane_schedules.c: periodic jobs */
     TUI_VIEW_DETAIL,
     TUI_VIEW_HELP,
     TUI_VIEW_COUNT
@@ -235,7 +236,7 @@ typedef struct tui_pane_ops {
 } tui_pane_ops;
 
 extern const tui_pane_ops tui_pane_jobs_ops, tui_pane_vms_ops, tui_pane_logs_ops,
-    tui_pane_detail_ops, tui_pane_help_ops, tui_pane_engines_ops;
+    tui_pane_detail_ops, tui_pane_help_ops, tui_pane_engines_ops, tui_pane_schedules_ops;
 const tui_pane_ops *tui_view_ops(tui_view v);
 
 /* app.c, for the panes */
@@ -265,6 +266,7 @@ void tui_logs_search_set(tui_app *a, const char *needle);
  * pane (they reach this console only through the store). */
 void tui_engines_tick(tui_app *a);
 void tui_engines_close(void); /* at exit: its store handle and list */
+void tui_schedules_close(void); /* pane_schedules.c, at exit */
 
 /* draw.c */
 void tui_draw_init(tui_app *a);

@@ -33,7 +33,7 @@ static const tui_binding map[] = {
     {TUI_A_BOTTOM, CX_NAV, K('G', TUI_KEY_END), NULL, NULL, NULL, false,
      "last row / bottom (logs: follow again)", NULL, 0, NULL},
     {TUI_A_NEXT_PANE, CX_ANY, K(TUI_KEY_TAB), NULL, NULL, NULL, false,
-     "next pane (1 Jobs, 2 VMs, 3 Logs, 4 Engines)", "pane", 8, NULL},
+     "next pane (1 Jobs, 2 VMs, 3 Logs, 4 Engines, 5 Schedules)", "pane", 8, NULL},
     {TUI_A_PREV_PANE, CX_ANY, K(TUI_KEY_BTAB), NULL, NULL, NULL, false, "previous pane", NULL, 0,
      NULL},
     {TUI_A_PANE_JOBS, CX_ANY, K('1'), "jobs", NULL, NULL, false, "the jobs pane", NULL, 0, NULL},
@@ -41,6 +41,9 @@ static const tui_binding map[] = {
      NULL, 0, NULL},
     {TUI_A_PANE_ENGINES, CX_ANY, K('4'), "engines", NULL, NULL, false,
      "the Engines pane: every host's engines, their workers' jobs, stale hosts", NULL, 0, NULL},
+    {TUI_A_PANE_SCHEDULES, CX_ANY, K('5'), "schedules", NULL, NULL, false,
+     "the Schedules pane: periodic jobs, next and last run, enable/disable, run now", NULL, 0,
+     NULL},
     {TUI_A_PANE_LOGS, CX_ANY, K('3'), "logs", NULL, "[ID]", false,
      "the logs pane (:logs ID: one job's logs)", NULL, 0, NULL},
     {TUI_A_BACK, CX_ANY, K(TUI_KEY_ESC), NULL, NULL, NULL, false,
@@ -111,6 +114,12 @@ static const tui_binding map[] = {
      "copy to the clipboard: the selected job's id; in the detail, its payload", NULL, 0, NULL},
     {TUI_A_COPY_OUTPUT, TUI_CX_DETAIL, K('Y'), NULL, NULL, NULL, false,
      "copy the job's output to the clipboard (the terminal's, through OSC 52)", NULL, 0, NULL},
+
+    /* ---- schedules ---- */
+    {TUI_A_SCHEDULE_TOGGLE, TUI_CX_SCHEDULES, K('e'), NULL, NULL, NULL, false,
+     "enable / disable (pause) the schedule under the cursor", "enable", 5, NULL},
+    {TUI_A_SCHEDULE_RUN, TUI_CX_SCHEDULES, K('n'), NULL, NULL, NULL, false,
+     "run the schedule under the cursor now (one job from its template)", "run now", 6, NULL},
 
     /* ---- logs ---- */
     {TUI_A_SEARCH, TUI_CX_LOGS, K('/'), NULL, NULL, NULL, false,
@@ -441,6 +450,7 @@ void tui_help_build(tui_text *t, int width)
         {TUI_CX_LOGS, "Logs pane"},
         {TUI_CX_VMS, "VMs pane"},
         {TUI_CX_DETAIL, "Job detail"},
+        {TUI_CX_SCHEDULES, "Schedules pane"},
         {TUI_CX_FORM, "Submit form"},
         {TUI_CX_PROMPT, "Prompt (/ filter, / search, : command)"},
         {TUI_CX_CONFIRM, "Questions"},

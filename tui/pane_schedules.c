@@ -1,0 +1,323 @@
+/* tui/pane_schedules.c — the Schedules pane (5): every periodic job on the database (issue 10,
+ * docs/SCHEDULES.md) with its expression and zone, whether it is active or paused, its next run
+ * and its last run with that job's id and outcome (the job's state now), how many runs it made,
+ * and why it cannot run when its zone no longer loads; the header says which engine holds the
+ * scheduler lease. Keys: e enables / disables the schedule under the cursor, n runs it now (one
+ * job from its template), enter opens its last job. Behind tui_pane_ops (app.h).
+ *
+ * The UI thread never waits on the database: the list is read on libuv's thread pool through a
+ * read-only store handle of the pane's own, at most once a second while the pane is shown, and
+ * the actions run there too, through the console's engine (aspen_engine_schedule_*); their
+ * results come back in the after-work callbacks. Names and expressions are drawn through
+ * tui_put's sanitiser (another process may have written anything a name check lets through). */
+#include "app.h"
+
+#include <curses.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int64_t store_days_from_civil(int64_t y, int m, int d);
+void store_civil_from_days(int64_t z, int64_t *y, int *m, int *d);
+
+static struct {
+    aspen_store *store; /* read-only; opened (and used) on the pool */
+    bool busy;          /* a read in flight */
+    double read_at;
+    aspen_store_schedule *list;
+    size_t n;
+    int64_t holder;
+    char error[512];
+    long cursor;
+    char cursor_name[ASPEN_STORE_SCHEDULE_NAME_MAX + 1]; /* kept across reads */
+} S;
+
+typedef struct read_req {
+    uv_work_t w;
+    tui_app *a;
+    char db[4096];
+    aspen_store_schedule *list;
+    size_t n;
+    int64_t holder;
+    int code;
+    char error[512];
+} read_req;
+
+static void read_work(uv_work_t *w)
+{
+    read_req *r = w->data;
+    aspen_store_error se = {0};
+    if (!S.store) {
+        aspen_store_options o = {.read_only = true};
+        if (aspen_store_open(r->db, &o, &S.store, &se) != 0) {
+            r->code = se.code ? se.code : -1;
+            snprintf(r->error, sizeof r->error, "%s", se.msg);
+            return;
+        }
+    }
+    int64_t until = 0;
+    if ((r->code = aspen_store_schedules(S.store, &r->list, &r->n, &se)) != 0 ||
+        (r->code = aspen_store_scheduler_holder(S.store, &r->holder, &until, &se)) != 0)
+        snprintf(r->error, sizeof r->error, "%s", se.msg);
+    if (r->holder && until < aspen_store_now_ms())
+        r->holder = 0; /* lapsed: nobody enqueues until an engine takes it */
+}
+
+static void read_done(uv_work_t *w, int status)
+{
+    read_req *r = w->data;
+    (void)status;
+    S.busy = false;
+    if (r->code) {
+        snprintf(S.error, sizeof S.error, "%s", r->error); /* keep the last list on screen */
+        aspen_store_schedules_free(r->list, r->n);
+    } else {
+        S.error[0] = 0;
+        aspen_store_schedules_free(S.list, S.n);
+        S.list = r->list;
+        S.n = r->n;
+        S.holder = r->holder;
+        for (size_t i = 0; i < S.n; i++) /* the cursor stays on its schedule */
+            if (strcmp(S.list[i].name, S.cursor_name) == 0)
+                S.cursor = (long)i;
+        if (S.cursor >= (long)S.n)
+            S.cursor = S.n ? (long)S.n - 1 : 0;
+    }
+    tui_request_draw(r->a);
+    free(r);
+}
+
+static void start_read(tui_app *a, bool now)
+{
+    double t = tui_mono_ms();
+    if (S.busy || (!now && S.read_at && t - S.read_at < 1000))
+        return;
+    read_req *r = calloc(1, sizeof *r);
+    if (!r)
+        return;
+    r->a = a;
+    r->w.data = r;
+    snprintf(r->db, sizeof r->db, "%s", aspen_engine_db_path(a->eng));
+    S.busy = true;
+    S.read_at = t;
+    if (uv_queue_work(a->loop, &r->w, read_work, read_done) != 0) {
+        S.busy = false;
+        free(r);
+    }
+}
+
+void tui_schedules_close(void)
+{
+    aspen_store_schedules_free(S.list, S.n);
+    aspen_store_close(S.store);
+    memset(&S, 0, sizeof S);
+}
+
+/* ---- actions ------------------------------------------------------------------------------------ */
+
+typedef struct act_req {
+    uv_work_t w;
+    tui_app *a;
+    char name[ASPEN_STORE_SCHEDULE_NAME_MAX + 1];
+    bool run, pause;
+    int64_t job;
+    int code;
+    char msg[1024];
+} act_req;
+
+static void act_work(uv_work_t *w)
+{
+    act_req *r = w->data;
+    aspen_engine_error err = {0};
+    r->code = r->run ? aspen_engine_schedule_run_now(r->a->eng, r->name, &r->job, &err)
+                     : aspen_engine_schedule_set_paused(r->a->eng, r->name, r->pause, &err);
+    snprintf(r->msg, sizeof r->msg, "%s", err.msg);
+}
+
+static void act_done(uv_work_t *w, int status)
+{
+    act_req *r = w->data;
+    (void)status;
+    if (r->code)
+        tui_set_status(r->a, true, "%s", r->msg);
+    else if (r->run)
+        tui_set_status(r->a, false, "schedule %s: job %lld enqueued now", r->name,
+                       (long long)r->job);
+    else
+        tui_set_status(r->a, false, "schedule %s %s", r->name,
+                       r->pause ? "disabled (paused)"
+                                : "enabled (the next run counts from now)");
+    S.read_at = 0;
+    start_read(r->a, true);
+    free(r);
+}
+
+static void run_action(tui_app *a, const aspen_store_schedule *sc, bool run)
+{
+    act_req *r = calloc(1, sizeof *r);
+    if (!r)
+        return;
+    r->a = a;
+    r->w.data = r;
+    r->run = run;
+    r->pause = !sc->paused;
+    snprintf(r->name, sizeof r->name, "%s", sc->name);
+    if (uv_queue_work(a->loop, &r->w, act_work, act_done) != 0)
+        free(r);
+}
+
+/* ---- drawing ------------------------------------------------------------------------------------ */
+
+/* "03-29 03:00 +02:00" in the schedule's zone, and "in 5s" / "12m ago". */
+static void when(int64_t ms, const char *zone, char *out, size_t cap)
+{
+    if (ms <= 0) {
+        snprintf(out, cap, "-");
+        return;
+    }
+    aspen_store_tz *tz = NULL;
+    if (aspen_store_tz_open(zone, &tz, NULL) != 0)
+        tz = NULL;
+    int64_t s = ms / 1000;
+    int32_t off = tz ? aspen_store_tz_offset(tz, s, NULL) : 0;
+    aspen_store_tz_close(tz);
+    int64_t local = s + off, day = local / 86400, y;
+    int mo, d;
+    store_civil_from_days(day, &y, &mo, &d);
+    int64_t sec = local - day * 86400;
+    int64_t rel = (ms - aspen_store_now_ms()) / 1000;
+    char r[24];
+    int64_t ar = rel < 0 ? -rel : rel;
+    if (ar < 120)
+        snprintf(r, sizeof r, "%llds", (long long)ar);
+    else if (ar < 7200)
+        snprintf(r, sizeof r, "%lldm", (long long)(ar / 60));
+    else if (ar < 172800)
+        snprintf(r, sizeof r, "%lldh", (long long)(ar / 3600));
+    else
+        snprintf(r, sizeof r, "%lldd", (long long)(ar / 86400));
+    int aoff = off < 0 ? -off : off;
+    snprintf(out, cap, "%02d-%02d %02d:%02d:%02d %c%02d:%02d (%s%s%s)", mo, d, (int)(sec / 3600),
+             (int)(sec / 60 % 60), (int)(sec % 60), off < 0 ? '-' : '+', aoff / 3600,
+             aoff / 60 % 60, rel >= 0 ? "in " : "", r, rel < 0 ? " ago" : "");
+}
+
+static void schedules_draw(tui_app *a, int y0, int h)
+{
+    start_read(a, false);
+    size_t paused = 0;
+    for (size_t i = 0; i < S.n; i++)
+        paused += S.list[i].paused;
+    char lease[96];
+    if (!S.holder)
+        snprintf(lease, sizeof lease, "no engine holds the scheduler lease: nothing is enqueued");
+    else
+        snprintf(lease, sizeof lease, "enqueued by engine %lld%s", (long long)S.holder,
+                 S.holder == a->snap.engine_id ? " (this console)" : "");
+    tui_put(y0, 1, COLS - 1, A_BOLD, "Schedules: %zu (%zu paused) | %s | e enable/disable, n run now",
+            S.n, paused, lease);
+    tui_put(y0 + 1, 0, COLS, A_BOLD | A_UNDERLINE, "  %-18s %-16s %-14s %-7s %-30s %-30s %-18s %s",
+            "NAME", "SCHEDULE", "TZ", "STATE", "NEXT RUN", "LAST RUN", "LAST JOB", "RUNS");
+    int y = y0 + 2;
+    long first = S.cursor - (h - 3) + 1 > 0 ? S.cursor - (h - 3) + 1 : 0;
+    for (size_t i = (size_t)first; i < S.n && y < y0 + h - 1; i++) {
+        const aspen_store_schedule *sc = &S.list[i];
+        char next[48], last[48], job[48];
+        when(sc->paused ? 0 : sc->next_run_ms, sc->tz, next, sizeof next);
+        when(sc->last_run_ms, sc->tz, last, sizeof last);
+        const char *outcome = !sc->last_job_id         ? ""
+                              : sc->last_job_state < 0 ? "deleted"
+                                                       : aspen_store_state_name(
+                                                             (aspen_store_state)sc->last_job_state);
+        if (sc->last_job_id)
+            snprintf(job, sizeof job, "#%lld %s", (long long)sc->last_job_id, outcome);
+        else
+            snprintf(job, sizeof job, "-");
+        attr_t attr = (long)i == S.cursor ? A_REVERSE
+                      : sc->error         ? tui_pair_or(a, TUI_P_FAILED, A_BOLD)
+                      : sc->paused        ? A_DIM
+                                          : A_NORMAL;
+        tui_put(y++, 0, COLS, attr, "  %-18.18s %-16.16s %-14.14s %-7s %-30s %-30s %-18s %lld",
+                sc->name, sc->expr, sc->tz, sc->paused ? "paused" : sc->error ? "broken" : "active",
+                sc->error ? "none (see below)" : next, last, job, (long long)sc->runs);
+    }
+    if (S.n == 0 && !S.error[0])
+        tui_put(y0 + 3, 2, COLS - 2, A_DIM,
+                "no schedules: add one with aspen cron add NAME 'EXPR' GUEST (docs/SCHEDULES.md)");
+    const aspen_store_schedule *sel = S.cursor < (long)S.n ? &S.list[S.cursor] : NULL;
+    if (S.error[0])
+        tui_put(y0 + h - 1, 1, COLS - 1, tui_pair_or(a, TUI_P_ERRMSG, A_BOLD), "%s", S.error);
+    else if (sel && sel->error)
+        tui_put(y0 + h - 1, 1, COLS - 1, tui_pair_or(a, TUI_P_ERRMSG, A_BOLD), "%s: %s", sel->name,
+                sel->error);
+    else if (sel)
+        tui_put(y0 + h - 1, 1, COLS - 1, A_DIM, "%s: %s%s%s, missed: %s, grace %llds, %s",
+                sel->name, sel->binary_name ? sel->binary_name : sel->type,
+                sel->queue ? ", queue " : "", sel->queue ? sel->queue : "",
+                sel->missed == ASPEN_STORE_MISSED_ONCE ? "once" : "skip",
+                (long long)(sel->grace_ms / 1000), sel->tags);
+}
+
+static unsigned schedules_act(tui_app *a, tui_action act, int64_t arg, const char *text)
+{
+    (void)arg;
+    (void)text;
+    long n = (long)S.n;
+    const aspen_store_schedule *sel = S.cursor < n ? &S.list[S.cursor] : NULL;
+    switch (act) {
+    case TUI_A_UP: S.cursor--; break;
+    case TUI_A_DOWN: S.cursor++; break;
+    case TUI_A_PGUP: S.cursor -= tui_page(a); break;
+    case TUI_A_PGDN: S.cursor += tui_page(a); break;
+    case TUI_A_TOP: S.cursor = 0; break;
+    case TUI_A_BOTTOM: S.cursor = n - 1; break;
+    case TUI_A_REFRESH: S.read_at = 0; return 0; /* and the app's own refresh */
+    case TUI_A_SCHEDULE_TOGGLE:
+    case TUI_A_SCHEDULE_RUN:
+        if (!sel) {
+            tui_set_status(a, true, "no schedule selected (aspen cron add makes one)");
+            return TUI_R_HANDLED;
+        }
+        run_action(a, sel, act == TUI_A_SCHEDULE_RUN);
+        return TUI_R_HANDLED;
+    case TUI_A_OPEN:
+        if (sel && sel->last_job_id)
+            tui_push(a, TUI_VIEW_DETAIL, sel->last_job_id);
+        else
+            tui_set_status(a, true, "this schedule has not enqueued a job yet");
+        return TUI_R_HANDLED;
+    default: return 0;
+    }
+    if (S.cursor >= n)
+        S.cursor = n - 1;
+    if (S.cursor < 0)
+        S.cursor = 0;
+    if (S.cursor < n)
+        snprintf(S.cursor_name, sizeof S.cursor_name, "%s", S.list[S.cursor].name);
+    return TUI_R_HANDLED;
+}
+
+static unsigned schedules_needs(const tui_app *a)
+{
+    (void)a;
+    return 0; /* read by the pane itself, at most once a second */
+}
+
+static void schedules_click(tui_app *a, int y, int x, bool again)
+{
+    (void)x;
+    long row = y - (a->lay.body_y + 2);
+    long first = S.cursor - (a->lay.body_h - 3) + 1 > 0 ? S.cursor - (a->lay.body_h - 3) + 1 : 0;
+    if (row < 0 || first + row >= (long)S.n)
+        return;
+    S.cursor = first + row;
+    snprintf(S.cursor_name, sizeof S.cursor_name, "%s", S.list[S.cursor].name);
+    if (again)
+        schedules_act(a, TUI_A_OPEN, 0, NULL);
+    tui_request_draw(a);
+}
+
+const tui_pane_ops tui_pane_schedules_ops = {
+    .name = "Schedules", .cx = TUI_CX_SCHEDULES, .draw = schedules_draw, .act = schedules_act,
+    .needs = schedules_needs, .click = schedules_click,
+};

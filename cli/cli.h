@@ -122,6 +122,8 @@ int cmd_purge(int argc, char **argv);
 int cmd_worker(int argc, char **argv);
 int cmd_queues(int argc, char **argv); /* cli/cmd_queues.c */
 int cmd_queue(int argc, char **argv);
+int cmd_core(int argc, char **argv);   /* cmd_guestkit.c */
+int cmd_replay(int argc, char **argv); /* cmd_guestkit.c */
 int bench_engine(int argc, char **argv);
 
 #endif

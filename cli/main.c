@@ -30,6 +30,8 @@ static const struct {
     {"cron", cmd_cron, "periodic jobs: aspen cron add NAME 'EXPR' GUEST | list | rm | pause | run"},
     {"queues", cmd_queues, "every named queue: size, running, limit, paused, rate [--json]"},
     {"queue", cmd_queue, "a queue's settings: aspen queue set|pause|resume NAME [--limit N]"},
+    {"core", cmd_core, "the ELF core a failed attempt kept: aspen core ID -o FILE (for gdb)"},
+    {"replay", cmd_replay, "run an attempt again with its recorded host calls: aspen replay ID"},
 };
 
 static void usage(FILE *f)

@@ -90,6 +90,10 @@ typedef struct aspen_engine_config {
     const char *cache_dir;      /* build cache; NULL → DIR_OF_DB/build-cache, or for a PostgreSQL
                                    database $XDG_CACHE_HOME/aspen/build-cache-pg-HASH (HASH: 16 hex
                                    of the sha256 of the name, password redacted) */
+    size_t core_max;            /* a failed VM attempt keeps an ELF core of at most this many
+                                   bytes (aspen core); default 8 MiB */
+    size_t replay_max;          /* cap of an attempt's record of host calls (aspen replay);
+                                   default 64 KiB; past it the record is cut */
     bool no_builtin_handlers;   /* do not register echo/checksum/sleep */
     bool no_live_logs;          /* do not emit log events while a guest runs (benchmarks) */
     const char *const *queues;  /* serve only these named queues (aspen worker --queues a,b), at
@@ -326,6 +330,49 @@ int aspen_engine_mkdirs(const char *path);
  * (may be NULL) tells whether the cache answered. EBUILD carries the compiler's message. */
 int aspen_engine_build(aspen_engine *eng, const char *source_dir, char *path_out, size_t cap,
                        bool *cached, aspen_engine_error *err);
+
+/* ---- cores and replay (docs/ABI.md "Debugging and core dumps", "Deterministic replay") ------ */
+
+/* A blob an attempt keeps (ASPEN_STORE_DATA_CORE or _REPLAY). attempt 0: the last attempt that
+ * keeps one (*attempt_out says which). bytes: malloc'd (free()). ENOTFOUND says which attempts
+ * keep one, or that none does and why (a success keeps no core). */
+int aspen_engine_attempt_data(aspen_engine *eng, int64_t job_id, int attempt,
+                              aspen_store_data_kind kind, void **bytes, size_t *size,
+                              int *attempt_out, aspen_engine_error *err);
+/* A stored guest binary by its hash (the exact ELF a job ran, for gdb). */
+int aspen_engine_get_binary(aspen_engine *eng, const char *sha256, aspen_store_binary *out,
+                            aspen_engine_error *err);
+/* Which blobs a job's attempts keep (free() the list). */
+int aspen_engine_list_attempt_data(aspen_engine *eng, int64_t job_id,
+                                   aspen_store_attempt_data **out, size_t *n,
+                                   aspen_engine_error *err);
+
+typedef struct aspen_engine_replay_opts {
+    int attempt;        /* 0: the job's last attempt */
+    bool set;           /* first replace a recorded value ("what if the host had said"): */
+    uint32_t set_call;  /*   host call, 1-based */
+    uint32_t set_index; /*   its value, 0-based (a clock reading is seconds, nanoseconds) */
+    int64_t set_value;
+} aspen_engine_replay_opts;
+
+typedef struct aspen_engine_replay_report {
+    int attempt;
+    bool identical;      /* output, log lines and outcome as recorded, every host call agreeing */
+    bool recorded;       /* a record was stored (else the job's row and stored result were used) */
+    uint32_t calls;      /* host calls of the replayed run */
+    uint32_t values;     /* recorded values fed back */
+    uint32_t diverged_at; /* the first host call that differed, 0 when none did */
+    char outcome[32];    /* how the replayed run ended */
+    char summary[2048];  /* "identical: ..." or "diverged at host call 2 (hl_println): ..." */
+} aspen_engine_replay_report;
+
+/* Runs an attempt of a micro-VM job again in a fresh VM from the snapshot, with the recorded
+ * image (by hash), memory size and input, the recorded host-call results fed back, and compares.
+ * Returns 0 when the replay ran (report->identical says how it compared), or a negative code when
+ * it cannot (no such job or attempt, an in-process job, a recovered attempt, the binary no longer
+ * stored, a damaged record, KVM missing). */
+int aspen_engine_replay(aspen_engine *eng, int64_t job_id, const aspen_engine_replay_opts *opts,
+                        aspen_engine_replay_report *report, aspen_engine_error *err);
 
 #ifdef __cplusplus
 }

@@ -104,6 +104,8 @@ void eng_done_free(struct eng_done *d)
         atomic_fetch_sub(d->held_in, d->held);
     free(d->output);
     free(d->error);
+    free(d->core);
+    free(d->replay);
     for (size_t i = 0; i < d->n_logs; i++)
         free(d->logs[i].line);
     free(d->logs);
@@ -162,6 +164,8 @@ void aspen_engine_config_default(aspen_engine_config *cfg)
     cfg->backoff_cap_ms = 60000;
     cfg->backoff_jitter = 0.2;
     cfg->shutdown_grace_ms = 5000;
+    cfg->core_max = 8u << 20;
+    cfg->replay_max = 64u << 10;
 }
 
 /* Zero fields take their defaults, so callers may fill only what they care about. */
@@ -176,6 +180,8 @@ static void config_fill(aspen_engine_config *c)
 #define DEF(f) if (!c->f) c->f = d.f
     DEF(vm_memory_budget);
     DEF(default_memory);
+    DEF(core_max);
+    DEF(replay_max);
     DEF(claim_batch);
     DEF(commit_interval_ms);
     DEF(commit_batch);
@@ -375,9 +381,7 @@ void eng_emit(aspen_engine *eng, const aspen_engine_event *ev)
     pthread_rwlock_unlock(&eng->sub_lock);
 }
 
-static void engine_message(aspen_engine *eng, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static void engine_message(aspen_engine *eng, const char *fmt, ...)
+void engine_message(aspen_engine *eng, const char *fmt, ...)
 {
     if (!eng_wants(eng, ASPEN_ENGINE_EV_ENGINE))
         return;
@@ -1139,6 +1143,7 @@ static int commit_group(aspen_engine *eng, struct eng_done *list, const struct e
             atomic_fetch_add(&eng->c_commits, 1);
             atomic_fetch_add(&eng->c_finished, n);
         }
+        eng_store_attempt_data(eng, b->d, b->status, n);
         bool tell = eng_wants(eng, ASPEN_ENGINE_EV_JOB_STATE);
         for (size_t k2 = 0; k2 < n; k2++) {
             if (b->status[k2] != 0)
@@ -1664,6 +1669,8 @@ int aspen_engine_stop(aspen_engine *eng, int grace_ms, aspen_engine_error *err)
         w->sticky = NULL;
         aspen_store_close(w->store);
         w->store = NULL;
+        aspen_vm_tape_free(w->tape);
+        w->tape = NULL;
         pthread_mutex_destroy(&w->mu);
         pthread_cond_destroy(&w->live_cond);
     }

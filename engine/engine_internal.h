@@ -61,6 +61,12 @@ struct eng_done {
     int64_t log_room;    /* lines the store will still keep for this job (its cap, marker slot
                             included); past it lines are counted, not kept */
     int64_t log_dropped; /* lines counted but not kept, not yet reported to the store */
+    /* What the attempt keeps beside its row (engine/replay.c), written after its commit: the ELF
+     * core of a failed attempt, the replay record. malloc'd, or NULL. */
+    uint8_t *core;
+    size_t core_len;
+    uint8_t *replay;
+    size_t replay_len;
     size_t held;              /* bytes counted in *held_in while it waits for its commit */
     atomic_size_t *held_in;   /* the engine's d_bytes once handed over, else NULL */
     char type[32];
@@ -142,6 +148,7 @@ struct eng_worker {
     int cancel; /* CANCEL_*; read by the VM through run_opts.cancel */
     aspen_engine_worker_status st;
     struct vm_slot *sticky; /* the warm VM this worker holds between jobs */
+    struct aspen_vm_tape *tape; /* records each VM job's host calls (replay.c); made on first need */
     int64_t stats_ms;       /* when the VM's memory figures were last read */
     uint64_t rng;
     size_t live_bytes;          /* bytes of this worker's lines queued to the store thread (mu) */
@@ -321,5 +328,28 @@ void eng_listener_stop(aspen_engine *eng);
 /* build.c */
 int eng_build(aspen_engine *eng, const char *source_dir, char *path_out, size_t cap, bool *cached,
               char **log_out, aspen_engine_error *err);
+
+/* A static Linux program's arguments from a job's tags ("arg:VALUE", worker.c): argv is
+ * NULL-terminated (or NULL), key their JSON array (the warm pool's key). 0, or -1 out of memory. */
+struct job_args {
+    char **argv;
+    char *key;
+};
+int job_args_get(const char *tags, struct job_args *out);
+void job_args_free(struct job_args *a);
+
+/* An engine message event (ASPEN_ENGINE_EV_ENGINE), printf-style. */
+void engine_message(aspen_engine *eng, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* replay.c: the replay record of a finished VM attempt, or NULL when it needs none (a success
+ * whose host calls the host made up nothing for: its job row says all a replay needs). */
+struct aspen_vm_result;
+uint8_t *eng_replay_record(const aspen_store_job *job, const char *sha, size_t memory,
+                           const struct aspen_vm_result *res, struct aspen_vm_tape *tape,
+                           size_t *len);
+/* After a group commit: stores the cores and replay records of the completions written (status
+ * 0) in one transaction; a failure is reported, never retried (the attempts stand without). */
+void eng_store_attempt_data(aspen_engine *eng, struct eng_done *const *d, const int *status,
+                            size_t n);
 
 #endif

@@ -305,12 +305,7 @@ static bool tags_require_isolation(const char *tags)
  * it is while its PostgreSQL backend is written.) *key is the arguments as a JSON array, which
  * keys the warm VM pool (start-up, which reads argv, is snapshotted once per VM); NULL and "[]"
  * when there are none. Returns 0, or -1 when out of memory. */
-struct job_args {
-    char **argv; /* NULL-terminated, or NULL */
-    char *key;   /* malloc'd JSON array text */
-};
-
-static void job_args_free(struct job_args *a)
+void job_args_free(struct job_args *a)
 {
     if (a->argv)
         for (size_t i = 0; a->argv[i]; i++)
@@ -320,7 +315,7 @@ static void job_args_free(struct job_args *a)
     memset(a, 0, sizeof *a);
 }
 
-static int job_args_get(const char *tags, struct job_args *out)
+int job_args_get(const char *tags, struct job_args *out)
 {
     memset(out, 0, sizeof *out);
     json_t *arr = NULL, *args = json_array();
@@ -491,7 +486,13 @@ int eng_vm_execute(aspen_engine_ctx *ctx, void *user)
         .on_log = on_vm_log,
         .log_user = ctx,
         .cancel = &w->cancel,
+        /* a failed attempt keeps its core; every run's host calls are recorded for replay (a few
+         * bytes per call; stored only when the host made something up or the attempt failed) */
+        .core_max = eng->cfg.core_max,
     };
+    if (!w->tape)
+        w->tape = aspen_vm_tape_new(eng->cfg.replay_max);
+    ro.tape = w->tape;
     pthread_mutex_lock(&w->mu);
     w->cur_vm = slot->vm;
     copy_str(w->st.guest, sizeof w->st.guest, name);
@@ -532,6 +533,15 @@ int eng_vm_execute(aspen_engine_ctx *ctx, void *user)
     }
 
     struct eng_done *d = ctx->done;
+    if (rc == 0) {
+        free(d->core);
+        d->core = res.core; /* take ownership */
+        d->core_len = res.core_len;
+        res.core = NULL;
+        res.core_len = 0;
+        free(d->replay);
+        d->replay = eng_replay_record(job, sha, mem, &res, w->tape, &d->replay_len);
+    }
     d->stats.wall_us = (int64_t)(res.stats.wall_ns / 1000);
     d->stats.exits = res.stats.exits;
     d->stats.host_calls = res.stats.host_calls;
@@ -594,7 +604,8 @@ static struct eng_job *queue_pop(aspen_engine *eng)
 /* What a completion holds until it is committed and freed. */
 static size_t done_bytes(const struct eng_done *d)
 {
-    return sizeof *d + d->output_len + (d->error ? strlen(d->error) + 1 : 0) + d->log_bytes +
+    return sizeof *d + d->output_len + d->core_len + d->replay_len +
+           (d->error ? strlen(d->error) + 1 : 0) + d->log_bytes +
            d->cap_logs * sizeof *d->logs;
 }
 

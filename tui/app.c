@@ -185,6 +185,8 @@ typedef struct fetch_req {
     aspen_store_log *dlogs;
     size_t n_dlogs;
     bool detail_ok;
+    aspen_store_attempt_data *adata; /* cores and replay records the job keeps */
+    size_t n_adata;
     aspen_store_log *logs;
     size_t n_logs;
 } fetch_req;
@@ -214,6 +216,7 @@ static void fetch_work(uv_work_t *w)
         if (r->detail_ok) {
             aspen_engine_attempts(eng, r->detail_id, &r->att, &r->n_att, &err);
             aspen_engine_logs(eng, r->detail_id, 0, 1000, &r->dlogs, &r->n_dlogs, &err);
+            aspen_engine_list_attempt_data(eng, r->detail_id, &r->adata, &r->n_adata, &err);
         } else {
             snprintf(r->msg, sizeof r->msg, "%s", err.msg);
         }
@@ -306,6 +309,7 @@ static void fetch_done(uv_work_t *w, int status)
             if (r->detail_ok) {
                 tui_detail_build(&a->detail, &r->detail, r->att, r->n_att, r->dlogs, r->n_dlogs,
                                  aspen_store_now_ms());
+                tui_detail_add_data(&a->detail, r->detail_id, r->adata, r->n_adata);
                 a->detail_payload = strdup(r->detail.payload ? r->detail.payload : "");
                 if (r->detail.result && r->detail.result_size) {
                     a->detail_output = malloc(r->detail.result_size);
@@ -331,6 +335,7 @@ static void fetch_done(uv_work_t *w, int status)
     aspen_store_jobs_free(r->jobs, r->n_jobs);
     aspen_store_job_clear(&r->detail);
     aspen_store_attempts_free(r->att, r->n_att);
+    free(r->adata);
     aspen_store_logs_free(r->dlogs, r->n_dlogs);
     aspen_store_logs_free(r->logs, r->n_logs);
     free(r);
@@ -570,6 +575,7 @@ enum {
     ACT_DELETE,         /* ids: each deleted (finished jobs only; the store refuses the others) */
     ACT_DELETE_COLLECT, /* the finished jobs matching filter_text → ids, then the question */
     ACT_EXPORT,         /* every job matching filter_text into a new file at path */
+    ACT_CORE,           /* job first_id's last core to path (core.c) */
 };
 
 #define FINAL_STATES                                                                               \
@@ -745,6 +751,9 @@ static void act_work(uv_work_t *w)
         }
         break;
     }
+    case ACT_CORE:
+        r->rc = tui_core_write(eng, r->first_id, r->path, r->msg, sizeof r->msg);
+        break;
     case ACT_EXPORT: {
         int64_t written = 0;
         r->rc = tui_export_jsonl(eng, r->filter_text, r->path, &written, r->msg, sizeof r->msg);
@@ -846,6 +855,9 @@ static void act_done(uv_work_t *w, int status)
                             r->filter_text[0] ? r->filter_text : "(no filter)");
                 r->ids = NULL; /* the question owns them */
             }
+            break;
+        case ACT_CORE:
+            tui_set_status(a, r->rc != 0, "%s", r->msg);
             break;
         case ACT_EXPORT:
             if (r->rc)
@@ -1909,6 +1921,23 @@ static void global_action(tui_app *a, tui_action act, int64_t arg, const char *t
         else
             tui_set_status(a, true, "no job selected: pick one in the jobs pane or open its detail");
         break;
+    case TUI_A_CORE: {
+        size_t n = 0;
+        int64_t *ids = target_ids(a, &n);
+        act_req *r = ids ? calloc(1, sizeof *r) : NULL;
+        if (!r) {
+            free(ids);
+            tui_set_status(a, true, "no job selected: pick one in the jobs pane or open its detail");
+            break;
+        }
+        r->kind = ACT_CORE;
+        r->first_id = ids[0];
+        free(ids);
+        snprintf(r->path, sizeof r->path, "%s", text ? text : "");
+        tui_set_status(a, false, "writing the core of job %lld...", (long long)r->first_id);
+        run_action(a, r);
+        break;
+    }
     case TUI_A_EXPORT: {
         act_req *r = calloc(1, sizeof *r);
         if (!r)

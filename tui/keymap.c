@@ -112,6 +112,9 @@ static const tui_binding map[] = {
 
     {TUI_A_COPY, TUI_CX_JOBS | TUI_CX_DETAIL, K('y'), NULL, NULL, NULL, false,
      "copy to the clipboard: the selected job's id; in the detail, its payload", NULL, 0, NULL},
+    {TUI_A_CORE, TUI_CX_JOBS | TUI_CX_DETAIL, K('C'), "core", NULL, "[FILE]", false,
+     "write the ELF core of the job's last failed attempt (and the guest ELF beside it) and show "
+     "the gdb command", NULL, 0, NULL},
     {TUI_A_COPY_OUTPUT, TUI_CX_DETAIL, K('Y'), NULL, NULL, NULL, false,
      "copy the job's output to the clipboard (the terminal's, through OSC 52)", NULL, 0, NULL},
 

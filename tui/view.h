@@ -79,6 +79,9 @@ int tui_filter_parse(const char *text, aspen_store_filter *out, char *buf, size_
                      char *msg, size_t msgcap);
 /* :export FILE: every job filter_text matches, one JSON object a line, into a new file at path
  * (an existing one is refused). *written says how many; 0, or -1 with msg. (tui/export.c) */
+/* `C` / :core [FILE] (core.c): the last core job_id kept, to FILE (default
+ * ./aspen-core-JOB-ATTEMPT) and the guest ELF to FILE.elf; msg: the gdb command, or why not. */
+int tui_core_write(aspen_engine *eng, int64_t job_id, const char *path, char *msg, size_t cap);
 int tui_export_jsonl(aspen_engine *eng, const char *filter_text, const char *path,
                      int64_t *written, char *msg, size_t cap);
 /* True when the filter selects by state only (then counts by state give the total). */
@@ -217,6 +220,9 @@ void tui_text_free(tui_text *t);
 char *tui_json_pretty(const char *text);
 
 /* The job detail: spec, payload indented, output, error, attempts with timings and stats, logs. */
+/* The detail's "Debugging" section (core.c): which attempts kept a core (C writes it) or a replay
+ * record (aspen replay). Nothing when the job keeps none. */
+void tui_detail_add_data(tui_text *t, int64_t job_id, const aspen_store_attempt_data *d, size_t n);
 void tui_detail_build(tui_text *t, const aspen_store_job *job, const aspen_store_attempt *att,
                       size_t n_att, const aspen_store_log *logs, size_t n_logs, int64_t now_ms);
 /* The help screen at width columns, generated from the keymap (keymap.c): every key and command,

@@ -194,6 +194,9 @@ typedef struct aspen_vm_run_opts {
      * registers and the guest memory it used, never the host's pages) of at most this many bytes
      * in res->core, for `gdb GUEST CORE`. 0: none. */
     size_t core_max;
+    /* Optional: a tape made by aspen_vm_tape_new records this run's host calls; one made by
+     * aspen_vm_tape_open replays a recorded run (see "Deterministic replay" below). */
+    struct aspen_vm_tape *tape;
 } aspen_vm_run_opts;
 #define ASPEN_VM_CORE_MAX (64u << 20) /* a sensible core_max */
 
@@ -222,6 +225,42 @@ typedef struct aspen_vm_stats {
 
 void aspen_vm_get_stats(const aspen_vm *vm, aspen_vm_stats *st);
 const aspen_vm_image *aspen_vm_get_image(const aspen_vm *vm);
+
+/* ---- Deterministic replay ------------------------------------------------------------------ */
+/* A tape records, per host call (or system call of a Linux program), its number, a digest of its
+ * arguments and of the guest memory the host read for it, and the values the host made up that a
+ * second run would not reproduce: clock readings (hl_get_time, hl_get_time_ns, clock_gettime,
+ * gettimeofday, time), random bytes (getrandom), a registered function's return and what it wrote
+ * into the guest. Replaying a tape (same image, memory size and input) feeds those values back
+ * and reports the first call that differs (docs/ABI.md, "Deterministic replay"). */
+typedef struct aspen_vm_tape aspen_vm_tape;
+/* An empty tape to record into, at most max_bytes (0: 64 KiB); past it the tape is cut. */
+aspen_vm_tape *aspen_vm_tape_new(size_t max_bytes);
+/* A recorded tape to replay (bytes copied and checked: EINVAL when damaged). */
+int aspen_vm_tape_open(const void *bytes, size_t len, aspen_vm_tape **out, aspen_vm_error *err);
+void aspen_vm_tape_free(aspen_vm_tape *t);
+/* Recording: empties it; replay: back to the first call. */
+void aspen_vm_tape_reset(aspen_vm_tape *t);
+const void *aspen_vm_tape_data(const aspen_vm_tape *t, size_t *len);
+/* A replayed tape whose recording was cut: calls past its end run live, not as a divergence. */
+void aspen_vm_tape_set_truncated(aspen_vm_tape *t, bool truncated);
+typedef struct aspen_vm_tape_info {
+    uint32_t calls;       /* host calls recorded */
+    uint32_t values;      /* values the host made up among them */
+    size_t bytes;
+    bool truncated;       /* the recording reached its cap: later calls are not in it */
+    uint32_t replayed;    /* replay: host calls the replayed run made */
+    bool diverged;        /* replay: a call differed from the record */
+    uint32_t diverged_at; /* its number (1-based) */
+    char why[640];        /* which call, its name, and what differed */
+} aspen_vm_tape_info;
+void aspen_vm_tape_get_info(const aspen_vm_tape *t, aspen_vm_tape_info *out);
+/* Replaces value `index` (0-based) of host call `call` (1-based), a number, with `value`: what
+ * the run would have done had the host answered that (e.g. another time). */
+int aspen_vm_tape_set_value(aspen_vm_tape *t, uint32_t call, uint32_t index, int64_t value,
+                            aspen_vm_error *err);
+/* The first recorded number and its call; -1 when there is none. */
+int aspen_vm_tape_first_value(const aspen_vm_tape *t, uint32_t *call, int64_t *value);
 
 /* ---- Debugging ------------------------------------------------------------------------------ */
 /* A GDB remote serial protocol server for one one-shot VM (docs/ABI.md, "Debugging and core

@@ -44,7 +44,10 @@ static int fn_println(aspen_vm_call *call, void *user)
 static int fn_get_time(aspen_vm_call *call, void *user)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
+    if (call->vm->tape) /* recorded, or replayed from the record */
+        vm_tape_clock(call->vm, CLOCK_REALTIME, &ts);
+    else
+        clock_gettime(CLOCK_REALTIME, &ts);
     aspen_vm_call_return(call, (int64_t)ts.tv_sec);
     return 0;
 }
@@ -52,7 +55,10 @@ static int fn_get_time(aspen_vm_call *call, void *user)
 static int fn_get_time_ns(aspen_vm_call *call, void *user)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
+    if (call->vm->tape)
+        vm_tape_clock(call->vm, CLOCK_REALTIME, &ts);
+    else
+        clock_gettime(CLOCK_REALTIME, &ts);
     aspen_vm_call_return(call, (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec);
     return 0;
 }
@@ -187,6 +193,8 @@ int aspen_vm_call_read(aspen_vm_call *call, uint64_t gva, uint64_t len, void *ds
                                            "memory",
                                      call->entry->name, (unsigned long long)gva,
                                      (unsigned long long)len);
+    if (call->vm->tape)
+        vm_tape_read(call->vm, dst, len);
     return 0;
 }
 
@@ -197,6 +205,12 @@ int aspen_vm_call_write(aspen_vm_call *call, uint64_t gva, const void *src, uint
                                            "guest's writable memory",
                                      call->entry->name, (unsigned long long)gva,
                                      (unsigned long long)len);
+    if (call->vm->tape && call->entry->number >= ASPEN_FN_FIRST_EXTRA) {
+        /* what a registered function wrote is part of its result: recorded for replay */
+        bool replayed;
+        vm_tape_int(call->vm, (int64_t)gva);
+        vm_tape_bytes(call->vm, (void *)src, len, &replayed);
+    }
     return 0;
 }
 

@@ -7,7 +7,36 @@
 
 #include <string.h>
 
+static int hostcall(aspen_vm *vm, uint32_t fn, struct run_ctx *c);
+
+/* With a tape (tape.c), every call is recorded or checked against the record; a registered
+ * function being replayed is not called: its recorded writes and result stand in for it. */
 int vm_hostcall(aspen_vm *vm, uint32_t fn, struct run_ctx *c)
+{
+    if (!vm->tape)
+        return hostcall(vm, fn, c);
+    const struct host_entry *e = fn == ASPEN_FN_LOOKUP ? NULL : host_find(vm->host, fn);
+    const char *name = fn == ASPEN_FN_LOOKUP ? "lookup" : e ? e->name : "unknown";
+    uint64_t args[ASPEN_CALL_MAX_ARGS];
+    memcpy(args, (const void *)vm->blk->call_args, sizeof args);
+    bool extra = fn >= ASPEN_FN_FIRST_EXTRA;
+    if (vm_tape_begin(vm, fn, name, args, ASPEN_CALL_MAX_ARGS, !extra) && e) {
+        int64_t ret;
+        if (vm_tape_replay_extra(vm, &ret) == 0) {
+            c->res->stats.host_calls++;
+            vm->blk->call_ret = ret;
+            vm_tape_end(vm);
+            return 0;
+        }
+    }
+    int rc = hostcall(vm, fn, c);
+    if (rc == 0 && extra)
+        vm_tape_int(vm, vm->blk->call_ret);
+    vm_tape_end(vm);
+    return rc;
+}
+
+static int hostcall(aspen_vm *vm, uint32_t fn, struct run_ctx *c)
 {
     aspen_vm_result *res = c->res;
     aspen_vm_call call;

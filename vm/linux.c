@@ -82,7 +82,10 @@ static int put(aspen_vm *vm, uint64_t gva, const void *src, uint64_t len)
 
 static int get(const aspen_vm *vm, uint64_t gva, void *dst, uint64_t len)
 {
-    return vm_guest_copy_out(vm, gva, len, dst);
+    int rc = vm_guest_copy_out(vm, gva, len, dst);
+    if (rc == 0 && vm->tape) /* what a call passed (a write's bytes) is part of its digest */
+        vm_tape_read(vm, dst, len);
+    return rc;
 }
 
 /* Zero [gva, gva+len) of the heap (anonymous memory must read as zero), touching only pages that
@@ -471,7 +474,7 @@ static int64_t sys_clock_gettime(aspen_vm *vm, uint64_t clk, uint64_t ptr)
     if (clk >= sizeof map / sizeof map[0])
         return -L_EINVAL;
     struct timespec ts;
-    clock_gettime(map[clk], &ts);
+    vm_tape_clock(vm, map[clk], &ts); /* the clock, recorded or replayed */
     return put_timespec(vm, ptr, &ts);
 }
 
@@ -542,8 +545,23 @@ static const char *sig_name(uint64_t s)
     return s < sizeof n / sizeof n[0] ? n[s] : "a signal";
 }
 
-/* Perform system call g->rax with g's arguments; the result goes to g->rax. */
+static int dispatch_call(aspen_vm *vm, struct run_ctx *c, struct kvm_regs *g);
+
+/* Perform system call g->rax with g's arguments; the result goes to g->rax. With a tape each call
+ * is recorded or checked against the record (tape.c). */
 static int dispatch(aspen_vm *vm, struct run_ctx *c, struct kvm_regs *g)
+{
+    if (!vm->tape)
+        return dispatch_call(vm, c, g);
+    uint64_t args[7] = {g->rax, g->rdi, g->rsi, g->rdx, g->r10, g->r8, g->r9};
+    vm_tape_begin(vm, VM_TAPE_LX_CODE | (uint32_t)(g->rax & 0xfffff), sys_name(g->rax), args, 7,
+                  true);
+    int rc = dispatch_call(vm, c, g);
+    vm_tape_end(vm);
+    return rc;
+}
+
+static int dispatch_call(aspen_vm *vm, struct run_ctx *c, struct kvm_regs *g)
 {
     uint64_t nr = g->rax, a0 = g->rdi, a1 = g->rsi, a2 = g->rdx, a3 = g->r10, a4 = g->r8,
              a5 = g->r9;
@@ -642,7 +660,7 @@ static int dispatch(aspen_vm *vm, struct run_ctx *c, struct kvm_regs *g)
     }
     case 96: { /* gettimeofday */
         struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
+        vm_tape_clock(vm, CLOCK_REALTIME, &ts);
         int64_t tv[2] = {ts.tv_sec, ts.tv_nsec / 1000};
         int32_t tz[2] = {0, 0};
         if ((a0 && put(vm, a0, tv, sizeof tv) != 0) || (a1 && put(vm, a1, tz, sizeof tz) != 0))
@@ -650,7 +668,9 @@ static int dispatch(aspen_vm *vm, struct run_ctx *c, struct kvm_regs *g)
         break;
     }
     case 201: { /* time */
-        int64_t t = (int64_t)time(NULL);
+        struct timespec ts;
+        vm_tape_clock(vm, CLOCK_REALTIME, &ts);
+        int64_t t = (int64_t)ts.tv_sec;
         ret = a0 && put(vm, a0, &t, 8) != 0 ? -L_EFAULT : t;
         break;
     }
@@ -659,7 +679,10 @@ static int dispatch(aspen_vm *vm, struct run_ctx *c, struct kvm_regs *g)
         uint64_t n = a1 > 33554431u ? 33554431u : a1;
         for (uint64_t off = 0; off < n && ret >= 0;) {
             size_t k = n - off < sizeof buf ? (size_t)(n - off) : sizeof buf;
-            if (getrandom(buf, k, 0) != (ssize_t)k || put(vm, a0 + off, buf, k) != 0)
+            bool replayed = false, got = getrandom(buf, k, 0) == (ssize_t)k;
+            if (got)
+                vm_tape_bytes(vm, buf, k, &replayed); /* recorded, or the recorded bytes */
+            if (!got || put(vm, a0 + off, buf, k) != 0)
                 ret = off ? (int64_t)off : -L_EFAULT;
             off += k;
             if (ret >= 0)

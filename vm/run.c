@@ -493,6 +493,9 @@ int aspen_vm_run(aspen_vm *vm, const aspen_vm_run_opts *opts, aspen_vm_result *r
     struct run_ctx c = {.deadline = t0 + (uint64_t)timeout * 1000000ull, .cancel = opts->cancel,
                         .res = res, .on_log = opts->on_log, .log_user = opts->log_user,
                         .core_max = opts->core_max};
+    vm->tape = opts->tape;
+    if (vm->tape)
+        aspen_vm_tape_reset(vm->tape);
     if (vm->img->linux_abi)
         return run_linux(vm, opts, &c, err);
 
@@ -506,6 +509,7 @@ int aspen_vm_run(aspen_vm *vm, const aspen_vm_run_opts *opts, aspen_vm_result *r
                  "(guest memory %zu KiB); raise the memory limit",
                  (unsigned long long)in_len, (unsigned long long)heap_bytes,
                  vm->cfg.memory_bytes >> 10);
+        vm_tape_run_end(vm);
         return 0;
     }
     uint64_t in_gva = (vm->heap_end - in_len) & ~15ull;
@@ -571,6 +575,7 @@ static int run_end(aspen_vm *vm, struct run_ctx *c, enum ev ev, uint64_t t0, uin
                    uint64_t in_gva, uint64_t in_len, aspen_vm_error *err)
 {
     aspen_vm_result *res = c->res;
+    vm_tape_run_end(vm);
     switch (ev) {
     case EV_DONE:
         if (vm->img->linux_abi)

@@ -156,6 +156,7 @@ struct snap_page {
 
 struct aspen_vm {
     aspen_vm_image *img;
+    aspen_vm_tape *tape; /* this run's record or replay (tape.c); NULL outside a run */
     aspen_vm_host *host;
     aspen_vm_config cfg;
     int vmfd, cpufd;
@@ -286,6 +287,22 @@ int vm_startup(aspen_vm *vm, aspen_vm_error *err);
 
 /* hostcall.c: one host call (function fn, arguments in the call block); -1 when illegal. */
 int vm_hostcall(aspen_vm *vm, uint32_t fn, struct run_ctx *c);
+
+/* tape.c: recording and replaying a run's host calls (docs/ABI.md, "Deterministic replay").
+ * Called only while vm->tape is set. begin: a call starts (code: host function number, or
+ * VM_TAPE_LX_CODE | system call number); true when a registered function must not be called
+ * again but replayed (vm_tape_replay_extra). read: guest bytes the host read for the call.
+ * int/clock/bytes: a value the host makes up (recorded, or taken from the record). */
+#define VM_TAPE_LX_CODE 0x100000u
+bool vm_tape_begin(aspen_vm *vm, uint32_t code, const char *name, const uint64_t *args,
+                   size_t nargs, bool digest_reads);
+void vm_tape_read(const aspen_vm *vm, const void *bytes, size_t len);
+int64_t vm_tape_int(aspen_vm *vm, int64_t live);
+void vm_tape_clock(aspen_vm *vm, clockid_t clk, struct timespec *ts);
+void vm_tape_bytes(aspen_vm *vm, void *buf, size_t n, bool *replayed);
+int vm_tape_replay_extra(aspen_vm *vm, int64_t *ret);
+void vm_tape_end(aspen_vm *vm);
+void vm_tape_run_end(aspen_vm *vm); /* detaches the tape; a replay checks nothing was left */
 
 /* deadline.c: per-thread deadline timer and the kick signal that stops KVM_RUN. */
 int vm_thread_prepare(aspen_vm_error *err);

@@ -138,6 +138,19 @@ int main(int argc, char **argv)
             putchar(in[i] >= 'a' && in[i] <= 'z' ? in[i] - 32 : in[i]);
         return 0;
     }
+    if (!strcmp(mode, "clock")) { /* what replay must feed back: the clock and random bytes */
+        struct timespec ts;
+        unsigned char r[8];
+        clock_gettime(CLOCK_REALTIME, &ts);
+        long got = raw(SYS_getrandom, (long)r, sizeof r, 0, 0, 0, 0);
+        fprintf(stderr, "clock %lld.%09ld\n", (long long)ts.tv_sec, ts.tv_nsec);
+        printf("t=%lld.%09ld time=%lld random(%ld)=", (long long)ts.tv_sec, ts.tv_nsec,
+               (long long)time(NULL), got);
+        for (int i = 0; i < 8; i++)
+            printf("%02x", r[i]);
+        printf(" input=%zu\n", len);
+        return 0;
+    }
     if (!strcmp(mode, "libc")) { /* malloc, time, TLS, uname, ioctl, pid */
         struct timespec ts;
         struct utsname u;

@@ -2,6 +2,7 @@
  * symbols and without optimisation (ASPEN_GUEST_DEBUG=1, -O0: tests/vm/CMakeLists.txt), so gdb
  * finds its functions, lines and variables by name. Inputs:
  *   (anything else)  add_scores(40, 2): outputs "84" (and logs it: a host call)
+ *   (each word is also taken as a JSON string, "crash", as an engine job's payload)
  *   crash            crash_here() writes through a null pointer      #PF -> SIGSEGV
  *   ud2              bad_opcode() executes ud2                       #UD -> SIGILL
  *   spin             spin_forever() never returns                    timeout
@@ -41,15 +42,23 @@ __attribute__((noinline)) void give_up(void)
     aspen_panic("debuggee gave up"); /* LINE:give_up */
 }
 
+/* The word, bare (aspen run --input) or as a JSON string (an engine job's payload). */
+static bool is(const uint8_t *in, size_t len, const char *w)
+{
+    size_t n = strlen(w);
+    return input_is(in, len, w) ||
+           (len == n + 2 && in[0] == '"' && in[len - 1] == '"' && memcmp(in + 1, w, n) == 0);
+}
+
 static int debuggee(const uint8_t *in, size_t len, aspen_buf *out)
 {
-    if (input_is(in, len, "crash"))
+    if (is(in, len, "crash"))
         crash_here((volatile int *)0);
-    else if (input_is(in, len, "ud2"))
+    else if (is(in, len, "ud2"))
         bad_opcode();
-    else if (input_is(in, len, "spin"))
+    else if (is(in, len, "spin"))
         spin_forever();
-    else if (input_is(in, len, "panic"))
+    else if (is(in, len, "panic"))
         give_up();
     int r = add_scores(40, 2);
     hl_println("scores %d", r); /* a host call to step over */

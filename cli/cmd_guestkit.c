@@ -1,0 +1,253 @@
+/* cli/cmd_guestkit.c — what a finished attempt kept, for debugging a guest (issue 11):
+ *   aspen core ID [--attempt N] -o FILE [--binary FILE]   the ELF core of a failed attempt
+ *   aspen replay ID [--attempt N] [--set CALL[.I]=VALUE] [--json]   run an attempt again
+ * Both go through a client engine (no workers). `core` writes the core (and, with --binary, the
+ * exact guest ELF the attempt ran, from the store) and prints the gdb command that opens it.
+ * `replay` prints "identical: …" or "diverged …" naming the first host call that differs.
+ * Exit status: 0 done (replay: identical), 1 failed or diverged (one `error: …` line, or the
+ * replay's verdict), 2 usage.
+ */
+#include "cli.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* Writes bytes to path (created or truncated, never through a symlink); 0 or -1 (printed). */
+static int write_file(const char *path, const void *bytes, size_t n, const char *what)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        cli_error("cannot write the %s to %s: %s", what, path, strerror(errno));
+        return -1;
+    }
+    const uint8_t *p = bytes;
+    for (size_t done = 0; done < n;) {
+        ssize_t w = write(fd, p + done, n - done);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            cli_error("writing the %s to %s failed: %s", what, path,
+                      w < 0 ? strerror(errno) : "nothing written");
+            close(fd);
+            return -1;
+        }
+        done += (size_t)w;
+    }
+    if (close(fd) != 0) {
+        cli_error("writing the %s to %s failed: %s", what, path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+static const char core_usage[] =
+    "usage: aspen core ID [--attempt N] -o FILE [--binary FILE] [--db PATH]\n"
+    "  writes the ELF core a failed attempt kept (the last one that kept one, or attempt N);\n"
+    "  --binary also writes the guest ELF the attempt ran. Open it with: gdb GUEST FILE\n";
+
+int cmd_core(int argc, char **argv)
+{
+    static const struct option opts[] = {{"attempt", required_argument, 0, 'a'},
+                                         {"output", required_argument, 0, 'o'},
+                                         {"binary", required_argument, 0, 'b'},
+                                         {"help", no_argument, 0, 'h'},
+                                         CLI_DB_OPTS,
+                                         {0, 0, 0, 0}};
+    const char *db = NULL, *out = NULL, *bin_out = NULL;
+    long long attempt = 0;
+    int c;
+    optind = 1;
+    while ((c = cli_getopt(argc, argv, "a:o:b:hD:", opts, argv[0])) != -1) {
+        switch (c) {
+        case 'a':
+            if (cli_parse_num("--attempt", optarg, 1, 1000000, &attempt))
+                return 2;
+            break;
+        case 'o': out = optarg; break;
+        case 'b': bin_out = optarg; break;
+        case 'D': db = optarg; break;
+        case 'C': cli_create = true; break;
+        case 'h':
+        default:
+            fputs(core_usage, c == 'h' ? stdout : stderr);
+            return c == 'h' ? 0 : 2;
+        }
+    }
+    int64_t id;
+    if (optind != argc - 1 || !out) {
+        if (optind == argc - 1 && !out)
+            cli_error("aspen core needs -o FILE: the file to write the core to");
+        fputs(core_usage, stderr);
+        return 2;
+    }
+    if (cli_parse_id(argv[optind], &id))
+        return 2;
+    aspen_engine *eng;
+    if (cli_open_engine(db, 0, &eng))
+        return 1;
+    aspen_engine_error err = {0};
+    void *core = NULL;
+    size_t n = 0;
+    int which = 0;
+    aspen_store_job job = {0};
+    int rc = aspen_engine_attempt_data(eng, id, (int)attempt, ASPEN_STORE_DATA_CORE, &core, &n,
+                                       &which, &err);
+    if (rc == 0)
+        rc = aspen_engine_get(eng, id, &job, &err);
+    int status = 1;
+    if (rc) {
+        cli_error("%s", err.msg);
+        goto done;
+    }
+    if (write_file(out, core, n, "core"))
+        goto done;
+    char guest[4096] = "";
+    if (bin_out) {
+        aspen_store_binary b = {0};
+        if (!job.binary_sha256) {
+            cli_error("job %lld names no stored binary: --binary has nothing to write",
+                      (long long)id);
+            goto done;
+        }
+        if (aspen_engine_get_binary(eng, job.binary_sha256, &b, &err) != 0) {
+            cli_error("%s", err.msg);
+            goto done;
+        }
+        int w = write_file(bin_out, b.bytes, b.size, "guest binary");
+        aspen_store_binary_clear(&b);
+        if (w)
+            goto done;
+        snprintf(guest, sizeof guest, "%s", bin_out);
+    } else {
+        char msg[512];
+        const char *name = job.binary_name ? job.binary_name : "";
+        if (!*name || cli_resolve_guest(name, guest, sizeof guest, msg, sizeof msg) != 0)
+            snprintf(guest, sizeof guest, "GUEST");
+    }
+    printf("wrote the core of job %lld attempt %d (%zu bytes) to %s\n", (long long)id, which, n,
+           out);
+    printf("open it with: gdb %s %s%s\n", guest, out,
+           bin_out ? ""
+                   : "   (GUEST: the ELF the job ran, built with ASPEN_GUEST_DEBUG=1 for lines; "
+                     "--binary FILE writes it)");
+    status = 0;
+done:
+    free(core);
+    aspen_store_job_clear(&job);
+    aspen_engine_close(eng);
+    return status;
+}
+
+static const char replay_usage[] =
+    "usage: aspen replay ID [--attempt N] [--set CALL[.I]=VALUE] [--json] [--db PATH]\n"
+    "  runs an attempt of a micro-VM job again from the snapshot with its recorded host-call\n"
+    "  results and says \"identical\" or where it diverged. --set first replaces value I\n"
+    "  (default 0) of host call CALL: what if the host had answered VALUE.\n";
+
+/* "3=1700000000" or "3.1=42". */
+static int parse_set(const char *s, aspen_engine_replay_opts *o)
+{
+    char *end;
+    errno = 0;
+    unsigned long call = strtoul(s, &end, 10), idx = 0;
+    if (end == s || errno || call == 0 || call > UINT32_MAX)
+        return -1;
+    if (*end == '.') {
+        const char *p = end + 1;
+        idx = strtoul(p, &end, 10);
+        if (end == p || errno || idx > 63)
+            return -1;
+    }
+    if (*end != '=' || !end[1])
+        return -1;
+    const char *v = end + 1;
+    long long value = strtoll(v, &end, 10);
+    if (*end || errno)
+        return -1;
+    o->set = true;
+    o->set_call = (uint32_t)call;
+    o->set_index = (uint32_t)idx;
+    o->set_value = value;
+    return 0;
+}
+
+int cmd_replay(int argc, char **argv)
+{
+    static const struct option opts[] = {{"attempt", required_argument, 0, 'a'},
+                                         {"set", required_argument, 0, 's'},
+                                         {"json", no_argument, 0, 'j'},
+                                         {"help", no_argument, 0, 'h'},
+                                         CLI_DB_OPTS,
+                                         {0, 0, 0, 0}};
+    const char *db = NULL;
+    bool as_json = false;
+    aspen_engine_replay_opts ro = {0};
+    long long attempt = 0;
+    int c;
+    optind = 1;
+    while ((c = cli_getopt(argc, argv, "a:s:jhD:", opts, argv[0])) != -1) {
+        switch (c) {
+        case 'a':
+            if (cli_parse_num("--attempt", optarg, 1, 1000000, &attempt))
+                return 2;
+            break;
+        case 's':
+            if (parse_set(optarg, &ro)) {
+                cli_error("--set wants CALL=VALUE or CALL.INDEX=VALUE (host call from 1, a "
+                          "whole number), not '%s'",
+                          optarg);
+                return 2;
+            }
+            break;
+        case 'j': as_json = true; break;
+        case 'D': db = optarg; break;
+        case 'C': cli_create = true; break;
+        case 'h':
+        default:
+            fputs(replay_usage, c == 'h' ? stdout : stderr);
+            return c == 'h' ? 0 : 2;
+        }
+    }
+    int64_t id;
+    if (optind != argc - 1) {
+        fputs(replay_usage, stderr);
+        return 2;
+    }
+    if (cli_parse_id(argv[optind], &id))
+        return 2;
+    ro.attempt = (int)attempt;
+    aspen_engine *eng;
+    if (cli_open_engine(db, 0, &eng))
+        return 1;
+    aspen_engine_replay_report rep;
+    aspen_engine_error err = {0};
+    int rc = aspen_engine_replay(eng, id, &ro, &rep, &err);
+    aspen_engine_close(eng);
+    if (rc) {
+        cli_error("%s", err.msg);
+        return 1;
+    }
+    if (as_json) {
+        json_t *o = json_object();
+        json_object_set_new(o, "job", json_integer(id));
+        json_object_set_new(o, "attempt", json_integer(rep.attempt));
+        json_object_set_new(o, "identical", json_boolean(rep.identical));
+        json_object_set_new(o, "recorded", json_boolean(rep.recorded));
+        json_object_set_new(o, "host_calls", json_integer(rep.calls));
+        json_object_set_new(o, "values_fed", json_integer(rep.values));
+        json_object_set_new(o, "diverged_at", json_integer(rep.diverged_at));
+        json_object_set_new(o, "outcome", cli_json_str(rep.outcome));
+        json_object_set_new(o, "summary", cli_json_str(rep.summary));
+        cli_json_print(o, stdout, false);
+        json_decref(o);
+    } else {
+        printf("job %lld attempt %d: %s\n", (long long)id, rep.attempt, rep.summary);
+    }
+    return rep.identical ? 0 : 1;
+}

@@ -1,0 +1,631 @@
+/* engine/replay.c — what a finished VM attempt keeps beside its row, and replaying it.
+ *
+ * Every VM job runs with a tape (vm/tape.c) that records its host calls. When the attempt is done
+ * the worker makes its replay record: the binary's hash, the memory size, the input's hash, how it
+ * ended (outcome, output's size and hash, the error, the number of log lines) and the tape. The
+ * record is stored (attempt_data, kind replay) only when a replay needs more than the job row:
+ * when the attempt did not succeed, when the host made up a value for it (a clock reading, random
+ * bytes, a registered function's result), when its tape was cut, or when its binary was built from
+ * source. A success of a deterministic guest (no values made up) stores nothing: the job row has
+ * its input, binary and memory, and the stored result and log lines are its outcome. So the hot
+ * path of successful jobs writes no more than before. A failed attempt (fault, panic, timeout)
+ * also keeps its ELF core (vm/core.c). Both are written after the group commit that wrote the
+ * attempt, in one transaction per group (eng_store_attempt_data).
+ *
+ * aspen_engine_replay runs the attempt again on a fresh VM (warm, from the snapshot, as workers do)
+ * with the record's values fed back, and reports "identical" or the first difference: a host call
+ * (named, with the last recorded value fed before it), then the outcome, the output, the error,
+ * the number of log lines.
+ *
+ * Record (little-endian):
+ *   "ASPR" u8 version=1 u8 flags(1: tape cut) u8 outcome u8 0
+ *   u8[32] binary sha256, u64 memory, u8[32] input sha256,
+ *   u64 output length, u8[32] output sha256, u32 log lines,
+ *   u32 error length, error bytes (<= 1024), u32 tape length, tape bytes
+ */
+#include "engine_internal.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define REC_VERSION 1
+#define REC_FIXED (8 + 32 + 8 + 32 + 8 + 32 + 4 + 4 + 4)
+
+static void put_u32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
+static void put_u64(uint8_t *p, uint64_t v) { memcpy(p, &v, 8); }
+static uint32_t get_u32(const uint8_t *p)
+{
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+static uint64_t get_u64(const uint8_t *p)
+{
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
+}
+
+static void sha_of(const void *p, size_t n, uint8_t out[32])
+{
+    aspen_store_sha256_ctx c;
+    aspen_store_sha256_init(&c);
+    aspen_store_sha256_update(&c, p, n);
+    aspen_store_sha256_final(&c, out);
+}
+
+static int hexval(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+static bool sha_from_hex(const char *hex, uint8_t out[32])
+{
+    if (!hex || strlen(hex) != 64)
+        return false;
+    for (int i = 0; i < 32; i++) {
+        int a = hexval(hex[2 * i]), b = hexval(hex[2 * i + 1]);
+        if (a < 0 || b < 0)
+            return false;
+        out[i] = (uint8_t)(a << 4 | b);
+    }
+    return true;
+}
+
+static void sha_to_hex(const uint8_t in[32], char hex[65])
+{
+    static const char d[] = "0123456789abcdef";
+    for (int i = 0; i < 32; i++) {
+        hex[2 * i] = d[in[i] >> 4];
+        hex[2 * i + 1] = d[in[i] & 15];
+    }
+    hex[64] = '\0';
+}
+
+uint8_t *eng_replay_record(const aspen_store_job *job, const char *sha, size_t memory,
+                           const struct aspen_vm_result *res, struct aspen_vm_tape *tape,
+                           size_t *len)
+{
+    *len = 0;
+    if (!tape)
+        return NULL;
+    aspen_vm_tape_info ti;
+    aspen_vm_tape_get_info(tape, &ti);
+    bool needed = res->outcome != ASPEN_VM_SUCCESS || ti.values > 0 || ti.truncated ||
+                  !job->binary_sha256;
+    if (!needed)
+        return NULL;
+    size_t tlen = 0;
+    const void *tb = aspen_vm_tape_data(tape, &tlen);
+    size_t elen = strnlen(res->message, sizeof res->message);
+    if (elen > 1024)
+        elen = 1024;
+    size_t n = REC_FIXED + elen + tlen;
+    uint8_t *r = calloc(1, n);
+    if (!r)
+        return NULL; /* the attempt stands without a record; replay then says none was kept */
+    uint8_t *p = r;
+    memcpy(p, "ASPR", 4);
+    p[4] = REC_VERSION;
+    p[5] = ti.truncated ? 1 : 0;
+    p[6] = (uint8_t)res->outcome;
+    p += 8;
+    if (!sha_from_hex(sha, p))
+        memset(p, 0, 32);
+    p += 32;
+    put_u64(p, memory);
+    p += 8;
+    const char *in = job->payload ? job->payload : "";
+    sha_of(in, strlen(in), p);
+    p += 32;
+    put_u64(p, res->output_len);
+    p += 8;
+    sha_of(res->output ? (const void *)res->output : "", res->output_len, p);
+    p += 32;
+    put_u32(p, res->stats.log_lines);
+    p += 4;
+    put_u32(p, (uint32_t)elen);
+    p += 4;
+    memcpy(p, res->message, elen);
+    p += elen;
+    put_u32(p, (uint32_t)tlen);
+    p += 4;
+    if (tlen)
+        memcpy(p, tb, tlen);
+    *len = n;
+    return r;
+}
+
+void eng_store_attempt_data(aspen_engine *eng, struct eng_done *const *d, const int *status,
+                            size_t n)
+{
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++)
+        if (status[i] == 0)
+            m += (d[i]->core != NULL) + (d[i]->replay != NULL);
+    if (!m)
+        return;
+    aspen_store_attempt_data *items = calloc(m, sizeof *items);
+    if (!items) {
+        engine_message(eng, "out of memory keeping %zu cores and replay records: the attempts "
+                       "stand without them", m);
+        return;
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (status[i] != 0)
+            continue;
+        if (d[i]->core)
+            items[k++] = (aspen_store_attempt_data){d[i]->job_id, d[i]->attempt,
+                                                    ASPEN_STORE_DATA_CORE, d[i]->core,
+                                                    d[i]->core_len};
+        if (d[i]->replay)
+            items[k++] = (aspen_store_attempt_data){d[i]->job_id, d[i]->attempt,
+                                                    ASPEN_STORE_DATA_REPLAY, d[i]->replay,
+                                                    d[i]->replay_len};
+    }
+    aspen_store_error se = {0};
+    if (aspen_store_put_attempt_data(eng->commit_store, items, k, &se) != 0)
+        engine_message(eng, "keeping %zu cores and replay records failed (the attempts stand "
+                       "without them): %s", k, se.msg);
+    free(items);
+}
+
+/* ---- reading them back --------------------------------------------------------------------------- */
+
+int aspen_engine_get_binary(aspen_engine *eng, const char *sha256, aspen_store_binary *out,
+                            aspen_engine_error *err)
+{
+    aspen_store_error se = {0};
+    pthread_mutex_lock(&eng->api_mu);
+    int rc = aspen_store_get_binary(eng->api_store, sha256, out, &se);
+    pthread_mutex_unlock(&eng->api_mu);
+    return rc ? eng_store_err(err, &se, "reading a guest binary") : 0;
+}
+
+int aspen_engine_list_attempt_data(aspen_engine *eng, int64_t job_id,
+                                   aspen_store_attempt_data **out, size_t *n,
+                                   aspen_engine_error *err)
+{
+    aspen_store_error se = {0};
+    pthread_mutex_lock(&eng->api_mu);
+    int rc = aspen_store_list_attempt_data(eng->api_store, job_id, out, n, &se);
+    pthread_mutex_unlock(&eng->api_mu);
+    return rc ? eng_store_err(err, &se, "listing cores and replay records") : 0;
+}
+
+int aspen_engine_attempt_data(aspen_engine *eng, int64_t job_id, int attempt,
+                              aspen_store_data_kind kind, void **bytes, size_t *size,
+                              int *attempt_out, aspen_engine_error *err)
+{
+    *bytes = NULL;
+    *size = 0;
+    aspen_store_job job = {0};
+    aspen_store_error se = {0};
+    pthread_mutex_lock(&eng->api_mu);
+    int rc = aspen_store_get(eng->api_store, job_id, &job, &se);
+    aspen_store_attempt_data *list = NULL;
+    size_t n = 0;
+    if (rc == 0)
+        rc = aspen_store_list_attempt_data(eng->api_store, job_id, &list, &n, &se);
+    int want = attempt;
+    if (rc == 0 && want == 0)
+        for (size_t i = 0; i < n; i++)
+            if (list[i].kind == kind && list[i].attempt > want)
+                want = list[i].attempt;
+    if (rc == 0 && want > 0)
+        rc = aspen_store_get_attempt_data(eng->api_store, job_id, want, kind, bytes, size, &se);
+    pthread_mutex_unlock(&eng->api_mu);
+    free(list);
+    const char *k = aspen_store_data_kind_name(kind);
+    if (rc) {
+        aspen_store_job_clear(&job);
+        return eng_store_err(err, &se, NULL);
+    }
+    if (want == 0) {
+        int code;
+        if (kind == ASPEN_STORE_DATA_CORE)
+            code = eng_err(err, ASPEN_ENGINE_ENOTFOUND,
+                           "job %lld keeps no core: only a failed attempt of a micro-VM job "
+                           "(fault, panic, timeout) keeps one, under the engine's size cap "
+                           "(job %lld is %s after %d attempt%s)",
+                           (long long)job_id, (long long)job_id, aspen_store_state_name(job.state),
+                           job.attempts, job.attempts == 1 ? "" : "s");
+        else
+            code = eng_err(err, ASPEN_ENGINE_ENOTFOUND, "job %lld keeps no %s", (long long)job_id,
+                           k);
+        aspen_store_job_clear(&job);
+        return code;
+    }
+    aspen_store_job_clear(&job);
+    if (attempt_out)
+        *attempt_out = want;
+    return 0;
+}
+
+/* ---- replay ---------------------------------------------------------------------------------------- */
+
+struct rec {
+    uint8_t version, flags, outcome;
+    uint8_t sha[32], input[32], output[32];
+    uint64_t memory, output_len;
+    uint32_t log_lines;
+    const char *error;
+    size_t error_len;
+    const uint8_t *tape;
+    size_t tape_len;
+};
+
+static bool rec_parse(const uint8_t *b, size_t n, struct rec *r)
+{
+    if (n < REC_FIXED || memcmp(b, "ASPR", 4) != 0 || b[4] != REC_VERSION)
+        return false;
+    r->version = b[4];
+    r->flags = b[5];
+    r->outcome = b[6];
+    size_t p = 8;
+    memcpy(r->sha, b + p, 32);
+    p += 32;
+    r->memory = get_u64(b + p);
+    p += 8;
+    memcpy(r->input, b + p, 32);
+    p += 32;
+    r->output_len = get_u64(b + p);
+    p += 8;
+    memcpy(r->output, b + p, 32);
+    p += 32;
+    r->log_lines = get_u32(b + p);
+    p += 4;
+    r->error_len = get_u32(b + p);
+    p += 4;
+    if (r->error_len > 1024 || r->error_len > n - p)
+        return false;
+    r->error = (const char *)b + p;
+    p += r->error_len;
+    if (n - p < 4)
+        return false;
+    r->tape_len = get_u32(b + p);
+    p += 4;
+    if (r->tape_len != n - p)
+        return false;
+    r->tape = b + p;
+    return true;
+}
+
+struct lines {
+    char **v;
+    size_t n, cap;
+    size_t total;
+};
+
+static void collect_line(void *user, const char *line, size_t len)
+{
+    struct lines *l = user;
+    l->total++;
+    if (l->n == l->cap) {
+        if (l->cap >= 100000)
+            return;
+        size_t cap = l->cap ? l->cap * 2 : 64;
+        char **nv = realloc(l->v, cap * sizeof *nv);
+        if (!nv)
+            return;
+        l->v = nv;
+        l->cap = cap;
+    }
+    char *s = malloc(len + 1);
+    if (!s)
+        return;
+    memcpy(s, line, len);
+    s[len] = '\0';
+    l->v[l->n++] = s;
+}
+
+static void lines_free(struct lines *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        free(l->v[i]);
+    free(l->v);
+}
+
+static const char *outcome_of_store(const char *o)
+{
+    return o && strcmp(o, "succeeded") == 0 ? "success" : o ? o : "?";
+}
+
+static void summary(aspen_engine_replay_report *r, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void summary(aspen_engine_replay_report *r, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->summary, sizeof r->summary, fmt, ap);
+    va_end(ap);
+}
+
+int aspen_engine_replay(aspen_engine *eng, int64_t job_id, const aspen_engine_replay_opts *opts,
+                        aspen_engine_replay_report *report, aspen_engine_error *err)
+{
+    static const aspen_engine_replay_opts none;
+    if (!opts)
+        opts = &none;
+    memset(report, 0, sizeof *report);
+    aspen_store_job job = {0};
+    aspen_store_attempt *att = NULL;
+    size_t na = 0;
+    aspen_store_error se = {0};
+    void *blob = NULL;
+    size_t blob_len = 0;
+    aspen_store_log *logs = NULL;
+    size_t nlogs = 0;
+    aspen_store_binary bin = {0};
+    aspen_vm_image *img = NULL;
+    aspen_vm *vm = NULL;
+    aspen_vm_tape *tape = NULL;
+    struct lines got = {0};
+    aspen_vm_result res = {0};
+    struct job_args args = {0};
+    int code = 0;
+
+    pthread_mutex_lock(&eng->api_mu);
+    int rc = aspen_store_get(eng->api_store, job_id, &job, &se);
+    if (rc == 0)
+        rc = aspen_store_attempts(eng->api_store, job_id, &att, &na, &se);
+    pthread_mutex_unlock(&eng->api_mu);
+    if (rc) {
+        code = eng_store_err(err, &se, NULL);
+        goto out;
+    }
+    if (!aspen_engine_job_needs_vm(&job)) {
+        code = eng_err(err, ASPEN_ENGINE_EINVAL,
+                       "job %lld (type %s) ran in an in-process handler, not a micro-VM: only "
+                       "micro-VM jobs are recorded and replayed",
+                       (long long)job_id, job.type);
+        goto out;
+    }
+    int attempt = opts->attempt ? opts->attempt : job.attempts;
+    const aspen_store_attempt *a = NULL;
+    for (size_t i = 0; i < na; i++)
+        if (att[i].number == attempt)
+            a = &att[i];
+    if (!a) {
+        code = eng_err(err, ASPEN_ENGINE_ENOTFOUND,
+                       "job %lld has no finished attempt %d (it has %zu: %s)", (long long)job_id,
+                       attempt, na, na ? "see aspen show" : "it never ran to the end");
+        goto out;
+    }
+    report->attempt = attempt;
+    if (a->recovered) {
+        code = eng_err(err, ASPEN_ENGINE_EINVAL,
+                       "attempt %d of job %lld was recovered (its engine died or lost its "
+                       "lease while it ran): nothing of it was recorded",
+                       attempt, (long long)job_id);
+        goto out;
+    }
+    if (strcmp(a->outcome, "cancelled") == 0) {
+        code = eng_err(err, ASPEN_ENGINE_EINVAL,
+                       "attempt %d of job %lld was cancelled: where a cancel stops a guest is "
+                       "not part of its run, so there is nothing to replay",
+                       attempt, (long long)job_id);
+        goto out;
+    }
+
+    /* The record, or what the job row says for a deterministic success. */
+    struct rec r = {0};
+    pthread_mutex_lock(&eng->api_mu);
+    rc = aspen_store_get_attempt_data(eng->api_store, job_id, attempt, ASPEN_STORE_DATA_REPLAY,
+                                      &blob, &blob_len, &se);
+    pthread_mutex_unlock(&eng->api_mu);
+    if (rc == 0) {
+        if (!rec_parse(blob, blob_len, &r)) {
+            code = eng_err(err, ASPEN_ENGINE_EINVAL,
+                           "the replay record of job %lld attempt %d is damaged (%zu bytes)",
+                           (long long)job_id, attempt, blob_len);
+            goto out;
+        }
+        report->recorded = true;
+    } else if (se.code != ASPEN_STORE_ENOTFOUND) {
+        code = eng_store_err(err, &se, "reading the replay record");
+        goto out;
+    } else if (strcmp(a->outcome, "succeeded") != 0 || !job.binary_sha256) {
+        code = eng_err(err, ASPEN_ENGINE_ENOTFOUND,
+                       "attempt %d of job %lld (%s) kept no replay record: it ran before this "
+                       "aspen recorded host calls, or storing the record failed",
+                       attempt, (long long)job_id, a->outcome);
+        goto out;
+    } else {
+        sha_from_hex(job.binary_sha256, r.sha);
+        r.memory = job.memory_bytes > 0 ? (uint64_t)job.memory_bytes : eng->cfg.default_memory;
+        const char *in = job.payload ? job.payload : "";
+        sha_of(in, strlen(in), r.input);
+        r.outcome = ASPEN_VM_SUCCESS;
+        r.output_len = job.result_size;
+        sha_of(job.result ? job.result : "", job.result_size, r.output);
+        pthread_mutex_lock(&eng->api_mu);
+        rc = aspen_store_logs(eng->api_store, job_id, 0, 0, &logs, &nlogs, &se);
+        pthread_mutex_unlock(&eng->api_mu);
+        if (rc) {
+            code = eng_store_err(err, &se, "reading the job's log lines");
+            goto out;
+        }
+    }
+    const char *in = job.payload ? job.payload : "";
+    uint8_t in_sha[32];
+    sha_of(in, strlen(in), in_sha);
+    if (memcmp(in_sha, r.input, 32) != 0) {
+        code = eng_err(err, ASPEN_ENGINE_EINVAL,
+                       "job %lld's payload is not the input attempt %d ran with (its hash "
+                       "differs from the recorded one): it cannot be replayed",
+                       (long long)job_id, attempt);
+        goto out;
+    }
+
+    /* The image, by the recorded hash. */
+    char sha[65];
+    sha_to_hex(r.sha, sha);
+    pthread_mutex_lock(&eng->api_mu);
+    rc = aspen_store_get_binary(eng->api_store, sha, &bin, &se);
+    pthread_mutex_unlock(&eng->api_mu);
+    if (rc) {
+        code = eng_store_err(err, &se, "reading the guest binary the attempt ran");
+        goto out;
+    }
+    aspen_vm_error ve = {0};
+    if (aspen_vm_image_load_mem(bin.bytes, bin.size, job.binary_name ? job.binary_name : "guest",
+                                &img, &ve) != 0) {
+        code = eng_err(err, ASPEN_ENGINE_EBINARY, "%s", ve.msg);
+        goto out;
+    }
+    if (job_args_get(job.tags, &args) != 0) {
+        code = eng_err(err, ASPEN_ENGINE_ENOMEM, "out of memory reading the job's arguments");
+        goto out;
+    }
+    aspen_vm_config cfg;
+    aspen_vm_config_default(&cfg);
+    cfg.memory_bytes = (size_t)r.memory;
+    cfg.warm = true;
+    cfg.argv = (const char *const *)args.argv;
+    if (aspen_vm_create(img, &cfg, eng->host, &vm, &ve) != 0) {
+        code = eng_err(err, ve.code == ASPEN_VM_EKVM ? ASPEN_ENGINE_EKVM : ASPEN_ENGINE_EBINARY,
+                       "creating the replay's micro-VM: %s", ve.msg);
+        goto out;
+    }
+    if (report->recorded) {
+        if (aspen_vm_tape_open(r.tape, r.tape_len, &tape, &ve) != 0) {
+            code = eng_err(err, ASPEN_ENGINE_EINVAL, "job %lld attempt %d: %s", (long long)job_id,
+                           attempt, ve.msg);
+            goto out;
+        }
+        aspen_vm_tape_set_truncated(tape, r.flags & 1);
+    } else {
+        tape = aspen_vm_tape_new(0); /* nothing to feed: records, to count the calls */
+    }
+    if (!tape) {
+        code = eng_err(err, ASPEN_ENGINE_ENOMEM, "out of memory for the replay");
+        goto out;
+    }
+    if (opts->set) {
+        if (!report->recorded) {
+            code = eng_err(err, ASPEN_ENGINE_EINVAL,
+                           "attempt %d of job %lld recorded no values (its guest asked the host "
+                           "for nothing it makes up): there is none to set",
+                           attempt, (long long)job_id);
+            goto out;
+        }
+        if (aspen_vm_tape_set_value(tape, opts->set_call, opts->set_index, opts->set_value,
+                                    &ve) != 0) {
+            code = eng_err(err, ASPEN_ENGINE_EINVAL, "--set: %s", ve.msg);
+            goto out;
+        }
+    }
+    int64_t t = job.timeout_ms > 0 ? job.timeout_ms : 30000;
+    aspen_vm_run_opts ro = {.input = in, .input_len = strlen(in),
+                            .timeout_ms = t > UINT32_MAX ? UINT32_MAX : (uint32_t)t,
+                            .on_log = collect_line, .log_user = &got, .tape = tape};
+    if (aspen_vm_run(vm, &ro, &res, &ve) != 0) {
+        code = eng_err(err, ASPEN_ENGINE_EKVM, "the replay's micro-VM failed: %s", ve.msg);
+        goto out;
+    }
+    snprintf(report->outcome, sizeof report->outcome, "%s", aspen_vm_outcome_name(res.outcome));
+    aspen_vm_tape_info ti;
+    aspen_vm_tape_get_info(tape, &ti);
+    report->calls = ti.replayed ? ti.replayed : ti.calls;
+    report->values = report->recorded ? ti.values : 0;
+    const char *rec_outcome = report->recorded
+                                  ? aspen_vm_outcome_name((aspen_vm_outcome)r.outcome)
+                                  : outcome_of_store(a->outcome);
+    const char *timeout_note =
+        r.outcome == ASPEN_VM_TIMEOUT
+            ? " (the recorded attempt timed out: where a timeout stops a guest is not "
+              "deterministic)"
+            : "";
+    uint8_t out_sha[32];
+    sha_of(res.output ? (const void *)res.output : "", res.output_len, out_sha);
+    if (report->recorded && ti.diverged) {
+        report->diverged_at = ti.diverged_at;
+        summary(report, "diverged at host call %u: %s%s", ti.diverged_at, ti.why, timeout_note);
+    } else if ((uint8_t)res.outcome != r.outcome) {
+        summary(report, "diverged: the recorded attempt ended %s, the replay %s (%s)%s",
+                rec_outcome, aspen_vm_outcome_name(res.outcome),
+                res.message[0] ? res.message : "no message", timeout_note);
+    } else if (res.output_len != r.output_len || memcmp(out_sha, r.output, 32) != 0) {
+        size_t at = 0;
+        if (!report->recorded && job.result) {
+            const uint8_t *x = job.result, *y = res.output;
+            size_t m = job.result_size < res.output_len ? job.result_size : res.output_len;
+            while (at < m && x[at] == y[at])
+                at++;
+        }
+        if (!report->recorded && job.result)
+            summary(report, "diverged: the output differs from the recorded one at byte %zu "
+                    "(recorded %llu bytes, replayed %zu)", at,
+                    (unsigned long long)r.output_len, res.output_len);
+        else
+            summary(report, "diverged: the output differs from the recorded one (recorded %llu "
+                    "bytes, replayed %zu, their hashes differ)",
+                    (unsigned long long)r.output_len, res.output_len);
+    } else if (report->recorded &&
+               (strnlen(res.message, sizeof res.message) < 1024
+                    ? strnlen(res.message, sizeof res.message)
+                    : 1024) != r.error_len) {
+        summary(report, "diverged: the error differs: recorded \"%.*s\", replayed \"%s\"",
+                (int)r.error_len, r.error, res.message);
+    } else if (report->recorded && memcmp(res.message, r.error, r.error_len) != 0) {
+        summary(report, "diverged: the error differs: recorded \"%.*s\", replayed \"%s\"",
+                (int)r.error_len, r.error, res.message);
+    } else if (report->recorded && res.stats.log_lines != r.log_lines) {
+        summary(report, "diverged: the replay printed %u log lines, the recorded attempt %u",
+                res.stats.log_lines, r.log_lines);
+    } else {
+        /* Without a record the log lines are compared with the stored ones of that attempt (a
+         * cold VM's start-up lines come first in the store: skipped). */
+        size_t mine = 0;
+        for (size_t i = 0; i < nlogs; i++)
+            mine += !logs[i].marker && logs[i].attempt == attempt;
+        size_t skip = mine > got.n ? mine - got.n : 0, k = 0, bad = 0;
+        bool differs = !report->recorded && mine < got.n && !job.log_dropped;
+        for (size_t i = 0; !report->recorded && !differs && i < nlogs; i++) {
+            if (logs[i].marker || logs[i].attempt != attempt)
+                continue;
+            if (skip) {
+                skip--;
+                continue;
+            }
+            if (k < got.n && strcmp(logs[i].line, got.v[k]) != 0) {
+                differs = true;
+                bad = k;
+            }
+            k++;
+        }
+        if (differs)
+            summary(report, "diverged: log line %zu differs from the stored one (replayed \"%s\")",
+                    bad + 1, bad < got.n ? got.v[bad] : "");
+        else {
+            report->identical = true;
+            summary(report,
+                    "identical: outcome %s, output %zu bytes, %zu log line%s, %u host call%s "
+                    "(%u recorded value%s fed back)%s%s",
+                    aspen_vm_outcome_name(res.outcome), res.output_len, got.total,
+                    got.total == 1 ? "" : "s", report->calls, report->calls == 1 ? "" : "s",
+                    report->values, report->values == 1 ? "" : "s",
+                    (r.flags & 1) ? "; the record was cut at its cap: later calls ran live" : "",
+                    timeout_note);
+        }
+    }
+out:
+    lines_free(&got);
+    aspen_vm_result_free(&res);
+    aspen_vm_tape_free(tape);
+    if (vm)
+        aspen_vm_destroy(vm);
+    if (img)
+        aspen_vm_image_release(img);
+    aspen_store_binary_clear(&bin);
+    job_args_free(&args);
+    aspen_store_logs_free(logs, nlogs);
+    free(blob);
+    aspen_store_attempts_free(att, na);
+    aspen_store_job_clear(&job);
+    return code;
+}

@@ -1,0 +1,99 @@
+/* tui/core.c — the console's `C` / `:core [FILE]` in a job's detail: the ELF core the job's last
+ * failed attempt kept, written to a file with the exact guest ELF it ran beside it (FILE.elf), so
+ * the status line can show the one gdb command that opens it at the faulting line. No curses: it
+ * runs on the thread pool.
+ */
+#include "view.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static int put_file(const char *path, const void *b, size_t n, char *msg, size_t cap)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        snprintf(msg, cap, "cannot write %s: %s", path, strerror(errno));
+        return -1;
+    }
+    const uint8_t *p = b;
+    for (size_t done = 0; done < n;) {
+        ssize_t w = write(fd, p + done, n - done);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            snprintf(msg, cap, "writing %s failed: %s", path, w < 0 ? strerror(errno) : "disk full?");
+            close(fd);
+            return -1;
+        }
+        done += (size_t)w;
+    }
+    if (close(fd) != 0) {
+        snprintf(msg, cap, "writing %s failed: %s", path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+int tui_core_write(aspen_engine *eng, int64_t job_id, const char *path, char *msg, size_t cap)
+{
+    aspen_engine_error err = {0};
+    void *core = NULL;
+    size_t n = 0;
+    int attempt = 0;
+    if (aspen_engine_attempt_data(eng, job_id, 0, ASPEN_STORE_DATA_CORE, &core, &n, &attempt,
+                                  &err) != 0) {
+        snprintf(msg, cap, "%s", err.msg);
+        return -1;
+    }
+    char file[2048], elf[2100];
+    if (path && *path) {
+        snprintf(file, sizeof file, "%s", path);
+    } else {
+        char cwd[1024];
+        if (!getcwd(cwd, sizeof cwd))
+            snprintf(cwd, sizeof cwd, ".");
+        snprintf(file, sizeof file, "%s/aspen-core-%lld-%d", cwd, (long long)job_id, attempt);
+    }
+    snprintf(elf, sizeof elf, "%s.elf", file);
+    int rc = put_file(file, core, n, msg, cap);
+    free(core);
+    if (rc)
+        return -1;
+    aspen_store_job job = {0};
+    aspen_store_binary bin = {0};
+    bool have_elf = false;
+    if (aspen_engine_get(eng, job_id, &job, &err) == 0 && job.binary_sha256 &&
+        aspen_engine_get_binary(eng, job.binary_sha256, &bin, &err) == 0)
+        have_elf = put_file(elf, bin.bytes, bin.size, msg, cap) == 0;
+    aspen_store_binary_clear(&bin);
+    aspen_store_job_clear(&job);
+    if (have_elf)
+        snprintf(msg, cap, "core of job %lld attempt %d (%zu KiB) written: gdb %s %s", (long long)job_id,
+                 attempt, (n + 1023) / 1024, elf, file);
+    else
+        snprintf(msg, cap, "core of job %lld attempt %d (%zu KiB) written to %s: gdb GUEST %s",
+                 (long long)job_id, attempt, (n + 1023) / 1024, file, file);
+    return 0;
+}
+
+void tui_detail_add_data(tui_text *t, int64_t job_id, const aspen_store_attempt_data *d, size_t n)
+{
+    if (!n)
+        return;
+    tui_text_add(t, "%s", "");
+    tui_text_add(t, "%s", "Debugging");
+    for (size_t i = 0; i < n; i++) {
+        if (d[i].kind == ASPEN_STORE_DATA_CORE)
+            tui_text_add(t, "  attempt %d kept an ELF core (%zu KiB): C writes it and shows the gdb "
+                         "command (aspen core %lld --attempt %d -o FILE)",
+                         d[i].attempt, (d[i].size + 1023) / 1024, (long long)job_id, d[i].attempt);
+        else if (d[i].kind == ASPEN_STORE_DATA_REPLAY)
+            tui_text_add(t, "  attempt %d kept a replay record (%zu bytes): aspen replay %lld "
+                         "--attempt %d",
+                         d[i].attempt, d[i].size, (long long)job_id, d[i].attempt);
+    }
+}

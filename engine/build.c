@@ -1019,6 +1019,47 @@ static int read_small(const char *path, char *buf, size_t cap, size_t *len)
     return 0;
 }
 
+void eng_rm_tree(const char *dir) { rm_tree(dir); }
+
+/* The SDK paths of this engine's tree (beside its build script). */
+static void sdk_paths(aspen_engine *eng, char *sdk, char *abi, char *allow, size_t cap)
+{
+    char root[PATH_MAX];
+    snprintf(root, sizeof root, "%s", eng->build_script);
+    char *slash = strrchr(root, '/');
+    if (slash)
+        snprintf(slash, sizeof root - (size_t)(slash - root), "/..");
+    else
+        snprintf(root, sizeof root, "..");
+    snprintf(sdk, cap, "%s/guests/sdk", root);
+    snprintf(abi, cap, "%s/vm/abi.h", root);
+    snprintf(allow, cap, "%s/guests/sdk/guest-flags.allow", root);
+}
+
+int eng_build_env_digest(aspen_engine *eng, uint8_t out[32], aspen_engine_error *err)
+{
+    char sdk[PATH_MAX], abi[PATH_MAX], allow[PATH_MAX], why[1024] = "";
+    sdk_paths(eng, sdk, abi, allow, sizeof sdk);
+    struct stat st;
+    if (stat(sdk, &st) != 0 || !S_ISDIR(st.st_mode) || access(abi, R_OK) != 0)
+        return eng_err(err, ASPEN_ENGINE_EBUILD,
+                       "the guest SDK (guests/sdk and vm/abi.h beside %s) is missing: set "
+                       "ASPEN_BUILD_GUEST or the engine's build_script to scripts/build-guest.sh "
+                       "of an Aspen tree",
+                       eng->build_script);
+    if (toolchain(why, sizeof why) != 0)
+        return eng_err(err, ASPEN_ENGINE_EBUILD, "building a guest: %s", why);
+    aspen_store_sha256_ctx c;
+    aspen_store_sha256_init(&c);
+    aspen_store_sha256_update(&c, RECIPE, sizeof RECIPE);
+    aspen_store_sha256_update(&c, g_tc.id, sizeof g_tc.id);
+    hash_tree_meta(&c, sdk, 0);
+    hash_meta(&c, abi);
+    hash_meta(&c, allow);
+    aspen_store_sha256_final(&c, out);
+    return 0;
+}
+
 int eng_build(aspen_engine *eng, const char *source_dir, char *path_out, size_t cap, bool *cached,
               char **log_out, aspen_engine_error *err)
 {
@@ -1026,6 +1067,8 @@ int eng_build(aspen_engine *eng, const char *source_dir, char *path_out, size_t 
         *cached = false;
     if (log_out)
         *log_out = NULL;
+    if (eng_git_is_source(source_dir)) /* REPO#COMMIT[:SUBDIR], resolved at submit (gitsrc.c) */
+        return eng_git_build(eng, source_dir, path_out, cap, cached, log_out, err);
     char src[PATH_MAX];
     struct stat st;
     if (!realpath(source_dir, src) || stat(src, &st) != 0 || !S_ISDIR(st.st_mode))

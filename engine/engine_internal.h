@@ -352,4 +352,20 @@ uint8_t *eng_replay_record(const aspen_store_job *job, const char *sha, size_t m
 void eng_store_attempt_data(aspen_engine *eng, struct eng_done *const *d, const int *status,
                             size_t n);
 
+/* gitsrc.c: --source REPO#REV[:SUBDIR] (a commit of a local git repository). syntax: s names
+ * one (holds '#' and is no existing path). resolve (at submit): the revision to its commit, as the
+ * canonical "git+file:///REPO#COMMIT[:SUBDIR]" (malloc'd) and a name for the guest. is_source: s
+ * is canonical. build: the canonical source built (build.c), cached by commit + SDK. */
+bool eng_git_source_syntax(const char *s);
+int eng_git_resolve(const char *spec, char **canonical, char *name, size_t name_cap,
+                    aspen_engine_error *err);
+bool eng_git_is_source(const char *s);
+int eng_git_export(const char *canonical, const char *dest, char *commit_out, size_t ccap,
+                   char *why, size_t wcap);
+int eng_git_build(aspen_engine *eng, const char *canonical, char *path_out, size_t cap,
+                  bool *cached, char **log_out, aspen_engine_error *err);
+/* build.c: what besides the sources decides a build (recipe, toolchain, SDK, ABI, allow-list). */
+int eng_build_env_digest(aspen_engine *eng, uint8_t out[32], aspen_engine_error *err);
+void eng_rm_tree(const char *dir);
+
 #endif

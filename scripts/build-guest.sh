@@ -7,8 +7,12 @@
 #   scripts/build-guest.sh PATH [-o OUT]    PATH/Cargo.toml  ->  OUT (default target/guest-binaries/PACKAGE):
 #                                           a Rust guest (guests/rust/, docs/ABI.md "Rust guests"), built
 #                                           offline with cargo (CARGO=..., default the cargo on the PATH)
+#   scripts/build-guest.sh PATH [-o OUT]    PATH/*.c a plain C program (main(), no <aspen.h>) -> OUT:
+#                                           built with musl-gcc -static, unmodified, a static Linux
+#                                           program that runs as a job (docs/ABI.md section 12)
 #
-# Options: -o OUT (output file), -q (quiet: no summary line), -h (help).
+# Options: -o OUT (output file), -q (quiet: no summary line), --musl (a plain C program even if
+# detection says otherwise), -h (help).
 # Environment:
 #   ASPEN_GUEST_DEBUG=1     keep symbols and add -g (default: strip the binary)
 #   ASPEN_GUEST_WERROR=1    treat warnings as errors (the project's own guests are built this way)
@@ -40,12 +44,14 @@ usage() {
 
 out=""
 quiet=0
+musl=0
 target=""
 while (($#)); do
   case "$1" in
     -o) [[ $# -ge 2 ]] || die "-o needs a file name"; out="$2"; shift 2 ;;
     -o*) out="${1#-o}"; shift ;;
     -q) quiet=1; shift ;;
+    --musl) musl=1; shift ;;
     -h|--help) usage; exit 0 ;;
     -*) die "unknown option '$1' (see $0 -h)" ;;
     *) [[ -z "$target" ]] || die "one guest at a time (got '$target' and '$1')"; target="$1"; shift ;;
@@ -218,6 +224,42 @@ if [[ -f "$src_dir/guest.flags" ]]; then
     fi
     GUEST_FLAGS+=("$flag")
   done
+fi
+
+# ---- A plain C program (musl mode) ---------------------------------------------------------------
+# Sources that define main() and include no <aspen.h> are an ordinary C program: built unmodified
+# with musl-gcc -static (Debian's musl-tools), as guests/musl/musl.cmake builds minigzip. It carries
+# no Aspen ABI note, and that is what tells the monitor to run it as a static Linux program: stdin
+# the job's input, stdout its output, stderr lines its log (docs/ABI.md section 12).
+if ((!musl)) && ! grep -qsE '#[[:space:]]*include[[:space:]]*[<"]aspen\.h[>"]' "${sources[@]}" &&
+   grep -qsE '(^|[^A-Za-z0-9_])main[[:space:]]*\(' "${sources[@]}"; then
+  musl=1
+fi
+if ((musl)); then
+  MUSL_GCC="${MUSL_GCC:-musl-gcc}"
+  command -v "$MUSL_GCC" >/dev/null 2>&1 ||
+    die "$src_dir holds a plain C program (main(), no <aspen.h>), built with musl-gcc -static: install it with 'sudo apt-get install musl-tools' (scripts/setup.sh does)"
+  mflags=(-static "${ASPEN_GUEST_OPT:--O2}" -Wall -idirafter /usr/include)
+  [[ "${ASPEN_GUEST_WERROR:-0}" != 1 ]] || mflags+=(-Werror -Wextra)
+  if [[ "${ASPEN_GUEST_DEBUG:-0}" == 1 ]]; then mflags+=(-g); else mflags+=(-s); fi
+  read -ra mextra <<< "${ASPEN_GUEST_CFLAGS:-}"
+  mkdir -p "$(dirname "$out")"
+  tmp_out="$out.tmp.$$"
+  trap 'rm -f "$tmp_out" "$tmp_out.log"' EXIT
+  csrc=()
+  for f in "${sources[@]}"; do [[ "$f" == *.c ]] && csrc+=("$f"); done
+  ((${#csrc[@]})) || die "no C sources (*.c) in $src_dir"
+  if ! "$MUSL_GCC" "${mflags[@]}" "${mextra[@]}" "${GUEST_FLAGS[@]}" -I "$src_dir" "${csrc[@]}" \
+       -o "$tmp_out" 2>"$tmp_out.log"; then
+    cat "$tmp_out.log" >&2
+    die "building $name with musl-gcc -static failed: see the compiler's message above"
+  fi
+  [[ ! -s "$tmp_out.log" ]] || cat "$tmp_out.log" >&2
+  mv -f "$tmp_out" "$out"
+  if ((!quiet)); then
+    echo "built ${out#"$ROOT"/} ($(stat -c %s "$out") bytes, a static Linux program: musl-gcc -static)"
+  fi
+  exit 0
 fi
 
 # ---- Toolchain -----------------------------------------------------------------------------------

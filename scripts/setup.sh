@@ -8,6 +8,7 @@ PKGS=(build-essential cmake pkg-config libuv1-dev libjansson-dev libsqlite3-dev 
       libcmocka-dev tmux sqlite3 musl-tools
       zlib1g-dev # guests/musl: minigzip links Debian's libz.a (musl-gcc -static)
       gdb # tests/vm/test_gdb: aspen run --gdb and --core driven by gdb -batch
+      git # --source REPO#REV: guests built from a commit (engine/gitsrc.c, tests/engine/test_build_git)
       postgresql libpq-dev # tests/store: a private PostgreSQL server (pg_server.sh) and libpq
       tzdata # schedules: IANA time zones (/usr/share/zoneinfo), read by store/tz.c
       clang-14 libclang-rt-14-dev) # make fuzz: clang and its libFuzzer/sanitizer runtimes

@@ -178,6 +178,7 @@ int store_schedule_job(const aspen_store_schedule *sc, aspen_store_job_spec *out
     out->isolation = sc->isolation;
     out->tags = sc->tags; /* the schedule's tag was added when it was stored */
     out->source_dir = sc->source_dir;
+    out->queue = sc->queue; /* NULL: the default queue */
     return 0;
 }
 
@@ -310,8 +311,8 @@ int aspen_store_schedule_add(aspen_store *s, const aspen_store_schedule_spec *sp
     if (spec->job->run_at_ms)
         return store_err(err, ASPEN_STORE_EINVAL,
                          "a schedule's job has no run time of its own: the schedule gives it");
-    if (spec->queue && (!*spec->queue || strlen(spec->queue) > 128))
-        return store_err(err, ASPEN_STORE_EINVAL, "a queue name must be 1-128 bytes");
+    if (spec->queue && (code = aspen_store_queue_name_check(spec->queue, err)) != 0)
+        return code;
     if ((code = store_check_spec(spec->job, "the schedule's job: ", err)) != 0)
         return code;
     aspen_store_tz *tz = NULL;

@@ -93,7 +93,8 @@ typedef struct aspen_store_schedule_spec {
     const char *tz;    /* IANA zone; NULL → "UTC" */
     aspen_store_missed missed;
     int64_t grace_ms;  /* 0 → ASPEN_STORE_SCHEDULE_GRACE_MS */
-    const char *queue; /* the queue its jobs go to, kept as text; NULL → the default queue */
+    const char *queue; /* the named queue its jobs go to (aspen_store_queue_name_check); NULL →
+                          the default queue */
     bool paused;
     bool replace;      /* a schedule of that name is updated (its runs kept), not refused */
     /* The job each occurrence enqueues: checked as a submit is; run_at_ms must be 0; a binary

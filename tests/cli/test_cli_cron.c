@@ -172,6 +172,7 @@ static void cron_errors(bool pg)
         {"add 'a b' '@daily' --type echo", "schedule name \"a b\" is not allowed"},
         {"add a '@daily' --type echo --missed sometimes", "--missed is skip or once"},
         {"add a '@daily' --type echo --grace soon", "--grace wants a duration"},
+        {"add a '@daily' --type echo --queue 'bad name!'", "queue name \"bad name!\" is not valid"},
         {"add a '@daily'", "say what each run runs"},
         {"add a '@daily' no-such-guest", "no-such-guest"},
         {"lst", "unknown cron command 'lst': did you mean list?"},
@@ -213,8 +214,8 @@ static void every_second(bool pg)
 {
     struct db d;
     db_open(&d, pg);
-    out o = run("'%s' cron add tick '@every 1s' --type echo --payload '{\"t\":1}' --db '%s' "
-                "--create 2>&1",
+    out o = run("'%s' cron add tick '@every 1s' --type echo --payload '{\"t\":1}' --queue ticks "
+                "--db '%s' --create 2>&1",
                 ASPEN_BIN, d.name);
     assert_int_equal(o.status, 0);
     free(o.buf);
@@ -269,9 +270,10 @@ static void every_second(bool pg)
             in_window++;
     }
     assert_int_equal(in_window, 10);
-    /* the store holds exactly those jobs, tagged with the schedule */
+    /* the store holds exactly those jobs, tagged with the schedule, in its queue */
     json_t *listed = json_of("aspen jobs --json",
-                             run("'%s' jobs --filter tag:cron:tick --json --limit 1000 --db '%s'",
+                             run("'%s' jobs --filter 'tag:cron:tick queue:ticks' --json --limit 1000"
+                                 " --db '%s'",
                                  ASPEN_BIN, d.name));
     assert_int_equal(json_array_size(listed), n);
     size_t i;

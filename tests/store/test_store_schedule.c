@@ -174,6 +174,7 @@ static void test_tick_enqueues(void **state)
     assert_int_equal(job.priority, 5);
     assert_int_equal(job.max_attempts, 2);
     assert_int_equal(job.timeout_ms, 1234);
+    assert_string_equal(job.queue, "reports"); /* the schedule's queue, passed through */
     aspen_store_job_clear(&job);
     /* the key */
     aspen_store_schedule_run *runs = NULL;

@@ -371,6 +371,24 @@ int aspen_store_list(aspen_store *s, const aspen_store_filter *filter, aspen_sto
     return s->ops->list(s, filter, jobs, n, err);
 }
 
+int aspen_store_set_priority(aspen_store *s, int64_t id, int priority, aspen_store_error *err)
+{
+    if (!s)
+        return no_store(err, "set_priority");
+    if (priority < ASPEN_STORE_PRIORITY_MIN || priority > ASPEN_STORE_PRIORITY_MAX)
+        return store_err(err, ASPEN_STORE_EINVAL, "priority %d is out of range: it goes from %d to %d "
+                         "(higher runs first)", priority, ASPEN_STORE_PRIORITY_MIN,
+                         ASPEN_STORE_PRIORITY_MAX);
+    return s->ops->set_priority(s, id, priority, err);
+}
+
+int aspen_store_run_now(aspen_store *s, int64_t id, int64_t now_ms, aspen_store_error *err)
+{
+    if (!s)
+        return no_store(err, "run_now");
+    return s->ops->run_now(s, id, now_ms, err);
+}
+
 int aspen_store_count(aspen_store *s, const aspen_store_filter *filter, int64_t *count,
                       aspen_store_error *err)
 {

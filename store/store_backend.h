@@ -105,6 +105,9 @@ struct store_ops {
                      aspen_store_error *err);
     int (*queues)(aspen_store *s, int64_t now_ms, aspen_store_queue_info **out, size_t *n,
                   aspen_store_error *err);
+    /* aspen_store_set_priority / aspen_store_run_now (edit.c decides, the backend writes) */
+    int (*set_priority)(aspen_store *s, int64_t id, int priority, aspen_store_error *err);
+    int (*run_now)(aspen_store *s, int64_t id, int64_t now_ms, aspen_store_error *err);
 };
 
 /* Queues one handle's claims may serve (aspen_store_serve_queues); 0 = every queue. */
@@ -284,5 +287,27 @@ char *store_strdup(const char *s);
  * *cap (doubling from 16): returns the array, moved if it had to grow, or NULL (the old array
  * still valid and owned by the caller) when memory ran out. */
 void *store_grow(void *arr, size_t *cap, size_t count, size_t elem);
+
+/* ---- editing a waiting job (edit.c), the same rules on every backend ------------------------- */
+
+/* 0 if row's priority may become `priority` (the job waits); ESTATE saying why not. */
+int store_decide_priority(const struct store_job_row *row, int priority, aspen_store_error *err);
+/* What "run now" makes of a job: a scheduled one queued with run_at = now (*after); ESTATE for
+ * any other state, saying what to do instead. */
+int store_decide_run_now(const struct store_job_row *before, int64_t now,
+                         struct store_job_row *after, aspen_store_error *err);
+
+/* ---- the whole-store sort (sort.c), the same keys and indexes on every backend ----------------- */
+
+/* The SQL expression of a sort key (pg: PostgreSQL's text, the guest compared bytewise). */
+const char *store_sort_key_sql(aspen_store_sort sort, bool pg);
+bool store_sort_key_is_text(aspen_store_sort sort); /* the guest: a text key, else an integer */
+/* The state sort under a filter of some states: the ranks [lo, hi] they span (the key's index
+ * range), so a page never scans the other states' jobs. False when it does not apply. */
+bool store_sort_key_range(const aspen_store_filter *f, int *lo, int *hi);
+/* The index serving a sort (schema version 6), NULL for id and none. */
+const char *store_sort_index_name(aspen_store_sort sort);
+/* Its CREATE INDEX IF NOT EXISTS statement into out: 0, or -1 (no index, or cap too small). */
+int store_sort_index_sql(aspen_store_sort sort, bool pg, char *out, size_t cap);
 
 #endif

@@ -63,7 +63,7 @@ typedef struct aspen_store_error {
 
 /* The seed's limit: "Binary too large: X bytes (max: 52428800 bytes)". */
 #define ASPEN_STORE_MAX_BINARY 52428800u
-#define ASPEN_STORE_SCHEMA_VERSION 8
+#define ASPEN_STORE_SCHEMA_VERSION 9
 
 /* ---- states and the transition table ---------------------------------------------------------- */
 
@@ -420,6 +420,16 @@ int aspen_store_retry_failed(aspen_store *s, const struct aspen_store_filter *fi
 int aspen_store_cancel_matching(aspen_store *s, const struct aspen_store_filter *filter,
                                 int64_t now_ms, int64_t *cancelled, int64_t *requested,
                                 aspen_store_error *err);
+/* Priorities a job may have (the CLI's --priority takes the same range). */
+#define ASPEN_STORE_PRIORITY_MIN (-1000000)
+#define ASPEN_STORE_PRIORITY_MAX 1000000
+/* Changes the priority of a waiting job (queued, reserved or not, or scheduled): it takes its new
+ * place in the claim order at once. ESTATE for a running or finished job, EINVAL out of range. */
+int aspen_store_set_priority(aspen_store *s, int64_t id, int priority, aspen_store_error *err);
+/* "Run now": a scheduled job (delayed submit, or a retry's backoff) becomes queued with run_at =
+ * now, so it is claimed like any due job of its priority. ESTATE for any other state (a queued one
+ * is already due). */
+int aspen_store_run_now(aspen_store *s, int64_t id, int64_t now_ms, aspen_store_error *err);
 /* Deletes a final job with its attempts and logs (ESTATE for queued/scheduled/running jobs). */
 int aspen_store_delete(aspen_store *s, int64_t id, aspen_store_error *err);
 
@@ -447,6 +457,30 @@ typedef enum aspen_store_order {
     ASPEN_STORE_ORDER_QUEUE = 2,  /* claim order: priority desc, run_at, id */
 } aspen_store_order;
 
+/* Sorting a list over every matching job, in the store (docs/STORE.md "Sorting"). Guest,
+ * priority, created and duration have an index each (schema version 9): a page is an index range
+ * at any size. State and attempts have none (an index on them would cost every job write): a page
+ * sorted by them scans the matches. Ties are broken by id in the same direction, so the order is
+ * total and a page can start after any job (keyset paging: after_id). */
+typedef enum aspen_store_sort {
+    ASPEN_STORE_SORT_NONE = 0,  /* by `order` (id, or the claim order) */
+    ASPEN_STORE_SORT_ID,
+    ASPEN_STORE_SORT_STATE,     /* queued, scheduled, running, succeeded, failed, cancelled */
+    ASPEN_STORE_SORT_GUEST,     /* the binary's name, bytewise; jobs without one first */
+    ASPEN_STORE_SORT_PRIORITY,
+    ASPEN_STORE_SORT_ATTEMPTS,
+    ASPEN_STORE_SORT_CREATED,   /* when submitted (ascending: the oldest first) */
+    ASPEN_STORE_SORT_DURATION,  /* finished - started; -1 for a job with no finished run yet */
+    ASPEN_STORE_SORT_COUNT
+} aspen_store_sort;
+
+/* "id" "state" "guest" "priority" "attempts" "created" "duration"; "none"; "?" */
+const char *aspen_store_sort_name(aspen_store_sort sort);
+/* "COL" or "COL,desc" / "COL,asc" (also "age" for created): 0, or EINVAL naming the columns and
+ * a near miss. */
+int aspen_store_sort_parse(const char *text, aspen_store_sort *sort, bool *desc,
+                           aspen_store_error *err);
+
 typedef struct aspen_store_filter {
     unsigned states;         /* bit (1u << state) per wanted state; 0 = any */
     const char *type;        /* exact, or NULL */
@@ -463,6 +497,13 @@ typedef struct aspen_store_filter {
     int64_t limit;    /* 0 → 100; < 0 → no limit */
     int64_t offset;
     aspen_store_order order;
+    /* Whole-store sort (SORT_NONE: by order). With a sort, after_id pages by key: only jobs after
+     * that job in the sort order (after_inclusive: from it on), its key read from the store
+     * (ENOTFOUND if it is gone); offset then counts from there. */
+    aspen_store_sort sort;
+    bool sort_desc;
+    int64_t after_id;
+    bool after_inclusive;
 } aspen_store_filter;
 
 /* "Did you mean": the nearest of names (NULL entries skipped) to the len bytes of word — within 2

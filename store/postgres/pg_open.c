@@ -969,6 +969,24 @@ static int pg_migrate_v7(struct pg_store *s, aspen_store_error *err)
     return code;
 }
 
+/* Version 9: an index per whole-store sort key (store/sort.c, the same as SQLite's). */
+static int pg_migrate_v9(struct pg_store *s, aspen_store_error *err)
+{
+    for (int k = 0; k < ASPEN_STORE_SORT_COUNT; k++) {
+        char sql[256];
+        if (store_sort_index_sql((aspen_store_sort)k, true, sql, sizeof sql) != 0)
+            continue;
+        PGresult *r = PQexec(s->conn, sql);
+        if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+            int code = pg_err(s, err, r, "adding the sort indexes (version 9)");
+            PQclear(r);
+            return code;
+        }
+        PQclear(r);
+    }
+    return 0;
+}
+
 /* pg_migrations[v - 4] takes a database from v to v + 1, inside the transaction that holds the
  * schema lock (a fresh database is created at 4 and migrated at once, in the same transaction). */
 static int (*const pg_migrations[ASPEN_STORE_SCHEMA_VERSION - 4])(struct pg_store *,
@@ -977,6 +995,7 @@ static int (*const pg_migrations[ASPEN_STORE_SCHEMA_VERSION - 4])(struct pg_stor
     pg_migrate_v6,
     pg_migrate_v7,
     pg_migrate_queues, /* version 8: named queues (pg_queues.c) */
+    pg_migrate_v9,
 };
 
 static int create_schema(struct pg_store *s, aspen_store_error *err)
@@ -1453,4 +1472,6 @@ const struct store_ops store_pg_ops = {
     .wait_fd = pg_wait_fd,
     .notified = pg_notified,
     .schedule = &store_pg_schedule_ops,
+    .set_priority = pg_set_priority,
+    .run_now = pg_run_now,
 };

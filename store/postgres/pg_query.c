@@ -321,6 +321,14 @@ int pg_list(aspen_store *base, const aspen_store_filter *filter, aspen_store_job
     struct pg_store *s = pgs(base);
     *jobs = NULL;
     *n = 0;
+    if (filter && (filter->sort != ASPEN_STORE_SORT_NONE || filter->after_id)) {
+        if ((unsigned)filter->sort >= ASPEN_STORE_SORT_COUNT)
+            return store_err(err, ASPEN_STORE_EINVAL, "unknown sort %d", (int)filter->sort);
+        aspen_store_filter f = *filter;
+        if (f.sort == ASPEN_STORE_SORT_NONE) /* paging by id in the order's direction */
+            f.sort = ASPEN_STORE_SORT_ID, f.sort_desc = f.order != ASPEN_STORE_ORDER_OLDEST;
+        return pg_list_sorted(s, &f, jobs, n, err); /* pg_sort.c */
+    }
     struct pg_sql q = {0};
     struct pg_params p = {0};
     struct filter_buf fb;

@@ -211,6 +211,9 @@ void pg_sql_free(struct pg_sql *q);
  * adding its values to p (never into the text). EINVAL when the filter has more values than fit. */
 int pg_filter_where(const aspen_store_filter *f, unsigned states, struct pg_sql *q,
                     struct pg_params *p, aspen_store_error *err);
+/* A list with a whole-store sort (f->sort set, after_id paging): pg_sort.c. */
+int pg_list_sorted(struct pg_store *s, const aspen_store_filter *f, aspen_store_job **jobs,
+                   size_t *n, aspen_store_error *err);
 
 /* ---- the ops table's entries (contracts: the public functions of the same names) ----------------- */
 
@@ -242,6 +245,9 @@ int pg_cancel(aspen_store *s, int64_t id, int64_t now_ms, aspen_store_cancel_res
               aspen_store_error *err);
 int pg_rerun(aspen_store *s, int64_t id, int64_t now_ms, int64_t *new_id, aspen_store_error *err);
 int pg_retry(aspen_store *s, int64_t id, int64_t now_ms, aspen_store_error *err);
+/* pg_edit.c */
+int pg_set_priority(aspen_store *s, int64_t id, int priority, aspen_store_error *err);
+int pg_run_now(aspen_store *s, int64_t id, int64_t now_ms, aspen_store_error *err);
 int pg_delete(aspen_store *s, int64_t id, aspen_store_error *err);
 int pg_purge(aspen_store *s, int64_t finished_before_ms, int64_t *deleted, aspen_store_error *err);
 int pg_engine_register(aspen_store *s, int64_t pid, const char *host, int64_t lease_ms,

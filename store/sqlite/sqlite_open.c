@@ -335,6 +335,22 @@ static int migrate_v7(struct sqlite_store *s, aspen_store_error *err)
     return 0;
 }
 
+/* Version 9: an index per indexed whole-store sort key (store/sort.c, the same on PostgreSQL), so that a
+ * sorted page of the console or `aspen jobs --sort` is an index range at any table size. What
+ * they cost the engine's write path is measured in docs/STORE.md "Sorting". */
+static int migrate_v9(struct sqlite_store *s, aspen_store_error *err)
+{
+    for (int k = 0; k < ASPEN_STORE_SORT_COUNT; k++) {
+        char sql[256];
+        if (store_sort_index_sql((aspen_store_sort)k, false, sql, sizeof sql) != 0)
+            continue;
+        int rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
+        if (rc != SQLITE_OK)
+            return store_sqlite_err(s, err, rc, "adding the sort indexes (version 9)");
+    }
+    return 0;
+}
+
 /* migrations[v] takes a database at version v to v + 1. */
 static int (*const migrations[ASPEN_STORE_SCHEMA_VERSION])(struct sqlite_store *,
                                                            aspen_store_error *) = {
@@ -346,6 +362,7 @@ static int (*const migrations[ASPEN_STORE_SCHEMA_VERSION])(struct sqlite_store *
     migrate_v6,
     migrate_v7,
     sq_migrate_queues, /* version 8: named queues (sqlite_queues.c) */
+    migrate_v9,
 };
 
 const char *store_stmt_sql(enum stmt_id id) { return stmt_sql[id]; }
@@ -1047,4 +1064,6 @@ const struct store_ops store_sqlite_ops = {
     .wait_fd = sq_wait_fd,
     .notified = sq_notified,
     .schedule = &store_sqlite_schedule_ops,
+    .set_priority = sq_set_priority,
+    .run_now = sq_run_now,
 };

@@ -239,12 +239,192 @@ static int q_step_err(struct sqlite_store *s, int rc, aspen_store_error *err)
     return store_sqlite_err(s, err, rc, "listing jobs");
 }
 
+/* ---- the whole-store sort ------------------------------------------------------------------------
+ * A sorted page is read from the sort's index (INDEXED BY: the planner never falls back to sorting
+ * every match). After an anchor job it is two index ranges: the jobs with the anchor's key and an
+ * id past it, then the jobs with a key past the anchor's. Row-value comparisons ((key, id) > (?, ?))
+ * would say the same in one statement, but SQLite scans an expression index from its start for
+ * them instead of seeking. */
+
+/* Runs q and appends its rows to *list (count, cap). */
+static int q_collect(struct sqlite_store *s, struct query *q, aspen_store_job **list, size_t *count,
+                     size_t *cap, aspen_store_error *err)
+{
+    sqlite3_stmt *st = NULL;
+    int code = q_prepare(s, q, &st, err);
+    if (code)
+        return code;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        aspen_store_job *grown = store_grow(*list, cap, *count, sizeof **list);
+        if (!grown) {
+            sqlite3_finalize(st);
+            return store_err(err, ASPEN_STORE_ENOMEM, "out of memory listing jobs");
+        }
+        *list = grown;
+        code = job_from_row(st, &(*list)[*count], err);
+        if (code) {
+            sqlite3_finalize(st);
+            return code;
+        }
+        (*count)++;
+    }
+    code = rc == SQLITE_DONE ? 0 : q_step_err(s, rc, err);
+    sqlite3_finalize(st);
+    return code;
+}
+
+/* The filter's WHERE after "SELECT … FROM jobs INDEXED BY …", and the glue for one more term. */
+static int q_sorted_head(struct query *q, const aspen_store_filter *f, const char **glue,
+                         aspen_store_error *err)
+{
+    const char *idx = store_sort_index_name(f->sort);
+    q_add(q, "SELECT %s FROM jobs", JOB_COLUMNS);
+    if (idx)
+        q_add(q, " INDEXED BY %s", idx);
+    size_t before = q->len;
+    int code = q_where(q, f, f->states, err);
+    *glue = q->len == before ? " WHERE " : " AND ";
+    /* A filter that fixes the key's range says so in the key's own terms, so the index range is
+     * only the matching block (not a scan past every other state's or guest's jobs). */
+    int lo, hi;
+    if (!code && store_sort_key_range(f, &lo, &hi)) {
+        char range[64];
+        snprintf(range, sizeof range, " BETWEEN %d AND %d", lo, hi);
+        q_add(q, "%s", *glue);
+        q_add(q, "%s", store_sort_key_sql(f->sort, false));
+        q_add(q, "%s", range);
+        *glue = " AND ";
+    } else if (!code && f->sort == ASPEN_STORE_SORT_GUEST && f->binary_name) {
+        q_add(q, "%s", *glue);
+        q_add(q, "%s = ?", store_sort_key_sql(f->sort, false));
+        q_text(q, f->binary_name);
+        *glue = " AND ";
+    }
+    return code;
+}
+
+static int sq_list_sorted(struct sqlite_store *s, const aspen_store_filter *f,
+                          aspen_store_job **jobs, size_t *n, aspen_store_error *err)
+{
+    const char *key = store_sort_key_sql(f->sort, false);
+    bool desc = f->sort_desc, text = store_sort_key_is_text(f->sort);
+    int64_t limit = f->limit ? f->limit : 100;
+    if (f->after_id && f->offset > 0)
+        return store_err(err, ASPEN_STORE_EINVAL, "a sorted page starts after a job or at an "
+                                                  "offset, not both");
+    /* the anchor's key, as the store has it now */
+    int64_t anchor_i = 0;
+    char *anchor_t = NULL;
+    if (f->after_id) {
+        char sql[256];
+        snprintf(sql, sizeof sql, "SELECT %s FROM jobs WHERE id = ?", key);
+        sqlite3_stmt *st = NULL;
+        int rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
+        if (rc != SQLITE_OK)
+            return store_sqlite_err(s, err, rc, "preparing a sorted job query");
+        sqlite3_bind_int64(st, 1, f->after_id);
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+            anchor_i = sqlite3_column_int64(st, 0);
+            if (text && !(anchor_t = store_strdup((const char *)sqlite3_column_text(st, 0)))) {
+                sqlite3_finalize(st);
+                return store_err(err, ASPEN_STORE_ENOMEM, "out of memory listing jobs");
+            }
+        }
+        sqlite3_finalize(st);
+        if (rc == SQLITE_DONE)
+            return store_err(err, ASPEN_STORE_ENOTFOUND,
+                             "job %lld, where the page was to start, is gone (deleted): start "
+                             "from the top of the list",
+                             (long long)f->after_id);
+        if (rc != SQLITE_ROW)
+            return store_sqlite_err(s, err, rc, "reading a job's sort key");
+    }
+    aspen_store_job *list = NULL;
+    size_t count = 0, cap = 0;
+    int code = 0;
+    const char *glue;
+    if (f->after_id && f->sort != ASPEN_STORE_SORT_ID) {
+        /* 1: the anchor's key, ids past the anchor */
+        struct query q = {0};
+        code = q_sorted_head(&q, f, &glue, err);
+        if (code)
+            goto done;
+        q_add(&q, "%s", glue);
+        q_add(&q, "%s = ?", key);
+        if (text)
+            q_text(&q, anchor_t);
+        else
+            q_int(&q, anchor_i);
+        q_add(&q, desc ? (f->after_inclusive ? " AND id <= ?" : " AND id < ?")
+                       : (f->after_inclusive ? " AND id >= ?" : " AND id > ?"), "");
+        q_int(&q, f->after_id);
+        q_add(&q, desc ? " ORDER BY id DESC LIMIT ?" : " ORDER BY id LIMIT ?", "");
+        q_int(&q, limit);
+        if (q.nbind >= MAX_BINDS || q.len >= sizeof q.sql - 1) {
+            code = store_err(err, ASPEN_STORE_EINVAL, "filter too complex");
+            goto done;
+        }
+        code = q_collect(s, &q, &list, &count, &cap, err);
+        if (code)
+            goto done;
+        if (limit >= 0 && (int64_t)count >= limit)
+            goto done;
+    }
+    /* 2: keys past the anchor's (or from the start) */
+    struct query q = {0};
+    code = q_sorted_head(&q, f, &glue, err);
+    if (code)
+        goto done;
+    if (f->after_id) {
+        bool by_id = f->sort == ASPEN_STORE_SORT_ID;
+        q_add(&q, "%s", glue);
+        q_add(&q, "%s", key);
+        q_add(&q, desc ? (by_id && f->after_inclusive ? " <= ?" : " < ?")
+                       : (by_id && f->after_inclusive ? " >= ?" : " > ?"), "");
+        if (text)
+            q_text(&q, anchor_t);
+        else
+            q_int(&q, anchor_i);
+    }
+    q_add(&q, " ORDER BY %s", key);
+    q_add(&q, desc ? " DESC%s" : "%s", f->sort == ASPEN_STORE_SORT_ID ? "" : ", id");
+    if (f->sort != ASPEN_STORE_SORT_ID && desc)
+        q_add(&q, " DESC%s", "");
+    q_add(&q, " LIMIT ? OFFSET ?%s", "");
+    q_int(&q, limit < 0 ? -1 : limit - (int64_t)count);
+    q_int(&q, f->offset > 0 ? f->offset : 0);
+    if (q.nbind >= MAX_BINDS || q.len >= sizeof q.sql - 1) {
+        code = store_err(err, ASPEN_STORE_EINVAL, "filter too complex");
+        goto done;
+    }
+    code = q_collect(s, &q, &list, &count, &cap, err);
+done:
+    free(anchor_t);
+    if (code) {
+        aspen_store_jobs_free(list, count);
+        return code;
+    }
+    *jobs = list;
+    *n = count;
+    return 0;
+}
+
 int sq_list(aspen_store *base, const aspen_store_filter *filter, aspen_store_job **jobs, size_t *n,
             aspen_store_error *err)
 {
     struct sqlite_store *s = sq(base);
     *jobs = NULL;
     *n = 0;
+    if (filter && (filter->sort != ASPEN_STORE_SORT_NONE || filter->after_id)) {
+        if ((unsigned)filter->sort >= ASPEN_STORE_SORT_COUNT)
+            return store_err(err, ASPEN_STORE_EINVAL, "unknown sort %d", (int)filter->sort);
+        aspen_store_filter f = *filter;
+        if (f.sort == ASPEN_STORE_SORT_NONE) /* paging by id in the order's direction */
+            f.sort = ASPEN_STORE_SORT_ID, f.sort_desc = f.order != ASPEN_STORE_ORDER_OLDEST;
+        return sq_list_sorted(s, &f, jobs, n, err);
+    }
     struct query q = {0};
     q_add(&q, "SELECT %s FROM jobs", JOB_COLUMNS);
     int code = q_where(&q, filter, filter ? filter->states : 0, err);

@@ -230,6 +230,9 @@ int sq_cancel(aspen_store *s, int64_t id, int64_t now_ms, aspen_store_cancel_res
               aspen_store_error *err);
 int sq_rerun(aspen_store *s, int64_t id, int64_t now_ms, int64_t *new_id, aspen_store_error *err);
 int sq_retry(aspen_store *s, int64_t id, int64_t now_ms, aspen_store_error *err);
+/* sqlite_edit.c */
+int sq_set_priority(aspen_store *s, int64_t id, int priority, aspen_store_error *err);
+int sq_run_now(aspen_store *s, int64_t id, int64_t now_ms, aspen_store_error *err);
 int sq_delete(aspen_store *s, int64_t id, aspen_store_error *err);
 int sq_purge(aspen_store *s, int64_t finished_before_ms, int64_t *deleted, aspen_store_error *err);
 int sq_engine_register(aspen_store *s, int64_t pid, const char *host, int64_t lease_ms,

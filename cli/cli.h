@@ -118,6 +118,8 @@ int cmd_resume(int argc, char **argv);
 int cmd_engines(int argc, char **argv);
 int cmd_cron(int argc, char **argv);
 int cmd_delete(int argc, char **argv);
+int cmd_priority(int argc, char **argv); /* cmd_edit.c */
+int cmd_run_now(int argc, char **argv);
 int cmd_purge(int argc, char **argv);
 int cmd_worker(int argc, char **argv);
 int cmd_queues(int argc, char **argv); /* cli/cmd_queues.c */

@@ -516,10 +516,11 @@ int cmd_jobs(int argc, char **argv)
         {"state", required_argument, 0, 's'}, {"filter", required_argument, 0, 'f'},
         {"limit", required_argument, 0, 'n'}, {"json", no_argument, 0, 'j'},
         {"all", no_argument, 0, 'A'},         {"help", no_argument, 0, 'h'},
-        {"jsonl", no_argument, 0, 'L'},       DB_OPT,
+        {"jsonl", no_argument, 0, 'L'},       {"sort", required_argument, 0, 'S'},
+        DB_OPT,
         {0, 0, 0, 0},
     };
-    const char *db = NULL, *state = NULL, *filter = NULL;
+    const char *db = NULL, *state = NULL, *filter = NULL, *sort = NULL;
     long long limit = 50;
     bool as_json = false, as_jsonl = false, limit_given = false;
     int c;
@@ -534,6 +535,7 @@ int cmd_jobs(int argc, char **argv)
             limit_given = true;
             break;
         case 'L': as_jsonl = true; break;
+        case 'S': sort = optarg; break;
         case 'j': as_json = true; break;
         case 'A': limit = -1; limit_given = true; break;
         case 'D': db = optarg; break;
@@ -541,12 +543,16 @@ int cmd_jobs(int argc, char **argv)
         case 'h':
         default:
             fprintf(c == 'h' ? stdout : stderr,
-                    "usage: aspen jobs [--state S[,S]] [--filter F] [--limit N | --all] [--json] "
-                    "[--jsonl] [--db PATH]\n"
+                    "usage: aspen jobs [--state S[,S]] [--filter F] [--sort COL[,desc]]\n"
+                    "                  [--limit N | --all] [--json] [--jsonl] [--db PATH]\n"
                     "  --filter F the console's filter language: state:failed,running type:T\n"
                     "             guest:NAME tag:T id:N rerun-of:N payload.FIELD:VALUE\n"
                     "             order:newest|oldest|queue; a bare word is a state, a job id\n"
                     "             (42, #42) or a guest name: --filter 'echo-worker failed'\n"
+                    "  --sort COL[,desc]  sort every matching job in the store by id, state,\n"
+                    "             guest, priority, attempts, created (or age) or duration\n"
+                    "             (finished - started; -1 while not finished), ascending unless\n"
+                    "             ,desc: --sort duration,desc --limit 5 is the 5 slowest\n"
                     "  --limit N  show at most N jobs (default 50; a last line says how many "
                     "match)\n"
                     "  --all      show every matching job\n"
@@ -566,6 +572,10 @@ int cmd_jobs(int argc, char **argv)
         return 2;
     }
     f.limit = limit;
+    if (sort && aspen_store_sort_parse(sort, &f.sort, &f.sort_desc, &se) != 0) {
+        cli_error("--sort: %s", se.msg);
+        return 2;
+    }
     if (as_json && as_jsonl) {
         cli_error("--json or --jsonl, not both");
         return 2;

@@ -21,6 +21,8 @@ static const struct {
     {"cancel", cmd_cancel, "cancel a queued job, or stop a running one: aspen cancel ID"},
     {"rerun", cmd_rerun, "run a job again as a new job: aspen rerun ID"},
     {"retry", cmd_retry, "failed jobs back to the queue: aspen retry ID | --failed [--filter F]"},
+    {"priority", cmd_priority, "a waiting job's new priority: aspen priority ID N"},
+    {"run-now", cmd_run_now, "a scheduled (delayed or backing-off) job runs now: aspen run-now ID"},
     {"pause", cmd_pause, "pause the queue for every worker on the database"},
     {"resume", cmd_resume, "resume the queue"},
     {"worker", cmd_worker, "run jobs: aspen worker [--workers N] [--until-idle]"},

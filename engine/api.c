@@ -423,6 +423,30 @@ int aspen_engine_retry(aspen_engine *eng, int64_t id, aspen_engine_error *err)
     return 0;
 }
 
+int aspen_engine_set_priority(aspen_engine *eng, int64_t id, int priority, aspen_engine_error *err)
+{
+    aspen_store_error se = {0};
+    pthread_mutex_lock(&eng->api_mu);
+    int rc = aspen_store_set_priority(eng->api_store, id, priority, &se);
+    pthread_mutex_unlock(&eng->api_mu);
+    if (rc)
+        return eng_store_err(err, &se, NULL);
+    eng_wake(eng); /* a job moved up the queue: the next claim should see it */
+    return 0;
+}
+
+int aspen_engine_run_now(aspen_engine *eng, int64_t id, aspen_engine_error *err)
+{
+    aspen_store_error se = {0};
+    pthread_mutex_lock(&eng->api_mu);
+    int rc = aspen_store_run_now(eng->api_store, id, aspen_store_now_ms(), &se);
+    pthread_mutex_unlock(&eng->api_mu);
+    if (rc)
+        return eng_store_err(err, &se, NULL);
+    eng_wake(eng);
+    return 0;
+}
+
 int aspen_engine_retry_failed(aspen_engine *eng, const aspen_store_filter *filter,
                               int64_t *retried, aspen_engine_error *err)
 {

@@ -172,6 +172,10 @@ int aspen_engine_cancel(aspen_engine *eng, int64_t id, bool *requested, aspen_en
 int aspen_engine_rerun(aspen_engine *eng, int64_t id, int64_t *new_id, aspen_engine_error *err);
 /* failed → queued with one more attempt. */
 int aspen_engine_retry(aspen_engine *eng, int64_t id, aspen_engine_error *err);
+/* A waiting job's new priority (aspen_store_set_priority): queued or scheduled only. */
+int aspen_engine_set_priority(aspen_engine *eng, int64_t id, int priority, aspen_engine_error *err);
+/* A scheduled job runs now (aspen_store_run_now): queued with run_at = now, engines woken. */
+int aspen_engine_run_now(aspen_engine *eng, int64_t id, aspen_engine_error *err);
 /* Every failed job matching filter (NULL: all) back to queued, in one transaction; *retried (may
  * be NULL) says how many. The filter's limit and offset are ignored. */
 int aspen_engine_retry_failed(aspen_engine *eng, const aspen_store_filter *filter,

@@ -166,6 +166,18 @@ static void request_draw(tui_app *a)
 
 /* ---- refresh: snapshot + job window + detail + logs, on the thread pool ------------------------ */
 
+/* How a refresh reads the job window. With a whole-store sort (every sort but the filter's
+ * order:queue) it pages by key from a job already on screen (keyset: two index ranges however
+ * deep the list), so scrolling 10 million jobs costs what the first page costs. */
+typedef enum fetch_kind {
+    FETCH_OFFSET,   /* rows [offset, offset + limit) of the order (order:queue; a lost anchor) */
+    FETCH_TOP,      /* the first window */
+    FETCH_AROUND,   /* half a window before the anchor (the cursor's job), half from it on */
+    FETCH_FORWARD,  /* a window from the anchor (the last loaded row) on: the cursor ran past */
+    FETCH_BACKWARD, /* a window ending at the anchor (the first loaded row) */
+    FETCH_END,      /* the last window (G) */
+} fetch_kind;
+
 typedef struct fetch_req {
     uv_work_t w;
     tui_app *a;
@@ -173,6 +185,12 @@ typedef struct fetch_req {
     char filter_text[512];
     int64_t offset, limit;
     bool reverse, want_rows;
+    fetch_kind kind;
+    int64_t anchor;
+    aspen_store_sort sort;
+    bool sort_desc;
+    long cursor_at, lo_at, hi_at, total_at; /* the window's place when asked */
+    size_t n_before; /* FETCH_AROUND: rows before the anchor (out) */
     int64_t detail_id, logs_job, logs_after;
     /* out */
     aspen_store_job *jobs;
@@ -191,6 +209,115 @@ typedef struct fetch_req {
     size_t n_logs;
 } fetch_req;
 
+static void reverse_jobs(aspen_store_job *j, size_t n)
+{
+    for (size_t i = 0; i < n / 2; i++) {
+        aspen_store_job t = j[i];
+        j[i] = j[n - 1 - i];
+        j[n - 1 - i] = t;
+    }
+}
+
+/* The job window of r->kind into r->jobs, in display order (on the pool). */
+static int fetch_window(fetch_req *r, aspen_engine *eng, aspen_store_filter *f,
+                        aspen_engine_error *err)
+{
+    if (r->kind == FETCH_OFFSET) {
+        f->limit = r->limit;
+        f->offset = r->offset;
+        if (r->sort != ASPEN_STORE_SORT_NONE) {
+            f->sort = r->sort;
+            f->sort_desc = r->sort_desc;
+        } else if (f->order == ASPEN_STORE_ORDER_NEWEST && r->reverse) {
+            f->order = ASPEN_STORE_ORDER_OLDEST;
+        }
+        return aspen_engine_list(eng, f, &r->jobs, &r->n_jobs, err);
+    }
+    f->sort = r->sort;
+    f->sort_desc = r->sort_desc;
+    f->offset = 0;
+    int rc = 0;
+    switch (r->kind) {
+    case FETCH_TOP:
+        f->limit = r->limit;
+        return aspen_engine_list(eng, f, &r->jobs, &r->n_jobs, err);
+    case FETCH_END:
+        f->limit = r->limit;
+        f->sort_desc = !r->sort_desc;
+        rc = aspen_engine_list(eng, f, &r->jobs, &r->n_jobs, err);
+        if (!rc)
+            reverse_jobs(r->jobs, r->n_jobs);
+        return rc;
+    case FETCH_FORWARD:
+        f->limit = r->limit;
+        f->after_id = r->anchor;
+        f->after_inclusive = true;
+        rc = aspen_engine_list(eng, f, &r->jobs, &r->n_jobs, err);
+        break;
+    case FETCH_BACKWARD:
+        f->limit = r->limit;
+        f->after_id = r->anchor;
+        f->after_inclusive = true;
+        f->sort_desc = !r->sort_desc;
+        rc = aspen_engine_list(eng, f, &r->jobs, &r->n_jobs, err);
+        if (!rc)
+            reverse_jobs(r->jobs, r->n_jobs);
+        break;
+    case FETCH_AROUND: {
+        aspen_store_filter b = *f;
+        b.limit = r->limit / 2;
+        b.after_id = r->anchor;
+        b.sort_desc = !r->sort_desc;
+        aspen_store_job *before = NULL, *after = NULL;
+        size_t nb = 0, na = 0;
+        rc = aspen_engine_list(eng, &b, &before, &nb, err);
+        if (!rc) {
+            f->limit = r->limit - r->limit / 2;
+            f->after_id = r->anchor;
+            f->after_inclusive = true;
+            rc = aspen_engine_list(eng, f, &after, &na, err);
+        }
+        if (!rc) {
+            aspen_store_job *all = nb + na ? calloc(nb + na, sizeof *all) : NULL;
+            if (nb + na && !all) {
+                aspen_store_jobs_free(before, nb);
+                aspen_store_jobs_free(after, na);
+                snprintf(err->msg, sizeof err->msg, "out of memory reading the jobs");
+                return -1;
+            }
+            for (size_t i = 0; i < nb; i++)
+                all[i] = before[nb - 1 - i];
+            if (na)
+                memcpy(all + nb, after, na * sizeof *all);
+            free(before);
+            free(after);
+            r->jobs = all;
+            r->n_jobs = nb + na;
+            r->n_before = nb;
+            r->limit = r->limit - r->limit / 2; /* has_more: the part after the anchor was full */
+            return 0;
+        }
+        aspen_store_jobs_free(before, nb);
+        break;
+    }
+    default: break;
+    }
+    if (rc && (err->store_code == ASPEN_STORE_ENOTFOUND || err->code == ASPEN_STORE_ENOTFOUND)) {
+        /* the anchor job was deleted meanwhile: read the window by position instead */
+        aspen_store_filter o = *f;
+        o.after_id = 0;
+        o.after_inclusive = false;
+        o.sort_desc = r->sort_desc;
+        o.limit = TUI_WINDOW;
+        o.offset = r->cursor_at > TUI_WINDOW / 2 ? r->cursor_at - TUI_WINDOW / 2 : 0;
+        r->kind = FETCH_OFFSET;
+        r->offset = o.offset;
+        r->limit = TUI_WINDOW;
+        return aspen_engine_list(eng, &o, &r->jobs, &r->n_jobs, err);
+    }
+    return rc;
+}
+
 static void fetch_work(uv_work_t *w)
 {
     fetch_req *r = w->data;
@@ -203,11 +330,7 @@ static void fetch_work(uv_work_t *w)
     } else if (tui_filter_parse(r->filter_text, &f, buf, sizeof buf, r->msg, sizeof r->msg) != 0) {
         r->list_rc = -1;
     } else {
-        f.limit = r->limit;
-        f.offset = r->offset;
-        if (f.order == ASPEN_STORE_ORDER_NEWEST && r->reverse)
-            f.order = ASPEN_STORE_ORDER_OLDEST;
-        r->list_rc = aspen_engine_list(eng, &f, &r->jobs, &r->n_jobs, &err);
+        r->list_rc = fetch_window(r, eng, &f, &err);
         if (r->list_rc)
             snprintf(r->msg, sizeof r->msg, "%s", err.msg);
     }
@@ -263,6 +386,58 @@ static void learn_binaries(tui_app *a, const aspen_store_job *jobs, size_t n)
     }
 }
 
+/* Where the rows just read sit in the list, from how they were read. Paging by key knows a
+ * window's place from the window it started at; when fewer rows came before the anchor than
+ * asked, the anchor is that near the top and the positions are exact again. */
+static void place_window(tui_app *a, const fetch_req *r)
+{
+    long n = (long)a->n_rows;
+    switch (r->kind) {
+    case FETCH_OFFSET:
+        a->win_offset = (long)r->offset;
+        a->has_more = (int64_t)r->n_jobs == r->limit;
+        break;
+    case FETCH_TOP:
+        a->win_offset = 0;
+        a->has_more = (int64_t)r->n_jobs == r->limit;
+        break;
+    case FETCH_AROUND: {
+        long nb = (long)r->n_before;
+        if (nb < TUI_WINDOW / 2) { /* the anchor is row nb: the cursor moves with it */
+            a->win_offset = 0;
+            a->cursor += nb - r->cursor_at;
+        } else {
+            a->win_offset = r->cursor_at - nb;
+        }
+        a->has_more = (int64_t)(r->n_jobs - r->n_before) == r->limit;
+        break;
+    }
+    case FETCH_FORWARD:
+        a->win_offset = r->hi_at - 1;
+        a->has_more = (int64_t)r->n_jobs == r->limit;
+        break;
+    case FETCH_BACKWARD:
+        a->win_offset = r->lo_at - (n - 1);
+        if (a->win_offset < 0 || n < r->limit) { /* reached the top */
+            a->cursor -= a->win_offset;
+            a->win_offset = 0;
+        }
+        a->has_more = true;
+        break;
+    case FETCH_END:
+        a->win_offset = r->total_at > n ? r->total_at - n : 0;
+        a->has_more = false;
+        if (n < r->limit) { /* the whole list: the count was ahead of the rows */
+            a->win_offset = 0;
+            if (a->cursor >= n)
+                a->cursor = n ? n - 1 : 0;
+        }
+        break;
+    }
+    if (a->cursor < 0)
+        a->cursor = 0;
+}
+
 static void fetch_done(uv_work_t *w, int status)
 {
     fetch_req *r = w->data;
@@ -276,13 +451,13 @@ static void fetch_done(uv_work_t *w, int status)
                 for (size_t i = 0; rows && i < r->n_jobs; i++)
                     tui_row_from_job(&r->jobs[i], &rows[n++]);
                 learn_binaries(a, r->jobs, r->n_jobs);
-                if (a->sort_col != TUI_SORT_ID)
-                    tui_sort_rows(rows, n, a->sort_col, a->sort_reverse, aspen_store_now_ms());
                 free(a->rows);
                 a->rows = rows;
                 a->n_rows = n;
-                a->win_offset = (long)r->offset;
-                a->has_more = (int64_t)r->n_jobs == r->limit;
+                place_window(a, r);
+                /* the cursor ran past what was read (keys pressed meanwhile): read on */
+                if (a->cursor < a->win_offset || a->cursor >= a->win_offset + (long)a->n_rows)
+                    a->fetch_again = a->n_rows > 0;
                 a->rows_loaded = true;
                 cursor_follow_id(a);
                 if (a->open_pending && a->view == TUI_VIEW_JOBS && a->mode == TUI_MODE_MAIN &&
@@ -371,6 +546,32 @@ static void start_fetch(tui_app *a)
     r->offset = off;
     r->limit = TUI_WINDOW;
     r->reverse = a->order_reverse;
+    r->sort = ASPEN_STORE_SORT_NONE;
+    r->kind = FETCH_OFFSET;
+    long lo = a->win_offset, hi = a->win_offset + (long)a->n_rows;
+    r->cursor_at = a->cursor;
+    r->lo_at = lo;
+    r->hi_at = hi;
+    r->total_at = tui_jobs_total(a);
+    if (tui_store_sort(a->sort_col, a->sort_reverse, a->order_reverse, a->filter.order, &r->sort,
+                       &r->sort_desc)) {
+        bool exact = tui_filter_states_only(&a->filter) ? a->have_snap
+                                                         : a->count_known && a->count_gen == a->filter_gen;
+        if (!a->rows_loaded || a->cursor < TUI_WINDOW / 2 || !a->n_rows) {
+            r->kind = FETCH_TOP;
+        } else if (a->cursor >= lo && a->cursor < hi) {
+            r->kind = FETCH_AROUND;
+            r->anchor = a->rows[a->cursor - lo].id;
+        } else if (exact && a->cursor >= r->total_at - TUI_WINDOW / 2) {
+            r->kind = FETCH_END;
+        } else if (a->cursor >= hi) {
+            r->kind = FETCH_FORWARD;
+            r->anchor = a->rows[a->n_rows - 1].id;
+        } else {
+            r->kind = FETCH_BACKWARD;
+            r->anchor = a->rows[0].id;
+        }
+    }
     /* what the view on screen shows (its needs()); the jobs table also while nothing is loaded */
     unsigned needs = tui_view_ops(a->view)->needs(a);
     r->want_rows = (needs & TUI_NEED_ROWS) || !a->rows_loaded;

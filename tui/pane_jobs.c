@@ -142,16 +142,29 @@ static int sorted_col(const tui_app *a)
     }
 }
 
+/* A new order: the store sorts every matching job (its index for the column), and the list
+ * starts again from the top. */
+static void resort(tui_app *a)
+{
+    a->fetch_gen++;
+    a->cursor = a->top = 0;
+    a->cursor_id = 0;
+    a->win_offset = 0;
+    a->open_pending = false;
+    tui_fetch(a);
+}
+
 static void set_sort(tui_app *a, tui_sort col)
 {
     a->sort_col = col;
     a->sort_reverse = false;
-    if (a->sort_col == TUI_SORT_ID)
-        tui_fetch(a);
+    resort(a);
+    aspen_store_sort s;
+    bool desc;
+    if (tui_store_sort(a->sort_col, a->sort_reverse, a->order_reverse, a->filter.order, &s, &desc))
+        tui_set_status(a, false, "sorted by %s over every matching job", tui_sort_name(a->sort_col));
     else
-        tui_sort_rows(a->rows, a->n_rows, a->sort_col, a->sort_reverse, aspen_store_now_ms());
-    tui_set_status(a, false, "sorted by %s%s", tui_sort_name(a->sort_col),
-                   a->sort_col == TUI_SORT_ID ? "" : " (the loaded rows around the cursor)");
+        tui_set_status(a, false, "sorted by id (order:queue in the filter: the claim order)");
 }
 
 static unsigned jobs_act(tui_app *a, tui_action act, int64_t arg, const char *text)
@@ -212,16 +225,11 @@ static unsigned jobs_act(tui_app *a, tui_action act, int64_t arg, const char *te
         break;
     }
     case TUI_A_SORT_REVERSE:
-        if (a->sort_col == TUI_SORT_ID) {
+        if (a->sort_col == TUI_SORT_ID)
             a->order_reverse = !a->order_reverse;
-            a->fetch_gen++;
-            a->cursor = a->top = 0;
-            a->n_rows = 0;
-            a->rows_loaded = false;
-            return TUI_R_HANDLED | TUI_R_FETCH;
-        }
-        a->sort_reverse = !a->sort_reverse;
-        tui_sort_rows(a->rows, a->n_rows, a->sort_col, a->sort_reverse, aspen_store_now_ms());
+        else
+            a->sort_reverse = !a->sort_reverse;
+        resort(a);
         break;
     default: return 0;
     }

@@ -179,44 +179,24 @@ const char *tui_sort_name(tui_sort s)
     return s < TUI_SORT_COUNT ? names[s] : "?";
 }
 
-/* qsort is not stable; the id tie-break makes the order total, which is as good. */
-static struct {
-    tui_sort col;
-    bool reverse;
-    int64_t now;
-} sort_ctx;
-
-static int cmp_row(const void *a, const void *b)
+bool tui_store_sort(tui_sort col, bool reverse, bool order_reverse, aspen_store_order order,
+                    aspen_store_sort *sort, bool *desc)
 {
-    const tui_row *x = a, *y = b;
-    int c = 0;
-    switch (sort_ctx.col) {
-    case TUI_SORT_STATE: c = (int)x->state - (int)y->state; break;
-    case TUI_SORT_GUEST: c = strcmp(x->guest, y->guest); break;
-    case TUI_SORT_PRIORITY: c = (y->priority > x->priority) - (y->priority < x->priority); break;
-    case TUI_SORT_ATTEMPTS: c = (y->attempts > x->attempts) - (y->attempts < x->attempts); break;
-    case TUI_SORT_AGE: /* oldest first */
-        c = (x->created_ms > y->created_ms) - (x->created_ms < y->created_ms);
-        break;
-    case TUI_SORT_DURATION: { /* longest first */
-        int64_t dx = tui_row_duration_ms(x, sort_ctx.now), dy = tui_row_duration_ms(y, sort_ctx.now);
-        c = (dy > dx) - (dy < dx);
-        break;
+    switch (col) {
+    case TUI_SORT_ID:
+        if (order == ASPEN_STORE_ORDER_QUEUE)
+            return false;
+        *sort = ASPEN_STORE_SORT_ID;
+        *desc = order == ASPEN_STORE_ORDER_NEWEST && !order_reverse;
+        return true;
+    case TUI_SORT_STATE: *sort = ASPEN_STORE_SORT_STATE; *desc = reverse; return true;
+    case TUI_SORT_GUEST: *sort = ASPEN_STORE_SORT_GUEST; *desc = reverse; return true;
+    case TUI_SORT_PRIORITY: *sort = ASPEN_STORE_SORT_PRIORITY; *desc = !reverse; return true;
+    case TUI_SORT_ATTEMPTS: *sort = ASPEN_STORE_SORT_ATTEMPTS; *desc = !reverse; return true;
+    case TUI_SORT_AGE: *sort = ASPEN_STORE_SORT_CREATED; *desc = reverse; return true;
+    case TUI_SORT_DURATION: *sort = ASPEN_STORE_SORT_DURATION; *desc = !reverse; return true;
+    default: return false;
     }
-    default: break;
-    }
-    if (c == 0)
-        c = (y->id > x->id) - (y->id < x->id);
-    return sort_ctx.reverse ? -c : c;
-}
-
-void tui_sort_rows(tui_row *rows, size_t n, tui_sort col, bool reverse, int64_t now_ms)
-{
-    sort_ctx.col = col;
-    sort_ctx.reverse = reverse;
-    sort_ctx.now = now_ms;
-    if (n > 1)
-        qsort(rows, n, sizeof *rows, cmp_row);
 }
 
 static size_t marks_find(const tui_marks *m, int64_t id, bool *found)

@@ -59,8 +59,13 @@ typedef enum tui_sort {
     TUI_SORT_COUNT
 } tui_sort;
 const char *tui_sort_name(tui_sort s);
-/* Stable sort of the loaded rows by a column; id breaks ties (newest first). */
-void tui_sort_rows(tui_row *rows, size_t n, tui_sort col, bool reverse, int64_t now_ms);
+/* The store's whole-store sort for the console's column: each column's natural direction (id:
+ * newest first, or the order: term; state: queued first; guest: a to z; priority, attempts,
+ * duration: the highest first; age: the oldest first), the other way when reverse (for id:
+ * order_reverse). False when the list cannot page by key (order:queue under the id column): then
+ * it pages by offset in the filter's order. */
+bool tui_store_sort(tui_sort col, bool reverse, bool order_reverse, aspen_store_order order,
+                    aspen_store_sort *sort, bool *desc);
 
 /* Marked job ids: a sorted set. */
 typedef struct tui_marks {

@@ -102,20 +102,6 @@ static void test_percentile(void **st)
     assert_true(tui_percentile(NULL, 0, 95) == 0.0);
 }
 
-static tui_row mkrow(int64_t id, aspen_store_state s, const char *guest, int prio, int64_t created,
-                     int64_t started, int64_t finished)
-{
-    tui_row r = {0};
-    r.id = id;
-    r.state = s;
-    snprintf(r.guest, sizeof r.guest, "%s", guest);
-    r.priority = prio;
-    r.created_ms = created;
-    r.started_ms = started;
-    r.finished_ms = finished;
-    return r;
-}
-
 static void test_row_from_job_and_duration(void **st)
 {
     (void)st;
@@ -144,32 +130,42 @@ static void test_row_from_job_and_duration(void **st)
     assert_string_equal(r.guest, "-");
 }
 
-static void test_sort_rows(void **st)
+/* The console's columns as the store's whole-store sorts: each column's natural direction, O the
+ * other way, and order:queue under the id column pages by offset (no key to page by). */
+static void test_store_sort_of_columns(void **st)
 {
     (void)st;
-    tui_row rows[4] = {
-        mkrow(1, ASPEN_STORE_SUCCEEDED, "b", 0, 100, 110, 120),
-        mkrow(2, ASPEN_STORE_FAILED, "a", 5, 200, 210, 300),
-        mkrow(3, ASPEN_STORE_QUEUED, "c", 9, 300, 0, 0),
-        mkrow(4, ASPEN_STORE_RUNNING, "a", 0, 400, 410, 0),
-    };
-    tui_sort_rows(rows, 4, TUI_SORT_ID, false, 1000);
-    assert_int_equal(rows[0].id, 4); /* newest first */
-    tui_sort_rows(rows, 4, TUI_SORT_STATE, false, 1000);
-    assert_int_equal(rows[0].id, 3); /* queued < running < succeeded < failed */
-    assert_int_equal(rows[1].id, 4);
-    assert_int_equal(rows[3].id, 2);
-    tui_sort_rows(rows, 4, TUI_SORT_GUEST, false, 1000);
-    assert_int_equal(rows[0].id, 4); /* "a" ties: newest first */
-    assert_int_equal(rows[1].id, 2);
-    tui_sort_rows(rows, 4, TUI_SORT_PRIORITY, false, 1000);
-    assert_int_equal(rows[0].id, 3); /* most urgent first */
-    tui_sort_rows(rows, 4, TUI_SORT_DURATION, false, 1000);
-    assert_int_equal(rows[0].id, 4); /* running 590 ms */
-    assert_int_equal(rows[1].id, 2);
-    assert_int_equal(rows[3].id, 3); /* not started */
-    tui_sort_rows(rows, 4, TUI_SORT_AGE, true, 1000);
-    assert_int_equal(rows[0].id, 4);
+    aspen_store_sort s;
+    bool d;
+    assert_true(tui_store_sort(TUI_SORT_ID, false, false, ASPEN_STORE_ORDER_NEWEST, &s, &d));
+    assert_int_equal(s, ASPEN_STORE_SORT_ID);
+    assert_true(d); /* newest first */
+    assert_true(tui_store_sort(TUI_SORT_ID, false, true, ASPEN_STORE_ORDER_NEWEST, &s, &d));
+    assert_false(d);
+    assert_true(tui_store_sort(TUI_SORT_ID, false, false, ASPEN_STORE_ORDER_OLDEST, &s, &d));
+    assert_false(d);
+    assert_false(tui_store_sort(TUI_SORT_ID, false, false, ASPEN_STORE_ORDER_QUEUE, &s, &d));
+    assert_true(tui_store_sort(TUI_SORT_STATE, false, false, ASPEN_STORE_ORDER_NEWEST, &s, &d));
+    assert_int_equal(s, ASPEN_STORE_SORT_STATE);
+    assert_false(d); /* queued first */
+    assert_true(tui_store_sort(TUI_SORT_GUEST, true, false, ASPEN_STORE_ORDER_NEWEST, &s, &d));
+    assert_int_equal(s, ASPEN_STORE_SORT_GUEST);
+    assert_true(d);
+    assert_true(tui_store_sort(TUI_SORT_PRIORITY, false, false, ASPEN_STORE_ORDER_QUEUE, &s, &d));
+    assert_int_equal(s, ASPEN_STORE_SORT_PRIORITY);
+    assert_true(d); /* most urgent first */
+    assert_true(tui_store_sort(TUI_SORT_ATTEMPTS, false, false, ASPEN_STORE_ORDER_NEWEST, &s, &d));
+    assert_int_equal(s, ASPEN_STORE_SORT_ATTEMPTS);
+    assert_true(d);
+    assert_true(tui_store_sort(TUI_SORT_AGE, false, false, ASPEN_STORE_ORDER_NEWEST, &s, &d));
+    assert_int_equal(s, ASPEN_STORE_SORT_CREATED);
+    assert_false(d); /* oldest first */
+    assert_true(tui_store_sort(TUI_SORT_DURATION, false, false, ASPEN_STORE_ORDER_NEWEST, &s, &d));
+    assert_int_equal(s, ASPEN_STORE_SORT_DURATION);
+    assert_true(d); /* the slowest first */
+    assert_true(tui_store_sort(TUI_SORT_DURATION, true, false, ASPEN_STORE_ORDER_NEWEST, &s, &d));
+    assert_false(d);
+    assert_false(tui_store_sort(TUI_SORT_COUNT, false, false, ASPEN_STORE_ORDER_NEWEST, &s, &d));
     assert_string_equal(tui_sort_name(TUI_SORT_DURATION), "duration");
 }
 
@@ -792,7 +788,7 @@ int main(void)
         cmocka_unit_test(test_sparkline),
         cmocka_unit_test(test_percentile),
         cmocka_unit_test(test_row_from_job_and_duration),
-        cmocka_unit_test(test_sort_rows),
+        cmocka_unit_test(test_store_sort_of_columns),
         cmocka_unit_test(test_marks),
         cmocka_unit_test(test_filter_parse),
         cmocka_unit_test(test_scroll),

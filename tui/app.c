@@ -777,6 +777,8 @@ enum {
     ACT_DELETE_COLLECT, /* the finished jobs matching filter_text → ids, then the question */
     ACT_EXPORT,         /* every job matching filter_text into a new file at path */
     ACT_CORE,           /* job first_id's last core to path (core.c) */
+    ACT_PRIORITY,       /* ids: priority = r->priority, or their own + r->delta when delta != 0 */
+    ACT_RUN_NOW,        /* ids: each scheduled one queued now */
 };
 
 #define FINAL_STATES                                                                               \
@@ -797,6 +799,7 @@ typedef struct act_req {
     bool handler;
     int64_t timeout_ms;
     int priority, attempts, count;
+    int delta; /* ACT_PRIORITY: +1 / -1 from each job's own priority */
     /* out */
     int rc, done, requested, failed;
     int64_t first_id, last_id;
@@ -859,6 +862,41 @@ static void act_work(uv_work_t *w)
                 r->done++;
                 r->requested += requested;
             } else {
+                r->failed++;
+                snprintf(r->msg, sizeof r->msg, "%s", err.msg);
+            }
+        }
+        break;
+    case ACT_PRIORITY:
+        for (size_t i = 0; i < r->n; i++) {
+            int prio = r->priority;
+            if (r->delta) {
+                aspen_store_job j;
+                if (aspen_engine_get(eng, r->ids[i], &j, &err) != 0) {
+                    r->failed++;
+                    snprintf(r->msg, sizeof r->msg, "%s", err.msg);
+                    continue;
+                }
+                long long p = (long long)j.priority + r->delta;
+                aspen_store_job_clear(&j);
+                prio = p > ASPEN_STORE_PRIORITY_MAX   ? ASPEN_STORE_PRIORITY_MAX
+                       : p < ASPEN_STORE_PRIORITY_MIN ? ASPEN_STORE_PRIORITY_MIN
+                                                      : (int)p;
+            }
+            if (aspen_engine_set_priority(eng, r->ids[i], prio, &err) == 0) {
+                r->done++;
+                r->last_id = prio; /* the priority set last, for the message */
+            } else {
+                r->failed++;
+                snprintf(r->msg, sizeof r->msg, "%s", err.msg);
+            }
+        }
+        break;
+    case ACT_RUN_NOW:
+        for (size_t i = 0; i < r->n; i++) {
+            if (aspen_engine_run_now(eng, r->ids[i], &err) == 0)
+                r->done++;
+            else {
                 r->failed++;
                 snprintf(r->msg, sizeof r->msg, "%s", err.msg);
             }
@@ -1030,6 +1068,29 @@ static void act_done(uv_work_t *w, int status)
             else
                 tui_set_status(a, false, "rerun %d jobs as %lld..%lld", r->done,
                                (long long)r->first_id, (long long)r->last_id);
+            break;
+        case ACT_PRIORITY:
+            if (r->failed && !r->done)
+                tui_set_status(a, true, "priority: %s", r->msg);
+            else if (r->failed)
+                tui_set_status(a, true, "priority changed for %d, %d refused: %s", r->done,
+                               r->failed, r->msg);
+            else if (r->n == 1)
+                tui_set_status(a, false, "job %lld: priority %lld", (long long)r->ids[0],
+                               (long long)r->last_id);
+            else
+                tui_set_status(a, false, "priority changed for %d jobs", r->done);
+            break;
+        case ACT_RUN_NOW:
+            if (r->failed && !r->done)
+                tui_set_status(a, true, "run now: %s", r->msg);
+            else if (r->failed)
+                tui_set_status(a, true, "%d queued to run now, %d refused: %s", r->done, r->failed,
+                               r->msg);
+            else if (r->n == 1)
+                tui_set_status(a, false, "job %lld queued: it runs now", (long long)r->ids[0]);
+            else
+                tui_set_status(a, false, "%d jobs queued: they run now", r->done);
             break;
         case ACT_RETRY_FAILED:
             if (r->rc || r->failed)
@@ -1817,6 +1878,41 @@ void tui_job_command(tui_app *a, tui_action act)
     run_action(a, r);
 }
 
+/* +, -, :priority N and n / :run-now on the marked jobs, else the selected one (or the detail's). */
+void tui_job_edit(tui_app *a, tui_action act, const char *text)
+{
+    long long prio = 0;
+    if (act == TUI_A_PRIORITY_SET) {
+        char *end = NULL;
+        prio = text ? strtoll(text, &end, 10) : 0;
+        while (end && *end == ' ')
+            end++;
+        if (!text || !*text || !end || *end || prio < ASPEN_STORE_PRIORITY_MIN ||
+            prio > ASPEN_STORE_PRIORITY_MAX) {
+            tui_set_status(a, true, ":priority wants a whole number from %d to %d, not '%s'",
+                           ASPEN_STORE_PRIORITY_MIN, ASPEN_STORE_PRIORITY_MAX, text ? text : "");
+            return;
+        }
+    }
+    size_t n = 0;
+    int64_t *ids = target_ids(a, &n);
+    if (!ids) {
+        tui_set_status(a, true, "no job selected: pick one in the jobs pane or open its detail");
+        return;
+    }
+    act_req *r = calloc(1, sizeof *r);
+    if (!r) {
+        free(ids);
+        return;
+    }
+    r->kind = act == TUI_A_RUN_NOW ? ACT_RUN_NOW : ACT_PRIORITY;
+    r->priority = (int)prio;
+    r->delta = act == TUI_A_PRIORITY_UP ? 1 : act == TUI_A_PRIORITY_DOWN ? -1 : 0;
+    r->ids = ids;
+    r->n = n;
+    run_action(a, r);
+}
+
 /* ---- the prompt: filter / search / command, with history and completion -------------------------- */
 
 static void global_action(tui_app *a, tui_action act, int64_t arg, const char *text);
@@ -2111,6 +2207,12 @@ static void global_action(tui_app *a, tui_action act, int64_t arg, const char *t
     case TUI_A_FILTER_SET:
         tui_show_pane(a, TUI_PANE_JOBS);
         apply_filter(a, text ? text : "", false);
+        break;
+    case TUI_A_PRIORITY_SET: case TUI_A_RUN_NOW:
+        if (a->view == TUI_VIEW_JOBS || a->view == TUI_VIEW_DETAIL)
+            tui_job_edit(a, act, text);
+        else
+            tui_set_status(a, true, "no job selected: pick one in the jobs pane or open its detail");
         break;
     case TUI_A_SORT_SET: case TUI_A_MARK_CLEAR: case TUI_A_CANCEL: case TUI_A_RERUN:
     case TUI_A_DELETE:

@@ -100,6 +100,15 @@ static const tui_binding map[] = {
      NULL},
     {TUI_A_DELETE_MATCHING, TUI_CX_JOBS, K('D'), "delete-match", NULL, NULL, false,
      "delete every finished job matching the filter (asks first, with the count)", NULL, 0, NULL},
+    {TUI_A_PRIORITY_UP, TUI_CX_JOBS | TUI_CX_DETAIL, K('+', '='), NULL, NULL, NULL, false,
+     "raise the priority of the selected (or marked) waiting jobs by 1", NULL, 0, NULL},
+    {TUI_A_PRIORITY_DOWN, TUI_CX_JOBS | TUI_CX_DETAIL, K('-'), NULL, NULL, NULL, false,
+     "lower the priority of the selected (or marked) waiting jobs by 1", NULL, 0, NULL},
+    {TUI_A_PRIORITY_SET, CX_ANY, K(0), "priority", NULL, "N", true,
+     "set the priority of the selected (or marked) waiting jobs to N (higher runs first)", NULL,
+     0, NULL},
+    {TUI_A_RUN_NOW, TUI_CX_JOBS | TUI_CX_DETAIL, K('n'), "run-now", NULL, NULL, false,
+     "run the selected (or marked) scheduled jobs now (delayed or backing off)", NULL, 0, NULL},
     {TUI_A_EXPORT, CX_ANY, K(0), "export", NULL, "FILE", true,
      "write every job matching the filter to FILE (a new file), one JSON object a line", NULL, 0,
      NULL},
@@ -309,6 +318,7 @@ int tui_command_parse(const char *cmd, tui_action *action, int64_t *arg, const c
                  strcmp(b->args, "ID") == 0       ? "42"
                  : strcmp(b->args, "COLUMN") == 0 ? "duration"
                  : strcmp(b->args, "NAME") == 0   ? "mine"
+                 : strcmp(b->args, "N") == 0      ? "5"
                                                   : "failed");
         return -1;
     }

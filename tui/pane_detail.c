@@ -91,6 +91,9 @@ static unsigned detail_act(tui_app *a, tui_action act, int64_t arg, const char *
         a->detail_left = 0;
         break;
     case TUI_A_CANCEL: case TUI_A_RERUN: case TUI_A_DELETE: tui_job_command(a, act); break;
+    case TUI_A_PRIORITY_UP: case TUI_A_PRIORITY_DOWN: case TUI_A_PRIORITY_SET: case TUI_A_RUN_NOW:
+        tui_job_edit(a, act, text);
+        break;
     case TUI_A_COPY: case TUI_A_COPY_OUTPUT: {
         char what[64];
         bool out = act == TUI_A_COPY_OUTPUT;

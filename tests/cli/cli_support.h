@@ -1,9 +1,11 @@
 /* tests/cli/cli_support.h — what the CLI test programs share: run a shell command line as a user
  * would and keep everything it printed (bytes, not lines: output may hold NULs and non-UTF-8) with
- * its exit status. Include after cmocka.h. */
+ * its exit status; run(fmt, ...) / expect / check, the one copy of the wrappers the tests call.
+ * Include after cmocka.h. */
 #ifndef ASPEN_CLI_SUPPORT_H
 #define ASPEN_CLI_SUPPORT_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,6 +44,46 @@ static inline out run_shell(const char *cmd)
 static inline bool has(const out *o, const char *needle)
 {
     return memmem(o->buf, o->len, needle, strlen(needle)) != NULL;
+}
+
+/* A shell command line from a format; stdout and stderr together unless the command redirects
+ * them (the command runs in a subshell, so `2>/dev/null` inside it still works). */
+static inline out run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static inline out run(const char *fmt, ...)
+{
+    char cmd[16384];
+    va_list ap;
+    va_start(ap, fmt);
+    cmd[0] = '(';
+    int n = vsnprintf(cmd + 1, sizeof cmd - 16, fmt, ap);
+    va_end(ap);
+    assert_true(n > 0 && (size_t)n < sizeof cmd - 16);
+    strcat(cmd, ") 2>&1");
+    return run_shell(cmd);
+}
+
+/* The exit status is `status` and the output holds needle (NULL: anything). */
+static inline void expect_out(const out *o, int status, const char *needle)
+{
+    if (o->status != status || (needle && !has(o, needle)))
+        fail_msg("want exit %d and \"%s\", got exit %d:\n%s", status, needle ? needle : "",
+                 o->status, o->buf);
+}
+
+/* Runs and checks in one go, freeing the output. */
+static inline void check_cmd(int status, const char *needle, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static inline void check_cmd(int status, const char *needle, const char *fmt, ...)
+{
+    char cmd[16384];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    assert_true(n > 0 && (size_t)n < sizeof cmd);
+    out o = run("%s", cmd);
+    expect_out(&o, status, needle);
+    free(o.buf);
 }
 
 #endif

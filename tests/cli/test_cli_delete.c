@@ -26,54 +26,18 @@
 static char g_dir[256];
 static int g_n;
 
-static out run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static out run(const char *fmt, ...)
-{
-    char cmd[8192];
-    va_list ap;
-    va_start(ap, fmt);
-    cmd[0] = '(';
-    int n = vsnprintf(cmd + 1, sizeof cmd - 16, fmt, ap);
-    va_end(ap);
-    assert_true(n > 0 && (size_t)n < sizeof cmd - 16);
-    strcat(cmd, ") 2>&1");
-    return run_shell(cmd);
-}
-
-static void expect(const out *o, int status, const char *needle)
-{
-    if (o->status != status || (needle && !has(o, needle)))
-        fail_msg("want exit %d and \"%s\", got exit %d:\n%s", status, needle ? needle : "",
-                 o->status, o->buf);
-}
-
-static void check(int status, const char *needle, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void check(int status, const char *needle, const char *fmt, ...)
-{
-    char cmd[8192];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    assert_true(n > 0 && (size_t)n < sizeof cmd);
-    out o = run("%s", cmd);
-    expect(&o, status, needle);
-    free(o.buf);
-}
-
 /* A fresh database for one test. */
 static void new_db(char *db, size_t cap)
 {
     snprintf(db, cap, "%s/d%d.db", g_dir, ++g_n);
-    check(0, NULL, "'%s' jobs --db '%s' --create", ASPEN_BIN, db);
+    check_cmd(0, NULL, "'%s' jobs --db '%s' --create", ASPEN_BIN, db);
 }
 
 /* The ids in the database, as `aspen jobs --all --json` lists them. */
 static size_t ids_of(const char *db, long long *ids, size_t max)
 {
     out o = run("'%s' jobs --all --json --db '%s' 2>/dev/null", ASPEN_BIN, db);
-    expect(&o, 0, NULL);
+    expect_out(&o, 0, NULL);
     json_error_t je;
     json_t *v = json_loadb(o.buf, o.len, 0, &je);
     if (!v)
@@ -99,8 +63,8 @@ static bool has_id(const char *db, long long id)
 /* n echo jobs run to success (in-process handler, a worker that stops when idle). */
 static void finished_jobs(const char *db, int n)
 {
-    check(0, NULL, "'%s' submit --type echo --count %d --db '%s'", ASPEN_BIN, n, db);
-    check(0, NULL, "'%s' worker --until-idle --quiet --db '%s'", ASPEN_BIN, db);
+    check_cmd(0, NULL, "'%s' submit --type echo --count %d --db '%s'", ASPEN_BIN, n, db);
+    check_cmd(0, NULL, "'%s' worker --until-idle --quiet --db '%s'", ASPEN_BIN, db);
 }
 
 static void test_delete_ids_asks_first(void **st)
@@ -110,21 +74,21 @@ static void test_delete_ids_asks_first(void **st)
     new_db(db, sizeof db);
     finished_jobs(db, 3);
     /* no answer (end of input), and "n": nothing deleted, exit 1 */
-    check(1, "nothing deleted", "'%s' delete 1 --db '%s' </dev/null", ASPEN_BIN, db);
-    check(1, "Delete job 1? [y/N]", "echo n | '%s' delete 1 --db '%s'", ASPEN_BIN, db);
+    check_cmd(1, "nothing deleted", "'%s' delete 1 --db '%s' </dev/null", ASPEN_BIN, db);
+    check_cmd(1, "Delete job 1? [y/N]", "echo n | '%s' delete 1 --db '%s'", ASPEN_BIN, db);
     assert_true(has_id(db, 1));
     /* "y" deletes; the job, its attempts and logs are gone */
-    check(0, "deleted 1 job", "echo y | '%s' delete 1 --db '%s'", ASPEN_BIN, db);
+    check_cmd(0, "deleted 1 job", "echo y | '%s' delete 1 --db '%s'", ASPEN_BIN, db);
     assert_false(has_id(db, 1));
-    check(1, "no job 1 in", "'%s' show 1 --db '%s'", ASPEN_BIN, db);
-    check(0, "deleted 2 jobs", "'%s' delete 2 3 --yes --db '%s'", ASPEN_BIN, db);
+    check_cmd(1, "no job 1 in", "'%s' show 1 --db '%s'", ASPEN_BIN, db);
+    check_cmd(0, "deleted 2 jobs", "'%s' delete 2 3 --yes --db '%s'", ASPEN_BIN, db);
     long long ids[8];
     assert_int_equal(ids_of(db, ids, 8), 0);
     /* a job that is not there, a bad id, both ids and a filter, neither */
-    check(1, "999", "'%s' delete 999 --yes --db '%s'", ASPEN_BIN, db);
-    check(2, "is not a job id", "'%s' delete abc --yes --db '%s'", ASPEN_BIN, db);
-    check(2, "not both", "'%s' delete 1 --filter failed --yes --db '%s'", ASPEN_BIN, db);
-    check(2, "give their ids or --filter", "'%s' delete --yes --db '%s'", ASPEN_BIN, db);
+    check_cmd(1, "999", "'%s' delete 999 --yes --db '%s'", ASPEN_BIN, db);
+    check_cmd(2, "is not a job id", "'%s' delete abc --yes --db '%s'", ASPEN_BIN, db);
+    check_cmd(2, "not both", "'%s' delete 1 --filter failed --yes --db '%s'", ASPEN_BIN, db);
+    check_cmd(2, "give their ids or --filter", "'%s' delete --yes --db '%s'", ASPEN_BIN, db);
 }
 
 static void test_delete_refuses_unfinished(void **st)
@@ -133,19 +97,19 @@ static void test_delete_refuses_unfinished(void **st)
     char db[300];
     new_db(db, sizeof db);
     /* job 1 succeeded, job 2 queued (no worker yet), job 3 a 20 s sleep; all tagged t */
-    check(0, NULL, "'%s' submit --type echo --tag t --db '%s'", ASPEN_BIN, db);
-    check(0, NULL, "'%s' worker --until-idle --quiet --db '%s'", ASPEN_BIN, db);
-    check(0, "2", "'%s' submit --type echo --tag t --db '%s'", ASPEN_BIN, db);
-    check(1, "job 2 is queued: only finished jobs can be deleted; cancel it first",
+    check_cmd(0, NULL, "'%s' submit --type echo --tag t --db '%s'", ASPEN_BIN, db);
+    check_cmd(0, NULL, "'%s' worker --until-idle --quiet --db '%s'", ASPEN_BIN, db);
+    check_cmd(0, "2", "'%s' submit --type echo --tag t --db '%s'", ASPEN_BIN, db);
+    check_cmd(1, "job 2 is queued: only finished jobs can be deleted; cancel it first",
           "'%s' delete 2 --yes --db '%s'", ASPEN_BIN, db);
-    check(0, "3", "'%s' submit --type sleep --tag t --payload '{\"ms\":20000}' --db '%s'",
+    check_cmd(0, "3", "'%s' submit --type sleep --tag t --payload '{\"ms\":20000}' --db '%s'",
           ASPEN_BIN, db);
-    check(0, NULL, "'%s' cancel 2 --db '%s'", ASPEN_BIN, db); /* only job 3 left to run */
+    check_cmd(0, NULL, "'%s' cancel 2 --db '%s'", ASPEN_BIN, db); /* only job 3 left to run */
     char pidfile[400];
     snprintf(pidfile, sizeof pidfile, "%s/worker%d.pid", g_dir, g_n);
     /* --until-idle: once job 3 is cancelled the worker ends by itself, even if a check below
      * fails before the kill at the end */
-    check(0, NULL, "'%s' worker --until-idle --quiet --db '%s' >/dev/null 2>&1 & echo $! > '%s'",
+    check_cmd(0, NULL, "'%s' worker --until-idle --quiet --db '%s' >/dev/null 2>&1 & echo $! > '%s'",
           ASPEN_BIN, db, pidfile);
     bool running = false;
     for (int i = 0; i < 400 && !running; i++) {
@@ -156,23 +120,23 @@ static void test_delete_refuses_unfinished(void **st)
             usleep(50 * 1000);
     }
     assert_true(running);
-    check(1, "job 3 is running: only finished jobs can be deleted; cancel it first",
+    check_cmd(1, "job 3 is running: only finished jobs can be deleted; cancel it first",
           "'%s' delete 3 --yes --db '%s'", ASPEN_BIN, db);
     /* a filter matching all three deletes the finished two, keeps the running one and says so */
-    check(0, "deleted 2 jobs, 1 matching job not finished (kept)",
+    check_cmd(0, "deleted 2 jobs, 1 matching job not finished (kept)",
           "'%s' delete --filter 'tag:t' --yes --db '%s'", ASPEN_BIN, db);
-    check(0, "no finished job matches 'tag:t' (the matching jobs are queued, scheduled or "
+    check_cmd(0, "no finished job matches 'tag:t' (the matching jobs are queued, scheduled or "
              "running: cancel them first)",
           "'%s' delete --filter 'tag:t' --yes --db '%s'", ASPEN_BIN, db);
     assert_true(has_id(db, 3));
     assert_false(has_id(db, 1));
     assert_false(has_id(db, 2));
-    check(0, NULL, "'%s' cancel 3 --db '%s'", ASPEN_BIN, db);
+    check_cmd(0, NULL, "'%s' cancel 3 --db '%s'", ASPEN_BIN, db);
     /* the worker stops the job and, idle, exits: wait for it (at most 10 s) */
-    check(0, NULL, "for i in $(seq 200); do kill -0 $(cat '%s') 2>/dev/null || exit 0; sleep 0.05; "
+    check_cmd(0, NULL, "for i in $(seq 200); do kill -0 $(cat '%s') 2>/dev/null || exit 0; sleep 0.05; "
                    "done; kill $(cat '%s'); exit 1",
           pidfile, pidfile);
-    check(0, "cancelled", "'%s' jobs --filter 'id:3' --db '%s'", ASPEN_BIN, db);
+    check_cmd(0, "cancelled", "'%s' jobs --filter 'id:3' --db '%s'", ASPEN_BIN, db);
 }
 
 static void test_delete_filter(void **st)
@@ -181,17 +145,17 @@ static void test_delete_filter(void **st)
     char db[300];
     new_db(db, sizeof db);
     finished_jobs(db, 120); /* more than the CLI's 50-row default and than one page */
-    check(0, NULL, "'%s' submit --type echo --tag keep --count 2 --db '%s'", ASPEN_BIN, db);
-    check(0, NULL, "'%s' worker --until-idle --quiet --db '%s'", ASPEN_BIN, db);
-    check(1, "Delete 122 finished jobs matching 'type:echo'? [y/N]",
+    check_cmd(0, NULL, "'%s' submit --type echo --tag keep --count 2 --db '%s'", ASPEN_BIN, db);
+    check_cmd(0, NULL, "'%s' worker --until-idle --quiet --db '%s'", ASPEN_BIN, db);
+    check_cmd(1, "Delete 122 finished jobs matching 'type:echo'? [y/N]",
           "echo no | '%s' delete --filter 'type:echo' --db '%s'", ASPEN_BIN, db);
-    check(2, "nosuchkey", "'%s' delete --filter 'nosuchkey:x' --yes --db '%s'", ASPEN_BIN, db);
+    check_cmd(2, "nosuchkey", "'%s' delete --filter 'nosuchkey:x' --yes --db '%s'", ASPEN_BIN, db);
     long long ids[256];
     assert_int_equal(ids_of(db, ids, 256), 122);
-    check(0, "deleted 2 jobs", "echo yes | '%s' delete --filter 'tag:keep' --db '%s'", ASPEN_BIN,
+    check_cmd(0, "deleted 2 jobs", "echo yes | '%s' delete --filter 'tag:keep' --db '%s'", ASPEN_BIN,
           db);
     assert_int_equal(ids_of(db, ids, 256), 120);
-    check(0, "deleted 120 jobs", "'%s' delete --filter 'succeeded' --yes --db '%s'", ASPEN_BIN,
+    check_cmd(0, "deleted 120 jobs", "'%s' delete --filter 'succeeded' --yes --db '%s'", ASPEN_BIN,
           db);
     assert_int_equal(ids_of(db, ids, 256), 0);
 }
@@ -202,19 +166,19 @@ static void test_purge(void **st)
     char db[300];
     new_db(db, sizeof db);
     finished_jobs(db, 5);
-    check(0, "6", "'%s' submit --type echo --db '%s'", ASPEN_BIN, db); /* queued: never purged */
-    check(2, "needs --older-than", "'%s' purge --yes --db '%s'", ASPEN_BIN, db);
-    check(2, "not '3x'", "'%s' purge --older-than 3x --yes --db '%s'", ASPEN_BIN, db);
-    check(2, "aspen delete --filter 'state:failed'",
+    check_cmd(0, "6", "'%s' submit --type echo --db '%s'", ASPEN_BIN, db); /* queued: never purged */
+    check_cmd(2, "needs --older-than", "'%s' purge --yes --db '%s'", ASPEN_BIN, db);
+    check_cmd(2, "not '3x'", "'%s' purge --older-than 3x --yes --db '%s'", ASPEN_BIN, db);
+    check_cmd(2, "aspen delete --filter 'state:failed'",
           "'%s' purge --older-than 1d --state failed --yes --db '%s'", ASPEN_BIN, db);
-    check(1, "nothing deleted", "'%s' purge --older-than 0s --db '%s' </dev/null", ASPEN_BIN, db);
+    check_cmd(1, "nothing deleted", "'%s' purge --older-than 0s --db '%s' </dev/null", ASPEN_BIN, db);
     /* just finished: none is older than an hour */
-    check(0, "purged 0 finished jobs older than 1h", "'%s' purge --older-than 1h --yes --db '%s'",
+    check_cmd(0, "purged 0 finished jobs older than 1h", "'%s' purge --older-than 1h --yes --db '%s'",
           ASPEN_BIN, db);
     long long ids[16];
     assert_int_equal(ids_of(db, ids, 16), 6);
     usleep(20 * 1000);
-    check(0, "purged 5 finished jobs older than 10ms",
+    check_cmd(0, "purged 5 finished jobs older than 10ms",
           "echo y | '%s' purge --older-than 10ms --db '%s'", ASPEN_BIN, db);
     assert_int_equal(ids_of(db, ids, 16), 1);
     assert_int_equal(ids[0], 6);
@@ -255,24 +219,24 @@ static void test_export_jsonl(void **st)
     char db[300];
     new_db(db, sizeof db);
     finished_jobs(db, 1203); /* past the 50-row default and past one 1000-row page */
-    check(0, NULL, "'%s' submit --type echo --count 4 --db '%s'", ASPEN_BIN, db); /* queued */
+    check_cmd(0, NULL, "'%s' submit --type echo --count 4 --db '%s'", ASPEN_BIN, db); /* queued */
     out o = run("'%s' jobs --jsonl --db '%s' 2>/dev/null", ASPEN_BIN, db);
-    expect(&o, 0, NULL);
+    expect_out(&o, 0, NULL);
     assert_int_equal(jsonl_lines(&o, NULL), 1207);
     free(o.buf);
     o = run("'%s' jobs --filter succeeded --jsonl --db '%s' 2>/dev/null", ASPEN_BIN, db);
-    expect(&o, 0, NULL);
+    expect_out(&o, 0, NULL);
     assert_int_equal(jsonl_lines(&o, "succeeded"), 1203);
     free(o.buf);
     o = run("'%s' jobs --state queued --jsonl --db '%s' 2>/dev/null", ASPEN_BIN, db);
-    expect(&o, 0, NULL);
+    expect_out(&o, 0, NULL);
     assert_int_equal(jsonl_lines(&o, "queued"), 4);
     free(o.buf);
     o = run("'%s' jobs --jsonl --limit 1001 --db '%s' 2>/dev/null", ASPEN_BIN, db);
-    expect(&o, 0, NULL);
+    expect_out(&o, 0, NULL);
     assert_int_equal(jsonl_lines(&o, NULL), 1001);
     free(o.buf);
-    check(2, "not both", "'%s' jobs --json --jsonl --db '%s'", ASPEN_BIN, db);
+    check_cmd(2, "not both", "'%s' jobs --json --jsonl --db '%s'", ASPEN_BIN, db);
 }
 
 int main(void)

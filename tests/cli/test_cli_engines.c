@@ -26,8 +26,8 @@
 #include <time.h>
 #include <unistd.h>
 
-static out run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static out run(const char *fmt, ...)
+static out run_plain(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static out run_plain(const char *fmt, ...)
 {
     char cmd[8192];
     va_list ap;
@@ -40,7 +40,7 @@ static out run(const char *fmt, ...)
 
 static json_t *engines_json(const char *db)
 {
-    out o = run("'%s' engines --json --db '%s'", ASPEN_BIN, db);
+    out o = run_plain("'%s' engines --json --db '%s'", ASPEN_BIN, db);
     if (o.status != 0)
         fail_msg("aspen engines --json: exit %d: %s", o.status, o.buf);
     json_error_t je;
@@ -74,7 +74,7 @@ static void test_engines(void **state)
     snprintf(db, sizeof db, "%s/a.db", dir);
 
     /* two sleep jobs; none registered yet: an empty list */
-    out o = run("'%s' submit --type sleep --payload '{\"ms\":3000}' --count 2 --db '%s' --create "
+    out o = run_plain("'%s' submit --type sleep --payload '{\"ms\":3000}' --count 2 --db '%s' --create "
                 "2>&1",
                 ASPEN_BIN, db);
     assert_int_equal(o.status, 0);
@@ -82,13 +82,13 @@ static void test_engines(void **state)
     json_t *arr = engines_json(db);
     assert_int_equal(json_array_size(arr), 0);
     json_decref(arr);
-    o = run("'%s' engines --db '%s'", ASPEN_BIN, db);
+    o = run_plain("'%s' engines --db '%s'", ASPEN_BIN, db);
     assert_int_equal(o.status, 0);
     assert_true(has(&o, "no engine is registered"));
     free(o.buf);
 
     /* A second process runs them: its heartbeat shows both jobs on its two workers. */
-    o = run("'%s' worker --workers 2 --until-idle --quiet --db '%s' >'%s/worker.log' 2>&1 & "
+    o = run_plain("'%s' worker --workers 2 --until-idle --quiet --db '%s' >'%s/worker.log' 2>&1 & "
             "echo $!",
             ASPEN_BIN, db, dir);
     long long pid = atoll(o.buf);
@@ -126,7 +126,7 @@ static void test_engines(void **state)
     json_decref(arr);
 
     /* The table names it too. */
-    o = run("'%s' engines --db '%s'", ASPEN_BIN, db);
+    o = run_plain("'%s' engines --db '%s'", ASPEN_BIN, db);
     assert_int_equal(o.status, 0);
     assert_true(has(&o, "sleep"));
     assert_true(has(&o, "HEARTBEAT"));
@@ -152,7 +152,7 @@ static void test_engines(void **state)
     assert_true(json_is_true(json_object_get(e, "stale")));
     assert_memory_equal(json_string_value(json_object_get(e, "host")), "evil\x1b]0;", 7);
     json_decref(arr);
-    o = run("'%s' engines --db '%s'", ASPEN_BIN, db);
+    o = run_plain("'%s' engines --db '%s'", ASPEN_BIN, db);
     assert_int_equal(o.status, 0);
     assert_true(has(&o, "STALE"));
     assert_null(memchr(o.buf, 0x1b, o.len)); /* no raw escape reaches the terminal */
@@ -169,7 +169,7 @@ static void test_engines(void **state)
             sleep_ms(100);
     }
     assert_true(gone);
-    o = run("rm -rf '%s'", dir);
+    o = run_plain("rm -rf '%s'", dir);
     free(o.buf);
 }
 
@@ -186,7 +186,7 @@ static void pg_admin(const char *server, const char *sql)
 
 static json_t *bench_json(const char *db)
 {
-    out o = run("'%s' bench engine --jobs 20 --workers 1 --json --db '%s' 2>/dev/null", ASPEN_BIN,
+    out o = run_plain("'%s' bench engine --jobs 20 --workers 1 --json --db '%s' 2>/dev/null", ASPEN_BIN,
                 db);
     if (o.status != 0)
         fail_msg("aspen bench engine on %s: exit %d: %s", db, o.status, o.buf);
@@ -234,7 +234,7 @@ static void test_bench_durability(void **state)
     json_decref(v);
     snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS %s WITH (FORCE)", name);
     pg_admin(server, sql);
-    out o = run("rm -rf '%s'", dir);
+    out o = run_plain("rm -rf '%s'", dir);
     free(o.buf);
 }
 
@@ -268,13 +268,13 @@ static void test_pg_workers_end_to_end(void **state)
     snprintf(uri, sizeof uri, "postgresql://aspen@127.0.0.1:%d/%s", port, name);
     char dir[] = "/tmp/aspen-cli-pgw-XXXXXX";
     assert_non_null(mkdtemp(dir));
-    out o = run("'%s' submit --type sleep --payload '{\"ms\":4000}' --count 2 --db '%s' 2>&1 && "
+    out o = run_plain("'%s' submit --type sleep --payload '{\"ms\":4000}' --count 2 --db '%s' 2>&1 && "
                 "'%s' submit --type echo --count 6 --db '%s' 2>&1",
                 ASPEN_BIN, uri, ASPEN_BIN, uri);
     if (o.status != 0)
         fail_msg("submit on %s: %s", uri, o.buf);
     free(o.buf);
-    o = run("'%s' worker --workers 2 --lease 1500 --recover 300 --quiet --db '%s' "
+    o = run_plain("'%s' worker --workers 2 --lease 1500 --recover 300 --quiet --db '%s' "
             ">'%s/a.log' 2>&1 & echo $!",
             ASPEN_BIN, uri, dir);
     long long a = atoll(o.buf);
@@ -296,14 +296,14 @@ static void test_pg_workers_end_to_end(void **state)
     json_decref(arr);
     /* A dies with both sleep jobs running; B finds them once A's 1.5 s lease is over. */
     kill((pid_t)a, SIGKILL);
-    o = run("wait %lld 2>/dev/null; '%s' worker --workers 2 --lease 1500 --recover 300 "
+    o = run_plain("wait %lld 2>/dev/null; '%s' worker --workers 2 --lease 1500 --recover 300 "
             "--until-idle --db '%s' 2>&1",
             a, ASPEN_BIN, uri);
     if (o.status != 0)
         fail_msg("worker B: exit %d: %s", o.status, o.buf);
     assert_true(has(&o, "recovery"));
     free(o.buf);
-    o = run("'%s' jobs --json --limit 100 --db '%s' 2>&1", ASPEN_BIN, uri);
+    o = run_plain("'%s' jobs --json --limit 100 --db '%s' 2>&1", ASPEN_BIN, uri);
     json_error_t je;
     json_t *jobs = json_loads(o.buf, 0, &je);
     if (!jobs)
@@ -320,13 +320,13 @@ static void test_pg_workers_end_to_end(void **state)
         assert_int_equal(tries, id <= 2 ? 2 : 1); /* the two A lost ran again, once */
     }
     json_decref(jobs);
-    o = run("'%s' show 1 --json --db '%s' 2>&1", ASPEN_BIN, uri);
+    o = run_plain("'%s' show 1 --json --db '%s' 2>&1", ASPEN_BIN, uri);
     assert_int_equal(o.status, 0);
     assert_true(has(&o, "recovered"));
     free(o.buf);
     snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS %s WITH (FORCE)", name);
     pg_admin(server, sql);
-    o = run("rm -rf '%s'", dir);
+    o = run_plain("rm -rf '%s'", dir);
     free(o.buf);
 }
 

@@ -33,44 +33,6 @@
 
 static char g_dir[256], g_db[300];
 
-/* A shell command line; stdout and stderr together unless the command redirects them. */
-static out run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static out run(const char *fmt, ...)
-{
-    char cmd[16384];
-    va_list ap;
-    va_start(ap, fmt);
-    cmd[0] = '(';
-    int n = vsnprintf(cmd + 1, sizeof cmd - 16, fmt, ap);
-    va_end(ap);
-    assert_true(n > 0 && (size_t)n < sizeof cmd - 16);
-    strcat(cmd, ") 2>&1");
-    return run_shell(cmd);
-}
-
-static void expect(const out *o, int status, const char *needle)
-{
-    if (o->status != status || (needle && !has(o, needle)))
-        fail_msg("want exit %d and \"%s\", got exit %d:\n%s", status, needle ? needle : "",
-                 o->status, o->buf);
-}
-
-/* Runs and checks in one go, freeing the output. */
-static void check(int status, const char *needle, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void check(int status, const char *needle, const char *fmt, ...)
-{
-    char cmd[16384];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    assert_true(n > 0 && (size_t)n < sizeof cmd);
-    out o = run("%s", cmd);
-    expect(&o, status, needle);
-    free(o.buf);
-}
-
 static json_t *json_of(const out *o)
 {
     json_error_t je;
@@ -88,36 +50,36 @@ static void test_filter_shorthands(void **st)
     char db[400];
     snprintf(db, sizeof db, "%s/filter.db", g_dir);
     /* two failed test-fail jobs, one succeeded echo-worker job */
-    check(0, NULL, "'%s' submit test-fail --max-attempts 1 --count 2 --db '%s' --create", ASPEN_BIN,
+    check_cmd(0, NULL, "'%s' submit test-fail --max-attempts 1 --count 2 --db '%s' --create", ASPEN_BIN,
           db);
-    check(0, NULL, "'%s' submit echo-worker --payload '{\"a\":1}' --db '%s'", ASPEN_BIN, db);
-    check(0, NULL, "'%s' worker --until-idle --quiet --db '%s'", ASPEN_BIN, db);
+    check_cmd(0, NULL, "'%s' submit echo-worker --payload '{\"a\":1}' --db '%s'", ASPEN_BIN, db);
+    check_cmd(0, NULL, "'%s' worker --until-idle --quiet --db '%s'", ASPEN_BIN, db);
 
     const char *same[] = {"guest:test-fail failed", "binary:test-fail state:failed",
                           "test-fail failed", "failed guest:test-fail"};
     for (size_t i = 0; i < sizeof same / sizeof same[0]; i++) {
         out o = run("'%s' jobs --filter '%s' --json --db '%s' 2>/dev/null", ASPEN_BIN, same[i], db);
-        expect(&o, 0, NULL);
+        expect_out(&o, 0, NULL);
         json_t *arr = json_of(&o);
         if (json_array_size(arr) != 2)
             fail_msg("--filter '%s': %zu jobs, want 2:\n%s", same[i], json_array_size(arr), o.buf);
         json_decref(arr);
         free(o.buf);
     }
-    check(0, "succeeded", "'%s' jobs --filter 'echo-worker' --db '%s'", ASPEN_BIN, db);
-    check(0, "(no jobs match)", "'%s' jobs --filter 'guest:echo-worker failed' --db '%s'",
+    check_cmd(0, "succeeded", "'%s' jobs --filter 'echo-worker' --db '%s'", ASPEN_BIN, db);
+    check_cmd(0, "(no jobs match)", "'%s' jobs --filter 'guest:echo-worker failed' --db '%s'",
           ASPEN_BIN, db);
     /* the console's #N */
-    check(0, "echo-worker", "'%s' jobs --filter '#3' --db '%s'", ASPEN_BIN, db);
+    check_cmd(0, "echo-worker", "'%s' jobs --filter '#3' --db '%s'", ASPEN_BIN, db);
     /* errors: the term, the valid keys, the near miss; exit 2 (usage) */
-    check(2, "did you mean 'state:'?", "'%s' jobs --filter 'stat:failed' --db '%s'", ASPEN_BIN, db);
-    check(2, "Valid keys: state: type: guest:", "'%s' jobs --filter 'colour:red' --db '%s'",
+    check_cmd(2, "did you mean 'state:'?", "'%s' jobs --filter 'stat:failed' --db '%s'", ASPEN_BIN, db);
+    check_cmd(2, "Valid keys: state: type: guest:", "'%s' jobs --filter 'colour:red' --db '%s'",
           ASPEN_BIN, db);
-    check(2, "did you mean 'failed'?", "'%s' jobs --state faild --db '%s'", ASPEN_BIN, db);
-    check(2, "did you mean 'guest:'?", "'%s' retry --failed --filter 'gest:x' --db '%s'",
+    check_cmd(2, "did you mean 'failed'?", "'%s' jobs --state faild --db '%s'", ASPEN_BIN, db);
+    check_cmd(2, "did you mean 'guest:'?", "'%s' retry --failed --filter 'gest:x' --db '%s'",
           ASPEN_BIN, db);
     /* retry --failed speaks the same language */
-    check(0, "2 failed jobs queued again", "'%s' retry --failed --filter 'guest:test-fail' --db '%s'",
+    check_cmd(0, "2 failed jobs queued again", "'%s' retry --failed --filter 'guest:test-fail' --db '%s'",
           ASPEN_BIN, db);
 }
 
@@ -142,30 +104,30 @@ static void test_db_must_exist(void **st)
     snprintf(msg, sizeof msg, "error: the database %s (--db) does not exist: check the path, or "
              "add --create to make a new database there", typo);
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
-        check(1, msg, "'%s' %s --db '%s' </dev/null", ASPEN_BIN, cmds[i], typo);
+        check_cmd(1, msg, "'%s' %s --db '%s' </dev/null", ASPEN_BIN, cmds[i], typo);
         if (exists(typo))
             fail_msg("aspen %s created %s", cmds[i], typo);
-        check(1, "does not exist, nor its directory", "'%s' %s --db '%s' </dev/null", ASPEN_BIN,
+        check_cmd(1, "does not exist, nor its directory", "'%s' %s --db '%s' </dev/null", ASPEN_BIN,
               cmds[i], nodir);
     }
     /* $ASPEN_DB is a path the user gave, too */
-    check(1, "($ASPEN_DB) does not exist", "ASPEN_DB='%s' '%s' jobs", typo, ASPEN_BIN);
+    check_cmd(1, "($ASPEN_DB) does not exist", "ASPEN_DB='%s' '%s' jobs", typo, ASPEN_BIN);
     /* --create makes it, but not its directory */
-    check(1, "its directory", "'%s' submit --type echo --db '%s' --create", ASPEN_BIN, nodir);
+    check_cmd(1, "its directory", "'%s' submit --type echo --db '%s' --create", ASPEN_BIN, nodir);
     assert_false(exists(nodir));
-    check(0, "1\n", "'%s' submit --type echo --db '%s' --create", ASPEN_BIN, typo);
-    check(0, "echo", "'%s' jobs --db '%s'", ASPEN_BIN, typo);
+    check_cmd(0, "1\n", "'%s' submit --type echo --db '%s' --create", ASPEN_BIN, typo);
+    check_cmd(0, "echo", "'%s' jobs --db '%s'", ASPEN_BIN, typo);
     /* a directory given as the database */
-    check(1, "is a directory", "'%s' jobs --db '%s'", ASPEN_BIN, g_dir);
-    check(1, "--db needs a path", "'%s' jobs --db ''", ASPEN_BIN);
+    check_cmd(1, "is a directory", "'%s' jobs --db '%s'", ASPEN_BIN, g_dir);
+    check_cmd(1, "--db needs a path", "'%s' jobs --db ''", ASPEN_BIN);
     /* the default database is created on first use */
     char xdg[400], def[450];
     snprintf(xdg, sizeof xdg, "%s/xdg", g_dir);
     snprintf(def, sizeof def, "%s/aspen/aspen.db", xdg);
-    check(0, "(no jobs match)", "env -u ASPEN_DB XDG_DATA_HOME='%s' '%s' jobs", xdg, ASPEN_BIN);
+    check_cmd(0, "(no jobs match)", "env -u ASPEN_DB XDG_DATA_HOME='%s' '%s' jobs", xdg, ASPEN_BIN);
     assert_true(exists(def));
     /* aspen demo writes jobs of its own: a new --db is created for it (in a directory that exists) */
-    check(1, "its directory", "'%s' demo --db '%s'", ASPEN_BIN, nodir);
+    check_cmd(1, "its directory", "'%s' demo --db '%s'", ASPEN_BIN, nodir);
 }
 
 /* ---- payloads from files and stdin ------------------------------------------------------------ */
@@ -182,7 +144,7 @@ static void write_file(const char *path, const void *data, size_t len)
 static char *payload_of(long long id)
 {
     out o = run("'%s' show %lld --json --db '%s' 2>/dev/null", ASPEN_BIN, id, g_db);
-    expect(&o, 0, NULL);
+    expect_out(&o, 0, NULL);
     json_t *j = json_of(&o);
     char *p = json_dumps(json_object_get(j, "payload"), JSON_COMPACT | JSON_ENCODE_ANY);
     json_decref(j);
@@ -199,7 +161,7 @@ static long long submit_id(const char *fmt, ...)
     vsnprintf(args, sizeof args, fmt, ap);
     va_end(ap);
     out o = run("'%s' submit --type echo --db '%s' %s 2>&1", ASPEN_BIN, g_db, args);
-    expect(&o, 0, NULL);
+    expect_out(&o, 0, NULL);
     long long id = atoll(o.buf);
     assert_true(id > 0);
     free(o.buf);
@@ -228,12 +190,12 @@ static void test_postgres_name_is_not_a_file(void **st)
     for (size_t i = 0; i < 2; i++)
         for (size_t c = 0; c < sizeof cmds / sizeof cmds[0]; c++) {
             out o = run("'%s' %s --db '%s' </dev/null", ASPEN_BIN, cmds[c], names[i]);
-            expect(&o, 1, "cannot reach the PostgreSQL server");
+            expect_out(&o, 1, "cannot reach the PostgreSQL server");
             if (has(&o, "s3cr3t") || !has(&o, "***") || has(&o, "does not exist"))
                 fail_msg("aspen %s --db '%s':\n%s", cmds[c], names[i], o.buf);
             free(o.buf);
         }
-    check(1, "cannot reach the PostgreSQL server", "ASPEN_DB='%s' '%s' jobs", names[0], ASPEN_BIN);
+    check_cmd(1, "cannot reach the PostgreSQL server", "ASPEN_DB='%s' '%s' jobs", names[0], ASPEN_BIN);
 }
 
 static void test_payload_file_and_stdin(void **st)
@@ -268,36 +230,36 @@ static void test_payload_file_and_stdin(void **st)
     char bin[400], dir[400], fifo[400], empty[400];
     snprintf(bin, sizeof bin, "%s/bin.dat", g_dir);
     write_file(bin, "\x7f" "ELF\x02\x01\x01\x00\x00\xff", 10);
-    check(1, "a NUL byte at position 7 (a payload is JSON text; is this a binary file?)",
+    check_cmd(1, "a NUL byte at position 7 (a payload is JSON text; is this a binary file?)",
           "'%s' submit --type echo --payload @'%s' --db '%s'", ASPEN_BIN, bin, g_db);
     write_file(bin, "\xff\xfe{}", 4);
-    check(1, "invalid JSON payload from", "'%s' submit --type echo --payload @'%s' --db '%s'",
+    check_cmd(1, "invalid JSON payload from", "'%s' submit --type echo --payload @'%s' --db '%s'",
           ASPEN_BIN, bin, g_db);
-    check(1, "larger than the 16777216-byte limit",
+    check_cmd(1, "larger than the 16777216-byte limit",
           "'%s' submit --type echo --payload @/dev/zero --db '%s'", ASPEN_BIN, g_db);
     snprintf(fifo, sizeof fifo, "%s/fifo", g_dir);
-    check(0, NULL, "mkfifo '%s'", fifo);
+    check_cmd(0, NULL, "mkfifo '%s'", fifo);
     /* a FIFO that never ends: read up to the limit, then refused (the writer gets SIGPIPE) */
-    check(1, "larger than the 16777216-byte limit",
+    check_cmd(1, "larger than the 16777216-byte limit",
           "(yes > '%s' &) ; '%s' submit --type echo --payload @'%s' --db '%s'", fifo, ASPEN_BIN,
           fifo, g_db);
     /* a FIFO that brings a payload works like a file */
-    check(0, NULL, "(printf '{\"via\":\"fifo\"}' > '%s' &) ; '%s' submit --type echo --payload "
+    check_cmd(0, NULL, "(printf '{\"via\":\"fifo\"}' > '%s' &) ; '%s' submit --type echo --payload "
           "@'%s' --db '%s'", fifo, ASPEN_BIN, fifo, g_db);
     snprintf(dir, sizeof dir, "%s", g_dir);
-    check(1, "is a directory, not a file", "'%s' submit --type echo --payload @'%s' --db '%s'",
+    check_cmd(1, "is a directory, not a file", "'%s' submit --type echo --payload @'%s' --db '%s'",
           ASPEN_BIN, dir, g_db);
-    check(1, "cannot open /nonexistent/p.json: No such file or directory",
+    check_cmd(1, "cannot open /nonexistent/p.json: No such file or directory",
           "'%s' submit --type echo --payload @/nonexistent/p.json --db '%s'", ASPEN_BIN, g_db);
     snprintf(empty, sizeof empty, "%s/empty.json", g_dir);
     write_file(empty, "", 0);
-    check(1, "invalid JSON payload from", "'%s' submit --type echo --payload @'%s' --db '%s'",
+    check_cmd(1, "invalid JSON payload from", "'%s' submit --type echo --payload @'%s' --db '%s'",
           ASPEN_BIN, empty, g_db);
-    check(1, "--payload @ needs a file name", "'%s' submit --type echo --payload @ --db '%s'",
+    check_cmd(1, "--payload @ needs a file name", "'%s' submit --type echo --payload @ --db '%s'",
           ASPEN_BIN, g_db);
     /* aspen run takes the same forms */
-    check(0, "\"from\": \"file\"", "'%s' run echo-worker --payload @'%s'", ASPEN_BIN, file);
-    check(1, "larger than the 16777216-byte limit", "'%s' run echo-worker --payload - </dev/zero",
+    check_cmd(0, "\"from\": \"file\"", "'%s' run echo-worker --payload @'%s'", ASPEN_BIN, file);
+    check_cmd(1, "larger than the 16777216-byte limit", "'%s' run echo-worker --payload - </dev/zero",
           ASPEN_BIN);
 }
 
@@ -354,8 +316,8 @@ static void test_one_wording(void **st)
     (void)st;
     out r = run("'%s' run echo-worker --payload '{\"a\":' 2>&1", ASPEN_BIN);
     out s = run("'%s' submit echo-worker --payload '{\"a\":' --db '%s' 2>&1", ASPEN_BIN, g_db);
-    expect(&r, 1, "error: invalid JSON payload: line 1, column 5");
-    expect(&s, 1, NULL);
+    expect_out(&r, 1, "error: invalid JSON payload: line 1, column 5");
+    expect_out(&s, 1, NULL);
     if (strcmp(r.buf, s.buf) != 0)
         fail_msg("run says:\n%s\nsubmit says:\n%s", r.buf, s.buf);
     free(r.buf);
@@ -386,10 +348,10 @@ static void test_count(void **st)
         char want[200];
         snprintf(want, sizeof want, "error: --count wants a whole number from 1 to 100000, not '%s'",
                  bad[i]);
-        check(2, want, "'%s' submit --type echo --count '%s' --db '%s'", ASPEN_BIN, bad[i], g_db);
+        check_cmd(2, want, "'%s' submit --type echo --count '%s' --db '%s'", ASPEN_BIN, bad[i], g_db);
     }
     out o = run("'%s' submit --type echo --count 3 --db '%s'", ASPEN_BIN, g_db);
-    expect(&o, 0, NULL);
+    expect_out(&o, 0, NULL);
     long long a = 0, b = 0, c = 0;
     assert_int_equal(sscanf(o.buf, "%lld\n%lld\n%lld\n", &a, &b, &c), 3);
     assert_true(b == a + 1 && c == b + 1);
@@ -401,7 +363,7 @@ static void test_count(void **st)
 static long long n_jobs(const char *db)
 {
     out o = run("'%s' jobs --all --json --db '%s' 2>/dev/null", ASPEN_BIN, db);
-    expect(&o, 0, NULL);
+    expect_out(&o, 0, NULL);
     json_t *j = json_of(&o);
     long long n = (long long)json_array_size(j);
     json_decref(j);
@@ -415,27 +377,27 @@ static void test_jsonl(void **st)
     char db[400], f[400];
     snprintf(db, sizeof db, "%s/jsonl.db", g_dir);
     snprintf(f, sizeof f, "%s/jobs.jsonl", g_dir);
-    check(0, NULL, "'%s' jobs --db '%s' --create", ASPEN_BIN, db);
+    check_cmd(0, NULL, "'%s' jobs --db '%s' --create", ASPEN_BIN, db);
     const char ok[] = "{\"n\":1}\n{\"n\":2}\r\n\n   \n[3]\n\"four\"";
     write_file(f, ok, sizeof ok - 1);
-    check(0, NULL, "'%s' submit --type echo --jsonl '%s' --db '%s'", ASPEN_BIN, f, db);
+    check_cmd(0, NULL, "'%s' submit --type echo --jsonl '%s' --db '%s'", ASPEN_BIN, f, db);
     assert_int_equal(n_jobs(db), 4);
     /* a bad line: named by number, nothing of its batch submitted */
     const char bad[] = "{\"n\":1}\n{\"n\":2}\n{\"n\":\n{\"n\":4}\n";
     write_file(f, bad, sizeof bad - 1);
-    check(1, "line 3: invalid JSON payload: line 1, column 5", "'%s' submit --type echo --jsonl "
+    check_cmd(1, "line 3: invalid JSON payload: line 1, column 5", "'%s' submit --type echo --jsonl "
           "'%s' --db '%s'", ASPEN_BIN, f, db);
-    check(1, "nothing of lines 1-3 was submitted", "'%s' submit --type echo --jsonl '%s' --db '%s'",
+    check_cmd(1, "nothing of lines 1-3 was submitted", "'%s' submit --type echo --jsonl '%s' --db '%s'",
           ASPEN_BIN, f, db);
     assert_int_equal(n_jobs(db), 4);
     /* batches of 2: the first batch went in, the bad line's batch did not */
     out o = run("'%s' submit --type echo --jsonl '%s' --batch 2 --db '%s'", ASPEN_BIN, f, db);
-    expect(&o, 1, "line 3: invalid JSON payload");
+    expect_out(&o, 1, "line 3: invalid JSON payload");
     assert_true(has(&o, "nothing of lines 3-3 was submitted (the 2 jobs of the lines before were"));
     free(o.buf);
     assert_int_equal(n_jobs(db), 6);
     /* stdin */
-    check(0, NULL, "printf '{\"s\":1}\\n{\"s\":2}\\n' | '%s' submit --type echo --jsonl - --db '%s'",
+    check_cmd(0, NULL, "printf '{\"s\":1}\\n{\"s\":2}\\n' | '%s' submit --type echo --jsonl - --db '%s'",
           ASPEN_BIN, db);
     assert_int_equal(n_jobs(db), 8);
     /* a 10 MB line is a payload like any other; a line over the 16 MiB limit is refused, named */
@@ -445,7 +407,7 @@ static void test_jsonl(void **st)
     assert_non_null(fp);
     fprintf(fp, "{\"first\":true}\n%s\n", b);
     fclose(fp);
-    check(0, NULL, "'%s' submit --type echo --jsonl '%s' --db '%s'", ASPEN_BIN, f, db);
+    check_cmd(0, NULL, "'%s' submit --type echo --jsonl '%s' --db '%s'", ASPEN_BIN, f, db);
     assert_int_equal(n_jobs(db), 10);
     free(b);
     b = big_json(17u << 20);
@@ -454,20 +416,20 @@ static void test_jsonl(void **st)
     fprintf(fp, "{\"first\":true}\n%s\n{}\n", b);
     fclose(fp);
     free(b);
-    check(1, "line 2: the line is longer than the 16777216-byte payload limit",
+    check_cmd(1, "line 2: the line is longer than the 16777216-byte payload limit",
           "'%s' submit --type echo --jsonl '%s' --db '%s'", ASPEN_BIN, f, db);
     assert_int_equal(n_jobs(db), 10);
     /* binary and empty input, and option mistakes */
     write_file(f, "{}\n\x00\x01\x02\n", 7);
-    check(1, "line 2: invalid JSON payload: a NUL byte at position 0",
+    check_cmd(1, "line 2: invalid JSON payload: a NUL byte at position 0",
           "'%s' submit --type echo --jsonl '%s' --db '%s'", ASPEN_BIN, f, db);
     write_file(f, "\n\n", 2);
-    check(1, "has no jobs", "'%s' submit --type echo --jsonl '%s' --db '%s'", ASPEN_BIN, f, db);
-    check(1, "cannot open --jsonl /nonexistent.jsonl", "'%s' submit --type echo --jsonl "
+    check_cmd(1, "has no jobs", "'%s' submit --type echo --jsonl '%s' --db '%s'", ASPEN_BIN, f, db);
+    check_cmd(1, "cannot open --jsonl /nonexistent.jsonl", "'%s' submit --type echo --jsonl "
           "/nonexistent.jsonl --db '%s'", ASPEN_BIN, db);
-    check(2, "leave out --payload", "'%s' submit --type echo --jsonl '%s' --payload '{}' --db '%s'",
+    check_cmd(2, "leave out --payload", "'%s' submit --type echo --jsonl '%s' --payload '{}' --db '%s'",
           ASPEN_BIN, f, db);
-    check(2, "it needs --jsonl FILE", "'%s' submit --type echo --batch 5 --db '%s'", ASPEN_BIN, db);
+    check_cmd(2, "it needs --jsonl FILE", "'%s' submit --type echo --batch 5 --db '%s'", ASPEN_BIN, db);
     assert_int_equal(n_jobs(db), 10);
 }
 
@@ -476,19 +438,19 @@ static void test_jsonl(void **st)
 static void test_did_you_mean(void **st)
 {
     (void)st;
-    check(2, "error: unknown command 'sumbit': did you mean 'submit'?", "'%s' sumbit", ASPEN_BIN);
-    check(2, "did you mean 'jobs'?", "'%s' jbos", ASPEN_BIN);
-    check(2, "error: unknown command 'xyzzy'\n", "'%s' xyzzy", ASPEN_BIN);
-    check(2, "error: unknown option '--limt' for aspen jobs: did you mean '--limit'?",
+    check_cmd(2, "error: unknown command 'sumbit': did you mean 'submit'?", "'%s' sumbit", ASPEN_BIN);
+    check_cmd(2, "did you mean 'jobs'?", "'%s' jbos", ASPEN_BIN);
+    check_cmd(2, "error: unknown command 'xyzzy'\n", "'%s' xyzzy", ASPEN_BIN);
+    check_cmd(2, "error: unknown option '--limt' for aspen jobs: did you mean '--limit'?",
           "'%s' jobs --limt 5 --db '%s'", ASPEN_BIN, g_db);
-    check(2, "did you mean '--payload'?", "'%s' submit --type echo --paylaod '{}' --db '%s'",
+    check_cmd(2, "did you mean '--payload'?", "'%s' submit --type echo --paylaod '{}' --db '%s'",
           ASPEN_BIN, g_db);
-    check(2, "did you mean '--follow'?", "'%s' logs 1 --folow --db '%s'", ASPEN_BIN, g_db);
-    check(2, "did you mean '--workers'?", "'%s' console --wrokers 2 --db '%s'", ASPEN_BIN, g_db);
-    check(2, "error: --payload needs a value", "'%s' submit --type echo --payload", ASPEN_BIN);
-    check(2, "error: unknown option '-z' for aspen show", "'%s' show -z 1", ASPEN_BIN);
-    check(2, "options go after the command", "'%s' --json", ASPEN_BIN);
-    check(0, "aspen 0.1.0 (database schema ", "'%s' --version", ASPEN_BIN);
+    check_cmd(2, "did you mean '--follow'?", "'%s' logs 1 --folow --db '%s'", ASPEN_BIN, g_db);
+    check_cmd(2, "did you mean '--workers'?", "'%s' console --wrokers 2 --db '%s'", ASPEN_BIN, g_db);
+    check_cmd(2, "error: --payload needs a value", "'%s' submit --type echo --payload", ASPEN_BIN);
+    check_cmd(2, "error: unknown option '-z' for aspen show", "'%s' show -z 1", ASPEN_BIN);
+    check_cmd(2, "options go after the command", "'%s' --json", ASPEN_BIN);
+    check_cmd(0, "aspen 0.1.0 (database schema ", "'%s' --version", ASPEN_BIN);
 }
 
 static void test_json_on_every_read(void **st)
@@ -496,12 +458,12 @@ static void test_json_on_every_read(void **st)
     (void)st;
     char db[400];
     snprintf(db, sizeof db, "%s/read.db", g_dir);
-    check(0, NULL, "'%s' submit echo-worker --payload '{\"hello\":1}' --db '%s' --create",
+    check_cmd(0, NULL, "'%s' submit echo-worker --payload '{\"hello\":1}' --db '%s' --create",
           ASPEN_BIN, db);
-    check(0, NULL, "'%s' worker --until-idle --quiet --db '%s'", ASPEN_BIN, db);
+    check_cmd(0, NULL, "'%s' worker --until-idle --quiet --db '%s'", ASPEN_BIN, db);
     /* logs --json: one object a line */
     out o = run("'%s' logs 1 --json --db '%s' 2>/dev/null", ASPEN_BIN, db);
-    expect(&o, 0, NULL);
+    expect_out(&o, 0, NULL);
     size_t lines = 0;
     for (char *line = strtok(o.buf, "\n"); line; line = strtok(NULL, "\n"), lines++) {
         json_error_t je;
@@ -518,12 +480,12 @@ static void test_json_on_every_read(void **st)
     free(o.buf);
     /* show --json and jobs --json parse */
     o = run("'%s' show 1 --json --db '%s' 2>/dev/null", ASPEN_BIN, db);
-    expect(&o, 0, NULL);
+    expect_out(&o, 0, NULL);
     json_decref(json_of(&o));
     free(o.buf);
     /* run --json: times are whole microseconds */
     o = run("'%s' run echo-worker --payload '{}' --json 2>/dev/null", ASPEN_BIN);
-    expect(&o, 0, NULL);
+    expect_out(&o, 0, NULL);
     json_t *j = json_of(&o);
     json_t *stats = json_object_get(j, "stats");
     const char *keys[] = {"cold_start_us", "run_us", "total_us"};
@@ -534,7 +496,7 @@ static void test_json_on_every_read(void **st)
     free(o.buf);
     /* show: durations for people */
     o = run("'%s' show 1 --db '%s'", ASPEN_BIN, db);
-    expect(&o, 0, "timeout 30 s");
+    expect_out(&o, 0, "timeout 30 s");
     const char *att = strstr(o.buf, "attempt 1");
     assert_non_null(att);
     const char *eol = strchr(att, '\n');
@@ -551,7 +513,7 @@ static void test_demo_durations(void **st)
     char db[400];
     snprintf(db, sizeof db, "%s/demo.db", g_dir);
     out o = run("'%s' demo --db '%s' 2>&1", ASPEN_BIN, db);
-    expect(&o, 0, "all jobs done in ");
+    expect_out(&o, 0, "all jobs done in ");
     for (const char *p = o.buf; *p; p++) {
         size_t d = strspn(p, "0123456789");
         if (d >= 4 && (strncmp(p + d, " us", 3) == 0 || strncmp(p + d, " ms", 3) == 0))
@@ -590,7 +552,7 @@ static void test_table_columns(void **st)
     snprintf(db, sizeof db, "%s/cols.db", g_dir);
     snprintf(guest, sizeof guest, "%s/\xe3\x82\xb2\xe3\x82\xb9\xe3\x83\x88\xe6\x97\xa5\xe6\x9c\xac"
              "\xe8\xaa\x9e\xe3\x81\xae\xe5\x90\x8d\xe5\x89\x8d-e\xcc\x81-worker", g_dir); /* ゲスト日本語の名前-é-worker */
-    check(0, NULL, "cp '%s/echo-worker' '%s'", GUEST_DIR, guest);
+    check_cmd(0, NULL, "cp '%s/echo-worker' '%s'", GUEST_DIR, guest);
     const char *types[] = {
         "\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e\xe3\x81\xae\xe3\x81\xa8\xe3\x81\xa6\xe3\x82\x82", /* 日本語のとても: 14 columns */
         "e\xcc\x81" "e\xcc\x81" "e\xcc\x81", /* three é with combining accents: 3 columns */
@@ -599,11 +561,11 @@ static void test_table_columns(void **st)
         "ab\xe3\x81\x82", /* ab + one wide: 4 columns, not cut */
         "echo",
     };
-    check(0, NULL, "'%s' submit '%s' --db '%s' --create", ASPEN_BIN, guest, db);
+    check_cmd(0, NULL, "'%s' submit '%s' --db '%s' --create", ASPEN_BIN, guest, db);
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
-        check(0, NULL, "'%s' submit --type '%s' --db '%s'", ASPEN_BIN, types[i], db);
+        check_cmd(0, NULL, "'%s' submit --type '%s' --db '%s'", ASPEN_BIN, types[i], db);
     out o = run("'%s' jobs --db '%s' 2>&1", ASPEN_BIN, db);
-    expect(&o, 0, NULL);
+    expect_out(&o, 0, NULL);
     /* every row's TRIES column ("0/3") starts at the column the header's TRIES does */
     int want = -1, rows = 0;
     for (char *line = strtok(o.buf, "\n"); line; line = strtok(NULL, "\n")) {

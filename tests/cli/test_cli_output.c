@@ -40,8 +40,8 @@ static int64_t g_ok_id, g_fail_id, g_raw_id;
 /* ---- running aspen ---------------------------------------------------------------------------- */
 
 /* Runs a shell command line (stderr into stdout unless the command redirects it). */
-static out run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static out run(const char *fmt, ...)
+static out run_plain(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static out run_plain(const char *fmt, ...)
 {
     char cmd[4096];
     va_list ap;
@@ -169,14 +169,14 @@ static int teardown_all(void **state)
 static void test_jobs_table(void **st)
 {
     (void)st;
-    out o = run("'%s' jobs --db '%s'", g_bin, g_run_db);
+    out o = run_plain("'%s' jobs --db '%s'", g_bin, g_run_db);
     assert_int_equal(o.status, 0);
     assert_terminal_safe(&o, false);
     assert_true(has(&o, "\\x1b]0;pwned\\x07|\\x1b[2J|\\r|\\u202e")); /* the error, cut to fit */
     assert_true(has(&o, "hostile_fail"));
     free(o.buf);
 
-    o = run("'%s' jobs --db '%s'", g_bin, g_raw_db);
+    o = run_plain("'%s' jobs --db '%s'", g_bin, g_raw_db);
     assert_int_equal(o.status, 0);
     assert_terminal_safe(&o, false);
     assert_true(has(&o, "\\x1b]0;pw...")); /* the type, cut at a whole escape */
@@ -186,7 +186,7 @@ static void test_jobs_table(void **st)
 static void test_show(void **st)
 {
     (void)st;
-    out o = run("'%s' show %lld --db '%s'", g_bin, (long long)g_ok_id, g_run_db);
+    out o = run_plain("'%s' show %lld --db '%s'", g_bin, (long long)g_ok_id, g_run_db);
     assert_int_equal(o.status, 0);
     assert_terminal_safe(&o, false);
     assert_true(has(&o, "  result      ")); /* the result, whole and escaped */
@@ -198,14 +198,14 @@ static void test_show(void **st)
     assert_true(has(&o, "\\u009bc1"));
     free(o.buf);
 
-    o = run("'%s' show %lld --db '%s'", g_bin, (long long)g_fail_id, g_run_db);
+    o = run_plain("'%s' show %lld --db '%s'", g_bin, (long long)g_fail_id, g_run_db);
     assert_int_equal(o.status, 0);
     assert_terminal_safe(&o, false);
     snprintf(line, sizeof line, "  error       %s\n", shown);
     assert_true(has(&o, line));
     free(o.buf);
 
-    o = run("'%s' show %lld --db '%s'", g_bin, (long long)g_raw_id, g_raw_db);
+    o = run_plain("'%s' show %lld --db '%s'", g_bin, (long long)g_raw_id, g_raw_db);
     assert_int_equal(o.status, 0);
     assert_terminal_safe(&o, false);
     snprintf(line, sizeof line, "  type        %s", shown);
@@ -219,13 +219,13 @@ static void test_show(void **st)
 static void test_logs(void **st)
 {
     (void)st;
-    out o = run("'%s' logs %lld --db '%s'", g_bin, (long long)g_ok_id, g_run_db);
+    out o = run_plain("'%s' logs %lld --db '%s'", g_bin, (long long)g_ok_id, g_run_db);
     assert_int_equal(o.status, 0);
     assert_terminal_safe(&o, true); /* a tab may end a line as it is */
     assert_true(has(&o, shown));
     assert_true(has(&o, "tab\there"));
     free(o.buf);
-    o = run("'%s' logs %lld --db '%s'", g_bin, (long long)g_fail_id, g_run_db);
+    o = run_plain("'%s' logs %lld --db '%s'", g_bin, (long long)g_fail_id, g_run_db);
     assert_int_equal(o.status, 0);
     assert_terminal_safe(&o, true);
     char line[512];
@@ -238,14 +238,14 @@ static void test_errors(void **st)
 {
     (void)st;
     /* a guest name and a job id that carry escapes come back in error messages, escaped */
-    out o = run("'%s' submit \"$(printf '\\033]0;pwned\\007\\033[2Jnope')\" --db '%s/e.db' "
+    out o = run_plain("'%s' submit \"$(printf '\\033]0;pwned\\007\\033[2Jnope')\" --db '%s/e.db' "
                 "--create 2>&1",
                 g_bin, g_dir);
     assert_int_equal(o.status, 1);
     assert_terminal_safe(&o, false);
     assert_true(has(&o, "\\x1b]0;pwned\\x07\\x1b[2Jnope"));
     free(o.buf);
-    o = run("'%s' show \"$(printf '12\\r\\342\\200\\256')\" --db '%s/e.db' 2>&1", g_bin, g_dir);
+    o = run_plain("'%s' show \"$(printf '12\\r\\342\\200\\256')\" --db '%s/e.db' 2>&1", g_bin, g_dir);
     assert_int_equal(o.status, 2);
     assert_terminal_safe(&o, false);
     assert_true(has(&o, "'12\\r\\u202e' is not a job id"));
@@ -299,7 +299,7 @@ static size_t unbase64(const char *s, unsigned char *outb)
 static void test_show_json(void **st)
 {
     (void)st;
-    out o = run("'%s' show %lld --json --db '%s'", g_bin, (long long)g_ok_id, g_run_db);
+    out o = run_plain("'%s' show %lld --json --db '%s'", g_bin, (long long)g_ok_id, g_run_db);
     assert_int_equal(o.status, 0);
     json_t *j = parse_json(&o);
     /* the result is not UTF-8: text with U+FFFD, and the exact bytes in result_base64 */
@@ -318,7 +318,7 @@ static void test_show_json(void **st)
     json_decref(j);
     free(o.buf);
 
-    o = run("'%s' show %lld --json --db '%s'", g_bin, (long long)g_fail_id, g_run_db);
+    o = run_plain("'%s' show %lld --json --db '%s'", g_bin, (long long)g_fail_id, g_run_db);
     assert_int_equal(o.status, 0);
     j = parse_json(&o);
     assert_json_str(json_object_get(j, "error"), evil, sizeof evil - 1);
@@ -328,7 +328,7 @@ static void test_show_json(void **st)
     free(o.buf);
 
     /* a type, a guest name and a tag that are not UTF-8 are there, not dropped */
-    o = run("'%s' show %lld --json --db '%s'", g_bin, (long long)g_raw_id, g_raw_db);
+    o = run_plain("'%s' show %lld --json --db '%s'", g_bin, (long long)g_raw_id, g_raw_db);
     assert_int_equal(o.status, 0);
     j = parse_json(&o);
     assert_json_str(json_object_get(j, "type"), evil, sizeof evil - 1);
@@ -346,7 +346,7 @@ static void test_jobs_json(void **st)
     (void)st;
     const char *dbs[] = {g_run_db, g_raw_db};
     for (int d = 0; d < 2; d++) {
-        out o = run("'%s' jobs --json --db '%s'", g_bin, dbs[d]);
+        out o = run_plain("'%s' jobs --json --db '%s'", g_bin, dbs[d]);
         assert_int_equal(o.status, 0);
         json_t *arr = parse_json(&o);
         assert_int_equal(json_array_size(arr), d == 0 ? 2 : 1);
@@ -374,7 +374,7 @@ static void test_run_output(void **st)
     fwrite(evil, 1, sizeof evil - 1, f);
     fclose(f);
     /* --json: the output as text (U+FFFD) and exactly (output_base64) */
-    out o = run("'%s' run '%s/test-quiet-echo' --input '%s' --json 2>/dev/null", g_bin,
+    out o = run_plain("'%s' run '%s/test-quiet-echo' --input '%s' --json 2>/dev/null", g_bin,
                 GUEST_DIR, input);
     assert_int_equal(o.status, 0);
     json_t *j = parse_json(&o);
@@ -387,7 +387,7 @@ static void test_run_output(void **st)
     json_decref(j);
     free(o.buf);
     /* into a pipe the output is the guest's bytes, unchanged (escaped only on a terminal) */
-    o = run("'%s' run '%s/test-quiet-echo' --input '%s' 2>/dev/null", g_bin, GUEST_DIR, input);
+    o = run_plain("'%s' run '%s/test-quiet-echo' --input '%s' 2>/dev/null", g_bin, GUEST_DIR, input);
     assert_int_equal(o.status, 0);
     assert_int_equal(o.len, sizeof evil - 1); /* nothing added: no newline into a pipe */
     assert_memory_equal(o.buf, evil, sizeof evil - 1);
@@ -400,7 +400,7 @@ static void test_run_output(void **st)
 static void test_worker_output(void **st)
 {
     (void)st;
-    out o = run("'%s' worker --until-idle --workers 1 --db '%s' 2>&1", g_bin, g_raw_db);
+    out o = run_plain("'%s' worker --until-idle --workers 1 --db '%s' 2>&1", g_bin, g_raw_db);
     assert_int_equal(o.status, 0);
     assert_terminal_safe(&o, false);
     char line[512];

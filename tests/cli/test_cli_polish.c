@@ -23,28 +23,6 @@
 
 static char g_dir[256];
 
-/* Runs a shell command line; stdout and stderr together unless the command redirects them. */
-static out run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static out run(const char *fmt, ...)
-{
-    char cmd[8192];
-    va_list ap;
-    va_start(ap, fmt);
-    cmd[0] = '(';
-    int n = vsnprintf(cmd + 1, sizeof cmd - 16, fmt, ap);
-    va_end(ap);
-    assert_true(n > 0 && (size_t)n < sizeof cmd - 16);
-    strcat(cmd, ") 2>&1");
-    return run_shell(cmd);
-}
-
-static void expect(const out *o, int status, const char *needle)
-{
-    if (o->status != status || (needle && !has(o, needle)))
-        fail_msg("want exit %d and \"%s\", got exit %d:\n%s", status, needle ? needle : "",
-                 o->status, o->buf);
-}
-
 static void write_file(const char *path, const void *data, size_t len)
 {
     FILE *f = fopen(path, "wb");
@@ -74,7 +52,7 @@ static void run_exact(const void *data, size_t len)
     snprintf(res, sizeof res, "%s/out.bin", g_dir);
     write_file(in, data, len);
     out o = run("%s run test-quiet-echo --input %s > %s", ASPEN_BIN, in, res);
-    expect(&o, 0, NULL);
+    expect_out(&o, 0, NULL);
     free(o.buf);
     size_t got_len;
     char *got = read_all(res, &got_len);
@@ -83,7 +61,7 @@ static void run_exact(const void *data, size_t len)
     free(got);
     /* from stdin into a pipe, too */
     o = run("%s run test-quiet-echo --input - < %s 2>/dev/null | cat > %s", ASPEN_BIN, in, res);
-    expect(&o, 0, NULL);
+    expect_out(&o, 0, NULL);
     free(o.buf);
     got = read_all(res, &got_len);
     assert_int_equal(got_len, len);
@@ -121,7 +99,7 @@ static void test_run_echo_worker_exact(void **state)
     char res[400];
     snprintf(res, sizeof res, "%s/echo.out", g_dir);
     out o = run("printf 'abc' | %s run echo-worker --input - 2>/dev/null > %s", ASPEN_BIN, res);
-    expect(&o, 0, NULL);
+    expect_out(&o, 0, NULL);
     free(o.buf);
     size_t n;
     char *got = read_all(res, &n);
@@ -136,7 +114,7 @@ static void test_submit_guest_and_source(void **state)
 {
     (void)state;
     out o = run("%s submit echo-worker --source %s --db %s/jobs.db", ASPEN_BIN, g_dir, g_dir);
-    expect(&o, 2, "error: give either a guest name/path or --source DIR, not both");
+    expect_out(&o, 2, "error: give either a guest name/path or --source DIR, not both");
     assert_false(has(&o, "bytes"));
     assert_false(has(&o, "sha256"));
     free(o.buf);
@@ -151,12 +129,12 @@ static void test_submit_source_is_file(void **state)
     snprintf(file, sizeof file, "%s/main.c", dir);
     write_file(file, "int x;\n", 7);
     out o = run("%s submit --source %s --db %s/jobs.db", ASPEN_BIN, file, g_dir);
-    expect(&o, 1, "is a file, not a directory");
+    expect_out(&o, 1, "is a file, not a directory");
     assert_true(has(&o, file));
     assert_false(has(&o, "not found"));
     free(o.buf);
     o = run("%s submit --source %s/nowhere --db %s/jobs.db", ASPEN_BIN, g_dir, g_dir);
-    expect(&o, 1, "not found");
+    expect_out(&o, 1, "not found");
     free(o.buf);
 }
 
@@ -167,18 +145,18 @@ static void test_submit_source_empty(void **state)
     snprintf(dir, sizeof dir, "%s/empty", g_dir);
     mkdir(dir, 0700);
     out o = run("%s submit --source %s --db %s/empty-src.db --create", ASPEN_BIN, dir, g_dir);
-    expect(&o, 1, "no C sources (*.c or *.S) and no Cargo.toml in");
+    expect_out(&o, 1, "no C sources (*.c or *.S) and no Cargo.toml in");
     free(o.buf);
     /* nothing was stored */
     o = run("%s jobs --json --db %s/empty-src.db --create", ASPEN_BIN, g_dir);
-    expect(&o, 0, "[]");
+    expect_out(&o, 0, "[]");
     free(o.buf);
     /* a directory with a source is accepted (it is built when it runs) */
     char file[420];
     snprintf(file, sizeof file, "%s/main.c", dir);
     write_file(file, "int x;\n", 7);
     o = run("%s submit --source %s --db %s/empty-src.db", ASPEN_BIN, dir, g_dir);
-    expect(&o, 0, NULL);
+    expect_out(&o, 0, NULL);
     free(o.buf);
 }
 
@@ -186,7 +164,7 @@ static void test_run_payload_and_input(void **state)
 {
     (void)state;
     out o = run("%s run echo-worker --payload '{}' --input /dev/null", ASPEN_BIN);
-    expect(&o, 2, "error: --payload and --input exclude each other");
+    expect_out(&o, 2, "error: --payload and --input exclude each other");
     free(o.buf);
 }
 
@@ -194,7 +172,7 @@ static void test_run_directory(void **state)
 {
     (void)state;
     out o = run("%s run %s", ASPEN_BIN, g_dir);
-    expect(&o, 1, "is a directory, not a guest binary");
+    expect_out(&o, 1, "is a directory, not a guest binary");
     assert_true(has(&o, "scripts/build-guest.sh"));
     assert_true(has(&o, "aspen submit --source"));
     assert_false(has(&o, "not found"));
@@ -205,35 +183,35 @@ static void test_jobs_says_how_many_more(void **state)
 {
     (void)state;
     out o = run("%s submit --type echo --count 57 --db %s/many.db --create", ASPEN_BIN, g_dir);
-    expect(&o, 0, NULL);
+    expect_out(&o, 0, NULL);
     free(o.buf);
     o = run("%s jobs --db %s/many.db", ASPEN_BIN, g_dir);
-    expect(&o, 0, "\n50 of 57 shown (--limit N or --all for more)\n");
+    expect_out(&o, 0, "\n50 of 57 shown (--limit N or --all for more)\n");
     free(o.buf);
     o = run("%s jobs --limit 10 --db %s/many.db", ASPEN_BIN, g_dir);
-    expect(&o, 0, "\n10 of 57 shown (--limit N or --all for more)\n");
+    expect_out(&o, 0, "\n10 of 57 shown (--limit N or --all for more)\n");
     free(o.buf);
     o = run("%s jobs --all --db %s/many.db | grep -c ' echo '", ASPEN_BIN, g_dir);
-    expect(&o, 0, "57\n");
+    expect_out(&o, 0, "57\n");
     free(o.buf);
     o = run("%s jobs --all --db %s/many.db", ASPEN_BIN, g_dir);
-    expect(&o, 0, NULL);
+    expect_out(&o, 0, NULL);
     assert_false(has(&o, "shown ("));
     free(o.buf);
     o = run("%s jobs --limit 57 --db %s/many.db", ASPEN_BIN, g_dir);
-    expect(&o, 0, NULL);
+    expect_out(&o, 0, NULL);
     assert_false(has(&o, "shown ("));
     free(o.buf);
     /* --json: stdout is exactly the jobs; the note goes to stderr */
     o = run("%s jobs --json --db %s/many.db 2>/dev/null", ASPEN_BIN, g_dir);
-    expect(&o, 0, NULL);
+    expect_out(&o, 0, NULL);
     assert_false(has(&o, "shown ("));
     free(o.buf);
     o = run("%s jobs --json --db %s/many.db 2>&1 >/dev/null", ASPEN_BIN, g_dir);
-    expect(&o, 0, "50 of 57 shown (--limit N or --all for more)\n");
+    expect_out(&o, 0, "50 of 57 shown (--limit N or --all for more)\n");
     free(o.buf);
     o = run("%s jobs --help", ASPEN_BIN);
-    expect(&o, 0, "default 50");
+    expect_out(&o, 0, "default 50");
     free(o.buf);
 }
 
@@ -270,10 +248,10 @@ static void build_and_run_example(const char *doc, const char *anchor)
     extract_example(doc, anchor, dir);
     out o = run("ASPEN_GUEST_WERROR=1 bash %s/scripts/build-guest.sh -q %s -o %s", ASPEN_SOURCE_DIR,
                 dir, bin);
-    expect(&o, 0, NULL);
+    expect_out(&o, 0, NULL);
     free(o.buf);
     o = run("printf 'hello, world' | %s run %s --input - > %s", ASPEN_BIN, bin, res);
-    expect(&o, 0, "[upper.bin] upper: got 12 bytes");
+    expect_out(&o, 0, "[upper.bin] upper: got 12 bytes");
     free(o.buf);
     size_t n;
     char *got = read_all(res, &n);
@@ -317,15 +295,15 @@ static void test_show_error_once(void **state)
     out o = run("%s submit --type sleep --payload '{\"ms\":1,\"fail\":true}' --max-attempts 1 "
                 "--db %s/show.db --create",
                 ASPEN_BIN, g_dir);
-    expect(&o, 0, NULL);
+    expect_out(&o, 0, NULL);
     long long id = atoll(o.buf);
     free(o.buf);
     assert_true(id > 0);
     o = run("%s worker --until-idle --quiet --db %s/show.db", ASPEN_BIN, g_dir);
-    expect(&o, 0, NULL);
+    expect_out(&o, 0, NULL);
     free(o.buf);
     o = run("%s show %lld --db %s/show.db", ASPEN_BIN, id, g_dir);
-    expect(&o, 0, "(the error above)");
+    expect_out(&o, 0, "(the error above)");
     /* the error line itself is there, once */
     const char *e = strstr(o.buf, "  error       ");
     assert_non_null(e);
@@ -350,17 +328,17 @@ static void test_build_guest_missing_path(void **state)
     out o = run("bash %s/scripts/build-guest.sh %s/does-not-exist", ASPEN_SOURCE_DIR, g_dir);
     char want[600];
     snprintf(want, sizeof want, "there is no directory %s/does-not-exist\n", g_dir);
-    expect(&o, 1, want);
+    expect_out(&o, 1, want);
     assert_false(has(&o, "guests//"));
     free(o.buf);
     o = run("bash %s/scripts/build-guest.sh no-such-guest", ASPEN_SOURCE_DIR);
-    expect(&o, 1, "unknown guest 'no-such-guest': there is no directory guests/no-such-guest");
+    expect_out(&o, 1, "unknown guest 'no-such-guest': there is no directory guests/no-such-guest");
     free(o.buf);
     char file[420];
     snprintf(file, sizeof file, "%s/plain-file.c", g_dir);
     write_file(file, "int x;\n", 7);
     o = run("bash %s/scripts/build-guest.sh %s", ASPEN_SOURCE_DIR, file);
-    expect(&o, 1, "(it is a file: give the directory that holds the guest's sources)");
+    expect_out(&o, 1, "(it is a file: give the directory that holds the guest's sources)");
     free(o.buf);
 }
 

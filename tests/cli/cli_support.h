@@ -1,6 +1,7 @@
 /* tests/cli/cli_support.h — what the CLI test programs share: run a shell command line as a user
  * would and keep everything it printed (bytes, not lines: output may hold NULs and non-UTF-8) with
- * its exit status; run(fmt, ...) / expect / check, the one copy of the wrappers the tests call.
+ * its exit status; run / run_plain (fmt, ...), expect_out and check_cmd, the one copy of the
+ * wrappers the tests call.
  * Include after cmocka.h. */
 #ifndef ASPEN_CLI_SUPPORT_H
 #define ASPEN_CLI_SUPPORT_H
@@ -44,6 +45,20 @@ static inline out run_shell(const char *cmd)
 static inline bool has(const out *o, const char *needle)
 {
     return memmem(o->buf, o->len, needle, strlen(needle)) != NULL;
+}
+
+/* A shell command line from a format, as it is: stdout only unless the command redirects stderr
+ * (for output that must be parsed, JSON on stdout). */
+static inline out run_plain(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static inline out run_plain(const char *fmt, ...)
+{
+    char cmd[16384];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    assert_true(n > 0 && (size_t)n < sizeof cmd);
+    return run_shell(cmd);
 }
 
 /* A shell command line from a format; stdout and stderr together unless the command redirects

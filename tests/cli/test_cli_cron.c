@@ -23,18 +23,6 @@
 #include <time.h>
 #include <unistd.h>
 
-static out run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static out run(const char *fmt, ...)
-{
-    char cmd[8192];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    assert_true(n > 0 && (size_t)n < sizeof cmd);
-    return run_shell(cmd);
-}
-
 static void sleep_ms(int ms)
 {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
@@ -101,7 +89,7 @@ static void db_close(struct db *d)
         snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS %s WITH (FORCE)", d->pg_db);
         pg_admin(d->server, sql);
     }
-    out o = run("rm -rf '%s'", d->dir);
+    out o = run_plain("rm -rf '%s'", d->dir);
     free(o.buf);
 }
 
@@ -120,13 +108,13 @@ static json_t *json_of(const char *what, out o)
 static json_t *runs_of(const struct db *d, const char *name)
 {
     return json_of("aspen cron runs --json",
-                   run("'%s' cron runs %s --json --db '%s'", ASPEN_BIN, name, d->name));
+                   run_plain("'%s' cron runs %s --json --db '%s'", ASPEN_BIN, name, d->name));
 }
 
 static json_t *schedule_of(const struct db *d, const char *name)
 {
     json_t *arr = json_of("aspen cron list --json",
-                          run("'%s' cron list --json --db '%s'", ASPEN_BIN, d->name));
+                          run_plain("'%s' cron list --json --db '%s'", ASPEN_BIN, d->name));
     size_t i;
     json_t *e, *found = NULL;
     json_array_foreach(arr, i, e) if (strcmp(json_string_value(json_object_get(e, "name")), name) ==
@@ -139,7 +127,7 @@ static json_t *schedule_of(const struct db *d, const char *name)
 
 static long long start_worker(const struct db *d, int i)
 {
-    out o = run("'%s' worker --workers 1 --quiet --db '%s' >'%s/worker%d.log' 2>&1 & echo $!",
+    out o = run_plain("'%s' worker --workers 1 --quiet --db '%s' >'%s/worker%d.log' 2>&1 & echo $!",
                 ASPEN_BIN, d->name, d->dir, i);
     long long pid = atoll(o.buf);
     free(o.buf);
@@ -178,26 +166,26 @@ static void cron_errors(bool pg)
         {"lst", "unknown cron command 'lst': did you mean list?"},
         {"rm nothing", "no schedule named \"nothing\""},
     };
-    out o = run("'%s' cron list --db '%s' --create 2>&1", ASPEN_BIN, d.name);
+    out o = run_plain("'%s' cron list --db '%s' --create 2>&1", ASPEN_BIN, d.name);
     assert_int_equal(o.status, 0);
     assert_true(has(&o, "no schedules"));
     free(o.buf);
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        o = run("'%s' cron %s --db '%s' 2>&1", ASPEN_BIN, cases[i].args, d.name);
+        o = run_plain("'%s' cron %s --db '%s' 2>&1", ASPEN_BIN, cases[i].args, d.name);
         if (o.status == 0 || !has(&o, cases[i].want))
             fail_msg("aspen cron %s: exit %d, wanted \"%s\" in: %s", cases[i].args, o.status,
                      cases[i].want, o.buf);
         free(o.buf);
     }
-    o = run("'%s' cron add a '@daily' --type echo --db '%s' 2>&1", ASPEN_BIN, d.name);
+    o = run_plain("'%s' cron add a '@daily' --type echo --db '%s' 2>&1", ASPEN_BIN, d.name);
     assert_int_equal(o.status, 0);
     assert_true(has(&o, "schedule a added; next run"));
     free(o.buf);
-    o = run("'%s' cron add a '@hourly' --type echo --db '%s' 2>&1", ASPEN_BIN, d.name);
+    o = run_plain("'%s' cron add a '@hourly' --type echo --db '%s' 2>&1", ASPEN_BIN, d.name);
     assert_int_equal(o.status, 1);
     assert_true(has(&o, "a schedule named \"a\" already exists"));
     free(o.buf);
-    o = run("'%s' cron add a '@hourly' --type echo --replace --db '%s' 2>&1", ASPEN_BIN, d.name);
+    o = run_plain("'%s' cron add a '@hourly' --type echo --replace --db '%s' 2>&1", ASPEN_BIN, d.name);
     assert_int_equal(o.status, 0);
     free(o.buf);
     json_t *sc = schedule_of(&d, "a");
@@ -214,7 +202,7 @@ static void every_second(bool pg)
 {
     struct db d;
     db_open(&d, pg);
-    out o = run("'%s' cron add tick '@every 1s' --type echo --payload '{\"t\":1}' --queue ticks "
+    out o = run_plain("'%s' cron add tick '@every 1s' --type echo --payload '{\"t\":1}' --queue ticks "
                 "--db '%s' --create 2>&1",
                 ASPEN_BIN, d.name);
     assert_int_equal(o.status, 0);
@@ -246,7 +234,7 @@ static void every_second(bool pg)
             break;
         sleep_ms(100);
     }
-    o = run("'%s' cron pause tick --db '%s' 2>&1", ASPEN_BIN, d.name);
+    o = run_plain("'%s' cron pause tick --db '%s' 2>&1", ASPEN_BIN, d.name);
     assert_int_equal(o.status, 0);
     free(o.buf);
     json_t *runs = runs_of(&d, "tick");
@@ -272,7 +260,7 @@ static void every_second(bool pg)
     assert_int_equal(in_window, 10);
     /* the store holds exactly those jobs, tagged with the schedule, in its queue */
     json_t *listed = json_of("aspen jobs --json",
-                             run("'%s' jobs --filter 'tag:cron:tick queue:ticks' --json --limit 1000"
+                             run_plain("'%s' jobs --filter 'tag:cron:tick queue:ticks' --json --limit 1000"
                                  " --db '%s'",
                                  ASPEN_BIN, d.name));
     assert_int_equal(json_array_size(listed), n);
@@ -301,7 +289,7 @@ static void missed(bool pg)
 {
     struct db d;
     db_open(&d, pg);
-    out o = run("'%s' cron add skipper '@every 1s' --type echo --grace 2s --missed skip --db '%s' "
+    out o = run_plain("'%s' cron add skipper '@every 1s' --type echo --grace 2s --missed skip --db '%s' "
                 "--create 2>&1 && '%s' cron add catcher '@every 1s' --type echo --grace 2s "
                 "--missed once --db '%s' 2>&1",
                 ASPEN_BIN, d.name, ASPEN_BIN, d.name);

@@ -26,18 +26,6 @@
 #include <time.h>
 #include <unistd.h>
 
-static out run_plain(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static out run_plain(const char *fmt, ...)
-{
-    char cmd[8192];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    assert_true(n > 0 && (size_t)n < sizeof cmd);
-    return run_shell(cmd);
-}
-
 static json_t *engines_json(const char *db)
 {
     out o = run_plain("'%s' engines --json --db '%s'", ASPEN_BIN, db);

@@ -39,18 +39,6 @@ static int64_t g_ok_id, g_fail_id, g_raw_id;
 
 /* ---- running aspen ---------------------------------------------------------------------------- */
 
-/* Runs a shell command line (stderr into stdout unless the command redirects it). */
-static out run_plain(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static out run_plain(const char *fmt, ...)
-{
-    char cmd[4096];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    return run_shell(cmd);
-}
-
 /* Nothing a terminal acts on: no C0 but newline (and tab when allowed), no DEL, only well-formed
  * UTF-8, no C1 control, no bidi or line control. */
 static void assert_terminal_safe(const out *o, bool tabs)

@@ -2,7 +2,8 @@
  * the documented errors (a field out of range, an unknown zone, a bad name, a taken name, an
  * unknown subcommand with "did you mean"); `@every 1s` with three `aspen worker` processes on one
  * database enqueues exactly one job per second for ten seconds (checked from the occurrence keys
- * and the jobs in the store: consecutive seconds, one key and one job each); and a schedule
+ * and the jobs in the store: consecutive seconds, one key and one job each), also when the lease
+ * holder is killed with SIGKILL (another takes over, nothing lost or doubled); and a schedule
  * missed while every engine was down follows its policy when one comes back (skip: nothing of
  * the downtime older than the grace; once: exactly one job for all of it, keyed by the first
  * missed occurrence). */
@@ -281,6 +282,80 @@ static void every_second(bool pg)
     db_close(&d);
 }
 
+/* The lease holder is killed with SIGKILL: another engine takes over once its lease lapses (5 s)
+ * and enqueues what came meanwhile (within the grace), so the seconds stay consecutive, each once,
+ * and the keys after the kill name another engine. */
+static void takeover(bool pg)
+{
+    struct db d;
+    db_open(&d, pg);
+    out o = run("'%s' cron add tick '@every 1s' --type echo --db '%s' --create 2>&1", ASPEN_BIN,
+                d.name);
+    assert_int_equal(o.status, 0);
+    free(o.buf);
+    long long pids[3];
+    for (int i = 0; i < 3; i++)
+        pids[i] = start_worker(&d, i);
+    int64_t holder = 0;
+    for (int i = 0; i < 300 && !holder; i++) {
+        json_t *runs = runs_of(&d, "tick");
+        if (json_array_size(runs) >= 2)
+            holder = json_integer_value(json_object_get(json_array_get(runs, 0), "engine"));
+        json_decref(runs);
+        if (!holder)
+            sleep_ms(100);
+    }
+    if (!holder)
+        fail_msg("nothing enqueued within 30 s of starting three workers");
+    json_t *engines = json_of("aspen engines --json",
+                              run("'%s' engines --json --db '%s'", ASPEN_BIN, d.name));
+    long long victim = 0;
+    size_t i;
+    json_t *e;
+    json_array_foreach(engines, i, e) if (json_integer_value(json_object_get(e, "id")) == holder)
+        victim = json_integer_value(json_object_get(e, "pid"));
+    json_decref(engines);
+    assert_true(victim > 0);
+    kill((pid_t)victim, SIGKILL);
+    int64_t killed = now_ms();
+    for (int k = 0; k < 600; k++) {
+        json_t *runs = runs_of(&d, "tick");
+        size_t n = json_array_size(runs);
+        int64_t last =
+            n ? json_integer_value(json_object_get(json_array_get(runs, n - 1), "occurrence_ms"))
+              : 0;
+        json_decref(runs);
+        if (last >= killed + 8000)
+            break;
+        sleep_ms(100);
+    }
+    o = run("'%s' cron pause tick --db '%s' 2>&1", ASPEN_BIN, d.name);
+    free(o.buf);
+    json_t *runs = runs_of(&d, "tick");
+    size_t n = json_array_size(runs);
+    int64_t first = json_integer_value(json_object_get(json_array_get(runs, 0), "occurrence_ms"));
+    bool other = false;
+    for (i = 0; i < n; i++) {
+        json_t *r = json_array_get(runs, i);
+        assert_int_equal(json_integer_value(json_object_get(r, "occurrence_ms")),
+                         first + 1000 * (int64_t)i);
+        int64_t by = json_integer_value(json_object_get(r, "engine"));
+        if (json_integer_value(json_object_get(r, "occurrence_ms")) > killed + 6000 && by != holder)
+            other = true;
+    }
+    assert_true(other); /* a survivor holds the lease now */
+    assert_true(json_integer_value(json_object_get(json_array_get(runs, n - 1), "occurrence_ms")) >=
+                killed + 8000);
+    json_decref(runs);
+    for (int k = 0; k < 3; k++)
+        if (pids[k] != victim)
+            stop_worker(pids[k]);
+    db_close(&d);
+}
+
+static void test_takeover(void **state) { (void)state, takeover(false); }
+static void test_takeover_pg(void **state) { (void)state, takeover(true); }
+
 static void test_every_second(void **state) { (void)state, every_second(false); }
 static void test_every_second_pg(void **state) { (void)state, every_second(true); }
 
@@ -379,6 +454,7 @@ int main(void)
         cmocka_unit_test(test_errors),       cmocka_unit_test(test_errors_pg),
         cmocka_unit_test(test_every_second), cmocka_unit_test(test_every_second_pg),
         cmocka_unit_test(test_missed),       cmocka_unit_test(test_missed_pg),
+        cmocka_unit_test(test_takeover),     cmocka_unit_test(test_takeover_pg),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

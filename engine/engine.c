@@ -1114,7 +1114,8 @@ static int commit_group(aspen_engine *eng, struct eng_done *list, const struct e
         b->c[i] = (aspen_store_completion){
             .job_id = d->job_id, .outcome = d->outcome, .stats = d->stats,
             .output = d->output, .output_size = d->output_len, .error = d->error,
-            .logs = nl ? lg : NULL, .n_logs = nl, .retry_at_ms = d->retry_at_ms};
+            .logs = nl ? lg : NULL, .n_logs = nl, .retry_at_ms = d->retry_at_ms,
+            .replay = d->replay, .replay_size = d->replay_len, .replay_attempt = d->attempt};
         b->d[i++] = d;
     }
     aspen_store_error se = {0};

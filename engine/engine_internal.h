@@ -347,8 +347,9 @@ struct aspen_vm_result;
 uint8_t *eng_replay_record(const aspen_store_job *job, const char *sha, size_t memory,
                            const struct aspen_vm_result *res, struct aspen_vm_tape *tape,
                            size_t *len);
-/* After a group commit: stores the cores and replay records of the completions written (status
- * 0) in one transaction; a failure is reported, never retried (the attempts stand without). */
+/* After a group commit: stores the cores of the completions written (status 0) in one
+ * transaction; a failure is reported, never retried (the attempts stand without). Replay records
+ * go with the completions into the commit itself. */
 void eng_store_attempt_data(aspen_engine *eng, struct eng_done *const *d, const int *status,
                             size_t n);
 

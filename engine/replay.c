@@ -9,8 +9,9 @@
  * source. A success of a deterministic guest (no values made up) stores nothing: the job row has
  * its input, binary and memory, and the stored result and log lines are its outcome. So the hot
  * path of successful jobs writes no more than before. A failed attempt (fault, panic, timeout)
- * also keeps its ELF core (vm/core.c). Both are written after the group commit that wrote the
- * attempt, in one transaction per group (eng_store_attempt_data).
+ * also keeps its ELF core (vm/core.c). The record goes with the attempt's completion into the
+ * group commit (one small row in its transaction); cores, up to megabytes, are written after it,
+ * in one transaction per group (eng_store_attempt_data), so they never slow a group of successes.
  *
  * aspen_engine_replay runs the attempt again on a fresh VM (warm, from the snapshot, as workers do)
  * with the record's values fed back, and reports "identical" or the first difference: a host call
@@ -144,13 +145,13 @@ void eng_store_attempt_data(aspen_engine *eng, struct eng_done *const *d, const 
     size_t m = 0;
     for (size_t i = 0; i < n; i++)
         if (status[i] == 0)
-            m += (d[i]->core != NULL) + (d[i]->replay != NULL);
+            m += d[i]->core != NULL; /* replay records went with the commit */
     if (!m)
         return;
     aspen_store_attempt_data *items = calloc(m, sizeof *items);
     if (!items) {
-        engine_message(eng, "out of memory keeping %zu cores and replay records: the attempts "
-                       "stand without them", m);
+        engine_message(eng, "out of memory keeping %zu cores: the attempts stand without them",
+                       m);
         return;
     }
     size_t k = 0;
@@ -161,15 +162,11 @@ void eng_store_attempt_data(aspen_engine *eng, struct eng_done *const *d, const 
             items[k++] = (aspen_store_attempt_data){d[i]->job_id, d[i]->attempt,
                                                     ASPEN_STORE_DATA_CORE, d[i]->core,
                                                     d[i]->core_len};
-        if (d[i]->replay)
-            items[k++] = (aspen_store_attempt_data){d[i]->job_id, d[i]->attempt,
-                                                    ASPEN_STORE_DATA_REPLAY, d[i]->replay,
-                                                    d[i]->replay_len};
     }
     aspen_store_error se = {0};
     if (aspen_store_put_attempt_data(eng->commit_store, items, k, &se) != 0)
-        engine_message(eng, "keeping %zu cores and replay records failed (the attempts stand "
-                       "without them): %s", k, se.msg);
+        engine_message(eng, "keeping %zu cores failed (the attempts stand without them): %s", k,
+                       se.msg);
     free(items);
 }
 

@@ -222,6 +222,16 @@ int aspen_store_commit(aspen_store *s, int64_t engine_id, const aspen_store_star
         return no_store(err, "commit");
     if ((!c && n) || (!starts && n_starts))
         return store_err(err, ASPEN_STORE_EINVAL, "no completions or starts given");
+    for (size_t i = 0; i < n; i++)
+        if (c[i].replay && (c[i].replay_size == 0 || c[i].replay_attempt <= 0 ||
+                            c[i].replay_size > ASPEN_STORE_MAX_ATTEMPT_DATA))
+            return store_err(err, c[i].replay_size > ASPEN_STORE_MAX_ATTEMPT_DATA
+                                      ? ASPEN_STORE_ETOOBIG
+                                      : ASPEN_STORE_EINVAL,
+                             "completion %zu (job %lld): a replay record needs 1 to %u bytes and "
+                             "its attempt's number (got %zu bytes, attempt %d)",
+                             i, (long long)c[i].job_id, ASPEN_STORE_MAX_ATTEMPT_DATA,
+                             c[i].replay_size, c[i].replay_attempt);
     return s->ops->commit(s, engine_id, starts, n_starts, start_status, c, n, now_ms, status,
                           final_states, err);
 }

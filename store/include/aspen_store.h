@@ -276,6 +276,12 @@ typedef struct aspen_store_completion {
     /* Failure or timeout: > 0 asks for a retry at that time (see aspen_store_backoff_ms). The store
      * retries only if attempts < max_attempts and no cancel was requested; else the job fails. */
     int64_t retry_at_ms;
+    /* The attempt's replay record (attempt_data kind replay, schema version 6), written in the same
+     * transaction as the attempt when the completion is accepted; NULL: none. replay_attempt is
+     * the attempt's number (the engine's). At most ASPEN_STORE_MAX_ATTEMPT_DATA bytes. */
+    const void *replay;
+    size_t replay_size;
+    int replay_attempt;
 } aspen_store_completion;
 
 /* Writes n completions by `engine_id` in ONE transaction: job state, attempt row, logs. A job

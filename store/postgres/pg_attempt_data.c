@@ -2,7 +2,9 @@
  * finished attempt keeps beside its row (an ELF core, a replay record) in their own table, so the
  * attempts table stays narrow and the group commit never touches it. The engine writes them in a
  * transaction of their own after the attempt's commit. The table's foreign key to jobs deletes
- * them with their job (ON DELETE CASCADE), so delete, purge and retention need not know them. */
+ * them with their job (ON DELETE CASCADE), so delete, purge and retention need not know them. A
+ * replay record comes with its completion, in the group commit (pg_commit_replay); cores, which
+ * can be megabytes, in a transaction of their own after it. */
 #include "pg_store.h"
 
 #include <stdio.h>
@@ -10,6 +12,25 @@
 #include <string.h>
 
 static int code_of(aspen_store_error *err) { return err && err->code ? err->code : ASPEN_STORE_EIO; }
+
+int pg_commit_replay(struct pg_store *s, const aspen_store_completion *c, aspen_store_error *err)
+{
+    struct pg_params p = {0};
+    pg_p_int(&p, c->job_id);
+    pg_p_int(&p, c->replay_attempt);
+    pg_p_int(&p, (int64_t)c->replay_size);
+    pg_p_bytes(&p, c->replay, c->replay_size);
+    PGresult *r = pg_exec(s, "aspen_attempt_data_commit",
+                          "INSERT INTO attempt_data (job, attempt, kind, size, bytes)"
+                          " VALUES ($1::bigint, $2::integer, 2, $3::bigint, $4)"
+                          " ON CONFLICT (job, attempt, kind)"
+                          " DO UPDATE SET size = EXCLUDED.size, bytes = EXCLUDED.bytes",
+                          &p, "storing a replay record", err);
+    if (!r)
+        return code_of(err);
+    PQclear(r);
+    return 0;
+}
 
 int pg_put_attempt_data(aspen_store *base, const aspen_store_attempt_data *items, size_t n,
                         aspen_store_error *err)

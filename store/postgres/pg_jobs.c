@@ -1472,6 +1472,8 @@ int pg_commit(aspen_store *base, int64_t engine_id, const aspen_store_start *sta
                 *err = e1;
             continue;
         }
+        if (!st && c[i].replay)
+            st = pg_commit_replay(s, &c[i], &e1);
         if (st) {
             code = st;
             if (err)

@@ -265,6 +265,8 @@ int pg_recover(aspen_store *s, int64_t now_ms, aspen_store_recovery *report,
                aspen_store_error *err);
 int pg_cancel_requests(aspen_store *s, int64_t engine_id, int64_t **ids, size_t *n,
                        aspen_store_error *err);
+/* A completion's replay record, inside the commit's transaction (pg_commit). */
+int pg_commit_replay(struct pg_store *s, const aspen_store_completion *c, aspen_store_error *err);
 int pg_put_attempt_data(aspen_store *s, const aspen_store_attempt_data *items, size_t n,
                         aspen_store_error *err);
 int pg_get_attempt_data(aspen_store *s, int64_t job_id, int attempt, int kind, void **bytes,

@@ -3,12 +3,30 @@
  * the attempts table stays narrow and the group commit of successful jobs never touches it. The
  * engine writes them in a transaction of their own after the attempt's commit; a trigger on jobs
  * deletes them with their job (sqlite_open.c's migrate_v6), so delete, purge and retention need
- * not know about them. Not on any hot path: statements are prepared per call. */
+ * not know about them. A replay record comes with its completion and is written in the group
+ * commit's transaction (sq_commit_replay, a cached statement); cores, which can be megabytes, in a
+ * transaction of their own after it, so they never slow a group of successes. */
 #include "sqlite_store.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+int sq_commit_replay(struct sqlite_store *s, const aspen_store_completion *c,
+                     aspen_store_error *err)
+{
+    sqlite3_stmt *st = store_stmt(s, ST_ATTEMPT_DATA_PUT, err);
+    if (!st)
+        return err && err->code ? err->code : ASPEN_STORE_EIO;
+    sqlite3_bind_int64(st, 1, c->job_id);
+    sqlite3_bind_int(st, 2, c->replay_attempt);
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)c->replay_size);
+    sqlite3_bind_blob64(st, 4, c->replay, (sqlite3_uint64)c->replay_size, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return rc == SQLITE_DONE ? 0 : store_sqlite_err(s, err, rc, "storing a replay record");
+}
 
 static int prep(struct sqlite_store *s, const char *sql, sqlite3_stmt **st, const char *what,
                 aspen_store_error *err)

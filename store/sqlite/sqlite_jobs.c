@@ -884,6 +884,8 @@ int sq_commit(aspen_store *base, int64_t engine_id, const aspen_store_start *sta
                 *err = item_err;
             continue;
         }
+        if (!code && c[i].replay)
+            code = sq_commit_replay(s, &c[i], &item_err);
         if (code) {
             if (err)
                 *err = item_err;

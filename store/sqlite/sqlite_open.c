@@ -138,6 +138,8 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_DELETE_LOGS] = "DELETE FROM logs WHERE job = ?1",
     [ST_DELETE_ATTEMPTS] = "DELETE FROM attempts WHERE job = ?1",
     [ST_DELETE_JOB] = "DELETE FROM jobs WHERE id = ?1",
+    [ST_ATTEMPT_DATA_PUT] = "INSERT OR REPLACE INTO attempt_data (job, attempt, kind, size, bytes)"
+                            " VALUES (?1, ?2, 2, ?3, ?4)",
 };
 
 /* Schema version 1. Why the indexes look like this:

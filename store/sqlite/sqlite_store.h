@@ -65,6 +65,7 @@ enum stmt_id {
     ST_PAYLOAD_INSERT,
     ST_PAYLOAD_COPY,
     ST_DELETE_PAYLOAD,
+    ST_ATTEMPT_DATA_PUT, /* a completion's replay record (sqlite_attempt_data.c) */
     ST_COUNT
 };
 
@@ -263,6 +264,9 @@ int sq_counts(aspen_store *s, int64_t counts[ASPEN_STORE_STATE_COUNT], aspen_sto
 int sq_oldest_waiting(aspen_store *s, int64_t now_ms, int64_t *age_ms, aspen_store_error *err);
 int sq_attempts(aspen_store *s, int64_t job_id, aspen_store_attempt **out, size_t *n,
                 aspen_store_error *err);
+/* A completion's replay record, inside the commit's transaction (sq_commit). */
+int sq_commit_replay(struct sqlite_store *s, const aspen_store_completion *c,
+                     aspen_store_error *err);
 int sq_put_attempt_data(aspen_store *s, const aspen_store_attempt_data *items, size_t n,
                         aspen_store_error *err);
 int sq_get_attempt_data(aspen_store *s, int64_t job_id, int attempt, int kind, void **bytes,

@@ -153,6 +153,52 @@ static void test_refused(void **state)
     assert_int_equal(fx_raw_int(f, "SELECT count(*) FROM attempt_data"), 0);
 }
 
+/* A replay record given with a completion is written in the commit's transaction, under the
+ * attempt's number; a completion the store refuses (another engine's job) writes none. */
+static void test_with_the_commit(void **state)
+{
+    struct fixture *f = *state;
+    aspen_store_error e = {0};
+    int64_t id = submit_job(f->s, "t", 0, 0, 3, T0), other = submit_job(f->s, "t", 0, 0, 3, T0);
+    assert_int_equal(claim_ids(f->s, f->engine, 2, T0 + 1, NULL), 2);
+    const uint8_t rec[] = {'A', 'S', 'P', 'R', 0, 0xff};
+    aspen_store_completion c[2] = {
+        {.job_id = id, .outcome = ASPEN_STORE_OUTCOME_SUCCESS, .replay = rec,
+         .replay_size = sizeof rec, .replay_attempt = 1},
+        {.job_id = other, .outcome = ASPEN_STORE_OUTCOME_SUCCESS, .replay = rec,
+         .replay_size = sizeof rec, .replay_attempt = 1},
+    };
+    int64_t stranger = 0;
+    assert_int_equal(aspen_store_engine_register(f->s, 99, "other", 60000, T0, &stranger, &e), 0);
+    int status[2] = {0};
+    /* `other` committed by the stranger: refused (ELEASE or ESTATE), nothing of it written */
+    assert_int_equal(aspen_store_complete(f->s, stranger, &c[1], 1, T0 + 2, status, NULL, &e), 0);
+    assert_int_not_equal(status[0], 0);
+    assert_int_equal(aspen_store_complete(f->s, f->engine, c, 2, T0 + 2, status, NULL, &e), 0);
+    assert_int_equal(status[0], 0);
+    assert_int_equal(status[1], 0);
+    void *got = NULL;
+    size_t n = 0;
+    assert_int_equal(
+        aspen_store_get_attempt_data(f->s, id, 1, ASPEN_STORE_DATA_REPLAY, &got, &n, &e), 0);
+    assert_int_equal(n, sizeof rec);
+    assert_memory_equal(got, rec, sizeof rec);
+    free(got);
+    assert_int_equal(fx_raw_int(f, "SELECT count(*) FROM attempt_data"), 2);
+    /* malformed: refused before the database */
+    int64_t third = submit_job(f->s, "t", 0, 0, 3, T0);
+    assert_int_equal(claim_ids(f->s, f->engine, 1, T0 + 3, NULL), 1);
+    aspen_store_completion bad = {.job_id = third, .replay = rec, .replay_size = 0,
+                                  .replay_attempt = 1};
+    assert_int_equal(aspen_store_complete(f->s, f->engine, &bad, 1, T0 + 4, status, NULL, &e),
+                     ASPEN_STORE_EINVAL);
+    bad.replay_size = sizeof rec;
+    bad.replay_attempt = 0;
+    assert_int_equal(aspen_store_complete(f->s, f->engine, &bad, 1, T0 + 4, status, NULL, &e),
+                     ASPEN_STORE_EINVAL);
+    assert_int_equal(state_of(f->s, third), ASPEN_STORE_RUNNING);
+}
+
 /* A version-5 file (attempt_data and its trigger removed, user_version 5) migrates on open. */
 static void test_v5_migrates(void **state)
 {
@@ -181,6 +227,7 @@ int main(void)
         T(test_round_trip),
         T(test_gone_with_job),
         T(test_refused),
+        T(test_with_the_commit),
     };
     const struct CMUnitTest sqlite_only[] = {
         T(test_v5_migrates),

@@ -33,7 +33,9 @@ static void submit_usage(FILE *f)
             "usage: aspen submit GUEST | --source DIR | --type T [--payload JSON|@FILE|-]\n"
             "                    [--count N | --jsonl FILE [--batch N]] [--timeout MS]\n"
             "                    [--priority N] [--max-attempts N] [--memory SIZE] [--isolation]\n"
-            "                    [--tag T]... [--delay MS] [--queue Q] [--db PATH [--create]]\n"
+            "                    [--tag T]... [--delay MS] [--queue Q] [--unique | --unique-key K |\n"
+            "                    --unique-fields F,...] [--unique-for D] [--unique-states S,...]\n"
+            "                    [--json] [--db PATH [--create]]\n"
             "  GUEST           a path, or a name in target/guest-binaries/ (runs in a micro-VM)\n"
             "  --source DIR    or: build the guest from this source directory (cached), no GUEST\n"
             "  --type T        job type (default vm_execute with a guest; echo, checksum, sleep\n"
@@ -49,6 +51,16 @@ static void submit_usage(FILE *f)
             "  --isolation     run in a micro-VM whatever the type  --tag T (repeatable)\n"
             "  --delay MS      schedule it MS from now\n"
             "  --queue Q       its named queue (default: default; aspen queues lists them)\n"
+            "  --unique        submit only if no such job exists yet: same type, guest and\n"
+            "                  payload (keys in any order), queued, scheduled or running.\n"
+            "                  A duplicate prints the existing job's id (exit 0) and a note on\n"
+            "                  stderr; with --json, \"duplicate\": true. Any option below implies it:\n"
+            "  --unique-key K  the key itself (any text, the same across guests)\n"
+            "  --unique-fields a,b.c   or: the key from these payload fields only\n"
+            "  --unique-for D  only jobs created within D count (10m, 24h; default: any age)\n"
+            "  --unique-states S,...   the states that count (default queued,scheduled,running;\n"
+            "                  add succeeded to refuse a rerun of a job done within --unique-for)\n"
+            "  --json          one {\"id\":N,\"duplicate\":false,...} object a line\n"
             "  --db PATH       the database (must exist; --create makes a new one)\n");
 }
 
@@ -91,25 +103,54 @@ static int check_source_dir(const char *dir, char *msg, size_t cap)
     return 0;
 }
 
-/* Submits n specs in one transaction and prints their ids. 0, or -1 with msg. */
+static bool submit_json; /* --json: one {"id":N,"duplicate":false} a line */
+
+/* Submits n specs in one transaction and prints their ids (a duplicate's is the existing job's,
+ * with the one-line note on stderr). 0, or -1 with msg. */
 static int submit_specs(aspen_engine *eng, aspen_engine_job_spec *specs, size_t n, char *msg,
                         size_t cap)
 {
-    int64_t *ids = calloc(n, sizeof *ids);
-    if (!ids) {
+    aspen_store_submitted *done = calloc(n, sizeof *done);
+    if (!done) {
         snprintf(msg, cap, "out of memory for %zu jobs", n);
         return -1;
     }
     aspen_engine_error err = {0};
-    int rc = n == 1 ? aspen_engine_submit(eng, &specs[0], &ids[0], &err)
-                    : aspen_engine_submit_batch(eng, specs, n, ids, &err);
-    if (rc == 0)
-        for (size_t i = 0; i < n; i++)
-            printf("%lld\n", (long long)ids[i]);
-    else
+    int rc = aspen_engine_submit_ex(eng, specs, n, done, &err);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        char key[ASPEN_STORE_UNIQUE_KEY_MAX + 1] = "", note[1024];
+        if (done[i].duplicate) {
+            char *stored = NULL; /* the key as stored with the job it matched */
+            aspen_engine_unique_key(eng, done[i].id, &stored, NULL);
+            snprintf(key, sizeof key, "%s", stored ? stored : "?");
+            free(stored);
+            aspen_store_duplicate_message(key, &done[i], aspen_store_now_ms(), note, sizeof note);
+            if (!submit_json) {
+                fprintf(stderr, "aspen: ");
+                cli_puts(stderr, note);
+                fprintf(stderr, "\n");
+            }
+        }
+        if (submit_json) {
+            json_t *o = json_object();
+            json_object_set_new(o, "id", json_integer(done[i].id));
+            json_object_set_new(o, "duplicate", json_boolean(done[i].duplicate));
+            json_object_set_new(o, "state", json_string(aspen_store_state_name(done[i].state)));
+            if (done[i].duplicate) {
+                json_object_set_new(o, "unique_key", cli_json_str(key));
+                json_object_set_new(o, "created_at_ms", json_integer(done[i].created_at_ms));
+                json_object_set_new(o, "message", cli_json_str(note));
+            }
+            cli_json_print(o, stdout, true);
+            json_decref(o);
+        } else {
+            printf("%lld\n", (long long)done[i].id);
+        }
+    }
+    if (rc)
         snprintf(msg, cap, "%s", err.msg);
     fflush(stdout);
-    free(ids);
+    free(done);
     return rc ? -1 : 0;
 }
 
@@ -268,10 +309,19 @@ int cmd_submit(int argc, char **argv)
         {"source", required_argument, 0, 's'},  {"delay", required_argument, 0, 'd'},
         {"count", required_argument, 0, 'n'},   {"jsonl", required_argument, 0, 'J'},
         {"batch", required_argument, 0, 'B'},   {"help", no_argument, 0, 'h'},
-        {"queue", required_argument, 0, 'q'},   CLI_DB_OPTS,
-        {0, 0, 0, 0},
+        {"queue", required_argument, 0, 'q'},
+        {"unique", no_argument, 0, 'u'},        {"unique-key", required_argument, 0, 'K'},
+        {"unique-fields", required_argument, 0, 'F'},
+        {"unique-for", required_argument, 0, 'R'},
+        {"unique-states", required_argument, 0, 'S'},
+        {"json", no_argument, 0, 'j'},
+        CLI_DB_OPTS,                            {0, 0, 0, 0},
     };
     aspen_engine_job_spec spec = {0};
+    aspen_store_unique unique = {0};
+    bool want_unique = false;
+    aspen_store_error se = {0};
+    submit_json = false;
     long long count = 1, batch = 1000;
     bool count_given = false, batch_given = false;
     const char *db = NULL, *payload_arg = NULL, *jsonl = NULL;
@@ -342,6 +392,30 @@ int cmd_submit(int argc, char **argv)
                 return 2;
             batch_given = true;
             break;
+        case 'u': want_unique = true; break;
+        case 'K':
+            if (!*optarg) {
+                cli_error("--unique-key wants a key (any text), not an empty one");
+                return 2;
+            }
+            unique.key = optarg, want_unique = true;
+            break;
+        case 'F': unique.fields = optarg, want_unique = true; break;
+        case 'R':
+            if (aspen_store_duration_parse(optarg, &unique.period_ms, &se) != 0) {
+                cli_error("--unique-for: %s", se.msg);
+                return 2;
+            }
+            want_unique = true;
+            break;
+        case 'S':
+            if (aspen_store_states_parse(optarg, &unique.states, &se) != 0) {
+                cli_error("--unique-states: %s", se.msg);
+                return 2;
+            }
+            want_unique = true;
+            break;
+        case 'j': submit_json = true; break;
         case 'D': db = optarg; break;
         case 'C': cli_create = true; break;
         case 'h': submit_usage(stdout); return 0;
@@ -381,6 +455,12 @@ int cmd_submit(int argc, char **argv)
             return 1;
         }
     }
+    if (unique.key && unique.fields) {
+        cli_error("give the unique key one way: --unique-key K, or --unique-fields F to derive it");
+        return 2;
+    }
+    if (want_unique)
+        spec.unique = &unique;
     spec.tags = tags;
     spec.n_tags = n_tags;
     char *payload = NULL;

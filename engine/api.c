@@ -338,11 +338,12 @@ static int convert(aspen_engine *eng, const aspen_engine_job_spec *in, size_t in
     out->memory_bytes = in->memory_bytes;
     out->isolation = in->isolation;
     out->queue = in->queue;
+    out->unique = in->unique;
     return 0;
 }
 
-int aspen_engine_submit_batch(aspen_engine *eng, const aspen_engine_job_spec *specs, size_t n,
-                              int64_t *ids_out, aspen_engine_error *err)
+static int submit(aspen_engine *eng, const aspen_engine_job_spec *specs, size_t n,
+                  int64_t *ids_out, aspen_store_submitted *info, aspen_engine_error *err)
 {
     if (!specs || n == 0)
         return eng_err(err, ASPEN_ENGINE_EINVAL, "no jobs given");
@@ -359,7 +360,11 @@ int aspen_engine_submit_batch(aspen_engine *eng, const aspen_engine_job_spec *sp
                      i ? &own[i - 1] : NULL, err);
     if (rc == 0) {
         aspen_store_error se = {0};
-        if (aspen_store_submit_batch(eng->api_store, ss, n, aspen_store_now_ms(), ids_out, &se))
+        int code = info ? aspen_store_submit_ex(eng->api_store, ss, n, aspen_store_now_ms(),
+                                                info, &se)
+                        : aspen_store_submit_batch(eng->api_store, ss, n, aspen_store_now_ms(),
+                                                   ids_out, &se);
+        if (code)
             rc = eng_store_err(err, &se, "submitting");
     }
     pthread_mutex_unlock(&eng->api_mu);
@@ -373,6 +378,20 @@ free_arrays:
     free(own);
     free(ss);
     return rc;
+}
+
+int aspen_engine_submit_batch(aspen_engine *eng, const aspen_engine_job_spec *specs, size_t n,
+                              int64_t *ids_out, aspen_engine_error *err)
+{
+    return submit(eng, specs, n, ids_out, NULL, err);
+}
+
+int aspen_engine_submit_ex(aspen_engine *eng, const aspen_engine_job_spec *specs, size_t n,
+                           aspen_store_submitted *out, aspen_engine_error *err)
+{
+    if (out)
+        return submit(eng, specs, n, NULL, out, err);
+    return submit(eng, specs, n, NULL, NULL, err);
 }
 
 int aspen_engine_submit(aspen_engine *eng, const aspen_engine_job_spec *spec, int64_t *id_out,
@@ -462,6 +481,15 @@ int aspen_engine_retry_failed(aspen_engine *eng, const aspen_store_filter *filte
     if (n)
         eng_wake(eng);
     return 0;
+}
+
+int aspen_engine_unique_key(aspen_engine *eng, int64_t id, char **key, aspen_engine_error *err)
+{
+    aspen_store_error se = {0};
+    pthread_mutex_lock(&eng->api_mu);
+    int rc = aspen_store_job_unique_key(eng->api_store, id, key, &se);
+    pthread_mutex_unlock(&eng->api_mu);
+    return rc ? eng_store_err(err, &se, NULL) : 0;
 }
 
 int aspen_engine_delete(aspen_engine *eng, int64_t id, aspen_engine_error *err)

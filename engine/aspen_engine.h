@@ -149,6 +149,7 @@ typedef struct aspen_engine_job_spec {
     const char *const *tags;  /* n_tags strings */
     size_t n_tags;
     const char *queue;        /* its named queue; NULL → "default" (docs/QUEUES.md) */
+    const aspen_store_unique *unique; /* a uniqueness rule (aspen_store.h), or NULL */
 } aspen_engine_job_spec;
 
 /* Validates (payload JSON, binary present and under 50 MiB, source dir exists), stores the binary
@@ -158,6 +159,12 @@ int aspen_engine_submit(aspen_engine *eng, const aspen_engine_job_spec *spec, in
 /* n jobs in one transaction: all or none. ids_out may be NULL. */
 int aspen_engine_submit_batch(aspen_engine *eng, const aspen_engine_job_spec *specs, size_t n,
                               int64_t *ids_out, aspen_engine_error *err);
+/* aspen_engine_submit_batch that says per job whether its uniqueness rule found an existing job
+ * (out[i].duplicate: nothing written, out[i].id is that job). out may be NULL. */
+int aspen_engine_submit_ex(aspen_engine *eng, const aspen_engine_job_spec *specs, size_t n,
+                           aspen_store_submitted *out, aspen_engine_error *err);
+/* The unique key job id was submitted with (*key malloc'd; NULL when none). */
+int aspen_engine_unique_key(aspen_engine *eng, int64_t id, char **key, aspen_engine_error *err);
 /* JSON check used by submit: 0, or EPAYLOAD with "invalid JSON payload: line L, column C,
  * position P: reason", or EPAYLOAD for a payload over ASPEN_ENGINE_MAX_PAYLOAD bytes. */
 #define ASPEN_ENGINE_MAX_PAYLOAD (16u << 20)

@@ -165,24 +165,67 @@ int aspen_store_get_binary(aspen_store *s, const char *sha256, aspen_store_binar
     return s->ops->get_binary(s, sha256, out, err);
 }
 
-int aspen_store_submit_batch(aspen_store *s, const aspen_store_job_spec *specs, size_t n,
-                             int64_t now_ms, int64_t *ids_out, aspen_store_error *err)
+/* Both submits: the specs checked, the unique keys of those with a rule derived here (once, for
+ * every backend), then the backend's batch. */
+static int submit(aspen_store *s, const aspen_store_job_spec *specs, size_t n, int64_t now_ms,
+                  int64_t *ids_out, aspen_store_submitted *out, aspen_store_error *err)
 {
     if (!s)
         return no_store(err, "submit_batch");
     if (!specs && n)
         return store_err(err, ASPEN_STORE_EINVAL, "no jobs given (specs is NULL)");
-    for (size_t i = 0; i < n; i++) {
+    char **keys = NULL;
+    int code = 0;
+    for (size_t i = 0; i < n && !code; i++) {
         char where[48] = "";
         if (n > 1)
             snprintf(where, sizeof where, "job %zu of the batch: ", i + 1);
-        int code = store_check_spec(&specs[i], where, err);
+        code = store_check_spec(&specs[i], where, err);
         if (!code && specs[i].queue && *specs[i].queue)
             code = aspen_store_queue_name_check(specs[i].queue, err);
-        if (code)
-            return code;
+        if (code || !specs[i].unique)
+            continue;
+        if (!keys && !(keys = calloc(n, sizeof *keys)))
+            code = store_err(err, ASPEN_STORE_ENOMEM, "out of memory for unique keys");
+        else if (!(keys[i] = malloc(ASPEN_STORE_UNIQUE_KEY_MAX + 1)))
+            code = store_err(err, ASPEN_STORE_ENOMEM, "out of memory for unique keys");
+        else if ((code = aspen_store_unique_key(&specs[i], keys[i], ASPEN_STORE_UNIQUE_KEY_MAX + 1,
+                                                err)) != 0 &&
+                 err && *where) {
+            char msg[sizeof err->msg];
+            snprintf(msg, sizeof msg, "%s%s", where, err->msg);
+            memcpy(err->msg, msg, sizeof msg);
+        }
     }
-    return s->ops->submit_batch(s, specs, n, now_ms, ids_out, err);
+    if (!code)
+        code = s->ops->submit_batch(s, specs, n, now_ms, (const char *const *)keys, ids_out, out,
+                                    err);
+    for (size_t i = 0; keys && i < n; i++)
+        free(keys[i]);
+    free(keys);
+    return code;
+}
+
+int aspen_store_submit_batch(aspen_store *s, const aspen_store_job_spec *specs, size_t n,
+                             int64_t now_ms, int64_t *ids_out, aspen_store_error *err)
+{
+    return submit(s, specs, n, now_ms, ids_out, NULL, err);
+}
+
+int aspen_store_submit_ex(aspen_store *s, const aspen_store_job_spec *specs, size_t n,
+                          int64_t now_ms, aspen_store_submitted *out, aspen_store_error *err)
+{
+    return submit(s, specs, n, now_ms, NULL, out, err);
+}
+
+int aspen_store_job_unique_key(aspen_store *s, int64_t id, char **key, aspen_store_error *err)
+{
+    if (!s)
+        return no_store(err, "job_unique_key");
+    if (!key)
+        return store_err(err, ASPEN_STORE_EINVAL, "aspen_store_job_unique_key: key is NULL");
+    *key = NULL;
+    return s->ops->job_unique_key(s, id, key, err);
 }
 
 int aspen_store_claim(aspen_store *s, int64_t engine_id, size_t max, int64_t now_ms,

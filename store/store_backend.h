@@ -30,8 +30,13 @@ struct store_ops {
                       int64_t now_ms, char sha256_out[65], aspen_store_error *err);
     int (*get_binary)(aspen_store *s, const char *sha256, aspen_store_binary *out,
                       aspen_store_error *err);
+    /* keys[i]: the unique key of specs[i] (api.c derives it), NULL when it has no rule; keys is
+     * NULL when no spec has one. out (may be NULL) as aspen_store_submit_ex; ids_out (may be NULL)
+     * receives the ids. */
     int (*submit_batch)(aspen_store *s, const aspen_store_job_spec *specs, size_t n, int64_t now_ms,
-                        int64_t *ids_out, aspen_store_error *err);
+                        const char *const *keys, int64_t *ids_out, aspen_store_submitted *out,
+                        aspen_store_error *err);
+    int (*job_unique_key)(aspen_store *s, int64_t id, char **key, aspen_store_error *err);
     int (*claim)(aspen_store *s, int64_t engine_id, size_t max, int64_t now_ms,
                  aspen_store_job **jobs, size_t *n, bool *paused, aspen_store_error *err);
     int (*unclaim)(aspen_store *s, int64_t engine_id, const int64_t *ids, size_t n,
@@ -257,6 +262,16 @@ int store_decide_release(const struct store_job_row *before, int64_t engine_id,
  * keys and the scheduler lease (the SQL differs only in how an id is numbered). */
 extern const char store_schedule_v7_sqlite[];
 extern const char store_schedule_v7_pg[];
+
+/* ---- unique jobs (unique.c) --------------------------------------------------------------------- */
+
+/* The rule's states with the default applied. */
+unsigned store_unique_states(const aspen_store_unique *u);
+/* The earliest created_at that counts for a rule at `now` (INT64_MIN when any age counts). */
+int64_t store_unique_since(const aspen_store_unique *u, int64_t now);
+/* Whether a job in `state` created at `created_at` is a duplicate for rule u at now. */
+bool store_unique_matches(const aspen_store_unique *u, aspen_store_state state,
+                          int64_t created_at, int64_t now);
 
 /* ---- shared helpers ---------------------------------------------------------------------------- */
 

@@ -63,7 +63,7 @@ typedef struct aspen_store_error {
 
 /* The seed's limit: "Binary too large: X bytes (max: 52428800 bytes)". */
 #define ASPEN_STORE_MAX_BINARY 52428800u
-#define ASPEN_STORE_SCHEMA_VERSION 9
+#define ASPEN_STORE_SCHEMA_VERSION 10
 
 /* ---- states and the transition table ---------------------------------------------------------- */
 
@@ -161,6 +161,7 @@ typedef struct aspen_store_job_spec {
     const char *source_dir;    /* guest source directory for build-from-source jobs, or NULL */
     const char *queue;         /* the job's named queue; NULL or "" → "default" (names: see
                                   aspen_store_queue_name_check) */
+    const struct aspen_store_unique *unique; /* a uniqueness rule (see below), or NULL */
 } aspen_store_job_spec;
 
 int aspen_store_submit(aspen_store *s, const aspen_store_job_spec *spec, int64_t now_ms,
@@ -168,6 +169,62 @@ int aspen_store_submit(aspen_store *s, const aspen_store_job_spec *spec, int64_t
 /* N jobs in one transaction: all or none. ids_out (may be NULL) receives n ids. */
 int aspen_store_submit_batch(aspen_store *s, const aspen_store_job_spec *specs, size_t n,
                              int64_t now_ms, int64_t *ids_out, aspen_store_error *err);
+
+/* ---- unique jobs (store/unique.c; docs/STORE.md "Unique jobs") ---------------------------------- */
+
+/* A submit that carries a rule is a duplicate when a job with the same key exists that was created
+ * less than period_ms before now and is in one of `states` NOW (the rule of the job being
+ * submitted decides, not the rule the existing job was submitted with). A duplicate writes
+ * nothing: the submit returns the existing job's id. Checked inside the submit's transaction
+ * (SQLite: under its write lock; PostgreSQL: under a transaction advisory lock on the key), so
+ * concurrent submits of one key from any number of processes or hosts create one job. */
+typedef struct aspen_store_unique {
+    /* The key as given (1-ASPEN_STORE_UNIQUE_KEY_MAX bytes of UTF-8; it is the whole key, the same
+     * across guests and types). NULL or "" → derived: "sha256:" + the hash of the job's type, its
+     * guest (binary name, else hash, else source directory) and its payload with keys sorted and
+     * no white space — or, when fields is set, only those payload fields. */
+    const char *key;
+    const char *fields; /* "user,order.id": the payload fields a derived key covers, or NULL */
+    int64_t period_ms;  /* only jobs created within this long count; 0 → any age */
+    unsigned states;    /* bit (1u << state) per state that counts; 0 → ASPEN_STORE_UNIQUE_STATES */
+} aspen_store_unique;
+
+#define ASPEN_STORE_UNIQUE_STATES                                                                  \
+    ((1u << ASPEN_STORE_QUEUED) | (1u << ASPEN_STORE_SCHEDULED) | (1u << ASPEN_STORE_RUNNING))
+#define ASPEN_STORE_UNIQUE_KEY_MAX 512
+
+/* What a submit did with one spec. */
+typedef struct aspen_store_submitted {
+    int64_t id;             /* the new job, or the existing one for a duplicate */
+    bool duplicate;         /* nothing was written: id is the job the rule matched */
+    aspen_store_state state; /* of the job (the existing one's when a duplicate) */
+    int64_t created_at_ms;  /* when that job was created */
+} aspen_store_submitted;
+
+/* aspen_store_submit_batch that says, per spec, whether it was a duplicate (out may be NULL; it
+ * receives n entries). Specs with a rule that repeat a key within the batch are duplicates of the
+ * first one (when its state counts). All or none, as a batch is. */
+int aspen_store_submit_ex(aspen_store *s, const aspen_store_job_spec *specs, size_t n,
+                          int64_t now_ms, aspen_store_submitted *out, aspen_store_error *err);
+/* The key a spec's rule gives (as stored), into out (ASPEN_STORE_UNIQUE_KEY_MAX + 1 bytes is
+ * enough). EINVAL for a rule that cannot be used (empty or over-long key, a field path that is
+ * not a.b.c, a payload that is not JSON, a negative period, an unknown state bit). */
+int aspen_store_unique_key(const aspen_store_job_spec *spec, char *out, size_t size,
+                           aspen_store_error *err);
+/* "queued,scheduled,running,succeeded" → state bits (any state names, comma separated, at least
+ * one); EINVAL naming the bad word with "did you mean". */
+int aspen_store_states_parse(const char *text, unsigned *states, aspen_store_error *err);
+/* "90s", "10m", "12h", "7d", "2w", "500ms", or a bare number of seconds; also "1h30m". EINVAL
+ * with what was wrong for anything else (negative, empty, unknown unit, overflow). */
+int aspen_store_duration_parse(const char *text, int64_t *ms, aspen_store_error *err);
+/* The inverse for people: "10m", "24h", "7d", "1h30m", "0s". */
+void aspen_store_duration_format(int64_t ms, char *out, size_t size);
+/* The one wording of a duplicate (CLI, console): "job 12 already exists for unique key K (queued,
+ * submitted 3 s ago); not submitting another". key is the spec's key (aspen_store_unique_key). */
+void aspen_store_duplicate_message(const char *key, const aspen_store_submitted *dup,
+                                   int64_t now_ms, char *out, size_t size);
+/* The unique key stored with job id (*key malloc'd, NULL when it was submitted without a rule). */
+int aspen_store_job_unique_key(aspen_store *s, int64_t id, char **key, aspen_store_error *err);
 
 /* ---- jobs as read back -------------------------------------------------------------------------- */
 

@@ -310,32 +310,168 @@ static void add_opt_text(struct pg_sql *q, bool first, const char *v)
         pg_sql_add(q, first ? "{NULL" : ",NULL");
 }
 
+/* ---- unique keys ---------------------------------------------------------------------------------
+ * A key is serialised by a transaction advisory lock (the two-int form, whose key space never
+ * meets the one-bigint schema lock), taken before the key is looked up and held to COMMIT: the
+ * lookup is a new statement, so under READ COMMITTED it sees every job of the key that a
+ * submitter before us committed, and no submitter after us looks until we committed. Period and
+ * states are checked by the lookup at that moment (a finished or expired job simply is not found),
+ * which a unique index could not express. Two keys sharing a 32-bit hash only wait for each other. */
+#define PG_UNIQUE_LOCK_CLASS 0x41737075 /* "Aspu" */
+
+static int32_t key_hash(const char *key)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (const unsigned char *c = (const unsigned char *)key; *c; c++)
+        h = (h ^ *c) * 16777619u;
+    return (int32_t)h;
+}
+
+static int cmp_i32(const void *a, const void *b)
+{
+    int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Locks every distinct key of the batch in one order (ascending hash), so two batches that share
+ * keys never deadlock. */
+static int unique_lock(struct pg_store *s, const char *const *keys, size_t n, aspen_store_error *err)
+{
+    int32_t *h = malloc((n ? n : 1) * sizeof *h);
+    if (!h)
+        return store_err(err, ASPEN_STORE_ENOMEM, "out of memory locking unique keys");
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (keys[i])
+            h[k++] = key_hash(keys[i]);
+    qsort(h, k, sizeof *h, cmp_i32);
+    int code = 0;
+    for (size_t i = 0; i < k && !code; i++) {
+        if (i && h[i] == h[i - 1])
+            continue;
+        struct pg_params p = {0};
+        pg_p_int(&p, PG_UNIQUE_LOCK_CLASS);
+        pg_p_int(&p, h[i]);
+        code = run(s, "pgj_unique_lock", "SELECT pg_advisory_xact_lock($1::integer, $2::integer)",
+                   &p, "waiting for a unique key's lock", NULL, err);
+    }
+    free(h);
+    return code;
+}
+
+static void states_list(unsigned states, char *out, size_t size)
+{
+    size_t used = snprintf(out, size, ",");
+    for (int st = 0; st < ASPEN_STORE_STATE_COUNT; st++)
+        if (states & (1u << st))
+            used += snprintf(out + used, used < size ? size - used : 0, "%s,",
+                             aspen_store_state_name((aspen_store_state)st));
+}
+
+/* The newest job of a key that rule u counts at now (server timeline); *found false when none. */
+static int unique_find(struct pg_store *s, const char *key, const aspen_store_unique *u,
+                       int64_t now, bool *found, aspen_store_submitted *dup, aspen_store_error *err)
+{
+    *found = false;
+    char states[80];
+    states_list(store_unique_states(u), states, sizeof states);
+    struct pg_params p = {0};
+    pg_p_text(&p, key);
+    pg_p_int(&p, store_unique_since(u, now));
+    pg_p_text(&p, states);
+    PGresult *r = pg_exec(s, "pgj_unique_find",
+                          "SELECT u.job, j.state, j.created_at FROM job_unique u JOIN jobs j"
+                          " ON j.id = u.job WHERE u.key = $1 AND u.created_at > $2::bigint"
+                          " AND strpos($3, ',' || j.state || ',') > 0"
+                          " ORDER BY u.created_at DESC, u.job DESC LIMIT 1",
+                          &p, "looking up a unique key", err);
+    if (!r)
+        return failed(err);
+    if (PQntuples(r) == 1) {
+        int state = state_from_text((const unsigned char *)PQgetvalue(r, 0, 1));
+        *found = state >= 0;
+        dup->id = pg_get_int(r, 0, 0);
+        dup->duplicate = true;
+        dup->state = state >= 0 ? (aspen_store_state)state : ASPEN_STORE_QUEUED;
+        dup->created_at_ms = pg_get_int(r, 0, 2);
+    }
+    PQclear(r);
+    return 0;
+}
+
+int pg_job_unique_key(aspen_store *base, int64_t id, char **key, aspen_store_error *err)
+{
+    struct pg_store *s = pgs(base);
+    struct pg_params p = {0};
+    pg_p_int(&p, id);
+    PGresult *r = pg_exec(s, "pgj_unique_get", "SELECT key FROM job_unique WHERE job = $1", &p,
+                          "reading a job's unique key", err);
+    if (!r)
+        return failed(err);
+    bool oom = false;
+    if (PQntuples(r) == 1)
+        *key = pg_get_text(r, 0, 0, &oom);
+    PQclear(r);
+    return oom ? store_err(err, ASPEN_STORE_ENOMEM, "out of memory reading a unique key") : 0;
+}
+
 /* The whole batch in two statements: its ids from the jobs' identity sequence (so ids_out is in
  * spec order whatever order rows are inserted in), then one INSERT … SELECT FROM unnest(…). Text
  * that is not UTF-8 is refused here, naming the job (PostgreSQL would refuse the statement). */
+static int insert_jobs(struct pg_store *s, const aspen_store_job_spec *specs, size_t n,
+                       int64_t now_ms, const char *const *keys, int64_t *ids_out,
+                       aspen_store_submitted *done, aspen_store_error *err);
+
 int pg_submit_batch(aspen_store *base, const aspen_store_job_spec *specs, size_t n, int64_t now_ms,
-                    int64_t *ids_out, aspen_store_error *err)
+                    const char *const *keys, int64_t *ids_out, aspen_store_submitted *out,
+                    aspen_store_error *err)
 {
     struct pg_store *s = pgs(base);
+    aspen_store_submitted *done = calloc(n ? n : 1, sizeof *done);
+    if (!done)
+        return store_err(err, ASPEN_STORE_ENOMEM, "out of memory submitting %zu jobs", n);
     int code = pg_tx_begin(s, err);
-    if (code)
-        return code;
-    code = pg_insert_jobs(s, specs, n, now_ms, ids_out, err);
     if (code) {
-        pg_tx_rollback(s);
+        free(done);
         return code;
     }
-    return pg_tx_commit(s, "committing submitted jobs", err);
+    code = insert_jobs(s, specs, n, now_ms, keys, ids_out, done, err);
+    if (code) {
+        pg_tx_rollback(s);
+        free(done);
+        return code;
+    }
+    code = pg_tx_commit(s, "committing submitted jobs", err);
+    if (!code && out)
+        memcpy(out, done, n * sizeof *out);
+    free(done);
+    return code;
 }
 
 int pg_insert_jobs(struct pg_store *s, const aspen_store_job_spec *specs, size_t n, int64_t now_ms,
                    int64_t *ids_out, aspen_store_error *err)
 {
+    aspen_store_submitted *done = calloc(n ? n : 1, sizeof *done);
+    if (!done)
+        return store_err(err, ASPEN_STORE_ENOMEM, "out of memory submitting %zu jobs", n);
+    int code = insert_jobs(s, specs, n, now_ms, NULL, ids_out, done, err);
+    free(done);
+    return code;
+}
+
+/* The insert of a batch inside the caller's transaction; done[i] says what became of spec i. */
+static int insert_jobs(struct pg_store *s, const aspen_store_job_spec *specs, size_t n,
+                       int64_t now_ms, const char *const *keys, int64_t *ids_out,
+                       aspen_store_submitted *done, aspen_store_error *err)
+{
     enum { COLS = 14 };
-    struct pg_sql c[COLS] = {{0}}, qids = {0}, qnames = {0}; /* jobs of named queues */
+    struct pg_sql c[COLS] = {{0}}, qids = {0}, qnames = {0}, uk[2] = {{0}}; /* jobs of named queues */
     int64_t now = 0, counted[ASPEN_STORE_STATE_COUNT] = {0};
+    size_t added = 0, n_keys = 0;
     int code = server_now(s, now_ms, &now, err);
     if (code)
+        goto rollback;
+    if (keys && (code = unique_lock(s, keys, n, err)) != 0)
         goto rollback;
     struct pg_params p = {0};
     pg_p_int(&p, (int64_t)n);
@@ -384,12 +520,38 @@ int pg_insert_jobs(struct pg_store *s, const aspen_store_job_spec *specs, size_t
             PQclear(r);
             goto rollback;
         }
+        int64_t id = pg_get_int(r, (int)i, 0);
+        const char *key = keys ? keys[i] : NULL;
+        if (key) {
+            /* A job of this batch first (it is the newest), then the database. */
+            bool dup = false;
+            for (size_t k = i; k-- > 0 && !dup;)
+                if (keys[k] && !done[k].duplicate && strcmp(keys[k], key) == 0 &&
+                    store_unique_matches(j->unique, done[k].state, now, now))
+                    done[i] = done[k], done[i].duplicate = dup = true;
+            if (!dup) {
+                if ((code = unique_find(s, key, j->unique, now, &dup, &done[i], err)) != 0) {
+                    PQclear(r);
+                    goto rollback;
+                }
+                if (dup)
+                    done[i].created_at_ms -= now - now_ms; /* back on the caller's clock */
+            }
+            if (dup) {
+                if (ids_out)
+                    ids_out[i] = done[i].id;
+                continue;
+            }
+            add_int(&uk[0], n_keys == 0, id);
+            add_text(&uk[1], n_keys == 0, key);
+            n_keys++;
+        }
+        done[i] = (aspen_store_submitted){.id = id, .state = state, .created_at_ms = now_ms};
         due = due || !later;
         counted[state]++;
-        int64_t id = pg_get_int(r, (int)i, 0);
         if (ids_out)
             ids_out[i] = id;
-        bool f = i == 0;
+        bool f = added++ == 0;
         add_int(&c[0], f, id);
         add_text(&c[1], f, j->type);
         add_opt_text(&c[2], f, sha[0] ? sha : NULL);
@@ -410,6 +572,8 @@ int pg_insert_jobs(struct pg_store *s, const aspen_store_job_spec *specs, size_t
         }
     }
     PQclear(r);
+    if (added == 0) /* every job was a duplicate: nothing to write */
+        goto done;
     p = (struct pg_params){0};
     bool oom = false;
     for (int i = 0; i < COLS; i++) {
@@ -436,9 +600,23 @@ int pg_insert_jobs(struct pg_store *s, const aspen_store_job_spec *specs, size_t
                      err);
     for (int i = 0; i < COLS; i++)
         pg_sql_free(&c[i]);
-    if (!code && (size_t)inserted != n)
+    if (!code && (size_t)inserted != added)
         code = store_err(err, ASPEN_STORE_EIO, "%lld of %zu jobs were inserted",
-                         (long long)inserted, n);
+                         (long long)inserted, added);
+    if (!code && n_keys) {
+        pg_sql_add(&uk[0], "}");
+        pg_sql_add(&uk[1], "}");
+        p = (struct pg_params){0};
+        pg_p_text(&p, uk[0].text);
+        pg_p_text(&p, uk[1].text);
+        pg_p_int(&p, now);
+        code = uk[0].oom || uk[1].oom
+                   ? store_err(err, ASPEN_STORE_ENOMEM, "out of memory for unique keys")
+                   : run(s, "pgj_unique_insert",
+                         "INSERT INTO job_unique (job, key, created_at) SELECT u.job, u.key, $3"
+                         " FROM unnest($1::bigint[], $2::text[]) AS u (job, key)",
+                         &p, "storing unique keys", NULL, err);
+    }
     if (code)
         goto rollback;
     for (int st = 0; st < ASPEN_STORE_STATE_COUNT; st++)
@@ -455,14 +633,19 @@ int pg_insert_jobs(struct pg_store *s, const aspen_store_job_spec *specs, size_t
     }
     if (due && (code = pg_notify_work(s, err)) != 0)
         goto rollback;
+done:
     pg_sql_free(&qids);
     pg_sql_free(&qnames);
-    return 0;
+    for (int i = 0; i < 2; i++)
+        pg_sql_free(&uk[i]);
+    return code;
 rollback:
     for (int i = 0; i < COLS; i++)
         pg_sql_free(&c[i]);
     pg_sql_free(&qids);
     pg_sql_free(&qnames);
+    for (int i = 0; i < 2; i++)
+        pg_sql_free(&uk[i]);
     return code;
 }
 
@@ -1732,6 +1915,9 @@ int pg_delete(aspen_store *base, int64_t id, aspen_store_error *err)
         code = run(s, "pgj_delete_attempts", "DELETE FROM attempts WHERE job = $1", &p,
                    "deleting a job", NULL, err);
     if (!code)
+        code = run(s, "pgj_delete_unique", "DELETE FROM job_unique WHERE job = $1", &p,
+                   "deleting a job", NULL, err);
+    if (!code)
         code = run(s, "pgj_delete_job", "DELETE FROM jobs WHERE id = $1", &p, "deleting a job",
                    NULL, err);
     if (code)
@@ -1765,7 +1951,8 @@ int pg_purge(aspen_store *base, int64_t finished_before_ms, int64_t *deleted,
                           "WITH gone AS (DELETE FROM jobs WHERE state IN ('succeeded', 'failed',"
                           " 'cancelled') AND finished_at < $1 RETURNING id, state),"
                           " l AS (DELETE FROM logs WHERE job IN (SELECT id FROM gone)),"
-                          " a AS (DELETE FROM attempts WHERE job IN (SELECT id FROM gone))"
+                          " a AS (DELETE FROM attempts WHERE job IN (SELECT id FROM gone)),"
+                          " u AS (DELETE FROM job_unique WHERE job IN (SELECT id FROM gone))"
                           " SELECT state, count(*) FROM gone GROUP BY state",
                           &p, "purging old jobs", err);
     if (!r) {

@@ -987,6 +987,25 @@ static int pg_migrate_v9(struct pg_store *s, aspen_store_error *err)
     return 0;
 }
 
+/* Version 10: unique jobs' keys and the finished-jobs index of retention (the same tables and
+ * indexes as SQLite's migrate_v10; docs/STORE.md "Unique jobs", "Retention"). */
+static int pg_migrate_v10(struct pg_store *s, aspen_store_error *err)
+{
+    PGresult *r = PQexec(s->conn,
+                         "CREATE TABLE job_unique ("
+                         "  job bigint PRIMARY KEY,"
+                         "  key text NOT NULL,"
+                         "  created_at bigint NOT NULL);"
+                         "CREATE INDEX job_unique_key ON job_unique (key, created_at);"
+                         "CREATE INDEX jobs_finished ON jobs (state, finished_at)"
+                         "  WHERE finished_at IS NOT NULL;");
+    int code = 0;
+    if (PQresultStatus(r) != PGRES_COMMAND_OK)
+        code = pg_err(s, err, r, "adding unique keys and the finished-jobs index (version 10)");
+    PQclear(r);
+    return code;
+}
+
 /* pg_migrations[v - 4] takes a database from v to v + 1, inside the transaction that holds the
  * schema lock (a fresh database is created at 4 and migrated at once, in the same transaction). */
 static int (*const pg_migrations[ASPEN_STORE_SCHEMA_VERSION - 4])(struct pg_store *,
@@ -996,6 +1015,7 @@ static int (*const pg_migrations[ASPEN_STORE_SCHEMA_VERSION - 4])(struct pg_stor
     pg_migrate_v7,
     pg_migrate_queues, /* version 8: named queues (pg_queues.c) */
     pg_migrate_v9,
+    pg_migrate_v10,
 };
 
 static int create_schema(struct pg_store *s, aspen_store_error *err)
@@ -1449,6 +1469,7 @@ const struct store_ops store_pg_ops = {
     .rerun = pg_rerun,
     .retry = pg_retry,
     .delete = pg_delete,
+    .job_unique_key = pg_job_unique_key,
     .purge = pg_purge,
     .engine_register = pg_engine_register,
     .engine_renew = pg_engine_renew,

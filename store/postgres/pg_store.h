@@ -229,7 +229,9 @@ int pg_put_binary(aspen_store *s, const void *bytes, size_t size, const char *na
 int pg_get_binary(aspen_store *s, const char *sha256, aspen_store_binary *out,
                   aspen_store_error *err);
 int pg_submit_batch(aspen_store *s, const aspen_store_job_spec *specs, size_t n, int64_t now_ms,
-                    int64_t *ids_out, aspen_store_error *err);
+                    const char *const *keys, int64_t *ids_out, aspen_store_submitted *out,
+                    aspen_store_error *err);
+int pg_job_unique_key(aspen_store *s, int64_t id, char **key, aspen_store_error *err);
 int pg_claim(aspen_store *s, int64_t engine_id, size_t max, int64_t now_ms, aspen_store_job **jobs,
              size_t *n, bool *paused, aspen_store_error *err);
 int pg_unclaim(aspen_store *s, int64_t engine_id, const int64_t *ids, size_t n,

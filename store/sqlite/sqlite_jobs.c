@@ -372,8 +372,63 @@ static int insert_job(struct sqlite_store *s, const aspen_store_job_spec *j, siz
     return code;
 }
 
+/* ",queued,running," for instr(): the states a rule counts. */
+static void states_list(unsigned states, char *out, size_t size)
+{
+    size_t used = snprintf(out, size, ",");
+    for (int st = 0; st < ASPEN_STORE_STATE_COUNT; st++)
+        if (states & (1u << st))
+            used += snprintf(out + used, used < size ? size - used : 0, "%s,",
+                             aspen_store_state_name((aspen_store_state)st));
+}
+
+/* The newest job of a key that a rule counts at now (*found false when none). Inside the submit's
+ * BEGIN IMMEDIATE: no other connection can add a job of this key until it commits. */
+static int unique_find(struct sqlite_store *s, const char *key, const aspen_store_unique *u,
+                       int64_t now_ms, bool *found, aspen_store_submitted *dup,
+                       aspen_store_error *err)
+{
+    *found = false;
+    sqlite3_stmt *st = store_stmt(s, ST_UNIQUE_FIND, err);
+    if (!st)
+        return stmt_failed(s, err);
+    char states[80];
+    states_list(store_unique_states(u), states, sizeof states);
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, store_unique_since(u, now_ms));
+    sqlite3_bind_text(st, 3, states, -1, SQLITE_TRANSIENT);
+    int rc = sqlite3_step(st), code = 0;
+    if (rc == SQLITE_ROW) {
+        int state = state_from_text(sqlite3_column_text(st, 1));
+        *found = state >= 0;
+        dup->id = sqlite3_column_int64(st, 0);
+        dup->duplicate = true;
+        dup->state = state >= 0 ? (aspen_store_state)state : ASPEN_STORE_QUEUED;
+        dup->created_at_ms = sqlite3_column_int64(st, 2);
+    } else if (rc != SQLITE_DONE) {
+        code = store_sqlite_err(s, err, rc, "looking up a unique key");
+    }
+    sqlite3_reset(st);
+    return code;
+}
+
+static int unique_insert(struct sqlite_store *s, int64_t id, const char *key, int64_t now_ms,
+                         aspen_store_error *err)
+{
+    sqlite3_stmt *st = store_stmt(s, ST_UNIQUE_INSERT, err);
+    if (!st)
+        return stmt_failed(s, err);
+    sqlite3_bind_int64(st, 1, id);
+    sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, now_ms);
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? 0 : store_sqlite_err(s, err, rc, "storing a unique key");
+}
+
 int sq_submit_batch(aspen_store *base, const aspen_store_job_spec *specs, size_t n, int64_t now_ms,
-                    int64_t *ids_out, aspen_store_error *err)
+                    const char *const *keys, int64_t *ids_out, aspen_store_submitted *out,
+                    aspen_store_error *err)
 {
     struct sqlite_store *s = sq(base);
     int code = tx_begin(s, err);
@@ -381,13 +436,48 @@ int sq_submit_batch(aspen_store *base, const aspen_store_job_spec *specs, size_t
         return code;
     struct binary_memo memo = {0};
     for (size_t i = 0; i < n; i++) {
-        code = insert_job(s, &specs[i], i, n, now_ms, &memo, ids_out ? &ids_out[i] : NULL, err);
-        if (code)
+        const char *key = keys ? keys[i] : NULL;
+        aspen_store_submitted done = {0};
+        bool dup = false;
+        if (key && (code = unique_find(s, key, specs[i].unique, now_ms, &dup, &done, err)) != 0)
             goto rollback;
+        if (!dup) {
+            code = insert_job(s, &specs[i], i, n, now_ms, &memo, &done.id, err);
+            if (!code && key)
+                code = unique_insert(s, done.id, key, now_ms, err);
+            if (code)
+                goto rollback;
+            int64_t run_at = specs[i].run_at_ms > 0 ? specs[i].run_at_ms : now_ms;
+            done.state = run_at > now_ms ? ASPEN_STORE_SCHEDULED : ASPEN_STORE_QUEUED;
+            done.created_at_ms = now_ms;
+        }
+        if (ids_out)
+            ids_out[i] = done.id;
+        if (out)
+            out[i] = done;
     }
     return tx_commit(s, "committing submitted jobs", err);
 rollback:
     tx_rollback(s);
+    return code;
+}
+
+int sq_job_unique_key(aspen_store *base, int64_t id, char **key, aspen_store_error *err)
+{
+    struct sqlite_store *s = sq(base);
+    sqlite3_stmt *st = store_stmt(s, ST_UNIQUE_GET, err);
+    if (!st)
+        return stmt_failed(s, err);
+    sqlite3_bind_int64(st, 1, id);
+    int rc = sqlite3_step(st), code = 0;
+    if (rc == SQLITE_ROW) {
+        *key = store_strdup((const char *)sqlite3_column_text(st, 0));
+        if (!*key)
+            code = store_err(err, ASPEN_STORE_ENOMEM, "out of memory reading a unique key");
+    } else if (rc != SQLITE_DONE) {
+        code = store_sqlite_err(s, err, rc, "reading a job's unique key");
+    }
+    sqlite3_reset(st);
     return code;
 }
 
@@ -1120,7 +1210,7 @@ int sq_delete(aspen_store *base, int64_t id, aspen_store_error *err)
         goto rollback;
     }
     static const enum stmt_id steps[] = {ST_DELETE_LOGS, ST_DELETE_ATTEMPTS, ST_DELETE_PAYLOAD,
-                                         ST_DELETE_JOB};
+                                         ST_DELETE_UNIQUE, ST_DELETE_JOB};
     for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
         sqlite3_stmt *st = store_stmt(s, steps[i], err);
         if (!st) {
@@ -1177,10 +1267,10 @@ int sq_purge(aspen_store *base, int64_t finished_before_ms, int64_t *deleted,
         code = store_sqlite_err(s, err, rc, "purging old jobs");
         goto rollback;
     }
-    static const char *const tables[] = {"logs", "attempts", "job_payloads"};
-    static const char *const keys[] = {"job", "job", "id"};
-    for (int pass = 0; pass < 4; pass++) {
-        if (pass < 3)
+    static const char *const tables[] = {"logs", "attempts", "job_payloads", "job_unique"};
+    static const char *const keys[] = {"job", "job", "id", "job"};
+    for (int pass = 0; pass < 5; pass++) {
+        if (pass < 4)
             snprintf(sql, sizeof sql,
                      "DELETE FROM %s WHERE %s IN (SELECT id FROM jobs WHERE state IN %s"
                      " AND finished_at < ?1)",

@@ -140,6 +140,15 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_DELETE_JOB] = "DELETE FROM jobs WHERE id = ?1",
     [ST_ATTEMPT_DATA_PUT] = "INSERT OR REPLACE INTO attempt_data (job, attempt, kind, size, bytes)"
                             " VALUES (?1, ?2, 2, ?3, ?4)",
+    /* The newest job of a key created after ?2 whose state is one of ?3 (",queued,running,"):
+     * read backwards on job_unique_key, so a key's old jobs are never read. */
+    [ST_UNIQUE_FIND] = "SELECT u.job, j.state, j.created_at FROM job_unique u INDEXED BY"
+                       " job_unique_key JOIN jobs j ON j.id = u.job WHERE u.key = ?1"
+                       " AND u.created_at > ?2 AND instr(?3, ',' || j.state || ',') > 0"
+                       " ORDER BY u.created_at DESC, u.job DESC LIMIT 1",
+    [ST_UNIQUE_INSERT] = "INSERT INTO job_unique (job, key, created_at) VALUES (?1, ?2, ?3)",
+    [ST_UNIQUE_GET] = "SELECT key FROM job_unique WHERE job = ?1",
+    [ST_DELETE_UNIQUE] = "DELETE FROM job_unique WHERE job = ?1",
 };
 
 /* Schema version 1. Why the indexes look like this:
@@ -353,6 +362,30 @@ static int migrate_v9(struct sqlite_store *s, aspen_store_error *err)
     return 0;
 }
 
+/* Version 10: unique jobs and retention.
+ * - job_unique holds the key of each job submitted with a uniqueness rule (docs/STORE.md "Unique
+ *   jobs"), apart from jobs so that no job row, statement or index of the hot path changes; the
+ *   submit looks a key up by (key, created_at) under the transaction's write lock.
+ * - jobs_finished lists finished jobs per final state by when they finished (finished_at is set
+ *   only in final states), so the retention pruner reads exactly the oldest ones of a state in
+ *   small batches, however many newer ones there are. */
+static int migrate_v10(struct sqlite_store *s, aspen_store_error *err)
+{
+    int rc = sqlite3_exec(s->db,
+                          "CREATE TABLE IF NOT EXISTS job_unique ("
+                          "  job INTEGER PRIMARY KEY,"
+                          "  key TEXT NOT NULL,"
+                          "  created_at INTEGER NOT NULL);"
+                          "CREATE INDEX IF NOT EXISTS job_unique_key ON job_unique (key, created_at);"
+                          "CREATE INDEX IF NOT EXISTS jobs_finished ON jobs (state, finished_at)"
+                          "  WHERE finished_at IS NOT NULL;",
+                          NULL, NULL, NULL);
+    if (rc != SQLITE_OK)
+        return store_sqlite_err(s, err, rc, "adding unique keys and the finished-jobs index "
+                                            "(version 10)");
+    return 0;
+}
+
 /* migrations[v] takes a database at version v to v + 1. */
 static int (*const migrations[ASPEN_STORE_SCHEMA_VERSION])(struct sqlite_store *,
                                                            aspen_store_error *) = {
@@ -365,6 +398,7 @@ static int (*const migrations[ASPEN_STORE_SCHEMA_VERSION])(struct sqlite_store *
     migrate_v7,
     sq_migrate_queues, /* version 8: named queues (sqlite_queues.c) */
     migrate_v9,
+    migrate_v10,
 };
 
 const char *store_stmt_sql(enum stmt_id id) { return stmt_sql[id]; }
@@ -1043,6 +1077,7 @@ const struct store_ops store_sqlite_ops = {
     .rerun = sq_rerun,
     .retry = sq_retry,
     .delete = sq_delete,
+    .job_unique_key = sq_job_unique_key,
     .purge = sq_purge,
     .engine_register = sq_engine_register,
     .engine_renew = sq_engine_renew,

@@ -192,9 +192,10 @@ static int submit(aspen_store *s, const aspen_store_job_spec *specs, size_t n, i
         else if ((code = aspen_store_unique_key(&specs[i], keys[i], ASPEN_STORE_UNIQUE_KEY_MAX + 1,
                                                 err)) != 0 &&
                  err && *where) {
-            char msg[sizeof err->msg];
+            char msg[sizeof err->msg + sizeof where];
             snprintf(msg, sizeof msg, "%s%s", where, err->msg);
-            memcpy(err->msg, msg, sizeof msg);
+            msg[sizeof err->msg - 1] = '\0'; /* cut to fit, as every message is */
+            memcpy(err->msg, msg, sizeof err->msg);
         }
     }
     if (!code)

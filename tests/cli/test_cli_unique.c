@@ -22,20 +22,6 @@
 static char g_dir[256];
 static int g_n;
 
-static out run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static out run(const char *fmt, ...)
-{
-    char cmd[8192];
-    va_list ap;
-    va_start(ap, fmt);
-    cmd[0] = '(';
-    int n = vsnprintf(cmd + 1, sizeof cmd - 16, fmt, ap);
-    va_end(ap);
-    assert_true(n > 0 && (size_t)n < sizeof cmd - 16);
-    strcat(cmd, ") 2>&1");
-    return run_shell(cmd);
-}
-
 static void expect(const out *o, int status, const char *needle)
 {
     if (o->status != status || (needle && !has(o, needle)))

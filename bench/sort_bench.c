@@ -10,12 +10,14 @@
  *    created again (sorting once is far faster than N random inserts) and the kept counts
  *    rebuilt. With --db of an existing database built before, it is reused (--keep keeps a new
  *    one).
- * 2. Through the store's public API, as the console reads (tui/app.c): for every sort key and
- *    direction, a sort change = the first window of 500 rows; then cursor moves = the window
- *    re-read around a row deep in the list, keyset-paged as the console does (the 250 rows before
- *    the cursor's job, the 250 from it on: two queries), 20 window shifts down the list per sort;
- *    G = the last window (the other direction's first). The same under a filter (failed; a guest).
- *    For comparison, what an OFFSET page costs at the middle of the list.
+ * 2. Through the store's public API, as the console reads (tui/app.c): for every indexed sort key
+ *    (id, guest, priority, created, duration) and direction, a sort change = the first window of
+ *    500 rows; then cursor moves = the window re-read around a row deeper in the list,
+ *    keyset-paged as the console does (the 250 rows before the cursor's job, the 250 from it on:
+ *    two queries), 20 window shifts down the list per sort; G = the last window (the other
+ *    direction's first). Then under a filter (failed; one guest) by id, duration and priority; the
+ *    sorts without an index (state, attempts) once; and for comparison an OFFSET page at the
+ *    middle of the list.
  * Medians, p95 and max in ms.
  */
 #include "aspen_store.h"
@@ -175,6 +177,38 @@ static double window_at(aspen_store *s, const aspen_store_filter *base, int64_t 
     return t;
 }
 
+static bool indexed(aspen_store_sort k)
+{
+    return k == ASPEN_STORE_SORT_ID || k == ASPEN_STORE_SORT_GUEST || k == ASPEN_STORE_SORT_PRIORITY ||
+           k == ASPEN_STORE_SORT_CREATED || k == ASPEN_STORE_SORT_DURATION;
+}
+
+/* A sort change (the first window) and then `shifts` window shifts down the list; G too when
+ * end is not NULL. */
+static void scroll(aspen_store *s, const aspen_store_filter *base, aspen_store_sort k, bool d,
+                   int shifts, struct series *change, struct series *cursor, struct series *end)
+{
+    aspen_store_filter f = *base;
+    f.sort = k;
+    f.sort_desc = d;
+    f.limit = WINDOW;
+    aspen_store_job *jobs = NULL;
+    double t = now_ms();
+    size_t n = list(s, &f, &jobs);
+    add(change, now_ms() - t);
+    int64_t anchor = n ? jobs[n - 1].id : 0;
+    aspen_store_jobs_free(jobs, n);
+    for (int m = 0; m < shifts && anchor; m++)
+        add(cursor, window_at(s, &f, anchor, &anchor));
+    if (end) {
+        f.sort_desc = !d;
+        t = now_ms();
+        n = list(s, &f, &jobs);
+        add(end, now_ms() - t);
+        aspen_store_jobs_free(jobs, n);
+    }
+}
+
 static void run(const char *path, int rounds)
 {
     aspen_store *s = NULL;
@@ -188,48 +222,47 @@ static void run(const char *path, int rounds)
     for (int i = 0; i < ASPEN_STORE_STATE_COUNT; i++)
         total += counts[i];
     struct series sort_change = {0}, cursor = {0}, end = {0}, f_sort = {0}, f_cursor = {0};
-    struct series offset_mid = {0};
-    const char *filters[] = {NULL, "failed", "guest:guest-3"};
-    for (int r = 0; r < rounds; r++)
-        for (size_t fi = 0; fi < sizeof filters / sizeof filters[0]; fi++) {
+    struct series u_sort = {0}, u_cursor = {0}, offset_mid = {0};
+    aspen_store_filter none = {0};
+    for (int r = 0; r < rounds; r++) {
+        /* the indexed sorts, both ways: 20 window shifts each, and G */
+        for (int k = ASPEN_STORE_SORT_ID; k < ASPEN_STORE_SORT_COUNT; k++)
+            for (int d = 0; d < 2; d++)
+                if (indexed((aspen_store_sort)k))
+                    scroll(s, &none, (aspen_store_sort)k, d, 20, &sort_change, &cursor, &end);
+        /* under a filter: failed (5%) and one guest of 20, by id, duration and priority */
+        const char *filters[] = {"failed", "guest:guest-3"};
+        const aspen_store_sort fs[] = {ASPEN_STORE_SORT_ID, ASPEN_STORE_SORT_DURATION,
+                                       ASPEN_STORE_SORT_PRIORITY};
+        for (size_t fi = 0; fi < 2; fi++) {
             aspen_store_filter base = {0};
             char buf[256];
-            if (filters[fi] && aspen_store_filter_parse(filters[fi], &base, buf, sizeof buf, &e))
+            if (aspen_store_filter_parse(filters[fi], &base, buf, sizeof buf, &e))
                 die("filter", e.msg);
-            for (int k = ASPEN_STORE_SORT_ID; k < ASPEN_STORE_SORT_COUNT; k++)
-                for (int d = 0; d < 2; d++) {
-                    aspen_store_filter f = base;
-                    f.sort = (aspen_store_sort)k;
-                    f.sort_desc = d;
-                    f.limit = WINDOW;
-                    aspen_store_job *jobs = NULL;
-                    double t = now_ms();
-                    size_t n = list(s, &f, &jobs);
-                    t = now_ms() - t;
-                    add(filters[fi] ? &f_sort : &sort_change, t);
-                    int64_t anchor = n ? jobs[n - 1].id : 0;
-                    aspen_store_jobs_free(jobs, n);
-                    /* scroll down: 20 window shifts, each 250 rows further */
-                    for (int m = 0; m < 20 && anchor; m++)
-                        add(filters[fi] ? &f_cursor : &cursor, window_at(s, &f, anchor, &anchor));
-                    if (!filters[fi]) {
-                        /* G: the last window */
-                        f.sort_desc = !d;
-                        t = now_ms();
-                        n = list(s, &f, &jobs);
-                        add(&end, now_ms() - t);
-                        aspen_store_jobs_free(jobs, n);
-                        if (r == 0 && d == 0) {
-                            f.sort_desc = false;
-                            f.offset = total / 2;
-                            t = now_ms();
-                            n = list(s, &f, &jobs);
-                            add(&offset_mid, now_ms() - t);
-                            aspen_store_jobs_free(jobs, n);
-                        }
-                    }
-                }
+            for (size_t k = 0; k < 3; k++)
+                for (int d = 0; d < 2; d++)
+                    scroll(s, &base, fs[k], d, 5, &f_sort, &f_cursor, NULL);
         }
+        if (r == 0) {
+            /* the sorts without an index (state, attempts): a sort change and 2 shifts each */
+            for (int d = 0; d < 2; d++) {
+                scroll(s, &none, ASPEN_STORE_SORT_STATE, d, 2, &u_sort, &u_cursor, NULL);
+                scroll(s, &none, ASPEN_STORE_SORT_ATTEMPTS, d, 2, &u_sort, &u_cursor, NULL);
+            }
+            /* for comparison: a page at the middle by OFFSET */
+            for (int k = ASPEN_STORE_SORT_ID; k < ASPEN_STORE_SORT_COUNT; k++) {
+                if (!indexed((aspen_store_sort)k))
+                    continue;
+                aspen_store_filter f = {.sort = (aspen_store_sort)k, .limit = WINDOW,
+                                        .offset = total / 2};
+                aspen_store_job *jobs = NULL;
+                double t = now_ms();
+                size_t n = list(s, &f, &jobs);
+                add(&offset_mid, now_ms() - t);
+                aspen_store_jobs_free(jobs, n);
+            }
+        }
+    }
     aspen_store_close(s);
     struct stat sb;
     stat(path, &sb);
@@ -240,6 +273,8 @@ static void run(const char *path, int rounds)
     print_series("end_G", &end, false);
     print_series("filtered_sort_change", &f_sort, false);
     print_series("filtered_cursor_window_shift", &f_cursor, false);
+    print_series("unindexed_sort_change", &u_sort, false);
+    print_series("unindexed_cursor_window_shift", &u_cursor, false);
     print_series("offset_page_at_middle", &offset_mid, true);
     printf("}\n");
 }

@@ -236,6 +236,26 @@ done:
     return rc;
 }
 
+/* Every benchmark there is: `aspen bench` lists them all, not only the one parsed here. */
+static void bench_usage(FILE *f)
+{
+    fprintf(f,
+            "usage: aspen bench vm [--json] [--iterations N]\n"
+            "       aspen bench engine [--jobs N] [--workers N] [--guest NAME] [--db PATH] [--live]\n"
+            "                          [--json]   (aspen bench engine --help for its options)\n"
+            "  vm      what a job costs in a micro-VM: cold start, a warm job, one host call, the\n"
+            "          seed's guests, guest compute against native, host memory per warm VM\n"
+            "          (--iterations N runs per figure, default 2000, at least 10)\n"
+            "  engine  the whole job engine's throughput: N jobs submitted, run in warm VMs and\n"
+            "          committed to the store (jobs/s, submit-to-finish p50/p99)\n"
+            "  --json  one JSON line instead of text\n"
+            "make bench runs vm and engine beside the KVM floor of this machine, and the console\n"
+            "benchmark. More programs are built beside aspen: aspen-bench-console (the console on\n"
+            "1,000,000 jobs), aspen-bench-sort (the whole-store sort on 10,000,000 jobs),\n"
+            "aspen-bench-guests (C and Rust guests warm), aspen-bench-musl (a static Linux\n"
+            "program), tests/store/store_bench (the store alone); docs/BENCHMARKS.md has results.\n");
+}
+
 int cmd_bench(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -261,17 +281,19 @@ int cmd_bench(int argc, char **argv)
         }
         case 'h':
         default:
-            fprintf(c == 'h' ? stdout : stderr,
-                    "usage: aspen bench vm [--json] [--iterations N]\n");
+            bench_usage(c == 'h' ? stdout : stderr);
             return c == 'h' ? 0 : 2;
         }
     }
     if (optind != argc - 1 || iters < 10) {
-        fprintf(stderr, "usage: aspen bench vm [--json] [--iterations N>=10]\n");
+        bench_usage(stderr);
         return 2;
     }
     if (strcmp(argv[optind], "vm") == 0)
         return bench_vm(iters, as_json);
-    cli_error("unknown benchmark '%s' (try: vm)", argv[optind]);
+    const char *names[] = {"vm", "engine"};
+    const char *near = cli_nearest(argv[optind], names, 2);
+    cli_error("unknown benchmark '%s'%s%s%s (the benchmarks: vm, engine)", argv[optind],
+              near ? ": did you mean '" : "", near ? near : "", near ? "'?" : "");
     return 2;
 }

@@ -184,9 +184,10 @@ int cmd_demo(int argc, char **argv)
     report(eng, again, "the echo job rerun: a warm VM restored from its snapshot");
     aspen_engine_snapshot *snap = calloc(1, sizeof *snap);
     if (snap && aspen_engine_snapshot_get(eng, snap, &err) == 0)
-        printf("\nwarm VM pool: %zu VMs, %zu KiB guest memory, hit rate %.0f%%; see the jobs with "
+        printf("\nwarm VM pool: %zu VM%s, %zu KiB guest memory, hit rate %.0f%%; see the jobs with "
                "`aspen jobs`, one with `aspen show ID`\n",
-               snap->throughput.pool_vms, snap->throughput.pool_bytes / 1024,
+               snap->throughput.pool_vms, snap->throughput.pool_vms == 1 ? "" : "s",
+               snap->throughput.pool_bytes / 1024,
                snap->throughput.pool_hit_rate * 100);
     free(snap);
     rc = 0;

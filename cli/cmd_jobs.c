@@ -846,7 +846,8 @@ int cmd_show(int argc, char **argv)
         }
         if (j.error)
             show_field("error", j.error, "");
-        printf("  logs        %d lines (aspen logs %lld)", j.log_count, (long long)j.id);
+        printf("  logs        %d line%s (aspen logs %lld)", j.log_count, j.log_count == 1 ? "" : "s",
+               (long long)j.id);
         if (j.log_dropped > 0) /* counted past the per-job cap, never kept */
             printf(", %lld more not kept (the per-job cap)", (long long)j.log_dropped);
         printf("\n");

@@ -16,6 +16,35 @@
 #include <string.h>
 #include <time.h>
 
+/* Every option, what it does and its default: the help a new user reads first. */
+static void worker_usage(FILE *f)
+{
+    fprintf(f,
+            "usage: aspen worker [--workers N] [--until-idle] [--quiet] [--grace MS]\n"
+            "                    [--lease MS] [--recover MS] [--queues A,B] [--db PATH] [--create]\n"
+            "Runs jobs from the database in warm micro-VMs (and the in-process types) until\n"
+            "Ctrl-C or SIGTERM, printing a line per finished job. Start as many as you like, on\n"
+            "one host or (PostgreSQL) many: each job runs once.\n"
+            "  --workers N   worker threads, each running one job at a time (default 2, at most\n"
+            "                %d); a worker keeps the warm VM it used last\n"
+            "  --until-idle  stop once nothing is queued, scheduled or running (scripts, tests)\n"
+            "  --quiet       no line per finished job; engine messages still go to stderr\n"
+            "  --grace MS    at Ctrl-C, how long running jobs may take to finish before they go\n"
+            "                back to the queue uncharged (default 5000; 0: at once)\n"
+            "  --lease MS    how long this engine's jobs stay its own without a heartbeat\n"
+            "                (default 5000, at least 500): a host that dies has its jobs run\n"
+            "                elsewhere within about that; it heartbeats every lease / 5\n"
+            "  --recover MS  how often it looks for dead engines' jobs (default 5000, at least 100)\n"
+            "  --queues A,B  serve only these named queues (default: every queue; aspen queues\n"
+            "                lists them)\n"
+            "  --db PATH     the database (an SQLite file, or postgresql://USER@HOST/DB); it must\n"
+            "                exist unless --create (default: $ASPEN_DB, else\n"
+            "                ~/.local/share/aspen/aspen.db)\n"
+            "Stop it with Ctrl-C (running jobs get --grace), pause every worker on the database\n"
+            "with aspen pause; aspen engines lists every worker process and what it runs.\n",
+            ASPEN_ENGINE_MAX_WORKERS);
+}
+
 static void on_event(const aspen_engine_event *ev, void *user)
 {
     bool quiet = *(bool *)user;
@@ -111,20 +140,12 @@ int cmd_worker(int argc, char **argv)
         case 'C': cli_create = true; break;
         case 'h':
         default:
-            fprintf(c == 'h' ? stdout : stderr,
-                    "usage: aspen worker [--workers N] [--until-idle] [--quiet] [--grace MS] "
-                    "[--lease MS] [--recover MS] [--queues A,B] [--db PATH]\n"
-                    "  --queues A,B  serve only these named queues (default: every queue)\n"
-                    "  --lease MS    how long this engine's jobs stay its own without a heartbeat "
-                    "(default 5000):\n"
-                    "                a host that dies has its jobs run elsewhere within about "
-                    "that\n"
-                    "  --recover MS  how often it looks for dead hosts' jobs (default 5000)\n");
+            worker_usage(c == 'h' ? stdout : stderr);
             return c == 'h' ? 0 : 2;
         }
     }
     if (optind != argc) {
-        fprintf(stderr, "usage: aspen worker [--workers N] [--until-idle] [--quiet] [--db PATH]\n");
+        worker_usage(stderr);
         return 2;
     }
     /* Engine threads inherit this mask: only the main thread takes SIGINT/SIGTERM. */
@@ -147,8 +168,8 @@ int cmd_worker(int argc, char **argv)
     }
     char shown[512]; /* a PostgreSQL conninfo may hold a password */
     aspen_store_name_shown(aspen_engine_db_path(eng), shown, sizeof shown);
-    fprintf(stderr, "aspen worker: engine %lld on %s with %d workers%s\n",
-            (long long)aspen_engine_id(eng), shown, workers,
+    fprintf(stderr, "aspen worker: engine %lld on %s with %d worker%s%s\n",
+            (long long)aspen_engine_id(eng), shown, workers, workers == 1 ? "" : "s",
             until_idle ? " (until idle)" : " (Ctrl-C to stop)");
     int rc = 0;
     for (;;) {

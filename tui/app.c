@@ -1079,7 +1079,8 @@ static void act_done(uv_work_t *w, int status)
                 tui_set_status(a, false, "job %lld: priority %lld", (long long)r->ids[0],
                                (long long)r->last_id);
             else
-                tui_set_status(a, false, "priority changed for %d jobs", r->done);
+                tui_set_status(a, false, "priority changed for %d job%s", r->done,
+                               r->done == 1 ? "" : "s");
             break;
         case ACT_RUN_NOW:
             if (r->failed && !r->done)
@@ -1090,7 +1091,8 @@ static void act_done(uv_work_t *w, int status)
             else if (r->n == 1)
                 tui_set_status(a, false, "job %lld queued: it runs now", (long long)r->ids[0]);
             else
-                tui_set_status(a, false, "%d jobs queued: they run now", r->done);
+                tui_set_status(a, false, "%d job%s queued to run now", r->done,
+                               r->done == 1 ? "" : "s");
             break;
         case ACT_RETRY_FAILED:
             if (r->rc || r->failed)
@@ -1395,8 +1397,11 @@ static bool apply_filter(tui_app *a, const char *text, bool quiet)
     if (tui_filter_parse(text, &f, buf, sizeof buf, msg, sizeof msg) != 0) {
         if (!quiet)
             tui_set_status(a, true, "filter: %s", msg);
+        else /* as you type: said above the prompt, the list left as it was */
+            snprintf(a->prompt_error, sizeof a->prompt_error, "filter: %s", msg);
         return false;
     }
+    a->prompt_error[0] = '\0';
     if (strcmp(a->filter_text, text) == 0 && a->rows_loaded)
         return true; /* nothing changed: keep the cursor */
     tui_clear_error(a);
@@ -1931,6 +1936,7 @@ static void on_filter_timer(uv_timer_t *t)
  * query), a search finds as you type. */
 static void prompt_changed(tui_app *a)
 {
+    a->prompt_error[0] = '\0'; /* until the new text is parsed */
     if (a->prompt_kind == TUI_PROMPT_FILTER)
         uv_timer_start(&a->filter_timer, on_filter_timer, 120, 0);
     else if (a->prompt_kind == TUI_PROMPT_SEARCH)
@@ -2022,6 +2028,7 @@ void tui_open_prompt(tui_app *a, tui_prompt_kind kind, const char *initial)
 {
     a->mode = TUI_MODE_PROMPT;
     a->prompt_kind = kind;
+    a->prompt_error[0] = '\0';
     a->prompt.multiline = false;
     a->history[kind].pos = -1;
     tui_line_set(&a->prompt, initial);

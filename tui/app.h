@@ -160,6 +160,7 @@ typedef struct tui_app {
     long detail_left; /* columns scrolled right when not wrapping */
 
     /* prompt */
+    char prompt_error[512]; /* the filter being typed does not parse: why (shown above the line) */
     tui_prompt_kind prompt_kind;
     tui_line prompt;
     tui_history history[3]; /* by tui_prompt_kind */

@@ -206,8 +206,9 @@ static void draw_tabs(tui_app *a)
                  a->filter_text[0] ? a->filter_text : narrow ? "(none: /)" : "(none, / to set)",
                  tui_sort_name(a->sort_col), rev ? " (rev)" : "", marked);
     } else
-        snprintf(info, sizeof info, "%d workers, %zu warm VMs", a->snap.n_workers,
-                 a->snap.throughput.pool_vms);
+        snprintf(info, sizeof info, "%d worker%s, %zu warm VM%s", a->snap.n_workers,
+                 a->snap.n_workers == 1 ? "" : "s", a->snap.throughput.pool_vms,
+                 a->snap.throughput.pool_vms == 1 ? "" : "s");
     int avail = COLS - x - 1;
     int iw = text_cols(info);
     if (iw > avail && avail > 4) {
@@ -349,6 +350,27 @@ static void draw_confirm(tui_app *a)
     tui_put(y0 + 3, x0 + 2, w - 4, A_NORMAL, "%s", hint);
 }
 
+/* A message whose last row is at y: wrapped at word boundaries onto the rows above it when it is
+ * wider than the screen (over the bottom of the body), so nothing of it is cut; at most 8 rows. */
+static void draw_message(tui_app *a, int y, const char *msg, bool error)
+{
+    attr_t attr = error ? tui_pair_or(a, TUI_P_ERRMSG, A_REVERSE | A_BOLD) : A_BOLD;
+    int rows = tui_wrap_rows_text(msg, COLS, true);
+    if (rows > 8)
+        rows = 8;
+    if (rows > y - a->lay.body_y)
+        rows = y - a->lay.body_y > 1 ? y - a->lay.body_y : 1;
+    size_t len = strlen(msg), off = 0;
+    for (int r = 0; r < rows && off < len; r++) {
+        size_t n = tui_wrap_next(msg + off, len - off, COLS);
+        int row = y - (rows - 1) + r;
+        move(row, 0);
+        clrtoeol();
+        tui_put(row, 0, COLS, attr, "%.*s", (int)n, msg + off);
+        off += n;
+    }
+}
+
 static void draw_foot(tui_app *a)
 {
     int y = a->lay.foot_y;
@@ -364,12 +386,13 @@ static void draw_foot(tui_app *a)
         tui_put(y, lw, COLS - lw, A_NORMAL, "%s", a->prompt.buf + off);
         cursor_y = y;
         cursor_x = lw + (int)(a->prompt.cur - off);
+        if (a->prompt_kind == TUI_PROMPT_FILTER && a->prompt_error[0])
+            draw_message(a, y - 1, a->prompt_error, true);
         return;
     }
     uint64_t now = (uint64_t)aspen_store_now_ms();
     if (a->status[0] && now < a->status_until_ms) {
-        tui_put(y, 0, COLS, a->status_error ? tui_pair_or(a, TUI_P_ERRMSG, A_REVERSE | A_BOLD) : A_BOLD, "%s",
-            a->status);
+        draw_message(a, y, a->status, a->status_error);
         return;
     }
     unsigned cx = a->mode == TUI_MODE_SUBMIT    ? TUI_CX_FORM

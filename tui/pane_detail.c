@@ -41,8 +41,8 @@ void tui_draw_text(tui_app *a, const tui_text *t, long *top, int y0, int h, cons
             continue;
         }
         size_t off = 0;
-        do {
-            size_t next = off + tui_cols_fit(line + off, len - off, width, NULL);
+        do { /* rows break after a space, a word cut only when wider than the row */
+            size_t next = off + tui_wrap_next(line + off, len - off, width);
             if (next == off && off < len)
                 next = off + 1;
             if (row++ >= *top && y < rows)

@@ -83,8 +83,8 @@ void tui_draw_log_lines(tui_app *a, tui_logbuf *b, int y0, int h, bool follow, b
             continue;
         }
         for (size_t off = 0; off < len && y < y0 + h;) {
-            /* rows break between characters, by display columns */
-            size_t next = off + tui_cols_fit(text + off, len - off, width, NULL);
+            /* rows break after a space, by display columns; a word cut only when wider */
+            size_t next = off + tui_wrap_next(text + off, len - off, width);
             if (next == off)
                 next = off + 1;
             draw_span(a, y++, 0, text, off, next, hits, n_hits, attr, current ? hit | A_BOLD : hit);

@@ -17,15 +17,15 @@ static void vms_draw(tui_app *a, int y0, int h)
     tui_fmt_size(t->pool_budget, budget, sizeof budget);
     if (COLS >= 110)
         tui_put(y0, 1, COLS - 1, A_BOLD,
-                "Warm pool: %zu VMs, %s of %s | hit rate %.1f%% (%llu hits, %llu misses, %llu evicted) | "
+                "Warm pool: %zu VM%s, %s of %s | hit rate %.1f%% (%llu hits, %llu misses, %llu evicted) | "
                 "images %zu | claimed, waiting %zu",
-                t->pool_vms, used, budget, t->pool_hit_rate * 100.0, (unsigned long long)t->pool_hits,
+                t->pool_vms, t->pool_vms == 1 ? "" : "s", used, budget, t->pool_hit_rate * 100.0, (unsigned long long)t->pool_hits,
                 (unsigned long long)t->pool_misses, (unsigned long long)t->pool_evictions, t->images,
                 t->queue_depth);
     else /* the same figures, shorter words: nothing cut at 80 columns */
         tui_put(y0, 1, COLS - 1, A_BOLD,
-                "Pool %zu VMs %s/%s | hit %.0f%% %llu/%llu, evict %llu | images %zu | waiting %zu",
-                t->pool_vms, used, budget, t->pool_hit_rate * 100.0, (unsigned long long)t->pool_hits,
+                "Pool %zu VM%s %s/%s | hit %.0f%% %llu/%llu, evict %llu | images %zu | waiting %zu",
+                t->pool_vms, t->pool_vms == 1 ? "" : "s", used, budget, t->pool_hit_rate * 100.0, (unsigned long long)t->pool_hits,
                 (unsigned long long)(t->pool_hits + t->pool_misses),
                 (unsigned long long)t->pool_evictions, t->images, t->queue_depth);
     bool wide = COLS >= 110;

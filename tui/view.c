@@ -512,6 +512,37 @@ size_t tui_cols_fit(const char *s, size_t len, int cols, int *used)
     return i;
 }
 
+static bool is_cont_byte(char c) { return ((unsigned char)c & 0xc0) == 0x80; }
+
+size_t tui_wrap_next(const char *s, size_t len, int cols)
+{
+    size_t fit = tui_cols_fit(s, len, cols, NULL);
+    if (fit >= len)
+        return len;
+    if (fit == 0) { /* a character wider than the row: it goes alone */
+        size_t n = 1;
+        while (n < len && is_cont_byte(s[n]))
+            n++;
+        return n;
+    }
+    /* the row ends at a space: break after the last one that fits, or before the first
+     * character that does not fit if that is a space */
+    if (s[fit] == ' ')
+        return fit + 1;
+    for (size_t i = fit; i > 0; i--)
+        if (s[i - 1] == ' ') {
+            /* the word that does not fit goes to the next row, unless it is wider than a row:
+             * it is cut either way, so it starts here and no row is left half empty */
+            size_t word = strcspn(s + i, " ");
+            if (word > len - i)
+                word = len - i;
+            if (tui_cols(s + i, word) > cols)
+                return fit;
+            return i;
+        }
+    return fit; /* one word longer than the row: cut it */
+}
+
 int tui_wrap_rows_text(const char *text, int width, bool wrap)
 {
     size_t len = strlen(text);
@@ -520,8 +551,7 @@ int tui_wrap_rows_text(const char *text, int width, bool wrap)
     int rows = 0;
     size_t off = 0;
     do {
-        size_t n = tui_cols_fit(text + off, len - off, width, NULL);
-        off += n ? n : 1;
+        off += tui_wrap_next(text + off, len - off, width);
         rows++;
     } while (off < len);
     return rows;
@@ -984,7 +1014,8 @@ void tui_detail_build(tui_text *t, const aspen_store_job *j, const aspen_store_a
     if (n_att == 0)
         tui_text_add(t, "  none yet");
     tui_text_add(t, "%s", "");
-    tui_text_add(t, "Logs (%zu lines%s)", n_logs, j->log_dropped ? ", some dropped by the cap" : "");
+    tui_text_add(t, "Logs (%zu line%s%s)", n_logs, n_logs == 1 ? "" : "s",
+                 j->log_dropped ? ", some dropped by the cap" : "");
     for (size_t i = 0; i < n_logs; i++) {
         char when[32];
         tui_fmt_clock(logs[i].time_ms, when, sizeof when);

@@ -162,6 +162,13 @@ int tui_cols(const char *s, size_t len);
 /* The bytes of the longest prefix of s[0, len) that fits in cols display columns, cut between
  * characters, never inside one; *used (when not NULL) gets its columns. */
 size_t tui_cols_fit(const char *s, size_t len, int cols, int *used);
+/* Where a wrapped line's next row ends: the bytes of s[0, len) that go on a row of cols display
+ * columns, broken after the last space that fits (words are not cut), or between characters when
+ * a word is wider than a row (it starts where it is, not on a row of its own; a space that ends a
+ * row goes with it, unseen). Always at least
+ * one character when len > 0. The detail, the help and the logs pane wrap with it, and
+ * tui_wrap_rows_text counts with it. */
+size_t tui_wrap_next(const char *s, size_t len, int cols);
 /* The text of a log entry as shown: "[job N] line", or with "HH:MM:SS.mmm " in front. */
 void tui_log_format(const tui_log_entry *e, bool timestamps, bool show_job, char *out, size_t cap);
 

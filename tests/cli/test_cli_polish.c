@@ -322,6 +322,51 @@ static void test_show_error_once(void **state)
 
 /* ---- 6. scripts/build-guest.sh names a missing path as given ------------------------------------ */
 
+/* The help a new user reads: `aspen bench --help` names every benchmark, `aspen worker --help`
+ * explains every option it takes; a mistyped benchmark is named with the list. */
+static void test_bench_and_worker_help(void **state)
+{
+    (void)state;
+    out o = run("%s bench --help", ASPEN_BIN);
+    expect_out(&o, 0, "aspen bench vm");
+    static const char *const bench_words[] = {"aspen bench engine", "  vm ", "  engine ", "--json",
+                                              "--iterations", "aspen-bench-sort",
+                                              "aspen-bench-console"};
+    for (size_t i = 0; i < sizeof bench_words / sizeof bench_words[0]; i++)
+        if (!has(&o, bench_words[i]))
+            fail_msg("aspen bench --help does not mention '%s':\n%s", bench_words[i], o.buf);
+    free(o.buf);
+    o = run("%s bench engin", ASPEN_BIN);
+    expect_out(&o, 2, "unknown benchmark 'engin': did you mean 'engine'? (the benchmarks: vm, engine)");
+    free(o.buf);
+    o = run("%s worker --help", ASPEN_BIN);
+    expect_out(&o, 0, "usage: aspen worker");
+    static const char *const worker_opts[] = {"--workers N", "--until-idle", "--quiet",
+                                              "--grace MS", "--lease MS", "--recover MS",
+                                              "--db PATH", "--create", "--queues A,B", "default 2",
+                                              "default 5000"};
+    for (size_t i = 0; i < sizeof worker_opts / sizeof worker_opts[0]; i++)
+        if (!has(&o, worker_opts[i]))
+            fail_msg("aspen worker --help does not explain '%s':\n%s", worker_opts[i], o.buf);
+    free(o.buf);
+}
+
+/* One log line is "1 line", not "1 lines" (aspen show); a worker of one is "1 worker". */
+static void test_singular_counts(void **state)
+{
+    (void)state;
+    out o = run("%s submit echo-worker --payload '{\"message\":\"one\"}' --db %s/one.db --create",
+                ASPEN_BIN, g_dir);
+    expect_out(&o, 0, NULL);
+    free(o.buf);
+    o = run("%s worker --until-idle --quiet --workers 1 --db %s/one.db", ASPEN_BIN, g_dir);
+    expect_out(&o, 0, "with 1 worker (until idle)");
+    free(o.buf);
+    o = run("%s show 1 --db %s/one.db", ASPEN_BIN, g_dir);
+    expect_out(&o, 0, "logs        1 line (aspen logs 1)");
+    free(o.buf);
+}
+
 static void test_build_guest_missing_path(void **state)
 {
     (void)state;
@@ -364,6 +409,8 @@ int main(void)
         cmocka_unit_test(test_jobs_says_how_many_more),
         cmocka_unit_test(test_show_error_once),
         cmocka_unit_test(test_build_guest_missing_path),
+        cmocka_unit_test(test_bench_and_worker_help),
+        cmocka_unit_test(test_singular_counts),
         cmocka_unit_test(test_abi_example_guest),
         cmocka_unit_test(test_readme_example_guest),
         cmocka_unit_test(test_abi_handler_macros_have_semicolon),

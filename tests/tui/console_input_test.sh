@@ -129,7 +129,7 @@ T send-keys -t c -l $'\e[200~stuck'
 sleep 3.5
 keys 2
 wait_for "paste ignored \(5 bytes\)"
-wait_for "Pool [0-9]+ VMs" # the key after it was a key
+wait_for "Pool [0-9]+ VMs?" # the key after it was a key
 keys 1
 # the detail wraps a long payload and output at 80 columns; w turns wrapping off, right scrolls
 long=$(printf 'x%.0s' {1..200})
@@ -238,7 +238,7 @@ printf '%s' "$line" | grep -q $'\e\[30m\e\[43mjob 1\]\e\[39m\e\[49m echo-worker'
     fail "the match is not highlighted alone: $(printf '%s' "$line" | cat -v)"
 # mouse: a click on a tab, a click on a row, the wheel
 click 12 4 # " 2 VMs "
-wait_for "Warm pool: [0-9]+ VMs"
+wait_for "Warm pool: [0-9]+ VMs?"
 click 3 4 # " 1 Jobs "
 wait_for "^ +2 vm_execute"
 click 10 6 # the first row
@@ -387,7 +387,7 @@ keys C-u
 keys Enter
 wait_for "filter: \(none"
 keys 2
-wait_for "Pool [0-9]+ VMs"
+wait_for "Pool [0-9]+ VMs?"
 keys 3
 wait_for "Logs of all jobs"
 keys 1

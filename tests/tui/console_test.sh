@@ -115,7 +115,7 @@ wait_for "^ +2 vm_execute"
 
 # the VMs pane shows the workers and the warm pool
 keys 2
-wait_for "Warm pool: [0-9]+ VMs"
+wait_for "Warm pool: [0-9]+ VMs?"
 wait_for "^0 +(idle|running)"
 keys 1
 
@@ -169,7 +169,7 @@ wait_for "Logs of job 1"
 keys a
 wait_for "Logs of all jobs"
 keys Tab Tab Tab Tab # logs -> engines -> cron -> jobs -> vms
-wait_for "[Pp]ool:? [0-9]+ VMs"
+wait_for "[Pp]ool:? [0-9]+ VMs?"
 keys Escape
 quit_and_check_jobs small
 

@@ -620,6 +620,25 @@ static void test_display_columns(void **st)
     assert_int_equal(tui_wrap_rows_text("", 4, true), 1);
 }
 
+/* Wrapping breaks after a space, never inside a word unless the word is wider than the row. */
+static void test_wrap_at_words(void **st)
+{
+    (void)st;
+    const char *s = "alpha beta gamma";
+    assert_int_equal(tui_wrap_next(s, strlen(s), 8), 6);        /* "alpha " */
+    assert_int_equal(tui_wrap_next(s + 6, strlen(s + 6), 8), 5); /* "beta " */
+    assert_int_equal(tui_wrap_next(s, strlen(s), 5), 6); /* "alpha" fits exactly: its space goes too */
+    assert_int_equal(tui_wrap_next(s, strlen(s), 100), strlen(s));
+    assert_int_equal(tui_wrap_next("abcdefghij", 10, 4), 4);    /* one long word: cut */
+    assert_int_equal(tui_wrap_next("ab cdefghij", 11, 6), 6);   /* wider than a row: cut here */
+    assert_int_equal(tui_wrap_next("ab cdef", 7, 6), 3);        /* fits a row: goes down whole */
+    assert_int_equal(tui_wrap_rows_text(s, 8, true), 3);         /* alpha / beta / gamma */
+    assert_int_equal(tui_wrap_rows_text(s, 11, true), 2);        /* "alpha beta " / gamma */
+    const char *wide = "\xe6\x97\xa5\xe6\x9c\xac x";           /* two CJK, a space, x */
+    assert_int_equal(tui_wrap_next(wide, strlen(wide), 1), 3);  /* too wide: alone */
+    assert_int_equal(tui_wrap_next(wide, strlen(wide), 5), 7);  /* after the space */
+}
+
 static void test_json_and_detail(void **st)
 {
     (void)st;
@@ -801,6 +820,7 @@ int main(void)
         cmocka_unit_test(test_line_insert_multiline),
         cmocka_unit_test(test_history),
         cmocka_unit_test(test_display_columns),
+        cmocka_unit_test(test_wrap_at_words),
         cmocka_unit_test(test_osc52),
         cmocka_unit_test(test_settings),
         cmocka_unit_test(test_json_and_detail),

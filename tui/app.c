@@ -1038,6 +1038,8 @@ static void act_work(uv_work_t *w)
 static void confirm_ask(tui_app *a, tui_confirm_kind kind, int64_t *ids, size_t n, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
 
+static void run_action(tui_app *a, act_req *r);
+
 static void act_done(uv_work_t *w, int status)
 {
     act_req *r = w->data;
@@ -1070,6 +1072,8 @@ static void act_done(uv_work_t *w, int status)
                                (long long)r->first_id, (long long)r->last_id);
             break;
         case ACT_PRIORITY:
+            if (r->delta)
+                a->edit_busy = false;
             if (r->failed && !r->done)
                 tui_set_status(a, true, "priority: %s", r->msg);
             else if (r->failed)
@@ -1164,7 +1168,22 @@ static void act_done(uv_work_t *w, int status)
     free(r->seed);
     free(r->payload);
     free(r->ids);
+    bool next_edit = r->kind == ACT_PRIORITY && r->delta && !a->quitting && a->edit_pending &&
+                     a->edit_ids;
     free(r);
+    if (next_edit) { /* the steps pressed while the last was in flight, as one */
+        act_req *n = calloc(1, sizeof *n);
+        if (n) {
+            n->kind = ACT_PRIORITY;
+            n->delta = a->edit_pending;
+            n->ids = a->edit_ids;
+            n->n = a->edit_n;
+            a->edit_ids = NULL;
+            a->edit_pending = 0;
+            a->edit_busy = true;
+            run_action(a, n);
+        }
+    }
 }
 
 static void run_action(tui_app *a, act_req *r)
@@ -1913,6 +1932,16 @@ void tui_job_edit(tui_app *a, tui_action act, const char *text)
     r->kind = act == TUI_A_RUN_NOW ? ACT_RUN_NOW : ACT_PRIORITY;
     r->priority = (int)prio;
     r->delta = act == TUI_A_PRIORITY_UP ? 1 : act == TUI_A_PRIORITY_DOWN ? -1 : 0;
+    if (r->delta && a->edit_busy) { /* one step is in flight: this one goes after it */
+        free(a->edit_ids);
+        a->edit_ids = ids;
+        a->edit_n = n;
+        a->edit_pending += r->delta;
+        free(r);
+        return;
+    }
+    if (r->delta)
+        a->edit_busy = true;
     r->ids = ids;
     r->n = n;
     run_action(a, r);
@@ -2845,6 +2874,7 @@ free_app:
     free(a->detail_payload);
     free(a->detail_output);
     tui_marks_free(&a->marks);
+    free(a->edit_ids);
     for (size_t i = 0; i < a->n_guests; i++)
         free(a->guests[i].name);
     free(a->rows);

@@ -160,6 +160,12 @@ typedef struct tui_app {
     long detail_left; /* columns scrolled right when not wrapping */
 
     /* prompt */
+    /* + / - while one is in flight: read-modify-writes of one priority must not overlap (two at
+     * once would both read the old value), so later steps wait and go as one */
+    bool edit_busy;
+    int edit_pending; /* steps pressed meanwhile, for edit_ids */
+    int64_t *edit_ids;
+    size_t edit_n;
     char prompt_error[512]; /* the filter being typed does not parse: why (shown above the line) */
     tui_prompt_kind prompt_kind;
     tui_line prompt;

@@ -762,12 +762,12 @@ int pg_claim(aspen_store *base, int64_t engine_id, size_t max, int64_t now_ms,
         pg_p_int(&p, now);
         PGresult *r = pg_exec(
             s, "pgj_claim",
-            "WITH head AS (SELECT id FROM jobs WHERE state = 'queued' AND NOT EXISTS"
-            " (SELECT 1 FROM claims c WHERE c.job = jobs.id)"
+            "WITH head AS (SELECT " PG_JOB_COLUMNS " FROM jobs WHERE state = 'queued' AND"
+            " NOT EXISTS (SELECT 1 FROM claims c WHERE c.job = jobs.id)"
             " ORDER BY priority DESC, run_at, id LIMIT $1 FOR UPDATE SKIP LOCKED),"
             " won AS (INSERT INTO claims (job, engine, claimed_at)"
             " SELECT id, $2, $3 FROM head ON CONFLICT (job) DO NOTHING RETURNING job)"
-            " SELECT won.job IS NOT NULL, " PG_JOB_COLUMNS " FROM head JOIN jobs USING (id)"
+            " SELECT won.job IS NOT NULL, head.* FROM head"
             " LEFT JOIN won ON won.job = head.id ORDER BY priority DESC, run_at, id",
             &p, "claiming jobs", err);
         if (!r) {

@@ -227,8 +227,18 @@ static int pg_connect(struct pg_store *s, const char *when, aspen_store_error *e
      * (so every host stalls) — until TCP noticed, which can take hours. The server ends such a
      * session once it has been idle inside a transaction for PG_IDLE_IN_TX_MS; the store's
      * transactions never wait on anything but the server, so only a lost client trips it. */
-    int code = session_exec(s, "SET idle_in_transaction_session_timeout = " PG_IDLE_IN_TX_TEXT,
-                            "setting the session's idle-in-transaction timeout", err);
+    /* (pgperf) Generic plans for the prepared statements: their parameters are batches (an
+     * array of ids, a LIMIT) that a custom plan sizes against the table, and at tens of
+     * thousands of rows the planner costs a sequential scan of all jobs plus a hash join below
+     * a few hundred index probes (random_page_cost assumes a disk read each). That made every
+     * claim and every group commit O(table): 25 ms for 400 jobs on 20,000 rows against 2 ms by
+     * the primary key (docs/BENCHMARKS.md). A generic plan assumes a small batch and takes the
+     * index at every table size; statements built at run time (filters) are unnamed and still
+     * planned with their values. */
+    int code = session_exec(s,
+                            "SET idle_in_transaction_session_timeout = " PG_IDLE_IN_TX_TEXT
+                            "; SET plan_cache_mode = force_generic_plan",
+                            "setting up the session (idle-in-transaction timeout, plans)", err);
     if (code)
         return code;
     /* A read-only handle is refused writes by the server too, not only by pg_tx_begin. */

@@ -1,0 +1,114 @@
+/* test_store_pgperf.c — the PostgreSQL backend's hot path does work in proportion to the jobs it
+ * handles, not to the table (issue 8's throughput): a claim and a group commit on a database that
+ * already holds tens of thousands of finished jobs read no job row by a sequential scan. The
+ * server's own counters say so (pg_stat_user_tables.seq_tup_read of jobs, flushed on demand with
+ * pg_stat_force_next_flush), so the test does not depend on timing or on statement texts.
+ * White-box: it reads postgres/pg_store.h for the handle's connection, on which the flush is
+ * forced. Runs on the tests' private server (ctest fixture "pg"). */
+#include "helpers.h"
+
+#include "pg_store.h"
+
+/* Jobs rows read by sequential scans so far, as the server counts them. The store's own backend
+ * flushes its counters first (they are otherwise sent at most once a second). */
+static int64_t seq_rows_read(aspen_store *s)
+{
+    PGconn *c = pgs(s)->conn;
+    PGresult *r = PQexec(c, "SELECT pg_stat_force_next_flush()");
+    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+    PQclear(r);
+    /* The flush happens when the backend goes idle after that statement, before it answers. */
+    r = PQexec(c, "SELECT pg_stat_clear_snapshot()");
+    PQclear(r);
+    r = PQexec(c, "SELECT coalesce(seq_tup_read, 0) FROM pg_stat_user_tables WHERE relname = 'jobs'");
+    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+    assert_int_equal(PQntuples(r), 1);
+    int64_t n = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+    PQclear(r);
+    return n;
+}
+
+/* 30,000 finished jobs, written straight into the table (the API would take minutes under the
+ * sanitizer), then counted in job_counts as the store keeps them. */
+static void seed_finished(struct fixture *f, int n)
+{
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "INSERT INTO jobs (type, payload, state, run_at, attempts, created_at, finished_at)"
+             " SELECT 'echo', '{\"message\":\"old\"}', 'succeeded', %lld, 1, %lld, %lld"
+             " FROM generate_series(1, %d); ANALYZE jobs",
+             (long long)(T0 - 10000), (long long)(T0 - 10000), (long long)(T0 - 5000), n);
+    pg_admin_exec(f->path, sql);
+    aspen_store_error e = {0};
+    assert_int_equal(aspen_store_recount(f->s, &e), 0);
+}
+
+/* A batch the size the engine claims and commits (a few hundred) against a table a hundred times
+ * bigger: with custom plans the planner took a sequential scan of every job plus a hash join for
+ * both the claim's rows and the commit's UPDATE … FROM unnest (O(table) per group). */
+static void test_claim_and_commit_scan_no_table(void **state)
+{
+    struct fixture *f = *state;
+    aspen_store_error e = {0};
+    enum { OLD = 30000, N = 400 };
+    seed_finished(f, OLD);
+    aspen_store_job_spec *specs = calloc(N, sizeof *specs);
+    int64_t *ids = calloc(N, sizeof *ids);
+    assert_non_null(specs);
+    assert_non_null(ids);
+    for (int i = 0; i < N; i++)
+        specs[i] = (aspen_store_job_spec){.type = "echo", .payload = "{\"message\":\"new\"}"};
+    assert_int_equal(aspen_store_submit_batch(f->s, specs, N, T0, ids, &e), 0);
+    /* Six rounds: a plan cache settles on its choice after five executions. */
+    for (int round = 0; round < 6; round++) {
+        int64_t before = seq_rows_read(f->s);
+        aspen_store_job *jobs = NULL;
+        size_t n = 0;
+        bool paused = false;
+        size_t want = round == 5 ? N - 5 * 5 : 5; /* five small claims, then the rest at once */
+        assert_int_equal(aspen_store_claim(f->s, f->engine, want, T0 + 1 + round, &jobs, &n,
+                                           &paused, &e),
+                         0);
+        assert_int_equal(n, want);
+        aspen_store_completion *c = calloc(n, sizeof *c);
+        int *status = calloc(n, sizeof *status);
+        assert_non_null(c);
+        assert_non_null(status);
+        for (size_t i = 0; i < n; i++)
+            c[i] = (aspen_store_completion){.job_id = jobs[i].id,
+                                            .outcome = ASPEN_STORE_OUTCOME_SUCCESS,
+                                            .output = "ok", .output_size = 2};
+        assert_int_equal(aspen_store_complete(f->s, f->engine, c, n, T0 + 10 + round, status,
+                                              NULL, &e),
+                         0);
+        for (size_t i = 0; i < n; i++)
+            assert_int_equal(status[i], 0);
+        int64_t scanned = seq_rows_read(f->s) - before;
+        if (scanned != 0)
+            fail_msg("round %d: claiming and committing %zu jobs read %lld job rows by "
+                     "sequential scans (the table holds %d)",
+                     round, n, (long long)scanned, OLD + N);
+        free(c);
+        free(status);
+        aspen_store_jobs_free(jobs, n);
+    }
+    int64_t counts[ASPEN_STORE_STATE_COUNT];
+    assert_int_equal(aspen_store_counts(f->s, counts, &e), 0);
+    assert_int_equal(counts[ASPEN_STORE_SUCCEEDED], OLD + N);
+    assert_int_equal(counts[ASPEN_STORE_QUEUED], 0);
+    free(specs);
+    free(ids);
+}
+
+int main(void)
+{
+    if (!test_on_pg()) {
+        fprintf(stderr, "test_store_pgperf runs on PostgreSQL only (ASPEN_TEST_BACKEND=postgres)\n");
+        return 1;
+    }
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_claim_and_commit_scan_no_table, fx_setup,
+                                        fx_teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -92,6 +92,9 @@ double cli_pct(const double *sorted, size_t n, double p);
 int cli_db_path(const char *given, char *out, size_t cap);
 /* Opens an engine on the database (workers = 0: a client). 0 or -1 (printed). */
 int cli_open_engine(const char *db, int workers, aspen_engine **out);
+/* The same for a command that only reads (jobs, show, logs): on a PostgreSQL database without
+ * Aspen's schema it fails saying to add --create, instead of creating the schema. */
+int cli_open_engine_reading(const char *db, aspen_engine **out);
 /* aspen worker --lease MS / --recover MS for cli_open_engine (0: the engine's defaults, 5000 and
  * 5000): a shorter lease rescues a dead host's jobs sooner, at one heartbeat per lease / 5. */
 extern int64_t cli_lease_ms;

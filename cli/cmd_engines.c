@@ -105,6 +105,15 @@ int cmd_engines(int argc, char **argv)
     aspen_store_error se = {0};
     aspen_store_engine_info *list = NULL;
     size_t n = 0;
+    /* --create: the database (or PostgreSQL schema) is made first; the listing then reads. */
+    if (cli_create) {
+        if (aspen_store_open(path, NULL, &st, &se) != 0) {
+            cli_error("%s", se.msg);
+            return 1;
+        }
+        aspen_store_close(st);
+        st = NULL;
+    }
     if (aspen_store_open(path, &so, &st, &se) != 0 ||
         aspen_store_engines(st, aspen_store_now_ms(), &list, &n, &se) != 0) {
         cli_error("%s", se.msg);

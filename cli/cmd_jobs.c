@@ -661,7 +661,7 @@ int cmd_jobs(int argc, char **argv)
         return 2;
     }
     aspen_engine *eng;
-    if (cli_open_engine(db, 0, &eng))
+    if (cli_open_engine_reading(db, &eng))
         return 1;
     if (as_jsonl)
         return jobs_jsonl(eng, &f, limit_given && limit > 0 ? limit : -1);
@@ -764,7 +764,7 @@ int cmd_show(int argc, char **argv)
     if (cli_parse_id(argv[optind], &id))
         return 2;
     aspen_engine *eng;
-    if (cli_open_engine(db, 0, &eng))
+    if (cli_open_engine_reading(db, &eng))
         return 1;
     aspen_store_job j = {0};
     aspen_store_attempt *att = NULL;
@@ -910,7 +910,7 @@ int cmd_logs(int argc, char **argv)
     if (cli_parse_id(argv[optind], &id))
         return 2;
     aspen_engine *eng;
-    if (cli_open_engine(db, 0, &eng))
+    if (cli_open_engine_reading(db, &eng))
         return 1;
     int64_t after = 0;
     uint64_t version = 0;

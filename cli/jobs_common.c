@@ -98,7 +98,7 @@ int cli_recover_ms;
 const char *cli_queues[16];
 size_t cli_n_queues;
 
-int cli_open_engine(const char *db, int workers, aspen_engine **out)
+static int open_engine(const char *db, int workers, bool reading, aspen_engine **out)
 {
     static char path[PATH_MAX];
     if (cli_db_path(db, path, sizeof path) != 0)
@@ -107,6 +107,9 @@ int cli_open_engine(const char *db, int workers, aspen_engine **out)
     aspen_engine_config_default(&cfg);
     cfg.db_path = path;
     cfg.workers = workers;
+    /* A command that only reads creates no schema on a PostgreSQL database unless --create (an
+     * SQLite path the user gave must exist already: check_given). */
+    cfg.no_create = reading && !cli_create && aspen_store_name_is_postgres(path);
     cfg.guest_dir = cli_guest_dir();
     if (cli_lease_ms > 0) {
         cfg.lease_ms = cli_lease_ms;
@@ -123,6 +126,16 @@ int cli_open_engine(const char *db, int workers, aspen_engine **out)
         return -1;
     }
     return 0;
+}
+
+int cli_open_engine(const char *db, int workers, aspen_engine **out)
+{
+    return open_engine(db, workers, false, out);
+}
+
+int cli_open_engine_reading(const char *db, aspen_engine **out)
+{
+    return open_engine(db, 0, true, out);
 }
 
 int cli_parse_id(const char *s, int64_t *id)

@@ -99,6 +99,10 @@ typedef struct aspen_engine_config {
     const char *const *queues;  /* serve only these named queues (aspen worker --queues a,b), at
                                    most 16; n_queues 0 → every queue. Copied by aspen_engine_open */
     size_t n_queues;
+    bool no_create;             /* open only a database that holds Aspen's schema already: a
+                                 * missing SQLite file or a PostgreSQL database without the
+                                 * schema is ENOTFOUND, and nothing is created (read-only
+                                 * commands: a typo must not leave an empty schema behind) */
 } aspen_engine_config;
 
 void aspen_engine_config_default(aspen_engine_config *cfg);

@@ -306,7 +306,8 @@ int aspen_engine_open(const aspen_engine_config *cfg, aspen_engine **out, aspen_
 
     int code;
     aspen_store_error se = {0};
-    if (aspen_store_open(eng->db_path, NULL, &eng->api_store, &se) != 0) {
+    aspen_store_options so = {.no_create = eng->cfg.no_create};
+    if (aspen_store_open(eng->db_path, &so, &eng->api_store, &se) != 0) {
         code = eng_store_err(err, &se, NULL);
         goto free_engine;
     }

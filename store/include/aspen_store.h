@@ -95,7 +95,8 @@ typedef struct aspen_store_options {
     int busy_timeout_ms; /* 0 → 5000: how long a write waits for another process's lock */
     int log_cap;         /* 0 → 1000 lines kept per job, then one truncation marker line */
     bool read_only;      /* open without writing anything (no create, no migration) */
-    bool no_create;      /* fail with ENOTFOUND if the file does not exist */
+    bool no_create;      /* fail with ENOTFOUND if the file does not exist (PostgreSQL: if the
+                          * database holds no Aspen schema yet; nothing is created) */
 } aspen_store_options;
 
 /* Opens (creating if needed) and migrates the database at `path` (":memory:" for a private one),

@@ -1130,16 +1130,18 @@ int store_pg_open(const char *conninfo, const aspen_store_options *o, aspen_stor
         goto fail;
     if (fresh) {
         if (o->read_only) {
-            code = store_err(err, ASPEN_STORE_EINVAL,
-                             "database %s has no Aspen schema yet: open it once writable (aspen "
-                             "creates it on first use)",
+            code = store_err(err, ASPEN_STORE_ENOTFOUND,
+                             "PostgreSQL database %s holds no Aspen schema yet, and nothing was "
+                             "created: add --create to create it (aspen worker and aspen submit "
+                             "create it on first use), or check the database name in --db",
                              s->shown);
             goto fail;
         }
         if (o->no_create) {
             code = store_err(err, ASPEN_STORE_ENOTFOUND,
-                             "database %s has no Aspen schema: open it without no_create to "
-                             "create one",
+                             "PostgreSQL database %s holds no Aspen schema yet, and nothing was "
+                             "created: add --create to create it (aspen worker and aspen submit "
+                             "create it on first use), or check the database name in --db",
                              s->shown);
             goto fail;
         }

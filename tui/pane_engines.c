@@ -5,15 +5,19 @@
  * ASPEN_STORE_HEARTBEAT_STALE_MS) "STALE". Up/down select an engine's worker row, enter opens
  * that job. Behind tui_pane_ops (app.h).
  *
- * The list is read at most once a second through a read-only store handle of the pane's own
- * (one indexed query of a few rows; other hosts' figures change once a second anyway). Host
- * names and guests come from other hosts: every cell goes through tui_put's sanitiser.
+ * The list is read once a second (tui_engines_tick, whatever pane is shown; at once when the pane
+ * is first drawn or refreshed) through a read-only store handle of the pane's own, on libuv's
+ * thread pool like every other read of the console (app.c): the UI thread only draws the last
+ * list, so a slow or locked database (another host holding the engines table, a server far
+ * away) never freezes the keyboard or the screen. One read is in flight at a time, so the handle
+ * and the tail table below are only ever touched by one pool thread. Host names and guests come
+ * from other hosts: every cell goes through tui_put's sanitiser.
  *
- * tui_engines_tick (once a second, whatever pane is shown) also tails the log lines of jobs that
- * run on OTHER engines into the logs pane's all-jobs buffer: this console's engine sends its own
- * lines as events, other hosts' lines reach it only through the store (their engines write a
- * running job's lines every ~200 ms, the rest with its completion). A job is followed while an
- * engine's heartbeat lists it and for 5 s after, so the lines of its completion come too. */
+ * The same read also tails the log lines of jobs that run on OTHER engines into the logs pane's
+ * all-jobs buffer: this console's engine sends its own lines as events, other hosts' lines reach
+ * it only through the store (their engines write a running job's lines every ~200 ms, the rest
+ * with its completion). A job is followed while an engine's heartbeat lists it and for 5 s after,
+ * so the lines of its completion come too. */
 #include "app.h"
 
 #include <curses.h>
@@ -22,86 +26,58 @@
 #include <string.h>
 #include <time.h>
 
+/* The UI thread's side: what is drawn. */
 static struct {
-    aspen_store *store; /* read-only, opened on first use */
-    bool open_failed;
     char error[256];
     aspen_store_engine_info *list;
     size_t n;
-    double read_at; /* tui_mono_ms of the last read */
+    bool have_list;
+    bool busy;      /* a read is on the thread pool */
+    double read_at; /* tui_mono_ms when the last read was started; 0: read at the next draw */
     long cursor;    /* index into the flattened job rows */
 } E;
 
-static void read_engines(tui_app *a)
-{
-    double now = tui_mono_ms();
-    if (E.read_at && now - E.read_at < 1000)
-        return;
-    E.read_at = now;
-    aspen_store_error se = {0};
-    if (!E.store && !E.open_failed) {
-        aspen_store_options o = {.read_only = true};
-        if (aspen_store_open(aspen_engine_db_path(a->eng), &o, &E.store, &se) != 0) {
-            E.open_failed = true;
-            snprintf(E.error, sizeof E.error, "%s", se.msg);
-            return;
-        }
-    }
-    if (!E.store)
-        return;
-    aspen_store_engine_info *list = NULL;
-    size_t n = 0;
-    if (aspen_store_engines(E.store, aspen_store_now_ms(), &list, &n, &se) != 0) {
-        snprintf(E.error, sizeof E.error, "%s", se.msg); /* keep the last list on screen */
-        return;
-    }
-    E.error[0] = 0;
-    aspen_store_engines_free(E.list);
-    E.list = list;
-    E.n = n;
-}
+/* The reader's side (one pool thread at a time: E.busy). */
+static struct {
+    aspen_store *store; /* read-only, opened on first use */
+    char open_error[256];
+} R;
 
 /* Jobs of other engines whose log lines are tailed: the last seq read, and when a heartbeat last
- * listed the job. */
+ * listed the job (reader's side). */
 #define TAIL_JOBS 256
 static struct {
     int64_t job, after_seq;
     double seen_at;
 } T[TAIL_JOBS];
 
-static void tail_job(tui_app *a, int64_t job, bool listed, double now, size_t slot)
-{
-    (void)a;
-    if (listed)
-        T[slot].seen_at = now;
-    aspen_store_log *lines = NULL;
-    size_t n = 0;
-    aspen_store_error se = {0};
-    if (aspen_store_logs(E.store, job, T[slot].after_seq, 500, &lines, &n, &se) != 0)
-        return;
-    for (size_t i = 0; i < n; i++) {
-        tui_logbuf_push(&a->logs_all, job, lines[i].attempt, lines[i].time_ms, 0, lines[i].line);
-        if (lines[i].seq > T[slot].after_seq)
-            T[slot].after_seq = lines[i].seq;
-    }
-    aspen_store_logs_free(lines, n);
-    if (n)
-        tui_request_draw(a);
-}
+typedef struct engines_req {
+    uv_work_t w;
+    tui_app *a;
+    const char *db;
+    int64_t own; /* this console's engine: its lines come as events */
+    bool tail;
+    int rc;
+    char error[256];
+    aspen_store_engine_info *list;
+    size_t n;
+    struct {
+        int64_t job;
+        aspen_store_log *lines;
+        size_t n;
+    } got[TAIL_JOBS];
+    size_t n_got;
+} engines_req;
 
-void tui_engines_tick(tui_app *a)
+/* On the pool: the other engines' running jobs into T, then their new lines into r->got. */
+static void tail_other_hosts(engines_req *r)
 {
-    E.read_at = 0; /* a fresh list */
-    read_engines(a);
-    if (!E.store)
-        return;
     double now = tui_mono_ms();
-    int64_t own = a->snap.engine_id;
-    for (size_t i = 0; i < E.n; i++) {
-        if (E.list[i].id == own)
-            continue; /* its lines come as events */
-        for (size_t k = 0; k < E.list[i].n_slots; k++) {
-            int64_t job = E.list[i].slots[k].job_id;
+    for (size_t i = 0; i < r->n; i++) {
+        if (r->list[i].id == r->own)
+            continue;
+        for (size_t k = 0; k < r->list[i].n_slots; k++) {
+            int64_t job = r->list[i].slots[k].job_id;
             size_t slot = TAIL_JOBS, free_slot = TAIL_JOBS;
             for (size_t t = 0; t < TAIL_JOBS; t++) {
                 if (T[t].job == job)
@@ -121,17 +97,109 @@ void tui_engines_tick(tui_app *a)
     for (size_t t = 0; t < TAIL_JOBS; t++) {
         if (!T[t].job)
             continue;
-        tail_job(a, T[t].job, false, now, t);
+        aspen_store_log *lines = NULL;
+        size_t n = 0;
+        aspen_store_error se = {0};
+        if (aspen_store_logs(R.store, T[t].job, T[t].after_seq, 500, &lines, &n, &se) == 0 && n) {
+            for (size_t i = 0; i < n; i++)
+                if (lines[i].seq > T[t].after_seq)
+                    T[t].after_seq = lines[i].seq;
+            r->got[r->n_got].job = T[t].job;
+            r->got[r->n_got].lines = lines;
+            r->got[r->n_got].n = n;
+            r->n_got++;
+        } else {
+            aspen_store_logs_free(lines, n);
+        }
         if (now - T[t].seen_at > 5000)
             T[t].job = 0; /* finished a while ago: its last lines were read */
     }
 }
 
+static void engines_work(uv_work_t *w)
+{
+    engines_req *r = w->data;
+    aspen_store_error se = {0};
+    if (!R.store && !R.open_error[0]) {
+        aspen_store_options o = {.read_only = true};
+        if (aspen_store_open(r->db, &o, &R.store, &se) != 0) {
+            R.store = NULL;
+            snprintf(R.open_error, sizeof R.open_error, "%s", se.msg);
+        }
+    }
+    if (!R.store) {
+        r->rc = -1;
+        snprintf(r->error, sizeof r->error, "%s", R.open_error);
+        return;
+    }
+    if (aspen_store_engines(R.store, aspen_store_now_ms(), &r->list, &r->n, &se) != 0) {
+        r->rc = -1;
+        snprintf(r->error, sizeof r->error, "%s", se.msg);
+        return;
+    }
+    if (r->tail)
+        tail_other_hosts(r);
+}
+
+static void engines_done(uv_work_t *w, int status)
+{
+    engines_req *r = w->data;
+    tui_app *a = r->a;
+    E.busy = false;
+    if (status == 0 && !a->quitting) {
+        if (r->rc == 0) {
+            aspen_store_engines_free(E.list);
+            E.list = r->list;
+            E.n = r->n;
+            r->list = NULL;
+            E.have_list = true;
+            E.error[0] = 0;
+        } else {
+            snprintf(E.error, sizeof E.error, "%s", r->error); /* keep the last list on screen */
+        }
+        for (size_t g = 0; g < r->n_got; g++)
+            for (size_t i = 0; i < r->got[g].n; i++) {
+                const aspen_store_log *l = &r->got[g].lines[i];
+                tui_logbuf_push(&a->logs_all, r->got[g].job, l->attempt, l->time_ms, 0, l->line);
+            }
+        tui_request_draw(a);
+    }
+    aspen_store_engines_free(r->list);
+    for (size_t g = 0; g < r->n_got; g++)
+        aspen_store_logs_free(r->got[g].lines, r->got[g].n);
+    free(r);
+}
+
+/* Starts a read on the pool unless one is in flight (then that one's answer is awaited). */
+static void start_read(tui_app *a, bool tail)
+{
+    if (E.busy || a->quitting)
+        return;
+    engines_req *r = calloc(1, sizeof *r);
+    if (!r)
+        return;
+    r->a = a;
+    r->w.data = r;
+    r->db = aspen_engine_db_path(a->eng);
+    r->own = a->snap.engine_id;
+    r->tail = tail;
+    E.busy = true;
+    E.read_at = tui_mono_ms();
+    if (uv_queue_work(a->loop, &r->w, engines_work, engines_done) != 0) {
+        E.busy = false;
+        free(r);
+    }
+}
+
+void tui_engines_tick(tui_app *a) { start_read(a, true); }
+
+/* At exit, after the loop has drained its work (no read in flight). */
 void tui_engines_close(void)
 {
     aspen_store_engines_free(E.list);
-    aspen_store_close(E.store);
+    aspen_store_close(R.store);
     memset(&E, 0, sizeof E);
+    memset(&R, 0, sizeof R);
     memset(T, 0, sizeof T);
 }
 
@@ -157,7 +225,8 @@ static void fmt_age(int64_t ms, char *out, size_t cap)
 
 static void engines_draw(tui_app *a, int y0, int h)
 {
-    read_engines(a);
+    if (!E.read_at)
+        start_read(a, false); /* first shown, or refreshed: the tick keeps it fresh after */
     int64_t own = a->snap.engine_id;
     size_t stale = 0;
     for (size_t i = 0; i < E.n; i++)
@@ -191,7 +260,9 @@ static void engines_draw(tui_app *a, int y0, int h)
                     (long long)s->job_id, s->guest);
         }
     }
-    if (E.n == 0 && !E.error[0])
+    if (!E.have_list && !E.error[0])
+        tui_put(y0 + 3, 2, COLS - 2, A_DIM, "reading the engines from the database...");
+    else if (E.n == 0 && !E.error[0])
         tui_put(y0 + 3, 2, COLS - 2, A_DIM,
                 "no engine is registered (a console started with --workers 0 registers none)");
     if (E.error[0])
@@ -239,7 +310,7 @@ static unsigned engines_act(tui_app *a, tui_action act, int64_t arg, const char 
 static unsigned engines_needs(const tui_app *a)
 {
     (void)a;
-    return 0; /* read by the pane itself, at most once a second */
+    return 0; /* read by the pane itself on the thread pool, once a second */
 }
 
 static void engines_click(tui_app *a, int y, int x, bool again)

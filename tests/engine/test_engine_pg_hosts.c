@@ -1,7 +1,10 @@
 /* test_engine_pg_hosts.c — issue 8's many-hosts test: three engine processes (pg_host) on one
  * PostgreSQL database, each in a network namespace of its own that reaches the server only
- * through its veth pair (made here: 10.213.N.2 in namespace N, 10.213.N.1 on the host side, where
- * a small TCP relay forwards to the tests' private server on loopback). 2,000 jobs of 20–200 ms
+ * through its veth pair (made here: A.B.N.2 in namespace N, A.B.N.1 on the host side, where a
+ * small TCP relay forwards to the tests' private server on loopback). A.B.0.0/16 is a private
+ * block that no address or route of this machine touches, picked at each run (pick_net) under a
+ * lock file, so the test neither collides with the machine's own networks nor with another copy
+ * of itself running at the same time (another worktree's suite). 2,000 jobs of 20–200 ms
  * (the built-in sleep handler). Mid-run host 1 is killed with SIGKILL, and host 2 is cut off (its
  * link taken down) for longer than its lease, then restored. Afterwards, in SQL: every job
  * succeeded, none completed twice (one succeeded attempt per job, no succeeded attempt of a job
@@ -28,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -43,6 +47,7 @@
 #define RELAY_PORT 15432
 
 static char server[512], dbname[64], tag[8];
+static int net_a, net_b; /* the run's private /16: A.B.0.0 (pick_net) */
 static int pg_port;
 
 static int64_t wall_ms(void) { return aspen_store_now_ms(); }
@@ -103,7 +108,62 @@ static void admin(const char *sql)
     PQfinish(c);
 }
 
-/* ---- the relay: 10.213.N.1:RELAY_PORT → 127.0.0.1:pg_port, in a child process ------------------ */
+/* ---- the test's network: a private /16 nobody on this machine uses ----------------------------- */
+
+/* Whether any IPv4 address or route of this machine (any table) overlaps a.b.0.0/16. Every
+ * dotted quad in `ip` output counts, with its prefix length (/32 when none); the default route
+ * does not (it overlaps everything and is not a network of its own). */
+static bool net_in_use(int a, int b)
+{
+    FILE *p = popen("ip -4 -o addr show 2>/dev/null; ip -4 route show table all 2>/dev/null", "r");
+    if (!p)
+        return true;
+    uint32_t mine = ((uint32_t)a << 24) | ((uint32_t)b << 16);
+    char tok[80];
+    bool used = false;
+    while (!used && fscanf(p, "%79s", tok) == 1) {
+        unsigned q[4];
+        int len = 32;
+        int k = sscanf(tok, "%u.%u.%u.%u/%d", &q[0], &q[1], &q[2], &q[3], &len);
+        if (k < 4 || q[0] > 255 || q[1] > 255 || q[2] > 255 || q[3] > 255 || len < 1 || len > 32)
+            continue;
+        uint32_t addr = (q[0] << 24) | (q[1] << 16) | (q[2] << 8) | q[3];
+        int l = len < 16 ? len : 16;
+        uint32_t mask = 0xffffffffu << (32 - l);
+        used = (addr & mask) == (mine & mask);
+    }
+    pclose(p);
+    return used;
+}
+
+/* The candidates: 10.16.0.0/16 … 10.254.0.0/16, then 172.16.0.0/16 … 172.31.0.0/16, tried from
+ * index `start` on (wrapping). 0 and the block into *a, *b; -1 when every one is in use. */
+#define NET_CANDIDATES (239 + 16)
+static int pick_net(unsigned start, int *a, int *b)
+{
+    for (unsigned i = 0; i < NET_CANDIDATES; i++) {
+        unsigned c = (start + i) % NET_CANDIDATES;
+        int ca = c < 239 ? 10 : 172, cb = c < 239 ? 16 + (int)c : 16 + (int)(c - 239);
+        if (!net_in_use(ca, cb)) {
+            *a = ca;
+            *b = cb;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* Held from picking the block until its addresses are on the links (then the next run's pick
+ * sees them as in use), so two runs never pick the same block. */
+static int net_lock(void)
+{
+    int fd = open("/tmp/aspen-hosts-net.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+    if (fd < 0 || flock(fd, LOCK_EX) != 0)
+        fail_msg("cannot lock /tmp/aspen-hosts-net.lock: %s", strerror(errno));
+    return fd;
+}
+
+/* ---- the relay: A.B.N.1:RELAY_PORT → 127.0.0.1:pg_port, in a child process ------------------ */
 
 #define MAX_PAIRS 128
 
@@ -138,7 +198,7 @@ static void relay_main(void)
     int ls[HOSTS];
     for (int i = 0; i < HOSTS; i++) {
         char ip[32];
-        snprintf(ip, sizeof ip, "10.213.%d.1", i + 1);
+        snprintf(ip, sizeof ip, "%d.%d.%d.1", net_a, net_b, i + 1);
         ls[i] = listen_on(ip);
     }
     int a[MAX_PAIRS], b[MAX_PAIRS], n = 0; /* a: the host's side, b: the server's */
@@ -203,8 +263,8 @@ static void start_host(struct host *h, int n)
 {
     char ci[400], ns[48];
     snprintf(ns, sizeof ns, "aspen%s-%d", tag, n);
-    snprintf(ci, sizeof ci, "host=10.213.%d.1 port=%d user=aspen dbname=%s connect_timeout=2", n,
-             RELAY_PORT, dbname);
+    snprintf(ci, sizeof ci, "host=%d.%d.%d.1 port=%d user=aspen dbname=%s connect_timeout=2",
+             net_a, net_b, n, RELAY_PORT, dbname);
     snprintf(h->log, sizeof h->log, "/tmp/aspen-hosts-%s-%d.log", tag, n);
     int out[2];
     assert_int_equal(pipe(out), 0);
@@ -249,8 +309,8 @@ static void net_up(void)
         snprintf(vn, sizeof vn, "vn%s%d", tag, n);
         if (sh("ip netns add %s", ns) || sh("ip link add %s type veth peer name %s", vh, vn) ||
             sh("ip link set %s netns %s", vn, ns) ||
-            sh("ip addr add 10.213.%d.1/24 dev %s && ip link set %s up", n, vh, vh) ||
-            sh("ip netns exec %s ip addr add 10.213.%d.2/24 dev %s", ns, n, vn) ||
+            sh("ip addr add %d.%d.%d.1/24 dev %s && ip link set %s up", net_a, net_b, n, vh, vh) ||
+            sh("ip netns exec %s ip addr add %d.%d.%d.2/24 dev %s", ns, net_a, net_b, n, vn) ||
             sh("ip netns exec %s ip link set %s up && ip netns exec %s ip link set lo up", ns, vn,
                ns))
             fail_msg("setting up network namespace %s failed (this test needs root)", ns);
@@ -323,7 +383,13 @@ static void test_many_hosts(void **state)
     assert_int_equal(aspen_store_submit_batch(s, specs, JOBS, wall_ms(), NULL, &e), 0);
 
     net_down();
+    int lock = net_lock();
+    if (pick_net((unsigned)getpid() * 2654435761u % NET_CANDIDATES, &net_a, &net_b) != 0)
+        fail_msg("every private /16 candidate (10.16-254, 172.16-31) overlaps an address or route "
+                 "of this machine: nowhere to put the test's links");
+    print_message("test network %d.%d.0.0/16\n", net_a, net_b);
     net_up();
+    close(lock);
     int rp[2];
     assert_int_equal(pipe(rp), 0);
     pid_t relay = fork();
@@ -426,8 +492,38 @@ static void test_many_hosts(void **state)
     aspen_store_close(s);
 }
 
+/* The block picker steps over a /16 this machine uses: the first candidate is taken by a veth
+ * link's address (as another network, or another run of this test, would), and the pick is the
+ * next free one. */
+static void test_pick_net_skips_used(void **state)
+{
+    (void)state;
+    assert_int_equal(geteuid(), 0);
+    int lock = net_lock();
+    int a0 = 0, b0 = 0, a1 = 0, b1 = 0;
+    assert_int_equal(pick_net(0, &a0, &b0), 0);
+    char dev[32];
+    snprintf(dev, sizeof dev, "aspd%04x", (unsigned)getpid() & 0xffff); /* its peer: …p */
+    if (sh("ip link add %s type veth peer name %sp && ip addr add %d.%d.7.1/24 dev %s", dev, dev,
+           a0, b0, dev)) {
+        sh("ip link del %s 2>/dev/null", dev);
+        fail_msg("cannot add a veth link (this test needs root)");
+    }
+    bool used = net_in_use(a0, b0);
+    int rc = pick_net(0, &a1, &b1);
+    sh("ip link del %s", dev);
+    close(lock);
+    assert_true(used);
+    assert_int_equal(rc, 0);
+    assert_false(a1 == a0 && b1 == b0);
+    assert_false(net_in_use(a1, b1));
+    /* a route's prefix counts, not only addresses: loopback's 127.0.0.0/8 covers 127.0.0.0/16 */
+    assert_true(net_in_use(127, 0));
+}
+
 int main(void)
 {
-    const struct CMUnitTest tests[] = {cmocka_unit_test_teardown(test_many_hosts, cleanup)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_pick_net_skips_used),
+                                       cmocka_unit_test_teardown(test_many_hosts, cleanup)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

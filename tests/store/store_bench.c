@@ -3,7 +3,11 @@
  * group commit (which also marks the jobs started; each with an attempt row with stats and one log
  * line), batch after batch. Prints one JSON line:
  *   {"jobs":N,"submit_per_s":…,"claim_per_s":…,"complete_per_s":…,"end_to_end_per_s":…}
- * Usage: store_bench [--jobs N] [--db PATH]   (default: 50000 jobs, a fresh database in /tmp).
+ * Usage: store_bench [--jobs N] [--db PATH] [--claim N] [--group N] [--logs N]
+ *   (default: 50000 jobs, a fresh database in /tmp, claims of 256, each claim completed in groups
+ *   of up to 256, one log line per job; the engine's bench is closer to --claim 128 --group 64
+ *   --logs 0). Run under callgrind (--toggle-collect=aspen_store_claim
+ *   --toggle-collect=aspen_store_complete) for instructions per job.
  * Not a test: numbers depend on the machine. */
 #include "aspen_store.h"
 
@@ -14,7 +18,6 @@
 #include <unistd.h>
 
 #define SUBMIT_BATCH 1000
-#define CLAIM_BATCH 256
 
 static double now_s(void)
 {
@@ -32,19 +35,32 @@ static int die(const char *what, const aspen_store_error *e)
 int main(int argc, char **argv)
 {
     long jobs = 50000;
+    long claim_batch = 256, group = 256, n_logs = 1;
     const char *db = NULL;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--jobs") == 0 && i + 1 < argc)
             jobs = strtol(argv[++i], NULL, 10);
         else if (strcmp(argv[i], "--db") == 0 && i + 1 < argc)
             db = argv[++i];
+        else if (strcmp(argv[i], "--claim") == 0 && i + 1 < argc)
+            claim_batch = strtol(argv[++i], NULL, 10);
+        else if (strcmp(argv[i], "--group") == 0 && i + 1 < argc)
+            group = strtol(argv[++i], NULL, 10);
+        else if (strcmp(argv[i], "--logs") == 0 && i + 1 < argc)
+            n_logs = strtol(argv[++i], NULL, 10);
         else {
-            fprintf(stderr, "usage: store_bench [--jobs N] [--db PATH]\n");
+            fprintf(stderr, "usage: store_bench [--jobs N] [--db PATH] [--claim N] [--group N] "
+                            "[--logs 0|1]\n");
             return 2;
         }
     }
     if (jobs <= 0)
         jobs = 1;
+    if (claim_batch <= 0)
+        claim_batch = 1;
+    if (group <= 0 || group > claim_batch)
+        group = claim_batch;
+    n_logs = n_logs > 0;
     char dir[] = "/tmp/aspen-store-bench-XXXXXX", path[128];
     if (!db) {
         if (!mkdtemp(dir)) {
@@ -90,9 +106,9 @@ int main(int argc, char **argv)
     /* claim a batch, complete it, again: the way an engine's store thread alternates (a
      * reservation is only held until its job starts, so the queue never holds more than a
      * batch of them) */
-    aspen_store_completion *c = calloc(CLAIM_BATCH, sizeof *c);
-    aspen_store_log_line *lines = calloc(CLAIM_BATCH, sizeof *lines);
-    int *status = calloc(CLAIM_BATCH, sizeof *status);
+    aspen_store_completion *c = calloc((size_t)claim_batch, sizeof *c);
+    aspen_store_log_line *lines = calloc((size_t)claim_batch, sizeof *lines);
+    int *status = calloc((size_t)claim_batch, sizeof *status);
     if (!c || !lines || !status)
         return 1;
     long claimed = 0;
@@ -101,7 +117,8 @@ int main(int argc, char **argv)
         aspen_store_job *batch = NULL;
         size_t n = 0;
         double ta = now_s();
-        if (aspen_store_claim(s, engine, CLAIM_BATCH, aspen_store_now_ms(), &batch, &n, NULL, &e))
+        if (aspen_store_claim(s, engine, (size_t)claim_batch, aspen_store_now_ms(), &batch, &n, NULL,
+                              &e))
             return die("claim", &e);
         double tb = now_s();
         t_claim += tb - ta;
@@ -115,16 +132,19 @@ int main(int argc, char **argv)
                 .outcome = ASPEN_STORE_OUTCOME_SUCCESS,
                 .output = "{\"echo\":\"Hello\"}",
                 .output_size = 16,
-                .logs = &lines[i],
-                .n_logs = 1,
+                .logs = n_logs ? &lines[i] : NULL,
+                .n_logs = (size_t)n_logs,
                 .stats = {.started_at_ms = now, .wall_us = 40, .exits = 2, .host_calls = 1,
                           .pages_dirtied = 3, .bytes_in = 19, .bytes_out = 16},
             };
         }
         aspen_store_jobs_free(batch, n);
         ta = now_s();
-        if (aspen_store_complete(s, engine, c, n, now, status, NULL, &e))
-            return die("complete", &e);
+        for (size_t g = 0; g < n; g += (size_t)group) {
+            size_t k = n - g < (size_t)group ? n - g : (size_t)group;
+            if (aspen_store_complete(s, engine, c + g, k, now, status + g, NULL, &e))
+                return die("complete", &e);
+        }
         t_complete += now_s() - ta;
         for (size_t i = 0; i < n; i++)
             if (status[i])

@@ -318,13 +318,17 @@ void job_args_free(struct job_args *a)
 int job_args_get(const char *tags, struct job_args *out)
 {
     memset(out, 0, sizeof *out);
+    if (!tags || !strstr(tags, "arg:")) {
+        /* The common case, every job of a pooled guest: no arguments, so no JSON to build (this
+         * ran jansson for every job: ~3 µs of a worker's ~40 in bench engine). */
+        out->key = strdup("[]");
+        return out->key ? 0 : -1;
+    }
     json_t *arr = NULL, *args = json_array();
     if (!args)
         return -1;
-    if (tags && strstr(tags, "arg:")) {
-        json_error_t je;
-        arr = json_loads(tags, JSON_DECODE_ANY, &je);
-    }
+    json_error_t je;
+    arr = json_loads(tags, JSON_DECODE_ANY, &je);
     size_t n = 0, i;
     json_t *v;
     if (json_is_array(arr))

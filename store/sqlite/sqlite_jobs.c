@@ -65,20 +65,30 @@ int job_read(struct sqlite_store *s, int64_t id, struct store_job_row *row, aspe
     return 0;
 }
 
-int job_write(struct sqlite_store *s, const struct store_job_row *before, const struct store_job_row *after,
-              aspen_store_error *err)
+int job_write_check(const struct store_job_row *before, const struct store_job_row *after,
+                    aspen_store_error *err)
 {
     if (after->via_running) {
         int code = aspen_store_check_transition(before->id, before->state, ASPEN_STORE_RUNNING, err);
         if (!code)
             code = aspen_store_check_transition(before->id, ASPEN_STORE_RUNNING, after->state, err);
-        if (code)
-            return code;
-    } else if (before->state != after->state || !after->field_update) {
-        int code = aspen_store_check_transition(before->id, before->state, after->state, err);
-        if (code)
-            return code;
+        return code;
     }
+    if (before->state != after->state || !after->field_update)
+        return aspen_store_check_transition(before->id, before->state, after->state, err);
+    return 0;
+}
+
+int job_write(struct sqlite_store *s, const struct store_job_row *before, const struct store_job_row *after,
+              aspen_store_error *err)
+{
+    int code = job_write_check(before, after, err);
+    return code ? code : job_write_row(s, before, after, err);
+}
+
+int job_write_row(struct sqlite_store *s, const struct store_job_row *before,
+                  const struct store_job_row *after, aspen_store_error *err)
+{
     /* A write that changes neither error nor result names only the small columns. */
     bool small = !after->set_error && !after->set_result;
     sqlite3_stmt *st = store_stmt(s, small ? ST_JOB_WRITE_SMALL : ST_JOB_WRITE, err);
@@ -842,40 +852,63 @@ int claim_take(struct sqlite_store *s, int64_t engine_id, int64_t job, aspen_sto
                      (long long)before->id, (long long)engine_id);
 }
 
-/* One start mark inside the group transaction: queued + reserved by engine_id → running. */
-static int start_one(struct sqlite_store *s, int64_t engine_id, const aspen_store_start *m,
-                     int64_t now_ms, aspen_store_error *err)
+/* Reads a job inside the group transaction, writing first whatever of the group's waits for it. */
+static int group_read(struct sq_group *g, int64_t id, struct store_job_row *row,
+                      aspen_store_error *err)
 {
-    struct store_job_row before, after;
-    int code = job_read(s, m->job_id, &before, err);
+    if (group_holds(g, id)) {
+        int code = group_flush(g, err);
+        if (code)
+            return code;
+    }
+    return job_read(g->s, id, row, err);
+}
+
+/* One start mark inside the group transaction: queued + reserved by engine_id → running. The
+ * row's write joins the group (sqlite_group.c); *status and *final_state are the caller's. */
+static int start_one(struct sq_group *g, int64_t engine_id, const aspen_store_start *m,
+                     int64_t now_ms, int *status, aspen_store_error *err)
+{
+    struct sqlite_store *s = g->s;
+    struct store_job_row before;
+    int code = group_read(g, m->job_id, &before, err); /* may flush: take the slot after it */
     if (code)
         return code;
-    if (before.state != ASPEN_STORE_QUEUED)
+    struct group_item *it = group_next(g);
+    it->before = before;
+    if (it->before.state != ASPEN_STORE_QUEUED)
         return store_err(err, ASPEN_STORE_ESTATE,
                          "job %lld is %s, not queued: it was not started (cancelled or taken "
                          "meanwhile?)",
-                         (long long)m->job_id, aspen_store_state_name(before.state));
-    code = check_reserved(s, engine_id, &before, err);
+                         (long long)m->job_id, aspen_store_state_name(it->before.state));
+    code = check_reserved(s, engine_id, &it->before, err);
     if (!code)
         code = sq_queue_started(s, m->job_id, m->started_at_ms ? m->started_at_ms : now_ms, err);
     if (code)
         return code;
-    store_started_row(&before, engine_id, m->started_at_ms ? m->started_at_ms : now_ms, &after);
-    return job_write(s, &before, &after, err);
+    store_started_row(&it->before, engine_id, m->started_at_ms ? m->started_at_ms : now_ms,
+                      &it->after);
+    code = job_write_check(&it->before, &it->after, err);
+    if (code)
+        return code;
+    it->status = status;
+    return group_add(g, err);
 }
 
 /* One completion inside the group transaction. Returns 0, a per-item refusal (ESTATE, ENOTFOUND,
  * ELEASE: nothing written for it), or another negative code that aborts the whole batch. A job
  * still queued and reserved by this engine started and finished inside one group: its start is
  * written here too (queued → running → final in one write, the attempt charged). */
-static int complete_one(struct sqlite_store *s, int64_t engine_id, const aspen_store_completion *c,
-                        int64_t now_ms, aspen_store_state *final_state, aspen_store_error *err)
+static int complete_one(struct sq_group *g, int64_t engine_id, const aspen_store_completion *c,
+                        int64_t now_ms, int *status, aspen_store_state *final_state,
+                        aspen_store_error *err)
 {
+    struct sqlite_store *s = g->s;
     struct store_job_row before, running, after;
     if ((unsigned)c->outcome > ASPEN_STORE_OUTCOME_CANCELLED)
         return store_err(err, ASPEN_STORE_EINVAL, "job %lld: unknown outcome %d",
                          (long long)c->job_id, (int)c->outcome);
-    int code = job_read(s, c->job_id, &before, err);
+    int code = group_read(g, c->job_id, &before, err);
     if (code)
         return code;
     if (final_state)
@@ -904,31 +937,37 @@ static int complete_one(struct sqlite_store *s, int64_t engine_id, const aspen_s
     } else {
         running = before;
     }
-    char errbuf[96];
+    struct group_item *it = group_next(g);
     aspen_store_completion cc = *c;
-    cc.error = store_default_error(c, running.attempts, errbuf, sizeof errbuf);
+    cc.error = store_default_error(c, running.attempts, it->errbuf, sizeof it->errbuf);
     store_decide_completion(&running, &cc, now_ms, c->retry_at_ms, c->retry_at_ms <= now_ms,
                             &after);
     after.via_running = start_too;
     code = aspen_store_check_transition(c->job_id, running.state, after.state, err);
+    if (!code)
+        code = job_write_check(&before, &after, err);
     if (code)
         return code;
 
-    code = store_insert_attempt(s, c->job_id, running.attempts, engine_id,
-                          c->stats.started_at_ms ? c->stats.started_at_ms : running.started_at,
-                          c->stats.finished_at_ms ? c->stats.finished_at_ms : now_ms, &c->stats,
-                          outcome_names[c->outcome], cc.error, false, err);
-    if (code)
-        return code;
-    code = logs_insert(s, &after, running.attempts, c->logs, c->n_logs, err);
-    if (code)
-        return code;
-    code = job_write(s, &before, &after, err);
-    if (code)
-        return code;
+    /* The attempt, the log lines and the row are written with the group's (sqlite_group.c). */
+    it->before = before;
+    it->after = after;
+    it->has_attempt = true;
+    it->number = running.attempts;
+    it->engine = engine_id;
+    it->started = c->stats.started_at_ms ? c->stats.started_at_ms : running.started_at;
+    it->finished = c->stats.finished_at_ms ? c->stats.finished_at_ms : now_ms;
+    it->stats = &c->stats;
+    it->outcome = outcome_names[c->outcome];
+    it->logs = c->logs;
+    it->n_logs = c->n_logs;
+    it->log_attempt = running.attempts;
+    it->status = status;
+    it->final_state = final_state;
+    it->replay = c->replay ? c : NULL; /* stored by the flush, once the completion is written */
     if (final_state)
-        *final_state = after.state;
-    return 0;
+        *final_state = after.state; /* until the flush says otherwise */
+    return group_add(g, err);
 }
 
 static bool item_refusal(int code)
@@ -947,11 +986,24 @@ int sq_commit(aspen_store *base, int64_t engine_id, const aspen_store_start *sta
         return code;
     size_t refused = 0;
     aspen_store_error item_err = {0};
+    /* The rows are written in batches (sqlite_group.c): a refusal found when a batch is written
+     * lands in that item's status, and counts in `refused` / err like the ones found here. */
+    struct sq_group *g = malloc(sizeof *g);
+    if (!g) {
+        tx_rollback(s);
+        return store_err(err, ASPEN_STORE_ENOMEM, "out of memory writing a group commit");
+    }
+    group_init(g, s, &refused, err);
+    /* An item's status is 0 once it joins the group; the flush that writes it may still refuse
+     * it (into the same status). Refusals before that are returned here. */
     for (size_t i = 0; i < n_starts; i++) {
-        code = start_one(s, engine_id, &starts[i], now_ms, &item_err);
         if (start_status)
-            start_status[i] = code;
+            start_status[i] = 0;
+        code = start_one(g, engine_id, &starts[i], now_ms, start_status ? &start_status[i] : NULL,
+                         &item_err);
         if (item_refusal(code)) {
+            if (start_status)
+                start_status[i] = code;
             if (err && ++refused == 1)
                 *err = item_err; /* the first refusal, for the log; the call still succeeds */
             continue;
@@ -963,25 +1015,32 @@ int sq_commit(aspen_store *base, int64_t engine_id, const aspen_store_start *sta
         }
     }
     for (size_t i = 0; i < n; i++) {
-        aspen_store_state fs = ASPEN_STORE_RUNNING;
-        code = complete_one(s, engine_id, &c[i], now_ms, &fs, &item_err);
         if (status)
-            status[i] = code;
+            status[i] = 0;
         if (final_states)
-            final_states[i] = fs;
+            final_states[i] = ASPEN_STORE_RUNNING;
+        code = complete_one(g, engine_id, &c[i], now_ms, status ? &status[i] : NULL,
+                            final_states ? &final_states[i] : NULL, &item_err);
         if (item_refusal(code)) {
+            if (status)
+                status[i] = code;
             if (err && ++refused == 1)
                 *err = item_err;
             continue;
         }
-        if (!code && c[i].replay)
-            code = sq_commit_replay(s, &c[i], &item_err);
         if (code) {
             if (err)
                 *err = item_err;
             goto rollback;
         }
     }
+    code = group_flush(g, &item_err);
+    if (code) {
+        if (err)
+            *err = item_err;
+        goto rollback;
+    }
+    free(g);
     code = tx_commit(s, n ? "committing finished jobs" : "marking jobs started", err);
     if (code)
         return code;
@@ -991,6 +1050,7 @@ int sq_commit(aspen_store *base, int64_t engine_id, const aspen_store_start *sta
         err->code = 0; /* the message stays for the caller's log; the batch committed */
     return 0;
 rollback:
+    free(g);
     tx_rollback(s);
     return code;
 }

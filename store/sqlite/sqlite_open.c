@@ -871,6 +871,9 @@ void sq_close(aspen_store *base)
     for (int i = 0; i < ST_COUNT; i++)
         sqlite3_finalize(s->st[i]);
     sq_queues_close(s);
+    for (int k = 0; k < GROUP_KINDS; k++)
+        for (int i = 0; i <= GROUP_LOG2_MAX; i++)
+            sqlite3_finalize(s->group_st[k][i]);
     sqlite3_close_v2(s->db);
     free(s->base.name);
     free(s);

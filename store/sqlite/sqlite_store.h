@@ -85,6 +85,11 @@ struct store_checkpointer {
     uint64_t runs; /* checkpoints run, for tests */
 };
 
+/* The group commit's batched statements (sqlite_group.c), prepared on first use per size. */
+enum group_stmt { GROUP_WRITE, GROUP_ATTEMPT, GROUP_KINDS };
+#define GROUP_ROWS 32 /* jobs per batched statement; a power of two */
+#define GROUP_LOG2_MAX 5 /* log2(GROUP_ROWS) */
+
 /* An SQLite handle: one connection. base.name is the path. */
 struct sqlite_store {
     struct aspen_store base; /* first: a struct sqlite_store * is an aspen_store * */
@@ -100,6 +105,7 @@ struct sqlite_store {
 #define SQ_QUEUE_STMTS 16
     sqlite3_stmt *qst[SQ_QUEUE_STMTS];
     bool rate_seen;
+    sqlite3_stmt *group_st[GROUP_KINDS][GROUP_LOG2_MAX + 1]; /* [kind][log2 rows], sqlite_group.c */
 };
 
 /* A job's payload: in its row when small, else (schema 4, payload_ext = 1) in job_payloads, so
@@ -149,6 +155,52 @@ int job_read(struct sqlite_store *s, int64_t id, struct store_job_row *row, aspe
  * after's fields WHERE id AND state = before.state. ESTATE if illegal or if the row moved. */
 int job_write(struct sqlite_store *s, const struct store_job_row *before, const struct store_job_row *after,
               aspen_store_error *err);
+
+/* job_write without the transition check: the UPDATE WHERE id AND state = before.state, the
+ * counts noted; ESTATE if the row moved. */
+int job_write_row(struct sqlite_store *s, const struct store_job_row *before,
+                  const struct store_job_row *after, aspen_store_error *err);
+/* The transition check job_write makes before it writes. */
+int job_write_check(const struct store_job_row *before, const struct store_job_row *after,
+                    aspen_store_error *err);
+
+/* A group commit's pending writes (sqlite_group.c): per job its attempt row, log lines and job
+ * row, written GROUP_ROWS jobs at a time. */
+struct group_item {
+    struct store_job_row before, after; /* after.error may point into errbuf */
+    bool has_attempt;                   /* a completion: an attempts row, number/engine/... */
+    int number;
+    int64_t engine, started, finished;
+    const aspen_store_attempt_stats *stats;
+    const char *outcome;
+    const aspen_store_log_line *logs; /* written into after's counts at the flush */
+    size_t n_logs;
+    int log_attempt;
+    int *status;                    /* the caller's status of this item: a refusal lands here */
+    aspen_store_state *final_state; /* the caller's final state: set once the row is written */
+    const aspen_store_completion *replay; /* its replay record goes with it (sq_commit_replay) */
+    bool refused;
+    char errbuf[96];
+};
+struct sq_group {
+    struct sqlite_store *s;
+    size_t n;
+    size_t *refused;                 /* the commit's refusal count */
+    aspen_store_error *first_refusal; /* filled by the commit's first refusal */
+    struct group_item it[GROUP_ROWS];
+};
+void group_init(struct sq_group *g, struct sqlite_store *s, size_t *refused,
+                aspen_store_error *first_refusal);
+/* A job with a write waiting in the group (read it only after group_flush). */
+bool group_holds(const struct sq_group *g, int64_t id);
+/* The next item to fill (zeroed); group_add queues it (flushing a full group). */
+struct group_item *group_next(struct sq_group *g);
+int group_add(struct sq_group *g, aspen_store_error *err);
+/* Writes what waits: attempts, then log lines, then job rows. A per-item refusal goes to its
+ * status; any other failure is returned (the caller rolls back). */
+int group_flush(struct sq_group *g, aspen_store_error *err);
+/* The SQL of a batched statement for `rows` rows (malloc'd; tests read its query plan). */
+char *group_sql(enum group_stmt kind, size_t rows);
 
 /* The engine holding a reservation (claims row) on a job, 0 when none. */
 int claim_owner(struct sqlite_store *s, int64_t job, int64_t *engine, aspen_store_error *err);

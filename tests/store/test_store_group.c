@@ -1,0 +1,321 @@
+/* test_store_group.c — a group commit of many jobs writes exactly what committing them one by one
+ * writes. The SQLite backend writes a group's attempt rows and job rows GROUP_ROWS (32) jobs per
+ * statement (store/sqlite/sqlite_group.c); these tests take groups across those batches:
+ *
+ *   mixed group    77 completions of every outcome (success with output and a log line, retry
+ *                  now, retry later, out of attempts, timeout, cancelled), some of jobs started
+ *                  in an earlier commit, some only reserved, plus start marks — one of them for a
+ *                  job whose completion is in the same commit: every status, final state, row,
+ *                  attempt and log line as expected, and the kept counts equal a recount
+ *   refusals       items refused in the middle of a big group (another engine's reservation, a
+ *                  job never reserved, a finished job) leave their jobs untouched; the rest commit
+ * SQLite only (white box):
+ *   attempt exists an attempt row already there (changed by hand) refuses that job alone: its log
+ *                  lines and row are not written, the 39 others are
+ *   statements     64 completions reach SQLite as 2 job-row UPDATEs and 2 attempt INSERTs, not 64
+ *                  of each (the point of the batching)
+ *   plan           the batched UPDATE finds each job by its rowid (no scan of jobs) */
+#include "helpers.h"
+
+#include <sqlite3.h>
+
+#include "sqlite_store.h"
+
+enum { N_MIXED = 77 };
+
+static void check_counts(aspen_store *s)
+{
+    aspen_store_error e = {0};
+    if (aspen_store_check(s, &e) != 0)
+        fail_msg("check: %s", e.msg);
+}
+
+static void submit_n(aspen_store *s, size_t n, int max_attempts, int64_t *ids)
+{
+    for (size_t i = 0; i < n; i++)
+        ids[i] = submit_job(s, "echo", 0, 0, max_attempts, T0);
+}
+
+/* What completion i of the mixed group is, and what it must make of its job. */
+static aspen_store_outcome mixed_outcome(size_t i, int64_t *retry_at, aspen_store_state *want)
+{
+    *retry_at = 0;
+    switch (i % 6) {
+    case 0: *want = ASPEN_STORE_SUCCEEDED; return ASPEN_STORE_OUTCOME_SUCCESS;
+    case 1: *retry_at = T0; *want = ASPEN_STORE_QUEUED; return ASPEN_STORE_OUTCOME_FAILURE;
+    case 2: *retry_at = T0 + 60000; *want = ASPEN_STORE_SCHEDULED; return ASPEN_STORE_OUTCOME_FAILURE;
+    case 3: *want = ASPEN_STORE_FAILED; return ASPEN_STORE_OUTCOME_FAILURE;
+    case 4: *want = ASPEN_STORE_FAILED; return ASPEN_STORE_OUTCOME_TIMEOUT;
+    default: *want = ASPEN_STORE_CANCELLED; return ASPEN_STORE_OUTCOME_CANCELLED;
+    }
+}
+
+static void test_mixed_group(void **state)
+{
+    struct fixture *f = *state;
+    int64_t ids[N_MIXED + 3];
+    submit_n(f->s, N_MIXED + 3, 3, ids);
+    /* the first 10 start in an earlier commit; the rest are only reserved */
+    assert_int_equal(claim_ids(f->s, f->engine, 10, T0, NULL), 10);
+    assert_int_equal(reserve_ids(f->s, f->engine, 200, T0, NULL), N_MIXED + 3 - 10);
+
+    /* one commit: start marks for the last 3 jobs and for job N_MIXED - 1 (whose completion is
+     * in the same commit), then N_MIXED completions */
+    aspen_store_start marks[4] = {{ids[N_MIXED], T0 + 1}, {ids[N_MIXED + 1], T0 + 1},
+                                  {ids[N_MIXED + 2], T0 + 1}, {ids[N_MIXED - 1], T0 + 1}};
+    int mark_status[4] = {-1, -1, -1, -1};
+    aspen_store_completion c[N_MIXED];
+    aspen_store_log_line lines[N_MIXED];
+    char out[N_MIXED][32];
+    aspen_store_state want[N_MIXED];
+    for (size_t i = 0; i < N_MIXED; i++) {
+        int64_t retry_at;
+        aspen_store_outcome o = mixed_outcome(i, &retry_at, &want[i]);
+        snprintf(out[i], sizeof out[i], "{\"job\":%zu}", i);
+        lines[i] = (aspen_store_log_line){.time_ms = T0 + 2, .line = "a line"};
+        c[i] = (aspen_store_completion){
+            .job_id = ids[i], .outcome = o, .retry_at_ms = retry_at,
+            .output = o == ASPEN_STORE_OUTCOME_SUCCESS ? out[i] : NULL,
+            .output_size = o == ASPEN_STORE_OUTCOME_SUCCESS ? strlen(out[i]) : 0,
+            .error = o == ASPEN_STORE_OUTCOME_FAILURE ? "it broke" : NULL,
+            .logs = i % 2 ? &lines[i] : NULL, .n_logs = i % 2,
+            .stats = {.started_at_ms = T0 + 1, .finished_at_ms = T0 + 2, .wall_us = 40 + (int64_t)i,
+                      .exits = 2, .host_calls = i, .bytes_in = 7, .bytes_out = 9}};
+    }
+    int status[N_MIXED];
+    aspen_store_state final[N_MIXED];
+    memset(status, -1, sizeof status);
+    aspen_store_error e = {0};
+    int rc = aspen_store_commit(f->s, f->engine, marks, 4, mark_status, c, N_MIXED, T0 + 3, status,
+                                final, &e);
+    assert_int_equal(rc, 0);
+    for (size_t m = 0; m < 4; m++)
+        assert_int_equal(mark_status[m], 0);
+    for (size_t i = 0; i < N_MIXED; i++) {
+        if (status[i] != 0)
+            fail_msg("completion %zu (job %lld): status %d (%s)", i, (long long)ids[i], status[i],
+                     e.msg);
+        if (final[i] != want[i])
+            fail_msg("completion %zu: final state %s, want %s", i,
+                     aspen_store_state_name(final[i]), aspen_store_state_name(want[i]));
+
+        aspen_store_job j;
+        assert_int_equal(aspen_store_get(f->s, ids[i], &j, &e), 0);
+        assert_int_equal(j.state, want[i]);
+        assert_int_equal(j.attempts, 1);
+        assert_int_equal(j.log_count, (int)(i % 2));
+        if (want[i] == ASPEN_STORE_SUCCEEDED) {
+            assert_int_equal(j.result_size, strlen(out[i]));
+            assert_memory_equal(j.result, out[i], j.result_size);
+            assert_null(j.error);
+        } else if (i % 6 == 1 || i % 6 == 2 || i % 6 == 3) {
+            assert_string_equal(j.error, "it broke");
+        } else {
+            assert_non_null(j.error); /* the store's own words: timed out / cancelled */
+        }
+        assert_int_equal(j.owner, 0);
+        aspen_store_job_clear(&j);
+
+        aspen_store_attempt *a = NULL;
+        size_t na = 0;
+        assert_int_equal(aspen_store_attempts(f->s, ids[i], &a, &na, &e), 0);
+        assert_int_equal(na, 1);
+        assert_int_equal(a[0].number, 1);
+        assert_int_equal(a[0].engine_id, f->engine);
+        assert_int_equal(a[0].wall_us, 40 + (int64_t)i);
+        assert_int_equal(a[0].host_calls, i);
+        assert_int_equal(a[0].started_at_ms, T0 + 1);
+        assert_int_equal(a[0].finished_at_ms, T0 + 2);
+        static const char *const names[] = {"succeeded", "failed", "failed",
+                                            "failed",    "timeout", "cancelled"};
+        assert_string_equal(a[0].outcome, names[i % 6]);
+        aspen_store_attempts_free(a, na);
+
+        aspen_store_log *l = NULL;
+        size_t nl = 0;
+        assert_int_equal(aspen_store_logs(f->s, ids[i], 0, 0, &l, &nl, &e), 0);
+        assert_int_equal(nl, i % 2);
+        if (nl) {
+            assert_string_equal(l[0].line, "a line");
+            assert_int_equal(l[0].seq, 1);
+            assert_int_equal(l[0].attempt, 1);
+        }
+        aspen_store_logs_free(l, nl);
+    }
+    for (size_t i = N_MIXED; i < N_MIXED + 3; i++) {
+        aspen_store_job j;
+        assert_int_equal(aspen_store_get(f->s, ids[i], &j, &e), 0);
+        assert_int_equal(j.state, ASPEN_STORE_RUNNING);
+        assert_int_equal(j.attempts, 1);
+        assert_int_equal(j.started_at_ms, T0 + 1);
+        assert_int_equal(j.owner, f->engine);
+        aspen_store_job_clear(&j);
+    }
+    check_counts(f->s);
+    int64_t counts[ASPEN_STORE_STATE_COUNT];
+    assert_int_equal(aspen_store_counts(f->s, counts, &e), 0);
+    assert_int_equal(counts[ASPEN_STORE_RUNNING], 3);
+    assert_int_equal(counts[ASPEN_STORE_SUCCEEDED], (N_MIXED + 5) / 6);
+}
+
+static void test_refusals_in_a_group(void **state)
+{
+    struct fixture *f = *state;
+    enum { N = 70 };
+    int64_t ids[N], other = 0, unreserved, done;
+    submit_n(f->s, N, 3, ids);
+    assert_int_equal(reserve_ids(f->s, f->engine, N, T0, NULL), N);
+    aspen_store_error e = {0};
+    assert_int_equal(aspen_store_engine_register(f->s, getpid(), "other", 5000, T0, &other, &e), 0);
+    int64_t theirs = submit_job(f->s, "echo", 0, 0, 3, T0);
+    assert_int_equal(reserve_ids(f->s, other, 1, T0, NULL), 1);
+    unreserved = submit_job(f->s, "echo", 0, 0, 3, T0);
+    done = ids[5]; /* completed first, then again in the big group */
+    assert_int_equal(complete_one(f->s, f->engine, done, ASPEN_STORE_OUTCOME_SUCCESS, 0, T0), 0);
+
+    aspen_store_completion c[N + 2];
+    size_t k = 0;
+    for (size_t i = 0; i < N; i++) {
+        c[k++] = (aspen_store_completion){.job_id = ids[i], .outcome = ASPEN_STORE_OUTCOME_SUCCESS};
+        if (i == 33)
+            c[k++] = (aspen_store_completion){.job_id = theirs, .outcome = ASPEN_STORE_OUTCOME_SUCCESS};
+        if (i == 40)
+            c[k++] = (aspen_store_completion){.job_id = unreserved,
+                                              .outcome = ASPEN_STORE_OUTCOME_SUCCESS};
+    }
+    int status[N + 2];
+    aspen_store_state final[N + 2];
+    assert_int_equal(aspen_store_complete(f->s, f->engine, c, k, T0 + 1, status, final, &e), 0);
+    for (size_t i = 0; i < k; i++) {
+        if (c[i].job_id == theirs)
+            assert_int_equal(status[i], ASPEN_STORE_ELEASE);
+        else if (c[i].job_id == unreserved || c[i].job_id == done)
+            assert_int_equal(status[i], ASPEN_STORE_ESTATE);
+        else
+            assert_int_equal(status[i], 0);
+        assert_int_equal(final[i], state_of(f->s, c[i].job_id));
+    }
+    assert_int_equal(state_of(f->s, theirs), ASPEN_STORE_QUEUED);
+    assert_int_equal(state_of(f->s, unreserved), ASPEN_STORE_QUEUED);
+    int charged = -1;
+    aspen_store_job j;
+    assert_int_equal(aspen_store_get(f->s, done, &j, &e), 0);
+    charged = j.attempts;
+    aspen_store_job_clear(&j);
+    assert_int_equal(charged, 1); /* completed once only */
+    check_counts(f->s);
+}
+
+/* ---- SQLite only ---------------------------------------------------------------------------- */
+
+static void test_existing_attempt_refuses_one(void **state)
+{
+    struct fixture *f = *state;
+    enum { N = 40 };
+    int64_t ids[N];
+    submit_n(f->s, N, 3, ids);
+    assert_int_equal(reserve_ids(f->s, f->engine, N, T0, NULL), N);
+    int64_t bad = ids[17];
+    char sql[160];
+    snprintf(sql, sizeof sql, "INSERT INTO attempts (job, number, outcome) VALUES (%lld, 1, 'failed')",
+             (long long)bad);
+    fx_raw_exec(f, sql);
+
+    aspen_store_completion c[N];
+    aspen_store_log_line line = {.time_ms = T0, .line = "hello"};
+    for (size_t i = 0; i < N; i++)
+        c[i] = (aspen_store_completion){.job_id = ids[i], .outcome = ASPEN_STORE_OUTCOME_SUCCESS,
+                                        .logs = &line, .n_logs = 1};
+    int status[N];
+    aspen_store_state final[N];
+    aspen_store_error e = {0};
+    assert_int_equal(aspen_store_complete(f->s, f->engine, c, N, T0 + 1, status, final, &e), 0);
+    for (size_t i = 0; i < N; i++) {
+        if (ids[i] == bad) {
+            assert_int_equal(status[i], ASPEN_STORE_EINVAL);
+            assert_int_equal(final[i], ASPEN_STORE_QUEUED);
+            assert_int_equal(state_of(f->s, bad), ASPEN_STORE_QUEUED);
+        } else {
+            assert_int_equal(status[i], 0);
+            assert_int_equal(final[i], ASPEN_STORE_SUCCEEDED);
+        }
+    }
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM logs WHERE job = %lld", (long long)bad);
+    assert_int_equal(fx_raw_int(f, sql), 0);
+    assert_int_equal(fx_raw_int(f, "SELECT count(*) FROM logs"), N - 1);
+    assert_int_equal(fx_raw_int(f, "SELECT count(*) FROM attempts"), N);
+    check_counts(f->s);
+}
+
+static int count_stmt(unsigned type, void *ctx, void *p, void *x)
+{
+    (void)type;
+    (void)x;
+    int *n = ctx;
+    const char *sql = sqlite3_sql((sqlite3_stmt *)p);
+    if (sql && strncmp(sql, "UPDATE jobs SET state", 21) == 0)
+        n[0]++;
+    if (sql && strncmp(sql, "INSERT INTO attempts", 20) == 0)
+        n[1]++;
+    return 0;
+}
+
+static void test_group_statements(void **state)
+{
+    struct fixture *f = *state;
+    enum { N = 64 };
+    int64_t ids[N];
+    submit_n(f->s, N, 3, ids);
+    assert_int_equal(reserve_ids(f->s, f->engine, N, T0, NULL), N);
+    aspen_store_completion c[N];
+    for (size_t i = 0; i < N; i++)
+        c[i] = (aspen_store_completion){.job_id = ids[i], .outcome = ASPEN_STORE_OUTCOME_SUCCESS};
+    int n[2] = {0, 0}, status[N];
+    sqlite3_trace_v2(sq(f->s)->db, SQLITE_TRACE_STMT, count_stmt, n);
+    aspen_store_error e = {0};
+    assert_int_equal(aspen_store_complete(f->s, f->engine, c, N, T0 + 1, status, NULL, &e), 0);
+    sqlite3_trace_v2(sq(f->s)->db, 0, NULL, NULL);
+    for (size_t i = 0; i < N; i++)
+        assert_int_equal(status[i], 0);
+    if (n[0] != N / GROUP_ROWS || n[1] != N / GROUP_ROWS)
+        fail_msg("%d job-row UPDATEs and %d attempt INSERTs for %d completions; want %d of each",
+                 n[0], n[1], N, N / GROUP_ROWS);
+    check_counts(f->s);
+}
+
+static void test_group_plan(void **state)
+{
+    struct fixture *f = *state;
+    char *sql = group_sql(GROUP_WRITE, GROUP_ROWS);
+    assert_non_null(sql);
+    char *q = sqlite3_mprintf("EXPLAIN QUERY PLAN %s", sql);
+    free(sql);
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(sq(f->s)->db, q, -1, &st, NULL) != SQLITE_OK)
+        fail_msg("plan: %s", sqlite3_errmsg(sq(f->s)->db));
+    sqlite3_free(q);
+    bool by_rowid = false;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        const char *d = (const char *)sqlite3_column_text(st, 3);
+        if (strstr(d, "jobs") && strstr(d, "SCAN"))
+            fail_msg("the batched UPDATE scans jobs: %s", d);
+        if (strstr(d, "SEARCH jobs USING INTEGER PRIMARY KEY"))
+            by_rowid = true;
+    }
+    sqlite3_finalize(st);
+    assert_true(by_rowid);
+}
+
+int main(void)
+{
+    const struct CMUnitTest both[] = {
+        cmocka_unit_test_setup_teardown(test_mixed_group, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_refusals_in_a_group, fx_setup, fx_teardown),
+    };
+    const struct CMUnitTest sqlite_only[] = {
+        cmocka_unit_test_setup_teardown(test_existing_attempt_refuses_one, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_group_statements, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_group_plan, fx_setup, fx_teardown),
+    };
+    return RUN_STORE_TESTS(both, sqlite_only);
+}

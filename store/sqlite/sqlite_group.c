@@ -1,8 +1,8 @@
 /* sqlite_group.c — the group commit's writes in batches (SQLite backend). sq_commit (sqlite_jobs.c)
  * reads each job, takes its reservation and decides what it becomes one job at a time, as before;
  * what it then writes — the attempt row, the log lines and the job row — waits here, and goes to
- * SQLite GROUP_ROWS jobs at a time: one multi-row INSERT for the attempts and one
- * UPDATE … FROM (VALUES …) for the job rows, instead of two statements per job.
+ * SQLite GROUP_ROWS rows at a time: multi-row INSERTs for the attempts and the log lines and one
+ * UPDATE … FROM (VALUES …) for the job rows, instead of a statement per row.
  *
  * Why: SQLite's cost per statement (step, halt, reset, opening and closing a cursor on the table
  * and each index the UPDATE may change — seven for a state change) is paid once per batch instead
@@ -15,7 +15,8 @@
  *     read sees the writes before it and every UPDATE's WHERE state = <state read> still holds;
  *   - the order per job stays attempt, log lines, job row: an attempt row SQLite refuses
  *     (a constraint: that (job, number) exists) refuses that job alone, as before — the batch is
- *     redone row by row to find it, and its log lines and row are not written;
+ *     redone row by row to find it, and its log lines and row are not written; a log line it
+ *     refuses undoes the batched lines (a savepoint) and they are written job by job;
  *   - counts and final states are noted only once the row is written. */
 #include "sqlite_store.h"
 
@@ -39,11 +40,16 @@
     " host_calls, pages_dirtied, bytes_in, bytes_out, outcome, error, recovered) VALUES "
 #define ATTEMPT_ROW "(?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 #define ATTEMPT_PARAMS 14
+#define LOG_HEAD "INSERT INTO logs (job, seq, attempt, time_ms, line) VALUES "
+#define LOG_ROW "(?,?,?,?,?)"
+#define LOG_PARAMS 5
 
 char *group_sql(enum group_stmt kind, size_t rows)
 {
-    const char *head = kind == GROUP_WRITE ? WRITE_HEAD : ATTEMPT_HEAD;
-    const char *row = kind == GROUP_WRITE ? WRITE_ROW : ATTEMPT_ROW;
+    const char *head = kind == GROUP_WRITE     ? WRITE_HEAD
+                       : kind == GROUP_ATTEMPT ? ATTEMPT_HEAD
+                                               : LOG_HEAD;
+    const char *row = kind == GROUP_WRITE ? WRITE_ROW : kind == GROUP_ATTEMPT ? ATTEMPT_ROW : LOG_ROW;
     const char *tail = kind == GROUP_WRITE ? WRITE_TAIL : "";
     size_t len = strlen(head) + rows * (strlen(row) + 1) + strlen(tail) + 1;
     char *sql = malloc(len);
@@ -260,6 +266,142 @@ static int writes_chunk(struct sq_group *g, struct group_item **items, size_t k,
     return 0;
 }
 
+/* One log line to insert, as logs_insert would (seq, attempt 0 for the marker). */
+struct log_row {
+    int64_t job, seq, time_ms;
+    int attempt;
+    const char *text;
+};
+
+/* What logs_insert does for one job's lines, without writing: the rows go to out (at most n, plus
+ * nothing for lines past the cap), the counts into it->after. */
+static size_t plan_logs(const struct sqlite_store *s, struct group_item *it, struct log_row *out)
+{
+    struct store_job_row *row = &it->after;
+    size_t k = 0;
+    for (size_t i = 0; i < it->n_logs; i++) {
+        const aspen_store_log_line *l = &it->logs[i];
+        if (l->dropped > 0) { /* counted by the writer, never sent */
+            row->log_dropped = l->dropped > INT64_MAX - row->log_dropped ? INT64_MAX
+                                                                         : row->log_dropped + l->dropped;
+            if (!l->line)
+                continue;
+        }
+        if (row->log_count > s->base.log_cap) { /* cap reached and marker written */
+            row->log_dropped++;
+            continue;
+        }
+        const char *text = l->line ? l->line : "";
+        bool marker = row->log_count == s->base.log_cap;
+        if (marker) {
+            snprintf(it->marker, sizeof it->marker,
+                     "[aspen] log truncated: this job wrote more than %d lines; later lines are "
+                     "not kept",
+                     s->base.log_cap);
+            text = it->marker;
+            row->log_dropped++;
+        }
+        out[k++] = (struct log_row){.job = row->id,
+                                    .seq = row->log_count + 1,
+                                    .time_ms = l->time_ms,
+                                    .attempt = marker ? 0 : it->log_attempt,
+                                    .text = text};
+        row->log_count++;
+    }
+    return k;
+}
+
+/* Inserts rows[0..k) (k a power of two) in one statement. */
+static int logs_chunk(struct sqlite_store *s, const struct log_row *rows, size_t k,
+                      aspen_store_error *err)
+{
+    int log2 = 0;
+    while (((size_t)1 << log2) < k)
+        log2++;
+    sqlite3_stmt *st = group_stmt(s, GROUP_LOG, log2, err);
+    if (!st)
+        return err && err->code ? err->code : ASPEN_STORE_EIO;
+    for (size_t i = 0; i < k; i++) {
+        int b = (int)i * LOG_PARAMS;
+        sqlite3_bind_int64(st, b + 1, rows[i].job);
+        sqlite3_bind_int64(st, b + 2, rows[i].seq);
+        sqlite3_bind_int(st, b + 3, rows[i].attempt);
+        sqlite3_bind_int64(st, b + 4, rows[i].time_ms);
+        sqlite3_bind_text(st, b + 5, rows[i].text, -1, SQLITE_STATIC);
+    }
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? 0 : rc;
+}
+
+/* The log lines of the items not refused, in batches. They are written under a savepoint: if
+ * SQLite refuses one (a constraint: that (job, seq) exists), the savepoint is undone and every
+ * job's lines are written the old way, one job at a time, so that only the job whose line was
+ * refused is refused. Returns 0, or a failure that aborts the commit. */
+static int group_logs(struct sq_group *g, aspen_store_error *err)
+{
+    struct sqlite_store *s = g->s;
+    size_t total = 0;
+    for (size_t i = 0; i < g->n; i++)
+        if (!g->it[i].refused)
+            total += g->it[i].n_logs;
+    if (total == 0)
+        return 0;
+    struct log_row *rows = malloc(total * sizeof *rows);
+    int saved_count[GROUP_ROWS];
+    int64_t saved_dropped[GROUP_ROWS];
+    if (!rows)
+        return store_err(err, ASPEN_STORE_ENOMEM, "out of memory writing log lines");
+    size_t k = 0;
+    for (size_t i = 0; i < g->n; i++) {
+        saved_count[i] = g->it[i].after.log_count;
+        saved_dropped[i] = g->it[i].after.log_dropped;
+        if (!g->it[i].refused && g->it[i].n_logs)
+            k += plan_logs(s, &g->it[i], rows + k);
+    }
+    int rc = sqlite3_exec(s->db, "SAVEPOINT group_logs", NULL, NULL, NULL);
+    if (rc != SQLITE_OK) {
+        free(rows);
+        return store_sqlite_err(s, err, rc, "writing log lines");
+    }
+    size_t at = 0;
+    for (size_t c = GROUP_ROWS; c > 0 && rc == 0 && at < k; c /= 2)
+        while (rc == 0 && k - at >= c) {
+            rc = logs_chunk(s, rows + at, c, err);
+            at += c;
+        }
+    free(rows);
+    if (rc == 0) {
+        rc = sqlite3_exec(s->db, "RELEASE group_logs", NULL, NULL, NULL);
+        return rc == SQLITE_OK ? 0 : store_sqlite_err(s, err, rc, "writing log lines");
+    }
+    if (rc < 0) /* an Aspen code from preparing the statement; the transaction is rolled back */
+        return rc;
+    if ((rc & 0xff) != SQLITE_CONSTRAINT)
+        return store_sqlite_err(s, err, rc, "writing log lines");
+    /* One of them exists already: undo the batch and write job by job, as logs_insert always did. */
+    rc = sqlite3_exec(s->db, "ROLLBACK TO group_logs; RELEASE group_logs", NULL, NULL, NULL);
+    if (rc != SQLITE_OK)
+        return store_sqlite_err(s, err, rc, "writing log lines");
+    for (size_t i = 0; i < g->n; i++) {
+        struct group_item *it = &g->it[i];
+        it->after.log_count = saved_count[i];
+        it->after.log_dropped = saved_dropped[i];
+        if (it->refused || !it->n_logs)
+            continue;
+        aspen_store_error e = {0};
+        int code = logs_insert(s, &it->after, it->log_attempt, it->logs, it->n_logs, &e);
+        if (code && !refusal_code(code)) {
+            if (err)
+                *err = e;
+            return code;
+        }
+        if (code)
+            refuse(g, it, code, &e);
+    }
+    return 0;
+}
+
 /* Splits list[0..n) into power-of-two chunks (32, 16, …, 1) for fn. */
 static int by_chunks(struct sq_group *g, struct group_item **list, size_t n,
                      int (*fn)(struct sq_group *, struct group_item **, size_t,
@@ -287,27 +429,13 @@ int group_flush(struct sq_group *g, aspen_store_error *err)
     int code = by_chunks(g, list, n, attempts_chunk, err);
     if (code)
         goto out;
+    code = group_logs(g, err);
+    if (code)
+        goto out;
     n = 0;
-    for (size_t i = 0; i < g->n; i++) {
-        struct group_item *it = &g->it[i];
-        if (it->refused)
-            continue;
-        if (it->n_logs) {
-            aspen_store_error e = {0};
-            code = logs_insert(g->s, &it->after, it->log_attempt, it->logs, it->n_logs, &e);
-            if (code && !refusal_code(code)) {
-                if (err)
-                    *err = e;
-                goto out;
-            }
-            if (code) {
-                refuse(g, it, code, &e);
-                code = 0;
-                continue;
-            }
-        }
-        list[n++] = it;
-    }
+    for (size_t i = 0; i < g->n; i++)
+        if (!g->it[i].refused)
+            list[n++] = &g->it[i];
     code = by_chunks(g, list, n, writes_chunk, err);
     if (code)
         goto out;

@@ -86,7 +86,7 @@ struct store_checkpointer {
 };
 
 /* The group commit's batched statements (sqlite_group.c), prepared on first use per size. */
-enum group_stmt { GROUP_WRITE, GROUP_ATTEMPT, GROUP_KINDS };
+enum group_stmt { GROUP_WRITE, GROUP_ATTEMPT, GROUP_LOG, GROUP_KINDS };
 #define GROUP_ROWS 32 /* jobs per batched statement; a power of two */
 #define GROUP_LOG2_MAX 5 /* log2(GROUP_ROWS) */
 
@@ -181,6 +181,7 @@ struct group_item {
     const aspen_store_completion *replay; /* its replay record goes with it (sq_commit_replay) */
     bool refused;
     char errbuf[96];
+    char marker[160]; /* the truncation marker's text, when this job's lines reach the cap */
 };
 struct sq_group {
     struct sqlite_store *s;

@@ -9,9 +9,13 @@
  *                  attempt and log line as expected, and the kept counts equal a recount
  *   refusals       items refused in the middle of a big group (another engine's reservation, a
  *                  job never reserved, a finished job) leave their jobs untouched; the rest commit
+ *   log cap        lines past a job's cap are counted (with the writer's own dropped count) and
+ *                  one marker line is written, for jobs spread over two batches
  * SQLite only (white box):
  *   attempt exists an attempt row already there (changed by hand) refuses that job alone: its log
  *                  lines and row are not written, the 39 others are
+ *   line exists    a log line already there refuses that job alone (the batched lines are undone
+ *                  and written job by job): every other job's lines, in order
  *   statements     64 completions reach SQLite as 2 job-row UPDATEs and 2 attempt INSERTs, not 64
  *                  of each (the point of the batching)
  *   plan           the batched UPDATE finds each job by its rowid (no scan of jobs) */
@@ -247,6 +251,100 @@ static void test_existing_attempt_refuses_one(void **state)
     check_counts(f->s);
 }
 
+static void test_existing_log_line_refuses_one(void **state)
+{
+    struct fixture *f = *state;
+    enum { N = 40 };
+    int64_t ids[N];
+    submit_n(f->s, N, 3, ids);
+    assert_int_equal(reserve_ids(f->s, f->engine, N, T0, NULL), N);
+    int64_t bad = ids[3];
+    char sql[160];
+    snprintf(sql, sizeof sql,
+             "INSERT INTO logs (job, seq, attempt, time_ms, line) VALUES (%lld, 2, 1, 0, 'x')",
+             (long long)bad);
+    fx_raw_exec(f, sql);
+
+    aspen_store_completion c[N];
+    aspen_store_log_line lines[2] = {{.time_ms = T0, .line = "one"}, {.time_ms = T0, .line = "two"}};
+    for (size_t i = 0; i < N; i++)
+        c[i] = (aspen_store_completion){.job_id = ids[i], .outcome = ASPEN_STORE_OUTCOME_SUCCESS,
+                                        .logs = lines, .n_logs = 2};
+    int status[N];
+    aspen_store_state final[N];
+    aspen_store_error e = {0};
+    assert_int_equal(aspen_store_complete(f->s, f->engine, c, N, T0 + 1, status, final, &e), 0);
+    for (size_t i = 0; i < N; i++) {
+        assert_int_equal(status[i], ids[i] == bad ? ASPEN_STORE_EINVAL : 0);
+        assert_int_equal(final[i], ids[i] == bad ? ASPEN_STORE_QUEUED : ASPEN_STORE_SUCCEEDED);
+    }
+    /* the others' lines all there, in order; the refused job has the hand-made row and, as when
+     * every job's lines were written one by one, the line before the one refused */
+    assert_int_equal(fx_raw_int(f, "SELECT count(*) FROM logs"), 2 * (N - 1) + 2);
+    aspen_store_log *l = NULL;
+    size_t nl = 0;
+    assert_int_equal(aspen_store_logs(f->s, ids[4], 0, 0, &l, &nl, &e), 0);
+    assert_int_equal(nl, 2);
+    assert_string_equal(l[0].line, "one");
+    assert_string_equal(l[1].line, "two");
+    assert_int_equal(l[1].seq, 2);
+    aspen_store_logs_free(l, nl);
+    aspen_store_job j;
+    assert_int_equal(aspen_store_get(f->s, ids[4], &j, &e), 0);
+    assert_int_equal(j.log_count, 2);
+    aspen_store_job_clear(&j);
+    check_counts(f->s);
+}
+
+/* The log cap across a batch: lines past it are counted, one marker line is written. */
+static void test_log_cap_in_a_group(void **state)
+{
+    struct fixture *f = *state;
+    aspen_store_close(f->s);
+    aspen_store_options o = {.log_cap = 3};
+    f->s = open_or_fail(f->path, &o);
+    enum { N = 35 };
+    int64_t ids[N];
+    submit_n(f->s, N, 3, ids);
+    assert_int_equal(reserve_ids(f->s, f->engine, N, T0, NULL), N);
+    aspen_store_log_line lines[6];
+    for (int i = 0; i < 6; i++)
+        lines[i] = (aspen_store_log_line){.time_ms = T0, .line = "line"};
+    lines[5].dropped = 10; /* the writer dropped 10 more */
+    lines[5].line = NULL;
+    aspen_store_completion c[N];
+    for (size_t i = 0; i < N; i++)
+        c[i] = (aspen_store_completion){.job_id = ids[i], .outcome = ASPEN_STORE_OUTCOME_SUCCESS,
+                                        .logs = lines, .n_logs = i % 2 ? 6 : 2};
+    int status[N];
+    aspen_store_error e = {0};
+    assert_int_equal(aspen_store_complete(f->s, f->engine, c, N, T0 + 1, status, NULL, &e), 0);
+    for (size_t i = 0; i < N; i++) {
+        assert_int_equal(status[i], 0);
+        aspen_store_job j;
+        assert_int_equal(aspen_store_get(f->s, ids[i], &j, &e), 0);
+        if (i % 2) { /* 5 lines + 10 dropped: 3 kept, the marker, 1 + 10 counted */
+            assert_int_equal(j.log_count, 4);
+            assert_int_equal(j.log_dropped, 12);
+        } else {
+            assert_int_equal(j.log_count, 2);
+            assert_int_equal(j.log_dropped, 0);
+        }
+        aspen_store_job_clear(&j);
+        aspen_store_log *l = NULL;
+        size_t nl = 0;
+        assert_int_equal(aspen_store_logs(f->s, ids[i], 0, 0, &l, &nl, &e), 0);
+        assert_int_equal(nl, i % 2 ? 4 : 2);
+        if (i % 2) {
+            assert_true(l[3].marker);
+            assert_int_equal(l[3].attempt, 0);
+            assert_non_null(strstr(l[3].line, "more than 3 lines"));
+        }
+        aspen_store_logs_free(l, nl);
+    }
+    check_counts(f->s);
+}
+
 static int count_stmt(unsigned type, void *ctx, void *p, void *x)
 {
     (void)type;
@@ -311,9 +409,11 @@ int main(void)
     const struct CMUnitTest both[] = {
         cmocka_unit_test_setup_teardown(test_mixed_group, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_refusals_in_a_group, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_log_cap_in_a_group, fx_setup, fx_teardown),
     };
     const struct CMUnitTest sqlite_only[] = {
         cmocka_unit_test_setup_teardown(test_existing_attempt_refuses_one, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_existing_log_line_refuses_one, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_group_statements, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_group_plan, fx_setup, fx_teardown),
     };

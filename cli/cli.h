@@ -124,6 +124,7 @@ int cmd_delete(int argc, char **argv);
 int cmd_priority(int argc, char **argv); /* cmd_edit.c */
 int cmd_run_now(int argc, char **argv);
 int cmd_purge(int argc, char **argv);
+int cmd_retention(int argc, char **argv);
 int cmd_worker(int argc, char **argv);
 int cmd_queues(int argc, char **argv); /* cli/cmd_queues.c */
 int cmd_queue(int argc, char **argv);

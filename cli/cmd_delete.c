@@ -1,6 +1,7 @@
 /* cli/cmd_delete.c — removing jobs from the database, through a client engine (no workers):
  *   aspen delete ID... | --filter F  [--yes]     finished jobs, with their attempts and logs
- *   aspen purge --older-than DURATION [--yes]    every finished job that finished that long ago
+ *   aspen purge --older-than D | --state S[,S] [--older-than D] [--yes]
+ *                 finished jobs (of those states) that finished that long ago, in batches
  * Deleting cannot be undone, so both ask first (a line read from stdin, "y" or "yes") unless
  * --yes is given; queued, scheduled and running jobs are never deleted (cancel them first).
  * Exit status: 0 done, 1 refused or failed (one `error: …` line), 2 usage.
@@ -13,6 +14,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* Jobs deleted per transaction by delete --filter and purge. */
+#define DELETE_BATCH 500
 
 #define FINAL_STATES                                                                               \
     ((1u << ASPEN_STORE_SUCCEEDED) | (1u << ASPEN_STORE_FAILED) | (1u << ASPEN_STORE_CANCELLED))
@@ -191,15 +195,30 @@ int cmd_delete(int argc, char **argv)
         }
     }
     size_t deleted = 0, refused = 0;
-    for (size_t i = 0; i < n; i++) {
-        aspen_engine_error err = {0};
-        if (aspen_engine_delete(eng, ids[i], &err) == 0) {
-            deleted++;
-        } else if (filter && err.code == ASPEN_ENGINE_ENOTFOUND) {
-            continue; /* gone meanwhile (another process deleted it): nothing to do */
-        } else {
-            refused++;
-            cli_error("%s", err.msg);
+    if (filter) {
+        /* One transaction per batch (aspen_store_delete_jobs): a batch goes whole or not at all,
+         * and the write lock is held for one batch at a time. A job that stopped being finished
+         * or was deleted meanwhile is left alone. */
+        for (size_t i = 0; i < n; i += DELETE_BATCH) {
+            size_t k = n - i < DELETE_BATCH ? n - i : DELETE_BATCH;
+            int64_t gone = 0;
+            aspen_engine_error err = {0};
+            if (aspen_engine_delete_jobs(eng, ids + i, k, &gone, &err) != 0) {
+                cli_error("%s (the %zu jobs deleted before were)", err.msg, deleted);
+                refused += n - i;
+                break;
+            }
+            deleted += (size_t)gone;
+        }
+    } else {
+        for (size_t i = 0; i < n; i++) {
+            aspen_engine_error err = {0};
+            if (aspen_engine_delete(eng, ids[i], &err) == 0) {
+                deleted++;
+            } else {
+                refused++;
+                cli_error("%s", err.msg);
+            }
         }
     }
     aspen_engine_close(eng);
@@ -215,39 +234,19 @@ int cmd_delete(int argc, char **argv)
 
 /* ---- purge -------------------------------------------------------------------------------------- */
 
-/* "30d", "12h", "15m", "90s", "2w", "500ms" → milliseconds; a bare number is seconds. 0 or -1. */
-static int parse_duration_ms(const char *s, int64_t *out)
-{
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (end == s || errno || v < 0)
-        return -1;
-    static const struct {
-        const char *unit;
-        long long ms;
-    } units[] = {{"", 1000},       {"ms", 1},          {"s", 1000},         {"m", 60000},
-                 {"min", 60000},   {"h", 3600000},     {"d", 86400000},     {"w", 604800000}};
-    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
-        if (strcmp(end, units[i].unit) == 0) {
-            if (v > INT64_MAX / units[i].ms)
-                return -1;
-            *out = v * units[i].ms;
-            return 0;
-        }
-    return -1;
-}
-
 static void purge_usage(FILE *f)
 {
     fprintf(f,
-            "usage: aspen purge --older-than DURATION [--yes] [--db PATH]\n"
-            "  --older-than D  delete every finished job (succeeded, failed, cancelled) that\n"
-            "                  finished more than D ago: 90s, 15m, 12h, 30d, 2w (a bare number\n"
-            "                  is seconds), with its attempts and logs, in one transaction\n"
+            "usage: aspen purge --older-than DURATION | --state S[,S] [--older-than D] [--yes]\n"
+            "                   [--db PATH]\n"
+            "  --older-than D  delete finished jobs that finished more than D ago: 500ms, 90s,\n"
+            "                  15m, 12h, 30d, 2w, 1h30m (a bare number is seconds)\n"
+            "  --state S,...   only these final states (succeeded, failed, cancelled); without\n"
+            "                  --older-than, every job in them\n"
             "  --yes           do not ask first\n"
-            "Queued, scheduled and running jobs are never purged. The store purges every final\n"
-            "state at once; for one state use aspen delete --filter 'state:failed'.\n");
+            "A job's attempts, logs and everything else of it go with it, %d jobs a transaction\n"
+            "(oldest first). Queued, scheduled and running jobs are never purged.\n",
+            DELETE_BATCH);
 }
 
 int cmd_purge(int argc, char **argv)
@@ -257,7 +256,7 @@ int cmd_purge(int argc, char **argv)
         {"state", required_argument, 0, 's'},      {"help", no_argument, 0, 'h'},
         CLI_DB_OPTS,                               {0, 0, 0, 0},
     };
-    const char *db = NULL, *older = NULL;
+    const char *db = NULL, *older = NULL, *states_arg = NULL;
     bool yes = false;
     int c;
     optind = 1;
@@ -265,12 +264,7 @@ int cmd_purge(int argc, char **argv)
         switch (c) {
         case 'o': older = optarg; break;
         case 'y': yes = true; break;
-        case 's':
-            /* the store's purge takes no state: say so rather than purge more than asked */
-            cli_error("purge covers every finished state at once (the store has no per-state "
-                      "purge); for one state: aspen delete --filter 'state:%s'",
-                      optarg);
-            return 2;
+        case 's': states_arg = optarg; break;
         case 'D': db = optarg; break;
         case 'C': cli_create = true; break;
         case 'h':
@@ -278,19 +272,48 @@ int cmd_purge(int argc, char **argv)
         }
     }
     int64_t age_ms = 0;
-    if (!older || optind != argc) {
-        cli_error(older ? "purge takes no other arguments" : "purge needs --older-than DURATION");
+    if ((!older && !states_arg) || optind != argc) {
+        cli_error(optind != argc ? "purge takes no other arguments"
+                                 : "purge needs --older-than DURATION or --state S");
         purge_usage(stderr);
         return 2;
     }
-    if (parse_duration_ms(older, &age_ms) != 0) {
-        cli_error("--older-than wants a duration such as 90s, 15m, 12h, 30d or 2w, not '%s'",
-                  older);
+    aspen_store_error se = {0};
+    if (older && aspen_store_duration_parse(older, &age_ms, &se) != 0) {
+        cli_error("--older-than: %s", se.msg);
         return 2;
     }
+    unsigned states = FINAL_STATES;
+    if (states_arg) {
+        if (aspen_store_states_parse(states_arg, &states, &se) != 0) {
+            cli_error("--state: %s", se.msg);
+            return 2;
+        }
+        if (states & ~FINAL_STATES) {
+            for (int st = 0; st < ASPEN_STORE_STATE_COUNT; st++)
+                if ((states & ~FINAL_STATES) & (1u << st)) {
+                    cli_error("--state %s: only finished jobs are purged (succeeded, failed, "
+                              "cancelled); cancel a %s job first",
+                              aspen_store_state_name((aspen_store_state)st),
+                              aspen_store_state_name((aspen_store_state)st));
+                    break;
+                }
+            return 2;
+        }
+    }
+    char what[160] = "";
+    size_t used = 0;
+    for (int st = 0; st < ASPEN_STORE_STATE_COUNT; st++)
+        if (states_arg && (states & (1u << st)))
+            used += (size_t)snprintf(what + used, sizeof what - used, "%s%s", used ? ", " : "",
+                                     aspen_store_state_name((aspen_store_state)st));
     if (!yes) {
-        char q[200];
-        snprintf(q, sizeof q, "Delete every finished job that finished more than %s ago?", older);
+        char q[400];
+        if (older)
+            snprintf(q, sizeof q, "Delete every %s%sjob that finished more than %s ago?",
+                     states_arg ? what : "finished", states_arg ? " " : " ", older);
+        else
+            snprintf(q, sizeof q, "Delete every %s job?", what);
         if (!confirm(q)) {
             fprintf(stderr, "nothing deleted\n");
             return 1;
@@ -299,15 +322,33 @@ int cmd_purge(int argc, char **argv)
     aspen_engine *eng;
     if (cli_open_engine(db, 0, &eng))
         return 1;
-    int64_t deleted = 0;
-    aspen_engine_error err = {0};
-    int rc = aspen_engine_purge(eng, aspen_store_now_ms() - age_ms, &deleted, &err);
-    aspen_engine_close(eng);
-    if (rc) {
-        cli_error("%s", err.msg);
-        return 1;
+    /* Every job that finished before now - age (no --older-than: before now + 1, i.e. all), state
+     * by state, oldest first, a batch a transaction. */
+    int64_t before = older ? aspen_store_now_ms() - age_ms : INT64_MAX, deleted = 0;
+    int rc = 0;
+    for (int st = 0; st < ASPEN_STORE_STATE_COUNT && !rc; st++) {
+        if (!(states & (1u << st)))
+            continue;
+        for (;;) {
+            int64_t k = 0;
+            aspen_engine_error err = {0};
+            if (aspen_engine_prune(eng, (aspen_store_state)st, before, DELETE_BATCH, &k, &err)) {
+                cli_error("%s (the %lld jobs purged before were)", err.msg, (long long)deleted);
+                rc = 1;
+                break;
+            }
+            deleted += k;
+            if (k < DELETE_BATCH)
+                break;
+        }
     }
-    printf("purged %lld finished job%s older than %s\n", (long long)deleted,
-           deleted == 1 ? "" : "s", older);
+    aspen_engine_close(eng);
+    if (rc)
+        return 1;
+    printf("purged %lld %s job%s", (long long)deleted, states_arg ? what : "finished",
+           deleted == 1 ? "" : "s");
+    if (older)
+        printf(" older than %s", older);
+    printf("\n");
     return 0;
 }

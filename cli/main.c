@@ -28,6 +28,7 @@ static const struct {
     {"worker", cmd_worker, "run jobs: aspen worker [--workers N] [--until-idle]"},
     {"delete", cmd_delete, "delete finished jobs: aspen delete ID... | --filter F [--yes]"},
     {"purge", cmd_purge, "delete finished jobs older than: aspen purge --older-than 30d"},
+    {"retention", cmd_retention, "how long finished jobs are kept: aspen retention set failed 30d"},
     {"engines", cmd_engines, "every engine on the database, any host: live figures [--json]"},
     {"cron", cmd_cron, "periodic jobs: aspen cron add NAME 'EXPR' GUEST | list | rm | pause | run"},
     {"queues", cmd_queues, "every named queue: size, running, limit, paused, rate [--json]"},

@@ -492,6 +492,46 @@ int aspen_engine_unique_key(aspen_engine *eng, int64_t id, char **key, aspen_eng
     return rc ? eng_store_err(err, &se, NULL) : 0;
 }
 
+int aspen_engine_retention_get(aspen_engine *eng, aspen_store_retention *out,
+                               aspen_engine_error *err)
+{
+    aspen_store_error se = {0};
+    pthread_mutex_lock(&eng->api_mu);
+    int rc = aspen_store_retention_get(eng->api_store, out, &se);
+    pthread_mutex_unlock(&eng->api_mu);
+    return rc ? eng_store_err(err, &se, NULL) : 0;
+}
+
+int aspen_engine_retention_set(aspen_engine *eng, aspen_store_state state, int64_t keep_ms,
+                               aspen_engine_error *err)
+{
+    aspen_store_error se = {0};
+    pthread_mutex_lock(&eng->api_mu);
+    int rc = aspen_store_retention_set(eng->api_store, state, keep_ms, &se);
+    pthread_mutex_unlock(&eng->api_mu);
+    return rc ? eng_store_err(err, &se, NULL) : 0;
+}
+
+int aspen_engine_prune(aspen_engine *eng, aspen_store_state state, int64_t finished_before_ms,
+                       size_t max, int64_t *deleted, aspen_engine_error *err)
+{
+    aspen_store_error se = {0};
+    pthread_mutex_lock(&eng->api_mu);
+    int rc = aspen_store_prune(eng->api_store, state, finished_before_ms, max, deleted, &se);
+    pthread_mutex_unlock(&eng->api_mu);
+    return rc ? eng_store_err(err, &se, NULL) : 0;
+}
+
+int aspen_engine_delete_jobs(aspen_engine *eng, const int64_t *ids, size_t n, int64_t *deleted,
+                             aspen_engine_error *err)
+{
+    aspen_store_error se = {0};
+    pthread_mutex_lock(&eng->api_mu);
+    int rc = aspen_store_delete_jobs(eng->api_store, ids, n, deleted, &se);
+    pthread_mutex_unlock(&eng->api_mu);
+    return rc ? eng_store_err(err, &se, NULL) : 0;
+}
+
 int aspen_engine_delete(aspen_engine *eng, int64_t id, aspen_engine_error *err)
 {
     aspen_store_error se = {0};

@@ -103,6 +103,11 @@ typedef struct aspen_engine_config {
                                  * missing SQLite file or a PostgreSQL database without the
                                  * schema is ENOTFOUND, and nothing is created (read-only
                                  * commands: a typo must not leave an empty schema behind) */
+    /* Retention (engine/retention.c): how often this engine looks for finished jobs past the
+     * database's retention settings, 0 → 10000 ms, < 0 → never (another engine prunes); and the
+     * most jobs one prune transaction deletes, 0 → 500. An engine without workers never prunes. */
+    int retention_poll_ms;
+    int retention_batch;
 } aspen_engine_config;
 
 void aspen_engine_config_default(aspen_engine_config *cfg);
@@ -198,6 +203,24 @@ int aspen_engine_delete(aspen_engine *eng, int64_t id, aspen_engine_error *err);
  * aspen_store_purge); *deleted (may be NULL) says how many. */
 int aspen_engine_purge(aspen_engine *eng, int64_t finished_before_ms, int64_t *deleted,
                        aspen_engine_error *err);
+/* Retention settings and batched deletes (the store's aspen_store_retention_get/_set,
+ * aspen_store_prune, aspen_store_delete_jobs, through this engine's handle). */
+int aspen_engine_retention_get(aspen_engine *eng, aspen_store_retention *out,
+                               aspen_engine_error *err);
+int aspen_engine_retention_set(aspen_engine *eng, aspen_store_state state, int64_t keep_ms,
+                               aspen_engine_error *err);
+int aspen_engine_prune(aspen_engine *eng, aspen_store_state state, int64_t finished_before_ms,
+                       size_t max, int64_t *deleted, aspen_engine_error *err);
+int aspen_engine_delete_jobs(aspen_engine *eng, const int64_t *ids, size_t n, int64_t *deleted,
+                             aspen_engine_error *err);
+/* What this engine's pruner has done since it started (engine/retention.c). */
+typedef struct aspen_engine_retention_stats {
+    int64_t pruned;       /* finished jobs deleted by retention */
+    int64_t batches;      /* prune transactions that deleted something */
+    int64_t last_run_ms;  /* when it last looked (0: not yet) */
+    double max_batch_ms;  /* the longest prune transaction */
+} aspen_engine_retention_stats;
+void aspen_engine_retention_stats_get(aspen_engine *eng, aspen_engine_retention_stats *out);
 /* Pause/resume claiming in every process on this database. */
 int aspen_engine_set_paused(aspen_engine *eng, bool paused, aspen_engine_error *err);
 int aspen_engine_paused(aspen_engine *eng, bool *paused, aspen_engine_error *err);

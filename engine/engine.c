@@ -166,6 +166,8 @@ void aspen_engine_config_default(aspen_engine_config *cfg)
     cfg->shutdown_grace_ms = 5000;
     cfg->core_max = 8u << 20;
     cfg->replay_max = 64u << 10;
+    cfg->retention_poll_ms = 10000;
+    cfg->retention_batch = 500;
 }
 
 /* Zero fields take their defaults, so callers may fill only what they care about. */
@@ -190,6 +192,8 @@ static void config_fill(aspen_engine_config *c)
     DEF(lease_ms);
     DEF(renew_ms);
     DEF(recover_ms);
+    DEF(retention_poll_ms);
+    DEF(retention_batch);
     DEF(backoff_base_ms);
     DEF(backoff_cap_ms);
     DEF(shutdown_grace_ms);
@@ -293,6 +297,7 @@ int aspen_engine_open(const aspen_engine_config *cfg, aspen_engine **out, aspen_
     pthread_mutex_init(&eng->q_mu, NULL);
     cond_init_mono(&eng->q_nonempty);
     pthread_mutex_init(&eng->h_mu, NULL);
+    pthread_mutex_init(&eng->prune_mu, NULL);
     cond_init_mono(&eng->h_cond);
     pthread_mutex_init(&eng->d_mu, NULL);
     pthread_mutex_init(&eng->live_mu, NULL);
@@ -1579,6 +1584,7 @@ int aspen_engine_start(aspen_engine *eng, aspen_engine_error *err)
     eng->dispatcher_started = true;
     eng_listener_start(eng);
     eng_scheduler_start(eng);
+    eng_pruner_start(eng);
     if (rep.requeued || rep.failed || rep.cancelled)
         engine_message(eng, "recovery at start: %lld requeued, %lld failed, %lld cancelled",
                        (long long)rep.requeued, (long long)rep.failed, (long long)rep.cancelled);
@@ -1607,6 +1613,7 @@ int aspen_engine_stop(aspen_engine *eng, int grace_ms, aspen_engine_error *err)
     if (grace_ms < 0)
         grace_ms = eng->cfg.shutdown_grace_ms;
     atomic_store(&eng->stopping, 1);
+    eng_pruner_stop(eng);
     eng_listener_stop(eng);
     eng_scheduler_stop(eng); /* gives the scheduler lease back while still registered */
     pthread_mutex_lock(&eng->h_mu);

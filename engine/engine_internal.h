@@ -198,6 +198,13 @@ struct aspen_engine {
     pthread_t dispatcher_th, committer_th;
     bool dispatcher_started, committer_started;
     aspen_store *disp_store, *commit_store;
+    /* the retention pruner (retention.c) */
+    aspen_store *prune_store;
+    pthread_t prune_th;
+    bool prune_started;
+    int prune_pipe[2];
+    pthread_mutex_t prune_mu; /* guards prune_stats */
+    aspen_engine_retention_stats prune_stats;
     /* the waiter for announced new work (listen.c; PostgreSQL only) */
     aspen_store *listen_store;
     pthread_t listen_th;
@@ -321,6 +328,9 @@ int eng_with_store_spec(aspen_engine *eng, const aspen_engine_job_spec *in,
 struct eng_scheduler;
 void eng_scheduler_start(aspen_engine *eng);
 void eng_scheduler_stop(aspen_engine *eng);
+/* retention.c: start (workers > 0 and retention_poll_ms >= 0; best effort) and stop the pruner. */
+void eng_pruner_start(aspen_engine *eng);
+void eng_pruner_stop(aspen_engine *eng);
 /* listen.c: start (best effort: without it the store thread polls) and stop the waiter. */
 void eng_listener_start(aspen_engine *eng);
 void eng_listener_stop(aspen_engine *eng);

@@ -37,6 +37,12 @@ struct store_ops {
                         const char *const *keys, int64_t *ids_out, aspen_store_submitted *out,
                         aspen_store_error *err);
     int (*job_unique_key)(aspen_store *s, int64_t id, char **key, aspen_store_error *err);
+    /* state final, 1 <= max <= ASPEN_STORE_PRUNE_MAX; *deleted set */
+    int (*prune)(aspen_store *s, aspen_store_state state, int64_t finished_before_ms, size_t max,
+                 int64_t *deleted, aspen_store_error *err);
+    /* 1 <= n <= ASPEN_STORE_PRUNE_MAX; *deleted set */
+    int (*delete_jobs)(aspen_store *s, const int64_t *ids, size_t n, int64_t *deleted,
+                       aspen_store_error *err);
     int (*claim)(aspen_store *s, int64_t engine_id, size_t max, int64_t now_ms,
                  aspen_store_job **jobs, size_t *n, bool *paused, aspen_store_error *err);
     int (*unclaim)(aspen_store *s, int64_t engine_id, const int64_t *ids, size_t n,

@@ -352,8 +352,11 @@ void aspen_store_duration_format(int64_t ms, char *out, size_t size)
     size_t used = 0;
     out[0] = '\0';
     for (size_t i = 0; i < sizeof parts / sizeof parts[0] && ms > 0; i++) {
-        /* weeks only when whole: "10d" reads better than "1w3d" */
-        if (i == 0 && ms % parts[0].ms)
+        /* "24h" and "7d" read better than "1d" and "1w"; weeks only when whole ("10d", not
+         * "1w3d") and two or more, days only from two */
+        if (i == 0 && (ms % parts[0].ms || ms < 2 * parts[0].ms))
+            continue;
+        if (i == 1 && ms < 2 * parts[1].ms)
             continue;
         int64_t k = ms / parts[i].ms;
         if (!k)

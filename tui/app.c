@@ -935,12 +935,24 @@ static void act_work(uv_work_t *w)
         break;
     }
     case ACT_DELETE:
-        for (size_t i = 0; i < r->n; i++) {
-            if (aspen_engine_delete(eng, r->ids[i], &err) == 0) {
-                r->done++;
-            } else {
-                r->failed++;
+        /* 500 a transaction (aspen_engine_delete_jobs: a batch whole or not at all); when a batch
+         * left some (not finished), each of those is asked alone for the store's reason */
+        for (size_t i = 0; i < r->n; i += 500) {
+            size_t k = r->n - i < 500 ? r->n - i : 500;
+            int64_t gone = 0;
+            if (aspen_engine_delete_jobs(eng, r->ids + i, k, &gone, &err) != 0) {
+                r->failed += (int)k;
                 snprintf(r->msg, sizeof r->msg, "%s", err.msg);
+                continue;
+            }
+            r->done += (int)gone;
+            for (size_t j = i; (size_t)gone < k && j < i + k; j++) {
+                if (aspen_engine_delete(eng, r->ids[j], &err) == 0) {
+                    r->done++;
+                } else if (err.code != ASPEN_ENGINE_ENOTFOUND) {
+                    r->failed++;
+                    snprintf(r->msg, sizeof r->msg, "%s", err.msg);
+                }
             }
         }
         break;

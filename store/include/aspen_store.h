@@ -503,6 +503,40 @@ int aspen_store_delete(aspen_store *s, int64_t id, aspen_store_error *err);
 int aspen_store_purge(aspen_store *s, int64_t finished_before_ms, int64_t *deleted,
                       aspen_store_error *err);
 
+/* ---- retention and bulk deletes (store/retention.c; docs/STORE.md "Retention") ----------------- */
+
+/* How long finished jobs of each final state are kept (index: aspen_store_state; only succeeded,
+ * failed and cancelled are used). 0 = kept forever ("off"). Stored in the database's settings
+ * (retention.STATE), so every engine and console on it sees the same. */
+typedef struct aspen_store_retention {
+    int64_t keep_ms[ASPEN_STORE_STATE_COUNT];
+    bool is_default[ASPEN_STORE_STATE_COUNT]; /* not set: the default applies */
+} aspen_store_retention;
+
+/* River's defaults: succeeded 24 h, cancelled 24 h, failed 7 days (0 for a non-final state). */
+int64_t aspen_store_retention_default_ms(aspen_store_state state);
+int aspen_store_retention_get(aspen_store *s, aspen_store_retention *out, aspen_store_error *err);
+/* keep_ms > 0: keep that long after a job finished; 0: off (keep forever); < 0: the default again.
+ * EINVAL for a state that is not final. */
+int aspen_store_retention_set(aspen_store *s, aspen_store_state state, int64_t keep_ms,
+                              aspen_store_error *err);
+
+/* Most jobs one prune or delete_jobs takes (one transaction each). */
+#define ASPEN_STORE_PRUNE_MAX 10000
+/* Deletes up to max (capped at ASPEN_STORE_PRUNE_MAX) jobs in `state` (final) that finished before
+ * finished_before_ms, oldest first, with everything that belongs to them (attempts, logs, payload,
+ * unique key, attempt data), in ONE short transaction; *deleted says how many. Idempotent and safe
+ * from several processes at once (PostgreSQL: rows another pruner holds are skipped, not waited
+ * for). Reads the jobs_finished index: the cost is the batch, not the table. */
+int aspen_store_prune(aspen_store *s, aspen_store_state state, int64_t finished_before_ms,
+                      size_t max, int64_t *deleted, aspen_store_error *err);
+/* Deletes the finished jobs among ids (at most ASPEN_STORE_PRUNE_MAX) with everything that belongs
+ * to them, in ONE transaction: all of them or, on an error, none. Ids of queued, scheduled or
+ * running jobs, and ids that do not exist, are left alone (not errors); *deleted says how many
+ * went. For bulk deletes (aspen delete --filter, the console's marked and filter delete). */
+int aspen_store_delete_jobs(aspen_store *s, const int64_t *ids, size_t n, int64_t *deleted,
+                            aspen_store_error *err);
+
 int aspen_store_set_paused(aspen_store *s, bool paused, aspen_store_error *err);
 int aspen_store_paused(aspen_store *s, bool *paused, aspen_store_error *err);
 int aspen_store_setting_set(aspen_store *s, const char *key, const char *value,

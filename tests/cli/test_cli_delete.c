@@ -3,7 +3,7 @@
  * nothing; --yes skips the question), take finished jobs only (a running or queued one is refused
  * with a message saying to cancel it; unfinished filter matches are kept and counted) and take the
  * attempts and logs with the job; `aspen purge --older-than D` deletes finished jobs by age and
- * says how many, and refuses --state (the store's purge has none) pointing at delete --filter;
+ * says how many, `--state S` only those final states (a queued one refused);
  * `aspen jobs --jsonl` exports every matching job, past the 50-row default, one object a line.
  * They run in-process handlers (no guest), through the same engine and store as every command.
  */
@@ -167,9 +167,15 @@ static void test_purge(void **st)
     new_db(db, sizeof db);
     finished_jobs(db, 5);
     check_cmd(0, "6", "'%s' submit --type echo --db '%s'", ASPEN_BIN, db); /* queued: never purged */
-    check_cmd(2, "needs --older-than", "'%s' purge --yes --db '%s'", ASPEN_BIN, db);
-    check_cmd(2, "not '3x'", "'%s' purge --older-than 3x --yes --db '%s'", ASPEN_BIN, db);
-    check_cmd(2, "aspen delete --filter 'state:failed'",
+    check_cmd(2, "needs --older-than DURATION or --state S", "'%s' purge --yes --db '%s'", ASPEN_BIN,
+          db);
+    check_cmd(2, "'3x' is not a duration", "'%s' purge --older-than 3x --yes --db '%s'", ASPEN_BIN, db);
+    /* --state (issue 10): only final states; none of these failed, so nothing goes */
+    check_cmd(2, "--state queued: only finished jobs are purged",
+          "'%s' purge --state queued --yes --db '%s'", ASPEN_BIN, db);
+    check_cmd(2, "'faild' is not a state (did you mean failed?)",
+          "'%s' purge --state faild --yes --db '%s'", ASPEN_BIN, db);
+    check_cmd(0, "purged 0 failed jobs older than 1d",
           "'%s' purge --older-than 1d --state failed --yes --db '%s'", ASPEN_BIN, db);
     check_cmd(1, "nothing deleted", "'%s' purge --older-than 0s --db '%s' </dev/null", ASPEN_BIN, db);
     /* just finished: none is older than an hour */

@@ -384,9 +384,15 @@ static void test_parsers(void **state)
     aspen_store_duration_format(600000, out, sizeof out);
     assert_string_equal(out, "10m");
     aspen_store_duration_format(86400000, out, sizeof out);
-    assert_string_equal(out, "1d");
+    assert_string_equal(out, "24h");
     aspen_store_duration_format(604800000, out, sizeof out);
-    assert_string_equal(out, "1w");
+    assert_string_equal(out, "7d");
+    aspen_store_duration_format(1209600000, out, sizeof out);
+    assert_string_equal(out, "2w");
+    aspen_store_duration_format(90000000, out, sizeof out);
+    assert_string_equal(out, "25h");
+    aspen_store_duration_format(2 * 86400000 + 3600000, out, sizeof out);
+    assert_string_equal(out, "2d1h");
     aspen_store_duration_format(5400000, out, sizeof out);
     assert_string_equal(out, "1h30m");
     aspen_store_duration_format(0, out, sizeof out);

@@ -1,0 +1,155 @@
+/* sqlite_prune.c — the SQLite backend's batched deletes: retention's prune (the oldest finished
+ * jobs of one state, read on jobs_finished) and delete_jobs (the finished ones among given ids),
+ * each ONE short BEGIN IMMEDIATE transaction of at most ASPEN_STORE_PRUNE_MAX jobs, so a pruner
+ * holds the write lock for milliseconds at a time and the engine's group commits go on between
+ * its batches.
+ *
+ * Everything that belongs to a job goes with it: the rows of job_tables below, and attempt_data
+ * through its trigger (schema 6). A table keyed by job added later belongs in job_tables. */
+#include "sqlite_store.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Each a DELETE of one job's rows in another table (?1 = the job's id), the job row last. */
+static const char *const job_tables[] = {
+    "DELETE FROM logs WHERE job = ?1",
+    "DELETE FROM attempts WHERE job = ?1",
+    "DELETE FROM job_payloads WHERE id = ?1",
+    "DELETE FROM job_unique WHERE job = ?1",
+    "DELETE FROM jobs WHERE id = ?1",
+};
+#define N_TABLES (sizeof job_tables / sizeof job_tables[0])
+
+struct deleter {
+    sqlite3_stmt *state; /* the job's state */
+    sqlite3_stmt *del[N_TABLES];
+};
+
+static void deleter_free(struct deleter *d)
+{
+    sqlite3_finalize(d->state);
+    for (size_t i = 0; i < N_TABLES; i++)
+        sqlite3_finalize(d->del[i]);
+}
+
+static int deleter_init(struct sqlite_store *s, struct deleter *d, const char *what,
+                        aspen_store_error *err)
+{
+    memset(d, 0, sizeof *d);
+    int rc = sqlite3_prepare_v2(s->db, "SELECT state FROM jobs WHERE id = ?1", -1, &d->state, NULL);
+    for (size_t i = 0; rc == SQLITE_OK && i < N_TABLES; i++)
+        rc = sqlite3_prepare_v2(s->db, job_tables[i], -1, &d->del[i], NULL);
+    if (rc != SQLITE_OK) {
+        int code = store_sqlite_err(s, err, rc, what);
+        deleter_free(d);
+        return code;
+    }
+    return 0;
+}
+
+/* Deletes job id with its rows if it is finished; *gone says whether it went. */
+static int delete_one(struct sqlite_store *s, struct deleter *d, int64_t id, bool *gone,
+                      const char *what, aspen_store_error *err)
+{
+    *gone = false;
+    sqlite3_reset(d->state);
+    sqlite3_bind_int64(d->state, 1, id);
+    int rc = sqlite3_step(d->state);
+    if (rc == SQLITE_DONE)
+        return 0; /* not there (deleted meanwhile): nothing to do */
+    if (rc != SQLITE_ROW)
+        return store_sqlite_err(s, err, rc, what);
+    int state = state_from_text(sqlite3_column_text(d->state, 0));
+    sqlite3_reset(d->state);
+    if (state < 0 || !aspen_store_state_is_final((aspen_store_state)state))
+        return 0; /* queued, scheduled, running: left alone */
+    for (size_t i = 0; i < N_TABLES; i++) {
+        sqlite3_reset(d->del[i]);
+        sqlite3_bind_int64(d->del[i], 1, id);
+        rc = sqlite3_step(d->del[i]);
+        if (rc != SQLITE_DONE)
+            return store_sqlite_err(s, err, rc, what);
+    }
+    counts_note(s, (aspen_store_state)state, ASPEN_STORE_STATE_NEW, 1);
+    *gone = true;
+    return 0;
+}
+
+static int delete_ids(struct sqlite_store *s, const int64_t *ids, size_t n, int64_t *deleted,
+                      const char *what, aspen_store_error *err)
+{
+    struct deleter d;
+    int code = deleter_init(s, &d, what, err);
+    for (size_t i = 0; !code && i < n; i++) {
+        bool gone = false;
+        code = delete_one(s, &d, ids[i], &gone, what, err);
+        *deleted += gone;
+    }
+    deleter_free(&d);
+    return code;
+}
+
+int sq_delete_jobs(aspen_store *base, const int64_t *ids, size_t n, int64_t *deleted,
+                   aspen_store_error *err)
+{
+    struct sqlite_store *s = sq(base);
+    int64_t k = 0;
+    int code = tx_begin(s, err);
+    if (code)
+        return code;
+    code = delete_ids(s, ids, n, &k, "deleting jobs", err);
+    if (code) {
+        tx_rollback(s);
+        return code;
+    }
+    code = tx_commit(s, "deleting jobs", err);
+    if (!code)
+        *deleted = k;
+    return code;
+}
+
+/* The batch: read on jobs_finished (state, finished_at), oldest first, so a state's expired jobs
+ * are found without reading its newer ones or any unfinished job. */
+int sq_prune(aspen_store *base, aspen_store_state state, int64_t finished_before_ms, size_t max,
+             int64_t *deleted, aspen_store_error *err)
+{
+    struct sqlite_store *s = sq(base);
+    int64_t *ids = malloc(max * sizeof *ids);
+    if (!ids)
+        return store_err(err, ASPEN_STORE_ENOMEM, "out of memory pruning %zu jobs", max);
+    int64_t k = 0;
+    size_t n = 0;
+    int code = tx_begin(s, err);
+    if (code) {
+        free(ids);
+        return code;
+    }
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(s->db,
+                                "SELECT id FROM jobs INDEXED BY jobs_finished WHERE state = ?1"
+                                " AND finished_at < ?2 ORDER BY finished_at LIMIT ?3",
+                                -1, &st, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, aspen_store_state_name(state), -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, finished_before_ms);
+        sqlite3_bind_int64(st, 3, (int64_t)max);
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW && n < max)
+            ids[n++] = sqlite3_column_int64(st, 0);
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+        code = store_sqlite_err(s, err, rc, "finding finished jobs to prune");
+    if (!code)
+        code = delete_ids(s, ids, n, &k, "pruning finished jobs", err);
+    free(ids);
+    if (code) {
+        tx_rollback(s);
+        return code;
+    }
+    code = tx_commit(s, "pruning finished jobs", err);
+    if (!code)
+        *deleted = k;
+    return code;
+}

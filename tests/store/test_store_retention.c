@@ -1,0 +1,207 @@
+/* test_store_retention.c — retention and bulk deletes on both backends (issues 9 and 10): the
+ * settings (River's defaults, set, off, back to the default, refused for unfinished states), the
+ * prune (oldest first, only its state, only what finished before the cut-off, at most a batch, the
+ * attempts, logs, payload and unique key with the job, the kept counts right), and delete_jobs
+ * (finished ones only, missing ids ignored, one transaction: a failure in the middle of a batch
+ * deletes none of it). */
+#include "helpers.h"
+
+#define H (3600LL * 1000)
+
+static void test_settings(void **state)
+{
+    struct fixture *f = *state;
+    aspen_store_retention r;
+    aspen_store_error e = {0};
+    assert_int_equal(aspen_store_retention_get(f->s, &r, &e), 0);
+    assert_int_equal(r.keep_ms[ASPEN_STORE_SUCCEEDED], 24 * H);
+    assert_int_equal(r.keep_ms[ASPEN_STORE_CANCELLED], 24 * H);
+    assert_int_equal(r.keep_ms[ASPEN_STORE_FAILED], 7 * 24 * H);
+    assert_true(r.is_default[ASPEN_STORE_FAILED]);
+    assert_int_equal(r.keep_ms[ASPEN_STORE_QUEUED], 0);
+
+    assert_int_equal(aspen_store_retention_set(f->s, ASPEN_STORE_FAILED, 30 * 24 * H, &e), 0);
+    assert_int_equal(aspen_store_retention_set(f->s, ASPEN_STORE_SUCCEEDED, 0, &e), 0);
+    assert_int_equal(aspen_store_retention_get(f->s, &r, &e), 0);
+    assert_int_equal(r.keep_ms[ASPEN_STORE_FAILED], 30 * 24 * H);
+    assert_false(r.is_default[ASPEN_STORE_FAILED]);
+    assert_int_equal(r.keep_ms[ASPEN_STORE_SUCCEEDED], 0); /* off */
+    assert_false(r.is_default[ASPEN_STORE_SUCCEEDED]);
+    /* another handle (another process) sees the same */
+    aspen_store *other = open_or_fail(f->path, NULL);
+    assert_int_equal(aspen_store_retention_get(other, &r, &e), 0);
+    assert_int_equal(r.keep_ms[ASPEN_STORE_FAILED], 30 * 24 * H);
+    aspen_store_close(other);
+    assert_int_equal(aspen_store_retention_set(f->s, ASPEN_STORE_FAILED, -1, &e), 0);
+    assert_int_equal(aspen_store_retention_get(f->s, &r, &e), 0);
+    assert_int_equal(r.keep_ms[ASPEN_STORE_FAILED], 7 * 24 * H);
+    assert_true(r.is_default[ASPEN_STORE_FAILED]);
+
+    assert_int_equal(aspen_store_retention_set(f->s, ASPEN_STORE_RUNNING, H, &e),
+                     ASPEN_STORE_EINVAL);
+    assert_non_null(strstr(e.msg, "running is not a final state"));
+    /* a value put there by hand that is not ours reads as the default, never as "delete all" */
+    assert_int_equal(aspen_store_setting_set(f->s, "retention.cancelled", "-5", &e), 0);
+    assert_int_equal(aspen_store_retention_get(f->s, &r, &e), 0);
+    assert_int_equal(r.keep_ms[ASPEN_STORE_CANCELLED], 24 * H);
+}
+
+/* n jobs of type t finished with outcome o at `at` (each with an attempt and a log line). */
+static void finished(struct fixture *f, int n, aspen_store_outcome o, int64_t at, int64_t *ids)
+{
+    assert_int_equal(aspen_store_engine_renew(f->s, f->engine, 5000, at - 10, NULL), 0);
+    for (int i = 0; i < n; i++) {
+        int64_t id = submit_job(f->s, "echo", 0, 0, 1, at - 10);
+        assert_int_equal(claim_ids(f->s, f->engine, 1, at - 5, NULL), 1);
+        aspen_store_log_line line = {.time_ms = at, .line = "a line"};
+        aspen_store_completion c = {.job_id = id, .outcome = o, .logs = &line, .n_logs = 1};
+        int status = -1;
+        assert_int_equal(aspen_store_complete(f->s, f->engine, &c, 1, at, &status, NULL, NULL), 0);
+        assert_int_equal(status, 0);
+        if (ids)
+            ids[i] = id;
+    }
+}
+
+static int64_t rows_of(struct fixture *f, const char *table, const char *col, int64_t id)
+{
+    char sql[200];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM %s WHERE %s = %lld", table, col, (long long)id);
+    return fx_raw_int(f, sql);
+}
+
+static void test_prune(void **state)
+{
+    struct fixture *f = *state;
+    int64_t old[3], young[2], failed[2];
+    finished(f, 3, ASPEN_STORE_OUTCOME_SUCCESS, T0, old);
+    finished(f, 2, ASPEN_STORE_OUTCOME_SUCCESS, T0 + 10 * H, young);
+    finished(f, 2, ASPEN_STORE_OUTCOME_FAILURE, T0, failed);
+    int64_t queued = submit_job(f->s, "echo", 0, 0, 1, T0);
+    /* a big payload (its own table on SQLite) and a unique key go with their job too */
+    aspen_store_unique u = {.key = "pruned-key", .states = 1u << ASPEN_STORE_SUCCEEDED};
+    char big[600];
+    memset(big, 'x', sizeof big);
+    memcpy(big, "{\"s\":\"", 6);
+    memcpy(big + sizeof big - 3, "\"}", 3);
+    aspen_store_job_spec spec = {.type = "echo", .payload = big, .unique = &u};
+    int64_t keyed = 0;
+    assert_int_equal(aspen_store_submit(f->s, &spec, T0 - 20, &keyed, NULL), 0);
+    assert_int_equal(claim_ids(f->s, f->engine, 1, T0 - 15, NULL), 1);
+    assert_int_equal(complete_one(f->s, f->engine, keyed, ASPEN_STORE_OUTCOME_SUCCESS, 0, T0 - 1),
+                     0);
+    assert_int_equal(rows_of(f, "attempts", "job", old[0]), 1);
+    assert_int_equal(rows_of(f, "logs", "job", old[0]), 1);
+
+    aspen_store_error e = {0};
+    int64_t n = -1;
+    /* at most max, oldest first: the keyed job finished first */
+    assert_int_equal(aspen_store_prune(f->s, ASPEN_STORE_SUCCEEDED, T0 + H, 2, &n, &e), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(rows_of(f, "jobs", "id", keyed), 0);
+    assert_int_equal(rows_of(f, "job_unique", "job", keyed), 0);
+    assert_int_equal(rows_of(f, "jobs", "id", old[0]), 0);
+    assert_int_equal(rows_of(f, "attempts", "job", old[0]), 0);
+    assert_int_equal(rows_of(f, "logs", "job", old[0]), 0);
+    assert_int_equal(rows_of(f, "jobs", "id", old[1]), 1);
+    if (!test_on_pg())
+        assert_int_equal(fx_raw_int(f, "SELECT count(*) FROM job_payloads"), 0);
+    /* the rest of the old ones; the young ones, the failed and the queued stay */
+    assert_int_equal(aspen_store_prune(f->s, ASPEN_STORE_SUCCEEDED, T0 + H, 500, &n, &e), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(aspen_store_prune(f->s, ASPEN_STORE_SUCCEEDED, T0 + H, 500, &n, &e), 0);
+    assert_int_equal(n, 0);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(rows_of(f, "jobs", "id", young[i]), 1);
+        assert_int_equal(rows_of(f, "jobs", "id", failed[i]), 1);
+    }
+    assert_int_equal(state_of(f->s, queued), ASPEN_STORE_QUEUED);
+    /* the cut-off is strict: finished exactly at it stays */
+    assert_int_equal(aspen_store_prune(f->s, ASPEN_STORE_FAILED, T0, 500, &n, &e), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(aspen_store_prune(f->s, ASPEN_STORE_FAILED, T0 + 1, 500, &n, &e), 0);
+    assert_int_equal(n, 2);
+    int64_t c[ASPEN_STORE_STATE_COUNT];
+    assert_int_equal(aspen_store_counts(f->s, c, &e), 0);
+    assert_int_equal(c[ASPEN_STORE_SUCCEEDED], 2);
+    assert_int_equal(c[ASPEN_STORE_FAILED], 0);
+    assert_int_equal(c[ASPEN_STORE_QUEUED], 1);
+    assert_int_equal(aspen_store_check(f->s, &e), 0); /* kept counts = a recount */
+
+    assert_int_equal(aspen_store_prune(f->s, ASPEN_STORE_QUEUED, T0 + H, 500, &n, &e),
+                     ASPEN_STORE_EINVAL);
+    assert_non_null(strstr(e.msg, "queued is not a final state"));
+    assert_int_equal(state_of(f->s, queued), ASPEN_STORE_QUEUED);
+}
+
+static void test_delete_jobs(void **state)
+{
+    struct fixture *f = *state;
+    int64_t done[3];
+    finished(f, 3, ASPEN_STORE_OUTCOME_SUCCESS, T0, done);
+    int64_t queued = submit_job(f->s, "echo", 0, 0, 1, T0);
+    int64_t ids[] = {done[0], queued, 999999, done[2]};
+    int64_t n = -1;
+    aspen_store_error e = {0};
+    assert_int_equal(aspen_store_delete_jobs(f->s, ids, 4, &n, &e), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(rows_of(f, "jobs", "id", done[0]), 0);
+    assert_int_equal(rows_of(f, "attempts", "job", done[0]), 0);
+    assert_int_equal(rows_of(f, "jobs", "id", done[1]), 1);
+    assert_int_equal(rows_of(f, "jobs", "id", done[2]), 0);
+    assert_int_equal(state_of(f->s, queued), ASPEN_STORE_QUEUED);
+    assert_int_equal(aspen_store_check(f->s, &e), 0);
+    /* again: nothing left to do, not an error */
+    assert_int_equal(aspen_store_delete_jobs(f->s, ids, 4, &n, &e), 0);
+    assert_int_equal(n, 0);
+    int64_t *many = calloc(ASPEN_STORE_PRUNE_MAX + 1, sizeof *many);
+    assert_int_equal(aspen_store_delete_jobs(f->s, many, ASPEN_STORE_PRUNE_MAX + 1, &n, &e),
+                     ASPEN_STORE_EINVAL);
+    assert_non_null(strstr(e.msg, "delete in batches"));
+    free(many);
+}
+
+/* A batch fails in its middle (a trigger refuses deleting one job's logs): none of it is deleted,
+ * on either backend, and the counts are untouched. */
+static void test_batch_is_atomic(void **state)
+{
+    struct fixture *f = *state;
+    int64_t done[3];
+    finished(f, 3, ASPEN_STORE_OUTCOME_SUCCESS, T0, done);
+    char sql[600];
+    if (test_on_pg())
+        snprintf(sql, sizeof sql,
+                 "CREATE FUNCTION boom() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN IF OLD.job ="
+                 " %lld THEN RAISE EXCEPTION 'boom'; END IF; RETURN OLD; END $$;"
+                 " CREATE TRIGGER boom BEFORE DELETE ON logs FOR EACH ROW EXECUTE FUNCTION boom()",
+                 (long long)done[1]);
+    else
+        snprintf(sql, sizeof sql,
+                 "CREATE TRIGGER boom BEFORE DELETE ON logs WHEN OLD.job = %lld"
+                 " BEGIN SELECT RAISE(ABORT, 'boom'); END",
+                 (long long)done[1]);
+    fx_raw_exec(f, sql);
+    int64_t n = -1;
+    aspen_store_error e = {0};
+    assert_int_not_equal(aspen_store_delete_jobs(f->s, done, 3, &n, &e), 0);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(rows_of(f, "jobs", "id", done[i]), 1);
+        assert_int_equal(rows_of(f, "logs", "job", done[i]), 1);
+    }
+    assert_int_not_equal(aspen_store_prune(f->s, ASPEN_STORE_SUCCEEDED, T0 + 1, 500, &n, &e), 0);
+    assert_int_equal(fx_raw_int(f, "SELECT count(*) FROM jobs"), 3);
+    int64_t c[ASPEN_STORE_STATE_COUNT];
+    assert_int_equal(aspen_store_counts(f->s, c, &e), 0);
+    assert_int_equal(c[ASPEN_STORE_SUCCEEDED], 3);
+}
+
+int main(void)
+{
+    const struct CMUnitTest both[] = {
+        cmocka_unit_test_setup_teardown(test_settings, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_prune, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_delete_jobs, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_batch_is_atomic, fx_setup, fx_teardown),
+    };
+    return run_store_tests(__FILE__, both, sizeof both / sizeof both[0], NULL, 0);
+}

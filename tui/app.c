@@ -1467,6 +1467,7 @@ const tui_pane_ops *tui_view_ops(tui_view v)
         [TUI_VIEW_LOGS] = &tui_pane_logs_ops,     [TUI_VIEW_DETAIL] = &tui_pane_detail_ops,
         [TUI_VIEW_HELP] = &tui_pane_help_ops,     [TUI_VIEW_ENGINES] = &tui_pane_engines_ops,
         [TUI_VIEW_SCHEDULES] = &tui_pane_schedules_ops,
+        [TUI_VIEW_QUEUES] = &tui_pane_queues_ops,
     };
     return v < TUI_VIEW_COUNT ? ops[v] : ops[TUI_VIEW_JOBS];
 }
@@ -2239,6 +2240,7 @@ static void global_action(tui_app *a, tui_action act, int64_t arg, const char *t
     case TUI_A_PANE_LOGS: tui_show_pane(a, TUI_PANE_LOGS); break;
     case TUI_A_PANE_ENGINES: tui_show_pane(a, TUI_PANE_ENGINES); break;
     case TUI_A_PANE_SCHEDULES: tui_show_pane(a, TUI_PANE_SCHEDULES); break;
+    case TUI_A_PANE_QUEUES: tui_show_pane(a, TUI_PANE_QUEUES); break;
     case TUI_A_LOGS_OF_JOB:
         if (arg)
             tui_push(a, TUI_VIEW_LOGS, arg);
@@ -2430,7 +2432,7 @@ static void handle_mouse(tui_app *a)
     if (y == a->lay.tabs_y) {
         int tx = 0;
         for (int p = 0; p < TUI_PANE_COUNT; p++) {
-            int w = (int)strlen(tui_pane_name(p)) + 4;
+            int w = (int)strlen(tui_pane_name(p)) + (COLS < 100 ? 2 : 4); /* as draw_tabs */
             if (x >= tx && x < tx + w) {
                 tui_show_pane(a, (tui_pane)p);
                 return;
@@ -2877,6 +2879,7 @@ free_app:
     tui_logbuf_free(&a->logs_all);
     tui_engines_close();
     tui_schedules_close();
+    tui_queues_close();
     tui_logbuf_free(&a->logs_one);
     tui_text_free(&a->help);
     for (int i = 0; i < 3; i++)

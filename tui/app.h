@@ -34,6 +34,7 @@ typedef enum tui_view {
     TUI_VIEW_LOGS,
     TUI_VIEW_ENGINES, /* pane_engines.c: every host's engines */
     TUI_VIEW_SCHEDULES, /* pane_schedules.c: periodic jobs */
+    TUI_VIEW_QUEUES,  /* pane_queues.c: every named queue */
     TUI_VIEW_DETAIL,
     TUI_VIEW_HELP,
     TUI_VIEW_COUNT
@@ -243,7 +244,8 @@ typedef struct tui_pane_ops {
 } tui_pane_ops;
 
 extern const tui_pane_ops tui_pane_jobs_ops, tui_pane_vms_ops, tui_pane_logs_ops,
-    tui_pane_detail_ops, tui_pane_help_ops, tui_pane_engines_ops, tui_pane_schedules_ops;
+    tui_pane_detail_ops, tui_pane_help_ops, tui_pane_engines_ops, tui_pane_schedules_ops,
+    tui_pane_queues_ops;
 const tui_pane_ops *tui_view_ops(tui_view v);
 
 /* app.c, for the panes */
@@ -276,6 +278,7 @@ void tui_logs_search_set(tui_app *a, const char *needle);
 void tui_engines_tick(tui_app *a);
 void tui_engines_close(void); /* at exit: its store handle and list */
 void tui_schedules_close(void); /* pane_schedules.c, at exit */
+void tui_queues_close(void);  /* pane_queues.c, at exit: its store handle and list */
 
 /* draw.c */
 void tui_draw_init(tui_app *a);

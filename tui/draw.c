@@ -181,7 +181,9 @@ static void draw_tabs(tui_app *a)
     for (int p = 0; p < TUI_PANE_COUNT; p++) {
         bool on = (int)a->pane == p && on_pane;
         char label[32];
-        snprintf(label, sizeof label, " %d %s ", p + 1, tui_pane_name(p));
+        /* under 100 columns the tabs drop their padding, so six of them leave the filter and
+         * sort in view at 80 (app.c's click finds the tab with the same widths) */
+        snprintf(label, sizeof label, COLS < 100 ? "%d %s" : " %d %s ", p + 1, tui_pane_name(p));
         tui_put(3, x, COLS - x, on ? A_REVERSE | A_BOLD : A_NORMAL, "%s", label);
         x += (int)strlen(label) + 1;
     }

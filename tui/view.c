@@ -290,7 +290,7 @@ void tui_scroll(long *cursor, long *top, long n, long height)
 
 const char *tui_pane_name(tui_pane p)
 {
-    static const char *names[] = {"Jobs", "VMs", "Logs", "Engines", "Cron"}; /* Cron: the Schedules pane, short for 80 columns */
+    static const char *names[] = {"Jobs", "VMs", "Logs", "Engines", "Cron", "Queues"}; /* Cron: the Schedules pane, short for 80 columns */
     return p < TUI_PANE_COUNT ? names[p] : "?";
 }
 

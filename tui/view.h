@@ -98,7 +98,7 @@ void tui_scroll(long *cursor, long *top, long n, long height);
 /* ---- panes ------------------------------------------------------------------------------------ */
 /* The panes the tabs switch between (keys, actions and commands: keymap.h). */
 typedef enum tui_pane {
-    TUI_PANE_JOBS = 0, TUI_PANE_VMS, TUI_PANE_LOGS, TUI_PANE_ENGINES, TUI_PANE_SCHEDULES,
+    TUI_PANE_JOBS = 0, TUI_PANE_VMS, TUI_PANE_LOGS, TUI_PANE_ENGINES, TUI_PANE_SCHEDULES, TUI_PANE_QUEUES,
     TUI_PANE_COUNT
 } tui_pane;
 const char *tui_pane_name(tui_pane p);

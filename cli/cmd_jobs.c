@@ -531,6 +531,7 @@ static json_t *job_json(const aspen_store_job *j)
     const char *payload = j->payload ? j->payload : "null";
     json_object_set_new(o, "payload", cli_json_parse_or_text(payload, strlen(payload)));
     json_object_set_new(o, "priority", json_integer(j->priority));
+    json_object_set_new(o, "queue", cli_json_str(j->queue));
     json_object_set_new(o, "attempts", json_integer(j->attempts));
     json_object_set_new(o, "max_attempts", json_integer(j->max_attempts));
     json_object_set_new(o, "timeout_ms", json_integer(j->timeout_ms));
@@ -827,6 +828,7 @@ int cmd_show(int argc, char **argv)
         printf("  attempts    %d of %d   priority %d   timeout %s   memory %s\n", j.attempts,
                j.max_attempts, j.priority, tmo, mem);
         show_field("tags", j.tags, j.isolation ? "   isolation on" : "");
+        show_field("queue", j.queue, "");
         cli_format_time(j.created_at_ms, t1, sizeof t1);
         cli_format_time(j.started_at_ms, t2, sizeof t2);
         cli_format_time(j.finished_at_ms, t3, sizeof t3);

@@ -225,7 +225,6 @@ void aspen_store_job_clear(aspen_store_job *job)
     free(job->result);
     free(job->error);
     free(job->source_dir);
-    free(job->queue);
     memset(job, 0, sizeof *job);
 }
 

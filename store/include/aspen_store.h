@@ -254,7 +254,9 @@ typedef struct aspen_store_job {
     char *source_dir;
     int log_count;       /* log lines stored (truncation marker included) */
     int64_t log_dropped; /* lines not kept because of the per-job cap */
-    char *queue;         /* its named queue ("default" unless submitted to another) */
+    /* its named queue ("default" unless submitted to another); an array, not a pointer: every
+     * claimed job carries one, and a malloc per job showed in the claim's cost */
+    char queue[65];
 } aspen_store_job;
 
 void aspen_store_job_clear(aspen_store_job *job);

@@ -46,7 +46,8 @@ int pg_job_from_row(const PGresult *r, int row, int c, aspen_store_job *job, asp
     job->source_dir = pg_get_text(r, row, c + 22, &oom);
     job->log_count = (int)pg_get_int(r, row, c + 23);
     job->log_dropped = pg_get_int(r, row, c + 24);
-    job->queue = pg_get_text(r, row, c + 25, &oom);
+    snprintf(job->queue, sizeof job->queue, "%s",
+             PQgetisnull(r, row, c + 25) ? "default" : PQgetvalue(r, row, c + 25));
     if (oom) {
         aspen_store_job_clear(job);
         return store_err(err, ASPEN_STORE_ENOMEM, "out of memory reading a job");

@@ -352,9 +352,7 @@ int pg_claim_queues(struct pg_store *s, int64_t engine_id, size_t max, int64_t n
             code = pg_job_from_row(r, (int)i, 0, &jobs[njobs], err);
             if (code)
                 break;
-            struct store_queue_row *q = store_queue_plan_row(&plan, jobs[njobs].queue
-                                                                        ? jobs[njobs].queue
-                                                                        : ASPEN_STORE_QUEUE_DEFAULT);
+            struct store_queue_row *q = store_queue_plan_row(&plan, jobs[njobs].queue);
             if (q && q->allow > 0 && q->allow != INT64_MAX)
                 q->allow--;
             njobs++;

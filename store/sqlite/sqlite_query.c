@@ -66,7 +66,8 @@ int job_from_row(sqlite3_stmt *st, aspen_store_job *job, aspen_store_error *err)
     job->source_dir = col_dup(st, 22, &oom);
     job->log_count = sqlite3_column_int(st, 23);
     job->log_dropped = sqlite3_column_int64(st, 24);
-    job->queue = col_dup(st, 25, &oom);
+    const unsigned char *queue = sqlite3_column_text(st, 25);
+    snprintf(job->queue, sizeof job->queue, "%s", queue ? (const char *)queue : "default");
     if (oom) {
         aspen_store_job_clear(job);
         return store_err(err, ASPEN_STORE_ENOMEM, "out of memory reading a job");

@@ -766,6 +766,7 @@ typedef struct tui_seed {
     char *payload;
     long long timeout_s, priority, attempts;
     char tags[1024];
+    char queue[65]; /* its named queue ("default") */
 } tui_seed;
 
 static void open_form(tui_app *a, const tui_seed *s);
@@ -794,7 +795,7 @@ typedef struct act_req {
     char path[1024];
     bool pause;
     /* submit */
-    char guest[256], tags_json[1024], sha256[65];
+    char guest[256], tags_json[1024], sha256[65], queue[65];
     char *payload; /* malloc'd */
     bool handler;
     int64_t timeout_ms;
@@ -841,6 +842,7 @@ static void act_work(uv_work_t *w)
                 specs[i].max_attempts = r->attempts;
                 specs[i].tags = tags;
                 specs[i].n_tags = n_tags;
+                specs[i].queue = r->queue[0] ? r->queue : NULL;
             }
             r->rc = aspen_engine_submit_batch(eng, specs, (size_t)r->count, ids, &err);
             if (r->rc == 0) {
@@ -1040,6 +1042,7 @@ static void act_work(uv_work_t *w)
         s->priority = j.priority;
         s->attempts = j.max_attempts > 0 ? j.max_attempts : 3;
         tui_tags_from_json(j.tags, s->tags, sizeof s->tags);
+        snprintf(s->queue, sizeof s->queue, "%s", j.queue);
         aspen_store_job_clear(&j);
         break;
     }
@@ -1621,6 +1624,7 @@ static void form_fill(tui_app *a, const tui_seed *s)
     tui_line_set(&a->f[TUI_F_ATTEMPTS], n);
     tui_line_set(&a->f[TUI_F_COUNT], "1");
     tui_line_set(&a->f[TUI_F_TAGS], s && s->have ? s->tags : "");
+    tui_line_set(&a->f[TUI_F_QUEUE], s && s->have && s->queue[0] ? s->queue : "default");
     a->payload_touched = s && s->have;
     form_focus(a, TUI_F_GUEST);
     form_check(a);
@@ -1690,9 +1694,28 @@ static void form_submit(tui_app *a)
             a->field_fresh = true;
             return;
         }
+    /* the queue: a name the store takes, said here before anything is sent */
+    const char *queue = a->f[TUI_F_QUEUE].buf;
+    while (*queue == ' ')
+        queue++;
+    char qname[ASPEN_STORE_QUEUE_NAME_MAX + 1];
+    snprintf(qname, sizeof qname, "%s", *queue ? queue : "default");
+    for (size_t l = strlen(qname); l > 0 && qname[l - 1] == ' '; l--)
+        qname[l - 1] = '\0'; /* trailing blanks are not part of the name */
+    aspen_store_error qe = {0};
+    if (strlen(queue) > ASPEN_STORE_QUEUE_NAME_MAX ||
+        aspen_store_queue_name_check(qname, &qe) != 0) {
+        snprintf(a->form_msg, sizeof a->form_msg, "queue: %s",
+                 qe.msg[0] ? qe.msg : "a queue name is at most 64 characters");
+        a->form_ok = false;
+        a->field = TUI_F_QUEUE;
+        a->field_fresh = true;
+        return;
+    }
     act_req *r = calloc(1, sizeof *r);
     if (!r)
         return;
+    snprintf(r->queue, sizeof r->queue, "%s", qname);
     r->payload = strdup(a->f[TUI_F_PAYLOAD].buf);
     if (!r->payload) {
         free(r);

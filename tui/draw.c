@@ -289,19 +289,19 @@ static void draw_form(tui_app *a)
 {
     int w = COLS - 4 < 96 ? COLS - 4 : 96;
     /* the payload editor takes the rows the screen can give (up to 10) */
-    int prow = LINES - 2 - 15;
+    int prow = LINES - 2 - 16;
     if (prow > 10)
         prow = 10;
     if (prow < 1)
         prow = 1;
-    int h = prow + 15;
+    int h = prow + 16;
     if (h > LINES)
         h = LINES;
     int y0 = (LINES - h) / 2, x0 = (COLS - w) / 2;
     box_at(y0, x0, h, w);
     tui_put(y0, x0 + 2, w - 4, A_BOLD, " Submit a job ");
     static const char *labels[] = {"Guest", "Payload", "Timeout s", "Priority", "Attempts",
-                                   "Count", "Tags"};
+                                   "Count", "Tags", "Queue"};
     int lx = x0 + 2, fx = x0 + 14, fw = w - 16;
     int y = y0 + 2;
     for (int f = 0; f < TUI_F_SUBMIT; f++) {

@@ -3,7 +3,8 @@
 # figures (queued, limit, rate, paused) read from the store; `p` pauses and resumes the queue under
 # the cursor (checked with `aspen queues --json`, i.e. in the database, so every worker sees it),
 # while `p` elsewhere stays the global pause; `l` edits its limit on the command line (a bad
-# number is refused with the rule), and enter opens the jobs pane's filter line with queue:NAME.
+# number is refused with the rule), and enter opens the jobs pane's filter line with queue:NAME;
+# the submit form's Queue field puts the job in that queue and refuses a bad name.
 #
 #   console_queues_test.sh ASPEN_BINARY
 set -u
@@ -75,6 +76,21 @@ wait_for "queue emails resumed"
 keys Enter
 wait_for "queue:emails"
 keys Enter
-keys 1
+wait_for "filter: queue:emails"
+
+# the submit form's Queue field: a bad name is refused there, a good one is where the job goes
+keys s
+wait_for "Submit a job"
+wait_for "Queue +default"
+keys Tab Tab Tab Tab Tab Tab Tab
+type_text "bad name"
+keys C-s
+wait_for "queue: queue name \"bad name\" is not valid"
+keys C-u
+type_text "forms"
+keys C-s
+wait_for "submitted job 5 "
+[ "$("$ASPEN" jobs --filter queue:forms --json --db "$DB" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')" = 1 ] ||
+    fail "the form's job is not in queue forms"
 quit_and_check q
 echo "PASS: console_queues_test"

@@ -17,18 +17,6 @@
 
 static char g_db[256];
 
-static out run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static out run(const char *fmt, ...)
-{
-    char cmd[2048];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    assert_true(n > 0 && (size_t)n < sizeof cmd);
-    return run_shell(cmd);
-}
-
 static void expect(out o, int status, const char *needle)
 {
     if (o.status != status || (needle && !has(&o, needle)))

@@ -1691,6 +1691,40 @@ int aspen_engine_stop(aspen_engine *eng, int grace_ms, aspen_engine_error *err)
 
 /* ---- waiting, snapshot -------------------------------------------------------------------------- */
 
+static int eng_all_busy(aspen_engine *eng, bool include_scheduled, int64_t *busy,
+                        aspen_engine_error *err)
+{
+    int64_t counts[ASPEN_STORE_STATE_COUNT];
+    int rc = aspen_engine_counts(eng, counts, err);
+    if (rc == 0)
+        *busy = counts[ASPEN_STORE_QUEUED] + counts[ASPEN_STORE_RUNNING] +
+                (include_scheduled ? counts[ASPEN_STORE_SCHEDULED] : 0);
+    return rc;
+}
+
+/* An engine told to serve some queues (--queues) is idle when those are empty: jobs of queues it
+ * will never claim must not keep `aspen worker --queues a --until-idle` running for ever. */
+static int eng_served_busy(aspen_engine *eng, bool include_scheduled, int64_t *busy,
+                           aspen_engine_error *err)
+{
+    aspen_store_error se = {0};
+    aspen_store_queue_info *q = NULL;
+    size_t n = 0;
+    pthread_mutex_lock(&eng->api_mu);
+    int rc = aspen_store_queues(eng->api_store, aspen_store_now_ms(), &q, &n, &se);
+    pthread_mutex_unlock(&eng->api_mu);
+    if (rc != 0)
+        return eng_store_err(err, &se, "reading the queues this engine serves");
+    *busy = 0;
+    for (size_t i = 0; i < n; i++)
+        for (size_t k = 0; k < eng->cfg.n_queues; k++)
+            if (strcmp(q[i].name, eng->cfg.queues[k]) == 0)
+                *busy += q[i].queued + q[i].running +
+                         (include_scheduled ? q[i].scheduled : 0);
+    aspen_store_queues_free(q);
+    return 0;
+}
+
 int aspen_engine_wait_idle(aspen_engine *eng, int timeout_ms, bool include_scheduled,
                            aspen_engine_error *err)
 {
@@ -1698,12 +1732,11 @@ int aspen_engine_wait_idle(aspen_engine *eng, int timeout_ms, bool include_sched
     for (;;) {
         if (atomic_load(&eng->fatal))
             return eng_err(err, ASPEN_ENGINE_ESTORE, "the engine stopped: %s", eng->fatal_msg);
-        int64_t counts[ASPEN_STORE_STATE_COUNT];
-        int rc = aspen_engine_counts(eng, counts, err);
+        int64_t busy = 0;
+        int rc = eng->cfg.n_queues ? eng_served_busy(eng, include_scheduled, &busy, err)
+                                   : eng_all_busy(eng, include_scheduled, &busy, err);
         if (rc)
             return rc;
-        int64_t busy = counts[ASPEN_STORE_QUEUED] + counts[ASPEN_STORE_RUNNING] +
-                       (include_scheduled ? counts[ASPEN_STORE_SCHEDULED] : 0);
         pthread_mutex_lock(&eng->d_mu);
         bool flushed = eng->d_committed == eng->d_enqueued;
         pthread_mutex_unlock(&eng->d_mu);

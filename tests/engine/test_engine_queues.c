@@ -254,6 +254,13 @@ static void test_serve_queues(void **state)
     aspen_engine_close(eng);
     assert_int_equal(wait_exit(spawn_worker("2", "b,c"), 60000), 0);
     assert_int_equal(count_state(s, "b", ASPEN_STORE_SUCCEEDED), 3);
+    /* --until-idle judges idleness by the queues it serves: queue a's waiting jobs must not keep a
+     * worker for b running for ever (found by a new-user trial) */
+    submit_n(s, "a", "echo", "{}", 2);
+    submit_n(s, "b", "echo", "{}", 2);
+    assert_int_equal(wait_exit(spawn_worker("2", "b"), 60000), 0);
+    assert_int_equal(count_state(s, "b", ASPEN_STORE_SUCCEEDED), 5);
+    assert_int_equal(count_state(s, "a", ASPEN_STORE_QUEUED), 2);
     /* a bad name is refused before anything starts */
     const char *bad[] = {"no spaces"};
     cfg.queues = bad;

@@ -119,6 +119,17 @@ struct store_ops {
     /* aspen_store_set_priority / aspen_store_run_now (edit.c decides, the backend writes) */
     int (*set_priority)(aspen_store *s, int64_t id, int priority, aspen_store_error *err);
     int (*run_now)(aspen_store *s, int64_t id, int64_t now_ms, aspen_store_error *err);
+    /* Metrics history (store/metrics.c has the shared part). metrics_write: the rows in one
+     * transaction, each replacing its key's row (text already cleaned). metrics_rows: every row
+     * with from <= minute <= to (and the guest/type when not NULL), decoded, handed to fn one at a
+     * time (fn returns nonzero to stop: its code is returned). metrics_prune: as the public one. */
+    int (*metrics_write)(aspen_store *s, const aspen_store_rollup *rows, size_t n,
+                         aspen_store_error *err);
+    int (*metrics_rows)(aspen_store *s, int64_t from_minute, int64_t to_minute, const char *guest,
+                        const char *type, int (*fn)(const aspen_store_rollup *row, void *user),
+                        void *user, aspen_store_error *err);
+    int (*metrics_prune)(aspen_store *s, int64_t before_minute, size_t max_rows, int64_t *deleted,
+                         aspen_store_error *err);
 };
 
 /* Queues one handle's claims may serve (aspen_store_serve_queues); 0 = every queue. */
@@ -201,6 +212,20 @@ char *store_engine_slots_encode(const aspen_store_engine_slot *slots, size_t n);
 void store_engine_slots_decode(aspen_store_engine_info *e, const char *text);
 /* Copies src into dst[size] with control bytes and bytes >= 0x80 as '?'. */
 void store_clean_ascii(const char *src, char *dst, size_t size);
+
+/* ---- metrics history (schema version 11, store/metrics.c) ------------------------------------- */
+
+/* The rollups table, the same text for both backends' migrations. */
+extern const char store_metrics_v11_sql[];
+/* A histogram as stored: "BUCKET:COUNT,..." for the non-empty buckets, ascending. Returns the
+ * text's length, or 0 with out[0] = 0 when it does not fit in cap (cap >= STORE_HIST_TEXT_MAX
+ * always fits). */
+#define STORE_HIST_TEXT_MAX (ASPEN_STORE_HIST_BUCKETS * 25 + 1)
+size_t store_hist_encode(const aspen_store_hist *h, char *out, size_t cap);
+/* Reads that text (whatever another host wrote: malformed or out-of-range entries are skipped,
+ * counts saturate) into h, n recounted; max as stored (clamped to the largest non-empty bucket's
+ * top). */
+void store_hist_decode(aspen_store_hist *h, const char *text, uint64_t max);
 
 /* ---- backends' open functions ------------------------------------------------------------------ */
 

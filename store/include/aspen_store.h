@@ -63,7 +63,7 @@ typedef struct aspen_store_error {
 
 /* The seed's limit: "Binary too large: X bytes (max: 52428800 bytes)". */
 #define ASPEN_STORE_MAX_BINARY 52428800u
-#define ASPEN_STORE_SCHEMA_VERSION 10
+#define ASPEN_STORE_SCHEMA_VERSION 11
 
 /* ---- states and the transition table ---------------------------------------------------------- */
 
@@ -708,6 +708,92 @@ int aspen_store_checkpoint(aspen_store *s, aspen_store_error *err);
 /* PRAGMA data_version: changes when ANOTHER connection commits to the database (not this handle's
  * own writes). Poll it (e.g. every 250 ms) to notice other processes' changes cheaply. */
 int aspen_store_data_version(aspen_store *s, uint64_t *version, aspen_store_error *err);
+
+/* ---- metrics history: per-minute rollups (schema version 11; store/metrics.c) --------------------
+ * Every engine sums what it finished into one row per (minute, engine, job type, guest) and
+ * writes it with aspen_store_metrics_write about every few seconds (absolute values: the row is
+ * replaced, so a retried write is harmless). Run time and queue wait are kept as mergeable
+ * histograms: log-scale buckets, 8 per power of two, so rows of many engines and minutes add up
+ * bucket by bucket and p50/p95/p99 are read off the merged counts. A percentile is the middle of
+ * the bucket holding the nearest-rank sample: exact below 8 µs, otherwise within 1/16 (6.25%) of
+ * the true sample, whatever was merged (docs/STORE.md, "Metrics history"). */
+
+#define ASPEN_STORE_HIST_SUB 8          /* buckets per power of two */
+#define ASPEN_STORE_HIST_BUCKETS 304 /* values 0 .. 2^40 - 1 (µs: 12.7 days); larger count as that */
+#define ASPEN_STORE_HIST_MAX ((UINT64_C(1) << 40) - 1)
+
+typedef struct aspen_store_hist {
+    uint64_t n;   /* samples */
+    uint64_t max; /* the largest sample (a percentile never exceeds it) */
+    uint64_t counts[ASPEN_STORE_HIST_BUCKETS];
+} aspen_store_hist;
+
+/* The bucket of a value and the values a bucket holds: [lower, lower + width). */
+size_t aspen_store_hist_bucket(uint64_t value);
+uint64_t aspen_store_hist_lower(size_t bucket);
+uint64_t aspen_store_hist_width(size_t bucket);
+void aspen_store_hist_add(aspen_store_hist *h, uint64_t value); /* values over _MAX count as _MAX */
+void aspen_store_hist_merge(aspen_store_hist *into, const aspen_store_hist *from); /* saturating */
+/* The p-th percentile (0 < p <= 100; nearest rank) as the middle of its bucket, never above max;
+ * 0 when the histogram is empty. */
+uint64_t aspen_store_hist_percentile(const aspen_store_hist *h, double p);
+
+/* One rollup: a row as written (minutes = 1), or several merged (aspen_store_metrics). */
+typedef struct aspen_store_rollup {
+    int64_t minute;  /* unix minute (ms / 60000) of the engine host's clock when the attempt ended */
+    int64_t minutes; /* how many minutes it covers */
+    int64_t engine_id; /* the engine that wrote it; 0 when several are merged */
+    char type[64];   /* job type; "" when types are merged */
+    char guest[128]; /* guest (binary name, "" for in-process types); control and non-ASCII bytes
+                        are kept as '?' */
+    uint64_t finished;  /* attempts that ended (every outcome) */
+    uint64_t succeeded, failed, timeouts, cancelled; /* by outcome (failed: failure or timeout) */
+    uint64_t retried;   /* of those, how many went back to the queue */
+    uint64_t exits, host_calls; /* VM exits and host calls, summed */
+    uint64_t run_us_sum, wait_us_sum;
+    aspen_store_hist run_us;  /* run time (the attempt's wall time), µs */
+    aspen_store_hist wait_us; /* queue wait (start - when the job was due), µs, ms resolution */
+} aspen_store_rollup;
+
+/* Adds one rollup into another (counters and histograms; saturating). */
+void aspen_store_rollup_merge(aspen_store_rollup *into, const aspen_store_rollup *from);
+
+/* Writes rows (engine_id, minute, type and guest set) in one transaction, each replacing the row
+ * of its key. */
+int aspen_store_metrics_write(aspen_store *s, const aspen_store_rollup *rows, size_t n,
+                              aspen_store_error *err);
+
+typedef struct aspen_store_metrics_query {
+    int64_t from_minute, to_minute; /* inclusive */
+    int64_t step_minutes;           /* minutes per point; 0 → 1 */
+    const char *guest;              /* only this guest (as stored), or NULL */
+    const char *type;               /* only this type, or NULL */
+    bool by_guest; /* a point per step and (type, guest) that has data, instead of one point per
+                      step with everything merged (every step, empty ones included) */
+} aspen_store_metrics_query;
+
+/* At most this many points in one answer (ask for a larger step). */
+#define ASPEN_STORE_METRICS_MAX_POINTS 10000
+
+/* Rollups of every engine merged per step (and per type and guest when by_guest), oldest first:
+ * *out (free()) holds *n points. EINVAL for an empty range or too many points. */
+int aspen_store_metrics(aspen_store *s, const aspen_store_metrics_query *q,
+                        aspen_store_rollup **out, size_t *n, aspen_store_error *err);
+
+/* Deletes at most max_rows rollups of minutes before before_minute (small batches: the engine
+ * prunes a little at a time). *deleted (may be NULL) says how many went. */
+int aspen_store_metrics_prune(aspen_store *s, int64_t before_minute, size_t max_rows,
+                              int64_t *deleted, aspen_store_error *err);
+
+/* How long rollups are kept: the setting "metrics.retention" (a duration: 90m, 72h, 7d), default
+ * ASPEN_STORE_METRICS_RETENTION_MIN minutes; set refuses anything outside 1 hour .. 366 days. */
+#define ASPEN_STORE_METRICS_RETENTION_MIN (72 * 60)
+int aspen_store_metrics_retention(aspen_store *s, int64_t *minutes, aspen_store_error *err);
+int aspen_store_metrics_set_retention(aspen_store *s, const char *duration,
+                                      aspen_store_error *err);
+/* Parses a duration of N followed by s, m, h, d or w (e.g. "72h") into milliseconds: 0 or EINVAL
+ * with a message naming the text. */
+int aspen_store_parse_duration(const char *text, int64_t *ms, aspen_store_error *err);
 
 /* ---- waiting for new work ---------------------------------------------------------------------- */
 

@@ -1016,6 +1016,20 @@ static int pg_migrate_v10(struct pg_store *s, aspen_store_error *err)
     return code;
 }
 
+/* Version 11: the metrics history, per-minute rollups of what each engine finished (the table's
+ * text is store/metrics.c's, the same on SQLite). */
+static int pg_migrate_v11(struct pg_store *s, aspen_store_error *err)
+{
+    PGresult *r = PQexec(s->conn, store_metrics_v11_sql);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+        int code = pg_err(s, err, r, "adding the metrics history (version 11)");
+        PQclear(r);
+        return code;
+    }
+    PQclear(r);
+    return 0;
+}
+
 /* pg_migrations[v - 4] takes a database from v to v + 1, inside the transaction that holds the
  * schema lock (a fresh database is created at 4 and migrated at once, in the same transaction). */
 static int (*const pg_migrations[ASPEN_STORE_SCHEMA_VERSION - 4])(struct pg_store *,
@@ -1026,6 +1040,7 @@ static int (*const pg_migrations[ASPEN_STORE_SCHEMA_VERSION - 4])(struct pg_stor
     pg_migrate_queues, /* version 8: named queues (pg_queues.c) */
     pg_migrate_v9,
     pg_migrate_v10,
+    pg_migrate_v11,
 };
 
 static int create_schema(struct pg_store *s, aspen_store_error *err)
@@ -1204,7 +1219,7 @@ int pg_check(aspen_store *base, aspen_store_error *err)
     struct pg_store *s = pgs(base);
     static const char *const tables[] = {"aspen_schema", "jobs",     "attempts", "logs",
                                          "binaries",     "engines",  "claims",   "job_counts",
-                                         "settings",     "attempt_data"};
+                                         "settings",     "attempt_data", "metrics"};
     for (size_t i = 0; i < sizeof tables / sizeof tables[0]; i++) {
         char sql[96], what[96];
         snprintf(sql, sizeof sql, "SELECT 1 FROM %s LIMIT 1", tables[i]);
@@ -1509,4 +1524,7 @@ const struct store_ops store_pg_ops = {
     .schedule = &store_pg_schedule_ops,
     .set_priority = pg_set_priority,
     .run_now = pg_run_now,
+    .metrics_write = pg_metrics_write,
+    .metrics_rows = pg_metrics_rows,
+    .metrics_prune = pg_metrics_prune,
 };

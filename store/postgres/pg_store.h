@@ -294,6 +294,13 @@ int pg_attempts(aspen_store *s, int64_t job_id, aspen_store_attempt **out, size_
                 aspen_store_error *err);
 int pg_logs(aspen_store *s, int64_t job_id, int64_t after_seq, size_t limit, aspen_store_log **out,
             size_t *n, aspen_store_error *err);
+int pg_metrics_write(aspen_store *s, const aspen_store_rollup *rows, size_t n,
+                     aspen_store_error *err); /* pg_metrics.c */
+int pg_metrics_rows(aspen_store *s, int64_t from_minute, int64_t to_minute, const char *guest,
+                    const char *type, int (*fn)(const aspen_store_rollup *row, void *user),
+                    void *user, aspen_store_error *err);
+int pg_metrics_prune(aspen_store *s, int64_t before_minute, size_t max_rows, int64_t *deleted,
+                     aspen_store_error *err);
 int pg_wait_fd(aspen_store *s, int *fd, aspen_store_error *err);        /* pg_lease.c */
 int pg_notified(aspen_store *s, bool *woken, aspen_store_error *err);   /* pg_lease.c */
 

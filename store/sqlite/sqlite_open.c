@@ -386,6 +386,16 @@ static int migrate_v10(struct sqlite_store *s, aspen_store_error *err)
     return 0;
 }
 
+/* Version 11: the metrics history, per-minute rollups of what each engine finished (the table's
+ * text is store/metrics.c's, the same on PostgreSQL). */
+static int migrate_v11(struct sqlite_store *s, aspen_store_error *err)
+{
+    int rc = sqlite3_exec(s->db, store_metrics_v11_sql, NULL, NULL, NULL);
+    if (rc != SQLITE_OK)
+        return store_sqlite_err(s, err, rc, "adding the metrics history (version 11)");
+    return 0;
+}
+
 /* migrations[v] takes a database at version v to v + 1. */
 static int (*const migrations[ASPEN_STORE_SCHEMA_VERSION])(struct sqlite_store *,
                                                            aspen_store_error *) = {
@@ -399,6 +409,7 @@ static int (*const migrations[ASPEN_STORE_SCHEMA_VERSION])(struct sqlite_store *
     sq_migrate_queues, /* version 8: named queues (sqlite_queues.c) */
     migrate_v9,
     migrate_v10,
+    migrate_v11,
 };
 
 const char *store_stmt_sql(enum stmt_id id) { return stmt_sql[id]; }
@@ -1108,4 +1119,7 @@ const struct store_ops store_sqlite_ops = {
     .schedule = &store_sqlite_schedule_ops,
     .set_priority = sq_set_priority,
     .run_now = sq_run_now,
+    .metrics_write = sq_metrics_write,
+    .metrics_rows = sq_metrics_rows,
+    .metrics_prune = sq_metrics_prune,
 };

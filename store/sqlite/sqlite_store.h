@@ -290,6 +290,14 @@ int sq_commit(aspen_store *s, int64_t engine_id, const aspen_store_start *starts
               int *status, aspen_store_state *final_states, aspen_store_error *err);
 int sq_release(aspen_store *s, int64_t engine_id, int64_t job_id, int64_t now_ms,
                aspen_store_error *err);
+/* sqlite_metrics.c */
+int sq_metrics_write(aspen_store *s, const aspen_store_rollup *rows, size_t n,
+                     aspen_store_error *err);
+int sq_metrics_rows(aspen_store *s, int64_t from_minute, int64_t to_minute, const char *guest,
+                    const char *type, int (*fn)(const aspen_store_rollup *row, void *user),
+                    void *user, aspen_store_error *err);
+int sq_metrics_prune(aspen_store *s, int64_t before_minute, size_t max_rows, int64_t *deleted,
+                     aspen_store_error *err);
 int sq_cancel(aspen_store *s, int64_t id, int64_t now_ms, aspen_store_cancel_result *result,
               aspen_store_error *err);
 int sq_rerun(aspen_store *s, int64_t id, int64_t now_ms, int64_t *new_id, aspen_store_error *err);

@@ -355,6 +355,7 @@ void aspen_engine_close(aspen_engine *eng)
     free(eng->q);
     free(eng->starts);
     free(eng->workers);
+    eng_metrics_free(eng->metrics);
     pthread_mutex_destroy(&eng->api_mu);
     pthread_rwlock_destroy(&eng->sub_lock);
     pthread_mutex_destroy(&eng->q_mu);
@@ -1152,10 +1153,12 @@ static int commit_group(aspen_engine *eng, struct eng_done *list, const struct e
         }
         eng_store_attempt_data(eng, b->d, b->status, n);
         bool tell = eng_wants(eng, ASPEN_ENGINE_EV_JOB_STATE);
+        int64_t committed_ms = aspen_store_now_ms();
         for (size_t k2 = 0; k2 < n; k2++) {
             if (b->status[k2] != 0)
                 continue;
             count_final(eng, b->d[k2], b->states[k2]);
+            eng_metrics_note(eng, eng->metrics, b->d[k2], b->states[k2], engine_id, committed_ms);
             if (tell) {
                 aspen_engine_event ev = {
                     .type = ASPEN_ENGINE_EV_JOB_STATE, .job_id = b->d[k2]->job_id,
@@ -1342,6 +1345,8 @@ static void *committer_main(void *arg)
     int fails = 0;
     int64_t retry_at = 0, failing_since = 0, last_msg = 0, group_due = 0;
     for (;;) {
+        if (!fails)
+            eng_metrics_tick(eng, eng->metrics, false);
         int64_t now = eng_mono_ms();
         if (!atomic_load(&eng->stopping) && !fails) {
             give_back_stale(eng, &cs, now);
@@ -1499,6 +1504,7 @@ static void *committer_main(void *arg)
             atomic_store(&eng->store_failing, 0);
         }
     }
+    eng_metrics_tick(eng, eng->metrics, true); /* what this engine finished, before it goes */
     free(starts);
     free(b.c);
     free(b.d);
@@ -1565,6 +1571,7 @@ int aspen_engine_start(aspen_engine *eng, aspen_engine_error *err)
         snprintf(w->st.state, sizeof w->st.state, "idle");
     }
     eng->started = true;
+    eng->metrics = eng_metrics_new(); /* NULL (out of memory): no metrics history, jobs run */
     if (pthread_create(&eng->committer_th, NULL, committer_main, eng) != 0) {
         code = eng_err(err, ASPEN_ENGINE_ETHREAD, "cannot start the committer thread");
         goto stop_threads;

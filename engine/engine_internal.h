@@ -70,6 +70,8 @@ struct eng_done {
     size_t held;              /* bytes counted in *held_in while it waits for its commit */
     atomic_size_t *held_in;   /* the engine's d_bytes once handed over, else NULL */
     char type[32];
+    char guest[64];  /* the job's binary name ("" for in-process types), for metrics.c */
+    int64_t wait_ms; /* queue wait: when its worker began it - when it was due */
 };
 
 /* Finished attempts waiting for their group commit hold their results (up to 16 MiB each) and
@@ -265,6 +267,7 @@ struct aspen_engine {
     /* counters */
     atomic_ulong c_claimed, c_started, c_finished, c_succeeded, c_failed, c_retried, c_cancelled, c_timeouts,
         c_commits;
+    struct eng_metrics *metrics; /* metrics.c: the store thread's per-minute rollups */
     _Atomic double jobs_per_s; /* written by the dispatcher, read by snapshots */
     uint64_t last_finished_sample;
     int64_t last_sample_ms;
@@ -334,6 +337,16 @@ void eng_pruner_stop(aspen_engine *eng);
 /* listen.c: start (best effort: without it the store thread polls) and stop the waiter. */
 void eng_listener_start(aspen_engine *eng);
 void eng_listener_stop(aspen_engine *eng);
+
+/* metrics.c (the store thread only): sums a committed attempt into this minute's rollup of its
+ * type and guest; tick writes changed rollups every few seconds (force: now, at stop) and prunes
+ * those past the database's retention about once a minute. */
+struct eng_metrics;
+struct eng_metrics *eng_metrics_new(void);
+void eng_metrics_free(struct eng_metrics *m);
+void eng_metrics_note(aspen_engine *eng, struct eng_metrics *m, const struct eng_done *d,
+                      aspen_store_state state, int64_t engine_id, int64_t now_ms);
+void eng_metrics_tick(aspen_engine *eng, struct eng_metrics *m, bool force);
 
 /* build.c */
 int eng_build(aspen_engine *eng, const char *source_dir, char *path_out, size_t cap, bool *cached,

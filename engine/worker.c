@@ -677,6 +677,8 @@ static void run_one(struct eng_worker *w, struct eng_job *j)
     d->log_room = job->log_count <= cap ? (int64_t)cap + 1 - job->log_count : 0;
     int64_t started = aspen_store_now_ms();
     eng_job_started(eng, j, started); /* the attempt counts from here, not from the claim */
+    copy_str(d->guest, sizeof d->guest, job->binary_name);
+    d->wait_ms = job->run_at_ms > 0 && started > job->run_at_ms ? started - job->run_at_ms : 0;
 
     pthread_mutex_lock(&w->mu);
     w->cur_job_id = job->id;

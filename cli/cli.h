@@ -120,6 +120,7 @@ int cmd_pause(int argc, char **argv);
 int cmd_resume(int argc, char **argv);
 int cmd_engines(int argc, char **argv);
 int cmd_cron(int argc, char **argv);
+int cmd_metrics(int argc, char **argv); /* cmd_metrics.c */
 int cmd_delete(int argc, char **argv);
 int cmd_priority(int argc, char **argv); /* cmd_edit.c */
 int cmd_run_now(int argc, char **argv);

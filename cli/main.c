@@ -35,6 +35,7 @@ static const struct {
     {"queue", cmd_queue, "a queue's settings: aspen queue set|pause|resume NAME [--limit N]"},
     {"core", cmd_core, "the ELF core a failed attempt kept: aspen core ID -o FILE (for gdb)"},
     {"replay", cmd_replay, "run an attempt again with its recorded host calls: aspen replay ID"},
+    {"metrics", cmd_metrics, "jobs/s, failures, p50/p95/p99 per window and guest: [--since 1h]"},
 };
 
 static void usage(FILE *f)

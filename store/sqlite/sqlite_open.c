@@ -902,9 +902,10 @@ static int quick_check(struct sqlite_store *s, aspen_store_error *err)
         const char *r = (const char *)sqlite3_column_text(st, 0);
         if (!r || strcmp(r, "ok") != 0)
             code = store_err(err, ASPEN_STORE_ECORRUPT,
-                             "database %s is corrupt: %s. Restore it from a backup, or move it "
-                             "aside (mv %s %s.bad) and let aspen create a new one",
-                             s->base.name, r ? r : "?", s->base.name, s->base.name);
+                             "database %s is corrupt: restore it from a backup, or move it "
+                             "aside (mv %s %s.bad) and let aspen create a new one (SQLite's "
+                             "check: %.160s)",
+                             s->base.name, s->base.name, s->base.name, r ? r : "?");
     } else if (rc != SQLITE_DONE) {
         code = store_sqlite_err(s, err, rc, "checking the database");
     }

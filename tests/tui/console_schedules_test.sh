@@ -60,7 +60,7 @@ wait_for "Schedules: 3 \(1 paused\)" 10
 keys j
 keys Enter
 wait_for "job [0-9]+" 10
-screen | grep -q "echo" || fail "the detail of tick's last job does not show its type"
+wait_for "type +echo" 10
 keys Escape
 wait_for "Schedules: 3" 5
 quit_and_check sch

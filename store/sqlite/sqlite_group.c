@@ -151,6 +151,7 @@ void group_init(struct sq_group *g, struct sqlite_store *s, size_t *refused,
 {
     g->s = s;
     g->n = 0;
+    g->bytes = 0;
     g->refused = refused;
     g->first_refusal = first_refusal;
 }
@@ -419,6 +420,8 @@ static int by_chunks(struct sq_group *g, struct group_item **list, size_t n,
     return 0;
 }
 
+#define GROUP_FLUSH_BYTES (1u << 20)
+
 int group_flush(struct sq_group *g, aspen_store_error *err)
 {
     struct group_item *list[GROUP_ROWS];
@@ -450,11 +453,17 @@ int group_flush(struct sq_group *g, aspen_store_error *err)
     }
 out:
     g->n = 0;
+    g->bytes = 0;
     return code;
 }
 
 int group_add(struct sq_group *g, aspen_store_error *err)
 {
+    /* Big results flush early: SQLite materialises a batch's VALUES, so 32 results of 15 MB
+     * would be copied at once (test_engine_bounds' peak-memory bound). */
+    const struct group_item *it = &g->it[g->n];
+    if (it->after.set_result)
+        g->bytes += it->after.result_size;
     g->n++;
-    return g->n == GROUP_ROWS ? group_flush(g, err) : 0;
+    return g->n == GROUP_ROWS || g->bytes >= GROUP_FLUSH_BYTES ? group_flush(g, err) : 0;
 }

@@ -186,6 +186,7 @@ struct group_item {
 struct sq_group {
     struct sqlite_store *s;
     size_t n;
+    size_t bytes; /* results held by the waiting rows: a batched UPDATE copies them all at once */
     size_t *refused;                 /* the commit's refusal count */
     aspen_store_error *first_refusal; /* filled by the commit's first refusal */
     struct group_item it[GROUP_ROWS];

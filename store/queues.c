@@ -36,8 +36,8 @@ const char *const store_queues_v8_sql[] = {
     "  created_at BIGINT NOT NULL)",
     "CREATE TABLE queue_starts (queue TEXT NOT NULL, at BIGINT NOT NULL)",
     "CREATE INDEX queue_starts_queue ON queue_starts (queue, at)",
-    "CREATE INDEX jobs_queue_named ON jobs (queue, priority DESC, run_at, id)"
-    " WHERE state = 'queued' AND queue <> 'default'",
+    ("CREATE INDEX jobs_queue_named ON jobs (queue, priority DESC, run_at, id)"
+     " WHERE state = 'queued' AND queue <> 'default'"),
 };
 const size_t store_queues_v8_nsql = sizeof store_queues_v8_sql / sizeof store_queues_v8_sql[0];
 

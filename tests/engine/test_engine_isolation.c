@@ -67,7 +67,13 @@ static void test_no_state_passes_between_jobs(void **state)
     if (aspen_engine_start(eng, &err) != 0)
         fail_msg("start: %s", err.msg);
 
-    static const struct {
+    /* A guest whose CPU has no PKU (the AMD EPYC machines) faults on wrpkru: the job fails and
+     * the VM must stay in the pool as it was. */
+    char *cpu = NULL;
+    assert_int_equal(run_job(eng, "probe:cpu", &cpu), ASPEN_STORE_SUCCEEDED);
+    aspen_store_state pkru_ends = strstr(cpu, "pkru=ok ") ? ASPEN_STORE_SUCCEEDED : ASPEN_STORE_FAILED;
+    free(cpu);
+    const struct {
         const char *plant, *probe;
         aspen_store_state plant_ends;
     } ch[] = {
@@ -75,7 +81,7 @@ static void test_no_state_passes_between_jobs(void **state)
         {"xsave", "xsave", ASPEN_STORE_SUCCEEDED}, /* x87, SSE, AVX, PKRU at once */
         {"avx", "avx", ASPEN_STORE_SUCCEEDED},
         {"mxcsr", "mxcsr", ASPEN_STORE_SUCCEEDED},
-        {"pkru-poison", "pkru", ASPEN_STORE_SUCCEEDED},
+        {"pkru-poison", "pkru", pkru_ends},
         {"fsgs", "fsgs", ASPEN_STORE_SUCCEEDED},
         {"seg", "seg", ASPEN_STORE_SUCCEEDED},
         {"mem", "mem", ASPEN_STORE_SUCCEEDED},
@@ -106,7 +112,7 @@ static void test_no_state_passes_between_jobs(void **state)
     aspen_engine_snapshot *snap = calloc(1, sizeof *snap);
     assert_int_equal(aspen_engine_snapshot_get(eng, snap, &err), 0);
     assert_int_equal(snap->throughput.pool_misses, 1);
-    assert_true(snap->throughput.pool_hits >= 3 * (sizeof ch / sizeof ch[0]) - 1);
+    assert_true(snap->throughput.pool_hits >= 3 * (sizeof ch / sizeof ch[0]));
     free(snap);
     aspen_engine_close(eng);
 }

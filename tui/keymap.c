@@ -52,6 +52,9 @@ static const tui_binding map[] = {
     {TUI_A_QUEUE_LIMIT, TUI_CX_QUEUES, K('l'), "limit", NULL, "N|none", false,
      "the concurrency limit of the queue under the cursor (every worker and host)", "limit", 6,
      NULL},
+    {TUI_A_QUEUE_RATE, TUI_CX_QUEUES, K('r'), "rate", NULL, "RATE|none", false,
+     ("the rate limit of the queue under the cursor: N jobs started per period (every worker "
+      "and host; 100/s, 5/10s)"), "rate", 6, NULL},
     {TUI_A_PANE_LOGS, CX_ANY, K('3'), "logs", NULL, "[ID]", false,
      "the logs pane (:logs ID: one job's logs)", NULL, 0, NULL},
     {TUI_A_BACK, CX_ANY, K(TUI_KEY_ESC), NULL, NULL, NULL, false,

@@ -54,7 +54,7 @@ typedef enum tui_action {
     TUI_A_QUIT,        /* Q, :quit */
     TUI_A_NEXT_PANE, TUI_A_PREV_PANE, TUI_A_PANE_JOBS, TUI_A_PANE_VMS, TUI_A_PANE_LOGS, TUI_A_PANE_ENGINES,
     TUI_A_PANE_SCHEDULES, TUI_A_SCHEDULE_TOGGLE, TUI_A_SCHEDULE_RUN, /* pane_schedules.c */
-    TUI_A_PANE_QUEUES, TUI_A_QUEUE_PAUSE, TUI_A_QUEUE_LIMIT, /* pane_queues.c */
+    TUI_A_PANE_QUEUES, TUI_A_QUEUE_PAUSE, TUI_A_QUEUE_LIMIT, TUI_A_QUEUE_RATE, /* pane_queues.c */
     TUI_A_LOGS_OF_JOB, /* l, :logs ID */
     TUI_A_LOGS_ALL,    /* a in the logs pane */
     TUI_A_HELP, TUI_A_COMMAND, TUI_A_REFRESH, TUI_A_SUSPEND,

@@ -2,13 +2,21 @@
  * figures and settings, as `aspen queues` shows them (docs/QUEUES.md): waiting, reserved, later,
  * running, the concurrency limit, the rate, paused, the oldest due job's wait and the jobs finished
  * in the last minute. Up/down select a queue; `p` pauses or resumes it (the global pause stays on
- * :pause), `l` edits its limit through the command line (`:limit N`, `:limit none`), enter opens
- * the jobs pane's filter line with queue:NAME (enter again applies it). Behind tui_pane_ops (app.h).
+ * :pause), `l` edits its limit (`:limit N`, `:limit none`) and `r` its rate (`:rate 100/s`,
+ * `:rate none`) through the command line, enter opens the jobs pane's filter line with
+ * queue:NAME (enter again applies it). Behind tui_pane_ops (app.h).
  *
- * Like the Engines pane it reads the store itself, at most once a second, through a handle of its
- * own; its writes (pause, limit) go through the same handle and the list is read again at once.
- * Queue names are checked by the store (letters, digits, _ - .), and still pass tui_put's
- * sanitiser like every cell. */
+ * Every store call of the pane — the list, read at most once a second while the pane is shown,
+ * and the writes (pause, limit, rate) — runs on libuv's thread pool through a handle of the
+ * pane's own, as the Engines pane's reads do: counting a 20,000-job queue, a server far away or a
+ * database another process holds locked never freezes the keyboard or the screen; the UI thread
+ * only draws the last list. One request is in flight at a time (so the handle is only ever used by
+ * one pool thread); a change asked for meanwhile waits in one slot and goes next, and a further
+ * one is refused with a message rather than dropped unseen. A write is followed by a read in the
+ * same request, so the list shown after it is the database's. The cursor follows the queue's name
+ * across reads (a queue created meanwhile does not move it onto another queue, which `p` would
+ * then pause). Queue names are checked by the store (letters, digits, _ - .), and still pass
+ * tui_put's sanitiser like every cell. */
 #include "app.h"
 
 #include <curses.h>
@@ -17,69 +25,226 @@
 #include <stdlib.h>
 #include <string.h>
 
+enum { OP_READ = 0, OP_PAUSE, OP_LIMIT, OP_RATE };
+
+/* A change to one queue. */
+typedef struct queue_op {
+    int op;
+    char name[ASPEN_STORE_QUEUE_NAME_MAX + 1];
+    bool pause;
+    int64_t limit, rate_n, rate_period_ms;
+} queue_op;
+
+/* The UI thread's side: what is drawn. */
 static struct {
-    aspen_store *store; /* opened on first use, writable: pause and limit write through it */
-    bool open_failed;
     char error[512];
     aspen_store_queue_info *list;
     size_t n;
-    double read_at;
+    bool have_list;
+    bool busy;          /* a request is on the thread pool */
+    bool have_pending;  /* a change asked for while busy: goes next */
+    queue_op pending;
+    double read_at;     /* tui_mono_ms when the last read was started; 0: read at the next draw */
     long cursor;
+    char cursor_name[ASPEN_STORE_QUEUE_NAME_MAX + 1]; /* the selected queue, kept across reads */
 } Q;
 
-static void read_queues(tui_app *a, bool now_please)
+/* The pool's side (one request at a time: Q.busy). Writable: pause, limit and rate write through
+ * it. */
+static struct {
+    aspen_store *store;
+    char open_error[512];
+} R;
+
+typedef struct queues_req {
+    uv_work_t w;
+    tui_app *a;
+    const char *db;
+    queue_op op;
+    /* out */
+    int op_rc; /* the change: 0 done, -1 refused (op_msg) */
+    char op_msg[512];
+    int rc; /* the read */
+    char error[512];
+    aspen_store_queue_info *list;
+    size_t n;
+} queues_req;
+
+static void queues_work(uv_work_t *w)
 {
-    double now = tui_mono_ms();
-    if (!now_please && Q.read_at && now - Q.read_at < 1000)
-        return;
-    Q.read_at = now;
+    queues_req *r = w->data;
     aspen_store_error se = {0};
-    if (!Q.store && !Q.open_failed) {
-        if (aspen_store_open(aspen_engine_db_path(a->eng), NULL, &Q.store, &se) != 0) {
-            Q.open_failed = true;
-            snprintf(Q.error, sizeof Q.error, "%s", se.msg);
-            return;
-        }
+    if (!R.store && !R.open_error[0] && aspen_store_open(r->db, NULL, &R.store, &se) != 0) {
+        R.store = NULL;
+        snprintf(R.open_error, sizeof R.open_error, "%s", se.msg[0] ? se.msg : "cannot open");
     }
-    if (!Q.store)
-        return;
-    aspen_store_queue_info *list = NULL;
-    size_t n = 0;
-    if (aspen_store_queues(Q.store, aspen_store_now_ms(), &list, &n, &se) != 0) {
-        snprintf(Q.error, sizeof Q.error, "%s", se.msg); /* keep the last list on screen */
+    if (!R.store) {
+        r->rc = r->op_rc = -1;
+        snprintf(r->error, sizeof r->error, "%s", R.open_error);
+        snprintf(r->op_msg, sizeof r->op_msg, "%s", R.open_error);
         return;
     }
-    Q.error[0] = 0;
-    aspen_store_queues_free(Q.list);
-    Q.list = list;
-    Q.n = n;
-    if (Q.cursor >= (long)n)
-        Q.cursor = (long)n - 1;
-    if (Q.cursor < 0)
-        Q.cursor = 0;
+    const queue_op *o = &r->op;
+    int64_t now = aspen_store_now_ms();
+    if (o->op == OP_PAUSE)
+        r->op_rc = aspen_store_queue_pause(R.store, o->name, o->pause, now, &se);
+    else if (o->op == OP_LIMIT)
+        r->op_rc = aspen_store_queue_set(R.store, o->name, ASPEN_STORE_QUEUE_SET_LIMIT, o->limit, 0,
+                                         0, now, &se);
+    else if (o->op == OP_RATE)
+        r->op_rc = aspen_store_queue_set(R.store, o->name, ASPEN_STORE_QUEUE_SET_RATE, 0, o->rate_n,
+                                         o->rate_period_ms, now, &se);
+    if (r->op_rc)
+        snprintf(r->op_msg, sizeof r->op_msg, "%s", se.msg[0] ? se.msg : "refused");
+    se = (aspen_store_error){0};
+    if (aspen_store_queues(R.store, aspen_store_now_ms(), &r->list, &r->n, &se) != 0) {
+        r->rc = -1;
+        snprintf(r->error, sizeof r->error, "%s", se.msg[0] ? se.msg : "cannot read the queues");
+    }
 }
 
+static void start(tui_app *a, const queue_op *op);
+
+/* What a change did, said on the status line. */
+static void say_done(tui_app *a, const queues_req *r)
+{
+    const queue_op *o = &r->op;
+    if (o->op == OP_READ)
+        return;
+    if (r->op_rc) {
+        tui_set_status(a, true, "queue %s: %s", o->name, r->op_msg);
+    } else if (o->op == OP_PAUSE) {
+        tui_set_status(a, false, "queue %s %s (every worker on this database)", o->name,
+                       o->pause ? "paused" : "resumed");
+    } else if (o->op == OP_LIMIT) {
+        if (o->limit)
+            tui_set_status(a, false, "queue %s: at most %lld running at once (every worker)",
+                           o->name, (long long)o->limit);
+        else
+            tui_set_status(a, false, "queue %s: no limit", o->name);
+    } else {
+        char rate[32];
+        aspen_store_rate_format(o->rate_n, o->rate_period_ms, rate, sizeof rate);
+        if (o->rate_n)
+            tui_set_status(a, false, "queue %s: at most %s started (every worker and host)",
+                           o->name, rate);
+        else
+            tui_set_status(a, false, "queue %s: no rate limit", o->name);
+    }
+}
+
+static void queues_done(uv_work_t *w, int status)
+{
+    queues_req *r = w->data;
+    tui_app *a = r->a;
+    Q.busy = false;
+    if (status == 0 && !a->quitting) {
+        say_done(a, r);
+        if (r->rc == 0) {
+            aspen_store_queues_free(Q.list);
+            Q.list = r->list;
+            Q.n = r->n;
+            r->list = NULL;
+            Q.have_list = true;
+            Q.error[0] = 0;
+            long at = -1;
+            for (size_t i = 0; i < Q.n && Q.cursor_name[0]; i++)
+                if (!strcmp(Q.list[i].name, Q.cursor_name))
+                    at = (long)i;
+            if (at >= 0)
+                Q.cursor = at;
+            if (Q.cursor >= (long)Q.n)
+                Q.cursor = (long)Q.n - 1;
+            if (Q.cursor < 0)
+                Q.cursor = 0;
+            if (Q.n)
+                snprintf(Q.cursor_name, sizeof Q.cursor_name, "%s", Q.list[Q.cursor].name);
+        } else {
+            snprintf(Q.error, sizeof Q.error, "%s", r->error); /* keep the last list on screen */
+        }
+        if (Q.have_pending) {
+            Q.have_pending = false;
+            start(a, &Q.pending);
+        }
+        tui_request_draw(a);
+    }
+    aspen_store_queues_free(r->list);
+    free(r);
+}
+
+/* Starts a request (a change and a read, or a read) on the pool. While one is in flight a change
+ * waits in the one slot (a read is not needed: the one in flight answers). */
+static void start(tui_app *a, const queue_op *op)
+{
+    if (a->quitting)
+        return;
+    if (Q.busy) {
+        if (op->op == OP_READ)
+            return;
+        if (Q.have_pending) {
+            tui_set_status(a, true, "queue %s: the last change is still being written (the database "
+                                    "is slow or locked); try again in a moment", op->name);
+            return;
+        }
+        Q.pending = *op;
+        Q.have_pending = true;
+        return;
+    }
+    queues_req *r = calloc(1, sizeof *r);
+    if (!r) {
+        tui_set_status(a, true, "out of memory: the queues were not read");
+        return;
+    }
+    r->a = a;
+    r->w.data = r;
+    r->db = aspen_engine_db_path(a->eng);
+    r->op = *op;
+    Q.busy = true;
+    Q.read_at = tui_mono_ms();
+    if (uv_queue_work(a->loop, &r->w, queues_work, queues_done) != 0) {
+        Q.busy = false;
+        free(r);
+        tui_set_status(a, true, "the queues could not be read (the thread pool refused)");
+    }
+}
+
+/* At exit, after the loop has drained its work (no request in flight). */
 void tui_queues_close(void)
 {
     aspen_store_queues_free(Q.list);
-    aspen_store_close(Q.store);
+    aspen_store_close(R.store);
     memset(&Q, 0, sizeof Q);
+    memset(&R, 0, sizeof R);
 }
+
+/* The columns: the wide set from 100 columns up, a narrower one that fits 80 below. */
+typedef struct cols {
+    int name, queued, resv, sched, run, limit, rate, paused, oldest, done;
+} cols;
+static const cols WIDE = {20, 8, 6, 6, 8, 6, 10, 7, 8, 8};
+static const cols NARROW = {15, 6, 5, 5, 5, 5, 8, 6, 7, 6};
 
 static void queues_draw(tui_app *a, int y0, int h)
 {
-    read_queues(a, false);
+    double now = tui_mono_ms();
+    if (!Q.read_at || now - Q.read_at >= 1000) {
+        queue_op rd = {.op = OP_READ};
+        start(a, &rd);
+    }
     size_t paused = 0, limited = 0;
     for (size_t i = 0; i < Q.n; i++) {
         paused += Q.list[i].paused;
         limited += Q.list[i].limit > 0 || Q.list[i].rate_n > 0;
     }
-    tui_put(y0, 1, COLS - 1, A_BOLD,
-            "Queues on this database: %zu (%zu paused, %zu limited) | p pause/resume  l limit  "
-            "enter its jobs", Q.n, paused, limited);
-    tui_put(y0 + 1, 0, COLS, A_BOLD | A_UNDERLINE, "  %-20s %8s %6s %6s %8s %6s %-10s %-7s %8s %8s",
-            "QUEUE", "QUEUED", "RESV", "SCHED", "RUNNING", "LIMIT", "RATE", "PAUSED", "OLDEST",
-            "DONE/MIN");
+    bool wide = COLS >= 100;
+    const cols *c = wide ? &WIDE : &NARROW;
+    tui_put(y0, 1, COLS - 1, A_BOLD, "Queues on this database: %zu (%zu paused, %zu limited) | %s",
+            Q.n, paused, limited,
+            wide ? "p pause/resume  l limit  r rate  enter its jobs" : "p pause  l limit  r rate");
+    tui_put(y0 + 1, 0, COLS, A_BOLD | A_UNDERLINE, "  %-*s %*s %*s %*s %*s %*s %-*s %-*s %*s %*s",
+            c->name, "QUEUE", c->queued, "QUEUED", c->resv, "RESV", c->sched, "SCHED", c->run,
+            wide ? "RUNNING" : "RUN", c->limit, "LIMIT", c->rate, "RATE", c->paused, "PAUSED",
+            c->oldest, "OLDEST", c->done, wide ? "DONE/MIN" : "DONE/m");
     int y = y0 + 2;
     long first = 0;
     if (Q.cursor >= h - 3)
@@ -98,10 +263,20 @@ static void queues_draw(tui_app *a, int y0, int h)
         attr_t attr = (long)i == Q.cursor ? A_REVERSE
                       : q->paused         ? tui_pair_or(a, TUI_P_FAILED, A_BOLD)
                                           : A_NORMAL;
-        tui_put(y++, 0, COLS, attr, "  %-20.20s %8lld %6lld %6lld %8lld %6s %-10s %-7s %8s %8s",
-                q->name, (long long)q->queued, (long long)q->reserved, (long long)q->scheduled,
-                (long long)q->running, limit, rate, q->paused ? "paused" : "-", oldest, done);
+        /* a name longer than its column ends in '~' so two queues cut alike are told apart */
+        char name[ASPEN_STORE_QUEUE_NAME_MAX + 1];
+        snprintf(name, sizeof name, "%s", q->name);
+        if ((int)strlen(name) > c->name) {
+            name[c->name - 1] = '~';
+            name[c->name] = '\0';
+        }
+        tui_put(y++, 0, COLS, attr, "  %-*s %*lld %*lld %*lld %*lld %*s %-*s %-*s %*s %*s", c->name,
+                name, c->queued, (long long)q->queued, c->resv, (long long)q->reserved, c->sched,
+                (long long)q->scheduled, c->run, (long long)q->running, c->limit, limit, c->rate,
+                rate, c->paused, q->paused ? "paused" : "-", c->oldest, oldest, c->done, done);
     }
+    if (!Q.have_list && !Q.error[0])
+        tui_put(y0 + 3, 2, COLS - 2, A_DIM, "reading the queues from the database...");
     if (Q.error[0])
         tui_put(y0 + h - 1, 1, COLS - 1, tui_pair_or(a, TUI_P_ERRMSG, A_BOLD), "%s", Q.error);
 }
@@ -111,43 +286,96 @@ static const aspen_store_queue_info *selected(void)
     return Q.cursor >= 0 && (size_t)Q.cursor < Q.n ? &Q.list[Q.cursor] : NULL;
 }
 
-/* `:limit N` / `:limit none` for the selected queue. */
-static void set_limit(tui_app *a, const aspen_store_queue_info *q, const char *text)
+static const char *skip_blanks(const char *t)
 {
-    while (text && *text == ' ')
-        text++;
-    long long v = 0;
-    if (text && (!strcmp(text, "none") || !strcmp(text, "off") || !strcmp(text, "-"))) {
-        v = 0;
-    } else {
-        char *end = NULL;
-        errno = 0;
-        v = text ? strtoll(text, &end, 10) : -1;
-        if (!text || !*text || (end && *end && *end != ' ') || errno || v < 0 || v > 1000000) {
-            tui_set_status(a, true, "limit: want a whole number from 1 to 1000000, or none "
-                                    "(e.g. :limit 4)");
-            return;
-        }
+    while (t && *t == ' ')
+        t++;
+    return t;
+}
+
+static bool is_none(const char *t)
+{
+    return !strcmp(t, "none") || !strcmp(t, "off") || !strcmp(t, "-");
+}
+
+/* `:limit N` / `:limit none` → op, or false with the rule on the status line. */
+static bool parse_limit(tui_app *a, const char *text, queue_op *op)
+{
+    text = skip_blanks(text);
+    if (text && is_none(text)) {
+        op->limit = 0;
+        return true;
+    }
+    char *end = NULL;
+    errno = 0;
+    long long v = text ? strtoll(text, &end, 10) : -1;
+    while (end && *end == ' ')
+        end++;
+    if (!text || !*text || (end && *end) || errno || v < 1 || v > 1000000) {
+        tui_set_status(a, true, "limit: want a whole number from 1 to 1000000, or none "
+                                "(e.g. :limit 4)");
+        return false;
+    }
+    op->limit = v;
+    return true;
+}
+
+/* `:rate N/PERIOD` / `:rate none` → op, or false with the store's reason. */
+static bool parse_rate(tui_app *a, const char *text, queue_op *op)
+{
+    text = skip_blanks(text);
+    char buf[64];
+    snprintf(buf, sizeof buf, "%s", text ? text : "");
+    for (size_t l = strlen(buf); l > 0 && buf[l - 1] == ' '; l--)
+        buf[l - 1] = '\0';
+    if (is_none(buf)) {
+        op->rate_n = op->rate_period_ms = 0;
+        return true;
     }
     aspen_store_error se = {0};
-    if (aspen_store_queue_set(Q.store, q->name, ASPEN_STORE_QUEUE_SET_LIMIT, v, 0, 0,
-                              aspen_store_now_ms(), &se) != 0) {
-        tui_set_status(a, true, "%s", se.msg);
-        return;
+    if (!buf[0] || strlen(text) >= sizeof buf ||
+        aspen_store_rate_parse(buf, &op->rate_n, &op->rate_period_ms, &se) != 0) {
+        /* the store's reason already shows the forms it takes */
+        tui_set_status(a, true, "rate: %s; or none",
+                       se.msg[0] ? se.msg : "want N/PERIOD (e.g. :rate 100/s, :rate 5/10s)");
+        return false;
     }
-    if (v)
-        tui_set_status(a, false, "queue %s: at most %lld running at once (every worker)", q->name, v);
-    else
-        tui_set_status(a, false, "queue %s: no limit", q->name);
+    return true;
+}
+
+/* l / r: the command line with the current value to edit; :limit X / :rate X: the change. */
+static unsigned edit(tui_app *a, const aspen_store_queue_info *q, tui_action act, const char *text)
+{
+    if (!q) {
+        tui_set_status(a, true, "no queue selected");
+        return TUI_R_HANDLED;
+    }
+    bool rate = act == TUI_A_QUEUE_RATE;
+    if (!text || !*text) {
+        char line[64], cur[32] = "";
+        if (rate && q->rate_n)
+            aspen_store_rate_format(q->rate_n, q->rate_period_ms, cur, sizeof cur);
+        else if (!rate && q->limit)
+            snprintf(cur, sizeof cur, "%lld", (long long)q->limit);
+        snprintf(line, sizeof line, "%s %s", rate ? "rate" : "limit", cur);
+        tui_open_prompt(a, TUI_PROMPT_COMMAND, line);
+        tui_set_status(a, false, rate ? "rate of queue %s: N/PERIOD (100/s, 5/10s), or none"
+                                      : "limit of queue %s: a number, or none", q->name);
+        return TUI_R_HANDLED;
+    }
+    queue_op op = {.op = rate ? OP_RATE : OP_LIMIT};
+    snprintf(op.name, sizeof op.name, "%s", q->name);
+    if (rate ? parse_rate(a, text, &op) : parse_limit(a, text, &op)) {
+        tui_set_status(a, false, "queue %s: writing...", op.name);
+        start(a, &op);
+    }
+    return TUI_R_HANDLED;
 }
 
 static unsigned queues_act(tui_app *a, tui_action act, int64_t arg, const char *text)
 {
     (void)arg;
     const aspen_store_queue_info *q = selected();
-    char name[ASPEN_STORE_QUEUE_NAME_MAX + 1] = "";
-    if (q)
-        snprintf(name, sizeof name, "%s", q->name);
     switch (act) {
     case TUI_A_UP: Q.cursor--; break;
     case TUI_A_DOWN: Q.cursor++; break;
@@ -155,45 +383,27 @@ static unsigned queues_act(tui_app *a, tui_action act, int64_t arg, const char *
     case TUI_A_PGDN: case TUI_A_BOTTOM: Q.cursor = (long)Q.n - 1; break;
     case TUI_A_REFRESH: Q.read_at = 0; return 0; /* and the app's own refresh */
     case TUI_A_QUEUE_PAUSE: {
-        if (!q || !Q.store) {
+        if (!q) {
             tui_set_status(a, true, "no queue selected");
             return TUI_R_HANDLED;
         }
-        bool pause = !q->paused;
-        aspen_store_error se = {0};
-        if (aspen_store_queue_pause(Q.store, name, pause, aspen_store_now_ms(), &se) != 0)
-            tui_set_status(a, true, "%s", se.msg);
-        else
-            tui_set_status(a, false, "queue %s %s (every worker on this database)", name,
-                           pause ? "paused" : "resumed");
-        read_queues(a, true);
+        /* what the list shows is what p toggles: a change still waiting for this queue counts */
+        bool paused = q->paused;
+        if (Q.have_pending && Q.pending.op == OP_PAUSE && !strcmp(Q.pending.name, q->name))
+            paused = Q.pending.pause;
+        queue_op op = {.op = OP_PAUSE, .pause = !paused};
+        snprintf(op.name, sizeof op.name, "%s", q->name);
+        tui_set_status(a, false, "queue %s: %s...", op.name, op.pause ? "pausing" : "resuming");
+        start(a, &op);
         return TUI_R_HANDLED;
     }
-    case TUI_A_QUEUE_LIMIT: {
-        if (!q || !Q.store) {
-            tui_set_status(a, true, "no queue selected");
-            return TUI_R_HANDLED;
-        }
-        if (!text || !*text) { /* the key: the command line with the current limit to edit */
-            char line[64];
-            if (q->limit)
-                snprintf(line, sizeof line, "limit %lld", (long long)q->limit);
-            else
-                snprintf(line, sizeof line, "limit ");
-            tui_open_prompt(a, TUI_PROMPT_COMMAND, line);
-            tui_set_status(a, false, "limit of queue %s: a number, or none", name);
-            return TUI_R_HANDLED;
-        }
-        set_limit(a, q, text);
-        read_queues(a, true);
-        return TUI_R_HANDLED;
-    }
+    case TUI_A_QUEUE_LIMIT: case TUI_A_QUEUE_RATE: return edit(a, q, act, text);
     case TUI_A_OPEN: {
         /* its jobs: the jobs pane's filter line with queue:NAME (enter applies it) */
         if (!q)
             return TUI_R_HANDLED;
         char filter[96];
-        snprintf(filter, sizeof filter, "queue:%s", name);
+        snprintf(filter, sizeof filter, "queue:%s", q->name);
         tui_show_pane(a, TUI_PANE_JOBS);
         tui_open_prompt(a, TUI_PROMPT_FILTER, filter);
         return TUI_R_HANDLED;
@@ -204,24 +414,27 @@ static unsigned queues_act(tui_app *a, tui_action act, int64_t arg, const char *
         Q.cursor = (long)Q.n - 1;
     if (Q.cursor < 0)
         Q.cursor = 0;
+    if (Q.n)
+        snprintf(Q.cursor_name, sizeof Q.cursor_name, "%s", Q.list[Q.cursor].name);
     return TUI_R_HANDLED;
 }
 
 static unsigned queues_needs(const tui_app *a)
 {
     (void)a;
-    return 0; /* read by the pane itself, at most once a second */
+    return 0; /* read by the pane itself on the thread pool, at most once a second */
 }
 
 static void queues_click(tui_app *a, int y, int x, bool again)
 {
-    (void)a;
     (void)x;
     (void)again;
     /* rows start two lines below the pane's top (the title and the header) */
     long row = (long)y - 2 - a->lay.body_y;
-    if (row >= 0 && row < (long)Q.n)
+    if (row >= 0 && row < (long)Q.n) {
         Q.cursor = row;
+        snprintf(Q.cursor_name, sizeof Q.cursor_name, "%s", Q.list[Q.cursor].name);
+    }
 }
 
 const tui_pane_ops tui_pane_queues_ops = {

@@ -3,8 +3,10 @@
 # figures (queued, limit, rate, paused) read from the store; `p` pauses and resumes the queue under
 # the cursor (checked with `aspen queues --json`, i.e. in the database, so every worker sees it),
 # while `p` elsewhere stays the global pause; `l` edits its limit on the command line (a bad
-# number is refused with the rule), and enter opens the jobs pane's filter line with queue:NAME;
-# the submit form's Queue field puts the job in that queue and refuses a bad name.
+# number is refused with the rule) and `r` its rate (a bad one refused with the store's reason),
+# and enter opens the jobs pane's filter line with queue:NAME;
+# the submit form's Queue field puts the job in that queue and refuses a bad name. Then at 80x24
+# with 20,000 jobs in a queue: the columns fit, and pause, limit and rate still go through.
 #
 #   console_queues_test.sh ASPEN_BINARY
 set -u
@@ -67,6 +69,30 @@ keys Enter
 wait_for "queue emails: no limit"
 [ "$(q_json emails limit)" = null ] || fail "the limit was not removed"
 
+# r: the rate on the command line with the current one, a bad one refused with the store's
+# reason, then 5/10s, then none
+keys r
+wait_for ":rate 10/s"
+keys BSpace BSpace BSpace BSpace
+type_text "0/s"
+keys Enter
+wait_for "rate: rate \"0/s\": the count before '/' is not a positive number"
+[ "$(q_json emails rate)" = '"10/s"' ] || fail "a bad rate changed it"
+keys r
+wait_for ":rate 10/s"
+keys BSpace BSpace BSpace BSpace
+type_text "5/10s"
+keys Enter
+wait_for "queue emails: at most 5/10s started"
+wait_for "emails +3 +0 +0 +0 +- +5/10s "
+[ "$(q_json emails rate)" = '"5/10s"' ] || fail "the rate is not 5/10s in the database"
+keys r
+keys BSpace BSpace BSpace BSpace BSpace
+type_text "none"
+keys Enter
+wait_for "queue emails: no rate limit"
+[ "$(q_json emails rate)" = null ] || fail "the rate was not removed"
+
 # p again resumes it
 keys p
 wait_for "queue emails resumed"
@@ -93,4 +119,36 @@ wait_for "submitted job 5 "
 [ "$("$ASPEN" jobs --filter queue:forms --json --db "$DB" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')" = 1 ] ||
     fail "the form's job is not in queue forms"
 quit_and_check q
+
+# 80x24 with 20,000 jobs waiting in one queue: the list is read on the thread pool, the columns
+# fit 80 (the last one, DONE/m, is on screen), and p, l and r still work on the queue under the
+# cursor, as the database says after each.
+"$ASPEN" submit --type sleep --payload '{"ms": 10}' --count 20000 --queue bulk --db "$DB" >/dev/null ||
+    fail "submit 20,000 to bulk"
+launch small 80 24 "$DB" --workers 1
+wait_for "Aspen console"
+keys 6
+wait_for "QUEUE +QUEUED +RESV +SCHED +RUN +LIMIT +RATE +PAUSED +OLDEST +DONE/m"
+wait_for "^ +bulk +20000 +0 +0 +0 +- +- +- +[0-9.]+[a-z]+ +0 *$"
+keys j
+keys p
+wait_for "queue bulk paused"
+[ "$(q_json bulk paused)" = true ] || fail "bulk is not paused in the database (80x24)"
+keys l
+wait_for "^:limit *$"
+type_text "3"
+keys Enter
+wait_for "queue bulk: at most 3 running at once"
+wait_for "^ +bulk +20000 +0 +0 +0 +3 "
+[ "$(q_json bulk limit)" = 3 ] || fail "the limit is not 3 in the database (80x24)"
+keys r
+wait_for "^:rate *$"
+type_text "100/s"
+keys Enter
+wait_for "^ +bulk +20000 +0 +0 +0 +3 +100/s +paused "
+[ "$(q_json bulk rate)" = '"100/s"' ] || fail "the rate is not 100/s in the database (80x24)"
+# a queue name longer than its column is cut with ~, not run into the next column
+"$ASPEN" queue set a-very-long-queue-name-indeed --limit 1 --db "$DB" >/dev/null || fail "long queue"
+wait_for "^ +a-very-long-qu~ +0 +0 +0 +0 +1 "
+quit_and_check small
 echo "PASS: console_queues_test"

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# tests/tui/console_queues_pg_test.sh — the Queues pane on a PostgreSQL database keeps answering
+# the keyboard while the database is slow to answer it (issue 10): another session holds the
+# queues table locked (ACCESS EXCLUSIVE, as a long migration or a stuck host would) for 6 s;
+# meanwhile `p` on the pane is asked for (it waits for the lock), and `?` still opens the help
+# within 2 s and `esc` closes it, because the pane's reads and writes run on the thread pool, never
+# on the UI thread. When the lock goes, the pause is written (the database says so) and shown.
+#
+#   console_queues_pg_test.sh ASPEN_BINARY   (ASPEN_PG_DIR: the tests' private server, fixture pg)
+set -u
+
+ASPEN=${1:?usage: console_queues_pg_test.sh ASPEN_BINARY}
+TMP=$(mktemp -d /tmp/aspen-tui-queues-pg.XXXXXX)
+. "$(dirname "$0")/tmux_lib.sh"
+LOCKER=
+DBNAME=aspen_tui_queues_$$
+SERVER=
+cleanup() {
+    kill_servers
+    [ -n "$LOCKER" ] && kill "$LOCKER" 2>/dev/null
+    [ -n "$SERVER" ] && psql "$SERVER" -qAt -c "DROP DATABASE IF EXISTS $DBNAME WITH (FORCE)" >/dev/null 2>&1
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+need_kvm_and_tmux
+[ -n "${ASPEN_PG_DIR:-}" ] && [ -s "$ASPEN_PG_DIR/conninfo" ] ||
+    fail "no PostgreSQL test server (ASPEN_PG_DIR/conninfo): run through ctest (fixture pg)"
+command -v psql >/dev/null || fail "psql is not installed (apt-get install postgresql-client)"
+SERVER=$(cat "$ASPEN_PG_DIR/conninfo")
+psql "$SERVER" -qAt -c "CREATE DATABASE $DBNAME" >/dev/null || fail "creating the database"
+DB="$SERVER dbname=$DBNAME"
+
+"$ASPEN" submit --type sleep --payload '{"ms": 10}' --count 50 --queue emails --db "$DB" --create \
+    >/dev/null || fail "submit to emails"
+"$ASPEN" queue set emails --limit 2 --db "$DB" >/dev/null || fail "queue set"
+"$ASPEN" pause --db "$DB" >/dev/null || fail "pause" # nothing runs: the figures stay put
+
+launch q 80 24 "$DB" --workers 1
+wait_for "Aspen console"
+keys 6
+wait_for "^ +emails +50 +0 +0 +0 +2 "
+
+# Another session takes the queues table and keeps it 6 s: every read and write of it waits.
+psql "$DB" -qAt -c "BEGIN; LOCK TABLE queues IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(6); COMMIT;" \
+    >/dev/null 2>&1 &
+LOCKER=$!
+for ((i = 0; i < 100; i++)); do
+    [ "$(psql "$DB" -qAt -c "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
+          WHERE c.relname = 'queues' AND l.mode = 'AccessExclusiveLock' AND l.granted")" = 1 ] && break
+    sleep 0.05
+done
+((i < 100)) || fail "the locking session never took the queues table"
+sleep 1.5 # the pane's once-a-second read is now waiting on the lock
+
+keys j
+keys p # asked while the read waits: goes after it, on the pool
+keys "?"
+wait_for "Aspen console - keys" 2
+keys Escape
+wait_gone "Aspen console - keys" 2
+keys 1
+wait_for "ID.* GUEST +STATE" 2 # another pane while the queues still wait
+keys 6
+
+wait "$LOCKER"
+LOCKER=
+wait_for "^ +emails +50 +0 +0 +0 +2 +- +paused " 10
+[ "$("$ASPEN" queues --json --db "$DB" | python3 -c '
+import json, sys
+print([q["paused"] for q in json.load(sys.stdin) if q["name"] == "emails"][0])')" = True ] ||
+    fail "emails is not paused in the database after the lock"
+quit_and_check q
+echo "PASS: console_queues_pg_test"

@@ -105,6 +105,16 @@ static void queues_work(uv_work_t *w)
 
 static void start(tui_app *a, const queue_op *op);
 
+/* The cursor onto row `at` (kept inside the list), remembering that queue's name. */
+static void set_cursor(long at)
+{
+    Q.cursor = at >= (long)Q.n ? (long)Q.n - 1 : at;
+    if (Q.cursor < 0)
+        Q.cursor = 0;
+    if (Q.n)
+        snprintf(Q.cursor_name, sizeof Q.cursor_name, "%s", Q.list[Q.cursor].name);
+}
+
 /* What a change did, said on the status line. */
 static void say_done(tui_app *a, const queues_req *r)
 {
@@ -153,12 +163,7 @@ static void queues_done(uv_work_t *w, int status)
                     at = (long)i;
             if (at >= 0)
                 Q.cursor = at;
-            if (Q.cursor >= (long)Q.n)
-                Q.cursor = (long)Q.n - 1;
-            if (Q.cursor < 0)
-                Q.cursor = 0;
-            if (Q.n)
-                snprintf(Q.cursor_name, sizeof Q.cursor_name, "%s", Q.list[Q.cursor].name);
+            set_cursor(Q.cursor);
         } else {
             snprintf(Q.error, sizeof Q.error, "%s", r->error); /* keep the last list on screen */
         }
@@ -410,12 +415,7 @@ static unsigned queues_act(tui_app *a, tui_action act, int64_t arg, const char *
     }
     default: return 0;
     }
-    if (Q.cursor >= (long)Q.n)
-        Q.cursor = (long)Q.n - 1;
-    if (Q.cursor < 0)
-        Q.cursor = 0;
-    if (Q.n)
-        snprintf(Q.cursor_name, sizeof Q.cursor_name, "%s", Q.list[Q.cursor].name);
+    set_cursor(Q.cursor);
     return TUI_R_HANDLED;
 }
 
@@ -431,10 +431,8 @@ static void queues_click(tui_app *a, int y, int x, bool again)
     (void)again;
     /* rows start two lines below the pane's top (the title and the header) */
     long row = (long)y - 2 - a->lay.body_y;
-    if (row >= 0 && row < (long)Q.n) {
-        Q.cursor = row;
-        snprintf(Q.cursor_name, sizeof Q.cursor_name, "%s", Q.list[Q.cursor].name);
-    }
+    if (row >= 0 && row < (long)Q.n)
+        set_cursor(row);
 }
 
 const tui_pane_ops tui_pane_queues_ops = {

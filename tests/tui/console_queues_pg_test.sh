@@ -12,23 +12,15 @@ set -u
 ASPEN=${1:?usage: console_queues_pg_test.sh ASPEN_BINARY}
 TMP=$(mktemp -d /tmp/aspen-tui-queues-pg.XXXXXX)
 . "$(dirname "$0")/tmux_lib.sh"
-LOCKER=
-DBNAME=aspen_tui_queues_$$
-SERVER=
 cleanup() {
     kill_servers
     [ -n "$LOCKER" ] && kill "$LOCKER" 2>/dev/null
-    [ -n "$SERVER" ] && psql "$SERVER" -qAt -c "DROP DATABASE IF EXISTS $DBNAME WITH (FORCE)" >/dev/null 2>&1
+    pg_drop_db
     rm -rf "$TMP"
 }
 trap cleanup EXIT
 need_kvm_and_tmux
-[ -n "${ASPEN_PG_DIR:-}" ] && [ -s "$ASPEN_PG_DIR/conninfo" ] ||
-    fail "no PostgreSQL test server (ASPEN_PG_DIR/conninfo): run through ctest (fixture pg)"
-command -v psql >/dev/null || fail "psql is not installed (apt-get install postgresql-client)"
-SERVER=$(cat "$ASPEN_PG_DIR/conninfo")
-psql "$SERVER" -qAt -c "CREATE DATABASE $DBNAME" >/dev/null || fail "creating the database"
-DB="$SERVER dbname=$DBNAME"
+pg_create_db aspen_tui_queues_$$
 
 "$ASPEN" submit --type sleep --payload '{"ms": 10}' --count 50 --queue emails --db "$DB" --create \
     >/dev/null || fail "submit to emails"
@@ -41,15 +33,7 @@ keys 6
 wait_for "^ +emails +50 +0 +0 +0 +2 "
 
 # Another session takes the queues table and keeps it 6 s: every read and write of it waits.
-psql "$DB" -qAt -c "BEGIN; LOCK TABLE queues IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(6); COMMIT;" \
-    >/dev/null 2>&1 &
-LOCKER=$!
-for ((i = 0; i < 100; i++)); do
-    [ "$(psql "$DB" -qAt -c "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
-          WHERE c.relname = 'queues' AND l.mode = 'AccessExclusiveLock' AND l.granted")" = 1 ] && break
-    sleep 0.05
-done
-((i < 100)) || fail "the locking session never took the queues table"
+pg_lock_table queues 6
 sleep 1.5 # the pane's once-a-second read is now waiting on the lock
 
 keys j

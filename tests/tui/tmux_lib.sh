@@ -109,3 +109,39 @@ quit_and_check() {
     grep -Eq '(^| )echo( |$)' "$TMP/$name.stty" || fail "terminal left without echo"
     return 0
 }
+
+# pg_create_db NAME: for the PostgreSQL tests (run through ctest, fixture pg): checks the tests'
+# private server and psql, creates database NAME on it and sets SERVER (its conninfo) and DB (the
+# new database's). pg_drop_db drops it again (for the EXIT trap; quiet when there is none).
+SERVER=
+PG_DBNAME=
+pg_create_db() {
+    [ -n "${ASPEN_PG_DIR:-}" ] && [ -s "$ASPEN_PG_DIR/conninfo" ] ||
+        fail "no PostgreSQL test server (ASPEN_PG_DIR/conninfo): run through ctest (fixture pg)"
+    command -v psql >/dev/null || fail "psql is not installed (apt-get install postgresql-client)"
+    SERVER=$(cat "$ASPEN_PG_DIR/conninfo")
+    psql "$SERVER" -qAt -c "CREATE DATABASE $1" >/dev/null || fail "creating the database $1"
+    PG_DBNAME=$1
+    DB="$SERVER dbname=$1"
+}
+pg_drop_db() {
+    [ -n "$SERVER" ] && [ -n "$PG_DBNAME" ] &&
+        psql "$SERVER" -qAt -c "DROP DATABASE IF EXISTS $PG_DBNAME WITH (FORCE)" >/dev/null 2>&1
+    return 0
+}
+# pg_lock_table TABLE SECONDS: another session holds TABLE of $DB ACCESS EXCLUSIVE for SECONDS
+# (as a long migration or a stuck host would), in the background (its pid in LOCKER: the caller's
+# trap kills it, `wait "$LOCKER"` waits for the lock to go); returns once the lock is granted.
+LOCKER=
+pg_lock_table() {
+    local table=$1 secs=$2 i
+    psql "$DB" -qAt -c "BEGIN; LOCK TABLE $table IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep($secs); COMMIT;" \
+        >/dev/null 2>&1 &
+    LOCKER=$!
+    for ((i = 0; i < 100; i++)); do
+        [ "$(psql "$DB" -qAt -c "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
+              WHERE c.relname = '$table' AND l.mode = 'AccessExclusiveLock' AND l.granted")" = 1 ] && return 0
+        sleep 0.05
+    done
+    fail "the locking session never took the $table table"
+}

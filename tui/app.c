@@ -797,6 +797,11 @@ typedef struct act_req {
     /* submit */
     char guest[256], tags_json[1024], sha256[65], queue[65];
     char *payload; /* malloc'd */
+    bool want_unique;          /* the form's Unique field: unique below is the rule */
+    aspen_store_unique unique; /* its key and fields point into ukey / ufields */
+    char ukey[ASPEN_STORE_UNIQUE_KEY_MAX + 1], ufields[1024];
+    int n_dup;                 /* out: how many of the jobs were duplicates (nothing written) */
+    int64_t new_first;         /* out: the first job really written, 0 when none */
     bool handler;
     int64_t timeout_ms;
     int priority, attempts, count;
@@ -817,13 +822,14 @@ static void act_work(uv_work_t *w)
     case ACT_SUBMIT: {
         aspen_engine_job_spec *specs = calloc((size_t)r->count, sizeof *specs);
         int64_t *ids = calloc((size_t)r->count, sizeof *ids);
+        aspen_store_submitted *done = calloc((size_t)r->count, sizeof *done);
         char *tagbuf = strdup(r->tags_json);
         const char *tags[16];
         size_t n_tags = 0;
         for (char *save = NULL, *t = strtok_r(tagbuf, ", ", &save); t && n_tags < 16;
              t = strtok_r(NULL, ", ", &save))
             tags[n_tags++] = t;
-        if (!specs || !ids || !tagbuf) {
+        if (!specs || !ids || !done || !tagbuf) {
             r->rc = -1;
             snprintf(r->msg, sizeof r->msg, "out of memory");
         } else {
@@ -843,16 +849,34 @@ static void act_work(uv_work_t *w)
                 specs[i].tags = tags;
                 specs[i].n_tags = n_tags;
                 specs[i].queue = r->queue[0] ? r->queue : NULL;
+                specs[i].unique = r->want_unique ? &r->unique : NULL;
             }
-            r->rc = aspen_engine_submit_batch(eng, specs, (size_t)r->count, ids, &err);
+            /* submit_ex: a duplicate is said as such (its id is the existing job's) */
+            r->rc = aspen_engine_submit_ex(eng, specs, (size_t)r->count, done, &err);
             if (r->rc == 0) {
-                r->first_id = ids[0];
-                r->last_id = ids[r->count - 1];
+                r->first_id = done[0].id;
+                r->last_id = done[r->count - 1].id;
+                for (int i = 0; i < r->count; i++) {
+                    if (!done[i].duplicate) {
+                        if (!r->new_first)
+                            r->new_first = done[i].id;
+                        continue;
+                    }
+                    if (r->n_dup++)
+                        continue;
+                    /* the first duplicate's wording, with the key stored with the job it found */
+                    char *stored = NULL;
+                    aspen_engine_unique_key(eng, done[i].id, &stored, NULL);
+                    aspen_store_duplicate_message(stored ? stored : "?", &done[i],
+                                                  aspen_store_now_ms(), r->msg, sizeof r->msg);
+                    free(stored);
+                }
             } else {
                 snprintf(r->msg, sizeof r->msg, "%s", err.msg);
             }
         }
         free(specs);
+        free(done);
         free(ids);
         free(tagbuf);
         break;
@@ -1064,6 +1088,14 @@ static void act_done(uv_work_t *w, int status)
         case ACT_SUBMIT:
             if (r->rc)
                 tui_set_status(a, true, "submit refused: %s", r->msg);
+            else if (r->n_dup && r->count == 1)
+                tui_set_status(a, false, "not submitted: %s", r->msg); /* names the job's id */
+            else if (r->n_dup && !r->new_first)
+                tui_set_status(a, false, "none of the %d submitted: %s", r->count, r->msg);
+            else if (r->n_dup)
+                tui_set_status(a, false, "submitted job %lld (%s); %d of the %d were duplicates "
+                               "(nothing written for them): %s", (long long)r->new_first,
+                               r->guest, r->n_dup, r->count, r->msg);
             else if (r->count == 1)
                 tui_set_status(a, false, "submitted job %lld (%s)", (long long)r->first_id, r->guest);
             else
@@ -1625,6 +1657,7 @@ static void form_fill(tui_app *a, const tui_seed *s)
     tui_line_set(&a->f[TUI_F_COUNT], "1");
     tui_line_set(&a->f[TUI_F_TAGS], s && s->have ? s->tags : "");
     tui_line_set(&a->f[TUI_F_QUEUE], s && s->have && s->queue[0] ? s->queue : "default");
+    tui_line_set(&a->f[TUI_F_UNIQUE], ""); /* a copy is a new submit: no rule unless given */
     a->payload_touched = s && s->have;
     form_focus(a, TUI_F_GUEST);
     form_check(a);
@@ -1661,6 +1694,93 @@ static bool parse_num(const char *s, long long lo, long long hi, long long *out)
         return false;
     *out = v;
     return true;
+}
+
+/* The Unique field, as `aspen submit --unique...` takes its parts: words separated by blanks,
+ * for=D (--unique-for) and states=S,... (--unique-states) anywhere, and the rest: "*" (--unique:
+ * derived from type, guest and payload), fields=a,b.c (--unique-fields) or the key itself
+ * (--unique-key; its words joined by one blank; a word "*" is never part of it). Empty: no rule. One field rather than four, so
+ * the form still fits 24 rows with the payload's lines. 1 a rule into r, 0 none, -1 refused
+ * (msg says which part and why). The key and fields are checked by the store's own
+ * aspen_store_unique_key against the payload, so what it would refuse is said here. */
+static int parse_unique(const char *text, const char *payload, act_req *r, char *msg, size_t cap)
+{
+    char buf[2048];
+    if (strlen(text) >= sizeof buf) {
+        snprintf(msg, cap, "unique: at most %zu bytes", sizeof buf - 1);
+        return -1;
+    }
+    snprintf(buf, sizeof buf, "%s", text);
+    aspen_store_unique *u = &r->unique;
+    *u = (aspen_store_unique){0};
+    char key[sizeof buf] = "";
+    bool derived = false, any = false;
+    aspen_store_error se = {0};
+    for (char *save = NULL, *w = strtok_r(buf, " \t", &save); w;
+         w = strtok_r(NULL, " \t", &save)) {
+        any = true;
+        if (!strncmp(w, "for=", 4)) {
+            if (aspen_store_duration_parse(w + 4, &u->period_ms, &se) != 0) {
+                snprintf(msg, cap, "unique for=: %s", se.msg);
+                return -1;
+            }
+        } else if (!strncmp(w, "states=", 7)) {
+            if (aspen_store_states_parse(w + 7, &u->states, &se) != 0) {
+                snprintf(msg, cap, "unique states=: %s", se.msg);
+                return -1;
+            }
+        } else if (!strncmp(w, "fields=", 7)) {
+            if (r->ufields[0] || derived || key[0]) {
+                snprintf(msg, cap, "unique: give the key one way: a key, *, or fields=a,b");
+                return -1;
+            }
+            if (!w[7]) {
+                snprintf(msg, cap, "unique fields=: name the payload fields (fields=user,order.id)");
+                return -1;
+            }
+            if (strlen(w + 7) >= sizeof r->ufields) {
+                snprintf(msg, cap, "unique fields=: at most %zu bytes", sizeof r->ufields - 1);
+                return -1;
+            }
+            snprintf(r->ufields, sizeof r->ufields, "%s", w + 7);
+        } else if (!strcmp(w, "*")) { /* a word of its own: never part of a key */
+            if (r->ufields[0] || derived || key[0]) {
+                snprintf(msg, cap, "unique: give the key one way: a key, *, or fields=a,b");
+                return -1;
+            }
+            derived = true;
+        } else {
+            if (r->ufields[0] || derived) {
+                snprintf(msg, cap, "unique: give the key one way: a key, *, or fields=a,b");
+                return -1;
+            }
+            size_t l = strlen(key);
+            snprintf(key + l, sizeof key - l, "%s%s", l ? " " : "", w);
+        }
+    }
+    if (!any)
+        return 0;
+    if (!key[0] && !derived && !r->ufields[0]) {
+        snprintf(msg, cap, "unique: for= and states= need a key: a key, * (from the guest and "
+                           "payload) or fields=a,b");
+        return -1;
+    }
+    if (strlen(key) > ASPEN_STORE_UNIQUE_KEY_MAX) {
+        snprintf(msg, cap, "unique: the key is %zu bytes; at most %d", strlen(key),
+                 ASPEN_STORE_UNIQUE_KEY_MAX);
+        return -1;
+    }
+    snprintf(r->ukey, sizeof r->ukey, "%s", key);
+    u->key = r->ukey[0] ? r->ukey : NULL;
+    u->fields = r->ufields[0] ? r->ufields : NULL;
+    /* the store's checks of the key and the fields (against this payload), before sending */
+    aspen_store_job_spec probe = {.type = "vm_execute", .payload = payload, .unique = u};
+    char out[ASPEN_STORE_UNIQUE_KEY_MAX + 1];
+    if (aspen_store_unique_key(&probe, out, sizeof out, &se) != 0) {
+        snprintf(msg, cap, "unique: %s", se.msg);
+        return -1;
+    }
+    return 1;
 }
 
 static void form_submit(tui_app *a)
@@ -1715,6 +1835,16 @@ static void form_submit(tui_app *a)
     act_req *r = calloc(1, sizeof *r);
     if (!r)
         return;
+    int u = parse_unique(a->f[TUI_F_UNIQUE].buf, a->f[TUI_F_PAYLOAD].buf, r, a->form_msg,
+                         sizeof a->form_msg);
+    if (u < 0) {
+        free(r);
+        a->form_ok = false;
+        a->field = TUI_F_UNIQUE;
+        a->field_fresh = false; /* to fix the part that is wrong, not to type it all again */
+        return;
+    }
+    r->want_unique = u > 0;
     snprintf(r->queue, sizeof r->queue, "%s", qname);
     r->payload = strdup(a->f[TUI_F_PAYLOAD].buf);
     if (!r->payload) {

@@ -59,7 +59,9 @@ typedef enum tui_confirm_kind {
 } tui_confirm_kind;
 
 enum { TUI_F_GUEST, TUI_F_PAYLOAD, TUI_F_TIMEOUT, TUI_F_PRIORITY, TUI_F_ATTEMPTS, TUI_F_COUNT,
-       TUI_F_TAGS, TUI_F_QUEUE, TUI_F_SUBMIT, TUI_F_N };
+       TUI_F_TAGS, TUI_F_QUEUE,
+       TUI_F_UNIQUE, /* the uniqueness rule: [KEY | * | fields=a,b] [for=D] [states=S,...] */
+       TUI_F_SUBMIT, TUI_F_N };
 
 typedef struct tui_guest {
     char *name;

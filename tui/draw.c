@@ -289,19 +289,19 @@ static void draw_form(tui_app *a)
 {
     int w = COLS - 4 < 96 ? COLS - 4 : 96;
     /* the payload editor takes the rows the screen can give (up to 10) */
-    int prow = LINES - 2 - 16;
+    int prow = LINES - 2 - 17;
     if (prow > 10)
         prow = 10;
     if (prow < 1)
         prow = 1;
-    int h = prow + 16;
+    int h = prow + 17;
     if (h > LINES)
         h = LINES;
     int y0 = (LINES - h) / 2, x0 = (COLS - w) / 2;
     box_at(y0, x0, h, w);
     tui_put(y0, x0 + 2, w - 4, A_BOLD, " Submit a job ");
     static const char *labels[] = {"Guest", "Payload", "Timeout s", "Priority", "Attempts",
-                                   "Count", "Tags", "Queue"};
+                                   "Count", "Tags", "Queue", "Unique"};
     int lx = x0 + 2, fx = x0 + 14, fw = w - 16;
     int y = y0 + 2;
     for (int f = 0; f < TUI_F_SUBMIT; f++) {
@@ -326,6 +326,9 @@ static void draw_form(tui_app *a)
         const tui_line *l = &a->f[f];
         size_t off = tui_line_scroll(l, fw);
         field_line(y, fx, fw, attr, l->buf + off, l->len - off);
+        if (f == TUI_F_UNIQUE && !l->len) /* what it takes, until something is typed */
+            tui_put(y, fx + 1, fw - 1, attr | A_DIM, "(none) KEY or * or fields=a,b, then for=10m "
+                    "states=...");
         if (on) {
             cursor_y = y;
             cursor_x = fx + tui_cols(l->buf + off, l->cur - off);

@@ -46,6 +46,7 @@ static struct {
     queue_op pending;
     double read_at;     /* tui_mono_ms when the last read was started; 0: read at the next draw */
     long cursor;
+    long first; /* the row the last draw showed first (scrolled): where a click lands */
     char cursor_name[ASPEN_STORE_QUEUE_NAME_MAX + 1]; /* the selected queue, kept across reads */
 } Q;
 
@@ -254,6 +255,7 @@ static void queues_draw(tui_app *a, int y0, int h)
     long first = 0;
     if (Q.cursor >= h - 3)
         first = Q.cursor - (h - 3) + 1;
+    Q.first = first;
     for (size_t i = (size_t)first; i < Q.n && y < y0 + h - 1; i++) {
         const aspen_store_queue_info *q = &Q.list[i];
         char rate[32] = "-", limit[24] = "-", oldest[24] = "-", done[24];
@@ -430,7 +432,7 @@ static void queues_click(tui_app *a, int y, int x, bool again)
     (void)x;
     (void)again;
     /* rows start two lines below the pane's top (the title and the header) */
-    long row = (long)y - 2 - a->lay.body_y;
+    long row = (long)y - 2 - a->lay.body_y + Q.first;
     if (row >= 0 && row < (long)Q.n)
         set_cursor(row);
 }

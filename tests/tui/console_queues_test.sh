@@ -150,5 +150,21 @@ wait_for "^ +bulk +20000 +0 +0 +0 +3 +100/s +paused "
 # a queue name longer than its column is cut with ~, not run into the next column
 "$ASPEN" queue set a-very-long-queue-name-indeed --limit 1 --db "$DB" >/dev/null || fail "long queue"
 wait_for "^ +a-very-long-qu~ +0 +0 +0 +0 +1 "
+# 30 more queues: the list scrolls at 24 rows; after G (the last queue) a click on a row selects
+# the queue drawn there, which p then pauses
+for i in $(seq -w 1 30); do
+    "$ASPEN" queue set "z$i" --limit 1 --db "$DB" >/dev/null || fail "queue z$i"
+done
+wait_for "Queues on this database: 35 "
+keys G
+wait_for "^ +z30 "
+line=$(screen | grep -nE '^ +z2[0-9] ' | head -1) # the first z2x row on screen, as NUMBER:TEXT
+[ -n "$line" ] || fail "no z2x queue on screen after G"
+y=${line%%:*}
+name=$(echo "${line#*:}" | awk '{print $1}')
+T send-keys -t c -l $'\e[<0;5;'"$y"'M'$'\e[<0;5;'"$y"'m' # a click there (SGR mouse, 1-based)
+keys p
+wait_for "queue $name paused"
+[ "$(q_json "$name" paused)" = true ] || fail "the clicked queue $name is not paused"
 quit_and_check small
 echo "PASS: console_queues_test"

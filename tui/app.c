@@ -610,19 +610,18 @@ static void ensure_window(tui_app *a)
         start_fetch(a);
 }
 
-/* ---- stats: counts by state, oldest waiting, paused, recent run times ----------------------------
+/* ---- stats: counts by state, oldest waiting, paused --------------------------------------------
  * Through a second (client) engine handle: its own SQLite connection and lock, so the store's
- * slower whole-queue reads (the oldest waiting job, the newest finished ones) never hold up the
- * job table's queries. Workers and throughput come from memory (aspen_engine_snapshot_live). */
+ * slower whole-queue reads (the oldest waiting job) never hold up the job table's queries.
+ * Workers and throughput come from memory (aspen_engine_snapshot_live). The header's p50/p95
+ * come from the metrics history (pane_metrics.c), which covers every engine and a stated window,
+ * not the newest 256 jobs this console happened to list. */
 
 typedef struct stats_req {
     uv_work_t w;
     tui_app *a;
-    bool want_recent;
     aspen_engine_snapshot snap;
     int rc;
-    double recent[256];
-    size_t n_recent;
 } stats_req;
 
 static void stats_work(uv_work_t *w)
@@ -631,20 +630,6 @@ static void stats_work(uv_work_t *w)
     aspen_engine *eng = r->a->stats_eng ? r->a->stats_eng : r->a->eng;
     aspen_engine_error err = {0};
     r->rc = aspen_engine_snapshot_get(eng, &r->snap, &err);
-    if (!r->want_recent)
-        return;
-    /* p50/p95 run time over the newest finished jobs */
-    aspen_store_filter rf = {0};
-    rf.states = (1u << ASPEN_STORE_SUCCEEDED) | (1u << ASPEN_STORE_FAILED);
-    rf.limit = 256;
-    aspen_store_job *recent = NULL;
-    size_t n_recent = 0;
-    if (aspen_engine_list(eng, &rf, &recent, &n_recent, &err) == 0) {
-        for (size_t i = 0; i < n_recent; i++)
-            if (recent[i].started_at_ms > 0 && recent[i].finished_at_ms >= recent[i].started_at_ms)
-                r->recent[r->n_recent++] = (double)(recent[i].finished_at_ms - recent[i].started_at_ms);
-        aspen_store_jobs_free(recent, n_recent);
-    }
 }
 
 static void snap_live(tui_app *a)
@@ -671,11 +656,6 @@ static void stats_done(uv_work_t *w, int status)
             a->snap.oldest_waiting_ms = r->snap.oldest_waiting_ms;
             a->snap.paused = r->snap.paused;
             a->have_snap = true;
-        }
-        if (r->n_recent) {
-            a->n_recent = r->n_recent;
-            a->p50_ms = tui_percentile(r->recent, r->n_recent, 50);
-            a->p95_ms = tui_percentile(r->recent, r->n_recent, 95);
         }
         snap_live(a);
         request_draw(a);
@@ -749,7 +729,6 @@ static void start_stats(tui_app *a)
         return;
     r->a = a;
     r->w.data = r;
-    r->want_recent = a->stats_round++ % 3 == 0;
     a->stats_busy = true;
     if (uv_queue_work(a->loop, &r->w, stats_work, stats_done) != 0) {
         a->stats_busy = false;
@@ -1337,6 +1316,7 @@ static void on_tick(uv_timer_t *t)
 {
     tui_app *a = t->data;
     tui_engines_tick(a);
+    tui_metrics_tick(a);
     if (a->have_snap) {
         int64_t final = a->snap.counts[ASPEN_STORE_SUCCEEDED] + a->snap.counts[ASPEN_STORE_FAILED] +
                         a->snap.counts[ASPEN_STORE_CANCELLED];
@@ -1503,6 +1483,7 @@ const tui_pane_ops *tui_view_ops(tui_view v)
         [TUI_VIEW_HELP] = &tui_pane_help_ops,     [TUI_VIEW_ENGINES] = &tui_pane_engines_ops,
         [TUI_VIEW_SCHEDULES] = &tui_pane_schedules_ops,
         [TUI_VIEW_QUEUES] = &tui_pane_queues_ops,
+        [TUI_VIEW_METRICS] = &tui_pane_metrics_ops,
     };
     return v < TUI_VIEW_COUNT ? ops[v] : ops[TUI_VIEW_JOBS];
 }
@@ -2394,6 +2375,12 @@ static void global_action(tui_app *a, tui_action act, int64_t arg, const char *t
     case TUI_A_PANE_ENGINES: tui_show_pane(a, TUI_PANE_ENGINES); break;
     case TUI_A_PANE_SCHEDULES: tui_show_pane(a, TUI_PANE_SCHEDULES); break;
     case TUI_A_PANE_QUEUES: tui_show_pane(a, TUI_PANE_QUEUES); break;
+    case TUI_A_PANE_METRICS: tui_show_pane(a, TUI_PANE_METRICS); break;
+    case TUI_A_METRICS_WINDOW: /* :window from another pane: the Metrics pane, then its window */
+        tui_show_pane(a, TUI_PANE_METRICS);
+        if (a->view == TUI_VIEW_METRICS)
+            do_action(a, act, arg, text);
+        break;
     case TUI_A_LOGS_OF_JOB:
         if (arg)
             tui_push(a, TUI_VIEW_LOGS, arg);
@@ -2585,7 +2572,7 @@ static void handle_mouse(tui_app *a)
     if (y == a->lay.tabs_y) {
         int tx = 0;
         for (int p = 0; p < TUI_PANE_COUNT; p++) {
-            int w = (int)strlen(tui_pane_name(p)) + (COLS < 100 ? 2 : 4); /* as draw_tabs */
+            int w = (int)strlen(tui_pane_label(p, COLS)) + (COLS < 100 ? 2 : 4); /* as draw_tabs */
             if (x >= tx && x < tx + w) {
                 tui_show_pane(a, (tui_pane)p);
                 return;
@@ -3033,6 +3020,7 @@ free_app:
     tui_engines_close();
     tui_schedules_close();
     tui_queues_close();
+    tui_metrics_close();
     tui_logbuf_free(&a->logs_one);
     tui_text_free(&a->help);
     for (int i = 0; i < 3; i++)

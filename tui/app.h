@@ -35,6 +35,7 @@ typedef enum tui_view {
     TUI_VIEW_ENGINES, /* pane_engines.c: every host's engines */
     TUI_VIEW_SCHEDULES, /* pane_schedules.c: periodic jobs */
     TUI_VIEW_QUEUES,  /* pane_queues.c: every named queue */
+    TUI_VIEW_METRICS, /* pane_metrics.c: the metrics history's charts */
     TUI_VIEW_DETAIL,
     TUI_VIEW_HELP,
     TUI_VIEW_COUNT
@@ -73,7 +74,6 @@ typedef struct tui_app {
     aspen_engine *eng;
     aspen_engine *stats_eng; /* a client handle on the same database for the slower stats reads */
     bool stats_busy;
-    unsigned stats_round;
     aspen_tui_options opts;
     uv_loop_t *loop;
     uv_poll_t stdin_poll;
@@ -104,8 +104,11 @@ typedef struct tui_app {
     size_t n_spark;
     int64_t last_final_total, last_final_ms; /* for jobs/s from the counts */
     double jobs_per_s;
+    /* the header's p50/p95 run time (ms; < 0: nothing finished) and attempts finished over the
+     * last 5 minutes of the metrics history (pane_metrics.c reads it); known once read */
     double p50_ms, p95_ms;
     size_t n_recent;
+    bool metrics_known;
 
     /* ---- jobs table ---- */
     tui_row *rows;
@@ -247,7 +250,7 @@ typedef struct tui_pane_ops {
 
 extern const tui_pane_ops tui_pane_jobs_ops, tui_pane_vms_ops, tui_pane_logs_ops,
     tui_pane_detail_ops, tui_pane_help_ops, tui_pane_engines_ops, tui_pane_schedules_ops,
-    tui_pane_queues_ops;
+    tui_pane_queues_ops, tui_pane_metrics_ops;
 const tui_pane_ops *tui_view_ops(tui_view v);
 
 /* app.c, for the panes */
@@ -281,6 +284,9 @@ void tui_engines_tick(tui_app *a);
 void tui_engines_close(void); /* at exit: its store handle and list */
 void tui_schedules_close(void); /* pane_schedules.c, at exit */
 void tui_queues_close(void);  /* pane_queues.c, at exit: its store handle and list */
+/* pane_metrics.c, once a second: the metrics history (the pane's charts, the header's p50/p95) */
+void tui_metrics_tick(tui_app *a);
+void tui_metrics_close(void); /* at exit: its store handle and last answer */
 
 /* draw.c */
 void tui_draw_init(tui_app *a);

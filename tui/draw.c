@@ -134,17 +134,24 @@ static void draw_header(tui_app *a)
     /* rates: the long wording with a long sparkline when there is room, shorter ones when not */
     char rate[32], p50[32], p95[32], oldest[32], spark[TUI_SPARK * 3 + 1];
     snprintf(rate, sizeof rate, "%.1f", a->jobs_per_s);
-    tui_fmt_ms((int64_t)(a->p50_ms + 0.5), p50, sizeof p50);
-    tui_fmt_ms((int64_t)(a->p95_ms + 0.5), p95, sizeof p95);
+    /* p50/p95 of the last 5 minutes of every engine's history (pane_metrics.c), so they say
+     * their window and survive a restart; "-" before the first read or when nothing finished */
+    if (a->metrics_known && a->p50_ms >= 0) {
+        tui_fmt_us((int64_t)(a->p50_ms * 1000.0 + 0.5), p50, sizeof p50);
+        tui_fmt_us((int64_t)(a->p95_ms * 1000.0 + 0.5), p95, sizeof p95);
+    } else {
+        snprintf(p50, sizeof p50, "-");
+        snprintf(p95, sizeof p95, "-");
+    }
     tui_fmt_ms(s->oldest_waiting_ms, oldest, sizeof oldest);
     const aspen_engine_throughput *t = &s->throughput;
     const char *old = s->oldest_waiting_ms > 0 ? oldest : "-";
     char forms[3][256];
-    snprintf(forms[0], sizeof forms[0], "p50 %s p95 %s (last %zu runs) | oldest queued %s | warm VMs %zu, hit %.0f%%",
+    snprintf(forms[0], sizeof forms[0], "p50 %s p95 %s (last 5m, %zu runs) | oldest queued %s | warm VMs %zu, hit %.0f%%",
              p50, p95, a->n_recent, old, t->pool_vms, t->pool_hit_rate * 100.0);
-    snprintf(forms[1], sizeof forms[1], "p50 %s p95 %s (last %zu) | oldest %s | warm %zu, %.0f%% hit", p50,
-             p95, a->n_recent, old, t->pool_vms, t->pool_hit_rate * 100.0);
-    snprintf(forms[2], sizeof forms[2], "p50 %s p95 %s | oldest %s | warm %zu", p50, p95, old,
+    snprintf(forms[1], sizeof forms[1], "p50 %s p95 %s (5m) | oldest %s | warm %zu, %.0f%% hit", p50,
+             p95, old, t->pool_vms, t->pool_hit_rate * 100.0);
+    snprintf(forms[2], sizeof forms[2], "p50 %s p95 %s (5m) | oldest %s | warm %zu", p50, p95, old,
              t->pool_vms);
     static const int sparks[] = {30, 20, 12, 8, 0};
     int pick = 2, spark_w = 0;
@@ -183,7 +190,7 @@ static void draw_tabs(tui_app *a)
         char label[32];
         /* under 100 columns the tabs drop their padding, so six of them leave the filter and
          * sort in view at 80 (app.c's click finds the tab with the same widths) */
-        snprintf(label, sizeof label, COLS < 100 ? "%d %s" : " %d %s ", p + 1, tui_pane_name(p));
+        snprintf(label, sizeof label, COLS < 100 ? "%d %s" : " %d %s ", p + 1, tui_pane_label(p, COLS));
         tui_put(3, x, COLS - x, on ? A_REVERSE | A_BOLD : A_NORMAL, "%s", label);
         x += (int)strlen(label) + 1;
     }

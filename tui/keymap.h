@@ -37,8 +37,9 @@ enum {
     TUI_CX_ENGINES = 1u << 9, /* pane_engines.c */
     TUI_CX_SCHEDULES = 1u << 10, /* pane_schedules.c */
     TUI_CX_QUEUES = 1u << 11,    /* pane_queues.c */
+    TUI_CX_METRICS = 1u << 12,   /* pane_metrics.c */
     TUI_CX_PANES = TUI_CX_JOBS | TUI_CX_VMS | TUI_CX_LOGS | TUI_CX_ENGINES | TUI_CX_SCHEDULES |
-                   TUI_CX_QUEUES,
+                   TUI_CX_QUEUES | TUI_CX_METRICS,
     TUI_CX_VIEWS = TUI_CX_PANES | TUI_CX_DETAIL | TUI_CX_HELP,
 };
 
@@ -55,6 +56,7 @@ typedef enum tui_action {
     TUI_A_NEXT_PANE, TUI_A_PREV_PANE, TUI_A_PANE_JOBS, TUI_A_PANE_VMS, TUI_A_PANE_LOGS, TUI_A_PANE_ENGINES,
     TUI_A_PANE_SCHEDULES, TUI_A_SCHEDULE_TOGGLE, TUI_A_SCHEDULE_RUN, /* pane_schedules.c */
     TUI_A_PANE_QUEUES, TUI_A_QUEUE_PAUSE, TUI_A_QUEUE_LIMIT, TUI_A_QUEUE_RATE, /* pane_queues.c */
+    TUI_A_PANE_METRICS, TUI_A_METRICS_WINDOW, /* pane_metrics.c */
     TUI_A_LOGS_OF_JOB, /* l, :logs ID */
     TUI_A_LOGS_ALL,    /* a in the logs pane */
     TUI_A_HELP, TUI_A_COMMAND, TUI_A_REFRESH, TUI_A_SUSPEND,

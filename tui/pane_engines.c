@@ -120,14 +120,7 @@ static void engines_work(uv_work_t *w)
 {
     engines_req *r = w->data;
     aspen_store_error se = {0};
-    if (!R.store && !R.open_error[0]) {
-        aspen_store_options o = {.read_only = true};
-        if (aspen_store_open(r->db, &o, &R.store, &se) != 0) {
-            R.store = NULL;
-            snprintf(R.open_error, sizeof R.open_error, "%s", se.msg);
-        }
-    }
-    if (!R.store) {
+    if (tui_store_open_ro(r->db, &R.store, R.open_error, sizeof R.open_error) != 0) {
         r->rc = -1;
         snprintf(r->error, sizeof r->error, "%s", R.open_error);
         return;

@@ -5,6 +5,7 @@
 #include "view.h"
 
 #include "aspen_text.h"
+#include "chart.h"
 
 #include <ctype.h>
 #include <dirent.h>
@@ -88,8 +89,6 @@ void tui_fmt_clock(int64_t ms, char *out, size_t cap)
 
 size_t tui_sparkline(const double *v, size_t n, size_t width, bool utf8, char *out, size_t cap)
 {
-    static const char *blocks[] = {"\xe2\x96\x81", "\xe2\x96\x82", "\xe2\x96\x83", "\xe2\x96\x84",
-                                   "\xe2\x96\x85", "\xe2\x96\x86", "\xe2\x96\x87", "\xe2\x96\x88"};
     static const char ascii[] = " .:-=+*#";
     size_t first = n > width ? n - width : 0, w = 0;
     double max = 0;
@@ -106,7 +105,7 @@ size_t tui_sparkline(const double *v, size_t n, size_t width, bool utf8, char *o
             level = 7;
         if (!utf8 && v[i] > 0 && level == 0)
             level = 1; /* something happened: not a blank */
-        const char *s = utf8 ? blocks[level] : (char[2]){ascii[level], 0};
+        const char *s = utf8 ? tui_blocks[level] : (char[2]){ascii[level], 0};
         size_t len = strlen(s);
         if (w + len + 1 > cap)
             break;
@@ -290,8 +289,16 @@ void tui_scroll(long *cursor, long *top, long n, long height)
 
 const char *tui_pane_name(tui_pane p)
 {
-    static const char *names[] = {"Jobs", "VMs", "Logs", "Engines", "Cron", "Queues"}; /* Cron: the Schedules pane, short for 80 columns */
+    static const char *names[] = {"Jobs", "VMs", "Logs", "Engines", "Cron", "Queues", "Metrics"}; /* Cron: the Schedules pane, short for 80 columns */
     return p < TUI_PANE_COUNT ? names[p] : "?";
+}
+
+const char *tui_pane_label(tui_pane p, int cols)
+{
+    static const char *narrow[] = {"Jobs", "VMs", "Logs", "Eng", "Cron", "Queues", "Stats"};
+    if (cols >= 100)
+        return tui_pane_name(p);
+    return p < TUI_PANE_COUNT ? narrow[p] : "?";
 }
 
 /* ---- layout ----------------------------------------------------------------------------------- */
@@ -1256,4 +1263,17 @@ const char *tui_guest_example_payload(const char *guest)
         return "{\"records\": [{\"city\": \"paris\", \"age\": 31}, {\"city\": \"oslo\", \"age\": "
                "45}, {\"city\": \"paris\", \"age\": 27}]}";
     return "{}";
+}
+
+int tui_store_open_ro(const char *db, aspen_store **st, char *open_error, size_t cap)
+{
+    if (!*st && !open_error[0]) {
+        aspen_store_options o = {.read_only = true};
+        aspen_store_error se = {0};
+        if (aspen_store_open(db, &o, st, &se) != 0) {
+            *st = NULL;
+            snprintf(open_error, cap, "%s", se.msg[0] ? se.msg : "cannot open the database");
+        }
+    }
+    return *st ? 0 : -1;
 }

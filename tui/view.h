@@ -92,6 +92,11 @@ int tui_export_jsonl(aspen_engine *eng, const char *filter_text, const char *pat
 /* True when the filter selects by state only (then counts by state give the total). */
 bool tui_filter_states_only(const aspen_store_filter *f);
 
+/* The read-only store handle a pane reads through on the thread pool, opened on first use: 0 with
+ * *st, or -1 with the reason in open_error — kept, so a database that cannot be opened is not
+ * retried every second, and every later call gives the same message. */
+int tui_store_open_ro(const char *db, aspen_store **st, char *open_error, size_t cap);
+
 /* Keeps a cursor inside [0, n) and the first shown row such that the cursor is visible. */
 void tui_scroll(long *cursor, long *top, long n, long height);
 
@@ -99,9 +104,12 @@ void tui_scroll(long *cursor, long *top, long n, long height);
 /* The panes the tabs switch between (keys, actions and commands: keymap.h). */
 typedef enum tui_pane {
     TUI_PANE_JOBS = 0, TUI_PANE_VMS, TUI_PANE_LOGS, TUI_PANE_ENGINES, TUI_PANE_SCHEDULES, TUI_PANE_QUEUES,
-    TUI_PANE_COUNT
+    TUI_PANE_METRICS, TUI_PANE_COUNT
 } tui_pane;
 const char *tui_pane_name(tui_pane p);
+/* The tab's label at a width: under 100 columns the longer names are cut ("Eng", "Stats") so
+ * seven tabs leave the filter and sort in view at 80 (draw.c draws them, app.c finds a click). */
+const char *tui_pane_label(tui_pane p, int cols);
 
 /* ---- layout ----------------------------------------------------------------------------------- */
 typedef struct tui_layout {

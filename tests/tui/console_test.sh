@@ -168,7 +168,7 @@ keys l
 wait_for "Logs of job 1"
 keys a
 wait_for "Logs of all jobs"
-keys Tab Tab Tab Tab Tab # logs -> engines -> cron -> queues -> jobs -> vms
+keys Tab Tab Tab Tab Tab Tab # logs -> engines -> cron -> queues -> metrics -> jobs -> vms
 wait_for "[Pp]ool:? [0-9]+ VMs?"
 keys Escape
 quit_and_check_jobs small

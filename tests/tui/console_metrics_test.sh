@@ -1,0 +1,163 @@
+#!/usr/bin/env bash
+# tests/tui/console_metrics_test.sh — the console's Metrics pane (7, issue 9) on the metrics
+# history every engine writes: first a database with no history (the pane says so, the header's
+# p50/p95 are "-" and say their window, w cycles 1h -> 24h -> 72h -> 15m -> 1h, a bad :window is
+# refused with the names to use); then real jobs (guest VMs that succeed and fail, in-process
+# sleeps) run by an `aspen worker --until-idle` PROCESS THAT EXITS before the console starts, so
+# everything shown comes from the stored history (a restart loses nothing). At 80x24 and at
+# 160x48 the numbers on screen — finished, failed, p50/p95/p99 of the total and of every type /
+# guest row, and the header's 5-minute p50/p95 — must equal `aspen metrics --json` for the same
+# database; the cursor selects one guest and its charts show it alone; the tabs still fit at 80.
+#
+#   console_metrics_test.sh ASPEN_BINARY
+set -u
+
+ASPEN=${1:?usage: console_metrics_test.sh ASPEN_BINARY}
+TMP=$(mktemp -d /tmp/aspen-tui-metrics.XXXXXX)
+. "$(dirname "$0")/tmux_lib.sh"
+trap 'kill_servers; rm -rf "$TMP"' EXIT
+need_kvm_and_tmux
+
+# fmt_us US: a run time as the console prints it (tui_fmt_us: 85us, 1.3ms, 12ms, 1.2s, 12s)
+fmt_us() {
+    python3 -c '
+import sys
+us = int(sys.argv[1]); ms = us // 1000
+if us < 1000: print("%dus" % us)
+elif us < 10000: print("%d.%dms" % (ms, us % 1000 // 100))
+elif ms < 1000: print("%dms" % ms)
+elif ms < 10000: print("%d.%ds" % (ms // 1000, ms % 1000 // 100))
+elif ms < 60000: print("%ds" % (ms // 1000))
+else: sys.exit("run time %d us: too long for this test" % us)' "$1"
+}
+
+# m_json SINCE PY_EXPR: one value from aspen metrics --json (d is the document)
+m_json() {
+    "$ASPEN" metrics --since "$1" --json --db "$DB" | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+print(eval(sys.argv[1]))' "$2"
+}
+
+# row_regex LABEL JSON_POINT_EXPR: the table row's finished, failed and p50/p95/p99 as the pane
+# prints them, from the JSON point (the total or one of "guests")
+row_regex() {
+    local label=$1 expr=$2 fin failed p50 p95 p99
+    fin=$(m_json 1h "$expr[\"finished\"]")
+    failed=$(m_json 1h "$expr[\"failed\"]")
+    p50=$(fmt_us "$(m_json 1h "$expr[\"run_us\"][\"p50\"]")")
+    p95=$(fmt_us "$(m_json 1h "$expr[\"run_us\"][\"p95\"]")")
+    p99=$(fmt_us "$(m_json 1h "$expr[\"run_us\"][\"p99\"]")")
+    echo "$label +$fin +$failed +[0-9]+\.[0-9] +$p50 +$p95 +$p99 *\$"
+}
+
+# ---- a database with no history --------------------------------------------------------------
+DB=$TMP/empty.db
+launch empty 80 24 "$DB" --workers 0
+wait_for "Aspen console"
+keys 7
+wait_for "Metrics, last 1h, every engine: all types"
+wait_for "no job finished in the last 1h"
+wait_for "p50 - p95 - \(5m\)"
+wait_for "^> all +0 +0 +0\.0 +- +- +-"
+wait_for "w window"                       # the footer, from the keymap
+keys w
+wait_for "Metrics, last 24h"
+wait_for "one column = 20m"               # 72 chart columns at 80: 1440 / 72
+wait_for "no job finished in the last 24h"
+keys w
+wait_for "Metrics, last 72h"
+wait_for "one column = 1h"
+keys w
+wait_for "Metrics, last 15m"
+keys w
+wait_for "Metrics, last 1h"
+keys :
+type_text "window 5y"
+keys Enter
+wait_for "window: want one of 15m, 1h, 24h, 72h"
+keys :
+type_text "window 24h"
+keys Enter
+wait_for "Metrics, last 24h"
+keys 1                                   # :window from another pane opens the Metrics pane
+keys :
+type_text "window 72h"
+keys Enter
+wait_for "Metrics, last 72h"
+keys ?
+wait_for "6 Queues, 7 Metrics"
+keys Escape
+quit_and_check empty
+
+# ---- real jobs, run by a worker process that has exited --------------------------------------
+DB=$TMP/m.db
+"$ASPEN" submit echo-worker --payload '{"message":"m"}' --count 12 --db "$DB" --create >/dev/null ||
+    fail "submit echo-worker"
+"$ASPEN" submit test-fail --max-attempts 1 --db "$DB" >/dev/null || fail "submit test-fail"
+"$ASPEN" submit --type sleep --payload '{"ms": 20}' --count 5 --db "$DB" >/dev/null ||
+    fail "submit sleep"
+"$ASPEN" worker --until-idle --quiet --db "$DB" >"$TMP/worker.out" 2>&1 ||
+    { cat "$TMP/worker.out" >&2; fail "aspen worker --until-idle"; }
+[ "$(m_json 1h 'd["total"]["finished"]')" = 18 ] || fail "the history does not hold the 18 attempts"
+[ "$(m_json 1h 'd["total"]["failed"]')" = 1 ] || fail "the history does not hold the failure"
+
+check_numbers() { # the total, every type / guest row and the header against aspen metrics --json
+    local n i label
+    wait_for "$(row_regex '^> all' 'd["total"]')"
+    n=$(m_json 1h 'len(d["guests"])')
+    [ "$n" = 3 ] || fail "wanted 3 type / guest rows in aspen metrics --json, got $n"
+    for ((i = 0; i < n; i++)); do
+        label=$(m_json 1h "(lambda g: g['type'] + (' / ' + g['guest'] if g['guest'] else ''))(d['guests'][$i])")
+        wait_for "$(row_regex "^  $label" "d[\"guests\"][$i]")"
+    done
+    local h50 h95
+    h50=$(fmt_us "$(m_json 5m 'd["total"]["run_us"]["p50"]')")
+    h95=$(fmt_us "$(m_json 5m 'd["total"]["run_us"]["p95"]')")
+    wait_for "p50 $h50 p95 $h95 \((last )?5m"
+}
+
+# the row of test-fail in the table: its index in "guests" + 1 (all is row 0)
+fail_row=$(m_json 1h '[g["guest"] for g in d["guests"]].index("test-fail") + 1')
+
+launch small 80 24 "$DB" --workers 0
+wait_for "Aspen console"
+wait_for "7 Stats +filter: \(none: /\) \| sort id"   # seven tabs leave the filter and sort at 80
+keys 7
+wait_for "Metrics, last 1h, every engine: all types"
+wait_for "one column = 1m"
+check_numbers
+for ((i = 0; i < fail_row; i++)); do keys j; done
+wait_for "every engine: vm_execute / test-fail"
+wait_for "^> vm_execute / test-fail +1 +1 "
+# one attempt, one failure, in one minute: both charts top out at 1.0 a minute
+# (polled: the charts of the row passed on the way down may still be on screen for a moment)
+for ((i = 0; i < 200; i++)); do
+    [ "$(screen | grep -Ec '^ +1\.0 ')" = 2 ] && break
+    sleep 0.05
+done
+[ "$(screen | grep -Ec '^ +1\.0 ')" = 2 ] || fail "the charts of test-fail alone do not both top out at 1.0/min"
+# every screen line fits 80 columns (the charts do not wrap)
+[ "$(screen | python3 -c 'import sys; print(sum(len(l.rstrip("\n")) > 80 for l in sys.stdin))')" = 0 ] ||
+    fail "a line is wider than 80 columns"
+keys w
+wait_for "Metrics, last 24h, every engine: vm_execute / test-fail"
+wait_for "^> vm_execute / test-fail +1 +1 "
+keys g
+wait_for "every engine: all types"
+check_numbers
+quit_and_check small
+
+launch big 160 48 "$DB" --workers 0
+wait_for "Aspen console"
+wait_for " 7 Metrics "
+keys 7
+wait_for "Metrics, last 1h, every engine: all types \| w window 15m \[1h\] 24h  72h"
+check_numbers
+keys w
+wait_for "Metrics, last 24h"
+wait_for "one column = 10m"                # 152 chart columns at 160: ceil(1440 / 152)
+check_numbers_24h=$(m_json 24h 'd["total"]["finished"]')
+wait_for "^> all +$check_numbers_24h +1 "
+quit_and_check big
+echo "console_metrics_test: ok"

@@ -2572,7 +2572,9 @@ static void handle_mouse(tui_app *a)
     if (y == a->lay.tabs_y) {
         int tx = 0;
         for (int p = 0; p < TUI_PANE_COUNT; p++) {
-            int w = (int)strlen(tui_pane_label(p, COLS)) + (COLS < 100 ? 2 : 4); /* as draw_tabs */
+            char label[32];
+            tui_tab_label((tui_pane)p, COLS, label, sizeof label); /* as draw_tabs */
+            int w = (int)strlen(label);
             if (x >= tx && x < tx + w) {
                 tui_show_pane(a, (tui_pane)p);
                 return;

@@ -188,9 +188,7 @@ static void draw_tabs(tui_app *a)
     for (int p = 0; p < TUI_PANE_COUNT; p++) {
         bool on = (int)a->pane == p && on_pane;
         char label[32];
-        /* under 100 columns the tabs drop their padding, so six of them leave the filter and
-         * sort in view at 80 (app.c's click finds the tab with the same widths) */
-        snprintf(label, sizeof label, COLS < 100 ? "%d %s" : " %d %s ", p + 1, tui_pane_label(p, COLS));
+        tui_tab_label((tui_pane)p, COLS, label, sizeof label); /* narrower under 100 columns */
         tui_put(3, x, COLS - x, on ? A_REVERSE | A_BOLD : A_NORMAL, "%s", label);
         x += (int)strlen(label) + 1;
     }
@@ -214,6 +212,12 @@ static void draw_tabs(tui_app *a)
         snprintf(info, sizeof info, "filter: %s | sort %s%s%s",
                  a->filter_text[0] ? a->filter_text : narrow ? "(none: /)" : "(none, / to set)",
                  tui_sort_name(a->sort_col), rev ? " (rev)" : "", marked);
+        /* seven tabs leave 37 columns at 80: a longer sort (duration, reversed, marks) goes
+         * without the word "filter:" first, before anything is cut */
+        if (text_cols(info) > COLS - x - 1)
+            snprintf(info, sizeof info, "%s | sort %s%s%s",
+                     a->filter_text[0] ? a->filter_text : "no filter", tui_sort_name(a->sort_col),
+                     rev ? " (rev)" : "", marked);
     } else
         snprintf(info, sizeof info, "%d worker%s, %zu warm VM%s", a->snap.n_workers,
                  a->snap.n_workers == 1 ? "" : "s", a->snap.throughput.pool_vms,

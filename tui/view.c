@@ -293,9 +293,14 @@ const char *tui_pane_name(tui_pane p)
     return p < TUI_PANE_COUNT ? names[p] : "?";
 }
 
+void tui_tab_label(tui_pane p, int cols, char *out, size_t cap)
+{
+    snprintf(out, cap, cols < 100 ? "%d%s" : " %d %s ", (int)p + 1, tui_pane_label(p, cols));
+}
+
 const char *tui_pane_label(tui_pane p, int cols)
 {
-    static const char *narrow[] = {"Jobs", "VMs", "Logs", "Eng", "Cron", "Queues", "Stats"};
+    static const char *narrow[] = {"Jobs", "VMs", "Logs", "Eng", "Cron", "Queue", "Stats"};
     if (cols >= 100)
         return tui_pane_name(p);
     return p < TUI_PANE_COUNT ? narrow[p] : "?";

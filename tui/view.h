@@ -107,9 +107,13 @@ typedef enum tui_pane {
     TUI_PANE_METRICS, TUI_PANE_COUNT
 } tui_pane;
 const char *tui_pane_name(tui_pane p);
-/* The tab's label at a width: under 100 columns the longer names are cut ("Eng", "Stats") so
- * seven tabs leave the filter and sort in view at 80 (draw.c draws them, app.c finds a click). */
+/* The tab's name at a width: under 100 columns the longer names are cut ("Eng", "Queue",
+ * "Stats"). */
 const char *tui_pane_label(tui_pane p, int cols);
+/* The tab as drawn: " 1 Jobs " from 100 columns; under that "1Jobs" (the digit against the name,
+ * as htop's footer does it), so seven tabs take 42 columns and leave the filter and sort in view
+ * at 80. draw.c draws them one column apart, app.c finds a click with the same widths. */
+void tui_tab_label(tui_pane p, int cols, char *out, size_t cap);
 
 /* ---- layout ----------------------------------------------------------------------------------- */
 typedef struct tui_layout {

@@ -122,7 +122,12 @@ fail_row=$(m_json 1h '[g["guest"] for g in d["guests"]].index("test-fail") + 1')
 
 launch small 80 24 "$DB" --workers 0
 wait_for "Aspen console"
-wait_for "7 Stats +filter: \(none: /\) \| sort id"   # seven tabs leave the filter and sort at 80
+wait_for "6Queue 7Stats +filter: \(none: /\) \| sort id"   # seven tabs leave the filter and sort at 80
+keys :
+type_text "sort duration"
+keys Enter
+keys O
+wait_for "7Stats +no filter \| sort duration \(rev\)"   # a longer sort: "filter:" goes, nothing is cut
 keys 7
 wait_for "Metrics, last 1h, every engine: all types"
 wait_for "one column = 1m"

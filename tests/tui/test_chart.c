@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "chart.h"
+#include "view.h"
 
 #include <string.h>
 
@@ -148,13 +149,33 @@ static void test_bar_rows_bounds(void **st)
     assert_string_equal(b, "");
 }
 
+/* The tab row with the Metrics tab: at 80 columns the seven tabs (one column apart) leave the
+ * jobs pane's "filter: state:failed | sort guest" and more in view; from 100 the padded names. */
+static void test_tabs_fit(void **st)
+{
+    (void)st;
+    char b[32];
+    int x = 0;
+    for (int p = 0; p < TUI_PANE_COUNT; p++) {
+        tui_tab_label((tui_pane)p, 80, b, sizeof b);
+        x += (int)strlen(b) + 1;
+    }
+    assert_true(80 - x - 1 >= 37);
+    tui_tab_label(TUI_PANE_METRICS, 80, b, sizeof b);
+    assert_string_equal(b, "7Stats");
+    tui_tab_label(TUI_PANE_METRICS, 100, b, sizeof b);
+    assert_string_equal(b, " 7 Metrics ");
+    tui_tab_label(TUI_PANE_ENGINES, 99, b, sizeof b);
+    assert_string_equal(b, "4Eng");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_windows),       cmocka_unit_test(test_step),
         cmocka_unit_test(test_per_min),       cmocka_unit_test(test_fmt_minutes),
         cmocka_unit_test(test_bar_rows_ascii), cmocka_unit_test(test_bar_rows_utf8),
-        cmocka_unit_test(test_bar_rows_bounds),
+        cmocka_unit_test(test_bar_rows_bounds), cmocka_unit_test(test_tabs_fit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

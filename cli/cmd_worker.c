@@ -36,7 +36,7 @@ static void worker_usage(FILE *f)
             "                elsewhere within about that; it heartbeats every lease / 5\n"
             "  --recover MS  how often it looks for dead engines' jobs (default 5000, at least 100)\n"
             "  --queues A,B  serve only these named queues (default: every queue; aspen queues\n"
-            "                lists them)\n"
+            "                lists them); schedules of every queue are still enqueued\n"
             "  --db PATH     the database (an SQLite file, or postgresql://USER@HOST/DB); it must\n"
             "                exist unless --create (default: $ASPEN_DB, else\n"
             "                ~/.local/share/aspen/aspen.db)\n"

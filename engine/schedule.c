@@ -172,15 +172,28 @@ int aspen_engine_schedule_add(aspen_engine *eng, const aspen_engine_schedule_def
     aspen_store_tz_close(tz);
     if (aspen_store_schedule_check_name(def->name, &se) != 0)
         return eng_store_err(err, &se, NULL);
-    struct add_args a = {.def = def, .err = err};
+    /* The template's queue is the schedule's when the definition names none (a job spec with a
+     * queue otherwise silently went to the default queue); two different ones are refused. */
+    aspen_engine_schedule_def d = *def;
+    if (job->queue && *job->queue) {
+        if (d.queue && *d.queue && strcmp(d.queue, job->queue) != 0)
+            return eng_err(err, ASPEN_ENGINE_EINVAL,
+                           "the schedule's queue \"%.64s\" and its job's queue \"%.64s\" differ: "
+                           "give the queue once (the schedule's)", d.queue, job->queue);
+        d.queue = job->queue;
+    }
+    struct add_args a = {.def = &d, .err = err};
     int rc = eng_with_store_spec(eng, job, add_with, &a, err);
     if (rc == 0 && id_out)
         *id_out = a.id;
     return rc;
 }
 
+/* Every call below takes the engine first: a NULL one is refused rather than dereferenced. */
 #define LOCKED(call)                                                                              \
     do {                                                                                          \
+        if (!eng)                                                                                 \
+            return eng_err(err, ASPEN_ENGINE_EINVAL, "%s: no engine (NULL)", __func__);          \
         aspen_store_error se = {0};                                                               \
         pthread_mutex_lock(&eng->api_mu);                                                         \
         int rc_ = (call);                                                                         \
@@ -202,6 +215,8 @@ int aspen_engine_schedule_set_paused(aspen_engine *eng, const char *name, bool p
 int aspen_engine_schedule_run_now(aspen_engine *eng, const char *name, int64_t *job_id,
                                   aspen_engine_error *err)
 {
+    if (!eng)
+        return eng_err(err, ASPEN_ENGINE_EINVAL, "%s: no engine (NULL)", __func__);
     aspen_store_error se = {0};
     pthread_mutex_lock(&eng->api_mu);
     int rc = aspen_store_schedule_run_now(eng->api_store, name, aspen_store_now_ms(), job_id, &se);

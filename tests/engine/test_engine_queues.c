@@ -33,11 +33,7 @@
 
 static aspen_store *store(void)
 {
-    aspen_store *s = NULL;
-    aspen_store_error e = {0};
-    if (aspen_store_open(g_db, NULL, &s, &e) != 0)
-        fail_msg("open %s: %s", g_db, e.msg);
-    return s;
+    return test_store();
 }
 
 static void submit_n(aspen_store *s, const char *queue, const char *type, const char *payload,
@@ -117,11 +113,7 @@ static size_t attempts_of(aspen_store *s, const char *q, struct span *out, size_
 
 static int64_t count_state(aspen_store *s, const char *q, aspen_store_state st)
 {
-    aspen_store_filter f = {.queue = q, .states = 1u << st};
-    int64_t c = 0;
-    aspen_store_error e = {0};
-    assert_int_equal(aspen_store_count(s, &f, &c, &e), 0);
-    return c;
+    return test_count_state(s, q, st);
 }
 
 /* Waits until queue q has `n` succeeded jobs (or fails after timeout_ms). */

@@ -46,11 +46,7 @@ static aspen_engine *engine(int workers, const char *const *queues, size_t n_que
 
 static aspen_store *store(void)
 {
-    aspen_store *s = NULL;
-    aspen_store_error e = {0};
-    if (aspen_store_open(g_db, NULL, &s, &e) != 0)
-        fail_msg("open %s: %s", g_db, e.msg);
-    return s;
+    return test_store();
 }
 
 static size_t count_schedules(aspen_engine *eng)
@@ -296,11 +292,7 @@ static void test_holder(void **state)
 
 static int64_t count_state(aspen_store *s, const char *q, aspen_store_state st)
 {
-    aspen_store_filter f = {.queue = q, .states = 1u << st};
-    int64_t c = 0;
-    aspen_store_error e = {0};
-    assert_int_equal(aspen_store_count(s, &f, &c, &e), 0);
-    return c;
+    return test_count_state(s, q, st);
 }
 
 /* Every occurrence key of schedule `name` is a distinct time with its own job. */

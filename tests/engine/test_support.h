@@ -165,6 +165,26 @@ static inline int64_t submit(aspen_engine *eng, const aspen_engine_job_spec *spe
     return id;
 }
 
+/* The test's database through the store (g_db), for what the engine API does not show. */
+static inline aspen_store *test_store(void)
+{
+    aspen_store *s = NULL;
+    aspen_store_error e = {0};
+    if (aspen_store_open(g_db, NULL, &s, &e) != 0)
+        fail_msg("open %s: %s", g_db, e.msg);
+    return s;
+}
+
+/* How many jobs of queue q (NULL: all queues) are in state st. */
+static inline int64_t test_count_state(aspen_store *s, const char *q, aspen_store_state st)
+{
+    aspen_store_filter f = {.queue = q, .states = 1u << st};
+    int64_t c = 0;
+    aspen_store_error e = {0};
+    assert_int_equal(aspen_store_count(s, &f, &c, &e), 0);
+    return c;
+}
+
 /* Runs child() in a forked process (before any engine thread exists in this one) and fails the
  * test unless it exits 0. */
 static inline void run_in_child(int (*child)(void))

@@ -494,12 +494,16 @@ static unsigned metrics_act(tui_app *a, tui_action act, int64_t arg, const char 
     case TUI_A_METRICS_WINDOW: set_window(a, text); return TUI_R_HANDLED;
     case TUI_A_REFRESH: M.read_at = 0; return 0; /* and the app's own refresh */
     case TUI_A_OPEN: {
-        /* the selected type's jobs: the jobs pane's filter line with guest:NAME */
+        /* the selected row's jobs: the jobs pane's filter line with guest:NAME, or type:NAME for
+         * an in-process type (its jobs name no guest) */
         if (M.cursor <= 0 || !M.ans || M.cursor > (long)M.ans->n_rows)
             return TUI_R_HANDLED;
         const metrics_row *r = &M.ans->rows[M.cursor - 1];
         char filter[200];
-        snprintf(filter, sizeof filter, "guest:%s", r->guest[0] ? r->guest : r->type);
+        if (r->guest[0])
+            snprintf(filter, sizeof filter, "guest:%s", r->guest);
+        else
+            snprintf(filter, sizeof filter, "type:%s", r->type);
         tui_show_pane(a, TUI_PANE_JOBS);
         tui_open_prompt(a, TUI_PROMPT_FILTER, filter);
         return TUI_R_HANDLED;

@@ -151,7 +151,29 @@ wait_for "^> vm_execute / test-fail +1 +1 "
 keys g
 wait_for "every engine: all types"
 check_numbers
+# enter on the in-process type: the jobs pane's filter line with type:sleep, its 5 jobs
+sleep_row=$(m_json 1h '[g["type"] for g in d["guests"]].index("sleep") + 1')
+for ((i = 0; i < sleep_row; i++)); do keys j; done
+wait_for "^> sleep +5 +0 "
+keys Enter
+wait_for "type:sleep"
+keys Enter
+wait_for "7Stats +(filter: )?type:sleep \| sort"   # (the sort set above: duration, reversed)
+wait_for " 1/5 *$"
 quit_and_check small
+
+# ---- a console whose own workers run jobs: the pane and the header follow what it finishes ----
+launch live 80 24 "$DB" --workers 2
+wait_for "Aspen console"
+keys 7
+check_numbers
+"$ASPEN" submit echo-worker --payload '{"message":"live"}' --count 6 --db "$DB" >/dev/null ||
+    fail "submit to the running console"
+# the engine writes its rollups every 5 s, the pane reads every 2 s
+wait_for "^> all +24 +1 " 30
+wait_for "p50 [0-9.]+(us|ms) p95 [0-9.]+(us|ms) \(5m\)"
+check_numbers
+quit_and_check live
 
 launch big 160 48 "$DB" --workers 0
 wait_for "Aspen console"

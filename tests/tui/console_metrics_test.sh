@@ -18,38 +18,7 @@ TMP=$(mktemp -d /tmp/aspen-tui-metrics.XXXXXX)
 trap 'kill_servers; rm -rf "$TMP"' EXIT
 need_kvm_and_tmux
 
-# fmt_us US: a run time as the console prints it (tui_fmt_us: 85us, 1.3ms, 12ms, 1.2s, 12s)
-fmt_us() {
-    python3 -c '
-import sys
-us = int(sys.argv[1]); ms = us // 1000
-if us < 1000: print("%dus" % us)
-elif us < 10000: print("%d.%dms" % (ms, us % 1000 // 100))
-elif ms < 1000: print("%dms" % ms)
-elif ms < 10000: print("%d.%ds" % (ms // 1000, ms % 1000 // 100))
-elif ms < 60000: print("%ds" % (ms // 1000))
-else: sys.exit("run time %d us: too long for this test" % us)' "$1"
-}
-
-# m_json SINCE PY_EXPR: one value from aspen metrics --json (d is the document)
-m_json() {
-    "$ASPEN" metrics --since "$1" --json --db "$DB" | python3 -c '
-import json, sys
-d = json.load(sys.stdin)
-print(eval(sys.argv[1]))' "$2"
-}
-
-# row_regex LABEL JSON_POINT_EXPR: the table row's finished, failed and p50/p95/p99 as the pane
-# prints them, from the JSON point (the total or one of "guests")
-row_regex() {
-    local label=$1 expr=$2 fin failed p50 p95 p99
-    fin=$(m_json 1h "$expr[\"finished\"]")
-    failed=$(m_json 1h "$expr[\"failed\"]")
-    p50=$(fmt_us "$(m_json 1h "$expr[\"run_us\"][\"p50\"]")")
-    p95=$(fmt_us "$(m_json 1h "$expr[\"run_us\"][\"p95\"]")")
-    p99=$(fmt_us "$(m_json 1h "$expr[\"run_us\"][\"p99\"]")")
-    echo "$label +$fin +$failed +[0-9]+\.[0-9] +$p50 +$p95 +$p99 *\$"
-}
+. "$(dirname "$0")/metrics_lib.sh"
 
 # ---- a database with no history --------------------------------------------------------------
 DB=$TMP/empty.db
@@ -92,30 +61,7 @@ quit_and_check empty
 
 # ---- real jobs, run by a worker process that has exited --------------------------------------
 DB=$TMP/m.db
-"$ASPEN" submit echo-worker --payload '{"message":"m"}' --count 12 --db "$DB" --create >/dev/null ||
-    fail "submit echo-worker"
-"$ASPEN" submit test-fail --max-attempts 1 --db "$DB" >/dev/null || fail "submit test-fail"
-"$ASPEN" submit --type sleep --payload '{"ms": 20}' --count 5 --db "$DB" >/dev/null ||
-    fail "submit sleep"
-"$ASPEN" worker --until-idle --quiet --db "$DB" >"$TMP/worker.out" 2>&1 ||
-    { cat "$TMP/worker.out" >&2; fail "aspen worker --until-idle"; }
-[ "$(m_json 1h 'd["total"]["finished"]')" = 18 ] || fail "the history does not hold the 18 attempts"
-[ "$(m_json 1h 'd["total"]["failed"]')" = 1 ] || fail "the history does not hold the failure"
-
-check_numbers() { # the total, every type / guest row and the header against aspen metrics --json
-    local n i label
-    wait_for "$(row_regex '^> all' 'd["total"]')"
-    n=$(m_json 1h 'len(d["guests"])')
-    [ "$n" = 3 ] || fail "wanted 3 type / guest rows in aspen metrics --json, got $n"
-    for ((i = 0; i < n; i++)); do
-        label=$(m_json 1h "(lambda g: g['type'] + (' / ' + g['guest'] if g['guest'] else ''))(d['guests'][$i])")
-        wait_for "$(row_regex "^  $label" "d[\"guests\"][$i]")"
-    done
-    local h50 h95
-    h50=$(fmt_us "$(m_json 5m 'd["total"]["run_us"]["p50"]')")
-    h95=$(fmt_us "$(m_json 5m 'd["total"]["run_us"]["p95"]')")
-    wait_for "p50 $h50 p95 $h95 \((last )?5m"
-}
+run_history_jobs
 
 # the row of test-fail in the table: its index in "guests" + 1 (all is row 0)
 fail_row=$(m_json 1h '[g["guest"] for g in d["guests"]].index("test-fail") + 1')

@@ -12,13 +12,7 @@ set -u
 ASPEN=${1:?usage: console_queues_pg_test.sh ASPEN_BINARY}
 TMP=$(mktemp -d /tmp/aspen-tui-queues-pg.XXXXXX)
 . "$(dirname "$0")/tmux_lib.sh"
-cleanup() {
-    kill_servers
-    [ -n "$LOCKER" ] && kill "$LOCKER" 2>/dev/null
-    pg_drop_db
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
+trap pg_cleanup EXIT
 need_kvm_and_tmux
 pg_create_db aspen_tui_queues_$$
 

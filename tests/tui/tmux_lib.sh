@@ -129,6 +129,22 @@ pg_drop_db() {
         psql "$SERVER" -qAt -c "DROP DATABASE IF EXISTS $PG_DBNAME WITH (FORCE)" >/dev/null 2>&1
     return 0
 }
+# help_opens_fast: ? opens the help and esc closes it, each within 2 s — the UI thread is free
+# while a read waits on a slow or locked database.
+help_opens_fast() {
+    keys "?"
+    wait_for "Aspen console - keys" 2
+    keys Escape
+    wait_gone "Aspen console - keys" 2
+}
+# pg_cleanup: the PostgreSQL tests' EXIT trap: the consoles' tmux servers, a locking session
+# still holding its table (LOCKER), the test's database and TMP go.
+pg_cleanup() {
+    kill_servers
+    [ -n "$LOCKER" ] && kill "$LOCKER" 2>/dev/null
+    pg_drop_db
+    rm -rf "$TMP"
+}
 # pg_lock_table TABLE SECONDS: another session holds TABLE of $DB ACCESS EXCLUSIVE for SECONDS
 # (as a long migration or a stuck host would), in the background (its pid in LOCKER: the caller's
 # trap kills it, `wait "$LOCKER"` waits for the lock to go); returns once the lock is granted.

@@ -5,7 +5,14 @@
  *      milliseconds after: run the demo twice);
  *   3. an in-process "checksum" job, to show routing by job type;
  *   4. the echo job rerun, on the now-warm VM;
- *   5. the same echo and data-processing jobs in the seed's Rust guests (guests/rust/).
+ *   5. the same echo and data-processing jobs in the seed's Rust guests (guests/rust/);
+ *   6. a named queue with a concurrency limit of 1 (demo-limited): three 100 ms sleep jobs that
+ *      the demo's two workers would run two at a time run one after another, shown from their
+ *      attempts' start and finish times;
+ *   7. a schedule (demo-heartbeat, @every 10s, into demo-limited), run once now. It is stored
+ *      PAUSED: the demo writes into the user's own database, and an active schedule left there
+ *      would enqueue a job every 10 s in every worker run afterwards; `aspen cron resume` starts
+ *      it. Both are declared again (not refused) when the demo runs again.
  * Jobs go into the database every other subcommand uses (see `aspen jobs` afterwards); log lines
  * are printed as the guests write them, results and per-attempt stats once each job is stored.
  */
@@ -83,6 +90,95 @@ static void report(aspen_engine *eng, int64_t id, const char *title)
     aspen_store_job_clear(&j);
 }
 
+#define DEMO_QUEUE "demo-limited"
+#define DEMO_SCHEDULE "demo-heartbeat"
+enum { DEMO_LIMITED_JOBS = 3, DEMO_SLEEP_MS = 100 };
+
+/* Declares the demo's limited queue (limit 1) through the store: the engine API has no queue
+ * settings call, and the CLI's `aspen queue set` does the same. It is resumed too: a queue left
+ * paused by an earlier `aspen queue pause demo-limited` kept the demo waiting for jobs that could
+ * never start (five minutes, then a timeout). */
+static int demo_declare_queue(aspen_engine *eng)
+{
+    aspen_store *st = NULL;
+    aspen_store_error se = {0};
+    int rc = aspen_store_open(aspen_engine_db_path(eng), NULL, &st, &se);
+    if (rc == 0)
+        rc = aspen_store_queue_set(st, DEMO_QUEUE, ASPEN_STORE_QUEUE_SET_LIMIT, 1, 0, 0,
+                                   aspen_store_now_ms(), &se);
+    if (rc == 0)
+        rc = aspen_store_queue_pause(st, DEMO_QUEUE, false, aspen_store_now_ms(), &se);
+    aspen_store_close(st);
+    if (rc)
+        cli_error("declaring the demo's queue %s: %s", DEMO_QUEUE, se.msg);
+    return rc;
+}
+
+/* The limited queue's jobs: how many ran at once at most (from their attempts), and the span. */
+static void demo_report_queue(aspen_engine *eng, const int64_t *ids, size_t n)
+{
+    int64_t start[DEMO_LIMITED_JOBS] = {0}, finish[DEMO_LIMITED_JOBS] = {0};
+    size_t got = 0;
+    for (size_t i = 0; i < n && i < DEMO_LIMITED_JOBS; i++) {
+        aspen_store_attempt *a = NULL;
+        size_t na = 0;
+        aspen_engine_error err = {0};
+        if (aspen_engine_attempts(eng, ids[i], &a, &na, &err) != 0)
+            continue;
+        if (na) { /* the last attempt: the one that ran to the end */
+            start[got] = a[na - 1].started_at_ms;
+            finish[got] = a[na - 1].finished_at_ms;
+            got++;
+        }
+        aspen_store_attempts_free(a, na);
+    }
+    int most = 0;
+    int64_t first = got ? start[0] : 0, last = got ? finish[0] : 0;
+    for (size_t i = 0; i < got; i++) {
+        int at = 0; /* how many were running when job i started */
+        for (size_t j = 0; j < got; j++)
+            at += start[j] <= start[i] && start[i] < finish[j];
+        most = at > most ? at : most;
+        first = start[i] < first ? start[i] : first;
+        last = finish[i] > last ? finish[i] : last;
+    }
+    char took[32];
+    cli_format_duration_us((last - first) * 1000, took, sizeof took);
+    printf("\n== queue %s: concurrency limit 1 over every worker and host\n"
+           "    %zu sleep jobs of %d ms on 2 workers: at most %d ran at once, %s from the first "
+           "start to the last finish\n"
+           "    (see `aspen queues`; `aspen queue set %s --limit 2` lets two run)\n",
+           DEMO_QUEUE, got, (int)DEMO_SLEEP_MS, most, took, DEMO_QUEUE);
+}
+
+static void demo_report_schedule(aspen_engine *eng, int64_t ran)
+{
+    aspen_store_schedule *l = NULL;
+    size_t n = 0;
+    aspen_engine_error err = {0};
+    if (aspen_engine_schedules(eng, &l, &n, &err) != 0) {
+        cli_error("%s", err.msg);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(l[i].name, DEMO_SCHEDULE) != 0)
+            continue;
+        char expr[80];
+        printf("\n== schedule %s: %s (%s), jobs into queue %s, %s\n", l[i].name,
+               cli_cell_str(l[i].expr, 40, expr, sizeof expr), l[i].tz,
+               l[i].queue ? l[i].queue : "default", l[i].paused ? "paused" : "active");
+        printf("    run now: job %lld, %s; %lld job%s from it so far\n", (long long)ran,
+               l[i].last_job_state >= 0
+                   ? aspen_store_state_name((aspen_store_state)l[i].last_job_state)
+                   : "deleted",
+               (long long)l[i].runs, l[i].runs == 1 ? "" : "s");
+        printf("    left paused so that it does not keep enqueueing in this database:\n"
+               "    `aspen cron resume %s` starts it, `aspen cron rm %s` removes it\n",
+               l[i].name, l[i].name);
+    }
+    aspen_store_schedules_free(l, n);
+}
+
 int cmd_demo(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -144,6 +240,31 @@ int cmd_demo(int argc, char **argv)
     if (!have_src)
         printf("(no guests/echo-worker source directory next to this program: build-from-source "
                "step skipped)\n");
+
+    /* a limited queue and a schedule into it */
+    int64_t limited[DEMO_LIMITED_JOBS] = {0}, cron_job = 0;
+    char slp_payload[32];
+    snprintf(slp_payload, sizeof slp_payload, "{\"ms\":%d}", (int)DEMO_SLEEP_MS);
+    aspen_engine_job_spec slp = {.type = "sleep", .payload = slp_payload, .queue = DEMO_QUEUE};
+    aspen_engine_job_spec beat = {.type = "checksum", .payload = "{\"message\":\"heartbeat\"}"};
+    aspen_engine_schedule_def sdef = {.name = DEMO_SCHEDULE, .expr = "@every 10s",
+                                      .queue = DEMO_QUEUE, .paused = true, .replace = true};
+    if (demo_declare_queue(eng))
+        goto done;
+    for (size_t i = 0; i < DEMO_LIMITED_JOBS; i++)
+        if (aspen_engine_submit(eng, &slp, &limited[i], &err)) {
+            cli_error("%s", err.msg);
+            goto done;
+        }
+    if (aspen_engine_schedule_add(eng, &sdef, &beat, NULL, &err) ||
+        aspen_engine_schedule_run_now(eng, DEMO_SCHEDULE, &cron_job, &err)) {
+        cli_error("%s", err.msg);
+        goto done;
+    }
+    printf("declared queue %s (limit 1) with jobs %lld-%lld, and schedule %s (paused), run now "
+           "as job %lld\n",
+           DEMO_QUEUE, (long long)limited[0], (long long)limited[DEMO_LIMITED_JOBS - 1],
+           DEMO_SCHEDULE, (long long)cron_job);
     double t0 = cli_now_us();
     if (aspen_engine_start(eng, &err) != 0) {
         cli_error("%s", err.msg);
@@ -171,6 +292,8 @@ int cmd_demo(int argc, char **argv)
                    cached ? "yes" : "no");
         }
     }
+    demo_report_queue(eng, limited, DEMO_LIMITED_JOBS);
+    demo_report_schedule(eng, cron_job);
     char all[32];
     cli_format_duration_us((int64_t)(t1 - t0), all, sizeof all);
     printf("\nall jobs done in %s (engine start, cold VMs%s included)\n", all,

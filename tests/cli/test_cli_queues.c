@@ -2,7 +2,9 @@
  * aspen submit --queue, aspen queue set / pause / resume, aspen queues (table and --json),
  * aspen show and jobs --json naming the queue, jobs --filter queue:NAME, and the refusals with
  * their words: a bad name, a bad rate, a limit that is not a positive number, nothing to set, a
- * mistyped queue ("did you mean"), a mistyped action, a bad --queues list for aspen worker. */
+ * mistyped queue ("did you mean"), a mistyped action, a bad --queues list for aspen worker; and
+ * `aspen demo`'s limited queue and schedule (issue 10): declared, shown, honoured, declared again
+ * by a second run, and a demo queue left paused by the user does not hang the demo. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,9 +12,11 @@
 
 #include <cmocka.h>
 
+#include "aspen_store.h"
 #include "cli_support.h"
 
 #include <jansson.h>
+#include <string.h>
 #include <unistd.h>
 
 static char g_db[256];
@@ -108,10 +112,98 @@ static void test_queue_commands(void **state)
            "queue name \"a b\" is not valid");
 }
 
+/* One run of the demo: it succeeds, says what it declared, and its limited queue's jobs never
+ * overlapped (read from the store's attempts, not from the demo's own sentence). */
+static void demo_once(int runs_expected)
+{
+    out o = run("timeout 120 '%s' demo --db '%s' 2>&1", ASPEN_BIN, g_db);
+    if (o.status != 0 || !has(&o, "declared queue demo-limited (limit 1)") ||
+        !has(&o, "== queue demo-limited: concurrency limit 1") ||
+        !has(&o, "at most 1 ran at once") ||
+        !has(&o, "== schedule demo-heartbeat: @every 10s (UTC), jobs into queue demo-limited, "
+                 "paused") ||
+        !has(&o, "aspen cron resume demo-heartbeat"))
+        fail_msg("aspen demo (run %d): status %d\n%s", runs_expected, o.status, o.buf);
+    free(o.buf);
+
+    aspen_store *s = NULL;
+    aspen_store_error e = {0};
+    if (aspen_store_open(g_db, NULL, &s, &e) != 0)
+        fail_msg("open %s: %s", g_db, e.msg);
+    aspen_store_filter f = {.queue = "demo-limited", .limit = -1};
+    aspen_store_job *jobs = NULL;
+    size_t n = 0;
+    assert_int_equal(aspen_store_list(s, &f, &jobs, &n, &e), 0);
+    /* 3 sleep jobs and the schedule's run-now per demo run */
+    assert_int_equal(n, (size_t)(4 * runs_expected));
+    int64_t start[16], finish[16];
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(jobs[i].state, ASPEN_STORE_SUCCEEDED);
+        aspen_store_attempt *a = NULL;
+        size_t na = 0;
+        assert_int_equal(aspen_store_attempts(s, jobs[i].id, &a, &na, &e), 0);
+        for (size_t j = 0; j < na && k < 16; j++, k++) {
+            start[k] = a[j].started_at_ms;
+            finish[k] = a[j].finished_at_ms;
+        }
+        aspen_store_attempts_free(a, na);
+    }
+    aspen_store_jobs_free(jobs, n);
+    aspen_store_close(s);
+    for (size_t i = 0; i < k; i++)
+        for (size_t j = 0; j < k; j++)
+            if (i != j && start[j] <= start[i] && start[i] < finish[j])
+                fail_msg("demo-limited (limit 1): an attempt started at %lld while another ran "
+                         "(%lld-%lld)", (long long)start[i], (long long)start[j],
+                         (long long)finish[j]);
+
+    o = run("'%s' queues --json --db '%s'", ASPEN_BIN, g_db);
+    assert_int_equal(o.status, 0);
+    json_error_t je;
+    json_t *arr = json_loads(o.buf, 0, &je), *q = NULL, *v;
+    size_t i;
+    json_array_foreach(arr, i, v)
+        if (!strcmp(json_string_value(json_object_get(v, "name")), "demo-limited"))
+            q = v;
+    if (!q)
+        fail_msg("no demo-limited in aspen queues --json:\n%s", o.buf);
+    assert_int_equal(json_integer_value(json_object_get(q, "limit")), 1);
+    assert_true(json_is_false(json_object_get(q, "paused")));
+    json_decref(arr);
+    free(o.buf);
+
+    o = run("'%s' cron list --json --db '%s'", ASPEN_BIN, g_db);
+    assert_int_equal(o.status, 0);
+    arr = json_loads(o.buf, 0, &je);
+    assert_int_equal(json_array_size(arr), 1); /* declared again, not twice */
+    v = json_array_get(arr, 0);
+    assert_string_equal(json_string_value(json_object_get(v, "name")), "demo-heartbeat");
+    assert_string_equal(json_string_value(json_object_get(v, "queue")), "demo-limited");
+    assert_true(json_is_true(json_object_get(v, "paused")));
+    assert_int_equal(json_integer_value(json_object_get(v, "runs")), runs_expected);
+    assert_string_equal(json_string_value(json_object_get(v, "last_outcome")), "succeeded");
+    json_decref(arr);
+    free(o.buf);
+}
+
+static void test_demo_queue_and_schedule(void **state)
+{
+    (void)state;
+    demo_once(1);
+    /* the user pauses the demo's queue and sets another limit: the next demo declares it again
+     * instead of waiting for ever on jobs a paused queue never starts */
+    expect(run("'%s' queue pause demo-limited --db '%s' 2>&1", ASPEN_BIN, g_db), 0, "paused");
+    expect(run("'%s' queue set demo-limited --limit 5 --db '%s' 2>&1", ASPEN_BIN, g_db), 0,
+           "limit 5");
+    demo_once(2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_queue_commands, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_demo_queue_and_schedule, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -60,6 +60,7 @@ static struct {
     bool busy, again;
     double read_at;
     int cols; /* chart width the last draw had */
+    double header_at; /* when the last read (of any kind) started */
     int table_y;     /* where the last draw put the table's first row (clicks) */
     long table_first; /* and which row that was */
 } M = {.window = 1};
@@ -77,6 +78,7 @@ typedef struct metrics_req {
     int64_t span;
     int cols;
     bool sel;
+    bool header_only; /* the pane is not shown: the header's 5 minutes only, not the window */
     char type[64], guest[128];
     int rc;
     char error[256];
@@ -132,6 +134,14 @@ static void metrics_work(uv_work_t *w)
     ans->span = r->span;
     ans->from = to - r->span + 1;
     ans->step = tui_metrics_step(r->span, r->cols);
+    if (r->header_only) {
+        /* a 72h window of many guests is thousands of rows to merge: not every 5 s for a pane
+         * nobody looks at */
+        if (read_total(to - HEADER_MINUTES + 1, to, &ans->header, &se) != 0)
+            goto failed;
+        r->ans = ans;
+        return;
+    }
     aspen_store_metrics_query q = {.from_minute = ans->from, .to_minute = to,
                                    .step_minutes = ans->step,
                                    .type = r->sel ? r->type : NULL,
@@ -210,7 +220,12 @@ static void metrics_done(uv_work_t *w, int status)
     tui_app *a = r->a;
     M.busy = false;
     if (status == 0 && !a->quitting) {
-        if (r->rc == 0) {
+        if (r->rc == 0 && r->header_only) {
+            a->metrics_known = true;
+            a->n_recent = (size_t)r->ans->header.finished;
+            a->p50_ms = r->ans->header.have_run ? (double)r->ans->header.p50 / 1000.0 : -1;
+            a->p95_ms = r->ans->header.have_run ? (double)r->ans->header.p95 / 1000.0 : -1;
+        } else if (r->rc == 0) {
             free_answer(M.ans);
             M.ans = r->ans;
             r->ans = NULL;
@@ -262,10 +277,14 @@ static void start_read(tui_app *a)
     r->span = ws[M.window % nw].minutes;
     r->cols = chart_cols();
     r->sel = M.sel;
+    /* the pane reads everything when shown; elsewhere the header's minutes are enough, and the
+     * pane reads again at once when it is opened (M.read_at = 0 below) */
+    r->header_only = a->view != TUI_VIEW_METRICS;
     snprintf(r->type, sizeof r->type, "%s", M.sel_type);
     snprintf(r->guest, sizeof r->guest, "%s", M.sel_guest);
     M.busy = true;
-    M.read_at = tui_mono_ms();
+    M.read_at = r->header_only ? 0 : tui_mono_ms();
+    M.header_at = tui_mono_ms();
     M.cols = r->cols;
     if (uv_queue_work(a->loop, &r->w, metrics_work, metrics_done) != 0) {
         M.busy = false;
@@ -277,9 +296,13 @@ static void start_read(tui_app *a)
  * (the engines write their rollups every 5 s). */
 void tui_metrics_tick(tui_app *a)
 {
-    double every = a->view == TUI_VIEW_METRICS ? 2000 : 5000;
-    if (!M.read_at || tui_mono_ms() - M.read_at >= every || (M.cols && M.cols != chart_cols()))
+    double now = tui_mono_ms();
+    if (a->view == TUI_VIEW_METRICS) {
+        if (!M.read_at || now - M.read_at >= 2000 || (M.cols && M.cols != chart_cols()))
+            start_read(a);
+    } else if (!M.header_at || now - M.header_at >= 5000) {
         start_read(a);
+    }
 }
 
 void tui_metrics_close(void)

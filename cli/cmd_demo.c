@@ -203,8 +203,19 @@ int cmd_demo(int argc, char **argv)
     aspen_engine *eng;
     if (cli_open_engine(db, 2, &eng))
         return 1;
+    /* A database paused with `aspen pause` starts no job: the demo would wait for its jobs until
+     * its 300 s bound and time out, so it says so first and changes nothing. */
+    bool paused = false;
+    aspen_engine_error perr = {0};
+    if (aspen_engine_paused(eng, &paused, &perr) == 0 && paused) {
+        cli_error("%s is paused (aspen pause): no job would start. Run `aspen resume --db %s`, "
+                  "then the demo again",
+                  aspen_engine_db_path(eng), aspen_engine_db_path(eng));
+        aspen_engine_close(eng);
+        return 1;
+    }
     printf("Aspen demo: jobs in KVM micro-VMs (guest code at CPL 3, no kernel, 1 MiB of memory),\n"
-           "through the job engine and its SQLite store %s\n", aspen_engine_db_path(eng));
+           "through the job engine and its store %s\n", aspen_engine_db_path(eng));
     aspen_engine_subscribe(eng, ASPEN_ENGINE_EV_LOG | ASPEN_ENGINE_EV_ENGINE, on_event, NULL);
 
     int rc = 1;

@@ -197,6 +197,16 @@ static void test_demo_queue_and_schedule(void **state)
     expect(run("'%s' queue set demo-limited --limit 5 --db '%s' 2>&1", ASPEN_BIN, g_db), 0,
            "limit 5");
     demo_once(2);
+    /* a database paused with aspen pause: the demo says so at once (it waited 300 s before) and
+     * submits nothing */
+    expect(run("'%s' pause --db '%s' 2>&1", ASPEN_BIN, g_db), 0, "pause");
+    out o = run("timeout 20 '%s' demo --db '%s' 2>&1", ASPEN_BIN, g_db);
+    if (o.status != 1 || !has(&o, "is paused (aspen pause): no job would start") ||
+        !has(&o, "aspen resume --db"))
+        fail_msg("aspen demo on a paused database: status %d\n%s", o.status, o.buf);
+    free(o.buf);
+    expect(run("'%s' resume --db '%s' 2>&1", ASPEN_BIN, g_db), 0, "");
+    demo_once(3);
 }
 
 int main(void)

@@ -102,7 +102,25 @@ extern int cli_recover_ms;
 /* aspen worker --queues a,b for cli_open_engine: the named queues it serves (0: every queue). */
 extern const char *cli_queues[16];
 extern size_t cli_n_queues;
+/* A job id (1 to INT64_MAX): 0, or -1 after one `error:` line saying how it is wrong (empty, not
+ * a number, 0 or negative, too large). */
 int cli_parse_id(const char *s, int64_t *id);
+/* A submit's --queue (opt names the option): 0 when it is "default" or exists on the database at
+ * db_path (declared with aspen queue set, or holding jobs); else -1 after one `error:` line with
+ * the store's "did you mean" and how to make it (--create-queue, aspen queue set). */
+int cli_queue_known(const char *db_path, const char *queue, const char *opt);
+/* The lookup under it: 0 (default, or exists), ASPEN_STORE_ENOTFOUND with "no queue named x (did
+ * you mean y?)…" in se, or another store error. */
+int cli_queue_lookup(const char *db_path, const char *queue, aspen_store_error *se);
+/* cli_parse_id, then on an error the usage line: 0 or 2 (the exit status of a usage error). */
+int cli_id_arg(const char *s, int64_t *id, const char *usage);
+/* The positional arguments argv[first..argc): min to max of them (max < 0: any number), what
+ * naming them ("a job ID"). 0, or 2 after one `error:` line saying what is missing or extra and
+ * the usage line (the first line of usage). Every command's wording for a wrong argument count. */
+int cli_args(int argc, char **argv, int first, int min, int max, const char *what,
+             const char *usage);
+/* "usage: ..." on stderr: the first line of usage ("usage: " added when missing). */
+void cli_usage_line(const char *usage);
 void cli_format_time(int64_t ms, char *out, size_t cap);
 
 int cmd_console(int argc, char **argv);

@@ -285,7 +285,11 @@ int cmd_bench(int argc, char **argv)
             return c == 'h' ? 0 : 2;
         }
     }
-    if (optind != argc - 1 || iters < 10) {
+    int urc = cli_args(argc, argv, optind, 1, 1, "a benchmark: vm or engine",
+                       "aspen bench vm|engine [--json] (aspen bench --help)");
+    if (urc)
+        return urc;
+    if (iters < 10) {
         bench_usage(stderr);
         return 2;
     }

@@ -45,10 +45,10 @@ int cmd_console(int argc, char **argv)
         default: usage(stderr); return 2;
         }
     }
-    if (optind != argc) {
-        usage(stderr);
-        return 2;
-    }
+    int urc = cli_args(argc, argv, optind, 0, 0, "",
+                       "aspen console [--db PATH [--create]] [--workers N] (aspen console --help)");
+    if (urc)
+        return urc;
     aspen_engine *eng;
     if (cli_open_engine(db, workers, &eng))
         return 1;

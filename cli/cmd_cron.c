@@ -301,7 +301,7 @@ static int cron_add(int argc, char **argv)
     }
     if (argc - optind < 2) {
         cli_error("aspen cron add needs a NAME and an EXPR ('*/5 * * * *', @daily, @every 30s)");
-        cron_usage(stderr);
+        cli_usage_line("aspen cron add NAME 'EXPR' (GUEST | --guest G | --type T | --source DIR)");
         return 2;
     }
     def.name = argv[optind++];
@@ -315,6 +315,7 @@ static int cron_add(int argc, char **argv)
     }
     if (optind != argc) {
         cli_error("unexpected argument '%s' (quote the expression: '*/5 * * * *')", argv[optind]);
+        cli_usage_line("aspen cron add NAME 'EXPR' (GUEST | --guest G | --type T | --source DIR)");
         return 2;
     }
     if (!spec.guest && !spec.type && !spec.source_dir) {
@@ -363,9 +364,18 @@ static int cron_add(int argc, char **argv)
 int cmd_cron(int argc, char **argv)
 {
     static const char *const subs[] = {"add", "list", "runs", "rm", "pause", "resume", "run"};
-    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
-        cron_usage(argc < 2 ? stderr : stdout);
-        return argc < 2 ? 2 : 0;
+    bool help = argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0);
+    if (argc < 2 || (argv[1][0] == '-' && !help)) {
+        /* options come after the command: `aspen cron --db x list` */
+        cli_error(argc < 2 ? "aspen cron needs a command: add, list, runs, rm, pause, resume or run"
+                           : "aspen cron needs a command first, then its options: add, list, runs, "
+                             "rm, pause, resume or run");
+        cli_usage_line("aspen cron add|list|runs|rm|pause|resume|run ... (aspen cron --help)");
+        return 2;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        cron_usage(stdout);
+        return 0;
     }
     const char *sub = argv[1];
     if (strcmp(sub, "add") == 0)
@@ -407,9 +417,12 @@ int cmd_cron(int argc, char **argv)
     int n_rest = argc - 1 - optind;
     bool wants_name = strcmp(sub, "list") != 0;
     if (n_rest != (wants_name ? 1 : 0)) {
-        cli_error(wants_name ? "aspen cron %s needs one schedule NAME"
+        cli_error(wants_name ? (n_rest ? "aspen cron %s takes one schedule NAME: quote a name with spaces"
+                                       : "aspen cron %s needs one schedule NAME (aspen cron list shows them)")
                              : "aspen cron %s takes no arguments",
                   sub);
+        fprintf(stderr, wants_name ? "usage: aspen cron %s NAME [--db PATH]\n"
+                                   : "usage: aspen cron %s [--json] [--db PATH]\n", sub);
         return 2;
     }
     if (strcmp(sub, "runs") == 0)

@@ -138,7 +138,7 @@ int cmd_delete(int argc, char **argv)
             return 1;
         }
         for (size_t i = 0; i < n_args; i++)
-            if (cli_parse_id(argv[optind + (int)i], &ids[n++]) != 0) {
+            if (cli_id_arg(argv[optind + (int)i], &ids[n++], "aspen delete ID... | --filter F [--yes] [--db PATH]") != 0) {
                 free(ids);
                 return 2;
             }

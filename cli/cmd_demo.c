@@ -197,6 +197,9 @@ int cmd_demo(int argc, char **argv)
         fprintf(c == 'h' ? stdout : stderr, "usage: aspen demo [--db PATH]   (a new PATH is created)\n");
         return c == 'h' ? 0 : 2;
     }
+    int urc = cli_args(argc, argv, optind, 0, 0, "", "aspen demo [--db PATH]");
+    if (urc)
+        return urc;
     /* the demo writes new jobs of its own: a --db it is given may be new (nobody's jobs can seem
      * to vanish), so it is created as with --create */
     cli_create = true;

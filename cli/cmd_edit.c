@@ -10,8 +10,8 @@
 
 /* The arguments by hand, not getopt: a priority may be negative (`aspen priority 7 -5`), which
  * getopt would take for an option. --db PATH / --db=PATH, --create, --help; the rest positional. */
-static int edit_args(int argc, char **argv, const char *usage, const char **pos, int n_pos,
-                     const char **db)
+static int edit_args(int argc, char **argv, const char *usage, const char *what, const char **pos,
+                     int n_pos, const char **db)
 {
     int got = 0;
     *db = NULL;
@@ -33,17 +33,19 @@ static int edit_args(int argc, char **argv, const char *usage, const char **pos,
         } else if (a[0] == '-' && !(a[1] >= '0' && a[1] <= '9')) {
             cli_error("unknown option '%s' for aspen %s (aspen %s --help lists the options)", a,
                       argv[0], argv[0]);
-            fprintf(stderr, "%s", usage);
+            cli_usage_line(usage);
             return 2;
         } else if (got < n_pos) {
             pos[got++] = a;
         } else {
-            fprintf(stderr, "%s", usage);
+            cli_error("unexpected argument '%s': aspen %s takes %s", a, argv[0], what);
+            cli_usage_line(usage);
             return 2;
         }
     }
     if (got != n_pos) {
-        fprintf(stderr, "%s", usage);
+        cli_error("aspen %s needs %s", argv[0], what);
+        cli_usage_line(usage);
         return 2;
     }
     return 0;
@@ -57,12 +59,12 @@ int cmd_priority(int argc, char **argv)
         "  1000000; higher runs first, and the job takes its new place in the queue at once.\n"
         "  A running or finished job keeps its priority (aspen rerun ID makes a new job).\n";
     const char *pos[2], *db;
-    int rc = edit_args(argc, argv, usage, pos, 2, &db);
+    int rc = edit_args(argc, argv, usage, "a job ID and a priority N", pos, 2, &db);
     if (rc)
         return rc < 0 ? 0 : rc;
     int64_t id;
     long long prio;
-    if (cli_parse_id(pos[0], &id) ||
+    if (cli_id_arg(pos[0], &id, usage) ||
         cli_parse_num("the priority", pos[1], ASPEN_STORE_PRIORITY_MIN, ASPEN_STORE_PRIORITY_MAX,
                       &prio))
         return 2;
@@ -87,11 +89,11 @@ int cmd_run_now(int argc, char **argv)
         "  a scheduled job (submitted with --delay, or waiting out a retry's backoff) is\n"
         "  queued now: it runs as soon as a worker is free, in the order of its priority.\n";
     const char *pos[1], *db;
-    int rc = edit_args(argc, argv, usage, pos, 1, &db);
+    int rc = edit_args(argc, argv, usage, "a job ID (aspen jobs lists them)", pos, 1, &db);
     if (rc)
         return rc < 0 ? 0 : rc;
     int64_t id;
-    if (cli_parse_id(pos[0], &id))
+    if (cli_id_arg(pos[0], &id, usage))
         return 2;
     aspen_engine *eng;
     if (cli_open_engine(db, 0, &eng))

@@ -93,10 +93,9 @@ int cmd_engines(int argc, char **argv)
             return c == 'h' ? 0 : 2;
         }
     }
-    if (optind != argc) {
-        fputs(usage, stderr);
-        return 2;
-    }
+    int urc = cli_args(argc, argv, optind, 0, 0, "", usage);
+    if (urc)
+        return urc;
     char path[4096];
     if (cli_db_path(db, path, sizeof path) != 0)
         return 1;

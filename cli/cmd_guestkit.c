@@ -80,14 +80,14 @@ int cmd_core(int argc, char **argv)
         }
     }
     int64_t id;
-    if (optind != argc - 1 || !out) {
-        if (optind == argc - 1 && !out)
-            cli_error("aspen core needs -o FILE: the file to write the core to");
-        fputs(core_usage, stderr);
+    int urc = cli_args(argc, argv, optind, 1, 1, "a job ID (aspen jobs lists them)", core_usage);
+    if (urc || (urc = cli_id_arg(argv[optind], &id, core_usage)))
+        return urc;
+    if (!out) {
+        cli_error("aspen core needs -o FILE: the file to write the core to");
+        cli_usage_line(core_usage);
         return 2;
     }
-    if (cli_parse_id(argv[optind], &id))
-        return 2;
     aspen_engine *eng;
     if (cli_open_engine(db, 0, &eng))
         return 1;
@@ -215,12 +215,9 @@ int cmd_replay(int argc, char **argv)
         }
     }
     int64_t id;
-    if (optind != argc - 1) {
-        fputs(replay_usage, stderr);
-        return 2;
-    }
-    if (cli_parse_id(argv[optind], &id))
-        return 2;
+    int urc = cli_args(argc, argv, optind, 1, 1, "a job ID (aspen jobs lists them)", replay_usage);
+    if (urc || (urc = cli_id_arg(argv[optind], &id, replay_usage)))
+        return urc;
     ro.attempt = (int)attempt;
     aspen_engine *eng;
     if (cli_open_engine(db, 0, &eng))

@@ -7,7 +7,8 @@
  *   aspen show ID [--json]        the job, its attempts, its result and error
  *   aspen logs ID [--follow] [--json]   log lines; --follow waits for more until the job is final
  *   aspen cancel ID | rerun ID | pause | resume
- * Exit status: 0 done, 1 refused or failed (one `error: …` line), 2 usage.
+ * Exit status: 0 done, 1 refused or failed (one `error: …` line), 2 usage, 3 nothing to do
+ * (aspen cancel of a job that is already final: it says which state, nothing changed).
  */
 #include "aspen_vm.h"
 #include "cli.h"
@@ -27,6 +28,8 @@
 
 /* ---- submit ------------------------------------------------------------------------------------- */
 
+#define SUBMIT_USAGE_LINE                                                                          \
+    "aspen submit GUEST | --source DIR | --type T [--payload JSON] (aspen submit --help)"
 static void submit_usage(FILE *f)
 {
     fprintf(f,
@@ -50,7 +53,9 @@ static void submit_usage(FILE *f)
             "  --priority N    higher runs first (default 0) --memory SIZE guest memory (1M)\n"
             "  --isolation     run in a micro-VM whatever the type  --tag T (repeatable)\n"
             "  --delay MS      schedule it MS from now\n"
-            "  --queue Q       its named queue (default: default; aspen queues lists them)\n"
+            "  --queue Q       its named queue (default: default; aspen queues lists them);\n"
+            "                  a queue that does not exist yet is refused (a typo) unless\n"
+            "  --create-queue  is given, or it was declared with aspen queue set Q\n"
             "  --unique        submit only if no such job exists yet: same type, guest and\n"
             "                  payload (keys in any order), queued, scheduled or running.\n"
             "                  A duplicate prints the existing job's id (exit 0) and a note on\n"
@@ -309,7 +314,7 @@ int cmd_submit(int argc, char **argv)
         {"source", required_argument, 0, 's'},  {"delay", required_argument, 0, 'd'},
         {"count", required_argument, 0, 'n'},   {"jsonl", required_argument, 0, 'J'},
         {"batch", required_argument, 0, 'B'},   {"help", no_argument, 0, 'h'},
-        {"queue", required_argument, 0, 'q'},
+        {"queue", required_argument, 0, 'q'},   {"create-queue", no_argument, 0, 'Q'},
         {"unique", no_argument, 0, 'u'},        {"unique-key", required_argument, 0, 'K'},
         {"unique-fields", required_argument, 0, 'F'},
         {"unique-for", required_argument, 0, 'R'},
@@ -323,7 +328,7 @@ int cmd_submit(int argc, char **argv)
     aspen_store_error se = {0};
     submit_json = false;
     long long count = 1, batch = 1000;
-    bool count_given = false, batch_given = false;
+    bool count_given = false, batch_given = false, create_queue = false;
     const char *db = NULL, *payload_arg = NULL, *jsonl = NULL;
     const char *tags[64];
     size_t n_tags = 0;
@@ -375,6 +380,7 @@ int cmd_submit(int argc, char **argv)
             spec.queue = optarg;
             break;
         }
+        case 'Q': create_queue = true; break;
         case 's': spec.source_dir = optarg; break;
         case 'd':
             if (cli_parse_num("--delay", optarg, 0, 365LL * 86400000, &v))
@@ -406,6 +412,13 @@ int cmd_submit(int argc, char **argv)
                 cli_error("--unique-for: %s", se.msg);
                 return 2;
             }
+            /* a period of 0 is the store's "any age": written out it would mean the opposite */
+            if (unique.period_ms <= 0) {
+                cli_error("--unique-for '%s' would count no job: give a positive duration such as "
+                          "10m, or leave it out to count jobs of any age",
+                          optarg);
+                return 2;
+            }
             want_unique = true;
             break;
         case 'S':
@@ -419,7 +432,10 @@ int cmd_submit(int argc, char **argv)
         case 'D': db = optarg; break;
         case 'C': cli_create = true; break;
         case 'h': submit_usage(stdout); return 0;
-        default: submit_usage(stderr); return 2;
+        default:
+            /* the error line said what is wrong; the 40-line help would bury it */
+            cli_usage_line(SUBMIT_USAGE_LINE);
+            return 2;
         }
     }
     if (optind < argc)
@@ -430,7 +446,7 @@ int cmd_submit(int argc, char **argv)
                       argv[optind]);
         else
             cli_error("say what to run: a GUEST, --source DIR or --type T");
-        submit_usage(stderr);
+        cli_usage_line(SUBMIT_USAGE_LINE);
         return 2;
     }
     if (spec.guest && spec.source_dir) {
@@ -475,6 +491,11 @@ int cmd_submit(int argc, char **argv)
     }
     aspen_engine *eng;
     if (cli_open_engine(db, 0, &eng)) {
+        free(payload);
+        return 1;
+    }
+    if (!create_queue && cli_queue_known(aspen_engine_db_path(eng), spec.queue, "--queue") != 0) {
+        aspen_engine_close(eng);
         free(payload);
         return 1;
     }
@@ -643,6 +664,11 @@ int cmd_jobs(int argc, char **argv)
             return c == 'h' ? 0 : 2;
         }
     }
+    /* `aspen jobs failed` used to list every job, the word ignored */
+    int urc = cli_args(argc, argv, optind, 0, 0, "",
+                       "aspen jobs [--state S[,S]] [--filter F] [--limit N | --all] [--json]");
+    if (urc)
+        return urc;
     char text[2048], buf[4096];
     snprintf(text, sizeof text, "%s%s%s%s", filter ? filter : "", filter && state ? " " : "",
              state ? "state:" : "", state ? state : "");
@@ -758,12 +784,11 @@ int cmd_show(int argc, char **argv)
         }
     }
     int64_t id;
-    if (optind != argc - 1) {
-        fprintf(stderr, "usage: aspen show ID [--json] [--db PATH]\n");
-        return 2;
-    }
-    if (cli_parse_id(argv[optind], &id))
-        return 2;
+    static const char usage[] = "aspen show ID [--json] [--db PATH]";
+    int rc;
+    if ((rc = cli_args(argc, argv, optind, 1, 1, "a job ID (aspen jobs lists them)", usage)) ||
+        (rc = cli_id_arg(argv[optind], &id, usage)))
+        return rc;
     aspen_engine *eng;
     if (cli_open_engine_reading(db, &eng))
         return 1;
@@ -771,7 +796,7 @@ int cmd_show(int argc, char **argv)
     aspen_store_attempt *att = NULL;
     size_t na = 0;
     aspen_engine_error err = {0};
-    int rc = aspen_engine_get(eng, id, &j, &err);
+    rc = aspen_engine_get(eng, id, &j, &err);
     if (rc == 0)
         rc = aspen_engine_attempts(eng, id, &att, &na, &err);
     aspen_engine_close(eng);
@@ -905,18 +930,16 @@ int cmd_logs(int argc, char **argv)
         }
     }
     int64_t id;
-    if (optind != argc - 1) {
-        fprintf(stderr, "usage: aspen logs ID [--follow] [--json] [--db PATH]\n");
-        return 2;
-    }
-    if (cli_parse_id(argv[optind], &id))
-        return 2;
+    static const char usage[] = "aspen logs ID [--follow] [--json] [--db PATH]";
+    int rc;
+    if ((rc = cli_args(argc, argv, optind, 1, 1, "a job ID (aspen jobs lists them)", usage)) ||
+        (rc = cli_id_arg(argv[optind], &id, usage)))
+        return rc;
     aspen_engine *eng;
     if (cli_open_engine_reading(db, &eng))
         return 1;
     int64_t after = 0;
     uint64_t version = 0;
-    int rc = 0;
     for (;;) {
         aspen_store_job j = {0};
         aspen_engine_error err = {0};
@@ -992,18 +1015,10 @@ static int id_command(int argc, char **argv, const char *usage, int64_t *id, con
         fprintf(c == 'h' ? stdout : stderr, "usage: %s\n", usage);
         return c == 'h' ? -1 : 2;
     }
-    if (!id) {
-        if (optind != argc) {
-            fprintf(stderr, "usage: %s\n", usage);
-            return 2;
-        }
-        return 0;
-    }
-    if (optind != argc - 1) {
-        fprintf(stderr, "usage: %s\n", usage);
-        return 2;
-    }
-    return cli_parse_id(argv[optind], id) ? 2 : 0;
+    if (!id)
+        return cli_args(argc, argv, optind, 0, 0, "", usage);
+    int rc = cli_args(argc, argv, optind, 1, 1, "a job ID (aspen jobs lists them)", usage);
+    return rc ? rc : cli_id_arg(argv[optind], id, usage);
 }
 
 int cmd_cancel(int argc, char **argv)
@@ -1019,7 +1034,27 @@ int cmd_cancel(int argc, char **argv)
     bool requested = false;
     aspen_engine_error err = {0};
     rc = aspen_engine_cancel(eng, id, &requested, &err);
+    aspen_store_job j = {0};
+    aspen_engine_error gerr = {0};
+    /* a job that is already final: not an error of the user's, nothing to undo — say which state
+     * and that nothing changed, with its own exit status so a script can tell it from a failure */
+    bool final = rc == ASPEN_ENGINE_ESTATE && aspen_engine_get(eng, id, &j, &gerr) == 0 &&
+                 aspen_store_state_is_final(j.state);
     aspen_engine_close(eng);
+    if (final) {
+        char when[64];
+        cli_format_time(j.finished_at_ms, when, sizeof when);
+        const char *st = aspen_store_state_name(j.state);
+        fprintf(stderr,
+                "aspen: job %lld is already %s%s%s: nothing was done (a finished job stays as it "
+                "is; aspen rerun %lld runs it again as a new job)\n",
+                (long long)id, strcmp(st, "cancelled") == 0 ? "cancelled" : st,
+                j.finished_at_ms > 0 ? " since " : "", j.finished_at_ms > 0 ? when : "",
+                (long long)id);
+        aspen_store_job_clear(&j);
+        return 3;
+    }
+    aspen_store_job_clear(&j);
     if (rc) {
         cli_error("%s", err.msg);
         return 1;
@@ -1082,15 +1117,16 @@ int cmd_retry(int argc, char **argv)
         }
     }
     int64_t id = 0;
-    bool usage_ok = all ? optind == argc : optind == argc - 1 && !filter;
-    if (!usage_ok) {
-        if (filter && !all)
-            cli_error("--filter goes with --failed: aspen retry --failed --filter F");
-        fprintf(stderr, "usage: aspen retry ID | aspen retry --failed [--filter F] [--db PATH]\n");
+    static const char usage[] = "aspen retry ID | aspen retry --failed [--filter F] [--db PATH]";
+    if (filter && !all) {
+        cli_error("--filter goes with --failed: aspen retry --failed --filter F");
+        cli_usage_line(usage);
         return 2;
     }
-    if (!all && cli_parse_id(argv[optind], &id))
-        return 2;
+    int urc = all ? cli_args(argc, argv, optind, 0, 0, "", usage)
+                  : cli_args(argc, argv, optind, 1, 1, "a job ID, or --failed", usage);
+    if (urc || (!all && (urc = cli_id_arg(argv[optind], &id, usage))))
+        return urc;
     aspen_store_filter f;
     char buf[2048];
     if (all) {

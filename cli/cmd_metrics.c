@@ -156,10 +156,9 @@ int cmd_metrics(int argc, char **argv)
         default: fputs(usage, c == 'h' ? stdout : stderr); return c == 'h' ? 0 : 2;
         }
     }
-    if (optind != argc) {
-        fputs(usage, stderr);
-        return 2;
-    }
+    int urc = cli_args(argc, argv, optind, 0, 0, "", usage);
+    if (urc)
+        return urc;
     aspen_store_error se = {0};
     int64_t since_ms = 0, step_ms = 0;
     if (aspen_store_parse_duration(since, &since_ms, &se) != 0) {

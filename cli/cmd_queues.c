@@ -82,10 +82,9 @@ int cmd_queues(int argc, char **argv)
             return c == 'h' ? 0 : 2;
         }
     }
-    if (optind != argc) {
-        fputs(usage, stderr);
-        return 2;
-    }
+    int urc = cli_args(argc, argv, optind, 0, 0, "", usage);
+    if (urc)
+        return urc;
     aspen_store *st = NULL;
     if (open_store(db, true, &st))
         return 1;
@@ -187,8 +186,10 @@ int cmd_queue(int argc, char **argv)
         default: return queue_usage(stderr, 2);
         }
     }
-    if (argc - optind != 2)
-        return queue_usage(stderr, 2);
+    int urc = cli_args(argc, argv, optind, 2, 2, "an action and a queue NAME: set|pause|resume NAME",
+                       "aspen queue set|pause|resume NAME [--limit N] [--rate N/PERIOD]");
+    if (urc)
+        return urc;
     const char *verb = argv[optind], *name = argv[optind + 1];
     static const char *const verbs[] = {"set", "pause", "resume"};
     bool set = !strcmp(verb, "set"), pause = !strcmp(verb, "pause"),

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#define RUN_USAGE_LINE "aspen run GUEST [--payload JSON|@FILE|- | --input FILE] (aspen run --help)"
 static void usage(FILE *f)
 {
     fprintf(f, "usage: aspen run GUEST [--payload JSON|@FILE|- | --input FILE] [--timeout MS] "
@@ -101,17 +102,19 @@ int cmd_run(int argc, char **argv)
         case 'g': gdb_spec = optarg; break;
         case 'c': core_file = optarg; break;
         case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        default: cli_usage_line(RUN_USAGE_LINE); return 2; /* the error said what; the help buries it */
         }
     }
     if (payload && input_file) {
         cli_error("--payload and --input exclude each other: give the job's input one way");
         return 2;
     }
-    if (optind != argc - 1) {
-        usage(stderr);
-        return 2;
-    }
+    /* a name in target/guest-binaries/ or a path; only the first line of the usage as the hint */
+    int urc = cli_args(argc, argv, optind, 1, 1,
+                       "one GUEST: a name in target/guest-binaries/ or a path",
+                       RUN_USAGE_LINE);
+    if (urc)
+        return urc;
     const char *guest = argv[optind];
     char path[4096], msg[1024];
     if (cli_resolve_guest(guest, path, sizeof path, msg, sizeof msg) != 0) {

@@ -144,10 +144,10 @@ int cmd_worker(int argc, char **argv)
             return c == 'h' ? 0 : 2;
         }
     }
-    if (optind != argc) {
-        worker_usage(stderr);
-        return 2;
-    }
+    int urc = cli_args(argc, argv, optind, 0, 0, "",
+                       "aspen worker [--workers N] [--until-idle] [--queues A,B] (aspen worker --help)");
+    if (urc)
+        return urc;
     /* Engine threads inherit this mask: only the main thread takes SIGINT/SIGTERM. */
     sigset_t set;
     sigemptyset(&set);
@@ -158,6 +158,16 @@ int cmd_worker(int argc, char **argv)
     aspen_engine *eng;
     if (cli_open_engine(db, workers, &eng))
         return 1;
+    /* a queue served that does not exist (yet): legitimate (its jobs may come later), so a
+     * warning, not a refusal — but a typo would leave the worker idle forever, so say it */
+    for (size_t i = 0; i < cli_n_queues; i++) {
+        aspen_store_error qe = {0};
+        if (cli_queue_lookup(aspen_engine_db_path(eng), cli_queues[i], &qe) == ASPEN_STORE_ENOTFOUND) {
+            /* names passed aspen_store_queue_name_check: plain ASCII, nothing to escape */
+            fprintf(stderr, "aspen worker: warning: --queues: %s; this worker waits for jobs "
+                    "submitted to it\n", qe.msg);
+        }
+    }
     aspen_engine_subscribe(eng, ASPEN_ENGINE_EV_JOB_STATE | ASPEN_ENGINE_EV_ENGINE, on_event,
                            &quiet);
     aspen_engine_error err = {0};

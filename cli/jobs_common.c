@@ -138,17 +138,96 @@ int cli_open_engine_reading(const char *db, aspen_engine **out)
     return open_engine(db, 0, true, out);
 }
 
+int cli_queue_lookup(const char *db_path, const char *queue, aspen_store_error *se)
+{
+    if (!queue || !*queue || strcmp(queue, "default") == 0)
+        return 0;
+    /* a handle of its own, read-only: the engine's is busy with its threads */
+    aspen_store_options so = {.read_only = true};
+    aspen_store *st = NULL;
+    int code = aspen_store_open(db_path, &so, &st, se);
+    if (code == 0)
+        code = aspen_store_queue_exists(st, queue, se);
+    aspen_store_close(st);
+    return code;
+}
+
+int cli_queue_known(const char *db_path, const char *queue, const char *opt)
+{
+    /* the default queue is always there; any other must exist already: a typo in --queue used
+     * to make a new queue silently, whose jobs no `aspen worker --queues` served */
+    aspen_store_error se = {0};
+    int code = cli_queue_lookup(db_path, queue, &se);
+    if (code == ASPEN_STORE_ENOTFOUND)
+        cli_error("%s: %s; add --create-queue to make it by this submit, or declare it first "
+                  "with aspen queue set %s",
+                  opt, se.msg, queue);
+    else if (code)
+        cli_error("%s: %s", opt, se.msg);
+    return code ? -1 : 0;
+}
+
 int cli_parse_id(const char *s, int64_t *id)
 {
     char *end;
     errno = 0;
-    long long v = strtoll(s ? s : "", &end, 10);
-    if (!s || !*s || *end || errno || v <= 0) {
-        cli_error("'%s' is not a job id (a positive number)", s ? s : "");
-        return -1;
+    s = s ? s : "";
+    long long v = strtoll(s, &end, 10);
+    /* say which of the ways it is wrong, so the fix is obvious (a pasted "#12", "12abc", a
+     * timestamp pasted where an id goes) */
+    if (!*s)
+        cli_error("an empty job id: ids are whole numbers from 1 (aspen jobs lists them)");
+    else if (*end || end == s)
+        cli_error("'%s' is not a job id: ids are whole numbers from 1 (aspen jobs lists them)", s);
+    else if (errno == ERANGE && v > 0)
+        cli_error("'%s' is not a job id: too large (ids are whole numbers from 1 to %lld)", s,
+                  (long long)INT64_MAX);
+    else if (v <= 0)
+        cli_error("'%s' is not a job id: ids start at 1 (aspen jobs lists them)", s);
+    else {
+        *id = v;
+        return 0;
     }
-    *id = v;
-    return 0;
+    return -1;
+}
+
+int cli_id_arg(const char *s, int64_t *id, const char *usage)
+{
+    if (cli_parse_id(s, id) == 0)
+        return 0;
+    cli_usage_line(usage);
+    return 2;
+}
+
+void cli_usage_line(const char *usage)
+{
+    /* usage may be a whole help text: its first line is the hint */
+    const char *u = strncmp(usage, "usage: ", 7) == 0 ? usage + 7 : usage;
+    fprintf(stderr, "usage: %.*s\n", (int)strcspn(u, "\n"), u);
+}
+
+int cli_args(int argc, char **argv, int first, int min, int max, const char *what,
+             const char *usage)
+{
+    int n = argc - first;
+    if (n < min) {
+        if (n == 0)
+            cli_error("aspen %s needs %s", argv[0], what);
+        else
+            cli_error("aspen %s needs %s: %d argument%s given, %d wanted", argv[0], what, n,
+                      n == 1 ? "" : "s", min);
+    } else if (max >= 0 && n > max) {
+        if (max == 0)
+            cli_error("unexpected argument '%s': aspen %s takes no arguments, only options",
+                      argv[first], argv[0]);
+        else
+            cli_error("unexpected argument '%s': aspen %s takes %s", argv[first + max], argv[0],
+                      what);
+    } else {
+        return 0;
+    }
+    cli_usage_line(usage);
+    return 2;
 }
 
 void cli_format_time(int64_t ms, char *out, size_t cap)

@@ -87,6 +87,13 @@ int cli_resolve_guest(const char *guest, char *out, size_t cap, char *msg, size_
     }
     if (is_dir(guest))
         return dir_given(guest, msg, msgcap);
+    char near[256];
+    aspen_engine_nearest_guest(dir, guest, near, sizeof near);
+    if (near[0]) {
+        snprintf(msg, msgcap, "no guest named %s in %s: did you mean %s? (or build it with "
+                 "scripts/build-guest.sh %s, or give a path)", guest, dir, near, guest);
+        return -1;
+    }
     snprintf(msg, msgcap,
              "no guest named %s in %s: build it with scripts/build-guest.sh %s, or give a path",
              guest, dir ? dir : "target/guest-binaries (which does not exist yet)", guest);
@@ -196,7 +203,12 @@ int cli_getopt(int argc, char **argv, const char *shortopts, const struct option
         names[n] = storage[n];
     }
     const char *near = name[0] == '-' && name[1] == '-' ? cli_nearest(name, names, n) : NULL;
-    if (near)
+    /* "-5" where an id or a count goes: getopt takes it for an option, say what it is */
+    if (arg[0] == '-' && arg[1] >= '0' && arg[1] <= '9' && arg[strspn(arg + 1, "0123456789") + 1] == '\0')
+        cli_error("'%s' is not an option of aspen %s, nor a job id or a count: those are whole "
+                  "numbers from 1",
+                  arg, cmd);
+    else if (near)
         cli_error("unknown option '%s' for aspen %s: did you mean '%s'?", name, cmd, near);
     else
         cli_error("unknown option '%s' for aspen %s (aspen %s --help lists the options)", name,

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/stat.h>
 
 int aspen_engine_check_payload(const char *json, aspen_engine_error *err)
@@ -50,6 +51,33 @@ static const char *base_name(const char *p)
     return s ? s + 1 : p;
 }
 
+/* "Did you mean": the guest in dir nearest to name (the store's one rule for every "did you mean"),
+ * or "" — a mistyped guest (`echo-workr`) names the one meant. At most 512 entries are read, so
+ * a huge directory costs a bounded time on this error path only. */
+void aspen_engine_nearest_guest(const char *dir, const char *name, char *out, size_t cap)
+{
+    out[0] = '\0';
+    DIR *d = dir ? opendir(dir) : NULL;
+    if (!d)
+        return;
+    enum { MAX_NAMES = 512 };
+    char *names[MAX_NAMES];
+    size_t n = 0;
+    for (struct dirent *e; n < MAX_NAMES && (e = readdir(d));) {
+        if (e->d_name[0] == '.' || (e->d_type != DT_REG && e->d_type != DT_LNK &&
+                                    e->d_type != DT_UNKNOWN))
+            continue;
+        if ((names[n] = strdup(e->d_name)))
+            n++;
+    }
+    closedir(d);
+    const char *near = aspen_store_nearest(name, strlen(name), (const char *const *)names, n);
+    if (near)
+        snprintf(out, cap, "%s", near);
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+}
+
 /* GUEST → a file: a path if it has a slash or exists, else NAME in the guest directory. */
 static int resolve_guest(aspen_engine *eng, const char *guest, char *out, size_t cap,
                          aspen_engine_error *err)
@@ -65,6 +93,13 @@ static int resolve_guest(aspen_engine *eng, const char *guest, char *out, size_t
     snprintf(out, cap, "%s/%s", eng->guest_dir, guest);
     if (stat(out, &st) == 0 && S_ISREG(st.st_mode))
         return 0;
+    char near[256];
+    aspen_engine_nearest_guest(eng->guest_dir, guest, near, sizeof near);
+    if (near[0])
+        return eng_err(err, ASPEN_ENGINE_EBINARY,
+                       "no guest named %s in %s: did you mean %s? (or build it with "
+                       "scripts/build-guest.sh, or give a path)",
+                       guest, eng->guest_dir, near);
     return eng_err(err, ASPEN_ENGINE_EBINARY,
                    "no guest named %s in %s: build it with scripts/build-guest.sh, or give a path",
                    guest, eng->guest_dir);

@@ -377,6 +377,9 @@ int aspen_engine_build(aspen_engine *eng, const char *source_dir, char *path_out
 int aspen_engine_attempt_data(aspen_engine *eng, int64_t job_id, int attempt,
                               aspen_store_data_kind kind, void **bytes, size_t *size,
                               int *attempt_out, aspen_engine_error *err);
+/* "Did you mean" for a guest name not found in dir: the nearest file name there (within 2 edits,
+ * as every "did you mean" of Aspen), or "" in out. */
+void aspen_engine_nearest_guest(const char *dir, const char *name, char *out, size_t cap);
 /* A stored guest binary by its hash (the exact ELF a job ran, for gdb). */
 int aspen_engine_get_binary(aspen_engine *eng, const char *sha256, aspen_store_binary *out,
                             aspen_engine_error *err);

@@ -49,7 +49,7 @@ static void test_queue_commands(void **state)
 {
     (void)state;
     const char *A = ASPEN_BIN;
-    expect(run("'%s' submit --type echo --queue emails --db '%s' --create 2>&1", A, g_db), 0, "1");
+    expect(run("'%s' submit --type echo --queue emails --create-queue --db '%s' --create 2>&1", A, g_db), 0, "1");
     expect(run("'%s' submit --type echo --count 2 --db '%s' 2>&1", A, g_db), 0, NULL);
     expect(run("'%s' queue set emails --limit 2 --rate 5/10s --db '%s' 2>&1", A, g_db), 0,
            "queue emails: limit 2 rate 5/10s");

@@ -18,7 +18,7 @@ trap 'kill_servers; rm -rf "$TMP"' EXIT
 need_kvm_and_tmux
 
 DB=$TMP/q.db
-"$ASPEN" submit --type sleep --payload '{"ms": 10}' --count 3 --queue emails --db "$DB" --create >/dev/null ||
+"$ASPEN" submit --type sleep --payload '{"ms": 10}' --count 3 --queue emails --create-queue --db "$DB" --create >/dev/null ||
     fail "submit to emails"
 "$ASPEN" submit --type sleep --payload '{"ms": 10}' --db "$DB" >/dev/null || fail "submit"
 "$ASPEN" queue set emails --limit 2 --rate 10/s --db "$DB" >/dev/null || fail "queue set"

@@ -1,0 +1,266 @@
+/* tests/cli/test_cli_args.c — every command's answer to arguments a user gets wrong, through the
+ * real `aspen` program (issue 9/10 findings): a missing, extra, non-numeric, zero, negative or
+ * too-large job id, and extra arguments to a command that takes none, each get exactly one
+ * `error:` line saying what is wrong, a `usage:` line, and exit status 2, and nothing in the
+ * database changes. Bad values (limits, durations, rates, cron fields) get the parser's specific
+ * words. `aspen cancel` of a job that is already final says its state and that nothing was done,
+ * with exit status 3 (neither success nor a failure). A mistyped guest or queue gets a "did you
+ * mean"; a queue that does not exist is refused unless --create-queue. Needs no KVM: the jobs are
+ * --type echo. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "cli_support.h"
+
+#include <unistd.h>
+
+static char g_db[256];
+
+static int setup(void **state)
+{
+    (void)state;
+    snprintf(g_db, sizeof g_db, "/tmp/aspen-cli-args-%d.db", (int)getpid());
+    unlink(g_db);
+    out o = run("'%s' submit --type echo --db '%s' --create", ASPEN_BIN, g_db);
+    int ok = o.status == 0 && has(&o, "1");
+    free(o.buf);
+    return ok ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "rm -f '%s' '%s-wal' '%s-shm'", g_db, g_db, g_db);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static size_t count(const out *o, const char *needle)
+{
+    size_t n = 0, len = strlen(needle);
+    for (const char *p = o->buf; (p = memmem(p, o->len - (size_t)(p - o->buf), needle, len));
+         p += len)
+        n++;
+    return n;
+}
+
+/* What people type wrong, and the words that must say so ("!": a command without --db). */
+static const struct {
+    const char *args;
+    const char *needle;
+} usage_cases[] = {
+    {"show", "aspen show needs a job ID"},
+    {"show abc", "'abc' is not a job id: ids are whole numbers from 1"},
+    {"show 12abc", "'12abc' is not a job id"},
+    {"show ''", "an empty job id"},
+    {"show 0", "'0' is not a job id: ids start at 1"},
+    {"show -5", "'-5' is not an option of aspen show, nor a job id"},
+    {"show 99999999999999999999999", "too large (ids are whole numbers from 1 to 9223372036854775807)"},
+    {"show 1 2", "unexpected argument '2': aspen show takes a job ID"},
+    {"logs", "aspen logs needs a job ID"},
+    {"logs x", "'x' is not a job id"},
+    {"logs 1 1", "unexpected argument '1'"},
+    {"cancel", "aspen cancel needs a job ID"},
+    {"cancel 0", "ids start at 1"},
+    {"cancel 1 2", "unexpected argument '2'"},
+    {"cancel 18446744073709551616", "too large"},
+    {"rerun", "aspen rerun needs a job ID"},
+    {"rerun -1", "'-1' is not an option of aspen rerun"},
+    {"retry", "aspen retry needs a job ID, or --failed"},
+    {"retry 1 2", "unexpected argument '2'"},
+    {"retry --failed 3", "unexpected argument '3': aspen retry takes no arguments"},
+    {"retry 1 --filter state:failed", "--filter goes with --failed"},
+    {"run-now", "aspen run-now needs a job ID"},
+    {"run-now 1 2", "unexpected argument '2': aspen run-now takes a job ID"},
+    {"run-now abc", "'abc' is not a job id"},
+    {"priority", "aspen priority needs a job ID and a priority N"},
+    {"priority 1", "aspen priority needs a job ID and a priority N"},
+    {"priority 1 5 6", "unexpected argument '6'"},
+    {"priority abc 5", "'abc' is not a job id"},
+    {"delete", "which jobs? give their ids or --filter F"},
+    {"delete 1 x", "'x' is not a job id"},
+    {"core", "aspen core needs a job ID"},
+    {"core 1", "aspen core needs -o FILE"},
+    {"core 0 -o /dev/null", "ids start at 1"},
+    {"replay", "aspen replay needs a job ID"},
+    {"replay 1 2", "unexpected argument '2'"},
+    {"pause now", "unexpected argument 'now': aspen pause takes no arguments"},
+    {"resume now", "unexpected argument 'now': aspen resume takes no arguments"},
+    {"engines x", "aspen engines takes no arguments"},
+    {"queues x", "aspen queues takes no arguments"},
+    {"metrics x", "aspen metrics takes no arguments"},
+    {"worker x", "aspen worker takes no arguments"},
+    {"demo x", "aspen demo takes no arguments"},
+    {"console x", "aspen console takes no arguments"},
+    {"jobs x", "unexpected argument 'x'"},
+    {"!run", "aspen run needs one GUEST"},
+    {"!run echo-worker extra", "unexpected argument 'extra'"},
+    {"!run echo-worker --db x", "unknown option '--db' for aspen run"},
+    {"!bench", "aspen bench needs a benchmark: vm or engine"},
+    {"!bench vm engine", "unexpected argument 'engine'"},
+    {"queue", "aspen queue needs an action and a queue NAME"},
+    {"queue set", "aspen queue needs an action and a queue NAME: set|pause|resume NAME"},
+    {"queue set a b", "unexpected argument 'b'"},
+    {"cron", "aspen cron needs a command"},
+    {"cron rm", "aspen cron rm needs one schedule NAME"},
+    {"cron rm a b", "aspen cron rm takes one schedule NAME"},
+    {"cron list x", "aspen cron list takes no arguments"},
+    {"cron add a", "aspen cron add needs a NAME and an EXPR"},
+    {"submit", "say what to run: a GUEST, --source DIR or --type T"},
+    {"submit a b", "unexpected argument 'b'"},
+    {"submit --type echo --frobnicate", "unknown option '--frobnicate' for aspen submit"},
+    {"retention set failed", "wants STATE and AGE"},
+    {"purge", "purge needs --older-than DURATION or --state S"},
+};
+
+/* Bad values: the parser's specific words reach the user (the line itself says what to write). */
+static const struct {
+    const char *args;
+    const char *needle;
+} value_cases[] = {
+    {"priority 1 abc", "the priority wants a whole number from -1000000 to 1000000, not 'abc'"},
+    {"priority 1 99999999999", "the priority wants a whole number"},
+    {"queue set q --limit 0", "--limit wants a whole number from 1 to 1000000, not '0'"},
+    {"queue set q --limit -3", "--limit wants a whole number from 1 to 1000000, not '-3'"},
+    {"queue set q --limit ten", "--limit wants a whole number from 1 to 1000000, not 'ten'"},
+    {"queue set q --rate 10/fortnight", "is not ms, s, m or h"},
+    {"queue set q --rate 0/s", "the count before '/' is not a positive number"},
+    {"submit --type echo --count 0", "--count wants a whole number from 1 to 100000, not '0'"},
+    {"submit --type echo --timeout -1", "--timeout wants a whole number from 1"},
+    {"submit --type echo --max-attempts 0", "--max-attempts wants a whole number from 1 to 1000"},
+    {"submit --type echo --unique-for 5fortnights", "--unique-for: '5fortnights' is not a duration"},
+    {"submit --type echo --unique-for -1h", "--unique-for: '-1h' is not a duration"},
+    {"submit --type echo --unique-for 0", "--unique-for '0' would count no job"},
+    {"submit --type echo --unique-states queud", "'queud' is not a state (did you mean queued?)"},
+    {"worker --workers 0", "--workers wants a whole number from 1 to"},
+    {"jobs --limit 0", "--limit wants a whole number from 1"},
+    {"retention set failed 3fortnights", "'3fortnights' is not a duration"},
+    {"purge --older-than xyz", "--older-than: 'xyz' is not a duration"},
+    {"metrics --since 1fortnight", "--since: '1fortnight' is not a duration"},
+};
+
+static void check_case(const char *args, const char *needle, bool want_usage)
+{
+    bool no_db = args[0] == '!';
+    out o = run("'%s' %s%s%s%s", ASPEN_BIN, args + no_db, no_db ? "" : " --db '",
+                no_db ? "" : g_db, no_db ? "" : "'");
+    /* exactly one error line, the words that say what is wrong, a usage hint, exit 2 */
+    if (o.status != 2 || count(&o, "error: ") != 1 || !has(&o, needle) ||
+        (want_usage && count(&o, "usage: ") != 1))
+        fail_msg("aspen %s: want exit 2, one error line with \"%s\"%s; got exit %d:\n%s", args,
+                 needle, want_usage ? " and one usage line" : "", o.status, o.buf);
+    free(o.buf);
+}
+
+static void test_usage_errors(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof usage_cases / sizeof usage_cases[0]; i++)
+        check_case(usage_cases[i].args, usage_cases[i].needle, true);
+    for (size_t i = 0; i < sizeof value_cases / sizeof value_cases[0]; i++)
+        check_case(value_cases[i].args, value_cases[i].needle, false);
+    /* none of it changed the database: still the one job of setup, still queued */
+    out o = run("'%s' jobs --json --db '%s'", ASPEN_BIN, g_db);
+    expect_out(&o, 0, "\"state\": \"queued\"");
+    assert_int_equal(count(&o, "\"id\":"), 1);
+    free(o.buf);
+    o = run("'%s' queues --db '%s'", ASPEN_BIN, g_db);
+    expect_out(&o, 0, "default");
+    assert_false(has(&o, "\nq "));
+    free(o.buf);
+}
+
+/* The id rules hold for a usage error before any database is opened: a missing --db is not
+ * reached, so the user hears about the id first. */
+static void test_usage_before_db(void **state)
+{
+    (void)state;
+    check_cmd(2, "'abc' is not a job id", "'%s' show abc --db /nonexistent/x.db", ASPEN_BIN);
+    check_cmd(2, "aspen cancel needs a job ID", "'%s' cancel --db /nonexistent/x.db", ASPEN_BIN);
+}
+
+static void test_cancel_final(void **state)
+{
+    (void)state;
+    check_cmd(0, "job 1 cancelled", "'%s' cancel 1 --db '%s'", ASPEN_BIN, g_db);
+    out o = run("'%s' cancel 1 --db '%s'", ASPEN_BIN, g_db);
+    expect_out(&o, 3, "job 1 is already cancelled since ");
+    assert_true(has(&o, "nothing was done"));
+    assert_false(has(&o, "error:"));
+    free(o.buf);
+    check_cmd(0, "cancelled", "'%s' show 1 --db '%s'", ASPEN_BIN, g_db);
+    /* a succeeded job: a worker runs a second one to its end */
+    check_cmd(0, "2", "'%s' submit --type echo --db '%s'", ASPEN_BIN, g_db);
+    check_cmd(0, NULL, "'%s' worker --until-idle --quiet --db '%s'", ASPEN_BIN, g_db);
+    o = run("'%s' cancel 2 --db '%s'", ASPEN_BIN, g_db);
+    expect_out(&o, 3, "job 2 is already succeeded since ");
+    assert_true(has(&o, "aspen rerun 2 runs it again"));
+    free(o.buf);
+    /* a job that does not exist is an error (1), not "nothing to do" */
+    check_cmd(1, "error: no job 99", "'%s' cancel 99 --db '%s'", ASPEN_BIN, g_db);
+}
+
+/* A mistyped guest names the one meant, from the guest directory, in submit and in run. */
+static void test_guest_did_you_mean(void **state)
+{
+    (void)state;
+    check_cmd(1, "no guest named echo-workr in ", "'%s' submit echo-workr --db '%s'", ASPEN_BIN,
+              g_db);
+    check_cmd(1, "did you mean echo-worker?", "'%s' submit echo-workr --db '%s'", ASPEN_BIN, g_db);
+    check_cmd(1, "did you mean echo-worker?", "'%s' run echo-workr", ASPEN_BIN);
+    /* nothing near: no suggestion, the way to make one */
+    out o = run("'%s' submit qqqqzzzzxx --db '%s'", ASPEN_BIN, g_db);
+    expect_out(&o, 1, "build it with scripts/build-guest.sh");
+    assert_false(has(&o, "did you mean"));
+    free(o.buf);
+    o = run("'%s' jobs --json --db '%s'", ASPEN_BIN, g_db);
+    assert_int_equal(count(&o, "\"id\":"), 1); /* none of them made a job */
+    free(o.buf);
+}
+
+/* aspen submit --queue: a queue that does not exist is refused with a "did you mean" unless
+ * --create-queue; default, declared and existing queues are taken; worker --queues warns. */
+static void test_queue_rule(void **state)
+{
+    (void)state;
+    const char *A = ASPEN_BIN;
+    check_cmd(0, "queue emails", "'%s' queue set emails --limit 2 --db '%s'", A, g_db);
+    out o = run("'%s' submit --type echo --queue emials --db '%s'", A, g_db);
+    expect_out(&o, 1, "error: --queue: no queue named emials (did you mean emails?)");
+    assert_true(has(&o, "add --create-queue"));
+    assert_int_equal(count(&o, "error: "), 1);
+    free(o.buf);
+    o = run("'%s' queues --json --db '%s'", A, g_db);
+    assert_false(has(&o, "emials")); /* the refusal made nothing */
+    free(o.buf);
+    check_cmd(0, "2", "'%s' submit --type echo --queue emails --db '%s'", A, g_db); /* declared */
+    check_cmd(0, "3", "'%s' submit --type echo --queue default --db '%s'", A, g_db);
+    check_cmd(1, "no queue named bulk", "'%s' submit --type echo --queue bulk --db '%s'", A, g_db);
+    check_cmd(0, "4", "'%s' submit --type echo --queue bulk --create-queue --db '%s'", A, g_db);
+    check_cmd(0, "5", "'%s' submit --type echo --queue bulk --db '%s'", A, g_db); /* it has jobs */
+    /* --jsonl takes the same rule */
+    check_cmd(1, "no queue named bulkk (did you mean bulk?)",
+              "echo '{}' | '%s' submit --type echo --jsonl - --queue bulkk --db '%s'", A, g_db);
+    o = run("'%s' worker --queues bulkk --until-idle --quiet --db '%s'", A, g_db);
+    expect_out(&o, 0, "warning: --queues: no queue named bulkk (did you mean bulk?)");
+    free(o.buf);
+    o = run("'%s' jobs --json --db '%s'", A, g_db);
+    assert_int_equal(count(&o, "\"id\":"), 5);
+    free(o.buf);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_usage_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_usage_before_db, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cancel_final, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_guest_did_you_mean, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_queue_rule, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -16,7 +16,7 @@ trap pg_cleanup EXIT
 need_kvm_and_tmux
 pg_create_db aspen_tui_queues_$$
 
-"$ASPEN" submit --type sleep --payload '{"ms": 10}' --count 50 --queue emails --db "$DB" --create \
+"$ASPEN" submit --type sleep --payload '{"ms": 10}' --count 50 --queue emails --create-queue --db "$DB" --create \
     >/dev/null || fail "submit to emails"
 "$ASPEN" queue set emails --limit 2 --db "$DB" >/dev/null || fail "queue set"
 "$ASPEN" pause --db "$DB" >/dev/null || fail "pause" # nothing runs: the figures stay put

@@ -123,7 +123,7 @@ quit_and_check q
 # 80x24 with 20,000 jobs waiting in one queue: the list is read on the thread pool, the columns
 # fit 80 (the last one, DONE/m, is on screen), and p, l and r still work on the queue under the
 # cursor, as the database says after each.
-"$ASPEN" submit --type sleep --payload '{"ms": 10}' --count 20000 --queue bulk --db "$DB" >/dev/null ||
+"$ASPEN" submit --type sleep --payload '{"ms": 10}' --count 20000 --queue bulk --create-queue --db "$DB" >/dev/null ||
     fail "submit 20,000 to bulk"
 launch small 80 24 "$DB" --workers 1
 wait_for "Aspen console"

@@ -168,8 +168,9 @@ static void run_action(tui_app *a, const aspen_store_schedule *sc, bool run)
 
 /* ---- drawing ------------------------------------------------------------------------------------ */
 
-/* "03-29 03:00 +02:00" in the schedule's zone, and "in 5s" / "12m ago". */
-static void when(int64_t ms, const char *zone, char *out, size_t cap)
+/* "03-29 03:00:00 +02:00" in the schedule's zone, and "in 5s" / "12m ago"; short is
+ * "03-29 03:00 (in 5s)", for a row that has to fit 80 columns (the zone is in the footer then). */
+static void when(int64_t ms, const char *zone, bool short_form, char *out, size_t cap)
 {
     if (ms <= 0) {
         snprintf(out, cap, "-");
@@ -197,6 +198,11 @@ static void when(int64_t ms, const char *zone, char *out, size_t cap)
     else
         snprintf(r, sizeof r, "%lldd", (long long)(ar / 86400));
     int aoff = off < 0 ? -off : off;
+    if (short_form) {
+        snprintf(out, cap, "%02d-%02d %02d:%02d (%s%s%s)", mo, d, (int)(sec / 3600),
+                 (int)(sec / 60 % 60), rel >= 0 ? "in " : "", r, rel < 0 ? " ago" : "");
+        return;
+    }
     snprintf(out, cap, "%02d-%02d %02d:%02d:%02d %c%02d:%02d (%s%s%s)", mo, d, (int)(sec / 3600),
              (int)(sec / 60 % 60), (int)(sec % 60), off < 0 ? '-' : '+', aoff / 3600,
              aoff / 60 % 60, rel >= 0 ? "in " : "", r, rel < 0 ? " ago" : "");
@@ -208,23 +214,32 @@ static void schedules_draw(tui_app *a, int y0, int h)
     size_t paused = 0;
     for (size_t i = 0; i < S.n; i++)
         paused += S.list[i].paused;
+    /* every column needs 143; under that (80 columns, say) the row keeps what a user scans for —
+     * name, schedule, state, next run, last job — like htop drops columns, and the zone, last run
+     * and run count of the schedule under the cursor move to the footer line */
+    bool wide = COLS >= 143;
     char lease[96];
     if (!S.holder)
-        snprintf(lease, sizeof lease, "no engine holds the scheduler lease: nothing is enqueued");
+        snprintf(lease, sizeof lease, wide ? "no engine holds the scheduler lease: nothing is enqueued"
+                                           : "no engine holds the lease: none enqueued");
     else
         snprintf(lease, sizeof lease, "enqueued by engine %lld%s", (long long)S.holder,
                  S.holder == a->snap.engine_id ? " (this console)" : "");
-    tui_put(y0, 1, COLS - 1, A_BOLD, "Schedules: %zu (%zu paused) | %s | e enable/disable, n run now",
-            S.n, paused, lease);
-    tui_put(y0 + 1, 0, COLS, A_BOLD | A_UNDERLINE, "  %-18s %-16s %-14s %-7s %-30s %-30s %-18s %s",
-            "NAME", "SCHEDULE", "TZ", "STATE", "NEXT RUN", "LAST RUN", "LAST JOB", "RUNS");
+    tui_put(y0, 1, COLS - 1, A_BOLD, "Schedules: %zu (%zu paused) | %s%s", S.n, paused, lease,
+            wide ? " | e enable/disable, n run now" : "");
+    if (wide)
+        tui_put(y0 + 1, 0, COLS, A_BOLD | A_UNDERLINE, "  %-18s %-16s %-14s %-7s %-30s %-30s %-18s %s",
+                "NAME", "SCHEDULE", "TZ", "STATE", "NEXT RUN", "LAST RUN", "LAST JOB", "RUNS");
+    else
+        tui_put(y0 + 1, 0, COLS, A_BOLD | A_UNDERLINE, "  %-14s %-14s %-6s %-20s %s", "NAME",
+                "SCHEDULE", "STATE", "NEXT RUN", "LAST JOB");
     int y = y0 + 2;
     long first = S.cursor - (h - 3) + 1 > 0 ? S.cursor - (h - 3) + 1 : 0;
     for (size_t i = (size_t)first; i < S.n && y < y0 + h - 1; i++) {
         const aspen_store_schedule *sc = &S.list[i];
         char next[48], last[48], job[48];
-        when(sc->paused ? 0 : sc->next_run_ms, sc->tz, next, sizeof next);
-        when(sc->last_run_ms, sc->tz, last, sizeof last);
+        when(sc->paused ? 0 : sc->next_run_ms, sc->tz, !wide, next, sizeof next);
+        when(sc->last_run_ms, sc->tz, !wide, last, sizeof last);
         const char *outcome = !sc->last_job_id         ? ""
                               : sc->last_job_state < 0 ? "deleted"
                                                        : aspen_store_state_name(
@@ -237,8 +252,14 @@ static void schedules_draw(tui_app *a, int y0, int h)
                       : sc->error         ? tui_pair_or(a, TUI_P_FAILED, A_BOLD)
                       : sc->paused        ? A_DIM
                                           : A_NORMAL;
+        const char *state = sc->paused ? "paused" : sc->error ? "broken" : "active";
+        if (!wide) {
+            tui_put(y++, 0, COLS, attr, "  %-14.14s %-14.14s %-6s %-20s %s", sc->name, sc->expr,
+                    state, sc->error ? "none (see below)" : next, job);
+            continue;
+        }
         tui_put(y++, 0, COLS, attr, "  %-18.18s %-16.16s %-14.14s %-7s %-30s %-30s %-18s %lld",
-                sc->name, sc->expr, sc->tz, sc->paused ? "paused" : sc->error ? "broken" : "active",
+                sc->name, sc->expr, sc->tz, state,
                 sc->error ? "none (see below)" : next, last, job, (long long)sc->runs);
     }
     if (S.n == 0 && !S.error[0])
@@ -250,7 +271,14 @@ static void schedules_draw(tui_app *a, int y0, int h)
     else if (sel && sel->error)
         tui_put(y0 + h - 1, 1, COLS - 1, tui_pair_or(a, TUI_P_ERRMSG, A_BOLD), "%s: %s", sel->name,
                 sel->error);
-    else if (sel)
+    else if (sel && !wide) { /* the columns the narrow row dropped come first */
+        char last[48];
+        when(sel->last_run_ms, sel->tz, true, last, sizeof last);
+        tui_put(y0 + h - 1, 1, COLS - 1, A_DIM, "%s: tz %s, last run %s, %lld runs; %s%s%s",
+                sel->name, sel->tz, last, (long long)sel->runs,
+                sel->binary_name ? sel->binary_name : sel->type, sel->queue ? ", queue " : "",
+                sel->queue ? sel->queue : "");
+    } else if (sel)
         tui_put(y0 + h - 1, 1, COLS - 1, A_DIM, "%s: %s%s%s, missed: %s, grace %llds, %s",
                 sel->name, sel->binary_name ? sel->binary_name : sel->type,
                 sel->queue ? ", queue " : "", sel->queue ? sel->queue : "",

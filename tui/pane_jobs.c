@@ -86,11 +86,20 @@ static void jobs_draw(tui_app *a, int y0, int h)
     int x = 0;
     for (int c = 0; c < n_cols; c++) {
         int col = which[c];
-        /* the sorted column says so, and which way */
-        bool rev = a->sort_col == TUI_SORT_ID ? a->order_reverse : a->sort_reverse;
+        /* the sorted column says so, and which way, one meaning everywhere: down (v) is the
+         * column's values descending, up (^) ascending — from the order the store is asked
+         * for, so GUEST a..z is up and ID newest first is down. AGE is shown but the store sorts
+         * by creation time, whose descending order is the ages ascending. The queue order (no
+         * store sort) keeps its marker as before: down unless reversed. */
+        aspen_store_sort ss;
+        bool desc;
+        bool up = tui_store_sort(a->sort_col, a->sort_reverse, a->order_reverse, a->filter.order,
+                                 &ss, &desc)
+                      ? (a->sort_col == TUI_SORT_AGE ? desc : !desc)
+                      : a->order_reverse;
         const char *mark = col != sorted_col(a) ? ""
-                           : a->utf8 ? (rev ? "\xe2\x96\xb2" : "\xe2\x96\xbc")
-                                     : (rev ? "^" : "v");
+                           : a->utf8 ? (up ? "\xe2\x96\xb2" : "\xe2\x96\xbc")
+                                     : (up ? "^" : "v");
         tui_put(y0, x, widths[col], A_BOLD | A_UNDERLINE, "%s%s%*s", tui_col_title(col), mark,
                 widths[col], "");
         x += widths[col] + 1;

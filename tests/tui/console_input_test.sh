@@ -197,7 +197,7 @@ wait_for "^:sort *$"
 type_text "guest"
 keys Enter
 wait_for "sorted by guest"
-wait_for "GUEST(▼|v)"
+wait_for "GUEST(▲|\^)" # a..z: ascending, the arrow up (▼ is descending everywhere)
 keys :
 type_text "ret"
 keys Tab

@@ -500,6 +500,32 @@ int aspen_store_logs(aspen_store *s, int64_t job_id, int64_t after_seq, size_t l
     return s->ops->logs(s, job_id, after_seq, limit, out, n, err);
 }
 
+int aspen_store_log_feed(aspen_store *s, aspen_store_log_cursor *cursor, size_t limit,
+                         aspen_store_feed_line **out, size_t *n, aspen_store_error *err)
+{
+    if (out)
+        *out = NULL;
+    if (n)
+        *n = 0;
+    if (!s)
+        return no_store(err, "log feed");
+    if (!cursor || !out || !n)
+        return store_err(err, ASPEN_STORE_EINVAL, "log feed: cursor, out and n are required");
+    if (cursor->tx < 0)
+        return s->ops->log_feed_end(s, cursor, err);
+    /* a bounded read: the caller asks again with the cursor it got back */
+    if (limit == 0 || limit > 5000)
+        limit = limit ? 5000 : 500;
+    return s->ops->log_feed(s, cursor, limit, out, n, err);
+}
+
+void aspen_store_log_feed_free(aspen_store_feed_line *l, size_t n)
+{
+    for (size_t i = 0; l && i < n; i++)
+        free(l[i].line);
+    free(l);
+}
+
 int aspen_store_wait_fd(aspen_store *s, int *fd, aspen_store_error *err)
 {
     if (fd)

@@ -96,6 +96,10 @@ struct store_ops {
                     aspen_store_error *err);
     int (*logs)(aspen_store *s, int64_t job_id, int64_t after_seq, size_t limit,
                 aspen_store_log **out, size_t *n, aspen_store_error *err);
+    /* the log feed (schema version 12): cursor->tx >= 0 here (api.c resolves the end first) */
+    int (*log_feed)(aspen_store *s, aspen_store_log_cursor *cursor, size_t limit,
+                    aspen_store_feed_line **out, size_t *n, aspen_store_error *err);
+    int (*log_feed_end)(aspen_store *s, aspen_store_log_cursor *cursor, aspen_store_error *err);
     /* attempt_data (schema version 8); api.c checked the items */
     int (*put_attempt_data)(aspen_store *s, const aspen_store_attempt_data *items, size_t n,
                             aspen_store_error *err);

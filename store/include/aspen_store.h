@@ -63,7 +63,7 @@ typedef struct aspen_store_error {
 
 /* The seed's limit: "Binary too large: X bytes (max: 52428800 bytes)". */
 #define ASPEN_STORE_MAX_BINARY 52428800u
-#define ASPEN_STORE_SCHEMA_VERSION 11
+#define ASPEN_STORE_SCHEMA_VERSION 12
 
 /* ---- states and the transition table ---------------------------------------------------------- */
 
@@ -698,6 +698,36 @@ typedef struct aspen_store_log {
 int aspen_store_logs(aspen_store *s, int64_t job_id, int64_t after_seq, size_t limit,
                      aspen_store_log **out, size_t *n, aspen_store_error *err);
 void aspen_store_logs_free(aspen_store_log *l, size_t n);
+
+/* The log feed (schema version 12): every job's new log lines, from every engine on the database,
+ * in the order their transactions committed — what the console's Logs pane and
+ * `aspen logs --follow` without a job tail. A cursor is opaque: start from
+ * ASPEN_STORE_LOG_CURSOR_END (or a zeroed cursor for everything still kept) and pass back the one
+ * each read leaves. On SQLite the order is a per-statement number (writes are serialised by the
+ * file's lock); on PostgreSQL the writing transaction's id, and a line shows only once every
+ * transaction that started before it has ended, so a slow writer's lines are never skipped. */
+typedef struct aspen_store_log_cursor {
+    int64_t tx, job, seq;
+} aspen_store_log_cursor;
+#define ASPEN_STORE_LOG_CURSOR_END ((aspen_store_log_cursor){.tx = -1})
+
+typedef struct aspen_store_feed_line {
+    int64_t job_id, seq;
+    int attempt;       /* 0 for the truncation marker */
+    int64_t time_ms;
+    int64_t engine_id; /* the engine that ran the attempt; 0 when no longer known */
+    char host[64];     /* that engine's host name and pid, "" / 0 when its row is gone */
+    int64_t pid;
+    char *line;
+    bool marker;
+} aspen_store_feed_line;
+
+/* At most `limit` (0 → 500) lines after *cursor, oldest first; *cursor moves past them. A cursor
+ * of ASPEN_STORE_LOG_CURSOR_END becomes the current end and no lines are returned. Read-only
+ * handles may call it. */
+int aspen_store_log_feed(aspen_store *s, aspen_store_log_cursor *cursor, size_t limit,
+                         aspen_store_feed_line **out, size_t *n, aspen_store_error *err);
+void aspen_store_log_feed_free(aspen_store_feed_line *l, size_t n);
 
 /* Copies the write-ahead log into the database and truncates it to nothing (SQLite's TRUNCATE
  * checkpoint). After a disk-full error this gives back the room the log took (it grows to about

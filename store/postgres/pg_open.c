@@ -1030,6 +1030,26 @@ static int pg_migrate_v11(struct pg_store *s, aspen_store_error *err)
     return 0;
 }
 
+/* Version 12: the log feed. Transactions of many hosts commit in any order, so a sequence would
+ * let a reader pass a number whose transaction has not committed yet and skip its lines for
+ * good. Each line carries instead the id of the transaction that wrote it (a column default, so
+ * no INSERT changes), and the feed reads only lines of transactions older than every one still
+ * running (pg_snapshot_xmin): those can no longer gain lines. The constant default first, so
+ * the ALTER does not rewrite the table; then the default new lines take. */
+static int pg_migrate_v12(struct pg_store *s, aspen_store_error *err)
+{
+    PGresult *r = PQexec(s->conn, "ALTER TABLE logs ADD COLUMN IF NOT EXISTS xid xid8 NOT NULL DEFAULT '0';"
+                                  "ALTER TABLE logs ALTER COLUMN xid SET DEFAULT pg_current_xact_id();"
+                                  "CREATE INDEX IF NOT EXISTS logs_feed ON logs (xid, job, seq);");
+    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+        int code = pg_err(s, err, r, "adding the log feed (version 12)");
+        PQclear(r);
+        return code;
+    }
+    PQclear(r);
+    return 0;
+}
+
 /* pg_migrations[v - 4] takes a database from v to v + 1, inside the transaction that holds the
  * schema lock (a fresh database is created at 4 and migrated at once, in the same transaction). */
 static int (*const pg_migrations[ASPEN_STORE_SCHEMA_VERSION - 4])(struct pg_store *,
@@ -1041,6 +1061,7 @@ static int (*const pg_migrations[ASPEN_STORE_SCHEMA_VERSION - 4])(struct pg_stor
     pg_migrate_v9,
     pg_migrate_v10,
     pg_migrate_v11,
+    pg_migrate_v12,
 };
 
 static int create_schema(struct pg_store *s, aspen_store_error *err)
@@ -1516,6 +1537,8 @@ const struct store_ops store_pg_ops = {
     .oldest_waiting = pg_oldest_waiting,
     .attempts = pg_attempts,
     .logs = pg_logs,
+    .log_feed = pg_log_feed,
+    .log_feed_end = pg_log_feed_end,
     .put_attempt_data = pg_put_attempt_data,
     .get_attempt_data = pg_get_attempt_data,
     .list_attempt_data = pg_list_attempt_data,

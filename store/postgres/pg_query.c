@@ -670,3 +670,72 @@ int pg_logs(aspen_store *base, int64_t job_id, int64_t after_seq, size_t limit,
     *n = count;
     return 0;
 }
+
+/* ---- the log feed (schema version 12, pg_migrate_v12) ------------------------------------------- */
+
+int pg_log_feed_end(aspen_store *base, aspen_store_log_cursor *cursor, aspen_store_error *err)
+{
+    struct pg_store *s = pgs(base);
+    /* Just before the oldest transaction still running: everything older is final, and what
+     * that one and later ones write comes after the cursor. */
+    PGresult *r = pg_exec(s, "aspen_log_feed_end",
+                          "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint - 1",
+                          NULL, "reading the end of the log feed", err);
+    if (!r)
+        return code_of(err);
+    *cursor = (aspen_store_log_cursor){.tx = pg_get_int(r, 0, 0), .job = INT64_MAX,
+                                       .seq = INT64_MAX};
+    PQclear(r);
+    return 0;
+}
+
+int pg_log_feed(aspen_store *base, aspen_store_log_cursor *cursor, size_t limit,
+                aspen_store_feed_line **out, size_t *n, aspen_store_error *err)
+{
+    struct pg_store *s = pgs(base);
+    struct pg_params p = {0};
+    pg_p_int(&p, cursor->tx);
+    pg_p_int(&p, cursor->job);
+    pg_p_int(&p, cursor->seq);
+    pg_p_int(&p, (int64_t)limit);
+    PGresult *r = pg_exec(
+        s, "aspen_log_feed",
+        "SELECT l.xid::text::bigint, l.job, l.seq, l.attempt, l.time_ms, l.line,"
+        " coalesce(a.engine, j.owner, 0), e.host, e.pid FROM logs l"
+        " LEFT JOIN attempts a ON a.job = l.job AND a.number = l.attempt"
+        " LEFT JOIN jobs j ON j.id = l.job"
+        " LEFT JOIN engines e ON e.id = coalesce(a.engine, j.owner)"
+        " WHERE (l.xid, l.job, l.seq) > ($1::bigint::text::xid8, $2::bigint, $3::bigint)"
+        " AND l.xid < pg_snapshot_xmin(pg_current_snapshot())"
+        " ORDER BY l.xid, l.job, l.seq LIMIT $4::bigint",
+        &p, "reading the log feed", err);
+    if (!r)
+        return code_of(err);
+    size_t count = (size_t)PQntuples(r);
+    aspen_store_feed_line *list = count ? calloc(count, sizeof *list) : NULL;
+    bool oom = count && !list;
+    aspen_store_log_cursor last = *cursor;
+    for (size_t i = 0; !oom && i < count; i++) {
+        aspen_store_feed_line *l = &list[i];
+        int row = (int)i;
+        last.tx = pg_get_int(r, row, 0);
+        l->job_id = last.job = pg_get_int(r, row, 1);
+        l->seq = last.seq = pg_get_int(r, row, 2);
+        l->attempt = (int)pg_get_int(r, row, 3);
+        l->time_ms = pg_get_int(r, row, 4);
+        l->line = pg_get_text(r, row, 5, &oom);
+        l->engine_id = pg_get_int(r, row, 6);
+        snprintf(l->host, sizeof l->host, "%s", PQgetvalue(r, row, 7));
+        l->pid = pg_get_int(r, row, 8);
+        l->marker = l->attempt == 0; /* real lines belong to attempt 1 or later */
+    }
+    PQclear(r);
+    if (oom) {
+        aspen_store_log_feed_free(list, count);
+        return store_err(err, ASPEN_STORE_ENOMEM, "out of memory reading the log feed");
+    }
+    *cursor = last;
+    *out = list;
+    *n = count;
+    return 0;
+}

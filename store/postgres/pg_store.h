@@ -294,6 +294,9 @@ int pg_attempts(aspen_store *s, int64_t job_id, aspen_store_attempt **out, size_
                 aspen_store_error *err);
 int pg_logs(aspen_store *s, int64_t job_id, int64_t after_seq, size_t limit, aspen_store_log **out,
             size_t *n, aspen_store_error *err);
+int pg_log_feed(aspen_store *s, aspen_store_log_cursor *cursor, size_t limit,
+                aspen_store_feed_line **out, size_t *n, aspen_store_error *err);
+int pg_log_feed_end(aspen_store *s, aspen_store_log_cursor *cursor, aspen_store_error *err);
 int pg_metrics_write(aspen_store *s, const aspen_store_rollup *rows, size_t n,
                      aspen_store_error *err); /* pg_metrics.c */
 int pg_metrics_rows(aspen_store *s, int64_t from_minute, int64_t to_minute, const char *guest,

@@ -40,8 +40,8 @@
     " host_calls, pages_dirtied, bytes_in, bytes_out, outcome, error, recovered) VALUES "
 #define ATTEMPT_ROW "(?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 #define ATTEMPT_PARAMS 14
-#define LOG_HEAD "INSERT INTO logs (job, seq, attempt, time_ms, line) VALUES "
-#define LOG_ROW "(?,?,?,?,?)"
+#define LOG_HEAD "INSERT INTO logs (job, seq, attempt, time_ms, line, tx) VALUES "
+#define LOG_ROW "(?,?,?,?,?," SQ_LOG_TX ")"
 #define LOG_PARAMS 5
 
 char *group_sql(enum group_stmt kind, size_t rows)

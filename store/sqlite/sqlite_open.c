@@ -72,13 +72,24 @@ static const char *const stmt_sql[ST_COUNT] = {
         "INSERT INTO attempts (job, number, engine, started_at, finished_at, wall_us,"
         " exits, host_calls, pages_dirtied, bytes_in, bytes_out, outcome, error, recovered)"
         " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
-    [ST_LOG_INSERT] = "INSERT INTO logs (job, seq, attempt, time_ms, line) VALUES (?1, ?2, ?3, ?4, ?5)",
+    [ST_LOG_INSERT] = "INSERT INTO logs (job, seq, attempt, time_ms, line, tx)"
+                      " VALUES (?1, ?2, ?3, ?4, ?5, " SQ_LOG_TX ")",
     [ST_JOB_GET] = "SELECT " JOB_COLUMNS " FROM jobs WHERE id = ?1",
     [ST_ATTEMPTS_GET] = "SELECT job, number, engine, started_at, finished_at, wall_us, exits,"
                         " host_calls, pages_dirtied, bytes_in, bytes_out, outcome, error, recovered"
                         " FROM attempts WHERE job = ?1 ORDER BY number",
     [ST_LOGS_GET] = "SELECT seq, attempt, time_ms, line FROM logs WHERE job = ?1 AND seq > ?2"
                     " ORDER BY seq LIMIT ?3",
+    /* The feed (version 12): a seek on logs_feed, then each line's engine by its attempt row, or
+     * the job's owner while that attempt still runs (its attempt row is written at the end). */
+    [ST_LOG_FEED] = "SELECT l.tx, l.job, l.seq, l.attempt, l.time_ms, l.line,"
+                    " coalesce(a.engine, j.owner, 0), e.host, e.pid FROM logs l"
+                    " LEFT JOIN attempts a ON a.job = l.job AND a.number = l.attempt"
+                    " LEFT JOIN jobs j ON j.id = l.job"
+                    " LEFT JOIN engines e ON e.id = coalesce(a.engine, j.owner)"
+                    " WHERE (l.tx, l.job, l.seq) > (?1, ?2, ?3)"
+                    " ORDER BY l.tx, l.job, l.seq LIMIT ?4",
+    [ST_LOG_FEED_END] = "SELECT coalesce(max(tx), 0) FROM logs",
     [ST_COUNTS] = "SELECT state, n FROM job_counts",
     [ST_COUNTS_ADD] = "UPDATE job_counts SET n = n + ?2 WHERE state = ?1",
     /* min(run_at) over the queue index (priority first) would read every queued job: instead,
@@ -396,6 +407,32 @@ static int migrate_v11(struct sqlite_store *s, aspen_store_error *err)
     return 0;
 }
 
+/* Version 12: the log feed. Lines are keyed by (job, seq); a reader following every job needs an
+ * order in which lines appear, so each INSERT numbers its lines one past the highest number yet
+ * (SQ_LOG_TX: a seek to the end of logs_feed). SQLite writes one transaction at a time, so a
+ * number once visible is never undercut by a later commit; lines older than the migration keep 0.
+ * The index is appended at its right edge: one more B-tree insert per line. */
+static int query_int(struct sqlite_store *s, const char *sql, int64_t *out, const char *what,
+                     aspen_store_error *err);
+static int migrate_v12(struct sqlite_store *s, aspen_store_error *err)
+{
+    /* Idempotent, as the earlier steps are: a database whose version was set back by hand (the
+     * tests' older databases) keeps its column and index. */
+    int64_t has = 0;
+    int code = query_int(s, "SELECT count(*) FROM pragma_table_info('logs') WHERE name = 'tx'", &has,
+                         "adding the log feed (version 12)", err);
+    if (code)
+        return code;
+    int rc = sqlite3_exec(s->db,
+                          has ? "CREATE INDEX IF NOT EXISTS logs_feed ON logs (tx, job, seq);"
+                              : "ALTER TABLE logs ADD COLUMN tx INTEGER NOT NULL DEFAULT 0;"
+                                "CREATE INDEX IF NOT EXISTS logs_feed ON logs (tx, job, seq);",
+                          NULL, NULL, NULL);
+    if (rc != SQLITE_OK)
+        return store_sqlite_err(s, err, rc, "adding the log feed (version 12)");
+    return 0;
+}
+
 /* migrations[v] takes a database at version v to v + 1. */
 static int (*const migrations[ASPEN_STORE_SCHEMA_VERSION])(struct sqlite_store *,
                                                            aspen_store_error *) = {
@@ -410,6 +447,7 @@ static int (*const migrations[ASPEN_STORE_SCHEMA_VERSION])(struct sqlite_store *
     migrate_v9,
     migrate_v10,
     migrate_v11,
+    migrate_v12,
 };
 
 const char *store_stmt_sql(enum stmt_id id) { return stmt_sql[id]; }
@@ -1112,6 +1150,8 @@ const struct store_ops store_sqlite_ops = {
     .oldest_waiting = sq_oldest_waiting,
     .attempts = sq_attempts,
     .logs = sq_logs,
+    .log_feed = sq_log_feed,
+    .log_feed_end = sq_log_feed_end,
     .put_attempt_data = sq_put_attempt_data,
     .get_attempt_data = sq_get_attempt_data,
     .list_attempt_data = sq_list_attempt_data,

@@ -778,3 +778,75 @@ int sq_logs(aspen_store *base, int64_t job_id, int64_t after_seq, size_t limit,
     *n = count;
     return 0;
 }
+
+/* ---- the log feed (schema version 12) ------------------------------------------------------------ */
+
+int sq_log_feed_end(aspen_store *base, aspen_store_log_cursor *cursor, aspen_store_error *err)
+{
+    struct sqlite_store *s = sq(base);
+    sqlite3_stmt *st = store_stmt(s, ST_LOG_FEED_END, err);
+    if (!st)
+        return err ? err->code : ASPEN_STORE_EIO;
+    int rc = sqlite3_step(st);
+    int64_t tx = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW)
+        return store_sqlite_err(s, err, rc, "reading the end of the log feed");
+    /* past every line of the highest number: the next INSERT numbers its lines tx + 1 */
+    *cursor = (aspen_store_log_cursor){.tx = tx, .job = INT64_MAX, .seq = INT64_MAX};
+    return 0;
+}
+
+int sq_log_feed(aspen_store *base, aspen_store_log_cursor *cursor, size_t limit,
+                aspen_store_feed_line **out, size_t *n, aspen_store_error *err)
+{
+    struct sqlite_store *s = sq(base);
+    sqlite3_stmt *st = store_stmt(s, ST_LOG_FEED, err);
+    if (!st)
+        return err ? err->code : ASPEN_STORE_EIO;
+    sqlite3_bind_int64(st, 1, cursor->tx);
+    sqlite3_bind_int64(st, 2, cursor->job);
+    sqlite3_bind_int64(st, 3, cursor->seq);
+    sqlite3_bind_int64(st, 4, (int64_t)limit);
+    aspen_store_feed_line *list = NULL;
+    size_t count = 0, cap = 0;
+    aspen_store_log_cursor last = *cursor;
+    int rc, code = 0;
+    bool oom = false;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        aspen_store_feed_line *grown = store_grow(list, &cap, count, sizeof *list);
+        if (!grown) {
+            oom = true;
+            break;
+        }
+        list = grown;
+        aspen_store_feed_line *l = &list[count++];
+        memset(l, 0, sizeof *l);
+        last.tx = sqlite3_column_int64(st, 0);
+        l->job_id = last.job = sqlite3_column_int64(st, 1);
+        l->seq = last.seq = sqlite3_column_int64(st, 2);
+        l->attempt = sqlite3_column_int(st, 3);
+        l->time_ms = sqlite3_column_int64(st, 4);
+        l->line = col_dup(st, 5, &oom);
+        l->engine_id = sqlite3_column_int64(st, 6);
+        const unsigned char *host = sqlite3_column_text(st, 7);
+        snprintf(l->host, sizeof l->host, "%s", host ? (const char *)host : "");
+        l->pid = sqlite3_column_int64(st, 8);
+        l->marker = l->attempt == 0; /* real lines belong to attempt 1 or later */
+        if (oom)
+            break;
+    }
+    if (oom)
+        code = store_err(err, ASPEN_STORE_ENOMEM, "out of memory reading the log feed");
+    else if (rc != SQLITE_DONE)
+        code = store_sqlite_err(s, err, rc, "reading the log feed");
+    sqlite3_reset(st);
+    if (code) {
+        aspen_store_log_feed_free(list, count);
+        return code;
+    }
+    *cursor = last;
+    *out = list;
+    *n = count;
+    return 0;
+}

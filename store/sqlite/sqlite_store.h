@@ -70,6 +70,8 @@ enum stmt_id {
     ST_UNIQUE_INSERT,
     ST_UNIQUE_GET,
     ST_DELETE_UNIQUE,
+    ST_LOG_FEED,     /* schema version 12: every job's lines after a cursor */
+    ST_LOG_FEED_END,
     ST_COUNT
 };
 
@@ -113,6 +115,8 @@ struct sqlite_store {
 #define PAYLOAD_EXPR                                                                               \
     "(CASE WHEN jobs.payload_ext THEN (SELECT p.payload FROM job_payloads p WHERE p.id = jobs.id)" \
     " ELSE jobs.payload END)"
+/* A log line's feed number (schema version 12, migrate_v12): one past the highest yet. */
+#define SQ_LOG_TX "(SELECT coalesce(max(tx), 0) + 1 FROM logs)"
 /* Payloads longer than this live in job_payloads. */
 #define PAYLOAD_INLINE_MAX 256
 
@@ -347,5 +351,8 @@ int sq_list_attempt_data(aspen_store *s, int64_t job_id, aspen_store_attempt_dat
                          size_t *n, aspen_store_error *err);
 int sq_logs(aspen_store *s, int64_t job_id, int64_t after_seq, size_t limit, aspen_store_log **out,
             size_t *n, aspen_store_error *err);
+int sq_log_feed(aspen_store *s, aspen_store_log_cursor *cursor, size_t limit,
+                aspen_store_feed_line **out, size_t *n, aspen_store_error *err);
+int sq_log_feed_end(aspen_store *s, aspen_store_log_cursor *cursor, aspen_store_error *err);
 
 #endif

@@ -15,9 +15,8 @@
  *
  * The same read also tails the log lines of jobs that run on OTHER engines into the logs pane's
  * all-jobs buffer: this console's engine sends its own lines as events, other hosts' lines reach
- * it only through the store (their engines write a running job's lines every ~200 ms, the rest
- * with its completion). A job is followed while an engine's heartbeat lists it and for 5 s after,
- * so the lines of its completion come too. */
+ * it only through the store's log feed (aspen_store_log_feed: every job's lines after a cursor,
+ * their engine named), so a job too short for any heartbeat to list still shows. */
 #include "app.h"
 
 #include <curses.h>
@@ -43,13 +42,11 @@ static struct {
     char open_error[256];
 } R;
 
-/* Jobs of other engines whose log lines are tailed: the last seq read, and when a heartbeat last
- * listed the job (reader's side). */
-#define TAIL_JOBS 256
+/* The log feed's cursor (reader's side): every engine's lines after it come with each read. */
 static struct {
-    int64_t job, after_seq;
-    double seen_at;
-} T[TAIL_JOBS];
+    aspen_store_log_cursor at;
+    bool started;
+} T;
 
 typedef struct engines_req {
     uv_work_t w;
@@ -61,59 +58,30 @@ typedef struct engines_req {
     char error[256];
     aspen_store_engine_info *list;
     size_t n;
-    struct {
-        int64_t job;
-        aspen_store_log *lines;
-        size_t n;
-    } got[TAIL_JOBS];
+    aspen_store_feed_line *got;
     size_t n_got;
 } engines_req;
 
-/* On the pool: the other engines' running jobs into T, then their new lines into r->got. */
+/* On the pool: the lines other engines wrote since the last read (store feed, schema 12), up to
+ * 2,000 a read; this console's own engine's lines are left out (they come as events). Starting
+ * at the end: lines from before the console opened are in each job's own log. */
 static void tail_other_hosts(engines_req *r)
 {
-    double now = tui_mono_ms();
-    for (size_t i = 0; i < r->n; i++) {
-        if (r->list[i].id == r->own)
+    aspen_store_error se = {0};
+    aspen_store_feed_line *l = NULL;
+    size_t n = 0;
+    if (aspen_store_log_feed(R.store, &T.at, 2000, &l, &n, &se) != 0)
+        return;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (l[i].engine_id == r->own && r->own) {
+            free(l[i].line);
             continue;
-        for (size_t k = 0; k < r->list[i].n_slots; k++) {
-            int64_t job = r->list[i].slots[k].job_id;
-            size_t slot = TAIL_JOBS, free_slot = TAIL_JOBS;
-            for (size_t t = 0; t < TAIL_JOBS; t++) {
-                if (T[t].job == job)
-                    slot = t;
-                else if (!T[t].job && free_slot == TAIL_JOBS)
-                    free_slot = t;
-            }
-            if (slot == TAIL_JOBS && free_slot != TAIL_JOBS) {
-                slot = free_slot;
-                T[slot].job = job;
-                T[slot].after_seq = 0;
-            }
-            if (slot != TAIL_JOBS)
-                T[slot].seen_at = now;
         }
+        l[k++] = l[i];
     }
-    for (size_t t = 0; t < TAIL_JOBS; t++) {
-        if (!T[t].job)
-            continue;
-        aspen_store_log *lines = NULL;
-        size_t n = 0;
-        aspen_store_error se = {0};
-        if (aspen_store_logs(R.store, T[t].job, T[t].after_seq, 500, &lines, &n, &se) == 0 && n) {
-            for (size_t i = 0; i < n; i++)
-                if (lines[i].seq > T[t].after_seq)
-                    T[t].after_seq = lines[i].seq;
-            r->got[r->n_got].job = T[t].job;
-            r->got[r->n_got].lines = lines;
-            r->got[r->n_got].n = n;
-            r->n_got++;
-        } else {
-            aspen_store_logs_free(lines, n);
-        }
-        if (now - T[t].seen_at > 5000)
-            T[t].job = 0; /* finished a while ago: its last lines were read */
-    }
+    r->got = l;
+    r->n_got = k;
 }
 
 static void engines_work(uv_work_t *w)
@@ -130,7 +98,17 @@ static void engines_work(uv_work_t *w)
         snprintf(r->error, sizeof r->error, "%s", se.msg);
         return;
     }
-    if (r->tail)
+    /* The feed's start is the first read of any kind (the pane's own reads run without tailing):
+     * lines written after the console opened are not missed while the ticks wait on them. */
+    if (!T.started) {
+        T.at = ASPEN_STORE_LOG_CURSOR_END;
+        aspen_store_feed_line *none = NULL;
+        size_t n_none = 0;
+        if (aspen_store_log_feed(R.store, &T.at, 0, &none, &n_none, &se) == 0)
+            T.started = true;
+        aspen_store_log_feed_free(none, n_none);
+    }
+    if (r->tail && T.started)
         tail_other_hosts(r);
 }
 
@@ -150,16 +128,13 @@ static void engines_done(uv_work_t *w, int status)
         } else {
             snprintf(E.error, sizeof E.error, "%s", r->error); /* keep the last list on screen */
         }
-        for (size_t g = 0; g < r->n_got; g++)
-            for (size_t i = 0; i < r->got[g].n; i++) {
-                const aspen_store_log *l = &r->got[g].lines[i];
-                tui_logbuf_push(&a->logs_all, r->got[g].job, l->attempt, l->time_ms, 0, l->line);
-            }
+        for (size_t i = 0; i < r->n_got; i++)
+            tui_logbuf_push(&a->logs_all, r->got[i].job_id, r->got[i].attempt, r->got[i].time_ms, 0,
+                            r->got[i].line);
         tui_request_draw(a);
     }
     aspen_store_engines_free(r->list);
-    for (size_t g = 0; g < r->n_got; g++)
-        aspen_store_logs_free(r->got[g].lines, r->got[g].n);
+    aspen_store_log_feed_free(r->got, r->n_got);
     free(r);
 }
 
@@ -193,7 +168,7 @@ void tui_engines_close(void)
     aspen_store_close(R.store);
     memset(&E, 0, sizeof E);
     memset(&R, 0, sizeof R);
-    memset(T, 0, sizeof T);
+    memset(&T, 0, sizeof T);
 }
 
 static long job_rows(void)

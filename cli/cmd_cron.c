@@ -86,8 +86,8 @@ static json_t *schedule_json(const aspen_store_schedule *sc)
     json_object_set_new(o, "priority", json_integer(sc->priority));
     json_object_set_new(o, "max_attempts", json_integer(sc->max_attempts));
     json_object_set_new(o, "timeout_ms", json_integer(sc->timeout_ms));
-    json_object_set_new(o, "next_run_ms", sc->next_run_ms ? json_integer(sc->next_run_ms)
-                                                          : json_null());
+    int64_t next = aspen_store_schedule_next_due(sc);
+    json_object_set_new(o, "next_run_ms", next ? json_integer(next) : json_null());
     json_object_set_new(o, "last_run_ms", sc->last_run_ms ? json_integer(sc->last_run_ms)
                                                           : json_null());
     json_object_set_new(o, "last_enqueued_at_ms", sc->last_enqueued_at_ms
@@ -126,7 +126,7 @@ static int cron_list(aspen_engine *eng, bool as_json)
         for (size_t i = 0; i < n; i++) {
             const aspen_store_schedule *sc = &list[i];
             char name[160], expr[160], tz[120], next[48], last[48], job[48];
-            format_in_zone(sc->next_run_ms, sc->tz, next, sizeof next);
+            format_in_zone(aspen_store_schedule_next_due(sc), sc->tz, next, sizeof next);
             format_in_zone(sc->last_run_ms, sc->tz, last, sizeof last);
             if (sc->last_job_id)
                 snprintf(job, sizeof job, "#%lld %s", (long long)sc->last_job_id, outcome(sc));
@@ -351,7 +351,8 @@ static int cron_add(int argc, char **argv)
         if (aspen_engine_schedules(eng, &list, &n, NULL) == 0)
             for (size_t i = 0; i < n; i++)
                 if (strcmp(list[i].name, def.name) == 0)
-                    format_in_zone(list[i].next_run_ms, list[i].tz, next, sizeof next);
+                    format_in_zone(aspen_store_schedule_next_due(&list[i]), list[i].tz, next,
+                                   sizeof next);
         aspen_store_schedules_free(list, n);
         printf("schedule %s %s; next run %s%s\n", def.name, def.replace ? "stored" : "added",
                next, def.paused ? " (paused)" : "");

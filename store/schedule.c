@@ -249,6 +249,11 @@ int store_schedule_from_texts(aspen_store_schedule *out, const char *const *v,
     return 0;
 }
 
+int64_t aspen_store_schedule_next_due(const aspen_store_schedule *sc)
+{
+    return sc->paused ? 0 : sc->next_run_ms;
+}
+
 void aspen_store_schedule_clear(aspen_store_schedule *sc)
 {
     if (!sc)

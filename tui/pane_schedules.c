@@ -238,7 +238,7 @@ static void schedules_draw(tui_app *a, int y0, int h)
     for (size_t i = (size_t)first; i < S.n && y < y0 + h - 1; i++) {
         const aspen_store_schedule *sc = &S.list[i];
         char next[48], last[48], job[48];
-        when(sc->paused ? 0 : sc->next_run_ms, sc->tz, !wide, next, sizeof next);
+        when(aspen_store_schedule_next_due(sc), sc->tz, !wide, next, sizeof next);
         when(sc->last_run_ms, sc->tz, !wide, last, sizeof last);
         const char *outcome = !sc->last_job_id         ? ""
                               : sc->last_job_state < 0 ? "deleted"

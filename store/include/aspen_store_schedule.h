@@ -126,6 +126,10 @@ typedef struct aspen_store_schedule {
 } aspen_store_schedule;
 
 void aspen_store_schedule_clear(aspen_store_schedule *sc);
+/* The next occurrence that will run, as every view shows it: 0 (none) while the schedule is
+ * paused — its stored next_run_ms is skipped, not run, and resuming computes the next one from
+ * then — else next_run_ms. One rule for aspen cron list, its --json and the console. */
+int64_t aspen_store_schedule_next_due(const aspen_store_schedule *sc);
 void aspen_store_schedules_free(aspen_store_schedule *list, size_t n);
 
 /* Checks a name: 0 or EINVAL saying what a name may hold. */

@@ -238,6 +238,24 @@ static void every_second(bool pg)
     o = run_plain("'%s' cron pause tick --db '%s' 2>&1", ASPEN_BIN, d.name);
     assert_int_equal(o.status, 0);
     free(o.buf);
+    /* a paused schedule has no next run, in the table and in --json alike (the console's rule:
+     * aspen_store_schedule_next_due); the table used to show the stored occurrence it skips */
+    o = run_plain("'%s' cron list --db '%s' 2>&1", ASPEN_BIN, d.name);
+    {
+        const char *row = strstr(o.buf, "\ntick ");
+        if (!row || !strstr(row, " paused  - "))
+            fail_msg("a paused schedule's NEXT RUN is not '-':\n%s", o.buf);
+    }
+    free(o.buf);
+    o = run_plain("'%s' cron list --json --db '%s' 2>&1", ASPEN_BIN, d.name);
+    {
+        json_t *l = json_loads(o.buf, 0, NULL);
+        assert_non_null(l);
+        assert_true(json_is_null(json_object_get(json_array_get(l, 0), "next_run_ms")));
+        assert_true(json_is_true(json_object_get(json_array_get(l, 0), "paused")));
+        json_decref(l);
+    }
+    free(o.buf);
     json_t *runs = runs_of(&d, "tick");
     size_t n = json_array_size(runs);
     assert_true(n >= 11);

@@ -42,7 +42,7 @@ static const tui_binding map[] = {
     {TUI_A_PANE_ENGINES, CX_ANY, K('4'), "engines", NULL, NULL, false,
      "the Engines pane: every host's engines, their workers' jobs, stale hosts", NULL, 0, NULL},
     {TUI_A_PANE_SCHEDULES, CX_ANY, K('5'), "schedules", NULL, NULL, false,
-     "the Schedules pane (tab Cron): periodic jobs, next and last run, enable/disable, run now", NULL, 0,
+     "the Schedules pane (tab Cron under 100 columns): periodic jobs, next and last run, enable/disable, run now", NULL, 0,
      NULL},
     {TUI_A_PANE_QUEUES, CX_ANY, K('6'), "queues", NULL, NULL, false,
      "the Queues pane: every named queue, its limit, rate and pause", NULL, 0, NULL},

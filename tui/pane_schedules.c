@@ -1,5 +1,5 @@
-/* tui/pane_schedules.c — the Schedules pane (tab "5 Cron"): every periodic job on the database (issue 10,
- * docs/SCHEDULES.md) with its expression and zone, whether it is active or paused, its next run
+/* tui/pane_schedules.c — the Schedules pane (tab "5 Schedules", "5Cron" under 100 columns): every
+ * periodic job on the database (issue 10, docs/SCHEDULES.md) with its expression and zone, whether it is active or paused, its next run
  * and its last run with that job's id and outcome (the job's state now), how many runs it made,
  * and why it cannot run when its zone no longer loads; the header says which engine holds the
  * scheduler lease. Keys: e enables / disables the schedule under the cursor, n runs it now (one

@@ -289,7 +289,9 @@ void tui_scroll(long *cursor, long *top, long n, long height)
 
 const char *tui_pane_name(tui_pane p)
 {
-    static const char *names[] = {"Jobs", "VMs", "Logs", "Engines", "Cron", "Queues", "Metrics"}; /* Cron: the Schedules pane, short for 80 columns */
+    /* The wide tab row's names, as help and docs name the panes; under 100 columns
+     * tui_pane_label's short ones ("Cron" for Schedules, "Stats" for Metrics) fit 80. */
+    static const char *names[] = {"Jobs", "VMs", "Logs", "Engines", "Schedules", "Queues", "Metrics"};
     return p < TUI_PANE_COUNT ? names[p] : "?";
 }
 

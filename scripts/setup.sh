@@ -14,8 +14,10 @@ PKGS=(build-essential cmake pkg-config libuv1-dev libjansson-dev libsqlite3-dev 
       clang-14 libclang-rt-14-dev) # make fuzz: clang and its libFuzzer/sanitizer runtimes
 
 # Rust guests (guests/rust/) need rustc and cargo, 1.63 or newer. Debian's are installed only when
-# no cargo is on the PATH: a newer toolchain there (e.g. rustup's ~/.cargo/bin) is used as it is.
-if ! command -v cargo >/dev/null 2>&1 || ! command -v rustc >/dev/null 2>&1; then
+# no working cargo is on the PATH: a newer toolchain there (e.g. rustup's ~/.cargo/bin) is used as
+# it is. "Working" means it runs: a rustup proxy with no default toolchain (another HOME, say) is on
+# the PATH but fails, and the build then falls back to Debian's /usr/bin/cargo (guests/CMakeLists.txt).
+if ! cargo --version >/dev/null 2>&1 || ! rustc --version >/dev/null 2>&1; then
   PKGS+=(rustc cargo)
 fi
 

@@ -1,4 +1,4 @@
-/* cli/cmd_console.c — `aspen console`: the operations console (tui/aspen_tui.h) on an engine with
+/* cli/cmd_console.c — `aspen console`: the operations console (tui/include/aspen_tui.h) on an engine with
  * workers, on the same database as the other subcommands (--db, $ASPEN_DB, or the user's data
  * dir; a --db that does not exist is refused unless --create, as everywhere). The submit form offers the guests of target/guest-binaries/ (echo-worker and
  * data-processor first) and the built-in in-process handlers.

@@ -2,7 +2,7 @@
  *
  * Whatever a job carries (its type, tags, names, payload, result, error, log lines) was written
  * by whoever submitted or ran it, so the text output goes through the one sanitiser both front
- * ends share (tui/aspen_text.h): controls, C1, bidi overrides and invalid UTF-8 are shown escaped,
+ * ends share (tui/include/aspen_text.h): controls, C1, bidi overrides and invalid UTF-8 are shown escaped,
  * never sent raw and never dropped. Error messages too: they quote types, names and guests' words.
  *
  * --json output must be UTF-8 for jansson (json_string returns NULL on anything else, and the field

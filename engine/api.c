@@ -7,7 +7,7 @@
  * call and stored by content hash, tags become a JSON array, a source directory is made absolute
  * (the worker that builds it may run elsewhere in the file system). What the job could never run
  * with is refused here rather than failing later: a memory size the VM would refuse (its own limits,
- * vm/aspen_vm.h, and the image's size), a tag that is not UTF-8.
+ * vm/include/aspen_vm.h, and the image's size), a tag that is not UTF-8.
  */
 #include "engine_internal.h"
 
@@ -200,7 +200,7 @@ static size_t image_pages(const void *bytes, size_t size, const char *name)
     return mem;
 }
 
-/* --memory against the VM's own limits (vm/aspen_vm.h), so a size the VM would refuse is refused
+/* --memory against the VM's own limits (vm/include/aspen_vm.h), so a size the VM would refuse is refused
  * now, with the VM's reason, not when the job runs. image_mem 0: only the range is known. */
 static int check_memory(int64_t mem, size_t image_mem, const char *name, aspen_engine_error *err)
 {

@@ -8,7 +8,7 @@
  *      (a link leaving the tree, a FIFO, a device) is refused, and so are trees over the caps on
  *      entries, depth, file size and total size. Dot-files are neither hashed nor copied.
  *   2. The cache key is a SHA-256 of the tree's paths and contents, the SDK tree (names, sizes,
- *      times), vm/abi.h, the allow-list, the toolchain and this recipe's version. A hit answers
+ *      times), vm/include/abi.h, the allow-list, the toolchain and this recipe's version. A hit answers
  *      without copying or compiling (well under 2 ms for a small guest).
  *   3. On a miss the tree is copied (the same walk) into a private directory and hashed again: the
  *      key stored is the hash of exactly what was compiled, whatever changes in the source
@@ -18,7 +18,7 @@
  *      words, and where the allow-list and its explanation are.
  *   5. The SDK (trusted code, fixed flags) is compiled once per key into CACHE/sdk-<key>/, and the
  *      guest is compiled and linked, each run in the sandbox: /src (the copy, read-only), the SDK
- *      at /aspen/guests/sdk, vm/abi.h at /aspen/vm/abi.h, the toolchain's own files, a small /tmp
+ *      at /aspen/guests/sdk, vm/include/abi.h at /aspen/vm/include/abi.h, the toolchain's own files, a small /tmp
  *      and /out — and nothing else of the host. -nostdinc: only the SDK's and gcc's freestanding
  *      headers are on the include path.
  *   6. The binary lands in CACHE_DIR/<key>/guest with its build.log, written to a temporary
@@ -738,7 +738,7 @@ static int toolchain(char *why, size_t cap)
 /* ---- running the compiler confined -------------------------------------------------------------- */
 
 #define IN_SDK "/aspen/guests/sdk"
-#define IN_ABI "/aspen/vm/abi.h"
+#define IN_ABI "/aspen/vm/include/abi.h"
 
 /* The flags every sandboxed compile uses (the same as scripts/build-guest.sh's defaults, with
  * the driver kept from plugins and colour). */
@@ -1032,7 +1032,7 @@ static void sdk_paths(aspen_engine *eng, char *sdk, char *abi, char *allow, size
     else
         snprintf(root, sizeof root, "..");
     snprintf(sdk, cap, "%s/guests/sdk", root);
-    snprintf(abi, cap, "%s/vm/abi.h", root);
+    snprintf(abi, cap, "%s/vm/include/abi.h", root);
     snprintf(allow, cap, "%s/guests/sdk/guest-flags.allow", root);
 }
 
@@ -1043,7 +1043,7 @@ int eng_build_env_digest(aspen_engine *eng, uint8_t out[32], aspen_engine_error 
     struct stat st;
     if (stat(sdk, &st) != 0 || !S_ISDIR(st.st_mode) || access(abi, R_OK) != 0)
         return eng_err(err, ASPEN_ENGINE_EBUILD,
-                       "the guest SDK (guests/sdk and vm/abi.h beside %s) is missing: set "
+                       "the guest SDK (guests/sdk and vm/include/abi.h beside %s) is missing: set "
                        "ASPEN_BUILD_GUEST or the engine's build_script to scripts/build-guest.sh "
                        "of an Aspen tree",
                        eng->build_script);
@@ -1076,19 +1076,11 @@ int eng_build(aspen_engine *eng, const char *source_dir, char *path_out, size_t 
                        source_dir);
 
     /* The SDK is found beside the build script, as the script finds it. */
-    char root[PATH_MAX], sdk[PATH_MAX], abi[PATH_MAX], allow[PATH_MAX];
-    snprintf(root, sizeof root, "%s", eng->build_script);
-    char *slash = strrchr(root, '/');
-    if (slash)
-        snprintf(slash, sizeof root - (size_t)(slash - root), "/..");
-    else
-        snprintf(root, sizeof root, "..");
-    snprintf(sdk, sizeof sdk, "%s/guests/sdk", root);
-    snprintf(abi, sizeof abi, "%s/vm/abi.h", root);
-    snprintf(allow, sizeof allow, "%s/guest-flags.allow", sdk);
+    char sdk[PATH_MAX], abi[PATH_MAX], allow[PATH_MAX];
+    sdk_paths(eng, sdk, abi, allow, sizeof sdk);
     if (stat(sdk, &st) != 0 || !S_ISDIR(st.st_mode) || access(abi, R_OK) != 0)
         return eng_err(err, ASPEN_ENGINE_EBUILD,
-                       "the guest SDK (guests/sdk and vm/abi.h beside %s) is missing: set "
+                       "the guest SDK (guests/sdk and vm/include/abi.h beside %s) is missing: set "
                        "ASPEN_BUILD_GUEST or the engine's build_script to scripts/build-guest.sh "
                        "of an Aspen tree",
                        eng->build_script);

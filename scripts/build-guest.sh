@@ -26,7 +26,7 @@
 # ASPEN_GUEST_CFLAGS is not checked).
 #
 # The SDK (guests/sdk) is compiled once per flag set into target/guest-build/ and reused; it is
-# rebuilt when any of its sources, vm/abi.h or this script changes. Every guest links its own
+# rebuilt when any of its sources, vm/include/abi.h or this script changes. Every guest links its own
 # sources first, then the SDK, then libgcc (for compiler helpers).
 set -euo pipefail
 
@@ -306,7 +306,7 @@ mkdir -p "$sdk_build" "$(dirname "$out")"
 sdk_stale() {
   [[ -f "$sdk_lib" ]] || return 0
   local newer
-  newer=$(find "$SDK" "$ROOT/vm/abi.h" "${BASH_SOURCE[0]}" -newer "$sdk_lib" -type f -print -quit 2>/dev/null)
+  newer=$(find "$SDK" "$ROOT/vm/include/abi.h" "${BASH_SOURCE[0]}" -newer "$sdk_lib" -type f -print -quit 2>/dev/null)
   [[ -n "$newer" ]]
 }
 

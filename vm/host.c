@@ -268,7 +268,7 @@ static bool log_control_cp(uint32_t cp)
  * other than tab, DEL, C1 controls (as UTF-8, or as raw bytes 0x80..0x9F outside any character,
  * which 8-bit terminals read as CSI and friends) and bidi controls each become one '?'; it is
  * split into lines at '\n'. Other bytes that are not UTF-8 are kept: the front ends show them as
- * \xNN (tui/aspen_text.h), and the store keeps what the guest said. */
+ * \xNN (tui/include/aspen_text.h), and the store keeps what the guest said. */
 void host_emit_log(aspen_vm_log_fn fn, void *user, const char *text, size_t len, bool truncated,
                    uint32_t *lines)
 {

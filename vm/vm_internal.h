@@ -120,7 +120,7 @@ struct lx_run {
 };
 
 /* ---- One VM ------------------------------------------------------------------------------------ */
-_Static_assert(SYS_PORT_FAULT == ASPEN_PORT_FAULT, "vm/x86.h and vm/abi.h agree on the fault port");
+_Static_assert(SYS_PORT_FAULT == ASPEN_PORT_FAULT, "vm/x86.h and vm/include/abi.h agree on the fault port");
 
 #define GPA_SYS 0x100000ull /* guest-physical address of the system region (slot 0) */
 

@@ -1,4 +1,4 @@
-/* tests/engine/test_engine_schedule.c — the C API for periodic jobs (engine/aspen_engine_schedule.h)
+/* tests/engine/test_engine_schedule.c — the C API for periodic jobs (engine/include/aspen_engine_schedule.h)
  * through a real engine, on SQLite and (as engine_test_engine_schedule_pg) on PostgreSQL:
  *
  *   add        every argument it refuses (NULL, run time, expression with the field named, zone,

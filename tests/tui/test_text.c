@@ -1,4 +1,4 @@
-/* tests/tui/test_text.c — cmocka tests of the terminal-safe text sanitiser (tui/aspen_text.h) that
+/* tests/tui/test_text.c — cmocka tests of the terminal-safe text sanitiser (tui/include/aspen_text.h) that
  * the console and every `aspen` command print job fields through: each class of dangerous
  * character (C0, DEL, C1 raw and as UTF-8, bidi and line controls, invalid UTF-8 of every kind:
  * overlong, surrogates, beyond U+10FFFF, stray continuations, sequences cut at the end of the

@@ -1,4 +1,4 @@
-/* tests/vm/minimal.S — the smallest guest that keeps the ABI (vm/abi.h), in assembly and with no
+/* tests/vm/minimal.S — the smallest guest that keeps the ABI (vm/include/abi.h), in assembly and with no
  * SDK: it signals READY, then echoes its input as output. The VM tests use it to bring up the
  * monitor independently of the SDK, and mutate copies of it to craft invalid ELF files. Built also
  * with -DSTARTUP_FAULT, -DSTARTUP_SPIN or -DSTARTUP_INPORT: guests whose start-up faults, never ends,

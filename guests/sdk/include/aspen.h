@@ -4,7 +4,7 @@
  *
  * A guest is a static x86-64 program that runs at CPL 3 inside a KVM micro-VM with no kernel: no
  * files, no clock, no system calls (the `syscall` instruction does not work there). Its only way
- * out is a host call (an `outl` to a port, see vm/abi.h and docs/ABI.md). The SDK's start-up code
+ * out is a host call (an `outl` to a port, see vm/include/abi.h and docs/ABI.md). The SDK's start-up code
  * sets up the heap and tells the host it is ready; the host snapshots the VM there, and each job
  * starts from that snapshot — so every job sees the same clean globals, heap and stack.
  *
@@ -45,7 +45,7 @@
 
 /* The host<->guest contract (ports, call block, status codes, host function numbers). Included by
  * path so the SDK always follows the monitor it ships with. */
-#include "../../../vm/abi.h"
+#include "../../../vm/include/abi.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -260,7 +260,7 @@ const uint8_t *aspen_job_input(const aspen_job_ctx *ctx, size_t *len);
  * failures (bad input) should use aspen_error / aspen_fail. assert() and abort() end up here. */
 ASPEN_NORETURN void aspen_panic(const char *fmt, ...) ASPEN_PRINTF(1, 2);
 
-/* The call block the host shares with the guest (vm/abi.h): layout, heap range, input. Most
+/* The call block the host shares with the guest (vm/include/abi.h): layout, heap range, input. Most
  * guests never need it. */
 struct aspen_abi_block *aspen_call_block(void);
 
@@ -289,7 +289,7 @@ extern void (*const aspen_guest_init)(void);
                                                    aspen__run_json}
 #define ASPEN_INIT(fn) void (*const aspen_guest_init)(void) = (fn)
 
-/* The job entry the ABI note names (vm/abi.h life cycle, step 3): rdi = call block, rsi = input,
+/* The job entry the ABI note names (vm/include/abi.h life cycle, step 3): rdi = call block, rsi = input,
  * rdx = length. Provided by the SDK; never call it, and do not define a symbol of this name. */
 ASPEN_NORETURN void execute(struct aspen_abi_block *blk, const uint8_t *in, size_t len);
 

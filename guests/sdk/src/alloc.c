@@ -2,7 +2,7 @@
  *
  * The heap is one range of guest memory, [heap_start, limit): at start-up the whole heap range the
  * host reports, and for each job [heap_start, input_ptr), because the host writes the job's input
- * at the top of the heap range (see vm/abi.h). Memory is restored from the start-up snapshot before
+ * at the top of the heap range (see vm/include/abi.h). Memory is restored from the start-up snapshot before
  * every job, so the allocator needs no per-job cleanup: execute only moves the limit.
  *
  * Design: boundary-tagged chunks with segregated free lists. Each chunk has a 16-byte header

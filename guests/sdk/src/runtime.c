@@ -1,7 +1,7 @@
 /* runtime.c — the guest SDK's runtime: start-up, the per-job entry, handler dispatch, host calls,
- * failure and panic reporting, and the ABI note that names `execute` (vm/abi.h).
+ * failure and panic reporting, and the ABI note that names `execute` (vm/include/abi.h).
  *
- * Life of a guest (vm/abi.h): _start (start.S) calls aspen__startup, which sets up the heap, runs
+ * Life of a guest (vm/include/abi.h): _start (start.S) calls aspen__startup, which sets up the heap, runs
  * the guest's ASPEN_INIT hook and writes ASPEN_EXIT_READY; the host snapshots the VM there. For
  * each job the host restores that snapshot and enters `execute` (start.S), which calls
  * aspen__execute: run the handler, fill status/output/message in the call block, write

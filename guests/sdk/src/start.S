@@ -1,4 +1,4 @@
-/* start.S — the two ways the host enters an Aspen guest (vm/abi.h, "Life of a guest").
+/* start.S — the two ways the host enters an Aspen guest (vm/include/abi.h, "Life of a guest").
  *
  *   _start   the ELF entry, once per VM: rdi = call block. Runs start-up (heap, ASPEN_INIT) in
  *            aspen__startup, which ends with the READY exit the host snapshots.

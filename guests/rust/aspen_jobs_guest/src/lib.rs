@@ -32,7 +32,7 @@ use core::alloc::{GlobalAlloc, Layout};
 use core::cell::UnsafeCell;
 use core::fmt::{self, Write};
 
-// ---- The call block (vm/abi.h, struct aspen_abi_block) ------------------------------------------
+// ---- The call block (vm/include/abi.h, struct aspen_abi_block) ------------------------------------------
 #[repr(C)]
 pub struct Block {
     pub magic: u32,

@@ -24,7 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../../../../vm/abi.h"
+#include "../../../../vm/include/abi.h"
 
 #define PAT 0x4b41454c2d4e5041ull /* "APN-LEAK" */
 

@@ -1,7 +1,7 @@
-/* engine/aspen_engine.h — the one public header of engine/, Aspen's job engine.
+/* engine/include/aspen_engine.h — the one public header of engine/, Aspen's job engine.
  *
  * The engine turns the store (store/include/aspen_store.h: durable jobs in SQLite) and the micro-VM monitor
- * (vm/aspen_vm.h) into a working job system:
+ * (vm/include/aspen_vm.h) into a working job system:
  *   - job specs: guest binary by bytes, name (target/guest-binaries/NAME) or path, or a guest source
  *     directory built once with the SDK and cached by the hash of its sources; payload JSON checked
  *     with jansson at submit (refused with its line, column and position);
@@ -85,7 +85,7 @@ typedef struct aspen_engine_config {
     const char *guest_dir;      /* where guest names are looked up; NULL → $ASPEN_GUEST_DIR, then
                                    the source tree's target/guest-binaries */
     const char *build_script;   /* NULL → $ASPEN_BUILD_GUEST, then scripts/build-guest.sh of the tree;
-                                   locates the tree whose guests/sdk and vm/abi.h `--source` builds
+                                   locates the tree whose guests/sdk and vm/include/abi.h `--source` builds
                                    use (the engine builds in its sandbox, never runs the script) */
     const char *cache_dir;      /* build cache; NULL → DIR_OF_DB/build-cache, or for a PostgreSQL
                                    database $XDG_CACHE_HOME/aspen/build-cache-pg-HASH (HASH: 16 hex

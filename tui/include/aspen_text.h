@@ -1,4 +1,4 @@
-/* tui/aspen_text.h — terminal-safe text: the one sanitiser for everything Aspen shows a person.
+/* tui/include/aspen_text.h — terminal-safe text: the one sanitiser for everything Aspen shows a person.
  *
  * Job fields (a guest's result, log lines, errors, a submitted type, tags, names, payloads) are
  * written by whoever submitted or ran the job; printed raw they reach the terminal as OSC/CSI

@@ -1,6 +1,6 @@
-/* tui/aspen_tui.h — the one public header of tui/, Aspen's operations console.
+/* tui/include/aspen_tui.h — the one public header of tui/, Aspen's operations console.
  *
- * An ncurses screen on a libuv loop over a live engine (engine/aspen_engine.h): a header with the
+ * An ncurses screen on a libuv loop over a live engine (engine/include/aspen_engine.h): a header with the
  * queue's state and rates, a jobs table (filter, sort, marks, cancel, rerun, retry), the worker/VM
  * pane, a live log tail, job detail and a submit form. The UI thread never waits on the database or
  * a VM: queries and actions run on libuv's thread pool and come back through uv_async; engine

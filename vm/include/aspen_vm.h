@@ -1,6 +1,6 @@
-/* vm/aspen_vm.h — the micro-VM monitor's public API.
+/* vm/include/aspen_vm.h — the micro-VM monitor's public API.
  *
- * Runs a static x86-64 guest (built with guests/sdk or to the contract in vm/abi.h) in its own KVM
+ * Runs a static x86-64 guest (built with guests/sdk or to the contract in vm/include/abi.h) in its own KVM
  * VM: one vCPU in long mode, guest code at CPL 3, guest memory exactly the configured size, host
  * calls through I/O ports with every guest pointer checked. Knows nothing of jobs, SQLite or curses.
  *

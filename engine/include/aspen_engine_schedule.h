@@ -1,4 +1,4 @@
-/* engine/aspen_engine_schedule.h — periodic jobs through the engine (included by aspen_engine.h):
+/* engine/include/aspen_engine_schedule.h — periodic jobs through the engine (included by aspen_engine.h):
  * defining a schedule from an engine job spec (the guest resolved and stored as a submit does),
  * and the operator actions on schedules. The engine's scheduler itself runs inside every engine
  * with workers (engine/schedule.c): no call is needed to start it. */

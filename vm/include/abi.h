@@ -1,4 +1,4 @@
-/* vm/abi.h — the one contract between the Aspen host (vm/) and guest code (guests/sdk).
+/* vm/include/abi.h — the one contract between the Aspen host (vm/) and guest code (guests/sdk).
  *
  * Plain C with fixed-width types only, included by both sides. Everything a guest written in any
  * language needs is here and in docs/ABI.md: the ELF note that marks a binary as built for this ABI,

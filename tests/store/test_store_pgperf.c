@@ -4,7 +4,8 @@
  * server's own counters say so (pg_stat_user_tables.seq_tup_read of jobs, flushed on demand with
  * pg_stat_force_next_flush), so the test does not depend on timing or on statement texts.
  * White-box: it reads postgres/pg_store.h for the handle's connection, on which the flush is
- * forced. Runs on the tests' private server (ctest fixture "pg"). */
+ * forced. Runs on the tests' private server (ctest fixture "pg"). Also: the claim is the only
+ * transaction that commits without waiting for its WAL's fsync. */
 #include "helpers.h"
 
 #include "pg_store.h"
@@ -100,6 +101,61 @@ static void test_claim_and_commit_scan_no_table(void **state)
     free(ids);
 }
 
+/* A claim commits asynchronously (its transaction runs with synchronous_commit off: it does not
+ * wait for an fsync), and nothing else does: the completion that follows on the same handle, and
+ * the handle's session afterwards, keep the server's synchronous commit, so a result reported as
+ * stored is on disk. Triggers on the table only a claim writes (claims) and the one only a
+ * completion writes (attempts) record the setting the writing transaction runs with (the
+ * server's own view, not the statement text). */
+static void test_claim_async_completion_sync(void **state)
+{
+    struct fixture *f = *state;
+    aspen_store_error e = {0};
+    fx_raw_exec(f, "CREATE TABLE sc_seen (what text NOT NULL, setting text NOT NULL);"
+                   " CREATE FUNCTION sc_note() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+                   " INSERT INTO sc_seen VALUES (TG_TABLE_NAME,"
+                   " current_setting('synchronous_commit')); RETURN NULL; END $$;"
+                   " CREATE TRIGGER sc_claims AFTER INSERT ON claims FOR EACH STATEMENT"
+                   " EXECUTE FUNCTION sc_note();"
+                   " CREATE TRIGGER sc_attempts AFTER INSERT ON attempts FOR EACH STATEMENT"
+                   " EXECUTE FUNCTION sc_note()");
+    int64_t ids[3];
+    aspen_store_job_spec specs[3];
+    for (int i = 0; i < 3; i++)
+        specs[i] = (aspen_store_job_spec){.type = "echo", .payload = "{}"};
+    assert_int_equal(aspen_store_submit_batch(f->s, specs, 3, T0, ids, &e), 0);
+    for (int round = 0; round < 3; round++) { /* prepared statements keep doing it */
+        aspen_store_job *jobs = NULL;
+        size_t n = 0;
+        bool paused = false;
+        assert_int_equal(aspen_store_claim(f->s, f->engine, 1, T0 + 1, &jobs, &n, &paused, &e), 0);
+        assert_int_equal(n, 1);
+        aspen_store_completion c = {.job_id = jobs[0].id, .outcome = ASPEN_STORE_OUTCOME_SUCCESS,
+                                    .output = "ok", .output_size = 2};
+        int status = -1;
+        assert_int_equal(aspen_store_complete(f->s, f->engine, &c, 1, T0 + 2, &status, NULL, &e),
+                         0);
+        assert_int_equal(status, 0);
+        aspen_store_jobs_free(jobs, n);
+    }
+    assert_int_equal(fx_raw_int(f, "SELECT count(*) FROM sc_seen WHERE what = 'claims'"), 3);
+    assert_int_equal(fx_raw_int(f, "SELECT count(*) FROM sc_seen WHERE what = 'claims'"
+                                   " AND setting = 'off'"),
+                     3);
+    assert_int_equal(fx_raw_int(f, "SELECT count(*) FROM sc_seen WHERE what = 'attempts'"), 3);
+    assert_int_equal(fx_raw_int(f, "SELECT count(*) FROM sc_seen WHERE what = 'attempts'"
+                                   " AND setting = 'on'"),
+                     3);
+    /* The handle's session outside any transaction: still synchronous. */
+    PGresult *r = PQexec(pgs(f->s)->conn, "SHOW synchronous_commit");
+    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+    assert_string_equal(PQgetvalue(r, 0, 0), "on");
+    PQclear(r);
+    int64_t counts[ASPEN_STORE_STATE_COUNT];
+    assert_int_equal(aspen_store_counts(f->s, counts, &e), 0);
+    assert_int_equal(counts[ASPEN_STORE_SUCCEEDED], 3);
+}
+
 int main(void)
 {
     if (!test_on_pg()) {
@@ -109,6 +165,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_claim_and_commit_scan_no_table, fx_setup,
                                         fx_teardown),
+        cmocka_unit_test_setup_teardown(test_claim_async_completion_sync, fx_setup, fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -20,6 +20,41 @@
 #include <dirent.h>
 #include <sys/stat.h>
 
+/* Each room's table answers for its own range; 0 is the engine's OK. */
+const char *aspen_engine_err_name(int code)
+{
+    switch (code) {
+    case ASPEN_ENGINE_OK:
+        return "ASPEN_ENGINE_OK";
+#define NAME(name, value, text)                                                                    \
+    case ASPEN_ENGINE_##name:                                                                      \
+        return "ASPEN_ENGINE_" #name;
+        ASPEN_ENGINE_ERRNO_MAP(NAME)
+#undef NAME
+    default: {
+        const char *store = aspen_store_err_name(code);
+        return store ? store : aspen_vm_err_name(code);
+    }
+    }
+}
+
+const char *aspen_engine_strerror(int code)
+{
+    switch (code) {
+    case ASPEN_ENGINE_OK:
+        return "no error";
+#define TEXT(name, value, text)                                                                    \
+    case ASPEN_ENGINE_##name:                                                                      \
+        return text;
+        ASPEN_ENGINE_ERRNO_MAP(TEXT)
+#undef TEXT
+    default: {
+        const char *store = aspen_store_strerror(code);
+        return store ? store : aspen_vm_strerror(code);
+    }
+    }
+}
+
 int aspen_engine_check_payload(const char *json, aspen_engine_error *err)
 {
     size_t len = json ? strnlen(json, (size_t)ASPEN_ENGINE_MAX_PAYLOAD + 1) : 0;

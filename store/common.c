@@ -115,14 +115,43 @@ int store_err(aspen_store_error *err, int code, const char *fmt, ...)
 bool aspen_store_error_permanent(int code)
 {
     switch (code) {
-    case ASPEN_STORE_ECORRUPT:
-    case ASPEN_STORE_ENEWER:
-    case ASPEN_STORE_EPERM:
-    case ASPEN_STORE_ESCHEMA:
-    case ASPEN_STORE_ENODIR:
-        return true;
+#define PERMANENT(name, value, permanent, text)                                                    \
+    case ASPEN_STORE_##name:                                                                       \
+        return permanent;
+        ASPEN_STORE_ERRNO_MAP(PERMANENT)
+#undef PERMANENT
     default:
         return false;
+    }
+}
+
+const char *aspen_store_err_name(int code)
+{
+    switch (code) {
+    case ASPEN_STORE_OK:
+        return "ASPEN_STORE_OK";
+#define NAME(name, value, permanent, text)                                                         \
+    case ASPEN_STORE_##name:                                                                       \
+        return "ASPEN_STORE_" #name;
+        ASPEN_STORE_ERRNO_MAP(NAME)
+#undef NAME
+    default:
+        return NULL;
+    }
+}
+
+const char *aspen_store_strerror(int code)
+{
+    switch (code) {
+    case ASPEN_STORE_OK:
+        return "no error";
+#define TEXT(name, value, permanent, text)                                                         \
+    case ASPEN_STORE_##name:                                                                       \
+        return text;
+        ASPEN_STORE_ERRNO_MAP(TEXT)
+#undef TEXT
+    default:
+        return NULL;
     }
 }
 

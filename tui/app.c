@@ -302,7 +302,7 @@ static int fetch_window(fetch_req *r, aspen_engine *eng, aspen_store_filter *f,
     }
     default: break;
     }
-    if (rc && (err->store_code == ASPEN_STORE_ENOTFOUND || err->code == ASPEN_STORE_ENOTFOUND)) {
+    if (rc && (err->store_code == ASPEN_STORE_ENOTFOUND || err->code == ASPEN_ENGINE_ENOTFOUND)) {
         /* the anchor job was deleted meanwhile: read the window by position instead */
         aspen_store_filter o = *f;
         o.after_id = 0;

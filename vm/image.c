@@ -29,6 +29,36 @@ void vm_set_error(aspen_vm_error *err, int code, const char *fmt, ...)
     va_end(ap);
 }
 
+const char *aspen_vm_err_name(int code)
+{
+    switch (code) {
+    case ASPEN_VM_OK:
+        return "ASPEN_VM_OK";
+#define NAME(name, value, text)                                                                    \
+    case ASPEN_VM_##name:                                                                          \
+        return "ASPEN_VM_" #name;
+        ASPEN_VM_ERRNO_MAP(NAME)
+#undef NAME
+    default:
+        return NULL;
+    }
+}
+
+const char *aspen_vm_strerror(int code)
+{
+    switch (code) {
+    case ASPEN_VM_OK:
+        return "no error";
+#define TEXT(name, value, text)                                                                    \
+    case ASPEN_VM_##name:                                                                          \
+        return text;
+        ASPEN_VM_ERRNO_MAP(TEXT)
+#undef TEXT
+    default:
+        return NULL;
+    }
+}
+
 /* a + b without wrapping; false when it would. */
 static bool add_ok(uint64_t a, uint64_t b, uint64_t *out)
 {

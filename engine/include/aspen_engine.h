@@ -41,20 +41,34 @@
 extern "C" {
 #endif
 
-/* ---- errors ------------------------------------------------------------------------------------ */
+/* ---- errors ------------------------------------------------------------------------------------ *
+ * One table: name, value, what it means. The rooms' codes do not overlap (vm -1xx, store -2xx,
+ * engine -3xx): an aspen_engine_error's code is always one of these, and store_code the store's
+ * own code (ASPEN_STORE_E*) when the store refused. */
+#define ASPEN_ENGINE_ERRNO_MAP(X)                                                                  \
+    X(EINVAL, -301, "a bad argument or configuration")                                             \
+    X(EPAYLOAD, -302, "the payload is not valid JSON")                                             \
+    X(EBINARY, -303, "the guest binary is missing, unreadable or too large")                       \
+    X(ESTORE, -304, "the store refused (store_code says which store error)")                       \
+    X(ENOTFOUND, -305, "no such job")                                                              \
+    X(ESTATE, -306, "the job's state does not allow it (cancel of a finished job)")                \
+    X(ENOMEM, -307, "out of memory")                                                               \
+    X(ETHREAD, -308, "a thread could not be started")                                              \
+    X(EKVM, -309, "KVM is not available (workers that run VMs need it)")                           \
+    X(EBUILD, -310, "building a guest from source failed")
+
 enum {
     ASPEN_ENGINE_OK = 0,
-    ASPEN_ENGINE_EINVAL = -1,    /* bad argument or configuration */
-    ASPEN_ENGINE_EPAYLOAD = -2,  /* the payload is not valid JSON (message has line/column/pos) */
-    ASPEN_ENGINE_EBINARY = -3,   /* guest binary missing, unreadable or too large */
-    ASPEN_ENGINE_ESTORE = -4,    /* the store refused; store_code tells which store error */
-    ASPEN_ENGINE_ENOTFOUND = -5, /* no such job */
-    ASPEN_ENGINE_ESTATE = -6,    /* the job's state does not allow it (cancel a finished job) */
-    ASPEN_ENGINE_ENOMEM = -7,
-    ASPEN_ENGINE_ETHREAD = -8,   /* could not start a thread */
-    ASPEN_ENGINE_EKVM = -9,      /* KVM not available (workers that run VMs need it) */
-    ASPEN_ENGINE_EBUILD = -10,   /* building a guest from source failed */
+#define ASPEN_ENGINE_ERRNO_ENUM(name, value, text) ASPEN_ENGINE_##name = value,
+    ASPEN_ENGINE_ERRNO_MAP(ASPEN_ENGINE_ERRNO_ENUM)
+#undef ASPEN_ENGINE_ERRNO_ENUM
 };
+
+/* The name of any room's code — "ASPEN_ENGINE_ESTATE", "ASPEN_STORE_EBUSY", "ASPEN_VM_EKVM" (the
+ * ranges tell them apart) — or NULL for a code no room defines; and what it means in general (the
+ * error's message says what happened this time). Static strings: safe from any thread. */
+const char *aspen_engine_err_name(int code);
+const char *aspen_engine_strerror(int code);
 
 typedef struct aspen_engine_error {
     int code;

@@ -33,28 +33,41 @@ extern "C" {
 
 /* ---- errors ------------------------------------------------------------------------------------ */
 
+/* One table: name, value, permanent, what it means. Permanent errors need a person (corrupt or not
+ * a database, schema missing or newer, read-only or permission denied, no directory); the others
+ * pass by themselves (busy, disk full, I/O, out of memory: retry with backoff). An engine stops on
+ * a permanent error and says why. The rooms' codes do not overlap (vm -1xx, store -2xx,
+ * engine -3xx). */
+#define ASPEN_STORE_ERRNO_MAP(X)                                                                   \
+    X(EINVAL, -201, false, "a bad argument (an empty type, tags that are not JSON, ...)")          \
+    X(ENOTFOUND, -202, false, "no such job, binary, engine, queue or schedule")                    \
+    X(ESTATE, -203, false, "the job's state does not allow the change")                            \
+    X(EBUSY, -204, false, "the database is locked by another connection beyond the busy timeout")  \
+    X(ECORRUPT, -205, true, "not a database, not Aspen's, or malformed (left untouched)")          \
+    X(EFULL, -206, false, "the disk or the database's size limit is full (rolled back)")           \
+    X(ENEWER, -207, true, "the database's schema is newer than this program")                      \
+    X(ENODIR, -208, true, "the database's directory does not exist")                               \
+    X(EPERM, -209, true, "permission denied, or a read-only file or directory")                    \
+    X(ENOMEM, -210, false, "out of memory")                                                        \
+    X(EIO, -211, false, "an I/O error or another database failure")                                \
+    X(ELEASE, -212, false, "this engine's lease is gone: another engine recovered its jobs")       \
+    X(ETOOBIG, -213, false, "a binary larger than ASPEN_STORE_MAX_BINARY")                         \
+    X(ESCHEMA, -214, true, "a table or column of Aspen's schema is missing: a damaged database")
+
 enum {
     ASPEN_STORE_OK = 0,
-    ASPEN_STORE_EINVAL = -1,    /* a bad argument (NULL/empty type, bad tags JSON, ...) */
-    ASPEN_STORE_ENOTFOUND = -2, /* no such job / binary / engine */
-    ASPEN_STORE_ESTATE = -3,    /* illegal state transition (e.g. cancel a succeeded job) */
-    ASPEN_STORE_EBUSY = -4,     /* database locked by another connection beyond the busy timeout */
-    ASPEN_STORE_ECORRUPT = -5,  /* not a database, not Aspen's, or malformed: file left untouched */
-    ASPEN_STORE_EFULL = -6,     /* disk (or the database's size limit) full: transaction rolled back */
-    ASPEN_STORE_ENEWER = -7,    /* database schema newer than this program */
-    ASPEN_STORE_ENODIR = -8,    /* the database's directory does not exist */
-    ASPEN_STORE_EPERM = -9,     /* permission denied / read-only file or directory */
-    ASPEN_STORE_ENOMEM = -10,   /* out of memory */
-    ASPEN_STORE_EIO = -11,      /* an I/O error or another SQLite failure */
-    ASPEN_STORE_ELEASE = -12,   /* this engine's lease is gone: its jobs were recovered by another */
-    ASPEN_STORE_ETOOBIG = -13,  /* a binary larger than ASPEN_STORE_MAX_BINARY */
-    ASPEN_STORE_ESCHEMA = -14,  /* a table or column of Aspen's schema is missing: damaged database */
+#define ASPEN_STORE_ERRNO_ENUM(name, value, permanent, text) ASPEN_STORE_##name = value,
+    ASPEN_STORE_ERRNO_MAP(ASPEN_STORE_ERRNO_ENUM)
+#undef ASPEN_STORE_ERRNO_ENUM
 };
 
-/* Whether an error will pass by itself (false: busy, disk full, I/O, out of memory — retry with
- * backoff) or needs a person (true: corrupt or not a database, schema missing or newer, read-only
- * or permission denied). An engine stops on a permanent error and says why. */
+/* Whether an error needs a person (the table's third column). */
 bool aspen_store_error_permanent(int code);
+/* "ASPEN_STORE_EBUSY", ... ("ASPEN_STORE_OK" for 0, NULL for a code that is not the store's), and
+ * what the code means in general (the aspen_store_error's message says what happened this time).
+ * Static strings: safe from any thread. */
+const char *aspen_store_err_name(int code);
+const char *aspen_store_strerror(int code);
 
 typedef struct aspen_store_error {
     int code;      /* the same negative code the function returned; 0 when fine */

@@ -23,17 +23,30 @@
 extern "C" {
 #endif
 
-/* ---- Errors ------------------------------------------------------------------------------------ */
+/* ---- Errors ------------------------------------------------------------------------------------ *
+ * One table: name, value, what it means. The rooms' codes do not overlap (vm -1xx, store -2xx,
+ * engine -3xx), so a code handed up unchanged still says which room it came from. */
+#define ASPEN_VM_ERRNO_MAP(X)                                                                     \
+    X(EKVM, -101, "KVM is not available, or a KVM call failed")                                   \
+    X(EIMAGE, -102, "the guest binary was rejected")                                              \
+    X(EINVAL, -103, "a bad argument or configuration")                                            \
+    X(ENOMEM, -104, "out of host memory")                                                         \
+    X(EIO, -105, "a file could not be read")                                                      \
+    X(ESTARTUP, -106, "the guest failed before reaching its ready point")                         \
+    X(EREGISTRY, -107, "the host-function registry was misused")
+
 enum {
     ASPEN_VM_OK = 0,
-    ASPEN_VM_EKVM = -1,      /* KVM not available, or a KVM call failed */
-    ASPEN_VM_EIMAGE = -2,    /* the binary was rejected (message says why) */
-    ASPEN_VM_EINVAL = -3,    /* bad argument or configuration */
-    ASPEN_VM_ENOMEM = -4,    /* host memory */
-    ASPEN_VM_EIO = -5,       /* reading a file */
-    ASPEN_VM_ESTARTUP = -6,  /* the guest failed before reaching its ready point */
-    ASPEN_VM_EREGISTRY = -7, /* host-function registry misuse */
+#define ASPEN_VM_ERRNO_ENUM(name, value, text) ASPEN_VM_##name = value,
+    ASPEN_VM_ERRNO_MAP(ASPEN_VM_ERRNO_ENUM)
+#undef ASPEN_VM_ERRNO_ENUM
 };
+
+/* "ASPEN_VM_EKVM", ... ("ASPEN_VM_OK" for 0, NULL for a code that is not the monitor's), and what
+ * the code means in general (the aspen_vm_error's message says what happened this time). Static
+ * strings: safe from any thread. */
+const char *aspen_vm_err_name(int code);
+const char *aspen_vm_strerror(int code);
 
 typedef struct aspen_vm_error {
     int code;

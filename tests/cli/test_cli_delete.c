@@ -132,8 +132,9 @@ static void test_delete_refuses_unfinished(void **st)
     assert_false(has_id(db, 1));
     assert_false(has_id(db, 2));
     check_cmd(0, NULL, "'%s' cancel 3 --db '%s'", ASPEN_BIN, db);
-    /* the worker stops the job and, idle, exits: wait for it (at most 10 s) */
-    check_cmd(0, NULL, "for i in $(seq 200); do kill -0 $(cat '%s') 2>/dev/null || exit 0; sleep 0.05; "
+    /* the worker stops the job and, idle, exits: wait for it (at most 30 s: a worker under ASan
+     * on a loaded machine takes seconds to notice, stop and exit) */
+    check_cmd(0, NULL, "for i in $(seq 600); do kill -0 $(cat '%s') 2>/dev/null || exit 0; sleep 0.05; "
                    "done; kill $(cat '%s'); exit 1",
           pidfile, pidfile);
     check_cmd(0, "cancelled", "'%s' jobs --filter 'id:3' --db '%s'", ASPEN_BIN, db);

@@ -61,8 +61,10 @@ static void test_engines(void **state)
     char db[300];
     snprintf(db, sizeof db, "%s/a.db", dir);
 
-    /* two sleep jobs; none registered yet: an empty list */
-    out o = run_plain("'%s' submit --type sleep --payload '{\"ms\":3000}' --count 2 --db '%s' --create "
+    /* two sleep jobs; none registered yet: an empty list. 60 s each, cancelled once read: the
+     * checks below need both running, and 3 s was a window a loaded machine could miss (an ASan
+     * worker's start, then each `aspen engines` a process of its own) */
+    out o = run_plain("'%s' submit --type sleep --payload '{\"ms\":60000}' --count 2 --db '%s' --create "
                 "2>&1",
                 ASPEN_BIN, db);
     assert_int_equal(o.status, 0);
@@ -119,6 +121,12 @@ static void test_engines(void **state)
     assert_true(has(&o, "sleep"));
     assert_true(has(&o, "HEARTBEAT"));
     free(o.buf);
+    /* read while running: now they go (the sleep handler stops when asked), and the worker, idle,
+     * leaves (checked at the end) */
+    o = run_plain("'%s' cancel 1 --db '%s' 2>&1 && '%s' cancel 2 --db '%s' 2>&1", ASPEN_BIN, db,
+                  ASPEN_BIN, db);
+    assert_int_equal(o.status, 0);
+    free(o.buf);
 
     /* A hostile host that stopped beating long ago: stale, escaped in the table. */
     aspen_store *st = NULL;
@@ -149,7 +157,7 @@ static void test_engines(void **state)
 
     /* The worker finishes and leaves: it is no longer listed. */
     bool gone = false;
-    for (int tries = 0; tries < 150 && !gone; tries++) {
+    for (int tries = 0; tries < 300 && !gone; tries++) { /* 30 s and more */
         arr = engines_json(db);
         gone = engine_by_pid(arr, pid) == NULL;
         json_decref(arr);
@@ -256,7 +264,9 @@ static void test_pg_workers_end_to_end(void **state)
     snprintf(uri, sizeof uri, "postgresql://aspen@127.0.0.1:%d/%s", port, name);
     char dir[] = "/tmp/aspen-cli-pgw-XXXXXX";
     assert_non_null(mkdtemp(dir));
-    out o = run_plain("'%s' submit --type sleep --payload '{\"ms\":4000}' --count 2 --db '%s' 2>&1 && "
+    /* 10 s sleeps: A must be seen running both, then killed before either ends (4 s was a window
+     * an ASan worker's start and an `aspen engines` process each could eat on a loaded machine) */
+    out o = run_plain("'%s' submit --type sleep --payload '{\"ms\":10000}' --count 2 --db '%s' 2>&1 && "
                 "'%s' submit --type echo --count 6 --db '%s' 2>&1",
                 ASPEN_BIN, uri, ASPEN_BIN, uri);
     if (o.status != 0)

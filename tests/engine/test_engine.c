@@ -351,17 +351,20 @@ static void test_timeout(void **state)
     aspen_engine *eng = open_eng(1, NULL);
     aspen_engine_job_spec s = {.guest = SPIN, .timeout_ms = 150, .max_attempts = 1};
     int64_t id = submit(eng, &s);
-    int64_t t0 = now_ms();
     start(eng);
-    wait_state(eng, id, ASPEN_STORE_FAILED, 10000);
-    assert_true(now_ms() - t0 < 3000);
+    wait_state(eng, id, ASPEN_STORE_FAILED, 30000);
     aspen_engine_error err = {0};
     aspen_store_attempt *a = NULL;
     size_t n = 0;
     assert_int_equal(aspen_engine_attempts(eng, id, &a, &n, &err), 0);
     assert_int_equal(n, 1);
     assert_string_equal(a[0].outcome, "timeout");
+    /* stopped by its 150 ms timeout, not by anything later: timed by the attempt itself (from
+     * its start), not from start(), which also counts the engine's start and a VM's boot */
+    fprintf(stderr, "a 150 ms timeout stopped the spinning guest after %lld ms\n",
+            (long long)(a[0].wall_us / 1000));
     assert_true(a[0].wall_us >= 100000);
+    assert_true(a[0].wall_us < 3000000);
     aspen_store_attempts_free(a, n);
     /* the worker's VM is fine afterwards: a normal job runs */
     aspen_engine_job_spec q = {.guest = QUIET, .payload = "1"};
@@ -405,30 +408,39 @@ static void test_cancel_running(void **state)
     sleep_ms(100); /* let it spin in the guest */
     bool requested = false;
     aspen_engine_error err = {0};
-    int64_t t0 = now_ms();
+    /* Timed from the cancel to the attempt's end as its worker saw it (finished_at, taken when the
+     * VM stopped): that is the claim (OPERATING.md: stopped at once through the engine, within the
+     * 50 ms poll from another connection); the state's commit and this test's polling of it are
+     * not, and on a loaded machine under ASan they are most of the wall time. */
+    int64_t t0 = aspen_store_now_ms();
     assert_int_equal(aspen_engine_cancel(eng, id, &requested, &err), 0);
     assert_true(requested);
-    wait_state(eng, id, ASPEN_STORE_CANCELLED, 5000);
-    int64_t took = now_ms() - t0;
-    fprintf(stderr, "cancel of a spinning guest through the engine: %lld ms\n", (long long)took);
-    assert_true(took < 500);
+    wait_state(eng, id, ASPEN_STORE_CANCELLED, 30000);
     aspen_store_attempt *a = NULL;
     size_t n = 0;
     assert_int_equal(aspen_engine_attempts(eng, id, &a, &n, &err), 0);
     assert_int_equal(n, 1); /* not retried */
     assert_string_equal(a[0].outcome, "cancelled");
+    int64_t took = a[0].finished_at_ms - t0;
+    fprintf(stderr, "cancel of a spinning guest through the engine: stopped after %lld ms\n",
+            (long long)took);
+    assert_true(took < 500);
     aspen_store_attempts_free(a, n);
 
     /* cancelled from another connection (as another process would): noticed by polling */
     int64_t id2 = submit(eng, &s);
     wait_state(eng, id2, ASPEN_STORE_RUNNING, 10000);
     aspen_engine *other = open_eng(0, NULL);
-    t0 = now_ms();
+    t0 = aspen_store_now_ms();
     assert_int_equal(aspen_engine_cancel(other, id2, &requested, &err), 0);
     assert_true(requested);
-    wait_state(other, id2, ASPEN_STORE_CANCELLED, 5000);
-    took = now_ms() - t0;
-    fprintf(stderr, "cancel of a spinning guest from another connection: %lld ms\n",
+    wait_state(other, id2, ASPEN_STORE_CANCELLED, 30000);
+    assert_int_equal(aspen_engine_attempts(other, id2, &a, &n, &err), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(a[0].outcome, "cancelled");
+    took = a[0].finished_at_ms - t0;
+    aspen_store_attempts_free(a, n);
+    fprintf(stderr, "cancel of a spinning guest from another connection: stopped after %lld ms\n",
             (long long)took);
     assert_true(took < 1000);
     aspen_engine_close(other);
@@ -566,9 +578,20 @@ static void test_pause_resume(void **state)
     assert_int_equal(state_of(eng, id), ASPEN_STORE_QUEUED);
     /* resumed by another connection: this engine notices */
     aspen_engine *other = open_eng(0, NULL);
+    int64_t t0 = aspen_store_now_ms();
     assert_int_equal(aspen_engine_set_paused(other, false, &err), 0);
     aspen_engine_close(other);
-    int64_t took = wait_state(eng, id, ASPEN_STORE_SUCCEEDED, 5000);
+    wait_state(eng, id, ASPEN_STORE_SUCCEEDED, 30000);
+    /* noticed: timed from the resume to the attempt's start (what the engine's idle poll
+     * decides), not to the success's commit this test polls for */
+    aspen_store_attempt *a = NULL;
+    size_t n = 0;
+    assert_int_equal(aspen_engine_attempts(eng, id, &a, &n, &err), 0);
+    assert_int_equal(n, 1);
+    int64_t took = a[0].started_at_ms - t0;
+    aspen_store_attempts_free(a, n);
+    fprintf(stderr, "a resume from another connection: the job started after %lld ms\n",
+            (long long)took);
     assert_true(took < 1500);
     aspen_engine_close(eng);
 }

@@ -339,7 +339,10 @@ static void test_queues_scheduling_is_global(void **state)
     aspen_engine_close(ea); /* the lease moves to eb, which goes on enqueueing */
     int64_t before = distinct_runs(s, "for-b");
     deadline = now_ms() + 15000;
-    while ((int64_t)distinct_runs(s, "for-b") < before + 2 && now_ms() < deadline)
+    /* and until eb has run two of b's jobs (asserted below), not for a fixed time of it */
+    while (((int64_t)distinct_runs(s, "for-b") < before + 2 ||
+            count_state(s, "b", ASPEN_STORE_SUCCEEDED) < 2) &&
+           now_ms() < deadline)
         sleep_ms(50);
     assert_int_equal(aspen_engine_scheduler_holder(eb, &who, NULL, &err), 0);
     assert_int_equal(who, aspen_engine_id(eb));

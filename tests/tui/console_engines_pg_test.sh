@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # tests/tui/console_engines_pg_test.sh — the console on a PostgreSQL database keeps answering the
 # keyboard while the database is slow to answer the Engines pane (issue 8): another session holds
-# the engines table locked (ACCESS EXCLUSIVE, as a long migration or a stuck host would) for 6 s;
-# meanwhile the pane is shown and `?` opens the help within 2 s and `esc` closes it, because the
-# engines list (and other hosts' log lines) is read on the thread pool, never on the UI thread.
-# When the lock goes, the pane lists the console's own engine again.
+# the engines table locked (ACCESS EXCLUSIVE, as a long migration or a stuck host would) until the
+# test lets go; meanwhile the pane is shown, its read waits on the lock, and `?` opens the help and
+# `esc` closes it while that read still waits, because the engines list (and other hosts' log
+# lines) is read on the thread pool, never on the UI thread. When the lock goes, the pane lists the
+# console's own engine again.
 #
 #   console_engines_pg_test.sh ASPEN_BINARY   (ASPEN_PG_DIR: the tests' private server, fixture pg)
 set -u
@@ -16,27 +17,20 @@ trap pg_cleanup EXIT
 need_kvm_and_tmux
 pg_create_db aspen_tui_engines_$$
 
-launch eng 120 40 "$DB" --workers 1
+launch eng 120 40 "$DB application_name=$CONSOLE_APP" --workers 1
 wait_for "Aspen console"
 keys 4
 wait_for "Engines on this database: 1 "
 
-# Another session takes the engines table and keeps it 6 s: every read of it waits meanwhile.
-pg_lock_table engines 6
-sleep 1.5 # the console's once-a-second read of the engines is now waiting on the lock
+# Another session takes the engines table until pg_unlock_table: every read of it waits meanwhile.
+pg_lock_table engines
+pg_wait_waiting engines # the console's once-a-second read of the engines waits on the lock
 
-keys "?"
-wait_for "Aspen console - keys" 2
-keys Escape
-wait_gone "Aspen console - keys" 2
+help_opens_fast engines
 keys C-l # a refresh asked while the read waits: still no freeze
-keys "?"
-wait_for "Aspen console - keys" 2
-keys Escape
-wait_gone "Aspen console - keys" 2
+help_opens_fast engines
 
-wait "$LOCKER"
-LOCKER=
+pg_unlock_table
 wait_for "Engines on this database: 1 " 10
 screen | grep -Eq '^\* +[0-9]+ ' || fail "the console's own engine is not listed after the lock"
 quit_and_check eng

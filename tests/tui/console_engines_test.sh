@@ -19,7 +19,9 @@ trap 'kill_servers; [ -n "$WORKER_PID" ] && kill -9 "$WORKER_PID" 2>/dev/null; r
 need_kvm_and_tmux
 
 DB=$TMP/e.db
-"$ASPEN" submit --type sleep --payload '{"ms": 6000}' --count 3 --db "$DB" --create >/dev/null ||
+# 15 s each: the worker's slots are read below while its jobs run (pane, then aspen engines), and 6 s
+# was a window an ASan worker's start and a loaded machine's slow screens could use up
+"$ASPEN" submit --type sleep --payload '{"ms": 15000}' --count 3 --db "$DB" --create >/dev/null ||
     fail "submit"
 "$ASPEN" pause --db "$DB" >/dev/null || fail "pause" # the console's own engine must not take them
 launch eng 120 40 "$DB" --workers 1
@@ -47,7 +49,7 @@ for e in json.load(sys.stdin):
         print(e["slots"][0]["job"]); break')
 [ -n "$WJOB" ] || fail "no job of the worker in aspen engines"
 keys 3
-wait_for "\[job $WJOB\].*sleep: 6000 ms" 10
+wait_for "\[job $WJOB\].*sleep: 15000 ms" 10
 keys 4
 
 # A host that stopped beating an hour ago, with a hostile name.
@@ -68,8 +70,8 @@ T capture-pane -p -e -t c | grep -a "31337" | grep -qa $'\x1b\]0;owned' && fail 
 # The worker finishes its jobs and leaves: gone from the pane.
 wait "$WORKER_PID" || fail "the worker exited with $?"
 WORKER_PID=
-wait_for "Engines on this database: 2 " 15
-wait_gone "worker [01] +job" 15
+wait_for "Engines on this database: 2 " 30
+wait_gone "worker [01] +job" 30
 [ "$("$ASPEN" jobs --db "$DB" --state succeeded | tail -n +2 | wc -l)" = 3 ] || fail "the three jobs did not succeed"
 quit_and_check eng
 echo "PASS: console_engines_test"

@@ -126,6 +126,7 @@ keys / Escape
 wait_for "filter: \(none"
 # a paste whose end marker never comes: after 3 s the console takes keys again (never deaf)
 T send-keys -t c -l $'\e[200~stuck'
+input_read # the 3 s count from when the console read the marker, not from when tmux was asked
 sleep 3.5
 keys 2
 wait_for "paste ignored \(5 bytes\)"
@@ -322,7 +323,7 @@ mkdir -p "$TMP/z.cwd"
 T -f /dev/null new-session -d -s c -x 80 -y 24 -c "$TMP/z.cwd" \
     "env -i PATH='$PATH' HOME='$TMP' TERM=xterm-256color LANG=C.UTF-8 ASPEN_GUEST_DIR='${ASPEN_GUEST_DIR:-}' bash --norc --noprofile -i"
 T set-option -t c status off >/dev/null
-sleep 0.5
+wait_for "^bash.*[#$] *$" 30 # the shell's prompt: it reads what is typed now
 type_text "'$ASPEN' console --db '$TMP/z.db' --create --workers 1 --grace 300 2>'$TMP/z.err'"
 keys Enter
 wait_for "Aspen console \| running" 20

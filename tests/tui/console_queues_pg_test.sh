@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # tests/tui/console_queues_pg_test.sh — the Queues pane on a PostgreSQL database keeps answering
 # the keyboard while the database is slow to answer it (issue 10): another session holds the
-# queues table locked (ACCESS EXCLUSIVE, as a long migration or a stuck host would) for 6 s;
-# meanwhile `p` on the pane is asked for (it waits for the lock), and `?` still opens the help
-# within 2 s and `esc` closes it, because the pane's reads and writes run on the thread pool, never
-# on the UI thread. When the lock goes, the pause is written (the database says so) and shown.
+# queues table locked (ACCESS EXCLUSIVE, as a long migration or a stuck host would) until the test
+# lets go; meanwhile the pane's read waits on it, `p` on the pane is asked for (it waits for the
+# lock), and `?` still opens the help and `esc` closes it while the read waits, because the pane's
+# reads and writes run on the thread pool, never on the UI thread. When the lock goes, the pause is
+# written (the database says so) and shown.
 #
 #   console_queues_pg_test.sh ASPEN_BINARY   (ASPEN_PG_DIR: the tests' private server, fixture pg)
 set -u
@@ -21,27 +22,24 @@ pg_create_db aspen_tui_queues_$$
 "$ASPEN" queue set emails --limit 2 --db "$DB" >/dev/null || fail "queue set"
 "$ASPEN" pause --db "$DB" >/dev/null || fail "pause" # nothing runs: the figures stay put
 
-launch q 80 24 "$DB" --workers 1
+launch q 80 24 "$DB application_name=$CONSOLE_APP" --workers 1
 wait_for "Aspen console"
 keys 6
 wait_for "^ +emails +50 +0 +0 +0 +2 "
 
-# Another session takes the queues table and keeps it 6 s: every read and write of it waits.
-pg_lock_table queues 6
-sleep 1.5 # the pane's once-a-second read is now waiting on the lock
+# Another session takes the queues table until pg_unlock_table: every read and write of it waits.
+pg_lock_table queues
+pg_wait_waiting queues # the pane's once-a-second read waits on the lock
 
 keys j
 keys p # asked while the read waits: goes after it, on the pool
-keys "?"
-wait_for "Aspen console - keys" 2
-keys Escape
-wait_gone "Aspen console - keys" 2
+help_opens_fast queues
 keys 1
-wait_for "ID.* GUEST +STATE" 2 # another pane while the queues still wait
+wait_for "ID.* GUEST +STATE" 30 # another pane while the queues still wait
+pg_still_waiting queues "the jobs pane was shown"
 keys 6
 
-wait "$LOCKER"
-LOCKER=
+pg_unlock_table
 wait_for "^ +emails +50 +0 +0 +0 +2 +- +paused " 10
 [ "$("$ASPEN" queues --json --db "$DB" | python3 -c '
 import json, sys

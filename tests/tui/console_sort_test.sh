@@ -68,8 +68,17 @@ keys Enter
 wait_for "^ +1203 echo"
 for i in $(seq 30); do keys NPage; done
 wait_for " ([5-9][0-9][0-9]|1[0-9]{3})/1203( |$)"
-sleep 1
-pos=$(screen | grep -Eo ' [0-9]+/1203' | head -1 | grep -Eo '^ [0-9]+' | tr -d ' ')
+# the position once every PgDn is read and drawn (not after a second, which a loaded machine may
+# not have spent on the 30 keys): all input read, then the same position twice, 0.3 s apart
+input_read
+pos= prev=
+for ((i = 0; i < 100; i++)); do
+    pos=$(screen | grep -Eo ' [0-9]+/1203' | head -1 | grep -Eo '^ [0-9]+' | tr -d ' ')
+    [ -n "$pos" ] && [ "$pos" = "$prev" ] && break
+    prev=$pos
+    sleep 0.3
+done
+[ -n "$pos" ] && [ "$pos" = "$prev" ] || fail "the position after 30 PgDn did not settle"
 # id order, newest first: the job at position P is job 1204 - P
 wait_for "^ +$((1204 - pos)) echo"
 keys g

@@ -64,6 +64,26 @@ wait_gone() {
     fail "waited ${secs}s for /$re/ to go away"
 }
 keys() { T send-keys -t c "$@"; }
+# input_read: until the console has read every byte sent to its terminal (none waiting in the
+# pane's tty), for a check timed from when the console got a key rather than from when tmux was
+# asked to send it (a console a loaded machine schedules late reads it late). The round trip to
+# the tmux server first: what send-keys queued has been written to the pty by its reply.
+input_read() {
+    local tty
+    tty=$(T display-message -p -t c '#{pane_tty}') || fail "no pane tty"
+    python3 - "$tty" <<'PY' || fail "the console did not read its terminal's input within 30 s"
+import array, fcntl, os, sys, termios, time
+fd = os.open(sys.argv[1], os.O_RDONLY | os.O_NOCTTY | os.O_NONBLOCK)
+deadline = time.monotonic() + 30
+while time.monotonic() < deadline:
+    n = array.array("i", [0])
+    fcntl.ioctl(fd, termios.FIONREAD, n)
+    if n[0] == 0:
+        sys.exit(0)
+    time.sleep(0.02)
+sys.exit(1)
+PY
+}
 # text goes in literally (no key-name lookup)
 type_text() { T send-keys -t c -l -- "$1"; }
 
@@ -129,13 +149,17 @@ pg_drop_db() {
         psql "$SERVER" -qAt -c "DROP DATABASE IF EXISTS $PG_DBNAME WITH (FORCE)" >/dev/null 2>&1
     return 0
 }
-# help_opens_fast: ? opens the help and esc closes it, each within 2 s — the UI thread is free
-# while a read waits on a slow or locked database.
+# help_opens_fast TABLE: ? opens the help and esc closes it while a read of the console still
+# waits on TABLE, locked by pg_lock_table — the UI thread is free while a read waits on a slow or
+# locked database. The lock is held until pg_unlock_table, so the proof is the order (the help came
+# while the read was still blocked), not a wall-clock bound a loaded machine can miss.
 help_opens_fast() {
     keys "?"
-    wait_for "Aspen console - keys" 2
+    wait_for "Aspen console - keys" 30
+    pg_still_waiting "$1" "the help opened"
     keys Escape
-    wait_gone "Aspen console - keys" 2
+    wait_gone "Aspen console - keys" 30
+    pg_still_waiting "$1" "the help closed"
 }
 # pg_cleanup: the PostgreSQL tests' EXIT trap: the consoles' tmux servers, a locking session
 # still holding its table (LOCKER), the test's database and TMP go.
@@ -145,19 +169,55 @@ pg_cleanup() {
     pg_drop_db
     rm -rf "$TMP"
 }
-# pg_lock_table TABLE SECONDS: another session holds TABLE of $DB ACCESS EXCLUSIVE for SECONDS
-# (as a long migration or a stuck host would), in the background (its pid in LOCKER: the caller's
-# trap kills it, `wait "$LOCKER"` waits for the lock to go); returns once the lock is granted.
+# pg_lock_table TABLE [SECONDS]: another session holds TABLE of $DB ACCESS EXCLUSIVE (as a long
+# migration or a stuck host would), in the background, until pg_unlock_table — or SECONDS (120 by
+# default), a bound only for a test killed before its trap. Its pid is in LOCKER (the caller's trap
+# kills it); returns once the lock is granted.
 LOCKER=
+LOCKER_APP="aspen-test-locker-$$"
 pg_lock_table() {
-    local table=$1 secs=$2 i
-    psql "$DB" -qAt -c "BEGIN; LOCK TABLE $table IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep($secs); COMMIT;" \
+    local table=$1 secs=${2:-120} i
+    psql "$DB application_name=$LOCKER_APP" -qAt \
+        -c "BEGIN; LOCK TABLE $table IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep($secs); COMMIT;" \
         >/dev/null 2>&1 &
     LOCKER=$!
-    for ((i = 0; i < 100; i++)); do
+    for ((i = 0; i < 600; i++)); do
         [ "$(psql "$DB" -qAt -c "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
               WHERE c.relname = '$table' AND l.mode = 'AccessExclusiveLock' AND l.granted")" = 1 ] && return 0
         sleep 0.05
     done
     fail "the locking session never took the $table table"
+}
+# pg_unlock_table: the locking session's statement is cancelled (its transaction rolls back and the
+# lock goes); returns once it has ended.
+pg_unlock_table() {
+    psql "$DB" -qAt -c "SELECT pg_cancel_backend(pid) FROM pg_stat_activity
+        WHERE application_name = '$LOCKER_APP'" >/dev/null || fail "cancelling the locking session"
+    wait "$LOCKER"
+    LOCKER=
+}
+# pg_lock_waiters TABLE: how many sessions of the console (launched with
+# application_name=$CONSOLE_APP in its --db) wait on a SELECT for TABLE's lock.
+CONSOLE_APP="aspen-test-console-$$"
+pg_lock_waiters() {
+    psql "$DB" -qAt -c "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
+        JOIN pg_stat_activity a ON a.pid = l.pid
+        WHERE c.relname = '$1' AND NOT l.granted AND a.application_name = '$CONSOLE_APP'
+          AND a.query ILIKE 'SELECT%'"
+}
+# pg_wait_waiting TABLE: until a read of the console waits on TABLE's lock (instead of assuming
+# that its periodic read has started after some sleep: under load it may come late).
+pg_wait_waiting() {
+    local i
+    for ((i = 0; i < 600; i++)); do
+        [ "$(pg_lock_waiters "$1")" -ge 1 ] && return 0
+        sleep 0.05
+    done
+    fail "no read of the console waited on the locked $1 table within 30 s"
+}
+# pg_still_waiting TABLE WHAT: fails unless a read of the console still waits on TABLE: WHAT
+# happened while the database was not answering.
+pg_still_waiting() {
+    [ "$(pg_lock_waiters "$1")" -ge 1 ] ||
+        fail "$2 only after the console's read of $1 had stopped waiting (the UI thread waited?)"
 }

@@ -548,6 +548,28 @@ int aspen_store_notified(aspen_store *s, bool *woken, aspen_store_error *err)
     return s->ops->notified(s, woken, err);
 }
 
+int aspen_store_log_wait_fd(aspen_store *s, int *fd, aspen_store_error *err)
+{
+    if (fd)
+        *fd = -1;
+    if (!s)
+        return no_store(err, "log_wait_fd");
+    if (!fd)
+        return store_err(err, ASPEN_STORE_EINVAL, "aspen_store_log_wait_fd: fd is NULL");
+    return s->ops->log_wait_fd ? s->ops->log_wait_fd(s, fd, err) : 0;
+}
+
+int aspen_store_log_notified(aspen_store *s, bool *woken, aspen_store_error *err)
+{
+    if (woken)
+        *woken = false;
+    if (!s)
+        return no_store(err, "log_notified");
+    if (!woken)
+        return store_err(err, ASPEN_STORE_EINVAL, "aspen_store_log_notified: woken is NULL");
+    return s->ops->log_notified ? s->ops->log_notified(s, woken, err) : 0;
+}
+
 int aspen_store_wait_work(aspen_store *s, int timeout_ms, bool *woken, aspen_store_error *err)
 {
     if (!woken)

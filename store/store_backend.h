@@ -111,6 +111,9 @@ struct store_ops {
      * and *woken = false. */
     int (*wait_fd)(aspen_store *s, int *fd, aspen_store_error *err);
     int (*notified)(aspen_store *s, bool *woken, aspen_store_error *err);
+    /* aspen_store_log_wait_fd / _log_notified: NULL on a backend without announcements */
+    int (*log_wait_fd)(aspen_store *s, int *fd, aspen_store_error *err);
+    int (*log_notified)(aspen_store *s, bool *woken, aspen_store_error *err);
     /* Schedules (version 8): their own table of entries, schedule_backend.h. */
     const struct store_schedule_ops *schedule;
     /* Named queues (store/queues.c): declares `name` (created if new) and writes the settings in

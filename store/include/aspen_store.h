@@ -857,6 +857,15 @@ int aspen_store_notified(aspen_store *s, bool *woken, aspen_store_error *err);
  * *woken false on a backend without announcements (the caller polls instead). */
 int aspen_store_wait_work(aspen_store *s, int timeout_ms, bool *woken, aspen_store_error *err);
 
+/* The same for new log lines (the log feed's followers: the console's Logs pane, aspen logs
+ * --follow): on PostgreSQL every transaction that writes lines sends NOTIFY aspen_logs when it
+ * commits (one per group commit, not one per line), and a follower polls this descriptor instead
+ * of waiting for its next read of the feed. *fd is -1 on SQLite (read the feed on a timer; it is
+ * an index seek). Its own handle, as for aspen_store_wait_fd: a handle listens on one of the two,
+ * since each _notified call consumes every announcement that arrived. */
+int aspen_store_log_wait_fd(aspen_store *s, int *fd, aspen_store_error *err);
+int aspen_store_log_notified(aspen_store *s, bool *woken, aspen_store_error *err);
+
 /* ---- named queues (store/queues.c; docs/QUEUES.md) ----------------------------------------------- */
 
 /* Every job is in a named queue, "default" unless submitted to another. A queue exists once a job

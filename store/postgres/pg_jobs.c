@@ -946,9 +946,13 @@ static int log_batch_flush(struct pg_store *s, struct log_batch *b, aspen_store_
     struct pg_params p = {0};
     for (size_t i = 0; i < 5; i++)
         pg_p_text(&p, cols[i]->text);
+    /* The lines and their announcement to the log feed's followers (LISTEN aspen_logs) in one
+     * statement, so no round trip is added; PostgreSQL delivers one notification per
+     * transaction however many batches sent it (same channel, same payload), at commit. */
     int code = run(s, "pgj_logs_insert",
-                   "INSERT INTO logs (job, seq, attempt, time_ms, line) SELECT * FROM"
-                   " unnest($1::bigint[], $2::bigint[], $3::integer[], $4::bigint[], $5::text[])",
+                   "WITH ins AS (INSERT INTO logs (job, seq, attempt, time_ms, line) SELECT * FROM"
+                   " unnest($1::bigint[], $2::bigint[], $3::integer[], $4::bigint[], $5::text[]))"
+                   " SELECT pg_notify('aspen_logs', '')",
                    &p, "writing log lines", NULL, err);
     log_batch_free(b);
     return code;

@@ -1,5 +1,6 @@
 /* pg_lease.c — the PostgreSQL backend's engines, leases, crash recovery, cancel requests, and the
- * LISTEN side of NOTIFY aspen_jobs (pg_wait_fd, pg_notified).
+ * LISTEN side of NOTIFY aspen_jobs (pg_wait_fd, pg_notified) and of NOTIFY aspen_logs (pg_log_wait_fd,
+ * pg_log_notified: the log feed's followers).
  *
  * As on SQLite (store/sqlite/sqlite_lease.c): an engine registers (engines row, identity ids
  * never reused), renews its lease, and if it stops renewing, recovery by any host puts its
@@ -429,36 +430,47 @@ int pg_cancel_requests(aspen_store *base, int64_t engine_id, int64_t **ids, size
 
 /* ---- waiting for new work (LISTEN aspen_jobs) -------------------------------------------------- */
 
+/* The channels a handle can LISTEN on: new work (the engine's waiter) and new log lines (the
+ * log feed's followers). Each remembers whether this connection listens since its last reconnect. */
+struct pg_channel {
+    const char *name, *listen_sql, *what;
+};
+static const struct pg_channel CH_JOBS = {"aspen_jobs", "LISTEN aspen_jobs",
+                                          "subscribing to announcements of new work (LISTEN aspen_jobs)"};
+static const struct pg_channel CH_LOGS = {"aspen_logs", "LISTEN aspen_logs",
+                                          "subscribing to announcements of new log lines (LISTEN aspen_logs)"};
+
 /* LISTEN on this connection unless it already does since its last reconnect. *renewed: it had
  * listened before and a reconnect lost that, so announcements may have been missed. */
-static int listen_now(struct pg_store *s, bool *renewed, aspen_store_error *err)
+static int listen_now(struct pg_store *s, const struct pg_channel *ch, bool *listening,
+                      int *at_reconnects, bool *renewed, aspen_store_error *err)
 {
     *renewed = false;
-    if (s->listening && s->listen_reconnects == s->reconnects && PQstatus(s->conn) == CONNECTION_OK)
+    if (*listening && *at_reconnects == s->reconnects && PQstatus(s->conn) == CONNECTION_OK)
         return 0;
-    bool before = s->listening;
+    bool before = *listening;
     if (!s->conn || PQstatus(s->conn) != CONNECTION_OK) {
         int code = pg_reconnect(s, err);
         if (code)
             return code;
     }
     struct pg_params p = {0};
-    int code = run(s, "pgl_listen", "LISTEN aspen_jobs", &p,
-                   "subscribing to announcements of new work (LISTEN aspen_jobs)", NULL, err);
+    int code = run(s, ch == &CH_JOBS ? "pgl_listen" : "pgl_listen_logs", ch->listen_sql, &p,
+                   ch->what, NULL, err);
     if (code)
         return code;
-    s->listening = true;
-    s->listen_reconnects = s->reconnects;
+    *listening = true;
+    *at_reconnects = s->reconnects;
     *renewed = before;
     return 0;
 }
 
-int pg_wait_fd(aspen_store *base, int *fd, aspen_store_error *err)
+static int channel_fd(struct pg_store *s, const struct pg_channel *ch, bool *listening,
+                      int *at_reconnects, int *fd, aspen_store_error *err)
 {
-    struct pg_store *s = pgs(base);
     *fd = -1;
     bool renewed = false;
-    int code = listen_now(s, &renewed, err);
+    int code = listen_now(s, ch, listening, at_reconnects, &renewed, err);
     if (code)
         return code;
     *fd = PQsocket(s->conn);
@@ -468,24 +480,51 @@ int pg_wait_fd(aspen_store *base, int *fd, aspen_store_error *err)
     return 0;
 }
 
-int pg_notified(aspen_store *base, bool *woken, aspen_store_error *err)
+static int channel_notified(struct pg_store *s, const struct pg_channel *ch, bool *listening,
+                            int *at_reconnects, bool *woken, aspen_store_error *err)
 {
-    struct pg_store *s = pgs(base);
     *woken = false;
     bool renewed = false;
     if (s->conn && PQstatus(s->conn) == CONNECTION_OK && !PQconsumeInput(s->conn))
         *woken = true; /* the connection broke while we waited: listen_now reconnects, and
                         * what was announced meanwhile is lost, so the waiter looks once */
-    int code = listen_now(s, &renewed, err);
+    int code = listen_now(s, ch, listening, at_reconnects, &renewed, err);
     if (code)
         return code;
     if (renewed)
         *woken = true;
     PGnotify *n;
     while ((n = PQnotifies(s->conn)) != NULL) {
-        if (strcmp(n->relname, "aspen_jobs") == 0)
+        if (strcmp(n->relname, ch->name) == 0)
             *woken = true;
         PQfreemem(n);
     }
     return 0;
+}
+
+int pg_wait_fd(aspen_store *base, int *fd, aspen_store_error *err)
+{
+    struct pg_store *s = pgs(base);
+    return channel_fd(s, &CH_JOBS, &s->listening, &s->listen_reconnects, fd, err);
+}
+
+int pg_notified(aspen_store *base, bool *woken, aspen_store_error *err)
+{
+    struct pg_store *s = pgs(base);
+    return channel_notified(s, &CH_JOBS, &s->listening, &s->listen_reconnects, woken, err);
+}
+
+/* The log feed's followers (aspen_store_log_wait_fd): NOTIFY aspen_logs, sent once per
+ * transaction that wrote lines (pg_jobs.c, log_batch_flush). */
+int pg_log_wait_fd(aspen_store *base, int *fd, aspen_store_error *err)
+{
+    struct pg_store *s = pgs(base);
+    return channel_fd(s, &CH_LOGS, &s->listening_logs, &s->listen_logs_reconnects, fd, err);
+}
+
+int pg_log_notified(aspen_store *base, bool *woken, aspen_store_error *err)
+{
+    struct pg_store *s = pgs(base);
+    return channel_notified(s, &CH_LOGS, &s->listening_logs, &s->listen_logs_reconnects, woken,
+                            err);
 }

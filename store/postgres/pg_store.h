@@ -57,6 +57,9 @@ struct pg_store {
      * listen_reconnects: after a reconnect it is sent again and the waiter woken. */
     bool listening;
     int listen_reconnects;
+    /* The same for LISTEN aspen_logs (pg_log_wait_fd: the log feed's followers). */
+    bool listening_logs;
+    int listen_logs_reconnects;
     /* Data-version bumps made by this handle's own commits: pg_data_version reports the shared
      * counter minus these, so (as SQLite's PRAGMA data_version) only OTHER connections' commits
      * move it and an engine is not woken by its own writes. */
@@ -306,6 +309,8 @@ int pg_metrics_prune(aspen_store *s, int64_t before_minute, size_t max_rows, int
                      aspen_store_error *err);
 int pg_wait_fd(aspen_store *s, int *fd, aspen_store_error *err);        /* pg_lease.c */
 int pg_notified(aspen_store *s, bool *woken, aspen_store_error *err);   /* pg_lease.c */
+int pg_log_wait_fd(aspen_store *s, int *fd, aspen_store_error *err);    /* pg_lease.c */
+int pg_log_notified(aspen_store *s, bool *woken, aspen_store_error *err); /* pg_lease.c */
 
 /* Inside the caller's transaction: NOTIFY aspen_jobs, delivered to every listener when the
  * transaction commits (PostgreSQL folds repeats into one). Called by every write that makes a

@@ -365,6 +365,13 @@ static int group_logs(struct sq_group *g, aspen_store_error *err)
         free(rows);
         return store_sqlite_err(s, err, rc, "writing log lines");
     }
+    /* one feed number for the whole group's lines (SQ_LOG_TX in LOG_ROW) */
+    int bump = logs_tx_bump(s, err);
+    if (bump) {
+        free(rows);
+        sqlite3_exec(s->db, "ROLLBACK TO group_logs; RELEASE group_logs", NULL, NULL, NULL);
+        return bump;
+    }
     size_t at = 0;
     for (size_t c = GROUP_ROWS; c > 0 && rc == 0 && at < k; c /= 2)
         while (rc == 0 && k - at >= c) {

@@ -696,9 +696,24 @@ rollback:
 
 /* ---- logs ---------------------------------------------------------------------------------------- */
 
+int logs_tx_bump(struct sqlite_store *s, aspen_store_error *err)
+{
+    sqlite3_stmt *st = store_stmt(s, ST_LOG_TX_BUMP, err);
+    if (!st)
+        return stmt_failed(s, err);
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? 0 : store_sqlite_err(s, err, rc, "numbering log lines for the feed");
+}
+
 int logs_insert(struct sqlite_store *s, struct store_job_row *row, int attempt,
                 const aspen_store_log_line *lines, size_t n, aspen_store_error *err)
 {
+    if (n) {
+        int code = logs_tx_bump(s, err);
+        if (code)
+            return code;
+    }
     for (size_t i = 0; i < n; i++) {
         if (lines[i].dropped > 0) { /* counted by the writer, never sent */
             row->log_dropped = lines[i].dropped > INT64_MAX - row->log_dropped

@@ -89,7 +89,16 @@ static const char *const stmt_sql[ST_COUNT] = {
                     " LEFT JOIN engines e ON e.id = coalesce(a.engine, j.owner)"
                     " WHERE (l.tx, l.job, l.seq) > (?1, ?2, ?3)"
                     " ORDER BY l.tx, l.job, l.seq LIMIT ?4",
-    [ST_LOG_FEED_END] = "SELECT coalesce(max(tx), 0) FROM logs",
+    /* The end is the counter (lines of a deleted tail keep their numbers used); max(tx) for a
+     * database whose lines were all written before the counter. */
+    [ST_LOG_FEED_END] = "SELECT max(coalesce((SELECT CAST(value AS INTEGER) FROM settings"
+                        " WHERE key = " SQ_LOG_TX_KEY "), 0), (SELECT coalesce(max(tx), 0) FROM logs))",
+    /* Created on the first write of lines one past the highest number in logs (a database
+     * written by the first version 12, which numbered by max(tx) + 1), then only ever counted up:
+     * numbers are never handed out twice, whatever is deleted. */
+    [ST_LOG_TX_BUMP] = "INSERT INTO settings (key, value) VALUES (" SQ_LOG_TX_KEY ","
+                       " (SELECT coalesce(max(tx), 0) + 1 FROM logs)) ON CONFLICT (key) DO UPDATE"
+                       " SET value = CAST(value AS INTEGER) + 1",
     [ST_COUNTS] = "SELECT state, n FROM job_counts",
     [ST_COUNTS_ADD] = "UPDATE job_counts SET n = n + ?2 WHERE state = ?1",
     /* min(run_at) over the queue index (priority first) would read every queued job: instead,
@@ -408,9 +417,10 @@ static int migrate_v11(struct sqlite_store *s, aspen_store_error *err)
 }
 
 /* Version 12: the log feed. Lines are keyed by (job, seq); a reader following every job needs an
- * order in which lines appear, so each INSERT numbers its lines one past the highest number yet
- * (SQ_LOG_TX: a seek to the end of logs_feed). SQLite writes one transaction at a time, so a
- * number once visible is never undercut by a later commit; lines older than the migration keep 0.
+ * order in which lines appear, so each write of lines numbers them with a counter (SQ_LOG_TX, a
+ * row in settings that ST_LOG_TX_BUMP counts up first). SQLite writes one transaction at a time,
+ * so a number once visible is never undercut by a later commit; lines older than the migration
+ * keep 0.
  * The index is appended at its right edge: one more B-tree insert per line. */
 static int query_int(struct sqlite_store *s, const char *sql, int64_t *out, const char *what,
                      aspen_store_error *err);

@@ -72,6 +72,7 @@ enum stmt_id {
     ST_DELETE_UNIQUE,
     ST_LOG_FEED,     /* schema version 12: every job's lines after a cursor */
     ST_LOG_FEED_END,
+    ST_LOG_TX_BUMP, /* the feed's counter, one up before a write of log lines */
     ST_COUNT
 };
 
@@ -115,8 +116,12 @@ struct sqlite_store {
 #define PAYLOAD_EXPR                                                                               \
     "(CASE WHEN jobs.payload_ext THEN (SELECT p.payload FROM job_payloads p WHERE p.id = jobs.id)" \
     " ELSE jobs.payload END)"
-/* A log line's feed number (schema version 12, migrate_v12): one past the highest yet. */
-#define SQ_LOG_TX "(SELECT coalesce(max(tx), 0) + 1 FROM logs)"
+/* A log line's feed number (schema version 12, migrate_v12): the counter in settings, which
+ * ST_LOG_TX_BUMP moves one up before each write of lines. Never max(tx) + 1: after the newest
+ * lines are deleted (a purge, aspen delete) that would hand out again a number a follower has
+ * already passed, and the new lines would never reach it. */
+#define SQ_LOG_TX_KEY "'log.feed_tx'"
+#define SQ_LOG_TX "(SELECT CAST(value AS INTEGER) FROM settings WHERE key = " SQ_LOG_TX_KEY ")"
 /* Payloads longer than this live in job_payloads. */
 #define PAYLOAD_INLINE_MAX 256
 
@@ -217,6 +222,9 @@ int claim_delete(struct sqlite_store *s, int64_t job, aspen_store_error *err);
 
 /* Inserts log lines for one job, honouring the cap; updates row->log_count/log_dropped (the
  * caller writes them back). */
+/* Moves the log feed's counter one up (ST_LOG_TX_BUMP): before lines are written, in the same
+ * transaction, so they take a number no follower has passed yet. */
+int logs_tx_bump(struct sqlite_store *s, aspen_store_error *err);
 int logs_insert(struct sqlite_store *s, struct store_job_row *row, int attempt,
                 const aspen_store_log_line *lines, size_t n, aspen_store_error *err);
 

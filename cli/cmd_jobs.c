@@ -6,6 +6,7 @@
  *   aspen retry ID | --failed [--filter F]
  *   aspen show ID [--json]        the job, its attempts, its result and error
  *   aspen logs ID [--follow] [--json]   log lines; --follow waits for more until the job is final
+ *   aspen logs --follow [--json]  every job's new lines from every host (the store's log feed)
  *   aspen cancel ID | rerun ID | pause | resume
  * Exit status: 0 done, 1 refused or failed (one `error: …` line), 2 usage, 3 nothing to do
  * (aspen cancel of a job that is already final: it says which state, nothing changed).
@@ -14,6 +15,7 @@
 #include "cli.h"
 
 #include <getopt.h>
+#include <poll.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -902,6 +904,112 @@ int cmd_show(int argc, char **argv)
 
 /* ---- logs --------------------------------------------------------------------------------------- */
 
+/* One line of the feed: where it ran ("host:pid", or "engine N" once that engine's row is gone),
+ * escaped like the line (a host name is another machine's words). */
+static void feed_line_print(const aspen_store_feed_line *l, bool as_json)
+{
+    if (as_json) {
+        json_t *o = json_object();
+        json_object_set_new(o, "job", json_integer(l->job_id));
+        json_object_set_new(o, "seq", json_integer(l->seq));
+        json_object_set_new(o, "attempt", json_integer(l->attempt));
+        json_object_set_new(o, "time_ms", json_integer(l->time_ms));
+        json_object_set_new(o, "engine", json_integer(l->engine_id));
+        json_object_set_new(o, "host", l->host[0] ? cli_json_str(l->host) : json_null());
+        json_object_set_new(o, "pid", l->host[0] ? json_integer(l->pid) : json_null());
+        json_object_set_new(o, "line", cli_json_str(l->line ? l->line : ""));
+        cli_json_print(o, stdout, true);
+        json_decref(o);
+        return;
+    }
+    char t[40];
+    cli_format_time(l->time_ms, t, sizeof t);
+    printf("%s  job %lld #%d  ", t + 11, (long long)l->job_id, l->attempt);
+    if (l->host[0]) {
+        cli_puts(stdout, l->host);
+        printf(":%lld  ", (long long)l->pid);
+    } else {
+        printf("engine %lld  ", (long long)l->engine_id);
+    }
+    cli_putn(stdout, l->line ? l->line : "", l->line ? strlen(l->line) : 0, ASPEN_TEXT_KEEP_TAB);
+    printf("\n");
+}
+
+/* aspen logs --follow with no job: every job's new lines from every engine on the database (the
+ * store's log feed, in commit order), from now on, until interrupted. On PostgreSQL the handle
+ * LISTENs for the NOTIFY each transaction with lines sends, so a line shows as its commit lands
+ * (and reads once a second besides); on SQLite, where there is no announcement, the feed (an
+ * index seek) is read every 200 ms. */
+static int follow_all(const char *db, bool as_json)
+{
+    char path[4096];
+    if (cli_db_path(db, path, sizeof path) != 0)
+        return 1;
+    aspen_store_options so = {.read_only = true};
+    aspen_store *st = NULL;
+    aspen_store_error se = {0};
+    if (cli_create) { /* as everywhere: the database is made first, then read */
+        if (aspen_store_open(path, NULL, &st, &se) != 0) {
+            cli_error("%s", se.msg);
+            return 1;
+        }
+        aspen_store_close(st);
+        st = NULL;
+    }
+    aspen_store_log_cursor at = ASPEN_STORE_LOG_CURSOR_END;
+    aspen_store_feed_line *l = NULL;
+    size_t n = 0;
+    int fd = -1;
+    /* LISTEN before the cursor is placed: a commit in between is both announced and read */
+    if (aspen_store_open(path, &so, &st, &se) != 0 || aspen_store_log_wait_fd(st, &fd, &se) != 0 ||
+        aspen_store_log_feed(st, &at, 0, &l, &n, &se) != 0) {
+        cli_error("%s", se.msg);
+        aspen_store_close(st);
+        return 1;
+    }
+    aspen_store_log_feed_free(l, n);
+    int rc = 0;
+    bool complained = false;
+    for (;;) {
+        bool woken = false;
+        /* what arrived is consumed before the read: an announcement after it wakes the next */
+        if (aspen_store_log_notified(st, &woken, &se) == 0 &&
+            aspen_store_log_feed(st, &at, 500, &l, &n, &se) == 0) {
+            complained = false;
+            for (size_t i = 0; i < n; i++)
+                feed_line_print(&l[i], as_json);
+            aspen_store_log_feed_free(l, n);
+            if (fflush(stdout) != 0 || ferror(stdout)) {
+                rc = 1; /* the reader went away (a closed pipe): nothing more to do */
+                break;
+            }
+            if (n == 500)
+                continue; /* more behind these */
+        } else if (!complained) {
+            /* a server restarting or a locked file: said once, then retried each second */
+            cli_error("reading the log feed failed (retrying every second; Ctrl-C to stop): %s",
+                      se.msg);
+            complained = true;
+        }
+        if (aspen_store_log_wait_fd(st, &fd, &se) != 0)
+            fd = -1;
+        if (fd >= 0) {
+            /* lines read during the query above were queued by libpq, not left on the socket */
+            if (aspen_store_log_notified(st, &woken, &se) == 0 && woken)
+                continue;
+            struct pollfd p = {.fd = fd, .events = POLLIN};
+            /* a second at most: lines held back behind an older open transaction come with no
+             * announcement of their own */
+            poll(&p, 1, 1000);
+        } else {
+            struct timespec ts = {0, (complained ? 1000 : 200) * 1000000L};
+            nanosleep(&ts, NULL);
+        }
+    }
+    aspen_store_close(st);
+    return rc;
+}
+
 int cmd_logs(int argc, char **argv)
 {
     static const struct option opts[] = {{"follow", no_argument, 0, 'f'},
@@ -923,16 +1031,24 @@ int cmd_logs(int argc, char **argv)
         default:
             fprintf(c == 'h' ? stdout : stderr,
                     "usage: aspen logs ID [--follow] [--json] [--db PATH]\n"
-                    "  --follow  wait for more lines until the job is final\n"
+                    "       aspen logs --follow [--json] [--db PATH]\n"
+                    "  --follow  wait for more lines until the job is final; with no ID, every\n"
+                    "            job's new lines from every worker on the database, marked with\n"
+                    "            the host:pid that ran it, until Ctrl-C\n"
                     "  --json    one JSON object a line (JSON Lines, so --follow streams):\n"
-                    "            {\"job\", \"seq\", \"attempt\", \"time_ms\", \"line\"}\n");
+                    "            {\"job\", \"seq\", \"attempt\", \"time_ms\", \"line\"}, and\n"
+                    "            with no ID \"engine\", \"host\" and \"pid\" too\n");
             return c == 'h' ? 0 : 2;
         }
     }
     int64_t id;
     static const char usage[] = "aspen logs ID [--follow] [--json] [--db PATH]";
     int rc;
-    if ((rc = cli_args(argc, argv, optind, 1, 1, "a job ID (aspen jobs lists them)", usage)) ||
+    if (optind == argc && follow)
+        return follow_all(db, as_json);
+    if ((rc = cli_args(argc, argv, optind, 1, 1,
+                       "a job ID (aspen jobs lists them), or --follow for every job's new lines",
+                       usage)) ||
         (rc = cli_id_arg(argv[optind], &id, usage)))
         return rc;
     aspen_engine *eng;

@@ -2764,6 +2764,7 @@ static void close_handles(tui_app *a)
         close_handle((uv_handle_t *)&a->sig_hup);
         a->ui_handles_open = false;
     }
+    tui_engines_quit(); /* the log waiter's thread and async handle (pane_engines.c) */
     if (a->loop_handles_open) {
         close_handle((uv_handle_t *)&a->async);
         close_handle((uv_handle_t *)&a->tick);

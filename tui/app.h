@@ -281,6 +281,9 @@ void tui_logs_search_set(tui_app *a, const char *needle);
 /* pane_engines.c, once a second: the engines list, and other hosts' jobs' log lines into the logs
  * pane (they reach this console only through the store). */
 void tui_engines_tick(tui_app *a);
+/* At quit, before the loop's handles close: the log announcements' waiter thread stops and its
+ * async handle closes (pane_engines.c). */
+void tui_engines_quit(void);
 void tui_engines_close(void); /* at exit: its store handle and list */
 void tui_schedules_close(void); /* pane_schedules.c, at exit */
 void tui_queues_close(void);  /* pane_queues.c, at exit: its store handle and list */

@@ -16,14 +16,25 @@
  * The same read also tails the log lines of jobs that run on OTHER engines into the logs pane's
  * all-jobs buffer: this console's engine sends its own lines as events, other hosts' lines reach
  * it only through the store's log feed (aspen_store_log_feed: every job's lines after a cursor,
- * their engine named), so a job too short for any heartbeat to list still shows. */
+ * their engine named), so a job too short for any heartbeat to list still shows. On PostgreSQL a
+ * waiter thread of its own (its own handle, LISTEN aspen_logs: one NOTIFY per transaction that
+ * wrote lines) wakes the UI loop through an async handle the moment lines commit, and the loop
+ * starts a read of the feed alone then, instead of at the next tick; the tick still reads once a
+ * second (SQLite has no announcements, and lines held back behind an older open transaction on
+ * PostgreSQL come with no announcement of their own). */
 #include "app.h"
 
 #include <curses.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 /* The UI thread's side: what is drawn. */
 static struct {
@@ -48,12 +59,26 @@ static struct {
     bool started;
 } T;
 
+/* The LISTEN waiter (PostgreSQL): a thread blocked in poll() on its handle's descriptor; on an
+ * announcement it wakes the UI loop (W.async), which reads the feed. The UI thread's flags:
+ * woken_busy, an announcement came while a read was in flight (read again when it is back). */
+static struct {
+    aspen_store *store; /* the waiter's own handle: a handle listens for one thread only */
+    pthread_t th;
+    int pipe[2];       /* written to stop the thread */
+    uv_async_t async;
+    bool tried, started, async_open, woken_busy;
+    atomic_bool stop;
+} W = {.pipe = {-1, -1}};
+
 typedef struct engines_req {
     uv_work_t w;
     tui_app *a;
     const char *db;
     int64_t own; /* this console's engine: its lines come as events */
     bool tail;
+    bool feed_only; /* woken by an announcement: the feed alone, the engines list waits its tick */
+    bool again;     /* a full page came, or lines were announced during the read: read again */
     int rc;
     char error[256];
     aspen_store_engine_info *list;
@@ -72,6 +97,7 @@ static void tail_other_hosts(engines_req *r)
     size_t n = 0;
     if (aspen_store_log_feed(R.store, &T.at, 2000, &l, &n, &se) != 0)
         return;
+    r->again = n == 2000;
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
         if (l[i].engine_id == r->own && r->own) {
@@ -93,7 +119,8 @@ static void engines_work(uv_work_t *w)
         snprintf(r->error, sizeof r->error, "%s", R.open_error);
         return;
     }
-    if (aspen_store_engines(R.store, aspen_store_now_ms(), &r->list, &r->n, &se) != 0) {
+    if (!r->feed_only &&
+        aspen_store_engines(R.store, aspen_store_now_ms(), &r->list, &r->n, &se) != 0) {
         r->rc = -1;
         snprintf(r->error, sizeof r->error, "%s", se.msg);
         return;
@@ -108,9 +135,13 @@ static void engines_work(uv_work_t *w)
             T.started = true;
         aspen_store_log_feed_free(none, n_none);
     }
-    if (r->tail && T.started)
+    /* Not before the console's own engine is known: its lines would come twice (events and feed);
+     * the cursor waits meanwhile, so nothing of the other engines' is lost. */
+    if (r->tail && T.started && r->own)
         tail_other_hosts(r);
 }
+
+static void start_read(tui_app *a, bool tail, bool feed_only);
 
 static void engines_done(uv_work_t *w, int status)
 {
@@ -118,7 +149,9 @@ static void engines_done(uv_work_t *w, int status)
     tui_app *a = r->a;
     E.busy = false;
     if (status == 0 && !a->quitting) {
-        if (r->rc == 0) {
+        if (r->feed_only) {
+            /* the list is not read by a woken read: keep the one shown */
+        } else if (r->rc == 0) {
             aspen_store_engines_free(E.list);
             E.list = r->list;
             E.n = r->n;
@@ -129,20 +162,30 @@ static void engines_done(uv_work_t *w, int status)
             snprintf(E.error, sizeof E.error, "%s", r->error); /* keep the last list on screen */
         }
         for (size_t i = 0; i < r->n_got; i++)
-            tui_logbuf_push(&a->logs_all, r->got[i].job_id, r->got[i].attempt, r->got[i].time_ms, 0,
-                            r->got[i].line);
+            tui_logbuf_push_from(&a->logs_all, r->got[i].job_id, r->got[i].attempt,
+                                 r->got[i].time_ms, r->got[i].line, r->got[i].host, r->got[i].pid,
+                                 r->got[i].engine_id);
         tui_request_draw(a);
     }
+    bool again = (r->again || W.woken_busy) && !a->quitting && status == 0;
     aspen_store_engines_free(r->list);
     aspen_store_log_feed_free(r->got, r->n_got);
     free(r);
+    if (again) {
+        W.woken_busy = false;
+        start_read(a, true, true);
+    }
 }
 
 /* Starts a read on the pool unless one is in flight (then that one's answer is awaited). */
-static void start_read(tui_app *a, bool tail)
+static void start_read(tui_app *a, bool tail, bool feed_only)
 {
-    if (E.busy || a->quitting)
+    if (a->quitting)
         return;
+    if (E.busy) {
+        W.woken_busy |= feed_only; /* lines announced after the read in flight began */
+        return;
+    }
     engines_req *r = calloc(1, sizeof *r);
     if (!r)
         return;
@@ -151,21 +194,113 @@ static void start_read(tui_app *a, bool tail)
     r->db = aspen_engine_db_path(a->eng);
     r->own = a->snap.engine_id;
     r->tail = tail;
+    r->feed_only = feed_only;
     E.busy = true;
-    E.read_at = tui_mono_ms();
+    if (!feed_only)
+        E.read_at = tui_mono_ms();
     if (uv_queue_work(a->loop, &r->w, engines_work, engines_done) != 0) {
         E.busy = false;
         free(r);
     }
 }
 
-void tui_engines_tick(tui_app *a) { start_read(a, true); }
+/* ---- the LISTEN waiter (PostgreSQL) ---------------------------------------------------------- */
+
+static void *waiter_main(void *arg)
+{
+    const char *db = arg;
+    pthread_setname_np(pthread_self(), "aspen-logwait");
+    aspen_store_error se = {0};
+    char error[256];
+    while (!atomic_load(&W.stop)) {
+        int fd = -1, rc = -1;
+        /* opened here, not on the UI thread: a server far away or down must not freeze it */
+        if (W.store || tui_store_open_ro(db, &W.store, error, sizeof error) == 0) {
+            /* asked before each wait: the descriptor changes when the handle reconnects */
+            rc = aspen_store_log_wait_fd(W.store, &fd, &se);
+            if (rc == 0 && fd < 0)
+                break; /* no announcements on this backend (SQLite): the tick reads */
+        }
+        struct pollfd p[2] = {{.fd = W.pipe[0], .events = POLLIN}, {.fd = fd, .events = POLLIN}};
+        /* a second at most: a server gone away is tried again without a busy loop */
+        int n = poll(p, rc || fd < 0 ? 1 : 2, 1000);
+        if (n < 0 && errno != EINTR)
+            break;
+        if (p[0].revents)
+            break; /* stop */
+        if (rc || fd < 0 || !(p[1].revents & (POLLIN | POLLHUP | POLLERR)))
+            continue;
+        bool woken = false;
+        if (aspen_store_log_notified(W.store, &woken, &se) == 0 && woken)
+            uv_async_send(&W.async);
+    }
+    return NULL;
+}
+
+static void on_logs_announced(uv_async_t *h)
+{
+    tui_app *a = h->data;
+    start_read(a, true, true);
+}
+
+/* Once, at the first tick: the waiter thread (it opens its handle itself, and ends at once on a
+ * backend without announcements). Failing to start is not fatal: the tick still reads. */
+static void start_waiter(tui_app *a)
+{
+    if (W.tried)
+        return;
+    W.tried = true;
+    if (pipe2(W.pipe, O_CLOEXEC) != 0)
+        return;
+    if (uv_async_init(a->loop, &W.async, on_logs_announced) != 0)
+        goto close_pipe;
+    W.async.data = a;
+    W.async_open = true;
+    atomic_store(&W.stop, false);
+    if (pthread_create(&W.th, NULL, waiter_main, (void *)aspen_engine_db_path(a->eng)) != 0) {
+        uv_close((uv_handle_t *)&W.async, NULL);
+        W.async_open = false;
+        goto close_pipe;
+    }
+    W.started = true;
+    return;
+close_pipe:
+    close(W.pipe[0]);
+    close(W.pipe[1]);
+    W.pipe[0] = W.pipe[1] = -1;
+}
+
+void tui_engines_quit(void)
+{
+    if (W.started) {
+        atomic_store(&W.stop, true);
+        ssize_t w = write(W.pipe[1], "x", 1);
+        (void)w;
+        pthread_join(W.th, NULL); /* no uv_async_send after this: the handle may close */
+        close(W.pipe[0]);
+        close(W.pipe[1]);
+        W.pipe[0] = W.pipe[1] = -1;
+        W.started = false;
+    }
+    if (W.async_open && !uv_is_closing((uv_handle_t *)&W.async))
+        uv_close((uv_handle_t *)&W.async, NULL);
+    W.async_open = false;
+}
+
+void tui_engines_tick(tui_app *a)
+{
+    start_waiter(a);
+    start_read(a, true, false);
+}
 
 /* At exit, after the loop has drained its work (no read in flight). */
 void tui_engines_close(void)
 {
     aspen_store_engines_free(E.list);
     aspen_store_close(R.store);
+    aspen_store_close(W.store); /* its thread was joined by tui_engines_quit */
+    memset(&W, 0, sizeof W);
+    W.pipe[0] = W.pipe[1] = -1;
     memset(&E, 0, sizeof E);
     memset(&R, 0, sizeof R);
     memset(&T, 0, sizeof T);
@@ -194,7 +329,7 @@ static void fmt_age(int64_t ms, char *out, size_t cap)
 static void engines_draw(tui_app *a, int y0, int h)
 {
     if (!E.read_at)
-        start_read(a, false); /* first shown, or refreshed: the tick keeps it fresh after */
+        start_read(a, false, false); /* first shown, or refreshed: the tick keeps it fresh after */
     int64_t own = a->snap.engine_id;
     size_t stale = 0;
     for (size_t i = 0; i < E.n; i++)

@@ -383,8 +383,10 @@ void tui_logbuf_init(tui_logbuf *b, size_t cap)
 
 void tui_logbuf_clear(tui_logbuf *b)
 {
-    for (size_t i = 0; i < b->n; i++)
+    for (size_t i = 0; i < b->n; i++) {
         free(b->e[(b->start + i) % b->cap].line);
+        free(b->e[(b->start + i) % b->cap].where);
+    }
     b->start = b->n = 0;
     b->dropped = 0;
 }
@@ -397,31 +399,74 @@ void tui_logbuf_free(tui_logbuf *b)
     memset(b, 0, sizeof *b);
 }
 
-void tui_logbuf_push(tui_logbuf *b, int64_t job_id, int attempt, int64_t time_ms, int64_t seq,
-                     const char *line)
+/* The ring's next slot (the oldest entry dropped when full), its strings freed. */
+static tui_log_entry *logbuf_slot(tui_logbuf *b)
 {
-    if (!b->cap)
-        return;
-    size_t len = strcspn(line ? line : "", "\n");
-    /* kept escaped (aspen_text.h): what is searched, measured and drawn is what is shown */
-    char *copy = aspen_text_escape_dup(line ? line : "", len, ASPEN_TEXT_SPACES);
-    if (!copy)
-        return;
     tui_log_entry *e;
     if (b->n == b->cap) {
         e = &b->e[b->start];
         free(e->line);
+        free(e->where);
         b->start = (b->start + 1) % b->cap;
         b->dropped++;
     } else {
         e = &b->e[(b->start + b->n) % b->cap];
         b->n++;
     }
+    return e;
+}
+
+static void logbuf_add(tui_logbuf *b, int64_t job_id, int attempt, int64_t time_ms, int64_t seq,
+                       const char *line, char *where)
+{
+    if (!b->cap) {
+        free(where);
+        return;
+    }
+    size_t len = strcspn(line ? line : "", "\n");
+    /* kept escaped (aspen_text.h): what is searched, measured and drawn is what is shown */
+    char *copy = aspen_text_escape_dup(line ? line : "", len, ASPEN_TEXT_SPACES);
+    if (!copy) {
+        free(where);
+        return;
+    }
+    tui_log_entry *e = logbuf_slot(b);
     e->job_id = job_id;
     e->attempt = attempt;
     e->time_ms = time_ms;
     e->seq = seq;
     e->line = copy;
+    e->where = where;
+}
+
+void tui_logbuf_push(tui_logbuf *b, int64_t job_id, int attempt, int64_t time_ms, int64_t seq,
+                     const char *line)
+{
+    logbuf_add(b, job_id, attempt, time_ms, seq, line, NULL);
+}
+
+void tui_logbuf_push_from(tui_logbuf *b, int64_t job_id, int attempt, int64_t time_ms,
+                          const char *line, const char *host, int64_t pid, int64_t engine_id)
+{
+    /* A host name is another machine's words: escaped like the line, then cut between
+     * characters to TUI_LOG_HOST_MAX columns ("~" says it was), so a hostile name can neither
+     * paint the terminal nor push the line off an 80-column screen. */
+    char mark[4 * TUI_LOG_HOST_MAX + 48];
+    size_t hl = host ? strnlen(host, 256) : 0;
+    if (hl) {
+        char *esc = aspen_text_escape_dup(host, hl, ASPEN_TEXT_SPACES);
+        if (!esc)
+            return;
+        size_t el = strlen(esc), cut = tui_cols_fit(esc, el, TUI_LOG_HOST_MAX, NULL);
+        snprintf(mark, sizeof mark, "%.*s%s:%lld", (int)cut, esc, cut < el ? "~" : "",
+                 (long long)pid);
+        free(esc);
+    } else {
+        snprintf(mark, sizeof mark, "engine %lld", (long long)engine_id);
+    }
+    char *where = strdup(mark);
+    if (where)
+        logbuf_add(b, job_id, attempt, time_ms, 0, line, where);
 }
 
 const tui_log_entry *tui_logbuf_get(const tui_logbuf *b, size_t i)
@@ -580,12 +625,15 @@ int tui_wrap_rows(size_t len, int width, bool wrap)
 
 void tui_log_format(const tui_log_entry *e, bool timestamps, bool show_job, char *out, size_t cap)
 {
-    char ts[32] = "", job[32] = "";
+    char ts[32] = "";
     if (timestamps) {
         tui_fmt_clock(e->time_ms, ts, sizeof ts);
         strcat(ts, " ");
     }
-    if (show_job && e->job_id > 0)
+    char job[4 * TUI_LOG_HOST_MAX + 96] = "";
+    if (show_job && e->job_id > 0 && e->where)
+        snprintf(job, sizeof job, "[job %lld %s] ", (long long)e->job_id, e->where);
+    else if (show_job && e->job_id > 0)
         snprintf(job, sizeof job, "[job %lld] ", (long long)e->job_id);
     else if (show_job)
         snprintf(job, sizeof job, "[engine] ");

@@ -141,7 +141,13 @@ typedef struct tui_log_entry {
     int64_t time_ms;
     int64_t seq; /* store seq when read from the store, else 0 */
     char *line;
+    /* Where a line from ANOTHER engine ran (issue 8): "host:pid" (the host cut to
+     * TUI_LOG_HOST_MAX characters, escaped like the line), or "engine N" once that engine's row
+     * is gone; NULL for the console's own engine's lines, which need no mark. */
+    char *where;
 } tui_log_entry;
+/* The longest host name a mark shows: "[job N host:pid] " stays under a third of 80 columns. */
+#define TUI_LOG_HOST_MAX 16
 
 typedef struct tui_logbuf {
     tui_log_entry *e;
@@ -154,6 +160,10 @@ void tui_logbuf_clear(tui_logbuf *b);
 /* Copies line (and cuts it at the first newline). */
 void tui_logbuf_push(tui_logbuf *b, int64_t job_id, int attempt, int64_t time_ms, int64_t seq,
                      const char *line);
+/* The same for a line another engine wrote (the store's log feed): host and pid of that engine
+ * (host "" when its row is gone: then engine_id names it) become the entry's mark. */
+void tui_logbuf_push_from(tui_logbuf *b, int64_t job_id, int attempt, int64_t time_ms,
+                          const char *line, const char *host, int64_t pid, int64_t engine_id);
 const tui_log_entry *tui_logbuf_get(const tui_logbuf *b, size_t i); /* 0 = oldest */
 /* Index of the next (dir > 0) or previous entry from `from` (exclusive) whose text as shown
  * (tui_log_format with the same timestamps and show_job: "[job N]" and the time are searched
@@ -181,7 +191,8 @@ size_t tui_cols_fit(const char *s, size_t len, int cols, int *used);
  * one character when len > 0. The detail, the help and the logs pane wrap with it, and
  * tui_wrap_rows_text counts with it. */
 size_t tui_wrap_next(const char *s, size_t len, int cols);
-/* The text of a log entry as shown: "[job N] line", or with "HH:MM:SS.mmm " in front. */
+/* The text of a log entry as shown: "[job N] line", "[job N host:pid] line" for another engine's
+ * (show_job: the all-jobs view), or with "HH:MM:SS.mmm " in front. */
 void tui_log_format(const tui_log_entry *e, bool timestamps, bool show_job, char *out, size_t cap);
 
 /* ---- the text editor (fields and the prompt) ----------------------------------------------------

@@ -41,7 +41,7 @@ wait_for " $WORKER_PID +[0-9:]+ +2 +[12] " 20 # PID, started, 2 workers, 1 or 2 
 wait_for "worker [01] +job [123] +sleep" 20
 
 # The logs pane tails the log lines of the jobs running on the other host (through the store): the
-# sleep handler's first line of a job the worker runs, with its job id.
+# sleep handler's first line of a job the worker runs, with its job id and the host:pid it runs on.
 WJOB=$("$ASPEN" engines --json --db "$DB" | python3 -c '
 import json, sys
 for e in json.load(sys.stdin):
@@ -49,7 +49,7 @@ for e in json.load(sys.stdin):
         print(e["slots"][0]["job"]); break')
 [ -n "$WJOB" ] || fail "no job of the worker in aspen engines"
 keys 3
-wait_for "\[job $WJOB\].*sleep: 15000 ms" 10
+wait_for "\[job $WJOB [^]]+:$WORKER_PID\] sleep: 15000 ms" 10
 keys 4
 
 # A host that stopped beating an hour ago, with a hostile name.

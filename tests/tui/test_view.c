@@ -372,6 +372,8 @@ static void test_columns(void **st)
     assert_true(has_type);
 }
 
+static void assert_screen_safe(const char *s);
+
 static void test_logbuf(void **st)
 {
     (void)st;
@@ -411,6 +413,23 @@ static void test_logbuf(void **st)
     tui_logbuf_push(&b, 0, 0, 0, 0, "engine said");
     tui_log_format(tui_logbuf_get(&b, 3), false, true, out, sizeof out);
     assert_string_equal(out, "[engine] engine said");
+    /* another engine's line carries where it ran (issue 8); the one-job view needs no mark */
+    tui_logbuf_push_from(&b, 7, 1, 0, "far line", "worker-a", 4242, 3);
+    tui_log_format(tui_logbuf_get(&b, 3), false, true, out, sizeof out);
+    assert_string_equal(out, "[job 7 worker-a:4242] far line");
+    tui_log_format(tui_logbuf_get(&b, 3), false, false, out, sizeof out);
+    assert_string_equal(out, "far line");
+    assert_int_equal(tui_logbuf_search(&b, -1, 1, "worker-a:4242", false, true), 3);
+    /* its row gone: the engine's id */
+    tui_logbuf_push_from(&b, 8, 1, 0, "orphan", "", 0, 9);
+    tui_log_format(tui_logbuf_get(&b, 3), false, true, out, sizeof out);
+    assert_string_equal(out, "[job 8 engine 9] orphan");
+    /* a long hostile host name: escaped, then cut to TUI_LOG_HOST_MAX columns with "~"; the
+     * entries pushed out of the ring free their marks (the sanitizer build checks) */
+    tui_logbuf_push_from(&b, 9, 1, 0, "x", "\x1b]0;pwned\x07" "averyveryverylonghostname", 77, 1);
+    tui_log_format(tui_logbuf_get(&b, 3), false, true, out, sizeof out);
+    assert_string_equal(out, "[job 9 \\x1b]0;pwned\\x07~:77] x");
+    assert_screen_safe(out);
     tui_logbuf_clear(&b);
     assert_int_equal(b.n, 0);
     tui_logbuf_free(&b);

@@ -108,6 +108,40 @@ for j in jobs:
 print("ok: %d jobs, each line once on both followers, marked with the engine that ran it" % len(jobs))
 PY
 
+# A hostile host name (another machine's words) on a line: escaped in the text, exact in --json,
+# never raw on the terminal. SQLite only: the rows are written by hand (an engine cannot be told
+# its host name), the way a host with such a name would have written them.
+if [ "$BACKEND" = sqlite ]; then
+    X=$(A submit --type echo --payload '"later"' --delay 3600000 | awk '{print $1}')
+    python3 - "$DB" "$X" <<'PY' || fail "writing the hostile engine's line"
+import sqlite3, sys, time
+db = sqlite3.connect(sys.argv[1], timeout=10)
+now = int(time.time() * 1000)
+host = "evil\x1b]0;owned\x07\x1b[2Jhost"
+with db:
+    cur = db.execute("INSERT INTO engines (pid, host, started_at, lease_until, heartbeat_at, workers, version)"
+                     " VALUES (31337, ?, ?, ?, ?, 1, '0.1.0')", (host, now, now + 3600000, now))
+    db.execute("UPDATE jobs SET owner = ? WHERE id = ?", (cur.lastrowid, int(sys.argv[2])))
+    # the feed's counter, as a write of lines moves it (store/sqlite: ST_LOG_TX_BUMP)
+    db.execute("UPDATE settings SET value = CAST(value AS INTEGER) + 1 WHERE key = 'log.feed_tx'")
+    db.execute("INSERT INTO logs (job, seq, attempt, time_ms, line, tx) VALUES (?, 1, 1, ?, 'hostile',"
+               " (SELECT CAST(value AS INTEGER) FROM settings WHERE key = 'log.feed_tx'))",
+               (int(sys.argv[2]), now))
+PY
+    for ((i = 0; i < 200; i++)); do
+        grep -q "job $X #1" "$TMP/f.txt" && grep -q "\"job\":$X," "$TMP/f.jsonl" && break
+        sleep 0.05
+    done
+    grep -F "job $X #1" "$TMP/f.txt" | grep -Fq 'evil\x1b]0;owned\x07\x1b[2Jhost:31337  hostile' ||
+        fail "the hostile host is not shown escaped: $(grep -F "job $X #" "$TMP/f.txt")"
+    grep -qa $'\x1b' "$TMP/f.txt" && fail "a raw escape from a host name reached the text output"
+    python3 - "$TMP/f.jsonl" "$X" <<'PY' || fail "the hostile host in --json"
+import json, sys
+l = [json.loads(x) for x in open(sys.argv[1]) if json.loads(x)["job"] == int(sys.argv[2])]
+assert len(l) == 1 and l[0]["host"] == "evil\x1b]0;owned\x07\x1b[2Jhost" and l[0]["pid"] == 31337, l
+PY
+fi
+
 # a reader that goes away: the follower ends instead of writing into a closed pipe for ever
 mkfifo "$TMP/fifo"
 "$ASPEN" logs --follow --db "$DB" >"$TMP/fifo" 2>"$TMP/pipe.err" &

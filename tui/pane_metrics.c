@@ -117,6 +117,11 @@ static void metrics_work(uv_work_t *w)
 {
     metrics_req *r = w->data;
     aspen_store_error se = {0};
+    /* Declared before the first goto: a jump to `failed` past an initialiser leaves the
+     * pointer uninitialised, and freeing it (the header-only read failing when the server went
+     * away) freed stack text as a pointer — the console's crash on a PostgreSQL restart. */
+    aspen_store_rollup *pts = NULL, *by = NULL;
+    size_t n_pts = 0, n_by = 0;
     if (tui_store_open_ro(r->db, &R.store, R.open_error, sizeof R.open_error) != 0) {
         r->rc = -1;
         snprintf(r->error, sizeof r->error, "%s", R.open_error);
@@ -146,8 +151,6 @@ static void metrics_work(uv_work_t *w)
                                    .step_minutes = ans->step,
                                    .type = r->sel ? r->type : NULL,
                                    .guest = r->sel ? r->guest : NULL};
-    aspen_store_rollup *pts = NULL, *by = NULL;
-    size_t n_pts = 0, n_by = 0;
     if (aspen_store_metrics(R.store, &q, &pts, &n_pts, &se) != 0)
         goto failed;
     for (size_t i = 0; i < n_pts && ans->n_cols < MAX_COLS; i++, ans->n_cols++) {

@@ -88,6 +88,7 @@ int eng_store_err(aspen_engine_error *err, const aspen_store_error *se, const ch
     if (err) {
         err->code = code;
         err->store_code = se->code;
+        err->disconnected = se->disconnected;
         if (what)
             snprintf(err->msg, sizeof err->msg, "%s: %s", what, se->msg);
         else
@@ -400,6 +401,45 @@ void engine_message(aspen_engine *eng, const char *fmt, ...)
     aspen_engine_event ev = {.type = ASPEN_ENGINE_EV_ENGINE, .worker = -1, .outcome = -1,
                              .message = buf};
     eng_emit(eng, &ev);
+}
+
+bool eng_outage(aspen_engine *eng, const char *what, const aspen_store_error *se, int64_t next_ms)
+{
+    if (!se->disconnected)
+        return false;
+    int tries = atomic_fetch_add(&eng->outage_tries, 1) + 1;
+    if (atomic_exchange(&eng->outage, 1))
+        return true; /* said at the outage's start; the console shows the count */
+    atomic_store(&eng->outage_since_ms, aspen_store_now_ms());
+    if (!eng_wants(eng, ASPEN_ENGINE_EV_ENGINE))
+        return true;
+    char shown[512]; /* a PostgreSQL conninfo may hold a password */
+    aspen_store_name_shown(eng->db_path, shown, sizeof shown);
+    /* one line, the store's whole message (with its advice) at the end: engine_message's
+     * buffer would cut it */
+    char msg[2048];
+    snprintf(msg, sizeof msg,
+             "reconnecting to %s (attempt %d, next in %.1fs): claims wait, finished jobs are held "
+             "in memory and written once it is back; %s%s%s",
+             shown, tries, (double)next_ms / 1000.0, what ? what : "", what ? ": " : "", se->msg);
+    aspen_engine_event ev = {.type = ASPEN_ENGINE_EV_ENGINE, .worker = -1, .outcome = -1,
+                             .message = msg};
+    eng_emit(eng, &ev);
+    return true;
+}
+
+void eng_outage_over(aspen_engine *eng)
+{
+    if (!atomic_load(&eng->outage) || !atomic_exchange(&eng->outage, 0))
+        return;
+    int tries = atomic_exchange(&eng->outage_tries, 0);
+    int64_t took = aspen_store_now_ms() - atomic_load(&eng->outage_since_ms);
+    char shown[512];
+    aspen_store_name_shown(eng->db_path, shown, sizeof shown);
+    /* since the first failed call gave up: the store's own reconnect tried ~5 s before that */
+    engine_message(eng, "reconnected to %s: the database answers again (%d failed tries, %.1f s "
+                        "after reconnecting was said)",
+                   shown, tries, (double)took / 1000.0);
 }
 
 static struct eng_job **queue_take_all(aspen_engine *eng, size_t *n);
@@ -807,11 +847,13 @@ static bool write_live_logs(aspen_engine *eng)
     /* Kept for at most LIVE_KEEP_MS: past that the completions they hold back matter more. */
     if (rc && live_error_passes(rc) && !atomic_load(&eng->fatal) &&
         (!eng->live_fails || now - eng->live_failing_ms < LIVE_KEEP_MS)) {
+        bool lost = eng_outage(eng, "writing live log lines", &se, 50);
         if (!eng->live_fails++) {
             eng->live_failing_ms = eng->live_told_ms = now;
-            engine_message(eng, "writing %zu live log lines failed (kept, retrying): %s", n,
-                           se.msg);
-        } else if (now - eng->live_told_ms >= 10000) {
+            if (!lost)
+                engine_message(eng, "writing %zu live log lines failed (kept, retrying): %s", n,
+                               se.msg);
+        } else if (now - eng->live_told_ms >= 10000 && !lost) {
             eng->live_told_ms = now;
             engine_message(eng, "still cannot write %zu live log lines after %lld s (kept, "
                                 "retrying): %s",
@@ -911,9 +953,12 @@ static void *dispatcher_main(void *arg)
         if (now >= next_renew) {
             next_renew = now + c->renew_ms;
             int rc = heartbeat(eng, &se);
+            if (rc == 0)
+                eng_outage_over(eng);
             if (rc == ASPEN_STORE_ELEASE)
                 lease_lost(eng, se.msg);
-            else if (rc && !store_failure(eng, rc, "renewing the engine's lease", &se))
+            else if (rc && !store_failure(eng, rc, "renewing the engine's lease", &se) &&
+                     !eng_outage(eng, "renewing the engine's lease", &se, c->renew_ms))
                 engine_message(eng, "renewing the lease failed (will retry): %s", se.msg);
         }
         if (now >= next_recover) {
@@ -1068,6 +1113,15 @@ static void start_refused(aspen_engine *eng, int64_t id, const char *why)
     engine_message(eng, "job %lld was not started after all: %s", (long long)id, why);
 }
 
+/* The store thread's wait before retrying a failed group commit: 10 ms doubling to 1 s. */
+static int64_t commit_backoff_ms(int fails)
+{
+    int64_t d = 10;
+    for (int i = 1; i < fails && d < 1000; i++)
+        d *= 2;
+    return d < 1000 ? d : 1000;
+}
+
 /* Writes one group: start marks of jobs whose completion is not in this group, the completions (a
  * reserved job that started and finished within the group is marked started by its completion),
  * all in one transaction; then releases the handed-back jobs. Only the current engine id's work
@@ -1131,7 +1185,8 @@ static int commit_group(aspen_engine *eng, struct eng_done *list, const struct e
                                     b->c, n, aspen_store_now_ms(), b->status, b->states, &se);
         if (rc) {
             if (!store_failure(eng, rc, "writing finished jobs", &se)) {
-                if (!atomic_load(&eng->store_failing))
+                bool lost = eng_outage(eng, "writing finished jobs", &se, commit_backoff_ms(1));
+                if (!atomic_load(&eng->store_failing) && !lost)
                     engine_message(eng,
                                    "writing %zu finished jobs and %zu starts failed: %s. They are "
                                    "kept and written again with backoff; nothing is lost",
@@ -1147,6 +1202,7 @@ static int commit_group(aspen_engine *eng, struct eng_done *list, const struct e
                               mark_status[m] == ASPEN_STORE_ESTATE
                                   ? "it was cancelled (or changed) in the store meanwhile"
                                   : "its reservation was given back after a lost lease");
+        eng_outage_over(eng);
         if (n) {
             atomic_fetch_add(&eng->c_commits, 1);
             atomic_fetch_add(&eng->c_finished, n);
@@ -1291,7 +1347,8 @@ static bool claim_more(aspen_engine *eng, struct claim_state *cs)
         cs->next_claim = now + retry_in; /* a rate's share comes free then */
     if (rc) {
         /* ELEASE: the dispatcher's renew notices within a second and handles it */
-        if (rc != ASPEN_STORE_ELEASE && !store_failure(eng, rc, "claiming jobs", &se))
+        if (rc != ASPEN_STORE_ELEASE && !store_failure(eng, rc, "claiming jobs", &se) &&
+            !eng_outage(eng, "claiming jobs", &se, 1000))
             engine_message(eng, "claiming jobs failed (will retry): %s", se.msg);
         cs->more = false;
     } else {
@@ -1309,14 +1366,6 @@ static bool claim_more(aspen_engine *eng, struct claim_state *cs)
 }
 
 /* Backoff between attempts to write a group that failed (disk full, locked, I/O). */
-static int64_t commit_backoff_ms(int fails)
-{
-    int64_t d = 10;
-    for (int i = 1; i < fails && d < 1000; i++)
-        d *= 2;
-    return d < 1000 ? d : 1000;
-}
-
 /* The store thread: the engine's only writer of reservations, start marks and completions, so
  * they never wait on each other's SQLite write lock (a busy wait there starved the workers).
  * Completions and start marks are kept until a commit holding them succeeds: a failing store
@@ -1465,7 +1514,8 @@ static void *committer_main(void *arg)
                 failing_since = last_msg = now;
             atomic_store(&eng->store_failing, 1);
             retry_at = now + commit_backoff_ms(fails);
-            if (now - last_msg >= 10000) {
+            if (now - last_msg >= 10000 && !atomic_load(&eng->outage)) {
+                /* (an outage was said once by eng_outage, and its end will be) */
                 last_msg = now;
                 engine_message(eng, "still cannot write %zu finished jobs after %lld s (retrying; "
                                     "nothing is lost)",
@@ -1740,10 +1790,26 @@ int aspen_engine_wait_idle(aspen_engine *eng, int timeout_ms, bool include_sched
         if (atomic_load(&eng->fatal))
             return eng_err(err, ASPEN_ENGINE_ESTORE, "the engine stopped: %s", eng->fatal_msg);
         int64_t busy = 0;
-        int rc = eng->cfg.n_queues ? eng_served_busy(eng, include_scheduled, &busy, err)
-                                   : eng_all_busy(eng, include_scheduled, &busy, err);
-        if (rc)
+        aspen_engine_error e = {0};
+        int rc = eng->cfg.n_queues ? eng_served_busy(eng, include_scheduled, &busy, &e)
+                                   : eng_all_busy(eng, include_scheduled, &busy, &e);
+        if (rc && e.disconnected) {
+            /* The database is away (a server restart): not a reason to stop waiting, nor for
+             * `aspen worker` to exit — the engine keeps reconnecting and says so once. */
+            aspen_store_error se = {.code = e.store_code, .disconnected = true};
+            snprintf(se.msg, sizeof se.msg, "%s", e.msg);
+            eng_outage(eng, NULL, &se, 100); /* (e.msg names what it was doing) */
+            if (eng_mono_ms() >= until)
+                return 1;
+            sleep_ms(100);
+            continue;
+        }
+        if (rc) {
+            if (err)
+                *err = e;
             return rc;
+        }
+        eng_outage_over(eng);
         pthread_mutex_lock(&eng->d_mu);
         bool flushed = eng->d_committed == eng->d_enqueued;
         pthread_mutex_unlock(&eng->d_mu);
@@ -1753,6 +1819,14 @@ int aspen_engine_wait_idle(aspen_engine *eng, int timeout_ms, bool include_sched
             return 1;
         sleep_ms(10);
     }
+}
+
+/* The snapshot's outage fields from the engine's (eng_outage). */
+static void snapshot_outage(aspen_engine *eng, aspen_engine_snapshot *out)
+{
+    out->reconnecting = atomic_load(&eng->outage) != 0;
+    out->reconnecting_since_ms = out->reconnecting ? atomic_load(&eng->outage_since_ms) : 0;
+    out->reconnect_tries = out->reconnecting ? atomic_load(&eng->outage_tries) : 0;
 }
 
 int aspen_engine_snapshot_get(aspen_engine *eng, aspen_engine_snapshot *out,
@@ -1768,6 +1842,13 @@ int aspen_engine_snapshot_get(aspen_engine *eng, aspen_engine_snapshot *out,
         aspen_store_paused(eng->api_store, &out->paused, &se) != 0)
         rc = eng_store_err(err, &se, "reading the queue's state");
     pthread_mutex_unlock(&eng->api_mu);
+    /* A client engine (the console's stats handle) has no service threads: its own reads are
+     * how it learns the database went away and came back. */
+    if (rc)
+        eng_outage(eng, "reading the queue's state", &se, 1000);
+    else
+        eng_outage_over(eng);
+    snapshot_outage(eng, out);
     return rc;
 }
 
@@ -1787,6 +1868,7 @@ void aspen_engine_snapshot_live(aspen_engine *eng, aspen_engine_snapshot *out)
         pthread_mutex_unlock(&w->mu);
     }
     aspen_engine_throughput *t = &out->throughput;
+    snapshot_outage(eng, out);
     t->claimed = atomic_load(&eng->c_claimed);
     t->finished = atomic_load(&eng->c_finished);
     t->succeeded = atomic_load(&eng->c_succeeded);

@@ -245,6 +245,11 @@ struct aspen_engine {
     atomic_int fatal, fatal_taken;
     char fatal_msg[1024];
     atomic_int store_failing; /* group commits fail for now (disk full, busy): claims wait */
+    /* The database server cannot be reached (aspen_store_error.disconnected): set by the first
+     * service or API call that finds it so, with the time and the failed tries since; cleared by
+     * the first call that succeeds after. eng_outage/eng_outage_over say each once. */
+    atomic_int outage, outage_tries;
+    _Atomic int64_t outage_since_ms;
     atomic_size_t d_bytes; /* what the completions handed over and not yet freed hold */
 
     /* live log lines of long-running jobs, written by the store thread before completions */
@@ -281,6 +286,13 @@ static inline bool eng_wants(aspen_engine *eng, unsigned type)
 }
 int64_t eng_mono_ms(void);
 int eng_store_err(aspen_engine_error *err, const aspen_store_error *se, const char *what);
+/* A store call failed with se->disconnected: the first of an outage says "reconnecting to DB
+ * (attempt N, next in Xs)" once (next_ms: when this caller tries again; what: what it was doing,
+ * or NULL when se->msg says it); later ones only count.
+ * Returns true when se was a disconnection (then the caller says nothing of its own). */
+bool eng_outage(aspen_engine *eng, const char *what, const aspen_store_error *se, int64_t next_ms);
+/* A store call succeeded: ends an outage, saying once that the database is back. */
+void eng_outage_over(aspen_engine *eng);
 int eng_err(aspen_engine_error *err, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void eng_done_free(struct eng_done *d);

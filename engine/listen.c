@@ -26,6 +26,8 @@ static void *listener_main(void *arg)
         int rc = aspen_store_wait_fd(eng->listen_store, &fd, &se);
         struct pollfd p[2] = {{.fd = eng->listen_pipe[0], .events = POLLIN},
                               {.fd = fd, .events = POLLIN}};
+        if (rc && eng_outage(eng, "waiting for new work", &se, LISTEN_POLL_MS))
+            complained = true; /* said once as the outage (eng_outage) */
         if (rc && !complained && eng_wants(eng, ASPEN_ENGINE_EV_ENGINE)) {
             /* Not fatal: the store thread still polls; said once per outage. */
             char msg[700];

@@ -121,7 +121,8 @@ static int flush(aspen_engine *eng, struct eng_metrics *m, int64_t minute)
         free(out);
         if (rc) {
             /* kept and written again later; said once, not every five seconds */
-            if (m->fails++ == 0) {
+            bool lost = eng_outage(eng, "writing the metrics history", &se, 5000);
+            if (m->fails++ == 0 && !lost) {
                 aspen_engine_event ev = {.type = ASPEN_ENGINE_EV_ENGINE, .worker = -1,
                                          .outcome = -1, .message = se.msg};
                 eng_emit(eng, &ev);

@@ -78,6 +78,10 @@ static bool prune_pass(aspen_engine *eng, aspen_store_error *se, bool *complaine
     }
     return true;
 failed:
+    if (eng_outage(eng, "retention", se, PRUNE_PAUSE_MIN_MS)) {
+        *complained = true; /* said once as the outage */
+        return true;
+    }
     if (aspen_store_error_permanent(se->code) || !*complained) {
         /* Not fatal for the engine: jobs run on; said once per outage. */
         char msg[700];

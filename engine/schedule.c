@@ -55,7 +55,8 @@ static void *scheduler_main(void *arg)
         aspen_store_error se = {0};
         if (id && !atomic_load(&eng->fatal)) {
             if (aspen_store_scheduler_tick(sc->store, id, eng->cfg.lease_ms, now, &rep, &se) != 0) {
-                if (!complained)
+                bool lost = eng_outage(eng, "the scheduler", &se, backoff ? backoff * 2 : 100);
+                if (!complained && !lost)
                     say(eng, "the scheduler could not enqueue periodic jobs (will retry): %s",
                         se.msg);
                 complained = true;

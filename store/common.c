@@ -108,6 +108,7 @@ int store_err(aspen_store_error *err, int code, const char *fmt, ...)
         vsnprintf(err->msg, sizeof err->msg, fmt, ap);
         va_end(ap);
         err->code = code;
+        err->disconnected = false; /* a backend that lost its server says so after (pg_open.c) */
     }
     return code;
 }

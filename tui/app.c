@@ -642,6 +642,9 @@ static void snap_live(tui_app *a)
     a->snap.n_workers = live->n_workers;
     memcpy(a->snap.workers, live->workers, sizeof live->workers);
     a->snap.throughput = live->throughput;
+    a->snap.reconnecting = live->reconnecting;
+    a->snap.reconnecting_since_ms = live->reconnecting_since_ms;
+    a->snap.reconnect_tries = live->reconnect_tries;
     free(live);
 }
 
@@ -657,6 +660,8 @@ static void stats_done(uv_work_t *w, int status)
             a->snap.paused = r->snap.paused;
             a->have_snap = true;
         }
+        a->stats_reconnecting = r->snap.reconnecting;
+        a->stats_reconnecting_since_ms = r->snap.reconnecting_since_ms;
         snap_live(a);
         request_draw(a);
     }

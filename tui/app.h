@@ -100,6 +100,10 @@ typedef struct tui_app {
     /* ---- data from the last refresh ---- */
     aspen_engine_snapshot snap;
     bool have_snap;
+    /* The stats handle's last read found the database unreachable (a restart): the header says
+     * "reconnecting" (so does a->snap.reconnecting, this console's own engine's view). */
+    bool stats_reconnecting;
+    int64_t stats_reconnecting_since_ms;
     double spark[TUI_SPARK];
     size_t n_spark;
     int64_t last_final_total, last_final_ms; /* for jobs/s from the counts */

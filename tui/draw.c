@@ -97,10 +97,20 @@ static void draw_header(tui_app *a)
     for (int i = 0; i < s->n_workers; i++)
         if (strcmp(s->workers[i].state, "running") == 0 || strcmp(s->workers[i].state, "building") == 0)
             busy++;
+    /* The database away (a server restart): said first, with for how long, so nobody takes the
+     * last counts on screen for live ones. */
+    char state[48];
+    int64_t since = s->reconnecting ? s->reconnecting_since_ms
+                    : a->stats_reconnecting ? a->stats_reconnecting_since_ms : 0;
+    if (s->reconnecting || a->stats_reconnecting)
+        snprintf(state, sizeof state, "reconnecting %llds",
+                 (long long)(since > 0 ? (aspen_store_now_ms() - since) / 1000 : 0));
+    else
+        snprintf(state, sizeof state, "%s",
+                 !a->have_snap ? "starting" : s->paused ? "PAUSED" : "running");
     char left[256];
-    snprintf(left, sizeof left, " Aspen console | %s | workers %d/%d busy | engine %lld",
-             !a->have_snap ? "starting" : s->paused ? "PAUSED" : "running", busy, s->n_workers,
-             (long long)s->engine_id);
+    snprintf(left, sizeof left, " Aspen console | %s | workers %d/%d busy | engine %lld", state,
+             busy, s->n_workers, (long long)s->engine_id);
     tui_put(0, 0, COLS, title | A_BOLD, "%s", left);
     char db[512]; /* a PostgreSQL conninfo may hold a password */
     aspen_store_name_shown(aspen_engine_db_path(a->eng), db, sizeof db);

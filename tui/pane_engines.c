@@ -51,6 +51,7 @@ static struct {
 static struct {
     aspen_store *store; /* read-only, opened on first use */
     char open_error[256];
+    bool open_kept; /* open_error is for good: not retried (tui_store_open_ro) */
 } R;
 
 /* The log feed's cursor (reader's side): every engine's lines after it come with each read. */
@@ -114,7 +115,8 @@ static void engines_work(uv_work_t *w)
 {
     engines_req *r = w->data;
     aspen_store_error se = {0};
-    if (tui_store_open_ro(r->db, &R.store, R.open_error, sizeof R.open_error) != 0) {
+    if (tui_store_open_ro(r->db, &R.store, R.open_error, sizeof R.open_error,
+                          &R.open_kept) != 0) {
         r->rc = -1;
         snprintf(r->error, sizeof r->error, "%s", R.open_error);
         return;
@@ -211,11 +213,12 @@ static void *waiter_main(void *arg)
     const char *db = arg;
     pthread_setname_np(pthread_self(), "aspen-logwait");
     aspen_store_error se = {0};
-    char error[256];
+    char error[256] = "";
+    bool kept = false; /* the open failed for good: the tick's reads say why */
     while (!atomic_load(&W.stop)) {
         int fd = -1, rc = -1;
         /* opened here, not on the UI thread: a server far away or down must not freeze it */
-        if (W.store || tui_store_open_ro(db, &W.store, error, sizeof error) == 0) {
+        if (W.store || tui_store_open_ro(db, &W.store, error, sizeof error, &kept) == 0) {
             /* asked before each wait: the descriptor changes when the handle reconnects */
             rc = aspen_store_log_wait_fd(W.store, &fd, &se);
             if (rc == 0 && fd < 0)

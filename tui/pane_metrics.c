@@ -69,6 +69,7 @@ static struct {
 static struct {
     aspen_store *store;
     char open_error[256];
+    bool open_kept; /* open_error is for good: not retried (tui_store_open_ro) */
 } R;
 
 typedef struct metrics_req {
@@ -122,7 +123,8 @@ static void metrics_work(uv_work_t *w)
      * away) freed stack text as a pointer — the console's crash on a PostgreSQL restart. */
     aspen_store_rollup *pts = NULL, *by = NULL;
     size_t n_pts = 0, n_by = 0;
-    if (tui_store_open_ro(r->db, &R.store, R.open_error, sizeof R.open_error) != 0) {
+    if (tui_store_open_ro(r->db, &R.store, R.open_error, sizeof R.open_error,
+                          &R.open_kept) != 0) {
         r->rc = -1;
         snprintf(r->error, sizeof r->error, "%s", R.open_error);
         return;

@@ -55,6 +55,7 @@ static struct {
 static struct {
     aspen_store *store;
     char open_error[512];
+    bool open_kept; /* open_error is for good: not retried */
 } R;
 
 typedef struct queues_req {
@@ -75,9 +76,10 @@ static void queues_work(uv_work_t *w)
 {
     queues_req *r = w->data;
     aspen_store_error se = {0};
-    if (!R.store && !R.open_error[0] && aspen_store_open(r->db, NULL, &R.store, &se) != 0) {
+    if (!R.store && !R.open_kept && aspen_store_open(r->db, NULL, &R.store, &se) != 0) {
         R.store = NULL;
         snprintf(R.open_error, sizeof R.open_error, "%s", se.msg[0] ? se.msg : "cannot open");
+        R.open_kept = !se.disconnected; /* a restarting server is tried again next time */
     }
     if (!R.store) {
         r->rc = r->op_rc = -1;

@@ -1320,14 +1320,18 @@ const char *tui_guest_example_payload(const char *guest)
     return "{}";
 }
 
-int tui_store_open_ro(const char *db, aspen_store **st, char *open_error, size_t cap)
+int tui_store_open_ro(const char *db, aspen_store **st, char *open_error, size_t cap,
+                      bool *kept)
 {
-    if (!*st && !open_error[0]) {
+    if (!*st && !*kept) {
         aspen_store_options o = {.read_only = true};
         aspen_store_error se = {0};
         if (aspen_store_open(db, &o, st, &se) != 0) {
             *st = NULL;
             snprintf(open_error, cap, "%s", se.msg[0] ? se.msg : "cannot open the database");
+            /* a server that is down or restarting comes back: tried again next time (a failed
+             * connect is quick); anything else would fail the same way every second */
+            *kept = !se.disconnected;
         }
     }
     return *st ? 0 : -1;

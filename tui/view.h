@@ -93,9 +93,12 @@ int tui_export_jsonl(aspen_engine *eng, const char *filter_text, const char *pat
 bool tui_filter_states_only(const aspen_store_filter *f);
 
 /* The read-only store handle a pane reads through on the thread pool, opened on first use: 0 with
- * *st, or -1 with the reason in open_error — kept, so a database that cannot be opened is not
- * retried every second, and every later call gives the same message. */
-int tui_store_open_ro(const char *db, aspen_store **st, char *open_error, size_t cap);
+ * *st, or -1 with the reason in open_error. A database that cannot be opened for good (missing,
+ * refused, newer) is kept in open_error with *kept set, so it is not retried every second and
+ * every later call gives the same message; a server that cannot be reached now (restarting) is
+ * tried again at the next call. */
+int tui_store_open_ro(const char *db, aspen_store **st, char *open_error, size_t cap,
+                      bool *kept);
 
 /* Keeps a cursor inside [0, n) and the first shown row such that the cursor is visible. */
 void tui_scroll(long *cursor, long *top, long n, long height);

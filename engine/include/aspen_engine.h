@@ -74,6 +74,9 @@ typedef struct aspen_engine_error {
     int code;
     int store_code; /* the store's code when code == ASPEN_ENGINE_ESTORE (or ENOTFOUND/ESTATE) */
     char msg[1024];
+    /* The database server could not be reached (aspen_store_error.disconnected): an outage that
+     * passes; the next call reconnects. */
+    bool disconnected;
 } aspen_engine_error;
 
 /* ---- configuration ----------------------------------------------------------------------------- */
@@ -365,6 +368,12 @@ typedef struct aspen_engine_snapshot {
     int n_workers;
     aspen_engine_worker_status workers[ASPEN_ENGINE_MAX_WORKERS];
     aspen_engine_throughput throughput;
+    /* The database server cannot be reached now (PostgreSQL restarting, network down): the
+     * engine keeps reconnecting; claims wait and finished jobs are held in memory. Since when
+     * (unix ms) and how many tries have failed. */
+    bool reconnecting;
+    int64_t reconnecting_since_ms;
+    int reconnect_tries;
 } aspen_engine_snapshot;
 
 int aspen_engine_snapshot_get(aspen_engine *eng, aspen_engine_snapshot *out,

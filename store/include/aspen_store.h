@@ -72,6 +72,11 @@ const char *aspen_store_strerror(int code);
 typedef struct aspen_store_error {
     int code;      /* the same negative code the function returned; 0 when fine */
     char msg[512]; /* a human message: what happened and what to do */
+    /* The database server cannot be reached now (PostgreSQL: the connection was lost, or the
+     * server refuses connections while it stops or starts): an outage, not a refusal. The call
+     * reconnects on its own next time; an engine waits and says "reconnecting" (once). Always
+     * false on SQLite. Set with code EIO or EBUSY, never with a permanent code. */
+    bool disconnected;
 } aspen_store_error;
 
 /* The seed's limit: "Binary too large: X bytes (max: 52428800 bytes)". */

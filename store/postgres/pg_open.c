@@ -188,6 +188,8 @@ static int connect_err(struct pg_store *s, PGconn *c, aspen_store_error *err, co
                          "in --db",
                          s->shown, tried, lib, when);
     scrub(s->base.name, err);
+    if (err && (code == ASPEN_STORE_EIO || code == ASPEN_STORE_EBUSY))
+        err->disconnected = true; /* down, stopping or starting: it may come back */
     return code;
 }
 
@@ -201,6 +203,21 @@ static int session_exec(struct pg_store *s, const char *sql, const char *what,
         code = pg_err(s, err, r, what);
     PQclear(r);
     return code;
+}
+
+/* libpq hands notices and the server's unsolicited errors to a notice processor; its default
+ * writes them on stderr, which draws over the console's screen (and gives a worker's log
+ * libpq's multi-line text). Every connection takes this one instead: the store's messages are
+ * its only output. A FATAL or PANIC (the server going away) is kept for the lost-connection
+ * message; NOTICEs and WARNINGs of Aspen's own statements (IF NOT EXISTS ...) are dropped. */
+static void pg_notice(void *arg, const char *message)
+{
+    struct pg_store *s = arg;
+    if (!s || !message)
+        return;
+    if (strncmp(message, "FATAL", 5) == 0 || strncmp(message, "PANIC", 5) == 0 ||
+        strncmp(message, "ERROR", 5) == 0)
+        one_line(message, s->server_said, sizeof s->server_said);
 }
 
 /* Opens s->conn from s->base.name. Aspen's defaults come before the user's string so that the
@@ -218,9 +235,11 @@ static int pg_connect(struct pg_store *s, const char *when, aspen_store_error *e
         PQfinish(c);
         return code;
     }
+    PQsetNoticeProcessor(c, pg_notice, s);
     s->conn = c;
     s->n_prepared = 0;
     s->in_tx = false;
+    s->server_said[0] = '\0';
     measure_skew(s);
     /* (pgb) A host cut off from the server in the middle of a transaction would keep its locks —
      * its engine row (so nobody can recover it), its jobs, the data-version row every writer takes
@@ -262,14 +281,32 @@ int pg_reconnect(struct pg_store *s, aspen_store_error *err)
             s->reconnects++;
             return 0;
         }
+        /* A server that answers but refuses us will not change its mind in 5 s: auth refused,
+         * the database dropped. These stop an engine (permanent), where a server that is down
+         * or starting (EIO, EBUSY) is an outage the caller rides out by calling again. */
+        if (last.code == ASPEN_STORE_EPERM || last.code == ASPEN_STORE_ENOTFOUND)
+            break;
     }
     s->n_prepared = 0;
     s->in_tx = false;
+    if (last.code == ASPEN_STORE_EPERM || last.code == ASPEN_STORE_ENOTFOUND) {
+        /* ENOTFOUND is "no such job" to callers: a database gone is a missing schema (ESCHEMA,
+         * permanent), with connect_err's message saying how to create it */
+        code = store_err(err, last.code == ASPEN_STORE_EPERM ? ASPEN_STORE_EPERM
+                                                             : ASPEN_STORE_ESCHEMA,
+                         "lost the connection to the PostgreSQL server and reconnecting was "
+                         "refused: %s",
+                         last.msg);
+        scrub(s->base.name, err);
+        return code;
+    }
     code = store_err(err, ASPEN_STORE_EIO,
                      "lost the connection to the PostgreSQL server and could not reconnect for "
-                     "%d s: %s",
+                     "%d s: %s. The next call tries again",
                      PG_RECONNECT_MS / 1000, last.msg);
     scrub(s->base.name, err);
+    if (err)
+        err->disconnected = true;
     return code;
 }
 
@@ -301,14 +338,16 @@ static int lost_err(struct pg_store *s, aspen_store_error *err, const char *what
     where_tried(s->conn, tried, sizeof tried);
     int code = store_err(
         err, ASPEN_STORE_EIO,
-        "lost the connection to the PostgreSQL server at %s while %s (libpq: %s)%s",
-        tried, what, lib,
+        "lost the connection to the PostgreSQL server at %s while %s (libpq: %s%s%s)%s",
+        tried, what, lib, s->server_said[0] ? "; the server said: " : "", s->server_said,
         committing ? ": it is not known whether the transaction committed; aspen reconnects "
                      "and the retry finds out (a finished job is never completed twice)"
         : in_tx    ? ": the transaction was rolled back and nothing of it was written; aspen "
                      "reconnects on the next call: retry"
                    : ": reconnecting failed; is the server running?");
     scrub(s->base.name, err);
+    if (err)
+        err->disconnected = true;
     return code;
 }
 

@@ -53,6 +53,11 @@ struct pg_store {
     /* Net change of jobs per state in the open transaction; flushed by pg_tx_commit. */
     int64_t count_delta[ASPEN_STORE_STATE_COUNT];
     int reconnects; /* successful reconnects over the handle's life (for tests and the console) */
+    /* What the server said on its own, outside any statement (an ErrorResponse such as "FATAL:
+     * terminating connection due to administrator command" when it shuts down), one line; taken
+     * by the notice processor instead of libpq's default, which prints it on stderr — over the
+     * console's screen. Named in the next lost-connection message; cleared by a reconnect. */
+    char server_said[200];
     /* LISTEN aspen_jobs was sent on this connection (pg_lease.c: pg_wait_fd), at reconnect count
      * listen_reconnects: after a reconnect it is sent again and the waiter woken. */
     bool listening;

@@ -5,10 +5,12 @@
  * any message, read-only and no_create, hostile text (weird UTF-8, escapes, NUL bytes in results,
  * bytes that are not UTF-8) and SQL-shaped filter values kept as data, a damaged binary refused
  * when read, the connection killed under a handle (reconnect outside a transaction, a clear EIO
- * inside one) and a server stopped for good (an error saying so after the backoff).
+ * inside one), the server's FATAL on an idle connection never printed on stderr, and a server
+ * stopped for good (an error saying so after the backoff, marked disconnected).
  * The rest of the contract runs in the shared suite (test_store_*_pg). */
 #include "helpers.h"
 
+#include <poll.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -444,6 +446,7 @@ static void test_connection_killed(void **state)
     assert_null(r);
     assert_int_equal(e.code, ASPEN_STORE_EIO);
     assert_false(aspen_store_error_permanent(e.code));
+    assert_true(e.disconnected);
     expect_msg(&e, "lost the connection to the PostgreSQL server", "while probing");
     expect_msg(&e, "rolled back", "retry");
     assert_false(s->in_tx);
@@ -453,6 +456,74 @@ static void test_connection_killed(void **state)
     assert_int_equal(claim_ids(f->s, f->engine, 1, T0, NULL), 1);
     assert_int_equal(complete_one(f->s, f->engine, id, ASPEN_STORE_OUTCOME_SUCCESS, 0, T0), 0);
     assert_int_equal(aspen_store_check(f->s, &e), 0);
+}
+
+/* stderr into a scratch file while a test provokes libpq, so the test can tell whether anything
+ * was written there (libpq's default notice processor prints the server's messages on stderr,
+ * over the console's screen). */
+struct stderr_capture {
+    int saved;
+    char path[64];
+};
+static void capture_stderr(struct stderr_capture *c)
+{
+    snprintf(c->path, sizeof c->path, "/tmp/aspen-pgerr-XXXXXX");
+    int fd = mkstemp(c->path);
+    assert_true(fd >= 0);
+    fflush(stderr);
+    c->saved = dup(2);
+    assert_true(c->saved >= 0);
+    assert_int_equal(dup2(fd, 2), 2);
+    close(fd);
+}
+/* Restores stderr; returns how many bytes were written to it meanwhile (and shows them). */
+static long release_stderr(struct stderr_capture *c)
+{
+    fflush(stderr);
+    dup2(c->saved, 2);
+    close(c->saved);
+    struct stat st;
+    long n = stat(c->path, &st) == 0 ? (long)st.st_size : -1;
+    if (n > 0) {
+        char line[600];
+        FILE *fp = fopen(c->path, "r");
+        while (fp && fgets(line, sizeof line, fp))
+            fprintf(stderr, "written to stderr: %s", line);
+        if (fp)
+            fclose(fp);
+    }
+    unlink(c->path);
+    return n;
+}
+
+/* The server ends an idle, listening connection (pg_terminate_backend sends "FATAL: terminating
+ * connection due to administrator command", as a fast shutdown does): the message arrives while
+ * no statement runs, which libpq hands to the notice processor — by default printed on stderr,
+ * drawn raw over the console. Nothing may reach stderr; the next call reconnects and works, and
+ * the FATAL is kept for the lost-connection message. */
+static void test_server_message_not_on_stderr(void **state)
+{
+    struct fixture *f = *state;
+    aspen_store_error e = {0};
+    int fd = -1;
+    assert_int_equal(aspen_store_wait_fd(f->s, &fd, &e), 0);
+    assert_true(fd >= 0);
+    struct stderr_capture c;
+    capture_stderr(&c);
+    kill_backend(f);
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    int ready = poll(&p, 1, 10000);
+    bool woken = false;
+    int rc = aspen_store_notified(f->s, &woken, &e);
+    long written = release_stderr(&c);
+    assert_int_equal(ready, 1);
+    assert_int_equal(written, 0);
+    (void)rc; /* the broken connection is found now or by the next call */
+    assert_non_null(strstr(pgs(f->s)->server_said, "terminating connection"));
+    int64_t counts[ASPEN_STORE_STATE_COUNT];
+    assert_int_equal(aspen_store_counts(f->s, counts, &e), 0);
+    assert_int_equal(pgs(f->s)->reconnects, 1);
+    assert_int_equal(pgs(f->s)->server_said[0], '\0'); /* a new connection, nothing said yet */
 }
 
 static void pg_server(const char *cmd, const char *dir)
@@ -489,6 +560,7 @@ static void test_server_stopped(void **state)
     int64_t took = aspen_store_now_ms() - t;
     assert_int_equal(rc, ASPEN_STORE_EIO);
     assert_false(aspen_store_error_permanent(rc));
+    assert_true(e.disconnected); /* an outage: an engine waits and says reconnecting */
     expect_msg(&e, "lost the connection to the PostgreSQL server", "could not reconnect for 5 s");
     expect_msg(&e, "cannot reach the PostgreSQL server", "Is it running?");
     expect_msg(&e, "/.s.PGSQL.", NULL);
@@ -519,6 +591,7 @@ int main(void)
         T(test_filter_values_are_data),
         T(test_damaged_binary),
         T(test_connection_killed),
+        T(test_server_message_not_on_stderr),
         cmocka_unit_test(test_server_stopped),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

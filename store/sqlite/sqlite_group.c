@@ -2,7 +2,8 @@
  * reads each job, takes its reservation and decides what it becomes one job at a time, as before;
  * what it then writes — the attempt row, the log lines and the job row — waits here, and goes to
  * SQLite GROUP_ROWS rows at a time: multi-row INSERTs for the attempts and the log lines and one
- * UPDATE … FROM (VALUES …) for the job rows, instead of a statement per row.
+ * UPDATE … FROM (VALUES …) for the job rows, instead of a statement per row. A claim's
+ * reservations (claims rows) go the same way (group_reserve).
  *
  * Why: SQLite's cost per statement (step, halt, reset, opening and closing a cursor on the table
  * and each index the UPDATE may change — seven for a state change) is paid once per batch instead
@@ -43,14 +44,20 @@
 #define LOG_HEAD "INSERT INTO logs (job, seq, attempt, time_ms, line, tx) VALUES "
 #define LOG_ROW "(?,?,?,?,?," SQ_LOG_TX ")"
 #define LOG_PARAMS 5
+/* Reservations, inserted by a claim GROUP_ROWS at a time (the start still takes each with its own
+ * DELETE: one DELETE … WHERE job IN (…) per batch measured 300 instructions per job more). */
+#define CLAIM_HEAD "INSERT INTO claims (job, engine, claimed_at) VALUES "
+#define CLAIM_ROW "(?,?,?)"
+#define CLAIM_PARAMS 3
 
 char *group_sql(enum group_stmt kind, size_t rows)
 {
-    const char *head = kind == GROUP_WRITE     ? WRITE_HEAD
-                       : kind == GROUP_ATTEMPT ? ATTEMPT_HEAD
-                                               : LOG_HEAD;
-    const char *row = kind == GROUP_WRITE ? WRITE_ROW : kind == GROUP_ATTEMPT ? ATTEMPT_ROW : LOG_ROW;
-    const char *tail = kind == GROUP_WRITE ? WRITE_TAIL : "";
+    static const char *const heads[GROUP_KINDS] = {WRITE_HEAD, ATTEMPT_HEAD, LOG_HEAD, CLAIM_HEAD};
+    static const char *const row_sql[GROUP_KINDS] = {WRITE_ROW, ATTEMPT_ROW, LOG_ROW, CLAIM_ROW};
+    static const char *const tails[GROUP_KINDS] = {WRITE_TAIL, "", "", ""};
+    if ((unsigned)kind >= GROUP_KINDS)
+        return NULL;
+    const char *head = heads[kind], *row = row_sql[kind], *tail = tails[kind];
     size_t len = strlen(head) + rows * (strlen(row) + 1) + strlen(tail) + 1;
     char *sql = malloc(len);
     if (!sql)
@@ -264,6 +271,38 @@ static int writes_chunk(struct sq_group *g, struct group_item **items, size_t k,
     for (size_t i = 0; i < k; i++)
         if (items[i]->before.state != items[i]->after.state)
             counts_note(s, items[i]->before.state, items[i]->after.state, 1);
+    return 0;
+}
+
+static int log2_of(size_t k)
+{
+    int log2 = 0;
+    while (((size_t)1 << log2) < k)
+        log2++;
+    return log2;
+}
+
+int group_reserve(struct sqlite_store *s, const aspen_store_job *jobs, size_t n, int64_t engine,
+                  int64_t now_ms, aspen_store_error *err)
+{
+    for (size_t at = 0, k = GROUP_ROWS; at < n; at += k) {
+        while (k > n - at)
+            k /= 2;
+        sqlite3_stmt *st = k == 1 ? store_stmt(s, ST_CLAIM_INSERT, err)
+                                  : group_stmt(s, GROUP_CLAIM, log2_of(k), err);
+        if (!st)
+            return err && err->code ? err->code : ASPEN_STORE_EIO;
+        for (size_t i = 0; i < k; i++) {
+            int b = (int)i * CLAIM_PARAMS;
+            sqlite3_bind_int64(st, b + 1, jobs[at + i].id);
+            sqlite3_bind_int64(st, b + 2, engine);
+            sqlite3_bind_int64(st, b + 3, now_ms);
+        }
+        int rc = sqlite3_step(st);
+        sqlite3_reset(st);
+        if (rc != SQLITE_DONE)
+            return store_sqlite_err(s, err, rc, "reserving claimed jobs");
+    }
     return 0;
 }
 

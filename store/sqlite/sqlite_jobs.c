@@ -629,22 +629,9 @@ int sq_claim(aspen_store *base, int64_t engine_id, size_t max, int64_t now_ms,
     }
     sqlite3_reset(st);
 reserve:
-    for (size_t i = 0; i < got; i++) {
-        st = store_stmt(s, ST_CLAIM_INSERT, err);
-        if (!st) {
-            code = stmt_failed(s, err);
-            goto free_claimed;
-        }
-        sqlite3_bind_int64(st, 1, out[i].id);
-        sqlite3_bind_int64(st, 2, engine_id);
-        sqlite3_bind_int64(st, 3, now_ms);
-        rc = sqlite3_step(st);
-        sqlite3_reset(st);
-        if (rc != SQLITE_DONE) {
-            code = store_sqlite_err(s, err, rc, "reserving claimed jobs");
-            goto free_claimed;
-        }
-    }
+    code = group_reserve(s, out, got, engine_id, now_ms, err);
+    if (code)
+        goto free_claimed;
     code = tx_commit(s, "committing claimed jobs", err);
     if (code)
         goto free_claimed_committed;

@@ -89,7 +89,7 @@ struct store_checkpointer {
 };
 
 /* The group commit's batched statements (sqlite_group.c), prepared on first use per size. */
-enum group_stmt { GROUP_WRITE, GROUP_ATTEMPT, GROUP_LOG, GROUP_KINDS };
+enum group_stmt { GROUP_WRITE, GROUP_ATTEMPT, GROUP_LOG, GROUP_CLAIM, GROUP_KINDS };
 #define GROUP_ROWS 32 /* jobs per batched statement; a power of two */
 #define GROUP_LOG2_MAX 5 /* log2(GROUP_ROWS) */
 
@@ -207,6 +207,9 @@ bool group_holds(const struct sq_group *g, int64_t id);
 /* The next item to fill (zeroed); group_add queues it (flushing a full group). */
 struct group_item *group_next(struct sq_group *g);
 int group_add(struct sq_group *g, aspen_store_error *err);
+/* Inserts engine's reservations (claims rows) of jobs[0..n), GROUP_ROWS per statement. */
+int group_reserve(struct sqlite_store *s, const aspen_store_job *jobs, size_t n, int64_t engine,
+                  int64_t now_ms, aspen_store_error *err);
 /* Writes what waits: attempts, then log lines, then job rows. A per-item refusal goes to its
  * status; any other failure is returned (the caller rolls back). */
 int group_flush(struct sq_group *g, aspen_store_error *err);

@@ -9,6 +9,9 @@
  *                  attempt and log line as expected, and the kept counts equal a recount
  *   refusals       items refused in the middle of a big group (another engine's reservation, a
  *                  job never reserved, a finished job) leave their jobs untouched; the rest commit
+ *   reservations   a claim of 77 jobs reserves them in batches (32 + 32 + 8 + 4 + 1 on SQLite):
+ *                  each once, in claim order; a second engine's claim gets only the other 23;
+ *                  the first engine's completions of all 77 take every reservation
  *   log cap        lines past a job's cap are counted (with the writer's own dropped count) and
  *                  one marker line is written, for jobs spread over two batches
  * SQLite only (white box):
@@ -160,6 +163,42 @@ static void test_mixed_group(void **state)
     assert_int_equal(aspen_store_counts(f->s, counts, &e), 0);
     assert_int_equal(counts[ASPEN_STORE_RUNNING], 3);
     assert_int_equal(counts[ASPEN_STORE_SUCCEEDED], (N_MIXED + 5) / 6);
+}
+
+static void test_reservations_in_batches(void **state)
+{
+    struct fixture *f = *state;
+    enum { N = 100, A = 77 };
+    int64_t ids[N], a[A], b[N];
+    submit_n(f->s, N, 3, ids);
+    assert_int_equal(reserve_ids(f->s, f->engine, A, T0, a), A);
+    for (size_t i = 0; i < A; i++)
+        assert_int_equal(a[i], ids[i]); /* claim order: one priority, so submit order */
+    aspen_store_error e = {0};
+    int64_t other = 0;
+    if (aspen_store_engine_register(f->s, getpid(), "other", 5000, T0, &other, &e) != 0)
+        fail_msg("register: %s", e.msg);
+    assert_int_equal(reserve_ids(f->s, other, N, T0, b), N - A);
+    for (size_t i = 0; i < N - A; i++)
+        assert_int_equal(b[i], ids[A + i]);
+    aspen_store_completion c[A];
+    for (size_t i = 0; i < A; i++)
+        c[i] = (aspen_store_completion){.job_id = a[i], .outcome = ASPEN_STORE_OUTCOME_SUCCESS};
+    int status[A];
+    assert_int_equal(aspen_store_complete(f->s, f->engine, c, A, T0 + 1, status, NULL, &e), 0);
+    for (size_t i = 0; i < A; i++)
+        if (status[i] != 0)
+            fail_msg("completion of job %lld: status %d (%s)", (long long)a[i], status[i], e.msg);
+    /* the other engine's reservations are untouched: this engine cannot complete those jobs */
+    aspen_store_completion theirs = {.job_id = b[0], .outcome = ASPEN_STORE_OUTCOME_SUCCESS};
+    int st = 0;
+    assert_int_equal(aspen_store_complete(f->s, f->engine, &theirs, 1, T0 + 1, &st, NULL, &e), 0);
+    assert_int_equal(st, ASPEN_STORE_ELEASE);
+    int64_t counts[ASPEN_STORE_STATE_COUNT];
+    assert_int_equal(aspen_store_counts(f->s, counts, &e), 0);
+    assert_int_equal(counts[ASPEN_STORE_SUCCEEDED], A);
+    assert_int_equal(counts[ASPEN_STORE_QUEUED], N - A);
+    check_counts(f->s);
 }
 
 static void test_refusals_in_a_group(void **state)
@@ -408,6 +447,7 @@ int main(void)
 {
     const struct CMUnitTest both[] = {
         cmocka_unit_test_setup_teardown(test_mixed_group, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_reservations_in_batches, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_refusals_in_a_group, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_log_cap_in_a_group, fx_setup, fx_teardown),
     };

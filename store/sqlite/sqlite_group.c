@@ -25,17 +25,34 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The batched statements for n rows (n a power of two up to GROUP_ROWS; 1 uses the cached
- * single-row statements). */
-#define WRITE_HEAD                                                                                 \
-    "UPDATE jobs SET state = v.column2, run_at = v.column3, attempts = v.column4,"                 \
-    " max_attempts = v.column5, started_at = v.column6, finished_at = v.column7,"                  \
-    " owner = v.column8, cancel_requested = v.column9, log_count = v.column10,"                    \
-    " log_dropped = v.column11, error = CASE WHEN v.column12 THEN v.column13 ELSE error END,"      \
-    " result = CASE WHEN v.column14 THEN v.column15 ELSE result END FROM (VALUES "
-#define WRITE_TAIL ") AS v WHERE jobs.id = v.column1 AND jobs.state = v.column16"
-#define WRITE_ROW "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
-#define WRITE_PARAMS 16
+/* The batched statements for n rows (n a power of two up to GROUP_ROWS; a single attempt or
+ * reservation uses the cached single-row statement, a single job row its shape's). */
+/* The job-row UPDATE names only the columns its rows change (group_write_sql): SQLite maintains
+ * an index on an UPDATE only when the SET list names one of the index's columns or a column of its
+ * WHERE, binds and copies every VALUES column twice, and evaluates every SET term per row. A
+ * completion changes state, attempts, started_at, finished_at, owner and result; the full list
+ * also wrote run_at, max_attempts, cancel_requested, the log counts and the CASEs for error and
+ * result (measured: 1,150 instructions per job, docs/BENCHMARKS.md). Rows are batched per set of
+ * columns. */
+enum {
+    WRITE_STATE = 1u << 0,
+    WRITE_RUN_AT = 1u << 1,
+    WRITE_ATTEMPTS = 1u << 2,
+    WRITE_MAX_ATTEMPTS = 1u << 3,
+    WRITE_STARTED = 1u << 4,
+    WRITE_FINISHED = 1u << 5,
+    WRITE_OWNER = 1u << 6,
+    WRITE_CANCEL = 1u << 7,
+    WRITE_LOG_COUNT = 1u << 8,
+    WRITE_LOG_DROPPED = 1u << 9,
+    WRITE_ERROR = 1u << 10,
+    WRITE_RESULT = 1u << 11,
+    WRITE_COLUMNS = 12,
+    WRITE_ALL = (1u << WRITE_COLUMNS) - 1,
+};
+static const char *const write_column[WRITE_COLUMNS] = {
+    "state",  "run_at",           "attempts",  "max_attempts", "started_at", "finished_at",
+    "owner",  "cancel_requested", "log_count", "log_dropped",  "error",      "result"};
 #define ATTEMPT_HEAD                                                                               \
     "INSERT INTO attempts (job, number, engine, started_at, finished_at, wall_us, exits,"          \
     " host_calls, pages_dirtied, bytes_in, bytes_out, outcome, error, recovered) VALUES "
@@ -50,22 +67,58 @@
 #define CLAIM_ROW "(?,?,?)"
 #define CLAIM_PARAMS 3
 
+static int popcount(unsigned v)
+{
+    int n = 0;
+    for (; v; v &= v - 1)
+        n++;
+    return n;
+}
+
+char *group_write_sql(unsigned columns, size_t rows)
+{
+    columns &= WRITE_ALL;
+    if (!columns)
+        columns = WRITE_STATE; /* SET needs a term; the row's state is bound to itself */
+    int ncols = popcount(columns);
+    /* "col = v.columnNN," per column, "(?,…)," per row, and the fixed text */
+    size_t len = 128 + (size_t)ncols * 48 + rows * (2 * (size_t)ncols + 8);
+    char *sql = malloc(len);
+    if (!sql)
+        return NULL;
+    size_t at = (size_t)snprintf(sql, len, "UPDATE jobs SET ");
+    int v = 2; /* v.column1 is the id */
+    for (int c = 0; c < WRITE_COLUMNS; c++)
+        if (columns & (1u << c))
+            at += (size_t)snprintf(sql + at, len - at, "%s%s = v.column%d", v > 2 ? ", " : "",
+                                   write_column[c], v), v++;
+    at += (size_t)snprintf(sql + at, len - at, " FROM (VALUES ");
+    for (size_t r = 0; r < rows; r++) {
+        at += (size_t)snprintf(sql + at, len - at, "%s(?", r ? "," : "");
+        for (int k = 0; k < ncols + 1; k++) /* the columns and the state the row must be in */
+            at += (size_t)snprintf(sql + at, len - at, ",?");
+        at += (size_t)snprintf(sql + at, len - at, ")");
+    }
+    snprintf(sql + at, len - at, ") AS v WHERE jobs.id = v.column1 AND jobs.state = v.column%d", v);
+    return sql;
+}
+
 char *group_sql(enum group_stmt kind, size_t rows)
 {
-    static const char *const heads[GROUP_KINDS] = {WRITE_HEAD, ATTEMPT_HEAD, LOG_HEAD, CLAIM_HEAD};
-    static const char *const row_sql[GROUP_KINDS] = {WRITE_ROW, ATTEMPT_ROW, LOG_ROW, CLAIM_ROW};
-    static const char *const tails[GROUP_KINDS] = {WRITE_TAIL, "", "", ""};
+    if (kind == GROUP_WRITE)
+        return group_write_sql(WRITE_ALL, rows);
+    static const char *const heads[GROUP_KINDS] = {NULL, ATTEMPT_HEAD, LOG_HEAD, CLAIM_HEAD};
+    static const char *const row_sql[GROUP_KINDS] = {NULL, ATTEMPT_ROW, LOG_ROW, CLAIM_ROW};
     if ((unsigned)kind >= GROUP_KINDS)
         return NULL;
-    const char *head = heads[kind], *row = row_sql[kind], *tail = tails[kind];
-    size_t len = strlen(head) + rows * (strlen(row) + 1) + strlen(tail) + 1;
+    const char *head = heads[kind], *row = row_sql[kind];
+    size_t len = strlen(head) + rows * (strlen(row) + 1) + 1;
     char *sql = malloc(len);
     if (!sql)
         return NULL;
     size_t at = (size_t)snprintf(sql, len, "%s", head);
     for (size_t i = 0; i < rows; i++)
         at += (size_t)snprintf(sql + at, len - at, "%s%s", i ? "," : "", row);
-    snprintf(sql + at, len - at, "%s", tail);
     return sql;
 }
 
@@ -103,31 +156,103 @@ static void bind_opt(sqlite3_stmt *st, int i, int64_t v)
         sqlite3_bind_null(st, i);
 }
 
-static void bind_write(sqlite3_stmt *st, int b, const struct group_item *it)
+/* The columns an item's write changes: those whose value differs from the row as read (or that
+ * the completion sets: error, result). */
+static unsigned write_columns(const struct group_item *it)
+{
+    const struct store_job_row *b = &it->before, *a = &it->after;
+    unsigned c = 0;
+    c |= a->state != b->state ? WRITE_STATE : 0;
+    c |= a->run_at != b->run_at ? WRITE_RUN_AT : 0;
+    c |= a->attempts != b->attempts ? WRITE_ATTEMPTS : 0;
+    c |= a->max_attempts != b->max_attempts ? WRITE_MAX_ATTEMPTS : 0;
+    c |= a->started_at != b->started_at ? WRITE_STARTED : 0;
+    c |= a->finished_at != b->finished_at ? WRITE_FINISHED : 0;
+    c |= a->owner != b->owner ? WRITE_OWNER : 0;
+    c |= a->cancel_requested != b->cancel_requested ? WRITE_CANCEL : 0;
+    c |= a->log_count != b->log_count ? WRITE_LOG_COUNT : 0;
+    c |= a->log_dropped != b->log_dropped ? WRITE_LOG_DROPPED : 0;
+    c |= a->set_error ? WRITE_ERROR : 0;
+    c |= a->set_result ? WRITE_RESULT : 0;
+    return c ? c : WRITE_STATE;
+}
+
+/* Binds one row of a write that sets `columns`, from parameter b + 1 on; returns the next b. */
+static int bind_write(sqlite3_stmt *st, int b, unsigned columns, const struct group_item *it)
 {
     const struct store_job_row *a = &it->after;
-    sqlite3_bind_int64(st, b + 1, it->before.id);
-    sqlite3_bind_text(st, b + 2, aspen_store_state_name(a->state), -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, b + 3, a->run_at);
-    sqlite3_bind_int(st, b + 4, a->attempts);
-    sqlite3_bind_int(st, b + 5, a->max_attempts);
-    bind_opt(st, b + 6, a->started_at);
-    bind_opt(st, b + 7, a->finished_at);
-    bind_opt(st, b + 8, a->owner);
-    sqlite3_bind_int(st, b + 9, a->cancel_requested);
-    sqlite3_bind_int(st, b + 10, a->log_count);
-    sqlite3_bind_int64(st, b + 11, a->log_dropped);
-    sqlite3_bind_int(st, b + 12, a->set_error);
-    if (a->set_error && a->error)
-        sqlite3_bind_text(st, b + 13, a->error, -1, SQLITE_STATIC);
-    else
-        sqlite3_bind_null(st, b + 13);
-    sqlite3_bind_int(st, b + 14, a->set_result);
-    if (a->set_result && a->result)
-        sqlite3_bind_blob64(st, b + 15, a->result, a->result_size, SQLITE_STATIC);
-    else
-        sqlite3_bind_null(st, b + 15);
-    sqlite3_bind_text(st, b + 16, aspen_store_state_name(it->before.state), -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, ++b, it->before.id);
+    if (columns & WRITE_STATE)
+        sqlite3_bind_text(st, ++b, aspen_store_state_name(a->state), -1, SQLITE_STATIC);
+    if (columns & WRITE_RUN_AT)
+        sqlite3_bind_int64(st, ++b, a->run_at);
+    if (columns & WRITE_ATTEMPTS)
+        sqlite3_bind_int(st, ++b, a->attempts);
+    if (columns & WRITE_MAX_ATTEMPTS)
+        sqlite3_bind_int(st, ++b, a->max_attempts);
+    if (columns & WRITE_STARTED)
+        bind_opt(st, ++b, a->started_at);
+    if (columns & WRITE_FINISHED)
+        bind_opt(st, ++b, a->finished_at);
+    if (columns & WRITE_OWNER)
+        bind_opt(st, ++b, a->owner);
+    if (columns & WRITE_CANCEL)
+        sqlite3_bind_int(st, ++b, a->cancel_requested);
+    if (columns & WRITE_LOG_COUNT)
+        sqlite3_bind_int(st, ++b, a->log_count);
+    if (columns & WRITE_LOG_DROPPED)
+        sqlite3_bind_int64(st, ++b, a->log_dropped);
+    if (columns & WRITE_ERROR) {
+        if (a->error)
+            sqlite3_bind_text(st, ++b, a->error, -1, SQLITE_STATIC);
+        else
+            sqlite3_bind_null(st, ++b);
+    }
+    if (columns & WRITE_RESULT) {
+        if (a->result)
+            sqlite3_bind_blob64(st, ++b, a->result, a->result_size, SQLITE_STATIC);
+        else
+            sqlite3_bind_null(st, ++b);
+    }
+    sqlite3_bind_text(st, ++b, aspen_store_state_name(it->before.state), -1, SQLITE_STATIC);
+    return b;
+}
+
+/* The cached write statement for `columns` and 2^log2 rows, reset (its bindings are all bound
+ * again before each step). */
+static sqlite3_stmt *write_stmt(struct sqlite_store *s, unsigned columns, int log2,
+                                aspen_store_error *err)
+{
+    struct sq_write_shape *shape = NULL;
+    for (int i = 0; i < SQ_WRITE_SHAPES && !shape; i++)
+        if (s->write_shape[i].columns == columns)
+            shape = &s->write_shape[i];
+    if (!shape) { /* a new set of columns takes the next slot, dropping what it held */
+        shape = &s->write_shape[s->write_shape_next++ % SQ_WRITE_SHAPES];
+        for (int i = 0; i <= GROUP_LOG2_MAX; i++) {
+            sqlite3_finalize(shape->st[i]);
+            shape->st[i] = NULL;
+        }
+        shape->columns = columns;
+    }
+    sqlite3_stmt **slot = &shape->st[log2];
+    if (*slot) {
+        sqlite3_reset(*slot);
+        return *slot;
+    }
+    char *sql = group_write_sql(columns, (size_t)1 << log2);
+    if (!sql) {
+        store_err(err, ASPEN_STORE_ENOMEM, "out of memory preparing a group commit");
+        return NULL;
+    }
+    int rc = sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, slot, NULL);
+    free(sql);
+    if (rc != SQLITE_OK) {
+        store_sqlite_err(s, err, rc, "preparing a group commit's statement");
+        *slot = NULL;
+        return NULL;
+    }
+    return *slot;
 }
 
 static void bind_attempt(sqlite3_stmt *st, int b, const struct group_item *it)
@@ -238,25 +363,21 @@ static int attempts_chunk(struct sq_group *g, struct group_item **items, size_t 
     return 0;
 }
 
-/* Writes the job rows of items (k a power of two) in one statement; every row must change. */
+/* Writes the job rows of items (k a power of two, all changing the same columns) in one
+ * statement; every row must change. */
 static int writes_chunk(struct sq_group *g, struct group_item **items, size_t k,
                         aspen_store_error *err)
 {
     struct sqlite_store *s = g->s;
-    if (k == 1) {
-        int code = job_write_row(s, &items[0]->before, &items[0]->after, err);
-        /* as below: the row cannot have moved, and its attempt is written: never a refusal */
-        return code == ASPEN_STORE_ESTATE ? (err ? err->code = ASPEN_STORE_EBUSY : ASPEN_STORE_EBUSY)
-                                          : code;
-    }
     int log2 = 0;
     while (((size_t)1 << log2) < k)
         log2++;
-    sqlite3_stmt *st = group_stmt(s, GROUP_WRITE, log2, err);
+    unsigned columns = items[0]->columns;
+    sqlite3_stmt *st = write_stmt(s, columns, log2, err);
     if (!st)
         return err && err->code ? err->code : ASPEN_STORE_EIO;
-    for (size_t i = 0; i < k; i++)
-        bind_write(st, (int)i * WRITE_PARAMS, items[i]);
+    for (size_t i = 0, b = 0; i < k; i++)
+        b = (size_t)bind_write(st, (int)b, columns, items[i]);
     int rc = sqlite3_step(st);
     sqlite3_reset(st);
     if (rc != SQLITE_DONE)
@@ -483,9 +604,24 @@ int group_flush(struct sq_group *g, aspen_store_error *err)
         goto out;
     n = 0;
     for (size_t i = 0; i < g->n; i++)
-        if (!g->it[i].refused)
+        if (!g->it[i].refused) {
+            g->it[i].columns = write_columns(&g->it[i]); /* after group_logs: the log counts */
             list[n++] = &g->it[i];
-    code = by_chunks(g, list, n, writes_chunk, err);
+        }
+    /* one batch per set of columns changed, in the order each set first appears */
+    bool written[GROUP_ROWS] = {false};
+    for (size_t i = 0; i < n && !code; i++) {
+        if (written[i])
+            continue;
+        struct group_item *same[GROUP_ROWS];
+        size_t m = 0;
+        for (size_t j = i; j < n; j++)
+            if (!written[j] && list[j]->columns == list[i]->columns) {
+                same[m++] = list[j];
+                written[j] = true;
+            }
+        code = by_chunks(g, same, m, writes_chunk, err);
+    }
     if (code)
         goto out;
     for (size_t i = 0; i < n; i++) {

@@ -933,6 +933,9 @@ void sq_close(aspen_store *base)
     for (int k = 0; k < GROUP_KINDS; k++)
         for (int i = 0; i <= GROUP_LOG2_MAX; i++)
             sqlite3_finalize(s->group_st[k][i]);
+    for (int k = 0; k < SQ_WRITE_SHAPES; k++)
+        for (int i = 0; i <= GROUP_LOG2_MAX; i++)
+            sqlite3_finalize(s->write_shape[k].st[i]);
     sqlite3_close_v2(s->db);
     free(s->base.name);
     free(s);

@@ -109,6 +109,14 @@ struct sqlite_store {
     sqlite3_stmt *qst[SQ_QUEUE_STMTS];
     bool rate_seen;
     sqlite3_stmt *group_st[GROUP_KINDS][GROUP_LOG2_MAX + 1]; /* [kind][log2 rows], sqlite_group.c */
+    /* The batched job-row UPDATEs, one per set of columns they change (sqlite_group.c), reused
+     * round robin past SQ_WRITE_SHAPES sets. */
+#define SQ_WRITE_SHAPES 8
+    struct sq_write_shape {
+        unsigned columns; /* 0: unused */
+        sqlite3_stmt *st[GROUP_LOG2_MAX + 1];
+    } write_shape[SQ_WRITE_SHAPES];
+    unsigned write_shape_next;
 };
 
 /* A job's payload: in its row when small, else (schema 4, payload_ext = 1) in job_payloads, so
@@ -189,6 +197,7 @@ struct group_item {
     aspen_store_state *final_state; /* the caller's final state: set once the row is written */
     const aspen_store_completion *replay; /* its replay record goes with it (sq_commit_replay) */
     bool refused;
+    unsigned columns; /* the job-row columns its write changes (set by the flush) */
     char errbuf[96];
     char marker[160]; /* the truncation marker's text, when this job's lines reach the cap */
 };
@@ -213,8 +222,12 @@ int group_reserve(struct sqlite_store *s, const aspen_store_job *jobs, size_t n,
 /* Writes what waits: attempts, then log lines, then job rows. A per-item refusal goes to its
  * status; any other failure is returned (the caller rolls back). */
 int group_flush(struct sq_group *g, aspen_store_error *err);
-/* The SQL of a batched statement for `rows` rows (malloc'd; tests read its query plan). */
+/* The SQL of a batched statement for `rows` rows (malloc'd; tests read its query plan). For
+ * GROUP_WRITE: the UPDATE that sets every column group_write_sql can name. */
 char *group_sql(enum group_stmt kind, size_t rows);
+/* The batched job-row UPDATE for `rows` rows that sets only `columns` (WRITE_* bits of
+ * sqlite_group.c; malloc'd). */
+char *group_write_sql(unsigned columns, size_t rows);
 
 /* The engine holding a reservation (claims row) on a job, 0 when none. */
 int claim_owner(struct sqlite_store *s, int64_t job, int64_t *engine, aspen_store_error *err);

@@ -21,7 +21,12 @@
  *                  and written job by job): every other job's lines, in order
  *   statements     64 completions reach SQLite as 2 job-row UPDATEs and 2 attempt INSERTs, not 64
  *                  of each (the point of the batching)
- *   plan           the batched UPDATE finds each job by its rowid (no scan of jobs) */
+ *   plan           the batched UPDATE finds each job by its rowid (no scan of jobs)
+ *   columns        a completion's UPDATE names only what it changes (not run_at, max_attempts,
+ *                  cancel_requested, the log counts, or the owner it never had); rounds of 16
+ *                  kinds of write (every outcome, with and without a log line, started earlier
+ *                  or in the same commit) need more UPDATE shapes than the handle caches
+ *                  (SQ_WRITE_SHAPES), and every row is still what it must be */
 #include "helpers.h"
 
 #include <sqlite3.h>
@@ -443,6 +448,157 @@ static void test_group_plan(void **state)
     assert_true(by_rowid);
 }
 
+/* Collects the distinct job-row UPDATE texts SQLite runs. */
+struct updates {
+    char *sql[64];
+    size_t n, runs;
+};
+
+static int collect_updates(unsigned type, void *ctx, void *p, void *x)
+{
+    (void)type;
+    (void)x;
+    struct updates *u = ctx;
+    const char *sql = sqlite3_sql((sqlite3_stmt *)p);
+    if (!sql || strncmp(sql, "UPDATE jobs SET ", 16) != 0 || !strstr(sql, "FROM (VALUES"))
+        return 0;
+    u->runs++;
+    for (size_t i = 0; i < u->n; i++)
+        if (strcmp(u->sql[i], sql) == 0)
+            return 0;
+    if (u->n < 64)
+        u->sql[u->n++] = strdup(sql);
+    return 0;
+}
+
+/* The SET list of an UPDATE text (up to FROM), for strstr. */
+static void set_list(const char *sql, char *out, size_t cap)
+{
+    const char *from = strstr(sql, " FROM (VALUES");
+    size_t len = from ? (size_t)(from - sql) : strlen(sql);
+    snprintf(out, cap, "%.*s", (int)len, sql);
+}
+
+static void test_write_columns(void **state)
+{
+    struct fixture *f = *state;
+    aspen_store_error e = {0};
+    struct updates u = {0};
+
+    /* a plain success, started in the same commit */
+    enum { N = GROUP_ROWS };
+    int64_t ids[N];
+    submit_n(f->s, N, 3, ids);
+    assert_int_equal(reserve_ids(f->s, f->engine, N, T0, NULL), N);
+    aspen_store_completion c[N];
+    for (size_t i = 0; i < N; i++)
+        c[i] = (aspen_store_completion){.job_id = ids[i], .outcome = ASPEN_STORE_OUTCOME_SUCCESS,
+                                        .output = "{}", .output_size = 2};
+    int status[N];
+    sqlite3_trace_v2(sq(f->s)->db, SQLITE_TRACE_STMT, collect_updates, &u);
+    assert_int_equal(aspen_store_complete(f->s, f->engine, c, N, T0 + 1, status, NULL, &e), 0);
+    sqlite3_trace_v2(sq(f->s)->db, 0, NULL, NULL);
+    assert_int_equal(u.n, 1);
+    char set[512];
+    set_list(u.sql[0], set, sizeof set);
+    /* error is set (to NULL: a success clears an earlier attempt's); owner stays NULL, as the
+     * job starts and ends in this one write */
+    static const char *const changed[] = {"state =",       "attempts =", "started_at =",
+                                          "finished_at =", "error =",    "result ="};
+    static const char *const unchanged[] = {"run_at", "max_attempts", "cancel_requested",
+                                            "log_count", "log_dropped", "owner"};
+    for (size_t k = 0; k < sizeof changed / sizeof *changed; k++)
+        if (!strstr(set, changed[k]))
+            fail_msg("a success's UPDATE does not set %s: %s", changed[k], set);
+    for (size_t k = 0; k < sizeof unchanged / sizeof *unchanged; k++)
+        if (strstr(set, unchanged[k]))
+            fail_msg("a success's UPDATE names %s, which it does not change: %s", unchanged[k],
+                     set);
+    for (size_t i = 0; i < N; i++) {
+        assert_int_equal(status[i], 0);
+        aspen_store_job j;
+        assert_int_equal(aspen_store_get(f->s, ids[i], &j, &e), 0);
+        assert_int_equal(j.state, ASPEN_STORE_SUCCEEDED);
+        assert_int_equal(j.attempts, 1);
+        assert_int_equal(j.run_at_ms, T0);
+        assert_int_equal(j.max_attempts, 3);
+        assert_int_equal(j.result_size, 2);
+        aspen_store_job_clear(&j);
+    }
+
+    /* rounds of 16 kinds of write: 4 outcomes x a log line or not x started earlier or not */
+    enum { K = 16, ROUNDS = 3 };
+    for (int round = 0; round < ROUNDS; round++) {
+        int64_t r[K];
+        submit_n(f->s, K, 3, r);
+        assert_int_equal(reserve_ids(f->s, f->engine, K, T0, NULL), K);
+        aspen_store_start marks[K / 2];
+        int mark_status[K / 2];
+        for (size_t i = 0; i < K / 2; i++)
+            marks[i] = (aspen_store_start){r[i], T0 + 1};
+        assert_int_equal(aspen_store_commit(f->s, f->engine, marks, K / 2, mark_status, NULL, 0,
+                                            T0 + 1, NULL, NULL, &e),
+                         0);
+        aspen_store_completion k[K];
+        aspen_store_log_line line = {.time_ms = T0 + 2, .line = "a line"};
+        static const aspen_store_outcome outcomes[4] = {
+            ASPEN_STORE_OUTCOME_SUCCESS, ASPEN_STORE_OUTCOME_FAILURE, ASPEN_STORE_OUTCOME_TIMEOUT,
+            ASPEN_STORE_OUTCOME_CANCELLED};
+        static const aspen_store_state want[4] = {ASPEN_STORE_SUCCEEDED, ASPEN_STORE_SCHEDULED,
+                                                  ASPEN_STORE_FAILED, ASPEN_STORE_CANCELLED};
+        for (size_t i = 0; i < K; i++) {
+            aspen_store_outcome o = outcomes[i % 4];
+            k[i] = (aspen_store_completion){
+                .job_id = r[i], .outcome = o,
+                .retry_at_ms = o == ASPEN_STORE_OUTCOME_FAILURE ? T0 + 60000 : 0,
+                .output = o == ASPEN_STORE_OUTCOME_SUCCESS ? "{\"ok\":1}" : NULL,
+                .output_size = o == ASPEN_STORE_OUTCOME_SUCCESS ? 8 : 0,
+                .error = o == ASPEN_STORE_OUTCOME_FAILURE ? "it broke" : NULL,
+                .logs = (i / 4) % 2 ? &line : NULL, .n_logs = (i / 4) % 2,
+                .stats = {.started_at_ms = T0 + 1, .finished_at_ms = T0 + 2}};
+            /* timeout never retries here: out of attempts is not what this tests */
+            if (o == ASPEN_STORE_OUTCOME_TIMEOUT)
+                k[i].retry_at_ms = 0;
+        }
+        int st[K];
+        aspen_store_state final[K];
+        sqlite3_trace_v2(sq(f->s)->db, SQLITE_TRACE_STMT, collect_updates, &u);
+        assert_int_equal(aspen_store_commit(f->s, f->engine, NULL, 0, NULL, k, K, T0 + 3, st,
+                                            final, &e),
+                         0);
+        sqlite3_trace_v2(sq(f->s)->db, 0, NULL, NULL);
+        for (size_t i = 0; i < K; i++) {
+            if (st[i] != 0)
+                fail_msg("round %d, write %zu: status %d (%s)", round, i, st[i], e.msg);
+            aspen_store_job j;
+            assert_int_equal(aspen_store_get(f->s, r[i], &j, &e), 0);
+            assert_int_equal(j.state, final[i]);
+            if (i % 4 != 2) /* a timeout may retry or fail by the store's rule; both are fine */
+                assert_int_equal(j.state, want[i % 4]);
+            assert_int_equal(j.attempts, 1);
+            assert_int_equal(j.max_attempts, 3);
+            assert_int_equal(j.log_count, (int)((i / 4) % 2));
+            assert_int_equal(j.started_at_ms, T0 + 1);
+            if (i % 4 == 0) {
+                assert_int_equal(j.result_size, 8);
+                assert_memory_equal(j.result, "{\"ok\":1}", 8);
+                assert_int_equal(j.owner, 0);
+            }
+            if (i % 4 == 1) {
+                assert_string_equal(j.error, "it broke");
+                assert_int_equal(j.run_at_ms, T0 + 60000);
+            }
+            aspen_store_job_clear(&j);
+        }
+        check_counts(f->s);
+    }
+    if (u.n <= SQ_WRITE_SHAPES)
+        fail_msg("only %zu UPDATE shapes were used: the cache's reuse (%d slots) was not tested",
+                 u.n, SQ_WRITE_SHAPES);
+    for (size_t i = 0; i < u.n; i++)
+        free(u.sql[i]);
+}
+
 int main(void)
 {
     const struct CMUnitTest both[] = {
@@ -456,6 +612,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_existing_log_line_refuses_one, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_group_statements, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_group_plan, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_write_columns, fx_setup, fx_teardown),
     };
     return RUN_STORE_TESTS(both, sqlite_only);
 }

@@ -25,7 +25,11 @@ uint8_t *cli_read_file(const char *path, size_t max, size_t *len, char *msg, siz
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Escaped text to f (flags: ASPEN_TEXT_*). */
 void cli_putn(FILE *f, const void *s, size_t len, unsigned flags);
-void cli_puts(FILE *f, const char *s); /* NULL → nothing */
+void cli_puts(FILE *f, const char *s);
+/* Multi-line text (a compiler's output in an error or a log line) as lines: each newline starts a
+ * new line indented by `indent` columns (under the field it continues); every other control and
+ * invalid byte is escaped as cli_putn does with flags. */
+void cli_put_lines(FILE *f, const void *s, size_t len, unsigned flags, int indent); /* NULL → nothing */
 /* A table cell: escaped, tab and newline as spaces, at most width display columns (a wide CJK
  * character is 2, a combining mark 0; cut ones end in "...", never in the middle of an escape or
  * a character). cli_col also pads it with spaces to exactly width columns, for a column that text
@@ -46,6 +50,9 @@ json_t *cli_json_parse_or_text(const void *s, size_t len);
 /* obj[key] = the bytes (parsed as JSON when they are, else text); when they are not UTF-8,
  * obj[key + "_base64"] carries them exactly. */
 void cli_json_set_bytes(json_t *obj, const char *key, const void *s, size_t len);
+/* obj[key] = the bytes as text (one U+FFFD per byte that is not UTF-8: JSON strings must be); when
+ * they are not UTF-8, obj[key + "_base64"] carries them exactly, the rule of results. NULL: null. */
+void cli_json_set_text(json_t *obj, const char *key, const void *s, size_t len);
 char *cli_base64(const void *data, size_t len); /* malloc'd */
 /* Prints v and a newline: ASCII only (\uXXXX escapes), so lossless and terminal-safe; a real
  * number with at most 15 significant digits (546.886, not 546.88599999999997). */

@@ -8,6 +8,7 @@
  * replay's verdict), 2 usage.
  */
 #include "cli.h"
+#include "aspen_vm.h" /* aspen_vm_core_set_program */
 
 #include <errno.h>
 #include <fcntl.h>
@@ -105,6 +106,10 @@ int cmd_core(int argc, char **argv)
         cli_error("%s", err.msg);
         goto done;
     }
+    /* The core names the guest as it was submitted; gdb warns "core file may not match" unless
+     * that is the base name of the ELF it is given, so name it after the file --binary writes. */
+    if (bin_out)
+        (void)aspen_vm_core_set_program(core, n, bin_out); /* not such a core: written as it is */
     if (write_file(out, core, n, "core"))
         goto done;
     char guest[4096] = "";
@@ -148,20 +153,21 @@ static const char replay_usage[] =
     "usage: aspen replay ID [--attempt N] [--set CALL[.I]=VALUE] [--json] [--db PATH]\n"
     "  runs an attempt of a micro-VM job again from the snapshot with its recorded host-call\n"
     "  results and says \"identical\" or where it diverged. --set first replaces value I\n"
-    "  (default 0) of host call CALL: what if the host had answered VALUE.\n";
+    "  (from 1, default 1) of host call CALL (from 1): what if the host had answered VALUE.\n";
 
-/* "3=1700000000" or "3.1=42". */
+/* "3=1700000000" or "3.2=42": host calls and their values both count from 1, as the replay's
+ * report and errors number them ("host call 1's values = A, B": A is 1.1, B is 1.2). */
 static int parse_set(const char *s, aspen_engine_replay_opts *o)
 {
     char *end;
     errno = 0;
-    unsigned long call = strtoul(s, &end, 10), idx = 0;
+    unsigned long call = strtoul(s, &end, 10), idx = 1;
     if (end == s || errno || call == 0 || call > UINT32_MAX)
         return -1;
     if (*end == '.') {
         const char *p = end + 1;
         idx = strtoul(p, &end, 10);
-        if (end == p || errno || idx > 63)
+        if (end == p || errno || idx == 0 || idx > 64)
             return -1;
     }
     if (*end != '=' || !end[1])
@@ -172,7 +178,7 @@ static int parse_set(const char *s, aspen_engine_replay_opts *o)
         return -1;
     o->set = true;
     o->set_call = (uint32_t)call;
-    o->set_index = (uint32_t)idx;
+    o->set_index = (uint32_t)(idx - 1); /* the library's index is 0-based */
     o->set_value = value;
     return 0;
 }
@@ -199,8 +205,8 @@ int cmd_replay(int argc, char **argv)
             break;
         case 's':
             if (parse_set(optarg, &ro)) {
-                cli_error("--set wants CALL=VALUE or CALL.INDEX=VALUE (host call from 1, a "
-                          "whole number), not '%s'",
+                cli_error("--set wants CALL=VALUE or CALL.I=VALUE (host call and value I "
+                          "from 1, VALUE a whole number), not '%s'",
                           optarg);
                 return 2;
             }

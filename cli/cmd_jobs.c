@@ -72,7 +72,8 @@ static void submit_usage(FILE *f)
 }
 
 /* --source DIR, checked before anything is stored so a job that could only fail is not created:
- * a directory holding C or assembly sources (*.c, *.S) or a Cargo.toml. 0, or -1 with msg. */
+ * a directory holding C or assembly sources (*.c, *.S) or a Cargo.toml (which the engine refuses
+ * with why and what to do: engine/build.c). 0, or -1 with msg. */
 static int check_source_dir(const char *dir, char *msg, size_t cap)
 {
     struct stat st;
@@ -102,8 +103,8 @@ static int check_source_dir(const char *dir, char *msg, size_t cap)
     closedir(d);
     if (!found) {
         snprintf(msg, cap,
-                 "no C sources (*.c or *.S) and no Cargo.toml in %s: --source wants the directory "
-                 "that holds the guest's sources",
+                 "no C sources (*.c or *.S) in %s: --source wants the directory that holds the "
+                 "guest's sources",
                  dir);
         return -1;
     }
@@ -566,7 +567,7 @@ static json_t *job_json(const aspen_store_job *j)
     json_object_set_new(o, "started_at_ms", json_integer(j->started_at_ms));
     json_object_set_new(o, "finished_at_ms", json_integer(j->finished_at_ms));
     cli_json_set_bytes(o, "result", j->result, j->result_size);
-    json_object_set_new(o, "error", cli_json_str(j->error));
+    cli_json_set_text(o, "error", j->error, j->error ? strlen(j->error) : 0);
     json_object_set_new(o, "rerun_of", j->rerun_of ? json_integer(j->rerun_of) : json_null());
     json_object_set_new(o, "owner", j->owner ? json_integer(j->owner) : json_null());
     json_object_set_new(o, "cancel_requested", json_boolean(j->cancel_requested));
@@ -762,7 +763,8 @@ int cmd_jobs(int argc, char **argv)
 static void show_field(const char *label, const char *value, const char *suffix)
 {
     printf("  %-11s ", label);
-    cli_puts(stdout, value ? value : "-");
+    /* an error may hold a compiler's lines: each under the first */
+    cli_put_lines(stdout, value ? value : "-", value ? strlen(value) : 1, 0, 14);
     printf("%s\n", suffix);
 }
 
@@ -842,8 +844,20 @@ int cmd_show(int argc, char **argv)
                      j.binary_sha256 ? strnlen(j.binary_sha256, 16) : 1, 0);
             printf("…\n");
         }
-        if (j.source_dir)
-            show_field("source", j.source_dir, " (built when it runs)");
+        if (j.source_dir) {
+            /* "DIR#sha256=HEX": pinned at submit (engine/build.c), shown as the directory and what
+             * the build checks */
+            size_t sl = strlen(j.source_dir), tl = strlen("#sha256=") + 64;
+            if (sl > tl && strncmp(j.source_dir + sl - tl, "#sha256=", 8) == 0) {
+                printf("  %-11s ", "source");
+                cli_putn(stdout, j.source_dir, sl - tl, 0);
+                printf(" (built when it runs, from its files as they were at submit: sha256 "
+                       "%.12s…)\n",
+                       j.source_dir + sl - 64);
+            } else {
+                show_field("source", j.source_dir, " (built when it runs)");
+            }
+        }
         show_field("payload", j.payload, "");
         char mem[32];
         if (j.memory_bytes > 0)
@@ -892,7 +906,7 @@ int cmd_show(int argc, char **argv)
                 printf("  (the error above)");
             } else if (att[i].error) {
                 printf("  ");
-                cli_puts(stdout, att[i].error);
+                cli_put_lines(stdout, att[i].error, strlen(att[i].error), 0, 14);
             }
             printf("%s\n", att[i].recovered ? " (recovered)" : "");
         }
@@ -1077,7 +1091,9 @@ int cmd_logs(int argc, char **argv)
             json_object_set_new(o, "seq", json_integer(l[i].seq));
             json_object_set_new(o, "attempt", json_integer(l[i].attempt));
             json_object_set_new(o, "time_ms", json_integer(l[i].time_ms));
-            json_object_set_new(o, "line", cli_json_str(l[i].line ? l[i].line : ""));
+            /* exact: a line that is not UTF-8 also comes as line_base64 (as result_base64) */
+            cli_json_set_text(o, "line", l[i].line ? l[i].line : "",
+                              l[i].line ? strlen(l[i].line) : 0);
             cli_json_print(o, stdout, true);
             json_decref(o);
             after = l[i].seq;
@@ -1085,10 +1101,11 @@ int cmd_logs(int argc, char **argv)
         for (size_t i = 0; i < n && !as_json; i++) {
             char t[40];
             cli_format_time(l[i].time_ms, t, sizeof t);
-            printf("%s  #%d  ", t + 11, l[i].attempt);
-            /* the last field of the line: a tab may stay, nothing else raw */
-            cli_putn(stdout, l[i].line ? l[i].line : "", l[i].line ? strlen(l[i].line) : 0,
-                     ASPEN_TEXT_KEEP_TAB);
+            int w = printf("%s  #%d  ", t + 11, l[i].attempt);
+            /* the last field of the line: a tab may stay, nothing else raw; a line holding
+             * newlines (a compiler's output) continues under its text */
+            cli_put_lines(stdout, l[i].line ? l[i].line : "", l[i].line ? strlen(l[i].line) : 0,
+                          ASPEN_TEXT_KEEP_TAB, w > 0 ? w : 0);
             printf("\n");
             after = l[i].seq;
         }

@@ -22,7 +22,7 @@ static void usage(FILE *f)
                "  GUEST      a path, or a name in target/guest-binaries/ (e.g. echo-worker)\n"
                "  --payload  the job's input: JSON text (@FILE from a file, - from stdin),\n"
                "             checked before the run as aspen submit checks it\n"
-               "  --input    the job's input: raw bytes from FILE ('-' for stdin)\n"
+               "  --input    the job's input: raw bytes from FILE ('-' for stdin), up to 16 MiB\n"
                "  --timeout  deadline in milliseconds (default 1000)\n"
                "  --memory   guest memory, e.g. 1M, 512K, 64MiB (default 1M)\n"
                "  --arg      one more argument for a static Linux program (argv[1], argv[2], ...)\n"
@@ -133,8 +133,10 @@ int cmd_run(int argc, char **argv)
         }
         input = (uint8_t *)text;
     } else if (input_file) {
-        input = cli_read_file(strcmp(input_file, "-") == 0 ? "/dev/stdin" : input_file,
-                              1u << 30, &input_len, msg, sizeof msg);
+        /* the limit and wording of --payload @FILE and of `aspen submit` (an unbounded read of
+         * /dev/zero or a runaway pipe would grow until the host runs out of memory) */
+        input = (uint8_t *)cli_read_bounded(input_file, ASPEN_ENGINE_MAX_PAYLOAD, &input_len, msg,
+                                            sizeof msg);
         if (!input) {
             cli_error("%s", msg);
             return 1;

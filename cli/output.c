@@ -7,7 +7,8 @@
  *
  * --json output must be UTF-8 for jansson (json_string returns NULL on anything else, and the field
  * silently vanished): text that is not well-formed UTF-8 is given with one U+FFFD per bad byte,
- * and a result that is not UTF-8 also comes exactly as "result_base64". The JSON is printed with
+ * and a result, an error or a log line that is not UTF-8 also comes exactly as "result_base64",
+ * "error_base64", "line_base64" (cli_json_set_bytes, cli_json_set_text). The JSON is printed with
  * every non-ASCII character as a \uXXXX escape, so it is lossless and terminal-safe at once.
  * docs/OPERATING.md states this convention.
  */
@@ -40,6 +41,23 @@ void cli_putn(FILE *f, const void *s, size_t len, unsigned flags)
 void cli_puts(FILE *f, const char *s)
 {
     cli_putn(f, s ? s : "", s ? strlen(s) : 0, 0);
+}
+
+void cli_put_lines(FILE *f, const void *s, size_t len, unsigned flags, int indent)
+{
+    const char *p = s ? s : "";
+    while (len && (p[len - 1] == '\n')) /* a final newline ends the text, it is not a line */
+        len--;
+    for (;;) {
+        const char *nl = memchr(p, '\n', len);
+        size_t n = nl ? (size_t)(nl - p) : len;
+        cli_putn(f, p, n, flags & ~(unsigned)ASPEN_TEXT_KEEP_NEWLINE);
+        if (!nl)
+            break;
+        fprintf(f, "\n%*s", indent, "");
+        p = nl + 1;
+        len -= n + 1;
+    }
 }
 
 /* ---- table cells in display columns -------------------------------------------------------------
@@ -250,6 +268,18 @@ void cli_json_set_bytes(json_t *obj, const char *key, const void *s, size_t len)
     }
     json_object_set_new(obj, key, cli_json_parse_or_text(s, len));
     if (!aspen_text_utf8_valid(s, len)) {
+        char k[64];
+        snprintf(k, sizeof k, "%s_base64", key);
+        char *enc = cli_base64(s, len);
+        json_object_set_new(obj, k, enc ? json_string(enc) : json_null());
+        free(enc);
+    }
+}
+
+void cli_json_set_text(json_t *obj, const char *key, const void *s, size_t len)
+{
+    json_object_set_new(obj, key, s ? cli_json_text(s, len) : json_null());
+    if (s && !aspen_text_utf8_valid(s, len)) {
         char k[64];
         snprintf(k, sizeof k, "%s_base64", key);
         char *enc = cli_base64(s, len);

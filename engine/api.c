@@ -284,9 +284,12 @@ static int store_guest(aspen_engine *eng, const char *guest, char sha[65], char 
     return rc ? eng_store_err(err, &se, "storing the guest binary") : 0;
 }
 
+/* pin: a --source directory is pinned to its content now (a submitted job); a schedule's template
+ * is not (each occurrence builds what the directory holds when it is enqueued, as cron runs a
+ * script). */
 static int convert(aspen_engine *eng, const aspen_engine_job_spec *in, size_t index,
                    aspen_store_job_spec *out, struct owned *own, const aspen_engine_job_spec *prev,
-                   const struct owned *prev_own, aspen_engine_error *err)
+                   const struct owned *prev_own, bool pin, aspen_engine_error *err)
 {
     int rc = aspen_engine_check_payload(in->payload, err);
     if (rc) {
@@ -353,9 +356,11 @@ static int convert(aspen_engine *eng, const aspen_engine_job_spec *in, size_t in
                            "guest source directory %s not found (it must be a directory with the "
                            "guest's sources)",
                            in->source_dir);
-        own->source = strdup(real);
-        if (!own->source)
-            return eng_err(err, ASPEN_ENGINE_ENOMEM, "out of memory");
+        /* checked (C sources, not a Rust guest, a tree that can be built) either way */
+        if ((rc = eng_source_pin(real, &own->source, err)) != 0)
+            return rc;
+        if (!pin)
+            own->source[strlen(real)] = '\0';
         out->source_dir = own->source;
         if (!own->name[0])
             snprintf(own->name, sizeof own->name, "%s", base_name(real));
@@ -427,7 +432,7 @@ static int submit(aspen_engine *eng, const aspen_engine_job_spec *specs, size_t 
     pthread_mutex_lock(&eng->api_mu);
     for (size_t i = 0; i < n && rc == 0; i++)
         rc = convert(eng, &specs[i], i, &ss[i], &own[i], i ? &specs[i - 1] : NULL,
-                     i ? &own[i - 1] : NULL, err);
+                     i ? &own[i - 1] : NULL, true, err);
     if (rc == 0) {
         aspen_store_error se = {0};
         int code = info ? aspen_store_submit_ex(eng->api_store, ss, n, aspen_store_now_ms(),
@@ -710,7 +715,7 @@ int eng_with_store_spec(aspen_engine *eng, const aspen_engine_job_spec *in,
     aspen_store_job_spec ss;
     struct owned own = {0};
     pthread_mutex_lock(&eng->api_mu);
-    int rc = convert(eng, in, 0, &ss, &own, NULL, NULL, err);
+    int rc = convert(eng, in, 0, &ss, &own, NULL, NULL, false, err);
     if (rc == 0)
         rc = with(eng, &ss, arg);
     pthread_mutex_unlock(&eng->api_mu);

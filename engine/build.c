@@ -52,16 +52,26 @@
 #define FLAG_MAX_LEN 128
 
 /* Bumped whenever the flags or layout below change what a build produces. */
-#define RECIPE "aspen-sandboxed-build-1"
+#define RECIPE "aspen-sandboxed-build-2"
 
 /* ---- the source tree ---------------------------------------------------------------------------- */
 
 struct walk {
-    aspen_store_sha256_ctx *h; /* NULL: copy only */
+    aspen_store_sha256_ctx *h;   /* NULL: copy only */
+    aspen_store_sha256_ctx *src; /* also, the tree alone (the digest pinned at submit), or NULL */
     int entries;
     uint64_t total;
     char err[768];
 };
+
+/* Feeds both digests the walk keeps: the build's key and the tree's own. */
+static void whash(struct walk *w, const void *p, size_t n)
+{
+    if (w->h)
+        aspen_store_sha256_update(w->h, p, n);
+    if (w->src)
+        aspen_store_sha256_update(w->src, p, n);
+}
 
 static int cmp_str(const void *a, const void *b)
 {
@@ -171,10 +181,10 @@ static int walk_dir(struct walk *w, int dfd, const char *rel, int out, int depth
                                r, target);
                 break;
             }
-            if (w->h) {
-                aspen_store_sha256_update(w->h, "L", 1);
-                aspen_store_sha256_update(w->h, r, strlen(r) + 1);
-                aspen_store_sha256_update(w->h, target, strlen(target) + 1);
+            if (w->h || w->src) {
+                whash(w, "L", 1);
+                whash(w, r, strlen(r) + 1);
+                whash(w, target, strlen(target) + 1);
             }
             if (out >= 0 && symlinkat(target, out, name) != 0) {
                 rc = walk_fail(w, "cannot copy the symlink %s: %s", r, strerror(errno));
@@ -196,9 +206,9 @@ static int walk_dir(struct walk *w, int dfd, const char *rel, int out, int depth
                     break;
                 }
             }
-            if (w->h) {
-                aspen_store_sha256_update(w->h, "D", 1);
-                aspen_store_sha256_update(w->h, r, strlen(r) + 1);
+            if (w->h || w->src) {
+                whash(w, "D", 1);
+                whash(w, r, strlen(r) + 1);
             }
             rc = walk_dir(w, sub, r, osub, depth + 1);
             if (osub >= 0)
@@ -235,11 +245,11 @@ static int walk_dir(struct walk *w, int dfd, const char *rel, int out, int depth
                 rc = walk_fail(w, "cannot copy %s: %s", r, strerror(errno));
                 break;
             }
-            if (w->h) {
+            if (w->h || w->src) {
                 uint64_t len = (uint64_t)fst.st_size;
-                aspen_store_sha256_update(w->h, "F", 1);
-                aspen_store_sha256_update(w->h, r, strlen(r) + 1);
-                aspen_store_sha256_update(w->h, &len, sizeof len);
+                whash(w, "F", 1);
+                whash(w, r, strlen(r) + 1);
+                whash(w, &len, sizeof len);
             }
             char buf[65536];
             uint64_t got = 0;
@@ -248,8 +258,8 @@ static int walk_dir(struct walk *w, int dfd, const char *rel, int out, int depth
                 got += (uint64_t)k;
                 if (got > (uint64_t)fst.st_size) /* it grew while read: the size was hashed */
                     break;
-                if (w->h)
-                    aspen_store_sha256_update(w->h, buf, (size_t)k);
+                if (w->h || w->src)
+                    whash(w, buf, (size_t)k);
                 if (ofd >= 0 && write(ofd, buf, (size_t)k) != k) {
                     k = -1;
                     break;
@@ -741,13 +751,16 @@ static int toolchain(char *why, size_t cap)
 #define IN_ABI "/aspen/vm/include/abi.h"
 
 /* The flags every sandboxed compile uses (the same as scripts/build-guest.sh's defaults, with
- * the driver kept from plugins and colour). */
+ * the driver kept from plugins and colour). An implicit function declaration is an error, not
+ * gcc 12's warning: in freestanding code it is always a bug (an undeclared malloc or strlen is
+ * assumed to return int, and a pointer it returns loses its upper half). */
 static const char *const BASE_CFLAGS[] = {
     "-std=gnu17", "-ffreestanding", "-nostdlib", "-nostdinc", "-march=x86-64", "-mtune=generic",
     "-Os", "-fno-pie", "-fno-pic", "-fno-plt", "-fno-common", "-fno-stack-protector",
     "-fcf-protection=none", "-fno-asynchronous-unwind-tables", "-fno-unwind-tables",
     "-fno-math-errno", "-fno-tree-loop-distribute-patterns", "-ffunction-sections",
-    "-fdata-sections", "-Wall", "-Wextra", "-pipe", "-fmax-errors=20",
+    "-fdata-sections", "-Wall", "-Wextra", "-Werror=implicit-function-declaration",
+    "-Werror=implicit-int", "-pipe", "-fmax-errors=20",
     "-fdiagnostics-color=never", "-fno-lto", "-fno-use-linker-plugin", NULL};
 
 static const char *const LDFLAGS[] = {
@@ -986,17 +999,40 @@ done:
     return rc;
 }
 
-/* The last `max` bytes of a build log, where the compiler's error usually is. */
-static const char *log_tail(const char *log, size_t max)
+/* What of a build log goes into the job's error (which is bounded: aspen_engine_error.msg): the
+ * whole log when it is short, else its first lines — where the compiler names the first error, the
+ * one that matters (a fatal "file not found" is gcc's first line, the rest follows from it) —, a
+ * marker, and its last lines (the summary, "compilation terminated"). Cut at line ends; the whole
+ * log is in the job's log lines (aspen logs). */
+#define LOG_EXCERPT_HEAD 420
+#define LOG_EXCERPT_TAIL 240
+static const char *log_excerpt(const char *log, char *buf, size_t cap)
 {
-    size_t n = log ? strlen(log) : 0;
     if (!log)
         return "";
-    if (n <= max)
-        return log;
-    const char *p = log + n - max;
-    const char *nl = strchr(p, '\n');
-    return nl ? nl + 1 : p;
+    size_t n = strlen(log);
+    while (n && (log[n - 1] == '\n' || log[n - 1] == '\r'))
+        n--;
+    if (n <= LOG_EXCERPT_HEAD + LOG_EXCERPT_TAIL + 40) {
+        snprintf(buf, cap, "%.*s", (int)n, log);
+        return buf;
+    }
+    size_t head = LOG_EXCERPT_HEAD;
+    while (head > 0 && log[head] != '\n')
+        head--;
+    if (head == 0)
+        head = LOG_EXCERPT_HEAD; /* one long first line: cut inside it */
+    size_t tail = n - LOG_EXCERPT_TAIL;
+    while (tail < n && log[tail - 1] != '\n')
+        tail++;
+    if (tail >= n)
+        tail = n - LOG_EXCERPT_TAIL;
+    size_t skipped = 0;
+    for (size_t i = head; i < tail; i++)
+        skipped += log[i] == '\n';
+    snprintf(buf, cap, "%.*s\n[... %zu line%s left out: aspen logs has the whole build log ...]\n%.*s",
+             (int)head, log, skipped, skipped == 1 ? "" : "s", (int)(n - tail), log + tail);
+    return buf;
 }
 
 static int read_small(const char *path, char *buf, size_t cap, size_t *len)
@@ -1060,6 +1096,101 @@ int eng_build_env_digest(aspen_engine *eng, uint8_t out[32], aspen_engine_error 
     return 0;
 }
 
+/* ---- what a --source job is pinned to at submit ---------------------------------------------------
+ * A job runs what its source directory held when it was submitted, not what it holds when a worker
+ * gets to it (files added meanwhile, a guest.flags removed): the submit stores the digest of the
+ * tree (the same walk the build hashes: paths, link targets, file contents; dot-files left out) in
+ * the job's source ("DIR#sha256=HEX"), and the build refuses a tree that no longer has it. With
+ * PostgreSQL the worker may be another host: it needs the same directory with the same content
+ * (a shared file system), and says so when it does not have it. A copy is not stored in the
+ * database: a tree may be 64 MiB, and the cache key already identifies what was built. */
+#define PIN_TAG "#sha256="
+#define PIN_LEN (sizeof PIN_TAG - 1 + 64)
+
+bool eng_source_pin_split(const char *source, char *dir, size_t cap, char hex[65])
+{
+    size_t n = source ? strlen(source) : 0;
+    if (n <= PIN_LEN || memcmp(source + n - PIN_LEN, PIN_TAG, sizeof PIN_TAG - 1) != 0)
+        return false;
+    const char *h = source + n - 64;
+    for (int i = 0; i < 64; i++)
+        if (!((h[i] >= '0' && h[i] <= '9') || (h[i] >= 'a' && h[i] <= 'f')))
+            return false;
+    if (n - PIN_LEN >= cap)
+        return false;
+    memcpy(dir, source, n - PIN_LEN);
+    dir[n - PIN_LEN] = '\0';
+    memcpy(hex, h, 64);
+    hex[64] = '\0';
+    return true;
+}
+
+/* Which sources the top of the tree holds: C/assembly, a Cargo.toml. */
+static void source_kinds(const char *dir, bool *c, bool *cargo)
+{
+    *c = *cargo = false;
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    for (struct dirent *e; (e = readdir(d));) {
+        size_t n = strlen(e->d_name);
+        if (n > 2 && (strcmp(e->d_name + n - 2, ".c") == 0 || strcmp(e->d_name + n - 2, ".S") == 0))
+            *c = true;
+        else if (strcmp(e->d_name, "Cargo.toml") == 0)
+            *cargo = true;
+    }
+    closedir(d);
+}
+
+/* Why a Rust guest is not built from --source, in one place (submit and build say it). */
+#define RUST_SOURCE_REFUSED                                                                        \
+    "%s holds a Rust guest (a Cargo.toml, no *.c or *.S): --source builds C guests only, because "  \
+    "a cargo build runs the submitter's build scripts and macros as programs, which the build "     \
+    "sandbox (compile only: no program of the submitter runs) does not allow. Build it yourself "   \
+    "with scripts/build-guest.sh %s and submit the binary: aspen submit "                           \
+    "target/guest-binaries/PACKAGE"
+
+int eng_source_pin(const char *dir, char **pinned, aspen_engine_error *err)
+{
+    *pinned = NULL;
+    bool c, cargo;
+    source_kinds(dir, &c, &cargo);
+    if (!c && cargo)
+        return eng_err(err, ASPEN_ENGINE_EBINARY, RUST_SOURCE_REFUSED, dir, dir);
+    if (!c)
+        return eng_err(err, ASPEN_ENGINE_EBINARY,
+                       "no C sources (*.c or *.S) in %s: --source wants the directory that holds "
+                       "the guest's sources",
+                       dir);
+    aspen_store_sha256_ctx h;
+    aspen_store_sha256_init(&h);
+    struct walk w = {.src = &h};
+    if (walk_tree(&w, dir, NULL) != 0)
+        return eng_err(err, ASPEN_ENGINE_EBINARY, "guest source directory %s: %s", dir, w.err);
+    uint8_t d[32];
+    char hex_[65];
+    aspen_store_sha256_final(&h, d);
+    hex(d, hex_);
+    size_t n = strlen(dir) + PIN_LEN + 1;
+    if (!(*pinned = malloc(n)))
+        return eng_err(err, ASPEN_ENGINE_ENOMEM, "out of memory");
+    snprintf(*pinned, n, "%s" PIN_TAG "%s", dir, hex_);
+    return 0;
+}
+
+/* The tree no longer hashes to what was pinned at submit. */
+static int source_changed(aspen_engine_error *err, const char *src, const char *pinned,
+                          const uint8_t now[32])
+{
+    char hx[65];
+    hex(now, hx);
+    return eng_err(err, ASPEN_ENGINE_EBUILD,
+                   "building the guest in %s: the source changed since it was submitted (its files "
+                   "hashed to sha256 %.12s… then, %.12s… now): a job runs what was there at submit. "
+                   "Submit it again to build the new sources, or put the old ones back",
+                   src, pinned, hx);
+}
+
 int eng_build(aspen_engine *eng, const char *source_dir, char *path_out, size_t cap, bool *cached,
               char **log_out, aspen_engine_error *err)
 {
@@ -1069,11 +1200,26 @@ int eng_build(aspen_engine *eng, const char *source_dir, char *path_out, size_t 
         *log_out = NULL;
     if (eng_git_is_source(source_dir)) /* REPO#COMMIT[:SUBDIR], resolved at submit (gitsrc.c) */
         return eng_git_build(eng, source_dir, path_out, cap, cached, log_out, err);
-    char src[PATH_MAX];
+    char src[PATH_MAX], pin_dir[PATH_MAX], pin[65] = "";
+    if (eng_source_pin_split(source_dir, pin_dir, sizeof pin_dir, pin))
+        source_dir = pin_dir;
     struct stat st;
-    if (!realpath(source_dir, src) || stat(src, &st) != 0 || !S_ISDIR(st.st_mode))
-        return eng_err(err, ASPEN_ENGINE_EBUILD, "guest source directory %s not found",
-                       source_dir);
+    if (!realpath(source_dir, src) || stat(src, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        char host[256] = "";
+        if (gethostname(host, sizeof host - 1) != 0)
+            snprintf(host, sizeof host, "?");
+        return eng_err(err, ASPEN_ENGINE_EBUILD,
+                       "guest source directory %s not found on %s, where this worker runs: a "
+                       "--source job is built by the worker that runs it, so with workers on other "
+                       "hosts (PostgreSQL) the directory must be on each of them (a shared file "
+                       "system), or build the guest and submit the binary",
+                       source_dir, host);
+    }
+    bool has_c, has_cargo;
+    source_kinds(src, &has_c, &has_cargo);
+    if (!has_c && has_cargo) /* queued before submit refused these */
+        return eng_err(err, ASPEN_ENGINE_EBUILD, "building the guest: " RUST_SOURCE_REFUSED, src,
+                       src);
 
     /* The SDK is found beside the build script, as the script finds it. */
     char sdk[PATH_MAX], abi[PATH_MAX], allow[PATH_MAX];
@@ -1096,10 +1242,19 @@ int eng_build(aspen_engine *eng, const char *source_dir, char *path_out, size_t 
     hash_tree_meta(&c, sdk, 0);
     hash_meta(&c, abi);
     aspen_store_sha256_ctx base = c; /* before the sources: the copy is hashed from here too */
-    struct walk w = {.h = &c};
+    aspen_store_sha256_ctx tree;
+    aspen_store_sha256_init(&tree);
+    struct walk w = {.h = &c, .src = pin[0] ? &tree : NULL};
     if (walk_tree(&w, src, NULL) != 0)
         return eng_err(err, ASPEN_ENGINE_EBUILD, "building the guest in %s: %s", src, w.err);
     uint8_t digest[32];
+    if (pin[0]) {
+        char hx[65];
+        aspen_store_sha256_final(&tree, digest);
+        hex(digest, hx);
+        if (strcmp(hx, pin) != 0)
+            return source_changed(err, src, pin, digest);
+    }
     aspen_store_sha256_final(&c, digest);
     char key[65];
     hex(digest, key);
@@ -1152,17 +1307,27 @@ int eng_build(aspen_engine *eng, const char *source_dir, char *path_out, size_t 
     }
     /* The private copy, hashed again: what is compiled is what the key says. */
     aspen_store_sha256_ctx c2 = base;
-    struct walk w2 = {.h = &c2};
+    aspen_store_sha256_init(&tree);
+    struct walk w2 = {.h = &c2, .src = pin[0] ? &tree : NULL};
     if (walk_tree(&w2, src, copy) != 0) {
         code = eng_err(err, ASPEN_ENGINE_EBUILD, "building the guest in %s: %s", src, w2.err);
         goto unlock;
+    }
+    if (pin[0]) { /* it may have changed since the check above: what is compiled is the copy */
+        char hx[65];
+        aspen_store_sha256_final(&tree, digest);
+        hex(digest, hx);
+        if (strcmp(hx, pin) != 0) {
+            code = source_changed(err, src, pin, digest);
+            goto unlock;
+        }
     }
     aspen_store_sha256_final(&c2, digest);
     hex(digest, key);
     snprintf(final_dir, sizeof final_dir, "%s/%s", eng->cache_dir, key);
     snprintf(final_bin, sizeof final_bin, "%s/guest", final_dir);
 
-    char ftext[FLAGS_MAX_BYTES + 2], fpath[PATH_MAX];
+    char ftext[FLAGS_MAX_BYTES + 2], fpath[PATH_MAX], excerpt[800];
     size_t flen = 0;
     snprintf(fpath, sizeof fpath, "%s/guest.flags", copy);
     int fr = read_small(fpath, ftext, sizeof ftext, &flen);
@@ -1178,7 +1343,7 @@ int eng_build(aspen_engine *eng, const char *source_dir, char *path_out, size_t 
 
     if (ensure_sdk(eng, sdk, abi, lib_dir, sizeof lib_dir, &log, why, sizeof why) != 0) {
         code = eng_err(err, ASPEN_ENGINE_EBUILD, "building the guest in %s: %s:\n%s", src, why,
-                       log_tail(log, 800));
+                       log_excerpt(log, excerpt, sizeof excerpt));
         goto unlock;
     }
 
@@ -1215,7 +1380,7 @@ int eng_build(aspen_engine *eng, const char *source_dir, char *path_out, size_t 
     }
     if (sandboxed(sbroot, &b, &a, "/src", &log, why, sizeof why) != 0) {
         code = eng_err(err, ASPEN_ENGINE_EBUILD, "building the guest in %s: %s:\n%s", src, why,
-                       log_tail(log, 800));
+                       log_excerpt(log, excerpt, sizeof excerpt));
         goto unlock;
     }
     char built[PATH_MAX], tmp_bin[PATH_MAX];

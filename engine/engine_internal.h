@@ -363,6 +363,13 @@ void eng_metrics_tick(aspen_engine *eng, struct eng_metrics *m, bool force);
 /* build.c */
 int eng_build(aspen_engine *eng, const char *source_dir, char *path_out, size_t cap, bool *cached,
               char **log_out, aspen_engine_error *err);
+/* --source DIR at submit: checks DIR holds C sources a sandboxed build can compile (a Rust guest is
+ * refused, saying why and what to do) and pins its content: *pinned (malloc'd) is
+ * "DIR#sha256=HEX", the digest of its files as they are now, which eng_build checks, so the job
+ * runs what was there at submit or is refused. 0, or an error saying what. */
+int eng_source_pin(const char *dir, char **pinned, aspen_engine_error *err);
+/* A stored source "DIR#sha256=HEX": DIR into dir, HEX into hex, true; else false (unpinned). */
+bool eng_source_pin_split(const char *source, char *dir, size_t cap, char hex[65]);
 
 /* A static Linux program's arguments from a job's tags ("arg:VALUE", worker.c): argv is
  * NULL-terminated (or NULL), key their JSON array (the warm pool's key). 0, or -1 out of memory. */

@@ -425,6 +425,21 @@ int aspen_engine_replay(aspen_engine *eng, int64_t job_id, const aspen_engine_re
     } else if (se.code != ASPEN_STORE_ENOTFOUND) {
         code = eng_store_err(err, &se, "reading the replay record");
         goto out;
+    } else if (a->exits == 0 && strcmp(a->outcome, "succeeded") != 0) {
+        /* Failed before its VM entered the guest (no exit counted): the build of a --source
+         * guest, its fetch from a repository, loading the binary. Nothing ran, nothing to replay;
+         * the first line of why, bounded (the whole error is in aspen show). */
+        const char *why = a->error ? a->error : "";
+        bool build = strncmp(why, "building the guest", 18) == 0;
+        int wl = (int)strcspn(why, "\n");
+        code = eng_err(err, ASPEN_ENGINE_EINVAL,
+                       "attempt %d of job %lld never ran in a micro-VM (%s), so there is nothing "
+                       "to replay%s%.*s",
+                       attempt, (long long)job_id,
+                       build ? "its guest's build from source failed"
+                             : "it failed before its guest ran the job",
+                       wl ? ": " : "", wl > 400 ? 400 : wl, why);
+        goto out;
     } else if (strcmp(a->outcome, "succeeded") != 0 || !job.binary_sha256) {
         code = eng_err(err, ASPEN_ENGINE_ENOTFOUND,
                        "attempt %d of job %lld (%s) kept no replay record: it ran before this "

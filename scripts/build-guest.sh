@@ -6,7 +6,8 @@
 #   scripts/build-guest.sh PATH [-o OUT]    PATH/*.c         ->  OUT (default target/guest-binaries/$(basename PATH))
 #   scripts/build-guest.sh PATH [-o OUT]    PATH/Cargo.toml  ->  OUT (default target/guest-binaries/PACKAGE):
 #                                           a Rust guest (guests/rust/, docs/ABI.md "Rust guests"), built
-#                                           offline with cargo (CARGO=..., default the cargo on the PATH)
+#                                           offline with cargo (CARGO=..., default the cargo on the PATH);
+#                                           PATH is left as it was (no Cargo.lock is left behind)
 #   scripts/build-guest.sh PATH [-o OUT]    PATH/*.c a plain C program (main(), no <aspen.h>) -> OUT:
 #                                           built with musl-gcc -static, unmodified, a static Linux
 #                                           program that runs as a job (docs/ABI.md section 12)
@@ -14,7 +15,9 @@
 # Options: -o OUT (output file), -q (quiet: no summary line), --musl (a plain C program even if
 # detection says otherwise), -h (help).
 # Environment:
-#   ASPEN_GUEST_DEBUG=1     keep symbols and add -g (default: strip the binary)
+#   ASPEN_GUEST_DEBUG=1     keep symbols and add -g (default: strip the binary); a Rust guest is
+#                           built with debug info, no LTO and opt-level 1 whatever its Cargo.toml
+#                           says, so gdb can break on CRATE::function (docs/ABI.md section 13)
 #   ASPEN_GUEST_WERROR=1    treat warnings as errors (the project's own guests are built this way)
 #   ASPEN_GUEST_OPT=-O2     optimisation level (default -Os: small images load and share best)
 #   ASPEN_GUEST_CFLAGS=...  extra compiler flags, e.g. -DNDEBUG
@@ -36,6 +39,14 @@ BUILD_ROOT="${ASPEN_GUEST_BUILD_DIR:-$ROOT/target/guest-build}"
 OUT_DIR_DEFAULT="$ROOT/target/guest-binaries"
 
 die() { echo "build-guest: error: $*" >&2; exit 1; }
+
+# A path as the caller can use it from where they ran the script: relative when it is under their
+# working directory, absolute otherwise (a path relative to the repository would be wrong anywhere else).
+shown() {
+  local p="$1"
+  [[ "$p" == /* ]] || { echo "$p"; return; } # a relative -o OUT is already the caller's
+  if [[ "$p" == "$PWD"/* ]]; then echo "${p#"$PWD"/}"; else echo "$p"; fi
+}
 
 usage() {
   # The header comment, without the '# ' (it ends at the first line that is not a comment).
@@ -60,7 +71,7 @@ done
 [[ -n "$target" ]] || { usage >&2; exit 2; }
 
 # ---- Which guest ---------------------------------------------------------------------------------
-if [[ "$target" != */* && -d "$ROOT/guests/$target" ]]; then
+if [[ "$target" != */* && "$target" != . && "$target" != .. && -d "$ROOT/guests/$target" ]]; then
   [[ "$target" != "sdk" ]] || die "guests/sdk is the SDK, not a guest"
   src_dir="$ROOT/guests/$target"
   name="$target"
@@ -102,12 +113,44 @@ build_rust() {
   [[ -n "$out" ]] || out="$OUT_DIR_DEFAULT/$pkg"
   tdir="$BUILD_ROOT/rust-1.$minor-$(printf '%s' "$cargo_path" | cksum | cut -d' ' -f1)"
   mkdir -p "$tdir/cargo-home" "$(dirname "$out")"
+  local ldscript="$SDK/aspen.ld"
+  if [[ "${ASPEN_GUEST_DEBUG:-0}" == 1 ]]; then
+    # The precompiled core and alloc have no frame pointers and no .debug_frame: gdb unwinds
+    # through them (a panic's core: panic_fmt, then the guest's frames) only with their .eh_frame,
+    # which aspen.ld discards (a guest never unwinds). A debug build keeps it, in the read-only
+    # segment, with a copy of the script.
+    ldscript="$tdir/aspen-debug.ld"
+    sed -e 's/\*(\.eh_frame \.eh_frame_hdr /*(.eh_frame_hdr /' \
+        -e 's|^\( *\.note\.aspen : .*\)$|\1\n    .eh_frame : { KEEP(*(.eh_frame)) } :rodata|' \
+        "$SDK/aspen.ld" > "$ldscript.$$" && mv -f "$ldscript.$$" "$ldscript"
+    grep -q 'KEEP(\*(\.eh_frame))' "$ldscript" ||
+      die "cannot make the debug linker script from $SDK/aspen.ld (has its .eh_frame line changed?)"
+  fi
   flags=(-C relocation-model=static -C target-feature=+crt-static -C target-cpu=x86-64
          -C link-arg=-fuse-ld=bfd -C link-arg=-nostartfiles -C link-arg=-nostdlib -C link-arg=-static -C link-arg=-no-pie
-         -C "link-arg=-Wl,-T,$SDK/aspen.ld" -C link-arg=-Wl,--gc-sections -C link-arg=-Wl,--build-id=none
+         -C "link-arg=-Wl,-T,$ldscript" -C link-arg=-Wl,--gc-sections -C link-arg=-Wl,--build-id=none
          -C link-arg=-Wl,-z,noexecstack -C link-arg=-Wl,-z,max-page-size=4096
          -C link-arg=-Wl,-z,common-page-size=4096 -C link-arg=-Wl,-u,_start -C link-arg=-Wl,-u,execute)
-  if [[ "${ASPEN_GUEST_DEBUG:-0}" == 1 ]]; then flags+=(-g); else flags+=(-C link-arg=-s); fi
+  # ASPEN_GUEST_DEBUG=1 overrides the guest's release profile, whatever its Cargo.toml says: debug
+  # info (cargo >= 1.77 strips it when the profile has debug = false, so strip is turned off too), no
+  # LTO (it inlines the handler into the SDK's entry, so `break CRATE::handler` would find nothing)
+  # and opt-level 1 unless ASPEN_GUEST_OPT says otherwise (0 makes the JSON parser's frames big for
+  # the 64 KiB stack), and frame pointers for a backtrace through any frame.
+  local profile=()
+  if [[ "${ASPEN_GUEST_DEBUG:-0}" == 1 ]]; then
+    local opt=1
+    case "${ASPEN_GUEST_OPT:-}" in
+      "") ;;
+      -O0|-O1|-O2|-O3|-Os|-Oz) opt="${ASPEN_GUEST_OPT#-O}" ;;
+      *) die "ASPEN_GUEST_OPT=$ASPEN_GUEST_OPT: a Rust guest takes -O0, -O1, -O2, -O3, -Os or -Oz" ;;
+    esac
+    profile=(CARGO_PROFILE_RELEASE_DEBUG=2 CARGO_PROFILE_RELEASE_STRIP=none
+             CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_OPT_LEVEL="$opt"
+             CARGO_PROFILE_RELEASE_DEBUG_ASSERTIONS=false)
+    flags+=(-C force-frame-pointers=yes)
+  else
+    flags+=(-C link-arg=-s)
+  fi
   [[ "${ASPEN_GUEST_WERROR:-0}" != 1 ]] || flags+=(-D warnings)
   # Before 1.68 a no_std program using `alloc` must name an allocation-error handler, which is an
   # unstable feature there: the crate defines one under this cfg (saying what the later default says), and
@@ -122,11 +165,33 @@ build_rust() {
   local IFS=$'\x1f'
   local encoded="${flags[*]}"
   unset IFS
+  # Debug and release builds of one guest go to target directories of their own, so switching
+  # between them does not rebuild the other.
+  local tgt="$tdir/target"
+  [[ "${ASPEN_GUEST_DEBUG:-0}" != 1 ]] || tgt="$tdir/target-debug"
   local log="$tdir/$pkg.log"
+  # The guest's directory is left as it was found. Without a Cargo.lock there, cargo writes one (a
+  # newer cargo in version 4, which Debian's 1.65 cannot read: CARGO=/usr/bin/cargo would then fail
+  # on it), so that one is moved out to the build directory afterwards; a Cargo.lock the developer
+  # keeps is theirs and cargo uses it (cargo keeps its version). Builds of one directory are
+  # serialised so one never removes the lock another is resolving with.
+  local lock_id
+  lock_keep="" # global: the EXIT trap runs after this function has returned
+  lock_id=$(printf '%s' "$src_dir" | cksum | cut -d' ' -f1)
+  mkdir -p "$BUILD_ROOT/locks"
+  if command -v flock >/dev/null 2>&1; then
+    exec 8>"$BUILD_ROOT/locks/$lock_id.flock"
+    flock 8
+  fi
+  if [[ ! -e "$src_dir/Cargo.lock" ]]; then
+    lock_keep="$tdir/Cargo.lock.$pkg.$lock_id"
+    trap 'if [[ -f "$src_dir/Cargo.lock" ]]; then mv -f "$src_dir/Cargo.lock" "$lock_keep" 2>/dev/null || rm -f "$src_dir/Cargo.lock"; fi' EXIT
+  fi
   if ! env -u RUSTFLAGS -u CARGO_BUILD_RUSTFLAGS -u CARGO_TARGET_DIR -u CARGO_BUILD_TARGET \
-       "${bootstrap[@]}" CARGO_HOME="$tdir/cargo-home" RUSTC="$rustc" CARGO_ENCODED_RUSTFLAGS="$encoded" \
+       "${bootstrap[@]}" "${profile[@]}" CARGO_HOME="$tdir/cargo-home" RUSTC="$rustc" \
+       CARGO_ENCODED_RUSTFLAGS="$encoded" \
        "$cargo_path" build --offline --release --quiet --manifest-path "$src_dir/Cargo.toml" \
-       --target x86_64-unknown-linux-gnu --target-dir "$tdir/target" >"$log" 2>&1; then
+       --target x86_64-unknown-linux-gnu --target-dir "$tgt" >"$log" 2>&1; then
     cat "$log" >&2
     if grep -q "aspen_rust_execute" "$log"; then
       echo "build-guest: hint: define the job handler with define_job_handler!(fn) or define_json_handler!(fn) (see guests/rust/aspen_jobs_guest)" >&2
@@ -134,13 +199,13 @@ build_rust() {
     die "building the Rust guest $pkg failed: see cargo's message above"
   fi
   [[ ! -s "$log" ]] || cat "$log" >&2
-  bin="$tdir/target/x86_64-unknown-linux-gnu/release/$pkg"
+  bin="$tgt/x86_64-unknown-linux-gnu/release/$pkg"
   [[ -f "$bin" ]] || die "cargo built no binary $bin: is $src_dir/Cargo.toml a binary package named $pkg?"
   check_no_tls "$bin"
   cp -f "$bin" "$out.tmp.$$"
   mv -f "$out.tmp.$$" "$out"
   if ((!quiet)); then
-    echo "built ${out#"$ROOT"/} ($(stat -c %s "$out") bytes, Rust 1.$minor)"
+    echo "built $(shown "$out") ($(stat -c %s "$out") bytes, Rust 1.$minor$([[ "${ASPEN_GUEST_DEBUG:-0}" != 1 ]] || echo ", with debug info"))"
   fi
 }
 
@@ -257,7 +322,7 @@ if ((musl)); then
   [[ ! -s "$tmp_out.log" ]] || cat "$tmp_out.log" >&2
   mv -f "$tmp_out" "$out"
   if ((!quiet)); then
-    echo "built ${out#"$ROOT"/} ($(stat -c %s "$out") bytes, a static Linux program: musl-gcc -static)"
+    echo "built $(shown "$out") ($(stat -c %s "$out") bytes, a static Linux program: musl-gcc -static)"
   fi
   exit 0
 fi
@@ -280,7 +345,9 @@ CFLAGS=(-std=gnu17 -ffreestanding -nostdlib -nostdinc -isystem "$GCC_INC" -I "$S
         -fno-pie -fno-pic -fno-plt -fno-common -fno-stack-protector -fcf-protection=none
         -fno-asynchronous-unwind-tables -fno-unwind-tables -fno-math-errno
         -fno-tree-loop-distribute-patterns -ffunction-sections -fdata-sections
-        -Wall -Wextra)
+        -Wall -Wextra -Werror=implicit-function-declaration -Werror=implicit-int)
+# (implicit declarations are errors: in freestanding code an undeclared malloc returns an int, and
+# the pointer loses its upper half; engine/build.c's sandboxed builds use the same flags)
 if [[ "${ASPEN_GUEST_DEBUG:-0}" == 1 ]]; then
   CFLAGS+=(-g)
 fi
@@ -354,7 +421,5 @@ check_no_tls "$tmp_out"
 mv -f "$tmp_out" "$out"
 
 if ((!quiet)); then
-  size=$(stat -c %s "$out")
-  rel="${out#"$ROOT"/}"
-  echo "built $rel ($size bytes)"
+  echo "built $(shown "$out") ($(stat -c %s "$out") bytes)"
 fi

@@ -234,3 +234,52 @@ void vm_core_capture(aspen_vm *vm, aspen_vm_result *res, size_t max)
     res->core = out;
     res->core_len = len;
 }
+
+/* The core may come from the store (an attempt's blob): every offset and size is checked against
+ * len before it is read, so a damaged one is refused, never read beyond. */
+int aspen_vm_core_set_program(uint8_t *core, size_t len, const char *exe)
+{
+    Elf64_Ehdr eh;
+    if (!core || !exe || len < sizeof eh)
+        return -1;
+    memcpy(&eh, core, sizeof eh);
+    if (memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0 || eh.e_ident[EI_CLASS] != ELFCLASS64 ||
+        eh.e_type != ET_CORE || eh.e_phentsize != sizeof(Elf64_Phdr) || eh.e_phoff > len ||
+        (size_t)eh.e_phnum > (len - eh.e_phoff) / sizeof(Elf64_Phdr))
+        return -1;
+    const char *base = strrchr(exe, '/');
+    base = base ? base + 1 : exe;
+    for (size_t i = 0; i < eh.e_phnum; i++) {
+        Elf64_Phdr ph;
+        memcpy(&ph, core + eh.e_phoff + i * sizeof ph, sizeof ph);
+        if (ph.p_type != PT_NOTE || ph.p_offset > len || ph.p_filesz > len - ph.p_offset)
+            continue;
+        size_t at = (size_t)ph.p_offset, end = at + (size_t)ph.p_filesz;
+        while (end - at >= sizeof(Elf64_Nhdr)) {
+            Elf64_Nhdr nh;
+            memcpy(&nh, core + at, sizeof nh);
+            size_t name = ((size_t)nh.n_namesz + 3) & ~(size_t)3;
+            size_t desc = ((size_t)nh.n_descsz + 3) & ~(size_t)3;
+            size_t body = end - at - sizeof nh;
+            if (name > body || desc > body - name)
+                return -1;
+            uint8_t *d = core + at + sizeof nh + name;
+            if (nh.n_type == NT_PRPSINFO && nh.n_descsz == sizeof(prpsinfo_t)) {
+                prpsinfo_t pi;
+                memcpy(&pi, d, sizeof pi);
+                size_t bl = strlen(base);
+                memset(pi.pr_fname, 0, sizeof pi.pr_fname);
+                memset(pi.pr_psargs, 0, sizeof pi.pr_psargs);
+                /* gdb compares the whole base name: a longer one cannot match (Linux cuts it the
+                 * same way in its cores) */
+                memcpy(pi.pr_fname, base, bl < sizeof pi.pr_fname - 1 ? bl : sizeof pi.pr_fname - 1);
+                memcpy(pi.pr_psargs, base,
+                       bl < sizeof pi.pr_psargs - 1 ? bl : sizeof pi.pr_psargs - 1);
+                memcpy(d, &pi, sizeof pi);
+                return 0;
+            }
+            at += sizeof nh + name + desc;
+        }
+    }
+    return -1;
+}

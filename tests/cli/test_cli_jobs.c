@@ -261,6 +261,16 @@ static void test_payload_file_and_stdin(void **st)
     check_cmd(0, "\"from\": \"file\"", "'%s' run echo-worker --payload @'%s'", ASPEN_BIN, file);
     check_cmd(1, "larger than the 16777216-byte limit", "'%s' run echo-worker --payload - </dev/zero",
           ASPEN_BIN);
+    /* --input (raw bytes) has the same limit and wording: /dev/zero once grew to 1.8 GB */
+    check_cmd(1, "/dev/zero is larger than the 16777216-byte limit",
+          "'%s' run echo-worker --input /dev/zero", ASPEN_BIN);
+    check_cmd(1, "standard input is larger than the 16777216-byte limit",
+          "'%s' run echo-worker --input - </dev/zero", ASPEN_BIN);
+    check_cmd(1, "is a directory, not a file", "'%s' run echo-worker --input '%s'", ASPEN_BIN, dir);
+    /* exactly the limit is still taken: the guest runs (its echo, 6 bytes more, is what is then
+     * over the output limit) */
+    check_cmd(1, "output too large: 16777222 bytes",
+          "head -c 16777216 /dev/zero | '%s' run echo-worker --input - --memory 64M", ASPEN_BIN);
 }
 
 /* On a terminal, `--payload -` says it is reading (a user who forgot to pipe would see nothing);

@@ -329,6 +329,52 @@ static void test_show_json(void **st)
     free(o.buf);
 }
 
+/* logs --json is exact as results are: a line that is not UTF-8 is text with U+FFFD and, beside
+ * it, its exact bytes in line_base64 (the trial found \xff\xfe turned into two U+FFFD and nothing
+ * else); a UTF-8 line has no line_base64. The job's error likewise gets error_base64. */
+static void test_logs_json_exact(void **st)
+{
+    (void)st;
+    out o = run_plain("'%s' logs %lld --json --db '%s'", g_bin, (long long)g_fail_id, g_run_db);
+    assert_int_equal(o.status, 0);
+    char want[512];
+    int wn = snprintf(want, sizeof want, "about to fail: %s", evil);
+    bool found = false;
+    for (char *line = o.buf, *nl; line && *line; line = nl ? nl + 1 : NULL) {
+        nl = strchr(line, '\n');
+        out one = {line, nl ? (size_t)(nl - line) : strlen(line), 0};
+        json_t *j = parse_json(&one);
+        const char *text = json_string_value(json_object_get(j, "line"));
+        json_t *b = json_object_get(j, "line_base64");
+        assert_non_null(text);
+        if (strncmp(text, "about to fail: ", 15) == 0) {
+            found = true;
+            assert_json_str(json_object_get(j, "line"), want, (size_t)wn);
+            assert_true(json_is_string(b));
+            unsigned char bytes[512];
+            size_t n = unbase64(json_string_value(b), bytes);
+            assert_int_equal(n, (size_t)wn);
+            assert_memory_equal(bytes, want, n);
+        } else if (aspen_text_utf8_valid(text, strlen(text))) {
+            assert_null(b);
+        }
+        json_decref(j);
+    }
+    assert_true(found);
+    free(o.buf);
+    o = run_plain("'%s' show %lld --json --db '%s'", g_bin, (long long)g_fail_id, g_run_db);
+    assert_int_equal(o.status, 0);
+    json_t *j = parse_json(&o);
+    json_t *b = json_object_get(j, "error_base64");
+    assert_true(json_is_string(b));
+    unsigned char bytes[512];
+    size_t n = unbase64(json_string_value(b), bytes);
+    assert_int_equal(n, sizeof evil - 1);
+    assert_memory_equal(bytes, evil, n);
+    json_decref(j);
+    free(o.buf);
+}
+
 static void test_jobs_json(void **st)
 {
     (void)st;
@@ -414,6 +460,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_logs),       cmocka_unit_test(test_errors),
         cmocka_unit_test(test_show_json),  cmocka_unit_test(test_jobs_json),
         cmocka_unit_test(test_run_output), cmocka_unit_test(test_worker_output),
+        cmocka_unit_test(test_logs_json_exact),
     };
     return cmocka_run_group_tests(tests, setup_all, teardown_all);
 }

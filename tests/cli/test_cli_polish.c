@@ -145,7 +145,7 @@ static void test_submit_source_empty(void **state)
     snprintf(dir, sizeof dir, "%s/empty", g_dir);
     mkdir(dir, 0700);
     out o = run("%s submit --source %s --db %s/empty-src.db --create", ASPEN_BIN, dir, g_dir);
-    expect_out(&o, 1, "no C sources (*.c or *.S) and no Cargo.toml in");
+    expect_out(&o, 1, "no C sources (*.c or *.S) in");
     free(o.buf);
     /* nothing was stored */
     o = run("%s jobs --json --db %s/empty-src.db --create", ASPEN_BIN, g_dir);
@@ -157,6 +157,59 @@ static void test_submit_source_empty(void **state)
     write_file(file, "int x;\n", 7);
     o = run("%s submit --source %s --db %s/empty-src.db", ASPEN_BIN, dir, g_dir);
     expect_out(&o, 0, NULL);
+    free(o.buf);
+}
+
+/* A --source build that fails (issue 11's trial): `aspen show` prints the compiler's first,
+ * fatal line in the job's error, and show and logs print the compiler's output as lines under
+ * the field, never a literal "\n"; `aspen replay` says the attempt never ran in a VM; a Rust
+ * guest is refused at submit with what to do. */
+static void test_source_build_failure_shown(void **state)
+{
+    (void)state;
+    char dir[400], file[450], db[420];
+    snprintf(dir, sizeof dir, "%s/evil", g_dir);
+    snprintf(db, sizeof db, "%s/evil.db", g_dir);
+    mkdir(dir, 0700);
+    snprintf(file, sizeof file, "%s/evil.c", dir);
+    const char *src = "#include \"/etc/shadow-not-here.h\"\nint f(void) { return 1 }\n";
+    write_file(file, src, strlen(src));
+    out o = run("%s submit --source %s --db %s --create", ASPEN_BIN, dir, db);
+    expect_out(&o, 0, NULL);
+    free(o.buf);
+    o = run("%s worker --until-idle --quiet --db %s", ASPEN_BIN, db);
+    free(o.buf);
+    o = run("%s show 1 --db %s", ASPEN_BIN, db);
+    expect_out(&o, 0, "\n              /src/evil.c:1:10: fatal error: /etc/shadow-not-here.h");
+    assert_false(has(&o, "\\n")); /* no literal backslash-n */
+    assert_true(has(&o, "(built when it runs, from its files as they were at submit: sha256 "));
+    free(o.buf);
+    o = run("%s logs 1 --db %s", ASPEN_BIN, db);
+    expect_out(&o, 0, "/src/evil.c:1:10: fatal error:");
+    assert_false(has(&o, "\\n"));
+    free(o.buf);
+    o = run("%s replay 1 --db %s", ASPEN_BIN, db);
+    expect_out(&o, 1, "attempt 1 of job 1 never ran in a micro-VM (its guest's build from source "
+                      "failed), so there is nothing to replay");
+    assert_false(has(&o, "recorded host calls"));
+    free(o.buf);
+    /* --set numbers host calls and their values from 1, in the option as in its errors */
+    o = run("%s replay 1 --set 1.0=5 --db %s", ASPEN_BIN, db);
+    expect_out(&o, 2, "--set wants CALL=VALUE or CALL.I=VALUE (host call and value I from 1");
+    free(o.buf);
+
+    char rust[400];
+    snprintf(rust, sizeof rust, "%s/rusty", g_dir);
+    mkdir(rust, 0700);
+    snprintf(file, sizeof file, "%s/Cargo.toml", rust);
+    write_file(file, "[package]\nname = \"rusty\"\n", 26);
+    o = run("%s submit --source %s --db %s", ASPEN_BIN, rust, db);
+    expect_out(&o, 1, "holds a Rust guest (a Cargo.toml, no *.c or *.S): --source builds C guests only");
+    assert_true(has(&o, "scripts/build-guest.sh"));
+    free(o.buf);
+    o = run("%s jobs --json --db %s", ASPEN_BIN, db);
+    expect_out(&o, 0, "\"id\": 1");
+    assert_false(has(&o, "\"id\": 2")); /* nothing stored */
     free(o.buf);
 }
 
@@ -404,6 +457,7 @@ int main(void)
         cmocka_unit_test(test_submit_guest_and_source),
         cmocka_unit_test(test_submit_source_is_file),
         cmocka_unit_test(test_submit_source_empty),
+        cmocka_unit_test(test_source_build_failure_shown),
         cmocka_unit_test(test_run_payload_and_input),
         cmocka_unit_test(test_run_directory),
         cmocka_unit_test(test_jobs_says_how_many_more),

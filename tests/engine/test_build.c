@@ -666,6 +666,96 @@ static void test_normal_guest_builds_and_runs(void **state)
     aspen_engine_close(eng);
 }
 
+/* A job runs what its source directory held at submit (issue 11's new-user trial): files added,
+ * a guest.flags removed after the submit fail the job with what happened instead of being built
+ * in; a directory put back as it was builds again. A failed build's error keeps the compiler's
+ * first (fatal) line however long the log; replaying that attempt says it never ran in a VM. A
+ * Rust guest is refused at submit with why and what to do. */
+static void test_source_pinned_at_submit(void **state)
+{
+    (void)state;
+    mkdir_in("pinned");
+    write_guest(path_in("pinned"), "");
+    write_file(path_in("pinned/guest.flags"), "-O2\n");
+    aspen_engine *eng = open_eng(0); /* no workers yet: the jobs wait while the tree changes */
+    aspen_engine_job_spec s = {.source_dir = path_in("pinned"), .payload = "1"};
+    int64_t added = 0, removed = 0, same = 0;
+    aspen_engine_error err = {0};
+    assert_int_equal(aspen_engine_submit(eng, &s, &added, &err), 0);
+    aspen_store_job j;
+    assert_int_equal(aspen_engine_get(eng, added, &j, &err), 0);
+    assert_non_null(strstr(j.source_dir, "#sha256=")); /* pinned */
+    aspen_store_job_clear(&j);
+    write_file(path_in("pinned/extra.c"), "int extra_symbol = 1;\n");
+    assert_int_equal(aspen_engine_submit(eng, &s, &removed, &err), 0);
+    unlink(path_in("pinned/guest.flags"));
+    assert_int_equal(aspen_engine_submit(eng, &s, &same, &err), 0);
+    aspen_engine_close(eng);
+
+    eng = open_eng(1);
+    assert_int_equal(wait_final(eng, added, &j), ASPEN_STORE_FAILED);
+    assert_non_null(strstr(j.error, "the source changed since it was submitted"));
+    assert_non_null(strstr(j.error, "a job runs what was there at submit"));
+    assert_int_equal(j.attempts, 1); /* not retried: it would fail the same way */
+    aspen_store_job_clear(&j);
+    assert_int_equal(wait_final(eng, removed, &j), ASPEN_STORE_FAILED);
+    assert_non_null(strstr(j.error, "the source changed since it was submitted"));
+    aspen_store_job_clear(&j);
+    assert_int_equal(wait_final(eng, same, &j), ASPEN_STORE_SUCCEEDED);
+    assert_memory_equal(j.result, "ran", 3);
+    aspen_store_job_clear(&j);
+    /* the first job's tree put back (guest.flags again, extra.c away): it builds */
+    write_file(path_in("pinned/guest.flags"), "-O2\n");
+    unlink(path_in("pinned/extra.c"));
+    aspen_engine_job_spec again = {.source_dir = path_in("pinned"), .payload = "1"};
+    int64_t back = 0;
+    assert_int_equal(aspen_engine_submit(eng, &again, &back, &err), 0);
+    assert_int_equal(wait_final(eng, back, &j), ASPEN_STORE_SUCCEEDED);
+    aspen_store_job_clear(&j);
+
+    /* a fatal error first, then more output than the error keeps: the fatal line stays */
+    mkdir_in("evil");
+    char text[8192];
+    int n = snprintf(text, sizeof text, "#include \"/etc/nothing-here.h\"\n");
+    write_file(path_in("evil/evil.c"), text);
+    mkdir_in("noisy");
+    n = snprintf(text, sizeof text, "#include <aspen.h>\nint f(void) { return undeclared_thing; }\n");
+    for (int i = 0; i < 60 && n < (int)sizeof text - 200; i++)
+        n += snprintf(text + n, sizeof text - (size_t)n, "int g%d(int x) { return x +; }\n", i);
+    write_file(path_in("noisy/noisy.c"), text);
+    int64_t evil = 0, noisy = 0;
+    aspen_engine_job_spec se = {.source_dir = path_in("evil"), .payload = "1"};
+    aspen_engine_job_spec sn = {.source_dir = path_in("noisy"), .payload = "1"};
+    assert_int_equal(aspen_engine_submit(eng, &se, &evil, &err), 0);
+    assert_int_equal(aspen_engine_submit(eng, &sn, &noisy, &err), 0);
+    assert_int_equal(wait_final(eng, evil, &j), ASPEN_STORE_FAILED);
+    assert_non_null(strstr(j.error, "/src/evil.c:1:10: fatal error:"));
+    aspen_store_job_clear(&j);
+    assert_int_equal(wait_final(eng, noisy, &j), ASPEN_STORE_FAILED);
+    if (!strstr(j.error, "'undeclared_thing' undeclared"))
+        fail_msg("the first error is not in the job's error:\n%s", j.error);
+    assert_non_null(strstr(j.error, "left out: aspen logs has the whole build log"));
+    assert_true(strlen(j.error) < sizeof err.msg);
+    aspen_store_job_clear(&j);
+
+    /* replay of an attempt whose build failed: it never ran in a VM */
+    aspen_engine_replay_report rep;
+    assert_int_not_equal(aspen_engine_replay(eng, evil, NULL, &rep, &err), 0);
+    if (!strstr(err.msg, "never ran in a micro-VM (its guest's build from source failed)"))
+        fail_msg("replay said: %s", err.msg);
+    assert_null(strstr(err.msg, "recorded host calls"));
+
+    /* Rust: refused at submit, nothing stored */
+    mkdir_in("rusty");
+    write_file(path_in("rusty/Cargo.toml"), "[package]\nname = \"rusty\"\n");
+    aspen_engine_job_spec sr = {.source_dir = path_in("rusty"), .payload = "1"};
+    int64_t rid = 0;
+    assert_int_not_equal(aspen_engine_submit(eng, &sr, &rid, &err), 0);
+    assert_non_null(strstr(err.msg, "holds a Rust guest"));
+    assert_non_null(strstr(err.msg, "scripts/build-guest.sh"));
+    aspen_engine_close(eng);
+}
+
 /* ---- the sandbox itself, with a hostile program ------------------------------------------------- */
 
 #define IN_PROBE "/probe"
@@ -1113,6 +1203,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_tree_caps, setup, teardown),
         cmocka_unit_test_setup_teardown(test_include_bombs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_normal_guest_builds_and_runs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_source_pinned_at_submit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sandbox_overhead, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -212,6 +212,12 @@ typedef struct aspen_vm_run_opts {
     struct aspen_vm_tape *tape;
 } aspen_vm_run_opts;
 #define ASPEN_VM_CORE_MAX (64u << 20) /* a sensible core_max */
+/* Names the program an ELF core (aspen_vm_result.core) is of, in its NT_PRPSINFO, after the base
+ * name of `exe`, the file the core will be opened with: gdb compares the two and warns "core file
+ * may not match specified executable file" when they differ (a core is taken naming the guest as it
+ * was submitted; `aspen core --binary FILE` writes the ELF under another name). 0, or -1 when
+ * `core` is not such a core (it is then left as it was). */
+int aspen_vm_core_set_program(uint8_t *core, size_t len, const char *exe);
 
 /* Run one job from the ready snapshot. Returns 0 when the job ran (res->outcome tells how it ended,
  * the VM is restored and ready for the next run), or a negative code when the VM itself is unusable

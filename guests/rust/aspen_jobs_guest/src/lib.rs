@@ -97,26 +97,36 @@ fn g() -> *mut Globals {
 // The note names `execute`, which calls aspen_rust_execute, defined by define_job_handler! or
 // define_json_handler! in the guest (so a guest without a handler fails to link, saying so).
 core::arch::global_asm!(
+    // CFI into .debug_frame: aspen.ld discards .eh_frame (no unwinding), debug builds keep this
+    ".cfi_sections .debug_frame",
     ".section .text.aspen_entry, \"ax\", @progbits",
     ".globl _start",
     ".type _start, @function",
     "_start:",
+    ".cfi_startproc",
+    ".cfi_undefined rip",
     "xorl %ebp, %ebp",
     "andq $-16, %rsp",
     "cld",
     "ldmxcsr aspen_rust_mxcsr(%rip)",
     "call aspen_rust_startup",
     "ud2",
+    ".cfi_endproc",
     ".size _start, . - _start",
     ".globl execute",
     ".type execute, @function",
     "execute:",
+    // The outermost frame: no return address above it, so gdb's backtrace ends here instead of
+    // showing a "?? ()" frame read from the call block's page.
+    ".cfi_startproc",
+    ".cfi_undefined rip",
     "xorl %ebp, %ebp",
     "andq $-16, %rsp",
     "cld",
     "ldmxcsr aspen_rust_mxcsr(%rip)",
     "call aspen_rust_execute",
     "ud2",
+    ".cfi_endproc",
     ".size execute, . - execute",
     ".section .rodata.aspen_entry, \"a\", @progbits",
     ".balign 4",
@@ -649,4 +659,13 @@ pub extern "C" fn _Unwind_Resume() -> ! {
     loop {
         unsafe { core::arch::asm!("ud2", options(noreturn)) }
     }
+}
+
+/// The personality routine the precompiled `core`/`alloc` name in their unwind tables (they are built
+/// for unwinding). With `lto = true` the unused references are dropped before the link; without it
+/// (the profile docs/ABI.md shows, or a debug build) the link needs the symbol. No frame ever unwinds
+/// (panics abort), so it is never called; if it were, it says "fatal: cannot unwind".
+#[no_mangle]
+pub extern "C" fn rust_eh_personality() -> i32 {
+    9 // _URC_FATAL_PHASE1_ERROR
 }

@@ -207,6 +207,7 @@ struct aspen_engine {
     int prune_pipe[2];
     pthread_mutex_t prune_mu; /* guards prune_stats */
     aspen_engine_retention_stats prune_stats;
+    size_t prune_batch;       /* the next batch's size (pruner thread only; retention.c) */
     /* the waiter for announced new work (listen.c; PostgreSQL only) */
     aspen_store *listen_store;
     pthread_t listen_th;

@@ -1,14 +1,24 @@
 /* engine/retention.c — the engine's retention pruner: a thread with its own store handle that,
  * every retention_poll_ms, reads the database's retention settings (aspen_store_retention_get)
  * and deletes the finished jobs of each final state that are past them, in small transactions
- * (retention_batch jobs, 500 by default) with a pause after each.
+ * with a pause after each.
  *
  * Never stalling the queue: on SQLite a prune transaction holds the database's write lock, which
- * the engine's store thread needs for every claim and group commit. So a batch is small (a few
- * milliseconds), and after each the pruner sleeps at least twice as long as the batch took (and
- * at least 20 ms): it never holds the lock more than a third of the time, and the store thread's
- * claims and commits, which wait at most one batch, go on between batches. On PostgreSQL a batch
- * locks only its own rows (SKIP LOCKED), and the pause keeps its I/O from crowding the queue.
+ * the engine's store thread needs for every claim and group commit, and a claim that finds it
+ * held sleeps in SQLite's busy handler until it is free. A fixed batch (500 jobs, once) is no
+ * bound on that: the same 500 deletes take 5 ms on a warm cache and 150 ms on a cold or loaded
+ * disk, and that was the claim p99 (docs/BENCHMARKS.md). So the batch is bounded by time twice:
+ *   - its size follows the last batches' measured speed, aiming at PRUNE_TARGET_MS a batch
+ *     (between PRUNE_BATCH_MIN and retention_batch jobs), and
+ *   - the store stops the batch itself once it has held the lock PRUNE_BUDGET_MS
+ *     (aspen_store_prune_timed), for the batch the estimate got wrong.
+ * After each batch the pruner yields and sleeps at least twice as long as the batch held the lock
+ * (and at least PRUNE_PAUSE_MIN_MS): it never holds it more than a third of the time, and the store
+ * thread's claims and commits go on between batches. On PostgreSQL a batch locks only its own rows
+ * (SKIP LOCKED) and is one statement the store cannot stop half-way, so there the size alone keeps
+ * it short — aiming at PRUNE_TARGET_PG_MS, longer than SQLite's because a claim never waits for
+ * those rows (at 4 ms a batch was a round trip and 16 jobs, and a million took most of an hour) —
+ * and the pause keeps its I/O from crowding the queue.
  *
  * Several engines on one database: every engine with workers prunes, and that is safe without a
  * lease, because a prune is idempotent and small: on SQLite two pruners' batches are serialised by
@@ -20,18 +30,23 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <stdio.h>
 #include <time.h>
 #include <unistd.h>
 
-#define PRUNE_PAUSE_MIN_MS 20
-
-static double mono_ms(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
-}
+/* The least pause after a batch: with batches of a few ms, twice the hold is already enough for
+ * the store thread's claims and commits to get in; 20 ms (the old floor) made a million jobs take
+ * most of an hour on a loaded host. */
+#define PRUNE_PAUSE_MIN_MS 5
+/* What a batch aims at and the most the store lets it hold the lock: a claim behind a batch waits
+ * about this (plus SQLite's busy-handler step), well under a claim's own time on a loaded host. */
+#define PRUNE_TARGET_MS 4
+#define PRUNE_BUDGET_MS 6
+#define PRUNE_TARGET_PG_MS 25
+/* The smallest batch: below this the transactions' own cost (BEGIN, COMMIT, the index seek)
+ * dominates and a million jobs would take hours. */
+#define PRUNE_BATCH_MIN 16
 
 /* Sleeps up to ms; false when told to stop. */
 static bool nap(aspen_engine *eng, int ms)
@@ -43,7 +58,23 @@ static bool nap(aspen_engine *eng, int ms)
     return !p.revents && !atomic_load(&eng->stopping);
 }
 
-/* One look: every final state past its retention, batch after batch until one comes back short. */
+/* The next batch's size from the last one's: the jobs it would delete in target_ms at the
+ * speed just measured, halfway from the current size (one slow batch — a checkpoint, a page-cache
+ * miss — moves it only halfway), within [PRUNE_BATCH_MIN, cap]. */
+static size_t next_batch(size_t cur, int64_t deleted, double took_ms, double target_ms, size_t cap)
+{
+    double want = (double)cur * 2; /* instant batch: grow */
+    if (deleted > 0 && took_ms > 0.05)
+        want = (double)deleted * target_ms / took_ms;
+    double next = ((double)cur + want) / 2;
+    if (next > (double)cap)
+        next = (double)cap;
+    if (next < PRUNE_BATCH_MIN)
+        next = PRUNE_BATCH_MIN;
+    return cap < PRUNE_BATCH_MIN ? cap : (size_t)next;
+}
+
+/* One look: every final state past its retention, batch after batch until one says none are left. */
 static bool prune_pass(aspen_engine *eng, aspen_store_error *se, bool *complained)
 {
     aspen_store_retention r;
@@ -51,27 +82,41 @@ static bool prune_pass(aspen_engine *eng, aspen_store_error *se, bool *complaine
         goto failed;
     static const aspen_store_state finals[] = {ASPEN_STORE_SUCCEEDED, ASPEN_STORE_FAILED,
                                                ASPEN_STORE_CANCELLED};
+    double target =
+        aspen_store_name_is_postgres(eng->db_path) ? PRUNE_TARGET_PG_MS : PRUNE_TARGET_MS;
     for (size_t i = 0; i < sizeof finals / sizeof finals[0]; i++) {
         int64_t keep = r.keep_ms[finals[i]];
         if (keep <= 0)
             continue; /* off: kept forever */
         for (;;) {
-            int64_t now = aspen_store_now_ms(), deleted = 0;
-            double t0 = mono_ms();
-            if (aspen_store_prune(eng->prune_store, finals[i], now - keep,
-                                  (size_t)eng->cfg.retention_batch, &deleted, se) != 0)
+            int64_t now = aspen_store_now_ms();
+            size_t batch = eng->prune_batch;
+            aspen_store_prune_result res = {0};
+            if (aspen_store_prune_timed(eng->prune_store, finals[i], now - keep, batch,
+                                        PRUNE_BUDGET_MS * 1000, &res, se) != 0)
                 goto failed;
-            double took = mono_ms() - t0;
+            /* what the queue felt: the time the batch held the lock, not the time it waited for
+             * it behind the engine's own commits (that would shrink the batch for nothing) */
+            double held = (double)res.held_us / 1000;
             *complained = false;
+            /* an empty look says nothing of speed: only a batch that deleted moves the size */
+            if (res.deleted > 0)
+                eng->prune_batch = next_batch(batch, res.deleted, held, target,
+                                              (size_t)eng->cfg.retention_batch);
             pthread_mutex_lock(&eng->prune_mu);
-            eng->prune_stats.pruned += deleted;
-            eng->prune_stats.batches += deleted > 0;
-            if (took > eng->prune_stats.max_batch_ms)
-                eng->prune_stats.max_batch_ms = took;
+            eng->prune_stats.pruned += res.deleted;
+            eng->prune_stats.batches += res.deleted > 0;
+            eng->prune_stats.batch_size = (int64_t)eng->prune_batch;
+            if (held > eng->prune_stats.max_batch_ms)
+                eng->prune_stats.max_batch_ms = held;
             pthread_mutex_unlock(&eng->prune_mu);
-            if (deleted < eng->cfg.retention_batch)
+            if (!res.more)
                 break;
-            int pause = (int)(2 * took) + 1;
+            /* give the lock's waiters the CPU at once (2 cores shared by many: the store thread
+             * may not be running yet), then the pause: at least twice the hold, so the pruner
+             * holds the lock at most a third of the time */
+            sched_yield();
+            int pause = (int)(2 * held) + 1;
             if (!nap(eng, pause < PRUNE_PAUSE_MIN_MS ? PRUNE_PAUSE_MIN_MS : pause))
                 return false;
         }
@@ -124,6 +169,10 @@ void eng_pruner_start(aspen_engine *eng)
         return; /* no pruning here; jobs run on */
     if (pipe2(eng->prune_pipe, O_CLOEXEC) != 0)
         goto close;
+    /* start small: the first batch measures the speed, the next ones follow it */
+    eng->prune_batch = (size_t)eng->cfg.retention_batch < PRUNE_BATCH_MIN * 2
+                           ? (size_t)eng->cfg.retention_batch
+                           : PRUNE_BATCH_MIN * 2;
     if (pthread_create(&eng->prune_th, NULL, pruner_main, eng) != 0) {
         close(eng->prune_pipe[0]);
         close(eng->prune_pipe[1]);

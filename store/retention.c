@@ -83,23 +83,38 @@ int aspen_store_retention_set(aspen_store *s, aspen_store_state state, int64_t k
     return aspen_store_setting_set(s, setting_keys[state], v, err);
 }
 
-int aspen_store_prune(aspen_store *s, aspen_store_state state, int64_t finished_before_ms,
-                      size_t max, int64_t *deleted, aspen_store_error *err)
+int aspen_store_prune_timed(aspen_store *s, aspen_store_state state, int64_t finished_before_ms,
+                            size_t max, int64_t budget_us, aspen_store_prune_result *out,
+                            aspen_store_error *err)
 {
-    if (deleted)
-        *deleted = 0;
+    if (out)
+        *out = (aspen_store_prune_result){0};
     if (!s)
         return store_err(err, ASPEN_STORE_EINVAL, "aspen_store_prune: no store handle (NULL)");
     if (!aspen_store_state_is_final(state))
         return not_final(state, err);
+    if (budget_us < 0)
+        return store_err(err, ASPEN_STORE_EINVAL,
+                         "prune time bound %lld us is negative (0 for none, or a positive bound)",
+                         (long long)budget_us);
     if (max == 0)
         return 0;
     if (max > ASPEN_STORE_PRUNE_MAX)
         max = ASPEN_STORE_PRUNE_MAX;
-    int64_t n = 0;
-    int code = s->ops->prune(s, state, finished_before_ms, max, &n, err);
-    if (!code && deleted)
-        *deleted = n;
+    aspen_store_prune_result r = {0};
+    int code = s->ops->prune(s, state, finished_before_ms, max, budget_us, &r, err);
+    if (!code && out)
+        *out = r;
+    return code;
+}
+
+int aspen_store_prune(aspen_store *s, aspen_store_state state, int64_t finished_before_ms,
+                      size_t max, int64_t *deleted, aspen_store_error *err)
+{
+    aspen_store_prune_result r;
+    int code = aspen_store_prune_timed(s, state, finished_before_ms, max, 0, &r, err);
+    if (deleted)
+        *deleted = code ? 0 : r.deleted;
     return code;
 }
 

@@ -37,9 +37,9 @@ struct store_ops {
                         const char *const *keys, int64_t *ids_out, aspen_store_submitted *out,
                         aspen_store_error *err);
     int (*job_unique_key)(aspen_store *s, int64_t id, char **key, aspen_store_error *err);
-    /* state final, 1 <= max <= ASPEN_STORE_PRUNE_MAX; *deleted set */
+    /* state final, 1 <= max <= ASPEN_STORE_PRUNE_MAX, budget_us >= 0 (0: none); *out set */
     int (*prune)(aspen_store *s, aspen_store_state state, int64_t finished_before_ms, size_t max,
-                 int64_t *deleted, aspen_store_error *err);
+                 int64_t budget_us, aspen_store_prune_result *out, aspen_store_error *err);
     /* 1 <= n <= ASPEN_STORE_PRUNE_MAX; *deleted set */
     int (*delete_jobs)(aspen_store *s, const int64_t *ids, size_t n, int64_t *deleted,
                        aspen_store_error *err);

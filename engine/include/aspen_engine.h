@@ -122,7 +122,8 @@ typedef struct aspen_engine_config {
                                  * commands: a typo must not leave an empty schema behind) */
     /* Retention (engine/retention.c): how often this engine looks for finished jobs past the
      * database's retention settings, 0 → 10000 ms, < 0 → never (another engine prunes); and the
-     * most jobs one prune transaction deletes, 0 → 500. An engine without workers never prunes. */
+     * most jobs one prune transaction deletes, 0 → 500 (the pruner sizes its batches by time,
+     * a few ms each, up to this). An engine without workers never prunes. */
     int retention_poll_ms;
     int retention_batch;
 } aspen_engine_config;
@@ -235,7 +236,8 @@ typedef struct aspen_engine_retention_stats {
     int64_t pruned;       /* finished jobs deleted by retention */
     int64_t batches;      /* prune transactions that deleted something */
     int64_t last_run_ms;  /* when it last looked (0: not yet) */
-    double max_batch_ms;  /* the longest prune transaction */
+    double max_batch_ms;  /* the longest a prune transaction held its locks */
+    int64_t batch_size;   /* the size the pruner now asks for (it follows the measured speed) */
 } aspen_engine_retention_stats;
 void aspen_engine_retention_stats_get(aspen_engine *eng, aspen_engine_retention_stats *out);
 /* Pause/resume claiming in every process on this database. */

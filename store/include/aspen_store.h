@@ -550,6 +550,22 @@ int aspen_store_retention_set(aspen_store *s, aspen_store_state state, int64_t k
  * for). Reads the jobs_finished index: the cost is the batch, not the table. */
 int aspen_store_prune(aspen_store *s, aspen_store_state state, int64_t finished_before_ms,
                       size_t max, int64_t *deleted, aspen_store_error *err);
+/* What one time-bounded prune did. */
+typedef struct aspen_store_prune_result {
+    int64_t deleted; /* jobs deleted */
+    bool more;       /* it stopped on the bound or took max jobs: more may be waiting; false when
+                      * it found fewer than max (none left) */
+    int64_t held_us; /* how long the transaction held its locks (SQLite: the write lock, from
+                      * BEGIN IMMEDIATE granted to COMMIT done; waiting for it not counted) */
+} aspen_store_prune_result;
+/* aspen_store_prune with a time bound, for a pruner that must never stall the queue: on SQLite the
+ * batch stops taking jobs once it has held the write lock budget_us microseconds (0: no bound) and
+ * commits what it deleted, so a claim waiting for the lock waits about budget_us however slow the
+ * disk or cold the cache. On PostgreSQL a batch is one statement that locks only its own rows: the
+ * bound is not checked there (the caller keeps the batch short by its size). out may be NULL. */
+int aspen_store_prune_timed(aspen_store *s, aspen_store_state state, int64_t finished_before_ms,
+                            size_t max, int64_t budget_us, aspen_store_prune_result *out,
+                            aspen_store_error *err);
 /* Deletes the finished jobs among ids (at most ASPEN_STORE_PRUNE_MAX) with everything that belongs
  * to them, in ONE transaction: all of them or, on an error, none. Ids of queued, scheduled or
  * running jobs, and ids that do not exist, are left alone (not errors); *deleted says how many

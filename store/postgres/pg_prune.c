@@ -10,6 +10,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+static int64_t pg_mono_us(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (int64_t)t.tv_sec * 1000000 + t.tv_nsec / 1000;
+}
 
 /* Reads the "state, count" rows of a delete into the counts; returns the total. */
 static int64_t note_gone(struct pg_store *s, PGresult *r)
@@ -53,20 +61,32 @@ static int in_tx(struct pg_store *s, const char *name, const char *sql, const st
 }
 
 int pg_prune(aspen_store *base, aspen_store_state state, int64_t finished_before_ms, size_t max,
-             int64_t *deleted, aspen_store_error *err)
+             int64_t budget_us, aspen_store_prune_result *out, aspen_store_error *err)
 {
+    /* One statement cannot stop half-way without aborting its work; the rows it locks are its own
+     * (SKIP LOCKED) and a claim never waits for them, so the bound matters less here: the engine
+     * keeps the batch short by sizing it from the last batch's time (engine/retention.c). */
+    (void)budget_us;
     struct pg_store *s = pgs(base);
     struct pg_params p = {0};
     pg_p_text(&p, aspen_store_state_name(state));
     /* the cut-off is the caller's time: on the server's timeline like every other */
     pg_p_int(&p, finished_before_ms + pg_clock_skew_ms());
     pg_p_int(&p, (int64_t)max);
-    return in_tx(s, "pgp_prune",
+    int64_t t0 = pg_mono_us();
+    int code = in_tx(s, "pgp_prune",
                  "WITH victims AS (SELECT id FROM jobs WHERE state = $1 AND finished_at < $2::bigint"
                  " ORDER BY finished_at LIMIT $3 FOR UPDATE SKIP LOCKED),"
                  " gone AS (DELETE FROM jobs j USING victims v WHERE j.id = v.id"
                  " RETURNING j.id, j.state)," GONE_TAIL,
-                 &p, "pruning finished jobs", deleted, err);
+                 &p, "pruning finished jobs", &out->deleted, err);
+    /* a full batch may have left more; a short one found all there were (bar locked rows, which
+     * their holder is deleting or changing) */
+    if (!code) {
+        out->more = out->deleted >= (int64_t)max;
+        out->held_us = pg_mono_us() - t0; /* its row locks: from BEGIN to COMMIT */
+    }
+    return code;
 }
 
 int pg_delete_jobs(aspen_store *base, const int64_t *ids, size_t n, int64_t *deleted,

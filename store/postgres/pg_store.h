@@ -241,7 +241,7 @@ int pg_submit_batch(aspen_store *s, const aspen_store_job_spec *specs, size_t n,
                     aspen_store_error *err);
 int pg_job_unique_key(aspen_store *s, int64_t id, char **key, aspen_store_error *err);
 int pg_prune(aspen_store *s, aspen_store_state state, int64_t finished_before_ms, size_t max,
-             int64_t *deleted, aspen_store_error *err);
+             int64_t budget_us, aspen_store_prune_result *out, aspen_store_error *err);
 int pg_delete_jobs(aspen_store *s, const int64_t *ids, size_t n, int64_t *deleted,
                    aspen_store_error *err);
 int pg_claim(aspen_store *s, int64_t engine_id, size_t max, int64_t now_ms, aspen_store_job **jobs,

@@ -4,6 +4,12 @@
  * holds the write lock for milliseconds at a time and the engine's group commits go on between
  * its batches.
  *
+ * A prune may also carry a time bound (aspen_store_prune_timed): the batch's size is only a guess
+ * at its time (a cold page cache or a loaded disk makes 500 jobs take 5 ms or 150 ms), and every
+ * claim waits for the write lock while the batch holds it. So the batch looks at the clock after
+ * each job and, past the bound, commits what it has: a claim waits about the bound, not the
+ * batch's worst case.
+ *
  * Everything that belongs to a job goes with it: the rows of job_tables below, and attempt_data
  * through its trigger (schema 6). A table keyed by job added later belongs in job_tables. */
 #include "sqlite_store.h"
@@ -11,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* Each a DELETE of one job's rows in another table (?1 = the job's id), the job row last. */
 static const char *const job_tables[] = {
@@ -49,11 +56,32 @@ static int deleter_init(struct sqlite_store *s, struct deleter *d, const char *w
     return 0;
 }
 
-/* Deletes job id with its rows if it is finished; *gone says whether it went. */
-static int delete_one(struct sqlite_store *s, struct deleter *d, int64_t id, bool *gone,
+/* The deletes of one finished job (state: its state, for the kept counts). */
+static int delete_rows(struct sqlite_store *s, struct deleter *d, int64_t id,
+                       aspen_store_state state, bool *gone, const char *what,
+                       aspen_store_error *err)
+{
+    for (size_t i = 0; i < N_TABLES; i++) {
+        sqlite3_reset(d->del[i]);
+        sqlite3_bind_int64(d->del[i], 1, id);
+        int rc = sqlite3_step(d->del[i]);
+        if (rc != SQLITE_DONE)
+            return store_sqlite_err(s, err, rc, what);
+    }
+    counts_note(s, state, ASPEN_STORE_STATE_NEW, 1);
+    *gone = true;
+    return 0;
+}
+
+/* Deletes job id with its rows if it is finished; *gone says whether it went. known: the job's
+ * state when the caller read it in this same transaction (the prune's SELECT by state), so it is
+ * not read again; -1 to look it up. */
+static int delete_one(struct sqlite_store *s, struct deleter *d, int64_t id, int known, bool *gone,
                       const char *what, aspen_store_error *err)
 {
     *gone = false;
+    if (known >= 0)
+        return delete_rows(s, d, id, (aspen_store_state)known, gone, what, err);
     sqlite3_reset(d->state);
     sqlite3_bind_int64(d->state, 1, id);
     int rc = sqlite3_step(d->state);
@@ -65,26 +93,32 @@ static int delete_one(struct sqlite_store *s, struct deleter *d, int64_t id, boo
     sqlite3_reset(d->state);
     if (state < 0 || !aspen_store_state_is_final((aspen_store_state)state))
         return 0; /* queued, scheduled, running: left alone */
-    for (size_t i = 0; i < N_TABLES; i++) {
-        sqlite3_reset(d->del[i]);
-        sqlite3_bind_int64(d->del[i], 1, id);
-        rc = sqlite3_step(d->del[i]);
-        if (rc != SQLITE_DONE)
-            return store_sqlite_err(s, err, rc, what);
-    }
-    counts_note(s, (aspen_store_state)state, ASPEN_STORE_STATE_NEW, 1);
-    *gone = true;
-    return 0;
+    return delete_rows(s, d, id, (aspen_store_state)state, gone, what, err);
 }
 
-static int delete_ids(struct sqlite_store *s, const int64_t *ids, size_t n, int64_t *deleted,
-                      const char *what, aspen_store_error *err)
+static int64_t mono_us(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (int64_t)t.tv_sec * 1000000 + t.tv_nsec / 1000;
+}
+
+/* Deletes the finished jobs among ids; with deadline_us > 0 it stops once the monotonic clock
+ * passes it (*cut then says so). At least one job goes first, so a bound shorter than one job's
+ * delete still makes progress. */
+static int delete_ids(struct sqlite_store *s, const int64_t *ids, size_t n, int known,
+                      int64_t deadline_us, int64_t *deleted, bool *cut, const char *what,
+                      aspen_store_error *err)
 {
     struct deleter d;
     int code = deleter_init(s, &d, what, err);
     for (size_t i = 0; !code && i < n; i++) {
+        if (i > 0 && deadline_us > 0 && mono_us() >= deadline_us) {
+            *cut = true;
+            break;
+        }
         bool gone = false;
-        code = delete_one(s, &d, ids[i], &gone, what, err);
+        code = delete_one(s, &d, ids[i], known, &gone, what, err);
         *deleted += gone;
     }
     deleter_free(&d);
@@ -99,7 +133,8 @@ int sq_delete_jobs(aspen_store *base, const int64_t *ids, size_t n, int64_t *del
     int code = tx_begin(s, err);
     if (code)
         return code;
-    code = delete_ids(s, ids, n, &k, "deleting jobs", err);
+    bool cut = false;
+    code = delete_ids(s, ids, n, -1, 0, &k, &cut, "deleting jobs", err);
     if (code) {
         tx_rollback(s);
         return code;
@@ -113,7 +148,7 @@ int sq_delete_jobs(aspen_store *base, const int64_t *ids, size_t n, int64_t *del
 /* The batch: read on jobs_finished (state, finished_at), oldest first, so a state's expired jobs
  * are found without reading its newer ones or any unfinished job. */
 int sq_prune(aspen_store *base, aspen_store_state state, int64_t finished_before_ms, size_t max,
-             int64_t *deleted, aspen_store_error *err)
+             int64_t budget_us, aspen_store_prune_result *out, aspen_store_error *err)
 {
     struct sqlite_store *s = sq(base);
     int64_t *ids = malloc(max * sizeof *ids);
@@ -126,6 +161,9 @@ int sq_prune(aspen_store *base, aspen_store_state state, int64_t finished_before
         free(ids);
         return code;
     }
+    /* the bound counts from holding the write lock: waiting for it stalls nobody */
+    int64_t locked_at = mono_us(), deadline = budget_us > 0 ? locked_at + budget_us : 0;
+    bool cut = false;
     sqlite3_stmt *st = NULL;
     int rc = sqlite3_prepare_v2(s->db,
                                 "SELECT id FROM jobs INDEXED BY jobs_finished WHERE state = ?1"
@@ -142,14 +180,17 @@ int sq_prune(aspen_store *base, aspen_store_state state, int64_t finished_before
     if (rc != SQLITE_DONE && rc != SQLITE_ROW)
         code = store_sqlite_err(s, err, rc, "finding finished jobs to prune");
     if (!code)
-        code = delete_ids(s, ids, n, &k, "pruning finished jobs", err);
+        code = delete_ids(s, ids, n, (int)state, deadline, &k, &cut, "pruning finished jobs", err);
     free(ids);
     if (code) {
         tx_rollback(s);
         return code;
     }
     code = tx_commit(s, "pruning finished jobs", err);
-    if (!code)
-        *deleted = k;
+    if (!code) {
+        out->deleted = k;
+        out->more = cut || n >= max;
+        out->held_us = mono_us() - locked_at;
+    }
     return code;
 }

@@ -1,7 +1,9 @@
 /* test_store_retention.c — retention and bulk deletes on both backends (issues 9 and 10): the
  * settings (River's defaults, set, off, back to the default, refused for unfinished states), the
  * prune (oldest first, only its state, only what finished before the cut-off, at most a batch, the
- * attempts, logs, payload and unique key with the job, the kept counts right), and delete_jobs
+ * attempts, logs, payload and unique key with the job, the kept counts right), the time-bounded
+ * prune (SQLite stops a batch at its bound but always deletes one job; *more says whether to go
+ * on; PostgreSQL ignores the bound), and delete_jobs
  * (finished ones only, missing ids ignored, one transaction: a failure in the middle of a batch
  * deletes none of it). */
 #include "helpers.h"
@@ -134,6 +136,62 @@ static void test_prune(void **state)
     assert_int_equal(state_of(f->s, queued), ASPEN_STORE_QUEUED);
 }
 
+static void test_prune_timed(void **state)
+{
+    struct fixture *f = *state;
+    int64_t old[5];
+    finished(f, 5, ASPEN_STORE_OUTCOME_SUCCESS, T0, old);
+    aspen_store_error e = {0};
+    aspen_store_prune_result r = {0};
+    /* a bound of 1 us is past after any job's delete: SQLite commits that one and says there may
+     * be more; PostgreSQL's one statement takes the whole batch and, being short, says none */
+    assert_int_equal(aspen_store_prune_timed(f->s, ASPEN_STORE_SUCCEEDED, T0 + H, 500, 1, &r, &e),
+                     0);
+    int64_t total = r.deleted;
+    assert_true(r.held_us > 0);
+    if (test_on_pg()) {
+        assert_int_equal(r.deleted, 5);
+        assert_false(r.more);
+    } else {
+        assert_int_equal(r.deleted, 1);
+        assert_true(r.more);
+        assert_int_equal(rows_of(f, "jobs", "id", old[0]), 0); /* oldest first */
+        assert_int_equal(rows_of(f, "attempts", "job", old[0]), 0);
+        assert_int_equal(rows_of(f, "jobs", "id", old[1]), 1);
+        /* no bound: a full batch says more (there may be), a short one says none left */
+        assert_int_equal(aspen_store_prune_timed(f->s, ASPEN_STORE_SUCCEEDED, T0 + H, 2, 0, &r, &e),
+                         0);
+        assert_int_equal(r.deleted, 2);
+        assert_true(r.more);
+        total += r.deleted;
+        assert_int_equal(
+            aspen_store_prune_timed(f->s, ASPEN_STORE_SUCCEEDED, T0 + H, 500, 0, &r, &e), 0);
+        assert_int_equal(r.deleted, 2);
+        assert_false(r.more);
+        total += r.deleted;
+    }
+    assert_int_equal(total, 5);
+    assert_int_equal(aspen_store_prune_timed(f->s, ASPEN_STORE_SUCCEEDED, T0 + H, 500, 1, &r, &e),
+                     0);
+    assert_int_equal(r.deleted, 0);
+    assert_false(r.more);
+    assert_int_equal(fx_raw_int(f, "SELECT count(*) FROM logs"), 0);
+    assert_int_equal(aspen_store_check(f->s, &e), 0); /* the kept counts follow a cut batch */
+    /* a negative bound is a caller's mistake, said as such; nothing deleted, the result zeroed */
+    finished(f, 1, ASPEN_STORE_OUTCOME_SUCCESS, T0, NULL);
+    r = (aspen_store_prune_result){.deleted = 7, .more = true};
+    assert_int_equal(aspen_store_prune_timed(f->s, ASPEN_STORE_SUCCEEDED, T0 + H, 500, -1, &r, &e),
+                     ASPEN_STORE_EINVAL);
+    assert_non_null(strstr(e.msg, "negative"));
+    assert_false(r.more);
+    assert_int_equal(r.deleted, 0);
+    assert_int_equal(fx_raw_int(f, "SELECT count(*) FROM jobs"), 1);
+    /* out may be NULL */
+    assert_int_equal(
+        aspen_store_prune_timed(f->s, ASPEN_STORE_SUCCEEDED, T0 + H, 500, 0, NULL, &e), 0);
+    assert_int_equal(fx_raw_int(f, "SELECT count(*) FROM jobs"), 0);
+}
+
 static void test_delete_jobs(void **state)
 {
     struct fixture *f = *state;
@@ -200,6 +258,7 @@ int main(void)
     const struct CMUnitTest both[] = {
         cmocka_unit_test_setup_teardown(test_settings, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_prune, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_prune_timed, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_delete_jobs, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_batch_is_atomic, fx_setup, fx_teardown),
     };

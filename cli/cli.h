@@ -112,10 +112,14 @@ extern size_t cli_n_queues;
 /* A job id (1 to INT64_MAX): 0, or -1 after one `error:` line saying how it is wrong (empty, not
  * a number, 0 or negative, too large). */
 int cli_parse_id(const char *s, int64_t *id);
-/* A submit's --queue (opt names the option): 0 when it is "default" or exists on the database at
- * db_path (declared with aspen queue set, or holding jobs); else -1 after one `error:` line with
- * the store's "did you mean" and how to make it (--create-queue, aspen queue set). */
-int cli_queue_known(const char *db_path, const char *queue, const char *opt);
+/* A submit's or a schedule's --queue (opt names the option, by what would make the queue: "this
+ * submit", "this schedule"): 0 when it is "default" or exists on the database at db_path
+ * (declared with aspen queue set, or holding jobs); else -1 after one `error:` line with the
+ * store's "did you mean" and how to make it (--create-queue, aspen queue set). */
+int cli_queue_known(const char *db_path, const char *queue, const char *opt, const char *by);
+/* --create-queue where no job makes the queue yet (a schedule's): declares it with no settings
+ * when it does not exist, so it is listed and the next --queue finds it. 0 or the store's code. */
+int cli_queue_declare(const char *db_path, const char *queue, aspen_store_error *se);
 /* The lookup under it: 0 (default, or exists), ASPEN_STORE_ENOTFOUND with "no queue named x (did
  * you mean y?)…" in se, or another store error. */
 int cli_queue_lookup(const char *db_path, const char *queue, aspen_store_error *se);

@@ -18,7 +18,7 @@ void store_civil_from_days(int64_t z, int64_t *y, int *m, int *d);
 static void cron_usage(FILE *f)
 {
     fputs("usage: aspen cron add NAME 'EXPR' (GUEST | --guest G | --type T | --source DIR)\n"
-          "                     [--payload JSON|@FILE|-] [--tz ZONE] [--queue Q]\n"
+          "                     [--payload JSON|@FILE|-] [--tz ZONE] [--queue Q [--create-queue]]\n"
           "                     [--missed skip|once] [--grace DURATION] [--timeout MS]\n"
           "                     [--max-attempts N] [--priority N] [--memory SIZE] [--isolation]\n"
           "                     [--tag T]... [--paused] [--replace]\n"
@@ -28,6 +28,8 @@ static void cron_usage(FILE *f)
           "  EXPR: 5 fields 'minute hour day-of-month month day-of-week' (*/15 9-17 * * MON-FRI),\n"
           "        @hourly @daily @weekly @monthly @yearly, or @every 30s|5m|1h30m\n"
           "  --tz: an IANA zone (Europe/Berlin; default UTC): fields match its wall clock\n"
+          "  --queue: a queue that exists (default, declared with aspen queue set, or holding\n"
+          "           jobs); another is refused with a did-you-mean unless --create-queue\n"
           "  --missed: occurrences older than --grace (default 60s) when an engine comes back\n"
           "            are dropped (skip, the default) or enqueued as one job (once)\n"
           "  every command takes --db PATH\n",
@@ -224,17 +226,18 @@ static int cron_add(int argc, char **argv)
         {"priority", required_argument, 0, 'P'}, {"memory", required_argument, 0, 'm'},
         {"isolation", no_argument, 0, 'i'},     {"tag", required_argument, 0, 'x'},
         {"paused", no_argument, 0, 'S'},        {"replace", no_argument, 0, 'R'},
-        {"help", no_argument, 0, 'h'},          CLI_DB_OPTS,
-        {0, 0, 0, 0},
+        {"create-queue", no_argument, 0, 'Q'},  {"help", no_argument, 0, 'h'},
+        CLI_DB_OPTS,                            {0, 0, 0, 0},
     };
     aspen_engine_job_spec spec = {0};
     aspen_engine_schedule_def def = {0};
+    bool create_queue = false;
     const char *db = NULL, *payload_arg = NULL, *tags[64];
     size_t n_tags = 0;
     long long v;
     int c;
     optind = 1;
-    while ((c = cli_getopt(argc, argv, "G:T:s:p:z:q:M:g:t:a:P:m:ix:SRhD:", opts, "cron add")) !=
+    while ((c = cli_getopt(argc, argv, "G:T:s:p:z:q:M:g:t:a:P:m:ix:SRQhD:", opts, "cron add")) !=
            -1) {
         switch (c) {
         case 'G': spec.guest = optarg; break;
@@ -293,6 +296,7 @@ static int cron_add(int argc, char **argv)
             break;
         case 'S': def.paused = true; break;
         case 'R': def.replace = true; break;
+        case 'Q': create_queue = true; break;
         case 'D': db = optarg; break;
         case 'C': cli_create = true; break;
         case 'h': cron_usage(stdout); return 0;
@@ -339,12 +343,26 @@ static int cron_add(int argc, char **argv)
         free(payload);
         return 1;
     }
+    /* the submit's rule: a typo would make a schedule whose every job waits in a queue that no
+     * `aspen worker --queues` serves, unseen until someone wonders where the runs went */
+    if (!create_queue &&
+        cli_queue_known(aspen_engine_db_path(eng), def.queue, "--queue", "this schedule") != 0) {
+        aspen_engine_close(eng);
+        free(payload);
+        return 1;
+    }
     aspen_engine_error err = {0};
     int64_t id = 0;
     int rc = aspen_engine_schedule_add(eng, &def, &spec, &id, &err);
+    aspen_store_error se = {0};
     if (rc) {
         cli_error("%s", err.msg);
-    } else {
+    } else if (create_queue && cli_queue_declare(aspen_engine_db_path(eng), def.queue, &se) != 0) {
+        /* the schedule stands; its first job will make the queue as a submit does */
+        fprintf(stderr, "warning: schedule %s added, but declaring its queue %s failed: %s (its "
+                        "first run makes the queue)\n", def.name, def.queue, se.msg);
+    }
+    if (!rc) {
         aspen_store_schedule *list = NULL;
         size_t n = 0;
         char next[48] = "-";

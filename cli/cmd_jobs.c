@@ -497,7 +497,7 @@ int cmd_submit(int argc, char **argv)
         free(payload);
         return 1;
     }
-    if (!create_queue && cli_queue_known(aspen_engine_db_path(eng), spec.queue, "--queue") != 0) {
+    if (!create_queue && cli_queue_known(aspen_engine_db_path(eng), spec.queue, "--queue", "this submit") != 0) {
         aspen_engine_close(eng);
         free(payload);
         return 1;

@@ -152,19 +152,31 @@ int cli_queue_lookup(const char *db_path, const char *queue, aspen_store_error *
     return code;
 }
 
-int cli_queue_known(const char *db_path, const char *queue, const char *opt)
+int cli_queue_known(const char *db_path, const char *queue, const char *opt, const char *by)
 {
     /* the default queue is always there; any other must exist already: a typo in --queue used
      * to make a new queue silently, whose jobs no `aspen worker --queues` served */
     aspen_store_error se = {0};
     int code = cli_queue_lookup(db_path, queue, &se);
     if (code == ASPEN_STORE_ENOTFOUND)
-        cli_error("%s: %s; add --create-queue to make it by this submit, or declare it first "
+        cli_error("%s: %s; add --create-queue to make it by %s, or declare it first "
                   "with aspen queue set %s",
-                  opt, se.msg, queue);
+                  opt, se.msg, by, queue);
     else if (code)
         cli_error("%s: %s", opt, se.msg);
     return code ? -1 : 0;
+}
+
+int cli_queue_declare(const char *db_path, const char *queue, aspen_store_error *se)
+{
+    if (!queue || !*queue || strcmp(queue, "default") == 0)
+        return 0;
+    aspen_store *st = NULL;
+    int code = aspen_store_open(db_path, NULL, &st, se);
+    if (code == 0 && aspen_store_queue_exists(st, queue, se) == ASPEN_STORE_ENOTFOUND)
+        code = aspen_store_queue_set(st, queue, 0, 0, 0, 0, aspen_store_now_ms(), se);
+    aspen_store_close(st);
+    return code;
 }
 
 int cli_parse_id(const char *s, int64_t *id)

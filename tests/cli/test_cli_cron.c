@@ -193,6 +193,50 @@ static void cron_errors(bool pg)
     json_t *sc = schedule_of(&d, "a");
     assert_string_equal(json_string_value(json_object_get(sc, "expr")), "@hourly");
     json_decref(sc);
+
+    /* --queue: the submit's rule. A mistyped queue is refused with a did-you-mean and makes
+     * neither the schedule nor the queue; --create-queue makes both; a queue that exists (declared,
+     * or now holding the schedule's) is taken as it is. */
+    o = run_plain("'%s' queue set emails --limit 2 --db '%s' 2>&1", ASPEN_BIN, d.name);
+    assert_int_equal(o.status, 0);
+    free(o.buf);
+    o = run_plain("'%s' cron add mail '@daily' --type echo --queue emials --db '%s' 2>&1", ASPEN_BIN,
+                  d.name);
+    if (o.status != 1 || !has(&o, "error: --queue: no queue named emials (did you mean emails?)") ||
+        !has(&o, "add --create-queue to make it by this schedule"))
+        fail_msg("cron add --queue emials: exit %d: %s", o.status, o.buf);
+    free(o.buf);
+    o = run_plain("'%s' cron list --json --db '%s'", ASPEN_BIN, d.name);
+    assert_false(has(&o, "\"mail\"")); /* no schedule */
+    free(o.buf);
+    o = run_plain("'%s' queues --json --db '%s'", ASPEN_BIN, d.name);
+    assert_false(has(&o, "emials")); /* no queue */
+    free(o.buf);
+    o = run_plain("'%s' cron add mail '@daily' --type echo --queue emails --db '%s' 2>&1", ASPEN_BIN,
+                  d.name);
+    assert_int_equal(o.status, 0); /* declared */
+    free(o.buf);
+    o = run_plain("'%s' cron add nightly '@daily' --type echo --queue reports --db '%s' 2>&1",
+                  ASPEN_BIN, d.name);
+    assert_int_equal(o.status, 1);
+    assert_true(has(&o, "no queue named reports"));
+    free(o.buf);
+    o = run_plain("'%s' cron add nightly '@daily' --type echo --queue reports --create-queue"
+                  " --db '%s' 2>&1",
+                  ASPEN_BIN, d.name);
+    assert_int_equal(o.status, 0);
+    free(o.buf);
+    sc = schedule_of(&d, "nightly");
+    assert_string_equal(json_string_value(json_object_get(sc, "queue")), "reports");
+    json_decref(sc);
+    /* made now, not at the first run: listed, and the next schedule's --queue finds it */
+    o = run_plain("'%s' queues --json --db '%s'", ASPEN_BIN, d.name);
+    assert_true(has(&o, "\"reports\""));
+    free(o.buf);
+    o = run_plain("'%s' cron add weekly '@weekly' --type echo --queue reports --db '%s' 2>&1",
+                  ASPEN_BIN, d.name);
+    assert_int_equal(o.status, 0);
+    free(o.buf);
     db_close(&d);
 }
 
@@ -205,7 +249,7 @@ static void every_second(bool pg)
     struct db d;
     db_open(&d, pg);
     out o = run_plain("'%s' cron add tick '@every 1s' --type echo --payload '{\"t\":1}' --queue ticks "
-                "--db '%s' --create 2>&1",
+                "--create-queue --db '%s' --create 2>&1",
                 ASPEN_BIN, d.name);
     assert_int_equal(o.status, 0);
     free(o.buf);

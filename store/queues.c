@@ -120,9 +120,14 @@ int aspen_store_rate_parse(const char *text, int64_t *n, int64_t *period_ms, asp
         ms_per = 60000;
     else if (!strcmp(unit, "h"))
         ms_per = 3600000;
-    if (!ms_per)
-        return store_err(err, ASPEN_STORE_EINVAL, "rate \"%s\": the period's unit \"%.8s\" is not "
-                         "ms, s, m or h: %s", shown, unit, how);
+    if (!ms_per) {
+        /* the unit as typed, whole (it was cut at 8 characters: "milliseconds" read "millisec",
+         * which looks like a unit the parser might take), within the same bound as the rate */
+        char unit_shown[sizeof shown];
+        store_clean_ascii(unit, unit_shown, sizeof unit_shown);
+        return store_err(err, ASPEN_STORE_EINVAL, "rate \"%s\": the period's unit \"%s\" is not "
+                         "ms, s, m or h: %s", shown, unit_shown, how);
+    }
     if (times <= 0 || times > INT64_MAX / ms_per || times * ms_per > 7 * 24 * 3600000LL)
         return store_err(err, ASPEN_STORE_EINVAL, "rate \"%s\": the period must be more than 0 "
                          "and at most 7 days: %s", shown, how);

@@ -16,7 +16,18 @@
  * same request, so the list shown after it is the database's. The cursor follows the queue's name
  * across reads (a queue created meanwhile does not move it onto another queue, which `p` would
  * then pause). Queue names are checked by the store (letters, digits, _ - .), and still pass
- * tui_put's sanitiser like every cell. */
+ * tui_put's sanitiser like every cell.
+ *
+ * A database that cannot be opened (a PostgreSQL server restarting, a database that refuses
+ * connections for a while) or a handle whose read fails is not the end: the handle is dropped and
+ * opened again on the next read, after a backoff that doubles from 1 s to 30 s, and the pane says
+ * "reconnecting in N s" with the reason until a read succeeds (the last list stays on screen).
+ * The pane's handle never creates a database (no_create): the console's engine made it, and a
+ * database removed meanwhile must not come back empty.
+ *
+ * The last line shows the database's retention settings (how long finished jobs of each final
+ * state are kept, read with the list; `aspen retention set` changes them): the console is where
+ * an operator looks first when jobs seem to vanish. */
 #include "app.h"
 
 #include <curses.h>
@@ -48,14 +59,16 @@ static struct {
     long cursor;
     long first; /* the row the last draw showed first (scrolled): where a click lands */
     char cursor_name[ASPEN_STORE_QUEUE_NAME_MAX + 1]; /* the selected queue, kept across reads */
+    int fails;          /* reads failed in a row (the backoff's exponent); 0 after a good one */
+    double retry_at;    /* tui_mono_ms of the next try after a failure */
+    aspen_store_retention retention;
+    bool have_retention;
 } Q;
 
 /* The pool's side (one request at a time: Q.busy). Writable: pause, limit and rate write through
- * it. */
+ * it. NULL until opened, and again after a failed read (the next request opens it anew). */
 static struct {
     aspen_store *store;
-    char open_error[512];
-    bool open_kept; /* open_error is for good: not retried */
 } R;
 
 typedef struct queues_req {
@@ -70,22 +83,24 @@ typedef struct queues_req {
     char error[512];
     aspen_store_queue_info *list;
     size_t n;
+    aspen_store_retention retention;
+    bool have_retention;
 } queues_req;
 
 static void queues_work(uv_work_t *w)
 {
     queues_req *r = w->data;
     aspen_store_error se = {0};
-    if (!R.store && !R.open_kept && aspen_store_open(r->db, NULL, &R.store, &se) != 0) {
-        R.store = NULL;
-        snprintf(R.open_error, sizeof R.open_error, "%s", se.msg[0] ? se.msg : "cannot open");
-        R.open_kept = !se.disconnected; /* a restarting server is tried again next time */
-    }
     if (!R.store) {
-        r->rc = r->op_rc = -1;
-        snprintf(r->error, sizeof r->error, "%s", R.open_error);
-        snprintf(r->op_msg, sizeof r->op_msg, "%s", R.open_error);
-        return;
+        aspen_store_options so = {.no_create = true};
+        if (aspen_store_open(r->db, &so, &R.store, &se) != 0) {
+            R.store = NULL;
+            r->rc = r->op_rc = -1;
+            snprintf(r->error, sizeof r->error, "cannot open the database: %s",
+                     se.msg[0] ? se.msg : "no reason given");
+            snprintf(r->op_msg, sizeof r->op_msg, "not written: %s", r->error);
+            return;
+        }
     }
     const queue_op *o = &r->op;
     int64_t now = aspen_store_now_ms();
@@ -103,7 +118,25 @@ static void queues_work(uv_work_t *w)
     if (aspen_store_queues(R.store, aspen_store_now_ms(), &r->list, &r->n, &se) != 0) {
         r->rc = -1;
         snprintf(r->error, sizeof r->error, "%s", se.msg[0] ? se.msg : "cannot read the queues");
+        /* a broken connection or a database replaced under it is not mended by asking the same
+         * handle again: the next request opens a fresh one */
+        aspen_store_close(R.store);
+        R.store = NULL;
+        return;
     }
+    se = (aspen_store_error){0};
+    /* the settings are small and change rarely, but read every time: another process may set them */
+    r->have_retention = aspen_store_retention_get(R.store, &r->retention, &se) == 0;
+}
+
+/* The wait before the next try after `fails` failures in a row: 1 s, 2 s, 4 s ... at most 30 s,
+ * so a server that is down for minutes is asked twice a minute, not hammered. */
+static double backoff_ms(int fails)
+{
+    double ms = 1000;
+    for (int i = 1; i < fails && ms < 30000; i++)
+        ms *= 2;
+    return ms < 30000 ? ms : 30000;
 }
 
 static void start(tui_app *a, const queue_op *op);
@@ -160,6 +193,11 @@ static void queues_done(uv_work_t *w, int status)
             r->list = NULL;
             Q.have_list = true;
             Q.error[0] = 0;
+            Q.fails = 0;
+            if (r->have_retention) {
+                Q.retention = r->retention;
+                Q.have_retention = true;
+            }
             long at = -1;
             for (size_t i = 0; i < Q.n && Q.cursor_name[0]; i++)
                 if (!strcmp(Q.list[i].name, Q.cursor_name))
@@ -169,6 +207,8 @@ static void queues_done(uv_work_t *w, int status)
             set_cursor(Q.cursor);
         } else {
             snprintf(Q.error, sizeof Q.error, "%s", r->error); /* keep the last list on screen */
+            Q.fails++;
+            Q.retry_at = tui_mono_ms() + backoff_ms(Q.fails);
         }
         if (Q.have_pending) {
             Q.have_pending = false;
@@ -225,6 +265,36 @@ void tui_queues_close(void)
     memset(&R, 0, sizeof R);
 }
 
+/* "succeeded 24h" or "failed off": one state's retention for the last line. */
+static void retention_cell(aspen_store_state st, char *out, size_t cap)
+{
+    char age[32] = "off";
+    if (Q.retention.keep_ms[st] > 0)
+        aspen_store_duration_format(Q.retention.keep_ms[st], age, sizeof age);
+    snprintf(out, cap, "%s %s", aspen_store_state_name(st), age);
+}
+
+/* The last line: the retention in effect, and where to change it when there is room. */
+static void draw_retention(int y)
+{
+    if (!Q.have_retention)
+        return;
+    char s[48], f[48], c[48];
+    retention_cell(ASPEN_STORE_SUCCEEDED, s, sizeof s);
+    retention_cell(ASPEN_STORE_FAILED, f, sizeof f);
+    retention_cell(ASPEN_STORE_CANCELLED, c, sizeof c);
+    bool all_default = Q.retention.is_default[ASPEN_STORE_SUCCEEDED] &&
+                       Q.retention.is_default[ASPEN_STORE_FAILED] &&
+                       Q.retention.is_default[ASPEN_STORE_CANCELLED];
+    char line[200];
+    int len = snprintf(line, sizeof line, "Finished jobs kept: %s, %s, %s%s", s, f, c,
+                       all_default ? " (defaults)" : "");
+    /* where to change them, when it fits whole (a cut "| aspen" says nothing) */
+    static const char hint[] = " | aspen retention set";
+    bool room = len > 0 && len + (int)sizeof hint - 1 <= COLS - 2;
+    tui_put(y, 1, COLS - 1, A_DIM, "%s%s", line, room ? hint : "");
+}
+
 /* The columns: the wide set from 100 columns up, a narrower one that fits 80 below. */
 typedef struct cols {
     int name, queued, resv, sched, run, limit, rate, paused, oldest, done;
@@ -235,7 +305,8 @@ static const cols NARROW = {15, 6, 5, 5, 5, 5, 8, 6, 7, 6};
 static void queues_draw(tui_app *a, int y0, int h)
 {
     double now = tui_mono_ms();
-    if (!Q.read_at || now - Q.read_at >= 1000) {
+    /* once a second; after a failure at the backoff's time */
+    if (!Q.read_at || (Q.fails ? now >= Q.retry_at : now - Q.read_at >= 1000)) {
         queue_op rd = {.op = OP_READ};
         start(a, &rd);
     }
@@ -253,12 +324,13 @@ static void queues_draw(tui_app *a, int y0, int h)
             c->name, "QUEUE", c->queued, "QUEUED", c->resv, "RESV", c->sched, "SCHED", c->run,
             wide ? "RUNNING" : "RUN", c->limit, "LIMIT", c->rate, "RATE", c->paused, "PAUSED",
             c->oldest, "OLDEST", c->done, wide ? "DONE/MIN" : "DONE/m");
-    int y = y0 + 2;
+    /* rows between the header and the last two lines (an error, the retention) */
+    int y = y0 + 2, rows = h - 4;
     long first = 0;
-    if (Q.cursor >= h - 3)
-        first = Q.cursor - (h - 3) + 1;
+    if (Q.cursor >= rows)
+        first = Q.cursor - rows + 1;
     Q.first = first;
-    for (size_t i = (size_t)first; i < Q.n && y < y0 + h - 1; i++) {
+    for (size_t i = (size_t)first; i < Q.n && y < y0 + 2 + rows; i++) {
         const aspen_store_queue_info *q = &Q.list[i];
         char rate[32] = "-", limit[24] = "-", oldest[24] = "-", done[24];
         if (q->rate_n > 0)
@@ -286,8 +358,15 @@ static void queues_draw(tui_app *a, int y0, int h)
     }
     if (!Q.have_list && !Q.error[0])
         tui_put(y0 + 3, 2, COLS - 2, A_DIM, "reading the queues from the database...");
-    if (Q.error[0])
-        tui_put(y0 + h - 1, 1, COLS - 1, tui_pair_or(a, TUI_P_ERRMSG, A_BOLD), "%s", Q.error);
+    if (Q.error[0]) {
+        /* the countdown first: at 80 columns a long reason is cut, the state of things is not */
+        char when[48] = "reconnecting now";
+        if (Q.fails && !Q.busy && Q.retry_at > now)
+            snprintf(when, sizeof when, "reconnecting in %.0f s", (Q.retry_at - now + 999) / 1000);
+        tui_put(y0 + h - 2, 1, COLS - 1, tui_pair_or(a, TUI_P_ERRMSG, A_BOLD), "%s: %s", when,
+                Q.error);
+    }
+    draw_retention(y0 + h - 1);
 }
 
 static const aspen_store_queue_info *selected(void)

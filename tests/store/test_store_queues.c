@@ -135,6 +135,14 @@ static void test_names_rates_limits_refused(void **state)
         assert_int_equal(aspen_store_rate_parse(bad_rates[i], &n, &period, &e), ASPEN_STORE_EINVAL);
         assert_non_null(strstr(e.msg, "N/PERIOD"));
     }
+    /* a unit is named whole as typed (it used to be cut at 8: "millisec"), control bytes shown
+     * as '?' */
+    assert_int_equal(aspen_store_rate_parse("5/milliseconds", &n, &period, &e), ASPEN_STORE_EINVAL);
+    assert_non_null(strstr(e.msg, "the period's unit \"milliseconds\" is not ms, s, m or h"));
+    assert_int_equal(aspen_store_rate_parse("5/10sec\x1b[2J", &n, &period, &e),
+                     ASPEN_STORE_EINVAL);
+    assert_non_null(strstr(e.msg, "unit \"sec?[2J\""));
+    assert_null(strchr(e.msg, '\x1b'));
     char text[32];
     aspen_store_rate_format(100, 1000, text, sizeof text);
     assert_string_equal(text, "100/s");

@@ -6,6 +6,10 @@
 # lock), and `?` still opens the help and `esc` closes it while the read waits, because the pane's
 # reads and writes run on the thread pool, never on the UI thread. When the lock goes, the pause is
 # written (the database says so) and shown.
+# Then, at 80x24, a database that refuses new connections (ALLOW_CONNECTIONS false, as during a
+# server's maintenance) when the pane first opens its handle: the pane says it cannot open the
+# database and "reconnecting in N s", keeps trying with a growing wait, and shows the queues once
+# connections are allowed again — the failure is not remembered forever.
 #
 #   console_queues_pg_test.sh ASPEN_BINARY   (ASPEN_PG_DIR: the tests' private server, fixture pg)
 set -u
@@ -46,4 +50,26 @@ import json, sys
 print([q["paused"] for q in json.load(sys.stdin) if q["name"] == "emails"][0])')" = True ] ||
     fail "emails is not paused in the database after the lock"
 quit_and_check q
+
+launch r 80 24 "$DB" --workers 1
+wait_for "Aspen console"
+psql "$SERVER" -qAt -c "ALTER DATABASE $PG_DBNAME ALLOW_CONNECTIONS false" >/dev/null ||
+    fail "refusing connections"
+keys 6
+wait_for "reconnecting in [0-9]+ s: cannot open the database"
+# the second failure waits longer than the first (1 s, then 2 s, ...): it is retried, not stuck
+wait_for "reconnecting in ([2-9]|[12][0-9]|30) s: cannot open the database" 20
+psql "$SERVER" -qAt -c "ALTER DATABASE $PG_DBNAME ALLOW_CONNECTIONS true" >/dev/null ||
+    fail "allowing connections again"
+wait_for "^ +emails +50 +0 +0 +0 +2 +- +paused " 40
+wait_gone "reconnecting" 5
+# a change goes through the new handle
+keys j
+keys p
+wait_for "queue emails resumed"
+[ "$("$ASPEN" queues --json --db "$DB" | python3 -c '
+import json, sys
+print([q["paused"] for q in json.load(sys.stdin) if q["name"] == "emails"][0])')" = False ] ||
+    fail "emails is still paused in the database after the reconnect"
+quit_and_check r
 echo "PASS: console_queues_pg_test"

@@ -6,7 +6,9 @@
 # number is refused with the rule) and `r` its rate (a bad one refused with the store's reason),
 # and enter opens the jobs pane's filter line with queue:NAME;
 # the submit form's Queue field puts the job in that queue and refuses a bad name. Then at 80x24
-# with 20,000 jobs in a queue: the columns fit, and pause, limit and rate still go through.
+# with 20,000 jobs in a queue: the columns fit, and pause, limit and rate still go through; a rate
+# with a long unknown unit is refused naming the unit whole; the last line shows the retention in
+# effect (the defaults, then what aspen retention set changed, within a read).
 #
 #   console_queues_test.sh ASPEN_BINARY
 set -u
@@ -38,6 +40,7 @@ keys 6
 wait_for "Queues on this database: 2 \(0 paused, 1 limited\)"
 wait_for "default +1 +0 +0 +0 +- +- +-"
 wait_for "emails +3 +0 +0 +0 +2 +10/s +-"
+wait_for "^ Finished jobs kept: succeeded 24h, failed 7d, cancelled 24h \(defaults\) \| aspen retention set *$"
 
 # p on the second row pauses emails only
 keys j
@@ -147,6 +150,19 @@ type_text "100/s"
 keys Enter
 wait_for "^ +bulk +20000 +0 +0 +0 +3 +100/s +paused "
 [ "$(q_json bulk rate)" = '"100/s"' ] || fail "the rate is not 100/s in the database (80x24)"
+# a unit longer than 8 characters is named whole (it read "millisec", cut), and nothing changes
+keys r
+wait_for "^:rate 100/s *$"
+keys C-u
+type_text "rate 5/milliseconds" # C-u empties the whole command line
+keys Enter
+wait_for "the period's unit \"milliseconds\" is not" # wrapped at 80: the rest on the next row
+[ "$(q_json bulk rate)" = '"100/s"' ] || fail "a bad rate changed it (80x24)"
+# the retention in effect, on the last line of the pane; a change by another process shows
+wait_for "^ Finished jobs kept: succeeded 24h, failed 7d, cancelled 24h \(defaults\) *$"
+"$ASPEN" retention set failed 30d --db "$DB" >/dev/null || fail "retention set failed 30d"
+"$ASPEN" retention set cancelled off --db "$DB" >/dev/null || fail "retention set cancelled off"
+wait_for "^ Finished jobs kept: succeeded 24h, failed 30d, cancelled off *$" # no room for the hint
 # a queue name longer than its column is cut with ~, not run into the next column
 "$ASPEN" queue set a-very-long-queue-name-indeed --limit 1 --db "$DB" >/dev/null || fail "long queue"
 wait_for "^ +a-very-long-qu~ +0 +0 +0 +0 +1 "

@@ -4,6 +4,8 @@
 #   make demo      an echo job and a data-processing job, with logs and timings
 #   make test      all tests (cmocka under ASan+UBSan, KVM tests included, tmux console tests)
 #   make bench     benchmarks printing JSON, beside the KVM floor of this machine
+#   make bench-retention   claim latency with and without the retention pruner (minutes; its own
+#                  target, not in make bench): RETENTION_ARGS='--old 1000000' for the million
 #   make fuzz      libFuzzer targets (clang, ASan+UBSan), FUZZ_SECONDS each (default 60): fuzz/README.md
 BUILD ?= build
 SANBUILD ?= build-san
@@ -12,7 +14,9 @@ FUZZ_SECONDS ?= 60
 FUZZ_CC ?= clang-14
 JOBS ?= $(shell nproc)
 
-.PHONY: all setup build console demo test bench fuzz clean
+RETENTION_ARGS ?=
+
+.PHONY: all setup build console demo test bench bench-retention fuzz clean
 
 all: build
 
@@ -40,6 +44,10 @@ test: build
 bench: build
 	@bash scripts/setup.sh --need-kvm
 	@bash bench/run.sh $(BUILD)
+
+bench-retention: build
+	@bash scripts/setup.sh --need-kvm
+	@bash bench/retention.sh $(BUILD) $(RETENTION_ARGS)
 
 # Its own build directory, configured with clang; guests are still built with gcc.
 fuzz: setup

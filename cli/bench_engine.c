@@ -18,6 +18,7 @@
  */
 #include "cli.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <limits.h>
@@ -26,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <dirent.h>
+#include <signal.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -36,6 +38,37 @@ struct bench_state {
     atomic_size_t done;
     atomic_size_t bad;
 };
+
+/* The temporary database directory of a run without --db, removed on every exit: at the end, and
+ * on SIGINT, SIGTERM or SIGHUP (a bench stopped with ^C, a timeout, a closed terminal) by the
+ * handler below, which then dies of the signal as it would have. Only async-signal-safe calls
+ * (unlink, rmdir, signal, raise) on paths built before the run. */
+#define BENCH_DB_FILES 4
+static char bench_dir[PATH_MAX], bench_files[BENCH_DB_FILES][PATH_MAX + 32];
+
+static void bench_remove_dir(void)
+{
+    for (int i = 0; i < BENCH_DB_FILES; i++)
+        if (bench_files[i][0])
+            unlink(bench_files[i]);
+    if (bench_dir[0])
+        rmdir(bench_dir);
+}
+
+static void bench_on_signal(int sig)
+{
+    bench_remove_dir();
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+/* A signal the bench was started ignoring (SIGINT of a background job, nohup's SIGHUP) stays
+ * ignored: it would not have stopped the bench before either. */
+static void bench_catch(int sig)
+{
+    if (signal(sig, bench_on_signal) == SIG_IGN)
+        signal(sig, SIG_IGN);
+}
 
 static double cpu_us(void)
 {
@@ -165,6 +198,13 @@ int bench_engine(int argc, char **argv)
             }
         }
         snprintf(dbpath, sizeof dbpath, "%s/bench.db", tmpdir);
+        snprintf(bench_dir, sizeof bench_dir, "%s", tmpdir);
+        static const char *const sfx[BENCH_DB_FILES] = {"", "-wal", "-shm", "-journal"};
+        for (int i = 0; i < BENCH_DB_FILES; i++)
+            snprintf(bench_files[i], sizeof bench_files[i], "%s%s", dbpath, sfx[i]);
+        bench_catch(SIGINT);
+        bench_catch(SIGTERM);
+        bench_catch(SIGHUP);
     }
 
     int rc = 1;
@@ -333,13 +373,14 @@ int bench_engine(int argc, char **argv)
 done:
     aspen_engine_close(eng);
     if (tmpdir[0]) {
-        char p[PATH_MAX + 32];
-        const char *sfx[] = {"", "-wal", "-shm"};
-        for (int i = 0; i < 3; i++) {
-            snprintf(p, sizeof p, "%s%s", dbpath, sfx[i]);
-            unlink(p);
+        for (int i = 0; i < 3; i++) { /* what it was: default, or ignored as it came */
+            int sig = i == 0 ? SIGINT : i == 1 ? SIGTERM : SIGHUP;
+            if (signal(sig, SIG_DFL) == SIG_IGN)
+                signal(sig, SIG_IGN);
         }
-        rmdir(tmpdir);
+        bench_remove_dir();
+        if (rmdir(tmpdir) != 0 && errno != ENOENT)
+            fprintf(stderr, "warning: could not remove %s: %s\n", tmpdir, strerror(errno));
     }
     free(b.finish_us);
     free(submit_us);

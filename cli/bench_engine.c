@@ -149,7 +149,8 @@ int bench_engine(int argc, char **argv)
     bool as_json = false, live = false;
     const char *guest = NULL, *db = NULL;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "n:w:jg:D:lh", opts, NULL)) != -1) {
+    /* cli_getopt: the same "did you mean" as every other command's options */
+    while ((c = cli_getopt(argc, argv, "n:w:jg:D:lh", opts, "bench engine")) != -1) {
         switch (c) {
         case 'n': n = atol(optarg); break;
         case 'w': workers = atoi(optarg); break;

@@ -102,6 +102,28 @@ static size_t distance(const char *a, size_t la, const char *b)
     return d[la][lb];
 }
 
+/* True when word without its leading dashes (3 bytes or more) is a whole part of name between
+ * '-'s, name being longer: "--attempts" in "--max-attempts", "now" in "run-now". */
+static bool is_part(const char *word, size_t len, const char *name)
+{
+    while (len && *word == '-') {
+        word++;
+        len--;
+    }
+    while (*name == '-')
+        name++;
+    size_t nl = strlen(name);
+    if (len < 3 || nl <= len)
+        return false;
+    for (size_t at = 0; at + len <= nl; at++) {
+        bool starts = at == 0 || name[at - 1] == '-';
+        bool ends = at + len == nl || name[at + len] == '-';
+        if (starts && ends && strncmp(name + at, word, len) == 0)
+            return true;
+    }
+    return false;
+}
+
 const char *aspen_store_nearest(const char *word, size_t len, const char *const *names, size_t n)
 {
     const char *best = NULL;
@@ -112,6 +134,10 @@ const char *aspen_store_nearest(const char *word, size_t len, const char *const 
         size_t d = distance(word, len, names[i]);
         /* a prefix of a longer name counts as near too: --pay for --payload */
         if (len >= 3 && strlen(names[i]) > len && strncmp(names[i], word, len) == 0)
+            d = 1;
+        /* so does a whole '-'-separated part of one, the part people remember of a compound
+         * name: --attempts for --max-attempts, :now for :run-now */
+        else if (is_part(word, len, names[i]))
             d = 1;
         if (d < best_d) {
             best_d = d;

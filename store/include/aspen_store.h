@@ -642,7 +642,8 @@ typedef struct aspen_store_filter {
 
 /* "Did you mean": the nearest of names (NULL entries skipped) to the len bytes of word — within 2
  * edits, 1 for words of 3 bytes or less, case-insensitive, a swap of neighbours one edit, a prefix
- * of 3 or more bytes of a longer name one edit — or NULL. The filter parser, the CLI's commands
+ * of 3 or more bytes of a longer name one edit, and so a whole '-'-separated part of one (3 bytes
+ * or more, leading dashes aside: --attempts for --max-attempts) — or NULL. The filter parser, the CLI's commands
  * and options and the console's :commands all use it, so they suggest alike. */
 const char *aspen_store_nearest(const char *word, size_t len, const char *const *names, size_t n);
 

@@ -113,6 +113,11 @@ static const struct {
     {"submit", "say what to run: a GUEST, --source DIR or --type T"},
     {"submit a b", "unexpected argument 'b'"},
     {"submit --type echo --frobnicate", "unknown option '--frobnicate' for aspen submit"},
+    /* the part of a compound option people remember gets its "did you mean" (issue 9) */
+    {"submit --type echo --attempts 3",
+     "unknown option '--attempts' for aspen submit: did you mean '--max-attempts'?"},
+    {"submit --type echo --attempts=3", "did you mean '--max-attempts'?"},
+    {"!bench engine --jbos 5", "unknown option '--jbos' for aspen bench engine: did you mean '--jobs'?"},
     {"retention set failed", "wants STATE and AGE"},
     {"purge", "purge needs --older-than DURATION or --state S"},
 };

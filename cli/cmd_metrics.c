@@ -2,7 +2,7 @@
  * the metrics history (issue 9) that every engine on the database writes, per window and per
  * guest: attempts finished and failed, jobs/s, p50/p95/p99 run time and queue wait (from the
  * merged histograms of every engine: within 1/16 of the true sample, docs/STORE.md), exits and
- * host calls. `--retention D` sets how long rollups are kept (default 72h). Read-only otherwise:
+ * host calls. `--retention D` sets how long rollups are kept (default 7d). Read-only otherwise:
  * it opens the store itself and registers nothing, so it works on a database no worker runs on
  * now — the history survives every restart. */
 #include "cli.h"
@@ -135,7 +135,7 @@ int cmd_metrics(int argc, char **argv)
         "  --since D      how far back (default 1h; s, m, h, d, w)\n"
         "  --step D       the window of each row (default: at most 24 rows; whole minutes)\n"
         "  --guest G      one guest (as the jobs name their binary); --type T one job type\n"
-        "  --retention D  how long the database keeps rollups (1h .. 366d, default 72h)\n"
+        "  --retention D  how long the database keeps rollups (1h .. 366d, default 7d)\n"
         "  percentiles come from merged log-scale histograms: within 1/16 (6.25%) of the true\n"
         "  sample; queue wait has 1 ms resolution\n";
     bool as_json = false;

@@ -1328,13 +1328,28 @@ static void on_tick(uv_timer_t *t)
         int64_t now = (int64_t)tui_mono_ms();
         if (a->last_final_ms) {
             double dt = (double)(now - a->last_final_ms) / 1000.0;
-            double rate = dt > 0 ? (double)(final - a->last_final_total) / dt : 0;
-            if (rate < 0)
-                rate = 0;
-            /* this engine's own rate is fresher than the counts when it is the only runner */
+            /* a delete or purge lowers the counts: that is no negative throughput */
+            int64_t done = final > a->last_final_total ? final - a->last_final_total : 0;
+            double rate = dt > 0 ? (double)done / dt : 0;
+            /* the header: the last minute's ticks summed, so the figure stays up while jobs
+             * finished in it (one second's delta is 0.0 right after a burst) */
+            a->rate_done[a->rate_next] = done;
+            a->rate_dt[a->rate_next] = dt > 0 ? dt : 0;
+            a->rate_next = (a->rate_next + 1) % TUI_RATE_WINDOW;
+            if (a->rate_n < TUI_RATE_WINDOW)
+                a->rate_n++;
+            int64_t sum = 0;
+            double secs = 0;
+            for (size_t i = 0; i < a->rate_n; i++) {
+                sum += a->rate_done[i];
+                secs += a->rate_dt[i];
+            }
+            a->jobs_per_s = secs > 0 ? (double)sum / secs : 0;
+            a->jobs_per_s_window = secs;
+            /* the sparkline's second: this engine's own rate is fresher than the counts when it
+             * is the only runner */
             if (a->snap.throughput.jobs_per_s > rate)
                 rate = a->snap.throughput.jobs_per_s;
-            a->jobs_per_s = rate;
             if (a->n_spark == TUI_SPARK) {
                 memmove(a->spark, a->spark + 1, (TUI_SPARK - 1) * sizeof a->spark[0]);
                 a->n_spark--;
@@ -1655,18 +1670,6 @@ static void open_form(tui_app *a, const tui_seed *s)
     a->mode = TUI_MODE_SUBMIT;
 }
 
-static void form_check(tui_app *a)
-{
-    aspen_engine_error err = {0};
-    if (aspen_engine_check_payload(a->f[TUI_F_PAYLOAD].buf, &err) != 0) {
-        snprintf(a->form_msg, sizeof a->form_msg, "payload: %s", err.msg);
-        a->form_ok = false;
-    } else {
-        snprintf(a->form_msg, sizeof a->form_msg, "payload is valid JSON");
-        a->form_ok = true;
-    }
-}
-
 static bool parse_num(const char *s, long long lo, long long hi, long long *out)
 {
     char *end;
@@ -1769,55 +1772,131 @@ static int parse_unique(const char *text, const char *payload, act_req *r, char 
     return 1;
 }
 
-static void form_submit(tui_app *a)
+/* Every field checked at once, after each edit: a->form_bad marks the invalid ones and form_msg
+ * says what is wrong with each on one line (a fix to one field does not hide the next one's
+ * problem until the next submit). Into v[] (timeout, priority, attempts, count) and *qname
+ * when given. Cheap: no store reads (the unique rule is checked against the payload only). */
+static const struct {
+    int field;
+    const char *name;
+    long long lo, hi;
+} form_nums[] = {{TUI_F_TIMEOUT, "timeout (seconds)", 1, 86400},
+                 {TUI_F_PRIORITY, "priority", ASPEN_STORE_PRIORITY_MIN, ASPEN_STORE_PRIORITY_MAX},
+                 {TUI_F_ATTEMPTS, "attempts", 1, 100},
+                 {TUI_F_COUNT, "count", 1, 100000}};
+
+static void form_queue_name(const tui_app *a, char *qname, size_t cap, const char **raw)
 {
-    form_check(a);
-    if (!a->form_ok) {
-        a->field = TUI_F_PAYLOAD;
-        a->field_fresh = false;
-        return;
-    }
-    if (!a->n_guests) {
-        snprintf(a->form_msg, sizeof a->form_msg, "no guest to run: build them with make build");
-        a->form_ok = false;
-        return;
-    }
-    static const struct {
-        int field;
-        const char *name;
-        long long lo, hi;
-    } nums[] = {{TUI_F_TIMEOUT, "timeout (seconds)", 1, 86400},
-                {TUI_F_PRIORITY, "priority", -1000000, 1000000},
-                {TUI_F_ATTEMPTS, "attempts", 1, 100},
-                {TUI_F_COUNT, "count", 1, 100000}};
-    long long v[4];
-    for (int i = 0; i < 4; i++)
-        if (!parse_num(a->f[nums[i].field].buf, nums[i].lo, nums[i].hi, &v[i])) {
-            snprintf(a->form_msg, sizeof a->form_msg, "%s: want a whole number from %lld to %lld",
-                     nums[i].name, nums[i].lo, nums[i].hi);
-            a->form_ok = false;
-            a->field = nums[i].field;
-            a->field_fresh = true;
-            return;
-        }
-    /* the queue: a name the store takes, said here before anything is sent */
     const char *queue = a->f[TUI_F_QUEUE].buf;
     while (*queue == ' ')
         queue++;
-    char qname[ASPEN_STORE_QUEUE_NAME_MAX + 1];
-    snprintf(qname, sizeof qname, "%s", *queue ? queue : "default");
+    snprintf(qname, cap, "%s", *queue ? queue : "default");
     for (size_t l = strlen(qname); l > 0 && qname[l - 1] == ' '; l--)
         qname[l - 1] = '\0'; /* trailing blanks are not part of the name */
+    *raw = queue;
+}
+
+static void form_check(tui_app *a)
+{
+    /* why: the full reason, shown when one field is wrong; brief: the rule in a few words, when
+     * several are (so all of them fit the rows under the form at 80 columns) */
+    char why[TUI_F_N][256], brief[TUI_F_N][256];
+    unsigned bad = 0;
+    memset(why, 0, sizeof why);
+    memset(brief, 0, sizeof brief);
+    if (!a->n_guests) {
+        snprintf(why[TUI_F_GUEST], sizeof why[0], "none to run: build them with make build");
+        bad |= 1u << TUI_F_GUEST;
+    }
+    aspen_engine_error err = {0};
+    if (aspen_engine_check_payload(a->f[TUI_F_PAYLOAD].buf, &err) != 0) {
+        snprintf(why[TUI_F_PAYLOAD], sizeof why[0], "%s", err.msg);
+        const char *pre = "invalid JSON payload: ";
+        snprintf(brief[TUI_F_PAYLOAD], sizeof brief[0], "not JSON, %s",
+                 strncmp(err.msg, pre, strlen(pre)) ? err.msg : err.msg + strlen(pre));
+        bad |= 1u << TUI_F_PAYLOAD;
+    }
+    for (size_t i = 0; i < sizeof form_nums / sizeof form_nums[0]; i++) {
+        long long v;
+        if (!parse_num(a->f[form_nums[i].field].buf, form_nums[i].lo, form_nums[i].hi, &v)) {
+            snprintf(why[form_nums[i].field], sizeof why[0], "want a whole number from %lld to %lld",
+                     form_nums[i].lo, form_nums[i].hi);
+            snprintf(brief[form_nums[i].field], sizeof brief[0], "%lld to %lld", form_nums[i].lo,
+                     form_nums[i].hi);
+            bad |= 1u << form_nums[i].field;
+        }
+    }
+    /* the queue: a name the store takes, said here before anything is sent */
+    char qname[ASPEN_STORE_QUEUE_NAME_MAX + 1];
+    const char *raw;
+    form_queue_name(a, qname, sizeof qname, &raw);
     aspen_store_error qe = {0};
-    if (strlen(queue) > ASPEN_STORE_QUEUE_NAME_MAX ||
-        aspen_store_queue_name_check(qname, &qe) != 0) {
-        snprintf(a->form_msg, sizeof a->form_msg, "queue: %s",
+    if (strlen(raw) > ASPEN_STORE_QUEUE_NAME_MAX || aspen_store_queue_name_check(qname, &qe) != 0) {
+        snprintf(why[TUI_F_QUEUE], sizeof why[0], "%s",
                  qe.msg[0] ? qe.msg : "a queue name is at most 64 characters");
-        a->form_ok = false;
-        a->field = TUI_F_QUEUE;
-        a->field_fresh = true;
+        snprintf(brief[TUI_F_QUEUE], sizeof brief[0], "1 to %d letters, digits, _ - .",
+                 ASPEN_STORE_QUEUE_NAME_MAX);
+        bad |= 1u << TUI_F_QUEUE;
+    }
+    /* the unique rule, against this payload (a payload that is not JSON is said above) */
+    act_req *probe = calloc(1, sizeof *probe);
+    if (probe && !(bad & (1u << TUI_F_PAYLOAD)) &&
+        parse_unique(a->f[TUI_F_UNIQUE].buf, a->f[TUI_F_PAYLOAD].buf, probe, why[TUI_F_UNIQUE],
+                     sizeof why[0]) < 0) {
+        bad |= 1u << TUI_F_UNIQUE; /* its words name the field and the part: "unique for=: ..." */
+    }
+    free(probe);
+    static const char *names[] = {"guest", "payload", "timeout", "priority", "attempts", "count",
+                                  "tags", "queue", "unique"};
+    a->form_bad = bad;
+    a->form_ok = !bad;
+    int n_bad = 0;
+    for (int f = 0; f < TUI_F_SUBMIT; f++)
+        n_bad += (bad >> f) & 1;
+    if (!bad) {
+        snprintf(a->form_msg, sizeof a->form_msg, "payload is valid JSON");
         return;
     }
+    size_t w = 0;
+    if (n_bad > 1) {
+        int k = snprintf(a->form_msg, sizeof a->form_msg, "%d fields to fix (marked !): ", n_bad);
+        w = k > 0 ? (size_t)k : 0;
+    }
+    bool first = true;
+    for (int f = 0; f < TUI_F_SUBMIT && w < sizeof a->form_msg; f++) {
+        if (!(bad & (1u << f)))
+            continue;
+        int k = f == TUI_F_UNIQUE /* parse_unique's words start with the field's name */
+                    ? snprintf(a->form_msg + w, sizeof a->form_msg - w, "%s%s", first ? "" : "; ",
+                               why[f])
+                    : snprintf(a->form_msg + w, sizeof a->form_msg - w, "%s%s: %s",
+                               first ? "" : "; ", names[f],
+                               n_bad > 1 && brief[f][0] ? brief[f] : why[f]);
+        if (k < 0)
+            break;
+        w += (size_t)k;
+        first = false;
+    }
+}
+
+static void form_submit(tui_app *a)
+{
+    form_check(a);
+    if (a->form_bad) {
+        /* to the first field to fix; its value selected unless it is text to correct */
+        int f = 0;
+        while (f < TUI_F_SUBMIT && !(a->form_bad & (1u << f)))
+            f++;
+        a->field = f;
+        a->field_fresh = f != TUI_F_PAYLOAD && f != TUI_F_UNIQUE;
+        return;
+    }
+    long long v[4];
+    for (int i = 0; i < 4; i++)
+        parse_num(a->f[form_nums[i].field].buf, form_nums[i].lo, form_nums[i].hi, &v[i]);
+    char qname[ASPEN_STORE_QUEUE_NAME_MAX + 1];
+    const char *raw;
+    form_queue_name(a, qname, sizeof qname, &raw);
     act_req *r = calloc(1, sizeof *r);
     if (!r)
         return;
@@ -1893,10 +1972,9 @@ static void form_text(tui_app *a, const char *text, size_t n)
     }
     if (a->field == TUI_F_GUEST)
         form_find_guest(a);
-    else if (a->field == TUI_F_PAYLOAD) {
+    else if (a->field == TUI_F_PAYLOAD)
         a->payload_touched = true;
-        form_check(a);
-    }
+    form_check(a); /* every field, so each invalid one stays marked while another is fixed */
 }
 
 static void form_key(tui_app *a, int key)
@@ -1912,7 +1990,12 @@ static void form_key(tui_app *a, int key)
     case TUI_A_FORM_NEXT: form_focus(a, a->field + 1); return;
     case TUI_A_FORM_PREV: form_focus(a, a->field - 1); return;
     case TUI_A_FORM_DOWN: case TUI_A_FORM_UP:
-        if (l && l->multiline && tui_line_key(l, key)) {
+        /* inside the payload up/down move between its lines and never leave it (at its first or
+         * last line: to its start or end), so what is typed next lands in the payload; tab and
+         * shift-tab leave it */
+        if (l && l->multiline) {
+            if (!tui_line_key(l, key))
+                l->cur = key == TUI_KEY_DOWN ? l->len : 0;
             a->field_fresh = false;
             return;
         }
@@ -1952,10 +2035,9 @@ static void form_key(tui_app *a, int key)
     }
     if (a->field == TUI_F_GUEST)
         form_find_guest(a);
-    if (a->field == TUI_F_PAYLOAD) {
+    if (a->field == TUI_F_PAYLOAD)
         a->payload_touched = true;
-        form_check(a);
-    }
+    form_check(a);
 }
 
 void tui_submit_copy(tui_app *a, int64_t id)
@@ -2329,7 +2411,17 @@ static void filter_command(tui_app *a, tui_action act, const char *name)
     if (act == TUI_A_LOAD_FILTER) {
         const char *t = tui_settings_filter(&a->settings, name);
         if (!t) {
-            tui_set_status(a, true, "no filter saved as '%s' (:filters lists them)", name);
+            if (!a->settings.n_saved) {
+                tui_set_status(a, true, "no filter saved as '%.40s': none is saved yet (:save NAME "
+                               "keeps the filter set)", name);
+                return;
+            }
+            const char *names[TUI_SAVED_MAX];
+            for (size_t i = 0; i < a->settings.n_saved; i++)
+                names[i] = a->settings.saved[i].name;
+            tui_choice_refusal("saved filter", name, names, a->settings.n_saved, "saved", " ",
+                               msg, sizeof msg);
+            tui_set_status(a, true, "%s", msg);
             return;
         }
         char text[512];

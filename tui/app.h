@@ -16,6 +16,7 @@
 
 #define TUI_WINDOW 500      /* job rows loaded around the cursor */
 #define TUI_SPARK 120       /* throughput samples kept (one a second) */
+#define TUI_RATE_WINDOW 60  /* ticks (one a second) the header's jobs/s covers */
 #define TUI_MAX_GUESTS 128
 
 /* The overlay taking keys, if any (the views under it: the back stack below). */
@@ -107,7 +108,13 @@ typedef struct tui_app {
     double spark[TUI_SPARK];
     size_t n_spark;
     int64_t last_final_total, last_final_ms; /* for jobs/s from the counts */
-    double jobs_per_s;
+    /* the header's jobs/s: jobs that reached a final state over the last TUI_RATE_WINDOW ticks
+     * (about a minute; less just after the console opened, and the header says how long), so it
+     * does not read 0.0 the second after a burst finished */
+    int64_t rate_done[TUI_RATE_WINDOW];
+    double rate_dt[TUI_RATE_WINDOW];
+    size_t rate_n, rate_next;
+    double jobs_per_s, jobs_per_s_window; /* window: seconds covered */
     /* the header's p50/p95 run time (ms; < 0: nothing finished) and attempts finished over the
      * last 5 minutes of the metrics history (pane_metrics.c reads it); known once read */
     double p50_ms, p95_ms;
@@ -203,8 +210,9 @@ typedef struct tui_app {
     tui_line f[TUI_F_N];
     int field;
     bool field_fresh; /* just tabbed into: typing replaces the value */
-    char form_msg[512];
+    char form_msg[512]; /* one line (wrapped): what is wrong with every invalid field, or ok */
     bool form_ok;
+    unsigned form_bad;  /* a bit per invalid field (1u << TUI_F_*): each is marked '!' */
     bool payload_touched;
 
     /* logs */

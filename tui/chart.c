@@ -12,7 +12,7 @@ const char *const tui_blocks[8] = {"\xe2\x96\x81", "\xe2\x96\x82", "\xe2\x96\x83
 size_t tui_metrics_windows(const tui_metrics_window **out)
 {
     static const tui_metrics_window w[] = {
-        {"15m", 15}, {"1h", 60}, {"24h", 24 * 60}, {"72h", 72 * 60},
+        {"15m", 15}, {"1h", 60}, {"24h", 24 * 60}, {"7d", 7 * 24 * 60},
     };
     *out = w;
     return sizeof w / sizeof w[0];

@@ -12,7 +12,7 @@
 
 /* The windows `w` cycles through, shortest first (the default rollup retention is 72 h). */
 typedef struct tui_metrics_window {
-    const char *name; /* "15m", "1h", "24h", "72h": as `aspen metrics --since` takes it */
+    const char *name; /* "15m", "1h", "24h", "7d": as `aspen metrics --since` takes it */
     int64_t minutes;
 } tui_metrics_window;
 size_t tui_metrics_windows(const tui_metrics_window **out);

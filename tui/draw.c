@@ -142,8 +142,19 @@ static void draw_header(tui_app *a)
     }
 
     /* rates: the long wording with a long sparkline when there is room, shorter ones when not */
-    char rate[32], p50[32], p95[32], oldest[32], spark[TUI_SPARK * 3 + 1];
+    char rate[32], p50[32], p95[32], oldest[32], spark[TUI_SPARK * 3 + 1], rate_label[32];
     snprintf(rate, sizeof rate, "%.1f", a->jobs_per_s);
+    /* jobs/s over the last minute of ticks; until the console has been open that long, over
+     * the seconds it has (said, so a young figure is not read as a minute's); after a suspend
+     * (ctrl-z) one tick spans the pause, and the window says that too */
+    double win_s = a->jobs_per_s_window;
+    if (win_s >= TUI_RATE_WINDOW - 1.5 && win_s <= TUI_RATE_WINDOW + 1.5)
+        snprintf(rate_label, sizeof rate_label, "jobs/s (1m) ");
+    else if (win_s < 99.5)
+        snprintf(rate_label, sizeof rate_label, "jobs/s (%.0fs) ", win_s);
+    else
+        snprintf(rate_label, sizeof rate_label, "jobs/s (%.0fm) ", win_s / 60.0);
+    int rl = (int)strlen(rate_label);
     /* p50/p95 of the last 5 minutes of every engine's history (pane_metrics.c), so they say
      * their window and survive a restart; "-" before the first read or when nothing finished */
     if (a->metrics_known && a->p50_ms >= 0) {
@@ -169,7 +180,7 @@ static void draw_header(tui_app *a)
         for (size_t k = 0; k < sizeof sparks / sizeof sparks[0]; k++) {
             if (sparks[k] > (COLS >= 120 ? 30 : COLS >= 100 ? 20 : 12))
                 continue;
-            int need = 1 + 7 + 8 + sparks[k] + (sparks[k] ? 1 : 0) + text_cols(forms[f]);
+            int need = 1 + rl + 7 + sparks[k] + (sparks[k] ? 1 : 0) + text_cols(forms[f]);
             if (need <= COLS && (f < 2 ? sparks[k] >= 8 : true)) {
                 pick = f;
                 spark_w = sparks[k];
@@ -180,10 +191,10 @@ static void draw_header(tui_app *a)
 chosen:
     tui_sparkline(a->spark, a->n_spark, (size_t)spark_w, a->utf8, spark, sizeof spark);
     x = 1;
-    tui_put(2, x, COLS - x, A_NORMAL, "jobs/s ");
+    tui_put(2, x, COLS - x, A_NORMAL, "%s", rate_label);
+    x += rl;
+    tui_put(2, x, COLS - x, A_BOLD, "%-6s", rate);
     x += 7;
-    tui_put(2, x, COLS - x, A_BOLD, "%-7s", rate);
-    x += 8;
     if (spark_w) {
         tui_put(2, x, spark_w, tui_pair_or(a, TUI_P_OK, A_NORMAL), "%s", spark);
         x += spark_w + 1;
@@ -209,7 +220,9 @@ static void draw_tabs(tui_app *a)
     else if (a->view == TUI_VIEW_HELP)
         snprintf(info, sizeof info, "help");
     else if (a->pane == TUI_PANE_LOGS)
-        snprintf(info, sizeof info, narrow ? "%s | follow %s wrap %s time %s%s%s"
+        /* under 100 columns seven tabs leave 37: "ts" for the timestamps, so the three
+         * settings are whole; only a search after them is cut */
+        snprintf(info, sizeof info, narrow ? "%s | follow %s wrap %s ts %s%s%s"
                                            : "%s | follow %s | wrap %s | time %s%s%s",
                  a->logs_job ? "one job" : narrow ? "all jobs" : "all jobs, live",
                  a->follow ? "ON" : "off", a->wrap ? "on" : "off", a->timestamps ? "on" : "off",
@@ -319,8 +332,15 @@ static void draw_form(tui_app *a)
     if (h > LINES)
         h = LINES;
     int y0 = (LINES - h) / 2, x0 = (COLS - w) / 2;
+    /* the form owns the rows it spans, margins too: a cut-off piece of the table beside it (the
+     * counter's last digits at 80 columns) would read as part of the form */
+    for (int r = y0; r < y0 + h; r++) {
+        move(r, 0);
+        clrtoeol();
+    }
     box_at(y0, x0, h, w);
     tui_put(y0, x0 + 2, w - 4, A_BOLD, " Submit a job ");
+    attr_t bad_attr = tui_pair_or(a, TUI_P_FAILED, A_BOLD);
     static const char *labels[] = {"Guest", "Payload", "Timeout s", "Priority", "Attempts",
                                    "Count", "Tags", "Queue", "Unique"};
     int lx = x0 + 2, fx = x0 + 14, fw = w - 16;
@@ -329,7 +349,10 @@ static void draw_form(tui_app *a)
         bool on = a->field == f;
         /* a fresh field shows its value selected: typing replaces it */
         attr_t attr = on ? (a->field_fresh ? A_REVERSE | A_BOLD : A_REVERSE) : A_UNDERLINE;
-        tui_put(y, lx, 11, on ? A_BOLD : A_NORMAL, "%s", labels[f]);
+        bool bad = a->form_bad & (1u << f);
+        if (bad) /* each invalid field is marked, whichever the message names first */
+            tui_put(y, lx - 1, 1, bad_attr, "!");
+        tui_put(y, lx, 11, bad ? bad_attr : on ? A_BOLD : A_NORMAL, "%s", labels[f]);
         if (f == TUI_F_GUEST) {
             const tui_guest *g = a->n_guests ? &a->guests[a->guest_sel] : NULL;
             tui_put(y, fx, fw, on ? A_REVERSE : A_UNDERLINE, "< %s%s >", g ? g->name : "(no guests found)",
@@ -357,11 +380,28 @@ static void draw_form(tui_app *a)
         y++;
     }
     tui_put(y + 1, fx, fw, a->field == TUI_F_SUBMIT ? A_REVERSE | A_BOLD : A_BOLD, "[ Submit ]");
-    tui_put(y + 3, lx, w - 4, a->form_ok ? tui_pair_or(a, TUI_P_OK, A_NORMAL) : tui_pair_or(a, TUI_P_FAILED, A_BOLD),
-            "%s", a->form_msg);
+    /* the message wraps at word boundaries over the free rows between [ Submit ] and the hint
+     * (two, a third above them when it needs it), so a long JSON error or several invalid
+     * fields are read whole, not cut at the box's edge */
+    const char *msg = a->form_msg;
+    size_t len = strlen(msg), off = 0;
+    int mw = w - 4, last = y0 + h - 3, rows = tui_wrap_rows_text(msg, mw, true);
+    int my = rows > 2 && y + 2 <= last - 2 ? y + 2 : y + 3;
+    attr_t mattr = a->form_ok ? tui_pair_or(a, TUI_P_OK, A_NORMAL) : bad_attr;
+    for (; my <= last && off < len; my++) {
+        size_t n = tui_wrap_next(msg + off, len - off, mw);
+        bool cut = my == last && off + n < len; /* out of rows: say so rather than stop mid-word */
+        if (cut)
+            n = tui_cols_fit(msg + off, len - off, mw - 3, NULL);
+        tui_put(my, lx, mw, mattr, "%.*s%s", (int)n, msg + off, cut ? "..." : "");
+        off += n;
+    }
+    /* in the payload up/down move between its lines: the hint says how to leave it */
     char hint[256];
-    tui_footer(TUI_CX_FORM, w - 4, hint, sizeof hint);
-    tui_put(y0 + h - 2, lx, w - 4, A_DIM, "%s", hint);
+    const char *lead = a->field == TUI_F_PAYLOAD ? "up/down lines  tab/shift-tab leave  " : "";
+    int lw = (int)strlen(lead);
+    tui_footer(TUI_CX_FORM, w - 4 - lw, hint, sizeof hint);
+    tui_put(y0 + h - 2, lx, w - 4, A_DIM, "%s%s", lead, hint);
 }
 
 static void draw_confirm(tui_app *a)

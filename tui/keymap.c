@@ -59,7 +59,7 @@ static const tui_binding map[] = {
      "the Metrics pane (tab Stats at 80 columns): throughput and failure charts, p50/p95/p99 per "
      "type and guest from every engine's history", NULL, 0, NULL},
     {TUI_A_METRICS_WINDOW, TUI_CX_METRICS, K('w'), "window", NULL, "[WIN]", false,
-     "the Metrics pane's window: the next one (15m, 1h, 24h, 72h), or :window 24h", "window", 5,
+     "the Metrics pane's window: the next one (15m, 1h, 24h, 7d), or :window 24h", "window", 5,
      NULL},
     {TUI_A_PANE_LOGS, CX_ANY, K('3'), "logs", NULL, "[ID]", false,
      "the logs pane (:logs ID: one job's logs)", NULL, 0, NULL},
@@ -179,9 +179,10 @@ static const tui_binding map[] = {
     {TUI_A_FORM_PREV, TUI_CX_FORM, K(TUI_KEY_BTAB), NULL, NULL, NULL, false, "previous field",
      NULL, 0, NULL},
     {TUI_A_FORM_DOWN, TUI_CX_FORM, K(TUI_KEY_DOWN), NULL, NULL, NULL, false,
-     "next field (in the payload: the next line)", NULL, 0, NULL},
+     "next field; in the payload the next line (it stays in the payload: tab leaves it)", NULL,
+     0, NULL},
     {TUI_A_FORM_UP, TUI_CX_FORM, K(TUI_KEY_UP), NULL, NULL, NULL, false,
-     "previous field (in the payload: the line above)", NULL, 0, NULL},
+     "previous field; in the payload the line above (shift-tab leaves it)", NULL, 0, NULL},
     {TUI_A_FORM_ENTER, TUI_CX_FORM, K(TUI_KEY_ENTER), NULL, NULL, NULL, false,
      "next field; a new line in the payload; sends on [Submit]", NULL, 0, NULL},
     {TUI_A_FORM_SEND, TUI_CX_FORM, K(TUI_KEY_CTRL_S), NULL, NULL, NULL, false, "submit", "submit",
@@ -326,7 +327,8 @@ int tui_command_parse(const char *cmd, tui_action *action, int64_t *arg, const c
     *action = b->action;
     if (!b->args) {
         if (*rest) {
-            snprintf(msg, msgcap, ":%s takes no argument", b->command);
+            snprintf(msg, msgcap, ":%s takes no argument, not '%.40s' (type :%s alone)", b->command,
+                     rest, b->command);
             return -1;
         }
         return 0;
@@ -347,7 +349,9 @@ int tui_command_parse(const char *cmd, tui_action *action, int64_t *arg, const c
             while (*end == ' ')
                 end++;
             if (id <= 0 || *end) {
-                snprintf(msg, msgcap, "'%s' is not a job id", rest);
+                snprintf(msg, msgcap, "'%.40s' is not a job id: a whole number from 1 (e.g. :%s 42%s)",
+                         rest, b->command,
+                         b->action == TUI_A_PANE_LOGS ? "; :logs alone: every job's" : "");
                 return -1;
             }
             *arg = id;

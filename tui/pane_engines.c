@@ -340,8 +340,17 @@ static void engines_draw(tui_app *a, int y0, int h)
     tui_put(y0, 1, COLS - 1, A_BOLD,
             "Engines on this database: %zu (%zu stale: no heartbeat for %d s) | * this console",
             E.n, stale, ASPEN_STORE_HEARTBEAT_STALE_MS / 1000);
-    tui_put(y0 + 1, 0, COLS, A_BOLD | A_UNDERLINE, "  %-5s %-20s %-8s %-8s %-7s %-6s %-4s %-7s %-7s %s",
-            "ID", "HOST", "PID", "STARTED", "WORKERS", "BUSY", "VMS", "RSS", "JOBS/S", "HEARTBEAT");
+    /* under 100 columns (80x24) STARTED goes and HOST narrows, as htop drops its less read
+     * columns, so HEARTBEAT (is that host alive?) and every worker's job stay in view */
+    bool narrow = COLS < 100;
+    int hw = narrow ? 14 : 20;
+    if (narrow)
+        tui_put(y0 + 1, 0, COLS, A_BOLD | A_UNDERLINE, "  %-5s %-*s %-8s %-7s %-4s %-4s %-6s %-6s %s",
+                "ID", hw, "HOST", "PID", "WORKERS", "BUSY", "VMS", "RSS", "JOBS/S", "HEARTBEAT");
+    else
+        tui_put(y0 + 1, 0, COLS, A_BOLD | A_UNDERLINE, "  %-5s %-*s %-8s %-8s %-7s %-6s %-4s %-7s %-7s %s",
+                "ID", hw, "HOST", "PID", "STARTED", "WORKERS", "BUSY", "VMS", "RSS", "JOBS/S",
+                "HEARTBEAT");
     int y = y0 + 2;
     long row = 0;
     for (size_t i = 0; i < E.n && y < y0 + h; i++) {
@@ -354,11 +363,17 @@ static void engines_draw(tui_app *a, int y0, int h)
         fmt_age(e->heartbeat_age_ms, beat, sizeof beat);
         tui_fmt_size((uint64_t)(e->rss_bytes > 0 ? e->rss_bytes : 0), rss, sizeof rss);
         attr_t attr = e->stale ? tui_pair_or(a, TUI_P_FAILED, A_BOLD) : A_BOLD;
-        tui_put(y++, 0, COLS, attr, "%s %-5lld %-20.20s %-8lld %-8s %-7lld %-6lld %-4lld %-7s %-7.1f %s%s%s",
-                e->id == own ? "*" : " ", (long long)e->id, e->host, (long long)e->pid, started,
-                (long long)e->workers, (long long)e->busy, (long long)e->warm_vms, rss,
-                e->jobs_per_s, e->stale ? "STALE " : "", beat,
-                e->version[0] ? "" : " (no heartbeat yet)");
+        const char *none = e->version[0] ? "" : narrow ? " (none yet)" : " (no heartbeat yet)";
+        if (narrow)
+            tui_put(y++, 0, COLS, attr, "%s %-5lld %-*.*s %-8lld %-7lld %-4lld %-4lld %-6s %-6.1f %s%s%s",
+                    e->id == own ? "*" : " ", (long long)e->id, hw, hw, e->host, (long long)e->pid,
+                    (long long)e->workers, (long long)e->busy, (long long)e->warm_vms, rss,
+                    e->jobs_per_s, e->stale ? "STALE " : "", beat, none);
+        else
+            tui_put(y++, 0, COLS, attr, "%s %-5lld %-*.*s %-8lld %-8s %-7lld %-6lld %-4lld %-7s %-7.1f %s%s%s",
+                    e->id == own ? "*" : " ", (long long)e->id, hw, hw, e->host, (long long)e->pid,
+                    started, (long long)e->workers, (long long)e->busy, (long long)e->warm_vms, rss,
+                    e->jobs_per_s, e->stale ? "STALE " : "", beat, none);
         for (size_t k = 0; k < e->n_slots && y < y0 + h; k++, row++) {
             const aspen_store_engine_slot *s = &e->slots[k];
             attr_t ra = row == E.cursor ? A_REVERSE : tui_state_attr(a, ASPEN_STORE_RUNNING);

@@ -232,20 +232,12 @@ static unsigned jobs_act(tui_app *a, tui_action act, int64_t arg, const char *te
         if (found < 0) {
             /* say what was refused and what would work: a bare list read as if nothing happened */
             const char *names[TUI_SORT_COUNT];
-            char cols[128] = "";
-            for (int s = 0; s < TUI_SORT_COUNT; s++) {
+            for (int s = 0; s < TUI_SORT_COUNT; s++)
                 names[s] = tui_sort_name((tui_sort)s);
-                snprintf(cols + strlen(cols), sizeof cols - strlen(cols), "%s%s", s ? " " : "",
-                         names[s]);
-            }
-            const char *t = text ? text : "";
-            const char *near = aspen_store_nearest(t, strlen(t), names, TUI_SORT_COUNT);
-            if (!t[0])
-                tui_set_status(a, true, ":sort needs a column (columns: %s)", cols);
-            else
-                tui_set_status(a, true, "unknown sort column '%.40s'%s%s%s (columns: %s)", t,
-                               near ? ", did you mean " : "", near ? near : "", near ? "?" : "",
-                               cols);
+            char msg[700];
+            tui_choice_refusal("sort column", text, names, TUI_SORT_COUNT, "columns", " ", msg,
+                               sizeof msg);
+            tui_set_status(a, true, "%s", msg);
             break;
         }
         set_sort(a, (tui_sort)found);

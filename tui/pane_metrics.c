@@ -1,7 +1,7 @@
 /* tui/pane_metrics.c — the Metrics pane (key 7; tab "Metrics", "Stats" under 100 columns): the
  * metrics history every engine on the database writes (per-minute rollups per job type and guest,
  * docs/STORE.md "Metrics history"), as `aspen metrics` reads it, over a window `w` cycles through
- * (15m, 1h, 24h, 72h; `:window 24h` picks one). It draws throughput (jobs finished per minute) and
+ * (15m, 1h, 24h, 7d; `:window 24h` picks one). It draws throughput (jobs finished per minute) and
  * failures per minute as bar charts, one column per step of the window (chart.c picks the step so
  * the window fits the width), and a table of every type / guest with finished, failed, jobs/min
  * and p50/p95/p99 run time over the window, "all" first. The cursor selects a row: the charts then
@@ -45,6 +45,7 @@ typedef struct metrics_answer {
     metrics_row *rows;
     size_t n_rows;
     metrics_row header; /* the last HEADER_MINUTES minutes, everything */
+    int64_t kept;       /* the database's metrics.retention, minutes (0: not read) */
 } metrics_answer;
 
 /* The UI thread's side. */
@@ -142,7 +143,7 @@ static void metrics_work(uv_work_t *w)
     ans->from = to - r->span + 1;
     ans->step = tui_metrics_step(r->span, r->cols);
     if (r->header_only) {
-        /* a 72h window of many guests is thousands of rows to merge: not every 5 s for a pane
+        /* a 7d window of many guests is thousands of rows to merge: not every 5 s for a pane
          * nobody looks at */
         if (read_total(to - HEADER_MINUTES + 1, to, &ans->header, &se) != 0)
             goto failed;
@@ -164,6 +165,10 @@ static void metrics_work(uv_work_t *w)
     }
     free(pts);
     pts = NULL;
+    /* how long the rollups are kept: a window longer than that is said to be cut short */
+    aspen_store_error ke = {0};
+    if (aspen_store_metrics_retention(R.store, &ans->kept, &ke) != 0)
+        ans->kept = 0;
     if (read_total(ans->from, to, &ans->all, &se) != 0 ||
         read_total(to - HEADER_MINUTES + 1, to, &ans->header, &se) != 0)
         goto failed;
@@ -404,8 +409,19 @@ static void metrics_draw(tui_app *a, int y0, int h)
     int y = y0 + 1;
     char step_s[32];
     tui_fmt_minutes(ans ? ans->step : 1, step_s, sizeof step_s);
-    tui_put(y++, 1, COLS - 1, A_NORMAL, "finished per minute (one column = %s%s)", step_s,
-            charts_stale() ? ", reading..." : "");
+    /* a window longer than the database keeps: its start is empty because the rows were
+     * pruned, not because nothing ran; say so and how to keep more */
+    char kept[96] = "";
+    if (ans && ans->kept > 0 && ans->kept < win->minutes) {
+        char k[32];
+        tui_fmt_minutes(ans->kept, k, sizeof k);
+        /* at 80 columns the how-to would be cut: docs/CONSOLE.md says it */
+        snprintf(kept, sizeof kept, COLS >= 100 ? "; only %s kept: aspen metrics --retention %s"
+                                                : "; only %s kept%.0s",
+                 k, win->name);
+    }
+    tui_put(y++, 1, COLS - 1, A_NORMAL, "finished per minute (one column = %s%s%s)", step_s,
+            kept, charts_stale() ? ", reading..." : "");
     if (ans)
         draw_chart(a, y, chart_rows, ans->done, ans->n_cols, tui_pair_or(a, TUI_P_OK, A_NORMAL));
     y += chart_rows;
@@ -457,8 +473,10 @@ static void metrics_draw(tui_app *a, int y0, int h)
         }
         if (ans->n_rows == 0 && y < y0 + h)
             tui_put(y, 2, COLS - 2, A_DIM,
-                    "no job finished in the last %s (the engines write the history every 5 s; "
-                    "w: a longer window)", win->name);
+                    COLS >= 100 ? "no job finished in the last %s (the engines write the history "
+                                  "every 5 s; w: a longer window)"
+                                : "no job finished in the last %s (written every 5 s; w: longer)",
+                    win->name);
     }
     if (M.error[0])
         tui_put(y0 + h - 1, 1, COLS - 1, tui_pair_or(a, TUI_P_ERRMSG, A_BOLD), "%s", M.error);
@@ -496,12 +514,13 @@ static void set_window(tui_app *a, const char *text)
         while (i < nw && strcmp(ws[i].name, text) != 0)
             i++;
         if (i == nw) {
-            char names[64] = "";
-            for (size_t k = 0; k < nw; k++) {
-                size_t len = strlen(names);
-                snprintf(names + len, sizeof names - len, "%s%s", k ? ", " : "", ws[k].name);
-            }
-            tui_set_status(a, true, "window: want one of %s (e.g. :window 24h)", names);
+            const char *names[8];
+            size_t k = 0;
+            for (; k < nw && k < 8; k++)
+                names[k] = ws[k].name;
+            char msg[700];
+            tui_choice_refusal("window", text, names, k, "windows", ", ", msg, sizeof msg);
+            tui_set_status(a, true, "%s", msg);
             return;
         }
         M.window = i;

@@ -261,6 +261,29 @@ int tui_filter_parse(const char *text, aspen_store_filter *out, char *buf, size_
     return 0;
 }
 
+void tui_choice_refusal(const char *what, const char *given, const char *const *names, size_t n,
+                        const char *label, const char *sep, char *out, size_t cap)
+{
+    char list[512] = "";
+    size_t w = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!names[i])
+            continue;
+        int k = snprintf(list + w, sizeof list - w, "%s%s", w ? sep : "", names[i]);
+        if (k < 0 || (size_t)k >= sizeof list - w)
+            break;
+        w += (size_t)k;
+    }
+    given = given ? given : "";
+    if (!given[0]) {
+        snprintf(out, cap, "%s needed (%s: %s)", what, label, list);
+        return;
+    }
+    const char *near = aspen_store_nearest(given, strlen(given), names, n);
+    snprintf(out, cap, "unknown %s '%.40s'%s%s%s (%s: %s)", what, given,
+             near ? ", did you mean " : "", near ? near : "", near ? "?" : "", label, list);
+}
+
 bool tui_filter_states_only(const aspen_store_filter *f)
 {
     return !f->type && !f->binary_name && !f->tag && f->n_fields == 0 && f->id == 0 &&
@@ -1113,7 +1136,8 @@ int tui_settings_save_filter(tui_settings *s, const char *name, const char *text
         return -1;
     }
     if (strlen(text) >= sizeof s->saved[0].text || strchr(text, '\n')) {
-        snprintf(msg, msgcap, "the filter is too long to save (%zu bytes)", strlen(text));
+        snprintf(msg, msgcap, "the filter is too long to save (%zu bytes; at most %zu, one line)",
+                 strlen(text), sizeof s->saved[0].text - 1);
         return -1;
     }
     for (size_t i = 0; i < s->n_saved; i++)

@@ -89,6 +89,12 @@ int tui_filter_parse(const char *text, aspen_store_filter *out, char *buf, size_
 int tui_core_write(aspen_engine *eng, int64_t job_id, const char *path, char *msg, size_t cap);
 int tui_export_jsonl(aspen_engine *eng, const char *filter_text, const char *path,
                      int64_t *written, char *msg, size_t cap);
+/* A refused choice and what would work, as every :command that takes one of a fixed set says it:
+ * "unknown WHAT 'GIVEN', did you mean NEAR? (LABEL: a b c)" — the near miss from
+ * aspen_store_nearest, left out when there is none; names joined by sep. An empty given reads
+ * "WHAT needed (LABEL: ...)". GIVEN is quoted at most 40 bytes. */
+void tui_choice_refusal(const char *what, const char *given, const char *const *names, size_t n,
+                        const char *label, const char *sep, char *out, size_t cap);
 /* True when the filter selects by state only (then counts by state give the total). */
 bool tui_filter_states_only(const aspen_store_filter *f);
 

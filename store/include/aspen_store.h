@@ -851,8 +851,9 @@ int aspen_store_metrics_prune(aspen_store *s, int64_t before_minute, size_t max_
                               int64_t *deleted, aspen_store_error *err);
 
 /* How long rollups are kept: the setting "metrics.retention" (a duration: 90m, 72h, 7d), default
- * ASPEN_STORE_METRICS_RETENTION_MIN minutes; set refuses anything outside 1 hour .. 366 days. */
-#define ASPEN_STORE_METRICS_RETENTION_MIN (72 * 60)
+ * ASPEN_STORE_METRICS_RETENTION_MIN minutes (7 days: the console's longest chart window, 7d, is
+ * whole by default); set refuses anything outside 1 hour .. 366 days. */
+#define ASPEN_STORE_METRICS_RETENTION_MIN (7 * 24 * 60)
 int aspen_store_metrics_retention(aspen_store *s, int64_t *minutes, aspen_store_error *err);
 int aspen_store_metrics_set_retention(aspen_store *s, const char *duration,
                                       aspen_store_error *err);

@@ -77,7 +77,7 @@ static void history_across_processes(const char *db, const char *create)
     assert_int_equal(num(tot, "finished"), 13);
     assert_int_equal(num(tot, "succeeded"), 12);
     assert_int_equal(num(tot, "failed"), 1);
-    assert_int_equal(num(v, "retention_minutes"), 72 * 60);
+    assert_int_equal(num(v, "retention_minutes"), 7 * 24 * 60);
     json_t *g = guest_row(v, "echo-worker");
     assert_int_equal(num(g, "finished"), 12);
     json_t *run_us = json_object_get(g, "run_us");
@@ -110,9 +110,9 @@ static void history_across_processes(const char *db, const char *create)
     json_decref(v);
 
     /* retention */
-    check(0, "kept for 7d", "'%s' metrics --retention 7d --db '%s'", ASPEN_BIN, db);
+    check(0, "kept for 14d", "'%s' metrics --retention 14d --db '%s'", ASPEN_BIN, db);
     v = metrics_json(db, "");
-    assert_int_equal(num(v, "retention_minutes"), 7 * 24 * 60);
+    assert_int_equal(num(v, "retention_minutes"), 14 * 24 * 60);
     json_decref(v);
     check(2, "outside 1h .. 366d", "'%s' metrics --retention 30m --db '%s' 2>&1", ASPEN_BIN, db);
     check(2, "not a duration", "'%s' metrics --retention forever --db '%s' 2>&1", ASPEN_BIN, db);

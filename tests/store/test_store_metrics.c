@@ -370,10 +370,10 @@ static void test_retention(void **state)
     aspen_store_error e = {0};
     int64_t m = 0;
     assert_int_equal(aspen_store_metrics_retention(f->s, &m, &e), 0);
-    assert_int_equal(m, 72 * 60);
-    assert_int_equal(aspen_store_metrics_set_retention(f->s, "7d", &e), 0);
+    assert_int_equal(m, 7 * 24 * 60); /* the default: the console's 7d window whole */
+    assert_int_equal(aspen_store_metrics_set_retention(f->s, "72h", &e), 0);
     assert_int_equal(aspen_store_metrics_retention(f->s, &m, &e), 0);
-    assert_int_equal(m, 7 * 24 * 60);
+    assert_int_equal(m, 72 * 60);
     assert_int_equal(aspen_store_metrics_set_retention(f->s, "30m", &e), ASPEN_STORE_EINVAL);
     assert_non_null(strstr(e.msg, "outside 1h .. 366d"));
     assert_int_equal(aspen_store_metrics_set_retention(f->s, "400d", &e), ASPEN_STORE_EINVAL);
@@ -382,11 +382,11 @@ static void test_retention(void **state)
     assert_int_equal(aspen_store_metrics_set_retention(f->s, "99999999999999999999h", &e),
                      ASPEN_STORE_EINVAL);
     assert_int_equal(aspen_store_metrics_retention(f->s, &m, &e), 0);
-    assert_int_equal(m, 7 * 24 * 60); /* refusals changed nothing */
+    assert_int_equal(m, 72 * 60); /* refusals changed nothing */
     /* a value written by hand that means nothing: the default, never an error for the engine */
     assert_int_equal(aspen_store_setting_set(f->s, "metrics.retention", "soon", &e), 0);
     assert_int_equal(aspen_store_metrics_retention(f->s, &m, &e), 0);
-    assert_int_equal(m, 72 * 60);
+    assert_int_equal(m, 7 * 24 * 60);
     int64_t ms = 0;
     assert_int_equal(aspen_store_parse_duration("90s", &ms, &e), 0);
     assert_int_equal(ms, 90000);
@@ -481,7 +481,7 @@ static void test_read_only(void **state)
     assert_int_equal(aspen_store_metrics_write(s, r, 1, &e), ASPEN_STORE_EPERM);
     int64_t m = 0;
     assert_int_equal(aspen_store_metrics_retention(s, &m, &e), 0);
-    assert_int_equal(m, 72 * 60);
+    assert_int_equal(m, 7 * 24 * 60);
     aspen_store_close(s);
     free(r);
 }

@@ -286,7 +286,7 @@ wait_for "filter: state:failed"
 keys :
 type_text "load nope"
 keys Enter
-wait_for "no filter saved as 'nope'"
+wait_for_text "unknown saved filter 'nope' (saved: failures)"
 quit_and_check cfg
 
 echo "== 80x24: help readable and complete"

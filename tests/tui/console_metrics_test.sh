@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # tests/tui/console_metrics_test.sh — the console's Metrics pane (7, issue 9) on the metrics
 # history every engine writes: first a database with no history (the pane says so, the header's
-# p50/p95 are "-" and say their window, w cycles 1h -> 24h -> 72h -> 15m -> 1h, a bad :window is
+# p50/p95 are "-" and say their window, w cycles 1h -> 24h -> 7d -> 15m -> 1h, a bad :window is
 # refused with the names to use); then real jobs (guest VMs that succeed and fail, in-process
 # sleeps) run by an `aspen worker --until-idle` PROCESS THAT EXITS before the console starts, so
 # everything shown comes from the stored history (a restart loses nothing). At 80x24 and at
@@ -35,8 +35,8 @@ wait_for "Metrics, last 24h"
 wait_for "one column = 20m"               # 72 chart columns at 80: 1440 / 72
 wait_for "no job finished in the last 24h"
 keys w
-wait_for "Metrics, last 72h"
-wait_for "one column = 1h"
+wait_for "Metrics, last 7d"
+wait_for "one column = 2h20m"               # 10080 / 72
 keys w
 wait_for "Metrics, last 15m"
 keys w
@@ -44,16 +44,16 @@ wait_for "Metrics, last 1h"
 keys :
 type_text "window 5y"
 keys Enter
-wait_for "window: want one of 15m, 1h, 24h, 72h"
+wait_for_text "unknown window '5y' (windows: 15m, 1h, 24h, 7d)"
 keys :
 type_text "window 24h"
 keys Enter
 wait_for "Metrics, last 24h"
 keys 1                                   # :window from another pane opens the Metrics pane
 keys :
-type_text "window 72h"
+type_text "window 7d"
 keys Enter
-wait_for "Metrics, last 72h"
+wait_for "Metrics, last 7d"
 keys ?
 wait_for "6 Queues, 7 Metrics"
 keys Escape
@@ -125,7 +125,7 @@ launch big 160 48 "$DB" --workers 0
 wait_for "Aspen console"
 wait_for " 7 Metrics "
 keys 7
-wait_for "Metrics, last 1h, every engine: all types \| w window 15m \[1h\] 24h  72h"
+wait_for "Metrics, last 1h, every engine: all types \| w window 15m \[1h\] 24h  7d"
 check_numbers
 keys w
 wait_for "Metrics, last 24h"

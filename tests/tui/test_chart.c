@@ -24,7 +24,8 @@ static void test_windows(void **st)
     assert_string_equal(w[0].name, "15m");
     assert_int_equal(w[1].minutes, 60);
     assert_int_equal(w[2].minutes, 1440);
-    assert_string_equal(w[3].name, "72h");
+    assert_string_equal(w[3].name, "7d");
+    assert_int_equal(w[3].minutes, 7 * 24 * 60); /* issue 9: 15 min / 1 h / 24 h / 7 d */
     for (size_t i = 1; i < n; i++)
         assert_true(w[i].minutes > w[i - 1].minutes); /* shortest first: w goes longer */
 }

@@ -320,9 +320,45 @@ static void test_commands(void **st)
     assert_non_null(strstr(msg, "did you mean :rerun"));
     assert_int_equal(tui_command_parse("job", &a, &arg, &text, msg, sizeof msg), -1);
     assert_int_equal(tui_command_parse("job abc", &a, &arg, &text, msg, sizeof msg), -1);
+    /* a bad argument says what is allowed (issue 9) */
+    assert_string_equal(msg, "'abc' is not a job id: a whole number from 1 (e.g. :job 42)");
+    assert_int_equal(tui_command_parse("job -3", &a, &arg, &text, msg, sizeof msg), -1);
+    assert_non_null(strstr(msg, "a whole number from 1"));
     assert_int_equal(tui_command_parse("frobnicate", &a, &arg, &text, msg, sizeof msg), -1);
     assert_non_null(strstr(msg, "frobnicate"));
     assert_int_equal(tui_command_parse("quit now", &a, &arg, &text, msg, sizeof msg), -1);
+    assert_string_equal(msg, ":quit takes no argument, not 'now' (type :quit alone)");
+    /* a whole part of a compound command name is near it */
+    assert_int_equal(tui_command_parse("now", &a, &arg, &text, msg, sizeof msg), -1);
+    assert_non_null(strstr(msg, "did you mean :run-now?"));
+    assert_int_equal(tui_command_parse("match", &a, &arg, &text, msg, sizeof msg), -1);
+    assert_non_null(strstr(msg, "did you mean :delete-match?"));
+}
+
+/* The one wording of a refused choice: the near miss, then what is allowed. */
+static void test_choice_refusal(void **st)
+{
+    (void)st;
+    const char *names[] = {"15m", "1h", "24h", "7d"};
+    char msg[256];
+    tui_choice_refusal("window", "24", names, 4, "windows", ", ", msg, sizeof msg);
+    assert_string_equal(msg, "unknown window '24', did you mean 24h? (windows: 15m, 1h, 24h, 7d)");
+    tui_choice_refusal("window", "fortnight", names, 4, "windows", ", ", msg, sizeof msg);
+    assert_string_equal(msg, "unknown window 'fortnight' (windows: 15m, 1h, 24h, 7d)");
+    tui_choice_refusal("window", "", names, 4, "windows", ", ", msg, sizeof msg);
+    assert_string_equal(msg, "window needed (windows: 15m, 1h, 24h, 7d)");
+    tui_choice_refusal("window", NULL, names, 4, "windows", " ", msg, sizeof msg);
+    assert_string_equal(msg, "window needed (windows: 15m 1h 24h 7d)");
+    /* hostile input: a very long given word is quoted at most 40 bytes; a tiny buffer is cut,
+     * never overrun */
+    char longw[300];
+    memset(longw, 'x', sizeof longw - 1);
+    longw[sizeof longw - 1] = '\0';
+    tui_choice_refusal("window", longw, names, 4, "windows", ", ", msg, sizeof msg);
+    assert_true(strlen(msg) < 120);
+    char tiny[8];
+    tui_choice_refusal("window", longw, names, 4, "windows", ", ", tiny, sizeof tiny);
+    assert_int_equal(strlen(tiny), 7);
 }
 
 static void test_layout(void **st)
@@ -832,6 +868,7 @@ int main(void)
         cmocka_unit_test(test_scroll),
         cmocka_unit_test(test_keys),
         cmocka_unit_test(test_commands),
+        cmocka_unit_test(test_choice_refusal),
         cmocka_unit_test(test_layout),
         cmocka_unit_test(test_columns),
         cmocka_unit_test(test_logbuf),

@@ -654,12 +654,12 @@ rollback:
 /* The server's now, and whether engine_id holds a live lease at it: 0, or ELEASE with a message.
  * The engine row is locked FOR KEY SHARE until the transaction ends (recovery of this engine
  * waits; its renewals do not). *expired (may be NULL) tells an expired lease from a missing row. */
-static int lease_now(struct pg_store *s, int64_t engine_id, int64_t now_ms, int64_t *now,
-                     bool *expired, bool *paused, const char *doing, aspen_store_error *err)
+static void lease_step(struct pg_step *st, struct pg_params *p, int64_t engine_id,
+                       int64_t now_ms, bool claim)
 {
-    struct pg_params p = {0};
-    pg_p_now(&p, now_ms);
-    pg_p_int(&p, engine_id);
+    *p = (struct pg_params){0};
+    pg_p_now(p, now_ms);
+    pg_p_int(p, engine_id);
     /* The pause flag comes along (one round trip for both; a commit ignores it). A claim (the
      * caller asks for the pause flag) also makes its own transaction's COMMIT asynchronous
      * (set_config(…, true) is SET LOCAL, in the same round trip): it does not wait for its WAL
@@ -670,20 +670,24 @@ static int lease_now(struct pg_store *s, int64_t engine_id, int64_t now_ms, int6
      * synchronous, and flushing its WAL flushes every earlier claim's with it, so a durable
      * result never rests on a claim that could be lost. With fsync on this takes one fsync wait
      * out of every claim (docs/BENCHMARKS.md, "The engine on PostgreSQL"). */
-    PGresult *r = paused ? pg_exec(s, "pgj_lease_claim",
-                                   "SELECT " PG_NOW(1) ", (SELECT lease_until FROM engines WHERE"
-                                   " id = $2 FOR KEY SHARE), (SELECT value FROM settings WHERE"
-                                   " key = 'queue.paused'), EXISTS (SELECT 1 FROM queues WHERE"
-                                   " paused <> 0 OR concurrency IS NOT NULL OR rate_n IS NOT"
-                                   " NULL), set_config('synchronous_commit', 'off', true)",
-                                   &p, "checking an engine's lease", err)
-                         : pg_exec(s, "pgj_lease",
-                                   "SELECT " PG_NOW(1) ", (SELECT lease_until FROM engines WHERE"
-                                   " id = $2 FOR KEY SHARE)",
-                                   &p, "checking an engine's lease", err);
-    if (!r)
-        return failed(err);
-    *now = pg_get_int(r, 0, 0);
+    *st = claim ? (struct pg_step){.name = "pgj_lease_claim",
+                                   .sql = "SELECT " PG_NOW(1) ", (SELECT lease_until FROM engines"
+                                          " WHERE id = $2 FOR KEY SHARE), (SELECT value FROM"
+                                          " settings WHERE key = 'queue.paused'), EXISTS (SELECT"
+                                          " 1 FROM queues WHERE paused <> 0 OR concurrency IS NOT"
+                                          " NULL OR rate_n IS NOT NULL),"
+                                          " set_config('synchronous_commit', 'off', true)",
+                                   .p = p, .what = "checking an engine's lease"}
+                 : (struct pg_step){.name = "pgj_lease",
+                                   .sql = "SELECT " PG_NOW(1) ", (SELECT lease_until FROM engines"
+                                          " WHERE id = $2 FOR KEY SHARE)",
+                                   .p = p, .what = "checking an engine's lease"};
+}
+
+/* The lease step's answer (r is cleared): as lease_now. paused is non-NULL for a claim's. */
+static int lease_result(struct pg_store *s, PGresult *r, int64_t engine_id, int64_t *now,
+                        bool *expired, bool *paused, const char *doing, aspen_store_error *err)
+{    *now = pg_get_int(r, 0, 0);
     bool registered = !PQgetisnull(r, 0, 1);
     int64_t until = pg_get_int(r, 0, 1);
     if (paused) {
@@ -704,6 +708,18 @@ static int lease_now(struct pg_store *s, int64_t engine_id, int64_t now_ms, int6
                          "it (aspen_store_engine_renew) before %s",
                          (long long)engine_id, (long long)(*now - until), doing);
     return 0;
+}
+
+static int lease_now(struct pg_store *s, int64_t engine_id, int64_t now_ms, int64_t *now,
+                     bool *expired, bool *paused, const char *doing, aspen_store_error *err)
+{
+    struct pg_params p;
+    struct pg_step st;
+    lease_step(&st, &p, engine_id, now_ms, paused != NULL);
+    PGresult *r = pg_exec(s, st.name, st.sql, &p, st.what, err);
+    if (!r)
+        return failed(err);
+    return lease_result(s, r, engine_id, now, expired, paused, doing, err);
 }
 
 /* Claim order: priority descending, then run_at, then id. */
@@ -733,25 +749,30 @@ int pg_claim(aspen_store *base, int64_t engine_id, size_t max, int64_t now_ms,
     int64_t now = 0, promoted = 0;
     aspen_store_job *out = NULL;
     size_t got = 0;
-    int code = pg_tx_begin(s, err);
-    if (code)
-        return code;
-    code = lease_now(s, engine_id, now_ms, &now, NULL, &is_paused, "claiming or completing jobs",
-                     err);
-    if (code || is_paused)
-        goto rollback; /* paused: nothing to write */
-
-    /* scheduled → queued for the due prefix; rows another host is promoting are skipped. */
-    struct pg_params p = {0};
-    pg_p_int(&p, now);
-    code = run(s, "pgj_promote",
-               "WITH due AS (SELECT id FROM jobs WHERE state = 'scheduled' AND run_at <= $1"
-               " ORDER BY run_at LIMIT 100000 FOR UPDATE SKIP LOCKED)"
-               " UPDATE jobs SET state = 'queued' FROM due"
-               " WHERE jobs.id = due.id AND jobs.state = 'scheduled'",
-               &p, "promoting due scheduled jobs", &promoted, err);
+    /* BEGIN, the lease check and the promotion in one round trip (pg_pipeline). The promotion
+     * (scheduled → queued for the due prefix; rows another host is promoting are skipped) runs
+     * whatever the lease check says: when it refuses, or the queue is paused, all of it is
+     * rolled back. Its "now" is the lease check's: the same parameter (PG_NOW). */
+    struct pg_params lp, p = {0};
+    struct pg_step steps[2];
+    lease_step(&steps[0], &lp, engine_id, now_ms, true);
+    pg_p_now(&p, now_ms);
+    steps[1] = (struct pg_step){.name = "pgj_promote",
+                                .sql = "WITH due AS (SELECT id FROM jobs WHERE state = 'scheduled'"
+                                       " AND run_at <= $1 ORDER BY run_at LIMIT 100000"
+                                       " FOR UPDATE SKIP LOCKED)"
+                                       " UPDATE jobs SET state = 'queued' FROM due"
+                                       " WHERE jobs.id = due.id AND jobs.state = 'scheduled'",
+                                .p = &p, .what = "promoting due scheduled jobs"};
+    int code = pg_tx_begin_with(s, steps, 2, err);
     if (code)
         goto rollback;
+    promoted = affected(steps[1].r);
+    PQclear(steps[1].r);
+    code = lease_result(s, steps[0].r, engine_id, &now, NULL, &is_paused,
+                        "claiming or completing jobs", err);
+    if (code || is_paused)
+        goto rollback; /* paused: nothing to write */
     pg_counts_note(s, ASPEN_STORE_SCHEDULED, ASPEN_STORE_QUEUED, promoted);
 
     /* Queues with settings, or a handle serving only some queues: queue by queue under the
@@ -865,6 +886,43 @@ rollback:
     return code;
 }
 
+/* The write phase of a group commit: its statements (reservations taken, job rows, attempt rows,
+ * log lines, the NOTIFY), sent in one round trip (pg_pipeline) instead of one each. The arrays
+ * the parameters point into are owned by the batch until write_batch_free. */
+struct write_batch {
+    struct pg_step steps[6];
+    struct pg_params params[6];
+    struct pg_sql owned[2 + 16 + 14 + 5]; /* claims, jobs, attempts (ATTEMPT_COLS), logs */
+    size_t n, n_owned;
+    int take_step, rows_step; /* the claims DELETE and the jobs UPDATE, -1 when absent */
+    size_t taken, rows;       /* how many rows each must change */
+};
+
+static const char *wb_own(struct write_batch *wb, struct pg_sql *q)
+{
+    wb->owned[wb->n_owned] = *q;
+    *q = (struct pg_sql){0};
+    return wb->owned[wb->n_owned++].text;
+}
+
+static struct pg_params *wb_step(struct write_batch *wb, const char *name, const char *sql,
+                                 const char *what)
+{
+    size_t i = wb->n++;
+    wb->params[i] = (struct pg_params){0};
+    wb->steps[i] = (struct pg_step){.name = name, .sql = sql, .p = &wb->params[i], .what = what};
+    return &wb->params[i];
+}
+
+static void write_batch_free(struct write_batch *wb)
+{
+    for (size_t i = 0; i < wb->n_owned; i++)
+        pg_sql_free(&wb->owned[i]);
+    for (size_t i = 0; i < wb->n; i++)
+        PQclear(wb->steps[i].r);
+    wb->n = wb->n_owned = 0;
+}
+
 /* ---- logs ---------------------------------------------------------------------------------------- */
 
 /* Log rows gathered for one statement: PostgreSQL arrays in text form, inserted with unnest. */
@@ -933,7 +991,16 @@ static void log_batch_add(struct log_batch *b, int64_t job, int64_t seq, int att
     b->n++;
 }
 
-static int log_batch_flush(struct pg_store *s, struct log_batch *b, aspen_store_error *err)
+/* The lines and their announcement to the log feed's followers (LISTEN aspen_logs) in one
+ * statement; PostgreSQL delivers one notification per transaction however many batches sent it
+ * (same channel, same payload), at commit. */
+#define LOGS_INSERT_SQL                                                                            \
+    "WITH ins AS (INSERT INTO logs (job, seq, attempt, time_ms, line) SELECT * FROM"              \
+    " unnest($1::bigint[], $2::bigint[], $3::integer[], $4::bigint[], $5::text[]))"               \
+    " SELECT pg_notify('aspen_logs', '')"
+
+/* The same INSERT as a step of a group commit's write batch (b's arrays move into it). */
+static int log_batch_step(struct log_batch *b, struct write_batch *wb, aspen_store_error *err)
 {
     if (!b->n)
         return 0;
@@ -943,18 +1010,21 @@ static int log_batch_flush(struct pg_store *s, struct log_batch *b, aspen_store_
         if (cols[i]->oom)
             return store_err(err, ASPEN_STORE_ENOMEM, "out of memory writing %zu log lines", b->n);
     }
-    struct pg_params p = {0};
+    struct pg_params *p = wb_step(wb, "pgj_logs_insert", LOGS_INSERT_SQL, "writing log lines");
     for (size_t i = 0; i < 5; i++)
-        pg_p_text(&p, cols[i]->text);
-    /* The lines and their announcement to the log feed's followers (LISTEN aspen_logs) in one
-     * statement, so no round trip is added; PostgreSQL delivers one notification per
-     * transaction however many batches sent it (same channel, same payload), at commit. */
-    int code = run(s, "pgj_logs_insert",
-                   "WITH ins AS (INSERT INTO logs (job, seq, attempt, time_ms, line) SELECT * FROM"
-                   " unnest($1::bigint[], $2::bigint[], $3::integer[], $4::bigint[], $5::text[]))"
-                   " SELECT pg_notify('aspen_logs', '')",
-                   &p, "writing log lines", NULL, err);
+        pg_p_text(p, wb_own(wb, cols[i]));
     log_batch_free(b);
+    return 0;
+}
+
+/* The INSERT on its own, inside the caller's transaction (live logs). */
+static int log_batch_flush(struct pg_store *s, struct log_batch *b, aspen_store_error *err)
+{
+    struct write_batch wb = {.take_step = -1, .rows_step = -1};
+    int code = log_batch_step(b, &wb, err);
+    if (!code)
+        code = pg_pipeline(s, wb.steps, wb.n, false, err);
+    write_batch_free(&wb);
     return code;
 }
 
@@ -1058,6 +1128,9 @@ static struct pg_sql *attempt_cols(struct attempt_batch *b, size_t i)
     return cols[i];
 }
 #define ATTEMPT_COLS 14
+_Static_assert(2 + 16 + ATTEMPT_COLS + 5 <= sizeof ((struct write_batch *)0)->owned /
+                                            sizeof ((struct write_batch *)0)->owned[0],
+               "a write batch owns every array of a group commit's statements");
 
 static void attempt_batch_free(struct attempt_batch *b)
 {
@@ -1102,29 +1175,30 @@ static void attempt_add(struct attempt_batch *b, int64_t job, int number, int64_
     b->n++;
 }
 
-static int attempt_flush(struct pg_store *s, struct attempt_batch *b, aspen_store_error *err)
+/* The attempt rows' INSERT as a step of wb (b's arrays move into it). */
+static int attempt_flush(struct attempt_batch *b, struct write_batch *wb, aspen_store_error *err)
 {
     if (!b->n)
         return 0;
-    struct pg_params p = {0};
     for (size_t i = 0; i < ATTEMPT_COLS; i++) {
         pg_sql_add(attempt_cols(b, i), "}");
         if (attempt_cols(b, i)->oom) {
             attempt_batch_free(b);
             return store_err(err, ASPEN_STORE_ENOMEM, "out of memory writing attempts");
         }
-        pg_p_text(&p, attempt_cols(b, i)->text);
     }
-    int code = run(s, "pgj_attempts_insert",
+    struct pg_params *p = wb_step(wb, "pgj_attempts_insert",
                    "INSERT INTO attempts (job, number, engine, started_at, finished_at, wall_us,"
                    " exits, host_calls, pages_dirtied, bytes_in, bytes_out, outcome, error,"
                    " recovered) SELECT * FROM unnest($1::bigint[], $2::integer[], $3::bigint[],"
                    " $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[],"
                    " $9::bigint[], $10::bigint[], $11::bigint[], $12::text[], $13::text[],"
                    " $14::boolean[])",
-                   &p, "writing attempts", NULL, err);
+                   "writing attempts");
+    for (size_t i = 0; i < ATTEMPT_COLS; i++)
+        pg_p_text(p, wb_own(wb, attempt_cols(b, i)));
     attempt_batch_free(b);
-    return code;
+    return 0;
 }
 
 /* ---- the group commit: a batch of statements, not a statement per job ----------------------- */
@@ -1207,19 +1281,26 @@ static int rows_lock(struct pg_store *s, const int64_t *ids, size_t n, struct ro
     }
     struct pg_params p = {0};
     pg_p_text(&p, arr.text);
-    PGresult *r = pg_exec(s, "pgj_rows_lock",
-                          "SELECT " JOB_ROW_COLUMNS " FROM jobs WHERE id = ANY($1::bigint[])"
-                          " ORDER BY id FOR UPDATE",
-                          &p, "reading jobs to commit", err);
-    if (!r) {
-        pg_sql_free(&arr);
-        return failed(err);
-    }
+    /* Both in one round trip: the reservations are read after the rows are locked. */
+    struct pg_step steps[2] = {
+        {.name = "pgj_rows_lock",
+         .sql = "SELECT " JOB_ROW_COLUMNS " FROM jobs WHERE id = ANY($1::bigint[])"
+                " ORDER BY id FOR UPDATE",
+         .p = &p, .what = "reading jobs to commit"},
+        {.name = "pgj_rows_claims",
+         .sql = "SELECT job, engine FROM claims WHERE job = ANY($1::bigint[])", .p = &p,
+         .what = "reading reservations of jobs to commit"},
+    };
+    int code = pg_pipeline(s, steps, 2, false, err);
+    pg_sql_free(&arr);
+    if (code)
+        return code;
+    PGresult *r = steps[0].r;
     size_t rows = (size_t)PQntuples(r);
     rs->rows = calloc(rows ? rows : 1, sizeof *rs->rows);
     if (!rs->rows) {
         PQclear(r);
-        pg_sql_free(&arr);
+        PQclear(steps[1].r);
         return store_err(err, ASPEN_STORE_ENOMEM, "out of memory committing %zu jobs", n);
     }
     for (size_t i = 0; i < rows; i++) {
@@ -1228,11 +1309,7 @@ static int rows_lock(struct pg_store *s, const int64_t *ids, size_t n, struct ro
     }
     rs->n = rows;
     PQclear(r);
-    r = pg_exec(s, "pgj_rows_claims", "SELECT job, engine FROM claims WHERE job = ANY($1::bigint[])",
-                &p, "reading reservations of jobs to commit", err);
-    pg_sql_free(&arr);
-    if (!r)
-        return failed(err);
+    r = steps[1].r;
     for (int i = 0; i < PQntuples(r); i++) {
         struct commit_row *cr = row_find(rs, pg_get_int(r, i, 0));
         if (cr)
@@ -1334,7 +1411,8 @@ static void add_bytes(struct pg_sql *q, bool first, const void *v, size_t n)
 
 /* Writes every staged row in one UPDATE … FROM unnest(…) WHERE id AND state = the state it was
  * locked in, and notes the counts. The rows are locked FOR UPDATE, so each matches. */
-static int write_rows(struct pg_store *s, struct row_set *rs, aspen_store_error *err)
+static int write_rows(struct pg_store *s, struct row_set *rs, struct write_batch *wb,
+                      aspen_store_error *err)
 {
     enum { COLS = 16 };
     struct pg_sql c[COLS] = {{0}};
@@ -1367,16 +1445,19 @@ static int write_rows(struct pg_store *s, struct row_set *rs, aspen_store_error 
     }
     if (!k)
         return 0;
-    struct pg_params p = {0};
     bool oom = false;
     for (int i = 0; i < COLS; i++) {
         pg_sql_add(&c[i], "}");
         oom = oom || c[i].oom;
-        pg_p_text(&p, c[i].text);
     }
-    int64_t n = 0;
-    int code = oom ? store_err(err, ASPEN_STORE_ENOMEM, "out of memory writing %zu jobs", k)
-                   : run(s, "pgj_write_many",
+    if (oom) {
+        for (int i = 0; i < COLS; i++)
+            pg_sql_free(&c[i]);
+        return store_err(err, ASPEN_STORE_ENOMEM, "out of memory writing %zu jobs", k);
+    }
+    wb->rows_step = (int)wb->n;
+    wb->rows = k;
+    struct pg_params *p = wb_step(wb, "pgj_write_many",
                          "UPDATE jobs SET state = u.state, run_at = u.run_at, attempts = u.attempts,"
                          " max_attempts = u.max_attempts, started_at = u.started_at,"
                          " finished_at = u.finished_at, owner = u.owner,"
@@ -1391,16 +1472,10 @@ static int write_rows(struct pg_store *s, struct row_set *rs, aspen_store_error 
                          " attempts, max_attempts, started_at, finished_at, owner,"
                          " cancel_requested, log_count, log_dropped, set_error, error, set_result,"
                          " result, before) WHERE jobs.id = u.id AND jobs.state = u.before",
-                         &p, "writing finished jobs", &n, err);
+                         "writing finished jobs");
     for (int i = 0; i < COLS; i++)
-        pg_sql_free(&c[i]);
-    if (code)
-        return code;
-    if ((size_t)n != k)
-        return store_err(err, ASPEN_STORE_EBUSY,
-                         "%zu of %zu jobs changed state while being committed: nothing of this "
-                         "commit was written; try again",
-                         k - (size_t)n, k);
+        pg_p_text(p, wb_own(wb, &c[i]));
+    /* The rows are locked: each matches (write_batch_check says so after the round trip). */
     for (size_t i = 0; i < rs->n; i++) {
         const struct commit_row *cr = &rs->rows[i];
         if (!cr->dirty)
@@ -1415,7 +1490,7 @@ static int write_rows(struct pg_store *s, struct row_set *rs, aspen_store_error 
 
 /* Deletes the reservations this commit took (one statement). */
 static int delete_taken(struct pg_store *s, struct row_set *rs, int64_t engine_id,
-                        aspen_store_error *err)
+                        struct write_batch *wb, aspen_store_error *err)
 {
     struct pg_sql arr = {0}, at = {0};
     size_t k = 0;
@@ -1440,20 +1515,38 @@ static int delete_taken(struct pg_store *s, struct row_set *rs, int64_t engine_i
         pg_sql_free(&arr);
         return shares;
     }
-    struct pg_params p = {0};
-    pg_p_text(&p, arr.text);
-    pg_p_int(&p, engine_id);
-    int64_t n = 0;
-    int code = run(s, "pgj_claims_take_many",
-                   "DELETE FROM claims WHERE job = ANY($1::bigint[]) AND engine = $2", &p,
-                   "taking reservations of started jobs", &n, err);
-    pg_sql_free(&arr);
-    if (!code && (size_t)n != k)
-        code = store_err(err, ASPEN_STORE_EBUSY,
-                         "%zu reservations of engine %lld went while its jobs were being "
-                         "committed: nothing of this commit was written; try again",
-                         k - (size_t)n, (long long)engine_id);
-    return code;
+    wb->take_step = (int)wb->n;
+    wb->taken = k;
+    struct pg_params *p = wb_step(wb, "pgj_claims_take_many",
+                                  "DELETE FROM claims WHERE job = ANY($1::bigint[]) AND engine = $2",
+                                  "taking reservations of started jobs");
+    pg_p_text(p, wb_own(wb, &arr));
+    pg_p_int(p, engine_id);
+    return 0;
+}
+
+/* After the batch's round trip: every reservation taken and every row written, or EBUSY (the
+ * caller rolls back: nothing of the commit is written). */
+static int write_batch_check(const struct write_batch *wb, int64_t engine_id,
+                             aspen_store_error *err)
+{
+    if (wb->take_step >= 0) {
+        size_t n = (size_t)affected(wb->steps[wb->take_step].r);
+        if (n != wb->taken)
+            return store_err(err, ASPEN_STORE_EBUSY,
+                             "%zu reservations of engine %lld went while its jobs were being "
+                             "committed: nothing of this commit was written; try again",
+                             wb->taken - n, (long long)engine_id);
+    }
+    if (wb->rows_step >= 0) {
+        size_t n = (size_t)affected(wb->steps[wb->rows_step].r);
+        if (n != wb->rows)
+            return store_err(err, ASPEN_STORE_EBUSY,
+                             "%zu of %zu jobs changed state while being committed: nothing of "
+                             "this commit was written; try again",
+                             wb->rows - n, wb->rows);
+    }
+    return 0;
 }
 
 static int not_found(struct pg_store *s, int64_t id, aspen_store_error *err)
@@ -1585,14 +1678,20 @@ int pg_commit(aspen_store *base, int64_t engine_id, const aspen_store_start *sta
     for (size_t i = 0; i < n; i++)
         ids[n_starts + i] = c[i].job_id;
 
-    int code = pg_tx_begin(s, err);
+    struct write_batch wb = {.take_step = -1, .rows_step = -1};
+    struct pg_params lp;
+    struct pg_step lstep;
+    lease_step(&lstep, &lp, engine_id, now_ms, false);
+    int code = pg_tx_begin_with(s, &lstep, 1, err); /* BEGIN and the lease check: one round trip */
     if (code) {
+        pg_tx_rollback(s);
         free(ids);
         return code;
     }
     int64_t now = 0;
     bool expired = false;
-    int lease = lease_now(s, engine_id, now_ms, &now, &expired, NULL, "completing jobs", &item_err);
+    int lease = lease_result(s, lstep.r, engine_id, &now, &expired, NULL, "completing jobs",
+                             &item_err);
     if (lease && lease != ASPEN_STORE_ELEASE) {
         code = lease;
         if (err)
@@ -1683,15 +1782,21 @@ int pg_commit(aspen_store *base, int64_t engine_id, const aspen_store_start *sta
             goto rollback;
         }
     }
-    code = delete_taken(s, &rs, engine_id, err);
+    code = delete_taken(s, &rs, engine_id, &wb, err);
     if (!code)
-        code = write_rows(s, &rs, err);
+        code = write_rows(s, &rs, &wb, err);
     if (!code)
-        code = attempt_flush(s, &ab, err);
+        code = attempt_flush(&ab, &wb, err);
     if (!code)
-        code = log_batch_flush(s, &lb, err);
+        code = log_batch_step(&lb, &wb, err);
     if (!code && requeued)
-        code = pg_notify_work(s, err);
+        wb_step(&wb, "pgj_notify", "SELECT pg_notify('aspen_jobs', '')",
+                "announcing jobs queued again");
+    if (!code)
+        code = pg_pipeline(s, wb.steps, wb.n, false, err);
+    if (!code)
+        code = write_batch_check(&wb, engine_id, err);
+    write_batch_free(&wb);
     if (code)
         goto rollback;
     row_set_free(&rs);
@@ -1707,6 +1812,7 @@ int pg_commit(aspen_store *base, int64_t engine_id, const aspen_store_start *sta
     return 0;
 rollback:
     pg_tx_rollback(s);
+    write_batch_free(&wb);
     attempt_batch_free(&ab);
     log_batch_free(&lb);
     row_set_free(&rs);

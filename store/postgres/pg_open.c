@@ -703,6 +703,159 @@ PGresult *pg_exec_dynamic(struct pg_store *s, const char *sql, const struct pg_p
     return exec_common(s, NULL, sql, p, what, false, err);
 }
 
+/* ---- pipelines: several statements in one round trip ------------------------------------------ */
+
+/* Whether every step can be sent: parameters that fit, a connection (re-established first when it
+ * is gone outside a transaction, as exec_common does). */
+static int pipeline_ready(struct pg_store *s, const struct pg_step *steps, size_t n,
+                          bool committing, aspen_store_error *err)
+{
+    for (size_t i = 0; i < n; i++)
+        if (steps[i].p && steps[i].p->overflow)
+            return store_err(err, ASPEN_STORE_EINVAL,
+                             "too many parameters (more than %d) or a value over 2 GB while %s",
+                             PG_MAX_PARAMS, steps[i].what);
+    if (!connection_lost(s))
+        return 0;
+    if (s->in_tx) {
+        s->in_tx = false;
+        return lost_err(s, err, steps[0].what, true, committing);
+    }
+    return pg_reconnect(s, err);
+}
+
+/* One pass: sends every step (a Parse first for a statement new to this connection), one Sync,
+ * and reads the results back in order into steps[i].r / prep[i]. false when the connection broke
+ * on the way (whatever was read is cleared). */
+static bool pipeline_pass(struct pg_store *s, struct pg_step *steps, size_t n, PGresult **prep)
+{
+    PGconn *c = s->conn;
+    if (!PQenterPipelineMode(c))
+        return false;
+    bool sent = true;
+    size_t pending = 0; /* Parses sent in this pipeline: room for them in s->prepared */
+    for (size_t i = 0; i < n && sent; i++) {
+        const struct pg_params *p = steps[i].p;
+        int np = p ? p->n : 0;
+        Oid types[PG_MAX_PARAMS];
+        for (int k = 0; k < np; k++)
+            types[k] = p->formats[k] ? BYTEAOID : 0;
+        const char *name = steps[i].name;
+        steps[i].r = prep[i] = NULL;
+        steps[i].prepare_sent = false;
+        if (name && !is_prepared(s, name)) {
+            /* Parsed in this pipeline; remembered as prepared only once the server says so. */
+            bool room = s->n_prepared + pending < sizeof s->prepared / sizeof s->prepared[0];
+            for (size_t k = 0; room && k < i; k++)
+                if (steps[k].prepare_sent && strcmp(steps[k].name, name) == 0)
+                    room = false; /* the same statement twice in one pipeline: unnamed */
+            if (room) {
+                sent = PQsendPrepare(c, name, steps[i].sql, np, types) == 1;
+                steps[i].prepare_sent = sent;
+                pending++;
+            } else {
+                name = NULL;
+            }
+        }
+        if (!sent)
+            break;
+        sent = name ? PQsendQueryPrepared(c, name, np, p ? p->values : NULL,
+                                          p ? p->lengths : NULL, p ? p->formats : NULL, 0) == 1
+                    : PQsendQueryParams(c, steps[i].sql, np, types, p ? p->values : NULL,
+                                        p ? p->lengths : NULL, p ? p->formats : NULL, 0) == 1;
+    }
+    bool ok = sent && PQpipelineSync(c) == 1;
+    /* Results come in the order sent, each followed by a NULL, then the Sync's. */
+    for (size_t i = 0; ok && i < n; i++) {
+        for (int part = steps[i].prepare_sent ? 0 : 1; ok && part < 2; part++) {
+            PGresult *r = PQgetResult(c);
+            if (!r) {
+                ok = false;
+                break;
+            }
+            if (part == 0)
+                prep[i] = r;
+            else
+                steps[i].r = r;
+            while ((r = PQgetResult(c)) != NULL) /* nothing more is expected for one query */
+                PQclear(r);
+        }
+    }
+    for (int nulls = 0; ok;) {
+        PGresult *r = PQgetResult(c);
+        if (!r) {
+            if (connection_lost(s) || ++nulls > 4) /* the Sync's answer never came */
+                ok = false;
+            continue;
+        }
+        ExecStatusType st = PQresultStatus(r);
+        PQclear(r);
+        if (st == PGRES_PIPELINE_SYNC)
+            break;
+    }
+    if (ok && !PQexitPipelineMode(c))
+        ok = false;
+    if (!ok || connection_lost(s)) {
+        for (size_t i = 0; i < n; i++) {
+            PQclear(prep[i]);
+            PQclear(steps[i].r);
+            prep[i] = steps[i].r = NULL;
+        }
+        return false;
+    }
+    return true;
+}
+
+int pg_pipeline(struct pg_store *s, struct pg_step *steps, size_t n, bool committing,
+                aspen_store_error *err)
+{
+    if (n == 0)
+        return 0;
+    if (n > PG_PIPELINE_MAX)
+        return store_err(err, ASPEN_STORE_EINVAL, "%zu statements in one pipeline (at most %d) "
+                         "while %s (a bug in aspen)", n, PG_PIPELINE_MAX, steps[0].what);
+    int code = pipeline_ready(s, steps, n, committing, err);
+    if (code)
+        return code;
+    PGresult *prep[PG_PIPELINE_MAX];
+    bool started_in_tx = s->in_tx;
+    for (int attempt = 0;; attempt++) {
+        if (pipeline_pass(s, steps, n, prep))
+            break;
+        /* The connection broke. Inside a transaction (or once one was begun in this pipeline and
+         * may have run), the server rolled it back: say so. Outside one, a statement that has
+         * not run cannot have done anything: reconnect and send them all again once. */
+        if (started_in_tx || attempt > 0) {
+            s->in_tx = false;
+            return lost_err(s, err, steps[0].what, true, committing);
+        }
+        if ((code = pg_reconnect(s, err)) != 0)
+            return code;
+    }
+    /* Every statement up to the first failure ran; after it the server skipped the rest. */
+    code = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (prep[i]) {
+            if (!code && PQresultStatus(prep[i]) == PGRES_COMMAND_OK)
+                s->prepared[s->n_prepared++].name = steps[i].name;
+            else if (!code)
+                code = pg_err(s, err, prep[i], steps[i].what);
+            PQclear(prep[i]);
+        }
+        ExecStatusType st = steps[i].r ? PQresultStatus(steps[i].r) : PGRES_FATAL_ERROR;
+        if (!code && st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
+            code = pg_err(s, err, steps[i].r, steps[i].what);
+        if (!code)
+            note_write(s, steps[i].r);
+    }
+    if (code)
+        for (size_t i = 0; i < n; i++) {
+            PQclear(steps[i].r);
+            steps[i].r = NULL;
+        }
+    return code;
+}
+
 /* pg_exec for statements whose result is not needed: 0 or the error code. */
 static int exec_ok(struct pg_store *s, const char *name, const char *sql,
                    const struct pg_params *p, const char *what, aspen_store_error *err)
@@ -718,7 +871,8 @@ static int code_of(aspen_store_error *err) { return err && err->code ? err->code
 
 /* ---- transactions --------------------------------------------------------------------------------- */
 
-int pg_tx_begin(struct pg_store *s, aspen_store_error *err)
+/* What every BEGIN checks and resets first: 0 or the error. */
+static int tx_begin_check(struct pg_store *s, aspen_store_error *err)
 {
     memset(s->count_delta, 0, sizeof s->count_delta);
     s->tx_wrote = false;
@@ -732,10 +886,42 @@ int pg_tx_begin(struct pg_store *s, aspen_store_error *err)
                          "(a bug in aspen: one handle is one thread)");
     if (!connection_lost(s) && aspen_store_now_ms() - s->skew_measured_ms > 60000)
         measure_skew(s);
-    int code = exec_ok(s, "aspen_begin", "BEGIN", NULL, "starting a transaction", err);
+    return 0;
+}
+
+int pg_tx_begin(struct pg_store *s, aspen_store_error *err)
+{
+    int code = tx_begin_check(s, err);
+    if (code)
+        return code;
+    code = exec_ok(s, "aspen_begin", "BEGIN", NULL, "starting a transaction", err);
     if (!code)
         s->in_tx = true;
     return code;
+}
+
+int pg_tx_begin_with(struct pg_store *s, struct pg_step *steps, size_t n, aspen_store_error *err)
+{
+    if (n + 1 > PG_PIPELINE_MAX)
+        return store_err(err, ASPEN_STORE_EINVAL, "%zu statements after BEGIN in one pipeline "
+                         "(a bug in aspen)", n);
+    int code = tx_begin_check(s, err);
+    if (code)
+        return code;
+    struct pg_step all[PG_PIPELINE_MAX];
+    all[0] = (struct pg_step){.name = "aspen_begin", .sql = "BEGIN", .what = "starting a transaction"};
+    memcpy(all + 1, steps, n * sizeof *steps);
+    code = pg_pipeline(s, all, n + 1, false, err);
+    if (code) {
+        /* Which statement failed decides whether a transaction is open: the server skipped
+         * everything after the failure, and a BEGIN that ran leaves one (aborted) behind. */
+        s->in_tx = !connection_lost(s) && PQtransactionStatus(s->conn) != PQTRANS_IDLE;
+        return code;
+    }
+    s->in_tx = true;
+    PQclear(all[0].r);
+    memcpy(steps, all + 1, n * sizeof *steps);
+    return 0;
 }
 
 void pg_counts_note(struct pg_store *s, aspen_store_state from, aspen_store_state to, int64_t n)
@@ -752,23 +938,19 @@ void pg_counts_note(struct pg_store *s, aspen_store_state from, aspen_store_stat
  * job_counts rows behind it are only ever locked by one transaction at a time, in any order,
  * without deadlocks. The CTE runs first: the count rows are updated only as they are joined with
  * its one output row. */
-static int flush_counts(struct pg_store *s, aspen_store_error *err)
+#define COMMIT_NOTE_SQL                                                                            \
+    "WITH v AS (UPDATE aspen_schema SET data_version = data_version + 1"                          \
+    " RETURNING data_version)"                                                                     \
+    " UPDATE job_counts c SET n = c.n + d.n FROM v, (VALUES"                                       \
+    " ('queued', $1::bigint), ('scheduled', $2::bigint), ('running', $3::bigint),"                 \
+    " ('succeeded', $4::bigint), ('failed', $5::bigint),"                                          \
+    " ('cancelled', $6::bigint)) d (state, n)"                                                     \
+    " WHERE c.state = d.state AND d.n <> 0"
+
+static void counts_params(struct pg_store *s, struct pg_params *p)
 {
-    struct pg_params p = {0};
     for (int i = 0; i < ASPEN_STORE_STATE_COUNT; i++)
-        pg_p_int(&p, s->count_delta[i]);
-    int code = exec_ok(s, "aspen_commit_note",
-                       "WITH v AS (UPDATE aspen_schema SET data_version = data_version + 1"
-                       " RETURNING data_version)"
-                       " UPDATE job_counts c SET n = c.n + d.n FROM v, (VALUES"
-                       " ('queued', $1::bigint), ('scheduled', $2::bigint), ('running', $3::bigint),"
-                       " ('succeeded', $4::bigint), ('failed', $5::bigint),"
-                       " ('cancelled', $6::bigint)) d (state, n)"
-                       " WHERE c.state = d.state AND d.n <> 0",
-                       &p, "recording the job counts and the data version", err);
-    if (!code)
-        memset(s->count_delta, 0, sizeof s->count_delta);
-    return code;
+        pg_p_int(p, s->count_delta[i]);
 }
 
 int pg_tx_commit(struct pg_store *s, const char *what, aspen_store_error *err)
@@ -779,15 +961,30 @@ int pg_tx_commit(struct pg_store *s, const char *what, aspen_store_error *err)
                          "retry",
                          what);
     bool wrote = s->tx_wrote;
-    int code = 0;
+    PGresult *r = NULL;
     if (wrote) {
-        code = flush_counts(s, err);
+        /* The counts and the data version, then COMMIT, in one round trip. */
+        struct pg_params p = {0};
+        struct pg_step steps[2] = {
+            {.name = "aspen_commit_note", .sql = COMMIT_NOTE_SQL, .p = &p,
+             .what = "recording the job counts and the data version"},
+            {.name = "aspen_commit", .sql = "COMMIT", .what = what},
+        };
+        counts_params(s, &p);
+        int code = pg_pipeline(s, steps, 2, true, err);
         if (code) {
-            pg_tx_rollback(s);
+            if (s->in_tx)
+                pg_tx_rollback(s); /* the note failed: the COMMIT was skipped */
+            s->in_tx = false;
+            memset(s->count_delta, 0, sizeof s->count_delta);
+            s->tx_wrote = false;
             return code;
         }
+        PQclear(steps[0].r);
+        r = steps[1].r;
+    } else {
+        r = exec_common(s, "aspen_commit", "COMMIT", NULL, what, true, err);
     }
-    PGresult *r = exec_common(s, "aspen_commit", "COMMIT", NULL, what, true, err);
     s->in_tx = false;
     memset(s->count_delta, 0, sizeof s->count_delta);
     s->tx_wrote = false;

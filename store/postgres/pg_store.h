@@ -136,6 +136,29 @@ PGresult *pg_exec(struct pg_store *s, const char *name, const char *sql, const s
 PGresult *pg_exec_dynamic(struct pg_store *s, const char *sql, const struct pg_params *p,
                           const char *what, aspen_store_error *err);
 
+/* One statement of a pipeline: prepared once per connection under `name` as with pg_exec (NULL:
+ * unnamed), its parameters (may be NULL) and what it does, for messages. `r` is its result after
+ * pg_pipeline (the caller PQclears it). */
+struct pg_step {
+    const char *name, *sql;
+    const struct pg_params *p;
+    const char *what;
+    PGresult *r;
+    bool prepare_sent; /* internal */
+};
+#define PG_PIPELINE_MAX 12
+/* Sends steps[0..n) in one round trip (libpq's pipeline mode: a Parse for statements new to the
+ * connection, each Bind/Execute, one Sync) and reads every result: 0 with each steps[i].r set
+ * (status COMMAND_OK or TUPLES_OK), or the first failing statement's error mapped by pg_err,
+ * with no results left to clear. The server runs the statements in order and skips every one
+ * after a failure, so a failed pipeline inside a transaction leaves it aborted: roll back, as
+ * after a failed pg_exec. Outside a transaction a pipeline must begin one (pg_tx_begin_with):
+ * then a connection lost on the way undid all of it, and it is re-established and the pipeline
+ * sent once more; inside one, or when `committing` (the last step is COMMIT), the loss is
+ * reported as pg_exec reports it. */
+int pg_pipeline(struct pg_store *s, struct pg_step *steps, size_t n, bool committing,
+                aspen_store_error *err);
+
 /* Maps a failed result (r may be NULL: then the connection's error) while doing `what` to an
  * ASPEN_STORE_E* code and a message with advice, by SQLSTATE: 23xxx constraint names as SQLite's
  * messages word them (type_nonempty, tags_array, ...) → EINVAL; 53100 disk full → EFULL;
@@ -155,6 +178,10 @@ void *pg_get_bytes(const PGresult *r, int row, int col, size_t *n, bool *oom); /
 /* ---- transactions ------------------------------------------------------------------------------ */
 
 int pg_tx_begin(struct pg_store *s, aspen_store_error *err); /* BEGIN (READ COMMITTED) */
+/* BEGIN and steps[0..n) in one round trip (pg_pipeline). On success every steps[i].r is set. When
+ * a step fails after BEGIN ran, the transaction stays open (aborted): the caller rolls back as
+ * after any failed statement. */
+int pg_tx_begin_with(struct pg_store *s, struct pg_step *steps, size_t n, aspen_store_error *err);
 /* Flushes count_delta into job_counts, bumps the data version when the transaction wrote, and
  * commits. EBUSY on a serialization failure (rolled back: retry). */
 int pg_tx_commit(struct pg_store *s, const char *what, aspen_store_error *err);

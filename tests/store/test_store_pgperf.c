@@ -5,7 +5,8 @@
  * pg_stat_force_next_flush), so the test does not depend on timing or on statement texts.
  * White-box: it reads postgres/pg_store.h for the handle's connection, on which the flush is
  * forced. Runs on the tests' private server (ctest fixture "pg"). Also: the claim is the only
- * transaction that commits without waiting for its WAL's fsync. */
+ * transaction that commits without waiting for its WAL's fsync, and a statement failing inside a
+ * group commit's pipeline leaves nothing of the commit written. */
 #include "helpers.h"
 
 #include "pg_store.h"
@@ -156,6 +157,67 @@ static void test_claim_async_completion_sync(void **state)
     assert_int_equal(counts[ASPEN_STORE_SUCCEEDED], 3);
 }
 
+/* A group commit is sent as a few pipelines (several statements per round trip). A statement
+ * that fails in the middle of one — here the attempt rows' INSERT, refused by a trigger for one
+ * job — must leave nothing of the commit behind (no job finished, no reservation taken, the
+ * counts unchanged), and the handle must go on working: the next commit on it, once the cause is
+ * gone, records everything once. */
+static void test_commit_pipeline_failure_writes_nothing(void **state)
+{
+    struct fixture *f = *state;
+    aspen_store_error e = {0};
+    aspen_store_job_spec specs[4];
+    int64_t ids[4];
+    for (int i = 0; i < 4; i++)
+        specs[i] = (aspen_store_job_spec){.type = "echo", .payload = "{}"};
+    assert_int_equal(aspen_store_submit_batch(f->s, specs, 4, T0, ids, &e), 0);
+    aspen_store_job *jobs = NULL;
+    size_t n = 0;
+    bool paused = false;
+    assert_int_equal(aspen_store_claim(f->s, f->engine, 4, T0 + 1, &jobs, &n, &paused, &e), 0);
+    assert_int_equal(n, 4);
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "CREATE FUNCTION no_attempt() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+             " IF NEW.job = %lld THEN RAISE EXCEPTION 'refused by the test'; END IF;"
+             " RETURN NEW; END $$; CREATE TRIGGER no_attempt BEFORE INSERT ON attempts"
+             " FOR EACH ROW EXECUTE FUNCTION no_attempt()",
+             (long long)jobs[2].id);
+    fx_raw_exec(f, sql);
+    aspen_store_completion c[4];
+    int status[4];
+    for (size_t i = 0; i < 4; i++)
+        c[i] = (aspen_store_completion){.job_id = jobs[i].id, .outcome = ASPEN_STORE_OUTCOME_SUCCESS,
+                                        .output = "ok", .output_size = 2};
+    int rc = aspen_store_complete(f->s, f->engine, c, 4, T0 + 2, status, NULL, &e);
+    assert_int_not_equal(rc, 0);
+    assert_non_null(strstr(e.msg, "refused by the test"));
+    assert_int_equal(fx_raw_int(f, "SELECT count(*) FROM jobs WHERE state <> 'queued'"), 0);
+    assert_int_equal(fx_raw_int(f, "SELECT count(*) FROM attempts"), 0);
+    assert_int_equal(fx_raw_int(f, "SELECT count(*) FROM claims"), 4);
+    int64_t counts[ASPEN_STORE_STATE_COUNT];
+    assert_int_equal(aspen_store_counts(f->s, counts, &e), 0);
+    assert_int_equal(counts[ASPEN_STORE_QUEUED], 4);
+    assert_int_equal(counts[ASPEN_STORE_SUCCEEDED], 0);
+
+    fx_raw_exec(f, "DROP TRIGGER no_attempt ON attempts");
+    assert_int_equal(aspen_store_complete(f->s, f->engine, c, 4, T0 + 3, status, NULL, &e), 0);
+    for (size_t i = 0; i < 4; i++)
+        assert_int_equal(status[i], 0);
+    assert_int_equal(fx_raw_int(f, "SELECT count(*) FROM jobs WHERE state = 'succeeded'"), 4);
+    assert_int_equal(fx_raw_int(f, "SELECT count(*) FROM attempts"), 4);
+    assert_int_equal(fx_raw_int(f, "SELECT count(*) FROM claims"), 0);
+    assert_int_equal(aspen_store_counts(f->s, counts, &e), 0);
+    assert_int_equal(counts[ASPEN_STORE_SUCCEEDED], 4);
+    assert_int_equal(counts[ASPEN_STORE_QUEUED], 0);
+    /* A second delivery of the same results is refused item by item, never recorded twice. */
+    assert_int_equal(aspen_store_complete(f->s, f->engine, c, 4, T0 + 4, status, NULL, &e), 0);
+    for (size_t i = 0; i < 4; i++)
+        assert_int_equal(status[i], ASPEN_STORE_ESTATE);
+    assert_int_equal(fx_raw_int(f, "SELECT count(*) FROM attempts"), 4);
+    aspen_store_jobs_free(jobs, n);
+}
+
 int main(void)
 {
     if (!test_on_pg()) {
@@ -166,6 +228,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_claim_and_commit_scan_no_table, fx_setup,
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(test_claim_async_completion_sync, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_commit_pipeline_failure_writes_nothing, fx_setup,
+                                        fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

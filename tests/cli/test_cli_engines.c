@@ -63,8 +63,8 @@ static void test_engines(void **state)
 
     /* two sleep jobs; none registered yet: an empty list. 60 s each, cancelled once read: the
      * checks below need both running, and 3 s was a window a loaded machine could miss (an ASan
-     * worker's start, then each `aspen engines` a process of its own) */
-    out o = run_plain("'%s' submit --type sleep --payload '{\"ms\":60000}' --count 2 --db '%s' --create "
+     * worker's start, then each `aspen engines` a process of its own); the timeout above them */
+    out o = run_plain("'%s' submit --type sleep --payload '{\"ms\":60000}' --timeout 300000 --count 2 --db '%s' --create "
                 "2>&1",
                 ASPEN_BIN, db);
     assert_int_equal(o.status, 0);
@@ -265,8 +265,10 @@ static void test_pg_workers_end_to_end(void **state)
     char dir[] = "/tmp/aspen-cli-pgw-XXXXXX";
     assert_non_null(mkdtemp(dir));
     /* 10 s sleeps: A must be seen running both, then killed before either ends (4 s was a window
-     * an ASan worker's start and an `aspen engines` process each could eat on a loaded machine) */
-    out o = run_plain("'%s' submit --type sleep --payload '{\"ms\":10000}' --count 2 --db '%s' 2>&1 && "
+     * an ASan worker's start and an `aspen engines` process each could eat on a loaded machine);
+     * a timeout far above them: the sleep handler counts 5 ms steps, and under load 10 s of them
+     * took over the default 30 s */
+    out o = run_plain("'%s' submit --type sleep --payload '{\"ms\":10000}' --timeout 300000 --count 2 --db '%s' 2>&1 && "
                 "'%s' submit --type echo --count 6 --db '%s' 2>&1",
                 ASPEN_BIN, uri, ASPEN_BIN, uri);
     if (o.status != 0)

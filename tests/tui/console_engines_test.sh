@@ -20,8 +20,10 @@ need_kvm_and_tmux
 
 DB=$TMP/e.db
 # 15 s each: the worker's slots are read below while its jobs run (pane, then aspen engines), and 6 s
-# was a window an ASan worker's start and a loaded machine's slow screens could use up
-"$ASPEN" submit --type sleep --payload '{"ms": 15000}' --count 3 --db "$DB" --create >/dev/null ||
+# was a window an ASan worker's start and a loaded machine's slow screens could use up. A timeout
+# far above it: the sleep handler counts 5 ms steps, and on a loaded machine 15 s of them took
+# over the default 30 s.
+"$ASPEN" submit --type sleep --payload '{"ms": 15000}' --timeout 300000 --count 3 --db "$DB" --create >/dev/null ||
     fail "submit"
 "$ASPEN" pause --db "$DB" >/dev/null || fail "pause" # the console's own engine must not take them
 launch eng 120 40 "$DB" --workers 1

@@ -19,7 +19,7 @@ static void cron_usage(FILE *f)
 {
     fputs("usage: aspen cron add NAME 'EXPR' (GUEST | --guest G | --type T | --source DIR)\n"
           "                     [--payload JSON|@FILE|-] [--tz ZONE] [--queue Q [--create-queue]]\n"
-          "                     [--missed skip|once] [--grace DURATION] [--timeout MS]\n"
+          "                     [--missed skip|once] [--grace DURATION] [--timeout TIME]\n"
           "                     [--max-attempts N] [--priority N] [--memory SIZE] [--isolation]\n"
           "                     [--tag T]... [--paused] [--replace]\n"
           "       aspen cron list [--json]            every schedule: next and last run, outcome\n"
@@ -263,7 +263,7 @@ static int cron_add(int argc, char **argv)
             }
             break;
         case 't':
-            if (cli_parse_num("--timeout", optarg, 1, 86400000, &v))
+            if (cli_parse_ms("--timeout", optarg, 1, 86400000, &v))
                 return 2;
             spec.timeout_ms = v;
             break;

@@ -36,11 +36,11 @@ static void submit_usage(FILE *f)
 {
     fprintf(f,
             "usage: aspen submit GUEST | --source DIR | --type T [--payload JSON|@FILE|-]\n"
-            "                    [--count N | --jsonl FILE [--batch N]] [--timeout MS]\n"
-            "                    [--priority N] [--max-attempts N] [--memory SIZE] [--isolation]\n"
-            "                    [--tag T]... [--delay MS] [--queue Q] [--unique | --unique-key K |\n"
-            "                    --unique-fields F,...] [--unique-for D] [--unique-states S,...]\n"
-            "                    [--json] [--db PATH [--create]]\n"
+            "         [--count N | --jsonl FILE [--batch N]] [--timeout TIME]\n"
+            "         [--priority N] [--max-attempts N] [--memory SIZE] [--isolation]\n"
+            "         [--tag T]... [--delay TIME] [--queue Q [--create-queue]]\n"
+            "         [--unique | --unique-key K | --unique-fields F,...]\n"
+            "         [--unique-for D] [--unique-states S,...] [--json] [--db PATH [--create]]\n"
             "  GUEST           a path, or a name in target/guest-binaries/ (runs in a micro-VM)\n"
             "  --source DIR    or: build the guest from this source directory (cached), no GUEST\n"
             "  --type T        job type (default vm_execute with a guest; echo, checksum, sleep\n"
@@ -51,10 +51,11 @@ static void submit_usage(FILE *f)
             "  --jsonl FILE    one job per line of FILE (- for stdin), each line its payload;\n"
             "                  --batch N lines per transaction (default 1000). A bad line stops\n"
             "                  it, named by number: nothing of its batch is submitted\n"
-            "  --timeout MS    per attempt (default 30000)   --max-attempts N (default 3)\n"
+            "  --timeout TIME  per attempt: ms, or 30s, 5m (default 30s)\n"
+            "  --max-attempts N  tries before it fails for good (default 3)\n"
             "  --priority N    higher runs first (default 0) --memory SIZE guest memory (1M)\n"
             "  --isolation     run in a micro-VM whatever the type  --tag T (repeatable)\n"
-            "  --delay MS      schedule it MS from now\n"
+            "  --delay TIME    schedule it TIME from now (ms, or 90s, 10m, 1h)\n"
             "  --queue Q       its named queue (default: default; aspen queues lists them);\n"
             "                  a queue that does not exist yet is refused (a typo) unless\n"
             "  --create-queue  is given, or it was declared with aspen queue set Q\n"
@@ -342,7 +343,7 @@ int cmd_submit(int argc, char **argv)
         switch (c) {
         case 'p': payload_arg = optarg; break;
         case 't':
-            if (cli_parse_num("--timeout", optarg, 1, 86400000, &v))
+            if (cli_parse_ms("--timeout", optarg, 1, 86400000, &v))
                 return 2;
             spec.timeout_ms = v;
             break;
@@ -386,7 +387,7 @@ int cmd_submit(int argc, char **argv)
         case 'Q': create_queue = true; break;
         case 's': spec.source_dir = optarg; break;
         case 'd':
-            if (cli_parse_num("--delay", optarg, 0, 365LL * 86400000, &v))
+            if (cli_parse_ms("--delay", optarg, 0, 365LL * 86400000, &v))
                 return 2;
             spec.run_at_ms = aspen_store_now_ms() + v;
             break;

@@ -161,7 +161,7 @@ int cmd_metrics(int argc, char **argv)
         return urc;
     aspen_store_error se = {0};
     int64_t since_ms = 0, step_ms = 0;
-    if (aspen_store_parse_duration(since, &since_ms, &se) != 0) {
+    if (aspen_store_duration_parse(since, &since_ms, &se) != 0) {
         cli_error("--since: %s", se.msg);
         return 2;
     }
@@ -169,7 +169,7 @@ int cmd_metrics(int argc, char **argv)
         cli_error("--since %s is under a minute: rollups are per minute (try --since 1m)", since);
         return 2;
     }
-    if (step && aspen_store_parse_duration(step, &step_ms, &se) != 0) {
+    if (step && aspen_store_duration_parse(step, &step_ms, &se) != 0) {
         cli_error("--step: %s", se.msg);
         return 2;
     }

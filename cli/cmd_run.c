@@ -17,13 +17,13 @@
 #define RUN_USAGE_LINE "aspen run GUEST [--payload JSON|@FILE|- | --input FILE] (aspen run --help)"
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: aspen run GUEST [--payload JSON|@FILE|- | --input FILE] [--timeout MS] "
+    fprintf(f, "usage: aspen run GUEST [--payload JSON|@FILE|- | --input FILE] [--timeout TIME] "
                "[--memory SIZE] [--arg ARG]... [--json] [--gdb HOST:PORT] [--core FILE]\n"
                "  GUEST      a path, or a name in target/guest-binaries/ (e.g. echo-worker)\n"
                "  --payload  the job's input: JSON text (@FILE from a file, - from stdin),\n"
                "             checked before the run as aspen submit checks it\n"
                "  --input    the job's input: raw bytes from FILE ('-' for stdin), up to 16 MiB\n"
-               "  --timeout  deadline in milliseconds (default 1000)\n"
+               "  --timeout  deadline: milliseconds, or 500ms, 5s, 2m (default 1s)\n"
                "  --memory   guest memory, e.g. 1M, 512K, 64MiB (default 1M)\n"
                "  --arg      one more argument for a static Linux program (argv[1], argv[2], ...)\n"
                "  --json     print one JSON object with outcome, output, error and stats\n"
@@ -86,7 +86,7 @@ int cmd_run(int argc, char **argv)
         case 'i': input_file = optarg; break;
         case 't': {
             long long v;
-            if (cli_parse_num("--timeout", optarg, 1, 86400000, &v))
+            if (cli_parse_ms("--timeout", optarg, 1, 86400000, &v))
                 return 2;
             cfg.timeout_ms = (uint32_t)v;
             break;

@@ -392,3 +392,26 @@ int cli_parse_num(const char *opt, const char *s, long long lo, long long hi, lo
     *out = v;
     return 0;
 }
+
+int cli_parse_ms(const char *opt, const char *s, long long lo, long long hi, long long *out)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    bool bare = *s >= '0' && *s <= '9' && !*end && !errno;
+    int64_t ms = v;
+    aspen_store_error se = {0};
+    if (!bare && (!*s || aspen_store_duration_parse(s, &ms, &se) != 0))
+        ms = -1;
+    if (ms < lo || ms > hi) {
+        char a[32], b[32];
+        aspen_store_duration_format(lo, a, sizeof a);
+        aspen_store_duration_format(hi, b, sizeof b);
+        cli_error("%s wants milliseconds (a bare number) or a duration such as 500ms, 30s, 5m or "
+                  "1h, from %s to %s, not '%s'",
+                  opt, a, b, s);
+        return -1;
+    }
+    *out = ms;
+    return 0;
+}

@@ -402,29 +402,6 @@ int aspen_store_metrics(aspen_store *s, const aspen_store_metrics_query *q,
 
 /* ---- retention --------------------------------------------------------------------------------- */
 
-int aspen_store_parse_duration(const char *text, int64_t *ms, aspen_store_error *err)
-{
-    const char *p = text ? text : "";
-    uint64_t v = 0;
-    bool digits = read_u64(&p, &v);
-    int64_t unit = 0;
-    switch (*p) {
-    case 's': unit = 1000; break;
-    case 'm': unit = 60 * 1000; break;
-    case 'h': unit = 3600 * 1000; break;
-    case 'd': unit = 86400 * 1000; break;
-    case 'w': unit = 7 * 86400 * 1000LL; break;
-    default: break;
-    }
-    if (!digits || !unit || p[1] || v > (uint64_t)(INT64_MAX / unit))
-        return store_err(err, ASPEN_STORE_EINVAL,
-                         "'%.64s' is not a duration: write a number and a unit, such as 90m, "
-                         "72h, 7d or 2w (s, m, h, d, w)",
-                         text ? text : "");
-    *ms = (int64_t)v * unit;
-    return 0;
-}
-
 int aspen_store_metrics_retention(aspen_store *s, int64_t *minutes, aspen_store_error *err)
 {
     if (!s)
@@ -439,7 +416,7 @@ int aspen_store_metrics_retention(aspen_store *s, int64_t *minutes, aspen_store_
     int64_t ms;
     aspen_store_error ignored;
     /* a value written by hand that does not parse keeps the default (set refuses it) */
-    if (v && aspen_store_parse_duration(v, &ms, &ignored) == 0 && ms >= 3600 * 1000LL)
+    if (v && aspen_store_duration_parse(v, &ms, &ignored) == 0 && ms >= 3600 * 1000LL)
         *minutes = ms / 60000;
     free(v);
     return 0;
@@ -450,7 +427,7 @@ int aspen_store_metrics_set_retention(aspen_store *s, const char *duration, aspe
     if (!s)
         return no_handle(err, "metrics_set_retention");
     int64_t ms;
-    int code = aspen_store_parse_duration(duration, &ms, err);
+    int code = aspen_store_duration_parse(duration, &ms, err);
     if (code)
         return code;
     if (ms < 3600 * 1000LL || ms > 366 * 86400 * 1000LL)

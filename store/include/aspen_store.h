@@ -857,9 +857,6 @@ int aspen_store_metrics_prune(aspen_store *s, int64_t before_minute, size_t max_
 int aspen_store_metrics_retention(aspen_store *s, int64_t *minutes, aspen_store_error *err);
 int aspen_store_metrics_set_retention(aspen_store *s, const char *duration,
                                       aspen_store_error *err);
-/* Parses a duration of N followed by s, m, h, d or w (e.g. "72h") into milliseconds: 0 or EINVAL
- * with a message naming the text. */
-int aspen_store_parse_duration(const char *text, int64_t *ms, aspen_store_error *err);
 
 /* ---- waiting for new work ---------------------------------------------------------------------- */
 

@@ -477,8 +477,15 @@ int store_sqlite_err(struct sqlite_store *s, aspen_store_error *err, int rc, con
                          "%d ms while %s. Nothing was written; try again, and if it persists find "
                          "the process holding it (fuser %s)",
                          path, s ? s->busy_timeout_ms : 0, what, path);
-    case SQLITE_CORRUPT:
     case SQLITE_NOTADB:
+        /* not an SQLite file at all: most likely --db names the wrong file (a typo, a config file),
+         * so moving it aside would be harmful advice */
+        return store_err(err, ASPEN_STORE_ECORRUPT,
+                         "%s is not an SQLite database (SQLite: %s) while %s. It was left "
+                         "untouched: check that --db or $ASPEN_DB names your Aspen database (a "
+                         "new one is made with --create at a path that does not exist yet)",
+                         path, emsg, what);
+    case SQLITE_CORRUPT:
         return store_err(err, ASPEN_STORE_ECORRUPT,
                          "database %s is corrupt or not a database (SQLite: %s) while %s. It was "
                          "left untouched: restore it from a backup, or move it aside (mv %s %s.bad) "

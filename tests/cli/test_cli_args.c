@@ -135,7 +135,7 @@ static const struct {
     {"queue set q --rate 10/fortnight", "is not ms, s, m or h"},
     {"queue set q --rate 0/s", "the count before '/' is not a positive number"},
     {"submit --type echo --count 0", "--count wants a whole number from 1 to 100000, not '0'"},
-    {"submit --type echo --timeout -1", "--timeout wants a whole number from 1"},
+    {"submit --type echo --timeout -1", "--timeout wants milliseconds (a bare number) or a duration"},
     {"submit --type echo --max-attempts 0", "--max-attempts wants a whole number from 1 to 1000"},
     {"submit --type echo --unique-for 5fortnights", "--unique-for: '5fortnights' is not a duration"},
     {"submit --type echo --unique-for -1h", "--unique-for: '-1h' is not a duration"},
@@ -186,6 +186,28 @@ static void test_usage_before_db(void **state)
     (void)state;
     check_cmd(2, "'abc' is not a job id", "'%s' show abc --db /nonexistent/x.db", ASPEN_BIN);
     check_cmd(2, "aspen cancel needs a job ID", "'%s' cancel --db /nonexistent/x.db", ASPEN_BIN);
+}
+
+/* --timeout and --delay take a bare number of milliseconds (as always) or a duration with a unit
+ * (the new-user trial typed --delay 1h and was refused); the job stores what was meant. */
+static void test_time_options(void **state)
+{
+    (void)state;
+    const char *A = ASPEN_BIN;
+    out o = run("'%s' submit --type echo --delay 1h --timeout 2m --json --db '%s'", A, g_db);
+    expect_out(&o, 0, "\"id\":");
+    free(o.buf);
+    o = run("'%s' jobs --json --db '%s'", A, g_db);
+    assert_true(has(&o, "\"timeout_ms\": 120000"));
+    assert_true(has(&o, "\"state\": \"scheduled\""));
+    free(o.buf);
+    check_cmd(0, NULL, "'%s' submit --type echo --timeout 1500 --db '%s'", A, g_db);
+    o = run("'%s' jobs --json --db '%s'", A, g_db);
+    assert_true(has(&o, "\"timeout_ms\": 1500"));
+    free(o.buf);
+    check_case("submit --type echo --delay 1x", "--delay wants milliseconds (a bare number) or a "
+                                                "duration such as 500ms", false);
+    check_case("submit --type echo --timeout 25h", "from 1ms to 24h, not '25h'", false);
 }
 
 static void test_cancel_final(void **state)
@@ -261,6 +283,7 @@ static void test_queue_rule(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_time_options, setup, teardown),
         cmocka_unit_test_setup_teardown(test_usage_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_usage_before_db, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancel_final, setup, teardown),

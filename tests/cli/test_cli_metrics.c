@@ -118,7 +118,7 @@ static void history_across_processes(const char *db, const char *create)
     check(2, "not a duration", "'%s' metrics --retention forever --db '%s' 2>&1", ASPEN_BIN, db);
     /* bad arguments */
     check(2, "under a minute", "'%s' metrics --since 30s --db '%s' 2>&1", ASPEN_BIN, db);
-    check(2, "such as 90m", "'%s' metrics --since 1x --db '%s' 2>&1", ASPEN_BIN, db);
+    check(2, "is not a duration: write one such as", "'%s' metrics --since 1x --db '%s' 2>&1", ASPEN_BIN, db);
     check(2, "whole number of minutes", "'%s' metrics --step 90s --db '%s' 2>&1", ASPEN_BIN, db);
     check(1, "larger step", "'%s' metrics --since 30d --step 1m --db '%s' 2>&1", ASPEN_BIN, db);
 }

@@ -122,18 +122,11 @@ char *group_sql(enum group_stmt kind, size_t rows)
     return sql;
 }
 
-/* The cached batch statement of `kind` for 2^log2 rows (log2 >= 1), reset. Its parameters keep
- * their last values: every one is bound again before each step (clearing 500 bindings cost
- * more than a row). */
-static sqlite3_stmt *group_stmt(struct sqlite_store *s, enum group_stmt kind, int log2,
-                                aspen_store_error *err)
+/* Prepares `sql` (generated text, freed here; NULL when generating it ran out of memory) into
+ * the cache slot, which is left NULL on failure. */
+static sqlite3_stmt *group_prepare(struct sqlite_store *s, sqlite3_stmt **slot, char *sql,
+                                   aspen_store_error *err)
 {
-    sqlite3_stmt **slot = &s->group_st[kind][log2];
-    if (*slot) {
-        sqlite3_reset(*slot);
-        return *slot;
-    }
-    char *sql = group_sql(kind, (size_t)1 << log2);
     if (!sql) {
         store_err(err, ASPEN_STORE_ENOMEM, "out of memory preparing a group commit");
         return NULL;
@@ -146,6 +139,20 @@ static sqlite3_stmt *group_stmt(struct sqlite_store *s, enum group_stmt kind, in
         return NULL;
     }
     return *slot;
+}
+
+/* The cached batch statement of `kind` for 2^log2 rows (log2 >= 1), reset. Its parameters keep
+ * their last values: every one is bound again before each step (clearing 500 bindings cost
+ * more than a row). */
+static sqlite3_stmt *group_stmt(struct sqlite_store *s, enum group_stmt kind, int log2,
+                                aspen_store_error *err)
+{
+    sqlite3_stmt **slot = &s->group_st[kind][log2];
+    if (*slot) {
+        sqlite3_reset(*slot);
+        return *slot;
+    }
+    return group_prepare(s, slot, group_sql(kind, (size_t)1 << log2), err);
 }
 
 static void bind_opt(sqlite3_stmt *st, int i, int64_t v)
@@ -240,19 +247,7 @@ static sqlite3_stmt *write_stmt(struct sqlite_store *s, unsigned columns, int lo
         sqlite3_reset(*slot);
         return *slot;
     }
-    char *sql = group_write_sql(columns, (size_t)1 << log2);
-    if (!sql) {
-        store_err(err, ASPEN_STORE_ENOMEM, "out of memory preparing a group commit");
-        return NULL;
-    }
-    int rc = sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, slot, NULL);
-    free(sql);
-    if (rc != SQLITE_OK) {
-        store_sqlite_err(s, err, rc, "preparing a group commit's statement");
-        *slot = NULL;
-        return NULL;
-    }
-    return *slot;
+    return group_prepare(s, slot, group_write_sql(columns, (size_t)1 << log2), err);
 }
 
 static void bind_attempt(sqlite3_stmt *st, int b, const struct group_item *it)

@@ -89,8 +89,16 @@ static void test_feed_live_and_completed(void **state)
     append(other, a, "a1");
     append(other, b, "b2");
     char got[1024];
-    assert_int_equal(drain(f->s, &c, 10, got, sizeof got, f->engine, 3), 3);
-    assert_string_equal(got, "b1|a1|b2");
+    size_t first = drain(f->s, &c, 10, got, sizeof got, f->engine, 3);
+    if (test_on_pg() && first == 4) {
+        /* The end is just before the server's oldest running transaction: while another test's
+         * transaction (any database on the server) was open when the end was read, "before" was
+         * still ahead of it and comes now — once, first, never lost (docs/STORE.md, log feed). */
+        assert_string_equal(got, "before|b1|a1|b2");
+    } else {
+        assert_int_equal(first, 3);
+        assert_string_equal(got, "b1|a1|b2");
+    }
     assert_int_equal(drain(f->s, &c, 10, got, sizeof got, 0, 0), 0); /* nothing twice */
 
     /* lines written with the completion, then the attempt row names the engine */

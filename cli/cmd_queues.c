@@ -161,8 +161,12 @@ int cmd_queue(int argc, char **argv)
     while ((c = cli_getopt(argc, argv, "hD:", opts, argv[0])) != -1) {
         switch (c) {
         case 'l':
-            if (cli_parse_num("--limit", optarg, 1, 1000000, &limit))
+            if (strcmp(optarg, "none") == 0) {
+                limit = 0; /* what the console's :limit takes; the same as --no-limit */
+            } else if (cli_parse_num("--limit", optarg, 1, 1000000, &limit)) {
+                fputs("  (--limit none or --no-limit removes the limit)\n", stderr);
                 return 2;
+            }
             what |= ASPEN_STORE_QUEUE_SET_LIMIT;
             break;
         case 'L':

@@ -159,9 +159,7 @@ int cli_queue_known(const char *db_path, const char *queue, const char *opt, con
     aspen_store_error se = {0};
     int code = cli_queue_lookup(db_path, queue, &se);
     if (code == ASPEN_STORE_ENOTFOUND)
-        cli_error("%s: %s; add --create-queue to make it by %s, or declare it first "
-                  "with aspen queue set %s",
-                  opt, se.msg, by, queue);
+        cli_error("%s: %s, or add --create-queue to make it by %s", opt, se.msg, by);
     else if (code)
         cli_error("%s: %s", opt, se.msg);
     return code ? -1 : 0;

@@ -307,11 +307,13 @@ int aspen_store_queue_exists(aspen_store *s, const char *name, aspen_store_error
         const char *near = aspen_store_nearest(name, strlen(name), names, n);
         if (near)
             code = store_err(err, ASPEN_STORE_ENOTFOUND, "no queue named %s (did you mean %s?): "
-                             "aspen queues lists them", name, near);
+                             "aspen queues lists them, aspen queue set %s declares it",
+                             name, near, name);
         else
-            code = store_err(err, ASPEN_STORE_ENOTFOUND, "no queue named %s: aspen queues lists "
-                             "them, and a queue is made by submitting to it or by aspen queue set",
-                             name);
+            code = store_err(err, ASPEN_STORE_ENOTFOUND,
+                             "no queue named %s: aspen queues lists them, aspen queue set %s "
+                             "declares it",
+                             name, name);
     }
     free(names);
     aspen_store_queues_free(qs);

@@ -99,6 +99,10 @@ static void test_queue_commands(void **state)
     expect(run("'%s' queue set emails --rate 0/s --db '%s' 2>&1", A, g_db), 2, "positive");
     expect(run("'%s' queue set emails --limit 0 --db '%s' 2>&1", A, g_db), 2, "--limit");
     expect(run("'%s' queue set emails --limit -3 --db '%s' 2>&1", A, g_db), 2, "--limit");
+    /* the refusal says how to remove a limit, and "none" does it as the console's :limit does */
+    expect(run("'%s' queue set emails --limit 0 --db '%s' 2>&1", A, g_db), 2, "--limit none or --no-limit");
+    expect(run("'%s' queue set emails --limit none --db '%s' 2>&1", A, g_db), 0, "no limit");
+    expect(run("'%s' queue set emails --limit 2 --db '%s' 2>&1", A, g_db), 0, "limit 2");
     expect(run("'%s' queue set emails --db '%s' 2>&1", A, g_db), 2, "nothing to set");
     expect(run("'%s' queue pause emials --db '%s' 2>&1", A, g_db), 1, "did you mean emails?");
     expect(run("'%s' queue paus emails --db '%s' 2>&1", A, g_db), 2, "did you mean 'pause'?");

@@ -285,7 +285,7 @@ int cmd_purge(int argc, char **argv)
     }
     unsigned states = FINAL_STATES;
     if (states_arg) {
-        if (aspen_store_states_parse(states_arg, &states, &se) != 0) {
+        if (aspen_store_states_parse_in(states_arg, FINAL_STATES, &states, &se) != 0) {
             cli_error("--state: %s", se.msg);
             return 2;
         }

@@ -92,7 +92,8 @@ int cmd_retention(int argc, char **argv)
         if (strcmp(st, "all") == 0) {
             for (size_t i = 0; i < 3; i++)
                 states |= 1u << finals[i];
-        } else if (aspen_store_states_parse(st, &states, &se) != 0) {
+        } else if (aspen_store_states_parse_in(st, 1u << finals[0] | 1u << finals[1] | 1u << finals[2],
+                                               &states, &se) != 0) {
             cli_error("%s", se.msg);
             return 2;
         }

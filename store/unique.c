@@ -244,12 +244,26 @@ int aspen_store_unique_key(const aspen_store_job_spec *j, char *out, size_t size
 
 int aspen_store_states_parse(const char *text, unsigned *states, aspen_store_error *err)
 {
+    return aspen_store_states_parse_in(text, ~0u, states, err);
+}
+
+int aspen_store_states_parse_in(const char *text, unsigned offered, unsigned *states,
+                                aspen_store_error *err)
+{
     if (!states)
         return store_err(err, ASPEN_STORE_EINVAL, "aspen_store_states_parse: states is NULL");
     *states = 0;
     const char *p = text ? text : "";
-    static const char *const names[] = {"queued",    "scheduled", "running",
-                                        "succeeded", "failed",    "cancelled"};
+    /* the states a caller offers: the suggestion and the list come from these alone */
+    const char *names[ASPEN_STORE_STATE_COUNT];
+    size_t n_names = 0;
+    char list[128] = "";
+    for (int st = 0; st < ASPEN_STORE_STATE_COUNT; st++)
+        if (offered & (1u << st)) {
+            names[n_names++] = aspen_store_state_name((aspen_store_state)st);
+            size_t at = strlen(list);
+            snprintf(list + at, sizeof list - at, "%s%s", at ? ", " : "", names[n_names - 1]);
+        }
     while (*p) {
         size_t k = strcspn(p, ", ");
         if (k) {
@@ -263,12 +277,11 @@ int aspen_store_states_parse(const char *text, unsigned *states, aspen_store_err
                     st = (int)s;
             }
             if (st < 0) {
-                const char *near = aspen_store_nearest(p, k, names, 6);
+                const char *near = aspen_store_nearest(p, k, names, n_names);
                 return store_err(err, ASPEN_STORE_EINVAL,
-                                 "'%.*s' is not a state%s%s%s: name some of queued, scheduled, "
-                                 "running, succeeded, failed, cancelled",
+                                 "'%.*s' is not a state%s%s%s: name some of %s",
                                  (int)(k > 40 ? 40 : k), p, near ? " (did you mean " : "",
-                                 near ? near : "", near ? "?)" : "");
+                                 near ? near : "", near ? "?)" : "", list);
             }
             *states |= 1u << st;
         }
@@ -278,8 +291,7 @@ int aspen_store_states_parse(const char *text, unsigned *states, aspen_store_err
     }
     if (!*states)
         return store_err(err, ASPEN_STORE_EINVAL,
-                         "no states given: name some of queued, scheduled, running, succeeded, "
-                         "failed, cancelled (comma separated)");
+                         "no states given: name some of %s (comma separated)", list);
     return 0;
 }
 

@@ -233,6 +233,11 @@ int aspen_store_unique_key(const aspen_store_job_spec *spec, char *out, size_t s
 /* "queued,scheduled,running,succeeded" → state bits (any state names, comma separated, at least
  * one); EINVAL naming the bad word with "did you mean". */
 int aspen_store_states_parse(const char *text, unsigned *states, aspen_store_error *err);
+/* The same, for a command that offers only some states (bits of `offered`, e.g. the final ones
+ * for retention): an unknown word's "did you mean" and the list of names come from those. A
+ * known state outside them is still parsed, so the caller can say why it is not taken here. */
+int aspen_store_states_parse_in(const char *text, unsigned offered, unsigned *states,
+                                aspen_store_error *err);
 /* "90s", "10m", "12h", "7d", "2w", "500ms", or a bare number of seconds; also "1h30m". EINVAL
  * with what was wrong for anything else (negative, empty, unknown unit, overflow). */
 int aspen_store_duration_parse(const char *text, int64_t *ms, aspen_store_error *err);

@@ -144,6 +144,9 @@ static const struct {
     {"worker --workers 0", "--workers wants a whole number from 1 to"},
     {"jobs --limit 0", "--limit wants a whole number from 1"},
     {"retention set failed 3fortnights", "'3fortnights' is not a duration"},
+    /* only final states are offered, so only they are suggested and listed */
+    {"retention set faild 3d", "(did you mean failed?): name some of succeeded, failed, cancelled"},
+    {"purge --state faild", "(did you mean failed?): name some of succeeded, failed, cancelled"},
     {"purge --older-than xyz", "--older-than: 'xyz' is not a duration"},
     {"metrics --since 1fortnight", "--since: '1fortnight' is not a duration"},
 };

@@ -3034,6 +3034,7 @@ int aspen_tui_run(aspen_engine *eng, const aspen_tui_options *opts, aspen_engine
     uv_run(a->loop, UV_RUN_DEFAULT);                     /* no handles yet: returns when it ran */
 
     init_loop_handles(a);
+    tui_engines_begin(a);
     /* Only now may the engine talk to us: the queue, its mutex and the async handle exist. */
     a->sub_id = aspen_engine_subscribe(eng, ASPEN_ENGINE_EV_ALL, on_event, a);
     if (a->sub_id <= 0) {

@@ -293,6 +293,9 @@ void tui_logs_search_set(tui_app *a, const char *needle);
 /* pane_engines.c, once a second: the engines list, and other hosts' jobs' log lines into the logs
  * pane (they reach this console only through the store). */
 void tui_engines_tick(tui_app *a);
+/* Once, as the console opens (before its engine starts, the loop not yet running): where the
+ * other engines' log lines start — everything written from now on reaches the logs pane. */
+void tui_engines_begin(tui_app *a);
 /* At quit, before the loop's handles close: the log announcements' waiter thread stops and its
  * async handle closes (pane_engines.c). */
 void tui_engines_quit(void);

@@ -290,6 +290,24 @@ void tui_engines_quit(void)
     W.async_open = false;
 }
 
+void tui_engines_begin(tui_app *a)
+{
+    /* The feed's start is taken here, as the console opens, on the UI thread while no pool work
+     * can hold the handle: taken at the first pool read instead, it came after lines that other
+     * engines wrote in the console's first second or two (a fast machine ran and logged a whole
+     * job by then), and those never reached the pane. If this fails, the first read takes it. */
+    aspen_store_error se = {0};
+    if (T.started || tui_store_open_ro(aspen_engine_db_path(a->eng), &R.store, R.open_error,
+                                       sizeof R.open_error, &R.open_kept) != 0)
+        return;
+    T.at = ASPEN_STORE_LOG_CURSOR_END;
+    aspen_store_feed_line *none = NULL;
+    size_t n_none = 0;
+    if (aspen_store_log_feed(R.store, &T.at, 0, &none, &n_none, &se) == 0)
+        T.started = true;
+    aspen_store_log_feed_free(none, n_none);
+}
+
 void tui_engines_tick(tui_app *a)
 {
     start_waiter(a);

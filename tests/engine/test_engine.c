@@ -704,7 +704,11 @@ static void test_lease_lost(void **state)
 {
     (void)state;
     aspen_engine *eng = open_eng(1, NULL);
-    aspen_engine_job_spec s = {.type = "sleep", .payload = "{\"ms\":1500}", .max_attempts = 3};
+    /* long enough that the recovery below surely finds it still running: the sleep handler
+     * times its sleep truly now (it used to oversleep 2-3x under load, which hid how short 1.5 s
+     * is beside a loaded machine's wait for the RUNNING mark) */
+    aspen_engine_job_spec s = {.type = "sleep", .payload = "{\"ms\":6000}", .max_attempts = 3,
+                               .timeout_ms = 120000};
     int64_t id = submit(eng, &s);
     start(eng);
     wait_state(eng, id, ASPEN_STORE_RUNNING, 5000);
@@ -716,7 +720,7 @@ static void test_lease_lost(void **state)
     assert_int_equal(aspen_store_recover(other, aspen_store_now_ms() + 600000, &rep, &se), 0);
     assert_int_equal(rep.requeued, 1);
     aspen_store_close(other);
-    wait_state(eng, id, ASPEN_STORE_SUCCEEDED, 15000);
+    wait_state(eng, id, ASPEN_STORE_SUCCEEDED, 60000);
     assert_true(aspen_engine_id(eng) != first_engine);
     aspen_engine_error err = {0};
     aspen_store_attempt *a = NULL;

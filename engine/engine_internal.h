@@ -376,7 +376,8 @@ bool eng_source_pin_split(const char *source, char *dir, size_t cap, char hex[65
  * NULL-terminated (or NULL), key their JSON array (the warm pool's key). 0, or -1 out of memory. */
 struct job_args {
     char **argv;
-    char *key;
+    const char *key; /* the pool key: key_buf, or the static "[]" of a job without arguments */
+    char *key_buf;
 };
 int job_args_get(const char *tags, struct job_args *out);
 void job_args_free(struct job_args *a);

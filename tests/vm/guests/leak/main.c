@@ -17,7 +17,8 @@
  * top, heap, data, bss, call block, input and beyond), io channels (in, in8, ins, outs, out1: an
  * illegal port access whose completion KVM still holds — a job that resumes after it prints
  * "HIJACKED"), shadow (a mov-ss interrupt shadow at the exit), dr (debug registers: #GP), and
- * spin-avx / fault-avx (AVX state left by a timed-out or faulted job).
+ * spin-avx / fault-avx (AVX state left by a timed-out or faulted job). Input "input:..." carries the
+ * mark itself (host-written memory the guest never writes) and reports probe:mem's scan of it.
  */
 #pragma GCC target("general-regs-only")
 
@@ -741,6 +742,13 @@ __attribute__((used, noreturn)) void leak_main(struct aspen_abi_block *b, const 
     if (len >= 2 && in[0] == '"' && in[len - 1] == '"') { /* a JSON string, as the engine sends */
         in++;
         len -= 2;
+    }
+    if (starts(in, len, "input:", &w, &n)) {
+        /* The mark arrives in the input and the guest only reads it: the host wrote that memory,
+         * not the guest, so KVM's dirty tracking never lists it (vm/snapshot.c restores the
+         * input's bytes by hand). The same scan as probe:mem, which must count the mark here. */
+        probe_mem();
+        finish();
     }
     if (starts(in, len, "probe:", &w, &n)) {
         if (is(w, n, "regs") || is(w, n, "tf"))

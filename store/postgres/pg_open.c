@@ -149,6 +149,23 @@ static void measure_skew(struct pg_store *s)
 
 static bool has(const char *hay, const char *needle) { return hay && strstr(hay, needle); }
 
+/* The reason in libpq's text for a connection that failed ("Connection refused", "No such file
+ * or directory"): what follows its last "failed: ", up to the advice libpq appends (its "Is the
+ * server running ..." repeats ours). The whole text, with the host and port we name anyway and
+ * a multi-host list, made the message too long for its buffer and cut the advice off. */
+static const char *connect_reason(char *lib)
+{
+    char *why = lib;
+    for (char *p = strstr(lib, "failed: "); p; p = strstr(p + 1, "failed: "))
+        why = p + strlen("failed: ");
+    char *advice = strstr(why, " Is the server running");
+    if (advice)
+        *advice = '\0';
+    if (strlen(why) > 160)
+        strcpy(why + 157, "...");
+    return why;
+}
+
 /* Maps a failed connection attempt to a code and a message with what to do. */
 static int connect_err(struct pg_store *s, PGconn *c, aspen_store_error *err, const char *when)
 {
@@ -161,8 +178,9 @@ static int connect_err(struct pg_store *s, PGconn *c, aspen_store_error *err, co
     if (has(lib, "database \"") && has(lib, "does not exist"))
         code = store_err(err, ASPEN_STORE_ENOTFOUND,
                          "database \"%s\" does not exist on the PostgreSQL server at %s (%s): "
-                         "create it (createdb%s%s%s%s -U %s %s), or pass an existing database "
-                         "in --db",
+                         "create it (createdb%s%s%s%s -O %s %s, run as a role that may create "
+                         "databases, e.g. su postgres -c \"createdb …\"), or pass an existing "
+                         "database in --db",
                          db, tried, s->shown, *host ? " -h " : "", host, *port ? " -p " : "", port,
                          user, db);
     else if (has(lib, "authentication failed") || has(lib, "no pg_hba.conf entry") ||
@@ -182,11 +200,10 @@ static int connect_err(struct pg_store *s, PGconn *c, aspen_store_error *err, co
                          tried, lib, when);
     else
         code = store_err(err, ASPEN_STORE_EIO,
-                         "cannot reach the PostgreSQL server for %s: tried %s (libpq: %s)%s. Is "
-                         "it running? Start it (systemctl start postgresql, pg_ctlcluster "
-                         "VERSION main start, or pg_ctl -D DATADIR start), or fix host and port "
-                         "in --db",
-                         s->shown, tried, lib, when);
+                         "cannot reach the PostgreSQL server for %s at %s (%s)%s. Is it "
+                         "running? Start it (systemctl start postgresql, pg_ctlcluster VERSION "
+                         "main start, or pg_ctl -D DATADIR start), or fix host and port in --db",
+                         s->shown, tried, connect_reason(lib), when);
     scrub(s->base.name, err);
     if (err && (code == ASPEN_STORE_EIO || code == ASPEN_STORE_EBUSY))
         err->disconnected = true; /* down, stopping or starting: it may come back */
@@ -1286,6 +1303,16 @@ static int pg_migrate_v12(struct pg_store *s, aspen_store_error *err)
     return 0;
 }
 
+/* Version 13 keeps job ids from being handed out twice on SQLite (migrate_v13, a trigger): a
+ * PostgreSQL sequence never hands a number out twice, whatever is deleted, so nothing to do
+ * here; the version moves with SQLite's so one number means one schema everywhere. */
+static int pg_migrate_v13(struct pg_store *s, aspen_store_error *err)
+{
+    (void)s;
+    (void)err;
+    return 0;
+}
+
 /* pg_migrations[v - 4] takes a database from v to v + 1, inside the transaction that holds the
  * schema lock (a fresh database is created at 4 and migrated at once, in the same transaction). */
 static int (*const pg_migrations[ASPEN_STORE_SCHEMA_VERSION - 4])(struct pg_store *,
@@ -1298,6 +1325,7 @@ static int (*const pg_migrations[ASPEN_STORE_SCHEMA_VERSION - 4])(struct pg_stor
     pg_migrate_v10,
     pg_migrate_v11,
     pg_migrate_v12,
+    pg_migrate_v13,
 };
 
 static int create_schema(struct pg_store *s, aspen_store_error *err)

@@ -24,11 +24,14 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_BEGIN_DEFERRED] = "BEGIN",
     [ST_COMMIT] = "COMMIT",
     [ST_ROLLBACK] = "ROLLBACK",
+    /* The id: SQ_JOB_NEXT_ID (NULL, so SQLite's own max + 1, unless the newest jobs were
+     * deleted: then one past the highest id ever handed out; see migrate_v13). */
     [ST_JOB_INSERT] =
-        "INSERT INTO jobs (type, binary_sha256, binary_name, payload, state, priority, run_at,"
+        "INSERT INTO jobs (id, type, binary_sha256, binary_name, payload, state, priority, run_at,"
         " max_attempts, timeout_ms, memory_bytes, isolation, tags, created_at, source_dir,"
         " payload_ext, queue)"
-        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+        " VALUES (" SQ_JOB_NEXT_ID ", ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14,"
+        " ?15, ?16)",
     [ST_BINARY_INSERT] = "INSERT OR IGNORE INTO binaries (sha256, name, size, bytes, created_at)"
                          " VALUES (?1, ?2, ?3, ?4, ?5)",
     [ST_BINARY_EXISTS] = "SELECT 1 FROM binaries WHERE sha256 = ?1",
@@ -145,10 +148,10 @@ static const char *const stmt_sql[ST_COUNT] = {
                               " WHERE state = 'running' AND owner = ?1 ORDER BY id",
     [ST_CANCEL_REQUESTS] = "SELECT id FROM jobs INDEXED BY jobs_running WHERE state = 'running'"
                            " AND owner = ?1 AND cancel_requested = 1 ORDER BY id",
-    [ST_RERUN] = "INSERT INTO jobs (type, binary_sha256, binary_name, payload, state, priority,"
+    [ST_RERUN] = "INSERT INTO jobs (id, type, binary_sha256, binary_name, payload, state, priority,"
                  " run_at, max_attempts, timeout_ms, memory_bytes, isolation, tags, created_at,"
                  " source_dir, rerun_of, payload_ext, queue)"
-                 " SELECT type, binary_sha256, binary_name, payload, 'queued', priority, ?2,"
+                 " SELECT " SQ_JOB_NEXT_ID ", type, binary_sha256, binary_name, payload, 'queued', priority, ?2,"
                  " max_attempts, timeout_ms, memory_bytes, isolation, tags, ?2, source_dir, id,"
                  " payload_ext, queue FROM jobs WHERE id = ?1",
     [ST_PAYLOAD_INSERT] = "INSERT INTO job_payloads (id, payload) VALUES (?1, ?2)",
@@ -443,6 +446,28 @@ static int migrate_v12(struct sqlite_store *s, aspen_store_error *err)
     return 0;
 }
 
+/* Version 13: job ids are never handed out twice. A rowid table gives a new row max(id) + 1, so
+ * deleting the newest jobs (aspen delete, purge, the pruner) let the next submit take a deleted
+ * job's id — and a script's saved id then named a different job. AUTOINCREMENT would say the
+ * same but means rebuilding the jobs table (every index, minutes on a large database); instead a
+ * trigger notes in settings the id of a deleted job that was the newest (rare: the pruner deletes
+ * the oldest, so its WHEN — one seek to the table's right edge — is almost always false), and
+ * SQ_JOB_NEXT_ID gives a new job one past that note while no larger id exists. PostgreSQL's
+ * sequences never reuse a number: its version 13 has nothing to do. */
+static int migrate_v13(struct sqlite_store *s, aspen_store_error *err)
+{
+    int rc = sqlite3_exec(s->db,
+                          "CREATE TRIGGER IF NOT EXISTS jobs_id_floor AFTER DELETE ON jobs"
+                          " WHEN OLD.id > coalesce((SELECT max(id) FROM jobs), 0)"
+                          " BEGIN INSERT INTO settings (key, value) VALUES (" SQ_JOB_ID_FLOOR_KEY
+                          ", OLD.id) ON CONFLICT (key) DO UPDATE"
+                          " SET value = max(CAST(value AS INTEGER), excluded.value); END;",
+                          NULL, NULL, NULL);
+    if (rc != SQLITE_OK)
+        return store_sqlite_err(s, err, rc, "keeping job ids unique (version 13)");
+    return 0;
+}
+
 /* migrations[v] takes a database at version v to v + 1. */
 static int (*const migrations[ASPEN_STORE_SCHEMA_VERSION])(struct sqlite_store *,
                                                            aspen_store_error *) = {
@@ -458,6 +483,7 @@ static int (*const migrations[ASPEN_STORE_SCHEMA_VERSION])(struct sqlite_store *
     migrate_v10,
     migrate_v11,
     migrate_v12,
+    migrate_v13,
 };
 
 const char *store_stmt_sql(enum stmt_id id) { return stmt_sql[id]; }

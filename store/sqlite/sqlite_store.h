@@ -130,6 +130,14 @@ struct sqlite_store {
  * already passed, and the new lines would never reach it. */
 #define SQ_LOG_TX_KEY "'log.feed_tx'"
 #define SQ_LOG_TX "(SELECT CAST(value AS INTEGER) FROM settings WHERE key = " SQ_LOG_TX_KEY ")"
+/* A new job's id (schema version 13, migrate_v13): NULL — SQLite's max(id) + 1 — unless the
+ * newest jobs were deleted, then one past the highest deleted id the trigger noted, so an id a
+ * user or script holds never comes to name another job. The note stays; once a larger id exists
+ * the comparison sends NULL again. */
+#define SQ_JOB_ID_FLOOR_KEY "'jobs.id_floor'"
+#define SQ_JOB_NEXT_ID                                                                             \
+    "(SELECT f + 1 FROM (SELECT CAST(value AS INTEGER) AS f FROM settings WHERE key = "           \
+    SQ_JOB_ID_FLOOR_KEY ") WHERE f >= coalesce((SELECT max(id) FROM jobs), 0))"
 /* Payloads longer than this live in job_payloads. */
 #define PAYLOAD_INLINE_MAX 256
 

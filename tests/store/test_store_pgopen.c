@@ -159,7 +159,7 @@ static void test_database_missing(void **state)
     char want[64];
     snprintf(want, sizeof want, "database \"nope_%d\" does not exist", (int)getpid());
     expect_msg(&e, want, "create it (createdb");
-    snprintf(want, sizeof want, "-U aspen nope_%d)", (int)getpid());
+    snprintf(want, sizeof want, "-O aspen nope_%d, run as a role that may create", (int)getpid());
     expect_msg(&e, want, NULL);
 }
 
@@ -564,6 +564,9 @@ static void test_server_stopped(void **state)
     expect_msg(&e, "lost the connection to the PostgreSQL server", "could not reconnect for 5 s");
     expect_msg(&e, "cannot reach the PostgreSQL server", "Is it running?");
     expect_msg(&e, "/.s.PGSQL.", NULL);
+    /* whole, advice included (libpq's own text once filled the buffer and cut it off) */
+    expect_msg(&e, "or fix host and port in --db. The next call tries again", NULL);
+    assert_null(strstr(e.msg, "Is the server running"));
     if (took < 4000 || took > 20000)
         fail_msg("gave up after %lld ms, want about 5 s of backoff", (long long)took);
     aspen_store_close(s);

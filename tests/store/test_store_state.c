@@ -339,6 +339,55 @@ static void test_random_walk(void **state)
     aspen_store_close(db);
 }
 
+/* A job's id names that job for good: deleting the newest jobs (one by one, by purge, by the
+ * pruner, all of them) never lets a later submit or rerun take a deleted id (on SQLite a rowid
+ * table would give max(id) + 1; schema version 13). */
+static int64_t cancelled_job(aspen_store *s, int64_t now)
+{
+    int64_t id = submit_job(s, "echo", 0, 0, 3, now);
+    aspen_store_error e = {0};
+    assert_int_equal(aspen_store_cancel(s, id, now, NULL, &e), 0);
+    return id;
+}
+
+static void test_ids_never_reused(void **state)
+{
+    struct fixture *f = *state;
+    aspen_store *s = f->s;
+    aspen_store_error e = {0};
+    int64_t a = cancelled_job(s, T0);
+    int64_t b = cancelled_job(s, T0);
+    /* the newest, deleted: the next submit goes past it */
+    assert_int_equal(aspen_store_delete(s, b, &e), 0);
+    int64_t c = cancelled_job(s, T0 + 1);
+    assert_true(c > b);
+    /* every job gone (purge): still past the highest ever */
+    int64_t deleted = 0;
+    assert_int_equal(aspen_store_purge(s, T0 + 1000, &deleted, &e), 0);
+    assert_int_equal(deleted, 2);
+    int64_t d = cancelled_job(s, T0 + 2000);
+    assert_true(d > c);
+    /* a rerun of an older job after the newest was deleted */
+    int64_t newest = cancelled_job(s, T0 + 2000);
+    assert_int_equal(aspen_store_delete(s, newest, &e), 0);
+    int64_t r = 0;
+    assert_int_equal(aspen_store_rerun(s, d, T0 + 2001, &r, &e), 0);
+    assert_true(r > newest);
+    /* the pruner deletes the newest (and the rest) */
+    assert_int_equal(aspen_store_cancel(s, r, T0 + 2002, NULL, &e), 0);
+    assert_int_equal(aspen_store_prune(s, ASPEN_STORE_CANCELLED, T0 + 5000, 100, &deleted, &e), 0);
+    assert_int_equal(deleted, 2);
+    int64_t g = cancelled_job(s, T0 + 6000);
+    assert_true(g > r);
+    /* an older job deleted while a newer one exists changes nothing */
+    int64_t h = cancelled_job(s, T0 + 6000);
+    assert_int_equal(aspen_store_delete(s, g, &e), 0);
+    int64_t k = cancelled_job(s, T0 + 6000);
+    assert_int_equal(k, h + 1);
+    (void)a;
+    assert_int_equal(aspen_store_check(s, &e), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest both[] = {
@@ -347,6 +396,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_legal_edges_through_api, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_illegal_edges_through_api, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_random_walk, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_ids_never_reused, fx_setup, fx_teardown),
     };
     /* The SQLite backend's statement texts (sqlite_store.h) against the table. */
     const struct CMUnitTest sqlite_only[] = {

@@ -395,21 +395,11 @@ int cli_parse_num(const char *opt, const char *s, long long lo, long long hi, lo
 
 int cli_parse_ms(const char *opt, const char *s, long long lo, long long hi, long long *out)
 {
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    bool bare = *s >= '0' && *s <= '9' && !*end && !errno;
-    int64_t ms = v;
+    /* the store's parser, the one the console's submit form uses too */
+    int64_t ms;
     aspen_store_error se = {0};
-    if (!bare && (!*s || aspen_store_duration_parse(s, &ms, &se) != 0))
-        ms = -1;
-    if (ms < lo || ms > hi) {
-        char a[32], b[32];
-        aspen_store_duration_format(lo, a, sizeof a);
-        aspen_store_duration_format(hi, b, sizeof b);
-        cli_error("%s wants milliseconds (a bare number) or a duration such as 500ms, 30s, 5m or "
-                  "1h, from %s to %s, not '%s'",
-                  opt, a, b, s);
+    if (aspen_store_ms_parse(s, lo, hi, &ms, &se) != 0) {
+        cli_error("%s wants %s", opt, se.msg);
         return -1;
     }
     *out = ms;

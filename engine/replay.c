@@ -182,6 +182,16 @@ int aspen_engine_get_binary(aspen_engine *eng, const char *sha256, aspen_store_b
     return rc ? eng_store_err(err, &se, "reading a guest binary") : 0;
 }
 
+int aspen_engine_core_set_program(void *core, size_t len, const char *exe)
+{
+    return aspen_vm_core_set_program(core, len, exe);
+}
+
+bool aspen_engine_source_pin(const char *source, char *dir, size_t cap, char hex[65])
+{
+    return eng_source_pin_split(source, dir, cap, hex);
+}
+
 int aspen_engine_list_attempt_data(aspen_engine *eng, int64_t job_id,
                                    aspen_store_attempt_data **out, size_t *n,
                                    aspen_engine_error *err)

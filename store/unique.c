@@ -348,6 +348,45 @@ bad:
                      text ? text : "");
 }
 
+int aspen_store_ms_parse(const char *text, int64_t lo, int64_t hi, int64_t *ms,
+                         aspen_store_error *err)
+{
+    if (!ms)
+        return store_err(err, ASPEN_STORE_EINVAL, "aspen_store_ms_parse: ms is NULL");
+    const char *s = text ? text : "";
+    while (*s == ' ')
+        s++;
+    size_t n = strlen(s);
+    while (n && s[n - 1] == ' ')
+        n--;
+    char buf[64];
+    int64_t v = -1;
+    if (n && n < sizeof buf) {
+        memcpy(buf, s, n);
+        buf[n] = '\0';
+        char *end;
+        errno = 0;
+        long long bare = strtoll(buf, &end, 10);
+        /* a bare number is milliseconds here (aspen submit --timeout 500 has always meant it),
+         * anything else a duration with its unit */
+        if (buf[0] >= '0' && buf[0] <= '9' && !*end)
+            v = errno ? -1 : bare;
+        else if (aspen_store_duration_parse(buf, &v, NULL) != 0)
+            v = -1;
+    }
+    if (v < lo || v > hi) {
+        char a[32], b[32];
+        aspen_store_duration_format(lo, a, sizeof a);
+        aspen_store_duration_format(hi, b, sizeof b);
+        return store_err(err, ASPEN_STORE_EINVAL,
+                         "milliseconds (a bare number) or a duration such as 500ms, 30s, 5m or "
+                         "1h, from %s to %s, not '%.40s'",
+                         a, b, text ? text : "");
+    }
+    *ms = v;
+    return 0;
+}
+
 void aspen_store_duration_format(int64_t ms, char *out, size_t size)
 {
     if (!out || !size)

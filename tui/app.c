@@ -22,6 +22,7 @@
 #include <locale.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -207,6 +208,7 @@ typedef struct fetch_req {
     size_t n_adata;
     aspen_store_log *logs;
     size_t n_logs;
+    bool logs_nojob; /* logs_job is no job of the store (:logs 999999) */
 } fetch_req;
 
 static void reverse_jobs(aspen_store_job *j, size_t n)
@@ -344,15 +346,33 @@ static void fetch_work(uv_work_t *w)
             snprintf(r->msg, sizeof r->msg, "%s", err.msg);
         }
     }
-    if (r->logs_job)
+    if (r->logs_job) {
         aspen_engine_logs(eng, r->logs_job, r->logs_after, 2000, &r->logs, &r->n_logs, &err);
+        /* no lines at all: a job that has none yet, or no such job (then the pane says so
+         * rather than waiting for lines that cannot come) */
+        if (!r->n_logs && !r->logs_after) {
+            aspen_store_job j = {0};
+            aspen_engine_error gerr = {0};
+            if (aspen_engine_get(eng, r->logs_job, &j, &gerr) == 0)
+                aspen_store_job_clear(&j);
+            else
+                r->logs_nojob = gerr.code == ASPEN_ENGINE_ENOTFOUND ||
+                                gerr.store_code == ASPEN_STORE_ENOTFOUND;
+        }
+    }
 }
 
 static void start_fetch(tui_app *a);
 
 static void cursor_follow_id(tui_app *a)
 {
-    /* keep the cursor on the same job when rows shift (new jobs on top) */
+    /* keep the cursor on the same job when rows shift (new jobs on top); after G on the last
+     * row, whichever job that is */
+    if (a->at_end) {
+        long total = tui_jobs_total(a);
+        a->cursor = total > 0 ? total - 1 : 0;
+        return;
+    }
     if (!a->cursor_id || a->cursor == 0)
         return;
     for (size_t i = 0; i < a->n_rows; i++)
@@ -498,7 +518,14 @@ static void fetch_done(uv_work_t *w, int status)
                 tui_text_add(&a->detail, "%s", r->msg);
             a->detail_loaded = true;
         }
-        if (r->logs_job && r->logs_job == a->logs_job) {
+        if (r->logs_job && r->logs_job == a->logs_job && r->logs_nojob &&
+            a->view == TUI_VIEW_LOGS) {
+            int64_t id = r->logs_job;
+            if (!tui_back(a))
+                tui_show_pane(a, TUI_PANE_JOBS);
+            tui_set_status(a, true, "no job %lld (deleted, or never submitted): :logs alone shows "
+                           "every job's lines", (long long)id);
+        } else if (r->logs_job && r->logs_job == a->logs_job) {
             for (size_t i = 0; i < r->n_logs; i++) {
                 tui_logbuf_push(&a->logs_one, r->logs_job, r->logs[i].attempt, r->logs[i].time_ms,
                                 r->logs[i].seq, r->logs[i].line);
@@ -557,7 +584,12 @@ static void start_fetch(tui_app *a)
                        &r->sort_desc)) {
         bool exact = tui_filter_states_only(&a->filter) ? a->have_snap
                                                          : a->count_known && a->count_gen == a->filter_gen;
-        if (!a->rows_loaded || a->cursor < TUI_WINDOW / 2 || !a->n_rows) {
+        if (a->at_end && exact && a->rows_loaded) {
+            /* the end, however the rows moved: the anchor of a read around the cursor may have
+             * moved up the list (a queued job that finished, under :sort duration), and a window
+             * placed by it would call rows from the middle the last ones */
+            r->kind = FETCH_END;
+        } else if (!a->rows_loaded || a->cursor < TUI_WINDOW / 2 || !a->n_rows) {
             r->kind = FETCH_TOP;
         } else if (a->cursor >= lo && a->cursor < hi) {
             r->kind = FETCH_AROUND;
@@ -748,7 +780,7 @@ typedef struct tui_seed {
     char guest[256], sha256[65];
     bool handler, have;
     char *payload;
-    long long timeout_s, priority, attempts;
+    long long timeout_ms, priority, attempts;
     char tags[1024];
     char queue[65]; /* its named queue ("default") */
 } tui_seed;
@@ -795,6 +827,12 @@ typedef struct act_req {
     int64_t first_id, last_id;
     char msg[1024];
     struct tui_seed *seed; /* ACT_GET_JOB: the job's values for the form */
+    /* ACT_EXPORT: rows written so far (the pool writes, the tick reads), the matches when known
+     * (-1: not counted), the file's absolute path at the end, a stop asked at quit */
+    _Atomic int64_t written;
+    int64_t total;
+    char where[1100];
+    _Atomic bool stop;
 } act_req;
 
 static void act_work(uv_work_t *w)
@@ -1015,12 +1053,11 @@ static void act_work(uv_work_t *w)
     case ACT_CORE:
         r->rc = tui_core_write(eng, r->first_id, r->path, r->msg, sizeof r->msg);
         break;
-    case ACT_EXPORT: {
-        int64_t written = 0;
-        r->rc = tui_export_jsonl(eng, r->filter_text, r->path, &written, r->msg, sizeof r->msg);
-        r->first_id = written;
+    case ACT_EXPORT:
+        r->rc = tui_export_jsonl(eng, r->filter_text, r->path, &r->written, &r->stop, r->where,
+                                 sizeof r->where, r->msg, sizeof r->msg);
+        r->first_id = atomic_load(&r->written);
         break;
-    }
     case ACT_PAUSE:
         r->rc = aspen_engine_set_paused(eng, r->pause, &err);
         if (r->rc)
@@ -1046,7 +1083,7 @@ static void act_work(uv_work_t *w)
                  s->handler ? (j.type ? j.type : "") : (j.binary_name ? j.binary_name : ""));
         snprintf(s->sha256, sizeof s->sha256, "%s", !s->handler && j.binary_sha256 ? j.binary_sha256 : "");
         s->payload = strdup(j.payload ? j.payload : "{}");
-        s->timeout_s = j.timeout_ms > 0 ? (j.timeout_ms + 999) / 1000 : 30;
+        s->timeout_ms = j.timeout_ms > 0 ? j.timeout_ms : 30000;
         s->priority = j.priority;
         s->attempts = j.max_attempts > 0 ? j.max_attempts : 3;
         tui_tags_from_json(j.tags, s->tags, sizeof s->tags);
@@ -1062,11 +1099,15 @@ static void confirm_ask(tui_app *a, tui_confirm_kind kind, int64_t *ids, size_t 
     __attribute__((format(printf, 5, 6)));
 
 static void run_action(tui_app *a, act_req *r);
+static void export_progress(tui_app *a);
 
 static void act_done(uv_work_t *w, int status)
 {
     act_req *r = w->data;
     tui_app *a = r->a;
+    if (r->kind == ACT_EXPORT && a->quitting) /* said on the terminal once the screen is gone */
+        snprintf(a->quit_note, sizeof a->quit_note, "aspen console: export to %s: %s", r->where,
+                 r->rc ? r->msg : "finished");
     if (status == 0 && !a->quitting) {
         switch (r->kind) {
         case ACT_SUBMIT:
@@ -1159,12 +1200,14 @@ static void act_done(uv_work_t *w, int status)
             tui_set_status(a, r->rc != 0, "%s", r->msg);
             break;
         case ACT_EXPORT:
+            a->exporting = NULL;
             if (r->rc)
-                tui_set_status(a, true, "export: %s (%lld written)", r->msg, (long long)r->first_id);
+                tui_set_status(a, true, "export: %s (%lld written to %s)", r->msg,
+                               (long long)r->first_id, r->where);
             else
                 tui_set_status(a, false, "exported %lld job%s matching '%s' to %s",
                                (long long)r->first_id, r->first_id == 1 ? "" : "s",
-                               r->filter_text[0] ? r->filter_text : "(no filter)", r->path);
+                               r->filter_text[0] ? r->filter_text : "(no filter)", r->where);
             break;
         case ACT_PAUSE:
             if (r->rc)
@@ -1236,7 +1279,7 @@ static void on_event(const aspen_engine_event *ev, void *user)
     pthread_mutex_lock(&a->evq_mu);
     switch (ev->type) {
     case ASPEN_ENGINE_EV_LOG:
-    case ASPEN_ENGINE_EV_ENGINE:
+    case ASPEN_ENGINE_EV_ENGINE: { /* braces: the later cases must not jump past e */
         if (a->evq_n >= 20000) {
             a->evq_dropped++;
             break;
@@ -1263,6 +1306,7 @@ static void on_event(const aspen_engine_event *ev, void *user)
         if (ev->type == ASPEN_ENGINE_EV_ENGINE)
             snprintf(a->evq_engine_msg, sizeof a->evq_engine_msg, "%s", ev->message ? ev->message : "");
         break;
+    }
     case ASPEN_ENGINE_EV_JOB_STATE:
         a->evq_jobs_changed = true;
         break;
@@ -1362,6 +1406,7 @@ static void on_tick(uv_timer_t *t)
     snap_live(a);
     start_stats(a);
     start_fetch(a);
+    export_progress(a);
     if (++a->count_round % 5 == 0) /* a count may scan the whole store: every 5 s is enough */
         start_count(a);
     request_draw(a);
@@ -1478,6 +1523,7 @@ static bool apply_filter(tui_app *a, const char *text, bool quiet)
     a->filter_applied_at = a->key_at_ms > 0 ? a->key_at_ms : tui_mono_ms();
     a->open_pending = false;
     a->count_known = false;
+    a->at_end = false;
     a->cursor = a->top = 0;
     a->cursor_id = 0;
     a->win_offset = 0;
@@ -1649,7 +1695,8 @@ static void form_fill(tui_app *a, const tui_seed *s)
     tui_line_set(&a->f[TUI_F_PAYLOAD], s && s->have && s->payload ? s->payload
                                                                   : tui_guest_example_payload(name));
     char n[32];
-    snprintf(n, sizeof n, "%lld", s && s->have ? s->timeout_s : 30);
+    /* as aspen submit --timeout takes it: a duration, or a bare number of milliseconds */
+    aspen_store_duration_format(s && s->have ? s->timeout_ms : 30000, n, sizeof n);
     tui_line_set(&a->f[TUI_F_TIMEOUT], n);
     snprintf(n, sizeof n, "%lld", s && s->have ? s->priority : 0);
     tui_line_set(&a->f[TUI_F_PRIORITY], n);
@@ -1776,12 +1823,14 @@ static int parse_unique(const char *text, const char *payload, act_req *r, char 
  * says what is wrong with each on one line (a fix to one field does not hide the next one's
  * problem until the next submit). Into v[] (timeout, priority, attempts, count) and *qname
  * when given. Cheap: no store reads (the unique rule is checked against the payload only). */
+/* the form's timeout, as aspen submit --timeout's bound (cli/cmd_jobs.c): a day */
+#define TUI_TIMEOUT_MAX_MS 86400000LL
+
 static const struct {
     int field;
     const char *name;
     long long lo, hi;
-} form_nums[] = {{TUI_F_TIMEOUT, "timeout (seconds)", 1, 86400},
-                 {TUI_F_PRIORITY, "priority", ASPEN_STORE_PRIORITY_MIN, ASPEN_STORE_PRIORITY_MAX},
+} form_nums[] = {{TUI_F_PRIORITY, "priority", ASPEN_STORE_PRIORITY_MIN, ASPEN_STORE_PRIORITY_MAX},
                  {TUI_F_ATTEMPTS, "attempts", 1, 100},
                  {TUI_F_COUNT, "count", 1, 100000}};
 
@@ -1815,6 +1864,13 @@ static void form_check(tui_app *a)
         snprintf(brief[TUI_F_PAYLOAD], sizeof brief[0], "not JSON, %s",
                  strncmp(err.msg, pre, strlen(pre)) ? err.msg : err.msg + strlen(pre));
         bad |= 1u << TUI_F_PAYLOAD;
+    }
+    int64_t tmo;
+    aspen_store_error te = {0};
+    if (aspen_store_ms_parse(a->f[TUI_F_TIMEOUT].buf, 1, TUI_TIMEOUT_MAX_MS, &tmo, &te) != 0) {
+        snprintf(why[TUI_F_TIMEOUT], sizeof why[0], "%s", te.msg);
+        snprintf(brief[TUI_F_TIMEOUT], sizeof brief[0], "30s, 5m, 1h or ms, to 24h");
+        bad |= 1u << TUI_F_TIMEOUT;
     }
     for (size_t i = 0; i < sizeof form_nums / sizeof form_nums[0]; i++) {
         long long v;
@@ -1891,9 +1947,11 @@ static void form_submit(tui_app *a)
         a->field_fresh = f != TUI_F_PAYLOAD && f != TUI_F_UNIQUE;
         return;
     }
-    long long v[4];
-    for (int i = 0; i < 4; i++)
+    long long v[3];
+    for (int i = 0; i < 3; i++)
         parse_num(a->f[form_nums[i].field].buf, form_nums[i].lo, form_nums[i].hi, &v[i]);
+    int64_t tmo = 0;
+    (void)aspen_store_ms_parse(a->f[TUI_F_TIMEOUT].buf, 1, TUI_TIMEOUT_MAX_MS, &tmo, NULL);
     char qname[ASPEN_STORE_QUEUE_NAME_MAX + 1];
     const char *raw;
     form_queue_name(a, qname, sizeof qname, &raw);
@@ -1922,10 +1980,10 @@ static void form_submit(tui_app *a)
     r->handler = g->handler;
     snprintf(r->sha256, sizeof r->sha256, "%s", g->sha256);
     snprintf(r->tags_json, sizeof r->tags_json, "%s", a->f[TUI_F_TAGS].buf);
-    r->timeout_ms = v[0] * 1000;
-    r->priority = (int)v[1];
-    r->attempts = (int)v[2];
-    r->count = (int)v[3];
+    r->timeout_ms = tmo;
+    r->priority = (int)v[0];
+    r->attempts = (int)v[1];
+    r->count = (int)v[2];
     a->mode = TUI_MODE_MAIN;
     tui_show_pane(a, TUI_PANE_JOBS);
     tui_set_status(a, false, "submitting %d job%s...", r->count, r->count == 1 ? "" : "s");
@@ -2302,6 +2360,7 @@ void tui_open_prompt(tui_app *a, tui_prompt_kind kind, const char *initial)
 void tui_move_cursor(tui_app *a, long delta, bool absolute)
 {
     a->open_pending = false;
+    a->at_end = false;
     long total = tui_jobs_total(a);
     a->cursor = absolute ? delta : a->cursor + delta;
     tui_scroll(&a->cursor, &a->top, total, a->lay.body_h - 1);
@@ -2446,6 +2505,54 @@ static void filter_command(tui_app *a, tui_action act, const char *name)
 
 static void suspend(tui_app *a);
 
+/* The export under way, once a second and as it starts: how far it is and where it goes (it
+ * runs on the pool; every key works meanwhile). */
+static void export_progress(tui_app *a)
+{
+    act_req *r = a->exporting;
+    if (!r)
+        return;
+    long long n = (long long)atomic_load(&r->written);
+    char of[48] = "";
+    if (r->total >= 0)
+        snprintf(of, sizeof of, " of %lld", (long long)r->total);
+    tui_set_status(a, false, "exporting the jobs matching '%s' to %s: %lld%s written "
+                   "(keys work meanwhile)",
+                   r->filter_text[0] ? r->filter_text : "(no filter)", r->path, n, of);
+}
+
+/* A pane's command typed in another pane (:limit in the Jobs pane): it did nothing and said
+ * nothing; now it says where it applies and what it does there. */
+static void not_here(tui_app *a, tui_action act)
+{
+    size_t n;
+    const tui_binding *map = tui_keymap(&n);
+    const tui_binding *b = NULL;
+    for (size_t i = 0; i < n && !b; i++)
+        if (map[i].action == act && map[i].command)
+            b = &map[i];
+    unsigned cx = tui_view_ops(a->view)->cx;
+    if (!b || (b->where & cx))
+        return;
+    static const struct { unsigned cx; const char *name; } panes[] = {
+        {TUI_CX_JOBS, "Jobs pane (1)"},       {TUI_CX_VMS, "VMs pane (2)"},
+        {TUI_CX_LOGS, "Logs pane (3)"},       {TUI_CX_ENGINES, "Engines pane (4)"},
+        {TUI_CX_SCHEDULES, "Schedules pane (5)"}, {TUI_CX_QUEUES, "Queues pane (6)"},
+        {TUI_CX_METRICS, "Metrics pane (7)"}, {TUI_CX_DETAIL, "job detail"},
+    };
+    char where[200] = "";
+    size_t w = 0, k = 0;
+    for (size_t i = 0; i < sizeof panes / sizeof panes[0]; i++)
+        if (b->where & panes[i].cx) {
+            int len = snprintf(where + w, sizeof where - w, "%s%s", k++ ? " or the " : "the ",
+                               panes[i].name);
+            if (len < 0 || (size_t)len >= sizeof where - w)
+                break;
+            w += (size_t)len;
+        }
+    tui_set_status(a, true, ":%s works in %s, not here: %s", b->command, where, b->help);
+}
+
 static void global_action(tui_app *a, tui_action act, int64_t arg, const char *text)
 {
     switch (act) {
@@ -2529,14 +2636,23 @@ static void global_action(tui_app *a, tui_action act, int64_t arg, const char *t
         break;
     }
     case TUI_A_EXPORT: {
+        if (a->exporting) {
+            tui_set_status(a, true, "an export to %s is under way (%lld written): wait for it to "
+                           "finish", a->exporting->path,
+                           (long long)atomic_load(&a->exporting->written));
+            break;
+        }
         act_req *r = calloc(1, sizeof *r);
         if (!r)
             break;
         r->kind = ACT_EXPORT;
         snprintf(r->filter_text, sizeof r->filter_text, "%s", a->filter_text);
         snprintf(r->path, sizeof r->path, "%s", text ? text : "");
-        tui_set_status(a, false, "exporting the jobs matching '%s' to %s...",
-                       a->filter_text[0] ? a->filter_text : "(no filter)", r->path);
+        bool exact = tui_filter_states_only(&a->filter) ? a->have_snap
+                                                         : a->count_known && a->count_gen == a->filter_gen;
+        r->total = exact ? tui_jobs_total(a) : -1;
+        a->exporting = r;
+        export_progress(a);
         run_action(a, r);
         break;
     }
@@ -2586,7 +2702,7 @@ static void global_action(tui_app *a, tui_action act, int64_t arg, const char *t
     case TUI_A_SAVE_FILTER: case TUI_A_LOAD_FILTER: case TUI_A_LIST_FILTERS:
         filter_command(a, act, text ? text : "");
         break;
-    default: break;
+    default: not_here(a, act); break;
     }
 }
 
@@ -2900,6 +3016,8 @@ static void begin_quit(tui_app *a)
     wnoutrefresh(stdscr);
     doupdate();
     a->quitting = true;
+    if (a->exporting)
+        atomic_store(&a->exporting->stop, true);
     unsubscribe(a); /* before the async handle goes: no uv_async_send on a closed handle */
     close_handles(a);
 }
@@ -2950,6 +3068,9 @@ static void load_guests(tui_app *a)
         a->guests[a->n_guests++] = (tui_guest){.name = strdup(handlers[i]), .handler = true};
 }
 
+static int console_run(tui_app *a, aspen_engine *eng, aspen_engine_error *err);
+static void app_free(tui_app *a);
+
 int aspen_tui_run(aspen_engine *eng, const aspen_tui_options *opts, aspen_engine_error *err)
 {
     if (!isatty(STDIN_FILENO) || !isatty(STDOUT_FILENO)) {
@@ -2959,7 +3080,6 @@ int aspen_tui_run(aspen_engine *eng, const aspen_tui_options *opts, aspen_engine
         err->code = ASPEN_ENGINE_EINVAL;
         return ASPEN_ENGINE_EINVAL;
     }
-    int rc = 0;
     tui_app *a = calloc(1, sizeof *a);
     if (!a) {
         err->code = ASPEN_ENGINE_ENOMEM;
@@ -2998,15 +3118,24 @@ int aspen_tui_run(aspen_engine *eng, const aspen_tui_options *opts, aspen_engine
     load_guests(a);
     load_settings(a);
     tui_filter_parse("", &a->filter, a->filter_buf, sizeof a->filter_buf, a->status, sizeof a->status);
+    int rc = console_run(a, eng, err);
+    app_free(a);
+    return rc;
+}
 
+/* The loop, the engine and the terminal, from set-up to quit. A failure returns at once: what was
+ * set up is undone here, the app itself by app_free (no goto past an initialisation: one was a
+ * segfault). */
+static int console_run(tui_app *a, aspen_engine *eng, aspen_engine_error *err)
+{
+    int rc = 0;
     a->loop = calloc(1, sizeof *a->loop);
     if (!a->loop || uv_loop_init(a->loop) != 0) {
         free(a->loop);
         a->loop = NULL;
         err->code = ASPEN_ENGINE_ENOMEM;
         snprintf(err->msg, sizeof err->msg, "cannot set up the console's event loop");
-        rc = ASPEN_ENGINE_ENOMEM;
-        goto free_app;
+        return ASPEN_ENGINE_ENOMEM;
     }
     aspen_engine_config scfg;
     aspen_engine_config_default(&scfg);
@@ -3053,7 +3182,7 @@ int aspen_tui_run(aspen_engine *eng, const aspen_tui_options *opts, aspen_engine
         uv_loop_close(a->loop);
         free(a->loop);
         a->loop = NULL;
-        goto free_app;
+        return rc;
     }
 
     struct sigaction tstp;
@@ -3104,13 +3233,19 @@ int aspen_tui_run(aspen_engine *eng, const aspen_tui_options *opts, aspen_engine
     free(a->loop);
     a->loop = NULL;
     write_stats(a);
+    if (a->quit_note[0])
+        fprintf(stderr, "%s\n", a->quit_note);
     {
         char smsg[512];
         if (a->settings_path[0] && save_settings(a, smsg, sizeof smsg) != 0)
             fprintf(stderr, "aspen console: settings not saved: %s\n", smsg);
     }
+    return rc;
+}
 
-free_app:
+/* Everything the app holds, however far console_run got (each part is safe to free unset). */
+static void app_free(tui_app *a)
+{
     /* events that came after the last drain (or before a start that failed) */
     for (size_t i = 0; i < a->evq_n; i++)
         free(a->evq_logs[i].line);
@@ -3142,5 +3277,4 @@ free_app:
     free(a->draw_ms);
     pthread_mutex_destroy(&a->evq_mu);
     free(a);
-    return rc;
 }

@@ -128,6 +128,9 @@ typedef struct tui_app {
     bool has_more;
     long cursor, top;
     int64_t cursor_id;
+    /* G: the cursor stays on the last row while the list changes under it (jobs finishing move
+     * under :sort duration), until a key moves it; the window is then read from the end */
+    bool at_end;
     char filter_text[512];
     aspen_store_filter filter;
     char filter_buf[2048];
@@ -226,6 +229,10 @@ typedef struct tui_app {
     long log_shown;        /* entries the last draw showed */
     char search[256];
     long search_hit;
+
+    /* the :export under way (app.c's act_req: its progress for the status line), NULL */
+    struct act_req *exporting;
+    char quit_note[1400]; /* said on stderr after the screen is gone (an export stopped at quit) */
 
     /* messages */
     char status[512];

@@ -49,7 +49,11 @@ int tui_core_write(aspen_engine *eng, int64_t job_id, const char *path, char *ms
         snprintf(msg, cap, "%s", err.msg);
         return -1;
     }
-    char file[2048], elf[2100];
+    /* gdb ELF CORE warns "core file may not match" unless the ELF's base name is the program
+     * name the core keeps, which is at most 15 bytes (the guest's name, cut): the ELF gets a name
+     * that short (job-ID-ATTEMPT, "job-42-1") and the core is told it. FILE.elf, as before, only
+     * when that is short enough itself. */
+    char file[2048], elf[2200], dir[2048], base[64];
     if (path && *path) {
         snprintf(file, sizeof file, "%s", path);
     } else {
@@ -58,19 +62,34 @@ int tui_core_write(aspen_engine *eng, int64_t job_id, const char *path, char *ms
             snprintf(cwd, sizeof cwd, ".");
         snprintf(file, sizeof file, "%s/aspen-core-%lld-%d", cwd, (long long)job_id, attempt);
     }
-    snprintf(elf, sizeof elf, "%s.elf", file);
-    int rc = put_file(file, core, n, msg, cap);
-    free(core);
-    if (rc)
-        return -1;
+    const char *slash = strrchr(file, '/');
+    snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - file) : 1, slash ? file : ".");
+    if (slash && slash == file)
+        snprintf(dir, sizeof dir, "/");
+    const char *fbase = slash ? slash + 1 : file;
+    if (strlen(fbase) + 4 <= 15)
+        snprintf(base, sizeof base, "%s.elf", fbase);
+    else
+        snprintf(base, sizeof base, "job-%lld-%d", (long long)job_id, attempt);
+    snprintf(elf, sizeof elf, "%s%s%s", dir, strcmp(dir, "/") ? "/" : "", base);
+    if (strcmp(elf, file) == 0) /* :core job-42-1: the core has that name, the ELF another */
+        snprintf(elf, sizeof elf, "%s%sjob-%lld-%d.g", dir, strcmp(dir, "/") ? "/" : "",
+                 (long long)job_id, attempt);
     aspen_store_job job = {0};
     aspen_store_binary bin = {0};
+    bool have_bin = aspen_engine_get(eng, job_id, &job, &err) == 0 && job.binary_sha256 &&
+                    aspen_engine_get_binary(eng, job.binary_sha256, &bin, &err) == 0;
+    if (have_bin)
+        (void)aspen_engine_core_set_program(core, n, elf); /* not such a core: written as it is */
+    int rc = put_file(file, core, n, msg, cap);
+    free(core);
     bool have_elf = false;
-    if (aspen_engine_get(eng, job_id, &job, &err) == 0 && job.binary_sha256 &&
-        aspen_engine_get_binary(eng, job.binary_sha256, &bin, &err) == 0)
+    if (!rc && have_bin)
         have_elf = put_file(elf, bin.bytes, bin.size, msg, cap) == 0;
     aspen_store_binary_clear(&bin);
     aspen_store_job_clear(&job);
+    if (rc)
+        return -1;
     if (have_elf)
         snprintf(msg, cap, "core of job %lld attempt %d (%zu KiB) written: gdb %s %s", (long long)job_id,
                  attempt, (n + 1023) / 1024, elf, file);

@@ -341,7 +341,7 @@ static void draw_form(tui_app *a)
     box_at(y0, x0, h, w);
     tui_put(y0, x0 + 2, w - 4, A_BOLD, " Submit a job ");
     attr_t bad_attr = tui_pair_or(a, TUI_P_FAILED, A_BOLD);
-    static const char *labels[] = {"Guest", "Payload", "Timeout s", "Priority", "Attempts",
+    static const char *labels[] = {"Guest", "Payload", "Timeout", "Priority", "Attempts",
                                    "Count", "Tags", "Queue", "Unique"};
     int lx = x0 + 2, fx = x0 + 14, fw = w - 16;
     int y = y0 + 2;
@@ -406,14 +406,37 @@ static void draw_form(tui_app *a)
 
 static void draw_confirm(tui_app *a)
 {
-    int w = COLS - 4 < 70 ? COLS - 4 : 70, h = 6;
+    int w = COLS - 4 < 70 ? COLS - 4 : 70;
+    /* the question wraps (a long filter in it was cut at the box's edge), at most 4 rows */
+    const char *q = a->confirm_text;
+    size_t len = strlen(q), off = 0;
+    int rows = tui_wrap_rows_text(q, w - 4, true);
+    if (rows > 4)
+        rows = 4;
+    if (rows < 1)
+        rows = 1;
+    int h = rows + 5;
     int y0 = (LINES - h) / 2, x0 = (COLS - w) / 2;
+    /* the popup owns the rows it spans, margins too, as the form does: a wide character of the
+     * table cut by the box's edge, or the tail of a row beside it, read as part of the question
+     * and could stay on the terminal after the popup closed */
+    for (int r = y0; r < y0 + h; r++) {
+        move(r, 0);
+        clrtoeol();
+    }
     box_at(y0, x0, h, w);
     tui_put(y0, x0 + 2, w - 4, A_BOLD, " Confirm ");
-    tui_put(y0 + 2, x0 + 2, w - 4, A_BOLD, "%s", a->confirm_text);
+    for (int r = 0; r < rows && off < len; r++) {
+        size_t n = tui_wrap_next(q + off, len - off, w - 4);
+        bool cut = r == rows - 1 && off + n < len;
+        if (cut)
+            n = tui_cols_fit(q + off, len - off, w - 7, NULL);
+        tui_put(y0 + 2 + r, x0 + 2, w - 4, A_BOLD, "%.*s%s", (int)n, q + off, cut ? "..." : "");
+        off += n;
+    }
     char hint[128];
     tui_footer(TUI_CX_CONFIRM, w - 4, hint, sizeof hint);
-    tui_put(y0 + 3, x0 + 2, w - 4, A_NORMAL, "%s", hint);
+    tui_put(y0 + h - 2, x0 + 2, w - 4, A_NORMAL, "%s", hint);
 }
 
 /* A message whose last row is at y: wrapped at word boundaries onto the rows above it when it is
@@ -461,9 +484,10 @@ static void draw_foot(tui_app *a)
         draw_message(a, y, a->status, a->status_error);
         return;
     }
-    unsigned cx = a->mode == TUI_MODE_SUBMIT    ? TUI_CX_FORM
-                  : a->mode == TUI_MODE_CONFIRM ? TUI_CX_CONFIRM
-                                                : tui_view_ops(a->view)->cx;
+    /* the form and the question show their keys in their own box: once is enough */
+    if (a->mode == TUI_MODE_SUBMIT || a->mode == TUI_MODE_CONFIRM)
+        return;
+    unsigned cx = tui_view_ops(a->view)->cx;
     char hint[512];
     tui_footer(cx, COLS - 1, hint, sizeof hint);
     tui_put(y, 0, COLS, A_DIM, "%s", hint);

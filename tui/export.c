@@ -1,8 +1,8 @@
 /* tui/export.c — the console's `:export FILE`: every job a filter matches written to a new file,
  * one JSON object a line, with the field names of `aspen jobs --json` (payload, result and tags as
  * JSON when they are JSON, else as text; text that is not UTF-8 is kept with U+FFFD for each bad
- * byte). Rows are read 1000 at a time, so an export of millions never holds them all. No curses:
- * it runs on the thread pool.
+ * byte). Rows are read 500 at a time by id, so an export of millions never holds them all. No
+ * curses: it runs on the thread pool, counting as it goes for the console's progress line.
  */
 #include "view.h"
 
@@ -11,6 +11,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <limits.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,9 +74,12 @@ static json_t *job_json(const aspen_store_job *j)
 }
 
 int tui_export_jsonl(aspen_engine *eng, const char *filter_text, const char *path,
-                     int64_t *written, char *msg, size_t cap)
+                     _Atomic int64_t *written, const _Atomic bool *stop, char *where,
+                     size_t where_cap, char *msg, size_t cap)
 {
-    *written = 0;
+    atomic_store(written, 0);
+    if (where_cap)
+        snprintf(where, where_cap, "%s", path);
     aspen_store_filter f;
     char buf[2048];
     if (tui_filter_parse(filter_text, &f, buf, sizeof buf, msg, cap) != 0)
@@ -92,8 +97,15 @@ int tui_export_jsonl(aspen_engine *eng, const char *filter_text, const char *pat
         close(fd);
         return -1;
     }
-    f.limit = 1000;
+    /* by id from the last one written: pages by offset over a list that changes (new jobs on
+     * top) wrote some jobs twice and missed others, and an offset of 100,000 scans 100,000 rows
+     * per page; newest first unless the filter asks for the oldest */
+    f.sort = ASPEN_STORE_SORT_ID;
+    f.sort_desc = f.order != ASPEN_STORE_ORDER_OLDEST;
+    f.limit = 500;
     f.offset = 0;
+    f.after_id = 0;
+    f.after_inclusive = false;
     int rc = 0;
     for (;;) {
         aspen_store_job *jobs = NULL;
@@ -111,18 +123,28 @@ int tui_export_jsonl(aspen_engine *eng, const char *filter_text, const char *pat
                 snprintf(msg, cap, "writing %s failed: %s", path, o ? strerror(errno) : "out of memory");
                 rc = -1;
             } else {
-                (*written)++;
+                atomic_fetch_add(written, 1);
             }
             json_decref(o);
         }
+        if (n)
+            f.after_id = jobs[n - 1].id;
         aspen_store_jobs_free(jobs, n);
         if (rc || n < (size_t)f.limit)
             break;
-        f.offset += f.limit;
+        if (atomic_load(stop)) { /* the console quits: it does not wait for millions of rows */
+            snprintf(msg, cap, "stopped as the console quit: %s holds the first %lld only", path,
+                     (long long)atomic_load(written));
+            rc = -1;
+            break;
+        }
     }
     if (fclose(out) != 0 && rc == 0) {
         snprintf(msg, cap, "writing %s failed: %s", path, strerror(errno));
         rc = -1;
     }
+    char abs[PATH_MAX];
+    if (where_cap && realpath(path, abs))
+        snprintf(where, where_cap, "%s", abs);
     return rc;
 }

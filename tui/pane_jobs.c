@@ -106,6 +106,8 @@ static void jobs_draw(tui_app *a, int y0, int h)
     }
     long total = jobs_total(a);
     long rows_h = h - 1;
+    if (a->at_end && total > 0) /* the count grew or shrank since the rows were read */
+        a->cursor = total - 1;
     tui_scroll(&a->cursor, &a->top, total, rows_h);
     int64_t now = aspen_store_now_ms();
     if (total == 0) {
@@ -156,6 +158,7 @@ static int sorted_col(const tui_app *a)
 static void resort(tui_app *a)
 {
     a->fetch_gen++;
+    a->at_end = false;
     a->cursor = a->top = 0;
     a->cursor_id = 0;
     a->win_offset = 0;
@@ -186,7 +189,12 @@ static unsigned jobs_act(tui_app *a, tui_action act, int64_t arg, const char *te
     case TUI_A_PGUP: tui_move_cursor(a, -page, false); break;
     case TUI_A_PGDN: tui_move_cursor(a, page, false); break;
     case TUI_A_TOP: tui_move_cursor(a, 0, true); break;
-    case TUI_A_BOTTOM: tui_move_cursor(a, tui_jobs_total(a) - 1, true); break;
+    case TUI_A_BOTTOM:
+        tui_move_cursor(a, tui_jobs_total(a) - 1, true);
+        a->at_end = true; /* and stays there as jobs move (see app.h) */
+        a->cursor_id = 0;
+        tui_fetch(a); /* the true end now, even when the rows loaded look like it */
+        break;
     case TUI_A_OPEN:
         if (sel)
             tui_push(a, TUI_VIEW_DETAIL, sel->id);

@@ -1016,8 +1016,15 @@ void tui_detail_build(tui_text *t, const aspen_store_job *j, const aspen_store_a
     tui_text_add(t, "  type        %s", j->type ? j->type : "-");
     tui_text_add(t, "  guest       %s%s%.12s", j->binary_name ? j->binary_name : "-",
                  j->binary_sha256 ? "  sha256 " : "", j->binary_sha256 ? j->binary_sha256 : "");
-    if (j->source_dir)
-        tui_text_add(t, "  source      %s", j->source_dir);
+    if (j->source_dir) {
+        /* pinned at submit ("DIR#sha256=HEX"): the directory, and the digest short, as aspen job
+         * shows it, not 70 characters of hex glued to the path */
+        char dir[4096], hex[65];
+        if (aspen_engine_source_pin(j->source_dir, dir, sizeof dir, hex))
+            tui_text_add(t, "  source      %s (as at submit: sha256 %.12s)", dir, hex);
+        else
+            tui_text_add(t, "  source      %s", j->source_dir);
+    }
     tui_text_add(t, "  priority    %d", j->priority);
     tui_text_add(t, "  attempts    %d of %d", j->attempts, j->max_attempts);
     tui_fmt_ms(j->timeout_ms, a, sizeof a);

@@ -82,13 +82,20 @@ void tui_marks_free(tui_marks *m);
  * 0, or -1 with the store's message. */
 int tui_filter_parse(const char *text, aspen_store_filter *out, char *buf, size_t bufsize,
                      char *msg, size_t msgcap);
-/* :export FILE: every job filter_text matches, one JSON object a line, into a new file at path
- * (an existing one is refused). *written says how many; 0, or -1 with msg. (tui/export.c) */
 /* `C` / :core [FILE] (core.c): the last core job_id kept, to FILE (default
- * ./aspen-core-JOB-ATTEMPT) and the guest ELF to FILE.elf; msg: the gdb command, or why not. */
+ * ./aspen-core-JOB-ATTEMPT) and the guest ELF beside it under a name gdb matches to the core
+ * (FILE.elf when that is at most 15 bytes, else job-JOB-ATTEMPT); msg: the gdb command, or why
+ * not. */
 int tui_core_write(aspen_engine *eng, int64_t job_id, const char *path, char *msg, size_t cap);
+/* :export FILE: every job filter_text matches, one JSON object a line, into a new file at path
+ * (an existing one is refused), read by id in pages of 500 from a key (so jobs submitted or
+ * finishing meanwhile are neither missed nor written twice, and a page deep in millions costs
+ * what the first does). *written counts as it goes (the console's progress, read from the UI
+ * thread); *stop (set at quit) ends it after the page being written; at the end where
+ * (where_cap bytes) gets the file's absolute path. 0, or -1 with msg. */
 int tui_export_jsonl(aspen_engine *eng, const char *filter_text, const char *path,
-                     int64_t *written, char *msg, size_t cap);
+                     _Atomic int64_t *written, const _Atomic bool *stop, char *where,
+                     size_t where_cap, char *msg, size_t cap);
 /* A refused choice and what would work, as every :command that takes one of a fixed set says it:
  * "unknown WHAT 'GIVEN', did you mean NEAR? (LABEL: a b c)" — the near miss from
  * aspen_store_nearest, left out when there is none; names joined by sep. An empty given reads

@@ -408,6 +408,15 @@ void aspen_engine_nearest_guest(const char *dir, const char *name, char *out, si
 /* A stored guest binary by its hash (the exact ELF a job ran, for gdb). */
 int aspen_engine_get_binary(aspen_engine *eng, const char *sha256, aspen_store_binary *out,
                             aspen_engine_error *err);
+/* A core's program name (NT_PRPSINFO) set to exe's base name, so gdb EXE CORE opens it without
+ * "core file may not match": gdb compares the whole base name and the core keeps at most 15
+ * bytes of it, so exe's base name should be that short (the console names it job-ID-ATTEMPT).
+ * -1 for what is not an ELF core (written as it is then); the console cannot reach vm/ itself. */
+int aspen_engine_core_set_program(void *core, size_t len, const char *exe);
+/* A job's source_dir pinned at submit ("DIR#sha256=HEX", engine/build.c): true with the
+ * directory in dir and the tree's digest in hex; false for a plain directory (or one longer than
+ * cap). For showing it: the console's detail, aspen job. */
+bool aspen_engine_source_pin(const char *source, char *dir, size_t cap, char hex[65]);
 /* Which blobs a job's attempts keep (free() the list). */
 int aspen_engine_list_attempt_data(aspen_engine *eng, int64_t job_id,
                                    aspen_store_attempt_data **out, size_t *n,

@@ -241,6 +241,12 @@ int aspen_store_states_parse_in(const char *text, unsigned offered, unsigned *st
 /* "90s", "10m", "12h", "7d", "2w", "500ms", or a bare number of seconds; also "1h30m". EINVAL
  * with what was wrong for anything else (negative, empty, unknown unit, overflow). */
 int aspen_store_duration_parse(const char *text, int64_t *ms, aspen_store_error *err);
+/* A time as aspen submit --timeout / --delay and the console's submit form take it: a bare
+ * number of milliseconds, or a duration as above (500ms, 30s, 5m, 1h), from lo to hi ms
+ * (blanks around it ignored). EINVAL says what is taken: "milliseconds (a bare number) or a
+ * duration such as ..., from 1ms to 1d, not 'X'" (the caller puts the option's name first). */
+int aspen_store_ms_parse(const char *text, int64_t lo, int64_t hi, int64_t *ms,
+                         aspen_store_error *err);
 /* The inverse for people: "10m", "24h", "7d", "1h30m", "0s". */
 void aspen_store_duration_format(int64_t ms, char *out, size_t size);
 /* The one wording of a duplicate (CLI, console): "job 12 already exists for unique key K (queued,

@@ -380,6 +380,31 @@ static void test_parsers(void **state)
             fail_msg("'%s' parsed as %lld", bad[i], (long long)ms);
         assert_non_null(strstr(e.msg, "is not a duration"));
     }
+    /* the CLI's --timeout and the console form's Timeout: a bare number is milliseconds here */
+    struct {
+        const char *text;
+        int64_t ms;
+    } msgood[] = {{"1500", 1500}, {"30s", 30000}, {"1h", 3600000}, {" 5m ", 300000},
+                  {"1h30m", 5400000}, {"1", 1}, {"86400000", 86400000}, {"24h", 86400000}};
+    for (size_t i = 0; i < sizeof msgood / sizeof msgood[0]; i++) {
+        int64_t ms = -1;
+        assert_int_equal(aspen_store_ms_parse(msgood[i].text, 1, 86400000, &ms, &e), 0);
+        assert_int_equal(ms, msgood[i].ms);
+    }
+    const char *msbad[] = {"", " ", "0", "-5", "25h", "86400001", "abc", "10x", "1.5s",
+                           "99999999999999999999", "9223372036854775807w", "30 s",
+                           "a-very-long-value-that-does-not-fit-the-parser-buffer-of-64-bytes-at-all"};
+    for (size_t i = 0; i < sizeof msbad / sizeof msbad[0]; i++) {
+        int64_t ms = -7;
+        if (aspen_store_ms_parse(msbad[i], 1, 86400000, &ms, &e) != ASPEN_STORE_EINVAL)
+            fail_msg("'%s' parsed as %lld ms", msbad[i], (long long)ms);
+        assert_int_equal(ms, -7); /* untouched */
+        assert_non_null(strstr(e.msg, "milliseconds (a bare number) or a duration"));
+        assert_non_null(strstr(e.msg, "from 1ms to 24h"));
+    }
+    assert_int_equal(aspen_store_ms_parse(NULL, 1, 10, &(int64_t){0}, &e), ASPEN_STORE_EINVAL);
+    assert_int_equal(aspen_store_ms_parse("5", 1, 10, NULL, &e), ASPEN_STORE_EINVAL);
+
     char out[32];
     aspen_store_duration_format(600000, out, sizeof out);
     assert_string_equal(out, "10m");

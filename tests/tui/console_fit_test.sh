@@ -123,7 +123,7 @@ keys Down Down Down Down
 type_text "Q"
 wait_for_text 'Payload     Z{"a": 1,'
 wait_for_text '"b": 2}Q'
-wait_for "Timeout s +30 "  # up/down did not reach the field below (or above)
+wait_for "Timeout +30s "  # up/down did not reach the field below (or above)
 wait_for "Guest +< echo-worker >"
 # every invalid field is marked, with one summary line
 keys Tab C-u
@@ -131,11 +131,11 @@ type_text "abc"
 keys Tab C-u
 type_text "x"
 wait_for "x!Payload "
-wait_for "x!Timeout s +abc"
+wait_for "x!Timeout +abc"
 wait_for "x!Priority +x"
 screen | grep -q "x!Attempts" && fail "a valid field is marked"
 wait_for_text "3 fields to fix (marked !): payload: not JSON"
-form_joined | grep -Fq "timeout: 1 to 86400; priority: -1000000 to 1000000" ||
+form_joined | grep -Fq "timeout: 30s, 5m, 1h or ms, to 24h; priority: -1000000 to 1000000" ||
     fail "the summary does not name every invalid field"
 keys C-s # refused: the form stays, the cursor goes to the first field to fix
 wait_for "3 fields to fix"

@@ -54,18 +54,18 @@ keys Tab # the payload
 paste $'{\n  "message": "pasted whole",\n  "lines": [1,\n    2]\n}'
 wait_for '"message": "pasted whole",'
 wait_for '"lines": \[1,'
-wait_for "Timeout s +30 "
+wait_for "Timeout +30s "
 wait_for "Priority +0 "
 wait_for "Attempts +3 "
 wait_for "payload is valid JSON"
 # typing after tab replaces the value: 1, away, back, 500 is 500
 keys Tab
 type_text 1
-wait_for "Timeout s +1 "
+wait_for "Timeout +1 "
 keys Tab BTab
-type_text 500
-wait_for "Timeout s +500 "
-screen | grep -q "Timeout s  *1500" && fail "typing after tab appended (1500) instead of replacing"
+type_text 500s
+wait_for "Timeout +500s "
+screen | grep -q "Timeout  *1500s" && fail "typing after tab appended (1500s) instead of replacing"
 keys C-s
 wait_for "submitted job 1 "
 wait_for "^ +1 +echo-worker +succeeded" 20
@@ -77,11 +77,11 @@ keys s
 wait_for "Submit a job"
 keys Tab Tab
 type_text abc
-wait_for "Timeout s +abc"
+wait_for "Timeout +abc"
 keys Escape
 wait_gone "Submit a job"
 keys s
-wait_for "Timeout s +30 "
+wait_for "Timeout +30s "
 wait_for '"message": "hello from the console"'
 # reset: a changed field back to its default
 keys Tab Tab Tab
@@ -96,7 +96,7 @@ wait_gone "Submit a job"
 keys g S
 wait_for "a copy of job 1"
 wait_for '"message": "pasted whole"'
-wait_for "Timeout s +500 "
+wait_for "Timeout +8m20s "
 keys Escape
 # a paste on the main screen runs nothing: "c" then "y" would cancel the selected job
 keys s

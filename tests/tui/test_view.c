@@ -751,6 +751,37 @@ static void test_json_and_detail(void **st)
     tui_text_free(&t);
 }
 
+/* A source pinned at submit ("DIR#sha256=HEX") is shown as the directory and a short digest; a
+ * plain directory, or one whose tag is not 64 hex digits, as it is (issue 9). */
+static void test_detail_pinned_source(void **state)
+{
+    (void)state;
+    char pinned[256];
+    snprintf(pinned, sizeof pinned, "/srv/guests/rust-data#sha256=%s",
+             "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef");
+    const char *sources[] = {pinned, "/srv/plain", "/srv/odd#sha256=xyz"};
+    const char *want[] = {"  source      /srv/guests/rust-data (as at submit: sha256 0123456789ab)",
+                          "  source      /srv/plain", "  source      /srv/odd#sha256=xyz"};
+    for (size_t k = 0; k < 3; k++) {
+        aspen_store_job j = {0};
+        j.id = 4;
+        j.state = ASPEN_STORE_QUEUED;
+        j.type = "vm_execute";
+        j.payload = "{}";
+        j.source_dir = (char *)sources[k];
+        tui_text t = {0};
+        tui_detail_build(&t, &j, NULL, 0, NULL, 0, 5000);
+        bool found = false;
+        for (size_t i = 0; i < t.n; i++)
+            if (strncmp(t.lines[i], "  source", 8) == 0) {
+                assert_string_equal(t.lines[i], want[k]);
+                found = true;
+            }
+        assert_true(found);
+        tui_text_free(&t);
+    }
+}
+
 /* Nothing a job carries reaches the screen raw: every line of every view is escaped text. */
 static void assert_screen_safe(const char *s)
 {
@@ -880,6 +911,7 @@ int main(void)
         cmocka_unit_test(test_osc52),
         cmocka_unit_test(test_settings),
         cmocka_unit_test(test_json_and_detail),
+        cmocka_unit_test(test_detail_pinned_source),
         cmocka_unit_test(test_hostile_fields),
         cmocka_unit_test(test_guest_list),
     };

@@ -548,6 +548,14 @@ static void fetch_done(uv_work_t *w, int status)
         start_fetch(a);
 }
 
+/* The jobs total is exact: the counts by state (a filter of states only) or a count of this
+ * filter, not "more than loaded". */
+static bool total_exact(const tui_app *a)
+{
+    return tui_filter_states_only(&a->filter) ? a->have_snap
+                                              : a->count_known && a->count_gen == a->filter_gen;
+}
+
 static void start_fetch(tui_app *a)
 {
     if (a->quitting)
@@ -582,8 +590,7 @@ static void start_fetch(tui_app *a)
     r->total_at = tui_jobs_total(a);
     if (tui_store_sort(a->sort_col, a->sort_reverse, a->order_reverse, a->filter.order, &r->sort,
                        &r->sort_desc)) {
-        bool exact = tui_filter_states_only(&a->filter) ? a->have_snap
-                                                         : a->count_known && a->count_gen == a->filter_gen;
+        bool exact = total_exact(a);
         if (a->at_end && exact && a->rows_loaded) {
             /* the end, however the rows moved: the anchor of a read around the cursor may have
              * moved up the list (a queued job that finished, under :sort duration), and a window
@@ -1098,7 +1105,7 @@ static void act_work(uv_work_t *w)
 static void confirm_ask(tui_app *a, tui_confirm_kind kind, int64_t *ids, size_t n, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
 
-static void run_action(tui_app *a, act_req *r);
+static bool run_action(tui_app *a, act_req *r);
 static void export_progress(tui_app *a);
 
 static void act_done(uv_work_t *w, int status)
@@ -1260,7 +1267,8 @@ static void act_done(uv_work_t *w, int status)
     }
 }
 
-static void run_action(tui_app *a, act_req *r)
+/* false: not queued (r is freed) */
+static bool run_action(tui_app *a, act_req *r)
 {
     r->a = a;
     r->w.data = r;
@@ -1268,7 +1276,9 @@ static void run_action(tui_app *a, act_req *r)
         free(r->payload);
         free(r->ids);
         free(r);
+        return false;
     }
+    return true;
 }
 
 /* ---- engine events (engine threads) -------------------------------------------------------------- */
@@ -1865,7 +1875,7 @@ static void form_check(tui_app *a)
                  strncmp(err.msg, pre, strlen(pre)) ? err.msg : err.msg + strlen(pre));
         bad |= 1u << TUI_F_PAYLOAD;
     }
-    int64_t tmo;
+    int64_t tmo = 0;
     aspen_store_error te = {0};
     if (aspen_store_ms_parse(a->f[TUI_F_TIMEOUT].buf, 1, TUI_TIMEOUT_MAX_MS, &tmo, &te) != 0) {
         snprintf(why[TUI_F_TIMEOUT], sizeof why[0], "%s", te.msg);
@@ -1910,7 +1920,18 @@ static void form_check(tui_app *a)
     for (int f = 0; f < TUI_F_SUBMIT; f++)
         n_bad += (bad >> f) & 1;
     if (!bad) {
-        snprintf(a->form_msg, sizeof a->form_msg, "payload is valid JSON");
+        /* a bare number is milliseconds, as aspen submit --timeout takes it: said, since the
+         * form took seconds before (600 was ten minutes, now 600 ms) */
+        const char *t = a->f[TUI_F_TIMEOUT].buf;
+        while (*t == ' ')
+            t++;
+        size_t digits = strspn(t, "0123456789");
+        bool bare = digits && !t[digits + strspn(t + digits, " ")];
+        char d[32];
+        aspen_store_duration_format(tmo, d, sizeof d);
+        snprintf(a->form_msg, sizeof a->form_msg, "payload is valid JSON%s%s%s",
+                 bare ? "; timeout " : "", bare ? d : "",
+                 bare ? " (a bare number is milliseconds: 30s, 5m, 1h)" : "");
         return;
     }
     size_t w = 0;
@@ -2512,6 +2533,9 @@ static void export_progress(tui_app *a)
     act_req *r = a->exporting;
     if (!r)
         return;
+    /* an error said meanwhile stays its time (8 s) before the progress comes back over it */
+    if (a->status_error && (uint64_t)aspen_store_now_ms() < a->status_until_ms)
+        return;
     long long n = (long long)atomic_load(&r->written);
     char of[48] = "";
     if (r->total >= 0)
@@ -2648,12 +2672,15 @@ static void global_action(tui_app *a, tui_action act, int64_t arg, const char *t
         r->kind = ACT_EXPORT;
         snprintf(r->filter_text, sizeof r->filter_text, "%s", a->filter_text);
         snprintf(r->path, sizeof r->path, "%s", text ? text : "");
-        bool exact = tui_filter_states_only(&a->filter) ? a->have_snap
-                                                         : a->count_known && a->count_gen == a->filter_gen;
-        r->total = exact ? tui_jobs_total(a) : -1;
+        r->total = total_exact(a) ? tui_jobs_total(a) : -1;
         a->exporting = r;
+        tui_clear_error(a); /* the progress replaces an old error at once */
         export_progress(a);
-        run_action(a, r);
+        if (!run_action(a, r)) {
+            a->exporting = NULL;
+            tui_set_status(a, true, "export: could not start it (the console's thread pool "
+                           "refused the work): try again");
+        }
         break;
     }
     case TUI_A_DELETE_MATCHING: {

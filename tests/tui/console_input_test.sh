@@ -104,7 +104,7 @@ wait_for "Submit a job"
 type_text test-spin
 wait_for "< test-spin >"
 keys Tab Tab
-type_text 600
+type_text 600s
 keys C-s
 wait_for "^ +2 +test-spin +running" 20
 keys g

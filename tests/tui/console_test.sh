@@ -73,13 +73,13 @@ wait_for "payload is valid JSON"
 keys Escape
 wait_gone "Submit a job"
 
-# a long-running job (test-spin never finishes; 600 s timeout), cancelled while it runs
+# a long-running job (test-spin never finishes; a 600s timeout), cancelled while it runs
 keys s
 wait_for "Submit a job"
 type_text "test-spin"
 wait_for "< test-spin >"
 keys Tab Tab C-u
-type_text "600"
+type_text "600s"
 keys C-s
 wait_for "submitted job 2 "
 wait_for "^ +2 vm_execute +test-spin +running" 20
@@ -142,7 +142,7 @@ wait_for "Submit a job"
 type_text "test-spin"
 wait_for "< test-spin >"
 keys Tab Tab C-u
-type_text "600"
+type_text "600s"
 keys C-s
 wait_for "^ +4 vm_execute +test-spin +running" 20
 quit_and_check_jobs big

@@ -145,6 +145,7 @@ int bench_engine(int argc, char **argv)
         {0, 0, 0, 0},
     };
     long n = 20000;
+    long long v;
     int workers = 2, c;
     bool as_json = false, live = false;
     const char *guest = NULL, *db = NULL;
@@ -152,15 +153,23 @@ int bench_engine(int argc, char **argv)
     /* cli_getopt: the same "did you mean" as every other command's options */
     while ((c = cli_getopt(argc, argv, "n:w:jg:D:lh", opts, "bench engine")) != -1) {
         switch (c) {
-        case 'n': n = atol(optarg); break;
-        case 'w': workers = atoi(optarg); break;
+        case 'n':
+            if (cli_parse_num("--jobs", optarg, 1, 100000000, &v))
+                return 2;
+            n = (long)v;
+            break;
+        case 'w':
+            if (cli_parse_num("--workers", optarg, 1, ASPEN_ENGINE_MAX_WORKERS, &v))
+                return 2;
+            workers = (int)v;
+            break;
         case 'j': as_json = true; break;
         case 'g': guest = optarg; break;
         case 'D': db = optarg; break;
         case 'l': live = true; break;
         case 'h':
         default:
-            fprintf(c == 'h' ? stdout : stderr,
+            cli_help(c == 'h' ? stdout : stderr,
                     "usage: aspen bench engine [--jobs N] [--workers N] [--guest NAME] "
                     "[--db PATH] [--live] [--json]\n"
                     "  a fresh database in a temporary directory unless --db names one\n"
@@ -169,11 +178,6 @@ int bench_engine(int argc, char **argv)
             return c == 'h' ? 0 : 2;
         }
     }
-    if (n < 1 || workers < 1 || workers > ASPEN_ENGINE_MAX_WORKERS) {
-        fprintf(stderr, "error: --jobs wants >= 1 and --workers 1..%d\n",
-                ASPEN_ENGINE_MAX_WORKERS);
-        return 2;
-    }
     char path[PATH_MAX], msg[1024];
     if (!guest) {
         guest = cli_resolve_guest("test-quiet-echo", path, sizeof path, msg, sizeof msg) == 0
@@ -181,7 +185,7 @@ int bench_engine(int argc, char **argv)
                     : "echo-worker";
     }
     if (cli_resolve_guest(guest, path, sizeof path, msg, sizeof msg) != 0) {
-        fprintf(stderr, "error: %s\n", msg);
+        cli_error("%s", msg);
         return 1;
     }
     char tmpdir[PATH_MAX] = "", dbpath[PATH_MAX + 16];
@@ -192,9 +196,13 @@ int bench_engine(int argc, char **argv)
         const char *base = getenv("TMPDIR") ? getenv("TMPDIR") : "/var/tmp";
         snprintf(tmpdir, sizeof tmpdir, "%s/aspen-bench-XXXXXX", base);
         if (!mkdtemp(tmpdir)) {
+            int e = errno;
             snprintf(tmpdir, sizeof tmpdir, "/tmp/aspen-bench-XXXXXX");
             if (!mkdtemp(tmpdir)) {
-                fprintf(stderr, "error: cannot create a temporary directory\n");
+                cli_error("cannot create a temporary directory for the bench's database in %s "
+                          "(%s) nor in /tmp (%s): set TMPDIR to a writable directory, or give "
+                          "--db PATH",
+                          base, strerror(e), strerror(errno));
                 return 1;
             }
         }
@@ -218,7 +226,7 @@ int bench_engine(int argc, char **argv)
     aspen_engine *eng = NULL;
     aspen_engine_error err = {0};
     if (!b.finish_us || !submit_us || !lat || !ids || !specs) {
-        fprintf(stderr, "error: out of memory\n");
+        cli_error("out of memory for %ld jobs: try fewer --jobs", n);
         goto done;
     }
 
@@ -228,14 +236,23 @@ int bench_engine(int argc, char **argv)
     cfg.workers = workers;
     cfg.no_live_logs = true;
     /* tuning knobs for experiments: claim batch, commit batch, commit interval (ms) */
-    if (getenv("ASPEN_BENCH_CLAIM"))
-        cfg.claim_batch = (size_t)atoi(getenv("ASPEN_BENCH_CLAIM"));
-    if (getenv("ASPEN_BENCH_COMMIT"))
-        cfg.commit_batch = (size_t)atoi(getenv("ASPEN_BENCH_COMMIT"));
-    if (getenv("ASPEN_BENCH_INTERVAL"))
-        cfg.commit_interval_ms = atoi(getenv("ASPEN_BENCH_INTERVAL"));
+    if (getenv("ASPEN_BENCH_CLAIM")) {
+        if (cli_parse_num("ASPEN_BENCH_CLAIM", getenv("ASPEN_BENCH_CLAIM"), 1, 100000, &v))
+            goto done;
+        cfg.claim_batch = (size_t)v;
+    }
+    if (getenv("ASPEN_BENCH_COMMIT")) {
+        if (cli_parse_num("ASPEN_BENCH_COMMIT", getenv("ASPEN_BENCH_COMMIT"), 1, 100000, &v))
+            goto done;
+        cfg.commit_batch = (size_t)v;
+    }
+    if (getenv("ASPEN_BENCH_INTERVAL")) {
+        if (cli_parse_num("ASPEN_BENCH_INTERVAL", getenv("ASPEN_BENCH_INTERVAL"), 0, 10000, &v))
+            goto done;
+        cfg.commit_interval_ms = (int)v;
+    }
     if (aspen_engine_open(&cfg, &eng, &err) != 0) {
-        fprintf(stderr, "error: %s\n", err.msg);
+        cli_error("%s", err.msg);
         goto done;
     }
     /* Store the binary once; every job then names it by hash. */
@@ -245,12 +262,12 @@ int bench_engine(int argc, char **argv)
                                      .payload = "{\"message\":\"warm-up\"}", .timeout_ms = 5000};
         int64_t id0;
         if (aspen_engine_submit(eng, &one, &id0, &err) != 0) {
-            fprintf(stderr, "error: %s\n", err.msg);
+            cli_error("%s", err.msg);
             goto done;
         }
         aspen_store_job j0 = {0};
         if (aspen_engine_get(eng, id0, &j0, &err) != 0 || !j0.binary_sha256) {
-            fprintf(stderr, "error: %s\n", err.msg);
+            cli_error("%s", err.msg);
             aspen_store_job_clear(&j0);
             goto done;
         }
@@ -262,7 +279,7 @@ int bench_engine(int argc, char **argv)
     if (live) { /* engine first, then submit while it runs */
         t_start = cli_now_us();
         if (aspen_engine_start(eng, &err) != 0) {
-            fprintf(stderr, "error: %s\n", err.msg);
+            cli_error("%s", err.msg);
             goto done;
         }
     }
@@ -277,14 +294,16 @@ int bench_engine(int argc, char **argv)
                                                .payload = payload, .timeout_ms = 5000};
         double ts = cli_now_us();
         if (aspen_engine_submit_batch(eng, specs, k, ids + i, &err) != 0) {
-            fprintf(stderr, "error: %s\n", err.msg);
+            cli_error("%s", err.msg);
             goto done;
         }
         if (i == 0)
             b.first_id = ids[0];
         for (size_t s = 0; s < k; s++) {
             if (ids[i + (long)s] != b.first_id + i + (long)s) {
-                fprintf(stderr, "error: job ids are not consecutive; use a fresh --db\n");
+                cli_error("the bench's job ids are not consecutive (another process submits to "
+                          "--db %s): give a database of its own, or no --db for a fresh one",
+                          dbpath);
                 goto done;
             }
             submit_us[i + (long)s] = ts;
@@ -298,14 +317,15 @@ int bench_engine(int argc, char **argv)
                     worker and the warm-up job included in the time) */
         t_start = submitted;
         if (aspen_engine_start(eng, &err) != 0) {
-            fprintf(stderr, "error: %s\n", err.msg);
+            cli_error("%s", err.msg);
             goto done;
         }
     }
     while (atomic_load(&b.done) < (size_t)n) {
         if (cli_now_us() - submitted > 300e6) {
-            fprintf(stderr, "error: only %zu of %ld jobs finished in 300 s\n",
-                    atomic_load(&b.done), n);
+            cli_error("only %zu of %ld jobs finished in 300 s: is the queue paused (aspen "
+                      "resume --db %s), or the machine this loaded? Try fewer --jobs",
+                      atomic_load(&b.done), n, dbpath);
             goto done;
         }
         usleep(1000);
@@ -322,7 +342,7 @@ int bench_engine(int argc, char **argv)
     cli_sort(lat, (size_t)n);
     aspen_engine_snapshot *snap = calloc(1, sizeof *snap);
     if (!snap || aspen_engine_snapshot_get(eng, snap, &err) != 0) {
-        fprintf(stderr, "error: %s\n", snap ? err.msg : "out of memory");
+        cli_error("%s", snap ? err.msg : "out of memory");
         free(snap);
         goto done;
     }
@@ -366,8 +386,15 @@ int bench_engine(int argc, char **argv)
     }
     free(snap);
     if (ok != n || atomic_load(&b.bad)) {
-        fprintf(stderr, "error: %lld of %ld jobs succeeded in the store (%zu ended otherwise)\n",
-                (long long)ok, n, atomic_load(&b.bad));
+        if (tmpdir[0]) /* removed below: only a --db of the user's keeps the failures */
+            cli_error("%lld of %ld jobs succeeded in the store (%zu ended otherwise): run it "
+                      "again with --db PATH to keep them, then aspen jobs --state "
+                      "failed --db PATH says why",
+                      (long long)ok, n, atomic_load(&b.bad));
+        else
+            cli_error("%lld of %ld jobs succeeded in the store (%zu ended otherwise): aspen jobs "
+                      "--state failed --db %s says why",
+                      (long long)ok, n, atomic_load(&b.bad), dbpath);
         goto done;
     }
     rc = 0;

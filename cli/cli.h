@@ -5,6 +5,7 @@
 #include "aspen_text.h"
 
 #include <jansson.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -23,6 +24,11 @@ uint8_t *cli_read_file(const char *path, size_t max, size_t *len, char *msg, siz
  * Text from jobs goes through the shared sanitiser (aspen_text.h) before it reaches a terminal. */
 /* "error: MESSAGE" on stderr, the message escaped (it may quote a type, a name, a guest's words). */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* vsnprintf into out (cap > 0), returning the length written (cut to cap - 1; 0 on an error). */
+size_t cli_vformat(char *out, size_t cap, const char *fmt, va_list ap);
+/* Help text (printf format) to f, every line wider than 80 columns wrapped at a space, under the
+ * text it continues. Every command's --help and usage goes through it. */
+void cli_help(FILE *f, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Escaped text to f (flags: ASPEN_TEXT_*). */
 void cli_putn(FILE *f, const void *s, size_t len, unsigned flags);
 void cli_puts(FILE *f, const char *s);
@@ -57,6 +63,33 @@ char *cli_base64(const void *data, size_t len); /* malloc'd */
 /* Prints v and a newline: ASCII only (\uXXXX escapes), so lossless and terminal-safe; a real
  * number with at most 15 significant digits (546.886, not 546.88599999999997). */
 int cli_json_print(json_t *v, FILE *f, bool compact);
+
+/* ---- tables that fit the terminal (cli/table.c) --------------------------------------------------
+ * Columns by priority: when the table is wider than the output, the columns of the highest prio
+ * are dropped first (0: always shown; a line on stderr names what was hidden), then cuttable ones
+ * (min > 0) are cut with "...", a column at a time, down to min: the one with the most columns
+ * over its min (counted prio + 1 times) first. */
+typedef struct cli_table_col {
+    const char *head;
+    int prio;   /* 0 = always shown; higher = dropped sooner */
+    size_t min; /* 0: never cut; else cut to no fewer columns than this (and its header) */
+    size_t max; /* widest a cell is shown (0: 200 columns); --wide: 1000 for every column */
+    bool right; /* right-aligned (numbers) */
+} cli_table_col;
+typedef struct cli_table cli_table;
+/* --wide: tables as wide as their cells, whatever the terminal. */
+extern bool cli_wide;
+#define CLI_WIDE_OPT {"wide", no_argument, 0, 'W'}
+/* The width tables are laid out for: --wide: unlimited; $COLUMNS; the terminal's; 80 (a pipe). */
+size_t cli_term_width(void);
+cli_table *cli_table_new(const cli_table_col *cols, size_t n_cols); /* cols must outlive it */
+/* The next cell, row by row (n_cols cells a row): raw bytes, escaped when printed. */
+void cli_table_cell(cli_table *t, const void *s, size_t len);
+void cli_table_str(cli_table *t, const char *s); /* NULL: "" */
+void cli_table_fmt(cli_table *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Header and rows laid out for cli_term_width(); 0, or -1 after an error line (out of memory). */
+int cli_table_print(cli_table *t, FILE *f);
+void cli_table_free(cli_table *t);
 
 /* --payload ARG: JSON text, @FILE or - (stdin), read up to ASPEN_ENGINE_MAX_PAYLOAD bytes and
  * checked. Returns the malloc'd text (NUL-terminated) and its length, and in from where it came
@@ -127,6 +160,11 @@ int cli_queue_declare(const char *db_path, const char *queue, aspen_store_error 
 /* The lookup under it: 0 (default, or exists), ASPEN_STORE_ENOTFOUND with "no queue named x (did
  * you mean y?)…" in se, or another store error. */
 int cli_queue_lookup(const char *db_path, const char *queue, aspen_store_error *se);
+/* A submit's (or a schedule's) --type: 0 when one of this engine's handlers runs it (the built-in
+ * types), it runs in a micro-VM anyway (--isolation, the requires_isolation tag), or any_type
+ * (--any-type: a program of the user's registers it through the C API); else -1 after one
+ * `error:` line naming the types there are, a "did you mean" and --any-type. */
+int cli_type_runnable(aspen_engine *eng, const aspen_engine_job_spec *spec, bool any_type);
 /* cli_parse_id, then on an error the usage line: 0 or 2 (the exit status of a usage error). */
 int cli_id_arg(const char *s, int64_t *id, const char *usage);
 /* The positional arguments argv[first..argc): min to max of them (max < 0: any number), what

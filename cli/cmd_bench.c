@@ -239,10 +239,10 @@ done:
 /* Every benchmark there is: `aspen bench` lists them all, not only the one parsed here. */
 static void bench_usage(FILE *f)
 {
-    fprintf(f,
+    cli_help(f,
             "usage: aspen bench vm [--json] [--iterations N]\n"
-            "       aspen bench engine [--jobs N] [--workers N] [--guest NAME] [--db PATH] [--live]\n"
-            "                          [--json]   (aspen bench engine --help for its options)\n"
+            "       aspen bench engine [--jobs N] [--workers N] [--guest NAME] [--db PATH]\n"
+            "                          [--live] [--json]   (aspen bench engine --help)\n"
             "  vm      what a job costs in a micro-VM: cold start, a warm job, one host call, the\n"
             "          seed's guests, guest compute against native, host memory per warm VM\n"
             "          (--iterations N runs per figure, default 2000, at least 10)\n"

@@ -12,7 +12,7 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: aspen console [--db PATH [--create]] [--workers N] [--grace MS]\n"
+    cli_help(f, "usage: aspen console [--db PATH [--create]] [--workers N] [--grace MS]\n"
                "  an interactive terminal console: jobs, VMs, logs; ? inside for the keys\n");
 }
 

@@ -17,23 +17,32 @@ void store_civil_from_days(int64_t z, int64_t *y, int *m, int *d);
 
 static void cron_usage(FILE *f)
 {
-    fputs("usage: aspen cron add NAME 'EXPR' (GUEST | --guest G | --type T | --source DIR)\n"
-          "                     [--payload JSON|@FILE|-] [--tz ZONE] [--queue Q [--create-queue]]\n"
-          "                     [--missed skip|once] [--grace DURATION] [--timeout TIME]\n"
-          "                     [--max-attempts N] [--priority N] [--memory SIZE] [--isolation]\n"
-          "                     [--tag T]... [--paused] [--replace]\n"
-          "       aspen cron list [--json]            every schedule: next and last run, outcome\n"
-          "       aspen cron runs NAME [--json]       its latest enqueued occurrences and jobs\n"
-          "       aspen cron rm|pause|resume|run NAME (run: enqueue one job now)\n"
-          "  EXPR: 5 fields 'minute hour day-of-month month day-of-week' (*/15 9-17 * * MON-FRI),\n"
-          "        @hourly @daily @weekly @monthly @yearly, or @every 30s|5m|1h30m\n"
-          "  --tz: an IANA zone (Europe/Berlin; default UTC): fields match its wall clock\n"
-          "  --queue: a queue that exists (default, declared with aspen queue set, or holding\n"
-          "           jobs); another is refused with a did-you-mean unless --create-queue\n"
-          "  --missed: occurrences older than --grace (default 60s) when an engine comes back\n"
-          "            are dropped (skip, the default) or enqueued as one job (once)\n"
-          "  every command takes --db PATH\n",
-          f);
+    cli_help(f, "%s",
+             "usage: aspen cron add NAME 'EXPR' (GUEST | --guest G | --type T | --source DIR)\n"
+             "                     [--payload JSON|@FILE|-] [--tz ZONE] [--queue Q]\n"
+             "                     [--create-queue] [--missed skip|once] [--grace DURATION]\n"
+             "                     [--timeout TIME] [--max-attempts N] [--priority N]\n"
+             "                     [--memory SIZE] [--isolation] [--tag T]... [--paused]\n"
+             "                     [--replace] [--any-type]\n"
+             "       aspen cron list [--json] [--wide]  every schedule: next, last run, outcome\n"
+             "       aspen cron runs NAME [--json]      its latest enqueued occurrences, jobs\n"
+             "       aspen cron rm|pause|resume|run NAME  (run: enqueue one job now)\n"
+             "  EXPR        5 fields 'minute hour day-of-month month day-of-week'\n"
+             "              (*/15 9-17 * * MON-FRI), @hourly @daily @weekly @monthly\n"
+             "              @yearly, or @every 30s|5m|1h30m\n"
+             "  --tz        an IANA zone (Europe/Berlin; default UTC): fields match its wall\n"
+             "              clock\n"
+             "  --queue     a queue that exists (default, declared with aspen queue set, or\n"
+             "              holding jobs); another is refused with a did-you-mean unless\n"
+             "              --create-queue\n"
+             "  --missed    occurrences older than --grace (default 60s) when an engine comes\n"
+             "              back are dropped (skip, the default) or enqueued as one job (once)\n"
+             "  --type T    a built-in type (echo, checksum, sleep), or with --any-type one\n"
+             "              that a program of your own registers (aspen submit --help)\n"
+             "  --wide      list and runs fit the terminal's width (80 when output is not a\n"
+             "              terminal, or $COLUMNS) by hiding the least needed columns;\n"
+             "              --wide shows them all\n"
+             "  every command takes --db PATH\n");
 }
 
 /* A time in a zone as "2026-03-29 03:00:00 +02:00" ("-" for none). */
@@ -123,31 +132,52 @@ static int cron_list(aspen_engine *eng, bool as_json)
     } else {
         int64_t holder = 0, until = 0;
         aspen_engine_scheduler_holder(eng, &holder, &until, NULL);
-        printf("%-20s %-18s %-14s %-7s %-26s %-26s %-14s %s\n", "NAME", "SCHEDULE", "TZ", "STATE",
-               "NEXT RUN", "LAST RUN", "LAST JOB", "RUNS");
+        /* the name, its schedule, state and next run are kept at any width; an error goes
+         * under its row, whole (wrapped by the terminal: it is the one thing to read) */
+        static const cli_table_col cols[] = {
+            {"NAME", 0, 16, 40, false},    {"SCHEDULE", 0, 12, 40, false},
+            {"TZ", 4, 8, 32, false},       {"STATE", 0, 0, 0, false},
+            {"NEXT RUN", 1, 0, 0, false},  {"LAST RUN", 3, 0, 0, false},
+            {"LAST JOB", 2, 8, 24, false}, {"RUNS", 5, 0, 0, true},
+        };
+        size_t n_err = 0;
+        for (size_t i = 0; i < n; i++)
+            n_err += list[i].error != NULL;
+        cli_table *t = cli_table_new(cols, sizeof cols / sizeof cols[0]);
         for (size_t i = 0; i < n; i++) {
             const aspen_store_schedule *sc = &list[i];
-            char name[160], expr[160], tz[120], next[48], last[48], job[48];
+            char next[48], last[48];
             format_in_zone(aspen_store_schedule_next_due(sc), sc->tz, next, sizeof next);
             format_in_zone(sc->last_run_ms, sc->tz, last, sizeof last);
+            cli_table_str(t, sc->name);
+            cli_table_str(t, sc->expr);
+            cli_table_str(t, sc->tz);
+            cli_table_str(t, sc->paused ? "paused" : "active");
+            cli_table_str(t, next);
+            cli_table_str(t, last);
             if (sc->last_job_id)
-                snprintf(job, sizeof job, "#%lld %s", (long long)sc->last_job_id, outcome(sc));
+                cli_table_fmt(t, "#%lld %s", (long long)sc->last_job_id, outcome(sc));
             else
-                snprintf(job, sizeof job, "-");
-            printf("%s %s %s %-7s %-26s %-26s %-14s %lld\n", cli_col_str(sc->name, 20, name, sizeof name),
-                   cli_col_str(sc->expr, 18, expr, sizeof expr),
-                   cli_col_str(sc->tz, 14, tz, sizeof tz), sc->paused ? "paused" : "active", next,
-                   last, job, (long long)sc->runs);
-            if (sc->error) {
-                char cell[2400];
-                printf("  ! %s\n", cli_cell_str(sc->error, 300, cell, sizeof cell));
-            }
+                cli_table_str(t, "-");
+            cli_table_fmt(t, "%lld", (long long)sc->runs);
         }
+        int prc = cli_table_print(t, stdout);
+        cli_table_free(t);
+        if (prc) {
+            aspen_store_schedules_free(list, n);
+            return 1;
+        }
+        for (size_t i = 0; i < n && n_err; i++)
+            if (list[i].error) {
+                char cell[2400], name[200];
+                printf("  ! %s: %s\n", cli_cell_str(list[i].name, 30, name, sizeof name),
+                       cli_cell_str(list[i].error, 300, cell, sizeof cell));
+            }
         if (!n)
             printf("(no schedules: add one with aspen cron add NAME 'EXPR' GUEST)\n");
         else if (!holder)
-            printf("(no engine holds the scheduler lease: nothing is enqueued until an aspen "
-                   "worker or console runs)\n");
+            printf("(no engine holds the scheduler lease: nothing is\n"
+                   " enqueued until an aspen worker or console runs)\n");
         else
             printf("(enqueued by engine %lld, the scheduler lease holder)\n", (long long)holder);
     }
@@ -187,14 +217,23 @@ static int cron_runs(const char *db, const char *name, bool as_json)
         cli_json_print(arr, stdout, false);
         json_decref(arr);
     } else {
-        printf("%-26s %-7s %-10s %-7s %s\n", "OCCURRENCE", "KIND", "JOB", "ENGINE", "ENQUEUED");
+        static const cli_table_col cols[] = {
+            {"OCCURRENCE", 0, 0, 0, false}, {"KIND", 2, 0, 0, false}, {"JOB", 0, 0, 0, false},
+            {"ENGINE", 3, 0, 0, true},      {"ENQUEUED", 1, 0, 0, false},
+        };
+        cli_table *t = cli_table_new(cols, sizeof cols / sizeof cols[0]);
         for (size_t i = 0; i < n; i++) {
             char occ[48], at[48];
             format_in_zone(runs[i].occurrence_ms, sc.tz, occ, sizeof occ);
             format_in_zone(runs[i].enqueued_at_ms, sc.tz, at, sizeof at);
-            printf("%-26s %-7s #%-9lld %-7lld %s\n", occ, runs[i].manual ? "run" : "cron",
-                   (long long)runs[i].job_id, (long long)runs[i].engine_id, at);
+            cli_table_str(t, occ);
+            cli_table_str(t, runs[i].manual ? "run" : "cron");
+            cli_table_fmt(t, "#%lld", (long long)runs[i].job_id);
+            cli_table_fmt(t, "%lld", (long long)runs[i].engine_id);
+            cli_table_str(t, at);
         }
+        cli_table_print(t, stdout);
+        cli_table_free(t);
         if (!n)
             printf("(nothing enqueued yet)\n");
     }
@@ -227,11 +266,12 @@ static int cron_add(int argc, char **argv)
         {"isolation", no_argument, 0, 'i'},     {"tag", required_argument, 0, 'x'},
         {"paused", no_argument, 0, 'S'},        {"replace", no_argument, 0, 'R'},
         {"create-queue", no_argument, 0, 'Q'},  {"help", no_argument, 0, 'h'},
+        {"any-type", no_argument, 0, 'Y'},
         CLI_DB_OPTS,                            {0, 0, 0, 0},
     };
     aspen_engine_job_spec spec = {0};
     aspen_engine_schedule_def def = {0};
-    bool create_queue = false;
+    bool create_queue = false, any_type = false;
     const char *db = NULL, *payload_arg = NULL, *tags[64];
     size_t n_tags = 0;
     long long v;
@@ -297,6 +337,7 @@ static int cron_add(int argc, char **argv)
         case 'S': def.paused = true; break;
         case 'R': def.replace = true; break;
         case 'Q': create_queue = true; break;
+        case 'Y': any_type = true; break;
         case 'D': db = optarg; break;
         case 'C': cli_create = true; break;
         case 'h': cron_usage(stdout); return 0;
@@ -345,8 +386,9 @@ static int cron_add(int argc, char **argv)
     }
     /* the submit's rule: a typo would make a schedule whose every job waits in a queue that no
      * `aspen worker --queues` serves, unseen until someone wonders where the runs went */
-    if (!create_queue &&
-        cli_queue_known(aspen_engine_db_path(eng), def.queue, "--queue", "this schedule") != 0) {
+    if (cli_type_runnable(eng, &spec, any_type) != 0 ||
+        (!create_queue &&
+         cli_queue_known(aspen_engine_db_path(eng), def.queue, "--queue", "this schedule") != 0)) {
         aspen_engine_close(eng);
         free(payload);
         return 1;
@@ -412,6 +454,7 @@ int cmd_cron(int argc, char **argv)
     }
     static const struct option opts[] = {{"json", no_argument, 0, 'j'},
                                          {"help", no_argument, 0, 'h'},
+                                         CLI_WIDE_OPT,
                                          CLI_DB_OPTS,
                                          {0, 0, 0, 0}};
     bool as_json = false;
@@ -423,6 +466,8 @@ int cmd_cron(int argc, char **argv)
     while ((c = cli_getopt(argc - 1, argv + 1, "jhD:", opts, cmd)) != -1) {
         if (c == 'j' && (strcmp(sub, "list") == 0 || strcmp(sub, "runs") == 0))
             as_json = true;
+        else if (c == 'W' && (strcmp(sub, "list") == 0 || strcmp(sub, "runs") == 0))
+            cli_wide = true;
         else if (c == 'D')
             db = optarg;
         else if (c == 'C')

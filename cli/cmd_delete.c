@@ -85,7 +85,7 @@ static int matching_ids(aspen_engine *eng, const aspen_store_filter *f0, int64_t
 
 static void delete_usage(FILE *f)
 {
-    fprintf(f, "usage: aspen delete ID... | --filter F  [--yes] [--db PATH]\n"
+    cli_help(f, "usage: aspen delete ID... | --filter F  [--yes] [--db PATH]\n"
                "  ID...       these jobs (finished ones only: cancel a queued or running job first)\n"
                "  --filter F  every finished job the filter matches (the language of aspen jobs\n"
                "              --filter); queued, scheduled and running matches are kept and counted\n"
@@ -236,7 +236,7 @@ int cmd_delete(int argc, char **argv)
 
 static void purge_usage(FILE *f)
 {
-    fprintf(f,
+    cli_help(f,
             "usage: aspen purge --older-than DURATION | --state S[,S] [--older-than D] [--yes]\n"
             "                   [--db PATH]\n"
             "  --older-than D  delete finished jobs that finished more than D ago: 500ms, 90s,\n"

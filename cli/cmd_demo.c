@@ -18,6 +18,8 @@
  */
 #include "cli.h"
 
+#include "aspen_vm.h"
+
 #include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
@@ -28,6 +30,24 @@
 #ifndef ASPEN_SOURCE_DIR
 #define ASPEN_SOURCE_DIR "."
 #endif
+
+/* " --db 'PATH'" when the demo was given --db: the commands it suggests must name the database
+ * it wrote, or they look at the default one and find none of its jobs (a new-user trial). */
+static char g_dbarg[4200];
+
+static void set_dbarg(const char *db)
+{
+    g_dbarg[0] = '\0';
+    if (!db)
+        return;
+    /* quoted for a shell when it holds anything beyond the usual path characters */
+    bool plain = *db && strspn(db, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                   "0123456789/._-+:@=,") == strlen(db);
+    if (plain || strchr(db, '\''))
+        snprintf(g_dbarg, sizeof g_dbarg, " --db %s", db);
+    else
+        snprintf(g_dbarg, sizeof g_dbarg, " --db '%s'", db);
+}
 
 static void on_event(const aspen_engine_event *ev, void *user)
 {
@@ -147,8 +167,8 @@ static void demo_report_queue(aspen_engine *eng, const int64_t *ids, size_t n)
     printf("\n== queue %s: concurrency limit 1 over every worker and host\n"
            "    %zu sleep jobs of %d ms on 2 workers: at most %d ran at once, %s from the first "
            "start to the last finish\n"
-           "    (see `aspen queues`; `aspen queue set %s --limit 2` lets two run)\n",
-           DEMO_QUEUE, got, (int)DEMO_SLEEP_MS, most, took, DEMO_QUEUE);
+           "    (see `aspen queues%s`; `aspen queue set %s --limit 2%s` lets two run)\n",
+           DEMO_QUEUE, got, (int)DEMO_SLEEP_MS, most, took, g_dbarg, DEMO_QUEUE, g_dbarg);
 }
 
 static void demo_report_schedule(aspen_engine *eng, int64_t ran)
@@ -173,8 +193,8 @@ static void demo_report_schedule(aspen_engine *eng, int64_t ran)
                    : "deleted",
                (long long)l[i].runs, l[i].runs == 1 ? "" : "s");
         printf("    left paused so that it does not keep enqueueing in this database:\n"
-               "    `aspen cron resume %s` starts it, `aspen cron rm %s` removes it\n",
-               l[i].name, l[i].name);
+               "    `aspen cron resume %s%s` starts it, `aspen cron rm %s%s` removes it\n",
+               l[i].name, g_dbarg, l[i].name, g_dbarg);
     }
     aspen_store_schedules_free(l, n);
 }
@@ -194,12 +214,21 @@ int cmd_demo(int argc, char **argv)
                 cli_create = true;
             continue;
         }
-        fprintf(c == 'h' ? stdout : stderr, "usage: aspen demo [--db PATH]   (a new PATH is created)\n");
+        cli_help(c == 'h' ? stdout : stderr, "usage: aspen demo [--db PATH]   (a new PATH is created)\n");
         return c == 'h' ? 0 : 2;
     }
     int urc = cli_args(argc, argv, optind, 0, 0, "", "aspen demo [--db PATH]");
     if (urc)
         return urc;
+    /* every job of the demo runs in a micro-VM: without KVM it would submit them all, then wait
+     * for jobs no worker can start. Say so first, having written nothing (not even the
+     * database). */
+    aspen_vm_error ve = {0};
+    if (aspen_vm_check_kvm(&ve) != 0) {
+        cli_error("%s (aspen demo runs its jobs in KVM micro-VMs: nothing was submitted)", ve.msg);
+        return 1;
+    }
+    set_dbarg(db);
     /* the demo writes new jobs of its own: a --db it is given may be new (nobody's jobs can seem
      * to vanish), so it is created as with --create */
     cli_create = true;
@@ -321,11 +350,11 @@ int cmd_demo(int argc, char **argv)
     report(eng, again, "the echo job rerun: a warm VM restored from its snapshot");
     aspen_engine_snapshot *snap = calloc(1, sizeof *snap);
     if (snap && aspen_engine_snapshot_get(eng, snap, &err) == 0)
-        printf("\nwarm VM pool: %zu VM%s, %zu KiB guest memory, hit rate %.0f%%; see the jobs with "
-               "`aspen jobs`, one with `aspen show ID`\n",
+        printf("\nwarm VM pool: %zu VM%s, %zu KiB guest memory, hit rate %.0f%%\n"
+               "see the jobs with `aspen jobs%s`, one with `aspen show ID%s`\n",
                snap->throughput.pool_vms, snap->throughput.pool_vms == 1 ? "" : "s",
                snap->throughput.pool_bytes / 1024,
-               snap->throughput.pool_hit_rate * 100);
+               snap->throughput.pool_hit_rate * 100, g_dbarg, g_dbarg);
     free(snap);
     rc = 0;
 done:

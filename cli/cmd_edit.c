@@ -18,7 +18,7 @@ static int edit_args(int argc, char **argv, const char *usage, const char *what,
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-            printf("%s", usage);
+            cli_help(stdout, "%s", usage);
             return -1;
         } else if (strcmp(a, "--db") == 0) {
             if (i + 1 >= argc) {

@@ -39,17 +39,17 @@ static json_t *engine_json(const aspen_store_engine_info *e)
 
 static void print_table(const aspen_store_engine_info *list, size_t n)
 {
-    printf("%-5s %-20s %-8s %-7s %-5s %-4s %-8s %-8s %-10s %s\n", "ID", "HOST", "PID", "WORKERS",
-           "BUSY", "VMS", "RSS", "JOBS/S", "HEARTBEAT", "RUNNING");
+    /* which engine, where, whether it is alive and what it runs are kept at any width */
+    static const cli_table_col cols[] = {
+        {"ID", 0, 0, 0, false},         {"HOST", 1, 8, 40, false},   {"PID", 2, 0, 0, true},
+        {"WORKERS", 3, 0, 0, true},     {"BUSY", 2, 0, 0, true},     {"VMS", 5, 0, 0, true},
+        {"RSS", 6, 0, 0, true},         {"JOBS/S", 4, 0, 0, true},   {"HEARTBEAT", 0, 0, 0, false},
+        {"RUNNING", 1, 10, 200, false},
+    };
+    cli_table *t = cli_table_new(cols, sizeof cols / sizeof cols[0]);
     for (size_t i = 0; i < n; i++) {
         const aspen_store_engine_info *e = &list[i];
-        char host[160], beat[32], doing[400], rss[24];
-        cli_col_str(e->host, 20, host, sizeof host);
-        if (e->stale)
-            snprintf(beat, sizeof beat, "STALE %llds", (long long)(e->heartbeat_age_ms / 1000));
-        else
-            snprintf(beat, sizeof beat, "%.1fs ago", (double)e->heartbeat_age_ms / 1000.0);
-        snprintf(rss, sizeof rss, "%.1fM", (double)e->rss_bytes / (1024.0 * 1024.0));
+        char doing[400];
         size_t len = 0;
         doing[0] = 0;
         for (size_t k = 0; k < e->n_slots && len + 80 < sizeof doing; k++)
@@ -58,12 +58,22 @@ static void print_table(const aspen_store_engine_info *list, size_t n)
                                     (long long)e->slots[k].job_id, e->slots[k].guest);
         if (!e->n_slots)
             snprintf(doing, sizeof doing, "-");
-        char cell[2400];
-        printf("%-5lld %s %-8lld %-7lld %-5lld %-4lld %-8s %-8.1f %-10s %s\n", (long long)e->id,
-               host, (long long)e->pid, (long long)e->workers, (long long)e->busy,
-               (long long)e->warm_vms, rss, e->jobs_per_s, beat,
-               cli_cell_str(doing, 200, cell, sizeof cell));
+        cli_table_fmt(t, "%lld", (long long)e->id);
+        cli_table_str(t, e->host);
+        cli_table_fmt(t, "%lld", (long long)e->pid);
+        cli_table_fmt(t, "%lld", (long long)e->workers);
+        cli_table_fmt(t, "%lld", (long long)e->busy);
+        cli_table_fmt(t, "%lld", (long long)e->warm_vms);
+        cli_table_fmt(t, "%.1fM", (double)e->rss_bytes / (1024.0 * 1024.0));
+        cli_table_fmt(t, "%.1f", e->jobs_per_s);
+        if (e->stale)
+            cli_table_fmt(t, "STALE %llds", (long long)(e->heartbeat_age_ms / 1000));
+        else
+            cli_table_fmt(t, "%.1fs ago", (double)e->heartbeat_age_ms / 1000.0);
+        cli_table_str(t, doing);
     }
+    cli_table_print(t, stdout);
+    cli_table_free(t);
     if (!n)
         printf("(no engine is registered on this database: start one with aspen worker)\n");
 }
@@ -72,11 +82,14 @@ int cmd_engines(int argc, char **argv)
 {
     static const struct option opts[] = {{"json", no_argument, 0, 'j'},
                                          {"help", no_argument, 0, 'h'},
+                                         CLI_WIDE_OPT,
                                          CLI_DB_OPTS,
                                          {0, 0, 0, 0}};
-    const char *usage = "usage: aspen engines [--json] [--db PATH]\n"
+    const char *usage = "usage: aspen engines [--json] [--wide] [--db PATH]\n"
                         "  every engine on the database (any host), its heartbeat and live "
-                        "figures;\n  STALE: no heartbeat for over 5 s (it beats every second)\n";
+                        "figures;\n  STALE: no heartbeat for over 5 s (it beats every second)\n"
+                        "  --wide  every column: the table fits the terminal (80 when output is "
+                        "not one)\n";
     bool as_json = false;
     const char *db = NULL;
     int c;
@@ -84,12 +97,14 @@ int cmd_engines(int argc, char **argv)
     while ((c = cli_getopt(argc, argv, "jhD:", opts, argv[0])) != -1) {
         if (c == 'j')
             as_json = true;
+        else if (c == 'W')
+            cli_wide = true;
         else if (c == 'D')
             db = optarg;
         else if (c == 'C')
             cli_create = true;
         else {
-            fputs(usage, c == 'h' ? stdout : stderr);
+            cli_help(c == 'h' ? stdout : stderr, "%s", usage);
             return c == 'h' ? 0 : 2;
         }
     }

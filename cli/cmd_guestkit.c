@@ -76,7 +76,7 @@ int cmd_core(int argc, char **argv)
         case 'C': cli_create = true; break;
         case 'h':
         default:
-            fputs(core_usage, c == 'h' ? stdout : stderr);
+            cli_help(c == 'h' ? stdout : stderr, "%s", core_usage);
             return c == 'h' ? 0 : 2;
         }
     }
@@ -216,7 +216,7 @@ int cmd_replay(int argc, char **argv)
         case 'C': cli_create = true; break;
         case 'h':
         default:
-            fputs(replay_usage, c == 'h' ? stdout : stderr);
+            cli_help(c == 'h' ? stdout : stderr, "%s", replay_usage);
             return c == 'h' ? 0 : 2;
         }
     }

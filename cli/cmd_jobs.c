@@ -34,17 +34,20 @@
     "aspen submit GUEST | --source DIR | --type T [--payload JSON] (aspen submit --help)"
 static void submit_usage(FILE *f)
 {
-    fprintf(f,
+    cli_help(f,
             "usage: aspen submit GUEST | --source DIR | --type T [--payload JSON|@FILE|-]\n"
             "         [--count N | --jsonl FILE [--batch N]] [--timeout TIME]\n"
             "         [--priority N] [--max-attempts N] [--memory SIZE] [--isolation]\n"
             "         [--tag T]... [--delay TIME] [--queue Q [--create-queue]]\n"
             "         [--unique | --unique-key K | --unique-fields F,...]\n"
-            "         [--unique-for D] [--unique-states S,...] [--json] [--db PATH [--create]]\n"
-            "  GUEST           a path, or a name in target/guest-binaries/ (runs in a micro-VM)\n"
-            "  --source DIR    or: build the guest from this source directory (cached), no GUEST\n"
+            "         [--unique-for D] [--unique-states S,...] [--json] [--any-type]\n"
+            "         [--db PATH [--create]]\n"
+            "  GUEST           a path, or a name in target/guest-binaries/ (a micro-VM runs it)\n"
+            "  --source DIR    or: build the guest from this source directory (cached)\n"
             "  --type T        job type (default vm_execute with a guest; echo, checksum, sleep\n"
-            "                  run in-process in the worker, with no guest)\n"
+            "                  run in-process in the worker, with no guest). Another type is\n"
+            "                  refused: it runs only in a worker program of your own that\n"
+            "  --any-type      registers it (aspen_engine_register_handler): then add this\n"
             "  --payload JSON  the job's input, checked as JSON now (default {}); @FILE reads it\n"
             "                  from a file, - from standard input (up to 16 MiB)\n"
             "  --count N       N identical jobs in one transaction (prints N ids, one a line)\n"
@@ -323,10 +326,11 @@ int cmd_submit(int argc, char **argv)
         {"unique-fields", required_argument, 0, 'F'},
         {"unique-for", required_argument, 0, 'R'},
         {"unique-states", required_argument, 0, 'S'},
-        {"json", no_argument, 0, 'j'},
+        {"json", no_argument, 0, 'j'},          {"any-type", no_argument, 0, 'Y'},
         CLI_DB_OPTS,                            {0, 0, 0, 0},
     };
     aspen_engine_job_spec spec = {0};
+    bool any_type = false;
     aspen_store_unique unique = {0};
     bool want_unique = false;
     aspen_store_error se = {0};
@@ -342,6 +346,7 @@ int cmd_submit(int argc, char **argv)
     while ((c = cli_getopt(argc, argv, "p:t:P:a:m:ig:T:s:d:n:hD:", opts, "submit")) != -1) {
         switch (c) {
         case 'p': payload_arg = optarg; break;
+        case 'Y': any_type = true; break;
         case 't':
             if (cli_parse_ms("--timeout", optarg, 1, 86400000, &v))
                 return 2;
@@ -498,7 +503,9 @@ int cmd_submit(int argc, char **argv)
         free(payload);
         return 1;
     }
-    if (!create_queue && cli_queue_known(aspen_engine_db_path(eng), spec.queue, "--queue", "this submit") != 0) {
+    if (cli_type_runnable(eng, &spec, any_type) != 0 ||
+        (!create_queue &&
+         cli_queue_known(aspen_engine_db_path(eng), spec.queue, "--queue", "this submit") != 0)) {
         aspen_engine_close(eng);
         free(payload);
         return 1;
@@ -623,7 +630,7 @@ int cmd_jobs(int argc, char **argv)
         {"limit", required_argument, 0, 'n'}, {"json", no_argument, 0, 'j'},
         {"all", no_argument, 0, 'A'},         {"help", no_argument, 0, 'h'},
         {"jsonl", no_argument, 0, 'L'},       {"sort", required_argument, 0, 'S'},
-        DB_OPT,
+        CLI_WIDE_OPT,                         DB_OPT,
         {0, 0, 0, 0},
     };
     const char *db = NULL, *state = NULL, *filter = NULL, *sort = NULL;
@@ -641,6 +648,7 @@ int cmd_jobs(int argc, char **argv)
             limit_given = true;
             break;
         case 'L': as_jsonl = true; break;
+        case 'W': cli_wide = true; break;
         case 'S': sort = optarg; break;
         case 'j': as_json = true; break;
         case 'A': limit = -1; limit_given = true; break;
@@ -648,9 +656,9 @@ int cmd_jobs(int argc, char **argv)
         case 'C': cli_create = true; break;
         case 'h':
         default:
-            fprintf(c == 'h' ? stdout : stderr,
+            cli_help(c == 'h' ? stdout : stderr,
                     "usage: aspen jobs [--state S[,S]] [--filter F] [--sort COL[,desc]]\n"
-                    "                  [--limit N | --all] [--json] [--jsonl] [--db PATH]\n"
+                    "                  [--limit N | --all] [--wide] [--json] [--jsonl] [--db PATH]\n"
                     "  --filter F the console's filter language: state:failed,running type:T\n"
                     "             guest:NAME tag:T id:N rerun-of:N payload.FIELD:VALUE\n"
                     "             order:newest|oldest|queue; a bare word is a state, a job id\n"
@@ -662,6 +670,8 @@ int cmd_jobs(int argc, char **argv)
                     "  --limit N  show at most N jobs (default 50; a last line says how many "
                     "match)\n"
                     "  --all      show every matching job\n"
+                    "  --wide     every column whole: the table fits the terminal's width (80\n"
+                    "             when output is not a terminal, or $COLUMNS) unless --wide\n"
                     "  --json     the jobs as a JSON array (ids, times in ms, payload as JSON)\n"
                     "  --jsonl    export: every matching job (no 50-row default; --limit N caps\n"
                     "             it), one JSON object a line, the fields of --json\n");
@@ -730,24 +740,36 @@ int cmd_jobs(int argc, char **argv)
             fprintf(stderr, "%zu of %lld shown (--limit N or --all for more)\n", n,
                     (long long)total);
     } else {
-        printf("%-8s %-10s %-12s %-16s %-8s %-19s %s\n", "ID", "STATE", "TYPE", "GUEST", "TRIES",
-               "CREATED", "RESULT / ERROR");
+        /* by priority: id, state and what it gave are kept at any width; the type and the
+         * tries go first (aspen show ID has them all), then the creation time */
+        static const cli_table_col cols[] = {
+            {"ID", 0, 0, 0, false},      {"STATE", 0, 0, 0, false},
+            {"TYPE", 4, 10, 24, false},  {"GUEST", 2, 12, 32, false},
+            {"TRIES", 5, 0, 0, false},   {"CREATED", 3, 0, 0, false},
+            {"RESULT / ERROR", 1, 12, 120, false},
+        };
+        cli_table *t = cli_table_new(cols, sizeof cols / sizeof cols[0]);
         for (size_t i = 0; i < n; i++) {
             const aspen_store_job *j = &jobs[i];
-            char when[40], tries[16], what[400], type[100], guest[120];
+            char when[40];
             cli_format_time(j->created_at_ms, when, sizeof when);
             when[19] = '\0';
-            snprintf(tries, sizeof tries, "%d/%d", j->attempts, j->max_attempts);
+            cli_table_fmt(t, "%lld", (long long)j->id);
+            cli_table_str(t, aspen_store_state_name(j->state));
+            cli_table_str(t, j->type);
+            cli_table_str(t, j->binary_name ? j->binary_name : "-");
+            cli_table_fmt(t, "%d/%d", j->attempts, j->max_attempts);
+            cli_table_str(t, when);
             if (j->error)
-                cli_cell_str(j->error, 60, what, sizeof what);
+                cli_table_str(t, j->error);
             else
-                cli_cell(j->result ? j->result : "", j->result ? j->result_size : 0, 60, what,
-                         sizeof what);
-            /* cells are escaped, then cut and padded to their width in display columns */
-            printf("%-8lld %-10s %s %s %-8s %-19s %s\n", (long long)j->id,
-                   aspen_store_state_name(j->state), cli_col_str(j->type, 12, type, sizeof type),
-                   cli_col_str(j->binary_name ? j->binary_name : "-", 16, guest, sizeof guest),
-                   tries, when, what);
+                cli_table_cell(t, j->result ? j->result : "", j->result ? j->result_size : 0);
+        }
+        int prc = cli_table_print(t, stdout);
+        cli_table_free(t);
+        if (prc) {
+            aspen_store_jobs_free(jobs, n);
+            return 1;
         }
         if (n == 0)
             printf("(no jobs match)\n");
@@ -784,7 +806,7 @@ int cmd_show(int argc, char **argv)
         case 'C': cli_create = true; break;
         case 'h':
         default:
-            fprintf(c == 'h' ? stdout : stderr, "usage: aspen show ID [--json] [--db PATH]\n");
+            cli_help(c == 'h' ? stdout : stderr, "usage: aspen show ID [--json] [--db PATH]\n");
             return c == 'h' ? 0 : 2;
         }
     }
@@ -1044,15 +1066,18 @@ int cmd_logs(int argc, char **argv)
         case 'C': cli_create = true; break;
         case 'h':
         default:
-            fprintf(c == 'h' ? stdout : stderr,
+            cli_help(c == 'h' ? stdout : stderr,
                     "usage: aspen logs ID [--follow] [--json] [--db PATH]\n"
                     "       aspen logs --follow [--json] [--db PATH]\n"
-                    "  --follow  wait for more lines until the job is final; with no ID, every\n"
-                    "            job's new lines from every worker on the database, marked with\n"
-                    "            the host:pid that ran it, until Ctrl-C\n"
+                    "  --follow  wait for more lines until the job is final, then say on stderr\n"
+                    "            how it ended; with no ID, every job's new lines from every worker\n"
+                    "            on the database, marked with the host:pid that ran it, until\n"
+                    "            Ctrl-C\n"
                     "  --json    one JSON object a line (JSON Lines, so --follow streams):\n"
                     "            {\"job\", \"seq\", \"attempt\", \"time_ms\", \"line\"}, and\n"
-                    "            with no ID \"engine\", \"host\" and \"pid\" too\n");
+                    "            with no ID \"engine\", \"host\" and \"pid\" too\n"
+                    "exit status: 0, and with --follow ID: 0 the job succeeded, 3 it failed, 4 it\n"
+                    "was cancelled; 1 an error (no such job, the database), 2 a usage error\n");
             return c == 'h' ? 0 : 2;
         }
     }
@@ -1071,6 +1096,8 @@ int cmd_logs(int argc, char **argv)
         return 1;
     int64_t after = 0;
     uint64_t version = 0;
+    int end_state = -1, end_attempts = 0;
+    char *end_error = NULL;
     for (;;) {
         aspen_store_job j = {0};
         aspen_engine_error err = {0};
@@ -1079,6 +1106,12 @@ int cmd_logs(int argc, char **argv)
             break;
         }
         bool final = aspen_store_state_is_final(j.state);
+        if (final && follow) {
+            end_state = j.state;
+            end_attempts = j.attempts;
+            free(end_error);
+            end_error = j.error ? strdup(j.error) : NULL;
+        }
         aspen_store_job_clear(&j);
         aspen_store_log *l = NULL;
         size_t n = 0;
@@ -1126,7 +1159,28 @@ int cmd_logs(int argc, char **argv)
         }
     }
     aspen_engine_close(eng);
-    return rc ? 1 : 0;
+    if (rc) {
+        free(end_error);
+        return 1;
+    }
+    if (end_state < 0)
+        return 0;
+    /* --follow waited for the end: say how it ended (after the lines, on stderr, so a pipe of
+     * the lines stays only lines) and exit as a script waiting on it needs: 0 succeeded, 3
+     * failed, 4 cancelled (1 is an error of aspen's, 2 a usage error) */
+    fprintf(stderr, "aspen: job %lld %s after %d attempt%s", (long long)id,
+            aspen_store_state_name((aspen_store_state)end_state), end_attempts,
+            end_attempts == 1 ? "" : "s");
+    if (end_error && end_state != ASPEN_STORE_SUCCEEDED) {
+        fputs(": ", stderr);
+        cli_put_lines(stderr, end_error, strlen(end_error), 0, 2);
+    }
+    if (end_state == ASPEN_STORE_FAILED)
+        fprintf(stderr, " (aspen show %lld has every attempt; aspen retry %lld queues it again)",
+                (long long)id, (long long)id);
+    fputc('\n', stderr);
+    free(end_error);
+    return end_state == ASPEN_STORE_SUCCEEDED ? 0 : end_state == ASPEN_STORE_FAILED ? 3 : 4;
 }
 
 /* ---- cancel / rerun / pause / resume ------------------------------------------------------------ */
@@ -1146,7 +1200,7 @@ static int id_command(int argc, char **argv, const char *usage, int64_t *id, con
                 cli_create = true;
             continue;
         }
-        fprintf(c == 'h' ? stdout : stderr, "usage: %s\n", usage);
+        cli_help(c == 'h' ? stdout : stderr, "usage: %s\n", usage);
         return c == 'h' ? -1 : 2;
     }
     if (!id)
@@ -1243,7 +1297,7 @@ int cmd_retry(int argc, char **argv)
         case 'C': cli_create = true; break;
         case 'h':
         default:
-            fprintf(c == 'h' ? stdout : stderr,
+            cli_help(c == 'h' ? stdout : stderr,
                     "usage: aspen retry ID [--db PATH]\n"
                     "       aspen retry --failed [--filter 'type:T payload.user:alice ...'] "
                     "[--db PATH]\n");
@@ -1277,6 +1331,21 @@ int cmd_retry(int argc, char **argv)
     int64_t retried = 0;
     int rc = all ? aspen_engine_retry_failed(eng, &f, &retried, &err)
                  : aspen_engine_retry(eng, (int64_t)id, &err);
+    aspen_store_job j = {0};
+    aspen_engine_error gerr = {0};
+    /* retry is for failed jobs: one that succeeded or was cancelled is run again by rerun, which
+     * the store's "cannot become queued" did not say */
+    if (rc == ASPEN_ENGINE_ESTATE && !all && aspen_engine_get(eng, id, &j, &gerr) == 0 &&
+        (j.state == ASPEN_STORE_SUCCEEDED || j.state == ASPEN_STORE_CANCELLED)) {
+        cli_error("job %lld %s: aspen retry gives a failed job another attempt; to run this one "
+                  "again, aspen rerun %lld makes a new job of it",
+                  (long long)id, j.state == ASPEN_STORE_SUCCEEDED ? "succeeded" : "was cancelled",
+                  (long long)id);
+        aspen_store_job_clear(&j);
+        aspen_engine_close(eng);
+        return 1;
+    }
+    aspen_store_job_clear(&j);
     aspen_engine_close(eng);
     if (rc) {
         cli_error("%s", err.msg);

@@ -69,7 +69,19 @@ static void dur(const aspen_store_hist *h, double p, char *out, size_t cap)
         cli_format_duration_us((int64_t)aspen_store_hist_percentile(h, p), out, cap);
 }
 
-static void print_row(const char *label, const aspen_store_rollup *p, int64_t now_ms)
+/* The columns of both tables: the label, finished, failed, jobs/s and the run time's p50 and p95
+ * are kept at any width; the wait, p99, exits and host calls go first (--wide, --json have them).
+ * The label ("vm_execute / rust-data-processor") is what a row is about: columns are hidden before
+ * it is cut under 28 columns. */
+static const cli_table_col metric_cols[] = {
+    {"", 0, 28, 48, false},          {"FINISHED", 0, 0, 0, true}, {"FAILED", 0, 0, 0, true},
+    {"JOBS/S", 1, 0, 0, true},       {"RUN p50", 0, 0, 0, true},  {"p95", 1, 0, 0, true},
+    {"p99", 4, 0, 0, true},          {"WAIT p50", 2, 0, 0, true}, {"p95", 3, 0, 0, true},
+    {"EXITS", 5, 0, 0, true},        {"HOST CALLS", 5, 0, 0, true},
+};
+#define METRIC_COLS (sizeof metric_cols / sizeof metric_cols[0])
+
+static void add_row(cli_table *t, const char *label, const aspen_store_rollup *p, int64_t now_ms)
 {
     char r50[24], r95[24], r99[24], w50[24], w95[24];
     dur(&p->run_us, 50, r50, sizeof r50);
@@ -78,16 +90,25 @@ static void print_row(const char *label, const aspen_store_rollup *p, int64_t no
     dur(&p->wait_us, 50, w50, sizeof w50);
     dur(&p->wait_us, 95, w95, sizeof w95);
     double secs = window_s(p, now_ms);
-    printf("%-24s %9llu %7llu %9.1f %9s %9s %9s %9s %9s %10llu %10llu\n", label,
-           (unsigned long long)p->finished, (unsigned long long)p->failed,
-           secs > 0 ? (double)p->finished / secs : 0.0, r50, r95, r99, w50, w95,
-           (unsigned long long)p->exits, (unsigned long long)p->host_calls);
+    cli_table_str(t, label);
+    cli_table_fmt(t, "%llu", (unsigned long long)p->finished);
+    cli_table_fmt(t, "%llu", (unsigned long long)p->failed);
+    cli_table_fmt(t, "%.1f", secs > 0 ? (double)p->finished / secs : 0.0);
+    cli_table_str(t, r50);
+    cli_table_str(t, r95);
+    cli_table_str(t, r99);
+    cli_table_str(t, w50);
+    cli_table_str(t, w95);
+    cli_table_fmt(t, "%llu", (unsigned long long)p->exits);
+    cli_table_fmt(t, "%llu", (unsigned long long)p->host_calls);
 }
 
-static void print_header(const char *first)
+/* A table of metric_cols whose first column is headed `first`. */
+static cli_table *metric_table(cli_table_col *cols, const char *first)
 {
-    printf("%-24s %9s %7s %9s %9s %9s %9s %9s %9s %10s %10s\n", first, "FINISHED", "FAILED",
-           "JOBS/S", "RUN p50", "p95", "p99", "WAIT p50", "p95", "EXITS", "HOST CALLS");
+    memcpy(cols, metric_cols, sizeof metric_cols);
+    cols[0].head = first;
+    return cli_table_new(cols, METRIC_COLS);
 }
 
 static void fmt_span(int64_t minutes, char *out, size_t cap)
@@ -125,10 +146,12 @@ int cmd_metrics(int argc, char **argv)
                                          {"retention", required_argument, 0, 'r'},
                                          {"json", no_argument, 0, 'j'},
                                          {"help", no_argument, 0, 'h'},
+                                         CLI_WIDE_OPT,
                                          CLI_DB_OPTS,
                                          {0, 0, 0, 0}};
     const char *usage =
-        "usage: aspen metrics [--since 1h] [--step 5m] [--guest G] [--type T] [--json] [--db PATH]\n"
+        "usage: aspen metrics [--since 1h] [--step 5m] [--guest G] [--type T] [--json]\n"
+        "                     [--wide] [--db PATH]\n"
         "       aspen metrics --retention 7d\n"
         "  what every engine on the database finished, per window and per guest: attempts,\n"
         "  failures, jobs/s, p50/p95/p99 run time and queue wait, VM exits and host calls\n"
@@ -136,6 +159,8 @@ int cmd_metrics(int argc, char **argv)
         "  --step D       the window of each row (default: at most 24 rows; whole minutes)\n"
         "  --guest G      one guest (as the jobs name their binary); --type T one job type\n"
         "  --retention D  how long the database keeps rollups (1h .. 366d, default 7d)\n"
+        "  --wide         every column: the tables fit the terminal's width (80 when output\n"
+        "                 is not a terminal, or $COLUMNS), hiding wait, p99, exits first\n"
         "  percentiles come from merged log-scale histograms: within 1/16 (6.25%) of the true\n"
         "  sample; queue wait has 1 ms resolution\n";
     bool as_json = false;
@@ -146,6 +171,7 @@ int cmd_metrics(int argc, char **argv)
     while ((c = cli_getopt(argc, argv, "jhs:S:g:t:r:D:", opts, argv[0])) != -1) {
         switch (c) {
         case 'j': as_json = true; break;
+        case 'W': cli_wide = true; break;
         case 's': since = optarg; break;
         case 'S': step = optarg; break;
         case 'g': guest = optarg; break;
@@ -153,7 +179,7 @@ int cmd_metrics(int argc, char **argv)
         case 'r': retention = optarg; break;
         case 'D': db = optarg; break;
         case 'C': cli_create = true; break;
-        default: fputs(usage, c == 'h' ? stdout : stderr); return c == 'h' ? 0 : 2;
+        default: cli_help(c == 'h' ? stdout : stderr, "%s", usage); return c == 'h' ? 0 : 2;
         }
     }
     int urc = cli_args(argc, argv, optind, 0, 0, "", usage);
@@ -261,28 +287,34 @@ int cmd_metrics(int argc, char **argv)
                      guest ? cli_cell_str(guest, 100, gc, sizeof gc) : "", type ? " type " : "",
                      type ? cli_cell_str(type, 100, tc, sizeof tc) : "");
         }
-        printf("Metrics%s over the last %s, every engine on the database, in windows of %s "
+        /* two lines, so that it fits 80 columns whatever the guest and type */
+        printf("Metrics%s over the last %s in windows of %s,\nevery engine on the database "
                "(rollups kept %s)\n\n",
                what, span_s, step_s, keep_s);
         char head[48];
         snprintf(head, sizeof head, "WINDOW (%s)", step_s);
-        print_header(head);
+        cli_table_col cols[METRIC_COLS];
+        cli_table *t = metric_table(cols, head);
         for (size_t i = 0; i < n_win; i++) {
             char label[80];
             fmt_window(&win[i], now, label, sizeof label);
-            print_row(label, &win[i], now);
+            add_row(t, label, &win[i], now);
         }
         char label[48];
         snprintf(label, sizeof label, "all %s", span_s);
-        print_row(label, &tot[0], now);
+        add_row(t, label, &tot[0], now);
+        cli_table_print(t, stdout);
+        cli_table_free(t);
         printf("\nBy guest and job type, over the last %s:\n", span_s);
-        print_header("TYPE / GUEST");
+        t = metric_table(cols, "TYPE / GUEST");
         for (size_t i = 0; i < n_by; i++) {
-            char name[200], cell[400];
+            char name[200];
             snprintf(name, sizeof name, "%s%s%s", by[i].type, by[i].guest[0] ? " / " : "",
                      by[i].guest);
-            print_row(cli_cell_str(name, 24, cell, sizeof cell), &by[i], now);
+            add_row(t, name, &by[i], now);
         }
+        cli_table_print(t, stdout);
+        cli_table_free(t);
         if (!n_by)
             printf("(nothing finished in that time%s)\n",
                    guest || type ? " for that guest or type" : "");

@@ -58,14 +58,16 @@ int cmd_queues(int argc, char **argv)
 {
     static const struct option opts[] = {{"json", no_argument, 0, 'j'},
                                          {"help", no_argument, 0, 'h'},
+                                         CLI_WIDE_OPT,
                                          CLI_DB_OPTS,
                                          {0, 0, 0, 0}};
     const char *usage =
-        "usage: aspen queues [--json] [--db PATH]\n"
+        "usage: aspen queues [--json] [--wide] [--db PATH]\n"
         "  every queue: jobs waiting (QUEUED, of which RESV reserved by an engine about to start\n"
         "  them), SCHED (later), RUNNING, its LIMIT (running at once, all hosts), RATE, whether\n"
         "  PAUSED, the OLDEST due job's wait and DONE/MIN (finished in the last minute)\n"
-        "  change them with aspen queue set|pause|resume NAME\n";
+        "  change them with aspen queue set|pause|resume NAME\n"
+        "  --wide  every column: the table fits the terminal (80 when output is not one)\n";
     bool as_json = false;
     const char *db = NULL;
     int c;
@@ -73,12 +75,14 @@ int cmd_queues(int argc, char **argv)
     while ((c = cli_getopt(argc, argv, "jhD:", opts, argv[0])) != -1) {
         if (c == 'j')
             as_json = true;
+        else if (c == 'W')
+            cli_wide = true;
         else if (c == 'D')
             db = optarg;
         else if (c == 'C')
             cli_create = true;
         else {
-            fputs(usage, c == 'h' ? stdout : stderr);
+            cli_help(c == 'h' ? stdout : stderr, "%s", usage);
             return c == 'h' ? 0 : 2;
         }
     }
@@ -104,27 +108,39 @@ int cmd_queues(int argc, char **argv)
         cli_json_print(arr, stdout, false);
         json_decref(arr);
     } else {
-        printf("%-20s %8s %6s %6s %8s %6s %-10s %-7s %8s %8s\n", "QUEUE", "QUEUED", "RESV",
-               "SCHED", "RUNNING", "LIMIT", "RATE", "PAUSED", "OLDEST", "DONE/MIN");
+        /* the queue and what waits and runs in it are kept at any width */
+        static const cli_table_col cols[] = {
+            {"QUEUE", 0, 8, 40, false},   {"QUEUED", 0, 0, 0, true}, {"RESV", 5, 0, 0, true},
+            {"SCHED", 3, 0, 0, true},     {"RUNNING", 0, 0, 0, true}, {"LIMIT", 1, 0, 0, true},
+            {"RATE", 2, 0, 0, false},     {"PAUSED", 1, 0, 0, false}, {"OLDEST", 2, 0, 0, true},
+            {"DONE/MIN", 4, 0, 0, true},
+        };
+        cli_table *t = cli_table_new(cols, sizeof cols / sizeof cols[0]);
         for (size_t i = 0; i < n; i++) {
             const aspen_store_queue_info *q = &qs[i];
-            char name[160], rate[48], limit[24], oldest[24], done[24];
-            cli_col_str(q->name, 20, name, sizeof name);
+            char rate[48], oldest[24];
             rate_text(q, rate, sizeof rate);
-            if (q->limit)
-                snprintf(limit, sizeof limit, "%lld", (long long)q->limit);
-            else
-                snprintf(limit, sizeof limit, "-");
             if (q->oldest_waiting_ms)
                 cli_format_duration_us(q->oldest_waiting_ms * 1000, oldest, sizeof oldest);
             else
                 snprintf(oldest, sizeof oldest, "-");
-            snprintf(done, sizeof done, "%s%lld", q->throughput_capped ? ">=" : "",
-                     (long long)q->finished_last_min);
-            printf("%s %8lld %6lld %6lld %8lld %6s %-10s %-7s %8s %8s\n", name,
-                   (long long)q->queued, (long long)q->reserved, (long long)q->scheduled,
-                   (long long)q->running, limit, rate, q->paused ? "paused" : "-", oldest, done);
+            cli_table_str(t, q->name);
+            cli_table_fmt(t, "%lld", (long long)q->queued);
+            cli_table_fmt(t, "%lld", (long long)q->reserved);
+            cli_table_fmt(t, "%lld", (long long)q->scheduled);
+            cli_table_fmt(t, "%lld", (long long)q->running);
+            if (q->limit)
+                cli_table_fmt(t, "%lld", (long long)q->limit);
+            else
+                cli_table_str(t, "-");
+            cli_table_str(t, rate);
+            cli_table_str(t, q->paused ? "paused" : "-");
+            cli_table_str(t, oldest);
+            cli_table_fmt(t, "%s%lld", q->throughput_capped ? ">=" : "",
+                          (long long)q->finished_last_min);
         }
+        cli_table_print(t, stdout);
+        cli_table_free(t);
     }
     aspen_store_queues_free(qs);
     return 0;
@@ -132,13 +148,13 @@ int cmd_queues(int argc, char **argv)
 
 static int queue_usage(FILE *f, int code)
 {
-    fputs("usage: aspen queue set NAME [--limit N | --no-limit] [--rate N/PERIOD | --no-rate]\n"
-          "       aspen queue pause NAME | aspen queue resume NAME        [--db PATH]\n"
-          "  --limit N         at most N of its jobs run at once, over every worker and host\n"
-          "  --rate N/PERIOD   at most N of its jobs start in any PERIOD (100/s, 5/10s, 1000/m)\n"
-          "  pause / resume    stop / restart claiming its jobs (aspen pause stops every queue)\n"
-          "  set declares the queue when it is new; pause and resume need an existing one\n",
-          f);
+    cli_help(f, "%s", "usage: aspen queue set NAME [--limit N | --no-limit]\n"
+          "                            [--rate N/PERIOD | --no-rate] [--db PATH]\n"
+          "       aspen queue pause NAME | aspen queue resume NAME   [--db PATH]\n"
+          "  --limit N        at most N of its jobs run at once, over every worker and host\n"
+          "  --rate N/PERIOD  at most N of its jobs start in any PERIOD (100/s, 5/10s, 1000/m)\n"
+          "  pause / resume   stop / restart claiming its jobs (aspen pause: every queue)\n"
+          "  set declares the queue when it is new; pause and resume need an existing one\n");
     return code;
 }
 

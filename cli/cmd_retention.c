@@ -12,7 +12,7 @@
 
 static void retention_usage(FILE *f)
 {
-    fprintf(f,
+    cli_help(f,
             "usage: aspen retention [--json] [--db PATH]\n"
             "       aspen retention set STATE AGE|off|default [--db PATH]\n"
             "  STATE    succeeded, failed, cancelled (or all)\n"

@@ -17,7 +17,7 @@
 #define RUN_USAGE_LINE "aspen run GUEST [--payload JSON|@FILE|- | --input FILE] (aspen run --help)"
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: aspen run GUEST [--payload JSON|@FILE|- | --input FILE] [--timeout TIME] "
+    cli_help(f, "usage: aspen run GUEST [--payload JSON|@FILE|- | --input FILE] [--timeout TIME] "
                "[--memory SIZE] [--arg ARG]... [--json] [--gdb HOST:PORT] [--core FILE]\n"
                "  GUEST      a path, or a name in target/guest-binaries/ (e.g. echo-worker)\n"
                "  --payload  the job's input: JSON text (@FILE from a file, - from stdin),\n"

@@ -19,7 +19,7 @@
 /* Every option, what it does and its default: the help a new user reads first. */
 static void worker_usage(FILE *f)
 {
-    fprintf(f,
+    cli_help(f,
             "usage: aspen worker [--workers N] [--until-idle] [--quiet] [--grace MS]\n"
             "                    [--lease MS] [--recover MS] [--queues A,B] [--db PATH] [--create]\n"
             "Runs jobs from the database in warm micro-VMs (and the in-process types) until\n"

@@ -253,3 +253,42 @@ void cli_format_time(int64_t ms, char *out, size_t cap)
     if (n && n + 5 < cap)
         snprintf(out + n, cap - n, ".%03d", (int)(ms % 1000));
 }
+
+int cli_type_runnable(aspen_engine *eng, const aspen_engine_job_spec *spec, bool any_type)
+{
+    if (!spec->type || any_type)
+        return 0;
+    /* with isolation (or the tag) the job runs in a micro-VM whatever its type is called */
+    bool in_vm = spec->isolation;
+    for (size_t i = 0; i < spec->n_tags && !in_vm; i++)
+        in_vm = strcmp(spec->tags[i], "requires_isolation") == 0;
+    if (in_vm)
+        return 0;
+    const char *names[64];
+    size_t n = aspen_engine_handler_types(eng, names, 64);
+    if (n > 64)
+        n = 64;
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(names[i], spec->type) == 0)
+            return 0;
+    const char *near = cli_nearest(spec->type, names, n);
+    char list[512] = "";
+    size_t len = 0;
+    for (size_t i = 0; i < n && len < sizeof list; i++) {
+        int w = snprintf(list + len, sizeof list - len, "%s%s%s", i ? ", " : "", names[i],
+                         strcmp(names[i], "vm_execute") == 0 ? " (a GUEST, in a micro-VM)" : "");
+        if (w > 0)
+            len += (size_t)w;
+    }
+    /* The worker would fail it, after it waited in the queue, saying only "register one with
+     * aspen_engine_register_handler": say it now, and what to do in either case. Custom
+     * handlers live only in the programs that register them (nothing in the database lists
+     * them), so a program of one's own is the --any-type case. */
+    cli_error("no handler for job type '%s' in aspen%s%s%s: the types aspen's workers run are %s. "
+              "A type of your own runs only in a worker program that registers it with "
+              "aspen_engine_register_handler (the C API, engine/include/aspen_engine.h); if "
+              "one serves this database, add --any-type to submit it anyway",
+              spec->type, near ? " (did you mean '" : "", near ? near : "", near ? "'?)" : "",
+              list);
+    return -1;
+}

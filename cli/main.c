@@ -40,10 +40,10 @@ static const struct {
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: aspen COMMAND [options]   (aspen COMMAND --help for its options)\n\n");
+    cli_help(f, "usage: aspen COMMAND [options]   (aspen COMMAND --help for its options)\n\n");
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
-        fprintf(f, "  %-8s %s\n", cmds[i].name, cmds[i].help);
-    fprintf(f, "\n  --db PATH  the database, for every command that uses one: it must exist (add\n"
+        cli_help(f, "  %-8s %s\n", cmds[i].name, cmds[i].help);
+    cli_help(f, "\n  --db PATH  the database, for every command that uses one: it must exist (add\n"
                "             --create for a new one); without it $ASPEN_DB, else\n"
                "             $XDG_DATA_HOME/aspen/aspen.db (~/.local/share/aspen/aspen.db), created\n"
                "             on first use\n"

@@ -18,16 +18,23 @@
 #include <stdlib.h>
 #include <string.h>
 
+size_t cli_vformat(char *out, size_t cap, const char *fmt, va_list ap)
+{
+    int n = vsnprintf(out, cap, fmt, ap);
+    if (n < 0) {
+        out[0] = '\0';
+        return 0;
+    }
+    return (size_t)n < cap ? (size_t)n : cap - 1;
+}
+
 void cli_error(const char *fmt, ...)
 {
     char msg[4096];
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(msg, sizeof msg, fmt, ap);
+    size_t len = cli_vformat(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    if (n < 0)
-        n = 0;
-    size_t len = (size_t)n < sizeof msg ? (size_t)n : sizeof msg - 1;
     fputs("error: ", stderr);
     aspen_text_fputs(msg, len, 0, stderr);
     fputc('\n', stderr);
@@ -295,4 +302,154 @@ int cli_json_print(json_t *v, FILE *f, bool compact)
     int rc = json_dumpf(v, f, flags);
     fputc('\n', f);
     return rc;
+}
+
+/* ---- help text ----------------------------------------------------------------------------------
+ * Every command's --help goes through cli_help, which wraps a line wider than 80 columns at a
+ * space, its continuation indented under where the line's text starts: under an option's
+ * description ("  --flag X    description", two or more spaces after the option), under the
+ * usage's own continuation lines ("usage: aspen submit GUEST ..." then "         [--count N]"),
+ * else under the line's own indent. What is cut off joins the next line when that line continues
+ * the same text (indented where the continuation goes), so a paragraph is reflowed rather than
+ * left with one-word lines. No help line is wider than a default terminal, and text added later
+ * cannot make one. */
+#define CLI_HELP_WIDTH 80
+
+static size_t lead_of(const char *s, size_t len)
+{
+    size_t n = 0;
+    while (n < len && s[n] == ' ')
+        n++;
+    return n;
+}
+
+/* The column the continuation lines of s start at (next: the line after it, or NULL). */
+static size_t hang(const char *s, size_t len, const char *next, size_t next_len)
+{
+    size_t lead = lead_of(s, len);
+    if (lead >= len)
+        return 0;
+    if ((len - lead >= 6 && strncmp(s + lead, "usage:", 6) == 0) ||
+        (len - lead >= 6 && strncmp(s + lead, "aspen ", 6) == 0)) {
+        size_t nl = next ? lead_of(next, next_len) : 0;
+        if (next && nl > lead && nl < next_len && next[nl] == '[' && nl < CLI_HELP_WIDTH - 30)
+            return nl; /* where the usage's own continuation lines start */
+    }
+    /* "  --flag ARG   text" or "  NAME     text": the text after the first run of 2+ spaces */
+    for (size_t i = lead; i + 1 < len; i++)
+        if (s[i] == ' ' && s[i + 1] == ' ') {
+            size_t t = i;
+            while (t < len && s[t] == ' ')
+                t++;
+            if (t < len && t < CLI_HELP_WIDTH - 30)
+                return t;
+            break;
+        }
+    if (len - lead >= 6 && (strncmp(s + lead, "usage:", 6) == 0 || strncmp(s + lead, "aspen ", 6) == 0))
+        return lead + 8; /* a usage line's options, under its command */
+    return lead;
+}
+
+/* Prints s (len bytes, no newline) wrapped; returns in *carry the text cut off its last line when
+ * the caller may join it to the next line (malloc'd, or NULL), with *carry_at its column. */
+static void help_line(FILE *f, const char *s, size_t len, size_t h, char **carry)
+{
+    size_t indent = 0;
+    *carry = NULL;
+    while (indent + len > CLI_HELP_WIDTH) {
+        size_t room = CLI_HELP_WIDTH - indent, cut = room;
+        while (cut > 0 && s[cut] != ' ')
+            cut--;
+        size_t keep = cut;
+        while (keep > 0 && s[keep - 1] == ' ')
+            keep--;
+        size_t skip;
+        /* no space to break at after the text starts (a long path): break at the width */
+        if (keep == 0 || (indent == 0 && keep <= h)) {
+            keep = room;
+            skip = room;
+        } else {
+            skip = cut + 1;
+        }
+        fprintf(f, "%*s%.*s\n", (int)indent, "", (int)keep, s);
+        s += skip;
+        len -= skip;
+        while (len && *s == ' ') {
+            s++;
+            len--;
+        }
+        indent = h;
+        if (len && indent + len <= CLI_HELP_WIDTH) {
+            /* the rest: to be joined to the next line when it continues this text */
+            *carry = malloc(len + 1);
+            if (*carry) {
+                memcpy(*carry, s, len);
+                (*carry)[len] = '\0';
+                return;
+            }
+        }
+    }
+    fprintf(f, "%*s%.*s\n", (int)indent, "", (int)len, s);
+}
+
+void cli_help(FILE *f, const char *fmt, ...)
+{
+    char buf[16384];
+    va_list ap;
+    va_start(ap, fmt);
+    size_t len = cli_vformat(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    if (len && buf[len - 1] == '\n')
+        len--;
+    else if (!len)
+        return;
+    char *carry = NULL;
+    size_t carry_h = 0;
+    const char *p = buf;
+    for (;;) {
+        const char *nl = memchr(p, '\n', len);
+        size_t l = nl ? (size_t)(nl - p) : len;
+        const char *next = nl ? nl + 1 : NULL;
+        size_t next_len = 0;
+        if (next) {
+            const char *nn = memchr(next, '\n', len - l - 1);
+            next_len = nn ? (size_t)(nn - next) : len - l - 1;
+        }
+        char *joined = NULL;
+        const char *line = p;
+        size_t line_len = l, lead = lead_of(p, l);
+        /* not when the line starts an item of its own (an option), nor a new sentence of a
+         * paragraph at the same indent that the cut text ended */
+        size_t cl0 = carry ? strlen(carry) : 0;
+        bool ends = cl0 && strchr(".):;", carry[cl0 - 1]) != NULL;
+        if (carry && lead == carry_h && lead < l && p[lead] != '-' &&
+            !(ends && hang(p, l, NULL, 0) == lead)) {
+            /* this line continues the text cut off the previous one: join them */
+            size_t cl = strlen(carry);
+            joined = malloc(lead + cl + 1 + (l - lead) + 1);
+            if (joined) {
+                memset(joined, ' ', lead);
+                memcpy(joined + lead, carry, cl);
+                joined[lead + cl] = ' ';
+                memcpy(joined + lead + cl + 1, p + lead, l - lead);
+                line = joined;
+                line_len = lead + cl + 1 + (l - lead);
+            }
+        }
+        if (carry && !joined)
+            fprintf(f, "%*s%s\n", (int)carry_h, "", carry);
+        free(carry);
+        carry = NULL;
+        size_t h = hang(line, line_len, next, next_len);
+        help_line(f, line, line_len, h, &carry);
+        carry_h = h;
+        free(joined);
+        if (!next)
+            break;
+        p = next;
+        len -= l + 1;
+    }
+    if (carry)
+        fprintf(f, "%*s%s\n", (int)carry_h, "", carry);
+    free(carry);
 }

@@ -176,9 +176,67 @@ const char *cli_nearest(const char *word, const char *const *names, size_t n)
 
 bool cli_create = false;
 
+/* getopt_long takes any unique prefix of a long option (--pay for --payload): a typo can then
+ * mean another option tomorrow, when an option with the same start is added, and scripts break
+ * silently. So before getopt_long sees argv, every long option in it is checked for an exact name:
+ * a prefix is refused with the name it abbreviates. The values of options that take one are
+ * skipped (--filter --x is a value), and so is everything after "--". 0, or -1 after the error. */
+static int exact_long_names(int argc, char **argv, const char *shortopts,
+                            const struct option *longopts, const char *cmd)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--") == 0)
+            break;
+        if (a[0] != '-' || a[1] == '\0')
+            continue;
+        if (a[1] != '-') {
+            /* short options, perhaps bundled: one that takes a value ends the word, and takes
+             * the next word when it is the last letter */
+            for (const char *c = a + 1; *c; c++) {
+                const char *o = strchr(shortopts, *c);
+                if (o && o[1] == ':') {
+                    if (!c[1])
+                        i++;
+                    break;
+                }
+            }
+            continue;
+        }
+        size_t n = strcspn(a + 2, "=");
+        const struct option *hit = NULL;
+        for (const struct option *o = longopts; o->name; o++)
+            if (strlen(o->name) == n && strncmp(o->name, a + 2, n) == 0)
+                hit = o;
+        if (hit) {
+            if (hit->has_arg == required_argument && a[2 + n] != '=')
+                i++;
+            continue;
+        }
+        const struct option *pre = NULL;
+        size_t n_pre = 0;
+        for (const struct option *o = longopts; o->name; o++)
+            if (n > 0 && strncmp(o->name, a + 2, n) == 0) {
+                pre = o;
+                n_pre++;
+            }
+        if (pre) {
+            cli_error("unknown option '%.*s' for aspen %s: options are taken by their whole "
+                      "name; did you mean '--%s'%s?",
+                      (int)(n + 2), a, cmd, pre->name, n_pre > 1 ? " (or another of its start)" : "");
+            return -1;
+        }
+        /* not a prefix either: getopt_long's own error below gives the "did you mean" */
+    }
+    return 0;
+}
+
 int cli_getopt(int argc, char **argv, const char *shortopts, const struct option *longopts,
                const char *cmd)
 {
+    /* once per parse: each caller sets optind = 1 before its loop */
+    if (optind <= 1 && exact_long_names(argc, argv, shortopts, longopts, cmd) != 0)
+        return '?';
     char so[128];
     snprintf(so, sizeof so, ":%s", shortopts);
     opterr = 0; /* our messages, with "did you mean" */

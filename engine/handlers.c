@@ -43,6 +43,13 @@ int aspen_engine_register_handler(aspen_engine *eng, const char *type, aspen_eng
     return 0;
 }
 
+size_t aspen_engine_handler_types(const aspen_engine *eng, const char **names, size_t cap)
+{
+    for (size_t i = 0; i < eng->n_handlers && i < cap; i++)
+        names[i] = eng->handlers[i].type;
+    return eng->n_handlers;
+}
+
 /* The result, or the attempt's failure: out of memory is retried, a result over the limit is not
  * (set_output recorded why). */
 static int reply(aspen_engine_ctx *ctx, const void *bytes, size_t len)

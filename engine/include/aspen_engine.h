@@ -293,6 +293,11 @@ typedef int (*aspen_engine_handler_fn)(aspen_engine_ctx *ctx, void *user);
  * always present; registering it again replaces it. EINVAL for a duplicate other name. */
 int aspen_engine_register_handler(aspen_engine *eng, const char *type, aspen_engine_handler_fn fn,
                                   void *user, aspen_engine_error *err);
+/* The job types this engine has handlers for (vm_execute, the built-in echo, checksum and sleep
+ * unless no_builtin_handlers, and what was registered), at most cap names into names (pointers
+ * valid while the engine is open); returns how many there are. A client (aspen submit) asks it
+ * to refuse a type that no engine of its own kind could run. */
+size_t aspen_engine_handler_types(const aspen_engine *eng, const char **names, size_t cap);
 /* True when jobs of this row run in a micro-VM (type vm_execute, tag requires_isolation,
  * isolation on). The tag is one whole element of the tags array, parsed, not a substring. */
 bool aspen_engine_job_needs_vm(const aspen_store_job *job);

@@ -288,7 +288,7 @@ static void every_second(bool pg)
     o = run_plain("'%s' cron list --db '%s' 2>&1", ASPEN_BIN, d.name);
     {
         const char *row = strstr(o.buf, "\ntick ");
-        if (!row || !strstr(row, " paused  - "))
+        if (!row || !strstr(row, " paused - "))
             fail_msg("a paused schedule's NEXT RUN is not '-':\n%s", o.buf);
     }
     free(o.buf);

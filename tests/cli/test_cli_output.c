@@ -154,20 +154,60 @@ static int teardown_all(void **state)
 
 /* ---- text output -------------------------------------------------------------------------------- */
 
+/* Every cell cut with "..." in o is a prefix of shown (the escaped hostile text) that ends at a
+ * whole escape (\xNN, \uNNNN, \r), never inside one. */
+static void assert_cuts_whole(const out *o)
+{
+    size_t found = 0;
+    for (const char *p = o->buf; (p = strstr(p, "...")) != NULL; p += 3) {
+        const char *start = p;
+        while (start > o->buf && start[-1] != ' ' && start[-1] != '\n')
+            start--;
+        size_t n = (size_t)(p - start);
+        if (n == 0 || strncmp(start, shown, n) != 0)
+            continue; /* another cell (a result, a message) */
+        found++;
+        const char *bs = NULL;
+        for (const char *q = start; q < p; q++)
+            if (*q == '\\')
+                bs = q;
+        if (bs) {
+            size_t need = bs[1] == 'x' ? 4 : bs[1] == 'u' ? 6 : 2;
+            if ((size_t)(p - bs) < need)
+                fail_msg("a cell cut inside an escape: %.*s...\n%s", (int)n, start, o->buf);
+        }
+    }
+    assert_true(found > 0);
+}
+
 static void test_jobs_table(void **st)
 {
     (void)st;
     out o = run_plain("'%s' jobs --db '%s'", g_bin, g_run_db);
     assert_int_equal(o.status, 0);
     assert_terminal_safe(&o, false);
-    assert_true(has(&o, "\\x1b]0;pwned\\x07|\\x1b[2J|\\r|\\u202e")); /* the error, cut to fit */
-    assert_true(has(&o, "hostile_fail"));
+    if (!has(&o, "\\x1b]0;pwned") || !has(&o, "hostile_fail")) /* the error, cut to fit 80 */
+        fail_msg("no error or type in:\n%s", o.buf);
     free(o.buf);
-
-    o = run_plain("'%s' jobs --db '%s'", g_bin, g_raw_db);
+    o = run_plain("'%s' jobs --wide --db '%s'", g_bin, g_run_db);
     assert_int_equal(o.status, 0);
     assert_terminal_safe(&o, false);
-    assert_true(has(&o, "\\x1b]0;pw...")); /* the type, cut at a whole escape */
+    assert_true(has(&o, "\\x1b]0;pwned\\x07|\\x1b[2J|\\r|\\u202e")); /* the error whole */
+    free(o.buf);
+
+    /* the type and guest, cut at whole escapes at any width */
+    static const char *const widths[] = {"80", "60", "100", "133"};
+    for (size_t i = 0; i < sizeof widths / sizeof widths[0]; i++) {
+        o = run_plain("COLUMNS=%s '%s' jobs --db '%s' 2>/dev/null", widths[i], g_bin, g_raw_db);
+        assert_int_equal(o.status, 0);
+        assert_terminal_safe(&o, false);
+        assert_cuts_whole(&o);
+        free(o.buf);
+    }
+    o = run_plain("'%s' jobs --wide --db '%s'", g_bin, g_raw_db);
+    assert_int_equal(o.status, 0);
+    assert_terminal_safe(&o, false);
+    assert_true(has(&o, shown)); /* --wide: whole */
     free(o.buf);
 }
 

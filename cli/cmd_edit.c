@@ -100,9 +100,18 @@ int cmd_run_now(int argc, char **argv)
         return 1;
     aspen_engine_error err = {0};
     rc = aspen_engine_run_now(eng, id, &err);
+    /* the store says which state the job is in; for a finished one, what runs it again */
+    aspen_store_job j = {0};
+    aspen_engine_error gerr = {0};
+    char instead[96] = "";
+    if (rc == ASPEN_ENGINE_ESTATE && aspen_engine_get(eng, id, &j, &gerr) == 0 &&
+        aspen_store_state_is_final(j.state))
+        snprintf(instead, sizeof instead, " (to run a finished job again: aspen rerun %lld)",
+                 (long long)id);
+    aspen_store_job_clear(&j);
     aspen_engine_close(eng);
     if (rc) {
-        cli_error("%s", err.msg);
+        cli_error("%s%s", err.msg, instead);
         return 1;
     }
     printf("job %lld queued: it runs now\n", (long long)id);

@@ -1269,7 +1269,8 @@ int cmd_rerun(int argc, char **argv)
     rc = aspen_engine_rerun(eng, id, &new_id, &err);
     aspen_engine_close(eng);
     if (rc) {
-        cli_error("%s", err.msg);
+        cli_error("%s%s", err.msg,
+                  rc == ASPEN_ENGINE_ENOTFOUND ? ": check the id (aspen jobs lists them)" : "");
         return 1;
     }
     printf("%lld\n", (long long)new_id);

@@ -107,6 +107,13 @@ void cli_table_cell(cli_table *t, const void *s, size_t len)
         s = "";
         len = 0;
     }
+    /* keep only what can be shown: a column is never wider than col_max, and every unit takes
+     * at most 4 bytes a column (an escape fewer), so 16 bytes a column is plenty but for text of
+     * mostly zero-width characters (whose cut then lacks its "..."). Copying whole 16 MiB results
+     * of aspen jobs --all would take gigabytes. */
+    size_t keep = col_max(&t->cols[t->n_cells % t->n_cols]) * 16 + 64;
+    if (len > keep)
+        len = keep;
     char *copy = malloc(len + 1);
     if (!copy) {
         t->oom = true;

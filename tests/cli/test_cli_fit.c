@@ -2,8 +2,9 @@
  * mistakes (issue 9's CLI findings, trial findings):
  *   - every command's --help, and aspen --help, has no line over 80 columns;
  *   - the tables (jobs, queues, cron list, metrics, engines) fit 80 columns when stdout is not a
- *     terminal, $COLUMNS when it is set; --wide gives every column whole; --json is the whole data;
- *     a hidden column is named on stderr;
+ *     terminal, $COLUMNS when it is set, a terminal's width (a pseudo-terminal of 120 and 50
+ *     columns); --wide gives every column whole; --json is the whole data; a hidden column is
+ *     named on stderr;
  *   - long options are taken by their exact names only: a prefix (--pay) is refused with "did you
  *     mean";
  *   - numeric options say which option, what was given and what is allowed;
@@ -21,10 +22,14 @@
 
 #include "cli_support.h"
 
+#include <poll.h>
+#include <pty.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static char g_dir[256], g_db[300];
@@ -185,6 +190,70 @@ static void test_tables_fit(void **st)
     free(o.buf);
 }
 
+/* aspen jobs on a terminal of cols columns, $COLUMNS unset: what it printed (CR LF line ends). */
+static out jobs_on_terminal(const char *db, unsigned short cols)
+{
+    struct winsize ws = {.ws_row = 24, .ws_col = cols};
+    int fd;
+    pid_t pid = forkpty(&fd, NULL, NULL, &ws);
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        unsetenv("COLUMNS");
+        execl(ASPEN_BIN, ASPEN_BIN, "jobs", "--db", db, (char *)NULL);
+        _exit(127);
+    }
+    out o = {.buf = calloc(1, 1 << 16)};
+    assert_non_null(o.buf);
+    /* until the child closes the terminal (EIO on Linux), bounded */
+    for (int i = 0; i < 300 && o.len < (1 << 16) - 1; i++) {
+        struct pollfd pf = {.fd = fd, .events = POLLIN};
+        if (poll(&pf, 1, 100) <= 0)
+            continue;
+        ssize_t n = read(fd, o.buf + o.len, (1 << 16) - 1 - o.len);
+        if (n <= 0)
+            break;
+        o.len += (size_t)n;
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    close(fd);
+    o.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    /* CR LF -> LF, for expect_fits */
+    size_t w = 0;
+    for (size_t i = 0; i < o.len; i++)
+        if (o.buf[i] != '\r')
+            o.buf[w++] = o.buf[i];
+    o.len = w;
+    o.buf[w] = '\0';
+    return o;
+}
+
+/* With no $COLUMNS, a terminal's own width: wider than 80 shows more, narrower hides columns. */
+static void test_terminal_width(void **st)
+{
+    (void)st;
+    char db[400];
+    snprintf(db, sizeof db, "%s/tty.db", g_dir);
+    check_cmd(0, NULL,
+              "'%s' submit --type echo --db '%s' --create --payload '{\"message\":\"%0150d\"}'",
+              ASPEN_BIN, db, 9);
+    check_cmd(0, NULL, "'%s' worker --until-idle --quiet --db '%s'", ASPEN_BIN, db);
+    out o = jobs_on_terminal(db, 120);
+    expect_out(&o, 0, "RESULT / ERROR");
+    expect_fits(&o, 120, "aspen jobs on a 120-column terminal");
+    /* the result got the columns past 80 */
+    bool wide = false;
+    for (char *l = strtok(o.buf, "\n"); l; l = strtok(NULL, "\n"))
+        wide = wide || strlen(l) > 100;
+    if (!wide)
+        fail_msg("no line over 100 columns on a 120-column terminal");
+    free(o.buf);
+    o = jobs_on_terminal(db, 50);
+    expect_out(&o, 0, "hidden to fit 50 columns");
+    expect_fits_ex(&o, 50, "aspen jobs on a 50-column terminal", true);
+    free(o.buf);
+}
+
 /* ---- options: exact names, numbers -------------------------------------------------------------- */
 
 static void test_exact_option_names(void **st)
@@ -282,6 +351,11 @@ static void test_retry_succeeded_says_rerun(void **st)
               "run this one again, aspen rerun 2",
               "'%s' retry 2 --db '%s'", ASPEN_BIN, db);
     check_cmd(0, "3\n", "'%s' rerun 1 --db '%s'", ASPEN_BIN, db);
+    /* the neighbours: run-now of a finished job, rerun of an id that is not there */
+    check_cmd(1, "(to run a finished job again: aspen rerun 1)", "'%s' run-now 1 --db '%s'",
+              ASPEN_BIN, db);
+    check_cmd(1, "no job 99 to rerun in", "'%s' rerun 99 --db '%s'", ASPEN_BIN, db);
+    check_cmd(1, ": check the id (aspen jobs lists them)", "'%s' rerun 99 --db '%s'", ASPEN_BIN, db);
 }
 
 static void test_logs_follow_says_how_it_ended(void **st)
@@ -376,6 +450,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_help_fits_80),
         cmocka_unit_test(test_tables_fit),
+        cmocka_unit_test(test_terminal_width),
         cmocka_unit_test(test_exact_option_names),
         cmocka_unit_test(test_numeric_options),
         cmocka_unit_test(test_submit_unknown_type),

@@ -6,6 +6,8 @@
 #   make bench     benchmarks printing JSON, beside the KVM floor of this machine
 #   make bench-retention   claim latency with and without the retention pruner (minutes; its own
 #                  target, not in make bench): RETENTION_ARGS='--old 1000000' for the million
+#   make bench-pg  aspen bench engine on a private PostgreSQL server with fsync on, client and
+#                  server CPU per job (minutes): PG_BENCH_ARGS='--rounds 5 OTHER/aspen' alternates
 #   make fuzz      libFuzzer targets (clang, ASan+UBSan), FUZZ_SECONDS each (default 60): fuzz/README.md
 BUILD ?= build
 SANBUILD ?= build-san
@@ -15,8 +17,9 @@ FUZZ_CC ?= clang-14
 JOBS ?= $(shell nproc)
 
 RETENTION_ARGS ?=
+PG_BENCH_ARGS ?=
 
-.PHONY: all setup build console demo test bench bench-retention fuzz clean
+.PHONY: all setup build console demo test bench bench-retention bench-pg fuzz clean
 
 all: build
 
@@ -48,6 +51,10 @@ bench: build
 bench-retention: build
 	@bash scripts/setup.sh --need-kvm
 	@bash bench/retention.sh $(BUILD) $(RETENTION_ARGS)
+
+bench-pg: build
+	@bash scripts/setup.sh --need-kvm
+	@bash bench/pg_engine.sh $(PG_BENCH_ARGS) $(BUILD)/aspen
 
 # Its own build directory, configured with clang; guests are still built with gcc.
 fuzz: setup

@@ -69,8 +69,10 @@ stop_server() {
   rm -f "$state" "$dir/conninfo" "$dir/conninfo-tcp" "$dir/port" "$dir/initdb.log"
 }
 
-# The server's options on PORT (start and up): the socket in $sock, loopback, no fsync.
-server_opts() { echo "-p $1 -k '$sock' -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=100"; }
+# The server's options on PORT (start and up): the socket in $sock, loopback, no fsync (the tests
+# need no durability). $ASPEN_PG_EXTRA_OPTS comes last and so wins: bench/pg_engine.sh turns fsync
+# back on there for the durable figure.
+server_opts() { echo "-p $1 -k '$sock' -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=100 ${ASPEN_PG_EXTRA_OPTS:-}"; }
 
 # The ctest process this script runs under (the fixture's owner), or nothing.
 owner_pid() {

@@ -63,6 +63,15 @@ server_ticks() {
   echo "$sum"
 }
 hz=$(getconf CLK_TCK)
+# Waits (at most 10 s) until no backend of database $1 is left, so that every one has been reaped
+# into the postmaster's cutime before the next sample (one read while it exits would be lost).
+backends_gone() {
+  local t
+  for ((t = 0; t < 100; t++)); do
+    pgrep -P "$pm_pid" -f "^postgres: [^ ]+ $1 " >/dev/null || return 0
+    sleep 0.1
+  done
+}
 json_num() { sed -n "s/.*\"$2\": *\([-0-9.eE+]*\).*/\1/p" <<<"$1"; }
 
 for ((round = 1; round <= rounds; round++)); do
@@ -78,8 +87,10 @@ for ((round = 1; round <= rounds; round++)); do
     dconn="${conn% dbname=*} dbname=$db"
     # the extension lives in the postgres database (aspen wants its own empty); it sees every one
     psql "$conn" -Atc "SELECT pg_stat_statements_reset()" >/dev/null
+    backends_gone postgres
     t0=$(server_ticks)
     out=$("$aspen" bench engine --jobs "$jobs" --json --db "$dconn" | tail -1)
+    backends_gone "$db"
     t1=$(server_ticks)
     srv=$(awk -v d=$((t1 - t0)) -v hz="$hz" -v n="$jobs" 'BEGIN { printf "%.1f", d * 1e6 / hz / n }')
     cli=$(json_num "$out" cpu_us_per_job)

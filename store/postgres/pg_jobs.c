@@ -733,6 +733,29 @@ static int claim_order(const void *a, const void *b)
     return (x->id > y->id) - (x->id < y->id);
 }
 
+/* The claim of the default queue's head: up to max jobs nobody has reserved, rows other claimers
+ * hold skipped; the claims key decides between two hosts that both locked one row (see the top of
+ * this file). Every head row comes back, won (column 0 true) or lost. now: the server's now, the
+ * reservations' time. */
+static void head_claim_step(struct pg_step *st, struct pg_params *p, size_t max, int64_t engine_id,
+                            int64_t now)
+{
+    *p = (struct pg_params){0};
+    pg_p_int(p, (int64_t)max);
+    pg_p_int(p, engine_id);
+    pg_p_int(p, now);
+    *st = (struct pg_step){
+        .name = "pgj_claim",
+        .sql = "WITH head AS (SELECT " PG_JOB_COLUMNS " FROM jobs WHERE state = 'queued' AND"
+               " NOT EXISTS (SELECT 1 FROM claims c WHERE c.job = jobs.id)"
+               " ORDER BY priority DESC, run_at, id LIMIT $1 FOR UPDATE SKIP LOCKED),"
+               " won AS (INSERT INTO claims (job, engine, claimed_at)"
+               " SELECT id, $2, $3 FROM head ON CONFLICT (job) DO NOTHING RETURNING job)"
+               " SELECT won.job IS NOT NULL, head.* FROM head"
+               " LEFT JOIN won ON won.job = head.id ORDER BY priority DESC, run_at, id",
+        .p = p, .what = "claiming jobs"};
+}
+
 int pg_claim(aspen_store *base, int64_t engine_id, size_t max, int64_t now_ms,
              aspen_store_job **jobs, size_t *n, bool *paused, aspen_store_error *err)
 {
@@ -745,6 +768,14 @@ int pg_claim(aspen_store *base, int64_t engine_id, size_t max, int64_t now_ms,
         return 0;
     if (max > 100000)
         max = 100000; /* one transaction's worth; the caller asks again */
+    /* The head's claim goes in the first round trip too when the last claim saw no queue with a
+     * setting (nor does this handle serve only some queues): a claim is then 2 round trips, not
+     * 3. The server runs it after the lease check and the promotion, in the same transaction;
+     * when the lease check refuses or the queue is paused it is rolled back with the rest. If a
+     * queue got a setting since, its limits were not applied: all of it is rolled back and the
+     * claim starts again queue by queue (once). */
+    bool ahead = !s->queues_active && !s->base.n_serve;
+again:;
     bool is_paused = false;
     int64_t now = 0, promoted = 0;
     aspen_store_job *out = NULL;
@@ -753,8 +784,8 @@ int pg_claim(aspen_store *base, int64_t engine_id, size_t max, int64_t now_ms,
      * (scheduled → queued for the due prefix; rows another host is promoting are skipped) runs
      * whatever the lease check says: when it refuses, or the queue is paused, all of it is
      * rolled back. Its "now" is the lease check's: the same parameter (PG_NOW). */
-    struct pg_params lp, p = {0};
-    struct pg_step steps[2];
+    struct pg_params lp, p = {0}, hp;
+    struct pg_step steps[3];
     lease_step(&steps[0], &lp, engine_id, now_ms, true);
     pg_p_now(&p, now_ms);
     steps[1] = (struct pg_step){.name = "pgj_promote",
@@ -764,15 +795,26 @@ int pg_claim(aspen_store *base, int64_t engine_id, size_t max, int64_t now_ms,
                                        " UPDATE jobs SET state = 'queued' FROM due"
                                        " WHERE jobs.id = due.id AND jobs.state = 'scheduled'",
                                 .p = &p, .what = "promoting due scheduled jobs"};
-    int code = pg_tx_begin_with(s, steps, 2, err);
+    if (ahead) /* the lease check's now is now_ms + skew: the same value */
+        head_claim_step(&steps[2], &hp, max, engine_id, now_ms + pg_clock_skew_ms());
+    PGresult *head = NULL; /* the first round's answer when it came with the BEGIN */
+    int code = pg_tx_begin_with(s, steps, ahead ? 3 : 2, err);
     if (code)
         goto rollback;
+    head = ahead ? steps[2].r : NULL;
     promoted = affected(steps[1].r);
     PQclear(steps[1].r);
     code = lease_result(s, steps[0].r, engine_id, &now, NULL, &is_paused,
                         "claiming or completing jobs", err);
     if (code || is_paused)
         goto rollback; /* paused: nothing to write */
+    if (head && (s->queues_active || s->base.n_serve)) {
+        PQclear(head); /* a queue got a setting: its limits must apply (above) */
+        head = NULL;
+        pg_tx_rollback(s);
+        ahead = false;
+        goto again;
+    }
     pg_counts_note(s, ASPEN_STORE_SCHEDULED, ASPEN_STORE_QUEUED, promoted);
 
     /* Queues with settings, or a handle serving only some queues: queue by queue under the
@@ -786,26 +828,17 @@ int pg_claim(aspen_store *base, int64_t engine_id, size_t max, int64_t now_ms,
         goto claimed;
     }
 
-    /* The head of the queue nobody has reserved, rows other claimers hold skipped; the claims
-     * key decides between two hosts that both locked one row (see the top of this file). Every
-     * head row comes back, won or lost: a row lost to a claimer that committed after this
-     * statement's snapshot is retried with a new statement (a new snapshot), so a claim does
-     * not come back short — or empty, telling the engine the queue is dry — while work waits. */
+    /* A row lost to a claimer that committed after the statement's snapshot is retried with a
+     * new statement (a new snapshot), so a claim does not come back short — or empty, telling
+     * the engine the queue is dry — while work waits. */
     for (int round = 0; round < 8 && got < max; round++) {
-        p = (struct pg_params){0};
-        pg_p_int(&p, (int64_t)(max - got));
-        pg_p_int(&p, engine_id);
-        pg_p_int(&p, now);
-        PGresult *r = pg_exec(
-            s, "pgj_claim",
-            "WITH head AS (SELECT " PG_JOB_COLUMNS " FROM jobs WHERE state = 'queued' AND"
-            " NOT EXISTS (SELECT 1 FROM claims c WHERE c.job = jobs.id)"
-            " ORDER BY priority DESC, run_at, id LIMIT $1 FOR UPDATE SKIP LOCKED),"
-            " won AS (INSERT INTO claims (job, engine, claimed_at)"
-            " SELECT id, $2, $3 FROM head ON CONFLICT (job) DO NOTHING RETURNING job)"
-            " SELECT won.job IS NOT NULL, head.* FROM head"
-            " LEFT JOIN won ON won.job = head.id ORDER BY priority DESC, run_at, id",
-            &p, "claiming jobs", err);
+        PGresult *r = head;
+        head = NULL;
+        if (!r) {
+            struct pg_step st;
+            head_claim_step(&st, &hp, max - got, engine_id, now);
+            r = pg_exec(s, st.name, st.sql, st.p, st.what, err);
+        }
         if (!r) {
             code = failed(err);
             goto rollback;
@@ -848,6 +881,7 @@ claimed:
     *n = got;
     return 0;
 rollback:
+    PQclear(head);
     pg_tx_rollback(s);
 free_out:
     aspen_store_jobs_free(out, got);
@@ -1266,41 +1300,34 @@ static void id_array(const int64_t *ids, size_t n, struct pg_sql *arr)
     free(sorted);
 }
 
-/* Locks the jobs FOR UPDATE in id order (one statement) and reads their reservations (another);
- * a job missing from the database has no entry (its items are refused with ENOTFOUND). */
-static int rows_lock(struct pg_store *s, const int64_t *ids, size_t n, struct row_set *rs,
+/* The two statements that lock the jobs FOR UPDATE in id order and read their reservations (the
+ * second runs after the first, so it reads them with the rows locked), for a pipeline: p's one
+ * parameter is arr, the sorted distinct ids (id_array). */
+static void rows_lock_steps(struct pg_step steps[2], struct pg_params *p, const struct pg_sql *arr)
+{
+    *p = (struct pg_params){0};
+    pg_p_text(p, arr->text);
+    steps[0] = (struct pg_step){.name = "pgj_rows_lock",
+                                .sql = "SELECT " JOB_ROW_COLUMNS " FROM jobs WHERE id ="
+                                       " ANY($1::bigint[]) ORDER BY id FOR UPDATE",
+                                .p = p, .what = "reading jobs to commit"};
+    steps[1] = (struct pg_step){.name = "pgj_rows_claims",
+                                .sql = "SELECT job, engine FROM claims WHERE job = ANY($1::bigint[])",
+                                .p = p, .what = "reading reservations of jobs to commit"};
+}
+
+/* The jobs of a commit from rows_lock_steps' two results (both cleared): a job missing from the
+ * database has no entry (its items are refused with ENOTFOUND). */
+static int rows_read(PGresult *r, PGresult *claims, size_t n, struct row_set *rs,
                      aspen_store_error *err)
 {
     rs->rows = NULL;
     rs->n = 0;
-    struct pg_sql arr = {0};
-    id_array(ids, n, &arr);
-    if (arr.oom) {
-        pg_sql_free(&arr);
-        return store_err(err, ASPEN_STORE_ENOMEM, "out of memory committing %zu jobs", n);
-    }
-    struct pg_params p = {0};
-    pg_p_text(&p, arr.text);
-    /* Both in one round trip: the reservations are read after the rows are locked. */
-    struct pg_step steps[2] = {
-        {.name = "pgj_rows_lock",
-         .sql = "SELECT " JOB_ROW_COLUMNS " FROM jobs WHERE id = ANY($1::bigint[])"
-                " ORDER BY id FOR UPDATE",
-         .p = &p, .what = "reading jobs to commit"},
-        {.name = "pgj_rows_claims",
-         .sql = "SELECT job, engine FROM claims WHERE job = ANY($1::bigint[])", .p = &p,
-         .what = "reading reservations of jobs to commit"},
-    };
-    int code = pg_pipeline(s, steps, 2, false, err);
-    pg_sql_free(&arr);
-    if (code)
-        return code;
-    PGresult *r = steps[0].r;
     size_t rows = (size_t)PQntuples(r);
     rs->rows = calloc(rows ? rows : 1, sizeof *rs->rows);
     if (!rs->rows) {
         PQclear(r);
-        PQclear(steps[1].r);
+        PQclear(claims);
         return store_err(err, ASPEN_STORE_ENOMEM, "out of memory committing %zu jobs", n);
     }
     for (size_t i = 0; i < rows; i++) {
@@ -1309,14 +1336,25 @@ static int rows_lock(struct pg_store *s, const int64_t *ids, size_t n, struct ro
     }
     rs->n = rows;
     PQclear(r);
-    r = steps[1].r;
-    for (int i = 0; i < PQntuples(r); i++) {
-        struct commit_row *cr = row_find(rs, pg_get_int(r, i, 0));
+    for (int i = 0; i < PQntuples(claims); i++) {
+        struct commit_row *cr = row_find(rs, pg_get_int(claims, i, 0));
         if (cr)
-            cr->claim_engine = pg_get_int(r, i, 1);
+            cr->claim_engine = pg_get_int(claims, i, 1);
     }
-    PQclear(r);
+    PQclear(claims);
     return 0;
+}
+
+/* rows_lock_steps and rows_read in a round trip of their own: for a commit whose rows read with
+ * its BEGIN are stale (its engine was recovered first). */
+static int rows_lock(struct pg_store *s, const struct pg_sql *arr, size_t n, struct row_set *rs,
+                     aspen_store_error *err)
+{
+    struct pg_params p;
+    struct pg_step steps[2];
+    rows_lock_steps(steps, &p, arr);
+    int code = pg_pipeline(s, steps, 2, false, err);
+    return code ? code : rows_read(steps[0].r, steps[1].r, n, rs, err);
 }
 
 /* Takes engine_id's reservation of a queued job (deleted from claims at the end of the commit),
@@ -1679,23 +1717,45 @@ int pg_commit(aspen_store *base, int64_t engine_id, const aspen_store_start *sta
         ids[n_starts + i] = c[i].job_id;
 
     struct write_batch wb = {.take_step = -1, .rows_step = -1};
-    struct pg_params lp;
-    struct pg_step lstep;
-    lease_step(&lstep, &lp, engine_id, now_ms, false);
-    int code = pg_tx_begin_with(s, &lstep, 1, err); /* BEGIN and the lease check: one round trip */
+    struct pg_sql idarr = {0};
+    id_array(ids, n_starts + n, &idarr);
+    if (idarr.oom) {
+        pg_sql_free(&idarr);
+        free(ids);
+        return store_err(err, ASPEN_STORE_ENOMEM, "out of memory committing %zu jobs", n);
+    }
+    /* BEGIN, the lease check and the jobs locked with their reservations: one round trip. The
+     * rows are locked after the engine row (FOR KEY SHARE) as before, so the lock order is
+     * unchanged; they are read again only when the lease had expired and this commit recovers
+     * its engine first (rare), since the recovery changes them. */
+    struct pg_params lp, rp;
+    struct pg_step first[3];
+    lease_step(&first[0], &lp, engine_id, now_ms, false);
+    rows_lock_steps(&first[1], &rp, &idarr);
+    int code = pg_tx_begin_with(s, first, 3, err);
     if (code) {
         pg_tx_rollback(s);
+        pg_sql_free(&idarr);
         free(ids);
         return code;
     }
     int64_t now = 0;
     bool expired = false;
-    int lease = lease_result(s, lstep.r, engine_id, &now, &expired, NULL, "completing jobs",
+    int lease = lease_result(s, first[0].r, engine_id, &now, &expired, NULL, "completing jobs",
                              &item_err);
     if (lease && lease != ASPEN_STORE_ELEASE) {
+        PQclear(first[1].r);
+        PQclear(first[2].r);
         code = lease;
         if (err)
             *err = item_err;
+        goto rollback;
+    }
+    bool reread = lease && expired;
+    if (reread) {
+        PQclear(first[1].r);
+        PQclear(first[2].r);
+    } else if ((code = rows_read(first[1].r, first[2].r, n_starts + n, &rs, err)) != 0) {
         goto rollback;
     }
     if (lease && expired) {
@@ -1728,8 +1788,7 @@ int pg_commit(aspen_store *base, int64_t engine_id, const aspen_store_start *sta
             }
         }
     }
-    code = rows_lock(s, ids, n_starts + n, &rs, err);
-    if (code)
+    if (reread && (code = rows_lock(s, &idarr, n_starts + n, &rs, err)) != 0)
         goto rollback;
     for (size_t i = 0; i < n_starts; i++) {
         aspen_store_error e1 = {0};
@@ -1800,6 +1859,7 @@ int pg_commit(aspen_store *base, int64_t engine_id, const aspen_store_start *sta
     if (code)
         goto rollback;
     row_set_free(&rs);
+    pg_sql_free(&idarr);
     free(ids);
     code = pg_tx_commit(s, n ? "committing finished jobs" : "marking jobs started", err);
     if (code)
@@ -1816,6 +1876,7 @@ rollback:
     attempt_batch_free(&ab);
     log_batch_free(&lb);
     row_set_free(&rs);
+    pg_sql_free(&idarr);
     free(ids);
     return code;
 }

@@ -351,6 +351,43 @@ static void test_no_settings_plain_order(void **state)
     assert_int_equal(ids[2], y);
 }
 
+/* A handle whose last claim saw no queue settings claims the default head in the same round trip
+ * as its lease check (PostgreSQL: pg_claim). A limit, a queue's pause and then a rate set by
+ * another host meanwhile still hold at its very next claim. */
+static void test_settings_from_another_host(void **state)
+{
+    struct fixture *f = *state;
+    aspen_store_error e = {0};
+    aspen_store *s2 = open_or_fail(f->path, NULL);
+    int64_t ids[16];
+    submit_q(f->s, NULL, 0, T0);
+    assert_int_equal(reserve_ids(f->s, f->engine, 16, T0, ids), 1); /* no settings seen */
+    set_limit(s2, "lim", 1);
+    for (int i = 0; i < 3; i++)
+        submit_q(s2, "lim", 10, T0);
+    int64_t d = submit_q(s2, NULL, 0, T0);
+    size_t n = reserve_ids(f->s, f->engine, 16, T0 + 1, ids);
+    assert_int_equal(n, 2); /* one of lim, and the default queue's job */
+    assert_int_equal(in_queue(f->s, ids, n, "lim"), 1);
+    assert_int_equal(ids[n - 1], d);
+    /* The limit removed: its other two come; then a pause of a queue by the other host. */
+    set_limit(s2, "lim", 0);
+    assert_int_equal(reserve_ids(f->s, f->engine, 16, T0 + 2, ids), 2);
+    submit_q(s2, "p", 5, T0);
+    assert_int_equal(aspen_store_queue_pause(s2, "p", true, T0, &e), 0);
+    assert_int_equal(reserve_ids(f->s, f->engine, 16, T0 + 3, ids), 0);
+    assert_int_equal(aspen_store_queue_pause(s2, "p", false, T0, &e), 0);
+    assert_int_equal(reserve_ids(f->s, f->engine, 16, T0 + 4, ids), 1);
+    /* No settings again, then a rate of 1 per second set elsewhere: one of two comes. */
+    assert_int_equal(reserve_ids(f->s, f->engine, 16, T0 + 5, ids), 0);
+    assert_int_equal(aspen_store_queue_set(s2, "r", ASPEN_STORE_QUEUE_SET_RATE, 0, 1, 1000, T0,
+                                           &e), 0);
+    submit_q(s2, "r", 0, T0);
+    submit_q(s2, "r", 0, T0);
+    assert_int_equal(reserve_ids(f->s, f->engine, 16, T0 + 6, ids), 1);
+    aspen_store_close(s2);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, fx_setup, fx_teardown)
@@ -358,6 +395,7 @@ int main(void)
         T(test_submit_and_read_back), T(test_names_rates_limits_refused), T(test_listing),
         T(test_limit_across_engines), T(test_pause_one_queue),            T(test_rate_window),
         T(test_serve_some_queues),    T(test_no_settings_plain_order),
+        T(test_settings_from_another_host),
     };
     return _cmocka_run_group_tests(__FILE__, both, sizeof both / sizeof both[0], NULL, NULL);
 }

@@ -7,7 +7,7 @@
 #   - :limit in the Jobs pane says where it works (it did nothing and said nothing); :logs 999999
 #     says there is no job 999999 and goes back;
 #   - the question (d) owns its rows: nothing of the table beside it, nothing of it left after n,
-#     its keys once;
+#     its keys once (80x24, 200x50, and c at 100x30 over guests named in double-width CJK);
 #   - the submit form's keys are shown once; its Timeout takes what aspen submit --timeout takes
 #     (30s, 1h, a bare number of milliseconds) and refuses the rest saying so;
 #   - :export of 100,000 jobs says how far it is while the keys work, then where the file went and
@@ -120,11 +120,12 @@ wait_for "^  ID.? +GUEST +STATE"
 screen | grep -q "Logs of job 999999" && fail ":logs 999999 stayed on the logs of no job"
 
 echo "== the question owns its rows, leaves nothing behind, says its keys once"
-check_question() {
+check_question() { # SIZE [KEY QUESTION]: d (Delete job) unless another key and its question
+    local key=${2:-d} question=${3:-Delete job}
     keys g
-    wait_for " 1/1300( |$)"
-    keys d
-    wait_for "Delete job"
+    wait_for " 1/[0-9]+( |$)"
+    keys "$key"
+    wait_for "$question"
     local scr
     scr=$(screen)
     # every row of the box (its edges drawn as x, its corners l k m j in the capture): blanks
@@ -134,9 +135,9 @@ check_question() {
     grep -Ev '^ *(lq Confirm q*k|x.*x|mq*j) *$' "$TMP/box" && fail "text beside the question at $1"
     [ "$(grep -o 'y yes  n no' <<<"$scr" | wc -l)" = 1 ] || fail "the question's keys are not shown once at $1"
     keys n
-    wait_gone "Delete job"
+    wait_gone "$question"
     scr=$(screen)
-    grep -Eq 'Confirm|Delete job|^ *x .* x *$|^ *mqqq' <<<"$scr" && fail "the question left text behind at $1: $scr"
+    grep -Eq "Confirm|$question|^ *x .* x *\$|^ *mqqq" <<<"$scr" && fail "the question left text behind at $1: $scr"
     return 0
 }
 check_question 80x24
@@ -171,6 +172,20 @@ keys C-s
 wait_for "submitted job 1302 "
 "$ASPEN" jobs --db "$DB" --filter id:1302 --json | grep -q '"timeout_ms": 1500' ||
     fail "the form's bare 1500 is not 1500 ms (as aspen submit --timeout 1500)"
+
+echo "== the question over rows of double-width text, at 100x30"
+# guests named in CJK (two columns a character) under the box's edges: a character the box cuts
+# must not leave half of itself, or the box, on the screen after it closes
+cp "$ASPEN_GUEST_DIR/echo-worker" "$TMP/漢字漢字漢字漢字漢字漢字" || fail "copy the echo-worker ELF"
+"$ASPEN" submit "$TMP/漢字漢字漢字漢字漢字漢字" --payload '{"message":"wide"}' --count 30 --db "$DB" >/dev/null ||
+    fail "submit the wide-named guest"
+keys :
+type_text "sort id"
+keys Enter
+T resize-window -t c -x 100 -y 30
+wait_for "漢字漢字"
+check_question 100x30 c "Cancel job 1332"
+T resize-window -t c -x 80 -y 24
 quit_and_check sort
 fi
 

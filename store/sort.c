@@ -73,7 +73,7 @@ const char *store_sort_key_sql(aspen_store_sort sort, bool pg)
     case ASPEN_STORE_SORT_PRIORITY: return "priority";
     case ASPEN_STORE_SORT_ATTEMPTS: return "attempts";
     case ASPEN_STORE_SORT_CREATED: return "created_at";
-    case ASPEN_STORE_SORT_DURATION: return "(COALESCE(finished_at - started_at, -1))";
+    case ASPEN_STORE_SORT_DURATION: return STORE_DURATION_KEY;
     case ASPEN_STORE_SORT_ID:
     default: return "id";
     }

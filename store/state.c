@@ -110,6 +110,15 @@ bool aspen_store_state_is_final(aspen_store_state state)
            state == ASPEN_STORE_CANCELLED;
 }
 
+bool store_states_final_only(unsigned states)
+{
+    unsigned all = (1u << ASPEN_STORE_STATE_COUNT) - 1, final = 0;
+    for (int i = 0; i < ASPEN_STORE_STATE_COUNT; i++)
+        if (aspen_store_state_is_final((aspen_store_state)i))
+            final |= 1u << i;
+    return (states & all) && !(states & ~final);
+}
+
 int aspen_store_check_transition(int64_t job_id, aspen_store_state from, aspen_store_state to,
                                  aspen_store_error *err)
 {

@@ -350,10 +350,18 @@ int store_decide_priority(const struct store_job_row *row, int priority, aspen_s
 int store_decide_run_now(const struct store_job_row *before, int64_t now,
                          struct store_job_row *after, aspen_store_error *err);
 
+/* True when `states` (a filter's bit set) holds some final states and nothing else: a filter the
+ * finished jobs' partial indexes can serve, once the query adds `finished_at IS NOT NULL`
+ * (schema version 14; every job in a final state has finished_at). */
+bool store_states_final_only(unsigned states);
+
 /* ---- the whole-store sort (sort.c), the same keys and indexes on every backend ----------------- */
 
 /* The SQL expression of a sort key (pg: PostgreSQL's text, the guest compared bytewise). */
 const char *store_sort_key_sql(aspen_store_sort sort, bool pg);
+/* The duration key's text, shared by the query and SQLite's partial index of version 14 (an
+ * expression index is matched by its text). */
+#define STORE_DURATION_KEY "(COALESCE(finished_at - started_at, -1))"
 bool store_sort_key_is_text(aspen_store_sort sort); /* the guest: a text key, else an integer */
 /* The state sort under a filter of some states: the ranks [lo, hi] they span (the key's index
  * range), so a page never scans the other states' jobs. False when it does not apply. */

@@ -1313,6 +1313,29 @@ static int pg_migrate_v13(struct pg_store *s, aspen_store_error *err)
     return 0;
 }
 
+/* Version 14: one index fewer per finished job (issue 8; docs/STORE.md "Indexes"). A state change
+ * on PostgreSQL is never a HOT update (state is in every partial index's predicate), so a finished
+ * job's new row version gets an entry in every index whose predicate it meets: jobs_succeeded,
+ * jobs_failed and jobs_cancelled gave each finished job one entry beside the one it has in
+ * jobs_finished (state, finished_at), which serves the same filters (the readers add
+ * `finished_at IS NOT NULL` to a final state's filter so the planner may use it). Neither index
+ * orders a state's jobs by id on PostgreSQL (equal keys are in heap order), so a state's newest-
+ * first page is a range of the state and a sort, or the primary key read backwards, as before.
+ * The duration sort's index stays whole here: an index over unfinished jobs, which SQLite needs to
+ * read their -1 block by id (sqlite_open.c version 14), would get an entry at the submit and
+ * another at the start (a new row version), as many as jobs_sort_duration takes now. */
+static int pg_migrate_v14(struct pg_store *s, aspen_store_error *err)
+{
+    PGresult *r = PQexec(s->conn, "DROP INDEX IF EXISTS jobs_succeeded;"
+                                  "DROP INDEX IF EXISTS jobs_failed;"
+                                  "DROP INDEX IF EXISTS jobs_cancelled;");
+    int code = 0;
+    if (PQresultStatus(r) != PGRES_COMMAND_OK)
+        code = pg_err(s, err, r, "dropping the final states' indexes (version 14)");
+    PQclear(r);
+    return code;
+}
+
 /* pg_migrations[v - 4] takes a database from v to v + 1, inside the transaction that holds the
  * schema lock (a fresh database is created at 4 and migrated at once, in the same transaction). */
 static int (*const pg_migrations[ASPEN_STORE_SCHEMA_VERSION - 4])(struct pg_store *,
@@ -1326,6 +1349,7 @@ static int (*const pg_migrations[ASPEN_STORE_SCHEMA_VERSION - 4])(struct pg_stor
     pg_migrate_v11,
     pg_migrate_v12,
     pg_migrate_v13,
+    pg_migrate_v14,
 };
 
 static int create_schema(struct pg_store *s, aspen_store_error *err)

@@ -221,6 +221,10 @@ static int filter_where(const aspen_store_filter *f, unsigned states, struct pg_
         if (n != 1)
             pg_sql_add(q, ")");
         glue = " AND ";
+        /* Final states only: the term jobs_finished's predicate needs before the planner may read
+         * it (version 14); every job in a final state has finished_at (store/state.c). */
+        if (store_states_final_only(states))
+            pg_sql_add(q, " AND finished_at IS NOT NULL");
     }
     if (!f)
         return 0;

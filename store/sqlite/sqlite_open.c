@@ -468,6 +468,39 @@ static int migrate_v13(struct sqlite_store *s, aspen_store_error *err)
     return 0;
 }
 
+/* Version 14: less index work on every job's state change (issue 7; docs/STORE.md "Indexes").
+ * SQLite rewrites an index on an UPDATE only when the SET list names one of its columns or a
+ * column of its WHERE: a start sets state, attempts, started_at and owner; a completion state,
+ * attempts, started_at, finished_at, owner and result.
+ * - jobs_succeeded / jobs_failed / jobs_cancelled, one partial index per final state, become one,
+ *   jobs_final (state) over every finished job: the same (state, id) order a state's list reads
+ *   newest first, one WHERE evaluated per write instead of three. A final state always has
+ *   finished_at (store/state.c), and the readers add `finished_at IS NOT NULL` to a final state's
+ *   filter so SQLite matches the index.
+ * - jobs_sort_duration covers finished jobs only: its key (the run time) changes at the start and
+ *   at the finish, so each job paid two deletes and two inserts; now one insert, at the finish.
+ *   Every unfinished job sorts at -1, by id: the reader takes those from jobs_unfinished (id),
+ *   whose columns no start writes, so a job costs it one insert at submit and one delete at its
+ *   finish. A retry (back to queued, finished_at NULL again) moves the job back. */
+static int migrate_v14(struct sqlite_store *s, aspen_store_error *err)
+{
+    int rc = sqlite3_exec(s->db,
+                          "DROP INDEX IF EXISTS jobs_succeeded;"
+                          "DROP INDEX IF EXISTS jobs_failed;"
+                          "DROP INDEX IF EXISTS jobs_cancelled;"
+                          "CREATE INDEX IF NOT EXISTS jobs_final ON jobs (state)"
+                          "  WHERE finished_at IS NOT NULL;"
+                          "DROP INDEX IF EXISTS jobs_sort_duration;"
+                          "CREATE INDEX jobs_sort_duration ON jobs (" STORE_DURATION_KEY ", id)"
+                          "  WHERE finished_at IS NOT NULL;"
+                          "CREATE INDEX IF NOT EXISTS jobs_unfinished ON jobs (id)"
+                          "  WHERE finished_at IS NULL;",
+                          NULL, NULL, NULL);
+    if (rc != SQLITE_OK)
+        return store_sqlite_err(s, err, rc, "narrowing the job indexes (version 14)");
+    return 0;
+}
+
 /* migrations[v] takes a database at version v to v + 1. */
 static int (*const migrations[ASPEN_STORE_SCHEMA_VERSION])(struct sqlite_store *,
                                                            aspen_store_error *) = {
@@ -484,6 +517,7 @@ static int (*const migrations[ASPEN_STORE_SCHEMA_VERSION])(struct sqlite_store *
     migrate_v11,
     migrate_v12,
     migrate_v13,
+    migrate_v14,
 };
 
 const char *store_stmt_sql(enum stmt_id id) { return stmt_sql[id]; }

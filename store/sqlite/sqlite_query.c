@@ -97,10 +97,11 @@ int sq_get(aspen_store *base, int64_t id, aspen_store_job *out, aspen_store_erro
 
 /* ---- filtered queries ---------------------------------------------------------------------------- */
 
-#define MAX_BINDS 16
+/* A duration page's pieces repeat the filter once per index they read (sq_list_by_duration). */
+#define MAX_BINDS 40
 
 struct query {
-    char sql[2048];
+    char sql[4096];
     size_t len;
     int nbind;
     struct {
@@ -158,6 +159,14 @@ static int q_where(struct query *q, const aspen_store_filter *f, unsigned states
             }
         q_add(q, "%s)", "");
         glue = " AND ";
+    }
+    if (states && (states & (states - 1)) == 0 && store_states_final_only(states)) {
+        /* A final state's jobs are listed by jobs_final (state) WHERE finished_at IS NOT NULL
+         * (version 14); SQLite uses a partial index only when the query names its WHERE, and
+         * every job of a final state has finished_at (store/state.c), so this term selects
+         * nothing less. Several states stay as they were (`state IN` matches no partial index,
+         * and a newest-first page walks the primary key backwards). */
+        q_add(q, "%sfinished_at IS NOT NULL", " AND ");
     }
     if (!f)
         return 0;
@@ -305,6 +314,191 @@ static int q_sorted_head(struct query *q, const aspen_store_filter *f, const cha
     return code;
 }
 
+/* ---- the duration sort (version 14) ----------------------------------------------------------
+ * jobs_sort_duration covers finished jobs only, so that a job's start writes no entry of it (the
+ * key changed at the start and again at the finish: two deletes and two inserts per job). The
+ * order stays what it was over every job: by (key, id), key = finished - started, and -1 for a
+ * job with no finished run. So the order has three blocks: finished jobs with a key below -1 (a
+ * clock stepped back), the key -1 (finished jobs that never ran, from jobs_sort_duration, merged by
+ * id with every unfinished job, from jobs_unfinished (id)), and finished jobs above -1. Each piece
+ * below is one index range, read in order (a UNION ALL of two id-ordered ranges is merged by
+ * SQLite without a sort), and a page takes pieces until it is full. */
+enum dur_piece { DUR_BELOW, DUR_MINUS1, DUR_ABOVE };
+
+/* Which of the two indexes a filter can match: a state filter of unfinished states only never
+ * reads the finished jobs' index, and one of final states only never reads jobs_unfinished. */
+static void dur_sources(const aspen_store_filter *f, bool *finished, bool *unfinished)
+{
+    unsigned all = (1u << ASPEN_STORE_STATE_COUNT) - 1, st = f->states & all;
+    *finished = *unfinished = true;
+    if (!st || st == all)
+        return;
+    *finished = false;
+    for (int i = 0; i < ASPEN_STORE_STATE_COUNT; i++)
+        if ((st & (1u << i)) && aspen_store_state_is_final((aspen_store_state)i))
+            *finished = true;
+    *unfinished = !store_states_final_only(st);
+}
+
+/* One arm: the filter's matches in one index, plus the piece's range. `key_op` compares the key
+ * with `key` ("" for none; a second bound in key_op2/key2), `id_op` the id with `id`. */
+static int dur_arm(struct query *q, const aspen_store_filter *f, const char *cols, bool unfinished,
+                   const char *key_op, int64_t key, const char *key_op2, int64_t key2,
+                   const char *id_op, int64_t id, aspen_store_error *err)
+{
+    q_add(q, "SELECT %s FROM jobs", cols);
+    q_add(q, " INDEXED BY %s", unfinished ? "jobs_unfinished" : "jobs_sort_duration");
+    size_t before = q->len;
+    int code = q_where(q, f, f->states, err);
+    if (code)
+        return code;
+    q_add(q, q->len == before ? " WHERE %s" : " AND %s",
+          unfinished ? "finished_at IS NULL" : "finished_at IS NOT NULL");
+    if (!unfinished && *key_op) {
+        q_add(q, " AND " STORE_DURATION_KEY " %s ?", key_op);
+        q_int(q, key);
+    }
+    if (!unfinished && *key_op2) {
+        q_add(q, " AND " STORE_DURATION_KEY " %s ?", key_op2);
+        q_int(q, key2);
+    }
+    if (*id_op) {
+        q_add(q, " AND id %s ?", id_op);
+        q_int(q, id);
+    }
+    return 0;
+}
+
+/* A piece's SELECT (its arms) into q: DUR_MINUS1 is both indexes at the key -1, ordered by id;
+ * the others the finished jobs' index between the bounds, by (key, id). */
+static int dur_piece_sql(struct query *q, const aspen_store_filter *f, const char *cols,
+                         enum dur_piece piece, const char *key_op, int64_t key,
+                         const char *id_op, int64_t id, bool *any, aspen_store_error *err)
+{
+    bool fin, unf;
+    dur_sources(f, &fin, &unf);
+    int code = 0;
+    *any = false;
+    if (piece == DUR_MINUS1) {
+        if (fin) {
+            code = dur_arm(q, f, cols, false, "=", -1, "", 0, id_op, id, err);
+            *any = true;
+        }
+        if (!code && unf) {
+            if (*any)
+                q_add(q, " UNION ALL %s", "");
+            code = dur_arm(q, f, cols, true, "", 0, "", 0, id_op, id, err);
+            *any = true;
+        }
+        return code;
+    }
+    if (!fin)
+        return 0;
+    *any = true;
+    if (strcmp(key_op, "=") == 0) /* one key: its ids in order (a block bound too costs a sort) */
+        return dur_arm(q, f, cols, false, "=", key, "", 0, id_op, id, err);
+    return dur_arm(q, f, cols, false, piece == DUR_BELOW ? "<" : ">", -1, key_op, key, id_op, id,
+                   err);
+}
+
+/* Reads one piece into the list: at most *limit rows (< 0: all) after skipping *offset, which
+ * both go down by what the piece used. */
+static int dur_piece_read(struct sqlite_store *s, const aspen_store_filter *f, enum dur_piece piece,
+                          const char *key_op, int64_t key, const char *id_op, int64_t id,
+                          int64_t *limit, int64_t *offset, aspen_store_job **list, size_t *count,
+                          size_t *cap, aspen_store_error *err)
+{
+    bool desc = f->sort_desc, any = false;
+    struct query q = {0};
+    int code = dur_piece_sql(&q, f, JOB_COLUMNS, piece, key_op, key, id_op, id, &any, err);
+    if (code || !any)
+        return code;
+    if (piece == DUR_MINUS1 || strcmp(key_op, "=") == 0)
+        q_add(&q, desc ? " ORDER BY id DESC%s" : " ORDER BY id%s", "");
+    else
+        q_add(&q, desc ? " ORDER BY " STORE_DURATION_KEY " DESC, id DESC%s"
+                       : " ORDER BY " STORE_DURATION_KEY ", id%s", "");
+    q_add(&q, " LIMIT ? OFFSET ?%s", "");
+    q_int(&q, *limit);
+    q_int(&q, *offset);
+    if (q.nbind >= MAX_BINDS || q.len >= sizeof q.sql - 1)
+        return store_err(err, ASPEN_STORE_EINVAL, "filter too complex");
+    size_t was = *count;
+    code = q_collect(s, &q, list, count, cap, err);
+    if (code)
+        return code;
+    int64_t got = (int64_t)(*count - was);
+    if (*limit > 0)
+        *limit -= got;
+    if (got > 0 || *offset == 0) {
+        *offset = 0; /* rows came back: the offset ended inside this piece */
+        return 0;
+    }
+    /* Nothing came back: the offset went past the whole piece, so it skips what the piece has. */
+    struct query c = {0};
+    q_add(&c, "SELECT count(*) FROM (%s", "");
+    code = dur_piece_sql(&c, f, "1", piece, key_op, key, id_op, id, &any, err);
+    if (code)
+        return code;
+    q_add(&c, ")%s", "");
+    if (c.nbind >= MAX_BINDS || c.len >= sizeof c.sql - 1)
+        return store_err(err, ASPEN_STORE_EINVAL, "filter too complex");
+    sqlite3_stmt *st = NULL;
+    code = q_prepare(s, &c, &st, err);
+    if (code)
+        return code;
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        int64_t n = sqlite3_column_int64(st, 0);
+        *offset = n >= *offset ? 0 : *offset - n;
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_ROW ? 0 : q_step_err(s, rc, err);
+}
+
+/* The page: after the anchor (its key `ak`, id) when there is one, else from the top. */
+static int sq_list_by_duration(struct sqlite_store *s, const aspen_store_filter *f, bool anchored,
+                               int64_t ak, aspen_store_job **list, size_t *count, size_t *cap,
+                               aspen_store_error *err)
+{
+    bool desc = f->sort_desc;
+    int64_t limit = f->limit ? f->limit : 100, offset = f->offset > 0 ? f->offset : 0;
+    /* the blocks in the page's direction */
+    static const enum dur_piece up[] = {DUR_BELOW, DUR_MINUS1, DUR_ABOVE};
+    static const enum dur_piece down[] = {DUR_ABOVE, DUR_MINUS1, DUR_BELOW};
+    const enum dur_piece *order = desc ? down : up;
+    int code = 0;
+    int first = 0; /* the first block past the anchor's key */
+    const char *past = desc ? "<" : ">";
+    if (anchored) {
+        /* 1: the anchor's own key, ids past the anchor */
+        const char *id_op = desc ? (f->after_inclusive ? "<=" : "<")
+                                 : (f->after_inclusive ? ">=" : ">");
+        enum dur_piece at = ak < -1 ? DUR_BELOW : ak == -1 ? DUR_MINUS1 : DUR_ABOVE;
+        code = dur_piece_read(s, f, at, at == DUR_MINUS1 ? "" : "=", ak, id_op, f->after_id,
+                              &limit, &offset, list, count, cap, err);
+        if (code || limit == 0)
+            return code;
+        /* 2: keys past the anchor's in its own block, then the blocks after it */
+        if (at != DUR_MINUS1) {
+            code = dur_piece_read(s, f, at, past, ak, "", 0, &limit, &offset, list, count, cap,
+                                  err);
+            if (code || limit == 0)
+                return code;
+        }
+        while (order[first] != at)
+            first++;
+        first++;
+    }
+    for (int i = first; i < 3; i++) {
+        code = dur_piece_read(s, f, order[i], "", 0, "", 0, &limit, &offset, list, count, cap,
+                              err);
+        if (code || limit == 0)
+            return code;
+    }
+    return 0;
+}
+
 static int sq_list_sorted(struct sqlite_store *s, const aspen_store_filter *f,
                           aspen_store_job **jobs, size_t *n, aspen_store_error *err)
 {
@@ -346,6 +540,10 @@ static int sq_list_sorted(struct sqlite_store *s, const aspen_store_filter *f,
     size_t count = 0, cap = 0;
     int code = 0;
     const char *glue;
+    if (f->sort == ASPEN_STORE_SORT_DURATION) {
+        code = sq_list_by_duration(s, f, f->after_id != 0, anchor_i, &list, &count, &cap, err);
+        goto done;
+    }
     if (f->after_id && f->sort != ASPEN_STORE_SORT_ID) {
         /* 1: the anchor's key, ids past the anchor */
         struct query q = {0};

@@ -158,11 +158,124 @@ static void test_state_filter_skips_the_queue(void **state)
                  s0, s1, f0, f1);
 }
 
+/* The statements one list makes, caught as SQLite runs them. */
+struct caught {
+    char *sql[16];
+    int n;
+};
+
+static int catch_stmt(unsigned type, void *ctx, void *p, void *x)
+{
+    (void)type;
+    (void)x;
+    struct caught *c = ctx;
+    const char *sql = sqlite3_sql((sqlite3_stmt *)p);
+    if (sql && c->n < 16 && strstr(sql, "FROM jobs"))
+        c->sql[c->n++] = strdup(sql);
+    return 0;
+}
+
+/* Lists `f` and checks the plan of every statement that read jobs: each step on jobs goes through
+ * an index (or the rowid), never a scan of the table or a sort of the matches. */
+static void expect_indexed_list(aspen_store *s, const aspen_store_filter *f, size_t want_n)
+{
+    sqlite3 *db = sq(s)->db;
+    struct caught c = {0};
+    sqlite3_trace_v2(db, SQLITE_TRACE_STMT, catch_stmt, &c);
+    aspen_store_job *jobs = NULL;
+    size_t n = 0;
+    aspen_store_error e = {0};
+    int rc = aspen_store_list(s, f, &jobs, &n, &e);
+    sqlite3_trace_v2(db, 0, NULL, NULL);
+    if (rc != 0)
+        fail_msg("list: %d %s", rc, e.msg);
+    aspen_store_jobs_free(jobs, n);
+    if (want_n != SIZE_MAX) /* SIZE_MAX: however many (test_store_sort checks the order) */
+        assert_int_equal(n, want_n);
+    assert_true(c.n > 0);
+    for (int i = 0; i < c.n; i++) {
+        char *plan = plan_of(db, c.sql[i]);
+        bool ok = !strstr(plan, "TEMP B-TREE");
+        for (char *line = strtok(plan, "\n"); line && ok; line = strtok(NULL, "\n"))
+            if (strstr(line, " jobs") && !strstr(line, "INDEX ") &&
+                !strstr(line, "INTEGER PRIMARY KEY"))
+                ok = false;
+        free(plan);
+        if (!ok) {
+            plan = plan_of(db, c.sql[i]);
+            fail_msg("%s\nreads jobs without an index or sorts:\n%s", c.sql[i], plan);
+        }
+        free(c.sql[i]);
+    }
+}
+
+/* Version 14's indexes serve their readers with 20,000 finished jobs and 2,000 queued: a state's
+ * newest jobs through jobs_final, the duration sort in both directions, after an anchor in each of
+ * its blocks (below -1, the -1 block of finished and unfinished jobs, above) and at an offset —
+ * every step an index range, no sort. */
+static void test_final_and_duration_indexes(void **state)
+{
+    struct fixture *f = *state;
+    add_finished(f->s, 20000); /* 18,000 succeeded, 2,000 failed, durations 0 */
+    char *sql = sqlite3_mprintf(
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 2000)"
+        " INSERT INTO jobs (type, payload, state, priority, run_at, attempts, created_at)"
+        " SELECT 'new', '{}', 'queued', 0, %lld, 0, %lld FROM c;"
+        /* a few cancelled before they ran (-1), a few whose clock ran backwards (below -1) */
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 30)"
+        " INSERT INTO jobs (type, payload, state, priority, run_at, attempts, created_at,"
+        "  finished_at) SELECT 'never', '{}', 'cancelled', 0, %lld, 0, %lld, %lld FROM c;"
+        "UPDATE jobs SET started_at = finished_at + 50 WHERE id %% 1000 = 9 AND finished_at IS NOT NULL;"
+        "UPDATE jobs SET finished_at = finished_at + id %% 13 WHERE finished_at IS NOT NULL;"
+        "ANALYZE;",
+        (long long)T0, (long long)T0, (long long)T0, (long long)T0, (long long)T0);
+    char *msg = NULL;
+    if (sqlite3_exec(sq(f->s)->db, sql, NULL, NULL, &msg) != SQLITE_OK)
+        fail_msg("filling: %s", msg);
+    sqlite3_free(sql);
+    aspen_store_filter one = {.states = 1u << ASPEN_STORE_SUCCEEDED, .limit = 50};
+    expect_indexed_list(f->s, &one, 50);
+    aspen_store_filter failed = {.states = 1u << ASPEN_STORE_FAILED, .limit = 50};
+    expect_indexed_list(f->s, &failed, 50);
+    aspen_store_filter never = {.states = 1u << ASPEN_STORE_CANCELLED, .limit = 50};
+    expect_indexed_list(f->s, &never, 30);
+    int64_t cancelled = fx_raw_int(f, "SELECT count(*) FROM jobs WHERE state = 'cancelled'");
+    int64_t below = fx_raw_int(f, "SELECT count(*) FROM jobs WHERE finished_at < started_at");
+    assert_true(cancelled > 0 && below > 0);
+    /* anchors: a job below -1, one that never ran, a queued one, one above -1 */
+    int64_t anchors[] = {
+        fx_raw_int(f, "SELECT min(id) FROM jobs WHERE finished_at < started_at"),
+        fx_raw_int(f, "SELECT min(id) FROM jobs WHERE state = 'cancelled'"),
+        fx_raw_int(f, "SELECT min(id) FROM jobs WHERE state = 'queued'"),
+        fx_raw_int(f, "SELECT min(id) FROM jobs WHERE finished_at > started_at"),
+    };
+    for (int d = 0; d < 2; d++) {
+        aspen_store_filter top = {.sort = ASPEN_STORE_SORT_DURATION, .sort_desc = d, .limit = 500};
+        expect_indexed_list(f->s, &top, 500);
+        for (size_t i = 0; i < sizeof anchors / sizeof anchors[0]; i++) {
+            aspen_store_filter at = top;
+            at.after_id = anchors[i];
+            at.after_inclusive = true;
+            at.limit = 100;
+            expect_indexed_list(f->s, &at, SIZE_MAX);
+        }
+        aspen_store_filter off = top;
+        off.offset = 21000; /* past the first block(s) whichever the direction */
+        off.limit = 10;
+        expect_indexed_list(f->s, &off, 10);
+        aspen_store_filter queued = top;
+        queued.states = 1u << ASPEN_STORE_QUEUED;
+        queued.limit = 10;
+        expect_indexed_list(f->s, &queued, 10);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_partial_index, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_state_filter_skips_the_queue, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_final_and_duration_indexes, fx_setup, fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -65,10 +65,18 @@ static void seed(struct fixture *f)
             .job_id = ids[i],
             .outcome = i % 4 == 3 ? ASPEN_STORE_OUTCOME_FAILURE : ASPEN_STORE_OUTCOME_SUCCESS,
             .error = i % 4 == 3 ? "boom" : NULL,
-            .stats = {.started_at_ms = T0 + 1000, .finished_at_ms = T0 + 1000 + d}};
+            .stats = {.started_at_ms = T0 + 1000 + (i % 3) * 100, .finished_at_ms = T0 + 1000 + d}};
     }
+    /* A failure that is retried later: it ran, and is unfinished again (scheduled, key -1). */
+    c[7].outcome = ASPEN_STORE_OUTCOME_FAILURE;
+    c[7].error = "try again";
+    c[7].retry_at_ms = T0 + 1000000000LL;
     int status[40];
-    assert_int_equal(aspen_store_complete(f->s, f->engine, c, 40, T0 + 3000, status, NULL, &e), 0);
+    assert_int_equal(aspen_store_complete(f->s, f->engine, c, 38, T0 + 3000, status, NULL, &e), 0);
+    /* Two that finish by a clock behind the one that started them (hosts, or a clock stepped
+     * back): their duration is below -1, a block of its own before the -1 jobs. */
+    assert_int_equal(aspen_store_complete(f->s, f->engine, c + 38, 2, T0 + 500, status + 38, NULL,
+                                          &e), 0);
     for (int i = 0; i < 40; i++)
         assert_int_equal(status[i], 0);
     /* 10 stay running; cancel a few of the queued */
@@ -238,6 +246,150 @@ static void test_anchor_gone_and_bad_requests(void **state)
     aspen_store_jobs_free(jobs, n);
 }
 
+/* Everything a reader sees that migration 14 could change: counts per state, each state's list
+ * (newest first), every sort both ways page by page. */
+struct reads {
+    int64_t counts[ASPEN_STORE_STATE_COUNT];
+    int64_t *by_state[ASPEN_STORE_STATE_COUNT];
+    size_t n_state[ASPEN_STORE_STATE_COUNT];
+    int64_t *sorted[ASPEN_STORE_SORT_COUNT][2];
+    size_t n_sorted[ASPEN_STORE_SORT_COUNT][2];
+};
+
+static void read_all(struct fixture *f, struct reads *r)
+{
+    aspen_store_error e = {0};
+    assert_int_equal(aspen_store_counts(f->s, r->counts, &e), 0);
+    for (int st = 0; st < ASPEN_STORE_STATE_COUNT; st++) {
+        aspen_store_filter one = {.states = 1u << st, .limit = -1};
+        aspen_store_job *jobs = NULL;
+        size_t n = 0;
+        assert_int_equal(aspen_store_list(f->s, &one, &jobs, &n, &e), 0);
+        int64_t counted = 0;
+        assert_int_equal(aspen_store_count(f->s, &one, &counted, &e), 0);
+        assert_int_equal(counted, (int64_t)n);
+        assert_int_equal(r->counts[st], (int64_t)n);
+        r->by_state[st] = calloc(n + 1, sizeof *r->by_state[st]);
+        for (size_t i = 0; i < n; i++)
+            r->by_state[st][i] = jobs[i].id;
+        r->n_state[st] = n;
+        aspen_store_jobs_free(jobs, n);
+    }
+    aspen_store_filter none = {0};
+    for (int k = ASPEN_STORE_SORT_ID; k < ASPEN_STORE_SORT_COUNT; k++)
+        for (int d = 0; d < 2; d++)
+            r->sorted[k][d] = paged(f, &none, (aspen_store_sort)k, d, 7, &r->n_sorted[k][d]);
+}
+
+static void reads_free(struct reads *r)
+{
+    for (int st = 0; st < ASPEN_STORE_STATE_COUNT; st++)
+        free(r->by_state[st]);
+    for (int k = 0; k < ASPEN_STORE_SORT_COUNT; k++)
+        for (int d = 0; d < 2; d++)
+            free(r->sorted[k][d]);
+}
+
+static void version_is(struct fixture *f, int64_t want)
+{
+    assert_int_equal(f->pg_db[0] ? fx_raw_int(f, "SELECT max(version) FROM aspen_schema")
+                                 : fx_raw_int(f, "PRAGMA user_version"),
+                     want);
+}
+
+/* A database at version 13 (the indexes it had: one per final state, the duration index over
+ * every job) with jobs in every state — a key below -1, finished jobs that never ran, a retried
+ * one unfinished again — upgrades on open, has version 14's indexes, and reads the same: counts,
+ * state filters, every sort both ways. Then the new indexes keep up with more writes. */
+static void test_v13_upgrades_and_reads_the_same(void **state)
+{
+    struct fixture *f = *state;
+    seed(f);
+    struct reads before = {0}, after = {0};
+    read_all(f, &before);
+    assert_true(before.counts[ASPEN_STORE_SCHEDULED] > 0 && before.counts[ASPEN_STORE_RUNNING] > 0 &&
+                before.counts[ASPEN_STORE_CANCELLED] > 0 && before.counts[ASPEN_STORE_FAILED] > 0);
+    /* each of the duration order's blocks has jobs */
+    assert_true(fx_raw_int(f, "SELECT count(*) FROM jobs WHERE finished_at < started_at - 1") > 0);
+    assert_true(fx_raw_int(f, "SELECT count(*) FROM jobs WHERE finished_at IS NOT NULL"
+                              " AND started_at IS NULL") > 0);
+    assert_true(fx_raw_int(f, "SELECT count(*) FROM jobs WHERE state = 'scheduled'"
+                              " AND attempts > 0") > 0);
+    aspen_store_close(f->s);
+    f->s = NULL;
+    if (f->pg_db[0]) {
+        fx_raw_exec(f, "CREATE INDEX jobs_succeeded ON jobs (state) WHERE state = 'succeeded';"
+                       "CREATE INDEX jobs_failed ON jobs (state) WHERE state = 'failed';"
+                       "CREATE INDEX jobs_cancelled ON jobs (state) WHERE state = 'cancelled';"
+                       "UPDATE aspen_schema SET version = 13");
+    } else {
+        fx_raw_exec(f, "DROP INDEX jobs_final; DROP INDEX jobs_unfinished;"
+                       "DROP INDEX jobs_sort_duration;"
+                       "CREATE INDEX jobs_sort_duration ON jobs"
+                       " ((COALESCE(finished_at - started_at, -1)), id);"
+                       "CREATE INDEX jobs_succeeded ON jobs (state) WHERE state = 'succeeded';"
+                       "CREATE INDEX jobs_failed ON jobs (state) WHERE state = 'failed';"
+                       "CREATE INDEX jobs_cancelled ON jobs (state) WHERE state = 'cancelled';"
+                       "PRAGMA user_version = 13");
+    }
+    version_is(f, 13);
+    f->s = open_or_fail(f->path, NULL);
+    version_is(f, ASPEN_STORE_SCHEMA_VERSION);
+    if (f->pg_db[0]) {
+        assert_int_equal(fx_raw_int(f, "SELECT count(*) FROM pg_indexes WHERE indexname IN"
+                                       " ('jobs_succeeded', 'jobs_failed', 'jobs_cancelled')"),
+                         0);
+        assert_int_equal(fx_raw_int(f, "SELECT count(*) FROM pg_indexes WHERE indexname IN"
+                                       " ('jobs_finished', 'jobs_sort_duration')"),
+                         2);
+    } else {
+        assert_int_equal(fx_raw_int(f, "SELECT count(*) FROM sqlite_master WHERE name IN"
+                                       " ('jobs_succeeded', 'jobs_failed', 'jobs_cancelled')"),
+                         0);
+        assert_int_equal(fx_raw_int(f, "SELECT count(*) FROM sqlite_master WHERE name IN"
+                                       " ('jobs_final', 'jobs_unfinished')"),
+                         2);
+        assert_int_equal(fx_raw_int(f, "SELECT count(*) FROM sqlite_master WHERE name ="
+                                       " 'jobs_sort_duration' AND sql LIKE"
+                                       " '%WHERE finished_at IS NOT NULL'"),
+                         1);
+    }
+    read_all(f, &after);
+    for (int st = 0; st < ASPEN_STORE_STATE_COUNT; st++) {
+        assert_int_equal(after.counts[st], before.counts[st]);
+        assert_int_equal(after.n_state[st], before.n_state[st]);
+        for (size_t i = 0; i < before.n_state[st]; i++)
+            assert_int_equal(after.by_state[st][i], before.by_state[st][i]);
+    }
+    for (int k = ASPEN_STORE_SORT_ID; k < ASPEN_STORE_SORT_COUNT; k++)
+        for (int d = 0; d < 2; d++) {
+            assert_int_equal(after.n_sorted[k][d], before.n_sorted[k][d]);
+            for (size_t i = 0; i < before.n_sorted[k][d]; i++)
+                if (after.sorted[k][d][i] != before.sorted[k][d][i])
+                    fail_msg("sort %s%s after the upgrade: position %zu is job %lld, was %lld",
+                             aspen_store_sort_name((aspen_store_sort)k), d ? ",desc" : "", i,
+                             (long long)after.sorted[k][d][i], (long long)before.sorted[k][d][i]);
+        }
+    reads_free(&before);
+    reads_free(&after);
+    aspen_store_filter none = {0};
+    check_order(f, &none);
+    /* the upgraded indexes follow new writes: the running jobs finish, a queued one is cancelled */
+    aspen_store_error e = {0};
+    aspen_store_filter run = {.states = 1u << ASPEN_STORE_RUNNING, .limit = -1};
+    aspen_store_job *jobs = NULL;
+    size_t n = 0;
+    assert_int_equal(aspen_store_list(f->s, &run, &jobs, &n, &e), 0);
+    assert_true(n > 0);
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(
+            complete_one(f->s, f->engine, jobs[i].id, ASPEN_STORE_OUTCOME_SUCCESS, 0, T0 + 4000), 0);
+    aspen_store_jobs_free(jobs, n);
+    check_order(f, &none);
+    aspen_store_filter fin = {.states = 1u << ASPEN_STORE_SUCCEEDED | 1u << ASPEN_STORE_CANCELLED};
+    check_order(f, &fin);
+}
+
 static void test_parse_names(void **state)
 {
     (void)state;
@@ -286,6 +438,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_every_key_both_ways_paged, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_sorted_under_a_filter, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_anchor_gone_and_bad_requests, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_v13_upgrades_and_reads_the_same, fx_setup,
+                                        fx_teardown),
     };
     const struct CMUnitTest sqlite_only[] = {
         cmocka_unit_test_setup_teardown(test_sqlite_sort_indexes_exist, fx_setup, fx_teardown),

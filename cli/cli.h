@@ -119,6 +119,10 @@ int cli_parse_num(const char *opt, const char *s, long long lo, long long hi, lo
 /* A time option (--timeout, --delay): a bare number is milliseconds, as these options always took;
  * with a unit it is a duration (500ms, 30s, 5m, 1h, 1h30m). Out of [lo, hi] ms or unparseable:
  * one error line naming the option and both forms, and -1. */
+/* A period (--older-than, --unique-for, --since, --step, retention ages): a duration with a unit
+ * (30s, 5m, 24h, 7d, 1h30m) or 0; a bare non-zero number is refused with the units to write.
+ * Says the error itself (naming opt) and returns -1. */
+int cli_parse_period(const char *opt, const char *s, int64_t *ms);
 int cli_parse_ms(const char *opt, const char *s, long long lo, long long hi, long long *out);
 /* 850 us, 12.3 ms, 4.56 s, 30 s, 2 min 3 s, 1 h 2 min. */
 void cli_format_duration_us(int64_t us, char *out, size_t cap);

@@ -243,17 +243,6 @@ static int cron_runs(const char *db, const char *name, bool as_json)
 }
 
 /* "90s", "5m", "1h", "1h30m", "2d" into ms. */
-static int parse_span(const char *s, int64_t *ms)
-{
-    char expr[80];
-    snprintf(expr, sizeof expr, "@every %s", s);
-    aspen_store_cron c;
-    if (strlen(s) > 40 || strchr(s, ' ') || aspen_store_cron_parse(expr, &c, NULL) != 0)
-        return -1;
-    *ms = c.every_ms;
-    return 0;
-}
-
 static int cron_add(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -297,10 +286,8 @@ static int cron_add(int argc, char **argv)
             }
             break;
         case 'g':
-            if (parse_span(optarg, &def.grace_ms) != 0) {
-                cli_error("--grace wants a duration like 30s, 5m or 1h, not '%s'", optarg);
+            if (cli_parse_period("--grace", optarg, &def.grace_ms) != 0)
                 return 2;
-            }
             break;
         case 't':
             if (cli_parse_ms("--timeout", optarg, 1, 86400000, &v))
@@ -367,6 +354,17 @@ static int cron_add(int argc, char **argv)
         cli_error("say what each run runs: a GUEST, --guest G, --type T or --source DIR");
         return 2;
     }
+    /* the expression and the zone are arguments: wrong ones are usage errors (exit 2), said
+     * before any database is opened, as every other bad argument is */
+    aspen_store_cron parsed;
+    aspen_store_error pe = {0};
+    aspen_store_tz *zone = NULL;
+    if (aspen_store_cron_parse(def.expr, &parsed, &pe) != 0 ||
+        (def.tz && aspen_store_tz_open(def.tz, &zone, &pe) != 0)) {
+        cli_error("%s", pe.msg);
+        return 2;
+    }
+    aspen_store_tz_close(zone);
     spec.tags = tags;
     spec.n_tags = n_tags;
     char *payload = NULL;

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* Jobs deleted per transaction by delete --filter and purge. */
 #define DELETE_BATCH 500
@@ -22,14 +23,18 @@
     ((1u << ASPEN_STORE_SUCCEEDED) | (1u << ASPEN_STORE_FAILED) | (1u << ASPEN_STORE_CANCELLED))
 
 /* The question on stderr, the answer one line of stdin (a pipe too, so scripts can answer): only
- * y/yes says yes; end of input says no. */
+ * y/yes says yes; end of input says no, and why (a script without --yes saw only "[y/N] nothing
+ * deleted"). */
 static bool confirm(const char *question)
 {
     fprintf(stderr, "%s [y/N] ", question);
     fflush(stderr);
     char line[64];
-    if (!fgets(line, sizeof line, stdin))
+    if (!fgets(line, sizeof line, stdin)) {
+        fprintf(stderr, "\nno answer: standard input %s; add --yes to delete without asking\n",
+                isatty(STDIN_FILENO) ? "ended" : "is not a terminal and gave no line");
         return false;
+    }
     size_t n = strcspn(line, "\r\n");
     line[n] = '\0';
     for (char *p = line; *p; p++)
@@ -240,7 +245,7 @@ static void purge_usage(FILE *f)
             "usage: aspen purge --older-than DURATION | --state S[,S] [--older-than D] [--yes]\n"
             "                   [--db PATH]\n"
             "  --older-than D  delete finished jobs that finished more than D ago: 500ms, 90s,\n"
-            "                  15m, 12h, 30d, 2w, 1h30m (a bare number is seconds)\n"
+            "                  15m, 12h, 30d, 2w, 1h30m (a unit is required)\n"
             "  --state S,...   only these final states (succeeded, failed, cancelled); without\n"
             "                  --older-than, every job in them\n"
             "  --yes           do not ask first\n"
@@ -279,10 +284,8 @@ int cmd_purge(int argc, char **argv)
         return 2;
     }
     aspen_store_error se = {0};
-    if (older && aspen_store_duration_parse(older, &age_ms, &se) != 0) {
-        cli_error("--older-than: %s", se.msg);
+    if (older && cli_parse_period("--older-than", older, &age_ms) != 0)
         return 2;
-    }
     unsigned states = FINAL_STATES;
     if (states_arg) {
         if (aspen_store_states_parse_in(states_arg, FINAL_STATES, &states, &se) != 0) {

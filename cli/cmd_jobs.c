@@ -417,10 +417,8 @@ int cmd_submit(int argc, char **argv)
             break;
         case 'F': unique.fields = optarg, want_unique = true; break;
         case 'R':
-            if (aspen_store_duration_parse(optarg, &unique.period_ms, &se) != 0) {
-                cli_error("--unique-for: %s", se.msg);
+            if (cli_parse_period("--unique-for", optarg, &unique.period_ms) != 0)
                 return 2;
-            }
             /* a period of 0 is the store's "any age": written out it would mean the opposite */
             if (unique.period_ms <= 0) {
                 cli_error("--unique-for '%s' would count no job: give a positive duration such as "

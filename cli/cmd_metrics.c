@@ -187,18 +187,14 @@ int cmd_metrics(int argc, char **argv)
         return urc;
     aspen_store_error se = {0};
     int64_t since_ms = 0, step_ms = 0;
-    if (aspen_store_duration_parse(since, &since_ms, &se) != 0) {
-        cli_error("--since: %s", se.msg);
+    if (cli_parse_period("--since", since, &since_ms) != 0)
         return 2;
-    }
     if (since_ms < 60000) {
         cli_error("--since %s is under a minute: rollups are per minute (try --since 1m)", since);
         return 2;
     }
-    if (step && aspen_store_duration_parse(step, &step_ms, &se) != 0) {
-        cli_error("--step: %s", se.msg);
+    if (step && cli_parse_period("--step", step, &step_ms) != 0)
         return 2;
-    }
     if (step && (step_ms < 60000 || step_ms % 60000)) {
         cli_error("--step %s is not a whole number of minutes: rollups are per minute (try "
                   "--step 1m or 5m)",

@@ -108,8 +108,7 @@ int cmd_retention(int argc, char **argv)
             keep = 0;
         } else if (strcmp(age, "default") == 0) {
             keep = -1;
-        } else if (aspen_store_duration_parse(age, &keep, &se) != 0) {
-            cli_error("%s (or off, or default)", se.msg);
+        } else if (cli_parse_period("the age (a duration, off or default)", age, &keep) != 0) {
             return 2;
         } else if (keep == 0) {
             cli_error("a retention of 0 would delete every finished job at once: give an age "

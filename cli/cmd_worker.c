@@ -111,9 +111,19 @@ int cmd_worker(int argc, char **argv)
             break;
         }
         case 'Q': {
-            /* a,b,c: checked here so a typo is said before anything starts */
+            /* a,b,c: checked here so a typo is said before anything starts; strtok_r would
+             * skip an empty name (a,,b) silently */
             static char list[16 * 66];
-            snprintf(list, sizeof list, "%s", optarg);
+            size_t len = strlen(optarg);
+            if (len >= sizeof list || !len || optarg[0] == ',' || optarg[len - 1] == ',' ||
+                strstr(optarg, ",,")) {
+                cli_error(len >= sizeof list ? "--queues: the list is too long (at most 16 queues)"
+                                             : "--queues '%s' has an empty queue name: give names "
+                                               "separated by single commas, e.g. --queues emails,default",
+                          optarg);
+                return 2;
+            }
+            memcpy(list, optarg, len + 1);
             cli_n_queues = 0;
             for (char *save = NULL, *q = strtok_r(list, ",", &save); q;
                  q = strtok_r(NULL, ",", &save)) {

@@ -451,6 +451,26 @@ int cli_parse_num(const char *opt, const char *s, long long lo, long long hi, lo
     return 0;
 }
 
+int cli_parse_period(const char *opt, const char *s, int64_t *ms)
+{
+    size_t digits = strspn(s, "0123456789");
+    if (digits && !s[digits] && strspn(s, "0") != digits) {
+        /* `retention set succeeded 1` meant a second and deleted nearly everything: a bare
+         * number is milliseconds to --timeout and --delay (the seed's timeout_ms), so for the
+         * longer periods Aspen asks rather than guesses */
+        cli_error("%s '%s' has no unit: write %ss, %sm, %sh or %sd (a bare number is "
+                  "milliseconds to --timeout and --delay, so periods take a unit)",
+                  opt, s, s, s, s, s);
+        return -1;
+    }
+    aspen_store_error se = {0};
+    if (aspen_store_duration_parse(s, ms, &se) != 0) {
+        cli_error("%s: %s", opt, se.msg);
+        return -1;
+    }
+    return 0;
+}
+
 int cli_parse_ms(const char *opt, const char *s, long long lo, long long hi, long long *out)
 {
     /* the store's parser, the one the console's submit form uses too */

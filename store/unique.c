@@ -192,7 +192,7 @@ int aspen_store_unique_key(const aspen_store_job_spec *j, char *out, size_t size
     if (u->fields) {
         hash_part(&c, "fields", 6);
         const char *p = u->fields;
-        size_t n = 0;
+        size_t n = 0, present = 0;
         while (*p) {
             size_t k = strcspn(p, ",");
             size_t a = 0, b = k;
@@ -209,7 +209,9 @@ int aspen_store_unique_key(const aspen_store_job_spec *j, char *out, size_t size
                                      (int)(b - a > 80 ? 80 : b - a), p + a);
                 }
                 hash_part(&c, p + a, b - a);
-                hash_json(&c, field_of(root, p + a, b - a));
+                const json_t *v = field_of(root, p + a, b - a);
+                hash_json(&c, v);
+                present += v != NULL;
                 n++;
             }
             p += k;
@@ -220,6 +222,16 @@ int aspen_store_unique_key(const aspen_store_job_spec *j, char *out, size_t size
             json_decref(root);
             return store_err(err, ASPEN_STORE_EINVAL,
                              "no unique fields given: name payload fields such as user,order.id");
+        }
+        /* One field absent is a value of its own (absent differs from null); all of them absent
+         * is a typo in the names nearly always, and would make every such job one job. */
+        if (!present) {
+            json_decref(root);
+            return store_err(err, ASPEN_STORE_EINVAL,
+                             "the payload has none of the unique fields '%.200s': every job "
+                             "without them would be a duplicate of the first; check the names "
+                             "(paths such as user or order.id) against the payload",
+                             u->fields);
         }
     } else if (root) {
         hash_part(&c, "payload", 7);
@@ -344,7 +356,7 @@ int aspen_store_duration_parse(const char *text, int64_t *ms, aspen_store_error 
 bad:
     return store_err(err, ASPEN_STORE_EINVAL,
                      "'%.40s' is not a duration: write one such as 500ms, 90s, 10m, 12h, 7d, 2w "
-                     "or 1h30m (a bare number is seconds)",
+                     "or 1h30m",
                      text ? text : "");
 }
 

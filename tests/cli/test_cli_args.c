@@ -149,6 +149,15 @@ static const struct {
     {"purge --state faild", "(did you mean failed?): name some of succeeded, failed, cancelled"},
     {"purge --older-than xyz", "--older-than: 'xyz' is not a duration"},
     {"metrics --since 1fortnight", "--since: '1fortnight' is not a duration"},
+    /* a period's bare number is refused (it read as seconds here and milliseconds in --timeout:
+     * `retention set succeeded 1` kept successes for one second) */
+    {"retention set succeeded 1", "'1' has no unit: write 1s, 1m, 1h or 1d"},
+    {"purge --older-than 5", "--older-than '5' has no unit: write 5s, 5m, 5h or 5d"},
+    {"submit --type echo --unique-for 10", "--unique-for '10' has no unit"},
+    {"metrics --since 60", "--since '60' has no unit"},
+    {"cron add a '@daily' --type echo --grace 30", "--grace '30' has no unit"},
+    {"worker --queues a,,b", "--queues 'a,,b' has an empty queue name"},
+    {"worker --queues ,a", "--queues ',a' has an empty queue name"},
 };
 
 static void check_case(const char *args, const char *needle, bool want_usage)

@@ -75,6 +75,9 @@ static void test_delete_ids_asks_first(void **st)
     finished_jobs(db, 3);
     /* no answer (end of input), and "n": nothing deleted, exit 1 */
     check_cmd(1, "nothing deleted", "'%s' delete 1 --db '%s' </dev/null", ASPEN_BIN, db);
+    /* and says why, with what to do (a script saw only "[y/N] nothing deleted") */
+    check_cmd(1, "standard input is not a terminal and gave no line; add --yes",
+              "'%s' delete 1 --db '%s' </dev/null", ASPEN_BIN, db);
     check_cmd(1, "Delete job 1? [y/N]", "echo n | '%s' delete 1 --db '%s'", ASPEN_BIN, db);
     assert_true(has_id(db, 1));
     /* "y" deletes; the job, its attempts and logs are gone */

@@ -111,7 +111,7 @@ static void test_queue_commands(void **state)
     expect(run("'%s' worker --queues 'a,b c' --until-idle --db '%s' 2>&1", A, g_db), 2,
            "--queues: queue name \"b c\" is not valid");
     expect(run("'%s' worker --queues , --until-idle --db '%s' 2>&1", A, g_db), 2,
-           "--queues wants queue names");
+           "--queues ',' has an empty queue name");
     expect(run("'%s' jobs --filter 'queue:\"a b\"' --db '%s' 2>&1", A, g_db), 2,
            "queue name \"a b\" is not valid");
 }

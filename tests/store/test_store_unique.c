@@ -110,6 +110,13 @@ static void test_derived_keys(void **state)
     aspen_store_submitted e2 = submit_u(f->s, "echo", "{\"user\":\"al\",\"order\":{\"id\":null}}", &fu, T0);
     assert_false(e2.duplicate);
     assert_true(submit_u(f->s, "echo", "{\"user\":\"al\",\"z\":1}", &fu, T0).duplicate);
+    /* none of the fields in the payload (a typo in the names): refused, not one key for all */
+    aspen_store_unique typo = {.fields = "nosuch"};
+    aspen_store_job_spec t = {.type = "echo", .payload = "{\"day\":\"t1\"}", .unique = &typo};
+    aspen_store_submitted tout = {0};
+    aspen_store_error te = {0};
+    assert_int_equal(aspen_store_submit_ex(f->s, &t, 1, T0, &tout, &te), ASPEN_STORE_EINVAL);
+    assert_non_null(strstr(te.msg, "none of the unique fields 'nosuch'"));
 
     char k1[ASPEN_STORE_UNIQUE_KEY_MAX + 1], k2[ASPEN_STORE_UNIQUE_KEY_MAX + 1];
     aspen_store_job_spec s1 = {.type = "echo", .payload = "{\"a\":1}", .unique = &u};

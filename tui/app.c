@@ -712,7 +712,7 @@ static void stats_done(uv_work_t *w, int status)
 typedef struct count_req {
     uv_work_t w;
     tui_app *a;
-    uint64_t gen;
+    uint64_t gen, epoch;
     char filter_text[512];
     int rc;
     int64_t total;
@@ -729,11 +729,19 @@ static void count_work(uv_work_t *w)
         r->rc = aspen_store_count(r->a->count_store, &f, &r->total, &se);
 }
 
+static void start_count(tui_app *a);
+
 static void count_done(uv_work_t *w, int status)
 {
     count_req *r = w->data;
     tui_app *a = r->a;
     a->count_busy = false;
+    if (status == 0 && !a->quitting && r->epoch != a->count_epoch) {
+        /* counted before a delete or a retry changed what matches: a count of now instead */
+        free(r);
+        start_count(a);
+        return;
+    }
     if (status == 0 && !a->quitting && r->rc == 0 && r->gen == a->filter_gen) {
         bool changed = !a->count_known || a->count_total != r->total || a->count_gen != r->gen;
         a->count_known = true;
@@ -756,12 +764,24 @@ static void start_count(tui_app *a)
     r->a = a;
     r->w.data = r;
     r->gen = a->filter_gen;
+    r->epoch = a->count_epoch;
     snprintf(r->filter_text, sizeof r->filter_text, "%s", a->filter_text);
     a->count_busy = true;
     if (uv_queue_work(a->loop, &r->w, count_work, count_done) != 0) {
         a->count_busy = false;
         free(r);
     }
+}
+
+/* Jobs left the filter's matches (deleted, retried, cancelled): the count on screen is of
+ * before, and the counter must not say "1/200" over rows that are gone (with '...' rows for
+ * the difference until the next count, 5 s away) — the loaded rows give the total until a count
+ * of now comes back. */
+static void count_invalidate(tui_app *a)
+{
+    a->count_known = false;
+    a->count_epoch++;
+    start_count(a);
 }
 
 static void start_stats(tui_app *a)
@@ -1197,7 +1217,7 @@ static void act_done(uv_work_t *w, int status)
                                r->filter_text[0] ? r->filter_text : "(no filter)");
             else if (a->mode == TUI_MODE_MAIN) {
                 confirm_ask(a, TUI_CONFIRM_DELETE, r->ids, r->n,
-                            "Delete %zu finished job%s matching '%.100s' (attempts, logs too)?",
+                            "Delete %zu finished job%s matching '%.300s' (attempts, logs too)?",
                             r->n, r->n == 1 ? "" : "s",
                             r->filter_text[0] ? r->filter_text : "(no filter)");
                 r->ids = NULL; /* the question owns them */
@@ -1240,6 +1260,9 @@ static void act_done(uv_work_t *w, int status)
             break;
         default: break;
         }
+        if ((r->kind == ACT_DELETE || r->kind == ACT_RETRY_FAILED || r->kind == ACT_CANCEL) &&
+            r->done > 0)
+            count_invalidate(a);
         start_fetch(a);
         start_stats(a);
         request_draw(a);
@@ -1666,6 +1689,7 @@ bool tui_text_scroll(tui_app *a, long *top, tui_action act)
 
 
 static void form_check(tui_app *a);
+static size_t guest_step(const tui_app *a, size_t sel, int dir);
 
 static void form_focus(tui_app *a, int field)
 {
@@ -1697,7 +1721,10 @@ static size_t find_guest(tui_app *a, const tui_seed *s)
 
 static void form_fill(tui_app *a, const tui_seed *s)
 {
-    size_t found = s && s->have ? find_guest(a, s) : 0;
+    size_t found = s && s->have ? find_guest(a, s) : SIZE_MAX;
+    /* no job to copy (or its guest is not here): the first guest offered, never a test guest */
+    if (found == SIZE_MAX && a->n_guests)
+        found = a->guests[0].hidden ? guest_step(a, 0, 1) : 0;
     a->guest_sel = found == SIZE_MAX ? 0 : found;
     tui_line_set(&a->f[TUI_F_GUEST], "");
     const char *name = a->n_guests ? a->guests[a->guest_sel].name : "";
@@ -1819,6 +1846,8 @@ static int parse_unique(const char *text, const char *payload, act_req *r, char 
     snprintf(r->ukey, sizeof r->ukey, "%s", key);
     u->key = r->ukey[0] ? r->ukey : NULL;
     u->fields = r->ufields[0] ? r->ufields : NULL;
+    if (!payload)
+        return 1; /* the rule's own words only: the payload is not JSON (said on its own) */
     /* the store's checks of the key and the fields (against this payload), before sending */
     aspen_store_job_spec probe = {.type = "vm_execute", .payload = payload, .unique = u};
     char out[ASPEN_STORE_UNIQUE_KEY_MAX + 1];
@@ -1853,6 +1882,35 @@ static void form_queue_name(const tui_app *a, char *qname, size_t cap, const cha
     for (size_t l = strlen(qname); l > 0 && qname[l - 1] == ' '; l--)
         qname[l - 1] = '\0'; /* trailing blanks are not part of the name */
     *raw = queue;
+}
+
+/* The unique field's problems in a few words, every bad part named ("bad for=10x, states=queud";
+ * the summary puts "unique: " first), for the summary of several bad fields, where the store's
+ * whole messages (or even "is not a duration") would not fit the rows under the form at 80
+ * columns beside a JSON error; the field alone gets them in full. "" when the parts parse (the
+ * problem is the key: the full message then). */
+static void unique_brief(const char *text, char *out, size_t cap)
+{
+    char buf[2048];
+    size_t w = 0;
+    out[0] = '\0';
+    snprintf(buf, sizeof buf, "%s", text);
+    aspen_store_error se = {0};
+    for (char *save = NULL, *word = strtok_r(buf, " \t", &save); word;
+         word = strtok_r(NULL, " \t", &save)) {
+        int64_t ms;
+        unsigned states;
+        bool bad = (!strncmp(word, "for=", 4) &&
+                    aspen_store_duration_parse(word + 4, &ms, &se) != 0) ||
+                   (!strncmp(word, "states=", 7) &&
+                    aspen_store_states_parse(word + 7, &states, &se) != 0);
+        if (!bad)
+            continue;
+        int k = snprintf(out + w, cap - w, "%s%.40s", w ? ", " : "bad ", word);
+        if (k < 0 || (size_t)k >= cap - w)
+            break;
+        w += (size_t)k;
+    }
 }
 
 static void form_check(tui_app *a)
@@ -1904,12 +1962,15 @@ static void form_check(tui_app *a)
                  ASPEN_STORE_QUEUE_NAME_MAX);
         bad |= 1u << TUI_F_QUEUE;
     }
-    /* the unique rule, against this payload (a payload that is not JSON is said above) */
+    /* the unique rule, against this payload; when the payload is not JSON its own words still
+     * (a bad for= or states= was left out of the count and the marks while the payload was
+     * wrong too) */
     act_req *probe = calloc(1, sizeof *probe);
-    if (probe && !(bad & (1u << TUI_F_PAYLOAD)) &&
-        parse_unique(a->f[TUI_F_UNIQUE].buf, a->f[TUI_F_PAYLOAD].buf, probe, why[TUI_F_UNIQUE],
-                     sizeof why[0]) < 0) {
+    bool payload_ok = !(bad & (1u << TUI_F_PAYLOAD));
+    if (probe && parse_unique(a->f[TUI_F_UNIQUE].buf, payload_ok ? a->f[TUI_F_PAYLOAD].buf : NULL,
+                              probe, why[TUI_F_UNIQUE], sizeof why[0]) < 0) {
         bad |= 1u << TUI_F_UNIQUE; /* its words name the field and the part: "unique for=: ..." */
+        unique_brief(a->f[TUI_F_UNIQUE].buf, brief[TUI_F_UNIQUE], sizeof brief[0]);
     }
     free(probe);
     static const char *names[] = {"guest", "payload", "timeout", "priority", "attempts", "count",
@@ -1943,7 +2004,8 @@ static void form_check(tui_app *a)
     for (int f = 0; f < TUI_F_SUBMIT && w < sizeof a->form_msg; f++) {
         if (!(bad & (1u << f)))
             continue;
-        int k = f == TUI_F_UNIQUE /* parse_unique's words start with the field's name */
+        int k = f == TUI_F_UNIQUE && !(n_bad > 1 && brief[f][0])
+                    /* parse_unique's words start with the field's name */
                     ? snprintf(a->form_msg + w, sizeof a->form_msg - w, "%s%s", first ? "" : "; ",
                                why[f])
                     : snprintf(a->form_msg + w, sizeof a->form_msg - w, "%s%s: %s",
@@ -2011,6 +2073,18 @@ static void form_submit(tui_app *a)
     run_action(a, r);
 }
 
+/* The next (dir 1) or previous (dir -1) guest left/right offers from sel: hidden ones skipped. */
+static size_t guest_step(const tui_app *a, size_t sel, int dir)
+{
+    size_t n = a->n_guests, i = sel;
+    for (size_t k = 0; k < n; k++) {
+        i = (i + n + (size_t)(dir > 0 ? 1 : n - 1)) % n;
+        if (!a->guests[i].hidden)
+            return i;
+    }
+    return sel; /* every one hidden: stay */
+}
+
 static void form_set_guest(tui_app *a, size_t sel)
 {
     const char *before = a->guests[a->guest_sel].name;
@@ -2025,13 +2099,21 @@ static void form_set_guest(tui_app *a, size_t sel)
 
 static void form_find_guest(tui_app *a)
 {
-    /* type to find: the first guest whose name contains what was typed */
+    /* type to find: the guest or type named so ("echo": the built-in type, not echo-worker),
+     * else the first offered one whose name contains what was typed, else a test guest's */
+    const char *want = a->f[TUI_F_GUEST].buf;
     if (!a->f[TUI_F_GUEST].len)
         return;
-    for (size_t i = 0; i < a->n_guests; i++)
-        if (strstr(a->guests[i].name, a->f[TUI_F_GUEST].buf)) {
-            form_set_guest(a, i);
-            break;
+    for (int pass = 0; pass < 3; pass++)
+        for (size_t i = 0; i < a->n_guests; i++) {
+            const tui_guest *g = &a->guests[i];
+            bool hit = pass == 0   ? strcmp(g->name, want) == 0
+                       : pass == 1 ? !g->hidden && strstr(g->name, want)
+                                   : strstr(g->name, want) != NULL;
+            if (hit) {
+                form_set_guest(a, i);
+                return;
+            }
         }
 }
 
@@ -2092,8 +2174,7 @@ static void form_key(tui_app *a, int key)
     }
     if (a->field == TUI_F_GUEST && (key == TUI_KEY_LEFT || key == TUI_KEY_RIGHT || key == ' ')) {
         if (a->n_guests)
-            form_set_guest(a, (a->guest_sel + a->n_guests + (key == TUI_KEY_LEFT ? a->n_guests - 1 : 1)) %
-                                  a->n_guests);
+            form_set_guest(a, guest_step(a, a->guest_sel, key == TUI_KEY_LEFT ? -1 : 1));
         tui_line_set(&a->f[TUI_F_GUEST], "");
         return;
     }
@@ -2145,6 +2226,9 @@ static void confirm_ask(tui_app *a, tui_confirm_kind kind, int64_t *ids, size_t 
     va_start(ap, fmt);
     vsnprintf(a->confirm_text, sizeof a->confirm_text, fmt, ap);
     va_end(ap);
+    /* a message from before (a copy, a submit) is not about this question: it goes */
+    a->status[0] = '\0';
+    a->status_error = false;
     free(a->confirm_ids);
     a->confirm_ids = ids;
     a->confirm_n = n;
@@ -2155,6 +2239,11 @@ static void confirm_ask(tui_app *a, tui_confirm_kind kind, int64_t *ids, size_t 
 static void confirm_key(tui_app *a, int key)
 {
     tui_action act = tui_key_action(key, TUI_CX_CONFIRM);
+    if (act == TUI_A_YES && a->confirm_kind == TUI_CONFIRM_QUIT) {
+        a->mode = TUI_MODE_MAIN;
+        begin_quit(a);
+        return;
+    }
     if (act == TUI_A_YES) {
         act_req *r = calloc(1, sizeof *r);
         if (r) {
@@ -2587,10 +2676,28 @@ static void global_action(tui_app *a, tui_action act, int64_t arg, const char *t
     case TUI_A_BACK_OR_QUIT:
         if (tui_back(a))
             break;
-        if (a->view == TUI_VIEW_JOBS && a->marks.n)
+        if (a->view == TUI_VIEW_JOBS && a->marks.n) {
             tui_marks_clear(&a->marks);
-        else
-            begin_quit(a);
+            break;
+        }
+        {
+            /* jobs running in this console's own engine stop with it: asked first, saying what
+             * becomes of them (Q and ^C quit without asking) */
+            int busy = 0;
+            for (int i = 0; i < a->snap.n_workers; i++)
+                busy += strcmp(a->snap.workers[i].state, "running") == 0 ||
+                        strcmp(a->snap.workers[i].state, "building") == 0;
+            if (busy > 0) {
+                confirm_ask(a, TUI_CONFIRM_QUIT, NULL, 0,
+                            "Quit? %d job%s running here: %s a few seconds to finish, then "
+                            "%s given back to the queue (another worker or the next console runs "
+                            "%s).",
+                            busy, busy == 1 ? " is" : "s are", busy == 1 ? "it gets" : "they get",
+                            busy == 1 ? "it is" : "they are", busy == 1 ? "it" : "them");
+                break;
+            }
+        }
+        begin_quit(a);
         break;
     case TUI_A_QUIT: begin_quit(a); break;
     case TUI_A_NEXT_PANE: case TUI_A_PREV_PANE:
@@ -3084,15 +3191,27 @@ static void init_ui_handles(tui_app *a)
 static void noop_work(uv_work_t *w) { (void)w; }
 static void noop_done(uv_work_t *w, int s) { (void)w; (void)s; }
 
+/* What the form's Guest / type field offers: the user's guest binaries (the seed's first), then
+ * the engine's built-in in-process types (docs/CONSOLE.md). The project's test guests (test-*:
+ * hostile, faulting, leaking on purpose) are in target/guest-binaries too, but a user never
+ * means them: they are left out of left/right, found only by typing their name, and offered
+ * like the others with ASPEN_CONSOLE_TEST_GUESTS=1. */
 static void load_guests(tui_app *a)
 {
-    char *names[TUI_MAX_GUESTS];
-    size_t n = tui_guest_list(a->opts.guest_dir, names, TUI_MAX_GUESTS - 3);
-    for (size_t i = 0; i < n; i++)
-        a->guests[a->n_guests++] = (tui_guest){.name = names[i]};
     static const char *handlers[] = {"echo", "sleep", "checksum"};
-    for (size_t i = 0; i < 3; i++)
-        a->guests[a->n_guests++] = (tui_guest){.name = strdup(handlers[i]), .handler = true};
+    enum { N_HANDLERS = sizeof handlers / sizeof handlers[0] };
+    char *names[TUI_MAX_GUESTS];
+    size_t n = tui_guest_list(a->opts.guest_dir, names, TUI_MAX_GUESTS - N_HANDLERS);
+    const char *show = getenv("ASPEN_CONSOLE_TEST_GUESTS");
+    bool show_tests = show && strcmp(show, "1") == 0;
+    for (size_t i = 0; i < n; i++)
+        a->guests[a->n_guests++] =
+            (tui_guest){.name = names[i], .hidden = !show_tests && tui_guest_is_test(names[i])};
+    for (size_t i = 0; i < N_HANDLERS; i++) {
+        char *name = strdup(handlers[i]);
+        if (name)
+            a->guests[a->n_guests++] = (tui_guest){.name = name, .handler = true};
+    }
 }
 
 static int console_run(tui_app *a, aspen_engine *eng, aspen_engine_error *err);

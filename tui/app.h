@@ -58,6 +58,7 @@ typedef enum tui_confirm_kind {
     TUI_CONFIRM_CANCEL,
     TUI_CONFIRM_RETRY_FAILED,
     TUI_CONFIRM_DELETE, /* confirm_ids: the jobs to delete */
+    TUI_CONFIRM_QUIT,   /* q while this console's own workers run jobs */
 } tui_confirm_kind;
 
 enum { TUI_F_GUEST, TUI_F_PAYLOAD, TUI_F_TIMEOUT, TUI_F_PRIORITY, TUI_F_ATTEMPTS, TUI_F_COUNT,
@@ -68,6 +69,9 @@ enum { TUI_F_GUEST, TUI_F_PAYLOAD, TUI_F_TIMEOUT, TUI_F_PRIORITY, TUI_F_ATTEMPTS
 typedef struct tui_guest {
     char *name;
     bool handler; /* an in-process handler type, not a guest binary */
+    /* a test guest (test-*): not offered by left/right unless ASPEN_CONSOLE_TEST_GUESTS=1, but
+     * found by typing its name into the field */
+    bool hidden;
     char sha256[65]; /* a binary only the store has (seen in a job), submitted by its hash */
 } tui_guest;
 
@@ -146,6 +150,7 @@ typedef struct tui_app {
     bool count_busy, count_known;
     uint64_t count_gen;
     unsigned count_round;
+    uint64_t count_epoch; /* bumped when jobs leave the matches: a count begun before is stale */
     int64_t count_total;
 
     /* ---- fetch bookkeeping ---- */
@@ -203,7 +208,7 @@ typedef struct tui_app {
 
     /* confirm */
     tui_confirm_kind confirm_kind;
-    char confirm_text[256];
+    char confirm_text[512];
     int64_t *confirm_ids;
     size_t confirm_n;
 

@@ -43,6 +43,32 @@ double tui_metrics_per_min(uint64_t count, int64_t start_minute, int64_t minutes
     return (double)count * 60000.0 / (double)ms;
 }
 
+void tui_fmt_rate(double v, char *out, size_t cap)
+{
+    if (!(v >= 0)) /* NaN too */
+        snprintf(out, cap, "-");
+    else if (v == 0)
+        snprintf(out, cap, "0");
+    else if (v < 0.001)
+        snprintf(out, cap, "<0.001");
+    else if (v < 1)
+        snprintf(out, cap, "%.2g", v);
+    else if (v < 100 && v == (double)(long long)v)
+        snprintf(out, cap, "%lld", (long long)v);
+    else if (v < 99.95)
+        snprintf(out, cap, "%.1f", v);
+    else if (v < 999.5)
+        snprintf(out, cap, "%.0f", v);
+    else if (v < 9999.5)
+        snprintf(out, cap, "%.1fk", v / 1e3);
+    else if (v < 999499.5)
+        snprintf(out, cap, "%.0fk", v / 1e3);
+    else if (v < 9.9995e9)
+        snprintf(out, cap, v < 9.9995e6 ? "%.1fM" : "%.0fM", v / 1e6);
+    else
+        snprintf(out, cap, "%.0fG", v / 1e9 < 99999 ? v / 1e9 : 99999.0);
+}
+
 void tui_fmt_minutes(int64_t minutes, char *out, size_t cap)
 {
     if (minutes < 1)

@@ -27,6 +27,12 @@ int64_t tui_metrics_step(int64_t span_minutes, int cols);
  * does not read low. 0 for a window not begun. */
 double tui_metrics_per_min(uint64_t count, int64_t start_minute, int64_t minutes, int64_t now_ms);
 
+/* A rate or a chart's scale in at most 6 columns, as the header and `aspen metrics` print a
+ * figure: "0", whole numbers as integers ("12", "340"), "5.7" under 100, "5.7k" "57k" "1.2M"
+ * from a thousand, and small rates with two significant digits ("0.017", "0.33"); under 0.001:
+ * "<0.001". Negative or not a number: "-". */
+void tui_fmt_rate(double v, char *out, size_t cap);
+
 /* The eighth blocks ▁ ▂ ▃ ▄ ▅ ▆ ▇ █ (UTF-8, 3 bytes each): [0] is one eighth, [7] a full cell; the
  * header's sparkline and the pane's charts draw with them. */
 extern const char *const tui_blocks[8];

@@ -114,29 +114,52 @@ static void draw_header(tui_app *a)
     tui_put(0, 0, COLS, title | A_BOLD, "%s", left);
     char db[512]; /* a PostgreSQL conninfo may hold a password */
     aspen_store_name_shown(aspen_engine_db_path(a->eng), db, sizeof db);
-    const char *base = strrchr(db, '/') ? strrchr(db, '/') + 1 : db;
-    int lw = text_cols(left);
-    if (lw + text_cols(db) + 6 <= COLS)
-        tui_put(0, COLS - text_cols(db) - 4, text_cols(db) + 4, title, " db %s", db);
-    else if (lw + text_cols(base) + 6 <= COLS)
-        tui_put(0, COLS - text_cols(base) - 4, text_cols(base) + 4, title, " db %s", base);
+    /* the whole name when it fits; else the file name (SQLite) or host/db (PostgreSQL: a
+     * conninfo is long, and at 80 columns the header showed no database at all), else the
+     * database's name alone; else that cut, its end marked '~', so which database this is never
+     * goes from the screen */
+    char label[512];
+    tui_db_label(db, label, sizeof label);
+    const char *dbname = aspen_store_name_is_postgres(db) && strchr(label, '/')
+                             ? strchr(label, '/') + 1
+                             : label;
+    const char *shown = text_cols(db) <= COLS - text_cols(left) - 6 ? db
+                       : text_cols(label) <= COLS - text_cols(left) - 6 ? label
+                                                                       : dbname;
+    int lw = text_cols(left), room = COLS - lw - 6;
+    if (text_cols(shown) <= room)
+        tui_put(0, COLS - text_cols(shown) - 4, text_cols(shown) + 4, title, " db %s", shown);
+    else if (room >= 8) {
+        size_t fit = tui_cols_fit(shown, strlen(shown), room - 1, NULL);
+        tui_put(0, COLS - room - 4, room + 4, title, " db %.*s~", (int)fit, shown);
+    }
 
-    /* counts by state: full names when they fit, else short ones, with less space between */
+    /* counts by state, exact when they fit (20031, not 20.0k: a count that moves by one is
+     * seen to move), with full names, else short names; only when exact counts do not fit
+     * even with short names and one space between are they abbreviated */
     static const char *short_names[] = {"queued", "sched", "running", "ok", "failed", "cancel"};
     char counts[ASPEN_STORE_STATE_COUNT][32];
-    int need_long = 1, need_short = 1;
-    for (int st = 0; st < ASPEN_STORE_STATE_COUNT; st++) {
-        tui_fmt_count(s->counts[st], counts[st], sizeof counts[st]);
-        need_long += (int)(strlen(aspen_store_state_name(st)) + strlen(counts[st])) + 3;
-        need_short += (int)(strlen(short_names[st]) + strlen(counts[st])) + 3;
+    const char *names[ASPEN_STORE_STATE_COUNT];
+    int gap = 2;
+    for (int form = 0; form < 6; form++) {
+        bool exact = form < 3, longn = form % 3 == 0;
+        gap = form % 3 == 2 ? 1 : 2;
+        int need = 1;
+        for (int st = 0; st < ASPEN_STORE_STATE_COUNT; st++) {
+            if (exact)
+                snprintf(counts[st], sizeof counts[st], "%lld", (long long)s->counts[st]);
+            else
+                tui_fmt_count(s->counts[st], counts[st], sizeof counts[st]);
+            names[st] = longn ? aspen_store_state_name(st) : short_names[st];
+            need += (int)(strlen(names[st]) + strlen(counts[st])) + 1 + gap;
+        }
+        if (need - gap <= COLS)
+            break;
     }
-    bool wide = need_long <= COLS;
-    int gap = wide || need_short <= COLS ? 2 : 1;
     int x = 1;
     for (int st = 0; st < ASPEN_STORE_STATE_COUNT; st++) {
-        const char *name = wide ? aspen_store_state_name(st) : short_names[st];
-        tui_put(1, x, COLS - x, tui_state_attr(a, st), "%s", name);
-        x += (int)strlen(name) + 1;
+        tui_put(1, x, COLS - x, tui_state_attr(a, st), "%s", names[st]);
+        x += (int)strlen(names[st]) + 1;
         tui_put(1, x, COLS - x, A_BOLD, "%s", counts[st]);
         x += (int)strlen(counts[st]) + gap;
     }
@@ -158,8 +181,16 @@ static void draw_header(tui_app *a)
     /* p50/p95 of the last 5 minutes of every engine's history (pane_metrics.c), so they say
      * their window and survive a restart; "-" before the first read or when nothing finished */
     if (a->metrics_known && a->p50_ms >= 0) {
-        tui_fmt_us((int64_t)(a->p50_ms * 1000.0 + 0.5), p50, sizeof p50);
-        tui_fmt_us((int64_t)(a->p95_ms * 1000.0 + 0.5), p95, sizeof p95);
+        /* 0: in-process handlers' times are counted in whole ms; "<1ms", as the Metrics pane */
+        int64_t us50 = (int64_t)(a->p50_ms * 1000.0 + 0.5), us95 = (int64_t)(a->p95_ms * 1000.0 + 0.5);
+        if (us50 > 0)
+            tui_fmt_us(us50, p50, sizeof p50);
+        else
+            snprintf(p50, sizeof p50, "<1ms");
+        if (us95 > 0)
+            tui_fmt_us(us95, p95, sizeof p95);
+        else
+            snprintf(p95, sizeof p95, "<1ms");
     } else {
         snprintf(p50, sizeof p50, "-");
         snprintf(p95, sizeof p95, "-");
@@ -341,7 +372,7 @@ static void draw_form(tui_app *a)
     box_at(y0, x0, h, w);
     tui_put(y0, x0 + 2, w - 4, A_BOLD, " Submit a job ");
     attr_t bad_attr = tui_pair_or(a, TUI_P_FAILED, A_BOLD);
-    static const char *labels[] = {"Guest", "Payload", "Timeout", "Priority", "Attempts",
+    static const char *labels[] = {"Guest/type", "Payload", "Timeout", "Priority", "Attempts",
                                    "Count", "Tags", "Queue", "Unique"};
     int lx = x0 + 2, fx = x0 + 14, fw = w - 16;
     int y = y0 + 2;
@@ -355,8 +386,14 @@ static void draw_form(tui_app *a)
         tui_put(y, lx, 11, bad ? bad_attr : on ? A_BOLD : A_NORMAL, "%s", labels[f]);
         if (f == TUI_F_GUEST) {
             const tui_guest *g = a->n_guests ? &a->guests[a->guest_sel] : NULL;
-            tui_put(y, fx, fw, on ? A_REVERSE : A_UNDERLINE, "< %s%s >", g ? g->name : "(no guests found)",
-                    !g ? "" : g->handler ? " (in-process handler)" : g->sha256[0] ? " (stored binary)" : "");
+            /* what the choice is, after it: a guest runs in a VM, a built-in type in-process */
+            tui_put(y, fx, fw, on ? A_REVERSE : A_UNDERLINE, "< %s > %s",
+                    g ? g->name : "(no guests found)",
+                    !g             ? ""
+                    : g->handler   ? "built-in type (in-process)"
+                    : g->hidden    ? "test guest (VM)"
+                    : g->sha256[0] ? "stored binary (VM)"
+                                   : "guest (VM)");
             if (on && a->f[TUI_F_GUEST].len)
                 tui_put(y, fx + fw - 20, 20, A_DIM, " find: %.12s", a->f[TUI_F_GUEST].buf);
             y++;

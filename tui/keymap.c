@@ -67,7 +67,8 @@ static const tui_binding map[] = {
      "back to where you came from (clears marks on the first screen); never quits", "back", 9,
      NULL},
     {TUI_A_BACK_OR_QUIT, CX_ANY, K('q'), NULL, NULL, NULL, false,
-     "back; on the first screen: quit", "quit", 10, NULL},
+     "back; on the first screen: quit (asks first while this console's workers run jobs)",
+     "quit", 10, NULL},
     {TUI_A_QUIT, CX_ANY, K('Q', TUI_KEY_CTRL('c')), "quit", "q", NULL, false,
      "quit from anywhere (running jobs get a few seconds, the rest go back to the queue)", NULL, 0,
      NULL},
@@ -97,8 +98,31 @@ static const tui_binding map[] = {
      "suspend to the shell (fg resumes; the engine stops meanwhile)", NULL, 0, NULL},
 
     /* ---- jobs ---- */
-    {TUI_A_OPEN, TUI_CX_PANES, K(TUI_KEY_ENTER), NULL, NULL, NULL, false,
+    /* enter does what the pane under it lists: one row per pane, so the help says what it does
+     * there (the same action; each pane's module handles it) */
+    {TUI_A_OPEN, TUI_CX_JOBS | TUI_CX_VMS | TUI_CX_LOGS, K(TUI_KEY_ENTER), NULL, NULL, NULL, false,
      "job detail (logs: the line's job; VMs: the worker's job)", "detail", 4, NULL},
+    {TUI_A_OPEN, TUI_CX_ENGINES, K(TUI_KEY_ENTER), NULL, NULL, NULL, false,
+     "the detail of the job the worker under the cursor runs", "detail", 4, NULL},
+    {TUI_A_OPEN, TUI_CX_SCHEDULES, K(TUI_KEY_ENTER), NULL, NULL, NULL, false,
+     "the detail of the job the schedule under the cursor enqueued last", "last job", 4, NULL},
+    {TUI_A_OPEN, TUI_CX_QUEUES, K(TUI_KEY_ENTER), NULL, NULL, NULL, false,
+     "the queue's jobs: the jobs pane with the filter queue:NAME (enter keeps it)", "jobs", 4,
+     NULL},
+    {TUI_A_OPEN, TUI_CX_METRICS, K(TUI_KEY_ENTER), NULL, NULL, NULL, false,
+     "the row's jobs: the jobs pane with the filter guest:NAME or type:NAME (enter keeps it)",
+     "jobs", 4, NULL},
+    {TUI_A_DOC, TUI_CX_METRICS, K(0), NULL, NULL, NULL, false,
+     ("choose a row of the table (a type or guest) for enter; the charts above are every "
+      "type's"), NULL, 0, "up/down"},
+    {TUI_A_DOC, TUI_CX_METRICS, K(0), NULL, NULL, NULL, false,
+     ("p50/p95/p99 (here and in the header) are run times inside the VM (an in-process type's: "
+      "its handler's, counted in whole ms, so <1ms); the Jobs pane's DUR is finished - started, "
+      "the VM's start and the store's writes included, so it is longer"), NULL, 0, "run times"},
+    {TUI_A_DOC, TUI_CX_QUEUES, K(0), NULL, NULL, NULL, false,
+     ("how long finished jobs are kept (per final state): the Queues pane's last line shows it; "
+      "set it with aspen retention set (aspen retention shows it, aspen purge deletes now)"),
+     NULL, 0, "retention"},
     {TUI_A_FILTER, TUI_CX_JOBS, K('/'), NULL, NULL, NULL, false,
      "filter as you type: failed guest:NAME tag:T payload.user:alice (bare words: a state, a job "
      "id or a guest)", "filter", 3, NULL},
@@ -210,7 +234,9 @@ static const tui_binding map[] = {
 
     /* ---- help-only: the line editor, the mouse, a paste ---- */
     {TUI_A_DOC, TUI_CX_EDIT, K(0), NULL, NULL, NULL, false,
-     "move / delete in the field being edited", NULL, 0, "left/right/bksp/del"},
+     "move in the field being edited", NULL, 0, "left/right"},
+    {TUI_A_DOC, TUI_CX_EDIT, K(0), NULL, NULL, NULL, false,
+     "delete the character before / under the cursor", NULL, 0, "bksp/del"},
     {TUI_A_DOC, TUI_CX_EDIT, K(0), NULL, NULL, NULL, false, "start / end of the line", NULL, 0,
      "home/end/^A/^E"},
     {TUI_A_DOC, TUI_CX_EDIT, K(0), NULL, NULL, NULL, false, "delete to the start of the line",
@@ -484,6 +510,7 @@ void tui_help_build(tui_text *t, int width)
         {TUI_CX_JOBS, "Jobs pane"},
         {TUI_CX_LOGS, "Logs pane"},
         {TUI_CX_VMS, "VMs pane"},
+        {TUI_CX_ENGINES, "Engines pane"},
         {TUI_CX_QUEUES, "Queues pane"},
         {TUI_CX_METRICS, "Metrics pane"},
         {TUI_CX_DETAIL, "Job detail"},
@@ -493,7 +520,9 @@ void tui_help_build(tui_text *t, int width)
         {TUI_CX_CONFIRM, "Questions"},
         {TUI_CX_EDIT, "Editing text, paste, mouse"},
     };
-    static const char *names[] = {"Jobs", "VMs", "Logs", "detail", "help"};
+    /* by TUI_CX_* bit: the views a binding's "(also in ...)" names (NULL: not a view) */
+    static const char *names[] = {"Jobs", "VMs", "Logs", "detail", "help", NULL, NULL, NULL,
+                                  NULL, "Engines", "Schedules", "Queues", "Metrics"};
     if (width < 40)
         width = 40;
     tui_text_add(t, "Aspen console - keys");
@@ -521,12 +550,14 @@ void tui_help_build(tui_text *t, int width)
                 snprintf(command, sizeof command, ":%s%s%s%s%s", b->command, b->alias ? " :" : "",
                          b->alias ? b->alias : "", b->args ? " " : "", b->args ? b->args : "");
             snprintf(help, sizeof help, "%s", b->help);
-            if (!everywhere && sections[s].bit <= TUI_CX_DETAIL) {
-                char also[128] = "";
+            if (!everywhere && (sections[s].bit & TUI_CX_VIEWS)) {
+                /* every other view it works in is named, so each pane's section (or a row it
+                 * points to) covers every key bound there: tests/tui/test_keymap.c checks it */
+                char also[160] = "";
                 size_t w = 0;
-                for (int v = 0; v < 5; v++) {
+                for (int v = 0; v < (int)(sizeof names / sizeof names[0]); v++) {
                     unsigned bit = 1u << v;
-                    if (bit > sections[s].bit && (b->where & bit)) {
+                    if (names[v] && bit > sections[s].bit && (b->where & bit)) {
                         int n = snprintf(also + w, sizeof also - w, "%s%s", w ? ", " : "", names[v]);
                         if (n > 0 && (size_t)n < sizeof also - w)
                             w += (size_t)n;

@@ -55,7 +55,19 @@ static void draw_job_row(tui_app *a, int y, const tui_row *r, bool selected, int
             break;
         case TUI_COL_ID: snprintf(buf, sizeof buf, "%*lld", w, (long long)r->id); break;
         case TUI_COL_TYPE: snprintf(buf, sizeof buf, "%s", r->type); break;
-        case TUI_COL_GUEST: snprintf(buf, sizeof buf, "%s", r->guest); break;
+        case TUI_COL_GUEST: {
+            /* narrow (80 columns) there is no TYPE column: an in-process job (no guest) says its
+             * type here, as the filter names it, rather than a bare "-" */
+            bool type_shown = false;
+            for (int k = 0; k < n_cols; k++)
+                type_shown |= which[k] == TUI_COL_TYPE;
+            if (!type_shown && strcmp(r->guest, "-") == 0 && r->type[0] &&
+                strcmp(r->type, "vm_execute") != 0)
+                snprintf(buf, sizeof buf, "type:%s", r->type);
+            else
+                snprintf(buf, sizeof buf, "%s", r->guest);
+            break;
+        }
         case TUI_COL_STATE:
             snprintf(buf, sizeof buf, "%s", aspen_store_state_name(r->state));
             attr = selected ? A_REVERSE | A_BOLD : tui_state_attr(a, r->state);

@@ -1,10 +1,13 @@
 /* tui/pane_metrics.c — the Metrics pane (key 7; tab "Metrics", "Stats" under 100 columns): the
  * metrics history every engine on the database writes (per-minute rollups per job type and guest,
  * docs/STORE.md "Metrics history"), as `aspen metrics` reads it, over a window `w` cycles through
- * (15m, 1h, 24h, 7d; `:window 24h` picks one). It draws throughput (jobs finished per minute) and
- * failures per minute as bar charts, one column per step of the window (chart.c picks the step so
- * the window fits the width), and a table of every type / guest with finished, failed, jobs/min
- * and p50/p95/p99 run time over the window, "all" first. The cursor selects a row: the charts then
+ * (15m, 1h, 24h, 7d; `:window 24h` picks one). It draws throughput (jobs finished per second) and
+ * failures per second as bar charts, one column per step of the window (chart.c picks the step so
+ * the window fits the width), and a table of every type / guest with finished, failed, jobs/s
+ * and p50/p95/p99 run time over the window, "all" first: jobs/s as the header and `aspen metrics`
+ * say it, one unit on every screen. The run time is the attempt's inside the VM (an in-process
+ * type's: its handler's, counted in whole ms), not the Jobs pane's DUR (finished - started, the
+ * VM's start and the store's writes too): the pane says so, so the two do not look contradictory. The cursor selects a row: the charts then
  * show that type / guest alone. Behind tui_pane_ops (app.h).
  *
  * It also feeds the header's p50/p95, which say their window: the last 5 minutes of the same
@@ -336,6 +339,8 @@ static void fmt_run(const metrics_row *r, uint64_t us, char *out, size_t cap)
 {
     if (!r->have_run)
         snprintf(out, cap, "-");
+    else if (us == 0) /* an in-process handler's time is counted in whole ms: 0 is under 1 ms */
+        snprintf(out, cap, "<1ms");
     else
         tui_fmt_us((int64_t)us, out, cap);
 }
@@ -349,14 +354,16 @@ static double max_of(const double *v, size_t n)
     return m;
 }
 
-/* A chart with its scale in the gutter: the largest value on the top row, 0 on the bottom. */
+/* A chart with its scale in the gutter: the largest value on the top row (per second, "5.7k",
+ * not 5743.0 a minute), 0 on the bottom. v is per minute (as the rollups count). */
 static void draw_chart(tui_app *a, int y, int rows, const double *v, size_t n, unsigned long attr)
 {
     double max = max_of(v, n);
-    char line[MAX_COLS * 3 + 1];
+    char line[MAX_COLS * 3 + 1], scale[16];
+    tui_fmt_rate(max / 60.0, scale, sizeof scale);
     for (int r = 0; r < rows; r++) {
         if (r == 0)
-            tui_put(y + r, 0, 7, A_DIM, "%6.1f", max);
+            tui_put(y + r, 0, 7, A_DIM, "%6s", scale);
         else if (r == rows - 1)
             tui_put(y + r, 0, 7, A_DIM, "%6s", "0");
         tui_bar_row(v, n, max, rows, r, a->utf8, line, sizeof line);
@@ -420,12 +427,16 @@ static void metrics_draw(tui_app *a, int y0, int h)
                                                 : "; only %s kept%.0s",
                  k, win->name);
     }
-    tui_put(y++, 1, COLS - 1, A_NORMAL, "finished per minute (one column = %s%s%s)", step_s,
+    tui_put(y++, 1, COLS - 1, A_NORMAL, "finished, jobs/s (one column = %s%s%s)", step_s,
             kept, charts_stale() ? ", reading..." : "");
     if (ans)
         draw_chart(a, y, chart_rows, ans->done, ans->n_cols, tui_pair_or(a, TUI_P_OK, A_NORMAL));
     y += chart_rows;
-    tui_put(y++, 1, COLS - 1, A_NORMAL, "failed per minute");
+    /* what the table's p50..p99 are, beside the second chart's title (a row the charts have) */
+    tui_put(y++, 1, COLS - 1, A_NORMAL, "failed, jobs/s%s",
+            COLS >= 120 ? "    p50/p95/p99 below: run time inside the VM (in-process: the handler's); "
+                          "the Jobs pane's DUR is finished - started"
+                        : "   p50-p99: run time in the VM, not DUR (? help)");
     if (ans)
         draw_chart(a, y, fail_rows, ans->failed, ans->n_cols,
                    tui_pair_or(a, TUI_P_FAILED, A_BOLD));
@@ -445,7 +456,7 @@ static void metrics_draw(tui_app *a, int y0, int h)
     if (lw > 48)
         lw = 48;
     tui_put(y++, 0, COLS, A_BOLD | A_UNDERLINE, "  %-*s %8s %6s %8s %7s %7s %7s", lw,
-            "TYPE / GUEST", "FINISHED", "FAILED", "JOBS/MIN", "p50", "p95", "p99");
+            "TYPE / GUEST", "FINISHED", "FAILED", "JOBS/S", "p50", "p95", "p99");
     if (!ans) {
         tui_put(y, 2, COLS - 2, A_DIM, "%s", M.error[0] ? "" : "reading the metrics history...");
     } else {
@@ -455,7 +466,7 @@ static void metrics_draw(tui_app *a, int y0, int h)
         M.table_first = first;
         for (long i = first; i < n && y < y0 + h - (M.error[0] ? 1 : 0); i++) {
             const metrics_row *r = i == 0 ? &ans->all : &ans->rows[i - 1];
-            char label[256], p50[24], p95[24], p99[24];
+            char label[256], p50[24], p95[24], p99[24], rate[16];
             if (i == 0)
                 snprintf(label, sizeof label, "all");
             else
@@ -464,12 +475,13 @@ static void metrics_draw(tui_app *a, int y0, int h)
             fmt_run(r, r->p95, p95, sizeof p95);
             fmt_run(r, r->p99, p99, sizeof p99);
             double per_min = tui_metrics_per_min(r->finished, ans->from, ans->span, ans->now_ms);
+            tui_fmt_rate(per_min / 60.0, rate, sizeof rate);
             unsigned long attr = i == M.cursor ? A_REVERSE
                                  : r->failed ? tui_pair_or(a, TUI_P_FAILED, A_NORMAL)
                                              : A_NORMAL;
-            tui_put(y++, 0, COLS, attr, "%c %-*.*s %8llu %6llu %8.1f %7s %7s %7s",
+            tui_put(y++, 0, COLS, attr, "%c %-*.*s %8llu %6llu %8s %7s %7s %7s",
                     i == M.cursor ? '>' : ' ', lw, lw, label, (unsigned long long)r->finished,
-                    (unsigned long long)r->failed, per_min, p50, p95, p99);
+                    (unsigned long long)r->failed, rate, p50, p95, p99);
         }
         if (ans->n_rows == 0 && y < y0 + h)
             tui_put(y, 2, COLS - 2, A_DIM,

@@ -274,8 +274,8 @@ static void schedules_draw(tui_app *a, int y0, int h)
     else if (sel && !wide) { /* the columns the narrow row dropped come first */
         char last[48];
         when(sel->last_run_ms, sel->tz, true, last, sizeof last);
-        tui_put(y0 + h - 1, 1, COLS - 1, A_DIM, "%s: tz %s, last run %s, %lld runs; %s%s%s",
-                sel->name, sel->tz, last, (long long)sel->runs,
+        tui_put(y0 + h - 1, 1, COLS - 1, A_DIM, "%s: tz %s, last run %s, %lld run%s; %s%s%s",
+                sel->name, sel->tz, last, (long long)sel->runs, sel->runs == 1 ? "" : "s",
                 sel->binary_name ? sel->binary_name : sel->type, sel->queue ? ", queue " : "",
                 sel->queue ? sel->queue : "");
     } else if (sel)

@@ -79,6 +79,100 @@ void tui_fmt_count(int64_t n, char *out, size_t cap)
         snprintf(out, cap, "%.1fM", (double)n / 1e6);
 }
 
+/* The value of key= among libpq's key=value words (a '...' value may hold spaces and \' ). */
+static bool conninfo_value(const char *ci, const char *key, char *out, size_t cap)
+{
+    size_t kl = strlen(key);
+    for (const char *p = ci; *p;) {
+        while (*p == ' ' || *p == '\t')
+            p++;
+        const char *eq = p + strcspn(p, "= \t");
+        bool match = *eq == '=' && (size_t)(eq - p) == kl && strncmp(p, key, kl) == 0;
+        const char *v = *eq == '=' ? eq + 1 : eq;
+        size_t w = 0;
+        if (*v == '\'') {
+            for (v++; *v && *v != '\''; v++) {
+                if (*v == '\\' && v[1])
+                    v++;
+                if (match && w + 1 < cap)
+                    out[w++] = *v;
+            }
+            if (*v)
+                v++;
+        } else {
+            for (; *v && *v != ' ' && *v != '\t'; v++)
+                if (match && w + 1 < cap)
+                    out[w++] = *v;
+        }
+        if (match) {
+            if (cap)
+                out[w] = '\0';
+            return true;
+        }
+        p = v;
+    }
+    return false;
+}
+
+void tui_db_label(const char *shown, char *out, size_t cap)
+{
+    if (!cap)
+        return;
+    const char *s = shown ? shown : "";
+    char host[256] = "", db[256] = "";
+    if (!aspen_store_name_is_postgres(s)) {
+        const char *slash = strrchr(s, '/');
+        snprintf(out, cap, "%s", slash && slash[1] ? slash + 1 : s);
+        return;
+    }
+    const char *scheme = strstr(s, "://");
+    if (scheme) {
+        const char *auth = scheme + 3, *end = auth + strcspn(auth, "/?#");
+        const char *h = auth;
+        for (const char *q = auth; q < end; q++)
+            if (*q == '@')
+                h = q + 1; /* after user[:***]@ */
+        size_t hl = (size_t)(end - h);
+        if (*h == '[') { /* [::1]:5432 */
+            const char *rb = memchr(h, ']', hl);
+            hl = rb ? (size_t)(rb + 1 - h) : hl;
+        } else {
+            const char *colon = memchr(h, ':', hl);
+            hl = colon ? (size_t)(colon - h) : hl;
+        }
+        snprintf(host, sizeof host, "%.*s", (int)(hl < sizeof host ? hl : sizeof host - 1), h);
+        if (*end == '/') {
+            size_t dl = strcspn(end + 1, "?#");
+            snprintf(db, sizeof db, "%.*s", (int)(dl < sizeof db ? dl : sizeof db - 1), end + 1);
+        }
+        /* ?host=/run/postgresql&dbname=... overrides (a socket in a URI is given that way) */
+        const char *q = strchr(end, '?');
+        for (const char *p = q; p && *p; p = strchr(p + 1, '&')) {
+            const char *k = p + 1, *v = strchr(k, '=');
+            if (!v)
+                break;
+            size_t vl = strcspn(v + 1, "&#");
+            if ((size_t)(v - k) == 4 && strncmp(k, "host", 4) == 0)
+                snprintf(host, sizeof host, "%.*s", (int)(vl < sizeof host ? vl : sizeof host - 1), v + 1);
+            else if ((size_t)(v - k) == 6 && strncmp(k, "dbname", 6) == 0)
+                snprintf(db, sizeof db, "%.*s", (int)(vl < sizeof db ? vl : sizeof db - 1), v + 1);
+        }
+    } else {
+        if (!conninfo_value(s, "host", host, sizeof host))
+            conninfo_value(s, "hostaddr", host, sizeof host);
+        conninfo_value(s, "dbname", db, sizeof db);
+    }
+    /* a socket directory (or several hosts: the first): its last part says which server */
+    host[strcspn(host, ",")] = '\0';
+    size_t hl = strlen(host);
+    while (hl > 1 && host[hl - 1] == '/')
+        host[--hl] = '\0';
+    const char *hshow = host[0] == '/' && strrchr(host, '/')[1] ? strrchr(host, '/') + 1
+                        : host[0]                               ? host
+                                                                : "localhost";
+    snprintf(out, cap, "%s%s%s", hshow, db[0] ? "/" : "", db);
+}
+
 void tui_fmt_clock(int64_t ms, char *out, size_t cap)
 {
     time_t t = (time_t)(ms / 1000);
@@ -1341,8 +1435,17 @@ size_t tui_guest_list(const char *dir, char **names, size_t max)
     return n;
 }
 
+bool tui_guest_is_test(const char *name)
+{
+    return name && strncmp(name, "test-", 5) == 0;
+}
+
 const char *tui_guest_example_payload(const char *guest)
 {
+    if (guest && strcmp(guest, "sleep") == 0)
+        return "{\"ms\": 1000}";
+    if (guest && (strcmp(guest, "echo") == 0 || strcmp(guest, "checksum") == 0))
+        return "{\"message\": \"hello from the console\"}";
     if (guest && strcmp(guest, "echo-worker") == 0)
         return "{\"message\": \"hello from the console\"}";
     if (guest && strcmp(guest, "data-processor") == 0)

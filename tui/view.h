@@ -23,6 +23,12 @@ void tui_fmt_us(int64_t us, char *out, size_t cap);
 void tui_fmt_size(uint64_t bytes, char *out, size_t cap);
 /* "999" "12.3k" "1.2M" */
 void tui_fmt_count(int64_t n, char *out, size_t cap);
+/* The database as the header names it when its full name does not fit: for a PostgreSQL
+ * conninfo (already redacted: aspen_store_name_shown) "HOST/DB" — a socket directory's last part
+ * as the host, "localhost" when none is given, no "/DB" when no dbname is given — from a URI
+ * (postgresql://user@host:port/db?...) or key=value words (host=... dbname=..., values quoted
+ * with '...' too); for an SQLite path its file name. Never the password: the input has none. */
+void tui_db_label(const char *shown, char *out, size_t cap);
 /* HH:MM:SS.mmm in local time */
 void tui_fmt_clock(int64_t ms, char *out, size_t cap);
 
@@ -312,7 +318,11 @@ const char *tui_settings_filter(const tui_settings *s, const char *name); /* NUL
 /* Names of the guest binaries in dir (regular files), seed guests (echo-worker, data-processor)
  * first, then the others sorted. Returns how many (at most max); names are malloc'd. */
 size_t tui_guest_list(const char *dir, char **names, size_t max);
-/* A starting payload for a guest: the seed's examples for echo-worker and data-processor. */
+/* The project's own test guests (test-hostile, test-fault, test-leak, ...: the test suite's
+ * misbehaving guests, named test-*), which the submit form does not offer to a user unless asked. */
+bool tui_guest_is_test(const char *name);
+/* A starting payload for a guest or built-in type: the seed's examples for echo-worker and
+ * data-processor, {"ms": 1000} for sleep, a message for echo and checksum. */
 const char *tui_guest_example_payload(const char *guest);
 
 #endif

@@ -124,7 +124,7 @@ type_text "Q"
 wait_for_text 'Payload     Z{"a": 1,'
 wait_for_text '"b": 2}Q'
 wait_for "Timeout +30s "  # up/down did not reach the field below (or above)
-wait_for "Guest +< echo-worker >"
+wait_for "Guest/type +< echo-worker >"
 # every invalid field is marked, with one summary line
 keys Tab C-u
 type_text "abc"
@@ -178,7 +178,7 @@ fits_80 header
 
 echo "== the Metrics pane's 7d window, on a database that keeps 72h of rollups"
 command_says "window 7d" "Metrics, last 7d, every engine"
-wait_for "finished per minute \(one column = [0-9hm]+; only 3d kept\)"
+wait_for "finished, jobs/s \(one column = [0-9hm]+; only 3d kept\)"
 fits_80 "metrics 7d"
 quit_and_check rate
 echo "PASS: console_fit_test"

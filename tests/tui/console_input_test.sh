@@ -360,7 +360,7 @@ echo "== a database with thousands of jobs and an aspen worker running them"
 WORKER_PID=$!
 launch busy 80 24 "$TMP/busy.db" --workers 1 --grace 300
 wait_for "Aspen console \| running" 20
-wait_for "^ +[0-9]+ +- +(queued|running|succeeded)" 20
+wait_for "^ +[0-9]+ +type:(sleep|echo) +(queued|running|succeeded)" 20 # at 80 columns: the type in GUEST
 wait_for "succeeded [0-9.]+k?" 20
 keys G
 wait_for " 5000/5000 *$"
@@ -371,7 +371,7 @@ keys /
 type_text "succeeded"
 wait_for "filter: succeeded"
 keys Enter
-wait_for "^ +[0-9]+ +- +succeeded"
+wait_for "^ +[0-9]+ +type:(sleep|echo) +succeeded"
 # a filter the state counts cannot total: counted exactly (off the UI thread), and G reaches the
 # true end in one press (issue 9: "1/501+", and G took 12 presses)
 keys /
@@ -382,7 +382,7 @@ wait_for "filter: type:echo"
 wait_for " 1/2000 *$"
 keys G
 wait_for " 2000/2000 *$"
-wait_for "^ +3001 +- "
+wait_for "^ +3001 +type:echo "
 keys /
 keys C-u
 keys Enter

@@ -20,6 +20,9 @@ pg_create_db aspen_tui_metrics_$$
 run_history_jobs
 launch pg 80 24 "$DB application_name=$CONSOLE_APP" --workers 0
 wait_for "Aspen console"
+# the header names the database at 80 columns on PostgreSQL too (host/db, or the database's
+# name, cut with '~' when even that is too long): it named none, where SQLite shows db aspen.db
+wait_for "^ Aspen console .* db aspen_tui_metr"
 keys 7
 wait_for "Metrics, last 1h, every engine: all types"
 check_numbers

@@ -7,7 +7,8 @@ fmt_us() {
     python3 -c '
 import sys
 us = int(sys.argv[1]); ms = us // 1000
-if us < 1000: print("%dus" % us)
+if us == 0: print("<1ms")  # in-process: a handlers time is counted in whole ms
+elif us < 1000: print("%dus" % us)
 elif us < 10000: print("%d.%dms" % (ms, us % 1000 // 100))
 elif ms < 1000: print("%dms" % ms)
 elif ms < 10000: print("%d.%ds" % (ms // 1000, ms % 1000 // 100))
@@ -32,7 +33,7 @@ row_regex() {
     p50=$(fmt_us "$(m_json 1h "$expr[\"run_us\"][\"p50\"]")")
     p95=$(fmt_us "$(m_json 1h "$expr[\"run_us\"][\"p95\"]")")
     p99=$(fmt_us "$(m_json 1h "$expr[\"run_us\"][\"p99\"]")")
-    echo "$label +$fin +$failed +[0-9]+\.[0-9] +$p50 +$p95 +$p99 *\$"
+    echo "$label +$fin +$failed +(<?[0-9.]+k?) +$p50 +$p95 +$p99 *\$"
 }
 
 check_numbers() { # the total, every type / guest row and the header against aspen metrics --json

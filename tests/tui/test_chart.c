@@ -13,6 +13,7 @@
 #include "chart.h"
 #include "view.h"
 
+#include <math.h>
 #include <string.h>
 
 static void test_windows(void **st)
@@ -170,10 +171,40 @@ static void test_tabs_fit(void **st)
     assert_string_equal(b, "4Eng");
 }
 
+/* The Metrics pane's scales and rates (the trial read "5743.0" on a chart's scale). */
+static void test_fmt_rate(void **st)
+{
+    (void)st;
+    static const struct {
+        double v;
+        const char *want;
+    } cases[] = {
+        {0, "0"},          {5743.0, "5.7k"},   {12, "12"},       {5.74, "5.7"},
+        {340, "340"},      {99.96, "100"},     {999.6, "1.0k"},  {57430, "57k"},
+        {1234567, "1.2M"}, {1.0 / 60, "0.017"}, {0.33, "0.33"}, {0.0004, "<0.001"},
+        {-1, "-"},         {1e15, "99999G"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char out[16];
+        tui_fmt_rate(cases[i].v, out, sizeof out);
+        if (strcmp(out, cases[i].want) != 0)
+            fail_msg("tui_fmt_rate(%g) = '%s', want '%s'", cases[i].v, out, cases[i].want);
+    }
+    char out[16];
+    tui_fmt_rate((double)NAN, out, sizeof out);
+    assert_string_equal(out, "-");
+    for (double v = 0.0005; v < 1e13; v *= 1.37) { /* never wider than the chart's gutter */
+        tui_fmt_rate(v, out, sizeof out);
+        if (strlen(out) > 6)
+            fail_msg("tui_fmt_rate(%g) = '%s': wider than 6 columns", v, out);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_windows),       cmocka_unit_test(test_step),
+        cmocka_unit_test(test_fmt_rate),
         cmocka_unit_test(test_per_min),       cmocka_unit_test(test_fmt_minutes),
         cmocka_unit_test(test_bar_rows_ascii), cmocka_unit_test(test_bar_rows_utf8),
         cmocka_unit_test(test_bar_rows_bounds), cmocka_unit_test(test_tabs_fit),

@@ -18,8 +18,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const unsigned contexts[] = {TUI_CX_JOBS, TUI_CX_VMS, TUI_CX_LOGS, TUI_CX_DETAIL,
-                                    TUI_CX_HELP, TUI_CX_FORM, TUI_CX_PROMPT, TUI_CX_CONFIRM};
+static const unsigned contexts[] = {TUI_CX_JOBS,    TUI_CX_VMS,       TUI_CX_LOGS,
+                                    TUI_CX_DETAIL,  TUI_CX_HELP,      TUI_CX_FORM,
+                                    TUI_CX_PROMPT,  TUI_CX_CONFIRM,   TUI_CX_ENGINES,
+                                    TUI_CX_SCHEDULES, TUI_CX_QUEUES, TUI_CX_METRICS};
 
 static void test_every_binding_has_help(void **st)
 {
@@ -139,6 +141,139 @@ static void test_help_lists_everything_and_fits(void **st)
     }
 }
 
+/* The help's rows: the section each is under, its first word (the keys), and its text with its
+ * continuation lines joined. */
+typedef struct help_row {
+    char section[64], keys[64], text[1024];
+} help_row;
+
+static size_t help_rows(const tui_text *t, help_row *rows, size_t max)
+{
+    char section[64] = "";
+    size_t n = 0;
+    for (size_t i = 0; i < t->n; i++) {
+        const char *l = t->lines[i];
+        if (!l[0])
+            continue;
+        if (l[0] != ' ') { /* a section's title (or the text at the top and bottom) */
+            snprintf(section, sizeof section, "%s", l);
+            continue;
+        }
+        size_t lead = strspn(l, " ");
+        if (lead == 2 && n < max) { /* a row: "  KEYS  :command  help" */
+            help_row *r = &rows[n++];
+            snprintf(r->section, sizeof r->section, "%s", section);
+            snprintf(r->keys, sizeof r->keys, "%.*s", (int)strcspn(l + 2, " "), l + 2);
+            snprintf(r->text, sizeof r->text, "%s", l);
+        } else if (n) { /* its continuation */
+            size_t len = strlen(rows[n - 1].text);
+            snprintf(rows[n - 1].text + len, sizeof rows[n - 1].text - len, " %s", l + lead);
+        }
+    }
+    return n;
+}
+
+/* Every key bound in a pane has help there: a row in the pane's own section, a row under
+ * "Everywhere", or a row in another section that says it works in this pane too ("also in
+ * Engines"). The trial found enter in the Engines, Queues, Schedules and Metrics panes with no
+ * help (the one row for enter spoke of jobs, VMs and logs only), and p named no pane past help. */
+static void test_every_pane_key_has_help(void **st)
+{
+    (void)st;
+    static const struct {
+        unsigned cx;
+        const char *section, *name;
+    } panes[] = {
+        {TUI_CX_JOBS, "Jobs pane", "Jobs"},          {TUI_CX_VMS, "VMs pane", "VMs"},
+        {TUI_CX_LOGS, "Logs pane", "Logs"},          {TUI_CX_ENGINES, "Engines pane", "Engines"},
+        {TUI_CX_SCHEDULES, "Schedules pane", "Schedules"},
+        {TUI_CX_QUEUES, "Queues pane", "Queues"},    {TUI_CX_METRICS, "Metrics pane", "Metrics"},
+        {TUI_CX_DETAIL, "Job detail", "detail"},
+    };
+    size_t n;
+    const tui_binding *m = tui_keymap(&n);
+    tui_text t = {0};
+    tui_help_build(&t, 79);
+    static help_row rows[512];
+    size_t nr = help_rows(&t, rows, 512);
+    assert_true(nr > 40);
+    for (size_t p = 0; p < sizeof panes / sizeof panes[0]; p++)
+        for (size_t i = 0; i < n; i++) {
+            const tui_binding *b = &m[i];
+            if (!(b->where & panes[p].cx) || !b->keys[0])
+                continue;
+            /* the binding dispatch finds for its first key there */
+            if (tui_key_action(b->keys[0], panes[p].cx) != b->action)
+                continue;
+            char keys[64], also[64];
+            tui_binding_keys(b, keys, sizeof keys);
+            snprintf(also, sizeof also, "%s", panes[p].name);
+            bool everywhere = (b->where & TUI_CX_VIEWS) == TUI_CX_VIEWS, found = false;
+            for (size_t r = 0; r < nr && !found; r++) {
+                if (strcmp(rows[r].keys, keys) != 0)
+                    continue;
+                if (everywhere)
+                    found = strcmp(rows[r].section, "Everywhere") == 0;
+                else
+                    found = strcmp(rows[r].section, panes[p].section) == 0 ||
+                            (strstr(rows[r].text, "also in") && strstr(rows[r].text, also));
+            }
+            if (!found)
+                fail_msg("the %s has %s bound ('%s') but no help says what it does there",
+                         panes[p].section, keys, b->help);
+        }
+    /* the panes' enter, each in its own words */
+    static const char *enters[][2] = {{"Engines pane", "the worker under the cursor"},
+                                      {"Schedules pane", "enqueued last"},
+                                      {"Queues pane", "queue:NAME"},
+                                      {"Metrics pane", "guest:NAME or type:NAME"}};
+    for (size_t e = 0; e < 4; e++) {
+        bool found = false;
+        for (size_t r = 0; r < nr && !found; r++)
+            found = !strcmp(rows[r].section, enters[e][0]) && !strcmp(rows[r].keys, "enter") &&
+                    strstr(rows[r].text, enters[e][1]);
+        if (!found)
+            fail_msg("no help for enter in the %s", enters[e][0]);
+    }
+    /* up/down in the Metrics pane, the run times it shows, and retention */
+    bool metrics_updown = false, retention = false;
+    for (size_t r = 0; r < nr; r++) {
+        metrics_updown |= !strcmp(rows[r].section, "Metrics pane") && !strcmp(rows[r].keys, "up/down");
+        retention |= !strcmp(rows[r].keys, "retention") && strstr(rows[r].text, "aspen retention set");
+    }
+    assert_true(metrics_updown);
+    assert_true(retention);
+    tui_text_free(&t);
+}
+
+/* Every row's command and help start in the same columns: the keys fit their column (the
+ * trial's "left/right/bksp/del" pushed its row out of line). */
+static void test_help_rows_line_up(void **st)
+{
+    (void)st;
+    size_t n;
+    const tui_binding *m = tui_keymap(&n);
+    for (size_t i = 0; i < n; i++) {
+        char keys[64];
+        tui_binding_keys(&m[i], keys, sizeof keys);
+        if (strlen(keys) > 14)
+            fail_msg("the keys '%s' are wider than the help's keys column (14)", keys);
+    }
+    tui_text t = {0};
+    tui_help_build(&t, 79);
+    for (size_t i = 0; i < t.n; i++) {
+        const char *l = t.lines[i];
+        if (strncmp(l, "  ", 2) || l[2] == ' ')
+            continue;
+        /* "  KEYS<pad> COMMAND<pad> help": the keys end before column 16, the help starts at
+         * column 33 */
+        size_t len = strlen(l);
+        if (len <= 33 || l[16] != ' ' || l[32] != ' ' || l[33] == ' ')
+            fail_msg("help row out of line: '%s'", l);
+    }
+    tui_text_free(&t);
+}
+
 static void test_footer(void **st)
 {
     (void)st;
@@ -184,6 +319,8 @@ int main(void)
         cmocka_unit_test(test_no_key_bound_twice),
         cmocka_unit_test(test_commands_unique_and_parse),
         cmocka_unit_test(test_help_lists_everything_and_fits),
+        cmocka_unit_test(test_every_pane_key_has_help),
+        cmocka_unit_test(test_help_rows_line_up),
         cmocka_unit_test(test_footer),
         cmocka_unit_test(test_complete),
     };

@@ -849,6 +849,39 @@ static void test_hostile_fields(void **st)
     tui_text_free(&t);
 }
 
+/* The header's database when its whole name does not fit (the trial's PostgreSQL header showed
+ * none at 80 columns): host/db from either conninfo form, a socket's last part, a file's name. */
+static void test_db_label(void **st)
+{
+    (void)st;
+    static const char *cases[][2] = {
+        {"/home/me/work/aspen.db", "aspen.db"},
+        {"aspen.db", "aspen.db"},
+        {"postgresql://aspen:***@db.example.com:5433/jobs?sslmode=require", "db.example.com/jobs"},
+        {"postgres://db1/prod", "db1/prod"},
+        {"postgresql:///jobs?host=/run/postgresql", "postgresql/jobs"},
+        {"postgresql://[::1]:5432/x", "[::1]/x"},
+        {"host=/tmp/aspen-pg.Ab12/ port=5432 dbname=aspen_tui_1 application_name=t",
+         "aspen-pg.Ab12/aspen_tui_1"},
+        {"dbname='my jobs' host=pg.local password=*** ", "pg.local/my jobs"},
+        {"dbname=only", "localhost/only"},
+        {"host=a,b dbname=d", "a/d"},
+        {"host= dbname=", "localhost"},
+    };
+    char out[128];
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        tui_db_label(cases[i][0], out, sizeof out);
+        if (strcmp(out, cases[i][1]) != 0)
+            fail_msg("tui_db_label('%s') = '%s', want '%s'", cases[i][0], out, cases[i][1]);
+    }
+    /* hostile: an unterminated quote, a key with no value, a tiny buffer */
+    tui_db_label("dbname='open host=", out, sizeof out);
+    assert_true(strlen(out) < sizeof out);
+    char tiny[4];
+    tui_db_label("host=averylonghostname dbname=d", tiny, sizeof tiny);
+    assert_string_equal(tiny, "ave");
+}
+
 static void test_guest_list(void **st)
 {
     (void)st;
@@ -880,6 +913,13 @@ static void test_guest_list(void **st)
     rmdir(path);
     rmdir(dir);
     assert_int_equal(tui_guest_list("/nonexistent/dir", names, 16), 0);
+    /* the project's test guests are told apart (the form keeps them out of left/right) */
+    assert_true(tui_guest_is_test("test-hostile"));
+    assert_true(tui_guest_is_test("test-fault"));
+    assert_false(tui_guest_is_test("echo-worker"));
+    assert_false(tui_guest_is_test("my-test-job"));
+    assert_false(tui_guest_is_test(NULL));
+    assert_string_equal(tui_guest_example_payload("sleep"), "{\"ms\": 1000}");
     assert_non_null(strstr(tui_guest_example_payload("data-processor"), "records"));
     assert_string_equal(tui_guest_example_payload("anything"), "{}");
 }
@@ -914,6 +954,7 @@ int main(void)
         cmocka_unit_test(test_detail_pinned_source),
         cmocka_unit_test(test_hostile_fields),
         cmocka_unit_test(test_guest_list),
+        cmocka_unit_test(test_db_label),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

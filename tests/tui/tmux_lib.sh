@@ -110,10 +110,16 @@ launch() {
 # mode with echo.
 quit_and_check() {
     local name=$1 i
+    local asked=
     RUNNING=
     keys q
     for ((i = 0; i < 300; i++)); do
         [ -s "$TMP/$name.exit" ] && [ -s "$TMP/$name.stty" ] && break
+        # q asks first while the console's own workers run jobs: yes (once)
+        if [ -z "$asked" ] && screen | grep -q "given back to the queue"; then
+            keys y
+            asked=1
+        fi
         sleep 0.05
     done
     [ -s "$TMP/$name.exit" ] || fail "the console did not exit within 15 s of q"

@@ -1,10 +1,12 @@
 /* cli/cmd_delete.c — removing jobs from the database, through a client engine (no workers):
  *   aspen delete ID... | --filter F  [--yes]     finished jobs, with their attempts and logs
  *   aspen purge --older-than D | --state S[,S] [--older-than D] [--yes]
- *                 finished jobs (of those states) that finished that long ago, in batches
+ *                 finished jobs (of those states) that finished that long ago, in short
+ *                 transactions paced as the engines' pruner paces itself; Ctrl-C stops it
+ *                 between two (exit 130, saying how many went)
  * Deleting cannot be undone, so both ask first (a line read from stdin, "y" or "yes") unless
  * --yes is given; queued, scheduled and running jobs are never deleted (cancel them first).
- * Exit status: 0 done, 1 refused or failed (one `error: …` line), 2 usage.
+ * Exit status: 0 done, 1 refused or failed (one `error: …` line), 2 usage, 130 purge interrupted.
  */
 #include "cli.h"
 
@@ -13,10 +15,12 @@
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
-/* Jobs deleted per transaction by delete --filter and purge. */
+/* Jobs deleted per transaction by delete --filter (purge paces itself: aspen_engine_prune_paced). */
 #define DELETE_BATCH 500
 
 #define FINAL_STATES                                                                               \
@@ -249,9 +253,68 @@ static void purge_usage(FILE *f)
             "  --state S,...   only these final states (succeeded, failed, cancelled); without\n"
             "                  --older-than, every job in them\n"
             "  --yes           do not ask first\n"
-            "A job's attempts, logs and everything else of it go with it, %d jobs a transaction\n"
-            "(oldest first). Queued, scheduled and running jobs are never purged.\n",
-            DELETE_BATCH);
+            "A job's attempts, logs and everything else of it go with it, oldest first, in short\n"
+            "transactions paced as the engines' retention pruner paces itself (a few ms each:\n"
+            "running engines keep claiming). Ctrl-C stops after the current one and says how\n"
+            "many went. Queued, scheduled and running jobs are never purged.\n");
+}
+
+/* Set by SIGINT/SIGTERM during a purge; read between batches. */
+static volatile sig_atomic_t g_stop;
+
+static void on_stop_signal(int sig)
+{
+    (void)sig;
+    g_stop = 1;
+}
+
+/* One purge's run: what the progress line says. */
+typedef struct purge_run {
+    aspen_engine_prune_progress p;
+    aspen_store_state state;
+    bool tty, shown;
+    double started_ms, shown_at;
+} purge_run;
+
+/* The progress line (stderr, a terminal only): rewritten in place at most 10 times a second. */
+static void purge_progress(purge_run *r, bool force)
+{
+    double now = (cli_now_us() / 1000);
+    if (!r->tty || (!force && now - r->shown_at < 100))
+        return;
+    r->shown_at = now;
+    double s = (now - r->started_ms) / 1000;
+    fprintf(stderr, "\r\033[Kpurging %s jobs: %lld deleted (%.0f/s, %lld batches of up to %lld)"
+                    " - Ctrl-C stops safely",
+            aspen_store_state_name(r->state), (long long)r->p.deleted,
+            s > 0 ? (double)r->p.deleted / s : 0.0, (long long)r->p.batches,
+            (long long)r->p.batch_size);
+    fflush(stderr);
+    r->shown = true;
+}
+
+static void purge_progress_clear(purge_run *r)
+{
+    if (r->shown) {
+        fprintf(stderr, "\r\033[K");
+        fflush(stderr);
+        r->shown = false;
+    }
+}
+
+/* After each batch: the progress, then the pause the pacing asks for, cut short by a signal. */
+static bool purge_after(void *ctx, const aspen_engine_prune_progress *p, int pause_ms)
+{
+    purge_run *r = ctx;
+    (void)p; /* the same struct as r->p */
+    purge_progress(r, false);
+    if (pause_ms <= 0)
+        return true;
+    if (g_stop)
+        return false;
+    struct timespec t = {pause_ms / 1000, (long)(pause_ms % 1000) * 1000000L};
+    nanosleep(&t, NULL); /* EINTR: the signal, read next */
+    return !g_stop;
 }
 
 int cmd_purge(int argc, char **argv)
@@ -326,32 +389,52 @@ int cmd_purge(int argc, char **argv)
     if (cli_open_engine(db, 0, &eng))
         return 1;
     /* Every job that finished before now - age (no --older-than: before now + 1, i.e. all), state
-     * by state, oldest first, a batch a transaction. */
-    int64_t before = older ? aspen_store_now_ms() - age_ms : INT64_MAX, deleted = 0;
+     * by state, oldest first, paced as the engines' pruner paces itself. Ctrl-C (or SIGTERM) is
+     * caught for the run and read between batches: the batch in flight commits, nothing after it
+     * starts. A second one is the default again: it kills, and that too is safe (a batch is one
+     * transaction), only without the count. */
+    purge_run run = {.tty = isatty(STDERR_FILENO), .started_ms = (cli_now_us() / 1000)};
+    struct sigaction sa = {.sa_handler = on_stop_signal}, old_int, old_term;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESETHAND; /* no SA_RESTART: the pause's sleep ends at once */
+    g_stop = 0;
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+    int64_t before = older ? aspen_store_now_ms() - age_ms : INT64_MAX;
     int rc = 0;
-    for (int st = 0; st < ASPEN_STORE_STATE_COUNT && !rc; st++) {
+    for (int st = 0; st < ASPEN_STORE_STATE_COUNT && !rc && !run.p.stopped; st++) {
         if (!(states & (1u << st)))
             continue;
-        for (;;) {
-            int64_t k = 0;
-            aspen_engine_error err = {0};
-            if (aspen_engine_prune(eng, (aspen_store_state)st, before, DELETE_BATCH, &k, &err)) {
-                cli_error("%s (the %lld jobs purged before were)", err.msg, (long long)deleted);
-                rc = 1;
-                break;
-            }
-            deleted += k;
-            if (k < DELETE_BATCH)
-                break;
+        if (g_stop) { /* between two states */
+            run.p.stopped = true;
+            break;
+        }
+        run.state = (aspen_store_state)st;
+        aspen_engine_error err = {0};
+        if (aspen_engine_prune_paced(eng, run.state, before, purge_after, &run, &run.p, &err)) {
+            purge_progress_clear(&run);
+            cli_error("%s (the %lld jobs purged before were; run the same command again to go "
+                      "on)",
+                      err.msg, (long long)run.p.deleted);
+            rc = 1;
         }
     }
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
     aspen_engine_close(eng);
+    purge_progress_clear(&run);
     if (rc)
         return 1;
-    printf("purged %lld %s job%s", (long long)deleted, states_arg ? what : "finished",
-           deleted == 1 ? "" : "s");
+    printf("purged %lld %s job%s", (long long)run.p.deleted, states_arg ? what : "finished",
+           run.p.deleted == 1 ? "" : "s");
     if (older)
         printf(" older than %s", older);
+    if (run.p.stopped) {
+        printf(" before it was interrupted; the rest are untouched (run the same command again to "
+               "go on)\n");
+        fflush(stdout);
+        return 130; /* as a shell reports a command stopped by SIGINT */
+    }
     printf("\n");
     return 0;
 }

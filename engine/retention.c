@@ -74,6 +74,82 @@ static size_t next_batch(size_t cur, int64_t deleted, double took_ms, double tar
     return cap < PRUNE_BATCH_MIN ? cap : (size_t)next;
 }
 
+/* One state's prune, batch after batch until one says none are left or `after` says stop: each
+ * batch sized from the last ones' measured hold (next_batch, *batch carries it from call to call)
+ * and bounded in the store by PRUNE_BUDGET_MS on SQLite. The pruner thread's loop and `aspen
+ * purge`'s (aspen_engine_prune_paced) are this one loop, so a purge run beside busy engines never
+ * stalls their queue either. mu (may be NULL) is held around each batch and only then: a handle
+ * shared with other callers is theirs between batches. 0 done or stopped (p->stopped), -1 (se). */
+static int paced_state(aspen_store *s, pthread_mutex_t *mu, bool pg, size_t cap, size_t *batch,
+                       aspen_store_state state, int64_t before, aspen_engine_prune_fn after,
+                       void *ctx, aspen_engine_prune_progress *p, aspen_store_error *se)
+{
+    double target = pg ? PRUNE_TARGET_PG_MS : PRUNE_TARGET_MS;
+    for (;;) {
+        size_t want = *batch;
+        aspen_store_prune_result res = {0};
+        if (mu)
+            pthread_mutex_lock(mu);
+        int rc = aspen_store_prune_timed(s, state, before, want, PRUNE_BUDGET_MS * 1000, &res, se);
+        if (mu)
+            pthread_mutex_unlock(mu);
+        if (rc != 0)
+            return -1;
+        /* what the queue felt: the time the batch held the lock, not the time it waited for it
+         * behind the engines' own commits (that would shrink the batch for nothing) */
+        double held = (double)res.held_us / 1000;
+        /* an empty look says nothing of speed: only a batch that deleted moves the size */
+        if (res.deleted > 0)
+            *batch = next_batch(want, res.deleted, held, target, cap);
+        p->batch_deleted = res.deleted;
+        p->deleted += res.deleted;
+        p->batches += res.deleted > 0;
+        p->last_batch_ms = held;
+        if (held > p->max_batch_ms)
+            p->max_batch_ms = held;
+        p->batch_size = (int64_t)*batch;
+        p->more = res.more;
+        /* the pause: at least twice the hold, so the prune holds the lock at most a third of the
+         * time and the queue's claims and commits go on between batches */
+        int pause = (int)(2 * held) + 1;
+        if (pause < PRUNE_PAUSE_MIN_MS)
+            pause = PRUNE_PAUSE_MIN_MS;
+        if (res.more)
+            /* give the lock's waiters the CPU at once (2 cores shared by many: the store thread
+             * may not be running yet); the callback then sleeps the pause */
+            sched_yield();
+        bool go_on = after(ctx, p, res.more ? pause : 0);
+        if (!res.more)
+            return 0;
+        if (!go_on) {
+            p->stopped = true;
+            return 0;
+        }
+    }
+}
+
+/* The pruner thread's callback: its stats, said live (the bench and the console read them while
+ * a million jobs go), and the pause, cut short when the engine stops. */
+typedef struct pruner_ctx {
+    aspen_engine *eng;
+    bool *complained;
+} pruner_ctx;
+
+static bool pruner_after(void *arg, const aspen_engine_prune_progress *p, int pause_ms)
+{
+    pruner_ctx *c = arg;
+    aspen_engine *eng = c->eng;
+    *c->complained = false;
+    pthread_mutex_lock(&eng->prune_mu);
+    eng->prune_stats.pruned += p->batch_deleted;
+    eng->prune_stats.batches += p->batch_deleted > 0;
+    eng->prune_stats.batch_size = p->batch_size;
+    if (p->last_batch_ms > eng->prune_stats.max_batch_ms)
+        eng->prune_stats.max_batch_ms = p->last_batch_ms;
+    pthread_mutex_unlock(&eng->prune_mu);
+    return pause_ms <= 0 || nap(eng, pause_ms);
+}
+
 /* One look: every final state past its retention, batch after batch until one says none are left. */
 static bool prune_pass(aspen_engine *eng, aspen_store_error *se, bool *complained)
 {
@@ -82,44 +158,19 @@ static bool prune_pass(aspen_engine *eng, aspen_store_error *se, bool *complaine
         goto failed;
     static const aspen_store_state finals[] = {ASPEN_STORE_SUCCEEDED, ASPEN_STORE_FAILED,
                                                ASPEN_STORE_CANCELLED};
-    double target =
-        aspen_store_name_is_postgres(eng->db_path) ? PRUNE_TARGET_PG_MS : PRUNE_TARGET_MS;
+    bool pg = aspen_store_name_is_postgres(eng->db_path);
+    pruner_ctx ctx = {.eng = eng, .complained = complained};
     for (size_t i = 0; i < sizeof finals / sizeof finals[0]; i++) {
         int64_t keep = r.keep_ms[finals[i]];
         if (keep <= 0)
             continue; /* off: kept forever */
-        for (;;) {
-            int64_t now = aspen_store_now_ms();
-            size_t batch = eng->prune_batch;
-            aspen_store_prune_result res = {0};
-            if (aspen_store_prune_timed(eng->prune_store, finals[i], now - keep, batch,
-                                        PRUNE_BUDGET_MS * 1000, &res, se) != 0)
-                goto failed;
-            /* what the queue felt: the time the batch held the lock, not the time it waited for
-             * it behind the engine's own commits (that would shrink the batch for nothing) */
-            double held = (double)res.held_us / 1000;
-            *complained = false;
-            /* an empty look says nothing of speed: only a batch that deleted moves the size */
-            if (res.deleted > 0)
-                eng->prune_batch = next_batch(batch, res.deleted, held, target,
-                                              (size_t)eng->cfg.retention_batch);
-            pthread_mutex_lock(&eng->prune_mu);
-            eng->prune_stats.pruned += res.deleted;
-            eng->prune_stats.batches += res.deleted > 0;
-            eng->prune_stats.batch_size = (int64_t)eng->prune_batch;
-            if (held > eng->prune_stats.max_batch_ms)
-                eng->prune_stats.max_batch_ms = held;
-            pthread_mutex_unlock(&eng->prune_mu);
-            if (!res.more)
-                break;
-            /* give the lock's waiters the CPU at once (2 cores shared by many: the store thread
-             * may not be running yet), then the pause: at least twice the hold, so the pruner
-             * holds the lock at most a third of the time */
-            sched_yield();
-            int pause = (int)(2 * held) + 1;
-            if (!nap(eng, pause < PRUNE_PAUSE_MIN_MS ? PRUNE_PAUSE_MIN_MS : pause))
-                return false;
-        }
+        aspen_engine_prune_progress p = {0};
+        if (paced_state(eng->prune_store, NULL, pg, (size_t)eng->cfg.retention_batch,
+                        &eng->prune_batch, finals[i], aspen_store_now_ms() - keep, pruner_after,
+                        &ctx, &p, se) != 0)
+            goto failed;
+        if (p.stopped)
+            return false;
     }
     return true;
 failed:
@@ -197,6 +248,39 @@ void eng_pruner_stop(aspen_engine *eng)
     }
     aspen_store_close(eng->prune_store);
     eng->prune_store = NULL;
+}
+
+/* A caller without a callback still pauses between batches (the queue's share of the lock). */
+static bool plain_pause(void *ctx, const aspen_engine_prune_progress *p, int pause_ms)
+{
+    (void)ctx;
+    (void)p;
+    struct timespec t = {pause_ms / 1000, (long)(pause_ms % 1000) * 1000000L};
+    while (pause_ms > 0 && nanosleep(&t, &t) != 0 && errno == EINTR) {
+    }
+    return true;
+}
+
+int aspen_engine_prune_paced(aspen_engine *eng, aspen_store_state state,
+                             int64_t finished_before_ms, aspen_engine_prune_fn after, void *ctx,
+                             aspen_engine_prune_progress *progress, aspen_engine_error *err)
+{
+    aspen_engine_prune_progress local = {0};
+    aspen_engine_prune_progress *p = progress ? progress : &local;
+    size_t cap = eng->cfg.retention_batch > 0 ? (size_t)eng->cfg.retention_batch : 500;
+    /* the size measured by an earlier call (another state) goes on; a first call starts small */
+    size_t batch = p->batch_size > 0 ? (size_t)p->batch_size
+                   : cap < PRUNE_BATCH_MIN * 2 ? cap
+                                               : PRUNE_BATCH_MIN * 2;
+    if (batch > cap)
+        batch = cap;
+    p->stopped = false;
+    aspen_store_error se = {0};
+    if (paced_state(eng->api_store, &eng->api_mu, aspen_store_name_is_postgres(eng->db_path), cap,
+                    &batch, state, finished_before_ms, after ? after : plain_pause, ctx, p,
+                    &se) != 0)
+        return eng_store_err(err, &se, NULL);
+    return 0;
 }
 
 void aspen_engine_retention_stats_get(aspen_engine *eng, aspen_engine_retention_stats *out)

@@ -231,6 +231,34 @@ int aspen_engine_prune(aspen_engine *eng, aspen_store_state state, int64_t finis
                        size_t max, int64_t *deleted, aspen_engine_error *err);
 int aspen_engine_delete_jobs(aspen_engine *eng, const int64_t *ids, size_t n, int64_t *deleted,
                              aspen_engine_error *err);
+/* A paced prune's figures, after each batch (aspen_engine_prune_paced). */
+typedef struct aspen_engine_prune_progress {
+    int64_t deleted;       /* jobs deleted so far by this call (and earlier calls with the same
+                            * struct: it accumulates) */
+    int64_t batch_deleted; /* by the last batch */
+    int64_t batches;       /* transactions that deleted something */
+    double last_batch_ms;  /* how long the last batch held its locks */
+    double max_batch_ms;   /* the longest any did */
+    int64_t batch_size;    /* the size the next batch asks for: it follows the measured speed, and
+                            * a later call given the same struct starts from it */
+    bool more;             /* the last batch left more: another follows unless told to stop */
+    bool stopped;          /* the callback stopped the prune before the last job went */
+} aspen_engine_prune_progress;
+/* Called after every batch. pause_ms > 0 (more are waiting): sleep that long before the next
+ * batch (the queue's claims and commits take the lock meanwhile) and return true to go on, false
+ * to stop; 0: that was the last batch (the return is not read). */
+typedef bool (*aspen_engine_prune_fn)(void *ctx, const aspen_engine_prune_progress *p, int pause_ms);
+/* Deletes every job in `state` (final) that finished before finished_before_ms, oldest first, the
+ * way the engine's retention pruner does (engine/retention.c): in many short transactions, each
+ * sized from the last ones' measured lock time (a few ms; at most cfg.retention_batch jobs) and,
+ * on SQLite, stopped by the store once it has held the write lock 6 ms, with a pause of twice the
+ * hold after each, so the engines working on the database never wait long for a claim. Each batch
+ * commits whole: stopping (after returns false) leaves every job either deleted with everything of
+ * it or untouched. after NULL: pauses and never stops. progress (may be NULL) accumulates; zero it
+ * before the first call. 0 (done, or stopped: progress->stopped), -1 with err. */
+int aspen_engine_prune_paced(aspen_engine *eng, aspen_store_state state,
+                             int64_t finished_before_ms, aspen_engine_prune_fn after, void *ctx,
+                             aspen_engine_prune_progress *progress, aspen_engine_error *err);
 /* What this engine's pruner has done since it started (engine/retention.c). */
 typedef struct aspen_engine_retention_stats {
     int64_t pruned;       /* finished jobs deleted by retention */

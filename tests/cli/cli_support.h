@@ -101,4 +101,20 @@ static inline void check_cmd(int status, const char *needle, const char *fmt, ..
     free(o.buf);
 }
 
+/* The tests' private PostgreSQL server's admin conninfo (ctest fixture "pg" writes it to
+ * $ASPEN_PG_DIR/conninfo), into info. Fails the test when not run through ctest. */
+static inline void cli_pg_server(char *info, size_t size)
+{
+    const char *pgdir = getenv("ASPEN_PG_DIR");
+    if (!pgdir)
+        fail_msg("ASPEN_PG_DIR is not set: run through ctest (fixture pg)");
+    char path[400];
+    snprintf(path, sizeof path, "%s/conninfo", pgdir);
+    FILE *f = fopen(path, "r");
+    if (!f || !fgets(info, (int)size, f))
+        fail_msg("no %s: run through ctest (fixture pg)", path);
+    fclose(f);
+    info[strcspn(info, "\n")] = 0;
+}
+
 #endif

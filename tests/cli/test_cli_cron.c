@@ -65,16 +65,7 @@ static void db_open(struct db *d, bool pg)
         snprintf(d->name, sizeof d->name, "%s/a.db", d->dir);
         return;
     }
-    const char *pgdir = getenv("ASPEN_PG_DIR");
-    if (!pgdir)
-        fail_msg("ASPEN_PG_DIR is not set: run through ctest (fixture pg)");
-    char path[400];
-    snprintf(path, sizeof path, "%s/conninfo", pgdir);
-    FILE *f = fopen(path, "r");
-    if (!f || !fgets(d->server, sizeof d->server, f))
-        fail_msg("no %s: run through ctest (fixture pg)", path);
-    fclose(f);
-    d->server[strcspn(d->server, "\n")] = 0;
+    cli_pg_server(d->server, sizeof d->server);
     static int seq;
     snprintf(d->pg_db, sizeof d->pg_db, "aspen_cli_cron_%d_%d", (int)getpid(), seq++);
     char sql[128];

@@ -18,19 +18,6 @@
 #include <string.h>
 #include <unistd.h>
 
-static void server_conninfo(char *info, size_t size)
-{
-    const char *pgdir = getenv("ASPEN_PG_DIR");
-    if (!pgdir)
-        fail_msg("ASPEN_PG_DIR is not set: run through ctest (fixture pg)");
-    char path[400];
-    snprintf(path, sizeof path, "%s/conninfo", pgdir);
-    FILE *f = fopen(path, "r");
-    if (!f || !fgets(info, (int)size, f))
-        fail_msg("no %s: run through ctest (fixture pg)", path);
-    fclose(f);
-    info[strcspn(info, "\n")] = 0;
-}
 
 /* One value of a query on conninfo. */
 static long long pg_value(const char *conninfo, const char *sql)
@@ -75,7 +62,7 @@ static void test_reading_commands_create_nothing(void **state)
 {
     (void)state;
     char server[512], name[96], db[700];
-    server_conninfo(server, sizeof server);
+    cli_pg_server(server, sizeof server);
     fresh_db(server, "ro", name, sizeof name, db, sizeof db);
     const char *cmds[] = {"jobs", "jobs --json", "show 1", "logs 1", "engines", "engines --json"};
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
@@ -116,7 +103,7 @@ static void test_submit_creates_the_schema(void **state)
 {
     (void)state;
     char server[512], name[96], db[700];
-    server_conninfo(server, sizeof server);
+    cli_pg_server(server, sizeof server);
     fresh_db(server, "w", name, sizeof name, db, sizeof db);
     out o = run("'%s' submit --type echo --db '%s' 2>&1", ASPEN_BIN, db);
     if (o.status != 0)

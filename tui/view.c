@@ -79,10 +79,12 @@ void tui_fmt_count(int64_t n, char *out, size_t cap)
         snprintf(out, cap, "%.1fM", (double)n / 1e6);
 }
 
-/* The value of key= among libpq's key=value words (a '...' value may hold spaces and \' ). */
+/* The value of key= among libpq's key=value words (a '...' value may hold spaces and \' ); the
+ * last one given, which is the one libpq uses ("host=... dbname=postgres dbname=jobs": jobs). */
 static bool conninfo_value(const char *ci, const char *key, char *out, size_t cap)
 {
     size_t kl = strlen(key);
+    bool found = false;
     for (const char *p = ci; *p;) {
         while (*p == ' ' || *p == '\t')
             p++;
@@ -104,14 +106,14 @@ static bool conninfo_value(const char *ci, const char *key, char *out, size_t ca
                 if (match && w + 1 < cap)
                     out[w++] = *v;
         }
-        if (match) {
+        if (match) { /* and on: a later key=value overrides an earlier one, as in libpq */
             if (cap)
                 out[w] = '\0';
-            return true;
+            found = true;
         }
         p = v;
     }
-    return false;
+    return found;
 }
 
 void tui_db_label(const char *shown, char *out, size_t cap)

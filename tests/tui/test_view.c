@@ -866,6 +866,7 @@ static void test_db_label(void **st)
         {"dbname='my jobs' host=pg.local password=*** ", "pg.local/my jobs"},
         {"dbname=only", "localhost/only"},
         {"host=a,b dbname=d", "a/d"},
+        {"host=/tmp/s port=5 dbname=postgres dbname=jobs", "s/jobs"}, /* the last one counts */
         {"host= dbname=", "localhost"},
     };
     char out[128];

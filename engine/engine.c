@@ -39,6 +39,9 @@
  *     and wait_idle returns the message) or the engine stops while the store still fails.
  *   - Only the current engine id's work is written; after a lost lease the old id's jobs belong to
  *     whoever recovered them, and their results are dropped here.
+ *   - After an outage the engine re-takes its own lease before it commits (renew_if_stale), never
+ *     recovers itself, and gives the engines the same outage cut off one lease period before it
+ *     recovers them (the dispatcher; docs/STORE.md, "An outage every engine shared").
  */
 #include "engine_internal.h"
 
@@ -716,7 +719,7 @@ static void sample_throughput(aspen_engine *eng, int64_t now)
 
 /* The lease is gone: another process recovered our jobs. Stop them here (their results would be
  * refused), drop what waits, and come back under a new engine id. */
-static void lease_lost(aspen_engine *eng, const char *why)
+static bool lease_lost(aspen_engine *eng, const char *why)
 {
     engine_message(eng, "engine %lld lost its lease (%s): dropping its jobs and registering again",
                    (long long)atomic_load(&eng->engine_id), why);
@@ -727,15 +730,24 @@ static void lease_lost(aspen_engine *eng, const char *why)
     free(all);
     for (int i = 0; i < eng->n_workers; i++)
         eng_worker_interrupt(&eng->workers[i], CANCEL_LEASE);
-    int64_t id = 0;
+    int64_t id = 0, old = atomic_load(&eng->engine_id);
     aspen_store_error se = {0};
     char host[128] = "";
     gethostname(host, sizeof host - 1);
+    int64_t sent = eng_mono_ms();
     if (aspen_store_engine_register(eng->disp_store, getpid(), host, eng->cfg.lease_ms,
-                                    aspen_store_now_ms(), &id, &se) == 0)
+                                    aspen_store_now_ms(), &id, &se) == 0) {
+        atomic_store(&eng->lease_renewed_mono, sent);
         atomic_store(&eng->engine_id, id);
-    else
-        engine_message(eng, "registering again failed: %s", se.msg);
+        /* The new id is what `aspen engines`, the console and the attempt rows show from now on:
+         * say it, or an operator cannot tell this process's new row from another host's. */
+        engine_message(eng, "registered again as engine %lld (was engine %lld)", (long long)id,
+                       (long long)old);
+        return true;
+    }
+    /* the old id stays; its next renewal says ELEASE again and this is tried again */
+    engine_message(eng, "registering again failed (tried again within a second): %s", se.msg);
+    return false;
 }
 
 static void apply_cancel_requests(aspen_engine *eng)
@@ -844,9 +856,13 @@ static bool write_live_logs(aspen_engine *eng)
         snprintf(se.msg, sizeof se.msg, "out of memory");
     }
     int64_t now = eng_mono_ms();
-    /* Kept for at most LIVE_KEEP_MS: past that the completions they hold back matter more. */
+    /* Kept for at most LIVE_KEEP_MS: past that the completions they hold back matter more. Not
+     * while the database is away (se.disconnected): the completions wait for it too, nothing
+     * behind these lines could be written, and they take bounded room (ENG_LOG_LIVE_BYTES per
+     * worker, whose job waits to log more) — dropping them lost a job's lines written during a
+     * server restart although its result was kept. */
     if (rc && live_error_passes(rc) && !atomic_load(&eng->fatal) &&
-        (!eng->live_fails || now - eng->live_failing_ms < LIVE_KEEP_MS)) {
+        (!eng->live_fails || se.disconnected || now - eng->live_failing_ms < LIVE_KEEP_MS)) {
         bool lost = eng_outage(eng, "writing live log lines", &se, 50);
         if (!eng->live_fails++) {
             eng->live_failing_ms = eng->live_told_ms = now;
@@ -947,24 +963,55 @@ static void *dispatcher_main(void *arg)
             next_cancel = now + c->cancel_poll_ms, next_sample = now + 1000,
             next_live = now + LIVE_LOG_AFTER_MS;
     aspen_store_error se = {0};
+    /* The recovery rule after an outage (docs/STORE.md, "An outage every engine shared"): while
+     * this engine's renewals fail it recovers nobody (it cannot tell a dead engine from one cut
+     * off as it is); once a renewal succeeds after failures, or after a gap of a lease period,
+     * for one lease period it recovers only engines whose lease expired before its own last
+     * good renewal (they were dead before the outage), giving those the same outage cut off
+     * time to renew and keep their jobs. */
+    bool renew_failing = false;
+    int64_t grace_until = 0, grace_gap = 0;
 
     while (!atomic_load(&eng->stopping)) {
         now = eng_mono_ms();
         if (now >= next_renew) {
             next_renew = now + c->renew_ms;
+            int64_t sent = eng_mono_ms(), last = atomic_load(&eng->lease_renewed_mono);
             int rc = heartbeat(eng, &se);
-            if (rc == 0)
+            /* A call that waited for the store to reconnect wrote a lease that runs from the time
+             * it was called (the caller's "now"), seconds ago: it may end almost at once. The
+             * connection is back now, so renew again from a fresh now. */
+            if (rc == 0 && eng_mono_ms() - sent > c->renew_ms) {
+                sent = eng_mono_ms();
+                rc = heartbeat(eng, &se);
+            }
+            /* Lost (recovered by another engine while this one was away) and registered again
+             * is a way back too: it was cut off, so the same grace applies. */
+            bool back_again = rc == 0 || (rc == ASPEN_STORE_ELEASE && lease_lost(eng, se.msg));
+            if (back_again) {
+                int64_t back = eng_mono_ms();
+                if (renew_failing || rc != 0 || back - last >= c->lease_ms) {
+                    grace_until = back + c->lease_ms;
+                    grace_gap = back - last;
+                }
+                renew_failing = false;
+                if (rc == 0 && sent > atomic_load(&eng->lease_renewed_mono))
+                    atomic_store(&eng->lease_renewed_mono, sent);
                 eng_outage_over(eng);
-            if (rc == ASPEN_STORE_ELEASE)
-                lease_lost(eng, se.msg);
-            else if (rc && !store_failure(eng, rc, "renewing the engine's lease", &se) &&
-                     !eng_outage(eng, "renewing the engine's lease", &se, c->renew_ms))
+            } else {
+                renew_failing = true;
+            }
+            if (rc && rc != ASPEN_STORE_ELEASE &&
+                !store_failure(eng, rc, "renewing the engine's lease", &se) &&
+                !eng_outage(eng, "renewing the engine's lease", &se, c->renew_ms))
                 engine_message(eng, "renewing the lease failed (will retry): %s", se.msg);
         }
-        if (now >= next_recover) {
+        if (now >= next_recover && !renew_failing) {
             next_recover = now + c->recover_ms;
             aspen_store_recovery rep = {0};
-            int rc = aspen_store_recover(eng->disp_store, aspen_store_now_ms(), &rep, &se);
+            int64_t min_expired = eng_mono_ms() < grace_until ? grace_gap : 0;
+            int rc = aspen_store_recover_others(eng->disp_store, atomic_load(&eng->engine_id),
+                                                min_expired, aspen_store_now_ms(), &rep, &se);
             if (rc)
                 store_failure(eng, rc, "recovering jobs of dead engines", &se);
             else if (rep.requeued || rep.failed || rep.cancelled)
@@ -1122,6 +1169,35 @@ static int64_t commit_backoff_ms(int fails)
     return d < 1000 ? d : 1000;
 }
 
+/* Before a commit after a gap in renewals (an outage, a stalled store): renews the lease on the
+ * store thread's own handle, so that an engine back from an outage re-takes its own lease — which
+ * succeeds only if nobody recovered its jobs meanwhile — before its waiting completions are
+ * written. Without it a commit that reached the store before the dispatcher's next renewal found
+ * the lease expired, recovered this engine itself and refused every result: each finished job ran
+ * again though no other engine had taken anything (the trial's 10 s restart). ELEASE (recovered)
+ * is not an error here: the commit then has every item refused, which is right, and the
+ * dispatcher's renewal registers again. Returns 0 or a store error after which the group waits. */
+static int renew_if_stale(aspen_engine *eng, int64_t engine_id, aspen_store_error *se)
+{
+    int64_t sent = eng_mono_ms();
+    if (sent - atomic_load(&eng->lease_renewed_mono) < eng->cfg.lease_ms / 2)
+        return 0; /* the dispatcher's renewals are keeping it */
+    int rc = aspen_store_engine_renew(eng->commit_store, engine_id, eng->cfg.lease_ms,
+                                      aspen_store_now_ms(), se);
+    if (rc == 0 && eng_mono_ms() - sent > eng->cfg.renew_ms) {
+        /* it waited for a reconnect: the lease it wrote ran from the call's (old) now */
+        sent = eng_mono_ms();
+        rc = aspen_store_engine_renew(eng->commit_store, engine_id, eng->cfg.lease_ms,
+                                      aspen_store_now_ms(), se);
+    }
+    if (rc == 0) {
+        if (sent > atomic_load(&eng->lease_renewed_mono))
+            atomic_store(&eng->lease_renewed_mono, sent);
+        return 0;
+    }
+    return rc == ASPEN_STORE_ELEASE ? 0 : rc;
+}
+
 /* Writes one group: start marks of jobs whose completion is not in this group, the completions (a
  * reserved job that started and finished within the group is marked started by its completion),
  * all in one transaction; then releases the handed-back jobs. Only the current engine id's work
@@ -1181,7 +1257,9 @@ static int commit_group(aspen_engine *eng, struct eng_done *list, const struct e
     }
     aspen_store_error se = {0};
     if (n || n_marks) {
-        int rc = aspen_store_commit(eng->commit_store, engine_id, marks, n_marks, mark_status,
+        int rc = renew_if_stale(eng, engine_id, &se);
+        if (!rc)
+            rc = aspen_store_commit(eng->commit_store, engine_id, marks, n_marks, mark_status,
                                     b->c, n, aspen_store_now_ms(), b->status, b->states, &se);
         if (rc) {
             if (!store_failure(eng, rc, "writing finished jobs", &se)) {
@@ -1597,12 +1675,14 @@ int aspen_engine_start(aspen_engine *eng, aspen_engine_error *err)
     char host[128] = "";
     gethostname(host, sizeof host - 1);
     int64_t id = 0;
+    int64_t registered_mono = eng_mono_ms(); /* before the call: the lease runs from then at least */
     if (aspen_store_engine_register(eng->disp_store, getpid(), host, eng->cfg.lease_ms, now, &id,
                                     &se) != 0) {
         code = eng_store_err(err, &se, "registering the engine");
         goto close_commit;
     }
     atomic_store(&eng->engine_id, id);
+    atomic_store(&eng->lease_renewed_mono, registered_mono);
 
     eng->n_workers = eng->cfg.workers;
     eng->workers = calloc((size_t)eng->n_workers, sizeof *eng->workers);

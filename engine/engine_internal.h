@@ -251,6 +251,12 @@ struct aspen_engine {
      * the first call that succeeds after. eng_outage/eng_outage_over say each once. */
     atomic_int outage, outage_tries;
     _Atomic int64_t outage_since_ms;
+    /* Monotonic ms at which the last lease renewal that succeeded was sent (dispatcher's
+     * heartbeat, or the store thread's own renewal before a commit after a gap): the lease held
+     * at least until this + lease_ms. A commit after a longer gap renews first, so an engine back
+     * from an outage re-takes its own lease (if nobody recovered it) instead of having its
+     * finished jobs refused (docs/STORE.md, "An outage every engine shared"). */
+    _Atomic int64_t lease_renewed_mono;
     atomic_size_t d_bytes; /* what the completions handed over and not yet freed hold */
 
     /* live log lines of long-running jobs, written by the store thread before completions */

@@ -399,7 +399,21 @@ int aspen_store_recover(aspen_store *s, int64_t now_ms, aspen_store_recovery *re
 {
     if (!s)
         return no_store(err, "recover");
-    return s->ops->recover(s, now_ms, report, err);
+    return s->ops->recover(s, 0, 0, now_ms, report, err);
+}
+
+int aspen_store_recover_others(aspen_store *s, int64_t self_engine, int64_t min_expired_ms,
+                               int64_t now_ms, aspen_store_recovery *report,
+                               aspen_store_error *err)
+{
+    if (!s)
+        return no_store(err, "recover");
+    if (self_engine < 0 || min_expired_ms < 0)
+        return store_err(err, ASPEN_STORE_EINVAL,
+                         "recovery needs an engine id and a minimum expiry of 0 or more "
+                         "(got %lld and %lld ms)",
+                         (long long)self_engine, (long long)min_expired_ms);
+    return s->ops->recover(s, self_engine, min_expired_ms, now_ms, report, err);
 }
 
 int aspen_store_cancel_requests(aspen_store *s, int64_t engine_id, int64_t **ids, size_t *n,

@@ -77,8 +77,9 @@ struct store_ops {
      * api.c sets stale */
     int (*engines)(aspen_store *s, int64_t now_ms, aspen_store_engine_info **out, size_t *n,
                    aspen_store_error *err);
-    int (*recover)(aspen_store *s, int64_t now_ms, aspen_store_recovery *report,
-                   aspen_store_error *err);
+    /* self_engine 0 and min_expired_ms 0: every expired engine (aspen_store_recover) */
+    int (*recover)(aspen_store *s, int64_t self_engine, int64_t min_expired_ms, int64_t now_ms,
+                   aspen_store_recovery *report, aspen_store_error *err);
     int (*cancel_requests)(aspen_store *s, int64_t engine_id, int64_t **ids, size_t *n,
                            aspen_store_error *err);
     int (*get)(aspen_store *s, int64_t id, aspen_store_job *out, aspen_store_error *err);

@@ -451,7 +451,10 @@ typedef struct aspen_store_engine_info {
 int aspen_store_engine_register(aspen_store *s, int64_t pid, const char *host, int64_t lease_ms,
                                 int64_t now_ms, int64_t *engine_id, aspen_store_error *err);
 /* Extends the lease to now + lease_ms. ELEASE if the engine row is gone (another process recovered
- * its jobs after the lease expired): the engine must stop working on the jobs it holds. */
+ * its jobs after the lease expired): the engine must stop working on the jobs it holds. A renewal
+ * after the lease expired succeeds as long as the row is still there: recovery deletes the row in
+ * the transaction that takes the jobs, so a surviving row means nothing was taken over and the
+ * engine re-takes its own lease with its jobs (one statement, on the database's clock). */
 int aspen_store_engine_renew(aspen_store *s, int64_t engine_id, int64_t lease_ms, int64_t now_ms,
                              aspen_store_error *err);
 /* Leaves cleanly: releases its running jobs (attempt not counted), gives back its reservations and
@@ -484,6 +487,16 @@ typedef struct aspen_store_recovery {
  * expired engine rows. Never touches a job whose engine's lease is alive. One transaction. */
 int aspen_store_recover(aspen_store *s, int64_t now_ms, aspen_store_recovery *report,
                         aspen_store_error *err);
+/* Recovery as a running engine runs it (docs/STORE.md, "An outage every engine shared"): never
+ * touches self_engine (its own lease is its renewal's business: an engine that renews after its
+ * lease expired keeps its jobs if nobody recovered them), and takes only engines whose lease
+ * expired at least min_expired_ms before now (0: as aspen_store_recover). An engine just back from
+ * being cut off passes how long it was cut off, so the engines the same outage cut off get one
+ * lease period to renew before their jobs are taken; an engine dead before the outage is taken at
+ * once. Running jobs whose owner row is gone are recovered as always. */
+int aspen_store_recover_others(aspen_store *s, int64_t self_engine, int64_t min_expired_ms,
+                               int64_t now_ms, aspen_store_recovery *report,
+                               aspen_store_error *err);
 
 /* Running jobs of `engine_id` with cancel_requested set: the engine stops their VMs. */
 int aspen_store_cancel_requests(aspen_store *s, int64_t engine_id, int64_t **ids, size_t *n,

@@ -328,8 +328,8 @@ int pg_recover_engine(struct pg_store *s, int64_t engine_id, int64_t now,
     return code;
 }
 
-int pg_recover(aspen_store *base, int64_t now_ms, aspen_store_recovery *report,
-               aspen_store_error *err)
+int pg_recover(aspen_store *base, int64_t self_engine, int64_t min_expired_ms, int64_t now_ms,
+               aspen_store_recovery *report, aspen_store_error *err)
 {
     struct pg_store *s = pgs(base);
     aspen_store_recovery rep = {0};
@@ -338,12 +338,17 @@ int pg_recover(aspen_store *base, int64_t now_ms, aspen_store_recovery *report,
     int code = pg_tx_begin(s, err);
     if (code)
         return code;
-    /* Expired engines nobody else is recovering (or committing for) right now. */
+    /* Expired engines nobody else is recovering (or committing for) right now; never the caller's
+     * own ($3), and only those expired at least $2 ms (an engine back from an outage gives the
+     * others it shared one lease period to renew: aspen_store_recover_others). pg_recover_engine
+     * re-checks each against now once its row is locked. */
     struct pg_params p = {0};
     pg_p_now(&p, now_ms);
+    pg_p_int(&p, min_expired_ms);
+    pg_p_int(&p, self_engine);
     PGresult *r = pg_exec(s, "pgl_expired",
                           "SELECT " PG_NOW(1) ", id FROM engines WHERE lease_until < " PG_NOW(1)
-                          " ORDER BY id FOR UPDATE SKIP LOCKED",
+                          " - $2::bigint AND id <> $3 ORDER BY id FOR UPDATE SKIP LOCKED",
                           &p, "finding dead engines", err);
     if (!r) {
         code = failed(err);
@@ -360,6 +365,8 @@ int pg_recover(aspen_store *base, int64_t now_ms, aspen_store_recovery *report,
         goto rollback;
     /* Running jobs whose owner row is gone altogether (deleted by hand, or a crash between
      * versions), and reservations of engines that no longer exist. */
+    p = (struct pg_params){0};
+    pg_p_now(&p, now_ms);
     r = pg_exec(s, "pgl_orphans",
                 "SELECT j.id, j.owner, " PG_NOW(1) " FROM jobs j WHERE j.state = 'running' AND NOT"
                 " EXISTS (SELECT 1 FROM engines e WHERE e.id = j.owner) ORDER BY j.id"

@@ -199,8 +199,8 @@ free_list:
 }
 
 /* Collects the ids (and owners) of running jobs without a live lease. */
-static int find_orphans(struct sqlite_store *s, int64_t now_ms, int64_t **ids, int64_t **owners,
-                        size_t *n, aspen_store_error *err)
+static int find_orphans(struct sqlite_store *s, int64_t cutoff_ms, int64_t self_engine,
+                        int64_t **ids, int64_t **owners, size_t *n, aspen_store_error *err)
 {
     *ids = NULL;
     *owners = NULL;
@@ -208,7 +208,8 @@ static int find_orphans(struct sqlite_store *s, int64_t now_ms, int64_t **ids, i
     sqlite3_stmt *st = store_stmt(s, ST_ORPHANS, err);
     if (!st)
         return err ? err->code : ASPEN_STORE_EIO;
-    sqlite3_bind_int64(st, 1, now_ms);
+    sqlite3_bind_int64(st, 1, cutoff_ms);
+    sqlite3_bind_int64(st, 2, self_engine);
     size_t cap = 0;
     int rc, code = 0;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -306,8 +307,8 @@ static int recover_one(struct sqlite_store *s, int64_t id, int64_t owner, int64_
     return job_write(s, &before, &after, err);
 }
 
-int sq_recover(aspen_store *base, int64_t now_ms, aspen_store_recovery *report,
-               aspen_store_error *err)
+int sq_recover(aspen_store *base, int64_t self_engine, int64_t min_expired_ms, int64_t now_ms,
+               aspen_store_recovery *report, aspen_store_error *err)
 {
     struct sqlite_store *s = sq(base);
     aspen_store_recovery r = {0};
@@ -316,7 +317,11 @@ int sq_recover(aspen_store *base, int64_t now_ms, aspen_store_recovery *report,
     int code = tx_begin(s, err);
     if (code)
         return code;
-    code = find_orphans(s, now_ms, &ids, &owners, &n, err);
+    /* Engines expired before the cut-off, never the caller's own (aspen_store_recover_others). */
+    int64_t cutoff = min_expired_ms > 0 && now_ms > INT64_MIN + min_expired_ms
+                         ? now_ms - min_expired_ms
+                         : now_ms;
+    code = find_orphans(s, cutoff, self_engine, &ids, &owners, &n, err);
     if (code)
         goto rollback;
     for (size_t i = 0; i < n; i++) {
@@ -331,7 +336,8 @@ int sq_recover(aspen_store *base, int64_t now_ms, aspen_store_recovery *report,
         code = err ? err->code : ASPEN_STORE_EIO;
         goto free_lists;
     }
-    sqlite3_bind_int64(st, 1, now_ms);
+    sqlite3_bind_int64(st, 1, cutoff);
+    sqlite3_bind_int64(st, 2, self_engine);
     int rc = sqlite3_step(st);
     sqlite3_reset(st);
     if (rc != SQLITE_DONE) {
@@ -344,7 +350,8 @@ int sq_recover(aspen_store *base, int64_t now_ms, aspen_store_recovery *report,
         code = err ? err->code : ASPEN_STORE_EIO;
         goto free_lists;
     }
-    sqlite3_bind_int64(st, 1, now_ms);
+    sqlite3_bind_int64(st, 1, cutoff);
+    sqlite3_bind_int64(st, 2, self_engine);
     rc = sqlite3_step(st);
     sqlite3_reset(st);
     if (rc != SQLITE_DONE) {

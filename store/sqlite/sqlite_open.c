@@ -56,7 +56,7 @@ static const char *const stmt_sql[ST_COUNT] = {
     /* Reservations of engines without a live lease: they go back to the queue uncharged. */
     [ST_CLAIMS_ORPHANS_DELETE] = "DELETE FROM claims WHERE NOT EXISTS"
                                  " (SELECT 1 FROM engines e WHERE e.id = claims.engine"
-                                 " AND e.lease_until >= ?1)",
+                                 " AND (e.lease_until >= ?1 OR e.id = ?2))",
     [ST_JOB_READ] = "SELECT state, run_at, attempts, max_attempts, started_at, finished_at, owner,"
                     " cancel_requested, log_count, log_dropped FROM jobs WHERE id = ?1",
     [ST_JOB_WRITE] = "UPDATE jobs SET state = ?2, run_at = ?3, attempts = ?4, max_attempts = ?5,"
@@ -139,11 +139,13 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_ENGINE_HEARTBEAT] = "UPDATE engines SET lease_until = ?2, heartbeat_at = ?3, workers = ?4,"
                             " busy = ?5, warm_vms = ?6, rss_bytes = ?7, jobs_per_s_milli = ?8,"
                             " version = ?9, slots = ?10 WHERE id = ?1",
-    [ST_ENGINES_EXPIRED_DELETE] = "DELETE FROM engines WHERE lease_until < ?1",
-    /* Running jobs whose owner holds no live lease (expired, or the row is gone). */
+    [ST_ENGINES_EXPIRED_DELETE] = "DELETE FROM engines WHERE lease_until < ?1 AND id <> ?2",
+    /* Running jobs whose owner holds no live lease (expired before ?1, or the row is gone);
+     * never the recovering engine's own (?2; 0 = none: ids start at 1). */
     [ST_ORPHANS] = "SELECT id, owner FROM jobs INDEXED BY jobs_running"
                    " WHERE state = 'running' AND NOT EXISTS"
-                   " (SELECT 1 FROM engines e WHERE e.id = jobs.owner AND e.lease_until >= ?1)",
+                   " (SELECT 1 FROM engines e WHERE e.id = jobs.owner"
+                   " AND (e.lease_until >= ?1 OR e.id = ?2))",
     [ST_RUNNING_OF_ENGINE] = "SELECT id FROM jobs INDEXED BY jobs_running"
                               " WHERE state = 'running' AND owner = ?1 ORDER BY id",
     [ST_CANCEL_REQUESTS] = "SELECT id FROM jobs INDEXED BY jobs_running WHERE state = 'running'"

@@ -355,7 +355,8 @@ int sq_engine_heartbeat(aspen_store *s, int64_t engine_id, int64_t lease_ms,
                         int64_t now_ms, aspen_store_error *err);
 int sq_engines(aspen_store *s, int64_t now_ms, aspen_store_engine_info **out, size_t *n,
                aspen_store_error *err);
-int sq_recover(aspen_store *s, int64_t now_ms, aspen_store_recovery *report,
+int sq_recover(aspen_store *s, int64_t self_engine, int64_t min_expired_ms, int64_t now_ms,
+               aspen_store_recovery *report,
                aspen_store_error *err);
 int sq_cancel_requests(aspen_store *s, int64_t engine_id, int64_t **ids, size_t *n,
                        aspen_store_error *err);

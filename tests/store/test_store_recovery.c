@@ -3,7 +3,9 @@
  * its last attempt, or cancelled if a cancel was pending), one owned by a live engine is never
  * touched; a recovered engine learns it lost its lease; two handles share the queue (one submits,
  * the other claims); data_version moves when another connection writes; a second process claims
- * concurrently without any job claimed twice. */
+ * concurrently without any job claimed twice; after an outage every engine shared, engines
+ * re-take their own leases and nothing runs twice, while a host partitioned alone and rescued by
+ * another has its late result refused. */
 #include "helpers.h"
 
 #include <sqlite3.h>
@@ -120,6 +122,121 @@ static void test_recover_expired_not_live(void **state)
     assert_int_equal(aspen_store_get(s, ids[0], &j, &e), 0);
     assert_non_null(strstr(j.error, "is gone"));
     aspen_store_job_clear(&j);
+}
+
+static int64_t attempts_with(aspen_store *s, int64_t id, const char *outcome)
+{
+    aspen_store_attempt *at = NULL;
+    size_t n = 0;
+    aspen_store_error e = {0};
+    if (aspen_store_attempts(s, id, &at, &n, &e) != 0)
+        fail_msg("attempts of %lld: %s", (long long)id, e.msg);
+    int64_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        k += !outcome || strcmp(at[i].outcome, outcome) == 0;
+    aspen_store_attempts_free(at, n);
+    return k;
+}
+
+/* An outage every engine shared (the trial: the server stopped 10 s under two workers): both
+ * leases expired while neither could reach the database. The first back recovers neither itself
+ * nor the other (expired less than its own 10 s away), while an engine dead before the outage is
+ * recovered at once; each then re-takes its own lease — a renewal after expiry succeeds because
+ * nobody took its jobs — and its finished job completes, once, with no lost attempt. */
+static void test_shared_outage_no_rerun(void **state)
+{
+    struct fixture *f = *state;
+    aspen_store *s = f->s;
+    aspen_store_error e = {0};
+    int64_t x = 0, y = 0, dead = 0, ids[2];
+    assert_int_equal(aspen_store_engine_renew(s, f->engine, 600000, T0, &e), 0);
+    assert_int_equal(aspen_store_engine_register(s, 30, "dead", 5000, T0 - 30000, &dead, &e), 0);
+    int64_t jd = submit_job(s, "t", 2, 0, 3, T0 - 30000);
+    assert_int_equal(claim_ids(s, dead, 1, T0 - 30000, ids), 1);
+    assert_int_equal(ids[0], jd);
+    assert_int_equal(aspen_store_engine_register(s, 10, "hostX", 5000, T0, &x, &e), 0);
+    assert_int_equal(aspen_store_engine_register(s, 20, "hostY", 5000, T0, &y, &e), 0);
+    int64_t jx = submit_job(s, "t", 1, 0, 3, T0), jy = submit_job(s, "t", 0, 0, 3, T0);
+    assert_int_equal(claim_ids(s, x, 1, T0, ids), 1);
+    assert_int_equal(ids[0], jx);
+    assert_int_equal(claim_ids(s, y, 1, T0, ids), 1);
+    assert_int_equal(ids[0], jy);
+
+    /* x is back at T0 + 10 s, having last renewed at T0: y expired 5 s ago, inside x's own gap. */
+    aspen_store_recovery r = {0};
+    assert_int_equal(aspen_store_recover_others(s, x, 10000, T0 + 10000, &r, &e), 0);
+    assert_int_equal(r.requeued, 1); /* the engine dead long before: its job only */
+    assert_int_equal(r.engines_removed, 1);
+    assert_int_equal(state_of(s, jd), ASPEN_STORE_QUEUED);
+    assert_int_equal(state_of(s, jx), ASPEN_STORE_RUNNING);
+    assert_int_equal(state_of(s, jy), ASPEN_STORE_RUNNING);
+    /* x re-takes its own lease after expiry and its waiting completion is accepted. */
+    assert_int_equal(aspen_store_engine_renew(s, x, 5000, T0 + 10000, &e), 0);
+    assert_int_equal(complete_one(s, x, jx, ASPEN_STORE_OUTCOME_SUCCESS, 0, T0 + 10001), 0);
+    /* y comes back a little later (still inside x's grace): the same. */
+    assert_int_equal(aspen_store_recover_others(s, x, 10000, T0 + 10500, &r, &e), 0);
+    assert_int_equal(r.requeued + r.failed + r.cancelled + r.engines_removed, 0);
+    assert_int_equal(aspen_store_engine_renew(s, y, 5000, T0 + 10600, &e), 0);
+    assert_int_equal(complete_one(s, y, jy, ASPEN_STORE_OUTCOME_SUCCESS, 0, T0 + 10601), 0);
+    for (int k = 0; k < 2; k++) {
+        int64_t id = k ? jy : jx;
+        assert_int_equal(state_of(s, id), ASPEN_STORE_SUCCEEDED);
+        assert_int_equal(attempts_with(s, id, NULL), 1); /* no lost attempt, no rerun */
+        assert_int_equal(attempts_with(s, id, "succeeded"), 1);
+    }
+    assert_int_equal(attempts_with(s, jd, "recovered"), 1);
+
+    /* An engine never recovers itself, however long expired: that is its renewal's business. */
+    int64_t jz = submit_job(s, "t", 0, 0, 3, T0 + 11000);
+    assert_int_equal(claim_ids(s, x, 2, T0 + 11000, ids), 2); /* jd (requeued, first) and jz */
+    assert_int_equal(ids[0], jd);
+    assert_int_equal(ids[1], jz);
+    assert_int_equal(aspen_store_recover_others(s, x, 0, T0 + 60000, &r, &e), 0);
+    assert_int_equal(state_of(s, jz), ASPEN_STORE_RUNNING);
+    assert_int_equal(state_of(s, jd), ASPEN_STORE_RUNNING);
+    assert_int_equal(r.requeued, 0);
+    assert_int_equal(r.engines_removed, 1); /* y, expired long ago and not x's grace any more */
+    /* Bad arguments are refused, nothing recovered. */
+    assert_int_equal(aspen_store_recover_others(s, -1, 0, T0 + 60000, &r, &e), ASPEN_STORE_EINVAL);
+    assert_int_equal(aspen_store_recover_others(s, x, -5, T0 + 60000, &r, &e), ASPEN_STORE_EINVAL);
+    assert_non_null(strstr(e.msg, "minimum expiry"));
+    assert_int_equal(state_of(s, jz), ASPEN_STORE_RUNNING);
+}
+
+/* A partition only one engine suffered: p is cut off, q is not and recovers p's job once p's
+ * lease expired. When p comes back its renewal (after expiry) finds its row gone — ELEASE, it
+ * must register again — and its late result is refused; the job completes once, by q. */
+static void test_partitioned_late_result_refused(void **state)
+{
+    struct fixture *f = *state;
+    aspen_store *s = f->s;
+    aspen_store_error e = {0};
+    int64_t p = 0, q = 0, ids[1];
+    assert_int_equal(aspen_store_engine_renew(s, f->engine, 600000, T0, &e), 0);
+    assert_int_equal(aspen_store_engine_register(s, 40, "hostP", 5000, T0, &p, &e), 0);
+    assert_int_equal(aspen_store_engine_register(s, 50, "hostQ", 5000, T0, &q, &e), 0);
+    int64_t j = submit_job(s, "t", 0, 0, 3, T0);
+    assert_int_equal(claim_ids(s, p, 1, T0, ids), 1);
+    assert_int_equal(aspen_store_engine_renew(s, q, 5000, T0 + 6000, &e), 0);
+    aspen_store_recovery r = {0};
+    assert_int_equal(aspen_store_recover_others(s, q, 0, T0 + 6000, &r, &e), 0);
+    assert_int_equal(r.requeued, 1);
+    assert_int_equal(aspen_store_engine_renew(s, p, 5000, T0 + 9000, &e), ASPEN_STORE_ELEASE);
+    assert_non_null(strstr(e.msg, "register again"));
+    assert_int_equal(complete_one(s, p, j, ASPEN_STORE_OUTCOME_SUCCESS, 0, T0 + 9001),
+                     test_on_pg() ? ASPEN_STORE_ELEASE : ASPEN_STORE_ESTATE);
+    assert_int_equal(claim_ids(s, q, 1, T0 + 9002, ids), 1);
+    assert_int_equal(ids[0], j);
+    assert_int_equal(complete_one(s, q, j, ASPEN_STORE_OUTCOME_SUCCESS, 0, T0 + 9003), 0);
+    assert_int_equal(attempts_with(s, j, "succeeded"), 1);
+    assert_int_equal(attempts_with(s, j, "recovered"), 1);
+    aspen_store_attempt *at = NULL;
+    size_t n = 0;
+    assert_int_equal(aspen_store_attempts(s, j, &at, &n, &e), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(at[0].engine_id, p); /* the lost attempt is p's, the success q's */
+    assert_int_equal(at[1].engine_id, q);
+    aspen_store_attempts_free(at, n);
 }
 
 static void test_engine_ids_not_reused(void **state)
@@ -268,6 +385,8 @@ int main(void)
 #define T(fn) cmocka_unit_test_setup_teardown(fn, fx_setup, fx_teardown)
     const struct CMUnitTest both[] = {
         T(test_recover_expired_not_live),
+        T(test_shared_outage_no_rerun),
+        T(test_partitioned_late_result_refused),
         T(test_engine_ids_not_reused),
         T(test_two_handles),
         T(test_two_processes_claim),

@@ -233,7 +233,8 @@ int vm_restore(aspen_vm *vm, uint64_t in_gva, uint64_t in_len, uint32_t *dirtied
         if (!r || r->slot != 3)
             continue; /* the hot slot was copied back whole */
         uint32_t idx = (uint32_t)((r->gpa - vm->gpa_cold + (g - r->gva)) / PAGE);
-        if (bsearch(&idx, vm->dirty, vm->ndirty, sizeof idx, u32_cmp))
+        /* no dirty page at all: vm->dirty may be NULL, which bsearch must not get */
+        if (vm->ndirty && bsearch(&idx, vm->dirty, vm->ndirty, sizeof idx, u32_cmp))
             continue;
         restore_input_bytes(vm, idx, g < in_gva ? (size_t)(in_gva - g) : 0,
                             in_end < g + PAGE ? (size_t)(in_end - g) : PAGE);

@@ -26,8 +26,9 @@ WORKER=
 trap '[ -n "$WORKER" ] && kill "$WORKER" 2>/dev/null; kill_servers; rm -rf "$TMP"' EXIT
 need_kvm_and_tmux
 
-# the last job row on screen: "ID STATE" (80 columns: ID, GUEST "-", STATE, ...)
-last_row() { screen | grep -E '^ +[0-9]+ +- +[a-z]+ ' | tail -1 | awk '{print $1, $3}'; }
+# the last job row on screen: "ID STATE" (80 columns: ID, GUEST "type:T" for an in-process job,
+# STATE, ...)
+last_row() { screen | grep -E '^ +[0-9]+ +(type:[a-z]+|-) +[a-z]+ ' | tail -1 | awk '{print $1, $3}'; }
 # wait_joined TEXT [SECONDS]: the screen's lines joined by blanks hold TEXT (a message wrapped at
 # 80 columns, a path on a line of its own)
 wait_joined() {
@@ -76,7 +77,12 @@ for ((i = 0; i < 400 && rounds < 6; i++)); do
     scr=$(screen)
     grep -Eq ' 1300/1300( |$)' <<<"$scr" || fail "the counter is not 1300/1300 after G while jobs finish"
     read -r id state <<<"$row"
-    [ -n "$id" ] || fail "no job row on screen"
+    # the rows of the page G moved to may still be loading (placeholders) in this frame: look
+    # again (the loop is bounded, and fewer than 3 good reads fails below)
+    if [ -z "$id" ]; then
+        sleep 0.05
+        continue
+    fi
     after=$(true_last)
     if [ "$state" = succeeded ]; then
         # the worker may have finished the last ones since: then every row is a finished one

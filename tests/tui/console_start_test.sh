@@ -43,7 +43,7 @@ open_and_quit() {
         wait_for "Aspen console \|" 20 # the first frame: engine events are already flowing
     else
         wait_for "Aspen console \| running" 20
-        wait_for "^ +[0-9]+ +(sleep|echo|-) " 20 # rows loaded (80 columns: no TYPE)
+        wait_for "^ +[0-9]+ +(type:)?(sleep|echo|-) " 20 # rows loaded (80 columns: no TYPE column, the type in GUEST)
     fi
     quit_and_check "$name"
     T kill-server 2>/dev/null
@@ -136,7 +136,7 @@ echo "== SIGTERM, then SIGTERM and SIGINT again while the engine stops ($((SECON
 db=$TMP/term.db
 "$ASPEN" submit --db "$db" --create --type sleep --payload '{"ms": 60000}' >/dev/null || fail "aspen submit failed"
 launch term 80 24 "$db" --workers 1 --grace 1500
-wait_for "^ +1 +- +running " 20
+wait_for "^ +1 +(type:sleep|-) +running " 20
 pid=$(pgrep -P "$(T list-panes -t c -F '#{pane_pid}')" -x aspen)
 [ -n "$pid" ] || fail "no console process under the tmux pane"
 kill -TERM "$pid"

@@ -1,7 +1,7 @@
 /* tests/cli/cli_support.h — what the CLI test programs share: run a shell command line as a user
  * would and keep everything it printed (bytes, not lines: output may hold NULs and non-UTF-8) with
  * its exit status; run / run_plain (fmt, ...), expect_out and check_cmd, the one copy of the
- * wrappers the tests call.
+ * wrappers the tests call; a program's scratch directory (cli_scratch_dir, cli_remove_tree).
  * Include after cmocka.h. */
 #ifndef ASPEN_CLI_SUPPORT_H
 #define ASPEN_CLI_SUPPORT_H
@@ -99,6 +99,21 @@ static inline void check_cmd(int status, const char *needle, const char *fmt, ..
     out o = run("%s", cmd);
     expect_out(&o, status, needle);
     free(o.buf);
+}
+
+/* A program's scratch directory /tmp/aspen-cli-NAME-XXXXXX, made with mkdtemp into dir; 0 or -1. */
+static inline int cli_scratch_dir(char *dir, size_t size, const char *name)
+{
+    snprintf(dir, size, "/tmp/aspen-cli-%s-XXXXXX", name);
+    return mkdtemp(dir) ? 0 : -1;
+}
+
+/* Removes dir and everything under it (rm -rf, as a person would); 0 or -1. */
+static inline int cli_remove_tree(const char *dir)
+{
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    return system(cmd) == 0 ? 0 : -1;
 }
 
 /* The tests' private PostgreSQL server's admin conninfo (ctest fixture "pg" writes it to

@@ -252,8 +252,7 @@ static void test_export_jsonl(void **st)
 int main(void)
 {
     setenv("ASPEN_GUEST_DIR", GUEST_DIR, 1);
-    snprintf(g_dir, sizeof g_dir, "/tmp/aspen-cli-delete-XXXXXX");
-    if (!mkdtemp(g_dir))
+    if (cli_scratch_dir(g_dir, sizeof g_dir, "delete") != 0)
         return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_delete_ids_asks_first),
@@ -263,9 +262,7 @@ int main(void)
         cmocka_unit_test(test_export_jsonl),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
-    char cmd[400];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
-    if (system(cmd) != 0)
+    if (cli_remove_tree(g_dir) != 0)
         return 1;
     return rc;
 }

@@ -428,8 +428,7 @@ static void test_demo_hints_name_its_db(void **st)
 static int setup_all(void **state)
 {
     (void)state;
-    snprintf(g_dir, sizeof g_dir, "/tmp/aspen-cli-fit-XXXXXX");
-    if (!mkdtemp(g_dir))
+    if (cli_scratch_dir(g_dir, sizeof g_dir, "fit") != 0)
         return -1;
     snprintf(g_db, sizeof g_db, "%s/fit.db", g_dir);
     char cmd[600];
@@ -440,9 +439,7 @@ static int setup_all(void **state)
 static int teardown_all(void **state)
 {
     (void)state;
-    char cmd[400];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
-    return system(cmd) == 0 ? 0 : -1;
+    return cli_remove_tree(g_dir);
 }
 
 int main(void)

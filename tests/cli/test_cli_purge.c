@@ -283,17 +283,14 @@ static void test_interrupted_pg(void **st) { (void)st, purge_interrupted(true); 
 
 int main(void)
 {
-    snprintf(g_dir, sizeof g_dir, "/tmp/aspen-cli-purge-XXXXXX");
-    if (!mkdtemp(g_dir))
+    if (cli_scratch_dir(g_dir, sizeof g_dir, "purge") != 0)
         return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_exact),       cmocka_unit_test(test_exact_pg),
         cmocka_unit_test(test_interrupted), cmocka_unit_test(test_interrupted_pg),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
-    char cmd[400];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
-    if (system(cmd) != 0)
+    if (cli_remove_tree(g_dir) != 0)
         return 1;
     return rc;
 }

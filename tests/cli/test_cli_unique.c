@@ -183,8 +183,7 @@ static void test_bad_rules(void **st)
 
 int main(void)
 {
-    snprintf(g_dir, sizeof g_dir, "/tmp/aspen-cli-unique-XXXXXX");
-    if (!mkdtemp(g_dir))
+    if (cli_scratch_dir(g_dir, sizeof g_dir, "unique") != 0)
         return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_submit_unique),
@@ -192,9 +191,7 @@ int main(void)
         cmocka_unit_test(test_bad_rules),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
-    char cmd[400];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
-    if (system(cmd) != 0)
+    if (cli_remove_tree(g_dir) != 0)
         return 1;
     return rc;
 }

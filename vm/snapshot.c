@@ -196,23 +196,9 @@ static void restore_cold_page(aspen_vm *vm, uint32_t idx, struct zero_run *z)
     }
 }
 
-/* The input's bytes on cold page idx, [lo, hi) of it, back to the snapshot's: the host wrote only
- * those (vm_guest_copy_in), so on a page the guest did not write nothing else changed. A 20-byte
- * input so costs a 20-byte clear instead of a 4 KiB one on every job. */
-static void restore_input_bytes(aspen_vm *vm, uint32_t idx, size_t lo, size_t hi)
-{
-    uint8_t *pg = vm->umem + vm->hot_size + (uint64_t)idx * PAGE;
-    struct snap_page key = {idx, NULL};
-    struct snap_page *s = bsearch(&key, vm->cold_snap, vm->ncold_snap, sizeof key, snap_cmp);
-    if (s)
-        memcpy(pg + lo, s->data + lo, hi - lo);
-    else
-        memset(pg + lo, 0, hi - lo);
-}
-
 /* Put guest memory back to the snapshot: the hot slot wholesale, the cold slot page by page as
- * dirtied by the guest (and by the host's writes for host calls, vm_note_host_write), and the
- * bytes the host wrote for the input. */
+ * dirtied by the guest (and by the host's writes for host calls, vm_note_host_write), plus the
+ * pages the host itself wrote for the input. */
 int vm_restore(aspen_vm *vm, uint64_t in_gva, uint64_t in_len, uint32_t *dirtied)
 {
     memcpy(vm->umem, vm->hot_snap, vm->hot_size);
@@ -221,24 +207,14 @@ int vm_restore(aspen_vm *vm, uint64_t in_gva, uint64_t in_len, uint32_t *dirtied
         return 0;
     if (collect_dirty(vm) != 0)
         return -1;
-    *dirtied = (uint32_t)vm->ndirty; /* what the guest dirtied */
-    dirty_sort_unique(vm);
-    /* The input's cold pages: a page the guest also wrote is restored whole below; on any other,
-     * only the input's bytes differ from the snapshot. KVM's dirty tracking lists every guest
-     * write to the cold slot since the last restore (the ring is harvested above and mid-run on
-     * KVM_EXIT_DIRTY_RING_FULL), so a page missing from vm->dirty was not written by the guest. */
-    uint64_t in_end = in_gva + in_len; /* in range: aspen_vm_run placed it in guest memory */
-    for (uint64_t g = PAGE_DOWN(in_gva); in_len && g < in_end; g += PAGE) {
+    *dirtied = (uint32_t)vm->ndirty; /* before adding the input: what the guest dirtied */
+    for (uint64_t g = PAGE_DOWN(in_gva); in_len && g < in_gva + in_len; g += PAGE) {
         const struct region *r = vm_region_of(vm, g);
-        if (!r || r->slot != 3)
-            continue; /* the hot slot was copied back whole */
-        uint32_t idx = (uint32_t)((r->gpa - vm->gpa_cold + (g - r->gva)) / PAGE);
-        /* no dirty page at all: vm->dirty may be NULL, which bsearch must not get */
-        if (vm->ndirty && bsearch(&idx, vm->dirty, vm->ndirty, sizeof idx, u32_cmp))
-            continue;
-        restore_input_bytes(vm, idx, g < in_gva ? (size_t)(in_gva - g) : 0,
-                            in_end < g + PAGE ? (size_t)(in_end - g) : PAGE);
+        if (r && r->slot == 3 &&
+            dirty_push(vm, (uint32_t)((r->gpa - vm->gpa_cold + (g - r->gva)) / PAGE)) != 0)
+            return -1;
     }
+    dirty_sort_unique(vm);
     struct zero_run z = {0, 0};
     for (size_t i = 0; i < vm->ndirty; i++)
         restore_cold_page(vm, vm->dirty[i], &z);

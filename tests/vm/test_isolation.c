@@ -177,7 +177,7 @@ static void test_memory_everywhere(void **state)
     channel("mem", "mem", ASPEN_VM_SUCCESS, NULL, 0);
 }
 /* The input is written by the host, not the guest, so KVM's dirty tracking does not list its
- * pages; the restore puts back the input's bytes by hand (vm/snapshot.c). A job whose input carries
+ * pages; the restore puts the input's pages back whole (vm/snapshot.c). A job whose input carries
  * the mark over several pages (read, never written, by the guest) must leave none of it to the
  * next job's scan, whatever the inputs' lengths and alignment. */
 static void test_input_remnants(void **state)

@@ -47,6 +47,14 @@
 /* The smallest batch: below this the transactions' own cost (BEGIN, COMMIT, the index seek)
  * dominates and a million jobs would take hours. */
 #define PRUNE_BATCH_MIN 16
+/* A purge with no live engine on the database (aspen_engine_prune_paced): no claim waits for the
+ * lock, so the batch aims at a size whose transaction cost is negligible, and nothing pauses; the
+ * budget still ends a batch the estimate got wrong, so an engine that starts meanwhile waits at
+ * most that (and the next check, within PRUNE_ALONE_RECHECK_MS, paces the purge again). */
+#define PRUNE_ALONE_TARGET_MS 100
+#define PRUNE_ALONE_BUDGET_MS 150
+#define PRUNE_ALONE_CAP ASPEN_STORE_PRUNE_MAX
+#define PRUNE_ALONE_RECHECK_MS 1000
 
 /* Sleeps up to ms; false when told to stop. */
 static bool nap(aspen_engine *eng, int ms)
@@ -80,17 +88,31 @@ static size_t next_batch(size_t cur, int64_t deleted, double took_ms, double tar
  * purge`'s (aspen_engine_prune_paced) are this one loop, so a purge run beside busy engines never
  * stalls their queue either. mu (may be NULL) is held around each batch and only then: a handle
  * shared with other callers is theirs between batches. 0 done or stopped (p->stopped), -1 (se). */
+/* How a prune shares the database: paced (a queue is being served) or alone (no live engine on
+ * the database: nothing waits for the lock, so big batches and no pause). Read before each batch:
+ * aspen_engine_prune_paced's callback flips it when an engine starts or stops meanwhile. */
+typedef struct prune_pace {
+    bool alone;
+} prune_pace;
+
 static int paced_state(aspen_store *s, pthread_mutex_t *mu, bool pg, size_t cap, size_t *batch,
                        aspen_store_state state, int64_t before, aspen_engine_prune_fn after,
-                       void *ctx, aspen_engine_prune_progress *p, aspen_store_error *se)
+                       void *ctx, const prune_pace *pace, aspen_engine_prune_progress *p,
+                       aspen_store_error *se)
 {
-    double target = pg ? PRUNE_TARGET_PG_MS : PRUNE_TARGET_MS;
     for (;;) {
+        bool alone = pace && pace->alone;
+        double target = alone ? PRUNE_ALONE_TARGET_MS : pg ? PRUNE_TARGET_PG_MS : PRUNE_TARGET_MS;
+        size_t top = alone && cap < PRUNE_ALONE_CAP ? PRUNE_ALONE_CAP : cap;
+        if (!alone && *batch > cap)
+            *batch = cap; /* an engine came back: paced sizes again at once */
         size_t want = *batch;
         aspen_store_prune_result res = {0};
         if (mu)
             pthread_mutex_lock(mu);
-        int rc = aspen_store_prune_timed(s, state, before, want, PRUNE_BUDGET_MS * 1000, &res, se);
+        int rc = aspen_store_prune_timed(s, state, before, want,
+                                         (alone ? PRUNE_ALONE_BUDGET_MS : PRUNE_BUDGET_MS) * 1000,
+                                         &res, se);
         if (mu)
             pthread_mutex_unlock(mu);
         if (rc != 0)
@@ -100,7 +122,7 @@ static int paced_state(aspen_store *s, pthread_mutex_t *mu, bool pg, size_t cap,
         double held = (double)res.held_us / 1000;
         /* an empty look says nothing of speed: only a batch that deleted moves the size */
         if (res.deleted > 0)
-            *batch = next_batch(want, res.deleted, held, target, cap);
+            *batch = next_batch(want, res.deleted, held, target, top);
         p->batch_deleted = res.deleted;
         p->deleted += res.deleted;
         p->batches += res.deleted > 0;
@@ -114,7 +136,9 @@ static int paced_state(aspen_store *s, pthread_mutex_t *mu, bool pg, size_t cap,
         int pause = (int)(2 * held) + 1;
         if (pause < PRUNE_PAUSE_MIN_MS)
             pause = PRUNE_PAUSE_MIN_MS;
-        if (res.more)
+        if (alone)
+            pause = 1; /* > 0 says "more follow" to the callback; nobody waits for the lock */
+        else if (res.more)
             /* give the lock's waiters the CPU at once (2 cores shared by many: the store thread
              * may not be running yet); the callback then sleeps the pause */
             sched_yield();
@@ -167,7 +191,7 @@ static bool prune_pass(aspen_engine *eng, aspen_store_error *se, bool *complaine
         aspen_engine_prune_progress p = {0};
         if (paced_state(eng->prune_store, NULL, pg, (size_t)eng->cfg.retention_batch,
                         &eng->prune_batch, finals[i], aspen_store_now_ms() - keep, pruner_after,
-                        &ctx, &p, se) != 0)
+                        &ctx, NULL, &p, se) != 0)
             goto failed;
         if (p.stopped)
             return false;
@@ -261,6 +285,46 @@ static bool plain_pause(void *ctx, const aspen_engine_prune_progress *p, int pau
     return true;
 }
 
+/* Whether any engine other than this one is live on the database (a stale one serves nothing).
+ * Unknown (the read failed) counts as not alone: the paced way is always safe. */
+static bool others_live(aspen_engine *eng)
+{
+    aspen_store_engine_info *list = NULL;
+    size_t n = 0;
+    aspen_store_error se = {0};
+    pthread_mutex_lock(&eng->api_mu);
+    int rc = aspen_store_engines(eng->api_store, aspen_store_now_ms(), &list, &n, &se);
+    pthread_mutex_unlock(&eng->api_mu);
+    if (rc != 0)
+        return true;
+    int64_t self = aspen_engine_id(eng);
+    bool live = false;
+    for (size_t i = 0; i < n && !live; i++)
+        live = !list[i].stale && list[i].id != self;
+    aspen_store_engines_free(list);
+    return live || eng->n_workers > 0; /* this engine's own workers are a queue too */
+}
+
+/* The caller's callback, with the pace re-read about once a second between batches. */
+typedef struct paced_ctx {
+    aspen_engine *eng;
+    aspen_engine_prune_fn after;
+    void *ctx;
+    prune_pace pace;
+    int64_t checked_ms;
+} paced_ctx;
+
+static bool paced_after(void *arg, const aspen_engine_prune_progress *p, int pause_ms)
+{
+    paced_ctx *c = arg;
+    int64_t now = aspen_store_now_ms();
+    if (p->more && now - c->checked_ms >= PRUNE_ALONE_RECHECK_MS) {
+        c->pace.alone = !others_live(c->eng);
+        c->checked_ms = now;
+    }
+    return c->after(c->ctx, p, pause_ms);
+}
+
 int aspen_engine_prune_paced(aspen_engine *eng, aspen_store_state state,
                              int64_t finished_before_ms, aspen_engine_prune_fn after, void *ctx,
                              aspen_engine_prune_progress *progress, aspen_engine_error *err)
@@ -272,13 +336,13 @@ int aspen_engine_prune_paced(aspen_engine *eng, aspen_store_state state,
     size_t batch = p->batch_size > 0 ? (size_t)p->batch_size
                    : cap < PRUNE_BATCH_MIN * 2 ? cap
                                                : PRUNE_BATCH_MIN * 2;
-    if (batch > cap)
-        batch = cap;
     p->stopped = false;
     aspen_store_error se = {0};
+    paced_ctx pc = {.eng = eng, .after = after ? after : plain_pause, .ctx = ctx,
+                    .pace = {.alone = !others_live(eng)}, .checked_ms = aspen_store_now_ms()};
+    p->alone = pc.pace.alone;
     if (paced_state(eng->api_store, &eng->api_mu, aspen_store_name_is_postgres(eng->db_path), cap,
-                    &batch, state, finished_before_ms, after ? after : plain_pause, ctx, p,
-                    &se) != 0)
+                    &batch, state, finished_before_ms, paced_after, &pc, &pc.pace, p, &se) != 0)
         return eng_store_err(err, &se, NULL);
     return 0;
 }

@@ -243,6 +243,8 @@ typedef struct aspen_engine_prune_progress {
                             * a later call given the same struct starts from it */
     bool more;             /* the last batch left more: another follows unless told to stop */
     bool stopped;          /* the callback stopped the prune before the last job went */
+    bool alone;            /* no live engine was on the database when it began: no pacing
+                            * (re-checked about once a second; one that starts is waited for) */
 } aspen_engine_prune_progress;
 /* Called after every batch. pause_ms > 0 (more are waiting): sleep that long before the next
  * batch (the queue's claims and commits take the lock meanwhile) and return true to go on, false
@@ -255,7 +257,11 @@ typedef bool (*aspen_engine_prune_fn)(void *ctx, const aspen_engine_prune_progre
  * hold after each, so the engines working on the database never wait long for a claim. Each batch
  * commits whole: stopping (after returns false) leaves every job either deleted with everything of
  * it or untouched. after NULL: pauses and never stops. progress (may be NULL) accumulates; zero it
- * before the first call. 0 (done, or stopped: progress->stopped), -1 with err. */
+ * before the first call. With no live engine on the database (none registered with a fresh
+ * heartbeat, and this one has no workers) nothing waits for the lock: batches grow to about 100 ms
+ * and nothing pauses, re-checked about once a second, so a purge of an idle database goes at the
+ * disk's speed and one beside a starting engine is paced again within a second.
+ * 0 (done, or stopped: progress->stopped), -1 with err. */
 int aspen_engine_prune_paced(aspen_engine *eng, aspen_store_state state,
                              int64_t finished_before_ms, aspen_engine_prune_fn after, void *ctx,
                              aspen_engine_prune_progress *progress, aspen_engine_error *err);

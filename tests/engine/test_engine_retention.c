@@ -10,6 +10,8 @@
  *              10,000 (started_at − created_at: the claim latency people see) is measured with
  *              the pruner and again with it off on an equally full database, and printed (not
  *              asserted: this machine's load decides timing).
+ *   purge      aspen purge's paced loop on a database no engine serves is not paced (batches
+ *              above retention_batch); beside a live engine it is
  * KVM is required by the engine (fail, never skip). */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -292,11 +294,69 @@ static void test_baseline_without_pruner(void **state)
     aspen_engine_close(eng);
 }
 
+/* aspen purge's loop (aspen_engine_prune_paced) on a database no engine serves: nothing waits for
+ * the lock, so it is not paced — batches grow past retention_batch — and everything goes; with an
+ * engine live on the database it is paced again: no batch above retention_batch. */
+typedef struct purge_seen {
+    int64_t largest, calls;
+} purge_seen;
+
+static bool purge_seen_after(void *ctx, const aspen_engine_prune_progress *p, int pause_ms)
+{
+    purge_seen *seen = ctx;
+    seen->calls++;
+    if (p->batch_deleted > seen->largest)
+        seen->largest = p->batch_deleted;
+    (void)pause_ms; /* no sleep: the test looks at the sizes, not at the pace */
+    return true;
+}
+
+static void test_purge_alone_then_paced(void **state)
+{
+    (void)state;
+    aspen_engine_config cfg;
+    aspen_engine_config_default(&cfg);
+    cfg.db_path = g_db;
+    cfg.workers = 0; /* as `aspen purge` opens it */
+    cfg.guest_dir = GUEST_DIR;
+    aspen_engine *purger = open_cfg(&cfg);
+    const int64_t cap = cfg.retention_batch;
+    assert_true(cap > 0);
+    old_jobs(purger, "succeeded", 30 * cap, 3 * 24 * H);
+
+    aspen_engine_prune_progress p = {0};
+    purge_seen seen = {0};
+    aspen_engine_error err = {0};
+    assert_int_equal(aspen_engine_prune_paced(purger, ASPEN_STORE_SUCCEEDED, aspen_store_now_ms(),
+                                              purge_seen_after, &seen, &p, &err),
+                     0);
+    assert_true(p.alone);
+    assert_int_equal(p.deleted, 30 * cap);
+    assert_true(seen.largest > cap);
+    assert_int_equal(count_where("state = 'succeeded'"), 0);
+
+    /* an engine with workers comes up on the database: the next purge is paced */
+    aspen_engine *busy = open_eng(-1);
+    start(busy);
+    old_jobs(purger, "failed", 10 * cap, 3 * 24 * H);
+    aspen_engine_prune_progress q = {0};
+    purge_seen paced = {0};
+    assert_int_equal(aspen_engine_prune_paced(purger, ASPEN_STORE_FAILED, aspen_store_now_ms(),
+                                              purge_seen_after, &paced, &q, &err),
+                     0);
+    assert_false(q.alone);
+    assert_int_equal(q.deleted, 10 * cap);
+    assert_true(paced.largest <= cap);
+    aspen_engine_close(busy);
+    aspen_engine_close(purger);
+}
+
 int main(void)
 {
     setenv("ASPEN_GUEST_DIR", GUEST_DIR, 1);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_settings, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_purge_alone_then_paced, setup, teardown),
         cmocka_unit_test_setup_teardown(test_baseline_without_pruner, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pruned_under_load, setup, teardown),
     };

@@ -45,13 +45,13 @@ static struct {
     bool busy;      /* a read is on the thread pool */
     double read_at; /* tui_mono_ms when the last read was started; 0: read at the next draw */
     long cursor;    /* index into the flattened job rows */
+    tui_backoff retry; /* after a failed read: when to try again (view.h, as the Queues pane) */
 } E;
 
 /* The reader's side (one pool thread at a time: E.busy). */
 static struct {
-    aspen_store *store; /* read-only, opened on first use */
+    aspen_store *store; /* read-only, opened on first use and again after a failed read */
     char open_error[256];
-    bool open_kept; /* open_error is for good: not retried (tui_store_open_ro) */
 } R;
 
 /* The log feed's cursor (reader's side): every engine's lines after it come with each read. */
@@ -115,8 +115,7 @@ static void engines_work(uv_work_t *w)
 {
     engines_req *r = w->data;
     aspen_store_error se = {0};
-    if (tui_store_open_ro(r->db, &R.store, R.open_error, sizeof R.open_error,
-                          &R.open_kept) != 0) {
+    if (tui_store_open_ro(r->db, &R.store, R.open_error, sizeof R.open_error) != 0) {
         r->rc = -1;
         snprintf(r->error, sizeof r->error, "%s", R.open_error);
         return;
@@ -124,7 +123,11 @@ static void engines_work(uv_work_t *w)
     if (!r->feed_only &&
         aspen_store_engines(R.store, aspen_store_now_ms(), &r->list, &r->n, &se) != 0) {
         r->rc = -1;
-        snprintf(r->error, sizeof r->error, "%s", se.msg);
+        snprintf(r->error, sizeof r->error, "%s", se.msg[0] ? se.msg : "cannot read the engines");
+        /* a broken connection or a lock that outlived the store's wait is not mended by asking
+         * the same handle again: the next read (after the backoff) opens a fresh one */
+        aspen_store_close(R.store);
+        R.store = NULL;
         return;
     }
     /* The feed's start is the first read of any kind (the pane's own reads run without tailing):
@@ -151,17 +154,18 @@ static void engines_done(uv_work_t *w, int status)
     tui_app *a = r->a;
     E.busy = false;
     if (status == 0 && !a->quitting) {
-        if (r->feed_only) {
-            /* the list is not read by a woken read: keep the one shown */
-        } else if (r->rc == 0) {
+        if (r->rc != 0) {
+            snprintf(E.error, sizeof E.error, "%s", r->error); /* keep the last list on screen */
+            tui_backoff_failed(&E.retry, tui_mono_ms());
+        } else if (!r->feed_only) {
+            /* (a woken read does not read the list: the one shown stays, and so does an error) */
             aspen_store_engines_free(E.list);
             E.list = r->list;
             E.n = r->n;
             r->list = NULL;
             E.have_list = true;
             E.error[0] = 0;
-        } else {
-            snprintf(E.error, sizeof E.error, "%s", r->error); /* keep the last list on screen */
+            tui_backoff_ok(&E.retry);
         }
         for (size_t i = 0; i < r->n_got; i++)
             tui_logbuf_push_from(&a->logs_all, r->got[i].job_id, r->got[i].attempt,
@@ -214,11 +218,19 @@ static void *waiter_main(void *arg)
     pthread_setname_np(pthread_self(), "aspen-logwait");
     aspen_store_error se = {0};
     char error[256] = "";
-    bool kept = false; /* the open failed for good: the tick's reads say why */
+    tui_backoff retry = {0}; /* the waiter's own pacing (the tick's reads say why it fails) */
     while (!atomic_load(&W.stop)) {
         int fd = -1, rc = -1;
         /* opened here, not on the UI thread: a server far away or down must not freeze it */
-        if (W.store || tui_store_open_ro(db, &W.store, error, sizeof error, &kept) == 0) {
+        bool ready = W.store != NULL;
+        if (!ready && !tui_backoff_waiting(&retry, tui_mono_ms())) {
+            ready = tui_store_open_ro(db, &W.store, error, sizeof error) == 0;
+            if (ready)
+                tui_backoff_ok(&retry);
+            else
+                tui_backoff_failed(&retry, tui_mono_ms());
+        }
+        if (ready) {
             /* asked before each wait: the descriptor changes when the handle reconnects */
             rc = aspen_store_log_wait_fd(W.store, &fd, &se);
             if (rc == 0 && fd < 0)
@@ -298,7 +310,7 @@ void tui_engines_begin(tui_app *a)
      * job by then), and those never reached the pane. If this fails, the first read takes it. */
     aspen_store_error se = {0};
     if (T.started || tui_store_open_ro(aspen_engine_db_path(a->eng), &R.store, R.open_error,
-                                       sizeof R.open_error, &R.open_kept) != 0)
+                                       sizeof R.open_error) != 0)
         return;
     T.at = ASPEN_STORE_LOG_CURSOR_END;
     aspen_store_feed_line *none = NULL;
@@ -311,7 +323,9 @@ void tui_engines_begin(tui_app *a)
 void tui_engines_tick(tui_app *a)
 {
     start_waiter(a);
-    start_read(a, true, false);
+    /* after a failure, at the backoff's time: a server that is down is not asked every second */
+    if (!tui_backoff_waiting(&E.retry, tui_mono_ms()))
+        start_read(a, true, false);
 }
 
 /* At exit, after the loop has drained its work (no read in flight). */
@@ -404,8 +418,12 @@ static void engines_draw(tui_app *a, int y0, int h)
     else if (E.n == 0 && !E.error[0])
         tui_put(y0 + 3, 2, COLS - 2, A_DIM,
                 "no engine is registered (a console started with --workers 0 registers none)");
-    if (E.error[0])
-        tui_put(y0 + h - 1, 1, COLS - 1, tui_pair_or(a, TUI_P_ERRMSG, A_BOLD), "%s", E.error);
+    if (E.error[0]) {
+        char when[48];
+        tui_backoff_say(&E.retry, E.busy, tui_mono_ms(), when, sizeof when);
+        tui_put(y0 + h - 1, 1, COLS - 1, tui_pair_or(a, TUI_P_ERRMSG, A_BOLD), "%s: %s", when,
+                E.error);
+    }
 }
 
 static int64_t cursor_job(void)

@@ -65,15 +65,15 @@ static struct {
     double read_at;
     int cols; /* chart width the last draw had */
     double header_at; /* when the last read (of any kind) started */
+    tui_backoff retry; /* after a failed read: when to try again (view.h, as the Queues pane) */
     int table_y;     /* where the last draw put the table's first row (clicks) */
     long table_first; /* and which row that was */
 } M = {.window = 1};
 
 /* The reader's side (one pool thread at a time: M.busy). */
 static struct {
-    aspen_store *store;
+    aspen_store *store; /* read-only, opened on first use and again after a failed read */
     char open_error[256];
-    bool open_kept; /* open_error is for good: not retried (tui_store_open_ro) */
 } R;
 
 typedef struct metrics_req {
@@ -127,8 +127,7 @@ static void metrics_work(uv_work_t *w)
      * away) freed stack text as a pointer — the console's crash on a PostgreSQL restart. */
     aspen_store_rollup *pts = NULL, *by = NULL;
     size_t n_pts = 0, n_by = 0;
-    if (tui_store_open_ro(r->db, &R.store, R.open_error, sizeof R.open_error,
-                          &R.open_kept) != 0) {
+    if (tui_store_open_ro(r->db, &R.store, R.open_error, sizeof R.open_error) != 0) {
         r->rc = -1;
         snprintf(r->error, sizeof r->error, "%s", R.open_error);
         return;
@@ -198,7 +197,12 @@ failed:
     free(ans->rows);
     free(ans);
     r->rc = -1;
-    snprintf(r->error, sizeof r->error, "metrics history: %s", se.msg);
+    snprintf(r->error, sizeof r->error, "metrics history: %s",
+             se.msg[0] ? se.msg : "cannot be read");
+    /* a broken connection or a lock that outlived the store's wait is not mended by asking the
+     * same handle again: the next read (after the backoff) opens a fresh one */
+    aspen_store_close(R.store);
+    R.store = NULL;
 }
 
 static void free_answer(metrics_answer *ans)
@@ -233,6 +237,8 @@ static void metrics_done(uv_work_t *w, int status)
     tui_app *a = r->a;
     M.busy = false;
     if (status == 0 && !a->quitting) {
+        if (r->rc == 0)
+            tui_backoff_ok(&M.retry);
         if (r->rc == 0 && r->header_only) {
             a->metrics_known = true;
             a->n_recent = (size_t)r->ans->header.finished;
@@ -254,6 +260,7 @@ static void metrics_done(uv_work_t *w, int status)
             a->p95_ms = M.ans->header.have_run ? (double)M.ans->header.p95 / 1000.0 : -1;
         } else {
             snprintf(M.error, sizeof M.error, "%s", r->error); /* keep the last answer on screen */
+            tui_backoff_failed(&M.retry, tui_mono_ms());
         }
         tui_request_draw(a);
     }
@@ -310,6 +317,9 @@ static void start_read(tui_app *a)
 void tui_metrics_tick(tui_app *a)
 {
     double now = tui_mono_ms();
+    /* after a failure, at the backoff's time: a server that is down is not asked every 2 s */
+    if (tui_backoff_waiting(&M.retry, now))
+        return;
     if (a->view == TUI_VIEW_METRICS) {
         if (!M.read_at || now - M.read_at >= 2000 || (M.cols && M.cols != chart_cols()))
             start_read(a);
@@ -490,8 +500,12 @@ static void metrics_draw(tui_app *a, int y0, int h)
                                 : "no job finished in the last %s (written every 5 s; w: longer)",
                     win->name);
     }
-    if (M.error[0])
-        tui_put(y0 + h - 1, 1, COLS - 1, tui_pair_or(a, TUI_P_ERRMSG, A_BOLD), "%s", M.error);
+    if (M.error[0]) {
+        char when[48];
+        tui_backoff_say(&M.retry, M.busy, tui_mono_ms(), when, sizeof when);
+        tui_put(y0 + h - 1, 1, COLS - 1, tui_pair_or(a, TUI_P_ERRMSG, A_BOLD), "%s: %s", when,
+                M.error);
+    }
 }
 
 /* The cursor's row as the selection (0: all): the charts are read again for it. */

@@ -59,8 +59,7 @@ static struct {
     long cursor;
     long first; /* the row the last draw showed first (scrolled): where a click lands */
     char cursor_name[ASPEN_STORE_QUEUE_NAME_MAX + 1]; /* the selected queue, kept across reads */
-    int fails;          /* reads failed in a row (the backoff's exponent); 0 after a good one */
-    double retry_at;    /* tui_mono_ms of the next try after a failure */
+    tui_backoff retry;  /* the reconnect pacing after a failed read (view.h) */
     aspen_store_retention retention;
     bool have_retention;
 } Q;
@@ -129,16 +128,6 @@ static void queues_work(uv_work_t *w)
     r->have_retention = aspen_store_retention_get(R.store, &r->retention, &se) == 0;
 }
 
-/* The wait before the next try after `fails` failures in a row: 1 s, 2 s, 4 s ... at most 30 s,
- * so a server that is down for minutes is asked twice a minute, not hammered. */
-static double backoff_ms(int fails)
-{
-    double ms = 1000;
-    for (int i = 1; i < fails && ms < 30000; i++)
-        ms *= 2;
-    return ms < 30000 ? ms : 30000;
-}
-
 static void start(tui_app *a, const queue_op *op);
 
 /* The cursor onto row `at` (kept inside the list), remembering that queue's name. */
@@ -193,7 +182,7 @@ static void queues_done(uv_work_t *w, int status)
             r->list = NULL;
             Q.have_list = true;
             Q.error[0] = 0;
-            Q.fails = 0;
+            tui_backoff_ok(&Q.retry);
             if (r->have_retention) {
                 Q.retention = r->retention;
                 Q.have_retention = true;
@@ -207,8 +196,7 @@ static void queues_done(uv_work_t *w, int status)
             set_cursor(Q.cursor);
         } else {
             snprintf(Q.error, sizeof Q.error, "%s", r->error); /* keep the last list on screen */
-            Q.fails++;
-            Q.retry_at = tui_mono_ms() + backoff_ms(Q.fails);
+            tui_backoff_failed(&Q.retry, tui_mono_ms());
         }
         if (Q.have_pending) {
             Q.have_pending = false;
@@ -306,7 +294,8 @@ static void queues_draw(tui_app *a, int y0, int h)
 {
     double now = tui_mono_ms();
     /* once a second; after a failure at the backoff's time */
-    if (!Q.read_at || (Q.fails ? now >= Q.retry_at : now - Q.read_at >= 1000)) {
+    if (!Q.read_at ||
+        (Q.retry.fails ? !tui_backoff_waiting(&Q.retry, now) : now - Q.read_at >= 1000)) {
         queue_op rd = {.op = OP_READ};
         start(a, &rd);
     }
@@ -359,10 +348,8 @@ static void queues_draw(tui_app *a, int y0, int h)
     if (!Q.have_list && !Q.error[0])
         tui_put(y0 + 3, 2, COLS - 2, A_DIM, "reading the queues from the database...");
     if (Q.error[0]) {
-        /* the countdown first: at 80 columns a long reason is cut, the state of things is not */
-        char when[48] = "reconnecting now";
-        if (Q.fails && !Q.busy && Q.retry_at > now)
-            snprintf(when, sizeof when, "reconnecting in %.0f s", (Q.retry_at - now + 999) / 1000);
+        char when[48];
+        tui_backoff_say(&Q.retry, Q.busy, now, when, sizeof when);
         tui_put(y0 + h - 2, 1, COLS - 1, tui_pair_or(a, TUI_P_ERRMSG, A_BOLD), "%s: %s", when,
                 Q.error);
     }

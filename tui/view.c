@@ -1456,19 +1456,46 @@ const char *tui_guest_example_payload(const char *guest)
     return "{}";
 }
 
-int tui_store_open_ro(const char *db, aspen_store **st, char *open_error, size_t cap,
-                      bool *kept)
+int tui_store_open_ro(const char *db, aspen_store **st, char *open_error, size_t cap)
 {
-    if (!*st && !*kept) {
+    if (!*st) {
         aspen_store_options o = {.read_only = true};
         aspen_store_error se = {0};
         if (aspen_store_open(db, &o, st, &se) != 0) {
             *st = NULL;
             snprintf(open_error, cap, "%s", se.msg[0] ? se.msg : "cannot open the database");
-            /* a server that is down or restarting comes back: tried again next time (a failed
-             * connect is quick); anything else would fail the same way every second */
-            *kept = !se.disconnected;
         }
     }
     return *st ? 0 : -1;
+}
+
+/* 1 s, 2 s, 4 s ... at most 30 s: a server that is down for minutes is asked twice a minute, not
+ * hammered, and one that is back is found within 30 s. */
+void tui_backoff_failed(tui_backoff *b, double now)
+{
+    double ms = 1000;
+    for (int i = 1; i < b->fails + 1 && ms < 30000; i++)
+        ms *= 2;
+    if (b->fails < 1000) /* the exponent stops growing long before an int could overflow */
+        b->fails++;
+    b->retry_at = now + (ms < 30000 ? ms : 30000);
+}
+
+void tui_backoff_ok(tui_backoff *b)
+{
+    b->fails = 0;
+    b->retry_at = 0;
+}
+
+bool tui_backoff_waiting(const tui_backoff *b, double now)
+{
+    return b->fails > 0 && now < b->retry_at;
+}
+
+void tui_backoff_say(const tui_backoff *b, bool busy, double now, char *out, size_t cap)
+{
+    if (b->fails && !busy && b->retry_at > now)
+        snprintf(out, cap, "reconnecting in %.0f s", (b->retry_at - now + 999) / 1000);
+    else
+        snprintf(out, cap, "reconnecting now");
 }

@@ -111,13 +111,26 @@ void tui_choice_refusal(const char *what, const char *given, const char *const *
 /* True when the filter selects by state only (then counts by state give the total). */
 bool tui_filter_states_only(const aspen_store_filter *f);
 
-/* The read-only store handle a pane reads through on the thread pool, opened on first use: 0 with
- * *st, or -1 with the reason in open_error. A database that cannot be opened for good (missing,
- * refused, newer) is kept in open_error with *kept set, so it is not retried every second and
- * every later call gives the same message; a server that cannot be reached now (restarting) is
- * tried again at the next call. */
-int tui_store_open_ro(const char *db, aspen_store **st, char *open_error, size_t cap,
-                      bool *kept);
+/* The read-only store handle a pane reads through on the thread pool, opened when *st is NULL: 0
+ * with *st, or -1 with the reason in open_error. Every failure is tried again at the next call —
+ * a PostgreSQL server restarting, an SQLite file another process holds locked, even a database
+ * that is missing now may be there later — so the caller paces its calls with a tui_backoff. */
+int tui_store_open_ro(const char *db, aspen_store **st, char *open_error, size_t cap);
+
+/* The reconnect pacing every pane that reads the store on its own handle shares (Queues, Engines,
+ * Metrics, the Engines pane's LISTEN waiter): after a failed read the handle is dropped and the
+ * next try waits 1 s, then 2, 4 ... 30 s; a good read ends it. Times are tui_mono_ms. */
+typedef struct tui_backoff {
+    int fails;       /* reads failed in a row; 0 after a good one */
+    double retry_at; /* when the next try is due after a failure */
+} tui_backoff;
+void tui_backoff_failed(tui_backoff *b, double now);
+void tui_backoff_ok(tui_backoff *b);
+/* True while a failure's wait is still running (do not try yet). */
+bool tui_backoff_waiting(const tui_backoff *b, double now);
+/* "reconnecting in N s" (or "reconnecting now" while a try is in flight or due), for the pane's
+ * error line: the state first, so at 80 columns a long reason is cut, not the state. */
+void tui_backoff_say(const tui_backoff *b, bool busy, double now, char *out, size_t cap);
 
 /* Keeps a cursor inside [0, n) and the first shown row such that the cursor is visible. */
 void tui_scroll(long *cursor, long *top, long n, long height);

@@ -6,7 +6,8 @@
 # and libpq's "FATAL: terminating connection" text was drawn raw over the screen. Now the console
 # stays up, its header says "reconnecting", nothing but the console's own text is on the screen,
 # and after the server is back the header says "running" again, the jobs are listed, and a job
-# submitted after the restart shows up and succeeds. Quitting leaves no sanitizer report (make
+# submitted after the restart shows up and succeeds. The Engines and Metrics panes, which read on
+# handles of their own, say "reconnecting in N s: reason" while it is down and drop it once back. Quitting leaves no sanitizer report (make
 # test runs the Sanitize build) and stderr holds nothing of libpq's.
 #
 # The server is the test's own (tests/store/pg_server.sh in its scratch directory), not the
@@ -55,6 +56,9 @@ screen_is_clean
 for pane in 4 7 1; do
     keys "$pane"
     wait_for "Aspen console \| reconnecting" 5
+    # the Engines and Metrics panes read on their own handles: their error line says they retry
+    # (one backoff shared with the Queues pane) and when, before the reason
+    [ "$pane" = 1 ] || wait_for "reconnecting (in [0-9]+ s|now): " 15
     screen_is_clean
 done
 while (( ($(date +%s%N) - down_at) / 1000000 < 10000 )); do
@@ -73,6 +77,9 @@ wait_for "succeeded +3 |ok +3 " 30
 wait_for "succeeded +4 |ok +4 " 30
 keys 4
 wait_for "Engines on this database: " 15
+wait_gone "reconnecting (in [0-9]+ s|now): " 40 # the pane's own handle is back too
+keys 7
+wait_gone "reconnecting (in [0-9]+ s|now): " 40
 keys 1
 screen_is_clean
 quit_and_check out

@@ -239,12 +239,31 @@ int cmd_queue(int argc, char **argv)
     if (open_store(db, false, &st))
         return 1;
     int64_t now = aspen_store_now_ms();
+    /* A pause of a paused queue (or a resume of a running one) changes nothing; say so, so an
+     * operator who expected a change (a typo'd queue name, another operator first) notices. */
+    bool unchanged = false;
+    if (!set) {
+        aspen_store_queue_info *qs = NULL;
+        size_t nq = 0;
+        if (aspen_store_queues(st, now, &qs, &nq, &se) == 0) {
+            for (size_t i = 0; i < nq; i++)
+                if (!strcmp(qs[i].name, name))
+                    unchanged = qs[i].paused == pause;
+            aspen_store_queues_free(qs);
+        }
+    }
     int rc = set ? aspen_store_queue_set(st, name, what, limit, rate_n, period, now, &se)
                  : aspen_store_queue_pause(st, name, pause, now, &se);
     aspen_store_close(st);
     if (rc) {
         cli_error("%s", se.msg);
         return 1;
+    }
+    if (!set && unchanged) {
+        printf("queue %s was already %s: nothing changed (aspen queue %s %s %s)\n", name,
+               pause ? "paused" : "running", pause ? "resume" : "pause", name,
+               pause ? "starts it again" : "stops it");
+        return 0;
     }
     if (!set) {
         printf("queue %s %s (every worker on this database)\n", name, pause ? "paused" : "resumed");

@@ -54,6 +54,9 @@ static void test_queue_commands(void **state)
     expect(run("'%s' queue set emails --limit 2 --rate 5/10s --db '%s' 2>&1", A, g_db), 0,
            "queue emails: limit 2 rate 5/10s");
     expect(run("'%s' queue pause emails --db '%s' 2>&1", A, g_db), 0, "queue emails paused");
+    /* a second pause changes nothing and says so (and how to undo the first) */
+    expect(run("'%s' queue pause emails --db '%s' 2>&1", A, g_db), 0,
+           "queue emails was already paused: nothing changed (aspen queue resume emails starts it again)");
     out o = run("'%s' queues --db '%s' 2>&1", A, g_db);
     assert_int_equal(o.status, 0);
     assert_true(has(&o, "QUEUE"));
@@ -80,6 +83,8 @@ static void test_queue_commands(void **state)
     free(o.buf);
 
     expect(run("'%s' queue resume emails --db '%s' 2>&1", A, g_db), 0, "queue emails resumed");
+    expect(run("'%s' queue resume emails --db '%s' 2>&1", A, g_db), 0,
+           "queue emails was already running: nothing changed");
     expect(run("'%s' queue set emails --no-limit --no-rate --db '%s' 2>&1", A, g_db), 0,
            "queue emails: no limit no rate");
     expect(run("'%s' show 1 --db '%s' 2>&1", A, g_db), 0, "queue       emails");

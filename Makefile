@@ -26,8 +26,14 @@ all: build
 setup:
 	@bash scripts/setup.sh
 
+# Each phase says what it is about to do: a first build takes minutes (235 s on the project's
+# 2-core machine with other builds running, far more when it is busier: docs/BENCHMARKS.md), and a
+# Rust guest's cargo run prints nothing until it ends (scripts/build-guest.sh says "still
+# building ..." when one runs long).
 build: setup
+	@echo "make: configuring $(BUILD)/ (cmake, RelWithDebInfo)"
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	@echo "make: building $(BUILD)/ with $(JOBS) jobs: aspen, its tests and the guests (C with gcc, Rust with cargo offline, static Linux programs with musl-gcc)"
 	@cmake --build $(BUILD) -j $(JOBS)
 
 console: build
@@ -40,8 +46,10 @@ demo: build
 
 test: build
 	@bash scripts/setup.sh --need-kvm
+	@echo "make: building $(SANBUILD)/ (ASan+UBSan) with $(JOBS) jobs"
 	@cmake -S . -B $(SANBUILD) -DCMAKE_BUILD_TYPE=Sanitize >/dev/null
 	@cmake --build $(SANBUILD) -j $(JOBS)
+	@echo "make: running the tests (ctest -j 2 in $(SANBUILD)/: many minutes; one line per test as it ends)"
 	@cd $(SANBUILD) && ASPEN_BUILD=$(abspath $(BUILD)) ctest --output-on-failure -j 2
 
 bench: build

@@ -457,7 +457,14 @@ int cmd_submit(int argc, char **argv)
         return 2;
     }
     if (spec.guest && spec.source_dir) {
-        cli_error("give either a guest name/path or --source DIR, not both");
+        /* Say what was given and which to drop: either one alone is a valid submit. Each is
+         * named three times, so long ones are cut (with "...") to keep the advice in the line. */
+        char g[1300], src[1300];
+        cli_cell_str(spec.guest, 200, g, sizeof g);
+        cli_cell_str(spec.source_dir, 200, src, sizeof src);
+        cli_error("got both a guest (%s) and --source %s: give one — drop %s to build %s, or drop "
+                  "--source to run %s (--source takes DIR or REPO#REV[:SUBDIR])",
+                  g, src, g, src, g);
         return 2;
     }
     if (jsonl && (payload_arg || count_given)) {

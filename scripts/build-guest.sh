@@ -12,8 +12,14 @@
 #                                           built with musl-gcc -static, unmodified, a static Linux
 #                                           program that runs as a job (docs/ABI.md section 12)
 #
-# Options: -o OUT (output file), -q (quiet: no summary line), --musl (a plain C program even if
-# detection says otherwise), -h (help).
+# Which kind, in this order (docs/ABI.md section 12, "Which kind of guest a directory is"):
+#   PATH/Cargo.toml exists                              -> a Rust guest (whatever else is there)
+#   no PATH/*.c or PATH/*.S includes <aspen.h> or "aspen.h", and one of them has the word main
+#   followed by '(' (anywhere, comments too)            -> a plain C program (musl-gcc -static)
+#   otherwise                                           -> an SDK guest (gcc, guests/sdk)
+# Only the top level's *.c and *.S files are read (not headers, not subdirectories).
+# Options: -o OUT (output file), -q (quiet: no summary line), --musl (a plain C program whatever
+# detection says), --sdk (an SDK guest whatever detection says), -h (help).
 # Environment:
 #   ASPEN_GUEST_DEBUG=1     keep symbols and add -g (default: strip the binary); a Rust guest is
 #                           built with debug info, no LTO and opt-level 1 whatever its Cargo.toml
@@ -21,6 +27,8 @@
 #   ASPEN_GUEST_WERROR=1    treat warnings as errors (the project's own guests are built this way)
 #   ASPEN_GUEST_OPT=-O2     optimisation level (default -Os: small images load and share best)
 #   ASPEN_GUEST_CFLAGS=...  extra compiler flags, e.g. -DNDEBUG
+#   ASPEN_GUEST_PROGRESS_SECS=30  a step still running after this many seconds (a cargo build,
+#                           the SDK) says so on stderr, then every twice as long (also with -q)
 #   CC=gcc                  the compiler (system gcc; musl-gcc is not needed: the SDK is the libc)
 # A guest directory may hold a file guest.flags with extra compiler flags for its own sources only
 # (e.g. -O2 for a compute-bound guest); the SDK is always built with the default flags. Those flags
@@ -38,7 +46,50 @@ SDK="$ROOT/guests/sdk"
 BUILD_ROOT="${ASPEN_GUEST_BUILD_DIR:-$ROOT/target/guest-build}"
 OUT_DIR_DEFAULT="$ROOT/target/guest-binaries"
 
-die() { echo "build-guest: error: $*" >&2; exit 1; }
+die() { ticker_stop; echo "build-guest: error: $*" >&2; exit 1; }
+
+# ---- Progress of long steps ----------------------------------------------------------------------
+# A cargo build takes seconds on an idle machine and many minutes on a loaded one, with nothing on
+# the terminal (its output goes to a log, shown on failure): a step still running after
+# PROGRESS_SECS says what it is doing, then again every twice as long. A step that ends sooner
+# prints nothing, so the usual build stays as quiet as before. When stopped, the ticker takes its
+# sleep with it, and neither holds our descriptors: an orphaned sleep would keep a caller that
+# reads our output to its end ($(...), make's pipe) waiting, and would hold the per-directory
+# build lock (fd 8) or the SDK's (fd 9), so the next build of the guest would wait for it. The
+# ticker also ends by itself if we die unannounced.
+PROGRESS_SECS="${ASPEN_GUEST_PROGRESS_SECS:-30}"
+ticker_pid=""
+ticker_said=0 # whether the last step printed a line (then its end is told as well)
+ticker_start() { # WHAT (e.g. "building the Rust guest X with cargo")
+  local what="$1" parent=$$
+  ticker_t0=$SECONDS
+  (
+    exec 8>&- 9>&-
+    sp=""
+    trap '[[ -z "$sp" ]] || kill "$sp" 2>/dev/null; exit 0' TERM
+    t=$PROGRESS_SECS
+    while :; do
+      # shellcheck disable=SC2217 # the redirections are there to hold none of our descriptors
+      sleep "$t" </dev/null >/dev/null 2>&1 &
+      sp=$!
+      wait "$sp" || true # returns at once when TERM arrives, and the trap ends the sleep
+      kill -0 "$parent" 2>/dev/null || exit 0
+      echo "build-guest: still $what: $((SECONDS - ticker_t0)) s so far" >&2
+      t=$((PROGRESS_SECS * 2))
+    done
+  ) &
+  ticker_pid=$!
+}
+ticker_stop() { # sets ticker_said
+  ticker_said=0
+  [[ -n "${ticker_pid:-}" ]] || return 0
+  ((SECONDS - ticker_t0 < PROGRESS_SECS)) || ticker_said=1
+  kill "$ticker_pid" 2>/dev/null || true
+  wait "$ticker_pid" 2>/dev/null || true
+  ticker_pid=""
+}
+[[ "$PROGRESS_SECS" =~ ^[1-9][0-9]{0,4}$ ]] ||
+  die "ASPEN_GUEST_PROGRESS_SECS=$PROGRESS_SECS: give whole seconds from 1 to 99999 (default 30)"
 
 # A path as the caller can use it from where they ran the script: relative when it is under their
 # working directory, absolute otherwise (a path relative to the repository would be wrong anywhere else).
@@ -56,6 +107,7 @@ usage() {
 out=""
 quiet=0
 musl=0
+sdk_forced=0
 target=""
 while (($#)); do
   case "$1" in
@@ -63,6 +115,7 @@ while (($#)); do
     -o*) out="${1#-o}"; shift ;;
     -q) quiet=1; shift ;;
     --musl) musl=1; shift ;;
+    --sdk) sdk_forced=1; shift ;;
     -h|--help) usage; exit 0 ;;
     -*) die "unknown option '$1' (see $0 -h)" ;;
     *) [[ -z "$target" ]] || die "one guest at a time (got '$target' and '$1')"; target="$1"; shift ;;
@@ -95,7 +148,8 @@ fi
 # (the SDK's aspen.ld, no start files, no libc, not PIE); the crate guests/rust/aspen_jobs_guest gives
 # it _start, execute, the ABI note, the allocator and the panic handler. Offline and with a private
 # CARGO_HOME: a guest may depend on crates in this tree only, and the build never touches the network
-# or ~/.cargo. Works with Debian's rustc 1.63 as with newer ones.
+# or ~/.cargo. Works with Debian bookworm's rustc 1.63 (its cargo is package 0.66, Rust 1.65's) as
+# with newer ones.
 build_rust() {
   local CARGO="${CARGO:-cargo}" cargo_path rustc minor pkg tdir flags f bin
   cargo_path=$(command -v "$CARGO" 2>/dev/null) ||
@@ -171,10 +225,11 @@ build_rust() {
   [[ "${ASPEN_GUEST_DEBUG:-0}" != 1 ]] || tgt="$tdir/target-debug"
   local log="$tdir/$pkg.log"
   # The guest's directory is left as it was found. Without a Cargo.lock there, cargo writes one (a
-  # newer cargo in version 4, which Debian's 1.65 cannot read: CARGO=/usr/bin/cargo would then fail
-  # on it), so that one is moved out to the build directory afterwards; a Cargo.lock the developer
-  # keeps is theirs and cargo uses it (cargo keeps its version). Builds of one directory are
-  # serialised so one never removes the lock another is resolving with.
+  # newer cargo in version 4, which Debian's cargo 0.66, Rust 1.65's, cannot read:
+  # CARGO=/usr/bin/cargo would then fail on it), so that one is moved out to the build directory
+  # afterwards; a Cargo.lock the developer keeps is theirs and cargo uses it (cargo keeps its
+  # version). Builds of one directory are serialised so one never removes the lock another is
+  # resolving with.
   local lock_id
   lock_keep="" # global: the EXIT trap runs after this function has returned
   lock_id=$(printf '%s' "$src_dir" | cksum | cut -d' ' -f1)
@@ -187,11 +242,18 @@ build_rust() {
     lock_keep="$tdir/Cargo.lock.$pkg.$lock_id"
     trap 'if [[ -f "$src_dir/Cargo.lock" ]]; then mv -f "$src_dir/Cargo.lock" "$lock_keep" 2>/dev/null || rm -f "$src_dir/Cargo.lock"; fi' EXIT
   fi
-  if ! env -u RUSTFLAGS -u CARGO_BUILD_RUSTFLAGS -u CARGO_TARGET_DIR -u CARGO_BUILD_TARGET \
+  local what rc=0
+  what="building the Rust guest $pkg ($(shown "$src_dir")) with cargo (offline, release, Rust 1.$minor)"
+  ((quiet)) || echo "build-guest: $what…" >&2
+  ticker_start "$what"
+  env -u RUSTFLAGS -u CARGO_BUILD_RUSTFLAGS -u CARGO_TARGET_DIR -u CARGO_BUILD_TARGET \
        "${bootstrap[@]}" "${profile[@]}" CARGO_HOME="$tdir/cargo-home" RUSTC="$rustc" \
        CARGO_ENCODED_RUSTFLAGS="$encoded" \
        "$cargo_path" build --offline --release --quiet --manifest-path "$src_dir/Cargo.toml" \
-       --target x86_64-unknown-linux-gnu --target-dir "$tgt" >"$log" 2>&1; then
+       --target x86_64-unknown-linux-gnu --target-dir "$tgt" >"$log" 2>&1 || rc=$?
+  ticker_stop
+  ((!ticker_said)) || echo "build-guest: cargo finished the Rust guest $pkg in $((SECONDS - ticker_t0)) s" >&2
+  if ((rc)); then
     cat "$log" >&2
     if grep -q "aspen_rust_execute" "$log"; then
       echo "build-guest: hint: define the job handler with define_job_handler!(fn) or define_json_handler!(fn) (see guests/rust/aspen_jobs_guest)" >&2
@@ -222,7 +284,11 @@ check_no_tls() {
   fi
 }
 
+((!musl || !sdk_forced)) || die "--musl and --sdk ask for two different builds: give one"
 if [[ -f "$src_dir/Cargo.toml" ]]; then
+  # A Cargo.toml decides: C sources beside it are the crate's business (a build script's, say).
+  ((!musl && !sdk_forced)) ||
+    die "$(shown "$src_dir") holds a Cargo.toml, so it is built as a Rust guest: --musl and --sdk are for C sources (put them in a directory without a Cargo.toml)"
   build_rust
   exit 0
 fi
@@ -296,9 +362,14 @@ fi
 # with musl-gcc -static (Debian's musl-tools), as guests/musl/musl.cmake builds minigzip. It carries
 # no Aspen ABI note, and that is what tells the monitor to run it as a static Linux program: stdin
 # the job's input, stdout its output, stderr lines its log (docs/ABI.md section 12).
-if ((!musl)) && ! grep -qsE '#[[:space:]]*include[[:space:]]*[<"]aspen\.h[>"]' "${sources[@]}" &&
+# The test is textual (no preprocessor): --musl or --sdk decide when it guesses wrong, e.g. a main
+# behind a macro, or an SDK guest that includes <aspen.h> only through a header of its own and
+# says "main()" in a comment.
+musl_why="forced by --musl"
+if ((!musl && !sdk_forced)) && ! grep -qsE '#[[:space:]]*include[[:space:]]*[<"]aspen\.h[>"]' "${sources[@]}" &&
    grep -qsE '(^|[^A-Za-z0-9_])main[[:space:]]*\(' "${sources[@]}"; then
   musl=1
+  musl_why="detected: main() and no <aspen.h> in its sources; --sdk for an SDK build"
 fi
 if ((musl)); then
   MUSL_GCC="${MUSL_GCC:-musl-gcc}"
@@ -322,7 +393,7 @@ if ((musl)); then
   [[ ! -s "$tmp_out.log" ]] || cat "$tmp_out.log" >&2
   mv -f "$tmp_out" "$out"
   if ((!quiet)); then
-    echo "built $(shown "$out") ($(stat -c %s "$out") bytes, a static Linux program: musl-gcc -static)"
+    echo "built $(shown "$out") ($(stat -c %s "$out") bytes, a static Linux program: musl-gcc -static, $musl_why)"
   fi
   exit 0
 fi
@@ -380,6 +451,7 @@ sdk_stale() {
 build_sdk() {
   local tmp objs=() f o
   tmp=$(mktemp -d "$sdk_build/tmp.XXXXXX")
+  ticker_start "compiling the C SDK (guests/sdk, once per flag set) into $(shown "$sdk_build")"
   for f in "$SDK"/src/*.c "$SDK"/src/*.S; do
     o="$tmp/$(basename "${f%.*}").o"
     "$CC" "${CFLAGS[@]}" -Werror "${EXTRA[@]}" -c "$f" -o "$o" ||
@@ -390,6 +462,7 @@ build_sdk() {
   ar rcs "$tmp/lib.a" "${objs[@]}"
   mv -f "$tmp/lib.a" "$sdk_lib"
   rm -rf "$tmp"
+  ticker_stop
 }
 
 if sdk_stale; then

@@ -28,7 +28,7 @@ done
 
 if ((${#missing[@]})); then
   if [[ $(id -u) -eq 0 ]]; then
-    echo "setup: installing ${missing[*]}"
+    echo "setup: installing ${missing[*]} with apt-get (minutes; its output is hidden unless a first try fails)"
     export DEBIAN_FRONTEND=noninteractive
     apt-get install -y --no-install-recommends "${missing[@]}" >/dev/null 2>&1 ||
       { apt-get update >/dev/null && apt-get install -y --no-install-recommends "${missing[@]}"; }

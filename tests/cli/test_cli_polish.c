@@ -113,11 +113,46 @@ static void test_run_echo_worker_exact(void **state)
 static void test_submit_guest_and_source(void **state)
 {
     (void)state;
-    out o = run("%s submit echo-worker --source %s --db %s/jobs.db", ASPEN_BIN, g_dir, g_dir);
-    expect_out(&o, 2, "error: give either a guest name/path or --source DIR, not both");
-    assert_false(has(&o, "bytes"));
-    assert_false(has(&o, "sha256"));
+    out o = run("%s submit echo-worker --source %s --db %s/both.db", ASPEN_BIN, g_dir, g_dir);
+    /* what it got, what to drop for either meaning, and the other form --source takes */
+    char want[1200];
+    snprintf(want, sizeof want,
+             "error: got both a guest (echo-worker) and --source %s: give one — drop echo-worker "
+             "to build %s, or drop --source to run echo-worker (--source takes DIR or "
+             "REPO#REV[:SUBDIR])\n",
+             g_dir, g_dir);
+    expect_out(&o, 2, want);
+    assert_int_equal(o.len, strlen(want)); /* that line alone: no usage dump, nothing submitted */
+    assert_false(has(&o, "not both"));
     free(o.buf);
+    /* a git source is named as given */
+    o = run("%s submit echo-worker --source '%s#main:guests/x' --db %s/both.db", ASPEN_BIN, g_dir,
+            g_dir);
+    expect_out(&o, 2, "#main:guests/x: give one");
+    free(o.buf);
+
+    /* Hostile names: a terminal escape is shown escaped, never raw; names of thousands of bytes are
+     * cut so the advice still ends the line, and nothing is stored either way. */
+    o = run("%s submit \"$(printf 'evil\033]0;pwned\007')\" --source \"$(printf 'src\033[2J')\" "
+            "--db %s/both.db",
+            ASPEN_BIN, g_dir);
+    expect_out(&o, 2, "error: got both a guest (evil");
+    assert_null(memchr(o.buf, '\033', o.len));
+    assert_null(memchr(o.buf, '\007', o.len));
+    assert_true(has(&o, "(--source takes DIR or REPO#REV[:SUBDIR])\n"));
+    free(o.buf);
+    o = run("%s submit \"$(printf 'g%%.0s' $(seq 3000))\" "
+            "--source \"$(printf 's%%.0s' $(seq 3000))\" --db %s/both.db",
+            ASPEN_BIN, g_dir);
+    expect_out(&o, 2, "error: got both a guest (ggg");
+    assert_true(has(&o, "...) and --source sss"));
+    assert_true(has(&o, "(--source takes DIR or REPO#REV[:SUBDIR])\n"));
+    assert_true(o.len < 1500);
+    free(o.buf);
+    struct stat st;
+    char db[400];
+    snprintf(db, sizeof db, "%s/both.db", g_dir);
+    assert_int_not_equal(stat(db, &st), 0); /* refused before any database was opened */
 }
 
 static void test_submit_source_is_file(void **state)
@@ -325,6 +360,91 @@ static void test_readme_example_guest(void **state)
     build_and_run_example("README.md", "A complete C guest");
 }
 
+/* docs/ABI.md section 13's guest (crashy) and its commands, as a user runs them from where the
+ * guest's directory is: built with ASPEN_GUEST_DEBUG=1 and -O0, a debugger session through
+ * --gdb, a core from `aspen run --core` and the engine's cores through `aspen core`, each read by
+ * gdb. What the document pastes as output is checked here, less the addresses and paths. */
+static void test_abi_core_example(void **state)
+{
+    (void)state;
+    char dir[400], bin[420], core[420], db[420], elf[420];
+    snprintf(dir, sizeof dir, "%s/crashy", g_dir);
+    snprintf(bin, sizeof bin, "%s/crashy.bin", g_dir);
+    snprintf(core, sizeof core, "%s/crashy.core", g_dir);
+    snprintf(db, sizeof db, "%s/crashy.db", g_dir);
+    snprintf(elf, sizeof elf, "%s/crashy.elf", g_dir);
+    extract_example("docs/ABI.md", "<!-- tests/cli/test_cli_polish.c builds this guest", dir);
+    /* by its bare name, from the directory that holds it, as the document does */
+    out o = run("cd %s && ASPEN_GUEST_DEBUG=1 ASPEN_GUEST_OPT=-O0 ASPEN_GUEST_WERROR=1 bash "
+                "%s/scripts/build-guest.sh crashy -o %s",
+                g_dir, ASPEN_SOURCE_DIR, bin);
+    expect_out(&o, 0, "built crashy.bin (");
+    free(o.buf);
+
+    /* the debugger: break on the handler, read an argument, let it finish */
+    o = run("cd %s && rm -f gdb.out gdb.err && "
+            "(printf fine | timeout 60 %s run %s --input - --gdb 127.0.0.1:0 "
+            ">gdb.out 2>gdb.err &) && "
+            "for i in $(seq 200); do grep -q 'waiting for gdb' gdb.err && break; sleep 0.1; "
+            "done && "
+            "port=$(sed -n 's/.*waiting for gdb on 127\\.0\\.0\\.1:\\([0-9]*\\).*/\\1/p' "
+            "gdb.err) && "
+            "timeout 60 gdb -nx -batch %s -ex \"target remote 127.0.0.1:$port\" -ex 'break crashy' "
+            "-ex continue -ex 'print len' -ex continue && "
+            "for i in $(seq 200); do [ -s gdb.out ] && break; sleep 0.1; done; cat gdb.out",
+            g_dir, ASPEN_BIN, bin, bin);
+    expect_out(&o, 0, "Breakpoint 1, crashy (in=");
+    assert_true(has(&o, "\"fine\", len=4, out="));
+    assert_true(has(&o, "crashy/main.c:9\n"));
+    assert_true(has(&o, "$1 = 4\n"));
+    assert_true(has(&o, "[Inferior 1 (Remote target) exited normally]"));
+    assert_true(has(&o, "\nfine")); /* aspen run's own output, after the session */
+    free(o.buf);
+
+    /* aspen run --core, and gdb on it */
+    o = run("printf crash | %s run %s --input - --core %s", ASPEN_BIN, bin, core);
+    expect_out(&o, 1, "[aspen] core of the failed run written to ");
+    assert_true(has(&o, "error: guest CPU fault: page fault (#PF) (vector 14, error code 0x6)"));
+    assert_true(has(&o, "writing address 0x0 — a null pointer dereference"));
+    free(o.buf);
+    o = run("gdb -nx -batch -ex bt %s %s", bin, core);
+    expect_out(&o, 0, "Program terminated with signal SIGSEGV, Segmentation fault.");
+    assert_true(has(&o, " in crash_here (where=0x0) at "));
+    assert_true(has(&o, "crashy/main.c:5\n"));
+    assert_true(has(&o, " in crashy (in="));
+    assert_true(has(&o, "\"crash\", len=5, out="));
+    assert_true(has(&o, " in aspen__run_bytes ("));
+    free(o.buf);
+    /* a run that succeeds writes no core */
+    unlink(core);
+    o = run("printf fine | %s run %s --input - --core %s", ASPEN_BIN, bin, core);
+    expect_out(&o, 0, "fine");
+    free(o.buf);
+    struct stat st;
+    assert_int_not_equal(stat(core, &st), 0);
+
+    /* through the engine: two attempts, two cores; the last one with the ELF it ran */
+    o = run("%s submit %s --payload '\"crash\"' --max-attempts 2 --db %s --create", ASPEN_BIN,
+            bin, db);
+    expect_out(&o, 0, "1\n");
+    free(o.buf);
+    o = run("%s worker --until-idle --quiet --db %s", ASPEN_BIN, db);
+    expect_out(&o, 0, "done: 2 finished (0 succeeded, 1 failed, 1 retried, 0 cancelled)");
+    free(o.buf);
+    o = run("%s core 1 -o %s --binary %s --db %s", ASPEN_BIN, core, elf, db);
+    expect_out(&o, 0, "wrote the core of job 1 attempt 2 (");
+    assert_true(has(&o, "open it with: gdb "));
+    free(o.buf);
+    o = run("gdb -nx -batch -ex bt %s %s", elf, core);
+    expect_out(&o, 0, "Core was generated by `crashy.elf'.");
+    assert_true(has(&o, " in crash_here (where=0x0) at "));
+    assert_true(has(&o, "\"\\\"crash\\\"\", len=7, out=")); /* the payload, quotes and all */
+    free(o.buf);
+    o = run("%s core 1 --attempt 1 -o %s --db %s", ASPEN_BIN, core, db);
+    expect_out(&o, 0, "wrote the core of job 1 attempt 1 (");
+    free(o.buf);
+}
+
 /* The handler macros as docs/ABI.md writes them: with the ';' (the form that compiles). */
 static void test_abi_handler_macros_have_semicolon(void **state)
 {
@@ -455,6 +575,7 @@ int main(void)
         cmocka_unit_test(test_run_output_binary),
         cmocka_unit_test(test_run_echo_worker_exact),
         cmocka_unit_test(test_submit_guest_and_source),
+        cmocka_unit_test(test_abi_core_example),
         cmocka_unit_test(test_submit_source_is_file),
         cmocka_unit_test(test_submit_source_empty),
         cmocka_unit_test(test_source_build_failure_shown),

@@ -9,7 +9,10 @@
 #   - ASPEN_GUEST_DEBUG=1 gives a Rust binary with .debug_* sections and the handler as a function
 #     of its own (not inlined by LTO);
 #   - the "built PATH" line is valid from the caller's directory (run from elsewhere), also for `.`;
-#   - an implicit function declaration (malloc without a header) is an error in an SDK guest.
+#   - an implicit function declaration (malloc without a header) is an error in an SDK guest;
+#   - a long cargo build says what it is doing ("still building the Rust guest ..."), once per
+#     interval and not more, also with -q, and its ticker is gone when the build ends (the caller's
+#     $(...) gets its end of file at once); a quick -q build prints nothing.
 # Needs /dev/kvm: fails, never skips.
 set -u
 ROOT=${1:?usage: build_guest_kit_test.sh SOURCE_DIR ASPEN}
@@ -113,4 +116,56 @@ out=$(cd "$TMP/elsewhere" && "$B" "$ROOT/guests/echo-worker" -o sub/echo.elf 2>&
 echo "$out" | grep -q "^built sub/echo.elf (" || fail "C summary '$out'"
 out=$(cd "$TMP" && "$B" "$ROOT/guests/echo-worker" -o "$TMP/elsewhere/e2.elf" 2>&1) || fail "C build: $out"
 echo "$out" | grep -q "^built elsewhere/e2.elf (" || fail "C summary (absolute under cwd) '$out'"
+# Progress: a cargo that takes 6 s longer than it should (a loaded machine), with a 5 s interval.
+real_cargo=$(command -v cargo)
+mkdir -p "$TMP/slow"
+cat > "$TMP/slow/cargo" <<SH
+#!/bin/sh
+sleep 6
+"$real_cargo" "\$@"
+rc=\$?
+echo \$((\$(date +%s%N) / 1000000)) > "$TMP/cargo-end"
+exit \$rc
+SH
+chmod +x "$TMP/slow/cargo"
+ln -s "$(dirname "$real_cargo")/rustc" "$TMP/slow/rustc"
+t0=$SECONDS
+out=$(ASPEN_GUEST_BUILD_DIR="$TMP/gb" ASPEN_GUEST_PROGRESS_SECS=5 CARGO="$TMP/slow/cargo" \
+      "$B" -q "$TMP/rguest" -o "$TMP/slow.elf" 2>&1) || fail "slow build: $out"
+end=$(($(date +%s%N) / 1000000))
+took=$((SECONDS - t0))
+[[ -f "$TMP/slow.elf" ]] || fail "the slow build wrote no binary"
+n=$(echo "$out" | grep -c "^build-guest: still building the Rust guest rguest (.*) with cargo (offline, release, Rust 1\.[0-9]*): [0-9]* s so far$")
+((n >= 1)) || fail "no progress line in a ${took} s build: '$out'"
+# at 5 s, then every 10 s: never more than that
+((n <= took / 10 + 1)) || fail "$n progress lines in $took s (flooding): '$out'"
+echo "$out" | grep -q "^build-guest: cargo finished the Rust guest rguest in [0-9]* s$" ||
+  fail "the end of the long build is not told: '$out'"
+[[ "$(echo "$out" | grep -vc '^build-guest: ')" == 0 ]] || fail "other output from -q: '$out'"
+# the ticker sleeps 10 s after its first line: had it kept our stderr, $(...) would have waited
+gap=$((end - $(cat "$TMP/cargo-end")))
+((gap < 1500)) || fail "the build ended ${gap} ms after cargo (a ticker left behind?)"
+# nor does anything left of the ticker hold the guest directory's build lock: the next build of the
+# same guest starts at once (an orphaned sleep holding it made every rebuild wait ~30 s)
+locks=("$TMP"/gb/locks/*.flock)
+[[ -f "${locks[0]}" ]] || fail "no build lock under $TMP/gb/locks"
+for l in "${locks[@]}"; do
+  flock -n "$l" true || fail "$l is still held after the build ended"
+done
+t1=$(($(date +%s%N) / 1000000))
+out=$(ASPEN_GUEST_BUILD_DIR="$TMP/gb" ASPEN_GUEST_PROGRESS_SECS=5 CARGO="$real_cargo" \
+      "$B" -q "$TMP/rguest" -o "$TMP/slow2.elf" 2>&1) || fail "rebuild: $out"
+t2=$(($(date +%s%N) / 1000000))
+out=$(ASPEN_GUEST_BUILD_DIR="$TMP/gb" ASPEN_GUEST_PROGRESS_SECS=5 CARGO="$real_cargo" \
+      "$B" -q "$TMP/rguest" -o "$TMP/slow2.elf" 2>&1) || fail "rebuild: $out"
+t3=$(($(date +%s%N) / 1000000))
+echo "progress: slow build $took s, cold rebuild with the real cargo $((t2 - t1)) ms, warm $((t3 - t2)) ms"
+((t3 - t2 < 4000)) || fail "a warm rebuild took $((t3 - t2)) ms (waiting for a lock?)"
+# a build that ends within the interval says nothing with -q
+out=$(ASPEN_GUEST_PROGRESS_SECS=99999 "$B" -q "$TMP/rguest" -o "$TMP/quick.elf" 2>&1) || fail "quick build: $out"
+[[ -z "$out" ]] || fail "a quick -q build printed '$out'"
+out=$(ASPEN_GUEST_PROGRESS_SECS=soon "$B" -q "$TMP/rguest" -o "$TMP/quick.elf" 2>&1) &&
+  fail "ASPEN_GUEST_PROGRESS_SECS=soon was taken"
+echo "$out" | grep -q "ASPEN_GUEST_PROGRESS_SECS=soon: give whole seconds" || fail "bad interval: '$out'"
+
 echo "build_guest_kit_test: ok"

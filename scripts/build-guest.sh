@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# scripts/build-guest.sh — build an Aspen guest binary from C sources (as the seed's script did for
-# Rust guests). The result is the static ELF the VM monitor (vm/) loads: see docs/ABI.md.
+# scripts/build-guest.sh — build an Aspen guest binary from a directory of C SDK sources, a Rust
+# crate or a plain C program (musl). The result is the static ELF the VM monitor (vm/) loads: see
+# docs/ABI.md.
 #
 #   scripts/build-guest.sh NAME             guests/NAME/*.c  ->  target/guest-binaries/NAME
 #   scripts/build-guest.sh PATH [-o OUT]    PATH/*.c         ->  OUT (default target/guest-binaries/$(basename PATH))

@@ -126,6 +126,8 @@ int cli_parse_period(const char *opt, const char *s, int64_t *ms);
 int cli_parse_ms(const char *opt, const char *s, long long lo, long long hi, long long *out);
 /* 850 us, 12.3 ms, 4.56 s, 30 s, 2 min 3 s, 1 h 2 min. */
 void cli_format_duration_us(int64_t us, char *out, size_t cap);
+/* A count with thousands separators (12,345), as a person reads a large number in a question. */
+void cli_format_count(int64_t n, char *out, size_t cap);
 
 double cli_now_us(void);
 void cli_sort(double *v, size_t n);

@@ -246,13 +246,16 @@ int cmd_delete(int argc, char **argv)
 static void purge_usage(FILE *f)
 {
     cli_help(f,
-            "usage: aspen purge --older-than DURATION | --state S[,S] [--older-than D] [--yes]\n"
-            "                   [--db PATH]\n"
+            "usage: aspen purge --older-than DURATION | --state S[,S] [--older-than D]\n"
+            "                   [--yes | --dry-run] [--json] [--db PATH]\n"
             "  --older-than D  delete finished jobs that finished more than D ago: 500ms, 90s,\n"
             "                  15m, 12h, 30d, 2w, 1h30m (a unit is required)\n"
             "  --state S,...   only these final states (succeeded, failed, cancelled); without\n"
             "                  --older-than, every job in them\n"
             "  --yes           do not ask first\n"
+            "  --dry-run       say how many it would delete, per state, and delete nothing\n"
+            "  --json          the counts (and what was deleted) as one JSON object\n"
+            "It says how many jobs of each state it is about to delete before it asks.\n"
             "A job's attempts, logs and everything else of it go with it, oldest first, in short\n"
             "transactions paced as the engines' retention pruner paces itself (a few ms each:\n"
             "running engines keep claiming). Ctrl-C stops after the current one and says how\n"
@@ -317,21 +320,99 @@ static bool purge_after(void *ctx, const aspen_engine_prune_progress *p, int pau
     return !g_stop;
 }
 
+/* What a purge would delete now: per final state and in all. */
+typedef struct purge_count {
+    unsigned states;
+    int64_t n[ASPEN_STORE_STATE_COUNT];
+    int64_t total;
+} purge_count;
+
+/* One count per state asked for, from the store (the kept counts, or a range of the index of
+ * finished jobs: never the jobs themselves). 0, or 1 after the error line. */
+static int purge_count_read(aspen_engine *eng, unsigned states, int64_t before, purge_count *c)
+{
+    c->states = states;
+    for (int st = 0; st < ASPEN_STORE_STATE_COUNT; st++) {
+        if (!(states & (1u << st)))
+            continue;
+        aspen_engine_error err = {0};
+        if (aspen_engine_prune_count(eng, (aspen_store_state)st, before, &c->n[st], &err)) {
+            cli_error("counting the jobs to purge: %s (nothing deleted)", err.msg);
+            return 1;
+        }
+        c->total += c->n[st];
+    }
+    return 0;
+}
+
+/* "12,345 finished jobs (succeeded 10,000, failed 2,000, cancelled 345) older than 24h": the
+ * per-state figures when more than one state is asked for. */
+static void purge_count_text(const purge_count *c, const char *what, const char *older, char *out,
+                             size_t cap)
+{
+    char total[32];
+    cli_format_count(c->total, total, sizeof total);
+    size_t used = (size_t)snprintf(out, cap, "%s %s job%s", total, what, c->total == 1 ? "" : "s");
+    int asked = 0;
+    for (int st = 0; st < ASPEN_STORE_STATE_COUNT; st++)
+        asked += (int)((c->states >> st) & 1u);
+    if (asked > 1) {
+        int k = 0;
+        for (int st = 0; st < ASPEN_STORE_STATE_COUNT && used < cap; st++) {
+            if (!(c->states & (1u << st)))
+                continue;
+            char n[32];
+            cli_format_count(c->n[st], n, sizeof n);
+            used += (size_t)snprintf(out + used, cap - used, "%s%s %s", k++ ? ", " : " (",
+                                     aspen_store_state_name((aspen_store_state)st), n);
+        }
+        if (used < cap)
+            used += (size_t)snprintf(out + used, cap - used, ")");
+    }
+    if (older && used < cap)
+        snprintf(out + used, cap - used, " older than %s", older);
+}
+
+/* --json: {"dry_run", "older_than", "older_than_ms", "states": {STATE: n}, "total", "deleted",
+ * "interrupted"}; "deleted" 0 on a dry run. 0 or 1. */
+static int purge_json(const purge_count *c, const char *older, int64_t age_ms, bool dry_run,
+                      int64_t deleted, bool interrupted)
+{
+    json_t *o = json_object(), *per = json_object();
+    json_object_set_new(o, "dry_run", json_boolean(dry_run));
+    json_object_set_new(o, "older_than", older ? cli_json_str(older) : json_null());
+    json_object_set_new(o, "older_than_ms", older ? json_integer(age_ms) : json_null());
+    for (int st = 0; st < ASPEN_STORE_STATE_COUNT; st++)
+        if (c->states & (1u << st))
+            json_object_set_new(per, aspen_store_state_name((aspen_store_state)st),
+                                json_integer(c->n[st]));
+    json_object_set_new(o, "states", per);
+    json_object_set_new(o, "total", json_integer(c->total));
+    json_object_set_new(o, "deleted", json_integer(deleted));
+    json_object_set_new(o, "interrupted", json_boolean(interrupted));
+    int rc = cli_json_print(o, stdout, false) ? 1 : 0;
+    json_decref(o);
+    return rc;
+}
+
 int cmd_purge(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"older-than", required_argument, 0, 'o'}, {"yes", no_argument, 0, 'y'},
-        {"state", required_argument, 0, 's'},      {"help", no_argument, 0, 'h'},
+        {"state", required_argument, 0, 's'},      {"dry-run", no_argument, 0, 'n'},
+        {"json", no_argument, 0, 'j'},             {"help", no_argument, 0, 'h'},
         CLI_DB_OPTS,                               {0, 0, 0, 0},
     };
     const char *db = NULL, *older = NULL, *states_arg = NULL;
-    bool yes = false;
+    bool yes = false, dry_run = false, json = false;
     int c;
     optind = 1;
-    while ((c = cli_getopt(argc, argv, "o:ys:hD:", opts, argv[0])) != -1) {
+    while ((c = cli_getopt(argc, argv, "o:ys:nhD:", opts, argv[0])) != -1) {
         switch (c) {
         case 'o': older = optarg; break;
         case 'y': yes = true; break;
+        case 'n': dry_run = true; break;
+        case 'j': json = true; break;
         case 's': states_arg = optarg; break;
         case 'D': db = optarg; break;
         case 'C': cli_create = true; break;
@@ -373,21 +454,49 @@ int cmd_purge(int argc, char **argv)
         if (states_arg && (states & (1u << st)))
             used += (size_t)snprintf(what + used, sizeof what - used, "%s%s", used ? ", " : "",
                                      aspen_store_state_name((aspen_store_state)st));
-    if (!yes) {
-        char q[400];
-        if (older)
-            snprintf(q, sizeof q, "Delete every %s%sjob that finished more than %s ago?",
-                     states_arg ? what : "finished", states_arg ? " " : " ", older);
+    aspen_engine *eng;
+    if (cli_open_engine(db, 0, &eng))
+        return 1;
+    /* How many it is about to delete, per state, before it asks: the question says what "yes"
+     * costs. The same cut-off as the deletes below (taken once, now). */
+    int64_t before = older ? aspen_store_now_ms() - age_ms : INT64_MAX;
+    purge_count cnt = {0};
+    if (purge_count_read(eng, states, before, &cnt)) {
+        aspen_engine_close(eng);
+        return 1;
+    }
+    /* the question's "failed or cancelled" (the result line keeps its list, as scripts read it) */
+    char either[160] = "";
+    used = 0;
+    for (int st = 0, k = 0, n = __builtin_popcount(states); st < ASPEN_STORE_STATE_COUNT; st++)
+        if (states_arg && (states & (1u << st)))
+            used += (size_t)snprintf(either + used, sizeof either - used, "%s%s",
+                                     !k++ ? "" : k == n ? " or " : ", ",
+                                     aspen_store_state_name((aspen_store_state)st));
+    char question[600];
+    purge_count_text(&cnt, states_arg ? either : "finished", older, question, sizeof question);
+    if (dry_run || (cnt.total == 0 && !yes)) {
+        aspen_engine_close(eng);
+        if (json)
+            return purge_json(&cnt, older, age_ms, dry_run, 0, false);
+        if (dry_run)
+            printf("would delete %s; nothing deleted (without --dry-run it asks first)\n",
+                   question);
         else
-            snprintf(q, sizeof q, "Delete every %s job?", what);
+            printf("nothing to purge: no %s job%s%s\n", states_arg ? either : "finished",
+                   older ? " older than " : "", older ? older : "");
+        return 0;
+    }
+    if (!yes) {
+        char q[700];
+        snprintf(q, sizeof q, "Delete %s, with %s attempts and logs?", question,
+                 cnt.total == 1 ? "its" : "their");
         if (!confirm(q)) {
+            aspen_engine_close(eng);
             fprintf(stderr, "nothing deleted\n");
             return 1;
         }
     }
-    aspen_engine *eng;
-    if (cli_open_engine(db, 0, &eng))
-        return 1;
     /* Every job that finished before now - age (no --older-than: before now + 1, i.e. all), state
      * by state, oldest first, paced as the engines' pruner paces itself. Ctrl-C (or SIGTERM) is
      * caught for the run and read between batches: the batch in flight commits, nothing after it
@@ -400,7 +509,6 @@ int cmd_purge(int argc, char **argv)
     g_stop = 0;
     sigaction(SIGINT, &sa, &old_int);
     sigaction(SIGTERM, &sa, &old_term);
-    int64_t before = older ? aspen_store_now_ms() - age_ms : INT64_MAX;
     int rc = 0;
     for (int st = 0; st < ASPEN_STORE_STATE_COUNT && !rc && !run.p.stopped; st++) {
         if (!(states & (1u << st)))
@@ -425,6 +533,10 @@ int cmd_purge(int argc, char **argv)
     purge_progress_clear(&run);
     if (rc)
         return 1;
+    if (json) {
+        int jrc = purge_json(&cnt, older, age_ms, false, run.p.deleted, run.p.stopped);
+        return jrc ? jrc : run.p.stopped ? 130 : 0;
+    }
     printf("purged %lld %s job%s", (long long)run.p.deleted, states_arg ? what : "finished",
            run.p.deleted == 1 ? "" : "s");
     if (older)

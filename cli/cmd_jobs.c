@@ -1341,8 +1341,8 @@ int cmd_retry(int argc, char **argv)
     aspen_engine_error gerr = {0};
     /* retry is for failed jobs: one that succeeded or was cancelled is run again by rerun, which
      * the store's "cannot become queued" did not say */
-    if (rc == ASPEN_ENGINE_ESTATE && !all && aspen_engine_get(eng, id, &j, &gerr) == 0 &&
-        (j.state == ASPEN_STORE_SUCCEEDED || j.state == ASPEN_STORE_CANCELLED)) {
+    bool got = rc == ASPEN_ENGINE_ESTATE && !all && aspen_engine_get(eng, id, &j, &gerr) == 0;
+    if (got && (j.state == ASPEN_STORE_SUCCEEDED || j.state == ASPEN_STORE_CANCELLED)) {
         cli_error("job %lld %s: aspen retry gives a failed job another attempt; to run this one "
                   "again, aspen rerun %lld makes a new job of it",
                   (long long)id, j.state == ASPEN_STORE_SUCCEEDED ? "succeeded" : "was cancelled",
@@ -1351,7 +1351,34 @@ int cmd_retry(int argc, char **argv)
         aspen_engine_close(eng);
         return 1;
     }
+    /* A scheduled job has not failed: it waits for its --delay or a retry's backoff. retry used
+     * to queue it at once, saying only "queued again"; now nothing changes and this says when it
+     * runs (local time, as aspen show) and how to run it now. */
+    if (got && j.state == ASPEN_STORE_SCHEDULED) {
+        char at[48], in[48];
+        cli_format_time(j.run_at_ms, at, sizeof at);
+        int64_t left = j.run_at_ms - aspen_store_now_ms();
+        cli_format_duration_us((left > 0 ? left : 0) * 1000, in, sizeof in);
+        cli_error("job %lld is scheduled, not failed: it runs at %s (in %s; %s); nothing changed. "
+                  "To run it now: aspen run-now %lld (aspen cancel %lld cancels it)",
+                  (long long)id, at, in,
+                  j.attempts > 0 ? "the backoff after a failed attempt, with attempts left"
+                                 : "it was submitted with a delay",
+                  (long long)id, (long long)id);
+        aspen_store_job_clear(&j);
+        aspen_engine_close(eng);
+        return 1;
+    }
     aspen_store_job_clear(&j);
+    /* What it did: a retried job is due now (a --delay it had was for its first run), with how
+     * many attempts it has had and may have. */
+    if (!rc && !all && aspen_engine_get(eng, id, &j, &gerr) == 0) {
+        printf("job %lld queued again: it runs now, as soon as a worker is free (attempt %d of %d)\n",
+               (long long)id, j.attempts + 1, j.max_attempts);
+        aspen_store_job_clear(&j);
+        aspen_engine_close(eng);
+        return 0;
+    }
     aspen_engine_close(eng);
     if (rc) {
         cli_error("%s", err.msg);

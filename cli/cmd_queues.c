@@ -1,8 +1,8 @@
 /* cli/cmd_queues.c — `aspen queues [--json]` (every named queue with its settings and figures)
  * and `aspen queue set NAME [--limit N|--no-limit] [--rate N/PERIOD|--no-rate]`,
- * `aspen queue pause|resume NAME`. The settings live in the database and hold for every worker
- * on it, on every host (docs/QUEUES.md); these commands open the store themselves and start no
- * engine. */
+ * `aspen queue pause|resume NAME`, `aspen queue rm NAME` (refused while it holds unfinished jobs,
+ * and for default). The settings live in the database and hold for every worker on it, on every
+ * host (docs/QUEUES.md); these commands open the store themselves and start no engine. */
 #include "cli.h"
 
 #include <getopt.h>
@@ -66,7 +66,7 @@ int cmd_queues(int argc, char **argv)
         "  every queue: jobs waiting (QUEUED, of which RESV reserved by an engine about to start\n"
         "  them), SCHED (later), RUNNING, its LIMIT (running at once, all hosts), RATE, whether\n"
         "  PAUSED, the OLDEST due job's wait and DONE/MIN (finished in the last minute)\n"
-        "  change them with aspen queue set|pause|resume NAME\n"
+        "  change them with aspen queue set|pause|resume NAME; aspen queue rm NAME removes one\n"
         "  --wide  every column: the table fits the terminal (80 when output is not one)\n";
     bool as_json = false;
     const char *db = NULL;
@@ -151,10 +151,14 @@ static int queue_usage(FILE *f, int code)
     cli_help(f, "%s", "usage: aspen queue set NAME [--limit N | --no-limit]\n"
           "                            [--rate N/PERIOD | --no-rate] [--db PATH]\n"
           "       aspen queue pause NAME | aspen queue resume NAME   [--db PATH]\n"
+          "       aspen queue rm NAME   [--db PATH]\n"
           "  --limit N        at most N of its jobs run at once, over every worker and host\n"
           "  --rate N/PERIOD  at most N of its jobs start in any PERIOD (100/s, 5/10s, 1000/m)\n"
           "  pause / resume   stop / restart claiming its jobs (aspen pause: every queue)\n"
-          "  set declares the queue when it is new; pause and resume need an existing one\n");
+          "  rm               remove the queue and its settings: refused while it holds\n"
+          "                   queued, scheduled or running jobs, and for default; its\n"
+          "                   finished jobs stay (queue:NAME still finds them)\n"
+          "  set declares the queue when it is new; pause, resume and rm need an existing one\n");
     return code;
 }
 
@@ -206,20 +210,22 @@ int cmd_queue(int argc, char **argv)
         default: return queue_usage(stderr, 2);
         }
     }
-    int urc = cli_args(argc, argv, optind, 2, 2, "an action and a queue NAME: set|pause|resume NAME",
-                       "aspen queue set|pause|resume NAME [--limit N] [--rate N/PERIOD]");
+    int urc = cli_args(argc, argv, optind, 2, 2,
+                       "an action and a queue NAME: set|pause|resume|rm NAME",
+                       "aspen queue set|pause|resume|rm NAME [--limit N] [--rate N/PERIOD]");
     if (urc)
         return urc;
     const char *verb = argv[optind], *name = argv[optind + 1];
-    static const char *const verbs[] = {"set", "pause", "resume"};
+    static const char *const verbs[] = {"set", "pause", "resume", "rm"};
     bool set = !strcmp(verb, "set"), pause = !strcmp(verb, "pause"),
-         resume = !strcmp(verb, "resume");
-    if (!set && !pause && !resume) {
-        const char *near = cli_nearest(verb, verbs, 3);
+         resume = !strcmp(verb, "resume"),
+         rm = !strcmp(verb, "rm") || !strcmp(verb, "remove") || !strcmp(verb, "delete");
+    if (!set && !pause && !resume && !rm) {
+        const char *near = cli_nearest(verb, verbs, 4);
         if (near)
             cli_error("aspen queue %s: unknown action: did you mean '%s'?", verb, near);
         else
-            cli_error("aspen queue %s: unknown action: use set, pause or resume", verb);
+            cli_error("aspen queue %s: unknown action: use set, pause, resume or rm", verb);
         return 2;
     }
     if (aspen_store_queue_name_check(name, &se) != 0) {
@@ -238,6 +244,20 @@ int cmd_queue(int argc, char **argv)
     aspen_store *st = NULL;
     if (open_store(db, false, &st))
         return 1;
+    if (rm) {
+        /* the store refuses default, a missing queue (did you mean) and one still holding
+         * unfinished jobs (how many, and what to do), all in its words */
+        int rrc = aspen_store_queue_remove(st, name, NULL, &se);
+        aspen_store_close(st);
+        if (rrc) {
+            cli_error("%s", se.msg);
+            return 1;
+        }
+        printf("queue %s removed, with its settings; its finished jobs stay (aspen jobs --filter "
+               "'queue:%s' lists them)\n",
+               name, name);
+        return 0;
+    }
     int64_t now = aspen_store_now_ms();
     /* A pause of a paused queue (or a resume of a running one) changes nothing; say so, so an
      * operator who expected a change (a typo'd queue name, another operator first) notices. */

@@ -32,7 +32,7 @@ static const struct {
     {"engines", cmd_engines, "every engine on the database, any host: live figures [--json]"},
     {"cron", cmd_cron, "periodic jobs: aspen cron add NAME 'EXPR' GUEST | list | rm | pause | run"},
     {"queues", cmd_queues, "every named queue: size, running, limit, paused, rate [--json]"},
-    {"queue", cmd_queue, "a queue's settings: aspen queue set|pause|resume NAME [--limit N]"},
+    {"queue", cmd_queue, "a queue's settings: aspen queue set|pause|resume|rm NAME [--limit N]"},
     {"core", cmd_core, "the ELF core a failed attempt kept: aspen core ID -o FILE (for gdb)"},
     {"replay", cmd_replay, "run an attempt again with its recorded host calls: aspen replay ID"},
     {"metrics", cmd_metrics, "jobs/s, failures, p50/p95/p99 per window and guest: [--since 1h]"},

@@ -412,6 +412,25 @@ char *cli_load_payload(const char *arg, size_t *len, char *from, size_t fromcap,
 
 /* ---- numbers for people -------------------------------------------------------------------------- */
 
+void cli_format_count(int64_t n, char *out, size_t cap)
+{
+    char digits[24];
+    /* the magnitude as unsigned: -INT64_MIN does not fit an int64_t */
+    uint64_t u = n < 0 ? (uint64_t)0 - (uint64_t)n : (uint64_t)n;
+    int len = snprintf(digits, sizeof digits, "%llu", (unsigned long long)u);
+    char buf[32];
+    size_t k = 0;
+    if (n < 0)
+        buf[k++] = '-';
+    for (int i = 0; i < len; i++) {
+        if (i > 0 && (len - i) % 3 == 0)
+            buf[k++] = ',';
+        buf[k++] = digits[i];
+    }
+    buf[k] = '\0';
+    snprintf(out, cap, "%s", buf);
+}
+
 void cli_format_duration_us(int64_t us, char *out, size_t cap)
 {
     if (us < 0) {

@@ -597,6 +597,16 @@ int aspen_engine_prune(aspen_engine *eng, aspen_store_state state, int64_t finis
     return rc ? eng_store_err(err, &se, NULL) : 0;
 }
 
+int aspen_engine_prune_count(aspen_engine *eng, aspen_store_state state, int64_t finished_before_ms,
+                             int64_t *count, aspen_engine_error *err)
+{
+    aspen_store_error se = {0};
+    pthread_mutex_lock(&eng->api_mu);
+    int rc = aspen_store_prune_count(eng->api_store, state, finished_before_ms, count, &se);
+    pthread_mutex_unlock(&eng->api_mu);
+    return rc ? eng_store_err(err, &se, NULL) : 0;
+}
+
 int aspen_engine_delete_jobs(aspen_engine *eng, const int64_t *ids, size_t n, int64_t *deleted,
                              aspen_engine_error *err)
 {

@@ -1,7 +1,9 @@
 /* edit.c — what an operator may change about a waiting job, decided once for every backend: its
  * priority (while it waits: queued or scheduled), and "run now" for a scheduled one (its run_at
- * becomes now and it is queued, the table's scheduled → queued edge). The backends read the row,
- * ask here, and write (sqlite/sqlite_edit.c, postgres/pg_edit.c).
+ * becomes now and it is queued, the table's scheduled → queued edge), and an operator's retry (a
+ * failed job queued due now; a scheduled one is refused, pointing at run-now, instead of being
+ * queued early through that same edge). The backends read the row, ask here, and write
+ * (sqlite/sqlite_edit.c, postgres/pg_edit.c; retry in sqlite_jobs.c, pg_jobs.c).
  */
 #include "store_backend.h"
 
@@ -37,4 +39,52 @@ int store_decide_run_now(const struct store_job_row *before, int64_t now, struct
                      "job %lld is %s: only a scheduled job (waiting for its time or a retry's "
                      "backoff) can be run now",
                      (long long)before->id, aspen_store_state_name(before->state));
+}
+
+int store_decide_retry(const struct store_job_row *before, int64_t now, struct store_job_row *after,
+                       aspen_store_error *err)
+{
+    const long long id = (long long)before->id;
+    switch (before->state) {
+    case ASPEN_STORE_FAILED:
+        *after = *before;
+        after->state = ASPEN_STORE_QUEUED;
+        after->run_at = now; /* due at once: a --delay it had was for its first run */
+        after->finished_at = 0;
+        after->owner = 0;
+        after->cancel_requested = false;
+        if (after->max_attempts <= after->attempts)
+            after->max_attempts = after->attempts + 1; /* one more try, visibly */
+        return 0;
+    case ASPEN_STORE_SCHEDULED: {
+        /* It has not failed for good: it waits for its --delay or a retry's backoff. Queueing it
+         * here (the scheduled → queued edge exists for promotion) ran it early without saying so;
+         * running it early is run-now's job. */
+        char in[32];
+        aspen_store_duration_format(before->run_at > now ? before->run_at - now : 0, in, sizeof in);
+        return store_err(err, ASPEN_STORE_ESTATE,
+                         "job %lld is scheduled, not failed: it runs in %s (%s); nothing changed. "
+                         "To run it now: aspen run-now %lld",
+                         id, in,
+                         before->attempts > 0 ? "the backoff after a failed attempt, with attempts "
+                                                "left"
+                                              : "it was submitted with a delay",
+                         id);
+    }
+    case ASPEN_STORE_QUEUED:
+        return store_err(err, ASPEN_STORE_ESTATE,
+                         "job %lld is already queued: it runs as soon as a worker is free; nothing "
+                         "changed",
+                         id);
+    case ASPEN_STORE_RUNNING:
+        return store_err(err, ASPEN_STORE_ESTATE,
+                         "job %lld is running: retry is for a failed job; nothing changed (if this "
+                         "attempt fails and attempts remain, it is retried by itself)",
+                         id);
+    default:
+        return store_err(err, ASPEN_STORE_ESTATE,
+                         "job %lld is %s: retry gives a failed job another attempt; to run it "
+                         "again, aspen rerun %lld makes a new job of it",
+                         id, aspen_store_state_name(before->state), id);
+    }
 }

@@ -351,3 +351,56 @@ int aspen_store_serve_queues(aspen_store *s, const char *const *names, size_t n,
     s->n_serve = n;
     return 0;
 }
+
+/* ---- removing a queue --------------------------------------------------------------------------- */
+
+int store_queue_held_err(const char *name, const aspen_store_queue_held *h, aspen_store_error *err)
+{
+    char what[160] = "";
+    size_t used = 0;
+    const struct { int64_t n; const char *state; } parts[] = {
+        {h->queued, "queued"}, {h->scheduled, "scheduled"}, {h->running, "running"}};
+    size_t k = 0, total = 0;
+    for (size_t i = 0; i < 3; i++)
+        total += parts[i].n > 0;
+    for (size_t i = 0; i < 3 && used < sizeof what; i++) {
+        if (parts[i].n <= 0)
+            continue;
+        k++;
+        used += (size_t)snprintf(what + used, sizeof what - used, "%s%lld %s",
+                                 k == 1 ? "" : k == total ? " and " : ", ", (long long)parts[i].n,
+                                 parts[i].state);
+    }
+    int64_t all = h->queued + h->scheduled + h->running;
+    return store_err(err, ASPEN_STORE_ESTATE,
+                     "queue %s still holds %s job%s: nothing removed. Jobs cannot move to another "
+                     "queue: let them run (a worker serving %s), or cancel them (aspen jobs "
+                     "--filter 'queue:%s queued,scheduled,running' lists them; aspen cancel ID), "
+                     "then remove it again",
+                     name, what, all == 1 ? "" : "s", name, name);
+}
+
+int aspen_store_queue_remove(aspen_store *s, const char *name, aspen_store_queue_held *held,
+                             aspen_store_error *err)
+{
+    if (held)
+        *held = (aspen_store_queue_held){0};
+    if (!s)
+        return store_err(err, ASPEN_STORE_EINVAL, "aspen_store_queue_remove: no store handle (NULL)");
+    int code = aspen_store_queue_name_check(name, err);
+    if (code)
+        return code;
+    if (!strcmp(name, ASPEN_STORE_QUEUE_DEFAULT))
+        return store_err(err, ASPEN_STORE_EINVAL,
+                         "the default queue cannot be removed: every job without --queue goes to "
+                         "it (its settings go with aspen queue set default --no-limit --no-rate, "
+                         "aspen queue resume default)");
+    code = aspen_store_queue_exists(s, name, err);
+    if (code)
+        return code;
+    aspen_store_queue_held h = {0};
+    code = s->ops->queue_remove(s, name, &h, err);
+    if (held)
+        *held = h;
+    return code;
+}

@@ -108,6 +108,26 @@ int aspen_store_prune_timed(aspen_store *s, aspen_store_state state, int64_t fin
     return code;
 }
 
+int aspen_store_prune_count(aspen_store *s, aspen_store_state state, int64_t finished_before_ms,
+                            int64_t *count, aspen_store_error *err)
+{
+    if (!count)
+        return store_err(err, ASPEN_STORE_EINVAL, "aspen_store_prune_count: count is NULL");
+    *count = 0;
+    if (!s)
+        return store_err(err, ASPEN_STORE_EINVAL, "aspen_store_prune_count: no store handle (NULL)");
+    if (!aspen_store_state_is_final(state))
+        return not_final(state, err);
+    if (finished_before_ms == INT64_MAX) { /* every job of the state: the kept counts, O(1) */
+        int64_t counts[ASPEN_STORE_STATE_COUNT];
+        int code = s->ops->counts(s, counts, err);
+        if (!code)
+            *count = counts[state];
+        return code;
+    }
+    return s->ops->prune_count(s, state, finished_before_ms, count, err);
+}
+
 int aspen_store_prune(aspen_store *s, aspen_store_state state, int64_t finished_before_ms,
                       size_t max, int64_t *deleted, aspen_store_error *err)
 {

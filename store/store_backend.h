@@ -124,6 +124,13 @@ struct store_ops {
                      aspen_store_error *err);
     int (*queues)(aspen_store *s, int64_t now_ms, aspen_store_queue_info **out, size_t *n,
                   aspen_store_error *err);
+    /* aspen_store_queue_remove after api's checks (a valid name, not "default"): ENOTFOUND when
+     * the row is gone, ESTATE (store_queue_held_err) while it holds unfinished jobs */
+    int (*queue_remove)(aspen_store *s, const char *name, aspen_store_queue_held *held,
+                        aspen_store_error *err);
+    /* aspen_store_prune_count for a cut-off below INT64_MAX: state is final */
+    int (*prune_count)(aspen_store *s, aspen_store_state state, int64_t finished_before_ms,
+                       int64_t *count, aspen_store_error *err);
     /* aspen_store_set_priority / aspen_store_run_now (edit.c decides, the backend writes) */
     int (*set_priority)(aspen_store *s, int64_t id, int priority, aspen_store_error *err);
     int (*run_now)(aspen_store *s, int64_t id, int64_t now_ms, aspen_store_error *err);
@@ -165,6 +172,18 @@ extern const size_t store_queues_v8_nsql;
 
 /* The queue a spec names ("default" for NULL or ""). */
 const char *store_queue_of(const aspen_store_job_spec *spec);
+/* ESTATE refusing to remove queue `name` while it holds *held's jobs, with what to do instead: the
+ * one wording of both backends' queue_remove. */
+int store_queue_held_err(const char *name, const aspen_store_queue_held *held,
+                         aspen_store_error *err);
+/* The one statement both backends run after a retry or a rerun put a job back in the queue (P1:
+ * its id, P2: now): its named queue's row again, in case aspen_store_queue_remove took it while
+ * only finished jobs were in it. Without the row a claim that goes queue by queue would never
+ * read the job. SQLite spells parameters ?N, PostgreSQL $N::bigint: the caller says which. */
+#define STORE_QUEUE_RENOTE_SQL(P1, P2)                                                             \
+    "INSERT INTO queues (name, created_at) SELECT queue, " P2 " FROM jobs WHERE id = " P1          \
+    " AND queue <> 'default' ON CONFLICT (name) DO NOTHING"
+
 
 /* One queue as a claim sees it inside its transaction. */
 struct store_queue_row {
@@ -350,6 +369,12 @@ int store_decide_priority(const struct store_job_row *row, int priority, aspen_s
  * any other state, saying what to do instead. */
 int store_decide_run_now(const struct store_job_row *before, int64_t now,
                          struct store_job_row *after, aspen_store_error *err);
+
+/* What an operator's retry makes of a job: a failed one queued at once (*after, one more attempt
+ * allowed if it was out of them); ESTATE for any other state, saying why and what to do instead
+ * (a scheduled job: run-now; a finished one: rerun). */
+int store_decide_retry(const struct store_job_row *before, int64_t now,
+                       struct store_job_row *after, aspen_store_error *err);
 
 /* True when `states` (a filter's bit set) holds some final states and nothing else: a filter the
  * finished jobs' partial indexes can serve, once the query adds `finished_at IS NOT NULL`

@@ -229,6 +229,9 @@ int aspen_engine_retention_set(aspen_engine *eng, aspen_store_state state, int64
                                aspen_engine_error *err);
 int aspen_engine_prune(aspen_engine *eng, aspen_store_state state, int64_t finished_before_ms,
                        size_t max, int64_t *deleted, aspen_engine_error *err);
+/* What those prunes would delete, all batches together (aspen_store_prune_count). */
+int aspen_engine_prune_count(aspen_engine *eng, aspen_store_state state, int64_t finished_before_ms,
+                             int64_t *count, aspen_engine_error *err);
 int aspen_engine_delete_jobs(aspen_engine *eng, const int64_t *ids, size_t n, int64_t *deleted,
                              aspen_engine_error *err);
 /* A paced prune's figures, after each batch (aspen_engine_prune_paced). */

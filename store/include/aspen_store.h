@@ -574,6 +574,12 @@ int aspen_store_retention_set(aspen_store *s, aspen_store_state state, int64_t k
  * for). Reads the jobs_finished index: the cost is the batch, not the table. */
 int aspen_store_prune(aspen_store *s, aspen_store_state state, int64_t finished_before_ms,
                       size_t max, int64_t *deleted, aspen_store_error *err);
+/* How many jobs in `state` (final) finished before finished_before_ms: what prunes with that
+ * cut-off would delete, all batches together (aspen purge says it before it asks). INT64_MAX (no
+ * age) reads the kept per-state counts; otherwise a count of one range of jobs_finished (the
+ * index, not the table). A moment's figure: jobs finish and are pruned meanwhile. */
+int aspen_store_prune_count(aspen_store *s, aspen_store_state state, int64_t finished_before_ms,
+                            int64_t *count, aspen_store_error *err);
 /* What one time-bounded prune did. */
 typedef struct aspen_store_prune_result {
     int64_t deleted; /* jobs deleted */
@@ -966,6 +972,21 @@ void aspen_store_queues_free(aspen_store_queue_info *q);
 /* 0 when the queue exists (declared, or holding jobs); ENOTFOUND "no queue named x (did you mean
  * y?)" otherwise. For commands that name an existing queue. */
 int aspen_store_queue_exists(aspen_store *s, const char *name, aspen_store_error *err);
+
+/* The jobs a queue still holds that would be stranded without it (aspen_store_queue_remove). */
+typedef struct aspen_store_queue_held {
+    int64_t queued, scheduled, running;
+} aspen_store_queue_held;
+/* Removes a queue: its settings row (limit, rate, pause) and its rate shares, in one transaction.
+ * Refused, nothing changed: EINVAL for "default" (it always exists) or a bad name; ENOTFOUND (with
+ * a "did you mean") for a queue that does not exist; ESTATE while it holds queued, scheduled or
+ * running jobs (*held, may be NULL, says how many; the message too). Its finished jobs stay, still
+ * named by it (queue:NAME finds them); a later submit, retry or rerun into it makes it again,
+ * without settings. On PostgreSQL the check and the delete hold the queues table against writers
+ * (submits into named queues wait that moment), so a job submitted meanwhile is counted or comes
+ * after and makes the queue again: none is left in a queue that does not exist. */
+int aspen_store_queue_remove(aspen_store *s, const char *name, aspen_store_queue_held *held,
+                             aspen_store_error *err);
 
 /* After this handle's last claim: *held when a queue's limit or rate bounded it (a claimer should
  * claim again once its own jobs finish: that frees slots without another connection's commit),

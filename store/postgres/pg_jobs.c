@@ -2028,11 +2028,14 @@ int pg_rerun(aspen_store *base, int64_t id, int64_t now_ms, int64_t *new_id,
                          s->shown);
         goto rollback;
     }
+    int64_t rerun_id = pg_get_int(r, 0, 0);
     if (new_id)
-        *new_id = pg_get_int(r, 0, 0);
+        *new_id = rerun_id;
     PQclear(r);
     pg_counts_note(s, ASPEN_STORE_STATE_NEW, ASPEN_STORE_QUEUED, 1);
-    code = pg_notify_work(s, err);
+    code = pg_queue_renote(s, rerun_id, now_ms, err);
+    if (!code)
+        code = pg_notify_work(s, err);
     if (code)
         goto rollback;
     return pg_tx_commit(s, "committing a rerun", err);
@@ -2050,15 +2053,11 @@ int pg_retry_one(struct pg_store *s, int64_t id, int64_t now_ms, aspen_store_err
         code = pg_job_read(s, id, true, &before, err);
     if (code)
         return code;
-    after = before;
-    after.state = ASPEN_STORE_QUEUED;
-    after.run_at = now;
-    after.finished_at = 0;
-    after.owner = 0;
-    after.cancel_requested = false;
-    if (after.max_attempts <= after.attempts)
-        after.max_attempts = after.attempts + 1; /* one more try, visibly */
-    code = pg_job_write(s, &before, &after, err);
+    code = store_decide_retry(&before, now, &after, err);
+    if (!code)
+        code = pg_job_write(s, &before, &after, err);
+    if (!code)
+        code = pg_queue_renote(s, id, now_ms, err);
     return code ? code : pg_notify_work(s, err);
 }
 

@@ -111,3 +111,30 @@ int pg_delete_jobs(aspen_store *base, const int64_t *ids, size_t n, int64_t *del
     free(arr);
     return code;
 }
+
+/* aspen purge's count: the range of jobs_finished the batches read (an index scan; only a
+ * moment's figure, as jobs finish and are pruned meanwhile). */
+int pg_prune_count(aspen_store *base, aspen_store_state state, int64_t finished_before_ms,
+                   int64_t *count, aspen_store_error *err)
+{
+    struct pg_store *s = pgs(base);
+    struct pg_params p = {0};
+    pg_p_text(&p, aspen_store_state_name(state));
+    /* the caller's cut-off on the server's timeline, saturated rather than overflowed */
+    int64_t skew = pg_clock_skew_ms(), before = finished_before_ms;
+    if (skew > 0 && before > INT64_MAX - skew)
+        before = INT64_MAX;
+    else if (skew < 0 && before < INT64_MIN - skew)
+        before = INT64_MIN;
+    else
+        before += skew;
+    pg_p_int(&p, before);
+    PGresult *r = pg_exec(s, "pgp_prune_count",
+                          "SELECT count(*) FROM jobs WHERE state = $1 AND finished_at < $2::bigint",
+                          &p, "counting finished jobs to purge", err);
+    if (!r)
+        return err && err->code ? err->code : ASPEN_STORE_EIO;
+    *count = pg_get_int(r, 0, 0);
+    PQclear(r);
+    return 0;
+}

@@ -526,3 +526,80 @@ done:
     store_queue_plan_free(&plan);
     return code;
 }
+
+/* ---- a retry or rerun into a removed queue, removing a queue ------------------------------------ */
+
+int pg_queue_renote(struct pg_store *s, int64_t id, int64_t now_ms, aspen_store_error *err)
+{
+    struct pg_params p = {0};
+    pg_p_int(&p, id);
+    pg_p_now(&p, now_ms);
+    return exec_done(s, "pgq_renote", STORE_QUEUE_RENOTE_SQL("$1::bigint", "$2::bigint"), &p,
+                     "recording a job's queue", err);
+}
+
+/* READ COMMITTED alone would race: a submit into the queue not yet committed is not counted, and
+ * its job would end in a queue without a row, which a claim going queue by queue never reads. So
+ * the check holds the queues table in SHARE ROW EXCLUSIVE mode: every writer of jobs into a named
+ * queue writes the queues table in its own transaction (the submit's row-on-first-use, a retry's
+ * or rerun's renote), so one that began first has committed before the count (a new statement,
+ * after the lock) and is counted, and one that comes later waits the moment and then makes the row
+ * again. Claims lock queue rows FOR UPDATE (ROW SHARE: no conflict) and reads take nothing. The
+ * mode conflicts with itself, so two removals cannot deadlock upgrading to their deletes. */
+int pg_queue_remove(aspen_store *base, const char *name, aspen_store_queue_held *held,
+                    aspen_store_error *err)
+{
+    struct pg_store *s = pgs(base);
+    int code = pg_tx_begin(s, err);
+    if (code)
+        return code;
+    /* a writer stuck in a long transaction must not hold every submit behind this lock's wait */
+    code = exec_done(s, "pgq_rm_timeout", "SELECT set_config('lock_timeout', '5s', true)", NULL,
+                     "removing a queue", err);
+    PGresult *r = NULL;
+    if (!code) {
+        r = pg_exec_dynamic(s, "LOCK TABLE queues IN SHARE ROW EXCLUSIVE MODE", NULL,
+                            "waiting for the queues table to remove a queue (another transaction "
+                            "held it for 5 s: try again)",
+                            err);
+        code = r ? 0 : failed(err);
+        PQclear(r);
+        r = NULL;
+    }
+    struct pg_params p = {0};
+    pg_p_text(&p, name);
+    if (!code) {
+        r = pg_exec(s, "pgq_rm_count",
+                    "SELECT EXISTS (SELECT 1 FROM queues WHERE name = $1),"
+                    " (SELECT count(*) FROM jobs WHERE state = 'queued' AND queue <> 'default'"
+                    "  AND queue = $1),"
+                    " (SELECT count(*) FROM jobs WHERE state = 'scheduled' AND queue = $1),"
+                    " (SELECT count(*) FROM jobs WHERE state = 'running' AND queue = $1)",
+                    &p, "counting a queue's jobs", err);
+        code = r ? 0 : failed(err);
+    }
+    if (!code) {
+        bool exists = pg_get_bool(r, 0, 0);
+        held->queued = pg_get_int(r, 0, 1);
+        held->scheduled = pg_get_int(r, 0, 2);
+        held->running = pg_get_int(r, 0, 3);
+        if (!exists)
+            code = store_err(err, ASPEN_STORE_ENOTFOUND, "no queue named %s (removed meanwhile?): "
+                             "aspen queues lists them", name);
+        else if (held->queued || held->scheduled || held->running)
+            code = store_queue_held_err(name, held, err);
+    }
+    PQclear(r);
+    if (!code)
+        code = exec_done(s, "pgq_rm_starts", "DELETE FROM queue_starts WHERE queue = $1", &p,
+                         "removing a queue's rate shares", err);
+    if (!code)
+        code = exec_done(s, "pgq_rm", "DELETE FROM queues WHERE name = $1", &p,
+                         "removing a queue", err);
+    if (code) {
+        pg_tx_rollback(s);
+        return code;
+    }
+    s->tx_wrote = true;
+    return pg_tx_commit(s, "committing a queue's removal", err);
+}

@@ -267,6 +267,8 @@ int pg_submit_batch(aspen_store *s, const aspen_store_job_spec *specs, size_t n,
                     const char *const *keys, int64_t *ids_out, aspen_store_submitted *out,
                     aspen_store_error *err);
 int pg_job_unique_key(aspen_store *s, int64_t id, char **key, aspen_store_error *err);
+int pg_prune_count(aspen_store *s, aspen_store_state state, int64_t finished_before_ms,
+                   int64_t *count, aspen_store_error *err);
 int pg_prune(aspen_store *s, aspen_store_state state, int64_t finished_before_ms, size_t max,
              int64_t budget_us, aspen_store_prune_result *out, aspen_store_error *err);
 int pg_delete_jobs(aspen_store *s, const int64_t *ids, size_t n, int64_t *deleted,
@@ -370,6 +372,11 @@ int pg_claim_queues(struct pg_store *s, int64_t engine_id, size_t max, int64_t n
 int pg_queue_started(struct pg_store *s, const char *ids, const char *ats, aspen_store_error *err);
 int pg_queue_set(aspen_store *s, const char *name, unsigned what, int64_t limit, int64_t rate_n,
                  int64_t rate_period_ms, bool paused, int64_t now_ms, aspen_store_error *err);
+/* After a retry or rerun of job id, inside its transaction: its named queue's row again
+ * (STORE_QUEUE_RENOTE_SQL). */
+int pg_queue_renote(struct pg_store *s, int64_t id, int64_t now_ms, aspen_store_error *err);
+int pg_queue_remove(aspen_store *s, const char *name, aspen_store_queue_held *held,
+                    aspen_store_error *err);
 int pg_queues(aspen_store *s, int64_t now_ms, aspen_store_queue_info **out, size_t *n,
               aspen_store_error *err);
 

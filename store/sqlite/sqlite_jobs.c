@@ -1217,6 +1217,9 @@ int sq_rerun(aspen_store *base, int64_t id, int64_t now_ms, int64_t *new_id, asp
         code = store_sqlite_err(s, err, rc, "copying a job's payload for its rerun");
         goto rollback;
     }
+    code = sq_queue_renote(s, rerun_id, now_ms, err);
+    if (code)
+        goto rollback;
     return tx_commit(s, "committing a rerun", err);
 rollback:
     tx_rollback(s);
@@ -1229,15 +1232,10 @@ static int retry_one(struct sqlite_store *s, int64_t id, int64_t now_ms, aspen_s
     int code = job_read(s, id, &before, err);
     if (code)
         return code;
-    after = before;
-    after.state = ASPEN_STORE_QUEUED;
-    after.run_at = now_ms;
-    after.finished_at = 0;
-    after.owner = 0;
-    after.cancel_requested = false;
-    if (after.max_attempts <= after.attempts)
-        after.max_attempts = after.attempts + 1; /* one more try, visibly */
-    return job_write(s, &before, &after, err);
+    code = store_decide_retry(&before, now_ms, &after, err);
+    if (!code)
+        code = job_write(s, &before, &after, err);
+    return code ? code : sq_queue_renote(s, id, now_ms, err);
 }
 
 int sq_retry(aspen_store *base, int64_t id, int64_t now_ms, aspen_store_error *err)

@@ -194,3 +194,24 @@ int sq_prune(aspen_store *base, aspen_store_state state, int64_t finished_before
     }
     return code;
 }
+
+/* aspen purge's count: the same range of jobs_finished the batches read, counted in the index. */
+int sq_prune_count(aspen_store *base, aspen_store_state state, int64_t finished_before_ms,
+                   int64_t *count, aspen_store_error *err)
+{
+    struct sqlite_store *s = sq(base);
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(s->db,
+                                "SELECT count(*) FROM jobs INDEXED BY jobs_finished WHERE state = ?1"
+                                " AND finished_at < ?2",
+                                -1, &st, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, aspen_store_state_name(state), -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, finished_before_ms);
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW)
+            *count = sqlite3_column_int64(st, 0);
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_ROW ? 0 : store_sqlite_err(s, err, rc, "counting finished jobs to purge");
+}

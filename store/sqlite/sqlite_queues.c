@@ -487,3 +487,77 @@ done:
     store_queue_plan_free(&plan);
     return code;
 }
+
+/* ---- a retry or rerun into a removed queue, removing a queue ------------------------------------ */
+
+int sq_queue_renote(struct sqlite_store *s, int64_t id, int64_t now_ms, aspen_store_error *err)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(s->db, STORE_QUEUE_RENOTE_SQL("?1", "?2"), -1, &st, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_int64(st, 1, id);
+        sqlite3_bind_int64(st, 2, now_ms);
+        rc = sqlite3_step(st);
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? 0 : store_sqlite_err(s, err, rc, "recording a job's queue");
+}
+
+/* The check and the delete in one BEGIN IMMEDIATE: no submit, retry or rerun can put a job in the
+ * queue between them (each one writes inside its own write transaction). */
+int sq_queue_remove(aspen_store *base, const char *name, aspen_store_queue_held *held,
+                    aspen_store_error *err)
+{
+    struct sqlite_store *s = sq(base);
+    int code = tx_begin(s, err);
+    if (code)
+        return code;
+    sqlite3_stmt *st = NULL;
+    /* each count on the index of its state, as the listing reads them */
+    int rc = sqlite3_prepare_v2(
+        s->db,
+        "SELECT EXISTS (SELECT 1 FROM queues WHERE name = ?1),"
+        " (SELECT count(*) FROM jobs INDEXED BY jobs_queue_named WHERE state = 'queued'"
+        "  AND queue <> 'default' AND queue = ?1),"
+        " (SELECT count(*) FROM jobs INDEXED BY jobs_due WHERE state = 'scheduled' AND queue = ?1),"
+        " (SELECT count(*) FROM jobs INDEXED BY jobs_running WHERE state = 'running'"
+        "  AND queue = ?1)",
+        -1, &st, NULL);
+    bool exists = false;
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+            exists = sqlite3_column_int(st, 0) != 0;
+            held->queued = sqlite3_column_int64(st, 1);
+            held->scheduled = sqlite3_column_int64(st, 2);
+            held->running = sqlite3_column_int64(st, 3);
+        }
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_ROW)
+        code = store_sqlite_err(s, err, rc, "counting a queue's jobs");
+    else if (!exists)
+        code = store_err(err, ASPEN_STORE_ENOTFOUND, "no queue named %s (removed meanwhile?): "
+                         "aspen queues lists them", name);
+    else if (held->queued || held->scheduled || held->running)
+        code = store_queue_held_err(name, held, err);
+    static const char *const deletes[] = {"DELETE FROM queue_starts WHERE queue = ?1",
+                                          "DELETE FROM queues WHERE name = ?1"};
+    for (size_t i = 0; !code && i < sizeof deletes / sizeof deletes[0]; i++) {
+        st = NULL;
+        rc = sqlite3_prepare_v2(s->db, deletes[i], -1, &st, NULL);
+        if (rc == SQLITE_OK) {
+            sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+            rc = sqlite3_step(st);
+        }
+        sqlite3_finalize(st);
+        if (rc != SQLITE_DONE)
+            code = store_sqlite_err(s, err, rc, "removing a queue");
+    }
+    if (code) {
+        tx_rollback(s);
+        return code;
+    }
+    return tx_commit(s, "committing a queue's removal", err);
+}

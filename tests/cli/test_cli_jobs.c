@@ -7,7 +7,7 @@
  * limit); "did you mean" for commands and options; --version; --json on every read command with
  * integer microseconds; one wording for invalid JSON in run and submit; durations in show; table
  * cells cut and padded by display columns (wide, combining, emoji), checked with the C library's
- * wcwidth.
+ * wcwidth; retry of a scheduled job refused with when it runs, a failed delayed one retried due now.
  * They need /dev/kvm (a worker runs guests) and fail, never skip, without it.
  */
 #include <setjmp.h>
@@ -89,6 +89,39 @@ static bool exists(const char *path)
 {
     struct stat st;
     return stat(path, &st) == 0;
+}
+
+/* aspen retry of a scheduled job (--delay, or backing off) used to queue it at once and say only
+ * "queued again": now it changes nothing and says when it runs and that run-now runs it now. A
+ * failed job that had a --delay is retried due now, and the line says so with its attempt. */
+static void test_retry_scheduled_and_delayed(void **st)
+{
+    (void)st;
+    char db[300];
+    snprintf(db, sizeof db, "%s/retry.db", g_dir);
+    check_cmd(0, "1\n", "'%s' submit --type echo --delay 1h --db '%s' --create", ASPEN_BIN, db);
+    check_cmd(1, "error: job 1 is scheduled, not failed: it runs at ", "'%s' retry 1 --db '%s'",
+              ASPEN_BIN, db);
+    check_cmd(1, "it was submitted with a delay); nothing changed. To run it now: aspen run-now 1",
+              "'%s' retry 1 --db '%s'", ASPEN_BIN, db);
+    check_cmd(0, "scheduled", "'%s' show 1 --db '%s'", ASPEN_BIN, db);
+    /* a job that fails for good after its delay (times out: 1 attempt) */
+    check_cmd(0, "2\n",
+              "'%s' submit --type sleep --payload '{\"ms\":5000}' --timeout 100ms --max-attempts 1 "
+              "--delay 500ms --db '%s'",
+              ASPEN_BIN, db);
+    check_cmd(1, "job 2 is scheduled, not failed", "'%s' retry 2 --db '%s'", ASPEN_BIN, db);
+    usleep(600 * 1000);
+    check_cmd(0, NULL, "'%s' cancel 1 --db '%s'", ASPEN_BIN, db);
+    check_cmd(0, NULL, "'%s' worker --until-idle --quiet --db '%s'", ASPEN_BIN, db);
+    check_cmd(0, "failed", "'%s' show 2 --db '%s'", ASPEN_BIN, db);
+    check_cmd(0, "job 2 queued again: it runs now, as soon as a worker is free (attempt 2 of 2)",
+              "'%s' retry 2 --db '%s'", ASPEN_BIN, db);
+    check_cmd(1, "error: job 2 is already queued", "'%s' retry 2 --db '%s'", ASPEN_BIN, db);
+    check_cmd(1, "no job 99", "'%s' retry 99 --db '%s'", ASPEN_BIN, db);
+    /* due now, not after another delay: the worker takes it at once */
+    check_cmd(0, NULL, "'%s' worker --until-idle --quiet --db '%s'", ASPEN_BIN, db);
+    check_cmd(0, "attempts    2 of 2", "'%s' show 2 --db '%s'", ASPEN_BIN, db);
 }
 
 static void test_db_must_exist(void **st)
@@ -626,6 +659,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_filter_shorthands),
         cmocka_unit_test(test_db_must_exist),
+        cmocka_unit_test(test_retry_scheduled_and_delayed),
         cmocka_unit_test(test_postgres_name_is_not_a_file),
         cmocka_unit_test(test_payload_file_and_stdin),
         cmocka_unit_test(test_payload_from_a_terminal),

@@ -7,6 +7,8 @@
  *     exits 130 saying how many were deleted and that the rest are untouched, the count it gives
  *     is exactly what went, the rest are whole (each with its attempt and log line), the kept
  *     counts match.
+ *   - before it asks (and with --dry-run, --json) it says how many of each state it would delete,
+ *     counted by the store, and a "no" or a dry run deletes nothing.
  * The jobs are put in with INSERT … SELECT as a year of history would be there already (as
  * bench/retention_bench.c does): a million submits would take the test's whole time. */
 #include <setjmp.h>
@@ -19,6 +21,7 @@
 
 #include "aspen_store.h"
 
+#include <jansson.h>
 #include <libpq-fe.h>
 #include <poll.h>
 #include <pty.h>
@@ -187,16 +190,48 @@ static void purge_exact(bool pg)
     fill(&d, 5000, "succeeded", 3 * 86400000LL);
     fill(&d, 300, "failed", 3 * 86400000LL);
     fill(&d, 200, "succeeded", 3600000LL); /* an hour old: younger than --older-than 1d */
+    /* it says how many of each state it would delete, from the store, before it asks: a dry run,
+     * the question (answered no), --json; nothing goes */
+    check_cmd(0, "would delete 5,300 finished jobs (succeeded 5,000, failed 300, cancelled 0) older "
+                 "than 1d; nothing deleted",
+              "'%s' purge --older-than 1d --dry-run --db '%s'", ASPEN_BIN, d.name);
+    check_cmd(1, "Delete 5,300 finished jobs (succeeded 5,000, failed 300, cancelled 0) older than "
+                 "1d, with their attempts and logs? [y/N] nothing deleted",
+              "echo n | '%s' purge --older-than 1d --db '%s'", ASPEN_BIN, d.name);
+    check_cmd(0, "Delete 5,500 succeeded or failed jobs (succeeded 5,200, failed 300), with their",
+              "echo n | '%s' purge --state failed,succeeded --db '%s' 2>&1; test $? = 1",
+              ASPEN_BIN, d.name);
+    out o = run_plain("'%s' purge --older-than 1d --state succeeded --dry-run --json --db '%s'",
+                      ASPEN_BIN, d.name);
+    expect_out(&o, 0, "\"total\": 5000");
+    json_error_t je;
+    json_t *v = json_loads(o.buf, 0, &je);
+    assert_non_null(v);
+    assert_true(json_is_true(json_object_get(v, "dry_run")));
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(v, "states"), "succeeded")),
+                     5000);
+    assert_null(json_object_get(json_object_get(v, "states"), "failed")); /* not asked for */
+    assert_int_equal(json_integer_value(json_object_get(v, "older_than_ms")), 86400000);
+    assert_int_equal(json_integer_value(json_object_get(v, "deleted")), 0);
+    json_decref(v);
+    free(o.buf);
+    assert_int_equal(jobs_in(&d, "succeeded"), 5200);
+    assert_int_equal(jobs_in(&d, "failed"), 300);
     check_cmd(0, "purged 5000 succeeded jobs older than 1d",
               "'%s' purge --state succeeded --older-than 1d --yes --db '%s'", ASPEN_BIN, d.name);
     assert_int_equal(jobs_in(&d, "succeeded"), 200);
     assert_int_equal(jobs_in(&d, "failed"), 300);
     assert_whole(&d);
     /* every final state, every age */
-    check_cmd(0, "purged 500 succeeded, failed jobs",
-              "'%s' purge --state succeeded,failed --yes --db '%s'", ASPEN_BIN, d.name);
+    o = run_plain("'%s' purge --state succeeded,failed --yes --json --db '%s'", ASPEN_BIN, d.name);
+    expect_out(&o, 0, "\"deleted\": 500");
+    expect_out(&o, 0, "\"total\": 500");
+    free(o.buf);
     assert_int_equal(raw_count(&d, "SELECT count(*) FROM jobs"), 0);
     assert_whole(&d);
+    /* nothing left: says so and asks nothing */
+    check_cmd(0, "nothing to purge: no finished job older than 1d",
+              "'%s' purge --older-than 1d --db '%s' </dev/null", ASPEN_BIN, d.name);
     db_close(&d);
 }
 

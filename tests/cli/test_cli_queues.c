@@ -1,8 +1,9 @@
 /* tests/cli/test_cli_queues.c — the named-queue commands as a user types them (docs/QUEUES.md):
- * aspen submit --queue, aspen queue set / pause / resume, aspen queues (table and --json),
+ * aspen submit --queue, aspen queue set / pause / resume / rm, aspen queues (table and --json),
  * aspen show and jobs --json naming the queue, jobs --filter queue:NAME, and the refusals with
  * their words: a bad name, a bad rate, a limit that is not a positive number, nothing to set, a
- * mistyped queue ("did you mean"), a mistyped action, a bad --queues list for aspen worker; and
+ * mistyped queue ("did you mean"), a mistyped action, a bad --queues list for aspen worker; rm of
+ * a queue that still holds unfinished jobs, of default, and what a rerun into a removed one does; and
  * `aspen demo`'s limited queue and schedule (issue 10): declared, shown, honoured, declared again
  * by a second run, and a demo queue left paused by the user does not hang the demo. */
 #include <setjmp.h>
@@ -121,6 +122,62 @@ static void test_queue_commands(void **state)
            "queue name \"a b\" is not valid");
 }
 
+/* aspen queue rm: refused for default, a typo (did you mean), a bad name, options of set, and
+ * while the queue holds queued, scheduled or running jobs (counted, with what to do); once its
+ * jobs finished it goes, its finished jobs stay findable, and a submit without --create-queue
+ * refuses it again as it does any unknown queue. */
+static void test_queue_rm(void **state)
+{
+    (void)state;
+    const char *A = ASPEN_BIN;
+    expect(run("'%s' queue set bulk --limit 3 --db '%s' --create 2>&1", A, g_db), 0, "limit 3");
+    expect(run("'%s' submit --type echo --queue bulk --count 2 --db '%s' 2>&1", A, g_db), 0, NULL);
+    expect(run("'%s' submit --type echo --queue bulk --delay 1h --db '%s' 2>&1", A, g_db), 0, "3");
+    expect(run("'%s' queue rm bulk --db '%s' 2>&1", A, g_db), 1,
+           "error: queue bulk still holds 2 queued and 1 scheduled jobs: nothing removed");
+    expect(run("'%s' queue rm bulk --db '%s' 2>&1", A, g_db), 1,
+           "aspen jobs --filter 'queue:bulk queued,scheduled,running' lists them; aspen cancel ID");
+    expect(run("'%s' queue rm default --db '%s' 2>&1", A, g_db), 1,
+           "the default queue cannot be removed");
+    expect(run("'%s' queue rm blk --db '%s' 2>&1", A, g_db), 1, "no queue named blk (did you mean bulk?)");
+    expect(run("'%s' queue rm 'a;b' --db '%s' 2>&1", A, g_db), 2, "queue name \"a;b\" is not valid");
+    expect(run("'%s' queue rm '' --db '%s' 2>&1", A, g_db), 2, "a queue name is empty");
+    expect(run("'%s' queue rm bulk --limit 2 --db '%s' 2>&1", A, g_db), 2, "go with aspen queue set");
+    expect(run("'%s' queue rm --db '%s' 2>&1", A, g_db), 2, "an action and a queue NAME");
+    expect(run("'%s' queue rn bulk --db '%s' 2>&1", A, g_db), 2, "did you mean 'rm'?");
+    expect(run("'%s' queues --db '%s' 2>&1", A, g_db), 0, "bulk");
+    /* cancelled and run: only finished jobs left */
+    expect(run("'%s' cancel 3 --db '%s' 2>&1", A, g_db), 0, NULL);
+    expect(run("'%s' worker --until-idle --quiet --db '%s' 2>&1", A, g_db), 0, NULL);
+    expect(run("'%s' queue rm bulk --db '%s' 2>&1", A, g_db), 0,
+           "queue bulk removed, with its settings; its finished jobs stay");
+    out o = run("'%s' queues --db '%s' 2>&1", A, g_db);
+    assert_int_equal(o.status, 0);
+    assert_false(has(&o, "bulk"));
+    free(o.buf);
+    o = run("'%s' jobs --filter queue:bulk --json --db '%s'", A, g_db);
+    assert_int_equal(o.status, 0);
+    json_error_t je;
+    json_t *arr = json_loads(o.buf, 0, &je);
+    assert_non_null(arr);
+    assert_int_equal(json_array_size(arr), 3);
+    json_decref(arr);
+    free(o.buf);
+    expect(run("'%s' queue rm bulk --db '%s' 2>&1", A, g_db), 1, "no queue named bulk");
+    expect(run("'%s' submit --type echo --queue bulk --db '%s' 2>&1", A, g_db), 1, "no queue named bulk");
+    /* a rerun of one of its jobs makes it again (no settings) and runs, though another queue
+     * has a limit (claims go queue by queue) */
+    expect(run("'%s' queue set other --limit 1 --db '%s' 2>&1", A, g_db), 0, "limit 1");
+    expect(run("'%s' rerun 1 --db '%s' 2>&1", A, g_db), 0, "4");
+    expect(run("'%s' worker --until-idle --quiet --db '%s' 2>&1", A, g_db), 0, NULL);
+    expect(run("'%s' show 4 --db '%s' 2>&1", A, g_db), 0, "succeeded");
+    o = run("'%s' queues --json --db '%s'", A, g_db);
+    assert_int_equal(o.status, 0);
+    assert_true(has(&o, "\"name\": \"bulk\""));
+    free(o.buf);
+    expect(run("'%s' queue --help 2>&1", A), 0, "aspen queue rm NAME");
+}
+
 /* One run of the demo: it succeeds, says what it declared, and its limited queue's jobs never
  * overlapped (read from the store's attempts, not from the demo's own sentence). */
 static void demo_once(int runs_expected)
@@ -222,6 +279,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_queue_commands, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_queue_rm, setup, teardown),
         cmocka_unit_test_setup_teardown(test_demo_queue_and_schedule, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -3,7 +3,9 @@
  * reservation); a running or finished job's is refused with the reason; out of range is EINVAL.
  * "Run now": a scheduled job (delayed, or backing off after a failure) becomes queued with
  * run_at = now, the kept counts move with it, and the next claim takes it; a queued, running or
- * finished job is refused saying why; an unknown id is ENOTFOUND. Runs on SQLite and PostgreSQL.
+ * finished job is refused saying why; an unknown id is ENOTFOUND. Retry (edit.c's
+ * store_decide_retry): only a failed job, due at once; a scheduled one is refused unchanged,
+ * pointing at run-now. Runs on SQLite and PostgreSQL.
  */
 #include "helpers.h"
 
@@ -117,6 +119,72 @@ static void test_run_now_after_a_failure(void **state)
     assert_int_equal(aspen_store_check(f->s, &e), 0);
 }
 
+/* An operator's retry is for a failed job. A scheduled one (a delayed submit, or backing off after
+ * a failed attempt) used to be queued at once through the scheduled → queued edge; now it is
+ * refused, unchanged, saying when it runs and that run-now is the way to run it early. A failed job
+ * that had a delay is due at once: the delay was for its first run. */
+static void test_retry_is_for_failed_jobs(void **state)
+{
+    struct fixture *f = *state;
+    aspen_store_error e = {0};
+    int64_t later = submit_job(f->s, "echo", 0, T0 + 3600000, 3, T0);
+    assert_int_equal(aspen_store_retry(f->s, later, T0 + 1000, &e), ASPEN_STORE_ESTATE);
+    assert_non_null(strstr(e.msg, "is scheduled, not failed"));
+    assert_non_null(strstr(e.msg, "submitted with a delay"));
+    assert_non_null(strstr(e.msg, "aspen run-now"));
+    aspen_store_job j;
+    assert_int_equal(aspen_store_get(f->s, later, &j, &e), 0);
+    assert_int_equal(j.state, ASPEN_STORE_SCHEDULED);
+    assert_int_equal(j.run_at_ms, T0 + 3600000);
+    aspen_store_job_clear(&j);
+    assert_int_equal(counts_of(f, ASPEN_STORE_SCHEDULED), 1);
+
+    /* backing off after a failed attempt: refused too, and says why it waits */
+    int64_t id = submit_job(f->s, "echo", 0, 0, 2, T0);
+    int64_t ids[2];
+    assert_int_equal(claim_ids(f->s, f->engine, 1, T0 + 1, ids), 1);
+    assert_int_equal(ids[0], id);
+    assert_int_equal(aspen_store_retry(f->s, id, T0 + 2, &e), ASPEN_STORE_ESTATE);
+    assert_non_null(strstr(e.msg, "is running"));
+    assert_int_equal(complete_one(f->s, f->engine, id, ASPEN_STORE_OUTCOME_FAILURE, T0 + 60000,
+                                  T0 + 3),
+                     0);
+    assert_int_equal(state_of(f->s, id), ASPEN_STORE_SCHEDULED);
+    assert_int_equal(aspen_store_retry(f->s, id, T0 + 4, &e), ASPEN_STORE_ESTATE);
+    assert_non_null(strstr(e.msg, "backoff after a failed attempt"));
+    assert_int_equal(state_of(f->s, id), ASPEN_STORE_SCHEDULED);
+    /* the backoff over, it fails for good (2 of 2); retry queues it due now, one more allowed */
+    assert_int_equal(aspen_store_engine_renew(f->s, f->engine, 60000, T0 + 60000, &e), 0);
+    assert_int_equal(claim_ids(f->s, f->engine, 1, T0 + 60000, ids), 1);
+    assert_int_equal(complete_one(f->s, f->engine, id, ASPEN_STORE_OUTCOME_FAILURE, 0, T0 + 60001),
+                     0);
+    assert_int_equal(state_of(f->s, id), ASPEN_STORE_FAILED);
+    assert_int_equal(aspen_store_retry(f->s, id, T0 + 70000, &e), 0);
+    assert_int_equal(aspen_store_get(f->s, id, &j, &e), 0);
+    assert_int_equal(j.state, ASPEN_STORE_QUEUED);
+    assert_int_equal(j.run_at_ms, T0 + 70000);
+    assert_int_equal(j.max_attempts, 3);
+    aspen_store_job_clear(&j);
+    /* queued: refused, it is due already */
+    assert_int_equal(aspen_store_retry(f->s, id, T0 + 70001, &e), ASPEN_STORE_ESTATE);
+    assert_non_null(strstr(e.msg, "already queued"));
+
+    /* a failed job that was submitted with a delay runs at once when retried */
+    int64_t d = submit_job(f->s, "echo", 0, T0 + 80000, 1, T0);
+    assert_int_equal(reserve_ids(f->s, f->engine, 4, T0 + 80000, ids), 2); /* id, then d */
+    aspen_store_start marks[2] = {{id, T0 + 80000}, {d, T0 + 80000}};
+    assert_int_equal(aspen_store_start_jobs(f->s, f->engine, marks, 2, T0 + 80000, NULL, &e), 0);
+    assert_int_equal(complete_one(f->s, f->engine, d, ASPEN_STORE_OUTCOME_FAILURE, 0, T0 + 80001), 0);
+    assert_int_equal(state_of(f->s, d), ASPEN_STORE_FAILED);
+    assert_int_equal(aspen_store_retry(f->s, d, T0 + 90000, &e), 0);
+    assert_int_equal(aspen_store_get(f->s, d, &j, &e), 0);
+    assert_int_equal(j.state, ASPEN_STORE_QUEUED);
+    assert_int_equal(j.run_at_ms, T0 + 90000);
+    aspen_store_job_clear(&j);
+    assert_int_equal(aspen_store_retry(f->s, 4242, T0, &e), ASPEN_STORE_ENOTFOUND);
+    assert_int_equal(aspen_store_check(f->s, &e), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest both[] = {
@@ -124,6 +192,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_priority_refused_once_started, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_run_now, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_run_now_after_a_failure, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_retry_is_for_failed_jobs, fx_setup, fx_teardown),
     };
     const struct CMUnitTest sqlite_only[] = {};
     return RUN_STORE_TESTS(both, sqlite_only);

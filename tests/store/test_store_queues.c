@@ -388,6 +388,118 @@ static void test_settings_from_another_host(void **state)
     aspen_store_close(s2);
 }
 
+static bool listed(aspen_store *s, const char *q)
+{
+    aspen_store_queue_info *qs = NULL;
+    size_t n = 0;
+    aspen_store_error e = {0};
+    if (aspen_store_queues(s, T0, &qs, &n, &e) != 0)
+        fail_msg("queues: %s", e.msg);
+    bool found = false;
+    for (size_t i = 0; i < n; i++)
+        found = found || !strcmp(qs[i].name, q);
+    aspen_store_queues_free(qs);
+    return found;
+}
+
+/* aspen_store_queue_remove: refused for default, a bad or missing name, and while the queue holds
+ * queued, scheduled or running jobs (each counted); once only finished jobs are left it goes with
+ * its settings, and a retry or rerun of one of them into it makes the queue again, so the job is
+ * claimed even when the claim goes queue by queue (another queue has a limit). */
+static void test_queue_remove(void **state)
+{
+    struct fixture *f = *state;
+    aspen_store_error e = {0};
+    aspen_store_queue_held held = {7, 7, 7};
+    int64_t now = T0;
+    assert_int_equal(aspen_store_queue_remove(f->s, "default", &held, &e), ASPEN_STORE_EINVAL);
+    assert_non_null(strstr(e.msg, "default queue cannot be removed"));
+    assert_int_equal(held.queued + held.scheduled + held.running, 0);
+    assert_int_equal(aspen_store_queue_remove(f->s, "", NULL, &e), ASPEN_STORE_EINVAL);
+    assert_int_equal(aspen_store_queue_remove(f->s, "a b';DROP TABLE jobs;--", NULL, &e),
+                     ASPEN_STORE_EINVAL);
+    assert_int_equal(aspen_store_queue_remove(NULL, "x", NULL, &e), ASPEN_STORE_EINVAL);
+    char longname[200];
+    memset(longname, 'a', sizeof longname - 1);
+    longname[sizeof longname - 1] = '\0';
+    assert_int_equal(aspen_store_queue_remove(f->s, longname, NULL, &e), ASPEN_STORE_EINVAL);
+
+    set_limit(f->s, "emails", 5);
+    assert_int_equal(aspen_store_queue_remove(f->s, "emials", NULL, &e), ASPEN_STORE_ENOTFOUND);
+    assert_non_null(strstr(e.msg, "did you mean emails?"));
+
+    /* one running, one queued, one scheduled, one failed (out of attempts) */
+    aspen_store_job_spec spec = {.type = "echo", .queue = "emails", .max_attempts = 1};
+    int64_t run = 0, fail = 0, wait = 0, later = 0;
+    assert_int_equal(aspen_store_submit(f->s, &spec, now, &fail, &e), 0);
+    assert_int_equal(claim_ids(f->s, f->engine, 1, now, NULL), 1);
+    assert_int_equal(complete_one(f->s, f->engine, fail, ASPEN_STORE_OUTCOME_FAILURE, 0, now), 0);
+    assert_int_equal(state_of(f->s, fail), ASPEN_STORE_FAILED);
+    assert_int_equal(aspen_store_submit(f->s, &spec, now, &run, &e), 0);
+    assert_int_equal(claim_ids(f->s, f->engine, 1, now, NULL), 1);
+    assert_int_equal(aspen_store_submit(f->s, &spec, now, &wait, &e), 0);
+    spec.run_at_ms = now + 3600 * 1000;
+    assert_int_equal(aspen_store_submit(f->s, &spec, now, &later, &e), 0);
+    spec.run_at_ms = 0;
+    submit_q(f->s, "other", 0, now); /* another queue's jobs do not count */
+
+    assert_int_equal(aspen_store_queue_remove(f->s, "emails", &held, &e), ASPEN_STORE_ESTATE);
+    assert_int_equal(held.queued, 1);
+    assert_int_equal(held.scheduled, 1);
+    assert_int_equal(held.running, 1);
+    assert_non_null(strstr(e.msg, "queue emails still holds 1 queued, 1 scheduled and 1 running "
+                                  "jobs: nothing removed"));
+    assert_non_null(strstr(e.msg, "aspen cancel ID"));
+    assert_true(listed(f->s, "emails"));
+
+    /* the running one finishes, the others are cancelled: only finished jobs are left */
+    assert_int_equal(complete_one(f->s, f->engine, run, ASPEN_STORE_OUTCOME_SUCCESS, 0, now), 0);
+    aspen_store_cancel_result cr;
+    assert_int_equal(aspen_store_cancel(f->s, wait, now, &cr, &e), 0);
+    assert_int_equal(aspen_store_queue_remove(f->s, "emails", &held, &e), ASPEN_STORE_ESTATE);
+    assert_int_equal(held.scheduled, 1);
+    assert_int_equal(held.queued + held.running, 0);
+    assert_non_null(strstr(e.msg, "still holds 1 scheduled job:"));
+    assert_int_equal(aspen_store_cancel(f->s, later, now, &cr, &e), 0);
+    assert_int_equal(aspen_store_queue_remove(f->s, "emails", &held, &e), 0);
+    assert_false(listed(f->s, "emails"));
+    assert_true(listed(f->s, "other"));
+    assert_int_equal(aspen_store_queue_exists(f->s, "emails", &e), ASPEN_STORE_ENOTFOUND);
+    assert_int_equal(aspen_store_queue_remove(f->s, "emails", NULL, &e), ASPEN_STORE_ENOTFOUND);
+    /* its finished jobs stay, still in it */
+    aspen_store_job j;
+    assert_int_equal(aspen_store_get(f->s, fail, &j, &e), 0);
+    assert_string_equal(j.queue, "emails");
+    aspen_store_job_clear(&j);
+
+    /* Claims now go queue by queue (other has a limit): a retry into the removed queue makes it
+     * again, so its job is claimed, not left where no claim reads. */
+    set_limit(f->s, "other", 10);
+    int64_t ids[8];
+    assert_int_equal(claim_ids(f->s, f->engine, 8, now, ids), 1); /* other's job */
+    assert_int_equal(aspen_store_retry(f->s, fail, now, &e), 0);
+    assert_true(listed(f->s, "emails"));
+    assert_int_equal(reserve_ids(f->s, f->engine, 8, now, ids), 1);
+    assert_int_equal(ids[0], fail);
+    assert_int_equal(aspen_store_cancel(f->s, fail, now, &cr, &e), 0);
+    /* and a rerun too */
+    assert_int_equal(aspen_store_queue_remove(f->s, "emails", NULL, &e), 0);
+    assert_false(listed(f->s, "emails"));
+    int64_t again = 0;
+    assert_int_equal(aspen_store_rerun(f->s, run, now, &again, &e), 0);
+    assert_true(listed(f->s, "emails"));
+    assert_int_equal(reserve_ids(f->s, f->engine, 8, now, ids), 1);
+    assert_int_equal(ids[0], again);
+    /* the queue's settings went with it: made again, it has none */
+    aspen_store_queue_info *qs = NULL;
+    size_t n = 0;
+    assert_int_equal(aspen_store_queues(f->s, now, &qs, &n, &e), 0);
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(qs[i].name, "emails"))
+            assert_int_equal(qs[i].limit, 0);
+    aspen_store_queues_free(qs);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, fx_setup, fx_teardown)
@@ -395,7 +507,7 @@ int main(void)
         T(test_submit_and_read_back), T(test_names_rates_limits_refused), T(test_listing),
         T(test_limit_across_engines), T(test_pause_one_queue),            T(test_rate_window),
         T(test_serve_some_queues),    T(test_no_settings_plain_order),
-        T(test_settings_from_another_host),
+        T(test_settings_from_another_host), T(test_queue_remove),
     };
     return _cmocka_run_group_tests(__FILE__, both, sizeof both / sizeof both[0], NULL, NULL);
 }

@@ -5,7 +5,7 @@
  * prune (SQLite stops a batch at its bound but always deletes one job; *more says whether to go
  * on; PostgreSQL ignores the bound), and delete_jobs
  * (finished ones only, missing ids ignored, one transaction: a failure in the middle of a batch
- * deletes none of it). */
+ * deletes none of it), and the count of what prunes would delete (aspen purge's question). */
 #include "helpers.h"
 
 #define H (3600LL * 1000)
@@ -253,6 +253,48 @@ static void test_batch_is_atomic(void **state)
     assert_int_equal(c[ASPEN_STORE_SUCCEEDED], 3);
 }
 
+/* aspen_store_prune_count: what the prunes with that cut-off would delete — only the state, only
+ * before the cut-off, every job of the state with INT64_MAX (the kept counts) — and 0 once they
+ * went; refused for an unfinished state and a NULL count. */
+static void test_prune_count(void **state)
+{
+    struct fixture *f = *state;
+    aspen_store_error e = {0};
+    finished(f, 3, ASPEN_STORE_OUTCOME_SUCCESS, T0, NULL);
+    finished(f, 2, ASPEN_STORE_OUTCOME_SUCCESS, T0 + 10 * H, NULL);
+    finished(f, 1, ASPEN_STORE_OUTCOME_FAILURE, T0, NULL);
+    submit_job(f->s, "echo", 0, 0, 1, T0); /* queued: never counted */
+    int64_t n = -1;
+    assert_int_equal(aspen_store_prune_count(f->s, ASPEN_STORE_SUCCEEDED, T0 + H, &n, &e), 0);
+    assert_int_equal(n, 3);
+    assert_int_equal(aspen_store_prune_count(f->s, ASPEN_STORE_SUCCEEDED, T0, &n, &e), 0);
+    assert_int_equal(n, 0); /* finished at T0: not before it */
+    assert_int_equal(aspen_store_prune_count(f->s, ASPEN_STORE_SUCCEEDED, INT64_MAX, &n, &e), 0);
+    assert_int_equal(n, 5);
+    assert_int_equal(aspen_store_prune_count(f->s, ASPEN_STORE_SUCCEEDED, INT64_MAX - 1, &n, &e), 0);
+    assert_int_equal(n, 5);
+    assert_int_equal(aspen_store_prune_count(f->s, ASPEN_STORE_SUCCEEDED, INT64_MIN, &n, &e), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(aspen_store_prune_count(f->s, ASPEN_STORE_FAILED, T0 + H, &n, &e), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(aspen_store_prune_count(f->s, ASPEN_STORE_CANCELLED, INT64_MAX, &n, &e), 0);
+    assert_int_equal(n, 0);
+    /* the count is what the prunes then delete */
+    int64_t gone = 0;
+    assert_int_equal(aspen_store_prune(f->s, ASPEN_STORE_SUCCEEDED, T0 + H, 500, &gone, &e), 0);
+    assert_int_equal(gone, 3);
+    assert_int_equal(aspen_store_prune_count(f->s, ASPEN_STORE_SUCCEEDED, T0 + H, &n, &e), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(aspen_store_prune_count(f->s, ASPEN_STORE_QUEUED, INT64_MAX, &n, &e),
+                     ASPEN_STORE_EINVAL);
+    assert_int_equal(aspen_store_prune_count(f->s, (aspen_store_state)99, T0, &n, &e),
+                     ASPEN_STORE_EINVAL);
+    assert_int_equal(aspen_store_prune_count(f->s, ASPEN_STORE_FAILED, T0, NULL, &e),
+                     ASPEN_STORE_EINVAL);
+    assert_int_equal(aspen_store_prune_count(NULL, ASPEN_STORE_FAILED, T0, &n, &e),
+                     ASPEN_STORE_EINVAL);
+}
+
 int main(void)
 {
     const struct CMUnitTest both[] = {
@@ -261,6 +303,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_prune_timed, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_delete_jobs, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_batch_is_atomic, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_prune_count, fx_setup, fx_teardown),
     };
     return run_store_tests(__FILE__, both, sizeof both / sizeof both[0], NULL, 0);
 }

@@ -3,8 +3,12 @@
  * names, rates and limits refused with clear words; and what the claim honours — a concurrency
  * limit counting running and reserved jobs across engines, per-queue pause beside the global one,
  * a rate limit whose shares last one period after each start, and a handle serving only some
- * queues. Time is injected: no test sleeps. */
+ * queues; removing a queue (refusals, its finished jobs kept, a retry or rerun into it making it
+ * again, and a removal racing a submit not yet committed waits for it and counts its job). Time is
+ * injected: no test sleeps, but the race's child holds its transaction 300 ms. */
 #include "helpers.h"
+
+#include <sys/wait.h>
 
 static int64_t submit_q(aspen_store *s, const char *queue, int priority, int64_t now)
 {
@@ -500,6 +504,88 @@ static void test_queue_remove(void **state)
     aspen_store_queues_free(qs);
 }
 
+/* A raw transaction on the test's database, held open: what a submit into a named queue does in
+ * its transaction before it commits (it writes the queues table, then the job's queue). */
+struct held_tx {
+    PGconn *pg;
+    sqlite3 *lite;
+};
+
+static void held_exec(struct held_tx *h, const char *sql)
+{
+    if (h->pg) {
+        PGresult *r = PQexec(h->pg, sql);
+        if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
+            fail_msg("%s: %s", sql, PQerrorMessage(h->pg));
+        PQclear(r);
+    } else if (sqlite3_exec(h->lite, sql, NULL, NULL, NULL) != SQLITE_OK) {
+        fail_msg("%s: %s", sql, sqlite3_errmsg(h->lite));
+    }
+}
+
+/* The removal races a submit that has not committed yet: a job going into the queue in another
+ * transaction. The removal must wait for it and then count its job (refused: 1 queued), never
+ * count 0, delete the row and leave the job in a queue no claim that goes queue by queue reads.
+ * A child process holds the transaction open 300 ms (its own connection, made after the fork);
+ * the removal here must wait for it and then refuse. */
+static void test_queue_remove_waits_for_a_submit(void **state)
+{
+    struct fixture *f = *state;
+    aspen_store_error e = {0};
+    set_limit(f->s, "race", 4);
+    int64_t job = submit_q(f->s, NULL, 0, T0); /* queued in default; the raw tx moves it */
+    int ready[2];
+    assert_int_equal(pipe(ready), 0);
+    fflush(NULL);
+    pid_t child = fork();
+    assert_true(child >= 0);
+    if (child == 0) {
+        struct held_tx h = {0};
+        if (f->pg_db[0]) {
+            h.pg = PQconnectdb(f->path);
+            if (PQstatus(h.pg) != CONNECTION_OK)
+                _exit(10);
+        } else if (sqlite3_open(f->path, &h.lite) != SQLITE_OK) {
+            _exit(10);
+        }
+        held_exec(&h, f->pg_db[0] ? "BEGIN" : "BEGIN IMMEDIATE");
+        held_exec(&h, "INSERT INTO queues (name, created_at) VALUES ('race', 0)"
+                      " ON CONFLICT (name) DO NOTHING");
+        char sql[128];
+        snprintf(sql, sizeof sql, "UPDATE jobs SET queue = 'race' WHERE id = %lld", (long long)job);
+        held_exec(&h, sql);
+        if (write(ready[1], "r", 1) != 1)
+            _exit(11);
+        usleep(300 * 1000);
+        held_exec(&h, "COMMIT");
+        if (h.pg)
+            PQfinish(h.pg);
+        else
+            sqlite3_close(h.lite);
+        _exit(0);
+    }
+    close(ready[1]);
+    char c = 0;
+    assert_int_equal(read(ready[0], &c, 1), 1); /* the transaction is open */
+    close(ready[0]);
+    /* counting 1 means it waited for the commit: before it, the job is not in the queue yet */
+    aspen_store_queue_held held = {0};
+    int rc = aspen_store_queue_remove(f->s, "race", &held, &e);
+    int status = 0;
+    assert_int_equal(waitpid(child, &status, 0), child);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    if (rc != ASPEN_STORE_ESTATE)
+        fail_msg("the removal: %d %s", rc, e.msg);
+    assert_int_equal(held.queued, 1);
+    assert_non_null(strstr(e.msg, "1 queued job"));
+    assert_true(listed(f->s, "race"));
+    /* and the job is claimed in its queue */
+    int64_t ids[4];
+    assert_int_equal(reserve_ids(f->s, f->engine, 4, T0, ids), 1);
+    assert_int_equal(ids[0], job);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, fx_setup, fx_teardown)
@@ -508,6 +594,7 @@ int main(void)
         T(test_limit_across_engines), T(test_pause_one_queue),            T(test_rate_window),
         T(test_serve_some_queues),    T(test_no_settings_plain_order),
         T(test_settings_from_another_host), T(test_queue_remove),
+        T(test_queue_remove_waits_for_a_submit),
     };
     return _cmocka_run_group_tests(__FILE__, both, sizeof both / sizeof both[0], NULL, NULL);
 }

@@ -3,7 +3,9 @@
  *   aspen replay ID [--attempt N] [--set CALL[.I]=VALUE] [--json]   run an attempt again
  * Both go through a client engine (no workers). `core` writes the core (and, with --binary, the
  * exact guest ELF the attempt ran, from the store) and prints the gdb command that opens it.
- * `replay` prints "identical: …" or "diverged …" naming the first host call that differs.
+ * `replay` prints "identical: …" or "diverged …" naming the first host call that differs, then
+ * (when it differs) a line each for the outcome, output, error and log lines against the record;
+ * `replay --calls` lists the recorded calls and their values, the ones --set can edit.
  * Exit status: 0 done (replay: identical), 1 failed or diverged (one `error: …` line, or the
  * replay's verdict), 2 usage.
  */
@@ -150,10 +152,14 @@ done:
 }
 
 static const char replay_usage[] =
-    "usage: aspen replay ID [--attempt N] [--set CALL[.I]=VALUE] [--json] [--db PATH]\n"
-    "  runs an attempt of a micro-VM job again from the snapshot with its recorded host-call\n"
-    "  results and says \"identical\" or where it diverged. --set first replaces value I\n"
-    "  (from 1, default 1) of host call CALL (from 1): what if the host had answered VALUE.\n";
+    "usage: aspen replay ID [--attempt N] [--set CALL[.I]=VALUE | --calls] [--json] [--db PATH]\n"
+    "  runs an attempt of a micro-VM job again from the snapshot with its recorded\n"
+    "  host-call results and says \"identical\" or where it diverged, then how its\n"
+    "  outcome, output, error and log lines compare with the record.\n"
+    "  --set first replaces value I (from 1, default 1) of host call CALL (from 1):\n"
+    "  what if the host had answered VALUE.\n"
+    "  --calls runs nothing: it lists the recorded host calls and their values, the\n"
+    "  ones --set can edit.\n";
 
 /* "3=1700000000" or "3.2=42": host calls and their values both count from 1, as the replay's
  * report and errors number them ("host call 1's values = A, B": A is 1.1, B is 1.2). */
@@ -183,21 +189,122 @@ static int parse_set(const char *s, aspen_engine_replay_opts *o)
     return 0;
 }
 
+/* The calls as JSON: [{"call": 2, "name": "clock_gettime", "syscall": true, "values": [S, NS]}];
+ * a value that is bytes is {"bytes": N, "hex": its first 32 bytes}. */
+static json_t *calls_json(const aspen_engine_replay_call_list *c)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; i < c->n; i++) {
+        const aspen_engine_replay_call *k = &c->calls[i];
+        json_t *o = json_object(), *vals = json_array();
+        json_object_set_new(o, "call", json_integer(k->index));
+        json_object_set_new(o, "name", cli_json_str(k->name));
+        json_object_set_new(o, "syscall", json_boolean(k->syscall));
+        for (uint32_t j = 0; j < k->nvalues; j++) {
+            const aspen_engine_replay_value *v = &c->values[k->first_value + j];
+            if (v->is_bytes) {
+                json_t *b = json_object();
+                json_object_set_new(b, "bytes", json_integer((json_int_t)v->len));
+                json_object_set_new(b, "hex", cli_json_str(v->hex));
+                json_array_append_new(vals, b);
+            } else {
+                json_array_append_new(vals, json_integer(v->number));
+            }
+        }
+        json_object_set_new(o, "values", vals);
+        json_array_append_new(a, o);
+    }
+    return a;
+}
+
+/* aspen replay ID --calls: the record's calls, one a line, values numbered as --set takes them. */
+static void print_calls(int64_t id, const aspen_engine_replay_call_list *c)
+{
+    if (!c->recorded) {
+        printf("job %lld attempt %d kept no replay record: it succeeded and its guest asked the "
+               "host for nothing it makes up (no clock reading, no random bytes), so no host "
+               "call has a value to set; aspen replay %lld runs it again and counts its calls\n",
+               (long long)id, c->attempt, (long long)id);
+        return;
+    }
+    printf("job %lld attempt %d recorded %zu host call%s, %zu with values", (long long)id,
+           c->attempt, c->n, c->n == 1 ? "" : "s", c->with_values);
+    if (c->with_values)
+        printf(" (edit one: aspen replay %lld --set CALL.I=VALUE)", (long long)id);
+    printf("\n");
+    if (c->n)
+        printf("%6s  %-16s  %s\n", "CALL", "NAME", "VALUES");
+    for (size_t i = 0; i < c->n; i++) {
+        const aspen_engine_replay_call *k = &c->calls[i];
+        printf("%6u  ", k->index);
+        cli_puts(stdout, k->name);
+        printf("%*s  ", strlen(k->name) < 16 ? (int)(16 - strlen(k->name)) : 0, "");
+        if (!k->nvalues)
+            printf("-");
+        for (uint32_t j = 0; j < k->nvalues; j++) {
+            const aspen_engine_replay_value *v = &c->values[k->first_value + j];
+            if (v->is_bytes)
+                printf("%s%u.%u=%zu bytes %s%s", j ? "  " : "", k->index, j + 1, v->len, v->hex,
+                       v->len > 32 ? "..." : "");
+            else
+                printf("%s%u.%u=%lld", j ? "  " : "", k->index, j + 1, (long long)v->number);
+        }
+        printf("\n");
+    }
+    if (c->truncated)
+        printf("the record was cut at its cap: the calls after %zu were not recorded (a replay "
+               "runs them live)\n", c->n);
+}
+
+/* The comparison of every part (outcome, output, error, log lines) for --json. */
+static void report_json(json_t *o, const aspen_engine_replay_report *r)
+{
+    json_object_set_new(o, "recorded_outcome", cli_json_str(r->recorded_outcome));
+    json_object_set_new(o, "outcome_same", json_boolean(!r->outcome_differs));
+    json_t *out = json_object();
+    json_object_set_new(out, "same", json_boolean(!r->output_differs));
+    json_object_set_new(out, "bytes", json_integer((json_int_t)r->output_len));
+    json_object_set_new(out, "sha256", cli_json_str(r->output_sha256));
+    json_object_set_new(out, "recorded_bytes", json_integer((json_int_t)r->recorded_output_len));
+    json_object_set_new(out, "recorded_sha256", cli_json_str(r->recorded_output_sha256));
+    json_object_set_new(out, "first_differing_byte",
+                        r->output_diff_at >= 0 ? json_integer(r->output_diff_at) : json_null());
+    cli_json_set_text(out, "head", r->output_head, r->output_head_len);
+    json_object_set_new(o, "output", out);
+    json_t *e = json_object();
+    json_object_set_new(e, "same", json_boolean(!r->error_differs));
+    cli_json_set_text(e, "replayed", r->error, strlen(r->error));
+    cli_json_set_text(e, "recorded", r->recorded_error, strlen(r->recorded_error));
+    json_object_set_new(o, "error", e);
+    json_t *l = json_object();
+    /* same: as many lines, and none of the stored ones differs */
+    json_object_set_new(l, "same", json_boolean(!r->log_lines_differ && !r->log_diff_at));
+    json_object_set_new(l, "replayed", json_integer(r->log_lines));
+    json_object_set_new(l, "recorded", json_integer(r->recorded_log_lines));
+    json_object_set_new(l, "first_differing_line", json_integer(r->log_diff_at));
+    if (r->log_diff_at) {
+        cli_json_set_text(l, "recorded_line", r->log_recorded, strlen(r->log_recorded));
+        cli_json_set_text(l, "replayed_line", r->log_replayed, strlen(r->log_replayed));
+    }
+    json_object_set_new(o, "log_lines", l);
+}
+
 int cmd_replay(int argc, char **argv)
 {
     static const struct option opts[] = {{"attempt", required_argument, 0, 'a'},
                                          {"set", required_argument, 0, 's'},
+                                         {"calls", no_argument, 0, 'L'},
                                          {"json", no_argument, 0, 'j'},
                                          {"help", no_argument, 0, 'h'},
                                          CLI_DB_OPTS,
                                          {0, 0, 0, 0}};
     const char *db = NULL;
-    bool as_json = false;
+    bool as_json = false, list = false;
     aspen_engine_replay_opts ro = {0};
     long long attempt = 0;
     int c;
     optind = 1;
-    while ((c = cli_getopt(argc, argv, "a:s:jhD:", opts, argv[0])) != -1) {
+    while ((c = cli_getopt(argc, argv, "a:s:LjhD:", opts, argv[0])) != -1) {
         switch (c) {
         case 'a':
             if (cli_parse_num("--attempt", optarg, 1, 1000000, &attempt))
@@ -211,6 +318,7 @@ int cmd_replay(int argc, char **argv)
                 return 2;
             }
             break;
+        case 'L': list = true; break;
         case 'j': as_json = true; break;
         case 'D': db = optarg; break;
         case 'C': cli_create = true; break;
@@ -224,19 +332,46 @@ int cmd_replay(int argc, char **argv)
     int urc = cli_args(argc, argv, optind, 1, 1, "a job ID (aspen jobs lists them)", replay_usage);
     if (urc || (urc = cli_id_arg(argv[optind], &id, replay_usage)))
         return urc;
+    if (list && ro.set) {
+        cli_error("--calls lists the record and runs nothing, --set replays it edited: give one "
+                  "of them");
+        cli_usage_line(replay_usage);
+        return 2;
+    }
     ro.attempt = (int)attempt;
     aspen_engine *eng;
     if (cli_open_engine(db, 0, &eng))
         return 1;
+    aspen_engine_replay_call_list calls = {0};
     aspen_engine_replay_report rep;
     aspen_engine_error err = {0};
-    int rc = aspen_engine_replay(eng, id, &ro, &rep, &err);
+    int rc;
+    if (list) {
+        rc = aspen_engine_replay_calls(eng, id, ro.attempt, &calls, &err);
+    } else {
+        if (as_json)
+            ro.calls = &calls;
+        rc = aspen_engine_replay(eng, id, &ro, &rep, &err);
+    }
     aspen_engine_close(eng);
     if (rc) {
         cli_error("%s", err.msg);
+        aspen_engine_replay_call_list_free(&calls);
         return 1;
     }
-    if (as_json) {
+    int status = list || rep.identical ? 0 : 1;
+    if (list && as_json) {
+        json_t *o = json_object();
+        json_object_set_new(o, "job", json_integer(id));
+        json_object_set_new(o, "attempt", json_integer(calls.attempt));
+        json_object_set_new(o, "recorded", json_boolean(calls.recorded));
+        json_object_set_new(o, "truncated", json_boolean(calls.truncated));
+        json_object_set_new(o, "calls", calls_json(&calls));
+        cli_json_print(o, stdout, false);
+        json_decref(o);
+    } else if (list) {
+        print_calls(id, &calls);
+    } else if (as_json) {
         json_t *o = json_object();
         json_object_set_new(o, "job", json_integer(id));
         json_object_set_new(o, "attempt", json_integer(rep.attempt));
@@ -246,11 +381,21 @@ int cmd_replay(int argc, char **argv)
         json_object_set_new(o, "values_fed", json_integer(rep.values));
         json_object_set_new(o, "diverged_at", json_integer(rep.diverged_at));
         json_object_set_new(o, "outcome", cli_json_str(rep.outcome));
+        report_json(o, &rep);
         json_object_set_new(o, "summary", cli_json_str(rep.summary));
+        json_object_set_new(o, "calls", calls_json(&calls));
         cli_json_print(o, stdout, false);
         json_decref(o);
     } else {
-        printf("job %lld attempt %d: %s\n", (long long)id, rep.attempt, rep.summary);
+        /* the summary and details quote the guest's output, error and log lines: escaped */
+        printf("job %lld attempt %d: ", (long long)id, rep.attempt);
+        cli_puts(stdout, rep.summary);
+        printf("\n");
+        if (rep.details[0])
+            cli_put_lines(stdout, rep.details, strlen(rep.details), 0, 0);
+        if (rep.details[0])
+            printf("\n");
     }
-    return rep.identical ? 0 : 1;
+    aspen_engine_replay_call_list_free(&calls);
+    return status;
 }

@@ -16,7 +16,11 @@
  * aspen_engine_replay runs the attempt again on a fresh VM (warm, from the snapshot, as workers do)
  * with the record's values fed back, and reports "identical" or the first difference: a host call
  * (named, with the last recorded value fed before it), then the outcome, the output, the error,
- * the number of log lines.
+ * the number of log lines. A run that diverged at a host call goes on live to its end, so every
+ * part of how it ended is compared too and reported under the verdict: the user who edited a
+ * value (--set) sees what the edit changed, not only where. aspen_engine_replay_calls lists a
+ * record's calls and values without running anything, and --set is checked against that list,
+ * so a refusal names the call and the ones that do have values.
  *
  * Record (little-endian):
  *   "ASPR" u8 version=1 u8 flags(1: tape cut) u8 outcome u8 0
@@ -351,6 +355,481 @@ static void summary(aspen_engine_replay_report *r, const char *fmt, ...)
     va_end(ap);
 }
 
+/* Appends to a fixed buffer, cut at its end (used tracks what was written). */
+struct text {
+    char *buf;
+    size_t cap, used;
+};
+static void add(struct text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void add(struct text *t, const char *fmt, ...)
+{
+    if (t->used + 1 >= t->cap)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(t->buf + t->used, t->cap - t->used, fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        t->used = (size_t)n < t->cap - t->used ? t->used + (size_t)n : t->cap - 1;
+}
+
+/* A guest's text, quoted, at most max of its n bytes ("..." when there are more), its newlines as
+ * \n so it stays on its line, NULs as \0 (every other byte is left for the printer's escaping). */
+static void add_quoted(struct text *t, const char *s, size_t n, size_t max)
+{
+    add(t, "\"");
+    for (size_t i = 0; i < n && i < max; i++) {
+        if (s[i] == '\n')
+            add(t, "\\n");
+        else if (!s[i])
+            add(t, "\\0");
+        else
+            add(t, "%c", s[i]);
+    }
+    add(t, n > max ? "...\"" : "\"");
+}
+
+/* What replaying an attempt starts from: the job, the attempt, and its record or, for a
+ * deterministic success that kept none, what the job's row says in its place. */
+struct loaded {
+    aspen_store_job job;
+    aspen_store_attempt *att;
+    size_t na;
+    const aspen_store_attempt *a;
+    int attempt;
+    void *blob;
+    size_t blob_len;
+    struct rec r;
+    bool recorded;
+};
+
+static void unload(struct loaded *L)
+{
+    free(L->blob);
+    aspen_store_attempts_free(L->att, L->na);
+    aspen_store_job_clear(&L->job);
+}
+
+/* The refusals of docs/ABI.md §14 (in-process job, no such attempt, recovered, cancelled, never
+ * ran, a damaged record) for a replay and for a listing alike. */
+static int load(aspen_engine *eng, int64_t job_id, int attempt, struct loaded *L,
+                aspen_engine_error *err)
+{
+    memset(L, 0, sizeof *L);
+    aspen_store_error se = {0};
+    pthread_mutex_lock(&eng->api_mu);
+    int rc = aspen_store_get(eng->api_store, job_id, &L->job, &se);
+    if (rc == 0)
+        rc = aspen_store_attempts(eng->api_store, job_id, &L->att, &L->na, &se);
+    pthread_mutex_unlock(&eng->api_mu);
+    if (rc)
+        return eng_store_err(err, &se, NULL);
+    aspen_store_job *job = &L->job;
+    if (!aspen_engine_job_needs_vm(job))
+        return eng_err(err, ASPEN_ENGINE_EINVAL,
+                       "job %lld (type %s) ran in an in-process handler, not a micro-VM: only "
+                       "micro-VM jobs are recorded and replayed",
+                       (long long)job_id, job->type);
+    if (!attempt)
+        attempt = job->attempts;
+    for (size_t i = 0; i < L->na; i++)
+        if (L->att[i].number == attempt)
+            L->a = &L->att[i];
+    if (!L->a)
+        return eng_err(err, ASPEN_ENGINE_ENOTFOUND,
+                       "job %lld has no finished attempt %d (it has %zu: %s)", (long long)job_id,
+                       attempt, L->na, L->na ? "see aspen show" : "it never ran to the end");
+    L->attempt = attempt;
+    const aspen_store_attempt *a = L->a;
+    if (a->recovered)
+        return eng_err(err, ASPEN_ENGINE_EINVAL,
+                       "attempt %d of job %lld was recovered (its engine died or lost its "
+                       "lease while it ran): nothing of it was recorded",
+                       attempt, (long long)job_id);
+    if (strcmp(a->outcome, "cancelled") == 0)
+        return eng_err(err, ASPEN_ENGINE_EINVAL,
+                       "attempt %d of job %lld was cancelled: where a cancel stops a guest is "
+                       "not part of its run, so there is nothing to replay",
+                       attempt, (long long)job_id);
+
+    /* The record, or what the job row says for a deterministic success. */
+    struct rec *r = &L->r;
+    pthread_mutex_lock(&eng->api_mu);
+    rc = aspen_store_get_attempt_data(eng->api_store, job_id, attempt, ASPEN_STORE_DATA_REPLAY,
+                                      &L->blob, &L->blob_len, &se);
+    pthread_mutex_unlock(&eng->api_mu);
+    if (rc == 0) {
+        if (!rec_parse(L->blob, L->blob_len, r))
+            return eng_err(err, ASPEN_ENGINE_EINVAL,
+                           "the replay record of job %lld attempt %d is damaged (%zu bytes)",
+                           (long long)job_id, attempt, L->blob_len);
+        L->recorded = true;
+        return 0;
+    }
+    if (se.code != ASPEN_STORE_ENOTFOUND)
+        return eng_store_err(err, &se, "reading the replay record");
+    if (a->exits == 0 && strcmp(a->outcome, "succeeded") != 0) {
+        /* Failed before its VM entered the guest (no exit counted): the build of a --source
+         * guest, its fetch from a repository, loading the binary. Nothing ran, nothing to replay;
+         * the first line of why, bounded (the whole error is in aspen show). */
+        const char *why = a->error ? a->error : "";
+        bool build = strncmp(why, "building the guest", 18) == 0;
+        int wl = (int)strcspn(why, "\n");
+        return eng_err(err, ASPEN_ENGINE_EINVAL,
+                       "attempt %d of job %lld never ran in a micro-VM (%s), so there is nothing "
+                       "to replay%s%.*s",
+                       attempt, (long long)job_id,
+                       build ? "its guest's build from source failed"
+                             : "it failed before its guest ran the job",
+                       wl ? ": " : "", wl > 400 ? 400 : wl, why);
+    }
+    if (strcmp(a->outcome, "succeeded") != 0 || !job->binary_sha256)
+        return eng_err(err, ASPEN_ENGINE_ENOTFOUND,
+                       "attempt %d of job %lld (%s) kept no replay record: it ran before this "
+                       "aspen recorded host calls, or storing the record failed",
+                       attempt, (long long)job_id, a->outcome);
+    sha_from_hex(job->binary_sha256, r->sha);
+    r->memory = job->memory_bytes > 0 ? (uint64_t)job->memory_bytes : eng->cfg.default_memory;
+    const char *in = job->payload ? job->payload : "";
+    sha_of(in, strlen(in), r->input);
+    r->outcome = ASPEN_VM_SUCCESS;
+    r->output_len = job->result_size;
+    sha_of(job->result ? job->result : "", job->result_size, r->output);
+    return 0;
+}
+
+/* ---- the listing of a record's calls ------------------------------------------------------------ */
+
+void aspen_engine_replay_call_list_free(aspen_engine_replay_call_list *c)
+{
+    if (!c)
+        return;
+    free(c->calls);
+    free(c->values);
+    memset(c, 0, sizeof *c);
+}
+
+/* Grows *p (of *cap elements of size sz) to hold need; false when it cannot (size overflow or out
+ * of memory), *p untouched then. */
+static bool grow(void **p, size_t *cap, size_t need, size_t sz)
+{
+    if (need <= *cap)
+        return true;
+    size_t c = *cap ? *cap : 16;
+    while (c < need) {
+        if (c > SIZE_MAX / 2)
+            return false;
+        c *= 2;
+    }
+    if (c > SIZE_MAX / sz)
+        return false;
+    void *np = realloc(*p, c * sz);
+    if (!np)
+        return false;
+    *p = np;
+    *cap = c;
+    return true;
+}
+
+/* The calls of tape into out (emptied first). */
+static int list_tape(const aspen_vm_tape *t, const aspen_vm_host *host,
+                     aspen_engine_replay_call_list *out, aspen_engine_error *err)
+{
+    free(out->calls);
+    free(out->values);
+    out->calls = NULL;
+    out->values = NULL;
+    out->n = out->nvalues = out->with_values = 0;
+    size_t ccap = 0, vcap = 0;
+    aspen_vm_tape_cursor cur = {0};
+    aspen_vm_tape_call *c = malloc(sizeof *c);
+    if (!c)
+        return eng_err(err, ASPEN_ENGINE_ENOMEM, "out of memory listing the recorded calls");
+    int code = 0;
+    for (;;) {
+        int k = aspen_vm_tape_next_call(t, host, &cur, c);
+        if (k == 0)
+            break;
+        if (k < 0) {
+            code = eng_err(err, ASPEN_ENGINE_EINVAL,
+                           "the replay record is damaged at host call %u", cur.calls + 1);
+            break;
+        }
+        if (!grow((void **)&out->calls, &ccap, out->n + 1, sizeof *out->calls) ||
+            !grow((void **)&out->values, &vcap, out->nvalues + c->nvalues, sizeof *out->values)) {
+            code = eng_err(err, ASPEN_ENGINE_ENOMEM, "out of memory listing %zu recorded calls",
+                           out->n + 1);
+            break;
+        }
+        aspen_engine_replay_call *d = &out->calls[out->n++];
+        *d = (aspen_engine_replay_call){.index = c->index, .syscall = c->syscall,
+                                        .nvalues = c->nvalues, .first_value = out->nvalues};
+        snprintf(d->name, sizeof d->name, "%s", c->name);
+        out->with_values += c->nvalues > 0;
+        for (uint32_t i = 0; i < c->nvalues; i++) {
+            const aspen_vm_tape_value *v = &c->values[i];
+            aspen_engine_replay_value *w = &out->values[out->nvalues++];
+            *w = (aspen_engine_replay_value){.is_bytes = v->is_bytes,
+                                             .number = (int64_t)v->number, .len = v->len};
+            static const char hx[] = "0123456789abcdef";
+            for (size_t j = 0; v->is_bytes && j < v->len && j < 32; j++) {
+                w->hex[2 * j] = hx[v->bytes[j] >> 4];
+                w->hex[2 * j + 1] = hx[v->bytes[j] & 15];
+            }
+        }
+    }
+    free(c);
+    return code;
+}
+
+int aspen_engine_replay_calls(aspen_engine *eng, int64_t job_id, int attempt,
+                              aspen_engine_replay_call_list *out, aspen_engine_error *err)
+{
+    memset(out, 0, sizeof *out);
+    struct loaded L;
+    int code = load(eng, job_id, attempt, &L, err);
+    if (code == 0) {
+        out->attempt = L.attempt;
+        out->recorded = L.recorded;
+        out->truncated = L.recorded && (L.r.flags & 1);
+    }
+    if (code == 0 && L.recorded) {
+        aspen_vm_tape *t = NULL;
+        aspen_vm_error ve = {0};
+        if (aspen_vm_tape_open(L.r.tape, L.r.tape_len, &t, &ve) != 0)
+            code = eng_err(err, ASPEN_ENGINE_EINVAL, "job %lld attempt %d: %s",
+                           (long long)job_id, L.attempt, ve.msg);
+        else
+            code = list_tape(t, eng->host, out, err);
+        aspen_vm_tape_free(t);
+    }
+    unload(&L);
+    if (code)
+        aspen_engine_replay_call_list_free(out);
+    return code;
+}
+
+/* "host call 2 (clock_gettime) 2.1 = 1700000000, 2.2 = 5; ..." for the calls that have values,
+ * the first few, as --set numbers them. */
+static void add_calls_with_values(struct text *t, const aspen_engine_replay_call_list *c,
+                                  int64_t job_id)
+{
+    if (!c->with_values) {
+        add(t, "no host call of this attempt recorded a value, so there is none to set");
+        return;
+    }
+    add(t, "the calls with values: ");
+    size_t shown = 0;
+    for (size_t i = 0; i < c->n && shown < 6; i++) {
+        const aspen_engine_replay_call *k = &c->calls[i];
+        if (!k->nvalues)
+            continue;
+        add(t, "%shost call %u (%s)", shown++ ? "; " : "", k->index, k->name);
+        for (uint32_t j = 0; j < k->nvalues && j < 4; j++) {
+            const aspen_engine_replay_value *v = &c->values[k->first_value + j];
+            if (v->is_bytes)
+                add(t, "%s %u.%u = %zu bytes", j ? "," : "", k->index, j + 1, v->len);
+            else
+                add(t, "%s %u.%u = %lld", j ? "," : "", k->index, j + 1, (long long)v->number);
+        }
+        if (k->nvalues > 4)
+            add(t, ", ... (%u values)", k->nvalues);
+    }
+    if (c->with_values > shown)
+        add(t, "; and %zu more", c->with_values - shown);
+    add(t, " (aspen replay %lld --calls lists every call)", (long long)job_id);
+}
+
+/* --set CALL.I names a recorded number, or it is refused naming the call and the ones that do
+ * have values (a user otherwise tries every call in turn). */
+static int check_set(const aspen_engine_replay_call_list *c, const aspen_engine_replay_opts *o,
+                     int64_t job_id, aspen_engine_error *err)
+{
+    char msg[sizeof err->msg];
+    struct text t = {msg, sizeof msg, 0};
+    uint32_t call = o->set_call, idx = o->set_index;
+    const aspen_engine_replay_call *k = call >= 1 && call <= c->n ? &c->calls[call - 1] : NULL;
+    if (!k)
+        add(&t, "--set: attempt %d of job %lld recorded %zu host call%s%s: there is no call %u; ",
+            c->attempt, (long long)job_id, c->n, c->n == 1 ? "" : "s",
+            c->truncated ? " (its record was cut at its cap: later calls ran live)" : "", call);
+    else if (!k->nvalues)
+        add(&t, "--set: host call %u (%s) recorded no values (only clock readings, random "
+            "bytes and registered functions' results are recorded); ", call, k->name);
+    else if (idx >= k->nvalues)
+        add(&t, "--set: host call %u (%s) recorded %u value%s: there is no value %u to set; ",
+            call, k->name, k->nvalues, k->nvalues == 1 ? "" : "s", idx + 1);
+    else if (c->values[k->first_value + idx].is_bytes)
+        add(&t, "--set: value %u.%u of host call %u (%s) is %zu bytes, not a number: only "
+            "numbers can be set; ", call, idx + 1, call, k->name,
+            c->values[k->first_value + idx].len);
+    else
+        return 0;
+    add_calls_with_values(&t, c, job_id);
+    return eng_err(err, ASPEN_ENGINE_EINVAL, "%s", msg);
+}
+
+/* ---- replay ---------------------------------------------------------------------------------------- */
+
+/* The attempt's stored log lines against the replayed ones: the first that differs (from 1), or
+ * 0. A cold VM's start-up lines come first in the store and are not the job's: stored lines
+ * beyond the replayed count are skipped from the front. A replay that printed more lines than
+ * are stored differs at the first missing one when missing ones count (no record: the stored
+ * lines are the verdict) and the job's cap dropped none. */
+static size_t first_line_diff(const aspen_store_log *logs, size_t nlogs, int attempt,
+                              const struct lines *got, bool missing_count, size_t *compared,
+                              const char **stored_line)
+{
+    size_t mine = 0;
+    for (size_t i = 0; i < nlogs; i++)
+        mine += !logs[i].marker && logs[i].attempt == attempt;
+    size_t skip = mine > got->n ? mine - got->n : 0, k = 0;
+    *compared = mine - skip;
+    *stored_line = NULL;
+    for (size_t i = 0; i < nlogs; i++) {
+        if (logs[i].marker || logs[i].attempt != attempt)
+            continue;
+        if (skip) {
+            skip--;
+            continue;
+        }
+        if (k < got->n && strcmp(logs[i].line, got->v[k]) != 0) {
+            *stored_line = logs[i].line;
+            return k + 1;
+        }
+        k++;
+    }
+    return mine < got->n && missing_count ? mine + 1 : 0;
+}
+
+/* How the replayed run ended against the recorded one, each part into the report. */
+static void compare_ends(aspen_engine_replay_report *rep, const struct loaded *L,
+                         const aspen_vm_result *res, const struct lines *got,
+                         const aspen_store_log *logs, size_t nlogs)
+{
+    const struct rec *r = &L->r;
+    snprintf(rep->recorded_outcome, sizeof rep->recorded_outcome, "%s",
+             L->recorded ? aspen_vm_outcome_name((aspen_vm_outcome)r->outcome)
+                         : outcome_of_store(L->a->outcome));
+    rep->outcome_differs = (uint8_t)res->outcome != r->outcome;
+
+    uint8_t out_sha[32];
+    sha_of(res->output ? (const void *)res->output : "", res->output_len, out_sha);
+    rep->output_len = res->output_len;
+    rep->recorded_output_len = r->output_len;
+    sha_to_hex(out_sha, rep->output_sha256);
+    sha_to_hex(r->output, rep->recorded_output_sha256);
+    rep->output_differs = res->output_len != r->output_len || memcmp(out_sha, r->output, 32) != 0;
+    rep->output_head_len = res->output_len < sizeof rep->output_head - 1
+                               ? res->output_len
+                               : sizeof rep->output_head - 1;
+    if (rep->output_head_len)
+        memcpy(rep->output_head, res->output, rep->output_head_len);
+    rep->output_diff_at = -1;
+    /* The recorded bytes are known when the job's stored result is them (its hash is the
+     * record's): the job's last attempt, or the row standing for a deterministic success. */
+    const aspen_store_job *job = &L->job;
+    uint8_t row_sha[32];
+    sha_of(job->result ? job->result : "", job->result_size, row_sha);
+    if (rep->output_differs && job->result_size == r->output_len &&
+        memcmp(row_sha, r->output, 32) == 0) {
+        const uint8_t *x = (const uint8_t *)job->result, *y = res->output;
+        size_t m = job->result_size < res->output_len ? job->result_size : res->output_len, at = 0;
+        while (at < m && x[at] == y[at])
+            at++;
+        rep->output_diff_at = (int64_t)at;
+    }
+
+    size_t elen = strnlen(res->message, sizeof res->message);
+    if (elen > 1024)
+        elen = 1024;
+    snprintf(rep->error, sizeof rep->error, "%.*s", (int)elen, res->message);
+    size_t rlen = L->recorded ? r->error_len : 0; /* a success the row stands for had none */
+    if (rlen)
+        memcpy(rep->recorded_error, r->error, rlen);
+    rep->recorded_error[rlen] = '\0';
+    rep->error_differs = elen != rlen || memcmp(res->message, rep->recorded_error, rlen) != 0;
+
+    /* The number of log lines is the record's; without one, the stored lines are compared. Their
+     * first differing line is shown either way, where they are stored. */
+    rep->log_lines = res->stats.log_lines;
+    size_t compared = 0;
+    const char *stored = NULL;
+    size_t at = first_line_diff(logs, nlogs, L->attempt, got,
+                                !L->recorded && job->log_dropped == 0, &compared, &stored);
+    rep->recorded_log_lines = L->recorded ? r->log_lines : (uint32_t)compared;
+    rep->log_lines_differ = L->recorded ? res->stats.log_lines != r->log_lines : at != 0;
+    rep->log_diff_at = (uint32_t)at;
+    if (at) {
+        snprintf(rep->log_recorded, sizeof rep->log_recorded, "%s", stored ? stored : "");
+        snprintf(rep->log_replayed, sizeof rep->log_replayed, "%s",
+                 at <= got->n ? got->v[at - 1] : "");
+    }
+}
+
+/* The parts as lines under the verdict: what the replayed run did where it differs. */
+static void write_details(aspen_engine_replay_report *rep, bool recorded)
+{
+    struct text t = {rep->details, sizeof rep->details, 0};
+    if (rep->outcome_differs)
+        add(&t, "  outcome: differs: recorded %s, replayed %s\n", rep->recorded_outcome,
+            rep->outcome);
+    else
+        add(&t, "  outcome: %s, as recorded\n", rep->outcome);
+    if (rep->output_differs) {
+        add(&t, "  output: differs: recorded %llu bytes (sha256 %.12s...), replayed %llu bytes "
+            "(sha256 %.12s...)", (unsigned long long)rep->recorded_output_len,
+            rep->recorded_output_sha256, (unsigned long long)rep->output_len,
+            rep->output_sha256);
+        if (rep->output_diff_at >= 0)
+            add(&t, ", first differing at byte %lld", (long long)rep->output_diff_at);
+        add(&t, "; replayed ");
+        /* one byte more than shown, when there are more, ends it in "..." */
+        add_quoted(&t, rep->output_head,
+                   rep->output_head_len + (rep->output_len > rep->output_head_len),
+                   rep->output_head_len);
+        add(&t, "\n");
+    } else {
+        add(&t, "  output: %llu bytes, as recorded\n", (unsigned long long)rep->output_len);
+    }
+    if (rep->error_differs) {
+        add(&t, "  error: differs: recorded ");
+        if (rep->recorded_error[0])
+            add_quoted(&t, rep->recorded_error, strlen(rep->recorded_error), 300);
+        else
+            add(&t, "none");
+        add(&t, ", replayed ");
+        if (rep->error[0])
+            add_quoted(&t, rep->error, strlen(rep->error), 300);
+        else
+            add(&t, "none");
+        add(&t, "\n");
+    } else if (rep->error[0]) {
+        add(&t, "  error: ");
+        add_quoted(&t, rep->error, strlen(rep->error), 300);
+        add(&t, ", as recorded\n");
+    } else {
+        add(&t, "  error: none, as recorded\n");
+    }
+    if (rep->log_lines_differ && recorded)
+        add(&t, "  log lines: differ: recorded %u, replayed %u", rep->recorded_log_lines,
+            rep->log_lines);
+    else if (rep->log_lines_differ)
+        add(&t, "  log lines: %u, differ from the stored ones", rep->log_lines);
+    else
+        add(&t, "  log lines: %u (as many as recorded)", rep->log_lines);
+    if (rep->log_diff_at) {
+        add(&t, "; line %u differs: recorded ", rep->log_diff_at);
+        if (rep->log_recorded[0] || rep->log_diff_at <= rep->recorded_log_lines)
+            add_quoted(&t, rep->log_recorded, strlen(rep->log_recorded), 200);
+        else
+            add(&t, "(not stored)");
+        add(&t, ", replayed ");
+        add_quoted(&t, rep->log_replayed, strlen(rep->log_replayed), 200);
+    }
+    add(&t, "\n");
+}
+
 int aspen_engine_replay(aspen_engine *eng, int64_t job_id, const aspen_engine_replay_opts *opts,
                         aspen_engine_replay_report *report, aspen_engine_error *err)
 {
@@ -358,12 +837,8 @@ int aspen_engine_replay(aspen_engine *eng, int64_t job_id, const aspen_engine_re
     if (!opts)
         opts = &none;
     memset(report, 0, sizeof *report);
-    aspen_store_job job = {0};
-    aspen_store_attempt *att = NULL;
-    size_t na = 0;
+    struct loaded L;
     aspen_store_error se = {0};
-    void *blob = NULL;
-    size_t blob_len = 0;
     aspen_store_log *logs = NULL;
     size_t nlogs = 0;
     aspen_store_binary bin = {0};
@@ -373,109 +848,26 @@ int aspen_engine_replay(aspen_engine *eng, int64_t job_id, const aspen_engine_re
     struct lines got = {0};
     aspen_vm_result res = {0};
     struct job_args args = {0};
-    int code = 0;
+    aspen_engine_replay_call_list own = {0};
+    aspen_engine_replay_call_list *calls = opts->calls ? opts->calls : &own;
+    memset(calls, 0, sizeof *calls);
+    int rc;
 
-    pthread_mutex_lock(&eng->api_mu);
-    int rc = aspen_store_get(eng->api_store, job_id, &job, &se);
-    if (rc == 0)
-        rc = aspen_store_attempts(eng->api_store, job_id, &att, &na, &se);
-    pthread_mutex_unlock(&eng->api_mu);
-    if (rc) {
-        code = eng_store_err(err, &se, NULL);
+    int code = load(eng, job_id, opts->attempt, &L, err);
+    if (code)
         goto out;
-    }
-    if (!aspen_engine_job_needs_vm(&job)) {
-        code = eng_err(err, ASPEN_ENGINE_EINVAL,
-                       "job %lld (type %s) ran in an in-process handler, not a micro-VM: only "
-                       "micro-VM jobs are recorded and replayed",
-                       (long long)job_id, job.type);
-        goto out;
-    }
-    int attempt = opts->attempt ? opts->attempt : job.attempts;
-    const aspen_store_attempt *a = NULL;
-    for (size_t i = 0; i < na; i++)
-        if (att[i].number == attempt)
-            a = &att[i];
-    if (!a) {
-        code = eng_err(err, ASPEN_ENGINE_ENOTFOUND,
-                       "job %lld has no finished attempt %d (it has %zu: %s)", (long long)job_id,
-                       attempt, na, na ? "see aspen show" : "it never ran to the end");
-        goto out;
-    }
+    aspen_store_job *job = &L.job;
+    int attempt = L.attempt;
+    struct rec *r = &L.r;
     report->attempt = attempt;
-    if (a->recovered) {
-        code = eng_err(err, ASPEN_ENGINE_EINVAL,
-                       "attempt %d of job %lld was recovered (its engine died or lost its "
-                       "lease while it ran): nothing of it was recorded",
-                       attempt, (long long)job_id);
-        goto out;
-    }
-    if (strcmp(a->outcome, "cancelled") == 0) {
-        code = eng_err(err, ASPEN_ENGINE_EINVAL,
-                       "attempt %d of job %lld was cancelled: where a cancel stops a guest is "
-                       "not part of its run, so there is nothing to replay",
-                       attempt, (long long)job_id);
-        goto out;
-    }
-
-    /* The record, or what the job row says for a deterministic success. */
-    struct rec r = {0};
-    pthread_mutex_lock(&eng->api_mu);
-    rc = aspen_store_get_attempt_data(eng->api_store, job_id, attempt, ASPEN_STORE_DATA_REPLAY,
-                                      &blob, &blob_len, &se);
-    pthread_mutex_unlock(&eng->api_mu);
-    if (rc == 0) {
-        if (!rec_parse(blob, blob_len, &r)) {
-            code = eng_err(err, ASPEN_ENGINE_EINVAL,
-                           "the replay record of job %lld attempt %d is damaged (%zu bytes)",
-                           (long long)job_id, attempt, blob_len);
-            goto out;
-        }
-        report->recorded = true;
-    } else if (se.code != ASPEN_STORE_ENOTFOUND) {
-        code = eng_store_err(err, &se, "reading the replay record");
-        goto out;
-    } else if (a->exits == 0 && strcmp(a->outcome, "succeeded") != 0) {
-        /* Failed before its VM entered the guest (no exit counted): the build of a --source
-         * guest, its fetch from a repository, loading the binary. Nothing ran, nothing to replay;
-         * the first line of why, bounded (the whole error is in aspen show). */
-        const char *why = a->error ? a->error : "";
-        bool build = strncmp(why, "building the guest", 18) == 0;
-        int wl = (int)strcspn(why, "\n");
-        code = eng_err(err, ASPEN_ENGINE_EINVAL,
-                       "attempt %d of job %lld never ran in a micro-VM (%s), so there is nothing "
-                       "to replay%s%.*s",
-                       attempt, (long long)job_id,
-                       build ? "its guest's build from source failed"
-                             : "it failed before its guest ran the job",
-                       wl ? ": " : "", wl > 400 ? 400 : wl, why);
-        goto out;
-    } else if (strcmp(a->outcome, "succeeded") != 0 || !job.binary_sha256) {
-        code = eng_err(err, ASPEN_ENGINE_ENOTFOUND,
-                       "attempt %d of job %lld (%s) kept no replay record: it ran before this "
-                       "aspen recorded host calls, or storing the record failed",
-                       attempt, (long long)job_id, a->outcome);
-        goto out;
-    } else {
-        sha_from_hex(job.binary_sha256, r.sha);
-        r.memory = job.memory_bytes > 0 ? (uint64_t)job.memory_bytes : eng->cfg.default_memory;
-        const char *in = job.payload ? job.payload : "";
-        sha_of(in, strlen(in), r.input);
-        r.outcome = ASPEN_VM_SUCCESS;
-        r.output_len = job.result_size;
-        sha_of(job.result ? job.result : "", job.result_size, r.output);
-        pthread_mutex_lock(&eng->api_mu);
-        rc = aspen_store_logs(eng->api_store, job_id, 0, 0, &logs, &nlogs, &se);
-        pthread_mutex_unlock(&eng->api_mu);
-        if (rc) {
-            code = eng_store_err(err, &se, "reading the job's log lines");
-            goto out;
-        }
-    }
-    const char *in = job.payload ? job.payload : "";
+    report->recorded = L.recorded;
+    calls->attempt = attempt;
+    calls->recorded = L.recorded;
+    calls->truncated = L.recorded && (r->flags & 1);
+    const char *in = job->payload ? job->payload : "";
     uint8_t in_sha[32];
     sha_of(in, strlen(in), in_sha);
-    if (memcmp(in_sha, r.input, 32) != 0) {
+    if (memcmp(in_sha, r->input, 32) != 0) {
         code = eng_err(err, ASPEN_ENGINE_EINVAL,
                        "job %lld's payload is not the input attempt %d ran with (its hash "
                        "differs from the recorded one): it cannot be replayed",
@@ -485,7 +877,7 @@ int aspen_engine_replay(aspen_engine *eng, int64_t job_id, const aspen_engine_re
 
     /* The image, by the recorded hash. */
     char sha[65];
-    sha_to_hex(r.sha, sha);
+    sha_to_hex(r->sha, sha);
     pthread_mutex_lock(&eng->api_mu);
     rc = aspen_store_get_binary(eng->api_store, sha, &bin, &se);
     pthread_mutex_unlock(&eng->api_mu);
@@ -494,32 +886,24 @@ int aspen_engine_replay(aspen_engine *eng, int64_t job_id, const aspen_engine_re
         goto out;
     }
     aspen_vm_error ve = {0};
-    if (aspen_vm_image_load_mem(bin.bytes, bin.size, job.binary_name ? job.binary_name : "guest",
+    if (aspen_vm_image_load_mem(bin.bytes, bin.size, job->binary_name ? job->binary_name : "guest",
                                 &img, &ve) != 0) {
         code = eng_err(err, ASPEN_ENGINE_EBINARY, "%s", ve.msg);
         goto out;
     }
-    if (job_args_get(job.tags, &args) != 0) {
+    if (job_args_get(job->tags, &args) != 0) {
         code = eng_err(err, ASPEN_ENGINE_ENOMEM, "out of memory reading the job's arguments");
         goto out;
     }
-    aspen_vm_config cfg;
-    aspen_vm_config_default(&cfg);
-    cfg.memory_bytes = (size_t)r.memory;
-    cfg.warm = true;
-    cfg.argv = (const char *const *)args.argv;
-    if (aspen_vm_create(img, &cfg, eng->host, &vm, &ve) != 0) {
-        code = eng_err(err, ve.code == ASPEN_VM_EKVM ? ASPEN_ENGINE_EKVM : ASPEN_ENGINE_EBINARY,
-                       "creating the replay's micro-VM: %s", ve.msg);
-        goto out;
-    }
-    if (report->recorded) {
-        if (aspen_vm_tape_open(r.tape, r.tape_len, &tape, &ve) != 0) {
+    if (L.recorded) {
+        if (aspen_vm_tape_open(r->tape, r->tape_len, &tape, &ve) != 0) {
             code = eng_err(err, ASPEN_ENGINE_EINVAL, "job %lld attempt %d: %s", (long long)job_id,
                            attempt, ve.msg);
             goto out;
         }
-        aspen_vm_tape_set_truncated(tape, r.flags & 1);
+        aspen_vm_tape_set_truncated(tape, r->flags & 1);
+        if ((opts->calls || opts->set) && (code = list_tape(tape, eng->host, calls, err)) != 0)
+            goto out;
     } else {
         tape = aspen_vm_tape_new(0); /* nothing to feed: records, to count the calls */
     }
@@ -528,20 +912,32 @@ int aspen_engine_replay(aspen_engine *eng, int64_t job_id, const aspen_engine_re
         goto out;
     }
     if (opts->set) {
-        if (!report->recorded) {
+        if (!L.recorded) {
             code = eng_err(err, ASPEN_ENGINE_EINVAL,
                            "attempt %d of job %lld recorded no values (its guest asked the host "
                            "for nothing it makes up): there is none to set",
                            attempt, (long long)job_id);
             goto out;
         }
+        if ((code = check_set(calls, opts, job_id, err)) != 0)
+            goto out;
         if (aspen_vm_tape_set_value(tape, opts->set_call, opts->set_index, opts->set_value,
                                     &ve) != 0) {
             code = eng_err(err, ASPEN_ENGINE_EINVAL, "--set: %s", ve.msg);
             goto out;
         }
     }
-    int64_t t = job.timeout_ms > 0 ? job.timeout_ms : 30000;
+    aspen_vm_config cfg;
+    aspen_vm_config_default(&cfg);
+    cfg.memory_bytes = (size_t)r->memory;
+    cfg.warm = true;
+    cfg.argv = (const char *const *)args.argv;
+    if (aspen_vm_create(img, &cfg, eng->host, &vm, &ve) != 0) {
+        code = eng_err(err, ve.code == ASPEN_VM_EKVM ? ASPEN_ENGINE_EKVM : ASPEN_ENGINE_EBINARY,
+                       "creating the replay's micro-VM: %s", ve.msg);
+        goto out;
+    }
+    int64_t t = job->timeout_ms > 0 ? job->timeout_ms : 30000;
     aspen_vm_run_opts ro = {.input = in, .input_len = strlen(in),
                             .timeout_ms = t > UINT32_MAX ? UINT32_MAX : (uint32_t)t,
                             .on_log = collect_line, .log_user = &got, .tape = tape};
@@ -549,92 +945,70 @@ int aspen_engine_replay(aspen_engine *eng, int64_t job_id, const aspen_engine_re
         code = eng_err(err, ASPEN_ENGINE_EKVM, "the replay's micro-VM failed: %s", ve.msg);
         goto out;
     }
+    if (!L.recorded && opts->calls && (code = list_tape(tape, eng->host, calls, err)) != 0)
+        goto out;
     snprintf(report->outcome, sizeof report->outcome, "%s", aspen_vm_outcome_name(res.outcome));
     aspen_vm_tape_info ti;
     aspen_vm_tape_get_info(tape, &ti);
     report->calls = ti.replayed ? ti.replayed : ti.calls;
-    report->values = report->recorded ? ti.values : 0;
-    const char *rec_outcome = report->recorded
-                                  ? aspen_vm_outcome_name((aspen_vm_outcome)r.outcome)
-                                  : outcome_of_store(a->outcome);
+    report->values = L.recorded ? ti.values : 0;
+    bool host_call_differs = L.recorded && ti.diverged;
+
+    /* The stored lines: the verdict of an attempt without a record; with one, they show which
+     * line a diverging run changed. */
+    pthread_mutex_lock(&eng->api_mu);
+    rc = aspen_store_logs(eng->api_store, job_id, 0, 0, &logs, &nlogs, &se);
+    pthread_mutex_unlock(&eng->api_mu);
+    if (rc) {
+        code = eng_store_err(err, &se, "reading the job's log lines");
+        goto out;
+    }
+    compare_ends(report, &L, &res, &got, logs, nlogs);
+
     const char *timeout_note =
-        r.outcome == ASPEN_VM_TIMEOUT
+        r->outcome == ASPEN_VM_TIMEOUT
             ? " (the recorded attempt timed out: where a timeout stops a guest is not "
               "deterministic)"
             : "";
-    uint8_t out_sha[32];
-    sha_of(res.output ? (const void *)res.output : "", res.output_len, out_sha);
-    if (report->recorded && ti.diverged) {
+    /* The verdict names the first difference; the details below it give every part. */
+    if (host_call_differs) {
         report->diverged_at = ti.diverged_at;
         summary(report, "diverged at host call %u: %s%s", ti.diverged_at, ti.why, timeout_note);
-    } else if ((uint8_t)res.outcome != r.outcome) {
+    } else if (report->outcome_differs) {
         summary(report, "diverged: the recorded attempt ended %s, the replay %s (%s)%s",
-                rec_outcome, aspen_vm_outcome_name(res.outcome),
+                report->recorded_outcome, report->outcome,
                 res.message[0] ? res.message : "no message", timeout_note);
-    } else if (res.output_len != r.output_len || memcmp(out_sha, r.output, 32) != 0) {
-        size_t at = 0;
-        if (!report->recorded && job.result) {
-            const uint8_t *x = job.result, *y = res.output;
-            size_t m = job.result_size < res.output_len ? job.result_size : res.output_len;
-            while (at < m && x[at] == y[at])
-                at++;
-        }
-        if (!report->recorded && job.result)
-            summary(report, "diverged: the output differs from the recorded one at byte %zu "
-                    "(recorded %llu bytes, replayed %zu)", at,
-                    (unsigned long long)r.output_len, res.output_len);
+    } else if (report->output_differs) {
+        if (report->output_diff_at >= 0)
+            summary(report, "diverged: the output differs from the recorded one at byte %lld "
+                    "(recorded %llu bytes, replayed %zu)", (long long)report->output_diff_at,
+                    (unsigned long long)r->output_len, res.output_len);
         else
             summary(report, "diverged: the output differs from the recorded one (recorded %llu "
                     "bytes, replayed %zu, their hashes differ)",
-                    (unsigned long long)r.output_len, res.output_len);
-    } else if (report->recorded &&
-               (strnlen(res.message, sizeof res.message) < 1024
-                    ? strnlen(res.message, sizeof res.message)
-                    : 1024) != r.error_len) {
+                    (unsigned long long)r->output_len, res.output_len);
+    } else if (L.recorded && report->error_differs) {
         summary(report, "diverged: the error differs: recorded \"%.*s\", replayed \"%s\"",
-                (int)r.error_len, r.error, res.message);
-    } else if (report->recorded && memcmp(res.message, r.error, r.error_len) != 0) {
-        summary(report, "diverged: the error differs: recorded \"%.*s\", replayed \"%s\"",
-                (int)r.error_len, r.error, res.message);
-    } else if (report->recorded && res.stats.log_lines != r.log_lines) {
+                (int)r->error_len, r->error, report->error);
+    } else if (report->log_lines_differ && L.recorded) {
         summary(report, "diverged: the replay printed %u log lines, the recorded attempt %u",
-                res.stats.log_lines, r.log_lines);
+                report->log_lines, report->recorded_log_lines);
+    } else if (report->log_lines_differ) {
+        summary(report, "diverged: log line %u differs from the stored one (replayed \"%s\")",
+                report->log_diff_at, report->log_replayed);
     } else {
-        /* Without a record the log lines are compared with the stored ones of that attempt (a
-         * cold VM's start-up lines come first in the store: skipped). */
-        size_t mine = 0;
-        for (size_t i = 0; i < nlogs; i++)
-            mine += !logs[i].marker && logs[i].attempt == attempt;
-        size_t skip = mine > got.n ? mine - got.n : 0, k = 0, bad = 0;
-        bool differs = !report->recorded && mine < got.n && !job.log_dropped;
-        for (size_t i = 0; !report->recorded && !differs && i < nlogs; i++) {
-            if (logs[i].marker || logs[i].attempt != attempt)
-                continue;
-            if (skip) {
-                skip--;
-                continue;
-            }
-            if (k < got.n && strcmp(logs[i].line, got.v[k]) != 0) {
-                differs = true;
-                bad = k;
-            }
-            k++;
-        }
-        if (differs)
-            summary(report, "diverged: log line %zu differs from the stored one (replayed \"%s\")",
-                    bad + 1, bad < got.n ? got.v[bad] : "");
-        else {
-            report->identical = true;
-            summary(report,
-                    "identical: outcome %s, output %zu bytes, %zu log line%s, %u host call%s "
-                    "(%u recorded value%s fed back)%s%s",
-                    aspen_vm_outcome_name(res.outcome), res.output_len, got.total,
-                    got.total == 1 ? "" : "s", report->calls, report->calls == 1 ? "" : "s",
-                    report->values, report->values == 1 ? "" : "s",
-                    (r.flags & 1) ? "; the record was cut at its cap: later calls ran live" : "",
-                    timeout_note);
-        }
+        report->identical = true;
+        summary(report,
+                "identical: outcome %s, output %zu bytes, %zu log line%s, %u host call%s "
+                "(%u recorded value%s fed back)%s%s",
+                aspen_vm_outcome_name(res.outcome), res.output_len, got.total,
+                got.total == 1 ? "" : "s", report->calls, report->calls == 1 ? "" : "s",
+                report->values, report->values == 1 ? "" : "s",
+                (r->flags & 1) ? "; the record was cut at its cap: later calls ran live" : "",
+                timeout_note);
     }
+    if (!report->identical)
+        write_details(report, L.recorded);
 out:
     lines_free(&got);
     aspen_vm_result_free(&res);
@@ -646,8 +1020,7 @@ out:
     aspen_store_binary_clear(&bin);
     job_args_free(&args);
     aspen_store_logs_free(logs, nlogs);
-    free(blob);
-    aspen_store_attempts_free(att, na);
-    aspen_store_job_clear(&job);
+    aspen_engine_replay_call_list_free(&own); /* one asked for (opts->calls) is the caller's */
+    unload(&L);
     return code;
 }

@@ -9,10 +9,10 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 B="$(cd "${1:?usage: fuzz/run.sh BUILD_DIR}" && pwd)"
 SECONDS_EACH="${FUZZ_SECONDS:-60}"
-TARGETS=(${FUZZ_TARGETS:-elf hostcall json filter gdb cron})
+TARGETS=(${FUZZ_TARGETS:-elf hostcall json filter gdb cron tape})
 
 # Per-target input size limits: ELF seeds are real binaries; the others are small texts/programs.
-declare -A MAXLEN=([elf]=65536 [hostcall]=4096 [json]=8192 [filter]=1024 [gdb]=4096 [cron]=512)
+declare -A MAXLEN=([elf]=65536 [hostcall]=4096 [json]=8192 [filter]=1024 [gdb]=4096 [cron]=512 [tape]=4096)
 
 failed=()
 summary=()

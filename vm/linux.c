@@ -46,7 +46,7 @@ enum {
 #define L_MAP_ANONYMOUS 0x20
 #define L_PROT_EXEC 0x4
 
-static const char *sys_name(uint64_t nr)
+const char *vm_lx_sys_name(uint64_t nr)
 {
     if (nr < sizeof lx_syscall_names / sizeof lx_syscall_names[0] && lx_syscall_names[nr])
         return lx_syscall_names[nr];
@@ -533,7 +533,7 @@ static int unsupported(aspen_vm *vm, struct run_ctx *c, uint64_t nr)
     snprintf(c->res->message, sizeof c->res->message,
              "unsupported system call %llu (%s): Aspen runs static Linux programs with the calls "
              "listed in docs/ABI.md section 12 (stdin, stdout, stderr, memory, clocks, exit)",
-             (unsigned long long)nr, sys_name(nr));
+             (unsigned long long)nr, vm_lx_sys_name(nr));
     return LX_ILLEGAL;
 }
 
@@ -554,8 +554,8 @@ static int dispatch(aspen_vm *vm, struct run_ctx *c, struct kvm_regs *g)
     if (!vm->tape)
         return dispatch_call(vm, c, g);
     uint64_t args[7] = {g->rax, g->rdi, g->rsi, g->rdx, g->r10, g->r8, g->r9};
-    vm_tape_begin(vm, VM_TAPE_LX_CODE | (uint32_t)(g->rax & 0xfffff), sys_name(g->rax), args, 7,
-                  true);
+    vm_tape_begin(vm, VM_TAPE_LX_CODE | (uint32_t)(g->rax & 0xfffff), vm_lx_sys_name(g->rax),
+                  args, 7, true);
     int rc = dispatch_call(vm, c, g);
     vm_tape_end(vm);
     return rc;

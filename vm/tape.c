@@ -9,6 +9,8 @@
  * it wrote into the guest. Replaying feeds those values back instead of asking the clock, and
  * checks every call against the record: the first call whose number or digest differs, or that
  * asks for a value the record does not have, is the divergence, reported once with its name.
+ * After it the run goes on live, so the caller can still compare how it ended. A record can also
+ * be walked call by call (aspen_vm_tape_next_call), with names, for a listing of its values.
  *
  * Recording costs a few bytes per call appended to a buffer (capped: past the cap the tape says
  * it was cut and records nothing more) and a digest over bytes the host already copies; a run with
@@ -26,7 +28,7 @@
 #include <string.h>
 
 #define TAPE_DEFAULT_MAX (64u << 10)
-#define TAPE_MAX_VALUES 64 /* values one call may take: more is a divergence / a cut record */
+#define TAPE_MAX_VALUES ASPEN_VM_TAPE_MAX_VALUES /* one call's: more is a divergence / a cut record */
 
 struct aspen_vm_tape {
     uint8_t *buf;
@@ -95,20 +97,34 @@ static bool get_varint(const uint8_t *b, size_t end, size_t *pos, uint64_t *v)
     return false;
 }
 
-/* Skips one value at *pos; false when malformed. */
-static bool skip_value(const uint8_t *b, size_t end, size_t *pos)
+/* Reads one value at *pos into *out (bytes point into b); false when malformed or when its
+ * length runs past end (never read beyond). */
+static bool get_value(const uint8_t *b, size_t end, size_t *pos, aspen_vm_tape_value *out)
 {
-    uint64_t h, v;
+    uint64_t h, v = 0;
     if (!get_varint(b, end, pos, &h))
         return false;
+    *out = (aspen_vm_tape_value){.is_bytes = h & 1};
     if (h & 1) {
         uint64_t n = h >> 1;
         if (n > end - *pos)
             return false;
+        out->bytes = b + *pos;
+        out->len = (size_t)n;
         *pos += (size_t)n;
         return true;
     }
-    return get_varint(b, end, pos, &v);
+    if (!get_varint(b, end, pos, &v))
+        return false;
+    out->number = v;
+    return true;
+}
+
+/* Skips one value at *pos; false when malformed. */
+static bool skip_value(const uint8_t *b, size_t end, size_t *pos)
+{
+    aspen_vm_tape_value v;
+    return get_value(b, end, pos, &v);
 }
 
 /* Reads one event header at *pos: false when malformed. */
@@ -300,6 +316,34 @@ int aspen_vm_tape_first_value(const aspen_vm_tape *t, uint32_t *call, int64_t *v
         }
     }
     return -1;
+}
+
+int aspen_vm_tape_next_call(const aspen_vm_tape *t, const aspen_vm_host *host,
+                            aspen_vm_tape_cursor *cur, aspen_vm_tape_call *out)
+{
+    if (cur->pos >= t->len)
+        return 0;
+    uint32_t code, digest, nvals;
+    size_t pos = cur->pos;
+    if (!get_event(t->buf, t->len, &pos, &code, &digest, &nvals))
+        return -1;
+    for (uint32_t i = 0; i < nvals; i++) /* nvals <= TAPE_MAX_VALUES: get_event checks */
+        if (!get_value(t->buf, t->len, &pos, &out->values[i]))
+            return -1;
+    out->index = ++cur->calls;
+    out->nvalues = nvals;
+    out->syscall = (code & VM_TAPE_LX_CODE) != 0;
+    out->number = code & ~VM_TAPE_LX_CODE;
+    if (out->syscall) {
+        out->name = vm_lx_sys_name(out->number);
+    } else if (code == ASPEN_FN_LOOKUP) {
+        out->name = "lookup";
+    } else {
+        const struct host_entry *e = host_find(host ? host : host_builtin(), code);
+        out->name = e ? e->name : "unknown";
+    }
+    cur->pos = pos;
+    return 1;
 }
 
 /* ---- the monitor's side ------------------------------------------------------------------------- */

@@ -294,6 +294,8 @@ int vm_hostcall(aspen_vm *vm, uint32_t fn, struct run_ctx *c);
  * again but replayed (vm_tape_replay_extra). read: guest bytes the host read for the call.
  * int/clock/bytes: a value the host makes up (recorded, or taken from the record). */
 #define VM_TAPE_LX_CODE 0x100000u
+/* linux.c: a system call's name ("clock_gettime"), "unknown" for a number it does not know. */
+const char *vm_lx_sys_name(uint64_t nr);
 bool vm_tape_begin(aspen_vm *vm, uint32_t code, const char *name, const uint64_t *args,
                    size_t nargs, bool digest_reads);
 void vm_tape_read(const aspen_vm *vm, const void *bytes, size_t len);

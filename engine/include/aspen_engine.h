@@ -464,12 +464,53 @@ int aspen_engine_list_attempt_data(aspen_engine *eng, int64_t job_id,
                                    aspen_store_attempt_data **out, size_t *n,
                                    aspen_engine_error *err);
 
+/* What an attempt's record holds, call by call: which host calls it recorded and the values the
+ * host made up for them (the ones --set can edit). */
+typedef struct aspen_engine_replay_value {
+    bool is_bytes;
+    int64_t number; /* a number (a clock reading is two: seconds, nanoseconds) */
+    size_t len;     /* bytes (getrandom's, a registered function's write into the guest): how
+                     * many; their first 32 in hex (bytes cannot be set) */
+    char hex[65];
+} aspen_engine_replay_value;
+
+typedef struct aspen_engine_replay_call {
+    uint32_t index;    /* from 1, as --set CALL and the report number calls */
+    char name[128];    /* hl_get_time_ns, clock_gettime, a registered function's name */
+    bool syscall;      /* a Linux program's system call */
+    uint32_t nvalues;  /* its values: list->values[first_value ...] */
+    size_t first_value;
+} aspen_engine_replay_call;
+
+typedef struct aspen_engine_replay_call_list {
+    int attempt;
+    bool recorded;  /* false: the attempt kept no record (its guest was asked for nothing the host
+                     * makes up, and it succeeded): nothing listed, nothing to set */
+    bool truncated; /* the record was cut at its cap: later calls are not in it */
+    aspen_engine_replay_call *calls;
+    size_t n;
+    aspen_engine_replay_value *values;
+    size_t nvalues;
+    size_t with_values; /* calls that recorded at least one value */
+} aspen_engine_replay_call_list;
+
+/* Lists the recorded host calls of attempt (0: the last) without running anything; refused as
+ * aspen_engine_replay refuses (an in-process job, a recovered or cancelled attempt...). Free the
+ * list with aspen_engine_replay_call_list_free. */
+int aspen_engine_replay_calls(aspen_engine *eng, int64_t job_id, int attempt,
+                              aspen_engine_replay_call_list *out, aspen_engine_error *err);
+void aspen_engine_replay_call_list_free(aspen_engine_replay_call_list *c);
+
 typedef struct aspen_engine_replay_opts {
     int attempt;        /* 0: the job's last attempt */
     bool set;           /* first replace a recorded value ("what if the host had said"): */
     uint32_t set_call;  /*   host call, 1-based */
     uint32_t set_index; /*   its value, 0-based (a clock reading is seconds, nanoseconds) */
     int64_t set_value;
+    /* Optional: filled with the record's calls as recorded (before --set's edit), or, for an
+     * attempt without a record, the calls its replay made (no values); free it with
+     * aspen_engine_replay_call_list_free, also when the replay fails. */
+    aspen_engine_replay_call_list *calls;
 } aspen_engine_replay_opts;
 
 typedef struct aspen_engine_replay_report {
@@ -481,6 +522,29 @@ typedef struct aspen_engine_replay_report {
     uint32_t diverged_at; /* the first host call that differed, 0 when none did */
     char outcome[32];    /* how the replayed run ended */
     char summary[2048];  /* "identical: ..." or "diverged at host call 2 (hl_println): ..." */
+    /* Every part of how the run ended, replayed against recorded — also after a host call that
+     * differed, so an edit's (--set's) effect on the result shows. Text fields are the guest's
+     * raw bytes: escape them before they reach a terminal. */
+    char recorded_outcome[32];
+    bool outcome_differs;
+    uint64_t output_len, recorded_output_len;
+    char output_sha256[65], recorded_output_sha256[65];
+    bool output_differs;
+    int64_t output_diff_at;   /* first differing byte; -1 when the recorded bytes are not kept
+                               * (a record keeps their hash; the job's row, its last result) */
+    char output_head[100];    /* the replayed output's first bytes */
+    size_t output_head_len;
+    bool error_differs;
+    char error[1024];         /* the replayed run's error ("" for none) */
+    char recorded_error[1025];
+    uint32_t log_lines, recorded_log_lines;
+    bool log_lines_differ;    /* their number (or, without a record, a stored line) differs */
+    uint32_t log_diff_at;     /* the first stored log line of the attempt that differs from the
+                               * replayed one (from 1), 0 when none does or none is stored */
+    char log_recorded[256], log_replayed[256]; /* that line, both ways (cut) */
+    /* When not identical: those parts as indented lines ("  output: differs: ..."), the guest's
+     * text in them quoted with its newlines as \n, other bytes raw (escape them to print). */
+    char details[4096];
 } aspen_engine_replay_report;
 
 /* Runs an attempt of a micro-VM job again in a fresh VM from the snapshot, with the recorded

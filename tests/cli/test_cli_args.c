@@ -88,6 +88,7 @@ static const struct {
     {"core 0 -o /dev/null", "ids start at 1"},
     {"replay", "aspen replay needs a job ID"},
     {"replay 1 2", "unexpected argument '2'"},
+    {"replay 1 --calls --set 1=2", "--calls lists the record and runs nothing, --set replays it"},
     {"pause now", "unexpected argument 'now': aspen pause takes no arguments"},
     {"resume now", "unexpected argument 'now': aspen resume takes no arguments"},
     {"engines x", "aspen engines takes no arguments"},

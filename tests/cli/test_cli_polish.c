@@ -2,8 +2,9 @@
  * scripts/build-guest.sh, run as separate processes: `aspen run` gives a guest's output byte for
  * byte into a file (no newline added, binary bytes kept), and the messages for the usual mistakes
  * say what is wrong and what to do; the complete C guest of docs/ABI.md section 9 and README.md,
- * taken from the documents' text, builds with scripts/build-guest.sh and runs. They need /dev/kvm
- * and fail, never skip, without it.
+ * taken from the documents' text, builds with scripts/build-guest.sh and runs; `aspen replay
+ * --calls` lists what a record holds and an edited replay reports what the edit changed. They
+ * need /dev/kvm and fail, never skip, without it.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -560,6 +561,44 @@ static void test_build_guest_missing_path(void **state)
     free(o.buf);
 }
 
+/* Issue 11's replay findings as the trial met them: which host calls were recorded (--calls),
+ * a --set of a call without values names it and points at the ones with values, and an edited
+ * value's replay says what it changed after the first differing call (the output, log line 1),
+ * and what it did not (outcome, error). */
+static void test_replay_calls_and_effects(void **state)
+{
+    (void)state;
+    char db[420];
+    snprintf(db, sizeof db, "%s/replay.db", g_dir);
+    out o = run("%s submit test-clock --payload '\"x\"' --db %s --create", ASPEN_BIN, db);
+    expect_out(&o, 0, NULL);
+    free(o.buf);
+    o = run("%s worker --until-idle --quiet --db %s", ASPEN_BIN, db);
+    free(o.buf);
+    o = run("%s replay 1 --calls --db %s", ASPEN_BIN, db);
+    expect_out(&o, 0, "job 1 attempt 1 recorded 2 host calls, 1 with values (edit one: aspen "
+                      "replay 1 --set CALL.I=VALUE)\n");
+    assert_true(has(&o, "\n     1  hl_get_time_ns    1.1="));
+    assert_true(has(&o, "  1.2="));
+    assert_true(has(&o, "\n     2  hl_println        -\n"));
+    free(o.buf);
+    o = run("%s replay 1 --set 2=5 --db %s", ASPEN_BIN, db);
+    expect_out(&o, 1, "error: --set: host call 2 (hl_println) recorded no values");
+    assert_true(has(&o, "the calls with values: host call 1 (hl_get_time_ns) 1.1 = "));
+    assert_true(has(&o, "(aspen replay 1 --calls lists every call)"));
+    free(o.buf);
+    o = run("%s replay 1 --set 1=42 --db %s", ASPEN_BIN, db);
+    expect_out(&o, 1, "job 1 attempt 1: diverged at host call 2: host call 2 (hl_println)");
+    assert_true(has(&o, "\n  outcome: success, as recorded\n"));
+    assert_true(has(&o, "\n  output: differs: recorded 19 bytes (sha256 "));
+    assert_true(has(&o, ", first differing at byte 0; replayed \"42"));
+    assert_true(has(&o, "\n  error: none, as recorded\n"));
+    assert_true(has(&o, "\n  log lines: 1 (as many as recorded); line 1 differs: recorded "
+                       "\"clock: "));
+    assert_true(has(&o, ", replayed \"clock: 42"));
+    free(o.buf);
+}
+
 int main(void)
 {
     if (access("/dev/kvm", R_OK | W_OK) != 0) {
@@ -589,6 +628,7 @@ int main(void)
         cmocka_unit_test(test_abi_example_guest),
         cmocka_unit_test(test_readme_example_guest),
         cmocka_unit_test(test_abi_handler_macros_have_semicolon),
+        cmocka_unit_test(test_replay_calls_and_effects),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     char cmd[400];

@@ -11,6 +11,17 @@
  *   - the recorded time of a clock-reading guest edited in the stored record: the replay diverges
  *     at host call 2 (hl_println), naming host call 1 (hl_get_time_ns) and the edited value; the
  *     same through `aspen replay --set`;
+ *   - after a diverging host call, every part of how the run ended against the record (issue
+ *     11's finding 8): the edited clock changes the output (first differing byte, the replayed
+ *     text) and log line 1 (both ways) but not the outcome, error or number of lines; text and
+ *     --json say so. A record edited to say fault, with an error carrying escapes and a newline,
+ *     and 5 log lines: the outcome, error and count are each reported, the escapes never raw;
+ *   - the listing of recorded calls (finding 7): for a static Linux program, `aspen replay
+ *     --calls` (text and --json) names every call (readv, clock_gettime with its 2 values,
+ *     getrandom's bytes, writev with none) and `replay --json` carries the same "calls"; --set
+ *     of a call without values names it ("host call 4 (writev) recorded no values") and lists
+ *     the ones with values; of no such call, of a value past the last, of bytes: each refused so;
+ *     a record cut mid-call is refused as damaged, never read beyond;
  *   - refusals: an in-process job, an attempt that does not exist, a core of a job without one.
  */
 #include <setjmp.h>
@@ -21,6 +32,8 @@
 
 #include "aspen_engine.h"
 #include "aspen_vm.h"
+
+#include <jansson.h>
 
 #define TEST_TMP_PREFIX "aspen-guestkit-test"
 #include "test_support.h"
@@ -354,6 +367,23 @@ static void test_replay_clock_edited(void **state)
     char v[40];
     snprintf(v, sizeof v, "= %lld,", (long long)(secs - 86400));
     assert_non_null(strstr(r.summary, v));
+    /* ... and then how the run ended: the output and the log line changed, nothing else */
+    assert_false(r.outcome_differs);
+    assert_string_equal(r.recorded_outcome, "success");
+    assert_true(r.output_differs);
+    assert_true(r.output_diff_at >= 0); /* the job's result is the recorded output */
+    snprintf(v, sizeof v, "%lld", (long long)(secs - 86400));
+    assert_memory_equal(r.output_head, v, strlen(v));
+    assert_false(r.error_differs);
+    assert_false(r.log_lines_differ);
+    assert_int_equal(r.log_lines, 1);
+    assert_int_equal(r.log_diff_at, 1);
+    assert_non_null(strstr(r.log_replayed, v));
+    assert_null(strstr(r.log_recorded, v));
+    assert_non_null(strstr(r.details, "  outcome: success, as recorded\n"));
+    assert_non_null(strstr(r.details, "  output: differs: recorded "));
+    assert_non_null(strstr(r.details, "  error: none, as recorded\n"));
+    assert_non_null(strstr(r.details, "  log lines: 1 (as many as recorded); line 1 differs"));
     stop(eng);
 
     /* --set does the same without touching the record; exit status 1 for a divergence */
@@ -365,6 +395,46 @@ static void test_replay_clock_edited(void **state)
     assert_int_equal(st, 1);
     assert_non_null(strstr(out, "diverged at host call 2"));
     assert_non_null(strstr(out, "(hl_get_time_ns)"));
+    /* the report goes on after the first difference, as docs/ABI.md section 14 says */
+    snprintf(v, sizeof v, "replayed \"%lld", (long long)(secs - 86400 + 7));
+    if (!strstr(out, "\n  outcome: success, as recorded\n") ||
+        !strstr(out, "\n  output: differs: recorded 19 bytes (sha256 ") || !strstr(out, v) ||
+        !strstr(out, "\n  error: none, as recorded\n") ||
+        !strstr(out, "\n  log lines: 1 (as many as recorded); line 1 differs: recorded "))
+        fail_msg("replay --set did not report the output and log line it changed:\n%s", out);
+    free(out);
+    /* the same in --json */
+    snprintf(cmd, sizeof cmd, "%s replay %lld --set 1=%lld --json --db '%s'", ASPEN_BIN,
+             (long long)id, (long long)(secs - 86400 + 7), g_db);
+    out = sh(cmd, &st);
+    assert_int_equal(st, 1);
+    json_error_t je;
+    json_t *j = json_loads(out, 0, &je);
+    if (!j)
+        fail_msg("replay --json is not JSON (%s): %s", je.text, out);
+    assert_int_equal(json_integer_value(json_object_get(j, "diverged_at")), 2);
+    assert_true(json_is_true(json_object_get(j, "outcome_same")));
+    json_t *jo = json_object_get(j, "output");
+    assert_true(json_is_false(json_object_get(jo, "same")));
+    assert_int_equal(json_integer_value(json_object_get(jo, "recorded_bytes")), 19);
+    assert_true(json_is_integer(json_object_get(jo, "first_differing_byte")));
+    snprintf(v, sizeof v, "%lld", (long long)(secs - 86400 + 7));
+    /* the output is the nanoseconds: the edited seconds, then the recorded nanoseconds */
+    assert_int_equal(strncmp(json_string_value(json_object_get(jo, "head")), v, strlen(v)), 0);
+    assert_true(json_is_true(json_object_get(json_object_get(j, "error"), "same")));
+    json_t *jl = json_object_get(j, "log_lines");
+    assert_true(json_is_false(json_object_get(jl, "same")));
+    assert_int_equal(json_integer_value(json_object_get(jl, "recorded")), 1);
+    assert_int_equal(json_integer_value(json_object_get(jl, "first_differing_line")), 1);
+    assert_non_null(strstr(json_string_value(json_object_get(jl, "replayed_line")), v));
+    json_t *jc = json_object_get(j, "calls"); /* as recorded, before the edit */
+    assert_int_equal(json_array_size(jc), 2);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(jc, 0), "name")),
+                        "hl_get_time_ns");
+    assert_int_equal(json_integer_value(json_array_get(
+                         json_object_get(json_array_get(jc, 0), "values"), 0)),
+                     secs - 86400);
+    json_decref(j);
     free(out);
     snprintf(cmd, sizeof cmd, "%s replay %lld --set nonsense --db '%s' 2>&1", ASPEN_BIN,
              (long long)id, g_db);
@@ -378,14 +448,16 @@ static void test_replay_clock_edited(void **state)
              (long long)id, g_db);
     out = sh(cmd, &st);
     assert_int_equal(st, 1);
-    if (!strstr(out, "host call 1 recorded 2 values: there is no value 3 to set"))
+    if (!strstr(out, "host call 1 (hl_get_time_ns) recorded 2 values: there is no value 3 to set"))
         fail_msg("replay --set 1.3 said: %s", out);
     free(out);
     snprintf(cmd, sizeof cmd, "%s replay %lld --set 1.2=5 --db '%s' 2>&1", ASPEN_BIN,
              (long long)id, g_db);
     out = sh(cmd, &st);
     assert_null(strstr(out, "there is no value"));
-    assert_null(strstr(out, "error:"));
+    /* it replayed (the report's "  error: ..." line is the run's), no "error: ..." refusal */
+    if (strncmp(out, "job ", 4) != 0 || strstr(out, "\nerror:"))
+        fail_msg("replay --set 1.2 was refused: %s", out);
     free(out);
     snprintf(cmd, sizeof cmd, "%s replay %lld --set 1.0=5 --db '%s' 2>&1", ASPEN_BIN,
              (long long)id, g_db);
@@ -395,6 +467,294 @@ static void test_replay_clock_edited(void **state)
     free(out);
 }
 
+/* A record rewritten as a person with the database could: another outcome, error and number
+ * of log lines, its tape cut by cut bytes (engine/replay.c's layout). */
+static uint8_t *rewrite_record(const uint8_t *rec, size_t len, int outcome, const char *error,
+                               int64_t log_lines, size_t cut, size_t *out_len)
+{
+    size_t off = tape_offset(rec, len), p = 8 + 32 + 8 + 32 + 8 + 32, tlen = len - off;
+    assert_true(cut <= tlen);
+    tlen -= cut;
+    uint32_t oelen;
+    memcpy(&oelen, rec + p + 4, 4);
+    const char *e = error ? error : (const char *)rec + p + 8;
+    uint32_t elen = error ? (uint32_t)strlen(error) : oelen;
+    size_t n = p + 8 + elen + 4 + tlen;
+    uint8_t *b = malloc(n);
+    memcpy(b, rec, p + 4);
+    if (outcome >= 0)
+        b[6] = (uint8_t)outcome;
+    if (log_lines >= 0) {
+        uint32_t ll = (uint32_t)log_lines;
+        memcpy(b + p, &ll, 4);
+    }
+    memcpy(b + p + 4, &elen, 4);
+    memcpy(b + p + 8, e, elen);
+    uint32_t tl = (uint32_t)tlen;
+    memcpy(b + p + 8 + elen, &tl, 4);
+    memcpy(b + p + 12 + elen, rec + off, tlen);
+    *out_len = n;
+    return b;
+}
+
+static void put_record(int64_t id, const void *b, size_t n)
+{
+    aspen_store *s = NULL;
+    aspen_store_error se = {0};
+    assert_int_equal(aspen_store_open(g_db, NULL, &s, &se), 0);
+    aspen_store_attempt_data item = {id, 1, ASPEN_STORE_DATA_REPLAY, (void *)b, n};
+    assert_int_equal(aspen_store_put_attempt_data(s, &item, 1, &se), 0);
+    aspen_store_close(s);
+}
+
+/* The recorded outcome, error and number of log lines each differ: each is reported, after the
+ * first (the outcome), and the error's escapes and newline never reach the terminal raw. */
+static void test_replay_reports_every_part(void **state)
+{
+    (void)state;
+    aspen_engine *eng = open_engine(0);
+    int64_t id = submit_guest(eng, "test-clock", "\"x\"", 1, NULL, 0);
+    wait_idle(eng);
+    void *b = NULL;
+    size_t len = 0, n = 0;
+    int which = 0;
+    aspen_engine_error err = {0};
+    assert_int_equal(aspen_engine_attempt_data(eng, id, 1, ASPEN_STORE_DATA_REPLAY, &b, &len,
+                                               &which, &err),
+                     0);
+    uint8_t *ed = rewrite_record(b, len, ASPEN_VM_FAULT, "boom\n\x1b]0;owned\x07\x1b[31mred", 5,
+                                 0, &n);
+    put_record(id, ed, n);
+    free(ed);
+    aspen_engine_replay_report r;
+    replay(eng, id, 0, &r);
+    assert_false(r.identical);
+    assert_int_equal(r.diverged_at, 0); /* every host call agreed */
+    assert_non_null(strstr(r.summary, "the recorded attempt ended fault, the replay success"));
+    assert_true(r.outcome_differs && r.error_differs && r.log_lines_differ);
+    assert_false(r.output_differs);
+    assert_int_equal(r.recorded_log_lines, 5);
+    assert_int_equal(r.log_lines, 1);
+    assert_non_null(strstr(r.details, "  outcome: differs: recorded fault, replayed success\n"));
+    assert_non_null(strstr(r.details, "  output: 19 bytes, as recorded\n"));
+    assert_non_null(strstr(r.details, "  error: differs: recorded \"boom\\n"));
+    assert_non_null(strstr(r.details, ", replayed none\n"));
+    assert_non_null(strstr(r.details, "  log lines: differ: recorded 5, replayed 1"));
+    stop(eng);
+
+    char cmd[2048];
+    int st = 0;
+    snprintf(cmd, sizeof cmd, "%s replay %lld --db '%s' 2>&1", ASPEN_BIN, (long long)id, g_db);
+    char *out = sh(cmd, &st);
+    assert_int_equal(st, 1);
+    if (strchr(out, '\x1b') || strchr(out, '\x07'))
+        fail_msg("the recorded error reached the terminal raw:\n%s", out);
+    if (!strstr(out, "\n  error: differs: recorded \"boom\\n") ||
+        !strstr(out, "\n  log lines: differ: recorded 5, replayed 1\n"))
+        fail_msg("aspen replay did not report the error and log lines:\n%s", out);
+    free(out);
+    free(b);
+}
+
+static const aspen_engine_replay_call *call_named(const aspen_engine_replay_call_list *c,
+                                                 const char *name, size_t skip)
+{
+    for (size_t i = 0; i < c->n; i++)
+        if (strcmp(c->calls[i].name, name) == 0 && skip-- == 0)
+            return &c->calls[i];
+    fail_msg("no recorded call %s", name);
+    return NULL;
+}
+
+/* Issue 11's finding 7: which calls were recorded, and --set's errors name them. */
+static void test_replay_calls_listed(void **state)
+{
+    (void)state;
+    aspen_engine *eng = open_engine(0);
+    static const char *const lx_tags[] = {"arg:clock"};
+    int64_t lx = submit_guest(eng, "test-lx-probe", "\"stdin\"", 1, lx_tags, 1);
+    int64_t echo = submit_guest(eng, "echo-worker", "{\"message\":\"hello\"}", 1, NULL, 0);
+    aspen_engine_job_spec e = {.type = "echo", .payload = "{\"a\":1}"};
+    int64_t inproc = submit(eng, &e);
+    wait_idle(eng);
+    assert_int_equal(state_of(eng, lx), ASPEN_STORE_SUCCEEDED);
+
+    aspen_engine_replay_call_list c;
+    aspen_engine_error err = {0};
+    assert_int_equal(aspen_engine_replay_calls(eng, lx, 0, &c, &err), 0);
+    assert_true(c.recorded);
+    assert_false(c.truncated);
+    assert_int_equal(c.attempt, 1);
+    assert_true(c.n >= 5);
+    for (size_t i = 0; i < c.n; i++) {
+        assert_int_equal(c.calls[i].index, i + 1);
+        assert_true(c.calls[i].syscall);
+    }
+    const aspen_engine_replay_call *clk = call_named(&c, "clock_gettime", 0);
+    assert_int_equal(clk->nvalues, 2);
+    assert_false(c.values[clk->first_value].is_bytes);
+    assert_true(c.values[clk->first_value].number > 1700000000);
+    const aspen_engine_replay_call *rnd = call_named(&c, "getrandom", 0);
+    assert_int_equal(rnd->nvalues, 1);
+    assert_true(c.values[rnd->first_value].is_bytes);
+    assert_int_equal(c.values[rnd->first_value].len, 8);
+    assert_int_equal(strlen(c.values[rnd->first_value].hex), 16);
+    const aspen_engine_replay_call *wr = call_named(&c, "writev", 0);
+    assert_int_equal(wr->nvalues, 0);
+    assert_int_equal(c.with_values, 3); /* clock_gettime twice, getrandom */
+    uint32_t clk_i = clk->index, rnd_i = rnd->index, wr_i = wr->index;
+    int64_t clk_s = c.values[clk->first_value].number;
+    size_t ncalls = c.n;
+    aspen_engine_replay_call_list_free(&c);
+
+    /* a deterministic success keeps no record: nothing listed; an in-process job is refused */
+    assert_int_equal(aspen_engine_replay_calls(eng, echo, 0, &c, &err), 0);
+    assert_false(c.recorded);
+    assert_int_equal(c.n, 0);
+    aspen_engine_replay_call_list_free(&c);
+    assert_int_equal(aspen_engine_replay_calls(eng, inproc, 0, &c, &err), ASPEN_ENGINE_EINVAL);
+    assert_non_null(strstr(err.msg, "in-process"));
+    assert_null(c.calls);
+
+    /* replay's own listing (opts.calls) is the same */
+    aspen_engine_replay_opts o = {.calls = &c};
+    aspen_engine_replay_report r;
+    assert_int_equal(aspen_engine_replay(eng, lx, &o, &r, &err), 0);
+    assert_true(r.identical);
+    assert_int_equal(c.n, ncalls);
+    aspen_engine_replay_call_list_free(&c);
+    /* ... and for an attempt without a record, the calls the replay made */
+    assert_int_equal(aspen_engine_replay(eng, echo, &o, &r, &err), 0);
+    assert_false(c.recorded);
+    assert_int_equal(c.n, 1);
+    assert_string_equal(c.calls[0].name, "hl_println");
+    aspen_engine_replay_call_list_free(&c);
+    stop(eng);
+
+    /* the CLI: --calls as text and JSON */
+    char cmd[2048], want[200];
+    int st = 0;
+    snprintf(cmd, sizeof cmd, "%s replay %lld --calls --db '%s' 2>&1", ASPEN_BIN,
+             (long long)lx, g_db);
+    char *out = sh(cmd, &st);
+    assert_int_equal(st, 0);
+    snprintf(want, sizeof want, "recorded %zu host calls, 3 with values", ncalls);
+    assert_non_null(strstr(out, want));
+    assert_non_null(strstr(out, "  CALL  NAME"));
+    snprintf(want, sizeof want, "%u  clock_gettime     %u.1=%lld  %u.2=", clk_i, clk_i,
+             (long long)clk_s, clk_i);
+    if (!strstr(out, want))
+        fail_msg("--calls does not list '%s':\n%s", want, out);
+    snprintf(want, sizeof want, "%u  getrandom         %u.1=8 bytes ", rnd_i, rnd_i);
+    assert_non_null(strstr(out, want));
+    snprintf(want, sizeof want, "%u  writev            -\n", wr_i);
+    assert_non_null(strstr(out, want));
+    free(out);
+    snprintf(cmd, sizeof cmd, "%s replay %lld --calls --json --db '%s'", ASPEN_BIN,
+             (long long)lx, g_db);
+    out = sh(cmd, &st);
+    assert_int_equal(st, 0);
+    json_error_t je;
+    json_t *j = json_loads(out, 0, &je);
+    if (!j)
+        fail_msg("--calls --json is not JSON (%s): %s", je.text, out);
+    json_t *jc = json_object_get(j, "calls");
+    assert_int_equal(json_array_size(jc), ncalls);
+    json_t *k = json_array_get(jc, clk_i - 1);
+    assert_int_equal(json_integer_value(json_object_get(k, "call")), clk_i);
+    assert_string_equal(json_string_value(json_object_get(k, "name")), "clock_gettime");
+    assert_true(json_is_true(json_object_get(k, "syscall")));
+    assert_int_equal(json_integer_value(json_array_get(json_object_get(k, "values"), 0)), clk_s);
+    k = json_array_get(jc, rnd_i - 1);
+    assert_int_equal(
+        json_integer_value(json_object_get(json_array_get(json_object_get(k, "values"), 0),
+                                           "bytes")),
+        8);
+    assert_int_equal(json_array_size(json_object_get(json_array_get(jc, wr_i - 1), "values")),
+                     0);
+    json_decref(j);
+    free(out);
+    /* replay --json carries the calls too */
+    snprintf(cmd, sizeof cmd, "%s replay %lld --json --db '%s'", ASPEN_BIN, (long long)lx, g_db);
+    out = sh(cmd, &st);
+    assert_int_equal(st, 0);
+    j = json_loads(out, 0, &je);
+    assert_non_null(j);
+    assert_int_equal(json_array_size(json_object_get(j, "calls")), ncalls);
+    json_decref(j);
+    free(out);
+
+    /* --set of a call without values names it and lists those with values */
+    snprintf(cmd, sizeof cmd, "%s replay %lld --set %u=5 --db '%s' 2>&1", ASPEN_BIN,
+             (long long)lx, wr_i, g_db);
+    out = sh(cmd, &st);
+    assert_int_equal(st, 1);
+    snprintf(want, sizeof want, "host call %u (writev) recorded no values", wr_i);
+    if (!strstr(out, want))
+        fail_msg("--set %u said: %s", wr_i, out);
+    snprintf(want, sizeof want, "the calls with values: host call %u (clock_gettime) %u.1 = %lld",
+             clk_i, clk_i, (long long)clk_s);
+    assert_non_null(strstr(out, want));
+    snprintf(want, sizeof want, "host call %u (getrandom) %u.1 = 8 bytes", rnd_i, rnd_i);
+    assert_non_null(strstr(out, want));
+    snprintf(want, sizeof want, "aspen replay %lld --calls lists every call", (long long)lx);
+    assert_non_null(strstr(out, want));
+    free(out);
+    /* no such call; a value past the last; bytes */
+    snprintf(cmd, sizeof cmd, "%s replay %lld --set 4000000000=5 --db '%s' 2>&1", ASPEN_BIN,
+             (long long)lx, g_db);
+    out = sh(cmd, &st);
+    assert_int_equal(st, 1);
+    snprintf(want, sizeof want, "recorded %zu host calls: there is no call 4000000000", ncalls);
+    assert_non_null(strstr(out, want));
+    free(out);
+    snprintf(cmd, sizeof cmd, "%s replay %lld --set %u.3=5 --db '%s' 2>&1", ASPEN_BIN,
+             (long long)lx, clk_i, g_db);
+    out = sh(cmd, &st);
+    snprintf(want, sizeof want, "host call %u (clock_gettime) recorded 2 values: there is no "
+             "value 3 to set", clk_i);
+    assert_non_null(strstr(out, want));
+    free(out);
+    snprintf(cmd, sizeof cmd, "%s replay %lld --set %u=5 --db '%s' 2>&1", ASPEN_BIN,
+             (long long)lx, rnd_i, g_db);
+    out = sh(cmd, &st);
+    assert_int_equal(st, 1);
+    snprintf(want, sizeof want, "value %u.1 of host call %u (getrandom) is 8 bytes, not a number",
+             rnd_i, rnd_i);
+    assert_non_null(strstr(out, want));
+    free(out);
+    /* --calls runs nothing, --set replays: not both; a job without a record says why */
+    snprintf(cmd, sizeof cmd, "%s replay %lld --calls --set 1=1 --db '%s' 2>&1", ASPEN_BIN,
+             (long long)lx, g_db);
+    out = sh(cmd, &st);
+    assert_int_equal(st, 2);
+    assert_non_null(strstr(out, "give one of them"));
+    free(out);
+    snprintf(cmd, sizeof cmd, "%s replay %lld --calls --db '%s' 2>&1", ASPEN_BIN,
+             (long long)echo, g_db);
+    out = sh(cmd, &st);
+    assert_int_equal(st, 0);
+    assert_non_null(strstr(out, "kept no replay record"));
+    free(out);
+
+    /* a record cut in the middle of a call is refused as damaged, never read beyond */
+    eng = open_engine(0);
+    void *b = NULL;
+    size_t len = 0, n = 0;
+    int which = 0;
+    assert_int_equal(aspen_engine_attempt_data(eng, lx, 1, ASPEN_STORE_DATA_REPLAY, &b, &len,
+                                               &which, &err),
+                     0);
+    uint8_t *ed = rewrite_record(b, len, -1, NULL, -1, 3, &n);
+    put_record(lx, ed, n);
+    free(ed);
+    free(b);
+    assert_int_equal(aspen_engine_replay_calls(eng, lx, 0, &c, &err), ASPEN_ENGINE_EINVAL);
+    assert_non_null(strstr(err.msg, "damaged"));
+    assert_null(c.calls);
+    stop(eng);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -402,6 +762,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_core_cap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_replay_identical, setup, teardown),
         cmocka_unit_test_setup_teardown(test_replay_clock_edited, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_replay_reports_every_part, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_replay_calls_listed, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

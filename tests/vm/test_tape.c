@@ -6,7 +6,9 @@
  * replay that makes fewer calls says which never came; a registered function is not called again
  * on replay but its recorded result returned; a cut record (cap) replays live past its end; a
  * damaged record is refused; a deterministic guest records no values; and a static Linux program
- * (clock_gettime, time, getrandom) replays byte for byte while its live runs differ.
+ * (clock_gettime, time, getrandom) replays byte for byte while its live runs differ. The listing
+ * (aspen_vm_tape_next_call) numbers calls from 1, names them (a registered function by the
+ * registry it ran with, a system call by its name) and gives their values, edited ones as edited.
  */
 #include "aspen_vm.h"
 
@@ -91,6 +93,24 @@ static void test_clock_identical_and_edited(void **state)
     assert_int_equal(ti.values, 2); /* seconds and nanoseconds of the reading */
     assert_false(ti.truncated);
     assert_true(ti.bytes > 0 && ti.bytes < 40);
+    /* the listing: each call numbered from 1, named, with its values; then the end, for good */
+    aspen_vm_tape_cursor cur = {0};
+    aspen_vm_tape_call c;
+    assert_int_equal(aspen_vm_tape_next_call(rec, NULL, &cur, &c), 1);
+    assert_int_equal(c.index, 1);
+    assert_string_equal(c.name, "hl_get_time_ns");
+    assert_false(c.syscall);
+    assert_int_equal(c.nvalues, 2);
+    assert_false(c.values[0].is_bytes);
+    assert_true(c.values[0].number > 1700000000u);
+    assert_true(c.values[1].number < 1000000000u);
+    uint64_t rec_secs = c.values[0].number;
+    assert_int_equal(aspen_vm_tape_next_call(rec, NULL, &cur, &c), 1);
+    assert_int_equal(c.index, 2);
+    assert_string_equal(c.name, "hl_println");
+    assert_int_equal(c.nvalues, 0);
+    assert_int_equal(aspen_vm_tape_next_call(rec, NULL, &cur, &c), 0);
+    assert_int_equal(aspen_vm_tape_next_call(rec, NULL, &cur, &c), 0);
 
     /* a fresh VM, later: the live clock has moved, the replay feeds the recorded reading */
     aspen_vm *again = make("test-clock", NULL, NULL);
@@ -112,6 +132,10 @@ static void test_clock_identical_and_edited(void **state)
     assert_int_equal(call, 1);
     aspen_vm_error err = {0};
     assert_int_equal(aspen_vm_tape_set_value(rp, 1, 0, secs + 3600, &err), 0);
+    assert_int_equal((uint64_t)secs, rec_secs);
+    cur = (aspen_vm_tape_cursor){0}; /* the edited record lists the edited value */
+    assert_int_equal(aspen_vm_tape_next_call(rp, NULL, &cur, &c), 1);
+    assert_int_equal(c.values[0].number, (uint64_t)(secs + 3600));
     memset(&l3, 0, sizeof l3);
     assert_int_equal(run(again, "abc", rp, out3, sizeof out3, &l3), ASPEN_VM_SUCCESS);
     assert_string_not_equal(out3, out1);
@@ -212,6 +236,19 @@ static void test_registered_function(void **state)
     aspen_vm_tape_get_info(rec, &ti);
     assert_int_equal(ti.calls, 2); /* lookup, counter */
     assert_int_equal(ti.values, 1);
+    /* named by the registry it ran with; without it, the built-ins know no "counter" */
+    aspen_vm_tape_cursor cur = {0};
+    aspen_vm_tape_call c;
+    assert_int_equal(aspen_vm_tape_next_call(rec, host, &cur, &c), 1);
+    assert_string_equal(c.name, "lookup");
+    assert_int_equal(aspen_vm_tape_next_call(rec, host, &cur, &c), 1);
+    assert_string_equal(c.name, "counter");
+    assert_int_equal(c.nvalues, 1); /* its result */
+    assert_int_equal(c.values[0].number, 1007);
+    cur = (aspen_vm_tape_cursor){0};
+    assert_int_equal(aspen_vm_tape_next_call(rec, NULL, &cur, &c), 1);
+    assert_int_equal(aspen_vm_tape_next_call(rec, NULL, &cur, &c), 1);
+    assert_string_equal(c.name, "unknown");
     aspen_vm_tape *rp = copy_of(rec);
     assert_int_equal(run(vm, "call:counter:7:0", rp, out2, sizeof out2, NULL), ASPEN_VM_SUCCESS);
     assert_string_equal(out2, "1007"); /* live it would say 2007 */
@@ -279,6 +316,19 @@ static void test_linux_program(void **state)
     assert_string_equal(l2.text, l1.text);
     aspen_vm_tape_get_info(rp, &ti);
     assert_false(ti.diverged);
+    /* system calls are listed by their names; getrandom's value is its bytes */
+    aspen_vm_tape_cursor cur = {0};
+    aspen_vm_tape_call c;
+    bool clock = false, random = false;
+    while (aspen_vm_tape_next_call(rp, NULL, &cur, &c) == 1) {
+        assert_true(c.syscall);
+        if (strcmp(c.name, "clock_gettime") == 0)
+            clock = c.nvalues == 2 && !c.values[0].is_bytes;
+        if (strcmp(c.name, "getrandom") == 0)
+            random = c.nvalues == 1 && c.values[0].is_bytes && c.values[0].len == 8;
+    }
+    assert_int_equal(cur.calls, ti.calls);
+    assert_true(clock && random);
     aspen_vm_tape_free(rp);
     aspen_vm_tape_free(rec);
     aspen_vm_destroy(vm);

@@ -280,6 +280,33 @@ int aspen_vm_tape_set_value(aspen_vm_tape *t, uint32_t call, uint32_t index, int
                             aspen_vm_error *err);
 /* The first recorded number and its call; -1 when there is none. */
 int aspen_vm_tape_first_value(const aspen_vm_tape *t, uint32_t *call, int64_t *value);
+/* The recorded calls one by one, for a listing of what a record holds and which values
+ * aspen_vm_tape_set_value can edit (aspen replay --calls). */
+#define ASPEN_VM_TAPE_MAX_VALUES 64 /* values one call records at most */
+typedef struct aspen_vm_tape_value {
+    bool is_bytes;
+    uint64_t number;      /* a number: a clock reading, a registered function's result, or the
+                           * guest address of a write of its (the bytes that follow) */
+    const uint8_t *bytes; /* bytes (getrandom's, a registered function's write into the guest):
+                           * they point into the tape, valid until it is edited or freed */
+    size_t len;
+} aspen_vm_tape_value;
+typedef struct aspen_vm_tape_call {
+    uint32_t index;   /* from 1, as aspen_vm_tape_set_value and a divergence number calls */
+    uint32_t number;  /* the host function's number, or the system call's */
+    bool syscall;     /* a system call of a Linux program (docs/ABI.md section 12) */
+    const char *name; /* "hl_get_time_ns", "clock_gettime", a registered function's; "unknown" */
+    uint32_t nvalues;
+    aspen_vm_tape_value values[ASPEN_VM_TAPE_MAX_VALUES];
+} aspen_vm_tape_call;
+typedef struct aspen_vm_tape_cursor {
+    size_t pos;     /* zero it to start from the first call */
+    uint32_t calls; /* calls read so far */
+} aspen_vm_tape_cursor;
+/* The next recorded call into *out: 1, or 0 after the last, or -1 when the record is damaged
+ * there. Names come from host's registry (NULL: the built-in functions only). */
+int aspen_vm_tape_next_call(const aspen_vm_tape *t, const aspen_vm_host *host,
+                            aspen_vm_tape_cursor *cur, aspen_vm_tape_call *out);
 
 /* ---- Debugging ------------------------------------------------------------------------------ */
 /* A GDB remote serial protocol server for one one-shot VM (docs/ABI.md, "Debugging and core

@@ -374,13 +374,16 @@ static void add(struct text *t, const char *fmt, ...)
 }
 
 /* A guest's text, quoted, at most max of its n bytes ("..." when there are more), its newlines as
- * \n so it stays on its line, NULs as \0 (every other byte is left for the printer's escaping). */
+ * \n so it stays on its line, NULs as \0, quotes and backslashes after a backslash so the quote
+ * that ends it is the only bare one (every other byte is left for the printer's escaping). */
 static void add_quoted(struct text *t, const char *s, size_t n, size_t max)
 {
     add(t, "\"");
     for (size_t i = 0; i < n && i < max; i++) {
         if (s[i] == '\n')
             add(t, "\\n");
+        else if (s[i] == '"' || s[i] == '\\')
+            add(t, "\\%c", s[i]);
         else if (!s[i])
             add(t, "\\0");
         else

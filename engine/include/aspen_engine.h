@@ -543,7 +543,8 @@ typedef struct aspen_engine_replay_report {
                                * replayed one (from 1), 0 when none does or none is stored */
     char log_recorded[256], log_replayed[256]; /* that line, both ways (cut) */
     /* When not identical: those parts as indented lines ("  output: differs: ..."), the guest's
-     * text in them quoted with its newlines as \n, other bytes raw (escape them to print). */
+     * text in them quoted (newlines as \n, quotes and backslashes after a backslash), other
+     * bytes raw (escape them to print). */
     char details[4096];
 } aspen_engine_replay_report;
 

@@ -522,8 +522,8 @@ static void test_replay_reports_every_part(void **state)
     assert_int_equal(aspen_engine_attempt_data(eng, id, 1, ASPEN_STORE_DATA_REPLAY, &b, &len,
                                                &which, &err),
                      0);
-    uint8_t *ed = rewrite_record(b, len, ASPEN_VM_FAULT, "boom\n\x1b]0;owned\x07\x1b[31mred", 5,
-                                 0, &n);
+    uint8_t *ed = rewrite_record(b, len, ASPEN_VM_FAULT,
+                                 "boom\n\x1b]0;owned\x07\x1b[31mred \"q\\\"", 5, 0, &n);
     put_record(id, ed, n);
     free(ed);
     aspen_engine_replay_report r;
@@ -538,7 +538,7 @@ static void test_replay_reports_every_part(void **state)
     assert_non_null(strstr(r.details, "  outcome: differs: recorded fault, replayed success\n"));
     assert_non_null(strstr(r.details, "  output: 19 bytes, as recorded\n"));
     assert_non_null(strstr(r.details, "  error: differs: recorded \"boom\\n"));
-    assert_non_null(strstr(r.details, ", replayed none\n"));
+    assert_non_null(strstr(r.details, "red \\\"q\\\\\\\"\", replayed none\n")); /* quoted */
     assert_non_null(strstr(r.details, "  log lines: differ: recorded 5, replayed 1"));
     stop(eng);
 

@@ -18,6 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <dirent.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <sys/stat.h>
 
 /* Each room's table answers for its own range; 0 is the engine's OK. */
@@ -258,6 +260,81 @@ static int check_memory(int64_t mem, size_t image_mem, const char *name, aspen_e
                        "the stack %zu KiB; give it at least %llu KiB (--memory)",
                        (unsigned long long)(have >> 10), name, image_mem >> 10,
                        cfg.stack_bytes >> 10, (unsigned long long)((need + 1023) >> 10));
+    return 0;
+}
+
+int aspen_engine_memory_parse(const char *text, int64_t *bytes, aspen_engine_error *err)
+{
+    char buf[64];
+    while (text && (*text == ' ' || *text == '\t'))
+        text++;
+    size_t len = text ? strlen(text) : 0;
+    while (len && (text[len - 1] == ' ' || text[len - 1] == '\t'))
+        len--;
+    size_t sz = 0;
+    if (!len || len >= sizeof buf)
+        return eng_err(err, ASPEN_ENGINE_EINVAL, "guest memory wants a size like 1M, 512K or 64MiB");
+    memcpy(buf, text, len);
+    buf[len] = '\0';
+    if (aspen_vm_parse_size(buf, &sz) != 0) {
+        char shown[80];
+        escaped(buf, shown, sizeof shown);
+        return eng_err(err, ASPEN_ENGINE_EINVAL,
+                       "guest memory wants a size like 1M, 512K or 64MiB, not '%s'", shown);
+    }
+    if ((uint64_t)sz > (uint64_t)INT64_MAX)
+        sz = (size_t)INT64_MAX; /* still over the VM's limit, said as such below */
+    int rc = check_memory((int64_t)sz, 0, NULL, err);
+    if (rc)
+        return rc;
+    *bytes = (int64_t)sz;
+    return 0;
+}
+
+int aspen_engine_check_guest(const char *path, size_t *image_mem, aspen_engine_error *err)
+{
+    /* O_NONBLOCK: a FIFO put where the guest was must not hang the caller (the console checks
+     * as the path is typed); the type is then read from the open file, not a stat before it */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0)
+        return eng_err(err, ASPEN_ENGINE_EBINARY, "%s: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        bool dir = S_ISDIR(st.st_mode);
+        close(fd);
+        return eng_err(err, ASPEN_ENGINE_EBINARY, "%s is not a file (%s)", path,
+                       dir ? "a directory" : "a device, FIFO or socket");
+    }
+    if ((uint64_t)st.st_size > ASPEN_STORE_MAX_BINARY) {
+        close(fd);
+        return eng_err(err, ASPEN_ENGINE_EBINARY, "Binary too large: %lld bytes (max: %u bytes)",
+                       (long long)st.st_size, ASPEN_STORE_MAX_BINARY);
+    }
+    size_t size = (size_t)st.st_size, got = 0;
+    uint8_t *bytes = malloc(size ? size : 1);
+    if (!bytes) {
+        close(fd);
+        return eng_err(err, ASPEN_ENGINE_ENOMEM, "out of memory reading %s", path);
+    }
+    while (got < size) {
+        ssize_t r = read(fd, bytes + got, size - got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break; /* shorter than it was: checked as read */
+        got += (size_t)r;
+    }
+    close(fd);
+    aspen_vm_image *img = NULL;
+    aspen_vm_error ve = {0};
+    int rc = aspen_vm_image_load_mem(bytes, got, base_name(path), &img, &ve);
+    free(bytes);
+    if (rc != 0)
+        return eng_err(err, ASPEN_ENGINE_EBINARY, "%s is not an Aspen guest: %s", path,
+                       ve.msg[0] ? ve.msg : "it does not load as a guest image");
+    if (image_mem)
+        *image_mem = aspen_vm_image_mem_size(img);
+    aspen_vm_image_release(img);
     return 0;
 }
 

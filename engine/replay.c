@@ -228,6 +228,14 @@ int aspen_engine_attempt_data(aspen_engine *eng, int64_t job_id, int attempt,
                 want = list[i].attempt;
     if (rc == 0 && want > 0)
         rc = aspen_store_get_attempt_data(eng->api_store, job_id, want, kind, bytes, size, &se);
+    /* none kept: how the last attempt ended says why (a job error or a success keeps none) */
+    aspen_store_attempt *att = NULL;
+    size_t n_att = 0;
+    if (rc == 0 && want == 0 && kind == ASPEN_STORE_DATA_CORE &&
+        aspen_store_attempts(eng->api_store, job_id, &att, &n_att, NULL) != 0) {
+        att = NULL;
+        n_att = 0;
+    }
     pthread_mutex_unlock(&eng->api_mu);
     free(list);
     const char *k = aspen_store_data_kind_name(kind);
@@ -237,7 +245,21 @@ int aspen_engine_attempt_data(aspen_engine *eng, int64_t job_id, int attempt,
     }
     if (want == 0) {
         int code;
-        if (kind == ASPEN_STORE_DATA_CORE)
+        const aspen_store_attempt *last = n_att ? &att[n_att - 1] : NULL;
+        const char *je = "job_error: "; /* the worker's words for a guest's own failure */
+        if (kind == ASPEN_STORE_DATA_CORE && last && last->error &&
+            strncmp(last->error, je, strlen(je)) == 0)
+            code = eng_err(err, ASPEN_ENGINE_ENOTFOUND,
+                           "job %lld keeps no core: its %sattempt %d ended in a job error (the "
+                           "guest's own failure, reported by it), which keeps no core; cores are "
+                           "kept for faults, panics and timeouts",
+                           (long long)job_id, n_att > 1 ? "last " : "", last->number);
+        else if (kind == ASPEN_STORE_DATA_CORE && last && !strcmp(last->outcome, "succeeded"))
+            code = eng_err(err, ASPEN_ENGINE_ENOTFOUND,
+                           "job %lld keeps no core: its %sattempt %d succeeded; cores are kept "
+                           "for faults, panics and timeouts",
+                           (long long)job_id, n_att > 1 ? "last " : "", last->number);
+        else if (kind == ASPEN_STORE_DATA_CORE)
             code = eng_err(err, ASPEN_ENGINE_ENOTFOUND,
                            "job %lld keeps no core: only a failed attempt of a micro-VM job "
                            "(fault, panic, timeout) keeps one, under the engine's size cap "
@@ -247,6 +269,7 @@ int aspen_engine_attempt_data(aspen_engine *eng, int64_t job_id, int attempt,
         else
             code = eng_err(err, ASPEN_ENGINE_ENOTFOUND, "job %lld keeps no %s", (long long)job_id,
                            k);
+        aspen_store_attempts_free(att, n_att);
         aspen_store_job_clear(&job);
         return code;
     }

@@ -808,6 +808,7 @@ typedef struct tui_seed {
     bool handler, have;
     char *payload;
     long long timeout_ms, priority, attempts;
+    long long memory_bytes; /* 0: the engine's default */
     char tags[1024];
     char queue[65]; /* its named queue ("default") */
 } tui_seed;
@@ -838,7 +839,8 @@ typedef struct act_req {
     char path[1024];
     bool pause;
     /* submit */
-    char guest[256], tags_json[1024], sha256[65], queue[65];
+    /* guest: a name, a built-in type or (typed into the form) a guest file's path */
+    char guest[4096], tags_json[1024], sha256[65], queue[65];
     char *payload; /* malloc'd */
     bool want_unique;          /* the form's Unique field: unique below is the rule */
     aspen_store_unique unique; /* its key and fields point into ukey / ufields */
@@ -846,7 +848,7 @@ typedef struct act_req {
     int n_dup;                 /* out: how many of the jobs were duplicates (nothing written) */
     int64_t new_first;         /* out: the first job really written, 0 when none */
     bool handler;
-    int64_t timeout_ms;
+    int64_t timeout_ms, memory_bytes;
     int priority, attempts, count;
     int delta; /* ACT_PRIORITY: +1 / -1 from each job's own priority */
     /* out */
@@ -893,6 +895,7 @@ static void act_work(uv_work_t *w)
                 }
                 specs[i].payload = r->payload;
                 specs[i].timeout_ms = r->timeout_ms;
+                specs[i].memory_bytes = r->memory_bytes;
                 specs[i].priority = r->priority;
                 specs[i].max_attempts = r->attempts;
                 specs[i].tags = tags;
@@ -1113,6 +1116,7 @@ static void act_work(uv_work_t *w)
         s->timeout_ms = j.timeout_ms > 0 ? j.timeout_ms : 30000;
         s->priority = j.priority;
         s->attempts = j.max_attempts > 0 ? j.max_attempts : 3;
+        s->memory_bytes = j.memory_bytes > 0 ? j.memory_bytes : 0;
         tui_tags_from_json(j.tags, s->tags, sizeof s->tags);
         snprintf(s->queue, sizeof s->queue, "%s", j.queue);
         aspen_store_job_clear(&j);
@@ -1689,6 +1693,7 @@ bool tui_text_scroll(tui_app *a, long *top, tui_action act)
 
 
 static void form_check(tui_app *a);
+static void form_find_guest(tui_app *a);
 static size_t guest_step(const tui_app *a, size_t sel, int dir);
 
 static void form_focus(tui_app *a, int field)
@@ -1727,6 +1732,8 @@ static void form_fill(tui_app *a, const tui_seed *s)
         found = a->guests[0].hidden ? guest_step(a, 0, 1) : 0;
     a->guest_sel = found == SIZE_MAX ? 0 : found;
     tui_line_set(&a->f[TUI_F_GUEST], "");
+    a->guest_is_path = a->guest_nomatch = false;
+    a->guest_why[0] = '\0';
     const char *name = a->n_guests ? a->guests[a->guest_sel].name : "";
     a->f[TUI_F_PAYLOAD].multiline = true;
     tui_line_set(&a->f[TUI_F_PAYLOAD], s && s->have && s->payload ? s->payload
@@ -1735,6 +1742,9 @@ static void form_fill(tui_app *a, const tui_seed *s)
     /* as aspen submit --timeout takes it: a duration, or a bare number of milliseconds */
     aspen_store_duration_format(s && s->have ? s->timeout_ms : 30000, n, sizeof n);
     tui_line_set(&a->f[TUI_F_TIMEOUT], n);
+    /* empty: the engine's default (the job's own size when copying one that gave one) */
+    tui_memory_format(s && s->have ? s->memory_bytes : 0, n, sizeof n);
+    tui_line_set(&a->f[TUI_F_MEMORY], n);
     snprintf(n, sizeof n, "%lld", s && s->have ? s->priority : 0);
     tui_line_set(&a->f[TUI_F_PRIORITY], n);
     snprintf(n, sizeof n, "%lld", s && s->have ? s->attempts : 3);
@@ -1748,8 +1758,11 @@ static void form_fill(tui_app *a, const tui_seed *s)
     form_check(a);
 }
 
+static void load_guests(tui_app *a);
+
 static void open_form(tui_app *a, const tui_seed *s)
 {
+    load_guests(a); /* what the guest directory holds now: a guest copied in since is offered */
     form_fill(a, s);
     a->mode = TUI_MODE_SUBMIT;
 }
@@ -1913,6 +1926,16 @@ static void unique_brief(const char *text, char *out, size_t cap)
     }
 }
 
+/* The Memory field: empty is the engine's default (0), else a size as --memory takes it. */
+static int form_memory(const tui_app *a, int64_t *bytes, aspen_engine_error *err)
+{
+    const char *m = a->f[TUI_F_MEMORY].buf;
+    *bytes = 0;
+    if (!m[strspn(m, " \t")])
+        return 0;
+    return aspen_engine_memory_parse(m, bytes, err);
+}
+
 static void form_check(tui_app *a)
 {
     /* why: the full reason, shown when one field is wrong; brief: the rule in a few words, when
@@ -1921,7 +1944,17 @@ static void form_check(tui_app *a)
     unsigned bad = 0;
     memset(why, 0, sizeof why);
     memset(brief, 0, sizeof brief);
-    if (!a->n_guests) {
+    if (a->guest_is_path && a->guest_why[0]) {
+        snprintf(why[TUI_F_GUEST], sizeof why[0], "%s", a->guest_why);
+        bad |= 1u << TUI_F_GUEST;
+    } else if (a->guest_nomatch) {
+        /* drawn escaped (tui_put), as every message */
+        const char *shown = a->f[TUI_F_GUEST].buf;
+        snprintf(why[TUI_F_GUEST], sizeof why[0], "no guest or type offered here is or contains "
+                 "'%.60s': left/right to pick one, or type a guest file's path", shown);
+        snprintf(brief[TUI_F_GUEST], sizeof brief[0], "none is '%.20s'", shown);
+        bad |= 1u << TUI_F_GUEST;
+    } else if (!a->n_guests && !a->guest_is_path) {
         snprintf(why[TUI_F_GUEST], sizeof why[0], "none to run: build them with make build");
         bad |= 1u << TUI_F_GUEST;
     }
@@ -1939,6 +1972,13 @@ static void form_check(tui_app *a)
         snprintf(why[TUI_F_TIMEOUT], sizeof why[0], "%s", te.msg);
         snprintf(brief[TUI_F_TIMEOUT], sizeof brief[0], "30s, 5m, 1h or ms, to 24h");
         bad |= 1u << TUI_F_TIMEOUT;
+    }
+    int64_t mem = 0;
+    aspen_engine_error me = {0};
+    if (form_memory(a, &mem, &me) != 0) {
+        snprintf(why[TUI_F_MEMORY], sizeof why[0], "%s", me.msg);
+        snprintf(brief[TUI_F_MEMORY], sizeof brief[0], "64K to 1G, like 1M or 512K");
+        bad |= 1u << TUI_F_MEMORY;
     }
     for (size_t i = 0; i < sizeof form_nums / sizeof form_nums[0]; i++) {
         long long v;
@@ -1974,7 +2014,7 @@ static void form_check(tui_app *a)
     }
     free(probe);
     static const char *names[] = {"guest", "payload", "timeout", "priority", "attempts", "count",
-                                  "tags", "queue", "unique"};
+                                  "tags", "queue", "unique", "memory"};
     a->form_bad = bad;
     a->form_ok = !bad;
     int n_bad = 0;
@@ -2020,6 +2060,8 @@ static void form_check(tui_app *a)
 
 static void form_submit(tui_app *a)
 {
+    if (a->guest_is_path)
+        form_find_guest(a); /* checked again: the file may have changed since it was typed */
     form_check(a);
     if (a->form_bad) {
         /* to the first field to fix; its value selected unless it is text to correct */
@@ -2027,7 +2069,8 @@ static void form_submit(tui_app *a)
         while (f < TUI_F_SUBMIT && !(a->form_bad & (1u << f)))
             f++;
         a->field = f;
-        a->field_fresh = f != TUI_F_PAYLOAD && f != TUI_F_UNIQUE;
+        a->field_fresh = f != TUI_F_PAYLOAD && f != TUI_F_UNIQUE &&
+                         !(f == TUI_F_GUEST && a->f[f].len); /* a typed path: to correct it */
         return;
     }
     long long v[3];
@@ -2058,10 +2101,16 @@ static void form_submit(tui_app *a)
         return;
     }
     r->kind = ACT_SUBMIT;
-    const tui_guest *g = &a->guests[a->guest_sel];
-    snprintf(r->guest, sizeof r->guest, "%s", g->name);
-    r->handler = g->handler;
-    snprintf(r->sha256, sizeof r->sha256, "%s", g->sha256);
+    if (a->guest_is_path) { /* the file typed, as aspen submit PATH takes it */
+        snprintf(r->guest, sizeof r->guest, "%s", a->f[TUI_F_GUEST].buf);
+    } else {
+        const tui_guest *g = &a->guests[a->guest_sel];
+        snprintf(r->guest, sizeof r->guest, "%s", g->name);
+        r->handler = g->handler;
+        snprintf(r->sha256, sizeof r->sha256, "%s", g->sha256);
+    }
+    aspen_engine_error me = {0};
+    (void)form_memory(a, &r->memory_bytes, &me); /* form_check passed it */
     snprintf(r->tags_json, sizeof r->tags_json, "%s", a->f[TUI_F_TAGS].buf);
     r->timeout_ms = tmo;
     r->priority = (int)v[0];
@@ -2097,13 +2146,32 @@ static void form_set_guest(tui_app *a, size_t sel)
     }
 }
 
+/* What was typed into Guest/type, as aspen submit takes its GUEST: a path when it has a '/' or
+ * names an existing file (and is no guest's or type's exact name), checked now as a submit would
+ * check it; else the guest or type named so ("echo": the built-in type, not echo-worker), else the
+ * first offered one whose name contains it, else a test guest's. Text that matches none is
+ * marked invalid: the form never submits a guest other than the one shown. */
 static void form_find_guest(tui_app *a)
 {
-    /* type to find: the guest or type named so ("echo": the built-in type, not echo-worker),
-     * else the first offered one whose name contains what was typed, else a test guest's */
     const char *want = a->f[TUI_F_GUEST].buf;
+    a->guest_is_path = a->guest_nomatch = false;
+    a->guest_why[0] = '\0';
     if (!a->f[TUI_F_GUEST].len)
         return;
+    bool exact = false;
+    for (size_t i = 0; i < a->n_guests && !exact; i++)
+        exact = strcmp(a->guests[i].name, want) == 0;
+    struct stat st;
+    if (strchr(want, '/') || (!exact && lstat(want, &st) == 0)) {
+        a->guest_is_path = true;
+        aspen_engine_error err = {0};
+        if (strlen(want) >= sizeof ((act_req *)0)->guest)
+            snprintf(a->guest_why, sizeof a->guest_why, "a guest path is at most %zu bytes",
+                     sizeof ((act_req *)0)->guest - 1);
+        else if (aspen_engine_check_guest(want, NULL, &err) != 0)
+            snprintf(a->guest_why, sizeof a->guest_why, "%s", err.msg);
+        return;
+    }
     for (int pass = 0; pass < 3; pass++)
         for (size_t i = 0; i < a->n_guests; i++) {
             const tui_guest *g = &a->guests[i];
@@ -2115,6 +2183,7 @@ static void form_find_guest(tui_app *a)
                 return;
             }
         }
+    a->guest_nomatch = true;
 }
 
 /* Text into the focused field: typed keys and pastes both. */
@@ -2172,10 +2241,16 @@ static void form_key(tui_app *a, int key)
         return;
     default: break;
     }
-    if (a->field == TUI_F_GUEST && (key == TUI_KEY_LEFT || key == TUI_KEY_RIGHT || key == ' ')) {
+    /* space picks the next guest, until something is typed (a path may have blanks) */
+    if (a->field == TUI_F_GUEST &&
+        (key == TUI_KEY_LEFT || key == TUI_KEY_RIGHT || (key == ' ' && !a->f[TUI_F_GUEST].len))) {
+        /* from what was typed (a path, a name that matched none) back to the offered ones */
+        tui_line_set(&a->f[TUI_F_GUEST], "");
+        a->guest_is_path = a->guest_nomatch = false;
+        a->guest_why[0] = '\0';
         if (a->n_guests)
             form_set_guest(a, guest_step(a, a->guest_sel, key == TUI_KEY_LEFT ? -1 : 1));
-        tui_line_set(&a->f[TUI_F_GUEST], "");
+        form_check(a);
         return;
     }
     if (!l)
@@ -3195,11 +3270,22 @@ static void noop_done(uv_work_t *w, int s) { (void)w; (void)s; }
  * the engine's built-in in-process types (docs/CONSOLE.md). The project's test guests (test-*:
  * hostile, faulting, leaking on purpose) are in target/guest-binaries too, but a user never
  * means them: they are left out of left/right, found only by typing their name, and offered
- * like the others with ASPEN_CONSOLE_TEST_GUESTS=1. */
+ * like the others with ASPEN_CONSOLE_TEST_GUESTS=1. Read at start and again each time the form
+ * opens (a directory listing), so a guest built or copied in while the console runs is offered;
+ * the binaries learnt from jobs (only the store has them) are kept across a re-read. */
 static void load_guests(tui_app *a)
 {
     static const char *handlers[] = {"echo", "sleep", "checksum"};
     enum { N_HANDLERS = sizeof handlers / sizeof handlers[0] };
+    tui_guest keep[TUI_MAX_GUESTS];
+    size_t n_keep = 0;
+    for (size_t i = 0; i < a->n_guests; i++) {
+        if (a->guests[i].sha256[0])
+            keep[n_keep++] = a->guests[i];
+        else
+            free(a->guests[i].name);
+    }
+    a->n_guests = a->guest_sel = 0;
     char *names[TUI_MAX_GUESTS];
     size_t n = tui_guest_list(a->opts.guest_dir, names, TUI_MAX_GUESTS - N_HANDLERS);
     const char *show = getenv("ASPEN_CONSOLE_TEST_GUESTS");
@@ -3211,6 +3297,15 @@ static void load_guests(tui_app *a)
         char *name = strdup(handlers[i]);
         if (name)
             a->guests[a->n_guests++] = (tui_guest){.name = name, .handler = true};
+    }
+    for (size_t k = 0; k < n_keep; k++) {
+        bool dup = a->n_guests >= TUI_MAX_GUESTS;
+        for (size_t i = 0; i < a->n_guests && !dup; i++)
+            dup = !a->guests[i].handler && strcmp(a->guests[i].name, keep[k].name) == 0;
+        if (dup) /* the directory has it now (by name), or no room */
+            free(keep[k].name);
+        else
+            a->guests[a->n_guests++] = keep[k];
     }
 }
 

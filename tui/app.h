@@ -64,6 +64,9 @@ typedef enum tui_confirm_kind {
 enum { TUI_F_GUEST, TUI_F_PAYLOAD, TUI_F_TIMEOUT, TUI_F_PRIORITY, TUI_F_ATTEMPTS, TUI_F_COUNT,
        TUI_F_TAGS, TUI_F_QUEUE,
        TUI_F_UNIQUE, /* the uniqueness rule: [KEY | * | fields=a,b] [for=D] [states=S,...] */
+       /* guest memory as aspen submit --memory takes it; empty: the engine's default. Last, so
+        * the fields before it keep the places (tab counts) they had before it was added */
+       TUI_F_MEMORY,
        TUI_F_SUBMIT, TUI_F_N };
 
 typedef struct tui_guest {
@@ -222,6 +225,11 @@ typedef struct tui_app {
     bool form_ok;
     unsigned form_bad;  /* a bit per invalid field (1u << TUI_F_*): each is marked '!' */
     bool payload_touched;
+    /* What the Guest field's typed text means (form_find_guest): a path (it has a '/' or names an
+     * existing file) is the guest itself, checked as typed (guest_why: why it is not one); text
+     * that matches no guest or type offered is never the highlighted one (guest_nomatch). */
+    bool guest_is_path, guest_nomatch;
+    char guest_why[512];
 
     /* logs */
     tui_logbuf logs_all;

@@ -103,13 +103,30 @@ void tui_detail_add_data(tui_text *t, int64_t job_id, const aspen_store_attempt_
 {
     if (!n)
         return;
+    /* C (tui_core_write) writes the last attempt's core only: that one says so, the others give
+     * the command that writes each */
+    int last = 0;
+    size_t cores = 0;
+    for (size_t i = 0; i < n; i++)
+        if (d[i].kind == ASPEN_STORE_DATA_CORE) {
+            cores++;
+            if (d[i].attempt > last)
+                last = d[i].attempt;
+        }
     tui_text_add(t, "%s", "");
     tui_text_add(t, "%s", "Debugging");
     for (size_t i = 0; i < n; i++) {
-        if (d[i].kind == ASPEN_STORE_DATA_CORE)
-            tui_text_add(t, "  attempt %d kept an ELF core (%zu KiB): C writes it and shows the gdb "
-                         "command (aspen core %lld --attempt %d -o FILE)",
-                         d[i].attempt, (d[i].size + 1023) / 1024, (long long)job_id, d[i].attempt);
+        if (d[i].kind == ASPEN_STORE_DATA_CORE && d[i].attempt == last)
+            tui_text_add(t, "  attempt %d kept an ELF core (%zu KiB): C writes it%s and shows the "
+                         "gdb command (aspen core %lld --attempt %d -o FILE)",
+                         d[i].attempt, (d[i].size + 1023) / 1024,
+                         cores > 1 ? " (the last attempt's core)" : "", (long long)job_id,
+                         d[i].attempt);
+        else if (d[i].kind == ASPEN_STORE_DATA_CORE)
+            tui_text_add(t, "  attempt %d kept an ELF core (%zu KiB): C writes attempt %d's, not "
+                         "this one; aspen core %lld --attempt %d -o FILE writes this one",
+                         d[i].attempt, (d[i].size + 1023) / 1024, last, (long long)job_id,
+                         d[i].attempt);
         else if (d[i].kind == ASPEN_STORE_DATA_REPLAY)
             tui_text_add(t, "  attempt %d kept a replay record (%zu bytes): aspen replay %lld "
                          "--attempt %d",

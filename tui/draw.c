@@ -353,13 +353,13 @@ static void draw_payload(tui_app *a, int y, int x, int w, int rows, bool on, att
 static void draw_form(tui_app *a)
 {
     int w = COLS - 4 < 96 ? COLS - 4 : 96;
-    /* the payload editor takes the rows the screen can give (up to 10) */
-    int prow = LINES - 2 - 17;
+    /* the payload editor takes the rows the screen can give (up to 10; 4 at 24 rows) */
+    int prow = LINES - 2 - 18;
     if (prow > 10)
         prow = 10;
     if (prow < 1)
         prow = 1;
-    int h = prow + 17;
+    int h = prow + 18;
     if (h > LINES)
         h = LINES;
     int y0 = (LINES - h) / 2, x0 = (COLS - w) / 2;
@@ -373,7 +373,7 @@ static void draw_form(tui_app *a)
     tui_put(y0, x0 + 2, w - 4, A_BOLD, " Submit a job ");
     attr_t bad_attr = tui_pair_or(a, TUI_P_FAILED, A_BOLD);
     static const char *labels[] = {"Guest/type", "Payload", "Timeout", "Priority", "Attempts",
-                                   "Count", "Tags", "Queue", "Unique"};
+                                   "Count", "Tags", "Queue", "Unique", "Memory"};
     int lx = x0 + 2, fx = x0 + 14, fw = w - 16;
     int y = y0 + 2;
     for (int f = 0; f < TUI_F_SUBMIT; f++) {
@@ -384,6 +384,27 @@ static void draw_form(tui_app *a)
         if (bad) /* each invalid field is marked, whichever the message names first */
             tui_put(y, lx - 1, 1, bad_attr, "!");
         tui_put(y, lx, 11, bad ? bad_attr : on ? A_BOLD : A_NORMAL, "%s", labels[f]);
+        if (f == TUI_F_GUEST && (a->guest_is_path || a->guest_nomatch)) {
+            /* what was typed is the guest (a path) or matches none: shown as typed, never a
+             * highlighted guest the submit would not send */
+            const tui_line *l = &a->f[f];
+            const char *what = a->guest_nomatch ? "  (no such guest or type)"
+                               : bad            ? "  (not a guest)"
+                                                : "  guest file (VM)";
+            int ww = (int)strlen(what), tw = fw - ww > 8 ? fw - ww : fw;
+            size_t off = tui_line_scroll(l, tw);
+            field_line(y, fx, fw, on ? A_REVERSE : A_UNDERLINE, "", 0);
+            field_line(y, fx, tw, on ? A_REVERSE : A_UNDERLINE, l->buf + off, l->len - off);
+            if (tw < fw)
+                tui_put(y, fx + tw, ww, (on ? A_REVERSE : A_UNDERLINE) | (bad ? bad_attr : 0),
+                        "%s", what);
+            if (on) {
+                cursor_y = y;
+                cursor_x = fx + tui_cols(l->buf + off, l->cur - off);
+            }
+            y++;
+            continue;
+        }
         if (f == TUI_F_GUEST) {
             const tui_guest *g = a->n_guests ? &a->guests[a->guest_sel] : NULL;
             /* what the choice is, after it: a guest runs in a VM, a built-in type in-process */
@@ -407,6 +428,8 @@ static void draw_form(tui_app *a)
         const tui_line *l = &a->f[f];
         size_t off = tui_line_scroll(l, fw);
         field_line(y, fx, fw, attr, l->buf + off, l->len - off);
+        if (f == TUI_F_MEMORY && !l->len)
+            tui_put(y, fx + 1, fw - 1, attr | A_DIM, "(default) 1M, 512K, 64MiB ...");
         if (f == TUI_F_UNIQUE && !l->len) /* what it takes, until something is typed */
             tui_put(y, fx + 1, fw - 1, attr | A_DIM, "(none) KEY or * or fields=a,b, then for=10m "
                     "states=...");

@@ -22,7 +22,7 @@ void tui_draw_text(tui_app *a, const tui_text *t, long *top, int y0, int h, cons
     /* rows each line takes, and in all (lines wrap by display columns) */
     long total = 0;
     for (size_t i = 0; i < t->n; i++)
-        total += wrap ? tui_wrap_rows_text(t->lines[i], width, true) : 1;
+        total += wrap ? tui_wrap_rows_hang(t->lines[i], width) : 1;
     if (*top > total - rows)
         *top = total - rows;
     if (*top < 0)
@@ -41,12 +41,15 @@ void tui_draw_text(tui_app *a, const tui_text *t, long *top, int y0, int h, cons
             continue;
         }
         size_t off = 0;
+        /* an item's later rows are indented under its text, not back at the margin */
+        int hang = tui_wrap_hang(line, width);
         do { /* rows break after a space, a word cut only when wider than the row */
-            size_t next = off + tui_wrap_next(line + off, len - off, width);
+            int x = off ? 1 + hang : 1, w = off ? width - hang : width;
+            size_t next = off + tui_wrap_next(line + off, len - off, w);
             if (next == off && off < len)
                 next = off + 1;
             if (row++ >= *top && y < rows)
-                tui_put(y0 + 1 + (int)y++, 1, width, attr, "%.*s", (int)(next - off), line + off);
+                tui_put(y0 + 1 + (int)y++, x, w, attr, "%.*s", (int)(next - off), line + off);
             off = next;
         } while (off < len);
     }

@@ -735,6 +735,29 @@ int tui_wrap_rows_text(const char *text, int width, bool wrap)
     return rows;
 }
 
+int tui_wrap_hang(const char *text, int width)
+{
+    size_t lead = strspn(text, " ");
+    if (!lead || !text[lead])
+        return 0; /* a title (or a blank line): its rows start at the margin */
+    int hang = (int)(lead < 64 ? lead : 64) + 2;
+    return hang * 2 <= width ? hang : 0; /* a narrow screen keeps its columns for the text */
+}
+
+int tui_wrap_rows_hang(const char *text, int width)
+{
+    size_t len = strlen(text), off = 0;
+    if (width <= 0)
+        return 1;
+    int hang = tui_wrap_hang(text, width), rows = 0;
+    do {
+        size_t n = tui_wrap_next(text + off, len - off, rows ? width - hang : width);
+        off += n ? n : 1;
+        rows++;
+    } while (off < len);
+    return rows;
+}
+
 int tui_wrap_rows(size_t len, int width, bool wrap)
 {
     if (!wrap || width <= 0 || len <= (size_t)width)
@@ -1442,8 +1465,23 @@ bool tui_guest_is_test(const char *name)
     return name && strncmp(name, "test-", 5) == 0;
 }
 
+void tui_memory_format(int64_t bytes, char *out, size_t cap)
+{
+    if (bytes <= 0)
+        snprintf(out, cap, "%s", "");
+    else if (bytes % (1 << 20) == 0)
+        snprintf(out, cap, "%lldM", (long long)(bytes >> 20));
+    else if (bytes % (1 << 10) == 0)
+        snprintf(out, cap, "%lldK", (long long)(bytes >> 10));
+    else
+        snprintf(out, cap, "%lld", (long long)bytes);
+}
+
 const char *tui_guest_example_payload(const char *guest)
 {
+    /* the Rust and musl builds of a seed guest take the same payloads as the C one */
+    if (guest && (strncmp(guest, "rust-", 5) == 0 || strncmp(guest, "musl-", 5) == 0))
+        guest += 5;
     if (guest && strcmp(guest, "sleep") == 0)
         return "{\"ms\": 1000}";
     if (guest && (strcmp(guest, "echo") == 0 || strcmp(guest, "checksum") == 0))

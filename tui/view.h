@@ -226,6 +226,11 @@ size_t tui_cols_fit(const char *s, size_t len, int cols, int *used);
  * one character when len > 0. The detail, the help and the logs pane wrap with it, and
  * tui_wrap_rows_text counts with it. */
 size_t tui_wrap_next(const char *s, size_t len, int cols);
+/* Wrapped with a hanging indent (the job detail): a line that starts with blanks (an item) has
+ * its later rows indented under its text, by tui_wrap_hang columns (its blanks + 2; 0 for a
+ * title, or when that would take over half the width); tui_wrap_rows_hang counts its rows. */
+int tui_wrap_hang(const char *text, int width);
+int tui_wrap_rows_hang(const char *text, int width);
 /* The text of a log entry as shown: "[job N] line", "[job N host:pid] line" for another engine's
  * (show_job: the all-jobs view), or with "HH:MM:SS.mmm " in front. */
 void tui_log_format(const tui_log_entry *e, bool timestamps, bool show_job, char *out, size_t cap);
@@ -290,8 +295,9 @@ void tui_text_free(tui_text *t);
 char *tui_json_pretty(const char *text);
 
 /* The job detail: spec, payload indented, output, error, attempts with timings and stats, logs. */
-/* The detail's "Debugging" section (core.c): which attempts kept a core (C writes it) or a replay
- * record (aspen replay). Nothing when the job keeps none. */
+/* The detail's "Debugging" section (core.c): which attempts kept a core (C writes the last
+ * attempt's; aspen core ID --attempt N -o FILE any of them) or a replay record (aspen replay).
+ * Nothing when the job keeps none. */
 void tui_detail_add_data(tui_text *t, int64_t job_id, const aspen_store_attempt_data *d, size_t n);
 void tui_detail_build(tui_text *t, const aspen_store_job *job, const aspen_store_attempt *att,
                       size_t n_att, const aspen_store_log *logs, size_t n_logs, int64_t now_ms);
@@ -335,7 +341,11 @@ size_t tui_guest_list(const char *dir, char **names, size_t max);
  * misbehaving guests, named test-*), which the submit form does not offer to a user unless asked. */
 bool tui_guest_is_test(const char *name);
 /* A starting payload for a guest or built-in type: the seed's examples for echo-worker and
- * data-processor, {"ms": 1000} for sleep, a message for echo and checksum. */
+ * data-processor (and their rust-/musl- builds, which take the same shapes), {"ms": 1000} for
+ * sleep, a message for echo and checksum. */
 const char *tui_guest_example_payload(const char *guest);
+/* A guest memory size for the form's Memory field, as --memory takes it back: "1M", "512K" or
+ * bytes; "" for 0 (the engine's default). */
+void tui_memory_format(int64_t bytes, char *out, size_t cap);
 
 #endif

@@ -430,6 +430,15 @@ void aspen_engine_snapshot_live(aspen_engine *eng, aspen_engine_snapshot *out);
 /* Create a directory and any missing parents (mkdir -p, mode 0755): 0, or -1 with errno. */
 int aspen_engine_mkdirs(const char *path);
 
+/* The checks a submit makes of a guest file, made before one (the console's form, as a path is
+ * typed): path opens as a regular file (never waiting on a FIFO), within the binary size cap, and
+ * loads as a guest image (an Aspen guest or a static Linux program). *image_mem (may be NULL): the
+ * image's pages. EBINARY says which check failed and why. */
+int aspen_engine_check_guest(const char *path, size_t *image_mem, aspen_engine_error *err);
+/* A guest memory size as `aspen submit --memory` takes it ("1M", "512K", "64MiB", bytes; blanks
+ * around it ignored), within the VM's limits (64 KiB to 1 GiB): EINVAL says what is wrong. */
+int aspen_engine_memory_parse(const char *text, int64_t *bytes, aspen_engine_error *err);
+
 /* ---- build from source ------------------------------------------------------------------------- */
 /* Builds (or finds in the cache) the guest in source_dir; path_out gets the binary's path. *cached
  * (may be NULL) tells whether the cache answered. EBUILD carries the compiler's message. */

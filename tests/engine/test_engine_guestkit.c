@@ -213,6 +213,90 @@ static void test_core_of_failed_attempts(void **state)
     stop(eng);
 }
 
+/* Why a job keeps no core, from how its last attempt ended: a job error is the guest's own
+ * failure (issue 11: "only a failed attempt keeps one ... (job 4 is failed)" read as a
+ * contradiction). */
+static void test_no_core_reasons(void **state)
+{
+    (void)state;
+    aspen_engine *eng = open_engine(0);
+    int64_t je = submit_guest(eng, "data-processor", "{\"records\":5}", 2, NULL, 0);
+    wait_idle(eng);
+    assert_int_equal(state_of(eng, je), ASPEN_STORE_FAILED);
+    aspen_engine_error err = {0};
+    void *b = NULL;
+    size_t len = 0;
+    int which = 0;
+    assert_int_equal(aspen_engine_attempt_data(eng, je, 0, ASPEN_STORE_DATA_CORE, &b, &len, &which,
+                                               &err),
+                     ASPEN_ENGINE_ENOTFOUND);
+    assert_null(b);
+    assert_non_null(strstr(err.msg, "keeps no core: its last attempt 2 ended in a job error (the "
+                                    "guest's own failure"));
+    assert_non_null(strstr(err.msg, "cores are kept for faults, panics and timeouts"));
+    assert_null(strstr(err.msg, "only a failed attempt"));
+    stop(eng);
+}
+
+/* The checks the console's form makes as a guest path or a memory size is typed. */
+static void test_check_guest_and_memory(void **state)
+{
+    (void)state;
+    aspen_engine_error err = {0};
+    char path[1024];
+    size_t mem = 0;
+    snprintf(path, sizeof path, "%s/echo-worker", GUEST_DIR);
+    assert_int_equal(aspen_engine_check_guest(path, &mem, &err), 0);
+    assert_true(mem > 0);
+    snprintf(path, sizeof path, "%s/notes.txt", g_dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("not a guest\n", f);
+    fclose(f);
+    assert_int_equal(aspen_engine_check_guest(path, NULL, &err), ASPEN_ENGINE_EBINARY);
+    assert_non_null(strstr(err.msg, "is not an Aspen guest"));
+    snprintf(path, sizeof path, "%s/empty", g_dir);
+    fclose(fopen(path, "w"));
+    assert_int_equal(aspen_engine_check_guest(path, NULL, &err), ASPEN_ENGINE_EBINARY);
+    assert_non_null(strstr(err.msg, "is not an Aspen guest"));
+    assert_int_equal(aspen_engine_check_guest(g_dir, NULL, &err), ASPEN_ENGINE_EBINARY);
+    assert_non_null(strstr(err.msg, "is not a file (a directory)"));
+    snprintf(path, sizeof path, "%s/fifo", g_dir);
+    assert_int_equal(mkfifo(path, 0600), 0);
+    /* no writer: must not wait for one */
+    assert_int_equal(aspen_engine_check_guest(path, NULL, &err), ASPEN_ENGINE_EBINARY);
+    assert_non_null(strstr(err.msg, "FIFO"));
+    assert_int_equal(aspen_engine_check_guest("/dev/null", NULL, &err), ASPEN_ENGINE_EBINARY);
+    snprintf(path, sizeof path, "%s/missing", g_dir);
+    assert_int_equal(aspen_engine_check_guest(path, NULL, &err), ASPEN_ENGINE_EBINARY);
+    assert_non_null(strstr(err.msg, "No such file"));
+
+    int64_t m = 0;
+    assert_int_equal(aspen_engine_memory_parse("1M", &m, &err), 0);
+    assert_int_equal(m, 1 << 20);
+    assert_int_equal(aspen_engine_memory_parse("  512K\t", &m, &err), 0);
+    assert_int_equal(m, 512 << 10);
+    assert_int_equal(aspen_engine_memory_parse("64MiB", &m, &err), 0);
+    assert_int_equal(m, 64 << 20);
+    static const char *bad[] = {"", "   ", "10x", "-1M", "0", "1M2", "M",
+                                "99999999999999999999999999", "18446744073709551615K"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        m = 7;
+        assert_int_equal(aspen_engine_memory_parse(bad[i], &m, &err), ASPEN_ENGINE_EINVAL);
+        assert_int_equal(m, 7); /* untouched */
+        assert_non_null(strstr(err.msg, "guest memory"));
+    }
+    assert_int_equal(aspen_engine_memory_parse("2G", &m, &err), ASPEN_ENGINE_EINVAL);
+    assert_non_null(strstr(err.msg, "between 64 KiB and 1 GiB"));
+    assert_int_equal(aspen_engine_memory_parse("16K", &m, &err), ASPEN_ENGINE_EINVAL);
+    assert_non_null(strstr(err.msg, "between 64 KiB and 1 GiB"));
+    assert_int_equal(aspen_engine_memory_parse("9223372036854775807", &m, &err),
+                     ASPEN_ENGINE_EINVAL);
+    assert_non_null(strstr(err.msg, "between 64 KiB and 1 GiB"));
+    assert_int_equal(aspen_engine_memory_parse("1\x1b[2J", &m, &err), ASPEN_ENGINE_EINVAL);
+    assert_null(strchr(err.msg, 0x1b)); /* said escaped */
+}
+
 static void test_core_cap(void **state)
 {
     (void)state;
@@ -759,6 +843,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_core_of_failed_attempts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_no_core_reasons, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_check_guest_and_memory, setup, teardown),
         cmocka_unit_test_setup_teardown(test_core_cap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_replay_identical, setup, teardown),
         cmocka_unit_test_setup_teardown(test_replay_clock_edited, setup, teardown),

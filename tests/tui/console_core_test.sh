@@ -66,7 +66,7 @@ type_text "job 2"
 keys Enter
 wait_for "Job 2"
 keys C
-wait_for "job 2 keeps no core: only a failed attempt"
+wait_for "job 2 keeps no core: its attempt 1 succeeded; cores are kept for faults"
 keys Escape
 keys Escape
 keys Escape

@@ -144,7 +144,11 @@ wait_for "^ +3 +echo-worker +succeeded" 20
 keys g Enter
 wait_for "Job 3 +succeeded"
 keys NPage
-wait_for 'xxxxEND-OF-LONG"'
+# wrapped rows of an item are indented under it (issue 11): the end is found with the rows joined
+joined_rows() { screen | sed -E 's/^ +//' | tr -d '\n'; }
+for ((i = 0; i < 300; i++)); do joined_rows | grep -qF 'xxxxEND-OF-LONG"' && break; sleep 0.05; done
+joined_rows | grep -qF 'xxxxEND-OF-LONG"' || fail "the wrapped payload's end is not shown"
+screen | grep -Eq '^ {7}x+' || fail "the payload's wrapped rows are not indented under it"
 keys w
 wait_gone "END-OF-LONG"
 for ((i = 0; i < 24; i++)); do keys Right; done # 8 columns each

@@ -923,6 +923,64 @@ static void test_guest_list(void **st)
     assert_string_equal(tui_guest_example_payload("sleep"), "{\"ms\": 1000}");
     assert_non_null(strstr(tui_guest_example_payload("data-processor"), "records"));
     assert_string_equal(tui_guest_example_payload("anything"), "{}");
+    /* the Rust (and musl) builds of the seed guests take the same payloads (issue 11) */
+    assert_string_equal(tui_guest_example_payload("rust-echo-worker"),
+                        tui_guest_example_payload("echo-worker"));
+    assert_string_equal(tui_guest_example_payload("rust-data-processor"),
+                        tui_guest_example_payload("data-processor"));
+    assert_string_equal(tui_guest_example_payload("musl-echo-worker"),
+                        tui_guest_example_payload("echo-worker"));
+    assert_string_equal(tui_guest_example_payload("rust-"), "{}");
+    assert_string_equal(tui_guest_example_payload("rust-sleep"), "{\"ms\": 1000}");
+    assert_string_equal(tui_guest_example_payload(NULL), "{}");
+}
+
+/* The Memory field's value from a job's size: what --memory takes back, "" for the default. */
+static void test_memory_format(void **state)
+{
+    (void)state;
+    char b[32];
+    tui_memory_format(0, b, sizeof b);
+    assert_string_equal(b, "");
+    tui_memory_format(-5, b, sizeof b);
+    assert_string_equal(b, "");
+    tui_memory_format(2 << 20, b, sizeof b);
+    assert_string_equal(b, "2M");
+    tui_memory_format(512 << 10, b, sizeof b);
+    assert_string_equal(b, "512K");
+    tui_memory_format(70000, b, sizeof b);
+    assert_string_equal(b, "70000");
+    tui_memory_format(1LL << 30, b, sizeof b);
+    assert_string_equal(b, "1024M");
+    tui_memory_format(INT64_MAX, b, 4); /* cut, never past the buffer */
+    assert_int_equal(strlen(b), 3);
+}
+
+/* The detail's hanging indent: an item's later rows under its text, titles at the margin. */
+static void test_wrap_hang(void **state)
+{
+    (void)state;
+    assert_int_equal(tui_wrap_hang("Debugging", 80), 0);
+    assert_int_equal(tui_wrap_hang("  attempt 1 kept a core", 80), 4);
+    assert_int_equal(tui_wrap_hang("", 80), 0);
+    assert_int_equal(tui_wrap_hang("     ", 80), 0);
+    assert_int_equal(tui_wrap_hang("  x", 7), 0); /* 4 of 7 columns: over half, not indented */
+    assert_int_equal(tui_wrap_hang("  x", 8), 4);
+    /* "  aaaa bbbb cccc" at 10: "  aaaa " / "bbbb " / "cccc" with 6 columns after the indent */
+    assert_int_equal(tui_wrap_rows_hang("  aaaa bbbb cccc", 10), 3);
+    assert_int_equal(tui_wrap_rows_text("  aaaa bbbb cccc", 10, true), 2);
+    assert_int_equal(tui_wrap_rows_hang("short", 80), 1);
+    assert_int_equal(tui_wrap_rows_hang("", 80), 1);
+    assert_int_equal(tui_wrap_rows_hang("  x", 0), 1);
+    /* a word wider than a continuation row is cut, never an endless loop */
+    assert_int_equal(tui_wrap_rows_hang("  aaaaaaaaaaaaaaaaaaaa", 8), 5);
+    /* a hostile indent: capped, and a narrow row keeps its columns */
+    char deep[300];
+    memset(deep, ' ', 200);
+    snprintf(deep + 200, sizeof deep - 200, "word more words");
+    assert_int_equal(tui_wrap_hang(deep, 80), 0);
+    assert_int_equal(tui_wrap_hang(deep, 200), 66);
+    assert_true(tui_wrap_rows_hang(deep, 80) >= 3);
 }
 
 int main(void)
@@ -930,6 +988,8 @@ int main(void)
     setlocale(LC_ALL, "C.UTF-8"); /* display widths (wcwidth) as in the console */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fmt_ms),
+        cmocka_unit_test(test_memory_format),
+        cmocka_unit_test(test_wrap_hang),
         cmocka_unit_test(test_fmt_us_size_count),
         cmocka_unit_test(test_sparkline),
         cmocka_unit_test(test_percentile),

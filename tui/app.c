@@ -2162,7 +2162,7 @@ static void form_find_guest(tui_app *a)
     for (size_t i = 0; i < a->n_guests && !exact; i++)
         exact = strcmp(a->guests[i].name, want) == 0;
     struct stat st;
-    if (strchr(want, '/') || (!exact && lstat(want, &st) == 0)) {
+    if (strchr(want, '/') || (!exact && stat(want, &st) == 0)) { /* as the engine resolves it */
         a->guest_is_path = true;
         aspen_engine_error err = {0};
         if (strlen(want) >= sizeof ((act_req *)0)->guest)

@@ -95,6 +95,9 @@ wait_joined "$X/dir is not a file (a directory)"
 keys C-u
 type_text "$X/missing"
 wait_joined "$X/missing: No such file or directory"
+keys C-u
+type_text "/$(printf 'a%.0s' {1..4200})" # longer than any path: refused, never cut to another
+wait_joined "a guest path is at most 4095 bytes"
 keys C-s
 [ "$(njobs)" = 3 ] || fail "a bad guest path was submitted"
 

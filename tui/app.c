@@ -2146,6 +2146,27 @@ static void form_set_guest(tui_app *a, size_t sel)
     }
 }
 
+/* Whether want names the file form_find_guest checked last, unchanged since (st: its stat now). */
+static bool form_guest_unchanged(const tui_app *a, const char *want, struct stat *st)
+{
+    if (!a->guest_checked || strcmp(a->guest_checked, want) != 0 || stat(want, st) != 0)
+        return false;
+    const struct stat *o = &a->guest_checked_st;
+    return st->st_dev == o->st_dev && st->st_ino == o->st_ino && st->st_size == o->st_size &&
+           st->st_mtim.tv_sec == o->st_mtim.tv_sec && st->st_mtim.tv_nsec == o->st_mtim.tv_nsec;
+}
+
+/* Keeps the verdict of a check of want (a->guest_why) for form_guest_unchanged; a path that does
+ * not stat is not kept (checking it again costs only the stat). */
+static void form_guest_remember(tui_app *a, const char *want)
+{
+    free(a->guest_checked);
+    a->guest_checked = NULL;
+    if (stat(want, &a->guest_checked_st) != 0 || !(a->guest_checked = strdup(want)))
+        return;
+    snprintf(a->guest_checked_why, sizeof a->guest_checked_why, "%s", a->guest_why);
+}
+
 /* What was typed into Guest/type, as aspen submit takes its GUEST: a path when it has a '/' or
  * names an existing file (and is no guest's or type's exact name), checked now as a submit would
  * check it; else the guest or type named so ("echo": the built-in type, not echo-worker), else the
@@ -2168,8 +2189,13 @@ static void form_find_guest(tui_app *a)
         if (strlen(want) >= sizeof ((act_req *)0)->guest)
             snprintf(a->guest_why, sizeof a->guest_why, "a guest path is at most %zu bytes",
                      sizeof ((act_req *)0)->guest - 1);
-        else if (aspen_engine_check_guest(want, NULL, &err) != 0)
-            snprintf(a->guest_why, sizeof a->guest_why, "%s", err.msg);
+        else if (form_guest_unchanged(a, want, &st))
+            snprintf(a->guest_why, sizeof a->guest_why, "%s", a->guest_checked_why);
+        else {
+            if (aspen_engine_check_guest(want, NULL, &err) != 0)
+                snprintf(a->guest_why, sizeof a->guest_why, "%s", err.msg);
+            form_guest_remember(a, want);
+        }
         return;
     }
     for (int pass = 0; pass < 3; pass++)
@@ -3499,6 +3525,7 @@ static void app_free(tui_app *a)
     tui_queues_close();
     tui_metrics_close();
     tui_logbuf_free(&a->logs_one);
+    free(a->guest_checked);
     tui_text_free(&a->help);
     for (int i = 0; i < 3; i++)
         tui_history_free(&a->history[i]);

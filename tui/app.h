@@ -12,6 +12,7 @@
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <uv.h>
 
 #define TUI_WINDOW 500      /* job rows loaded around the cursor */
@@ -230,6 +231,12 @@ typedef struct tui_app {
      * that matches no guest or type offered is never the highlighted one (guest_nomatch). */
     bool guest_is_path, guest_nomatch;
     char guest_why[512];
+    /* The last path checked and the file it named (device, inode, size, mtime): each keystroke
+     * re-runs form_find_guest, and a guest may be up to the engine's size cap, so the file is read
+     * again only when the path or the file changed. */
+    char *guest_checked;
+    struct stat guest_checked_st;
+    char guest_checked_why[512];
 
     /* logs */
     tui_logbuf logs_all;

@@ -129,7 +129,7 @@ void tui_detail_add_data(tui_text *t, int64_t job_id, const aspen_store_attempt_
                          d[i].attempt);
         else if (d[i].kind == ASPEN_STORE_DATA_REPLAY)
             tui_text_add(t, "  attempt %d kept a replay record (%zu bytes): aspen replay %lld "
-                         "--attempt %d",
+                         "--attempt %d runs it again (--calls lists its host calls)",
                          d[i].attempt, d[i].size, (long long)job_id, d[i].attempt);
     }
 }

@@ -251,6 +251,11 @@ int bench_engine(int argc, char **argv)
             goto done;
         cfg.commit_interval_ms = (int)v;
     }
+    if (getenv("ASPEN_BENCH_BUSY")) { /* commit_busy_ms; at or below the interval: never held */
+        if (cli_parse_num("ASPEN_BENCH_BUSY", getenv("ASPEN_BENCH_BUSY"), 0, 10000, &v))
+            goto done;
+        cfg.commit_busy_ms = (int)v;
+    }
     if (aspen_engine_open(&cfg, &eng, &err) != 0) {
         cli_error("%s", err.msg);
         goto done;
@@ -362,14 +367,15 @@ int bench_engine(int argc, char **argv)
                "\"jobs_per_s\":%.0f,\"p50_ms\":%.2f,\"p99_ms\":%.2f,\"run_s\":%.3f,"
                "\"submit_s\":%.3f,\"submit_per_s\":%.0f,\"end_to_end_jobs_per_s\":%.0f,"
                "\"submit_while_running\":%s,\"cpu_us_per_job\":%.1f,"
-               "\"succeeded_in_store\":%lld,\"group_commits\":%llu,"
+               "\"succeeded_in_store\":%lld,\"group_commits\":%llu,\"group_commits_held\":%llu,"
                "\"warm_vm_hit_rate\":%.4f,\"durability\":\"%s\","
                "\"cpu_us_per_job_store_thread\":%.1f,\"cpu_us_per_job_workers\":%.1f,"
                "\"cpu_us_per_job_checkpointer\":%.1f,\"db\":\"%s\"}\n",
                n, workers, guest, jps, cli_pct(lat, (size_t)n, 50), cli_pct(lat, (size_t)n, 99),
                secs, (submitted - t0) / 1e6, (double)n / ((submitted - t0) / 1e6),
                (double)n / e2e, live ? "true" : "false", cpu_run / (double)n, (long long)ok,
-               (unsigned long long)snap->throughput.commits, snap->throughput.pool_hit_rate,
+               (unsigned long long)snap->throughput.commits,
+               (unsigned long long)snap->throughput.commits_held, snap->throughput.pool_hit_rate,
                durability, (th1[ROLE_STORE] - (live ? 0 : th0[ROLE_STORE])) / (double)n,
                (th1[ROLE_WORKERS] - (live ? 0 : th0[ROLE_WORKERS])) / (double)n,
                (th1[ROLE_CKPT] - (live ? 0 : th0[ROLE_CKPT])) / (double)n, shown);

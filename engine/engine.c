@@ -7,8 +7,9 @@
  *               stops those VMs, flushes long jobs' log lines, and samples throughput once a second;
  *   store thread (committer_main) reserves due jobs for the ready queue (claim_more), writes start
  *               marks and finished attempts in ONE aspen_store_commit every commit_interval_ms or
- *               commit_batch jobs, then tells subscribers the jobs' new states (after the commit:
- *               what they see is durable).
+ *               commit_batch jobs (every commit_busy_ms while the engine stays saturated:
+ *               eng_group_close_ms), then tells subscribers the jobs' new states (after the
+ *               commit: what they see is durable).
  * Workers are in worker.c, the warm VM pool in vmpool.c.
  *
  * A job's life in one engine (store states in capitals; see store/state.c for the whole table):
@@ -158,6 +159,7 @@ void aspen_engine_config_default(aspen_engine_config *cfg)
     cfg->default_memory = 1u << 20;
     cfg->claim_batch = 256;
     cfg->commit_interval_ms = 2;
+    cfg->commit_busy_ms = 8;
     cfg->commit_batch = 512;
     cfg->cancel_poll_ms = 50;
     cfg->idle_poll_ms = 10;
@@ -190,6 +192,7 @@ static void config_fill(aspen_engine_config *c)
     DEF(replay_max);
     DEF(claim_batch);
     DEF(commit_interval_ms);
+    DEF(commit_busy_ms);
     DEF(commit_batch);
     DEF(cancel_poll_ms);
     DEF(idle_poll_ms);
@@ -553,6 +556,7 @@ static int queue_push_many(aspen_engine *eng, aspen_store_job *jobs, size_t n, i
         eng->q_len++;
         pushed++;
     }
+    atomic_store(&eng->q_ready, eng->q_len);
     if (pushed == 1)
         pthread_cond_signal(&eng->q_nonempty);
     else if (pushed)
@@ -574,6 +578,8 @@ static struct eng_job **queue_take_all(aspen_engine *eng, size_t *n)
         *n = eng->q_len;
         eng->q_len = 0;
         eng->q_head = 0;
+        atomic_store(&eng->q_ready, 0);
+        atomic_fetch_add(&eng->q_dry, 1);
     }
     pthread_mutex_unlock(&eng->q_mu);
     return all;
@@ -602,6 +608,9 @@ static struct eng_job **queue_take_stale(aspen_engine *eng, int64_t now, int64_t
         eng->q_head = (eng->q_head + k) % eng->q_cap;
         eng->q_len -= k;
         *n = k;
+        atomic_store(&eng->q_ready, eng->q_len);
+        if (!eng->q_len)
+            atomic_fetch_add(&eng->q_dry, 1);
     }
     pthread_mutex_unlock(&eng->q_mu);
     return out;
@@ -702,6 +711,7 @@ static void sample_throughput(aspen_engine *eng, int64_t now)
         t->cancelled = atomic_load(&eng->c_cancelled);
         t->timeouts = atomic_load(&eng->c_timeouts);
         t->commits = atomic_load(&eng->c_commits);
+        t->commits_held = atomic_load(&eng->c_commits_held);
         t->notify_wakes = atomic_load(&eng->c_notify_wakes);
         t->jobs_per_s = atomic_load(&eng->jobs_per_s);
         pthread_mutex_lock(&eng->q_mu);
@@ -1338,6 +1348,11 @@ static size_t prefetch_size(aspen_engine *eng, struct claim_state *cs, int64_t n
     return eng_prefetch_jobs(cs->rate, cs->busy_ms, eng->cfg.claim_batch);
 }
 
+int64_t eng_group_close_ms(int64_t opened_ms, int interval_ms, int busy_ms, bool saturated)
+{
+    return opened_ms + (saturated && busy_ms > interval_ms ? busy_ms : interval_ms);
+}
+
 size_t eng_prefetch_jobs(double rate_per_ms, double busy_ms, size_t claim_batch)
 {
     double window = 2 * busy_ms;
@@ -1470,7 +1485,9 @@ static void *committer_main(void *arg)
     struct eng_start *starts = NULL;
     size_t n_starts = 0, cap_starts = 0;
     int fails = 0;
-    int64_t retry_at = 0, failing_since = 0, last_msg = 0, group_due = 0;
+    int64_t retry_at = 0, failing_since = 0, last_msg = 0, group_due = 0, group_opened = 0;
+    unsigned long long dry_at_open = 0;
+    bool held = false;
     for (;;) {
         if (!fails)
             eng_metrics_tick(eng, eng->metrics, false);
@@ -1505,8 +1522,13 @@ static void *committer_main(void *arg)
              * (or once commit_batch completions wait). Workers running dry meanwhile get a claim
              * without closing the group: a queue that empties often (the prefetch is small on
              * purpose) must not turn every group commit into a tiny one. */
-            if ((eng->d_head || eng->n_starts) && !group_due)
-                group_due = eng_mono_ms() + eng->cfg.commit_interval_ms;
+            if ((eng->d_head || eng->n_starts) && !group_due) {
+                group_opened = eng_mono_ms();
+                group_due = eng_group_close_ms(group_opened, eng->cfg.commit_interval_ms,
+                                               eng->cfg.commit_busy_ms, false);
+                dry_at_open = atomic_load(&eng->q_dry);
+                held = false;
+            }
             while (group_due && eng->d_len < eng->cfg.commit_batch && !eng->d_stop) {
                 if (atomic_exchange(&eng->need_claim, 0)) {
                     pthread_mutex_unlock(&eng->d_mu);
@@ -1515,15 +1537,36 @@ static void *committer_main(void *arg)
                     pthread_mutex_lock(&eng->d_mu);
                     continue;
                 }
+                /* Held past the interval (saturated, see eng_group_close_ms) only while it
+                 * lasts: a worker that finds the queue empty, completions that hold
+                 * ENG_HOLD_MAX_BYTES, or the engine stopping close the group now. */
+                bool saturated = atomic_load(&eng->q_dry) == dry_at_open &&
+                                 atomic_load(&eng->q_ready) > 0 &&
+                                 atomic_load(&eng->d_bytes) < ENG_HOLD_MAX_BYTES &&
+                                 !atomic_load(&eng->stopping);
+                if (held && !saturated)
+                    break;
                 int64_t left = group_due - eng_mono_ms();
+                if (left <= 0 && !held && saturated) {
+                    int64_t due = eng_group_close_ms(group_opened, eng->cfg.commit_interval_ms,
+                                                     eng->cfg.commit_busy_ms, true);
+                    if (due > group_due) {
+                        held = true;
+                        group_due = due;
+                        continue;
+                    }
+                }
                 if (left <= 0)
                     break;
                 struct timespec ts;
                 abs_deadline(&ts, (int)left);
-                if (pthread_cond_timedwait(&eng->d_cond, &eng->d_mu, &ts) == ETIMEDOUT)
-                    break;
+                /* timed out: the loop's top decides between closing and holding the group */
+                (void)pthread_cond_timedwait(&eng->d_cond, &eng->d_mu, &ts);
             }
+            if (group_due && held)
+                atomic_fetch_add(&eng->c_commits_held, 1);
             group_due = 0;
+            held = false;
         }
         atomic_store(&eng->need_claim, 0);
         bool stop = eng->d_stop;
@@ -1957,6 +2000,7 @@ void aspen_engine_snapshot_live(aspen_engine *eng, aspen_engine_snapshot *out)
     t->cancelled = atomic_load(&eng->c_cancelled);
     t->timeouts = atomic_load(&eng->c_timeouts);
     t->commits = atomic_load(&eng->c_commits);
+    t->commits_held = atomic_load(&eng->c_commits_held);
     t->notify_wakes = atomic_load(&eng->c_notify_wakes);
     t->jobs_per_s = atomic_load(&eng->jobs_per_s);
     t->queue_depth = queue_len(eng);

@@ -78,6 +78,10 @@ struct eng_done {
  * log lines: a worker whose completion would take them past this waits for a commit first, so a
  * stream of big results slows down to what SQLite writes instead of piling up in memory. */
 #define ENG_DONE_MAX_BYTES (64u << 20)
+/* A group held open past commit_interval_ms (eng_group_close_ms) closes once its completions hold
+ * this much: holding is for many small jobs, whose group's fixed cost matters; big results gain
+ * nothing from it and would only sit in memory longer (test_engine_bounds' 15 MB results). */
+#define ENG_HOLD_MAX_BYTES (4u << 20)
 
 /* Bounds of one job's log buffer in a worker (lines waiting for the store thread), and of the
  * lines one worker may have queued to the store thread at once. A job printing faster than the
@@ -227,6 +231,11 @@ struct aspen_engine {
     pthread_cond_t h_cond;
     struct eng_job **q;
     size_t q_cap, q_head, q_len;
+    /* Read without q_mu by the store thread, to hold a group open while the engine is saturated
+     * (eng_group_close_ms): q_len's last value, and how often a worker found the queue empty or
+     * left it so. */
+    atomic_size_t q_ready;
+    atomic_ullong q_dry;
     bool q_closed; /* workers exit once the queue is empty */
     atomic_int running_jobs; /* jobs inside workers now */
     atomic_int wake_dispatcher; /* a local submit or cancel happened */
@@ -278,7 +287,7 @@ struct aspen_engine {
 
     /* counters */
     atomic_ulong c_claimed, c_started, c_finished, c_succeeded, c_failed, c_retried, c_cancelled, c_timeouts,
-        c_commits;
+        c_commits, c_commits_held;
     struct eng_metrics *metrics; /* metrics.c: the store thread's per-minute rollups */
     _Atomic double jobs_per_s; /* written by the dispatcher, read by snapshots */
     uint64_t last_finished_sample;
@@ -312,6 +321,13 @@ void eng_job_started(aspen_engine *eng, struct eng_job *j, int64_t started_ms);
  * when the store thread's recent groups took busy_ms: what the workers start in 25 ms, or in
  * twice busy_ms up to 80 ms, and at most 4 × claim_batch. */
 size_t eng_prefetch_jobs(double rate_per_ms, double busy_ms, size_t claim_batch);
+
+/* When a group commit opened at opened_ms closes: commit_interval_ms later, or busy_ms later
+ * when the engine stayed saturated (no worker found the ready queue empty since the group opened,
+ * and it still holds jobs) and busy_ms is the longer. A saturated engine's jobs wait in the queue
+ * anyway; a longer group spreads its fixed cost (COMMIT, the WAL frames of every index page it
+ * touches, the checkpoint that copies them) over more jobs (docs/BENCHMARKS.md). */
+int64_t eng_group_close_ms(int64_t opened_ms, int interval_ms, int busy_ms, bool saturated);
 
 /* worker.c */
 void *eng_worker_main(void *arg);

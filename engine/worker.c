@@ -594,7 +594,12 @@ static struct eng_job *queue_pop(aspen_engine *eng)
         eng->q_head = (eng->q_head + 1) % eng->q_cap;
         eng->q_len--;
         atomic_fetch_add(&eng->running_jobs, 1);
+        atomic_store(&eng->q_ready, eng->q_len);
     }
+    /* The next pop would wait (or this one did): not saturated, so the store thread stops
+     * holding its group open (engine.c, eng_group_close_ms). */
+    if (eng->q_len == 0)
+        atomic_fetch_add(&eng->q_dry, 1);
     /* Crossing the low-water mark (or running dry): tell the store thread to claim now. */
     bool low = j && (eng->q_len + 1 == eng->cfg.claim_batch || eng->q_len == 0);
     pthread_mutex_unlock(&eng->q_mu);

@@ -87,6 +87,10 @@ typedef struct aspen_engine_config {
     size_t default_memory;      /* guest memory of a job that asks for none; default 1 MiB */
     size_t claim_batch;         /* jobs claimed per transaction; default 256 */
     int commit_interval_ms;     /* longest a finished job waits for its group commit; default 2 */
+    int commit_busy_ms;         /* ...while every worker has its next job waiting in the ready
+                                   queue (the engine is saturated: a group's fixed cost is paid
+                                   by fewer jobs' CPU), up to this instead; default 8. Not above
+                                   commit_interval_ms: never held (docs/OPERATING.md) */
     size_t commit_batch;        /* commit as soon as this many finished; default 512 */
     int cancel_poll_ms;         /* how often the store's cancel requests are read; default 50 */
     int idle_poll_ms;           /* how often an idle engine checks the database's data version
@@ -368,6 +372,7 @@ typedef struct aspen_engine_throughput {
     uint64_t claimed, finished, succeeded, failed, retried, cancelled, timeouts;
     double jobs_per_s;        /* finished per second over the last ~1 s */
     uint64_t commits;         /* group commits so far */
+    uint64_t commits_held;    /* of them, held open past commit_interval_ms (saturated) */
     uint64_t notify_wakes;    /* wakes by the store's announcement of new work (PostgreSQL) */
     size_t queue_depth;       /* claimed, waiting for a worker */
     size_t pool_vms;          /* warm VMs (idle + in use) */

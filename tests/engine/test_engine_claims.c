@@ -12,6 +12,10 @@
  *   prefetch size   25 ms of the start rate; twice the store thread's recent group time when that
  *                   is longer (up to 80 ms), so the workers do not run dry while a group is
  *                   written; never more than 4 × claim_batch
+ *   held groups     a group commit stays open past commit_interval_ms (up to commit_busy_ms)
+ *                   only while the engine is saturated: never for jobs that leave the ready queue
+ *                   empty, nor when commit_busy_ms is not the longer; held under a backlog of
+ *                   1 ms jobs, and every job still succeeds exactly once
  *   priorities      the store thread (it feeds every worker) runs ENG_STORE_NICE_BOOST above the
  *                   process when allowed (root, as this suite runs), the workers at its priority
  *   schema missing  a permanent store error (a table dropped under a running engine) stops the
@@ -29,7 +33,7 @@
 #include <cmocka.h>
 
 #include "aspen_engine.h"
-#include "engine_internal.h" /* eng_prefetch_jobs */
+#include "engine_internal.h" /* eng_prefetch_jobs, eng_group_close_ms */
 
 #include <errno.h>
 #include <fcntl.h>
@@ -414,6 +418,123 @@ static void test_prefetch_follows_group_time(void **state)
     assert_int_equal(eng_prefetch_jobs(0.001, 30, 256), 0); /* one-second jobs: none */
 }
 
+static void test_group_close_rule(void **state)
+{
+    (void)state;
+    assert_int_equal(eng_group_close_ms(100, 2, 8, false), 102); /* not saturated: the interval */
+    assert_int_equal(eng_group_close_ms(100, 2, 8, true), 108);  /* saturated: the busy bound */
+    assert_int_equal(eng_group_close_ms(100, 5, 1, true), 105);  /* a shorter busy bound: never */
+    assert_int_equal(eng_group_close_ms(100, 2, 2, true), 102);  /* equal: held off */
+    assert_int_equal(eng_group_close_ms(100, 2, -7, true), 102); /* nonsense: the interval */
+}
+
+static aspen_engine_throughput throughput(aspen_engine *eng)
+{
+    aspen_engine_snapshot *snap = calloc(1, sizeof *snap);
+    assert_non_null(snap);
+    aspen_engine_error err = {0};
+    assert_int_equal(aspen_engine_snapshot_get(eng, snap, &err), 0);
+    aspen_engine_throughput t = snap->throughput;
+    free(snap);
+    return t;
+}
+
+static void wait_succeeded(aspen_engine *eng, int64_t n)
+{
+    int64_t t0 = now_ms();
+    while (count(eng, ASPEN_STORE_SUCCEEDED) < n) {
+        assert_true(now_ms() - t0 < 60000);
+        sleep_ms(2);
+    }
+}
+
+/* Every job of ids succeeded with exactly one attempt (a held group lost or doubled nothing). */
+static void each_once(aspen_engine *eng, const int64_t *ids, int n)
+{
+    aspen_engine_error err = {0};
+    for (int i = 0; i < n; i++) {
+        aspen_store_job j = get(eng, ids[i]);
+        assert_int_equal(j.state, ASPEN_STORE_SUCCEEDED);
+        assert_int_equal(j.attempts, 1);
+        aspen_store_job_clear(&j);
+        aspen_store_attempt *a = NULL;
+        size_t k = 0;
+        assert_int_equal(aspen_engine_attempts(eng, ids[i], &a, &k, &err), 0);
+        assert_int_equal(k, 1);
+        aspen_store_attempts_free(a, k);
+    }
+}
+
+static void test_group_held_only_when_saturated(void **state)
+{
+    (void)state;
+    enum { SINGLES = 8, N = 600 };
+    aspen_engine_config cfg;
+    aspen_engine_config_default(&cfg);
+    assert_int_equal(cfg.commit_interval_ms, 2);
+    assert_int_equal(cfg.commit_busy_ms, 8);
+    cfg.db_path = g_db;
+    cfg.workers = 2;
+    cfg.guest_dir = GUEST_DIR;
+    aspen_engine *eng = open_cfg(&cfg);
+    start(eng);
+    /* One job at a time: its worker leaves the queue empty, so no group is ever held, however
+     * slowly the machine runs. */
+    int64_t singles[SINGLES];
+    for (int i = 0; i < SINGLES; i++) {
+        submit_sleeps(eng, 1, 1, 0, &singles[i]);
+        wait_succeeded(eng, i + 1);
+    }
+    aspen_engine_throughput t = throughput(eng);
+    assert_true(t.commits >= 1);
+    assert_int_equal(t.commits_held, 0);
+    each_once(eng, singles, SINGLES);
+
+    /* A backlog of 1 ms jobs (2 workers start ~2 a ms, the prefetch keeps ~50 waiting): groups
+     * are held past the 2 ms interval, and none of the jobs is lost or run twice for it. */
+    static int64_t ids[N];
+    submit_sleeps(eng, N, 1, 0, ids);
+    wait_succeeded(eng, SINGLES + N);
+    aspen_engine_throughput u = throughput(eng);
+    fprintf(stderr, "backlog: %llu group commits, %llu of them held\n",
+            (unsigned long long)(u.commits - t.commits), (unsigned long long)u.commits_held);
+    assert_true(u.commits_held > 0);
+    assert_true(u.commits_held <= u.commits);
+    each_once(eng, ids, N);
+    aspen_engine_close(eng);
+
+    /* commit_busy_ms not above the interval: the same backlog holds no group. */
+    cfg.commit_busy_ms = 1;
+    eng = open_cfg(&cfg);
+    start(eng);
+    submit_sleeps(eng, N, 1, 0, ids);
+    wait_succeeded(eng, SINGLES + 2 * N);
+    u = throughput(eng);
+    assert_true(u.commits >= 1);
+    assert_int_equal(u.commits_held, 0);
+    each_once(eng, ids, N);
+
+    /* Closing while groups are held (a backlog still running) ends at once with the finished
+     * jobs written: nothing waits out a held group, and what did not run stays queued. */
+    aspen_engine_close(eng);
+    cfg.commit_busy_ms = 0; /* the default */
+    eng = open_cfg(&cfg);
+    start(eng);
+    submit_sleeps(eng, N, 1, 0, ids);
+    int64_t t0 = now_ms();
+    while (count(eng, ASPEN_STORE_SUCCEEDED) < SINGLES + 2 * N + 20) {
+        assert_true(now_ms() - t0 < 60000);
+        sleep_ms(1);
+    }
+    aspen_engine_close(eng);
+    eng = open_eng(0); /* a client: reads the store, runs nothing */
+    int64_t done = count(eng, ASPEN_STORE_SUCCEEDED) - (SINGLES + 2 * N);
+    int64_t queued = count(eng, ASPEN_STORE_QUEUED);
+    assert_int_equal(count(eng, ASPEN_STORE_RUNNING), 0);
+    assert_int_equal(done + queued, N);
+    aspen_engine_close(eng);
+}
+
 /* The nice value of thread tid of this process (field 19 of its stat), or -100. */
 static int thread_nice(const char *tid)
 {
@@ -495,6 +616,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_cancel_queued_while_busy, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stale_prefetch_given_back, setup, teardown),
         cmocka_unit_test(test_prefetch_follows_group_time),
+        cmocka_unit_test(test_group_close_rule),
+        cmocka_unit_test_setup_teardown(test_group_held_only_when_saturated, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_thread_runs_first, setup, teardown),
         cmocka_unit_test_setup_teardown(test_missing_table_stops_the_engine, setup, teardown),
         cmocka_unit_test_setup_teardown(test_disk_full_then_freed, setup, teardown),

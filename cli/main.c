@@ -2,6 +2,7 @@
  * for a mistyped command and --version. */
 #include "cli.h"
 
+#include <malloc.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -52,6 +53,12 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
+    /* Buffers of 1 MiB and more (a job's result, its core, a payload) always get their own
+     * mapping and go back to the kernel when freed. glibc's default raises its mmap threshold to
+     * the size of each large block freed, so after the first big result later ones came from the
+     * heap and a long-running worker kept their pages (test_engine_bounds: +254 MB against +240
+     * for 24 results of 15 MB). Setting the threshold turns that adjustment off. */
+    mallopt(M_MMAP_THRESHOLD, 1 << 20);
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
         strcmp(argv[1], "help") == 0) {
         usage(argc < 2 ? stderr : stdout);

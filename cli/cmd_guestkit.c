@@ -14,6 +14,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,6 +54,38 @@ static const char core_usage[] =
     "usage: aspen core ID [--attempt N] -o FILE [--binary FILE] [--db PATH]\n"
     "  writes the ELF core a failed attempt kept (the last one that kept one, or attempt N);\n"
     "  --binary also writes the guest ELF the attempt ran. Open it with: gdb GUEST FILE\n";
+
+/* Where the binary job's core came from is, as a path that works from here: the name it was
+ * submitted under (relative to this directory, a bare name), or that name in the guest directory,
+ * whichever is the very ELF the attempt ran (sha256). The stored name is only a base name, so a
+ * file of that name elsewhere, or a rebuild, is not it: "" then (gdb would say the core does not
+ * match, or show wrong lines). */
+static void guest_path(const char *name, const char *sha, char *out, size_t cap)
+{
+    out[0] = '\0';
+    if (!*name || !*sha)
+        return;
+    char cands[2][4096], msg[512];
+    snprintf(cands[0], sizeof cands[0], "%s", name);
+    if (cli_resolve_guest(name, cands[1], sizeof cands[1], msg, sizeof msg) != 0)
+        cands[1][0] = '\0';
+    for (int i = 0; i < 2; i++) {
+        struct stat st;
+        if (!cands[i][0] || stat(cands[i], &st) != 0 || !S_ISREG(st.st_mode))
+            continue;
+        size_t len = 0;
+        uint8_t *bytes = cli_read_file(cands[i], ASPEN_STORE_MAX_BINARY, &len, msg, sizeof msg);
+        char hex[65] = "";
+        if (bytes)
+            aspen_store_sha256_hex(bytes, len, hex);
+        free(bytes);
+        char real[PATH_MAX];
+        if (hex[0] && strcmp(hex, sha) == 0 && realpath(cands[i], real)) {
+            snprintf(out, cap, "%s", real);
+            return;
+        }
+    }
+}
 
 int cmd_core(int argc, char **argv)
 {
@@ -132,17 +165,26 @@ int cmd_core(int argc, char **argv)
             goto done;
         snprintf(guest, sizeof guest, "%s", bin_out);
     } else {
-        char msg[512];
+        char sha[65] = "";
+        if (job.binary_sha256)
+            snprintf(sha, sizeof sha, "%s", job.binary_sha256);
+        else if (aspen_engine_attempt_binary(eng, id, which, sha, &err) != 0)
+            sha[0] = '\0'; /* a --source job without a record: nothing to compare with */
         const char *name = job.binary_name ? job.binary_name : "";
-        if (!*name || cli_resolve_guest(name, guest, sizeof guest, msg, sizeof msg) != 0)
-            snprintf(guest, sizeof guest, "GUEST");
+        guest_path(name, sha, guest, sizeof guest);
     }
     printf("wrote the core of job %lld attempt %d (%zu bytes) to %s\n", (long long)id, which, n,
            out);
-    printf("open it with: gdb %s %s%s\n", guest, out,
-           bin_out ? ""
-                   : "   (GUEST: the ELF the job ran, built with ASPEN_GUEST_DEBUG=1 for lines; "
-                     "--binary FILE writes it)");
+    if (guest[0]) {
+        printf("open it with: gdb %s %s\n", guest, out);
+    } else {
+        printf("open it with: gdb GUEST %s\n", out);
+        printf("  GUEST: the ELF job %lld ran (", (long long)id);
+        cli_puts(stdout, job.binary_name && *job.binary_name ? job.binary_name : "its guest");
+        printf(" is not here, or is another build), built with ASPEN_GUEST_DEBUG=1 for source "
+               "lines; or let aspen write it: aspen core %lld --attempt %d -o %s --binary FILE\n",
+               (long long)id, which, out);
+    }
     status = 0;
 done:
     free(core);

@@ -20,7 +20,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <dirent.h>
 #include <errno.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -76,8 +75,9 @@ static void submit_usage(FILE *f)
 }
 
 /* --source DIR, checked before anything is stored so a job that could only fail is not created:
- * a directory holding C or assembly sources (*.c, *.S) or a Cargo.toml (which the engine refuses
- * with why and what to do: engine/build.c). 0, or -1 with msg. */
+ * here only that it is a directory; what it must hold (C sources, not a Rust guest or a plain
+ * libc program, an allowed guest.flags) the engine's submit checks, in one place with the build
+ * (engine/build.c eng_source_refusal). 0, or -1 with msg. */
 static int check_source_dir(const char *dir, char *msg, size_t cap)
 {
     struct stat st;
@@ -89,26 +89,6 @@ static int check_source_dir(const char *dir, char *msg, size_t cap)
         snprintf(msg, cap,
                  "%s is a file, not a directory: --source wants the directory that holds the "
                  "guest's sources (e.g. --source guests/echo-worker)",
-                 dir);
-        return -1;
-    }
-    DIR *d = opendir(dir);
-    if (!d) {
-        snprintf(msg, cap, "cannot read the guest source directory %s: %s", dir, strerror(errno));
-        return -1;
-    }
-    bool found = false;
-    for (struct dirent *e; !found && (e = readdir(d));) {
-        size_t n = strlen(e->d_name);
-        found = (n > 2 && (strcmp(e->d_name + n - 2, ".c") == 0 ||
-                           strcmp(e->d_name + n - 2, ".S") == 0)) ||
-                strcmp(e->d_name, "Cargo.toml") == 0;
-    }
-    closedir(d);
-    if (!found) {
-        snprintf(msg, cap,
-                 "no C sources (*.c or *.S) in %s: --source wants the directory that holds the "
-                 "guest's sources",
                  dir);
         return -1;
     }
@@ -796,6 +776,16 @@ static void show_field(const char *label, const char *value, const char *suffix)
     printf("%s\n", suffix);
 }
 
+/* The blob of kind an attempt keeps, from the job's list, or NULL. */
+static const aspen_store_attempt_data *kept_of(const aspen_store_attempt_data *k, size_t n,
+                                               int attempt, aspen_store_data_kind kind)
+{
+    for (size_t i = 0; i < n; i++)
+        if (k[i].attempt == attempt && k[i].kind == kind)
+            return &k[i];
+    return NULL;
+}
+
 int cmd_show(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -828,17 +818,35 @@ int cmd_show(int argc, char **argv)
     aspen_store_attempt *att = NULL;
     size_t na = 0;
     aspen_engine_error err = {0};
+    aspen_store_attempt_data *kept = NULL; /* the cores and replay records its attempts keep */
+    size_t nk = 0;
+    char built[65] = ""; /* a --source job's binary, once an attempt built and ran it */
+    int built_by = 0;
     rc = aspen_engine_get(eng, id, &j, &err);
     if (rc == 0)
         rc = aspen_engine_attempts(eng, id, &att, &na, &err);
+    if (rc == 0)
+        rc = aspen_engine_list_attempt_data(eng, id, &kept, &nk, &err);
+    for (size_t i = nk; rc == 0 && j.source_dir && !j.binary_sha256 && i-- > 0;) {
+        aspen_engine_error e2 = {0}; /* a damaged record: shown as not built, never fatal */
+        if (kept[i].kind == ASPEN_STORE_DATA_REPLAY &&
+            aspen_engine_attempt_binary(eng, id, kept[i].attempt, built, &e2) == 0) {
+            built_by = kept[i].attempt;
+            break;
+        }
+    }
     aspen_engine_close(eng);
     if (rc) {
         cli_error("%s", err.msg);
+        aspen_store_attempts_free(att, na);
+        free(kept);
         aspen_store_job_clear(&j);
         return 1;
     }
     if (as_json) {
         json_t *o = job_json(&j);
+        if (j.source_dir && !j.binary_sha256)
+            json_object_set_new(o, "built_sha256", built[0] ? json_string(built) : json_null());
         json_t *arr = json_array();
         for (size_t i = 0; i < na; i++) {
             json_t *a = json_object();
@@ -854,6 +862,19 @@ int cmd_show(int argc, char **argv)
                                 json_integer((json_int_t)att[i].pages_dirtied));
             json_object_set_new(a, "error", cli_json_str(att[i].error));
             json_object_set_new(a, "recovered", json_boolean(att[i].recovered));
+            const aspen_store_attempt_data *core = kept_of(kept, nk, att[i].number,
+                                                           ASPEN_STORE_DATA_CORE);
+            bool replay = kept_of(kept, nk, att[i].number, ASPEN_STORE_DATA_REPLAY) != NULL;
+            json_object_set_new(a, "core_bytes",
+                                core ? json_integer((json_int_t)core->size) : json_null());
+            json_object_set_new(a, "replay_record", json_boolean(replay));
+            char cmd[128];
+            snprintf(cmd, sizeof cmd, "aspen core %lld --attempt %d -o FILE", (long long)j.id,
+                     att[i].number);
+            json_object_set_new(a, "core_command", core ? json_string(cmd) : json_null());
+            snprintf(cmd, sizeof cmd, "aspen replay %lld --attempt %d", (long long)j.id,
+                     att[i].number);
+            json_object_set_new(a, "replay_command", replay ? json_string(cmd) : json_null());
             json_array_append_new(arr, a);
         }
         json_object_set_new(o, "attempt_list", arr);
@@ -867,10 +888,15 @@ int cmd_show(int argc, char **argv)
         if (j.binary_name || j.binary_sha256) {
             printf("  guest       ");
             cli_puts(stdout, j.binary_name ? j.binary_name : "-");
-            printf("  sha256 ");
-            cli_putn(stdout, j.binary_sha256 ? j.binary_sha256 : "-",
-                     j.binary_sha256 ? strnlen(j.binary_sha256, 16) : 1, 0);
-            printf("…\n");
+            if (j.binary_sha256) {
+                printf("  sha256 ");
+                cli_putn(stdout, j.binary_sha256, strnlen(j.binary_sha256, 16), 0);
+                printf("…\n");
+            } else if (built[0]) { /* a --source job: what its build made, as its attempt ran it */
+                printf("  sha256 %.16s… (built from the source for attempt %d)\n", built, built_by);
+            } else {
+                printf("  %s\n", j.source_dir ? "not built yet (built when it runs)" : "sha256 -");
+            }
         }
         if (j.source_dir) {
             /* "DIR#sha256=HEX": pinned at submit (engine/build.c), shown as the directory and what
@@ -879,11 +905,10 @@ int cmd_show(int argc, char **argv)
             if (sl > tl && strncmp(j.source_dir + sl - tl, "#sha256=", 8) == 0) {
                 printf("  %-11s ", "source");
                 cli_putn(stdout, j.source_dir, sl - tl, 0);
-                printf(" (built when it runs, from its files as they were at submit: sha256 "
-                       "%.12s…)\n",
-                       j.source_dir + sl - 64);
+                printf(" (%s, from its files as they were at submit: sha256 %.12s…)\n",
+                       built[0] ? "built" : "built when it runs", j.source_dir + sl - 64);
             } else {
-                show_field("source", j.source_dir, " (built when it runs)");
+                show_field("source", j.source_dir, built[0] ? " (built)" : " (built when it runs)");
             }
         }
         show_field("payload", j.payload, "");
@@ -938,7 +963,32 @@ int cmd_show(int argc, char **argv)
             }
             printf("%s\n", att[i].recovered ? " (recovered)" : "");
         }
+        /* what a failed attempt kept for debugging, and the command that gets each */
+        for (size_t i = 0; i < na; i++) {
+            const aspen_store_attempt_data *core = kept_of(kept, nk, att[i].number,
+                                                           ASPEN_STORE_DATA_CORE);
+            bool replay = kept_of(kept, nk, att[i].number, ASPEN_STORE_DATA_REPLAY) != NULL;
+            if (!core && !replay)
+                continue;
+            printf("  kept        attempt %d: ", att[i].number);
+            if (core) {
+                char sz[32];
+                if (core->size < 10240)
+                    snprintf(sz, sizeof sz, "%zu bytes", core->size);
+                else
+                    snprintf(sz, sizeof sz, "%zu KiB", (core->size + 1023) >> 10);
+                printf("a core (%s)%s: aspen core %lld --attempt %d -o FILE", sz,
+                       replay ? " and a replay record" : "", (long long)j.id, att[i].number);
+            } else {
+                printf("a replay record:");
+            }
+            if (replay)
+                printf("%s aspen replay %lld --attempt %d", core ? ";" : "", (long long)j.id,
+                       att[i].number);
+            printf("\n");
+        }
     }
+    free(kept);
     aspen_store_attempts_free(att, na);
     aspen_store_job_clear(&j);
     return 0;

@@ -15,7 +15,9 @@
  *      directory meanwhile.
  *   4. guest.flags (of the copy) is checked against guests/sdk/guest-flags.allow, the one
  *      allow-list scripts/build-guest.sh uses too; a refused flag is named with why, in a few
- *      words, and where the allow-list and its explanation are.
+ *      words, and where the allow-list and its explanation are. The same checks of the tree
+ *      (eng_source_refusal: C sources, not a Rust guest, not a plain libc program, guest.flags)
+ *      run at submit too, so the submitter hears at once; here they run again on the copy.
  *   5. The SDK (trusted code, fixed flags) is compiled once per key into CACHE/sdk-<key>/, and the
  *      guest is compiled and linked, each run in the sandbox: /src (the copy, read-only), the SDK
  *      at /aspen/guests/sdk, vm/include/abi.h at /aspen/vm/include/abi.h, the toolchain's own files, a small /tmp
@@ -1150,18 +1152,159 @@ static void source_kinds(const char *dir, bool *c, bool *cargo)
     "with scripts/build-guest.sh %s and submit the binary: aspen submit "                           \
     "target/guest-binaries/PACKAGE"
 
-int eng_source_pin(const char *dir, char **pinned, aspen_engine_error *err)
+/* The rule scripts/build-guest.sh picks its musl mode by, over the same files (the top level's
+ * *.c and *.S): no line includes aspen.h and some line has main( — a plain C-library program,
+ * which --source cannot build (the sandbox compiles against the SDK, the guests' only libc). The
+ * files are read a line at a time, as grep reads them; the tree's caps bound them. */
+static bool plain_libc_program(const char *dir)
 {
-    *pinned = NULL;
+    regex_t inc, mainre;
+    if (regcomp(&inc, "#[[:space:]]*include[[:space:]]*[<\"]aspen\\.h[>\"]", REG_EXTENDED | REG_NOSUB))
+        return false;
+    if (regcomp(&mainre, "(^|[^A-Za-z0-9_])main[[:space:]]*\\(", REG_EXTENDED | REG_NOSUB)) {
+        regfree(&inc);
+        return false;
+    }
+    bool has_main = false, has_sdk = false;
+    struct dirent **ents = NULL;
+    int n = scandir(dir, &ents, NULL, alphasort);
+    for (int i = 0; i < n; i++) {
+        const char *nm = ents[i]->d_name;
+        size_t l = strlen(nm);
+        char p[PATH_MAX];
+        int fd = -1;
+        if (!has_sdk && l > 2 && nm[l - 2] == '.' && (nm[l - 1] == 'c' || nm[l - 1] == 'S') &&
+            snprintf(p, sizeof p, "%s/%s", dir, nm) < (int)sizeof p &&
+            (fd = open(p, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)) >= 0) {
+            struct stat st;
+            /* over the cap: the walk refuses the tree anyway */
+            FILE *f = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size <= SRC_MAX_FILE
+                          ? fdopen(fd, "r")
+                          : NULL;
+            if (f) {
+                char *line = NULL;
+                size_t cap = 0;
+                while (!has_sdk && getline(&line, &cap, f) > 0) {
+                    has_sdk = regexec(&inc, line, 0, NULL, 0) == 0;
+                    has_main = has_main || regexec(&mainre, line, 0, NULL, 0) == 0;
+                }
+                free(line);
+                fclose(f);
+            } else {
+                close(fd);
+            }
+        }
+        free(ents[i]);
+    }
+    free(ents);
+    regfree(&inc);
+    regfree(&mainre);
+    return has_main && !has_sdk;
+}
+
+/* The subdirectories of dir (rel below it, at most 4 levels down, dot-directories and links
+ * left out, a bounded number looked at) that hold C sources: for "give --source …:SUBDIR". */
+static void source_subdirs(const char *dir, const char *rel, int depth, int *budget, char *out,
+                           size_t cap, int *found)
+{
+    char here[PATH_MAX];
+    if (snprintf(here, sizeof here, "%s%s%s", dir, rel[0] ? "/" : "", rel) >= (int)sizeof here)
+        return;
+    struct dirent **ents = NULL; /* sorted: the first named is the same every time */
+    int n = scandir(here, &ents, NULL, alphasort);
+    for (int i = 0; i < n; i++) {
+        const struct dirent *e = ents[i];
+        if (e->d_name[0] == '.' || --*budget <= 0)
+            continue;
+        char sub[PATH_MAX], path[PATH_MAX];
+        struct stat st;
+        if (snprintf(sub, sizeof sub, "%s%s%s", rel, rel[0] ? "/" : "", e->d_name) >=
+                (int)sizeof sub ||
+            snprintf(path, sizeof path, "%s/%s", dir, sub) >= (int)sizeof path ||
+            lstat(path, &st) != 0 || !S_ISDIR(st.st_mode))
+            continue;
+        bool c, cargo;
+        source_kinds(path, &c, &cargo);
+        if (c) {
+            size_t used = strlen(out);
+            if (*found < 3)
+                snprintf(out + used, cap - used, "%s%s", *found ? ", " : "", sub);
+            ++*found;
+        }
+        if (depth < 3)
+            source_subdirs(dir, sub, depth + 1, budget, out, cap, found);
+    }
+    for (int i = 0; i < n; i++)
+        free(ents[i]);
+    free(ents);
+}
+
+/* guest.flags of the tree at dir against the allow-list: the one check at submit and, on the
+ * build's private copy, at build. 0 with the flags in *flags (flags NULL: only checked). */
+static int source_flags(const char *allow, const char *dir, const char *what, int code,
+                        char ***flags, size_t *nflags, aspen_engine_error *err)
+{
+    char ftext[FLAGS_MAX_BYTES + 2], fpath[PATH_MAX], why[1024];
+    size_t flen = 0;
+    char **own = NULL;
+    size_t nown = 0;
+    snprintf(fpath, sizeof fpath, "%s/guest.flags", dir);
+    int fr = read_small(fpath, ftext, sizeof ftext, &flen);
+    if (fr < 0)
+        return eng_err(err, code, "%s: guest.flags is not a readable regular file (a link, FIFO or "
+                       "device there is refused)", what);
+    if (fr == 0 && aspen_build_flags_check(allow, ftext, flags ? flags : &own,
+                                           flags ? nflags : &nown, why, sizeof why) != 0)
+        return eng_err(err, code, "%s: %s", what, why);
+    aspen_build_flags_free(own, nown);
+    return 0;
+}
+
+int eng_source_refusal(aspen_engine *eng, const char *dir, const char *what, const char *again,
+                       int code, char ***flags, size_t *nflags, aspen_engine_error *err)
+{
     bool c, cargo;
     source_kinds(dir, &c, &cargo);
     if (!c && cargo)
-        return eng_err(err, ASPEN_ENGINE_EBINARY, RUST_SOURCE_REFUSED, dir, dir);
-    if (!c)
-        return eng_err(err, ASPEN_ENGINE_EBINARY,
-                       "no C sources (*.c or *.S) in %s: --source wants the directory that holds "
-                       "the guest's sources",
-                       dir);
+        return eng_err(err, code, RUST_SOURCE_REFUSED, what, what);
+    if (!c) {
+        char subs[600] = "";
+        int found = 0, budget = 4000;
+        source_subdirs(dir, "", 0, &budget, subs, sizeof subs, &found);
+        if (found == 0)
+            return eng_err(err, code,
+                           "no C sources (*.c or *.S) in %s: --source wants the directory that "
+                           "holds the guest's sources",
+                           what);
+        const char *first_end = strchr(subs, ',');
+        int first = first_end ? (int)(first_end - subs) : (int)strlen(subs);
+        return eng_err(err, code,
+                       "no C sources (*.c or *.S) in %s itself (--source builds one directory, "
+                       "not its subdirectories), but %s%s hold%s some: give --source %s%.*s%s",
+                       what, subs, found > 3 ? " …" : "", found == 1 ? "s" : "", again, first,
+                       subs, found > 1 ? " (or another of them)" : "");
+    }
+    if (plain_libc_program(dir))
+        return eng_err(err, code,
+                       "%s holds a plain C program (main(), no #include <aspen.h>): --source "
+                       "builds SDK guests only (a job handler, ASPEN_JOB_HANDLER, built against "
+                       "the guest SDK, which is a guest's only libc). Build it yourself with "
+                       "scripts/build-guest.sh %s (musl-gcc -static: a static Linux program) and "
+                       "submit the binary: aspen submit target/guest-binaries/NAME",
+                       what, what);
+    char sdk[PATH_MAX], abi[PATH_MAX], allow[PATH_MAX];
+    sdk_paths(eng, sdk, abi, allow, sizeof sdk);
+    return source_flags(allow, dir, what, code, flags, nflags, err);
+}
+
+int eng_source_pin(aspen_engine *eng, const char *dir, char **pinned, aspen_engine_error *err)
+{
+    *pinned = NULL;
+    char again[PATH_MAX + 2];
+    snprintf(again, sizeof again, "%s/", dir);
+    int rc = eng_source_refusal(eng, dir, dir, again, ASPEN_ENGINE_EBINARY, NULL, NULL, err);
+    if (rc)
+        return rc;
     aspen_store_sha256_ctx h;
     aspen_store_sha256_init(&h);
     struct walk w = {.src = &h};
@@ -1327,17 +1470,15 @@ int eng_build(aspen_engine *eng, const char *source_dir, char *path_out, size_t 
     snprintf(final_dir, sizeof final_dir, "%s/%s", eng->cache_dir, key);
     snprintf(final_bin, sizeof final_bin, "%s/guest", final_dir);
 
-    char ftext[FLAGS_MAX_BYTES + 2], fpath[PATH_MAX], excerpt[800];
-    size_t flen = 0;
-    snprintf(fpath, sizeof fpath, "%s/guest.flags", copy);
-    int fr = read_small(fpath, ftext, sizeof ftext, &flen);
-    if (fr < 0) {
-        code = eng_err(err, ASPEN_ENGINE_EBUILD,
-                       "building the guest in %s: guest.flags is not a readable file", src);
-        goto unlock;
-    }
-    if (fr == 0 && aspen_build_flags_check(allow, ftext, &flags, &nflags, why, sizeof why) != 0) {
-        code = eng_err(err, ASPEN_ENGINE_EBUILD, "building the guest in %s: %s", src, why);
+    /* What submit refused is refused again on the copy (it may be a job queued before these
+     * checks, or a tree of a commit): the same code, naming the source, not the copy. */
+    char excerpt[800], again[PATH_MAX + 2];
+    snprintf(again, sizeof again, "%s/", src);
+    if ((code = eng_source_refusal(eng, copy, src, again, ASPEN_ENGINE_EBUILD, &flags, &nflags,
+                                   err)) != 0) {
+        char m[sizeof err->msg];
+        snprintf(m, sizeof m, "%s", err->msg);
+        snprintf(err->msg, sizeof err->msg, "building the guest: %s", m);
         goto unlock;
     }
 
@@ -1356,7 +1497,9 @@ int eng_build(aspen_engine *eng, const char *source_dir, char *path_out, size_t 
     list_sources(copy, "/src", &a, &nsrc);
     if (nsrc == 0) {
         code = eng_err(err, ASPEN_ENGINE_EBUILD,
-                       "building the guest in %s: no C sources (*.c) in %s", src, src);
+                       "building the guest in %s: no C sources (*.c or *.S, regular files, not "
+                       "links) in %s",
+                       src, src);
         goto unlock;
     }
     av_add(&a, "/sdklib/libaspen-sdk.a");

@@ -386,11 +386,17 @@ void eng_metrics_tick(aspen_engine *eng, struct eng_metrics *m, bool force);
 /* build.c */
 int eng_build(aspen_engine *eng, const char *source_dir, char *path_out, size_t cap, bool *cached,
               char **log_out, aspen_engine_error *err);
-/* --source DIR at submit: checks DIR holds C sources a sandboxed build can compile (a Rust guest is
- * refused, saying why and what to do) and pins its content: *pinned (malloc'd) is
- * "DIR#sha256=HEX", the digest of its files as they are now, which eng_build checks, so the job
- * runs what was there at submit or is refused. 0, or an error saying what. */
-int eng_source_pin(const char *dir, char **pinned, aspen_engine_error *err);
+/* --source DIR at submit: checks DIR (eng_source_refusal) and pins its content: *pinned
+ * (malloc'd) is "DIR#sha256=HEX", the digest of its files as they are now, which eng_build
+ * checks, so the job runs what was there at submit or is refused. 0, or an error saying what. */
+int eng_source_pin(aspen_engine *eng, const char *dir, char **pinned, aspen_engine_error *err);
+/* What submit (of a directory or a commit's tree) and build both refuse in the tree at dir, in
+ * one place: no C sources (naming subdirectories that have some: "give --source AGAIN SUB"), a
+ * Rust guest, a plain C-library program (scripts/build-guest.sh's musl rule), a guest.flags off
+ * the allow-list. what names the tree to the submitter (never a temporary copy). flags (may be
+ * NULL) gets guest.flags' flags (aspen_build_flags_free). 0, or code with the sentence. */
+int eng_source_refusal(aspen_engine *eng, const char *dir, const char *what, const char *again,
+                       int code, char ***flags, size_t *nflags, aspen_engine_error *err);
 /* A stored source "DIR#sha256=HEX": DIR into dir, HEX into hex, true; else false (unpinned). */
 bool eng_source_pin_split(const char *source, char *dir, size_t cap, char hex[65]);
 
@@ -424,8 +430,8 @@ void eng_store_attempt_data(aspen_engine *eng, struct eng_done *const *d, const 
  * canonical "git+file:///REPO#COMMIT[:SUBDIR]" (malloc'd) and a name for the guest. is_source: s
  * is canonical. build: the canonical source built (build.c), cached by commit + SDK. */
 bool eng_git_source_syntax(const char *s);
-int eng_git_resolve(const char *spec, char **canonical, char *name, size_t name_cap,
-                    aspen_engine_error *err);
+int eng_git_resolve(aspen_engine *eng, const char *spec, char **canonical, char *name,
+                    size_t name_cap, aspen_engine_error *err);
 bool eng_git_is_source(const char *s);
 int eng_git_export(const char *canonical, const char *dest, char *commit_out, size_t ccap,
                    char *why, size_t wcap);

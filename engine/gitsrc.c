@@ -10,7 +10,10 @@
  * holds anything but the characters of names, hashes and ~^@{}/. is refused before git sees it,
  * and `--end-of-options` stands in front of it anyway. A SUBDIR is relative, without `..` or
  * empty parts. At submit the revision is resolved to its commit, so the job always builds that
- * commit: the job's source reads `git+file:///REPO#COMMIT[:SUBDIR]`.
+ * commit: the job's source reads `git+file:///REPO#COMMIT[:SUBDIR]`; and the commit's tree is
+ * exported (as below) into a private temporary directory and checked as a --source directory is
+ * (build.c eng_source_refusal: C sources, not Rust, not a plain libc program, guest.flags), so a
+ * job that could only fail is refused then, naming the repository, revision, commit and SUBDIR.
  *
  * At build time the tree is read with `ls-tree -r -l` first: submodules, more than 2000 entries,
  * a file over 8 MiB, more than 64 MiB in all or paths deeper than 16 are refused before any
@@ -18,7 +21,8 @@
  * O_EXCL|O_NOFOLLOW, symlinks last and only when their target stays inside the tree), which
  * build.c then builds as any source directory (its own walk checks the tree again). The binary is
  * cached under CACHE/git-<H(commit, subdir, SDK and toolchain digest)>, so a second job of the
- * same commit builds nothing and reads no object.
+ * same commit builds nothing and reads no object. A build error names the job's source
+ * (REPO#COMMIT[:SUBDIR]) where build.c wrote the temporary directory's path.
  */
 #include "engine_internal.h"
 
@@ -318,8 +322,64 @@ bool eng_git_source_syntax(const char *s)
     return true;
 }
 
-int eng_git_resolve(const char *spec, char **canonical, char *name, size_t name_cap,
-                    aspen_engine_error *err)
+/* The tree of the commit (and SUBDIR) exported to a private temporary directory and checked as a
+ * source directory is (build.c: C sources, not Rust, not a plain libc program, guest.flags),
+ * naming the repository as given, the revision, its commit and the SUBDIR. */
+static int check_tree(aspen_engine *eng, const char *canonical, const char *repo, const char *rev,
+                      const char *commit, const char *sub, aspen_engine_error *err)
+{
+    const char *tmpdir = getenv("TMPDIR");
+    char tmp[PATH_MAX], dest[PATH_MAX + 8], got[80], why[1024], what[PATH_MAX + 600],
+        again[PATH_MAX + 600];
+    snprintf(tmp, sizeof tmp, "%s/aspen-gitcheck-XXXXXX", tmpdir && *tmpdir ? tmpdir : "/tmp");
+    if (!mkdtemp(tmp))
+        return eng_err(err, ASPEN_ENGINE_EBINARY, "--source %.300s#%s: cannot create a directory "
+                       "to check its tree in (%s): %s", repo, rev, tmp, strerror(errno));
+    snprintf(dest, sizeof dest, "%s/src", tmp);
+    snprintf(what, sizeof what, "%s%s%scommit %.12s of %.300s (revision %s)", sub[0] ? "directory " : "",
+             sub, sub[0] ? " of " : "", commit, repo, rev);
+    snprintf(again, sizeof again, "%.300s#%s:%s%s", repo, rev, sub, sub[0] ? "/" : "");
+    int rc;
+    if (mkdir(dest, 0700) != 0)
+        rc = eng_err(err, ASPEN_ENGINE_EBINARY, "--source %.300s#%s: cannot create %s: %s", repo,
+                     rev, dest, strerror(errno));
+    else if (eng_git_export(canonical, dest, got, sizeof got, why, sizeof why) != 0)
+        rc = eng_err(err, ASPEN_ENGINE_EBINARY, "--source %.300s#%s%s%s: %s", repo, rev,
+                     sub[0] ? ":" : "", sub, why);
+    else
+        rc = eng_source_refusal(eng, dest, what, again, ASPEN_ENGINE_EBINARY, NULL, NULL, err);
+    eng_rm_tree(tmp);
+    return rc;
+}
+
+/* A build error of an exported tree names the temporary directory (build.c knows no better):
+ * every mention of it becomes what the job's source is, "REPO#COMMIT[:SUBDIR]". */
+static void name_the_source(aspen_engine_error *err, const char *tmp_src, const char *canonical)
+{
+    const char *shown = canonical + strlen(GIT_PREFIX);
+    char real[PATH_MAX], out[sizeof err->msg];
+    const char *names[2] = {tmp_src, realpath(tmp_src, real) ? real : NULL};
+    for (int k = 0; k < 2; k++) {
+        if (!names[k] || !*names[k])
+            continue;
+        size_t nl = strlen(names[k]), o = 0;
+        for (const char *p = err->msg; *p && o + 1 < sizeof out;) {
+            if (strncmp(p, names[k], nl) == 0) {
+                o += (size_t)snprintf(out + o, sizeof out - o, "%s", shown);
+                if (o >= sizeof out)
+                    o = sizeof out - 1;
+                p += nl;
+            } else {
+                out[o++] = *p++;
+            }
+        }
+        out[o] = '\0';
+        snprintf(err->msg, sizeof err->msg, "%s", out);
+    }
+}
+
+int eng_git_resolve(aspen_engine *eng, const char *spec, char **canonical, char *name,
+                    size_t name_cap, aspen_engine_error *err)
 {
     *canonical = NULL;
     char repo[PATH_MAX], rev[GIT_MAX_REV + 2], sub[GIT_MAX_SUBDIR + 2], why[1024], gitdir[PATH_MAX];
@@ -364,6 +424,13 @@ int eng_git_resolve(const char *spec, char **canonical, char *name, size_t name_
     if (!c)
         return eng_err(err, ASPEN_ENGINE_ENOMEM, "out of memory");
     snprintf(c, n, "%s%s#%s%s%s", GIT_PREFIX, real, commit, sub[0] ? ":" : "", sub);
+    /* and the tree is what a build can take, checked now (the build checks it again), so the
+     * submitter hears at once what is wrong, in the repository's words, not a temporary path */
+    int rc = check_tree(eng, c, repo, rev, commit, sub, err);
+    if (rc) {
+        free(c);
+        return rc;
+    }
     *canonical = c;
     const char *base = sub[0] ? strrchr(sub, '/') : strrchr(real, '/');
     base = base ? base + 1 : sub[0] ? sub : real;
@@ -769,8 +836,10 @@ int eng_git_build(aspen_engine *eng, const char *canonical, char *path_out, size
     char built[PATH_MAX];
     bool inner_cached = false;
     code = eng_build(eng, src, built, sizeof built, &inner_cached, log_out, err);
-    if (code)
+    if (code) {
+        name_the_source(err, src, canonical);
         goto out;
+    }
     /* keep the binary under the commit's key: the next job of this commit reads no object */
     char part[PATH_MAX + 16];
     snprintf(part, sizeof part, "%s/guest", tmp);

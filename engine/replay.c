@@ -222,11 +222,13 @@ int aspen_engine_attempt_data(aspen_engine *eng, int64_t job_id, int attempt,
     if (rc == 0)
         rc = aspen_store_list_attempt_data(eng->api_store, job_id, &list, &n, &se);
     int want = attempt;
+    /* an attempt the job never made: say how many it has, not that "it" keeps nothing */
+    bool beyond = rc == 0 && attempt > job.attempts;
     if (rc == 0 && want == 0)
         for (size_t i = 0; i < n; i++)
             if (list[i].kind == kind && list[i].attempt > want)
                 want = list[i].attempt;
-    if (rc == 0 && want > 0)
+    if (rc == 0 && want > 0 && !beyond)
         rc = aspen_store_get_attempt_data(eng->api_store, job_id, want, kind, bytes, size, &se);
     /* none kept: how the last attempt ended says why (a job error or a success keeps none) */
     aspen_store_attempt *att = NULL;
@@ -242,6 +244,15 @@ int aspen_engine_attempt_data(aspen_engine *eng, int64_t job_id, int attempt,
     if (rc) {
         aspen_store_job_clear(&job);
         return eng_store_err(err, &se, NULL);
+    }
+    if (beyond) {
+        int code = eng_err(err, ASPEN_ENGINE_ENOTFOUND,
+                           "job %lld has %s %d attempt%s: there is no attempt %d (aspen show %lld "
+                           "lists them)",
+                           (long long)job_id, job.attempts ? "only" : "made", job.attempts,
+                           job.attempts == 1 ? "" : "s", attempt, (long long)job_id);
+        aspen_store_job_clear(&job);
+        return code;
     }
     if (want == 0) {
         int code;
@@ -326,6 +337,30 @@ static bool rec_parse(const uint8_t *b, size_t n, struct rec *r)
         return false;
     r->tape = b + p;
     return true;
+}
+
+int aspen_engine_attempt_binary(aspen_engine *eng, int64_t job_id, int attempt, char hex[65],
+                                aspen_engine_error *err)
+{
+    hex[0] = '\0';
+    void *blob = NULL;
+    size_t n = 0;
+    aspen_store_error se = {0};
+    pthread_mutex_lock(&eng->api_mu);
+    int rc = aspen_store_get_attempt_data(eng->api_store, job_id, attempt, ASPEN_STORE_DATA_REPLAY,
+                                          &blob, &n, &se);
+    pthread_mutex_unlock(&eng->api_mu);
+    if (rc)
+        return eng_store_err(err, &se, "reading the replay record");
+    struct rec r = {0};
+    bool ok = rec_parse(blob, n, &r);
+    if (ok)
+        sha_to_hex(r.sha, hex);
+    free(blob);
+    return ok ? 0
+              : eng_err(err, ASPEN_ENGINE_EINVAL,
+                        "the replay record of job %lld attempt %d is damaged (%zu bytes)",
+                        (long long)job_id, attempt, n);
 }
 
 struct lines {

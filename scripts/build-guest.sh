@@ -298,7 +298,7 @@ fi
 shopt -s nullglob
 sources=("$src_dir"/*.c "$src_dir"/*.S)
 shopt -u nullglob
-((${#sources[@]})) || die "no C sources (*.c) in $src_dir"
+((${#sources[@]})) || die "no C sources (*.c or *.S) in $src_dir"
 # guest.flags: words (no globbing), '#' comment lines, each flag checked against the one allow-list
 # the engine's sandboxed --source builds use too (guests/sdk/guest-flags.allow).
 GUEST_FLAGS=()
@@ -385,7 +385,7 @@ if ((musl)); then
   trap 'rm -f "$tmp_out" "$tmp_out.log"' EXIT
   csrc=()
   for f in "${sources[@]}"; do [[ "$f" == *.c ]] && csrc+=("$f"); done
-  ((${#csrc[@]})) || die "no C sources (*.c) in $src_dir"
+  ((${#csrc[@]})) || die "no C sources (*.c) in $src_dir: a plain C program (musl mode) is built from its *.c files only"
   if ! "$MUSL_GCC" "${mflags[@]}" "${mextra[@]}" "${GUEST_FLAGS[@]}" -I "$src_dir" "${csrc[@]}" \
        -o "$tmp_out" 2>"$tmp_out.log"; then
     cat "$tmp_out.log" >&2

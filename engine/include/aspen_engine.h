@@ -473,6 +473,10 @@ int aspen_engine_core_set_program(void *core, size_t len, const char *exe);
  * directory in dir and the tree's digest in hex; false for a plain directory (or one longer than
  * cap). For showing it: the console's detail, aspen job. */
 bool aspen_engine_source_pin(const char *source, char *dir, size_t cap, char hex[65]);
+/* The sha256 (hex) of the binary an attempt ran, from its replay record: how a --source job's
+ * built guest is known (the job row names only its source). ENOTFOUND when it keeps none. */
+int aspen_engine_attempt_binary(aspen_engine *eng, int64_t job_id, int attempt, char hex[65],
+                                aspen_engine_error *err);
 /* Which blobs a job's attempts keep (free() the list). */
 int aspen_engine_list_attempt_data(aspen_engine *eng, int64_t job_id,
                                    aspen_store_attempt_data **out, size_t *n,

@@ -6,9 +6,9 @@
  *   - refused at submit, with what and why: a revision that is an option (--upload-pack=...:
  *     nothing runs), one with shell characters, a range, a missing revision, a SUBDIR with '..' or
  *     that is not a directory of the commit, a path that is not a repository;
- *   - refused at build, the job failing with the reason: a symlink leaving the tree (absolute,
- *     climbing, or a chain of links that climbs), a submodule, a file over 8 MiB, more than 2000
- *     files;
+ *   - refused at submit (the commit's tree is read then) and again by a build of the commit,
+ *     with the reason: a symlink leaving the tree (absolute, climbing, or a chain of links that
+ *     climbs), a submodule, a file over 8 MiB, more than 2000 files;
  *   - a repository whose own config would run commands (a smudge filter, fsmonitor) runs none.
  */
 #include <setjmp.h>
@@ -217,8 +217,9 @@ static void test_refused_at_submit(void **state)
     assert_int_equal(access(pwned, F_OK), -1);
 }
 
-/* Commits what `setup` (shell, in the repository) makes, submits REPO#HEAD[:sub], runs it, and
- * checks the job failed saying `why`. */
+/* Commits what `setup` (shell, in the repository) makes and checks the submit of REPO#HEAD[:sub]
+ * is refused saying `why` (the tree is read at submit, issue 11), and that a build of the
+ * commit, as a job queued before that check would run it, is refused saying it too. */
 static void build_refused(const char *make, const char *sub, const char *why)
 {
     make_repo("v");
@@ -228,12 +229,26 @@ static void build_refused(const char *make, const char *sub, const char *why)
     char src[1200];
     snprintf(src, sizeof src, "%s#HEAD%s%s", g_repo, sub ? ":" : "", sub ? sub : "");
     int64_t id = 0;
-    assert_int_equal(submit_src(eng, src, &id, &err), 0);
-    run_all(eng);
-    char e[2048], l[4096];
-    assert_int_equal(job_of(eng, id, e, sizeof e, l, sizeof l), ASPEN_STORE_FAILED);
-    if (!strstr(e, why))
-        fail_msg("job error '%s' lacks '%s'", e, why);
+    assert_int_equal(submit_src(eng, src, &id, &err), ASPEN_ENGINE_EBINARY);
+    if (!strstr(err.msg, why))
+        fail_msg("submit's refusal '%s' lacks '%s'", err.msg, why);
+    /* the build of the commit (the job's canonical source) */
+    char cmd[1400], commit[80] = "", real[600];
+    snprintf(cmd, sizeof cmd, "git -C %s rev-parse HEAD", g_repo);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    assert_non_null(fgets(commit, sizeof commit, p));
+    pclose(p);
+    commit[strspn(commit, "0123456789abcdef")] = '\0';
+    assert_non_null(realpath(g_repo, real));
+    snprintf(src, sizeof src, "git+file://%s#%s%s%s", real, commit, sub ? ":" : "",
+             sub ? sub : "");
+    char path[4096];
+    bool cached = false;
+    assert_int_equal(aspen_engine_build(eng, src, path, sizeof path, &cached, &err),
+                     ASPEN_ENGINE_EBUILD);
+    if (!strstr(err.msg, why))
+        fail_msg("build's refusal '%s' lacks '%s'", err.msg, why);
     aspen_engine_stop(eng, 1000, &err);
     aspen_engine_close(eng);
     teardown(NULL); /* a fresh directory and database for the next case */

@@ -825,8 +825,9 @@ int cmd_show(int argc, char **argv)
     rc = aspen_engine_get(eng, id, &j, &err);
     if (rc == 0)
         rc = aspen_engine_attempts(eng, id, &att, &na, &err);
-    if (rc == 0)
-        rc = aspen_engine_list_attempt_data(eng, id, &kept, &nk, &err);
+    aspen_engine_error kerr = {0}; /* what attempts kept is extra: the job shows without it */
+    if (rc == 0 && aspen_engine_list_attempt_data(eng, id, &kept, &nk, &kerr) != 0)
+        kept = NULL, nk = 0;
     for (size_t i = nk; rc == 0 && j.source_dir && !j.binary_sha256 && i-- > 0;) {
         aspen_engine_error e2 = {0}; /* a damaged record: shown as not built, never fatal */
         if (kept[i].kind == ASPEN_STORE_DATA_REPLAY &&

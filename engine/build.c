@@ -1261,12 +1261,13 @@ static int source_flags(const char *allow, const char *dir, const char *what, in
 }
 
 int eng_source_refusal(aspen_engine *eng, const char *dir, const char *what, const char *again,
-                       int code, char ***flags, size_t *nflags, aspen_engine_error *err)
+                       const char *checkout, int code, char ***flags, size_t *nflags,
+                       aspen_engine_error *err)
 {
     bool c, cargo;
     source_kinds(dir, &c, &cargo);
     if (!c && cargo)
-        return eng_err(err, code, RUST_SOURCE_REFUSED, what, what);
+        return eng_err(err, code, RUST_SOURCE_REFUSED, what, checkout);
     if (!c) {
         char subs[600] = "";
         int found = 0, budget = 4000;
@@ -1291,7 +1292,7 @@ int eng_source_refusal(aspen_engine *eng, const char *dir, const char *what, con
                        "the guest SDK, which is a guest's only libc). Build it yourself with "
                        "scripts/build-guest.sh %s (musl-gcc -static: a static Linux program) and "
                        "submit the binary: aspen submit target/guest-binaries/NAME",
-                       what, what);
+                       what, checkout);
     char sdk[PATH_MAX], abi[PATH_MAX], allow[PATH_MAX];
     sdk_paths(eng, sdk, abi, allow, sizeof sdk);
     return source_flags(allow, dir, what, code, flags, nflags, err);
@@ -1302,7 +1303,8 @@ int eng_source_pin(aspen_engine *eng, const char *dir, char **pinned, aspen_engi
     *pinned = NULL;
     char again[PATH_MAX + 2];
     snprintf(again, sizeof again, "%s/", dir);
-    int rc = eng_source_refusal(eng, dir, dir, again, ASPEN_ENGINE_EBINARY, NULL, NULL, err);
+    int rc = eng_source_refusal(eng, dir, dir, again, dir, ASPEN_ENGINE_EBINARY, NULL, NULL,
+                                err);
     if (rc)
         return rc;
     aspen_store_sha256_ctx h;
@@ -1474,8 +1476,8 @@ int eng_build(aspen_engine *eng, const char *source_dir, char *path_out, size_t 
      * checks, or a tree of a commit): the same code, naming the source, not the copy. */
     char excerpt[800], again[PATH_MAX + 2];
     snprintf(again, sizeof again, "%s/", src);
-    if ((code = eng_source_refusal(eng, copy, src, again, ASPEN_ENGINE_EBUILD, &flags, &nflags,
-                                   err)) != 0) {
+    if ((code = eng_source_refusal(eng, copy, src, again, src, ASPEN_ENGINE_EBUILD, &flags,
+                                   &nflags, err)) != 0) {
         char m[sizeof err->msg];
         snprintf(m, sizeof m, "%s", err->msg);
         snprintf(err->msg, sizeof err->msg, "building the guest: %s", m);

@@ -393,10 +393,12 @@ int eng_source_pin(aspen_engine *eng, const char *dir, char **pinned, aspen_engi
 /* What submit (of a directory or a commit's tree) and build both refuse in the tree at dir, in
  * one place: no C sources (naming subdirectories that have some: "give --source AGAIN SUB"), a
  * Rust guest, a plain C-library program (scripts/build-guest.sh's musl rule), a guest.flags off
- * the allow-list. what names the tree to the submitter (never a temporary copy). flags (may be
- * NULL) gets guest.flags' flags (aspen_build_flags_free). 0, or code with the sentence. */
+ * the allow-list. what names the tree to the submitter (never a temporary copy), checkout where
+ * scripts/build-guest.sh would build it. flags (may be NULL) gets guest.flags' flags
+ * (aspen_build_flags_free). 0, or code with the sentence. */
 int eng_source_refusal(aspen_engine *eng, const char *dir, const char *what, const char *again,
-                       int code, char ***flags, size_t *nflags, aspen_engine_error *err);
+                       const char *checkout, int code, char ***flags, size_t *nflags,
+                       aspen_engine_error *err);
 /* A stored source "DIR#sha256=HEX": DIR into dir, HEX into hex, true; else false (unpinned). */
 bool eng_source_pin_split(const char *source, char *dir, size_t cap, char hex[65]);
 

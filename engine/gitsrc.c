@@ -330,7 +330,7 @@ static int check_tree(aspen_engine *eng, const char *canonical, const char *repo
 {
     const char *tmpdir = getenv("TMPDIR");
     char tmp[PATH_MAX], dest[PATH_MAX + 8], got[80], why[1024], what[PATH_MAX + 600],
-        again[PATH_MAX + 600];
+        again[PATH_MAX + 600], checkout[PATH_MAX + 600];
     snprintf(tmp, sizeof tmp, "%s/aspen-gitcheck-XXXXXX", tmpdir && *tmpdir ? tmpdir : "/tmp");
     if (!mkdtemp(tmp))
         return eng_err(err, ASPEN_ENGINE_EBINARY, "--source %.300s#%s: cannot create a directory "
@@ -339,6 +339,8 @@ static int check_tree(aspen_engine *eng, const char *canonical, const char *repo
     snprintf(what, sizeof what, "%s%s%scommit %.12s of %.300s (revision %s)", sub[0] ? "directory " : "",
              sub, sub[0] ? " of " : "", commit, repo, rev);
     snprintf(again, sizeof again, "%.300s#%s:%s%s", repo, rev, sub, sub[0] ? "/" : "");
+    snprintf(checkout, sizeof checkout, "CHECKOUT%s%s (a checkout of %.300s at %s)",
+             sub[0] ? "/" : "", sub, repo, rev);
     int rc;
     if (mkdir(dest, 0700) != 0)
         rc = eng_err(err, ASPEN_ENGINE_EBINARY, "--source %.300s#%s: cannot create %s: %s", repo,
@@ -347,7 +349,8 @@ static int check_tree(aspen_engine *eng, const char *canonical, const char *repo
         rc = eng_err(err, ASPEN_ENGINE_EBINARY, "--source %.300s#%s%s%s: %s", repo, rev,
                      sub[0] ? ":" : "", sub, why);
     else
-        rc = eng_source_refusal(eng, dest, what, again, ASPEN_ENGINE_EBINARY, NULL, NULL, err);
+        rc = eng_source_refusal(eng, dest, what, again, checkout, ASPEN_ENGINE_EBINARY, NULL,
+                                NULL, err);
     eng_rm_tree(tmp);
     return rc;
 }

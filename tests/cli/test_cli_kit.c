@@ -116,7 +116,9 @@ static void test_git_tree_checked_at_submit(void **state)
     o = run("%s submit --source %s#v1:p --db %s", ASPEN_BIN, repo, db);
     expect_out(&o, 1, "holds a plain C program (main(), no #include <aspen.h>): --source builds "
                       "SDK guests only");
-    assert_true(has(&o, "scripts/build-guest.sh") && has(&o, "aspen submit"));
+    snprintf(want, sizeof want, "scripts/build-guest.sh CHECKOUT/p (a checkout of %s at v1)",
+             repo);
+    assert_true(has(&o, want) && has(&o, "aspen submit"));
     free(o.buf);
     o = run("%s submit --source %s#v1:rs --db %s", ASPEN_BIN, repo, db);
     expect_out(&o, 1, "holds a Rust guest");

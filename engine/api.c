@@ -421,7 +421,8 @@ static int convert(aspen_engine *eng, const aspen_engine_job_spec *in, size_t in
         } /* not stored: the store's submit says so below */
     } else if (in->source_dir && eng_git_source_syntax(in->source_dir)) {
         /* REPO#REV[:SUBDIR]: pinned to its commit now (gitsrc.c) */
-        if ((rc = eng_git_resolve(eng, in->source_dir, &own->source, own->name[0] ? NULL : own->name,
+        if ((rc = eng_git_resolve(eng, in->source_dir, &own->source,
+                                  own->name[0] ? NULL : own->name,
                                   own->name[0] ? 0 : sizeof own->name, err)) != 0)
             return rc;
         out->source_dir = own->source;

@@ -1159,7 +1159,8 @@ static void source_kinds(const char *dir, bool *c, bool *cargo)
 static bool plain_libc_program(const char *dir)
 {
     regex_t inc, mainre;
-    if (regcomp(&inc, "#[[:space:]]*include[[:space:]]*[<\"]aspen\\.h[>\"]", REG_EXTENDED | REG_NOSUB))
+    if (regcomp(&inc, "#[[:space:]]*include[[:space:]]*[<\"]aspen\\.h[>\"]",
+                REG_EXTENDED | REG_NOSUB))
         return false;
     if (regcomp(&mainre, "(^|[^A-Za-z0-9_])main[[:space:]]*\\(", REG_EXTENDED | REG_NOSUB)) {
         regfree(&inc);

@@ -336,8 +336,8 @@ static int check_tree(aspen_engine *eng, const char *canonical, const char *repo
         return eng_err(err, ASPEN_ENGINE_EBINARY, "--source %.300s#%s: cannot create a directory "
                        "to check its tree in (%s): %s", repo, rev, tmp, strerror(errno));
     snprintf(dest, sizeof dest, "%s/src", tmp);
-    snprintf(what, sizeof what, "%s%s%scommit %.12s of %.300s (revision %s)", sub[0] ? "directory " : "",
-             sub, sub[0] ? " of " : "", commit, repo, rev);
+    snprintf(what, sizeof what, "%s%s%scommit %.12s of %.300s (revision %s)",
+             sub[0] ? "directory " : "", sub, sub[0] ? " of " : "", commit, repo, rev);
     snprintf(again, sizeof again, "%.300s#%s:%s%s", repo, rev, sub, sub[0] ? "/" : "");
     snprintf(checkout, sizeof checkout, "CHECKOUT%s%s (a checkout of %.300s at %s)",
              sub[0] ? "/" : "", sub, repo, rev);

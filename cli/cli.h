@@ -99,6 +99,9 @@ char *cli_load_payload(const char *arg, size_t *len, char *from, size_t fromcap,
 /* A payload checked as the engine checks it, NUL bytes refused: 0, or -1 with the engine's
  * "invalid JSON payload…" wording (with "from FROM" when given). The one wording of run and submit. */
 int cli_check_payload(const char *text, size_t len, const char *from, char *msg, size_t cap);
+/* --memory SIZE as run, submit and cron add take it (aspen_engine_memory_parse: 64 KiB to 1 GiB):
+ * 0, or 2 (a usage error) after saying what is wrong. The one wording of the three commands. */
+int cli_memory_opt(const char *text, int64_t *bytes);
 /* A whole file, or stdin for "-", read with at most max + 1 bytes whatever it is (FIFO, device):
  * malloc'd and NUL-terminated, or NULL with msg ("larger than the N-byte limit", ...). */
 char *cli_read_bounded(const char *path, size_t max, size_t *len, char *msg, size_t cap);

@@ -304,15 +304,10 @@ static int cron_add(int argc, char **argv)
                 return 2;
             spec.priority = (int)v;
             break;
-        case 'm': {
-            size_t sz;
-            if (aspen_vm_parse_size(optarg, &sz) != 0) {
-                cli_error("--memory wants a size like 1M, 512K or 64MiB, not '%s'", optarg);
+        case 'm':
+            if (cli_memory_opt(optarg, &spec.memory_bytes))
                 return 2;
-            }
-            spec.memory_bytes = (int64_t)sz;
             break;
-        }
         case 'i': spec.isolation = true; break;
         case 'x':
             if (n_tags == 64) {

@@ -342,15 +342,10 @@ int cmd_submit(int argc, char **argv)
                 return 2;
             spec.max_attempts = (int)v;
             break;
-        case 'm': {
-            size_t sz;
-            if (aspen_vm_parse_size(optarg, &sz) != 0) {
-                cli_error("--memory wants a size like 1M, 512K or 64MiB, not '%s'", optarg);
+        case 'm':
+            if (cli_memory_opt(optarg, &spec.memory_bytes))
                 return 2;
-            }
-            spec.memory_bytes = (int64_t)sz;
             break;
-        }
         case 'i': spec.isolation = true; break;
         case 'g':
             if (n_tags == 64) {

@@ -91,13 +91,14 @@ int cmd_run(int argc, char **argv)
             cfg.timeout_ms = (uint32_t)v;
             break;
         }
-        case 'm':
-            if (aspen_vm_parse_size(optarg, &cfg.memory_bytes) != 0) {
-                cli_error("--memory wants a size like 1M, 512K or 64MiB, not '%s'",
-                        optarg);
+        case 'm': {
+            int64_t mem = 0;
+            if (cli_memory_opt(optarg, &mem))
                 return 2;
-            }
+            if (mem) /* 0: the VM's default, as for a job */
+                cfg.memory_bytes = (size_t)mem;
             break;
+        }
         case 'j': as_json = true; break;
         case 'g': gdb_spec = optarg; break;
         case 'c': core_file = optarg; break;

@@ -292,3 +292,12 @@ int cli_type_runnable(aspen_engine *eng, const aspen_engine_job_spec *spec, bool
               list);
     return -1;
 }
+
+int cli_memory_opt(const char *text, int64_t *bytes)
+{
+    aspen_engine_error err = {0};
+    if (aspen_engine_memory_parse(text, bytes, &err) == 0)
+        return 0;
+    cli_error("--memory: %s", err.msg);
+    return 2;
+}

@@ -1458,6 +1458,14 @@ static bool claim_more(aspen_engine *eng, struct claim_state *cs)
     return n > 0;
 }
 
+void eng_thread_nice_boost(int boost)
+{
+    errno = 0;
+    int nice_now = getpriority(PRIO_PROCESS, (id_t)gettid());
+    if (errno == 0)
+        (void)setpriority(PRIO_PROCESS, (id_t)gettid(), nice_now - boost);
+}
+
 /* Backoff between attempts to write a group that failed (disk full, locked, I/O). */
 /* The store thread: the engine's only writer of reservations, start marks and completions, so
  * they never wait on each other's SQLite write lock (a busy wait there starved the workers).
@@ -1474,10 +1482,7 @@ static void *committer_main(void *arg)
      * CAP_SYS_NICE; otherwise it stays as it is). It needs at most one core and sleeps when idle.
      * Measured on a loaded machine (docs/BENCHMARKS.md): bench engine median 4,100 -> 5,500
      * jobs/s. */
-    errno = 0;
-    int nice_now = getpriority(PRIO_PROCESS, (id_t)gettid());
-    if (errno == 0)
-        (void)setpriority(PRIO_PROCESS, (id_t)gettid(), nice_now - ENG_STORE_NICE_BOOST);
+    eng_thread_nice_boost(ENG_STORE_NICE_BOOST);
     struct commit_buf b = {0};
     struct claim_state cs = {.more = true};
     struct eng_done *pending = NULL, **ptail = &pending;

@@ -316,6 +316,9 @@ void eng_done_free(struct eng_done *d);
 void eng_job_started(aspen_engine *eng, struct eng_job *j, int64_t started_ms);
 /* How much higher than the process the store thread runs (nice, when allowed: engine.c). */
 #define ENG_STORE_NICE_BOOST 10
+/* Raises the calling thread's priority boost steps above the process's (Linux: nice per thread),
+ * where that is allowed (root or CAP_SYS_NICE); otherwise it stays as it is. */
+void eng_thread_nice_boost(int boost);
 
 /* The prefetch (engine.c): jobs to hold beyond the idle workers at a start rate of rate_per_ms,
  * when the store thread's recent groups took busy_ms: what the workers start in 25 ms, or in

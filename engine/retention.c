@@ -11,7 +11,10 @@
  *   - its size follows the last batches' measured speed, aiming at PRUNE_TARGET_MS a batch
  *     (between PRUNE_BATCH_MIN and retention_batch jobs), and
  *   - the store stops the batch itself once it has held the lock PRUNE_BUDGET_MS
- *     (aspen_store_prune_timed), for the batch the estimate got wrong.
+ *     (aspen_store_prune_timed), for the batch the estimate got wrong, or as soon as another
+ *     connection of the process (the store thread's claim) waits for the lock (sqlite_busy.c).
+ * The thread runs at the store thread's priority on SQLite, so it is not descheduled while it
+ * holds the lock (pruner_main).
  * After each batch the pruner yields and sleeps at least twice as long as the batch held the lock
  * (and at least PRUNE_PAUSE_MIN_MS): it never holds it more than a third of the time, and the store
  * thread's claims and commits go on between batches. On PostgreSQL a batch locks only its own rows
@@ -39,8 +42,9 @@
  * the store thread's claims and commits to get in; 20 ms (the old floor) made a million jobs take
  * most of an hour on a loaded host. */
 #define PRUNE_PAUSE_MIN_MS 5
-/* What a batch aims at and the most the store lets it hold the lock: a claim behind a batch waits
- * about this (plus SQLite's busy-handler step), well under a claim's own time on a loaded host. */
+/* What a batch aims at and the most the store lets it hold the lock: a claim of another process
+ * behind a batch waits about this (plus the busy handler's 200 µs step); one of this process ends
+ * the batch at once (sqlite_busy.c). */
 #define PRUNE_TARGET_MS 4
 #define PRUNE_BUDGET_MS 6
 #define PRUNE_TARGET_PG_MS 25
@@ -220,6 +224,13 @@ static void *pruner_main(void *arg)
 {
     aspen_engine *eng = arg;
     pthread_setname_np(pthread_self(), "aspen-prune");
+    /* On SQLite every batch holds the write lock that the store thread's claims wait for. Run at
+     * the store thread's priority: at the process's, the pruner was descheduled mid-batch on a
+     * loaded host and held the lock 60-950 ms (docs/BENCHMARKS.md), a priority inversion no batch
+     * size prevents. The pauses (twice each hold) still keep it to a third of a core at most.
+     * PostgreSQL's batches lock only their own rows, which no claim waits for: no boost there. */
+    if (!aspen_store_name_is_postgres(eng->db_path))
+        eng_thread_nice_boost(ENG_STORE_NICE_BOOST);
     aspen_store_error se = {0};
     bool complained = false;
     /* The first look soon after start (a restarted engine catches up), then every poll. */

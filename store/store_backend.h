@@ -356,6 +356,9 @@ bool store_json_check(const char *text, char kind, size_t *offset, const char **
 
 char *store_strdup(const char *s);
 
+/* The monotonic clock in µs: lock hold times and waits (never a wall-clock time). */
+int64_t store_mono_us(void);
+
 /* Room for one more element in a growing array of `count` elements of `elem` bytes with capacity
  * *cap (doubling from 16): returns the array, moved if it had to grow, or NULL (the old array
  * still valid and owned by the caller) when memory ran out. */

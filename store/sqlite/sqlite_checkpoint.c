@@ -89,7 +89,7 @@ static bool checkpointer_start(struct sqlite_store *s)
         c->failed = true;
         return false;
     }
-    sqlite3_busy_timeout(c->db, s->busy_timeout_ms);
+    sq_busy_install(c->db, &c->busy, s->busy_timeout_ms);
     pthread_mutex_init(&c->mu, NULL);
     pthread_cond_init(&c->cv, NULL);
     if (pthread_create(&c->th, NULL, checkpointer_main, s) != 0) {

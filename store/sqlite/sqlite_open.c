@@ -944,7 +944,7 @@ int store_sqlite_open(const char *path, const aspen_store_options *opts, aspen_s
         goto close_db;
     }
     sqlite3_extended_result_codes(s->db, 1);
-    sqlite3_busy_timeout(s->db, s->busy_timeout_ms);
+    sq_busy_install(s->db, &s->busy, s->busy_timeout_ms);
 
     int64_t version = 0;
     code = check_header(s, &version, err);

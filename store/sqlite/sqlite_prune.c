@@ -8,7 +8,9 @@
  * at its time (a cold page cache or a loaded disk makes 500 jobs take 5 ms or 150 ms), and every
  * claim waits for the write lock while the batch holds it. So the batch looks at the clock after
  * each job and, past the bound, commits what it has: a claim waits about the bound, not the
- * batch's worst case.
+ * batch's worst case. It also commits early once another connection of the process starts
+ * waiting for the lock (sq_busy_other_waiting: the engine's claims), so such a claim waits about
+ * one job's deletes and a commit.
  *
  * Everything that belongs to a job goes with it: the rows of job_tables below, and attempt_data
  * through its trigger (schema 6). A table keyed by job added later belongs in job_tables. */
@@ -17,7 +19,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 /* Each a DELETE of one job's rows in another table (?1 = the job's id), the job row last. */
 static const char *const job_tables[] = {
@@ -96,16 +97,10 @@ static int delete_one(struct sqlite_store *s, struct deleter *d, int64_t id, int
     return delete_rows(s, d, id, (aspen_store_state)state, gone, what, err);
 }
 
-static int64_t mono_us(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (int64_t)t.tv_sec * 1000000 + t.tv_nsec / 1000;
-}
-
 /* Deletes the finished jobs among ids; with deadline_us > 0 it stops once the monotonic clock
- * passes it (*cut then says so). At least one job goes first, so a bound shorter than one job's
- * delete still makes progress. */
+ * passes it, or as soon as another connection of this process waits for the write lock (a claim:
+ * sqlite_busy.c), and *cut then says so. At least one job goes first, so a bound shorter than one
+ * job's delete, or a waiter always there, still makes progress. */
 static int delete_ids(struct sqlite_store *s, const int64_t *ids, size_t n, int known,
                       int64_t deadline_us, int64_t *deleted, bool *cut, const char *what,
                       aspen_store_error *err)
@@ -113,7 +108,8 @@ static int delete_ids(struct sqlite_store *s, const int64_t *ids, size_t n, int 
     struct deleter d;
     int code = deleter_init(s, &d, what, err);
     for (size_t i = 0; !code && i < n; i++) {
-        if (i > 0 && deadline_us > 0 && mono_us() >= deadline_us) {
+        if (i > 0 && deadline_us > 0 &&
+            (store_mono_us() >= deadline_us || sq_busy_other_waiting(&s->busy))) {
             *cut = true;
             break;
         }
@@ -162,7 +158,7 @@ int sq_prune(aspen_store *base, aspen_store_state state, int64_t finished_before
         return code;
     }
     /* the bound counts from holding the write lock: waiting for it stalls nobody */
-    int64_t locked_at = mono_us(), deadline = budget_us > 0 ? locked_at + budget_us : 0;
+    int64_t locked_at = store_mono_us(), deadline = budget_us > 0 ? locked_at + budget_us : 0;
     bool cut = false;
     sqlite3_stmt *st = NULL;
     int rc = sqlite3_prepare_v2(s->db,
@@ -190,7 +186,7 @@ int sq_prune(aspen_store *base, aspen_store_state state, int64_t finished_before
     if (!code) {
         out->deleted = k;
         out->more = cut || n >= max;
-        out->held_us = mono_us() - locked_at;
+        out->held_us = store_mono_us() - locked_at;
     }
     return code;
 }

@@ -76,6 +76,27 @@ enum stmt_id {
     ST_COUNT
 };
 
+/* How a connection waits for a lock another one holds (sqlite_busy.c): short sleeps while the
+ * wait is young, longer ones after, SQLITE_BUSY once timeout_ms have passed. */
+#define SQ_BUSY_FIRST_US 50          /* the first sleep of a wait */
+#define SQ_BUSY_STEP_US 200          /* ... doubling up to this while the wait is young */
+#define SQ_BUSY_FAST_US 25000        /* how long a wait counts as young */
+#define SQ_BUSY_MAX_US 50000         /* the longest sleep of an old wait */
+struct sq_busy {
+    int timeout_ms;
+    int64_t since_us; /* when the current wait began (store_mono_us) */
+};
+/* The sleep before try count + 1 of a wait that has lasted waited_us, in µs; -1: give up (the
+ * wait reached timeout_us). Pure, so its schedule is tested without a clock. */
+int64_t sq_busy_delay_us(int count, int64_t waited_us, int64_t timeout_us);
+/* Puts b (owned by the caller, living as long as db) as db's busy handler. */
+void sq_busy_install(sqlite3 *db, struct sq_busy *b, int timeout_ms);
+/* Whether a connection of this process other than self's is waiting for a lock: its busy handler
+ * ran within the last SQ_BUSY_WAITING_US (a waiter tries at least every SQ_BUSY_STEP_US while its
+ * wait is young). */
+#define SQ_BUSY_WAITING_US 2000
+bool sq_busy_other_waiting(const struct sq_busy *self);
+
 /* A writable handle's checkpointer (sqlite_checkpoint.c): a thread and its own connection that
  * copy the write-ahead log into the database, so no COMMIT of the handle waits for it. */
 struct store_checkpointer {
@@ -85,6 +106,7 @@ struct store_checkpointer {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     sqlite3 *db;
+    struct sq_busy busy;
     uint64_t runs; /* checkpoints run, for tests */
 };
 
@@ -98,6 +120,7 @@ struct sqlite_store {
     struct aspen_store base; /* first: a struct sqlite_store * is an aspen_store * */
     sqlite3 *db;
     int busy_timeout_ms;
+    struct sq_busy busy; /* db's lock waits (sqlite_busy.c) */
     bool read_only;
     sqlite3_stmt *st[ST_COUNT];
     /* Net change of jobs per state in the open write transaction; flushed by tx_commit. */

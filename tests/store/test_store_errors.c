@@ -2,10 +2,12 @@
  * missing directory, a path that is a directory, a missing file with no_create, a garbage file and
  * another program's SQLite file (both left byte-for-byte untouched), a schema newer than this
  * program, a full disk (simulated with max_page_count), a read-only handle, a malformed database
- * found by the check, and permission denied (as root, checked from a child running as nobody). */
+ * found by the check, and permission denied (as root, checked from a child running as nobody).
+ * Also the lock wait's schedule (sqlite_busy.c): short sleeps first, the timeout kept exactly. */
 #include "helpers.h"
 
 #include <fcntl.h>
+#include <limits.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -340,6 +342,56 @@ static void test_messages_of_codes(void **state)
     assert_int_equal(store_err(NULL, ASPEN_STORE_EINVAL, "x"), ASPEN_STORE_EINVAL);
 }
 
+/* The busy handler's schedule (sqlite_busy.c), as a pure function: no clock, no sleeping. */
+static void test_busy_schedule(void **state)
+{
+    (void)state;
+    const int64_t timeout = 5000 * 1000LL;
+    /* a young wait: 50, 100, 200 µs, then 200 µs while it is under SQ_BUSY_FAST_US */
+    assert_int_equal(sq_busy_delay_us(0, 0, timeout), SQ_BUSY_FIRST_US);
+    assert_int_equal(sq_busy_delay_us(1, 50, timeout), 2 * SQ_BUSY_FIRST_US);
+    assert_int_equal(sq_busy_delay_us(2, 150, timeout), SQ_BUSY_STEP_US);
+    assert_int_equal(sq_busy_delay_us(40, 10000, timeout), SQ_BUSY_STEP_US);
+    assert_int_equal(sq_busy_delay_us(INT_MAX, SQ_BUSY_FAST_US - 1, timeout), SQ_BUSY_STEP_US);
+    /* an old one: a quarter of the wait so far, at most SQ_BUSY_MAX_US */
+    assert_int_equal(sq_busy_delay_us(130, SQ_BUSY_FAST_US, timeout), SQ_BUSY_FAST_US / 4);
+    assert_int_equal(sq_busy_delay_us(150, 100000, timeout), 25000);
+    assert_int_equal(sq_busy_delay_us(200, 1000000, timeout), SQ_BUSY_MAX_US);
+    /* the last sleep ends at the timeout; at or past it (or with none), give up */
+    assert_int_equal(sq_busy_delay_us(300, timeout - 7, timeout), 7);
+    assert_int_equal(sq_busy_delay_us(301, timeout, timeout), -1);
+    assert_int_equal(sq_busy_delay_us(301, timeout + 1, timeout), -1);
+    assert_int_equal(sq_busy_delay_us(0, 0, 0), -1);
+    assert_int_equal(sq_busy_delay_us(0, 0, 30), 30); /* a timeout shorter than one sleep */
+    /* hostile arguments: never a negative or runaway sleep */
+    assert_int_equal(sq_busy_delay_us(-1, 0, timeout), -1);
+    assert_int_equal(sq_busy_delay_us(0, -5, timeout), -1);
+    assert_int_equal(sq_busy_delay_us(0, 0, -1), -1);
+    assert_int_equal(sq_busy_delay_us(0, INT64_MAX - 1, INT64_MAX), 1);
+    /* a whole wait, each sleep taken exactly: the sleeps add up to the timeout, none is empty,
+     * the first SQ_BUSY_FAST_US go in short ones, and it gives up right at the end */
+    int64_t waited = 0;
+    int tries = 0, short_tries = 0;
+    for (;;) {
+        int64_t d = sq_busy_delay_us(tries, waited, timeout);
+        if (d < 0)
+            break;
+        assert_true(d > 0);
+        assert_true(d <= SQ_BUSY_MAX_US);
+        if (waited < SQ_BUSY_FAST_US) {
+            assert_true(d <= SQ_BUSY_STEP_US);
+            short_tries++;
+        }
+        waited += d;
+        tries++;
+        assert_true(tries < 100000);
+    }
+    assert_int_equal(waited, timeout);
+    assert_true(short_tries >= SQ_BUSY_FAST_US / SQ_BUSY_STEP_US);
+    /* past the young part it backs off: a 5 s wait is not 25,000 polls */
+    assert_true(tries - short_tries < 200);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, fx_setup, fx_teardown)
@@ -353,6 +405,7 @@ int main(void)
         T(test_malformed),
         T(test_permission_denied),
         cmocka_unit_test(test_messages_of_codes),
+        cmocka_unit_test(test_busy_schedule),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -6,14 +6,17 @@
  * White-box: it reads postgres/pg_store.h for the handle's connection, on which the flush is
  * forced. Runs on the tests' private server (ctest fixture "pg"). Also: the claim is the only
  * transaction that commits without waiting for its WAL's fsync, and a statement failing inside a
- * group commit's pipeline leaves nothing of the commit written. */
+ * group commit's pipeline leaves nothing of the commit written, and retention's batched deletes
+ * read no job, log or attempt row by a sequential scan either. */
 #include "helpers.h"
 
 #include "pg_store.h"
 
-/* Jobs rows read by sequential scans so far, as the server counts them. The store's own backend
- * flushes its counters first (they are otherwise sent at most once a second). */
-static int64_t seq_rows_read(aspen_store *s)
+#include <time.h>
+
+/* Rows of table rel read by sequential scans so far, as the server counts them. The store's own
+ * backend flushes its counters first (they are otherwise sent at most once a second). */
+static int64_t seq_rows_read_of(aspen_store *s, const char *rel)
 {
     PGconn *c = pgs(s)->conn;
     PGresult *r = PQexec(c, "SELECT pg_stat_force_next_flush()");
@@ -22,13 +25,17 @@ static int64_t seq_rows_read(aspen_store *s)
     /* The flush happens when the backend goes idle after that statement, before it answers. */
     r = PQexec(c, "SELECT pg_stat_clear_snapshot()");
     PQclear(r);
-    r = PQexec(c, "SELECT coalesce(seq_tup_read, 0) FROM pg_stat_user_tables WHERE relname = 'jobs'");
+    const char *params[1] = {rel};
+    r = PQexecParams(c, "SELECT coalesce(seq_tup_read, 0) FROM pg_stat_user_tables WHERE relname = $1",
+                     1, NULL, params, NULL, NULL, 0);
     assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
     assert_int_equal(PQntuples(r), 1);
     int64_t n = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
     PQclear(r);
     return n;
 }
+
+static int64_t seq_rows_read(aspen_store *s) { return seq_rows_read_of(s, "jobs"); }
 
 /* 30,000 finished jobs, written straight into the table (the API would take minutes under the
  * sanitizer), then counted in job_counts as the store keeps them. */
@@ -100,6 +107,78 @@ static void test_claim_and_commit_scan_no_table(void **state)
     assert_int_equal(counts[ASPEN_STORE_QUEUED], 0);
     free(specs);
     free(ids);
+}
+
+/* Retention's batches (aspen_store_prune_timed, aspen_store_delete_jobs) on a table a hundred times
+ * bigger than a batch: no job, log or attempt row read by a sequential scan, however the plan
+ * cache settles. The prune's statement joined its victims to jobs: the generic plan PostgreSQL keeps
+ * after five runs cannot see LIMIT $3, guessed a tenth of the table, and hashed the whole jobs
+ * table for every batch (42 of 48 ms for 100 jobs at 100,000 rows), which held batches at the 16-job
+ * floor (docs/BENCHMARKS.md, issue 10). */
+static void test_prune_scans_no_table(void **state)
+{
+    struct fixture *f = *state;
+    aspen_store_error e = {0};
+    enum { OLD = 30000, BATCH = 100, ROUNDS = 8 };
+    seed_finished(f, OLD);
+    /* on the store's own connection, so its scans are counted (flushed) before `before` */
+    PGresult *fill = PQexec(pgs(f->s)->conn,
+                            "INSERT INTO attempts (job, number, started_at, finished_at, outcome)"
+                            " SELECT id, 1, finished_at, finished_at, 'succeeded' FROM jobs;"
+                            " INSERT INTO logs (job, seq, attempt, time_ms, line)"
+                            " SELECT id, 1, 1, finished_at, 'old' FROM jobs; ANALYZE");
+    assert_int_equal(PQresultStatus(fill), PGRES_COMMAND_OK);
+    PQclear(fill);
+    static const char *const tables[] = {"jobs", "logs", "attempts"};
+    int64_t before[3];
+    /* the seeding admin connection's counters reach the server as it exits, which PQfinish does
+     * not wait for: read until they stand still */
+    int64_t last = -1;
+    for (int tries = 0; tries < 50; tries++) {
+        int64_t now = seq_rows_read_of(f->s, "jobs");
+        if (now == last)
+            break;
+        last = now;
+        struct timespec t = {0, 100 * 1000000L};
+        nanosleep(&t, NULL);
+    }
+    for (int t = 0; t < 3; t++)
+        before[t] = seq_rows_read_of(f->s, tables[t]);
+    int64_t gone = 0;
+    /* both plan-cache regimes: custom plans for five runs, then the generic one */
+    for (int round = 0; round < ROUNDS; round++) {
+        aspen_store_prune_result r = {0};
+        assert_int_equal(aspen_store_prune_timed(f->s, ASPEN_STORE_SUCCEEDED, T0, BATCH, 25000,
+                                                 &r, &e),
+                         0);
+        assert_int_equal(r.deleted, BATCH);
+        assert_true(r.more);
+        gone += r.deleted;
+    }
+    /* the console's and aspen delete's batches: the oldest ids, ROUNDS times */
+    for (int round = 0; round < ROUNDS; round++) {
+        int64_t ids[BATCH];
+        for (int i = 0; i < BATCH; i++)
+            ids[i] = OLD - (int64_t)round * BATCH - i; /* the newest: the prune took the oldest */
+        int64_t k = 0;
+        assert_int_equal(aspen_store_delete_jobs(f->s, ids, BATCH, &k, &e), 0);
+        assert_int_equal(k, BATCH);
+        gone += k;
+    }
+    for (int t = 0; t < 3; t++) {
+        int64_t scanned = seq_rows_read_of(f->s, tables[t]) - before[t];
+        if (scanned != 0)
+            fail_msg("pruning %lld jobs in batches of %d read %lld %s rows by sequential scans "
+                     "(the table held %d)",
+                     (long long)gone, BATCH, (long long)scanned, tables[t], OLD);
+    }
+    /* and each went with its rows, nothing else did */
+    int64_t counts[ASPEN_STORE_STATE_COUNT];
+    assert_int_equal(aspen_store_counts(f->s, counts, &e), 0);
+    assert_int_equal(counts[ASPEN_STORE_SUCCEEDED], OLD - gone);
+    assert_int_equal(fx_raw_int(f, "SELECT count(*) FROM logs"), OLD - gone);
+    assert_int_equal(fx_raw_int(f, "SELECT count(*) FROM attempts"), OLD - gone);
+    assert_int_equal(fx_raw_int(f, "SELECT count(*) FROM jobs"), OLD - gone);
 }
 
 /* A claim commits asynchronously (its transaction runs with synchronous_commit off: it does not
@@ -228,6 +307,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_claim_and_commit_scan_no_table, fx_setup,
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(test_claim_async_completion_sync, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_prune_scans_no_table, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_commit_pipeline_failure_writes_nothing, fx_setup,
                                         fx_teardown),
     };

@@ -5,8 +5,15 @@
  * prune (SQLite stops a batch at its bound but always deletes one job; *more says whether to go
  * on; PostgreSQL ignores the bound), and delete_jobs
  * (finished ones only, missing ids ignored, one transaction: a failure in the middle of a batch
- * deletes none of it), and the count of what prunes would delete (aspen purge's question). */
+ * deletes none of it), and the count of what prunes would delete (aspen purge's question).
+ * SQLite only: a time-bounded batch commits early when another connection of the process
+ * waits for the write lock (a claim), but not for its own wait (sqlite_busy.c). */
 #include "helpers.h"
+
+#include <pthread.h>
+#include <sched.h>
+#include <sqlite3.h>
+#include <time.h>
 
 #define H (3600LL * 1000)
 
@@ -295,6 +302,129 @@ static void test_prune_count(void **state)
                      ASPEN_STORE_EINVAL);
 }
 
+/* n succeeded jobs finished at `at`, each with a log line, straight into the tables (SQLite). */
+static void bulk_finished(struct fixture *f, int n, int64_t at)
+{
+    char sql[600];
+    snprintf(sql, sizeof sql,
+             "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < %d)"
+             " INSERT INTO jobs (type, payload, state, run_at, attempts, created_at, started_at,"
+             " finished_at, log_count) SELECT 'echo', '{}', 'succeeded', %lld, 1, %lld, %lld,"
+             " %lld, 1 FROM c; INSERT INTO logs (job, seq, attempt, time_ms, line)"
+             " SELECT id, 1, 1, finished_at, 'an old line' FROM jobs",
+             n, (long long)at, (long long)at, (long long)at, (long long)at);
+    fx_raw_exec(f, sql);
+    aspen_store_error e = {0};
+    assert_int_equal(aspen_store_recount(f->s, &e), 0);
+}
+
+struct writer {
+    const char *path;
+    int started, stop, failed;
+    long writes;
+};
+
+/* Another handle of the process writing all the time, as the engine's store thread claims: its
+ * writes wait for the pruner's lock in the store's busy handler. */
+static void *keep_writing(void *arg)
+{
+    struct writer *w = arg;
+    aspen_store *h = NULL;
+    aspen_store_error e = {0};
+    if (aspen_store_open(w->path, NULL, &h, &e) != 0) {
+        __atomic_store_n(&w->failed, 1, __ATOMIC_RELEASE);
+        __atomic_store_n(&w->started, 1, __ATOMIC_RELEASE);
+        return NULL;
+    }
+    while (!__atomic_load_n(&w->stop, __ATOMIC_ACQUIRE)) {
+        if (aspen_store_setting_set(h, "test.writer", "x", &e) != 0) {
+            __atomic_store_n(&w->failed, 1, __ATOMIC_RELEASE);
+            break;
+        }
+        w->writes++;
+        __atomic_store_n(&w->started, 1, __ATOMIC_RELEASE);
+    }
+    aspen_store_close(h);
+    return NULL;
+}
+
+static void test_prune_yields_to_waiter(void **state)
+{
+    struct fixture *f = *state;
+    enum { N = 20000 };
+    bulk_finished(f, N, T0);
+    aspen_store_error e = {0};
+    struct writer w = {.path = f->path};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, keep_writing, &w), 0);
+    while (!__atomic_load_n(&w.started, __ATOMIC_ACQUIRE))
+        sched_yield();
+    assert_false(w.failed);
+    /* batches of the most a transaction may take, bounded by a minute: only a waiter ends them */
+    int64_t total = 0, batches = 0, cut = 0;
+    aspen_store_prune_result r = {0};
+    do {
+        assert_int_equal(aspen_store_prune_timed(f->s, ASPEN_STORE_SUCCEEDED, T0 + H,
+                                                 ASPEN_STORE_PRUNE_MAX, 60 * 1000000LL, &r, &e),
+                         0);
+        assert_true(r.deleted >= 1 || !r.more); /* every batch makes progress */
+        total += r.deleted;
+        batches++;
+        cut += r.more && r.deleted < ASPEN_STORE_PRUNE_MAX;
+        assert_true(batches <= N + 1);
+    } while (r.more);
+    __atomic_store_n(&w.stop, 1, __ATOMIC_RELEASE);
+    pthread_join(th, NULL);
+    assert_false(w.failed); /* the writer never timed out behind the pruner */
+    assert_int_equal(total, N);
+    /* 20,000 jobs fit in two full batches: the writer's waits ended some early */
+    assert_true(cut >= 1);
+    assert_int_equal(fx_raw_int(f, "SELECT count(*) FROM jobs"), 0);
+    assert_int_equal(fx_raw_int(f, "SELECT count(*) FROM logs"), 0);
+    assert_int_equal(aspen_store_check(f->s, &e), 0);
+}
+
+/* A raw connection holding the write lock ~30 ms (no store busy handler of its own). */
+static void *hold_write_lock(void *arg)
+{
+    struct writer *w = arg;
+    sqlite3 *db = NULL;
+    if (sqlite3_open(w->path, &db) == SQLITE_OK &&
+        sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK) {
+        __atomic_store_n(&w->started, 1, __ATOMIC_RELEASE);
+        struct timespec t = {0, 30 * 1000000L};
+        nanosleep(&t, NULL);
+        sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+    } else {
+        __atomic_store_n(&w->failed, 1, __ATOMIC_RELEASE);
+        __atomic_store_n(&w->started, 1, __ATOMIC_RELEASE);
+    }
+    sqlite3_close(db);
+    return NULL;
+}
+
+/* The pruner's own wait for the lock is no waiter: once it has the lock, its batch runs whole. */
+static void test_prune_own_wait_no_cut(void **state)
+{
+    struct fixture *f = *state;
+    bulk_finished(f, 600, T0);
+    aspen_store_error e = {0};
+    struct writer w = {.path = f->path};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, hold_write_lock, &w), 0);
+    while (!__atomic_load_n(&w.started, __ATOMIC_ACQUIRE))
+        sched_yield();
+    assert_false(w.failed);
+    aspen_store_prune_result r = {0};
+    assert_int_equal(aspen_store_prune_timed(f->s, ASPEN_STORE_SUCCEEDED, T0 + H, 500,
+                                             60 * 1000000LL, &r, &e),
+                     0);
+    pthread_join(th, NULL);
+    assert_int_equal(r.deleted, 500);
+    assert_true(r.more);
+    assert_int_equal(fx_raw_int(f, "SELECT count(*) FROM jobs"), 100);
+}
+
 int main(void)
 {
     const struct CMUnitTest both[] = {
@@ -305,5 +435,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_batch_is_atomic, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_prune_count, fx_setup, fx_teardown),
     };
-    return run_store_tests(__FILE__, both, sizeof both / sizeof both[0], NULL, 0);
+    /* the busy handler and its waiters are SQLite's (PostgreSQL's batches lock only their rows) */
+    const struct CMUnitTest sqlite_only[] = {
+        cmocka_unit_test_setup_teardown(test_prune_yields_to_waiter, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_prune_own_wait_no_cut, fx_setup, fx_teardown),
+    };
+    return run_store_tests(__FILE__, both, sizeof both / sizeof both[0], sqlite_only,
+                           sizeof sqlite_only / sizeof sqlite_only[0]);
 }

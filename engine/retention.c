@@ -13,8 +13,8 @@
  *   - the store stops the batch itself once it has held the lock PRUNE_BUDGET_MS
  *     (aspen_store_prune_timed), for the batch the estimate got wrong, or as soon as another
  *     connection of the process (the store thread's claim) waits for the lock (sqlite_busy.c).
- * The thread runs at the store thread's priority on SQLite, so it is not descheduled while it
- * holds the lock (pruner_main).
+ * The thread runs at the store thread's priority on SQLite, so it is descheduled less often while
+ * it holds the lock (pruner_main).
  * After each batch the pruner yields and sleeps at least twice as long as the batch held the lock
  * (and at least PRUNE_PAUSE_MIN_MS): it never holds it more than a third of the time, and the store
  * thread's claims and commits go on between batches. On PostgreSQL a batch locks only its own rows

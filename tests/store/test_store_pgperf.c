@@ -26,7 +26,8 @@ static int64_t seq_rows_read_of(aspen_store *s, const char *rel)
     r = PQexec(c, "SELECT pg_stat_clear_snapshot()");
     PQclear(r);
     const char *params[1] = {rel};
-    r = PQexecParams(c, "SELECT coalesce(seq_tup_read, 0) FROM pg_stat_user_tables WHERE relname = $1",
+    r = PQexecParams(c,
+                     "SELECT coalesce(seq_tup_read, 0) FROM pg_stat_user_tables WHERE relname = $1",
                      1, NULL, params, NULL, NULL, 0);
     assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
     assert_int_equal(PQntuples(r), 1);

@@ -314,7 +314,8 @@ static void test_locked(void **state)
     assert_non_null(strstr(e.msg, "100 ms"));
     /* the store's busy handler (short sleeps, sqlite_busy.c) still waits the whole timeout before
      * it gives up: a lower bound, the semantics, not a speed */
-    int64_t waited_ms = (int64_t)(t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+    int64_t waited_ms =
+        (int64_t)(t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
     assert_true(waited_ms >= 100);
     /* Readers are not blocked by the writer (WAL). */
     int64_t counts[ASPEN_STORE_STATE_COUNT];

@@ -259,6 +259,10 @@ build_rust() {
     if grep -q "aspen_rust_execute" "$log"; then
       echo "build-guest: hint: define the job handler with define_job_handler!(fn) or define_json_handler!(fn) (see guests/rust/aspen_jobs_guest)" >&2
     fi
+    # rustc's own advice there (-Zbuild-std) is for nightly; a guest needs only the profile line
+    if grep -q "unwinding panics are not supported\|panic_unwind\|eh_personality" "$log"; then
+      echo "build-guest: hint: guests abort on panic: add panic = \"abort\" under [profile.release] and [profile.dev] in $(shown "$src_dir")/Cargo.toml (docs/ABI.md section 11)" >&2
+    fi
     die "building the Rust guest $pkg failed: see cargo's message above"
   fi
   [[ ! -s "$log" ]] || cat "$log" >&2

@@ -168,4 +168,14 @@ out=$(ASPEN_GUEST_PROGRESS_SECS=soon "$B" -q "$TMP/rguest" -o "$TMP/quick.elf" 2
   fail "ASPEN_GUEST_PROGRESS_SECS=soon was taken"
 echo "$out" | grep -q "ASPEN_GUEST_PROGRESS_SECS=soon: give whole seconds" || fail "bad interval: '$out'"
 
+# A Cargo.toml without panic = "abort": rustc's error suggests a nightly flag; the script must say
+# what the guest's manifest lacks.
+mkdir -p "$TMP/unwind/src"
+cp "$TMP/rguest/src/main.rs" "$TMP/unwind/src/main.rs"
+sed -e 's/^name = "rguest"/name = "unwind"/' -e '/^\[profile/,$d' "$TMP/rguest/Cargo.toml" \
+  > "$TMP/unwind/Cargo.toml"
+out=$("$B" -q "$TMP/unwind" -o "$TMP/unwind.elf" 2>&1) && fail "a guest without panic = abort built"
+echo "$out" | grep -q 'add panic = "abort" under \[profile.release\]' ||
+  fail "no panic = abort hint: $out"
+
 echo "build_guest_kit_test: ok"

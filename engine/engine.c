@@ -616,6 +616,39 @@ static struct eng_job **queue_take_stale(aspen_engine *eng, int64_t now, int64_t
     return out;
 }
 
+/* Puts jobs taken by queue_take_stale back at the head of the queue, in their order (a give-back
+ * the store refused: they are still this engine's reservations, so they must run here — freed,
+ * they would stay reserved by a live engine that no longer knows them, never claimed again). 0, or
+ * -1 when the queue could not grow (the caller then frees them, as before). */
+static int queue_put_back(aspen_engine *eng, struct eng_job **jobs, size_t n)
+{
+    pthread_mutex_lock(&eng->q_mu);
+    if (eng->q_len + n > eng->q_cap) {
+        size_t cap = eng->q_cap ? eng->q_cap : 1024;
+        while (cap < eng->q_len + n)
+            cap *= 2;
+        struct eng_job **nq = malloc(cap * sizeof *nq);
+        if (!nq) {
+            pthread_mutex_unlock(&eng->q_mu);
+            return -1;
+        }
+        for (size_t i = 0; i < eng->q_len; i++)
+            nq[i] = eng->q[(eng->q_head + i) % eng->q_cap];
+        free(eng->q);
+        eng->q = nq;
+        eng->q_cap = cap;
+        eng->q_head = 0;
+    }
+    eng->q_head = (eng->q_head + eng->q_cap - n % eng->q_cap) % eng->q_cap;
+    for (size_t i = 0; i < n; i++)
+        eng->q[(eng->q_head + i) % eng->q_cap] = jobs[i];
+    eng->q_len += n;
+    atomic_store(&eng->q_ready, eng->q_len);
+    pthread_cond_broadcast(&eng->q_nonempty);
+    pthread_mutex_unlock(&eng->q_mu);
+    return 0;
+}
+
 void eng_job_started(aspen_engine *eng, struct eng_job *j, int64_t started_ms)
 {
     j->row.started_at_ms = started_ms;
@@ -1370,21 +1403,37 @@ static void give_back_stale(aspen_engine *eng, struct claim_state *cs, int64_t n
     struct eng_job **old = queue_take_stale(eng, now, PREFETCH_MAX_WAIT_MS, &n);
     if (!n)
         return;
+    cs->hold_until = now + PREFETCH_HOLD_MS;
     int64_t *ids = malloc(n * sizeof *ids);
     int64_t engine_id = atomic_load(&eng->engine_id);
     size_t k = 0;
+    /* Jobs reserved under an earlier engine id (before a lost lease) are no longer ours: their
+     * reservations went with the recovery. The others keep theirs until the unclaim commits. */
     for (size_t i = 0; i < n; i++) {
-        if (ids && old[i]->engine_id == engine_id)
-            ids[k++] = old[i]->row.id;
-        job_free(old[i]);
+        if (old[i]->engine_id == engine_id)
+            old[k++] = old[i];
+        else
+            job_free(old[i]);
     }
-    free(old);
+    for (size_t i = 0; ids && i < k; i++)
+        ids[i] = old[i]->row.id;
     aspen_store_error se = {0};
-    /* If this fails the reservations stay until this engine unregisters or its lease lapses. */
-    if (k && aspen_store_unclaim(eng->commit_store, engine_id, ids, k, &se) != 0)
-        store_failure(eng, se.code, "giving back prefetched jobs", &se);
+    bool no_memory = k && !ids;
+    int rc = !k || no_memory ? 0 : aspen_store_unclaim(eng->commit_store, engine_id, ids, k, &se);
     free(ids);
-    cs->hold_until = now + PREFETCH_HOLD_MS;
+    if (rc != 0 || no_memory) {
+        /* Not given back (the store is away, or no memory): they stay this engine's, so they
+         * stay in its queue and run here, or are given back by a later call once the store
+         * answers. Freeing them left their reservations held by a live engine that had forgotten
+         * them: never claimed again while it ran (worker_pgoutage_test, a server restart). */
+        if (rc != 0)
+            store_failure(eng, se.code, "giving back prefetched jobs", &se);
+        if (queue_put_back(eng, old, k) == 0)
+            k = 0;
+    }
+    for (size_t i = 0; i < k; i++)
+        job_free(old[i]);
+    free(old);
 }
 
 /* Reserves due jobs for the ready queue: enough for the idle workers, plus the prefetch; refills

@@ -48,6 +48,9 @@ poll() {
         [ -n "$WPID" ] && ! kill -0 "$WPID" 2>/dev/null && fail "the worker exited while waiting for $4"
         sleep 0.1
     done
+    # what is left, and who holds it (a reservation of a live engine that forgot it stays here)
+    echo "jobs by state: $(sql "SELECT state || ' ' || count(*) FROM jobs GROUP BY state" | tr '\n' ' ')" >&2
+    echo "reservations: $(sql "SELECT job || ' by engine ' || engine FROM claims LIMIT 10" | tr '\n' ' ')" >&2
     fail "waited $3 s for $4 (last: $(sql "$1"))"
 }
 # wait_log REGEX SECONDS: until the worker's stderr has a line matching

@@ -143,6 +143,11 @@ double cli_pct(const double *sorted, size_t n, double p);
 /* The database: given, else $ASPEN_DB (either must exist unless cli_create), else the user's data
  * dir (created on first use). 0 or -1 (printed, naming the path). */
 int cli_db_path(const char *given, char *out, size_t cap);
+/* What a printed command (aspen show's "aspen core 3 …", the console's Debugging lines) must
+ * add so that, pasted, it opens database db (the path or conninfo in use) and not the default:
+ * "" for the default database, else " --db 'DB'", shell-quoted (an SQLite path made absolute, a
+ * PostgreSQL conninfo as given; " --db DB" when it does not fit in cap). Returns out. */
+const char *cli_db_arg(const char *db, char *out, size_t cap);
 /* Opens an engine on the database (workers = 0: a client). 0 or -1 (printed). */
 int cli_open_engine(const char *db, int workers, aspen_engine **out);
 /* The same for a command that only reads (jobs, show, logs): on a PostgreSQL database without
@@ -174,6 +179,12 @@ int cli_queue_lookup(const char *db_path, const char *queue, aspen_store_error *
  * (--any-type: a program of the user's registers it through the C API); else -1 after one
  * `error:` line naming the types there are, a "did you mean" and --any-type. */
 int cli_type_runnable(aspen_engine *eng, const aspen_engine_job_spec *spec, bool any_type);
+/* The job runs in a micro-VM whatever its type: --isolation, or the tag requires_isolation. */
+bool cli_spec_in_vm(const aspen_engine_job_spec *spec);
+/* A guest (named guest_word in the message: "GUEST", "--guest") or --source with a built-in
+ * in-process type (echo, checksum, sleep) and no isolation: the guest would never run. -1 after
+ * saying what to drop (the engine refuses it too, in the C API's words), else 0. */
+int cli_guest_with_in_process_type(const aspen_engine_job_spec *spec, const char *guest_word);
 /* cli_parse_id, then on an error the usage line: 0 or 2 (the exit status of a usage error). */
 int cli_id_arg(const char *s, int64_t *id, const char *usage);
 /* The positional arguments argv[first..argc): min to max of them (max < 0: any number), what

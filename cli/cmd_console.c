@@ -7,6 +7,7 @@
 #include "cli.h"
 
 #include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -55,6 +56,8 @@ int cmd_console(int argc, char **argv)
     aspen_tui_options o = {0};
     o.guest_dir = cli_guest_dir();
     o.stop_grace_ms = grace;
+    static char dba[4 * PATH_MAX + 16]; /* the Debugging lines' commands name this database */
+    o.db_arg = cli_db_arg(aspen_engine_db_path(eng), dba, sizeof dba);
     aspen_engine_error err = {0};
     int rc = aspen_tui_run(eng, &o, &err);
     aspen_engine_close(eng);

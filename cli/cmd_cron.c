@@ -362,6 +362,8 @@ static int cron_add(int argc, char **argv)
     aspen_store_tz_close(zone);
     spec.tags = tags;
     spec.n_tags = n_tags;
+    if (cli_guest_with_in_process_type(&spec, "the guest") != 0)
+        return 2;
     char *payload = NULL;
     if (payload_arg) {
         char from[4200], msg[4608];

@@ -50,6 +50,66 @@ static int write_file(const char *path, const void *bytes, size_t n, const char 
     return 0;
 }
 
+/* path as an absolute one with its directory resolved (the file itself may not exist yet);
+ * false when the directory cannot be resolved. */
+static bool resolved_path(const char *path, char *out, size_t cap)
+{
+    if (realpath(path, out)) /* out is PATH_MAX bytes */
+        return true;
+    char dir[PATH_MAX], real[PATH_MAX];
+    const char *slash = strrchr(path, '/');
+    const char *base = slash ? slash + 1 : path;
+    if (!slash)
+        snprintf(dir, sizeof dir, ".");
+    else if (slash == path)
+        snprintf(dir, sizeof dir, "/");
+    else
+        snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+    if (!*base || !realpath(dir, real))
+        return false;
+    int n = snprintf(out, cap, "%s/%s", strcmp(real, "/") ? real : "", base);
+    return n > 0 && (size_t)n < cap;
+}
+
+/* -o and --binary checked before anything is written: the same file twice (one path, two
+ * spellings of it, a hard link) would get the core and then the ELF over it, and a symbolic link
+ * is never written through (write_file) — said now, not after the core is already out. 0, or -1
+ * after the error. */
+static int check_core_outputs(const char *out, const char *bin_out, int64_t id)
+{
+    const char *paths[2] = {out, bin_out};
+    const char *opt[2] = {"-o", "--binary"};
+    struct stat st[2];
+    bool exists[2] = {false, false};
+    for (int i = 0; i < 2 && paths[i]; i++) {
+        if (lstat(paths[i], &st[i]) != 0)
+            continue;
+        if (S_ISLNK(st[i].st_mode)) {
+            cli_error("%s %s is a symbolic link: aspen core writes no file through a link "
+                      "(give the path of the file itself, or a new one); nothing was written",
+                      opt[i], paths[i]);
+            return -1;
+        }
+        exists[i] = true;
+    }
+    if (!bin_out)
+        return 0;
+    char ra[PATH_MAX], rb[PATH_MAX];
+    bool same = strcmp(out, bin_out) == 0 ||
+                (exists[0] && exists[1] && st[0].st_dev == st[1].st_dev &&
+                 st[0].st_ino == st[1].st_ino) ||
+                (resolved_path(out, ra, sizeof ra) && resolved_path(bin_out, rb, sizeof rb) &&
+                 strcmp(ra, rb) == 0);
+    if (same) {
+        cli_error("-o %s and --binary %s are the same file: the guest ELF would overwrite the "
+                  "core. Give two files (e.g. -o core-%lld --binary guest-%lld); nothing was "
+                  "written",
+                  out, bin_out, (long long)id, (long long)id);
+        return -1;
+    }
+    return 0;
+}
+
 static const char core_usage[] =
     "usage: aspen core ID [--attempt N] -o FILE [--binary FILE] [--db PATH]\n"
     "  writes the ELF core a failed attempt kept (the last one that kept one, or attempt N);\n"
@@ -124,6 +184,8 @@ int cmd_core(int argc, char **argv)
         cli_usage_line(core_usage);
         return 2;
     }
+    if (check_core_outputs(out, bin_out, id) != 0)
+        return 1;
     aspen_engine *eng;
     if (cli_open_engine(db, 0, &eng))
         return 1;
@@ -182,8 +244,11 @@ int cmd_core(int argc, char **argv)
         printf("  GUEST: the ELF job %lld ran (", (long long)id);
         cli_puts(stdout, job.binary_name && *job.binary_name ? job.binary_name : "its guest");
         printf(" is not here, or is another build), built with ASPEN_GUEST_DEBUG=1 for source "
-               "lines; or let aspen write it: aspen core %lld --attempt %d -o %s --binary FILE\n",
+               "lines; or let aspen write it: aspen core %lld --attempt %d -o %s --binary FILE",
                (long long)id, which, out);
+        char dba[4 * PATH_MAX + 16];
+        cli_puts(stdout, cli_db_arg(aspen_engine_db_path(eng), dba, sizeof dba));
+        printf("\n");
     }
     status = 0;
 done:
@@ -221,7 +286,15 @@ static int parse_set(const char *s, aspen_engine_replay_opts *o)
     if (*end != '=' || !end[1])
         return -1;
     const char *v = end + 1;
-    long long value = strtoll(v, &end, 10);
+    /* up to 2^64-1 (a clock reading is a uint64_t); a negative one only where the call's value is
+     * signed (checked against the record: set_negative_refused) */
+    long long value;
+    if (*v == '-')
+        value = strtoll(v, &end, 10);
+    else if (*v >= '0' && *v <= '9')
+        value = (long long)strtoull(v, &end, 10);
+    else
+        return -1;
     if (*end || errno)
         return -1;
     o->set = true;
@@ -229,6 +302,35 @@ static int parse_set(const char *s, aspen_engine_replay_opts *o)
     o->set_index = (uint32_t)(idx - 1); /* the library's index is 0-based */
     o->set_value = value;
     return 0;
+}
+
+/* --set CALL.I=-N where the recorded value is unsigned: the SDK's own host functions (hl_*, such as
+ * hl_get_time_ns) return a uint64_t, so -5 would reach the guest as 18446744073709551611, which
+ * nobody means. A Linux program's system calls and registered functions return signed values
+ * (an error is negative): those take it. True after saying so. */
+static bool set_negative_refused(aspen_engine *eng, int64_t id, const aspen_engine_replay_opts *ro,
+                                 const char *text)
+{
+    if (!ro->set || ro->set_value >= 0 || !text || text[strcspn(text, "=") + 1] != '-')
+        return false;
+    aspen_engine_replay_call_list calls = {0};
+    aspen_engine_error err = {0};
+    bool refused = false;
+    if (aspen_engine_replay_calls(eng, id, ro->attempt, &calls, &err) != 0)
+        return false; /* the replay itself says what is wrong with the job or attempt */
+    for (size_t i = 0; i < calls.n; i++) {
+        const aspen_engine_replay_call *k = &calls.calls[i];
+        if (k->index != ro->set_call || k->syscall || strncmp(k->name, "hl_", 3) != 0)
+            continue;
+        char name[200];
+        cli_cell_str(k->name, 60, name, sizeof name);
+        cli_error("--set %s: value %u.%u of host call %u (%s) is unsigned (a uint64_t the guest "
+                  "reads): give a whole number from 0 to 18446744073709551615",
+                  text, ro->set_call, ro->set_index + 1, ro->set_call, name);
+        refused = true;
+    }
+    aspen_engine_replay_call_list_free(&calls);
+    return refused;
 }
 
 /* The calls as JSON: [{"call": 2, "name": "clock_gettime", "syscall": true, "values": [S, NS]}];
@@ -260,19 +362,24 @@ static json_t *calls_json(const aspen_engine_replay_call_list *c)
 }
 
 /* aspen replay ID --calls: the record's calls, one a line, values numbered as --set takes them. */
-static void print_calls(int64_t id, const aspen_engine_replay_call_list *c)
+static void print_calls(int64_t id, const aspen_engine_replay_call_list *c, const char *dba)
 {
     if (!c->recorded) {
         printf("job %lld attempt %d kept no replay record: it succeeded and its guest asked the "
                "host for nothing it makes up (no clock reading, no random bytes), so no host "
-               "call has a value to set; aspen replay %lld runs it again and counts its calls\n",
+               "call has a value to set; aspen replay %lld",
                (long long)id, c->attempt, (long long)id);
+        cli_puts(stdout, dba);
+        printf(" runs it again and counts its calls\n");
         return;
     }
     printf("job %lld attempt %d recorded %zu host call%s, %zu with values", (long long)id,
            c->attempt, c->n, c->n == 1 ? "" : "s", c->with_values);
-    if (c->with_values)
-        printf(" (edit one: aspen replay %lld --set CALL.I=VALUE)", (long long)id);
+    if (c->with_values) {
+        printf(" (edit one: aspen replay %lld --set CALL.I=VALUE", (long long)id);
+        cli_puts(stdout, dba);
+        printf(")");
+    }
     printf("\n");
     if (c->n)
         printf("%6s  %-16s  %s\n", "CALL", "NAME", "VALUES");
@@ -340,7 +447,7 @@ int cmd_replay(int argc, char **argv)
                                          {"help", no_argument, 0, 'h'},
                                          CLI_DB_OPTS,
                                          {0, 0, 0, 0}};
-    const char *db = NULL;
+    const char *db = NULL, *set_text = NULL;
     bool as_json = false, list = false;
     aspen_engine_replay_opts ro = {0};
     long long attempt = 0;
@@ -353,6 +460,7 @@ int cmd_replay(int argc, char **argv)
                 return 2;
             break;
         case 's':
+            set_text = optarg;
             if (parse_set(optarg, &ro)) {
                 cli_error("--set wants CALL=VALUE or CALL.I=VALUE (host call and value I "
                           "from 1, VALUE a whole number), not '%s'",
@@ -384,6 +492,10 @@ int cmd_replay(int argc, char **argv)
     aspen_engine *eng;
     if (cli_open_engine(db, 0, &eng))
         return 1;
+    if (set_negative_refused(eng, id, &ro, set_text)) {
+        aspen_engine_close(eng);
+        return 2;
+    }
     aspen_engine_replay_call_list calls = {0};
     aspen_engine_replay_report rep;
     aspen_engine_error err = {0};
@@ -395,6 +507,8 @@ int cmd_replay(int argc, char **argv)
             ro.calls = &calls;
         rc = aspen_engine_replay(eng, id, &ro, &rep, &err);
     }
+    char dba[4 * PATH_MAX + 16]; /* the commands printed open this database when pasted */
+    cli_db_arg(aspen_engine_db_path(eng), dba, sizeof dba);
     aspen_engine_close(eng);
     if (rc) {
         cli_error("%s", err.msg);
@@ -412,7 +526,7 @@ int cmd_replay(int argc, char **argv)
         cli_json_print(o, stdout, false);
         json_decref(o);
     } else if (list) {
-        print_calls(id, &calls);
+        print_calls(id, &calls, dba);
     } else if (as_json) {
         json_t *o = json_object();
         json_object_set_new(o, "job", json_integer(id));

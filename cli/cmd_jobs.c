@@ -1,5 +1,5 @@
 /* cli/cmd_jobs.c — the job subcommands on the store, through a client engine (no workers):
- *   aspen submit GUEST | --source DIR | --type T [--payload JSON|@FILE|-] [--count N | --jsonl F]
+ *   aspen submit GUEST | --source SRC | --type T [--payload JSON|@FILE|-] [--count N | --jsonl F]
  *                 prints the new jobs' ids, one a line
  *   aspen jobs [--state S] [--filter F] [--limit N | --all] [--json | --jsonl]
  *                 --jsonl: every matching job (read a page at a time), one JSON object a line
@@ -17,6 +17,7 @@
 #include <getopt.h>
 #include <poll.h>
 #include <jansson.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,7 +31,7 @@
 /* ---- submit ------------------------------------------------------------------------------------- */
 
 #define SUBMIT_USAGE_LINE                                                                          \
-    "aspen submit GUEST | --source DIR | --type T [--payload JSON] (aspen submit --help)"
+    "aspen submit GUEST | --source SRC | --type T [--payload JSON] (aspen submit --help)"
 static void submit_usage(FILE *f)
 {
     cli_help(f,
@@ -62,8 +63,9 @@ static void submit_usage(FILE *f)
             "  --tag T         a tag (repeatable); arg:VALUE tags are a Linux program's argv\n"
             "  --delay TIME    schedule it TIME from now (ms, or 90s, 10m, 1h)\n"
             "  --queue Q       its named queue (default: default; aspen queues lists them);\n"
-            "                  a queue that does not exist yet is refused (a typo) unless\n"
-            "  --create-queue  is given, or it was declared with aspen queue set Q\n"
+            "                  one that does not exist yet is refused as a likely typo\n"
+            "  --create-queue  take a --queue Q that does not exist yet (or declare it first:\n"
+            "                  aspen queue set Q)\n"
             "  --unique        submit only if no such job exists yet: same type, guest and\n"
             "                  payload (keys in any order), queued, scheduled or running.\n"
             "                  A duplicate prints the existing job's id (exit 0) and a note on\n"
@@ -71,8 +73,9 @@ static void submit_usage(FILE *f)
             "  --unique-key K  the key itself (any text, the same across guests)\n"
             "  --unique-fields a,b.c   or: the key from these payload fields only\n"
             "  --unique-for D  only jobs created within D count (10m, 24h; default: any age)\n"
-            "  --unique-states S,...   the states that count (default queued,scheduled,running;\n"
-            "                  add succeeded to refuse a rerun of a job done within --unique-for)\n"
+            "  --unique-states S,...   the states that count (default queued,scheduled,\n"
+            "                          running; add succeeded to refuse a rerun of a job done\n"
+            "                          within --unique-for)\n"
             "  --json          one {\"id\":N,\"duplicate\":false,...} object a line\n"
             "  --db PATH       the database (must exist; --create makes a new one)\n");
 }
@@ -445,6 +448,10 @@ int cmd_submit(int argc, char **argv)
                   g, src, g, src, g);
         return 2;
     }
+    spec.tags = tags;
+    spec.n_tags = n_tags;
+    if (cli_guest_with_in_process_type(&spec, "GUEST") != 0)
+        return 2;
     if (jsonl && (payload_arg || count_given)) {
         cli_error("--jsonl gives every job its payload, one per line: leave out %s",
                   payload_arg ? "--payload" : "--count");
@@ -469,8 +476,6 @@ int cmd_submit(int argc, char **argv)
     }
     if (want_unique)
         spec.unique = &unique;
-    spec.tags = tags;
-    spec.n_tags = n_tags;
     char *payload = NULL;
     if (payload_arg) {
         char from[4200], msg[4608];
@@ -834,6 +839,9 @@ int cmd_show(int argc, char **argv)
             break;
         }
     }
+    /* the commands printed below open this database when pasted, not the default one */
+    char dba[4 * PATH_MAX + 16];
+    cli_db_arg(aspen_engine_db_path(eng), dba, sizeof dba);
     aspen_engine_close(eng);
     if (rc) {
         cli_error("%s", err.msg);
@@ -867,13 +875,13 @@ int cmd_show(int argc, char **argv)
             json_object_set_new(a, "core_bytes",
                                 core ? json_integer((json_int_t)core->size) : json_null());
             json_object_set_new(a, "replay_record", json_boolean(replay));
-            char cmd[128];
-            snprintf(cmd, sizeof cmd, "aspen core %lld --attempt %d -o FILE", (long long)j.id,
-                     att[i].number);
-            json_object_set_new(a, "core_command", core ? json_string(cmd) : json_null());
-            snprintf(cmd, sizeof cmd, "aspen replay %lld --attempt %d", (long long)j.id,
-                     att[i].number);
-            json_object_set_new(a, "replay_command", replay ? json_string(cmd) : json_null());
+            char cmd[sizeof dba + 128];
+            snprintf(cmd, sizeof cmd, "aspen core %lld --attempt %d -o FILE%s", (long long)j.id,
+                     att[i].number, dba);
+            json_object_set_new(a, "core_command", core ? cli_json_str(cmd) : json_null());
+            snprintf(cmd, sizeof cmd, "aspen replay %lld --attempt %d%s", (long long)j.id,
+                     att[i].number, dba);
+            json_object_set_new(a, "replay_command", replay ? cli_json_str(cmd) : json_null());
             json_array_append_new(arr, a);
         }
         json_object_set_new(o, "attempt_list", arr);
@@ -912,7 +920,9 @@ int cmd_show(int argc, char **argv)
         }
         show_field("payload", j.payload, "");
         char mem[32];
-        if (j.memory_bytes > 0)
+        if (j.memory_bytes > 0 && j.memory_bytes % (1 << 20) == 0) /* as --memory 2M said it */
+            snprintf(mem, sizeof mem, "%lld MiB", (long long)(j.memory_bytes >> 20));
+        else if (j.memory_bytes > 0)
             snprintf(mem, sizeof mem, "%lld KiB", (long long)(j.memory_bytes >> 10));
         else
             snprintf(mem, sizeof mem, "default (1 MiB)");
@@ -941,8 +951,10 @@ int cmd_show(int argc, char **argv)
         }
         if (j.error)
             show_field("error", j.error, "");
-        printf("  logs        %d line%s (aspen logs %lld)", j.log_count, j.log_count == 1 ? "" : "s",
+        printf("  logs        %d line%s (aspen logs %lld", j.log_count, j.log_count == 1 ? "" : "s",
                (long long)j.id);
+        cli_puts(stdout, dba); /* a path is the user's bytes: escaped like every field */
+        printf(")");
         if (j.log_dropped > 0) /* counted past the per-job cap, never kept */
             printf(", %lld more not kept (the per-job cap)", (long long)j.log_dropped);
         printf("\n");
@@ -978,12 +990,16 @@ int cmd_show(int argc, char **argv)
                     snprintf(sz, sizeof sz, "%zu KiB", (core->size + 1023) >> 10);
                 printf("a core (%s)%s: aspen core %lld --attempt %d -o FILE", sz,
                        replay ? " and a replay record" : "", (long long)j.id, att[i].number);
+                cli_puts(stdout, dba);
             } else {
                 printf("a replay record:");
             }
             if (replay)
+            {
                 printf("%s aspen replay %lld --attempt %d", core ? ";" : "", (long long)j.id,
                        att[i].number);
+                cli_puts(stdout, dba);
+            }
             printf("\n");
         }
     }

@@ -58,6 +58,57 @@ static int check_given(const char *path, const char *how)
     return 0;
 }
 
+/* The user's data directory, where the default database lives; false when there is none. */
+static bool default_dir(char *dir, size_t cap)
+{
+    const char *xdg = getenv("XDG_DATA_HOME"), *home = getenv("HOME");
+    if (xdg && *xdg)
+        snprintf(dir, cap, "%s/aspen", xdg);
+    else if (home && *home)
+        snprintf(dir, cap, "%s/.local/share/aspen", home);
+    else
+        return false;
+    return true;
+}
+
+const char *cli_db_arg(const char *db, char *out, size_t cap)
+{
+    out[0] = '\0';
+    if (!db || !*db || cap < 16)
+        return out;
+    char dir[PATH_MAX], def[PATH_MAX + 16], real[PATH_MAX];
+    const char *shown = db;
+    if (!aspen_store_name_is_postgres(db)) {
+        /* an SQLite file: as an absolute path, so the command works from any directory */
+        if (realpath(db, real))
+            shown = real;
+        if (default_dir(dir, sizeof dir)) {
+            snprintf(def, sizeof def, "%s/aspen.db", dir);
+            char rdef[PATH_MAX];
+            if (strcmp(shown, def) == 0 || (realpath(def, rdef) && strcmp(shown, rdef) == 0))
+                return out; /* the default: pasted as printed, it opens this one */
+        }
+    }
+    /* ' --db '…'': single quotes keep every byte but ' itself, written '\'' */
+    size_t n = (size_t)snprintf(out, cap, " --db '");
+    const char *p = shown;
+    for (; *p && n + 6 < cap; p++) {
+        if (*p == '\'') {
+            memcpy(out + n, "'\\''", 4);
+            n += 4;
+        } else {
+            out[n++] = *p;
+        }
+    }
+    if (*p) { /* too long to quote here: a cut path would open another database */
+        snprintf(out, cap, " --db DB");
+        return out;
+    }
+    out[n++] = '\'';
+    out[n] = '\0';
+    return out;
+}
+
 int cli_db_path(const char *given, char *out, size_t cap)
 {
     if (given) {
@@ -74,12 +125,7 @@ int cli_db_path(const char *given, char *out, size_t cap)
         return check_given(out, "$ASPEN_DB");
     }
     char dir[PATH_MAX];
-    const char *xdg = getenv("XDG_DATA_HOME"), *home = getenv("HOME");
-    if (xdg && *xdg)
-        snprintf(dir, sizeof dir, "%s/aspen", xdg);
-    else if (home && *home)
-        snprintf(dir, sizeof dir, "%s/.local/share/aspen", home);
-    else {
+    if (!default_dir(dir, sizeof dir)) {
         cli_error("no database given and neither $XDG_DATA_HOME nor $HOME is set: "
                   "use --db PATH or set ASPEN_DB");
         return -1;
@@ -254,15 +300,36 @@ void cli_format_time(int64_t ms, char *out, size_t cap)
         snprintf(out + n, cap - n, ".%03d", (int)(ms % 1000));
 }
 
+bool cli_spec_in_vm(const aspen_engine_job_spec *spec)
+{
+    bool in_vm = spec->isolation;
+    for (size_t i = 0; i < spec->n_tags && !in_vm; i++)
+        in_vm = strcmp(spec->tags[i], "requires_isolation") == 0;
+    return in_vm;
+}
+
+int cli_guest_with_in_process_type(const aspen_engine_job_spec *spec, const char *guest_word)
+{
+    if (!spec->type || !aspen_engine_type_in_process(spec->type) || cli_spec_in_vm(spec) ||
+        (!spec->guest && !spec->source_dir))
+        return 0;
+    char t[200];
+    cli_cell_str(spec->type, 40, t, sizeof t);
+    const char *what = spec->source_dir ? "--source" : guest_word;
+    /* --isolation runs the guest in a micro-VM; the type is then only the job's label */
+    cli_error("--type %s runs in the worker with no guest: drop %s, or drop --type to run the "
+              "guest (or add --isolation if you meant to run the guest in a micro-VM under the "
+              "type %s)",
+              t, what, t);
+    return -1;
+}
+
 int cli_type_runnable(aspen_engine *eng, const aspen_engine_job_spec *spec, bool any_type)
 {
     if (!spec->type || any_type)
         return 0;
     /* with isolation (or the tag) the job runs in a micro-VM whatever its type is called */
-    bool in_vm = spec->isolation;
-    for (size_t i = 0; i < spec->n_tags && !in_vm; i++)
-        in_vm = strcmp(spec->tags[i], "requires_isolation") == 0;
-    if (in_vm)
+    if (cli_spec_in_vm(spec))
         return 0;
     const char *names[64];
     size_t n = aspen_engine_handler_types(eng, names, 64);

@@ -240,9 +240,32 @@ int cli_getopt(int argc, char **argv, const char *shortopts, const struct option
     char so[128];
     snprintf(so, sizeof so, ":%s", shortopts);
     opterr = 0; /* our messages, with "did you mean" */
-    int c = getopt_long(argc, argv, so, longopts, NULL);
-    if (c != '?' && c != ':')
+    int li = -1;
+    int c = getopt_long(argc, argv, so, longopts, &li);
+    if (c != '?' && c != ':') {
+        /* "--source --db X": getopt takes the next word as the value whatever it is, and the
+         * option after it is lost (X then reads as the command's argument). A value given as a
+         * separate word that is one of this command's own options is that mistake: say so. A
+         * value attached (--source=--db) or any other text starting with "--" (--filter --x,
+         * when --x is no option here) is taken as it is. */
+        if (optarg && optind >= 2 && optarg == argv[optind - 1] && optarg[0] == '-' &&
+            optarg[1] == '-' && optarg[2]) {
+            size_t vn = strcspn(optarg + 2, "=");
+            for (const struct option *o = longopts; o->name; o++)
+                if (strlen(o->name) == vn && strncmp(o->name, optarg + 2, vn) == 0) {
+                    char name[128];
+                    if (li >= 0)
+                        snprintf(name, sizeof name, "--%s", longopts[li].name);
+                    else
+                        snprintf(name, sizeof name, "-%c", c);
+                    cli_error("%s needs a value (got the option --%s): give %s its value "
+                              "first (aspen %s --help lists the options)",
+                              name, o->name, name, cmd);
+                    return '?';
+                }
+        }
         return c;
+    }
     const char *arg = optind > 0 && optind <= argc ? argv[optind - 1] : "";
     char name[128];
     if (optopt && !(arg[0] == '-' && arg[1] == '-'))

@@ -364,6 +364,17 @@ static int store_guest(aspen_engine *eng, const char *guest, char sha[65], char 
 /* pin: a --source directory is pinned to its content now (a submitted job); a schedule's template
  * is not (each occurrence builds what the directory holds when it is enqueued, as cron runs a
  * script). */
+/* The job runs in a micro-VM whatever its type: isolation, or the tag requires_isolation. */
+static bool spec_in_vm(const aspen_engine_job_spec *in)
+{
+    if (in->isolation)
+        return true;
+    for (size_t i = 0; i < in->n_tags; i++)
+        if (in->tags[i] && strcmp(in->tags[i], "requires_isolation") == 0)
+            return true;
+    return false;
+}
+
 static int convert(aspen_engine *eng, const aspen_engine_job_spec *in, size_t index,
                    aspen_store_job_spec *out, struct owned *own, const aspen_engine_job_spec *prev,
                    const struct owned *prev_own, bool pin, aspen_engine_error *err)
@@ -383,6 +394,15 @@ static int convert(aspen_engine *eng, const aspen_engine_job_spec *in, size_t in
         return eng_err(err, ASPEN_ENGINE_EINVAL,
                        "give the guest one way only: bytes, a name or path, a sha256, or a "
                        "source directory");
+    /* A guest with a built-in in-process type (echo, checksum, sleep) would be stored and never
+     * run: the worker runs the type's C function and the job succeeds as if the guest had. Refused
+     * before anything is stored, unless the job runs in a micro-VM anyway (isolation). */
+    if (sources && in->type && aspen_engine_type_in_process(in->type) && !spec_in_vm(in))
+        return eng_err(err, ASPEN_ENGINE_EINVAL,
+                       "type %s runs in-process in a worker with no guest, so the job's guest "
+                       "(%s) would never run: leave the guest out, leave the type out (vm_execute "
+                       "runs the guest), or set isolation to run the guest in a micro-VM",
+                       in->type, in->source_dir ? "source directory" : "binary");
     memset(out, 0, sizeof *out);
     if (in->binary_name)
         snprintf(own->name, sizeof own->name, "%s", in->binary_name);
@@ -448,10 +468,7 @@ static int convert(aspen_engine *eng, const aspen_engine_job_spec *in, size_t in
     if (!out->type || !*out->type)
         return eng_err(err, ASPEN_ENGINE_EINVAL,
                        "a job needs a type, or a guest binary to run (type vm_execute)");
-    bool vm = in->isolation || strcmp(out->type, "vm_execute") == 0;
-    for (size_t i = 0; i < in->n_tags; i++)
-        if (in->tags[i] && strcmp(in->tags[i], "requires_isolation") == 0)
-            vm = true;
+    bool vm = spec_in_vm(in) || strcmp(out->type, "vm_execute") == 0;
     if (vm && !sources)
         return eng_err(err, ASPEN_ENGINE_EBINARY,
                        "this job runs in a micro-VM (type vm_execute, isolation or the tag "

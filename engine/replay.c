@@ -258,7 +258,14 @@ int aspen_engine_attempt_data(aspen_engine *eng, int64_t job_id, int attempt,
         int code;
         const aspen_store_attempt *last = n_att ? &att[n_att - 1] : NULL;
         const char *je = "job_error: "; /* the worker's words for a guest's own failure */
-        if (kind == ASPEN_STORE_DATA_CORE && last && last->error &&
+        if (kind == ASPEN_STORE_DATA_CORE && !aspen_engine_job_needs_vm(&job))
+            /* "its attempt 1 succeeded" would suggest a VM ran and might have kept one */
+            code = eng_err(err, ASPEN_ENGINE_ENOTFOUND,
+                           "job %lld keeps no core: it ran in-process in a worker (type %s, no "
+                           "micro-VM), so there is no guest memory to dump; cores are kept for "
+                           "micro-VM jobs' faults, panics and timeouts",
+                           (long long)job_id, job.type ? job.type : "?");
+        else if (kind == ASPEN_STORE_DATA_CORE && last && last->error &&
             strncmp(last->error, je, strlen(je)) == 0)
             code = eng_err(err, ASPEN_ENGINE_ENOTFOUND,
                            "job %lld keeps no core: its %sattempt %d ended in a job error (the "

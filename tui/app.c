@@ -504,7 +504,8 @@ static void fetch_done(uv_work_t *w, int status)
             if (r->detail_ok) {
                 tui_detail_build(&a->detail, &r->detail, r->att, r->n_att, r->dlogs, r->n_dlogs,
                                  aspen_store_now_ms());
-                tui_detail_add_data(&a->detail, r->detail_id, r->adata, r->n_adata);
+                tui_detail_add_data(&a->detail, r->detail_id, r->adata, r->n_adata,
+                                    a->opts.db_arg);
                 a->detail_payload = strdup(r->detail.payload ? r->detail.payload : "");
                 if (r->detail.result && r->detail.result_size) {
                     a->detail_output = malloc(r->detail.result_size);

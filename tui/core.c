@@ -99,10 +99,12 @@ int tui_core_write(aspen_engine *eng, int64_t job_id, const char *path, char *ms
     return 0;
 }
 
-void tui_detail_add_data(tui_text *t, int64_t job_id, const aspen_store_attempt_data *d, size_t n)
+void tui_detail_add_data(tui_text *t, int64_t job_id, const aspen_store_attempt_data *d, size_t n,
+                         const char *db_arg)
 {
     if (!n)
         return;
+    const char *dba = db_arg ? db_arg : ""; /* pasted, the command opens this database */
     /* C (tui_core_write) writes the last attempt's core only: that one says so, the others give
      * the command that writes each */
     int last = 0;
@@ -118,18 +120,18 @@ void tui_detail_add_data(tui_text *t, int64_t job_id, const aspen_store_attempt_
     for (size_t i = 0; i < n; i++) {
         if (d[i].kind == ASPEN_STORE_DATA_CORE && d[i].attempt == last)
             tui_text_add(t, "  attempt %d kept an ELF core (%zu KiB): C writes it%s and shows the "
-                         "gdb command (aspen core %lld --attempt %d -o FILE)",
+                         "gdb command (aspen core %lld --attempt %d -o FILE%s)",
                          d[i].attempt, (d[i].size + 1023) / 1024,
                          cores > 1 ? " (the last attempt's core)" : "", (long long)job_id,
-                         d[i].attempt);
+                         d[i].attempt, dba);
         else if (d[i].kind == ASPEN_STORE_DATA_CORE)
             tui_text_add(t, "  attempt %d kept an ELF core (%zu KiB): C writes attempt %d's, not "
-                         "this one; aspen core %lld --attempt %d -o FILE writes this one",
+                         "this one; aspen core %lld --attempt %d -o FILE%s writes this one",
                          d[i].attempt, (d[i].size + 1023) / 1024, last, (long long)job_id,
-                         d[i].attempt);
+                         d[i].attempt, dba);
         else if (d[i].kind == ASPEN_STORE_DATA_REPLAY)
             tui_text_add(t, "  attempt %d kept a replay record (%zu bytes): aspen replay %lld "
-                         "--attempt %d runs it again (--calls lists its host calls)",
-                         d[i].attempt, d[i].size, (long long)job_id, d[i].attempt);
+                         "--attempt %d%s runs it again (--calls lists its host calls)",
+                         d[i].attempt, d[i].size, (long long)job_id, d[i].attempt, dba);
     }
 }

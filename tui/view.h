@@ -298,7 +298,8 @@ char *tui_json_pretty(const char *text);
 /* The detail's "Debugging" section (core.c): which attempts kept a core (C writes the last
  * attempt's; aspen core ID --attempt N -o FILE any of them) or a replay record (aspen replay).
  * Nothing when the job keeps none. */
-void tui_detail_add_data(tui_text *t, int64_t job_id, const aspen_store_attempt_data *d, size_t n);
+void tui_detail_add_data(tui_text *t, int64_t job_id, const aspen_store_attempt_data *d, size_t n,
+                         const char *db_arg);
 void tui_detail_build(tui_text *t, const aspen_store_job *job, const aspen_store_attempt *att,
                       size_t n_att, const aspen_store_log *logs, size_t n_logs, int64_t now_ms);
 /* The help screen at width columns, generated from the keymap (keymap.c): every key and command,

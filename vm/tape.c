@@ -61,6 +61,7 @@ struct aspen_vm_tape {
     char fed_name[ASPEN_MAX_NAME + 8];
     int64_t fed_values[3];
     uint32_t fed_n; /* values of that call fed (numbers kept up to 3) */
+    uint32_t edited_call, edited_index; /* aspen_vm_tape_set_value's (call from 1; 0: none) */
 };
 
 static uint32_t fnv(uint32_t h, const void *p, size_t n)
@@ -270,6 +271,8 @@ int aspen_vm_tape_set_value(aspen_vm_tape *t, uint32_t call, uint32_t index, int
                 free(t->buf);
                 t->buf = nb;
                 t->len = t->cap = t->max = t->len - old + n;
+                t->edited_call = call;
+                t->edited_index = index;
                 (void)at;
                 return 0;
             }
@@ -368,9 +371,17 @@ static void diverge(aspen_vm_tape *t, const char *fmt, ...)
                              (long long)t->fed_values[i]);
             used += w > 0 ? (size_t)w : 0;
         }
-        snprintf(t->why + n, sizeof t->why - (size_t)n,
-                 "; the last recorded values fed to the guest before it were host call %u's (%s)%s",
-                 t->fed_at, t->fed_name, vals);
+        /* an edited value was not recorded: the note says which one came from the edit */
+        if (t->edited_call == t->fed_at)
+            snprintf(t->why + n, sizeof t->why - (size_t)n,
+                     "; the last values fed to the guest before it were host call %u's (%s)%s "
+                     "(value %u.%u edited for this replay, not recorded)",
+                     t->fed_at, t->fed_name, vals, t->edited_call, t->edited_index + 1);
+        else
+            snprintf(t->why + n, sizeof t->why - (size_t)n,
+                     "; the last recorded values fed to the guest before it were host call "
+                     "%u's (%s)%s",
+                     t->fed_at, t->fed_name, vals);
     }
 }
 

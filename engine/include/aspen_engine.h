@@ -339,6 +339,10 @@ int aspen_engine_register_handler(aspen_engine *eng, const char *type, aspen_eng
  * valid while the engine is open); returns how many there are. A client (aspen submit) asks it
  * to refuse a type that no engine of its own kind could run. */
 size_t aspen_engine_handler_types(const aspen_engine *eng, const char **names, size_t cap);
+/* True for the built-in in-process types (echo, checksum, sleep): C functions in the worker that
+ * run no guest. Submit refuses a guest or source directory with one of them unless the job runs
+ * in a micro-VM anyway (isolation, or the tag requires_isolation): the guest would never run. */
+bool aspen_engine_type_in_process(const char *type);
 /* True when jobs of this row run in a micro-VM (type vm_execute, tag requires_isolation,
  * isolation on). The tag is one whole element of the tags array, parsed, not a substring. */
 bool aspen_engine_job_needs_vm(const aspen_store_job *job);

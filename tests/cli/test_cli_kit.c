@@ -11,7 +11,11 @@
  *     sha256 after; of a failed job, which attempt kept a core (its size) and a replay record,
  *     with the commands, in text and --json;
  *   - `aspen core` of an attempt past the job's last says how many it has; the gdb line names the
- *     binary by a path that works from the user's directory only when it is the very ELF that ran.
+ *     binary by a path that works from the user's directory only when it is the very ELF that ran;
+ *   - the second trial: a guest with an in-process type refused; printed commands name a database
+ *     that is not the default one (pasted elsewhere, they open it); core's -o and --binary naming
+ *     one file refused before writing; an option taken as another's value; replay --set's
+ *     negative values for unsigned ones; submit --help's lines, "2 MiB", an in-process job's core.
  * They need /dev/kvm and fail, never skip, without it.
  */
 #include <setjmp.h>
@@ -295,15 +299,23 @@ static void test_core_kept_shown(void **state)
     o = run("%s show 1 --db %s", ASPEN_BIN, db);
     expect_out(&o, 0, "failed");
     assert_true(has(&o, "  kept        attempt 1: a core ("));
-    assert_true(has(&o, " and a replay record: aspen core 1 --attempt 1 -o FILE;  aspen replay "
-                        "1 --attempt 1") ||
-                has(&o, " and a replay record: aspen core 1 --attempt 1 -o FILE; aspen replay 1 "
-                        "--attempt 1"));
+    /* not the default database: every command names it, so that pasted it opens this one */
+    char want_kept[1200];
+    snprintf(want_kept, sizeof want_kept,
+             " and a replay record: aspen core 1 --attempt 1 -o FILE --db '%s'; aspen replay 1 "
+             "--attempt 1 --db '%s'\n",
+             db, db);
+    if (!has(&o, want_kept))
+        fail_msg("want \"%s\" in:\n%s", want_kept, o.buf);
     free(o.buf);
     o = run("%s show 1 --json --db %s", ASPEN_BIN, db);
-    expect_out(&o, 0, "\"core_command\": \"aspen core 1 --attempt 1 -o FILE\"");
+    snprintf(want_kept, sizeof want_kept,
+             "\"core_command\": \"aspen core 1 --attempt 1 -o FILE --db '%s'\"", db);
+    expect_out(&o, 0, want_kept);
     assert_true(has(&o, "\"replay_record\": true"));
-    assert_true(has(&o, "\"replay_command\": \"aspen replay 1 --attempt 1\""));
+    snprintf(want_kept, sizeof want_kept,
+             "\"replay_command\": \"aspen replay 1 --attempt 1 --db '%s'\"", db);
+    assert_true(has(&o, want_kept));
     assert_false(has(&o, "\"core_bytes\": null"));
     free(o.buf);
 
@@ -348,6 +360,242 @@ static void test_core_kept_shown(void **state)
     free(o.buf);
 }
 
+
+/* ---- issue 11's second trial (trial2 F1-F4, F7, F10) ----------------------------------------- */
+
+/* F1: a guest or --source with an in-process type would be stored and never run: refused at
+ * submit (and cron add) saying what to drop, nothing stored; --isolation or the tag
+ * requires_isolation runs the guest in a micro-VM, so those stay accepted. */
+static void test_guest_with_in_process_type(void **state)
+{
+    (void)state;
+    char db[400], src[400];
+    snprintf(db, sizeof db, "%s/inproc.db", g_dir);
+    snprintf(src, sizeof src, "%s/../../guests/echo-worker", GUEST_DIR);
+    out o = run("%s submit --type echo --db %s --create", ASPEN_BIN, db);
+    expect_out(&o, 0, "1\n");
+    free(o.buf);
+    o = run("%s submit echo-worker --type echo --db %s", ASPEN_BIN, db);
+    expect_out(&o, 2, "error: --type echo runs in the worker with no guest: drop GUEST, or drop "
+                      "--type to run the guest (or add --isolation if you meant to run the "
+                      "guest in a micro-VM under the type echo)");
+    free(o.buf);
+    o = run("%s submit --source %s/guests/echo-worker --type sleep --db %s", ASPEN_BIN,
+            ASPEN_SOURCE_DIR, db);
+    expect_out(&o, 2, "error: --type sleep runs in the worker with no guest: drop --source");
+    free(o.buf);
+    o = run("%s submit %s/test-fault --type checksum --count 3 --db %s", ASPEN_BIN, GUEST_DIR, db);
+    expect_out(&o, 2, "--type checksum runs in the worker with no guest");
+    free(o.buf);
+    o = run("%s cron add c '@every 1m' echo-worker --type echo --db %s", ASPEN_BIN, db);
+    expect_out(&o, 2, "--type echo runs in the worker with no guest: drop the guest");
+    free(o.buf);
+    o = run("%s jobs --json --db %s", ASPEN_BIN, db);
+    expect_out(&o, 0, "\"id\": 1");
+    assert_false(has(&o, "\"id\": 2"));
+    free(o.buf);
+    /* a type that merely looks like one, and types in a micro-VM, are not this rule's */
+    o = run("%s submit echo-worker --type ECHO --db %s", ASPEN_BIN, db);
+    expect_out(&o, 1, "no handler for job type 'ECHO'");
+    assert_false(has(&o, "with no guest"));
+    free(o.buf);
+    o = run("%s submit echo-worker --type echo --isolation --db %s", ASPEN_BIN, db);
+    expect_out(&o, 0, "2\n");
+    free(o.buf);
+    o = run("%s submit echo-worker --type sleep --tag requires_isolation --db %s", ASPEN_BIN, db);
+    expect_out(&o, 0, "3\n");
+    free(o.buf);
+    /* a tag that only contains the word is not isolation */
+    o = run("%s submit echo-worker --type sleep --tag requires_isolation_not --db %s", ASPEN_BIN,
+            db);
+    expect_out(&o, 2, "--type sleep runs in the worker with no guest");
+    free(o.buf);
+}
+
+/* F2: the commands `aspen show`, `core` and `replay` print name the database when it is not the
+ * default one, shell-quoted, so that pasted from any directory they open it; with the default
+ * database they stay short. The path is hostile: a quote, spaces, a '$'. */
+static void test_printed_commands_name_the_db(void **state)
+{
+    (void)state;
+    char dir[400], db[500], home[400];
+    snprintf(dir, sizeof dir, "%s/it's a $dir", g_dir);
+    snprintf(db, sizeof db, "%s/q.db", dir);
+    snprintf(home, sizeof home, "%s/home", g_dir);
+    /* the shell sees the path only through $KITDB: no quoting of ours to get wrong */
+    assert_int_equal(setenv("KITDB", db, 1), 0);
+    assert_int_equal(setenv("KITDIR", dir, 1), 0);
+    sh("mkdir -p \"$KITDIR\" '%s'", home);
+    out o = run("%s submit test-clock --payload '\"x\"' --db \"$KITDB\" --create", ASPEN_BIN);
+    expect_out(&o, 0, "1\n");
+    free(o.buf);
+    o = run("%s worker --until-idle --quiet --db \"$KITDB\"", ASPEN_BIN);
+    free(o.buf);
+    o = run("%s show 1 --db \"$KITDB\"", ASPEN_BIN);
+    expect_out(&o, 0, "aspen replay 1 --attempt 1 --db '");
+    /* the printed command, pasted into a shell elsewhere with another default database */
+    const char *at = memmem(o.buf, o.len, "aspen replay 1 --attempt 1", 26);
+    assert_non_null(at);
+    size_t n = strcspn(at, "\n");
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "%.*s", (int)n, at);
+    free(o.buf);
+    o = run("cd / && HOME='%s' XDG_DATA_HOME= ASPEN_DB= %s%s", home, ASPEN_BIN,
+            cmd + strlen("aspen"));
+    expect_out(&o, 0, "job 1 attempt 1: identical");
+    free(o.buf);
+    struct stat st;
+    assert_int_not_equal(stat(home, &st), -1);
+    char def[600];
+    snprintf(def, sizeof def, "%s/.local/share/aspen/aspen.db", home);
+    assert_int_equal(stat(def, &st), -1); /* no default database was made by the paste */
+    o = run("%s replay 1 --calls --db \"$KITDB\"", ASPEN_BIN);
+    expect_out(&o, 0, "(edit one: aspen replay 1 --set CALL.I=VALUE --db '");
+    assert_true(has(&o, "/it'\\''s a $dir/q.db')"));
+    free(o.buf);
+    /* the default database: no --db in the commands */
+    o = run("export HOME='%s' XDG_DATA_HOME= ASPEN_DB=; %s submit test-clock --payload '\"y\"' "
+            "&& %s worker --until-idle --quiet && %s show 1",
+            home, ASPEN_BIN, ASPEN_BIN, ASPEN_BIN);
+    expect_out(&o, 0, "a replay record: aspen replay 1 --attempt 1\n");
+    assert_true(has(&o, "(aspen logs 1)"));
+    assert_false(has(&o, "--db"));
+    free(o.buf);
+}
+
+/* F3: -o and --binary naming one file (the same path, another spelling, a hard link) or a
+ * symbolic link are refused before anything is written: the core is never lost. */
+static void test_core_outputs_checked_first(void **state)
+{
+    (void)state;
+    char db[400], w[400];
+    snprintf(db, sizeof db, "%s/same.db", g_dir);
+    snprintf(w, sizeof w, "%s/same", g_dir);
+    sh("mkdir -p %s/sub", w);
+    out o = run("%s submit %s/test-fault --payload null --max-attempts 1 --db %s --create",
+                ASPEN_BIN, GUEST_DIR, db);
+    expect_out(&o, 0, "1\n");
+    free(o.buf);
+    o = run("%s worker --until-idle --quiet --db %s", ASPEN_BIN, db);
+    free(o.buf);
+    const char *pairs[][2] = {{"F", "F"}, {"F", "./F"}, {"F", "sub/../F"}, {"./sub/x", "sub/x"}};
+    for (size_t i = 0; i < sizeof pairs / sizeof *pairs; i++) {
+        o = run("cd %s && %s core 1 -o %s --binary %s --db %s", w, ASPEN_BIN, pairs[i][0],
+                pairs[i][1], db);
+        expect_out(&o, 1, "are the same file: the guest ELF would overwrite the core");
+        assert_true(has(&o, "nothing was written"));
+        assert_false(has(&o, "wrote the core"));
+        free(o.buf);
+        o = run("cd %s && ls F sub/x", w);
+        expect_out(&o, 2, NULL); /* neither was created */
+        free(o.buf);
+    }
+    /* an existing core, then links to it */
+    o = run("cd %s && %s core 1 -o F --db %s && cp F F.keep && ln -s F L && ln F H", w, ASPEN_BIN,
+            db);
+    expect_out(&o, 0, "wrote the core of job 1 attempt 1");
+    free(o.buf);
+    o = run("cd %s && %s core 1 -o F --binary H --db %s", w, ASPEN_BIN, db);
+    expect_out(&o, 1, "-o F and --binary H are the same file");
+    free(o.buf);
+    o = run("cd %s && %s core 1 -o F --binary L --db %s", w, ASPEN_BIN, db);
+    expect_out(&o, 1, "--binary L is a symbolic link: aspen core writes no file through a link");
+    free(o.buf);
+    o = run("cd %s && %s core 1 -o L --binary g.elf --db %s", w, ASPEN_BIN, db);
+    expect_out(&o, 1, "-o L is a symbolic link");
+    free(o.buf);
+    o = run("cd %s && cmp F F.keep && ls g.elf", w);
+    expect_out(&o, 2, NULL); /* F untouched, no g.elf */
+    free(o.buf);
+    /* two different files still work */
+    o = run("cd %s && %s core 1 -o F --binary g.elf --db %s", w, ASPEN_BIN, db);
+    expect_out(&o, 0, "open it with: gdb g.elf F\n");
+    free(o.buf);
+}
+
+/* F4: an option whose value was left out takes the next option as its value: said so. */
+static void test_option_as_value(void **state)
+{
+    (void)state;
+    char db[400];
+    snprintf(db, sizeof db, "%s/optval.db", g_dir);
+    check_cmd(2, "error: --source needs a value (got the option --db)",
+              "%s submit --source --db %s", ASPEN_BIN, db);
+    check_cmd(2, "error: --db needs a value (got the option --create)", "%s submit --type echo "
+              "--db --create", ASPEN_BIN);
+    check_cmd(2, "error: --payload needs a value (got the option --type)", "%s submit --payload "
+              "--type=echo", ASPEN_BIN);
+    check_cmd(2, "error: -o needs a value (got the option --db)", "%s core 1 -o --db %s",
+              ASPEN_BIN, db);
+    /* attached, it is the value as given (here a directory that does not exist) */
+    check_cmd(1, "guest source directory --db not found", "%s submit --source=--db --db %s "
+              "--create", ASPEN_BIN, db);
+}
+
+/* F7: an edited value is not called recorded; a negative one for an unsigned value is refused,
+ * the largest unsigned one is taken. */
+static void test_replay_set_values(void **state)
+{
+    (void)state;
+    char db[400];
+    snprintf(db, sizeof db, "%s/set.db", g_dir);
+    out o = run("%s submit test-clock --payload '\"x\"' --db %s --create && %s worker --until-idle "
+                "--quiet --db %s",
+                ASPEN_BIN, db, ASPEN_BIN, db);
+    expect_out(&o, 0, NULL);
+    free(o.buf);
+    o = run("%s replay 1 --set 1=-5 --db %s", ASPEN_BIN, db);
+    expect_out(&o, 2, "error: --set 1=-5: value 1.1 of host call 1 (hl_get_time_ns) is unsigned");
+    assert_true(has(&o, "from 0 to 18446744073709551615"));
+    free(o.buf);
+    o = run("%s replay 1 --set 1.1=-9223372036854775808 --db %s", ASPEN_BIN, db);
+    expect_out(&o, 2, "is unsigned");
+    free(o.buf);
+    check_cmd(2, "--set wants CALL=VALUE", "%s replay 1 --set 1=18446744073709551616 --db %s",
+              ASPEN_BIN, db);
+    check_cmd(2, "--set wants CALL=VALUE", "%s replay 1 --set 1=+5 --db %s", ASPEN_BIN, db);
+    o = run("%s replay 1 --set 1=18446744073709551615 --db %s", ASPEN_BIN, db);
+    expect_out(&o, 1, "diverged at host call 2");
+    free(o.buf);
+    o = run("%s replay 1 --set 1=42 --db %s", ASPEN_BIN, db);
+    expect_out(&o, 1, "; the last values fed to the guest before it were host call 1's "
+                      "(hl_get_time_ns) = 42, ");
+    assert_true(has(&o, " (value 1.1 edited for this replay, not recorded)"));
+    assert_false(has(&o, "last recorded values"));
+    free(o.buf);
+}
+
+/* F10: submit --help gives each option its own line; aspen core of an in-process job says why
+ * it has no core; show gives whole MiB as MiB. */
+static void test_help_core_memory_words(void **state)
+{
+    (void)state;
+    out o = run("%s submit --help", ASPEN_BIN);
+    expect_out(&o, 0, "\n  --create-queue  take a --queue Q that does not exist yet");
+    assert_false(has(&o, "--create-queue  is given"));
+    assert_true(has(&o, "\n  --unique-states S,...   the states that count"));
+    assert_true(has(&o, "\n                          running; add succeeded"));
+    free(o.buf);
+    o = run("%s submit", ASPEN_BIN);
+    expect_out(&o, 2, "usage: aspen submit GUEST | --source SRC | --type T");
+    assert_false(has(&o, "--source DIR |"));
+    free(o.buf);
+    char db[400];
+    snprintf(db, sizeof db, "%s/words.db", g_dir);
+    o = run("%s submit --type echo --memory 2M --db %s --create && %s submit --type echo "
+            "--memory 1536K --db %s && %s worker --until-idle --quiet --db %s",
+            ASPEN_BIN, db, ASPEN_BIN, db, ASPEN_BIN, db);
+    expect_out(&o, 0, NULL);
+    free(o.buf);
+    check_cmd(0, "memory 2 MiB\n", "%s show 1 --db %s", ASPEN_BIN, db);
+    check_cmd(0, "memory 1536 KiB\n", "%s show 2 --db %s", ASPEN_BIN, db);
+    o = run("%s core 1 -o %s/never --db %s", ASPEN_BIN, g_dir, db);
+    expect_out(&o, 1, "job 1 keeps no core: it ran in-process in a worker (type echo, no "
+                      "micro-VM)");
+    assert_false(has(&o, "succeeded"));
+    free(o.buf);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -367,6 +615,12 @@ int main(void)
         cmocka_unit_test(test_source_dir_checked_at_submit),
         cmocka_unit_test(test_show_built_binary),
         cmocka_unit_test(test_core_kept_shown),
+        cmocka_unit_test(test_guest_with_in_process_type),
+        cmocka_unit_test(test_printed_commands_name_the_db),
+        cmocka_unit_test(test_core_outputs_checked_first),
+        cmocka_unit_test(test_option_as_value),
+        cmocka_unit_test(test_replay_set_values),
+        cmocka_unit_test(test_help_core_memory_words),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -262,6 +262,21 @@ static void test_routing(void **state)
     int64_t isolated = submit(eng, &iso);
     aspen_engine_job_spec u = {.type = "unknown-type"};
     int64_t unknown = submit(eng, &u);
+    /* a guest with an in-process type and no isolation would never run: refused, nothing stored
+     * (a tag that only contains the word is no isolation) */
+    const char *near_tag[] = {"requires_isolation2"};
+    aspen_engine_job_spec guestless[] = {
+        {.type = "echo", .guest = QUIET},
+        {.type = "sleep", .source_dir = "/nonexistent", .payload = "{\"ms\":1}"},
+        {.type = "checksum", .guest = QUIET, .tags = near_tag, .n_tags = 1},
+    };
+    for (size_t k = 0; k < sizeof guestless / sizeof *guestless; k++) {
+        aspen_engine_error ge = {0};
+        int64_t gid = 0;
+        assert_int_equal(aspen_engine_submit(eng, &guestless[k], &gid, &ge), ASPEN_ENGINE_EINVAL);
+        assert_non_null(strstr(ge.msg, "runs in-process in a worker with no guest"));
+        assert_non_null(strstr(ge.msg, guestless[k].type));
+    }
     start(eng);
     wait_idle(eng);
     aspen_engine_error err = {0};
@@ -294,6 +309,7 @@ static void test_routing(void **state)
     assert_int_equal(j.attempts, 1);
     assert_non_null(strstr(j.error, "no handler"));
     aspen_store_job_clear(&j);
+    assert_int_equal(aspen_engine_get(eng, unknown + 1, &j, &err), ASPEN_ENGINE_ENOTFOUND);
     aspen_engine_close(eng);
 }
 

@@ -20,6 +20,8 @@ typedef struct aspen_tui_options {
     int stop_grace_ms;      /* at quit, running jobs may finish within this; <= 0 → 3000 */
     const char *stats_path; /* benchmarks: frame and key-to-screen times as JSON written here at
                                exit; NULL → $ASPEN_TUI_STATS, or nothing */
+    const char *db_arg;     /* appended to the aspen commands the console prints (" --db '…'"),
+                               so that pasted they open this database; NULL or "": none */
 } aspen_tui_options;
 
 /* Runs the console on the terminal (stdin/stdout must be a tty) until the user quits or SIGINT /

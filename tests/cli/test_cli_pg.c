@@ -112,6 +112,11 @@ static void test_submit_creates_the_schema(void **state)
     assert_int_equal(pg_value(db, "SELECT count(*) FROM jobs"), 1);
     o = run("'%s' show 1 --db '%s' 2>&1", ASPEN_BIN, db);
     assert_int_equal(o.status, 0);
+    /* the command show prints names this database, the conninfo as given (issue 11 trial2) */
+    char want[900];
+    snprintf(want, sizeof want, "(aspen logs 1 --db '%s')", db);
+    if (!has(&o, want))
+        fail_msg("want \"%s\" in:\n%s", want, o.buf);
     free(o.buf);
     drop_db(server, name);
 }

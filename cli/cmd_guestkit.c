@@ -492,6 +492,8 @@ int cmd_replay(int argc, char **argv)
     aspen_engine *eng;
     if (cli_open_engine(db, 0, &eng))
         return 1;
+    char dba[4 * PATH_MAX + 16]; /* the commands printed open this database when pasted */
+    ro.cmd_args = cli_db_arg(aspen_engine_db_path(eng), dba, sizeof dba);
     if (set_negative_refused(eng, id, &ro, set_text)) {
         aspen_engine_close(eng);
         return 2;
@@ -507,8 +509,6 @@ int cmd_replay(int argc, char **argv)
             ro.calls = &calls;
         rc = aspen_engine_replay(eng, id, &ro, &rep, &err);
     }
-    char dba[4 * PATH_MAX + 16]; /* the commands printed open this database when pasted */
-    cli_db_arg(aspen_engine_db_path(eng), dba, sizeof dba);
     aspen_engine_close(eng);
     if (rc) {
         cli_error("%s", err.msg);

@@ -680,7 +680,7 @@ int aspen_engine_replay_calls(aspen_engine *eng, int64_t job_id, int attempt,
 /* "host call 2 (clock_gettime) 2.1 = 1700000000, 2.2 = 5; ..." for the calls that have values,
  * the first few, as --set numbers them. */
 static void add_calls_with_values(struct text *t, const aspen_engine_replay_call_list *c,
-                                  int64_t job_id)
+                                  int64_t job_id, const char *cmd_args)
 {
     if (!c->with_values) {
         add(t, "no host call of this attempt recorded a value, so there is none to set");
@@ -705,7 +705,8 @@ static void add_calls_with_values(struct text *t, const aspen_engine_replay_call
     }
     if (c->with_values > shown)
         add(t, "; and %zu more", c->with_values - shown);
-    add(t, " (aspen replay %lld --calls lists every call)", (long long)job_id);
+    add(t, " (aspen replay %lld --calls%s lists every call)", (long long)job_id,
+        cmd_args ? cmd_args : "");
 }
 
 /* --set CALL.I names a recorded number, or it is refused naming the call and the ones that do
@@ -733,7 +734,7 @@ static int check_set(const aspen_engine_replay_call_list *c, const aspen_engine_
             c->values[k->first_value + idx].len);
     else
         return 0;
-    add_calls_with_values(&t, c, job_id);
+    add_calls_with_values(&t, c, job_id, o->cmd_args);
     return eng_err(err, ASPEN_ENGINE_EINVAL, "%s", msg);
 }
 

@@ -533,6 +533,9 @@ typedef struct aspen_engine_replay_opts {
      * attempt without a record, the calls its replay made (no values); free it with
      * aspen_engine_replay_call_list_free, also when the replay fails. */
     aspen_engine_replay_call_list *calls;
+    /* Optional: appended to the aspen command its messages name (the CLI's " --db '…'" for a
+     * database that is not the default one, so that pasted it opens this one); NULL: none. */
+    const char *cmd_args;
 } aspen_engine_replay_opts;
 
 typedef struct aspen_engine_replay_report {

@@ -589,7 +589,8 @@ static void test_replay_calls_and_effects(void **state)
     o = run("%s replay 1 --set 2=5 --db %s", ASPEN_BIN, db);
     expect_out(&o, 1, "error: --set: host call 2 (hl_println) recorded no values");
     assert_true(has(&o, "the calls with values: host call 1 (hl_get_time_ns) 1.1 = "));
-    assert_true(has(&o, "(aspen replay 1 --calls lists every call)"));
+    snprintf(want, sizeof want, "(aspen replay 1 --calls --db '%s' lists every call)", db);
+    assert_true(has(&o, want));
     free(o.buf);
     o = run("%s replay 1 --set 1=42 --db %s", ASPEN_BIN, db);
     expect_out(&o, 1, "job 1 attempt 1: diverged at host call 2: host call 2 (hl_println)");

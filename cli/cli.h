@@ -146,7 +146,8 @@ int cli_db_path(const char *given, char *out, size_t cap);
 /* What a printed command (aspen show's "aspen core 3 …", the console's Debugging lines) must
  * add so that, pasted, it opens database db (the path or conninfo in use) and not the default:
  * "" for the default database, else " --db 'DB'", shell-quoted (an SQLite path made absolute, a
- * PostgreSQL conninfo as given; " --db DB" when it does not fit in cap). Returns out. */
+ * PostgreSQL conninfo as given but its password replaced by ***; " --db DB" when it does not fit
+ * in cap). Returns out. */
 const char *cli_db_arg(const char *db, char *out, size_t cap);
 /* Opens an engine on the database (workers = 0: a client). 0 or -1 (printed). */
 int cli_open_engine(const char *db, int workers, aspen_engine **out);

@@ -76,9 +76,14 @@ const char *cli_db_arg(const char *db, char *out, size_t cap)
     out[0] = '\0';
     if (!db || !*db || cap < 16)
         return out;
-    char dir[PATH_MAX], def[PATH_MAX + 16], real[PATH_MAX];
+    char dir[PATH_MAX], def[PATH_MAX + 16], real[PATH_MAX], redacted[PATH_MAX];
     const char *shown = db;
-    if (!aspen_store_name_is_postgres(db)) {
+    if (aspen_store_name_is_postgres(db)) {
+        /* never a password in printed text (it ends up in scrollback, logs, bug reports): ***
+         * stands for it, and the pasted command then takes it from ~/.pgpass or PGPASSWORD */
+        aspen_store_name_shown(db, redacted, sizeof redacted);
+        shown = redacted;
+    } else {
         /* an SQLite file: as an absolute path, so the command works from any directory */
         if (realpath(db, real))
             shown = real;

@@ -192,6 +192,11 @@ typedef struct fetch_req {
     bool sort_desc;
     long cursor_at, lo_at, hi_at, total_at; /* the window's place when asked */
     size_t n_before; /* FETCH_AROUND: rows before the anchor (out) */
+    /* FETCH_AROUND: the anchor's row and the ids of the rows before it as loaded when asked,
+     * to tell whether the list moved around the cursor since (see around_moved) */
+    tui_row anchor_row;
+    int64_t before_ids[TUI_WINDOW / 2];
+    size_t n_before_ids;
     int64_t detail_id, logs_job, logs_after;
     /* out */
     aspen_store_job *jobs;
@@ -218,6 +223,45 @@ static void reverse_jobs(aspen_store_job *j, size_t n)
         j[i] = j[n - 1 - i];
         j[n - 1 - i] = t;
     }
+}
+
+/* A window of rows around the cursor's position, by offset: when the anchor of a keyset read is
+ * gone, or its place in the list is no longer known (around_moved). */
+static int fetch_by_position(fetch_req *r, aspen_engine *eng, const aspen_store_filter *f,
+                             aspen_engine_error *err)
+{
+    aspen_store_filter o = *f;
+    o.after_id = 0;
+    o.after_inclusive = false;
+    o.sort_desc = r->sort_desc;
+    o.limit = TUI_WINDOW;
+    o.offset = r->cursor_at > TUI_WINDOW / 2 ? r->cursor_at - TUI_WINDOW / 2 : 0;
+    r->kind = FETCH_OFFSET;
+    r->offset = o.offset;
+    r->limit = TUI_WINDOW;
+    return aspen_engine_list(eng, &o, &r->jobs, &r->n_jobs, err);
+}
+
+/* A read around the anchor places the window by the anchor's old position, which is only true
+ * while nothing moved there: the anchor itself changed its sort key (a job that finished under
+ * :sort state or duration, a priority edit) or the rows just before it are others than before
+ * (jobs moved in or out). Then the counter would show the old position (issue: the position
+ * counter), so the window is read again by position. Moves further up than the rows read are not
+ * seen here (a count of the rows before the anchor would cost a scan of them on every refresh). */
+static bool around_moved(const fetch_req *r, const aspen_store_job *before, size_t nb,
+                         const aspen_store_job *anchor)
+{
+    const tui_row *o = &r->anchor_row;
+    if (!anchor || anchor->id != o->id || anchor->state != o->state ||
+        anchor->attempts != o->attempts || anchor->priority != o->priority ||
+        anchor->started_at_ms != o->started_ms || anchor->finished_at_ms != o->finished_ms)
+        return true;
+    /* before[] is nearest first; before_ids[] in display order, ending just above the anchor */
+    size_t k = nb < r->n_before_ids ? nb : r->n_before_ids;
+    for (size_t i = 0; i < k; i++)
+        if (before[i].id != r->before_ids[r->n_before_ids - 1 - i])
+            return true;
+    return false;
 }
 
 /* The job window of r->kind into r->jobs, in display order (on the pool). */
@@ -279,6 +323,12 @@ static int fetch_window(fetch_req *r, aspen_engine *eng, aspen_store_filter *f,
             f->after_inclusive = true;
             rc = aspen_engine_list(eng, f, &after, &na, err);
         }
+        if (!rc && nb == (size_t)(r->limit / 2) && around_moved(r, before, nb, na ? after : NULL)) {
+            /* a full half before the anchor: its position was taken from before, and it moved */
+            aspen_store_jobs_free(before, nb);
+            aspen_store_jobs_free(after, na);
+            return fetch_by_position(r, eng, f, err);
+        }
         if (!rc) {
             aspen_store_job *all = nb + na ? calloc(nb + na, sizeof *all) : NULL;
             if (nb + na && !all) {
@@ -306,16 +356,7 @@ static int fetch_window(fetch_req *r, aspen_engine *eng, aspen_store_filter *f,
     }
     if (rc && (err->store_code == ASPEN_STORE_ENOTFOUND || err->code == ASPEN_ENGINE_ENOTFOUND)) {
         /* the anchor job was deleted meanwhile: read the window by position instead */
-        aspen_store_filter o = *f;
-        o.after_id = 0;
-        o.after_inclusive = false;
-        o.sort_desc = r->sort_desc;
-        o.limit = TUI_WINDOW;
-        o.offset = r->cursor_at > TUI_WINDOW / 2 ? r->cursor_at - TUI_WINDOW / 2 : 0;
-        r->kind = FETCH_OFFSET;
-        r->offset = o.offset;
-        r->limit = TUI_WINDOW;
-        return aspen_engine_list(eng, &o, &r->jobs, &r->n_jobs, err);
+        return fetch_by_position(r, eng, f, err);
     }
     return rc;
 }
@@ -602,6 +643,12 @@ static void start_fetch(tui_app *a)
         } else if (a->cursor >= lo && a->cursor < hi) {
             r->kind = FETCH_AROUND;
             r->anchor = a->rows[a->cursor - lo].id;
+            r->anchor_row = a->rows[a->cursor - lo];
+            long from = a->cursor - lo - TUI_WINDOW / 2;
+            if (from < 0)
+                from = 0;
+            for (long i = from; i < a->cursor - lo; i++)
+                r->before_ids[r->n_before_ids++] = a->rows[i].id;
         } else if (exact && a->cursor >= r->total_at - TUI_WINDOW / 2) {
             r->kind = FETCH_END;
         } else if (a->cursor >= hi) {

@@ -1748,6 +1748,8 @@ static void form_focus(tui_app *a, int field)
 {
     a->field = (field + TUI_F_N) % TUI_F_N;
     a->field_fresh = true;
+    if (a->mode == TUI_MODE_SUBMIT && a->form_bad)
+        form_check(a); /* a long summary explains the field the cursor is on */
 }
 
 static size_t find_guest(tui_app *a, const tui_seed *s)
@@ -2008,10 +2010,14 @@ static void form_check(tui_app *a)
     }
     aspen_engine_error err = {0};
     if (aspen_engine_check_payload(a->f[TUI_F_PAYLOAD].buf, &err) != 0) {
-        snprintf(why[TUI_F_PAYLOAD], sizeof why[0], "%s", err.msg);
-        const char *pre = "invalid JSON payload: ";
-        snprintf(brief[TUI_F_PAYLOAD], sizeof brief[0], "not JSON, %s",
-                 strncmp(err.msg, pre, strlen(pre)) ? err.msg : err.msg + strlen(pre));
+        /* where it went wrong first, then what was expected, the parser's token cut short: the
+         * whole message (a long string's text after "near") ran past the rows under the form at
+         * 80 columns and its end was cut */
+        char place[256];
+        bool at = tui_json_error_brief(err.msg, 24, place, sizeof place);
+        snprintf(why[TUI_F_PAYLOAD], sizeof why[0], "%s%s", at ? "not JSON at " : "", place);
+        at = tui_json_error_brief(err.msg, 12, place, sizeof place);
+        snprintf(brief[TUI_F_PAYLOAD], sizeof brief[0], "%s%s", at ? "not JSON at " : "", place);
         bad |= 1u << TUI_F_PAYLOAD;
     }
     int64_t tmo = 0;
@@ -2083,26 +2089,45 @@ static void form_check(tui_app *a)
                  bare ? " (a bare number is milliseconds: 30s, 5m, 1h)" : "");
         return;
     }
-    size_t w = 0;
-    if (n_bad > 1) {
-        int k = snprintf(a->form_msg, sizeof a->form_msg, "%d fields to fix (marked !): ", n_bad);
-        w = k > 0 ? (size_t)k : 0;
-    }
-    bool first = true;
-    for (int f = 0; f < TUI_F_SUBMIT && w < sizeof a->form_msg; f++) {
-        if (!(bad & (1u << f)))
-            continue;
-        int k = f == TUI_F_UNIQUE && !(n_bad > 1 && brief[f][0])
+    /* Every bad field with its rule (tier 0). When that is more than the rows under the form
+     * (six fields or more at 80 columns: the end, and the fields there, were cut with "..."),
+     * the field the cursor is on and the payload keep theirs, the others are named (tier 1:
+     * each says its rule when the cursor reaches it), then only named (tier 2). */
+    for (int tier = 0; tier < 3; tier++) {
+        size_t w = 0;
+        if (n_bad > 1) {
+            int k = snprintf(a->form_msg, sizeof a->form_msg, "%d fields to fix (marked !): ",
+                             n_bad);
+            w = k > 0 ? (size_t)k : 0;
+        }
+        bool first = true, named = false;
+        for (int pass = 0; pass < 2; pass++) /* the explained fields, then the named ones */
+            for (int f = 0; f < TUI_F_SUBMIT && w < sizeof a->form_msg; f++) {
+                if (!(bad & (1u << f)))
+                    continue;
+                bool explain = tier == 0 || (tier == 1 && (f == a->field || f == TUI_F_PAYLOAD));
+                if (explain != (pass == 0))
+                    continue;
+                int k;
+                if (!explain)
+                    k = snprintf(a->form_msg + w, sizeof a->form_msg - w, "%s%s",
+                                 named ? ", " : first ? "also " : "; also ", names[f]);
+                else if (f == TUI_F_UNIQUE && !(n_bad > 1 && brief[f][0]))
                     /* parse_unique's words start with the field's name */
-                    ? snprintf(a->form_msg + w, sizeof a->form_msg - w, "%s%s", first ? "" : "; ",
-                               why[f])
-                    : snprintf(a->form_msg + w, sizeof a->form_msg - w, "%s%s: %s",
-                               first ? "" : "; ", names[f],
-                               n_bad > 1 && brief[f][0] ? brief[f] : why[f]);
-        if (k < 0)
+                    k = snprintf(a->form_msg + w, sizeof a->form_msg - w, "%s%s",
+                                 first ? "" : "; ", why[f]);
+                else
+                    k = snprintf(a->form_msg + w, sizeof a->form_msg - w, "%s%s: %s",
+                                 first ? "" : "; ", names[f],
+                                 n_bad > 1 && brief[f][0] ? brief[f] : why[f]);
+                if (k < 0)
+                    break;
+                w += (size_t)k;
+                first = false;
+                named |= !explain;
+            }
+        if (n_bad < 2 || tui_form_msg_fits(a->form_msg))
             break;
-        w += (size_t)k;
-        first = false;
     }
 }
 

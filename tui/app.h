@@ -298,6 +298,9 @@ void tui_fetch(tui_app *a);          /* re-read the job window, the detail and t
 void tui_request_draw(tui_app *a);
 void tui_push(tui_app *a, tui_view v, int64_t job); /* open a view; esc comes back */
 bool tui_back(tui_app *a);                          /* false at the bottom of the stack */
+/* The submit form's message fits the rows under [ Submit ] on this screen (draw.c): else the
+ * summary is made shorter (form_check) rather than cut at its end. */
+bool tui_form_msg_fits(const char *msg);
 void tui_show_pane(tui_app *a, tui_pane p);         /* a tab: the stack starts again there */
 void tui_open_prompt(tui_app *a, tui_prompt_kind kind, const char *initial);
 const tui_row *tui_selected_row(const tui_app *a);

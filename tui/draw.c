@@ -350,18 +350,36 @@ static void draw_payload(tui_app *a, int y, int x, int w, int rows, bool on, att
                 first + (size_t)rows, n_rows);
 }
 
+/* The submit form's box on this screen: its width, the payload editor's rows, its height. */
+static void form_geometry(int *w, int *prow, int *h)
+{
+    *w = COLS - 4 < 96 ? COLS - 4 : 96;
+    /* the payload editor takes the rows the screen can give (up to 10; 4 at 24 rows) */
+    *prow = LINES - 2 - 18;
+    if (*prow > 10)
+        *prow = 10;
+    if (*prow < 1)
+        *prow = 1;
+    *h = *prow + 18;
+    if (*h > LINES)
+        *h = LINES;
+}
+
+bool tui_form_msg_fits(const char *msg)
+{
+    int w, prow, h;
+    form_geometry(&w, &prow, &h);
+    /* the rows between [ Submit ] and the hint, as draw_form places the message: three at most
+     * (the box grows with the payload editor, the rows under it stay) */
+    int y0 = (LINES - h) / 2, y = y0 + 2 + (TUI_F_SUBMIT - 1) + prow, last = y0 + h - 3;
+    int room = last - (y + 2) + 1;
+    return tui_wrap_rows_text(msg, w - 4, true) <= (room > 0 ? room : 1);
+}
+
 static void draw_form(tui_app *a)
 {
-    int w = COLS - 4 < 96 ? COLS - 4 : 96;
-    /* the payload editor takes the rows the screen can give (up to 10; 4 at 24 rows) */
-    int prow = LINES - 2 - 18;
-    if (prow > 10)
-        prow = 10;
-    if (prow < 1)
-        prow = 1;
-    int h = prow + 18;
-    if (h > LINES)
-        h = LINES;
+    int w, prow, h;
+    form_geometry(&w, &prow, &h);
     int y0 = (LINES - h) / 2, x0 = (COLS - w) / 2;
     /* the form owns the rows it spans, margins too: a cut-off piece of the table beside it (the
      * counter's last digits at 80 columns) would read as part of the form */

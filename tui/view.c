@@ -690,6 +690,42 @@ size_t tui_cols_fit(const char *s, size_t len, int cols, int *used)
     return i;
 }
 
+bool tui_json_error_brief(const char *msg, int near_cols, char *out, size_t cap)
+{
+    if (!cap)
+        return false;
+    out[0] = '\0';
+    if (!msg)
+        return false;
+    static const char pre[] = "invalid JSON payload: ";
+    const char *p = strncmp(msg, pre, sizeof pre - 1) == 0 ? msg + sizeof pre - 1 : msg;
+    /* "line L, column C" up to ", position P: " (the byte offset: the column says it) */
+    const char *pos = strstr(p, ", position ");
+    const char *what = pos ? strstr(pos, ": ") : NULL;
+    if (p == msg || strncmp(p, "line ", 5) != 0 || !pos || !what) {
+        snprintf(out, cap, "%s", msg); /* not the engine's form: as it is */
+        return false;
+    }
+    what += 2;
+    const char *near = strstr(what, " near '");
+    size_t wlen = near ? (size_t)(near - what) : strlen(what);
+    int k = snprintf(out, cap, "%.*s: %.*s", (int)(pos - p), p, (int)wlen, what);
+    if (!near || k < 0 || (size_t)k >= cap)
+        return true;
+    const char *tok = near + 7;
+    size_t tlen = strlen(tok);
+    if (tlen && tok[tlen - 1] == '\'')
+        tlen--; /* the closing quote: put back after the cut */
+    if (near_cols < 4)
+        near_cols = 4;
+    size_t fit = tui_cols_fit(tok, tlen, near_cols, NULL);
+    bool cut = fit < tlen;
+    if (cut)
+        fit = tui_cols_fit(tok, tlen, near_cols - 3, NULL);
+    snprintf(out + k, cap - (size_t)k, " near '%.*s%s'", (int)fit, tok, cut ? "..." : "");
+    return true;
+}
+
 static bool is_cont_byte(char c) { return ((unsigned char)c & 0xc0) == 0x80; }
 
 size_t tui_wrap_next(const char *s, size_t len, int cols)

@@ -213,6 +213,13 @@ int tui_wrap_rows_text(const char *text, int width, bool wrap);
  * out[2 * i], out[2 * i + 1], at most max of them. Returns how many. */
 size_t tui_find_all(const char *text, const char *needle, size_t *out, size_t max);
 
+/* The engine's JSON error ("invalid JSON payload: line L, column C, position P: WHAT near 'TOK'")
+ * with its place first and nothing else ahead of it: "line L, column C: WHAT near 'TOK'", the token
+ * (the parser's text so far, as long as a whole string) cut to near_cols display columns with
+ * "..." — the submit form's summary at 80 columns, where the whole message ran past its rows and
+ * the end got cut. Another text is copied as it is (false). Always terminated (cap > 0). */
+bool tui_json_error_brief(const char *msg, int near_cols, char *out, size_t cap);
+
 /* ---- display columns (UTF-8) ------------------------------------------------------------------ */
 /* Display columns of s[0, len): wide characters (CJK, emoji) take 2, combining marks 0. */
 int tui_cols(const char *s, size_t len);

@@ -31,7 +31,6 @@ fits_80() {
 # joined: the screen as one line (a message wrapped over rows reads whole)
 joined() { screen | sed 's/ *$//' | tr '\n' ' '; }
 # form_joined: the inside of the form's box (80 columns: x0 = 2, width 76) as one line
-form_joined() { screen | sed -n '2,23p' | cut -c5-77 | sed 's/ *$//' | tr '\n' ' '; }
 command_says() { # command_says COMMAND TEXT: :COMMAND, then TEXT on screen (wrapping allowed)
     local i
     keys :
@@ -146,8 +145,8 @@ wait_for "reset to the defaults"
 screen | grep -q "x!" && fail "a field is still marked after the reset"
 keys Tab C-u
 type_text '{"message": "an unfinished'
-wait_for_text "payload: invalid JSON payload: line 1, column 26"
-form_joined | grep -Fq "payload: invalid JSON payload: line 1, column 26, position 26: premature end of input near '\"an unfinished'" ||
+wait_for_text "payload: not JSON at line 1, column 26"
+form_joined | grep -Fq "payload: not JSON at line 1, column 26: premature end of input near '\"an unfinished'" ||
     fail "the invalid-JSON error is cut"
 keys Escape
 wait_gone "Submit a job"

@@ -63,4 +63,54 @@ at=$("$ASPEN" jobs --db "$DB" --sort state --all | awk -v id="$id" 'NR > 1 && $1
 [ "$at" = "$pos" ] || fail "later: the counter says $pos/601 but the cursor's job $id is row $at"
 quit_and_check pos
 
+echo "== the submit form's summary keeps a long JSON error's place and every field at 80x24"
+DB=$TMP/form.db
+launch form 80 24 "$DB" --workers 0
+wait_for "Aspen console" 20
+keys s
+wait_for "Submit a job"
+# the summary's text, or a failure naming what it lacks
+summary_has() {
+    local i
+    for ((i = 0; i < 100; i++)); do form_joined | grep -qF -- "$1" && return 0; sleep 0.05; done
+    fail "the form does not say '$1': $(form_joined)"
+}
+# nothing of the summary cut: no row under [ Submit ] ends in "..." (the cut marker)
+not_cut() {
+    screen | sed -n '/\[ Submit \]/,$p' | grep -Eq '\.\.\. *x$' && fail "the summary is cut: $(form_joined)"
+    return 0
+}
+keys Tab C-u
+for i in 1 2 3 4 5 6 7 8; do keys C-k BSpace; done
+# a duplicate key: the parser's message quotes it after "near" (jansson quotes up to about 20
+# characters), after a long payload (a column of three digits)
+key=kkkkkkkkkkkkkkkkkk
+pad=$(printf 'x%.0s' $(seq 120))
+type_text "{\"pad\": \"$pad\", \"$key\":1,\"$key\":2}"
+wait_for "x!Payload"
+summary_has "payload: not JSON at line 1, column 1"
+summary_has ": duplicate object key near '\"$key\"'" # alone: the whole token
+not_cut
+# seven more bad fields, the Memory field last: each is named, the payload keeps its place
+for v in abc x 0 0 "" "bad queue!" "for=10x" "10x"; do
+    keys Tab C-u
+    [ -n "$v" ] && type_text "$v"
+done
+wait_for "x!Memory +10x"
+summary_has "8 fields to fix (marked !): payload: not JSON at line 1, column "
+summary_has "duplicate object key near '\"kkkkkkkk...'" # beside others: cut short, inside its quotes
+summary_has "memory: 64K to 1G, like 1M or 512K" # the field the cursor is on
+for f in timeout priority attempts count queue unique; do
+    form_joined | grep -Eq "also ([a-z]+, )*$f(,| |$)" || fail "the summary does not name $f: $(form_joined)"
+done
+not_cut
+# the cursor on another bad field: that one says its rule
+keys BTab BTab # Memory -> Unique -> Queue
+summary_has "queue: 1 to 64 letters, digits, _ - ."
+form_joined | grep -Eq "also ([a-z]+, )*memory" || fail "memory is no longer named: $(form_joined)"
+not_cut
+keys Escape
+wait_gone "Submit a job"
+quit_and_check form
+
 echo "PASS"

@@ -64,7 +64,7 @@ keys s
 wait_for "Submit a job"
 keys Tab C-u
 type_text '{"oops": '
-wait_for "payload: invalid JSON"
+wait_for "payload: not JSON at line 1, column"
 keys C-s
 wait_for "Submit a job"
 keys C-u

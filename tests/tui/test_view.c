@@ -793,6 +793,56 @@ static void assert_screen_safe(const char *s)
     }
 }
 
+/* The submit form's JSON error with its place first, the parser's token cut short; anything not
+ * in the engine's form copied as it is; hostile text (cut, no quote, non-UTF-8, a tiny buffer). */
+static void test_json_error_brief(void **state)
+{
+    (void)state;
+    char out[256];
+    assert_true(tui_json_error_brief("invalid JSON payload: line 1, column 26, position 26: premature "
+                                     "end of input near '\"an unfinished'", 24, out, sizeof out));
+    assert_string_equal(out, "line 1, column 26: premature end of input near '\"an unfinished'");
+    /* a long token: cut to the columns asked, the "..." inside the quotes */
+    char msg[400], key[201];
+    memset(key, 'k', 200);
+    key[200] = '\0';
+    snprintf(msg, sizeof msg, "invalid JSON payload: line 3, column 210, position 250: duplicate "
+             "object key near '\"%s'", key);
+    assert_true(tui_json_error_brief(msg, 12, out, sizeof out));
+    assert_string_equal(out, "line 3, column 210: duplicate object key near '\"kkkkkkkk...'");
+    /* no token */
+    assert_true(tui_json_error_brief("invalid JSON payload: line 1, column 9, position 9: '}' "
+                                     "expected", 12, out, sizeof out));
+    assert_string_equal(out, "line 1, column 9: '}' expected");
+    /* other messages, as they are */
+    const char *other[] = {"invalid JSON payload: a NUL byte at position 0",
+                           "the payload is larger than the 1048576-byte limit", "",
+                           "invalid JSON payload: line 1", "invalid JSON payload: line 1, position 3",
+                           "line 1, column 2, position 3: x"};
+    for (size_t i = 0; i < sizeof other / sizeof other[0]; i++) {
+        assert_false(tui_json_error_brief(other[i], 12, out, sizeof out));
+        assert_string_equal(out, other[i]);
+    }
+    assert_false(tui_json_error_brief(NULL, 12, out, sizeof out));
+    assert_string_equal(out, "");
+    /* a token without its closing quote, non-UTF-8 bytes, a width below the "..." */
+    assert_true(tui_json_error_brief("invalid JSON payload: line 1, column 2, position 2: x near 'abc",
+                                     12, out, sizeof out));
+    assert_string_equal(out, "line 1, column 2: x near 'abc'");
+    assert_true(tui_json_error_brief("invalid JSON payload: line 1, column 2, position 2: x near "
+                                     "'\xff\xfe\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac'", 0,
+                                     out, sizeof out));
+    assert_non_null(strstr(out, "near '"));
+    assert_true(strlen(out) < sizeof out);
+    /* a small buffer: cut, terminated, never past it */
+    char small[16];
+    memset(small, 'Z', sizeof small);
+    tui_json_error_brief(msg, 12, small, sizeof small);
+    assert_int_equal(strlen(small), sizeof small - 1);
+    tui_json_error_brief(msg, 12, small, 0); /* no room at all: nothing written */
+    assert_int_equal(strlen(small), sizeof small - 1);
+}
+
 static void test_hostile_fields(void **st)
 {
     (void)st;
@@ -1013,6 +1063,7 @@ int main(void)
         cmocka_unit_test(test_settings),
         cmocka_unit_test(test_json_and_detail),
         cmocka_unit_test(test_detail_pinned_source),
+        cmocka_unit_test(test_json_error_brief),
         cmocka_unit_test(test_hostile_fields),
         cmocka_unit_test(test_guest_list),
         cmocka_unit_test(test_db_label),

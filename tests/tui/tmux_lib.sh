@@ -84,6 +84,9 @@ while time.monotonic() < deadline:
 sys.exit(1)
 PY
 }
+# form_joined: the rows of a box drawn 2 columns in from an 80-column screen's edges (the submit
+# form), joined into one line: a message wrapped over its rows reads as one
+form_joined() { screen | sed -n '2,23p' | cut -c5-77 | sed 's/ *$//' | tr '\n' ' '; }
 # text goes in literally (no key-name lookup)
 type_text() { T send-keys -t c -l -- "$1"; }
 

@@ -1,13 +1,12 @@
 #!/usr/bin/env bash
-# tests/tui/console_nits_test.sh — three console defects, driven through tmux against the real
-# build at 80x24:
+# tests/tui/console_nits_test.sh — console defects, driven through tmux against the real build at
+# 80x24:
 #   - the jobs pane's position counter follows the row the cursor is on while the job under the
 #     cursor moves deep in a sorted list (:sort state, 300 rows above it, the job finishing): it
 #     never keeps the job's old position;
-#   - the submit form's summary line keeps the useful part of a long invalid-JSON error (line,
-#     column, what was expected) on screen at 80x24, for the Payload and the Memory field;
-#   - the CREATED column is compact (HH:MM:SS today, MM-DD HH:MM before), the full time in the
-#     detail view.
+#   - the submit form's summary line keeps the useful part of an invalid-JSON error (line, column,
+#     what was expected) on screen at 80x24, alone and beside seven other bad fields (Memory last):
+#     none is cut off the end, each is named, the cursor's field says its rule.
 # Every check polls `tmux capture-pane` until it holds or a deadline passes. Needs /dev/kvm and
 # tmux: fails, never skips, without them.
 set -u

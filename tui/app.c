@@ -197,6 +197,7 @@ typedef struct fetch_req {
     tui_row anchor_row;
     int64_t before_ids[TUI_WINDOW / 2];
     size_t n_before_ids;
+    uint64_t counts_sig; /* the state counts when asked (counts_sig) */
     int64_t detail_id, logs_job, logs_after;
     /* out */
     aspen_store_job *jobs;
@@ -242,12 +243,13 @@ static int fetch_by_position(fetch_req *r, aspen_engine *eng, const aspen_store_
     return aspen_engine_list(eng, &o, &r->jobs, &r->n_jobs, err);
 }
 
-/* A read around the anchor places the window by the anchor's old position, which is only true
- * while nothing moved there: the anchor itself changed its sort key (a job that finished under
+/* A read from an anchor (around the cursor's job, or on from the first or last row loaded)
+ * places the window by the anchor's old position, which is only true while nothing moved there: the anchor itself changed its sort key (a job that finished under
  * :sort state or duration, a priority edit) or the rows just before it are others than before
- * (jobs moved in or out). Then the counter would show the old position (issue: the position
- * counter), so the window is read again by position. Moves further up than the rows read are not
- * seen here (a count of the rows before the anchor would cost a scan of them on every refresh). */
+ * (jobs moved in or out), or it left the filter's matches. Then the counter would show the old
+ * position beside the row the cursor is on, so the window is read again by position (an offset:
+ * a scan of the rows before it, once per such move). Moves further up than the rows read are not
+ * seen here (a count of the rows before the anchor would cost that scan on every refresh). */
 static bool around_moved(const fetch_req *r, const aspen_store_job *before, size_t nb,
                          const aspen_store_job *anchor)
 {
@@ -353,6 +355,16 @@ static int fetch_window(fetch_req *r, aspen_engine *eng, aspen_store_filter *f,
         break;
     }
     default: break;
+    }
+    if (!rc && (r->kind == FETCH_FORWARD || r->kind == FETCH_BACKWARD) &&
+        around_moved(r, NULL, 0,
+                     !r->n_jobs ? NULL
+                     : r->kind == FETCH_FORWARD ? &r->jobs[0] : &r->jobs[r->n_jobs - 1])) {
+        /* placed by the anchor's old position (the first or last row loaded), which moved */
+        aspen_store_jobs_free(r->jobs, r->n_jobs);
+        r->jobs = NULL;
+        r->n_jobs = 0;
+        return fetch_by_position(r, eng, f, err);
     }
     if (rc && (err->store_code == ASPEN_STORE_ENOTFOUND || err->code == ASPEN_ENGINE_ENOTFOUND)) {
         /* the anchor job was deleted meanwhile: read the window by position instead */
@@ -516,6 +528,7 @@ static void fetch_done(uv_work_t *w, int status)
                 a->rows = rows;
                 a->n_rows = n;
                 place_window(a, r);
+                a->win_counts_sig = r->counts_sig;
                 /* the cursor ran past what was read (keys pressed meanwhile): read on */
                 if (a->cursor < a->win_offset || a->cursor >= a->win_offset + (long)a->n_rows)
                     a->fetch_again = a->n_rows > 0;
@@ -598,6 +611,25 @@ static bool total_exact(const tui_app *a)
                                               : a->count_known && a->count_gen == a->filter_gen;
 }
 
+/* A signature of the state counts: another value, jobs changed state, came or went. */
+static uint64_t counts_sig(const tui_app *a)
+{
+    uint64_t h = 1469598103934665603ull; /* FNV-1a over the counts */
+    for (int st = 0; st < ASPEN_STORE_STATE_COUNT; st++) {
+        uint64_t v = (uint64_t)a->snap.counts[st];
+        for (int b = 0; b < 8; b++) {
+            h ^= (v >> (8 * b)) & 0xff;
+            h *= 1099511628211ull;
+        }
+    }
+    return h;
+}
+
+/* How deep in a sorted list a window is re-read by offset when jobs moved (the offset costs a
+ * scan of the rows before it: a few ms here, far more at millions, where the anchor's place is
+ * kept and only the moves near the cursor are seen: around_moved). */
+#define TUI_REPLACE_MAX 100000
+
 static void start_fetch(tui_app *a)
 {
     if (a->quitting)
@@ -630,6 +662,7 @@ static void start_fetch(tui_app *a)
     r->lo_at = lo;
     r->hi_at = hi;
     r->total_at = tui_jobs_total(a);
+    r->counts_sig = counts_sig(a);
     if (tui_store_sort(a->sort_col, a->sort_reverse, a->order_reverse, a->filter.order, &r->sort,
                        &r->sort_desc)) {
         bool exact = total_exact(a);
@@ -640,6 +673,13 @@ static void start_fetch(tui_app *a)
             r->kind = FETCH_END;
         } else if (!a->rows_loaded || a->cursor < TUI_WINDOW / 2 || !a->n_rows) {
             r->kind = FETCH_TOP;
+        } else if (a->cursor >= lo && a->cursor < hi && a->have_snap &&
+                   counts_sig(a) != a->win_counts_sig && a->cursor < TUI_REPLACE_MAX) {
+            /* jobs changed state (or came, or went) since the window was placed: one of them
+             * may have crossed the cursor's job from anywhere above it, so its old position
+             * is not known to hold: the window by offset (r->offset, as computed above), and
+             * the cursor follows its job inside it (cursor_follow_id) */
+            r->kind = FETCH_OFFSET;
         } else if (a->cursor >= lo && a->cursor < hi) {
             r->kind = FETCH_AROUND;
             r->anchor = a->rows[a->cursor - lo].id;
@@ -654,9 +694,11 @@ static void start_fetch(tui_app *a)
         } else if (a->cursor >= hi) {
             r->kind = FETCH_FORWARD;
             r->anchor = a->rows[a->n_rows - 1].id;
+            r->anchor_row = a->rows[a->n_rows - 1];
         } else {
             r->kind = FETCH_BACKWARD;
             r->anchor = a->rows[0].id;
+            r->anchor_row = a->rows[0];
         }
     }
     /* what the view on screen shows (its needs()); the jobs table also while nothing is loaded */

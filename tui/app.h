@@ -139,6 +139,10 @@ typedef struct tui_app {
     /* G: the cursor stays on the last row while the list changes under it (jobs finishing move
      * under :sort duration), until a key moves it; the window is then read from the end */
     bool at_end;
+    /* the state counts when the window was last read (a signature): when they changed since,
+     * jobs moved somewhere in the list, and a window placed from an anchor's old position could
+     * be off (app.c, start_fetch) */
+    uint64_t win_counts_sig;
     char filter_text[512];
     aspen_store_filter filter;
     char filter_buf[2048];

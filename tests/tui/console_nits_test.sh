@@ -30,7 +30,7 @@ DB=$TMP/pos.db
 "$ASPEN" submit --type echo --count 300 --db "$DB" --create >/dev/null || fail "submit"      # 1..300
 "$ASPEN" worker --until-idle --quiet --workers 2 --db "$DB" || fail "worker"
 "$ASPEN" submit --type echo --count 300 --delay 1h --db "$DB" >/dev/null || fail "submit later"  # 301..600
-"$ASPEN" submit --type echo --delay 12s --db "$DB" >/dev/null || fail "submit soon"          # 601
+"$ASPEN" submit --type echo --delay 30s --db "$DB" >/dev/null || fail "submit soon"          # 601
 launch pos 80 24 "$DB" --workers 1
 wait_for "Aspen console" 20
 keys :
@@ -44,7 +44,7 @@ input_read
 wait_for " 301/601 *$"
 [ "$(selected_id)" = 601 ] || fail "the cursor is on job '$(selected_id)', not 601"
 # job 601 comes due and succeeds: it moves to row 601 (after job 300), out of the rows loaded
-wait_for "scheduled 300  running 0  succeeded 301" 60
+wait_for "scheduled 300  running 0  succeeded 301" 90
 ok=
 for ((i = 0; i < 100; i++)); do
     pos=$(counter_pos 601) id=$(selected_id)

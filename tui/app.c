@@ -2173,6 +2173,19 @@ static void form_check(tui_app *a)
     }
 }
 
+/* The Guest field's text as a shell would hand it to aspen submit: a leading "~/" (or a lone "~")
+ * is $HOME, as a user typing a path expects; anything else as typed. Cut at cap (the caller's
+ * length check then refuses it). Returns out. */
+static const char *form_guest_text(const tui_app *a, char *out, size_t cap)
+{
+    const char *t = a->f[TUI_F_GUEST].buf, *home = getenv("HOME");
+    if (t[0] == '~' && (t[1] == '/' || t[1] == '\0') && home && *home)
+        snprintf(out, cap, "%s%s", home, t + 1);
+    else
+        snprintf(out, cap, "%s", t);
+    return out;
+}
+
 static void form_submit(tui_app *a)
 {
     if (a->guest_is_path)
@@ -2217,7 +2230,8 @@ static void form_submit(tui_app *a)
     }
     r->kind = ACT_SUBMIT;
     if (a->guest_is_path) { /* the file typed, as aspen submit PATH takes it */
-        snprintf(r->guest, sizeof r->guest, "%s", a->f[TUI_F_GUEST].buf);
+        char typed[8192];
+        snprintf(r->guest, sizeof r->guest, "%s", form_guest_text(a, typed, sizeof typed));
     } else {
         const tui_guest *g = &a->guests[a->guest_sel];
         snprintf(r->guest, sizeof r->guest, "%s", g->name);
@@ -2289,7 +2303,8 @@ static void form_guest_remember(tui_app *a, const char *want)
  * marked invalid: the form never submits a guest other than the one shown. */
 static void form_find_guest(tui_app *a)
 {
-    const char *want = a->f[TUI_F_GUEST].buf;
+    char typed[8192];
+    const char *want = form_guest_text(a, typed, sizeof typed);
     a->guest_is_path = a->guest_nomatch = false;
     a->guest_why[0] = '\0';
     if (!a->f[TUI_F_GUEST].len)

@@ -20,6 +20,10 @@ ASPEN=${1:?usage: console_kit_test.sh ASPEN_BINARY DEBUGGEE}
 DEBUGGEE=${2:?usage: console_kit_test.sh ASPEN_BINARY DEBUGGEE}
 SRC=${ASPEN_GUEST_DIR:?ASPEN_GUEST_DIR: the built guests (run through ctest)}
 TMP=$(mktemp -d /tmp/aspen-tui-kit.XXXXXX)
+# a home of its own, for the ~/ path the form expands (the console inherits it through tmux)
+HOME_T=$TMP/home
+mkdir -p "$HOME_T"
+export HOME=$HOME_T
 . "$(dirname "$0")/tmux_lib.sh"
 trap 'kill_servers; rm -rf "$TMP"' EXIT
 need_kvm_and_tmux
@@ -211,5 +215,15 @@ rm -f "$TMP/kit.cwd/"*
 keys Escape
 keys Escape
 wait_for "ID. +TYPE|ID +GUEST|GUEST"
+
+echo "== a path typed from ~ is the home directory's, as a shell gives it to aspen submit"
+cp "$X/greeter-dbg" "$HOME_T/tilde-guest"
+keys s
+wait_for "Submit a job"
+type_text "~/tilde-guest"
+wait_for "guest file \(VM\)"
+keys C-s
+wait_for "submitted job 6 "
+"$ASPEN" show 6 --db "$DB" | grep -q "tilde-guest" || fail "job 6 is not ~/tilde-guest: $("$ASPEN" show 6 --db "$DB")"
 quit_and_check kit
 echo "PASS: console kit (issue 11)"

@@ -518,25 +518,34 @@ void aspen_engine_unsubscribe(aspen_engine *eng, int id)
 
 /* ---- the ready queue ---------------------------------------------------------------------------- */
 
+/* Makes room for n more jobs in the ring (q_mu held): grows it, doubling, and lays it out from 0.
+ * 0, or -1 when memory ran out (the queue is as it was). */
+static int queue_room(aspen_engine *eng, size_t n)
+{
+    if (eng->q_len + n <= eng->q_cap)
+        return 0;
+    size_t cap = eng->q_cap ? eng->q_cap : 1024;
+    while (cap < eng->q_len + n)
+        cap *= 2;
+    struct eng_job **nq = malloc(cap * sizeof *nq);
+    if (!nq)
+        return -1;
+    for (size_t i = 0; i < eng->q_len; i++)
+        nq[i] = eng->q[(eng->q_head + i) % eng->q_cap];
+    free(eng->q);
+    eng->q = nq;
+    eng->q_cap = cap;
+    eng->q_head = 0;
+    return 0;
+}
+
 static int queue_push_many(aspen_engine *eng, aspen_store_job *jobs, size_t n, int64_t engine_id)
 {
     int64_t now = eng_mono_ms();
     pthread_mutex_lock(&eng->q_mu);
-    if (eng->q_len + n > eng->q_cap) {
-        size_t cap = eng->q_cap ? eng->q_cap : 1024;
-        while (cap < eng->q_len + n)
-            cap *= 2;
-        struct eng_job **nq = malloc(cap * sizeof *nq);
-        if (!nq) {
-            pthread_mutex_unlock(&eng->q_mu);
-            return -1;
-        }
-        for (size_t i = 0; i < eng->q_len; i++)
-            nq[i] = eng->q[(eng->q_head + i) % eng->q_cap];
-        free(eng->q);
-        eng->q = nq;
-        eng->q_cap = cap;
-        eng->q_head = 0;
+    if (queue_room(eng, n) != 0) {
+        pthread_mutex_unlock(&eng->q_mu);
+        return -1;
     }
     size_t pushed = 0;
     for (size_t i = 0; i < n; i++) {
@@ -623,21 +632,9 @@ static struct eng_job **queue_take_stale(aspen_engine *eng, int64_t now, int64_t
 static int queue_put_back(aspen_engine *eng, struct eng_job **jobs, size_t n)
 {
     pthread_mutex_lock(&eng->q_mu);
-    if (eng->q_len + n > eng->q_cap) {
-        size_t cap = eng->q_cap ? eng->q_cap : 1024;
-        while (cap < eng->q_len + n)
-            cap *= 2;
-        struct eng_job **nq = malloc(cap * sizeof *nq);
-        if (!nq) {
-            pthread_mutex_unlock(&eng->q_mu);
-            return -1;
-        }
-        for (size_t i = 0; i < eng->q_len; i++)
-            nq[i] = eng->q[(eng->q_head + i) % eng->q_cap];
-        free(eng->q);
-        eng->q = nq;
-        eng->q_cap = cap;
-        eng->q_head = 0;
+    if (queue_room(eng, n) != 0) {
+        pthread_mutex_unlock(&eng->q_mu);
+        return -1;
     }
     eng->q_head = (eng->q_head + eng->q_cap - n % eng->q_cap) % eng->q_cap;
     for (size_t i = 0; i < n; i++)

@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -237,6 +238,29 @@ int aspen_store_claim(aspen_store *s, int64_t engine_id, size_t max, int64_t now
     return s->ops->claim(s, engine_id, max, now_ms, jobs, n, paused, err);
 }
 
+/* The test hook aspen_store_test_fail_unclaims: how many unclaims are still to be refused.
+ * Process-wide, because an engine opens its store handles itself and a test cannot reach them. */
+static atomic_int unclaims_to_fail;
+
+int aspen_store_test_fail_unclaims(int n)
+{
+    int left = atomic_exchange(&unclaims_to_fail, n > 0 ? n : 0);
+    return left > 0 ? left : 0;
+}
+
+/* Takes one refusal from the hook's budget: true when this call is to fail. */
+static bool unclaim_refused_by_test_hook(int *left_after)
+{
+    int left = atomic_load_explicit(&unclaims_to_fail, memory_order_relaxed);
+    while (left > 0) {
+        if (atomic_compare_exchange_weak(&unclaims_to_fail, &left, left - 1)) {
+            *left_after = left - 1;
+            return true;
+        }
+    }
+    return false;
+}
+
 int aspen_store_unclaim(aspen_store *s, int64_t engine_id, const int64_t *ids, size_t n,
                         aspen_store_error *err)
 {
@@ -244,6 +268,12 @@ int aspen_store_unclaim(aspen_store *s, int64_t engine_id, const int64_t *ids, s
         return no_store(err, "unclaim");
     if (!ids && n)
         return store_err(err, ASPEN_STORE_EINVAL, "no job ids given");
+    int left = 0;
+    if (n && unclaim_refused_by_test_hook(&left)) /* giving back nothing cannot fail */
+        return store_err(err, ASPEN_STORE_EIO,
+                         "giving back %zu reservation(s) refused on purpose by the test hook "
+                         "aspen_store_test_fail_unclaims (%d more to refuse); nothing was written",
+                         n, left);
     return s->ops->unclaim(s, engine_id, ids, n, err);
 }
 

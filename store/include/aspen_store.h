@@ -312,6 +312,16 @@ int aspen_store_claim(aspen_store *s, int64_t engine_id, size_t max, int64_t now
 int aspen_store_unclaim(aspen_store *s, int64_t engine_id, const int64_t *ids, size_t n,
                         aspen_store_error *err);
 
+/* TEST HOOK, not for programs: makes the next `n` calls of aspen_store_unclaim in this process, on
+ * any handle and either backend, fail with ASPEN_STORE_EIO (a message naming this hook) without
+ * touching the database, as a store that went away would; 0 turns it off. Returns how many
+ * refusals of the previous setting were still left (0 once they were all used). It lets a test
+ * make an engine's give-back of prefetched jobs fail on purpose (tests/engine/
+ * test_engine_giveback.c), which otherwise takes a database server dying at the right
+ * millisecond. Compiled in everywhere; while off it costs unclaim one relaxed atomic load.
+ * Thread-safe. */
+int aspen_store_test_fail_unclaims(int n);
+
 typedef struct aspen_store_start {
     int64_t job_id;
     int64_t started_at_ms; /* when its worker really began it; 0 → now_ms */

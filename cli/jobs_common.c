@@ -171,6 +171,9 @@ static int open_engine(const char *db, int workers, bool reading, aspen_engine *
         cfg.recover_ms = cli_recover_ms;
     cfg.queues = cli_queues;
     cfg.n_queues = cli_n_queues;
+    /* the engine's messages name commands too ("aspen show 7 lists them"): with this --db */
+    static char dba[4 * PATH_MAX + 16];
+    cfg.cmd_args = cli_db_arg(path, dba, sizeof dba);
     aspen_engine_error err = {0};
     if (aspen_engine_open(&cfg, out, &err) != 0) {
         cli_error("%s", err.msg);

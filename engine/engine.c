@@ -298,6 +298,13 @@ int aspen_engine_open(const aspen_engine_config *cfg, aspen_engine **out, aspen_
         eng->serve_ptrs[i] = eng->serve_names[i];
     }
     eng->cfg.queues = cfg->n_queues ? eng->serve_ptrs : NULL;
+    if (cfg->cmd_args && strlen(cfg->cmd_args) >= sizeof eng->cmd_args) {
+        free(eng); /* cut, the printed commands would name another database */
+        return eng_err(err, ASPEN_ENGINE_EINVAL, "cmd_args is %zu bytes, more than the %zu an "
+                       "engine keeps", strlen(cfg->cmd_args), sizeof eng->cmd_args - 1);
+    }
+    snprintf(eng->cmd_args, sizeof eng->cmd_args, "%s", cfg->cmd_args ? cfg->cmd_args : "");
+    eng->cfg.cmd_args = eng->cmd_args;
 
     pthread_mutex_init(&eng->api_mu, NULL);
     pthread_rwlock_init(&eng->sub_lock, NULL);

@@ -183,6 +183,7 @@ struct aspen_engine {
     char guest_dir[4096];
     char build_script[4096];
     char cache_dir[4096];
+    char cmd_args[4 * 4096 + 16]; /* cfg.cmd_args points here (copied at open; "" for none) */
 
     pthread_mutex_t api_mu;
     aspen_store *api_store;

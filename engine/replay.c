@@ -247,10 +247,11 @@ int aspen_engine_attempt_data(aspen_engine *eng, int64_t job_id, int attempt,
     }
     if (beyond) {
         int code = eng_err(err, ASPEN_ENGINE_ENOTFOUND,
-                           "job %lld has %s %d attempt%s: there is no attempt %d (aspen show %lld "
+                           "job %lld has %s %d attempt%s: there is no attempt %d (aspen show %lld%s "
                            "lists them)",
                            (long long)job_id, job.attempts ? "only" : "made", job.attempts,
-                           job.attempts == 1 ? "" : "s", attempt, (long long)job_id);
+                           job.attempts == 1 ? "" : "s", attempt, (long long)job_id,
+                           eng->cfg.cmd_args);
         aspen_store_job_clear(&job);
         return code;
     }
@@ -503,10 +504,16 @@ static int load(aspen_engine *eng, int64_t job_id, int attempt, struct loaded *L
     for (size_t i = 0; i < L->na; i++)
         if (L->att[i].number == attempt)
             L->a = &L->att[i];
+    if (!L->a && L->na)
+        return eng_err(err, ASPEN_ENGINE_ENOTFOUND,
+                       "job %lld has no finished attempt %d (it has %zu: aspen show %lld%s lists "
+                       "them)",
+                       (long long)job_id, attempt, L->na, (long long)job_id, eng->cfg.cmd_args);
     if (!L->a)
         return eng_err(err, ASPEN_ENGINE_ENOTFOUND,
-                       "job %lld has no finished attempt %d (it has %zu: %s)", (long long)job_id,
-                       attempt, L->na, L->na ? "see aspen show" : "it never ran to the end");
+                       "job %lld has no finished attempt %d (it has none: it never ran to the "
+                       "end)",
+                       (long long)job_id, attempt);
     L->attempt = attempt;
     const aspen_store_attempt *a = L->a;
     if (a->recovered)

@@ -130,6 +130,10 @@ typedef struct aspen_engine_config {
      * a few ms each, up to this). An engine without workers never prunes. */
     int retention_poll_ms;
     int retention_batch;
+    /* Appended to every aspen command the engine's messages name ("aspen show 7 lists them"): the
+     * CLI's " --db '…'" for a database that is not the default one, so that pasted the command
+     * opens this one; NULL or "" → none. Copied by aspen_engine_open (at most 16,399 bytes). */
+    const char *cmd_args;
 } aspen_engine_config;
 
 void aspen_engine_config_default(aspen_engine_config *cfg);

@@ -453,6 +453,19 @@ static void test_printed_commands_name_the_db(void **state)
     expect_out(&o, 0, "(edit one: aspen replay 1 --set CALL.I=VALUE --db '");
     assert_true(has(&o, "/it'\\''s a $dir/q.db')"));
     free(o.buf);
+    /* an attempt the job never made: the engine's own messages name the database too (they said
+     * "aspen show 1", which pasted opened the default one) */
+    const char *never[] = {"core 1 --attempt 3 -o F", "replay 1 --attempt 3",
+                           "replay 1 --attempt 3 --calls"};
+    for (size_t i = 0; i < sizeof never / sizeof *never; i++) {
+        o = run("cd \"$KITDIR\" && %s %s --db \"$KITDB\"", ASPEN_BIN, never[i]);
+        if (i)
+            expect_out(&o, 1, "job 1 has no finished attempt 3 (it has 1: aspen show 1 --db '");
+        else
+            expect_out(&o, 1, "job 1 has only 1 attempt: there is no attempt 3 (aspen show 1 --db '");
+        assert_true(has(&o, "/it'\\''s a $dir/q.db' lists them)"));
+        free(o.buf);
+    }
     /* the default database: no --db in the commands */
     o = run("export HOME='%s' XDG_DATA_HOME= ASPEN_DB=; %s submit test-clock --payload '\"y\"' "
             "&& %s worker --until-idle --quiet && %s show 1",
@@ -460,6 +473,11 @@ static void test_printed_commands_name_the_db(void **state)
     expect_out(&o, 0, "a replay record: aspen replay 1 --attempt 1\n");
     assert_true(has(&o, "(aspen logs 1)"));
     assert_false(has(&o, "--db"));
+    free(o.buf);
+    o = run("export HOME='%s' XDG_DATA_HOME= ASPEN_DB=; cd \"$HOME\" && %s core 1 --attempt 3 "
+            "-o F",
+            home, ASPEN_BIN);
+    expect_out(&o, 1, "job 1 has only 1 attempt: there is no attempt 3 (aspen show 1 lists them)");
     free(o.buf);
 }
 

@@ -273,7 +273,27 @@ int aspen_engine_attempt_data(aspen_engine *eng, int64_t job_id, int attempt,
                            "guest's own failure, reported by it), which keeps no core; cores are "
                            "kept for faults, panics and timeouts",
                            (long long)job_id, n_att > 1 ? "last " : "", last->number);
-        else if (kind == ASPEN_STORE_DATA_CORE && last && !strcmp(last->outcome, "succeeded"))
+        else if (kind == ASPEN_STORE_DATA_CORE && last && last->exits == 0 && !last->recovered &&
+                 strcmp(last->outcome, "succeeded") != 0 && strcmp(last->outcome, "cancelled") != 0) {
+            /* Failed before its VM entered the guest (load()'s test for replay): the build of a
+             * --source guest, its fetch from a repository, loading the binary. The generic
+             * "only a failed attempt keeps one" read as if a core had been lost. */
+            const char *why = last->error ? last->error : "";
+            int wl = (int)strcspn(why, "\n");
+            if (strncmp(why, "building the guest", 18) == 0)
+                code = eng_err(err, ASPEN_ENGINE_ENOTFOUND,
+                               "job %lld keeps no core: its %sattempt %d failed building its guest "
+                               "from source, so the guest never ran and there is no guest memory "
+                               "to dump (aspen show %lld%s has the compiler's message)",
+                               (long long)job_id, n_att > 1 ? "last " : "", last->number,
+                               (long long)job_id, eng->cfg.cmd_args);
+            else
+                code = eng_err(err, ASPEN_ENGINE_ENOTFOUND,
+                               "job %lld keeps no core: its %sattempt %d failed before its guest "
+                               "ran the job, so there is no guest memory to dump%s%.*s",
+                               (long long)job_id, n_att > 1 ? "last " : "", last->number,
+                               wl ? ": " : "", wl > 400 ? 400 : wl, why);
+        } else if (kind == ASPEN_STORE_DATA_CORE && last && !strcmp(last->outcome, "succeeded"))
             code = eng_err(err, ASPEN_ENGINE_ENOTFOUND,
                            "job %lld keeps no core: its %sattempt %d succeeded; cores are kept "
                            "for faults, panics and timeouts",

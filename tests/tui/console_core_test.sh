@@ -4,7 +4,8 @@
 # symbols) lists the core under "Debugging"; C writes it (with the guest ELF beside it) into the
 # console's directory and the status line shows the gdb command, which opens it at crash_here
 # without gdb's "may not match" (the ELF's name is at most 15 bytes, as the core keeps it);
-# :core FILE writes it where asked; C on a job that kept no core says why. Needs /dev/kvm, tmux
+# :core FILE writes it where asked; C on a job that kept no core says why (a success; a --source
+# job whose build failed: the guest never ran). Needs /dev/kvm, tmux
 # and gdb: fails, never skips, without them.
 set -u
 
@@ -19,6 +20,10 @@ command -v gdb >/dev/null || fail "gdb is not installed (apt-get install gdb)"
 DB=$TMP/core.db
 "$ASPEN" submit "$DEBUGGEE" --payload '"crash"' --max-attempts 1 --db "$DB" --create >/dev/null || fail "submit"
 "$ASPEN" submit echo-worker --payload '{"message":"hi"}' --db "$DB" >/dev/null || fail "submit echo"
+# a --source job whose build fails: its attempt never entered the guest
+mkdir -p "$TMP/broken"
+printf '#include <aspen.h>\nstatic int h(const uint8_t *in, size_t len, aspen_buf *out)\n{ return undeclared_here; }\nASPEN_JOB_HANDLER(h);\n' >"$TMP/broken/main.c"
+"$ASPEN" submit --source "$TMP/broken" --max-attempts 1 --db "$DB" >/dev/null || fail "submit broken source"
 "$ASPEN" worker --until-idle --quiet --db "$DB" || fail "worker"
 
 launch core 160 40 "$DB" --workers 1
@@ -68,6 +73,21 @@ wait_for "Job 2"
 keys C
 wait_for "job 2 keeps no core: its attempt 1 succeeded; cores are kept for faults"
 keys Escape
+# the build failed: no core because the guest never ran, not the generic "only a failed attempt
+# of a micro-VM job keeps one" (which read as if a core had been lost)
+keys :
+type_text "job 3"
+keys Enter
+wait_for "Job 3"
+keys C
+wait_for "job 3 keeps no core: its attempt 1 failed building its guest from source, so the guest"
+wait_for "never ran"
+screen | grep -q "only a failed attempt" && fail "C on a failed build gave the generic reason"
+keys Escape
+# aspen core says the same, with the --db of this database
+out=$("$ASPEN" core 3 -o "$TMP/c3" --db "$DB" 2>&1) && fail "aspen core of a failed build succeeded"
+echo "$out" | grep -qF "job 3 keeps no core: its attempt 1 failed building its guest from source, so the guest never ran and there is no guest memory to dump (aspen show 3 --db '$DB' has the compiler's message)" \
+    || fail "aspen core of a failed build: $out"
 keys Escape
 keys Escape
 wait_for "ID. +TYPE +GUEST"

@@ -245,8 +245,9 @@ int cmd_queue(int argc, char **argv)
     if (open_store(db, false, &st))
         return 1;
     if (rm) {
-        /* the store refuses default, a missing queue (did you mean) and one still holding
-         * unfinished jobs (how many, and what to do), all in its words */
+        /* the store refuses default, a missing queue (did you mean), one still holding
+         * unfinished jobs (how many) and one a schedule's jobs go to (which schedules: their
+         * next run would make it again), with what to do, all in its words */
         int rrc = aspen_store_queue_remove(st, name, NULL, &se);
         aspen_store_close(st);
         if (rrc) {

@@ -354,30 +354,72 @@ int aspen_store_serve_queues(aspen_store *s, const char *const *names, size_t n,
 
 /* ---- removing a queue --------------------------------------------------------------------------- */
 
-int store_queue_held_err(const char *name, const aspen_store_queue_held *h, aspen_store_error *err)
+void store_queue_rm_add_name(char *names, size_t cap, const char *name)
 {
-    char what[160] = "";
+    size_t used = strlen(names);
+    if (used < cap)
+        snprintf(names + used, cap - used, "%s%s", used ? ", " : "", name ? name : "?");
+}
+
+/* One message for what keeps a queue: its unfinished jobs (which cannot move), its schedules
+ * (whose next run would make it again), or both, each with what to do. At most
+ * STORE_QUEUE_RM_NAMES schedules are named, so it fits an error's 512 bytes but for names near
+ * their 64-byte limits, where the tail of the advice is cut. */
+int store_queue_held_err(const char *name, const aspen_store_queue_held *h, const char *schedules,
+                         aspen_store_error *err)
+{
+    char jobs[160] = "";
     size_t used = 0;
     const struct { int64_t n; const char *state; } parts[] = {
         {h->queued, "queued"}, {h->scheduled, "scheduled"}, {h->running, "running"}};
     size_t k = 0, total = 0;
     for (size_t i = 0; i < 3; i++)
         total += parts[i].n > 0;
-    for (size_t i = 0; i < 3 && used < sizeof what; i++) {
+    for (size_t i = 0; i < 3 && used < sizeof jobs; i++) {
         if (parts[i].n <= 0)
             continue;
         k++;
-        used += (size_t)snprintf(what + used, sizeof what - used, "%s%lld %s",
+        used += (size_t)snprintf(jobs + used, sizeof jobs - used, "%s%lld %s",
                                  k == 1 ? "" : k == total ? " and " : ", ", (long long)parts[i].n,
                                  parts[i].state);
     }
     int64_t all = h->queued + h->scheduled + h->running;
+    const char *names = schedules && *schedules ? schedules : "?";
+    int64_t more = h->schedules - STORE_QUEUE_RM_NAMES;
+    char sched[480] = "";
+    if (h->schedules == 1)
+        snprintf(sched, sizeof sched, "schedule %s", names);
+    else if (more > 0)
+        snprintf(sched, sizeof sched, "%lld schedules (%s and %lld more: aspen cron list)",
+                 (long long)h->schedules, names, (long long)more);
+    else if (h->schedules > 1)
+        snprintf(sched, sizeof sched, "%lld schedules (%s)", (long long)h->schedules, names);
+    /* the command for the schedules names the one there is, so that it can be pasted */
+    const char *one = h->schedules == 1 ? names : "NAME";
+    char what_jobs[400] = "", what_sched[300] = "";
+    if (all)
+        snprintf(what_jobs, sizeof what_jobs,
+                 "Jobs cannot move to another queue: let them run (a worker serving %s), or "
+                 "cancel them (aspen jobs --filter 'queue:%s queued,scheduled,running' lists "
+                 "them; aspen cancel ID)",
+                 name, name);
+    if (h->schedules > 0)
+        snprintf(what_sched, sizeof what_sched,
+                 "%s next run would make it again: aspen cron rm %s, or give %s another queue "
+                 "(aspen cron add %s ... --queue OTHER --replace)",
+                 h->schedules == 1 ? "Its" : "Their", one, h->schedules == 1 ? "it" : "each", one);
+    if (all && h->schedules > 0)
+        return store_err(err, ASPEN_STORE_ESTATE,
+                         "queue %s still holds %s job%s and is the queue of %s: nothing removed. "
+                         "%s. %s. Then remove it again",
+                         name, jobs, all == 1 ? "" : "s", sched, what_jobs, what_sched);
+    if (all)
+        return store_err(err, ASPEN_STORE_ESTATE,
+                         "queue %s still holds %s job%s: nothing removed. %s, then remove it again",
+                         name, jobs, all == 1 ? "" : "s", what_jobs);
     return store_err(err, ASPEN_STORE_ESTATE,
-                     "queue %s still holds %s job%s: nothing removed. Jobs cannot move to another "
-                     "queue: let them run (a worker serving %s), or cancel them (aspen jobs "
-                     "--filter 'queue:%s queued,scheduled,running' lists them; aspen cancel ID), "
-                     "then remove it again",
-                     name, what, all == 1 ? "" : "s", name, name);
+                     "queue %s is the queue of %s: nothing removed. %s, then remove it again",
+                     name, sched, what_sched);
 }
 
 int aspen_store_queue_remove(aspen_store *s, const char *name, aspen_store_queue_held *held,

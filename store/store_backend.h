@@ -172,10 +172,22 @@ extern const size_t store_queues_v8_nsql;
 
 /* The queue a spec names ("default" for NULL or ""). */
 const char *store_queue_of(const aspen_store_job_spec *spec);
-/* ESTATE refusing to remove queue `name` while it holds *held's jobs, with what to do instead: the
- * one wording of both backends' queue_remove. */
+/* ESTATE refusing to remove queue `name` while it holds *held's jobs or is the queue of
+ * held->schedules schedules (the first of them by name in `schedules`, ", "-separated; "" when
+ * none), with what to do instead: the one wording of both backends' queue_remove. */
 int store_queue_held_err(const char *name, const aspen_store_queue_held *held,
-                         aspen_store_error *err);
+                         const char *schedules, aspen_store_error *err);
+/* The schedules whose jobs go to queue P1 (paused ones too), as queue_remove reads them inside its
+ * transaction: each row a name (by name, at most STORE_QUEUE_RM_NAMES) and how many there are in
+ * all. Both backends have window functions; SQLite spells the parameter ?1, PostgreSQL $1. */
+#define STORE_QUEUE_RM_NAMES 5
+/* room for them, ", "-separated (a schedule's name is at most 64 bytes:
+ * ASPEN_STORE_SCHEDULE_NAME_MAX) */
+#define STORE_QUEUE_RM_NAMES_CAP (STORE_QUEUE_RM_NAMES * (64 + 2) + 1)
+#define STORE_QUEUE_RM_SCHEDULES_SQL(P1)                                                           \
+    "SELECT name, count(*) OVER () FROM schedules WHERE queue = " P1 " ORDER BY name LIMIT 5"
+/* Appends one schedule name of that statement to `names` (cap bytes, ", " between). */
+void store_queue_rm_add_name(char *names, size_t cap, const char *name);
 /* The one statement both backends run after a retry or a rerun put a job back in the queue (P1:
  * its id, P2: now): its named queue's row again, in case aspen_store_queue_remove took it while
  * only finished jobs were in it. Without the row a claim that goes queue by queue would never

@@ -983,14 +983,18 @@ void aspen_store_queues_free(aspen_store_queue_info *q);
  * y?)" otherwise. For commands that name an existing queue. */
 int aspen_store_queue_exists(aspen_store *s, const char *name, aspen_store_error *err);
 
-/* The jobs a queue still holds that would be stranded without it (aspen_store_queue_remove). */
+/* What keeps a queue from being removed (aspen_store_queue_remove): the jobs it still holds, which
+ * would be stranded without it, and the schedules (aspen cron) whose jobs go to it, whose next run
+ * would make it again. */
 typedef struct aspen_store_queue_held {
     int64_t queued, scheduled, running;
+    int64_t schedules; /* paused ones too: resumed, they would run into it */
 } aspen_store_queue_held;
 /* Removes a queue: its settings row (limit, rate, pause) and its rate shares, in one transaction.
  * Refused, nothing changed: EINVAL for "default" (it always exists) or a bad name; ENOTFOUND (with
  * a "did you mean") for a queue that does not exist; ESTATE while it holds queued, scheduled or
- * running jobs (*held, may be NULL, says how many; the message too). Its finished jobs stay, still
+ * running jobs, or while a schedule's jobs go to it (*held, may be NULL, says how many; the
+ * message too, naming the schedules and what to do with them). Its finished jobs stay, still
  * named by it (queue:NAME finds them); a later submit, retry or rerun into it makes it again,
  * without settings. On PostgreSQL the check and the delete hold the queues table against writers
  * (submits into named queues wait that moment), so a job submitted meanwhile is counted or comes

@@ -586,10 +586,23 @@ int pg_queue_remove(aspen_store *base, const char *name, aspen_store_queue_held 
         if (!exists)
             code = store_err(err, ASPEN_STORE_ENOTFOUND, "no queue named %s (removed meanwhile?): "
                              "aspen queues lists them", name);
-        else if (held->queued || held->scheduled || held->running)
-            code = store_queue_held_err(name, held, err);
     }
     PQclear(r);
+    r = NULL;
+    /* the schedules whose jobs go to it: their next run would make it again */
+    char schedules[STORE_QUEUE_RM_NAMES_CAP] = "";
+    if (!code) {
+        r = pg_exec(s, "pgq_rm_schedules", STORE_QUEUE_RM_SCHEDULES_SQL("$1"), &p,
+                    "reading the schedules of a queue", err);
+        code = r ? 0 : failed(err);
+        for (int i = 0; r && i < PQntuples(r); i++) {
+            store_queue_rm_add_name(schedules, sizeof schedules, PQgetvalue(r, i, 0));
+            held->schedules = pg_get_int(r, i, 1);
+        }
+        PQclear(r);
+    }
+    if (!code && (held->queued || held->scheduled || held->running || held->schedules))
+        code = store_queue_held_err(name, held, schedules, err);
     if (!code)
         code = exec_done(s, "pgq_rm_starts", "DELETE FROM queue_starts WHERE queue = $1", &p,
                          "removing a queue's rate shares", err);

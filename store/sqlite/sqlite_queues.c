@@ -540,8 +540,26 @@ int sq_queue_remove(aspen_store *base, const char *name, aspen_store_queue_held 
     else if (!exists)
         code = store_err(err, ASPEN_STORE_ENOTFOUND, "no queue named %s (removed meanwhile?): "
                          "aspen queues lists them", name);
-    else if (held->queued || held->scheduled || held->running)
-        code = store_queue_held_err(name, held, err);
+    /* the schedules whose jobs go to it: their next run would make it again (in this write
+     * transaction, so no schedule is added or changed between this read and the delete) */
+    char schedules[STORE_QUEUE_RM_NAMES_CAP] = "";
+    if (!code) {
+        st = NULL;
+        rc = sqlite3_prepare_v2(s->db, STORE_QUEUE_RM_SCHEDULES_SQL("?1"), -1, &st, NULL);
+        if (rc == SQLITE_OK) {
+            sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+            while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+                store_queue_rm_add_name(schedules, sizeof schedules,
+                                        (const char *)sqlite3_column_text(st, 0));
+                held->schedules = sqlite3_column_int64(st, 1);
+            }
+        }
+        sqlite3_finalize(st);
+        if (rc != SQLITE_DONE)
+            code = store_sqlite_err(s, err, rc, "reading the schedules of a queue");
+    }
+    if (!code && (held->queued || held->scheduled || held->running || held->schedules))
+        code = store_queue_held_err(name, held, schedules, err);
     static const char *const deletes[] = {"DELETE FROM queue_starts WHERE queue = ?1",
                                           "DELETE FROM queues WHERE name = ?1"};
     for (size_t i = 0; !code && i < sizeof deletes / sizeof deletes[0]; i++) {

@@ -123,7 +123,8 @@ static void test_queue_commands(void **state)
 }
 
 /* aspen queue rm: refused for default, a typo (did you mean), a bad name, options of set, and
- * while the queue holds queued, scheduled or running jobs (counted, with what to do); once its
+ * while the queue holds queued, scheduled or running jobs (counted, with what to do) or a
+ * schedule's jobs go to it (named, with what to do); once its
  * jobs finished it goes, its finished jobs stay findable, and a submit without --create-queue
  * refuses it again as it does any unknown queue. */
 static void test_queue_rm(void **state)
@@ -145,6 +146,16 @@ static void test_queue_rm(void **state)
     expect(run("'%s' queue rm bulk --limit 2 --db '%s' 2>&1", A, g_db), 2, "go with aspen queue set");
     expect(run("'%s' queue rm --db '%s' 2>&1", A, g_db), 2, "an action and a queue NAME");
     expect(run("'%s' queue rn bulk --db '%s' 2>&1", A, g_db), 2, "did you mean 'rm'?");
+    /* a schedule's jobs go to it: its next run would make the queue again, so it stays */
+    expect(run("'%s' cron add bulk-nightly '30 2 * * *' --type echo --queue bulk --db '%s' 2>&1", A,
+               g_db),
+           0, "schedule bulk-nightly added");
+    expect(run("'%s' queue rm bulk --db '%s' 2>&1", A, g_db), 1,
+           "error: queue bulk still holds 2 queued and 1 scheduled jobs and is the queue of "
+           "schedule bulk-nightly: nothing removed");
+    expect(run("'%s' queue rm bulk --db '%s' 2>&1", A, g_db), 1,
+           "Its next run would make it again: aspen cron rm bulk-nightly, or give it another queue");
+    expect(run("'%s' cron rm bulk-nightly --db '%s' 2>&1", A, g_db), 0, NULL);
     expect(run("'%s' queues --db '%s' 2>&1", A, g_db), 0, "bulk");
     /* cancelled and run: only finished jobs left */
     expect(run("'%s' cancel 3 --db '%s' 2>&1", A, g_db), 0, NULL);

@@ -4,7 +4,8 @@
  * limit counting running and reserved jobs across engines, per-queue pause beside the global one,
  * a rate limit whose shares last one period after each start, and a handle serving only some
  * queues; removing a queue (refusals, its finished jobs kept, a retry or rerun into it making it
- * again, and a removal racing a submit not yet committed waits for it and counts its job). Time is
+ * again, and a removal racing a submit not yet committed waits for it and counts its job; refused
+ * while a schedule's jobs go to it, naming the schedules). Time is
  * injected: no test sleeps, but the race's child holds its transaction 300 ms. */
 #include "helpers.h"
 
@@ -414,11 +415,11 @@ static void test_queue_remove(void **state)
 {
     struct fixture *f = *state;
     aspen_store_error e = {0};
-    aspen_store_queue_held held = {7, 7, 7};
+    aspen_store_queue_held held = {7, 7, 7, 7};
     int64_t now = T0;
     assert_int_equal(aspen_store_queue_remove(f->s, "default", &held, &e), ASPEN_STORE_EINVAL);
     assert_non_null(strstr(e.msg, "default queue cannot be removed"));
-    assert_int_equal(held.queued + held.scheduled + held.running, 0);
+    assert_int_equal(held.queued + held.scheduled + held.running + held.schedules, 0);
     assert_int_equal(aspen_store_queue_remove(f->s, "", NULL, &e), ASPEN_STORE_EINVAL);
     assert_int_equal(aspen_store_queue_remove(f->s, "a b';DROP TABLE jobs;--", NULL, &e),
                      ASPEN_STORE_EINVAL);
@@ -586,6 +587,93 @@ static void test_queue_remove_waits_for_a_submit(void **state)
     assert_int_equal(ids[0], job);
 }
 
+/* A schedule into queue q (paused or not), its jobs echo jobs; replace: store it again. */
+static void add_schedule(aspen_store *s, const char *name, const char *q, bool paused, bool replace)
+{
+    aspen_store_job_spec job = {.type = "echo"};
+    aspen_store_schedule_spec sp = {.name = name, .expr = "*/5 * * * *", .queue = q,
+                                    .paused = paused, .replace = replace, .job = &job};
+    aspen_store_error e = {0};
+    if (aspen_store_schedule_add(s, &sp, T0, NULL, &e) != 0)
+        fail_msg("schedule %s: %s", name, e.msg);
+}
+
+/* A queue a schedule's jobs go to is not removed: the schedule's next run used to make it again,
+ * without its settings. Refused naming the schedules (a paused one too: resumed, it would run
+ * into it) and what to do; with unfinished jobs as well, one message says both; once the
+ * schedule is removed or points at another queue, the queue goes, and the scheduler's next
+ * run does not bring it back. */
+static void test_queue_remove_refused_by_schedules(void **state)
+{
+    struct fixture *f = *state;
+    aspen_store_error e = {0};
+    aspen_store_queue_held held = {0};
+    set_limit(f->s, "reports", 3);
+    add_schedule(f->s, "nightly", "reports", false, false);
+    add_schedule(f->s, "weekly", "reports", true, false);
+    add_schedule(f->s, "elsewhere", "other", false, false); /* another queue's: not counted */
+
+    assert_int_equal(aspen_store_queue_remove(f->s, "reports", &held, &e), ASPEN_STORE_ESTATE);
+    assert_int_equal(held.schedules, 2);
+    assert_int_equal(held.queued + held.scheduled + held.running, 0);
+    if (!strstr(e.msg, "queue reports is the queue of 2 schedules (nightly, weekly): nothing "
+                       "removed. Their next run would make it again: aspen cron rm NAME, or give "
+                       "each another queue (aspen cron add NAME ... --queue OTHER --replace), "
+                       "then remove it again"))
+        fail_msg("message: %s", e.msg);
+    assert_true(listed(f->s, "reports"));
+
+    assert_int_equal(aspen_store_schedule_remove(f->s, "weekly", &e), 0);
+    assert_int_equal(aspen_store_queue_remove(f->s, "reports", &held, &e), ASPEN_STORE_ESTATE);
+    assert_int_equal(held.schedules, 1);
+    if (!strstr(e.msg, "queue reports is the queue of schedule nightly: nothing removed. Its next "
+                       "run would make it again: aspen cron rm nightly, or give it another queue "
+                       "(aspen cron add nightly ... --queue OTHER --replace), then remove it "
+                       "again"))
+        fail_msg("message: %s", e.msg);
+
+    /* jobs and a schedule: one message with both and what to do with each */
+    int64_t job = submit_q(f->s, "reports", 0, T0);
+    assert_int_equal(aspen_store_queue_remove(f->s, "reports", &held, &e), ASPEN_STORE_ESTATE);
+    assert_int_equal(held.queued, 1);
+    assert_int_equal(held.schedules, 1);
+    if (!strstr(e.msg, "queue reports still holds 1 queued job and is the queue of schedule "
+                       "nightly: nothing removed. Jobs cannot move to another queue") ||
+        !strstr(e.msg, "aspen cancel ID). Its next run would make it again: aspen cron rm "
+                       "nightly") ||
+        !strstr(e.msg, "Then remove it again"))
+        fail_msg("message: %s", e.msg);
+    aspen_store_cancel_result cr;
+    assert_int_equal(aspen_store_cancel(f->s, job, T0, &cr, &e), 0);
+
+    /* the schedule now goes to another queue: the queue goes, and stays gone when it runs */
+    add_schedule(f->s, "nightly", "other", false, true);
+    assert_int_equal(aspen_store_queue_remove(f->s, "reports", &held, &e), 0);
+    assert_false(listed(f->s, "reports"));
+    aspen_store_schedule sc;
+    assert_int_equal(aspen_store_schedule_get(f->s, "nightly", &sc, &e), 0);
+    int64_t due = sc.next_run_ms; /* its next occurrence, within its grace */
+    aspen_store_schedule_clear(&sc);
+    assert_true(due > T0);
+    aspen_store_scheduler_report r;
+    assert_int_equal(aspen_store_engine_renew(f->s, f->engine, 5000, due, &e), 0); /* live then */
+    assert_int_equal(aspen_store_scheduler_tick(f->s, f->engine, 5000, due, &r, &e), 0);
+    assert_true(r.enqueued >= 1);
+    assert_false(listed(f->s, "reports"));
+    assert_true(listed(f->s, "other"));
+
+    /* many schedules: the first five by name, and how many more */
+    set_limit(f->s, "bulk", 1);
+    const char *names[] = {"g", "a", "f", "b", "e", "c", "d"};
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+        add_schedule(f->s, names[i], "bulk", false, false);
+    assert_int_equal(aspen_store_queue_remove(f->s, "bulk", &held, &e), ASPEN_STORE_ESTATE);
+    assert_int_equal(held.schedules, 7);
+    if (!strstr(e.msg, "queue bulk is the queue of 7 schedules (a, b, c, d, e and 2 more: aspen "
+                       "cron list)"))
+        fail_msg("message: %s", e.msg);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, fx_setup, fx_teardown)
@@ -594,7 +682,7 @@ int main(void)
         T(test_limit_across_engines), T(test_pause_one_queue),            T(test_rate_window),
         T(test_serve_some_queues),    T(test_no_settings_plain_order),
         T(test_settings_from_another_host), T(test_queue_remove),
-        T(test_queue_remove_waits_for_a_submit),
+        T(test_queue_remove_waits_for_a_submit), T(test_queue_remove_refused_by_schedules),
     };
     return _cmocka_run_group_tests(__FILE__, both, sizeof both / sizeof both[0], NULL, NULL);
 }

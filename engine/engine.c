@@ -9,7 +9,8 @@
  *               marks and finished attempts in ONE aspen_store_commit every commit_interval_ms or
  *               commit_batch jobs (every commit_busy_ms while the engine stays saturated:
  *               eng_group_close_ms), then tells subscribers the jobs' new states (after the
- *               commit: what they see is durable).
+ *               commit: what they see is durable); on SQLite it also runs the retention
+ *               pruner's batches between its group commits (retention.c: one writer).
  * Workers are in worker.c, the warm VM pool in vmpool.c.
  *
  * A job's life in one engine (store states in capitals; see store/state.c for the whole table):
@@ -318,6 +319,7 @@ int aspen_engine_open(const aspen_engine_config *cfg, aspen_engine **out, aspen_
     eng->live_tail = &eng->live_head;
     cond_init_mono(&eng->d_cond);
     cond_init_mono(&eng->d_flushed);
+    cond_init_mono(&eng->prune_done);
     eng->d_tail = &eng->d_head;
     pthread_mutex_init(&eng->build_mu, NULL);
     vm_pool_init(&eng->pool, eng->cfg.vm_memory_budget);
@@ -385,6 +387,7 @@ void aspen_engine_close(aspen_engine *eng)
     pthread_mutex_destroy(&eng->live_mu);
     pthread_cond_destroy(&eng->d_cond);
     pthread_cond_destroy(&eng->d_flushed);
+    pthread_cond_destroy(&eng->prune_done);
     pthread_mutex_destroy(&eng->build_mu);
     free(eng);
 }
@@ -1555,6 +1558,13 @@ static void *committer_main(void *arg)
             give_back_stale(eng, &cs, now);
             claim_more(eng, &cs);
         }
+        /* a retention batch the pruner handed over (SQLite), between group commits; it commits
+         * early when a claim is wanted, and that claim goes first */
+        if (!fails) {
+            eng_store_prune_serve(eng);
+            if (atomic_load(&eng->need_claim) && !atomic_load(&eng->stopping))
+                claim_more(eng, &cs);
+        }
 
         pthread_mutex_lock(&eng->d_mu);
         if (fails) {
@@ -1569,11 +1579,11 @@ static void *committer_main(void *arg)
             }
         } else {
             /* Wait for completions, starts, a low queue, or the idle poll. */
-            if (!eng->d_head && !eng->n_starts && !pending && !eng->d_stop) {
+            if (!eng->d_head && !eng->n_starts && !pending && !eng->d_stop && !eng->prune_req) {
                 struct timespec ts;
                 abs_deadline(&ts, eng->cfg.idle_poll_ms);
                 while (!eng->d_head && !eng->n_starts && !eng->d_stop &&
-                       !atomic_load(&eng->need_claim))
+                       !atomic_load(&eng->need_claim) && !eng->prune_req)
                     if (pthread_cond_timedwait(&eng->d_cond, &eng->d_mu, &ts) == ETIMEDOUT)
                         break;
             }
@@ -1778,6 +1788,9 @@ int aspen_engine_start(aspen_engine *eng, aspen_engine_error *err)
         code = eng_store_err(err, &se, "opening the committer's connection");
         goto close_disp;
     }
+    /* The retention batches the store thread runs for the pruner (SQLite) end when a claim is
+     * wanted (retention.c). */
+    aspen_store_prune_yield_set(eng->commit_store, eng_store_prune_yield, eng);
     /* The store thread's claims serve only the configured queues (checked at open). */
     if (aspen_store_serve_queues(eng->commit_store, eng->cfg.queues, eng->cfg.n_queues, &se) != 0) {
         code = eng_store_err(err, &se, "choosing the queues to serve");

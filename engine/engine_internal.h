@@ -213,6 +213,10 @@ struct aspen_engine {
     pthread_mutex_t prune_mu; /* guards prune_stats */
     aspen_engine_retention_stats prune_stats;
     size_t prune_batch;       /* the next batch's size (pruner thread only; retention.c) */
+    /* SQLite: the pruner's batch waiting for the store thread to run it on commit_store
+     * (eng_store_prune), under d_mu; the store thread signals prune_done when it ran one. */
+    struct eng_prune_req *prune_req;
+    pthread_cond_t prune_done;
     /* the waiter for announced new work (listen.c; PostgreSQL only) */
     aspen_store *listen_store;
     pthread_t listen_th;
@@ -373,6 +377,22 @@ void eng_scheduler_stop(aspen_engine *eng);
 /* retention.c: start (workers > 0 and retention_poll_ms >= 0; best effort) and stop the pruner. */
 void eng_pruner_start(aspen_engine *eng);
 void eng_pruner_stop(aspen_engine *eng);
+/* One prune batch handed by the pruner thread to the store thread (SQLite: one writer). Posted
+ * (eng->prune_req), taken (the store thread runs it), done (result filled in). */
+struct eng_prune_req {
+    aspen_store_state state;
+    int64_t before_ms, budget_us;
+    size_t max;
+    aspen_store_prune_result res;
+    aspen_store_error se;
+    int rc;
+    bool taken, done;
+};
+/* The store thread's side: runs the posted batch, if any, on commit_store (engine.c). */
+void eng_store_prune_serve(aspen_engine *eng);
+/* The store thread's question between a batch's jobs: has work come that a batch must not
+ * delay (a claim wanted, the engine stopping)? */
+bool eng_store_prune_yield(void *eng);
 /* listen.c: start (best effort: without it the store thread polls) and stop the waiter. */
 void eng_listener_start(aspen_engine *eng);
 void eng_listener_stop(aspen_engine *eng);

@@ -1,27 +1,30 @@
-/* engine/retention.c — the engine's retention pruner: a thread with its own store handle that,
- * every retention_poll_ms, reads the database's retention settings (aspen_store_retention_get)
- * and deletes the finished jobs of each final state that are past them, in small transactions
- * with a pause after each.
+/* engine/retention.c — the engine's retention pruner: a thread that, every retention_poll_ms,
+ * reads the database's retention settings (aspen_store_retention_get) and deletes the finished
+ * jobs of each final state that are past them, in small transactions with a pause after each.
  *
  * Never stalling the queue: on SQLite a prune transaction holds the database's write lock, which
- * the engine's store thread needs for every claim and group commit, and a claim that finds it
- * held sleeps in SQLite's busy handler until it is free. A fixed batch (500 jobs, once) is no
- * bound on that: the same 500 deletes take 5 ms on a warm cache and 150 ms on a cold or loaded
- * disk, and that was the claim p99 (docs/BENCHMARKS.md). So the batch is bounded by time twice:
+ * the engine's store thread needs for every claim and group commit. When the pruner had its own
+ * connection, a claim that found the lock held slept in SQLite's busy handler, and however the
+ * batches were sized, paced, prioritised or checkpointed, the claim p99 stayed 2-4x the p99
+ * without a pruner (docs/BENCHMARKS.md: six levers measured, the waits counted). So on SQLite
+ * the pruner no longer writes: it hands each batch to the store thread (store_thread_batch), which
+ * runs it on its own handle between group commits (eng_store_prune_serve) — one writer, nothing
+ * waits for a lock between the two. A claim wanted mid-batch (a submit's wake, the workers'
+ * low-water call) ends the batch after the job it is deleting (eng_store_prune_yield through
+ * aspen_store_prune_yield_set), and the store thread claims next. The batch is bounded by time too:
  *   - its size follows the last batches' measured speed, aiming at PRUNE_TARGET_MS a batch
  *     (between PRUNE_BATCH_MIN and retention_batch jobs), and
  *   - the store stops the batch itself once it has held the lock PRUNE_BUDGET_MS
- *     (aspen_store_prune_timed), for the batch the estimate got wrong, or as soon as another
- *     connection of the process (the store thread's claim) waits for the lock (sqlite_busy.c).
- * The thread runs at the store thread's priority on SQLite, so it is descheduled less often while
- * it holds the lock (pruner_main).
- * After each batch the pruner yields and sleeps at least twice as long as the batch held the lock
- * (and at least PRUNE_PAUSE_MIN_MS): it never holds it more than a third of the time, and the store
- * thread's claims and commits go on between batches. On PostgreSQL a batch locks only its own rows
- * (SKIP LOCKED) and is one statement the store cannot stop half-way, so there the size alone keeps
- * it short — aiming at PRUNE_TARGET_PG_MS, longer than SQLite's because a claim never waits for
- * those rows (at 4 ms a batch was a round trip and 16 jobs, and a million took most of an hour) —
- * and the pause keeps its I/O from crowding the queue.
+ *     (aspen_store_prune_timed), for the batch the estimate got wrong (the group commits and other
+ *     processes' engines wait for it), or as soon as another connection of the process (a submit)
+ *     waits for the lock (sqlite_busy.c).
+ * After each batch the pruner sleeps at least twice as long as the batch took (and at least
+ * PRUNE_PAUSE_MIN_MS): prunes take at most a third of the store thread's time, and its claims and
+ * commits go on between batches. On PostgreSQL a batch locks only its own rows (SKIP LOCKED) and
+ * is one statement the store cannot stop half-way, so there the pruner runs it on its own
+ * connection and the size alone keeps it short — aiming at PRUNE_TARGET_PG_MS, longer than
+ * SQLite's because a claim never waits for those rows (at 4 ms a batch was a round trip and 16
+ * jobs, and a million took most of an hour) — and the pause keeps its I/O from crowding the queue.
  *
  * Several engines on one database: every engine with workers prunes, and that is safe without a
  * lease, because a prune is idempotent and small: on SQLite two pruners' batches are serialised by
@@ -35,6 +38,7 @@
 #include <poll.h>
 #include <sched.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -47,6 +51,17 @@
  * the batch at once (sqlite_busy.c). */
 #define PRUNE_TARGET_MS 4
 #define PRUNE_BUDGET_MS 6
+/* The same run by the store thread itself (SQLite): while it runs a batch it claims nothing, and
+ * a claim wanted meanwhile waits for the deletes' commit, which the bound counts (the store
+ * estimates it from the dirty pages): about 1 ms keeps that under the queue's own group commits'
+ * spread (claim p99 1-5 ms without a pruner here). */
+#define PRUNE_TARGET_STORE_MS 1
+#define PRUNE_BUDGET_STORE_MS 2
+/* A write-ahead log this long after a batch means its checkpoints are not catching up (the
+ * prune writes 5-8 pages a job): pause longer, so they do before the log reaches the mark at
+ * which a commit checkpoints inline (sqlite_checkpoint.c), 10-30 ms of the store thread's time. */
+#define PRUNE_LOG_LONG_PAGES 2000
+#define PRUNE_LOG_PAUSE_MS 20
 #define PRUNE_TARGET_PG_MS 25
 /* The smallest batch: below this the transactions' own cost (BEGIN, COMMIT, the index seek)
  * dominates and a million jobs would take hours. */
@@ -99,28 +114,130 @@ typedef struct prune_pace {
     bool alone;
 } prune_pace;
 
-static int paced_state(aspen_store *s, pthread_mutex_t *mu, bool pg, size_t cap, size_t *batch,
+/* Where a batch runs: on handle s (mu, if not NULL, held around it), or — via set, SQLite with the
+ * engine's store thread running — handed to that thread to run on its own handle. */
+typedef struct prune_runner {
+    aspen_store *s;
+    pthread_mutex_t *mu;
+    aspen_engine *via;
+} prune_runner;
+
+/* The batch handed to the store thread (eng_store_prune_serve runs it) and waited for. One slot:
+ * a second poster (a purge beside the pruner) waits for it to be free. If the engine stops before
+ * the store thread took the batch, it is withdrawn and reported as stopped (*stopped), nothing
+ * deleted; a batch already taken is waited for (it is short). */
+static int store_thread_batch(aspen_engine *eng, aspen_store_state state, int64_t before,
+                              size_t max, int64_t budget_us, aspen_store_prune_result *res,
+                              bool *stopped, aspen_store_error *se)
+{
+    struct eng_prune_req r = {.state = state, .before_ms = before, .max = max,
+                              .budget_us = budget_us};
+    struct timespec ts;
+    pthread_mutex_lock(&eng->d_mu);
+    while (eng->prune_req && !atomic_load(&eng->stopping)) {
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        ts.tv_sec += 1;
+        pthread_cond_timedwait(&eng->prune_done, &eng->d_mu, &ts);
+    }
+    if (!atomic_load(&eng->stopping)) {
+        eng->prune_req = &r;
+        pthread_cond_signal(&eng->d_cond); /* the store thread may be in its idle wait */
+    }
+    while (eng->prune_req == &r || (r.taken && !r.done)) {
+        if (atomic_load(&eng->stopping) && !r.taken) {
+            eng->prune_req = NULL;
+            break;
+        }
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        ts.tv_sec += 1; /* eng_pruner_stop broadcasts; this only bounds a missed wake */
+        pthread_cond_timedwait(&eng->prune_done, &eng->d_mu, &ts);
+    }
+    pthread_mutex_unlock(&eng->d_mu);
+    if (!r.done) {
+        *stopped = true;
+        return 0;
+    }
+    *res = r.res;
+    if (r.rc)
+        *se = r.se;
+    return r.rc;
+}
+
+void eng_store_prune_serve(aspen_engine *eng)
+{
+    pthread_mutex_lock(&eng->d_mu);
+    struct eng_prune_req *r = eng->prune_req;
+    if (r) {
+        eng->prune_req = NULL;
+        r->taken = true;
+    }
+    pthread_mutex_unlock(&eng->d_mu);
+    if (!r)
+        return;
+    aspen_store_prune_result res = {0};
+    aspen_store_error se = {0};
+    int rc = aspen_store_prune_timed(eng->commit_store, r->state, r->before_ms, r->max,
+                                     r->budget_us, &res, &se);
+    pthread_mutex_lock(&eng->d_mu);
+    r->res = res;
+    r->se = se;
+    r->rc = rc;
+    r->done = true; /* r is the poster's: not touched after this */
+    pthread_cond_broadcast(&eng->prune_done);
+    pthread_mutex_unlock(&eng->d_mu);
+}
+
+bool eng_store_prune_yield(void *arg)
+{
+    aspen_engine *eng = arg;
+    return atomic_load(&eng->need_claim) || atomic_load(&eng->stopping);
+}
+
+static int run_batch(const prune_runner *run, aspen_store_state state, int64_t before, size_t max,
+                     int64_t budget_us, aspen_store_prune_result *res, bool *stopped,
+                     aspen_store_error *se)
+{
+    if (run->via)
+        return store_thread_batch(run->via, state, before, max, budget_us, res, stopped, se);
+    if (run->mu)
+        pthread_mutex_lock(run->mu);
+    int rc = aspen_store_prune_timed(run->s, state, before, max, budget_us, res, se);
+    if (run->mu)
+        pthread_mutex_unlock(run->mu);
+    return rc;
+}
+
+static int paced_state(const prune_runner *run, bool pg, size_t cap, size_t *batch,
                        aspen_store_state state, int64_t before, aspen_engine_prune_fn after,
                        void *ctx, const prune_pace *pace, aspen_engine_prune_progress *p,
                        aspen_store_error *se)
 {
     for (;;) {
         bool alone = pace && pace->alone;
-        double target = alone ? PRUNE_ALONE_TARGET_MS : pg ? PRUNE_TARGET_PG_MS : PRUNE_TARGET_MS;
+        double target = alone       ? PRUNE_ALONE_TARGET_MS
+                        : pg        ? PRUNE_TARGET_PG_MS
+                        : run->via  ? PRUNE_TARGET_STORE_MS
+                                    : PRUNE_TARGET_MS;
+        int budget_ms = alone ? PRUNE_ALONE_BUDGET_MS
+                        : run->via ? PRUNE_BUDGET_STORE_MS
+                                   : PRUNE_BUDGET_MS;
         size_t top = alone && cap < PRUNE_ALONE_CAP ? PRUNE_ALONE_CAP : cap;
         if (!alone && *batch > cap)
             *batch = cap; /* an engine came back: paced sizes again at once */
-        size_t want = *batch;
+        /* the store thread's batches are bounded by their time alone (the store counts the
+         * commit to come), so they ask for the most: a size learnt from wall times would shrink
+         * to the floor after each commit the file system held up */
+        size_t want = run->via && !alone ? cap : *batch;
         aspen_store_prune_result res = {0};
-        if (mu)
-            pthread_mutex_lock(mu);
-        int rc = aspen_store_prune_timed(s, state, before, want,
-                                         (alone ? PRUNE_ALONE_BUDGET_MS : PRUNE_BUDGET_MS) * 1000,
-                                         &res, se);
-        if (mu)
-            pthread_mutex_unlock(mu);
+        bool stopped = false;
+        int rc = run_batch(run, state, before, want, (int64_t)budget_ms * 1000, &res, &stopped,
+                           se);
         if (rc != 0)
             return -1;
+        if (stopped) {
+            p->stopped = true;
+            return 0;
+        }
         /* what the queue felt: the time the batch held the lock, not the time it waited for it
          * behind the engines' own commits (that would shrink the batch for nothing) */
         double held = (double)res.held_us / 1000;
@@ -140,6 +257,8 @@ static int paced_state(aspen_store *s, pthread_mutex_t *mu, bool pg, size_t cap,
         int pause = (int)(2 * held) + 1;
         if (pause < PRUNE_PAUSE_MIN_MS)
             pause = PRUNE_PAUSE_MIN_MS;
+        if (res.log_pages >= PRUNE_LOG_LONG_PAGES && pause < PRUNE_LOG_PAUSE_MS)
+            pause = PRUNE_LOG_PAUSE_MS;
         if (alone)
             pause = 1; /* > 0 says "more follow" to the callback; nobody waits for the lock */
         else if (res.more)
@@ -193,7 +312,9 @@ static bool prune_pass(aspen_engine *eng, aspen_store_error *se, bool *complaine
         if (keep <= 0)
             continue; /* off: kept forever */
         aspen_engine_prune_progress p = {0};
-        if (paced_state(eng->prune_store, NULL, pg, (size_t)eng->cfg.retention_batch,
+        /* SQLite: the store thread runs the batches on its own handle (one writer) */
+        prune_runner run = {.s = eng->prune_store, .via = pg ? NULL : eng};
+        if (paced_state(&run, pg, (size_t)eng->cfg.retention_batch,
                         &eng->prune_batch, finals[i], aspen_store_now_ms() - keep, pruner_after,
                         &ctx, NULL, &p, se) != 0)
             goto failed;
@@ -224,13 +345,9 @@ static void *pruner_main(void *arg)
 {
     aspen_engine *eng = arg;
     pthread_setname_np(pthread_self(), "aspen-prune");
-    /* On SQLite every batch holds the write lock that the store thread's claims wait for. Run at
-     * the store thread's priority: at the process's, the pruner was descheduled mid-batch on a
-     * loaded host and held the lock 60-950 ms (docs/BENCHMARKS.md), a priority inversion no batch
-     * size prevents. The pauses (twice each hold) still keep it to a third of a core at most.
-     * PostgreSQL's batches lock only their own rows, which no claim waits for: no boost there. */
-    if (!aspen_store_name_is_postgres(eng->db_path))
-        eng_thread_nice_boost(ENG_STORE_NICE_BOOST);
+    /* No priority boost: on SQLite the store thread (boosted) runs the batches, this thread only
+     * sizes and paces them; PostgreSQL's batches lock only their own rows, which no claim waits
+     * for. */
     aspen_store_error se = {0};
     bool complained = false;
     /* The first look soon after start (a restarted engine catches up), then every poll. */
@@ -276,6 +393,10 @@ void eng_pruner_stop(aspen_engine *eng)
     if (eng->prune_started) {
         ssize_t w = write(eng->prune_pipe[1], "x", 1);
         (void)w;
+        /* a batch waiting for the store thread sees `stopping` now (store_thread_batch) */
+        pthread_mutex_lock(&eng->d_mu);
+        pthread_cond_broadcast(&eng->prune_done);
+        pthread_mutex_unlock(&eng->d_mu);
         pthread_join(eng->prune_th, NULL);
         close(eng->prune_pipe[0]);
         close(eng->prune_pipe[1]);
@@ -352,8 +473,11 @@ int aspen_engine_prune_paced(aspen_engine *eng, aspen_store_state state,
     paced_ctx pc = {.eng = eng, .after = after ? after : plain_pause, .ctx = ctx,
                     .pace = {.alone = !others_live(eng)}, .checked_ms = aspen_store_now_ms()};
     p->alone = pc.pace.alone;
-    if (paced_state(eng->api_store, &eng->api_mu, aspen_store_name_is_postgres(eng->db_path), cap,
-                    &batch, state, finished_before_ms, paced_after, &pc, &pc.pace, p, &se) != 0)
+    /* with this engine's store thread running on SQLite, the batches go to it like the pruner's */
+    bool pg = aspen_store_name_is_postgres(eng->db_path);
+    prune_runner run = {.s = eng->api_store, .mu = &eng->api_mu,
+                        .via = !pg && eng->committer_started ? eng : NULL};
+    if (paced_state(&run, pg, cap, &batch, state, finished_before_ms, paced_after, &pc, &pc.pace, p, &se) != 0)
         return eng_store_err(err, &se, NULL);
     return 0;
 }

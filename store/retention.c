@@ -108,6 +108,14 @@ int aspen_store_prune_timed(aspen_store *s, aspen_store_state state, int64_t fin
     return code;
 }
 
+void aspen_store_prune_yield_set(aspen_store *s, bool (*fn)(void *ctx), void *ctx)
+{
+    if (!s)
+        return;
+    s->prune_yield = fn;
+    s->prune_yield_ctx = ctx;
+}
+
 int aspen_store_prune_count(aspen_store *s, aspen_store_state state, int64_t finished_before_ms,
                             int64_t *count, aspen_store_error *err)
 {

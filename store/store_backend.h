@@ -159,6 +159,9 @@ struct aspen_store {
     bool claim_held;          /* aspen_store_claim_held, set by every claim */
     int64_t claim_retry_in_ms;
     char serve[STORE_SERVE_MAX][ASPEN_STORE_QUEUE_NAME_MAX + 1];
+    /* aspen_store_prune_yield_set: asked between a bounded prune's jobs whether to commit now */
+    bool (*prune_yield)(void *ctx);
+    void *prune_yield_ctx;
 };
 
 /* ---- named queues (queues.c) --------------------------------------------------------------------- */
@@ -370,6 +373,9 @@ char *store_strdup(const char *s);
 
 /* The monotonic clock in µs: lock hold times and waits (never a wall-clock time). */
 int64_t store_mono_us(void);
+/* The calling thread's CPU time in µs: what a statement cost, without the time it spent waiting
+ * off the CPU (a lock, the file system, the scheduler). */
+int64_t store_thread_cpu_us(void);
 
 /* Room for one more element in a growing array of `count` elements of `elem` bytes with capacity
  * *cap (doubling from 16): returns the array, moved if it had to grow, or NULL (the old array

@@ -597,6 +597,8 @@ typedef struct aspen_store_prune_result {
                       * it found fewer than max (none left) */
     int64_t held_us; /* how long the transaction held its locks (SQLite: the write lock, from
                       * BEGIN IMMEDIATE granted to COMMIT done; waiting for it not counted) */
+    int64_t log_pages; /* SQLite: the write-ahead log's length in pages after the commit (a long
+                        * one means its checkpoints are not catching up); 0 on PostgreSQL */
 } aspen_store_prune_result;
 /* aspen_store_prune with a time bound, for a pruner that must never stall the queue: on SQLite the
  * batch stops taking jobs once it has held the write lock budget_us microseconds (0: no bound) and
@@ -606,6 +608,12 @@ typedef struct aspen_store_prune_result {
 int aspen_store_prune_timed(aspen_store *s, aspen_store_state state, int64_t finished_before_ms,
                             size_t max, int64_t budget_us, aspen_store_prune_result *out,
                             aspen_store_error *err);
+/* A bounded prune on handle s (aspen_store_prune_timed with budget_us > 0) also calls fn(ctx)
+ * between jobs, and commits what it has deleted as soon as fn says true: for a caller that runs
+ * the prune on the thread that also claims (the engine's store thread), so work that arrives
+ * mid-batch waits one job's deletes, not the batch. fn runs on the thread using s; NULL removes it.
+ * SQLite only: a PostgreSQL batch is one statement, never cut. */
+void aspen_store_prune_yield_set(aspen_store *s, bool (*fn)(void *ctx), void *ctx);
 /* Deletes the finished jobs among ids (at most ASPEN_STORE_PRUNE_MAX) with everything that belongs
  * to them, in ONE transaction: all of them or, on an error, none. Ids of queued, scheduled or
  * running jobs, and ids that do not exist, are left alone (not errors); *deleted says how many

@@ -30,6 +30,7 @@
 static void checkpoint_inline(struct sqlite_store *s)
 {
     struct store_checkpointer *c = &s->ckpt;
+    int64_t t0 = store_thread_cpu_us();
     if (c->started) {
         pthread_mutex_lock(&c->mu);
         while (c->running)
@@ -45,6 +46,7 @@ static void checkpoint_inline(struct sqlite_store *s)
         pthread_cond_broadcast(&c->cv);
         pthread_mutex_unlock(&c->mu);
     }
+    c->inline_us += store_thread_cpu_us() - t0;
 }
 
 static void *checkpointer_main(void *arg)
@@ -109,9 +111,10 @@ static int wal_hook(void *arg, sqlite3 *db, const char *dbname, int pages)
     (void)db;
     (void)dbname;
     struct sqlite_store *s = arg;
+    struct store_checkpointer *c = &s->ckpt;
+    c->log_pages = pages;
     if (pages < CKPT_PAGES)
         return SQLITE_OK;
-    struct store_checkpointer *c = &s->ckpt;
     if (pages >= CKPT_INLINE_PAGES || (!c->started && !checkpointer_start(s))) {
         checkpoint_inline(s);
         return SQLITE_OK;

@@ -10,7 +10,9 @@
  * each job and, past the bound, commits what it has: a claim waits about the bound, not the
  * batch's worst case. It also commits early once another connection of the process starts
  * waiting for the lock (sq_busy_other_waiting: the engine's claims), so such a claim waits about
- * one job's deletes and a commit.
+ * one job's deletes and a commit. The engine runs its retention batches on its store thread's own
+ * handle (engine/retention.c: one writer, no lock waits between the two), and that thread's claims
+ * cut the batch the same way through the handle's prune_yield (aspen_store_prune_yield_set).
  *
  * Everything that belongs to a job goes with it: the rows of job_tables below, and attempt_data
  * through its trigger (schema 6). A table keyed by job added later belongs in job_tables. */
@@ -97,9 +99,28 @@ static int delete_one(struct sqlite_store *s, struct deleter *d, int64_t id, int
     return delete_rows(s, d, id, (aspen_store_state)state, gone, what, err);
 }
 
+/* The COMMIT of a prune writes every page its deletes dirtied to the log, and with the many
+ * indexes on jobs that is 5-8 pages a job: measured here, 300-480 pages and 3-7 ms for a 50-job
+ * batch whose deletes took under 1 ms (docs/BENCHMARKS.md). So a bound must count the commit to
+ * come, not only the deletes so far: its estimate is the jobs deleted so far times the CPU time
+ * this handle's last prune commits took per job (50 us, about 6 pages, until one was measured).
+ * CPU time, not wall time: a commit now and then waits 10-40 ms off the CPU (the file system
+ * behind a checkpoint's fsync) whatever its size, and counting that per job would shrink every
+ * batch after it to a few jobs for nothing. */
+#define PRUNE_COMMIT_US_PER_JOB_FIRST 50.0
+
+
+static int64_t commit_estimate_us(const struct sqlite_store *s, int64_t jobs)
+{
+    double per = s->prune_commit_us_per_job > 0 ? s->prune_commit_us_per_job
+                                                : PRUNE_COMMIT_US_PER_JOB_FIRST;
+    return (int64_t)((double)jobs * per);
+}
+
 /* Deletes the finished jobs among ids; with deadline_us > 0 it stops once the monotonic clock
- * passes it, or as soon as another connection of this process waits for the write lock (a claim:
- * sqlite_busy.c), and *cut then says so. At least one job goes first, so a bound shorter than one
+ * plus the estimated commit (commit_estimate_us) passes it, as soon as another connection of this process waits for the write lock (a claim or a
+ * submit: sqlite_busy.c), or when the handle's prune_yield says its thread has other work (the
+ * engine's store thread running the batch itself), and *cut then says so. At least one job goes first, so a bound shorter than one
  * job's delete, or a waiter always there, still makes progress. */
 static int delete_ids(struct sqlite_store *s, const int64_t *ids, size_t n, int known,
                       int64_t deadline_us, int64_t *deleted, bool *cut, const char *what,
@@ -109,7 +130,9 @@ static int delete_ids(struct sqlite_store *s, const int64_t *ids, size_t n, int 
     int code = deleter_init(s, &d, what, err);
     for (size_t i = 0; !code && i < n; i++) {
         if (i > 0 && deadline_us > 0 &&
-            (store_mono_us() >= deadline_us || sq_busy_other_waiting(&s->busy))) {
+            (store_mono_us() + commit_estimate_us(s, *deleted) >= deadline_us ||
+             sq_busy_other_waiting(&s->busy) ||
+             (s->base.prune_yield && s->base.prune_yield(s->base.prune_yield_ctx)))) {
             *cut = true;
             break;
         }
@@ -182,11 +205,22 @@ int sq_prune(aspen_store *base, aspen_store_state state, int64_t finished_before
         tx_rollback(s);
         return code;
     }
+    int64_t cpu_at = store_thread_cpu_us(), inline0 = s->ckpt.inline_us;
     code = tx_commit(s, "pruning finished jobs", err);
     if (!code) {
+        int64_t end = store_mono_us();
+        /* a checkpoint the commit ran (its WAL hook) is no cost of the pages */
+        int64_t took = store_thread_cpu_us() - cpu_at - (s->ckpt.inline_us - inline0);
+        if (k >= 4) { /* a few jobs say more of the commit's fixed cost than of theirs */
+            double per = (double)(took > 0 ? took : 0) / (double)k;
+            s->prune_commit_us_per_job = s->prune_commit_us_per_job > 0
+                                             ? 0.7 * s->prune_commit_us_per_job + 0.3 * per
+                                             : per;
+        }
         out->deleted = k;
         out->more = cut || n >= max;
-        out->held_us = store_mono_us() - locked_at;
+        out->held_us = end - locked_at;
+        out->log_pages = s->ckpt.log_pages;
     }
     return code;
 }

@@ -108,6 +108,8 @@ struct store_checkpointer {
     sqlite3 *db;
     struct sq_busy busy;
     uint64_t runs; /* checkpoints run, for tests */
+    int log_pages; /* the write-ahead log's length after this handle's last commit (its hook) */
+    int64_t inline_us; /* CPU time of the writer's own checkpoints (inside its COMMITs), in all */
 };
 
 /* The group commit's batched statements (sqlite_group.c), prepared on first use per size. */
@@ -126,6 +128,9 @@ struct sqlite_store {
     /* Net change of jobs per state in the open write transaction; flushed by tx_commit. */
     int64_t count_delta[ASPEN_STORE_STATE_COUNT];
     struct store_checkpointer ckpt;
+    /* What a prune's COMMIT costs per job it deleted (the pages it writes), measured
+     * (sqlite_prune.c) */
+    double prune_commit_us_per_job;
     /* Named queues (sqlite_queues.c): its own cached statements, and whether a claim of this
      * handle ever saw a rate limit (then its starts write rate shares). */
 #define SQ_QUEUE_STMTS 16

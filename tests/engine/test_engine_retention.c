@@ -11,7 +11,8 @@
  *              the pruner and again with it off on an equally full database, and printed (not
  *              asserted: this machine's load decides timing).
  *   purge      aspen purge's paced loop on a database no engine serves is not paced (batches
- *              above retention_batch); beside a live engine it is
+ *              above retention_batch); beside a live engine it is; on an engine whose own pruner
+ *              is pruning both finish (SQLite: both through its store thread) and it closes
  * KVM is required by the engine (fail, never skip). */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -351,12 +352,54 @@ static void test_purge_alone_then_paced(void **state)
     aspen_engine_close(purger);
 }
 
+/* A purge on an engine whose own pruner is pruning: on SQLite both hand their batches to the
+ * engine's store thread (one slot, so one waits for the other), jobs run meanwhile, and both
+ * finish with everything of theirs deleted; closing the engine right after does not wait for a
+ * batch nobody will take. On PostgreSQL the same calls run on their own connections. */
+static void test_purge_beside_own_pruner(void **state)
+{
+    (void)state;
+    aspen_engine *eng = open_eng(50);
+    aspen_engine_error err = {0};
+    assert_int_equal(aspen_engine_retention_set(eng, ASPEN_STORE_FAILED, 0, &err), 0);
+    old_jobs(eng, "succeeded", 20000, 3 * 24 * H); /* the pruner's */
+    old_jobs(eng, "failed", 5000, 3 * 24 * H);     /* off: only the purge takes them */
+    start(eng);
+    aspen_engine_job_spec specs[50];
+    for (int i = 0; i < 50; i++)
+        specs[i] = (aspen_engine_job_spec){.type = "echo", .payload = "{\"new\":1}"};
+    assert_int_equal(aspen_engine_submit_batch(eng, specs, 50, NULL, &err), 0);
+    aspen_engine_prune_progress p = {0};
+    purge_seen seen = {0};
+    assert_int_equal(aspen_engine_prune_paced(eng, ASPEN_STORE_FAILED, aspen_store_now_ms(),
+                                              purge_seen_after, &seen, &p, &err),
+                     0);
+    assert_false(p.alone); /* this engine serves the queue */
+    assert_false(p.stopped);
+    assert_int_equal(p.deleted, 5000);
+    assert_int_equal(count_where("state = 'failed'"), 0);
+    assert_true(wait_for("state = 'succeeded'", 50, 120000)); /* the old ones went, the new ran */
+    assert_int_equal(aspen_engine_submit_batch(eng, specs, 50, NULL, &err), 0);
+    assert_true(wait_for("state = 'succeeded'", 100, 60000));
+    /* more to prune, and the engine closed at once: the pruner's waiting batch is withdrawn */
+    old_jobs(eng, "succeeded", 20000, 3 * 24 * H);
+    sleep_ms(200);
+    aspen_engine_close(eng);
+    aspen_store *s = NULL;
+    aspen_store_error se = {0};
+    assert_int_equal(aspen_store_open(g_db, NULL, &s, &se), 0);
+    assert_int_equal(aspen_store_check(s, &se), 0); /* the kept counts match what is there */
+    aspen_store_close(s);
+    assert_int_equal(raw_int("SELECT count(*) FROM attempts WHERE outcome = 'failed'"), 0);
+}
+
 int main(void)
 {
     setenv("ASPEN_GUEST_DIR", GUEST_DIR, 1);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_settings, setup, teardown),
         cmocka_unit_test_setup_teardown(test_purge_alone_then_paced, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_purge_beside_own_pruner, setup, teardown),
         cmocka_unit_test_setup_teardown(test_baseline_without_pruner, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pruned_under_load, setup, teardown),
     };

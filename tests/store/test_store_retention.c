@@ -425,6 +425,56 @@ static void test_prune_own_wait_no_cut(void **state)
     assert_int_equal(fx_raw_int(f, "SELECT count(*) FROM jobs"), 100);
 }
 
+/* The yield hook: asked between a bounded batch's jobs; true commits what the batch has. */
+struct yield_count {
+    int asked, yes_after;
+};
+
+static bool yield_after(void *arg)
+{
+    struct yield_count *y = arg;
+    return ++y->asked > y->yes_after;
+}
+
+static void test_prune_yield_hook(void **state)
+{
+    struct fixture *f = *state;
+    bulk_finished(f, 100, T0);
+    aspen_store_error e = {0};
+    aspen_store_prune_result r = {0};
+    /* says yes at its 4th question: the batch ends after the 4th job (asked from the 2nd on) */
+    struct yield_count y = {.yes_after = 3};
+    aspen_store_prune_yield_set(f->s, yield_after, &y);
+    assert_int_equal(aspen_store_prune_timed(f->s, ASPEN_STORE_SUCCEEDED, T0 + H, 50,
+                                             60 * 1000000LL, &r, &e),
+                     0);
+    assert_int_equal(r.deleted, 4);
+    assert_true(r.more);
+    assert_int_equal(y.asked, 4);
+    /* always yes: every batch still deletes one job (progress) */
+    y = (struct yield_count){.yes_after = 0};
+    assert_int_equal(aspen_store_prune_timed(f->s, ASPEN_STORE_SUCCEEDED, T0 + H, 50,
+                                             60 * 1000000LL, &r, &e),
+                     0);
+    assert_int_equal(r.deleted, 1);
+    assert_true(r.more);
+    /* an unbounded prune (budget 0) is never cut: aspen_store_prune's callers get whole batches */
+    y = (struct yield_count){.yes_after = 0};
+    assert_int_equal(aspen_store_prune_timed(f->s, ASPEN_STORE_SUCCEEDED, T0 + H, 50, 0, &r, &e),
+                     0);
+    assert_int_equal(r.deleted, 50);
+    assert_int_equal(y.asked, 0);
+    /* removed: the rest goes in one bounded batch */
+    aspen_store_prune_yield_set(f->s, NULL, NULL);
+    assert_int_equal(aspen_store_prune_timed(f->s, ASPEN_STORE_SUCCEEDED, T0 + H, 500,
+                                             60 * 1000000LL, &r, &e),
+                     0);
+    assert_int_equal(r.deleted, 45);
+    assert_false(r.more);
+    assert_int_equal(fx_raw_int(f, "SELECT count(*) FROM jobs"), 0);
+    assert_int_equal(aspen_store_check(f->s, &e), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest both[] = {
@@ -439,6 +489,7 @@ int main(void)
     const struct CMUnitTest sqlite_only[] = {
         cmocka_unit_test_setup_teardown(test_prune_yields_to_waiter, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_prune_own_wait_no_cut, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_prune_yield_hook, fx_setup, fx_teardown),
     };
     return run_store_tests(__FILE__, both, sizeof both / sizeof both[0], sqlite_only,
                            sizeof sqlite_only / sizeof sqlite_only[0]);

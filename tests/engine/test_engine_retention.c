@@ -51,7 +51,9 @@ static void raw_exec(const char *sql)
     }
     sqlite3 *db = NULL;
     char *msg = NULL;
-    if (sqlite3_open(g_db, &db) != SQLITE_OK ||
+    /* the engine under test writes meanwhile: wait for its lock as the store's handles do (with
+     * none, a loaded machine failed the test with "database is locked") */
+    if (sqlite3_open(g_db, &db) != SQLITE_OK || sqlite3_busy_timeout(db, 30000) != SQLITE_OK ||
         sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK)
         fail_msg("%s: %s", sql, msg ? msg : sqlite3_errmsg(db));
     sqlite3_close(db);
@@ -72,7 +74,7 @@ static int64_t raw_int(const char *sql)
     }
     sqlite3 *db = NULL;
     sqlite3_stmt *st = NULL;
-    if (sqlite3_open(g_db, &db) != SQLITE_OK ||
+    if (sqlite3_open(g_db, &db) != SQLITE_OK || sqlite3_busy_timeout(db, 30000) != SQLITE_OK ||
         sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK || sqlite3_step(st) != SQLITE_ROW)
         fail_msg("%s: %s", sql, sqlite3_errmsg(db));
     v = sqlite3_column_int64(st, 0);

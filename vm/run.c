@@ -239,35 +239,62 @@ static int load_vcpu(aspen_vm *vm, const struct kvm_regs *regs, bool sregs)
 }
 
 /* Ask the CPU, at CPL 3 inside this VM, what guest code can use (the trampoline's probe in
- * vm/stub.S). Once per process; the answer shapes every VM's trampoline. */
+ * vm/stub.S): each step runs one instruction and reports, or faults into the ring-0 stub, and the
+ * probe then starts again at the step after it, with the whole vCPU state loaded again (so the
+ * last start's, which ended at CPL 3 in the probe's own loop, is what the caller finds). Once per
+ * process; the answer shapes every VM's trampoline. */
 static int probe_cpl3(aspen_vm *vm, aspen_vm_error *err)
 {
-    struct kvm_regs regs;
-    vm_set_run_regs(&regs, SYS_GVA + SYS_TRAMP_OFF + (uint64_t)(aspen_probe - aspen_tramp_start),
-                    vm->stack_hi, 0, 0, 0);
-    if (load_vcpu(vm, &regs, true) != 0) {
-        vm_set_error(err, ASPEN_VM_EKVM, "cannot set the vCPU's initial state: %s",
-                     strerror(errno));
-        return ASPEN_VM_EKVM;
+    int features = 0;
+    uint32_t next = 0; /* the step the probe runs next */
+    for (int starts = 0; starts <= TRAMP_PROBE_STEPS; starts++) {
+        struct kvm_regs regs;
+        vm_set_run_regs(&regs,
+                        SYS_GVA + SYS_TRAMP_OFF + (uint64_t)(aspen_probe - aspen_tramp_start),
+                        vm->stack_hi, next, 0, 0);
+        if (load_vcpu(vm, &regs, true) != 0) {
+            vm_set_error(err, ASPEN_VM_EKVM, "cannot set the vCPU's initial state: %s",
+                         strerror(errno));
+            return ASPEN_VM_EKVM;
+        }
+        for (;;) {
+            int r;
+            do {
+                r = ioctl(vm->cpufd, KVM_RUN, 0);
+                if (r < 0 || vm->run->exit_reason == KVM_EXIT_INTR)
+                    __atomic_store_n(&vm->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
+            } while ((r < 0 && errno == EINTR) ||
+                     (r == 0 && vm->run->exit_reason == KVM_EXIT_INTR));
+            struct kvm_run *run = vm->run;
+            bool out = r == 0 && run->exit_reason == KVM_EXIT_IO &&
+                       run->io.direction == KVM_EXIT_IO_OUT && run->io.size == 4;
+            uint32_t data = 0;
+            if (out)
+                memcpy(&data, (uint8_t *)run + run->io.data_offset, 4);
+            if (out && run->io.port == ASPEN_PORT_FAULT) {
+                next++; /* that step's instruction is not usable at CPL 3 here */
+                break;
+            }
+            uint32_t step = (data >> 8) & 0xffu;
+            if (!out || run->io.port != ASPEN_PORT_EXIT ||
+                (data & 0xffff0000u) != TRAMP_PROBE_MAGIC ||
+                (step != TRAMP_PROBE_DONE && step != next)) {
+                vm_set_error(err, ASPEN_VM_EKVM,
+                             "the CPU probe in a new VM did not report (KVM_RUN %s, exit %u)",
+                             r < 0 ? strerror(errno) : "ok", r == 0 ? run->exit_reason : 0);
+                return ASPEN_VM_EKVM;
+            }
+            if (step == TRAMP_PROBE_DONE) {
+                atomic_store(&vm_kvm.cpl3, features);
+                return 0;
+            }
+            features |= (int)(data & 0xffu);
+            next = step + 1;
+        }
     }
-    int r;
-    do {
-        r = ioctl(vm->cpufd, KVM_RUN, 0);
-        if (r < 0 || vm->run->exit_reason == KVM_EXIT_INTR)
-            __atomic_store_n(&vm->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
-    } while ((r < 0 && errno == EINTR) || (r == 0 && vm->run->exit_reason == KVM_EXIT_INTR));
-    struct kvm_run *run = vm->run;
-    uint32_t data = 0;
-    if (r == 0 && run->exit_reason == KVM_EXIT_IO && run->io.direction == KVM_EXIT_IO_OUT &&
-        run->io.size == 4 && run->io.port == ASPEN_PORT_EXIT)
-        memcpy(&data, (uint8_t *)run + run->io.data_offset, 4);
-    if ((data & 0xffff0000u) != TRAMP_PROBE_MAGIC) {
-        vm_set_error(err, ASPEN_VM_EKVM, "the CPU probe in a new VM did not report (KVM_RUN %s, "
-                     "exit %u)", r < 0 ? strerror(errno) : "ok", r == 0 ? run->exit_reason : 0);
-        return ASPEN_VM_EKVM;
-    }
-    atomic_store(&vm_kvm.cpl3, (int)(data & 0xffffu));
-    return 0;
+    vm_set_error(err, ASPEN_VM_EKVM, "the CPU probe in a new VM faulted more often than it has "
+                 "steps (%d)", TRAMP_PROBE_STEPS);
+    return ASPEN_VM_EKVM;
 }
 
 int vm_startup(aspen_vm *vm, aspen_vm_error *err)
@@ -279,7 +306,7 @@ int vm_startup(aspen_vm *vm, aspen_vm_error *err)
     if (atomic_load(&vm_kvm.cpl3) < 0) {
         if ((rc = probe_cpl3(vm, err)) != 0)
             return rc;
-        sregs = false; /* in place since the probe */
+        sregs = false; /* in place since the probe's last start */
     }
     vm_tramp_prepare(vm, atomic_load(&vm_kvm.cpl3));
     if (vm->cfg.gdb) {

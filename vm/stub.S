@@ -227,29 +227,36 @@ aspen_tramp_syscall_out:
 9:  jmp 9b
 
 /* What guest code at CPL 3 can use on this machine, asked once per process by the host before the
- * first guest's start-up (cpu.c): the CPUID bits that say XSAVE (OSXSAVE), protection keys (OSPKE)
- * and FSGSBASE are usable, as the CPU reports them to CPL 3 inside the VM. On nested kvm_pvm that
- * is the outer host's CPU, not the CR4 this monitor gives the vCPU, so it is measured, not assumed.
- * Reported with one OUT of TRAMP_PROBE_MAGIC | bits to the exit port; the host then enters _start. */
+ * first guest's start-up (run.c, probe_cpl3): XSAVE state (xgetbv), protection keys (rdpkru) and
+ * FSGSBASE (rdfsbase), each found by running the instruction, never by reading CPUID. CPUID is
+ * what KVM or the outer hypervisor chooses to show: on nested kvm_pvm on Intel it showed CPL 3 no
+ * OSXSAVE while AVX worked, so the trampoline reset only x87/SSE and a job's YMM upper halves
+ * reached the next job on the same VM (tests/vm/test_isolation.c, test_ymm_upper). A step whose
+ * instruction is not usable faults (#UD) into the ring-0 stub; the host then starts the probe
+ * again at the next step (rdi = the first step to run). Each step that runs reports
+ * TRAMP_PROBE_MAGIC | step << 8 | its TRAMP_HAS_* bit with one OUT to the exit port, and step
+ * TRAMP_PROBE_DONE ends the probe. */
 aspen_probe:
+    cmpl $1, %edi
+    jae 1f
     xorl %ecx, %ecx
-    movl $1, %eax
-    cpuid
-    xorl %esi, %esi
-    btl $27, %ecx                /* OSXSAVE */
-    adcl $0, %esi
-    movl $7, %eax
+    xgetbv                       /* #UD unless CR4.OSXSAVE is in effect */
+    movl $(TRAMP_PROBE_MAGIC | TRAMP_HAS_XSAVE), %eax
+    outl %eax, $0xa4
+1:  cmpl $2, %edi
+    jae 2f
     xorl %ecx, %ecx
-    cpuid
-    btl $4, %ecx                 /* OSPKE */
-    jnc 1f
-    orl $TRAMP_HAS_PKU, %esi
-1:  btl $0, %ebx                 /* FSGSBASE */
-    jnc 2f
-    orl $TRAMP_HAS_FSGSBASE, %esi
-2:  leal TRAMP_PROBE_MAGIC(%esi), %eax
-3:  outl %eax, $0xa4
-    jmp 3b
+    rdpkru                       /* #UD unless CR4.PKE is in effect */
+    movl $(TRAMP_PROBE_MAGIC | (1 << 8) | TRAMP_HAS_PKU), %eax
+    outl %eax, $0xa4
+2:  cmpl $3, %edi
+    jae 3f
+    rdfsbase %rax                /* #UD unless CR4.FSGSBASE is in effect */
+    movl $(TRAMP_PROBE_MAGIC | (2 << 8) | TRAMP_HAS_FSGSBASE), %eax
+    outl %eax, $0xa4
+3:  movl $(TRAMP_PROBE_MAGIC | (TRAMP_PROBE_DONE << 8)), %eax
+4:  outl %eax, $0xa4
+    jmp 4b
 aspen_tramp_end:
 
     .section .note.GNU-stack, "", @progbits

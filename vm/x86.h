@@ -116,8 +116,10 @@
 #define MSR_SFMASK 0xc0000084
 #define MSR_FS_BASE 0xc0000100
 #define MSR_GS_BASE 0xc0000101
-/* The probe's report: a magic value plus what CPL-3 code can use. */
+/* The probe's reports: a magic value, the step (bits 8-15) and what CPL-3 code can use. */
 #define TRAMP_PROBE_MAGIC 0x5a1e0000
+#define TRAMP_PROBE_STEPS 3 /* xgetbv, rdpkru, rdfsbase */
+#define TRAMP_PROBE_DONE 0xff
 #define TRAMP_HAS_XSAVE 0x1
 #define TRAMP_HAS_PKU 0x2
 #define TRAMP_HAS_FSGSBASE 0x4

@@ -265,17 +265,18 @@ static void test_debug_registers(void **state)
 
 /* The CPU contract of docs/ABI.md section 4: every instruction the guest's CPUID lists works at
  * CPL 3 ("ok"; a fault would end the probe job) and does what it says ("broken" otherwise); rdtsc,
- * rdtscp, AVX2 and FS/GS base are on every machine of this project, rdpid and PKU only on some.
+ * AVX2 and FS/GS base are on every machine of this project; rdtscp, rdpid and PKU only on some
+ * (CPUID shows CPL 3 no rdtscp on the nested Intel machines).
  * XCR0 enables x87, SSE and AVX, and PKRU exactly where wrpkru works. */
 static void test_cpu_contract(void **state)
 {
     aspen_vm *vm = leak_vm();
     char *p = probe(vm, "cpu");
-    static const char *everywhere[] = {"rdtsc=ok ", "rdtscp=ok ", "avx2=ok ", "fsgsbase=ok "};
+    static const char *everywhere[] = {"rdtsc=ok ", "avx2=ok ", "fsgsbase=ok "};
     for (size_t i = 0; i < sizeof everywhere / sizeof everywhere[0]; i++)
         if (!strstr(p, everywhere[i]))
             fail_msg("CPU contract: no \"%s\" in \"%s\"", everywhere[i], p);
-    static const char *somewhere[] = {"rdpid", "rdrand", "rdseed", "pkru"};
+    static const char *somewhere[] = {"rdtscp", "rdpid", "rdrand", "rdseed", "pkru"};
     for (size_t i = 0; i < sizeof somewhere / sizeof somewhere[0]; i++) {
         char ok[32], absent[32];
         snprintf(ok, sizeof ok, "%s=ok ", somewhere[i]);

@@ -678,9 +678,14 @@ static void lease_step(struct pg_step *st, struct pg_params *p, int64_t engine_i
                                           " NULL OR rate_n IS NOT NULL),"
                                           " set_config('synchronous_commit', 'off', true)",
                                    .p = p, .what = "checking an engine's lease"}
+                 /* Whether a queue has a rate comes along too: a commit's starts write rate
+                  * shares (pg_queue_started) only on a handle that knows one exists, and the
+                  * handle that claimed a job need not be the one that starts it (the engine
+                  * claims on a connection of its own: engine.c, claimer_main). */
                  : (struct pg_step){.name = "pgj_lease",
                                    .sql = "SELECT " PG_NOW(1) ", (SELECT lease_until FROM engines"
-                                          " WHERE id = $2 FOR KEY SHARE)",
+                                          " WHERE id = $2 FOR KEY SHARE), EXISTS (SELECT 1 FROM"
+                                          " queues WHERE rate_n IS NOT NULL)",
                                    .p = p, .what = "checking an engine's lease"};
 }
 
@@ -693,6 +698,8 @@ static int lease_result(struct pg_store *s, PGresult *r, int64_t engine_id, int6
     if (paused) {
         *paused = !PQgetisnull(r, 0, 2) && strcmp(PQgetvalue(r, 0, 2), "0") != 0;
         s->queues_active = pg_get_bool(r, 0, 3); /* some queue has a setting: pg_queues.c */
+    } else if (pg_get_bool(r, 0, 2)) {
+        s->rate_seen = true; /* some queue has a rate: this handle's starts write shares */
     }
     PQclear(r);
     if (expired)

@@ -70,7 +70,8 @@ struct pg_store {
      * move it and an engine is not woken by its own writes. */
     uint64_t own_commits;
     /* Named queues (pg_queues.c): the last claim's lease check saw a queue with a setting; a
-     * claim of this handle saw a rate limit (then its starts write rate shares). */
+     * claim or a commit's lease check on this handle saw a rate limit (then its starts write rate
+     * shares). */
     bool queues_active, rate_seen;
 };
 

@@ -2,7 +2,8 @@
  * test_store_queues_pg): a job's queue through submit, get, rerun and the filter; the listing;
  * names, rates and limits refused with clear words; and what the claim honours — a concurrency
  * limit counting running and reserved jobs across engines, per-queue pause beside the global one,
- * a rate limit whose shares last one period after each start, and a handle serving only some
+ * a rate limit whose shares last one period after each start (on PostgreSQL also when the job was
+ * claimed on another handle than the one that starts it), and a handle serving only some
  * queues; removing a queue (refusals, its finished jobs kept, a retry or rerun into it making it
  * again, and a removal racing a submit not yet committed waits for it and counts its job; refused
  * while a schedule's jobs go to it, naming the schedules). Time is
@@ -318,6 +319,47 @@ static void test_rate_window(void **state)
     /* Removing the rate frees the queue. */
     assert_int_equal(aspen_store_queue_set(f->s, "r", ASPEN_STORE_QUEUE_SET_RATE, 0, 0, 0, T0, &e), 0);
     assert_int_equal(reserve_ids(f->s, f->engine, 16, T0 + 2502, ids), 5);
+}
+
+/* PostgreSQL: claimed on one handle, started and finished on another that never claimed (the engine
+ * claims on a connection of its own there: engine.c, claimer_main): the starts still take their
+ * shares of the rate. They did not once: the committing handle wrote shares only after a claim
+ * of its own had seen a rate, and a rate of 10/s let 30 jobs start within 51 ms. */
+static void test_rate_claimed_on_another_handle(void **state)
+{
+    struct fixture *f = *state;
+    if (!test_on_pg()) {
+        /* SQLite's engine claims and commits on one handle (one writer thread): a handle there
+         * still writes shares only after a claim of its own saw a rate. */
+        print_message("skipped on SQLite: its engine claims and starts on one handle\n");
+        skip();
+    }
+    aspen_store_error e = {0};
+    assert_int_equal(aspen_store_queue_set(f->s, "r", ASPEN_STORE_QUEUE_SET_RATE, 0, 3, 1000, T0,
+                                           &e), 0);
+    for (int i = 0; i < 8; i++)
+        submit_q(f->s, "r", 0, T0);
+    aspen_store *claims = open_or_fail(f->path, NULL), *commits = open_or_fail(f->path, NULL);
+    int64_t ids[16];
+    assert_int_equal(reserve_ids(claims, f->engine, 16, T0, ids), 3);
+    aspen_store_start st[3] = {{ids[0], T0 + 400}, {ids[1], T0 + 400}, {ids[2], T0 + 400}};
+    int status[3] = {-1, -1, -1};
+    assert_int_equal(aspen_store_start_jobs(commits, f->engine, st, 3, T0 + 410, status, &e), 0);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(status[i], 0);
+    /* the reservations became running jobs, and each holds its share until T0 + 1400 */
+    assert_int_equal(reserve_ids(claims, f->engine, 16, T0 + 1100, ids + 3), 0);
+    assert_int_equal(reserve_ids(claims, f->engine, 16, T0 + 1400, ids + 3), 3);
+    /* a completion that starts a reserved job takes its share in the same commit */
+    aspen_store_completion c = {.job_id = ids[3], .outcome = ASPEN_STORE_OUTCOME_SUCCESS,
+                                .stats = {.started_at_ms = T0 + 1500}};
+    int st1 = -1;
+    assert_int_equal(aspen_store_complete(commits, f->engine, &c, 1, T0 + 1501, &st1, NULL, &e), 0);
+    assert_int_equal(st1, 0);
+    assert_int_equal(reserve_ids(claims, f->engine, 16, T0 + 2000, ids + 6), 0); /* 2 + 1 share */
+    assert_int_equal(reserve_ids(claims, f->engine, 16, T0 + 2501, ids + 6), 1); /* share over */
+    aspen_store_close(commits);
+    aspen_store_close(claims);
 }
 
 static void test_serve_some_queues(void **state)
@@ -680,6 +722,7 @@ int main(void)
     const struct CMUnitTest both[] = {
         T(test_submit_and_read_back), T(test_names_rates_limits_refused), T(test_listing),
         T(test_limit_across_engines), T(test_pause_one_queue),            T(test_rate_window),
+        T(test_rate_claimed_on_another_handle),
         T(test_serve_some_queues),    T(test_no_settings_plain_order),
         T(test_settings_from_another_host), T(test_queue_remove),
         T(test_queue_remove_waits_for_a_submit), T(test_queue_remove_refused_by_schedules),

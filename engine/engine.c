@@ -10,7 +10,11 @@
  *               commit_batch jobs (every commit_busy_ms while the engine stays saturated:
  *               eng_group_close_ms), then tells subscribers the jobs' new states (after the
  *               commit: what they see is durable); on SQLite it also runs the retention
- *               pruner's batches between its group commits (retention.c: one writer).
+ *               pruner's batches between its group commits (retention.c: one writer);
+ *   claimer     (PostgreSQL only: claimer_main) makes the claims instead of the store thread, on a
+ *               connection of its own, so that a claim's round trips run while a group commit
+ *               waits for its statements and its fsync. On SQLite the store thread claims itself:
+ *               one writer thread, no second write lock to wait on.
  * Workers are in worker.c, the warm VM pool in vmpool.c.
  *
  * A job's life in one engine (store states in capitals; see store/state.c for the whole table):
@@ -35,6 +39,8 @@
  *     others' engines and higher priorities wait at most that.
  *   - A job's start is handed to the store thread before its completion (same worker, same
  *     d_mu), so a group never holds a completion whose start comes later.
+ *   - A job reaches the ready queue only after its claim's transaction committed (whichever
+ *     connection made it), so the commit that starts or finishes it always sees its reservation.
  *   - Completions and start marks stay in memory until a commit holding them succeeds: transient
  *     store errors (disk full, locked, I/O) are retried with backoff and claims wait meanwhile;
  *     nothing is dropped unless the error is permanent (engine_fatal: the engine stops claiming
@@ -321,6 +327,8 @@ int aspen_engine_open(const aspen_engine_config *cfg, aspen_engine **out, aspen_
     cond_init_mono(&eng->d_flushed);
     cond_init_mono(&eng->prune_done);
     eng->d_tail = &eng->d_head;
+    pthread_mutex_init(&eng->c_mu, NULL);
+    cond_init_mono(&eng->c_cond);
     pthread_mutex_init(&eng->build_mu, NULL);
     vm_pool_init(&eng->pool, eng->cfg.vm_memory_budget);
     eng->next_sub_id = 1;
@@ -388,6 +396,8 @@ void aspen_engine_close(aspen_engine *eng)
     pthread_cond_destroy(&eng->d_cond);
     pthread_cond_destroy(&eng->d_flushed);
     pthread_cond_destroy(&eng->prune_done);
+    pthread_mutex_destroy(&eng->c_mu);
+    pthread_cond_destroy(&eng->c_cond);
     pthread_mutex_destroy(&eng->build_mu);
     free(eng);
 }
@@ -1132,6 +1142,9 @@ struct claim_state {
     /* The last claim was bounded by a queue's limit or rate (aspen_store_claim_held): claim again
      * after this engine's own completions free a slot (they do not move the data version). */
     bool held;
+    /* This state is the claimer thread's (claimer_main). When the engine has a claimer, the
+     * store thread's own calls of claim_more and give_back_stale do nothing. */
+    bool claimer;
 };
 
 /* ---- committer ---------------------------------------------------------------------------------- */
@@ -1406,6 +1419,8 @@ size_t eng_prefetch_jobs(double rate_per_ms, double busy_ms, size_t claim_batch)
  * other engines can run them now, and holds the prefetch off for a while. */
 static void give_back_stale(aspen_engine *eng, struct claim_state *cs, int64_t now)
 {
+    if (eng->claimer_on && !cs->claimer)
+        return; /* the claimer's: it holds the claims' handle */
     size_t n = 0;
     struct eng_job **old = queue_take_stale(eng, now, PREFETCH_MAX_WAIT_MS, &n);
     if (!n)
@@ -1426,7 +1441,7 @@ static void give_back_stale(aspen_engine *eng, struct claim_state *cs, int64_t n
         ids[i] = old[i]->row.id;
     aspen_store_error se = {0};
     bool no_memory = k && !ids;
-    int rc = !k || no_memory ? 0 : aspen_store_unclaim(eng->commit_store, engine_id, ids, k, &se);
+    int rc = !k || no_memory ? 0 : aspen_store_unclaim(eng->claim_store, engine_id, ids, k, &se);
     free(ids);
     if (rc != 0 || no_memory) {
         /* Not given back (the store is away, or no memory): they stay this engine's, so they
@@ -1452,6 +1467,8 @@ static bool claim_more(aspen_engine *eng, struct claim_state *cs)
     const aspen_engine_config *c = &eng->cfg;
     aspen_store_error se = {0};
     int64_t now = eng_mono_ms();
+    if (eng->claimer_on && !cs->claimer)
+        return false; /* the claimer claims (claimer_main) */
     if (atomic_load(&eng->fatal) || atomic_load(&eng->store_failing))
         return false;
     size_t qlen = queue_len(eng);
@@ -1466,7 +1483,7 @@ static bool claim_more(aspen_engine *eng, struct claim_state *cs)
         uint64_t v = 0;
         if (now - cs->last_version_check >= c->idle_poll_ms || woken) {
             cs->last_version_check = now;
-            if (aspen_store_data_version(eng->commit_store, &v, &se) == 0) {
+            if (aspen_store_data_version(eng->claim_store, &v, &se) == 0) {
                 if (!cs->have_version || v != cs->last_version)
                     cs->more = true;
                 cs->last_version = v;
@@ -1487,11 +1504,11 @@ static bool claim_more(aspen_engine *eng, struct claim_state *cs)
     size_t n = 0;
     bool paused = false;
     size_t want = target - qlen;
-    int rc = aspen_store_claim(eng->commit_store, atomic_load(&eng->engine_id), want,
+    int rc = aspen_store_claim(eng->claim_store, atomic_load(&eng->engine_id), want,
                                aspen_store_now_ms(), &jobs, &n, &paused, &se);
     cs->next_claim = now + 1000;
     int64_t retry_in = 0;
-    aspen_store_claim_held(eng->commit_store, &cs->held, &retry_in);
+    aspen_store_claim_held(eng->claim_store, &cs->held, &retry_in);
     if (retry_in > 0 && retry_in < 1000)
         cs->next_claim = now + retry_in; /* a rate's share comes free then */
     if (rc) {
@@ -1512,6 +1529,87 @@ static bool claim_more(aspen_engine *eng, struct claim_state *cs)
     aspen_store_jobs_free(jobs, n);
     atomic_store(&eng->claiming, 0);
     return n > 0;
+}
+
+/* ---- the claimer (PostgreSQL) ---------------------------------------------------------------- */
+
+/* Wakes the claimer for a claim now; one signal until it has looked. */
+static void claimer_kick(aspen_engine *eng)
+{
+    if (atomic_exchange(&eng->c_kick, 1))
+        return;
+    pthread_mutex_lock(&eng->c_mu);
+    pthread_cond_signal(&eng->c_cond);
+    pthread_mutex_unlock(&eng->c_mu);
+}
+
+void eng_want_claim(aspen_engine *eng)
+{
+    if (eng->claimer_on) {
+        claimer_kick(eng);
+        return;
+    }
+    if (!atomic_exchange(&eng->need_claim, 1)) {
+        pthread_mutex_lock(&eng->d_mu);
+        pthread_cond_signal(&eng->d_cond);
+        pthread_mutex_unlock(&eng->d_mu);
+    }
+}
+
+/* What the store thread tells the claim state after each group it wrote (or failed to): how long
+ * groups take (the prefetch window follows it) and whether finished jobs freed slots of a limited
+ * queue. With a claimer both go to it, and it is woken: the queue may want a refill. */
+static void group_done(aspen_engine *eng, struct claim_state *cs, bool freed)
+{
+    if (!eng->claimer_on) {
+        if (freed && cs->held)
+            cs->more = true; /* finished jobs freed slots of a limited queue */
+        return;
+    }
+    atomic_store(&eng->c_busy_ms, cs->busy_ms);
+    if (freed)
+        atomic_store(&eng->c_freed, 1);
+    claimer_kick(eng);
+}
+
+/* The claimer thread (PostgreSQL): claim_more and give_back_stale on the claims' own connection,
+ * the calls the store thread makes itself on SQLite. On one connection a claim waited for the
+ * group commit before it (its statements and its fsync) and the next commit for the claim: the
+ * store thread's statement chain was the engine's limit on a quiet machine (docs/BENCHMARKS.md,
+ * "The engine on PostgreSQL"). Here a claim runs while a commit is in flight. It claims when a
+ * worker finds the queue low (eng_want_claim), after each group commit, when a submit or an
+ * announcement wakes the engine (eng_wake), and otherwise every commit_interval_ms while jobs
+ * run (the store thread looked once a group) or idle_poll_ms while idle. The invariants are
+ * claim_more's: jobs enter the ready queue only once their claim committed; claims wait while
+ * group commits fail (store_failing) and stop with the engine (stopping). */
+static void *claimer_main(void *arg)
+{
+    aspen_engine *eng = arg;
+    pthread_setname_np(pthread_self(), "aspen-claim");
+    eng_thread_nice_boost(ENG_STORE_NICE_BOOST); /* it feeds the workers, as the store thread */
+    struct claim_state cs = {.more = true, .claimer = true};
+    while (!atomic_load(&eng->stopping)) {
+        atomic_store(&eng->c_kick, 0);
+        if (atomic_exchange(&eng->c_freed, 0) && cs.held)
+            cs.more = true; /* finished jobs freed slots of a limited queue */
+        cs.busy_ms = atomic_load(&eng->c_busy_ms);
+        bool got = false;
+        if (!atomic_load(&eng->store_failing) && !atomic_load(&eng->fatal)) {
+            give_back_stale(eng, &cs, eng_mono_ms());
+            got = claim_more(eng, &cs);
+        }
+        if (got)
+            continue; /* a claim that got jobs may be followed by more at once */
+        bool busy = atomic_load(&eng->running_jobs) > 0 || atomic_load(&eng->q_ready) > 0;
+        struct timespec ts;
+        abs_deadline(&ts, busy ? eng->cfg.commit_busy_ms : eng->cfg.idle_poll_ms);
+        pthread_mutex_lock(&eng->c_mu);
+        while (!atomic_load(&eng->c_kick) && !atomic_load(&eng->stopping))
+            if (pthread_cond_timedwait(&eng->c_cond, &eng->c_mu, &ts) == ETIMEDOUT)
+                break;
+        pthread_mutex_unlock(&eng->c_mu);
+    }
+    return NULL;
 }
 
 void eng_thread_nice_boost(int boost)
@@ -1700,13 +1798,12 @@ static void *committer_main(void *arg)
             claim_more(eng, &cs);
         int rc = atomic_load(&eng->fatal) ? ASPEN_STORE_EIO
                                           : commit_group(eng, pending, starts, n_starts, &b);
-        if (rc == 0 && pending && cs.held)
-            cs.more = true; /* finished jobs freed slots of a limited queue */
         {
             /* the prefetch window follows how long groups take (see prefetch_size) */
             double took = (double)(eng_mono_ms() - now);
             cs.busy_ms = cs.busy_ms == 0 ? took : 0.7 * cs.busy_ms + 0.3 * took;
         }
+        group_done(eng, &cs, rc == 0 && pending);
         bool drop = rc == 0 || atomic_load(&eng->fatal);
         if (rc == ASPEN_STORE_EFULL) {
             /* The log may be what fills the disk: copy it into the database and cut it back, so
@@ -1791,8 +1888,20 @@ int aspen_engine_start(aspen_engine *eng, aspen_engine_error *err)
     /* The retention batches the store thread runs for the pruner (SQLite) end when a claim is
      * wanted (retention.c). */
     aspen_store_prune_yield_set(eng->commit_store, eng_store_prune_yield, eng);
-    /* The store thread's claims serve only the configured queues (checked at open). */
-    if (aspen_store_serve_queues(eng->commit_store, eng->cfg.queues, eng->cfg.n_queues, &se) != 0) {
+    /* On PostgreSQL the claims get a connection of their own, used by the claimer thread, so
+     * that they do not wait in line behind the group commits (claimer_main). */
+    eng->claim_store = eng->commit_store;
+    eng->claimer_on = false;
+    if (aspen_store_name_is_postgres(eng->db_path)) {
+        if (aspen_store_open(eng->db_path, NULL, &eng->claim_store, &se) != 0) {
+            eng->claim_store = eng->commit_store;
+            code = eng_store_err(err, &se, "opening the claimer's connection");
+            goto close_commit;
+        }
+        eng->claimer_on = true;
+    }
+    /* The claims serve only the configured queues (checked at open). */
+    if (aspen_store_serve_queues(eng->claim_store, eng->cfg.queues, eng->cfg.n_queues, &se) != 0) {
         code = eng_store_err(err, &se, "choosing the queues to serve");
         goto close_commit;
     }
@@ -1837,6 +1946,13 @@ int aspen_engine_start(aspen_engine *eng, aspen_engine_error *err)
         goto stop_threads;
     }
     eng->committer_started = true;
+    if (eng->claimer_on) {
+        if (pthread_create(&eng->claimer_th, NULL, claimer_main, eng) != 0) {
+            code = eng_err(err, ASPEN_ENGINE_ETHREAD, "cannot start the claimer thread");
+            goto stop_threads;
+        }
+        eng->claimer_started = true;
+    }
     for (int i = 0; i < eng->n_workers; i++) {
         if (pthread_create(&eng->workers[i].th, NULL, eng_worker_main, &eng->workers[i]) != 0) {
             code = eng_err(err, ASPEN_ENGINE_ETHREAD, "cannot start worker thread %d", i);
@@ -1864,8 +1980,11 @@ unregister:
     aspen_store_engine_unregister(eng->disp_store, id, aspen_store_now_ms(), NULL, NULL);
     atomic_store(&eng->engine_id, 0);
 close_commit:
+    if (eng->claim_store != eng->commit_store)
+        aspen_store_close(eng->claim_store);
     aspen_store_close(eng->commit_store);
-    eng->commit_store = NULL;
+    eng->commit_store = eng->claim_store = NULL;
+    eng->claimer_on = false;
 close_disp:
     aspen_store_close(eng->disp_store);
     eng->disp_store = NULL;
@@ -1888,6 +2007,11 @@ int aspen_engine_stop(aspen_engine *eng, int grace_ms, aspen_engine_error *err)
     pthread_mutex_unlock(&eng->h_mu);
     if (eng->dispatcher_started)
         pthread_join(eng->dispatcher_th, NULL);
+    if (eng->claimer_started) { /* a claim in flight lands in the queue, then it stops */
+        claimer_kick(eng);
+        pthread_join(eng->claimer_th, NULL);
+        eng->claimer_started = false;
+    }
     while (atomic_load(&eng->claiming)) /* a claim in flight lands in the queue, then stops */
         sleep_ms(1);
 
@@ -1951,8 +2075,10 @@ int aspen_engine_stop(aspen_engine *eng, int grace_ms, aspen_engine_error *err)
         pthread_cond_destroy(&w->live_cond);
     }
     aspen_store_close(eng->disp_store);
+    if (eng->claim_store != eng->commit_store)
+        aspen_store_close(eng->claim_store);
     aspen_store_close(eng->commit_store);
-    eng->disp_store = eng->commit_store = NULL;
+    eng->disp_store = eng->commit_store = eng->claim_store = NULL;
     return code;
 }
 
@@ -2109,6 +2235,10 @@ void eng_wake(aspen_engine *eng)
     if (!eng->started || eng->stopped)
         return;
     atomic_store(&eng->wake_dispatcher, 1);
+    if (eng->claimer_on) {
+        claimer_kick(eng);
+        return;
+    }
     atomic_store(&eng->need_claim, 1);
     pthread_mutex_lock(&eng->d_mu);
     pthread_cond_signal(&eng->d_cond);

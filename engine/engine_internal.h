@@ -205,6 +205,18 @@ struct aspen_engine {
     pthread_t dispatcher_th, committer_th;
     bool dispatcher_started, committer_started;
     aspen_store *disp_store, *commit_store;
+    /* The claims' handle: commit_store on SQLite (one writer thread there), a connection of its
+     * own on PostgreSQL, used by the claimer thread (engine.c, claimer_main) so that a claim's
+     * round trips run while a group commit waits for its statements and its fsync. */
+    aspen_store *claim_store;
+    pthread_t claimer_th;
+    bool claimer_on;          /* set before the service threads start, read-only after */
+    bool claimer_started;
+    pthread_mutex_t c_mu;     /* the claimer sleeps on c_cond between claims */
+    pthread_cond_t c_cond;
+    atomic_int c_kick;        /* a claim is wanted now (low queue, local submit, a group done) */
+    atomic_int c_freed;       /* a group commit finished jobs: a limited queue may have room */
+    _Atomic double c_busy_ms; /* the store thread's recent group time, for the prefetch */
     /* the retention pruner (retention.c) */
     aspen_store *prune_store;
     pthread_t prune_th;
@@ -365,6 +377,9 @@ void vm_pool_stats(struct vm_pool *p, aspen_engine_throughput *t);
 int eng_register_builtins(aspen_engine *eng, bool all, aspen_engine_error *err);
 void eng_cancel_local(aspen_engine *eng, int64_t id);
 void eng_wake(aspen_engine *eng);
+/* The ready queue ran low: asks whoever claims (the claimer thread on PostgreSQL, the store
+ * thread otherwise) for a claim now. Cheap when one was already asked for. */
+void eng_want_claim(aspen_engine *eng);
 /* api.c: converts an engine job spec as a submit does (guest stored, payload and tags checked)
  * and calls with() on the store's spec under api_mu, eng->api_store usable (schedule.c). */
 int eng_with_store_spec(aspen_engine *eng, const aspen_engine_job_spec *in,

@@ -603,11 +603,8 @@ static struct eng_job *queue_pop(aspen_engine *eng)
     /* Crossing the low-water mark (or running dry): tell the store thread to claim now. */
     bool low = j && (eng->q_len + 1 == eng->cfg.claim_batch || eng->q_len == 0);
     pthread_mutex_unlock(&eng->q_mu);
-    if (low && !atomic_exchange(&eng->need_claim, 1)) {
-        pthread_mutex_lock(&eng->d_mu);
-        pthread_cond_signal(&eng->d_cond);
-        pthread_mutex_unlock(&eng->d_mu);
-    }
+    if (low)
+        eng_want_claim(eng);
     return j;
 }
 

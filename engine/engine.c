@@ -1578,10 +1578,12 @@ static void group_done(aspen_engine *eng, struct claim_state *cs, bool freed)
  * store thread's statement chain was the engine's limit on a quiet machine (docs/BENCHMARKS.md,
  * "The engine on PostgreSQL"). Here a claim runs while a commit is in flight. It claims when a
  * worker finds the queue low (eng_want_claim), after each group commit, when a submit or an
- * announcement wakes the engine (eng_wake), and otherwise every commit_interval_ms while jobs
- * run (the store thread looked once a group) or idle_poll_ms while idle. The invariants are
- * claim_more's: jobs enter the ready queue only once their claim committed; claims wait while
- * group commits fail (store_failing) and stop with the engine (stopping). */
+ * announcement wakes the engine (eng_wake), and otherwise every commit_busy_ms while jobs run
+ * (the store thread looked about once a group) or idle_poll_ms while idle. Looking every
+ * commit_interval_ms made claims twice as many and half as big, and the engine no faster than
+ * with one connection (docs/BENCHMARKS.md, "Claims on a connection of their own"). The
+ * invariants are claim_more's: jobs enter the ready queue only once their claim committed; claims
+ * wait while group commits fail (store_failing) and stop with the engine (stopping). */
 static void *claimer_main(void *arg)
 {
     aspen_engine *eng = arg;
@@ -1622,7 +1624,10 @@ void eng_thread_nice_boost(int boost)
 
 /* Backoff between attempts to write a group that failed (disk full, locked, I/O). */
 /* The store thread: the engine's only writer of reservations, start marks and completions, so
- * they never wait on each other's SQLite write lock (a busy wait there starved the workers).
+ * they never wait on each other's SQLite write lock (a busy wait there starved the workers). On
+ * PostgreSQL, where row locks let two connections write at once, the reservations are the
+ * claimer's (claimer_main) and this thread's calls of claim_more and give_back_stale return at
+ * once.
  * Completions and start marks are kept until a commit holding them succeeds: a failing store
  * (disk full) is retried with backoff, claims wait meanwhile, and nothing is dropped unless the
  * error is permanent (engine_fatal) or the engine stops while the store still fails. */

@@ -388,6 +388,9 @@ static int cron_add(int argc, char **argv)
         free(payload);
         return 1;
     }
+    /* checked again inside the store's transaction: a queue removed since the check above is
+     * not left behind in a schedule whose first run would make it again */
+    def.require_queue = !create_queue;
     aspen_engine_error err = {0};
     int64_t id = 0;
     int rc = aspen_engine_schedule_add(eng, &def, &spec, &id, &err);

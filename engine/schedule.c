@@ -147,7 +147,7 @@ static int add_with(aspen_engine *eng, const aspen_store_job_spec *job, void *ar
                                     .tz = a->def->tz, .queue = a->def->queue,
                                     .missed = a->def->missed, .grace_ms = a->def->grace_ms,
                                     .paused = a->def->paused, .replace = a->def->replace,
-                                    .job = job};
+                                    .require_queue = a->def->require_queue, .job = job};
     aspen_store_error se = {0};
     if (aspen_store_schedule_add(eng->api_store, &sp, aspen_store_now_ms(), &a->id, &se) != 0)
         return eng_store_err(a->err, &se, NULL);

@@ -182,6 +182,14 @@ int store_schedule_job(const aspen_store_schedule *sc, aspen_store_job_spec *out
     return 0;
 }
 
+int store_schedule_no_queue(const char *queue, aspen_store_error *err)
+{
+    return store_err(err, ASPEN_STORE_ENOTFOUND,
+                     "no queue named %s (removed meanwhile?): schedule not stored. aspen queues "
+                     "lists them, aspen queue set %s declares it",
+                     queue, queue);
+}
+
 int store_schedule_notfound(const char *name, const char *const *names, size_t n,
                             aspen_store_error *err)
 {

@@ -72,4 +72,9 @@ int store_schedule_next(const char *expr, const char *tz, int64_t after_ms, int6
 int store_schedule_notfound(const char *name, const char *const *names, size_t n,
                             aspen_store_error *err);
 
+/* ENOTFOUND for a schedule whose queue (require_queue) has no row inside the add's transaction:
+ * removed since the caller looked (aspen cron add checks first, for its "did you mean"). The one
+ * wording of both backends. */
+int store_schedule_no_queue(const char *queue, aspen_store_error *err);
+
 #endif

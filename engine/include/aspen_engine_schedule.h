@@ -18,6 +18,7 @@ typedef struct aspen_engine_schedule_def {
     int64_t grace_ms;  /* 0 → 60 s */
     bool paused;
     bool replace;      /* update a schedule of that name */
+    bool require_queue; /* the queue must exist (aspen_store_schedule_spec.require_queue) */
 } aspen_engine_schedule_def;
 
 /* Stores the schedule; the job is checked as a submit (run_at must be 0). */

@@ -97,6 +97,12 @@ typedef struct aspen_store_schedule_spec {
                           the default queue */
     bool paused;
     bool replace;      /* a schedule of that name is updated (its runs kept), not refused */
+    /* The named queue must exist already (ENOTFOUND otherwise): checked inside the transaction
+     * that stores the schedule, which aspen_store_queue_remove's excludes, so a queue removed at
+     * the same moment is either gone before the check or refused for this schedule after it
+     * (aspen cron add without --create-queue). false: the first run makes the queue, as a
+     * submit does. Ignored for the default queue. */
+    bool require_queue;
     /* The job each occurrence enqueues: checked as a submit is; run_at_ms must be 0; a binary
      * given by bytes is stored once and referenced by hash (a later change of the guest file
      * needs --replace). source_dir jobs are built when they run, as submitted ones are. */

@@ -89,8 +89,41 @@ static int pgs_add(aspen_store *base, const aspen_store_schedule_spec *spec, con
     if (code)
         return code;
     struct pg_params p = {0};
+    PGresult *r;
+    /* A schedule into a named queue takes ROW EXCLUSIVE on the queues table, the mode every
+     * writer of it takes, which conflicts with the SHARE ROW EXCLUSIVE aspen_store_queue_remove
+     * holds while it reads the queue's schedules and deletes its row: a removal that began first
+     * has committed before the check below (a later statement, so a later snapshot) and the row
+     * is gone; one that comes later waits for this commit and then reads this schedule and is
+     * refused. A row lock (FOR SHARE) would not do: the removal reads the schedules before its
+     * DELETE waits for the row, and would delete it once this commit let it go. */
+    if (spec->queue && strcmp(spec->queue, ASPEN_STORE_QUEUE_DEFAULT)) {
+        r = pg_exec_dynamic(s, "LOCK TABLE queues IN ROW EXCLUSIVE MODE", NULL,
+                            "waiting for the queues table to store a schedule", err);
+        if (!r) {
+            code = failed(err);
+            goto rollback;
+        }
+        PQclear(r);
+        if (spec->require_queue) {
+            pg_p_text(&p, spec->queue);
+            r = pg_exec(s, "pgs_queue", "SELECT 1 FROM queues WHERE name = $1", &p,
+                        "looking up a schedule's queue", err);
+            if (!r) {
+                code = failed(err);
+                goto rollback;
+            }
+            bool found = PQntuples(r) > 0;
+            PQclear(r);
+            if (!found) {
+                code = store_schedule_no_queue(spec->queue, err);
+                goto rollback;
+            }
+            p = (struct pg_params){0};
+        }
+    }
     pg_p_text(&p, spec->name);
-    PGresult *r = pg_exec(s, "pgs_find", "SELECT id FROM schedules WHERE name = $1 FOR UPDATE",
+    r = pg_exec(s, "pgs_find", "SELECT id FROM schedules WHERE name = $1 FOR UPDATE",
                           &p, "looking up a schedule", err);
     if (!r) {
         code = failed(err);

@@ -94,10 +94,28 @@ static int sqs_add(aspen_store *base, const aspen_store_schedule_spec *spec, con
     if (code)
         return code;
     sqlite3_stmt *st;
+    int rc;
+    /* The queue's check inside this write transaction: a removal (its own BEGIN IMMEDIATE) has
+     * either deleted the row before it or reads this schedule after the commit and is refused. */
+    if (spec->require_queue && spec->queue && strcmp(spec->queue, ASPEN_STORE_QUEUE_DEFAULT)) {
+        if ((code = prep(s, "SELECT 1 FROM queues WHERE name = ?1", &st, err)) != 0)
+            goto rollback;
+        sqlite3_bind_text(st, 1, spec->queue, -1, SQLITE_STATIC);
+        rc = sqlite3_step(st);
+        sqlite3_finalize(st);
+        if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+            code = store_sqlite_err(s, err, rc, "looking up a schedule's queue");
+            goto rollback;
+        }
+        if (rc == SQLITE_DONE) {
+            code = store_schedule_no_queue(spec->queue, err);
+            goto rollback;
+        }
+    }
     if ((code = prep(s, "SELECT id FROM schedules WHERE name = ?1", &st, err)) != 0)
         goto rollback;
     sqlite3_bind_text(st, 1, spec->name, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(st);
+    rc = sqlite3_step(st);
     int64_t existing = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
     sqlite3_finalize(st);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) {

@@ -6,10 +6,12 @@
  * claimed on another handle than the one that starts it), and a handle serving only some
  * queues; removing a queue (refusals, its finished jobs kept, a retry or rerun into it making it
  * again, and a removal racing a submit not yet committed waits for it and counts its job; refused
- * while a schedule's jobs go to it, naming the schedules). Time is
+ * while a schedule's jobs go to it, naming the schedules; a schedule added while the queue is
+ * removed, on two handles at once, never left pointing at a queue that is gone). Time is
  * injected: no test sleeps, but the race's child holds its transaction 300 ms. */
 #include "helpers.h"
 
+#include <pthread.h>
 #include <sys/wait.h>
 
 static int64_t submit_q(aspen_store *s, const char *queue, int priority, int64_t now)
@@ -716,6 +718,105 @@ static void test_queue_remove_refused_by_schedules(void **state)
         fail_msg("message: %s", e.msg);
 }
 
+/* One side of the add/remove race: its own handle, released at each round's start barrier. */
+struct race_side {
+    const char *path;
+    pthread_barrier_t *start, *end;
+    int rounds;
+    bool adder;
+    int done; /* the rounds where this side's call succeeded */
+    char error[640]; /* the first unexpected failure, "" if none */
+};
+
+static void *race_side_main(void *arg)
+{
+    struct race_side *r = arg;
+    aspen_store *s = NULL;
+    aspen_store_error e = {0};
+    if (aspen_store_open(r->path, NULL, &s, &e) != 0)
+        snprintf(r->error, sizeof r->error, "open: %s", e.msg);
+    for (int i = 0; i < r->rounds; i++) {
+        pthread_barrier_wait(r->start);
+        int rc = 0;
+        if (s && r->adder) {
+            /* what aspen cron add does: the CLI's check (for its "did you mean"), then the add
+             * that must check again inside its transaction */
+            aspen_store_job_spec job = {.type = "echo"};
+            aspen_store_schedule_spec sp = {.name = "racer", .expr = "*/5 * * * *",
+                                            .queue = "racing", .require_queue = true,
+                                            .replace = true, .job = &job};
+            rc = aspen_store_queue_exists(s, "racing", &e);
+            if (rc == 0)
+                rc = aspen_store_schedule_add(s, &sp, T0, NULL, &e);
+        } else if (s) {
+            aspen_store_queue_held held;
+            rc = aspen_store_queue_remove(s, "racing", &held, &e);
+            if (rc == ASPEN_STORE_ESTATE && held.schedules != 1)
+                snprintf(r->error, sizeof r->error, "refused with %lld schedules: %s",
+                         (long long)held.schedules, e.msg);
+        }
+        if (rc == 0)
+            r->done++;
+        else if (rc != (r->adder ? ASPEN_STORE_ENOTFOUND : ASPEN_STORE_ESTATE) && !r->error[0])
+            snprintf(r->error, sizeof r->error, "round %d: %d %s", i, rc, e.msg);
+        pthread_barrier_wait(r->end);
+    }
+    aspen_store_close(s);
+    return NULL;
+}
+
+/* aspen cron add --queue Q and aspen queue rm Q at the same moment, on two handles, many rounds:
+ * each round either the schedule is stored (and the removal refused: the schedule names the
+ * queue) or the queue is removed (and the add refused: no such queue), never both — a schedule
+ * whose queue is gone would make it again on its first run, without its settings. The add used
+ * to check before its transaction, and on PostgreSQL the removal did not see a schedule not yet
+ * committed. */
+static void test_schedule_add_races_queue_remove(void **state)
+{
+    struct fixture *f = *state;
+    enum { ROUNDS = 150 };
+    pthread_barrier_t start, end;
+    pthread_barrier_init(&start, NULL, 3);
+    pthread_barrier_init(&end, NULL, 3);
+    struct race_side side[2] = {
+        {.path = f->path, .start = &start, .end = &end, .rounds = ROUNDS, .adder = true},
+        {.path = f->path, .start = &start, .end = &end, .rounds = ROUNDS, .adder = false},
+    };
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, race_side_main, &side[i]), 0);
+    int orphans = 0;
+    aspen_store_error e = {0};
+    for (int i = 0; i < ROUNDS; i++) {
+        set_limit(f->s, "racing", 2); /* the queue is there at each round's start */
+        pthread_barrier_wait(&start);
+        pthread_barrier_wait(&end);
+        aspen_store_schedule sc;
+        int rc = aspen_store_schedule_get(f->s, "racer", &sc, &e);
+        if (rc == 0) {
+            if (!listed(f->s, "racing"))
+                orphans++;
+            aspen_store_schedule_clear(&sc);
+            assert_int_equal(aspen_store_schedule_remove(f->s, "racer", &e), 0);
+        } else {
+            assert_int_equal(rc, ASPEN_STORE_ENOTFOUND);
+        }
+    }
+    for (int i = 0; i < 2; i++)
+        pthread_join(th[i], NULL);
+    pthread_barrier_destroy(&start);
+    pthread_barrier_destroy(&end);
+    for (int i = 0; i < 2; i++)
+        if (side[i].error[0])
+            fail_msg("%s: %s", side[i].adder ? "add" : "remove", side[i].error);
+    if (orphans)
+        fail_msg("%d of %d rounds left schedule racer pointing at removed queue racing (adds "
+                 "stored %d, removals done %d)", orphans, ROUNDS, side[0].done, side[1].done);
+    /* each round exactly one of them won */
+    assert_int_equal(side[0].done + side[1].done, ROUNDS);
+    print_message("race: %d adds, %d removals\n", side[0].done, side[1].done);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, fx_setup, fx_teardown)
@@ -726,6 +827,7 @@ int main(void)
         T(test_serve_some_queues),    T(test_no_settings_plain_order),
         T(test_settings_from_another_host), T(test_queue_remove),
         T(test_queue_remove_waits_for_a_submit), T(test_queue_remove_refused_by_schedules),
+        T(test_schedule_add_races_queue_remove),
     };
     return _cmocka_run_group_tests(__FILE__, both, sizeof both / sizeof both[0], NULL, NULL);
 }

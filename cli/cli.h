@@ -149,6 +149,10 @@ int cli_db_path(const char *given, char *out, size_t cap);
  * PostgreSQL conninfo as given but its password replaced by ***; " --db DB" when it does not fit
  * in cap). Returns out. */
 const char *cli_db_arg(const char *db, char *out, size_t cap);
+/* aspen_store_open, and the handle's messages then name their commands with this database's
+ * --db (cli_db_arg), as the engine's do: every store the CLI opens goes through here. */
+int cli_store_open(const char *path, const aspen_store_options *opts, aspen_store **out,
+                   aspen_store_error *se);
 /* Opens an engine on the database (workers = 0: a client). 0 or -1 (printed). */
 int cli_open_engine(const char *db, int workers, aspen_engine **out);
 /* The same for a command that only reads (jobs, show, logs): on a PostgreSQL database without

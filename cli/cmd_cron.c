@@ -195,7 +195,7 @@ static int cron_runs(const char *db, const char *name, bool as_json)
     aspen_store_options so = {.read_only = true};
     aspen_store_schedule_run *runs = NULL;
     size_t n = 0;
-    if (aspen_store_open(path, &so, &st, &se) != 0 ||
+    if (cli_store_open(path, &so, &st, &se) != 0 ||
         aspen_store_schedule_runs(st, name, 100, &runs, &n, &se) != 0) {
         cli_error("%s", se.msg);
         aspen_store_close(st);

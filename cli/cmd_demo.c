@@ -122,7 +122,7 @@ static int demo_declare_queue(aspen_engine *eng)
 {
     aspen_store *st = NULL;
     aspen_store_error se = {0};
-    int rc = aspen_store_open(aspen_engine_db_path(eng), NULL, &st, &se);
+    int rc = cli_store_open(aspen_engine_db_path(eng), NULL, &st, &se);
     if (rc == 0)
         rc = aspen_store_queue_set(st, DEMO_QUEUE, ASPEN_STORE_QUEUE_SET_LIMIT, 1, 0, 0,
                                    aspen_store_now_ms(), &se);

@@ -121,14 +121,14 @@ int cmd_engines(int argc, char **argv)
     size_t n = 0;
     /* --create: the database (or PostgreSQL schema) is made first; the listing then reads. */
     if (cli_create) {
-        if (aspen_store_open(path, NULL, &st, &se) != 0) {
+        if (cli_store_open(path, NULL, &st, &se) != 0) {
             cli_error("%s", se.msg);
             return 1;
         }
         aspen_store_close(st);
         st = NULL;
     }
-    if (aspen_store_open(path, &so, &st, &se) != 0 ||
+    if (cli_store_open(path, &so, &st, &se) != 0 ||
         aspen_store_engines(st, aspen_store_now_ms(), &list, &n, &se) != 0) {
         cli_error("%s", se.msg);
         aspen_store_close(st);

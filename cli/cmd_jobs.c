@@ -712,7 +712,7 @@ int cmd_jobs(int argc, char **argv)
         aspen_store_options so = {.read_only = true};
         aspen_store *st = NULL;
         if (cli_db_path(db, path, sizeof path) != 0 ||
-            aspen_store_open(path, &so, &st, &se) != 0 ||
+            cli_store_open(path, &so, &st, &se) != 0 ||
             aspen_store_count(st, &f, &total, &se) != 0)
             total = 0;
         aspen_store_close(st);
@@ -1056,7 +1056,7 @@ static int follow_all(const char *db, bool as_json)
     aspen_store *st = NULL;
     aspen_store_error se = {0};
     if (cli_create) { /* as everywhere: the database is made first, then read */
-        if (aspen_store_open(path, NULL, &st, &se) != 0) {
+        if (cli_store_open(path, NULL, &st, &se) != 0) {
             cli_error("%s", se.msg);
             return 1;
         }
@@ -1068,7 +1068,7 @@ static int follow_all(const char *db, bool as_json)
     size_t n = 0;
     int fd = -1;
     /* LISTEN before the cursor is placed: a commit in between is both announced and read */
-    if (aspen_store_open(path, &so, &st, &se) != 0 || aspen_store_log_wait_fd(st, &fd, &se) != 0 ||
+    if (cli_store_open(path, &so, &st, &se) != 0 || aspen_store_log_wait_fd(st, &fd, &se) != 0 ||
         aspen_store_log_feed(st, &at, 0, &l, &n, &se) != 0) {
         cli_error("%s", se.msg);
         aspen_store_close(st);

@@ -206,7 +206,7 @@ int cmd_metrics(int argc, char **argv)
         return 1;
     aspen_store_options so = {.read_only = retention == NULL};
     aspen_store *st = NULL;
-    if (aspen_store_open(path, &so, &st, &se) != 0) {
+    if (cli_store_open(path, &so, &st, &se) != 0) {
         cli_error("%s", se.msg);
         return 1;
     }

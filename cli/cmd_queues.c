@@ -7,6 +7,7 @@
 
 #include <getopt.h>
 #include <jansson.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -17,7 +18,7 @@ static int open_store(const char *db, bool read_only, aspen_store **st)
         return 1;
     aspen_store_options so = {.read_only = read_only};
     aspen_store_error se = {0};
-    if (aspen_store_open(path, &so, st, &se) != 0) {
+    if (cli_store_open(path, &so, st, &se) != 0) {
         cli_error("%s", se.msg);
         return 1;
     }
@@ -244,6 +245,8 @@ int cmd_queue(int argc, char **argv)
     aspen_store *st = NULL;
     if (open_store(db, false, &st))
         return 1;
+    char dba[4 * PATH_MAX + 16]; /* the commands printed below open this database when pasted */
+    cli_db_arg(aspen_store_path(st), dba, sizeof dba);
     if (rm) {
         /* the store refuses default, a missing queue (did you mean), one still holding
          * unfinished jobs (how many) and one a schedule's jobs go to (which schedules: their
@@ -255,8 +258,8 @@ int cmd_queue(int argc, char **argv)
             return 1;
         }
         printf("queue %s removed, with its settings; its finished jobs stay (aspen jobs --filter "
-               "'queue:%s' lists them)\n",
-               name, name);
+               "'queue:%s'%s lists them)\n",
+               name, name, dba);
         return 0;
     }
     int64_t now = aspen_store_now_ms();
@@ -281,8 +284,8 @@ int cmd_queue(int argc, char **argv)
         return 1;
     }
     if (!set && unchanged) {
-        printf("queue %s was already %s: nothing changed (aspen queue %s %s %s)\n", name,
-               pause ? "paused" : "running", pause ? "resume" : "pause", name,
+        printf("queue %s was already %s: nothing changed (aspen queue %s %s%s %s)\n", name,
+               pause ? "paused" : "running", pause ? "resume" : "pause", name, dba,
                pause ? "starts it again" : "stops it");
         return 0;
     }

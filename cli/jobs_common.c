@@ -182,6 +182,20 @@ static int open_engine(const char *db, int workers, bool reading, aspen_engine *
     return 0;
 }
 
+int cli_store_open(const char *path, const aspen_store_options *opts, aspen_store **out,
+                   aspen_store_error *se)
+{
+    int code = aspen_store_open(path, opts, out, se);
+    if (code)
+        return code;
+    char dba[4 * PATH_MAX + 16];
+    if ((code = aspen_store_set_cmd_args(*out, cli_db_arg(path, dba, sizeof dba), se)) != 0) {
+        aspen_store_close(*out);
+        *out = NULL;
+    }
+    return code;
+}
+
 int cli_open_engine(const char *db, int workers, aspen_engine **out)
 {
     return open_engine(db, workers, false, out);
@@ -199,7 +213,7 @@ int cli_queue_lookup(const char *db_path, const char *queue, aspen_store_error *
     /* a handle of its own, read-only: the engine's is busy with its threads */
     aspen_store_options so = {.read_only = true};
     aspen_store *st = NULL;
-    int code = aspen_store_open(db_path, &so, &st, se);
+    int code = cli_store_open(db_path, &so, &st, se);
     if (code == 0)
         code = aspen_store_queue_exists(st, queue, se);
     aspen_store_close(st);
@@ -224,7 +238,7 @@ int cli_queue_declare(const char *db_path, const char *queue, aspen_store_error 
     if (!queue || !*queue || strcmp(queue, "default") == 0)
         return 0;
     aspen_store *st = NULL;
-    int code = aspen_store_open(db_path, NULL, &st, se);
+    int code = cli_store_open(db_path, NULL, &st, se);
     if (code == 0 && aspen_store_queue_exists(st, queue, se) == ASPEN_STORE_ENOTFOUND)
         code = aspen_store_queue_set(st, queue, 0, 0, 0, 0, aspen_store_now_ms(), se);
     aspen_store_close(st);

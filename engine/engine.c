@@ -340,6 +340,12 @@ int aspen_engine_open(const aspen_engine_config *cfg, aspen_engine **out, aspen_
         code = eng_store_err(err, &se, NULL);
         goto free_engine;
     }
+    /* the store's own messages (a queue removal refused, a schedule not found) name commands
+     * too: the same --db as the engine's */
+    if (aspen_store_set_cmd_args(eng->api_store, eng->cmd_args, &se) != 0) {
+        code = eng_store_err(err, &se, NULL);
+        goto close_store;
+    }
     eng->host = aspen_vm_host_new();
     if (!eng->host) {
         code = eng_err(err, ASPEN_ENGINE_ENOMEM, "out of memory creating the host-call registry");

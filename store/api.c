@@ -91,8 +91,28 @@ int aspen_store_paused(aspen_store *s, bool *paused, aspen_store_error *err)
 
 void aspen_store_close(aspen_store *s)
 {
-    if (s)
+    if (s) {
+        char *cmd = s->cmd_args; /* the backend frees the handle itself */
         s->ops->close(s);
+        free(cmd);
+    }
+}
+
+int aspen_store_set_cmd_args(aspen_store *s, const char *args, aspen_store_error *err)
+{
+    if (!s)
+        return no_store(err, "set_cmd_args");
+    size_t len = args ? strlen(args) : 0;
+    if (len > ASPEN_STORE_CMD_ARGS_MAX)
+        return store_err(err, ASPEN_STORE_EINVAL,
+                         "cmd_args is %zu bytes, more than the %d a handle keeps", len,
+                         ASPEN_STORE_CMD_ARGS_MAX);
+    char *copy = NULL;
+    if (len && !(copy = strdup(args)))
+        return store_err(err, ASPEN_STORE_ENOMEM, "out of memory keeping cmd_args");
+    free(s->cmd_args);
+    s->cmd_args = copy;
+    return 0;
 }
 
 int aspen_store_check(aspen_store *s, aspen_store_error *err)

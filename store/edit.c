@@ -7,22 +7,27 @@
  */
 #include "store_backend.h"
 
-int store_decide_priority(const struct store_job_row *row, int priority, aspen_store_error *err)
+#include <stdio.h>
+
+int store_decide_priority(const struct store_job_row *row, int priority, const char *cmd,
+                          aspen_store_error *err)
 {
     (void)priority; /* its range is checked before any backend (api.c) */
     if (row->state == ASPEN_STORE_QUEUED || row->state == ASPEN_STORE_SCHEDULED)
         return 0;
+    char again[400] = "";
+    if (aspen_store_state_is_final(row->state))
+        snprintf(again, sizeof again,
+                 "; to run it again with another priority: aspen rerun%s, then aspen priority%s",
+                 cmd, cmd);
     return store_err(err, ASPEN_STORE_ESTATE,
                      "job %lld is %s: only a waiting job's priority can change (queued or "
                      "scheduled)%s",
-                     (long long)row->id, aspen_store_state_name(row->state),
-                     aspen_store_state_is_final(row->state)
-                         ? "; to run it again with another priority: aspen rerun, then aspen priority"
-                         : "");
+                     (long long)row->id, aspen_store_state_name(row->state), again);
 }
 
 int store_decide_run_now(const struct store_job_row *before, int64_t now, struct store_job_row *after,
-                         aspen_store_error *err)
+                         const char *cmd, aspen_store_error *err)
 {
     if (before->state == ASPEN_STORE_SCHEDULED) {
         *after = *before;
@@ -33,8 +38,8 @@ int store_decide_run_now(const struct store_job_row *before, int64_t now, struct
     if (before->state == ASPEN_STORE_QUEUED)
         return store_err(err, ASPEN_STORE_ESTATE,
                          "job %lld is already queued: it runs as soon as a worker is free (a higher "
-                         "priority puts it first: aspen priority %lld N)",
-                         (long long)before->id, (long long)before->id);
+                         "priority puts it first: aspen priority %lld N%s)",
+                         (long long)before->id, (long long)before->id, cmd);
     return store_err(err, ASPEN_STORE_ESTATE,
                      "job %lld is %s: only a scheduled job (waiting for its time or a retry's "
                      "backoff) can be run now",
@@ -42,7 +47,7 @@ int store_decide_run_now(const struct store_job_row *before, int64_t now, struct
 }
 
 int store_decide_retry(const struct store_job_row *before, int64_t now, struct store_job_row *after,
-                       aspen_store_error *err)
+                       const char *cmd, aspen_store_error *err)
 {
     const long long id = (long long)before->id;
     switch (before->state) {
@@ -64,12 +69,12 @@ int store_decide_retry(const struct store_job_row *before, int64_t now, struct s
         aspen_store_duration_format(before->run_at > now ? before->run_at - now : 0, in, sizeof in);
         return store_err(err, ASPEN_STORE_ESTATE,
                          "job %lld is scheduled, not failed: it runs in %s (%s); nothing changed. "
-                         "To run it now: aspen run-now %lld",
+                         "To run it now: aspen run-now %lld%s",
                          id, in,
                          before->attempts > 0 ? "the backoff after a failed attempt, with attempts "
                                                 "left"
                                               : "it was submitted with a delay",
-                         id);
+                         id, cmd);
     }
     case ASPEN_STORE_QUEUED:
         return store_err(err, ASPEN_STORE_ESTATE,
@@ -84,7 +89,7 @@ int store_decide_retry(const struct store_job_row *before, int64_t now, struct s
     default:
         return store_err(err, ASPEN_STORE_ESTATE,
                          "job %lld is %s: retry gives a failed job another attempt; to run it "
-                         "again, aspen rerun %lld makes a new job of it",
-                         id, aspen_store_state_name(before->state), id);
+                         "again, aspen rerun %lld%s makes a new job of it",
+                         id, aspen_store_state_name(before->state), id, cmd);
     }
 }

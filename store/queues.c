@@ -307,13 +307,13 @@ int aspen_store_queue_exists(aspen_store *s, const char *name, aspen_store_error
         const char *near = aspen_store_nearest(name, strlen(name), names, n);
         if (near)
             code = store_err(err, ASPEN_STORE_ENOTFOUND, "no queue named %s (did you mean %s?): "
-                             "aspen queues lists them, aspen queue set %s declares it",
-                             name, near, name);
+                             "aspen queues%s lists them, aspen queue set %s%s declares it",
+                             name, near, store_cmd(s), name, store_cmd(s));
         else
             code = store_err(err, ASPEN_STORE_ENOTFOUND,
-                             "no queue named %s: aspen queues lists them, aspen queue set %s "
+                             "no queue named %s: aspen queues%s lists them, aspen queue set %s%s "
                              "declares it",
-                             name, name);
+                             name, store_cmd(s), name, store_cmd(s));
     }
     free(names);
     aspen_store_queues_free(qs);
@@ -364,9 +364,35 @@ void store_queue_rm_add_name(char *names, size_t cap, const char *name)
 /* One message for what keeps a queue: its unfinished jobs (which cannot move), its schedules
  * (whose next run would make it again), or both, each with what to do. At most
  * STORE_QUEUE_RM_NAMES schedules are named, so it fits an error's 512 bytes but for names near
- * their 64-byte limits, where the tail of the advice is cut. */
+ * their 64-byte limits, where the tail of the advice is cut. Each command it names carries cmd
+ * (the handle's --db); when that would not fit, the commands go bare and one sentence at the end
+ * gives cmd once, so that a command is never cut in the middle of its database's name. */
+static int held_err(const char *name, const aspen_store_queue_held *h, const char *schedules,
+                    const char *cmd, aspen_store_error *err);
+
 int store_queue_held_err(const char *name, const aspen_store_queue_held *h, const char *schedules,
-                         aspen_store_error *err)
+                         const char *cmd, aspen_store_error *err)
+{
+    aspen_store_error full = {0};
+    int code = held_err(name, h, schedules, cmd, &full);
+    if (!*cmd || strlen(full.msg) + 1 < sizeof full.msg) {
+        if (err)
+            *err = full;
+        return code;
+    }
+    code = held_err(name, h, schedules, "", &full);
+    if (err) {
+        *err = full;
+        size_t used = strlen(err->msg);
+        int n = snprintf(err->msg + used, sizeof err->msg - used, " (each command with%s)", cmd);
+        if (n < 0 || (size_t)n >= sizeof err->msg - used)
+            err->msg[used] = '\0'; /* not even that fits: the bare commands alone */
+    }
+    return code;
+}
+
+static int held_err(const char *name, const aspen_store_queue_held *h, const char *schedules,
+                    const char *cmd, aspen_store_error *err)
 {
     char jobs[160] = "";
     size_t used = 0;
@@ -390,24 +416,25 @@ int store_queue_held_err(const char *name, const aspen_store_queue_held *h, cons
     if (h->schedules == 1)
         snprintf(sched, sizeof sched, "schedule %s", names);
     else if (more > 0)
-        snprintf(sched, sizeof sched, "%lld schedules (%s and %lld more: aspen cron list)",
-                 (long long)h->schedules, names, (long long)more);
+        snprintf(sched, sizeof sched, "%lld schedules (%s and %lld more: aspen cron list%s)",
+                 (long long)h->schedules, names, (long long)more, cmd);
     else if (h->schedules > 1)
         snprintf(sched, sizeof sched, "%lld schedules (%s)", (long long)h->schedules, names);
     /* the command for the schedules names the one there is, so that it can be pasted */
     const char *one = h->schedules == 1 ? names : "NAME";
-    char what_jobs[400] = "", what_sched[300] = "";
+    char what_jobs[600] = "", what_sched[600] = "";
     if (all)
         snprintf(what_jobs, sizeof what_jobs,
                  "Jobs cannot move to another queue: let them run (a worker serving %s), or "
-                 "cancel them (aspen jobs --filter 'queue:%s queued,scheduled,running' lists "
-                 "them; aspen cancel ID)",
-                 name, name);
+                 "cancel them (aspen jobs --filter 'queue:%s queued,scheduled,running'%s lists "
+                 "them; aspen cancel ID%s)",
+                 name, name, cmd, cmd);
     if (h->schedules > 0)
         snprintf(what_sched, sizeof what_sched,
-                 "%s next run would make it again: aspen cron rm %s, or give %s another queue "
-                 "(aspen cron add %s ... --queue OTHER --replace)",
-                 h->schedules == 1 ? "Its" : "Their", one, h->schedules == 1 ? "it" : "each", one);
+                 "%s next run would make it again: aspen cron rm %s%s, or give %s another queue "
+                 "(aspen cron add %s ... --queue OTHER --replace%s)",
+                 h->schedules == 1 ? "Its" : "Their", one, cmd, h->schedules == 1 ? "it" : "each",
+                 one, cmd);
     if (all && h->schedules > 0)
         return store_err(err, ASPEN_STORE_ESTATE,
                          "queue %s still holds %s job%s and is the queue of %s: nothing removed. "
@@ -435,8 +462,9 @@ int aspen_store_queue_remove(aspen_store *s, const char *name, aspen_store_queue
     if (!strcmp(name, ASPEN_STORE_QUEUE_DEFAULT))
         return store_err(err, ASPEN_STORE_EINVAL,
                          "the default queue cannot be removed: every job without --queue goes to "
-                         "it (its settings go with aspen queue set default --no-limit --no-rate, "
-                         "aspen queue resume default)");
+                         "it (its settings go with aspen queue set default --no-limit --no-rate%s, "
+                         "aspen queue resume default%s)",
+                         store_cmd(s), store_cmd(s));
     code = aspen_store_queue_exists(s, name, err);
     if (code)
         return code;

@@ -182,15 +182,15 @@ int store_schedule_job(const aspen_store_schedule *sc, aspen_store_job_spec *out
     return 0;
 }
 
-int store_schedule_no_queue(const char *queue, aspen_store_error *err)
+int store_schedule_no_queue(const char *queue, const char *cmd, aspen_store_error *err)
 {
     return store_err(err, ASPEN_STORE_ENOTFOUND,
-                     "no queue named %s (removed meanwhile?): schedule not stored. aspen queues "
-                     "lists them, aspen queue set %s declares it",
-                     queue, queue);
+                     "no queue named %s (removed meanwhile?): schedule not stored. aspen queues%s "
+                     "lists them, aspen queue set %s%s declares it",
+                     queue, cmd, queue, cmd);
 }
 
-int store_schedule_notfound(const char *name, const char *const *names, size_t n,
+int store_schedule_notfound(const char *name, const char *const *names, size_t n, const char *cmd,
                             aspen_store_error *err)
 {
     char shown[80];
@@ -198,10 +198,11 @@ int store_schedule_notfound(const char *name, const char *const *names, size_t n
     const char *near = aspen_store_nearest(name, strlen(name), names, n);
     if (near)
         return store_err(err, ASPEN_STORE_ENOTFOUND,
-                         "no schedule named \"%s\": did you mean %s? (aspen cron list shows them)",
-                         shown, near);
+                         "no schedule named \"%s\": did you mean %s? (aspen cron list%s shows "
+                         "them)",
+                         shown, near, cmd);
     return store_err(err, ASPEN_STORE_ENOTFOUND,
-                     "no schedule named \"%s\" (aspen cron list shows them)", shown);
+                     "no schedule named \"%s\" (aspen cron list%s shows them)", shown, cmd);
 }
 
 static char *dup_or_null(const char *v, bool *oom)

@@ -68,13 +68,14 @@ int store_schedule_job(const aspen_store_schedule *sc, aspen_store_job_spec *out
 int store_schedule_next(const char *expr, const char *tz, int64_t after_ms, int64_t *next,
                         aspen_store_error *err);
 
-/* ENOTFOUND for a schedule name, with "did you mean" among the names given. */
-int store_schedule_notfound(const char *name, const char *const *names, size_t n,
+/* ENOTFOUND for a schedule name, with "did you mean" among the names given. cmd (both): the
+ * handle's store_cmd, after each command named. */
+int store_schedule_notfound(const char *name, const char *const *names, size_t n, const char *cmd,
                             aspen_store_error *err);
 
 /* ENOTFOUND for a schedule whose queue (require_queue) has no row inside the add's transaction:
  * removed since the caller looked (aspen cron add checks first, for its "did you mean"). The one
  * wording of both backends. */
-int store_schedule_no_queue(const char *queue, aspen_store_error *err);
+int store_schedule_no_queue(const char *queue, const char *cmd, aspen_store_error *err);
 
 #endif

@@ -162,7 +162,14 @@ struct aspen_store {
     /* aspen_store_prune_yield_set: asked between a bounded prune's jobs whether to commit now */
     bool (*prune_yield)(void *ctx);
     void *prune_yield_ctx;
+    char *cmd_args; /* aspen_store_set_cmd_args (owned; NULL: none), freed by aspen_store_close */
 };
+
+/* What this handle's messages append to each aspen command they name: "" when nothing was set. */
+static inline const char *store_cmd(const aspen_store *s)
+{
+    return s && s->cmd_args ? s->cmd_args : "";
+}
 
 /* ---- named queues (queues.c) --------------------------------------------------------------------- */
 
@@ -179,7 +186,7 @@ const char *store_queue_of(const aspen_store_job_spec *spec);
  * held->schedules schedules (the first of them by name in `schedules`, ", "-separated; "" when
  * none), with what to do instead: the one wording of both backends' queue_remove. */
 int store_queue_held_err(const char *name, const aspen_store_queue_held *held,
-                         const char *schedules, aspen_store_error *err);
+                         const char *schedules, const char *cmd, aspen_store_error *err);
 /* The schedules whose jobs go to queue P1 (paused ones too), as queue_remove reads them inside its
  * transaction: each row a name (by name, at most STORE_QUEUE_RM_NAMES) and how many there are in
  * all. Both backends have window functions; SQLite spells the parameter ?1, PostgreSQL $1. */
@@ -383,19 +390,21 @@ int64_t store_thread_cpu_us(void);
 void *store_grow(void *arr, size_t *cap, size_t count, size_t elem);
 
 /* ---- editing a waiting job (edit.c), the same rules on every backend ------------------------- */
+/* cmd: store_cmd of the handle, appended to the commands the refusals name. */
 
 /* 0 if row's priority may become `priority` (the job waits); ESTATE saying why not. */
-int store_decide_priority(const struct store_job_row *row, int priority, aspen_store_error *err);
+int store_decide_priority(const struct store_job_row *row, int priority, const char *cmd,
+                          aspen_store_error *err);
 /* What "run now" makes of a job: a scheduled one queued with run_at = now (*after); ESTATE for
  * any other state, saying what to do instead. */
 int store_decide_run_now(const struct store_job_row *before, int64_t now,
-                         struct store_job_row *after, aspen_store_error *err);
+                         struct store_job_row *after, const char *cmd, aspen_store_error *err);
 
 /* What an operator's retry makes of a job: a failed one queued at once (*after, one more attempt
  * allowed if it was out of them); ESTATE for any other state, saying why and what to do instead
  * (a scheduled job: run-now; a finished one: rerun). */
 int store_decide_retry(const struct store_job_row *before, int64_t now,
-                       struct store_job_row *after, aspen_store_error *err);
+                       struct store_job_row *after, const char *cmd, aspen_store_error *err);
 
 /* True when `states` (a filter's bit set) holds some final states and nothing else: a filter the
  * finished jobs' partial indexes can serve, once the query adds `finished_at IS NOT NULL`

@@ -136,6 +136,15 @@ const char *aspen_store_path(const aspen_store *s);
 /* Log lines kept per job by this handle (aspen_store_options.log_cap, default 1000), not counting
  * the truncation marker that replaces the first line past it. */
 int aspen_store_log_cap(const aspen_store *s);
+/* Appended to every aspen command this handle's messages name ("aspen cron rm nightly", "aspen
+ * cancel ID"): the CLI's " --db '…'" for a database that is not the default one, so that the
+ * command pasted opens this one, as aspen_engine_config.cmd_args does for the engine's (an engine
+ * sets its own on the handle it answers calls with); NULL or "" → none. Copied. A message is cut
+ * at its 512 bytes: the CLI's form is single-quoted, so a command cut inside it does not run
+ * pasted (the shell waits for the quote) instead of opening another database. EINVAL past
+ * ASPEN_STORE_CMD_ARGS_MAX bytes, ENOMEM. */
+#define ASPEN_STORE_CMD_ARGS_MAX (4 * 4096 + 15)
+int aspen_store_set_cmd_args(aspen_store *s, const char *args, aspen_store_error *err);
 int64_t aspen_store_now_ms(void); /* wall clock, unix ms */
 /* PRAGMA quick_check, and the kept per-state counts against a recount: 0, or ECORRUPT naming the
  * first problem (EIO "counts drifted" when only the counts are off: run aspen_store_recount).

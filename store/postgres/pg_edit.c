@@ -13,7 +13,7 @@ int pg_set_priority(aspen_store *base, int64_t id, int priority, aspen_store_err
     struct store_job_row row;
     code = pg_job_read(s, id, true, &row, err);
     if (!code)
-        code = store_decide_priority(&row, priority, err);
+        code = store_decide_priority(&row, priority, store_cmd(&s->base), err);
     if (!code) {
         struct pg_params p = {0};
         pg_p_int(&p, id);
@@ -41,7 +41,8 @@ int pg_run_now(aspen_store *base, int64_t id, int64_t now_ms, aspen_store_error 
     struct store_job_row before, after;
     code = pg_job_read(s, id, true, &before, err);
     if (!code) /* "now" on the server's timeline, as every time the backend writes */
-        code = store_decide_run_now(&before, now_ms + pg_clock_skew_ms(), &after, err);
+        code = store_decide_run_now(&before, now_ms + pg_clock_skew_ms(), &after,
+                                    store_cmd(&s->base), err);
     if (!code)
         code = pg_job_write(s, &before, &after, err);
     if (!code)

@@ -131,8 +131,8 @@ int pg_job_read(struct pg_store *s, int64_t id, bool for_update, struct store_jo
         return failed(err);
     if (PQntuples(r) != 1) {
         PQclear(r);
-        return store_err(err, ASPEN_STORE_ENOTFOUND, "no job %lld in %s: check the id (aspen jobs)",
-                         (long long)id, s->shown);
+        return store_err(err, ASPEN_STORE_ENOTFOUND, "no job %lld in %s: check the id (aspen jobs%s)",
+                         (long long)id, s->shown, store_cmd(&s->base));
     }
     row_from_result(r, 0, row);
     PQclear(r);
@@ -1596,8 +1596,8 @@ static int write_batch_check(const struct write_batch *wb, int64_t engine_id,
 
 static int not_found(struct pg_store *s, int64_t id, aspen_store_error *err)
 {
-    return store_err(err, ASPEN_STORE_ENOTFOUND, "no job %lld in %s: check the id (aspen jobs)",
-                     (long long)id, s->shown);
+    return store_err(err, ASPEN_STORE_ENOTFOUND, "no job %lld in %s: check the id (aspen jobs%s)",
+                     (long long)id, s->shown, store_cmd(&s->base));
 }
 
 /* One start mark: queued + reserved by engine_id → running. */
@@ -2060,7 +2060,7 @@ int pg_retry_one(struct pg_store *s, int64_t id, int64_t now_ms, aspen_store_err
         code = pg_job_read(s, id, true, &before, err);
     if (code)
         return code;
-    code = store_decide_retry(&before, now, &after, err);
+    code = store_decide_retry(&before, now, &after, store_cmd(&s->base), err);
     if (!code)
         code = pg_job_write(s, &before, &after, err);
     if (!code)

@@ -70,8 +70,8 @@ int pg_get(aspen_store *base, int64_t id, aspen_store_job *out, aspen_store_erro
     if (PQntuples(r) == 1)
         code = pg_job_from_row(r, 0, 0, out, err);
     else
-        code = store_err(err, ASPEN_STORE_ENOTFOUND, "no job %lld in %s: check the id (aspen jobs)",
-                         (long long)id, s->shown);
+        code = store_err(err, ASPEN_STORE_ENOTFOUND, "no job %lld in %s: check the id (aspen jobs%s)",
+                         (long long)id, s->shown, store_cmd(&s->base));
     PQclear(r);
     return code;
 }

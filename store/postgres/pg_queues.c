@@ -585,7 +585,7 @@ int pg_queue_remove(aspen_store *base, const char *name, aspen_store_queue_held 
         held->running = pg_get_int(r, 0, 3);
         if (!exists)
             code = store_err(err, ASPEN_STORE_ENOTFOUND, "no queue named %s (removed meanwhile?): "
-                             "aspen queues lists them", name);
+                             "aspen queues%s lists them", name, store_cmd(base));
     }
     PQclear(r);
     r = NULL;
@@ -602,7 +602,7 @@ int pg_queue_remove(aspen_store *base, const char *name, aspen_store_queue_held 
         PQclear(r);
     }
     if (!code && (held->queued || held->scheduled || held->running || held->schedules))
-        code = store_queue_held_err(name, held, schedules, err);
+        code = store_queue_held_err(name, held, schedules, store_cmd(base), err);
     if (!code)
         code = exec_done(s, "pgq_rm_starts", "DELETE FROM queue_starts WHERE queue = $1", &p,
                          "removing a queue's rate shares", err);

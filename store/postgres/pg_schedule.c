@@ -72,7 +72,7 @@ static int not_found(struct pg_store *s, const char *name, aspen_store_error *er
     size_t n = 0;
     for (int i = 0; r && i < PQntuples(r) && n < 256; i++)
         names[n++] = PQgetvalue(r, i, 0);
-    int code = store_schedule_notfound(name, names, n, err);
+    int code = store_schedule_notfound(name, names, n, store_cmd(&s->base), err);
     PQclear(r);
     return code;
 }
@@ -116,7 +116,7 @@ static int pgs_add(aspen_store *base, const aspen_store_schedule_spec *spec, con
             bool found = PQntuples(r) > 0;
             PQclear(r);
             if (!found) {
-                code = store_schedule_no_queue(spec->queue, err);
+                code = store_schedule_no_queue(spec->queue, store_cmd(&s->base), err);
                 goto rollback;
             }
             p = (struct pg_params){0};
@@ -134,8 +134,8 @@ static int pgs_add(aspen_store *base, const aspen_store_schedule_spec *spec, con
     if (existing && !spec->replace) {
         code = store_err(err, ASPEN_STORE_EINVAL,
                          "a schedule named \"%s\" already exists: remove it first (aspen cron rm "
-                         "%s), replace it (--replace) or pick another name",
-                         spec->name, spec->name);
+                         "%s%s), replace it (--replace) or pick another name",
+                         spec->name, spec->name, store_cmd(&s->base));
         goto rollback;
     }
     p = (struct pg_params){0};

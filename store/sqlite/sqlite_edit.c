@@ -12,7 +12,7 @@ int sq_set_priority(aspen_store *base, int64_t id, int priority, aspen_store_err
     struct store_job_row row;
     code = job_read(s, id, &row, err);
     if (!code)
-        code = store_decide_priority(&row, priority, err);
+        code = store_decide_priority(&row, priority, store_cmd(&s->base), err);
     if (code)
         goto rollback;
     sqlite3_stmt *st = NULL;
@@ -47,7 +47,7 @@ int sq_run_now(aspen_store *base, int64_t id, int64_t now_ms, aspen_store_error 
     struct store_job_row before, after;
     code = job_read(s, id, &before, err);
     if (!code)
-        code = store_decide_run_now(&before, now_ms, &after, err);
+        code = store_decide_run_now(&before, now_ms, &after, store_cmd(&s->base), err);
     if (!code)
         code = job_write(s, &before, &after, err);
     if (code) {

@@ -41,8 +41,8 @@ int job_read(struct sqlite_store *s, int64_t id, struct store_job_row *row, aspe
     int rc = sqlite3_step(st);
     if (rc == SQLITE_DONE) {
         sqlite3_reset(st);
-        return store_err(err, ASPEN_STORE_ENOTFOUND, "no job %lld in %s: check the id (aspen jobs)",
-                         (long long)id, s->base.name);
+        return store_err(err, ASPEN_STORE_ENOTFOUND, "no job %lld in %s: check the id (aspen jobs%s)",
+                         (long long)id, s->base.name, store_cmd(&s->base));
     }
     if (rc != SQLITE_ROW) {
         int code = store_sqlite_err(s, err, rc, "reading a job");
@@ -1232,7 +1232,7 @@ static int retry_one(struct sqlite_store *s, int64_t id, int64_t now_ms, aspen_s
     int code = job_read(s, id, &before, err);
     if (code)
         return code;
-    code = store_decide_retry(&before, now_ms, &after, err);
+    code = store_decide_retry(&before, now_ms, &after, store_cmd(&s->base), err);
     if (!code)
         code = job_write(s, &before, &after, err);
     return code ? code : sq_queue_renote(s, id, now_ms, err);

@@ -87,8 +87,8 @@ int sq_get(aspen_store *base, int64_t id, aspen_store_job *out, aspen_store_erro
     if (rc == SQLITE_ROW)
         code = job_from_row(st, out, err);
     else if (rc == SQLITE_DONE)
-        code = store_err(err, ASPEN_STORE_ENOTFOUND, "no job %lld in %s: check the id (aspen jobs)",
-                         (long long)id, s->base.name);
+        code = store_err(err, ASPEN_STORE_ENOTFOUND, "no job %lld in %s: check the id (aspen jobs%s)",
+                         (long long)id, s->base.name, store_cmd(&s->base));
     else
         code = store_sqlite_err(s, err, rc, "reading a job");
     sqlite3_reset(st);

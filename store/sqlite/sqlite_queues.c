@@ -539,7 +539,7 @@ int sq_queue_remove(aspen_store *base, const char *name, aspen_store_queue_held 
         code = store_sqlite_err(s, err, rc, "counting a queue's jobs");
     else if (!exists)
         code = store_err(err, ASPEN_STORE_ENOTFOUND, "no queue named %s (removed meanwhile?): "
-                         "aspen queues lists them", name);
+                         "aspen queues%s lists them", name, store_cmd(base));
     /* the schedules whose jobs go to it: their next run would make it again (in this write
      * transaction, so no schedule is added or changed between this read and the delete) */
     char schedules[STORE_QUEUE_RM_NAMES_CAP] = "";
@@ -559,7 +559,7 @@ int sq_queue_remove(aspen_store *base, const char *name, aspen_store_queue_held 
             code = store_sqlite_err(s, err, rc, "reading the schedules of a queue");
     }
     if (!code && (held->queued || held->scheduled || held->running || held->schedules))
-        code = store_queue_held_err(name, held, schedules, err);
+        code = store_queue_held_err(name, held, schedules, store_cmd(base), err);
     static const char *const deletes[] = {"DELETE FROM queue_starts WHERE queue = ?1",
                                           "DELETE FROM queues WHERE name = ?1"};
     for (size_t i = 0; !code && i < sizeof deletes / sizeof deletes[0]; i++) {

@@ -76,7 +76,7 @@ static int not_found(struct sqlite_store *s, const char *name, aspen_store_error
         }
         sqlite3_finalize(st);
     }
-    int code = store_schedule_notfound(name, names, n, err);
+    int code = store_schedule_notfound(name, names, n, store_cmd(&s->base), err);
     for (size_t i = 0; i < n; i++)
         free(owned[i]);
     return code;
@@ -108,7 +108,7 @@ static int sqs_add(aspen_store *base, const aspen_store_schedule_spec *spec, con
             goto rollback;
         }
         if (rc == SQLITE_DONE) {
-            code = store_schedule_no_queue(spec->queue, err);
+            code = store_schedule_no_queue(spec->queue, store_cmd(&s->base), err);
             goto rollback;
         }
     }
@@ -125,8 +125,8 @@ static int sqs_add(aspen_store *base, const aspen_store_schedule_spec *spec, con
     if (existing && !spec->replace) {
         code = store_err(err, ASPEN_STORE_EINVAL,
                          "a schedule named \"%s\" already exists: remove it first (aspen cron rm "
-                         "%s), replace it (--replace) or pick another name",
-                         spec->name, spec->name);
+                         "%s%s), replace it (--replace) or pick another name",
+                         spec->name, spec->name, store_cmd(&s->base));
         goto rollback;
     }
     const char *sql =

@@ -5,7 +5,9 @@
  * mistyped queue ("did you mean"), a mistyped action, a bad --queues list for aspen worker; rm of
  * a queue that still holds unfinished jobs, of default, and what a rerun into a removed one does; and
  * `aspen demo`'s limited queue and schedule (issue 10): declared, shown, honoured, declared again
- * by a second run, and a demo queue left paused by the user does not hang the demo. */
+ * by a second run, and a demo queue left paused by the user does not hang the demo; the store's
+ * messages name their commands with the --db of a database that is not the default one (a path
+ * with a space and a quote), and with none for the default one. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -28,6 +30,25 @@ static void expect(out o, int status, const char *needle)
         fail_msg("wanted status %d and '%s', got %d: %s", status, needle ? needle : "", o.status,
                  o.buf);
     free(o.buf);
+}
+
+/* Needle: s with the --db of path appended, quoted as the CLI quotes it (' as '\''). */
+static const char *with_db(const char *s, const char *path)
+{
+    static char buf[2][1024];
+    static int k;
+    char *res = buf[k++ & 1];
+    size_t n = (size_t)snprintf(res, sizeof buf[0], "%s --db '", s);
+    for (const char *p = path; *p && n + 6 < sizeof buf[0]; p++) {
+        if (*p == '\'') {
+            memcpy(res + n, "'\\''", 4);
+            n += 4;
+        } else {
+            res[n++] = *p;
+        }
+    }
+    snprintf(res + n, sizeof buf[0] - n, "'");
+    return res;
 }
 
 static int setup(void **state)
@@ -57,7 +78,8 @@ static void test_queue_commands(void **state)
     expect(run("'%s' queue pause emails --db '%s' 2>&1", A, g_db), 0, "queue emails paused");
     /* a second pause changes nothing and says so (and how to undo the first) */
     expect(run("'%s' queue pause emails --db '%s' 2>&1", A, g_db), 0,
-           "queue emails was already paused: nothing changed (aspen queue resume emails starts it again)");
+           with_db("queue emails was already paused: nothing changed (aspen queue resume emails",
+                   g_db));
     out o = run("'%s' queues --db '%s' 2>&1", A, g_db);
     assert_int_equal(o.status, 0);
     assert_true(has(&o, "QUEUE"));
@@ -137,7 +159,9 @@ static void test_queue_rm(void **state)
     expect(run("'%s' queue rm bulk --db '%s' 2>&1", A, g_db), 1,
            "error: queue bulk still holds 2 queued and 1 scheduled jobs: nothing removed");
     expect(run("'%s' queue rm bulk --db '%s' 2>&1", A, g_db), 1,
-           "aspen jobs --filter 'queue:bulk queued,scheduled,running' lists them; aspen cancel ID");
+           with_db("aspen jobs --filter 'queue:bulk queued,scheduled,running'", g_db));
+    expect(run("'%s' queue rm bulk --db '%s' 2>&1", A, g_db), 1,
+           with_db("lists them; aspen cancel ID", g_db));
     expect(run("'%s' queue rm default --db '%s' 2>&1", A, g_db), 1,
            "the default queue cannot be removed");
     expect(run("'%s' queue rm blk --db '%s' 2>&1", A, g_db), 1, "no queue named blk (did you mean bulk?)");
@@ -286,12 +310,82 @@ static void test_demo_queue_and_schedule(void **state)
     demo_once(3);
 }
 
+/* The store makes some messages itself (a queue removal refused, a schedule or a queue not
+ * found): pasted, their commands opened the default database. Now each carries the --db the
+ * CLI's and the engine's commands carry; when the message would be cut, the commands go bare
+ * and one sentence gives the --db once. The shell form of an awkward path: ' as '\'', a space
+ * kept. */
+static void test_store_messages_name_the_db(void **state)
+{
+    (void)state;
+    const char *A = ASPEN_BIN;
+    char dir[256], db[320], q[700];
+    snprintf(dir, sizeof dir, "/tmp/aspen cli it's %d", (int)getpid());
+    snprintf(db, sizeof db, "%s/q.db", dir);
+    /* the path as a shell word inside "…" for run(): ' needs no escape there */
+    snprintf(q, sizeof q, "\"%s\"", db);
+    char mk[400];
+    snprintf(mk, sizeof mk, "mkdir -p \"%s\"", dir);
+    assert_int_equal(system(mk), 0);
+
+    /* job 1, in queue rep, finished (cancelled): it does not hold the queue */
+    expect(run("'%s' submit --type echo --queue rep --create-queue --db %s --create 2>&1 && "
+               "'%s' cancel 1 --db %s 2>&1", A, q, A, q), 0, NULL);
+    expect(run("'%s' cron add nightly @daily --type echo --queue rep --db %s 2>&1", A, q), 0,
+           "schedule nightly added");
+    expect(run("'%s' queue rm rep --db %s 2>&1", A, q), 1,
+           with_db("Its next run would make it again: aspen cron rm nightly", db));
+    expect(run("'%s' queue rm rep --db %s 2>&1", A, q), 1,
+           with_db("(aspen cron add nightly ... --queue OTHER --replace", db));
+    expect(run("'%s' cron rm nightlx --db %s 2>&1", A, q), 1,
+           with_db("did you mean nightly? (aspen cron list", db));
+    expect(run("'%s' cron add nightly @daily --type echo --queue rep --db %s 2>&1", A, q), 1,
+           with_db("remove it first (aspen cron rm nightly", db));
+    expect(run("'%s' cron rm nightly --db %s 2>&1", A, q), 0, NULL);
+
+    expect(run("'%s' submit --type echo --queue rep --db %s 2>&1", A, q), 0, NULL);
+    expect(run("'%s' queue rm rep --db %s 2>&1", A, q), 1,
+           with_db("cancel them (aspen jobs --filter 'queue:rep queued,scheduled,running'", db));
+    expect(run("'%s' queue rm rep --db %s 2>&1", A, q), 1,
+           with_db("lists them; aspen cancel ID", db));
+    expect(run("'%s' priority 1 4 --db %s 2>&1", A, q), 1,
+           with_db("another priority: aspen rerun", db));
+
+    /* jobs and a schedule: too long with the --db in every command, so it comes once, whole */
+    expect(run("'%s' submit --type echo --queue rep --db %s 2>&1", A, q), 0, NULL);
+    expect(run("'%s' cron add nightly @daily --type echo --queue rep --db %s 2>&1", A, q), 0,
+           NULL);
+    out o = run("'%s' queue rm rep --db %s 2>&1", A, q);
+    assert_int_equal(o.status, 1);
+    char tail[800];
+    snprintf(tail, sizeof tail, "%s)", with_db("Then remove it again (each command with", db));
+    if (!has(&o, tail) || !has(&o, "aspen cancel ID)") || !has(&o, "aspen cron rm nightly,"))
+        fail_msg("wanted the bare commands and '%s': %s", tail, o.buf);
+    free(o.buf);
+
+    /* the default database: no --db in them */
+    char home[300];
+    snprintf(home, sizeof home, "%s/home", dir);
+    o = run("export HOME=\"%s\" XDG_DATA_HOME= ASPEN_DB=; '%s' submit --type echo --create 2>&1 && "
+            "'%s' queue set rep --limit 1 2>&1 && '%s' cron add nightly @daily --type echo --queue rep 2>&1 && '%s' queue rm rep 2>&1",
+            home, A, A, A, A);
+    assert_int_equal(o.status, 1);
+    if (!has(&o, "aspen cron rm nightly, or give it another queue (aspen cron add nightly ... "
+                 "--queue OTHER --replace), then remove it again") || has(&o, "--db"))
+        fail_msg("wanted the commands without --db: %s", o.buf);
+    free(o.buf);
+
+    snprintf(mk, sizeof mk, "rm -rf \"%s\"", dir);
+    assert_int_equal(system(mk), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_queue_commands, setup, teardown),
         cmocka_unit_test_setup_teardown(test_queue_rm, setup, teardown),
         cmocka_unit_test_setup_teardown(test_demo_queue_and_schedule, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_messages_name_the_db, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

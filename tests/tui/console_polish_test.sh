@@ -56,7 +56,9 @@ keys Enter
 wait_for "priority: job 1 is succeeded: only a waiting job's priority can change"
 # the whole message, its rows joined: nothing of it is cut
 joined() { screen | sed 's/ *$//' | tr '\n' ' ' | tr -s ' '; }
-msg="priority: job 1 is succeeded: only a waiting job's priority can change (queued or scheduled); to run it again with another priority: aspen rerun, then aspen priority"
+# the store's commands name this database (not the default one), as every printed command does
+dba="--db '$(realpath "$DB")'"
+msg="priority: job 1 is succeeded: only a waiting job's priority can change (queued or scheduled); to run it again with another priority: aspen rerun $dba, then aspen priority $dba"
 for ((i = 0; i < 100; i++)); do joined | grep -qF -- "$msg" && break; sleep 0.05; done
 joined | grep -qF -- "$msg" || fail "the message is not shown whole: $(joined)"
 

@@ -2,7 +2,7 @@
  * store and a busy engine. Prints JSON. A benchmark, not a timed test.
  *
  *   aspen-bench-console [--jobs N] [--workers N] [--keys N] [--filters N] [--aspen PATH] [--db PATH]
- *                       [--seed-only]
+ *                       [--seed-only] [--bottom ROWS [--watch S] [--sort COLUMN]]
  *
  * 1. Seeds N jobs (default 1,000,000) of the in-process "echo" type into a fresh database, queued.
  * 2. Starts the real `aspen console` on it in a pseudo-terminal (120x40) with ASPEN_TUI_STATS set,
@@ -13,6 +13,13 @@
  *    filter applied → rows of the new filter drawn; every frame's draw time) and, measured from
  *    outside, write(key) → the help screen's text arriving on the pty; plus the engine's jobs/s in
  *    the measuring window (from the store's counts).
+ *
+ * --bottom ROWS instead of 3: G (the last job), then ROWS times k (so the cursor sits ROWS rows
+ * above the end, not at it), after `:sort COLUMN` if given, and then no key for --watch seconds
+ * (default 20) while the engine finishes jobs: every refresh then finds the state counts changed
+ * and re-reads the window around the cursor. The console's refresh_window_by_position and
+ * refresh_window_by_key series time those reads (on its thread pool, from the read's start to its
+ * rows), and the JSON says which of them ran.
  */
 #include "aspen_engine.h"
 
@@ -98,14 +105,16 @@ int main(int argc, char **argv)
         {"keys", required_argument, 0, 'k'},  {"filters", required_argument, 0, 'f'},
         {"aspen", required_argument, 0, 'a'}, {"db", required_argument, 0, 'd'},
         {"json", no_argument, 0, 'j'},        {"help", no_argument, 0, 'h'},
-        {"seed-only", no_argument, 0, 's'},
+        {"seed-only", no_argument, 0, 's'}, {"bottom", required_argument, 0, 'b'},
+        {"watch", required_argument, 0, 'W'}, {"sort", required_argument, 0, 'S'},
         {0, 0, 0, 0},
     };
-    long jobs = 1000000, keys = 300, filters = 40;
+    long jobs = 1000000, keys = 300, filters = 40, bottom = -1, watch_s = 20;
+    const char *sort_col = NULL;
     int workers = 4, c;
     bool seed_only = false;
     char aspen[PATH_MAX] = "", dbdir[] = "/tmp/aspen-bench-console.XXXXXX", db[PATH_MAX] = "";
-    while ((c = getopt_long(argc, argv, "n:w:k:f:a:d:jhs", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "n:w:k:f:a:d:jhsb:W:S:", opts, NULL)) != -1) {
         switch (c) {
         case 'n': jobs = atol(optarg); break;
         case 'w': workers = atoi(optarg); break;
@@ -115,10 +124,14 @@ int main(int argc, char **argv)
         case 'd': snprintf(db, sizeof db, "%s", optarg); break;
         case 'j': break; /* JSON is the only output */
         case 's': seed_only = true; break;
+        case 'b': bottom = atol(optarg); break;
+        case 'W': watch_s = atol(optarg); break;
+        case 'S': sort_col = optarg; break;
         default:
             fprintf(c == 'h' ? stdout : stderr,
                     "usage: aspen-bench-console [--jobs N] [--workers N] [--keys N] [--filters N] "
-                    "[--aspen PATH] [--db PATH]\n");
+                    "[--aspen PATH] [--db PATH] [--seed-only] [--bottom ROWS [--watch S] "
+                    "[--sort COLUMN]]\n");
             return c == 'h' ? 0 : 2;
         }
     }
@@ -209,6 +222,24 @@ int main(int argc, char **argv)
     /* 3. measure while the engine runs */
     int64_t f0 = finished(eng);
     double m0 = now_ms();
+    if (bottom >= 0) {
+        char cmd[128];
+        if (sort_col) {
+            snprintf(cmd, sizeof cmd, ":sort %s\r", sort_col);
+            send_keys(cmd);
+            pump(1000, NULL);
+        }
+        send_keys("G");
+        pump(1500, NULL);
+        for (long i = 0; i < bottom; i++) {
+            send_keys("k");
+            pump(20, NULL);
+        }
+        m0 = now_ms(); /* the refreshes from here on are the ones around the cursor */
+        f0 = finished(eng);
+        pump((double)watch_s * 1000, NULL);
+        keys = filters = 0;
+    }
     for (long i = 0; i < keys; i++) {
         const char *k = (i % 50) < 20 ? "j" : (i % 50) < 25 ? "\033[6~" : (i % 50) < 45 ? "k" : "\033[5~";
         send_keys(k);
@@ -222,7 +253,7 @@ int main(int argc, char **argv)
     }
     double help_lat[64];
     size_t n_help = 0;
-    for (int i = 0; i < 30; i++) {
+    for (int i = 0; i < (bottom >= 0 ? 0 : 30); i++) {
         double k0 = now_ms();
         send_keys("?");
         if (pump(2000, "- keys"))
@@ -258,11 +289,13 @@ int main(int argc, char **argv)
     } else {
         open = (char *)"";
     }
-    printf("{\n  \"benchmark\": \"console\",\n  \"jobs_in_store\": %ld,\n  \"seed_s\": %.2f,\n"
+    printf("{\n  \"benchmark\": \"%s\",\n  \"rows_above_end\": %ld,\n  \"sort\": \"%s\",\n"
+           "  \"jobs_in_store\": %ld,\n  \"seed_s\": %.2f,\n"
            "  \"workers\": %d,\n  \"engine_jobs_per_s_while_measuring\": %.0f,\n"
            "  \"help_key_to_pty_ms\": {\"n\": %zu, \"median_ms\": %.3f, \"max_ms\": %.3f},\n"
            "  \"console\": {%s  }\n}\n",
-           jobs, seed_s, workers, (double)(f1 - f0) / ((m1 - m0) / 1e3), n_help,
+           bottom >= 0 ? "console-refresh-near-bottom" : "console", bottom,
+           sort_col ? sort_col : "id", jobs, seed_s, workers, (double)(f1 - f0) / ((m1 - m0) / 1e3), n_help,
            n_help ? help_lat[n_help / 2] : 0.0, n_help ? help_lat[n_help - 1] : 0.0, open);
     if (own_db) {
         char cmd[PATH_MAX + 16];

@@ -128,7 +128,9 @@ static void write_stats(tui_app *a)
     write_series(f, "frame", a->draw_ms, a->n_draw, false);
     write_series(f, "key_to_screen", a->lat_key, a->n_lat_key, false);
     write_series(f, "cursor_redraw", a->lat_cursor, a->n_lat_cursor, false);
-    write_series(f, "filter_to_screen", a->lat_filter, a->n_lat_filter, true);
+    write_series(f, "filter_to_screen", a->lat_filter, a->n_lat_filter, false);
+    write_series(f, "refresh_window_by_position", a->lat_win_pos, a->n_lat_win_pos, false);
+    write_series(f, "refresh_window_by_key", a->lat_win_key, a->n_lat_win_key, true);
     fprintf(f, "}\n");
     fclose(f);
 }
@@ -200,6 +202,7 @@ typedef struct fetch_req {
     uint64_t counts_sig; /* the state counts when asked (counts_sig) */
     int64_t detail_id, logs_job, logs_after;
     /* out */
+    double window_ms; /* how long the window's read took (ASPEN_TUI_STATS) */
     aspen_store_job *jobs;
     size_t n_jobs;
     int list_rc;
@@ -385,7 +388,9 @@ static void fetch_work(uv_work_t *w)
     } else if (tui_filter_parse(r->filter_text, &f, buf, sizeof buf, r->msg, sizeof r->msg) != 0) {
         r->list_rc = -1;
     } else {
+        double t0 = tui_mono_ms();
         r->list_rc = fetch_window(r, eng, &f, &err);
+        r->window_ms = tui_mono_ms() - t0;
         if (r->list_rc)
             snprintf(r->msg, sizeof r->msg, "%s", err.msg);
     }
@@ -519,6 +524,10 @@ static void fetch_done(uv_work_t *w, int status)
     if (status == 0 && !a->quitting) {
         if (r->gen == a->fetch_gen && r->want_rows) {
             if (r->list_rc == 0) {
+                if (r->kind == FETCH_OFFSET && r->sort != ASPEN_STORE_SORT_NONE)
+                    record(a, a->lat_win_pos, &a->n_lat_win_pos, r->window_ms);
+                else
+                    record(a, a->lat_win_key, &a->n_lat_win_key, r->window_ms);
                 tui_row *rows = r->n_jobs ? calloc(r->n_jobs, sizeof *rows) : NULL;
                 size_t n = 0;
                 for (size_t i = 0; rows && i < r->n_jobs; i++)
@@ -3496,6 +3505,8 @@ int aspen_tui_run(aspen_engine *eng, const aspen_tui_options *opts, aspen_engine
         a->lat_cursor = calloc(a->cap_lat, sizeof(double));
         a->lat_filter = calloc(a->cap_lat, sizeof(double));
         a->draw_ms = calloc(a->cap_lat, sizeof(double));
+        a->lat_win_pos = calloc(a->cap_lat, sizeof(double));
+        a->lat_win_key = calloc(a->cap_lat, sizeof(double));
     }
     pthread_mutex_init(&a->evq_mu, NULL);
     sigemptyset(&a->quit_sigs);
@@ -3673,6 +3684,8 @@ static void app_free(tui_app *a)
     free(a->lat_cursor);
     free(a->lat_filter);
     free(a->draw_ms);
+    free(a->lat_win_pos);
+    free(a->lat_win_key);
     pthread_mutex_destroy(&a->evq_mu);
     free(a);
 }

@@ -272,6 +272,10 @@ typedef struct tui_app {
     double key_at_ms;       /* when the key being handled was read; 0 when none */
     double *lat_key, *lat_cursor, *lat_filter, *draw_ms;
     size_t n_lat_key, n_lat_cursor, n_lat_filter, n_draw, cap_lat;
+    /* a refresh's job-window read on the pool: by position (the list moved around the cursor)
+     * or by key (every other read) */
+    double *lat_win_pos, *lat_win_key;
+    size_t n_lat_win_pos, n_lat_win_key;
     bool pending_cursor_lat;
 } tui_app;
 

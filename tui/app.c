@@ -246,9 +246,33 @@ static int fetch_by_position(fetch_req *r, aspen_engine *eng, const aspen_store_
     return aspen_engine_list(eng, &o, &r->jobs, &r->n_jobs, err);
 }
 
+/* Whether the anchor's key in r's sort changed since it was loaded. Only the sort's own field
+ * moves it: id, created and guest never change, so a job that finished under the default order
+ * (by id) keeps its place. Re-reading by position there stepped every row above the cursor for
+ * nothing: 0.24-0.9 s at 200,000 jobs while the oldest jobs at the bottom ran
+ * (docs/BENCHMARKS.md). */
+static bool anchor_key_changed(const fetch_req *r, const aspen_store_job *anchor)
+{
+    const tui_row *o = &r->anchor_row;
+    switch (r->sort) {
+    case ASPEN_STORE_SORT_ID:
+    case ASPEN_STORE_SORT_CREATED:
+    case ASPEN_STORE_SORT_GUEST: return false;
+    case ASPEN_STORE_SORT_STATE: return anchor->state != o->state;
+    case ASPEN_STORE_SORT_PRIORITY: return anchor->priority != o->priority;
+    case ASPEN_STORE_SORT_ATTEMPTS: return anchor->attempts != o->attempts;
+    case ASPEN_STORE_SORT_DURATION:
+        return anchor->started_at_ms != o->started_ms || anchor->finished_at_ms != o->finished_ms;
+    default: /* any other: every field a sort could use */
+        return anchor->state != o->state || anchor->attempts != o->attempts ||
+               anchor->priority != o->priority || anchor->started_at_ms != o->started_ms ||
+               anchor->finished_at_ms != o->finished_ms;
+    }
+}
+
 /* A read from an anchor (around the cursor's job, or on from the first or last row loaded)
  * places the window by the anchor's old position, which is only true while nothing moved there: the anchor itself changed its sort key (a job that finished under
- * :sort state or duration, a priority edit) or the rows just before it are others than before
+ * :sort state or duration, a priority edit: anchor_key_changed) or the rows just before it are others than before
  * (jobs moved in or out), or it left the filter's matches. Then the counter would show the old
  * position beside the row the cursor is on, so the window is read again by position (an offset:
  * a scan of the rows before it, once per such move). Moves further up than the rows read are not
@@ -257,9 +281,7 @@ static bool around_moved(const fetch_req *r, const aspen_store_job *before, size
                          const aspen_store_job *anchor)
 {
     const tui_row *o = &r->anchor_row;
-    if (!anchor || anchor->id != o->id || anchor->state != o->state ||
-        anchor->attempts != o->attempts || anchor->priority != o->priority ||
-        anchor->started_at_ms != o->started_ms || anchor->finished_at_ms != o->finished_ms)
+    if (!anchor || anchor->id != o->id || anchor_key_changed(r, anchor))
         return true;
     /* before[] is nearest first; before_ids[] in display order, ending just above the anchor */
     size_t k = nb < r->n_before_ids ? nb : r->n_before_ids;

@@ -38,6 +38,13 @@ type_text "sort state"
 keys Enter
 wait_for "sorted by state over every matching job"
 wait_for " 1/601 *$"
+# the status and " 1/601" are there before the sorted rows land (the fetch is asynchronous), and
+# keys sent meanwhile move through the old rows: wait until row 1 is the first scheduled job
+for ((i = 0; i < 300; i++)); do
+    [ "$(selected_id)" = 301 ] && break
+    sleep 0.05
+done
+[ "$(selected_id)" = 301 ] || fail "after :sort state row 1 is job '$(selected_id)', not 301"
 # the scheduled jobs first (301..601), then the succeeded ones: job 601 is row 301
 for i in $(seq 30); do keys j j j j j j j j j j; done
 input_read

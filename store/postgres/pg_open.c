@@ -1313,6 +1313,14 @@ static int pg_migrate_v13(struct pg_store *s, aspen_store_error *err)
     return 0;
 }
 
+/* Version 15: SQLite's job id floor repaired (sqlite_open.c); a sequence has none to repair. */
+static int pg_migrate_v15(struct pg_store *s, aspen_store_error *err)
+{
+    (void)s;
+    (void)err;
+    return 0;
+}
+
 /* Version 14: one index fewer per finished job (issue 8; docs/STORE.md "Indexes"). A state change
  * on PostgreSQL is never a HOT update (state is in every partial index's predicate), so a finished
  * job's new row version gets an entry in every index whose predicate it meets: jobs_succeeded,
@@ -1350,6 +1358,7 @@ static int (*const pg_migrations[ASPEN_STORE_SCHEMA_VERSION - 4])(struct pg_stor
     pg_migrate_v12,
     pg_migrate_v13,
     pg_migrate_v14,
+    pg_migrate_v15,
 };
 
 static int create_schema(struct pg_store *s, aspen_store_error *err)

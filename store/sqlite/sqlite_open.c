@@ -456,15 +456,21 @@ static int migrate_v12(struct sqlite_store *s, aspen_store_error *err)
  * the oldest, so its WHEN — one seek to the table's right edge — is almost always false), and
  * SQ_JOB_NEXT_ID gives a new job one past that note while no larger id exists. PostgreSQL's
  * sequences never reuse a number: its version 13 has nothing to do. */
+/* The trigger (as version 15 made it). settings.value is TEXT, so the noted id arrives there as
+ * text, and SQLite orders every text after every number: version 13's max(CAST(value AS
+ * INTEGER), excluded.value) took the text, so a later note of a lower id (the newest remaining job
+ * deleted after the newest one: a purge of one state after another) lowered the floor, and the
+ * next submits took deleted jobs' ids again. Both sides are integers now. */
+#define SQ_JOB_ID_FLOOR_TRIGGER                                                                   \
+    "CREATE TRIGGER IF NOT EXISTS jobs_id_floor AFTER DELETE ON jobs"                             \
+    " WHEN OLD.id > coalesce((SELECT max(id) FROM jobs), 0)"                                      \
+    " BEGIN INSERT INTO settings (key, value) VALUES (" SQ_JOB_ID_FLOOR_KEY ", OLD.id)"           \
+    " ON CONFLICT (key) DO UPDATE"                                                                \
+    " SET value = max(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER)); END;"
+
 static int migrate_v13(struct sqlite_store *s, aspen_store_error *err)
 {
-    int rc = sqlite3_exec(s->db,
-                          "CREATE TRIGGER IF NOT EXISTS jobs_id_floor AFTER DELETE ON jobs"
-                          " WHEN OLD.id > coalesce((SELECT max(id) FROM jobs), 0)"
-                          " BEGIN INSERT INTO settings (key, value) VALUES (" SQ_JOB_ID_FLOOR_KEY
-                          ", OLD.id) ON CONFLICT (key) DO UPDATE"
-                          " SET value = max(CAST(value AS INTEGER), excluded.value); END;",
-                          NULL, NULL, NULL);
+    int rc = sqlite3_exec(s->db, SQ_JOB_ID_FLOOR_TRIGGER, NULL, NULL, NULL);
     if (rc != SQLITE_OK)
         return store_sqlite_err(s, err, rc, "keeping job ids unique (version 13)");
     return 0;
@@ -484,6 +490,27 @@ static int migrate_v13(struct sqlite_store *s, aspen_store_error *err)
  *   Every unfinished job sorts at -1, by id: the reader takes those from jobs_unfinished (id),
  *   whose columns no start writes, so a job costs it one insert at submit and one delete at its
  *   finish. A retry (back to queued, finished_at NULL again) moves the job back. */
+/* Version 15: version 13's trigger replaced by one that compares integers (SQ_JOB_ID_FLOOR_TRIGGER
+ * says why), and a floor it lowered raised again to the highest id anything still names: a
+ * schedule's run (`aspen cron runs`) or a rerun's origin. Ids deleted with nothing left naming
+ * them may have been handed out again before this; from here on none is. */
+static int migrate_v15(struct sqlite_store *s, aspen_store_error *err)
+{
+    int rc = sqlite3_exec(
+        s->db,
+        "DROP TRIGGER IF EXISTS jobs_id_floor;" SQ_JOB_ID_FLOOR_TRIGGER
+        "INSERT INTO settings (key, value) SELECT " SQ_JOB_ID_FLOOR_KEY ", m FROM"
+        " (SELECT max(coalesce((SELECT max(job) FROM schedule_runs), 0),"
+        "  coalesce((SELECT max(rerun_of) FROM jobs), 0)) AS m)"
+        " WHERE m > coalesce((SELECT max(id) FROM jobs), 0)"
+        " ON CONFLICT (key) DO UPDATE"
+        " SET value = max(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER));",
+        NULL, NULL, NULL);
+    if (rc != SQLITE_OK)
+        return store_sqlite_err(s, err, rc, "keeping job ids unique after a purge (version 15)");
+    return 0;
+}
+
 static int migrate_v14(struct sqlite_store *s, aspen_store_error *err)
 {
     int rc = sqlite3_exec(s->db,
@@ -520,6 +547,7 @@ static int (*const migrations[ASPEN_STORE_SCHEMA_VERSION])(struct sqlite_store *
     migrate_v12,
     migrate_v13,
     migrate_v14,
+    migrate_v15,
 };
 
 const char *store_stmt_sql(enum stmt_id id) { return stmt_sql[id]; }

@@ -384,6 +384,18 @@ static void test_ids_never_reused(void **state)
     assert_int_equal(aspen_store_delete(s, g, &e), 0);
     int64_t k = cancelled_job(s, T0 + 6000);
     assert_int_equal(k, h + 1);
+    /* the newest deleted first, then the newest that remained (a purge of one state, then of
+     * another: trial 10 saw ids 12-14 handed out again): a lower note must not lower the floor */
+    int64_t lower = cancelled_job(s, T0 + 7000);
+    int64_t top = cancelled_job(s, T0 + 7000);
+    assert_true(top > lower);
+    assert_int_equal(aspen_store_delete(s, top, &e), 0);
+    for (int64_t id = 1; id < top; id++)
+        (void)aspen_store_delete(s, id, &e); /* every job left, the lower newest among them */
+    int64_t after = cancelled_job(s, T0 + 8000);
+    if (after <= top)
+        fail_msg("job id %lld handed out again (the highest deleted was %lld)", (long long)after,
+                 (long long)top);
     (void)a;
     assert_int_equal(aspen_store_check(s, &e), 0);
 }

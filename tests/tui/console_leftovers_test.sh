@@ -130,6 +130,14 @@ check_question() { # SIZE [KEY QUESTION]: d (Delete job) unless another key and 
     local key=${2:-d} question=${3:-Delete job}
     keys g
     wait_for " 1/[0-9]+( |$)"
+    # the counter moves at once, the top rows land with their fetch: a key before them has no
+    # row to act on (seen under load: d asked nothing)
+    local i
+    for ((i = 0; i < 300; i++)); do
+        T capture-pane -p -e -t c | grep -a $'^\e\\[1;7m' | sed 's/\x1b\[[0-9;]*m//g' |
+            grep -Eq '^ *[0-9]+ ' && break
+        sleep 0.05
+    done
     keys "$key"
     wait_for "$question"
     local scr

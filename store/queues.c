@@ -426,7 +426,7 @@ static int held_err(const char *name, const aspen_store_queue_held *h, const cha
     if (all)
         snprintf(what_jobs, sizeof what_jobs,
                  "Jobs cannot move to another queue: let them run (a worker serving %s), or "
-                 "cancel them (aspen jobs --filter 'queue:%s queued,scheduled,running'%s lists "
+                 "cancel them (aspen jobs --filter 'queue:%s state:queued,scheduled,running'%s lists "
                  "them; aspen cancel ID%s)",
                  name, name, cmd, cmd);
     if (h->schedules > 0)

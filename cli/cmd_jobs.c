@@ -1279,11 +1279,77 @@ static int id_command(int argc, char **argv, const char *usage, int64_t *id, con
     return rc ? rc : cli_id_arg(argv[optind], id, usage);
 }
 
+/* aspen cancel --filter F: every unfinished job the filter matches, in one transaction. */
+static int cancel_filter(const char *filter, const char *db)
+{
+    aspen_store_filter f;
+    char buf[2048];
+    aspen_store_error se = {0};
+    if (!*filter) {
+        cli_error("--filter is empty: give the jobs to cancel (e.g. --filter 'queue:slow', "
+                  "'state:scheduled tag:nightly'); every unfinished job would be --filter "
+                  "'state:queued,scheduled,running'");
+        return 2;
+    }
+    if (aspen_store_filter_parse(filter, &f, buf, sizeof buf, &se) != 0) {
+        cli_error("%s", se.msg);
+        return 2;
+    }
+    aspen_engine *eng;
+    if (cli_open_engine(db, 0, &eng))
+        return 1;
+    aspen_engine_error err = {0};
+    int64_t cancelled = 0, requested = 0;
+    int rc = aspen_engine_cancel_matching(eng, &f, &cancelled, &requested, &err);
+    aspen_engine_close(eng);
+    if (rc) {
+        cli_error("%s", err.msg);
+        return 1;
+    }
+    if (!cancelled && !requested)
+        printf("no unfinished job matches %s: nothing cancelled\n", filter);
+    else if (!requested)
+        printf("cancelled %lld job%s\n", (long long)cancelled, cancelled == 1 ? "" : "s");
+    else
+        printf("cancelled %lld job%s; %lld running: cancel requested (their workers stop them)\n",
+               (long long)cancelled, cancelled == 1 ? "" : "s", (long long)requested);
+    return 0;
+}
+
 int cmd_cancel(int argc, char **argv)
 {
+    /* --filter F (anywhere, or --filter=F): the bulk form */
+    const char *filter = NULL, *fdb = NULL;
+    bool other = false;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--filter") == 0 && i + 1 < argc)
+            filter = argv[++i];
+        else if (strncmp(argv[i], "--filter=", 9) == 0)
+            filter = argv[i] + 9;
+        else if (strcmp(argv[i], "--db") == 0 && i + 1 < argc)
+            fdb = argv[++i];
+        else if (strncmp(argv[i], "--db=", 5) == 0)
+            fdb = argv[i] + 5;
+        else if (strcmp(argv[i], "--filter") == 0) {
+            cli_error("--filter needs a value: aspen cancel --filter 'queue:slow state:scheduled'");
+            return 2;
+        } else if (strcmp(argv[i], "--create") == 0)
+            cli_create = true;
+        else
+            other = true;
+    }
+    if (filter && other) {
+        cli_error("aspen cancel takes a job ID or --filter F, not both (nor other arguments)");
+        cli_usage_line("aspen cancel ID | aspen cancel --filter F [--db PATH]");
+        return 2;
+    }
+    if (filter)
+        return cancel_filter(filter, fdb);
     int64_t id;
     const char *db;
-    int rc = id_command(argc, argv, "aspen cancel ID [--db PATH]", &id, &db);
+    int rc = id_command(argc, argv, "aspen cancel ID [--db PATH]\n       aspen cancel --filter F "
+                        "[--db PATH]   every unfinished job F matches (the filter syntax of aspen "
+                        "jobs)", &id, &db);
     if (rc)
         return rc < 0 ? 0 : rc;
     aspen_engine *eng;

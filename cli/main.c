@@ -19,7 +19,7 @@ static const struct {
     {"jobs", cmd_jobs, "list jobs: aspen jobs [--state S] [--filter F] [--json]"},
     {"show", cmd_show, "one job with its attempts: aspen show ID [--json]"},
     {"logs", cmd_logs, "a job's log lines: aspen logs ID [--follow] [--json]"},
-    {"cancel", cmd_cancel, "cancel a queued job, or stop a running one: aspen cancel ID"},
+    {"cancel", cmd_cancel, "cancel a queued job, or stop a running one: aspen cancel ID | --filter F"},
     {"rerun", cmd_rerun, "run a job again as a new job: aspen rerun ID"},
     {"retry", cmd_retry, "failed jobs back to the queue: aspen retry ID | --failed [--filter F]"},
     {"priority", cmd_priority, "a waiting job's new priority: aspen priority ID N"},

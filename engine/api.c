@@ -653,6 +653,25 @@ int aspen_engine_retry_failed(aspen_engine *eng, const aspen_store_filter *filte
     return 0;
 }
 
+int aspen_engine_cancel_matching(aspen_engine *eng, const aspen_store_filter *filter,
+                                 int64_t *cancelled, int64_t *requested, aspen_engine_error *err)
+{
+    aspen_store_error se = {0};
+    int64_t c = 0, r = 0;
+    pthread_mutex_lock(&eng->api_mu);
+    int rc = aspen_store_cancel_matching(eng->api_store, filter, aspen_store_now_ms(), &c, &r, &se);
+    pthread_mutex_unlock(&eng->api_mu);
+    if (rc)
+        return eng_store_err(err, &se, NULL);
+    if (cancelled)
+        *cancelled = c;
+    if (requested)
+        *requested = r;
+    if (r)
+        eng_wake(eng); /* the dispatcher's next look at cancel requests stops ours */
+    return 0;
+}
+
 int aspen_engine_unique_key(aspen_engine *eng, int64_t id, char **key, aspen_engine_error *err)
 {
     aspen_store_error se = {0};

@@ -222,6 +222,12 @@ int aspen_engine_run_now(aspen_engine *eng, int64_t id, aspen_engine_error *err)
  * be NULL) says how many. The filter's limit and offset are ignored. */
 int aspen_engine_retry_failed(aspen_engine *eng, const aspen_store_filter *filter,
                               int64_t *retried, aspen_engine_error *err);
+/* Every job matching filter (NULL: all) that is not finished, in one transaction: queued and
+ * scheduled ones cancelled, running ones asked to stop (their engines stop them within
+ * cancel_poll_ms). *cancelled and *requested (either may be NULL) say how many of each. The
+ * filter's limit and offset are ignored. */
+int aspen_engine_cancel_matching(aspen_engine *eng, const aspen_store_filter *filter,
+                                 int64_t *cancelled, int64_t *requested, aspen_engine_error *err);
 /* Deletes a finished job (succeeded, failed, cancelled) with its attempts and logs: ESTATE for a
  * queued, scheduled or running one (cancel it first). */
 int aspen_engine_delete(aspen_engine *eng, int64_t id, aspen_engine_error *err);

@@ -385,6 +385,35 @@ static void test_store_messages_name_the_db(void **state)
     assert_int_equal(system(mk), 0);
 }
 
+/* aspen cancel --filter: every unfinished job a filter matches, in one transaction — what a queue
+ * needs before aspen queue rm (trial 10: there was only cancel ID, one job at a time). */
+static void test_cancel_filter(void **state)
+{
+    (void)state;
+    const char *A = ASPEN_BIN;
+    expect(run("'%s' submit --type echo --queue slow --create-queue --count 3 --delay 1h --db '%s'"
+               " --create 2>&1",
+               A, g_db),
+           0, "3");
+    expect(run("'%s' submit --type echo --delay 1h --db '%s' 2>&1", A, g_db), 0, "4");
+    expect(run("'%s' cancel --filter 'queue:slow' --db '%s' 2>&1", A, g_db), 0, "cancelled 3 jobs");
+    /* the other queue's job is untouched, and the queue can go now */
+    expect(run("'%s' jobs --filter 'state:scheduled' --db '%s' 2>&1 | grep -c echo", A, g_db), 0,
+           "1");
+    expect(run("'%s' cancel --filter 'queue:slow' --db '%s' 2>&1", A, g_db), 0,
+           "no unfinished job matches queue:slow: nothing cancelled");
+    expect(run("'%s' queue rm slow --db '%s' 2>&1", A, g_db), 0, NULL);
+    /* mistakes say what to do and change nothing */
+    expect(run("'%s' cancel 4 --filter 'queue:default' --db '%s' 2>&1", A, g_db), 2,
+           "a job ID or --filter F, not both");
+    expect(run("'%s' cancel --filter 'bogus:1' --db '%s' 2>&1", A, g_db), 2,
+           "unknown filter key 'bogus'");
+    expect(run("'%s' cancel --filter '' --db '%s' 2>&1", A, g_db), 2, "--filter is empty");
+    expect(run("'%s' cancel --db '%s' --filter 2>&1", A, g_db), 2, "--filter needs a value");
+    expect(run("'%s' jobs --filter 'state:scheduled' --db '%s' 2>&1 | grep -c echo", A, g_db), 0,
+           "1");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -392,6 +421,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_queue_rm, setup, teardown),
         cmocka_unit_test_setup_teardown(test_demo_queue_and_schedule, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_messages_name_the_db, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cancel_filter, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

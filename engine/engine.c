@@ -1036,7 +1036,12 @@ static void *dispatcher_main(void *arg)
      * good renewal (they were dead before the outage), giving those the same outage cut off
      * time to renew and keep their jobs. */
     bool renew_failing = false;
-    int64_t grace_until = 0, grace_gap = 0;
+    /* good_before: the last good renewal before the renewals began to fail. The gap is measured
+     * from it, not from lease_renewed_mono when they succeed again: the store thread's own
+     * renewal after the reconnect (renew_if_stale, before its first group commit) may have moved
+     * that to just now, and a gap of almost nothing let this engine recover an engine cut off by
+     * the same outage (test_engine_outage's shared outage: 2 attempts, the first "recovered"). */
+    int64_t grace_until = 0, grace_gap = 0, good_before = 0;
 
     while (!atomic_load(&eng->stopping)) {
         now = eng_mono_ms();
@@ -1056,15 +1061,18 @@ static void *dispatcher_main(void *arg)
             bool back_again = rc == 0 || (rc == ASPEN_STORE_ELEASE && lease_lost(eng, se.msg));
             if (back_again) {
                 int64_t back = eng_mono_ms();
+                int64_t from = renew_failing && good_before < last ? good_before : last;
                 if (renew_failing || rc != 0 || back - last >= c->lease_ms) {
                     grace_until = back + c->lease_ms;
-                    grace_gap = back - last;
+                    grace_gap = back - from;
                 }
                 renew_failing = false;
                 if (rc == 0 && sent > atomic_load(&eng->lease_renewed_mono))
                     atomic_store(&eng->lease_renewed_mono, sent);
                 eng_outage_over(eng);
             } else {
+                if (!renew_failing)
+                    good_before = last;
                 renew_failing = true;
             }
             if (rc && rc != ASPEN_STORE_ELEASE &&

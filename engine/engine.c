@@ -131,7 +131,7 @@ static void sleep_ms(int ms)
     }
 }
 
-static void abs_deadline(struct timespec *ts, int ms)
+void eng_abs_deadline(struct timespec *ts, int ms)
 {
     clock_gettime(CLOCK_MONOTONIC, ts);
     ts->tv_sec += ms / 1000;
@@ -1113,7 +1113,7 @@ static void *dispatcher_main(void *arg)
         int64_t wait = next - eng_mono_ms();
         if (wait > 0) {
             struct timespec ts;
-            abs_deadline(&ts, (int)wait);
+            eng_abs_deadline(&ts, (int)wait);
             pthread_mutex_lock(&eng->h_mu);
             while (!atomic_load(&eng->stopping))
                 if (pthread_cond_timedwait(&eng->h_cond, &eng->h_mu, &ts) == ETIMEDOUT)
@@ -1618,7 +1618,7 @@ static void *claimer_main(void *arg)
             continue; /* a claim that got jobs may be followed by more at once */
         bool busy = atomic_load(&eng->running_jobs) > 0 || atomic_load(&eng->q_ready) > 0;
         struct timespec ts;
-        abs_deadline(&ts, busy ? eng->cfg.commit_busy_ms : eng->cfg.idle_poll_ms);
+        eng_abs_deadline(&ts, busy ? eng->cfg.commit_busy_ms : eng->cfg.idle_poll_ms);
         pthread_mutex_lock(&eng->c_mu);
         while (!atomic_load(&eng->c_kick) && !atomic_load(&eng->stopping))
             if (pthread_cond_timedwait(&eng->c_cond, &eng->c_mu, &ts) == ETIMEDOUT)
@@ -1689,7 +1689,7 @@ static void *committer_main(void *arg)
             struct timespec ts;
             int64_t left = retry_at - eng_mono_ms();
             if (left > 0 && !eng->d_stop) {
-                abs_deadline(&ts, (int)left);
+                eng_abs_deadline(&ts, (int)left);
                 while (!eng->d_stop)
                     if (pthread_cond_timedwait(&eng->d_cond, &eng->d_mu, &ts) == ETIMEDOUT)
                         break;
@@ -1698,7 +1698,7 @@ static void *committer_main(void *arg)
             /* Wait for completions, starts, a low queue, or the idle poll. */
             if (!eng->d_head && !eng->n_starts && !pending && !eng->d_stop && !eng->prune_req) {
                 struct timespec ts;
-                abs_deadline(&ts, eng->cfg.idle_poll_ms);
+                eng_abs_deadline(&ts, eng->cfg.idle_poll_ms);
                 while (!eng->d_head && !eng->n_starts && !eng->d_stop &&
                        !atomic_load(&eng->need_claim) && !eng->prune_req)
                     if (pthread_cond_timedwait(&eng->d_cond, &eng->d_mu, &ts) == ETIMEDOUT)
@@ -1760,7 +1760,7 @@ static void *committer_main(void *arg)
                 if (held && topup_at - t < left)
                     left = topup_at - t > 0 ? topup_at - t : 1;
                 struct timespec ts;
-                abs_deadline(&ts, (int)left);
+                eng_abs_deadline(&ts, (int)left);
                 /* timed out: the loop's top decides between closing and holding the group */
                 (void)pthread_cond_timedwait(&eng->d_cond, &eng->d_mu, &ts);
             }

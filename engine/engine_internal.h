@@ -336,6 +336,9 @@ void eng_job_started(aspen_engine *eng, struct eng_job *j, int64_t started_ms);
 /* Raises the calling thread's priority boost steps above the process's (Linux: nice per thread),
  * where that is allowed (root or CAP_SYS_NICE); otherwise it stays as it is. */
 void eng_thread_nice_boost(int boost);
+/* ts = now + ms on CLOCK_MONOTONIC, for pthread_cond_timedwait on the engine's condition
+ * variables (all made on that clock). */
+void eng_abs_deadline(struct timespec *ts, int ms);
 
 /* The prefetch (engine.c): jobs to hold beyond the idle workers at a start rate of rate_per_ms,
  * when the store thread's recent groups took busy_ms: what the workers start in 25 ms, or in

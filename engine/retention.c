@@ -38,7 +38,6 @@
 #include <poll.h>
 #include <sched.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -53,7 +52,7 @@
 #define PRUNE_BUDGET_MS 6
 /* The same run by the store thread itself (SQLite): while it runs a batch it claims nothing, and
  * a claim wanted meanwhile waits for the deletes' commit, which the bound counts (the store
- * estimates it from the dirty pages): about 1 ms keeps that under the queue's own group commits'
+ * estimates it from the jobs deleted so far, sqlite_prune.c): about 1 ms keeps that under the queue's own group commits'
  * spread (claim p99 1-5 ms without a pruner here). */
 #define PRUNE_TARGET_STORE_MS 1
 #define PRUNE_BUDGET_STORE_MS 2
@@ -135,8 +134,7 @@ static int store_thread_batch(aspen_engine *eng, aspen_store_state state, int64_
     struct timespec ts;
     pthread_mutex_lock(&eng->d_mu);
     while (eng->prune_req && !atomic_load(&eng->stopping)) {
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        ts.tv_sec += 1;
+        eng_abs_deadline(&ts, 1000);
         pthread_cond_timedwait(&eng->prune_done, &eng->d_mu, &ts);
     }
     if (!atomic_load(&eng->stopping)) {
@@ -148,8 +146,7 @@ static int store_thread_batch(aspen_engine *eng, aspen_store_state state, int64_
             eng->prune_req = NULL;
             break;
         }
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        ts.tv_sec += 1; /* eng_pruner_stop broadcasts; this only bounds a missed wake */
+        eng_abs_deadline(&ts, 1000); /* eng_pruner_stop broadcasts; this bounds a missed wake */
         pthread_cond_timedwait(&eng->prune_done, &eng->d_mu, &ts);
     }
     pthread_mutex_unlock(&eng->d_mu);

@@ -109,7 +109,6 @@ static int delete_one(struct sqlite_store *s, struct deleter *d, int64_t id, int
  * batch after it to a few jobs for nothing. */
 #define PRUNE_COMMIT_US_PER_JOB_FIRST 50.0
 
-
 static int64_t commit_estimate_us(const struct sqlite_store *s, int64_t jobs)
 {
     double per = s->prune_commit_us_per_job > 0 ? s->prune_commit_us_per_job
@@ -118,9 +117,10 @@ static int64_t commit_estimate_us(const struct sqlite_store *s, int64_t jobs)
 }
 
 /* Deletes the finished jobs among ids; with deadline_us > 0 it stops once the monotonic clock
- * plus the estimated commit (commit_estimate_us) passes it, as soon as another connection of this process waits for the write lock (a claim or a
- * submit: sqlite_busy.c), or when the handle's prune_yield says its thread has other work (the
- * engine's store thread running the batch itself), and *cut then says so. At least one job goes first, so a bound shorter than one
+ * plus the estimated commit (commit_estimate_us) passes it, as soon as another connection of this
+ * process waits for the write lock (a claim or a submit: sqlite_busy.c), or when the handle's
+ * prune_yield says its thread has other work (the engine's store thread running the batch
+ * itself), and *cut then says so. At least one job goes first, so a bound shorter than one
  * job's delete, or a waiter always there, still makes progress. */
 static int delete_ids(struct sqlite_store *s, const int64_t *ids, size_t n, int known,
                       int64_t deadline_us, int64_t *deleted, bool *cut, const char *what,

@@ -192,6 +192,9 @@ bool cli_spec_in_vm(const aspen_engine_job_spec *spec);
 int cli_guest_with_in_process_type(const aspen_engine_job_spec *spec, const char *guest_word);
 /* cli_parse_id, then on an error the usage line: 0 or 2 (the exit status of a usage error). */
 int cli_id_arg(const char *s, int64_t *id, const char *usage);
+/* A --filter's text into f (its strings in buf, cap bytes): 0, or 2 (a usage error's exit status)
+ * after the store's message saying what is wrong with it. */
+int cli_filter_arg(const char *text, aspen_store_filter *f, char *buf, size_t cap);
 /* The positional arguments argv[first..argc): min to max of them (max < 0: any number), what
  * naming them ("a job ID"). 0, or 2 after one `error:` line saying what is missing or extra and
  * the usage line (the first line of usage). Every command's wording for a wrong argument count. */

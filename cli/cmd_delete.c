@@ -135,11 +135,8 @@ int cmd_delete(int argc, char **argv)
     aspen_store_filter f;
     char buf[4096];
     if (filter) {
-        aspen_store_error se = {0};
-        if (aspen_store_filter_parse(filter, &f, buf, sizeof buf, &se) != 0) {
-            cli_error("%s", se.msg);
+        if (cli_filter_arg(filter, &f, buf, sizeof buf))
             return 2;
-        }
     } else {
         ids = calloc(n_args, sizeof *ids);
         if (!ids) {

@@ -676,10 +676,8 @@ int cmd_jobs(int argc, char **argv)
              state ? "state:" : "", state ? state : "");
     aspen_store_filter f;
     aspen_store_error se = {0};
-    if (aspen_store_filter_parse(text, &f, buf, sizeof buf, &se) != 0) {
-        cli_error("%s", se.msg);
+    if (cli_filter_arg(text, &f, buf, sizeof buf))
         return 2;
-    }
     f.limit = limit;
     if (sort && aspen_store_sort_parse(sort, &f.sort, &f.sort_desc, &se) != 0) {
         cli_error("--sort: %s", se.msg);
@@ -1284,17 +1282,14 @@ static int cancel_filter(const char *filter, const char *db)
 {
     aspen_store_filter f;
     char buf[2048];
-    aspen_store_error se = {0};
     if (!*filter) {
         cli_error("--filter is empty: give the jobs to cancel (e.g. --filter 'queue:slow', "
                   "'state:scheduled tag:nightly'); every unfinished job would be --filter "
                   "'state:queued,scheduled,running'");
         return 2;
     }
-    if (aspen_store_filter_parse(filter, &f, buf, sizeof buf, &se) != 0) {
-        cli_error("%s", se.msg);
+    if (cli_filter_arg(filter, &f, buf, sizeof buf))
         return 2;
-    }
     aspen_engine *eng;
     if (cli_open_engine(db, 0, &eng))
         return 1;
@@ -1454,13 +1449,8 @@ int cmd_retry(int argc, char **argv)
         return urc;
     aspen_store_filter f;
     char buf[2048];
-    if (all) {
-        aspen_store_error se = {0};
-        if (aspen_store_filter_parse(filter ? filter : "", &f, buf, sizeof buf, &se) != 0) {
-            cli_error("%s", se.msg);
-            return 2;
-        }
-    }
+    if (all && cli_filter_arg(filter ? filter : "", &f, buf, sizeof buf))
+        return 2;
     aspen_engine *eng;
     if (cli_open_engine(db, 0, &eng))
         return 1;

@@ -277,6 +277,15 @@ int cli_id_arg(const char *s, int64_t *id, const char *usage)
     return 2;
 }
 
+int cli_filter_arg(const char *text, aspen_store_filter *f, char *buf, size_t cap)
+{
+    aspen_store_error se = {0};
+    if (aspen_store_filter_parse(text, f, buf, cap, &se) == 0)
+        return 0;
+    cli_error("%s", se.msg);
+    return 2;
+}
+
 void cli_usage_line(const char *usage)
 {
     /* usage may be a whole help text: its first line is the hint */

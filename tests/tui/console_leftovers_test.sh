@@ -28,7 +28,10 @@ need_kvm_and_tmux
 
 # the last job row on screen: "ID STATE" (80 columns: ID, GUEST "type:T" for an in-process job,
 # STATE, ...)
-last_row() { screen | grep -E '^ +[0-9]+ +(type:[a-z]+|-) +[a-z]+ ' | tail -1 | awk '{print $1, $3}'; }
+# (a row not loaded yet is drawn "  ..." and reads as empty: the last job row above it is not the
+# table's last row)
+row_of() { grep -E '^ +[0-9]+ +(type:[a-z]+|-) +[a-z]+ |^ +\.\.\. *$' | tail -1 | awk '$1 != "..." {print $1, $3}'; }
+last_row() { screen | row_of; }
 # wait_joined TEXT [SECONDS]: the screen's lines joined by blanks hold TEXT (a message wrapped at
 # 80 columns, a path on a line of its own)
 wait_joined() {
@@ -73,8 +76,8 @@ wait_for " 1300/1300( |$)"
 rounds=0
 for ((i = 0; i < 400 && rounds < 6; i++)); do
     kill -0 "$WORKER" 2>/dev/null || break
-    row=$(last_row)
     scr=$(screen)
+    row=$(row_of <<<"$scr")
     grep -Eq ' 1300/1300( |$)' <<<"$scr" || fail "the counter is not 1300/1300 after G while jobs finish"
     read -r id state <<<"$row"
     # the rows of the page G moved to may still be loading (placeholders) in this frame: look
@@ -90,7 +93,8 @@ for ((i = 0; i < 400 && rounds < 6; i++)); do
             "$ASPEN" jobs --db "$DB" --filter "id:$after" | grep -Eq "^$after +(queued|running)" &&
             fail "G's row is job $id ($state) while job $after is not finished yet"
     else
-        [ "$id" -le "$after" ] || fail "G's row is job $id but job $after was not finished after it"
+        [ "$id" -le "$after" ] || { echo "---- the screen read ----" >&2; echo "$scr" >&2
+            fail "G's row is job $id but job $after was not finished after it"; }
         rounds=$((rounds + 1))
     fi
     sleep 0.5

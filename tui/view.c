@@ -382,8 +382,12 @@ void tui_choice_refusal(const char *what, const char *given, const char *const *
 
 bool tui_filter_states_only(const aspen_store_filter *f)
 {
+    /* every term of the filter language that selects jobs other than by state is named here:
+     * one left out (queue: was) made the jobs pane total the whole database's state counts for
+     * it ("1/24" over 14 matches, and G on placeholder rows past the last job) and never count
+     * its matches (start_count skips a filter of states only) */
     return !f->type && !f->binary_name && !f->tag && f->n_fields == 0 && f->id == 0 &&
-           f->rerun_of == 0;
+           f->rerun_of == 0 && !f->queue;
 }
 
 void tui_scroll(long *cursor, long *top, long n, long height)

@@ -108,7 +108,8 @@ int tui_export_jsonl(aspen_engine *eng, const char *filter_text, const char *pat
  * "WHAT needed (LABEL: ...)". GIVEN is quoted at most 40 bytes. */
 void tui_choice_refusal(const char *what, const char *given, const char *const *names, size_t n,
                         const char *label, const char *sep, char *out, size_t cap);
-/* True when the filter selects by state only (then counts by state give the total). */
+/* True when the filter selects by state only (then counts by state give the total): no type,
+ * guest, tag, payload field, id, rerun-of or queue term. */
 bool tui_filter_states_only(const aspen_store_filter *f);
 
 /* The read-only store handle a pane reads through on the thread pool, opened when *st is NULL: 0

@@ -221,6 +221,20 @@ static void test_filter_parse(void **st)
     assert_int_equal(tui_filter_parse("bogus:1", &f, buf, sizeof buf, msg, sizeof msg), -1);
     assert_non_null(strstr(msg, "bogus"));
     assert_int_equal(tui_filter_parse("state:nope", &f, buf, sizeof buf, msg, sizeof msg), -1);
+    /* every term that selects other than by state makes the filter more than states: its total
+     * is counted, not taken from the whole database's state counts (queue:a gave 1/24 over 14
+     * jobs); state: and order: alone stay states only */
+    static const char *const more[] = {"queue:a", "queue:a state:queued", "type:echo",
+                                       "guest:echo-worker", "tag:t", "payload.user:alice",
+                                       "id:4", "rerun-of:3"};
+    for (size_t i = 0; i < sizeof more / sizeof more[0]; i++) {
+        assert_int_equal(tui_filter_parse(more[i], &f, buf, sizeof buf, msg, sizeof msg), 0);
+        if (tui_filter_states_only(&f))
+            fail_msg("'%s' was taken for a filter of states only", more[i]);
+    }
+    assert_int_equal(tui_filter_parse("state:queued order:oldest", &f, buf, sizeof buf, msg,
+                                      sizeof msg), 0);
+    assert_true(tui_filter_states_only(&f));
 }
 
 static void test_scroll(void **st)

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# tests/tui/console_trial10_test.sh — what a new user's trial of issue 10 found in the console, at
+# 80x24 against a real database (checked with `aspen jobs` / `aspen queues`):
+#   - under a queue:NAME filter the position counter counts that queue's jobs (it said 1/24 over
+#     14: the whole database's state counts), and G lands on its last real job (not on "..."
+#     placeholder rows past it): enter there opens that job.
+#
+#   console_trial10_test.sh ASPEN_BINARY
+set -u
+
+ASPEN=${1:?usage: console_trial10_test.sh ASPEN_BINARY}
+TMP=$(mktemp -d /tmp/aspen-tui-trial10.XXXXXX)
+. "$(dirname "$0")/tmux_lib.sh"
+trap 'kill_servers; rm -rf "$TMP"' EXIT
+need_kvm_and_tmux
+
+DB=$TMP/t.db
+# jobs 1-5 and 20-24 in default, 6-19 (14 jobs) in queue a: a's jobs are neither the first nor
+# the last rows of the whole list
+"$ASPEN" submit --type sleep --payload '{"ms": 10}' --count 5 --db "$DB" --create >/dev/null || fail "submit 1-5"
+"$ASPEN" submit --type sleep --payload '{"ms": 10}' --count 14 --queue a --create-queue --db "$DB" >/dev/null ||
+    fail "submit 6-19 to a"
+"$ASPEN" submit --type sleep --payload '{"ms": 10}' --count 5 --db "$DB" >/dev/null || fail "submit 20-24"
+"$ASPEN" pause --db "$DB" >/dev/null || fail "pause" # nothing runs: the jobs stay queued
+
+# njobs FILTER: how many jobs aspen jobs lists for the filter
+njobs() { "$ASPEN" jobs --filter "$1" --all --json --db "$DB" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))'; }
+queues() { "$ASPEN" queues --json --db "$DB" | python3 -c 'import json,sys; print(" ".join(sorted(q["name"] for q in json.load(sys.stdin))))'; }
+
+launch t 80 24 "$DB" --workers 1
+wait_for "Aspen console"
+wait_for " 1/24 *$"
+
+echo "== queue:a: the counter and G"
+keys /
+type_text "queue:a"
+keys Enter
+wait_for "filter: queue:a"
+wait_for "^ +19 type:sleep +queued"
+wait_for " 1/14 *$" # the 14 jobs of queue a, not the 24 of the database
+screen | grep -q '^ *\.\.\. *$' && fail "placeholder rows under queue:a's 14 jobs"
+keys G
+wait_for " 14/14 *$"
+# the last row on screen is job 6, a's last, and it is the selected one (reverse video)
+last=$(screen | grep -E '^ +[0-9]+ type:sleep' | tail -1 | awk '{print $1}')
+[ "$last" = 6 ] || fail "the last row after G is job '$last', not job 6"
+screen | grep -q '^ *\.\.\. *$' && fail "G shows placeholder rows past queue a's last job"
+T capture-pane -e -p -t c | grep -F ' 6 type:sleep' | grep -qF $'\e[1;7m' ||
+    fail "job 6's row is not the selected one after G"
+keys Enter
+wait_for "Job 6 +queued"
+keys Escape
+wait_for " 14/14 *$"
+
+quit_and_check t
+echo "PASS: console_trial10_test"

@@ -945,6 +945,7 @@ enum {
     ACT_CORE,           /* job first_id's last core to path (core.c) */
     ACT_PRIORITY,       /* ids: priority = r->priority, or their own + r->delta when delta != 0 */
     ACT_RUN_NOW,        /* ids: each scheduled one queued now */
+    ACT_QUEUE_CHECK,    /* the form's queue: does it exist (else the nearest name, for a hint) */
 };
 
 #define FINAL_STATES                                                                               \
@@ -977,6 +978,10 @@ typedef struct act_req {
     int64_t first_id, last_id;
     char msg[1024];
     struct tui_seed *seed; /* ACT_GET_JOB: the job's values for the form */
+    /* ACT_QUEUE_CHECK: whether r->queue exists, else the nearest queue's name ("" none) */
+    bool queue_exists;
+    char near[ASPEN_STORE_QUEUE_NAME_MAX + 1];
+    uint64_t queue_gen; /* a->form_queue_gen when asked: a later look-up's answer counts only */
     /* ACT_EXPORT: rows written so far (the pool writes, the tick reads), the matches when known
      * (-1: not counted), the file's absolute path at the end, a stop asked at quit */
     _Atomic int64_t written;
@@ -984,6 +989,59 @@ typedef struct act_req {
     char where[1100];
     _Atomic bool stop;
 } act_req;
+
+/* A read-only store handle of its own for one action on the pool (the console's other handles
+ * each belong to one reader: the jobs count, the panes). 0, or -1 with msg said. */
+static int open_reader(const tui_app *a, aspen_store **st, char *msg, size_t cap)
+{
+    aspen_store_options so = {.read_only = true};
+    aspen_store_error se = {0};
+    *st = NULL;
+    if (aspen_store_open(aspen_engine_db_path(a->eng), &so, st, &se) != 0) {
+        snprintf(msg, cap, "cannot open the database to read it: %s", se.msg);
+        return -1;
+    }
+    return 0;
+}
+
+/* ACT_QUEUE_CHECK: whether the form's queue exists; when it does not, the nearest existing name
+ * (the store's "did you mean", as aspen submit's refusal of a --queue typo gives). */
+static int queue_check_work(act_req *r)
+{
+    aspen_store *st;
+    if (open_reader(r->a, &st, r->msg, sizeof r->msg) != 0)
+        return -1;
+    aspen_store_queue_info *qs = NULL;
+    size_t n = 0;
+    aspen_store_error se = {0};
+    int rc = aspen_store_queues(st, aspen_store_now_ms(), &qs, &n, &se);
+    aspen_store_close(st);
+    if (rc != 0) {
+        snprintf(r->msg, sizeof r->msg, "cannot list the queues: %s", se.msg);
+        return -1;
+    }
+    const char **names = calloc(n ? n : 1, sizeof *names);
+    if (!names) {
+        aspen_store_queues_free(qs);
+        snprintf(r->msg, sizeof r->msg, "out of memory listing the queues");
+        return -1;
+    }
+    r->queue_exists = strcmp(r->queue, "default") == 0; /* always there, listed or not */
+    for (size_t i = 0; i < n; i++) {
+        names[i] = qs[i].name;
+        r->queue_exists |= strcmp(qs[i].name, r->queue) == 0;
+    }
+    /* default is offered for a typo of it even on a database that lists no queue yet */
+    const char *near = r->queue_exists ? NULL : aspen_store_nearest(r->queue, strlen(r->queue),
+                                                                    names, n);
+    static const char *const dflt[] = {"default"};
+    if (!r->queue_exists && !near)
+        near = aspen_store_nearest(r->queue, strlen(r->queue), dflt, 1);
+    snprintf(r->near, sizeof r->near, "%s", near ? near : "");
+    free(names);
+    aspen_store_queues_free(qs);
+    return 0;
+}
 
 static void act_work(uv_work_t *w)
 {
@@ -1201,6 +1259,7 @@ static void act_work(uv_work_t *w)
         }
         break;
     }
+    case ACT_QUEUE_CHECK: r->rc = queue_check_work(r); break;
     case ACT_CORE:
         r->rc = tui_core_write(eng, r->first_id, r->path, r->msg, sizeof r->msg);
         break;
@@ -1252,6 +1311,7 @@ static void confirm_ask(tui_app *a, tui_confirm_kind kind, int64_t *ids, size_t 
 
 static bool run_action(tui_app *a, act_req *r);
 static void export_progress(tui_app *a);
+static void form_queue_checked(tui_app *a, const act_req *r);
 
 static void act_done(uv_work_t *w, int status)
 {
@@ -1348,6 +1408,7 @@ static void act_done(uv_work_t *w, int status)
                 r->ids = NULL; /* the question owns them */
             }
             break;
+        case ACT_QUEUE_CHECK: form_queue_checked(a, r); break;
         case ACT_CORE:
             tui_set_status(a, r->rc != 0, "%s", r->msg);
             break;
@@ -1877,6 +1938,9 @@ static void form_fill(tui_app *a, const tui_seed *s)
     tui_line_set(&a->f[TUI_F_QUEUE], s && s->have && s->queue[0] ? s->queue : "default");
     tui_line_set(&a->f[TUI_F_UNIQUE], ""); /* a copy is a new submit: no rule unless given */
     a->payload_touched = s && s->have;
+    a->form_queue_checked[0] = a->form_queue_near[0] = '\0'; /* looked up again at submit */
+    a->form_queue_missing = a->form_queue_checking = false;
+    a->form_queue_gen++; /* a look-up still under way was for the form before: dropped */
     form_focus(a, TUI_F_GUEST);
     form_check(a);
 }
@@ -2059,6 +2123,24 @@ static int form_memory(const tui_app *a, int64_t *bytes, aspen_engine_error *err
     return aspen_engine_memory_parse(m, bytes, err);
 }
 
+/* The queue name was looked up at the last submit and is not in the store: the next submit of
+ * that name creates it (the user was told, form_queue_note). */
+static bool form_queue_new(const tui_app *a, const char *qname)
+{
+    return a->form_queue_missing && strcmp(a->form_queue_checked, qname) == 0;
+}
+
+/* What the form says of a queue that does not exist: the nearest one, and that a second submit
+ * creates it (as aspen submit's --create-queue; never on the first, so a typo is seen). */
+static void form_queue_note(tui_app *a, const char *qname)
+{
+    char near[ASPEN_STORE_QUEUE_NAME_MAX + 32] = "";
+    if (a->form_queue_near[0])
+        snprintf(near, sizeof near, " (did you mean '%s'?)", a->form_queue_near);
+    snprintf(a->form_msg, sizeof a->form_msg, "no queue '%s'%s: ^S (or enter on [ Submit ]) "
+             "again creates it and submits; or fix the Queue field", qname, near);
+}
+
 static void form_check(tui_app *a)
 {
     /* why: the full reason, shown when one field is wrong; brief: the rule in a few words, when
@@ -2157,6 +2239,10 @@ static void form_check(tui_app *a)
         bool bare = digits && !t[digits + strspn(t + digits, " ")];
         char d[32];
         aspen_store_duration_format(tmo, d, sizeof d);
+        if (form_queue_new(a, qname)) {
+            form_queue_note(a, qname);
+            return;
+        }
         snprintf(a->form_msg, sizeof a->form_msg, "payload is valid JSON%s%s%s",
                  bare ? "; timeout " : "", bare ? d : "",
                  bare ? " (a bare number is milliseconds: 30s, 5m, 1h)" : "");
@@ -2240,6 +2326,26 @@ static void form_submit(tui_app *a)
     char qname[ASPEN_STORE_QUEUE_NAME_MAX + 1];
     const char *raw;
     form_queue_name(a, qname, sizeof qname, &raw);
+    if (a->form_queue_checking)
+        return; /* the look-up below is under way: its answer submits or says why not */
+    if (strcmp(qname, "default") != 0 && strcmp(qname, a->form_queue_checked) != 0) {
+        /* a queue other than default is looked up first, on the pool (the form stays open):
+         * a typo used to make a new queue silently, whose jobs no worker --queues served */
+        act_req *q = calloc(1, sizeof *q);
+        if (!q)
+            return;
+        q->kind = ACT_QUEUE_CHECK;
+        q->queue_gen = ++a->form_queue_gen;
+        snprintf(q->queue, sizeof q->queue, "%s", qname);
+        a->form_queue_checking = true;
+        snprintf(a->form_msg, sizeof a->form_msg, "looking up queue '%s'...", qname);
+        if (!run_action(a, q)) {
+            a->form_queue_checking = false;
+            snprintf(a->form_msg, sizeof a->form_msg, "could not look up queue '%s' (the "
+                     "console's thread pool refused the work): ^S to try again", qname);
+        }
+        return;
+    }
     act_req *r = calloc(1, sizeof *r);
     if (!r)
         return;
@@ -2280,6 +2386,41 @@ static void form_submit(tui_app *a)
     tui_show_pane(a, TUI_PANE_JOBS);
     tui_set_status(a, false, "submitting %d job%s...", r->count, r->count == 1 ? "" : "s");
     run_action(a, r);
+}
+
+/* The answer of the Queue field's look-up (ACT_QUEUE_CHECK). Only for the form still open on the
+ * same queue name: closed meanwhile, nothing is sent; the name edited, the next submit looks the
+ * new one up. A queue that exists is submitted to now; one that does not is said, with the
+ * nearest name, and a second submit creates it. */
+static void form_queue_checked(tui_app *a, const act_req *r)
+{
+    /* the answer to an older look-up (the form closed and opened again since, and a new one was
+     * asked): only the newest may submit, or one ^S would send twice */
+    if (r->queue_gen != a->form_queue_gen)
+        return;
+    a->form_queue_checking = false;
+    char qname[ASPEN_STORE_QUEUE_NAME_MAX + 1];
+    const char *raw;
+    form_queue_name(a, qname, sizeof qname, &raw);
+    if (a->mode != TUI_MODE_SUBMIT || strcmp(qname, r->queue) != 0) {
+        if (a->mode == TUI_MODE_SUBMIT)
+            form_check(a);
+        return;
+    }
+    if (r->rc) {
+        snprintf(a->form_msg, sizeof a->form_msg, "queue '%s': %s; nothing sent (^S tries "
+                 "again)", qname, r->msg);
+        a->form_ok = false;
+        return;
+    }
+    snprintf(a->form_queue_checked, sizeof a->form_queue_checked, "%s", qname);
+    snprintf(a->form_queue_near, sizeof a->form_queue_near, "%s", r->near);
+    a->form_queue_missing = !r->queue_exists;
+    if (r->queue_exists) {
+        form_submit(a);
+        return;
+    }
+    form_check(a); /* says so (form_queue_note), unless another field went bad meanwhile */
 }
 
 /* The next (dir 1) or previous (dir -1) guest left/right offers from sel: hidden ones skipped. */

@@ -230,6 +230,15 @@ typedef struct tui_app {
     bool form_ok;
     unsigned form_bad;  /* a bit per invalid field (1u << TUI_F_*): each is marked '!' */
     bool payload_touched;
+    /* The Queue field's name as last looked up in the store on a submit (every queue but
+     * default is): form_queue_missing when it was not there, and then the form says so, with a
+     * "did you mean" (form_queue_near), and only a second submit of the same name creates it —
+     * a typo never makes a queue silently, as aspen submit's --create-queue. form_queue_checking
+     * while the look-up runs on the pool (the form stays open and sends nothing meanwhile). */
+    char form_queue_checked[ASPEN_STORE_QUEUE_NAME_MAX + 1];
+    char form_queue_near[ASPEN_STORE_QUEUE_NAME_MAX + 1];
+    bool form_queue_missing, form_queue_checking;
+    uint64_t form_queue_gen; /* bumped by each look-up; an answer to an older one is dropped */
     /* What the Guest field's typed text means (form_find_guest): a path (it has a '/' or names an
      * existing file) is the guest itself, checked as typed (guest_why: why it is not one); text
      * that matches no guest or type offered is never the highlighted one (guest_nomatch). */

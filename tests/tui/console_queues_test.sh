@@ -5,7 +5,8 @@
 # while `p` elsewhere stays the global pause; `l` edits its limit on the command line (a bad
 # number is refused with the rule) and `r` its rate (a bad one refused with the store's reason),
 # and enter opens the jobs pane's filter line with queue:NAME;
-# the submit form's Queue field puts the job in that queue and refuses a bad name. Then at 80x24
+# the submit form's Queue field puts the job in that queue (a new one once sent twice) and refuses
+# a bad name. Then at 80x24
 # with 20,000 jobs in a queue: the columns fit, and pause, limit and rate still go through; a rate
 # with a long unknown unit is refused naming the unit whole; the last line shows the retention in
 # effect (the defaults, then what aspen retention set changed, within a read).
@@ -117,6 +118,11 @@ keys C-s
 wait_for "queue: queue name \"bad name\" is not valid"
 keys C-u
 type_text "forms"
+keys C-s
+# a queue that does not exist is said first (never made from a typo); sent again, it is made
+wait_for "no queue 'forms': "
+[ "$("$ASPEN" jobs --filter queue:forms --json --db "$DB" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')" = 0 ] ||
+    fail "the form's first submit into the new queue forms was sent"
 keys C-s
 wait_for "submitted job 5 "
 [ "$("$ASPEN" jobs --filter queue:forms --json --db "$DB" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')" = 1 ] ||

@@ -3,7 +3,10 @@
 # 80x24 against a real database (checked with `aspen jobs` / `aspen queues`):
 #   - under a queue:NAME filter the position counter counts that queue's jobs (it said 1/24 over
 #     14: the whole database's state counts), and G lands on its last real job (not on "..."
-#     placeholder rows past it): enter there opens that job.
+#     placeholder rows past it): enter there opens that job;
+#   - the submit form never makes a queue from a typo: "defualt" is answered with "no queue
+#     'defualt' (did you mean 'default'?)" and nothing is sent; a queue that exists is submitted
+#     to at once; a new name is created only by a second submit of the same name.
 #
 #   console_trial10_test.sh ASPEN_BINARY
 set -u
@@ -51,6 +54,39 @@ keys Enter
 wait_for "Job 6 +queued"
 keys Escape
 wait_for " 14/14 *$"
+
+echo "== the submit form: a typo of a queue is not created"
+before=$(njobs "")
+keys s
+wait_for "Submit a job"
+wait_for "Queue +default"
+keys Tab Tab Tab Tab Tab Tab Tab
+type_text "defualt"
+keys C-s
+wait_for "no queue 'defualt' \(did you mean 'default'\?\)"
+form_joined | grep -q "again creates it" || fail "the form does not say a second submit creates the queue: $(form_joined)"
+screen | grep -q "Submit a job" || fail "the form closed on a queue that does not exist"
+[ "$(njobs "")" = "$before" ] || fail "a job was submitted into the typo queue defualt"
+[ "$(queues)" = "a default" ] || fail "queues after the typo: $(queues)"
+# fixed to a queue that exists: submitted at once, into it
+keys C-u
+type_text "a"
+keys C-s
+wait_for "submitted job 25 "
+[ "$(njobs "queue:a id:25")" = 1 ] || fail "job 25 is not in queue a"
+[ "$(queues)" = "a default" ] || fail "queues after a submit to a: $(queues)"
+# a new name: said first, then the second submit of the same name creates it
+keys s
+wait_for "Submit a job"
+keys Tab Tab Tab Tab Tab Tab Tab
+type_text "brandnew"
+keys C-s
+wait_for "no queue 'brandnew': "
+[ "$(queues)" = "a default" ] || fail "brandnew was created by the first submit"
+keys C-s
+wait_for "submitted job 26 "
+[ "$(njobs "queue:brandnew")" = 1 ] || fail "job 26 is not in the new queue brandnew"
+[ "$(queues)" = "a brandnew default" ] || fail "queues after the second submit: $(queues)"
 
 quit_and_check t
 echo "PASS: console_trial10_test"

@@ -946,6 +946,8 @@ enum {
     ACT_PRIORITY,       /* ids: priority = r->priority, or their own + r->delta when delta != 0 */
     ACT_RUN_NOW,        /* ids: each scheduled one queued now */
     ACT_QUEUE_CHECK,    /* the form's queue: does it exist (else the nearest name, for a hint) */
+    ACT_CANCEL_COUNT,   /* X: how many unfinished jobs match filter_text, then the question */
+    ACT_CANCEL_MATCHING, /* yes to it: aspen_engine_cancel_matching over filter_text */
 };
 
 #define FINAL_STATES                                                                               \
@@ -982,6 +984,9 @@ typedef struct act_req {
     bool queue_exists;
     char near[ASPEN_STORE_QUEUE_NAME_MAX + 1];
     uint64_t queue_gen; /* a->form_queue_gen when asked: a later look-up's answer counts only */
+    /* ACT_CANCEL_COUNT: unfinished matches (running ones among them); ACT_CANCEL_MATCHING:
+     * cancelled and asked to stop */
+    int64_t n_live, n_running;
     /* ACT_EXPORT: rows written so far (the pool writes, the tick reads), the matches when known
      * (-1: not counted), the file's absolute path at the end, a stop asked at quit */
     _Atomic int64_t written;
@@ -1040,6 +1045,38 @@ static int queue_check_work(act_req *r)
     snprintf(r->near, sizeof r->near, "%s", near ? near : "");
     free(names);
     aspen_store_queues_free(qs);
+    return 0;
+}
+
+#define LIVE_STATES                                                                                \
+    ((1u << ASPEN_STORE_QUEUED) | (1u << ASPEN_STORE_SCHEDULED) | (1u << ASPEN_STORE_RUNNING))
+
+/* ACT_CANCEL_COUNT: the unfinished jobs filter_text matches (what aspen_engine_cancel_matching
+ * would cancel now) and how many of them run, for the question. */
+static int cancel_count_work(act_req *r)
+{
+    aspen_store_filter f;
+    char buf[2048];
+    if (tui_filter_parse(r->filter_text, &f, buf, sizeof buf, r->msg, sizeof r->msg) != 0)
+        return -1;
+    unsigned live = (f.states ? f.states : ~0u) & LIVE_STATES;
+    if (!live)
+        return 0; /* the filter wants finished jobs only: none to cancel */
+    aspen_store *st;
+    if (open_reader(r->a, &st, r->msg, sizeof r->msg) != 0)
+        return -1;
+    aspen_store_error se = {0};
+    f.states = live;
+    int rc = aspen_store_count(st, &f, &r->n_live, &se);
+    if (rc == 0 && (live & (1u << ASPEN_STORE_RUNNING))) {
+        f.states = 1u << ASPEN_STORE_RUNNING;
+        rc = aspen_store_count(st, &f, &r->n_running, &se);
+    }
+    aspen_store_close(st);
+    if (rc != 0) {
+        snprintf(r->msg, sizeof r->msg, "cannot count the matching jobs: %s", se.msg);
+        return -1;
+    }
     return 0;
 }
 
@@ -1260,6 +1297,20 @@ static void act_work(uv_work_t *w)
         break;
     }
     case ACT_QUEUE_CHECK: r->rc = queue_check_work(r); break;
+    case ACT_CANCEL_COUNT: r->rc = cancel_count_work(r); break;
+    case ACT_CANCEL_MATCHING: {
+        aspen_store_filter f;
+        char buf[2048];
+        if (tui_filter_parse(r->filter_text, &f, buf, sizeof buf, r->msg, sizeof r->msg) != 0) {
+            r->rc = -1;
+            break;
+        }
+        if (aspen_engine_cancel_matching(eng, &f, &r->n_live, &r->n_running, &err) != 0) {
+            r->rc = -1;
+            snprintf(r->msg, sizeof r->msg, "%s", err.msg);
+        }
+        break;
+    }
     case ACT_CORE:
         r->rc = tui_core_write(eng, r->first_id, r->path, r->msg, sizeof r->msg);
         break;
@@ -1409,6 +1460,44 @@ static void act_done(uv_work_t *w, int status)
             }
             break;
         case ACT_QUEUE_CHECK: form_queue_checked(a, r); break;
+        case ACT_CANCEL_COUNT: {
+            const char *ft = r->filter_text;
+            if (r->rc)
+                tui_set_status(a, true, "cannot cancel: %s", r->msg);
+            else if (strcmp(ft, a->filter_text) != 0)
+                /* counted for a filter that is no longer the one shown: not asked over it */
+                tui_set_status(a, true, "the filter changed while the jobs were counted: press X "
+                               "again to cancel the jobs matching '%.300s'", a->filter_text);
+            else if (r->n_live == 0)
+                tui_set_status(a, false, "no unfinished job matches '%.300s': nothing to cancel",
+                               ft);
+            else if (a->mode == TUI_MODE_MAIN) {
+                char running[96] = "";
+                if (r->n_running)
+                    snprintf(running, sizeof running, " (%lld running: asked to stop)",
+                             (long long)r->n_running);
+                snprintf(a->confirm_filter, sizeof a->confirm_filter, "%s", ft);
+                confirm_ask(a, TUI_CONFIRM_CANCEL_MATCHING, NULL, 0,
+                            "Cancel %lld unfinished job%s matching '%.300s'%s?",
+                            (long long)r->n_live, r->n_live == 1 ? "" : "s", ft, running);
+            }
+            break;
+        }
+        case ACT_CANCEL_MATCHING:
+            if (r->rc)
+                tui_set_status(a, true, "cancel refused, nothing cancelled: %s", r->msg);
+            else if (!r->n_live && !r->n_running)
+                tui_set_status(a, false, "no unfinished job matched '%.300s' any more: nothing "
+                               "cancelled", r->filter_text);
+            else if (!r->n_running)
+                tui_set_status(a, false, "cancelled %lld job%s matching '%.300s'",
+                               (long long)r->n_live, r->n_live == 1 ? "" : "s", r->filter_text);
+            else
+                tui_set_status(a, false, "cancelled %lld job%s matching '%.300s'; %lld running: "
+                               "asked to stop (their workers stop them)", (long long)r->n_live,
+                               r->n_live == 1 ? "" : "s", r->filter_text,
+                               (long long)r->n_running);
+            break;
         case ACT_CORE:
             tui_set_status(a, r->rc != 0, "%s", r->msg);
             break;
@@ -1449,6 +1538,8 @@ static void act_done(uv_work_t *w, int status)
         if ((r->kind == ACT_DELETE || r->kind == ACT_RETRY_FAILED || r->kind == ACT_CANCEL) &&
             r->done > 0)
             count_invalidate(a);
+        if (r->kind == ACT_CANCEL_MATCHING && r->n_live + r->n_running > 0)
+            count_invalidate(a); /* cancelled jobs leave a filter of unfinished states */
         start_fetch(a);
         start_stats(a);
         request_draw(a);
@@ -2647,6 +2738,18 @@ static void confirm_key(tui_app *a, int key)
         begin_quit(a);
         return;
     }
+    if (act == TUI_A_YES && a->confirm_kind == TUI_CONFIRM_CANCEL_MATCHING) {
+        act_req *r = calloc(1, sizeof *r);
+        if (r) {
+            r->kind = ACT_CANCEL_MATCHING;
+            /* the filter the question named, whatever happened since */
+            snprintf(r->filter_text, sizeof r->filter_text, "%s", a->confirm_filter);
+            tui_set_status(a, false, "cancelling the jobs matching '%.300s'...", r->filter_text);
+            run_action(a, r);
+        }
+        a->mode = TUI_MODE_MAIN;
+        return;
+    }
     if (act == TUI_A_YES) {
         act_req *r = calloc(1, sizeof *r);
         if (r) {
@@ -3201,6 +3304,30 @@ static void global_action(tui_app *a, tui_action act, int64_t arg, const char *t
         snprintf(r->filter_text, sizeof r->filter_text, "%s", a->filter_text);
         tui_set_status(a, false, "counting the finished jobs matching '%s'...",
                        a->filter_text[0] ? a->filter_text : "(no filter)");
+        run_action(a, r);
+        break;
+    }
+    case TUI_A_CANCEL_MATCHING: {
+        /* never every job by one key: a filter must narrow them (the CLI's cancel --filter
+         * refuses an empty one too); a filter of no term but order: matches every job */
+        aspen_store_filter f;
+        char buf[2048], msg[512];
+        bool all = !a->filter_text[strspn(a->filter_text, " \t")] ||
+                   (tui_filter_parse(a->filter_text, &f, buf, sizeof buf, msg, sizeof msg) == 0 &&
+                    tui_filter_states_only(&f) && !f.states);
+        if (all) {
+            tui_set_status(a, true, "X cancels the jobs matching the filter, and no filter is "
+                           "set: / sets one first (queue:NAME, state:queued, tag:T ...); it never "
+                           "cancels every job at once");
+            break;
+        }
+        act_req *r = calloc(1, sizeof *r);
+        if (!r)
+            break;
+        r->kind = ACT_CANCEL_COUNT;
+        snprintf(r->filter_text, sizeof r->filter_text, "%s", a->filter_text);
+        tui_set_status(a, false, "counting the unfinished jobs matching '%.300s'...",
+                       a->filter_text);
         run_action(a, r);
         break;
     }

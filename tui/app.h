@@ -60,6 +60,7 @@ typedef enum tui_confirm_kind {
     TUI_CONFIRM_RETRY_FAILED,
     TUI_CONFIRM_DELETE, /* confirm_ids: the jobs to delete */
     TUI_CONFIRM_QUIT,   /* q while this console's own workers run jobs */
+    TUI_CONFIRM_CANCEL_MATCHING, /* X: every unfinished job matching confirm_filter */
 } tui_confirm_kind;
 
 enum { TUI_F_GUEST, TUI_F_PAYLOAD, TUI_F_TIMEOUT, TUI_F_PRIORITY, TUI_F_ATTEMPTS, TUI_F_COUNT,
@@ -219,6 +220,9 @@ typedef struct tui_app {
     char confirm_text[512];
     int64_t *confirm_ids;
     size_t confirm_n;
+    /* TUI_CONFIRM_CANCEL_MATCHING: the filter the question counted, which yes cancels (not
+     * whatever the filter is by then) */
+    char confirm_filter[512];
 
     /* submit form */
     tui_guest guests[TUI_MAX_GUESTS];

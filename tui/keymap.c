@@ -141,6 +141,11 @@ static const tui_binding map[] = {
      NULL},
     {TUI_A_DELETE_MATCHING, TUI_CX_JOBS, K('D'), "delete-match", NULL, NULL, false,
      "delete every finished job matching the filter (asks first, with the count)", NULL, 0, NULL},
+    /* after delete-match: a bare ":match" still suggests :delete-match (the nearest name first in
+     * the table wins a tie) */
+    {TUI_A_CANCEL_MATCHING, TUI_CX_JOBS, K('X'), "cancel-match", NULL, NULL, false,
+     "cancel every unfinished job matching the filter (asks first, with the count; refused "
+     "without a filter, so no one key cancels every job)", "cancel all", 8, NULL},
     {TUI_A_PRIORITY_UP, TUI_CX_JOBS | TUI_CX_DETAIL, K('+', '='), NULL, NULL, NULL, false,
      "raise the priority of the selected (or marked) waiting jobs by 1", NULL, 0, NULL},
     {TUI_A_PRIORITY_DOWN, TUI_CX_JOBS | TUI_CX_DETAIL, K('-'), NULL, NULL, NULL, false,

@@ -68,6 +68,7 @@ typedef enum tui_action {
     TUI_A_MARK, TUI_A_MARK_CLEAR, TUI_A_SORT_NEXT, TUI_A_SORT_SET, TUI_A_SORT_REVERSE,
     TUI_A_COPY, TUI_A_COPY_OUTPUT, /* to the terminal's clipboard (OSC 52) */
     TUI_A_DELETE, TUI_A_DELETE_MATCHING, TUI_A_EXPORT, /* d, D, :export FILE */
+    TUI_A_CANCEL_MATCHING, /* X, :cancel-match: every unfinished job the filter matches */
     TUI_A_CORE, /* C, :core [FILE]: a failed attempt's ELF core for gdb */
     TUI_A_PRIORITY_UP, TUI_A_PRIORITY_DOWN, TUI_A_PRIORITY_SET, /* +, -, :priority N */
     TUI_A_RUN_NOW,                                               /* n, :run-now */

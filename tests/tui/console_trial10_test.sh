@@ -6,7 +6,11 @@
 #     placeholder rows past it): enter there opens that job;
 #   - the submit form never makes a queue from a typo: "defualt" is answered with "no queue
 #     'defualt' (did you mean 'default'?)" and nothing is sent; a queue that exists is submitted
-#     to at once; a new name is created only by a second submit of the same name.
+#     to at once; a new name is created only by a second submit of the same name;
+#   - X cancels every unfinished job matching the filter after a question with the count and the
+#     filter; refused with a clear message when no filter (or one that matches every job) is set;
+#     "no" cancels nothing; the result says how many; listed in the help and, at 120 columns, in
+#     the footer.
 #
 #   console_trial10_test.sh ASPEN_BINARY
 set -u
@@ -88,5 +92,57 @@ wait_for "submitted job 26 "
 [ "$(njobs "queue:brandnew")" = 1 ] || fail "job 26 is not in the new queue brandnew"
 [ "$(queues)" = "a brandnew default" ] || fail "queues after the second submit: $(queues)"
 
+echo "== X: cancel every job matching the filter"
+# queue:a is still the filter; first none: refused, nothing cancelled
+keys /
+keys C-u
+keys Enter
+wait_for " 1/26 *$"
+keys X
+wait_for "no filter is set"
+keys :
+type_text "filter order:oldest" # no term narrows the jobs: the same as none
+keys Enter
+wait_for "filter: order:oldest"
+keys X
+wait_for "no filter is set"
+[ "$(njobs state:cancelled)" = 0 ] || fail "X without a filter cancelled jobs"
+keys /
+keys C-u
+type_text "queue:a state:queued"
+keys Enter
+wait_for "7Stats +(filter: )?queue:a state:queued \| sort id"
+wait_for " 1/15 *$"
+keys X
+wait_for "Cancel 15 unfinished jobs matching 'queue:a state:queued'\?"
+keys n
+wait_gone "Cancel 15 unfinished jobs"
+[ "$(njobs state:cancelled)" = 0 ] || fail "no to the question cancelled jobs"
+keys X
+wait_for "Cancel 15 unfinished jobs matching 'queue:a state:queued'\?"
+keys y
+wait_for "cancelled 15 jobs matching 'queue:a state:queued'"
+[ "$(njobs "queue:a state:cancelled")" = 15 ] || fail "queue a's jobs are not all cancelled: $(njobs "queue:a state:cancelled")"
+[ "$(njobs state:queued)" = 11 ] || fail "jobs of other queues were cancelled too: $(njobs state:queued) queued"
+wait_for "No job matches the filter"
+# a filter with nothing unfinished left: said, not asked
+keys X
+wait_for "no unfinished job matches 'queue:a state:queued': nothing to cancel"
+# the help lists it with its command
+keys "?"
+wait_for "Aspen console - keys"
+for ((i = 0; i < 40; i++)); do
+    screen | grep -Eq "^ +X +:cancel-match +cancel every unfinished job" && break
+    keys PgDn
+    sleep 0.05
+done
+screen | grep -Eq "^ +X +:cancel-match +cancel every unfinished job" || fail "the help does not list X"
+keys Escape
 quit_and_check t
+
+# at 120 columns the jobs pane's footer shows it beside the others
+launch wide 120 30 "$DB" --workers 1
+wait_for "Aspen console"
+wait_for "X cancel all"
+quit_and_check wide
 echo "PASS: console_trial10_test"

@@ -347,6 +347,13 @@ static void test_commands(void **st)
     assert_non_null(strstr(msg, "did you mean :run-now?"));
     assert_int_equal(tui_command_parse("match", &a, &arg, &text, msg, sizeof msg), -1);
     assert_non_null(strstr(msg, "did you mean :delete-match?"));
+    /* X's command: the jobs matching the filter, which it takes from the pane, not an argument */
+    assert_int_equal(tui_command_parse("cancel-match", &a, &arg, &text, msg, sizeof msg), 0);
+    assert_int_equal(a, TUI_A_CANCEL_MATCHING);
+    assert_int_equal(tui_key_action('X', TUI_CX_JOBS), TUI_A_CANCEL_MATCHING);
+    assert_int_equal(tui_command_parse("cancel-match queue:a", &a, &arg, &text, msg, sizeof msg),
+                     -1);
+    assert_non_null(strstr(msg, ":cancel-match takes no argument"));
 }
 
 /* The one wording of a refused choice: the near miss, then what is allowed. */

@@ -195,6 +195,9 @@ int cli_id_arg(const char *s, int64_t *id, const char *usage);
 /* A --filter's text into f (its strings in buf, cap bytes): 0, or 2 (a usage error's exit status)
  * after the store's message saying what is wrong with it. */
 int cli_filter_arg(const char *text, aspen_store_filter *f, char *buf, size_t cap);
+/* After a filter matched nothing: when its queue:NAME names no queue on the database at db_path,
+ * one line on stderr with the store's "no queue named x (did you mean y?)"; else nothing. */
+void cli_filter_queue_note(const char *db_path, const aspen_store_filter *f);
 /* The positional arguments argv[first..argc): min to max of them (max < 0: any number), what
  * naming them ("a job ID"). 0, or 2 after one `error:` line saying what is missing or extra and
  * the usage line (the first line of usage). Every command's wording for a wrong argument count. */

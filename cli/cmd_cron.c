@@ -8,6 +8,7 @@
 
 #include <getopt.h>
 #include <jansson.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -136,9 +137,10 @@ static int cron_list(aspen_engine *eng, bool as_json)
          * under its row, whole (wrapped by the terminal: it is the one thing to read) */
         static const cli_table_col cols[] = {
             {"NAME", 0, 16, 40, false},    {"SCHEDULE", 0, 12, 40, false},
-            {"TZ", 4, 8, 32, false},       {"STATE", 0, 0, 0, false},
-            {"NEXT RUN", 1, 0, 0, false},  {"LAST RUN", 3, 0, 0, false},
-            {"LAST JOB", 2, 8, 24, false}, {"RUNS", 5, 0, 0, true},
+            {"TZ", 4, 8, 32, false},       {"QUEUE", 3, 8, 40, false},
+            {"STATE", 0, 0, 0, false},     {"NEXT RUN", 1, 0, 0, false},
+            {"LAST RUN", 3, 0, 0, false},  {"LAST JOB", 2, 8, 24, false},
+            {"RUNS", 5, 0, 0, true},
         };
         size_t n_err = 0;
         for (size_t i = 0; i < n; i++)
@@ -152,6 +154,8 @@ static int cron_list(aspen_engine *eng, bool as_json)
             cli_table_str(t, sc->name);
             cli_table_str(t, sc->expr);
             cli_table_str(t, sc->tz);
+            /* where its jobs go: the queue's limit, rate and pause apply to them */
+            cli_table_str(t, sc->queue && *sc->queue ? sc->queue : "default");
             cli_table_str(t, sc->paused ? "paused" : "active");
             cli_table_str(t, next);
             cli_table_str(t, last);
@@ -499,11 +503,32 @@ int cmd_cron(int argc, char **argv)
     } else if (strcmp(sub, "rm") == 0) {
         if ((rc = aspen_engine_schedule_remove(eng, rest[0], &err)) == 0)
             printf("schedule %s removed (the jobs it enqueued stay)\n", rest[0]);
-    } else if (strcmp(sub, "pause") == 0) {
-        if ((rc = aspen_engine_schedule_set_paused(eng, rest[0], true, &err)) == 0)
+    } else if (strcmp(sub, "pause") == 0 || strcmp(sub, "resume") == 0) {
+        bool pause = strcmp(sub, "pause") == 0;
+        /* A pause of a paused schedule (or a resume of an active one) changes nothing: say so,
+         * as aspen queue pause does, so an operator who expected a change (another operator
+         * first, the wrong name) notices. The set below still runs: it names a missing one. */
+        bool unchanged = false;
+        aspen_store_schedule *list = NULL;
+        size_t n = 0;
+        if (aspen_engine_schedules(eng, &list, &n, NULL) == 0) {
+            for (size_t i = 0; i < n; i++)
+                if (strcmp(list[i].name, rest[0]) == 0)
+                    unchanged = list[i].paused == pause;
+            aspen_store_schedules_free(list, n);
+        }
+        char dba[4 * PATH_MAX + 16]; /* the command printed opens this database when pasted */
+        cli_db_arg(aspen_engine_db_path(eng), dba, sizeof dba);
+        rc = aspen_engine_schedule_set_paused(eng, rest[0], pause, &err);
+        if (rc)
+            ; /* said below, in the store's words */
+        else if (unchanged)
+            printf("schedule %s was already %s: nothing changed (aspen cron %s %s%s %s)\n",
+                   rest[0], pause ? "paused" : "active", pause ? "resume" : "pause", rest[0], dba,
+                   pause ? "starts it again" : "stops it");
+        else if (pause)
             printf("schedule %s paused\n", rest[0]);
-    } else if (strcmp(sub, "resume") == 0) {
-        if ((rc = aspen_engine_schedule_set_paused(eng, rest[0], false, &err)) == 0)
+        else
             printf("schedule %s resumed (occurrences while paused are not run)\n", rest[0]);
     } else {
         int64_t job = 0;

@@ -176,11 +176,14 @@ int cmd_delete(int argc, char **argv)
             return 1;
         }
         if (n == 0) {
-            aspen_engine_close(eng);
             printf("no finished job matches '%s'%s\n", filter,
                    kept ? " (the matching jobs are queued, scheduled or running: cancel them "
                           "first)"
                         : "");
+            fflush(stdout);
+            if (!kept)
+                cli_filter_queue_note(aspen_engine_db_path(eng), &f);
+            aspen_engine_close(eng);
             return 0;
         }
     }
@@ -242,21 +245,24 @@ int cmd_delete(int argc, char **argv)
 
 static void purge_usage(FILE *f)
 {
+    /* every line under 80 columns as written: cli_help wraps a longer one at its last space,
+     * which left a lone word on a line of its own mid-sentence (trial 10) */
     cli_help(f,
             "usage: aspen purge --older-than DURATION | --state S[,S] [--older-than D]\n"
             "                   [--yes | --dry-run] [--json] [--db PATH]\n"
-            "  --older-than D  delete finished jobs that finished more than D ago: 500ms, 90s,\n"
-            "                  15m, 12h, 30d, 2w, 1h30m (a unit is required)\n"
-            "  --state S,...   only these final states (succeeded, failed, cancelled); without\n"
-            "                  --older-than, every job in them\n"
+            "  --older-than D  delete finished jobs that finished more than D ago: 500ms,\n"
+            "                  90s, 15m, 12h, 30d, 2w, 1h30m (a unit is required)\n"
+            "  --state S,...   only these final states (succeeded, failed, cancelled);\n"
+            "                  without --older-than, every job in them\n"
             "  --yes           do not ask first\n"
             "  --dry-run       say how many it would delete, per state, and delete nothing\n"
             "  --json          the counts (and what was deleted) as one JSON object\n"
-            "It says how many jobs of each state it is about to delete before it asks.\n"
-            "A job's attempts, logs and everything else of it go with it, oldest first, in short\n"
-            "transactions paced as the engines' retention pruner paces itself (a few ms each:\n"
-            "running engines keep claiming). Ctrl-C stops after the current one and says how\n"
-            "many went. Queued, scheduled and running jobs are never purged.\n");
+            "It says how many jobs of each state it is about to delete before it asks, and\n"
+            "that nothing matched (the states and age) when none does.\n"
+            "A job's attempts, logs and everything else of it go with it, oldest first, in\n"
+            "short transactions paced as the engines' retention pruner paces itself (a few\n"
+            "ms each: running engines keep claiming). Ctrl-C stops after the current one and\n"
+            "says how many went. Queued, scheduled and running jobs are never purged.\n");
 }
 
 /* Set by SIGINT/SIGTERM during a purge; read between batches. */
@@ -472,7 +478,12 @@ int cmd_purge(int argc, char **argv)
                                      aspen_store_state_name((aspen_store_state)st));
     char question[600];
     purge_count_text(&cnt, states_arg ? either : "finished", older, question, sizeof question);
-    if (dry_run || (cnt.total == 0 && !yes)) {
+    /* nothing matched: said so, with what was asked, --yes or not ("purged 0" read as if
+     * something had been done, and named neither the states nor the age: trial 10) */
+    char none[400];
+    snprintf(none, sizeof none, "nothing to purge: no %s job%s%s matched; nothing deleted",
+             states_arg ? either : "finished", older ? " older than " : "", older ? older : "");
+    if (dry_run || cnt.total == 0) {
         aspen_engine_close(eng);
         if (json)
             return purge_json(&cnt, older, age_ms, dry_run, 0, false);
@@ -480,8 +491,7 @@ int cmd_purge(int argc, char **argv)
             printf("would delete %s; nothing deleted (without --dry-run it asks first)\n",
                    question);
         else
-            printf("nothing to purge: no %s job%s%s\n", states_arg ? either : "finished",
-                   older ? " older than " : "", older ? older : "");
+            printf("%s\n", none);
         return 0;
     }
     if (!yes) {
@@ -534,7 +544,13 @@ int cmd_purge(int argc, char **argv)
         int jrc = purge_json(&cnt, older, age_ms, false, run.p.deleted, run.p.stopped);
         return jrc ? jrc : run.p.stopped ? 130 : 0;
     }
-    printf("purged %lld %s job%s", (long long)run.p.deleted, states_arg ? what : "finished",
+    if (run.p.deleted == 0 && !run.p.stopped) { /* they went meanwhile (another purge) */
+        printf("%s\n", none);
+        return 0;
+    }
+    char count[32]; /* 100,000 as in the question and every other count */
+    cli_format_count(run.p.deleted, count, sizeof count);
+    printf("purged %s %s job%s", count, states_arg ? what : "finished",
            run.p.deleted == 1 ? "" : "s");
     if (older)
         printf(" older than %s", older);

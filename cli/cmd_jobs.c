@@ -696,6 +696,8 @@ int cmd_jobs(int argc, char **argv)
     size_t n = 0;
     aspen_engine_error err = {0};
     int rc = aspen_engine_list(eng, &f, &jobs, &n, &err);
+    char dbp[4 * PATH_MAX + 16]; /* for the note on an unknown queue:NAME, after the close */
+    snprintf(dbp, sizeof dbp, "%s", aspen_engine_db_path(eng));
     aspen_engine_close(eng);
     if (rc) {
         cli_error("%s", err.msg);
@@ -725,6 +727,8 @@ int cmd_jobs(int argc, char **argv)
         if (cut)
             fprintf(stderr, "%zu of %lld shown (--limit N or --all for more)\n", n,
                     (long long)total);
+        if (n == 0)
+            cli_filter_queue_note(dbp, &f);
     } else {
         /* by priority: id, state and what it gave are kept at any width; the type and the
          * tries go first (aspen show ID has them all), then the creation time */
@@ -757,8 +761,11 @@ int cmd_jobs(int argc, char **argv)
             aspen_store_jobs_free(jobs, n);
             return 1;
         }
-        if (n == 0)
+        if (n == 0) {
             printf("(no jobs match)\n");
+            fflush(stdout); /* before the note on stderr, in a terminal's order */
+            cli_filter_queue_note(dbp, &f);
+        }
         if (cut)
             printf("%zu of %lld shown (--limit N or --all for more)\n", n, (long long)total);
     }
@@ -1296,14 +1303,20 @@ static int cancel_filter(const char *filter, const char *db)
     aspen_engine_error err = {0};
     int64_t cancelled = 0, requested = 0;
     int rc = aspen_engine_cancel_matching(eng, &f, &cancelled, &requested, &err);
-    aspen_engine_close(eng);
     if (rc) {
+        aspen_engine_close(eng);
         cli_error("%s", err.msg);
         return 1;
     }
-    if (!cancelled && !requested)
+    if (!cancelled && !requested) {
         printf("no unfinished job matches %s: nothing cancelled\n", filter);
-    else if (!requested)
+        fflush(stdout);
+        cli_filter_queue_note(aspen_engine_db_path(eng), &f);
+    }
+    aspen_engine_close(eng);
+    if (!cancelled && !requested)
+        return 0;
+    if (!requested)
         printf("cancelled %lld job%s\n", (long long)cancelled, cancelled == 1 ? "" : "s");
     else
         printf("cancelled %lld job%s; %lld running: cancel requested (their workers stop them)\n",
@@ -1340,6 +1353,16 @@ int cmd_cancel(int argc, char **argv)
     }
     if (filter)
         return cancel_filter(filter, fdb);
+    if (!other) {
+        /* nothing to cancel named: both forms, since the bulk one is what a user after "all of
+         * them" looks for (the ID form's usage line alone hid it) */
+        cli_error("aspen cancel needs a job ID or --filter F (aspen jobs lists the jobs)");
+        fputs("usage: aspen cancel ID [--db PATH]\n"
+              "       aspen cancel --filter F [--db PATH]   every unfinished job F matches (the "
+              "filter syntax of aspen jobs)\n",
+              stderr);
+        return 2;
+    }
     int64_t id;
     const char *db;
     int rc = id_command(argc, argv, "aspen cancel ID [--db PATH]\n       aspen cancel --filter F "
@@ -1364,12 +1387,13 @@ int cmd_cancel(int argc, char **argv)
         char when[64];
         cli_format_time(j.finished_at_ms, when, sizeof when);
         const char *st = aspen_store_state_name(j.state);
+        /* "is already succeeded" read as if the cancel had done something to it (trial 10):
+         * say that the job had finished, how and when, and that this changed nothing */
         fprintf(stderr,
-                "aspen: job %lld is already %s%s%s: nothing was done (a finished job stays as it "
-                "is; aspen rerun %lld runs it again as a new job)\n",
-                (long long)id, strcmp(st, "cancelled") == 0 ? "cancelled" : st,
-                j.finished_at_ms > 0 ? " since " : "", j.finished_at_ms > 0 ? when : "",
-                (long long)id);
+                "aspen: job %lld already finished (%s%s%s): nothing was changed (a finished job "
+                "stays as it is; aspen rerun %lld runs it again as a new job)\n",
+                (long long)id, st, j.finished_at_ms > 0 ? " at " : "",
+                j.finished_at_ms > 0 ? when : "", (long long)id);
         aspen_store_job_clear(&j);
         return 3;
     }
@@ -1529,7 +1553,14 @@ static int set_paused(int argc, char **argv, bool paused)
         cli_error("%s", err.msg);
         return 1;
     }
-    printf("queue %s (every worker on this database)\n", paused ? "paused" : "resumed");
+    /* one switch for every queue: say so ("queue paused" read as one queue's, trial 10), and
+     * that a queue paused on its own (aspen queue pause) is not resumed by it */
+    if (paused)
+        printf("all queues paused: no worker on this database starts a job (aspen resume starts "
+               "them again)\n");
+    else
+        printf("all queues resumed: every worker on this database starts jobs again (a queue "
+               "paused on its own stays paused: aspen queue resume NAME)\n");
     return 0;
 }
 

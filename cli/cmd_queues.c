@@ -33,7 +33,7 @@ static void rate_text(const aspen_store_queue_info *q, char *buf, size_t size)
         snprintf(buf, size, "-");
 }
 
-static json_t *queue_json(const aspen_store_queue_info *q)
+static json_t *queue_json(const aspen_store_queue_info *q, bool all_paused)
 {
     char rate[48];
     rate_text(q, rate, sizeof rate);
@@ -49,6 +49,8 @@ static json_t *queue_json(const aspen_store_queue_info *q)
     json_object_set_new(o, "rate_period_ms",
                         q->rate_n ? json_integer(q->rate_period_ms) : json_null());
     json_object_set_new(o, "paused", json_boolean(q->paused));
+    /* aspen pause: no queue's jobs start, whatever its own pause says */
+    json_object_set_new(o, "all_paused", json_boolean(all_paused));
     json_object_set_new(o, "oldest_waiting_ms", json_integer(q->oldest_waiting_ms));
     json_object_set_new(o, "finished_last_min", json_integer(q->finished_last_min));
     json_object_set_new(o, "throughput_capped", json_boolean(q->throughput_capped));
@@ -57,16 +59,24 @@ static json_t *queue_json(const aspen_store_queue_info *q)
 
 int cmd_queues(int argc, char **argv)
 {
+    /* aspen queue set's options and --create are known here only to be refused by name with
+     * where they go: `aspen queues --create` listed the queues and created nothing, silently
+     * (trial 10), and --create opened no new database either (this command only reads). */
     static const struct option opts[] = {{"json", no_argument, 0, 'j'},
                                          {"help", no_argument, 0, 'h'},
                                          CLI_WIDE_OPT,
                                          CLI_DB_OPTS,
+                                         {"limit", required_argument, 0, 'l'},
+                                         {"no-limit", no_argument, 0, 'L'},
+                                         {"rate", required_argument, 0, 'r'},
+                                         {"no-rate", no_argument, 0, 'R'},
                                          {0, 0, 0, 0}};
     const char *usage =
         "usage: aspen queues [--json] [--wide] [--db PATH]\n"
         "  every queue: jobs waiting (QUEUED, of which RESV reserved by an engine about to start\n"
         "  them), SCHED (later), RUNNING, its LIMIT (running at once, all hosts), RATE, whether\n"
-        "  PAUSED, the OLDEST due job's wait and DONE/MIN (finished in the last minute)\n"
+        "  PAUSED (paused: the queue; all: every queue, by aspen pause), the OLDEST due job's\n"
+        "  wait and DONE/MIN (finished in the last minute)\n"
         "  change them with aspen queue set|pause|resume NAME; aspen queue rm NAME removes one\n"
         "  --wide  every column: the table fits the terminal (80 when output is not one)\n";
     bool as_json = false;
@@ -80,9 +90,20 @@ int cmd_queues(int argc, char **argv)
             cli_wide = true;
         else if (c == 'D')
             db = optarg;
-        else if (c == 'C')
-            cli_create = true;
-        else {
+        else if (c == 'C') {
+            cli_error("aspen queues only lists queues: --create makes no queue nor database here. "
+                      "A queue is made by aspen queue set NAME --limit N (or --no-limit), or by "
+                      "aspen submit --queue NAME --create-queue");
+            cli_usage_line(usage);
+            return 2;
+        } else if (c == 'l' || c == 'L' || c == 'r' || c == 'R') {
+            cli_error("aspen queues only lists queues: %s goes with aspen queue set NAME",
+                      c == 'l' ? "--limit" : c == 'L' ? "--no-limit" : c == 'r' ? "--rate"
+                                                                         : "--no-rate");
+            cli_usage_line("aspen queue set NAME [--limit N | --no-limit] [--rate N/PERIOD | "
+                           "--no-rate] [--db PATH]");
+            return 2;
+        } else {
             cli_help(c == 'h' ? stdout : stderr, "%s", usage);
             return c == 'h' ? 0 : 2;
         }
@@ -97,6 +118,12 @@ int cmd_queues(int argc, char **argv)
     size_t n = 0;
     aspen_store_error se = {0};
     int rc = aspen_store_queues(st, aspen_store_now_ms(), &qs, &n, &se);
+    /* the global pause (aspen pause) holds every queue: the PAUSED column said "-" under it */
+    bool all_paused = false;
+    if (!rc)
+        rc = aspen_store_paused(st, &all_paused, &se);
+    char dba[4 * PATH_MAX + 16]; /* the command printed opens this database when pasted */
+    cli_db_arg(aspen_store_path(st), dba, sizeof dba);
     aspen_store_close(st);
     if (rc) {
         cli_error("%s", se.msg);
@@ -105,7 +132,7 @@ int cmd_queues(int argc, char **argv)
     if (as_json) {
         json_t *arr = json_array();
         for (size_t i = 0; i < n; i++)
-            json_array_append_new(arr, queue_json(&qs[i]));
+            json_array_append_new(arr, queue_json(&qs[i], all_paused));
         cli_json_print(arr, stdout, false);
         json_decref(arr);
     } else {
@@ -135,13 +162,16 @@ int cmd_queues(int argc, char **argv)
             else
                 cli_table_str(t, "-");
             cli_table_str(t, rate);
-            cli_table_str(t, q->paused ? "paused" : "-");
+            cli_table_str(t, q->paused ? "paused" : all_paused ? "all" : "-");
             cli_table_str(t, oldest);
             cli_table_fmt(t, "%s%lld", q->throughput_capped ? ">=" : "",
                           (long long)q->finished_last_min);
         }
         cli_table_print(t, stdout);
         cli_table_free(t);
+        if (all_paused)
+            printf("(all queues paused: aspen pause is on; aspen resume%s starts them again)\n",
+                   dba);
     }
     aspen_store_queues_free(qs);
     return 0;
@@ -154,7 +184,8 @@ static int queue_usage(FILE *f, int code)
           "       aspen queue pause NAME | aspen queue resume NAME   [--db PATH]\n"
           "       aspen queue rm NAME   [--db PATH]\n"
           "  --limit N        at most N of its jobs run at once, over every worker and host\n"
-          "  --rate N/PERIOD  at most N of its jobs start in any PERIOD (100/s, 5/10s, 1000/m)\n"
+          "  --rate N/PERIOD  at most N of its jobs start in any PERIOD, a unit or a duration\n"
+          "                   as --timeout takes it, up to 7d (100/s, 5/10s, 50/1h30m, 2000/d)\n"
           "  pause / resume   stop / restart claiming its jobs (aspen pause: every queue)\n"
           "  rm               remove the queue and its settings: refused while it holds\n"
           "                   queued, scheduled or running jobs, and for default; its\n"

@@ -3,13 +3,15 @@
  * Runs N worker threads until SIGINT/SIGTERM (graceful: stop claiming, let running jobs finish
  * within the grace period, release the rest, flush, unregister), or with --until-idle until nothing
  * is queued, scheduled or running. Prints one line per finished job (unless --quiet) and engine
- * messages (recovery, lost lease, a store that cannot be written for now) on stderr. A permanent
+ * messages (recovery, lost lease, a store that cannot be written for now) on stderr, and once
+ * why it waits when a pause (aspen pause, or aspen queue pause of a queue it serves) holds it. A permanent
  * store error (a table missing, a newer schema, a read-only or corrupt file) ends it with the
  * engine's message and exit status 1; transient ones (disk full, locked) are retried.
  */
 #include "cli.h"
 
 #include <getopt.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -68,6 +70,56 @@ static void on_event(const aspen_engine_event *ev, void *user)
     fputc('\n', stdout);
     fflush(stdout);
     funlockfile(stdout);
+}
+
+/* Why this worker starts nothing, when a pause is the reason: "" when none is. The global pause
+ * (aspen pause) holds every queue; else the queues it serves that are paused and hold jobs due
+ * now (with --queues, every paused one it serves: it serves nothing else). dba: the --db of
+ * the commands it names. */
+static void pause_reason(aspen_store *st, const char *dba, char *out, size_t cap)
+{
+    out[0] = '\0';
+    bool all = false;
+    aspen_store_error se = {0};
+    if (aspen_store_paused(st, &all, &se) != 0)
+        return;
+    if (all) {
+        /* a --db too long for out is cut: the line still says what holds the worker */
+        if (snprintf(out, cap, "all queues are paused (aspen pause is on): this worker starts no "
+                     "job until aspen resume%s", dba) >= (int)cap)
+            out[cap - 1] = '\0';
+        return;
+    }
+    aspen_store_queue_info *qs = NULL;
+    size_t n = 0;
+    if (aspen_store_queues(st, aspen_store_now_ms(), &qs, &n, &se) != 0)
+        return;
+    char names[256] = "", first[ASPEN_STORE_QUEUE_NAME_MAX + 1] = "";
+    size_t n_paused = 0;
+    int64_t waiting = 0;
+    for (size_t i = 0; i < n; i++) {
+        bool served = cli_n_queues == 0;
+        for (size_t k = 0; k < cli_n_queues; k++)
+            served = served || strcmp(cli_queues[k], qs[i].name) == 0;
+        if (!served || !qs[i].paused || (cli_n_queues == 0 && qs[i].queued == 0))
+            continue;
+        if (!n_paused++)
+            snprintf(first, sizeof first, "%s", qs[i].name);
+        size_t used = strlen(names); /* a cut list still names the first ones whole */
+        if (used + strlen(qs[i].name) + 3 < sizeof names)
+            snprintf(names + used, sizeof names - used, "%s%s", used ? ", " : "", qs[i].name);
+        waiting += qs[i].queued;
+    }
+    aspen_store_queues_free(qs);
+    if (!n_paused)
+        return;
+    /* names passed aspen_store_queue_name_check: plain ASCII, nothing to escape */
+    if (snprintf(out, cap, "queue%s %s %s paused (%lld job%s waiting): this worker starts none "
+                 "of %s jobs until aspen queue resume %s%s",
+                 n_paused == 1 ? "" : "s", names, n_paused == 1 ? "is" : "are",
+                 (long long)waiting, waiting == 1 ? "" : "s", n_paused == 1 ? "its" : "their",
+                 n_paused == 1 ? first : "NAME", dba) >= (int)cap)
+        out[cap - 1] = '\0';
 }
 
 int cmd_worker(int argc, char **argv)
@@ -191,8 +243,29 @@ int cmd_worker(int argc, char **argv)
     fprintf(stderr, "aspen worker: engine %lld on %s with %d worker%s%s\n",
             (long long)aspen_engine_id(eng), shown, workers, workers == 1 ? "" : "s",
             until_idle ? " (until idle)" : " (Ctrl-C to stop)");
+    /* A worker held by a pause said nothing and looked hung (trial 10): it says once why it
+     * waits, and once when the pause is lifted. A read-only handle of its own, read once a
+     * second: the engine's is busy with its threads. Without one it only stays silent. */
+    aspen_store *pst = NULL;
+    aspen_store_options pso = {.read_only = true};
+    aspen_store_error pse = {0};
+    if (cli_store_open(aspen_engine_db_path(eng), &pso, &pst, &pse) != 0)
+        pst = NULL;
+    char dba[4 * PATH_MAX + 16], said[1024] = "";
+    cli_db_arg(aspen_engine_db_path(eng), dba, sizeof dba);
     int rc = 0;
-    for (;;) {
+    for (unsigned tick = 0;; tick++) {
+        if (pst && tick % 10 == 0) {
+            char why[1024];
+            pause_reason(pst, dba, why, sizeof why);
+            if (strcmp(why, said) != 0) {
+                if (why[0])
+                    fprintf(stderr, "aspen worker: waiting: %s\n", why);
+                else
+                    fprintf(stderr, "aspen worker: the pause is lifted: starting jobs again\n");
+                snprintf(said, sizeof said, "%s", why);
+            }
+        }
         struct timespec ts = {0, 100 * 1000000L};
         int sig = sigtimedwait(&set, NULL, &ts);
         if (sig == SIGINT || sig == SIGTERM) {
@@ -210,6 +283,7 @@ int cmd_worker(int argc, char **argv)
         if (until_idle && w == 0)
             break;
     }
+    aspen_store_close(pst);
     aspen_engine_snapshot *snap = calloc(1, sizeof *snap);
     if (aspen_engine_stop(eng, grace, &err) != 0) {
         fprintf(stderr, "error: %s\n", err.msg);

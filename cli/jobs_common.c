@@ -286,6 +286,23 @@ int cli_filter_arg(const char *text, aspen_store_filter *f, char *buf, size_t ca
     return 2;
 }
 
+void cli_filter_queue_note(const char *db_path, const aspen_store_filter *f)
+{
+    /* queue:NAME is not checked when parsed (a removed queue's finished jobs keep its name, and
+     * queue:NAME still finds them), so a typo matched nothing without a word (trial 10). Only
+     * once nothing matched is the queue looked up: an unknown one gets the store's "did you mean". */
+    if (!f || !f->queue)
+        return;
+    aspen_store_error se = {0};
+    if (cli_queue_lookup(db_path, f->queue, &se) != ASPEN_STORE_ENOTFOUND)
+        return;
+    fputs("aspen: the filter's queue:", stderr);
+    cli_puts(stderr, f->queue);
+    fputs(" matched nothing: ", stderr);
+    cli_puts(stderr, se.msg);
+    fputc('\n', stderr);
+}
+
 void cli_usage_line(const char *usage)
 {
     /* usage may be a whole help text: its first line is the hint */

@@ -85,9 +85,11 @@ static int parse_value(struct perr *pe, const struct field_def *f, const char *b
             if (v < 1000000)
                 v = v * 10 + (b[i] - '0');
         }
+        /* day-of-week takes 7 for Sunday as Vixie cron does (docs/SCHEDULES.md), so its
+         * range says 0-7 and why: "0-6" refused 8 while 7 was taken (trial 10) */
         if (v < f->lo || v > f->hi)
-            return PERR(pe, "%s %s is out of range %d-%d", f->name, tok, f->lo,
-                        f == &fields[F_WDAY] ? 6 : f->hi);
+            return PERR(pe, "%s %s is out of range %d-%d%s", f->name, tok, f->lo, f->hi,
+                        f == &fields[F_WDAY] ? " (0 and 7 are Sunday)" : "");
         *out = (int)v;
         return 0;
     }
@@ -99,9 +101,10 @@ static int parse_value(struct perr *pe, const struct field_def *f, const char *b
             }
     }
     if (f->names)
-        return PERR(pe, "%s %s is not a %s: give %d-%d or a name %s-%s", f->name, tok,
-                    f == &fields[F_MONTH] ? "month" : "day of the week", f->lo,
-                    f == &fields[F_WDAY] ? 6 : f->hi, f->names[0], f->names[f->n_names - 1]);
+        return PERR(pe, "%s %s is not a %s: give %d-%d%s or a name %s-%s", f->name, tok,
+                    f == &fields[F_MONTH] ? "month" : "day of the week", f->lo, f->hi,
+                    f == &fields[F_WDAY] ? " (0 and 7 are Sunday)" : "", f->names[0],
+                    f->names[f->n_names - 1]);
     if (len == 1 && (b[0] == '?' || b[0] == 'L'))
         return PERR(pe, "%s '%c' is not supported (no Quartz extensions): use * or numbers",
                     f->name, b[0]);

@@ -92,8 +92,9 @@ static bool parse_count(const char *p, const char *end, int64_t *out)
 
 int aspen_store_rate_parse(const char *text, int64_t *n, int64_t *period_ms, aspen_store_error *err)
 {
-    static const char how[] = "write N/PERIOD: a positive count of jobs per period, the period s, "
-                              "m or h, or a number with a unit (100/s, 5/10s, 1000/m, 3/250ms)";
+    static const char how[] = "write N/PERIOD: a positive count of jobs, then the period as a unit "
+                              "(s, m, h, d) or a duration as --timeout takes it (10s, 250ms, "
+                              "1h30m), at most 7d: 100/s, 5/10s, 1000/m, 50/1h30m, 2000/d";
     if (!text || !*text)
         return store_err(err, ASPEN_STORE_EINVAL, "a rate is empty: %s", how);
     char shown[48];
@@ -104,42 +105,39 @@ int aspen_store_rate_parse(const char *text, int64_t *n, int64_t *period_ms, asp
         return store_err(err, ASPEN_STORE_EINVAL, "rate \"%s\": the count before '/' is not a "
                          "positive number: %s", shown, how);
     const char *u = slash + 1;
-    const char *unit = u;
-    while (*unit >= '0' && *unit <= '9')
-        unit++;
-    int64_t times = 1;
-    if (unit != u && !parse_count(u, unit, &times))
-        return store_err(err, ASPEN_STORE_EINVAL, "rate \"%s\": the period's number is too large: "
-                         "%s", shown, how);
-    int64_t ms_per = 0;
-    if (!strcmp(unit, "ms"))
-        ms_per = 1;
-    else if (!strcmp(unit, "s"))
-        ms_per = 1000;
-    else if (!strcmp(unit, "m") || !strcmp(unit, "min"))
-        ms_per = 60000;
-    else if (!strcmp(unit, "h"))
-        ms_per = 3600000;
-    if (!ms_per) {
-        /* the unit as typed, whole (it was cut at 8 characters: "milliseconds" read "millisec",
-         * which looks like a unit the parser might take), within the same bound as the rate */
-        char unit_shown[sizeof shown];
-        store_clean_ascii(unit, unit_shown, sizeof unit_shown);
-        return store_err(err, ASPEN_STORE_EINVAL, "rate \"%s\": the period's unit \"%s\" is not "
-                         "ms, s, m or h: %s", shown, unit_shown, how);
+    /* The period is the one duration grammar of the CLI (aspen_store_duration_parse: 500ms,
+     * 90s, 10m, 12h, 7d, 1h30m), not a copy of its own that lacked d and 1h30m (trial 10); a
+     * unit alone (s, m, h, d) means one of it. A bare number is refused: the duration parser
+     * reads it as seconds, --timeout as milliseconds, so 5/10 would mean different things. */
+    char period[40];
+    int64_t ms = 0;
+    size_t ulen = strlen(u);
+    bool bare = ulen > 0 && strspn(u, "0123456789") == ulen;
+    bool ok = !bare && ulen > 0 && ulen + 2 <= sizeof period;
+    if (ok) {
+        bool unit_only = strspn(u, "abcdefghijklmnopqrstuvwxyz") == ulen;
+        snprintf(period, sizeof period, "%s%s", unit_only ? "1" : "", u);
+        ok = aspen_store_duration_parse(period, &ms, NULL) == 0;
     }
-    if (times <= 0 || times > INT64_MAX / ms_per || times * ms_per > 7 * 24 * 3600000LL)
+    if (!ok) {
+        char period_shown[sizeof shown];
+        store_clean_ascii(u, period_shown, sizeof period_shown);
+        return store_err(err, ASPEN_STORE_EINVAL, "rate \"%s\": the period \"%s\" is not %s: %s",
+                         shown, period_shown, bare ? "a duration (it has no unit)" : "a duration",
+                         how);
+    }
+    if (ms <= 0 || ms > 7 * 24 * 3600000LL)
         return store_err(err, ASPEN_STORE_EINVAL, "rate \"%s\": the period must be more than 0 "
                          "and at most 7 days: %s", shown, how);
     *n = count;
-    *period_ms = times * ms_per;
+    *period_ms = ms;
     return 0;
 }
 
 void aspen_store_rate_format(int64_t n, int64_t period_ms, char *buf, size_t size)
 {
     static const struct { int64_t ms; const char *unit; } units[] = {
-        {3600000, "h"}, {60000, "m"}, {1000, "s"}, {1, "ms"}};
+        {86400000, "d"}, {3600000, "h"}, {60000, "m"}, {1000, "s"}, {1, "ms"}};
     for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
         if (period_ms % units[i].ms)
             continue;
@@ -426,9 +424,9 @@ static int held_err(const char *name, const aspen_store_queue_held *h, const cha
     if (all)
         snprintf(what_jobs, sizeof what_jobs,
                  "Jobs cannot move to another queue: let them run (a worker serving %s), or "
-                 "cancel them (aspen jobs --filter 'queue:%s state:queued,scheduled,running'%s lists "
-                 "them; aspen cancel ID%s)",
-                 name, name, cmd, cmd);
+                 "cancel them all: aspen cancel --filter 'queue:%s state:queued,scheduled,running'%s "
+                 "(aspen jobs with that --filter lists them)",
+                 name, name, cmd);
     if (h->schedules > 0)
         snprintf(what_sched, sizeof what_sched,
                  "%s next run would make it again: aspen cron rm %s%s, or give %s another queue "

@@ -6,9 +6,11 @@
  * shared freely between threads.
  *
  * A zone is its transition table plus the footer's POSIX TZ rule, which covers times past the
- * table's end (zic's "slim" files stop at the last rule change; fat ones at 2037). */
+ * table's end (zic's "slim" files stop at the last rule change; fat ones at 2037). A name that is
+ * not in the database gets the nearest one there is ("did you mean"), from its directory. */
 #include "store_backend.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -447,6 +449,73 @@ static bool name_ok(const char *name)
     return true;
 }
 
+/* ---- "did you mean" for a zone name ------------------------------------------------------------ */
+
+#define TZ_NEAR_MAX 4096 /* names collected at most: tzdata has about 600 */
+#define TZ_NEAR_LEN 48   /* the longest real name is about 32 bytes */
+
+struct tz_names {
+    char (*name)[TZ_NEAR_LEN];
+    size_t n;
+};
+
+/* The zone files under dir/rel, depth levels down (America/Argentina/Buenos_Aires is three).
+ * posix/ and right/ repeat the whole tree, and a zone name starts with a capital letter and has
+ * no '.' (zone.tab, tzdata.zi, leapseconds and posixrules are no zones). */
+static void tz_collect(const char *dir, const char *rel, int depth, struct tz_names *out)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s%s%s", dir, *rel ? "/" : "", rel);
+    DIR *d = opendir(path);
+    if (!d)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL && out->n < TZ_NEAR_MAX) {
+        const char *n = e->d_name;
+        if (n[0] < 'A' || n[0] > 'Z' || strchr(n, '.') || !strcmp(n, "posix") ||
+            !strcmp(n, "right"))
+            continue;
+        char sub[TZ_NEAR_LEN];
+        if (snprintf(sub, sizeof sub, "%s%s%s", rel, *rel ? "/" : "", n) >= (int)sizeof sub)
+            continue;
+        struct stat st;
+        char full[4096 + TZ_NEAR_LEN];
+        snprintf(full, sizeof full, "%s/%s", dir, sub);
+        if (stat(full, &st) != 0)
+            continue;
+        if (S_ISDIR(st.st_mode)) {
+            if (depth > 1)
+                tz_collect(dir, sub, depth - 1, out);
+        } else if (S_ISREG(st.st_mode)) {
+            memcpy(out->name[out->n++], sub, sizeof sub);
+        }
+    }
+    closedir(d);
+}
+
+static int tz_name_cmp(const void *a, const void *b) { return strcmp(a, b); }
+
+/* The zone under dir nearest to name (aspen_store_nearest's rule: a typo or two, a prefix), into
+ * near; "" when none is near or the directory cannot be read. Sorted first, so the answer does
+ * not depend on the directory's order. */
+static void tz_nearest(const char *dir, const char *name, char *near, size_t size)
+{
+    near[0] = '\0';
+    struct tz_names names = {calloc(TZ_NEAR_MAX, TZ_NEAR_LEN), 0};
+    const char **list = calloc(TZ_NEAR_MAX, sizeof *list);
+    if (names.name && list) {
+        tz_collect(dir, "", 3, &names);
+        qsort(names.name, names.n, TZ_NEAR_LEN, tz_name_cmp);
+        for (size_t i = 0; i < names.n; i++)
+            list[i] = names.name[i];
+        const char *hit = aspen_store_nearest(name, strlen(name), list, names.n);
+        if (hit)
+            snprintf(near, size, "%s", hit);
+    }
+    free(list);
+    free(names.name);
+}
+
 int aspen_store_tz_open(const char *name, aspen_store_tz **out, aspen_store_error *err)
 {
     if (!out)
@@ -485,6 +554,14 @@ int aspen_store_tz_open(const char *name, aspen_store_tz **out, aspen_store_erro
         if (fd >= 0)
             close(fd);
         free(tz);
+        char near[TZ_NEAR_LEN] = "";
+        if (e == ENOENT || e == ENOTDIR)
+            tz_nearest(dir, name, near, sizeof near);
+        if (near[0]) /* a typo of a real zone (trial 10: Europe/Pari got no hint) */
+            return store_err(err, ASPEN_STORE_EINVAL,
+                             "time zone \"%s\" is not in the time zone database (%s): did you "
+                             "mean %s? (timedatectl list-timezones lists them)",
+                             shown, dir, near);
         if (e == ENOENT || e == EISDIR || e == ENOTDIR)
             return store_err(err, ASPEN_STORE_EINVAL,
                              "time zone \"%s\" is not in the time zone database (%s): give an "

@@ -960,10 +960,11 @@ int aspen_store_log_notified(aspen_store *s, bool *woken, aspen_store_error *err
 /* 0 when name is a valid queue name (1 to 64 letters, digits, '_', '-', '.', starting with a
  * letter or digit); EINVAL saying so otherwise. */
 int aspen_store_queue_name_check(const char *name, aspen_store_error *err);
-/* Parses a rate "N/PERIOD": N a positive integer, PERIOD s, m, h, or a count with a unit (10s,
- * 500ms, 2m): "100/s", "5/10s". EINVAL naming what is wrong. */
+/* Parses a rate "N/PERIOD": N a positive integer, PERIOD a unit alone (ms, s, m, min, h, d, w:
+ * one of it) or a duration of aspen_store_duration_parse with its unit (10s, 500ms, 1h30m, 2d),
+ * more than 0 and at most 7 days: "100/s", "5/10s", "50/1h30m". EINVAL naming what is wrong. */
 int aspen_store_rate_parse(const char *text, int64_t *n, int64_t *period_ms, aspen_store_error *err);
-/* Writes a rate back as text ("100/s", "5/10s", "3/250ms") into buf. */
+/* Writes a rate back as text ("100/s", "5/10s", "3/250ms", "50/90m", "1000/d") into buf. */
 void aspen_store_rate_format(int64_t n, int64_t period_ms, char *buf, size_t size);
 
 enum {

@@ -3,8 +3,9 @@
  * too-large job id, and extra arguments to a command that takes none, each get exactly one
  * `error:` line saying what is wrong, a `usage:` line, and exit status 2, and nothing in the
  * database changes. Bad values (limits, durations, rates, cron fields) get the parser's specific
- * words. `aspen cancel` of a job that is already final says its state and that nothing was done,
- * with exit status 3 (neither success nor a failure). A mistyped guest or queue gets a "did you
+ * words. `aspen cancel` of a job that is already final says that it finished, in which state, and
+ * that nothing changed, with exit status 3 (neither success nor a failure); with no ID and no
+ * --filter it shows both forms. A mistyped guest or queue gets a "did you
  * mean"; a queue that does not exist is refused unless --create-queue. Needs no KVM: the jobs are
  * --type echo. */
 #include <setjmp.h>
@@ -134,7 +135,11 @@ static const struct {
     {"queue set q --limit 0", "--limit wants a whole number from 1 to 1000000, not '0'"},
     {"queue set q --limit -3", "--limit wants a whole number from 1 to 1000000, not '-3'"},
     {"queue set q --limit ten", "--limit wants a whole number from 1 to 1000000, not 'ten'"},
-    {"queue set q --rate 10/fortnight", "is not ms, s, m or h"},
+    {"queue set q --rate 10/fortnight", "the period \"fortnight\" is not a duration: write "
+                                        "N/PERIOD"},
+    /* a bare period has no unit: refused, saying what the period takes */
+    {"queue set q --rate 10/10", "the period \"10\" is not a duration (it has no unit)"},
+    {"queue set q --rate 10/8d", "at most 7 days"},
     {"queue set q --rate 0/s", "the count before '/' is not a positive number"},
     {"submit --type echo --count 0", "--count wants a whole number from 1 to 100000, not '0'"},
     {"submit --type echo --timeout -1", "--timeout wants milliseconds (a bare number) or a duration"},
@@ -229,8 +234,8 @@ static void test_cancel_final(void **state)
     (void)state;
     check_cmd(0, "job 1 cancelled", "'%s' cancel 1 --db '%s'", ASPEN_BIN, g_db);
     out o = run("'%s' cancel 1 --db '%s'", ASPEN_BIN, g_db);
-    expect_out(&o, 3, "job 1 is already cancelled since ");
-    assert_true(has(&o, "nothing was done"));
+    expect_out(&o, 3, "job 1 already finished (cancelled at ");
+    assert_true(has(&o, "nothing was changed"));
     assert_false(has(&o, "error:"));
     free(o.buf);
     check_cmd(0, "cancelled", "'%s' show 1 --db '%s'", ASPEN_BIN, g_db);
@@ -238,8 +243,15 @@ static void test_cancel_final(void **state)
     check_cmd(0, "2", "'%s' submit --type echo --db '%s'", ASPEN_BIN, g_db);
     check_cmd(0, NULL, "'%s' worker --until-idle --quiet --db '%s'", ASPEN_BIN, g_db);
     o = run("'%s' cancel 2 --db '%s'", ASPEN_BIN, g_db);
-    expect_out(&o, 3, "job 2 is already succeeded since ");
+    expect_out(&o, 3, "job 2 already finished (succeeded at ");
+    assert_true(has(&o, "): nothing was changed (a finished job stays as it is"));
     assert_true(has(&o, "aspen rerun 2 runs it again"));
+    free(o.buf);
+    /* no id and no --filter: a usage error that shows both forms (trial 10: only the ID one) */
+    o = run("'%s' cancel --db '%s'", ASPEN_BIN, g_db);
+    expect_out(&o, 2, "error: aspen cancel needs a job ID or --filter F");
+    assert_true(has(&o, "usage: aspen cancel ID [--db PATH]"));
+    assert_true(has(&o, "aspen cancel --filter F [--db PATH]"));
     free(o.buf);
     /* a job that does not exist is an error (1), not "nothing to do" */
     check_cmd(1, "error: no job 99", "'%s' cancel 99 --db '%s'", ASPEN_BIN, g_db);

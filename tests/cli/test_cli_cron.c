@@ -149,6 +149,11 @@ static void cron_errors(bool pg)
         {"add a '61 * * * *' --type echo", "minute 61 is out of range 0-59", 2},
         {"add a '* * * * * *' --type echo", "expected 5 fields", 2},
         {"add a '0 9 * * FUN' --type echo", "day-of-week FUN is not a day of the week", 2},
+        /* the range says 0-7 as docs/SCHEDULES.md does, since 7 is taken for Sunday (trial 10:
+         * it said 0-6) */
+        {"add a '0 9 * * 8' --type echo", "day-of-week 8 is out of range 0-7 (0 and 7 are Sunday)", 2},
+        /* a zone a letter off gets the one meant, from the zoneinfo files (trial 10) */
+        {"add a '@daily' --type echo --tz Europe/Pari", "did you mean Europe/Paris?", 2},
         {"add a '@every 0s' --type echo", "@every duration must be at least 1s", 2},
         {"add a '@daily' --type echo --tz Europe/Berln", "time zone \"Europe/Berln\" is not in", 2},
         {"add 'a b' '@daily' --type echo", "schedule name \"a b\" is not allowed", 0},
@@ -229,6 +234,48 @@ static void cron_errors(bool pg)
     o = run_plain("'%s' cron add weekly '@weekly' --type echo --queue reports --db '%s' 2>&1",
                   ASPEN_BIN, d.name);
     assert_int_equal(o.status, 0);
+    free(o.buf);
+    /* the table names each schedule's queue (trial 10: only --json did) */
+    o = run_plain("'%s' cron list --wide --db '%s' 2>&1", ASPEN_BIN, d.name);
+    {
+        const char *row = strstr(o.buf, "\nweekly ");
+        const char *row_a = strstr(o.buf, "\na ");
+        if (!has(&o, " QUEUE ") || !row || !strstr(row, " reports ") || !row_a ||
+            !strstr(row_a, " default "))
+            fail_msg("aspen cron list without the schedules' queues:\n%s", o.buf);
+    }
+    free(o.buf);
+    /* 7 is Sunday: the next run of '0 9 * * 7' is a Sunday at 09:00 UTC */
+    o = run_plain("'%s' cron add sunday '0 9 * * 7' --type echo --db '%s' 2>&1", ASPEN_BIN, d.name);
+    assert_int_equal(o.status, 0);
+    free(o.buf);
+    sc = schedule_of(&d, "sunday");
+    {
+        time_t next = (time_t)(json_integer_value(json_object_get(sc, "next_run_ms")) / 1000);
+        struct tm tm;
+        gmtime_r(&next, &tm);
+        assert_int_equal(tm.tm_wday, 0);
+        assert_int_equal(tm.tm_hour, 9);
+    }
+    json_decref(sc);
+    /* a second pause (or resume) changes nothing and says so, with the command that would */
+    o = run_plain("'%s' cron pause sunday --db '%s' 2>&1", ASPEN_BIN, d.name);
+    if (o.status != 0 || !has(&o, "schedule sunday paused"))
+        fail_msg("cron pause: exit %d: %s", o.status, o.buf);
+    free(o.buf);
+    o = run_plain("'%s' cron pause sunday --db '%s' 2>&1", ASPEN_BIN, d.name);
+    if (o.status != 0 ||
+        !has(&o, "schedule sunday was already paused: nothing changed (aspen cron resume sunday"))
+        fail_msg("second cron pause: exit %d: %s", o.status, o.buf);
+    free(o.buf);
+    o = run_plain("'%s' cron resume sunday --db '%s' 2>&1", ASPEN_BIN, d.name);
+    if (o.status != 0 || !has(&o, "schedule sunday resumed"))
+        fail_msg("cron resume: exit %d: %s", o.status, o.buf);
+    free(o.buf);
+    o = run_plain("'%s' cron resume sunday --db '%s' 2>&1", ASPEN_BIN, d.name);
+    if (o.status != 0 ||
+        !has(&o, "schedule sunday was already active: nothing changed (aspen cron pause sunday"))
+        fail_msg("second cron resume: exit %d: %s", o.status, o.buf);
     free(o.buf);
     db_close(&d);
 }

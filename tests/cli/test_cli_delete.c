@@ -179,12 +179,31 @@ static void test_purge(void **st)
           "'%s' purge --state queued --yes --db '%s'", ASPEN_BIN, db);
     check_cmd(2, "'faild' is not a state (did you mean failed?)",
           "'%s' purge --state faild --yes --db '%s'", ASPEN_BIN, db);
-    check_cmd(0, "purged 0 failed jobs older than 1d",
+    /* the help reads in sentences: no line of it is one word that a wrap left behind (trial 10:
+     * "without" alone, and "each:" ending a line mid-parenthesis) */
+    out h = run("'%s' purge --help", ASPEN_BIN);
+    expect_out(&h, 0, "usage: aspen purge");
+    for (char *line = h.buf, *end; *line; line = end + 1) {
+        end = strchr(line, '\n');
+        if (!end)
+            break;
+        *end = '\0';
+        const char *t = line + strspn(line, " ");
+        if (*t && !strchr(t, ' '))
+            fail_msg("aspen purge --help has a line of one word: '%s'", line);
+        assert_true(strlen(line) <= 80);
+    }
+    free(h.buf);
+    /* nothing matched: said so with the states and age asked, not "purged 0" (trial 10) */
+    check_cmd(0, "nothing to purge: no failed job older than 1d matched; nothing deleted",
           "'%s' purge --older-than 1d --state failed --yes --db '%s'", ASPEN_BIN, db);
+    out o = run("'%s' purge --older-than 1d --state failed --yes --db '%s'", ASPEN_BIN, db);
+    assert_false(has(&o, "purged 0"));
+    free(o.buf);
     check_cmd(1, "nothing deleted", "'%s' purge --older-than 0s --db '%s' </dev/null", ASPEN_BIN, db);
     /* just finished: none is older than an hour */
-    check_cmd(0, "purged 0 finished jobs older than 1h", "'%s' purge --older-than 1h --yes --db '%s'",
-          ASPEN_BIN, db);
+    check_cmd(0, "nothing to purge: no finished job older than 1h matched; nothing deleted",
+          "'%s' purge --older-than 1h --yes --db '%s'", ASPEN_BIN, db);
     long long ids[16];
     assert_int_equal(ids_of(db, ids, 16), 6);
     usleep(20 * 1000);

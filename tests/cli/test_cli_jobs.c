@@ -551,14 +551,20 @@ static void test_json_on_every_read(void **st)
 }
 
 /* Times a person reads are durations (184 us, 12.3 ms, 10.3 s), never a raw count of 4 or more
- * digits of us or ms: aspen demo prints several. */
+ * digits of us or ms: aspen demo prints several; and its "all jobs done" comes after every job. */
 static void test_demo_durations(void **st)
 {
     (void)st;
     char db[400];
     snprintf(db, sizeof db, "%s/demo.db", g_dir);
     out o = run("'%s' demo --db '%s' 2>&1", ASPEN_BIN, db);
-    expect_out(&o, 0, "all jobs done in ");
+    expect_out(&o, 0, "all jobs done: the first 10 in ");
+    /* the last job's lines come before "all jobs done" (trial 10: the rerun's came after it) */
+    const char *rerun = strstr(o.buf, ": the echo job rerun: a warm VM");
+    const char *done = strstr(o.buf, "\nall jobs done");
+    if (!rerun || !done || rerun > done || strstr(done, "    log  [job ") ||
+        strstr(done, "\n== job "))
+        fail_msg("a job's lines after \"all jobs done\":\n%s", o.buf);
     for (const char *p = o.buf; *p; p++) {
         size_t d = strspn(p, "0123456789");
         if (d >= 4 && (strncmp(p + d, " us", 3) == 0 || strncmp(p + d, " ms", 3) == 0))

@@ -7,7 +7,8 @@
  * `aspen demo`'s limited queue and schedule (issue 10): declared, shown, honoured, declared again
  * by a second run, and a demo queue left paused by the user does not hang the demo; the store's
  * messages name their commands with the --db of a database that is not the default one (a path
- * with a space and a quote), and with none for the default one. */
+ * with a space and a quote), and with none for the default one; trial 10's rough edges
+ * (test_trial10_edges). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -158,8 +159,11 @@ static void test_queue_rm(void **state)
     expect(run("'%s' submit --type echo --queue bulk --delay 1h --db '%s' 2>&1", A, g_db), 0, "3");
     expect(run("'%s' queue rm bulk --db '%s' 2>&1", A, g_db), 1,
            "error: queue bulk still holds 2 queued and 1 scheduled jobs: nothing removed");
+    /* it names the one command that cancels them all (trial 10: it said aspen cancel ID, one
+     * at a time, after aspen cancel --filter existed) */
     expect(run("'%s' queue rm bulk --db '%s' 2>&1", A, g_db), 1,
-           with_db("aspen jobs --filter 'queue:bulk state:queued,scheduled,running'", g_db));
+           with_db("cancel them all: aspen cancel --filter 'queue:bulk "
+                   "state:queued,scheduled,running'", g_db));
     /* the filter the message gives lists those three jobs (trial 10: without state: it matched
      * nothing, the words taken as a guest's name) */
     expect(run("'%s' jobs --filter 'queue:bulk state:queued,scheduled,running' --db '%s' 2>&1 |"
@@ -167,7 +171,7 @@ static void test_queue_rm(void **state)
                A, g_db),
            0, "3");
     expect(run("'%s' queue rm bulk --db '%s' 2>&1", A, g_db), 1,
-           with_db("lists them; aspen cancel ID", g_db));
+           "(aspen jobs with that --filter lists them), then remove it again");
     expect(run("'%s' queue rm default --db '%s' 2>&1", A, g_db), 1,
            "the default queue cannot be removed");
     expect(run("'%s' queue rm blk --db '%s' 2>&1", A, g_db), 1, "no queue named blk (did you mean bulk?)");
@@ -351,9 +355,8 @@ static void test_store_messages_name_the_db(void **state)
 
     expect(run("'%s' submit --type echo --queue rep --db %s 2>&1", A, q), 0, NULL);
     expect(run("'%s' queue rm rep --db %s 2>&1", A, q), 1,
-           with_db("cancel them (aspen jobs --filter 'queue:rep state:queued,scheduled,running'", db));
-    expect(run("'%s' queue rm rep --db %s 2>&1", A, q), 1,
-           with_db("lists them; aspen cancel ID", db));
+           with_db("cancel them all: aspen cancel --filter 'queue:rep state:queued,scheduled,running'", db));
+    expect(run("'%s' queue rm rep --db %s 2>&1", A, q), 1, "(aspen jobs with that --filter lists them)");
     expect(run("'%s' priority 1 4 --db %s 2>&1", A, q), 1,
            with_db("another priority: aspen rerun", db));
 
@@ -365,7 +368,7 @@ static void test_store_messages_name_the_db(void **state)
     assert_int_equal(o.status, 1);
     char tail[800];
     snprintf(tail, sizeof tail, "%s)", with_db("Then remove it again (each command with", db));
-    if (!has(&o, tail) || !has(&o, "aspen cancel ID)") || !has(&o, "aspen cron rm nightly,"))
+    if (!has(&o, tail) || !has(&o, "state:queued,scheduled,running' (aspen jobs with that --filter lists them). Its") || !has(&o, "aspen cron rm nightly,"))
         fail_msg("wanted the bare commands and '%s': %s", tail, o.buf);
     free(o.buf);
 
@@ -414,6 +417,130 @@ static void test_cancel_filter(void **state)
            "1");
 }
 
+/* Trial 10's rough edges of the queue commands: aspen queues refuses what it does not do, naming
+ * the option (--create was ignored, silently); --rate takes the CLI's one duration grammar (d and
+ * 1h30m were refused); the global pause is said as every queue's and shown in aspen queues (its
+ * PAUSED said "-"); a worker held by a pause says so once, and runs the jobs once resumed; a
+ * filter's queue:NAME that names no queue gets a "did you mean". */
+static void test_trial10_edges(void **state)
+{
+    (void)state;
+    const char *A = ASPEN_BIN;
+    expect(run("'%s' queue set emails --rate 50/1h30m --db '%s' --create 2>&1", A, g_db), 0,
+           "queue emails: rate 50/90m");
+    out o = run("'%s' queues --json --db '%s'", A, g_db);
+    assert_true(has(&o, "\"rate_period_ms\": 5400000"));
+    free(o.buf);
+    expect(run("'%s' queue set emails --rate 2000/d --db '%s' 2>&1", A, g_db), 0, "rate 2000/d");
+    o = run("'%s' queues --json --db '%s'", A, g_db);
+    assert_true(has(&o, "\"rate_period_ms\": 86400000"));
+    free(o.buf);
+    expect(run("'%s' queue set emails --rate 5/h --db '%s' 2>&1", A, g_db), 0, "rate 5/h");
+    expect(run("'%s' queue set emails --rate 5/10 --db '%s' 2>&1", A, g_db), 2,
+           "the period \"10\" is not a duration (it has no unit): write N/PERIOD");
+
+    expect(run("'%s' queues --create --db '%s' 2>&1", A, g_db), 2,
+           "error: aspen queues only lists queues: --create makes no queue nor database here");
+    expect(run("'%s' queues --limit 3 --db '%s' 2>&1", A, g_db), 2,
+           "error: aspen queues only lists queues: --limit goes with aspen queue set NAME");
+    expect(run("'%s' queues --no-rate --db '%s' 2>&1", A, g_db), 2,
+           "usage: aspen queue set NAME");
+
+    /* a filter naming no queue: nothing matches, and the line says which queue was meant */
+    expect(run("'%s' jobs --filter queue:emials --db '%s' 2>&1", A, g_db), 0,
+           "no queue named emials (did you mean emails?)");
+    expect(run("'%s' cancel --filter queue:emials --db '%s' 2>&1", A, g_db), 0,
+           "no queue named emials (did you mean emails?)");
+
+    /* the global pause */
+    expect(run("'%s' submit --type echo --count 2 --db '%s' 2>&1", A, g_db), 0, NULL);
+    expect(run("'%s' pause --db '%s' 2>&1", A, g_db), 0,
+           "all queues paused: no worker on this database starts a job (aspen resume");
+    o = run("'%s' queues --db '%s' 2>&1", A, g_db);
+    {
+        const char *row = strstr(o.buf, "\ndefault ");
+        if (!row || !strstr(row, " all ") || !has(&o, "(all queues paused: aspen pause is on; "
+                                                      "aspen resume --db"))
+            fail_msg("aspen queues under aspen pause:\n%s", o.buf);
+    }
+    free(o.buf);
+    o = run("'%s' queues --json --db '%s'", A, g_db);
+    assert_true(has(&o, "\"all_paused\": true"));
+    free(o.buf);
+    /* a worker held by it says why, once; resumed, it runs the jobs and ends (--until-idle) */
+    char log[300];
+    snprintf(log, sizeof log, "%s.worker.log", g_db);
+    o = run_plain("'%s' worker --until-idle --db '%s' >'%s' 2>&1 & echo $!", A, g_db, log);
+    long long pid = atoll(o.buf);
+    free(o.buf);
+    assert_true(pid > 0);
+    bool said = false;
+    for (int i = 0; i < 600 && !said; i++) { /* 60 s */
+        o = run("cat '%s'", log);
+        said = has(&o, "aspen worker: waiting: all queues are paused (aspen pause is on): this "
+                       "worker starts no job until aspen resume");
+        free(o.buf);
+        if (!said)
+            usleep(100 * 1000);
+    }
+    if (!said) {
+        o = run("kill %lld; cat '%s'", pid, log);
+        fail_msg("the worker did not say it waits on the pause:\n%s", o.buf);
+    }
+    expect(run("'%s' resume --db '%s' 2>&1", A, g_db), 0, "all queues resumed");
+    /* its last line says it ended (a reparented process's pid is no proof: it may linger) */
+    bool gone = false;
+    for (int i = 0; i < 600 && !gone; i++) {
+        o = run("cat '%s'", log);
+        gone = has(&o, "aspen worker: done:");
+        free(o.buf);
+        if (!gone)
+            usleep(100 * 1000);
+    }
+    o = run("cat '%s'", log);
+    if (!gone || !has(&o, "2 succeeded"))
+        fail_msg("the worker did not run the jobs once resumed:\n%s", o.buf);
+    /* said once, not once a second */
+    const char *first = strstr(o.buf, "waiting: all queues");
+    assert_null(strstr(first + 1, "waiting: all queues"));
+    free(o.buf);
+
+    /* a queue paused on its own, served by name: the same, naming the queue */
+    expect(run("'%s' submit --type echo --queue emails --db '%s' 2>&1", A, g_db), 0, NULL);
+    expect(run("'%s' queue pause emails --db '%s' 2>&1", A, g_db), 0, NULL);
+    o = run_plain("'%s' worker --queues emails --until-idle --db '%s' >'%s' 2>&1 & echo $!", A,
+                  g_db, log);
+    pid = atoll(o.buf);
+    free(o.buf);
+    said = false;
+    for (int i = 0; i < 600 && !said; i++) {
+        o = run("cat '%s'", log);
+        said = has(&o, with_db("waiting: queue emails is paused (1 job waiting): this worker "
+                               "starts none of its jobs until aspen queue resume emails", g_db));
+        free(o.buf);
+        if (!said)
+            usleep(100 * 1000);
+    }
+    if (!said) {
+        o = run("kill %lld; cat '%s'", pid, log);
+        fail_msg("the worker did not say it waits on queue emails:\n%s", o.buf);
+    }
+    expect(run("'%s' queue resume emails --db '%s' 2>&1", A, g_db), 0, NULL);
+    gone = false;
+    for (int i = 0; i < 600 && !gone; i++) {
+        o = run("cat '%s'", log);
+        gone = has(&o, "aspen worker: done: 1 finished (1 succeeded");
+        free(o.buf);
+        if (!gone)
+            usleep(100 * 1000);
+    }
+    if (!gone) {
+        o = run("kill %lld; cat '%s'", pid, log);
+        fail_msg("the worker did not run queue emails' job once resumed:\n%s", o.buf);
+    }
+    unlink(log);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -422,6 +549,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_demo_queue_and_schedule, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_messages_name_the_db, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancel_filter, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_trial10_edges, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

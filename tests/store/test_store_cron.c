@@ -114,7 +114,7 @@ static void test_errors(void **state)
     parse_err("* 24 * * *", "hour 24 is out of range 0-23");
     parse_err("* * 0 * *", "day-of-month 0 is out of range 1-31");
     parse_err("* * * 13 *", "month 13 is out of range 1-12");
-    parse_err("* * * * 8", "day-of-week 8 is out of range 0-6");
+    parse_err("* * * * 8", "day-of-week 8 is out of range 0-7 (0 and 7 are Sunday)");
     parse_err("* * * FOO *", "month FOO is not a month: give 1-12 or a name JAN-DEC");
     parse_err("* * * * FUN", "day-of-week FUN is not a day of the week");
     parse_err("* * * *", "expected 5 fields (minute hour day-of-month month day-of-week), got 4");
@@ -332,6 +332,17 @@ static void test_zone_errors(void **state)
     assert_int_equal(aspen_store_tz_open("Europe/Berln", &tz, &e), ASPEN_STORE_EINVAL);
     assert_null(tz);
     assert_non_null(strstr(e.msg, "time zone \"Europe/Berln\" is not in the time zone database"));
+    /* a typo gets the zone meant, from the zoneinfo files (trial 10); a name near none gets the
+     * examples, and no zone is made up */
+    assert_non_null(strstr(e.msg, "did you mean Europe/Berlin?"));
+    e = (aspen_store_error){0};
+    assert_int_equal(aspen_store_tz_open("America/Argentina/Buenos_Aire", &tz, &e),
+                     ASPEN_STORE_EINVAL);
+    assert_non_null(strstr(e.msg, "did you mean America/Argentina/Buenos_Aires?"));
+    e = (aspen_store_error){0};
+    assert_int_equal(aspen_store_tz_open("Mars/Olympus_Mons", &tz, &e), ASPEN_STORE_EINVAL);
+    assert_null(strstr(e.msg, "did you mean"));
+    assert_non_null(strstr(e.msg, "give an IANA name such as Europe/Berlin"));
     static const char *const bad[] = {"../../etc/passwd", "/etc/passwd", "Europe/../../etc",
                                       "Europe//Berlin", "Europe/", "Europe", ".hidden",
                                       "a b", "Europe/Berlin\n", "\xc3\xa9t\xc3\xa9"};

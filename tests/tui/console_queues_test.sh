@@ -162,7 +162,7 @@ wait_for "^:rate 100/s *$"
 keys C-u
 type_text "rate 5/milliseconds" # C-u empties the whole command line
 keys Enter
-wait_for "the period's unit \"milliseconds\" is not" # wrapped at 80: the rest on the next row
+wait_for "the period \"milliseconds\" is not a" # wrapped at 80: the rest on the next row
 [ "$(q_json bulk rate)" = '"100/s"' ] || fail "a bad rate changed it (80x24)"
 # the retention in effect, on the last line of the pane; a change by another process shows
 wait_for "^ Finished jobs kept: succeeded 24h, failed 7d, cancelled 24h \(defaults\) *$"

@@ -73,11 +73,12 @@ int cmd_queues(int argc, char **argv)
                                          {0, 0, 0, 0}};
     const char *usage =
         "usage: aspen queues [--json] [--wide] [--db PATH]\n"
-        "  every queue: jobs waiting (QUEUED, of which RESV reserved by an engine about to start\n"
-        "  them), SCHED (later), RUNNING, its LIMIT (running at once, all hosts), RATE, whether\n"
-        "  PAUSED (paused: the queue; all: every queue, by aspen pause), the OLDEST due job's\n"
-        "  wait and DONE/MIN (finished in the last minute)\n"
-        "  change them with aspen queue set|pause|resume NAME; aspen queue rm NAME removes one\n"
+        "  every queue: jobs waiting (QUEUED, of which RESV reserved by an engine about\n"
+        "  to start them), SCHED (later), RUNNING, its LIMIT (running at once, all\n"
+        "  hosts), RATE, whether PAUSED (paused: the queue; all: every queue, by aspen\n"
+        "  pause), the OLDEST due job's wait and DONE/MIN (finished in the last minute)\n"
+        "  change them with aspen queue set|pause|resume NAME; aspen queue rm NAME\n"
+        "  removes one\n"
         "  --wide  every column: the table fits the terminal (80 when output is not one)\n";
     bool as_json = false;
     const char *db = NULL;
@@ -184,13 +185,15 @@ static int queue_usage(FILE *f, int code)
           "       aspen queue pause NAME | aspen queue resume NAME   [--db PATH]\n"
           "       aspen queue rm NAME   [--db PATH]\n"
           "  --limit N        at most N of its jobs run at once, over every worker and host\n"
-          "  --rate N/PERIOD  at most N of its jobs start in any PERIOD, a unit or a duration\n"
-          "                   as --timeout takes it, up to 7d (100/s, 5/10s, 50/1h30m, 2000/d)\n"
+          "  --rate N/PERIOD  at most N of its jobs start in any PERIOD: a unit or a\n"
+          "                   duration as --timeout takes it, up to 7d (100/s, 5/10s,\n"
+          "                   50/1h30m, 2000/d)\n"
           "  pause / resume   stop / restart claiming its jobs (aspen pause: every queue)\n"
           "  rm               remove the queue and its settings: refused while it holds\n"
           "                   queued, scheduled or running jobs, and for default; its\n"
           "                   finished jobs stay (queue:NAME still finds them)\n"
-          "  set declares the queue when it is new; pause, resume and rm need an existing one\n");
+          "  set declares the queue when it is new; pause, resume and rm take only a\n"
+          "  queue that exists\n");
     return code;
 }
 

@@ -554,8 +554,10 @@ int aspen_store_tz_open(const char *name, aspen_store_tz **out, aspen_store_erro
         if (fd >= 0)
             close(fd);
         free(tz);
+        /* the directory is read for a "did you mean" only when a message is asked for: a
+         * caller without one (a pane drawing a schedule's times) may ask again every frame */
         char near[TZ_NEAR_LEN] = "";
-        if (e == ENOENT || e == ENOTDIR)
+        if (err && (e == ENOENT || e == ENOTDIR))
             tz_nearest(dir, name, near, sizeof near);
         if (near[0]) /* a typo of a real zone (trial 10: Europe/Pari got no hint) */
             return store_err(err, ASPEN_STORE_EINVAL,

@@ -2,13 +2,17 @@
 # bench/pg_engine.sh [--rounds N] [--jobs N] ASPEN [ASPEN...] (make bench-pg) — `aspen bench
 # engine` on PostgreSQL (issue 8), durably: a private server of its own (tests/store/pg_server.sh,
 # the tests' server) started with fsync=on and synchronous_commit=on (ASPEN_PG_EXTRA_OPTS; the
-# tests run it with fsync off), and pg_stat_statements loaded. Each round runs every ASPEN binary given once, in turn (alternating
-# rounds: this machine is shared and its load drifts, so only ratios between binaries run in the
-# same minutes mean anything), each on a fresh database, and the KVM floor once
+# tests run it with fsync off), and pg_stat_statements loaded. Each round runs every ASPEN binary
+# given once, in turn, the order reversed every other round (alternating rounds: this machine is
+# shared and its load drifts, so only ratios between binaries run in the same minutes mean
+# anything), each on a fresh database, and the KVM floor once
 # (../shared/bench/kvm_floor.c, its warm p50 and exit cost, for scale). One JSON line per run:
 # the bench's own JSON plus "server_cpu_us_per_job" — the CPU of every process of the cluster
 # (postmaster, backends, walwriter, checkpointer...) from /proc over the whole run, submit
 # included — and "client_cpu_us_per_job" (the bench process's run phase, as the bench reports it).
+# "jobs_upd" and "jobs_hot_upd" are the jobs table's row updates over the run and how many of
+# them were HOT (pg_stat_user_tables: a HOT update writes no index entry), "wal_bytes_per_job" the
+# cluster's WAL over the run, submit included.
 # With ASPEN_PG_STATEMENTS=1 the top statements by server time of each run follow (µs per call
 # and per row). Reports only; nothing passes or fails on time (docs/BENCHMARKS.md).
 set -euo pipefail
@@ -19,7 +23,7 @@ while [[ $# -gt 0 ]]; do
   case $1 in
   --rounds) rounds=$2; shift 2 ;;
   --jobs) jobs=$2; shift 2 ;;
-  -h | --help) sed -n '2,13p' "$0"; exit 0 ;;
+  -h | --help) sed -n '2,17p' "$0"; exit 0 ;;
   *) break ;;
   esac
 done
@@ -79,22 +83,33 @@ for ((round = 1; round <= rounds; round++)); do
     f=$("$floor" 300 | tail -1)
     echo "{\"round\":$round,\"kvm_floor\":$f}"
   fi
-  i=0
-  for aspen in "$@"; do
-    i=$((i + 1))
+  # Every other round runs the binaries in the opposite order, so that none always runs first
+  # (right after the floor) or last.
+  order=()
+  for ((i = 1; i <= $#; i++)); do order+=("$i"); done
+  if ((round % 2 == 0)); then
+    for ((i = 1; i <= $#; i++)); do order[i - 1]=$(($# - i + 1)); done
+  fi
+  for i in "${order[@]}"; do
+    aspen=${!i}
     db=bench_${round}_$i
     psql "$conn" -c "CREATE DATABASE $db" >/dev/null
     dconn="${conn% dbname=*} dbname=$db"
     # the extension lives in the postgres database (aspen wants its own empty); it sees every one
     psql "$conn" -Atc "SELECT pg_stat_statements_reset()" >/dev/null
     backends_gone postgres
+    lsn0=$(psql "$conn" -Atc "SELECT pg_current_wal_lsn()")
     t0=$(server_ticks)
     out=$("$aspen" bench engine --jobs "$jobs" --json --db "$dconn" | tail -1)
     backends_gone "$db"
     t1=$(server_ticks)
     srv=$(awk -v d=$((t1 - t0)) -v hz="$hz" -v n="$jobs" 'BEGIN { printf "%.1f", d * 1e6 / hz / n }')
     cli=$(json_num "$out" cpu_us_per_job)
-    echo "{\"round\":$round,\"aspen\":\"$aspen\",\"server_cpu_us_per_job\":$srv,\"client_cpu_us_per_job\":${cli:-null},\"bench\":$out}"
+    # The backends have exited (backends_gone), so their table statistics have been flushed.
+    upd=$(psql "$dconn" -At -F , -c "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables
+        WHERE relname = 'jobs'")
+    wal=$(psql "$conn" -Atc "SELECT round(pg_wal_lsn_diff(pg_current_wal_lsn(), '$lsn0') / $jobs)")
+    echo "{\"round\":$round,\"aspen\":\"$aspen\",\"server_cpu_us_per_job\":$srv,\"client_cpu_us_per_job\":${cli:-null},\"jobs_upd\":${upd%,*},\"jobs_hot_upd\":${upd#*,},\"wal_bytes_per_job\":$wal,\"bench\":$out}"
     if [[ ${ASPEN_PG_STATEMENTS:-0} == 1 ]]; then
       psql "$conn" -At -F ' | ' -c "SELECT round(total_exec_time::numeric, 1) AS ms, calls, rows,
           round((total_exec_time * 1000 / greatest(calls, 1))::numeric, 1) AS us_call,

@@ -81,7 +81,7 @@ typedef struct aspen_store_error {
 
 /* The seed's limit: "Binary too large: X bytes (max: 52428800 bytes)". */
 #define ASPEN_STORE_MAX_BINARY 52428800u
-#define ASPEN_STORE_SCHEMA_VERSION 15
+#define ASPEN_STORE_SCHEMA_VERSION 16
 
 /* ---- states and the transition table ---------------------------------------------------------- */
 

@@ -7,7 +7,8 @@
  * forced. Runs on the tests' private server (ctest fixture "pg"). Also: the claim is the only
  * transaction that commits without waiting for its WAL's fsync, and a statement failing inside a
  * group commit's pipeline leaves nothing of the commit written, and retention's batched deletes
- * read no job, log or attempt row by a sequential scan either. */
+ * read no job, log or attempt row by a sequential scan either; and a finished job's second
+ * entries in the sort indexes split none of their leaves (schema version 16). */
 #include "helpers.h"
 
 #include "pg_store.h"
@@ -298,6 +299,113 @@ static void test_commit_pipeline_failure_writes_nothing(void **state)
     aspen_store_jobs_free(jobs, n);
 }
 
+/* Pages of relation rel (pg_relation_size), as the server has them now. */
+static int64_t pages_of(struct fixture *f, const char *rel)
+{
+    char sql[160];
+    snprintf(sql, sizeof sql, "SELECT pg_relation_size('%s') / current_setting('block_size')::int",
+             rel);
+    return fx_raw_int(f, sql);
+}
+
+/* Schema version 16 (pg_migrate_v16): the guest, priority and created sort indexes keep half of
+ * each leaf free, so the second entry a finished job's new row version puts into each of them
+ * (no HOT update: version 14) lands beside its first without splitting the leaf inside the group
+ * commit. Jobs submitted, then all claimed and completed in group commits as the engine does:
+ * the three indexes end with no more pages than the submit left (B-tree's default, 90 % full
+ * leaves, grew them ~1.8 times), while the duration index, left at the default, does grow. */
+static void test_completions_split_no_sort_leaf(void **state)
+{
+    struct fixture *f = *state;
+    aspen_store_error e = {0};
+    enum { N = 3000, CLAIM = 256 };
+    static const char *const roomy[] = {"jobs_sort_guest", "jobs_sort_priority",
+                                        "jobs_sort_created"};
+    for (size_t i = 0; i < 3; i++) {
+        char sql[200];
+        snprintf(sql, sizeof sql, "SELECT count(*) FROM pg_class WHERE relname = '%s' AND"
+                 " reloptions @> ARRAY['fillfactor=50']", roomy[i]);
+        if (fx_raw_int(f, sql) != 1)
+            fail_msg("%s has no fillfactor=50 on a new database", roomy[i]);
+    }
+    aspen_store_job_spec *specs = calloc(N, sizeof *specs);
+    int64_t *ids = calloc(N, sizeof *ids);
+    aspen_store_completion *c = calloc(CLAIM, sizeof *c);
+    int *status = calloc(CLAIM, sizeof *status);
+    assert_true(specs && ids && c && status);
+    for (int i = 0; i < N; i++)
+        specs[i] = (aspen_store_job_spec){.type = "echo",
+                                          .payload = "{\"message\":\"new\"}"};
+    assert_int_equal(aspen_store_submit_batch(f->s, specs, N, T0, ids, &e), 0);
+    int64_t before[3], duration_before = pages_of(f, "jobs_sort_duration");
+    for (size_t i = 0; i < 3; i++)
+        before[i] = pages_of(f, roomy[i]);
+    size_t done = 0;
+    for (int round = 0; done < N; round++) {
+        aspen_store_job *jobs = NULL;
+        size_t n = 0;
+        bool paused = false;
+        assert_int_equal(aspen_store_claim(f->s, f->engine, CLAIM, T0 + 1 + round, &jobs, &n,
+                                           &paused, &e),
+                         0);
+        assert_true(n > 0);
+        for (size_t i = 0; i < n; i++)
+            c[i] = (aspen_store_completion){.job_id = jobs[i].id,
+                                            .outcome = ASPEN_STORE_OUTCOME_SUCCESS,
+                                            .output = "ok", .output_size = 2};
+        assert_int_equal(aspen_store_complete(f->s, f->engine, c, n, T0 + 2 + round, status, NULL,
+                                              &e),
+                         0);
+        for (size_t i = 0; i < n; i++)
+            assert_int_equal(status[i], 0);
+        done += n;
+        aspen_store_jobs_free(jobs, n);
+    }
+    int64_t counts[ASPEN_STORE_STATE_COUNT];
+    assert_int_equal(aspen_store_counts(f->s, counts, &e), 0);
+    assert_int_equal(counts[ASPEN_STORE_SUCCEEDED], N);
+    /* A page or so of slack: the submit's own splits leave some leaves a little over half full. */
+    for (size_t i = 0; i < 3; i++) {
+        int64_t after = pages_of(f, roomy[i]);
+        if (after > before[i] + before[i] / 8 + 1)
+            fail_msg("%s grew from %lld to %lld pages while %d jobs finished: its leaves split",
+                     roomy[i], (long long)before[i], (long long)after, N);
+    }
+    /* The measure is not blind: an index without the room does split (its finished entries go
+     * to other keys, so it also shows the completions were written). */
+    assert_true(pages_of(f, "jobs_sort_duration") > duration_before);
+    free(specs);
+    free(ids);
+    free(c);
+    free(status);
+}
+
+/* A version-15 database (sort indexes at the default fill) gets the room when opened. */
+static void test_v15_upgrade_leaves_room(void **state)
+{
+    struct fixture *f = *state;
+    aspen_store_close(f->s);
+    f->s = NULL;
+    fx_raw_exec(f, "ALTER INDEX jobs_sort_guest RESET (fillfactor);"
+                   "ALTER INDEX jobs_sort_priority RESET (fillfactor);"
+                   "ALTER INDEX jobs_sort_created RESET (fillfactor);"
+                   "UPDATE aspen_schema SET version = 15");
+    assert_int_equal(fx_raw_int(f, "SELECT count(*) FROM pg_class WHERE reloptions IS NOT NULL"
+                                   " AND relname LIKE 'jobs_sort_%'"),
+                     0);
+    f->s = open_or_fail(f->path, NULL);
+    assert_int_equal(fx_raw_int(f, "SELECT max(version) FROM aspen_schema"),
+                     ASPEN_STORE_SCHEMA_VERSION);
+    assert_int_equal(fx_raw_int(f, "SELECT count(*) FROM pg_class WHERE relname IN"
+                                   " ('jobs_sort_guest', 'jobs_sort_priority', 'jobs_sort_created')"
+                                   " AND reloptions @> ARRAY['fillfactor=50']"),
+                     3);
+    /* nothing else changed: the duration index and the primary key keep the default */
+    assert_int_equal(fx_raw_int(f, "SELECT count(*) FROM pg_class WHERE relname IN"
+                                   " ('jobs_sort_duration', 'jobs_pkey') AND reloptions IS NOT NULL"),
+                     0);
+}
+
 int main(void)
 {
     if (!test_on_pg()) {
@@ -311,6 +419,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_prune_scans_no_table, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_commit_pipeline_failure_writes_nothing, fx_setup,
                                         fx_teardown),
+        cmocka_unit_test_setup_teardown(test_completions_split_no_sort_leaf, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_v15_upgrade_leaves_room, fx_setup, fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -78,8 +78,45 @@ static const char *outcome(const aspen_store_schedule *sc)
     return aspen_store_state_name((aspen_store_state)sc->last_job_state);
 }
 
+/* Why a schedule cannot run, or NULL: the scheduler's stored error, else its zone as this host
+ * reads it now. A zone file removed (or a tzdata update that dropped a name) after the schedule
+ * was added left cron list showing it "active", its next run printed at +00:00, while the
+ * console said "broken" (trial 10): the stored next run was computed in a zone that no longer
+ * loads, and no engine will run it. The message is the store's (buf holds it). */
+static const char *schedule_problem(const aspen_store_schedule *sc, char *buf, size_t cap)
+{
+    if (sc->error)
+        return sc->error;
+    aspen_store_cron c;
+    aspen_store_error e = {0};
+    if (aspen_store_cron_parse(sc->expr, &c, &e) != 0) {
+        snprintf(buf, cap, "%s", e.msg);
+        return buf;
+    }
+    if (c.every_ms)
+        return NULL; /* @every counts from UTC instants: no zone is read */
+    aspen_store_tz *tz = NULL;
+    if (aspen_store_tz_open(sc->tz, &tz, &e) != 0) {
+        snprintf(buf, cap, "%s; no run is computed until its zone loads again here (or "
+                           "give another: aspen cron add %s ... --replace --tz ZONE)",
+                 e.msg, sc->name);
+        return buf;
+    }
+    aspen_store_tz_close(tz);
+    return NULL;
+}
+
+/* "paused", "broken" (it cannot compute its next run: problem says why) or "active": the
+ * console's words (tui/pane_schedules.c), so both say the same of one schedule. */
+static const char *schedule_state(const aspen_store_schedule *sc, const char *problem)
+{
+    return sc->paused ? "paused" : problem ? "broken" : "active";
+}
+
 static json_t *schedule_json(const aspen_store_schedule *sc)
 {
+    char why[1024];
+    const char *problem = schedule_problem(sc, why, sizeof why);
     json_t *o = json_object();
     json_object_set_new(o, "name", cli_json_str(sc->name));
     json_object_set_new(o, "expr", cli_json_str(sc->expr));
@@ -89,6 +126,7 @@ static json_t *schedule_json(const aspen_store_schedule *sc)
                                                                                       : "skip"));
     json_object_set_new(o, "grace_ms", json_integer(sc->grace_ms));
     json_object_set_new(o, "paused", json_boolean(sc->paused));
+    json_object_set_new(o, "state", json_string(schedule_state(sc, problem)));
     json_object_set_new(o, "type", cli_json_str(sc->type));
     json_object_set_new(o, "guest", sc->binary_name ? cli_json_str(sc->binary_name) : json_null());
     json_object_set_new(o, "binary_sha256",
@@ -98,7 +136,9 @@ static json_t *schedule_json(const aspen_store_schedule *sc)
     json_object_set_new(o, "priority", json_integer(sc->priority));
     json_object_set_new(o, "max_attempts", json_integer(sc->max_attempts));
     json_object_set_new(o, "timeout_ms", json_integer(sc->timeout_ms));
-    int64_t next = aspen_store_schedule_next_due(sc);
+    /* a broken schedule has no next run: the stored one was computed in a zone that no longer
+     * loads, and no engine enqueues it */
+    int64_t next = problem ? 0 : aspen_store_schedule_next_due(sc);
     json_object_set_new(o, "next_run_ms", next ? json_integer(next) : json_null());
     json_object_set_new(o, "last_run_ms", sc->last_run_ms ? json_integer(sc->last_run_ms)
                                                           : json_null());
@@ -111,7 +151,7 @@ static json_t *schedule_json(const aspen_store_schedule *sc)
                                                            : json_null());
     json_object_set_new(o, "runs", json_integer(sc->runs));
     json_object_set_new(o, "missed_count", json_integer(sc->missed_count));
-    json_object_set_new(o, "error", sc->error ? cli_json_str(sc->error) : json_null());
+    json_object_set_new(o, "error", problem ? cli_json_str(problem) : json_null());
     return o;
 }
 
@@ -142,21 +182,34 @@ static int cron_list(aspen_engine *eng, bool as_json)
             {"LAST RUN", 3, 0, 0, false},  {"LAST JOB", 2, 8, 24, false},
             {"RUNS", 5, 0, 0, true},
         };
+        /* each schedule's problem, once: the row says "broken", the lines under the table why */
+        char (*why)[1024] = calloc(n ? n : 1, sizeof *why);
+        const char **problem = calloc(n ? n : 1, sizeof *problem);
+        if (!why || !problem) {
+            free(why);
+            free(problem);
+            aspen_store_schedules_free(list, n);
+            cli_error("out of memory listing the schedules");
+            return 1;
+        }
         size_t n_err = 0;
         for (size_t i = 0; i < n; i++)
-            n_err += list[i].error != NULL;
+            n_err += (problem[i] = schedule_problem(&list[i], why[i], sizeof why[i])) != NULL;
         cli_table *t = cli_table_new(cols, sizeof cols / sizeof cols[0]);
         for (size_t i = 0; i < n; i++) {
             const aspen_store_schedule *sc = &list[i];
             char next[48], last[48];
-            format_in_zone(aspen_store_schedule_next_due(sc), sc->tz, next, sizeof next);
+            if (problem[i])
+                snprintf(next, sizeof next, "none (see below)");
+            else
+                format_in_zone(aspen_store_schedule_next_due(sc), sc->tz, next, sizeof next);
             format_in_zone(sc->last_run_ms, sc->tz, last, sizeof last);
             cli_table_str(t, sc->name);
             cli_table_str(t, sc->expr);
             cli_table_str(t, sc->tz);
             /* where its jobs go: the queue's limit, rate and pause apply to them */
             cli_table_str(t, sc->queue && *sc->queue ? sc->queue : "default");
-            cli_table_str(t, sc->paused ? "paused" : "active");
+            cli_table_str(t, schedule_state(sc, problem[i]));
             cli_table_str(t, next);
             cli_table_str(t, last);
             if (sc->last_job_id)
@@ -168,15 +221,20 @@ static int cron_list(aspen_engine *eng, bool as_json)
         int prc = cli_table_print(t, stdout);
         cli_table_free(t);
         if (prc) {
+            free(why);
+            free(problem);
             aspen_store_schedules_free(list, n);
             return 1;
         }
         for (size_t i = 0; i < n && n_err; i++)
-            if (list[i].error) {
-                char cell[2400], name[200];
+            if (problem[i]) {
+                /* up to 600 columns: the store's reason and what to do, never cut mid-advice */
+                char cell[4096], name[200];
                 printf("  ! %s: %s\n", cli_cell_str(list[i].name, 30, name, sizeof name),
-                       cli_cell_str(list[i].error, 300, cell, sizeof cell));
+                       cli_cell_str(problem[i], 600, cell, sizeof cell));
             }
+        free(why);
+        free(problem);
         if (!n)
             printf("(no schedules: add one with aspen cron add NAME 'EXPR' GUEST)\n");
         else if (!holder)

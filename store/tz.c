@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -524,14 +525,33 @@ int aspen_store_tz_open(const char *name, aspen_store_tz **out, aspen_store_erro
     aspen_store_tz *tz = calloc(1, sizeof *tz);
     if (!tz)
         return store_err(err, ASPEN_STORE_ENOMEM, "out of memory loading a time zone");
-    if (!name || !*name || strcmp(name, "UTC") == 0) {
+    if (!name || strcmp(name, "UTC") == 0) { /* NULL: no zone given, the default */
         snprintf(tz->name, sizeof tz->name, "UTC");
         tz->n_types = 1;
         *out = tz;
         return 0;
     }
+    /* An empty name was taken as UTC, silently: a --tz "$ZONE" whose variable was unset looked
+     * accepted (trial 10). Give it as UTC, or leave it out. */
+    if (!*name) {
+        free(tz);
+        return store_err(err, ASPEN_STORE_EINVAL,
+                         "time zone \"\" is empty: give an IANA name such as Europe/Berlin, "
+                         "America/New_York or UTC (without a zone a schedule runs in UTC)");
+    }
     char shown[64];
     store_clean_ascii(name, shown, sizeof shown);
+    /* "localtime" is a file in the zoneinfo directory (a link to /etc/localtime), so it opened:
+     * each host then read its own clock's zone, and engines on hosts set to different zones
+     * disagreed on a schedule's occurrences. A schedule's zone must mean one thing everywhere. */
+    if (strcasecmp(name, "localtime") == 0) {
+        free(tz);
+        return store_err(err, ASPEN_STORE_EINVAL,
+                         "time zone \"%s\" is this host's own setting, not a zone: engines on "
+                         "hosts set differently would disagree on when the schedule runs; give "
+                         "an IANA name such as Europe/Berlin, America/New_York or UTC",
+                         shown);
+    }
     if (!name_ok(name)) {
         free(tz);
         return store_err(err, ASPEN_STORE_EINVAL,

@@ -6,7 +6,8 @@
  * holder is killed with SIGKILL (another takes over, nothing lost or doubled); and a schedule
  * missed while every engine was down follows its policy when one comes back (skip: nothing of
  * the downtime older than the grace; once: exactly one job for all of it, keyed by the first
- * missed occurrence). */
+ * missed occurrence); a schedule's zone: localtime and '' refused, and one whose zone file went
+ * missing is "broken" in cron list and --json, with why and no next run (test_zone_gone). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -279,6 +280,92 @@ static void cron_errors(bool pg)
     free(o.buf);
     db_close(&d);
 }
+
+/* A schedule's zone is one thing on every host: --tz localtime (each host's own clock) and --tz ''
+ * (read as UTC, silently) are refused (trial 10). And a schedule whose zone file went missing
+ * after it was added (here: a private TZDIR with Europe/Berlin, then without it) is "broken" in
+ * cron list and --json as in the console, with the reason and no next run — it was "active"
+ * with its next run printed at +00:00. An @every schedule reads no zone and stays active. */
+static void zone_gone(void)
+{
+    struct db d;
+    db_open(&d, false);
+    out o = run_plain("'%s' cron add a '@daily' --type echo --tz localtime --db '%s' --create 2>&1",
+                      ASPEN_BIN, d.name);
+    if (o.status != 2 || !has(&o, "time zone \"localtime\" is this host's own setting, not a "
+                                  "zone: engines on hosts set differently would disagree"))
+        fail_msg("cron add --tz localtime: exit %d: %s", o.status, o.buf);
+    free(o.buf);
+    o = run_plain("'%s' cron add a '@daily' --type echo --tz '' --db '%s' --create 2>&1", ASPEN_BIN,
+                  d.name);
+    if (o.status != 2 || !has(&o, "time zone \"\" is empty"))
+        fail_msg("cron add --tz '': exit %d: %s", o.status, o.buf);
+    free(o.buf);
+    o = run_plain("mkdir -p '%s/zi/Europe' && cp /usr/share/zoneinfo/Europe/Berlin '%s/zi/Europe/'",
+                  d.dir, d.dir);
+    assert_int_equal(o.status, 0);
+    free(o.buf);
+    o = run_plain("TZDIR='%s/zi' '%s' cron add berlin '0 9 * * *' --type echo --tz Europe/Berlin"
+                  " --db '%s' --create 2>&1",
+                  d.dir, ASPEN_BIN, d.name);
+    if (o.status != 0 || !has(&o, "schedule berlin added; next run"))
+        fail_msg("cron add --tz Europe/Berlin: exit %d: %s", o.status, o.buf);
+    free(o.buf);
+    o = run_plain("'%s' cron add hourly '@every 1h' --type echo --db '%s' 2>&1", ASPEN_BIN, d.name);
+    assert_int_equal(o.status, 0);
+    free(o.buf);
+    o = run_plain("TZDIR='%s/zi' '%s' cron list --db '%s' 2>&1", d.dir, ASPEN_BIN, d.name);
+    {
+        const char *row = strstr(o.buf, "\nberlin ");
+        if (o.status != 0 || !row || !strstr(row, " active ") || has(&o, "broken"))
+            fail_msg("cron list with the zone present: exit %d:\n%s", o.status, o.buf);
+    }
+    free(o.buf);
+    o = run_plain("rm '%s/zi/Europe/Berlin'", d.dir);
+    assert_int_equal(o.status, 0);
+    free(o.buf);
+    o = run_plain("TZDIR='%s/zi' '%s' cron list --db '%s' 2>&1", d.dir, ASPEN_BIN, d.name);
+    {
+        const char *row = strstr(o.buf, "\nberlin ");
+        const char *row_h = strstr(o.buf, "\nhourly ");
+        const char *eol = row ? strchr(row + 1, '\n') : NULL;
+        if (o.status != 0 || !row || !eol || !strstr(row, " broken ") ||
+            !strstr(row, " none (see below) ") || (size_t)(strstr(row, " broken ") - row) >
+                                                        (size_t)(eol - row) ||
+            !has(&o, "  ! berlin: time zone \"Europe/Berlin\" is not in the time zone database") ||
+            !has(&o, "no run is computed until its zone loads again") || !row_h ||
+            !strstr(row_h, " active "))
+            fail_msg("cron list with the zone gone: exit %d:\n%s", o.status, o.buf);
+    }
+    free(o.buf);
+    json_t *arr = json_of("aspen cron list --json",
+                          run_plain("TZDIR='%s/zi' '%s' cron list --json --db '%s'", d.dir,
+                                    ASPEN_BIN, d.name));
+    size_t i;
+    json_t *e;
+    bool seen = false;
+    json_array_foreach(arr, i, e)
+    {
+        const char *name = json_string_value(json_object_get(e, "name"));
+        const char *st = json_string_value(json_object_get(e, "state"));
+        if (strcmp(name, "berlin") == 0) {
+            const char *why = json_string_value(json_object_get(e, "error"));
+            assert_string_equal(st, "broken");
+            assert_true(json_is_null(json_object_get(e, "next_run_ms")));
+            assert_non_null(why);
+            assert_non_null(strstr(why, "Europe/Berlin"));
+            seen = true;
+        } else {
+            assert_string_equal(st, "active");
+            assert_true(json_is_integer(json_object_get(e, "next_run_ms")));
+        }
+    }
+    assert_true(seen);
+    json_decref(arr);
+    db_close(&d);
+}
+
+static void test_zone_gone(void **state) { (void)state, zone_gone(); }
 
 static void test_errors(void **state) { (void)state, cron_errors(false); }
 static void test_errors_pg(void **state) { (void)state, cron_errors(true); }
@@ -554,6 +641,7 @@ static void test_missed_pg(void **state) { (void)state, missed(true); }
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_zone_gone),
         cmocka_unit_test(test_errors),       cmocka_unit_test(test_errors_pg),
         cmocka_unit_test(test_every_second), cmocka_unit_test(test_every_second_pg),
         cmocka_unit_test(test_missed),       cmocka_unit_test(test_missed_pg),

@@ -343,6 +343,20 @@ static void test_zone_errors(void **state)
     assert_int_equal(aspen_store_tz_open("Mars/Olympus_Mons", &tz, &e), ASPEN_STORE_EINVAL);
     assert_null(strstr(e.msg, "did you mean"));
     assert_non_null(strstr(e.msg, "give an IANA name such as Europe/Berlin"));
+    /* a zone means one thing on every host: "localtime" (each host's own setting, a file in
+     * zoneinfo, so it opened) and "" (taken as UTC) are refused; NULL is the default, UTC */
+    e = (aspen_store_error){0};
+    assert_int_equal(aspen_store_tz_open("localtime", &tz, &e), ASPEN_STORE_EINVAL);
+    assert_null(tz);
+    assert_non_null(strstr(e.msg, "is this host's own setting, not a zone"));
+    e = (aspen_store_error){0};
+    assert_int_equal(aspen_store_tz_open("", &tz, &e), ASPEN_STORE_EINVAL);
+    assert_null(tz);
+    assert_non_null(strstr(e.msg, "time zone \"\" is empty"));
+    assert_int_equal(aspen_store_tz_open(NULL, &tz, &e), 0);
+    assert_string_equal(aspen_store_tz_name(tz), "UTC");
+    aspen_store_tz_close(tz);
+    tz = NULL;
     static const char *const bad[] = {"../../etc/passwd", "/etc/passwd", "Europe/../../etc",
                                       "Europe//Berlin", "Europe/", "Europe", ".hidden",
                                       "a b", "Europe/Berlin\n", "\xc3\xa9t\xc3\xa9"};

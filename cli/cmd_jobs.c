@@ -7,9 +7,11 @@
  *   aspen show ID [--json]        the job, its attempts, its result and error
  *   aspen logs ID [--follow] [--json]   log lines; --follow waits for more until the job is final
  *   aspen logs --follow [--json]  every job's new lines from every host (the store's log feed)
- *   aspen cancel ID | rerun ID | pause | resume
+ *   aspen cancel ID | --filter F [--yes | --dry-run]   a filter's jobs are counted and asked for
+ *   aspen rerun ID | pause | resume
  * Exit status: 0 done, 1 refused or failed (one `error: …` line), 2 usage, 3 nothing to do
- * (aspen cancel of a job that is already final: it says which state, nothing changed).
+ * (aspen cancel of a job that is already final: it says which state, nothing changed; cancel
+ * --filter that matched no unfinished job; retry --failed that found no failed job).
  */
 #include "aspen_vm.h"
 #include "cli.h"
@@ -21,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <errno.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -658,8 +661,9 @@ int cmd_jobs(int argc, char **argv)
                     "  --limit N  show at most N jobs (default 50; a last line says how many "
                     "match)\n"
                     "  --all      show every matching job\n"
-                    "  --wide     every column whole: the table fits the terminal's width (80\n"
-                    "             when output is not a terminal, or $COLUMNS) unless --wide\n"
+                    "  --wide     every column whole, and each job's QUEUE; without it the\n"
+                    "             table fits the terminal's width (80 when output is not a\n"
+                    "             terminal, or $COLUMNS)\n"
                     "  --json     the jobs as a JSON array (ids, times in ms, payload as JSON)\n"
                     "  --jsonl    export: every matching job (no 50-row default; --limit N caps\n"
                     "             it), one JSON object a line, the fields of --json\n");
@@ -731,14 +735,23 @@ int cmd_jobs(int argc, char **argv)
             cli_filter_queue_note(dbp, &f);
     } else {
         /* by priority: id, state and what it gave are kept at any width; the type and the
-         * tries go first (aspen show ID has them all), then the creation time */
+         * tries go first (aspen show ID has them all), then the creation time. --wide adds
+         * QUEUE (trial 10: not even --wide showed a job's queue, which queue:NAME filters by);
+         * at a terminal's width it would only cut the results shorter, so it is --wide's. */
         static const cli_table_col cols[] = {
             {"ID", 0, 0, 0, false},      {"STATE", 0, 0, 0, false},
             {"TYPE", 4, 10, 24, false},  {"GUEST", 2, 12, 32, false},
             {"TRIES", 5, 0, 0, false},   {"CREATED", 3, 0, 0, false},
             {"RESULT / ERROR", 1, 12, 120, false},
         };
-        cli_table *t = cli_table_new(cols, sizeof cols / sizeof cols[0]);
+        static const cli_table_col wide_cols[] = {
+            {"ID", 0, 0, 0, false},      {"STATE", 0, 0, 0, false},
+            {"QUEUE", 6, 5, 24, false},  {"TYPE", 4, 10, 24, false},
+            {"GUEST", 2, 12, 32, false}, {"TRIES", 5, 0, 0, false},
+            {"CREATED", 3, 0, 0, false}, {"RESULT / ERROR", 1, 12, 120, false},
+        };
+        cli_table *t = cli_wide ? cli_table_new(wide_cols, sizeof wide_cols / sizeof wide_cols[0])
+                                : cli_table_new(cols, sizeof cols / sizeof cols[0]);
         for (size_t i = 0; i < n; i++) {
             const aspen_store_job *j = &jobs[i];
             char when[40];
@@ -746,6 +759,8 @@ int cmd_jobs(int argc, char **argv)
             when[19] = '\0';
             cli_table_fmt(t, "%lld", (long long)j->id);
             cli_table_str(t, aspen_store_state_name(j->state));
+            if (cli_wide)
+                cli_table_str(t, j->queue[0] ? j->queue : "default");
             cli_table_str(t, j->type);
             cli_table_str(t, j->binary_name ? j->binary_name : "-");
             cli_table_fmt(t, "%d/%d", j->attempts, j->max_attempts);
@@ -1284,8 +1299,94 @@ static int id_command(int argc, char **argv, const char *usage, int64_t *id, con
     return rc ? rc : cli_id_arg(argv[optind], id, usage);
 }
 
-/* aspen cancel --filter F: every unfinished job the filter matches, in one transaction. */
-static int cancel_filter(const char *filter, const char *db)
+#define CANCEL_LIVE                                                                                \
+    ((1u << ASPEN_STORE_QUEUED) | (1u << ASPEN_STORE_SCHEDULED) | (1u << ASPEN_STORE_RUNNING))
+/* How many of the matching jobs' ids the question and --dry-run name (the rest are counted). */
+#define CANCEL_SHOWN_IDS 5
+
+/* What aspen cancel --filter is about to do: the unfinished matches, per state, counted by the
+ * store (read-only, so a --dry-run writes nothing), and the oldest few ids. 0, or 1 printed. */
+typedef struct cancel_plan {
+    int64_t n[ASPEN_STORE_STATE_COUNT];
+    int64_t total;
+    int64_t ids[CANCEL_SHOWN_IDS];
+    size_t n_ids;
+} cancel_plan;
+
+static int cancel_plan_read(aspen_engine *eng, const aspen_store_filter *f0, cancel_plan *p)
+{
+    aspen_store_filter f = *f0;
+    unsigned live = (f.states ? f.states : ~0u) & CANCEL_LIVE;
+    if (!live)
+        return 0; /* the filter names finished states only: nothing to cancel */
+    aspen_store_options so = {.read_only = true};
+    aspen_store *st = NULL;
+    aspen_store_error se = {0};
+    if (cli_store_open(aspen_engine_db_path(eng), &so, &st, &se) != 0) {
+        cli_error("cannot open the database to count the matching jobs: %s (nothing cancelled)",
+                  se.msg);
+        return 1;
+    }
+    for (int s = 0; s < ASPEN_STORE_STATE_COUNT; s++) {
+        if (!(live & (1u << s)))
+            continue;
+        f.states = 1u << s;
+        if (aspen_store_count(st, &f, &p->n[s], &se) != 0) {
+            aspen_store_close(st);
+            cli_error("counting the matching jobs: %s (nothing cancelled)", se.msg);
+            return 1;
+        }
+        p->total += p->n[s];
+    }
+    aspen_store_close(st);
+    if (!p->total)
+        return 0;
+    f.states = live;
+    f.order = ASPEN_STORE_ORDER_OLDEST;
+    f.limit = CANCEL_SHOWN_IDS;
+    f.offset = 0;
+    aspen_store_job *jobs = NULL;
+    size_t got = 0;
+    aspen_engine_error err = {0};
+    if (aspen_engine_list(eng, &f, &jobs, &got, &err) != 0) {
+        cli_error("listing the matching jobs: %s (nothing cancelled)", err.msg);
+        return 1;
+    }
+    for (size_t i = 0; i < got && p->n_ids < CANCEL_SHOWN_IDS; i++)
+        p->ids[p->n_ids++] = jobs[i].id;
+    aspen_store_jobs_free(jobs, got);
+    return 0;
+}
+
+/* "3 unfinished jobs matching 'queue:slow' (2 queued, 1 running), ids 4, 5, 9": what the
+ * question and --dry-run say; the ids are the oldest few, "and N more" after them. */
+static void cancel_plan_text(const cancel_plan *p, const char *filter, char *out, size_t cap)
+{
+    char count[32];
+    cli_format_count(p->total, count, sizeof count);
+    size_t used = (size_t)snprintf(out, cap, "%s unfinished job%s matching '%.400s' (", count,
+                                   p->total == 1 ? "" : "s", filter);
+    int k = 0;
+    for (int s = 0; s < ASPEN_STORE_STATE_COUNT && used < cap; s++)
+        if (p->n[s]) {
+            cli_format_count(p->n[s], count, sizeof count);
+            used += (size_t)snprintf(out + used, cap - used, "%s%s %s", k++ ? ", " : "", count,
+                                     aspen_store_state_name((aspen_store_state)s));
+        }
+    for (size_t i = 0; i < p->n_ids && used < cap; i++)
+        used += (size_t)snprintf(out + used, cap - used, "%s%lld",
+                                 i ? ", " : p->n_ids == 1 ? "), id " : "), ids ",
+                                 (long long)p->ids[i]);
+    if (!p->n_ids && used < cap)
+        used += (size_t)snprintf(out + used, cap - used, ")");
+    if (p->total > (int64_t)p->n_ids && used < cap)
+        snprintf(out + used, cap - used, " and %lld more", (long long)(p->total - (int64_t)p->n_ids));
+}
+
+/* aspen cancel --filter F: every unfinished job the filter matches, in one transaction — asked
+ * first, as delete --filter and purge are, since a cancelled job cannot be retried (trial 10: it
+ * cancelled at once). 0 done, 1 refused or failed, 2 usage, 3 nothing matched. */
+static int cancel_filter(const char *filter, const char *db, bool yes, bool dry_run)
 {
     aspen_store_filter f;
     char buf[2048];
@@ -1300,22 +1401,66 @@ static int cancel_filter(const char *filter, const char *db)
     aspen_engine *eng;
     if (cli_open_engine(db, 0, &eng))
         return 1;
+    cancel_plan plan = {0};
+    if (cancel_plan_read(eng, &f, &plan)) {
+        aspen_engine_close(eng);
+        return 1;
+    }
+    if (!plan.total) {
+        /* nothing to do (exit 3, as cancel of a finished job): a script can tell it from a
+         * cancel that happened (0) and from a failure (1) */
+        printf("no unfinished job matches %s: nothing cancelled\n", filter);
+        fflush(stdout);
+        cli_filter_queue_note(aspen_engine_db_path(eng), &f);
+        aspen_engine_close(eng);
+        return 3;
+    }
+    char what[900];
+    cancel_plan_text(&plan, filter, what, sizeof what);
+    if (dry_run) {
+        aspen_engine_close(eng);
+        printf("would cancel %s; nothing cancelled (without --dry-run it asks first)\n", what);
+        return 0;
+    }
+    if (!yes) {
+        /* a cancelled job cannot be retried: never without a person's yes, and a script that
+         * means it says --yes (a pipe's "y" would as well answer any other question) */
+        if (!isatty(STDIN_FILENO)) {
+            aspen_engine_close(eng);
+            cli_error("would cancel %s, and standard input is not a terminal to ask: add --yes "
+                      "to cancel them without asking (--dry-run lists them); nothing cancelled",
+                      what);
+            return 1;
+        }
+        fprintf(stderr, "Cancel %s? Cancelled jobs cannot be retried. [y/N] ", what);
+        fflush(stderr);
+        char line[64];
+        bool ok = false;
+        if (fgets(line, sizeof line, stdin)) {
+            line[strcspn(line, "\r\n")] = '\0';
+            ok = strcasecmp(line, "y") == 0 || strcasecmp(line, "yes") == 0;
+        } else {
+            fputc('\n', stderr);
+        }
+        if (!ok) {
+            aspen_engine_close(eng);
+            fprintf(stderr, "nothing cancelled\n");
+            return 1;
+        }
+    }
     aspen_engine_error err = {0};
     int64_t cancelled = 0, requested = 0;
     int rc = aspen_engine_cancel_matching(eng, &f, &cancelled, &requested, &err);
     if (rc) {
         aspen_engine_close(eng);
-        cli_error("%s", err.msg);
+        cli_error("%s (nothing cancelled)", err.msg);
         return 1;
     }
-    if (!cancelled && !requested) {
-        printf("no unfinished job matches %s: nothing cancelled\n", filter);
-        fflush(stdout);
-        cli_filter_queue_note(aspen_engine_db_path(eng), &f);
-    }
     aspen_engine_close(eng);
-    if (!cancelled && !requested)
-        return 0;
+    if (!cancelled && !requested) { /* they finished meanwhile (the count was a moment before) */
+        printf("no unfinished job matches %s any more: nothing cancelled\n", filter);
+        return 3;
+    }
     if (!requested)
         printf("cancelled %lld job%s\n", (long long)cancelled, cancelled == 1 ? "" : "s");
     else
@@ -1324,52 +1469,86 @@ static int cancel_filter(const char *filter, const char *db)
     return 0;
 }
 
+static void cancel_usage(FILE *f)
+{
+    cli_help(f,
+            "usage: aspen cancel ID [--db PATH]\n"
+            "       aspen cancel --filter F [--yes | --dry-run] [--db PATH]\n"
+            "  ID          this job: a queued or scheduled one is cancelled, a running one\n"
+            "              asked to stop (nothing is asked first)\n"
+            "  --filter F  every unfinished job F matches (the filter language of aspen\n"
+            "              jobs), in one transaction; it says how many and which, and asks\n"
+            "  --yes       do not ask (needed when standard input is not a terminal)\n"
+            "  --dry-run   say what would be cancelled, and cancel nothing\n"
+            "A cancelled job is not retried (aspen rerun ID runs it again as a new job).\n"
+            "exit status: 0 done, 1 refused or failed, 2 usage, 3 nothing to do (the job\n"
+            "had finished, or no unfinished job matched)\n");
+}
+
 int cmd_cancel(int argc, char **argv)
 {
-    /* --filter F (anywhere, or --filter=F): the bulk form */
-    const char *filter = NULL, *fdb = NULL;
-    bool other = false;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--filter") == 0 && i + 1 < argc)
-            filter = argv[++i];
-        else if (strncmp(argv[i], "--filter=", 9) == 0)
-            filter = argv[i] + 9;
-        else if (strcmp(argv[i], "--db") == 0 && i + 1 < argc)
-            fdb = argv[++i];
-        else if (strncmp(argv[i], "--db=", 5) == 0)
-            fdb = argv[i] + 5;
-        else if (strcmp(argv[i], "--filter") == 0) {
-            cli_error("--filter needs a value: aspen cancel --filter 'queue:slow state:scheduled'");
+    static const struct option opts[] = {
+        {"filter", required_argument, 0, 'f'}, {"yes", no_argument, 0, 'y'},
+        {"dry-run", no_argument, 0, 'n'},      {"help", no_argument, 0, 'h'},
+        DB_OPT,                                {0, 0, 0, 0},
+    };
+    const char *filter = NULL, *db = NULL;
+    bool yes = false, dry_run = false;
+    int c;
+    optind = 1;
+    while ((c = cli_getopt(argc, argv, "f:ynhD:", opts, argv[0])) != -1) {
+        switch (c) {
+        case 'f': filter = optarg; break;
+        case 'y': yes = true; break;
+        case 'n': dry_run = true; break;
+        case 'D': db = optarg; break;
+        case 'C': cli_create = true; break;
+        case 'h': cancel_usage(stdout); return 0;
+        default: /* the error said what; the two forms, as before --yes and --dry-run came */
+            fputs("usage: aspen cancel ID [--db PATH]\n"
+                  "       aspen cancel --filter F [--yes | --dry-run] [--db PATH]\n",
+                  stderr);
             return 2;
-        } else if (strcmp(argv[i], "--create") == 0)
-            cli_create = true;
-        else
-            other = true;
+        }
     }
-    if (filter && other) {
-        cli_error("aspen cancel takes a job ID or --filter F, not both (nor other arguments)");
-        cli_usage_line("aspen cancel ID | aspen cancel --filter F [--db PATH]");
+    if (filter && optind < argc) {
+        cli_error("aspen cancel takes a job ID or --filter F, not both (unexpected argument '%s' "
+                  "beside --filter)",
+                  argv[optind]);
+        cli_usage_line("aspen cancel ID | aspen cancel --filter F [--yes | --dry-run] [--db PATH]");
+        return 2;
+    }
+    if (yes && dry_run) {
+        cli_error("--yes and --dry-run say opposite things: --dry-run cancels nothing, --yes "
+                  "cancels without asking; give one");
         return 2;
     }
     if (filter)
-        return cancel_filter(filter, fdb);
-    if (!other) {
+        return cancel_filter(filter, db, yes, dry_run);
+    if (optind == argc) {
         /* nothing to cancel named: both forms, since the bulk one is what a user after "all of
          * them" looks for (the ID form's usage line alone hid it) */
         cli_error("aspen cancel needs a job ID or --filter F (aspen jobs lists the jobs)");
         fputs("usage: aspen cancel ID [--db PATH]\n"
-              "       aspen cancel --filter F [--db PATH]   every unfinished job F matches (the "
-              "filter syntax of aspen jobs)\n",
+              "       aspen cancel --filter F [--yes | --dry-run] [--db PATH]   every unfinished "
+              "job F matches (the filter syntax of aspen jobs)\n",
               stderr);
         return 2;
     }
+    if (yes || dry_run) {
+        /* an explicit id is its own answer: nothing is asked, so nothing to skip or preview */
+        cli_error("%s goes with --filter F: aspen cancel ID cancels that job without asking "
+                  "(aspen show ID says what it is)",
+                  yes ? "--yes" : "--dry-run");
+        return 2;
+    }
     int64_t id;
-    const char *db;
-    int rc = id_command(argc, argv, "aspen cancel ID [--db PATH]\n       aspen cancel --filter F "
-                        "[--db PATH]   every unfinished job F matches (the filter syntax of aspen "
-                        "jobs)", &id, &db);
-    if (rc)
-        return rc < 0 ? 0 : rc;
+    static const char id_usage[] = "aspen cancel ID [--db PATH]\n       aspen cancel --filter F "
+                                   "[--yes | --dry-run] [--db PATH]";
+    int rc;
+    if ((rc = cli_args(argc, argv, optind, 1, 1, "a job ID (aspen jobs lists them)", id_usage)) ||
+        (rc = cli_id_arg(argv[optind], &id, id_usage)))
+        return rc;
     aspen_engine *eng;
     if (cli_open_engine(db, 0, &eng))
         return 1;
@@ -1528,6 +1707,13 @@ int cmd_retry(int argc, char **argv)
     if (rc) {
         cli_error("%s", err.msg);
         return 1;
+    }
+    if (all && retried == 0) {
+        /* "0 failed jobs queued again", exit 0, read as if something had happened (trial 10):
+         * nothing to do is exit 3, as cancel's, and says so */
+        printf("no failed job%s%s%s: nothing to retry\n", filter ? " matches '" : "",
+               filter ? filter : "", filter ? "'" : "");
+        return 3;
     }
     if (all)
         printf("%lld failed job%s queued again\n", (long long)retried, retried == 1 ? "" : "s");

@@ -251,7 +251,7 @@ static void test_cancel_final(void **state)
     o = run("'%s' cancel --db '%s'", ASPEN_BIN, g_db);
     expect_out(&o, 2, "error: aspen cancel needs a job ID or --filter F");
     assert_true(has(&o, "usage: aspen cancel ID [--db PATH]"));
-    assert_true(has(&o, "aspen cancel --filter F [--db PATH]"));
+    assert_true(has(&o, "aspen cancel --filter F [--yes | --dry-run] [--db PATH]"));
     free(o.buf);
     /* a job that does not exist is an error (1), not "nothing to do" */
     check_cmd(1, "error: no job 99", "'%s' cancel 99 --db '%s'", ASPEN_BIN, g_db);

@@ -8,7 +8,8 @@
  * by a second run, and a demo queue left paused by the user does not hang the demo; the store's
  * messages name their commands with the --db of a database that is not the default one (a path
  * with a space and a quote), and with none for the default one; trial 10's rough edges
- * (test_trial10_edges). */
+ * (test_trial10_edges); cancel --filter asking first (on a terminal, through forkpty), --yes,
+ * --dry-run and exit 3 for nothing matched, retry --failed's exit 3, jobs --wide's QUEUE. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -20,7 +21,11 @@
 #include "cli_support.h"
 
 #include <jansson.h>
+#include <poll.h>
+#include <pty.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 static char g_db[256];
@@ -388,33 +393,147 @@ static void test_store_messages_name_the_db(void **state)
     assert_int_equal(system(mk), 0);
 }
 
+/* Runs aspen ARGS... on a terminal (forkpty), answers `answer` once the question is on it, and
+ * returns what it printed and its exit status. Polls with a deadline (20 s), never a fixed wait. */
+static out run_on_tty(const char *answer, const char *const *args)
+{
+    int fd;
+    pid_t pid = forkpty(&fd, NULL, NULL, NULL);
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        execv(ASPEN_BIN, (char *const *)args);
+        _exit(127);
+    }
+    out o = {.buf = calloc(1, 8192)};
+    assert_non_null(o.buf);
+    bool sent = false;
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        struct timespec t;
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        if (t.tv_sec - t0.tv_sec > 20)
+            break;
+        struct pollfd pf = {.fd = fd, .events = POLLIN};
+        if (poll(&pf, 1, 100) > 0) {
+            ssize_t n = read(fd, o.buf + o.len, 8191 - o.len);
+            if (n <= 0)
+                break; /* EIO: the child closed the terminal (it exited) */
+            o.len += (size_t)n;
+            o.buf[o.len] = '\0';
+        }
+        if (!sent && strstr(o.buf, "[y/N] ")) {
+            assert_int_equal(write(fd, answer, strlen(answer)), (ssize_t)strlen(answer));
+            sent = true;
+        }
+    }
+    int st = 0;
+    waitpid(pid, &st, 0);
+    close(fd);
+    o.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    return o;
+}
+
 /* aspen cancel --filter: every unfinished job a filter matches, in one transaction — what a queue
- * needs before aspen queue rm (trial 10: there was only cancel ID, one job at a time). */
+ * needs before aspen queue rm (trial 10: there was only cancel ID, one job at a time). A cancelled
+ * job cannot be retried, so it asks first as delete --filter and purge do (trial 10: it cancelled
+ * at once): the count, per state, and the first ids; y/N on a terminal; refused without --yes
+ * when standard input is not one; --dry-run changes nothing; no match is exit 3 (nothing to do). */
 static void test_cancel_filter(void **state)
 {
     (void)state;
     const char *A = ASPEN_BIN;
-    expect(run("'%s' submit --type echo --queue slow --create-queue --count 3 --delay 1h --db '%s'"
+    expect(run("'%s' submit --type echo --queue slow --create-queue --count 7 --delay 1h --db '%s'"
                " --create 2>&1",
                A, g_db),
-           0, "3");
-    expect(run("'%s' submit --type echo --delay 1h --db '%s' 2>&1", A, g_db), 0, "4");
-    expect(run("'%s' cancel --filter 'queue:slow' --db '%s' 2>&1", A, g_db), 0, "cancelled 3 jobs");
+           0, "7");
+    expect(run("'%s' submit --type echo --delay 1h --db '%s' 2>&1", A, g_db), 0, "8");
+    /* --dry-run: what, how many and which; nothing changes (it said "takes a job ID or --filter
+     * F, not both (nor other arguments)") */
+    expect(run("'%s' cancel --filter 'queue:slow' --dry-run --db '%s' 2>&1", A, g_db), 0,
+           "would cancel 7 unfinished jobs matching 'queue:slow' (7 scheduled), ids 1, 2, 3, 4, 5 "
+           "and 2 more; nothing cancelled");
+    expect(run("'%s' jobs --filter 'state:scheduled' --db '%s' 2>&1 | grep -c echo", A, g_db), 0,
+           "8");
+    /* not a terminal and no --yes: refused, saying so, nothing cancelled; a piped "y" is no
+     * person's answer either */
+    expect(run("'%s' cancel --filter 'queue:slow' --db '%s' </dev/null 2>&1", A, g_db), 1,
+           "standard input is not a terminal to ask: add --yes");
+    expect(run("echo y | '%s' cancel --filter 'queue:slow' --db '%s' 2>&1", A, g_db), 1,
+           "nothing cancelled");
+    expect(run("'%s' jobs --filter 'state:scheduled' --db '%s' 2>&1 | grep -c echo", A, g_db), 0,
+           "8");
+    /* on a terminal: the question with the count; "n" (or Enter) keeps them, "y" cancels */
+    const char *const argv_slow[] = {A, "cancel", "--filter", "queue:slow", "--db", g_db, NULL};
+    out o = run_on_tty("n\r", argv_slow);
+    if (o.status != 1 || !has(&o, "Cancel 7 unfinished jobs matching 'queue:slow' (7 scheduled), "
+                                  "ids 1, 2, 3, 4, 5 and 2 more? Cancelled jobs cannot be retried."
+                                  " [y/N] ") ||
+        !has(&o, "nothing cancelled"))
+        fail_msg("cancel --filter on a terminal, answered n: exit %d:\n%s", o.status, o.buf);
+    free(o.buf);
+    expect(run("'%s' jobs --filter 'state:scheduled' --db '%s' 2>&1 | grep -c echo", A, g_db), 0,
+           "8");
+    expect(run("'%s' submit --type echo --queue slow --count 2 --delay 1h --db '%s' 2>&1", A, g_db),
+           0, "10");
+    const char *const argv_two[] = {A, "cancel", "--filter", "queue:slow id:9", "--db", g_db, NULL};
+    o = run_on_tty("y\r", argv_two);
+    if (o.status != 0 || !has(&o, "Cancel 1 unfinished job matching 'queue:slow id:9' (1 "
+                                  "scheduled), id 9?") ||
+        !has(&o, "cancelled 1 job"))
+        fail_msg("cancel --filter on a terminal, answered y: exit %d:\n%s", o.status, o.buf);
+    free(o.buf);
+    expect(run("'%s' show 9 --db '%s' 2>&1", A, g_db), 0, "cancelled");
+    /* --yes: no question */
+    expect(run("'%s' cancel --filter 'queue:slow' --yes --db '%s' </dev/null 2>&1", A, g_db), 0,
+           "cancelled 8 jobs");
     /* the other queue's job is untouched, and the queue can go now */
     expect(run("'%s' jobs --filter 'state:scheduled' --db '%s' 2>&1 | grep -c echo", A, g_db), 0,
            "1");
-    expect(run("'%s' cancel --filter 'queue:slow' --db '%s' 2>&1", A, g_db), 0,
+    /* nothing to do: exit 3, as cancel of a finished job (it was 0), --dry-run too */
+    expect(run("'%s' cancel --filter 'queue:slow' --yes --db '%s' 2>&1", A, g_db), 3,
            "no unfinished job matches queue:slow: nothing cancelled");
+    expect(run("'%s' cancel --filter 'queue:slow' --dry-run --db '%s' 2>&1", A, g_db), 3,
+           "nothing cancelled");
     expect(run("'%s' queue rm slow --db '%s' 2>&1", A, g_db), 0, NULL);
     /* mistakes say what to do and change nothing */
     expect(run("'%s' cancel 4 --filter 'queue:default' --db '%s' 2>&1", A, g_db), 2,
-           "a job ID or --filter F, not both");
+           "a job ID or --filter F, not both (unexpected argument '4' beside --filter)");
     expect(run("'%s' cancel --filter 'bogus:1' --db '%s' 2>&1", A, g_db), 2,
            "unknown filter key 'bogus'");
     expect(run("'%s' cancel --filter '' --db '%s' 2>&1", A, g_db), 2, "--filter is empty");
     expect(run("'%s' cancel --db '%s' --filter 2>&1", A, g_db), 2, "--filter needs a value");
+    expect(run("'%s' cancel --filter queued --yes --dry-run --db '%s' 2>&1", A, g_db), 2,
+           "--yes and --dry-run say opposite things");
+    expect(run("'%s' cancel 8 --dry-run --db '%s' 2>&1", A, g_db), 2,
+           "--dry-run goes with --filter F: aspen cancel ID cancels that job without asking");
     expect(run("'%s' jobs --filter 'state:scheduled' --db '%s' 2>&1 | grep -c echo", A, g_db), 0,
            "1");
+    /* an explicit id is asked nothing, as before */
+    expect(run("'%s' cancel 8 --db '%s' </dev/null 2>&1", A, g_db), 0, "job 8 cancelled");
+
+    /* retry --failed with nothing to retry: exit 3 and says so ("0 failed jobs queued again",
+     * exit 0, read as if something had happened) */
+    expect(run("'%s' retry --failed --db '%s' 2>&1", A, g_db), 3,
+           "no failed job: nothing to retry");
+    expect(run("'%s' retry --failed --filter 'queue:default' --db '%s' 2>&1", A, g_db), 3,
+           "no failed job matches 'queue:default': nothing to retry");
+
+    /* jobs --wide has a QUEUE column (trial 10: only --json and show named the queue) */
+    o = run("'%s' jobs --wide --db '%s' 2>&1", A, g_db);
+    {
+        const char *row = strstr(o.buf, "\n9 ");
+        const char *row8 = strstr(o.buf, "\n8 ");
+        if (o.status != 0 || !has(&o, " QUEUE ") || !row || strncmp(row, "\n9  cancelled slow ", 19) ||
+            !row8 || strncmp(row8, "\n8  cancelled default ", 22))
+            fail_msg("aspen jobs --wide without the jobs' queues: exit %d:\n%s", o.status, o.buf);
+    }
+    free(o.buf);
+    /* without --wide the table keeps its width for the results, as before */
+    o = run("'%s' jobs --db '%s' 2>&1", A, g_db);
+    if (o.status != 0 || has(&o, "QUEUE") || !has(&o, "RESULT / ERROR"))
+        fail_msg("aspen jobs (not --wide): exit %d:\n%s", o.status, o.buf);
+    free(o.buf);
 }
 
 /* Trial 10's rough edges of the queue commands: aspen queues refuses what it does not do, naming
@@ -449,7 +568,7 @@ static void test_trial10_edges(void **state)
     /* a filter naming no queue: nothing matches, and the line says which queue was meant */
     expect(run("'%s' jobs --filter queue:emials --db '%s' 2>&1", A, g_db), 0,
            "no queue named emials (did you mean emails?)");
-    expect(run("'%s' cancel --filter queue:emials --db '%s' 2>&1", A, g_db), 0,
+    expect(run("'%s' cancel --filter queue:emials --db '%s' 2>&1", A, g_db), 3,
            "no queue named emials (did you mean emails?)");
 
     /* the global pause */

@@ -159,6 +159,7 @@ int cmd_metrics(int argc, char **argv)
         "  --step D       the window of each row (default: at most 24 rows; whole minutes)\n"
         "  --guest G      one guest (as the jobs name their binary); --type T one job type\n"
         "  --retention D  how long the database keeps rollups (1h .. 366d, default 7d)\n"
+        "  --create       make the database (on PostgreSQL, the schema) if it is new\n"
         "  --wide         every column: the tables fit the terminal's width (80 when output\n"
         "                 is not a terminal, or $COLUMNS), hiding wait, p99, exits first\n"
         "  percentiles come from merged log-scale histograms: within 1/16 (6.25%) of the true\n"
@@ -204,7 +205,10 @@ int cmd_metrics(int argc, char **argv)
     char path[4096];
     if (cli_db_path(db, path, sizeof path) != 0)
         return 1;
-    aspen_store_options so = {.read_only = retention == NULL};
+    /* read-only unless it writes (--retention) or is asked to make the database (--create, as
+     * aspen jobs --create does: a read-only open of a new path failed "does not exist" right
+     * after cli_db_path had let --create through, trial 10) */
+    aspen_store_options so = {.read_only = retention == NULL && !cli_create};
     aspen_store *st = NULL;
     if (cli_store_open(path, &so, &st, &se) != 0) {
         cli_error("%s", se.msg);

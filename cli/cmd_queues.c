@@ -211,9 +211,27 @@ int cmd_queue(int argc, char **argv)
     long long limit = 0;
     int64_t rate_n = 0, period = 0;
     aspen_store_error se = {0};
+    /* the option that set each setting, as given: a second one for the same setting (--limit 2
+     * --no-limit) was taken silently, the last one winning (trial 10); now it is refused */
+    char limit_by[64] = "", rate_by[64] = "";
     int c;
     optind = 1;
     while ((c = cli_getopt(argc, argv, "hD:", opts, argv[0])) != -1) {
+        if (c == 'l' || c == 'L' || c == 'r' || c == 'R') {
+            char *by = c == 'l' || c == 'L' ? limit_by : rate_by;
+            char now[64];
+            snprintf(now, sizeof now, "%s%s%.40s", c == 'l' ? "--limit" : c == 'L' ? "--no-limit"
+                                                    : c == 'r' ? "--rate" : "--no-rate",
+                     c == 'l' || c == 'r' ? " " : "", c == 'l' || c == 'r' ? optarg : "");
+            if (*by) {
+                cli_error("%s and %s both set the queue's %s: give one of them", by, now,
+                          c == 'l' || c == 'L' ? "limit" : "rate");
+                cli_usage_line("aspen queue set NAME [--limit N | --no-limit] [--rate N/PERIOD | "
+                               "--no-rate] [--db PATH]");
+                return 2;
+            }
+            snprintf(by, sizeof limit_by, "%s", now);
+        }
         switch (c) {
         case 'l':
             if (strcmp(optarg, "none") == 0) {

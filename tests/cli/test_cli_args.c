@@ -121,7 +121,15 @@ static const struct {
      "unknown option '--attempts' for aspen submit: did you mean '--max-attempts'?"},
     {"submit --type echo --attempts=3", "did you mean '--max-attempts'?"},
     {"!bench engine --jbos 5", "unknown option '--jbos' for aspen bench engine: did you mean '--jobs'?"},
-    {"retention set failed", "wants STATE and AGE"},
+    /* which word is missing, or which was extra (trial 10: "set wants STATE and AGE" for both) */
+    {"retention set failed", "aspen retention set needs an AGE (a duration, off or default)"},
+    {"retention set", "aspen retention set needs a STATE and an AGE"},
+    {"retention set failed 1h 2h", "unexpected argument '2h': aspen retention set takes one STATE"},
+    /* two options for one setting: refused, naming both (trial 10: the last one won, silently) */
+    {"queue set emails --limit 2 --no-limit",
+     "--limit 2 and --no-limit both set the queue's limit: give one of them"},
+    {"queue set emails --no-rate --rate 5/h",
+     "--no-rate and --rate 5/h both set the queue's rate: give one of them"},
     {"purge", "purge needs --older-than DURATION or --state S"},
 };
 
@@ -165,6 +173,17 @@ static const struct {
     {"cron add a '@daily' --type echo --grace 30", "--grace '30' has no unit"},
     {"worker --queues a,,b", "--queues 'a,,b' has an empty queue name"},
     {"worker --queues ,a", "--queues ',a' has an empty queue name"},
+    /* all is accepted, so the list of what is says so (trial 10: it was left out) */
+    {"retention set xyz 1h", "'xyz' is not a state: name some of succeeded, failed, cancelled, or all"},
+    /* a schedule's zone means one thing on every host: not each host's own clock, and not an
+     * empty word read as UTC (trial 10: both were accepted) */
+    {"cron add a '@daily' --type echo --tz localtime",
+     "time zone \"localtime\" is this host's own setting, not a zone"},
+    {"cron add a '@daily' --type echo --tz ''",
+     "time zone \"\" is empty: give an IANA name such as Europe/Berlin"},
+    /* cancel's --yes and --dry-run are for --filter: an explicit id is asked nothing */
+    {"cancel 1 --dry-run", "--dry-run goes with --filter F"},
+    {"cancel --filter queued --dry-run --yes", "--yes and --dry-run say opposite things"},
 };
 
 static void check_case(const char *args, const char *needle, bool want_usage)
@@ -227,6 +246,27 @@ static void test_time_options(void **state)
     check_case("submit --type echo --delay 1x", "--delay wants milliseconds (a bare number) or a "
                                                 "duration such as 500ms", false);
     check_case("submit --type echo --timeout 25h", "from 1ms to 24h, not '25h'", false);
+}
+
+/* aspen metrics --create makes a new database as aspen jobs --create does (trial 10: it failed
+ * "does not exist" after --create had been let through); retention --help says what the pruner
+ * does (batches bounded by time, docs/OPERATING.md), not "500 a transaction". */
+static void test_metrics_create_and_retention_help(void **state)
+{
+    (void)state;
+    char fresh[300];
+    snprintf(fresh, sizeof fresh, "%s.metrics-new", g_db);
+    unlink(fresh);
+    check_cmd(1, "does not exist: check the path, or add --create", "'%s' metrics --db '%s'",
+              ASPEN_BIN, fresh);
+    check_cmd(0, "(nothing finished in that time)", "'%s' metrics --db '%s' --create", ASPEN_BIN,
+              fresh);
+    check_cmd(0, "(nothing finished in that time)", "'%s' metrics --db '%s'", ASPEN_BIN, fresh);
+    unlink(fresh);
+    out o = run("'%s' retention --help", ASPEN_BIN);
+    expect_out(&o, 0, "in short transactions bounded by\ntime, not by count");
+    assert_false(has(&o, "500 a transaction"));
+    free(o.buf);
 }
 
 static void test_cancel_final(void **state)
@@ -313,6 +353,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_usage_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_usage_before_db, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancel_final, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_metrics_create_and_retention_help, setup, teardown),
         cmocka_unit_test_setup_teardown(test_guest_did_you_mean, setup, teardown),
         cmocka_unit_test_setup_teardown(test_queue_rule, setup, teardown),
     };

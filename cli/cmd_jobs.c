@@ -851,6 +851,11 @@ int cmd_show(int argc, char **argv)
     aspen_engine_error kerr = {0}; /* what attempts kept is extra: the job shows without it */
     if (rc == 0 && aspen_engine_list_attempt_data(eng, id, &kept, &nk, &kerr) != 0)
         kept = NULL, nk = 0;
+    /* its uniqueness rule, as retry and rerun apply it (extra too: shown when it reads) */
+    aspen_store_job_rule rule = {0};
+    aspen_engine_error uerr = {0};
+    if (rc == 0 && aspen_engine_unique_rule(eng, id, &rule, &uerr) != 0)
+        rule = (aspen_store_job_rule){0};
     for (size_t i = nk; rc == 0 && j.source_dir && !j.binary_sha256 && i-- > 0;) {
         aspen_engine_error e2 = {0}; /* a damaged record: shown as not built, never fatal */
         if (kept[i].kind == ASPEN_STORE_DATA_REPLAY &&
@@ -867,11 +872,30 @@ int cmd_show(int argc, char **argv)
         cli_error("%s", err.msg);
         aspen_store_attempts_free(att, na);
         free(kept);
+        aspen_store_job_rule_clear(&rule);
         aspen_store_job_clear(&j);
         return 1;
     }
+    char rule_states[128] = "", rule_for[40] = "";
+    if (rule.key) {
+        aspen_store_states_format(rule.states, rule_states, sizeof rule_states);
+        aspen_store_duration_format(rule.period_ms, rule_for, sizeof rule_for);
+    }
     if (as_json) {
         json_t *o = job_json(&j);
+        /* {"key":…,"period_ms":0 (any age),"states":[…]}, or null: no rule */
+        json_t *u = json_null();
+        if (rule.key) {
+            u = json_object();
+            json_object_set_new(u, "key", cli_json_str(rule.key));
+            json_object_set_new(u, "period_ms", json_integer(rule.period_ms));
+            json_t *sts = json_array();
+            for (int st = 0; st < ASPEN_STORE_STATE_COUNT; st++)
+                if (rule.states & (1u << st))
+                    json_array_append_new(sts, json_string(aspen_store_state_name(st)));
+            json_object_set_new(u, "states", sts);
+        }
+        json_object_set_new(o, "unique", u);
         if (j.source_dir && !j.binary_sha256)
             json_object_set_new(o, "built_sha256", built[0] ? json_string(built) : json_null());
         json_t *arr = json_array();
@@ -962,6 +986,13 @@ int cmd_show(int argc, char **argv)
         }
         if (j.rerun_of)
             printf("  rerun of    %lld\n", (long long)j.rerun_of);
+        if (rule.key) {
+            /* the key is the submitter's text: escaped like every field */
+            printf("  unique      key ");
+            cli_puts(stdout, rule.key);
+            printf("   for %s   counts %s\n", rule.period_ms > 0 ? rule_for : "any age",
+                   rule_states);
+        }
         if (j.cancel_requested)
             printf("  cancel      requested (its worker stops it)\n");
         if (j.result) {
@@ -1025,6 +1056,7 @@ int cmd_show(int argc, char **argv)
     }
     free(kept);
     aspen_store_attempts_free(att, na);
+    aspen_store_job_rule_clear(&rule);
     aspen_store_job_clear(&j);
     return 0;
 }
@@ -1589,25 +1621,97 @@ int cmd_cancel(int argc, char **argv)
     return 0;
 }
 
+/* aspen rerun ID [--no-unique] [--json]: a new job of ID's spec. It keeps ID's uniqueness rule, so
+ * while a job of the key is in a state the rule counts the answer is that job, as a duplicate
+ * submit's is (its id on stdout, exit 0, the note on stderr); --no-unique makes a new job without
+ * the rule (submit's side of it: a submit without --unique). */
 int cmd_rerun(int argc, char **argv)
 {
-    int64_t id, new_id = 0;
-    const char *db;
-    int rc = id_command(argc, argv, "aspen rerun ID [--db PATH]", &id, &db);
-    if (rc)
-        return rc < 0 ? 0 : rc;
+    static const struct option opts[] = {{"no-unique", no_argument, 0, 'n'},
+                                         {"json", no_argument, 0, 'j'},
+                                         {"help", no_argument, 0, 'h'},
+                                         DB_OPT,
+                                         {0, 0, 0, 0}};
+    static const char usage[] = "aspen rerun ID [--no-unique] [--json] [--db PATH]";
+    const char *db = NULL;
+    bool no_unique = false, as_json = false;
+    int c;
+    optind = 1;
+    while ((c = cli_getopt(argc, argv, "njhD:", opts, argv[0])) != -1) {
+        switch (c) {
+        case 'n': no_unique = true; break;
+        case 'j': as_json = true; break;
+        case 'D': db = optarg; break;
+        case 'C': cli_create = true; break;
+        case 'h':
+        default:
+            cli_help(c == 'h' ? stdout : stderr,
+                     "usage: %s\n"
+                     "  a new queued job with ID's spec (its max attempts as submitted) and its\n"
+                     "  uniqueness rule: while a job of its unique key is in a state the rule\n"
+                     "  counts, that job's id is printed instead (a duplicate, as aspen submit)\n"
+                     "  --no-unique  the new job has no uniqueness rule: made whatever holds the key\n"
+                     "  --json       {\"id\":N,\"duplicate\":false,\"state\":\"queued\",...}\n",
+                     usage);
+            return c == 'h' ? 0 : 2;
+        }
+    }
+    int64_t id = 0;
+    int rc = cli_args(argc, argv, optind, 1, 1, "a job ID (aspen jobs lists them)", usage);
+    if (rc || (rc = cli_id_arg(argv[optind], &id, usage)))
+        return rc;
     aspen_engine *eng;
     if (cli_open_engine(db, 0, &eng))
         return 1;
     aspen_engine_error err = {0};
-    rc = aspen_engine_rerun(eng, id, &new_id, &err);
+    aspen_store_submitted done = {0};
+    rc = aspen_engine_rerun_ex(eng, id, no_unique ? ASPEN_STORE_RERUN_NO_UNIQUE : 0, &done, &err);
+    char key[ASPEN_STORE_UNIQUE_KEY_MAX + 1] = "", note[4 * PATH_MAX + 2048] = "";
+    if (!rc && done.duplicate) {
+        char *stored = NULL; /* the key as stored with the job it matched */
+        aspen_engine_unique_key(eng, done.id, &stored, NULL);
+        snprintf(key, sizeof key, "%s", stored ? stored : "?");
+        free(stored);
+        /* submit's one wording of a duplicate, with what a rerun did instead of a submit */
+        char dup[1100];
+        aspen_store_duplicate_message(key, &done, aspen_store_now_ms(), dup, sizeof dup);
+        char *tail = strstr(dup, "; not submitting another");
+        if (tail)
+            *tail = '\0';
+        char dba[4 * PATH_MAX + 16];
+        cli_db_arg(aspen_engine_db_path(eng), dba, sizeof dba);
+        snprintf(note, sizeof note,
+                 "duplicate: %s; not rerunning job %lld (aspen rerun %lld --no-unique%s makes a "
+                 "new job anyway)",
+                 dup, (long long)id, (long long)id, dba);
+    }
     aspen_engine_close(eng);
     if (rc) {
         cli_error("%s%s", err.msg,
                   rc == ASPEN_ENGINE_ENOTFOUND ? ": check the id (aspen jobs lists them)" : "");
         return 1;
     }
-    printf("%lld\n", (long long)new_id);
+    if (as_json) {
+        json_t *o = json_object();
+        json_object_set_new(o, "id", json_integer(done.id));
+        json_object_set_new(o, "duplicate", json_boolean(done.duplicate));
+        json_object_set_new(o, "state", json_string(aspen_store_state_name(done.state)));
+        json_object_set_new(o, "rerun_of", json_integer(id));
+        if (done.duplicate) {
+            json_object_set_new(o, "unique_key", cli_json_str(key));
+            json_object_set_new(o, "created_at_ms", json_integer(done.created_at_ms));
+            json_object_set_new(o, "message", cli_json_str(note));
+        }
+        cli_json_print(o, stdout, true);
+        json_decref(o);
+        return 0;
+    }
+    if (done.duplicate) {
+        fprintf(stderr, "aspen: ");
+        cli_puts(stderr, note);
+        fprintf(stderr, "\n");
+    }
+    printf("%lld\n", (long long)done.id);
     return 0;
 }
 
@@ -1635,7 +1739,10 @@ int cmd_retry(int argc, char **argv)
             cli_help(c == 'h' ? stdout : stderr,
                     "usage: aspen retry ID [--db PATH]\n"
                     "       aspen retry --failed [--filter 'type:T payload.user:alice ...'] "
-                    "[--db PATH]\n");
+                    "[--db PATH]\n"
+                    "  a failed job back to the queue, one more attempt allowed; not one whose\n"
+                    "  unique key another job holds in a state its rule counts (--failed retries\n"
+                    "  the others and names those it left, with the job holding each key)\n");
             return c == 'h' ? 0 : 2;
         }
     }
@@ -1659,8 +1766,12 @@ int cmd_retry(int argc, char **argv)
         return 1;
     aspen_engine_error err = {0};
     int64_t retried = 0;
-    int rc = all ? aspen_engine_retry_failed(eng, &f, &retried, &err)
+    aspen_store_retry_skip *skips = NULL; /* --failed: jobs another job's unique key kept failed */
+    size_t n_skips = 0;
+    int rc = all ? aspen_engine_retry_failed_ex(eng, &f, &retried, &skips, &n_skips, &err)
                  : aspen_engine_retry(eng, (int64_t)id, &err);
+    char dba[4 * PATH_MAX + 16];
+    cli_db_arg(aspen_engine_db_path(eng), dba, sizeof dba);
     aspen_store_job j = {0};
     aspen_engine_error gerr = {0};
     /* retry is for failed jobs: one that succeeded or was cancelled is run again by rerun, which
@@ -1708,18 +1819,38 @@ int cmd_retry(int argc, char **argv)
         cli_error("%s", err.msg);
         return 1;
     }
-    if (all && retried == 0) {
+    if (!all) {
+        printf("job %lld queued again\n", (long long)id);
+        return 0;
+    }
+    if (retried == 0 && n_skips == 0) {
         /* "0 failed jobs queued again", exit 0, read as if something had happened (trial 10):
          * nothing to do is exit 3, as cancel's, and says so */
         printf("no failed job%s%s%s: nothing to retry\n", filter ? " matches '" : "",
                filter ? filter : "", filter ? "'" : "");
         return 3;
     }
-    if (all)
+    if (retried)
         printf("%lld failed job%s queued again\n", (long long)retried, retried == 1 ? "" : "s");
-    else
-        printf("job %lld queued again\n", (long long)id);
-    return 0;
+    if (n_skips) {
+        /* the rest were retried as asked; these stay failed, each with who holds its key */
+        fflush(stdout);
+        fprintf(stderr, "aspen: %zu failed job%s not retried: another job holds %s unique key\n",
+                n_skips, n_skips == 1 ? "" : "s", n_skips == 1 ? "its" : "their");
+        enum { SHOWN = 20 };
+        for (size_t i = 0; i < n_skips && i < SHOWN; i++) {
+            char msg[sizeof dba + 1024];
+            aspen_store_retry_skip_message(&skips[i], dba, msg, sizeof msg);
+            fprintf(stderr, "  ");
+            cli_puts(stderr, msg);
+            fprintf(stderr, "\n");
+        }
+        if (n_skips > SHOWN)
+            fprintf(stderr, "  … and %zu more (aspen jobs --filter failed lists them)\n",
+                    n_skips - SHOWN);
+    }
+    free(skips);
+    return retried ? 0 : 3; /* every match left failed: nothing changed, as above */
 }
 
 static int set_paused(int argc, char **argv, bool paused)

@@ -590,13 +590,27 @@ int aspen_engine_cancel(aspen_engine *eng, int64_t id, bool *requested, aspen_en
 
 int aspen_engine_rerun(aspen_engine *eng, int64_t id, int64_t *new_id, aspen_engine_error *err)
 {
+    aspen_store_submitted out = {0};
+    int rc = aspen_engine_rerun_ex(eng, id, 0, &out, err);
+    if (!rc && new_id)
+        *new_id = out.id;
+    return rc;
+}
+
+int aspen_engine_rerun_ex(aspen_engine *eng, int64_t id, unsigned flags, aspen_store_submitted *out,
+                          aspen_engine_error *err)
+{
     aspen_store_error se = {0};
+    aspen_store_submitted done = {0};
     pthread_mutex_lock(&eng->api_mu);
-    int rc = aspen_store_rerun(eng->api_store, id, aspen_store_now_ms(), new_id, &se);
+    int rc = aspen_store_rerun_ex(eng->api_store, id, aspen_store_now_ms(), flags, &done, &se);
     pthread_mutex_unlock(&eng->api_mu);
     if (rc)
         return eng_store_err(err, &se, NULL);
-    eng_wake(eng);
+    if (out)
+        *out = done;
+    if (!done.duplicate)
+        eng_wake(eng);
     return 0;
 }
 
@@ -639,10 +653,22 @@ int aspen_engine_run_now(aspen_engine *eng, int64_t id, aspen_engine_error *err)
 int aspen_engine_retry_failed(aspen_engine *eng, const aspen_store_filter *filter,
                               int64_t *retried, aspen_engine_error *err)
 {
+    return aspen_engine_retry_failed_ex(eng, filter, retried, NULL, NULL, err);
+}
+
+int aspen_engine_retry_failed_ex(aspen_engine *eng, const aspen_store_filter *filter,
+                                 int64_t *retried, aspen_store_retry_skip **skipped,
+                                 size_t *n_skipped, aspen_engine_error *err)
+{
     aspen_store_error se = {0};
     int64_t n = 0;
+    if (skipped)
+        *skipped = NULL;
+    if (n_skipped)
+        *n_skipped = 0;
     pthread_mutex_lock(&eng->api_mu);
-    int rc = aspen_store_retry_failed(eng->api_store, filter, aspen_store_now_ms(), &n, &se);
+    int rc = aspen_store_retry_failed_ex(eng->api_store, filter, aspen_store_now_ms(), &n, skipped,
+                                         n_skipped, &se);
     pthread_mutex_unlock(&eng->api_mu);
     if (rc)
         return eng_store_err(err, &se, NULL);
@@ -677,6 +703,16 @@ int aspen_engine_unique_key(aspen_engine *eng, int64_t id, char **key, aspen_eng
     aspen_store_error se = {0};
     pthread_mutex_lock(&eng->api_mu);
     int rc = aspen_store_job_unique_key(eng->api_store, id, key, &se);
+    pthread_mutex_unlock(&eng->api_mu);
+    return rc ? eng_store_err(err, &se, NULL) : 0;
+}
+
+int aspen_engine_unique_rule(aspen_engine *eng, int64_t id, aspen_store_job_rule *out,
+                             aspen_engine_error *err)
+{
+    aspen_store_error se = {0};
+    pthread_mutex_lock(&eng->api_mu);
+    int rc = aspen_store_job_unique_rule(eng->api_store, id, out, &se);
     pthread_mutex_unlock(&eng->api_mu);
     return rc ? eng_store_err(err, &se, NULL) : 0;
 }

@@ -247,7 +247,27 @@ int aspen_store_job_unique_key(aspen_store *s, int64_t id, char **key, aspen_sto
     if (!key)
         return store_err(err, ASPEN_STORE_EINVAL, "aspen_store_job_unique_key: key is NULL");
     *key = NULL;
-    return s->ops->job_unique_key(s, id, key, err);
+    aspen_store_job_rule r = {0};
+    int code = s->ops->job_unique_rule(s, id, &r, err);
+    if (!code)
+        *key = r.key; /* handed over */
+    return code;
+}
+
+int aspen_store_job_unique_rule(aspen_store *s, int64_t id, aspen_store_job_rule *out,
+                                aspen_store_error *err)
+{
+    if (!s)
+        return no_store(err, "job_unique_rule");
+    if (!out)
+        return store_err(err, ASPEN_STORE_EINVAL, "aspen_store_job_unique_rule: out is NULL");
+    *out = (aspen_store_job_rule){0};
+    int code = s->ops->job_unique_rule(s, id, out, err);
+    if (code)
+        aspen_store_job_rule_clear(out);
+    else if (out->key && !out->states)
+        out->states = ASPEN_STORE_UNIQUE_STATES;
+    return code;
 }
 
 int aspen_store_claim(aspen_store *s, int64_t engine_id, size_t max, int64_t now_ms,
@@ -349,9 +369,26 @@ int aspen_store_cancel(aspen_store *s, int64_t id, int64_t now_ms,
 int aspen_store_rerun(aspen_store *s, int64_t id, int64_t now_ms, int64_t *new_id,
                       aspen_store_error *err)
 {
+    aspen_store_submitted out = {0};
+    int code = aspen_store_rerun_ex(s, id, now_ms, 0, &out, err);
+    if (!code && new_id)
+        *new_id = out.id;
+    return code;
+}
+
+int aspen_store_rerun_ex(aspen_store *s, int64_t id, int64_t now_ms, unsigned flags,
+                         aspen_store_submitted *out, aspen_store_error *err)
+{
     if (!s)
         return no_store(err, "rerun");
-    return s->ops->rerun(s, id, now_ms, new_id, err);
+    if (flags & ~ASPEN_STORE_RERUN_NO_UNIQUE)
+        return store_err(err, ASPEN_STORE_EINVAL, "aspen_store_rerun_ex: unknown flags 0x%x",
+                         flags & ~ASPEN_STORE_RERUN_NO_UNIQUE);
+    aspen_store_submitted none = {0};
+    if (!out)
+        out = &none;
+    *out = (aspen_store_submitted){0};
+    return s->ops->rerun(s, id, now_ms, flags, out, err);
 }
 
 int aspen_store_retry(aspen_store *s, int64_t id, int64_t now_ms, aspen_store_error *err)
@@ -518,9 +555,32 @@ int aspen_store_count(aspen_store *s, const aspen_store_filter *filter, int64_t 
 int aspen_store_retry_failed(aspen_store *s, const struct aspen_store_filter *filter,
                              int64_t now_ms, int64_t *retried, aspen_store_error *err)
 {
+    return aspen_store_retry_failed_ex(s, filter, now_ms, retried, NULL, NULL, err);
+}
+
+int aspen_store_retry_failed_ex(aspen_store *s, const struct aspen_store_filter *filter,
+                                int64_t now_ms, int64_t *retried, aspen_store_retry_skip **skipped,
+                                size_t *n_skipped, aspen_store_error *err)
+{
     if (!s)
         return no_store(err, "retry_failed");
-    return s->ops->retry_failed(s, filter, now_ms, retried, err);
+    aspen_store_retry_skip *list = NULL;
+    size_t n = 0;
+    int64_t done = 0;
+    int code = s->ops->retry_failed(s, filter, now_ms, &done, &list, &n, err);
+    if (code) {
+        free(list);
+        list = NULL, n = 0, done = 0;
+    }
+    if (retried)
+        *retried = done;
+    if (skipped)
+        *skipped = list;
+    else
+        free(list);
+    if (n_skipped)
+        *n_skipped = n;
+    return code;
 }
 
 int aspen_store_cancel_matching(aspen_store *s, const struct aspen_store_filter *filter,

@@ -36,7 +36,9 @@ struct store_ops {
     int (*submit_batch)(aspen_store *s, const aspen_store_job_spec *specs, size_t n, int64_t now_ms,
                         const char *const *keys, int64_t *ids_out, aspen_store_submitted *out,
                         aspen_store_error *err);
-    int (*job_unique_key)(aspen_store *s, int64_t id, char **key, aspen_store_error *err);
+    /* out zeroed by api.c; out->key NULL when the job has no rule */
+    int (*job_unique_rule)(aspen_store *s, int64_t id, aspen_store_job_rule *out,
+                           aspen_store_error *err);
     /* state final, 1 <= max <= ASPEN_STORE_PRUNE_MAX, budget_us >= 0 (0: none); *out set */
     int (*prune)(aspen_store *s, aspen_store_state state, int64_t finished_before_ms, size_t max,
                  int64_t budget_us, aspen_store_prune_result *out, aspen_store_error *err);
@@ -57,8 +59,9 @@ struct store_ops {
                    aspen_store_error *err);
     int (*cancel)(aspen_store *s, int64_t id, int64_t now_ms, aspen_store_cancel_result *result,
                   aspen_store_error *err);
-    int (*rerun)(aspen_store *s, int64_t id, int64_t now_ms, int64_t *new_id,
-                 aspen_store_error *err);
+    /* out (never NULL) as aspen_store_rerun_ex */
+    int (*rerun)(aspen_store *s, int64_t id, int64_t now_ms, unsigned flags,
+                 aspen_store_submitted *out, aspen_store_error *err);
     int (*retry)(aspen_store *s, int64_t id, int64_t now_ms, aspen_store_error *err);
     int (*delete)(aspen_store *s, int64_t id, aspen_store_error *err);
     int (*purge)(aspen_store *s, int64_t finished_before_ms, int64_t *deleted,
@@ -87,8 +90,10 @@ struct store_ops {
                 aspen_store_error *err);
     int (*count)(aspen_store *s, const aspen_store_filter *filter, int64_t *count,
                  aspen_store_error *err);
+    /* skipped/n_skipped never NULL (api.c), set to NULL/0 before the call */
     int (*retry_failed)(aspen_store *s, const struct aspen_store_filter *filter, int64_t now_ms,
-                        int64_t *retried, aspen_store_error *err);
+                        int64_t *retried, aspen_store_retry_skip **skipped, size_t *n_skipped,
+                        aspen_store_error *err);
     int (*cancel_matching)(aspen_store *s, const struct aspen_store_filter *filter, int64_t now_ms,
                            int64_t *cancelled, int64_t *requested, aspen_store_error *err);
     int (*counts)(aspen_store *s, int64_t counts[ASPEN_STORE_STATE_COUNT], aspen_store_error *err);
@@ -350,6 +355,12 @@ unsigned store_unique_states(const aspen_store_unique *u);
 /* The earliest created_at that counts for a rule at `now` (INT64_MIN when any age counts). */
 int64_t store_unique_since(const aspen_store_unique *u, int64_t now);
 /* Whether a job in `state` created at `created_at` is a duplicate for rule u at now. */
+/* The rule a stored row gives (states 0: a row from before version 17, the default states). */
+aspen_store_unique store_unique_of_row(const char *key, int64_t period_ms, unsigned states);
+/* Appends one skip to a growing list (*list, *n, *cap); ENOMEM when it cannot. */
+int store_retry_skip_add(aspen_store_retry_skip **list, size_t *n, size_t *cap, int64_t id,
+                         const char *key, const aspen_store_submitted *holder,
+                         aspen_store_error *err);
 bool store_unique_matches(const aspen_store_unique *u, aspen_store_state state,
                           int64_t created_at, int64_t now);
 

@@ -455,3 +455,88 @@ void aspen_store_duplicate_message(const char *key, const aspen_store_submitted 
              dup ? (long long)dup->id : 0LL, key ? key : "?",
              dup ? aspen_store_state_name(dup->state) : "?", ago);
 }
+
+/* ---- the rule kept with a job (schema version 17): show, retry and rerun read it -------------- */
+
+aspen_store_unique store_unique_of_row(const char *key, int64_t period_ms, unsigned states)
+{
+    return (aspen_store_unique){.key = key,
+                                .period_ms = period_ms > 0 ? period_ms : 0,
+                                .states = states ? states : ASPEN_STORE_UNIQUE_STATES};
+}
+
+void aspen_store_job_rule_clear(aspen_store_job_rule *r)
+{
+    if (!r)
+        return;
+    free(r->key);
+    *r = (aspen_store_job_rule){0};
+}
+
+void aspen_store_states_format(unsigned states, char *out, size_t size)
+{
+    if (!out || !size)
+        return;
+    size_t used = 0;
+    out[0] = '\0';
+    for (int st = 0; st < ASPEN_STORE_STATE_COUNT; st++) {
+        if (!(states & (1u << st)))
+            continue;
+        int w = snprintf(out + used, size - used, "%s%s", used ? "," : "",
+                         aspen_store_state_name((aspen_store_state)st));
+        if (w < 0 || (size_t)w >= size - used)
+            return;
+        used += (size_t)w;
+    }
+}
+
+void aspen_store_retry_skip_message(const aspen_store_retry_skip *skip, const char *cmd, char *out,
+                                    size_t size)
+{
+    if (!out || !size)
+        return;
+    if (!skip) {
+        snprintf(out, size, "job not retried: another job holds its unique key");
+        return;
+    }
+    const long long id = (long long)skip->id, h = (long long)skip->holder.id;
+    cmd = cmd ? cmd : "";
+    /* A key may be 512 bytes and an error message holds 512: past 200 bytes the key is cut (at a
+     * character boundary, marked …) so the advice after it always fits. */
+    size_t klen = strlen(skip->key), shown = klen;
+    if (shown > 200) {
+        shown = 200;
+        while (shown > 0 && ((unsigned char)skip->key[shown] & 0xc0) == 0x80)
+            shown--;
+    }
+    /* a holder that waits or runs can be cancelled; a finished one (its rule counts it) only
+     * deleted */
+    bool final = aspen_store_state_is_final(skip->holder.state);
+    snprintf(out, size,
+             "job %lld not retried: job %lld (%s) holds its unique key '%.*s%s'; %s job %lld first "
+             "(aspen %s %lld%s), or aspen rerun %lld --no-unique%s",
+             id, h, aspen_store_state_name(skip->holder.state), (int)shown, skip->key,
+             shown < klen ? "…" : "", final ? "delete" : "cancel", h, final ? "delete" : "cancel",
+             h, cmd, id, cmd);
+}
+
+int store_retry_skip_add(aspen_store_retry_skip **list, size_t *n, size_t *cap, int64_t id,
+                         const char *key, const aspen_store_submitted *holder,
+                         aspen_store_error *err)
+{
+    if (*n == *cap) {
+        size_t want = *cap ? *cap * 2 : 8;
+        if (want > SIZE_MAX / sizeof **list)
+            return store_err(err, ASPEN_STORE_ENOMEM, "out of memory listing skipped retries");
+        aspen_store_retry_skip *grown = realloc(*list, want * sizeof **list);
+        if (!grown)
+            return store_err(err, ASPEN_STORE_ENOMEM, "out of memory listing skipped retries");
+        *list = grown, *cap = want;
+    }
+    aspen_store_retry_skip *k = &(*list)[(*n)++];
+    memset(k, 0, sizeof *k);
+    k->id = id;
+    k->holder = *holder;
+    snprintf(k->key, sizeof k->key, "%s", key ? key : "");
+    return 0;
+}

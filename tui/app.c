@@ -1198,8 +1198,26 @@ static void act_work(uv_work_t *w)
         break;
     case ACT_RERUN:
         for (size_t i = 0; i < r->n; i++) {
-            int64_t nid;
-            if (aspen_engine_rerun(eng, r->ids[i], &nid, &err) == 0) {
+            aspen_store_submitted out = {0};
+            int rrc = aspen_engine_rerun_ex(eng, r->ids[i], 0, &out, &err);
+            if (rrc == 0 && out.duplicate) {
+                /* the rerun kept the job's uniqueness rule and another job holds the key: that
+                 * job is the answer, as for a duplicate submit; nothing was made */
+                r->n_dup++;
+                char *key = NULL, dup[1024];
+                aspen_engine_unique_key(eng, out.id, &key, NULL);
+                aspen_store_duplicate_message(key ? key : "?", &out, aspen_store_now_ms(), dup,
+                                              sizeof dup);
+                free(key);
+                char *tail = strstr(dup, "; not submitting another");
+                if (tail)
+                    *tail = '\0';
+                snprintf(r->msg, sizeof r->msg,
+                         "duplicate: %s; job %lld not rerun (aspen rerun %lld --no-unique makes "
+                         "one anyway)",
+                         dup, (long long)r->ids[i], (long long)r->ids[i]);
+            } else if (rrc == 0) {
+                int64_t nid = out.id;
                 if (!r->first_id)
                     r->first_id = nid;
                 r->last_id = nid;
@@ -1221,10 +1239,23 @@ static void act_work(uv_work_t *w)
         if (f.states && !(f.states & (1u << ASPEN_STORE_FAILED)))
             break; /* the filter excludes failed jobs: nothing to retry */
         int64_t retried = 0;
-        if (aspen_engine_retry_failed(eng, &f, &retried, &err) != 0) {
+        aspen_store_retry_skip *skips = NULL; /* left failed: another job holds their key */
+        size_t n_skips = 0;
+        if (aspen_engine_retry_failed_ex(eng, &f, &retried, &skips, &n_skips, &err) != 0) {
             r->rc = -1;
             snprintf(r->msg, sizeof r->msg, "%s", err.msg);
+        } else if (n_skips) {
+            /* the first one's reason in full, the count of the others */
+            char why[900];
+            aspen_store_retry_skip_message(&skips[0], "", why, sizeof why);
+            r->failed = (int)n_skips;
+            if (n_skips == 1)
+                snprintf(r->msg, sizeof r->msg, "%s", why);
+            else
+                snprintf(r->msg, sizeof r->msg, "%s (and %zu more held by other jobs)", why,
+                         n_skips - 1);
         }
+        free(skips);
         r->done = (int)retried;
         break;
     }
@@ -1400,6 +1431,11 @@ static void act_done(uv_work_t *w, int status)
         case ACT_RERUN:
             if (r->failed)
                 tui_set_status(a, true, "rerun: %d queued, %d refused: %s", r->done, r->failed, r->msg);
+            else if (r->n_dup && !r->done)
+                tui_set_status(a, true, "rerun: %s", r->msg);
+            else if (r->n_dup)
+                tui_set_status(a, true, "rerun: %d queued, %d duplicate%s: %s", r->done, r->n_dup,
+                               r->n_dup == 1 ? "" : "s", r->msg);
             else if (r->done == 1)
                 tui_set_status(a, false, "rerun queued as job %lld", (long long)r->first_id);
             else

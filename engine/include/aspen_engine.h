@@ -200,6 +200,10 @@ int aspen_engine_submit_ex(aspen_engine *eng, const aspen_engine_job_spec *specs
                            aspen_store_submitted *out, aspen_engine_error *err);
 /* The unique key job id was submitted with (*key malloc'd; NULL when none). */
 int aspen_engine_unique_key(aspen_engine *eng, int64_t id, char **key, aspen_engine_error *err);
+/* Its whole rule: key, period, states (aspen_store_job_unique_rule; out->key NULL when none;
+ * aspen_store_job_rule_clear frees it). */
+int aspen_engine_unique_rule(aspen_engine *eng, int64_t id, aspen_store_job_rule *out,
+                             aspen_engine_error *err);
 /* JSON check used by submit: 0, or EPAYLOAD with "invalid JSON payload: line L, column C,
  * position P: reason", or EPAYLOAD for a payload over ASPEN_ENGINE_MAX_PAYLOAD bytes. */
 #define ASPEN_ENGINE_MAX_PAYLOAD (16u << 20)
@@ -210,9 +214,16 @@ int aspen_engine_check_payload(const char *json, aspen_engine_error *err);
  * is stopped now (another process's engine notices within its cancel poll, ~50 ms). *requested
  * (may be NULL) tells the second case. */
 int aspen_engine_cancel(aspen_engine *eng, int64_t id, bool *requested, aspen_engine_error *err);
-/* A new queued job with the original's spec, linked by rerun_of. */
+/* A new queued job with the original's spec (its max attempts as submitted), linked by rerun_of,
+ * and with its uniqueness rule: while another job holds the key in a state the rule counts,
+ * *new_id is that job's id and nothing is made (aspen_engine_rerun_ex says which happened). */
 int aspen_engine_rerun(aspen_engine *eng, int64_t id, int64_t *new_id, aspen_engine_error *err);
-/* failed → queued with one more attempt. */
+/* aspen_store_rerun_ex through the engine: flags ASPEN_STORE_RERUN_NO_UNIQUE, out (may be NULL)
+ * says whether it was a duplicate. */
+int aspen_engine_rerun_ex(aspen_engine *eng, int64_t id, unsigned flags, aspen_store_submitted *out,
+                          aspen_engine_error *err);
+/* failed → queued with one more attempt; ESTATE, nothing changed, while another job holds its
+ * unique key in a state its rule counts (the message names that job and what to do). */
 int aspen_engine_retry(aspen_engine *eng, int64_t id, aspen_engine_error *err);
 /* A waiting job's new priority (aspen_store_set_priority): queued or scheduled only. */
 int aspen_engine_set_priority(aspen_engine *eng, int64_t id, int priority, aspen_engine_error *err);
@@ -222,6 +233,11 @@ int aspen_engine_run_now(aspen_engine *eng, int64_t id, aspen_engine_error *err)
  * be NULL) says how many. The filter's limit and offset are ignored. */
 int aspen_engine_retry_failed(aspen_engine *eng, const aspen_store_filter *filter,
                               int64_t *retried, aspen_engine_error *err);
+/* The same, listing the failed jobs left as they were because another job holds their unique
+ * key (aspen_store_retry_failed_ex: *skipped malloc'd, free(); either may be NULL). */
+int aspen_engine_retry_failed_ex(aspen_engine *eng, const aspen_store_filter *filter,
+                                 int64_t *retried, aspen_store_retry_skip **skipped,
+                                 size_t *n_skipped, aspen_engine_error *err);
 /* Every job matching filter (NULL: all) that is not finished, in one transaction: queued and
  * scheduled ones cancelled, running ones asked to stop (their engines stop them within
  * cancel_poll_ms). *cancelled and *requested (either may be NULL) say how many of each. The

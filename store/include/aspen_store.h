@@ -81,7 +81,7 @@ typedef struct aspen_store_error {
 
 /* The seed's limit: "Binary too large: X bytes (max: 52428800 bytes)". */
 #define ASPEN_STORE_MAX_BINARY 52428800u
-#define ASPEN_STORE_SCHEMA_VERSION 16
+#define ASPEN_STORE_SCHEMA_VERSION 17
 
 /* ---- states and the transition table ---------------------------------------------------------- */
 
@@ -264,6 +264,32 @@ void aspen_store_duplicate_message(const char *key, const aspen_store_submitted 
                                    int64_t now_ms, char *out, size_t size);
 /* The unique key stored with job id (*key malloc'd, NULL when it was submitted without a rule). */
 int aspen_store_job_unique_key(aspen_store *s, int64_t id, char **key, aspen_store_error *err);
+
+/* The uniqueness rule a job was submitted (or rerun) with, as stored (schema version 17). */
+typedef struct aspen_store_job_rule {
+    char *key;         /* malloc'd (aspen_store_job_rule_clear); NULL when the job has no rule */
+    int64_t period_ms; /* only jobs created within this long count; 0 → any age */
+    unsigned states;   /* the states that count, never 0 (a rule stored before version 17, which
+                          kept only the key, reads as the default states and any age) */
+} aspen_store_job_rule;
+int aspen_store_job_unique_rule(aspen_store *s, int64_t id, aspen_store_job_rule *out,
+                                aspen_store_error *err);
+void aspen_store_job_rule_clear(aspen_store_job_rule *r);
+/* "queued,scheduled,running": the names of a state set, comma separated, in state order. */
+void aspen_store_states_format(unsigned states, char *out, size_t size);
+
+/* A failed job an operator's retry left as it was because another job holds its unique key in a
+ * state its rule counts (retrying it would make two live jobs of one key). */
+typedef struct aspen_store_retry_skip {
+    int64_t id;                   /* the failed job, unchanged */
+    aspen_store_submitted holder; /* the job holding the key (its id, state, created_at_ms) */
+    char key[ASPEN_STORE_UNIQUE_KEY_MAX + 1];
+} aspen_store_retry_skip;
+/* The one wording of that refusal (CLI, console, the store's own error): "job 1 not retried: job
+ * 2 (queued) holds its unique key 'K'; cancel job 2 first, or aspen rerun 1 --no-unique" (cmd: the
+ * arguments to append to the commands it names, such as " --db PATH", or ""). */
+void aspen_store_retry_skip_message(const aspen_store_retry_skip *skip, const char *cmd, char *out,
+                                    size_t size);
 
 /* ---- jobs as read back -------------------------------------------------------------------------- */
 
@@ -532,10 +558,26 @@ typedef enum aspen_store_cancel_result {
  * distinction matters: the job is still in flight); final → ESTATE. */
 int aspen_store_cancel(aspen_store *s, int64_t id, int64_t now_ms,
                        aspen_store_cancel_result *result, aspen_store_error *err);
-/* A new queued job with the same spec and rerun_of = id (any state of the original). */
+/* A new queued job with the same spec and rerun_of = id (any state of the original). It takes
+ * the original's max attempts as submitted (not a retry's raise) and its uniqueness rule: when a
+ * job of that key is in a state the rule counts (the original itself, say, still queued), nothing
+ * is written and *new_id is that job's id, as a duplicate submit answers (aspen_store_rerun_ex
+ * says which happened). */
 int aspen_store_rerun(aspen_store *s, int64_t id, int64_t now_ms, int64_t *new_id,
                       aspen_store_error *err);
-/* failed → queued, with one more attempt allowed if it was out of them. */
+/* Flags of aspen_store_rerun_ex. NO_UNIQUE: the new job has no uniqueness rule and is made
+ * whatever holds the key (aspen rerun --no-unique). */
+#define ASPEN_STORE_RERUN_NO_UNIQUE 1u
+/* aspen_store_rerun that says what it did: out->duplicate (nothing written; out->id, state and
+ * created_at_ms are the job holding the key), or the new job (out->id, queued). Checked as a
+ * submit is: SQLite under its write lock, PostgreSQL under the key's transaction lock. */
+int aspen_store_rerun_ex(aspen_store *s, int64_t id, int64_t now_ms, unsigned flags,
+                         aspen_store_submitted *out, aspen_store_error *err);
+/* failed → queued, with one more attempt allowed if it was out of them (the max attempts as
+ * submitted are kept for a rerun). ESTATE, nothing changed, when another job holds the job's
+ * unique key in a state the job's own rule counts (aspen_store_retry_skip_message's wording):
+ * the check runs under the same lock as a submit's, so retries and submits of one key from any
+ * number of processes leave at most one live holder. */
 int aspen_store_retry(aspen_store *s, int64_t id, int64_t now_ms, aspen_store_error *err);
 struct aspen_store_filter; /* defined with the queries below */
 
@@ -544,6 +586,13 @@ struct aspen_store_filter; /* defined with the queries below */
  * queued/scheduled job → cancelled, every running one → cancel requested. */
 int aspen_store_retry_failed(aspen_store *s, const struct aspen_store_filter *filter, int64_t now_ms,
                              int64_t *retried, aspen_store_error *err);
+/* aspen_store_retry_failed that retries every job it can and lists the ones it left failed
+ * because another job holds their unique key (*skipped malloc'd, free(); NULL and 0 when none;
+ * both may be NULL). Jobs of one key in the selection: the first (lowest id) is retried, the
+ * others are skipped with it as the holder. */
+int aspen_store_retry_failed_ex(aspen_store *s, const struct aspen_store_filter *filter,
+                                int64_t now_ms, int64_t *retried, aspen_store_retry_skip **skipped,
+                                size_t *n_skipped, aspen_store_error *err);
 int aspen_store_cancel_matching(aspen_store *s, const struct aspen_store_filter *filter,
                                 int64_t now_ms, int64_t *cancelled, int64_t *requested,
                                 aspen_store_error *err);

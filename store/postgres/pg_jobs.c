@@ -369,8 +369,10 @@ static void states_list(unsigned states, char *out, size_t size)
 }
 
 /* The newest job of a key that rule u counts at now (server timeline); *found false when none. */
+/* (except: a job not to count, a retry's own; 0 for none.) */
 static int unique_find(struct pg_store *s, const char *key, const aspen_store_unique *u,
-                       int64_t now, bool *found, aspen_store_submitted *dup, aspen_store_error *err)
+                       int64_t now, int64_t except, bool *found, aspen_store_submitted *dup,
+                       aspen_store_error *err)
 {
     *found = false;
     char states[80];
@@ -379,10 +381,11 @@ static int unique_find(struct pg_store *s, const char *key, const aspen_store_un
     pg_p_text(&p, key);
     pg_p_int(&p, store_unique_since(u, now));
     pg_p_text(&p, states);
+    pg_p_int(&p, except);
     PGresult *r = pg_exec(s, "pgj_unique_find",
                           "SELECT u.job, j.state, j.created_at FROM job_unique u JOIN jobs j"
                           " ON j.id = u.job WHERE u.key = $1 AND u.created_at > $2::bigint"
-                          " AND strpos($3, ',' || j.state || ',') > 0"
+                          " AND strpos($3, ',' || j.state || ',') > 0 AND u.job <> $4::bigint"
                           " ORDER BY u.created_at DESC, u.job DESC LIMIT 1",
                           &p, "looking up a unique key", err);
     if (!r)
@@ -399,20 +402,33 @@ static int unique_find(struct pg_store *s, const char *key, const aspen_store_un
     return 0;
 }
 
-int pg_job_unique_key(aspen_store *base, int64_t id, char **key, aspen_store_error *err)
+static int unique_rule_get(struct pg_store *s, int64_t id, aspen_store_job_rule *out,
+                           aspen_store_error *err)
 {
-    struct pg_store *s = pgs(base);
+    *out = (aspen_store_job_rule){0};
     struct pg_params p = {0};
     pg_p_int(&p, id);
-    PGresult *r = pg_exec(s, "pgj_unique_get", "SELECT key FROM job_unique WHERE job = $1", &p,
+    PGresult *r = pg_exec(s, "pgj_unique_get",
+                          "SELECT key, period_ms, states FROM job_unique WHERE job = $1", &p,
                           "reading a job's unique key", err);
     if (!r)
         return failed(err);
     bool oom = false;
-    if (PQntuples(r) == 1)
-        *key = pg_get_text(r, 0, 0, &oom);
+    if (PQntuples(r) == 1) {
+        out->key = pg_get_text(r, 0, 0, &oom);
+        out->period_ms = pg_get_int(r, 0, 1);
+        int64_t states = pg_get_int(r, 0, 2);
+        /* only bits of states that exist: a row written by hand reads as the default */
+        out->states = states > 0 && states < (1 << ASPEN_STORE_STATE_COUNT) ? (unsigned)states : 0;
+    }
     PQclear(r);
     return oom ? store_err(err, ASPEN_STORE_ENOMEM, "out of memory reading a unique key") : 0;
+}
+
+int pg_job_unique_rule(aspen_store *base, int64_t id, aspen_store_job_rule *out,
+                       aspen_store_error *err)
+{
+    return unique_rule_get(pgs(base), id, out, err);
 }
 
 /* The whole batch in two statements: its ids from the jobs' identity sequence (so ids_out is in
@@ -465,7 +481,7 @@ static int insert_jobs(struct pg_store *s, const aspen_store_job_spec *specs, si
                        aspen_store_submitted *done, aspen_store_error *err)
 {
     enum { COLS = 14 };
-    struct pg_sql c[COLS] = {{0}}, qids = {0}, qnames = {0}, uk[2] = {{0}}; /* jobs of named queues */
+    struct pg_sql c[COLS] = {{0}}, qids = {0}, qnames = {0}, uk[4] = {{0}}; /* jobs of named queues */
     int64_t now = 0, counted[ASPEN_STORE_STATE_COUNT] = {0};
     size_t added = 0, n_keys = 0;
     int code = server_now(s, now_ms, &now, err);
@@ -530,7 +546,7 @@ static int insert_jobs(struct pg_store *s, const aspen_store_job_spec *specs, si
                     store_unique_matches(j->unique, done[k].state, now, now))
                     done[i] = done[k], done[i].duplicate = dup = true;
             if (!dup) {
-                if ((code = unique_find(s, key, j->unique, now, &dup, &done[i], err)) != 0) {
+                if ((code = unique_find(s, key, j->unique, now, 0, &dup, &done[i], err)) != 0) {
                     PQclear(r);
                     goto rollback;
                 }
@@ -544,6 +560,8 @@ static int insert_jobs(struct pg_store *s, const aspen_store_job_spec *specs, si
             }
             add_int(&uk[0], n_keys == 0, id);
             add_text(&uk[1], n_keys == 0, key);
+            add_int(&uk[2], n_keys == 0, j->unique && j->unique->period_ms > 0 ? j->unique->period_ms : 0);
+            add_int(&uk[3], n_keys == 0, (int64_t)store_unique_states(j->unique));
             n_keys++;
         }
         done[i] = (aspen_store_submitted){.id = id, .state = state, .created_at_ms = now_ms};
@@ -604,18 +622,21 @@ static int insert_jobs(struct pg_store *s, const aspen_store_job_spec *specs, si
         code = store_err(err, ASPEN_STORE_EIO, "%lld of %zu jobs were inserted",
                          (long long)inserted, added);
     if (!code && n_keys) {
-        pg_sql_add(&uk[0], "}");
-        pg_sql_add(&uk[1], "}");
+        bool uoom = false;
         p = (struct pg_params){0};
-        pg_p_text(&p, uk[0].text);
-        pg_p_text(&p, uk[1].text);
+        for (int k = 0; k < 4; k++) {
+            pg_sql_add(&uk[k], "}");
+            uoom = uoom || uk[k].oom;
+            pg_p_text(&p, uk[k].text);
+        }
         pg_p_int(&p, now);
-        code = uk[0].oom || uk[1].oom
-                   ? store_err(err, ASPEN_STORE_ENOMEM, "out of memory for unique keys")
-                   : run(s, "pgj_unique_insert",
-                         "INSERT INTO job_unique (job, key, created_at) SELECT u.job, u.key, $3"
-                         " FROM unnest($1::bigint[], $2::text[]) AS u (job, key)",
-                         &p, "storing unique keys", NULL, err);
+        /* with the rule's period and states, which retry and rerun apply later */
+        code = uoom ? store_err(err, ASPEN_STORE_ENOMEM, "out of memory for unique keys")
+                    : run(s, "pgj_unique_insert",
+                          "INSERT INTO job_unique (job, key, created_at, period_ms, states)"
+                          " SELECT u.job, u.key, $5, u.period_ms, u.states FROM unnest($1::bigint[],"
+                          " $2::text[], $3::bigint[], $4::integer[]) AS u (job, key, period_ms, states)",
+                          &p, "storing unique keys", NULL, err);
     }
     if (code)
         goto rollback;
@@ -636,7 +657,7 @@ static int insert_jobs(struct pg_store *s, const aspen_store_job_spec *specs, si
 done:
     pg_sql_free(&qids);
     pg_sql_free(&qnames);
-    for (int i = 0; i < 2; i++)
+    for (int i = 0; i < 4; i++)
         pg_sql_free(&uk[i]);
     return code;
 rollback:
@@ -644,7 +665,7 @@ rollback:
         pg_sql_free(&c[i]);
     pg_sql_free(&qids);
     pg_sql_free(&qnames);
-    for (int i = 0; i < 2; i++)
+    for (int i = 0; i < 4; i++)
         pg_sql_free(&uk[i]);
     return code;
 }
@@ -2004,8 +2025,11 @@ rollback:
     return code;
 }
 
-int pg_rerun(aspen_store *base, int64_t id, int64_t now_ms, int64_t *new_id,
-             aspen_store_error *err)
+/* A rerun keeps the original's uniqueness rule: under the key's lock, as a submit, a job of the
+ * key that the rule counts makes it a duplicate (nothing written) instead of a second live job.
+ * Its only locks are the key's and then what a submit takes, in a submit's order. */
+int pg_rerun(aspen_store *base, int64_t id, int64_t now_ms, unsigned flags,
+             aspen_store_submitted *out, aspen_store_error *err)
 {
     struct pg_store *s = pgs(base);
     int code = aspen_store_check_transition(0, ASPEN_STORE_STATE_NEW, ASPEN_STORE_QUEUED, err);
@@ -2014,15 +2038,38 @@ int pg_rerun(aspen_store *base, int64_t id, int64_t now_ms, int64_t *new_id,
     code = pg_tx_begin(s, err);
     if (code)
         return code;
+    int64_t now = 0;
+    aspen_store_job_rule rule = {0};
+    aspen_store_unique u = {0};
+    code = server_now(s, now_ms, &now, err);
+    if (!code && !(flags & ASPEN_STORE_RERUN_NO_UNIQUE))
+        code = unique_rule_get(s, id, &rule, err); /* a job's key never changes: no lock needed */
+    if (code)
+        goto rollback;
+    if (rule.key) {
+        u = store_unique_of_row(rule.key, rule.period_ms, rule.states);
+        const char *keys[1] = {rule.key};
+        bool dup = false;
+        if ((code = unique_lock(s, keys, 1, err)) != 0 ||
+            (code = unique_find(s, rule.key, &u, now, 0, &dup, out, err)) != 0)
+            goto rollback;
+        if (dup) {
+            out->created_at_ms -= now - now_ms; /* back on the caller's clock */
+            aspen_store_job_rule_clear(&rule);
+            return pg_tx_commit(s, "rerunning a job", err); /* nothing was written */
+        }
+    }
     struct pg_params p = {0};
     pg_p_int(&p, id);
     pg_p_now(&p, now_ms);
+    /* max attempts as submitted: a retry's raise is the failed job's, not the new one's */
     PGresult *r = pg_exec(s, "pgj_rerun",
                           "INSERT INTO jobs (type, binary_sha256, binary_name, payload, state,"
                           " priority, run_at, max_attempts, timeout_ms, memory_bytes, isolation,"
                           " tags, created_at, source_dir, rerun_of, queue)"
                           " SELECT type, binary_sha256, binary_name, payload, 'queued', priority, " PG_NOW(2)
-                          ", max_attempts, timeout_ms, memory_bytes, isolation, tags, " PG_NOW(2)
+                          ", coalesce(submitted_max_attempts, max_attempts), timeout_ms, memory_bytes,"
+                          " isolation, tags, " PG_NOW(2)
                           ", source_dir, id, queue FROM jobs WHERE id = $1 RETURNING id",
                           &p, "rerunning a job", err);
     if (!r) {
@@ -2036,23 +2083,102 @@ int pg_rerun(aspen_store *base, int64_t id, int64_t now_ms, int64_t *new_id,
         goto rollback;
     }
     int64_t rerun_id = pg_get_int(r, 0, 0);
-    if (new_id)
-        *new_id = rerun_id;
+    *out = (aspen_store_submitted){
+        .id = rerun_id, .state = ASPEN_STORE_QUEUED, .created_at_ms = now_ms};
     PQclear(r);
+    if (rule.key) {
+        p = (struct pg_params){0};
+        pg_p_int(&p, rerun_id);
+        pg_p_text(&p, rule.key);
+        pg_p_int(&p, now);
+        pg_p_int(&p, u.period_ms);
+        pg_p_int(&p, (int64_t)u.states);
+        code = run(s, "pgj_unique_insert_one",
+                   "INSERT INTO job_unique (job, key, created_at, period_ms, states)"
+                   " VALUES ($1, $2, $3, $4, $5)",
+                   &p, "storing a rerun's unique key", NULL, err);
+        if (code)
+            goto rollback;
+    }
     pg_counts_note(s, ASPEN_STORE_STATE_NEW, ASPEN_STORE_QUEUED, 1);
     code = pg_queue_renote(s, rerun_id, now_ms, err);
     if (!code)
         code = pg_notify_work(s, err);
     if (code)
         goto rollback;
+    aspen_store_job_rule_clear(&rule);
     return pg_tx_commit(s, "committing a rerun", err);
 rollback:
+    aspen_store_job_rule_clear(&rule);
+    *out = (aspen_store_submitted){0};
     pg_tx_rollback(s);
     return code;
 }
 
-int pg_retry_one(struct pg_store *s, int64_t id, int64_t now_ms, aspen_store_error *err)
+int pg_unique_lock_jobs(struct pg_store *s, const int64_t *ids, size_t n, aspen_store_error *err)
 {
+    if (!n)
+        return 0;
+    struct pg_sql q = {0};
+    for (size_t i = 0; i < n; i++)
+        add_int(&q, i == 0, ids[i]);
+    pg_sql_add(&q, "}");
+    if (q.oom) {
+        pg_sql_free(&q);
+        return store_err(err, ASPEN_STORE_ENOMEM, "out of memory locking unique keys");
+    }
+    struct pg_params p = {0};
+    pg_p_text(&p, q.text);
+    PGresult *r = pg_exec(s, "pgj_unique_keys_of",
+                          "SELECT DISTINCT key FROM job_unique WHERE job = ANY ($1::bigint[])", &p,
+                          "reading the jobs' unique keys", err);
+    pg_sql_free(&q);
+    if (!r)
+        return failed(err);
+    int k = PQntuples(r), code = 0;
+    const char **keys = malloc((k ? (size_t)k : 1) * sizeof *keys);
+    if (!keys)
+        code = store_err(err, ASPEN_STORE_ENOMEM, "out of memory locking unique keys");
+    for (int i = 0; !code && i < k; i++)
+        keys[i] = PQgetvalue(r, i, 0);
+    if (!code && k)
+        code = unique_lock(s, keys, (size_t)k, err); /* ascending hash, as every batch locks */
+    free(keys);
+    PQclear(r);
+    return code;
+}
+
+/* Whether another job holds job id's unique key in a state id's own rule counts (*found, with
+ * *skip filled; its created_at on the caller's clock). Under the key's lock, taken after the
+ * job's row lock: a submit holds no row lock while it waits for a key, so no cycle. */
+static int retry_held(struct pg_store *s, int64_t id, int64_t now, int64_t now_ms, bool *found,
+                      aspen_store_retry_skip *skip, aspen_store_error *err)
+{
+    *found = false;
+    aspen_store_job_rule rule;
+    int code = unique_rule_get(s, id, &rule, err);
+    if (code || !rule.key)
+        return code;
+    aspen_store_unique u = store_unique_of_row(rule.key, rule.period_ms, rule.states);
+    aspen_store_submitted holder = {0};
+    const char *keys[1] = {rule.key};
+    code = unique_lock(s, keys, 1, err);
+    if (!code)
+        code = unique_find(s, rule.key, &u, now, id, found, &holder, err);
+    if (!code && *found) {
+        holder.created_at_ms -= now - now_ms;
+        *skip = (aspen_store_retry_skip){.id = id, .holder = holder};
+        snprintf(skip->key, sizeof skip->key, "%s", rule.key);
+    }
+    aspen_store_job_rule_clear(&rule);
+    return code;
+}
+
+int pg_retry_one(struct pg_store *s, int64_t id, int64_t now_ms, aspen_store_retry_skip *held,
+                 bool *was_held, aspen_store_error *err)
+{
+    if (was_held)
+        *was_held = false;
     struct store_job_row before, after;
     int64_t now = 0;
     int code = server_now(s, now_ms, &now, err);
@@ -2061,8 +2187,33 @@ int pg_retry_one(struct pg_store *s, int64_t id, int64_t now_ms, aspen_store_err
     if (code)
         return code;
     code = store_decide_retry(&before, now, &after, store_cmd(&s->base), err);
-    if (!code)
-        code = pg_job_write(s, &before, &after, err);
+    if (code)
+        return code;
+    bool found = false;
+    aspen_store_retry_skip skip;
+    if ((code = retry_held(s, id, now, now_ms, &found, &skip, err)) != 0)
+        return code;
+    if (found) {
+        char msg[sizeof err->msg];
+        aspen_store_retry_skip_message(&skip, store_cmd(&s->base), msg, sizeof msg);
+        if (held)
+            *held = skip;
+        if (was_held)
+            *was_held = true;
+        return store_err(err, ASPEN_STORE_ESTATE, "%s", msg);
+    }
+    if (after.max_attempts != before.max_attempts) {
+        /* the first raise keeps what was submitted, for a rerun (schema version 17) */
+        struct pg_params p = {0};
+        pg_p_int(&p, id);
+        code = run(s, "pgj_keep_max_attempts",
+                   "UPDATE jobs SET submitted_max_attempts = max_attempts"
+                   " WHERE id = $1 AND submitted_max_attempts IS NULL",
+                   &p, "keeping a job's submitted max attempts", NULL, err);
+        if (code)
+            return code;
+    }
+    code = pg_job_write(s, &before, &after, err);
     if (!code)
         code = pg_queue_renote(s, id, now_ms, err);
     return code ? code : pg_notify_work(s, err);
@@ -2074,7 +2225,7 @@ int pg_retry(aspen_store *base, int64_t id, int64_t now_ms, aspen_store_error *e
     int code = pg_tx_begin(s, err);
     if (code)
         return code;
-    code = pg_retry_one(s, id, now_ms, err);
+    code = pg_retry_one(s, id, now_ms, NULL, NULL, err);
     if (code)
         goto rollback;
     return pg_tx_commit(s, "retrying a job", err);

@@ -1366,6 +1366,22 @@ static int pg_migrate_v16(struct pg_store *s, aspen_store_error *err)
     return code;
 }
 
+/* Version 17: the rule's period and states kept with a unique key, and the max attempts as
+ * submitted, noted by the first retry that raises them (the same columns as SQLite's migrate_v17,
+ * which says why). Constant defaults and a NULL column: no table is rewritten. */
+static int pg_migrate_v17(struct pg_store *s, aspen_store_error *err)
+{
+    PGresult *r = PQexec(s->conn,
+                         "ALTER TABLE job_unique ADD COLUMN IF NOT EXISTS period_ms bigint NOT NULL"
+                         " DEFAULT 0, ADD COLUMN IF NOT EXISTS states integer NOT NULL DEFAULT 0;"
+                         "ALTER TABLE jobs ADD COLUMN IF NOT EXISTS submitted_max_attempts integer;");
+    int code = 0;
+    if (PQresultStatus(r) != PGRES_COMMAND_OK)
+        code = pg_err(s, err, r, "keeping unique rules and submitted attempts (version 17)");
+    PQclear(r);
+    return code;
+}
+
 /* pg_migrations[v - 4] takes a database from v to v + 1, inside the transaction that holds the
  * schema lock (a fresh database is created at 4 and migrated at once, in the same transaction). */
 static int (*const pg_migrations[ASPEN_STORE_SCHEMA_VERSION - 4])(struct pg_store *,
@@ -1382,6 +1398,7 @@ static int (*const pg_migrations[ASPEN_STORE_SCHEMA_VERSION - 4])(struct pg_stor
     pg_migrate_v14,
     pg_migrate_v15,
     pg_migrate_v16,
+    pg_migrate_v17,
 };
 
 static int create_schema(struct pg_store *s, aspen_store_error *err)
@@ -1838,7 +1855,7 @@ const struct store_ops store_pg_ops = {
     .rerun = pg_rerun,
     .retry = pg_retry,
     .delete = pg_delete,
-    .job_unique_key = pg_job_unique_key,
+    .job_unique_rule = pg_job_unique_rule,
     .prune = pg_prune,
     .prune_count = pg_prune_count,
     .delete_jobs = pg_delete_jobs,

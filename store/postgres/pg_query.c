@@ -465,21 +465,35 @@ static bool skippable(struct pg_store *s, int code)
            PQtransactionStatus(s->conn) == PQTRANS_INTRANS;
 }
 
+/* Every matching failed job retried in one transaction, except those whose unique key another
+ * job holds (listed in *skipped). Locks: the rows (matching_ids, id order), then every key of the
+ * selection at once in ascending hash order, then per job; a single retry takes its row, then its
+ * key, and a submit only keys, so no two of them wait on each other in a cycle. */
 int pg_retry_failed(aspen_store *base, const aspen_store_filter *filter, int64_t now_ms,
-                    int64_t *retried, aspen_store_error *err)
+                    int64_t *retried, aspen_store_retry_skip **skipped, size_t *n_skipped,
+                    aspen_store_error *err)
 {
     struct pg_store *s = pgs(base);
     if (retried)
         *retried = 0;
     int64_t *ids = NULL, done = 0;
-    size_t n = 0;
+    size_t n = 0, cap = 0;
     int code = pg_tx_begin(s, err);
     if (code)
         return code;
     code = matching_ids(s, filter, restrict_states(filter, 1u << ASPEN_STORE_FAILED), &ids, &n, err);
+    if (!code)
+        code = pg_unique_lock_jobs(s, ids, n, err);
     for (size_t i = 0; !code && i < n; i++) {
-        code = pg_retry_one(s, ids[i], now_ms, err);
-        if (!code)
+        aspen_store_retry_skip held;
+        bool was_held = false;
+        code = pg_retry_one(s, ids[i], now_ms, &held, &was_held, err);
+        if (was_held) {
+            if (err)
+                *err = (aspen_store_error){0}; /* a skip, not the call's failure */
+            code = store_retry_skip_add(skipped, n_skipped, &cap, ids[i], held.key, &held.holder,
+                                        err);
+        } else if (!code)
             done++;
         else if (skippable(s, code))
             code = 0;

@@ -231,7 +231,13 @@ int pg_job_write(struct pg_store *s, const struct store_job_row *before,
  * cancel_matching and retry_failed). */
 int pg_cancel_one(struct pg_store *s, int64_t id, int64_t now_ms, aspen_store_cancel_result *result,
                   aspen_store_error *err);
-int pg_retry_one(struct pg_store *s, int64_t id, int64_t now_ms, aspen_store_error *err);
+/* A job whose unique key another job holds is left as it is: ESTATE with the refusal in err,
+ * *was_held set and *held (may be NULL) filled. */
+int pg_retry_one(struct pg_store *s, int64_t id, int64_t now_ms, aspen_store_retry_skip *held,
+                 bool *was_held, aspen_store_error *err);
+/* Takes the unique-key locks of jobs ids (those that have a key), in the one order every caller
+ * uses, so a bulk retry never deadlocks with another: before its per-job retries. */
+int pg_unique_lock_jobs(struct pg_store *s, const int64_t *ids, size_t n, aspen_store_error *err);
 
 /* ---- filters (pg_query.c) ----------------------------------------------------------------------- */
 
@@ -267,7 +273,7 @@ int pg_get_binary(aspen_store *s, const char *sha256, aspen_store_binary *out,
 int pg_submit_batch(aspen_store *s, const aspen_store_job_spec *specs, size_t n, int64_t now_ms,
                     const char *const *keys, int64_t *ids_out, aspen_store_submitted *out,
                     aspen_store_error *err);
-int pg_job_unique_key(aspen_store *s, int64_t id, char **key, aspen_store_error *err);
+int pg_job_unique_rule(aspen_store *s, int64_t id, aspen_store_job_rule *out, aspen_store_error *err);
 int pg_prune_count(aspen_store *s, aspen_store_state state, int64_t finished_before_ms,
                    int64_t *count, aspen_store_error *err);
 int pg_prune(aspen_store *s, aspen_store_state state, int64_t finished_before_ms, size_t max,
@@ -287,7 +293,8 @@ int pg_release(aspen_store *s, int64_t engine_id, int64_t job_id, int64_t now_ms
                aspen_store_error *err);
 int pg_cancel(aspen_store *s, int64_t id, int64_t now_ms, aspen_store_cancel_result *result,
               aspen_store_error *err);
-int pg_rerun(aspen_store *s, int64_t id, int64_t now_ms, int64_t *new_id, aspen_store_error *err);
+int pg_rerun(aspen_store *s, int64_t id, int64_t now_ms, unsigned flags, aspen_store_submitted *out,
+             aspen_store_error *err);
 int pg_retry(aspen_store *s, int64_t id, int64_t now_ms, aspen_store_error *err);
 /* pg_edit.c */
 int pg_set_priority(aspen_store *s, int64_t id, int priority, aspen_store_error *err);
@@ -324,7 +331,8 @@ int pg_list(aspen_store *s, const aspen_store_filter *filter, aspen_store_job **
 int pg_count(aspen_store *s, const aspen_store_filter *filter, int64_t *count,
              aspen_store_error *err);
 int pg_retry_failed(aspen_store *s, const struct aspen_store_filter *filter, int64_t now_ms,
-                    int64_t *retried, aspen_store_error *err);
+                    int64_t *retried, aspen_store_retry_skip **skipped, size_t *n_skipped,
+                    aspen_store_error *err);
 int pg_cancel_matching(aspen_store *s, const struct aspen_store_filter *filter, int64_t now_ms,
                        int64_t *cancelled, int64_t *requested, aspen_store_error *err);
 int pg_counts(aspen_store *s, int64_t counts[ASPEN_STORE_STATE_COUNT], aspen_store_error *err);

@@ -395,7 +395,7 @@ static void states_list(unsigned states, char *out, size_t size)
 /* The newest job of a key that a rule counts at now (*found false when none). Inside the submit's
  * BEGIN IMMEDIATE: no other connection can add a job of this key until it commits. */
 static int unique_find(struct sqlite_store *s, const char *key, const aspen_store_unique *u,
-                       int64_t now_ms, bool *found, aspen_store_submitted *dup,
+                       int64_t now_ms, int64_t except, bool *found, aspen_store_submitted *dup,
                        aspen_store_error *err)
 {
     *found = false;
@@ -407,6 +407,7 @@ static int unique_find(struct sqlite_store *s, const char *key, const aspen_stor
     sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, store_unique_since(u, now_ms));
     sqlite3_bind_text(st, 3, states, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(st, 4, except);
     int rc = sqlite3_step(st), code = 0;
     if (rc == SQLITE_ROW) {
         int state = state_from_text(sqlite3_column_text(st, 1));
@@ -422,8 +423,10 @@ static int unique_find(struct sqlite_store *s, const char *key, const aspen_stor
     return code;
 }
 
-static int unique_insert(struct sqlite_store *s, int64_t id, const char *key, int64_t now_ms,
-                         aspen_store_error *err)
+/* The key with the rule it came with (period, states resolved), so that retry and rerun apply
+ * the same rule later. */
+static int unique_insert(struct sqlite_store *s, int64_t id, const char *key,
+                         const aspen_store_unique *u, int64_t now_ms, aspen_store_error *err)
 {
     sqlite3_stmt *st = store_stmt(s, ST_UNIQUE_INSERT, err);
     if (!st)
@@ -431,6 +434,8 @@ static int unique_insert(struct sqlite_store *s, int64_t id, const char *key, in
     sqlite3_bind_int64(st, 1, id);
     sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 3, now_ms);
+    sqlite3_bind_int64(st, 4, u && u->period_ms > 0 ? u->period_ms : 0);
+    sqlite3_bind_int64(st, 5, (int64_t)store_unique_states(u));
     int rc = sqlite3_step(st);
     sqlite3_reset(st);
     return rc == SQLITE_DONE ? 0 : store_sqlite_err(s, err, rc, "storing a unique key");
@@ -449,12 +454,12 @@ int sq_submit_batch(aspen_store *base, const aspen_store_job_spec *specs, size_t
         const char *key = keys ? keys[i] : NULL;
         aspen_store_submitted done = {0};
         bool dup = false;
-        if (key && (code = unique_find(s, key, specs[i].unique, now_ms, &dup, &done, err)) != 0)
+        if (key && (code = unique_find(s, key, specs[i].unique, now_ms, 0, &dup, &done, err)) != 0)
             goto rollback;
         if (!dup) {
             code = insert_job(s, &specs[i], i, n, now_ms, &memo, &done.id, err);
             if (!code && key)
-                code = unique_insert(s, done.id, key, now_ms, err);
+                code = unique_insert(s, done.id, key, specs[i].unique, now_ms, err);
             if (code)
                 goto rollback;
             int64_t run_at = specs[i].run_at_ms > 0 ? specs[i].run_at_ms : now_ms;
@@ -472,23 +477,35 @@ rollback:
     return code;
 }
 
-int sq_job_unique_key(aspen_store *base, int64_t id, char **key, aspen_store_error *err)
+/* The rule stored with job id inside the caller's transaction or alone (r->key NULL: none). */
+static int unique_rule_get(struct sqlite_store *s, int64_t id, aspen_store_job_rule *r,
+                           aspen_store_error *err)
 {
-    struct sqlite_store *s = sq(base);
+    *r = (aspen_store_job_rule){0};
     sqlite3_stmt *st = store_stmt(s, ST_UNIQUE_GET, err);
     if (!st)
         return stmt_failed(s, err);
     sqlite3_bind_int64(st, 1, id);
     int rc = sqlite3_step(st), code = 0;
     if (rc == SQLITE_ROW) {
-        *key = store_strdup((const char *)sqlite3_column_text(st, 0));
-        if (!*key)
+        r->key = store_strdup((const char *)sqlite3_column_text(st, 0));
+        r->period_ms = sqlite3_column_int64(st, 1);
+        int64_t states = sqlite3_column_int64(st, 2);
+        /* only bits of states that exist: a row written by hand reads as the default */
+        r->states = states > 0 && states < (1 << ASPEN_STORE_STATE_COUNT) ? (unsigned)states : 0;
+        if (!r->key)
             code = store_err(err, ASPEN_STORE_ENOMEM, "out of memory reading a unique key");
     } else if (rc != SQLITE_DONE) {
         code = store_sqlite_err(s, err, rc, "reading a job's unique key");
     }
     sqlite3_reset(st);
     return code;
+}
+
+int sq_job_unique_rule(aspen_store *base, int64_t id, aspen_store_job_rule *out,
+                       aspen_store_error *err)
+{
+    return unique_rule_get(sq(base), id, out, err);
 }
 
 /* ---- claim --------------------------------------------------------------------------------------- */
@@ -1173,7 +1190,10 @@ rollback:
     return code;
 }
 
-int sq_rerun(aspen_store *base, int64_t id, int64_t now_ms, int64_t *new_id, aspen_store_error *err)
+/* A rerun keeps the original's uniqueness rule: under the write lock, as a submit, a job of the
+ * key that the rule counts makes this a duplicate (nothing written) instead of a second live job. */
+int sq_rerun(aspen_store *base, int64_t id, int64_t now_ms, unsigned flags,
+             aspen_store_submitted *out, aspen_store_error *err)
 {
     struct sqlite_store *s = sq(base);
     int code = aspen_store_check_transition(0, ASPEN_STORE_STATE_NEW, ASPEN_STORE_QUEUED, err);
@@ -1182,6 +1202,20 @@ int sq_rerun(aspen_store *base, int64_t id, int64_t now_ms, int64_t *new_id, asp
     code = tx_begin(s, err);
     if (code)
         return code;
+    aspen_store_job_rule rule = {0};
+    aspen_store_unique u = {0};
+    if (!(flags & ASPEN_STORE_RERUN_NO_UNIQUE) && (code = unique_rule_get(s, id, &rule, err)) != 0)
+        goto rollback;
+    if (rule.key) {
+        u = store_unique_of_row(rule.key, rule.period_ms, rule.states);
+        bool dup = false;
+        if ((code = unique_find(s, rule.key, &u, now_ms, 0, &dup, out, err)) != 0)
+            goto rollback;
+        if (dup) {
+            aspen_store_job_rule_clear(&rule);
+            return tx_commit(s, "rerunning a job", err); /* nothing was written */
+        }
+    }
     sqlite3_stmt *st = store_stmt(s, ST_RERUN, err);
     if (!st) {
         code = stmt_failed(s, err);
@@ -1202,8 +1236,8 @@ int sq_rerun(aspen_store *base, int64_t id, int64_t now_ms, int64_t *new_id, asp
     }
     counts_note(s, ASPEN_STORE_STATE_NEW, ASPEN_STORE_QUEUED, 1);
     int64_t rerun_id = sqlite3_last_insert_rowid(s->db);
-    if (new_id)
-        *new_id = rerun_id;
+    *out = (aspen_store_submitted){
+        .id = rerun_id, .state = ASPEN_STORE_QUEUED, .created_at_ms = now_ms};
     st = store_stmt(s, ST_PAYLOAD_COPY, err); /* copies nothing when the payload is inline */
     if (!st) {
         code = stmt_failed(s, err);
@@ -1217,24 +1251,78 @@ int sq_rerun(aspen_store *base, int64_t id, int64_t now_ms, int64_t *new_id, asp
         code = store_sqlite_err(s, err, rc, "copying a job's payload for its rerun");
         goto rollback;
     }
+    if (rule.key && (code = unique_insert(s, rerun_id, rule.key, &u, now_ms, err)) != 0)
+        goto rollback;
     code = sq_queue_renote(s, rerun_id, now_ms, err);
     if (code)
         goto rollback;
+    aspen_store_job_rule_clear(&rule);
     return tx_commit(s, "committing a rerun", err);
 rollback:
+    aspen_store_job_rule_clear(&rule);
+    *out = (aspen_store_submitted){0};
     tx_rollback(s);
     return code;
 }
 
-static int retry_one(struct sqlite_store *s, int64_t id, int64_t now_ms, aspen_store_error *err)
+/* Whether another job holds job id's unique key in a state id's own rule counts (*found, with
+ * *skip filled). Inside the write transaction, so no submit, retry or rerun of the key can slip
+ * in between this look and the retry's write. */
+static int retry_held(struct sqlite_store *s, int64_t id, int64_t now_ms, bool *found,
+                      aspen_store_retry_skip *skip, aspen_store_error *err)
 {
+    *found = false;
+    aspen_store_job_rule rule;
+    int code = unique_rule_get(s, id, &rule, err);
+    if (code || !rule.key)
+        return code;
+    aspen_store_unique u = store_unique_of_row(rule.key, rule.period_ms, rule.states);
+    aspen_store_submitted holder = {0};
+    code = unique_find(s, rule.key, &u, now_ms, id, found, &holder, err);
+    if (!code && *found) {
+        *skip = (aspen_store_retry_skip){.id = id, .holder = holder};
+        snprintf(skip->key, sizeof skip->key, "%s", rule.key);
+    }
+    aspen_store_job_rule_clear(&rule);
+    return code;
+}
+
+static int retry_one(struct sqlite_store *s, int64_t id, int64_t now_ms,
+                     aspen_store_retry_skip *held, bool *was_held, aspen_store_error *err)
+{
+    if (was_held)
+        *was_held = false;
     struct store_job_row before, after;
     int code = job_read(s, id, &before, err);
     if (code)
         return code;
     code = store_decide_retry(&before, now_ms, &after, store_cmd(&s->base), err);
-    if (!code)
-        code = job_write(s, &before, &after, err);
+    if (code)
+        return code;
+    bool found = false;
+    aspen_store_retry_skip skip;
+    if ((code = retry_held(s, id, now_ms, &found, &skip, err)) != 0)
+        return code;
+    if (found) {
+        char msg[sizeof err->msg];
+        aspen_store_retry_skip_message(&skip, store_cmd(&s->base), msg, sizeof msg);
+        if (held)
+            *held = skip;
+        if (was_held)
+            *was_held = true;
+        return store_err(err, ASPEN_STORE_ESTATE, "%s", msg);
+    }
+    if (after.max_attempts != before.max_attempts) {
+        sqlite3_stmt *st = store_stmt(s, ST_KEEP_MAX_ATTEMPTS, err);
+        if (!st)
+            return stmt_failed(s, err);
+        sqlite3_bind_int64(st, 1, id);
+        int rc = sqlite3_step(st);
+        sqlite3_reset(st);
+        if (rc != SQLITE_DONE)
+            return store_sqlite_err(s, err, rc, "keeping a job's submitted max attempts");
+    }
+    code = job_write(s, &before, &after, err);
     return code ? code : sq_queue_renote(s, id, now_ms, err);
 }
 
@@ -1244,7 +1332,7 @@ int sq_retry(aspen_store *base, int64_t id, int64_t now_ms, aspen_store_error *e
     int code = tx_begin(s, err);
     if (code)
         return code;
-    code = retry_one(s, id, now_ms, err);
+    code = retry_one(s, id, now_ms, NULL, NULL, err);
     if (code)
         goto rollback;
     return tx_commit(s, "retrying a job", err);
@@ -1364,9 +1452,10 @@ int store_cancel_one(struct sqlite_store *s, int64_t id, int64_t now_ms,
 {
     return cancel_one(s, id, now_ms, result, err);
 }
-int store_retry_one(struct sqlite_store *s, int64_t id, int64_t now_ms, aspen_store_error *err)
+int store_retry_one(struct sqlite_store *s, int64_t id, int64_t now_ms, aspen_store_retry_skip *held,
+                    bool *was_held, aspen_store_error *err)
 {
-    return retry_one(s, id, now_ms, err);
+    return retry_one(s, id, now_ms, held, was_held, err);
 }
 
 /* ---- backoff ------------------------------------------------------------------------------------- */

@@ -154,7 +154,8 @@ static const char *const stmt_sql[ST_COUNT] = {
                  " run_at, max_attempts, timeout_ms, memory_bytes, isolation, tags, created_at,"
                  " source_dir, rerun_of, payload_ext, queue)"
                  " SELECT " SQ_JOB_NEXT_ID ", type, binary_sha256, binary_name, payload, 'queued', priority, ?2,"
-                 " max_attempts, timeout_ms, memory_bytes, isolation, tags, ?2, source_dir, id,"
+                 " coalesce(submitted_max_attempts, max_attempts), timeout_ms, memory_bytes,"
+                 " isolation, tags, ?2, source_dir, id,"
                  " payload_ext, queue FROM jobs WHERE id = ?1",
     [ST_PAYLOAD_INSERT] = "INSERT INTO job_payloads (id, payload) VALUES (?1, ?2)",
     [ST_PAYLOAD_COPY] = "INSERT INTO job_payloads (id, payload)"
@@ -165,15 +166,20 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_DELETE_JOB] = "DELETE FROM jobs WHERE id = ?1",
     [ST_ATTEMPT_DATA_PUT] = "INSERT OR REPLACE INTO attempt_data (job, attempt, kind, size, bytes)"
                             " VALUES (?1, ?2, 2, ?3, ?4)",
-    /* The newest job of a key created after ?2 whose state is one of ?3 (",queued,running,"):
-     * read backwards on job_unique_key, so a key's old jobs are never read. */
+    /* The newest job of a key created after ?2 whose state is one of ?3 (",queued,running,"),
+     * other than job ?4 (a retry's own job; 0 for a submit or a rerun): read backwards on
+     * job_unique_key, so a key's old jobs are never read. */
     [ST_UNIQUE_FIND] = "SELECT u.job, j.state, j.created_at FROM job_unique u INDEXED BY"
                        " job_unique_key JOIN jobs j ON j.id = u.job WHERE u.key = ?1"
                        " AND u.created_at > ?2 AND instr(?3, ',' || j.state || ',') > 0"
-                       " ORDER BY u.created_at DESC, u.job DESC LIMIT 1",
-    [ST_UNIQUE_INSERT] = "INSERT INTO job_unique (job, key, created_at) VALUES (?1, ?2, ?3)",
-    [ST_UNIQUE_GET] = "SELECT key FROM job_unique WHERE job = ?1",
+                       " AND u.job <> ?4 ORDER BY u.created_at DESC, u.job DESC LIMIT 1",
+    [ST_UNIQUE_INSERT] = "INSERT INTO job_unique (job, key, created_at, period_ms, states)"
+                         " VALUES (?1, ?2, ?3, ?4, ?5)",
+    [ST_UNIQUE_GET] = "SELECT key, period_ms, states FROM job_unique WHERE job = ?1",
     [ST_DELETE_UNIQUE] = "DELETE FROM job_unique WHERE job = ?1",
+    /* before a retry raises max_attempts: the first raise keeps what was submitted */
+    [ST_KEEP_MAX_ATTEMPTS] = "UPDATE jobs SET submitted_max_attempts = max_attempts"
+                             " WHERE id = ?1 AND submitted_max_attempts IS NULL",
 };
 
 /* Schema version 1. Why the indexes look like this:
@@ -541,6 +547,43 @@ static int migrate_v16(struct sqlite_store *s, aspen_store_error *err)
     return 0;
 }
 
+/* Version 17: what retry and rerun need to keep a unique job unique (issue 10, trial 10).
+ * - job_unique keeps the rule's period and states beside the key (0, 0 on older rows: any age,
+ *   the default states), so a retry checks the job's own rule and a rerun carries it on.
+ * - jobs.submitted_max_attempts: the max attempts as submitted, noted by the first retry that
+ *   raises max_attempts (NULL until then), so a rerun starts with what the job was submitted
+ *   with rather than the retry's raise. A column nobody writes on the hot path: ADD COLUMN with
+ *   no default rewrites nothing, and no index names it. */
+static int migrate_v17(struct sqlite_store *s, aspen_store_error *err)
+{
+    static const struct {
+        const char *table, *column, *sql;
+    } add[] = {
+        {"job_unique", "period_ms",
+         "ALTER TABLE job_unique ADD COLUMN period_ms INTEGER NOT NULL DEFAULT 0"},
+        {"job_unique", "states", "ALTER TABLE job_unique ADD COLUMN states INTEGER NOT NULL DEFAULT 0"},
+        {"jobs", "submitted_max_attempts", "ALTER TABLE jobs ADD COLUMN submitted_max_attempts INTEGER"},
+    };
+    for (size_t i = 0; i < sizeof add / sizeof add[0]; i++) {
+        /* idempotent, as version 12 is: a database whose version was set back keeps its columns */
+        char q[200];
+        snprintf(q, sizeof q, "SELECT count(*) FROM pragma_table_info('%s') WHERE name = '%s'",
+                 add[i].table, add[i].column);
+        int64_t has = 0;
+        int code = query_int(s, q, &has, "keeping unique rules and submitted attempts (version 17)",
+                             err);
+        if (code)
+            return code;
+        if (has)
+            continue;
+        int rc = sqlite3_exec(s->db, add[i].sql, NULL, NULL, NULL);
+        if (rc != SQLITE_OK)
+            return store_sqlite_err(s, err, rc,
+                                    "keeping unique rules and submitted attempts (version 17)");
+    }
+    return 0;
+}
+
 /* migrations[v] takes a database at version v to v + 1. */
 static int (*const migrations[ASPEN_STORE_SCHEMA_VERSION])(struct sqlite_store *,
                                                            aspen_store_error *) = {
@@ -560,6 +603,7 @@ static int (*const migrations[ASPEN_STORE_SCHEMA_VERSION])(struct sqlite_store *
     migrate_v14,
     migrate_v15,
     migrate_v16,
+    migrate_v17,
 };
 
 const char *store_stmt_sql(enum stmt_id id) { return stmt_sql[id]; }
@@ -1253,7 +1297,7 @@ const struct store_ops store_sqlite_ops = {
     .rerun = sq_rerun,
     .retry = sq_retry,
     .delete = sq_delete,
-    .job_unique_key = sq_job_unique_key,
+    .job_unique_rule = sq_job_unique_rule,
     .prune = sq_prune,
     .prune_count = sq_prune_count,
     .delete_jobs = sq_delete_jobs,

@@ -743,14 +743,18 @@ static unsigned restrict_states(const aspen_store_filter *f, unsigned allowed)
     return f && f->states ? f->states & allowed : allowed;
 }
 
+/* Every matching failed job retried in one transaction, except those whose unique key another
+ * job holds (listed in *skipped): in id order, so of two failed jobs of one key the first is
+ * retried and then holds the key against the second. */
 int sq_retry_failed(aspen_store *base, const aspen_store_filter *filter, int64_t now_ms,
-                    int64_t *retried, aspen_store_error *err)
+                    int64_t *retried, aspen_store_retry_skip **skipped, size_t *n_skipped,
+                    aspen_store_error *err)
 {
     struct sqlite_store *s = sq(base);
     if (retried)
         *retried = 0;
-    int64_t *ids = NULL;
-    size_t n = 0;
+    int64_t *ids = NULL, done = 0;
+    size_t n = 0, cap = 0;
     int code = tx_begin(s, err);
     if (code)
         return code;
@@ -758,14 +762,23 @@ int sq_retry_failed(aspen_store *base, const aspen_store_filter *filter, int64_t
     if (code)
         goto rollback;
     for (size_t i = 0; i < n; i++) {
-        code = store_retry_one(s, ids[i], now_ms, err);
+        aspen_store_retry_skip held;
+        bool was_held = false;
+        code = store_retry_one(s, ids[i], now_ms, &held, &was_held, err);
+        if (was_held) {
+            if (err)
+                *err = (aspen_store_error){0}; /* a skip, not the call's failure */
+            code = store_retry_skip_add(skipped, n_skipped, &cap, ids[i], held.key, &held.holder,
+                                        err);
+        } else if (!code)
+            done++;
         if (code)
             goto free_ids;
     }
     free(ids);
     code = tx_commit(s, "retrying failed jobs", err);
     if (!code && retried)
-        *retried = (int64_t)n;
+        *retried = done;
     return code;
 free_ids:
     free(ids);

@@ -70,6 +70,7 @@ enum stmt_id {
     ST_UNIQUE_INSERT,
     ST_UNIQUE_GET,
     ST_DELETE_UNIQUE,
+    ST_KEEP_MAX_ATTEMPTS, /* schema version 17: a retry keeps the max attempts as submitted */
     ST_LOG_FEED,     /* schema version 12: every job's lines after a cursor */
     ST_LOG_FEED_END,
     ST_LOG_TX_BUMP, /* the feed's counter, one up before a write of log lines */
@@ -292,7 +293,10 @@ int store_sqlite_insert_job(struct sqlite_store *s, const aspen_store_job_spec *
 /* Per-job operator actions, inside the caller's write transaction. */
 int store_cancel_one(struct sqlite_store *s, int64_t id, int64_t now_ms,
                      aspen_store_cancel_result *result, aspen_store_error *err);
-int store_retry_one(struct sqlite_store *s, int64_t id, int64_t now_ms, aspen_store_error *err);
+/* One retry inside the caller's transaction. A job whose unique key another job holds is left
+ * as it is: ESTATE with the refusal in err, and *held (may be NULL) filled. */
+int store_retry_one(struct sqlite_store *s, int64_t id, int64_t now_ms, aspen_store_retry_skip *held,
+                    bool *was_held, aspen_store_error *err);
 /* Releases every running job of an engine (attempts given back), inside a write transaction. */
 int store_release_all(struct sqlite_store *s, int64_t engine_id, int64_t *released,
                       aspen_store_error *err);
@@ -344,7 +348,7 @@ int sq_get_binary(aspen_store *s, const char *sha256, aspen_store_binary *out,
 int sq_submit_batch(aspen_store *s, const aspen_store_job_spec *specs, size_t n, int64_t now_ms,
                     const char *const *keys, int64_t *ids_out, aspen_store_submitted *out,
                     aspen_store_error *err);
-int sq_job_unique_key(aspen_store *s, int64_t id, char **key, aspen_store_error *err);
+int sq_job_unique_rule(aspen_store *s, int64_t id, aspen_store_job_rule *out, aspen_store_error *err);
 int sq_prune_count(aspen_store *s, aspen_store_state state, int64_t finished_before_ms,
                    int64_t *count, aspen_store_error *err);
 int sq_prune(aspen_store *s, aspen_store_state state, int64_t finished_before_ms, size_t max,
@@ -372,7 +376,8 @@ int sq_metrics_prune(aspen_store *s, int64_t before_minute, size_t max_rows, int
                      aspen_store_error *err);
 int sq_cancel(aspen_store *s, int64_t id, int64_t now_ms, aspen_store_cancel_result *result,
               aspen_store_error *err);
-int sq_rerun(aspen_store *s, int64_t id, int64_t now_ms, int64_t *new_id, aspen_store_error *err);
+int sq_rerun(aspen_store *s, int64_t id, int64_t now_ms, unsigned flags, aspen_store_submitted *out,
+             aspen_store_error *err);
 int sq_retry(aspen_store *s, int64_t id, int64_t now_ms, aspen_store_error *err);
 /* sqlite_edit.c */
 int sq_set_priority(aspen_store *s, int64_t id, int priority, aspen_store_error *err);
@@ -401,7 +406,8 @@ int sq_list(aspen_store *s, const aspen_store_filter *filter, aspen_store_job **
 int sq_count(aspen_store *s, const aspen_store_filter *filter, int64_t *count,
              aspen_store_error *err);
 int sq_retry_failed(aspen_store *s, const struct aspen_store_filter *filter, int64_t now_ms,
-                    int64_t *retried, aspen_store_error *err);
+                    int64_t *retried, aspen_store_retry_skip **skipped, size_t *n_skipped,
+                    aspen_store_error *err);
 int sq_cancel_matching(aspen_store *s, const struct aspen_store_filter *filter, int64_t now_ms,
                        int64_t *cancelled, int64_t *requested, aspen_store_error *err);
 int sq_counts(aspen_store *s, int64_t counts[ASPEN_STORE_STATE_COUNT], aspen_store_error *err);

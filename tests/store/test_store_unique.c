@@ -3,7 +3,12 @@
  * matter) or from chosen fields; the period and the states that count; duplicates within a batch;
  * keys gone with their jobs; bad rules refused with a reason; and 8 processes submitting the same
  * unique job 1,000 times each at once create exactly one job. Also the shared parsers (states,
- * durations) the CLI and console use for the rule. */
+ * durations) the CLI and console use for the rule.
+ * Retry and rerun keep a unique job unique (trial 10): a retry of a failed job whose key another
+ * job holds is refused (the bulk retry skips it and says who holds it) and a rerun carries the
+ * original's rule, so it answers with the holder as a duplicate submit does (or makes a job
+ * without the rule when asked); a rerun starts with the max attempts as submitted, not a retry's
+ * raise; and 6 processes retrying, rerunning and submitting one key at once leave one live job. */
 #include "helpers.h"
 #include "sqlite_store.h"
 
@@ -461,6 +466,305 @@ static void test_plans(void **state)
     sqlite3_close(db);
 }
 
+/* A job of key `key` (rule u, max_attempts 1) that ran once and failed for good. Only one job may
+ * be queued when it is called: the claim takes the queue's head. */
+static int64_t failed_job(struct fixture *f, const aspen_store_unique *u, int64_t now)
+{
+    aspen_store_job_spec spec = {.type = "echo", .payload = "{}", .max_attempts = 1, .unique = u};
+    aspen_store_submitted out = {0};
+    aspen_store_error e = {0};
+    if (aspen_store_submit_ex(f->s, &spec, 1, now, &out, &e) != 0)
+        fail_msg("submit: %s", e.msg);
+    if (out.duplicate)
+        fail_msg("submit of key %s was a duplicate of job %lld", u->key, (long long)out.id);
+    assert_int_equal(aspen_store_engine_renew(f->s, f->engine, 60000, now, &e), 0);
+    int64_t id = 0;
+    assert_int_equal(claim_ids(f->s, f->engine, 1, now + 1, &id), 1);
+    assert_int_equal(id, out.id);
+    assert_int_equal(complete_one(f->s, f->engine, id, ASPEN_STORE_OUTCOME_FAILURE, 0, now + 2), 0);
+    assert_int_equal(state_of(f->s, id), ASPEN_STORE_FAILED);
+    return id;
+}
+
+static int max_attempts_of(aspen_store *s, int64_t id)
+{
+    aspen_store_job j;
+    if (aspen_store_get(s, id, &j, NULL) != 0)
+        fail_msg("get %lld", (long long)id);
+    int n = j.max_attempts;
+    aspen_store_job_clear(&j);
+    return n;
+}
+
+/* The trial: job 1 failed, job 2 of its key queued; retry 1 must not make two live jobs of K. */
+static void test_retry_refused_while_held(void **state)
+{
+    struct fixture *f = *state;
+    aspen_store_unique u = {.key = "K"};
+    int64_t a = failed_job(f, &u, T0);
+    aspen_store_submitted b = submit_u(f->s, "echo", "{}", &u, T0 + 10);
+    assert_false(b.duplicate); /* a failed job does not count by default */
+    aspen_store_error e = {0};
+    assert_int_equal(aspen_store_retry(f->s, a, T0 + 20, &e), ASPEN_STORE_ESTATE);
+    char want[300];
+    snprintf(want, sizeof want,
+             "job %lld not retried: job %lld (queued) holds its unique key 'K'; cancel job %lld "
+             "first (aspen cancel %lld), or aspen rerun %lld --no-unique",
+             (long long)a, (long long)b.id, (long long)b.id, (long long)b.id, (long long)a);
+    assert_string_equal(e.msg, want);
+    assert_int_equal(state_of(f->s, a), ASPEN_STORE_FAILED);
+    assert_int_equal(max_attempts_of(f->s, a), 1); /* nothing changed, not even the allowance */
+
+    /* the bulk retry: every other failed job retried, this one listed with its holder */
+    int64_t plain = submit_job(f->s, "echo", 0, 0, 1, T0 + 30);
+    assert_int_equal(aspen_store_engine_renew(f->s, f->engine, 60000, T0 + 30, &e), 0);
+    int64_t got[2];
+    assert_int_equal(claim_ids(f->s, f->engine, 2, T0 + 31, got), 2); /* b and plain */
+    int64_t b_again = got[0] == b.id ? got[0] : got[1];
+    assert_int_equal(b_again, b.id);
+    /* b runs: it still holds K (running counts); plain fails */
+    assert_int_equal(complete_one(f->s, f->engine, plain, ASPEN_STORE_OUTCOME_FAILURE, 0, T0 + 32),
+                     0);
+    aspen_store_retry_skip *skips = NULL;
+    size_t n = 0;
+    int64_t retried = -1;
+    assert_int_equal(aspen_store_retry_failed_ex(f->s, NULL, T0 + 40, &retried, &skips, &n, &e), 0);
+    assert_int_equal(retried, 1); /* plain */
+    assert_int_equal(n, 1);
+    assert_int_equal(skips[0].id, a);
+    assert_int_equal(skips[0].holder.id, b.id);
+    assert_int_equal(skips[0].holder.state, ASPEN_STORE_RUNNING);
+    assert_string_equal(skips[0].key, "K");
+    free(skips);
+    assert_int_equal(state_of(f->s, plain), ASPEN_STORE_QUEUED);
+    assert_int_equal(state_of(f->s, a), ASPEN_STORE_FAILED);
+    /* the plain call retries the same way and only counts */
+    assert_int_equal(aspen_store_retry_failed(f->s, NULL, T0 + 41, &retried, &e), 0);
+    assert_int_equal(retried, 0);
+
+    /* b done: the key is free, a is retried (one more attempt) and then holds it */
+    assert_int_equal(complete_one(f->s, f->engine, b.id, ASPEN_STORE_OUTCOME_SUCCESS, 0, T0 + 50),
+                     0);
+    assert_int_equal(aspen_store_retry(f->s, a, T0 + 60, &e), 0);
+    assert_int_equal(state_of(f->s, a), ASPEN_STORE_QUEUED);
+    assert_int_equal(max_attempts_of(f->s, a), 2);
+    aspen_store_submitted c = submit_u(f->s, "echo", "{}", &u, T0 + 70);
+    assert_true(c.duplicate);
+    assert_int_equal(c.id, a);
+    assert_int_equal(aspen_store_check(f->s, &e), 0);
+}
+
+/* Two failed jobs of one key and nobody holding it: a bulk retry retries the first and skips the
+ * second, which the first then holds; the job's own rule decides (a holder in a state that rule
+ * does not count, or created before its period, does not block it). */
+static void test_retry_failed_same_key(void **state)
+{
+    struct fixture *f = *state;
+    aspen_store_unique u = {.key = "twice"};
+    int64_t a = failed_job(f, &u, T0);
+    int64_t b = failed_job(f, &u, T0 + 10);
+    aspen_store_retry_skip *skips = NULL;
+    size_t n = 0;
+    int64_t retried = 0;
+    aspen_store_error e = {0};
+    assert_int_equal(aspen_store_retry_failed_ex(f->s, NULL, T0 + 20, &retried, &skips, &n, &e), 0);
+    assert_int_equal(retried, 1);
+    assert_int_equal(n, 1);
+    assert_int_equal(skips[0].id, b);
+    assert_int_equal(skips[0].holder.id, a);
+    assert_int_equal(skips[0].holder.state, ASPEN_STORE_QUEUED);
+    char msg[512];
+    aspen_store_retry_skip_message(&skips[0], " --db x.db", msg, sizeof msg);
+    assert_non_null(strstr(msg, "(aspen cancel "));
+    assert_non_null(strstr(msg, " --db x.db), or aspen rerun "));
+    free(skips);
+    assert_int_equal(state_of(f->s, a), ASPEN_STORE_QUEUED);
+    assert_int_equal(state_of(f->s, b), ASPEN_STORE_FAILED);
+
+    /* the rule kept with the job: states queued only, so a running holder does not block it */
+    aspen_store_unique q = {.key = "q", .states = 1u << ASPEN_STORE_QUEUED, .period_ms = 5000};
+    assert_int_equal(aspen_store_cancel(f->s, a, T0 + 30, NULL, NULL), 0);
+    int64_t c = failed_job(f, &q, T0 + 100);
+    aspen_store_job_rule r = {0};
+    assert_int_equal(aspen_store_job_unique_rule(f->s, c, &r, &e), 0);
+    assert_string_equal(r.key, "q");
+    assert_int_equal(r.period_ms, 5000);
+    assert_int_equal(r.states, 1u << ASPEN_STORE_QUEUED);
+    aspen_store_job_rule_clear(&r);
+    assert_null(r.key);
+    aspen_store_submitted d = submit_u(f->s, "echo", "{}", &q, T0 + 200);
+    assert_false(d.duplicate);
+    assert_int_equal(aspen_store_engine_renew(f->s, f->engine, 60000, T0 + 200, &e), 0);
+    int64_t id = 0;
+    assert_int_equal(claim_ids(f->s, f->engine, 1, T0 + 201, &id), 1); /* d runs */
+    assert_int_equal(id, d.id);
+    assert_int_equal(aspen_store_retry(f->s, c, T0 + 300, &e), 0); /* running does not count */
+    assert_int_equal(state_of(f->s, c), ASPEN_STORE_QUEUED);
+    /* and a queued holder older than c's period does not either */
+    assert_int_equal(complete_one(f->s, f->engine, d.id, ASPEN_STORE_OUTCOME_SUCCESS, 0, T0 + 301), 0);
+    assert_int_equal(aspen_store_cancel(f->s, c, T0 + 302, NULL, NULL), 0);
+    aspen_store_unique q2 = {.key = "q2", .states = 1u << ASPEN_STORE_QUEUED, .period_ms = 5000};
+    int64_t g = failed_job(f, &q2, T0 + 400);
+    aspen_store_submitted h = submit_u(f->s, "echo", "{}", &q2, T0 + 500); /* queued, holds q2 */
+    assert_false(h.duplicate);
+    assert_int_equal(aspen_store_retry(f->s, g, T0 + 600, &e), ASPEN_STORE_ESTATE);
+    assert_int_equal(aspen_store_retry(f->s, g, T0 + 500 + 5000, &e), 0); /* h is out of period */
+    assert_int_equal(aspen_store_check(f->s, &e), 0);
+    /* a job without a rule has none to show */
+    int64_t plain = submit_job(f->s, "echo", 0, 0, 1, T0);
+    assert_int_equal(aspen_store_job_unique_rule(f->s, plain, &r, &e), 0);
+    assert_null(r.key);
+}
+
+/* The trial's rerun: a rerun while another job holds the key answers with that job and makes
+ * nothing; --no-unique makes one without the rule; once the key is free the rerun makes a job
+ * with the original's rule and its submitted max attempts (1), not the retry's raise (2). */
+static void test_rerun_keeps_rule(void **state)
+{
+    struct fixture *f = *state;
+    aspen_store_unique u = {.key = "K", .period_ms = 3600000,
+                            .states = ASPEN_STORE_UNIQUE_STATES | 1u << ASPEN_STORE_CANCELLED};
+    int64_t a = failed_job(f, &u, T0);
+    aspen_store_error e = {0};
+    assert_int_equal(aspen_store_retry(f->s, a, T0 + 10, &e), 0); /* attempt 2 of 2 */
+    assert_int_equal(max_attempts_of(f->s, a), 2);
+    int64_t ids[1];
+    assert_int_equal(claim_ids(f->s, f->engine, 1, T0 + 11, ids), 1);
+    assert_int_equal(complete_one(f->s, f->engine, a, ASPEN_STORE_OUTCOME_FAILURE, 0, T0 + 12), 0);
+    assert_int_equal(state_of(f->s, a), ASPEN_STORE_FAILED);
+    aspen_store_submitted b = submit_u(f->s, "echo", "{}", &u, T0 + 20);
+    assert_false(b.duplicate);
+    int64_t before = count_all(f->s);
+
+    aspen_store_submitted r = {0};
+    assert_int_equal(aspen_store_rerun_ex(f->s, a, T0 + 30, 0, &r, &e), 0);
+    assert_true(r.duplicate);
+    assert_int_equal(r.id, b.id);
+    assert_int_equal(r.state, ASPEN_STORE_QUEUED);
+    assert_int_equal(r.created_at_ms, T0 + 20);
+    assert_int_equal(count_all(f->s), before);
+    int64_t old_api = 0;
+    assert_int_equal(aspen_store_rerun(f->s, a, T0 + 31, &old_api, &e), 0);
+    assert_int_equal(old_api, b.id); /* the plain call answers with the holder too */
+    assert_int_equal(count_all(f->s), before);
+
+    /* without the rule: a new job, no key, the submitted max attempts */
+    aspen_store_submitted n = {0};
+    assert_int_equal(aspen_store_rerun_ex(f->s, a, T0 + 40, ASPEN_STORE_RERUN_NO_UNIQUE, &n, &e), 0);
+    assert_false(n.duplicate);
+    assert_int_not_equal(n.id, b.id);
+    aspen_store_job_rule rule = {0};
+    assert_int_equal(aspen_store_job_unique_rule(f->s, n.id, &rule, &e), 0);
+    assert_null(rule.key);
+    assert_int_equal(max_attempts_of(f->s, n.id), 1);
+    assert_int_equal(aspen_store_rerun_ex(f->s, a, T0, 4, &n, &e), ASPEN_STORE_EINVAL);
+
+    /* the rule counts cancelled here: b cancelled still holds the key */
+    assert_int_equal(aspen_store_cancel(f->s, b.id, T0 + 50, NULL, NULL), 0);
+    assert_int_equal(aspen_store_rerun_ex(f->s, a, T0 + 60, 0, &r, &e), 0);
+    assert_true(r.duplicate);
+    assert_int_equal(r.state, ASPEN_STORE_CANCELLED);
+    /* deleted, it no longer does: the rerun makes a job with the original's rule */
+    assert_int_equal(aspen_store_delete(f->s, b.id, &e), 0);
+    assert_int_equal(aspen_store_rerun_ex(f->s, a, T0 + 70, 0, &r, &e), 0);
+    assert_false(r.duplicate);
+    assert_int_equal(r.state, ASPEN_STORE_QUEUED);
+    assert_int_equal(max_attempts_of(f->s, r.id), 1);
+    assert_int_equal(aspen_store_job_unique_rule(f->s, r.id, &rule, &e), 0);
+    assert_string_equal(rule.key, "K");
+    assert_int_equal(rule.period_ms, 3600000);
+    assert_int_equal(rule.states, u.states);
+    aspen_store_job_rule_clear(&rule);
+    /* and now that job holds it against a submit, a retry and another rerun */
+    assert_true(submit_u(f->s, "echo", "{}", &u, T0 + 80).duplicate);
+    assert_int_equal(aspen_store_retry(f->s, a, T0 + 81, &e), ASPEN_STORE_ESTATE);
+    aspen_store_submitted again = {0};
+    assert_int_equal(aspen_store_rerun_ex(f->s, a, T0 + 82, 0, &again, &e), 0);
+    assert_true(again.duplicate);
+    assert_int_equal(again.id, r.id);
+    /* a rerun of a rerun: still the submitted 1 */
+    assert_int_equal(aspen_store_rerun_ex(f->s, r.id, T0 + 83, ASPEN_STORE_RERUN_NO_UNIQUE, &n, &e),
+                     0);
+    assert_int_equal(max_attempts_of(f->s, n.id), 1);
+    assert_int_equal(aspen_store_rerun_ex(f->s, 424242, T0, 0, &n, &e), ASPEN_STORE_ENOTFOUND);
+    assert_int_equal(aspen_store_check(f->s, &e), 0);
+}
+
+/* 6 processes at once, each its own handle, 40 rounds each: retry one of the key's failed jobs,
+ * rerun one, submit the key. However they interleave, the key has exactly one live job at the
+ * end (no worker runs, so a second live job would still be there). */
+#define RPROCS 6
+#define ROUNDS 40
+static void test_concurrent_retry_rerun(void **state)
+{
+    struct fixture *f = *state;
+    aspen_store_unique u = {.key = "hot"};
+    int64_t failed[3];
+    for (int i = 0; i < 3; i++)
+        failed[i] = failed_job(f, &u, T0 + 100 * i);
+    int go[2];
+    assert_int_equal(pipe(go), 0);
+    pid_t pids[RPROCS];
+    for (int p = 0; p < RPROCS; p++) {
+        pids[p] = fork();
+        assert_true(pids[p] >= 0);
+        if (pids[p] == 0) {
+            close(go[1]);
+            aspen_store_options o = {.busy_timeout_ms = 120000};
+            aspen_store *s = NULL;
+            aspen_store_error e = {0};
+            if (aspen_store_open(f->path, &o, &s, &e) != 0)
+                _exit(10);
+            char c;
+            if (read(go[0], &c, 1) != 1)
+                _exit(11);
+            for (int i = 0; i < ROUNDS; i++) {
+                int64_t id = failed[(p + i) % 3];
+                int rc = aspen_store_retry(s, id, aspen_store_now_ms(), &e);
+                /* refused (another holds the key, or it is queued already): fine; else a bug */
+                if (rc != 0 && rc != ASPEN_STORE_ESTATE) {
+                    fprintf(stderr, "child %d retry: %d %s\n", p, rc, e.msg);
+                    _exit(12);
+                }
+                aspen_store_submitted out;
+                if (aspen_store_rerun_ex(s, failed[(p + i + 1) % 3], aspen_store_now_ms(), 0, &out,
+                                         &e) != 0) {
+                    fprintf(stderr, "child %d rerun: %s\n", p, e.msg);
+                    _exit(13);
+                }
+                aspen_store_job_spec spec = {.type = "echo", .payload = "{}", .unique = &u};
+                if (aspen_store_submit_ex(s, &spec, 1, aspen_store_now_ms(), &out, &e) != 0) {
+                    fprintf(stderr, "child %d submit: %s\n", p, e.msg);
+                    _exit(14);
+                }
+            }
+            aspen_store_close(s);
+            _exit(0);
+        }
+    }
+    close(go[0]);
+    char gobuf[RPROCS];
+    memset(gobuf, 'g', sizeof gobuf);
+    assert_int_equal(write(go[1], gobuf, sizeof gobuf), RPROCS); /* all start at once */
+    close(go[1]);
+    for (int p = 0; p < RPROCS; p++) {
+        int st = 0;
+        assert_int_equal(waitpid(pids[p], &st, 0), pids[p]);
+        assert_true(WIFEXITED(st));
+        assert_int_equal(WEXITSTATUS(st), 0);
+    }
+    assert_int_equal(fx_raw_int(f, "SELECT count(*) FROM job_unique u JOIN jobs j ON j.id = u.job"
+                                   " WHERE u.key = 'hot'"
+                                   " AND j.state IN ('queued', 'scheduled', 'running')"),
+                     1);
+    /* no job without a key was made: every rerun kept the rule */
+    assert_int_equal(fx_raw_int(f, "SELECT count(*) FROM jobs WHERE id NOT IN"
+                                   " (SELECT job FROM job_unique)"),
+                     0);
+    aspen_store_error e = {0};
+    assert_int_equal(aspen_store_check(f->s, &e), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest both[] = {
@@ -472,6 +776,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bad_rules, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_keys_go_with_jobs, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_processes, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_retry_refused_while_held, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_retry_failed_same_key, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_rerun_keeps_rule, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_concurrent_retry_rerun, fx_setup, fx_teardown),
         cmocka_unit_test(test_parsers),
     };
     const struct CMUnitTest sqlite_only[] = {

@@ -286,8 +286,9 @@ typedef struct aspen_store_retry_skip {
     char key[ASPEN_STORE_UNIQUE_KEY_MAX + 1];
 } aspen_store_retry_skip;
 /* The one wording of that refusal (CLI, console, the store's own error): "job 1 not retried: job
- * 2 (queued) holds its unique key 'K'; cancel job 2 first, or aspen rerun 1 --no-unique" (cmd: the
- * arguments to append to the commands it names, such as " --db PATH", or ""). */
+ * 2 (queued) holds its unique key 'K'; cancel job 2 first (aspen cancel 2), or aspen rerun 1
+ * --no-unique" (a finished holder: "delete job 2 first (aspen delete 2)"; cmd: the arguments to
+ * append to the commands it names, such as " --db PATH", or ""; a key past 200 bytes is cut). */
 void aspen_store_retry_skip_message(const aspen_store_retry_skip *skip, const char *cmd, char *out,
                                     size_t size);
 

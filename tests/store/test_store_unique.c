@@ -765,6 +765,48 @@ static void test_concurrent_retry_rerun(void **state)
     assert_int_equal(aspen_store_check(f->s, &e), 0);
 }
 
+/* A database from before version 17 (key rows without the rule, jobs without the submitted max
+ * attempts) is migrated on open: its key rows read as the default states and any age, so a
+ * retry's check is the strictest, and its jobs go on. */
+static void test_version_16_rows(void **state)
+{
+    struct fixture *f = *state;
+    aspen_store_unique u = {.key = "old", .period_ms = 1000, .states = 1u << ASPEN_STORE_QUEUED};
+    int64_t a = failed_job(f, &u, T0);
+    aspen_store_close(f->s);
+    f->s = NULL;
+    fx_raw_exec(f, "ALTER TABLE job_unique DROP COLUMN period_ms");
+    fx_raw_exec(f, "ALTER TABLE job_unique DROP COLUMN states");
+    fx_raw_exec(f, "ALTER TABLE jobs DROP COLUMN submitted_max_attempts");
+    fx_raw_exec(f, f->pg_db[0] ? "UPDATE aspen_schema SET version = 16" : "PRAGMA user_version = 16");
+    f->s = open_or_fail(f->path, NULL);
+    assert_int_equal(f->pg_db[0] ? fx_raw_int(f, "SELECT max(version) FROM aspen_schema")
+                                 : fx_raw_int(f, "PRAGMA user_version"),
+                     ASPEN_STORE_SCHEMA_VERSION);
+    aspen_store_error e = {0};
+    aspen_store_job_rule r = {0};
+    assert_int_equal(aspen_store_job_unique_rule(f->s, a, &r, &e), 0);
+    assert_string_equal(r.key, "old");
+    assert_int_equal(r.period_ms, 0);
+    assert_int_equal(r.states, ASPEN_STORE_UNIQUE_STATES);
+    aspen_store_job_rule_clear(&r);
+    assert_int_equal(aspen_store_engine_register(f->s, getpid(), "test", 5000, T0 + 100000,
+                                                 &f->engine, &e),
+                     0);
+    /* a holder created long after the lost period, running: the defaults count it */
+    aspen_store_unique any = {.key = "old"};
+    aspen_store_submitted b = submit_u(f->s, "echo", "{}", &any, T0 + 100000);
+    assert_false(b.duplicate);
+    int64_t id = 0;
+    assert_int_equal(claim_ids(f->s, f->engine, 1, T0 + 100001, &id), 1);
+    assert_int_equal(aspen_store_retry(f->s, a, T0 + 100002, &e), ASPEN_STORE_ESTATE);
+    assert_non_null(strstr(e.msg, "(running) holds its unique key 'old'"));
+    assert_int_equal(complete_one(f->s, f->engine, b.id, ASPEN_STORE_OUTCOME_SUCCESS, 0, T0 + 100003),
+                     0);
+    assert_int_equal(aspen_store_retry(f->s, a, T0 + 100004, &e), 0);
+    assert_int_equal(aspen_store_check(f->s, &e), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest both[] = {
@@ -780,6 +822,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_retry_failed_same_key, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_rerun_keeps_rule, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_retry_rerun, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_version_16_rows, fx_setup, fx_teardown),
         cmocka_unit_test(test_parsers),
     };
     const struct CMUnitTest sqlite_only[] = {

@@ -43,13 +43,43 @@ double tui_mono_ms(void)
 
 void tui_set_status(tui_app *a, bool error, const char *fmt, ...)
 {
-    /* messages quote engine errors, guest names and types: escaped like every job field */
-    char raw[sizeof a->status];
-    va_list ap;
+    /* formatted whole first: a message is not cut at a buffer's size ("could not reconnec") */
+    va_list ap, ap2;
     va_start(ap, fmt);
-    vsnprintf(raw, sizeof raw, fmt, ap);
+    va_copy(ap2, ap);
+    int need = vsnprintf(NULL, 0, fmt, ap);
     va_end(ap);
-    aspen_text_escape_str(raw, ASPEN_TEXT_SPACES, a->status, sizeof a->status);
+    char *raw = need >= 0 ? malloc((size_t)need + 1) : NULL;
+    if (raw)
+        vsnprintf(raw, (size_t)need + 1, fmt, ap2);
+    va_end(ap2);
+    /* messages quote engine errors, guest names and types: escaped like every job field */
+    char *esc = raw ? aspen_text_escape_dup(raw, strlen(raw), ASPEN_TEXT_SPACES) : NULL;
+    free(raw);
+    if (!esc) {
+        snprintf(a->status, sizeof a->status, "out of memory showing a message");
+        a->status_cut = false;
+    } else {
+        size_t len = strlen(esc);
+        a->status_cut = len >= sizeof a->status;
+        if (a->status_cut) {
+            /* the line's buffer holds what the footer's rows can show anyway: cut between
+             * characters and marked; the whole text goes to the Logs pane below */
+            const char *mark = tui_cut_marker(a->utf8);
+            size_t keep = sizeof a->status - 1 - strlen(mark);
+            while (keep > 0 && ((unsigned char)esc[keep] & 0xc0) == 0x80)
+                keep--;
+            memcpy(a->status, esc, keep);
+            snprintf(a->status + keep, sizeof a->status - keep, "%s", mark);
+        } else {
+            memcpy(a->status, esc, len + 1);
+        }
+        /* a message wider than the screen is wrapped over rows and, when they run out, cut: the
+         * Logs pane (3) keeps it whole as a [console] line, to read (w wraps it) and search */
+        if (a->status_cut || tui_cols(esc, len) > COLS)
+            tui_logbuf_push_console(&a->logs_all, aspen_store_now_ms(), esc);
+        free(esc);
+    }
     a->status_error = error;
     a->status_until_ms = (uint64_t)aspen_store_now_ms() + (error ? 8000 : 5000);
 }

@@ -275,6 +275,7 @@ typedef struct tui_app {
     char status[512];
     bool status_error;
     uint64_t status_until_ms;
+    bool status_cut; /* the message was longer than status[] (ends in the cut marker) */
 
     /* ---- kept between runs (view.h, tui_settings) ---- */
     tui_settings settings;

@@ -14,8 +14,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The terminal's character set, for tui_put's cut marker (tui_put takes no app). */
+static bool draw_utf8;
+
 void tui_draw_init(tui_app *a)
 {
+    draw_utf8 = a->utf8;
     a->colors = has_colors() && !getenv("NO_COLOR");
     if (!a->colors)
         return;
@@ -53,7 +57,9 @@ unsigned long tui_pair_or(const tui_app *a, int pair, unsigned long mono)
 /* Writes at most w display columns of text at y, x (cut between characters: a wide character
  * takes two). Every string drawn goes through here, and through the sanitiser (aspen_text.h) on
  * the way: the view models keep job text escaped already, so this is the last guard that nothing
- * raw (ESC, CR, C1, bidi, bad UTF-8) ever reaches the terminal. */
+ * raw (ESC, CR, C1, bidi, bad UTF-8) ever reaches the terminal. It is also the one place text is
+ * cut: what does not fit ends in the cut marker (tui_cols_fit_cut: "…", or "~" without UTF-8),
+ * so a cut error, cell or message never reads as if it were whole. */
 void tui_put(int y, int x, int w, unsigned long attr, const char *fmt, ...)
 {
     if (w <= 0 || y < 0 || y >= LINES || x >= COLS || x < 0)
@@ -66,9 +72,13 @@ void tui_put(int y, int x, int w, unsigned long attr, const char *fmt, ...)
     vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
     aspen_text_escape_str(buf, ASPEN_TEXT_SPACES, safe, sizeof safe);
-    size_t fit = tui_cols_fit(safe, strlen(safe), w, NULL);
+    bool cut;
+    size_t fit = tui_cols_fit_cut(safe, strlen(safe), w, &cut);
+    int used = tui_cols(safe, fit);
     attron((attr_t)attr);
     mvaddnstr(y, x, safe, (int)fit);
+    if (cut)
+        mvaddstr(y, x + used, tui_cut_marker(draw_utf8));
     attroff((attr_t)attr);
 }
 
@@ -528,11 +538,20 @@ static void draw_message(tui_app *a, int y, const char *msg, bool error)
     if (rows > y - a->lay.body_y)
         rows = y - a->lay.body_y > 1 ? y - a->lay.body_y : 1;
     size_t len = strlen(msg), off = 0;
+    /* out of rows: the last one shows what it can of the rest, cut with the marker, and where
+     * the whole message is (app.c keeps every message wider than the screen in the Logs pane) */
+    static const char whole[] = " (all of it: 3, Logs)";
     for (int r = 0; r < rows && off < len; r++) {
         size_t n = tui_wrap_next(msg + off, len - off, COLS);
         int row = y - (rows - 1) + r;
         move(row, 0);
         clrtoeol();
+        if ((r == rows - 1 && off + n < len) || (off + n >= len && a->status_cut && msg == a->status)) {
+            int hw = (int)sizeof whole - 1, tw = COLS - hw;
+            tui_put(row, 0, tw, attr, "%s", msg + off); /* cut here with the marker */
+            tui_put(row, tw, hw, attr, "%s", whole);
+            break;
+        }
         tui_put(row, 0, COLS, attr, "%.*s", (int)n, msg + off);
         off += n;
     }

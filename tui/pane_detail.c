@@ -36,8 +36,11 @@ void tui_draw_text(tui_app *a, const tui_text *t, long *top, int y0, int h, cons
             if (row++ < *top)
                 continue;
             size_t skip = left && *left > 0 ? tui_cols_fit(line, len, (int)*left, NULL) : 0;
-            size_t fit = tui_cols_fit(line + skip, len - skip, width, NULL);
-            tui_put(y0 + 1 + (int)y++, 1, width, attr, "%.*s", (int)fit, line + skip);
+            /* a line running past the edge ends in the cut marker (right scrolls, w wraps) */
+            bool cut;
+            size_t fit = tui_cols_fit_cut(line + skip, len - skip, width, &cut);
+            tui_put(y0 + 1 + (int)y++, 1, width, attr, "%.*s%s", (int)fit, line + skip,
+                    cut ? tui_cut_marker(a->utf8) : "");
             continue;
         }
         size_t off = 0;

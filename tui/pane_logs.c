@@ -78,8 +78,13 @@ void tui_draw_log_lines(tui_app *a, tui_logbuf *b, int y0, int h, bool follow, b
         size_t n_hits = needle ? tui_find_all(text, needle, hits, 16) : 0;
         size_t len = strlen(text);
         if (!a->wrap) {
-            size_t fit = tui_cols_fit(text, len, width, NULL);
-            draw_span(a, y++, 0, text, 0, fit, hits, n_hits, attr, current ? hit | A_BOLD : hit);
+            /* a line wider than the pane ends in the cut marker (w wraps it whole) */
+            bool cut;
+            size_t fit = tui_cols_fit_cut(text, len, width, &cut);
+            int x = draw_span(a, y, 0, text, 0, fit, hits, n_hits, attr, current ? hit | A_BOLD : hit);
+            if (cut)
+                tui_put(y, x, 1, attr, "%s", tui_cut_marker(a->utf8));
+            y++;
             continue;
         }
         for (size_t off = 0; off < len && y < y0 + h;) {

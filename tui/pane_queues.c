@@ -62,6 +62,9 @@ static struct {
     tui_backoff retry;  /* the reconnect pacing after a failed read (view.h) */
     aspen_store_retention retention;
     bool have_retention;
+    /* the global pause (aspen pause, :pause) as read with the list: it holds every queue, so the
+     * title and each row's PAUSED say so, apart from a queue's own pause (which outlives it) */
+    bool all_paused;
 } Q;
 
 /* The pool's side (one request at a time: Q.busy). Writable: pause, limit and rate write through
@@ -84,6 +87,7 @@ typedef struct queues_req {
     size_t n;
     aspen_store_retention retention;
     bool have_retention;
+    bool all_paused;
 } queues_req;
 
 static void queues_work(uv_work_t *w)
@@ -123,6 +127,11 @@ static void queues_work(uv_work_t *w)
         R.store = NULL;
         return;
     }
+    se = (aspen_store_error){0};
+    /* read with the list, not taken from the header's snapshot: the pane says what the database
+     * said in one read, as aspen queues does */
+    if (aspen_store_paused(R.store, &r->all_paused, &se) != 0)
+        r->all_paused = false; /* unknown: shown as the queues' own settings, the header has it */
     se = (aspen_store_error){0};
     /* the settings are small and change rarely, but read every time: another process may set them */
     r->have_retention = aspen_store_retention_get(R.store, &r->retention, &se) == 0;
@@ -181,6 +190,7 @@ static void queues_done(uv_work_t *w, int status)
             Q.n = r->n;
             r->list = NULL;
             Q.have_list = true;
+            Q.all_paused = r->all_paused;
             Q.error[0] = 0;
             tui_backoff_ok(&Q.retry);
             if (r->have_retention) {
@@ -306,9 +316,21 @@ static void queues_draw(tui_app *a, int y0, int h)
     }
     bool wide = COLS >= 100;
     const cols *c = wide ? &WIDE : &NARROW;
-    tui_put(y0, 1, COLS - 1, A_BOLD, "Queues on this database: %zu (%zu paused, %zu limited) | %s",
-            Q.n, paused, limited,
-            wide ? "p pause/resume  l limit  r rate  enter its jobs" : "p pause  l limit  r rate");
+    const char *keys_hint = wide ? "p pause/resume  l limit  r rate  enter its jobs" : "p pause  l limit  r rate";
+    if (Q.all_paused) {
+        /* the global pause holds every queue whatever its own setting: said first, with how to
+         * end it (p here is a queue's own pause, so the command, not a key); the key hints only
+         * when they fit whole after it */
+        char title[256];
+        int len = snprintf(title, sizeof title, "Queues: %zu, all paused by the global pause "
+                           "(:resume or aspen resume)", Q.n);
+        bool room = len > 0 && len + 3 + (int)strlen(keys_hint) <= COLS - 2;
+        tui_put(y0, 1, COLS - 1, tui_pair_or(a, TUI_P_FAILED, A_BOLD) | A_BOLD, "%s%s%s", title,
+                room ? " | " : "", room ? keys_hint : "");
+    } else {
+        tui_put(y0, 1, COLS - 1, A_BOLD, "Queues on this database: %zu (%zu paused, %zu limited) | %s",
+                Q.n, paused, limited, keys_hint);
+    }
     tui_put(y0 + 1, 0, COLS, A_BOLD | A_UNDERLINE, "  %-*s %*s %*s %*s %*s %*s %-*s %-*s %*s %*s",
             c->name, "QUEUE", c->queued, "QUEUED", c->resv, "RESV", c->sched, "SCHED", c->run,
             wide ? "RUNNING" : "RUN", c->limit, "LIMIT", c->rate, "RATE", c->paused, "PAUSED",
@@ -332,7 +354,11 @@ static void queues_draw(tui_app *a, int y0, int h)
                  (long long)q->finished_last_min);
         attr_t attr = (long)i == Q.cursor ? A_REVERSE
                       : q->paused         ? tui_pair_or(a, TUI_P_FAILED, A_BOLD)
+                      : Q.all_paused      ? A_DIM
                                           : A_NORMAL;
+        /* "paused": the queue's own pause (p; stays after :resume); "all": held only by the
+         * global pause (the word aspen queues uses); "-": neither */
+        const char *pause_cell = q->paused ? "paused" : Q.all_paused ? "all" : "-";
         /* a name longer than its column ends in '~' so two queues cut alike are told apart */
         char name[ASPEN_STORE_QUEUE_NAME_MAX + 1];
         snprintf(name, sizeof name, "%s", q->name);
@@ -343,7 +369,7 @@ static void queues_draw(tui_app *a, int y0, int h)
         tui_put(y++, 0, COLS, attr, "  %-*s %*lld %*lld %*lld %*lld %*s %-*s %-*s %*s %*s", c->name,
                 name, c->queued, (long long)q->queued, c->resv, (long long)q->reserved, c->sched,
                 (long long)q->scheduled, c->run, (long long)q->running, c->limit, limit, c->rate,
-                rate, c->paused, q->paused ? "paused" : "-", c->oldest, oldest, c->done, done);
+                rate, c->paused, pause_cell, c->oldest, oldest, c->done, done);
     }
     if (!Q.have_list && !Q.error[0])
         tui_put(y0 + 3, 2, COLS - 2, A_DIM, "reading the queues from the database...");

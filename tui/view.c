@@ -592,6 +592,13 @@ void tui_logbuf_push_from(tui_logbuf *b, int64_t job_id, int attempt, int64_t ti
         logbuf_add(b, job_id, attempt, time_ms, 0, line, where);
 }
 
+void tui_logbuf_push_console(tui_logbuf *b, int64_t time_ms, const char *line)
+{
+    char *where = strdup("console");
+    if (where)
+        logbuf_add(b, 0, 0, time_ms, 0, line, where);
+}
+
 const tui_log_entry *tui_logbuf_get(const tui_logbuf *b, size_t i)
 {
     return i < b->n ? &b->e[(b->start + i) % b->cap] : NULL;
@@ -693,6 +700,24 @@ size_t tui_cols_fit(const char *s, size_t len, int cols, int *used)
         *used = w;
     return i;
 }
+
+size_t tui_cols_fit_cut(const char *s, size_t len, int cols, bool *cut)
+{
+    *cut = false;
+    if (cols <= 0)
+        return 0;
+    size_t fit = tui_cols_fit(s, len, cols, NULL);
+    /* what is left over: only blanks (a padded cell, "%-*s") is not a cut anyone would miss */
+    size_t rest = fit;
+    while (rest < len && s[rest] == ' ')
+        rest++;
+    if (rest >= len || !s[rest])
+        return fit;
+    *cut = true;
+    return tui_cols_fit(s, len, cols - 1, NULL); /* one column for the marker */
+}
+
+const char *tui_cut_marker(bool utf8) { return utf8 ? "\xe2\x80\xa6" : "~"; }
 
 bool tui_json_error_brief(const char *msg, int near_cols, char *out, size_t cap)
 {
@@ -817,6 +842,8 @@ void tui_log_format(const tui_log_entry *e, bool timestamps, bool show_job, char
         snprintf(job, sizeof job, "[job %lld %s] ", (long long)e->job_id, e->where);
     else if (show_job && e->job_id > 0)
         snprintf(job, sizeof job, "[job %lld] ", (long long)e->job_id);
+    else if (show_job && e->job_id == 0 && e->where && !strcmp(e->where, "console"))
+        snprintf(job, sizeof job, "[console] "); /* the console's own messages (never host:pid) */
     else if (show_job)
         snprintf(job, sizeof job, "[engine] ");
     snprintf(out, cap, "%s%s%s", ts, job, e->line);
@@ -1184,6 +1211,9 @@ void tui_detail_build(tui_text *t, const aspen_store_job *j, const aspen_store_a
         else
             tui_text_add(t, "  source      %s", j->source_dir);
     }
+    /* the queue it waits in, as aspen show says it: a job that never runs because its queue is
+     * paused or limited is explained by this line */
+    tui_text_add(t, "  queue       %s", j->queue[0] ? j->queue : "default");
     tui_text_add(t, "  priority    %d", j->priority);
     tui_text_add(t, "  attempts    %d of %d", j->attempts, j->max_attempts);
     tui_fmt_ms(j->timeout_ms, a, sizeof a);

@@ -200,6 +200,9 @@ void tui_logbuf_push(tui_logbuf *b, int64_t job_id, int attempt, int64_t time_ms
  * (host "" when its row is gone: then engine_id names it) become the entry's mark. */
 void tui_logbuf_push_from(tui_logbuf *b, int64_t job_id, int attempt, int64_t time_ms,
                           const char *line, const char *host, int64_t pid, int64_t engine_id);
+/* A message of the console's own (a status message too long for the screen), kept whole: shown
+ * "[console] line" in the all-jobs view. */
+void tui_logbuf_push_console(tui_logbuf *b, int64_t time_ms, const char *line);
 const tui_log_entry *tui_logbuf_get(const tui_logbuf *b, size_t i); /* 0 = oldest */
 /* Index of the next (dir > 0) or previous entry from `from` (exclusive) whose text as shown
  * (tui_log_format with the same timestamps and show_job: "[job N]" and the time are searched
@@ -227,6 +230,13 @@ int tui_cols(const char *s, size_t len);
 /* The bytes of the longest prefix of s[0, len) that fits in cols display columns, cut between
  * characters, never inside one; *used (when not NULL) gets its columns. */
 size_t tui_cols_fit(const char *s, size_t len, int cols, int *used);
+/* The one rule for text cut to fit (tui_put draws every string through it, the pagers' unwrapped
+ * lines too): the bytes of s[0, len) to show in cols display columns. When more than blanks is
+ * left over, *cut is set and the bytes returned leave the last column for tui_cut_marker, so cut
+ * text never reads as whole ("job_error: bad i" was a whole word to a reader). */
+size_t tui_cols_fit_cut(const char *s, size_t len, int cols, bool *cut);
+/* The marker a cut ends with, one column: U+2026 on a UTF-8 terminal, else "~". */
+const char *tui_cut_marker(bool utf8);
 /* Where a wrapped line's next row ends: the bytes of s[0, len) that go on a row of cols display
  * columns, broken after the last space that fits (words are not cut), or between characters when
  * a word is wider than a row (it starts where it is, not on a row of its own; a space that ends a

@@ -38,9 +38,11 @@ for q in json.load(sys.stdin):
 launch q 120 40 "$DB" --workers 1
 wait_for "Aspen console"
 keys 6
-wait_for "Queues on this database: 2 \(0 paused, 1 limited\)"
-wait_for "default +1 +0 +0 +0 +- +- +-"
-wait_for "emails +3 +0 +0 +0 +2 +10/s +-"
+# under the global pause (aspen pause above) every queue is held: the title says so and how to end
+# it, and PAUSED reads "all" for a queue held only by it (trial 11)
+wait_for "Queues: 2, all paused by the global pause \(:resume or aspen resume\)"
+wait_for "default +1 +0 +0 +0 +- +- +all "
+wait_for "emails +3 +0 +0 +0 +2 +10/s +all "
 wait_for "^ Finished jobs kept: succeeded 24h, failed 7d, cancelled 24h \(defaults\) \| aspen retention set *$"
 
 # p on the second row pauses emails only
@@ -138,7 +140,7 @@ launch small 80 24 "$DB" --workers 1
 wait_for "Aspen console"
 keys 6
 wait_for "QUEUE +QUEUED +RESV +SCHED +RUN +LIMIT +RATE +PAUSED +OLDEST +DONE/m"
-wait_for "^ +bulk +20000 +0 +0 +0 +- +- +- +[0-9.]+[a-z]+ +0 *$"
+wait_for "^ +bulk +20000 +0 +0 +0 +- +- +all +[0-9.]+[a-z]+ +0 *$"
 keys j
 keys p
 wait_for "queue bulk paused"
@@ -177,7 +179,7 @@ wait_for "^ +a-very-long-qu~ +0 +0 +0 +0 +1 "
 for i in $(seq -w 1 30); do
     "$ASPEN" queue set "z$i" --limit 1 --db "$DB" >/dev/null || fail "queue z$i"
 done
-wait_for "Queues on this database: 35 "
+wait_for "Queues: 35, all paused by the global pause"
 keys G
 wait_for "^ +z30 "
 line=$(screen | grep -nE '^ +z2[0-9] ' | head -1) # the first z2x row on screen, as NUMBER:TEXT

@@ -803,6 +803,87 @@ static void test_detail_pinned_source(void **state)
     }
 }
 
+/* The Spec block names the job's queue, as aspen show does: "default" for a job submitted to no
+ * named queue (queue ""), else the queue's name (trial 11, item 1). */
+static void test_detail_queue_line(void **state)
+{
+    (void)state;
+    const char *queues[] = {"", "emails"};
+    const char *want[] = {"  queue       default", "  queue       emails"};
+    for (size_t k = 0; k < 2; k++) {
+        aspen_store_job j = {0};
+        j.id = 5;
+        j.state = ASPEN_STORE_QUEUED;
+        j.type = "vm_execute";
+        j.payload = "{}";
+        snprintf(j.queue, sizeof j.queue, "%s", queues[k]);
+        tui_text t = {0};
+        tui_detail_build(&t, &j, NULL, 0, NULL, 0, 5000);
+        size_t spec = t.n, found = 0;
+        for (size_t i = 0; i < t.n; i++) {
+            if (strcmp(t.lines[i], "Spec") == 0)
+                spec = i;
+            if (strncmp(t.lines[i], "  queue ", 8) == 0) {
+                assert_string_equal(t.lines[i], want[k]);
+                assert_true(i > spec); /* inside the Spec block */
+                found++;
+            }
+        }
+        assert_int_equal(found, 1);
+        tui_text_free(&t);
+    }
+}
+
+/* The one cut rule (tui_put and the pagers): text that does not fit leaves its last column to the
+ * marker; padding (blanks only) cut off is not a cut; a wide character is never split (trial 11,
+ * item 5: "job_error: bad i" read as whole). */
+static void test_cols_fit_cut(void **state)
+{
+    (void)state;
+    bool cut = true;
+    const char *e = "job_error: bad input";
+    /* fits: whole, no marker */
+    assert_int_equal(tui_cols_fit_cut(e, strlen(e), 20, &cut), 20);
+    assert_false(cut);
+    /* cut: one column short of the width, for the marker */
+    assert_int_equal(tui_cols_fit_cut(e, strlen(e), 16, &cut), 15);
+    assert_true(cut);
+    /* only blanks past the edge (a padded cell): no marker */
+    const char *pad = "GUEST      ";
+    assert_int_equal(tui_cols_fit_cut(pad, strlen(pad), 6, &cut), 6);
+    assert_false(cut);
+    /* a wide character at the edge is not split: "ab" + marker at 4 columns of "ab漢字" */
+    const char *wide = "ab\xe6\xbc\xa2\xe5\xad\x97";
+    assert_int_equal(tui_cols_fit_cut(wide, strlen(wide), 4, &cut), 2);
+    assert_true(cut);
+    assert_int_equal(tui_cols_fit_cut(e, strlen(e), 0, &cut), 0);
+    assert_string_equal(tui_cut_marker(true), "\xe2\x80\xa6");
+    assert_string_equal(tui_cut_marker(false), "~");
+}
+
+/* A message of the console's own is kept whole in the log ring and shown "[console] ..." in the
+ * all-jobs view; an engine line of no job stays "[engine]" (trial 11, item 5). */
+static void test_logbuf_console(void **state)
+{
+    (void)state;
+    tui_logbuf b;
+    tui_logbuf_init(&b, 8);
+    char longmsg[700];
+    memset(longmsg, 'x', sizeof longmsg - 1);
+    longmsg[sizeof longmsg - 1] = '\0';
+    memcpy(longmsg + sizeof longmsg - 11, "reconnect.", 10);
+    tui_logbuf_push_console(&b, 1000, longmsg);
+    tui_logbuf_push(&b, 0, 0, 1000, 0, "engine started");
+    char out[1024];
+    tui_log_format(tui_logbuf_get(&b, 0), false, true, out, sizeof out);
+    assert_int_equal(strncmp(out, "[console] xxx", 13), 0);
+    assert_int_equal(strlen(out), strlen("[console] ") + strlen(longmsg)); /* whole */
+    assert_non_null(strstr(out, "reconnect."));
+    tui_log_format(tui_logbuf_get(&b, 1), false, true, out, sizeof out);
+    assert_string_equal(out, "[engine] engine started");
+    tui_logbuf_free(&b);
+}
+
 /* Nothing a job carries reaches the screen raw: every line of every view is escaped text. */
 static void assert_screen_safe(const char *s)
 {
@@ -1084,6 +1165,9 @@ int main(void)
         cmocka_unit_test(test_settings),
         cmocka_unit_test(test_json_and_detail),
         cmocka_unit_test(test_detail_pinned_source),
+        cmocka_unit_test(test_detail_queue_line),
+        cmocka_unit_test(test_cols_fit_cut),
+        cmocka_unit_test(test_logbuf_console),
         cmocka_unit_test(test_json_error_brief),
         cmocka_unit_test(test_hostile_fields),
         cmocka_unit_test(test_guest_list),

@@ -191,16 +191,13 @@ static void draw_header(tui_app *a)
     /* p50/p95 of the last 5 minutes of every engine's history (pane_metrics.c), so they say
      * their window and survive a restart; "-" before the first read or when nothing finished */
     if (a->metrics_known && a->p50_ms >= 0) {
-        /* 0: in-process handlers' times are counted in whole ms; "<1ms", as the Metrics pane */
-        int64_t us50 = (int64_t)(a->p50_ms * 1000.0 + 0.5), us95 = (int64_t)(a->p95_ms * 1000.0 + 0.5);
-        if (us50 > 0)
-            tui_fmt_us(us50, p50, sizeof p50);
-        else
-            snprintf(p50, sizeof p50, "<1ms");
-        if (us95 > 0)
-            tui_fmt_us(us95, p95, sizeof p95);
-        else
-            snprintf(p95, sizeof p95, "<1ms");
+        /* one rule for both, the Metrics pane's (0: an in-process handler's whole ms, "<1ms" or
+         * "<=" a p95 under 1 ms), so p50 never reads larger than p95 */
+        int64_t us[2] = {(int64_t)(a->p50_ms * 1000.0 + 0.5), (int64_t)(a->p95_ms * 1000.0 + 0.5)};
+        char q[2][32];
+        tui_fmt_quantiles(us, 2, q);
+        snprintf(p50, sizeof p50, "%s", q[0]);
+        snprintf(p95, sizeof p95, "%s", q[1]);
     } else {
         snprintf(p50, sizeof p50, "-");
         snprintf(p95, sizeof p95, "-");

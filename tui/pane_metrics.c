@@ -345,14 +345,17 @@ static void row_label(const metrics_row *r, char *out, size_t cap)
         snprintf(out, cap, "%s", r->type[0] ? r->type : r->guest);
 }
 
-static void fmt_run(const metrics_row *r, uint64_t us, char *out, size_t cap)
+/* p50, p95, p99 of a row with the header's one rule (tui_fmt_quantiles: a 0, an in-process
+ * handler's whole ms, reads "<1ms" or "<=" a larger quantile under 1 ms). */
+static void fmt_runs(const metrics_row *r, char q[3][32])
 {
-    if (!r->have_run)
-        snprintf(out, cap, "-");
-    else if (us == 0) /* an in-process handler's time is counted in whole ms: 0 is under 1 ms */
-        snprintf(out, cap, "<1ms");
-    else
-        tui_fmt_us((int64_t)us, out, cap);
+    if (!r->have_run) {
+        for (int i = 0; i < 3; i++)
+            snprintf(q[i], sizeof q[i], "-");
+        return;
+    }
+    int64_t us[3] = {(int64_t)r->p50, (int64_t)r->p95, (int64_t)r->p99};
+    tui_fmt_quantiles(us, 3, q);
 }
 
 static double max_of(const double *v, size_t n)
@@ -476,22 +479,24 @@ static void metrics_draw(tui_app *a, int y0, int h)
         M.table_first = first;
         for (long i = first; i < n && y < y0 + h - (M.error[0] ? 1 : 0); i++) {
             const metrics_row *r = i == 0 ? &ans->all : &ans->rows[i - 1];
-            char label[256], p50[24], p95[24], p99[24], rate[16];
+            char whole[256], label[256], q[3][32], rate[16];
             if (i == 0)
-                snprintf(label, sizeof label, "all");
+                snprintf(whole, sizeof whole, "all");
             else
-                row_label(r, label, sizeof label);
-            fmt_run(r, r->p50, p50, sizeof p50);
-            fmt_run(r, r->p95, p95, sizeof p95);
-            fmt_run(r, r->p99, p99, sizeof p99);
+                row_label(r, whole, sizeof whole);
+            /* a label wider than its column is cut with the marker, like every cut */
+            tui_cut_to(whole, lw, a->utf8, label, sizeof label);
+            fmt_runs(r, q);
             double per_min = tui_metrics_per_min(r->finished, ans->from, ans->span, ans->now_ms);
             tui_fmt_rate(per_min / 60.0, rate, sizeof rate);
             unsigned long attr = i == M.cursor ? A_REVERSE
                                  : r->failed ? tui_pair_or(a, TUI_P_FAILED, A_NORMAL)
                                              : A_NORMAL;
-            tui_put(y++, 0, COLS, attr, "%c %-*.*s %8llu %6llu %8s %7s %7s %7s",
-                    i == M.cursor ? '>' : ' ', lw, lw, label, (unsigned long long)r->finished,
-                    (unsigned long long)r->failed, rate, p50, p95, p99);
+            int pad = lw - tui_cols(label, strlen(label));
+            tui_put(y++, 0, COLS, attr, "%c %s%*s %8llu %6llu %8s %7s %7s %7s",
+                    i == M.cursor ? '>' : ' ', label, pad > 0 ? pad : 0, "",
+                    (unsigned long long)r->finished, (unsigned long long)r->failed, rate, q[0], q[1],
+                    q[2]);
         }
         if (ans->n_rows == 0 && y < y0 + h)
             tui_put(y, 2, COLS - 2, A_DIM,

@@ -41,6 +41,27 @@ void tui_fmt_ms(int64_t ms, char *out, size_t cap)
         snprintf(out, cap, "%lldd%02lldh", (long long)(s / 86400), (long long)(s % 86400 / 3600));
 }
 
+void tui_fmt_quantiles(const int64_t *us, size_t n, char (*out)[32])
+{
+    for (size_t i = 0; i < n; i++) {
+        if (us[i] != 0) {
+            tui_fmt_us(us[i], out[i], sizeof out[i]);
+            continue;
+        }
+        /* 0: under 1 ms, how far under unknown; the next larger quantile bounds it */
+        int64_t bound = 0;
+        for (size_t k = i + 1; k < n && !bound; k++)
+            bound = us[k] > 0 ? us[k] : 0;
+        if (bound > 0 && bound < 1000) {
+            char b[32];
+            tui_fmt_us(bound, b, sizeof b);
+            snprintf(out[i], sizeof out[i], "<=%s", b);
+        } else {
+            snprintf(out[i], sizeof out[i], "<1ms");
+        }
+    }
+}
+
 void tui_fmt_us(int64_t us, char *out, size_t cap)
 {
     if (us < 0)
@@ -718,6 +739,15 @@ size_t tui_cols_fit_cut(const char *s, size_t len, int cols, bool *cut)
 }
 
 const char *tui_cut_marker(bool utf8) { return utf8 ? "\xe2\x80\xa6" : "~"; }
+
+void tui_cut_to(const char *s, int cols, bool utf8, char *out, size_t cap)
+{
+    if (!cap)
+        return;
+    bool cut;
+    size_t len = strlen(s), fit = tui_cols_fit_cut(s, len, cols, &cut);
+    snprintf(out, cap, "%.*s%s", (int)fit, s, cut ? tui_cut_marker(utf8) : "");
+}
 
 bool tui_json_error_brief(const char *msg, int near_cols, char *out, size_t cap)
 {

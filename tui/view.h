@@ -19,6 +19,11 @@
 void tui_fmt_ms(int64_t ms, char *out, size_t cap);
 /* run times from microseconds: "85us" "1.3ms" "12ms" then as tui_fmt_ms */
 void tui_fmt_us(int64_t us, char *out, size_t cap);
+/* Run-time quantiles in microseconds, smallest first (p50, p95[, p99]), as the header and the
+ * Metrics pane show them, with one rule for all of them: tui_fmt_us; a 0 (an in-process handler's
+ * time, counted in whole ms: under 1 ms) reads "<1ms", or "<=X" when a later quantile X is itself
+ * under 1 ms, so "p50 <1ms p95 431us" (p50 read as the larger) cannot happen; negative: "-". */
+void tui_fmt_quantiles(const int64_t *us, size_t n, char (*out)[32]);
 /* "512B" "4.0K" "1.0M" "2.5G" */
 void tui_fmt_size(uint64_t bytes, char *out, size_t cap);
 /* "999" "12.3k" "1.2M" */
@@ -237,6 +242,9 @@ size_t tui_cols_fit(const char *s, size_t len, int cols, int *used);
 size_t tui_cols_fit_cut(const char *s, size_t len, int cols, bool *cut);
 /* The marker a cut ends with, one column: U+2026 on a UTF-8 terminal, else "~". */
 const char *tui_cut_marker(bool utf8);
+/* s cut to cols display columns by that rule, the marker included: for a cell formatted before it
+ * is drawn (a column inside a row). Always terminated (cap > 0). */
+void tui_cut_to(const char *s, int cols, bool utf8, char *out, size_t cap);
 /* Where a wrapped line's next row ends: the bytes of s[0, len) that go on a row of cols display
  * columns, broken after the last space that fits (words are not cut), or between characters when
  * a word is wider than a row (it starts where it is, not on a row of its own; a space that ends a

@@ -861,6 +861,44 @@ static void test_cols_fit_cut(void **state)
     assert_string_equal(tui_cut_marker(false), "~");
 }
 
+/* p50/p95/p99 with one rule (the header and the Metrics pane): a 0 (an in-process handler's whole
+ * ms) never reads larger than a later quantile under 1 ms ("p50 <1ms p95 431us", trial 11 item 4);
+ * "<1ms" when nothing later bounds it under 1 ms. */
+static void test_fmt_quantiles(void **state)
+{
+    (void)state;
+    char q[3][32];
+    int64_t a[2] = {0, 431};
+    tui_fmt_quantiles(a, 2, q);
+    assert_string_equal(q[0], "<=431us");
+    assert_string_equal(q[1], "431us");
+    int64_t b[3] = {0, 0, 1300};
+    tui_fmt_quantiles(b, 3, q);
+    assert_string_equal(q[0], "<1ms");
+    assert_string_equal(q[1], "<1ms");
+    assert_string_equal(q[2], "1.3ms");
+    int64_t c[3] = {0, 0, 0};
+    tui_fmt_quantiles(c, 3, q);
+    assert_string_equal(q[0], "<1ms");
+    assert_string_equal(q[2], "<1ms");
+    int64_t d[2] = {85, 12000};
+    tui_fmt_quantiles(d, 2, q);
+    assert_string_equal(q[0], "85us");
+    assert_string_equal(q[1], "12ms");
+    int64_t e[2] = {0, 0};
+    e[1] = 999;
+    tui_fmt_quantiles(e, 2, q);
+    assert_string_equal(q[0], "<=999us");
+    /* a cell cut before drawing: the marker inside the columns asked */
+    char out[64];
+    tui_cut_to("echo / a-very-long-guest-name", 12, true, out, sizeof out);
+    assert_string_equal(out, "echo / a-ve\xe2\x80\xa6");
+    tui_cut_to("echo", 12, false, out, sizeof out);
+    assert_string_equal(out, "echo");
+    tui_cut_to("echo-worker", 5, false, out, sizeof out);
+    assert_string_equal(out, "echo~");
+}
+
 /* A message of the console's own is kept whole in the log ring and shown "[console] ..." in the
  * all-jobs view; an engine line of no job stays "[engine]" (trial 11, item 5). */
 static void test_logbuf_console(void **state)
@@ -1168,6 +1206,7 @@ int main(void)
         cmocka_unit_test(test_detail_queue_line),
         cmocka_unit_test(test_cols_fit_cut),
         cmocka_unit_test(test_logbuf_console),
+        cmocka_unit_test(test_fmt_quantiles),
         cmocka_unit_test(test_json_error_brief),
         cmocka_unit_test(test_hostile_fields),
         cmocka_unit_test(test_guest_list),

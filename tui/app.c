@@ -2312,9 +2312,21 @@ static void form_check(tui_app *a)
     } else if (a->guest_nomatch) {
         /* drawn escaped (tui_put), as every message */
         const char *shown = a->f[TUI_F_GUEST].buf;
+        /* a typo ("echo-wrkr") gets the nearest offered name, as aspen submit's refusal gives */
+        const char *names[256];
+        size_t nn = 0;
+        for (size_t i = 0; i < a->n_guests && nn < sizeof names / sizeof names[0]; i++)
+            if (!a->guests[i].hidden)
+                names[nn++] = a->guests[i].name;
+        const char *near = aspen_store_nearest(shown, strlen(shown), names, nn);
+        char hint[96] = "", bhint[96] = "";
+        if (near) {
+            snprintf(hint, sizeof hint, " (did you mean '%.60s'?)", near);
+            snprintf(bhint, sizeof bhint, " (%.40s?)", near);
+        }
         snprintf(why[TUI_F_GUEST], sizeof why[0], "no guest or type offered here is or contains "
-                 "'%.60s': left/right to pick one, or type a guest file's path", shown);
-        snprintf(brief[TUI_F_GUEST], sizeof brief[0], "none is '%.20s'", shown);
+                 "'%.60s'%s: left/right to pick one, or type a guest file's path", shown, hint);
+        snprintf(brief[TUI_F_GUEST], sizeof brief[0], "none is '%.20s'%s", shown, bhint);
         bad |= 1u << TUI_F_GUEST;
     } else if (!a->n_guests && !a->guest_is_path) {
         snprintf(why[TUI_F_GUEST], sizeof why[0], "none to run: build them with make build");

@@ -7,7 +7,9 @@
 #     which stays after :resume;
 #   - text cut to fit ends in a marker ("…" on this UTF-8 terminal): the ERROR column of a job
 #     whose error is wider than the column; a status message longer than its rows ends in the
-#     marker with where the whole of it is, and the Logs pane (3) has it whole as a [console] line.
+#     marker with where the whole of it is, and the Logs pane (3) has it whole as a [console] line;
+#   - :sort queue (no store index serves it) says so and what to do instead, with the columns;
+#   - the submit form's Guest field answers a typo ("echo-wrkr") with "did you mean 'echo-worker'?".
 #
 #   console_trial11_test.sh ASPEN_BINARY
 set -u
@@ -71,6 +73,28 @@ wait_for "^ Queues on this database: 2 \(1 paused, 0 limited\)"
 wait_for "^ +default +0 +0 +0 +0 +- +- +- "
 wait_for "^ +a +2 +0 +0 +0 +- +- +paused "
 [ "$(q_json a paused)" = true ] || fail ":resume resumed queue a's own pause"
+
+echo "== :sort queue says why not and what does the job"
+keys 1
+keys :
+type_text "sort queue"
+keys Enter
+wait_for "the jobs cannot be sorted by queue; filter by it"
+screen | tr -d '\n' | grep -q "(columns: id .*state" || fail ":sort queue does not list the sort columns"
+
+echo "== the submit form's Guest field: a typo gets a did-you-mean"
+keys Escape
+keys s
+wait_for "Submit a job"
+type_text "echo-wrkr"
+for ((i = 0; i < 300; i++)); do # the message wraps inside the box: read it joined
+    form_joined | grep -Fq "'echo-wrkr' (did you mean 'echo-worker'?)" && break
+    sleep 0.05
+done
+form_joined | grep -Fq "'echo-wrkr' (did you mean 'echo-worker'?)" ||
+    fail "no did-you-mean for the guest typo echo-wrkr"
+keys Escape
+wait_gone "Submit a job"
 
 echo "== a status message too long for its rows: marked, and whole in the Logs pane"
 long=$TMP/$(printf 'd%.0s' $(seq 1 150))/$(printf 'e%.0s' $(seq 1 150))/$(printf 'f%.0s' $(seq 1 150))/$(printf 'g%.0s' $(seq 1 150))/end-of-the-path/out.jsonl

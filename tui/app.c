@@ -41,14 +41,14 @@ double tui_mono_ms(void)
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
-void tui_set_status(tui_app *a, bool error, const char *fmt, ...)
+/* to_logs: a message wider than the screen also goes to the Logs pane; not a progress line that is
+ * said again every second (the export's), which would fill it */
+static void status_v(tui_app *a, bool error, bool to_logs, const char *fmt, va_list ap)
 {
     /* formatted whole first: a message is not cut at a buffer's size ("could not reconnec") */
-    va_list ap, ap2;
-    va_start(ap, fmt);
+    va_list ap2;
     va_copy(ap2, ap);
     int need = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
     char *raw = need >= 0 ? malloc((size_t)need + 1) : NULL;
     if (raw)
         vsnprintf(raw, (size_t)need + 1, fmt, ap2);
@@ -76,12 +76,30 @@ void tui_set_status(tui_app *a, bool error, const char *fmt, ...)
         }
         /* a message wider than the screen is wrapped over rows and, when they run out, cut: the
          * Logs pane (3) keeps it whole as a [console] line, to read (w wraps it) and search */
-        if (a->status_cut || tui_cols(esc, len) > COLS)
+        if (to_logs && (a->status_cut || tui_cols(esc, len) > COLS))
             tui_logbuf_push_console(&a->logs_all, aspen_store_now_ms(), esc);
         free(esc);
     }
     a->status_error = error;
     a->status_until_ms = (uint64_t)aspen_store_now_ms() + (error ? 8000 : 5000);
+}
+
+void tui_set_status(tui_app *a, bool error, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    status_v(a, error, true, fmt, ap);
+    va_end(ap);
+}
+
+/* A progress line, said again every tick: shown like a message, never kept in the Logs pane. */
+static void set_progress(tui_app *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void set_progress(tui_app *a, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    status_v(a, false, false, fmt, ap);
+    va_end(ap);
 }
 
 /* ---- fatal signals: put the terminal back, then die as intended --------------------------------- */
@@ -3213,7 +3231,7 @@ static void export_progress(tui_app *a)
     char of[48] = "";
     if (r->total >= 0)
         snprintf(of, sizeof of, " of %lld", (long long)r->total);
-    tui_set_status(a, false, "exporting the jobs matching '%s' to %s: %lld%s written "
+    set_progress(a, "exporting the jobs matching '%s' to %s: %lld%s written "
                    "(keys work meanwhile)",
                    r->filter_text[0] ? r->filter_text : "(no filter)", r->path, n, of);
 }

@@ -37,7 +37,11 @@ keys G
 wait_for "Logs \(1 line\)"
 screen | grep -q "1 lines" && fail "the detail says '1 lines'"
 keys g
+# three rows down: the Spec's queue line (trial 11) pushed the payload's second row under the
+# bottom of the top page at 24 rows
+keys j j j
 wait_for "wd10 wd11"
+wait_for "^ +queue +default *$" # still on screen: j scrolled the view, not past the Spec
 # every token of the payload on screen is whole: a cut would leave "wd1" / "3" pieces at a row's
 # end or start
 cut=$(screen | grep wd | tr -s ' ' '\n' | tr -d '",' | grep -E '^wd' | grep -vE '^wd[0-9]{2}$' || true)

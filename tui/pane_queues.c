@@ -1,7 +1,9 @@
 /* tui/pane_queues.c — the Queues pane (key 6): every named queue on the database with its
  * figures and settings, as `aspen queues` shows them (docs/QUEUES.md): waiting, reserved, later,
  * running, the concurrency limit, the rate, paused, the oldest due job's wait and the jobs finished
- * in the last minute. Up/down select a queue; `p` pauses or resumes it (the global pause stays on
+ * in the last minute. Under the global pause (aspen pause, :pause; read with the list) the title
+ * says every queue is held and how to end it, and PAUSED reads "all" for a queue held only by it.
+ * Up/down select a queue; `p` pauses or resumes it (the global pause stays on
  * :pause), `l` edits its limit (`:limit N`, `:limit none`) and `r` its rate (`:rate 100/s`,
  * `:rate none`) through the command line, enter opens the jobs pane's filter line with
  * queue:NAME (enter again applies it). Behind tui_pane_ops (app.h).

@@ -102,6 +102,15 @@ static void set_progress(tui_app *a, const char *fmt, ...)
     va_end(ap);
 }
 
+void tui_pane_error_seen(tui_app *a, const char *pane, const char *prev, const char *error)
+{
+    if (!error || !error[0] || (prev && strcmp(prev, error) == 0))
+        return;
+    char line[1024];
+    snprintf(line, sizeof line, "%s: %s", pane, error);
+    tui_logbuf_push_console(&a->logs_all, aspen_store_now_ms(), line);
+}
+
 /* ---- fatal signals: put the terminal back, then die as intended --------------------------------- */
 
 static struct termios saved_termios;

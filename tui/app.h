@@ -366,6 +366,13 @@ tui_logbuf *tui_logs_current(tui_app *a);
 /* Text at y, x, at most w display columns, through the sanitiser (aspen_text.h). */
 void tui_put(int y, int x, int w, unsigned long attr, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
+/* A pane's error line (a read that failed: "reconnecting in 4 s: cannot reach the PostgreSQL
+ * server ..."): at most w columns; when it does not fit, cut with the marker and ended by where
+ * it is whole, "(all of it: 3, Logs)" (tui_pane_error_seen put it there). */
+void tui_put_error_line(tui_app *a, int y, int x, int w, const char *text);
+/* A pane's read failed with error, the pane's last error being prev: a new text goes to the Logs
+ * pane once, whole, as "[console] PANE: error" (the same error each retry is not repeated). */
+void tui_pane_error_seen(tui_app *a, const char *pane, const char *prev, const char *error);
 unsigned long tui_state_attr(const tui_app *a, aspen_store_state s);
 unsigned long tui_pair_or(const tui_app *a, int pair, unsigned long mono);
 enum { TUI_P_QUEUED = 1, TUI_P_SCHED, TUI_P_RUNNING, TUI_P_OK, TUI_P_FAILED, TUI_P_CANCELLED,

@@ -82,6 +82,19 @@ void tui_put(int y, int x, int w, unsigned long attr, const char *fmt, ...)
     attroff((attr_t)attr);
 }
 
+void tui_put_error_line(tui_app *a, int y, int x, int w, const char *text)
+{
+    attr_t attr = tui_pair_or(a, TUI_P_ERRMSG, A_BOLD);
+    static const char whole[] = " (all of it: 3, Logs)";
+    int hw = (int)sizeof whole - 1;
+    if (tui_cols(text, strlen(text)) <= w || w <= hw + 10) {
+        tui_put(y, x, w, attr, "%s", text);
+        return;
+    }
+    tui_put(y, x, w - hw, attr, "%s", text); /* cut here, with the marker */
+    tui_put(y, x + w - hw, hw, attr, "%s", whole);
+}
+
 static void fill_line(int y, attr_t attr)
 {
     attron(attr);

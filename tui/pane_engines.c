@@ -38,7 +38,7 @@
 
 /* The UI thread's side: what is drawn. */
 static struct {
-    char error[256];
+    char error[600]; /* a store message (512) and its prefix: never cut short of its end */
     aspen_store_engine_info *list;
     size_t n;
     bool have_list;
@@ -51,7 +51,7 @@ static struct {
 /* The reader's side (one pool thread at a time: E.busy). */
 static struct {
     aspen_store *store; /* read-only, opened on first use and again after a failed read */
-    char open_error[256];
+    char open_error[600];
 } R;
 
 /* The log feed's cursor (reader's side): every engine's lines after it come with each read. */
@@ -81,7 +81,7 @@ typedef struct engines_req {
     bool feed_only; /* woken by an announcement: the feed alone, the engines list waits its tick */
     bool again;     /* a full page came, or lines were announced during the read: read again */
     int rc;
-    char error[256];
+    char error[600];
     aspen_store_engine_info *list;
     size_t n;
     aspen_store_feed_line *got;
@@ -155,6 +155,7 @@ static void engines_done(uv_work_t *w, int status)
     E.busy = false;
     if (status == 0 && !a->quitting) {
         if (r->rc != 0) {
+            tui_pane_error_seen(a, "Engines pane", E.error, r->error);
             snprintf(E.error, sizeof E.error, "%s", r->error); /* keep the last list on screen */
             tui_backoff_failed(&E.retry, tui_mono_ms());
         } else if (!r->feed_only) {
@@ -419,10 +420,10 @@ static void engines_draw(tui_app *a, int y0, int h)
         tui_put(y0 + 3, 2, COLS - 2, A_DIM,
                 "no engine is registered (a console started with --workers 0 registers none)");
     if (E.error[0]) {
-        char when[48];
+        char when[48], line[600];
         tui_backoff_say(&E.retry, E.busy, tui_mono_ms(), when, sizeof when);
-        tui_put(y0 + h - 1, 1, COLS - 1, tui_pair_or(a, TUI_P_ERRMSG, A_BOLD), "%s: %s", when,
-                E.error);
+        snprintf(line, sizeof line, "%s: %s", when, E.error);
+        tui_put_error_line(a, y0 + h - 1, 1, COLS - 1, line);
     }
 }
 

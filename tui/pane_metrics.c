@@ -60,7 +60,7 @@ static struct {
     metrics_answer *ans;      /* the last answer, NULL before the first */
     bool ans_sel;             /* what ans's charts are of: all, or this type / guest */
     char ans_type[64], ans_guest[128];
-    char error[256];
+    char error[600]; /* a store message (512) and its prefix: never cut short of its end */
     bool busy, again;
     double read_at;
     int cols; /* chart width the last draw had */
@@ -73,7 +73,7 @@ static struct {
 /* The reader's side (one pool thread at a time: M.busy). */
 static struct {
     aspen_store *store; /* read-only, opened on first use and again after a failed read */
-    char open_error[256];
+    char open_error[600];
 } R;
 
 typedef struct metrics_req {
@@ -86,7 +86,7 @@ typedef struct metrics_req {
     bool header_only; /* the pane is not shown: the header's 5 minutes only, not the window */
     char type[64], guest[128];
     int rc;
-    char error[256];
+    char error[600];
     metrics_answer *ans;
 } metrics_req;
 
@@ -259,6 +259,7 @@ static void metrics_done(uv_work_t *w, int status)
             a->p50_ms = M.ans->header.have_run ? (double)M.ans->header.p50 / 1000.0 : -1;
             a->p95_ms = M.ans->header.have_run ? (double)M.ans->header.p95 / 1000.0 : -1;
         } else {
+            tui_pane_error_seen(a, "Metrics pane", M.error, r->error);
             snprintf(M.error, sizeof M.error, "%s", r->error); /* keep the last answer on screen */
             tui_backoff_failed(&M.retry, tui_mono_ms());
         }
@@ -506,10 +507,10 @@ static void metrics_draw(tui_app *a, int y0, int h)
                     win->name);
     }
     if (M.error[0]) {
-        char when[48];
+        char when[48], line[600];
         tui_backoff_say(&M.retry, M.busy, tui_mono_ms(), when, sizeof when);
-        tui_put(y0 + h - 1, 1, COLS - 1, tui_pair_or(a, TUI_P_ERRMSG, A_BOLD), "%s: %s", when,
-                M.error);
+        snprintf(line, sizeof line, "%s: %s", when, M.error);
+        tui_put_error_line(a, y0 + h - 1, 1, COLS - 1, line);
     }
 }
 

@@ -207,6 +207,7 @@ static void queues_done(uv_work_t *w, int status)
                 Q.cursor = at;
             set_cursor(Q.cursor);
         } else {
+            tui_pane_error_seen(a, "Queues pane", Q.error, r->error);
             snprintf(Q.error, sizeof Q.error, "%s", r->error); /* keep the last list on screen */
             tui_backoff_failed(&Q.retry, tui_mono_ms());
         }
@@ -376,10 +377,10 @@ static void queues_draw(tui_app *a, int y0, int h)
     if (!Q.have_list && !Q.error[0])
         tui_put(y0 + 3, 2, COLS - 2, A_DIM, "reading the queues from the database...");
     if (Q.error[0]) {
-        char when[48];
+        char when[48], line[600];
         tui_backoff_say(&Q.retry, Q.busy, now, when, sizeof when);
-        tui_put(y0 + h - 2, 1, COLS - 1, tui_pair_or(a, TUI_P_ERRMSG, A_BOLD), "%s: %s", when,
-                Q.error);
+        snprintf(line, sizeof line, "%s: %s", when, Q.error);
+        tui_put_error_line(a, y0 + h - 2, 1, COLS - 1, line);
     }
     draw_retention(y0 + h - 1);
 }

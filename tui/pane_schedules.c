@@ -69,6 +69,7 @@ static void read_done(uv_work_t *w, int status)
     (void)status;
     S.busy = false;
     if (r->code) {
+        tui_pane_error_seen(r->a, "Schedules pane", S.error, r->error);
         snprintf(S.error, sizeof S.error, "%s", r->error); /* keep the last list on screen */
         aspen_store_schedules_free(r->list, r->n);
     } else {
@@ -267,7 +268,7 @@ static void schedules_draw(tui_app *a, int y0, int h)
                 "no schedules: add one with aspen cron add NAME 'EXPR' GUEST (docs/SCHEDULES.md)");
     const aspen_store_schedule *sel = S.cursor < (long)S.n ? &S.list[S.cursor] : NULL;
     if (S.error[0])
-        tui_put(y0 + h - 1, 1, COLS - 1, tui_pair_or(a, TUI_P_ERRMSG, A_BOLD), "%s", S.error);
+        tui_put_error_line(a, y0 + h - 1, 1, COLS - 1, S.error);
     else if (sel && sel->error)
         tui_put(y0 + h - 1, 1, COLS - 1, tui_pair_or(a, TUI_P_ERRMSG, A_BOLD), "%s: %s", sel->name,
                 sel->error);

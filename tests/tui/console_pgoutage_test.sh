@@ -67,6 +67,11 @@ while (( ($(date +%s%N) - down_at) / 1000000 < 10000 )); do
 done
 wait_for "Aspen console \| reconnecting 1[0-9]s" 10 # the header counts the outage
 screen_is_clean
+# the panes' error lines are cut to a row; each new error is kept whole in the Logs pane (trial 11)
+keys 3
+wait_for "^\[console\] (Engines|Metrics) pane: " 15
+screen_is_clean
+keys 1
 
 bash "$PGS" up "$TMP/pg" || fail "starting the server again"
 wait_for "Aspen console \| running" 60

@@ -131,6 +131,11 @@ int cli_parse_ms(const char *opt, const char *s, long long lo, long long hi, lon
 void cli_format_duration_us(int64_t us, char *out, size_t cap);
 /* A count with thousands separators (12,345), as a person reads a large number in a question. */
 void cli_format_count(int64_t n, char *out, size_t cap);
+/* A yes/no question before a change that cannot be undone (delete, purge, cancel --filter): the
+ * question on stderr with " [y/N] ", the answer one line of stdin — a pipe too, so a script can
+ * answer (`echo y |`); --yes skips the question. Only y/yes (any case) says yes. End of input says
+ * no, and why, naming what --yes would do ("add --yes to VERB without asking"). */
+bool cli_confirm(const char *question, const char *verb);
 
 double cli_now_us(void);
 void cli_sort(double *v, size_t n);

@@ -26,26 +26,6 @@
 #define FINAL_STATES                                                                               \
     ((1u << ASPEN_STORE_SUCCEEDED) | (1u << ASPEN_STORE_FAILED) | (1u << ASPEN_STORE_CANCELLED))
 
-/* The question on stderr, the answer one line of stdin (a pipe too, so scripts can answer): only
- * y/yes says yes; end of input says no, and why (a script without --yes saw only "[y/N] nothing
- * deleted"). */
-static bool confirm(const char *question)
-{
-    fprintf(stderr, "%s [y/N] ", question);
-    fflush(stderr);
-    char line[64];
-    if (!fgets(line, sizeof line, stdin)) {
-        fprintf(stderr, "\nno answer: standard input %s; add --yes to delete without asking\n",
-                isatty(STDIN_FILENO) ? "ended" : "is not a terminal and gave no line");
-        return false;
-    }
-    size_t n = strcspn(line, "\r\n");
-    line[n] = '\0';
-    for (char *p = line; *p; p++)
-        *p = (char)tolower((unsigned char)*p);
-    return strcmp(line, "y") == 0 || strcmp(line, "yes") == 0;
-}
-
 /* The ids of every job f matches, oldest first, read a page at a time (never the whole rows at
  * once). malloc'd in *ids; 0 or -1 (printed). */
 static int matching_ids(aspen_engine *eng, const aspen_store_filter *f0, int64_t **ids, size_t *n)
@@ -196,7 +176,7 @@ int cmd_delete(int argc, char **argv)
             snprintf(q, sizeof q, "Delete job %lld?", (long long)ids[0]);
         else
             snprintf(q, sizeof q, "Delete %zu jobs?", n);
-        if (!confirm(q)) {
+        if (!cli_confirm(q, "delete")) {
             aspen_engine_close(eng);
             free(ids);
             fprintf(stderr, "nothing deleted\n");
@@ -498,7 +478,7 @@ int cmd_purge(int argc, char **argv)
         char q[700];
         snprintf(q, sizeof q, "Delete %s, with %s attempts and logs?", question,
                  cnt.total == 1 ? "its" : "their");
-        if (!confirm(q)) {
+        if (!cli_confirm(q, "delete")) {
             aspen_engine_close(eng);
             fprintf(stderr, "nothing deleted\n");
             return 1;

@@ -1455,25 +1455,11 @@ static int cancel_filter(const char *filter, const char *db, bool yes, bool dry_
         return 0;
     }
     if (!yes) {
-        /* a cancelled job cannot be retried: never without a person's yes, and a script that
-         * means it says --yes (a pipe's "y" would as well answer any other question) */
-        if (!isatty(STDIN_FILENO)) {
-            aspen_engine_close(eng);
-            cli_error("would cancel %s, and standard input is not a terminal to ask: add --yes "
-                      "to cancel them without asking (--dry-run lists them); nothing cancelled",
-                      what);
-            return 1;
-        }
-        fprintf(stderr, "Cancel %s? Cancelled jobs cannot be retried. [y/N] ", what);
-        fflush(stderr);
-        char line[64];
-        bool ok = false;
-        if (fgets(line, sizeof line, stdin)) {
-            line[strcspn(line, "\r\n")] = '\0';
-            ok = strcasecmp(line, "y") == 0 || strcasecmp(line, "yes") == 0;
-        } else {
-            fputc('\n', stderr);
-        }
+        /* a cancelled job cannot be retried: the question says so; it is answered as delete's
+         * and purge's are (cli_confirm: a line of stdin, a pipe too; none is no) */
+        char q[1000];
+        snprintf(q, sizeof q, "Cancel %s? Cancelled jobs cannot be retried.", what);
+        bool ok = cli_confirm(q, "cancel them");
         if (!ok) {
             aspen_engine_close(eng);
             fprintf(stderr, "nothing cancelled\n");
@@ -1510,7 +1496,7 @@ static void cancel_usage(FILE *f)
             "              asked to stop (nothing is asked first)\n"
             "  --filter F  every unfinished job F matches (the filter language of aspen\n"
             "              jobs), in one transaction; it says how many and which, and asks\n"
-            "  --yes       do not ask (needed when standard input is not a terminal)\n"
+            "  --yes       do not ask (a script may instead answer: echo y |)\n"
             "  --dry-run   say what would be cancelled, and cancel nothing\n"
             "A cancelled job is not retried (aspen rerun ID runs it again as a new job).\n"
             "exit status: 0 done, 1 refused or failed, 2 usage, 3 nothing to do (the job\n"

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -452,6 +453,20 @@ void cli_format_count(int64_t n, char *out, size_t cap)
     }
     buf[k] = '\0';
     snprintf(out, cap, "%s", buf);
+}
+
+bool cli_confirm(const char *question, const char *verb)
+{
+    fprintf(stderr, "%s [y/N] ", question);
+    fflush(stderr);
+    char line[64];
+    if (!fgets(line, sizeof line, stdin)) {
+        fprintf(stderr, "\nno answer: standard input %s; add --yes to %s without asking\n",
+                isatty(STDIN_FILENO) ? "ended" : "is not a terminal and gave no line", verb);
+        return false;
+    }
+    line[strcspn(line, "\r\n")] = '\0';
+    return strcasecmp(line, "y") == 0 || strcasecmp(line, "yes") == 0;
 }
 
 void cli_format_duration_us(int64_t us, char *out, size_t cap)

@@ -455,11 +455,12 @@ static void test_cancel_filter(void **state)
            "and 2 more; nothing cancelled");
     expect(run("'%s' jobs --filter 'state:scheduled' --db '%s' 2>&1 | grep -c echo", A, g_db), 0,
            "8");
-    /* not a terminal and no --yes: refused, saying so, nothing cancelled; a piped "y" is no
-     * person's answer either */
+    /* no answer (standard input gives no line) and no --yes: no, saying why, nothing cancelled;
+     * a piped "n" is no too (the answer is a line of stdin, as delete's and purge's are) */
     expect(run("'%s' cancel --filter 'queue:slow' --db '%s' </dev/null 2>&1", A, g_db), 1,
-           "standard input is not a terminal to ask: add --yes");
-    expect(run("echo y | '%s' cancel --filter 'queue:slow' --db '%s' 2>&1", A, g_db), 1,
+           "standard input is not a terminal and gave no line; add --yes to cancel them without "
+           "asking");
+    expect(run("echo n | '%s' cancel --filter 'queue:slow' --db '%s' 2>&1", A, g_db), 1,
            "nothing cancelled");
     expect(run("'%s' jobs --filter 'state:scheduled' --db '%s' 2>&1 | grep -c echo", A, g_db), 0,
            "8");
@@ -484,9 +485,12 @@ static void test_cancel_filter(void **state)
         fail_msg("cancel --filter on a terminal, answered y: exit %d:\n%s", o.status, o.buf);
     free(o.buf);
     expect(run("'%s' show 9 --db '%s' 2>&1", A, g_db), 0, "cancelled");
+    /* a script answers through a pipe, as it does delete's question */
+    expect(run("echo y | '%s' cancel --filter 'queue:slow id:10' --db '%s' 2>&1", A, g_db), 0,
+           "cancelled 1 job");
     /* --yes: no question */
     expect(run("'%s' cancel --filter 'queue:slow' --yes --db '%s' </dev/null 2>&1", A, g_db), 0,
-           "cancelled 8 jobs");
+           "cancelled 7 jobs");
     /* the other queue's job is untouched, and the queue can go now */
     expect(run("'%s' jobs --filter 'state:scheduled' --db '%s' 2>&1 | grep -c echo", A, g_db), 0,
            "1");

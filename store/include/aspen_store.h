@@ -115,6 +115,13 @@ typedef struct aspen_store_options {
     bool read_only;      /* open without writing anything (no create, no migration) */
     bool no_create;      /* fail with ENOTFOUND if the file does not exist (PostgreSQL: if the
                           * database holds no Aspen schema yet; nothing is created) */
+    /* PostgreSQL: while *give_up is non-zero (NULL: never), a call that finds the server gone
+     * tries to reconnect once, without backoff, and fails at once with EIO (disconnected)
+     * instead of retrying for about 5 s, and a backoff sleep under way ends within 50 ms. For a
+     * process that is stopping: its shutdown made a dozen such calls one after another and took
+     * tens of seconds with the server down. Read with an atomic load from any thread; it must
+     * outlive the handle. SQLite ignores it (its calls do not reconnect). */
+    const _Atomic int *give_up;
 } aspen_store_options;
 
 /* Opens (creating if needed) and migrates the database at `path` (":memory:" for a private one),

@@ -284,13 +284,36 @@ static int pg_connect(struct pg_store *s, const char *when, aspen_store_error *e
     return 0;
 }
 
+/* Whether the handle's owner is stopping (aspen_store_options.give_up). */
+static bool giving_up(const struct pg_store *s)
+{
+    return s->give_up && atomic_load(s->give_up) != 0;
+}
+
+/* sleep_ms, cut short (checked every 50 ms) once the owner gives up: a stopping engine must not
+ * sit out the rest of a 1.85 s backoff step in each of its threads. */
+static void backoff_ms(const struct pg_store *s, int ms)
+{
+    while (ms > 0 && !giving_up(s)) {
+        int step = ms < 50 ? ms : 50;
+        sleep_ms(step);
+        ms -= step;
+    }
+}
+
 int pg_reconnect(struct pg_store *s, aspen_store_error *err)
 {
     static const int delays[] = {0, 50, 100, 200, 400, 800, 1600, 1850}; /* ≈ PG_RECONNECT_MS */
     int code = 0;
     aspen_store_error last = {0};
     for (size_t i = 0; i < sizeof delays / sizeof delays[0]; i++) {
-        sleep_ms(delays[i]);
+        /* Stopping: one attempt (the server may be back), then fail at once. The shutdown's
+         * calls (unclaim, the last group commit, unregister, ...) each waited out the whole
+         * backoff, one after another: SIGTERM took 20-25 s to end a worker whose server was
+         * down. What they could not write stays leased and is recovered once the lease ends. */
+        if (i > 0 && giving_up(s))
+            break;
+        backoff_ms(s, delays[i]);
         PQfinish(s->conn);
         s->conn = NULL;
         code = pg_connect(s, "", &last);
@@ -317,10 +340,16 @@ int pg_reconnect(struct pg_store *s, aspen_store_error *err)
         scrub(s->base.name, err);
         return code;
     }
-    code = store_err(err, ASPEN_STORE_EIO,
-                     "lost the connection to the PostgreSQL server and could not reconnect for "
-                     "%d s: %s. The next call tries again",
-                     PG_RECONNECT_MS / 1000, last.msg);
+    if (giving_up(s))
+        code = store_err(err, ASPEN_STORE_EIO,
+                         "lost the connection to the PostgreSQL server and could not reconnect "
+                         "(not retried: stopping): %s",
+                         last.msg);
+    else
+        code = store_err(err, ASPEN_STORE_EIO,
+                         "lost the connection to the PostgreSQL server and could not reconnect "
+                         "for %d s: %s. The next call tries again",
+                         PG_RECONNECT_MS / 1000, last.msg);
     scrub(s->base.name, err);
     if (err)
         err->disconnected = true;
@@ -332,6 +361,24 @@ int pg_reconnect(struct pg_store *s, aspen_store_error *err)
 static bool connection_lost(struct pg_store *s)
 {
     return !s->conn || PQstatus(s->conn) == CONNECTION_BAD;
+}
+
+/* connection_lost after a statement failed with result r. libpq can report a server that went
+ * away as an error result of its own ("server closed the connection unexpectedly", no SQLSTATE)
+ * while the connection still says CONNECTION_OK (seen after pg_ctl -m immediate: the failed
+ * send is reported before the end of the stream has been read). That was taken for an ordinary
+ * error, not an outage, and `aspen worker` exited with it ("error: counting jobs: ...
+ * (SQLSTATE none)") instead of reconnecting. Reading what is left settles it: at the end of the
+ * stream libpq marks the connection bad. Only for errors without a SQLSTATE (the server's own
+ * always carry one), so a statement that succeeds costs nothing more. */
+static bool lost_after_error(struct pg_store *s, const PGresult *r)
+{
+    if (connection_lost(s))
+        return true;
+    if (r && PQresultErrorField(r, PG_DIAG_SQLSTATE))
+        return false;
+    (void)PQconsumeInput(s->conn); /* 0 when the stream ended: the status says it */
+    return connection_lost(s);
 }
 
 /* The schema version in aspen_schema, or -1 when it cannot be read. */
@@ -370,7 +417,7 @@ static int lost_err(struct pg_store *s, aspen_store_error *err, const char *what
 
 int pg_err(struct pg_store *s, aspen_store_error *err, PGresult *r, const char *what)
 {
-    if (connection_lost(s))
+    if (lost_after_error(s, r))
         return lost_err(s, err, what, s->in_tx, false);
     const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
     const char *primary = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
@@ -691,7 +738,7 @@ static PGresult *exec_common(struct pg_store *s, const char *name, const char *s
             note_write(s, r);
             return r;
         }
-        if (!connection_lost(s)) {
+        if (!lost_after_error(s, r)) {
             pg_err(s, err, r, what);
             PQclear(r);
             return NULL;
@@ -1471,6 +1518,7 @@ int store_pg_open(const char *conninfo, const aspen_store_options *o, aspen_stor
     s->base.name = store_strdup(conninfo ? conninfo : "");
     s->base.log_cap = o->log_cap > 0 ? o->log_cap : 1000;
     s->read_only = o->read_only;
+    s->give_up = o->give_up;
     store_redact_conninfo(conninfo, s->shown, sizeof s->shown);
     int code;
     if (!s->base.name) {

@@ -40,6 +40,7 @@ struct pg_store {
     int64_t skew_measured_ms; /* wall clock of this handle's last skew measurement */
     char shown[512]; /* the conninfo with any password replaced by *** (store_redact_conninfo) */
     bool read_only;
+    const _Atomic int *give_up; /* aspen_store_options.give_up: reconnect once, no backoff */
     bool in_tx;
     bool tx_wrote; /* the open transaction changed something: COMMIT bumps the data version.
                     * pg_exec sets it when an INSERT/UPDATE/DELETE changed rows; a write hidden

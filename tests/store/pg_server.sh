@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# tests/store/pg_server.sh start|stop|status|down|up DIR — a private PostgreSQL server for the store's
+# tests/store/pg_server.sh start|stop|status|down|crash|up DIR — a private PostgreSQL server for the store's
 # tests: its own data directory (DIR/data), a unix socket in DIR (or a short /tmp directory when
 # DIR's path is too long for a socket) and loopback on a free port, trust authentication for the
 # superuser "aspen", no other access. ctest starts it as a fixture (tests/store/CMakeLists.txt)
@@ -12,6 +12,9 @@
 # `down` stops it as an administrator's restart does (pg_ctl -m fast: every session is ended with
 # "FATAL: terminating connection due to administrator command") and keeps its data; `up` starts
 # it again on the same port and socket (the outage tests: tests/tui/console_pgoutage_test.sh).
+# `crash` stops it as a crash does (pg_ctl -m immediate: sessions end without a FATAL of their
+# own, and libpq may first report a failed write: tests/cli/worker_pgstop_test.sh); `up` starts
+# it again after recovery.
 #
 # A run interrupted by Ctrl-C (or killed) never runs ctest's cleanup fixture or the test's EXIT
 # trap, and the server would run on. So `start` also leaves a watchdog, in its own session (the
@@ -21,7 +24,7 @@
 # whose server was left behind anyway (the watchdog killed too) stops that one first.
 set -euo pipefail
 
-usage() { echo "usage: $0 start|stop|status|down|up DIR" >&2; exit 2; }
+usage() { echo "usage: $0 start|stop|status|down|crash|up DIR" >&2; exit 2; }
 [[ $# -eq 2 || ( $# -eq 4 && $1 == watch ) ]] || usage
 cmd=$1
 mkdir -p "$2"
@@ -103,10 +106,12 @@ watch)
 stop)
   stop_server
   ;;
-down)
+down|crash)
   read_state
   [[ -n $data && -f $dir/port ]] || { echo "pg_server: no server in $dir" >&2; exit 1; }
-  as_owner "$bindir/pg_ctl" -D "$data" -m fast -w -t 30 stop >/dev/null
+  mode=fast
+  [[ $cmd == crash ]] && mode=immediate
+  as_owner "$bindir/pg_ctl" -D "$data" -m $mode -w -t 30 stop >/dev/null
   ;;
 up)
   read_state

@@ -6,12 +6,17 @@
  * bytes that are not UTF-8) and SQL-shaped filter values kept as data, a damaged binary refused
  * when read, the connection killed under a handle (reconnect outside a transaction, a clear EIO
  * inside one), the server's FATAL on an idle connection never printed on stderr, and a server
- * stopped for good (an error saying so after the backoff, marked disconnected).
+ * stopped for good (an error saying so after the backoff, marked disconnected), and a server
+ * crashed (pg_ctl -m immediate) under a handle whose owner gives up (aspen_store_options.give_up:
+ * one reconnect attempt, no backoff, the backoff under way cut short; a lost server, not an
+ * ordinary error).
  * The rest of the contract runs in the shared suite (test_store_*_pg). */
 #include "helpers.h"
 
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -573,6 +578,84 @@ static void test_server_stopped(void **state)
     rmdir(dir);
 }
 
+/* Sets the give-up flag after 300 ms: while the call in the main thread sits in its backoff. */
+static void *give_up_later(void *arg)
+{
+    struct timespec ts = {0, 300 * 1000000L};
+    nanosleep(&ts, NULL);
+    atomic_store((_Atomic int *)arg, 1);
+    return NULL;
+}
+
+/* The server crashes (pg_ctl -m immediate) under a handle whose owner is stopping. A stopping
+ * worker's dozen store calls each waited out the 5 s backoff (SIGTERM took 20-25 s); and after an
+ * immediate shutdown libpq's own "server closed the connection unexpectedly" (no SQLSTATE, the
+ * connection still CONNECTION_OK) was taken for an ordinary error, not an outage, so `aspen
+ * worker` exited. Here: a call made after the flag is set fails disconnected without retrying
+ * ("not retried: stopping"); a call already in its backoff when the flag is set ends the same
+ * way (the message is only that when the loop gave up on the flag); and once the server is back
+ * the same handle works again (the flag only cuts retries, it does not close anything). */
+static void test_server_crashed_give_up(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/aspen-pgcrash-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    assert_int_equal(chmod(dir, 0755), 0); /* the server may run as another user (root: postgres) */
+    pg_server("start", dir);
+    char path[300], info[600];
+    snprintf(path, sizeof path, "%s/conninfo", dir);
+    FILE *fp = fopen(path, "r");
+    assert_non_null(fp);
+    assert_non_null(fgets(info, sizeof info, fp));
+    fclose(fp);
+    info[strcspn(info, "\n")] = '\0';
+    static _Atomic int give_up;
+    atomic_store(&give_up, 0);
+    aspen_store_options o = {.give_up = &give_up};
+    aspen_store *s = open_or_fail(info, &o);
+    aspen_store_error e = {0};
+    submit_job(s, "t", 0, 0, 3, T0);
+    int64_t counts[ASPEN_STORE_STATE_COUNT];
+
+    /* 1. stopping before the call */
+    pg_server("crash", dir);
+    atomic_store(&give_up, 1);
+    int rc = aspen_store_counts(s, counts, &e);
+    assert_int_equal(rc, ASPEN_STORE_EIO);
+    assert_true(e.disconnected); /* an outage, not "SQLSTATE none" */
+    assert_null(strstr(e.msg, "SQLSTATE none"));
+    expect_msg(&e, "could not reconnect (not retried: stopping)", NULL);
+    expect_msg(&e, "cannot reach the PostgreSQL server", NULL);
+    e = (aspen_store_error){0};
+    rc = aspen_store_counts(s, counts, &e); /* and again: still no backoff */
+    assert_int_equal(rc, ASPEN_STORE_EIO);
+    assert_true(e.disconnected);
+    expect_msg(&e, "not retried: stopping", NULL);
+
+    /* 2. the flag set while the call is in its backoff (it has ~5 s of it) */
+    atomic_store(&give_up, 0);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, give_up_later, &give_up), 0);
+    e = (aspen_store_error){0};
+    rc = aspen_store_counts(s, counts, &e);
+    pthread_join(th, NULL);
+    assert_int_equal(rc, ASPEN_STORE_EIO);
+    assert_true(e.disconnected);
+    expect_msg(&e, "not retried: stopping", NULL);
+
+    /* 3. the server back: the handle reconnects and answers */
+    pg_server("up", dir);
+    atomic_store(&give_up, 0);
+    e = (aspen_store_error){0};
+    rc = aspen_store_counts(s, counts, &e);
+    if (rc != 0)
+        fail_msg("after the server came back: %s", e.msg);
+    assert_int_equal(counts[ASPEN_STORE_QUEUED], 1);
+    aspen_store_close(s);
+    pg_server("stop", dir);
+    rmdir(dir);
+}
+
 int main(void)
 {
     if (!test_on_pg()) {
@@ -596,6 +679,7 @@ int main(void)
         T(test_connection_killed),
         T(test_server_message_not_on_stderr),
         cmocka_unit_test(test_server_stopped),
+        cmocka_unit_test(test_server_crashed_give_up),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -7,12 +7,15 @@
  * why it waits when a pause (aspen pause, or aspen queue pause of a queue it serves) holds it. A permanent
  * store error (a table missing, a newer schema, a read-only or corrupt file) ends it with the
  * engine's message and exit status 1; transient ones (disk full, locked) are retried.
+ * A second Ctrl-C/SIGTERM exits at once, saying what is left to the lease expiry.
  */
 #include "cli.h"
 
 #include <getopt.h>
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -122,6 +125,43 @@ static void pause_reason(aspen_store *st, const char *dba, char *out, size_t cap
         out[cap - 1] = '\0';
 }
 
+/* SIGINT/SIGTERM, taken by a thread of their own (sigwait) rather than by the main loop: the
+ * main thread spends its time in store calls (aspen_engine_wait_idle, pause_reason, and at last
+ * aspen_engine_stop), which with the database away used to retry for seconds each while the
+ * signal waited. The first signal asks the engine to stop (aspen_engine_stop_request: store calls
+ * stop retrying) and the main loop to leave; a second one exits at once. */
+static atomic_int worker_stop;   /* a first signal came: the main loop stops the engine */
+static aspen_engine *worker_eng; /* set before the thread starts, never changed after */
+static long long worker_id, worker_lease_ms; /* the id as registered: the stop sets it to 0 */
+
+static void *worker_signal_main(void *arg)
+{
+    const sigset_t *set = arg;
+    for (int n = 0;;) {
+        int sig = 0;
+        if (sigwait(set, &sig) != 0 || (sig != SIGINT && sig != SIGTERM))
+            continue;
+        if (n++ == 0) {
+            fprintf(stderr, "aspen worker: stopping (letting running jobs finish; %s again "
+                            "exits at once)\n",
+                    sig == SIGINT ? "Ctrl-C" : "SIGTERM");
+            aspen_engine_stop_request(worker_eng);
+            atomic_store(&worker_stop, 1);
+            continue;
+        }
+        /* _exit: the engine's threads are mid-stop; nothing of this process is flushed but its
+         * own output (stdout lines are flushed one by one). The database keeps every job: what
+         * was not recorded stays leased to this engine and is recovered when the lease ends. */
+        fflush(stdout);
+        fprintf(stderr, "aspen worker: %s again: exiting now without finishing the stop; jobs it "
+                        "was running or had not recorded stay leased to engine %lld and are run "
+                        "again by another worker once the lease expires (%lld ms)\n",
+                sig == SIGINT ? "Ctrl-C" : "SIGTERM", worker_id, worker_lease_ms);
+        _exit(130);
+    }
+    return NULL;
+}
+
 int cmd_worker(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -210,8 +250,8 @@ int cmd_worker(int argc, char **argv)
                        "aspen worker [--workers N] [--until-idle] [--queues A,B] (aspen worker --help)");
     if (urc)
         return urc;
-    /* Engine threads inherit this mask: only the main thread takes SIGINT/SIGTERM. */
-    sigset_t set;
+    /* Engine threads inherit this mask: only worker_signal_main takes SIGINT/SIGTERM. */
+    static sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
@@ -238,6 +278,16 @@ int cmd_worker(int argc, char **argv)
         aspen_engine_close(eng);
         return 1;
     }
+    worker_eng = eng;
+    worker_id = (long long)aspen_engine_id(eng);
+    worker_lease_ms = cli_lease_ms > 0 ? cli_lease_ms : 5000; /* the engine's default lease */
+    pthread_t sig_th;
+    if (pthread_create(&sig_th, NULL, worker_signal_main, &set) != 0) {
+        fprintf(stderr, "error: cannot start the thread that takes Ctrl-C (out of resources?)\n");
+        aspen_engine_close(eng);
+        return 1;
+    }
+    pthread_detach(sig_th); /* it lives until the process exits */
     char shown[512]; /* a PostgreSQL conninfo may hold a password */
     aspen_store_name_shown(aspen_engine_db_path(eng), shown, sizeof shown);
     fprintf(stderr, "aspen worker: engine %lld on %s with %d worker%s%s\n",
@@ -247,7 +297,7 @@ int cmd_worker(int argc, char **argv)
      * waits, and once when the pause is lifted. A read-only handle of its own, read once a
      * second: the engine's is busy with its threads. Without one it only stays silent. */
     aspen_store *pst = NULL;
-    aspen_store_options pso = {.read_only = true};
+    aspen_store_options pso = {.read_only = true, .give_up = &worker_stop};
     aspen_store_error pse = {0};
     if (cli_store_open(aspen_engine_db_path(eng), &pso, &pst, &pse) != 0)
         pst = NULL;
@@ -267,11 +317,11 @@ int cmd_worker(int argc, char **argv)
             }
         }
         struct timespec ts = {0, 100 * 1000000L};
-        int sig = sigtimedwait(&set, NULL, &ts);
-        if (sig == SIGINT || sig == SIGTERM) {
-            fprintf(stderr, "aspen worker: stopping (letting running jobs finish)\n");
+        if (atomic_load(&worker_stop))
             break;
-        }
+        nanosleep(&ts, NULL);
+        if (atomic_load(&worker_stop))
+            break;
         /* Also how a permanent store error (schema missing, read-only, corrupt) reaches us: the
          * engine has stopped working and says why; retrying would never end. */
         int w = aspen_engine_wait_idle(eng, 0, true, &err);
@@ -289,7 +339,10 @@ int cmd_worker(int argc, char **argv)
         fprintf(stderr, "error: %s\n", err.msg);
         rc = 1;
     }
-    if (snap && aspen_engine_snapshot_get(eng, snap, &err) == 0)
+    /* the live counters only: reading the store here failed (and the line went missing) when
+     * the database was away */
+    if (snap) {
+        aspen_engine_snapshot_live(eng, snap);
         fprintf(stderr,
                 "aspen worker: done: %llu finished (%llu succeeded, %llu failed, %llu retried, "
                 "%llu cancelled), warm-VM hit rate %.1f%%\n",
@@ -299,6 +352,7 @@ int cmd_worker(int argc, char **argv)
                 (unsigned long long)snap->throughput.retried,
                 (unsigned long long)snap->throughput.cancelled,
                 snap->throughput.pool_hit_rate * 100.0);
+    }
     free(snap);
     aspen_engine_close(eng);
     return rc;

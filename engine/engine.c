@@ -335,7 +335,8 @@ int aspen_engine_open(const aspen_engine_config *cfg, aspen_engine **out, aspen_
 
     int code;
     aspen_store_error se = {0};
-    aspen_store_options so = {.no_create = eng->cfg.no_create};
+    eng->store_opts = (aspen_store_options){.give_up = &eng->store_give_up};
+    aspen_store_options so = {.no_create = eng->cfg.no_create, .give_up = &eng->store_give_up};
     if (aspen_store_open(eng->db_path, &so, &eng->api_store, &se) != 0) {
         code = eng_store_err(err, &se, NULL);
         goto free_engine;
@@ -443,7 +444,9 @@ bool eng_outage(aspen_engine *eng, const char *what, const aspen_store_error *se
     if (atomic_exchange(&eng->outage, 1))
         return true; /* said at the outage's start; the console shows the count */
     atomic_store(&eng->outage_since_ms, aspen_store_now_ms());
-    if (!eng_wants(eng, ASPEN_ENGINE_EV_ENGINE))
+    /* Stopping: "finished jobs are held in memory and written once it is back" would be untrue
+     * (nothing waits for it now); the stop says what it could not write instead. */
+    if (!eng_wants(eng, ASPEN_ENGINE_EV_ENGINE) || atomic_load(&eng->store_give_up))
         return true;
     char shown[512]; /* a PostgreSQL conninfo may hold a password */
     aspen_store_name_shown(eng->db_path, shown, sizeof shown);
@@ -1382,11 +1385,14 @@ static int commit_group(aspen_engine *eng, struct eng_done *list, const struct e
     }
     free(marks);
     free(mark_status);
+    size_t unreleased = 0;
     for (struct eng_done *d = list; d; d = d->next) {
         if (!d->release || d->engine_id != engine_id)
             continue;
         if (aspen_store_release(eng->commit_store, engine_id, d->job_id, aspen_store_now_ms(),
-                                &se) == 0) {
+                                &se) != 0) {
+            unreleased++; /* it stays running under this lease: recovered when the lease ends */
+        } else {
             aspen_engine_event ev = {.type = ASPEN_ENGINE_EV_JOB_STATE, .job_id = d->job_id,
                                      .attempt = d->attempt, .worker = -1,
                                      .state = ASPEN_STORE_QUEUED, .outcome = -1,
@@ -1394,6 +1400,13 @@ static int commit_group(aspen_engine *eng, struct eng_done *list, const struct e
             eng_emit(eng, &ev);
         }
     }
+    /* A job interrupted at stop that could not be given back is not lost, but the user should
+     * know why it shows as running until the lease ends (the server went away during the stop). */
+    if (unreleased)
+        engine_message(eng, "could not give back %zu jobs interrupted at stop (%s): they stay "
+                            "running under this engine's lease and are run again by another "
+                            "engine, or the next worker on this database, once it expires",
+                       unreleased, se.msg);
     return 0;
 }
 
@@ -1842,7 +1855,22 @@ static void *committer_main(void *arg)
                                     "nothing is lost)",
                                plen, (long long)((now - failing_since) / 1000));
             }
-            if (stop && now - failing_since >= eng->cfg.shutdown_grace_ms) {
+            /* Stopping with the database unreachable (an outage, not a full disk): the commit
+             * just made its one reconnect attempt (store_give_up) and failed; retrying until
+             * the grace ran out was a busy loop of connects that only delayed the exit. */
+            bool unreachable = atomic_load(&eng->outage) != 0;
+            if (stop && unreachable) {
+                size_t n_rel = 0;
+                for (const struct eng_done *d = pending; d; d = d->next)
+                    n_rel += d->release;
+                engine_message(eng, "could not record what %zu jobs did (%zu results, %zu "
+                                    "interrupted at stop): the database is unreachable. They "
+                                    "stay running under this engine's lease and are run again "
+                                    "by another engine, or the next worker on this database, "
+                                    "once it expires",
+                               plen, plen - n_rel, n_rel);
+                drop = true;
+            } else if (stop && now - failing_since >= eng->cfg.shutdown_grace_ms) {
                 engine_message(eng, "stopping with %zu finished jobs unwritten: the store still "
                                     "fails; those jobs stay running and are recovered once this "
                                     "engine's lease lapses",
@@ -1898,9 +1926,9 @@ int aspen_engine_start(aspen_engine *eng, aspen_engine_error *err)
     aspen_vm_error ve = {0};
     if (aspen_vm_check_kvm(&ve) != 0)
         return eng_err(err, ASPEN_ENGINE_EKVM, "%s", ve.msg);
-    if (aspen_store_open(eng->db_path, NULL, &eng->disp_store, &se) != 0)
+    if (aspen_store_open(eng->db_path, &eng->store_opts, &eng->disp_store, &se) != 0)
         return eng_store_err(err, &se, "opening the dispatcher's connection");
-    if (aspen_store_open(eng->db_path, NULL, &eng->commit_store, &se) != 0) {
+    if (aspen_store_open(eng->db_path, &eng->store_opts, &eng->commit_store, &se) != 0) {
         code = eng_store_err(err, &se, "opening the committer's connection");
         goto close_disp;
     }
@@ -1912,7 +1940,7 @@ int aspen_engine_start(aspen_engine *eng, aspen_engine_error *err)
     eng->claim_store = eng->commit_store;
     eng->claimer_on = false;
     if (aspen_store_name_is_postgres(eng->db_path)) {
-        if (aspen_store_open(eng->db_path, NULL, &eng->claim_store, &se) != 0) {
+        if (aspen_store_open(eng->db_path, &eng->store_opts, &eng->claim_store, &se) != 0) {
             eng->claim_store = eng->commit_store;
             code = eng_store_err(err, &se, "opening the claimer's connection");
             goto close_commit;
@@ -2010,6 +2038,12 @@ close_disp:
     return code;
 }
 
+void aspen_engine_stop_request(aspen_engine *eng)
+{
+    if (eng)
+        atomic_store(&eng->store_give_up, 1);
+}
+
 int aspen_engine_stop(aspen_engine *eng, int grace_ms, aspen_engine_error *err)
 {
     if (!eng->started || eng->stopped)
@@ -2017,6 +2051,9 @@ int aspen_engine_stop(aspen_engine *eng, int grace_ms, aspen_engine_error *err)
     eng->stopped = true;
     if (grace_ms < 0)
         grace_ms = eng->cfg.shutdown_grace_ms;
+    /* Every call below may find the database away; none may wait out a reconnect backoff (the
+     * bound of a stop is the jobs' grace plus one connect attempt per call). */
+    atomic_store(&eng->store_give_up, 1);
     atomic_store(&eng->stopping, 1);
     eng_pruner_stop(eng);
     eng_listener_stop(eng);
@@ -2079,7 +2116,12 @@ int aspen_engine_stop(aspen_engine *eng, int grace_ms, aspen_engine_error *err)
     if (engine_id && aspen_store_engine_unregister(eng->disp_store, engine_id,
                                                    aspen_store_now_ms(), &released, &se) != 0 &&
         se.code != ASPEN_STORE_ENOTFOUND)
-        code = eng_store_err(err, &se, "unregistering the engine");
+        code = eng_store_err(err, &se,
+                             se.disconnected
+                                 ? "could not unregister the engine, the database is unreachable "
+                                   "(its lease expires by itself and its jobs are then "
+                                   "recovered)"
+                                 : "unregistering the engine");
     atomic_store(&eng->engine_id, 0);
     for (int i = 0; i < eng->n_workers; i++) {
         struct eng_worker *w = &eng->workers[i];

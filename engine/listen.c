@@ -61,7 +61,7 @@ void eng_listener_start(aspen_engine *eng)
 {
     aspen_store_error se = {0};
     int fd = -1;
-    if (aspen_store_open(eng->db_path, NULL, &eng->listen_store, &se) != 0)
+    if (aspen_store_open(eng->db_path, &eng->store_opts, &eng->listen_store, &se) != 0)
         return; /* the store thread polls instead */
     if (aspen_store_wait_fd(eng->listen_store, &fd, &se) != 0 || fd < 0 ||
         pipe2(eng->listen_pipe, O_CLOEXEC) != 0)

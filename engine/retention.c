@@ -365,7 +365,7 @@ void eng_pruner_start(aspen_engine *eng)
     if (eng->n_workers <= 0 || eng->cfg.retention_poll_ms < 0 || eng->cfg.retention_batch <= 0)
         return;
     aspen_store_error se = {0};
-    if (aspen_store_open(eng->db_path, NULL, &eng->prune_store, &se) != 0)
+    if (aspen_store_open(eng->db_path, &eng->store_opts, &eng->prune_store, &se) != 0)
         return; /* no pruning here; jobs run on */
     if (pipe2(eng->prune_pipe, O_CLOEXEC) != 0)
         goto close;

@@ -94,7 +94,7 @@ void eng_scheduler_start(aspen_engine *eng)
     if (!sc)
         return;
     aspen_store_error se = {0};
-    if (aspen_store_open(eng->db_path, NULL, &sc->store, &se) != 0) {
+    if (aspen_store_open(eng->db_path, &eng->store_opts, &sc->store, &se) != 0) {
         say(eng, "the scheduler of periodic jobs did not start: %s", se.msg);
         free(sc);
         return;

@@ -426,7 +426,7 @@ int eng_vm_execute(aspen_engine_ctx *ctx, void *user)
         /* The built binary is stored like any other so its image is cached by sha256. */
         if (!w->store) {
             aspen_store_error se = {0};
-            if (aspen_store_open(eng->db_path, NULL, &w->store, &se) != 0)
+            if (aspen_store_open(eng->db_path, &eng->store_opts, &w->store, &se) != 0)
                 return aspen_engine_ctx_fail(ctx, false, "opening the store: %s", se.msg);
         }
         FILE *f = fopen(path, "rb");
@@ -470,7 +470,7 @@ int eng_vm_execute(aspen_engine_ctx *ctx, void *user)
         bool permanent = false;
         if (!w->store) {
             aspen_store_error se = {0};
-            if (aspen_store_open(eng->db_path, NULL, &w->store, &se) != 0)
+            if (aspen_store_open(eng->db_path, &eng->store_opts, &w->store, &se) != 0)
                 return aspen_engine_ctx_fail(ctx, false, "opening the store: %s", se.msg);
         }
         if (vm_pool_acquire(&eng->pool, eng, w->store, sha, name, mem,

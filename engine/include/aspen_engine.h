@@ -150,6 +150,14 @@ int aspen_engine_start(aspen_engine *eng, aspen_engine_error *err);
  * then interrupt the rest and release them to the queue unconsumed, flush completions, hand back
  * claimed jobs that never started, unregister. Idempotent. */
 int aspen_engine_stop(aspen_engine *eng, int grace_ms, aspen_engine_error *err);
+/* Says a stop is coming (async-signal-safe as well as thread-safe: one atomic store). From now on
+ * the engine's store calls that find the database unreachable give up after one reconnect
+ * attempt instead of retrying for about 5 s each, so that the caller's own calls before
+ * aspen_engine_stop (aspen_engine_wait_idle) and the stop itself end promptly when the server is
+ * down. Jobs keep running until aspen_engine_stop, which must still be called (and does this
+ * itself). With the database away, what the stop cannot write stays leased to this engine and is
+ * recovered once its lease expires; the stop says so. */
+void aspen_engine_stop_request(aspen_engine *eng);
 /* Stops (if running) and frees. NULL is fine. */
 void aspen_engine_close(aspen_engine *eng);
 /* The store's engine id (0 before start or for a client). */

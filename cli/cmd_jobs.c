@@ -1739,6 +1739,13 @@ int cmd_retry(int argc, char **argv)
         cli_usage_line(usage);
         return 2;
     }
+    if (filter && !*filter) {
+        /* an unset shell variable ("--filter $F") read as no filter retried every failed job
+         * without a word (trial 22); cancel --filter refuses an empty one too */
+        cli_error("--filter is empty: give the failed jobs to retry (e.g. --filter 'queue:emails',"
+                  " 'type:T'), or leave --filter out to retry every failed job");
+        return 2;
+    }
     int urc = all ? cli_args(argc, argv, optind, 0, 0, "", usage)
                   : cli_args(argc, argv, optind, 1, 1, "a job ID, or --failed", usage);
     if (urc || (!all && (urc = cli_id_arg(argv[optind], &id, usage))))

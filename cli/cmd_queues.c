@@ -317,8 +317,12 @@ int cmd_queue(int argc, char **argv)
     int64_t now = aspen_store_now_ms();
     /* A pause of a paused queue (or a resume of a running one) changes nothing; say so, so an
      * operator who expected a change (a typo'd queue name, another operator first) notices. */
-    bool unchanged = false;
+    bool unchanged = false, all_paused = false;
     if (!set) {
+        /* the global pause (aspen pause) holds every queue whatever its own switch says: a
+         * resume under it starts nothing, and saying "running" was untrue (trial 22) */
+        if (aspen_store_paused(st, &all_paused, &se) != 0)
+            all_paused = false;
         aspen_store_queue_info *qs = NULL;
         size_t nq = 0;
         if (aspen_store_queues(st, now, &qs, &nq, &se) == 0) {
@@ -335,14 +339,23 @@ int cmd_queue(int argc, char **argv)
         cli_error("%s", se.msg);
         return 1;
     }
+    /* what still holds the queue after this command: the global pause */
+    char held[160 + sizeof dba] = "";
+    if (!set && !pause && all_paused)
+        snprintf(held, sizeof held, "; but all queues are paused (aspen pause is on): nothing "
+                 "starts until aspen resume%s", dba);
     if (!set && unchanged) {
-        printf("queue %s was already %s: nothing changed (aspen queue %s %s%s %s)\n", name,
-               pause ? "paused" : "running", pause ? "resume" : "pause", name, dba,
-               pause ? "starts it again" : "stops it");
+        if (!pause && all_paused)
+            printf("queue %s was not paused on its own: nothing changed%s\n", name, held);
+        else
+            printf("queue %s was already %s: nothing changed (aspen queue %s %s%s %s)\n", name,
+                   pause ? "paused" : "running", pause ? "resume" : "pause", name, dba,
+                   pause ? "starts it again" : "stops it");
         return 0;
     }
     if (!set) {
-        printf("queue %s %s (every worker on this database)\n", name, pause ? "paused" : "resumed");
+        printf("queue %s %s (every worker on this database)%s\n", name,
+               pause ? "paused" : "resumed", held);
         return 0;
     }
     printf("queue %s:", name);

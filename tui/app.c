@@ -1608,8 +1608,13 @@ static void act_done(uv_work_t *w, int status)
             if (r->rc)
                 tui_set_status(a, true, "%s", r->msg);
             else
-                tui_set_status(a, false, "queue %s", r->pause ? "paused: running jobs finish, nothing new starts"
-                                                              : "resumed");
+                /* the global switch (aspen pause): every queue, said so ("queue paused" read as
+                 * one queue's, trial 22), and a queue paused on its own stays paused */
+                tui_set_status(a, false, "%s",
+                               r->pause ? "all queues paused: running jobs finish, nothing new "
+                                          "starts (:resume)"
+                                        : "all queues resumed (a queue paused on its own stays "
+                                          "paused: p in the Queues pane)");
             break;
         case ACT_GET_JOB:
             if (r->rc)

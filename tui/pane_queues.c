@@ -160,8 +160,13 @@ static void say_done(tui_app *a, const queues_req *r)
     if (r->op_rc) {
         tui_set_status(a, true, "queue %s: %s", o->name, r->op_msg);
     } else if (o->op == OP_PAUSE) {
-        tui_set_status(a, false, "queue %s %s (every worker on this database)", o->name,
-                       o->pause ? "paused" : "resumed");
+        /* a resume under the global pause starts nothing: say what still holds it (trial 22) */
+        if (!o->pause && Q.all_paused)
+            tui_set_status(a, false, "queue %s resumed, but all queues are still paused "
+                           "(:resume)", o->name);
+        else
+            tui_set_status(a, false, "queue %s %s (every worker on this database)", o->name,
+                           o->pause ? "paused" : "resumed");
     } else if (o->op == OP_LIMIT) {
         if (o->limit)
             tui_set_status(a, false, "queue %s: at most %lld running at once (every worker)",

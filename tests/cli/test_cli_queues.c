@@ -590,6 +590,19 @@ static void test_trial10_edges(void **state)
     o = run("'%s' queues --json --db '%s'", A, g_db);
     assert_true(has(&o, "\"all_paused\": true"));
     free(o.buf);
+    /* a queue's own resume under it starts nothing: it says the global pause still holds it
+     * (it said "was already running", trial 22) */
+    expect(run("'%s' queue set gp --limit 1 --db '%s' 2>&1", A, g_db), 0, NULL);
+    expect(run("'%s' queue resume gp --db '%s' 2>&1", A, g_db), 0,
+           "queue gp was not paused on its own: nothing changed; but all queues are paused "
+           "(aspen pause is on): nothing starts until aspen resume");
+    expect(run("'%s' queue pause gp --db '%s' 2>&1", A, g_db), 0, "queue gp paused");
+    expect(run("'%s' queue resume gp --db '%s' 2>&1", A, g_db), 0,
+           "queue gp resumed (every worker on this database); but all queues are paused");
+    expect(run("'%s' queue rm gp --db '%s' 2>&1", A, g_db), 0, NULL);
+    /* an empty --filter (an unset variable) is not "every failed job" (trial 22) */
+    expect(run("'%s' retry --failed --filter '' --db '%s' 2>&1", A, g_db), 2,
+           "--filter is empty: give the failed jobs to retry");
     /* a worker held by it says why, once; resumed, it runs the jobs and ends (--until-idle) */
     char log[300];
     snprintf(log, sizeof log, "%s.worker.log", g_db);

@@ -65,9 +65,17 @@ keys p # a's own pause, under the global one
 wait_for "queue a paused"
 wait_for "^ +a +2 +0 +0 +0 +- +- +paused "
 [ "$(q_json a paused)" = true ] || fail "a is not paused in the database"
+# its resume under the global pause says the global one still holds it, and pausing it again
+keys p
+wait_for "queue a resumed, but all queues are still paused \(:resume\)"
+keys p
+wait_for "queue a paused"
+wait_for "^ +a +2 +0 +0 +0 +- +- +paused "
 keys :
 type_text "resume"
 keys Enter
+# the global switch says it is every queue's, and that a queue's own pause stays
+wait_for "all queues resumed"
 # the global pause gone: the usual title, default runs, a stays paused on its own
 wait_for "^ Queues on this database: 2 \(1 paused, 0 limited\)"
 wait_for "^ +default +0 +0 +0 +0 +- +- +- "

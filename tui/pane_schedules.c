@@ -254,14 +254,25 @@ static void schedules_draw(tui_app *a, int y0, int h)
                       : sc->paused        ? A_DIM
                                           : A_NORMAL;
         const char *state = sc->paused ? "paused" : sc->error ? "broken" : "active";
+        /* cells cut with the marker (tui_cut_to): "0,5,10,15,20,25 9-17 * * MON-FRI" cut bare
+         * read "0,5,10,15,20,2", another valid expression (trial 22) */
+        char name[96], expr[96], tz[96];
+        tui_cut_to(sc->name, wide ? 18 : 14, a->utf8, name, sizeof name);
+        tui_cut_to(sc->expr, wide ? 16 : 14, a->utf8, expr, sizeof expr);
+        tui_cut_to(sc->tz ? sc->tz : "UTC", 14, a->utf8, tz, sizeof tz);
+        int nw = wide ? 18 : 14, ew = wide ? 16 : 14;
+        /* padded by display columns: a marker or a wide character is not one byte a column */
+        int npad = nw - tui_cols(name, strlen(name)), epad = ew - tui_cols(expr, strlen(expr));
+        int tpad = 14 - tui_cols(tz, strlen(tz));
         if (!wide) {
-            tui_put(y++, 0, COLS, attr, "  %-14.14s %-14.14s %-6s %-20s %s", sc->name, sc->expr,
-                    state, sc->error ? "none (see below)" : next, job);
+            tui_put(y++, 0, COLS, attr, "  %s%*s %s%*s %-6s %-20s %s", name, npad > 0 ? npad : 0,
+                    "", expr, epad > 0 ? epad : 0, "", state,
+                    sc->error ? "none (see below)" : next, job);
             continue;
         }
-        tui_put(y++, 0, COLS, attr, "  %-18.18s %-16.16s %-14.14s %-7s %-30s %-30s %-18s %lld",
-                sc->name, sc->expr, sc->tz, state,
-                sc->error ? "none (see below)" : next, last, job, (long long)sc->runs);
+        tui_put(y++, 0, COLS, attr, "  %s%*s %s%*s %s%*s %-7s %-30s %-30s %-18s %lld", name,
+                npad > 0 ? npad : 0, "", expr, epad > 0 ? epad : 0, "", tz, tpad > 0 ? tpad : 0,
+                "", state, sc->error ? "none (see below)" : next, last, job, (long long)sc->runs);
     }
     if (S.n == 0 && !S.error[0])
         tui_put(y0 + 3, 2, COLS - 2, A_DIM,

@@ -8,6 +8,8 @@
 #   - text cut to fit ends in a marker ("…" on this UTF-8 terminal): the ERROR column of a job
 #     whose error is wider than the column; a status message longer than its rows ends in the
 #     marker with where the whole of it is, and the Logs pane (3) has it whole as a [console] line;
+#   - the Schedules pane cuts a long name or expression with the marker (bare, "0,5,10,15,20,2"
+#     read as another valid expression: trial 22);
 #   - :sort queue (no store index serves it) says so and what to do instead, with the columns;
 #   - the submit form's Guest field answers a typo ("echo-wrkr") with "did you mean 'echo-worker'?".
 #
@@ -27,6 +29,9 @@ DB=$TMP/t.db
 "$ASPEN" worker --until-idle --db "$DB" >/dev/null 2>&1 || fail "run job 1"
 "$ASPEN" submit --type sleep --payload '{"ms": 10}' --count 2 --queue a --create-queue --db "$DB" >/dev/null ||
     fail "submit 2-3 to a"
+# a schedule whose expression and name are wider than the Schedules pane's 80-column cells
+"$ASPEN" cron add weekday-mornings-every-five-minutes '0,5,10,15,20,25 9-17 * * MON-FRI' --type echo \
+    --paused --db "$DB" >/dev/null || fail "cron add"
 "$ASPEN" pause --db "$DB" >/dev/null || fail "pause" # nothing runs: the jobs stay queued
 q_json() { # q_json QUEUE FIELD: the field of one queue from aspen queues --json
     "$ASPEN" queues --json --db "$DB" | python3 -c '
@@ -81,6 +86,12 @@ wait_for "^ Queues on this database: 2 \(1 paused, 0 limited\)"
 wait_for "^ +default +0 +0 +0 +0 +- +- +- "
 wait_for "^ +a +2 +0 +0 +0 +- +- +paused "
 [ "$(q_json a paused)" = true ] || fail ":resume resumed queue a's own pause"
+
+echo "== the Schedules pane's cut cells end in the marker (trial 22)"
+keys 5
+wait_for "^ +weekday-morni… +0,5,10,15,20,… +paused "
+# never the bare prefix that reads as another valid expression (minute 2)
+screen | grep -q "0,5,10,15,20,2 " && fail "the expression was cut without a marker"
 
 echo "== :sort queue says why not and what does the job"
 keys 1

@@ -1857,7 +1857,15 @@ static int set_paused(int argc, char **argv, bool paused)
     if (cli_open_engine(db, 0, &eng))
         return 1;
     aspen_engine_error err = {0};
+    /* a second pause (or a resume of a running database) changes nothing: said so, as cron
+     * pause and queue pause say it (trial 22); unknown, it is said as a change */
+    bool was = !paused;
+    if (aspen_engine_paused(eng, &was, &err) != 0)
+        was = !paused;
     rc = aspen_engine_set_paused(eng, paused, &err);
+    /* the commands printed open this database when pasted (aspen queues' hints carry --db) */
+    char dba[4 * PATH_MAX + 16];
+    cli_db_arg(aspen_engine_db_path(eng), dba, sizeof dba);
     aspen_engine_close(eng);
     if (rc) {
         cli_error("%s", err.msg);
@@ -1865,12 +1873,16 @@ static int set_paused(int argc, char **argv, bool paused)
     }
     /* one switch for every queue: say so ("queue paused" read as one queue's, trial 10), and
      * that a queue paused on its own (aspen queue pause) is not resumed by it */
-    if (paused)
-        printf("all queues paused: no worker on this database starts a job (aspen resume starts "
-               "them again)\n");
+    if (was == paused)
+        printf("all queues were already %s: nothing changed (aspen %s%s %s)\n",
+               paused ? "paused" : "running", paused ? "resume" : "pause", dba,
+               paused ? "starts them again" : "stops them");
+    else if (paused)
+        printf("all queues paused: no worker on this database starts a job (aspen resume%s "
+               "starts them again)\n", dba);
     else
         printf("all queues resumed: every worker on this database starts jobs again (a queue "
-               "paused on its own stays paused: aspen queue resume NAME)\n");
+               "paused on its own stays paused: aspen queue resume NAME%s)\n", dba);
     return 0;
 }
 

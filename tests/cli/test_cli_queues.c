@@ -579,6 +579,9 @@ static void test_trial10_edges(void **state)
     expect(run("'%s' submit --type echo --count 2 --db '%s' 2>&1", A, g_db), 0, NULL);
     expect(run("'%s' pause --db '%s' 2>&1", A, g_db), 0,
            "all queues paused: no worker on this database starts a job (aspen resume");
+    /* a second pause changes nothing and says so, as cron pause and queue pause do (trial 22) */
+    expect(run("'%s' pause --db '%s' 2>&1", A, g_db), 0,
+           "all queues were already paused: nothing changed (aspen resume --db");
     o = run("'%s' queues --db '%s' 2>&1", A, g_db);
     {
         const char *row = strstr(o.buf, "\ndefault ");
@@ -624,6 +627,8 @@ static void test_trial10_edges(void **state)
         fail_msg("the worker did not say it waits on the pause:\n%s", o.buf);
     }
     expect(run("'%s' resume --db '%s' 2>&1", A, g_db), 0, "all queues resumed");
+    expect(run("'%s' resume --db '%s' 2>&1", A, g_db), 0,
+           "all queues were already running: nothing changed (aspen pause --db");
     /* its last line says it ended (a reparented process's pid is no proof: it may linger) */
     bool gone = false;
     for (int i = 0; i < 600 && !gone; i++) {

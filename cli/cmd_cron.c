@@ -121,7 +121,9 @@ static json_t *schedule_json(const aspen_store_schedule *sc)
     json_object_set_new(o, "name", cli_json_str(sc->name));
     json_object_set_new(o, "expr", cli_json_str(sc->expr));
     json_object_set_new(o, "tz", cli_json_str(sc->tz));
-    json_object_set_new(o, "queue", sc->queue ? cli_json_str(sc->queue) : json_null());
+    /* a template with no queue enqueues to default: said as the table says it (null read as
+     * "no queue", trial 22) */
+    json_object_set_new(o, "queue", cli_json_str(sc->queue && *sc->queue ? sc->queue : "default"));
     json_object_set_new(o, "missed", json_string(sc->missed == ASPEN_STORE_MISSED_ONCE ? "once"
                                                                                       : "skip"));
     json_object_set_new(o, "grace_ms", json_integer(sc->grace_ms));

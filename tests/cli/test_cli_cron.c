@@ -228,6 +228,12 @@ static void cron_errors(bool pg)
     sc = schedule_of(&d, "nightly");
     assert_string_equal(json_string_value(json_object_get(sc, "queue")), "reports");
     json_decref(sc);
+    o = run_plain("'%s' cron add plain '@daily' --type echo --db '%s' 2>&1", ASPEN_BIN, d.name);
+    assert_int_equal(o.status, 0);
+    free(o.buf);
+    sc = schedule_of(&d, "plain"); /* no --queue: default, as the table says (it was null) */
+    assert_string_equal(json_string_value(json_object_get(sc, "queue")), "default");
+    json_decref(sc);
     /* made now, not at the first run: listed, and the next schedule's --queue finds it */
     o = run_plain("'%s' queues --json --db '%s'", ASPEN_BIN, d.name);
     assert_true(has(&o, "\"reports\""));

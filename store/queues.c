@@ -90,6 +90,9 @@ static bool parse_count(const char *p, const char *end, int64_t *out)
     return true;
 }
 
+/* The most jobs a rate may allow a period: far past any engine's speed, and short enough to show. */
+#define RATE_COUNT_MAX 1000000000LL
+
 int aspen_store_rate_parse(const char *text, int64_t *n, int64_t *period_ms, aspen_store_error *err)
 {
     static const char how[] = "write N/PERIOD: a positive count of jobs, then the period as a unit "
@@ -101,7 +104,15 @@ int aspen_store_rate_parse(const char *text, int64_t *n, int64_t *period_ms, asp
     store_clean_ascii(text, shown, sizeof shown);
     const char *slash = strchr(text, '/');
     int64_t count = 0;
-    if (!slash || !parse_count(text, slash, &count) || count <= 0)
+    /* A count of digits only that does not fit, or past RATE_COUNT_MAX, is too large, not "not
+     * a positive number" (trial 22: 9223372036854775807/s said that, 10^17/s was taken and
+     * pushed the Queues pane's row past 80 columns). */
+    bool digits = slash && slash > text && strspn(text, "0123456789") == (size_t)(slash - text);
+    bool fits = slash && parse_count(text, slash, &count);
+    if (digits && (!fits || count > RATE_COUNT_MAX))
+        return store_err(err, ASPEN_STORE_EINVAL, "rate \"%s\": the count before '/' is too "
+                         "large: at most 1,000,000,000 jobs a period: %s", shown, how);
+    if (!fits || count <= 0)
         return store_err(err, ASPEN_STORE_EINVAL, "rate \"%s\": the count before '/' is not a "
                          "positive number: %s", shown, how);
     const char *u = slash + 1;

@@ -143,6 +143,13 @@ static void test_names_rates_limits_refused(void **state)
         assert_int_equal(aspen_store_rate_parse(bad_rates[i], &n, &period, &e), ASPEN_STORE_EINVAL);
         assert_non_null(strstr(e.msg, "N/PERIOD"));
     }
+    /* a count too large says so (it said "not a positive number" for INT64_MAX, trial 22) */
+    assert_int_equal(aspen_store_rate_parse("9223372036854775807/s", &n, &period, &e),
+                     ASPEN_STORE_EINVAL);
+    assert_non_null(strstr(e.msg, "is too large: at most 1,000,000,000 jobs a period"));
+    assert_int_equal(aspen_store_rate_parse("100000000000000000/s", &n, &period, &e),
+                     ASPEN_STORE_EINVAL);
+    assert_int_equal(aspen_store_rate_parse("1000000000/s", &n, &period, &e), 0);
     /* a unit is named whole as typed (it used to be cut at 8: "millisec"), control bytes shown
      * as '?' */
     assert_int_equal(aspen_store_rate_parse("5/milliseconds", &n, &period, &e), ASPEN_STORE_EINVAL);

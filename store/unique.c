@@ -327,7 +327,7 @@ int aspen_store_duration_parse(const char *text, int64_t *ms, aspen_store_error 
         char *end;
         long long v = strtoll(p, &end, 10);
         if (errno)
-            goto bad;
+            goto too_large; /* only ERANGE here: p starts with a digit */
         int64_t unit = -1;
         size_t ulen = 0;
         if (!*end && !any) {
@@ -343,8 +343,10 @@ int aspen_store_duration_parse(const char *text, int64_t *ms, aspen_store_error 
                 }
             }
         }
-        if (unit < 0 || v > (INT64_MAX - total) / unit)
+        if (unit < 0)
             goto bad;
+        if (v > (INT64_MAX - total) / unit)
+            goto too_large;
         total += v * unit;
         any = true;
         p = end + ulen;
@@ -357,6 +359,12 @@ bad:
     return store_err(err, ASPEN_STORE_EINVAL,
                      "'%.40s' is not a duration: write one such as 500ms, 90s, 10m, 12h, 7d, 2w "
                      "or 1h30m",
+                     text ? text : "");
+too_large: /* a duration it is, past what milliseconds in 64 bits hold (trial 22 read it as
+            * "not a duration") */
+    return store_err(err, ASPEN_STORE_EINVAL,
+                     "'%.40s' is too long a duration: at most about 292 million years "
+                     "(106751991167d)",
                      text ? text : "");
 }
 

@@ -397,6 +397,15 @@ static void test_retention(void **state)
     assert_int_equal(aspen_store_duration_parse("", &ms, &e), ASPEN_STORE_EINVAL);
     assert_int_equal(aspen_store_duration_parse("1hh", &ms, &e), ASPEN_STORE_EINVAL);
     assert_int_equal(aspen_store_duration_parse(NULL, &ms, &e), ASPEN_STORE_EINVAL);
+    /* past 64 bits of milliseconds it is a duration too long, not "not a duration" (trial 22) */
+    assert_int_equal(aspen_store_duration_parse("999999999999d", &ms, &e), ASPEN_STORE_EINVAL);
+    assert_non_null(strstr(e.msg, "'999999999999d' is too long a duration: at most"));
+    assert_int_equal(aspen_store_duration_parse("99999999999999999999s", &ms, &e),
+                     ASPEN_STORE_EINVAL);
+    assert_non_null(strstr(e.msg, "is too long a duration"));
+    assert_int_equal(aspen_store_duration_parse("106751991167d", &ms, &e), 0);
+    assert_int_equal(aspen_store_duration_parse("3x", &ms, &e), ASPEN_STORE_EINVAL);
+    assert_non_null(strstr(e.msg, "is not a duration"));
 }
 
 static void test_hostile_names(void **state)

@@ -23,8 +23,8 @@ wait_for "Schedules: 1 \(0 paused\)"
 # the whole header line and the column heads are on screen, not cut at the right edge
 wait_for "Schedules: 1 \(0 paused\) \| enqueued by engine [0-9]+ \(this console\)" 10
 screen | grep -Eq '^  NAME +SCHEDULE +STATE +NEXT RUN +LAST JOB' || fail "the column heads at 80 columns"
-# the row: its next run with date, time and how far off, in view
-screen | grep -Eq 'a-rather-long- +\*/5 \* \* \* \* +active +[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2} \(in [0-9]+[smh]\)' ||
+# the row: its name cut with the marker, its next run with date, time and how far off, in view
+screen | grep -Eq 'a-rather-long… +\*/5 \* \* \* \* +active +[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2} \(in [0-9]+[smh]\)' ||
     fail "the schedule's next run is not in view at 80 columns"
 # what the row dropped is in the footer line for the schedule under the cursor
 wait_for "a-rather-long-schedule-name: tz Europe/Berlin, last run -, 0 runs" 5

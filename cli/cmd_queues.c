@@ -76,7 +76,9 @@ int cmd_queues(int argc, char **argv)
         "  every queue: jobs waiting (QUEUED, of which RESV reserved by an engine about\n"
         "  to start them), SCHED (later), RUNNING, its LIMIT (running at once, all\n"
         "  hosts), RATE, whether PAUSED (paused: the queue; all: every queue, by aspen\n"
-        "  pause), the OLDEST due job's wait and DONE/MIN (finished in the last minute)\n"
+        "  pause), the OLDEST due job's wait and DONE/MIN (finished in the last minute;\n"
+        "  when more than 100,000 jobs were made in that minute only the newest 100,000\n"
+        "  are counted: >=N is at least N, - none among them)\n"
         "  change them with aspen queue set|pause|resume NAME; aspen queue rm NAME\n"
         "  removes one\n"
         "  --wide  every column: the table fits the terminal (80 when output is not one)\n";
@@ -165,8 +167,14 @@ int cmd_queues(int argc, char **argv)
             cli_table_str(t, rate);
             cli_table_str(t, q->paused ? "paused" : all_paused ? "all" : "-");
             cli_table_str(t, oldest);
-            cli_table_fmt(t, "%s%lld", q->throughput_capped ? ">=" : "",
-                          (long long)q->finished_last_min);
+            /* capped: more than 100,000 jobs were made in the last minute and only the newest
+             * 100,000 were looked at, so a count is at least that many; for a queue with none
+             * among them ">=0" said nothing a person could read (trial 23): "-", not counted */
+            if (q->throughput_capped && !q->finished_last_min)
+                cli_table_str(t, "-");
+            else
+                cli_table_fmt(t, "%s%lld", q->throughput_capped ? ">=" : "",
+                              (long long)q->finished_last_min);
         }
         cli_table_print(t, stdout);
         cli_table_free(t);

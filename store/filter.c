@@ -58,19 +58,65 @@ static bool parse_id(const char *v, int64_t *out)
     return true;
 }
 
-/* A term as it may be quoted in a message: at most 60 bytes, cut before a UTF-8 continuation
- * byte, "…" when cut. The front ends escape controls when they print it. */
+/* The well-formed UTF-8 sequence at s[0, n): its length (2..4), or 0 (overlong, surrogate, past
+ * U+10FFFF, cut short, a stray continuation byte). Only for bytes >= 0x80. */
+static size_t utf8_seq(const unsigned char *s, size_t n)
+{
+    unsigned char c = s[0];
+    size_t l = c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3 : c >= 0xF0 && c <= 0xF4 ? 4
+                                                                                               : 0;
+    if (!l || l > n)
+        return 0;
+    for (size_t i = 1; i < l; i++)
+        if ((s[i] & 0xC0) != 0x80)
+            return 0;
+    if ((c == 0xE0 && s[1] < 0xA0) || (c == 0xED && s[1] > 0x9F) || (c == 0xF0 && s[1] < 0x90) ||
+        (c == 0xF4 && s[1] > 0x8F))
+        return 0;
+    return l;
+}
+
+const char *store_shown(const char *s, size_t len, size_t max, char *out, size_t size)
+{
+    if (!size)
+        return out;
+    const unsigned char *u = (const unsigned char *)(s ? s : "");
+    if (!s)
+        len = 0;
+    size_t in = 0, o = 0;
+    while (in < len && in < max) {
+        char esc[8];
+        size_t k, w; /* bytes read, bytes written */
+        if (u[in] >= 0x20 && u[in] < 0x7f) {
+            esc[0] = (char)u[in];
+            k = w = 1;
+        } else if (u[in] >= 0x80 && (k = utf8_seq(u + in, len - in)) != 0 &&
+                   !(k == 2 && u[in] == 0xC2 && u[in + 1] < 0xA0)) {
+            memcpy(esc, u + in, k); /* a character, as it is (C1 controls are not: below) */
+            w = k;
+        } else if (u[in] == 0xC2 && in + 1 < len && u[in + 1] >= 0x80 && u[in + 1] < 0xA0) {
+            snprintf(esc, sizeof esc, "\\u%04x", u[in + 1]);
+            k = 2;
+            w = 6;
+        } else {
+            snprintf(esc, sizeof esc, "\\x%02x", u[in]);
+            k = 1;
+            w = 4;
+        }
+        if (in + k > max || o + w + 4 > size) /* room for "…" and the NUL after it */
+            break;
+        memcpy(out + o, esc, w);
+        o += w;
+        in += k;
+    }
+    snprintf(out + o, size - o, "%s", in < len ? "\u2026" : "");
+    return out;
+}
+
+/* A term as it may be quoted in a message: at most 60 bytes (store_shown). */
 static const char *shown(const char *s, size_t len, char out[80])
 {
-    size_t n = len;
-    if (n > 60) {
-        n = 60;
-        while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
-            n--;
-    }
-    memcpy(out, s, n);
-    snprintf(out + n, 80 - n, "%s", n < len ? "\u2026" : "");
-    return out;
+    return store_shown(s, len, 60, out, 80);
 }
 
 static char lower(char c) { return c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c; }

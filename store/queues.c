@@ -62,11 +62,11 @@ int aspen_store_queue_name_check(const char *name, aspen_store_error *err)
         ok = name_char(name[i], i == 0);
     if (!ok) {
         char shown[80];
-        store_clean_ascii(name, shown, sizeof shown);
         return store_err(err, ASPEN_STORE_EINVAL,
-                         "queue name \"%s\"%s is not valid: use 1 to %d letters, digits, '_', '-' "
+                         "queue name \"%s\" is not valid: use 1 to %d letters, digits, '_', '-' "
                          "or '.', starting with a letter or digit",
-                         shown, len >= sizeof shown ? "…" : "", ASPEN_STORE_QUEUE_NAME_MAX);
+                         store_shown(name, len, 64, shown, sizeof shown),
+                         ASPEN_STORE_QUEUE_NAME_MAX);
     }
     return 0;
 }
@@ -101,7 +101,7 @@ int aspen_store_rate_parse(const char *text, int64_t *n, int64_t *period_ms, asp
     if (!text || !*text)
         return store_err(err, ASPEN_STORE_EINVAL, "a rate is empty: %s", how);
     char shown[48];
-    store_clean_ascii(text, shown, sizeof shown);
+    store_shown(text, strlen(text), 40, shown, sizeof shown);
     const char *slash = strchr(text, '/');
     int64_t count = 0;
     /* A count of digits only that does not fit, or past RATE_COUNT_MAX, is too large, not "not
@@ -132,7 +132,7 @@ int aspen_store_rate_parse(const char *text, int64_t *n, int64_t *period_ms, asp
     }
     if (!ok) {
         char period_shown[sizeof shown];
-        store_clean_ascii(u, period_shown, sizeof period_shown);
+        store_shown(u, strlen(u), 40, period_shown, sizeof period_shown);
         return store_err(err, ASPEN_STORE_EINVAL, "rate \"%s\": the period \"%s\" is not %s: %s",
                          shown, period_shown, bare ? "a duration (it has no unit)" : "a duration",
                          how);

@@ -103,7 +103,7 @@ int aspen_store_schedule_check_name(const char *name, aspen_store_error *err)
     }
     if (!ok) {
         char shown[80];
-        store_clean_ascii(name, shown, sizeof shown);
+        store_shown(name, len, 64, shown, sizeof shown);
         return store_err(err, ASPEN_STORE_EINVAL,
                          "schedule name \"%s\" is not allowed: use 1-%d letters, digits, '-', '_' "
                          "or '.', starting with a letter or digit",
@@ -194,7 +194,7 @@ int store_schedule_notfound(const char *name, const char *const *names, size_t n
                             aspen_store_error *err)
 {
     char shown[80];
-    store_clean_ascii(name, shown, sizeof shown);
+    store_shown(name, strlen(name), 64, shown, sizeof shown);
     const char *near = aspen_store_nearest(name, strlen(name), names, n);
     if (near)
         return store_err(err, ASPEN_STORE_ENOTFOUND,

@@ -266,6 +266,13 @@ char *store_engine_slots_encode(const aspen_store_engine_slot *slots, size_t n);
 void store_engine_slots_decode(aspen_store_engine_info *e, const char *text);
 /* Copies src into dst[size] with control bytes and bytes >= 0x80 as '?'. */
 void store_clean_ascii(const char *src, char *dst, size_t size);
+/* A name or term as a message quotes it (store/filter.c): UTF-8 as it is (café, not caf??);
+ * control bytes, C1 controls and bytes that are not well-formed UTF-8 as \xNN (\u0080 for C1),
+ * the escapes the front ends' sanitiser (aspen_text) writes, so a message never carries a raw
+ * control byte to a caller and reads the same in every front end. At most max bytes of s, and
+ * what fits in out[size] with "…" after it when cut; never cut inside a character or an escape.
+ * Returns out. */
+const char *store_shown(const char *s, size_t len, size_t max, char *out, size_t size);
 
 /* ---- metrics history (schema version 11, store/metrics.c) ------------------------------------- */
 

@@ -539,8 +539,8 @@ int aspen_store_tz_open(const char *name, aspen_store_tz **out, aspen_store_erro
                          "time zone \"\" is empty: give an IANA name such as Europe/Berlin, "
                          "America/New_York or UTC (without a zone a schedule runs in UTC)");
     }
-    char shown[64];
-    store_clean_ascii(name, shown, sizeof shown);
+    char shown[80];
+    store_shown(name, strlen(name), 64, shown, sizeof shown);
     /* "localtime" is a file in the zoneinfo directory (a link to /etc/localtime), so it opened:
      * each host then read its own clock's zone, and engines on hosts set to different zones
      * disagreed on a schedule's occurrences. A schedule's zone must mean one thing everywhere. */

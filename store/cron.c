@@ -28,6 +28,8 @@ struct field_def {
 static const char *const month_names[] = {"JAN", "FEB", "MAR", "APR", "MAY", "JUN",
                                           "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"};
 static const char *const day_names[] = {"SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"};
+static const char *const day_long[] = {"Sunday",   "Monday", "Tuesday", "Wednesday",
+                                       "Thursday", "Friday", "Saturday", "Sunday"};
 
 enum { F_MIN, F_HOUR, F_MDAY, F_MONTH, F_WDAY, F_COUNT };
 
@@ -41,7 +43,7 @@ static const struct field_def fields[F_COUNT] = {
 
 struct perr {
     aspen_store_error *err;
-    const char *expr; /* shown, already made printable */
+    const char *expr; /* as a message quotes it (store_shown) */
 };
 
 #define PERR(pe, ...) perr_fill(pe, __VA_ARGS__)
@@ -56,16 +58,10 @@ __attribute__((format(printf, 2, 3))) static int perr_fill(struct perr *pe, cons
     return store_err(pe->err, ASPEN_STORE_EINVAL, "cron expression \"%s\": %s", pe->expr, why);
 }
 
-/* A printable copy of a token for messages (at most 24 bytes shown). */
+/* A token as a message quotes it (at most 24 bytes, store_shown). */
 static void token_shown(const char *b, size_t len, char *out, size_t size)
 {
-    char tmp[32];
-    size_t n = len < 24 ? len : 24;
-    memcpy(tmp, b, n);
-    tmp[n] = '\0';
-    store_clean_ascii(tmp, out, size);
-    if (len > 24 && strlen(out) + 4 < size)
-        strcat(out, "...");
+    store_shown(b, len, 24, out, size);
 }
 
 /* One value of a field: a number or, for month and day-of-week, a name. */
@@ -165,11 +161,23 @@ static int parse_field(struct perr *pe, int which, const char *b, size_t len, ui
                 code = parse_value(pe, f, dash + 1, rlen - (size_t)(dash - item) - 1, &hi);
                 if (code)
                     return code;
-                if (which == F_WDAY && hi == 0 && lo > 0)
-                    hi = 7; /* FRI-SUN */
+                /* SUN ending a range is 7 (FRI-SUN: Friday to Sunday); a 0 is not: 5-0 was read
+                 * as 5-7 while every other field refuses a range that goes backwards (trial 23) */
+                if (which == F_WDAY && hi == 0 && lo > 0 && !isdigit((unsigned char)dash[1]))
+                    hi = 7;
+                if (hi < lo && which == F_WDAY && lo == 7)
+                    return PERR(pe, "%s range %s goes backwards: 7 is Sunday at the week's end; "
+                                    "a range from Sunday starts at 0 (0-%d)",
+                                f->name, tok, hi);
+                if (hi < lo && which == F_WDAY && hi == 0)
+                    return PERR(pe, "%s range %s goes backwards: write the smaller value first "
+                                    "(Sunday is 0 or 7: %d-7 runs %s to Sunday)",
+                                f->name, tok, lo, day_long[lo]);
                 if (hi < lo)
-                    return PERR(pe, "%s range %s goes backwards: write the smaller value first",
-                                f->name, tok);
+                    return PERR(pe, "%s range %s goes backwards: write the smaller value first "
+                                    "(a range wraps round in no field: %d-%d,%d-%d for both "
+                                    "ends)",
+                                f->name, tok, lo, which == F_WDAY ? 7 : f->hi, f->lo, hi);
             } else {
                 int code = parse_value(pe, f, item, rlen, &lo);
                 if (code)
@@ -277,11 +285,7 @@ int aspen_store_cron_parse(const char *expr, aspen_store_cron *out, aspen_store_
     if (!expr)
         return store_err(err, ASPEN_STORE_EINVAL, "no cron expression given");
     char shown[64];
-    store_clean_ascii(expr, shown, sizeof shown);
-    if (strlen(expr) > 48) {
-        shown[45] = '\0';
-        strcat(shown, "...");
-    }
+    store_shown(expr, strlen(expr), 48, shown, sizeof shown);
     struct perr pe = {err, shown};
     size_t len = strlen(expr);
     if (len > ASPEN_STORE_CRON_MAX)

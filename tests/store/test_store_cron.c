@@ -84,6 +84,12 @@ static void test_fields(void **state)
     assert_int_equal(c.wdays, 1u);
     parse_ok("0 0 * * FRI-SUN", &c);
     assert_int_equal(c.wdays, (1u << 5) | (1u << 6) | 1u);
+    parse_ok("0 0 * * 5-7", &c);
+    assert_int_equal(c.wdays, (1u << 5) | (1u << 6) | 1u);
+    parse_ok("0 0 * * 7-7", &c); /* Sunday alone */
+    assert_int_equal(c.wdays, 1u);
+    parse_ok("0 0 * * 0-7", &c); /* every day, Sunday once */
+    assert_int_equal(c.wdays, 0x7fu);
     parse_ok("  1-10/3   2   *   *   *  ", &c);
     assert_true(c.minutes == (1ull << 1 | 1ull << 4 | 1ull << 7 | 1ull << 10));
     parse_ok("@hourly", &c);
@@ -121,6 +127,17 @@ static void test_errors(void **state)
     parse_err("0 * * * * *", "got 6; there is no seconds or year field");
     parse_err("*/0 * * * *", "minute step 0 in */0: a step must be 1 or more");
     parse_err("10-5 * * * *", "minute range 10-5 goes backwards");
+    /* trial 23: a day-of-week range ending in 0 was read as ending in 7 (5-0 = FRI-SUN) while
+     * every other backwards range was refused; SUN by name still ends a range as 7 */
+    parse_err("0 0 * * 5-0", "day-of-week range 5-0 goes backwards: write the smaller value "
+                             "first (Sunday is 0 or 7: 5-7 runs Friday to Sunday)");
+    parse_err("0 0 * * 5-0/2", "day-of-week range 5-0/2 goes backwards");
+    parse_err("0 0 * * 7-1", "day-of-week range 7-1 goes backwards: 7 is Sunday at the week's "
+                             "end; a range from Sunday starts at 0 (0-1)");
+    parse_err("0 22-2 * * *", "hour range 22-2 goes backwards: write the smaller value first (a "
+                              "range wraps round in no field: 22-23,0-2 for both ends)");
+    parse_err("0 0 * 11-2 *", "month range 11-2 goes backwards");
+    parse_err("0 0 * NOV-FEB *", "month range NOV-FEB goes backwards");
     parse_err("1,,2 * * * *", "minute has an empty list item");
     parse_err("1, * * * *", "minute has an empty list item");
     parse_err("a * * * *", "minute value a is not a number");

@@ -10,6 +10,7 @@
  * not in the database gets the nearest one there is ("did you mean"), from its directory. */
 #include "store_backend.h"
 
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -517,6 +518,92 @@ static void tz_nearest(const char *dir, const char *name, char *near, size_t siz
     free(names.name);
 }
 
+/* A regular file (or a link to one) of that name in the zoneinfo directory. */
+static bool tz_file_exists(const char *name)
+{
+    const char *dir = getenv("TZDIR");
+    if (!dir || !*dir)
+        dir = "/usr/share/zoneinfo";
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+/* A UTC offset written as a zone: "UTC+5", "GMT-03:30", "UT+0530", "+05:00", "UTC5" (optional
+ * UTC/GMT/UT, a sign, 1-2 digits of hours, optional [:]MM minutes). True with the offset east of
+ * UTC in minutes as a person reads it (UTC+5 is five hours ahead; POSIX TZ strings read the sign
+ * the other way, which is why neither form is taken). */
+static bool utc_offset_form(const char *name, int *east_min)
+{
+    const char *p = name;
+    if (strncasecmp(p, "UTC", 3) == 0 || strncasecmp(p, "GMT", 3) == 0)
+        p += 3;
+    else if (strncasecmp(p, "UT", 2) == 0)
+        p += 2;
+    bool prefixed = p != name;
+    int sign = 1;
+    if (*p == '+' || *p == '-')
+        sign = *p++ == '-' ? -1 : 1;
+    else if (!prefixed)
+        return false; /* "5" or "0530" alone is no zone of any kind */
+    if (!isdigit((unsigned char)p[0]))
+        return false;
+    int h = p[0] - '0';
+    p++;
+    if (isdigit((unsigned char)p[0]) && !(p[1] && isdigit((unsigned char)p[1]) && !p[2]))
+        h = h * 10 + (*p++ - '0');
+    int m = 0;
+    if (*p == ':')
+        p++;
+    if (*p) {
+        if (!isdigit((unsigned char)p[0]) || !isdigit((unsigned char)p[1]) || p[2])
+            return false;
+        m = (p[0] - '0') * 10 + (p[1] - '0');
+    }
+    if (h > 23 || m > 59)
+        return false;
+    *east_min = sign * (h * 60 + m);
+    return true;
+}
+
+/* The refusal of a UTC offset (trial 23: --tz UTC+5 got "did you mean UTC?", which would have
+ * run the schedule five hours off): offsets are not zones here, and a whole-hour one has a
+ * fixed zone of its own, Etc/GMT-N, whose sign is the POSIX one, the other way round. */
+static int offset_refused(const char *shown, int east, aspen_store_error *err)
+{
+    int h = (east < 0 ? -east : east) / 60, m = (east < 0 ? -east : east) % 60;
+    char off[16];
+    snprintf(off, sizeof off, "%c%02d:%02d", east < 0 ? '-' : '+', h, m);
+    if (east == 0)
+        return store_err(err, ASPEN_STORE_EINVAL,
+                         "time zone \"%s\" is a UTC offset, not an IANA zone name: offsets are not "
+                         "accepted; give UTC (or leave --tz out: a schedule runs in UTC)",
+                         shown);
+    if (east > 14 * 60 || east < -12 * 60)
+        return store_err(err, ASPEN_STORE_EINVAL,
+                         "time zone \"%s\" is a UTC offset, not an IANA zone name: offsets are not "
+                         "accepted, and no zone's clock is UTC%s (they run from -12:00 to "
+                         "+14:00); give an IANA name such as Europe/Berlin, America/New_York or "
+                         "UTC",
+                         shown, off);
+    if (m == 0)
+        return store_err(err, ASPEN_STORE_EINVAL,
+                         "time zone \"%s\" is a UTC offset, not an IANA zone name: offsets are not "
+                         "accepted; give the IANA zone of the place whose clock you mean "
+                         "(Europe/Berlin, America/New_York: it follows daylight-saving time), or "
+                         "Etc/GMT%c%d "
+                         "for a fixed UTC%s all year (the Etc/ names invert the sign: Etc/GMT%c%d "
+                         "is %d hour%s %s UTC)",
+                         shown, east > 0 ? '-' : '+', h, off, east > 0 ? '-' : '+', h, h,
+                         h == 1 ? "" : "s", east > 0 ? "ahead of" : "behind");
+    return store_err(err, ASPEN_STORE_EINVAL,
+                     "time zone \"%s\" is a UTC offset, not an IANA zone name: offsets are not "
+                     "accepted; give the city zone whose clock is UTC%s (Asia/Kolkata is "
+                     "+05:30, America/St_Johns -03:30; timedatectl list-timezones lists them)",
+                     shown, off);
+}
+
 int aspen_store_tz_open(const char *name, aspen_store_tz **out, aspen_store_error *err)
 {
     if (!out)
@@ -551,6 +638,13 @@ int aspen_store_tz_open(const char *name, aspen_store_tz **out, aspen_store_erro
                          "hosts set differently would disagree on when the schedule runs; give "
                          "an IANA name such as Europe/Berlin, America/New_York or UTC",
                          shown);
+    }
+    /* a real file of that name (GMT+0, GMT-0, GMT0 are links to UTC in tzdata) is taken below:
+     * only an offset that no zone file is named after is refused as one */
+    int east = 0;
+    if (utc_offset_form(name, &east) && (!name_ok(name) || !tz_file_exists(name))) {
+        free(tz);
+        return offset_refused(shown, east, err);
     }
     if (!name_ok(name)) {
         free(tz);

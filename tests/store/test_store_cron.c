@@ -410,6 +410,35 @@ static void test_zone_errors(void **state)
     snprintf(path, sizeof path, "%s/Cut", dir);
     unlink(path);
     rmdir(dir);
+    /* a UTC offset is no zone: refused saying so, with the Etc/ zone of a whole hour (its sign
+     * inverted) — "UTC+5" got "did you mean UTC?" (trial 23); GMT+0, a tzdata file, opens */
+    static const struct {
+        const char *name, *says;
+    } offsets[] = {
+        {"UTC+5", "or Etc/GMT-5 for a fixed UTC+05:00 all year (the Etc/ names invert the sign: "
+                  "Etc/GMT-5 is 5 hours ahead of UTC)"},
+        {"GMT-3", "Etc/GMT+3 for a fixed UTC-03:00"},
+        {"utc+10", "Etc/GMT-10"},
+        {"UTC5", "Etc/GMT-5"},
+        {"+05:00", "Etc/GMT-5"},
+        {"UTC+0530", "whose clock is UTC+05:30 (Asia/Kolkata is +05:30"},
+        {"UTC-03:30", "whose clock is UTC-03:30"},
+        {"UTC+0", "give UTC"},
+        {"UTC+15", "no zone's clock is UTC+15:00"},
+    };
+    for (size_t i = 0; i < sizeof offsets / sizeof offsets[0]; i++) {
+        e = (aspen_store_error){0};
+        assert_int_equal(aspen_store_tz_open(offsets[i].name, &tz, &e), ASPEN_STORE_EINVAL);
+        assert_null(tz);
+        if (!strstr(e.msg, "is a UTC offset, not an IANA zone name: offsets are not accepted") ||
+            !strstr(e.msg, offsets[i].says) || strstr(e.msg, "did you mean"))
+            fail_msg("%s: %s", offsets[i].name, e.msg);
+    }
+    assert_int_equal(aspen_store_tz_open("GMT+0", &tz, &e), 0);
+    aspen_store_tz_close(tz);
+    assert_int_equal(aspen_store_tz_open("Etc/GMT-5", &tz, &e), 0);
+    assert_int_equal(aspen_store_tz_offset(tz, 12345, NULL), 5 * 3600);
+    aspen_store_tz_close(tz);
     /* UTC needs no file */
     assert_int_equal(aspen_store_tz_open("UTC", &tz, &e), 0);
     assert_string_equal(aspen_store_tz_name(tz), "UTC");

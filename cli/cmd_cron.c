@@ -25,7 +25,9 @@ static void cron_usage(FILE *f)
              "                     [--timeout TIME] [--max-attempts N] [--priority N]\n"
              "                     [--memory SIZE] [--isolation] [--tag T]... [--paused]\n"
              "                     [--replace] [--any-type]\n"
-             "       aspen cron list [--json] [--wide]  every schedule: next, last run, outcome\n"
+             "       aspen cron list [QUEUE] [--json] [--wide]  every schedule (or those\n"
+             "                          enqueuing to QUEUE): next, last run, outcome\n"
+             "       aspen cron show NAME [--json]      one schedule, every setting of it\n"
              "       aspen cron runs NAME [--json]      its latest enqueued occurrences, jobs\n"
              "       aspen cron rm|pause|resume|run NAME  (run: enqueue one job now)\n"
              "  EXPR        5 fields 'minute hour day-of-month month day-of-week'\n"
@@ -157,7 +159,44 @@ static json_t *schedule_json(const aspen_store_schedule *sc)
     return o;
 }
 
-static int cron_list(aspen_engine *eng, bool as_json)
+/* The queue a schedule's jobs go to, as the table shows it. */
+static const char *queue_of(const aspen_store_schedule *sc)
+{
+    return sc->queue && *sc->queue ? sc->queue : "default";
+}
+
+/* aspen cron list QUEUE's argument: 0 when it is a queue (one a schedule enqueues to, or one
+ * that exists), else 1 or 2 after saying what it is. A schedule's name given here (where
+ * "cron list nightly" reads as "show me nightly") said only that the command took no
+ * arguments (trial 23): it now says the argument is a queue and what shows one schedule. */
+static int list_queue_check(aspen_engine *eng, const char *queue, const aspen_store_schedule *list,
+                            size_t n)
+{
+    bool is_schedule = false;
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(queue_of(&list[i]), queue) == 0)
+            return 0;
+        is_schedule = is_schedule || strcmp(list[i].name, queue) == 0;
+    }
+    aspen_store_error se = {0};
+    int code = cli_queue_lookup(aspen_engine_db_path(eng), queue, &se);
+    if (code == 0)
+        return 0;
+    char dba[4 * PATH_MAX + 16];
+    cli_db_arg(aspen_engine_db_path(eng), dba, sizeof dba);
+    if (is_schedule)
+        cli_error("aspen cron list takes a QUEUE (it lists the schedules whose jobs go there), "
+                  "and %s is a schedule, not a queue: aspen cron show %s%s shows it (aspen cron "
+                  "runs %s%s its runs)",
+                  queue, queue, dba, queue, dba);
+    else
+        cli_error("aspen cron list takes a QUEUE (it lists the schedules whose jobs go there): "
+                  "%s",
+                  se.msg);
+    return code == ASPEN_STORE_EINVAL ? 2 : 1;
+}
+
+static int cron_list(aspen_engine *eng, const char *queue, bool as_json)
 {
     aspen_store_schedule *list = NULL;
     size_t n = 0;
@@ -166,10 +205,28 @@ static int cron_list(aspen_engine *eng, bool as_json)
         cli_error("%s", err.msg);
         return 1;
     }
+    if (queue) {
+        int qrc = list_queue_check(eng, queue, list, n);
+        if (qrc) {
+            aspen_store_schedules_free(list, n);
+            return qrc;
+        }
+    }
+    /* what is listed: every schedule, or those of the queue */
+    bool *shown = calloc(n ? n : 1, sizeof *shown);
+    if (!shown) {
+        aspen_store_schedules_free(list, n);
+        cli_error("out of memory listing the schedules");
+        return 1;
+    }
+    size_t n_shown = 0;
+    for (size_t i = 0; i < n; i++)
+        n_shown += (shown[i] = !queue || strcmp(queue_of(&list[i]), queue) == 0);
     if (as_json) {
         json_t *arr = json_array();
         for (size_t i = 0; i < n; i++)
-            json_array_append_new(arr, schedule_json(&list[i]));
+            if (shown[i])
+                json_array_append_new(arr, schedule_json(&list[i]));
         cli_json_print(arr, stdout, false);
         json_decref(arr);
     } else {
@@ -190,15 +247,19 @@ static int cron_list(aspen_engine *eng, bool as_json)
         if (!why || !problem) {
             free(why);
             free(problem);
+            free(shown);
             aspen_store_schedules_free(list, n);
             cli_error("out of memory listing the schedules");
             return 1;
         }
         size_t n_err = 0;
         for (size_t i = 0; i < n; i++)
-            n_err += (problem[i] = schedule_problem(&list[i], why[i], sizeof why[i])) != NULL;
+            if (shown[i])
+                n_err += (problem[i] = schedule_problem(&list[i], why[i], sizeof why[i])) != NULL;
         cli_table *t = cli_table_new(cols, sizeof cols / sizeof cols[0]);
         for (size_t i = 0; i < n; i++) {
+            if (!shown[i])
+                continue;
             const aspen_store_schedule *sc = &list[i];
             char next[48], last[48];
             if (problem[i])
@@ -210,7 +271,7 @@ static int cron_list(aspen_engine *eng, bool as_json)
             cli_table_str(t, sc->expr);
             cli_table_str(t, sc->tz);
             /* where its jobs go: the queue's limit, rate and pause apply to them */
-            cli_table_str(t, sc->queue && *sc->queue ? sc->queue : "default");
+            cli_table_str(t, queue_of(sc));
             cli_table_str(t, schedule_state(sc, problem[i]));
             cli_table_str(t, next);
             cli_table_str(t, last);
@@ -220,11 +281,13 @@ static int cron_list(aspen_engine *eng, bool as_json)
                 cli_table_str(t, "-");
             cli_table_fmt(t, "%lld", (long long)sc->runs);
         }
-        int prc = cli_table_print(t, stdout);
+        /* a queue none enqueues to: the line below says so, under no empty header */
+        int prc = n_shown || !queue ? cli_table_print(t, stdout) : 0;
         cli_table_free(t);
         if (prc) {
             free(why);
             free(problem);
+            free(shown);
             aspen_store_schedules_free(list, n);
             return 1;
         }
@@ -237,13 +300,107 @@ static int cron_list(aspen_engine *eng, bool as_json)
             }
         free(why);
         free(problem);
-        if (!n)
+        if (!n_shown && queue)
+            printf("(no schedule enqueues to queue %s: aspen cron list shows every schedule)\n",
+                   queue);
+        else if (!n)
             printf("(no schedules: add one with aspen cron add NAME 'EXPR' GUEST)\n");
         else if (!holder)
             printf("(no engine holds the scheduler lease: nothing is\n"
                    " enqueued until an aspen worker or console runs)\n");
         else
             printf("(enqueued by engine %lld, the scheduler lease holder)\n", (long long)holder);
+    }
+    free(shown);
+    aspen_store_schedules_free(list, n);
+    return 0;
+}
+
+/* aspen cron show NAME: one schedule, every setting and figure of it (--json: the object of
+ * cron list --json), as `aspen show ID` gives one job. 0, or 1 when there is none of the name
+ * (with a "did you mean" among the schedules there are). */
+static int cron_show(aspen_engine *eng, const char *name, bool as_json)
+{
+    aspen_store_schedule *list = NULL;
+    size_t n = 0;
+    aspen_engine_error err = {0};
+    if (aspen_engine_schedules(eng, &list, &n, &err) != 0) {
+        cli_error("%s", err.msg);
+        return 1;
+    }
+    const aspen_store_schedule *sc = NULL;
+    for (size_t i = 0; i < n && !sc; i++)
+        if (strcmp(list[i].name, name) == 0)
+            sc = &list[i];
+    if (!sc) {
+        const char **names = calloc(n ? n : 1, sizeof *names);
+        for (size_t i = 0; names && i < n; i++)
+            names[i] = list[i].name;
+        const char *near = names ? cli_nearest(name, names, n) : NULL;
+        char dba[4 * PATH_MAX + 16];
+        cli_db_arg(aspen_engine_db_path(eng), dba, sizeof dba);
+        if (near)
+            cli_error("no schedule named \"%s\": did you mean %s? (aspen cron list%s shows them)",
+                      name, near, dba);
+        else
+            cli_error("no schedule named \"%s\" (aspen cron list%s shows them)", name, dba);
+        free(names);
+        aspen_store_schedules_free(list, n);
+        return 1;
+    }
+    if (as_json) {
+        json_t *o = schedule_json(sc);
+        cli_json_print(o, stdout, false);
+        json_decref(o);
+        aspen_store_schedules_free(list, n);
+        return 0;
+    }
+    char why[1024], next[48], last[48], grace[48], timeout[48];
+    const char *problem = schedule_problem(sc, why, sizeof why);
+    if (problem)
+        snprintf(next, sizeof next, "none (it is broken: below)");
+    else if (sc->paused)
+        snprintf(next, sizeof next, "none while paused");
+    else
+        format_in_zone(aspen_store_schedule_next_due(sc), sc->tz, next, sizeof next);
+    format_in_zone(sc->last_run_ms, sc->tz, last, sizeof last);
+    cli_format_duration_us(sc->grace_ms * 1000, grace, sizeof grace);
+    cli_format_duration_us(sc->timeout_ms * 1000, timeout, sizeof timeout);
+    /* every field escaped: a template's payload and tags are whatever was given */
+    const struct {
+        const char *k, *v;
+    } rows[] = {
+        {"schedule", sc->name},
+        {"expression", sc->expr},
+        {"time zone", sc->tz && *sc->tz ? sc->tz : "UTC"},
+        {"queue", queue_of(sc)},
+        {"state", schedule_state(sc, problem)},
+        {"next run", next},
+        {"last run", last},
+        {"missed", sc->missed == ASPEN_STORE_MISSED_ONCE ? "once" : "skip"},
+        {"grace", grace},
+        {"type", sc->type},
+        {"guest", sc->binary_name ? sc->binary_name : "-"},
+        {"payload", sc->payload},
+        {"tags", sc->tags},
+        {"timeout", timeout},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        printf("%-11s ", rows[i].k);
+        cli_puts(stdout, rows[i].v);
+        fputc('\n', stdout);
+    }
+    printf("%-11s %d\n%-11s %d\n", "priority", sc->priority, "attempts", sc->max_attempts);
+    if (sc->last_job_id)
+        printf("%-11s #%lld %s\n", "last job", (long long)sc->last_job_id, outcome(sc));
+    else
+        printf("%-11s -\n", "last job");
+    printf("%-11s %lld (missed %lld times)\n", "runs", (long long)sc->runs,
+           (long long)sc->missed_count);
+    if (problem) {
+        printf("%-11s ", "error");
+        cli_puts(stdout, problem);
+        fputc('\n', stdout);
     }
     aspen_store_schedules_free(list, n);
     return 0;
@@ -397,6 +554,13 @@ static int cron_add(int argc, char **argv)
     }
     def.name = argv[optind++];
     def.expr = argv[optind++];
+    /* the name is an argument too: a bad one is a usage error (exit 2) before the database is
+     * opened, as a bad --queue name is (it exited 1 from the store's check: trial 23) */
+    aspen_store_error ne = {0};
+    if (aspen_store_schedule_check_name(def.name, &ne) != 0) {
+        cli_error("%s", ne.msg);
+        return 2;
+    }
     if (optind < argc) {
         if (spec.guest) {
             cli_error("give the guest once: a GUEST argument or --guest, not both");
@@ -424,6 +588,12 @@ static int cron_add(int argc, char **argv)
         return 2;
     }
     aspen_store_tz_close(zone);
+    /* a --queue no queue may be named is a usage error too, as in aspen queue (it was found
+     * only once the database was open, exit 1: trial 23) */
+    if (def.queue && aspen_store_queue_name_check(def.queue, &pe) != 0) {
+        cli_error("--queue: %s", pe.msg);
+        return 2;
+    }
     spec.tags = tags;
     spec.n_tags = n_tags;
     if (cli_guest_with_in_process_type(&spec, "the guest") != 0)
@@ -486,14 +656,16 @@ static int cron_add(int argc, char **argv)
 
 int cmd_cron(int argc, char **argv)
 {
-    static const char *const subs[] = {"add", "list", "runs", "rm", "pause", "resume", "run"};
+    static const char *const subs[] = {"add",   "list",   "show", "runs",
+                                       "rm",    "pause",  "resume", "run"};
     bool help = argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0);
     if (argc < 2 || (argv[1][0] == '-' && !help)) {
         /* options come after the command: `aspen cron --db x list` */
-        cli_error(argc < 2 ? "aspen cron needs a command: add, list, runs, rm, pause, resume or run"
-                           : "aspen cron needs a command first, then its options: add, list, runs, "
-                             "rm, pause, resume or run");
-        cli_usage_line("aspen cron add|list|runs|rm|pause|resume|run ... (aspen cron --help)");
+        cli_error(argc < 2 ? "aspen cron needs a command: add, list, show, runs, rm, pause, "
+                             "resume or run"
+                           : "aspen cron needs a command first, then its options: add, list, "
+                             "show, runs, rm, pause, resume or run");
+        cli_usage_line("aspen cron add|list|show|runs|rm|pause|resume|run ... (aspen cron --help)");
         return 2;
     }
     if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
@@ -511,7 +683,9 @@ int cmd_cron(int argc, char **argv)
         if (near)
             cli_error("unknown cron command '%s': did you mean %s?", sub, near);
         else
-            cli_error("unknown cron command '%s': add, list, runs, rm, pause, resume or run", sub);
+            cli_error("unknown cron command '%s': add, list, show, runs, rm, pause, resume or "
+                      "run",
+                      sub);
         return 2;
     }
     static const struct option opts[] = {{"json", no_argument, 0, 'j'},
@@ -526,9 +700,10 @@ int cmd_cron(int argc, char **argv)
     char cmd[32];
     snprintf(cmd, sizeof cmd, "cron %s", sub);
     while ((c = cli_getopt(argc - 1, argv + 1, "jhD:", opts, cmd)) != -1) {
-        if (c == 'j' && (strcmp(sub, "list") == 0 || strcmp(sub, "runs") == 0))
+        bool lists = strcmp(sub, "list") == 0 || strcmp(sub, "runs") == 0;
+        if (c == 'j' && (lists || strcmp(sub, "show") == 0))
             as_json = true;
-        else if (c == 'W' && (strcmp(sub, "list") == 0 || strcmp(sub, "runs") == 0))
+        else if (c == 'W' && lists)
             cli_wide = true;
         else if (c == 'D')
             db = optarg;
@@ -542,14 +717,26 @@ int cmd_cron(int argc, char **argv)
     char **rest = argv + 1 + optind;
     int n_rest = argc - 1 - optind;
     bool wants_name = strcmp(sub, "list") != 0;
-    if (n_rest != (wants_name ? 1 : 0)) {
-        cli_error(wants_name ? (n_rest ? "aspen cron %s takes one schedule NAME: quote a name with spaces"
-                                       : "aspen cron %s needs one schedule NAME (aspen cron list shows them)")
-                             : "aspen cron %s takes no arguments",
-                  sub);
+    if (wants_name ? n_rest != 1 : n_rest > 1) {
+        if (wants_name)
+            cli_error(n_rest ? "aspen cron %s takes one schedule NAME: quote a name with spaces"
+                             : "aspen cron %s needs one schedule NAME (aspen cron list shows them)",
+                      sub);
+        else
+            cli_error("aspen cron list takes at most one QUEUE, the queue whose schedules it "
+                      "lists (aspen cron show NAME shows one schedule)");
         fprintf(stderr, wants_name ? "usage: aspen cron %s NAME [--db PATH]\n"
-                                   : "usage: aspen cron %s [--json] [--db PATH]\n", sub);
+                                   : "usage: aspen cron %s [QUEUE] [--json] [--db PATH]\n", sub);
         return 2;
+    }
+    /* A name no schedule can have is a usage error (exit 2) before any database is opened, as a
+     * bad queue name is in aspen queue (trial 23: cron said 1, queue 2, for the same mistake). */
+    if (wants_name) {
+        aspen_store_error ne = {0};
+        if (aspen_store_schedule_check_name(rest[0], &ne) != 0) {
+            cli_error("%s", ne.msg);
+            return 2;
+        }
     }
     if (strcmp(sub, "runs") == 0)
         return cron_runs(db, rest[0], as_json);
@@ -559,7 +746,13 @@ int cmd_cron(int argc, char **argv)
     aspen_engine_error err = {0};
     int rc = 0;
     if (strcmp(sub, "list") == 0) {
-        rc = cron_list(eng, as_json);
+        rc = cron_list(eng, n_rest ? rest[0] : NULL, as_json);
+        aspen_engine_close(eng);
+        return rc;
+    } else if (strcmp(sub, "show") == 0) {
+        rc = cron_show(eng, rest[0], as_json);
+        aspen_engine_close(eng);
+        return rc;
     } else if (strcmp(sub, "rm") == 0) {
         if ((rc = aspen_engine_schedule_remove(eng, rest[0], &err)) == 0)
             printf("schedule %s removed (the jobs it enqueued stay)\n", rest[0]);

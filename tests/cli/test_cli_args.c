@@ -111,7 +111,7 @@ static const struct {
     {"cron", "aspen cron needs a command"},
     {"cron rm", "aspen cron rm needs one schedule NAME"},
     {"cron rm a b", "aspen cron rm takes one schedule NAME"},
-    {"cron list x", "aspen cron list takes no arguments"},
+    {"cron list x y", "aspen cron list takes at most one QUEUE"}, /* one: the queue to list */
     {"cron add a", "aspen cron add needs a NAME and an EXPR"},
     {"submit", "say what to run: a GUEST, --source DIR or --type T"},
     {"submit a b", "unexpected argument 'b'"},

@@ -1765,6 +1765,8 @@ int cmd_retry(int argc, char **argv)
                  : aspen_engine_retry(eng, (int64_t)id, &err);
     char dba[4 * PATH_MAX + 16];
     cli_db_arg(aspen_engine_db_path(eng), dba, sizeof dba);
+    char dbp[4096]; /* for the filter's queue note, after the engine is closed */
+    snprintf(dbp, sizeof dbp, "%s", aspen_engine_db_path(eng));
     aspen_store_job j = {0};
     aspen_engine_error gerr = {0};
     /* retry is for failed jobs: one that succeeded or was cancelled is run again by rerun, which
@@ -1821,6 +1823,10 @@ int cmd_retry(int argc, char **argv)
          * nothing to do is exit 3, as cancel's, and says so */
         printf("no failed job%s%s%s: nothing to retry\n", filter ? " matches '" : "",
                filter ? filter : "", filter ? "'" : "");
+        /* a queue:NAME typo gets the "did you mean" that jobs, cancel and delete give (trial 23:
+         * retry alone said nothing) */
+        fflush(stdout);
+        cli_filter_queue_note(dbp, &f);
         return 3;
     }
     if (retried)

@@ -79,7 +79,8 @@ static void delete_usage(FILE *f)
                "  --filter F  every finished job the filter matches (the language of aspen jobs\n"
                "              --filter); queued, scheduled and running matches are kept and counted\n"
                "  --yes       do not ask first (deleting cannot be undone)\n"
-               "A job's attempts and logs go with it; prints how many were deleted.\n");
+               "A job's attempts and logs go with it; prints how many were deleted.\n"
+               "Exit status 3 when --filter matches no finished job (nothing deleted).\n");
 }
 
 int cmd_delete(int argc, char **argv)
@@ -164,7 +165,9 @@ int cmd_delete(int argc, char **argv)
             if (!kept)
                 cli_filter_queue_note(aspen_engine_db_path(eng), &f);
             aspen_engine_close(eng);
-            return 0;
+            /* nothing to do: exit 3, as cancel --filter and retry --failed (it was 0, read by a
+             * script as "deleted": trial 23) */
+            return 3;
         }
     }
     if (!yes) {
@@ -242,7 +245,8 @@ static void purge_usage(FILE *f)
             "A job's attempts, logs and everything else of it go with it, oldest first, in\n"
             "short transactions paced as the engines' retention pruner paces itself (a few\n"
             "ms each: running engines keep claiming). Ctrl-C stops after the current one and\n"
-            "says how many went. Queued, scheduled and running jobs are never purged.\n");
+            "says how many went. Queued, scheduled and running jobs are never purged.\n"
+            "Exit status 3 when nothing matched (nothing deleted; --dry-run and --json too).\n");
 }
 
 /* Set by SIGINT/SIGTERM during a purge; read between batches. */
@@ -465,14 +469,18 @@ int cmd_purge(int argc, char **argv)
              states_arg ? either : "finished", older ? " older than " : "", older ? older : "");
     if (dry_run || cnt.total == 0) {
         aspen_engine_close(eng);
-        if (json)
-            return purge_json(&cnt, older, age_ms, dry_run, 0, false);
-        if (dry_run)
+        if (json) {
+            int jrc = purge_json(&cnt, older, age_ms, dry_run, 0, false);
+            return jrc ? jrc : cnt.total ? 0 : 3;
+        }
+        if (dry_run && cnt.total)
             printf("would delete %s; nothing deleted (without --dry-run it asks first)\n",
                    question);
         else
             printf("%s\n", none);
-        return 0;
+        /* nothing matched: exit 3 (nothing to do), as delete --filter, cancel --filter and
+         * retry --failed; it was 0 (trial 23). --json prints its counts all the same. */
+        return cnt.total ? 0 : 3;
     }
     if (!yes) {
         char q[700];
@@ -522,11 +530,11 @@ int cmd_purge(int argc, char **argv)
         return 1;
     if (json) {
         int jrc = purge_json(&cnt, older, age_ms, false, run.p.deleted, run.p.stopped);
-        return jrc ? jrc : run.p.stopped ? 130 : 0;
+        return jrc ? jrc : run.p.stopped ? 130 : run.p.deleted ? 0 : 3;
     }
     if (run.p.deleted == 0 && !run.p.stopped) { /* they went meanwhile (another purge) */
         printf("%s\n", none);
-        return 0;
+        return 3;
     }
     char count[32]; /* 100,000 as in the question and every other count */
     cli_format_count(run.p.deleted, count, sizeof count);

@@ -128,7 +128,8 @@ static void test_delete_refuses_unfinished(void **st)
     /* a filter matching all three deletes the finished two, keeps the running one and says so */
     check_cmd(0, "deleted 2 jobs, 1 matching job not finished (kept)",
           "'%s' delete --filter 'tag:t' --yes --db '%s'", ASPEN_BIN, db);
-    check_cmd(0, "no finished job matches 'tag:t' (the matching jobs are queued, scheduled or "
+    /* nothing deleted: exit 3, nothing to do, as cancel --filter and retry --failed (trial 23) */
+    check_cmd(3, "no finished job matches 'tag:t' (the matching jobs are queued, scheduled or "
              "running: cancel them first)",
           "'%s' delete --filter 'tag:t' --yes --db '%s'", ASPEN_BIN, db);
     assert_true(has_id(db, 3));
@@ -195,14 +196,14 @@ static void test_purge(void **st)
     }
     free(h.buf);
     /* nothing matched: said so with the states and age asked, not "purged 0" (trial 10) */
-    check_cmd(0, "nothing to purge: no failed job older than 1d matched; nothing deleted",
+    check_cmd(3, "nothing to purge: no failed job older than 1d matched; nothing deleted",
           "'%s' purge --older-than 1d --state failed --yes --db '%s'", ASPEN_BIN, db);
     out o = run("'%s' purge --older-than 1d --state failed --yes --db '%s'", ASPEN_BIN, db);
     assert_false(has(&o, "purged 0"));
     free(o.buf);
     check_cmd(1, "nothing deleted", "'%s' purge --older-than 0s --db '%s' </dev/null", ASPEN_BIN, db);
     /* just finished: none is older than an hour */
-    check_cmd(0, "nothing to purge: no finished job older than 1h matched; nothing deleted",
+    check_cmd(3, "nothing to purge: no finished job older than 1h matched; nothing deleted",
           "'%s' purge --older-than 1h --yes --db '%s'", ASPEN_BIN, db);
     long long ids[16];
     assert_int_equal(ids_of(db, ids, 16), 6);

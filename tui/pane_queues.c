@@ -358,8 +358,13 @@ static void queues_draw(tui_app *a, int y0, int h)
             snprintf(limit, sizeof limit, "%lld", (long long)q->limit);
         if (q->oldest_waiting_ms)
             tui_fmt_ms(q->oldest_waiting_ms, oldest, sizeof oldest);
-        snprintf(done, sizeof done, "%s%lld", q->throughput_capped ? ">=" : "",
-                 (long long)q->finished_last_min);
+        /* as aspen queues shows it: "-" for none among the newest 100,000 when the count is
+         * capped (">=0" said nothing: trial 23) */
+        if (q->throughput_capped && !q->finished_last_min)
+            snprintf(done, sizeof done, "-");
+        else
+            snprintf(done, sizeof done, "%s%lld", q->throughput_capped ? ">=" : "",
+                     (long long)q->finished_last_min);
         attr_t attr = (long)i == Q.cursor ? A_REVERSE
                       : q->paused         ? tui_pair_or(a, TUI_P_FAILED, A_BOLD)
                       : Q.all_paused      ? A_DIM

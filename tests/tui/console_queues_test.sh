@@ -9,7 +9,8 @@
 # a bad name. Then at 80x24
 # with 20,000 jobs in a queue: the columns fit, and pause, limit and rate still go through; a rate
 # with a long unknown unit is refused naming the unit whole; the last line shows the retention in
-# effect (the defaults, then what aspen retention set changed, within a read).
+# effect (the defaults, then what aspen retention set changed, within a read); with 100,000 jobs
+# made in the last minute an idle queue's DONE/m reads "-".
 #
 #   console_queues_test.sh ASPEN_BINARY
 set -u
@@ -190,5 +191,12 @@ T send-keys -t c -l $'\e[<0;5;'"$y"'M'$'\e[<0;5;'"$y"'m' # a click there (SGR mo
 keys p
 wait_for "queue $name paused"
 [ "$(q_json "$name" paused)" = true ] || fail "the clicked queue $name is not paused"
+# 100,000 jobs made this minute: DONE/m is counted among the newest 100,000 only, and a queue
+# with none among them reads "-", as aspen queues shows it, not ">=0" (trial 23)
+"$ASPEN" submit --type echo --count 100000 --queue cap --create-queue --db "$DB" >/dev/null ||
+    fail "submit 100,000 to cap"
+keys g
+wait_for "^ +default +[0-9]+ +0 +0 +0 +- +- +all +[0-9.]+[a-z]+ +- *$"
+screen | grep -q '>=0' && fail "DONE/m still reads >=0 with the count capped"
 quit_and_check small
 echo "PASS: console_queues_test"

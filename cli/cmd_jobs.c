@@ -1331,62 +1331,22 @@ static int id_command(int argc, char **argv, const char *usage, int64_t *id, con
     return rc ? rc : cli_id_arg(argv[optind], id, usage);
 }
 
-#define CANCEL_LIVE                                                                                \
-    ((1u << ASPEN_STORE_QUEUED) | (1u << ASPEN_STORE_SCHEDULED) | (1u << ASPEN_STORE_RUNNING))
 /* How many of the matching jobs' ids the question and --dry-run name (the rest are counted). */
 #define CANCEL_SHOWN_IDS 5
+_Static_assert(CANCEL_SHOWN_IDS <= ASPEN_ENGINE_UNFINISHED_IDS, "the engine lists that many ids");
 
-/* What aspen cancel --filter is about to do: the unfinished matches, per state, counted by the
- * store (read-only, so a --dry-run writes nothing), and the oldest few ids. 0, or 1 printed. */
-typedef struct cancel_plan {
-    int64_t n[ASPEN_STORE_STATE_COUNT];
-    int64_t total;
-    int64_t ids[CANCEL_SHOWN_IDS];
-    size_t n_ids;
-} cancel_plan;
+/* What aspen cancel --filter is about to do: the unfinished matches per state and the oldest few
+ * ids, as the engine counts them for the console's X too (aspen_engine_count_unfinished: reads
+ * only, so a --dry-run writes nothing). 0, or 1 printed. */
+typedef aspen_engine_unfinished cancel_plan;
 
-static int cancel_plan_read(aspen_engine *eng, const aspen_store_filter *f0, cancel_plan *p)
+static int cancel_plan_read(aspen_engine *eng, const aspen_store_filter *f, cancel_plan *p)
 {
-    aspen_store_filter f = *f0;
-    unsigned live = (f.states ? f.states : ~0u) & CANCEL_LIVE;
-    if (!live)
-        return 0; /* the filter names finished states only: nothing to cancel */
-    aspen_store_options so = {.read_only = true};
-    aspen_store *st = NULL;
-    aspen_store_error se = {0};
-    if (cli_store_open(aspen_engine_db_path(eng), &so, &st, &se) != 0) {
-        cli_error("cannot open the database to count the matching jobs: %s (nothing cancelled)",
-                  se.msg);
-        return 1;
-    }
-    for (int s = 0; s < ASPEN_STORE_STATE_COUNT; s++) {
-        if (!(live & (1u << s)))
-            continue;
-        f.states = 1u << s;
-        if (aspen_store_count(st, &f, &p->n[s], &se) != 0) {
-            aspen_store_close(st);
-            cli_error("counting the matching jobs: %s (nothing cancelled)", se.msg);
-            return 1;
-        }
-        p->total += p->n[s];
-    }
-    aspen_store_close(st);
-    if (!p->total)
-        return 0;
-    f.states = live;
-    f.order = ASPEN_STORE_ORDER_OLDEST;
-    f.limit = CANCEL_SHOWN_IDS;
-    f.offset = 0;
-    aspen_store_job *jobs = NULL;
-    size_t got = 0;
     aspen_engine_error err = {0};
-    if (aspen_engine_list(eng, &f, &jobs, &got, &err) != 0) {
-        cli_error("listing the matching jobs: %s (nothing cancelled)", err.msg);
+    if (aspen_engine_count_unfinished(eng, f, CANCEL_SHOWN_IDS, p, &err) != 0) {
+        cli_error("%s (nothing cancelled)", err.msg);
         return 1;
     }
-    for (size_t i = 0; i < got && p->n_ids < CANCEL_SHOWN_IDS; i++)
-        p->ids[p->n_ids++] = jobs[i].id;
-    aspen_store_jobs_free(jobs, got);
     return 0;
 }
 

@@ -698,6 +698,56 @@ int aspen_engine_cancel_matching(aspen_engine *eng, const aspen_store_filter *fi
     return 0;
 }
 
+/* One count per unfinished state the filter allows (the store counts a filter in one state from
+ * its state index), then the oldest ids; on the API connection, as the other reads, so a
+ * --dry-run or the console's question opens nothing of its own and writes nothing. */
+int aspen_engine_count_unfinished(aspen_engine *eng, const aspen_store_filter *filter,
+                                  size_t max_ids, aspen_engine_unfinished *out,
+                                  aspen_engine_error *err)
+{
+    memset(out, 0, sizeof *out);
+    const unsigned unfinished = (1u << ASPEN_STORE_QUEUED) | (1u << ASPEN_STORE_SCHEDULED) |
+                                (1u << ASPEN_STORE_RUNNING);
+    aspen_store_filter f = {0};
+    if (filter)
+        f = *filter;
+    unsigned live = (f.states ? f.states : ~0u) & unfinished;
+    if (!live)
+        return 0; /* finished states only: nothing a cancel would touch */
+    if (max_ids > ASPEN_ENGINE_UNFINISHED_IDS)
+        max_ids = ASPEN_ENGINE_UNFINISHED_IDS;
+    aspen_store_error se = {0};
+    int rc = 0;
+    pthread_mutex_lock(&eng->api_mu);
+    for (int s = 0; s < ASPEN_STORE_STATE_COUNT && rc == 0; s++) {
+        if (!(live & (1u << s)))
+            continue;
+        f.states = 1u << s;
+        rc = aspen_store_count(eng->api_store, &f, &out->n[s], &se);
+        out->total += out->n[s];
+    }
+    const char *what = "counting the matching jobs";
+    aspen_store_job *jobs = NULL;
+    size_t got = 0;
+    if (rc == 0 && out->total && max_ids) {
+        f.states = live;
+        f.order = ASPEN_STORE_ORDER_OLDEST;
+        f.limit = (int64_t)max_ids;
+        f.offset = 0;
+        what = "listing the matching jobs";
+        rc = aspen_store_list(eng->api_store, &f, &jobs, &got, &se);
+    }
+    pthread_mutex_unlock(&eng->api_mu);
+    if (rc) {
+        memset(out, 0, sizeof *out);
+        return eng_store_err(err, &se, what);
+    }
+    for (size_t i = 0; i < got && out->n_ids < max_ids; i++)
+        out->ids[out->n_ids++] = jobs[i].id;
+    aspen_store_jobs_free(jobs, got);
+    return 0;
+}
+
 int aspen_engine_unique_key(aspen_engine *eng, int64_t id, char **key, aspen_engine_error *err)
 {
     aspen_store_error se = {0};

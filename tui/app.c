@@ -1105,35 +1105,23 @@ static int queue_check_work(act_req *r)
     return 0;
 }
 
-#define LIVE_STATES                                                                                \
-    ((1u << ASPEN_STORE_QUEUED) | (1u << ASPEN_STORE_SCHEDULED) | (1u << ASPEN_STORE_RUNNING))
-
 /* ACT_CANCEL_COUNT: the unfinished jobs filter_text matches (what aspen_engine_cancel_matching
- * would cancel now) and how many of them run, for the question. */
+ * would cancel now) and how many of them run, for the question; the engine counts them as it does
+ * for aspen cancel --filter's. */
 static int cancel_count_work(act_req *r)
 {
     aspen_store_filter f;
     char buf[2048];
     if (tui_filter_parse(r->filter_text, &f, buf, sizeof buf, r->msg, sizeof r->msg) != 0)
         return -1;
-    unsigned live = (f.states ? f.states : ~0u) & LIVE_STATES;
-    if (!live)
-        return 0; /* the filter wants finished jobs only: none to cancel */
-    aspen_store *st;
-    if (open_reader(r->a, &st, r->msg, sizeof r->msg) != 0)
-        return -1;
-    aspen_store_error se = {0};
-    f.states = live;
-    int rc = aspen_store_count(st, &f, &r->n_live, &se);
-    if (rc == 0 && (live & (1u << ASPEN_STORE_RUNNING))) {
-        f.states = 1u << ASPEN_STORE_RUNNING;
-        rc = aspen_store_count(st, &f, &r->n_running, &se);
-    }
-    aspen_store_close(st);
-    if (rc != 0) {
-        snprintf(r->msg, sizeof r->msg, "cannot count the matching jobs: %s", se.msg);
+    aspen_engine_unfinished u;
+    aspen_engine_error err = {0};
+    if (aspen_engine_count_unfinished(r->a->eng, &f, 0, &u, &err) != 0) {
+        snprintf(r->msg, sizeof r->msg, "%s", err.msg); /* "counting the matching jobs: ..." */
         return -1;
     }
+    r->n_live = u.total;
+    r->n_running = u.n[ASPEN_STORE_RUNNING];
     return 0;
 }
 

@@ -252,6 +252,21 @@ int aspen_engine_retry_failed_ex(aspen_engine *eng, const aspen_store_filter *fi
  * filter's limit and offset are ignored. */
 int aspen_engine_cancel_matching(aspen_engine *eng, const aspen_store_filter *filter,
                                  int64_t *cancelled, int64_t *requested, aspen_engine_error *err);
+/* What aspen_engine_cancel_matching would touch now: the unfinished jobs (queued, scheduled,
+ * running) matching filter (NULL: all), counted per state, and the oldest few of their ids — for
+ * the question the console's X and aspen cancel --filter ask first. A filter that names finished
+ * states only matches none. Reads only; the filter's order, limit and offset are ignored. */
+#define ASPEN_ENGINE_UNFINISHED_IDS 8
+typedef struct aspen_engine_unfinished {
+    int64_t n[ASPEN_STORE_STATE_COUNT]; /* per state; 0 for the finished ones */
+    int64_t total;                      /* their sum */
+    int64_t ids[ASPEN_ENGINE_UNFINISHED_IDS]; /* the oldest max_ids of them (by id) */
+    size_t n_ids;
+} aspen_engine_unfinished;
+/* max_ids (at most ASPEN_ENGINE_UNFINISHED_IDS) of the ids are listed; 0 lists none (no read). */
+int aspen_engine_count_unfinished(aspen_engine *eng, const aspen_store_filter *filter,
+                                  size_t max_ids, aspen_engine_unfinished *out,
+                                  aspen_engine_error *err);
 /* Deletes a finished job (succeeded, failed, cancelled) with its attempts and logs: ESTATE for a
  * queued, scheduled or running one (cancel it first). */
 int aspen_engine_delete(aspen_engine *eng, int64_t id, aspen_engine_error *err);

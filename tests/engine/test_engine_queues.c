@@ -8,6 +8,9 @@
  *   pause     a paused queue's jobs wait while the default queue's run; resumed, they run
  *   --queues  an engine serving only queue a leaves b's jobs queued; `aspen worker --queues b`
  *             then runs them
+ *   unfinished aspen_engine_count_unfinished (the console's X and aspen cancel --filter ask with
+ *             it): a queue's unfinished jobs per state and the oldest ids, none for a filter of
+ *             finished states, none once aspen_engine_cancel_matching has cancelled them
  * KVM is required (fail, never skip).
  */
 #include <setjmp.h>
@@ -262,6 +265,67 @@ static void test_serve_queues(void **state)
     aspen_store_close(s);
 }
 
+static void test_count_unfinished(void **state)
+{
+    (void)state;
+    aspen_store *s = store();
+    aspen_store_error e = {0};
+    submit_n(s, "c", "echo", "{}", 3); /* jobs 1-3 queued */
+    for (int i = 0; i < 2; i++) {      /* jobs 4-5 scheduled an hour ahead */
+        aspen_store_job_spec spec = {.type = "echo", .payload = "{}", .queue = "c",
+                                     .run_at_ms = aspen_store_now_ms() + 3600 * 1000};
+        if (aspen_store_submit(s, &spec, aspen_store_now_ms(), NULL, &e) != 0)
+            fail_msg("submit: %s", e.msg);
+    }
+    submit_n(s, "d", "echo", "{}", 1); /* job 6, another queue */
+    aspen_engine_config cfg;
+    aspen_engine_config_default(&cfg);
+    cfg.db_path = g_db;
+    cfg.workers = 1;
+    aspen_engine *eng = open_cfg(&cfg); /* not started: nothing runs */
+    aspen_engine_error err = {0};
+    aspen_engine_unfinished u;
+    aspen_store_filter f = {.queue = "c"};
+    assert_int_equal(aspen_engine_count_unfinished(eng, &f, 2, &u, &err), 0);
+    assert_int_equal(u.n[ASPEN_STORE_QUEUED], 3);
+    assert_int_equal(u.n[ASPEN_STORE_SCHEDULED], 2);
+    assert_int_equal(u.n[ASPEN_STORE_RUNNING], 0);
+    assert_int_equal(u.total, 5);
+    assert_int_equal(u.n_ids, 2); /* the oldest two */
+    assert_int_equal(u.ids[0], 1);
+    assert_int_equal(u.ids[1], 2);
+    /* no ids asked: counted only */
+    assert_int_equal(aspen_engine_count_unfinished(eng, &f, 0, &u, &err), 0);
+    assert_int_equal(u.total, 5);
+    assert_int_equal(u.n_ids, 0);
+    /* a state the filter names narrows it; finished states only match none */
+    f.states = 1u << ASPEN_STORE_SCHEDULED | 1u << ASPEN_STORE_SUCCEEDED;
+    assert_int_equal(aspen_engine_count_unfinished(eng, &f, 8, &u, &err), 0);
+    assert_int_equal(u.total, 2);
+    assert_int_equal(u.n[ASPEN_STORE_QUEUED], 0);
+    assert_int_equal(u.n_ids, 2);
+    assert_int_equal(u.ids[0], 4);
+    f.states = 1u << ASPEN_STORE_SUCCEEDED | 1u << ASPEN_STORE_CANCELLED;
+    assert_int_equal(aspen_engine_count_unfinished(eng, &f, 8, &u, &err), 0);
+    assert_int_equal(u.total, 0);
+    /* NULL: every unfinished job; the cancel the question asks for leaves none of queue c */
+    assert_int_equal(aspen_engine_count_unfinished(eng, NULL, 8, &u, &err), 0);
+    assert_int_equal(u.total, 6);
+    assert_int_equal(u.n_ids, 6);
+    f.states = 0;
+    int64_t cancelled = 0, requested = 0;
+    assert_int_equal(aspen_engine_cancel_matching(eng, &f, &cancelled, &requested, &err), 0);
+    assert_int_equal(cancelled, 5);
+    assert_int_equal(aspen_engine_count_unfinished(eng, &f, 8, &u, &err), 0);
+    assert_int_equal(u.total, 0);
+    assert_int_equal(u.n_ids, 0);
+    assert_int_equal(aspen_engine_count_unfinished(eng, NULL, 8, &u, &err), 0);
+    assert_int_equal(u.total, 1);
+    assert_int_equal(u.ids[0], 6);
+    aspen_engine_close(eng);
+    aspen_store_close(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -269,6 +333,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_rate_window, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pause_one_queue, setup, teardown),
         cmocka_unit_test_setup_teardown(test_serve_queues, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_count_unfinished, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -105,7 +105,7 @@ typedef struct tui_app {
     bool evq_jobs_changed;
     bool evq_have_tp;
     aspen_engine_throughput evq_tp;
-    char evq_engine_msg[256];
+    char evq_engine_msg[1024]; /* the newest engine message (cut with the marker past it) */
 
     /* ---- data from the last refresh ---- */
     aspen_engine_snapshot snap;
@@ -117,7 +117,8 @@ typedef struct tui_app {
     double spark[TUI_SPARK];
     size_t n_spark;
     int64_t last_final_total, last_final_ms; /* for jobs/s from the counts */
-    /* the header's jobs/s: jobs that reached a final state over the last TUI_RATE_WINDOW ticks
+    /* the header's jobs/s: jobs that finished a run (succeeded or failed; cancelled ones are
+     * not throughput) over the last TUI_RATE_WINDOW ticks
      * (about a minute; less just after the console opened, and the header says how long), so it
      * does not read 0.0 the second after a burst finished */
     int64_t rate_done[TUI_RATE_WINDOW];

@@ -255,8 +255,8 @@ static unsigned jobs_act(tui_app *a, tui_action act, int64_t arg, const char *te
             for (int s = 0; s < TUI_SORT_COUNT; s++)
                 names[s] = tui_sort_name((tui_sort)s);
             char msg[700];
-            tui_choice_refusal("sort column", text, names, TUI_SORT_COUNT, "columns", " ", msg,
-                               sizeof msg);
+            tui_choice_refusal("sort column", text, names, TUI_SORT_COUNT, "columns", " ", a->utf8,
+                               msg, sizeof msg);
             /* a queue is a column people look for: no store index serves a sort by it (the sort
              * indexes are schema version 9's), so say what does the job instead */
             if (text && strcmp(text, "queue") == 0)

@@ -551,7 +551,7 @@ static void set_window(tui_app *a, const char *text)
             for (; k < nw && k < 8; k++)
                 names[k] = ws[k].name;
             char msg[700];
-            tui_choice_refusal("window", text, names, k, "windows", ", ", msg, sizeof msg);
+            tui_choice_refusal("window", text, names, k, "windows", ", ", a->utf8, msg, sizeof msg);
             tui_set_status(a, true, "%s", msg);
             return;
         }

@@ -379,7 +379,7 @@ int tui_filter_parse(const char *text, aspen_store_filter *out, char *buf, size_
 }
 
 void tui_choice_refusal(const char *what, const char *given, const char *const *names, size_t n,
-                        const char *label, const char *sep, char *out, size_t cap)
+                        const char *label, const char *sep, bool utf8, char *out, size_t cap)
 {
     char list[512] = "";
     size_t w = 0;
@@ -397,7 +397,11 @@ void tui_choice_refusal(const char *what, const char *given, const char *const *
         return;
     }
     const char *near = aspen_store_nearest(given, strlen(given), names, n);
-    snprintf(out, cap, "unknown %s '%.40s'%s%s%s (%s: %s)", what, given,
+    /* a long word is cut with the marker, never bare ('%.40s' cut "durationnnn…" inside a
+     * character and read as whole) */
+    char shown[200];
+    tui_cut_to(given, 40, utf8, shown, sizeof shown);
+    snprintf(out, cap, "unknown %s '%s'%s%s%s (%s: %s)", what, shown,
              near ? ", did you mean " : "", near ? near : "", near ? "?" : "", label, list);
 }
 
@@ -747,6 +751,29 @@ void tui_cut_to(const char *s, int cols, bool utf8, char *out, size_t cap)
     bool cut;
     size_t len = strlen(s), fit = tui_cols_fit_cut(s, len, cols, &cut);
     snprintf(out, cap, "%.*s%s", (int)fit, s, cut ? tui_cut_marker(utf8) : "");
+}
+
+void tui_copy_cut(const char *s, bool utf8, char *out, size_t cap)
+{
+    if (!cap)
+        return;
+    size_t len = strlen(s);
+    if (len < cap) {
+        memcpy(out, s, len + 1);
+        return;
+    }
+    const char *mark = tui_cut_marker(utf8);
+    size_t m = strlen(mark);
+    if (cap <= m) {
+        out[0] = '\0';
+        return;
+    }
+    size_t keep = cap - 1 - m;
+    /* back to the start of the character at keep: a continuation byte is 10xxxxxx */
+    while (keep > 0 && ((unsigned char)s[keep] & 0xc0) == 0x80)
+        keep--;
+    memcpy(out, s, keep);
+    memcpy(out + keep, mark, m + 1);
 }
 
 bool tui_json_error_brief(const char *msg, int near_cols, char *out, size_t cap)

@@ -110,9 +110,10 @@ int tui_export_jsonl(aspen_engine *eng, const char *filter_text, const char *pat
 /* A refused choice and what would work, as every :command that takes one of a fixed set says it:
  * "unknown WHAT 'GIVEN', did you mean NEAR? (LABEL: a b c)" — the near miss from
  * aspen_store_nearest, left out when there is none; names joined by sep. An empty given reads
- * "WHAT needed (LABEL: ...)". GIVEN is quoted at most 40 bytes. */
+ * "WHAT needed (LABEL: ...)". GIVEN is quoted in at most 40 columns, a longer one cut between
+ * characters with the cut marker (utf8: the terminal's, tui_cut_marker). */
 void tui_choice_refusal(const char *what, const char *given, const char *const *names, size_t n,
-                        const char *label, const char *sep, char *out, size_t cap);
+                        const char *label, const char *sep, bool utf8, char *out, size_t cap);
 /* True when the filter selects by state only (then counts by state give the total): no type,
  * guest, tag, payload field, id, rerun-of or queue term. */
 bool tui_filter_states_only(const aspen_store_filter *f);
@@ -245,6 +246,10 @@ const char *tui_cut_marker(bool utf8);
 /* s cut to cols display columns by that rule, the marker included: for a cell formatted before it
  * is drawn (a column inside a row). Always terminated (cap > 0). */
 void tui_cut_to(const char *s, int cols, bool utf8, char *out, size_t cap);
+/* s copied into out[cap] whole when it fits, else cut to fit by bytes — between characters, never
+ * inside a UTF-8 sequence — and ending in the cut marker: for a message kept in a fixed buffer
+ * (an engine event's text) before it is shown. Always terminated (cap > 0). */
+void tui_copy_cut(const char *s, bool utf8, char *out, size_t cap);
 /* Where a wrapped line's next row ends: the bytes of s[0, len) that go on a row of cols display
  * columns, broken after the last space that fits (words are not cut), or between characters when
  * a word is wider than a row (it starts where it is, not on a row of its own; a space that ends a

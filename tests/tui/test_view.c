@@ -362,24 +362,67 @@ static void test_choice_refusal(void **st)
     (void)st;
     const char *names[] = {"15m", "1h", "24h", "7d"};
     char msg[256];
-    tui_choice_refusal("window", "24", names, 4, "windows", ", ", msg, sizeof msg);
+    tui_choice_refusal("window", "24", names, 4, "windows", ", ", true, msg, sizeof msg);
     assert_string_equal(msg, "unknown window '24', did you mean 24h? (windows: 15m, 1h, 24h, 7d)");
-    tui_choice_refusal("window", "fortnight", names, 4, "windows", ", ", msg, sizeof msg);
+    tui_choice_refusal("window", "fortnight", names, 4, "windows", ", ", true, msg, sizeof msg);
     assert_string_equal(msg, "unknown window 'fortnight' (windows: 15m, 1h, 24h, 7d)");
-    tui_choice_refusal("window", "", names, 4, "windows", ", ", msg, sizeof msg);
+    tui_choice_refusal("window", "", names, 4, "windows", ", ", true, msg, sizeof msg);
     assert_string_equal(msg, "window needed (windows: 15m, 1h, 24h, 7d)");
-    tui_choice_refusal("window", NULL, names, 4, "windows", " ", msg, sizeof msg);
+    tui_choice_refusal("window", NULL, names, 4, "windows", " ", true, msg, sizeof msg);
     assert_string_equal(msg, "window needed (windows: 15m 1h 24h 7d)");
     /* hostile input: a very long given word is quoted at most 40 bytes; a tiny buffer is cut,
      * never overrun */
     char longw[300];
     memset(longw, 'x', sizeof longw - 1);
     longw[sizeof longw - 1] = '\0';
-    tui_choice_refusal("window", longw, names, 4, "windows", ", ", msg, sizeof msg);
+    tui_choice_refusal("window", longw, names, 4, "windows", ", ", true, msg, sizeof msg);
     assert_true(strlen(msg) < 120);
     char tiny[8];
-    tui_choice_refusal("window", longw, names, 4, "windows", ", ", tiny, sizeof tiny);
+    tui_choice_refusal("window", longw, names, 4, "windows", ", ", true, tiny, sizeof tiny);
     assert_int_equal(strlen(tiny), 7);
+    /* a long word is cut with the marker, between characters: 39 columns of "é" (2 bytes
+     * each, a cut by bytes would land inside one) and the marker in the 40th (trial 23) */
+    char wide[200] = "";
+    for (int i = 0; i < 60; i++)
+        strcat(wide, "\xc3\xa9");
+    tui_choice_refusal("sort column", wide, names, 4, "columns", " ", true, msg, sizeof msg);
+    char want[200] = "unknown sort column '";
+    for (int i = 0; i < 39; i++)
+        strcat(want, "\xc3\xa9");
+    strcat(want, "\xe2\x80\xa6' (columns: 15m 1h 24h 7d)");
+    assert_string_equal(msg, want);
+    /* without UTF-8 the marker is ~ */
+    tui_choice_refusal("sort column", longw, names, 4, "columns", " ", false, msg, sizeof msg);
+    assert_non_null(strstr(msg, "xxx~' (columns"));
+}
+
+/* A message kept in a fixed buffer: whole when it fits, else cut between characters, marked. */
+static void test_copy_cut(void **st)
+{
+    (void)st;
+    char out[16];
+    tui_copy_cut("short", true, out, sizeof out);
+    assert_string_equal(out, "short");
+    tui_copy_cut("exactly 15 byte", true, out, sizeof out);
+    assert_string_equal(out, "exactly 15 byte");
+    /* 12 bytes of room before the 3-byte marker: "abcdefghij" + the first byte of "é" would
+     * be 11 and the next 2-byte character does not fit whole, so the cut is before it */
+    tui_copy_cut("abcdefghijk\xc3\xa9\xc3\xa9\xc3\xa9", true, out, sizeof out);
+    assert_string_equal(out, "abcdefghijk\xe2\x80\xa6");
+    tui_copy_cut("abcdefghijkl\xc3\xa9\xc3\xa9", true, out, sizeof out);
+    assert_string_equal(out, "abcdefghijkl\xe2\x80\xa6");
+    /* a 300-byte message of 3-byte characters into 256 bytes: valid UTF-8, ends in the marker */
+    char big[400] = "", buf[256];
+    for (int i = 0; i < 100; i++)
+        strcat(big, "\xe2\x82\xac"); /* U+20AC */
+    tui_copy_cut(big, true, buf, sizeof buf);
+    size_t n = strlen(buf);
+    assert_true(n <= 255);
+    assert_int_equal((n - 3) % 3, 0); /* whole characters only */
+    assert_memory_equal(buf + n - 3, "\xe2\x80\xa6", 3);
+    tui_copy_cut(big, false, buf, sizeof buf);
+    assert_int_equal(buf[strlen(buf) - 1], '~');
+    assert_int_equal((strlen(buf) - 1) % 3, 0);
 }
 
 static void test_layout(void **st)
@@ -1191,6 +1234,7 @@ int main(void)
         cmocka_unit_test(test_keys),
         cmocka_unit_test(test_commands),
         cmocka_unit_test(test_choice_refusal),
+        cmocka_unit_test(test_copy_cut),
         cmocka_unit_test(test_layout),
         cmocka_unit_test(test_columns),
         cmocka_unit_test(test_logbuf),

@@ -271,6 +271,7 @@ typedef struct fetch_req {
     size_t n_dlogs;
     bool detail_ok;
     aspen_store_attempt_data *adata; /* cores and replay records the job keeps */
+    aspen_store_job_rule rule;       /* its uniqueness rule (key NULL: none) */
     size_t n_adata;
     aspen_store_log *logs;
     size_t n_logs;
@@ -479,6 +480,10 @@ static void fetch_work(uv_work_t *w)
             aspen_engine_attempts(eng, r->detail_id, &r->att, &r->n_att, &err);
             aspen_engine_logs(eng, r->detail_id, 0, 1000, &r->dlogs, &r->n_dlogs, &err);
             aspen_engine_list_attempt_data(eng, r->detail_id, &r->adata, &r->n_adata, &err);
+            /* its uniqueness rule (extra: the detail shows without it, as aspen show does) */
+            aspen_engine_error uerr = {0};
+            if (aspen_engine_unique_rule(eng, r->detail_id, &r->rule, &uerr) != 0)
+                r->rule = (aspen_store_job_rule){0};
         } else {
             snprintf(r->msg, sizeof r->msg, "%s", err.msg);
         }
@@ -644,8 +649,8 @@ static void fetch_done(uv_work_t *w, int status)
             a->detail_payload = a->detail_output = NULL;
             a->detail_output_n = 0;
             if (r->detail_ok) {
-                tui_detail_build(&a->detail, &r->detail, r->att, r->n_att, r->dlogs, r->n_dlogs,
-                                 aspen_store_now_ms());
+                tui_detail_build(&a->detail, &r->detail, &r->rule, r->att, r->n_att, r->dlogs,
+                                 r->n_dlogs, aspen_store_now_ms());
                 tui_detail_add_data(&a->detail, r->detail_id, r->adata, r->n_adata,
                                     a->opts.db_arg);
                 a->detail_payload = strdup(r->detail.payload ? r->detail.payload : "");
@@ -681,6 +686,7 @@ static void fetch_done(uv_work_t *w, int status)
     aspen_store_job_clear(&r->detail);
     aspen_store_attempts_free(r->att, r->n_att);
     free(r->adata);
+    aspen_store_job_rule_clear(&r->rule);
     aspen_store_logs_free(r->dlogs, r->n_dlogs);
     aspen_store_logs_free(r->logs, r->n_logs);
     free(r);

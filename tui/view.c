@@ -1248,8 +1248,9 @@ char *tui_json_pretty(const char *text)
     return s ? s : strdup(text);
 }
 
-void tui_detail_build(tui_text *t, const aspen_store_job *j, const aspen_store_attempt *att,
-                      size_t n_att, const aspen_store_log *logs, size_t n_logs, int64_t now_ms)
+void tui_detail_build(tui_text *t, const aspen_store_job *j, const aspen_store_job_rule *rule,
+                      const aspen_store_attempt *att, size_t n_att, const aspen_store_log *logs,
+                      size_t n_logs, int64_t now_ms)
 {
     char a[32], b[32], c[32];
     tui_text_add(t, "Job %lld  %s  (%s)", (long long)j->id, aspen_store_state_name(j->state),
@@ -1280,6 +1281,15 @@ void tui_detail_build(tui_text *t, const aspen_store_job *j, const aspen_store_a
     tui_text_add(t, "  tags        %s", j->tags ? j->tags : "[]");
     if (j->rerun_of)
         tui_text_add(t, "  rerun of    job %lld", (long long)j->rerun_of);
+    if (rule && rule->key) {
+        /* the rule retry and rerun apply, in aspen show's words and the store's formats of a
+         * period and a state set: why a submit of the same key answers with this job */
+        char period[40], states[128];
+        aspen_store_duration_format(rule->period_ms, period, sizeof period);
+        aspen_store_states_format(rule->states, states, sizeof states);
+        tui_text_add(t, "  unique      key %s   for %s   counts %s", rule->key,
+                     rule->period_ms > 0 ? period : "any age", states);
+    }
     tui_fmt_ms(now_ms - j->created_at_ms, a, sizeof a);
     tui_text_add(t, "  created     %s ago", a);
     if (j->state == ASPEN_STORE_SCHEDULED) {

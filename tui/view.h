@@ -331,8 +331,11 @@ char *tui_json_pretty(const char *text);
  * Nothing when the job keeps none. */
 void tui_detail_add_data(tui_text *t, int64_t job_id, const aspen_store_attempt_data *d, size_t n,
                          const char *db_arg);
-void tui_detail_build(tui_text *t, const aspen_store_job *job, const aspen_store_attempt *att,
-                      size_t n_att, const aspen_store_log *logs, size_t n_logs, int64_t now_ms);
+/* rule: the job's uniqueness rule (aspen_engine_unique_rule), NULL or a NULL key when it has
+ * none: a "unique" line worded as aspen show's. */
+void tui_detail_build(tui_text *t, const aspen_store_job *job, const aspen_store_job_rule *rule,
+                      const aspen_store_attempt *att, size_t n_att, const aspen_store_log *logs,
+                      size_t n_logs, int64_t now_ms);
 /* The help screen at width columns, generated from the keymap (keymap.c): every key and command,
  * the help wrapped so no line is wider than width - 1. */
 void tui_help_build(tui_text *t, int width);

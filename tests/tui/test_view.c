@@ -794,7 +794,7 @@ static void test_json_and_detail(void **st)
     snprintf(att[1].outcome, sizeof att[1].outcome, "failed");
     aspen_store_log logs[1] = {{.seq = 1, .attempt = 1, .time_ms = 2100, .line = "hello"}};
     tui_text t = {0};
-    tui_detail_build(&t, &j, att, 2, logs, 1, 5000);
+    tui_detail_build(&t, &j, NULL, att, 2, logs, 1, 5000);
     bool payload = false, output = false, error = false, a1 = false, a2 = false, log = false,
          tags = false;
     for (size_t i = 0; i < t.n; i++) {
@@ -834,7 +834,7 @@ static void test_detail_pinned_source(void **state)
         j.payload = "{}";
         j.source_dir = (char *)sources[k];
         tui_text t = {0};
-        tui_detail_build(&t, &j, NULL, 0, NULL, 0, 5000);
+        tui_detail_build(&t, &j, NULL, NULL, 0, NULL, 0, 5000);
         bool found = false;
         for (size_t i = 0; i < t.n; i++)
             if (strncmp(t.lines[i], "  source", 8) == 0) {
@@ -861,7 +861,7 @@ static void test_detail_queue_line(void **state)
         j.payload = "{}";
         snprintf(j.queue, sizeof j.queue, "%s", queues[k]);
         tui_text t = {0};
-        tui_detail_build(&t, &j, NULL, 0, NULL, 0, 5000);
+        tui_detail_build(&t, &j, NULL, NULL, 0, NULL, 0, 5000);
         size_t spec = t.n, found = 0;
         for (size_t i = 0; i < t.n; i++) {
             if (strcmp(t.lines[i], "Spec") == 0)
@@ -873,6 +873,38 @@ static void test_detail_queue_line(void **state)
             }
         }
         assert_int_equal(found, 1);
+        tui_text_free(&t);
+    }
+}
+
+/* The Spec block's uniqueness rule, in aspen show's words (trial 23): none without a rule, the
+ * key, its period ("any age" when none) and the states that count. */
+static void test_detail_unique_line(void **state)
+{
+    (void)state;
+    aspen_store_job j = {0};
+    j.id = 6;
+    j.state = ASPEN_STORE_QUEUED;
+    j.type = "echo";
+    j.payload = "{}";
+    aspen_store_job_rule none = {0};
+    aspen_store_job_rule day = {.key = "nightly-report", .period_ms = 24 * 3600 * 1000,
+                                .states = 1u << ASPEN_STORE_QUEUED | 1u << ASPEN_STORE_RUNNING};
+    aspen_store_job_rule ever = {.key = "k", .period_ms = 0, .states = 1u << ASPEN_STORE_SUCCEEDED};
+    const aspen_store_job_rule *rules[] = {NULL, &none, &day, &ever};
+    const char *want[] = {NULL, NULL, "  unique      key nightly-report   for 24h   counts queued,running",
+                          "  unique      key k   for any age   counts succeeded"};
+    for (size_t k = 0; k < 4; k++) {
+        tui_text t = {0};
+        tui_detail_build(&t, &j, rules[k], NULL, 0, NULL, 0, 5000);
+        size_t found = 0;
+        for (size_t i = 0; i < t.n; i++)
+            if (strncmp(t.lines[i], "  unique ", 9) == 0) {
+                assert_non_null(want[k]);
+                assert_string_equal(t.lines[i], want[k]);
+                found++;
+            }
+        assert_int_equal(found, want[k] ? 1 : 0);
         tui_text_free(&t);
     }
 }
@@ -1067,7 +1099,7 @@ static void test_hostile_fields(void **st)
     snprintf(att.outcome, sizeof att.outcome, "failed");
     aspen_store_log logs[1] = {{.seq = 1, .attempt = 1, .time_ms = 2100, .line = (char *)evil}};
     tui_text t = {0};
-    tui_detail_build(&t, &j, &att, 1, logs, 1, 5000);
+    tui_detail_build(&t, &j, NULL, &att, 1, logs, 1, 5000);
     size_t full = 0;
     bool bidi_tag = false, not_utf8_note = false;
     for (size_t i = 0; i < t.n; i++) {
@@ -1235,6 +1267,7 @@ int main(void)
         cmocka_unit_test(test_commands),
         cmocka_unit_test(test_choice_refusal),
         cmocka_unit_test(test_copy_cut),
+        cmocka_unit_test(test_detail_unique_line),
         cmocka_unit_test(test_layout),
         cmocka_unit_test(test_columns),
         cmocka_unit_test(test_logbuf),

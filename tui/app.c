@@ -1055,8 +1055,17 @@ typedef struct act_req {
     _Atomic int64_t written;
     int64_t total;
     char where[1100];
-    _Atomic bool stop;
+    _Atomic bool stop; /* the export's, and the submit's (esc, quit): no batch after this one */
+    /* ACT_SUBMIT: jobs written so far (the pool writes, the tick reads), and whether a stop
+     * ended it before all count were */
+    _Atomic int64_t submitted;
+    bool stopped;
 } act_req;
+
+/* A submit of many jobs goes in transactions of this many (each all or none): between them the
+ * tick shows how far it is and esc can stop the rest; one of 100,000 held the API connection
+ * for seconds with nothing on screen (trial 23). */
+#define TUI_SUBMIT_BATCH 2000
 
 /* A read-only store handle of its own for one action on the pool (the console's other handles
  * each belong to one reader: the jobs count, the panes). 0, or -1 with msg said. */
@@ -1170,12 +1179,29 @@ static void act_work(uv_work_t *w)
                 specs[i].queue = r->queue[0] ? r->queue : NULL;
                 specs[i].unique = r->want_unique ? &r->unique : NULL;
             }
-            /* submit_ex: a duplicate is said as such (its id is the existing job's) */
-            r->rc = aspen_engine_submit_ex(eng, specs, (size_t)r->count, done, &err);
-            if (r->rc == 0) {
+            /* submit_ex: a duplicate is said as such (its id is the existing job's); in batches
+             * of TUI_SUBMIT_BATCH, a stop (esc, quit) honoured between them */
+            int sent = 0;
+            r->rc = 0;
+            while (sent < r->count) {
+                if (sent && atomic_load(&r->stop)) {
+                    r->stopped = true;
+                    break;
+                }
+                int n = r->count - sent < TUI_SUBMIT_BATCH ? r->count - sent : TUI_SUBMIT_BATCH;
+                r->rc = aspen_engine_submit_ex(eng, specs + sent, (size_t)n, done + sent, &err);
+                if (r->rc != 0)
+                    break;
+                sent += n;
+                atomic_store(&r->submitted, sent);
+            }
+            r->done = sent; /* written (or found as duplicates) before a stop or a refusal */
+            if (r->rc != 0)
+                snprintf(r->msg, sizeof r->msg, "%s", err.msg);
+            if (sent) {
                 r->first_id = done[0].id;
-                r->last_id = done[r->count - 1].id;
-                for (int i = 0; i < r->count; i++) {
+                r->last_id = done[sent - 1].id;
+                for (int i = 0; i < sent; i++) {
                     if (!done[i].duplicate) {
                         if (!r->new_first)
                             r->new_first = done[i].id;
@@ -1186,12 +1212,12 @@ static void act_work(uv_work_t *w)
                     /* the first duplicate's wording, with the key stored with the job it found */
                     char *stored = NULL;
                     aspen_engine_unique_key(eng, done[i].id, &stored, NULL);
-                    aspen_store_duplicate_message(stored ? stored : "?", &done[i],
-                                                  aspen_store_now_ms(), r->msg, sizeof r->msg);
+                    if (r->rc == 0) /* a refusal's text is the one to say */
+                        aspen_store_duplicate_message(stored ? stored : "?", &done[i],
+                                                      aspen_store_now_ms(), r->msg,
+                                                      sizeof r->msg);
                     free(stored);
                 }
-            } else {
-                snprintf(r->msg, sizeof r->msg, "%s", err.msg);
             }
         }
         free(specs);
@@ -1444,6 +1470,8 @@ static void confirm_ask(tui_app *a, tui_confirm_kind kind, int64_t *ids, size_t 
 
 static bool run_action(tui_app *a, act_req *r);
 static void export_progress(tui_app *a);
+static void submit_progress(tui_app *a);
+static bool submit_stop(tui_app *a);
 static void form_queue_checked(tui_app *a, const act_req *r);
 
 static void act_done(uv_work_t *w, int status)
@@ -1453,11 +1481,35 @@ static void act_done(uv_work_t *w, int status)
     if (r->kind == ACT_EXPORT && a->quitting) /* said on the terminal once the screen is gone */
         snprintf(a->quit_note, sizeof a->quit_note, "aspen console: export to %s: %s", r->where,
                  r->rc ? r->msg : "finished");
+    if (r->kind == ACT_SUBMIT && a->submitting == r)
+        a->submitting = NULL;
+    if (r->kind == ACT_SUBMIT && a->quitting && r->count > 1 && (r->stopped || r->rc)) {
+        /* stopped by the quit: how many went in (each batch whole), said after the screen */
+        if (r->done)
+            snprintf(a->quit_note, sizeof a->quit_note,
+                     "aspen console: submit stopped at quit: %d of %d jobs submitted (%lld..%lld), "
+                     "the other %d not", r->done, r->count, (long long)r->first_id,
+                     (long long)r->last_id, r->count - r->done);
+        else
+            snprintf(a->quit_note, sizeof a->quit_note,
+                     "aspen console: submit stopped at quit: none of the %d jobs submitted",
+                     r->count);
+    }
     if (status == 0 && !a->quitting) {
         switch (r->kind) {
         case ACT_SUBMIT:
-            if (r->rc)
+            if (r->rc && r->done)
+                tui_set_status(a, true, "submit refused after %d of the %d jobs were submitted "
+                               "(%lld..%lld; the other %d not): %s", r->done, r->count,
+                               (long long)r->first_id, (long long)r->last_id, r->count - r->done,
+                               r->msg);
+            else if (r->rc)
                 tui_set_status(a, true, "submit refused: %s", r->msg);
+            else if (r->stopped)
+                tui_set_status(a, false, "submit stopped (esc): %d of the %d jobs submitted "
+                               "(%lld..%lld), the other %d not", r->done, r->count,
+                               (long long)r->first_id, (long long)r->last_id,
+                               r->count - r->done);
             else if (r->n_dup && r->count == 1)
                 tui_set_status(a, false, "not submitted: %s", r->msg); /* names the job's id */
             else if (r->n_dup && !r->new_first)
@@ -1814,6 +1866,7 @@ static void on_tick(uv_timer_t *t)
     start_stats(a);
     start_fetch(a);
     export_progress(a);
+    submit_progress(a);
     if (++a->count_round % 5 == 0) /* a count may scan the whole store: every 5 s is enough */
         start_count(a);
     request_draw(a);
@@ -2505,6 +2558,13 @@ static const char *form_guest_text(const tui_app *a, char *out, size_t cap)
 
 static void form_submit(tui_app *a)
 {
+    if (a->submitting) {
+        /* one at a time: a second would interleave its ids with the first's */
+        snprintf(a->form_msg, sizeof a->form_msg, "a submit is under way (%lld of %d jobs): "
+                 "wait for it, or esc the form and esc again to stop it",
+                 (long long)atomic_load(&a->submitting->submitted), a->submitting->count);
+        return;
+    }
     if (a->guest_is_path)
         form_find_guest(a); /* checked again: the file may have changed since it was typed */
     form_check(a);
@@ -2584,6 +2644,18 @@ static void form_submit(tui_app *a)
     r->count = (int)v[2];
     a->mode = TUI_MODE_MAIN;
     tui_show_pane(a, TUI_PANE_JOBS);
+    if (r->count > TUI_SUBMIT_BATCH) {
+        a->submitting = r; /* the tick shows its progress; esc stops it */
+        tui_clear_error(a);
+        if (!run_action(a, r)) { /* r is freed */
+            a->submitting = NULL;
+            tui_set_status(a, true, "submit: could not start it (the console's thread pool "
+                           "refused the work): try again");
+            return;
+        }
+        submit_progress(a);
+        return;
+    }
     tui_set_status(a, false, "submitting %d job%s...", r->count, r->count == 1 ? "" : "s");
     run_action(a, r);
 }
@@ -3249,6 +3321,40 @@ static void export_progress(tui_app *a)
                    r->filter_text[0] ? r->filter_text : "(no filter)", r->path, n, of);
 }
 
+/* The submit under way, as it starts and once a second: "submitting 40,000/100,000 jobs" (each
+ * batch of TUI_SUBMIT_BATCH is one transaction; keys work meanwhile, esc stops the rest). */
+static void submit_progress(tui_app *a)
+{
+    act_req *r = a->submitting;
+    if (!r)
+        return;
+    if (a->status_error && (uint64_t)aspen_store_now_ms() < a->status_until_ms)
+        return; /* an error said meanwhile stays its time */
+    char done[32], of[32];
+    tui_fmt_thousands(atomic_load(&r->submitted), done, sizeof done);
+    tui_fmt_thousands(r->count, of, sizeof of);
+    if (atomic_load(&r->stop))
+        set_progress(a, "stopping the submit after the batch under way: %s/%s jobs submitted",
+                     done, of);
+    else
+        set_progress(a, "submitting %s/%s jobs (esc stops the rest; keys work meanwhile)", done,
+                     of);
+}
+
+/* esc during a submit of many jobs: no batch after the one under way (act_done says how many
+ * went in). False when there is none to stop. Elsewhere than the jobs table esc keeps its own
+ * meaning first (closing the help, leaving the detail). */
+static bool submit_stop(tui_app *a)
+{
+    if (!a->submitting || atomic_load(&a->submitting->stop))
+        return false;
+    atomic_store(&a->submitting->stop, true);
+    tui_clear_error(a);
+    submit_progress(a);
+    request_draw(a);
+    return true;
+}
+
 /* A pane's command typed in another pane (:limit in the Jobs pane): it did nothing and said
  * nothing; now it says where it applies and what it does there. */
 static void not_here(tui_app *a, tui_action act)
@@ -3285,8 +3391,12 @@ static void global_action(tui_app *a, tui_action act, int64_t arg, const char *t
 {
     switch (act) {
     case TUI_A_BACK:
-        if (!tui_back(a) && a->view == TUI_VIEW_JOBS && a->marks.n)
+        if (tui_back(a))
+            break;
+        if (a->view == TUI_VIEW_JOBS && a->marks.n)
             tui_marks_clear(&a->marks);
+        else
+            submit_stop(a); /* nothing else for esc to do here: a submit under way stops */
         break;
     case TUI_A_BACK_OR_QUIT:
         if (tui_back(a))
@@ -3509,6 +3619,8 @@ static void handle_key(tui_app *a, int key)
         begin_quit(a);
         return;
     }
+    if (key == TUI_KEY_ESC && a->view == TUI_VIEW_JOBS && submit_stop(a))
+        return; /* in the jobs table the submit form came back to, esc stops a submit first */
     tui_action act = tui_key_action(key, tui_view_ops(a->view)->cx);
     if (act != TUI_A_NONE && a->status_error)
         tui_clear_error(a); /* a stale error goes; a new one replaces it */
@@ -3791,6 +3903,8 @@ static void begin_quit(tui_app *a)
     a->quitting = true;
     if (a->exporting)
         atomic_store(&a->exporting->stop, true);
+    if (a->submitting) /* the batch under way finishes; the rest is said after the screen */
+        atomic_store(&a->submitting->stop, true);
     unsubscribe(a); /* before the async handle goes: no uv_async_send on a closed handle */
     close_handles(a);
 }

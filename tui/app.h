@@ -270,6 +270,7 @@ typedef struct tui_app {
 
     /* the :export under way (app.c's act_req: its progress for the status line), NULL */
     struct act_req *exporting;
+    struct act_req *submitting; /* a submit of many jobs under way (its progress, esc stops it) */
     char quit_note[1400]; /* said on stderr after the screen is gone (an export stopped at quit) */
 
     /* messages */

@@ -100,6 +100,24 @@ void tui_fmt_count(int64_t n, char *out, size_t cap)
         snprintf(out, cap, "%.1fM", (double)n / 1e6);
 }
 
+void tui_fmt_thousands(int64_t n, char *out, size_t cap)
+{
+    char digits[32];
+    unsigned long long u = n < 0 ? 0ull - (unsigned long long)n : (unsigned long long)n;
+    int len = snprintf(digits, sizeof digits, "%llu", u);
+    char buf[48];
+    size_t w = 0;
+    if (n < 0)
+        buf[w++] = '-';
+    for (int i = 0; i < len; i++) {
+        if (i && (len - i) % 3 == 0)
+            buf[w++] = ',';
+        buf[w++] = digits[i];
+    }
+    buf[w] = '\0';
+    snprintf(out, cap, "%s", buf);
+}
+
 /* The value of key= among libpq's key=value words (a '...' value may hold spaces and \' ); the
  * last one given, which is the one libpq uses ("host=... dbname=postgres dbname=jobs": jobs). */
 static bool conninfo_value(const char *ci, const char *key, char *out, size_t cap)

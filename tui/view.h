@@ -28,6 +28,9 @@ void tui_fmt_quantiles(const int64_t *us, size_t n, char (*out)[32]);
 void tui_fmt_size(uint64_t bytes, char *out, size_t cap);
 /* "999" "12.3k" "1.2M" */
 void tui_fmt_count(int64_t n, char *out, size_t cap);
+/* n whole, with thousands separators: "100,000" (a progress line's figures, as aspen's own
+ * questions write counts). */
+void tui_fmt_thousands(int64_t n, char *out, size_t cap);
 /* The database as the header names it when its full name does not fit: for a PostgreSQL
  * conninfo (already redacted: aspen_store_name_shown) "HOST/DB" — a socket directory's last part
  * as the host, "localhost" when none is given, no "/DB" when no dbname is given — from a URI

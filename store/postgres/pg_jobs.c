@@ -2001,6 +2001,68 @@ static int cancel_one(struct pg_store *s, int64_t id, int64_t now,
     return code;
 }
 
+int pg_cancel_ids(struct pg_store *s, const int64_t *ids, size_t n, int64_t now_ms, int64_t *done,
+                  int64_t *asked, aspen_store_error *err)
+{
+    *done = *asked = 0;
+    if (!n)
+        return 0;
+    /* the ids as one bigint[] parameter ("{1,2,3}") */
+    struct pg_sql arr = {0};
+    for (size_t i = 0; i < n; i++)
+        add_int(&arr, i == 0, ids[i]);
+    pg_sql_add(&arr, "}");
+    if (arr.oom) {
+        pg_sql_free(&arr);
+        return store_err(err, ASPEN_STORE_ENOMEM, "out of memory cancelling %zu jobs", n);
+    }
+    /* what store_decide_cancel decides per job, per state: a waiting job is cancelled now with
+     * its error said, a running one keeps running with the flag its engine polls. The rows are
+     * locked: the states read here are the ones written from. */
+    int code = 0;
+    int64_t moved[ASPEN_STORE_STATE_COUNT] = {0};
+    struct pg_params p = {0};
+    pg_p_text(&p, arr.text);
+    pg_p_now(&p, now_ms);
+    pg_p_text(&p, "cancelled before it ran");
+    PGresult *r = pg_exec(s, "pgj_cancel_ids",
+                          "WITH c AS (SELECT id, state FROM jobs WHERE id = ANY($1::bigint[])"
+                          " AND state IN ('queued', 'scheduled')),"
+                          " u AS (UPDATE jobs j SET state = 'cancelled', finished_at = " PG_NOW(2)
+                          ", error = $3 FROM c WHERE j.id = c.id AND j.state = c.state"
+                          " RETURNING c.state AS before),"
+                          " d AS (DELETE FROM claims WHERE job IN (SELECT id FROM c))"
+                          " SELECT before, count(*) FROM u GROUP BY before",
+                          &p, "cancelling the matching jobs", err);
+    if (!r) {
+        code = failed(err);
+        goto out;
+    }
+    for (int i = 0; i < PQntuples(r); i++) {
+        aspen_store_state st = ASPEN_STORE_QUEUED;
+        if (strcmp(PQgetvalue(r, i, 0), "scheduled") == 0)
+            st = ASPEN_STORE_SCHEDULED;
+        moved[st] += pg_get_int(r, i, 1);
+    }
+    PQclear(r);
+    for (int st = 0; st < ASPEN_STORE_STATE_COUNT; st++)
+        if (moved[st]) {
+            pg_counts_note(s, (aspen_store_state)st, ASPEN_STORE_CANCELLED, moved[st]);
+            *done += moved[st];
+        }
+    struct pg_params q = {0};
+    pg_p_text(&q, arr.text);
+    code = run(s, "pgj_cancel_ids_running",
+               "UPDATE jobs SET cancel_requested = true WHERE id = ANY($1::bigint[])"
+               " AND state = 'running'",
+               &q, "asking the matching running jobs to stop", asked, err);
+    if (!code && *asked)
+        s->tx_wrote = true; /* a write all the same: others' data version moves */
+out:
+    pg_sql_free(&arr);
+    return code;
+}
+
 int pg_cancel_one(struct pg_store *s, int64_t id, int64_t now_ms,
                   aspen_store_cancel_result *result, aspen_store_error *err)
 {

@@ -416,18 +416,45 @@ static void test_cancel(void **state)
     assert_int_equal(n, 0);
     free(ids);
 
-    /* Bulk cancel by filter. */
-    for (int i = 0; i < 5; i++)
-        submit_job(f->s, i < 3 ? "bulk" : "keep", 0, i == 0 ? T0 + 99999 : 0, 3, T0);
+    /* Bulk cancel by filter: waiting ones (a scheduled one among them) cancelled as one cancel
+     * does (finished now, the error said), a running one asked to stop and left running (on
+     * PostgreSQL in a few statements for all of them: trial 23). */
+    int64_t bulk[3];
+    for (int i = 0; i < 5; i++) {
+        int64_t id = submit_job(f->s, i < 3 ? "bulk" : "keep", 0, i == 0 ? T0 + 99999 : 0, 3, T0);
+        if (i < 3)
+            bulk[i] = id;
+    }
+    int64_t brun = submit_job(f->s, "bulk", 9, 0, 3, T0);
+    assert_int_equal(claim_ids(f->s, f->engine, 1, T0, NULL), 1);
+    assert_int_equal(state_of(f->s, brun), ASPEN_STORE_RUNNING);
     aspen_store_filter flt = {.type = "bulk"};
     int64_t done = 0, asked = 0;
-    assert_int_equal(aspen_store_cancel_matching(f->s, &flt, T0, &done, &asked, &e), 0);
+    assert_int_equal(aspen_store_cancel_matching(f->s, &flt, T0 + 7, &done, &asked, &e), 0);
     assert_int_equal(done, 3);
-    assert_int_equal(asked, 0);
+    assert_int_equal(asked, 1);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(aspen_store_get(f->s, bulk[i], &j, &e), 0);
+        assert_int_equal(j.state, ASPEN_STORE_CANCELLED);
+        assert_int_equal(j.finished_at_ms, T0 + 7);
+        assert_string_equal(j.error, "cancelled before it ran");
+        aspen_store_job_clear(&j);
+    }
+    assert_int_equal(state_of(f->s, brun), ASPEN_STORE_RUNNING);
+    assert_int_equal(aspen_store_cancel_requests(f->s, f->engine, &ids, &n, &e), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(ids[0], brun);
+    free(ids);
     int64_t counts[ASPEN_STORE_STATE_COUNT];
     assert_int_equal(aspen_store_counts(f->s, counts, &e), 0);
     assert_int_equal(counts[ASPEN_STORE_QUEUED], 2);
+    assert_int_equal(counts[ASPEN_STORE_SCHEDULED], 0);
+    assert_int_equal(counts[ASPEN_STORE_RUNNING], 1);
     assert_int_equal(counts[ASPEN_STORE_CANCELLED], 5);
+    /* again: nothing waiting is left, the running one is asked again */
+    assert_int_equal(aspen_store_cancel_matching(f->s, &flt, T0 + 8, &done, &asked, &e), 0);
+    assert_int_equal(done, 0);
+    assert_int_equal(asked, 1);
 }
 
 static void test_rerun_and_retry_failed(void **state)

@@ -3118,10 +3118,10 @@ static void prompt_key(tui_app *a, int key)
             tui_action act;
             int64_t arg;
             const char *text;
-            char msg[256];
+            char msg[700];
             char cmd[sizeof a->prompt.buf];
             snprintf(cmd, sizeof cmd, "%s", a->prompt.buf);
-            if (tui_command_parse(cmd, &act, &arg, &text, msg, sizeof msg) != 0)
+            if (tui_command_parse(cmd, &act, &arg, &text, a->utf8, msg, sizeof msg) != 0)
                 tui_set_status(a, true, "%s", msg);
             else
                 do_action(a, act, arg, text);

@@ -321,7 +321,7 @@ void tui_binding_keys(const tui_binding *b, char *out, size_t cap)
 /* ---- the command line ---------------------------------------------------------------------------- */
 
 int tui_command_parse(const char *cmd, tui_action *action, int64_t *arg, const char **text,
-                      char *msg, size_t msgcap)
+                      bool utf8, char *msg, size_t msgcap)
 {
     *action = TUI_A_NONE;
     *arg = 0;
@@ -348,18 +348,26 @@ int tui_command_parse(const char *cmd, tui_action *action, int64_t *arg, const c
         for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
             names[i] = map[i].command;
         const char *best = aspen_store_nearest(cmd, len, names, sizeof map / sizeof map[0]);
+        /* the word quoted in 40 columns, cut between characters with the marker: a long one
+         * ran the message past its buffer, which cut it inside a UTF-8 character (trial 23) */
+        char shown[200];
+        char *word = strndup(cmd, len);
+        tui_cut_to(word ? word : "", 40, utf8, shown, sizeof shown);
+        free(word);
         if (best)
-            snprintf(msg, msgcap, "unknown command ':%.*s': did you mean :%s? (:help lists them)",
-                     (int)len, cmd, best);
+            snprintf(msg, msgcap, "unknown command ':%s': did you mean :%s? (:help lists them)",
+                     shown, best);
         else
-            snprintf(msg, msgcap, "unknown command ':%.*s' (try :help)", (int)len, cmd);
+            snprintf(msg, msgcap, "unknown command ':%s' (try :help)", shown);
         return -1;
     }
     *action = b->action;
+    char shown[200]; /* the argument, quoted as the word above is */
+    tui_cut_to(rest, 40, utf8, shown, sizeof shown);
     if (!b->args) {
         if (*rest) {
-            snprintf(msg, msgcap, ":%s takes no argument, not '%.40s' (type :%s alone)", b->command,
-                     rest, b->command);
+            snprintf(msg, msgcap, ":%s takes no argument, not '%s' (type :%s alone)", b->command,
+                     shown, b->command);
             return -1;
         }
         return 0;
@@ -380,8 +388,8 @@ int tui_command_parse(const char *cmd, tui_action *action, int64_t *arg, const c
             while (*end == ' ')
                 end++;
             if (id <= 0 || *end) {
-                snprintf(msg, msgcap, "'%.40s' is not a job id: a whole number from 1 (e.g. :%s 42%s)",
-                         rest, b->command,
+                snprintf(msg, msgcap, "'%s' is not a job id: a whole number from 1 (e.g. :%s 42%s)",
+                         shown, b->command,
                          b->action == TUI_A_PANE_LOGS ? "; :logs alone: every job's" : "");
                 return -1;
             }

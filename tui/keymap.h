@@ -114,9 +114,10 @@ void tui_binding_keys(const tui_binding *b, char *out, size_t cap);
 /* The `:` command line: a name from the table (or its alias) and its argument. Fills *action,
  * *arg (a job id for "job ID" / "logs ID"; 0 otherwise) and *text (what follows for commands
  * that take TEXT or COLUMN, pointing into cmd). 0, or -1 with a message (unknown command with a
- * "did you mean", missing or extra argument). */
+ * "did you mean", missing or extra argument); a word the message quotes is cut to 40 columns
+ * between characters, with the cut marker (utf8: the terminal's, tui_cut_marker). */
 int tui_command_parse(const char *cmd, tui_action *action, int64_t *arg, const char **text,
-                      char *msg, size_t msgcap);
+                      bool utf8, char *msg, size_t msgcap);
 /* Tab completion of a command name: the commands starting with prefix, sorted, into names[]
  * (at most max); returns how many match (possibly more than max). *common gets their longest
  * common prefix. */

@@ -6,7 +6,8 @@
 #   - a submit of 100,000 jobs from the form (its Count field) shows its progress
 #     ("submitting 40,000/100,000 jobs"), refreshed; esc stops the rest and says how many went in
 #     (as many as the database has); q quits during one, and says after the screen how many went;
-#   - a refused :sort word longer than its quote is cut between characters with the marker;
+#   - a refused :sort word, or an unknown :command, longer than its quote is cut between
+#     characters with the marker (a 300-byte one broke a UTF-8 character at 255 bytes);
 #   - the job detail has the job's uniqueness rule, the same line as aspen show's.
 #
 #   console_trial23_test.sh ASPEN_BINARY
@@ -72,6 +73,11 @@ keys :
 type_text "sort $(printf 'é%.0s' $(seq 1 60))"
 keys Enter
 wait_for "unknown sort column '(é){39}…' \(columns"
+# an unknown command of 300 bytes: its message was cut at 255 bytes inside a character
+keys :
+type_text "$(printf 'é%.0s' $(seq 1 150))"
+keys Enter
+wait_for "unknown command ':(é){39}…' \(try :help\)"
 
 echo "== a submit of 100,000 jobs from the form: progress, esc stops the rest"
 before=$(njobs "")

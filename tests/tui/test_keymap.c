@@ -89,7 +89,7 @@ static void test_commands_unique_and_parse(void **st)
         int64_t arg;
         const char *text;
         char msg[256];
-        assert_int_equal(tui_command_parse(cmd, &act, &arg, &text, msg, sizeof msg), 0);
+        assert_int_equal(tui_command_parse(cmd, &act, &arg, &text, true, msg, sizeof msg), 0);
         assert_int_equal(act, m[i].action);
     }
 }

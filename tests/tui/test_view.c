@@ -307,51 +307,66 @@ static void test_commands(void **st)
     int64_t arg;
     const char *text;
     char msg[256];
-    assert_int_equal(tui_command_parse("q", &a, &arg, &text, msg, sizeof msg), 0);
+    assert_int_equal(tui_command_parse("q", &a, &arg, &text, true, msg, sizeof msg), 0);
     assert_int_equal(a, TUI_A_QUIT);
-    assert_int_equal(tui_command_parse(":job 42", &a, &arg, &text, msg, sizeof msg), 0);
+    assert_int_equal(tui_command_parse(":job 42", &a, &arg, &text, true, msg, sizeof msg), 0);
     assert_int_equal(a, TUI_A_OPEN_JOB);
     assert_int_equal(arg, 42);
-    assert_int_equal(tui_command_parse("logs 7", &a, &arg, &text, msg, sizeof msg), 0);
+    assert_int_equal(tui_command_parse("logs 7", &a, &arg, &text, true, msg, sizeof msg), 0);
     assert_int_equal(a, TUI_A_LOGS_OF_JOB);
     assert_int_equal(arg, 7);
-    assert_int_equal(tui_command_parse("logs", &a, &arg, &text, msg, sizeof msg), 0);
+    assert_int_equal(tui_command_parse("logs", &a, &arg, &text, true, msg, sizeof msg), 0);
     assert_int_equal(a, TUI_A_PANE_LOGS);
-    assert_int_equal(tui_command_parse("filter state:failed tag:x", &a, &arg, &text, msg, sizeof msg), 0);
+    assert_int_equal(tui_command_parse("filter state:failed tag:x", &a, &arg, &text, true, msg, sizeof msg), 0);
     assert_int_equal(a, TUI_A_FILTER_SET);
     assert_string_equal(text, "state:failed tag:x");
-    assert_int_equal(tui_command_parse("pause", &a, &arg, &text, msg, sizeof msg), 0);
+    assert_int_equal(tui_command_parse("pause", &a, &arg, &text, true, msg, sizeof msg), 0);
     assert_int_equal(a, TUI_A_PAUSE);
-    assert_int_equal(tui_command_parse("resume", &a, &arg, &text, msg, sizeof msg), 0);
+    assert_int_equal(tui_command_parse("resume", &a, &arg, &text, true, msg, sizeof msg), 0);
     assert_int_equal(a, TUI_A_RESUME);
-    assert_int_equal(tui_command_parse("cancel", &a, &arg, &text, msg, sizeof msg), 0);
+    assert_int_equal(tui_command_parse("cancel", &a, &arg, &text, true, msg, sizeof msg), 0);
     assert_int_equal(a, TUI_A_CANCEL);
-    assert_int_equal(tui_command_parse("sort duration", &a, &arg, &text, msg, sizeof msg), 0);
+    assert_int_equal(tui_command_parse("sort duration", &a, &arg, &text, true, msg, sizeof msg), 0);
     assert_int_equal(a, TUI_A_SORT_SET);
     assert_string_equal(text, "duration");
-    assert_int_equal(tui_command_parse("sort", &a, &arg, &text, msg, sizeof msg), -1);
-    assert_int_equal(tui_command_parse("rerunn", &a, &arg, &text, msg, sizeof msg), -1);
+    assert_int_equal(tui_command_parse("sort", &a, &arg, &text, true, msg, sizeof msg), -1);
+    assert_int_equal(tui_command_parse("rerunn", &a, &arg, &text, true, msg, sizeof msg), -1);
     assert_non_null(strstr(msg, "did you mean :rerun"));
-    assert_int_equal(tui_command_parse("job", &a, &arg, &text, msg, sizeof msg), -1);
-    assert_int_equal(tui_command_parse("job abc", &a, &arg, &text, msg, sizeof msg), -1);
+    assert_int_equal(tui_command_parse("job", &a, &arg, &text, true, msg, sizeof msg), -1);
+    assert_int_equal(tui_command_parse("job abc", &a, &arg, &text, true, msg, sizeof msg), -1);
     /* a bad argument says what is allowed (issue 9) */
     assert_string_equal(msg, "'abc' is not a job id: a whole number from 1 (e.g. :job 42)");
-    assert_int_equal(tui_command_parse("job -3", &a, &arg, &text, msg, sizeof msg), -1);
+    assert_int_equal(tui_command_parse("job -3", &a, &arg, &text, true, msg, sizeof msg), -1);
     assert_non_null(strstr(msg, "a whole number from 1"));
-    assert_int_equal(tui_command_parse("frobnicate", &a, &arg, &text, msg, sizeof msg), -1);
+    assert_int_equal(tui_command_parse("frobnicate", &a, &arg, &text, true, msg, sizeof msg), -1);
     assert_non_null(strstr(msg, "frobnicate"));
-    assert_int_equal(tui_command_parse("quit now", &a, &arg, &text, msg, sizeof msg), -1);
+    assert_int_equal(tui_command_parse("quit now", &a, &arg, &text, true, msg, sizeof msg), -1);
     assert_string_equal(msg, ":quit takes no argument, not 'now' (type :quit alone)");
+    /* a long word is quoted in 40 columns with the marker, never cut inside a character by the
+     * message's buffer (300 bytes of "é" ran a 256-byte message to a broken byte: trial 23) */
+    char big[400] = "", want[200] = "unknown command ':";
+    for (int i = 0; i < 150; i++)
+        strcat(big, "\xc3\xa9");
+    for (int i = 0; i < 39; i++)
+        strcat(want, "\xc3\xa9");
+    strcat(want, "\xe2\x80\xa6' (try :help)");
+    char small[256];
+    assert_int_equal(tui_command_parse(big, &a, &arg, &text, true, small, sizeof small), -1);
+    assert_string_equal(small, want);
+    char arg_cmd[400] = "quit ";
+    strcat(arg_cmd, big);
+    assert_int_equal(tui_command_parse(arg_cmd, &a, &arg, &text, false, small, sizeof small), -1);
+    assert_non_null(strstr(small, "\xc3\xa9~' (type :quit alone)"));
     /* a whole part of a compound command name is near it */
-    assert_int_equal(tui_command_parse("now", &a, &arg, &text, msg, sizeof msg), -1);
+    assert_int_equal(tui_command_parse("now", &a, &arg, &text, true, msg, sizeof msg), -1);
     assert_non_null(strstr(msg, "did you mean :run-now?"));
-    assert_int_equal(tui_command_parse("match", &a, &arg, &text, msg, sizeof msg), -1);
+    assert_int_equal(tui_command_parse("match", &a, &arg, &text, true, msg, sizeof msg), -1);
     assert_non_null(strstr(msg, "did you mean :delete-match?"));
     /* X's command: the jobs matching the filter, which it takes from the pane, not an argument */
-    assert_int_equal(tui_command_parse("cancel-match", &a, &arg, &text, msg, sizeof msg), 0);
+    assert_int_equal(tui_command_parse("cancel-match", &a, &arg, &text, true, msg, sizeof msg), 0);
     assert_int_equal(a, TUI_A_CANCEL_MATCHING);
     assert_int_equal(tui_key_action('X', TUI_CX_JOBS), TUI_A_CANCEL_MATCHING);
-    assert_int_equal(tui_command_parse("cancel-match queue:a", &a, &arg, &text, msg, sizeof msg),
+    assert_int_equal(tui_command_parse("cancel-match queue:a", &a, &arg, &text, true, msg, sizeof msg),
                      -1);
     assert_non_null(strstr(msg, ":cancel-match takes no argument"));
 }

@@ -14,7 +14,9 @@
 #include "schedule_backend.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -112,6 +114,151 @@ static void where_tried(PGconn *c, char *out, size_t size)
         snprintf(out, size, "%s port %s", host, port);
 }
 
+/* ---- waiting for answers ---------------------------------------------------------------------- */
+
+/* libpq's blocking calls (PQexec, PQexecPrepared, PQgetResult, PQconnectdb) wait for the server
+ * without a bound. A server that stops answering without closing the connection — its process
+ * stopped (SIGSTOP, a debugger), its VM paused, a network path that drops packets without a reset
+ * — held them forever: keepalives do not run while a request is outstanding, and on loopback a
+ * stopped server's kernel still acknowledges every byte, so neither keepalives nor
+ * tcp_user_timeout notice. So every connection is in nonblocking mode and every wait for the
+ * server goes through await_answer: poll() on the socket with a bound on the server's silence
+ * (the answer deadline, struct pg_store answer_ms; reset by every byte that arrives or leaves, so
+ * a long result streaming in or a big binary going out is not cut). When it passes, the
+ * connection is closed (drop_silent) and the caller's lost-connection path takes over: reconnect
+ * and retry outside a transaction, "rolled back" inside one, "unknown outcome" for a COMMIT. */
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static bool giving_up(const struct pg_store *s);
+
+/* A wait ended for silence while its owner gave up: the server is taken as gone for this process
+ * (one process talks to one server), and later waits while giving up only peek
+ * (PG_STOP_PEEK_MS). Cleared by any answer. */
+static _Atomic bool g_silent_at_stop;
+
+/* How long a wait may see no progress: the answer deadline (0: none), or while giving up
+ * PG_STOP_SILENCE_MS (PG_STOP_PEEK_MS once the server was found silent). */
+static int64_t silence_bound(const struct pg_store *s, int64_t deadline)
+{
+    if (!giving_up(s))
+        return deadline;
+    int64_t stop = atomic_load(&g_silent_at_stop) ? PG_STOP_PEEK_MS : PG_STOP_SILENCE_MS;
+    return deadline > 0 && deadline < stop ? deadline : stop;
+}
+
+/* Waits on fd for `events` until ready (1, *revents set), the server has been silent since
+ * *last for the bound (0), or poll fails (-1). With a give_up flag the wait wakes every 50 ms to
+ * see it (then the bound shrinks, silence_bound); without one it sleeps the whole bound. */
+static int wait_socket(const struct pg_store *s, int fd, short events, int64_t deadline,
+                       int64_t *last, short *revents)
+{
+    for (;;) {
+        int64_t bound = silence_bound(s, deadline), now = mono_ms();
+        int64_t left = bound > 0 ? *last + bound - now : -1;
+        if (bound > 0 && left <= 0)
+            return 0;
+        int ms = left < 0 || left > INT32_MAX ? -1 : (int)left;
+        if (s->give_up && (ms < 0 || ms > 50))
+            ms = 50;
+        struct pollfd pfd = {.fd = fd, .events = events};
+        int n = poll(&pfd, 1, ms);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -1;
+        if (n > 0) {
+            *revents = pfd.revents;
+            *last = mono_ms();
+            return 1;
+        }
+    }
+}
+
+/* The connection's answer deadline now. */
+static int64_t answer_deadline(const struct pg_store *s)
+{
+    return s->long_wait ? PG_MIGRATE_ANSWER_MS : s->answer_ms;
+}
+
+/* Gives up on a server that said nothing for silent_ms: closes the connection (libpq's
+ * Terminate goes into the socket; the server, if it ever runs again, rolls back what was open).
+ * The prepared statements went with it. */
+static void drop_silent(struct pg_store *s, int64_t silent_ms)
+{
+    s->silent_ms = silent_ms > 0 ? silent_ms : 1;
+    if (giving_up(s))
+        atomic_store(&g_silent_at_stop, true);
+    PQfinish(s->conn);
+    s->conn = NULL;
+    s->n_prepared = 0;
+}
+
+/* Until PQgetResult can be called without blocking: sends what libpq holds (nonblocking mode)
+ * and reads what arrives. 0 ready (a result, or a broken connection that libpq reports as
+ * one), 1 the server was silent past the deadline (the connection is closed: drop_silent). */
+static int await_answer(struct pg_store *s)
+{
+    PGconn *c = s->conn;
+    int64_t start = mono_ms(), last = start;
+    for (;;) {
+        int flushing = PQflush(c); /* 0 all sent, 1 more to send, -1 broken */
+        if (flushing < 0)
+            return 0; /* libpq marked the connection bad; PQgetResult says so */
+        if (!flushing && !PQisBusy(c)) {
+            atomic_store(&g_silent_at_stop, false);
+            return 0;
+        }
+        short ev = 0;
+        int got = wait_socket(s, PQsocket(c), (short)(POLLIN | (flushing ? POLLOUT : 0)),
+                              answer_deadline(s), &last, &ev);
+        if (got == 0) {
+            drop_silent(s, mono_ms() - start);
+            return 1;
+        }
+        if (got < 0 || ((ev & (POLLIN | POLLERR | POLLHUP)) && !PQconsumeInput(c)))
+            return 0; /* the connection broke: libpq's error result says how */
+    }
+}
+
+/* The results of what was just sent, as PQexec gives them: the last one, or the first error.
+ * NULL when the server did not answer in time (closed, s->silent_ms set) or nothing came. */
+static PGresult *collect(struct pg_store *s)
+{
+    PGresult *keep = NULL;
+    for (;;) {
+        if (await_answer(s)) {
+            PQclear(keep);
+            return NULL;
+        }
+        PGresult *r = PQgetResult(s->conn);
+        if (!r)
+            return keep;
+        ExecStatusType st = PQresultStatus(r);
+        if (keep && PQresultStatus(keep) == PGRES_FATAL_ERROR) {
+            PQclear(r); /* the first error is the one that matters */
+            continue;
+        }
+        PQclear(keep);
+        keep = r;
+        if (st == PGRES_COPY_IN || st == PGRES_COPY_OUT || st == PGRES_COPY_BOTH ||
+            PQstatus(s->conn) == CONNECTION_BAD)
+            return keep;
+    }
+}
+
+PGresult *pg_exec_script(struct pg_store *s, const char *sql)
+{
+    if (!s->conn || !PQsendQuery(s->conn, sql))
+        return NULL;
+    return collect(s);
+}
+
 /* ---- the server's clock ------------------------------------------------------------------------ */
 
 /* This process's skew from the server (pg_store.h, "Time"): one value for the process, since one
@@ -133,7 +280,7 @@ static int64_t wall_us(void)
 static void measure_skew(struct pg_store *s)
 {
     int64_t t0 = wall_us();
-    PGresult *r = PQexec(s->conn, "SELECT (extract(epoch from clock_timestamp()) * 1000000)::bigint");
+    PGresult *r = pg_exec_script(s, "SELECT (extract(epoch from clock_timestamp()) * 1000000)::bigint");
     int64_t t1 = wall_us();
     if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) {
         int64_t server = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
@@ -214,7 +361,7 @@ static int connect_err(struct pg_store *s, PGconn *c, aspen_store_error *err, co
 static int session_exec(struct pg_store *s, const char *sql, const char *what,
                         aspen_store_error *err)
 {
-    PGresult *r = PQexec(s->conn, sql);
+    PGresult *r = pg_exec_script(s, sql);
     int code = 0;
     if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
         code = pg_err(s, err, r, what);
@@ -237,26 +384,101 @@ static void pg_notice(void *arg, const char *message)
         one_line(message, s->server_said, sizeof s->server_said);
 }
 
+/* libpq's connect_timeout of conninfo c in ms, as libpq reads it (0 or none: no bound; under
+ * 2 s: 2 s). */
+static int64_t connect_bound(PGconn *c)
+{
+    int64_t ms = 0;
+    PQconninfoOption *o = PQconninfo(c);
+    for (PQconninfoOption *k = o; k && k->keyword; k++)
+        if (strcmp(k->keyword, "connect_timeout") == 0 && k->val && *k->val)
+            ms = strtoll(k->val, NULL, 10) * 1000;
+    PQconninfoFree(o);
+    return ms <= 0 ? 0 : ms < 2000 ? 2000 : ms;
+}
+
+/* PQconnectdbParams without its unbounded waits: a server that accepts the connection but never
+ * answers the startup (stopped: on loopback and a unix socket its kernel still accepts) held it
+ * for connect_timeout per attempt with no way out for a stopping owner. The same states driven
+ * with PQconnectPoll under connect_timeout (the whole attempt, every host of a list) and the
+ * give-up bound. *silent_ms: how long the server was silent when the attempt was given up (0:
+ * it ended on its own; see PQstatus). */
+static PGconn *connect_bounded(struct pg_store *s, const char *const *keys,
+                               const char *const *vals, int64_t *silent_ms)
+{
+    *silent_ms = 0;
+    PGconn *c = PQconnectStartParams(keys, vals, 1);
+    if (!c || PQstatus(c) == CONNECTION_BAD)
+        return c;
+    int64_t bound = connect_bound(c), start = mono_ms(), last = start;
+    PostgresPollingStatusType st = PGRES_POLLING_WRITING;
+    while (st != PGRES_POLLING_OK && st != PGRES_POLLING_FAILED) {
+        short ev = 0;
+        /* The bound is on the whole attempt: a server that trickles bytes must not hold it. */
+        last = start;
+        int got = wait_socket(s, PQsocket(c), st == PGRES_POLLING_READING ? POLLIN : POLLOUT,
+                              bound, &last, &ev);
+        if (got == 0) {
+            *silent_ms = mono_ms() - start;
+            if (giving_up(s))
+                atomic_store(&g_silent_at_stop, true);
+            return c;
+        }
+        st = PQconnectPoll(c); /* also after a poll error: it reports the socket's state */
+    }
+    return c;
+}
+
 /* Opens s->conn from s->base.name. Aspen's defaults come before the user's string so that the
  * user's own settings win (libpq keeps the last value of a repeated keyword); client_encoding
- * comes after: the store's text is UTF-8. */
+ * comes after: the store's text is UTF-8. tcp_user_timeout (TCP only; libpq ignores it on a unix
+ * socket) ends a connection whose sent data the peer has not acknowledged for that long: a
+ * network path that died with a request in flight, where keepalives (idle connections only) do
+ * not run. */
 static int pg_connect(struct pg_store *s, const char *when, aspen_store_error *err)
 {
-    const char *const keys[] = {"connect_timeout", "keepalives",    "keepalives_idle",
-                                "keepalives_interval", "keepalives_count", "application_name",
-                                "dbname",          "client_encoding", NULL};
-    const char *const vals[] = {"5", "1", "10", "3", "3", "aspen", s->base.name, "UTF8", NULL};
-    PGconn *c = PQconnectdbParams(keys, vals, 1);
+    const char *const keys[] = {"connect_timeout",  "keepalives",      "keepalives_idle",
+                                "keepalives_interval", "keepalives_count", "tcp_user_timeout",
+                                "application_name", "dbname",          "client_encoding", NULL};
+    const char *const vals[] = {"5", "1", "10", "3", "3", PG_TCP_USER_TIMEOUT_TEXT, "aspen",
+                                s->base.name, "UTF8", NULL};
+    int64_t silent = 0;
+    PGconn *c = connect_bounded(s, keys, vals, &silent);
+    if (c && silent) {
+        char tried[200];
+        where_tried(c, tried, sizeof tried);
+        store_err(err, ASPEN_STORE_EIO,
+                  "PostgreSQL at %s has not answered for %lld.%lld s while connecting (server "
+                  "stopped or network path lost)%s: check that it runs and that the network "
+                  "path to it is up",
+                  tried, (long long)silent / 1000, (long long)silent % 1000 / 100, when);
+        if (err)
+            err->disconnected = true;
+        PQfinish(c);
+        return ASPEN_STORE_EIO;
+    }
     if (!c || PQstatus(c) != CONNECTION_OK) {
         int code = connect_err(s, c, err, when);
         PQfinish(c);
         return code;
     }
     PQsetNoticeProcessor(c, pg_notice, s);
+    /* Every wait is await_answer's, which needs sends that never block (a full socket buffer
+     * towards a stopped server blocked a send of a big binary for good). */
+    if (PQsetnonblocking(c, 1) != 0) {
+        int code = connect_err(s, c, err, when);
+        PQfinish(c);
+        return code;
+    }
     s->conn = c;
     s->n_prepared = 0;
     s->in_tx = false;
     s->server_said[0] = '\0';
+    s->silent_ms = 0;
+    where_tried(c, s->where, sizeof s->where);
+    atomic_store(&g_silent_at_stop, false);
+    s->statement_timeout_ms = PG_STATEMENT_TIMEOUT_MS; /* until the session says otherwise */
+    s->answer_ms = PG_STATEMENT_TIMEOUT_MS + PG_ANSWER_MARGIN_MS;
     measure_skew(s);
     /* (pgb) A host cut off from the server in the middle of a transaction would keep its locks —
      * its engine row (so nobody can recover it), its jobs, the data-version row every writer takes
@@ -271,10 +493,26 @@ static int pg_connect(struct pg_store *s, const char *when, aspen_store_error *e
      * the primary key (docs/BENCHMARKS.md). A generic plan assumes a small batch and takes the
      * index at every table size; statements built at run time (filters) are unnamed and still
      * planned with their values. */
-    int code = session_exec(s,
-                            "SET idle_in_transaction_session_timeout = " PG_IDLE_IN_TX_TEXT
-                            "; SET plan_cache_mode = force_generic_plan",
-                            "setting up the session (idle-in-transaction timeout, plans)", err);
+    /* (pgto) statement_timeout: the user's wherever it was set (conninfo options=-c
+     * statement_timeout=..., PGOPTIONS, ALTER ROLE/DATABASE ... SET, the server's configuration),
+     * else PG_STATEMENT_TIMEOUT_MS, so that a statement the client stopped waiting for does not
+     * go on running on the server; the answer deadline follows from it (pg_store.h). */
+    PGresult *r = pg_exec_script(
+        s, "SET idle_in_transaction_session_timeout = " PG_IDLE_IN_TX_TEXT
+           "; SET plan_cache_mode = force_generic_plan"
+           "; SELECT v, set_config('statement_timeout', v::text, false) FROM (SELECT CASE WHEN"
+           " source = 'default' THEN " PG_STATEMENT_TIMEOUT_TEXT " ELSE setting::bigint END v"
+           " FROM pg_settings WHERE name = 'statement_timeout') t");
+    int code = 0;
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
+        code = pg_err(s, err, r, "setting up the session (timeouts, plans)");
+    else {
+        s->statement_timeout_ms = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+        s->answer_ms = s->statement_timeout_ms > 0
+                           ? s->statement_timeout_ms + PG_ANSWER_MARGIN_MS
+                           : 0; /* the user asked for no limit: wait as long as it takes */
+    }
+    PQclear(r);
     if (code)
         return code;
     /* A read-only handle is refused writes by the server too, not only by pg_tx_begin. */
@@ -301,12 +539,37 @@ static void backoff_ms(const struct pg_store *s, int ms)
     }
 }
 
+/* "PostgreSQL at WHERE has not answered for 32.0 s (server stopped or network path lost; the
+ * answer deadline is statement_timeout 30 s + 2 s)": what drop_silent did, for the messages. */
+static void silence_text(const struct pg_store *s, const char *where, char *out, size_t size)
+{
+    long long silent = s->silent_ms, limit = s->statement_timeout_ms;
+    char deadline[96];
+    if (s->long_wait)
+        snprintf(deadline, sizeof deadline, "%d min while creating or migrating the schema",
+                 PG_MIGRATE_ANSWER_MS / 60000);
+    else if (giving_up(s))
+        snprintf(deadline, sizeof deadline, "%d ms while stopping", PG_STOP_SILENCE_MS);
+    else
+        snprintf(deadline, sizeof deadline, "statement_timeout %lld.%lld s + %d s", limit / 1000,
+                 limit % 1000 / 100, PG_ANSWER_MARGIN_MS / 1000);
+    snprintf(out, size,
+             "PostgreSQL at %.150s has not answered for %lld.%lld s (server stopped or network "
+             "path lost; the answer deadline is %s)",
+             where, silent / 1000, silent % 1000 / 100, deadline);
+}
+
 int pg_reconnect(struct pg_store *s, aspen_store_error *err)
 {
     static const int delays[] = {0, 50, 100, 200, 400, 800, 1600, 1850}; /* ≈ PG_RECONNECT_MS */
     int code = 0;
     aspen_store_error last = {0};
+    int64_t began = mono_ms();
     for (size_t i = 0; i < sizeof delays / sizeof delays[0]; i++) {
+        /* A server that accepts connections and never answers them costs connect_timeout per
+         * attempt: the window, not the count of attempts, bounds the reconnect. */
+        if (i > 0 && mono_ms() - began >= PG_RECONNECT_MS)
+            break;
         /* Stopping: one attempt (the server may be back), then fail at once. The shutdown's
          * calls (unclaim, the last group commit, unregister, ...) each waited out the whole
          * backoff, one after another: SIGTERM took 20-25 s to end a worker whose server was
@@ -340,16 +603,20 @@ int pg_reconnect(struct pg_store *s, aspen_store_error *err)
         scrub(s->base.name, err);
         return code;
     }
+    char lost[512] = "lost the connection to the PostgreSQL server";
+    if (s->silent_ms)
+        silence_text(s, s->where, lost, sizeof lost);
     if (giving_up(s))
+        code = store_err(err, ASPEN_STORE_EIO, "%s and could not reconnect (not retried: "
+                         "stopping): %s", lost, last.msg);
+    else if (s->silent_ms)
         code = store_err(err, ASPEN_STORE_EIO,
-                         "lost the connection to the PostgreSQL server and could not reconnect "
-                         "(not retried: stopping): %s",
-                         last.msg);
+                         "%s; reconnecting did not succeed for %d s: %s. The next call tries again",
+                         lost, (int)((mono_ms() - began + 500) / 1000), last.msg);
     else
         code = store_err(err, ASPEN_STORE_EIO,
-                         "lost the connection to the PostgreSQL server and could not reconnect "
-                         "for %d s: %s. The next call tries again",
-                         PG_RECONNECT_MS / 1000, last.msg);
+                         "%s and could not reconnect for %d s: %s. The next call tries again",
+                         lost, PG_RECONNECT_MS / 1000, last.msg);
     scrub(s->base.name, err);
     if (err)
         err->disconnected = true;
@@ -386,7 +653,7 @@ static int64_t schema_version(struct pg_store *s)
 {
     if (connection_lost(s) || PQtransactionStatus(s->conn) == PQTRANS_INERROR)
         return -1;
-    PGresult *r = PQexec(s->conn, "SELECT max(version) FROM aspen_schema");
+    PGresult *r = pg_exec_script(s, "SELECT max(version) FROM aspen_schema");
     int64_t v = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 && !PQgetisnull(r, 0, 0)
                     ? strtoll(PQgetvalue(r, 0, 0), NULL, 10)
                     : -1;
@@ -399,7 +666,26 @@ static int lost_err(struct pg_store *s, aspen_store_error *err, const char *what
 {
     char lib[300], tried[200];
     one_line(s->conn ? PQerrorMessage(s->conn) : "no connection", lib, sizeof lib);
-    where_tried(s->conn, tried, sizeof tried);
+    if (s->conn || !s->where[0])
+        where_tried(s->conn, tried, sizeof tried);
+    else
+        snprintf(tried, sizeof tried, "%s", s->where);
+    if (s->silent_ms) {
+        /* await_answer gave up on a server that said nothing (drop_silent) */
+        char silence[512];
+        silence_text(s, tried, silence, sizeof silence);
+        int code = store_err(
+            err, ASPEN_STORE_EIO, "%s while %s: the connection was closed%s", silence, what,
+            committing ? "; it is not known whether the transaction committed: aspen reconnects "
+                         "and the retry finds out (a finished job is never completed twice)"
+            : in_tx    ? "; the transaction was not committed and nothing of it is kept: aspen "
+                         "reconnects on the next call: retry"
+                       : "; reconnecting");
+        scrub(s->base.name, err);
+        if (err)
+            err->disconnected = true;
+        return code;
+    }
     int code = store_err(
         err, ASPEN_STORE_EIO,
         "lost the connection to the PostgreSQL server at %s while %s (libpq: %s%s%s)%s",
@@ -484,6 +770,16 @@ int pg_err(struct pg_store *s, aspen_store_error *err, PGresult *r, const char *
                          "the PostgreSQL server has too many connections while %s (%s): try "
                          "again, or raise max_connections",
                          what, msg);
+    } else if (strcmp(state, "57014") == 0 && has(msg, "statement timeout")) {
+        /* The server's own deadline (pg_connect sets it): a statement that legitimately runs
+         * longer needs a larger one, not a retry of the same. */
+        code = store_err(err, ASPEN_STORE_EBUSY,
+                         "PostgreSQL cancelled a statement that ran longer than statement_timeout "
+                         "(%lld ms) while %s: nothing of it was written. If it is legitimately "
+                         "that slow, raise it in --db (options=-c statement_timeout=120s, or "
+                         "ALTER ROLE ... SET statement_timeout; docs/STORE.md, \"Answer "
+                         "deadline\")",
+                         (long long)s->statement_timeout_ms, what);
     } else if (strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0 ||
                strcmp(state, "55P03") == 0 || strcmp(state, "57014") == 0) {
         code = store_err(err, ASPEN_STORE_EBUSY,
@@ -687,7 +983,9 @@ static PGresult *run(struct pg_store *s, const char *name, const char *sql,
     const int *lengths = p ? p->lengths : NULL, *formats = p ? p->formats : NULL;
     if (name && !is_prepared(s, name)) {
         if (s->n_prepared < sizeof s->prepared / sizeof s->prepared[0]) {
-            PGresult *r = PQprepare(s->conn, name, sql, n, types);
+            if (!PQsendPrepare(s->conn, name, sql, n, types))
+                return NULL;
+            PGresult *r = collect(s);
             if (PQresultStatus(r) != PGRES_COMMAND_OK)
                 return r;
             PQclear(r);
@@ -696,9 +994,9 @@ static PGresult *run(struct pg_store *s, const char *name, const char *sql,
             name = NULL; /* the cache is full: run it unprepared */
         }
     }
-    if (name)
-        return PQexecPrepared(s->conn, name, n, values, lengths, formats, 0);
-    return PQexecParams(s->conn, sql, n, types, values, lengths, formats, 0);
+    int sent = name ? PQsendQueryPrepared(s->conn, name, n, values, lengths, formats, 0)
+                    : PQsendQueryParams(s->conn, sql, n, types, values, lengths, formats, 0);
+    return sent ? collect(s) : NULL; /* NULL: libpq's error (pg_err reads it) or the deadline */
 }
 
 /* Whether a command changed rows (the transaction is then a write). */
@@ -829,10 +1127,11 @@ static bool pipeline_pass(struct pg_store *s, struct pg_step *steps, size_t n, P
                                         p ? p->lengths : NULL, p ? p->formats : NULL, 0) == 1;
     }
     bool ok = sent && PQpipelineSync(c) == 1;
-    /* Results come in the order sent, each followed by a NULL, then the Sync's. */
+    /* Results come in the order sent, each followed by a NULL, then the Sync's; each read waits
+     * under the answer deadline (await_answer: false when it passed, the connection closed). */
     for (size_t i = 0; ok && i < n; i++) {
         for (int part = steps[i].prepare_sent ? 0 : 1; ok && part < 2; part++) {
-            PGresult *r = PQgetResult(c);
+            PGresult *r = await_answer(s) ? NULL : PQgetResult(c);
             if (!r) {
                 ok = false;
                 break;
@@ -841,11 +1140,15 @@ static bool pipeline_pass(struct pg_store *s, struct pg_step *steps, size_t n, P
                 prep[i] = r;
             else
                 steps[i].r = r;
-            while ((r = PQgetResult(c)) != NULL) /* nothing more is expected for one query */
-                PQclear(r);
+            while ((ok = !await_answer(s)) && (r = PQgetResult(c)) != NULL)
+                PQclear(r); /* nothing more is expected for one query */
         }
     }
     for (int nulls = 0; ok;) {
+        if (await_answer(s)) {
+            ok = false;
+            break;
+        }
         PGresult *r = PQgetResult(c);
         if (!r) {
             if (connection_lost(s) || ++nulls > 4) /* the Sync's answer never came */
@@ -1075,7 +1378,7 @@ void pg_tx_rollback(struct pg_store *s)
         return;
     s->in_tx = false;
     if (!connection_lost(s))
-        PQclear(PQexec(s->conn, "ROLLBACK"));
+        PQclear(pg_exec_script(s, "ROLLBACK"));
 }
 
 /* ---- UTF-8 --------------------------------------------------------------------------------------- */
@@ -1237,7 +1540,7 @@ static int pg_migrate_v5(struct pg_store *s, aspen_store_error *err)
     for (size_t i = 0; i < store_engine_v5_ncolumns; i++) {
         char sql[160];
         snprintf(sql, sizeof sql, "ALTER TABLE engines ADD COLUMN %s", store_engine_v5_columns[i]);
-        PGresult *r = PQexec(s->conn, sql);
+        PGresult *r = pg_exec_script(s, sql);
         if (PQresultStatus(r) != PGRES_COMMAND_OK) {
             int code = pg_err(s, err, r, "adding engines' heartbeats (version 5)");
             PQclear(r);
@@ -1252,7 +1555,7 @@ static int pg_migrate_v5(struct pg_store *s, aspen_store_error *err)
  * table; the foreign key deletes them with their job. */
 static int pg_migrate_v6(struct pg_store *s, aspen_store_error *err)
 {
-    PGresult *r = PQexec(s->conn,
+    PGresult *r = pg_exec_script(s,
                          "CREATE TABLE attempt_data ("
                          "  job bigint NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,"
                          "  attempt integer NOT NULL,"
@@ -1273,7 +1576,7 @@ static int pg_migrate_v6(struct pg_store *s, aspen_store_error *err)
  * store/schedule.c, beside SQLite's). */
 static int pg_migrate_v7(struct pg_store *s, aspen_store_error *err)
 {
-    PGresult *r = PQexec(s->conn, store_schedule_v7_pg); /* several statements: simple protocol */
+    PGresult *r = pg_exec_script(s, store_schedule_v7_pg); /* several statements: simple protocol */
     int code = PQresultStatus(r) == PGRES_COMMAND_OK ? 0 : pg_err(s, err, r, "adding schedules (version 7)");
     PQclear(r);
     return code;
@@ -1286,7 +1589,7 @@ static int pg_migrate_v9(struct pg_store *s, aspen_store_error *err)
         char sql[256];
         if (store_sort_index_sql((aspen_store_sort)k, true, sql, sizeof sql) != 0)
             continue;
-        PGresult *r = PQexec(s->conn, sql);
+        PGresult *r = pg_exec_script(s, sql);
         if (PQresultStatus(r) != PGRES_COMMAND_OK) {
             int code = pg_err(s, err, r, "adding the sort indexes (version 9)");
             PQclear(r);
@@ -1301,7 +1604,7 @@ static int pg_migrate_v9(struct pg_store *s, aspen_store_error *err)
  * indexes as SQLite's migrate_v10; docs/STORE.md "Unique jobs", "Retention"). */
 static int pg_migrate_v10(struct pg_store *s, aspen_store_error *err)
 {
-    PGresult *r = PQexec(s->conn,
+    PGresult *r = pg_exec_script(s,
                          "CREATE TABLE job_unique ("
                          "  job bigint PRIMARY KEY,"
                          "  key text NOT NULL,"
@@ -1320,7 +1623,7 @@ static int pg_migrate_v10(struct pg_store *s, aspen_store_error *err)
  * text is store/metrics.c's, the same on SQLite). */
 static int pg_migrate_v11(struct pg_store *s, aspen_store_error *err)
 {
-    PGresult *r = PQexec(s->conn, store_metrics_v11_sql);
+    PGresult *r = pg_exec_script(s, store_metrics_v11_sql);
     if (PQresultStatus(r) != PGRES_COMMAND_OK) {
         int code = pg_err(s, err, r, "adding the metrics history (version 11)");
         PQclear(r);
@@ -1338,7 +1641,7 @@ static int pg_migrate_v11(struct pg_store *s, aspen_store_error *err)
  * the ALTER does not rewrite the table; then the default new lines take. */
 static int pg_migrate_v12(struct pg_store *s, aspen_store_error *err)
 {
-    PGresult *r = PQexec(s->conn, "ALTER TABLE logs ADD COLUMN IF NOT EXISTS xid xid8 NOT NULL DEFAULT '0';"
+    PGresult *r = pg_exec_script(s, "ALTER TABLE logs ADD COLUMN IF NOT EXISTS xid xid8 NOT NULL DEFAULT '0';"
                                   "ALTER TABLE logs ALTER COLUMN xid SET DEFAULT pg_current_xact_id();"
                                   "CREATE INDEX IF NOT EXISTS logs_feed ON logs (xid, job, seq);");
     if (PQresultStatus(r) != PGRES_COMMAND_OK) {
@@ -1381,7 +1684,7 @@ static int pg_migrate_v15(struct pg_store *s, aspen_store_error *err)
  * another at the start (a new row version), as many as jobs_sort_duration takes now. */
 static int pg_migrate_v14(struct pg_store *s, aspen_store_error *err)
 {
-    PGresult *r = PQexec(s->conn, "DROP INDEX IF EXISTS jobs_succeeded;"
+    PGresult *r = pg_exec_script(s, "DROP INDEX IF EXISTS jobs_succeeded;"
                                   "DROP INDEX IF EXISTS jobs_failed;"
                                   "DROP INDEX IF EXISTS jobs_cancelled;");
     int code = 0;
@@ -1403,7 +1706,7 @@ static int pg_migrate_v14(struct pg_store *s, aspen_store_error *err)
  * made it bigger), nor the primary key (measured: no gain). */
 static int pg_migrate_v16(struct pg_store *s, aspen_store_error *err)
 {
-    PGresult *r = PQexec(s->conn, "ALTER INDEX IF EXISTS jobs_sort_guest SET (fillfactor = 50);"
+    PGresult *r = pg_exec_script(s, "ALTER INDEX IF EXISTS jobs_sort_guest SET (fillfactor = 50);"
                                   "ALTER INDEX IF EXISTS jobs_sort_priority SET (fillfactor = 50);"
                                   "ALTER INDEX IF EXISTS jobs_sort_created SET (fillfactor = 50);");
     int code = 0;
@@ -1418,7 +1721,7 @@ static int pg_migrate_v16(struct pg_store *s, aspen_store_error *err)
  * which says why). Constant defaults and a NULL column: no table is rewritten. */
 static int pg_migrate_v17(struct pg_store *s, aspen_store_error *err)
 {
-    PGresult *r = PQexec(s->conn,
+    PGresult *r = pg_exec_script(s,
                          "ALTER TABLE job_unique ADD COLUMN IF NOT EXISTS period_ms bigint NOT NULL"
                          " DEFAULT 0, ADD COLUMN IF NOT EXISTS states integer NOT NULL DEFAULT 0;"
                          "ALTER TABLE jobs ADD COLUMN IF NOT EXISTS submitted_max_attempts integer;");
@@ -1448,11 +1751,28 @@ static int (*const pg_migrations[ASPEN_STORE_SCHEMA_VERSION - 4])(struct pg_stor
     pg_migrate_v17,
 };
 
+static int create_schema_locked(struct pg_store *s, aspen_store_error *err);
+
+/* Creating or migrating runs without statement_timeout and under PG_MIGRATE_ANSWER_MS: an index
+ * built over millions of jobs, or the schema lock while another host migrates, may take minutes
+ * where no other statement of the store takes a second. */
 static int create_schema(struct pg_store *s, aspen_store_error *err)
+{
+    s->long_wait = true;
+    int code = create_schema_locked(s, err);
+    s->long_wait = false;
+    return code;
+}
+
+static int create_schema_locked(struct pg_store *s, aspen_store_error *err)
 {
     int code = pg_tx_begin(s, err);
     if (code)
         return code;
+    code = exec_ok(s, NULL, "SET LOCAL statement_timeout = 0", NULL,
+                   "lifting statement_timeout for the schema's creation or migration", err);
+    if (code)
+        goto rollback;
     struct pg_params p = {0};
     pg_p_int(&p, PG_SCHEMA_LOCK);
     code = exec_ok(s, NULL, "SELECT pg_advisory_xact_lock($1::bigint)", &p,
@@ -1477,7 +1797,7 @@ static int create_schema(struct pg_store *s, aspen_store_error *err)
                          s->shown);
         goto rollback;
     }
-    PGresult *r = PQexec(s->conn, pg_schema_v4_sql); /* several statements: simple protocol */
+    PGresult *r = pg_exec_script(s, pg_schema_v4_sql); /* several statements: simple protocol */
     if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK) {
         code = pg_err(s, err, r, "creating the schema (version 4)");
         PQclear(r);

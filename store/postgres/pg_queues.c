@@ -35,7 +35,7 @@ static int exec_done(struct pg_store *s, const char *name, const char *sql,
 int pg_migrate_queues(struct pg_store *s, aspen_store_error *err)
 {
     for (size_t i = 0; i < store_queues_v8_nsql; i++) {
-        PGresult *r = PQexec(s->conn, store_queues_v8_sql[i]);
+        PGresult *r = pg_exec_script(s, store_queues_v8_sql[i]);
         if (PQresultStatus(r) != PGRES_COMMAND_OK) {
             int code = pg_err(s, err, r, "adding named queues (version 8)");
             PQclear(r);

@@ -74,6 +74,18 @@ struct pg_store {
      * claim or a commit's lease check on this handle saw a rate limit (then its starts write rate
      * shares). */
     bool queues_active, rate_seen;
+    /* The answer deadline (pg_open.c, "Waiting for answers"): how long this connection waits
+     * for the server to say anything before it takes the server for gone, in ms (0: no
+     * deadline), from the session's statement_timeout (also ms, 0: none) plus PG_ANSWER_MARGIN_MS.
+     * long_wait: creating or migrating the schema, which runs under PG_MIGRATE_ANSWER_MS. */
+    int64_t answer_ms, statement_timeout_ms;
+    bool long_wait;
+    /* The server had said nothing for this long when the last wait gave up on it and closed the
+     * connection (0: the last loss was not a silence); named in the lost-connection message and
+     * cleared by a successful connect. `where` names the server ("127.0.0.1 port 5432"), kept
+     * for the messages written after the connection is gone. */
+    int64_t silent_ms;
+    char where[200];
 };
 
 static inline struct pg_store *pgs(aspen_store *s) { return (struct pg_store *)s; }
@@ -121,6 +133,29 @@ int64_t pg_clock_skew_ms(void);
 #define PG_IDLE_IN_TX_MS 2000
 #define PG_IDLE_IN_TX_TEXT "2000"
 
+/* The answer deadline (pg_open.c, "Waiting for answers"; docs/STORE.md "Answer deadline"): the
+ * session's statement_timeout, PG_STATEMENT_TIMEOUT_MS unless the user set one (libpq's
+ * options=-c statement_timeout=..., PGOPTIONS, ALTER ROLE/DATABASE ... SET), plus this margin is
+ * how long a wait for the server's answer lasts before the connection is taken as lost. The
+ * server cancels its own statements first (57014: a clear "took too long" error, the connection
+ * kept), so the client's deadline only ends a server that answers nothing at all. */
+#define PG_STATEMENT_TIMEOUT_MS 30000
+#define PG_STATEMENT_TIMEOUT_TEXT "30000"
+#define PG_ANSWER_MARGIN_MS 2000
+/* Creating or migrating the schema (an index build over millions of jobs, the schema lock another
+ * host holds while it migrates): no statement_timeout, and this answer deadline. */
+#define PG_MIGRATE_ANSWER_MS (15 * 60 * 1000)
+/* While the owner gives up (aspen_store_options.give_up) a wait ends once the server has been
+ * silent this long, and once one wait of this process ended so, later ones while giving up wait
+ * PG_STOP_PEEK_MS: a stopping worker's dozen calls to a stopped server take about a second in
+ * all, where a live server answers a stopping worker's last commits in milliseconds. */
+#define PG_STOP_SILENCE_MS 500
+#define PG_STOP_PEEK_MS 50
+/* tcp_user_timeout for TCP connections (ms): sent data unacknowledged this long ends the
+ * connection (a dead network path with a request in flight). A live server's kernel acknowledges
+ * in milliseconds however long the statement runs, so it need not follow statement_timeout. */
+#define PG_TCP_USER_TIMEOUT_TEXT "30000"
+
 /* SQL for "now" in unix ms on the server's timeline: parameter $N, added with pg_p_now. */
 #define PG_NOW(N) "($" #N "::bigint)"
 
@@ -137,6 +172,11 @@ PGresult *pg_exec(struct pg_store *s, const char *name, const char *sql, const s
 /* The same for SQL built at run time (filters): not prepared. */
 PGresult *pg_exec_dynamic(struct pg_store *s, const char *sql, const struct pg_params *p,
                           const char *what, aspen_store_error *err);
+
+/* Several statements without parameters in the simple protocol (as libpq's PQexec: the last
+ * result, or the first error), under the answer deadline. NULL when the server did not answer in
+ * time (the connection is then closed) or the connection broke: pass it to pg_err, which says so. */
+PGresult *pg_exec_script(struct pg_store *s, const char *sql);
 
 /* One statement of a pipeline: prepared once per connection under `name` as with pg_exec (NULL:
  * unnamed), its parameters (may be NULL) and what it does, for messages. `r` is its result after

@@ -186,9 +186,10 @@ static int64_t answer_deadline(const struct pg_store *s)
     return s->long_wait ? PG_MIGRATE_ANSWER_MS : s->answer_ms;
 }
 
-/* Gives up on a server that said nothing for silent_ms: closes the connection (libpq's
- * Terminate goes into the socket; the server, if it ever runs again, rolls back what was open).
- * The prepared statements went with it. */
+/* Gives up on a server that said nothing for silent_ms: closes the connection. libpq's Terminate
+ * goes into the socket behind what was sent; a server that runs again reads it all in order, so
+ * a COMMIT already sent may still land (the "unknown outcome" of lost_err), and what is left open
+ * after it is rolled back. The prepared statements went with the connection. */
 static void drop_silent(struct pg_store *s, int64_t silent_ms)
 {
     s->silent_ms = silent_ms > 0 ? silent_ms : 1;

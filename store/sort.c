@@ -18,6 +18,7 @@ static const char *const sort_names[ASPEN_STORE_SORT_COUNT] = {
     [ASPEN_STORE_SORT_STATE] = "state",       [ASPEN_STORE_SORT_GUEST] = "guest",
     [ASPEN_STORE_SORT_PRIORITY] = "priority", [ASPEN_STORE_SORT_ATTEMPTS] = "attempts",
     [ASPEN_STORE_SORT_CREATED] = "created",   [ASPEN_STORE_SORT_DURATION] = "duration",
+    [ASPEN_STORE_SORT_QUEUE] = "queue",
 };
 
 const char *aspen_store_sort_name(aspen_store_sort sort)
@@ -55,13 +56,16 @@ int aspen_store_sort_parse(const char *text, aspen_store_sort *sort, bool *desc,
     const char *near = aspen_store_nearest(text, len, sort_names + 1, ASPEN_STORE_SORT_COUNT - 1);
     return store_err(err, ASPEN_STORE_EINVAL,
                      "cannot sort by '%.*s'%s%s%s: the columns are id, state, guest, priority, "
-                     "attempts, created (or age), duration, each optionally followed by ,desc",
+                     "attempts, created (or age), duration, queue, each optionally followed by "
+                     ",desc",
                      (int)(len > 40 ? 40 : len), text, near ? " (did you mean " : "",
                      near ? near : "", near ? "?)" : "");
 }
 
-/* The key of each sort as SQL. PostgreSQL compares the guest's text bytewise (COLLATE "C") so
- * that both backends order names alike, whatever the database's locale. */
+/* The key of each sort as SQL. PostgreSQL compares the guest's and the queue's text bytewise
+ * (COLLATE "C") so that both backends order names alike, whatever the database's locale (a
+ * locale's collation puts "q_1" before "q-1" and "Zed" after "alpha"). jobs.queue is never NULL
+ * (version 8: NOT NULL DEFAULT 'default'), so the queue key is the column itself. */
 const char *store_sort_key_sql(aspen_store_sort sort, bool pg)
 {
     switch (sort) {
@@ -74,12 +78,17 @@ const char *store_sort_key_sql(aspen_store_sort sort, bool pg)
     case ASPEN_STORE_SORT_ATTEMPTS: return "attempts";
     case ASPEN_STORE_SORT_CREATED: return "created_at";
     case ASPEN_STORE_SORT_DURATION: return STORE_DURATION_KEY;
+    case ASPEN_STORE_SORT_QUEUE:
+        return pg ? "(queue COLLATE \"C\")" : "queue";
     case ASPEN_STORE_SORT_ID:
     default: return "id";
     }
 }
 
-bool store_sort_key_is_text(aspen_store_sort sort) { return sort == ASPEN_STORE_SORT_GUEST; }
+bool store_sort_key_is_text(aspen_store_sort sort)
+{
+    return sort == ASPEN_STORE_SORT_GUEST || sort == ASPEN_STORE_SORT_QUEUE;
+}
 
 bool store_sort_key_range(const aspen_store_filter *f, int *lo, int *hi)
 {
@@ -102,7 +111,10 @@ bool store_sort_key_range(const aspen_store_filter *f, int *lo, int *hi)
  * started_at and finished_at: an index on one of those costs each job write an index update.
  * Measured (docs/STORE.md "Sorting"): the guest, priority and created indexes cost the submit
  * only; duration's costs every job write and is kept, for the question the sort is for (which
- * job is the slowest); state and attempts have none, and sort with a scan of the matches. */
+ * job is the slowest); state, attempts and queue have none, and sort with a scan of the matches
+ * (queue: a job's queue never changes after its submit, so its index would cost the submit only
+ * as guest's does — but on PostgreSQL every index costs every completion's UPDATE, since a state
+ * change is never a HOT update; a sort by queue is asked for rarely, a completion always). */
 static const char *const index_names[ASPEN_STORE_SORT_COUNT] = {
     [ASPEN_STORE_SORT_GUEST] = "jobs_sort_guest",
     [ASPEN_STORE_SORT_PRIORITY] = "jobs_sort_priority",

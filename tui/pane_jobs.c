@@ -257,13 +257,7 @@ static unsigned jobs_act(tui_app *a, tui_action act, int64_t arg, const char *te
             char msg[700];
             tui_choice_refusal("sort column", text, names, TUI_SORT_COUNT, "columns", " ", a->utf8,
                                msg, sizeof msg);
-            /* a queue is a column people look for: no store index serves a sort by it (the sort
-             * indexes are schema version 9's), so say what does the job instead */
-            if (text && strcmp(text, "queue") == 0)
-                tui_set_status(a, true, "the jobs cannot be sorted by queue; filter by it "
-                               "(/ queue:NAME) or see every queue in the Queues pane (6): %s", msg);
-            else
-                tui_set_status(a, true, "%s", msg);
+            tui_set_status(a, true, "%s", msg);
             break;
         }
         set_sort(a, (tui_sort)found);

@@ -309,7 +309,8 @@ int64_t tui_row_duration_ms(const tui_row *row, int64_t now_ms)
 
 const char *tui_sort_name(tui_sort s)
 {
-    static const char *names[] = {"id", "state", "guest", "priority", "attempts", "age", "duration"};
+    static const char *names[] = {"id",       "state", "guest",    "priority",
+                                  "attempts", "age",   "duration", "queue"};
     return s < TUI_SORT_COUNT ? names[s] : "?";
 }
 
@@ -329,6 +330,7 @@ bool tui_store_sort(tui_sort col, bool reverse, bool order_reverse, aspen_store_
     case TUI_SORT_ATTEMPTS: *sort = ASPEN_STORE_SORT_ATTEMPTS; *desc = !reverse; return true;
     case TUI_SORT_AGE: *sort = ASPEN_STORE_SORT_CREATED; *desc = reverse; return true;
     case TUI_SORT_DURATION: *sort = ASPEN_STORE_SORT_DURATION; *desc = !reverse; return true;
+    case TUI_SORT_QUEUE: *sort = ASPEN_STORE_SORT_QUEUE; *desc = reverse; return true;
     default: return false;
     }
 }

@@ -70,6 +70,7 @@ typedef enum tui_sort {
     TUI_SORT_ATTEMPTS,
     TUI_SORT_AGE,
     TUI_SORT_DURATION,
+    TUI_SORT_QUEUE, /* no column of its own in the table: the detail and the filter show it */
     TUI_SORT_COUNT
 } tui_sort;
 const char *tui_sort_name(tui_sort s);

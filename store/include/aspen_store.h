@@ -707,8 +707,8 @@ typedef enum aspen_store_order {
 
 /* Sorting a list over every matching job, in the store (docs/STORE.md "Sorting"). Guest,
  * priority, created and duration have an index each (schema version 9): a page is an index range
- * at any size. State and attempts have none (an index on them would cost every job write): a page
- * sorted by them scans the matches. Ties are broken by id in the same direction, so the order is
+ * at any size. State, attempts and queue have none (an index on them would cost every job write):
+ * a page sorted by them scans the matches. Ties are broken by id in the same direction, so the order is
  * total and a page can start after any job (keyset paging: after_id). */
 typedef enum aspen_store_sort {
     ASPEN_STORE_SORT_NONE = 0,  /* by `order` (id, or the claim order) */
@@ -719,10 +719,11 @@ typedef enum aspen_store_sort {
     ASPEN_STORE_SORT_ATTEMPTS,
     ASPEN_STORE_SORT_CREATED,   /* when submitted (ascending: the oldest first) */
     ASPEN_STORE_SORT_DURATION,  /* finished - started; -1 for a job with no finished run yet */
+    ASPEN_STORE_SORT_QUEUE,     /* the queue's name, bytewise ("default" among the others) */
     ASPEN_STORE_SORT_COUNT
 } aspen_store_sort;
 
-/* "id" "state" "guest" "priority" "attempts" "created" "duration"; "none"; "?" */
+/* "id" "state" "guest" "priority" "attempts" "created" "duration" "queue"; "none"; "?" */
 const char *aspen_store_sort_name(aspen_store_sort sort);
 /* "COL" or "COL,desc" / "COL,asc" (also "age" for created): 0, or EINVAL naming the columns and
  * a near miss. */

@@ -2,13 +2,18 @@
  * key in both directions, read page by page after an anchor job (keyset paging), must give exactly
  * the order computed here from every job's fields; so must an offset page, an inclusive anchor and
  * a sort under a filter. Keys with many ties (state, priority, duration -1), names with case,
- * UTF-8 and spaces, created times out of id order. An anchor that was deleted is ENOTFOUND;
+ * UTF-8 and spaces, created times out of id order, queues named around "default" (which the
+ * default queue's jobs sort as). An anchor that was deleted is ENOTFOUND;
  * "COL,desc" parses, a bad column is refused with a near miss. Runs on SQLite and PostgreSQL.
  */
 #include "helpers.h"
 
 static const char *const guests[] = {NULL, "alpha", "Beta", "beta", "zeta", "\xc3\xa9lan", "a b"};
 #define N_GUESTS (sizeof guests / sizeof guests[0])
+/* named queues before and after "default" in byte order (a capital sorts first, '-' before '_':
+ * a locale's collation would say otherwise), and NULL */
+static const char *const queues[] = {NULL, "alpha", "Zed", "default", "defaults", "q_1", "q-1"};
+#define N_QUEUES (sizeof queues / sizeof queues[0])
 
 /* The store's key of a job, computed here from its fields (store/sort.c says the same in SQL). */
 static int64_t key_int(const aspen_store_job *j, aspen_store_sort s)
@@ -33,6 +38,8 @@ static int cmp_jobs(const void *a, const void *b)
     int c;
     if (cmp_sort == ASPEN_STORE_SORT_GUEST)
         c = strcmp(x->binary_name ? x->binary_name : "", y->binary_name ? y->binary_name : "");
+    else if (cmp_sort == ASPEN_STORE_SORT_QUEUE) /* the job's queue as read: "default" for none */
+        c = strcmp(x->queue, y->queue);
     else {
         int64_t kx = key_int(x, cmp_sort), ky = key_int(y, cmp_sort);
         c = (kx > ky) - (kx < ky);
@@ -50,6 +57,7 @@ static void seed(struct fixture *f)
         aspen_store_job_spec spec = {.type = "echo",
                                      .binary_name = guests[i % N_GUESTS],
                                      .priority = i % 5 - 2,
+                                     .queue = queues[i % 4 == 1 ? 0 : i % N_QUEUES],
                                      .run_at_ms = i % 9 == 8 ? T0 + 1000000000LL : 0};
         int64_t id = 0;
         /* submitted at times that do not follow the ids */
@@ -206,6 +214,10 @@ static void test_sorted_under_a_filter(void **state)
     check_order(f, &guest);
     aspen_store_filter unnamed = {.states = 1u << ASPEN_STORE_QUEUED, .type = "echo"};
     check_order(f, &unnamed);
+    aspen_store_filter queue = {.queue = "alpha"};
+    check_order(f, &queue);
+    aspen_store_filter running = {.states = 1u << ASPEN_STORE_RUNNING};
+    check_order(f, &running);
 }
 
 static void test_anchor_gone_and_bad_requests(void **state)
@@ -404,6 +416,13 @@ static void test_parse_names(void **state)
     assert_false(d);
     assert_int_equal(aspen_store_sort_parse("age,asc", &s, &d, &e), 0);
     assert_int_equal(s, ASPEN_STORE_SORT_CREATED);
+    /* queue sorts like state and attempts, with no index (it was refused before) */
+    assert_int_equal(aspen_store_sort_parse("queue,desc", &s, &d, &e), 0);
+    assert_int_equal(s, ASPEN_STORE_SORT_QUEUE);
+    assert_true(d);
+    assert_int_equal(aspen_store_sort_parse("queu", &s, &d, &e), ASPEN_STORE_EINVAL);
+    assert_non_null(strstr(e.msg, "did you mean queue?"));
+    assert_non_null(strstr(e.msg, "duration, queue,"));
     assert_int_equal(aspen_store_sort_parse("duraton", &s, &d, &e), ASPEN_STORE_EINVAL);
     assert_non_null(strstr(e.msg, "did you mean duration?"));
     assert_non_null(strstr(e.msg, "the columns are id, state"));

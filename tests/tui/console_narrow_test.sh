@@ -36,7 +36,7 @@ type_text "sort bogus"
 keys Enter
 # (at 80 columns the message wraps onto a second line rather than being cut)
 wait_for_text "unknown sort column 'bogus' (columns: id state guest priority" 5
-screen | tr '\n' ' ' | grep -Fq "attempts age duration)" || fail "the sort refusal's list of columns is cut"
+screen | tr '\n' ' ' | grep -Fq "attempts age duration queue)" || fail "the sort refusal's list of columns is cut"
 keys :
 type_text "sort gust"
 keys Enter

@@ -10,7 +10,8 @@
 #     marker with where the whole of it is, and the Logs pane (3) has it whole as a [console] line;
 #   - the Schedules pane cuts a long name or expression with the marker (bare, "0,5,10,15,20,2"
 #     read as another valid expression: trial 22);
-#   - :sort queue (no store index serves it) says so and what to do instead, with the columns;
+#   - :sort queue (refused once: no store index serves it) sorts every job by its queue's name, a
+#     before default, and O turns it;
 #   - the submit form's Guest field answers a typo ("echo-wrkr") with "did you mean 'echo-worker'?".
 #
 #   console_trial11_test.sh ASPEN_BINARY
@@ -93,13 +94,18 @@ wait_for "^ +weekday-morni… +0,5,10,15,20,… +paused "
 # never the bare prefix that reads as another valid expression (minute 2)
 screen | grep -q "0,5,10,15,20,2 " && fail "the expression was cut without a marker"
 
-echo "== :sort queue says why not and what does the job"
+echo "== :sort queue sorts by the queue's name"
 keys 1
 keys :
 type_text "sort queue"
 keys Enter
-wait_for "the jobs cannot be sorted by queue; filter by it"
-screen | tr -d '\n' | grep -q "(columns: id .*state" || fail ":sort queue does not list the sort columns"
+wait_for "sorted by queue over every matching job"
+first_rows() { screen | awk '$1 ~ /^[0-9]+$/ && $2 ~ /^type:/ { printf "%s ", $1 }'; }
+for ((i = 0; i < 100; i++)); do [ "$(first_rows)" = "2 3 1 " ] && break; sleep 0.1; done
+[ "$(first_rows)" = "2 3 1 " ] || fail ":sort queue shows jobs '$(first_rows)', not 2 3 (queue a) then 1 (default)"
+keys O
+for ((i = 0; i < 100; i++)); do [ "$(first_rows)" = "1 3 2 " ] && break; sleep 0.1; done
+[ "$(first_rows)" = "1 3 2 " ] || fail ":sort queue reversed shows jobs '$(first_rows)', not 1 3 2"
 
 echo "== the submit form's Guest field: a typo gets a did-you-mean"
 keys Escape

@@ -364,6 +364,14 @@ int64_t store_unique_since(const aspen_store_unique *u, int64_t now);
 /* Whether a job in `state` created at `created_at` is a duplicate for rule u at now. */
 /* The rule a stored row gives (states 0: a row from before version 17, the default states). */
 aspen_store_unique store_unique_of_row(const char *key, int64_t period_ms, unsigned states);
+/* The engine's own retry of a unique job (a failed attempt with attempts left) that another job
+ * now holds the key of, by the job's own rule (skip: that job; the completion's after-row as
+ * store_decide_completion left it, going back to queued or scheduled): the job ends failed
+ * instead, its error the attempt's with why it was not retried and what to do. out (size bytes)
+ * holds the new error, which after->error then points to; error may not point into out. */
+void store_unique_not_retried(const struct store_job_row *running, struct store_job_row *after,
+                              int64_t now, const char *error, const aspen_store_retry_skip *skip,
+                              char *out, size_t size);
 /* Appends one skip to a growing list (*list, *n, *cap); ENOMEM when it cannot. */
 int store_retry_skip_add(aspen_store_retry_skip **list, size_t *n, size_t *cap, int64_t id,
                          const char *key, const aspen_store_submitted *holder,

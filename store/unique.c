@@ -528,6 +528,41 @@ void aspen_store_retry_skip_message(const aspen_store_retry_skip *skip, const ch
              h, cmd, id, cmd);
 }
 
+/* A key, or an error, shown cut past `max` bytes at a character boundary (the caller marks it). */
+static int shown_len(const char *text, size_t max)
+{
+    size_t len = strlen(text);
+    if (len <= max)
+        return (int)len;
+    while (max > 0 && ((unsigned char)text[max] & 0xc0) == 0x80)
+        max--;
+    return (int)max;
+}
+
+void store_unique_not_retried(const struct store_job_row *running, struct store_job_row *after,
+                              int64_t now, const char *error, const aspen_store_retry_skip *skip,
+                              char *out, size_t size)
+{
+    /* Why not hold the key on (two live jobs of one key) or cancel: the holder does the job's
+     * work, and the job's own attempt failed, so "failed" says what happened; the note says who
+     * has the work now and how to run this one again anyway. */
+    after->state = ASPEN_STORE_FAILED;
+    after->run_at = running->run_at;
+    after->finished_at = now;
+    after->cancel_requested = false;
+    const char *e = error ? error : "failed";
+    const long long h = (long long)skip->holder.id, id = (long long)skip->id;
+    int el = shown_len(e, 200), kl = shown_len(skip->key, 160);
+    snprintf(out, size,
+             "%.*s%s; not retried: job %lld (%s) holds its unique key '%.*s%s' now (aspen retry "
+             "%lld once job %lld is done, or aspen rerun %lld --no-unique)",
+             el, e, (size_t)el < strlen(e) ? "…" : "", h,
+             aspen_store_state_name(skip->holder.state), kl, skip->key,
+             (size_t)kl < strlen(skip->key) ? "…" : "", id, h, id);
+    after->set_error = true;
+    after->error = out;
+}
+
 int store_retry_skip_add(aspen_store_retry_skip **list, size_t *n, size_t *cap, int64_t id,
                          const char *key, const aspen_store_submitted *holder,
                          aspen_store_error *err)

@@ -1643,6 +1643,13 @@ static int start_one(struct pg_store *s, struct row_set *rs, int64_t engine_id,
     return code ? code : stage(cr, &after, err);
 }
 
+/* the engine's own retry of a unique job (below, beside the operator's retry) */
+static int pg_unique_lock_retries(struct pg_store *s, const aspen_store_completion *c, size_t n,
+                                  aspen_store_error *err);
+static int pg_unique_retry_held(struct pg_store *s, int64_t id, int64_t now, int64_t now_ms,
+                                bool *found, aspen_store_retry_skip *skip, unsigned *states,
+                                aspen_store_error *err);
+
 /* One completion (as SQLite's complete_one): 0, a per-item refusal (ESTATE, ENOTFOUND, ELEASE,
  * EINVAL: nothing written for it), or another code that aborts the whole commit. */
 static int complete_one(struct pg_store *s, struct row_set *rs, int64_t engine_id,
@@ -1683,13 +1690,32 @@ static int complete_one(struct pg_store *s, struct row_set *rs, int64_t engine_i
     } else {
         running = *row;
     }
-    char errbuf[96];
+    char errbuf[96], held_err[640];
     aspen_store_completion cc = *c;
     cc.error = store_default_error(c, running.attempts, errbuf, sizeof errbuf);
     store_decide_completion(&running, &cc, now, shifted(c->retry_at_ms, shift),
                             c->retry_at_ms <= now_ms, &after);
     after.via_running = start_too;
-    int code = aspen_store_check_transition(c->job_id, running.state, after.state, err);
+    int code;
+    if (after.state == ASPEN_STORE_QUEUED || after.state == ASPEN_STORE_SCHEDULED) {
+        /* the engine's own retry: not while another job holds the key (as SQLite's) */
+        bool held = false;
+        aspen_store_retry_skip skip;
+        unsigned counted = 0;
+        if ((code = pg_unique_retry_held(s, c->job_id, now, now_ms, &held, &skip, &counted,
+                                         err)) != 0)
+            return code;
+        /* a holder this commit finishes already (its row not yet written) counts as it ends */
+        struct commit_row *hr = held ? row_find(rs, skip.holder.id) : NULL;
+        if (hr && hr->dirty && !(counted & (1u << hr->row.state)))
+            held = false;
+        if (held) {
+            store_unique_not_retried(&running, &after, now, cc.error, &skip, held_err,
+                                     sizeof held_err);
+            cc.error = after.error;
+        }
+    }
+    code = aspen_store_check_transition(c->job_id, running.state, after.state, err);
     if (code)
         return code;
     if (start_too && (code = take_reservation(cr, engine_id, err)) != 0)
@@ -1838,6 +1864,8 @@ int pg_commit(aspen_store *base, int64_t engine_id, const aspen_store_start *sta
             goto rollback;
         }
     }
+    if (!lease && (code = pg_unique_lock_retries(s, c, n, err)) != 0)
+        goto rollback;
     for (size_t i = 0; i < n; i++) {
         aspen_store_error e1 = {0};
         aspen_store_state fs = ASPEN_STORE_RUNNING;
@@ -2213,8 +2241,9 @@ int pg_unique_lock_jobs(struct pg_store *s, const int64_t *ids, size_t n, aspen_
 /* Whether another job holds job id's unique key in a state id's own rule counts (*found, with
  * *skip filled; its created_at on the caller's clock). Under the key's lock, taken after the
  * job's row lock: a submit holds no row lock while it waits for a key, so no cycle. */
-static int retry_held(struct pg_store *s, int64_t id, int64_t now, int64_t now_ms, bool *found,
-                      aspen_store_retry_skip *skip, aspen_store_error *err)
+static int retry_held_as(struct pg_store *s, int64_t id, int64_t now, int64_t now_ms, bool lock,
+                         bool *found, aspen_store_retry_skip *skip, unsigned *states,
+                         aspen_store_error *err)
 {
     *found = false;
     aspen_store_job_rule rule;
@@ -2222,9 +2251,11 @@ static int retry_held(struct pg_store *s, int64_t id, int64_t now, int64_t now_m
     if (code || !rule.key)
         return code;
     aspen_store_unique u = store_unique_of_row(rule.key, rule.period_ms, rule.states);
+    if (states)
+        *states = store_unique_states(&u);
     aspen_store_submitted holder = {0};
     const char *keys[1] = {rule.key};
-    code = unique_lock(s, keys, 1, err);
+    code = lock ? unique_lock(s, keys, 1, err) : 0;
     if (!code)
         code = unique_find(s, rule.key, &u, now, id, found, &holder, err);
     if (!code && *found) {
@@ -2234,6 +2265,42 @@ static int retry_held(struct pg_store *s, int64_t id, int64_t now, int64_t now_m
     }
     aspen_store_job_rule_clear(&rule);
     return code;
+}
+
+static int retry_held(struct pg_store *s, int64_t id, int64_t now, int64_t now_ms, bool *found,
+                      aspen_store_retry_skip *skip, aspen_store_error *err)
+{
+    return retry_held_as(s, id, now, now_ms, true, found, skip, NULL, err);
+}
+
+/* The engine's own retry (a commit's failed attempt with attempts left): the keys of every job
+ * of the commit that may be retried are locked at once before any is looked up, in ascending
+ * hash order as every batch takes them (two commits retrying jobs of two keys never wait for each
+ * other crosswise); the commit holds its rows already, and no key holder waits for a running
+ * job's row. */
+static int pg_unique_lock_retries(struct pg_store *s, const aspen_store_completion *c, size_t n,
+                                  aspen_store_error *err)
+{
+    int64_t *ids = malloc((n ? n : 1) * sizeof *ids);
+    if (!ids)
+        return store_err(err, ASPEN_STORE_ENOMEM, "out of memory locking unique keys");
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if ((c[i].outcome == ASPEN_STORE_OUTCOME_FAILURE ||
+             c[i].outcome == ASPEN_STORE_OUTCOME_TIMEOUT) && c[i].retry_at_ms > 0)
+            ids[k++] = c[i].job_id;
+    int code = pg_unique_lock_jobs(s, ids, k, err);
+    free(ids);
+    return code;
+}
+
+/* Whether another job holds job id's key by its own rule, under the lock pg_unique_lock_retries
+ * took (*states: the rule's, for the caller's look at the rows it is about to write). */
+static int pg_unique_retry_held(struct pg_store *s, int64_t id, int64_t now, int64_t now_ms,
+                                bool *found, aspen_store_retry_skip *skip, unsigned *states,
+                                aspen_store_error *err)
+{
+    return retry_held_as(s, id, now, now_ms, false, found, skip, states, err);
 }
 
 int pg_retry_one(struct pg_store *s, int64_t id, int64_t now_ms, aspen_store_retry_skip *held,

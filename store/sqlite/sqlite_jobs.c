@@ -914,6 +914,29 @@ static int start_one(struct sq_group *g, int64_t engine_id, const aspen_store_st
     return group_add(g, err);
 }
 
+static int retry_held(struct sqlite_store *s, int64_t id, int64_t now_ms, bool *found,
+                      aspen_store_retry_skip *skip, aspen_store_error *err);
+
+/* Whether the engine's own retry of job id may go on: not when another job holds its unique key
+ * by its own rule (*held, with *skip), as an operator's retry is refused (retry_one). The group's
+ * waiting rows are written first, so the lookup sees the states this commit gave them (a holder
+ * that finished in the same commit no longer counts). Only a job with a key row pays more than
+ * one primary-key lookup. */
+static int auto_retry_held(struct sq_group *g, int64_t id, int64_t now_ms, bool *held,
+                           aspen_store_retry_skip *skip, aspen_store_error *err)
+{
+    *held = false;
+    aspen_store_job_rule rule;
+    int code = unique_rule_get(g->s, id, &rule, err);
+    bool keyed = rule.key != NULL;
+    aspen_store_job_rule_clear(&rule);
+    if (code || !keyed)
+        return code;
+    if (g->n && (code = group_flush(g, err)) != 0)
+        return code;
+    return retry_held(g->s, id, now_ms, held, skip, err);
+}
+
 /* One completion inside the group transaction. Returns 0, a per-item refusal (ESTATE, ENOTFOUND,
  * ELEASE: nothing written for it), or another negative code that aborts the whole batch. A job
  * still queued and reserved by this engine started and finished inside one group: its start is
@@ -956,12 +979,25 @@ static int complete_one(struct sq_group *g, int64_t engine_id, const aspen_store
     } else {
         running = before;
     }
-    struct group_item *it = group_next(g);
+    char errbuf[sizeof g->it[0].errbuf], dflt[96];
     aspen_store_completion cc = *c;
-    cc.error = store_default_error(c, running.attempts, it->errbuf, sizeof it->errbuf);
+    cc.error = store_default_error(c, running.attempts, dflt, sizeof dflt);
     store_decide_completion(&running, &cc, now_ms, c->retry_at_ms, c->retry_at_ms <= now_ms,
                             &after);
     after.via_running = start_too;
+    if (after.state == ASPEN_STORE_QUEUED || after.state == ASPEN_STORE_SCHEDULED) {
+        bool held = false;
+        aspen_store_retry_skip skip;
+        if ((code = auto_retry_held(g, c->job_id, now_ms, &held, &skip, err)) != 0)
+            return code;
+        if (held)
+            store_unique_not_retried(&running, &after, now_ms, cc.error, &skip, errbuf,
+                                     sizeof errbuf);
+    }
+    if (after.error == dflt)
+        snprintf(errbuf, sizeof errbuf, "%s", dflt);
+    if (after.error == dflt || after.error == errbuf)
+        after.error = errbuf; /* moved into the item below */
     code = aspen_store_check_transition(c->job_id, running.state, after.state, err);
     if (!code)
         code = job_write_check(&before, &after, err);
@@ -969,6 +1005,11 @@ static int complete_one(struct sq_group *g, int64_t engine_id, const aspen_store
         return code;
 
     /* The attempt, the log lines and the row are written with the group's (sqlite_group.c). */
+    struct group_item *it = group_next(g);
+    if (after.error == errbuf) {
+        memcpy(it->errbuf, errbuf, strlen(errbuf) + 1);
+        after.error = it->errbuf;
+    }
     it->before = before;
     it->after = after;
     it->has_attempt = true;

@@ -235,7 +235,7 @@ struct group_item {
     const aspen_store_completion *replay; /* its replay record goes with it (sq_commit_replay) */
     bool refused;
     unsigned columns; /* the job-row columns its write changes (set by the flush) */
-    char errbuf[96];
+    char errbuf[640]; /* the default error, or an automatic retry's refusal (unique key held) */
     char marker[160]; /* the truncation marker's text, when this job's lines reach the cap */
 };
 struct sq_group {

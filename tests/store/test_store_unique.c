@@ -8,7 +8,10 @@
  * job holds is refused (the bulk retry skips it and says who holds it) and a rerun carries the
  * original's rule, so it answers with the holder as a duplicate submit does (or makes a job
  * without the rule when asked); a rerun starts with the max attempts as submitted, not a retry's
- * raise; and 6 processes retrying, rerunning and submitting one key at once leave one live job. */
+ * raise; and 6 processes retrying, rerunning and submitting one key at once leave one live job.
+ * The engine's own retry (a failed attempt with attempts left) keeps a job that holds its key
+ * going, and ends one whose key another job took while it ran failed, saying who holds it; 6
+ * processes running, failing and retrying jobs of one key at once never leave two waiting. */
 #include "helpers.h"
 #include "sqlite_store.h"
 
@@ -767,6 +770,249 @@ static void test_concurrent_retry_rerun(void **state)
     assert_int_equal(aspen_store_check(f->s, &e), 0);
 }
 
+static char *error_of(aspen_store *s, int64_t id)
+{
+    aspen_store_job j;
+    if (aspen_store_get(s, id, &j, NULL) != 0)
+        fail_msg("get %lld", (long long)id);
+    char *e = j.error ? strdup(j.error) : NULL;
+    aspen_store_job_clear(&j);
+    return e;
+}
+
+/* A submitted job of rule u (3 attempts), claimed and running at `now`. */
+static int64_t running_job(struct fixture *f, const aspen_store_unique *u, int64_t now)
+{
+    aspen_store_submitted a = submit_u(f->s, "echo", "{}", u, now);
+    assert_false(a.duplicate);
+    aspen_store_error e = {0};
+    assert_int_equal(aspen_store_engine_renew(f->s, f->engine, 600000, now, &e), 0);
+    int64_t id = 0;
+    assert_int_equal(claim_ids(f->s, f->engine, 1, now + 1, &id), 1);
+    assert_int_equal(id, a.id);
+    return id;
+}
+
+/* The engine's own retry of a job that holds its key: it goes back to scheduled (or queued) and
+ * holds the key on, through the backoff and again when due. */
+static void test_auto_retry_keeps_own_key(void **state)
+{
+    struct fixture *f = *state;
+    aspen_store_unique u = {.key = "own"};
+    int64_t a = running_job(f, &u, T0);
+    assert_int_equal(complete_one(f->s, f->engine, a, ASPEN_STORE_OUTCOME_FAILURE, T0 + 5000,
+                                  T0 + 10),
+                     0);
+    assert_int_equal(state_of(f->s, a), ASPEN_STORE_SCHEDULED);
+    aspen_store_submitted d = submit_u(f->s, "echo", "{}", &u, T0 + 20);
+    assert_true(d.duplicate);
+    assert_int_equal(d.id, a);
+    assert_int_equal(d.state, ASPEN_STORE_SCHEDULED);
+    /* its second attempt fails too, due at once this time: queued, still the key's one job */
+    int64_t id = 0;
+    assert_int_equal(claim_ids(f->s, f->engine, 1, T0 + 5001, &id), 1);
+    assert_int_equal(id, a);
+    assert_int_equal(complete_one(f->s, f->engine, a, ASPEN_STORE_OUTCOME_TIMEOUT, T0 + 5002,
+                                  T0 + 5002),
+                     0);
+    assert_int_equal(state_of(f->s, a), ASPEN_STORE_QUEUED);
+    d = submit_u(f->s, "echo", "{}", &u, T0 + 5003);
+    assert_true(d.duplicate);
+    assert_int_equal(d.id, a);
+    aspen_store_error e = {0};
+    assert_int_equal(aspen_store_check(f->s, &e), 0);
+}
+
+/* The key taken while the job ran: job b submitted with a rule of its own that does not count a
+ * running job (queued only), as a submitter who cancelled a and resubmitted would; a's attempt
+ * fails with attempts left. Retried, a would be a second waiting job of the key: it ends failed,
+ * its error the attempt's and who holds the key, and b stays the key's one job. Without its own
+ * key row's rule (a's states) nothing else changes: a job of another key is retried as before. */
+static void test_auto_retry_refused_when_taken(void **state)
+{
+    struct fixture *f = *state;
+    aspen_store_unique u = {.key = "taken"};
+    int64_t a = running_job(f, &u, T0);
+    int64_t plain = submit_job(f->s, "echo", 0, 0, 3, T0 + 2);
+    int64_t id = 0;
+    assert_int_equal(claim_ids(f->s, f->engine, 1, T0 + 3, &id), 1);
+    assert_int_equal(id, plain);
+    aspen_store_unique queued_only = {.key = "taken", .states = 1u << ASPEN_STORE_QUEUED};
+    aspen_store_submitted b = submit_u(f->s, "echo", "{}", &queued_only, T0 + 5);
+    assert_false(b.duplicate); /* a runs: b's rule does not count it */
+    /* both fail in one commit with a retry due later */
+    aspen_store_completion c[2] = {
+        {.job_id = plain, .outcome = ASPEN_STORE_OUTCOME_FAILURE, .error = "boom",
+         .retry_at_ms = T0 + 5000},
+        {.job_id = a, .outcome = ASPEN_STORE_OUTCOME_FAILURE, .error = "exit status 3",
+         .retry_at_ms = T0 + 5000}};
+    int status[2] = {-1, -1};
+    aspen_store_state fin[2];
+    aspen_store_error e = {0};
+    assert_int_equal(aspen_store_complete(f->s, f->engine, c, 2, T0 + 10, status, fin, &e), 0);
+    assert_int_equal(status[0], 0);
+    assert_int_equal(status[1], 0);
+    assert_int_equal(fin[0], ASPEN_STORE_SCHEDULED); /* no key: retried */
+    assert_int_equal(fin[1], ASPEN_STORE_FAILED);
+    assert_int_equal(state_of(f->s, plain), ASPEN_STORE_SCHEDULED);
+    assert_int_equal(state_of(f->s, a), ASPEN_STORE_FAILED);
+    char *msg = error_of(f->s, a), want[300];
+    snprintf(want, sizeof want,
+             "exit status 3; not retried: job %lld (queued) holds its unique key 'taken' now "
+             "(aspen retry %lld once job %lld is done, or aspen rerun %lld --no-unique)",
+             (long long)b.id, (long long)a, (long long)b.id, (long long)a);
+    assert_non_null(msg);
+    assert_string_equal(msg, want);
+    free(msg);
+    assert_int_equal(fx_raw_int(f, "SELECT count(*) FROM job_unique u JOIN jobs j ON j.id = u.job"
+                                   " WHERE u.key = 'taken'"
+                                   " AND j.state IN ('queued', 'scheduled', 'running')"),
+                     1);
+    /* the operator's retry is refused the same way while b waits */
+    assert_int_equal(aspen_store_retry(f->s, a, T0 + 20, &e), ASPEN_STORE_ESTATE);
+    assert_non_null(strstr(e.msg, "holds its unique key 'taken'"));
+    assert_int_equal(aspen_store_check(f->s, &e), 0);
+}
+
+/* A period: a's rule counts jobs created within 10 s. b, created 20 s after a (a too old for
+ * b's rule, so b is made), is within a's period when a's attempt fails: a is not retried. A
+ * holder that finishes in the same commit no longer holds the key: c, retried beside it. */
+static void test_auto_retry_period_and_same_commit(void **state)
+{
+    struct fixture *f = *state;
+    aspen_store_unique u = {.key = "P", .period_ms = 10000};
+    int64_t a = running_job(f, &u, T0);
+    aspen_store_submitted b = submit_u(f->s, "echo", "{}", &u, T0 + 20000);
+    assert_false(b.duplicate);
+    assert_int_equal(complete_one(f->s, f->engine, a, ASPEN_STORE_OUTCOME_FAILURE, T0 + 30000,
+                                  T0 + 21000),
+                     0);
+    assert_int_equal(state_of(f->s, a), ASPEN_STORE_FAILED);
+    char *msg = error_of(f->s, a);
+    assert_non_null(msg);
+    assert_non_null(strstr(msg, "failed (attempt 1); not retried: job "));
+    free(msg);
+    /* b runs; c of another key waits for it with a rule counting b's running state... */
+    aspen_store_error e = {0};
+    int64_t id = 0;
+    assert_int_equal(claim_ids(f->s, f->engine, 1, T0 + 22000, &id), 1);
+    assert_int_equal(id, b.id);
+    aspen_store_unique w = {.key = "W", .states = 1u << ASPEN_STORE_QUEUED};
+    int64_t c1 = running_job(f, &w, T0 + 23000);
+    aspen_store_submitted c2 = submit_u(f->s, "echo", "{}", &w, T0 + 23010);
+    assert_false(c2.duplicate);
+    assert_int_equal(claim_ids(f->s, f->engine, 1, T0 + 23020, &id), 1);
+    assert_int_equal(id, c2.id);
+    /* ...c2 succeeds and c1 fails in one commit, c2 first: c1's retry sees c2 finished */
+    aspen_store_completion c[2] = {
+        {.job_id = c2.id, .outcome = ASPEN_STORE_OUTCOME_SUCCESS},
+        {.job_id = c1, .outcome = ASPEN_STORE_OUTCOME_FAILURE, .retry_at_ms = T0 + 99000}};
+    int status[2] = {-1, -1};
+    assert_int_equal(aspen_store_complete(f->s, f->engine, c, 2, T0 + 24000, status, NULL, &e), 0);
+    assert_int_equal(status[0], 0);
+    assert_int_equal(status[1], 0);
+    assert_int_equal(state_of(f->s, c2.id), ASPEN_STORE_SUCCEEDED);
+    assert_int_equal(state_of(f->s, c1), ASPEN_STORE_SCHEDULED);
+    assert_int_equal(aspen_store_check(f->s, &e), 0);
+}
+
+/* 6 processes, each an engine of its own, at once: submit a job of one key (a rule that does not
+ * count running jobs, so several run at a time), claim, start and fail it with attempts left —
+ * due now or after a backoff — and retry failed ones as an operator would. Whatever interleaves,
+ * the key never has two waiting jobs: every automatic retry looked under the key's lock. */
+#define APROCS 6
+#define AROUNDS 30
+static void test_concurrent_auto_retries(void **state)
+{
+    struct fixture *f = *state;
+    int go[2];
+    assert_int_equal(pipe(go), 0);
+    pid_t pids[APROCS];
+    for (int p = 0; p < APROCS; p++) {
+        pids[p] = fork();
+        assert_true(pids[p] >= 0);
+        if (pids[p] == 0) {
+            close(go[1]);
+            aspen_store_options o = {.busy_timeout_ms = 120000};
+            aspen_store *s = NULL;
+            aspen_store_error e = {0};
+            int64_t engine = 0;
+            if (aspen_store_open(f->path, &o, &s, &e) != 0 ||
+                aspen_store_engine_register(s, getpid(), "test", 600000, aspen_store_now_ms(),
+                                            &engine, &e) != 0)
+                _exit(10);
+            char ch;
+            if (read(go[0], &ch, 1) != 1)
+                _exit(11);
+            aspen_store_unique u = {.key = "busy",
+                                    .states = 1u << ASPEN_STORE_QUEUED |
+                                              1u << ASPEN_STORE_SCHEDULED};
+            for (int i = 0; i < AROUNDS; i++) {
+                aspen_store_job_spec spec = {.type = "echo", .payload = "{}", .unique = &u,
+                                             .max_attempts = 1000};
+                aspen_store_submitted out;
+                if (aspen_store_submit_ex(s, &spec, 1, aspen_store_now_ms(), &out, &e) != 0) {
+                    fprintf(stderr, "child %d submit: %s\n", p, e.msg);
+                    _exit(12);
+                }
+                aspen_store_job *jobs = NULL;
+                size_t n = 0;
+                if (aspen_store_claim(s, engine, 1, aspen_store_now_ms(), &jobs, &n, NULL, &e)) {
+                    fprintf(stderr, "child %d claim: %s\n", p, e.msg);
+                    _exit(13);
+                }
+                int64_t id = n ? jobs[0].id : 0;
+                aspen_store_jobs_free(jobs, n);
+                if (id) {
+                    int64_t now = aspen_store_now_ms();
+                    aspen_store_start m = {id, now};
+                    int st = 0;
+                    if (aspen_store_start_jobs(s, engine, &m, 1, now, &st, &e) != 0 || st != 0) {
+                        fprintf(stderr, "child %d start: %s\n", p, e.msg);
+                        _exit(14);
+                    }
+                    usleep(2000); /* it runs: the others submit (their rule does not count it) */
+                    now = aspen_store_now_ms();
+                    aspen_store_completion c = {.job_id = id,
+                                                .outcome = ASPEN_STORE_OUTCOME_FAILURE,
+                                                .retry_at_ms = i % 2 ? now : now + 3};
+                    if (aspen_store_complete(s, engine, &c, 1, aspen_store_now_ms(), &st, NULL,
+                                             &e) != 0 || st != 0) {
+                        fprintf(stderr, "child %d complete: %d %s\n", p, st, e.msg);
+                        _exit(15);
+                    }
+                }
+                int64_t retried = 0;
+                if (i % 5 == 4 &&
+                    aspen_store_retry_failed(s, NULL, aspen_store_now_ms(), &retried, &e) != 0) {
+                    fprintf(stderr, "child %d retry: %s\n", p, e.msg);
+                    _exit(16);
+                }
+            }
+            aspen_store_close(s);
+            _exit(0);
+        }
+    }
+    close(go[0]);
+    char gobuf[APROCS];
+    memset(gobuf, 'g', sizeof gobuf);
+    assert_int_equal(write(go[1], gobuf, sizeof gobuf), APROCS);
+    close(go[1]);
+    for (int p = 0; p < APROCS; p++) {
+        int st = 0;
+        assert_int_equal(waitpid(pids[p], &st, 0), pids[p]);
+        assert_true(WIFEXITED(st));
+        assert_int_equal(WEXITSTATUS(st), 0);
+    }
+    assert_true(fx_raw_int(f, "SELECT count(*) FROM job_unique u JOIN jobs j ON j.id = u.job"
+                              " WHERE u.key = 'busy' AND j.state IN ('queued', 'scheduled')") <= 1);
+    /* the race happened: some attempt was refused its retry because another job held the key */
+    assert_true(fx_raw_int(f, "SELECT count(*) FROM jobs WHERE error LIKE '%not retried: job %'")
+                > 0);
+    aspen_store_error e = {0};
+    assert_int_equal(aspen_store_check(f->s, &e), 0);
+}
+
 /* A database from before version 17 (key rows without the rule, jobs without the submitted max
  * attempts) is migrated on open: its key rows read as the default states and any age, so a
  * retry's check is the strictest, and its jobs go on. */
@@ -825,6 +1071,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_rerun_keeps_rule, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_retry_rerun, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_version_16_rows, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_auto_retry_keeps_own_key, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_auto_retry_refused_when_taken, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_auto_retry_period_and_same_commit, fx_setup,
+                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(test_concurrent_auto_retries, fx_setup, fx_teardown),
         cmocka_unit_test(test_parsers),
     };
     const struct CMUnitTest sqlite_only[] = {

@@ -785,9 +785,17 @@ int cmd_cron(int argc, char **argv)
         else
             printf("schedule %s resumed (occurrences while paused are not run)\n", rest[0]);
     } else {
-        int64_t job = 0;
-        if ((rc = aspen_engine_schedule_run_now(eng, rest[0], &job, &err)) == 0)
-            printf("%lld\n", (long long)job);
+        aspen_store_submitted job = {0};
+        if ((rc = aspen_engine_schedule_run_now_ex(eng, rest[0], &job, &err)) == 0) {
+            /* its job still waits or runs: its id, and why no other, as a duplicate submit */
+            printf("%lld\n", (long long)job.id);
+            if (job.duplicate) {
+                char note[600];
+                aspen_store_schedule_duplicate_message(rest[0], &job, aspen_store_now_ms(), note,
+                                                       sizeof note);
+                fprintf(stderr, "%s\n", note);
+            }
+        }
     }
     if (rc && rc != 1)
         cli_error("%s", err.msg);

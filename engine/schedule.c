@@ -213,19 +213,33 @@ int aspen_engine_schedule_set_paused(aspen_engine *eng, const char *name, bool p
     LOCKED(aspen_store_schedule_set_paused(eng->api_store, name, paused, aspen_store_now_ms(), &se));
 }
 
-int aspen_engine_schedule_run_now(aspen_engine *eng, const char *name, int64_t *job_id,
-                                  aspen_engine_error *err)
+int aspen_engine_schedule_run_now_ex(aspen_engine *eng, const char *name,
+                                     aspen_store_submitted *out, aspen_engine_error *err)
 {
     if (!eng)
         return eng_err(err, ASPEN_ENGINE_EINVAL, "%s: no engine (NULL)", __func__);
     aspen_store_error se = {0};
+    aspen_store_submitted got = {0};
     pthread_mutex_lock(&eng->api_mu);
-    int rc = aspen_store_schedule_run_now(eng->api_store, name, aspen_store_now_ms(), job_id, &se);
+    int rc = aspen_store_schedule_run_now_ex(eng->api_store, name, aspen_store_now_ms(), &got, &se);
     pthread_mutex_unlock(&eng->api_mu);
     if (rc)
         return eng_store_err(err, &se, NULL);
-    eng_wake(eng);
+    if (out)
+        *out = got;
+    if (!got.duplicate) /* nothing new to run otherwise */
+        eng_wake(eng);
     return 0;
+}
+
+int aspen_engine_schedule_run_now(aspen_engine *eng, const char *name, int64_t *job_id,
+                                  aspen_engine_error *err)
+{
+    aspen_store_submitted got = {0};
+    int rc = aspen_engine_schedule_run_now_ex(eng, name, &got, err);
+    if (!rc && job_id)
+        *job_id = got.id;
+    return rc;
 }
 
 int aspen_engine_schedules(aspen_engine *eng, aspen_store_schedule **out, size_t *n,

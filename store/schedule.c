@@ -386,18 +386,47 @@ int aspen_store_schedule_set_paused(aspen_store *s, const char *name, bool pause
     return ops_of(s)->set_paused(s, name, paused, next, err);
 }
 
-int aspen_store_schedule_run_now(aspen_store *s, const char *name, int64_t now_ms,
-                                 int64_t *job_id, aspen_store_error *err)
+int aspen_store_schedule_run_now_ex(aspen_store *s, const char *name, int64_t now_ms,
+                                    aspen_store_submitted *out, aspen_store_error *err)
 {
     if (!s)
         return no_store(err, "schedule_run_now");
     if (!name)
         return store_err(err, ASPEN_STORE_EINVAL, "which schedule? (no name given)");
-    int64_t id = 0;
-    int code = ops_of(s)->run_now(s, name, now_ms, &id, err);
-    if (!code && job_id)
-        *job_id = id;
+    aspen_store_submitted got = {0};
+    int code = ops_of(s)->run_now(s, name, now_ms, &got, err);
+    if (!code && out)
+        *out = got;
     return code;
+}
+
+int aspen_store_schedule_run_now(aspen_store *s, const char *name, int64_t now_ms,
+                                 int64_t *job_id, aspen_store_error *err)
+{
+    aspen_store_submitted got = {0};
+    int code = aspen_store_schedule_run_now_ex(s, name, now_ms, &got, err);
+    if (!code && job_id)
+        *job_id = got.id;
+    return code;
+}
+
+void aspen_store_schedule_duplicate_message(const char *name, const aspen_store_submitted *dup,
+                                            int64_t now_ms, char *out, size_t size)
+{
+    if (!out || !size)
+        return;
+    char said[400];
+    aspen_store_duplicate_message("?", dup, now_ms, said, sizeof said);
+    /* the age as the duplicate submit says it ("just now", "12 s ago"), one wording of it */
+    const char *ago = strstr(said, ", submitted ");
+    const char *end = ago ? strstr(ago, "); not") : NULL;
+    int n = ago && end ? (int)(end - ago - 12) : 0;
+    long long id = dup ? (long long)dup->id : 0LL;
+    snprintf(out, size,
+             "schedule %s: its job %lld (%s, enqueued %.*s) has not finished; not running "
+             "another (aspen cancel %lld first to run it again now)",
+             name ? name : "?", id, dup ? aspen_store_state_name(dup->state) : "?", n,
+             ago ? ago + 12 : "", id);
 }
 
 int aspen_store_schedule_get(aspen_store *s, const char *name, aspen_store_schedule *out,

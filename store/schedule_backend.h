@@ -17,7 +17,8 @@ struct store_schedule_ops {
     /* next_run applies when resuming (0 otherwise) */
     int (*set_paused)(aspen_store *s, const char *name, bool paused, int64_t next_run,
                       aspen_store_error *err);
-    int (*run_now)(aspen_store *s, const char *name, int64_t now_ms, int64_t *job_id,
+    /* *out: the job made, or (duplicate) the schedule's job that still waits or runs */
+    int (*run_now)(aspen_store *s, const char *name, int64_t now_ms, aspen_store_submitted *out,
                    aspen_store_error *err);
     int (*get)(aspen_store *s, const char *name, aspen_store_schedule *out,
                aspen_store_error *err);

@@ -122,6 +122,7 @@ typedef struct act_req {
     char name[ASPEN_STORE_SCHEDULE_NAME_MAX + 1];
     bool run, pause;
     int64_t job;
+    aspen_store_submitted ran; /* a run: the new job, or the one that has not finished */
     int code;
     char msg[1024];
 } act_req;
@@ -130,9 +131,13 @@ static void act_work(uv_work_t *w)
 {
     act_req *r = w->data;
     aspen_engine_error err = {0};
-    r->code = r->run ? aspen_engine_schedule_run_now(r->a->eng, r->name, &r->job, &err)
+    r->code = r->run ? aspen_engine_schedule_run_now_ex(r->a->eng, r->name, &r->ran, &err)
                      : aspen_engine_schedule_set_paused(r->a->eng, r->name, r->pause, &err);
+    r->job = r->ran.id;
     snprintf(r->msg, sizeof r->msg, "%s", err.msg);
+    if (!r->code && r->ran.duplicate)
+        aspen_store_schedule_duplicate_message(r->name, &r->ran, aspen_store_now_ms(), r->msg,
+                                               sizeof r->msg);
 }
 
 static void act_done(uv_work_t *w, int status)
@@ -140,6 +145,8 @@ static void act_done(uv_work_t *w, int status)
     act_req *r = w->data;
     (void)status;
     if (r->code)
+        tui_set_status(r->a, true, "%s", r->msg);
+    else if (r->run && r->ran.duplicate)
         tui_set_status(r->a, true, "%s", r->msg);
     else if (r->run)
         tui_set_status(r->a, false, "schedule %s: job %lld enqueued now", r->name,

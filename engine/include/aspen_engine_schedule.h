@@ -28,9 +28,15 @@ int aspen_engine_schedule_add(aspen_engine *eng, const aspen_engine_schedule_def
 int aspen_engine_schedule_remove(aspen_engine *eng, const char *name, aspen_engine_error *err);
 int aspen_engine_schedule_set_paused(aspen_engine *eng, const char *name, bool paused,
                                      aspen_engine_error *err);
-/* Enqueues one job from the schedule's template now (paused or not). */
+/* Enqueues one job from the schedule's template now (paused or not); while a job of the
+ * schedule still waits or runs, *job_id is that job and nothing is enqueued
+ * (aspen_store_schedule_run_now). */
 int aspen_engine_schedule_run_now(aspen_engine *eng, const char *name, int64_t *job_id,
                                   aspen_engine_error *err);
+/* The same, saying which (out->duplicate: the schedule's unfinished job; the message from
+ * aspen_store_schedule_duplicate_message). */
+int aspen_engine_schedule_run_now_ex(aspen_engine *eng, const char *name,
+                                     aspen_store_submitted *out, aspen_engine_error *err);
 int aspen_engine_schedules(aspen_engine *eng, aspen_store_schedule **out, size_t *n,
                            aspen_engine_error *err);
 /* Which engine holds the scheduler lease (0: none) and until when. */

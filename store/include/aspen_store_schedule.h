@@ -152,9 +152,24 @@ int aspen_store_schedule_remove(struct aspen_store *s, const char *name,
  * run). ENOTFOUND. */
 int aspen_store_schedule_set_paused(struct aspen_store *s, const char *name, bool paused,
                                     int64_t now_ms, struct aspen_store_error *err);
-/* Enqueues one job from the template now, paused or not; its key is a manual run at now_ms. */
+/* Enqueues one job from the template now, paused or not; its key is a manual run at now_ms.
+ * While a job of the schedule still waits or runs (queued, scheduled, running) nothing is
+ * enqueued: *job_id is that job, as a duplicate submit answers with the job that holds its key
+ * (two presses of run-now make one job; docs/SCHEDULES.md). The scheduler's own occurrences are
+ * not held back so: they come on time whether the last one finished or not. */
 int aspen_store_schedule_run_now(struct aspen_store *s, const char *name, int64_t now_ms,
                                  int64_t *job_id, struct aspen_store_error *err);
+struct aspen_store_submitted;
+/* The same, saying which: out->duplicate set (out->id, state, created_at_ms the job that still
+ * waits or runs) or not (the new job, queued). */
+int aspen_store_schedule_run_now_ex(struct aspen_store *s, const char *name, int64_t now_ms,
+                                    struct aspen_store_submitted *out,
+                                    struct aspen_store_error *err);
+/* "schedule S: its job N (running, enqueued 5 s ago) has not finished; not running another
+ * (aspen cancel N first to run it again now)" */
+void aspen_store_schedule_duplicate_message(const char *name,
+                                            const struct aspen_store_submitted *dup,
+                                            int64_t now_ms, char *out, size_t size);
 int aspen_store_schedule_get(struct aspen_store *s, const char *name, aspen_store_schedule *out,
                              struct aspen_store_error *err);
 /* Every schedule, by name. */

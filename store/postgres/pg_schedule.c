@@ -377,10 +377,39 @@ static int note_enqueued(struct pg_store *s, int64_t schedule, int64_t next_run,
                &p, "updating a schedule's next run", NULL, err);
 }
 
-static int pgs_run_now(aspen_store *base, const char *name, int64_t now_ms, int64_t *job_id,
-                       aspen_store_error *err)
+/* The schedule's newest job that still waits or runs, into *dup (its creation time on the
+ * caller's clock), under the schedule's row lock: two run-nows look one after the other. */
+static int live_run(struct pg_store *s, int64_t schedule, int64_t now_ms,
+                    aspen_store_submitted *dup, aspen_store_error *err)
+{
+    struct pg_params p = {0};
+    pg_p_int(&p, schedule);
+    PGresult *r = pg_exec(s, "pgs_live_run",
+                          "SELECT j.id, j.state, j.created_at FROM schedule_runs r JOIN jobs j"
+                          " ON j.id = r.job WHERE r.schedule = $1::bigint"
+                          " AND j.state IN ('queued', 'scheduled', 'running')"
+                          " ORDER BY j.id DESC LIMIT 1",
+                          &p, "looking for a schedule's unfinished job", err);
+    if (!r)
+        return failed(err);
+    if (PQntuples(r) == 1) {
+        int state = state_from_text((const unsigned char *)PQgetvalue(r, 0, 1));
+        *dup = (aspen_store_submitted){
+            .id = strtoll(PQgetvalue(r, 0, 0), NULL, 10),
+            .duplicate = true,
+            .state = state >= 0 ? (aspen_store_state)state : ASPEN_STORE_QUEUED,
+            .created_at_ms = strtoll(PQgetvalue(r, 0, 2), NULL, 10) - (srv_now(now_ms) - now_ms)};
+    }
+    PQclear(r);
+    return 0;
+}
+
+static int pgs_run_now(aspen_store *base, const char *name, int64_t now_ms,
+                       aspen_store_submitted *out, aspen_store_error *err)
 {
     struct pg_store *s = (struct pg_store *)base;
+    *out = (aspen_store_submitted){0};
+    int64_t *job_id = &out->id;
     int code = pg_tx_begin(s, err);
     if (code)
         return code;
@@ -402,6 +431,14 @@ static int pgs_run_now(aspen_store *base, const char *name, int64_t now_ms, int6
     }
     if (code)
         goto rollback;
+    /* a run-now while the schedule's job still waits or runs is that job (as SQLite's) */
+    if ((code = live_run(s, sc.id, now_ms, out, err)) != 0 || out->duplicate) {
+        aspen_store_schedule_clear(&sc);
+        if (code)
+            goto rollback;
+        pg_tx_rollback(s);
+        return 0;
+    }
     int64_t at = srv_now(now_ms);
     for (int i = 0; i < 1000 && !code; i++, at++) {
         code = enqueue_one(s, &sc, true, at, 0, now_ms, job_id, err);
@@ -414,6 +451,8 @@ static int pgs_run_now(aspen_store *base, const char *name, int64_t now_ms, int6
     if (!code)
         code = note_enqueued(s, sc.id, sc.next_run_ms, sc.error, at, *job_id, srv_now(now_ms), 1,
                              0, err);
+    out->state = ASPEN_STORE_QUEUED;
+    out->created_at_ms = now_ms;
     aspen_store_schedule_clear(&sc);
     if (code)
         goto rollback;

@@ -411,16 +411,56 @@ static int note_enqueued(struct sqlite_store *s, int64_t schedule, int64_t next_
     return exec_done(s, st, "updating a schedule's next run", NULL, err);
 }
 
-static int sqs_run_now(aspen_store *base, const char *name, int64_t now_ms, int64_t *job_id,
-                       aspen_store_error *err)
+/* The schedule's newest job that still waits or runs (its runs' keys, at most 1,000 rows), into
+ * *dup (dup->duplicate set) when there is one. */
+static int live_run(struct sqlite_store *s, int64_t schedule, aspen_store_submitted *dup,
+                    aspen_store_error *err)
+{
+    sqlite3_stmt *st;
+    int code = prep(s,
+                    "SELECT j.id, j.state, j.created_at FROM schedule_runs r JOIN jobs j"
+                    " ON j.id = r.job WHERE r.schedule = ?1"
+                    " AND j.state IN ('queued', 'scheduled', 'running') ORDER BY j.id DESC LIMIT 1",
+                    &st, err);
+    if (code)
+        return code;
+    sqlite3_bind_int64(st, 1, schedule);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        int state = state_from_text(sqlite3_column_text(st, 1));
+        *dup = (aspen_store_submitted){.id = sqlite3_column_int64(st, 0),
+                                       .duplicate = true,
+                                       .state = state >= 0 ? (aspen_store_state)state
+                                                           : ASPEN_STORE_QUEUED,
+                                       .created_at_ms = sqlite3_column_int64(st, 2)};
+    } else if (rc != SQLITE_DONE) {
+        code = store_sqlite_err(s, err, rc, "looking for a schedule's unfinished job");
+    }
+    sqlite3_finalize(st);
+    return code;
+}
+
+static int sqs_run_now(aspen_store *base, const char *name, int64_t now_ms,
+                       aspen_store_submitted *out, aspen_store_error *err)
 {
     struct sqlite_store *s = sq(base);
+    *out = (aspen_store_submitted){0};
+    int64_t *job_id = &out->id;
     int code = tx_begin(s, err);
     if (code)
         return code;
     aspen_store_schedule sc;
     if ((code = sqs_get(base, name, &sc, err)) != 0)
         goto rollback;
+    /* Under the write lock: a run-now while the schedule's job still waits or runs is that job,
+     * as a duplicate submit is (two presses of the console's n, or two aspen cron run). */
+    if ((code = live_run(s, sc.id, out, err)) != 0 || out->duplicate) {
+        aspen_store_schedule_clear(&sc);
+        if (code)
+            goto rollback;
+        tx_rollback(s);
+        return 0;
+    }
     /* Two runs asked within one millisecond get the next free key. */
     int64_t at = now_ms;
     for (int i = 0; i < 1000 && !code; i++, at++) {
@@ -433,6 +473,8 @@ static int sqs_run_now(aspen_store *base, const char *name, int64_t now_ms, int6
                          name);
     if (!code)
         code = note_enqueued(s, sc.id, sc.next_run_ms, sc.error, at, *job_id, now_ms, 1, 0, err);
+    out->state = ASPEN_STORE_QUEUED;
+    out->created_at_ms = now_ms;
     aspen_store_schedule_clear(&sc);
     if (code)
         goto rollback;

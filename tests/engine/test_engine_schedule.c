@@ -240,13 +240,18 @@ static void test_list_pause_run_remove(void **state)
     assert_int_equal(aspen_engine_schedule_run_now(eng, NULL, &job_id, &err), ASPEN_ENGINE_EINVAL);
     assert_int_equal(aspen_engine_schedule_run_now(NULL, "report.daily", &job_id, &err),
                      ASPEN_ENGINE_EINVAL);
+    /* again while that job waits: no second job, the same one said to be it */
     assert_int_equal(aspen_engine_schedule_run_now(eng, "report.daily", NULL, &err), 0);
+    aspen_store_submitted again = {0};
+    assert_int_equal(aspen_engine_schedule_run_now_ex(eng, "report.daily", &again, &err), 0);
+    assert_true(again.duplicate);
+    assert_int_equal(again.id, job_id);
 
     assert_int_equal(aspen_engine_schedule_set_paused(eng, "report.daily", false, &err), 0);
     assert_int_equal(aspen_engine_schedules(eng, &l, &n, &err), 0);
     assert_false(l[0].paused);
     assert_true(l[0].next_run_ms > t0);
-    assert_int_equal(l[0].runs, 2);
+    assert_int_equal(l[0].runs, 1); /* the second run-now was the first job */
     aspen_store_schedules_free(l, n);
 
     /* remove: the schedule goes, its jobs stay */

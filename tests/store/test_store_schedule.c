@@ -4,8 +4,11 @@
  * engine), exactly one job per occurrence (also when next_run is rewound behind the store's back,
  * as a second lease holder with a stale view would), the missed policies, pause/resume, run now,
  * the key pruning, and a simulated @every 1s over ten seconds of irregular ticks from two
- * engines. Time is injected: nothing sleeps. */
+ * engines. A run now while the schedule's job still waits or runs answers with that job, also
+ * when 8 processes ask at once. Time is injected: nothing sleeps. */
 #include "helpers.h"
+
+#include <sys/wait.h>
 
 static aspen_store_job_spec echo_job(void)
 {
@@ -324,10 +327,35 @@ static void test_pause_run_now(void **state)
     int64_t job = 0;
     assert_int_equal(aspen_store_schedule_run_now(f->s, "p", T0 + 3100, &job, &e), 0);
     assert_true(job > 0);
-    int64_t job2 = 0; /* twice in one millisecond: two jobs, two keys */
-    assert_int_equal(aspen_store_schedule_run_now(f->s, "p", T0 + 3100, &job2, &e), 0);
-    assert_true(job2 > job);
+    /* again while that job waits: that job, said so, nothing enqueued (as a duplicate submit) */
+    aspen_store_submitted dup = {0};
+    assert_int_equal(aspen_store_schedule_run_now_ex(f->s, "p", T0 + 3100, &dup, &e), 0);
+    assert_true(dup.duplicate);
+    assert_int_equal(dup.id, job);
+    assert_int_equal(dup.state, ASPEN_STORE_QUEUED);
+    assert_int_equal(dup.created_at_ms, T0 + 3100);
+    char note[400];
+    aspen_store_schedule_duplicate_message("p", &dup, T0 + 3100, note, sizeof note);
+    char want[300];
+    snprintf(want, sizeof want,
+             "schedule p: its job %lld (queued, enqueued just now) has not finished; not running "
+             "another (aspen cancel %lld first to run it again now)",
+             (long long)job, (long long)job);
+    assert_string_equal(note, want);
+    int64_t same = 0;
+    assert_int_equal(aspen_store_schedule_run_now(f->s, "p", T0 + 3100, &same, &e), 0);
+    assert_int_equal(same, job);
     aspen_store_schedule sc = get(f, "p");
+    assert_int_equal(sc.runs, 1);
+    aspen_store_schedule_clear(&sc);
+    /* cancelled, it is done: twice in one millisecond then makes two jobs under two keys */
+    assert_int_equal(aspen_store_cancel(f->s, job, T0 + 3100, NULL, &e), 0);
+    int64_t job2 = 0;
+    assert_int_equal(aspen_store_schedule_run_now_ex(f->s, "p", T0 + 3100, &dup, &e), 0);
+    assert_false(dup.duplicate);
+    job2 = dup.id;
+    assert_true(job2 > job);
+    sc = get(f, "p");
     assert_true(sc.paused);
     assert_int_equal(sc.last_job_id, job2);
     assert_int_equal(sc.runs, 2);
@@ -429,6 +457,93 @@ static void test_broken_zone(void **state)
     aspen_store_schedule_clear(&sc);
 }
 
+/* The schedule's occurrence runs; 8 processes ask for a run now 50 times each at once: no job is
+ * made, every answer is the running one. Once it is done the next run now makes a job, and the
+ * ones after it answer with that one. */
+#define RN_PROCS 8
+#define RN_TIMES 50
+static void test_run_now_while_running(void **state)
+{
+    struct fixture *f = *state;
+    aspen_store_error e = {0};
+    add(f, "busy", "@every 1s", NULL, ASPEN_STORE_MISSED_SKIP, 0, T0);
+    assert_int_equal(aspen_store_engine_renew(f->s, f->engine, 600000, T0 + 1000, &e), 0);
+    assert_int_equal(tick(f, f->engine, T0 + 1000).enqueued, 1);
+    assert_int_equal(aspen_store_schedule_set_paused(f->s, "busy", true, T0 + 1000, &e), 0);
+    int64_t running = 0;
+    assert_int_equal(claim_ids(f->s, f->engine, 1, T0 + 1001, &running), 1);
+    int go[2], back[2];
+    assert_int_equal(pipe(go), 0);
+    assert_int_equal(pipe(back), 0);
+    pid_t pids[RN_PROCS];
+    for (int p = 0; p < RN_PROCS; p++) {
+        pids[p] = fork();
+        assert_true(pids[p] >= 0);
+        if (pids[p] == 0) {
+            close(go[1]);
+            close(back[0]);
+            aspen_store_options o = {.busy_timeout_ms = 120000};
+            aspen_store *s = NULL;
+            aspen_store_error ce = {0};
+            if (aspen_store_open(f->path, &o, &s, &ce) != 0)
+                _exit(10);
+            char ch;
+            if (read(go[0], &ch, 1) != 1)
+                _exit(11);
+            for (int i = 0; i < RN_TIMES; i++) {
+                aspen_store_submitted out = {0};
+                if (aspen_store_schedule_run_now_ex(s, "busy", T0 + 2000 + i, &out, &ce) != 0) {
+                    fprintf(stderr, "child %d: %s\n", p, ce.msg);
+                    _exit(12);
+                }
+                if (!out.duplicate || out.state != ASPEN_STORE_RUNNING ||
+                    write(back[1], &out.id, sizeof out.id) != (ssize_t)sizeof out.id)
+                    _exit(13);
+            }
+            aspen_store_close(s);
+            _exit(0);
+        }
+    }
+    close(go[0]);
+    close(back[1]);
+    char gobuf[RN_PROCS];
+    memset(gobuf, 'g', sizeof gobuf);
+    assert_int_equal(write(go[1], gobuf, sizeof gobuf), RN_PROCS);
+    close(go[1]);
+    int64_t id;
+    size_t answers = 0;
+    while (read(back[0], &id, sizeof id) == (ssize_t)sizeof id) {
+        assert_int_equal(id, running);
+        answers++;
+    }
+    close(back[0]);
+    for (int p = 0; p < RN_PROCS; p++) {
+        int st = 0;
+        assert_int_equal(waitpid(pids[p], &st, 0), pids[p]);
+        assert_true(WIFEXITED(st));
+        assert_int_equal(WEXITSTATUS(st), 0);
+    }
+    assert_int_equal(answers, RN_PROCS * RN_TIMES);
+    assert_int_equal(fx_raw_int(f, "SELECT count(*) FROM jobs"), 1);
+    aspen_store_schedule sc = get(f, "busy");
+    assert_int_equal(sc.runs, 1);
+    aspen_store_schedule_clear(&sc);
+    /* done: a run now makes the next job, and the one after is that one */
+    assert_int_equal(complete_one(f->s, f->engine, running, ASPEN_STORE_OUTCOME_SUCCESS, 0,
+                                  T0 + 3000),
+                     0);
+    aspen_store_submitted a = {0}, b = {0};
+    assert_int_equal(aspen_store_schedule_run_now_ex(f->s, "busy", T0 + 3001, &a, &e), 0);
+    assert_false(a.duplicate);
+    assert_true(a.id > running);
+    assert_int_equal(aspen_store_schedule_run_now_ex(f->s, "busy", T0 + 3002, &b, &e), 0);
+    assert_true(b.duplicate);
+    assert_int_equal(b.id, a.id);
+    assert_int_equal(b.state, ASPEN_STORE_QUEUED);
+    assert_int_equal(b.created_at_ms, T0 + 3001);
+    assert_int_equal(aspen_store_check(f->s, &e), 0);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, fx_setup, fx_teardown)
@@ -436,6 +551,7 @@ int main(void)
         T(test_define),          T(test_tick_enqueues), T(test_key_backstop),
         T(test_lease),           T(test_missed),        T(test_pause_run_now),
         T(test_prune_and_burst), T(test_every_second),  T(test_broken_zone),
+        T(test_run_now_while_running),
     };
     return _cmocka_run_group_tests(__FILE__, both, sizeof both / sizeof both[0], NULL, NULL);
 }

@@ -372,6 +372,9 @@ aspen_store_unique store_unique_of_row(const char *key, int64_t period_ms, unsig
 void store_unique_not_retried(const struct store_job_row *running, struct store_job_row *after,
                               int64_t now, const char *error, const aspen_store_retry_skip *skip,
                               char *out, size_t size);
+/* A run-now of a scheduled job refused because another job holds its key by its own rule (a rule
+ * that does not count scheduled jobs): ESTATE naming the holder and what to do. */
+int store_run_now_held(const aspen_store_retry_skip *skip, const char *cmd, aspen_store_error *err);
 /* Appends one skip to a growing list (*list, *n, *cap); ENOMEM when it cannot. */
 int store_retry_skip_add(aspen_store_retry_skip **list, size_t *n, size_t *cap, int64_t id,
                          const char *key, const aspen_store_submitted *holder,

@@ -563,6 +563,19 @@ void store_unique_not_retried(const struct store_job_row *running, struct store_
     after->error = out;
 }
 
+int store_run_now_held(const aspen_store_retry_skip *skip, const char *cmd, aspen_store_error *err)
+{
+    const long long id = (long long)skip->id, h = (long long)skip->holder.id;
+    int kl = shown_len(skip->key, 200);
+    bool final = aspen_store_state_is_final(skip->holder.state);
+    return store_err(err, ASPEN_STORE_ESTATE,
+                     "job %lld not run now: job %lld (%s) holds its unique key '%.*s%s'; it runs "
+                     "when its time comes, or %s job %lld first (aspen %s %lld%s)",
+                     id, h, aspen_store_state_name(skip->holder.state), kl, skip->key,
+                     (size_t)kl < strlen(skip->key) ? "…" : "", final ? "delete" : "cancel", h,
+                     final ? "delete" : "cancel", h, cmd ? cmd : "");
+}
+
 int store_retry_skip_add(aspen_store_retry_skip **list, size_t *n, size_t *cap, int64_t id,
                          const char *key, const aspen_store_submitted *holder,
                          aspen_store_error *err)

@@ -43,6 +43,13 @@ int pg_run_now(aspen_store *base, int64_t id, int64_t now_ms, aspen_store_error 
     if (!code) /* "now" on the server's timeline, as every time the backend writes */
         code = store_decide_run_now(&before, now_ms + pg_clock_skew_ms(), &after,
                                     store_cmd(&s->base), err);
+    /* not beside another job that holds its key (as SQLite's sq_run_now) */
+    bool held = false;
+    aspen_store_retry_skip skip;
+    if (!code)
+        code = pg_unique_held(s, id, now_ms + pg_clock_skew_ms(), now_ms, &held, &skip, err);
+    if (!code && held)
+        code = store_run_now_held(&skip, store_cmd(&s->base), err);
     if (!code)
         code = pg_job_write(s, &before, &after, err);
     if (!code)

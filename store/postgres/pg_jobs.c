@@ -2273,6 +2273,12 @@ static int retry_held(struct pg_store *s, int64_t id, int64_t now, int64_t now_m
     return retry_held_as(s, id, now, now_ms, true, found, skip, NULL, err);
 }
 
+int pg_unique_held(struct pg_store *s, int64_t id, int64_t now, int64_t now_ms, bool *found,
+                   aspen_store_retry_skip *skip, aspen_store_error *err)
+{
+    return retry_held(s, id, now, now_ms, found, skip, err);
+}
+
 /* The engine's own retry (a commit's failed attempt with attempts left): the keys of every job
  * of the commit that may be retried are locked at once before any is looked up, in ascending
  * hash order as every batch takes them (two commits retrying jobs of two keys never wait for each

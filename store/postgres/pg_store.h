@@ -285,6 +285,11 @@ int pg_retry_one(struct pg_store *s, int64_t id, int64_t now_ms, aspen_store_ret
 /* Takes the unique-key locks of jobs ids (those that have a key), in the one order every caller
  * uses, so a bulk retry never deadlocks with another: before its per-job retries. */
 int pg_unique_lock_jobs(struct pg_store *s, const int64_t *ids, size_t n, aspen_store_error *err);
+/* Whether another job holds job id's unique key by id's own rule (*found, *skip; now the
+ * server's time, now_ms the caller's), under the key's lock, taken after the job's row lock as a
+ * retry takes it (run now). */
+int pg_unique_held(struct pg_store *s, int64_t id, int64_t now, int64_t now_ms, bool *found,
+                   aspen_store_retry_skip *skip, aspen_store_error *err);
 
 /* ---- filters (pg_query.c) ----------------------------------------------------------------------- */
 

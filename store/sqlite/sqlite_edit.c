@@ -48,6 +48,14 @@ int sq_run_now(aspen_store *base, int64_t id, int64_t now_ms, aspen_store_error 
     code = job_read(s, id, &before, err);
     if (!code)
         code = store_decide_run_now(&before, now_ms, &after, store_cmd(&s->base), err);
+    /* queued now, it counts for rules that did not count it scheduled: not beside another job
+     * that holds its key (a rule without scheduled), as a retry is not */
+    bool held = false;
+    aspen_store_retry_skip skip;
+    if (!code)
+        code = sq_unique_held(s, id, now_ms, &held, &skip, err);
+    if (!code && held)
+        code = store_run_now_held(&skip, store_cmd(&s->base), err);
     if (!code)
         code = job_write(s, &before, &after, err);
     if (code) {

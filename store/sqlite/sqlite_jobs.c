@@ -917,6 +917,12 @@ static int start_one(struct sq_group *g, int64_t engine_id, const aspen_store_st
 static int retry_held(struct sqlite_store *s, int64_t id, int64_t now_ms, bool *found,
                       aspen_store_retry_skip *skip, aspen_store_error *err);
 
+int sq_unique_held(struct sqlite_store *s, int64_t id, int64_t now_ms, bool *found,
+                   aspen_store_retry_skip *skip, aspen_store_error *err)
+{
+    return retry_held(s, id, now_ms, found, skip, err);
+}
+
 /* Whether the engine's own retry of job id may go on: not when another job holds its unique key
  * by its own rule (*held, with *skip), as an operator's retry is refused (retry_one). The group's
  * waiting rows are written first, so the lookup sees the states this commit gave them (a holder

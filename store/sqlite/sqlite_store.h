@@ -349,6 +349,10 @@ int sq_submit_batch(aspen_store *s, const aspen_store_job_spec *specs, size_t n,
                     const char *const *keys, int64_t *ids_out, aspen_store_submitted *out,
                     aspen_store_error *err);
 int sq_job_unique_rule(aspen_store *s, int64_t id, aspen_store_job_rule *out, aspen_store_error *err);
+/* Whether another job holds job id's unique key by id's own rule (*found, *skip), inside the
+ * caller's write transaction (retry, run now). */
+int sq_unique_held(struct sqlite_store *s, int64_t id, int64_t now_ms, bool *found,
+                   aspen_store_retry_skip *skip, aspen_store_error *err);
 int sq_prune_count(aspen_store *s, aspen_store_state state, int64_t finished_before_ms,
                    int64_t *count, aspen_store_error *err);
 int sq_prune(aspen_store *s, aspen_store_state state, int64_t finished_before_ms, size_t max,

@@ -11,7 +11,8 @@
  * raise; and 6 processes retrying, rerunning and submitting one key at once leave one live job.
  * The engine's own retry (a failed attempt with attempts left) keeps a job that holds its key
  * going, and ends one whose key another job took while it ran failed, saying who holds it; 6
- * processes running, failing and retrying jobs of one key at once never leave two waiting. */
+ * processes running, failing and retrying jobs of one key at once never leave two waiting. A run
+ * now of a scheduled job whose key another job took is refused, naming it. */
 #include "helpers.h"
 #include "sqlite_store.h"
 
@@ -916,6 +917,38 @@ static void test_auto_retry_period_and_same_commit(void **state)
     assert_int_equal(aspen_store_check(f->s, &e), 0);
 }
 
+/* Run now of a scheduled job (aspen run-now, the Jobs pane's n): under a rule that does not count
+ * scheduled jobs another job could take the key meanwhile; queued now, the job would be its second
+ * waiting job. Refused, naming the holder; once the holder is gone it runs now. */
+static void test_run_now_held(void **state)
+{
+    struct fixture *f = *state;
+    aspen_store_unique u = {.key = "later", .states = 1u << ASPEN_STORE_QUEUED};
+    aspen_store_job_spec spec = {.type = "echo", .payload = "{}", .unique = &u,
+                                 .run_at_ms = T0 + 3600000};
+    aspen_store_submitted a = {0};
+    aspen_store_error e = {0};
+    assert_int_equal(aspen_store_submit_ex(f->s, &spec, 1, T0, &a, &e), 0);
+    assert_int_equal(a.state, ASPEN_STORE_SCHEDULED);
+    aspen_store_submitted b = submit_u(f->s, "echo", "{}", &u, T0 + 10);
+    assert_false(b.duplicate); /* a is scheduled: the rule does not count it */
+    assert_int_equal(aspen_store_run_now(f->s, a.id, T0 + 20, &e), ASPEN_STORE_ESTATE);
+    char want[300];
+    snprintf(want, sizeof want,
+             "job %lld not run now: job %lld (queued) holds its unique key 'later'; it runs when "
+             "its time comes, or cancel job %lld first (aspen cancel %lld)",
+             (long long)a.id, (long long)b.id, (long long)b.id, (long long)b.id);
+    assert_string_equal(e.msg, want);
+    assert_int_equal(state_of(f->s, a.id), ASPEN_STORE_SCHEDULED);
+    assert_int_equal(aspen_store_cancel(f->s, b.id, T0 + 30, NULL, &e), 0);
+    assert_int_equal(aspen_store_run_now(f->s, a.id, T0 + 40, &e), 0);
+    assert_int_equal(state_of(f->s, a.id), ASPEN_STORE_QUEUED);
+    aspen_store_submitted c = submit_u(f->s, "echo", "{}", &u, T0 + 50);
+    assert_true(c.duplicate);
+    assert_int_equal(c.id, a.id);
+    assert_int_equal(aspen_store_check(f->s, &e), 0);
+}
+
 /* 6 processes, each an engine of its own, at once: submit a job of one key (a rule that does not
  * count running jobs, so several run at a time), claim, start and fail it with attempts left —
  * due now or after a backoff — and retry failed ones as an operator would. Whatever interleaves,
@@ -1076,6 +1109,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_auto_retry_period_and_same_commit, fx_setup,
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_auto_retries, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_run_now_held, fx_setup, fx_teardown),
         cmocka_unit_test(test_parsers),
     };
     const struct CMUnitTest sqlite_only[] = {

@@ -1,28 +1,35 @@
-/* bench/sort_bench.c — `aspen-bench-sort`: the whole-store sort at 10,000,000 jobs on SQLite.
- * Prints JSON. A benchmark, not a timed test (docs/BENCHMARKS.md records its numbers).
+/* bench/sort_bench.c — `aspen-bench-sort`: the whole-store sort at 10,000,000 jobs on SQLite,
+ * or on PostgreSQL when --db is a libpq conninfo (key=value or postgres://) of an empty database.
+ * Prints JSON. A benchmark, not a timed test (docs/BENCHMARKS.md and docs/STORE.md "Sorting"
+ * record its numbers).
  *
- *   aspen-bench-sort [--jobs N] [--db PATH] [--rounds N] [--keep]
+ *   aspen-bench-sort [--jobs N] [--db PATH|CONNINFO] [--rounds N] [--keep]
  *
  * 1. Builds the database fast: the store creates an empty one (schema and indexes), the jobs
  *    table's indexes are dropped, N jobs go in with one INSERT … SELECT over a counter in one
  *    transaction (states, guests, priorities, attempts and run times spread by a hash of the id:
  *    90% succeeded, 5% failed, 2% cancelled, 2.9% queued, 0.1% scheduled), the indexes are
  *    created again (sorting once is far faster than N random inserts) and the kept counts
- *    rebuilt. With --db of an existing database built before, it is reused (--keep keeps a new
- *    one).
+ *    rebuilt. Two jobs in five are in the default queue, the others in one of eight named ones.
+ *    With --db of an existing database built before, it is reused (--keep keeps a new one).
+ *    PostgreSQL: the store creates the schema, the same rows go in with one INSERT … SELECT over
+ *    generate_series with the indexes in place, then ANALYZE and the counts rebuilt; a database
+ *    that has jobs already is reused.
  * 2. Through the store's public API, as the console reads (tui/app.c): for every indexed sort key
  *    (id, guest, priority, created, duration) and direction, a sort change = the first window of
  *    500 rows; then cursor moves = the window re-read around a row deeper in the list,
  *    keyset-paged as the console does (the 250 rows before the cursor's job, the 250 from it on:
  *    two queries), 20 window shifts down the list per sort; G = the last window (the other
  *    direction's first). Then under a filter (failed; one guest) by id, duration and priority; the
- *    sorts without an index (state, attempts) once; and for comparison an OFFSET page at the
- *    middle of the list.
+ *    sorts without an index (state, attempts) once; the queue sort (no index either) both ways,
+ *    alone and under a filter (failed), in rounds of its own; and for comparison an OFFSET page at
+ *    the middle of the list.
  * Medians, p95 and max in ms.
  */
 #include "aspen_store.h"
 
 #include <getopt.h>
+#include <libpq-fe.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -79,6 +86,74 @@ static void exec_or_die(sqlite3 *db, const char *sql)
         die(sql, msg ? msg : "?");
 }
 
+/* the queue of job x: two in five in the default queue, the others in q-0 .. q-7 */
+#define QUEUE_OF_X "CASE WHEN x %% 5 < 2 THEN 'default' ELSE 'q-' || (x * 13 %% 8) END"
+
+static bool is_pg(const char *path)
+{
+    return strncmp(path, "postgres", 8) == 0 || strchr(path, '=') != NULL;
+}
+
+static void pg_ok(PGconn *c, const char *sql)
+{
+    PGresult *r = PQexec(c, sql);
+    ExecStatusType st = PQresultStatus(r);
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
+        die(sql, PQerrorMessage(c));
+    PQclear(r);
+}
+
+/* PostgreSQL: the same rows as build()'s (the hash written with bigint arithmetic), into the
+ * store's own schema; reused when it has jobs already. */
+static void pg_build(const char *conninfo, long jobs)
+{
+    aspen_store *s = NULL;
+    aspen_store_error e = {0};
+    if (aspen_store_open(conninfo, NULL, &s, &e) != 0)
+        die("creating the schema", e.msg);
+    aspen_store_close(s);
+    PGconn *c = PQconnectdb(conninfo);
+    if (PQstatus(c) != CONNECTION_OK)
+        die("connecting", PQerrorMessage(c));
+    PGresult *r = PQexec(c, "SELECT count(*) FROM jobs");
+    long have = PQresultStatus(r) == PGRES_TUPLES_OK ? atol(PQgetvalue(r, 0, 0)) : 0;
+    PQclear(r);
+    if (have) {
+        PQfinish(c);
+        return;
+    }
+    double t0 = now_ms();
+    char sql[4096];
+    snprintf(sql, sizeof sql,
+             "INSERT INTO jobs (id, type, binary_name, payload, state, priority, run_at, attempts,"
+             "  max_attempts, timeout_ms, created_at, started_at, finished_at, error, queue)"
+             " OVERRIDING SYSTEM VALUE"
+             " SELECT x, 'echo', 'guest-' || (x * 7 %% 20), '{}',"
+             "  CASE WHEN h < 900 THEN 'succeeded' WHEN h < 950 THEN 'failed'"
+             "       WHEN h < 970 THEN 'cancelled' WHEN h < 999 THEN 'queued' ELSE 'scheduled' END,"
+             "  (x * 31) %% 10, CASE WHEN h >= 999 THEN 4102444800000 ELSE 1700000000000 + x * 10 END,"
+             "  CASE WHEN h < 900 THEN 1 + (x %% 7 = 0)::int WHEN h < 950 THEN 3 ELSE 0 END, 3, 30000,"
+             "  1700000000000 + x * 10,"
+             "  CASE WHEN h < 950 THEN 1700000000000 + x * 10 + 5 END,"
+             "  CASE WHEN h < 950 THEN 1700000000000 + x * 10 + 5 + d"
+             "       WHEN h < 970 THEN 1700000000000 + x * 10 + 2 END,"
+             "  CASE WHEN h >= 900 AND h < 950 THEN 'exit status 1' END,"
+             "  " QUEUE_OF_X
+             " FROM (SELECT x, (x * 2654435761) %% 1000 AS h,"
+             "   ((x * 40503) %% 1000) * ((x * 40503) %% 1000) * ((x * 7919) %% 211) / 1000 AS d"
+             "   FROM generate_series(1::bigint, %ld::bigint) AS x) AS g",
+             jobs);
+    pg_ok(c, sql);
+    double t1 = now_ms();
+    pg_ok(c, "VACUUM ANALYZE jobs");
+    PQfinish(c);
+    if (aspen_store_open(conninfo, NULL, &s, &e) != 0 || aspen_store_recount(s, &e) != 0)
+        die("recounting", e.msg);
+    aspen_store_close(s);
+    fprintf(stderr, "built %ld jobs on PostgreSQL: insert %.1f s, vacuum analyze %.1f s\n", jobs,
+            (t1 - t0) / 1e3, (now_ms() - t1) / 1e3);
+}
+
 static void build(const char *path, long jobs)
 {
     aspen_store *s = NULL;
@@ -115,7 +190,7 @@ static void build(const char *path, long jobs)
              " h(x, h, d) AS (SELECT x, (x * 2654435761) %% 1000,"
              "   ((x * 40503) %% 1000) * ((x * 40503) %% 1000) * ((x * 7919) %% 211) / 1000 FROM c)"
              " INSERT INTO jobs (id, type, binary_name, payload, state, priority, run_at, attempts,"
-             "  max_attempts, timeout_ms, created_at, started_at, finished_at, error)"
+             "  max_attempts, timeout_ms, created_at, started_at, finished_at, error, queue)"
              " SELECT x, 'echo', 'guest-' || (x * 7 %% 20), '{}',"
              "  CASE WHEN h < 900 THEN 'succeeded' WHEN h < 950 THEN 'failed'"
              "       WHEN h < 970 THEN 'cancelled' WHEN h < 999 THEN 'queued' ELSE 'scheduled' END,"
@@ -125,7 +200,8 @@ static void build(const char *path, long jobs)
              "  CASE WHEN h < 950 THEN 1700000000000 + x * 10 + 5 END,"
              "  CASE WHEN h < 950 THEN 1700000000000 + x * 10 + 5 + d"
              "       WHEN h < 970 THEN 1700000000000 + x * 10 + 2 END,"
-             "  CASE WHEN h >= 900 AND h < 950 THEN 'exit status 1' END"
+             "  CASE WHEN h >= 900 AND h < 950 THEN 'exit status 1' END,"
+             "  " QUEUE_OF_X
              " FROM h;"
              "COMMIT;",
              jobs);
@@ -223,6 +299,7 @@ static void run(const char *path, int rounds)
         total += counts[i];
     struct series sort_change = {0}, cursor = {0}, end = {0}, f_sort = {0}, f_cursor = {0};
     struct series u_sort = {0}, u_cursor = {0}, offset_mid = {0};
+    struct series q_sort = {0}, q_cursor = {0}, q_f_sort = {0}, q_f_cursor = {0};
     aspen_store_filter none = {0};
     for (int r = 0; r < rounds; r++) {
         /* the indexed sorts, both ways: 20 window shifts each, and G */
@@ -249,6 +326,15 @@ static void run(const char *path, int rounds)
                 scroll(s, &none, ASPEN_STORE_SORT_STATE, d, 2, &u_sort, &u_cursor, NULL);
                 scroll(s, &none, ASPEN_STORE_SORT_ATTEMPTS, d, 2, &u_sort, &u_cursor, NULL);
             }
+        }
+        /* the queue sort (no index: a scan of the matches), alone and under a filter, both ways:
+         * a sort change and 5 shifts each, every round */
+        for (int d = 0; d < 2; d++) {
+            scroll(s, &none, ASPEN_STORE_SORT_QUEUE, d, 5, &q_sort, &q_cursor, NULL);
+            aspen_store_filter failed = {.states = 1u << ASPEN_STORE_FAILED};
+            scroll(s, &failed, ASPEN_STORE_SORT_QUEUE, d, 5, &q_f_sort, &q_f_cursor, NULL);
+        }
+        if (r == 0) {
             /* for comparison: a page at the middle by OFFSET */
             for (int k = ASPEN_STORE_SORT_ID; k < ASPEN_STORE_SORT_COUNT; k++) {
                 if (!indexed((aspen_store_sort)k))
@@ -264,8 +350,9 @@ static void run(const char *path, int rounds)
         }
     }
     aspen_store_close(s);
-    struct stat sb;
-    stat(path, &sb);
+    struct stat sb = {0};
+    if (!is_pg(path))
+        stat(path, &sb);
     printf("{\n  \"jobs\": %lld,\n  \"db_bytes\": %lld,\n  \"window\": %d,\n", (long long)total,
            (long long)sb.st_size, WINDOW);
     print_series("sort_change", &sort_change, false);
@@ -275,6 +362,10 @@ static void run(const char *path, int rounds)
     print_series("filtered_cursor_window_shift", &f_cursor, false);
     print_series("unindexed_sort_change", &u_sort, false);
     print_series("unindexed_cursor_window_shift", &u_cursor, false);
+    print_series("queue_sort_change", &q_sort, false);
+    print_series("queue_cursor_window_shift", &q_cursor, false);
+    print_series("queue_failed_sort_change", &q_f_sort, false);
+    print_series("queue_failed_cursor_window_shift", &q_f_cursor, false);
     print_series("offset_page_at_middle", &offset_mid, true);
     printf("}\n");
 }
@@ -310,6 +401,11 @@ int main(int argc, char **argv)
     if (!db) {
         snprintf(tmp, sizeof tmp, "/tmp/aspen-bench-sort-%d.db", (int)getpid());
         db = tmp;
+    }
+    if (is_pg(db)) {
+        pg_build(db, jobs);
+        run(db, rounds);
+        return 0; /* the database is the caller's: kept */
     }
     if (access(db, F_OK) != 0)
         build(db, jobs);

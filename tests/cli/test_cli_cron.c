@@ -284,6 +284,26 @@ static void cron_errors(bool pg)
         !has(&o, "schedule sunday was already active: nothing changed (aspen cron pause sunday"))
         fail_msg("second cron resume: exit %d: %s", o.status, o.buf);
     free(o.buf);
+    /* cron run: the new job's id; again while it waits (no worker runs): the same id on stdout,
+     * why no other on stderr, exit 0, as a duplicate submit (issue 10) */
+    o = run_plain("'%s' cron run sunday --db '%s' 2>'%s/run1.err'", ASPEN_BIN, d.name, d.dir);
+    assert_int_equal(o.status, 0);
+    long long first = atoll(o.buf);
+    assert_true(first > 0);
+    free(o.buf);
+    o = run_plain("cat '%s/run1.err'", d.dir);
+    assert_string_equal(o.buf, "");
+    free(o.buf);
+    o = run_plain("'%s' cron run sunday --db '%s' 2>'%s/run2.err'", ASPEN_BIN, d.name, d.dir);
+    assert_int_equal(o.status, 0);
+    assert_int_equal(atoll(o.buf), first);
+    free(o.buf);
+    o = run_plain("cat '%s/run2.err'", d.dir);
+    char want[200];
+    snprintf(want, sizeof want, "schedule sunday: its job %lld (queued, enqueued ", first);
+    if (!has(&o, want) || !has(&o, "has not finished; not running another (aspen cancel"))
+        fail_msg("second cron run said: %s", o.buf);
+    free(o.buf);
     db_close(&d);
 }
 

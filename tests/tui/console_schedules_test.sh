@@ -4,7 +4,8 @@
 # console's own engine holds the scheduler lease and enqueues an @every 1s schedule, whose last
 # job and its outcome show up; n runs the selected schedule now (a manual key in `aspen cron
 # runs`); e disables and enables it (the header's paused count and `aspen cron list` agree);
-# enter opens the last job's detail; a hostile zone text written behind Aspen's back is shown
+# enter opens the last job's detail; n again while alpha's job waits names that job and makes none;
+# a hostile zone text written behind Aspen's back is shown
 # escaped, and the broken schedule says why instead of a next run.
 #
 #   console_schedules_test.sh ASPEN_BINARY
@@ -74,5 +75,17 @@ for ((i = 0; i < 100; i++)); do
     sleep 0.1
 done
 [ "$RUNS" -ge 2 ] || fail "tick enqueued only $RUNS jobs in 10 s while the console ran"
+# n twice while nothing runs jobs (the global pause): the second press makes no job, it names the
+# first, which has not finished (issue 10: two presses were two jobs)
+"$ASPEN" pause --db "$DB" >/dev/null || fail "pause"
+keys k # back up to alpha
+keys n
+wait_for "schedule alpha: job [0-9]+ enqueued now" 10
+JOB2=$(screen | grep -Eo "schedule alpha: job [0-9]+ enqueued" | grep -Eo "[0-9]+")
+[ "$JOB2" != "$JOB" ] || fail "run now gave alpha's first job again"
+keys n
+wait_for "schedule alpha: its job $JOB2 \(queued, enqueued [^)]*\) has not finished; not running" 10
+[ "$("$ASPEN" cron runs alpha --json --db "$DB" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')" = 2 ] ||
+    fail "the second n enqueued another job of alpha"
 quit_and_check sch
 echo "PASS: console_schedules_test"

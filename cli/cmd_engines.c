@@ -1,6 +1,7 @@
 /* cli/cmd_engines.c — `aspen engines [--json]`: every engine registered on the database, whichever
  * host it runs on, with its last heartbeat and live figures (busy workers and the job and guest
- * each runs, warm VMs, memory, jobs/s), a host whose heartbeat stopped marked stale. Read-only:
+ * each runs, warm VMs, memory, jobs/s, the queues it serves), a host whose heartbeat stopped marked
+ * stale. Read-only:
  * it opens the store itself and registers nothing. */
 #include "cli.h"
 
@@ -34,6 +35,15 @@ static json_t *engine_json(const aspen_store_engine_info *e)
     json_object_set_new(o, "rss_bytes", json_integer(e->rss_bytes));
     json_object_set_new(o, "jobs_per_s", json_real(e->jobs_per_s));
     json_object_set_new(o, "slots", slots);
+    /* the names it serves; [] = every queue (no --queues, or an engine of an older Aspen);
+     * null before its first heartbeat, which carries them */
+    json_t *queues = e->heartbeat_ms ? json_array() : json_null();
+    for (const char *p = e->queues; json_is_array(queues) && *p;) {
+        size_t len = strcspn(p, ",");
+        json_array_append_new(queues, json_stringn(p, len));
+        p += len + (p[len] == ',');
+    }
+    json_object_set_new(o, "queues", queues);
     return o;
 }
 
@@ -44,7 +54,7 @@ static void print_table(const aspen_store_engine_info *list, size_t n)
         {"ID", 0, 0, 0, false},         {"HOST", 1, 8, 40, false},   {"PID", 2, 0, 0, true},
         {"WORKERS", 3, 0, 0, true},     {"BUSY", 2, 0, 0, true},     {"VMS", 5, 0, 0, true},
         {"RSS", 6, 0, 0, true},         {"JOBS/S", 4, 0, 0, true},   {"HEARTBEAT", 0, 0, 0, false},
-        {"RUNNING", 1, 10, 200, false},
+        {"QUEUES", 1, 6, 60, false},    {"RUNNING", 1, 10, 200, false},
     };
     cli_table *t = cli_table_new(cols, sizeof cols / sizeof cols[0]);
     for (size_t i = 0; i < n; i++) {
@@ -70,6 +80,8 @@ static void print_table(const aspen_store_engine_info *list, size_t n)
             cli_table_fmt(t, "STALE %llds", (long long)(e->heartbeat_age_ms / 1000));
         else
             cli_table_fmt(t, "%.1fs ago", (double)e->heartbeat_age_ms / 1000.0);
+        /* "(all)": no queue is named so; "-": not known before the first heartbeat */
+        cli_table_str(t, e->queues[0] ? e->queues : e->heartbeat_ms ? "(all)" : "-");
         cli_table_str(t, doing);
     }
     cli_table_print(t, stdout);
@@ -88,6 +100,8 @@ int cmd_engines(int argc, char **argv)
     const char *usage = "usage: aspen engines [--json] [--wide] [--db PATH]\n"
                         "  every engine on the database (any host), its heartbeat and live "
                         "figures;\n  STALE: no heartbeat for over 5 s (it beats every second)\n"
+                        "  QUEUES: the queues it serves (aspen worker --queues), (all): every "
+                        "queue\n"
                         "  --wide  every column: the table fits the terminal (80 when output is "
                         "not one)\n";
     bool as_json = false;

@@ -78,10 +78,14 @@ static void on_event(const aspen_engine_event *ev, void *user)
 /* Why this worker starts nothing, when a pause is the reason: "" when none is. The global pause
  * (aspen pause) holds every queue; else the queues it serves that are paused and hold jobs due
  * now (with --queues, every paused one it serves: it serves nothing else). dba: the --db of
- * the commands it names. */
-static void pause_reason(aspen_store *st, const char *dba, char *out, size_t cap)
+ * the commands it names. key: the reason without its job count ("all", or the paused names),
+ * so that the caller says it again only when the reason changes, not at every submit (trial 23
+ * printed "(0 jobs waiting)" and then "(1 job waiting)" for the same pause). */
+static void pause_reason(aspen_store *st, const char *dba, char *out, size_t cap, char *key,
+                         size_t keycap)
 {
     out[0] = '\0';
+    key[0] = '\0';
     bool all = false;
     aspen_store_error se = {0};
     if (aspen_store_paused(st, &all, &se) != 0)
@@ -91,6 +95,7 @@ static void pause_reason(aspen_store *st, const char *dba, char *out, size_t cap
         if (snprintf(out, cap, "all queues are paused (aspen pause is on): this worker starts no "
                      "job until aspen resume%s", dba) >= (int)cap)
             out[cap - 1] = '\0';
+        snprintf(key, keycap, "*all*");
         return;
     }
     aspen_store_queue_info *qs = NULL;
@@ -116,6 +121,7 @@ static void pause_reason(aspen_store *st, const char *dba, char *out, size_t cap
     aspen_store_queues_free(qs);
     if (!n_paused)
         return;
+    snprintf(key, keycap, "%s", names);
     /* names passed aspen_store_queue_name_check: plain ASCII, nothing to escape */
     if (snprintf(out, cap, "queue%s %s %s paused (%lld job%s waiting): this worker starts none "
                  "of %s jobs until aspen queue resume %s%s",
@@ -290,8 +296,18 @@ int cmd_worker(int argc, char **argv)
     pthread_detach(sig_th); /* it lives until the process exits */
     char shown[512]; /* a PostgreSQL conninfo may hold a password */
     aspen_store_name_shown(aspen_engine_db_path(eng), shown, sizeof shown);
-    fprintf(stderr, "aspen worker: engine %lld on %s with %d worker%s%s\n",
-            (long long)aspen_engine_id(eng), shown, workers, workers == 1 ? "" : "s",
+    /* which queues it takes, said at once: nothing showed it (trial 23); aspen engines shows it
+     * too. Names passed aspen_store_queue_name_check: printable, nothing to escape. */
+    char serving[ASPEN_STORE_ENGINE_QUEUES_MAX + 32];
+    size_t slen = (size_t)snprintf(serving, sizeof serving, "%s",
+                                   cli_n_queues == 0   ? "every queue"
+                                   : cli_n_queues == 1 ? "queue "
+                                                       : "queues ");
+    for (size_t k = 0; k < cli_n_queues && slen < sizeof serving; k++)
+        slen += (size_t)snprintf(serving + slen, sizeof serving - slen, "%s%s", k ? ", " : "",
+                                 cli_queues[k]);
+    fprintf(stderr, "aspen worker: engine %lld on %s with %d worker%s serving %s%s\n",
+            (long long)aspen_engine_id(eng), shown, workers, workers == 1 ? "" : "s", serving,
             until_idle ? " (until idle)" : " (Ctrl-C to stop)");
     /* A worker held by a pause said nothing and looked hung (trial 10): it says once why it
      * waits, and once when the pause is lifted. A read-only handle of its own, read once a
@@ -306,14 +322,14 @@ int cmd_worker(int argc, char **argv)
     int rc = 0;
     for (unsigned tick = 0;; tick++) {
         if (pst && tick % 10 == 0) {
-            char why[1024];
-            pause_reason(pst, dba, why, sizeof why);
-            if (strcmp(why, said) != 0) {
+            char why[1024], key[sizeof said];
+            pause_reason(pst, dba, why, sizeof why, key, sizeof key);
+            if (strcmp(key, said) != 0) {
                 if (why[0])
                     fprintf(stderr, "aspen worker: waiting: %s\n", why);
                 else
                     fprintf(stderr, "aspen worker: the pause is lifted: starting jobs again\n");
-                snprintf(said, sizeof said, "%s", why);
+                snprintf(said, sizeof said, "%s", key);
             }
         }
         struct timespec ts = {0, 100 * 1000000L};

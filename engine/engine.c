@@ -1006,6 +1006,14 @@ static int heartbeat(aspen_engine *eng, aspen_store_error *se)
         .version = ASPEN_VERSION,
         .slots = slots,
     };
+    /* which queues it takes ("" = every one), for aspen engines and the Engines pane (issue 10) */
+    char queues[ASPEN_STORE_ENGINE_QUEUES_MAX + 1];
+    size_t qlen = 0;
+    queues[0] = 0;
+    for (size_t k = 0; k < eng->cfg.n_queues && qlen < sizeof queues; k++)
+        qlen += (size_t)snprintf(queues + qlen, sizeof queues - qlen, "%s%s", k ? "," : "",
+                                 eng->cfg.queues[k]);
+    f.queues = queues;
     for (int i = 0; i < snap.n_workers; i++) {
         const aspen_engine_worker_status *w = &snap.workers[i];
         if (!w->job_id || strcmp(w->state, "idle") == 0 || strcmp(w->state, "stopped") == 0)

@@ -458,6 +458,10 @@ int aspen_store_engine_heartbeat(aspen_store *s, int64_t engine_id, int64_t leas
         !(f->jobs_per_s >= 0 && f->jobs_per_s < 1e12))
         return store_err(err, ASPEN_STORE_EINVAL,
                          "engine_heartbeat: figures must be non-negative numbers");
+    if (f->queues && strlen(f->queues) > ASPEN_STORE_ENGINE_QUEUES_MAX)
+        return store_err(err, ASPEN_STORE_EINVAL,
+                         "engine_heartbeat: the served queues' list is %zu bytes (at most %d)",
+                         strlen(f->queues), ASPEN_STORE_ENGINE_QUEUES_MAX);
     char version[32];
     store_clean_ascii(f->version ? f->version : "", version, sizeof version);
     char *slots = store_engine_slots_encode(f->slots, f->n_slots);

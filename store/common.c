@@ -311,6 +311,10 @@ const char *const store_engine_v5_columns[] = {
 const size_t store_engine_v5_ncolumns =
     sizeof store_engine_v5_columns / sizeof store_engine_v5_columns[0];
 
+/* Schema version 18: the queues an engine serves ('' = every queue), so that `aspen engines` and
+ * the console say which engine takes which queue (issue 10). */
+const char *const store_engine_v18_column = "queues text NOT NULL DEFAULT ''";
+
 void store_clean_ascii(const char *src, char *dst, size_t size)
 {
     if (!size)

@@ -258,6 +258,8 @@ void store_redact_conninfo(const char *name, char *out, size_t size);
  * with ALTER TABLE engines ADD COLUMN (the types read the same in SQLite and PostgreSQL). */
 extern const char *const store_engine_v5_columns[];
 extern const size_t store_engine_v5_ncolumns;
+/* Schema version 18's column of `engines`: the queues it serves (both backends). */
+extern const char *const store_engine_v18_column;
 /* A heartbeat's busy workers as text, one "WORKER JOB GUEST" line each (guest's control bytes,
  * spaces and bytes >= 0x80 as '?': the text is the same on both backends). Returns a malloc'd
  * string ("" for none) or NULL when out of memory. */

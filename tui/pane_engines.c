@@ -407,6 +407,11 @@ static void engines_draw(tui_app *a, int y0, int h)
                     e->id == own ? "*" : " ", (long long)e->id, hw, hw, e->host, (long long)e->pid,
                     started, (long long)e->workers, (long long)e->busy, (long long)e->warm_vms, rss,
                     e->jobs_per_s, e->stale ? "STALE " : "", beat, none);
+        /* which queues it takes (aspen worker --queues): nothing showed it (trial 23) */
+        if (y < y0 + h && e->heartbeat_ms) /* the first heartbeat carries them */
+            tui_put(y++, 0, COLS, A_DIM, "      serves %s%s",
+                    e->queues[0] ? (strchr(e->queues, ',') ? "queues " : "queue ") : "every queue",
+                    e->queues);
         for (size_t k = 0; k < e->n_slots && y < y0 + h; k++, row++) {
             const aspen_store_engine_slot *s = &e->slots[k];
             attr_t ra = row == E.cursor ? A_REVERSE : tui_state_attr(a, ASPEN_STORE_RUNNING);

@@ -81,7 +81,7 @@ typedef struct aspen_store_error {
 
 /* The seed's limit: "Binary too large: X bytes (max: 52428800 bytes)". */
 #define ASPEN_STORE_MAX_BINARY 52428800u
-#define ASPEN_STORE_SCHEMA_VERSION 17
+#define ASPEN_STORE_SCHEMA_VERSION 18
 
 /* ---- states and the transition table ---------------------------------------------------------- */
 
@@ -463,6 +463,8 @@ int64_t aspen_store_backoff_ms(int attempt, int64_t base_ms, int64_t cap_ms, dou
 #define ASPEN_STORE_HEARTBEAT_STALE_MS 5000
 /* Busy workers a heartbeat carries (more are counted in `busy` but not listed). */
 #define ASPEN_STORE_ENGINE_SLOTS 64
+/* The served-queue list a heartbeat carries: 16 names of at most 64 bytes and their commas. */
+#define ASPEN_STORE_ENGINE_QUEUES_MAX (16 * 65)
 
 /* What one busy worker runs. */
 typedef struct aspen_store_engine_slot {
@@ -481,6 +483,9 @@ typedef struct aspen_store_engine_figures {
     const char *version; /* Aspen version, e.g. "0.1.0"; NULL → "" */
     const aspen_store_engine_slot *slots; /* what the busy workers run; may be NULL */
     size_t n_slots;                       /* at most ASPEN_STORE_ENGINE_SLOTS are kept */
+    /* The named queues it serves, comma-separated as `aspen worker --queues` takes them (schema
+     * version 18); NULL or "" → every queue. At most ASPEN_STORE_ENGINE_QUEUES_MAX bytes. */
+    const char *queues;
 } aspen_store_engine_figures;
 
 typedef struct aspen_store_engine_info {
@@ -496,6 +501,9 @@ typedef struct aspen_store_engine_info {
     int64_t workers, busy, warm_vms, rss_bytes;
     double jobs_per_s;
     char version[32];
+    /* The queues it serves, comma-separated; "" → every queue (or an engine of an Aspen before
+     * schema version 18, or one without a heartbeat yet: they serve every queue too). */
+    char queues[ASPEN_STORE_ENGINE_QUEUES_MAX + 1];
     size_t n_slots;
     aspen_store_engine_slot slots[ASPEN_STORE_ENGINE_SLOTS];
 } aspen_store_engine_info;

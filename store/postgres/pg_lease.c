@@ -149,11 +149,12 @@ int pg_engine_heartbeat(aspen_store *base, int64_t engine_id, int64_t lease_ms,
     pg_p_int(&p, (int64_t)(f->jobs_per_s * 1000.0 + 0.5));
     pg_p_text(&p, version);
     pg_p_text(&p, slots);
+    pg_p_text(&p, f->queues ? f->queues : "");
     int64_t n = 0;
     int code = run(s, "pgl_heartbeat",
                    "UPDATE engines SET lease_until = " PG_NOW(2) " + $3, heartbeat_at = " PG_NOW(2)
                    ", workers = $4, busy = $5, warm_vms = $6, rss_bytes = $7,"
-                   " jobs_per_s_milli = $8, version = $9, slots = $10 WHERE id = $1",
+                   " jobs_per_s_milli = $8, version = $9, slots = $10, queues = $11 WHERE id = $1",
                    &p, "writing an engine's heartbeat", &n, err);
     if (!code && n == 0)
         code = store_err(err, ASPEN_STORE_ELEASE,
@@ -178,7 +179,7 @@ int pg_engines(aspen_store *base, int64_t now_ms, aspen_store_engine_info **out,
                           " AND j.owner = e.id), e.heartbeat_at,"
                           " " PG_NOW(1) " - CASE WHEN e.heartbeat_at > 0 THEN e.heartbeat_at"
                           " ELSE e.started_at END, e.workers, e.busy, e.warm_vms, e.rss_bytes,"
-                          " e.jobs_per_s_milli, e.version, e.slots FROM engines e ORDER BY e.id",
+                          " e.jobs_per_s_milli, e.version, e.slots, e.queues FROM engines e ORDER BY e.id",
                           &p, "listing engines", err);
     if (!r)
         return failed(err);
@@ -205,6 +206,7 @@ int pg_engines(aspen_store *base, int64_t now_ms, aspen_store_engine_info **out,
         e->jobs_per_s = (double)pg_get_int(r, (int)i, 12) / 1000.0;
         store_clean_ascii(PQgetvalue(r, (int)i, 13), e->version, sizeof e->version);
         store_engine_slots_decode(e, PQgetvalue(r, (int)i, 14));
+        snprintf(e->queues, sizeof e->queues, "%s", PQgetvalue(r, (int)i, 15));
     }
     PQclear(r);
     *out = list;

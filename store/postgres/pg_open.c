@@ -1733,6 +1733,20 @@ static int pg_migrate_v17(struct pg_store *s, aspen_store_error *err)
     return code;
 }
 
+/* Version 18: the queues an engine serves (store/common.c's column, as SQLite's migrate_v18). */
+static int pg_migrate_v18(struct pg_store *s, aspen_store_error *err)
+{
+    char sql[160];
+    snprintf(sql, sizeof sql, "ALTER TABLE engines ADD COLUMN IF NOT EXISTS %s",
+             store_engine_v18_column);
+    PGresult *r = PQexec(s->conn, sql);
+    int code = 0;
+    if (PQresultStatus(r) != PGRES_COMMAND_OK)
+        code = pg_err(s, err, r, "keeping the queues engines serve (version 18)");
+    PQclear(r);
+    return code;
+}
+
 /* pg_migrations[v - 4] takes a database from v to v + 1, inside the transaction that holds the
  * schema lock (a fresh database is created at 4 and migrated at once, in the same transaction). */
 static int (*const pg_migrations[ASPEN_STORE_SCHEMA_VERSION - 4])(struct pg_store *,
@@ -1750,6 +1764,7 @@ static int (*const pg_migrations[ASPEN_STORE_SCHEMA_VERSION - 4])(struct pg_stor
     pg_migrate_v15,
     pg_migrate_v16,
     pg_migrate_v17,
+    pg_migrate_v18,
 };
 
 static int create_schema_locked(struct pg_store *s, aspen_store_error *err);

@@ -133,6 +133,7 @@ int sq_engine_heartbeat(aspen_store *base, int64_t engine_id, int64_t lease_ms,
     sqlite3_bind_int64(st, 8, (int64_t)(f->jobs_per_s * 1000.0 + 0.5));
     sqlite3_bind_text(st, 9, version, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 10, slots, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 11, f->queues ? f->queues : "", -1, SQLITE_STATIC);
     int rc = sqlite3_step(st), code = 0;
     if (rc != SQLITE_DONE)
         code = store_sqlite_err(s, err, rc, "writing an engine's heartbeat");
@@ -183,6 +184,8 @@ int sq_engines(aspen_store *base, int64_t now_ms, aspen_store_engine_info **out,
         store_clean_ascii((const char *)sqlite3_column_text(st, 12), e->version,
                           sizeof e->version);
         store_engine_slots_decode(e, (const char *)sqlite3_column_text(st, 13));
+        const char *q = (const char *)sqlite3_column_text(st, 14);
+        snprintf(e->queues, sizeof e->queues, "%s", q ? q : "");
     }
     if (rc != SQLITE_DONE) {
         code = store_sqlite_err(s, err, rc, "listing engines");

@@ -134,11 +134,11 @@ static const char *const stmt_sql[ST_COUNT] = {
                         " (SELECT count(*) FROM jobs j INDEXED BY jobs_running"
                         " WHERE j.state = 'running' AND j.owner = e.id),"
                         " e.heartbeat_at, e.workers, e.busy, e.warm_vms, e.rss_bytes,"
-                        " e.jobs_per_s_milli, e.version, e.slots"
+                        " e.jobs_per_s_milli, e.version, e.slots, e.queues"
                         " FROM engines e ORDER BY e.id",
     [ST_ENGINE_HEARTBEAT] = "UPDATE engines SET lease_until = ?2, heartbeat_at = ?3, workers = ?4,"
                             " busy = ?5, warm_vms = ?6, rss_bytes = ?7, jobs_per_s_milli = ?8,"
-                            " version = ?9, slots = ?10 WHERE id = ?1",
+                            " version = ?9, slots = ?10, queues = ?11 WHERE id = ?1",
     [ST_ENGINES_EXPIRED_DELETE] = "DELETE FROM engines WHERE lease_until < ?1 AND id <> ?2",
     /* Running jobs whose owner holds no live lease (expired before ?1, or the row is gone);
      * never the recovering engine's own (?2; 0 = none: ids start at 1). */
@@ -584,6 +584,23 @@ static int migrate_v17(struct sqlite_store *s, aspen_store_error *err)
     return 0;
 }
 
+/* Version 18: the queues an engine serves (the column in store/common.c, the same on PostgreSQL),
+ * shown by aspen engines and the console's Engines pane. Idempotent as version 17 is. */
+static int migrate_v18(struct sqlite_store *s, aspen_store_error *err)
+{
+    int64_t has = 0;
+    int code = query_int(s, "SELECT count(*) FROM pragma_table_info('engines') WHERE name = 'queues'",
+                         &has, "keeping the queues engines serve (version 18)", err);
+    if (code || has)
+        return code;
+    char sql[160];
+    snprintf(sql, sizeof sql, "ALTER TABLE engines ADD COLUMN %s", store_engine_v18_column);
+    int rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
+    if (rc != SQLITE_OK)
+        return store_sqlite_err(s, err, rc, "keeping the queues engines serve (version 18)");
+    return 0;
+}
+
 /* migrations[v] takes a database at version v to v + 1. */
 static int (*const migrations[ASPEN_STORE_SCHEMA_VERSION])(struct sqlite_store *,
                                                            aspen_store_error *) = {
@@ -604,6 +621,7 @@ static int (*const migrations[ASPEN_STORE_SCHEMA_VERSION])(struct sqlite_store *
     migrate_v15,
     migrate_v16,
     migrate_v17,
+    migrate_v18,
 };
 
 const char *store_stmt_sql(enum stmt_id id) { return stmt_sql[id]; }

@@ -102,6 +102,9 @@ static void test_engines(void **state)
     assert_string_equal(json_string_value(json_object_get(e, "host")), host);
     assert_string_equal(json_string_value(json_object_get(e, "version")), "0.1.0");
     assert_int_equal(json_integer_value(json_object_get(e, "workers")), 2);
+    /* no --queues: it serves every queue, [] (named ones on PostgreSQL below) */
+    assert_true(json_is_array(json_object_get(e, "queues")));
+    assert_int_equal(json_array_size(json_object_get(e, "queues")), 0);
     assert_false(json_is_true(json_object_get(e, "stale")));
     assert_true(json_is_integer(json_object_get(e, "heartbeat_ms")));
     assert_true(json_integer_value(json_object_get(e, "rss_bytes")) > 1024 * 1024);
@@ -120,6 +123,7 @@ static void test_engines(void **state)
     assert_int_equal(o.status, 0);
     assert_true(has(&o, "sleep"));
     assert_true(has(&o, "HEARTBEAT"));
+    assert_true(has(&o, "(all)")); /* QUEUES: every queue */
     free(o.buf);
     /* read while running: now they go (the sleep handler stops when asked), and the worker, idle,
      * leaves (checked at the end) */
@@ -274,8 +278,9 @@ static void test_pg_workers_end_to_end(void **state)
     if (o.status != 0)
         fail_msg("submit on %s: %s", uri, o.buf);
     free(o.buf);
-    o = run_plain("'%s' worker --workers 2 --lease 1500 --recover 300 --quiet --db '%s' "
-            ">'%s/a.log' 2>&1 & echo $!",
+    /* --queues default (the queue the jobs are on): the heartbeat says so on PostgreSQL too */
+    o = run_plain("'%s' worker --workers 2 --lease 1500 --recover 300 --quiet --queues default "
+            "--db '%s' >'%s/a.log' 2>&1 & echo $!",
             ASPEN_BIN, uri, dir);
     long long a = atoll(o.buf);
     free(o.buf);
@@ -293,6 +298,9 @@ static void test_pg_workers_end_to_end(void **state)
     }
     if (!e)
         fail_msg("worker A (pid %lld) never ran the two sleep jobs", a);
+    json_t *served = json_object_get(e, "queues");
+    assert_int_equal(json_array_size(served), 1);
+    assert_string_equal(json_string_value(json_array_get(served, 0)), "default");
     json_decref(arr);
     /* A dies with both sleep jobs running; B finds them once A's 1.5 s lease is over. */
     kill((pid_t)a, SIGKILL);

@@ -534,7 +534,7 @@ static void test_singular_counts(void **state)
     expect_out(&o, 0, NULL);
     free(o.buf);
     o = run("%s worker --until-idle --quiet --workers 1 --db %s/one.db", ASPEN_BIN, g_dir);
-    expect_out(&o, 0, "with 1 worker (until idle)");
+    expect_out(&o, 0, "with 1 worker serving every queue (until idle)");
     free(o.buf);
     o = run("%s show 1 --db %s/one.db", ASPEN_BIN, g_dir);
     char want[600]; /* not the default database: the command names it */

@@ -666,11 +666,36 @@ static void test_trial10_edges(void **state)
         o = run("kill %lld; cat '%s'", pid, log);
         fail_msg("the worker did not say it waits on queue emails:\n%s", o.buf);
     }
+    /* its banner and aspen engines say which queues it serves (trial 23: nothing did) */
+    o = run("cat '%s'", log);
+    assert_true(has(&o, " serving queue emails (until idle)"));
+    free(o.buf);
+    expect(run("'%s' engines --db '%s' --wide", A, g_db), 0, "QUEUES");
+    bool listed = false; /* from its first heartbeat on (once a second) */
+    for (int i = 0; i < 100 && !listed; i++) {
+        o = run("'%s' engines --json --db '%s'", A, g_db);
+        listed = has(&o, "\"queues\": [\n      \"emails\"\n    ]");
+        free(o.buf);
+        if (!listed)
+            usleep(100 * 1000);
+    }
+    assert_true(listed);
+    expect(run("'%s' engines --db '%s'", A, g_db), 0, " emails ");
+    /* a second job is no new reason: the line is not said again (it was, with "(2 jobs
+     * waiting)", at each submit: trial 23); the reason is read once a second */
+    expect(run("'%s' submit --type echo --queue emails --db '%s' 2>&1", A, g_db), 0, NULL);
+    usleep(2500 * 1000);
+    o = run("cat '%s'", log);
+    const char *once = strstr(o.buf, "waiting: queue emails");
+    assert_non_null(once);
+    if (strstr(once + 1, "waiting: queue emails"))
+        fail_msg("the worker said its reason again when only the count changed:\n%s", o.buf);
+    free(o.buf);
     expect(run("'%s' queue resume emails --db '%s' 2>&1", A, g_db), 0, NULL);
     gone = false;
     for (int i = 0; i < 600 && !gone; i++) {
         o = run("cat '%s'", log);
-        gone = has(&o, "aspen worker: done: 1 finished (1 succeeded");
+        gone = has(&o, "aspen worker: done: 2 finished (2 succeeded");
         free(o.buf);
         if (!gone)
             usleep(100 * 1000);

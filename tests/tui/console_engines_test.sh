@@ -34,13 +34,16 @@ screen | grep -Eq '^\* +[0-9]+ ' || fail "the console's own engine is not marked
 
 # A second process on the same database: resume, and the worker (2 workers) takes two of the three
 # jobs or one (the console's own worker may take one first).
-"$ASPEN" worker --workers 2 --until-idle --quiet --db "$DB" >"$TMP/worker.log" 2>&1 &
+# --queues default (the jobs' queue): the pane says which queues each engine serves (trial 23)
+"$ASPEN" worker --workers 2 --until-idle --quiet --queues default --db "$DB" >"$TMP/worker.log" 2>&1 &
 WORKER_PID=$!
 sleep 0.3
 "$ASPEN" resume --db "$DB" >/dev/null || fail "resume"
 wait_for "Engines on this database: 2 " 20
 wait_for " $WORKER_PID +[0-9:]+ +2 +[12] " 20 # PID, started, 2 workers, 1 or 2 busy
 wait_for "worker [01] +job [123] +sleep" 20
+wait_for "serves queue default" 10
+wait_for "serves every queue" 10 # the console's own engine
 
 # The logs pane tails the log lines of the jobs running on the other host (through the store): the
 # sleep handler's first line of a job the worker runs, with its job id and the host:pid it runs on.

@@ -651,7 +651,7 @@ int cmd_jobs(int argc, char **argv)
                     "usage: aspen jobs [--state S[,S]] [--filter F] [--sort COL[,desc]]\n"
                     "                  [--limit N | --all] [--wide] [--json] [--jsonl] [--db PATH]\n"
                     "  --filter F the console's filter language: state:failed,running type:T\n"
-                    "             guest:NAME tag:T id:N rerun-of:N payload.FIELD:VALUE\n"
+                    "             guest:NAME queue:NAME tag:T id:N rerun-of:N payload.FIELD:VALUE\n"
                     "             order:newest|oldest|queue; a bare word is a state, a job id\n"
                     "             (42, #42) or a guest name: --filter 'echo-worker failed'\n"
                     "  --sort COL[,desc]  sort every matching job in the store by id, state,\n"

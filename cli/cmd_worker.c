@@ -43,8 +43,9 @@ static void worker_usage(FILE *f)
             "  --queues A,B  serve only these named queues (default: every queue; aspen queues\n"
             "                lists them); schedules of every queue are still enqueued\n"
             "  --db PATH     the database (an SQLite file, or postgresql://USER@HOST/DB); it must\n"
-            "                exist unless --create (default: $ASPEN_DB, else\n"
-            "                ~/.local/share/aspen/aspen.db)\n"
+            "                exist unless --create (without it $ASPEN_DB, else\n"
+            "                $XDG_DATA_HOME/aspen/aspen.db (~/.local/share/aspen/aspen.db), as\n"
+            "                for every command: aspen --help)\n"
             "Stop it with Ctrl-C (running jobs get --grace), pause every worker on the database\n"
             "with aspen pause; aspen engines lists every worker process and what it runs.\n",
             ASPEN_ENGINE_MAX_WORKERS);

@@ -518,12 +518,18 @@ static void tz_nearest(const char *dir, const char *name, char *near, size_t siz
     free(names.name);
 }
 
+/* The zoneinfo directory: $TZDIR, else the system's. Its listing is the zone names, which is
+ * what the errors point to (timedatectl, suggested before, is not on every host: trial 23). */
+static const char *tz_dir(void)
+{
+    const char *dir = getenv("TZDIR");
+    return dir && *dir ? dir : "/usr/share/zoneinfo";
+}
+
 /* A regular file (or a link to one) of that name in the zoneinfo directory. */
 static bool tz_file_exists(const char *name)
 {
-    const char *dir = getenv("TZDIR");
-    if (!dir || !*dir)
-        dir = "/usr/share/zoneinfo";
+    const char *dir = tz_dir();
     char path[4096];
     snprintf(path, sizeof path, "%s/%s", dir, name);
     struct stat st;
@@ -600,8 +606,8 @@ static int offset_refused(const char *shown, int east, aspen_store_error *err)
     return store_err(err, ASPEN_STORE_EINVAL,
                      "time zone \"%s\" is a UTC offset, not an IANA zone name: offsets are not "
                      "accepted; give the city zone whose clock is UTC%s (Asia/Kolkata is "
-                     "+05:30, America/St_Johns -03:30; timedatectl list-timezones lists them)",
-                     shown, off);
+                     "+05:30, America/St_Johns -03:30; ls %s lists them)",
+                     shown, off, tz_dir());
 }
 
 int aspen_store_tz_open(const char *name, aspen_store_tz **out, aspen_store_error *err)
@@ -654,9 +660,7 @@ int aspen_store_tz_open(const char *name, aspen_store_tz **out, aspen_store_erro
                          shown);
     }
     snprintf(tz->name, sizeof tz->name, "%s", name);
-    const char *dir = getenv("TZDIR");
-    if (!dir || !*dir)
-        dir = "/usr/share/zoneinfo";
+    const char *dir = tz_dir();
     char path[4096];
     snprintf(path, sizeof path, "%s/%s", dir, name);
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
@@ -676,14 +680,14 @@ int aspen_store_tz_open(const char *name, aspen_store_tz **out, aspen_store_erro
         if (near[0]) /* a typo of a real zone (trial 10: Europe/Pari got no hint) */
             return store_err(err, ASPEN_STORE_EINVAL,
                              "time zone \"%s\" is not in the time zone database (%s): did you "
-                             "mean %s? (timedatectl list-timezones lists them)",
-                             shown, dir, near);
+                             "mean %s? (ls %s lists them)",
+                             shown, dir, near, dir);
         if (e == ENOENT || e == EISDIR || e == ENOTDIR)
             return store_err(err, ASPEN_STORE_EINVAL,
                              "time zone \"%s\" is not in the time zone database (%s): give an "
                              "IANA name such as Europe/Berlin, America/New_York or UTC "
-                             "(timedatectl list-timezones lists them; install tzdata if none)",
-                             shown, dir);
+                             "(ls %s lists them; install tzdata if it is empty)",
+                             shown, dir, dir);
         return store_err(err, ASPEN_STORE_EINVAL, "cannot read time zone file %s: %s", path,
                          strerror(e));
     }

@@ -83,6 +83,11 @@ extern bool cli_wide;
 /* The width tables are laid out for: --wide: unlimited; $COLUMNS; the terminal's; 80 (a pipe). */
 size_t cli_term_width(void);
 cli_table *cli_table_new(const cli_table_col *cols, size_t n_cols); /* cols must outlive it */
+/* Column col holds names (queues): a cut cell keeps its start and its end around "..."
+ * (very-lon...ts.2026), so names that differ only at the end stay apart, and a line on stderr
+ * says how many were cut and that --wide shows them whole (trial 23: two queues both read
+ * very-long-queue-n...). */
+void cli_table_names(cli_table *t, size_t col);
 /* The next cell, row by row (n_cols cells a row): raw bytes, escaped when printed. */
 void cli_table_cell(cli_table *t, const void *s, size_t len);
 void cli_table_str(cli_table *t, const char *s); /* NULL: "" */

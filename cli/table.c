@@ -5,11 +5,13 @@
  * for the width of the output (cli_term_width: $COLUMNS, else the terminal's, else 80 when stdout
  * is a pipe or a file), by first dropping the least important columns until the rest can fit, then
  * cutting the cells of the cuttable columns with the most to spare, one column at a time (with
- * "...", through cli_cell, so by display columns and never inside an escape). --wide (cli_wide) lays it out with no limit,
+ * "...", through cli_cell, so by display columns and never inside an escape; a column of names
+ * keeps both ends of a cut name instead, and says that it cut). --wide (cli_wide) lays it out with no limit,
  * every column at its natural width; --json is never affected.
  */
 #include "cli.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -45,6 +47,7 @@ struct cli_table {
     size_t *len;   /* their lengths (a result may hold NUL bytes) */
     size_t *cols_w; /* their display widths, up to the column's max */
     size_t n_cells, cap_cells;
+    uint64_t names_cols; /* bit c: column c holds names (cli_table_names) */
     bool oom;
 };
 
@@ -56,6 +59,12 @@ cli_table *cli_table_new(const cli_table_col *cols, size_t n_cols)
     t->cols = cols;
     t->n_cols = n_cols;
     return t;
+}
+
+void cli_table_names(cli_table *t, size_t col)
+{
+    if (t && col < 64)
+        t->names_cols |= (uint64_t)1 << col;
 }
 
 /* The display width of s cut at limit columns: what cli_cell would print. */
@@ -146,6 +155,24 @@ void cli_table_fmt(cli_table *t, const char *fmt, ...)
 static size_t text_width(const char *s)
 {
     return cell_width(s, strlen(s), 1000);
+}
+
+/* A name of printable ASCII cut to width columns keeping its start and its end: the end holds
+ * what tells similar names apart (.2026 / .2027), the start what they are. false for other text
+ * (cut at the end by cli_cell as any cell) or a width too narrow for both ends. */
+static bool middle_cut(const char *s, size_t len, size_t width, char *out, size_t cap)
+{
+    if (width < 7 || width >= cap || len <= width)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (s[i] < 0x21 || s[i] > 0x7e)
+            return false;
+    size_t tail = (width - 3) / 2, head = width - 3 - tail;
+    memcpy(out, s, head);
+    memcpy(out + head, "...", 3);
+    memcpy(out + head + 3, s + len - tail, tail);
+    out[width] = '\0';
+    return true;
 }
 
 int cli_table_print(cli_table *t, FILE *f)
@@ -240,6 +267,8 @@ int cli_table_print(cli_table *t, FILE *f)
         cli_error("out of memory laying out the table (--json prints the same data)");
         return -1;
     }
+    size_t names_cut = 0;
+    const char *names_head = NULL;
     for (size_t r = 0; r <= rows; r++) {
         bool first = true;
         for (size_t c = 0; c < nc; c++) {
@@ -248,6 +277,15 @@ int cli_table_print(cli_table *t, FILE *f)
             const char *s = r == 0 ? t->cols[c].head : t->cell[(r - 1) * t->n_cols + c];
             size_t len = r == 0 ? strlen(s) : t->len[(r - 1) * t->n_cols + c];
             size_t cols = 0, used = 0;
+            char mid[256];
+            if (r > 0 && (t->names_cols >> c & 1) && t->cols_w[(r - 1) * t->n_cols + c] > width[c]) {
+                names_cut++;
+                names_head = t->cols[c].head;
+                if (middle_cut(s, len, width[c], mid, sizeof mid)) {
+                    s = mid;
+                    len = strlen(mid);
+                }
+            }
             cli_cell_cols(s, len, width[c], buf, bufcap, &cols, &used);
             size_t pad = width[c] > cols ? width[c] - cols : 0;
             if (!first)
@@ -275,6 +313,15 @@ int cli_table_print(cli_table *t, FILE *f)
     if (nh)
         fprintf(stderr, "(%s hidden to fit %zu columns: --wide shows every column)\n", hidden,
                 want);
+    if (names_cut) {
+        char head[32]; /* lower-case: "2 QUEUE names" reads as a shout */
+        size_t i = 0;
+        for (; names_head[i] && i + 1 < sizeof head; i++)
+            head[i] = (char)tolower((unsigned char)names_head[i]);
+        head[i] = '\0';
+        fprintf(stderr, "(%zu %s name%s cut to fit %zu columns, keeping both ends: --wide shows "
+                "them whole)\n", names_cut, head, names_cut == 1 ? "" : "s", want);
+    }
     return 0;
 }
 

@@ -3152,6 +3152,10 @@ void tui_open_prompt(tui_app *a, tui_prompt_kind kind, const char *initial)
     tui_line_set(&a->prompt, initial);
     if (kind == TUI_PROMPT_SEARCH)
         tui_logs_search_set(a, initial);
+    /* a filter handed in (the Queues pane's enter: queue:NAME) applies at once, as typed text
+     * does: the list kept the old filter's jobs until enter (trial 23) */
+    if (kind == TUI_PROMPT_FILTER && strcmp(initial, a->filter_text) != 0)
+        prompt_changed(a);
 }
 
 void tui_move_cursor(tui_app *a, long delta, bool absolute)

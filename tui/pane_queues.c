@@ -323,7 +323,19 @@ static void queues_draw(tui_app *a, int y0, int h)
         limited += Q.list[i].limit > 0 || Q.list[i].rate_n > 0;
     }
     bool wide = COLS >= 100;
-    const cols *c = wide ? &WIDE : &NARROW;
+    /* QUEUE takes what the terminal has left after the other columns, up to the longest name
+     * (it stayed 15 at any width: trial 23) */
+    cols cw = wide ? WIDE : NARROW;
+    const cols *c = &cw;
+    int others = 2 + 9 + cw.queued + cw.resv + cw.sched + cw.run + cw.limit + cw.rate + cw.paused +
+                 cw.oldest + cw.done, longest = 0;
+    for (size_t i = 0; i < Q.n; i++)
+        if ((int)strlen(Q.list[i].name) > longest)
+            longest = (int)strlen(Q.list[i].name);
+    if (longest > COLS - others)
+        longest = COLS - others;
+    if (longest > cw.name)
+        cw.name = longest;
     const char *keys_hint = wide ? "p pause/resume  l limit  r rate  enter its jobs" : "p pause  l limit  r rate";
     if (Q.all_paused) {
         /* the global pause holds every queue whatever its own setting: said first, with how to
@@ -349,6 +361,7 @@ static void queues_draw(tui_app *a, int y0, int h)
     if (Q.cursor >= rows)
         first = Q.cursor - rows + 1;
     Q.first = first;
+    size_t names_cut = 0;
     for (size_t i = (size_t)first; i < Q.n && y < y0 + 2 + rows; i++) {
         const aspen_store_queue_info *q = &Q.list[i];
         char rate[32] = "-", limit[24] = "-", oldest[24] = "-", done[24];
@@ -372,12 +385,17 @@ static void queues_draw(tui_app *a, int y0, int h)
         /* "paused": the queue's own pause (p; stays after :resume); "all": held only by the
          * global pause (the word aspen queues uses); "-": neither */
         const char *pause_cell = q->paused ? "paused" : Q.all_paused ? "all" : "-";
-        /* a name longer than its column ends in '~' so two queues cut alike are told apart */
+        /* a name longer than its column keeps its start and its end around '~': names that
+         * differ only at the end (reports.2026, reports.2027) stay apart (both read
+         * very-long-queu~: trial 23); the line under the list shows the selected one whole */
         char name[ASPEN_STORE_QUEUE_NAME_MAX + 1];
-        snprintf(name, sizeof name, "%s", q->name);
-        if ((int)strlen(name) > c->name) {
-            name[c->name - 1] = '~';
-            name[c->name] = '\0';
+        int nlen = (int)strlen(q->name);
+        if (nlen > c->name) {
+            int tail = (c->name - 1) / 2, head = c->name - 1 - tail;
+            snprintf(name, sizeof name, "%.*s~%s", head, q->name, q->name + nlen - tail);
+            names_cut++;
+        } else {
+            snprintf(name, sizeof name, "%s", q->name);
         }
         tui_put(y++, 0, COLS, attr, "  %-*s %*lld %*lld %*lld %*lld %*s %-*s %-*s %*s %*s", c->name,
                 name, c->queued, (long long)q->queued, c->resv, (long long)q->reserved, c->sched,
@@ -386,6 +404,10 @@ static void queues_draw(tui_app *a, int y0, int h)
     }
     if (!Q.have_list && !Q.error[0])
         tui_put(y0 + 3, 2, COLS - 2, A_DIM, "reading the queues from the database...");
+    /* what the cut hides, on the error line's row while there is no error */
+    if (names_cut && !Q.error[0] && Q.cursor >= 0 && (size_t)Q.cursor < Q.n)
+        tui_put(y0 + h - 2, 1, COLS - 1, A_DIM, "%zu name%s cut to fit; selected: %s", names_cut,
+                names_cut == 1 ? "" : "s", Q.list[Q.cursor].name);
     if (Q.error[0]) {
         char when[48], line[600];
         tui_backoff_say(&Q.retry, Q.busy, now, when, sizeof when);

@@ -91,7 +91,9 @@ static void read_done(uv_work_t *w, int status)
 static void start_read(tui_app *a, bool now)
 {
     double t = tui_mono_ms();
-    if (S.busy || (!now && S.read_at && t - S.read_at < 1000))
+    /* 900, not 1000: the console's tick is 1000 ms and a tick a hair early skipped a read,
+     * so the list (a run's count) was read every other second */
+    if (S.busy || (!now && S.read_at && t - S.read_at < 900))
         return;
     read_req *r = calloc(1, sizeof *r);
     if (!r)
@@ -176,9 +178,13 @@ static void run_action(tui_app *a, const aspen_store_schedule *sc, bool run)
 
 /* ---- drawing ------------------------------------------------------------------------------------ */
 
-/* "03-29 03:00:00 +02:00" in the schedule's zone, and "in 5s" / "12m ago"; short is
- * "03-29 03:00 (in 5s)", for a row that has to fit 80 columns (the zone is in the footer then). */
-static void when(int64_t ms, const char *zone, bool short_form, char *out, size_t cap)
+/* "03-29 03:00:00 +02:00" in the schedule's zone, and "in 5s" / "12m ago" / "just now"; short
+ * is "03-29 03:00 (in 5s)", for a row that has to fit 80 columns (the zone is in the footer
+ * then). now_ms: one reading of the clock for the whole frame. A past time counts whole seconds
+ * elapsed (floor) and a future one the seconds left (ceiling): the quotient truncated toward zero
+ * showed a run 0.4 s ago as "(in 0s)" (trial 23) and gave 0 a two-second span. */
+static void when(int64_t ms, int64_t now_ms, const char *zone, bool short_form, char *out,
+                 size_t cap)
 {
     if (ms <= 0) {
         snprintf(out, cap, "-");
@@ -194,10 +200,13 @@ static void when(int64_t ms, const char *zone, bool short_form, char *out, size_
     int mo, d;
     store_civil_from_days(day, &y, &mo, &d);
     int64_t sec = local - day * 86400;
-    int64_t rel = (ms - aspen_store_now_ms()) / 1000;
+    int64_t dt = ms - now_ms;
+    bool future = dt > 0;
+    int64_t ar = future ? (dt + 999) / 1000 : -dt / 1000;
     char r[24];
-    int64_t ar = rel < 0 ? -rel : rel;
-    if (ar < 120)
+    if (!future && ar == 0)
+        snprintf(r, sizeof r, "just now");
+    else if (ar < 120)
         snprintf(r, sizeof r, "%llds", (long long)ar);
     else if (ar < 7200)
         snprintf(r, sizeof r, "%lldm", (long long)(ar / 60));
@@ -208,17 +217,18 @@ static void when(int64_t ms, const char *zone, bool short_form, char *out, size_
     int aoff = off < 0 ? -off : off;
     if (short_form) {
         snprintf(out, cap, "%02d-%02d %02d:%02d (%s%s%s)", mo, d, (int)(sec / 3600),
-                 (int)(sec / 60 % 60), rel >= 0 ? "in " : "", r, rel < 0 ? " ago" : "");
+                 (int)(sec / 60 % 60), future ? "in " : "", r, !future && ar ? " ago" : "");
         return;
     }
     snprintf(out, cap, "%02d-%02d %02d:%02d:%02d %c%02d:%02d (%s%s%s)", mo, d, (int)(sec / 3600),
              (int)(sec / 60 % 60), (int)(sec % 60), off < 0 ? '-' : '+', aoff / 3600,
-             aoff / 60 % 60, rel >= 0 ? "in " : "", r, rel < 0 ? " ago" : "");
+             aoff / 60 % 60, future ? "in " : "", r, !future && ar ? " ago" : "");
 }
 
 static void schedules_draw(tui_app *a, int y0, int h)
 {
     start_read(a, false);
+    int64_t now_ms = aspen_store_now_ms(); /* every time on the frame from the same instant */
     size_t paused = 0;
     for (size_t i = 0; i < S.n; i++)
         paused += S.list[i].paused;
@@ -246,8 +256,8 @@ static void schedules_draw(tui_app *a, int y0, int h)
     for (size_t i = (size_t)first; i < S.n && y < y0 + h - 1; i++) {
         const aspen_store_schedule *sc = &S.list[i];
         char next[48], last[48], job[48];
-        when(aspen_store_schedule_next_due(sc), sc->tz, !wide, next, sizeof next);
-        when(sc->last_run_ms, sc->tz, !wide, last, sizeof last);
+        when(aspen_store_schedule_next_due(sc), now_ms, sc->tz, !wide, next, sizeof next);
+        when(sc->last_run_ms, now_ms, sc->tz, !wide, last, sizeof last);
         const char *outcome = !sc->last_job_id         ? ""
                               : sc->last_job_state < 0 ? "deleted"
                                                        : aspen_store_state_name(
@@ -292,7 +302,7 @@ static void schedules_draw(tui_app *a, int y0, int h)
                 sel->error);
     else if (sel && !wide) { /* the columns the narrow row dropped come first */
         char last[48];
-        when(sel->last_run_ms, sel->tz, true, last, sizeof last);
+        when(sel->last_run_ms, now_ms, sel->tz, true, last, sizeof last);
         tui_put(y0 + h - 1, 1, COLS - 1, A_DIM, "%s: tz %s, last run %s, %lld run%s; %s%s%s",
                 sel->name, sel->tz, last, (long long)sel->runs, sel->runs == 1 ? "" : "s",
                 sel->binary_name ? sel->binary_name : sel->type, sel->queue ? ", queue " : "",

@@ -1440,11 +1440,23 @@ static int cancel_filter(const char *filter, const char *db, bool yes, bool dry_
         printf("no unfinished job matches %s any more: nothing cancelled\n", filter);
         return 3;
     }
+    /* in the question's number format, and the difference accounted for: "cancelled 19999"
+     * after asking about 20,000 left the user wondering (trial 23) */
+    char nc[32], nr[32], gone[160] = "";
+    cli_format_count(cancelled, nc, sizeof nc);
+    cli_format_count(requested, nr, sizeof nr);
+    int64_t missing = plan.total - cancelled - requested;
+    if (missing > 0) {
+        char nm[32];
+        cli_format_count(missing, nm, sizeof nm);
+        snprintf(gone, sizeof gone, "; %s finished before %s could be cancelled", nm,
+                 missing == 1 ? "it" : "they");
+    }
     if (!requested)
-        printf("cancelled %lld job%s\n", (long long)cancelled, cancelled == 1 ? "" : "s");
+        printf("cancelled %s job%s%s\n", nc, cancelled == 1 ? "" : "s", gone);
     else
-        printf("cancelled %lld job%s; %lld running: cancel requested (their workers stop them)\n",
-               (long long)cancelled, cancelled == 1 ? "" : "s", (long long)requested);
+        printf("cancelled %s job%s; %s running: cancel requested (their workers stop them)%s\n",
+               nc, cancelled == 1 ? "" : "s", nr, gone);
     return 0;
 }
 

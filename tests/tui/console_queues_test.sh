@@ -172,9 +172,10 @@ wait_for "^ Finished jobs kept: succeeded 24h, failed 7d, cancelled 24h \(defaul
 "$ASPEN" retention set failed 30d --db "$DB" >/dev/null || fail "retention set failed 30d"
 "$ASPEN" retention set cancelled off --db "$DB" >/dev/null || fail "retention set cancelled off"
 wait_for "^ Finished jobs kept: succeeded 24h, failed 30d, cancelled off *$" # no room for the hint
-# a queue name longer than its column is cut with ~, not run into the next column
+# a queue name longer than its column is cut with ~ in the middle (its start and end kept), not
+# run into the next column
 "$ASPEN" queue set a-very-long-queue-name-indeed --limit 1 --db "$DB" >/dev/null || fail "long queue"
-wait_for "^ +a-very-long-qu~ +0 +0 +0 +0 +1 "
+wait_for "^ +a-very-l~-indeed +0 +0 +0 +0 +1 "
 # 30 more queues: the list scrolls at 24 rows; after G (the last queue) a click on a row selects
 # the queue drawn there, which p then pauses
 for i in $(seq -w 1 30); do

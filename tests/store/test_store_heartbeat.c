@@ -32,7 +32,8 @@ static void test_round_trip(void **state)
                                       .jobs_per_s = 1234.5,
                                       .version = "0.1.0",
                                       .slots = slots,
-                                      .n_slots = 2};
+                                      .n_slots = 2,
+                                      .queues = "bulk,reports.2026"};
     assert_int_equal(aspen_store_engine_heartbeat(f->s, f->engine, 5000, &fig, T0 + 1000, &e), 0);
     aspen_store_engine_info *list = NULL;
     size_t n = 0;
@@ -57,6 +58,7 @@ static void test_round_trip(void **state)
     assert_int_equal(x->slots[1].worker, 3);
     assert_int_equal(x->slots[1].job_id, 42);
     assert_string_equal(x->slots[1].guest, "data-processor");
+    assert_string_equal(x->queues, "bulk,reports.2026"); /* schema version 18 */
     aspen_store_engines_free(list);
 
     /* The next beat replaces the figures: an idle engine lists no slots. */
@@ -67,7 +69,15 @@ static void test_round_trip(void **state)
     assert_int_equal(x->n_slots, 0);
     assert_int_equal(x->busy, 0);
     assert_int_equal(x->heartbeat_age_ms, 0);
+    assert_string_equal(x->queues, ""); /* NULL: every queue */
     aspen_store_engines_free(list);
+    /* a list longer than 16 names of 64 bytes is refused before the database */
+    char longq[ASPEN_STORE_ENGINE_QUEUES_MAX + 2];
+    memset(longq, 'q', sizeof longq - 1);
+    longq[sizeof longq - 1] = '\0';
+    aspen_store_engine_figures too_long = {.workers = 4, .queues = longq};
+    assert_int_equal(aspen_store_engine_heartbeat(f->s, f->engine, 5000, &too_long, T0 + 2100, &e),
+                     ASPEN_STORE_EINVAL);
 }
 
 static void test_stale_by_time(void **state)

@@ -496,3 +496,28 @@ void store_redact_conninfo(const char *name, char *out, size_t size)
             break;
     }
 }
+
+/* ~1 ms: longer than a busy handler's step (sqlite_busy.c, 200 µs), so a waiting connection takes
+ * the lock first; a million jobs are a thousand pauses, 1 s more. */
+void store_bulk_pause(void)
+{
+    struct timespec ts = {0, 1000000};
+    nanosleep(&ts, NULL);
+}
+
+void store_bulk_partial(aspen_store_error *err, const char *verb, int64_t done)
+{
+    if (!err || done <= 0)
+        return;
+    char was[sizeof err->msg];
+    memcpy(was, err->msg, sizeof was);
+    was[sizeof was - 1] = '\0';
+    int head = snprintf(err->msg, sizeof err->msg,
+                        "%s %lld jobs, then stopped (those stay %s; run it again for the rest): ",
+                        verb, (long long)done, verb);
+    if (head <= 0 || (size_t)head >= sizeof err->msg)
+        return;
+    size_t len = strnlen(was, sizeof err->msg - 1 - (size_t)head); /* the cause, cut to fit */
+    memcpy(err->msg + head, was, len);
+    err->msg[(size_t)head + len] = '\0';
+}

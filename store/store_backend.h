@@ -152,6 +152,17 @@ struct store_ops {
                          aspen_store_error *err);
 };
 
+/* Bulk actions on a filter (cancel_matching) run in transactions of STORE_BULK_BATCH jobs, in id
+ * order, up to the newest job when the call began (a job submitted meanwhile is not taken): a
+ * million jobs in one transaction held SQLite's write lock ~9 s and PostgreSQL's count rows ~27 s,
+ * and every engine's claims and group commits waited behind it. A batch of 1,000 holds them
+ * ~10-30 ms. Between batches SQLite's writer pauses (store_bulk_pause) so that a connection
+ * waiting in the busy handler gets the lock before the next BEGIN. When a later batch fails, the
+ * ones before it stay done: store_bulk_partial puts how many into the message. */
+#define STORE_BULK_BATCH 1000
+void store_bulk_pause(void);
+void store_bulk_partial(aspen_store_error *err, const char *verb, int64_t done);
+
 /* Queues one handle's claims may serve (aspen_store_serve_queues); 0 = every queue. */
 #define STORE_SERVE_MAX 16
 

@@ -597,9 +597,13 @@ int aspen_store_rerun_ex(aspen_store *s, int64_t id, int64_t now_ms, unsigned fl
 int aspen_store_retry(aspen_store *s, int64_t id, int64_t now_ms, aspen_store_error *err);
 struct aspen_store_filter; /* defined with the queries below */
 
-/* Bulk actions on everything matching a filter (one transaction; the filter's limit/offset are
- * ignored). retry_failed: every matching failed job → queued. cancel_matching: every matching
- * queued/scheduled job → cancelled, every running one → cancel requested. */
+/* Bulk actions on everything matching a filter (the filter's limit/offset are ignored).
+ * retry_failed (one transaction): every matching failed job → queued. cancel_matching: every
+ * matching queued/scheduled job → cancelled, every running one → cancel requested, in
+ * transactions of 1,000 jobs in id order up to the newest job when the call began (a job
+ * submitted meanwhile is not taken), so a million-job cancel never holds the queue; when a batch
+ * fails, the batches before it stay done, *cancelled / *requested say how many, and the message
+ * too. */
 int aspen_store_retry_failed(aspen_store *s, const struct aspen_store_filter *filter, int64_t now_ms,
                              int64_t *retried, aspen_store_error *err);
 /* aspen_store_retry_failed that retries every job it can and lists the ones it left failed

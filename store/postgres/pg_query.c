@@ -194,10 +194,12 @@ struct filter_buf {
     char paths[ASPEN_STORE_FILTER_MAX_FIELDS][600];
 };
 
-static int filter_where(const aspen_store_filter *f, unsigned states, struct pg_sql *q,
-                        struct pg_params *p, struct filter_buf *fb, aspen_store_error *err)
+/* Appends the filter's terms, the first after `glue` (" WHERE ", or " AND " behind the caller's
+ * own terms); `states` (0: the filter's) overrides filter->states. */
+static int filter_where_after(const aspen_store_filter *f, unsigned states, struct pg_sql *q,
+                              struct pg_params *p, struct filter_buf *fb, const char *glue,
+                              aspen_store_error *err)
 {
-    const char *glue = " WHERE ";
     if (!states && f)
         states = f->states;
     unsigned all = (1u << ASPEN_STORE_STATE_COUNT) - 1;
@@ -309,6 +311,12 @@ static int filter_where(const aspen_store_filter *f, unsigned states, struct pg_
     return 0;
 }
 
+static int filter_where(const aspen_store_filter *f, unsigned states, struct pg_sql *q,
+                        struct pg_params *p, struct filter_buf *fb, aspen_store_error *err)
+{
+    return filter_where_after(f, states, q, p, fb, " WHERE ", err);
+}
+
 int pg_filter_where(const aspen_store_filter *f, unsigned states, struct pg_sql *q,
                     struct pg_params *p, aspen_store_error *err)
 {
@@ -413,8 +421,11 @@ int pg_count(aspen_store *base, const aspen_store_filter *filter, int64_t *count
 /* Ids matching f restricted to `states`, in id order, locked (FOR UPDATE) for the caller's
  * transaction: a row another host changes meanwhile is re-checked against the filter by the
  * server and left out if it no longer matches. */
-static int matching_ids(struct pg_store *s, const aspen_store_filter *f, unsigned states,
-                        int64_t **ids, size_t *n, aspen_store_error *err)
+/* The ids of the matching jobs in `states`, ascending, locked; with `limit` (> 0) only the first
+ * `limit` of those with after < id <= through (a bulk action's next batch, store_backend.h). */
+static int matching_ids_range(struct pg_store *s, const aspen_store_filter *f, unsigned states,
+                              int64_t after, int64_t through, int64_t limit, int64_t **ids,
+                              size_t *n, aspen_store_error *err)
 {
     *ids = NULL;
     *n = 0;
@@ -423,11 +434,28 @@ static int matching_ids(struct pg_store *s, const aspen_store_filter *f, unsigne
     struct pg_sql q = {0};
     struct pg_params p = {0};
     struct filter_buf fb;
-    pg_sql_add(&q, "SELECT id FROM jobs");
-    int code = filter_where(f, states, &q, &p, &fb, err);
+    int code;
+    if (limit > 0) {
+        pg_sql_add(&q, "SELECT id FROM jobs WHERE id > ");
+        add_placeholder(&q, &p, "::bigint");
+        pg_p_int(&p, after);
+        pg_sql_add(&q, " AND id <= ");
+        add_placeholder(&q, &p, "::bigint");
+        pg_p_int(&p, through);
+        code = filter_where_after(f, states, &q, &p, &fb, " AND ", err);
+    } else {
+        pg_sql_add(&q, "SELECT id FROM jobs");
+        code = filter_where(f, states, &q, &p, &fb, err);
+    }
     if (code)
         goto done;
-    pg_sql_add(&q, " ORDER BY id FOR UPDATE");
+    pg_sql_add(&q, " ORDER BY id");
+    if (limit > 0) {
+        pg_sql_add(&q, " LIMIT ");
+        add_placeholder(&q, &p, "::bigint");
+        pg_p_int(&p, limit);
+    }
+    pg_sql_add(&q, " FOR UPDATE");
     PGresult *r = q.oom ? NULL : pg_exec_dynamic(s, q.text, &p, "selecting jobs", err);
     if (!r) {
         code = q.oom ? store_err(err, ASPEN_STORE_ENOMEM, "out of memory selecting jobs")
@@ -450,6 +478,12 @@ static int matching_ids(struct pg_store *s, const aspen_store_filter *f, unsigne
 done:
     pg_sql_free(&q);
     return code;
+}
+
+static int matching_ids(struct pg_store *s, const aspen_store_filter *f, unsigned states,
+                        int64_t **ids, size_t *n, aspen_store_error *err)
+{
+    return matching_ids_range(s, f, states, 0, 0, 0, ids, n, err);
 }
 
 static unsigned restrict_states(const aspen_store_filter *f, unsigned allowed)
@@ -515,30 +549,56 @@ int pg_cancel_matching(aspen_store *base, const aspen_store_filter *filter, int6
                        int64_t *cancelled, int64_t *requested, aspen_store_error *err)
 {
     struct pg_store *s = pgs(base);
-    int64_t done = 0, asked = 0;
-    int64_t *ids = NULL;
-    size_t n = 0;
+    int64_t done = 0, asked = 0, after = 0, through = 0;
     unsigned live = 1u << ASPEN_STORE_QUEUED | 1u << ASPEN_STORE_SCHEDULED | 1u << ASPEN_STORE_RUNNING;
-    int code = pg_tx_begin(s, err);
+    int code = 0;
+    /* In batches of STORE_BULK_BATCH jobs, each its own transaction, up to the newest job when
+     * the call began: a million in one transaction took ~27 s, holding the job_counts rows every
+     * completion of every engine updates (store_backend.h). */
+    for (bool first = true;; first = false) {
+        code = pg_tx_begin(s, err);
+        if (code)
+            break;
+        if (first) {
+            PGresult *r = pg_exec(s, "pgq_max_id", "SELECT coalesce(max(id), 0) FROM jobs", NULL,
+                                  "cancelling jobs", err);
+            if (!r)
+                code = code_of(err);
+            else {
+                through = pg_get_int(r, 0, 0);
+                PQclear(r);
+            }
+        }
+        int64_t *ids = NULL, d = 0, a = 0;
+        size_t n = 0;
+        if (!code)
+            code = matching_ids_range(s, filter, restrict_states(filter, live), after, through,
+                                      STORE_BULK_BATCH, &ids, &n, err);
+        /* the locked rows in a few statements: one job at a time took three round trips each, 18 s
+         * for 100,000 jobs, and the console's counts waited on it (trial 23) */
+        if (!code)
+            code = pg_cancel_ids(s, ids, n, now_ms, &d, &a, err);
+        if (n)
+            after = ids[n - 1];
+        free(ids);
+        if (code) {
+            pg_tx_rollback(s);
+            break;
+        }
+        code = pg_tx_commit(s, "cancelling jobs", err);
+        if (code)
+            break;
+        done += d;
+        asked += a;
+        if (n < STORE_BULK_BATCH)
+            break;
+    }
+    if (cancelled)
+        *cancelled = done;
+    if (requested)
+        *requested = asked;
     if (code)
-        return code;
-    code = matching_ids(s, filter, restrict_states(filter, live), &ids, &n, err);
-    /* the locked rows in a few statements: one job at a time took three round trips each, 18 s
-     * for 100,000 jobs, and the console's counts waited on it (trial 23) */
-    if (!code)
-        code = pg_cancel_ids(s, ids, n, now_ms, &done, &asked, err);
-    free(ids);
-    if (code) {
-        pg_tx_rollback(s);
-        return code;
-    }
-    code = pg_tx_commit(s, "cancelling jobs", err);
-    if (!code) {
-        if (cancelled)
-            *cancelled = done;
-        if (requested)
-            *requested = asked;
-    }
+        store_bulk_partial(err, "cancelled", done + asked);
     return code;
 }
 

@@ -135,11 +135,11 @@ static void q_int(struct query *q, int64_t v)
     }
 }
 
-/* Appends " WHERE …" for the filter; `states` overrides filter->states (after intersecting). */
-static int q_where(struct query *q, const aspen_store_filter *f, unsigned states,
-                   aspen_store_error *err)
+/* Appends the filter's terms, the first after `glue` (" WHERE ", or " AND " behind terms of the
+ * caller's own); `states` overrides filter->states (after intersecting). */
+static int q_where_after(struct query *q, const aspen_store_filter *f, unsigned states,
+                         const char *glue, aspen_store_error *err)
 {
-    const char *glue = " WHERE ";
     if (states && (states & (states - 1)) == 0) {
         /* One state: `state = 'x'`, the form SQLite matches against the partial index of that
          * state (it does not for `state IN ('x')`, and scanned every job instead). */
@@ -221,6 +221,13 @@ static int q_where(struct query *q, const aspen_store_filter *f, unsigned states
     if (q->nbind >= MAX_BINDS || q->len >= sizeof q->sql - 1)
         return store_err(err, ASPEN_STORE_EINVAL, "filter too complex");
     return 0;
+}
+
+/* Appends " WHERE …" for the filter (nothing when it matches every job). */
+static int q_where(struct query *q, const aspen_store_filter *f, unsigned states,
+                   aspen_store_error *err)
+{
+    return q_where_after(q, f, states, " WHERE ", err);
 }
 
 static int q_prepare(struct sqlite_store *s, struct query *q, sqlite3_stmt **st,
@@ -696,19 +703,34 @@ int sq_count(aspen_store *base, const aspen_store_filter *filter, int64_t *count
 }
 
 /* Ids matching filter restricted to `states`, in id order. */
-static int matching_ids(struct sqlite_store *s, const aspen_store_filter *f, unsigned states,
-                        int64_t **ids, size_t *n, aspen_store_error *err)
+/* The ids of the matching jobs in `states`, ascending; with `limit` (> 0) only the first `limit`
+ * of those with after < id <= through (a bulk action's next batch, store_backend.h). */
+static int matching_ids_range(struct sqlite_store *s, const aspen_store_filter *f, unsigned states,
+                              int64_t after, int64_t through, int64_t limit, int64_t **ids,
+                              size_t *n, aspen_store_error *err)
 {
     *ids = NULL;
     *n = 0;
     if (!states)
         return 0;
     struct query q = {0};
-    q_add(&q, "SELECT id FROM jobs%s", "");
-    int code = q_where(&q, f, states, err);
+    int code;
+    if (limit > 0) {
+        q_add(&q, "SELECT id FROM jobs WHERE id > ? AND id <= ?%s", "");
+        q_int(&q, after);
+        q_int(&q, through);
+        code = q_where_after(&q, f, states, " AND ", err);
+    } else {
+        q_add(&q, "SELECT id FROM jobs%s", "");
+        code = q_where(&q, f, states, err);
+    }
     if (code)
         return code;
     q_add(&q, " ORDER BY id%s", "");
+    if (limit > 0) {
+        q_add(&q, " LIMIT ?%s", "");
+        q_int(&q, limit);
+    }
     sqlite3_stmt *st = NULL;
     code = q_prepare(s, &q, &st, err);
     if (code)
@@ -736,6 +758,12 @@ free_ids:
     *ids = NULL;
     *n = 0;
     return code;
+}
+
+static int matching_ids(struct sqlite_store *s, const aspen_store_filter *f, unsigned states,
+                        int64_t **ids, size_t *n, aspen_store_error *err)
+{
+    return matching_ids_range(s, f, states, 0, 0, 0, ids, n, err);
 }
 
 static unsigned restrict_states(const aspen_store_filter *f, unsigned allowed)
@@ -791,39 +819,66 @@ int sq_cancel_matching(aspen_store *base, const aspen_store_filter *filter, int6
                        int64_t *cancelled, int64_t *requested, aspen_store_error *err)
 {
     struct sqlite_store *s = sq(base);
-    int64_t done = 0, asked = 0;
-    int64_t *ids = NULL;
-    size_t n = 0;
+    int64_t done = 0, asked = 0, after = 0, through = 0;
     unsigned live = 1u << ASPEN_STORE_QUEUED | 1u << ASPEN_STORE_SCHEDULED | 1u << ASPEN_STORE_RUNNING;
-    int code = tx_begin(s, err);
-    if (code)
-        return code;
-    code = matching_ids(s, filter, restrict_states(filter, live), &ids, &n, err);
-    if (code)
-        goto rollback;
-    for (size_t i = 0; i < n; i++) {
-        aspen_store_cancel_result r = ASPEN_STORE_CANCEL_DONE;
-        code = store_cancel_one(s, ids[i], now_ms, &r, err);
+    int code = 0;
+    /* In batches of STORE_BULK_BATCH jobs, each its own transaction, up to the newest job when
+     * the call began: one transaction for a million jobs held the write lock ~9 s, and every
+     * engine's claims and commits waited for it (store_backend.h). */
+    for (bool first = true;; first = false) {
+        code = tx_begin(s, err);
         if (code)
-            goto free_ids;
-        if (r == ASPEN_STORE_CANCEL_DONE)
-            done++;
-        else
-            asked++;
+            break;
+        if (first) {
+            sqlite3_stmt *st = NULL;
+            struct query q = {0};
+            q_add(&q, "SELECT coalesce(max(id), 0) FROM jobs%s", "");
+            code = q_prepare(s, &q, &st, err);
+            if (!code) {
+                int rc = sqlite3_step(st);
+                if (rc == SQLITE_ROW)
+                    through = sqlite3_column_int64(st, 0);
+                else
+                    code = q_step_err(s, rc, err);
+                sqlite3_finalize(st);
+            }
+        }
+        int64_t *ids = NULL;
+        size_t n = 0;
+        if (!code)
+            code = matching_ids_range(s, filter, restrict_states(filter, live), after, through,
+                                      STORE_BULK_BATCH, &ids, &n, err);
+        int64_t d = 0, a = 0;
+        for (size_t i = 0; !code && i < n; i++) {
+            aspen_store_cancel_result r = ASPEN_STORE_CANCEL_DONE;
+            code = store_cancel_one(s, ids[i], now_ms, &r, err);
+            if (r == ASPEN_STORE_CANCEL_DONE)
+                d++;
+            else
+                a++;
+        }
+        if (n)
+            after = ids[n - 1];
+        free(ids);
+        if (code) {
+            tx_rollback(s);
+            break;
+        }
+        code = tx_commit(s, "cancelling jobs", err);
+        if (code)
+            break;
+        done += d;
+        asked += a;
+        if (n < STORE_BULK_BATCH)
+            break;
+        store_bulk_pause();
     }
-    free(ids);
-    code = tx_commit(s, "cancelling jobs", err);
-    if (!code) {
-        if (cancelled)
-            *cancelled = done;
-        if (requested)
-            *requested = asked;
-    }
-    return code;
-free_ids:
-    free(ids);
-rollback:
-    tx_rollback(s);
+    if (cancelled)
+        *cancelled = done;
+    if (requested)
+        *requested = asked;
+    if (code)
+        store_bulk_partial(err, "cancelled", done + asked);
     return code;
 }
 

@@ -4,6 +4,7 @@
  * failed jobs by filter, purge and recount, pause, the log cap and its marker, listing with
  * filters, counts and the oldest waiting job. */
 #include "helpers.h"
+#include "store_backend.h" /* STORE_BULK_BATCH */
 
 #include <sqlite3.h>
 
@@ -457,6 +458,55 @@ static void test_cancel(void **state)
     assert_int_equal(asked, 1);
 }
 
+/* A cancel by filter runs in batches of STORE_BULK_BATCH (1,000) jobs, each its own transaction,
+ * so a million-job cancel never holds the queue (SQLite's write lock ~9 s, PostgreSQL's count rows
+ * ~27 s in one transaction). The batches must still take every match and nothing else: matches
+ * spread among other jobs (every other id), a running match that stays running (asked once, not
+ * again in every later batch), a scheduled one, across three batch boundaries. */
+static void test_cancel_in_batches(void **state)
+{
+    struct fixture *f = *state;
+    aspen_store_error e = {0};
+    enum { EACH = 2 * STORE_BULK_BATCH + 150 };
+    aspen_store_job_spec *specs = calloc(2 * EACH, sizeof *specs);
+    int64_t *ids = calloc(2 * EACH, sizeof *ids);
+    assert_non_null(specs);
+    assert_non_null(ids);
+    for (size_t i = 0; i < 2 * EACH; i++) {
+        specs[i] = (aspen_store_job_spec){.type = i % 2 ? "keep" : "bulk", .payload = "{}",
+                                          .max_attempts = 3, .timeout_ms = 1000};
+        if (i == 10)
+            specs[i].run_at_ms = T0 + 99999; /* scheduled */
+    }
+    specs[2 * EACH - 2].priority = 9; /* the newest match: claimed first, running */
+    assert_int_equal(aspen_store_submit_batch(f->s, specs, 2 * EACH, T0, ids, &e), 0);
+    assert_int_equal(claim_ids(f->s, f->engine, 1, T0, NULL), 1);
+    assert_int_equal(state_of(f->s, ids[2 * EACH - 2]), ASPEN_STORE_RUNNING);
+
+    aspen_store_filter flt = {.type = "bulk"};
+    int64_t done = -1, asked = -1;
+    assert_int_equal(aspen_store_cancel_matching(f->s, &flt, T0 + 7, &done, &asked, &e), 0);
+    assert_int_equal(done, EACH - 1);
+    assert_int_equal(asked, 1);
+    int64_t counts[ASPEN_STORE_STATE_COUNT];
+    assert_int_equal(aspen_store_counts(f->s, counts, &e), 0);
+    assert_int_equal(counts[ASPEN_STORE_CANCELLED], EACH - 1);
+    assert_int_equal(counts[ASPEN_STORE_QUEUED], EACH);
+    assert_int_equal(counts[ASPEN_STORE_RUNNING], 1);
+    assert_int_equal(counts[ASPEN_STORE_SCHEDULED], 0);
+    assert_int_equal(state_of(f->s, ids[10]), ASPEN_STORE_CANCELLED);
+    assert_int_equal(state_of(f->s, ids[2 * EACH - 3]), ASPEN_STORE_QUEUED); /* a "keep" one */
+    assert_int_equal(state_of(f->s, ids[2 * EACH - 4]), ASPEN_STORE_CANCELLED);
+    int64_t *req = NULL;
+    size_t n = 0;
+    assert_int_equal(aspen_store_cancel_requests(f->s, f->engine, &req, &n, &e), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(req[0], ids[2 * EACH - 2]);
+    free(req);
+    free(ids);
+    free(specs);
+}
+
 static void test_rerun_and_retry_failed(void **state)
 {
     struct fixture *f = *state;
@@ -789,6 +839,7 @@ int main(void)
         T(test_retry_backoff_flow),
         cmocka_unit_test(test_backoff_helper),
         T(test_cancel),
+        T(test_cancel_in_batches),
         T(test_rerun_and_retry_failed),
         T(test_purge_and_recount),
         T(test_pause),

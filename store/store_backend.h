@@ -231,6 +231,7 @@ struct store_queue_row {
     int64_t running, reserved; /* its jobs running, and queued with a reservation */
     int64_t recent_starts;     /* queue_starts rows within its rate period */
     int64_t allow;             /* store_queue_plan_decide: how many more it may reserve now */
+    bool waiting;              /* PostgreSQL's claim: it has a queued job nobody reserved */
 };
 struct store_queue_plan {
     struct store_queue_row *q;

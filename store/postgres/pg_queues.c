@@ -124,20 +124,33 @@ static int read_settings(struct pg_store *s, const char *name, const char *sql,
 #define SETTINGS_COLUMNS                                                                           \
     "name, coalesce(concurrency, 0), coalesce(rate_n, 0), coalesce(rate_period_ms, 0), paused"
 
-/* Running, reserved and recent-start counts per queue, in one statement: one snapshot. */
+/* Running, reserved and recent-start counts per queue, in one statement: one snapshot; and which
+ * bounded named queues have a queued job nobody reserved (kind 3: an EXISTS on jobs_queue_named,
+ * stopping at the first such job, so an idle or a long queue costs one index probe). A
+ * reservation's queue is looked up by the job's key, one probe per claims row: a join let the
+ * planner, which takes the churning claims table for large, hash it against a sequential scan of
+ * every job on each claim. The counts start from zero: the claim reads them again after it locks the queues it will take from. */
 static int read_counts(struct pg_store *s, int64_t now, struct store_queue_plan *plan,
                        aspen_store_error *err)
 {
+    for (size_t i = 0; i < plan->n; i++) {
+        plan->q[i].running = plan->q[i].reserved = plan->q[i].recent_starts = 0;
+        plan->q[i].waiting = false;
+    }
     struct pg_params p = {0};
     pg_p_int(&p, now);
     PGresult *r = pg_exec(
         s, "pgq_counts",
         "SELECT 0, queue, count(*) FROM jobs WHERE state = 'running' GROUP BY queue"
-        " UNION ALL SELECT 1, j.queue, count(*) FROM claims c JOIN jobs j ON j.id = c.job"
-        " GROUP BY j.queue"
+        " UNION ALL SELECT 1, (SELECT j.queue FROM jobs j WHERE j.id = c.job), count(*)"
+        " FROM claims c GROUP BY 2"
         " UNION ALL SELECT 2, t.queue, count(*) FROM queue_starts t JOIN queues q"
         " ON q.name = t.queue WHERE q.rate_n IS NOT NULL AND t.at > $1::bigint - q.rate_period_ms"
-        " GROUP BY t.queue",
+        " GROUP BY t.queue"
+        " UNION ALL SELECT 3, q.name, 1 FROM queues q WHERE q.name <> 'default' AND q.paused = 0"
+        " AND (q.concurrency IS NOT NULL OR q.rate_n IS NOT NULL) AND EXISTS (SELECT 1 FROM jobs j"
+        " WHERE j.state = 'queued' AND j.queue <> 'default' AND j.queue = q.name AND NOT EXISTS"
+        " (SELECT 1 FROM claims c WHERE c.job = j.id))",
         &p, "counting queues' running and reserved jobs", err);
     if (!r)
         return failed(err);
@@ -153,8 +166,10 @@ static int read_counts(struct pg_store *s, int64_t now, struct store_queue_plan 
             q->running += v;
         else if (kind == 1)
             q->reserved += v;
-        else
+        else if (kind == 2)
             q->recent_starts += v;
+        else
+            q->waiting = true;
     }
     PQclear(r);
     return code;
@@ -196,7 +211,7 @@ static int read_candidates(struct pg_store *s, struct store_queue_plan *plan, si
                         "SELECT id, priority, run_at FROM jobs WHERE state = 'queued'"
                         " AND queue = 'default' AND NOT EXISTS"
                         " (SELECT 1 FROM claims c WHERE c.job = jobs.id)"
-                        " ORDER BY priority DESC, run_at, id LIMIT $1",
+                        " ORDER BY priority DESC, run_at, id LIMIT $1 FOR UPDATE SKIP LOCKED",
                         &p, "reading the head of a queue", err);
         } else {
             pg_p_text(&p, q->name);
@@ -204,7 +219,7 @@ static int read_candidates(struct pg_store *s, struct store_queue_plan *plan, si
                         "SELECT id, priority, run_at FROM jobs WHERE state = 'queued'"
                         " AND queue <> 'default' AND queue = $2 AND NOT EXISTS"
                         " (SELECT 1 FROM claims c WHERE c.job = jobs.id)"
-                        " ORDER BY priority DESC, run_at, id LIMIT $1",
+                        " ORDER BY priority DESC, run_at, id LIMIT $1 FOR UPDATE SKIP LOCKED",
                         &p, "reading the head of a queue", err);
         }
         if (!r) {
@@ -236,6 +251,63 @@ static int read_candidates(struct pg_store *s, struct store_queue_plan *plan, si
     return 0;
 }
 
+/* The claim when no bounded queue is taken from this time (none has work and room: idle, full or
+ * paused): the default queue's one-statement claim (pg_jobs.c, pgj_claim) over every queue but
+ * those in `shut` (a text[] literal), so a limited queue nobody can take from costs the claim one
+ * filter, not a lock, a head read per queue and a second reserving statement. Rows other
+ * claimers hold are skipped, and a row lost on the claims key to one that committed after this
+ * statement's snapshot is retried with a new statement, as pg_claim does. */
+static int claim_open_queues(struct pg_store *s, int64_t engine_id, size_t max, int64_t now,
+                             const char *shut, aspen_store_job **out, size_t *got,
+                             aspen_store_error *err)
+{
+    for (int round = 0; round < 8 && *got < max; round++) {
+        struct pg_params p = {0};
+        pg_p_int(&p, (int64_t)(max - *got));
+        pg_p_int(&p, engine_id);
+        pg_p_int(&p, now);
+        pg_p_text(&p, shut);
+        PGresult *r = pg_exec(
+            s, "pgq_claim_open",
+            "WITH head AS (SELECT " PG_JOB_COLUMNS " FROM jobs WHERE state = 'queued'"
+            " AND queue <> ALL($4::text[]) AND NOT EXISTS (SELECT 1 FROM claims c"
+            " WHERE c.job = jobs.id) ORDER BY priority DESC, run_at, id LIMIT $1"
+            " FOR UPDATE SKIP LOCKED),"
+            " won AS (INSERT INTO claims (job, engine, claimed_at)"
+            " SELECT id, $2, $3 FROM head ON CONFLICT (job) DO NOTHING RETURNING job)"
+            " SELECT won.job IS NOT NULL, head.* FROM head LEFT JOIN won ON won.job = head.id",
+            &p, "claiming jobs of queues", err);
+        if (!r)
+            return failed(err);
+        size_t rows = (size_t)PQntuples(r), lost = 0;
+        if (rows) {
+            aspen_store_job *grown = realloc(*out, (*got + rows) * sizeof **out);
+            if (!grown) {
+                PQclear(r);
+                return store_err(err, ASPEN_STORE_ENOMEM, "out of memory claiming jobs");
+            }
+            *out = grown;
+        }
+        for (size_t i = 0; i < rows; i++) {
+            if (!pg_get_bool(r, (int)i, 0)) {
+                lost++;
+                continue;
+            }
+            int code = pg_job_from_row(r, (int)i, 1, &(*out)[*got], err);
+            if (code) {
+                PQclear(r);
+                return code;
+            }
+            (*got)++;
+            s->tx_wrote = true;
+        }
+        PQclear(r);
+        if (!lost)
+            break; /* the head was ours, or there is no more */
+    }
+    return 0;
+}
+
 int pg_claim_queues(struct pg_store *s, int64_t engine_id, size_t max, int64_t now,
                     aspen_store_job **out, size_t *got, aspen_store_error *err)
 {
@@ -245,6 +317,7 @@ int pg_claim_queues(struct pg_store *s, int64_t engine_id, size_t max, int64_t n
     struct pg_sql locked = {0};
     struct candidate *cand = NULL;
     aspen_store_job *jobs = NULL;
+    bool *take = NULL; /* by plan row: a bounded queue locked for this claim */
     size_t njobs = 0;
     int code = store_queue_plan_row(&plan, ASPEN_STORE_QUEUE_DEFAULT)
                    ? read_settings(s, "pgq_settings", "SELECT " SETTINGS_COLUMNS " FROM queues",
@@ -252,35 +325,18 @@ int pg_claim_queues(struct pg_store *s, int64_t engine_id, size_t max, int64_t n
                    : store_err(err, ASPEN_STORE_ENOMEM, "out of memory reading queues");
     if (code)
         goto done;
-    /* Lock the bounded queues this claim would take from (by name: no deadlocks), then read their
-     * settings again under the lock: what was read above may have changed meanwhile. */
-    store_queue_plan_decide(&s->base, &plan);
-    size_t nlock = 0;
+    /* Which bounded queues this claim takes from is decided on an unlocked count first: a bounded
+     * queue that is full, paused, not served or has nothing unreserved waiting (an idle one) is
+     * neither locked nor read, so it costs the other queues' claims nothing and claimers do not
+     * queue up behind its row (issues 8 and 10: every claim used to lock every limited queue's
+     * row, so all claimers ran one after the other). Skipping one never breaks its limit. The
+     * others are locked (by name: no deadlocks) and counted again, a NEW statement after the
+     * lock, so what their previous claimer reserved is seen. */
     bool rates = false;
-    for (size_t i = 0; i < plan.n; i++) {
-        const struct store_queue_row *q = &plan.q[i];
-        rates = rates || q->rate_n > 0;
-        if (q->allow > 0 && (q->limit > 0 || q->rate_n > 0))
-            add_name(&locked, nlock++ == 0, q->name);
-    }
+    for (size_t i = 0; i < plan.n; i++)
+        rates = rates || plan.q[i].rate_n > 0;
     if (rates)
         s->rate_seen = true;
-    if (nlock) {
-        pg_sql_add(&locked, "}");
-        if (locked.oom) {
-            code = store_err(err, ASPEN_STORE_ENOMEM, "out of memory claiming jobs");
-            goto done;
-        }
-        struct pg_params p = {0};
-        pg_p_text(&p, locked.text);
-        code = read_settings(s, "pgq_lock",
-                             "SELECT " SETTINGS_COLUMNS " FROM queues WHERE name = ANY($1::text[])"
-                             " ORDER BY name FOR UPDATE",
-                             &p, &plan, err);
-        if (code)
-            goto done;
-        s->tx_wrote = true; /* row locks taken: the commit must not be skipped as read-only */
-    }
     if (rates || s->rate_seen) {
         struct pg_params p = {0};
         pg_p_int(&p, now);
@@ -296,7 +352,62 @@ int pg_claim_queues(struct pg_store *s, int64_t engine_id, size_t max, int64_t n
     if (code)
         goto done;
     store_queue_plan_decide(&s->base, &plan);
+    size_t nlock = 0, nbounded = plan.n; /* rows a later count adds have no settings */
+    take = calloc(nbounded ? nbounded : 1, sizeof *take);
+    if (!take) {
+        code = store_err(err, ASPEN_STORE_ENOMEM, "out of memory claiming jobs");
+        goto done;
+    }
+    for (size_t i = 0; i < nbounded; i++) {
+        const struct store_queue_row *q = &plan.q[i];
+        bool dflt = !strcmp(q->name, ASPEN_STORE_QUEUE_DEFAULT);
+        if (q->allow > 0 && (q->limit > 0 || q->rate_n > 0) && (dflt || q->waiting)) {
+            add_name(&locked, nlock++ == 0, q->name);
+            take[i] = true;
+        }
+    }
+    if (nlock) {
+        pg_sql_add(&locked, "}");
+        if (locked.oom) {
+            code = store_err(err, ASPEN_STORE_ENOMEM, "out of memory claiming jobs");
+            goto done;
+        }
+        struct pg_params p = {0};
+        pg_p_text(&p, locked.text);
+        code = read_settings(s, "pgq_lock",
+                             "SELECT " SETTINGS_COLUMNS " FROM queues WHERE name = ANY($1::text[])"
+                             " ORDER BY name FOR UPDATE",
+                             &p, &plan, err);
+        if (code)
+            goto done;
+        s->tx_wrote = true; /* row locks taken: the commit must not be skipped as read-only */
+        code = read_counts(s, now, &plan, err);
+        if (code)
+            goto done;
+        store_queue_plan_decide(&s->base, &plan);
+    }
     store_queue_plan_hint(&s->base, &plan);
+    /* A bounded queue not locked above takes nothing this claim, whatever a later count says. */
+    for (size_t i = 0; i < nbounded; i++) {
+        struct store_queue_row *q = &plan.q[i];
+        if ((q->limit > 0 || q->rate_n > 0) && !take[i])
+            q->allow = 0;
+    }
+
+    if (!nlock && !s->base.n_serve) {
+        struct pg_sql shut = {0};
+        size_t nshut = 0;
+        for (size_t i = 0; i < plan.n; i++)
+            if (plan.q[i].allow <= 0)
+                add_name(&shut, nshut++ == 0, plan.q[i].name);
+        pg_sql_add(&shut, nshut ? "}" : "{}");
+        code = shut.oom ? store_err(err, ASPEN_STORE_ENOMEM, "out of memory claiming jobs")
+                        : claim_open_queues(s, engine_id, max, now, shut.text, &jobs, &njobs, err);
+        pg_sql_free(&shut);
+        if (code)
+            goto done;
+        goto claimed;
+    }
 
     /* Reserve the chosen heads; rows another host holds are skipped (SKIP LOCKED) and rows it
      * reserved after our snapshot lose on the claims key, so a few rounds pick others. */
@@ -363,6 +474,7 @@ int pg_claim_queues(struct pg_store *s, int64_t engine_id, size_t max, int64_t n
     }
     if (code)
         goto done;
+claimed:
     if (njobs > 1)
         qsort(jobs, njobs, sizeof *jobs, store_claim_order);
     *out = jobs;
@@ -370,6 +482,7 @@ int pg_claim_queues(struct pg_store *s, int64_t engine_id, size_t max, int64_t n
     jobs = NULL;
     njobs = 0;
 done:
+    free(take);
     free(cand);
     aspen_store_jobs_free(jobs, njobs);
     pg_sql_free(&locked);

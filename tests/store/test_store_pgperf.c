@@ -8,7 +8,9 @@
  * transaction that commits without waiting for its WAL's fsync, and a statement failing inside a
  * group commit's pipeline leaves nothing of the commit written, and retention's batched deletes
  * read no job, log or attempt row by a sequential scan either; and a finished job's second
- * entries in the sort indexes split none of their leaves (schema version 16). */
+ * entries in the sort indexes split none of their leaves (schema version 16); and a bounded queue
+ * (a limit or a rate) that is idle or full locks nothing a claim of another queue needs, and the
+ * queue-by-queue claim skips head rows other sessions hold (issues 8 and 10). */
 #include "helpers.h"
 
 #include "pg_store.h"
@@ -406,6 +408,128 @@ static void test_v15_upgrade_leaves_room(void **state)
                      0);
 }
 
+/* ---- a bounded queue costs the other queues' claims nothing (issues 8 and 10) -------------------- */
+
+static int64_t submit_in(struct fixture *f, const char *queue, int priority)
+{
+    aspen_store_job_spec spec = {.type = "echo", .priority = priority, .queue = queue};
+    int64_t id = 0;
+    aspen_store_error e = {0};
+    if (aspen_store_submit(f->s, &spec, T0, &id, &e) != 0)
+        fail_msg("submit to %s: %s", queue ? queue : "(default)", e.msg);
+    return id;
+}
+
+/* A second session that holds row locks until it is closed: `sql` runs inside an open BEGIN. */
+static PGconn *hold_locks(struct fixture *f, const char *sql)
+{
+    PGconn *c = PQconnectdb(f->path);
+    assert_int_equal(PQstatus(c), CONNECTION_OK);
+    PGresult *r = PQexec(c, "BEGIN");
+    assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+    PQclear(r);
+    r = PQexec(c, sql);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK)
+        fail_msg("%s: %s", sql, PQerrorMessage(c));
+    PQclear(r);
+    return c;
+}
+
+/* The store's own session gives up on a row lock after 5 s instead of waiting for ever: a claim
+ * that waits for a lock it should not take fails the test rather than hanging it. */
+static void lock_timeout(struct fixture *f)
+{
+    PGresult *r = PQexec(pgs(f->s)->conn, "SET lock_timeout = '5s'");
+    assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+    PQclear(r);
+}
+
+/* Claims of the default queue while a limited queue is idle (no job), another is full (its limit
+ * reached) and a rate-limited one is idle: none of their queue rows is locked by the claim. Every
+ * claim used to lock the row of every limited queue FOR UPDATE, so all claimers (every process of
+ * every host) ran one after another: 20,000 echo jobs took 92 s instead of 3 s with three worker
+ * processes (docs/BENCHMARKS.md). Here another session holds those rows locked; a claim that
+ * still wanted them would wait (and fail on lock_timeout), this one claims straight away. */
+static void test_bounded_queues_lock_nothing_for_others(void **state)
+{
+    struct fixture *f = *state;
+    aspen_store_error e = {0};
+    assert_int_equal(aspen_store_queue_set(f->s, "idle", ASPEN_STORE_QUEUE_SET_LIMIT, 3, 0, 0, T0, &e), 0);
+    assert_int_equal(aspen_store_queue_set(f->s, "full", ASPEN_STORE_QUEUE_SET_LIMIT, 1, 0, 0, T0, &e), 0);
+    assert_int_equal(aspen_store_queue_set(f->s, "slow", ASPEN_STORE_QUEUE_SET_RATE, 0, 5, 1000, T0, &e), 0);
+    int64_t first = submit_in(f, "full", 5);
+    submit_in(f, "full", 5);
+    aspen_store_job *jobs = NULL;
+    size_t n = 0;
+    bool paused = false;
+    /* the full queue's one job taken: it has a job waiting, and no room */
+    assert_int_equal(aspen_store_claim(f->s, f->engine, 1, T0 + 1, &jobs, &n, &paused, &e), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(jobs[0].id, first);
+    aspen_store_jobs_free(jobs, n);
+    int64_t dflt[6];
+    for (int i = 0; i < 6; i++)
+        dflt[i] = submit_in(f, NULL, 0);
+    PGconn *other = hold_locks(f, "SELECT 1 FROM queues WHERE name IN ('idle', 'full', 'slow')"
+                                  " FOR UPDATE");
+    lock_timeout(f);
+    for (int round = 0; round < 3; round++) { /* the plan cache settles after five claims */
+        jobs = NULL;
+        n = 0;
+        int code = aspen_store_claim(f->s, f->engine, 2, T0 + 2 + round, &jobs, &n, &paused, &e);
+        if (code)
+            fail_msg("claim %d of the default queue waited for a bounded queue's row: %s", round,
+                     e.msg);
+        assert_int_equal(n, 2);
+        for (size_t i = 0; i < n; i++)
+            assert_int_equal(jobs[i].id, dflt[2 * round + (int)i]);
+        aspen_store_jobs_free(jobs, n);
+    }
+    PQfinish(other);
+    /* the limit still holds: the full queue's second job waits for the first */
+    jobs = NULL;
+    n = 0;
+    assert_int_equal(aspen_store_claim(f->s, f->engine, 5, T0 + 9, &jobs, &n, &paused, &e), 0);
+    assert_int_equal(n, 0);
+}
+
+/* With a limited queue that has work (so the claim goes queue by queue under its lock), a head row
+ * another session holds is skipped, and the claim still comes back full: the heads are read
+ * FOR UPDATE SKIP LOCKED. They were read without, so every claimer chose the same rows, lost
+ * them to the one that locked them first and went round again (up to 8 times), coming back short. */
+static void test_queue_claim_skips_locked_heads(void **state)
+{
+    struct fixture *f = *state;
+    aspen_store_error e = {0};
+    assert_int_equal(aspen_store_queue_set(f->s, "pgq", ASPEN_STORE_QUEUE_SET_LIMIT, 3, 0, 0, T0, &e), 0);
+    int64_t dflt[6];
+    for (int i = 0; i < 6; i++)
+        dflt[i] = submit_in(f, NULL, 0);
+    int64_t low = submit_in(f, "pgq", -1); /* behind every default job */
+    char sql[128];
+    snprintf(sql, sizeof sql, "SELECT 1 FROM jobs WHERE id = %lld FOR UPDATE", (long long)dflt[0]);
+    PGconn *other = hold_locks(f, sql);
+    lock_timeout(f);
+    aspen_store_job *jobs = NULL;
+    size_t n = 0;
+    bool paused = false;
+    assert_int_equal(aspen_store_claim(f->s, f->engine, 4, T0 + 1, &jobs, &n, &paused, &e), 0);
+    assert_int_equal(n, 4);
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(jobs[i].id, dflt[1 + i]);
+    aspen_store_jobs_free(jobs, n);
+    PQfinish(other);
+    /* the held row and the limited queue's job are claimable once the lock is gone */
+    jobs = NULL;
+    n = 0;
+    assert_int_equal(aspen_store_claim(f->s, f->engine, 4, T0 + 2, &jobs, &n, &paused, &e), 0);
+    assert_int_equal(n, 3);
+    assert_int_equal(jobs[0].id, dflt[0]);
+    assert_int_equal(jobs[1].id, dflt[5]);
+    assert_int_equal(jobs[2].id, low);
+    aspen_store_jobs_free(jobs, n);
+}
+
 int main(void)
 {
     if (!test_on_pg()) {
@@ -421,6 +545,9 @@ int main(void)
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(test_completions_split_no_sort_leaf, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_v15_upgrade_leaves_room, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_bounded_queues_lock_nothing_for_others, fx_setup,
+                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(test_queue_claim_skips_locked_heads, fx_setup, fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -45,7 +45,7 @@ psql() { command psql -X -q -v ON_ERROR_STOP=1 "$@"; }
 psql "$conn" -c "CREATE EXTENSION IF NOT EXISTS pg_stat_statements" >/dev/null
 
 run() { # ASPEN DB SETTING
-  local aspen=$1 db=$2 setting=$3 dconn t0 t1 left waits=0 samples=0 w
+  local aspen=$1 db=$2 setting=$3 dconn t0 t1 left waits=0 samples=0 w i k
   psql "$conn" -c "CREATE DATABASE $db" >/dev/null
   dconn="${conn% dbname=*} dbname=$db"
   case $setting in

@@ -435,6 +435,16 @@ static PGconn *hold_locks(struct fixture *f, const char *sql)
     return c;
 }
 
+/* Ends hold_locks' transaction and waits for its answer: a bare PQfinish leaves the server to
+ * notice the closed connection later, and the locks might still be held by the next claim. */
+static void release_locks(PGconn *c)
+{
+    PGresult *r = PQexec(c, "ROLLBACK");
+    assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+    PQclear(r);
+    PQfinish(c);
+}
+
 /* The store's own session gives up on a row lock after 5 s instead of waiting for ever: a claim
  * that waits for a lock it should not take fails the test rather than hanging it. */
 static void lock_timeout(struct fixture *f)
@@ -485,7 +495,7 @@ static void test_bounded_queues_lock_nothing_for_others(void **state)
             assert_int_equal(jobs[i].id, dflt[2 * round + (int)i]);
         aspen_store_jobs_free(jobs, n);
     }
-    PQfinish(other);
+    release_locks(other);
     /* the limit still holds: the full queue's second job waits for the first */
     jobs = NULL;
     n = 0;
@@ -518,7 +528,7 @@ static void test_queue_claim_skips_locked_heads(void **state)
     for (size_t i = 0; i < n; i++)
         assert_int_equal(jobs[i].id, dflt[1 + i]);
     aspen_store_jobs_free(jobs, n);
-    PQfinish(other);
+    release_locks(other);
     /* the held row and the limited queue's job are claimable once the lock is gone */
     jobs = NULL;
     n = 0;

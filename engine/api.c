@@ -650,6 +650,35 @@ int aspen_engine_run_now(aspen_engine *eng, int64_t id, aspen_engine_error *err)
     return 0;
 }
 
+/* No wake: a snoozed job is not due, so no engine has anything new to claim. */
+int aspen_engine_snooze(aspen_engine *eng, int64_t id, int64_t delay_ms, aspen_engine_error *err)
+{
+    aspen_store_error se = {0};
+    pthread_mutex_lock(&eng->api_mu);
+    int rc = aspen_store_snooze(eng->api_store, id, delay_ms, aspen_store_now_ms(), &se);
+    pthread_mutex_unlock(&eng->api_mu);
+    return rc ? eng_store_err(err, &se, NULL) : 0;
+}
+
+int aspen_engine_snooze_matching(aspen_engine *eng, const aspen_store_filter *filter,
+                                 int64_t delay_ms, int64_t *snoozed, int64_t *reserved,
+                                 aspen_engine_error *err)
+{
+    aspen_store_error se = {0};
+    int64_t n = 0, held = 0;
+    pthread_mutex_lock(&eng->api_mu);
+    int rc = aspen_store_snooze_matching(eng->api_store, filter, delay_ms, aspen_store_now_ms(), &n,
+                                         &held, &se);
+    pthread_mutex_unlock(&eng->api_mu);
+    if (rc)
+        return eng_store_err(err, &se, NULL);
+    if (snoozed)
+        *snoozed = n;
+    if (reserved)
+        *reserved = held;
+    return 0;
+}
+
 int aspen_engine_retry_failed(aspen_engine *eng, const aspen_store_filter *filter,
                               int64_t *retried, aspen_engine_error *err)
 {

@@ -548,6 +548,47 @@ int aspen_store_run_now(aspen_store *s, int64_t id, int64_t now_ms, aspen_store_
     return s->ops->run_now(s, id, now_ms, err);
 }
 
+/* The delay is checked once, here, for every backend: 0 or less would make a job due (run-now's
+ * edge, not this one) and a delay past the bound is most likely a unit mistaken. */
+static int snooze_delay_check(int64_t delay_ms, aspen_store_error *err)
+{
+    if (delay_ms > 0 && delay_ms <= ASPEN_STORE_SNOOZE_MAX_MS)
+        return 0;
+    if (delay_ms <= 0)
+        return store_err(err, ASPEN_STORE_EINVAL,
+                         "a snooze of %s puts nothing off: give a delay of more than 0, at most "
+                         "365d (to run a scheduled job now: aspen run-now ID)",
+                         delay_ms < 0 ? "a negative time" : "0");
+    char got[32];
+    aspen_store_duration_format(delay_ms, got, sizeof got);
+    return store_err(err, ASPEN_STORE_EINVAL,
+                     "a snooze of %s is too long: at most 365d (a year, as submit's --delay)", got);
+}
+
+int aspen_store_snooze(aspen_store *s, int64_t id, int64_t delay_ms, int64_t now_ms,
+                       aspen_store_error *err)
+{
+    if (!s)
+        return no_store(err, "snooze");
+    int code = snooze_delay_check(delay_ms, err);
+    return code ? code : s->ops->snooze(s, id, delay_ms, now_ms, err);
+}
+
+int aspen_store_snooze_matching(aspen_store *s, const struct aspen_store_filter *filter,
+                                int64_t delay_ms, int64_t now_ms, int64_t *snoozed,
+                                int64_t *reserved, aspen_store_error *err)
+{
+    if (snoozed)
+        *snoozed = 0;
+    if (reserved)
+        *reserved = 0;
+    if (!s)
+        return no_store(err, "snooze_matching");
+    int code = snooze_delay_check(delay_ms, err);
+    return code ? code
+                : s->ops->snooze_matching(s, filter, delay_ms, now_ms, snoozed, reserved, err);
+}
+
 int aspen_store_count(aspen_store *s, const aspen_store_filter *filter, int64_t *count,
                       aspen_store_error *err)
 {

@@ -2,7 +2,9 @@
  * priority (while it waits: queued or scheduled), and "run now" for a scheduled one (its run_at
  * becomes now and it is queued, the table's scheduled → queued edge), and an operator's retry (a
  * failed job queued due now; a scheduled one is refused, pointing at run-now, instead of being
- * queued early through that same edge). The backends read the row, ask here, and write
+ * queued early through that same edge), and its inverse, "snooze" (a waiting job put off: run_at
+ * becomes now + a delay and it is scheduled, the table's queued → scheduled edge, or a scheduled
+ * one's run_at moved). The backends read the row, ask here, and write
  * (sqlite/sqlite_edit.c, postgres/pg_edit.c; retry in sqlite_jobs.c, pg_jobs.c).
  */
 #include "store_backend.h"
@@ -44,6 +46,41 @@ int store_decide_run_now(const struct store_job_row *before, int64_t now, struct
                      "job %lld is %s: only a scheduled job (waiting for its time or a retry's "
                      "backoff) can be run now",
                      (long long)before->id, aspen_store_state_name(before->state));
+}
+
+int store_decide_snooze(const struct store_job_row *before, int64_t now, int64_t delay_ms,
+                        int64_t reserved_by, struct store_job_row *after, const char *cmd,
+                        aspen_store_error *err)
+{
+    const long long id = (long long)before->id;
+    if (before->state == ASPEN_STORE_QUEUED && reserved_by) {
+        /* A reservation is not a start mark: the engine's worker may already be running it, and
+         * its start is written by the next group commit. Taking the reservation away (as cancel
+         * does) would then leave the job both run and snoozed, so the claim wins here. */
+        return store_err(err, ASPEN_STORE_ESTATE,
+                         "job %lld is being started by engine %lld (it was reserved a moment "
+                         "ago): it runs now and can no longer be snoozed; nothing changed (aspen "
+                         "cancel %lld%s stops it)",
+                         id, (long long)reserved_by, id, cmd);
+    }
+    if (before->state == ASPEN_STORE_QUEUED || before->state == ASPEN_STORE_SCHEDULED) {
+        /* Only when it runs moves: attempts, max attempts, priority, queue and unique key stay
+         * (a unique job keeps holding its key: scheduled counts as queued does by default). */
+        *after = *before;
+        after->state = ASPEN_STORE_SCHEDULED;
+        after->run_at = now + delay_ms;
+        after->field_update = before->state == ASPEN_STORE_SCHEDULED; /* same state, new run_at */
+        return 0;
+    }
+    if (before->state == ASPEN_STORE_RUNNING)
+        return store_err(err, ASPEN_STORE_ESTATE,
+                         "job %lld is running: it cannot be snoozed, it runs now; nothing changed "
+                         "(aspen cancel %lld%s stops it)",
+                         id, id, cmd);
+    return store_err(err, ASPEN_STORE_ESTATE,
+                     "job %lld is %s: it has finished, so there is nothing to snooze; nothing "
+                     "changed (aspen rerun %lld%s runs it again as a new job)",
+                     id, aspen_store_state_name(before->state), id, cmd);
 }
 
 int store_decide_retry(const struct store_job_row *before, int64_t now, struct store_job_row *after,

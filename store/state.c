@@ -14,6 +14,8 @@
  *        │  ┆ claim = reservation: a claims row (engine, time); the job STAYS queued, attempts
  *        │  ┆ unchanged. Given back by unclaim, release, unregister, or recovery of a dead engine
  *        │  ┆ — never charged, because it never started.
+ *        │──snooze (not while reserved: the engine may already be running it)──▶ scheduled
+ *        │        (a scheduled job snoozed again keeps its state: only run_at moves)
  *        │ start: a worker really began it (start mark, or inside the completion's group commit)
  *        ▼        attempts + 1, started_at = the moment it began, owner = engine
  *      running ──success──▶ succeeded
@@ -43,6 +45,7 @@ static const char *const state_names[ASPEN_STORE_STATE_COUNT] = {
  *   new → queued | scheduled         submit (run_at now or later)
  *   queued → running                 start of a reserved job (a worker began it; attempt charged)
  *   queued → cancelled               cancel before it ran
+ *   queued → scheduled               snooze: an operator puts a waiting job off (not when reserved)
  *   scheduled → queued               its run_at came (promotion, inside the claim transaction)
  *   scheduled → cancelled            cancel before it ran
  *   running → succeeded              completion
@@ -53,7 +56,9 @@ static const char *const state_names[ASPEN_STORE_STATE_COUNT] = {
  *   failed → queued                  an operator's retry
  * succeeded and cancelled are final; a rerun is a new job. */
 static const bool table[ASPEN_STORE_STATE_COUNT][ASPEN_STORE_STATE_COUNT] = {
-    [ASPEN_STORE_QUEUED] = {[ASPEN_STORE_RUNNING] = true, [ASPEN_STORE_CANCELLED] = true},
+    [ASPEN_STORE_QUEUED] = {[ASPEN_STORE_RUNNING] = true,
+                            [ASPEN_STORE_SCHEDULED] = true,
+                            [ASPEN_STORE_CANCELLED] = true},
     [ASPEN_STORE_SCHEDULED] = {[ASPEN_STORE_QUEUED] = true, [ASPEN_STORE_CANCELLED] = true},
     [ASPEN_STORE_RUNNING] = {[ASPEN_STORE_SUCCEEDED] = true,
                              [ASPEN_STORE_FAILED] = true,

@@ -139,6 +139,12 @@ struct store_ops {
     /* aspen_store_set_priority / aspen_store_run_now (edit.c decides, the backend writes) */
     int (*set_priority)(aspen_store *s, int64_t id, int priority, aspen_store_error *err);
     int (*run_now)(aspen_store *s, int64_t id, int64_t now_ms, aspen_store_error *err);
+    /* aspen_store_snooze / _snooze_matching after api's checks of the delay (edit.c decides) */
+    int (*snooze)(aspen_store *s, int64_t id, int64_t delay_ms, int64_t now_ms,
+                  aspen_store_error *err);
+    int (*snooze_matching)(aspen_store *s, const struct aspen_store_filter *filter,
+                           int64_t delay_ms, int64_t now_ms, int64_t *snoozed, int64_t *reserved,
+                           aspen_store_error *err);
     /* Metrics history (store/metrics.c has the shared part). metrics_write: the rows in one
      * transaction, each replacing its key's row (text already cleaned). metrics_rows: every row
      * with from <= minute <= to (and the guest/type when not NULL), decoded, handed to fn one at a
@@ -442,6 +448,14 @@ int store_decide_priority(const struct store_job_row *row, int priority, const c
  * any other state, saying what to do instead. */
 int store_decide_run_now(const struct store_job_row *before, int64_t now,
                          struct store_job_row *after, const char *cmd, aspen_store_error *err);
+
+/* What a snooze makes of a job: a queued or scheduled one scheduled with run_at = now + delay_ms
+ * (*after; attempts, priority, queue and key kept). ESTATE for a queued job an engine holds a
+ * reservation of (reserved_by: its engine, 0 when none), a running one and a finished one,
+ * saying why and what to do instead. */
+int store_decide_snooze(const struct store_job_row *before, int64_t now, int64_t delay_ms,
+                        int64_t reserved_by, struct store_job_row *after, const char *cmd,
+                        aspen_store_error *err);
 
 /* What an operator's retry makes of a job: a failed one queued at once (*after, one more attempt
  * allowed if it was out of them); ESTATE for any other state, saying why and what to do instead

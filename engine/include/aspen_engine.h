@@ -237,6 +237,18 @@ int aspen_engine_retry(aspen_engine *eng, int64_t id, aspen_engine_error *err);
 int aspen_engine_set_priority(aspen_engine *eng, int64_t id, int priority, aspen_engine_error *err);
 /* A scheduled job runs now (aspen_store_run_now): queued with run_at = now, engines woken. */
 int aspen_engine_run_now(aspen_engine *eng, int64_t id, aspen_engine_error *err);
+/* Snooze, run-now's inverse (aspen_store_snooze): a waiting job (queued or scheduled) is put off
+ * to now + delay_ms (1 ms .. ASPEN_STORE_SNOOZE_MAX_MS), scheduled, its attempts, priority, queue
+ * and unique key kept. EINVAL for a delay out of range; ENOTFOUND; ESTATE for a running or
+ * finished job, or a queued one an engine is starting (reserved: it runs now; cancel it). */
+int aspen_engine_snooze(aspen_engine *eng, int64_t id, int64_t delay_ms, aspen_engine_error *err);
+/* Every queued or scheduled job matching filter (NULL: all) snoozed so, in one transaction;
+ * *snoozed and *reserved (either may be NULL): how many were snoozed, and how many were left as
+ * they were because an engine was starting them. Running and finished matches are not touched;
+ * the filter's limit and offset are ignored. */
+int aspen_engine_snooze_matching(aspen_engine *eng, const aspen_store_filter *filter,
+                                 int64_t delay_ms, int64_t *snoozed, int64_t *reserved,
+                                 aspen_engine_error *err);
 /* Every failed job matching filter (NULL: all) back to queued, in one transaction; *retried (may
  * be NULL) says how many. The filter's limit and offset are ignored. */
 int aspen_engine_retry_failed(aspen_engine *eng, const aspen_store_filter *filter,

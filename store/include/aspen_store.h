@@ -626,6 +626,23 @@ int aspen_store_set_priority(aspen_store *s, int64_t id, int priority, aspen_sto
  * now, so it is claimed like any due job of its priority. ESTATE for any other state (a queued one
  * is already due). */
 int aspen_store_run_now(aspen_store *s, int64_t id, int64_t now_ms, aspen_store_error *err);
+/* The longest a snooze puts a job off: a year, as submit's --delay. */
+#define ASPEN_STORE_SNOOZE_MAX_MS (365LL * 86400000)
+/* "Snooze", run-now's inverse: a waiting job (queued, or scheduled for a --delay or a retry's
+ * backoff) becomes scheduled with run_at = now + delay_ms (on PostgreSQL the server's now, as
+ * every run_at). It counts no attempt and keeps its max attempts, priority, queue and unique key.
+ * EINVAL for delay_ms outside 1..ASPEN_STORE_SNOOZE_MAX_MS; ENOTFOUND for an unknown id; ESTATE,
+ * saying why, for a running or finished job and for a queued one an engine has reserved (it may
+ * already run there: the reservation wins, never both). */
+int aspen_store_snooze(aspen_store *s, int64_t id, int64_t delay_ms, int64_t now_ms,
+                       aspen_store_error *err);
+/* Every queued or scheduled job matching filter (NULL: all; limit and offset ignored) snoozed so,
+ * in one transaction. *snoozed: how many; *reserved: matching queued jobs left as they were
+ * because an engine was starting them (either may be NULL). Running and finished matches are
+ * not touched. */
+int aspen_store_snooze_matching(aspen_store *s, const struct aspen_store_filter *filter,
+                                int64_t delay_ms, int64_t now_ms, int64_t *snoozed,
+                                int64_t *reserved, aspen_store_error *err);
 /* Deletes a final job with its attempts and logs (ESTATE for queued/scheduled/running jobs). */
 int aspen_store_delete(aspen_store *s, int64_t id, aspen_store_error *err);
 

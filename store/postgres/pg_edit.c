@@ -1,8 +1,10 @@
-/* pg_edit.c — the PostgreSQL backend's edits of a waiting job: its priority, and "run now" for a
- * scheduled one. edit.c decides what is allowed (the same rules as SQLite's); here the row is
+/* pg_edit.c — the PostgreSQL backend's edits of a waiting job: its priority, "run now" for a
+ * scheduled one, and its inverse "snooze" (one job or every one a filter matches). edit.c decides what is allowed (the same rules as SQLite's); here the row is
  * locked (FOR UPDATE), decided on and written in one transaction, and a job made due announces
  * itself to idle engines (NOTIFY, as every write that makes a job claimable does). */
 #include "pg_store.h"
+
+#include <stdlib.h>
 
 int pg_set_priority(aspen_store *base, int64_t id, int priority, aspen_store_error *err)
 {
@@ -59,4 +61,92 @@ int pg_run_now(aspen_store *base, int64_t id, int64_t now_ms, aspen_store_error 
         return code;
     }
     return pg_tx_commit(s, "running a scheduled job now", err);
+}
+
+/* One snooze inside the caller's transaction. The job's row is locked (FOR UPDATE) before its
+ * reservation is read: a claim locks the row too (FOR UPDATE SKIP LOCKED) and inserts the claims
+ * row in the same transaction, so a claim that came first is committed and seen here (READ
+ * COMMITTED: each statement sees what committed before it), and one that comes later skips the
+ * locked row or finds it scheduled once the lock is let go. now: the server's timeline. */
+static int snooze_one(struct pg_store *s, int64_t id, int64_t delay_ms, int64_t now,
+                      bool *was_reserved, aspen_store_error *err)
+{
+    struct store_job_row before, after;
+    int64_t reserved_by = 0;
+    int code = pg_job_read(s, id, true, &before, err);
+    if (!code && before.state == ASPEN_STORE_QUEUED) {
+        struct pg_params p = {0};
+        pg_p_int(&p, id);
+        PGresult *r = pg_exec(s, "aspen_snooze_claim", "SELECT engine FROM claims WHERE job = $1",
+                              &p, "reading a job's reservation", err);
+        if (!r)
+            return err && err->code ? err->code : ASPEN_STORE_EIO;
+        reserved_by = PQntuples(r) ? pg_get_int(r, 0, 0) : 0;
+        PQclear(r);
+    }
+    if (was_reserved)
+        *was_reserved = reserved_by != 0;
+    if (!code)
+        code = store_decide_snooze(&before, now, delay_ms, reserved_by, &after,
+                                   store_cmd(&s->base), err);
+    return code ? code : pg_job_write(s, &before, &after, err);
+}
+
+int pg_snooze(aspen_store *base, int64_t id, int64_t delay_ms, int64_t now_ms,
+              aspen_store_error *err)
+{
+    struct pg_store *s = pgs(base);
+    int code = pg_tx_begin(s, err);
+    if (code)
+        return code;
+    code = snooze_one(s, id, delay_ms, now_ms + pg_clock_skew_ms(), NULL, err);
+    if (code) {
+        pg_tx_rollback(s);
+        return code;
+    }
+    return pg_tx_commit(s, "snoozing a job", err);
+}
+
+int pg_snooze_matching(aspen_store *base, const aspen_store_filter *filter, int64_t delay_ms,
+                       int64_t now_ms, int64_t *snoozed, int64_t *reserved,
+                       aspen_store_error *err)
+{
+    struct pg_store *s = pgs(base);
+    unsigned waiting = 1u << ASPEN_STORE_QUEUED | 1u << ASPEN_STORE_SCHEDULED;
+    if (filter && filter->states)
+        waiting &= filter->states;
+    int64_t done = 0, held = 0, *ids = NULL, now = now_ms + pg_clock_skew_ms();
+    size_t n = 0;
+    int code = pg_tx_begin(s, err);
+    if (code)
+        return code;
+    code = pg_matching_ids(s, filter, waiting, &ids, &n, err); /* locked, in id order */
+    for (size_t i = 0; !code && i < n; i++) {
+        bool was_reserved = false;
+        code = snooze_one(s, ids[i], delay_ms, now, &was_reserved, err);
+        if (!code) {
+            done++;
+        } else if (code == ASPEN_STORE_ESTATE && s->in_tx &&
+                   PQtransactionStatus(s->conn) == PQTRANS_INTRANS) {
+            /* decided on this side, the transaction still good: reserved (an engine is starting
+             * it) is counted; a job that moved on since it was selected is left */
+            held += was_reserved;
+            if (err)
+                *err = (aspen_store_error){0};
+            code = 0;
+        }
+    }
+    free(ids);
+    if (code) {
+        pg_tx_rollback(s);
+        return code;
+    }
+    code = pg_tx_commit(s, "snoozing jobs", err);
+    if (!code) {
+        if (snoozed)
+            *snoozed = done;
+        if (reserved)
+            *reserved = held;
+    }
+    return code;
 }

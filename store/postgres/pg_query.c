@@ -491,6 +491,12 @@ static unsigned restrict_states(const aspen_store_filter *f, unsigned allowed)
     return f && f->states ? f->states & allowed : allowed;
 }
 
+int pg_matching_ids(struct pg_store *s, const aspen_store_filter *filter, unsigned states,
+                    int64_t **ids, size_t *n, aspen_store_error *err)
+{
+    return matching_ids(s, filter, states, ids, n, err);
+}
+
 /* A per-job refusal the bulk action steps over (the job moved or went since it was selected)
  * when the transaction is still usable: pg_job_write decides those on the client. */
 static bool skippable(struct pg_store *s, int code)

@@ -351,6 +351,14 @@ int pg_retry(aspen_store *s, int64_t id, int64_t now_ms, aspen_store_error *err)
 /* pg_edit.c */
 int pg_set_priority(aspen_store *s, int64_t id, int priority, aspen_store_error *err);
 int pg_run_now(aspen_store *s, int64_t id, int64_t now_ms, aspen_store_error *err);
+int pg_snooze(aspen_store *s, int64_t id, int64_t delay_ms, int64_t now_ms, aspen_store_error *err);
+int pg_snooze_matching(aspen_store *s, const aspen_store_filter *filter, int64_t delay_ms,
+                       int64_t now_ms, int64_t *snoozed, int64_t *reserved,
+                       aspen_store_error *err);
+/* The ids of the jobs filter matches among `states`, in id order, locked FOR UPDATE for a bulk
+ * action in the caller's transaction (pg_query.c; *ids malloc'd). */
+int pg_matching_ids(struct pg_store *s, const aspen_store_filter *filter, unsigned states,
+                    int64_t **ids, size_t *n, aspen_store_error *err);
 int pg_delete(aspen_store *s, int64_t id, aspen_store_error *err);
 int pg_purge(aspen_store *s, int64_t finished_before_ms, int64_t *deleted, aspen_store_error *err);
 int pg_engine_register(aspen_store *s, int64_t pid, const char *host, int64_t lease_ms,

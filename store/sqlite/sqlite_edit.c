@@ -1,7 +1,9 @@
-/* sqlite_edit.c — the SQLite backend's edits of a waiting job: its priority, and "run now" for a
- * scheduled one. edit.c decides what is allowed (the same rules as PostgreSQL's); here the row is
+/* sqlite_edit.c — the SQLite backend's edits of a waiting job: its priority, "run now" for a
+ * scheduled one, and its inverse "snooze" (one job or every one a filter matches). edit.c decides what is allowed (the same rules as PostgreSQL's); here the row is
  * read and written in one BEGIN IMMEDIATE transaction, the state re-checked in the UPDATE. */
 #include "sqlite_store.h"
+
+#include <stdlib.h>
 
 int sq_set_priority(aspen_store *base, int64_t id, int priority, aspen_store_error *err)
 {
@@ -63,4 +65,76 @@ int sq_run_now(aspen_store *base, int64_t id, int64_t now_ms, aspen_store_error 
         return code;
     }
     return tx_commit(s, "running a scheduled job now", err);
+}
+
+/* One snooze inside the caller's transaction. The reservation is read under the same write lock
+ * a claim takes, so a claim either came first (refused here) or finds the job scheduled. */
+static int snooze_one(struct sqlite_store *s, int64_t id, int64_t delay_ms, int64_t now_ms,
+                      aspen_store_error *err)
+{
+    struct store_job_row before, after;
+    int64_t reserved_by = 0;
+    int code = job_read(s, id, &before, err);
+    if (!code && before.state == ASPEN_STORE_QUEUED)
+        code = claim_owner(s, id, &reserved_by, err);
+    if (!code)
+        code = store_decide_snooze(&before, now_ms, delay_ms, reserved_by, &after,
+                                   store_cmd(&s->base), err);
+    return code ? code : job_write(s, &before, &after, err);
+}
+
+int sq_snooze(aspen_store *base, int64_t id, int64_t delay_ms, int64_t now_ms,
+              aspen_store_error *err)
+{
+    struct sqlite_store *s = sq(base);
+    int code = tx_begin(s, err);
+    if (code)
+        return code;
+    code = snooze_one(s, id, delay_ms, now_ms, err);
+    if (code) {
+        tx_rollback(s);
+        return code;
+    }
+    return tx_commit(s, "snoozing a job", err);
+}
+
+int sq_snooze_matching(aspen_store *base, const aspen_store_filter *filter, int64_t delay_ms,
+                       int64_t now_ms, int64_t *snoozed, int64_t *reserved,
+                       aspen_store_error *err)
+{
+    struct sqlite_store *s = sq(base);
+    unsigned waiting = 1u << ASPEN_STORE_QUEUED | 1u << ASPEN_STORE_SCHEDULED;
+    if (filter && filter->states)
+        waiting &= filter->states;
+    int64_t done = 0, held = 0, *ids = NULL;
+    size_t n = 0;
+    int code = tx_begin(s, err);
+    if (code)
+        return code;
+    code = sq_matching_ids(s, filter, waiting, &ids, &n, err);
+    for (size_t i = 0; !code && i < n; i++) {
+        int64_t owner = 0;
+        code = claim_owner(s, ids[i], &owner, err);
+        if (!code && owner) {
+            held++; /* an engine is starting it: it runs now (store_decide_snooze says why) */
+            continue;
+        }
+        if (!code)
+            code = snooze_one(s, ids[i], delay_ms, now_ms, err);
+        if (!code)
+            done++;
+    }
+    free(ids);
+    if (code) {
+        tx_rollback(s);
+        return code;
+    }
+    code = tx_commit(s, "snoozing jobs", err);
+    if (!code) {
+        if (snoozed)
+            *snoozed = done;
+        if (reserved)
+            *reserved = held;
+    }
+    return code;
 }

@@ -771,6 +771,12 @@ static unsigned restrict_states(const aspen_store_filter *f, unsigned allowed)
     return f && f->states ? f->states & allowed : allowed;
 }
 
+int sq_matching_ids(struct sqlite_store *s, const aspen_store_filter *filter, unsigned states,
+                    int64_t **ids, size_t *n, aspen_store_error *err)
+{
+    return matching_ids(s, filter, states, ids, n, err);
+}
+
 /* Every matching failed job retried in one transaction, except those whose unique key another
  * job holds (listed in *skipped): in id order, so of two failed jobs of one key the first is
  * retried and then holds the key against the second. */

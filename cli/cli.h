@@ -236,6 +236,7 @@ int cmd_metrics(int argc, char **argv); /* cmd_metrics.c */
 int cmd_delete(int argc, char **argv);
 int cmd_priority(int argc, char **argv); /* cmd_edit.c */
 int cmd_run_now(int argc, char **argv);
+int cmd_snooze(int argc, char **argv);
 int cmd_purge(int argc, char **argv);
 int cmd_retention(int argc, char **argv);
 int cmd_worker(int argc, char **argv);

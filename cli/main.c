@@ -24,6 +24,7 @@ static const struct {
     {"retry", cmd_retry, "failed jobs back to the queue: aspen retry ID | --failed [--filter F]"},
     {"priority", cmd_priority, "a waiting job's new priority: aspen priority ID N"},
     {"run-now", cmd_run_now, "a scheduled (delayed or backing-off) job runs now: aspen run-now ID"},
+    {"snooze", cmd_snooze, "put a waiting job off: aspen snooze ID 10m | --filter F 1h"},
     {"pause", cmd_pause, "pause every queue for every worker on the database"},
     {"resume", cmd_resume, "resume every queue that aspen pause holds"},
     {"worker", cmd_worker, "run jobs: aspen worker [--workers N] [--until-idle]"},

@@ -66,8 +66,8 @@ static void test_help_fits_80(void **st)
     static const char *const cmds[] = {
         "",        "console", "run",      "demo",    "bench",   "bench engine", "submit",
         "jobs",    "show",    "logs",     "cancel",  "rerun",   "retry",        "priority",
-        "run-now", "pause",   "resume",   "worker",  "delete",  "purge",        "retention",
-        "engines", "cron",    "cron add", "cron list", "queues", "queue",       "core",
+        "run-now", "snooze",  "pause",    "resume",  "worker",  "delete",       "purge",
+        "retention", "engines", "cron",    "cron add", "cron list", "queues", "queue",       "core",
         "replay",  "metrics",
     };
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {

@@ -1008,6 +1008,7 @@ enum {
     ACT_CORE,           /* job first_id's last core to path (core.c) */
     ACT_PRIORITY,       /* ids: priority = r->priority, or their own + r->delta when delta != 0 */
     ACT_RUN_NOW,        /* ids: each scheduled one queued now */
+    ACT_SNOOZE,         /* ids: each waiting one put off by r->delay_ms (z, :snooze DURATION) */
     ACT_QUEUE_CHECK,    /* the form's queue: does it exist (else the nearest name, for a hint) */
     ACT_CANCEL_COUNT,   /* X: how many unfinished jobs match filter_text, then the question */
     ACT_CANCEL_MATCHING, /* yes to it: aspen_engine_cancel_matching over filter_text */
@@ -1038,6 +1039,7 @@ typedef struct act_req {
     int64_t timeout_ms, memory_bytes;
     int priority, attempts, count;
     int delta; /* ACT_PRIORITY: +1 / -1 from each job's own priority */
+    int64_t delay_ms; /* ACT_SNOOZE */
     /* out */
     int rc, done, requested, failed;
     int64_t first_id, last_id;
@@ -1258,6 +1260,16 @@ static void act_work(uv_work_t *w)
                 r->done++;
                 r->last_id = prio; /* the priority set last, for the message */
             } else {
+                r->failed++;
+                snprintf(r->msg, sizeof r->msg, "%s", err.msg);
+            }
+        }
+        break;
+    case ACT_SNOOZE:
+        for (size_t i = 0; i < r->n; i++) {
+            if (aspen_engine_snooze(eng, r->ids[i], r->delay_ms, &err) == 0)
+                r->done++;
+            else {
                 r->failed++;
                 snprintf(r->msg, sizeof r->msg, "%s", err.msg);
             }
@@ -1560,6 +1572,22 @@ static void act_done(uv_work_t *w, int status)
                 tui_set_status(a, false, "priority changed for %d job%s", r->done,
                                r->done == 1 ? "" : "s");
             break;
+        case ACT_SNOOZE: {
+            char by[32];
+            aspen_store_duration_format(r->delay_ms, by, sizeof by);
+            if (r->failed && !r->done)
+                tui_set_status(a, true, "snooze: %s", r->msg);
+            else if (r->failed)
+                tui_set_status(a, true, "%d snoozed by %s, %d refused: %s", r->done, by,
+                               r->failed, r->msg);
+            else if (r->n == 1)
+                tui_set_status(a, false, "job %lld snoozed: it runs in %s (n runs it now)",
+                               (long long)r->ids[0], by);
+            else
+                tui_set_status(a, false, "%d job%s snoozed by %s", r->done,
+                               r->done == 1 ? "" : "s", by);
+            break;
+        }
         case ACT_RUN_NOW:
             if (r->failed && !r->done)
                 tui_set_status(a, true, "run now: %s", r->msg);
@@ -2991,10 +3019,43 @@ void tui_job_command(tui_app *a, tui_action act)
     run_action(a, r);
 }
 
-/* +, -, :priority N and n / :run-now on the marked jobs, else the selected one (or the detail's). */
+/* z / :snooze [DURATION]: without one, the prompt line asks, the default filled in; a bare
+ * number is refused as the CLI refuses it (seconds or milliseconds? it says neither). 0 and the
+ * delay in *ms, or -1 (prompt opened or refusal shown). */
+static int snooze_delay(tui_app *a, const char *text, int64_t *ms)
+{
+    while (text && *text == ' ')
+        text++;
+    if (!text || !*text) {
+        tui_open_prompt(a, TUI_PROMPT_COMMAND, "snooze 10m");
+        return -1;
+    }
+    aspen_store_error se = {0};
+    size_t digits = strspn(text, "0123456789");
+    if (digits && !text[digits] && strspn(text, "0") != digits) {
+        tui_set_status(a, true, ":snooze '%s' has no unit: write %ss, %sm or %sh", text, text,
+                       text, text);
+        return -1;
+    }
+    if (aspen_store_duration_parse(text, ms, &se) != 0) {
+        tui_set_status(a, true, ":snooze: %s", se.msg);
+        return -1;
+    }
+    if (*ms <= 0 || *ms > ASPEN_STORE_SNOOZE_MAX_MS) {
+        tui_set_status(a, true, ":snooze '%s' is out of range: more than 0, at most 365d", text);
+        return -1;
+    }
+    return 0;
+}
+
+/* +, -, :priority N, n / :run-now and z / :snooze on the marked jobs, else the selected one (or
+ * the detail's). */
 void tui_job_edit(tui_app *a, tui_action act, const char *text)
 {
     long long prio = 0;
+    int64_t delay_ms = 0;
+    if (act == TUI_A_SNOOZE && snooze_delay(a, text, &delay_ms) != 0)
+        return;
     if (act == TUI_A_PRIORITY_SET) {
         char *end = NULL;
         prio = text ? strtoll(text, &end, 10) : 0;
@@ -3018,7 +3079,8 @@ void tui_job_edit(tui_app *a, tui_action act, const char *text)
         free(ids);
         return;
     }
-    r->kind = act == TUI_A_RUN_NOW ? ACT_RUN_NOW : ACT_PRIORITY;
+    r->kind = act == TUI_A_RUN_NOW ? ACT_RUN_NOW : act == TUI_A_SNOOZE ? ACT_SNOOZE : ACT_PRIORITY;
+    r->delay_ms = delay_ms;
     r->priority = (int)prio;
     r->delta = act == TUI_A_PRIORITY_UP ? 1 : act == TUI_A_PRIORITY_DOWN ? -1 : 0;
     if (r->delta && a->edit_busy) { /* one step is in flight: this one goes after it */
@@ -3462,7 +3524,7 @@ static void global_action(tui_app *a, tui_action act, int64_t arg, const char *t
         tui_show_pane(a, TUI_PANE_JOBS);
         apply_filter(a, text ? text : "", false);
         break;
-    case TUI_A_PRIORITY_SET: case TUI_A_RUN_NOW:
+    case TUI_A_PRIORITY_SET: case TUI_A_RUN_NOW: case TUI_A_SNOOZE:
         if (a->view == TUI_VIEW_JOBS || a->view == TUI_VIEW_DETAIL)
             tui_job_edit(a, act, text);
         else

@@ -331,7 +331,8 @@ const tui_row *tui_selected_row(const tui_app *a);
 long tui_jobs_total(const tui_app *a);
 void tui_move_cursor(tui_app *a, long delta, bool absolute);
 void tui_job_command(tui_app *a, tui_action act); /* cancel (asks) / rerun the target jobs */
-/* +/- (priority by one), :priority N, n / :run-now on the target jobs (text: :priority's N). */
+/* +/- (priority by one), :priority N, n / :run-now, z / :snooze [DURATION] on the target jobs
+ * (text: :priority's N or :snooze's DURATION; z without one opens the prompt, 10m filled in). */
 void tui_job_edit(tui_app *a, tui_action act, const char *text);
 void tui_submit_copy(tui_app *a, int64_t id);     /* the form from job id's values */
 /* Puts data on the terminal's clipboard (OSC 52) and says so: "copied WHAT (N bytes)". */

@@ -155,6 +155,9 @@ static const tui_binding map[] = {
      0, NULL},
     {TUI_A_RUN_NOW, TUI_CX_JOBS | TUI_CX_DETAIL, K('n'), "run-now", NULL, NULL, false,
      "run the selected (or marked) scheduled jobs now (delayed or backing off)", NULL, 0, NULL},
+    {TUI_A_SNOOZE, TUI_CX_JOBS | TUI_CX_DETAIL, K('z'), "snooze", NULL, "[TIME]", false,
+     "put the selected (or marked) waiting jobs off by TIME: 30s, 10m, 1h30m (asked, 10m filled "
+     "in; n undoes it)", NULL, 0, NULL},
     {TUI_A_EXPORT, CX_ANY, K(0), "export", NULL, "FILE", true,
      "write every job matching the filter to FILE (a new file), one JSON object a line", NULL, 0,
      NULL},

@@ -72,6 +72,7 @@ typedef enum tui_action {
     TUI_A_CORE, /* C, :core [FILE]: a failed attempt's ELF core for gdb */
     TUI_A_PRIORITY_UP, TUI_A_PRIORITY_DOWN, TUI_A_PRIORITY_SET, /* +, -, :priority N */
     TUI_A_RUN_NOW,                                               /* n, :run-now */
+    TUI_A_SNOOZE,                                  /* z, :snooze [DURATION]: run-now's inverse */
     TUI_A_SAVE_FILTER, TUI_A_LOAD_FILTER, TUI_A_LIST_FILTERS, /* :save NAME, :load NAME, :filters */
     /* logs */
     TUI_A_SEARCH, TUI_A_SEARCH_NEXT, TUI_A_SEARCH_PREV, TUI_A_FOLLOW, TUI_A_WRAP, TUI_A_TIMESTAMPS,

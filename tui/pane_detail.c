@@ -98,6 +98,7 @@ static unsigned detail_act(tui_app *a, tui_action act, int64_t arg, const char *
         break;
     case TUI_A_CANCEL: case TUI_A_RERUN: case TUI_A_DELETE: tui_job_command(a, act); break;
     case TUI_A_PRIORITY_UP: case TUI_A_PRIORITY_DOWN: case TUI_A_PRIORITY_SET: case TUI_A_RUN_NOW:
+    case TUI_A_SNOOZE:
         tui_job_edit(a, act, text);
         break;
     case TUI_A_COPY: case TUI_A_COPY_OUTPUT: {

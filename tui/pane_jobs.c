@@ -223,6 +223,7 @@ static unsigned jobs_act(tui_app *a, tui_action act, int64_t arg, const char *te
     case TUI_A_MARK_CLEAR: tui_marks_clear(&a->marks); break;
     case TUI_A_CANCEL: case TUI_A_RERUN: case TUI_A_DELETE: tui_job_command(a, act); break;
     case TUI_A_PRIORITY_UP: case TUI_A_PRIORITY_DOWN: case TUI_A_PRIORITY_SET: case TUI_A_RUN_NOW:
+    case TUI_A_SNOOZE:
         tui_job_edit(a, act, text);
         break;
     case TUI_A_COPY:

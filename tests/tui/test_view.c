@@ -297,7 +297,10 @@ static void test_keys(void **st)
     assert_int_equal(tui_key_action('w', TUI_CX_JOBS), TUI_A_NONE);
     assert_int_equal(tui_key_action('n', TUI_CX_LOGS), TUI_A_SEARCH_NEXT);
     assert_int_equal(tui_key_action('t', TUI_CX_LOGS), TUI_A_TIMESTAMPS);
-    assert_int_equal(tui_key_action('z', TUI_CX_JOBS), TUI_A_NONE);
+    assert_int_equal(tui_key_action('z', TUI_CX_LOGS), TUI_A_NONE);
+    /* z snoozes in the jobs pane and the detail (run-now's n undoes it) */
+    assert_int_equal(tui_key_action('z', TUI_CX_JOBS), TUI_A_SNOOZE);
+    assert_int_equal(tui_key_action('z', TUI_CX_DETAIL), TUI_A_SNOOZE);
 }
 
 static void test_commands(void **st)

@@ -386,6 +386,37 @@ static void test_snooze_matching(void **state)
  * and never neither. The child snoozes from the highest id down, the claims take the lowest up,
  * so they meet somewhere in the middle, on PostgreSQL at the same rows. */
 #define RACE_JOBS 150
+
+/* The race's other process (main runs it when ASPEN_TEST_SNOOZE_DB is set): opens the store,
+ * says so with a {0, 0} record, then snoozes ids first + n - 1 down to first, one {id, code}
+ * record each (-999: refused for another reason than a reservation). Exit 0, or 2/3 on failure. */
+static int snooze_race_child(void)
+{
+    const char *path = getenv("ASPEN_TEST_SNOOZE_DB");
+    long long first = 0;
+    int n = 0, fd = -1;
+    if (sscanf(getenv("ASPEN_TEST_SNOOZE_IDS") ? getenv("ASPEN_TEST_SNOOZE_IDS") : "", "%lld:%d",
+               &first, &n) != 2 ||
+        sscanf(getenv("ASPEN_TEST_SNOOZE_FD") ? getenv("ASPEN_TEST_SNOOZE_FD") : "", "%d", &fd) != 1)
+        return 2;
+    aspen_store *c = NULL;
+    aspen_store_error ce = {0};
+    if (aspen_store_open(path, NULL, &c, &ce) != 0)
+        return 2;
+    const int64_t ready[2] = {0, 0};
+    if (write(fd, ready, sizeof ready) != (ssize_t)sizeof ready)
+        return 3;
+    for (int i = n - 1; i >= 0; i--) {
+        int64_t rec[2] = {first + i, aspen_store_snooze(c, first + i, 600000, T0 + 1, &ce)};
+        if (rec[1] == ASPEN_STORE_ESTATE && !strstr(ce.msg, "being started by engine"))
+            rec[1] = -999;
+        if (write(fd, rec, sizeof rec) != (ssize_t)sizeof rec)
+            return 3;
+        usleep(100); /* an operator's pace against the claims': they meet in the middle */
+    }
+    aspen_store_close(c);
+    return 0;
+}
 static void test_snooze_races_claims(void **state)
 {
     struct fixture *f = *state;
@@ -395,26 +426,21 @@ static void test_snooze_races_claims(void **state)
         ids[i] = submit_job(f->s, "echo", 0, 0, 3, T0);
     int fds[2];
     assert_int_equal(pipe(fds), 0);
+    /* the child is this program again (exec), not a bare fork: a fork of a process whose other
+     * threads (the store's, the sanitizer's) held a lock leaves that lock held in the child */
+    char env_path[1200], env_ids[64], env_fd[32];
+    snprintf(env_path, sizeof env_path, "ASPEN_TEST_SNOOZE_DB=%s", f->path);
+    snprintf(env_ids, sizeof env_ids, "ASPEN_TEST_SNOOZE_IDS=%lld:%d", (long long)ids[0],
+             RACE_JOBS);
+    snprintf(env_fd, sizeof env_fd, "ASPEN_TEST_SNOOZE_FD=%d", fds[1]);
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
         close(fds[0]);
-        aspen_store *c = NULL;
-        aspen_store_error ce = {0};
-        if (aspen_store_open(f->path, NULL, &c, &ce) != 0)
-            _exit(2);
-        const int64_t ready[2] = {0, 0}; /* opened: the parent starts claiming now */
-        if (write(fds[1], ready, sizeof ready) != (ssize_t)sizeof ready)
-            _exit(3);
-        for (int i = RACE_JOBS - 1; i >= 0; i--) {
-            int64_t rec[2] = {ids[i], aspen_store_snooze(c, ids[i], 600000, T0 + 1, &ce)};
-            if (rec[1] == ASPEN_STORE_ESTATE && !strstr(ce.msg, "being started by engine"))
-                rec[1] = -999; /* refused for another reason: the parent fails on it */
-            if (write(fds[1], rec, sizeof rec) != (ssize_t)sizeof rec)
-                _exit(3);
-        }
-        aspen_store_close(c);
-        _exit(0);
+        putenv(env_path), putenv(env_ids), putenv(env_fd); /* the rest of the environment kept */
+        char *argv[] = {"test_store_edit", NULL};
+        execv("/proc/self/exe", argv);
+        _exit(127);
     }
     close(fds[1]);
     int64_t rec[2];
@@ -430,7 +456,7 @@ static void test_snooze_races_claims(void **state)
         assert_false(claimed[k]);
         claimed[k] = true;
         n_claimed++;
-        usleep(100); /* an engine's pace between claims: the two meet in the middle */
+        usleep(100); /* an engine's pace between claims */
     }
     int64_t snoozed[RACE_JOBS];
     for (int i = 0; i < RACE_JOBS; i++)
@@ -466,6 +492,8 @@ static void test_snooze_races_claims(void **state)
 
 int main(void)
 {
+    if (getenv("ASPEN_TEST_SNOOZE_DB"))
+        return snooze_race_child();
     const struct CMUnitTest both[] = {
         cmocka_unit_test_setup_teardown(test_priority_of_waiting_jobs, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_priority_refused_once_started, fx_setup, fx_teardown),

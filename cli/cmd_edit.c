@@ -348,10 +348,10 @@ static int snooze_filter(const char *filter, int64_t delay_ms, const char *delay
         printf("snoozed %lld job%s by %s: they run from about %s", (long long)snoozed,
                snoozed == 1 ? "" : "s", delay_text, until);
         if (reserved)
-            printf("; %lld left as %s: an engine was starting %s (%s runs now; aspen cancel "
-                   "stops it)",
+            printf("; %lld left as %s: an engine was starting %s (it runs now; aspen cancel "
+                   "stops it), or %s unique rule does not count scheduled jobs",
                    (long long)reserved, reserved == 1 ? "it was" : "they were",
-                   reserved == 1 ? "it" : "them", reserved == 1 ? "it" : "each");
+                   reserved == 1 ? "it" : "them", reserved == 1 ? "its" : "their");
         printf("\n");
     }
     return !snoozed && !reserved ? 3 : 0;

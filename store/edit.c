@@ -49,10 +49,22 @@ int store_decide_run_now(const struct store_job_row *before, int64_t now, struct
 }
 
 int store_decide_snooze(const struct store_job_row *before, int64_t now, int64_t delay_ms,
-                        int64_t reserved_by, struct store_job_row *after, const char *cmd,
-                        aspen_store_error *err)
+                        int64_t reserved_by, const aspen_store_job_rule *rule,
+                        struct store_job_row *after, const char *cmd, aspen_store_error *err)
 {
     const long long id = (long long)before->id;
+    const unsigned q = 1u << ASPEN_STORE_QUEUED, sc = 1u << ASPEN_STORE_SCHEDULED;
+    if (before->state == ASPEN_STORE_QUEUED && rule && rule->key && rule->states &&
+        (rule->states & q) && !(rule->states & sc)) {
+        /* its rule counts it while queued, not while scheduled: snoozed, it would let go of its
+         * key and a second job of it could be submitted meanwhile */
+        char states[96];
+        aspen_store_states_format(rule->states, states, sizeof states);
+        return store_err(err, ASPEN_STORE_ESTATE,
+                         "job %lld holds unique key '%.200s' only while %s (its rule's states), "
+                         "not scheduled: snoozed, it would give the key up; nothing changed",
+                         id, rule->key, states);
+    }
     if (before->state == ASPEN_STORE_QUEUED && reserved_by) {
         /* A reservation is not a start mark: the engine's worker may already be running it, and
          * its start is written by the next group commit. Taking the reservation away (as cancel

@@ -451,11 +451,12 @@ int store_decide_run_now(const struct store_job_row *before, int64_t now,
 
 /* What a snooze makes of a job: a queued or scheduled one scheduled with run_at = now + delay_ms
  * (*after; attempts, priority, queue and key kept). ESTATE for a queued job an engine holds a
- * reservation of (reserved_by: its engine, 0 when none), a running one and a finished one,
- * saying why and what to do instead. */
+ * reservation of (reserved_by: its engine, 0 when none), a queued one whose unique rule (rule,
+ * may be NULL) counts queued but not scheduled jobs (it would give its key up), a running one
+ * and a finished one, saying why and what to do instead. */
 int store_decide_snooze(const struct store_job_row *before, int64_t now, int64_t delay_ms,
-                        int64_t reserved_by, struct store_job_row *after, const char *cmd,
-                        aspen_store_error *err);
+                        int64_t reserved_by, const aspen_store_job_rule *rule,
+                        struct store_job_row *after, const char *cmd, aspen_store_error *err);
 
 /* What an operator's retry makes of a job: a failed one queued at once (*after, one more attempt
  * allowed if it was out of them); ESTATE for any other state, saying why and what to do instead

@@ -244,7 +244,8 @@ int aspen_engine_run_now(aspen_engine *eng, int64_t id, aspen_engine_error *err)
 int aspen_engine_snooze(aspen_engine *eng, int64_t id, int64_t delay_ms, aspen_engine_error *err);
 /* Every queued or scheduled job matching filter (NULL: all) snoozed so, in one transaction;
  * *snoozed and *reserved (either may be NULL): how many were snoozed, and how many were left as
- * they were because an engine was starting them. Running and finished matches are not touched;
+ * they were because an engine was starting them (or their unique rule, counting queued jobs and
+ * not scheduled ones, would let the key go). Running and finished matches are not touched;
  * the filter's limit and offset are ignored. */
 int aspen_engine_snooze_matching(aspen_engine *eng, const aspen_store_filter *filter,
                                  int64_t delay_ms, int64_t *snoozed, int64_t *reserved,

@@ -632,14 +632,15 @@ int aspen_store_run_now(aspen_store *s, int64_t id, int64_t now_ms, aspen_store_
  * backoff) becomes scheduled with run_at = now + delay_ms (on PostgreSQL the server's now, as
  * every run_at). It counts no attempt and keeps its max attempts, priority, queue and unique key.
  * EINVAL for delay_ms outside 1..ASPEN_STORE_SNOOZE_MAX_MS; ENOTFOUND for an unknown id; ESTATE,
- * saying why, for a running or finished job and for a queued one an engine has reserved (it may
- * already run there: the reservation wins, never both). */
+ * saying why, for a running or finished job, for a queued one an engine has reserved (it may
+ * already run there: the reservation wins, never both), and for a queued one whose unique rule
+ * counts queued but not scheduled jobs (snoozed, it would give its key up). */
 int aspen_store_snooze(aspen_store *s, int64_t id, int64_t delay_ms, int64_t now_ms,
                        aspen_store_error *err);
 /* Every queued or scheduled job matching filter (NULL: all; limit and offset ignored) snoozed so,
  * in one transaction. *snoozed: how many; *reserved: matching queued jobs left as they were
- * because an engine was starting them (either may be NULL). Running and finished matches are
- * not touched. */
+ * because an engine was starting them or their unique rule would let the key go (either may be
+ * NULL). Running and finished matches are not touched. */
 int aspen_store_snooze_matching(aspen_store *s, const struct aspen_store_filter *filter,
                                 int64_t delay_ms, int64_t now_ms, int64_t *snoozed,
                                 int64_t *reserved, aspen_store_error *err);

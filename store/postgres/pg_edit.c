@@ -69,7 +69,7 @@ int pg_run_now(aspen_store *base, int64_t id, int64_t now_ms, aspen_store_error 
  * COMMITTED: each statement sees what committed before it), and one that comes later skips the
  * locked row or finds it scheduled once the lock is let go. now: the server's timeline. */
 static int snooze_one(struct pg_store *s, int64_t id, int64_t delay_ms, int64_t now,
-                      bool *was_reserved, aspen_store_error *err)
+                      bool *left, aspen_store_error *err)
 {
     struct store_job_row before, after;
     int64_t reserved_by = 0;
@@ -84,11 +84,17 @@ static int snooze_one(struct pg_store *s, int64_t id, int64_t delay_ms, int64_t 
         reserved_by = PQntuples(r) ? pg_get_int(r, 0, 0) : 0;
         PQclear(r);
     }
-    if (was_reserved)
-        *was_reserved = reserved_by != 0;
-    if (!code)
-        code = store_decide_snooze(&before, now, delay_ms, reserved_by, &after,
+    aspen_store_job_rule rule = {0}; /* a job's rule never changes: read as it is */
+    if (!code && before.state == ASPEN_STORE_QUEUED && !reserved_by)
+        code = pg_job_unique_rule(&s->base, id, &rule, err);
+    if (!code) {
+        code = store_decide_snooze(&before, now, delay_ms, reserved_by, &rule, &after,
                                    store_cmd(&s->base), err);
+        /* a waiting job refused: reserved, or its unique rule would let its key go */
+        if (left)
+            *left = code == ASPEN_STORE_ESTATE && before.state == ASPEN_STORE_QUEUED;
+    }
+    aspen_store_job_rule_clear(&rule);
     return code ? code : pg_job_write(s, &before, &after, err);
 }
 
@@ -122,15 +128,16 @@ int pg_snooze_matching(aspen_store *base, const aspen_store_filter *filter, int6
         return code;
     code = pg_matching_ids(s, filter, waiting, &ids, &n, err); /* locked, in id order */
     for (size_t i = 0; !code && i < n; i++) {
-        bool was_reserved = false;
-        code = snooze_one(s, ids[i], delay_ms, now, &was_reserved, err);
+        bool left = false;
+        code = snooze_one(s, ids[i], delay_ms, now, &left, err);
         if (!code) {
             done++;
         } else if (code == ASPEN_STORE_ESTATE && s->in_tx &&
                    PQtransactionStatus(s->conn) == PQTRANS_INTRANS) {
             /* decided on this side, the transaction still good: reserved (an engine is starting
-             * it) is counted; a job that moved on since it was selected is left */
-            held += was_reserved;
+             * it) or kept for its unique key is counted; a job that moved on since it was
+             * selected (no longer waiting) is left */
+            held += left;
             if (err)
                 *err = (aspen_store_error){0};
             code = 0;

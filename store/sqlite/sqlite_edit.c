@@ -74,12 +74,16 @@ static int snooze_one(struct sqlite_store *s, int64_t id, int64_t delay_ms, int6
 {
     struct store_job_row before, after;
     int64_t reserved_by = 0;
+    aspen_store_job_rule rule = {0}; /* a job's rule never changes: read as it is */
     int code = job_read(s, id, &before, err);
     if (!code && before.state == ASPEN_STORE_QUEUED)
         code = claim_owner(s, id, &reserved_by, err);
+    if (!code && before.state == ASPEN_STORE_QUEUED)
+        code = sq_job_unique_rule(&s->base, id, &rule, err);
     if (!code)
-        code = store_decide_snooze(&before, now_ms, delay_ms, reserved_by, &after,
+        code = store_decide_snooze(&before, now_ms, delay_ms, reserved_by, &rule, &after,
                                    store_cmd(&s->base), err);
+    aspen_store_job_rule_clear(&rule);
     return code ? code : job_write(s, &before, &after, err);
 }
 
@@ -121,8 +125,14 @@ int sq_snooze_matching(aspen_store *base, const aspen_store_filter *filter, int6
         }
         if (!code)
             code = snooze_one(s, ids[i], delay_ms, now_ms, err);
-        if (!code)
+        if (!code) {
             done++;
+        } else if (code == ASPEN_STORE_ESTATE) {
+            held++; /* its unique rule would let its key go (store_decide_snooze): left */
+            if (err)
+                *err = (aspen_store_error){0};
+            code = 0;
+        }
     }
     free(ids);
     if (code) {

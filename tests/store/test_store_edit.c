@@ -324,6 +324,26 @@ static void test_snooze_keeps_unique_key(void **state)
     assert_int_equal(aspen_store_job_unique_key(f->s, a.id, &key, &e), 0);
     assert_string_equal(key, "nightly:2026-12-04");
     free(key);
+    /* a rule counting queued jobs but not scheduled ones: snoozing would let the key go, so a
+     * queued job of it is refused (a scheduled one already does not hold it) */
+    aspen_store_unique qu = {.key = "only-queued", .states = 1u << ASPEN_STORE_QUEUED};
+    aspen_store_job_spec qs = {.type = "echo", .payload = "{}", .unique = &qu};
+    aspen_store_submitted c = {0};
+    assert_int_equal(aspen_store_submit_ex(f->s, &qs, 1, T0, &c, &e), 0);
+    assert_int_equal(aspen_store_snooze(f->s, c.id, 600000, T0 + 1, &e), ASPEN_STORE_ESTATE);
+    assert_non_null(strstr(e.msg, "holds unique key 'only-queued' only while queued"));
+    assert_non_null(strstr(e.msg, "would give the key up; nothing changed"));
+    assert_int_equal(state_of(f->s, c.id), ASPEN_STORE_QUEUED);
+    aspen_store_filter flt;
+    char buf[64];
+    int64_t snoozed = -1, left = -1;
+    assert_int_equal(aspen_store_filter_parse("state:queued", &flt, buf, sizeof buf, &e), 0);
+    assert_int_equal(aspen_store_snooze_matching(f->s, &flt, 600000, T0 + 2, &snoozed, &left, &e),
+                     0);
+    assert_int_equal(snoozed, 0);
+    assert_int_equal(left, 1);
+    assert_int_equal(state_of(f->s, c.id), ASPEN_STORE_QUEUED);
+    assert_int_equal(aspen_store_check(f->s, &e), 0);
 }
 
 static void test_snooze_matching(void **state)

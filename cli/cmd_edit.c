@@ -131,7 +131,7 @@ static const char snooze_usage[] =
     "  attempt is counted; its priority, queue and unique key stay. A running job is not\n"
     "  snoozed (it runs now: aspen cancel ID stops it), nor one an engine is starting.\n"
     "  --filter F  every queued or scheduled job F matches (the filter language of aspen\n"
-    "              jobs), in one transaction; it says how many and which, and asks\n"
+    "              jobs), in batches of 1,000; it says how many and which, and asks\n"
     "  --yes       do not ask (a script may instead answer: echo y |)\n"
     "  --dry-run   say what would be snoozed, and snooze nothing\n"
     "  --json      the outcome as one JSON object\n"

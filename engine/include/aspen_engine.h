@@ -242,7 +242,7 @@ int aspen_engine_run_now(aspen_engine *eng, int64_t id, aspen_engine_error *err)
  * and unique key kept. EINVAL for a delay out of range; ENOTFOUND; ESTATE for a running or
  * finished job, or a queued one an engine is starting (reserved: it runs now; cancel it). */
 int aspen_engine_snooze(aspen_engine *eng, int64_t id, int64_t delay_ms, aspen_engine_error *err);
-/* Every queued or scheduled job matching filter (NULL: all) snoozed so, in one transaction;
+/* Every queued or scheduled job matching filter (NULL: all) snoozed so, in batches of 1,000 jobs;
  * *snoozed and *reserved (either may be NULL): how many were snoozed, and how many were left as
  * they were because an engine was starting them (or their unique rule, counting queued jobs and
  * not scheduled ones, would let the key go). Running and finished matches are not touched;

@@ -638,7 +638,8 @@ int aspen_store_run_now(aspen_store *s, int64_t id, int64_t now_ms, aspen_store_
 int aspen_store_snooze(aspen_store *s, int64_t id, int64_t delay_ms, int64_t now_ms,
                        aspen_store_error *err);
 /* Every queued or scheduled job matching filter (NULL: all; limit and offset ignored) snoozed so,
- * in one transaction. *snoozed: how many; *reserved: matching queued jobs left as they were
+ * in transactions of 1,000 jobs up to the newest job when it began, as cancel_matching (an error
+ * says how many went before it). *snoozed: how many; *reserved: matching queued jobs left as they were
  * because an engine was starting them or their unique rule would let the key go (either may be
  * NULL). Running and finished matches are not touched. */
 int aspen_store_snooze_matching(aspen_store *s, const struct aspen_store_filter *filter,

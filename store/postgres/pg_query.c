@@ -492,9 +492,10 @@ static unsigned restrict_states(const aspen_store_filter *f, unsigned allowed)
 }
 
 int pg_matching_ids(struct pg_store *s, const aspen_store_filter *filter, unsigned states,
-                    int64_t **ids, size_t *n, aspen_store_error *err)
+                    int64_t after, int64_t through, int64_t limit, int64_t **ids, size_t *n,
+                    aspen_store_error *err)
 {
-    return matching_ids(s, filter, states, ids, n, err);
+    return matching_ids_range(s, filter, states, after, through, limit, ids, n, err);
 }
 
 /* A per-job refusal the bulk action steps over (the job moved or went since it was selected)

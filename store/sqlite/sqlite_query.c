@@ -772,9 +772,10 @@ static unsigned restrict_states(const aspen_store_filter *f, unsigned allowed)
 }
 
 int sq_matching_ids(struct sqlite_store *s, const aspen_store_filter *filter, unsigned states,
-                    int64_t **ids, size_t *n, aspen_store_error *err)
+                    int64_t after, int64_t through, int64_t limit, int64_t **ids, size_t *n,
+                    aspen_store_error *err)
 {
-    return matching_ids(s, filter, states, ids, n, err);
+    return matching_ids_range(s, filter, states, after, through, limit, ids, n, err);
 }
 
 /* Every matching failed job retried in one transaction, except those whose unique key another

@@ -398,6 +398,23 @@ static void test_snooze_matching(void **state)
                                                  &e),
                      0);
     assert_int_equal(snoozed, 0);
+    /* past one batch (1,000 jobs a transaction): every one of 2,500 matches, none twice */
+    enum { MANY = 2500 };
+    aspen_store_job_spec *many = calloc(MANY, sizeof *many);
+    for (int i = 0; i < MANY; i++)
+        many[i] = (aspen_store_job_spec){.type = "echo", .payload = "{}", .tags = "[\"bulk\"]"};
+    assert_int_equal(aspen_store_submit_batch(f->s, many, MANY, T0, NULL, &e), 0);
+    free(many);
+    assert_int_equal(aspen_store_filter_parse("tag:bulk", &flt, buf, sizeof buf, &e), 0);
+    assert_int_equal(aspen_store_snooze_matching(f->s, &flt, 1000, T0 + 5, &snoozed, &reserved,
+                                                 &e),
+                     0);
+    assert_int_equal(snoozed, MANY);
+    assert_int_equal(reserved, 0);
+    int64_t left_queued = -1;
+    flt.states = 1u << ASPEN_STORE_QUEUED;
+    assert_int_equal(aspen_store_count(f->s, &flt, &left_queued, &e), 0);
+    assert_int_equal(left_queued, 0);
     assert_int_equal(aspen_store_check(f->s, &e), 0);
 }
 

@@ -3,7 +3,7 @@
  * waiting for its --delay or a retry's backoff, is queued now). Both backends, through the engine
  * API (which wakes the engines); the store says why when the job's state does not allow it. And
  * run-now's inverse, `aspen snooze ID DURATION` / `aspen snooze --filter F DURATION` (a waiting
- * job put off: scheduled at now + DURATION).
+ * job put off by DURATION from when it would run: now, or a scheduled job's later run_at).
  * Exit status: 0 done, 1 refused or failed (one `error: …` line), 2 usage; snooze --filter 3 when
  * no waiting job matched (as cancel --filter). */
 #include "cli.h"
@@ -127,7 +127,8 @@ static const char snooze_usage[] =
     "usage: aspen snooze ID DURATION [--json] [--db PATH]\n"
     "       aspen snooze --filter F DURATION [--yes | --dry-run] [--json] [--db PATH]\n"
     "  puts a waiting job (queued, or scheduled for a --delay or a retry's backoff) off: it\n"
-    "  becomes scheduled to run DURATION from now (30s, 10m, 1h30m, 2d; at most 365d). No\n"
+    "  it runs DURATION later than it would have (now, or a scheduled job's own time: a\n"
+    "  snooze never brings a job earlier; 30s, 10m, 1h30m, 2d; at most 365d). No\n"
     "  attempt is counted; its priority, queue and unique key stay. A running job is not\n"
     "  snoozed (it runs now: aspen cancel ID stops it), nor one an engine is starting.\n"
     "  --filter F  every queued or scheduled job F matches (the filter language of aspen\n"
@@ -463,7 +464,8 @@ int cmd_snooze(int argc, char **argv)
         json_decref(o);
         return 0;
     }
-    printf("job %lld snoozed: scheduled, it runs in %s (at %s); aspen run-now %lld runs it now\n",
+    /* "by": put off that long from when it would have run (now, or its later run_at) */
+    printf("job %lld snoozed by %s: scheduled, it runs at %s; aspen run-now %lld runs it now\n",
            (long long)id, pos[1], when, (long long)id);
     return 0;
 }

@@ -2,13 +2,14 @@
  * priority (while it waits: queued or scheduled), and "run now" for a scheduled one (its run_at
  * becomes now and it is queued, the table's scheduled → queued edge), and an operator's retry (a
  * failed job queued due now; a scheduled one is refused, pointing at run-now, instead of being
- * queued early through that same edge), and its inverse, "snooze" (a waiting job put off: run_at
- * becomes now + a delay and it is scheduled, the table's queued → scheduled edge, or a scheduled
- * one's run_at moved). The backends read the row, ask here, and write
+ * queued early through that same edge), and its inverse, "snooze" (a waiting job put off by a
+ * delay from when it would run — now, or a scheduled job's later run_at — and scheduled, the
+ * table's queued → scheduled edge, or a scheduled one's run_at moved). The backends read the row, ask here, and write
  * (sqlite/sqlite_edit.c, postgres/pg_edit.c; retry in sqlite_jobs.c, pg_jobs.c).
  */
 #include "store_backend.h"
 
+#include <stdint.h>
 #include <stdio.h>
 
 int store_decide_priority(const struct store_job_row *row, int priority, const char *cmd,
@@ -78,9 +79,17 @@ int store_decide_snooze(const struct store_job_row *before, int64_t now, int64_t
     if (before->state == ASPEN_STORE_QUEUED || before->state == ASPEN_STORE_SCHEDULED) {
         /* Only when it runs moves: attempts, max attempts, priority, queue and unique key stay
          * (a unique job keeps holding its key: scheduled counts as queued does by default). */
+        /* Put off by the delay from when it would run: now for a queued (or overdue) job, its
+         * run_at for one due later — a snooze never brings a job earlier (10m on a job due in an
+         * hour would have made it due in 10 minutes). */
+        int64_t from = before->run_at > now ? before->run_at : now;
+        if (from > INT64_MAX - delay_ms)
+            return store_err(err, ASPEN_STORE_EINVAL,
+                             "job %lld is due too far ahead to put it off further; nothing changed",
+                             id);
         *after = *before;
         after->state = ASPEN_STORE_SCHEDULED;
-        after->run_at = now + delay_ms;
+        after->run_at = from + delay_ms;
         after->field_update = before->state == ASPEN_STORE_SCHEDULED; /* same state, new run_at */
         return 0;
     }

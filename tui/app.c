@@ -1581,7 +1581,7 @@ static void act_done(uv_work_t *w, int status)
                 tui_set_status(a, true, "%d snoozed by %s, %d refused: %s", r->done, by,
                                r->failed, r->msg);
             else if (r->n == 1)
-                tui_set_status(a, false, "job %lld snoozed: it runs in %s (n runs it now)",
+                tui_set_status(a, false, "job %lld snoozed by %s (n runs it now)",
                                (long long)r->ids[0], by);
             else
                 tui_set_status(a, false, "%d job%s snoozed by %s", r->done,

@@ -238,8 +238,8 @@ int aspen_engine_set_priority(aspen_engine *eng, int64_t id, int priority, aspen
 /* A scheduled job runs now (aspen_store_run_now): queued with run_at = now, engines woken. */
 int aspen_engine_run_now(aspen_engine *eng, int64_t id, aspen_engine_error *err);
 /* Snooze, run-now's inverse (aspen_store_snooze): a waiting job (queued or scheduled) is put off
- * to now + delay_ms (1 ms .. ASPEN_STORE_SNOOZE_MAX_MS), scheduled, its attempts, priority, queue
- * and unique key kept. EINVAL for a delay out of range; ENOTFOUND; ESTATE for a running or
+ * by delay_ms (1 ms .. ASPEN_STORE_SNOOZE_MAX_MS) from when it would run, max(run_at, now), and
+ * scheduled, its attempts, priority, queue and unique key kept. EINVAL for a delay out of range; ENOTFOUND; ESTATE for a running or
  * finished job, or a queued one an engine is starting (reserved: it runs now; cancel it). */
 int aspen_engine_snooze(aspen_engine *eng, int64_t id, int64_t delay_ms, aspen_engine_error *err);
 /* Every queued or scheduled job matching filter (NULL: all) snoozed so, in batches of 1,000 jobs;

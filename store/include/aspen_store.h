@@ -629,8 +629,8 @@ int aspen_store_run_now(aspen_store *s, int64_t id, int64_t now_ms, aspen_store_
 /* The longest a snooze puts a job off: a year, as submit's --delay. */
 #define ASPEN_STORE_SNOOZE_MAX_MS (365LL * 86400000)
 /* "Snooze", run-now's inverse: a waiting job (queued, or scheduled for a --delay or a retry's
- * backoff) becomes scheduled with run_at = now + delay_ms (on PostgreSQL the server's now, as
- * every run_at). It counts no attempt and keeps its max attempts, priority, queue and unique key.
+ * backoff) becomes scheduled with run_at = max(run_at, now) + delay_ms — put off from when it
+ * would run, never earlier (on PostgreSQL the server's now, as every run_at). It counts no attempt and keeps its max attempts, priority, queue and unique key.
  * EINVAL for delay_ms outside 1..ASPEN_STORE_SNOOZE_MAX_MS; ENOTFOUND for an unknown id; ESTATE,
  * saying why, for a running or finished job, for a queued one an engine has reserved (it may
  * already run there: the reservation wins, never both), and for a queued one whose unique rule

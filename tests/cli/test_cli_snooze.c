@@ -118,7 +118,7 @@ static void one_job(bool pg)
     check_cmd(0, "3", "'%s' submit --type echo --delay 1h --db '%s'", ASPEN_BIN, b.db);
 
     long long before = now_ms();
-    check_cmd(0, "job 2 snoozed: scheduled, it runs in 10m", "'%s' snooze 2 10m --db '%s'",
+    check_cmd(0, "job 2 snoozed by 10m: scheduled, it runs at ", "'%s' snooze 2 10m --db '%s'",
               ASPEN_BIN, b.db);
     json_t *j = show(&b, 2);
     assert_string_equal(str_of(j, "state"), "scheduled");

@@ -212,22 +212,25 @@ static void test_snooze_waiting_jobs(void **state)
     assert_int_equal(counts_of(f, ASPEN_STORE_SCHEDULED), 2);
     int64_t ids[4];
     assert_int_equal(reserve_ids(f->s, f->engine, 4, T0 + 20, ids), 0); /* not due */
-    /* a scheduled job: only run_at moves (from now, so an hour's delay can become 2 s) */
+    /* a job due later: put off by the delay from its own time, never brought earlier (from now,
+     * 2 s would have made an hour's wait 2 s) */
     assert_int_equal(aspen_store_snooze(f->s, later, 2000, T0 + 30, &e), 0);
     assert_int_equal(aspen_store_get(f->s, later, &j, &e), 0);
     assert_int_equal(j.state, ASPEN_STORE_SCHEDULED);
-    assert_int_equal(j.run_at_ms, T0 + 2030);
+    assert_int_equal(j.run_at_ms, T0 + 3602000);
     aspen_store_job_clear(&j);
-    /* snoozed again: put off further, still scheduled, nothing counted twice */
+    /* snoozed again: put off further from its snoozed time, still scheduled, nothing counted
+     * twice */
     assert_int_equal(aspen_store_snooze(f->s, q, 1000, T0 + 40, &e), 0);
     assert_int_equal(aspen_store_get(f->s, q, &j, &e), 0);
-    assert_int_equal(j.run_at_ms, T0 + 1040);
+    assert_int_equal(j.run_at_ms, T0 + 61010);
     aspen_store_job_clear(&j);
     assert_int_equal(counts_of(f, ASPEN_STORE_SCHEDULED), 2);
-    /* its time comes: promoted and claimed as any due job, q first (priority 5) */
-    assert_int_equal(reserve_ids(f->s, f->engine, 4, T0 + 1040, ids), 1);
+    /* its time comes: promoted and claimed as any due job, q first */
+    assert_int_equal(reserve_ids(f->s, f->engine, 4, T0 + 61009, ids), 0);
+    assert_int_equal(reserve_ids(f->s, f->engine, 4, T0 + 61010, ids), 1);
     assert_int_equal(ids[0], q);
-    assert_int_equal(reserve_ids(f->s, f->engine, 4, T0 + 2030, ids), 1);
+    assert_int_equal(reserve_ids(f->s, f->engine, 4, T0 + 3602000, ids), 1);
     assert_int_equal(ids[0], later);
     assert_int_equal(aspen_store_check(f->s, &e), 0);
 }
@@ -245,15 +248,18 @@ static void test_snooze_keeps_attempts(void **state)
                                   T0 + 2),
                      0);
     assert_int_equal(state_of(f->s, id), ASPEN_STORE_SCHEDULED);
-    assert_int_equal(aspen_store_snooze(f->s, id, 3000, T0 + 3, &e), 0);
     aspen_store_job j;
+    assert_int_equal(aspen_store_get(f->s, id, &j, &e), 0);
+    int64_t due = j.run_at_ms > T0 + 3 ? j.run_at_ms : T0 + 3; /* its backoff's end, or now */
+    aspen_store_job_clear(&j);
+    assert_int_equal(aspen_store_snooze(f->s, id, 3000, T0 + 3, &e), 0);
     assert_int_equal(aspen_store_get(f->s, id, &j, &e), 0);
     assert_int_equal(j.attempts, 1);
     assert_int_equal(j.max_attempts, 2);
-    assert_int_equal(j.run_at_ms, T0 + 3003);
+    assert_int_equal(j.run_at_ms, due + 3000);
     aspen_store_job_clear(&j);
-    assert_int_equal(reserve_ids(f->s, f->engine, 1, T0 + 100, ids), 0); /* its backoff's time */
-    assert_int_equal(claim_ids(f->s, f->engine, 1, T0 + 3003, ids), 1);
+    assert_int_equal(reserve_ids(f->s, f->engine, 1, due, ids), 0); /* its backoff's time */
+    assert_int_equal(claim_ids(f->s, f->engine, 1, due + 3000, ids), 1);
     assert_int_equal(aspen_store_get(f->s, id, &j, &e), 0);
     assert_int_equal(j.attempts, 2);
     aspen_store_job_clear(&j);
@@ -379,10 +385,10 @@ static void test_snooze_matching(void **state)
     assert_int_equal(state_of(f->s, ids[1]), ASPEN_STORE_QUEUED);
     assert_int_equal(state_of(f->s, other), ASPEN_STORE_QUEUED);
     aspen_store_job j;
-    for (int i = 2; i < 4; i++) {
+    for (int i = 2; i < 4; i++) { /* ids[3] was due in an hour: put off from then */
         assert_int_equal(aspen_store_get(f->s, ids[i], &j, &e), 0);
         assert_int_equal(j.state, ASPEN_STORE_SCHEDULED);
-        assert_int_equal(j.run_at_ms, T0 + 60003);
+        assert_int_equal(j.run_at_ms, i == 3 ? T0 + 3660000 : T0 + 60003);
         aspen_store_job_clear(&j);
     }
     /* a filter matching nothing snoozes nothing, and says so with zeros */

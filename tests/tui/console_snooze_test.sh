@@ -40,7 +40,7 @@ keys g # job 4, the newest first
 keys z
 wait_for ":snooze 10m"
 keys Enter
-wait_for "job 4 snoozed: it runs in 10m"
+wait_for "job 4 snoozed by 10m"
 wait_for "^ +4 echo +- +scheduled"
 [ "$(field_of 4 state)" = scheduled ] || fail "job 4 is $(field_of 4 state) in the store"
 run_at_in 4 600000
@@ -54,7 +54,7 @@ wait_for ":snooze 10m"
 keys BSpace BSpace BSpace
 type_text "1h"
 keys Enter
-wait_for "job 3 snoozed: it runs in 1h"
+wait_for "job 3 snoozed by 1h"
 run_at_in 3 3600000
 
 echo "== refusals: a bare number, -1s, 1e9d, 0, past a year, a finished job"
@@ -89,7 +89,7 @@ wait_for ":snooze 10m"
 keys BSpace BSpace BSpace
 type_text "90s"
 keys Enter
-wait_for "job 4 snoozed: it runs in 1m30s"
+wait_for "job 4 snoozed by 1m30s"
 [ "$(field_of 4 state)" = scheduled ] || fail "job 4 is $(field_of 4 state) after z in the detail"
 run_at_in 4 90000
 keys Escape

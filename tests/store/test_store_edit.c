@@ -227,6 +227,7 @@ static void test_snooze_waiting_jobs(void **state)
     aspen_store_job_clear(&j);
     assert_int_equal(counts_of(f, ASPEN_STORE_SCHEDULED), 2);
     /* its time comes: promoted and claimed as any due job, q first */
+    assert_int_equal(aspen_store_engine_renew(f->s, f->engine, 3600000, T0 + 61000, &e), 0);
     assert_int_equal(reserve_ids(f->s, f->engine, 4, T0 + 61009, ids), 0);
     assert_int_equal(reserve_ids(f->s, f->engine, 4, T0 + 61010, ids), 1);
     assert_int_equal(ids[0], q);

@@ -46,7 +46,7 @@ wait_for "^ +4 echo +- +scheduled"
 run_at_in 4 600000
 [ "$(field_of 4 attempts)" = 0 ] || fail "snooze counted an attempt"
 
-echo "== the answer edited: 1h, on a scheduled job"
+echo "== the answer edited: 1h, on a job scheduled an hour ahead"
 keys j # job 3
 wait_for "^ +3 echo +- +scheduled"
 keys z
@@ -55,7 +55,7 @@ keys BSpace BSpace BSpace
 type_text "1h"
 keys Enter
 wait_for "job 3 snoozed by 1h"
-run_at_in 3 3600000
+run_at_in 3 7200000 # put off from its own time, an hour ahead: never brought earlier
 
 echo "== refusals: a bare number, -1s, 1e9d, 0, past a year, a finished job"
 keys j # job 2, queued

@@ -113,9 +113,39 @@ int pg_snooze(aspen_store *base, int64_t id, int64_t delay_ms, int64_t now_ms,
     return pg_tx_commit(s, "snoozing a job", err);
 }
 
-/* In batches of STORE_BULK_BATCH jobs, each its own transaction, up to the newest job when the
- * call began, as cancel_matching (store_backend.h): a million rows locked in one transaction
- * would hold them, and the job_counts rows every completion updates, for many seconds. */
+struct snooze_ctx {
+    int64_t delay_ms, now; /* now: the server's timeline */
+};
+
+/* One batch of snooze_matching: counts[0] snoozed, counts[1] left (reserved: an engine is
+ * starting it; or kept for its unique key). */
+static int snooze_batch(struct pg_store *s, const int64_t *ids, size_t n, void *ctx,
+                        int64_t counts[2], aspen_store_error *err)
+{
+    const struct snooze_ctx *c = ctx;
+    for (size_t i = 0; i < n; i++) {
+        bool left = false;
+        int code = snooze_one(s, ids[i], c->delay_ms, c->now, &left, err);
+        if (!code) {
+            counts[0]++;
+        } else if (code == ASPEN_STORE_ESTATE && s->in_tx &&
+                   PQtransactionStatus(s->conn) == PQTRANS_INTRANS) {
+            /* decided on this side, the transaction still good: reserved (an engine is
+             * starting it) or kept for its unique key is counted; a job that moved on since it
+             * was selected (no longer waiting) is left */
+            counts[1] += left;
+            if (err)
+                *err = (aspen_store_error){0};
+        } else {
+            return code;
+        }
+    }
+    return 0;
+}
+
+/* In batches, as cancel_matching (pg_bulk_batches, store_backend.h): a million rows locked in
+ * one transaction would hold them, and the job_counts rows every completion updates, for many
+ * seconds. */
 int pg_snooze_matching(aspen_store *base, const aspen_store_filter *filter, int64_t delay_ms,
                        int64_t now_ms, int64_t *snoozed, int64_t *reserved,
                        aspen_store_error *err)
@@ -124,63 +154,14 @@ int pg_snooze_matching(aspen_store *base, const aspen_store_filter *filter, int6
     unsigned waiting = 1u << ASPEN_STORE_QUEUED | 1u << ASPEN_STORE_SCHEDULED;
     if (filter && filter->states)
         waiting &= filter->states;
-    int64_t done = 0, held = 0, after = 0, through = 0, now = now_ms + pg_clock_skew_ms();
-    int code = 0;
-    for (bool first = true; waiting; first = false) {
-        code = pg_tx_begin(s, err);
-        if (code)
-            break;
-        if (first) {
-            PGresult *r = pg_exec(s, "aspen_snooze_max_id", "SELECT coalesce(max(id), 0) FROM jobs",
-                                  NULL, "snoozing jobs", err);
-            if (!r)
-                code = err && err->code ? err->code : ASPEN_STORE_EIO;
-            else {
-                through = pg_get_int(r, 0, 0);
-                PQclear(r);
-            }
-        }
-        int64_t *ids = NULL, d = 0, h = 0;
-        size_t n = 0;
-        if (!code) /* locked, in id order */
-            code = pg_matching_ids(s, filter, waiting, after, through, STORE_BULK_BATCH, &ids, &n,
-                                   err);
-        for (size_t i = 0; !code && i < n; i++) {
-            bool left = false;
-            code = snooze_one(s, ids[i], delay_ms, now, &left, err);
-            if (!code) {
-                d++;
-            } else if (code == ASPEN_STORE_ESTATE && s->in_tx &&
-                       PQtransactionStatus(s->conn) == PQTRANS_INTRANS) {
-                /* decided on this side, the transaction still good: reserved (an engine is
-                 * starting it) or kept for its unique key is counted; a job that moved on since
-                 * it was selected (no longer waiting) is left */
-                h += left;
-                if (err)
-                    *err = (aspen_store_error){0};
-                code = 0;
-            }
-        }
-        if (n)
-            after = ids[n - 1];
-        free(ids);
-        if (code) {
-            pg_tx_rollback(s);
-            break;
-        }
-        code = pg_tx_commit(s, "snoozing jobs", err);
-        if (code)
-            break;
-        done += d;
-        held += h;
-        if (n < STORE_BULK_BATCH)
-            break;
-    }
+    struct snooze_ctx c = {delay_ms, now_ms + pg_clock_skew_ms()};
+    int64_t totals[2];
+    int code = pg_bulk_batches(s, filter, waiting, "snoozing jobs", snooze_batch, &c, totals, err);
     if (snoozed)
-        *snoozed = done;
+        *snoozed = totals[0];
     if (reserved)
-        *reserved = held;
+        *reserved = totals[1];
     if (code)
-        store_bulk_partial(err, "snoozed", done);
+        store_bulk_partial(err, "snoozed", totals[0]);
     return code;
 }

@@ -491,11 +491,50 @@ static unsigned restrict_states(const aspen_store_filter *f, unsigned allowed)
     return f && f->states ? f->states & allowed : allowed;
 }
 
-int pg_matching_ids(struct pg_store *s, const aspen_store_filter *filter, unsigned states,
-                    int64_t after, int64_t through, int64_t limit, int64_t **ids, size_t *n,
+int pg_bulk_batches(struct pg_store *s, const aspen_store_filter *filter, unsigned states,
+                    const char *what, pg_bulk_fn fn, void *ctx, int64_t totals[2],
                     aspen_store_error *err)
 {
-    return matching_ids_range(s, filter, states, after, through, limit, ids, n, err);
+    int64_t after = 0, through = 0;
+    totals[0] = totals[1] = 0;
+    int code = 0;
+    for (bool first = true; states; first = false) {
+        code = pg_tx_begin(s, err);
+        if (code)
+            break;
+        if (first) { /* the newest job now: one submitted meanwhile is not taken */
+            PGresult *r = pg_exec(s, "pgq_max_id", "SELECT coalesce(max(id), 0) FROM jobs", NULL,
+                                  what, err);
+            if (!r)
+                code = code_of(err);
+            else {
+                through = pg_get_int(r, 0, 0);
+                PQclear(r);
+            }
+        }
+        int64_t *ids = NULL, got[2] = {0, 0};
+        size_t n = 0;
+        if (!code) /* locked, in id order */
+            code = matching_ids_range(s, filter, states, after, through, STORE_BULK_BATCH, &ids,
+                                      &n, err);
+        if (!code && n)
+            code = fn(s, ids, n, ctx, got, err);
+        if (n)
+            after = ids[n - 1];
+        free(ids);
+        if (code) {
+            pg_tx_rollback(s);
+            break;
+        }
+        code = pg_tx_commit(s, what, err);
+        if (code)
+            break;
+        totals[0] += got[0]; /* counted once its batch committed */
+        totals[1] += got[1];
+        if (n < STORE_BULK_BATCH)
+            break;
+    }
+    return code;
 }
 
 /* A per-job refusal the bulk action steps over (the job moved or went since it was selected)
@@ -552,60 +591,31 @@ int pg_retry_failed(aspen_store *base, const aspen_store_filter *filter, int64_t
     return code;
 }
 
+/* One batch of cancel_matching, the locked rows in a few statements (one job at a time took
+ * three round trips each, 18 s for 100,000 jobs: trial 23): counts[0] cancelled, counts[1]
+ * running ones asked to stop. */
+static int cancel_batch(struct pg_store *s, const int64_t *ids, size_t n, void *ctx,
+                        int64_t counts[2], aspen_store_error *err)
+{
+    return pg_cancel_ids(s, ids, n, *(const int64_t *)ctx, &counts[0], &counts[1], err);
+}
+
+/* In batches (pg_bulk_batches, store_backend.h): a million in one transaction took ~15-27 s,
+ * holding the job_counts rows every completion of every engine updates. */
 int pg_cancel_matching(aspen_store *base, const aspen_store_filter *filter, int64_t now_ms,
                        int64_t *cancelled, int64_t *requested, aspen_store_error *err)
 {
     struct pg_store *s = pgs(base);
-    int64_t done = 0, asked = 0, after = 0, through = 0;
     unsigned live = 1u << ASPEN_STORE_QUEUED | 1u << ASPEN_STORE_SCHEDULED | 1u << ASPEN_STORE_RUNNING;
-    int code = 0;
-    /* In batches of STORE_BULK_BATCH jobs, each its own transaction, up to the newest job when
-     * the call began: a million in one transaction took ~27 s, holding the job_counts rows every
-     * completion of every engine updates (store_backend.h). */
-    for (bool first = true;; first = false) {
-        code = pg_tx_begin(s, err);
-        if (code)
-            break;
-        if (first) {
-            PGresult *r = pg_exec(s, "pgq_max_id", "SELECT coalesce(max(id), 0) FROM jobs", NULL,
-                                  "cancelling jobs", err);
-            if (!r)
-                code = code_of(err);
-            else {
-                through = pg_get_int(r, 0, 0);
-                PQclear(r);
-            }
-        }
-        int64_t *ids = NULL, d = 0, a = 0;
-        size_t n = 0;
-        if (!code)
-            code = matching_ids_range(s, filter, restrict_states(filter, live), after, through,
-                                      STORE_BULK_BATCH, &ids, &n, err);
-        /* the locked rows in a few statements: one job at a time took three round trips each, 18 s
-         * for 100,000 jobs, and the console's counts waited on it (trial 23) */
-        if (!code)
-            code = pg_cancel_ids(s, ids, n, now_ms, &d, &a, err);
-        if (n)
-            after = ids[n - 1];
-        free(ids);
-        if (code) {
-            pg_tx_rollback(s);
-            break;
-        }
-        code = pg_tx_commit(s, "cancelling jobs", err);
-        if (code)
-            break;
-        done += d;
-        asked += a;
-        if (n < STORE_BULK_BATCH)
-            break;
-    }
+    int64_t totals[2];
+    int code = pg_bulk_batches(s, filter, restrict_states(filter, live), "cancelling jobs",
+                               cancel_batch, &now_ms, totals, err);
     if (cancelled)
-        *cancelled = done;
+        *cancelled = totals[0];
     if (requested)
-        *requested = asked;
+        *requested = totals[1];
     if (code)
-        store_bulk_partial(err, "cancelled", done + asked);
+        store_bulk_partial(err, "cancelled", totals[0] + totals[1]);
     return code;
 }
 

@@ -355,11 +355,13 @@ int pg_snooze(aspen_store *s, int64_t id, int64_t delay_ms, int64_t now_ms, aspe
 int pg_snooze_matching(aspen_store *s, const aspen_store_filter *filter, int64_t delay_ms,
                        int64_t now_ms, int64_t *snoozed, int64_t *reserved,
                        aspen_store_error *err);
-/* The ids of the jobs filter matches among `states`, in id order, after `after` and through
- * `through` (0: no bound), at most limit (0: all), locked FOR UPDATE for one batch of a bulk
- * action in the caller's transaction (pg_query.c; *ids malloc'd). */
-int pg_matching_ids(struct pg_store *s, const aspen_store_filter *filter, unsigned states,
-                    int64_t after, int64_t through, int64_t limit, int64_t **ids, size_t *n,
+/* A bulk action's one loop (store_backend.h, STORE_BULK_BATCH): the jobs in `states` matching
+ * filter, up to the newest job when it began, in batches in id order, locked FOR UPDATE, each
+ * batch given to fn inside its own transaction; totals[] adds each committed batch's counts[]. */
+typedef int (*pg_bulk_fn)(struct pg_store *s, const int64_t *ids, size_t n, void *ctx,
+                          int64_t counts[2], aspen_store_error *err);
+int pg_bulk_batches(struct pg_store *s, const aspen_store_filter *filter, unsigned states,
+                    const char *what, pg_bulk_fn fn, void *ctx, int64_t totals[2],
                     aspen_store_error *err);
 int pg_delete(aspen_store *s, int64_t id, aspen_store_error *err);
 int pg_purge(aspen_store *s, int64_t finished_before_ms, int64_t *deleted, aspen_store_error *err);

@@ -102,9 +102,41 @@ int sq_snooze(aspen_store *base, int64_t id, int64_t delay_ms, int64_t now_ms,
     return tx_commit(s, "snoozing a job", err);
 }
 
-/* In batches of STORE_BULK_BATCH jobs, each its own transaction, up to the newest job when the
- * call began, as cancel_matching (store_backend.h): one transaction for a million jobs would hold
- * the write lock for seconds, and every engine's claims and commits wait for it. */
+struct snooze_ctx {
+    int64_t delay_ms, now_ms;
+};
+
+/* One batch of snooze_matching: counts[0] snoozed, counts[1] left (reserved: an engine is
+ * starting it; or kept for its unique key — store_decide_snooze says why). */
+static int snooze_batch(struct sqlite_store *s, const int64_t *ids, size_t n, void *ctx,
+                        int64_t counts[2], aspen_store_error *err)
+{
+    const struct snooze_ctx *c = ctx;
+    for (size_t i = 0; i < n; i++) {
+        int64_t owner = 0;
+        int code = claim_owner(s, ids[i], &owner, err);
+        if (!code && owner) {
+            counts[1]++;
+            continue;
+        }
+        if (!code)
+            code = snooze_one(s, ids[i], c->delay_ms, c->now_ms, err);
+        if (!code) {
+            counts[0]++;
+        } else if (code == ASPEN_STORE_ESTATE) {
+            counts[1]++; /* its unique rule would let its key go: left */
+            if (err)
+                *err = (aspen_store_error){0};
+        } else {
+            return code;
+        }
+    }
+    return 0;
+}
+
+/* In batches, as cancel_matching (sq_bulk_batches, store_backend.h): one transaction for a
+ * million jobs would hold the write lock for seconds, and every engine's claims and commits
+ * wait for it. */
 int sq_snooze_matching(aspen_store *base, const aspen_store_filter *filter, int64_t delay_ms,
                        int64_t now_ms, int64_t *snoozed, int64_t *reserved,
                        aspen_store_error *err)
@@ -113,66 +145,14 @@ int sq_snooze_matching(aspen_store *base, const aspen_store_filter *filter, int6
     unsigned waiting = 1u << ASPEN_STORE_QUEUED | 1u << ASPEN_STORE_SCHEDULED;
     if (filter && filter->states)
         waiting &= filter->states;
-    int64_t done = 0, held = 0, after = 0, through = 0;
-    int code = 0;
-    for (bool first = true; waiting; first = false) {
-        code = tx_begin(s, err);
-        if (code)
-            break;
-        if (first) {
-            sqlite3_stmt *st = NULL;
-            int rc = sqlite3_prepare_v2(s->db, "SELECT coalesce(max(id), 0) FROM jobs", -1, &st,
-                                        NULL);
-            if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW)
-                through = sqlite3_column_int64(st, 0);
-            else
-                code = store_sqlite_err(s, err, rc, "snoozing jobs");
-            sqlite3_finalize(st);
-        }
-        int64_t *ids = NULL, d = 0, h = 0;
-        size_t n = 0;
-        if (!code)
-            code = sq_matching_ids(s, filter, waiting, after, through, STORE_BULK_BATCH, &ids, &n,
-                                   err);
-        for (size_t i = 0; !code && i < n; i++) {
-            int64_t owner = 0;
-            code = claim_owner(s, ids[i], &owner, err);
-            if (!code && owner) {
-                h++; /* an engine is starting it: it runs now (store_decide_snooze says why) */
-                continue;
-            }
-            if (!code)
-                code = snooze_one(s, ids[i], delay_ms, now_ms, err);
-            if (!code) {
-                d++;
-            } else if (code == ASPEN_STORE_ESTATE) {
-                h++; /* its unique rule would let its key go (store_decide_snooze): left */
-                if (err)
-                    *err = (aspen_store_error){0};
-                code = 0;
-            }
-        }
-        if (n)
-            after = ids[n - 1];
-        free(ids);
-        if (code) {
-            tx_rollback(s);
-            break;
-        }
-        code = tx_commit(s, "snoozing jobs", err);
-        if (code)
-            break;
-        done += d;
-        held += h;
-        if (n < STORE_BULK_BATCH)
-            break;
-        store_bulk_pause();
-    }
+    struct snooze_ctx c = {delay_ms, now_ms};
+    int64_t totals[2];
+    int code = sq_bulk_batches(s, filter, waiting, "snoozing jobs", snooze_batch, &c, totals, err);
     if (snoozed)
-        *snoozed = done;
+        *snoozed = totals[0];
     if (reserved)
-        *reserved = held;
+        *reserved = totals[1];
     if (code)
-        store_bulk_partial(err, "snoozed", done);
+        store_bulk_partial(err, "snoozed", totals[0]);
     return code;
 }

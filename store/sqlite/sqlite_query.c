@@ -771,11 +771,51 @@ static unsigned restrict_states(const aspen_store_filter *f, unsigned allowed)
     return f && f->states ? f->states & allowed : allowed;
 }
 
-int sq_matching_ids(struct sqlite_store *s, const aspen_store_filter *filter, unsigned states,
-                    int64_t after, int64_t through, int64_t limit, int64_t **ids, size_t *n,
+int sq_bulk_batches(struct sqlite_store *s, const aspen_store_filter *filter, unsigned states,
+                    const char *what, sq_bulk_fn fn, void *ctx, int64_t totals[2],
                     aspen_store_error *err)
 {
-    return matching_ids_range(s, filter, states, after, through, limit, ids, n, err);
+    int64_t after = 0, through = 0;
+    totals[0] = totals[1] = 0;
+    int code = 0;
+    for (bool first = true; states; first = false) {
+        code = tx_begin(s, err);
+        if (code)
+            break;
+        if (first) { /* the newest job now: one submitted meanwhile is not taken */
+            sqlite3_stmt *st = NULL;
+            int rc = sqlite3_prepare_v2(s->db, "SELECT coalesce(max(id), 0) FROM jobs", -1, &st,
+                                        NULL);
+            if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW)
+                through = sqlite3_column_int64(st, 0);
+            else
+                code = store_sqlite_err(s, err, rc, what);
+            sqlite3_finalize(st);
+        }
+        int64_t *ids = NULL, got[2] = {0, 0};
+        size_t n = 0;
+        if (!code)
+            code = matching_ids_range(s, filter, states, after, through, STORE_BULK_BATCH, &ids,
+                                      &n, err);
+        if (!code && n)
+            code = fn(s, ids, n, ctx, got, err);
+        if (n)
+            after = ids[n - 1];
+        free(ids);
+        if (code) {
+            tx_rollback(s);
+            break;
+        }
+        code = tx_commit(s, what, err);
+        if (code)
+            break;
+        totals[0] += got[0]; /* counted once its batch committed */
+        totals[1] += got[1];
+        if (n < STORE_BULK_BATCH)
+            break;
+        store_bulk_pause();
+    }
+    return code;
 }
 
 /* Every matching failed job retried in one transaction, except those whose unique key another
@@ -822,70 +862,37 @@ rollback:
     return code;
 }
 
+/* One batch of cancel_matching: counts[0] cancelled, counts[1] running ones asked to stop. */
+static int cancel_batch(struct sqlite_store *s, const int64_t *ids, size_t n, void *ctx,
+                        int64_t counts[2], aspen_store_error *err)
+{
+    const int64_t now_ms = *(const int64_t *)ctx;
+    for (size_t i = 0; i < n; i++) {
+        aspen_store_cancel_result r = ASPEN_STORE_CANCEL_DONE;
+        int code = store_cancel_one(s, ids[i], now_ms, &r, err);
+        if (code)
+            return code;
+        counts[r == ASPEN_STORE_CANCEL_DONE ? 0 : 1]++;
+    }
+    return 0;
+}
+
+/* In batches (sq_bulk_batches, store_backend.h): one transaction for a million jobs held the
+ * write lock ~9 s, and every engine's claims and commits waited for it. */
 int sq_cancel_matching(aspen_store *base, const aspen_store_filter *filter, int64_t now_ms,
                        int64_t *cancelled, int64_t *requested, aspen_store_error *err)
 {
     struct sqlite_store *s = sq(base);
-    int64_t done = 0, asked = 0, after = 0, through = 0;
     unsigned live = 1u << ASPEN_STORE_QUEUED | 1u << ASPEN_STORE_SCHEDULED | 1u << ASPEN_STORE_RUNNING;
-    int code = 0;
-    /* In batches of STORE_BULK_BATCH jobs, each its own transaction, up to the newest job when
-     * the call began: one transaction for a million jobs held the write lock ~9 s, and every
-     * engine's claims and commits waited for it (store_backend.h). */
-    for (bool first = true;; first = false) {
-        code = tx_begin(s, err);
-        if (code)
-            break;
-        if (first) {
-            sqlite3_stmt *st = NULL;
-            struct query q = {0};
-            q_add(&q, "SELECT coalesce(max(id), 0) FROM jobs%s", "");
-            code = q_prepare(s, &q, &st, err);
-            if (!code) {
-                int rc = sqlite3_step(st);
-                if (rc == SQLITE_ROW)
-                    through = sqlite3_column_int64(st, 0);
-                else
-                    code = q_step_err(s, rc, err);
-                sqlite3_finalize(st);
-            }
-        }
-        int64_t *ids = NULL;
-        size_t n = 0;
-        if (!code)
-            code = matching_ids_range(s, filter, restrict_states(filter, live), after, through,
-                                      STORE_BULK_BATCH, &ids, &n, err);
-        int64_t d = 0, a = 0;
-        for (size_t i = 0; !code && i < n; i++) {
-            aspen_store_cancel_result r = ASPEN_STORE_CANCEL_DONE;
-            code = store_cancel_one(s, ids[i], now_ms, &r, err);
-            if (r == ASPEN_STORE_CANCEL_DONE)
-                d++;
-            else
-                a++;
-        }
-        if (n)
-            after = ids[n - 1];
-        free(ids);
-        if (code) {
-            tx_rollback(s);
-            break;
-        }
-        code = tx_commit(s, "cancelling jobs", err);
-        if (code)
-            break;
-        done += d;
-        asked += a;
-        if (n < STORE_BULK_BATCH)
-            break;
-        store_bulk_pause();
-    }
+    int64_t totals[2];
+    int code = sq_bulk_batches(s, filter, restrict_states(filter, live), "cancelling jobs",
+                               cancel_batch, &now_ms, totals, err);
     if (cancelled)
-        *cancelled = done;
+        *cancelled = totals[0];
     if (requested)
-        *requested = asked;
+        *requested = totals[1];
     if (code)
-        store_bulk_partial(err, "cancelled", done + asked);
+        store_bulk_partial(err, "cancelled", totals[0] + totals[1]);
     return code;
 }
 

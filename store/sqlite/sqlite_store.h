@@ -390,11 +390,13 @@ int sq_snooze(aspen_store *s, int64_t id, int64_t delay_ms, int64_t now_ms, aspe
 int sq_snooze_matching(aspen_store *s, const aspen_store_filter *filter, int64_t delay_ms,
                        int64_t now_ms, int64_t *snoozed, int64_t *reserved,
                        aspen_store_error *err);
-/* The ids of the jobs filter matches among `states`, in id order, after `after` and through
- * `through` (0: no bound), at most limit (0: all), for one batch of a bulk action inside the
- * caller's transaction (sqlite_query.c; *ids malloc'd). */
-int sq_matching_ids(struct sqlite_store *s, const aspen_store_filter *filter, unsigned states,
-                    int64_t after, int64_t through, int64_t limit, int64_t **ids, size_t *n,
+/* A bulk action's one loop (store_backend.h, STORE_BULK_BATCH): the jobs in `states` matching
+ * filter, up to the newest job when it began, in batches in id order, each batch given to fn
+ * inside its own write transaction; totals[] adds each committed batch's counts[]. */
+typedef int (*sq_bulk_fn)(struct sqlite_store *s, const int64_t *ids, size_t n, void *ctx,
+                          int64_t counts[2], aspen_store_error *err);
+int sq_bulk_batches(struct sqlite_store *s, const aspen_store_filter *filter, unsigned states,
+                    const char *what, sq_bulk_fn fn, void *ctx, int64_t totals[2],
                     aspen_store_error *err);
 int sq_delete(aspen_store *s, int64_t id, aspen_store_error *err);
 int sq_purge(aspen_store *s, int64_t finished_before_ms, int64_t *deleted, aspen_store_error *err);

@@ -592,8 +592,10 @@ int pg_queues(aspen_store *base, int64_t now_ms, aspen_store_queue_info **out, s
         " UNION ALL SELECT 2, queue, count(*), NULL FROM jobs WHERE state = 'running' GROUP BY queue"
         " UNION ALL SELECT 3, j.queue, count(*), NULL FROM claims c JOIN jobs j ON j.id = c.job"
         " GROUP BY j.queue"
-        " UNION ALL SELECT 4, f.queue, count(*), NULL FROM (SELECT queue, finished_at FROM jobs"
-        " ORDER BY id DESC LIMIT 100000) f WHERE f.finished_at >= $1::bigint - 60000 GROUP BY f.queue"
+        /* runs that finished (succeeded, failed): a cancellation is no throughput (trial 24) */
+        " UNION ALL SELECT 4, f.queue, count(*), NULL FROM (SELECT queue, finished_at, state FROM"
+        " jobs ORDER BY id DESC LIMIT 100000) f WHERE f.finished_at >= $1::bigint - 60000"
+        " AND f.state IN ('succeeded', 'failed') GROUP BY f.queue"
         " UNION ALL SELECT 5, '', count(*), NULL FROM (SELECT 1 FROM jobs"
         " WHERE created_at >= $1::bigint - 60000 ORDER BY id DESC LIMIT 100000) c"
         " HAVING count(*) >= 100000",

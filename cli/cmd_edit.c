@@ -311,15 +311,17 @@ static int snooze_filter(const char *filter, int64_t delay_ms, const char *delay
             cli_json_print(o, stdout, true);
             json_decref(o);
         } else {
-            printf("would snooze %s by %s (until about %s); nothing snoozed (without --dry-run "
-                   "it asks first)\n",
+            printf("would snooze %s by %s, each from when it would run (a queued job until "
+                   "about %s); nothing snoozed (without --dry-run it asks first)\n",
                    what, delay_text, until);
         }
         return 0;
     }
     if (!yes) {
         char q[1100];
-        snprintf(q, sizeof q, "Snooze %s by %s (until about %s)? aspen run-now ID undoes it.",
+        snprintf(q, sizeof q,
+                 "Snooze %s by %s, each from when it would run (a queued job until about %s)? "
+                 "aspen run-now ID undoes it.",
                  what, delay_text, until);
         if (!cli_confirm(q, "snooze them")) {
             aspen_engine_close(eng);
@@ -346,8 +348,8 @@ static int snooze_filter(const char *filter, int64_t delay_ms, const char *delay
     } else if (!snoozed && !reserved) {
         printf("no waiting job matches %s any more: nothing snoozed\n", filter);
     } else {
-        printf("snoozed %lld job%s by %s: they run from about %s", (long long)snoozed,
-               snoozed == 1 ? "" : "s", delay_text, until);
+        printf("snoozed %lld job%s by %s, each from when it would run (a queued one at about %s)",
+               (long long)snoozed, snoozed == 1 ? "" : "s", delay_text, until);
         if (reserved)
             printf("; %lld left as %s: an engine was starting %s (it runs now; aspen cancel "
                    "stops it), or %s unique rule does not count scheduled jobs",
@@ -355,7 +357,7 @@ static int snooze_filter(const char *filter, int64_t delay_ms, const char *delay
                    reserved == 1 ? "it" : "them", reserved == 1 ? "its" : "their");
         printf("\n");
     }
-    return !snoozed && !reserved ? 3 : 0;
+    return !snoozed ? 3 : 0; /* nothing snoozed (all left as they were): nothing done, as 3 says */
 }
 
 int cmd_snooze(int argc, char **argv)

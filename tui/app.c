@@ -1834,7 +1834,13 @@ static void on_async(uv_async_t *h)
         free(logs[i].line);
     }
     free(logs);
-    if (engine_msg[0])
+    /* A note that starts were refused because their jobs were cancelled follows the user's own
+     * cancel: it goes to the Logs pane (above) and leaves that cancel's result on the status line
+     * while it is shown ("cancelled 99,951 jobs" was replaced within 0.5 s: trial 24). */
+    bool cancel_echo = strstr(engine_msg, "cancelled (or changed) in the store as") != NULL;
+    bool result_shown = !a->status_error && a->status[0] &&
+                        (uint64_t)aspen_store_now_ms() < a->status_until_ms;
+    if (engine_msg[0] && !(cancel_echo && result_shown))
         tui_set_status(a, true, "engine: %s", engine_msg);
     if (changed || one_job) {
         refresh_soon(a);

@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/time.h>
 #include <unistd.h>
 
@@ -226,10 +227,23 @@ static void by_filter(bool pg)
     j = show(&b, 4);
     assert_string_equal(str_of(j, "state"), "queued");
     json_decref(j);
+    /* job 3 was due in an hour: put off 2h from then, never brought earlier (trial 24) */
+    j = show(&b, 3);
+    long long at = (long long)json_integer_value(json_object_get(j, "run_at_ms"));
+    json_decref(j);
+    long long now = (long long)time(NULL) * 1000;
+    assert_true(at - now > 2 * 3600000LL + 3000000LL); /* ~3 h ahead, not 2 */
     out o = run_plain("'%s' snooze --filter 'state:queued' 5m --yes --json --db '%s'", ASPEN_BIN,
                       b.db);
     expect_out(&o, 0, "\"snoozed\":1");
     free(o.buf);
+    /* every match left as it was (its unique rule counts queued, not scheduled): nothing
+     * snoozed, exit 3 as for no match (it said "snoozed 0 jobs", exit 0: trial 24) */
+    check_cmd(0, NULL,
+              "'%s' submit --type echo --tag uq --unique --unique-states queued --db '%s'",
+              ASPEN_BIN, b.db);
+    check_cmd(3, "snoozed 0 jobs by 5m", "'%s' snooze --filter tag:uq 5m --yes --db '%s'",
+              ASPEN_BIN, b.db);
     /* nothing matches: exit 3, with --json too; a queue typo gets its note */
     check_cmd(3, "no waiting job matches tag:nosuch: nothing snoozed",
               "'%s' snooze --filter tag:nosuch 1h --yes --db '%s'", ASPEN_BIN, b.db);

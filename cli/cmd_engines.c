@@ -57,6 +57,8 @@ static void print_table(const aspen_store_engine_info *list, size_t n)
         {"QUEUES", 1, 6, 60, false},    {"RUNNING", 1, 10, 200, false},
     };
     cli_table *t = cli_table_new(cols, sizeof cols / sizeof cols[0]);
+    if (t)
+        cli_table_names(t, 9); /* QUEUES: ….2027 and ….2028 stay apart when cut (trial 24) */
     for (size_t i = 0; i < n; i++) {
         const aspen_store_engine_info *e = &list[i];
         char doing[400];

@@ -319,6 +319,9 @@ int cli_table_print(cli_table *t, FILE *f)
         for (; names_head[i] && i + 1 < sizeof head; i++)
             head[i] = (char)tolower((unsigned char)names_head[i]);
         head[i] = '\0';
+        if (i > 1 && head[i - 1] == 's')
+            head[i - 1] = '\0'; /* QUEUES (a list per row): "2 queue names", not "queues names" */
+        fflush(f); /* after the table, also when both go to one file */
         fprintf(stderr, "(%zu %s name%s cut to fit %zu columns, keeping both ends: --wide shows "
                 "them whole)\n", names_cut, head, names_cut == 1 ? "" : "s", want);
     }

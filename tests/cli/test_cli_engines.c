@@ -199,6 +199,52 @@ static json_t *bench_json(const char *db)
     return v;
 }
 
+/* Two workers serving long queue names that differ only at the end: at 80 columns the QUEUES
+ * column keeps both ends (bulk-rep...ce.2027 / ...ce.2028) and says what it cut, as aspen queues
+ * does (trial 24: both read bulk-reports-ni... with no note). */
+static void test_engines_long_queue_names(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/aspen-cli-engq.XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char db[300];
+    snprintf(db, sizeof db, "%s/a.db", dir);
+    const char *q[2] = {"bulk-reports-nightly-finance.2027", "bulk-reports-nightly-finance.2028"};
+    long long pid[2];
+    for (int i = 0; i < 2; i++) {
+        out o = run_plain("'%s' queue set %s --limit 2 --db '%s' %s 2>&1", ASPEN_BIN, q[i], db,
+                          i == 0 ? "--create" : "");
+        if (o.status != 0)
+            fail_msg("queue set %s: %s", q[i], o.buf);
+        free(o.buf);
+        o = run_plain("'%s' worker --workers 1 --quiet --queues %s --db '%s' >/dev/null 2>&1 & "
+                      "echo $!",
+                      ASPEN_BIN, q[i], db);
+        pid[i] = atoll(o.buf);
+        free(o.buf);
+        assert_true(pid[i] > 0);
+    }
+    out o = {0};
+    for (int tries = 0; tries < 100; tries++) { /* both heartbeats in, up to 10 s */
+        json_t *arr = engines_json(db);
+        bool both = engine_by_pid(arr, pid[0]) && engine_by_pid(arr, pid[1]) &&
+                    json_array_size(json_object_get(engine_by_pid(arr, pid[0]), "queues")) == 1 &&
+                    json_array_size(json_object_get(engine_by_pid(arr, pid[1]), "queues")) == 1;
+        json_decref(arr);
+        if (both)
+            break;
+        sleep_ms(100);
+    }
+    o = run_plain("COLUMNS=80 '%s' engines --db '%s' 2>&1", ASPEN_BIN, db);
+    for (int i = 0; i < 2; i++)
+        kill((pid_t)pid[i], SIGTERM);
+    assert_int_equal(o.status, 0);
+    if (!has(&o, "ce.2027") || !has(&o, "ce.2028") ||
+        !has(&o, "2 queue names cut to fit 80 columns, keeping both ends: --wide shows them whole"))
+        fail_msg("aspen engines at 80 columns:\n%s", o.buf);
+    free(o.buf);
+}
+
 static void test_bench_durability(void **state)
 {
     (void)state;
@@ -341,6 +387,7 @@ static void test_pg_workers_end_to_end(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_engines),
+                                       cmocka_unit_test(test_engines_long_queue_names),
                                        cmocka_unit_test(test_bench_durability),
                                        cmocka_unit_test(test_pg_workers_end_to_end)};
     return cmocka_run_group_tests(tests, NULL, NULL);

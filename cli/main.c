@@ -69,6 +69,19 @@ int main(int argc, char **argv)
         printf("aspen %s (database schema %d)\n", ASPEN_VERSION, ASPEN_STORE_SCHEMA_VERSION);
         return 0;
     }
+    /* `aspen --db PATH COMMAND ...` (or --db=PATH): aspen --help lists --db with the commands,
+     * and a user put it first (trial 24: "'--db' is not a command"). It is handed to the
+     * command as its own option, right after its name. */
+    char *moved[4];
+    size_t take = strcmp(argv[1], "--db") == 0 ? 2 : strncmp(argv[1], "--db=", 5) == 0 ? 1 : 0;
+    if (take && (size_t)argc > take + 1 && argv[take + 1][0] != '-') {
+        char *cmd = argv[take + 1];
+        for (size_t k = 0; k < take; k++)
+            moved[k] = argv[1 + k];
+        argv[1] = cmd;
+        for (size_t k = 0; k < take; k++)
+            argv[2 + k] = moved[k];
+    }
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
         if (strcmp(argv[1], cmds[i].name) == 0)
             return cmds[i].fn(argc - 1, argv + 1);
@@ -76,7 +89,10 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
         names[i] = cmds[i].name;
     const char *near = cli_nearest(argv[1], names, sizeof names / sizeof names[0]);
-    if (argv[1][0] == '-')
+    if (take)
+        cli_error("--db PATH needs a command after it: aspen --db PATH COMMAND ... (or aspen "
+                  "COMMAND --db PATH ...)");
+    else if (argv[1][0] == '-')
         cli_error("'%s' is not a command: options go after the command (aspen COMMAND --help)",
                   argv[1]);
     else if (near)

@@ -231,6 +231,18 @@ static void test_usage_before_db(void **state)
     check_cmd(2, "aspen cancel needs a job ID", "'%s' cancel --db /nonexistent/x.db", ASPEN_BIN);
 }
 
+/* --db before the command, as aspen --help lists it beside the commands (trial 24: "'--db' is
+ * not a command"): `aspen --db PATH COMMAND` and `--db=PATH` reach the command; alone it says
+ * what it needs. */
+static void test_db_before_command(void **state)
+{
+    (void)state;
+    check_cmd(0, "\"state\": \"queued\"", "'%s' --db '%s' jobs --json", ASPEN_BIN, g_db);
+    check_cmd(0, "job 1 ", "'%s' --db='%s' show 1", ASPEN_BIN, g_db);
+    check_cmd(2, "--db PATH needs a command after it", "'%s' --db '%s'", ASPEN_BIN, g_db);
+    check_cmd(2, "--db PATH needs a command after it", "'%s' --db", ASPEN_BIN);
+}
+
 /* --timeout and --delay take a bare number of milliseconds (as always) or a duration with a unit
  * (the new-user trial typed --delay 1h and was refused); the job stores what was meant. */
 static void test_time_options(void **state)
@@ -357,6 +369,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_time_options, setup, teardown),
         cmocka_unit_test_setup_teardown(test_usage_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_usage_before_db, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_db_before_command, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancel_final, setup, teardown),
         cmocka_unit_test_setup_teardown(test_metrics_create_and_retention_help, setup, teardown),
         cmocka_unit_test_setup_teardown(test_guest_did_you_mean, setup, teardown),

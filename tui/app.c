@@ -3039,8 +3039,8 @@ static int snooze_delay(tui_app *a, const char *text, int64_t *ms)
     aspen_store_error se = {0};
     size_t digits = strspn(text, "0123456789");
     if (digits && !text[digits] && strspn(text, "0") != digits) {
-        tui_set_status(a, true, ":snooze '%s' has no unit: write %ss, %sm or %sh", text, text,
-                       text, text);
+        tui_set_status(a, true, ":snooze '%s' has no unit: write %ss, %sm, %sh or %sd", text,
+                       text, text, text, text); /* as the CLI's DURATION (trial 24) */
         return -1;
     }
     if (aspen_store_duration_parse(text, ms, &se) != 0) {

@@ -64,7 +64,7 @@ for bad in "10" "-1s" "1e9d" "0s" "400d"; do
     type_text "snooze $bad"
     keys Enter
     case $bad in
-    10) wait_for_text ":snooze '10' has no unit: write 10s, 10m or 10h" ;;
+    10) wait_for_text ":snooze '10' has no unit: write 10s, 10m, 10h or 10d" ;;
     -1s) wait_for_text ":snooze: '-1s' is not a duration" ;;
     1e9d) wait_for_text ":snooze: '1e9d' is not a duration" ;;
     *) wait_for_text ":snooze '$bad' is out of range: more than 0, at most 365d" ;;

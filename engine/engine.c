@@ -454,7 +454,9 @@ bool eng_outage(aspen_engine *eng, const char *what, const aspen_store_error *se
      * buffer would cut it */
     char msg[2048];
     snprintf(msg, sizeof msg,
-             "reconnecting to %s (attempt %d, next in %.1fs): claims wait, finished jobs are held "
+             /* the engine's own attempts, each after the store's ~5 s of reconnecting: "attempt
+              * 1" beside "did not succeed for 5 s" read as a contradiction (trial 24) */
+             "reconnecting to %s (engine attempt %d, next in %.1fs): claims wait, finished jobs are held "
              "in memory and written once it is back; %s%s%s",
              shown, tries, (double)next_ms / 1000.0, what ? what : "", what ? ": " : "", se->msg);
     aspen_engine_event ev = {.type = ASPEN_ENGINE_EV_ENGINE, .worker = -1, .outcome = -1,

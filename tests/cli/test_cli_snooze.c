@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "cli_support.h"
+#include "cli_backend.h"
 
 #include <jansson.h>
 #include <libpq-fe.h>
@@ -25,54 +26,14 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-typedef struct backend {
-    bool pg;
-    char dir[256];
-    char name[96];
-    char server[512];
-    char db[700];
-} backend;
 
-static void pg_exec(const char *conninfo, const char *sql)
-{
-    PGconn *c = PQconnectdb(conninfo);
-    assert_int_equal(PQstatus(c), CONNECTION_OK);
-    PGresult *r = PQexec(c, sql);
-    if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
-        fail_msg("%s: %s", sql, PQerrorMessage(c));
-    PQclear(r);
-    PQfinish(c);
-}
 
-static void open_backend(backend *b, bool pg)
+
+
+static void open_backend(cli_backend *b, bool pg)
 {
-    memset(b, 0, sizeof *b);
-    b->pg = pg;
-    if (!pg) {
-        assert_int_equal(cli_scratch_dir(b->dir, sizeof b->dir, "snooze"), 0);
-        snprintf(b->db, sizeof b->db, "%s/t.db", b->dir);
-    } else {
-        cli_pg_server(b->server, sizeof b->server);
-        snprintf(b->name, sizeof b->name, "aspen_cli_snooze_%d", (int)getpid());
-        char sql[200];
-        snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS %s WITH (FORCE)", b->name);
-        pg_exec(b->server, sql);
-        snprintf(sql, sizeof sql, "CREATE DATABASE %s", b->name);
-        pg_exec(b->server, sql);
-        snprintf(b->db, sizeof b->db, "%s dbname=%s", b->server, b->name);
-    }
+    cli_backend_open(b, pg, "snooze", "");
     check_cmd(0, NULL, "'%s' jobs --db '%s' --create", ASPEN_BIN, b->db);
-}
-
-static void close_backend(backend *b)
-{
-    if (b->pg) {
-        char sql[200];
-        snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS %s WITH (FORCE)", b->name);
-        pg_exec(b->server, sql);
-    } else {
-        cli_remove_tree(b->dir);
-    }
 }
 
 static long long now_ms(void)
@@ -83,7 +44,7 @@ static long long now_ms(void)
 }
 
 /* aspen show ID --json, parsed (json_decref it). */
-static json_t *show(const backend *b, int id)
+static json_t *show(const cli_backend *b, int id)
 {
     out o = run_plain("'%s' show %d --json --db '%s'", ASPEN_BIN, id, b->db);
     expect_out(&o, 0, NULL);
@@ -109,7 +70,7 @@ static const char *str_of(json_t *o, const char *k)
 
 static void one_job(bool pg)
 {
-    backend b;
+    cli_backend b;
     open_backend(&b, pg);
     /* 1 succeeded; then paused: 2 queued (priority 4), 3 scheduled in an hour */
     check_cmd(0, NULL, "'%s' submit --type echo --db '%s'", ASPEN_BIN, b.db);
@@ -192,12 +153,12 @@ static void one_job(bool pg)
                        "sleep 0.05; done; exit 1",
               pidfile);
     unlink(pidfile);
-    close_backend(&b);
+    cli_backend_close(&b);
 }
 
 static void by_filter(bool pg)
 {
-    backend b;
+    cli_backend b;
     open_backend(&b, pg);
     check_cmd(0, NULL, "'%s' pause --db '%s'", ASPEN_BIN, b.db);
     check_cmd(0, NULL, "'%s' submit --type echo --tag nightly --count 2 --db '%s'", ASPEN_BIN,
@@ -264,7 +225,7 @@ static void by_filter(bool pg)
               ASPEN_BIN, b.db);
     /* in the command list */
     check_cmd(0, "snooze ", "'%s' --help", ASPEN_BIN);
-    close_backend(&b);
+    cli_backend_close(&b);
 }
 
 static void test_one_job(void **s) { (void)s, one_job(false); }

@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "cli_support.h"
+#include "cli_backend.h"
 
 #include <jansson.h>
 #include <libpq-fe.h>
@@ -24,58 +25,16 @@
 #include <string.h>
 #include <unistd.h>
 
-typedef struct backend {
-    bool pg;
-    char dir[128];  /* SQLite: the scratch directory */
-    char name[96];  /* PostgreSQL: the database made for the test */
-    char server[512];
-    char db[700];   /* what --db gets */
-} backend;
 
-static void pg_exec(const char *conninfo, const char *sql)
-{
-    PGconn *c = PQconnectdb(conninfo);
-    assert_int_equal(PQstatus(c), CONNECTION_OK);
-    PGresult *r = PQexec(c, sql);
-    if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
-        fail_msg("%s: %s", sql, PQerrorMessage(c));
-    PQclear(r);
-    PQfinish(c);
-}
 
-static void open_backend(backend *b, bool pg, const char *tag)
+
+
+/* The database made, as a user's first command makes it. */
+static void open_backend(cli_backend *b, bool pg, const char *tag)
 {
-    memset(b, 0, sizeof *b);
-    b->pg = pg;
-    if (!pg) {
-        assert_int_equal(cli_scratch_dir(b->dir, sizeof b->dir, tag), 0);
-        snprintf(b->db, sizeof b->db, "%s/t.db", b->dir);
-        /* the database made, as a user's first command makes it */
-        check_cmd(0, "queue emails", "'%s' queue set emails --limit 2 --db '%s' --create",
-                  ASPEN_BIN, b->db);
-        return;
-    }
-    cli_pg_server(b->server, sizeof b->server);
-    snprintf(b->name, sizeof b->name, "aspen_cli_t23_%s_%d", tag, (int)getpid());
-    char sql[200];
-    snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS %s WITH (FORCE)", b->name);
-    pg_exec(b->server, sql);
-    snprintf(sql, sizeof sql, "CREATE DATABASE %s", b->name);
-    pg_exec(b->server, sql);
-    snprintf(b->db, sizeof b->db, "%s dbname=%s", b->server, b->name);
+    cli_backend_open(b, pg, "t23", tag);
     check_cmd(0, "queue emails", "'%s' queue set emails --limit 2 --db '%s' --create", ASPEN_BIN,
               b->db);
-}
-
-static void close_backend(backend *b)
-{
-    if (b->pg) {
-        char sql[200];
-        snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS %s WITH (FORCE)", b->name);
-        pg_exec(b->server, sql);
-    } else {
-        cli_remove_tree(b->dir);
-    }
 }
 
 /* The output holds none of needle. */
@@ -88,7 +47,7 @@ static void lacks(const out *o, const char *needle)
 /* 1. DONE/MIN of an idle queue when the count is capped. */
 static void queues_capped(bool pg)
 {
-    backend b;
+    cli_backend b;
     open_backend(&b, pg, "capped");
     /* 100,000 jobs made this minute: the count looks at no more than the newest 100,000 */
     check_cmd(0, NULL, "'%s' submit --type echo --count 100000 --db '%s' >/dev/null", ASPEN_BIN,
@@ -125,13 +84,13 @@ static void queues_capped(bool pg)
     free(o.buf);
     /* the help says what - and >=N mean */
     check_cmd(0, ">=N is at least N, - none among them", "'%s' queues --help", ASPEN_BIN);
-    close_backend(&b);
+    cli_backend_close(&b);
 }
 
 /* 2 and 3. UTF-8 names quoted as typed; bad names exit 2 in cron and queue alike. */
 static void names(bool pg)
 {
-    backend b;
+    cli_backend b;
     open_backend(&b, pg, "names");
     out o = run("'%s' queue set 'caf\xc3\xa9' --limit 2 --db '%s'", ASPEN_BIN, b.db);
     expect_out(&o, 2, "queue name \"caf\xc3\xa9\" is not valid");
@@ -170,13 +129,13 @@ static void names(bool pg)
     o = run("'%s' jobs --filter 'queue:caf\xc3\xa9' --db '%s'", ASPEN_BIN, b.db);
     expect_out(&o, 2, "queue name \"caf\xc3\xa9\" is not valid");
     free(o.buf);
-    close_backend(&b);
+    cli_backend_close(&b);
 }
 
 /* 4. Backwards ranges are refused naming the field; the edge cases that mean something are not. */
 static void cron_ranges(bool pg)
 {
-    backend b;
+    cli_backend b;
     open_backend(&b, pg, "ranges");
     check_cmd(2, "cron expression \"0 0 * * 5-0\": day-of-week range 5-0 goes backwards: write "
                  "the smaller value first (Sunday is 0 or 7: 5-7 runs Friday to Sunday)",
@@ -196,13 +155,13 @@ static void cron_ranges(bool pg)
               ASPEN_BIN, b.db);
     check_cmd(0, "schedule wkend added", "'%s' cron add wkend '0 0 * * FRI-SUN' --type echo "
               "--db '%s'", ASPEN_BIN, b.db);
-    close_backend(&b);
+    cli_backend_close(&b);
 }
 
 /* 5. cron list NAME: a queue is what it takes; a schedule's name gets cron show. */
 static void cron_list_arg(bool pg)
 {
-    backend b;
+    cli_backend b;
     open_backend(&b, pg, "list");
     check_cmd(0, "schedule nightly added", "'%s' cron add nightly '0 3 * * *' --type echo "
               "--db '%s'", ASPEN_BIN, b.db);
@@ -236,13 +195,13 @@ static void cron_list_arg(bool pg)
               "'%s' cron show mial --db '%s'", ASPEN_BIN, b.db);
     check_cmd(2, "aspen cron list takes at most one QUEUE", "'%s' cron list a b --db '%s'",
               ASPEN_BIN, b.db);
-    close_backend(&b);
+    cli_backend_close(&b);
 }
 
 /* 6. A UTC offset is not a zone. */
 static void tz_offsets(bool pg)
 {
-    backend b;
+    cli_backend b;
     open_backend(&b, pg, "tz");
     out o = run("'%s' cron add z '0 0 * * *' --type echo --tz UTC+5 --db '%s'", ASPEN_BIN, b.db);
     expect_out(&o, 2, "time zone \"UTC+5\" is a UTC offset, not an IANA zone name: offsets are not "
@@ -252,13 +211,13 @@ static void tz_offsets(bool pg)
     free(o.buf);
     check_cmd(0, "+05:00", "'%s' cron add z '0 0 * * *' --type echo --tz Etc/GMT-5 --db '%s'",
               ASPEN_BIN, b.db);
-    close_backend(&b);
+    cli_backend_close(&b);
 }
 
 /* 7 and 8. One "did you mean" for a filter's queue, and exit 3 when nothing matched. */
 static void filters_and_nothing(bool pg)
 {
-    backend b;
+    cli_backend b;
     open_backend(&b, pg, "filter");
     const char *hint = "the filter's queue:emials matched nothing: no queue named emials (did you "
                        "mean emails?)";
@@ -280,7 +239,7 @@ static void filters_and_nothing(bool pg)
               "cancel --filter queue:emails --yes --db '%s'", ASPEN_BIN, b.db, ASPEN_BIN, b.db);
     check_cmd(0, "deleted 1 job", "'%s' delete --filter queue:emails --yes --db '%s'", ASPEN_BIN,
               b.db);
-    close_backend(&b);
+    cli_backend_close(&b);
 }
 
 static void test_queues_capped(void **s) { (void)s, queues_capped(false); }
